@@ -1,0 +1,58 @@
+# Front door: every target installs what it needs first.
+BUILD ?= build
+ASAN_BUILD ?= build-asan
+FUZZ_BUILD ?= build-fuzz
+JOBS ?= 2
+
+DEPS_STAMP := $(BUILD)/.deps-ok
+
+.PHONY: all build test unit e2e lint asan demo examples bench fuzz clean deps
+
+all: build
+
+deps: $(DEPS_STAMP)
+
+$(DEPS_STAMP): scripts/install-deps
+	./scripts/install-deps
+	mkdir -p $(BUILD) && touch $@
+
+$(BUILD)/build.ninja: CMakeLists.txt | $(DEPS_STAMP)
+	cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo
+
+build: $(DEPS_STAMP) $(BUILD)/build.ninja
+	cmake --build $(BUILD) -j $(JOBS)
+
+examples: build
+	./scripts/package-notes $(BUILD)
+
+test: build examples
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 900
+
+unit: build
+	cd $(BUILD) && ctest --output-on-failure -L unit
+
+e2e: build examples
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) -L e2e
+
+lint: build
+	./scripts/lint $(BUILD)
+
+asan: $(DEPS_STAMP)
+	cmake -S . -B $(ASAN_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Debug -DNUBO_SANITIZE=ON
+	cmake --build $(ASAN_BUILD) -j $(JOBS)
+	./scripts/package-notes $(ASAN_BUILD)
+	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -j $(JOBS) --timeout 900
+
+fuzz: $(DEPS_STAMP)
+	CC=clang cmake -S . -B $(FUZZ_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Debug
+	cmake --build $(FUZZ_BUILD) -j $(JOBS)
+	./scripts/run-fuzz $(FUZZ_BUILD) 300
+
+demo: build examples
+	./scripts/demo $(BUILD)
+
+bench: build examples
+	./bench/run-all $(BUILD)
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)

@@ -1,0 +1,257 @@
+/* THE command table of the nubo CLI, and argument parsing done once for
+ * every command: `nubo <noun> <verb> [options] [args]`. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <curl/curl.h>
+
+#include "cli.h"
+
+extern const struct cmd_entry cmd_login_entry;
+extern const struct cmd_entry cmd_apps_list_entry;
+extern const struct cmd_entry cmd_apps_create_entry;
+extern const struct cmd_entry cmd_apps_show_entry;
+
+static const struct cmd_entry *const cmd_table[] = {
+	&cmd_login_entry,
+
+	/* apps, members */
+	&cmd_apps_list_entry,
+	&cmd_apps_create_entry,
+	&cmd_apps_show_entry,
+
+
+	/* keys, admin */
+
+
+	/* nodes */
+
+
+	/* envs, packages */
+
+
+	/* settings */
+
+
+	/* backups */
+
+
+	/* migrate */
+};
+
+#define CMD_COUNT (sizeof cmd_table / sizeof cmd_table[0])
+
+const struct cmd_entry *cmd_current;
+
+const char *
+cmd_opt(struct cmd_args *a, const char *name)
+{
+	int i;
+
+	for (i = a->nopts - 1; i >= 0; i--)
+		if (strcmp(a->opt_names[i], name) == 0)
+			return a->opt_values[i];
+	return NULL;
+}
+
+int
+cmd_flag(struct cmd_args *a, const char *name)
+{
+	return cmd_opt(a, name) != NULL;
+}
+
+int
+cmd_opt_all(struct cmd_args *a, const char *name, const char **out, int max)
+{
+	int i, n = 0;
+
+	for (i = 0; i < a->nopts && n < max; i++)
+		if (strcmp(a->opt_names[i], name) == 0)
+			out[n++] = a->opt_values[i];
+	return n;
+}
+
+/* Is name an option of e? *takes_value tells whether it wants a value. */
+static int
+option_known(const struct cmd_entry *e, const char *name, size_t len,
+    int *takes_value)
+{
+	const char *p = e->options ? e->options : "";
+
+	while (*p) {
+		const char *end = strchr(p, ',');
+		size_t n = end ? (size_t)(end - p) : strlen(p);
+		int val = n > 0 && p[n - 1] == '=';
+
+		if ((val ? n - 1 : n) == len && strncmp(p, name, len) == 0) {
+			*takes_value = val;
+			return 1;
+		}
+		p += n;
+		if (*p == ',')
+			p++;
+	}
+	return 0;
+}
+
+static void
+cmd_help(const struct cmd_entry *e, FILE *f)
+{
+	const char *p = e->options ? e->options : "";
+
+	fprintf(f, "usage: nubo %s%s%s%s%s\n", e->noun, e->verb ? " " : "",
+	    e->verb ? e->verb : "", e->args ? " " : "", e->args ? e->args : "");
+	fprintf(f, "\n%s\n", e->summary);
+	if (*p) {
+		fputs("\noptions:\n", f);
+		while (*p) {
+			const char *end = strchr(p, ',');
+			int n = end ? (int)(end - p) : (int)strlen(p);
+
+			if (p[n - 1] == '=')
+				fprintf(f, "  --%.*s VALUE\n", n - 1, p);
+			else
+				fprintf(f, "  --%.*s\n", n, p);
+			p += n;
+			if (*p == ',')
+				p++;
+		}
+	}
+	if (e->help)
+		fprintf(f, "\n%s\n", e->help);
+}
+
+static void
+usage_all(FILE *f)
+{
+	size_t i;
+
+	fputs("usage: nubo <noun> <verb> [options] [arguments]\n\n"
+	    "commands:\n", f);
+	for (i = 0; i < CMD_COUNT; i++) {
+		const struct cmd_entry *e = cmd_table[i];
+		char name[64];
+
+		snprintf(name, sizeof name, "%s%s%s", e->noun,
+		    e->verb ? " " : "", e->verb ? e->verb : "");
+		fprintf(f, "  %-24s %s\n", name, e->summary);
+	}
+	fputs("\n'nubo <noun> <verb> --help' tells more about one command.\n"
+	    "Exit status: 0 ok, 1 failed, 2 usage error.\n", f);
+}
+
+int
+out_usage(const struct cmd_entry *e, const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("nubo: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	if (e)
+		cmd_help(e, stderr);
+	return CLI_USAGE;
+}
+
+int
+main(int argc, char **argv)
+{
+	const struct cmd_entry *e = NULL;
+	struct cmd_args a;
+	int i, first, rc, noun_known = 0;
+
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	memset(&a, 0, sizeof a);
+	if (argc < 2 || strcmp(argv[1], "--help") == 0 ||
+	    strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
+		usage_all(argc < 2 ? stderr : stdout);
+		return argc < 2 ? CLI_USAGE : CLI_OK;
+	}
+	for (i = 0; i < (int)CMD_COUNT; i++) {
+		const struct cmd_entry *c = cmd_table[i];
+
+		if (strcmp(c->noun, argv[1]) != 0)
+			continue;
+		noun_known = 1;
+		if (c->verb == NULL ||
+		    (argc > 2 && strcmp(c->verb, argv[2]) == 0)) {
+			e = c;
+			break;
+		}
+	}
+	if (e == NULL) {
+		if (noun_known && (argc == 2 || strcmp(argv[2], "--help") == 0)) {
+			printf("nubo %s commands:\n", argv[1]);
+			for (i = 0; i < (int)CMD_COUNT; i++)
+				if (strcmp(cmd_table[i]->noun, argv[1]) == 0)
+					printf("  %-12s %s\n", cmd_table[i]->verb,
+					    cmd_table[i]->summary);
+			return argc == 2 ? CLI_USAGE : CLI_OK;
+		}
+		fprintf(stderr, "nubo: unknown command '%s%s%s'\n", argv[1],
+		    argc > 2 && noun_known ? " " : "",
+		    argc > 2 && noun_known ? argv[2] : "");
+		usage_all(stderr);
+		return CLI_USAGE;
+	}
+	cmd_current = e;
+	first = e->verb ? 3 : 2;
+	a.argv = calloc((size_t)argc, sizeof *a.argv);
+	for (i = first; i < argc; i++) {
+		const char *arg = argv[i];
+
+		if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
+			cmd_help(e, stdout);
+			return CLI_OK;
+		}
+		if (strcmp(arg, "--") == 0) {
+			for (i++; i < argc; i++)
+				a.argv[a.argc++] = argv[i];
+			break;
+		}
+		if (strncmp(arg, "--", 2) == 0) {
+			const char *name = arg + 2, *eq = strchr(name, '=');
+			size_t len = eq ? (size_t)(eq - name) : strlen(name);
+			int takes;
+
+			if (!option_known(e, name, len, &takes))
+				return out_usage(e, "unknown option '--%.*s'",
+				    (int)len, name);
+			if (a.nopts == CLI_MAXOPTS)
+				return out_usage(e, "too many options");
+			a.opt_names[a.nopts] = strndup(name, len);
+			if (takes) {
+				if (eq)
+					a.opt_values[a.nopts] = eq + 1;
+				else if (i + 1 < argc)
+					a.opt_values[a.nopts] = argv[++i];
+				else
+					return out_usage(e, "option '--%.*s' "
+					    "needs a value", (int)len, name);
+			} else {
+				if (eq)
+					return out_usage(e, "option '--%.*s' "
+					    "takes no value", (int)len, name);
+				a.opt_values[a.nopts] = "";
+			}
+			a.nopts++;
+			continue;
+		}
+		a.argv[a.argc++] = argv[i];
+	}
+	if (a.argc < e->min_args || (e->max_args >= 0 && a.argc > e->max_args))
+		return out_usage(e, "wrong number of arguments");
+	if (!e->no_auth && (api_url() == NULL || api_key() == NULL))
+		return out_fail("not logged in: run 'nubo login URL' or set "
+		    "NUBO_URL and NUBO_API_KEY");
+	rc = e->exec(&a);
+	for (i = 0; i < a.nopts; i++)
+		free((char *)a.opt_names[i]);
+	free(a.argv);
+	curl_global_cleanup();
+	return rc;
+}

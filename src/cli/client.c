@@ -1,0 +1,240 @@
+/* The CLI's side of the REST API: config, login storage, JSON calls. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+
+#include "buf.h"
+#include "cli.h"
+#include "util.h"
+#include "xmalloc.h"
+
+#define API_RESPONSE_MAX (64 * 1024 * 1024)
+
+static char *cfg_url, *cfg_key;
+static int cfg_loaded;
+
+static char *
+config_path(void)
+{
+	const char *xdg = getenv("XDG_CONFIG_HOME");
+	const char *home = getenv("HOME");
+
+	if (xdg && *xdg)
+		return xasprintf("%s/nubo/config", xdg);
+	return xasprintf("%s/.config/nubo/config", home ? home : ".");
+}
+
+static void
+config_load(void)
+{
+	char *path, *text;
+	json_t *j;
+
+	if (cfg_loaded)
+		return;
+	cfg_loaded = 1;
+	path = config_path();
+	text = util_read_file(path, 65536, NULL);
+	free(path);
+	if (text) {
+		j = json_loads(text, 0, NULL);
+		if (json_is_string(json_object_get(j, "url")))
+			cfg_url = xstrdup(jsonx_str(j, "url"));
+		if (json_is_string(json_object_get(j, "key")))
+			cfg_key = xstrdup(jsonx_str(j, "key"));
+		json_decref(j);
+		free(text);
+	}
+	if (getenv("NUBO_URL") && *getenv("NUBO_URL")) {
+		free(cfg_url);
+		cfg_url = xstrdup(getenv("NUBO_URL"));
+	}
+	if (getenv("NUBO_API_KEY") && *getenv("NUBO_API_KEY")) {
+		free(cfg_key);
+		cfg_key = xstrdup(getenv("NUBO_API_KEY"));
+	}
+	if (cfg_url) {
+		size_t n = strlen(cfg_url);
+
+		while (n > 0 && cfg_url[n - 1] == '/')
+			cfg_url[--n] = '\0';
+	}
+}
+
+const char *
+api_url(void)
+{
+	config_load();
+	return cfg_url;
+}
+
+const char *
+api_key(void)
+{
+	config_load();
+	return cfg_key;
+}
+
+int
+api_save_login(const char *url, const char *key)
+{
+	char *path = config_path(), *dir, *slash;
+	json_t *j = json_pack("{s:s,s:s}", "url", url, "key", key);
+	char *text = json_dumps(j, JSON_INDENT(2));
+	int rc;
+
+	dir = xstrdup(path);
+	slash = strrchr(dir, '/');
+	*slash = '\0';
+	rc = util_mkdir_p(dir, 0700);
+	if (rc == 0)
+		rc = util_write_file(path, text, strlen(text), 0600);
+	if (rc == -1)
+		out_fail("cannot write %s: %s", path, strerror(errno));
+	free(dir);
+	free(text);
+	free(path);
+	json_decref(j);
+	return rc;
+}
+
+char *
+api_escape(const char *s)
+{
+	char *e = curl_easy_escape(NULL, s, 0);
+	char *out = xstrdup(e);
+
+	curl_free(e);
+	return out;
+}
+
+static size_t
+on_body(char *data, size_t size, size_t n, void *cls)
+{
+	return buf_append(cls, data, size * n) == 0 ? size * n : 0;
+}
+
+int
+api_call(const char *method, const char *path, json_t *body, json_t **out)
+{
+	CURL *c = curl_easy_init();
+	struct curl_slist *h = NULL;
+	struct buf resp;
+	char *url, *auth = NULL, *text = NULL;
+	long status = -1;
+	CURLcode cc;
+
+	if (out)
+		*out = NULL;
+	buf_init(&resp, API_RESPONSE_MAX);
+	url = xasprintf("%s/api/v1%s", api_url(), path);
+	if (api_key()) {
+		auth = xasprintf("Authorization: Bearer %s", api_key());
+		h = curl_slist_append(h, auth);
+	}
+	if (body) {
+		text = json_dumps(body, JSON_COMPACT);
+		h = curl_slist_append(h, "Content-Type: application/json");
+		curl_easy_setopt(c, CURLOPT_POSTFIELDS, text);
+	}
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, &resp);
+	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 10L);
+	cc = curl_easy_perform(c);
+	if (cc != CURLE_OK) {
+		out_fail("cannot reach %s: %s", api_url(),
+		    curl_easy_strerror(cc));
+		status = -1;
+		goto out;
+	}
+	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+	if (out && resp.len > 0)
+		*out = json_loadb(resp.data, resp.len, 0, NULL);
+out:
+	buf_release(&resp);
+	curl_slist_free_all(h);
+	curl_easy_cleanup(c);
+	free(text);
+	free(auth);
+	free(url);
+	return (int)status;
+}
+
+int
+api_ok(const char *method, const char *path, json_t *body, json_t **out)
+{
+	json_t *resp = NULL;
+	int status = api_call(method, path, body, &resp);
+
+	if (status == -1)
+		return -1;
+	if (status >= 400) {
+		json_t *err = json_object_get(resp, "error");
+		const char *msg = jsonx_str(err, "message");
+
+		out_fail("%s", msg ? msg : "the portal answered an error");
+		json_decref(resp);
+		if (out)
+			*out = NULL;
+		return -1;
+	}
+	if (out)
+		*out = resp;
+	else
+		json_decref(resp);
+	return status;
+}
+
+int
+api_wait_job(const char *job_id, const char *what)
+{
+	char *path = xasprintf("/jobs/%s", job_id);
+	int tty = isatty(STDERR_FILENO), rc = CLI_FAILED;
+	char last[512] = "";
+
+	for (;;) {
+		json_t *job = NULL;
+		const char *state, *msg;
+		char line[512];
+
+		if (api_ok("GET", path, NULL, &job) == -1)
+			break;
+		state = jsonx_str(job, "state");
+		msg = jsonx_str(json_object_get(job, "progress"), "message");
+		snprintf(line, sizeof line, "%s: %s%s%s", what,
+		    state ? state : "?", msg ? " — " : "", msg ? msg : "");
+		if (strcmp(line, last) != 0) {
+			fprintf(stderr, tty ? "\r\033[K%s" : "%s\n", line);
+			snprintf(last, sizeof last, "%s", line);
+		}
+		if (state && strcmp(state, "completed") == 0) {
+			rc = CLI_OK;
+			json_decref(job);
+			break;
+		}
+		if (state && strcmp(state, "failed") == 0) {
+			if (tty)
+				fputc('\n', stderr);
+			out_fail("%s failed: %s", what, jsonx_str(job, "error") ?
+			    jsonx_str(job, "error") : "unknown error");
+			json_decref(job);
+			break;
+		}
+		json_decref(job);
+		usleep(300 * 1000);
+	}
+	if (tty && rc == CLI_OK)
+		fputc('\n', stderr);
+	free(path);
+	return rc;
+}

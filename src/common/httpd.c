@@ -1,0 +1,407 @@
+#include "httpd.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "util.h"
+#include "xmalloc.h"
+
+struct http_server {
+	struct MHD_Daemon		*daemon;
+	const struct http_server_ops	*ops;
+	void				*app;
+	unsigned			 port;
+};
+
+static void
+req_free(struct http_server *srv, struct http_req *req)
+{
+	int i;
+
+	if (srv->ops->cleanup)
+		srv->ops->cleanup(req);
+	for (i = 0; i < req->nparams; i++)
+		free(req->param_values[i]);
+	buf_release(&req->body);
+	if (req->resp)
+		MHD_destroy_response(req->resp);
+	free(req);
+}
+
+static enum MHD_Result
+req_queue(struct http_req *req)
+{
+	enum MHD_Result rc;
+
+	if (req->resp == NULL)
+		http_reply_error(req, 500, "INTERNAL", "handler gave no reply");
+	rc = MHD_queue_response(req->conn, req->status, req->resp);
+	req->queued = 1;
+	return rc;
+}
+
+static enum MHD_Result
+http_access(void *cls, struct MHD_Connection *conn, const char *url,
+    const char *method, const char *version, const char *upload_data,
+    size_t *upload_data_size, void **con_cls)
+{
+	struct http_server *srv = cls;
+	struct http_req *req = *con_cls;
+
+	(void)version;
+	if (req == NULL) {
+		req = xcalloc(1, sizeof *req);
+		req->conn = conn;
+		req->url = url;
+		req->method = method;
+		req->app = srv->app;
+		buf_init(&req->body, 0);
+		*con_cls = req;
+		if (strlen(url) > NUBO_HTTP_URL_MAX)
+			http_reply_error(req, 414, "URL_TOO_LONG", "URL too long");
+		else
+			srv->ops->begin(req);
+		req->body.max = req->body_max;
+		/* libmicrohttpd: answer MHD_YES on the first call, or
+		 * keep-alive is lost. */
+		return MHD_YES;
+	}
+	if (req->queued) {
+		*upload_data_size = 0;
+		return MHD_YES;
+	}
+	if (*upload_data_size > 0) {
+		size_t n = *upload_data_size;
+
+		*upload_data_size = 0;
+		req->body_total += (long long)n;
+		if (req->resp)
+			return MHD_YES;	/* already answered: discard */
+		if (req->body_sink) {
+			if (req->body_sink(req, upload_data, n) == -1 &&
+			    req->resp == NULL)
+				http_reply_error(req, 400, "BAD_BODY",
+				    "request body rejected");
+		} else if (req->body_max == 0) {
+			http_reply_error(req, 400, "BODY_NOT_ALLOWED",
+			    "this request takes no body");
+		} else if (buf_append(&req->body, upload_data, n) == -1) {
+			http_reply_error(req, 413, "BODY_TOO_LARGE",
+			    "request body larger than %zu bytes", req->body_max);
+		}
+		return MHD_YES;
+	}
+	if (req->resp == NULL)
+		srv->ops->finish(req);
+	return req_queue(req);
+}
+
+static void
+http_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+    enum MHD_RequestTerminationCode toe)
+{
+	struct http_server *srv = cls;
+
+	(void)conn;
+	(void)toe;
+	if (*con_cls) {
+		req_free(srv, *con_cls);
+		*con_cls = NULL;
+	}
+}
+
+static int
+parse_listen(const char *listen, struct sockaddr_storage *ss, socklen_t *len)
+{
+	char host[256];
+	const char *colon = strrchr(listen, ':');
+	long long port;
+	size_t hl;
+
+	if (colon == NULL)
+		return -1;
+	hl = (size_t)(colon - listen);
+	if (hl == 0 || hl >= sizeof host)
+		return -1;
+	memcpy(host, listen, hl);
+	host[hl] = '\0';
+	if (util_parse_int(colon + 1, 0, 65535, &port) == -1)
+		return -1;
+	memset(ss, 0, sizeof *ss);
+	if (host[0] == '[' && host[hl - 1] == ']') {
+		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
+
+		host[hl - 1] = '\0';
+		s6->sin6_family = AF_INET6;
+		s6->sin6_port = htons((uint16_t)port);
+		if (inet_pton(AF_INET6, host + 1, &s6->sin6_addr) != 1)
+			return -1;
+		*len = sizeof *s6;
+	} else {
+		struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
+
+		s4->sin_family = AF_INET;
+		s4->sin_port = htons((uint16_t)port);
+		if (inet_pton(AF_INET, host, &s4->sin_addr) != 1)
+			return -1;
+		*len = sizeof *s4;
+	}
+	return 0;
+}
+
+struct http_server *
+http_server_start(const char *listen, const struct http_server_ops *ops,
+    void *app, unsigned threads)
+{
+	struct http_server *srv = xcalloc(1, sizeof *srv);
+	struct sockaddr_storage ss;
+	socklen_t sslen;
+	const union MHD_DaemonInfo *info;
+	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
+	    MHD_USE_ERROR_LOG;
+
+	if (parse_listen(listen, &ss, &sslen) == -1) {
+		error("bad listen address '%s' (want IP:PORT)", listen);
+		free(srv);
+		return NULL;
+	}
+	if (ss.ss_family == AF_INET6)
+		flags |= MHD_USE_IPv6;
+	srv->ops = ops;
+	srv->app = app;
+	srv->daemon = MHD_start_daemon(flags, 0, NULL, NULL, http_access, srv,
+	    MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+	    MHD_OPTION_THREAD_POOL_SIZE, threads ? threads : 1,
+	    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)300,
+	    MHD_OPTION_CONNECTION_LIMIT, (unsigned)4096,
+	    MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)1024,
+	    MHD_OPTION_NOTIFY_COMPLETED, http_completed, srv,
+	    MHD_OPTION_END);
+	if (srv->daemon == NULL) {
+		error("cannot listen on %s: %s", listen, strerror(errno));
+		free(srv);
+		return NULL;
+	}
+	info = MHD_get_daemon_info(srv->daemon, MHD_DAEMON_INFO_BIND_PORT);
+	srv->port = info ? info->port : 0;
+	return srv;
+}
+
+void
+http_server_stop(struct http_server *srv)
+{
+	if (srv == NULL)
+		return;
+	MHD_stop_daemon(srv->daemon);
+	free(srv);
+}
+
+unsigned
+http_server_port(struct http_server *srv)
+{
+	return srv->port;
+}
+
+const char *
+http_header(struct http_req *req, const char *name)
+{
+	return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
+}
+
+const char *
+http_query(struct http_req *req, const char *name)
+{
+	return MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND,
+	    name);
+}
+
+const char *
+http_param(struct http_req *req, const char *name)
+{
+	int i;
+
+	for (i = 0; i < req->nparams; i++)
+		if (strcmp(req->param_names[i], name) == 0)
+			return req->param_values[i];
+	return NULL;
+}
+
+void
+http_client_ip(struct http_req *req, char *out, size_t outlen)
+{
+	const union MHD_ConnectionInfo *ci;
+	const struct sockaddr *sa;
+
+	snprintf(out, outlen, "?");
+	ci = MHD_get_connection_info(req->conn,
+	    MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	if (ci == NULL || ci->client_addr == NULL)
+		return;
+	sa = ci->client_addr;
+	if (sa->sa_family == AF_INET)
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr,
+		    out, (socklen_t)outlen);
+	else if (sa->sa_family == AF_INET6)
+		inet_ntop(AF_INET6,
+		    &((const struct sockaddr_in6 *)sa)->sin6_addr, out,
+		    (socklen_t)outlen);
+}
+
+static void
+reply_set(struct http_req *req, unsigned status, struct MHD_Response *resp)
+{
+	if (req->resp) {
+		MHD_destroy_response(resp);
+		return;
+	}
+	req->status = status;
+	req->resp = resp;
+}
+
+void
+http_reply_json(struct http_req *req, unsigned status, json_t *body)
+{
+	char *text = json_dumps(body, JSON_COMPACT);
+	size_t len = strlen(text);
+	struct MHD_Response *resp;
+
+	json_decref(body);
+	text = xrealloc(text, len + 2);
+	text[len++] = '\n';
+	text[len] = '\0';
+	resp = MHD_create_response_from_buffer(len, text,
+	    MHD_RESPMEM_MUST_FREE);
+	MHD_add_response_header(resp, "Content-Type", "application/json");
+	reply_set(req, status, resp);
+}
+
+void
+http_reply_error(struct http_req *req, unsigned status, const char *code,
+    const char *fmt, ...)
+{
+	va_list ap;
+	char *msg;
+
+	va_start(ap, fmt);
+	msg = xvasprintf(fmt, ap);
+	va_end(ap);
+	http_reply_json(req, status, json_pack("{s:{s:s,s:s}}", "error",
+	    "code", code, "message", msg));
+	free(msg);
+}
+
+void
+http_reply_text(struct http_req *req, unsigned status, const char *ctype,
+    const char *text)
+{
+	struct MHD_Response *resp;
+
+	resp = MHD_create_response_from_buffer(strlen(text), xstrdup(text),
+	    MHD_RESPMEM_MUST_FREE);
+	MHD_add_response_header(resp, "Content-Type", ctype);
+	reply_set(req, status, resp);
+}
+
+void
+http_reply_empty(struct http_req *req, unsigned status)
+{
+	reply_set(req, status, MHD_create_response_from_buffer(0, NULL,
+	    MHD_RESPMEM_PERSISTENT));
+}
+
+/* Parse "bytes=START-" or "bytes=START-END" against total. */
+static int
+parse_range(const char *h, uint64_t total, uint64_t *start, uint64_t *end)
+{
+	unsigned long long a, b;
+	char dash;
+	int n;
+
+	if (strncmp(h, "bytes=", 6) != 0)
+		return -1;
+	h += 6;
+	if (sscanf(h, "%llu%c%n", &a, &dash, &n) < 2 || dash != '-')
+		return -1;
+	h += n;
+	if (*h == '\0')
+		b = total ? total - 1 : 0;
+	else if (sscanf(h, "%llu", &b) != 1)
+		return -1;
+	if (b >= total)
+		b = total ? total - 1 : 0;
+	if (a > b || a >= total)
+		return -1;
+	*start = a;
+	*end = b;
+	return 0;
+}
+
+void
+http_reply_file(struct http_req *req, int fd, uint64_t total,
+    const char *ctype, const char *filename)
+{
+	const char *range = http_header(req, "Range");
+	struct MHD_Response *resp;
+	uint64_t start = 0, end = total ? total - 1 : 0;
+	unsigned status = 200;
+	char hdr[128];
+
+	if (range) {
+		if (parse_range(range, total, &start, &end) == -1) {
+			close(fd);
+			http_reply_error(req, 416, "RANGE_NOT_SATISFIABLE",
+			    "range '%s' is outside 0-%llu", range,
+			    (unsigned long long)total);
+			snprintf(hdr, sizeof hdr, "bytes */%llu",
+			    (unsigned long long)total);
+			http_add_header(req, "Content-Range", hdr);
+			return;
+		}
+		status = 206;
+	}
+	resp = MHD_create_response_from_fd_at_offset64(
+	    total ? end - start + 1 : 0, fd, start);
+	MHD_add_response_header(resp, "Content-Type", ctype);
+	MHD_add_response_header(resp, "Accept-Ranges", "bytes");
+	if (status == 206) {
+		snprintf(hdr, sizeof hdr, "bytes %llu-%llu/%llu",
+		    (unsigned long long)start, (unsigned long long)end,
+		    (unsigned long long)total);
+		MHD_add_response_header(resp, "Content-Range", hdr);
+	}
+	if (filename) {
+		char *cd = xasprintf("attachment; filename=\"%s\"", filename);
+
+		MHD_add_response_header(resp, "Content-Disposition", cd);
+		free(cd);
+	}
+	reply_set(req, status, resp);
+}
+
+void
+http_reply_stream(struct http_req *req, unsigned status, uint64_t size,
+    MHD_ContentReaderCallback reader, void *cls,
+    MHD_ContentReaderFreeCallback free_cb, const char *ctype)
+{
+	struct MHD_Response *resp;
+
+	resp = MHD_create_response_from_callback(size, NUBO_IO_CHUNK, reader,
+	    cls, free_cb);
+	MHD_add_response_header(resp, "Content-Type", ctype);
+	reply_set(req, status, resp);
+}
+
+void
+http_add_header(struct http_req *req, const char *name, const char *value)
+{
+	if (req->resp)
+		MHD_add_response_header(req->resp, name, value);
+}

@@ -1,0 +1,89 @@
+/* The HTTP server glue shared by the portal and the node agent
+ * (libmicrohttpd). A server has three callbacks:
+ *   begin   — headers are known: route, authenticate, and choose how the
+ *             body is taken (buffered up to body_max, or streamed to
+ *             body_sink). May reply at once (an error); the body is then
+ *             discarded.
+ *   finish  — the body is complete: run the handler, which must reply.
+ *   cleanup — the request is over (sent or dropped): free ctx.
+ */
+#ifndef NUBO_HTTPD_H
+#define NUBO_HTTPD_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <jansson.h>
+#include <microhttpd.h>
+
+#include "buf.h"
+#include "nubo_limits.h"
+
+struct http_req;
+
+struct http_server_ops {
+	void	(*begin)(struct http_req *);
+	void	(*finish)(struct http_req *);
+	void	(*cleanup)(struct http_req *);
+};
+
+struct http_req {
+	struct MHD_Connection	*conn;
+	const char		*method;
+	const char		*url;
+	void			*app;		/* the server's user data */
+	const void		*route;		/* set by begin */
+	void			*ctx;		/* handler state, freed by cleanup */
+
+	/* Path parameters filled by the router: {app} → params[i]. */
+	const char		*param_names[NUBO_PATH_PARAMS_MAX];
+	char			*param_values[NUBO_PATH_PARAMS_MAX];
+	int			 nparams;
+
+	/* Body: buffered into `body` (capped by body_max; 0 = no body
+	 * allowed) unless body_sink is set, which then gets every chunk and
+	 * returns 0, or -1 after replying with an error. */
+	struct buf		 body;
+	size_t			 body_max;
+	int			(*body_sink)(struct http_req *, const char *, size_t);
+	long long		 body_total;
+
+	struct MHD_Response	*resp;
+	unsigned		 status;
+	int			 queued;
+};
+
+struct http_server;
+
+/* Start listening on "ip:port" (numeric IPv4 or [IPv6]); NULL on error. */
+struct http_server *http_server_start(const char *listen,
+    const struct http_server_ops *ops, void *app, unsigned threads);
+void http_server_stop(struct http_server *);
+/* The port actually bound (useful with port 0). */
+unsigned http_server_port(struct http_server *);
+
+const char *http_header(struct http_req *, const char *name);
+const char *http_query(struct http_req *, const char *name);
+const char *http_param(struct http_req *, const char *name);
+/* The client's IP address as text into out. */
+void http_client_ip(struct http_req *, char *out, size_t outlen);
+
+/* Replies. Each sets req->resp once; a second reply is ignored. */
+void http_reply_json(struct http_req *, unsigned status, json_t *body);
+void http_reply_error(struct http_req *, unsigned status, const char *code,
+    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+void http_reply_text(struct http_req *, unsigned status, const char *ctype,
+    const char *text);
+void http_reply_empty(struct http_req *, unsigned status);
+/* Serve [offset, offset+size) of fd (taken over), with Range support when
+ * the request asks for it and total is the full size. */
+void http_reply_file(struct http_req *, int fd, uint64_t total,
+    const char *ctype, const char *filename);
+/* Stream from a reader callback (MHD_ContentReaderCallback semantics). */
+void http_reply_stream(struct http_req *, unsigned status, uint64_t size,
+    MHD_ContentReaderCallback reader, void *cls,
+    MHD_ContentReaderFreeCallback free_cb, const char *ctype);
+void http_add_header(struct http_req *, const char *name, const char *value);
+
+#endif

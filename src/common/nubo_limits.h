@@ -1,0 +1,28 @@
+/* Every cap on input from outside lives here. Crossing one is an ordinary
+ * error (HTTP 413 or a validation error), never a crash. */
+#ifndef NUBO_LIMITS_H
+#define NUBO_LIMITS_H
+
+#define NUBO_JSON_BODY_MAX      (1024 * 1024)       /* API request bodies */
+#define NUBO_JSON_DEPTH_MAX     32                  /* nesting of any JSON document */
+#define NUBO_HTTP_URL_MAX       4096
+#define NUBO_PATH_PARAMS_MAX    8
+#define NUBO_NAME_MAX           128                 /* display names, env names */
+#define NUBO_EMAIL_MAX          254
+#define NUBO_PASSWORD_MIN       8
+#define NUBO_PASSWORD_MAX       1024
+#define NUBO_COMMENT_MAX        1024
+#define NUBO_LIST_MAX           1000                /* items in any list field */
+
+#define NUBO_PACKAGE_MAX        (2LL * 1024 * 1024 * 1024)  /* package upload */
+#define NUBO_PACKAGE_ENTRY_MAX  (1LL * 1024 * 1024 * 1024)  /* one file in a package */
+#define NUBO_PACKAGE_ENTRIES_MAX 100000
+#define NUBO_MANIFEST_MAX       (64 * 1024)
+
+#define NUBO_ARCHIVE_ENTRIES_MAX 2000000           /* backup archive members */
+#define NUBO_ARCHIVE_RATIO_MAX  1000                /* expanded / compressed: gzip bombs */
+#define NUBO_METADATA_MAX       (64 * 1024)
+
+#define NUBO_IO_CHUNK           (256 * 1024)        /* streaming buffer size */
+
+#endif

@@ -1,0 +1,279 @@
+#include "util.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "xmalloc.h"
+
+void
+util_hex(const unsigned char *in, size_t len, char *out)
+{
+	static const char digits[] = "0123456789abcdef";
+	size_t i;
+
+	for (i = 0; i < len; i++) {
+		out[2 * i] = digits[in[i] >> 4];
+		out[2 * i + 1] = digits[in[i] & 15];
+	}
+	out[2 * len] = '\0';
+}
+
+char *
+util_random_hex(size_t nbytes)
+{
+	unsigned char *raw = xmalloc(nbytes);
+	char *out = xmalloc(2 * nbytes + 1);
+
+	randombytes_buf(raw, nbytes);
+	util_hex(raw, nbytes, out);
+	free(raw);
+	return out;
+}
+
+char *
+util_uuid(void)
+{
+	unsigned char b[16];
+
+	randombytes_buf(b, sizeof b);
+	b[6] = (b[6] & 0x0f) | 0x40;
+	b[8] = (b[8] & 0x3f) | 0x80;
+	return xasprintf("%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-"
+	    "%02x%02x%02x%02x%02x%02x", b[0], b[1], b[2], b[3], b[4], b[5],
+	    b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]);
+}
+
+char *
+util_sha256_hex(const void *data, size_t len)
+{
+	unsigned char h[crypto_hash_sha256_BYTES];
+	char *out = xmalloc(2 * sizeof h + 1);
+
+	crypto_hash_sha256(h, data, len);
+	util_hex(h, sizeof h, out);
+	return out;
+}
+
+time_t
+util_now(void)
+{
+	const char *off = getenv("NUBO_CLOCK_OFFSET");
+	time_t now = time(NULL);
+
+	if (off && *off)
+		now += (time_t)strtoll(off, NULL, 10);
+	return now;
+}
+
+void
+util_time_iso(time_t t, char *out, size_t outlen)
+{
+	struct tm tm;
+
+	gmtime_r(&t, &tm);
+	strftime(out, outlen, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+int
+util_parse_iso(const char *s, time_t *out)
+{
+	struct tm tm;
+	const char *end;
+
+	memset(&tm, 0, sizeof tm);
+	end = strptime(s, "%Y-%m-%dT%H:%M:%SZ", &tm);
+	if (end == NULL || *end != '\0')
+		return -1;
+	*out = timegm(&tm);
+	return 0;
+}
+
+int
+util_mkdir_p(const char *path, unsigned mode)
+{
+	char *p = xstrdup(path);
+	char *s;
+	int rc = 0;
+
+	for (s = p + 1; *s; s++) {
+		if (*s != '/')
+			continue;
+		*s = '\0';
+		if (mkdir(p, mode) == -1 && errno != EEXIST) {
+			rc = -1;
+			goto out;
+		}
+		*s = '/';
+	}
+	if (mkdir(p, mode) == -1 && errno != EEXIST)
+		rc = -1;
+out:
+	free(p);
+	return rc;
+}
+
+static int
+rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	return remove(path) == -1 && errno != ENOENT ? -1 : 0;
+}
+
+int
+util_rm_rf(const char *path)
+{
+	struct stat st;
+
+	if (lstat(path, &st) == -1)
+		return errno == ENOENT ? 0 : -1;
+	return nftw(path, rm_one, 64, FTW_DEPTH | FTW_PHYS);
+}
+
+int
+util_write_file(const char *path, const void *data, size_t len, unsigned mode)
+{
+	char *tmp = xasprintf("%s.tmp.%d", path, (int)getpid());
+	const char *p = data;
+	int fd, rc = -1;
+
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+	if (fd == -1)
+		goto out;
+	while (len > 0) {
+		ssize_t n = write(fd, p, len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			close(fd);
+			unlink(tmp);
+			goto out;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	if (fsync(fd) == -1 || close(fd) == -1 || rename(tmp, path) == -1) {
+		unlink(tmp);
+		goto out;
+	}
+	rc = 0;
+out:
+	free(tmp);
+	return rc;
+}
+
+char *
+util_read_file(const char *path, size_t max, size_t *lenp)
+{
+	FILE *f = fopen(path, "re");
+	char *data = NULL;
+	size_t len = 0, cap = 0, n;
+
+	if (f == NULL)
+		return NULL;
+	for (;;) {
+		if (len + 4096 + 1 > cap) {
+			cap = cap ? cap * 2 : 8192;
+			data = xrealloc(data, cap);
+		}
+		n = fread(data + len, 1, cap - len - 1, f);
+		len += n;
+		if (len > max) {
+			free(data);
+			fclose(f);
+			return NULL;
+		}
+		if (n == 0)
+			break;
+	}
+	fclose(f);
+	data[len] = '\0';
+	if (lenp)
+		*lenp = len;
+	return data;
+}
+
+int
+util_parse_int(const char *s, long long min, long long max, long long *out)
+{
+	char *end;
+	long long v;
+
+	if (s == NULL || *s == '\0' || isspace((unsigned char)*s))
+		return -1;
+	errno = 0;
+	v = strtoll(s, &end, 10);
+	if (errno || *end != '\0' || v < min || v > max)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+int
+util_valid_subdomain(const char *s)
+{
+	size_t n = strlen(s), i;
+
+	if (n < 2 || n > 39 || !(s[0] >= 'a' && s[0] <= 'z'))
+		return 0;
+	for (i = 1; i < n; i++)
+		if (!((s[i] >= 'a' && s[i] <= 'z') || isdigit((unsigned char)s[i]) ||
+		    s[i] == '-'))
+			return 0;
+	return 1;
+}
+
+int
+util_valid_email(const char *s)
+{
+	const char *at = strchr(s, '@');
+	size_t n = strlen(s), i;
+
+	if (n < 3 || n > 254 || at == NULL || at == s || at[1] == '\0' ||
+	    strchr(at + 1, '@') != NULL || strchr(at + 1, '.') == NULL)
+		return 0;
+	for (i = 0; i < n; i++)
+		if (isspace((unsigned char)s[i]) || iscntrl((unsigned char)s[i]))
+			return 0;
+	return 1;
+}
+
+int
+util_valid_env_name(const char *s)
+{
+	size_t n = strlen(s), i;
+
+	if (n < 1 || n > 32 || !isalpha((unsigned char)s[0]))
+		return 0;
+	for (i = 1; i < n; i++)
+		if (!isalnum((unsigned char)s[i]) && s[i] != '-')
+			return 0;
+	return 1;
+}
+
+int
+util_valid_name(const char *s)
+{
+	size_t n = strlen(s), i;
+
+	if (n < 1 || n > 63)
+		return 0;
+	if (!((s[0] >= 'a' && s[0] <= 'z') || isdigit((unsigned char)s[0])))
+		return 0;
+	for (i = 1; i < n; i++)
+		if (!((s[i] >= 'a' && s[i] <= 'z') || isdigit((unsigned char)s[i]) ||
+		    s[i] == '-'))
+			return 0;
+	return 1;
+}

@@ -1,0 +1,44 @@
+/* Small helpers shared by every process: ids, tokens, time, files. */
+#ifndef NUBO_UTIL_H
+#define NUBO_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+/* Random lowercase hex string of 2*nbytes characters (libsodium). */
+char *util_random_hex(size_t nbytes);
+/* A random (version 4) UUID, lowercase, 36 characters. */
+char *util_uuid(void);
+/* sha256 of a string, as 64 hex characters. */
+char *util_sha256_hex(const void *data, size_t len);
+void util_hex(const unsigned char *in, size_t len, char *out);
+
+/* Seconds since the epoch; NUBO_CLOCK_OFFSET (seconds) shifts it for tests. */
+time_t util_now(void);
+/* RFC 3339 UTC time ("2026-11-26T01:02:03Z") into out (>= 21 bytes). */
+void util_time_iso(time_t t, char *out, size_t outlen);
+/* Parse RFC 3339 UTC ("...Z"); -1 on bad input. */
+int util_parse_iso(const char *s, time_t *out);
+
+/* mkdir -p with mode; 0 or -1 (errno set). */
+int util_mkdir_p(const char *path, unsigned mode);
+/* rm -rf; 0 or -1. A missing path is not an error. */
+int util_rm_rf(const char *path);
+/* Write a whole small file atomically (temp + fsync + rename). */
+int util_write_file(const char *path, const void *data, size_t len, unsigned mode);
+/* Read a whole small file, at most max bytes; NULL on error or when larger. */
+char *util_read_file(const char *path, size_t max, size_t *lenp);
+
+/* Parse a decimal integer in [min,max]; -1 on anything else. */
+int util_parse_int(const char *s, long long min, long long max, long long *out);
+/* 1 if s matches [a-z][a-z0-9-]{1,38} (SPEC §2 app subdomains). */
+int util_valid_subdomain(const char *s);
+/* 1 if s is a plausible email address (one @, no spaces, <= 254). */
+int util_valid_email(const char *s);
+/* 1 if s is an environment name: [A-Za-z][A-Za-z0-9-]{0,31}. */
+int util_valid_env_name(const char *s);
+/* 1 if s is a resource name: [a-z0-9][a-z0-9-]{0,62} (nodes). */
+int util_valid_name(const char *s);
+
+#endif

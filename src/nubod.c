@@ -1,0 +1,52 @@
+/* nubod: the nubo daemons. `nubod portal …` runs the control plane,
+ * `nubod node …` a cloud node agent. */
+#include <stdio.h>
+#include <string.h>
+
+#include <sodium.h>
+#include <curl/curl.h>
+#include <jansson.h>
+
+#include "portal.h"
+
+int portal_main(int argc, char **argv);
+
+static const char nubod_usage[] =
+    "usage: nubod portal [init] --data DIR …   run the portal (control plane)\n"
+    "       nubod routes                         print the API route table\n"
+    "       nubod openapi                        print the OpenAPI document\n";
+
+static int
+print_json(json_t *j)
+{
+	json_dumpf(j, stdout, JSON_INDENT(2) | JSON_SORT_KEYS);
+	putchar('\n');
+	json_decref(j);
+	return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+	if (sodium_init() < 0) {
+		fputs("nubod: libsodium failed to start\n", stderr);
+		return 1;
+	}
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	if (argc < 2) {
+		fputs(nubod_usage, stderr);
+		return 2;
+	}
+	if (strcmp(argv[1], "portal") == 0)
+		return portal_main(argc - 1, argv + 1);
+	if (strcmp(argv[1], "routes") == 0)
+		return print_json(routes_table());
+	if (strcmp(argv[1], "openapi") == 0)
+		return print_json(routes_describe());
+	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+		fputs(nubod_usage, stdout);
+		return 0;
+	}
+	fputs(nubod_usage, stderr);
+	return 2;
+}

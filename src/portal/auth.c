@@ -1,0 +1,234 @@
+#include "auth.h"
+
+#include <string.h>
+#include <stdlib.h>
+
+#include <sodium.h>
+
+#include "store.h"
+#include "util.h"
+#include "xmalloc.h"
+
+char *
+auth_password_hash(const char *password)
+{
+	char out[crypto_pwhash_STRBYTES];
+
+	if (crypto_pwhash_str_alg(out, password, strlen(password),
+	    crypto_pwhash_OPSLIMIT_INTERACTIVE,
+	    crypto_pwhash_MEMLIMIT_INTERACTIVE / 4,
+	    crypto_pwhash_ALG_ARGON2ID13) != 0)
+		return NULL;
+	return xstrdup(out);
+}
+
+int
+auth_password_ok(const char *hash, const char *password)
+{
+	return hash && crypto_pwhash_str_verify(hash, password,
+	    strlen(password)) == 0;
+}
+
+char *
+auth_key_new(char **hash, char **prefix)
+{
+	char *secret = util_random_hex(20);
+	char *key = xasprintf("nubo_%s", secret);
+
+	free(secret);
+	*hash = util_sha256_hex(key, strlen(key));
+	*prefix = xstrndup(key, 12);
+	return key;
+}
+
+char *
+auth_key_create(sqlite3 *db, long long user_id, const char *name,
+    int read_only, json_t *apps, const char *expires_at, long long *key_id)
+{
+	char *hash, *prefix, *key = auth_key_new(&hash, &prefix);
+	char now[32];
+
+	util_time_iso(util_now(), now, sizeof now);
+	if (store_run(db, "INSERT INTO api_keys (user_id, prefix, hash, name,"
+	    " read_only, apps_json, expires_at, created_at)"
+	    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)", "isssijss", user_id, prefix,
+	    hash, name ? name : "", (long long)read_only, apps, expires_at,
+	    now) != STORE_OK) {
+		free(key);
+		key = NULL;
+	} else if (key_id) {
+		*key_id = store_last_id(db);
+	}
+	free(hash);
+	free(prefix);
+	return key;
+}
+
+int
+auth_authenticate(struct preq *r)
+{
+	const char *h = http_header(r->http, "Authorization");
+	char *hash = NULL;
+	json_t *row = NULL;
+	char now[32];
+	const char *exp;
+	int rc = -1;
+
+	if (h == NULL || strncmp(h, "Bearer ", 7) != 0 || h[7] == '\0') {
+		reply_error(r, 401, "UNAUTHENTICATED",
+		    "missing API key (send 'Authorization: Bearer <key>')");
+		return -1;
+	}
+	hash = util_sha256_hex(h + 7, strlen(h + 7));
+	if (r->route->access == ACCESS_AGENT) {
+		r->who.node_id = store_int(r->db, 0,
+		    "SELECT id FROM nodes WHERE token_hash = ?", "s", hash);
+		if (r->who.node_id == 0)
+			reply_error(r, 401, "UNAUTHENTICATED",
+			    "unknown node token");
+		else
+			rc = 0;
+		goto out;
+	}
+	row = store_row(r->db, "SELECT k.id, k.user_id, k.read_only,"
+	    " k.apps_json, k.expires_at, k.revoked_at, u.is_admin"
+	    " FROM api_keys k JOIN users u ON u.id = k.user_id"
+	    " WHERE k.hash = ?", "s", hash);
+	if (row == NULL) {
+		reply_error(r, 401, "UNAUTHENTICATED", "unknown API key");
+		goto out;
+	}
+	if (!json_is_null(json_object_get(row, "revoked_at"))) {
+		reply_error(r, 401, "KEY_REVOKED", "API key was revoked");
+		goto out;
+	}
+	exp = jsonx_str(row, "expires_at");
+	util_time_iso(util_now(), now, sizeof now);
+	if (exp && strcmp(exp, now) <= 0) {
+		reply_error(r, 401, "KEY_EXPIRED", "API key expired at %s", exp);
+		goto out;
+	}
+	r->who.key_id = jsonx_int(row, "id", 0);
+	r->who.user_id = jsonx_int(row, "user_id", 0);
+	r->who.read_only = (int)jsonx_int(row, "read_only", 0);
+	r->who.is_admin = (int)jsonx_int(row, "is_admin", 0);
+	if (json_is_array(json_object_get(row, "apps")))
+		r->who.app_scope = json_incref(json_object_get(row, "apps"));
+	rc = 0;
+out:
+	json_decref(row);
+	free(hash);
+	return rc;
+}
+
+int
+auth_is_app_tc(struct preq *r, long long app_id)
+{
+	return r->who.user_id != 0 && store_int(r->db, 0,
+	    "SELECT technical_contact FROM apps WHERE id = ?", "i",
+	    app_id) == r->who.user_id;
+}
+
+int
+auth_is_node_tc(struct preq *r, long long node_id)
+{
+	return r->who.user_id != 0 && store_int(r->db, 0,
+	    "SELECT technical_contact FROM nodes WHERE id = ?", "i",
+	    node_id) == r->who.user_id;
+}
+
+static int
+is_member(struct preq *r, long long app_id)
+{
+	return store_int(r->db, 0, "SELECT 1 FROM members"
+	    " WHERE app_id = ? AND user_id = ?", "ii", app_id,
+	    r->who.user_id) == 1;
+}
+
+int
+auth_has(struct preq *r, const char *perm, const char *env)
+{
+	if (r->who.is_admin || auth_is_app_tc(r, r->app_id))
+		return 1;
+	if (env == NULL)
+		return store_int(r->db, 0, "SELECT 1 FROM member_permissions"
+		    " WHERE app_id = ? AND user_id = ? AND permission = ?",
+		    "iis", r->app_id, r->who.user_id, perm) == 1;
+	return store_int(r->db, 0, "SELECT 1 FROM member_permissions"
+	    " WHERE app_id = ? AND user_id = ? AND permission = ?"
+	    " AND (environment = '*' OR environment = ? COLLATE NOCASE)",
+	    "iiss", r->app_id, r->who.user_id, perm, env) == 1;
+}
+
+static const char *
+access_perm(enum access a)
+{
+	switch (a) {
+	case ACCESS_APP_TRANSPORT: return "transport";
+	case ACCESS_APP_BACKUPS: return "backups";
+	case ACCESS_APP_SETTINGS: return "settings";
+	case ACCESS_APP_LOGS: return "logs";
+	case ACCESS_APP_MANAGE: return "manage";
+	default: return NULL;
+	}
+}
+
+int
+auth_check_access(struct preq *r)
+{
+	enum access a = r->route->access;
+	const char *perm;
+
+	if (a == ACCESS_PUBLIC || a == ACCESS_AGENT || a == ACCESS_USER)
+		return 0;
+	if (r->who.is_admin)
+		return 0;
+	switch (a) {
+	case ACCESS_ADMIN:
+		reply_error(r, 403, "FORBIDDEN",
+		    "only a platform admin may do this");
+		return -1;
+	case ACCESS_APP_MEMBER:
+		if (is_member(r, r->app_id) || auth_is_app_tc(r, r->app_id))
+			return 0;
+		break;
+	case ACCESS_APP_TC:
+		if (auth_is_app_tc(r, r->app_id))
+			return 0;
+		reply_error(r, 403, "FORBIDDEN",
+		    "only the app's Technical Contact may do this");
+		return -1;
+	case ACCESS_NODE_TC:
+		if (auth_is_node_tc(r, r->node_id))
+			return 0;
+		reply_error(r, 403, "FORBIDDEN",
+		    "only the node's Technical Contact may do this");
+		return -1;
+	case ACCESS_NODE_VIEW: {
+		long long app = store_int(r->db, 0,
+		    "SELECT app_id FROM nodes WHERE id = ?", "i", r->node_id);
+
+		if (auth_is_node_tc(r, r->node_id) ||
+		    (app && (is_member(r, app) || auth_is_app_tc(r, app))))
+			return 0;
+		break;
+	}
+	default:
+		perm = access_perm(a);
+		if (perm && auth_has(r, perm, r->env))
+			return 0;
+		if (perm) {
+			if (r->env)
+				reply_error(r, 403, "FORBIDDEN", "you lack the "
+				    "'%s' permission on environment '%s'", perm,
+				    r->env);
+			else
+				reply_error(r, 403, "FORBIDDEN",
+				    "you lack the '%s' permission", perm);
+			return -1;
+		}
+	}
+	reply_error(r, 403, "FORBIDDEN", "you are not a member of this %s",
+	    r->app_id ? "app" : "node");
+	return -1;
+}

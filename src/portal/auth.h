@@ -1,0 +1,36 @@
+/* Authentication (passwords, API keys, node tokens) and the permission
+ * matrix of SPEC §2. */
+#ifndef NUBO_AUTH_H
+#define NUBO_AUTH_H
+
+#include "portal.h"
+
+/* argon2id hash (libsodium's crypto_pwhash_str); NULL on failure. */
+char *auth_password_hash(const char *password);
+/* 1 when password matches hash. */
+int auth_password_ok(const char *hash, const char *password);
+
+/* A new API key "nubo_<40 hex>"; *hash gets its sha256 (what is stored)
+ * and *prefix its first 12 characters (what lists show). */
+char *auth_key_new(char **hash, char **prefix);
+
+/* Create an API key row for user; returns the key (shown once) or NULL.
+ * apps: NULL or a JSON array of app uuids; expires_at: NULL or RFC 3339. */
+char *auth_key_create(sqlite3 *db, long long user_id, const char *name,
+    int read_only, json_t *apps, const char *expires_at, long long *key_id);
+
+/* Fill r->who from the Authorization header. Returns 0, or -1 after
+ * replying 401 (missing, unknown, revoked or expired key). */
+int auth_authenticate(struct preq *r);
+/* Check r->who against r->route->access for the resolved app/node/env.
+ * Returns 0, or -1 after replying 403. */
+int auth_check_access(struct preq *r);
+/* 1 when the caller holds perm ("transport", …) on env of r->app_id
+ * (env NULL: on at least one environment). Technical Contact and admins
+ * hold everything. */
+int auth_has(struct preq *r, const char *perm, const char *env);
+/* 1 when the caller is the Technical Contact of the app / node. */
+int auth_is_app_tc(struct preq *r, long long app_id);
+int auth_is_node_tc(struct preq *r, long long node_id);
+
+#endif

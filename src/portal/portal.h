@@ -1,0 +1,102 @@
+/* The portal (control plane): shared types for the route table, the
+ * handlers, the store and the job runner. */
+#ifndef NUBO_PORTAL_H
+#define NUBO_PORTAL_H
+
+#include <jansson.h>
+#include <sqlite3.h>
+
+#include "httpd.h"
+#include "jsonx.h"
+
+struct portal {
+	char			*data_dir;
+	char			*store_path;
+	char			*listen;
+	char			*cloud_domain;	/* environment hostnames */
+	char			*public_url;	/* how clients and nodes reach us */
+	unsigned		 threads;
+	struct http_server	*http;
+};
+
+/* Who may call a route. Platform admins pass every check but ACCESS_AGENT. */
+enum access {
+	ACCESS_PUBLIC,		/* no key needed */
+	ACCESS_USER,		/* any valid API key */
+	ACCESS_ADMIN,		/* a platform admin */
+	ACCESS_AGENT,		/* a node agent (node token) */
+	ACCESS_APP_MEMBER,	/* any member of {app} */
+	ACCESS_APP_TRANSPORT,	/* the permission on {env}, or on any env */
+	ACCESS_APP_BACKUPS,
+	ACCESS_APP_SETTINGS,
+	ACCESS_APP_LOGS,
+	ACCESS_APP_MANAGE,
+	ACCESS_APP_TC,		/* the Technical Contact of {app} */
+	ACCESS_NODE_VIEW,	/* node TC, or a member of the node's app */
+	ACCESS_NODE_TC,		/* the Technical Contact of {node} */
+};
+
+struct preq;
+typedef void (*route_handler)(struct preq *);
+
+struct route {
+	const char	*method;
+	const char	*pattern;	/* /apps/{app}/environments/{env} */
+	route_handler	 handler;
+	enum access	 access;
+	const char	*summary;	/* one line, for the OpenAPI document */
+};
+
+/* The caller, as authenticated by routes.c. */
+struct principal {
+	long long	 user_id;	/* 0 for agents and anonymous calls */
+	int		 is_admin;
+	long long	 key_id;
+	int		 read_only;
+	json_t		*app_scope;	/* NULL, or array of app uuids */
+	long long	 node_id;	/* agent calls: the node */
+};
+
+/* One API request as handlers see it: path objects already resolved and
+ * access already checked. */
+struct preq {
+	struct http_req		*http;
+	struct portal		*portal;
+	sqlite3			*db;
+	const struct route	*route;
+	struct principal	 who;
+	json_t			*body;		/* parsed JSON object or NULL */
+
+	long long		 app_id;	/* {app}, when the route has it */
+	long long		 node_id;	/* {node}, or the app's node */
+	const char		*env;		/* {env} as given */
+};
+
+extern const struct route routes[];
+extern const size_t routes_count;
+
+/* routes.c */
+void routes_begin(struct http_req *);
+void routes_finish(struct http_req *);
+void routes_cleanup(struct http_req *);
+json_t *routes_describe(void);
+/* The table as [{method, path, access}] for `nubod routes`. */
+json_t *routes_table(void);
+
+/* Reply helpers for handlers (wrap httpd's). */
+#define preq_param(r, n) http_param((r)->http, (n))
+#define preq_query(r, n) http_query((r)->http, (n))
+void reply(struct preq *, unsigned status, json_t *body);
+void reply_error(struct preq *, unsigned status, const char *code,
+    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+/* Check the body against fields; on failure reply 400 BAD_REQUEST and
+ * return -1 so handlers read `if (body_check(r, fields) == -1) return;` */
+int body_check(struct preq *, const struct jfield *fields);
+/* Reply 500 with the store's message; for "cannot happen" paths. */
+void reply_store_error(struct preq *);
+
+/* activity.c: record a state change (who, when, what). */
+void activity_log(struct preq *, const char *action, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+#endif

@@ -1,0 +1,404 @@
+/* THE route table of the REST API (SPEC §5), and the one place where every
+ * request is routed, authenticated, resolved, permission-checked and its
+ * JSON body parsed before a handler runs. */
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "auth.h"
+#include "log.h"
+#include "portal.h"
+#include "store.h"
+#include "xmalloc.h"
+
+/* route-meta.c */
+void meta_openapi(struct preq *);
+/* route-users.c */
+void users_session_create(struct preq *);
+void users_me(struct preq *);
+void users_create(struct preq *);
+void users_list(struct preq *);
+void keys_create(struct preq *);
+void keys_list(struct preq *);
+void keys_revoke(struct preq *);
+/* route-apps.c */
+void apps_list(struct preq *);
+void apps_create(struct preq *);
+void apps_show(struct preq *);
+
+const struct route routes[] = {
+	/* meta */
+	{ "GET", "/openapi.json", meta_openapi, ACCESS_PUBLIC,
+	  "this API as an OpenAPI document" },
+
+	/* users, sessions and API keys (route-users.c) */
+	{ "POST", "/sessions", users_session_create, ACCESS_PUBLIC,
+	  "log in with email and password; returns a new API key" },
+	{ "GET", "/me", users_me, ACCESS_USER, "the calling user" },
+	{ "GET", "/users", users_list, ACCESS_ADMIN, "list users" },
+	{ "POST", "/users", users_create, ACCESS_ADMIN, "create a user" },
+	{ "GET", "/keys", keys_list, ACCESS_USER, "list your API keys" },
+	{ "POST", "/keys", keys_create, ACCESS_USER,
+	  "create an API key (shown once)" },
+	{ "DELETE", "/keys/{key}", keys_revoke, ACCESS_USER,
+	  "revoke one of your API keys" },
+
+	/* apps, members, permissions (route-apps.c) */
+	{ "GET", "/apps", apps_list, ACCESS_USER, "list the apps you can see" },
+	{ "POST", "/apps", apps_create, ACCESS_USER, "create a Free App" },
+	{ "GET", "/apps/{app}", apps_show, ACCESS_APP_MEMBER, "show an app" },
+
+
+	/* nodes, linking, sandbox (route-nodes.c) */
+
+
+	/* environments (route-envs.c) */
+
+
+	/* packages (route-packages.c) */
+
+
+	/* settings (route-settings.c) */
+
+
+	/* snapshots and restores (route-backups.c) */
+
+
+	/* migrations and offboarding (route-migrations.c) */
+
+
+	/* node agents (route-agent.c) */
+
+
+	/* jobs (jobs.c) */
+};
+const size_t routes_count = sizeof routes / sizeof routes[0];
+
+#define API_PREFIX "/api/v1"
+
+/* Match url against pattern; on success fill the request's params. */
+static int
+route_match(const char *pattern, const char *url, struct http_req *h)
+{
+	const char *p = pattern, *u = url;
+	int n = 0;
+
+	while (*p && *u) {
+		if (*p == '{') {
+			const char *pe = strchr(p, '}');
+			const char *ue = strchr(u, '/');
+
+			if (pe == NULL || n == NUBO_PATH_PARAMS_MAX)
+				return 0;
+			if (ue == NULL)
+				ue = u + strlen(u);
+			if (ue == u)
+				return 0;
+			h->param_names[n] = NULL;
+			h->param_values[n] = xstrndup(u, (size_t)(ue - u));
+			/* names point into the static pattern: store length */
+			h->param_names[n] = xstrndup(p + 1,
+			    (size_t)(pe - p - 1));
+			n++;
+			h->nparams = n;
+			p = pe + 1;
+			u = ue;
+			continue;
+		}
+		if (*p != *u)
+			return 0;
+		p++;
+		u++;
+	}
+	if (*u == '/' && u[1] == '\0')
+		u++;	/* tolerate one trailing slash */
+	return *p == '\0' && *u == '\0';
+}
+
+static void
+params_clear(struct http_req *h)
+{
+	int i;
+
+	for (i = 0; i < h->nparams; i++) {
+		free(h->param_values[i]);
+		free((char *)h->param_names[i]);
+	}
+	h->nparams = 0;
+}
+
+void
+reply(struct preq *r, unsigned status, json_t *body)
+{
+	http_reply_json(r->http, status, body);
+}
+
+void
+reply_error(struct preq *r, unsigned status, const char *code,
+    const char *fmt, ...)
+{
+	va_list ap;
+	char *msg;
+
+	va_start(ap, fmt);
+	msg = xvasprintf(fmt, ap);
+	va_end(ap);
+	http_reply_error(r->http, status, code, "%s", msg);
+	free(msg);
+}
+
+void
+reply_store_error(struct preq *r)
+{
+	reply_error(r, 500, "STORE_ERROR", "store error: %s",
+	    store_errmsg(r->db));
+}
+
+int
+body_check(struct preq *r, const struct jfield *fields)
+{
+	char *cause = NULL;
+
+	if (jsonx_check(r->body, fields, &cause) == 0)
+		return 0;
+	reply_error(r, 400, "BAD_REQUEST", "%s", cause);
+	free(cause);
+	return -1;
+}
+
+/* Resolve {app} (subdomain or uuid), {node} (name) and {env}; reply 404
+ * for unknown ones. */
+static int
+resolve_path(struct preq *r)
+{
+	const char *app = http_param(r->http, "app");
+	const char *node = http_param(r->http, "node");
+
+	if (app) {
+		r->app_id = store_int(r->db, 0, "SELECT id FROM apps"
+		    " WHERE subdomain = ? OR uuid = ?", "ss", app, app);
+		if (r->app_id == 0) {
+			reply_error(r, 404, "APP_NOT_FOUND",
+			    "no app '%s'", app);
+			return -1;
+		}
+		if (r->who.app_scope) {
+			char *uuid = store_text(r->db, "SELECT uuid FROM apps"
+			    " WHERE id = ?", "i", r->app_id);
+			size_t i;
+			json_t *v;
+			int ok = 0;
+
+			json_array_foreach(r->who.app_scope, i, v)
+				if (uuid && json_is_string(v) &&
+				    strcmp(json_string_value(v), uuid) == 0)
+					ok = 1;
+			free(uuid);
+			if (!ok) {
+				reply_error(r, 403, "KEY_SCOPE", "this API key "
+				    "is not valid for app '%s'", app);
+				return -1;
+			}
+		}
+		/* The node whose environments the app uses: the linked node. */
+		r->node_id = store_int(r->db, 0,
+		    "SELECT id FROM nodes WHERE app_id = ?", "i", r->app_id);
+	}
+	if (node) {
+		r->node_id = store_int(r->db, 0, "SELECT id FROM nodes"
+		    " WHERE name = ?", "s", node);
+		if (r->node_id == 0) {
+			reply_error(r, 404, "NODE_NOT_FOUND",
+			    "no node '%s'", node);
+			return -1;
+		}
+	}
+	r->env = http_param(r->http, "env");
+	if (r->env && app && store_int(r->db, 0, "SELECT 1 FROM environments"
+	    " WHERE name = ? COLLATE NOCASE AND ((node_id = ? AND app_id IS NULL)"
+	    " OR app_id = ?)", "sii", r->env, r->node_id, r->app_id) != 1) {
+		reply_error(r, 404, "ENVIRONMENT_NOT_FOUND",
+		    "app '%s' has no environment '%s'", app, r->env);
+		return -1;
+	}
+	return 0;
+}
+
+void
+routes_begin(struct http_req *h)
+{
+	struct preq *r = xcalloc(1, sizeof *r);
+	const char *url = h->url;
+	int method_seen = 0;
+	size_t i;
+
+	h->ctx = r;
+	r->http = h;
+	r->portal = h->app;
+	if (strncmp(url, API_PREFIX, strlen(API_PREFIX)) != 0) {
+		reply_error(r, 404, "NOT_FOUND", "no such path '%s'", url);
+		return;
+	}
+	url += strlen(API_PREFIX);
+	for (i = 0; i < routes_count; i++) {
+		params_clear(h);
+		if (!route_match(routes[i].pattern, url, h))
+			continue;
+		method_seen = 1;
+		if (strcmp(routes[i].method, h->method) == 0) {
+			r->route = &routes[i];
+			break;
+		}
+	}
+	if (r->route == NULL) {
+		params_clear(h);
+		if (method_seen)
+			reply_error(r, 405, "METHOD_NOT_ALLOWED",
+			    "%s is not allowed on '%s'", h->method, h->url);
+		else
+			reply_error(r, 404, "NOT_FOUND", "no such path '%s'",
+			    h->url);
+		return;
+	}
+	h->route = r->route;
+	r->db = store_db();
+	if (r->route->access != ACCESS_PUBLIC && auth_authenticate(r) == -1)
+		return;
+	if (r->who.read_only && strcmp(h->method, "GET") != 0) {
+		reply_error(r, 403, "KEY_READ_ONLY",
+		    "this API key is read-only");
+		return;
+	}
+	if (resolve_path(r) == -1 || auth_check_access(r) == -1)
+		return;
+	if (strcmp(h->method, "GET") != 0 && strcmp(h->method, "DELETE") != 0)
+		h->body_max = NUBO_JSON_BODY_MAX;
+}
+
+void
+routes_finish(struct http_req *h)
+{
+	struct preq *r = h->ctx;
+	char *cause = NULL;
+
+	if (h->body_max) {
+		if (h->body.len == 0) {
+			r->body = json_object();
+		} else {
+			r->body = jsonx_parse_object(h->body.data, h->body.len,
+			    &cause);
+			if (r->body == NULL) {
+				reply_error(r, 400, "BAD_JSON", "%s", cause);
+				free(cause);
+				return;
+			}
+		}
+	}
+	r->route->handler(r);
+}
+
+void
+routes_cleanup(struct http_req *h)
+{
+	struct preq *r = h->ctx;
+
+	if (r) {
+		json_decref(r->body);
+		json_decref(r->who.app_scope);
+		if (r->db)
+			store_rollback(r->db);	/* a handler that bailed */
+		free(r);
+	}
+	h->ctx = NULL;
+	params_clear(h);
+}
+
+static const char *
+access_name(enum access a)
+{
+	switch (a) {
+	case ACCESS_PUBLIC: return "public";
+	case ACCESS_USER: return "user";
+	case ACCESS_ADMIN: return "admin";
+	case ACCESS_AGENT: return "agent";
+	case ACCESS_APP_MEMBER: return "app-member";
+	case ACCESS_APP_TRANSPORT: return "transport";
+	case ACCESS_APP_BACKUPS: return "backups";
+	case ACCESS_APP_SETTINGS: return "settings";
+	case ACCESS_APP_LOGS: return "logs";
+	case ACCESS_APP_MANAGE: return "manage";
+	case ACCESS_APP_TC: return "app-technical-contact";
+	case ACCESS_NODE_VIEW: return "node-view";
+	case ACCESS_NODE_TC: return "node-technical-contact";
+	}
+	return "?";
+}
+
+/* The route table as an OpenAPI 3 document; docs/openapi.json is this
+ * output, and a test keeps the two equal. */
+json_t *
+routes_describe(void)
+{
+	json_t *paths = json_object();
+	size_t i;
+
+	for (i = 0; i < routes_count; i++) {
+		const struct route *rt = &routes[i];
+		json_t *item = json_object_get(paths, rt->pattern);
+		json_t *params = json_array();
+		json_t *op;
+		char *m = xstrdup(rt->method);
+		const char *p;
+		char *k;
+
+		if (item == NULL) {
+			item = json_object();
+			json_object_set_new(paths, rt->pattern, item);
+		}
+		for (p = rt->pattern; (p = strchr(p, '{')) != NULL; p++) {
+			const char *e = strchr(p, '}');
+
+			json_array_append_new(params, json_pack(
+			    "{s:s%,s:s,s:b,s:{s:s}}", "name", p + 1,
+			    (size_t)(e - p - 1), "in", "path", "required", 1,
+			    "schema", "type", "string"));
+		}
+		op = json_pack("{s:s,s:s,s:o,s:{s:{s:s}}}",
+		    "summary", rt->summary, "x-nubo-access",
+		    access_name(rt->access), "parameters", params,
+		    "responses", "default", "description",
+		    "a JSON body, or {\"error\":{\"code\",\"message\"}}");
+		if (rt->access != ACCESS_PUBLIC)
+			json_object_set_new(op, "security", json_pack("[{s:[]}]",
+			    rt->access == ACCESS_AGENT ? "nodeToken" :
+			    "apiKey"));
+		for (k = m; *k; k++)
+			*k = (char)(*k - 'A' + 'a');
+		json_object_set_new(item, m, op);
+		free(m);
+	}
+	return json_pack("{s:s,s:{s:s,s:s},s:[{s:s}],s:o,s:{s:{s:{s:s,s:s},"
+	    "s:{s:s,s:s}}}}",
+	    "openapi", "3.0.3",
+	    "info", "title", "nubo API", "version", "1",
+	    "servers", "url", API_PREFIX,
+	    "paths", paths,
+	    "components", "securitySchemes",
+	    "apiKey", "type", "http", "scheme", "bearer",
+	    "nodeToken", "type", "http", "scheme", "bearer");
+}
+
+/* Every access level and its name, for `nubod routes` (the permission
+ * matrix test reads the table this way). */
+json_t *
+routes_table(void)
+{
+	json_t *out = json_array();
+	size_t i;
+
+	for (i = 0; i < routes_count; i++)
+		json_array_append_new(out, json_pack("{s:s,s:s,s:s}",
+		    "method", routes[i].method, "path", routes[i].pattern,
+		    "access", access_name(routes[i].access)));
+	return out;
+}

@@ -1,0 +1,517 @@
+#include "store.h"
+
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "xmalloc.h"
+
+/* Schema versions, applied in order inside one transaction each. Never edit
+ * a released step: add a new one. The number is PRAGMA user_version. */
+static const char *const store_schema[] = {
+	/* 1: foundation — users, keys, apps, members, nodes, environments,
+	 * activity, jobs. */
+	"CREATE TABLE users ("
+	"  id INTEGER PRIMARY KEY,"
+	"  email TEXT NOT NULL UNIQUE COLLATE NOCASE,"
+	"  name TEXT NOT NULL DEFAULT '',"
+	"  password_hash TEXT,"
+	"  is_admin INTEGER NOT NULL DEFAULT 0,"
+	"  created_at TEXT NOT NULL);"
+	"CREATE TABLE api_keys ("
+	"  id INTEGER PRIMARY KEY,"
+	"  user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
+	"  prefix TEXT NOT NULL,"
+	"  hash TEXT NOT NULL UNIQUE,"
+	"  name TEXT NOT NULL DEFAULT '',"
+	"  read_only INTEGER NOT NULL DEFAULT 0,"
+	"  apps_json TEXT,"
+	"  expires_at TEXT,"
+	"  revoked_at TEXT,"
+	"  created_at TEXT NOT NULL);"
+	"CREATE TABLE apps ("
+	"  id INTEGER PRIMARY KEY,"
+	"  uuid TEXT NOT NULL UNIQUE,"
+	"  subdomain TEXT NOT NULL UNIQUE,"
+	"  name TEXT NOT NULL,"
+	"  technical_contact INTEGER NOT NULL REFERENCES users(id),"
+	"  sandbox INTEGER NOT NULL DEFAULT 0,"
+	"  temporary INTEGER NOT NULL DEFAULT 0,"
+	"  created_at TEXT NOT NULL);"
+	"CREATE TABLE members ("
+	"  app_id INTEGER NOT NULL REFERENCES apps(id) ON DELETE CASCADE,"
+	"  user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
+	"  created_at TEXT NOT NULL,"
+	"  PRIMARY KEY (app_id, user_id));"
+	"CREATE TABLE member_permissions ("
+	"  app_id INTEGER NOT NULL,"
+	"  user_id INTEGER NOT NULL,"
+	"  permission TEXT NOT NULL CHECK (permission IN"
+	"    ('transport','backups','settings','logs','manage')),"
+	"  environment TEXT NOT NULL DEFAULT '*',"
+	"  PRIMARY KEY (app_id, user_id, permission, environment),"
+	"  FOREIGN KEY (app_id, user_id) REFERENCES members(app_id, user_id)"
+	"    ON DELETE CASCADE);"
+	"CREATE TABLE nodes ("
+	"  id INTEGER PRIMARY KEY,"
+	"  name TEXT NOT NULL UNIQUE,"
+	"  generation TEXT NOT NULL CHECK (generation IN ('v3','v4')),"
+	"  status TEXT NOT NULL DEFAULT 'available' CHECK (status IN"
+	"    ('available','linked','offboarding','offboarded')),"
+	"  technical_contact INTEGER REFERENCES users(id),"
+	"  app_id INTEGER UNIQUE REFERENCES apps(id),"
+	"  is_sandbox INTEGER NOT NULL DEFAULT 0,"
+	"  token_hash TEXT UNIQUE,"
+	"  agent_url TEXT,"
+	"  agent_secret TEXT,"
+	"  last_seen_at TEXT,"
+	"  created_at TEXT NOT NULL);"
+	"CREATE TABLE environments ("
+	"  id INTEGER PRIMARY KEY,"
+	"  node_id INTEGER NOT NULL REFERENCES nodes(id) ON DELETE CASCADE,"
+	"  name TEXT NOT NULL,"
+	"  app_id INTEGER REFERENCES apps(id) ON DELETE CASCADE,"
+	"  state TEXT NOT NULL DEFAULT 'notdeployed',"
+	"  created_at TEXT NOT NULL);"
+	"CREATE UNIQUE INDEX environments_name ON environments"
+	"  (node_id, name COLLATE NOCASE, IFNULL(app_id, 0));"
+	"CREATE TABLE activity ("
+	"  id INTEGER PRIMARY KEY,"
+	"  at TEXT NOT NULL,"
+	"  user_id INTEGER,"
+	"  app_id INTEGER,"
+	"  node_id INTEGER,"
+	"  action TEXT NOT NULL,"
+	"  detail TEXT NOT NULL DEFAULT '');"
+	"CREATE INDEX activity_app ON activity (app_id, id);"
+	"CREATE TABLE jobs ("
+	"  id INTEGER PRIMARY KEY,"
+	"  kind TEXT NOT NULL,"
+	"  state TEXT NOT NULL DEFAULT 'queued' CHECK (state IN"
+	"    ('queued','running','completed','failed')),"
+	"  app_id INTEGER,"
+	"  node_id INTEGER,"
+	"  environment TEXT,"
+	"  params_json TEXT,"
+	"  progress_json TEXT,"
+	"  result_json TEXT,"
+	"  error TEXT,"
+	"  created_by INTEGER,"
+	"  created_at TEXT NOT NULL,"
+	"  started_at TEXT,"
+	"  finished_at TEXT);"
+	"CREATE INDEX jobs_state ON jobs (state, id);",
+};
+
+static char *store_path_global;
+static pthread_key_t store_key;
+static pthread_once_t store_once = PTHREAD_ONCE_INIT;
+
+#define STMT_CACHE 96
+
+struct store_conn {
+	sqlite3		*db;
+	struct {
+		const char	*sql;
+		sqlite3_stmt	*stmt;
+	} cache[STMT_CACHE];
+	int		 ncache;
+};
+
+static void
+conn_free(void *p)
+{
+	struct store_conn *c = p;
+	int i;
+
+	for (i = 0; i < c->ncache; i++)
+		sqlite3_finalize(c->cache[i].stmt);
+	sqlite3_close(c->db);
+	free(c);
+}
+
+static void
+key_make(void)
+{
+	pthread_key_create(&store_key, conn_free);
+}
+
+static sqlite3 *
+conn_open(const char *path)
+{
+	sqlite3 *db = NULL;
+
+	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE |
+	    SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
+		error("cannot open store %s: %s", path, sqlite3_errmsg(db));
+		sqlite3_close(db);
+		return NULL;
+	}
+	sqlite3_busy_timeout(db, 10000);
+	sqlite3_exec(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
+	    "PRAGMA foreign_keys=ON;", NULL, NULL, NULL);
+	return db;
+}
+
+static struct store_conn *
+conn_get(void)
+{
+	struct store_conn *c;
+
+	pthread_once(&store_once, key_make);
+	c = pthread_getspecific(store_key);
+	if (c == NULL) {
+		c = xcalloc(1, sizeof *c);
+		c->db = conn_open(store_path_global);
+		if (c->db == NULL)
+			fatal("store unavailable");
+		pthread_setspecific(store_key, c);
+	}
+	return c;
+}
+
+sqlite3 *
+store_db(void)
+{
+	return conn_get()->db;
+}
+
+void
+store_close_thread(void)
+{
+	struct store_conn *c;
+
+	pthread_once(&store_once, key_make);
+	c = pthread_getspecific(store_key);
+	if (c) {
+		conn_free(c);
+		pthread_setspecific(store_key, NULL);
+	}
+}
+
+int
+store_open(const char *path)
+{
+	sqlite3 *db;
+	int version, i, n = (int)(sizeof store_schema / sizeof store_schema[0]);
+	char *err = NULL;
+
+	free(store_path_global);
+	store_path_global = xstrdup(path);
+	db = store_db();
+	version = (int)store_int(db, 0, "PRAGMA user_version", "");
+	if (version > n)
+		return error("store %s has schema %d, newer than this nubod "
+		    "(%d)", path, version, n);
+	for (i = version; i < n; i++) {
+		char *pragma = xasprintf("PRAGMA user_version=%d", i + 1);
+
+		if (store_begin(db) == -1 ||
+		    sqlite3_exec(db, store_schema[i], NULL, NULL, &err) !=
+		    SQLITE_OK ||
+		    sqlite3_exec(db, pragma, NULL, NULL, &err) != SQLITE_OK) {
+			error("store schema step %d: %s", i + 1,
+			    err ? err : sqlite3_errmsg(db));
+			sqlite3_free(err);
+			free(pragma);
+			store_rollback(db);
+			return -1;
+		}
+		free(pragma);
+		if (store_commit(db) == -1)
+			return -1;
+		log_info("store schema now at version %d", i + 1);
+	}
+	return 0;
+}
+
+/* A prepared statement for sql from this thread's cache, reset and with
+ * bindings cleared. SQL strings are literals, so the pointer is the key. */
+static sqlite3_stmt *
+stmt_get(sqlite3 *db, const char *sql)
+{
+	struct store_conn *c = conn_get();
+	sqlite3_stmt *st = NULL;
+	int i;
+
+	if (c->db == db) {
+		for (i = 0; i < c->ncache; i++) {
+			if (c->cache[i].sql == sql) {
+				sqlite3_reset(c->cache[i].stmt);
+				sqlite3_clear_bindings(c->cache[i].stmt);
+				return c->cache[i].stmt;
+			}
+		}
+	}
+	if (sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st,
+	    NULL) != SQLITE_OK) {
+		error("sql: %s: %s", sqlite3_errmsg(db), sql);
+		return NULL;
+	}
+	if (c->db == db && c->ncache < STMT_CACHE) {
+		c->cache[c->ncache].sql = sql;
+		c->cache[c->ncache].stmt = st;
+		c->ncache++;
+	}
+	return st;
+}
+
+static void
+stmt_done(sqlite3 *db, sqlite3_stmt *st)
+{
+	struct store_conn *c = conn_get();
+	int i;
+
+	if (c->db == db)
+		for (i = 0; i < c->ncache; i++)
+			if (c->cache[i].stmt == st) {
+				sqlite3_reset(st);
+				sqlite3_clear_bindings(st);
+				return;
+			}
+	sqlite3_finalize(st);
+}
+
+static sqlite3_stmt *
+stmt_bind(sqlite3 *db, const char *sql, const char *types, va_list ap)
+{
+	sqlite3_stmt *st = stmt_get(db, sql);
+	int i;
+
+	if (st == NULL)
+		return NULL;
+	for (i = 0; types[i]; i++) {
+		int rc = SQLITE_OK;
+
+		switch (types[i]) {
+		case 's': {
+			const char *s = va_arg(ap, const char *);
+
+			rc = s ? sqlite3_bind_text(st, i + 1, s, -1,
+			    SQLITE_TRANSIENT) : sqlite3_bind_null(st, i + 1);
+			break;
+		}
+		case 'i':
+			rc = sqlite3_bind_int64(st, i + 1, va_arg(ap, long long));
+			break;
+		case 'j': {
+			json_t *j = va_arg(ap, json_t *);
+			char *s = j ? json_dumps(j, JSON_COMPACT |
+			    JSON_ENCODE_ANY) : NULL;
+
+			rc = s ? sqlite3_bind_text(st, i + 1, s, -1,
+			    SQLITE_TRANSIENT) : sqlite3_bind_null(st, i + 1);
+			free(s);
+			break;
+		}
+		default:
+			fatal("store: bad bind type '%c'", types[i]);
+		}
+		if (rc != SQLITE_OK) {
+			error("sql bind %d: %s", i + 1, sqlite3_errmsg(db));
+			stmt_done(db, st);
+			return NULL;
+		}
+	}
+	return st;
+}
+
+int
+store_run(sqlite3 *db, const char *sql, const char *types, ...)
+{
+	sqlite3_stmt *st;
+	va_list ap;
+	int rc;
+
+	va_start(ap, types);
+	st = stmt_bind(db, sql, types, ap);
+	va_end(ap);
+	if (st == NULL)
+		return STORE_ERROR;
+	do
+		rc = sqlite3_step(st);
+	while (rc == SQLITE_ROW);
+	stmt_done(db, st);
+	if (rc == SQLITE_DONE)
+		return STORE_OK;
+	if ((rc & 0xff) == SQLITE_CONSTRAINT)
+		return STORE_CONFLICT;
+	error("sql: %s: %s", sqlite3_errmsg(db), sql);
+	return STORE_ERROR;
+}
+
+static json_t *
+row_object(sqlite3_stmt *st)
+{
+	json_t *o = json_object();
+	int i, n = sqlite3_column_count(st);
+
+	for (i = 0; i < n; i++) {
+		const char *name = sqlite3_column_name(st, i);
+		size_t nl = strlen(name);
+		json_t *v;
+
+		switch (sqlite3_column_type(st, i)) {
+		case SQLITE_INTEGER:
+			v = json_integer(sqlite3_column_int64(st, i));
+			break;
+		case SQLITE_FLOAT:
+			v = json_real(sqlite3_column_double(st, i));
+			break;
+		case SQLITE_NULL:
+			v = json_null();
+			break;
+		default: {
+			const char *t = (const char *)sqlite3_column_text(st, i);
+
+			if (nl > 5 && strcmp(name + nl - 5, "_json") == 0) {
+				v = json_loads(t, JSON_DECODE_ANY, NULL);
+				if (v == NULL)
+					v = json_null();
+			} else {
+				v = json_string(t);
+			}
+		}
+		}
+		if (nl > 5 && strcmp(name + nl - 5, "_json") == 0) {
+			char *k = xstrndup(name, nl - 5);
+
+			json_object_set_new(o, k, v);
+			free(k);
+		} else {
+			json_object_set_new(o, name, v);
+		}
+	}
+	return o;
+}
+
+static json_t *
+rows_v(sqlite3 *db, int one, const char *sql, const char *types, va_list ap)
+{
+	sqlite3_stmt *st = stmt_bind(db, sql, types, ap);
+	json_t *out = one ? NULL : json_array();
+	int rc;
+
+	if (st == NULL) {
+		json_decref(out);
+		return NULL;
+	}
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (one) {
+			out = row_object(st);
+			rc = SQLITE_DONE;
+			break;
+		}
+		json_array_append_new(out, row_object(st));
+	}
+	stmt_done(db, st);
+	if (rc != SQLITE_DONE) {
+		error("sql: %s: %s", sqlite3_errmsg(db), sql);
+		json_decref(out);
+		return NULL;
+	}
+	return out;
+}
+
+json_t *
+store_rows(sqlite3 *db, const char *sql, const char *types, ...)
+{
+	va_list ap;
+	json_t *out;
+
+	va_start(ap, types);
+	out = rows_v(db, 0, sql, types, ap);
+	va_end(ap);
+	return out;
+}
+
+json_t *
+store_row(sqlite3 *db, const char *sql, const char *types, ...)
+{
+	va_list ap;
+	json_t *out;
+
+	va_start(ap, types);
+	out = rows_v(db, 1, sql, types, ap);
+	va_end(ap);
+	return out;
+}
+
+long long
+store_int(sqlite3 *db, long long dflt, const char *sql, const char *types,
+    ...)
+{
+	sqlite3_stmt *st;
+	va_list ap;
+	long long v = dflt;
+
+	va_start(ap, types);
+	st = stmt_bind(db, sql, types, ap);
+	va_end(ap);
+	if (st == NULL)
+		return dflt;
+	if (sqlite3_step(st) == SQLITE_ROW &&
+	    sqlite3_column_type(st, 0) != SQLITE_NULL)
+		v = sqlite3_column_int64(st, 0);
+	stmt_done(db, st);
+	return v;
+}
+
+char *
+store_text(sqlite3 *db, const char *sql, const char *types, ...)
+{
+	sqlite3_stmt *st;
+	va_list ap;
+	char *v = NULL;
+
+	va_start(ap, types);
+	st = stmt_bind(db, sql, types, ap);
+	va_end(ap);
+	if (st == NULL)
+		return NULL;
+	if (sqlite3_step(st) == SQLITE_ROW &&
+	    sqlite3_column_type(st, 0) != SQLITE_NULL)
+		v = xstrdup((const char *)sqlite3_column_text(st, 0));
+	stmt_done(db, st);
+	return v;
+}
+
+long long
+store_last_id(sqlite3 *db)
+{
+	return sqlite3_last_insert_rowid(db);
+}
+
+int
+store_begin(sqlite3 *db)
+{
+	if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+		return error("store: begin: %s", sqlite3_errmsg(db));
+	return 0;
+}
+
+int
+store_commit(sqlite3 *db)
+{
+	if (sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+		error("store: commit: %s", sqlite3_errmsg(db));
+		store_rollback(db);
+		return -1;
+	}
+	return 0;
+}
+
+void
+store_rollback(sqlite3 *db)
+{
+	if (!sqlite3_get_autocommit(db))
+		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+}
+
+const char *
+store_errmsg(sqlite3 *db)
+{
+	return sqlite3_errmsg(db);
+}

@@ -1,0 +1,148 @@
+# Shared harness for the end-to-end tests: a throwaway cloud on loopback in
+# a temporary folder, real binaries, and small assertion helpers.
+# Source it, call the start_* functions you need, then `finish`.
+set -euo pipefail
+
+NUBO_SRC=${NUBO_SRC:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
+NUBO_BUILD=${NUBO_BUILD:-$NUBO_SRC/build}
+NUBOD=$NUBO_BUILD/nubod
+NUBO=$NUBO_BUILD/nubo
+
+T=$(mktemp -d /tmp/nubo-test.XXXXXX)
+chmod 755 "$T"
+export XDG_CONFIG_HOME=$T/config
+PIDS=()
+PASSED=0
+FAILED=0
+
+cleanup() {
+	local pid
+	for pid in "${PIDS[@]}"; do
+		kill -TERM "$pid" 2>/dev/null || true
+	done
+	for pid in "${PIDS[@]}"; do
+		for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+		kill -KILL "$pid" 2>/dev/null || true
+	done
+	if [ -n "${NUBO_KEEP:-}" ]; then
+		echo "kept $T" >&2
+	else
+		rm -rf "$T"
+	fi
+}
+trap cleanup EXIT
+
+# A free TCP port on 127.0.0.1 (outside the instance port range).
+free_port() {
+	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+
+# Wait until URL answers (any HTTP status), at most $2 seconds (default 20).
+wait_http() {
+	local url=$1 limit=${2:-20} i
+	for i in $(seq $((limit * 10))); do
+		if curl -s -o /dev/null "$url"; then return 0; fi
+		sleep 0.1
+	done
+	echo "timed out waiting for $url" >&2
+	return 1
+}
+
+# Start a portal in $T/portal; sets PORTAL_URL, ADMIN_KEY and logs the CLI
+# in as the admin (NUBO_URL / NUBO_API_KEY).
+start_portal() {
+	PORTAL_PORT=${PORTAL_PORT:-$(free_port)}
+	PORTAL_URL=http://127.0.0.1:$PORTAL_PORT
+	if [ ! -f "$T/portal/portal.db" ]; then
+		"$NUBOD" portal init --data "$T/portal" --password adminpass1 > "$T/init.txt"
+		ADMIN_KEY=$(awk '/API key/ {print $NF}' "$T/init.txt")
+	fi
+	"$NUBOD" portal --data "$T/portal" --listen "127.0.0.1:$PORTAL_PORT" \
+		>> "$T/portal.log" 2>&1 &
+	PORTAL_PID=$!
+	PIDS+=("$PORTAL_PID")
+	wait_http "$PORTAL_URL/api/v1/openapi.json"
+	export NUBO_URL=$PORTAL_URL NUBO_API_KEY=$ADMIN_KEY
+}
+
+stop_portal() {
+	kill -TERM "$PORTAL_PID"
+	wait "$PORTAL_PID" 2>/dev/null || true
+}
+
+kill9_portal() {
+	kill -KILL "$PORTAL_PID"
+	wait "$PORTAL_PID" 2>/dev/null || true
+}
+
+# Create a user (as admin) and print a fresh API key for them.
+make_user() {
+	local email=$1 pass=${2:-password123}
+	NUBO_API_KEY=$ADMIN_KEY "$NUBO" admin users create "$email" --password "$pass" >/dev/null
+	api_as "" POST /sessions "{\"email\":\"$email\",\"password\":\"$pass\"}" | jq_get key
+}
+
+# api_as KEY METHOD PATH [BODY]: print the response body.
+api_as() {
+	local key=$1 method=$2 path=$3 body=${4:-}
+	local args=(-s -X "$method")
+	[ -n "$key" ] && args+=(-H "Authorization: Bearer $key")
+	[ -n "$body" ] && args+=(-H 'Content-Type: application/json' --data-binary "$body")
+	curl "${args[@]}" "$PORTAL_URL/api/v1$path"
+}
+
+# status_as KEY METHOD PATH [BODY]: print the HTTP status only.
+status_as() {
+	local key=$1 method=$2 path=$3 body=${4:-}
+	local args=(-s -o /dev/null -w '%{http_code}' -X "$method")
+	[ -n "$key" ] && args+=(-H "Authorization: Bearer $key")
+	[ -n "$body" ] && args+=(-H 'Content-Type: application/json' --data-binary "$body")
+	curl "${args[@]}" "$PORTAL_URL/api/v1$path"
+}
+
+# Read a field of the JSON on stdin: jq_get key.sub.0.name
+jq_get() {
+	python3 -c '
+import json, sys
+v = json.load(sys.stdin)
+for k in sys.argv[1].split(".") if sys.argv[1] else []:
+    v = v[int(k)] if isinstance(v, list) else v.get(k)
+    if v is None: break
+print("" if v is None else (json.dumps(v) if isinstance(v, (dict, list)) else (str(v).lower() if isinstance(v, bool) else v)))
+' "$1"
+}
+
+pass() { PASSED=$((PASSED + 1)); echo "ok - $*"; }
+fail() { FAILED=$((FAILED + 1)); echo "not ok - $*"; }
+
+# check NAME CMD…: the command succeeds.
+check() {
+	local name=$1; shift
+	if "$@" > "$T/last.out" 2> "$T/last.err"; then pass "$name"
+	else fail "$name (exit $?)"; sed 's/^/    /' "$T/last.out" "$T/last.err" | head -20; fi
+}
+
+# check_fails NAME CODE CMD…: the command exits with CODE.
+check_fails() {
+	local name=$1 want=$2 rc=0; shift 2
+	"$@" > "$T/last.out" 2> "$T/last.err" || rc=$?
+	if [ "$rc" = "$want" ]; then pass "$name"
+	else fail "$name (exit $rc, wanted $want)"; sed 's/^/    /' "$T/last.out" "$T/last.err" | head -20; fi
+}
+
+# expect NAME GOT WANT
+expect() {
+	if [ "$2" = "$3" ]; then pass "$1"
+	else fail "$1: got '$2', wanted '$3'"; fi
+}
+
+# expect_match NAME TEXT REGEX
+expect_match() {
+	if printf '%s' "$2" | grep -qE -- "$3"; then pass "$1"
+	else fail "$1: '$2' does not match /$3/"; fi
+}
+
+finish() {
+	echo "$PASSED passed, $FAILED failed"
+	[ "$FAILED" -eq 0 ]
+}
