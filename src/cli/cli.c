@@ -13,6 +13,13 @@ extern const struct cmd_entry cmd_login_entry;
 extern const struct cmd_entry cmd_apps_list_entry;
 extern const struct cmd_entry cmd_apps_create_entry;
 extern const struct cmd_entry cmd_apps_show_entry;
+/* keys, admin, whoami */
+extern const struct cmd_entry cmd_whoami_entry;
+extern const struct cmd_entry cmd_keys_create_entry;
+extern const struct cmd_entry cmd_keys_list_entry;
+extern const struct cmd_entry cmd_keys_revoke_entry;
+extern const struct cmd_entry cmd_admin_users_create_entry;
+extern const struct cmd_entry cmd_admin_users_list_entry;
 
 static const struct cmd_entry *const cmd_table[] = {
 	&cmd_login_entry,
@@ -24,6 +31,12 @@ static const struct cmd_entry *const cmd_table[] = {
 
 
 	/* keys, admin */
+	&cmd_whoami_entry,
+	&cmd_keys_create_entry,
+	&cmd_keys_list_entry,
+	&cmd_keys_revoke_entry,
+	&cmd_admin_users_create_entry,
+	&cmd_admin_users_list_entry,
 
 
 	/* nodes */
@@ -157,12 +170,45 @@ out_usage(const struct cmd_entry *e, const char *fmt, ...)
 	return CLI_USAGE;
 }
 
+/* How many argv words (from argv[1]) the noun of c takes — "keys" one,
+ * "admin users" two — or 0 when they do not match. */
+static int
+noun_match(const char *noun, int argc, char **argv)
+{
+	const char *p = noun;
+	int w = 1;
+
+	while (w < argc) {
+		size_t n = strcspn(p, " ");
+
+		if (strlen(argv[w]) != n || strncmp(argv[w], p, n) != 0)
+			return 0;
+		if (p[n] == '\0')
+			return w;
+		p += n + 1;
+		w++;
+	}
+	return 0;
+}
+
+/* 1 when the words argv[1..] so far are the start of noun ("admin" of
+ * "admin users"). */
+static int
+noun_prefix(const char *noun, int argc, char **argv)
+{
+	size_t n = strlen(argv[1]);
+
+	(void)argc;
+	return strncmp(noun, argv[1], n) == 0 &&
+	    (noun[n] == '\0' || noun[n] == ' ');
+}
+
 int
 main(int argc, char **argv)
 {
 	const struct cmd_entry *e = NULL;
 	struct cmd_args a;
-	int i, first, rc, noun_known = 0;
+	int i, first = 0, rc, noun_known = 0, nw;
 
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	memset(&a, 0, sizeof a);
@@ -174,23 +220,41 @@ main(int argc, char **argv)
 	for (i = 0; i < (int)CMD_COUNT; i++) {
 		const struct cmd_entry *c = cmd_table[i];
 
-		if (strcmp(c->noun, argv[1]) != 0)
+		if (noun_prefix(c->noun, argc, argv))
+			noun_known = 1;
+		if ((nw = noun_match(c->noun, argc, argv)) == 0)
 			continue;
-		noun_known = 1;
 		if (c->verb == NULL ||
-		    (argc > 2 && strcmp(c->verb, argv[2]) == 0)) {
+		    (argc > nw + 1 && strcmp(c->verb, argv[nw + 1]) == 0)) {
 			e = c;
+			first = c->verb ? nw + 2 : nw + 1;
 			break;
 		}
 	}
 	if (e == NULL) {
-		if (noun_known && (argc == 2 || strcmp(argv[2], "--help") == 0)) {
+		int last = argc - 1;
+		int help = strcmp(argv[last], "--help") == 0 ||
+		    strcmp(argv[last], "-h") == 0;
+
+		int whole_noun = argc == 2;
+
+		for (i = 0; i < (int)CMD_COUNT; i++)
+			if (noun_match(cmd_table[i]->noun, argc, argv) ==
+			    argc - 1)
+				whole_noun = 1;
+		if (noun_known && (help || whole_noun)) {
 			printf("nubo %s commands:\n", argv[1]);
-			for (i = 0; i < (int)CMD_COUNT; i++)
-				if (strcmp(cmd_table[i]->noun, argv[1]) == 0)
-					printf("  %-12s %s\n", cmd_table[i]->verb,
-					    cmd_table[i]->summary);
-			return argc == 2 ? CLI_USAGE : CLI_OK;
+			for (i = 0; i < (int)CMD_COUNT; i++) {
+				const struct cmd_entry *c = cmd_table[i];
+				char name[64];
+
+				if (!noun_prefix(c->noun, argc, argv))
+					continue;
+				snprintf(name, sizeof name, "%s%s%s", c->noun,
+				    c->verb ? " " : "", c->verb ? c->verb : "");
+				printf("  %-24s %s\n", name, c->summary);
+			}
+			return help ? CLI_OK : CLI_USAGE;
 		}
 		fprintf(stderr, "nubo: unknown command '%s%s%s'\n", argv[1],
 		    argc > 2 && noun_known ? " " : "",
@@ -199,7 +263,6 @@ main(int argc, char **argv)
 		return CLI_USAGE;
 	}
 	cmd_current = e;
-	first = e->verb ? 3 : 2;
 	a.argv = calloc((size_t)argc, sizeof *a.argv);
 	for (i = first; i < argc; i++) {
 		const char *arg = argv[i];

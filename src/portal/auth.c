@@ -1,7 +1,8 @@
 #include "auth.h"
 
-#include <string.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include <sodium.h>
 
@@ -43,17 +44,18 @@ auth_key_new(char **hash, char **prefix)
 
 char *
 auth_key_create(sqlite3 *db, long long user_id, const char *name,
-    int read_only, json_t *apps, const char *expires_at, long long *key_id)
+    int read_only, json_t *apps, const char *expires_at, long long parent_id,
+    long long *key_id)
 {
 	char *hash, *prefix, *key = auth_key_new(&hash, &prefix);
 	char now[32];
 
 	util_time_iso(util_now(), now, sizeof now);
 	if (store_run(db, "INSERT INTO api_keys (user_id, prefix, hash, name,"
-	    " read_only, apps_json, expires_at, created_at)"
-	    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)", "isssijss", user_id, prefix,
-	    hash, name ? name : "", (long long)read_only, apps, expires_at,
-	    now) != STORE_OK) {
+	    " read_only, apps_json, expires_at, created_at, parent_id)"
+	    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULLIF(?, 0))", "isssijssi",
+	    user_id, prefix, hash, name ? name : "", (long long)read_only,
+	    apps, expires_at, now, parent_id) != STORE_OK) {
 		free(key);
 		key = NULL;
 	} else if (key_id) {
@@ -112,6 +114,8 @@ auth_authenticate(struct preq *r)
 	r->who.user_id = jsonx_int(row, "user_id", 0);
 	r->who.read_only = (int)jsonx_int(row, "read_only", 0);
 	r->who.is_admin = (int)jsonx_int(row, "is_admin", 0);
+	if (exp)
+		snprintf(r->who.expires_at, sizeof r->who.expires_at, "%s", exp);
 	if (json_is_array(json_object_get(row, "apps")))
 		r->who.app_scope = json_incref(json_object_get(row, "apps"));
 	rc = 0;
@@ -174,14 +178,66 @@ access_perm(enum access a)
 }
 
 int
+auth_key_allows_app(struct preq *r, long long app_id)
+{
+	char *uuid;
+	size_t i;
+	json_t *v;
+	int ok = 0;
+
+	if (r->who.app_scope == NULL)
+		return 1;
+	if (app_id == 0)
+		return 0;
+	uuid = store_text(r->db, "SELECT uuid FROM apps WHERE id = ?", "i",
+	    app_id);
+	json_array_foreach(r->who.app_scope, i, v)
+		if (uuid && json_is_string(v) &&
+		    strcmp(json_string_value(v), uuid) == 0)
+			ok = 1;
+	free(uuid);
+	return ok;
+}
+
+/* A key limited to named apps acts only on those apps (SPEC §2: a key can
+ * never do more than it was given): app routes are checked when {app} is
+ * resolved; a node route needs the node's linked app in scope; platform
+ * routes (admin) are refused; of the caller's own routes only reads and
+ * key management (which narrows further) remain. */
+static int
+check_scope(struct preq *r)
+{
+	enum access a = r->route->access;
+
+	if (r->who.app_scope == NULL || r->app_id != 0)
+		return 0;
+	if (http_param(r->http, "node")) {
+		long long app = store_int(r->db, 0,
+		    "SELECT app_id FROM nodes WHERE id = ?", "i", r->node_id);
+
+		if (auth_key_allows_app(r, app))
+			return 0;
+	} else if (a == ACCESS_USER && (strcmp(r->http->method, "GET") == 0 ||
+	    strncmp(r->route->pattern, "/keys", 5) == 0)) {
+		return 0;
+	}
+	reply_error(r, 403, "KEY_SCOPE", "this API key is limited to named "
+	    "apps and cannot be used for %s %s", r->http->method,
+	    r->route->pattern);
+	return -1;
+}
+
+int
 auth_check_access(struct preq *r)
 {
 	enum access a = r->route->access;
 	const char *perm;
 
-	if (a == ACCESS_PUBLIC || a == ACCESS_AGENT || a == ACCESS_USER)
+	if (a == ACCESS_PUBLIC || a == ACCESS_AGENT)
 		return 0;
-	if (r->who.is_admin)
+	if (check_scope(r) == -1)
+		return -1;
+	if (a == ACCESS_USER || r->who.is_admin)
 		return 0;
 	switch (a) {
 	case ACCESS_ADMIN:

@@ -15,9 +15,15 @@ int auth_password_ok(const char *hash, const char *password);
 char *auth_key_new(char **hash, char **prefix);
 
 /* Create an API key row for user; returns the key (shown once) or NULL.
- * apps: NULL or a JSON array of app uuids; expires_at: NULL or RFC 3339. */
+ * apps: NULL or a JSON array of app uuids; expires_at: NULL or RFC 3339
+ * UTC as util_time_iso() writes it (compared as text); parent_id: the key
+ * it was made with, or 0. */
 char *auth_key_create(sqlite3 *db, long long user_id, const char *name,
-    int read_only, json_t *apps, const char *expires_at, long long *key_id);
+    int read_only, json_t *apps, const char *expires_at, long long parent_id,
+    long long *key_id);
+/* 1 when the caller's key may act on app_id (keys without an app scope
+ * may act on every app; the user's own rights are checked separately). */
+int auth_key_allows_app(struct preq *r, long long app_id);
 
 /* Fill r->who from the Authorization header. Returns 0, or -1 after
  * replying 401 (missing, unknown, revoked or expired key). */

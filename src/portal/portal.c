@@ -61,7 +61,7 @@ portal_init(const char *data, const char *email, const char *password)
 	    "sss", email, hash, now) != STORE_OK)
 		goto out;
 	key = auth_key_create(db, store_last_id(db), "init", 0, NULL, NULL,
-	    NULL);
+	    0, NULL);
 	if (key == NULL || store_commit(db) == -1)
 		goto out;
 	printf("platform admin: %s\n", email);

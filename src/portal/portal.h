@@ -54,6 +54,7 @@ struct principal {
 	long long	 key_id;
 	int		 read_only;
 	json_t		*app_scope;	/* NULL, or array of app uuids */
+	char		 expires_at[32];	/* the key's expiry, or "" */
 	long long	 node_id;	/* agent calls: the node */
 };
 

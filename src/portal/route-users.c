@@ -1,4 +1,6 @@
 /* Users, sessions (password login) and API keys. */
+#include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -7,6 +9,27 @@
 #include "store.h"
 #include "util.h"
 #include "xmalloc.h"
+
+static char *session_dummy;
+
+static void
+session_dummy_make(void)
+{
+	char *pw = util_random_hex(16);
+
+	session_dummy = auth_password_hash(pw);
+	free(pw);
+}
+
+/* An argon2id hash of a random password, made once. */
+static const char *
+session_dummy_hash(void)
+{
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+	pthread_once(&once, session_dummy_make);
+	return session_dummy;
+}
 
 /* POST /sessions {email, password, name?, expires_in?}: log in; the
  * answer carries a new API key, shown once (what `nubo login` stores). */
@@ -29,9 +52,24 @@ users_session_create(struct preq *r)
 		    "expires_in must be between 0 and 10 years in seconds");
 		return;
 	}
+	if (strlen(jsonx_str(r->body, "password")) > NUBO_PASSWORD_MAX) {
+		reply_error(r, 401, "BAD_CREDENTIALS",
+		    "wrong email or password");
+		goto out;
+	}
 	user = store_row(r->db, "SELECT id, password_hash FROM users"
 	    " WHERE email = ?", "s", jsonx_str(r->body, "email"));
-	if (user == NULL || !auth_password_ok(jsonx_str(user, "password_hash"),
+	if (user == NULL || json_is_null(json_object_get(user,
+	    "password_hash"))) {
+		/* Same work as a wrong password, so timing does not tell
+		 * which emails exist. */
+		auth_password_ok(session_dummy_hash(),
+		    jsonx_str(r->body, "password"));
+		reply_error(r, 401, "BAD_CREDENTIALS",
+		    "wrong email or password");
+		goto out;
+	}
+	if (!auth_password_ok(jsonx_str(user, "password_hash"),
 	    jsonx_str(r->body, "password"))) {
 		reply_error(r, 401, "BAD_CREDENTIALS",
 		    "wrong email or password");
@@ -42,7 +80,7 @@ users_session_create(struct preq *r)
 		util_time_iso(util_now() + ttl, expires, sizeof expires);
 	key = auth_key_create(r->db, r->who.user_id,
 	    jsonx_str(r->body, "name") ? jsonx_str(r->body, "name") : "login",
-	    0, NULL, ttl ? expires : NULL, NULL);
+	    0, NULL, ttl ? expires : NULL, 0, NULL);
 	if (key == NULL) {
 		reply_store_error(r);
 		goto out;
@@ -52,6 +90,37 @@ users_session_create(struct preq *r)
 out:
 	free(key);
 	json_decref(user);
+}
+
+/* Subdomains of the apps a key is scoped to (apps deleted since are
+ * left out). */
+static json_t *
+keys_app_names(sqlite3 *db, json_t *uuids)
+{
+	json_t *out = json_array(), *v;
+	size_t i;
+
+	json_array_foreach(uuids, i, v) {
+		char *sub = store_text(db, "SELECT subdomain FROM apps"
+		    " WHERE uuid = ?", "s", json_string_value(v));
+
+		if (sub)
+			json_array_append_new(out, json_string(sub));
+		free(sub);
+	}
+	return out;
+}
+
+/* A key row as the API shows it: never the secret or its hash. */
+static void
+keys_decorate(sqlite3 *db, json_t *k)
+{
+	json_t *apps = json_object_get(k, "apps");
+
+	json_object_set_new(k, "read_only",
+	    json_boolean(jsonx_int(k, "read_only", 0)));
+	json_object_set_new(k, "app_names", json_is_array(apps) ?
+	    keys_app_names(db, apps) : json_null());
 }
 
 /* GET /me */
@@ -68,6 +137,13 @@ users_me(struct preq *r)
 	json_object_set_new(me, "is_admin", json_boolean(r->who.is_admin));
 	json_object_set_new(me, "key_read_only",
 	    json_boolean(r->who.read_only));
+	json_object_set_new(me, "key_id", json_integer(r->who.key_id));
+	json_object_set_new(me, "key_expires_at", json_null());
+	if (r->who.expires_at[0])
+		json_object_set_new(me, "key_expires_at",
+		    json_string(r->who.expires_at));
+	json_object_set_new(me, "key_apps", r->who.app_scope ?
+	    keys_app_names(r->db, r->who.app_scope) : json_null());
 	reply(r, 200, me);
 }
 
@@ -78,10 +154,17 @@ users_list(struct preq *r)
 	json_t *rows = store_rows(r->db, "SELECT id, email, name, is_admin,"
 	    " created_at FROM users ORDER BY id", "");
 
-	if (rows == NULL)
+	json_t *u;
+	size_t i;
+
+	if (rows == NULL) {
 		reply_store_error(r);
-	else
-		reply(r, 200, json_pack("{s:o}", "users", rows));
+		return;
+	}
+	json_array_foreach(rows, i, u)
+		json_object_set_new(u, "is_admin",
+		    json_boolean(jsonx_int(u, "is_admin", 0)));
+	reply(r, 200, json_pack("{s:o}", "users", rows));
 }
 
 /* POST /users {email, password, name?, admin?} (admin) */
@@ -92,6 +175,8 @@ users_create(struct preq *r)
 		{ "email", JT_STRING, 1 }, { "password", JT_STRING, 1 },
 		{ "name", JT_STRING, 0 }, { "admin", JT_BOOL, 0 }, { NULL } };
 	const char *email, *password, *name;
+	json_t *user;
+	long long id;
 	char *hash = NULL;
 	char now[32];
 	int rc;
@@ -137,9 +222,17 @@ users_create(struct preq *r)
 		reply_store_error(r);
 		return;
 	}
+	id = store_last_id(r->db);
 	activity_log(r, "user.create", "created user %s", email);
-	reply(r, 201, store_row(r->db, "SELECT id, email, name, is_admin,"
-	    " created_at FROM users WHERE id = ?", "i", store_last_id(r->db)));
+	user = store_row(r->db, "SELECT id, email, name, is_admin,"
+	    " created_at FROM users WHERE id = ?", "i", id);
+	if (user == NULL) {
+		reply_store_error(r);
+		return;
+	}
+	json_object_set_new(user, "is_admin",
+	    json_boolean(jsonx_int(user, "is_admin", 0)));
+	reply(r, 201, user);
 }
 
 /* GET /keys: the caller's keys, never their secrets. */
@@ -147,16 +240,40 @@ void
 keys_list(struct preq *r)
 {
 	json_t *rows = store_rows(r->db, "SELECT id, prefix, name, read_only,"
-	    " apps_json, expires_at, revoked_at, created_at FROM api_keys"
-	    " WHERE user_id = ? ORDER BY id", "i", r->who.user_id);
+	    " apps_json, expires_at, revoked_at, created_at, parent_id"
+	    " FROM api_keys WHERE user_id = ? ORDER BY id", "i",
+	    r->who.user_id);
+	json_t *k;
+	size_t i;
 
-	if (rows == NULL)
+	if (rows == NULL) {
 		reply_store_error(r);
-	else
-		reply(r, 200, json_pack("{s:o}", "keys", rows));
+		return;
+	}
+	json_array_foreach(rows, i, k)
+		keys_decorate(r->db, k);
+	reply(r, 200, json_pack("{s:o}", "keys", rows));
 }
 
-/* POST /keys {name?, read_only?, apps?: [app…], expires_at?} */
+/* 1 when uuid is in the JSON array scope. */
+static int
+keys_scope_has(json_t *scope, const char *uuid)
+{
+	json_t *v;
+	size_t i;
+
+	if (uuid == NULL)
+		return 0;
+	json_array_foreach(scope, i, v)
+		if (json_is_string(v) && strcmp(json_string_value(v), uuid) == 0)
+			return 1;
+	return 0;
+}
+
+/* POST /keys {name?, read_only?, apps?: [app…], expires_at?}
+ * A key can never do more than its user nor than the key that creates it
+ * (SPEC §2): it is read-only if that key is, limited to (a subset of) its
+ * apps, and expires no later than it; revoking that key revokes this one. */
 void
 keys_create(struct preq *r)
 {
@@ -164,29 +281,51 @@ keys_create(struct preq *r)
 		{ "name", JT_STRING, 0 }, { "read_only", JT_BOOL, 0 },
 		{ "apps", JT_ARRAY, 0 }, { "expires_at", JT_STRING, 0 },
 		{ NULL } };
-	const char *expires = jsonx_str(r->body, "expires_at");
-	const char *name = jsonx_str(r->body, "name");
-	json_t *apps = json_object_get(r->body, "apps"), *scope = NULL, *v;
+	const char *expires, *name;
+	json_t *apps, *scope = NULL, *v;
 	long long key_id = 0;
 	char *key = NULL;
+	char exp[32] = "";
 	time_t t;
 	size_t i;
 
 	if (body_check(r, fields) == -1)
 		return;
+	expires = jsonx_str(r->body, "expires_at");
+	name = jsonx_str(r->body, "name");
+	apps = json_object_get(r->body, "apps");
 	if (name && strlen(name) > NUBO_NAME_MAX) {
 		reply_error(r, 400, "INVALID_NAME", "a key name has at most %d "
 		    "characters", NUBO_NAME_MAX);
 		return;
 	}
-	if (expires && (util_parse_iso(expires, &t) == -1 ||
-	    t <= util_now())) {
-		reply_error(r, 400, "INVALID_EXPIRY", "expires_at must be a "
-		    "future time like 2030-01-31T00:00:00Z, not '%s'", expires);
+	if (expires) {
+		if (util_parse_iso(expires, &t) == -1 || t <= util_now()) {
+			reply_error(r, 400, "INVALID_EXPIRY", "expires_at must "
+			    "be a future time like 2030-01-31T00:00:00Z, not "
+			    "'%s'", expires);
+			return;
+		}
+		/* Stored in one canonical form: expiry compares as text. */
+		util_time_iso(t, exp, sizeof exp);
+	}
+	if (r->who.expires_at[0]) {
+		if (exp[0] == '\0')
+			snprintf(exp, sizeof exp, "%s", r->who.expires_at);
+		else if (strcmp(exp, r->who.expires_at) > 0) {
+			reply_error(r, 403, "KEY_SCOPE", "a new key cannot "
+			    "outlive the key creating it (expires %s)",
+			    r->who.expires_at);
+			return;
+		}
+	}
+	if (apps && json_array_size(apps) > NUBO_LIST_MAX) {
+		reply_error(r, 400, "BAD_REQUEST", "field 'apps' lists more "
+		    "than %d apps", NUBO_LIST_MAX);
 		return;
 	}
-	/* A key can never do more than its user: scope only to apps the
-	 * caller can see, stored by uuid so renames don't matter. */
+	/* Scope only to apps the caller can see, stored by uuid so renames
+	 * don't matter. */
 	if (apps) {
 		scope = json_array();
 		json_array_foreach(apps, i, v) {
@@ -208,20 +347,36 @@ keys_create(struct preq *r)
 				    "'%s'", json_string_value(v));
 				goto out;
 			}
-			json_array_append_new(scope, json_string(uuid));
+			if (r->who.app_scope &&
+			    !keys_scope_has(r->who.app_scope, uuid)) {
+				free(uuid);
+				reply_error(r, 403, "KEY_SCOPE", "this API key "
+				    "is not valid for app '%s', so neither can "
+				    "a key it creates", json_string_value(v));
+				goto out;
+			}
+			if (!keys_scope_has(scope, uuid))
+				json_array_append_new(scope, json_string(uuid));
 			free(uuid);
 		}
 	}
 	key = auth_key_create(r->db, r->who.user_id, name ? name : "",
 	    jsonx_bool(r->body, "read_only", 0) || r->who.read_only,
-	    scope ? scope : r->who.app_scope, expires, &key_id);
+	    scope ? scope : r->who.app_scope, exp[0] ? exp : NULL,
+	    r->who.key_id, &key_id);
 	if (key == NULL) {
 		reply_store_error(r);
 		goto out;
 	}
 	activity_log(r, "key.create", "created API key %lld", key_id);
 	v = store_row(r->db, "SELECT id, prefix, name, read_only, apps_json,"
-	    " expires_at, created_at FROM api_keys WHERE id = ?", "i", key_id);
+	    " expires_at, created_at, parent_id FROM api_keys WHERE id = ?",
+	    "i", key_id);
+	if (v == NULL) {
+		reply_store_error(r);
+		goto out;
+	}
+	keys_decorate(r->db, v);
 	json_object_set_new(v, "key", json_string(key));
 	reply(r, 201, v);
 out:
@@ -229,27 +384,84 @@ out:
 	json_decref(scope);
 }
 
-/* DELETE /keys/{key}: revoke (by id or prefix). */
+/* DELETE /keys/{key}: revoke one of the caller's keys (by id, prefix or
+ * the key itself) and every key created with it. A key limited to apps
+ * may revoke only keys limited to (some of) the same apps. */
 void
 keys_revoke(struct preq *r)
 {
 	const char *which = preq_param(r, "key");
+	json_t *k = NULL, *v;
+	char *hash = NULL;
 	char now[32];
-	long long id;
+	long long id, n;
+	size_t i;
 
-	id = store_int(r->db, 0, "SELECT id FROM api_keys WHERE user_id = ?1"
-	    " AND (CAST(id AS TEXT) = ?2 OR prefix = ?2)", "is",
-	    r->who.user_id, which);
-	if (id == 0) {
+	if (strncmp(which, "nubo_", 5) == 0 && strlen(which) > 12)
+		hash = util_sha256_hex(which, strlen(which));
+	n = store_int(r->db, 0, "SELECT COUNT(*) FROM api_keys WHERE"
+	    " user_id = ?1 AND (CAST(id AS TEXT) = ?2 OR prefix = ?2 OR"
+	    " hash = ?3)", "iss", r->who.user_id, which, hash);
+	if (n > 1) {
+		reply_error(r, 409, "KEY_AMBIGUOUS", "'%s' names %lld keys; "
+		    "use the key's id", which, n);
+		goto out;
+	}
+	k = store_row(r->db, "SELECT id, apps_json, revoked_at FROM api_keys"
+	    " WHERE user_id = ?1 AND (CAST(id AS TEXT) = ?2 OR prefix = ?2"
+	    " OR hash = ?3)", "iss", r->who.user_id, which, hash);
+	if (k == NULL) {
 		reply_error(r, 404, "KEY_NOT_FOUND", "no API key '%s'", which);
-		return;
+		goto out;
+	}
+	id = jsonx_int(k, "id", 0);
+	if (r->who.app_scope && id != r->who.key_id) {
+		json_t *apps = json_object_get(k, "apps");
+		int ok = json_is_array(apps);
+
+		json_array_foreach(apps, i, v)
+			if (!keys_scope_has(r->who.app_scope,
+			    json_string_value(v)))
+				ok = 0;
+		if (!ok) {
+			reply_error(r, 403, "KEY_SCOPE", "this API key is "
+			    "limited to named apps and cannot revoke key "
+			    "'%s', which reaches further", which);
+			goto out;
+		}
+	}
+	if (jsonx_str(k, "revoked_at")) {
+		reply(r, 200, json_pack("{s:I,s:s}", "id", id, "revoked_at",
+		    jsonx_str(k, "revoked_at")));
+		goto out;
 	}
 	util_time_iso(util_now(), now, sizeof now);
-	if (store_run(r->db, "UPDATE api_keys SET revoked_at = ? WHERE id = ?"
-	    " AND revoked_at IS NULL", "si", now, id) != STORE_OK) {
+	if (store_begin(r->db) == -1) {
 		reply_store_error(r);
-		return;
+		goto out;
 	}
-	activity_log(r, "key.revoke", "revoked API key %lld", id);
-	reply(r, 200, json_pack("{s:I,s:s}", "id", id, "revoked_at", now));
+	n = store_int(r->db, -1, "SELECT COUNT(*) FROM api_keys WHERE"
+	    " revoked_at IS NULL AND id IN (WITH RECURSIVE d(id) AS"
+	    " (SELECT ?1 UNION SELECT k.id FROM api_keys k JOIN d ON"
+	    " k.parent_id = d.id) SELECT id FROM d)", "i", id);
+	if (n < 0 || store_run(r->db, "UPDATE api_keys SET revoked_at = ?2"
+	    " WHERE revoked_at IS NULL AND id IN (WITH RECURSIVE d(id) AS"
+	    " (SELECT ?1 UNION SELECT k.id FROM api_keys k JOIN d ON"
+	    " k.parent_id = d.id) SELECT id FROM d)", "is", id, now) !=
+	    STORE_OK) {
+		store_rollback(r->db);
+		reply_store_error(r);
+		goto out;
+	}
+	activity_log(r, "key.revoke", "revoked API key %lld%s", id,
+	    n > 1 ? " and the keys created with it" : "");
+	if (store_commit(r->db) == -1) {
+		reply_store_error(r);
+		goto out;
+	}
+	reply(r, 200, json_pack("{s:I,s:s,s:I}", "id", id, "revoked_at", now,
+	    "revoked", n));
+out:
+	json_decref(k);
+	free(hash);
 }

@@ -182,23 +182,10 @@ resolve_path(struct preq *r)
 			    "no app '%s'", app);
 			return -1;
 		}
-		if (r->who.app_scope) {
-			char *uuid = store_text(r->db, "SELECT uuid FROM apps"
-			    " WHERE id = ?", "i", r->app_id);
-			size_t i;
-			json_t *v;
-			int ok = 0;
-
-			json_array_foreach(r->who.app_scope, i, v)
-				if (uuid && json_is_string(v) &&
-				    strcmp(json_string_value(v), uuid) == 0)
-					ok = 1;
-			free(uuid);
-			if (!ok) {
-				reply_error(r, 403, "KEY_SCOPE", "this API key "
-				    "is not valid for app '%s'", app);
-				return -1;
-			}
+		if (!auth_key_allows_app(r, r->app_id)) {
+			reply_error(r, 403, "KEY_SCOPE", "this API key "
+			    "is not valid for app '%s'", app);
+			return -1;
 		}
 		/* The node whose environments the app uses: the linked node. */
 		r->node_id = store_int(r->db, 0,

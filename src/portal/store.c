@@ -103,6 +103,12 @@ static const char *const store_schema[] = {
 	"  started_at TEXT,"
 	"  finished_at TEXT);"
 	"CREATE INDEX jobs_state ON jobs (state, id);",
+	/* 2: auth — a key created with another key records its parent, so
+	 * revoking a key revokes every key made with it. */
+	"ALTER TABLE api_keys ADD COLUMN parent_id INTEGER"
+	"  REFERENCES api_keys(id);"
+	"CREATE INDEX api_keys_parent ON api_keys (parent_id);"
+	"CREATE INDEX api_keys_user ON api_keys (user_id, id);",
 };
 
 static char *store_path_global;

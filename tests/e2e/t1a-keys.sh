@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# t1a: users and API keys through the real CLI — login (password on stdin,
+# config file 0600), whoami, admin users, keys create/list/revoke, and the
+# rule that a key never does more than its user or the key that made it.
+. "$(dirname "$0")/lib.sh"
+
+start_portal
+unset NUBO_API_KEY
+
+# Login with the password on standard input; the stored config is 0600.
+check "login (password on stdin)" sh -c "echo adminpass1 | '$NUBO' login '$PORTAL_URL' --email admin@nubo.localhost"
+expect "config file mode" "$(stat -c %a "$XDG_CONFIG_HOME/nubo/config")" 600
+expect "config dir mode" "$(stat -c %a "$XDG_CONFIG_HOME/nubo")" 700
+expect "whoami after login" "$("$NUBO" whoami --json | jq_get email)" admin@nubo.localhost
+check_fails "login with a wrong password" 1 sh -c "echo wrongpass1 | '$NUBO' login '$PORTAL_URL' --email admin@nubo.localhost"
+expect "failed login keeps the old login" "$("$NUBO" whoami --json | jq_get email)" admin@nubo.localhost
+check_fails "login to a bad URL is a usage error" 2 "$NUBO" login ftp://x
+
+# Users (admin only).
+check "admin users create" "$NUBO" admin users create bob@example.com --password bobpass123 --name Bob
+expect "created user is bob" "$(grep -c 'bob@example.com' "$T/last.out")" 1
+check "admin users create (password on stdin)" sh -c "echo evepass123 | '$NUBO' admin users create eve@example.com"
+check_fails "duplicate user" 1 "$NUBO" admin users create BOB@example.com --password bobpass123
+expect_match "duplicate user message" "$(cat "$T/last.err")" "exists"
+check_fails "short password" 1 "$NUBO" admin users create carl@example.com --password short
+check_fails "bad email" 1 "$NUBO" admin users create not-an-email --password longenough1
+check_fails "admin users create without EMAIL" 2 "$NUBO" admin users create
+users=$("$NUBO" admin users list --json)
+expect "users list" "$(printf '%s' "$users" | python3 -c 'import json,sys; print(",".join(u["email"] for u in json.load(sys.stdin)))')" "admin@nubo.localhost,bob@example.com,eve@example.com"
+expect "is_admin is a boolean" "$(printf '%s' "$users" | jq_get 1.is_admin)" false
+
+BOB=$(api_as "" POST /sessions '{"email":"bob@example.com","password":"bobpass123"}' | jq_get key)
+expect_match "bob logs in" "$BOB" '^nubo_[0-9a-f]{40}$'
+check_fails "bob is not an admin" 1 env NUBO_API_KEY="$BOB" "$NUBO" admin users list
+check_fails "bob cannot create users" 1 env NUBO_API_KEY="$BOB" "$NUBO" admin users create x@example.com --password longenough1
+expect "bob whoami" "$(NUBO_API_KEY=$BOB "$NUBO" whoami --json | jq_get is_admin)" false
+expect "unknown email and wrong password look alike" \
+	"$(api_as "" POST /sessions '{"email":"nobody@example.com","password":"whatever12"}' | jq_get error.code)" \
+	"$(api_as "" POST /sessions '{"email":"bob@example.com","password":"whatever12"}' | jq_get error.code)"
+
+# Bob's apps.
+NUBO_API_KEY=$BOB "$NUBO" apps create bobapp --no-sandbox >/dev/null
+NUBO_API_KEY=$BOB "$NUBO" apps create bobtwo --no-sandbox >/dev/null
+"$NUBO" apps create adminapp --no-sandbox >/dev/null
+
+# keys create prints the key once, on stdout alone.
+K=$(NUBO_API_KEY=$BOB "$NUBO" keys create --name ci 2>/dev/null)
+expect_match "keys create prints the key" "$K" '^nubo_[0-9a-f]{40}$'
+expect "new key works" "$(NUBO_API_KEY=$K "$NUBO" whoami --json | jq_get email)" bob@example.com
+list=$(NUBO_API_KEY=$BOB "$NUBO" keys list --json)
+expect "keys list never shows secrets" "$(printf '%s' "$list" | grep -c "$K" || true)" 0
+expect "keys list never shows hashes" "$(printf '%s' "$list" | grep -c '"hash"' || true)" 0
+check "keys list (table)" env NUBO_API_KEY="$BOB" "$NUBO" keys list
+expect_match "keys list shows the name" "$(cat "$T/last.out")" " ci "
+
+# Scoped and read-only keys.
+S=$(NUBO_API_KEY=$BOB "$NUBO" keys create --app bobapp 2>/dev/null)
+expect "scoped key sees its app" "$(NUBO_API_KEY=$S "$NUBO" apps list --json | jq_get 0.subdomain)" bobapp
+expect "scoped key sees only its app" "$(NUBO_API_KEY=$S "$NUBO" apps list --json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')" 1
+check_fails "scoped key: other app refused" 1 env NUBO_API_KEY="$S" "$NUBO" apps show bobtwo
+check_fails "scoped key cannot create a key for another app" 1 env NUBO_API_KEY="$S" "$NUBO" keys create --app bobtwo
+check_fails "scoped key creates a child key (it inherits the scope)" 0 env NUBO_API_KEY="$S" "$NUBO" keys create --name child
+CHILD=$(cat "$T/last.out")
+check_fails "child of a scoped key is scoped too" 1 env NUBO_API_KEY="$CHILD" "$NUBO" apps show bobtwo
+check_fails "scoped key cannot create apps" 1 env NUBO_API_KEY="$S" "$NUBO" apps create other --no-sandbox
+check_fails "key for an app you are not a member of" 1 env NUBO_API_KEY="$BOB" "$NUBO" keys create --app adminapp
+check_fails "key for an unknown app" 1 env NUBO_API_KEY="$BOB" "$NUBO" keys create --app nosuchapp
+R=$(NUBO_API_KEY=$BOB "$NUBO" keys create --read-only 2>/dev/null)
+expect "read-only key reads" "$(NUBO_API_KEY=$R "$NUBO" whoami --json | jq_get key_read_only)" true
+check_fails "read-only key cannot write" 1 env NUBO_API_KEY="$R" "$NUBO" apps create rokey --no-sandbox
+check_fails "read-only key cannot create keys" 1 env NUBO_API_KEY="$R" "$NUBO" keys create
+check_fails "read-only key cannot revoke" 1 env NUBO_API_KEY="$R" "$NUBO" keys revoke 1
+
+# Expiry: never later than the parent key; bad times refused.
+E=$(NUBO_API_KEY=$BOB "$NUBO" keys create --expires 2099-01-01T00:00:00Z 2>/dev/null)
+expect "expiring key knows its expiry" "$(NUBO_API_KEY=$E "$NUBO" whoami --json | jq_get key_expires_at)" 2099-01-01T00:00:00Z
+check_fails "child cannot outlive its parent" 1 env NUBO_API_KEY="$E" "$NUBO" keys create --expires 2100-01-01T00:00:00Z
+E2=$(NUBO_API_KEY=$E "$NUBO" keys create 2>/dev/null)
+expect "child inherits the parent's expiry" "$(NUBO_API_KEY=$E2 "$NUBO" whoami --json | jq_get key_expires_at)" 2099-01-01T00:00:00Z
+check_fails "expiry in the past" 1 env NUBO_API_KEY="$BOB" "$NUBO" keys create --expires 2001-01-01T00:00:00Z
+check_fails "expiry not a time" 1 env NUBO_API_KEY="$BOB" "$NUBO" keys create --expires tomorrow
+X=$(NUBO_API_KEY=$BOB "$NUBO" keys create --expires "$(date -u -d '+2 seconds' +%Y-%m-%dT%H:%M:%SZ)" 2>/dev/null)
+check "short-lived key works at first" env NUBO_API_KEY="$X" "$NUBO" whoami
+sleep 3
+check_fails "expired key refused" 1 env NUBO_API_KEY="$X" "$NUBO" whoami
+expect_match "expired message" "$(cat "$T/last.err")" "expired"
+
+# Revocation: by prefix, by id, by the key itself; children go too.
+check "revoke by prefix" env NUBO_API_KEY="$BOB" "$NUBO" keys revoke "${K:0:12}"
+check_fails "revoked key refused" 1 env NUBO_API_KEY="$K" "$NUBO" whoami
+expect_match "revoked message" "$(cat "$T/last.err")" "revoked"
+check "revoke a parent (by the key itself)" env NUBO_API_KEY="$BOB" "$NUBO" keys revoke "$S"
+check_fails "its child is revoked too" 1 env NUBO_API_KEY="$CHILD" "$NUBO" whoami
+id=$(NUBO_API_KEY=$BOB "$NUBO" keys list --json | python3 -c 'import json,sys; print([k["id"] for k in json.load(sys.stdin) if k["revoked_at"] is None and k["read_only"]][0])')
+check "revoke by id" env NUBO_API_KEY="$BOB" "$NUBO" keys revoke "$id"
+check_fails "read-only key revoked" 1 env NUBO_API_KEY="$R" "$NUBO" whoami
+check_fails "revoke an unknown key" 1 env NUBO_API_KEY="$BOB" "$NUBO" keys revoke 99999
+ADMINKEYID=$("$NUBO" keys list --json | jq_get 0.id)
+check_fails "bob cannot revoke the admin's key" 1 env NUBO_API_KEY="$BOB" "$NUBO" keys revoke "$ADMINKEYID"
+check "admin key still works" "$NUBO" whoami
+
+# CLI conventions.
+check "keys --help" "$NUBO" keys --help
+check "keys create --help" "$NUBO" keys create --help
+check "admin users create --help" "$NUBO" admin users create --help
+check_fails "unknown option" 2 "$NUBO" keys list --bogus
+check_fails "keys revoke without KEY" 2 "$NUBO" keys revoke
+check_fails "no login" 1 env -u NUBO_API_KEY XDG_CONFIG_HOME="$T/none" "$NUBO" whoami
+
+finish
