@@ -13,6 +13,21 @@ extern const struct cmd_entry cmd_login_entry;
 extern const struct cmd_entry cmd_apps_list_entry;
 extern const struct cmd_entry cmd_apps_create_entry;
 extern const struct cmd_entry cmd_apps_show_entry;
+extern const struct cmd_entry cmd_apps_rename_entry;
+extern const struct cmd_entry cmd_apps_delete_entry;
+extern const struct cmd_entry cmd_apps_unlink_sandbox_entry;
+extern const struct cmd_entry cmd_apps_transfer_entry;
+extern const struct cmd_entry cmd_apps_activity_entry;
+extern const struct cmd_entry cmd_members_list_entry;
+extern const struct cmd_entry cmd_members_add_entry;
+extern const struct cmd_entry cmd_members_remove_entry;
+extern const struct cmd_entry cmd_members_grant_entry;
+extern const struct cmd_entry cmd_nodes_list_entry;
+extern const struct cmd_entry cmd_nodes_show_entry;
+extern const struct cmd_entry cmd_nodes_link_entry;
+extern const struct cmd_entry cmd_admin_nodes_create_entry;
+extern const struct cmd_entry cmd_admin_nodes_token_entry;
+extern const struct cmd_entry cmd_admin_nodes_set_technical_contact_entry;
 /* keys, admin, whoami */
 extern const struct cmd_entry cmd_whoami_entry;
 extern const struct cmd_entry cmd_keys_create_entry;
@@ -28,6 +43,15 @@ static const struct cmd_entry *const cmd_table[] = {
 	&cmd_apps_list_entry,
 	&cmd_apps_create_entry,
 	&cmd_apps_show_entry,
+	&cmd_apps_rename_entry,
+	&cmd_apps_delete_entry,
+	&cmd_apps_unlink_sandbox_entry,
+	&cmd_apps_transfer_entry,
+	&cmd_apps_activity_entry,
+	&cmd_members_list_entry,
+	&cmd_members_add_entry,
+	&cmd_members_remove_entry,
+	&cmd_members_grant_entry,
 
 
 	/* keys, admin */
@@ -40,6 +64,12 @@ static const struct cmd_entry *const cmd_table[] = {
 
 
 	/* nodes */
+	&cmd_nodes_list_entry,
+	&cmd_nodes_show_entry,
+	&cmd_nodes_link_entry,
+	&cmd_admin_nodes_create_entry,
+	&cmd_admin_nodes_token_entry,
+	&cmd_admin_nodes_set_technical_contact_entry,
 
 
 	/* envs, packages */

@@ -13,6 +13,8 @@
 #define NUBO_PASSWORD_MAX       1024
 #define NUBO_COMMENT_MAX        1024
 #define NUBO_LIST_MAX           1000                /* items in any list field */
+#define NUBO_NODE_ENVS_MAX      32                  /* environments of one node */
+#define NUBO_ACTIVITY_PAGE_MAX  1000                /* activity entries per request */
 
 #define NUBO_PACKAGE_MAX        (2LL * 1024 * 1024 * 1024)  /* package upload */
 #define NUBO_PACKAGE_ENTRY_MAX  (1LL * 1024 * 1024 * 1024)  /* one file in a package */

@@ -7,20 +7,42 @@
 #include "util.h"
 #include "xmalloc.h"
 
+static void
+activity_insert(struct preq *r, long long app_id, long long node_id,
+    const char *action, const char *detail)
+{
+	char now[32];
+
+	util_time_iso(util_now(), now, sizeof now);
+	store_run(r->db, "INSERT INTO activity (at, user_id, app_id, node_id,"
+	    " action, detail) VALUES (?, NULLIF(?, 0), NULLIF(?, 0),"
+	    " NULLIF(?, 0), ?, ?)", "siiiss", now, r->who.user_id, app_id,
+	    node_id, action, detail);
+}
+
 void
 activity_log(struct preq *r, const char *action, const char *fmt, ...)
 {
 	va_list ap;
-	char now[32];
 	char *detail;
 
 	va_start(ap, fmt);
 	detail = xvasprintf(fmt, ap);
 	va_end(ap);
-	util_time_iso(util_now(), now, sizeof now);
-	store_run(r->db, "INSERT INTO activity (at, user_id, app_id, node_id,"
-	    " action, detail) VALUES (?, NULLIF(?, 0), NULLIF(?, 0),"
-	    " NULLIF(?, 0), ?, ?)", "siiiss", now, r->who.user_id, r->app_id,
-	    r->node_id, action, detail);
+	activity_insert(r, r->app_id, r->node_id, action, detail);
+	free(detail);
+}
+
+void
+activity_log_at(struct preq *r, long long app_id, long long node_id,
+    const char *action, const char *fmt, ...)
+{
+	va_list ap;
+	char *detail;
+
+	va_start(ap, fmt);
+	detail = xvasprintf(fmt, ap);
+	va_end(ap);
+	activity_insert(r, app_id, node_id, action, detail);
 	free(detail);
 }

@@ -96,8 +96,20 @@ int body_check(struct preq *, const struct jfield *fields);
 /* Reply 500 with the store's message; for "cannot happen" paths. */
 void reply_store_error(struct preq *);
 
+/* route-apps.c, route-nodes.c: an app / node as the API shows it (NULL
+ * on a store error), and the user an email or numeric id names (0: no
+ * such user). */
+json_t *apps_json(sqlite3 *db, long long app_id);
+json_t *nodes_json(sqlite3 *db, long long node_id);
+long long nodes_user_id(sqlite3 *db, const char *ref);
+
 /* activity.c: record a state change (who, when, what). */
 void activity_log(struct preq *, const char *action, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* The same for another app / node than the request's (0: none), e.g. the
+ * app that linking unlinks automatically. */
+void activity_log_at(struct preq *, long long app_id, long long node_id,
+    const char *action, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
 
 #endif

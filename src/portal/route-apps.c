@@ -17,6 +17,21 @@
 	" a.created_at FROM apps a JOIN users u ON u.id = a.technical_contact" \
 	" LEFT JOIN nodes n ON n.app_id = a.id"
 
+/* 1 when name is a display name: 1 to NUBO_NAME_MAX bytes, no control
+ * characters. */
+static int
+apps_valid_name(const char *name)
+{
+	const unsigned char *p;
+
+	if (name == NULL || *name == '\0' || strlen(name) > NUBO_NAME_MAX)
+		return 0;
+	for (p = (const unsigned char *)name; *p; p++)
+		if (*p < 0x20 || *p == 0x7f)
+			return 0;
+	return 1;
+}
+
 json_t *
 apps_json(sqlite3 *db, long long app_id)
 {
@@ -94,9 +109,9 @@ apps_create(struct preq *r)
 		    "match [a-z][a-z0-9-]{1,38}", sub);
 		return;
 	}
-	if (name && (strlen(name) == 0 || strlen(name) > NUBO_NAME_MAX)) {
+	if (name && !apps_valid_name(name)) {
 		reply_error(r, 400, "INVALID_NAME", "an app name has 1 to %d "
-		    "characters", NUBO_NAME_MAX);
+		    "printable characters", NUBO_NAME_MAX);
 		return;
 	}
 	if (r->who.user_id == 0) {
@@ -172,4 +187,254 @@ apps_show(struct preq *r)
 	    " e.app_id IS NULL) OR e.app_id = ? ORDER BY e.id", "ii",
 	    r->node_id, r->app_id));
 	reply(r, 200, app);
+}
+
+/* PATCH /apps/{app} {name}: rename the display name (Technical Contact or
+ * 'manage'). The subdomain is permanent (SPEC §2). */
+void
+apps_rename(struct preq *r)
+{
+	static const struct jfield fields[] = {
+		{ "name", JT_STRING, 1 }, { "subdomain", JT_ANY, 0 },
+		{ NULL } };
+	const char *name;
+	char *old = NULL;
+
+	if (body_check(r, fields) == -1)
+		return;
+	if (json_object_get(r->body, "subdomain")) {
+		reply_error(r, 400, "SUBDOMAIN_IMMUTABLE", "an app's subdomain "
+		    "cannot change; create a new app instead");
+		return;
+	}
+	name = jsonx_str(r->body, "name");
+	if (!apps_valid_name(name)) {
+		reply_error(r, 400, "INVALID_NAME", "an app name has 1 to %d "
+		    "printable characters", NUBO_NAME_MAX);
+		return;
+	}
+	old = store_text(r->db, "SELECT name FROM apps WHERE id = ?", "i",
+	    r->app_id);
+	if (store_begin(r->db) == -1 ||
+	    store_run(r->db, "UPDATE apps SET name = ? WHERE id = ?", "si",
+	    name, r->app_id) != STORE_OK) {
+		reply_store_error(r);
+		goto out;
+	}
+	activity_log(r, "app.rename", "renamed from '%s' to '%s'",
+	    old ? old : "", name);
+	if (store_commit(r->db) == -1) {
+		reply_store_error(r);
+		goto out;
+	}
+	reply(r, 200, apps_json(r->db, r->app_id));
+out:
+	free(old);
+}
+
+/* DELETE /apps/{app} (Technical Contact): refused while a node is linked
+ * (SPEC §2); a sandbox environment goes with the app. */
+void
+apps_delete(struct preq *r)
+{
+	const char *app = preq_param(r, "app");
+	char *sub = NULL, *node = NULL;
+	int rc;
+
+	if (r->node_id) {
+		node = store_text(r->db, "SELECT name FROM nodes WHERE id = ?",
+		    "i", r->node_id);
+		reply_error(r, 409, "APP_LINKED", "app '%s' is linked to node "
+		    "'%s'; link another app to that node first", app,
+		    node ? node : "?");
+		goto out;
+	}
+	sub = store_text(r->db, "SELECT subdomain FROM apps WHERE id = ?",
+	    "i", r->app_id);
+	if (store_begin(r->db) == -1) {
+		reply_store_error(r);
+		goto out;
+	}
+	/* The entry outlives the app (activity rows have no foreign key). */
+	activity_log(r, "app.delete", "deleted app '%s'", sub);
+	/* Members, permissions and the sandbox environment row cascade.
+	 * Node work: the sandbox node must then drop that environment's
+	 * database and files (see apps_unlink_sandbox). */
+	rc = store_run(r->db, "DELETE FROM apps WHERE id = ?", "i", r->app_id);
+	if (rc == STORE_CONFLICT) {
+		store_rollback(r->db);
+		reply_error(r, 409, "APP_IN_USE", "app '%s' is still referenced "
+		    "(a migration or job uses it)", sub);
+		goto out;
+	}
+	if (rc != STORE_OK) {
+		reply_store_error(r);
+		store_rollback(r->db);
+		goto out;
+	}
+	if (store_commit(r->db) == -1) {
+		reply_store_error(r);
+		goto out;
+	}
+	reply(r, 200, json_pack("{s:s,s:b}", "subdomain", sub, "deleted", 1));
+out:
+	free(sub);
+	free(node);
+}
+
+/* POST /apps/{app}/unlink-sandbox {confirm: true} (Technical Contact):
+ * remove the app's sandbox so it can be linked to a licensed node (SPEC
+ * §2; seed "How to Unlink Your Free App from a Sandbox Environment"). The
+ * sandbox data is gone afterwards, so the caller must confirm. */
+void
+apps_unlink_sandbox(struct preq *r)
+{
+	static const struct jfield fields[] = {
+		{ "confirm", JT_BOOL, 1 }, { NULL } };
+	const char *app = preq_param(r, "app");
+	char *node = NULL;
+
+	if (body_check(r, fields) == -1)
+		return;
+	if (!jsonx_bool(r->body, "confirm", 0)) {
+		reply_error(r, 400, "CONFIRMATION_REQUIRED", "unlinking the "
+		    "sandbox of app '%s' deletes its sandbox data; send "
+		    "{\"confirm\": true}", app);
+		return;
+	}
+	if (store_begin(r->db) == -1) {
+		reply_store_error(r);
+		return;
+	}
+	if (store_int(r->db, 0, "SELECT sandbox FROM apps WHERE id = ?", "i",
+	    r->app_id) == 0) {
+		store_rollback(r->db);
+		reply_error(r, 409, "APP_HAS_NO_SANDBOX", "app '%s' has no "
+		    "sandbox", app);
+		return;
+	}
+	node = store_text(r->db, "SELECT n.name FROM environments e JOIN nodes"
+	    " n ON n.id = e.node_id WHERE e.app_id = ? AND n.is_sandbox = 1",
+	    "i", r->app_id);
+	/* Node work (hook): when node agents run sandbox environments, this
+	 * is where the portal first takes a final snapshot of the sandbox
+	 * environment (SPEC §2 "keep a backup") and then asks the sandbox
+	 * node to delete it (database and files). Until then the sandbox
+	 * environment is only this portal row. */
+	if (store_run(r->db, "DELETE FROM environments WHERE app_id = ? AND"
+	    " node_id IN (SELECT id FROM nodes WHERE is_sandbox = 1)", "i",
+	    r->app_id) != STORE_OK ||
+	    store_run(r->db, "UPDATE apps SET sandbox = 0 WHERE id = ?", "i",
+	    r->app_id) != STORE_OK) {
+		reply_store_error(r);
+		store_rollback(r->db);
+		goto out;
+	}
+	activity_log(r, "app.unlink-sandbox", "unlinked the sandbox%s%s%s: "
+	    "the sandbox environment and its data are gone", node ?
+	    " on node '" : "", node ? node : "", node ? "'" : "");
+	if (store_commit(r->db) == -1) {
+		reply_store_error(r);
+		goto out;
+	}
+	reply(r, 200, apps_json(r->db, r->app_id));
+out:
+	free(node);
+}
+
+/* POST /apps/{app}/technical-contact {email} (Technical Contact): hand
+ * the role to another user, who becomes a member if not one yet. An app
+ * has exactly one Technical Contact; the previous one stays a member and
+ * keeps every permission explicitly (they held them all). */
+void
+apps_transfer_technical_contact(struct preq *r)
+{
+	static const struct jfield fields[] = {
+		{ "email", JT_STRING, 1 }, { NULL } };
+	static const char *const perms[] = {
+		"transport", "backups", "settings", "logs", "manage" };
+	const char *ref;
+	long long user, old;
+	char *old_email = NULL, *email = NULL;
+	char now[32];
+	size_t i;
+	int added;
+
+	if (body_check(r, fields) == -1)
+		return;
+	ref = jsonx_str(r->body, "email");
+	if ((user = nodes_user_id(r->db, ref)) == 0) {
+		reply_error(r, 404, "USER_NOT_FOUND", "no user '%s'", ref);
+		return;
+	}
+	old = store_int(r->db, 0, "SELECT technical_contact FROM apps"
+	    " WHERE id = ?", "i", r->app_id);
+	if (old == user) {
+		reply(r, 200, apps_json(r->db, r->app_id));
+		return;
+	}
+	old_email = store_text(r->db, "SELECT email FROM users WHERE id = ?",
+	    "i", old);
+	email = store_text(r->db, "SELECT email FROM users WHERE id = ?", "i",
+	    user);
+	util_time_iso(util_now(), now, sizeof now);
+	if (store_begin(r->db) == -1)
+		goto fail;
+	added = store_int(r->db, 0, "SELECT 1 FROM members WHERE app_id = ?"
+	    " AND user_id = ?", "ii", r->app_id, user) == 0;
+	if (store_run(r->db, "INSERT OR IGNORE INTO members (app_id, user_id,"
+	    " created_at) VALUES (?, ?, ?)", "iis", r->app_id, user, now) !=
+	    STORE_OK ||
+	    store_run(r->db, "INSERT OR IGNORE INTO members (app_id, user_id,"
+	    " created_at) VALUES (?, ?, ?)", "iis", r->app_id, old, now) !=
+	    STORE_OK ||
+	    store_run(r->db, "UPDATE apps SET technical_contact = ?"
+	    " WHERE id = ?", "ii", user, r->app_id) != STORE_OK ||
+	    store_run(r->db, "DELETE FROM member_permissions WHERE app_id = ?"
+	    " AND user_id = ?", "ii", r->app_id, old) != STORE_OK)
+		goto fail;
+	for (i = 0; i < sizeof perms / sizeof perms[0]; i++)
+		if (store_run(r->db, "INSERT INTO member_permissions (app_id,"
+		    " user_id, permission, environment) VALUES (?, ?, ?, '*')",
+		    "iis", r->app_id, old, perms[i]) != STORE_OK)
+			goto fail;
+	if (added)
+		activity_log(r, "member.add", "added %s as a member", email);
+	activity_log(r, "app.technical-contact", "Technical Contact changed "
+	    "from %s to %s", old_email ? old_email : "?", email);
+	if (store_commit(r->db) == -1)
+		goto fail;
+	reply(r, 200, apps_json(r->db, r->app_id));
+	goto out;
+fail:
+	reply_store_error(r);
+	store_rollback(r->db);
+out:
+	free(old_email);
+	free(email);
+}
+
+/* GET /apps/{app}/activity?limit=N: the newest entries first. */
+void
+apps_activity(struct preq *r)
+{
+	const char *l = preq_query(r, "limit");
+	long long limit = 100;
+	json_t *rows;
+
+	if (l && util_parse_int(l, 1, NUBO_ACTIVITY_PAGE_MAX, &limit) == -1) {
+		reply_error(r, 400, "BAD_REQUEST", "limit must be 1 to %d, not "
+		    "'%s'", NUBO_ACTIVITY_PAGE_MAX, l);
+		return;
+	}
+	rows = store_rows(r->db, "SELECT a.id, a.at, u.email AS user,"
+	    " a.action, a.detail, n.name AS node FROM activity a"
+	    " LEFT JOIN users u ON u.id = a.user_id"
+	    " LEFT JOIN nodes n ON n.id = a.node_id"
+	    " WHERE a.app_id = ? ORDER BY a.id DESC LIMIT ?", "ii", r->app_id,
+	    limit);
+	if (rows == NULL)
+		reply_store_error(r);
+	else
+		reply(r, 200, json_pack("{s:o}", "activity", rows));
 }

@@ -25,6 +25,23 @@ void keys_revoke(struct preq *);
 void apps_list(struct preq *);
 void apps_create(struct preq *);
 void apps_show(struct preq *);
+void apps_rename(struct preq *);
+void apps_delete(struct preq *);
+void apps_unlink_sandbox(struct preq *);
+void apps_transfer_technical_contact(struct preq *);
+void apps_activity(struct preq *);
+/* route-members.c */
+void members_list(struct preq *);
+void members_add(struct preq *);
+void members_remove(struct preq *);
+void members_set_permissions(struct preq *);
+/* route-nodes.c */
+void nodes_create(struct preq *);
+void nodes_list(struct preq *);
+void nodes_show(struct preq *);
+void nodes_set_technical_contact(struct preq *);
+void nodes_token_rotate(struct preq *);
+void nodes_link(struct preq *);
 
 const struct route routes[] = {
 	/* meta */
@@ -47,9 +64,44 @@ const struct route routes[] = {
 	{ "GET", "/apps", apps_list, ACCESS_USER, "list the apps you can see" },
 	{ "POST", "/apps", apps_create, ACCESS_USER, "create a Free App" },
 	{ "GET", "/apps/{app}", apps_show, ACCESS_APP_MEMBER, "show an app" },
+	{ "PATCH", "/apps/{app}", apps_rename, ACCESS_APP_MANAGE,
+	  "rename an app (its display name; the subdomain is permanent)" },
+	{ "DELETE", "/apps/{app}", apps_delete, ACCESS_APP_TC,
+	  "delete an app (refused while it is linked to a node)" },
+	{ "POST", "/apps/{app}/unlink-sandbox", apps_unlink_sandbox,
+	  ACCESS_APP_TC, "remove the app's sandbox and its data "
+	  "(needs {\"confirm\": true})" },
+	{ "POST", "/apps/{app}/technical-contact",
+	  apps_transfer_technical_contact, ACCESS_APP_TC,
+	  "hand the Technical Contact role to another user" },
+	{ "GET", "/apps/{app}/activity", apps_activity, ACCESS_APP_MEMBER,
+	  "the app's activity log, newest first" },
+	{ "GET", "/apps/{app}/members", members_list, ACCESS_APP_MEMBER,
+	  "list the app's members and their permissions" },
+	{ "POST", "/apps/{app}/members", members_add, ACCESS_APP_MANAGE,
+	  "add a member" },
+	{ "DELETE", "/apps/{app}/members/{user}", members_remove,
+	  ACCESS_APP_MANAGE, "remove a member (not the Technical Contact)" },
+	{ "PUT", "/apps/{app}/members/{user}/permissions",
+	  members_set_permissions, ACCESS_APP_MANAGE,
+	  "replace a member's permissions" },
 
 
 	/* nodes, linking, sandbox (route-nodes.c) */
+	{ "GET", "/nodes", nodes_list, ACCESS_USER, "list the nodes you can see" },
+	{ "POST", "/nodes", nodes_create, ACCESS_ADMIN,
+	  "create a node (answers its agent token, shown once)" },
+	{ "GET", "/nodes/{node}", nodes_show, ACCESS_NODE_VIEW,
+	  "show a node: status, generation, Technical Contact, app, "
+	  "environments" },
+	{ "PUT", "/nodes/{node}/technical-contact",
+	  nodes_set_technical_contact, ACCESS_ADMIN,
+	  "set the node's Technical Contact" },
+	{ "POST", "/nodes/{node}/token", nodes_token_rotate, ACCESS_ADMIN,
+	  "rotate the node's agent token (shown once)" },
+	{ "POST", "/nodes/{node}/link", nodes_link, ACCESS_NODE_TC,
+	  "link an app to the node; an app already linked is unlinked "
+	  "automatically" },
 
 
 	/* environments (route-envs.c) */

@@ -1,0 +1,64 @@
+/* nubo apps unlink-sandbox APP [--yes] */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "xmalloc.h"
+
+/* Ask on the terminal: the user types the app's subdomain to confirm. */
+static int
+confirmed(const char *app)
+{
+	char line[256];
+
+	if (!isatty(STDIN_FILENO))
+		return 0;
+	fprintf(stderr, "Unlinking the sandbox of '%s' deletes its sandbox "
+	    "environment and all its data.\nType the app's name to confirm: ",
+	    app);
+	if (fgets(line, sizeof line, stdin) == NULL)
+		return 0;
+	line[strcspn(line, "\r\n")] = '\0';
+	return strcmp(line, app) == 0;
+}
+
+static int
+cmd_apps_unlink_sandbox_exec(struct cmd_args *a)
+{
+	char *app = NULL, *path = NULL;
+	json_t *body = NULL, *resp = NULL;
+	int rc = CLI_FAILED;
+
+	if (!cmd_flag(a, "yes") && !confirmed(a->argv[0])) {
+		if (!isatty(STDIN_FILENO))
+			return out_usage(cmd_current, "unlinking a sandbox "
+			    "deletes its data: pass --yes to confirm");
+		return out_fail("not confirmed; nothing changed");
+	}
+	app = api_escape(a->argv[0]);
+	path = xasprintf("/apps/%s/unlink-sandbox", app);
+	body = json_pack("{s:b}", "confirm", 1);
+	if (api_ok("POST", path, body, &resp) == -1)
+		goto out;
+	if (out_maybe_json(a, resp) == -1)
+		printf("app '%s' has no sandbox any more; it can be linked to "
+		    "a node\n", a->argv[0]);
+	rc = CLI_OK;
+out:
+	json_decref(body);
+	json_decref(resp);
+	free(path);
+	free(app);
+	return rc;
+}
+
+const struct cmd_entry cmd_apps_unlink_sandbox_entry = {
+	"apps", "unlink-sandbox", "APP", "yes,json", 1, 1,
+	"remove an app's sandbox so it can be linked to a node",
+	"The sandbox environment and all its data are deleted. Asks for the\n"
+	"app's name on a terminal; --yes confirms without asking. Only the\n"
+	"Technical Contact may do this.",
+	cmd_apps_unlink_sandbox_exec, 0,
+};

@@ -1,0 +1,39 @@
+/* nubo nodes show NODE */
+#include <stdlib.h>
+
+#include "cli.h"
+#include "xmalloc.h"
+
+static int
+cmd_nodes_show_exec(struct cmd_args *a)
+{
+	char *node = api_escape(a->argv[0]);
+	char *path = xasprintf("/nodes/%s", node);
+	json_t *resp = NULL;
+	int rc = CLI_FAILED;
+
+	if (api_ok("GET", path, NULL, &resp) == -1)
+		goto out;
+	if (out_maybe_json(a, resp) == -1) {
+		out_fields(resp, "name,generation,status,app,"
+		    "technical_contact,sandbox,agent_url,last_seen_at,"
+		    "created_at");
+		if (json_array_size(json_object_get(resp, "environments"))) {
+			printf("\n");
+			out_table(json_object_get(resp, "environments"),
+			    "name:ENVIRONMENT,state:STATE,app:SANDBOX OF");
+		}
+	}
+	rc = CLI_OK;
+out:
+	json_decref(resp);
+	free(path);
+	free(node);
+	return rc;
+}
+
+const struct cmd_entry cmd_nodes_show_entry = {
+	"nodes", "show", "NODE", "json", 1, 1,
+	"show a node: status, generation, Technical Contact, app, environments",
+	NULL, cmd_nodes_show_exec, 0,
+};

@@ -1,0 +1,481 @@
+/* Nodes as the portal keeps them (SPEC §2): the platform admin creates
+ * them, sets their Technical Contact and rotates their agent token;
+ * Technical Contacts link an app to them (seed §3.1, §3.4). */
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "auth.h"
+#include "portal.h"
+#include "store.h"
+#include "util.h"
+#include "xmalloc.h"
+
+/* One node as the API shows it. */
+#define NODE_SELECT \
+	"SELECT n.name, n.generation, n.status, u.email AS technical_contact," \
+	" a.subdomain AS app, n.is_sandbox AS sandbox, n.agent_url," \
+	" n.last_seen_at, n.created_at FROM nodes n" \
+	" LEFT JOIN users u ON u.id = n.technical_contact" \
+	" LEFT JOIN apps a ON a.id = n.app_id"
+
+/* The environments every node has unless told otherwise (SPEC §2). */
+static const char *const nodes_standard_envs[] = {
+	"Test", "Acceptance", "Production",
+};
+#define NODES_NSTANDARD \
+	(sizeof nodes_standard_envs / sizeof nodes_standard_envs[0])
+
+static void
+nodes_fix_bools(json_t *node)
+{
+	json_object_set_new(node, "sandbox", json_boolean(
+	    jsonx_int(node, "sandbox", 0)));
+}
+
+json_t *
+nodes_json(sqlite3 *db, long long node_id)
+{
+	json_t *node = store_row(db, NODE_SELECT " WHERE n.id = ?", "i",
+	    node_id);
+
+	if (node)
+		nodes_fix_bools(node);
+	return node;
+}
+
+/* The user an API body or path names: an email, or a numeric user id.
+ * Returns the id, or 0 when there is no such user. */
+long long
+nodes_user_id(sqlite3 *db, const char *ref)
+{
+	if (ref == NULL || *ref == '\0')
+		return 0;
+	return store_int(db, 0, "SELECT id FROM users WHERE email = ?1"
+	    " OR CAST(id AS TEXT) = ?1", "s", ref);
+}
+
+/* The standard name env stands for ("test" → "Test"), or NULL for a
+ * flexible environment name. */
+static const char *
+nodes_standard_name(const char *env)
+{
+	size_t i;
+
+	for (i = 0; i < NODES_NSTANDARD; i++)
+		if (strcasecmp(env, nodes_standard_envs[i]) == 0)
+			return nodes_standard_envs[i];
+	return NULL;
+}
+
+/* Check the environments of a new node; replies 400 and returns -1 on a
+ * bad list. *names gets the names to create (canonical spelling). */
+static int
+nodes_check_envs(struct preq *r, json_t *list, int v4, json_t **names)
+{
+	json_t *out = json_array(), *v;
+	size_t i, j;
+
+	if (list == NULL) {
+		for (i = 0; i < NODES_NSTANDARD; i++)
+			json_array_append_new(out,
+			    json_string(nodes_standard_envs[i]));
+		*names = out;
+		return 0;
+	}
+	if (json_array_size(list) == 0 ||
+	    json_array_size(list) > NUBO_NODE_ENVS_MAX) {
+		reply_error(r, 400, "INVALID_ENVIRONMENTS", "a node has 1 to "
+		    "%d environments", NUBO_NODE_ENVS_MAX);
+		goto fail;
+	}
+	json_array_foreach(list, i, v) {
+		const char *name = json_string_value(v), *std;
+
+		if (name == NULL || !util_valid_env_name(name)) {
+			reply_error(r, 400, "INVALID_ENVIRONMENT_NAME",
+			    "environment name '%s' must match "
+			    "[A-Za-z][A-Za-z0-9-]{0,31}",
+			    name ? name : "(not a string)");
+			goto fail;
+		}
+		std = nodes_standard_name(name);
+		if (std == NULL && !v4) {
+			reply_error(r, 400, "FLEXIBLE_ENVIRONMENTS_V4_ONLY",
+			    "environment '%s': a v3 node has only Test, "
+			    "Acceptance and Production", name);
+			goto fail;
+		}
+		for (j = 0; j < i; j++) {
+			if (strcasecmp(json_string_value(json_array_get(list,
+			    j)), name) == 0) {
+				reply_error(r, 400, "DUPLICATE_ENVIRONMENT",
+				    "environment '%s' is listed twice", name);
+				goto fail;
+			}
+		}
+		json_array_append_new(out, json_string(std ? std : name));
+	}
+	*names = out;
+	return 0;
+fail:
+	json_decref(out);
+	return -1;
+}
+
+/* A new node token ("nubonode_<48 hex>"); *hash gets its sha256, which is
+ * all the store keeps. */
+static char *
+nodes_token_new(char **hash)
+{
+	char *secret = util_random_hex(24);
+	char *token = xasprintf("nubonode_%s", secret);
+
+	free(secret);
+	*hash = util_sha256_hex(token, strlen(token));
+	return token;
+}
+
+/* POST /nodes {name, generation, environments?, technical_contact?,
+ * sandbox?} (admin). The answer carries the node token, shown once. */
+void
+nodes_create(struct preq *r)
+{
+	static const struct jfield fields[] = {
+		{ "name", JT_STRING, 1 }, { "generation", JT_STRING, 1 },
+		{ "environments", JT_ARRAY, 0 },
+		{ "technical_contact", JT_STRING, 0 },
+		{ "sandbox", JT_BOOL, 0 }, { NULL } };
+	const char *name, *gen, *tc;
+	json_t *envs = NULL, *v, *node;
+	char *token = NULL, *hash = NULL;
+	long long tc_id = 0;
+	int sandbox, rc;
+	char now[32];
+	size_t i;
+
+	if (body_check(r, fields) == -1)
+		return;
+	name = jsonx_str(r->body, "name");
+	gen = jsonx_str(r->body, "generation");
+	tc = jsonx_str(r->body, "technical_contact");
+	sandbox = jsonx_bool(r->body, "sandbox", 0);
+	if (!util_valid_name(name)) {
+		reply_error(r, 400, "INVALID_NAME", "node name '%s' must match "
+		    "[a-z0-9][a-z0-9-]{0,62}", name);
+		return;
+	}
+	if (strcmp(gen, "v3") != 0 && strcmp(gen, "v4") != 0) {
+		reply_error(r, 400, "INVALID_GENERATION", "generation must be "
+		    "'v3' or 'v4', not '%s'", gen);
+		return;
+	}
+	/* The sandbox node hosts one 'Sandbox' environment per free app,
+	 * created with the app; it has no environments of its own. */
+	if (sandbox && json_object_get(r->body, "environments")) {
+		reply_error(r, 400, "INVALID_ENVIRONMENTS", "a sandbox node "
+		    "has no environments of its own");
+		return;
+	}
+	if (!sandbox && nodes_check_envs(r, json_object_get(r->body,
+	    "environments"), strcmp(gen, "v4") == 0, &envs) == -1)
+		return;
+	if (tc && (tc_id = nodes_user_id(r->db, tc)) == 0) {
+		reply_error(r, 404, "USER_NOT_FOUND", "no user '%s'", tc);
+		goto out;
+	}
+	token = nodes_token_new(&hash);
+	util_time_iso(util_now(), now, sizeof now);
+	if (store_begin(r->db) == -1) {
+		reply_store_error(r);
+		goto out;
+	}
+	rc = store_run(r->db, "INSERT INTO nodes (name, generation,"
+	    " technical_contact, is_sandbox, token_hash, created_at)"
+	    " VALUES (?, ?, NULLIF(?, 0), ?, ?, ?)", "ssiiss", name, gen,
+	    tc_id, (long long)sandbox, hash, now);
+	if (rc == STORE_CONFLICT) {
+		store_rollback(r->db);
+		reply_error(r, 409, "NODE_EXISTS", "a node '%s' exists", name);
+		goto out;
+	}
+	if (rc != STORE_OK)
+		goto fail;
+	r->node_id = store_last_id(r->db);
+	json_array_foreach(envs, i, v)
+		if (store_run(r->db, "INSERT INTO environments (node_id, name,"
+		    " created_at) VALUES (?, ?, ?)", "iss", r->node_id,
+		    json_string_value(v), now) != STORE_OK)
+			goto fail;
+	activity_log(r, "node.create", "created %s node '%s'%s", gen, name,
+	    sandbox ? " (sandbox node)" : "");
+	if (tc_id)
+		activity_log(r, "node.technical-contact", "Technical Contact "
+		    "of node '%s' is %s", name, tc);
+	if (store_commit(r->db) == -1) {
+		reply_store_error(r);
+		goto out;
+	}
+	node = nodes_json(r->db, r->node_id);
+	json_object_set_new(node, "environments", store_rows(r->db,
+	    "SELECT id, name, state FROM environments WHERE node_id = ?"
+	    " ORDER BY id", "i", r->node_id));
+	json_object_set_new(node, "token", json_string(token));
+	reply(r, 201, node);
+	goto out;
+fail:
+	reply_store_error(r);
+	store_rollback(r->db);
+out:
+	json_decref(envs);
+	free(token);
+	free(hash);
+}
+
+/* GET /nodes: admins see every node; others the nodes they are Technical
+ * Contact of or whose linked app they are a member of. */
+void
+nodes_list(struct preq *r)
+{
+	json_t *rows, *node;
+	size_t i;
+
+	rows = store_rows(r->db, NODE_SELECT " WHERE ?1 OR"
+	    " n.technical_contact = ?2 OR a.technical_contact = ?2 OR"
+	    " EXISTS (SELECT 1 FROM members m WHERE m.app_id = n.app_id AND"
+	    " m.user_id = ?2) ORDER BY n.name", "ii",
+	    (long long)r->who.is_admin, r->who.user_id);
+	if (rows == NULL) {
+		reply_store_error(r);
+		return;
+	}
+	json_array_foreach(rows, i, node)
+		nodes_fix_bools(node);
+	reply(r, 200, json_pack("{s:o}", "nodes", rows));
+}
+
+/* GET /nodes/{node}: status, generation, Technical Contact, linked app
+ * and environments. */
+void
+nodes_show(struct preq *r)
+{
+	json_t *node = nodes_json(r->db, r->node_id);
+
+	if (node == NULL) {
+		reply_store_error(r);
+		return;
+	}
+	json_object_set_new(node, "environments", store_rows(r->db,
+	    "SELECT e.id, e.name, e.state, a.subdomain AS app"
+	    " FROM environments e LEFT JOIN apps a ON a.id = e.app_id"
+	    " WHERE e.node_id = ? ORDER BY e.id", "i", r->node_id));
+	reply(r, 200, node);
+}
+
+/* The app linked to the request's node, or 0; node events are logged
+ * with it so that its members see them in the app's activity. */
+static long long
+nodes_linked_app(struct preq *r)
+{
+	return store_int(r->db, 0, "SELECT app_id FROM nodes WHERE id = ?",
+	    "i", r->node_id);
+}
+
+/* PUT /nodes/{node}/technical-contact {email} (admin) */
+void
+nodes_set_technical_contact(struct preq *r)
+{
+	static const struct jfield fields[] = {
+		{ "email", JT_STRING, 1 }, { NULL } };
+	const char *ref, *node = preq_param(r, "node");
+	char *email = NULL;
+	long long user;
+
+	if (body_check(r, fields) == -1)
+		return;
+	ref = jsonx_str(r->body, "email");
+	if ((user = nodes_user_id(r->db, ref)) == 0) {
+		reply_error(r, 404, "USER_NOT_FOUND", "no user '%s'", ref);
+		return;
+	}
+	email = store_text(r->db, "SELECT email FROM users WHERE id = ?", "i",
+	    user);
+	if (store_begin(r->db) == -1 ||
+	    store_run(r->db, "UPDATE nodes SET technical_contact = ?"
+	    " WHERE id = ?", "ii", user, r->node_id) != STORE_OK) {
+		reply_store_error(r);
+		goto out;
+	}
+	r->app_id = nodes_linked_app(r);
+	activity_log(r, "node.technical-contact", "Technical Contact of node "
+	    "'%s' is %s", node, email);
+	if (store_commit(r->db) == -1) {
+		reply_store_error(r);
+		goto out;
+	}
+	reply(r, 200, nodes_json(r->db, r->node_id));
+out:
+	free(email);
+}
+
+/* POST /nodes/{node}/token (admin): a new agent token; the old one stops
+ * working at once. */
+void
+nodes_token_rotate(struct preq *r)
+{
+	const char *node = preq_param(r, "node");
+	char *hash = NULL, *token = nodes_token_new(&hash);
+
+	if (store_begin(r->db) == -1 ||
+	    store_run(r->db, "UPDATE nodes SET token_hash = ? WHERE id = ?",
+	    "si", hash, r->node_id) != STORE_OK) {
+		reply_store_error(r);
+		goto out;
+	}
+	r->app_id = nodes_linked_app(r);
+	activity_log(r, "node.token", "rotated the agent token of node '%s'",
+	    node);
+	if (store_commit(r->db) == -1) {
+		reply_store_error(r);
+		goto out;
+	}
+	reply(r, 200, json_pack("{s:s,s:s}", "node", node, "token", token));
+out:
+	free(hash);
+	free(token);
+}
+
+/* 1 when the caller's key may act on app (its app scope, if any). */
+static int
+nodes_key_allows(struct preq *r, const char *uuid)
+{
+	size_t i;
+	json_t *v;
+
+	if (r->who.app_scope == NULL)
+		return 1;
+	json_array_foreach(r->who.app_scope, i, v)
+		if (json_is_string(v) && strcmp(json_string_value(v), uuid) == 0)
+			return 1;
+	return 0;
+}
+
+/* POST /nodes/{node}/link {app} — SPEC §2 "Linking". The caller is
+ * Technical Contact of the node (checked by the route) and of the app;
+ * the app has no sandbox and no other node; an app already on the node is
+ * unlinked automatically and becomes a Free App (seed §3.4). There is no
+ * plain unlink. */
+void
+nodes_link(struct preq *r)
+{
+	static const struct jfield fields[] = {
+		{ "app", JT_STRING, 1 }, { NULL } };
+	const char *ref, *node = preq_param(r, "node");
+	json_t *app = NULL, *n = NULL, *out;
+	long long other_node, prev_app;
+	const char *sub, *status;
+	char *prev = NULL;
+
+	if (body_check(r, fields) == -1)
+		return;
+	ref = jsonx_str(r->body, "app");
+	app = store_row(r->db, "SELECT id, uuid, subdomain, sandbox FROM apps"
+	    " WHERE subdomain = ?1 OR uuid = ?1", "s", ref);
+	if (app == NULL) {
+		reply_error(r, 404, "APP_NOT_FOUND", "no app '%s'", ref);
+		return;
+	}
+	r->app_id = jsonx_int(app, "id", 0);
+	sub = jsonx_str(app, "subdomain");
+	if (!nodes_key_allows(r, jsonx_str(app, "uuid"))) {
+		reply_error(r, 403, "KEY_SCOPE", "this API key is not valid for "
+		    "app '%s'", sub);
+		goto out;
+	}
+	if (!r->who.is_admin && !auth_is_app_tc(r, r->app_id)) {
+		reply_error(r, 403, "FORBIDDEN", "only the Technical Contact of "
+		    "app '%s' may link it to a node", sub);
+		goto out;
+	}
+	if (store_begin(r->db) == -1) {
+		reply_store_error(r);
+		goto out;
+	}
+	n = store_row(r->db, "SELECT status, is_sandbox, app_id FROM nodes"
+	    " WHERE id = ?", "i", r->node_id);
+	if (n == NULL) {
+		reply_store_error(r);
+		goto out;
+	}
+	status = jsonx_str(n, "status");
+	prev_app = jsonx_int(n, "app_id", 0);
+	if (jsonx_int(n, "is_sandbox", 0)) {
+		reply_error(r, 409, "NODE_IS_SANDBOX", "node '%s' is the "
+		    "sandbox node; apps cannot be linked to it", node);
+		goto out;
+	}
+	if (strcmp(status, "offboarding") == 0 ||
+	    strcmp(status, "offboarded") == 0) {
+		reply_error(r, 409, "NODE_OFFBOARDED", "node '%s' is %s; apps "
+		    "cannot be linked to it", node, status);
+		goto out;
+	}
+	if (jsonx_int(app, "sandbox", 0)) {
+		reply_error(r, 409, "APP_HAS_SANDBOX", "app '%s' has a sandbox; "
+		    "run 'nubo apps unlink-sandbox %s' first (its sandbox data "
+		    "will be gone)", sub, sub);
+		goto out;
+	}
+	other_node = store_int(r->db, 0, "SELECT id FROM nodes WHERE app_id = ?",
+	    "i", r->app_id);
+	if (other_node == r->node_id) {
+		/* Already done: linking is idempotent so a resumed migration
+		 * can repeat it. */
+		store_rollback(r->db);
+		out = nodes_json(r->db, r->node_id);
+		json_object_set_new(out, "unlinked_app", json_null());
+		reply(r, 200, out);
+		goto out;
+	}
+	if (other_node) {
+		char *other = store_text(r->db, "SELECT name FROM nodes"
+		    " WHERE id = ?", "i", other_node);
+
+		reply_error(r, 409, "APP_LINKED_ELSEWHERE", "app '%s' is linked "
+		    "to node '%s'; an app leaves a node only when another app "
+		    "is linked to it or the node is offboarded", sub, other);
+		free(other);
+		goto out;
+	}
+	/* The node keeps its environments and their data: the app linked
+	 * next uses them (seed §3.4). The node agent learns the new
+	 * hostnames when the portal next pushes each environment's spec. */
+	if (store_run(r->db, "UPDATE nodes SET app_id = ?, status = 'linked'"
+	    " WHERE id = ?", "ii", r->app_id, r->node_id) != STORE_OK) {
+		reply_store_error(r);
+		goto out;
+	}
+	if (prev_app) {
+		prev = store_text(r->db, "SELECT subdomain FROM apps"
+		    " WHERE id = ?", "i", prev_app);
+		activity_log_at(r, prev_app, r->node_id, "app.unlink",
+		    "unlinked from node '%s' automatically because app '%s' was "
+		    "linked to it; '%s' is a Free App again", node, sub, prev);
+		activity_log(r, "app.link", "linked to node '%s' (app '%s' was "
+		    "unlinked automatically)", node, prev);
+	} else {
+		activity_log(r, "app.link", "linked to node '%s'", node);
+	}
+	if (store_commit(r->db) == -1) {
+		reply_store_error(r);
+		goto out;
+	}
+	out = nodes_json(r->db, r->node_id);
+	json_object_set_new(out, "unlinked_app", prev ? json_string(prev) :
+	    json_null());
+	reply(r, 200, out);
+out:
+	free(prev);
+	json_decref(app);
+	json_decref(n);
+}
