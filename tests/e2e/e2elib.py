@@ -1,0 +1,62 @@
+"""Small helpers for the Python parts of the end-to-end tests: one
+keep-alive HTTP connection to the portal, and store access."""
+import http.client
+import json
+import time
+import urllib.parse
+
+
+class Portal:
+    def __init__(self, url):
+        self.u = urllib.parse.urlparse(url)
+        self.conn = None
+
+    def _connect(self):
+        if self.conn:
+            self.conn.close()
+        self.conn = http.client.HTTPConnection(self.u.hostname, self.u.port,
+                                               timeout=60)
+
+    def call(self, method, path, key=None, body=None, raw=None):
+        """One request: (status, parsed JSON body or raw bytes)."""
+        headers = {}
+        if key:
+            headers["Authorization"] = "Bearer " + key
+        data = raw
+        if body is not None:
+            data = json.dumps(body).encode()
+        if data is not None:
+            headers["Content-Type"] = "application/json"
+        for attempt in (0, 1):
+            try:
+                if self.conn is None:
+                    self._connect()
+                self.conn.request(method, "/api/v1" + path, body=data,
+                                  headers=headers)
+                resp = self.conn.getresponse()
+                text = resp.read()
+                break
+            except (http.client.HTTPException, OSError):
+                if attempt:
+                    raise
+                self._connect()
+        if resp.getheader("Connection", "").lower() == "close":
+            self.conn.close()
+            self.conn = None
+        try:
+            doc = json.loads(text) if text else None
+        except ValueError:
+            doc = text
+        return resp.status, doc
+
+
+def must(status, doc, want, what):
+    """Setup step: exit the test when the portal does not answer want."""
+    if status != want:
+        raise SystemExit(f"setup failed: {what}: HTTP {status} {doc}")
+    return doc
+
+
+def now_iso(offset=0):
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ",
+                         time.gmtime(time.time() + offset))

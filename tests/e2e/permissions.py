@@ -1,0 +1,278 @@
+#!/usr/bin/env python3
+"""The permission matrix of SPEC §2, generated from the route table.
+
+Every route that `nubod routes` prints is called as every principal below;
+the expected outcome comes only from the route's access level, so a new
+route is covered the moment it is added to src/portal/routes.c:
+
+  denied  -> exactly 401 (no/unknown/revoked/expired credentials) or 403
+  allowed -> anything but 401/403 (and never 500)
+
+Path parameters are filled from FIXTURES; a route with a parameter that has
+no fixture FAILS the test (add one below), so no route is skipped silently.
+
+Fixtures (apps, members, permissions, nodes, environments) are written
+straight into the store so that this test depends only on the schema, not
+on the API that manages them; users and keys go through the API. Routes
+that may change state (every method but GET) each get a fresh "world" (app,
+node, victim user and key), and run the principals that must be denied
+before those that may succeed, so a successful DELETE cannot spoil a later
+check.
+
+usage: permissions.py NUBOD PORTAL_URL ADMIN_KEY STORE_PATH
+"""
+import hashlib
+import json
+import os
+import re
+import sqlite3
+import subprocess
+import sys
+import time
+import urllib.parse
+import uuid
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from e2elib import Portal, must, now_iso  # noqa: E402
+
+NUBOD, URL, ADMIN_KEY, STORE = sys.argv[1:5]
+portal = Portal(URL)
+call = portal.call
+
+PERMS = ["transport", "backups", "settings", "logs", "manage"]
+ENV = "Test"            # the {env} fixture
+OTHER_ENV = "Acceptance"  # where member-otherenv holds its permissions
+
+
+db = sqlite3.connect(STORE, timeout=30, isolation_level=None)
+db.execute("PRAGMA foreign_keys=ON")
+
+
+def user_id(email):
+    return db.execute("SELECT id FROM users WHERE email = ?", (email,)).fetchone()[0]
+
+
+# --- users and their keys (through the API) -------------------------------
+USERS = ["tc", "nodetc", "nonmember", "member-none", "member-otherenv",
+         "victim"] + ["member-" + p for p in PERMS]
+keys = {"admin": ADMIN_KEY}
+for name in USERS:
+    email = f"{name}@matrix.test"
+    must(*call("POST", "/users", ADMIN_KEY,
+               {"email": email, "password": "matrixpass1"}), 201, "create " + email)
+    st, doc = call("POST", "/sessions", None,
+                   {"email": email, "password": "matrixpass1"})
+    keys[name] = must(st, doc, 201, "login " + email)["key"]
+UID = {n: user_id(f"{n}@matrix.test") for n in USERS}
+
+# The expired key: made to expire two seconds from now (waited for below).
+expired = must(*call("POST", "/keys", keys["tc"], {"expires_at": now_iso(2)}),
+               201, "expiring key")
+expired_at = time.time() + 2
+keys["expired"] = expired["key"]
+# The revoked key.
+rev = must(*call("POST", "/keys", keys["tc"], {"name": "revoked"}), 201, "key")
+must(*call("DELETE", "/keys/%d" % rev["id"], keys["tc"]), 200, "revoke")
+keys["revoked"] = rev["key"]
+# A read-only key of the platform admin.
+keys["readonly"] = must(*call("POST", "/keys", ADMIN_KEY, {"read_only": True}),
+                        201, "read-only key")["key"]
+
+
+def now_db():
+    return now_iso()
+
+
+def insert(sql, args=()):
+    return db.execute(sql, args).lastrowid
+
+
+# An app of tc that the scoped key is limited to ("another app").
+other_app = insert("INSERT INTO apps (uuid, subdomain, name, technical_contact,"
+                   " created_at) VALUES (?, 'matrix-other', 'other', ?, ?)",
+                   (str(uuid.uuid4()), UID["tc"], now_db()))
+insert("INSERT INTO members (app_id, user_id, created_at) VALUES (?, ?, ?)",
+       (other_app, UID["tc"], now_db()))
+keys["scoped-other"] = must(*call("POST", "/keys", keys["tc"],
+                                  {"apps": ["matrix-other"]}), 201,
+                            "scoped key")["key"]
+
+# A node agent: its token authenticates agent routes only.
+agent_token = "nubo_node_" + uuid.uuid4().hex
+insert("INSERT INTO nodes (name, generation, token_hash, created_at)"
+       " VALUES ('matrix-agent', 'v4', ?, ?)",
+       (hashlib.sha256(agent_token.encode()).hexdigest(), now_db()))
+keys["agent"] = agent_token
+
+WORLDS = 0
+
+
+def make_world():
+    """A fresh app (TC: tc) linked to a fresh v4 node (TC: nodetc) with
+    Test/Acceptance/Production, the members and their permissions, a victim
+    user and key. Returns the path fixtures."""
+    global WORLDS
+    WORLDS += 1
+    n = WORLDS
+    t = now_db()
+    app = insert("INSERT INTO apps (uuid, subdomain, name, technical_contact,"
+                 " created_at) VALUES (?, ?, ?, ?, ?)",
+                 (str(uuid.uuid4()), f"matrix-app{n}", f"app {n}", UID["tc"], t))
+    node = insert("INSERT INTO nodes (name, generation, status,"
+                  " technical_contact, app_id, created_at)"
+                  " VALUES (?, 'v4', 'linked', ?, ?, ?)",
+                  (f"matrix-node{n}", UID["nodetc"], app, t))
+    for env in ("Test", "Acceptance", "Production"):
+        insert("INSERT INTO environments (node_id, name, created_at)"
+               " VALUES (?, ?, ?)", (node, env, t))
+    for m in ["tc", "member-none", "member-otherenv"] + ["member-" + p for p in PERMS]:
+        insert("INSERT INTO members (app_id, user_id, created_at)"
+               " VALUES (?, ?, ?)", (app, UID[m], t))
+    for p in PERMS:
+        insert("INSERT INTO member_permissions (app_id, user_id, permission,"
+               " environment) VALUES (?, ?, ?, '*')", (app, UID["member-" + p], p))
+        insert("INSERT INTO member_permissions (app_id, user_id, permission,"
+               " environment) VALUES (?, ?, ?, ?)",
+               (app, UID["member-otherenv"], p, OTHER_ENV))
+    victim = must(*call("POST", "/users", ADMIN_KEY,
+                        {"email": f"victim{n}@matrix.test",
+                         "password": "matrixpass1"}), 201, "victim")
+    vkey = must(*call("POST", "/sessions", None,
+                      {"email": f"victim{n}@matrix.test",
+                       "password": "matrixpass1"}), 201, "victim key")
+    job = insert("INSERT INTO jobs (kind, state, app_id, node_id, created_at)"
+                 " VALUES ('matrix', 'completed', ?, ?, ?)", (app, node, t))
+    # Path parameter -> value. A route with a parameter missing here fails
+    # the test: add a fixture for it (create the object above if needed).
+    return {
+        "app": f"matrix-app{n}",
+        "env": ENV,
+        "node": f"matrix-node{n}",
+        "user": str(victim["id"]),
+        "key": str(db.execute("SELECT id FROM api_keys WHERE hash = ?",
+                              (hashlib.sha256(vkey["key"].encode()).hexdigest(),)
+                              ).fetchone()[0]),
+        "id": str(job),
+    }
+
+
+PRINCIPALS = ["admin", "tc", "nodetc", "nonmember", "member-none",
+              "member-otherenv"] + ["member-" + p for p in PERMS] + \
+    ["nokey", "revoked", "expired", "readonly", "scoped-other", "agent"]
+
+
+def expect(route, p):
+    """'allow', 401 or 403 for principal p on route, from its access level."""
+    a, method, path = route["access"], route["method"], route["path"]
+    if a == "public":
+        return "allow"
+    if p in ("nokey", "revoked", "expired"):
+        return 401
+    if p == "agent":
+        return "allow" if a == "agent" else 401
+    if a == "agent":
+        return 401          # user API keys are not node tokens
+    if p == "readonly":
+        if method != "GET":
+            return 403
+        p = "admin"         # a read-only key of the platform admin
+    if p == "scoped-other":
+        # tc's key limited to another app: nothing on this world's app or
+        # node, no platform routes, and of its own routes reads and keys.
+        if "{app}" in path or "{node}" in path:
+            return 403
+        if a == "user" and (method == "GET" or path.startswith("/keys")):
+            return "allow"
+        return 403
+    if p == "admin" or a == "user":
+        return "allow"
+    members = ["tc", "member-none", "member-otherenv"] + ["member-" + x for x in PERMS]
+    if a == "admin":
+        return 403
+    if a == "app-member":
+        return "allow" if p in members else 403
+    if a in PERMS:
+        if p in ("tc", "member-" + a):
+            return "allow"
+        if p == "member-otherenv" and "{env}" not in path:
+            return "allow"  # holds it on some environment
+        return 403
+    if a == "app-technical-contact":
+        return "allow" if p == "tc" else 403
+    if a == "node-view":
+        return "allow" if p in members + ["nodetc"] else 403
+    if a == "node-technical-contact":
+        return "allow" if p == "nodetc" else 403
+    raise KeyError(a)
+
+
+routes = json.loads(subprocess.check_output([NUBOD, "routes"]))
+passed = failed = 0
+
+
+def fail(msg):
+    global failed
+    failed += 1
+    print("not ok - " + msg)
+
+
+PARAM = re.compile(r"\{([^}]+)\}")
+world0 = make_world()
+# Unknown parameters and access levels first: they fail loudly.
+runnable = []
+for rt in routes:
+    names = PARAM.findall(rt["path"])
+    missing = [x for x in names if x not in world0]
+    if missing:
+        fail("%s %s: no fixture for path parameter {%s}: add one to "
+             "make_world() in tests/e2e/permissions.py" % (
+                 rt["method"], rt["path"], "}, {".join(missing)))
+        continue
+    try:
+        for p in PRINCIPALS:
+            expect(rt, p)
+    except KeyError as e:
+        fail("%s %s: access level %s unknown to the matrix: teach expect() "
+             "in tests/e2e/permissions.py what it means" % (
+                 rt["method"], rt["path"], e))
+        continue
+    runnable.append(rt)
+
+wait = expired_at + 1.2 - time.time()
+if wait > 0:
+    time.sleep(wait)
+
+# Reads on one shared world, then each write on a fresh one.
+order = [r for r in runnable if r["method"] == "GET"] + \
+        [r for r in runnable if r["method"] != "GET"]
+for rt in order:
+    world = world0 if rt["method"] == "GET" else make_world()
+    path = PARAM.sub(lambda m: urllib.parse.quote(world[m.group(1)], safe=""),
+                     rt["path"])
+    exp = {p: expect(rt, p) for p in PRINCIPALS}
+    # Denied principals first: an allowed DELETE must not turn a later 403
+    # into a 404.
+    who = sorted(PRINCIPALS, key=lambda p: exp[p] == "allow")
+    bad = 0
+    for p in who:
+        body = {} if rt["method"] not in ("GET", "DELETE") else None
+        st, doc = call(rt["method"], path, None if p == "nokey" else keys[p], body)
+        want = exp[p]
+        ok = (st not in (401, 403) and st != 500) if want == "allow" else st == want
+        if ok and want != "allow":
+            ok = isinstance(doc, dict) and "code" in doc.get("error", {})
+        if not ok:
+            bad += 1
+            fail("%s %s (%s) as %s: got %d, wanted %s: %s" % (
+                rt["method"], rt["path"], rt["access"], p, st,
+                "not 401/403/500" if want == "allow" else want,
+                json.dumps(doc)[:200]))
+    if bad == 0:
+        passed += 1
+        print("ok - %s %s (%s): %d principals" % (
+            rt["method"], rt["path"], rt["access"], len(who)))
+
+if not routes:
+    fail("nubod routes printed no routes")
+print("%d passed, %d failed" % (passed, failed))
+sys.exit(1 if failed else 0)

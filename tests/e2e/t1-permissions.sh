@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# t1: the whole permission matrix (SPEC §2), generated from `nubod routes`:
+# every route × {platform admin, app Technical Contact, member with each
+# single permission, member without permissions, member with permissions on
+# another environment only, non-member, node Technical Contact, no key,
+# revoked key, expired key, read-only key, key scoped to another app, node
+# agent token}. See tests/e2e/permissions.py for how it is built.
+. "$(dirname "$0")/lib.sh"
+
+start_portal
+python3 "$NUBO_SRC/tests/e2e/permissions.py" "$NUBOD" "$PORTAL_URL" \
+	"$ADMIN_KEY" "$T/portal/portal.db"
