@@ -323,9 +323,13 @@ out:
 void
 nodes_token_rotate(struct preq *r)
 {
+	static const struct jfield fields[] = { { NULL } };
 	const char *node = preq_param(r, "node");
-	char *hash = NULL, *token = nodes_token_new(&hash);
+	char *hash = NULL, *token = NULL;
 
+	if (body_check(r, fields) == -1)
+		return;
+	token = nodes_token_new(&hash);
 	if (store_begin(r->db) == -1 ||
 	    store_run(r->db, "UPDATE nodes SET token_hash = ? WHERE id = ?",
 	    "si", hash, r->node_id) != STORE_OK) {
