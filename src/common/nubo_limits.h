@@ -23,6 +23,7 @@
 
 #define NUBO_ARCHIVE_ENTRIES_MAX 2000000           /* backup archive members */
 #define NUBO_ARCHIVE_RATIO_MAX  1000                /* expanded / compressed: gzip bombs */
+#define NUBO_ARCHIVE_RATIO_MIN_BYTES (64LL * 1024 * 1024) /* ratio checked past this */
 #define NUBO_METADATA_MAX       (64 * 1024)
 
 #define NUBO_IO_CHUNK           (256 * 1024)        /* streaming buffer size */

@@ -1,0 +1,1572 @@
+/* Backup archives: streaming writer and validating reader (SPEC §3, §6).
+ *
+ * Writer: pg_dump -Z0 into an unlinked spool file (the tar header needs the
+ * dump's size, and pg_dump's own compression is wasted inside gzip), then a
+ * pax tar (libarchive) of db/db.backup, tree/, .metadata and
+ * .nubo/checksums piped through pigz, which compresses on every core: gzip
+ * on one core is what bounds the raw `tar czf` script.
+ *
+ * Reader: our own gzip layer (zlib, so the CRC of every member is checked,
+ * concatenated members are accepted, and the expansion ratio is watched for
+ * gzip bombs) feeding libarchive's tar reader; every member is checked
+ * before anything it carries is used. */
+#include <errno.h>
+#include <fcntl.h>
+#include <fts.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <archive.h>
+#include <archive_entry.h>
+#include <jansson.h>
+#include <libpq-fe.h>
+#include <openssl/evp.h>
+#include <zlib.h>
+
+#include "backup-archive.h"
+#include "buf.h"
+#include "jsonx.h"
+#include "log.h"
+#include "nubo_limits.h"
+#include "util.h"
+#include "xmalloc.h"
+
+extern char **environ;
+
+#define CHECKSUMS_NAME	".nubo/checksums"
+#define DUMP_NAME	"db/db.backup"
+
+static void
+set_cause(char **cause, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void
+set_cause(char **cause, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (cause == NULL || *cause != NULL)
+		return;
+	va_start(ap, fmt);
+	*cause = xvasprintf(fmt, ap);
+	va_end(ap);
+}
+
+static double
+mono_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* Write all of buf; 0 or -1 (errno set). */
+static int
+write_all(int fd, const void *buf, size_t len)
+{
+	const char *p = buf;
+	ssize_t n;
+
+	while (len > 0) {
+		n = write(fd, p, len);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/* Pipes to helper processes close early (pg_restore --list stops reading
+ * after the table of contents): a closed pipe must be EPIPE, not death. */
+static void
+ignore_sigpipe(void)
+{
+	struct sigaction sa;
+
+	if (sigaction(SIGPIPE, NULL, &sa) == 0 && sa.sa_handler == SIG_DFL) {
+		sa.sa_handler = SIG_IGN;
+		sigemptyset(&sa.sa_mask);
+		sa.sa_flags = 0;
+		sigaction(SIGPIPE, &sa, NULL);
+	}
+}
+
+/* Spawn argv with the given stdin/stdout/stderr (-1: /dev/null). */
+static pid_t
+spawn(char *const argv[], int in, int out, int err)
+{
+	posix_spawn_file_actions_t fa;
+	pid_t pid;
+	int rc;
+
+	posix_spawn_file_actions_init(&fa);
+	if (in >= 0)
+		posix_spawn_file_actions_adddup2(&fa, in, 0);
+	else
+		posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+	if (out >= 0)
+		posix_spawn_file_actions_adddup2(&fa, out, 1);
+	else
+		posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+	if (err >= 0)
+		posix_spawn_file_actions_adddup2(&fa, err, 2);
+	else
+		posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+	rc = posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ);
+	posix_spawn_file_actions_destroy(&fa);
+	if (rc != 0) {
+		errno = rc;
+		return -1;
+	}
+	return pid;
+}
+
+/* Wait for pid; its exit status, or -1 when it was killed. */
+static int
+wait_child(pid_t pid)
+{
+	int st;
+
+	while (waitpid(pid, &st, 0) < 0)
+		if (errno != EINTR)
+			return -1;
+	if (WIFEXITED(st))
+		return WEXITSTATUS(st);
+	return -1;
+}
+
+/* First line of what a helper wrote to its stderr memfd. */
+static char *
+err_text(int fd)
+{
+	char tmp[512];
+	ssize_t n;
+	char *nl;
+
+	if (fd < 0 || lseek(fd, 0, SEEK_SET) < 0)
+		return xstrdup("");
+	n = read(fd, tmp, sizeof(tmp) - 1);
+	if (n <= 0)
+		return xstrdup("");
+	tmp[n] = '\0';
+	if ((nl = strchr(tmp, '\n')) != NULL)
+		*nl = '\0';
+	return xstrdup(tmp);
+}
+
+/* sha256sum escaping: names with '\\' or '\n' get a leading backslash. */
+static void
+checksum_line(struct buf *b, const unsigned char *md, const char *path)
+{
+	char hex[65];
+	const char *p;
+
+	util_hex(md, 32, hex);
+	if (strpbrk(path, "\\\n") != NULL)
+		buf_append(b, "\\", 1);
+	buf_append(b, hex, 64);
+	buf_append(b, "  ", 2);
+	for (p = path; *p != '\0'; p++) {
+		if (*p == '\\')
+			buf_append(b, "\\\\", 2);
+		else if (*p == '\n')
+			buf_append(b, "\\n", 2);
+		else
+			buf_append(b, p, 1);
+	}
+	buf_append(b, "\n", 1);
+}
+
+char *
+backup_archive_name_full(const char *id, long long created)
+{
+	char ts[16];
+	time_t t = (time_t)created;
+	struct tm tm;
+
+	gmtime_r(&t, &tm);
+	strftime(ts, sizeof(ts), "%Y%m%d%H%M", &tm);
+	return xasprintf("files_and_database-%.8s-%s.tar.gz", id, ts);
+}
+
+char *
+backup_archive_name_db(const char *id, long long created)
+{
+	char ts[16];
+	time_t t = (time_t)created;
+	struct tm tm;
+
+	gmtime_r(&t, &tm);
+	strftime(ts, sizeof(ts), "%Y%m%d%H%M", &tm);
+	return xasprintf("database-%.8s-%s.backup", id, ts);
+}
+
+char *
+backup_archive_name_files(const char *id, long long created)
+{
+	char ts[16];
+	time_t t = (time_t)created;
+	struct tm tm;
+
+	gmtime_r(&t, &tm);
+	strftime(ts, sizeof(ts), "%Y%m%d%H%M", &tm);
+	return xasprintf("files-%.8s-%s.tar.gz", id, ts);
+}
+
+/* ------------------------------------------------------------------ */
+/* Writer                                                              */
+
+struct wctx {
+	struct archive	*a;
+	int		 spool;		/* checksums spool (unlinked file) */
+	struct buf	 line;
+	unsigned char	*iobuf;
+	long long	 done;
+	long long	 total;
+	long long	 files_size;
+	double		 last_progress;
+	const struct backup_write_opts *o;
+	char		**cause;
+};
+
+static void
+w_progress(struct wctx *w, int force)
+{
+	double t;
+
+	if (w->o->progress == NULL)
+		return;
+	t = mono_now();
+	if (!force && t - w->last_progress < 0.2)
+		return;
+	w->last_progress = t;
+	w->o->progress(w->o->progress_arg, w->done, w->total);
+}
+
+static int
+w_header(struct wctx *w, const char *name, mode_t type, mode_t perm,
+    long long size, time_t mtime)
+{
+	struct archive_entry *e;
+	int r;
+
+	e = archive_entry_new();
+	archive_entry_set_pathname(e, name);
+	archive_entry_set_filetype(e, type);
+	archive_entry_set_perm(e, perm);
+	archive_entry_set_size(e, type == AE_IFREG ? size : 0);
+	archive_entry_set_mtime(e, mtime, 0);
+	archive_entry_set_uname(e, "nubo");
+	archive_entry_set_gname(e, "nubo");
+	r = archive_write_header(w->a, e);
+	archive_entry_free(e);
+	if (r != ARCHIVE_OK) {
+		set_cause(w->cause, "cannot write archive member '%s': %s", name,
+		    archive_error_string(w->a));
+		return -1;
+	}
+	return 0;
+}
+
+/* Copy exactly size bytes of fd into the current member (zero padding if
+ * the file shrank meanwhile), hashing them; md gets the sha256. */
+static int
+w_copy(struct wctx *w, int fd, long long size, const char *name,
+    unsigned char md[32])
+{
+	EVP_MD_CTX *mc = EVP_MD_CTX_new();
+	long long left = size;
+	ssize_t n;
+	size_t want;
+	int rc = -1;
+
+	EVP_DigestInit_ex(mc, EVP_sha256(), NULL);
+	while (left > 0) {
+		want = left < NUBO_IO_CHUNK ? (size_t)left : NUBO_IO_CHUNK;
+		n = fd >= 0 ? read(fd, w->iobuf, want) : 0;
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			set_cause(w->cause, "cannot read '%s': %s", name,
+			    strerror(errno));
+			goto out;
+		}
+		if (n == 0) {
+			/* the file shrank since its header: pad */
+			memset(w->iobuf, 0, want);
+			n = (ssize_t)want;
+			fd = -1;
+		}
+		EVP_DigestUpdate(mc, w->iobuf, (size_t)n);
+		if (archive_write_data(w->a, w->iobuf, (size_t)n) != n) {
+			set_cause(w->cause, "cannot write archive member '%s': %s",
+			    name, archive_error_string(w->a));
+			goto out;
+		}
+		left -= n;
+		w->done += n;
+		w_progress(w, 0);
+	}
+	EVP_DigestFinal_ex(mc, md, NULL);
+	rc = 0;
+out:
+	EVP_MD_CTX_free(mc);
+	return rc;
+}
+
+static int
+w_checksum(struct wctx *w, const unsigned char md[32], const char *name)
+{
+	w->line.len = 0;
+	checksum_line(&w->line, md, name);
+	if (write_all(w->spool, w->line.data, w->line.len) < 0) {
+		set_cause(w->cause, "cannot spool checksums: %s", strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+static int
+fts_byname(const FTSENT **a, const FTSENT **b)
+{
+	return strcmp((*a)->fts_name, (*b)->fts_name);
+}
+
+/* Sum of the sizes of the regular files under dir (progress total). */
+static long long
+tree_size(const char *dir)
+{
+	char *argv[] = { (char *)dir, NULL };
+	FTS *f;
+	FTSENT *e;
+	long long sum = 0;
+
+	if ((f = fts_open(argv, FTS_PHYSICAL | FTS_NOCHDIR, NULL)) == NULL)
+		return 0;
+	while ((e = fts_read(f)) != NULL)
+		if (e->fts_info == FTS_F)
+			sum += e->fts_statp->st_size;
+	fts_close(f);
+	return sum;
+}
+
+static int
+w_tree(struct wctx *w, const char *dir)
+{
+	char *argv[] = { (char *)dir, NULL };
+	FTS *f = NULL;
+	FTSENT *e;
+	char *name = NULL;
+	unsigned char md[32];
+	struct stat st;
+	size_t rootlen = strlen(dir);
+	int started = 0, fd = -1, rc = -1;
+
+	if ((f = fts_open(argv, FTS_PHYSICAL | FTS_NOCHDIR, fts_byname)) == NULL) {
+		set_cause(w->cause, "cannot read '%s': %s", dir, strerror(errno));
+		goto out;
+	}
+	while ((e = fts_read(f)) != NULL) {
+		if (e->fts_level == 0) {
+			if (e->fts_info == FTS_D || e->fts_info == FTS_DP)
+				continue;
+			if (e->fts_info == FTS_NS && e->fts_errno == ENOENT)
+				break;	/* no file store yet: no tree/ */
+			set_cause(w->cause, "'%s' is not a directory", dir);
+			goto out;
+		}
+		if (e->fts_info == FTS_DP)
+			continue;
+		if (e->fts_info == FTS_DNR || e->fts_info == FTS_ERR ||
+		    e->fts_info == FTS_NS) {
+			set_cause(w->cause, "cannot read '%s': %s", e->fts_path,
+			    strerror(e->fts_errno));
+			goto out;
+		}
+		if (e->fts_info != FTS_D && e->fts_info != FTS_F) {
+			/* links and special files are not file documents and
+			 * would be refused on restore (SPEC §3) */
+			log_warn("backup: skipping '%s': not a regular file",
+			    e->fts_path);
+			continue;
+		}
+		if (!started) {
+			if (w_header(w, "tree/", AE_IFDIR, 0755, 0, time(NULL)) < 0)
+				goto out;
+			started = 1;
+		}
+		free(name);
+		name = xasprintf("tree%s%s", e->fts_path + rootlen,
+		    e->fts_info == FTS_D ? "/" : "");
+		if (e->fts_info == FTS_D) {
+			if (w_header(w, name, AE_IFDIR,
+			    e->fts_statp->st_mode & 07777, 0,
+			    e->fts_statp->st_mtime) < 0)
+				goto out;
+			continue;
+		}
+		fd = open(e->fts_accpath, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+		if (fd < 0 || fstat(fd, &st) < 0) {
+			if (errno == ENOENT)
+				continue;	/* deleted meanwhile */
+			set_cause(w->cause, "cannot read '%s': %s", e->fts_path,
+			    strerror(errno));
+			goto out;
+		}
+		posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+		if (w_header(w, name, AE_IFREG, st.st_mode & 07777, st.st_size,
+		    st.st_mtime) < 0 ||
+		    w_copy(w, fd, st.st_size, e->fts_path, md) < 0 ||
+		    w_checksum(w, md, name) < 0)
+			goto out;
+		w->files_size += st.st_size;
+		close(fd);
+		fd = -1;
+	}
+	rc = 0;
+out:
+	if (fd >= 0)
+		close(fd);
+	free(name);
+	if (f != NULL)
+		fts_close(f);
+	return rc;
+}
+
+/* pg_database_size() of the database behind url; -1 when unknown. */
+static long long
+database_size(const char *url)
+{
+	PGconn *c;
+	PGresult *res;
+	long long n = -1;
+
+	c = PQconnectdb(url);
+	if (PQstatus(c) == CONNECTION_OK) {
+		res = PQexec(c, "SELECT pg_database_size(current_database())");
+		if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1)
+			n = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+		PQclear(res);
+	}
+	PQfinish(c);
+	return n;
+}
+
+/* Run pg_dump -Fc -Z0 into an unlinked file under tmp_dir; its fd. */
+static int
+run_pg_dump(const struct backup_write_opts *o, char **cause)
+{
+	char *argv[] = { "pg_dump", "--no-owner", "--no-privileges",
+	    "--format=custom", "--compress=0", "--dbname", (char *)o->dburl,
+	    NULL };
+	int fd, errfd = -1, st;
+	pid_t pid;
+	char *msg;
+
+	fd = open(o->tmp_dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		set_cause(cause, "cannot create a spool file in '%s': %s",
+		    o->tmp_dir, strerror(errno));
+		return -1;
+	}
+	errfd = memfd_create("pg_dump-stderr", MFD_CLOEXEC);
+	if ((pid = spawn(argv, -1, fd, errfd)) < 0) {
+		set_cause(cause, "cannot run pg_dump: %s", strerror(errno));
+		goto fail;
+	}
+	st = wait_child(pid);
+	if (st != 0) {
+		msg = err_text(errfd);
+		set_cause(cause, "pg_dump failed: %s", *msg ? msg : "killed");
+		free(msg);
+		goto fail;
+	}
+	close(errfd);
+	return fd;
+fail:
+	if (errfd >= 0)
+		close(errfd);
+	close(fd);
+	return -1;
+}
+
+int
+backup_archive_write(const struct backup_write_opts *o, int out_fd,
+    struct backup_meta *meta, char **cause)
+{
+	struct wctx w;
+	struct stat st;
+	unsigned char md[32];
+	char level[8], threads[16];
+	char *pigz_argv[] = { "pigz", "-c", level, "-p", threads, NULL };
+	int dumpfd = -1, pfd[2] = { -1, -1 }, rc = -1, n;
+	pid_t pigz = -1;
+	double t0 = mono_now();
+	json_t *mj = NULL;
+	char *mtext = NULL;
+	long long dbsize, dumpsize;
+	time_t now = time(NULL);
+
+	memset(&w, 0, sizeof(w));
+	w.o = o;
+	w.cause = cause;
+	w.spool = -1;
+	buf_init(&w.line, 0);
+	w.iobuf = xmalloc(NUBO_IO_CHUNK);
+	ignore_sigpipe();
+
+	/* 1. the dump */
+	if (o->dump_path != NULL) {
+		dumpfd = open(o->dump_path, O_RDONLY | O_CLOEXEC);
+		if (dumpfd < 0) {
+			set_cause(cause, "cannot open '%s': %s", o->dump_path,
+			    strerror(errno));
+			goto out;
+		}
+	} else if ((dumpfd = run_pg_dump(o, cause)) < 0)
+		goto out;
+	if (fstat(dumpfd, &st) < 0 || lseek(dumpfd, 0, SEEK_SET) < 0) {
+		set_cause(cause, "cannot read the dump: %s", strerror(errno));
+		goto out;
+	}
+	dumpsize = st.st_size;
+	dbsize = o->dburl != NULL ? database_size(o->dburl) : -1;
+	if (dbsize < 0)
+		dbsize = st.st_size;
+	w.total = st.st_size + (o->files_dir ? tree_size(o->files_dir) : 0);
+	w_progress(&w, 1);
+
+	w.spool = open(o->tmp_dir ? o->tmp_dir : "/tmp",
+	    O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	if (w.spool < 0) {
+		set_cause(cause, "cannot create a spool file: %s", strerror(errno));
+		goto out;
+	}
+
+	/* 2. the compressor: pigz on every core, else gzip in-process */
+	w.a = archive_write_new();
+	archive_write_set_format_pax_restricted(w.a);
+	archive_write_set_bytes_per_block(w.a, 64 * 1024);
+	archive_write_set_bytes_in_last_block(w.a, 1);
+	n = o->threads > 0 ? o->threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
+	snprintf(threads, sizeof(threads), "%d", n > 0 ? n : 1);
+	snprintf(level, sizeof(level), "-%d",
+	    o->level >= 1 && o->level <= 9 ? o->level : 6);
+	if (pipe2(pfd, O_CLOEXEC) < 0)
+		fatal("pipe: %s", strerror(errno));
+	pigz = spawn(pigz_argv, pfd[0], out_fd, -1);
+	close(pfd[0]);
+	pfd[0] = -1;
+	if (pigz > 0) {
+		if (archive_write_open_fd(w.a, pfd[1]) != ARCHIVE_OK)
+			goto archerr;
+	} else {
+		close(pfd[1]);
+		pfd[1] = -1;
+		archive_write_add_filter_gzip(w.a);
+		snprintf(level, sizeof(level), "%d",
+		    o->level >= 1 && o->level <= 9 ? o->level : 6);
+		archive_write_set_filter_option(w.a, "gzip", "compression-level",
+		    level);
+		if (archive_write_open_fd(w.a, out_fd) != ARCHIVE_OK)
+			goto archerr;
+	}
+
+	/* 3. db/ first: a restore can start pg_restore while tree/ unpacks */
+	if (w_header(&w, "db/", AE_IFDIR, 0755, 0, now) < 0 ||
+	    w_header(&w, DUMP_NAME, AE_IFREG, 0644, st.st_size, now) < 0 ||
+	    w_copy(&w, dumpfd, st.st_size, DUMP_NAME, md) < 0 ||
+	    w_checksum(&w, md, DUMP_NAME) < 0)
+		goto out;
+
+	/* 4. tree/ */
+	if (o->files_dir != NULL && w_tree(&w, o->files_dir) < 0)
+		goto out;
+
+	/* 5. .metadata: Mendix keys, every value a string (SPEC §3) */
+	mj = json_object();
+	{
+		char v[32];
+
+		snprintf(v, sizeof(v), "%lld", (long long)(mono_now() - t0 + 0.5));
+		json_object_set_new(mj, "duration", json_string(v));
+		snprintf(v, sizeof(v), "%lld", dumpsize);
+		json_object_set_new(mj, "dumpSize", json_string(v));
+		json_object_set_new(mj, "modelVersion",
+		    json_string(o->model_version ? o->model_version : ""));
+		snprintf(v, sizeof(v), "%lld", dbsize);
+		json_object_set_new(mj, "databaseSize", json_string(v));
+		snprintf(v, sizeof(v), "%lld", w.files_size);
+		json_object_set_new(mj, "filesSize", json_string(v));
+		json_object_set_new(mj, "nuboFormat", json_string("1"));
+	}
+	mtext = json_dumps(mj, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	if (w_header(&w, ".metadata", AE_IFREG, 0644, (long long)strlen(mtext),
+	    now) < 0)
+		goto out;
+	if (archive_write_data(w.a, mtext, strlen(mtext)) !=
+	    (la_ssize_t)strlen(mtext))
+		goto archerr;
+
+	/* 6. .nubo/checksums, last: it covers every member before it */
+	if (fstat(w.spool, &st) < 0 || lseek(w.spool, 0, SEEK_SET) < 0) {
+		set_cause(cause, "cannot read the checksum spool: %s",
+		    strerror(errno));
+		goto out;
+	}
+	if (w_header(&w, ".nubo/", AE_IFDIR, 0755, 0, now) < 0 ||
+	    w_header(&w, CHECKSUMS_NAME, AE_IFREG, 0644, st.st_size, now) < 0 ||
+	    w_copy(&w, w.spool, st.st_size, CHECKSUMS_NAME, md) < 0)
+		goto out;
+
+	if (archive_write_close(w.a) != ARCHIVE_OK)
+		goto archerr;
+	if (pfd[1] >= 0) {
+		close(pfd[1]);
+		pfd[1] = -1;
+	}
+	if (pigz > 0) {
+		n = wait_child(pigz);
+		pigz = -1;
+		if (n != 0) {
+			set_cause(cause, "pigz failed (exit %d)", n);
+			goto out;
+		}
+	}
+	if (meta != NULL) {
+		memset(meta, 0, sizeof(*meta));
+		meta->duration = (long long)(mono_now() - t0 + 0.5);
+		meta->dump_size = dumpsize;
+		meta->database_size = dbsize;
+		meta->files_size = w.files_size;
+		snprintf(meta->model_version, sizeof(meta->model_version), "%s",
+		    o->model_version ? o->model_version : "");
+		meta->nubo_format = 1;
+	}
+	w_progress(&w, 1);
+	rc = 0;
+	goto out;
+archerr:
+	set_cause(cause, "cannot write the archive: %s",
+	    archive_error_string(w.a));
+out:
+	if (w.a != NULL)
+		archive_write_free(w.a);
+	if (pfd[1] >= 0)
+		close(pfd[1]);
+	if (pigz > 0) {
+		kill(pigz, SIGTERM);
+		wait_child(pigz);
+	}
+	if (dumpfd >= 0)
+		close(dumpfd);
+	if (w.spool >= 0)
+		close(w.spool);
+	json_decref(mj);
+	free(mtext);
+	free(w.iobuf);
+	buf_release(&w.line);
+	return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* Reader                                                              */
+
+/* gzip layer under libarchive's tar reader. */
+struct gzin {
+	backup_read_fn	 rd;
+	void		*ctx;
+	z_stream	 z;
+	unsigned char	*in;
+	unsigned char	*out;
+	int		 in_member;
+	int		 members;
+	int		 eof;
+	long long	 total_in;
+	long long	 total_out;
+	long long	 max_ratio;
+	long long	 ratio_min;
+	char		*err;
+};
+
+static la_ssize_t
+gz_read(struct archive *a, void *vctx, const void **bufp)
+{
+	struct gzin *g = vctx;
+	ssize_t n;
+	size_t got;
+	int ret;
+
+	*bufp = g->out;
+	if (g->eof || g->err != NULL)
+		return g->err != NULL ? ARCHIVE_FATAL : 0;
+	g->z.next_out = g->out;
+	g->z.avail_out = NUBO_IO_CHUNK;
+	while (g->z.avail_out == NUBO_IO_CHUNK) {
+		if (g->z.avail_in == 0) {
+			n = g->rd(g->ctx, g->in, NUBO_IO_CHUNK);
+			if (n < 0) {
+				g->err = xstrdup("cannot read the archive");
+				break;
+			}
+			if (n == 0) {
+				if (g->in_member || g->members == 0)
+					g->err = xstrdup(g->members == 0 &&
+					    !g->in_member ? "archive is empty" :
+					    "archive is truncated (gzip data ends early)");
+				else
+					g->eof = 1;
+				break;
+			}
+			g->z.next_in = g->in;
+			g->z.avail_in = (uInt)n;
+			g->total_in += n;
+		}
+		if (!g->in_member) {
+			inflateReset(&g->z);
+			g->in_member = 1;
+		}
+		ret = inflate(&g->z, Z_NO_FLUSH);
+		if (ret == Z_STREAM_END) {
+			g->in_member = 0;
+			g->members++;
+		} else if (ret == Z_BUF_ERROR && g->z.avail_in == 0) {
+			continue;
+		} else if (ret != Z_OK) {
+			g->err = g->members == 0 && g->total_out == 0 &&
+			    g->z.avail_out == NUBO_IO_CHUNK ?
+			    xasprintf("archive is not gzip data (%s)",
+				g->z.msg ? g->z.msg : "bad header") :
+			    xasprintf("gzip data is corrupt: %s",
+				g->z.msg ? g->z.msg : "inflate failed");
+			break;
+		}
+	}
+	got = NUBO_IO_CHUNK - g->z.avail_out;
+	g->total_out += (long long)got;
+	if (g->err == NULL && g->total_out > g->ratio_min &&
+	    g->total_out / g->max_ratio > g->total_in)
+		g->err = xasprintf("archive expands more than %lld times its "
+		    "size (gzip bomb)", g->max_ratio);
+	if (g->err != NULL) {
+		archive_set_error(a, EINVAL, "%s", g->err);
+		return ARCHIVE_FATAL;
+	}
+	return (la_ssize_t)got;
+}
+
+/* Per regular member: a hash of its path and the sha256 of its bytes. */
+struct rec {
+	unsigned char	 path[16];
+	unsigned char	 sum[32];
+};
+
+struct rvec {
+	struct rec	*v;
+	size_t		 n, cap;
+};
+
+static void
+rvec_push(struct rvec *r, const char *path, const unsigned char *sum)
+{
+	unsigned char md[32];
+
+	if (r->n == r->cap) {
+		r->cap = r->cap ? r->cap * 2 : 256;
+		r->v = xrealloc(r->v, r->cap * sizeof(*r->v));
+	}
+	EVP_Digest(path, strlen(path), md, NULL, EVP_sha256(), NULL);
+	memcpy(r->v[r->n].path, md, 16);
+	if (sum != NULL)
+		memcpy(r->v[r->n].sum, sum, 32);
+	else
+		memset(r->v[r->n].sum, 0, 32);
+	r->n++;
+}
+
+static int
+rec_cmp(const void *a, const void *b)
+{
+	return memcmp(a, b, sizeof(struct rec));
+}
+
+static int
+rec_cmp_path(const void *a, const void *b)
+{
+	return memcmp(a, b, 16);
+}
+
+struct rctx {
+	const struct backup_read_opts *o;
+	struct backup_info *info;
+	struct archive	*a;
+	struct archive	*files;		/* files-only output, or NULL */
+	pid_t		 files_pigz;
+	int		 files_pipe;
+	unsigned char	*iobuf;
+	struct rvec	 paths;		/* every member: duplicates */
+	struct rvec	 sums;		/* regular members: checksums */
+	struct rvec	 listed;	/* lines of .nubo/checksums */
+	struct buf	 metadata;
+	int		 seen_checksums;
+	long long	 next_progress;
+	char		**cause;
+};
+
+/* Reject anything but a plain relative path inside the archive root. */
+static int
+check_path(const char *name, char **cause)
+{
+	const char *p = name, *slash;
+	size_t len;
+
+	if (*name == '\0' || strlen(name) > 4000) {
+		set_cause(cause, "archive member has an empty or too long name");
+		return -1;
+	}
+	if (*name == '/') {
+		set_cause(cause, "archive member '%s' has an absolute path", name);
+		return -1;
+	}
+	for (;;) {
+		slash = strchr(p, '/');
+		len = slash ? (size_t)(slash - p) : strlen(p);
+		if ((len == 2 && p[0] == '.' && p[1] == '.')) {
+			set_cause(cause, "archive member '%s' escapes the archive "
+			    "root ('..')", name);
+			return -1;
+		}
+		if (len == 0 || (len == 1 && p[0] == '.')) {
+			set_cause(cause, "archive member '%s' has an empty or '.' "
+			    "path component", name);
+			return -1;
+		}
+		if (slash == NULL)
+			break;
+		p = slash + 1;
+	}
+	return 0;
+}
+
+/* Decode one line "<hex>  <path>" of .nubo/checksums into r->listed. */
+static int
+r_checksum_line(struct rctx *r, char *line)
+{
+	unsigned char sum[32];
+	char *path, *p, *q;
+	int esc = 0, i;
+
+	if (line[0] == '\\') {
+		esc = 1;
+		line++;
+	}
+	if (strlen(line) < 67 || line[64] != ' ' || line[65] != ' ')
+		goto bad;
+	for (i = 0; i < 32; i++) {
+		unsigned hi, lo;
+		char c1 = line[2 * i], c2 = line[2 * i + 1];
+
+		if (!((c1 >= '0' && c1 <= '9') || (c1 >= 'a' && c1 <= 'f')) ||
+		    !((c2 >= '0' && c2 <= '9') || (c2 >= 'a' && c2 <= 'f')))
+			goto bad;
+		hi = c1 <= '9' ? (unsigned)(c1 - '0') : (unsigned)(c1 - 'a' + 10);
+		lo = c2 <= '9' ? (unsigned)(c2 - '0') : (unsigned)(c2 - 'a' + 10);
+		sum[i] = (unsigned char)(hi << 4 | lo);
+	}
+	path = line + 66;
+	if (esc) {
+		for (p = q = path; *p != '\0'; p++) {
+			if (*p == '\\') {
+				if (p[1] == '\\')
+					*q++ = '\\';
+				else if (p[1] == 'n')
+					*q++ = '\n';
+				else
+					goto bad;
+				p++;
+			} else
+				*q++ = *p;
+		}
+		*q = '\0';
+	}
+	rvec_push(&r->listed, path, sum);
+	return 0;
+bad:
+	set_cause(r->cause, "'%s' has a malformed line", CHECKSUMS_NAME);
+	return -1;
+}
+
+static void
+r_progress(struct rctx *r)
+{
+	long long done = r->info->compressed_bytes;
+
+	if (r->o->progress == NULL || done < r->next_progress)
+		return;
+	r->next_progress = done + 4 * 1024 * 1024;
+	r->o->progress(r->o->progress_arg, done, -1);
+}
+
+/* Stream one member's data: hash it and hand it to the sinks. */
+static int
+r_data(struct rctx *r, const char *name, int out_fd, int pgpipe,
+    int is_dump, int is_checksums, long long *bytes, unsigned char md[32])
+{
+	EVP_MD_CTX *mc = EVP_MD_CTX_new();
+	struct buf line;
+	la_ssize_t n;
+	long long total = 0;
+	int rc = -1;
+	char *p, *nl;
+
+	buf_init(&line, 8192);
+	EVP_DigestInit_ex(mc, EVP_sha256(), NULL);
+	for (;;) {
+		n = archive_read_data(r->a, r->iobuf, NUBO_IO_CHUNK);
+		if (n < 0) {
+			set_cause(r->cause, "cannot read archive member '%s': %s",
+			    name, archive_error_string(r->a));
+			goto out;
+		}
+		if (n == 0)
+			break;
+		if (is_dump && total < 5 && (total + n < 5 ||
+		    memcmp(r->iobuf, "PGDMP", 5) != 0)) {
+			set_cause(r->cause, "'%s' is not a PostgreSQL custom-format "
+			    "dump (no PGDMP header)", DUMP_NAME);
+			goto out;
+		}
+		total += n;
+		EVP_DigestUpdate(mc, r->iobuf, (size_t)n);
+		if (out_fd >= 0 && write_all(out_fd, r->iobuf, (size_t)n) < 0) {
+			set_cause(r->cause, "cannot write '%s': %s", name,
+			    strerror(errno));
+			goto out;
+		}
+		if (pgpipe >= 0 && write_all(pgpipe, r->iobuf, (size_t)n) < 0) {
+			if (errno != EPIPE) {
+				set_cause(r->cause, "cannot check '%s': %s", name,
+				    strerror(errno));
+				goto out;
+			}
+			pgpipe = -1;	/* pg_restore --list has what it needs */
+		}
+		if (r->files != NULL && archive_write_data(r->files, r->iobuf,
+		    (size_t)n) != n) {
+			set_cause(r->cause, "cannot write the files archive: %s",
+			    archive_error_string(r->files));
+			goto out;
+		}
+		if (is_checksums) {
+			if (buf_append(&line, r->iobuf, (size_t)n) < 0) {
+				set_cause(r->cause, "'%s' has a line longer than "
+				    "8192 bytes", CHECKSUMS_NAME);
+				goto out;
+			}
+			p = line.data;
+			while ((nl = memchr(p, '\n', line.len - (size_t)(p - line.data)))
+			    != NULL) {
+				*nl = '\0';
+				if (r_checksum_line(r, p) < 0)
+					goto out;
+				p = nl + 1;
+			}
+			memmove(line.data, p, line.len - (size_t)(p - line.data));
+			line.len -= (size_t)(p - line.data);
+		}
+		r->info->compressed_bytes = archive_filter_bytes(r->a, -1);
+		r_progress(r);
+	}
+	if (is_dump && total < 5) {
+		set_cause(r->cause, "'%s' is not a PostgreSQL custom-format dump "
+		    "(no PGDMP header)", DUMP_NAME);
+		goto out;
+	}
+	if (is_checksums && line.len > 0) {
+		set_cause(r->cause, "'%s' does not end with a newline",
+		    CHECKSUMS_NAME);
+		goto out;
+	}
+	EVP_DigestFinal_ex(mc, md, NULL);
+	*bytes = total;
+	rc = 0;
+out:
+	buf_release(&line);
+	EVP_MD_CTX_free(mc);
+	return rc;
+}
+
+/* Create the parent folders of tree_dir/rel (rel already checked). */
+static int
+r_extract_open(struct rctx *r, const char *rel, mode_t perm)
+{
+	char *path = xasprintf("%s/%s", r->o->tree_dir, rel), *slash;
+	int fd = -1;
+
+	slash = strrchr(path, '/');
+	*slash = '\0';
+	if (util_mkdir_p(path, 0755) < 0) {
+		set_cause(r->cause, "cannot create '%s': %s", path,
+		    strerror(errno));
+		goto out;
+	}
+	*slash = '/';
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+	    (perm & 0777) | 0600);
+	if (fd < 0) {
+		set_cause(r->cause, errno == EEXIST ? "archive member 'tree/%s' "
+		    "appears twice" : "cannot create 'tree/%s': %s", rel,
+		    strerror(errno));
+		goto out;
+	}
+	if (r->o->tree_uid != (uid_t)-1 &&
+	    fchown(fd, r->o->tree_uid, r->o->tree_gid) < 0) {
+		set_cause(r->cause, "cannot chown '%s': %s", path, strerror(errno));
+		close(fd);
+		fd = -1;
+	}
+out:
+	free(path);
+	return fd;
+}
+
+/* Start `pg_restore --list` reading the dump on a pipe; *wfd its stdin. */
+static pid_t
+r_pg_list_start(struct rctx *r, int *wfd, int *errfd)
+{
+	char *argv[] = { (char *)r->o->pg_restore, "--list", NULL };
+	int p[2];
+	pid_t pid;
+
+	if (pipe2(p, O_CLOEXEC) < 0)
+		fatal("pipe: %s", strerror(errno));
+	*errfd = memfd_create("pg_restore-stderr", MFD_CLOEXEC);
+	pid = spawn(argv, p[0], -1, *errfd);
+	close(p[0]);
+	if (pid < 0) {
+		close(p[1]);
+		set_cause(r->cause, "cannot run %s: %s", r->o->pg_restore,
+		    strerror(errno));
+		return -1;
+	}
+	*wfd = p[1];
+	return pid;
+}
+
+static int
+meta_number(json_t *m, const char *key, long long *out, char **cause)
+{
+	json_t *v = json_object_get(m, key);
+	const char *s;
+
+	if (v == NULL) {
+		set_cause(cause, "'.metadata' lacks '%s'", key);
+		return -1;
+	}
+	if (!json_is_string(v)) {
+		set_cause(cause, "'.metadata': '%s' must be a string", key);
+		return -1;
+	}
+	s = json_string_value(v);
+	if (util_parse_int(s, 0, 1LL << 60, out) < 0) {
+		set_cause(cause, "'.metadata': '%s' must be a decimal number in "
+		    "a string, not '%.40s'", key, s);
+		return -1;
+	}
+	return 0;
+}
+
+/* .metadata: a JSON object whose values are all strings (SPEC §3). */
+static int
+r_metadata(struct rctx *r, char **cause)
+{
+	struct backup_meta *m = &r->info->meta;
+	json_error_t jerr;
+	json_t *j, *v;
+	const char *key, *s;
+	int rc = -1;
+
+	j = json_loadb(r->metadata.data ? r->metadata.data : "",
+	    r->metadata.len, JSON_REJECT_DUPLICATES, &jerr);
+	if (j == NULL || !json_is_object(j)) {
+		set_cause(cause, "'.metadata' is not a JSON object%s%s",
+		    j == NULL ? ": " : "", j == NULL ? jerr.text : "");
+		goto out;
+	}
+	json_object_foreach(j, key, v) {
+		if (!json_is_string(v)) {
+			set_cause(cause, "'.metadata': '%s' must be a string", key);
+			goto out;
+		}
+	}
+	if (meta_number(j, "duration", &m->duration, cause) < 0 ||
+	    meta_number(j, "dumpSize", &m->dump_size, cause) < 0 ||
+	    meta_number(j, "databaseSize", &m->database_size, cause) < 0 ||
+	    meta_number(j, "filesSize", &m->files_size, cause) < 0)
+		goto out;
+	if ((s = jsonx_str(j, "modelVersion")) == NULL) {
+		set_cause(cause, "'.metadata' lacks 'modelVersion'");
+		goto out;
+	}
+	if (strlen(s) > BACKUP_MODEL_VERSION_MAX) {
+		set_cause(cause, "'.metadata': 'modelVersion' is longer than %d "
+		    "characters", BACKUP_MODEL_VERSION_MAX);
+		goto out;
+	}
+	snprintf(m->model_version, sizeof(m->model_version), "%s", s);
+	if ((s = jsonx_str(j, "nuboFormat")) != NULL) {
+		if (strcmp(s, "1") != 0) {
+			set_cause(cause, "'.metadata': unsupported nuboFormat '%.20s'",
+			    s);
+			goto out;
+		}
+		m->nubo_format = 1;
+	}
+	rc = 0;
+out:
+	json_decref(j);
+	return rc;
+}
+
+static int
+r_files_open(struct rctx *r, char **cause)
+{
+	char *argv[] = { "pigz", "-c", "-6", NULL };
+	int p[2];
+
+	r->files = archive_write_new();
+	archive_write_set_format_pax_restricted(r->files);
+	archive_write_set_bytes_per_block(r->files, 64 * 1024);
+	archive_write_set_bytes_in_last_block(r->files, 1);
+	if (pipe2(p, O_CLOEXEC) < 0)
+		fatal("pipe: %s", strerror(errno));
+	r->files_pigz = spawn(argv, p[0], r->o->files_fd, -1);
+	close(p[0]);
+	if (r->files_pigz > 0) {
+		r->files_pipe = p[1];
+		if (archive_write_open_fd(r->files, p[1]) == ARCHIVE_OK)
+			return 0;
+	} else {
+		close(p[1]);
+		archive_write_add_filter_gzip(r->files);
+		if (archive_write_open_fd(r->files, r->o->files_fd) == ARCHIVE_OK)
+			return 0;
+	}
+	set_cause(cause, "cannot write the files archive: %s",
+	    archive_error_string(r->files));
+	return -1;
+}
+
+void
+backup_read_opts_init(struct backup_read_opts *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->dump_fd = -1;
+	o->files_fd = -1;
+	o->tree_uid = (uid_t)-1;
+	o->tree_gid = (gid_t)-1;
+}
+
+int
+backup_archive_read(backup_read_fn rd, void *ctx,
+    const struct backup_read_opts *o, struct backup_info *info, char **cause)
+{
+	struct gzin g;
+	struct rctx r;
+	struct archive_entry *e;
+	struct backup_info dummy;
+	char *name = NULL;
+	const char *raw, *rel;
+	unsigned char md[32];
+	long long bytes, max_entries;
+	int ret, rc = -1, outfd, pgpipe = -1, pgerr = -1, type;
+	size_t i, len;
+	pid_t pglist = -1;
+
+	if (info == NULL)
+		info = &dummy;
+	memset(info, 0, sizeof(*info));
+	memset(&g, 0, sizeof(g));
+	memset(&r, 0, sizeof(r));
+	r.o = o;
+	r.info = info;
+	r.cause = cause;
+	r.files_pipe = -1;
+	r.files_pigz = -1;
+	buf_init(&r.metadata, NUBO_METADATA_MAX);
+	ignore_sigpipe();
+	max_entries = o->max_entries > 0 ? o->max_entries :
+	    NUBO_ARCHIVE_ENTRIES_MAX;
+
+	g.rd = rd;
+	g.ctx = ctx;
+	g.in = xmalloc(NUBO_IO_CHUNK);
+	g.out = xmalloc(NUBO_IO_CHUNK);
+	g.max_ratio = o->max_ratio > 0 ? o->max_ratio : NUBO_ARCHIVE_RATIO_MAX;
+	g.ratio_min = o->ratio_min_bytes > 0 ? o->ratio_min_bytes :
+	    NUBO_ARCHIVE_RATIO_MIN_BYTES;
+	if (inflateInit2(&g.z, 15 + 16) != Z_OK)
+		fatal("inflateInit2 failed");
+	r.iobuf = xmalloc(NUBO_IO_CHUNK);
+
+	if (o->tree_dir != NULL && mkdir(o->tree_dir, 0755) < 0) {
+		set_cause(cause, "cannot create '%s': %s", o->tree_dir,
+		    strerror(errno));
+		goto out;
+	}
+	if (o->tree_dir != NULL && o->tree_uid != (uid_t)-1 &&
+	    chown(o->tree_dir, o->tree_uid, o->tree_gid) < 0) {
+		set_cause(cause, "cannot chown '%s': %s", o->tree_dir,
+		    strerror(errno));
+		goto out;
+	}
+	if (o->files_fd >= 0 && r_files_open(&r, cause) < 0)
+		goto out;
+
+	r.a = archive_read_new();
+	archive_read_support_format_tar(r.a);
+	archive_read_support_format_gnutar(r.a);
+	if (archive_read_open(r.a, &g, NULL, gz_read, NULL) != ARCHIVE_OK) {
+		set_cause(cause, "%s", g.err ? g.err :
+		    archive_error_string(r.a));
+		goto out;
+	}
+	for (;;) {
+		ret = archive_read_next_header(r.a, &e);
+		if (ret == ARCHIVE_EOF)
+			break;
+		if (ret != ARCHIVE_OK && ret != ARCHIVE_WARN) {
+			set_cause(cause, "%s", g.err ? g.err :
+			    archive_error_string(r.a) ? archive_error_string(r.a) :
+			    "archive is corrupt");
+			goto out;
+		}
+		if (++info->entries > max_entries) {
+			set_cause(cause, "archive has more than %lld members",
+			    max_entries);
+			goto out;
+		}
+		raw = archive_entry_pathname(e);
+		if (raw == NULL) {
+			set_cause(cause, "archive member has no name");
+			goto out;
+		}
+		while (raw[0] == '.' && raw[1] == '/')
+			raw += 2;	/* `tar czf x.tar.gz ./…` style */
+		if (*raw == '\0' || strcmp(raw, ".") == 0)
+			continue;
+		free(name);
+		name = xstrdup(raw);
+		len = strlen(name);
+		type = (int)archive_entry_filetype(e);
+		if (len > 1 && name[len - 1] == '/')
+			name[--len] = '\0';
+		if (check_path(name, cause) < 0)
+			goto out;
+		if (archive_entry_hardlink(e) != NULL) {
+			set_cause(cause, "archive member '%s' is a hard link", name);
+			goto out;
+		}
+		if (type == AE_IFLNK) {
+			set_cause(cause, "archive member '%s' is a symbolic link",
+			    name);
+			goto out;
+		}
+		if (type != AE_IFREG && type != AE_IFDIR) {
+			set_cause(cause, "archive member '%s' is a device, fifo or "
+			    "socket", name);
+			goto out;
+		}
+		if (r.seen_checksums) {
+			set_cause(cause, "'%s' must be the last member of the "
+			    "archive", CHECKSUMS_NAME);
+			goto out;
+		}
+		rvec_push(&r.paths, name, NULL);
+
+		if (type == AE_IFDIR) {
+			if (strcmp(name, "db") != 0 && strcmp(name, "tree") != 0 &&
+			    strcmp(name, ".nubo") != 0 &&
+			    strncmp(name, "tree/", 5) != 0) {
+				set_cause(cause, "unexpected archive member '%s/'",
+				    name);
+				goto out;
+			}
+			if (strncmp(name, "tree/", 5) == 0 && o->tree_dir != NULL) {
+				char *d = xasprintf("%s/%s", o->tree_dir, name + 5);
+
+				if (util_mkdir_p(d, 0755) < 0 || (o->tree_uid !=
+				    (uid_t)-1 && chown(d, o->tree_uid,
+				    o->tree_gid) < 0)) {
+					set_cause(cause, "cannot create '%s': %s", d,
+					    strerror(errno));
+					free(d);
+					goto out;
+				}
+				free(d);
+			}
+			if (strncmp(name, "tree", 4) == 0 && r.files != NULL) {
+				archive_entry_set_pathname(e, name);
+				if (archive_write_header(r.files, e) != ARCHIVE_OK) {
+					set_cause(cause, "cannot write the files "
+					    "archive: %s",
+					    archive_error_string(r.files));
+					goto out;
+				}
+			}
+			continue;
+		}
+
+		if (strcmp(name, ".metadata") == 0) {
+			la_ssize_t n;
+
+			while ((n = archive_read_data(r.a, r.iobuf,
+			    NUBO_IO_CHUNK)) > 0)
+				if (buf_append(&r.metadata, r.iobuf, (size_t)n) < 0) {
+					set_cause(cause, "'.metadata' is larger than "
+					    "%d bytes", NUBO_METADATA_MAX);
+					goto out;
+				}
+			if (n < 0) {
+				set_cause(cause, "cannot read archive member "
+				    "'.metadata': %s", archive_error_string(r.a));
+				goto out;
+			}
+			if (info->has_metadata) {
+				set_cause(cause, "archive member '.metadata' "
+				    "appears twice");
+				goto out;
+			}
+			info->has_metadata = 1;
+			continue;
+		}
+		if (strcmp(name, DUMP_NAME) == 0) {
+			if (info->has_db) {
+				set_cause(cause, "archive member '%s' appears "
+				    "twice", DUMP_NAME);
+				goto out;
+			}
+			if (o->pg_restore != NULL &&
+			    (pglist = r_pg_list_start(&r, &pgpipe, &pgerr)) < 0)
+				goto out;
+			if (r_data(&r, name, o->dump_fd, pgpipe, 1, 0, &bytes,
+			    md) < 0)
+				goto out;
+			if (pglist > 0) {
+				close(pgpipe);
+				pgpipe = -1;
+				ret = wait_child(pglist);
+				pglist = -1;
+				if (ret != 0) {
+					char *m = err_text(pgerr);
+
+					set_cause(cause, "'%s' is not a valid "
+					    "PostgreSQL custom-format dump: %s",
+					    DUMP_NAME, *m ? m : "pg_restore "
+					    "--list failed");
+					free(m);
+					goto out;
+				}
+			}
+			info->has_db = 1;
+			info->dump_bytes = bytes;
+			rvec_push(&r.sums, name, md);
+			if (o->dump_done != NULL)
+				o->dump_done(o->dump_done_arg);
+			continue;
+		}
+		if (strcmp(name, CHECKSUMS_NAME) == 0) {
+			if (r_data(&r, name, -1, -1, 0, 1, &bytes, md) < 0)
+				goto out;
+			r.seen_checksums = 1;
+			continue;
+		}
+		if (strncmp(name, "tree/", 5) != 0) {
+			set_cause(cause, "unexpected archive member '%s'", name);
+			goto out;
+		}
+		rel = name + 5;
+		outfd = -1;
+		if (o->tree_dir != NULL &&
+		    (outfd = r_extract_open(&r, rel,
+		    archive_entry_perm(e))) < 0)
+			goto out;
+		if (r.files != NULL) {
+			archive_entry_set_pathname(e, name);
+			if (archive_write_header(r.files, e) != ARCHIVE_OK) {
+				set_cause(cause, "cannot write the files archive: %s",
+				    archive_error_string(r.files));
+				if (outfd >= 0)
+					close(outfd);
+				goto out;
+			}
+		}
+		ret = r_data(&r, name, outfd, -1, 0, 0, &bytes, md);
+		if (outfd >= 0) {
+			struct timespec ts[2] = {
+				{ archive_entry_mtime(e), 0 },
+				{ archive_entry_mtime(e), 0 } };
+
+			futimens(outfd, ts);
+			if (close(outfd) < 0 && ret == 0) {
+				set_cause(cause, "cannot write 'tree/%s': %s", rel,
+				    strerror(errno));
+				ret = -1;
+			}
+		}
+		if (ret < 0)
+			goto out;
+		info->files++;
+		info->files_bytes += bytes;
+		rvec_push(&r.sums, name, md);
+	}
+	/* libarchive stops at the end-of-archive blocks: read the gzip
+	 * stream to its end so the last CRC and length are checked too */
+	{
+		const void *p;
+		la_ssize_t n;
+
+		while ((n = gz_read(r.a, &g, &p)) > 0)
+			;
+		if (n < 0) {
+			set_cause(cause, "%s", g.err);
+			goto out;
+		}
+	}
+	info->compressed_bytes = g.total_in;
+	info->expanded_bytes = g.total_out;
+
+	/* duplicates: the same path twice, whatever its type */
+	qsort(r.paths.v, r.paths.n, sizeof(struct rec), rec_cmp_path);
+	for (i = 1; i < r.paths.n; i++)
+		if (memcmp(r.paths.v[i - 1].path, r.paths.v[i].path, 16) == 0) {
+			set_cause(cause, "archive has duplicate members");
+			goto out;
+		}
+	if (!info->has_db && !(o->allow_files_only && info->files > 0 &&
+	    !info->has_metadata)) {
+		set_cause(cause, "archive has no '%s'", DUMP_NAME);
+		goto out;
+	}
+	if (info->has_db && !info->has_metadata) {
+		set_cause(cause, "archive has no '.metadata'");
+		goto out;
+	}
+	if (info->has_metadata) {
+		if (r_metadata(&r, cause) < 0)
+			goto out;
+		if (info->meta.dump_size != info->dump_bytes) {
+			set_cause(cause, "'.metadata': dumpSize is %lld but '%s' "
+			    "has %lld bytes", info->meta.dump_size, DUMP_NAME,
+			    info->dump_bytes);
+			goto out;
+		}
+		if (info->meta.files_size != info->files_bytes) {
+			set_cause(cause, "'.metadata': filesSize is %lld but tree/ "
+			    "has %lld bytes", info->meta.files_size,
+			    info->files_bytes);
+			goto out;
+		}
+	}
+	if (r.seen_checksums) {
+		qsort(r.sums.v, r.sums.n, sizeof(struct rec), rec_cmp);
+		qsort(r.listed.v, r.listed.n, sizeof(struct rec), rec_cmp);
+		if (r.sums.n != r.listed.n) {
+			set_cause(cause, "'%s' lists %zu files but the archive "
+			    "holds %zu", CHECKSUMS_NAME, r.listed.n, r.sums.n);
+			goto out;
+		}
+		for (i = 0; i < r.sums.n; i++)
+			if (memcmp(&r.sums.v[i], &r.listed.v[i],
+			    sizeof(struct rec)) != 0) {
+				set_cause(cause, "checksum mismatch: an archive "
+				    "member differs from '%s'", CHECKSUMS_NAME);
+				goto out;
+			}
+		info->has_checksums = 1;
+	} else if (info->meta.nubo_format) {
+		set_cause(cause, "archive made by nubo lacks '%s' (truncated?)",
+		    CHECKSUMS_NAME);
+		goto out;
+	}
+	if (r.files != NULL) {
+		if (archive_write_close(r.files) != ARCHIVE_OK) {
+			set_cause(cause, "cannot write the files archive: %s",
+			    archive_error_string(r.files));
+			goto out;
+		}
+		if (r.files_pipe >= 0) {
+			close(r.files_pipe);
+			r.files_pipe = -1;
+		}
+		if (r.files_pigz > 0) {
+			ret = wait_child(r.files_pigz);
+			r.files_pigz = -1;
+			if (ret != 0) {
+				set_cause(cause, "pigz failed (exit %d)", ret);
+				goto out;
+			}
+		}
+	}
+	rc = 0;
+out:
+	if (pgpipe >= 0)
+		close(pgpipe);
+	if (pglist > 0)
+		wait_child(pglist);
+	if (pgerr >= 0)
+		close(pgerr);
+	if (r.a != NULL)
+		archive_read_free(r.a);
+	if (r.files != NULL)
+		archive_write_free(r.files);
+	if (r.files_pipe >= 0)
+		close(r.files_pipe);
+	if (r.files_pigz > 0)
+		wait_child(r.files_pigz);
+	inflateEnd(&g.z);
+	free(g.in);
+	free(g.out);
+	free(g.err);
+	free(r.iobuf);
+	free(r.paths.v);
+	free(r.sums.v);
+	free(r.listed.v);
+	buf_release(&r.metadata);
+	free(name);
+	if (rc < 0 && cause != NULL && *cause == NULL)
+		*cause = xstrdup("archive is corrupt");
+	return rc;
+}
+
+static ssize_t
+fd_read(void *ctx, void *buf, size_t len)
+{
+	int fd = *(int *)ctx;
+	ssize_t n;
+
+	do
+		n = read(fd, buf, len);
+	while (n < 0 && errno == EINTR);
+	return n;
+}
+
+int
+backup_archive_read_fd(int fd, const struct backup_read_opts *o,
+    struct backup_info *info, char **cause)
+{
+	return backup_archive_read(fd_read, &fd, o, info, cause);
+}
