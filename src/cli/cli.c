@@ -25,6 +25,7 @@ extern const struct cmd_entry cmd_members_grant_entry;
 extern const struct cmd_entry cmd_nodes_list_entry;
 extern const struct cmd_entry cmd_nodes_show_entry;
 extern const struct cmd_entry cmd_nodes_link_entry;
+extern const struct cmd_entry cmd_nodes_activity_entry;
 extern const struct cmd_entry cmd_admin_nodes_create_entry;
 extern const struct cmd_entry cmd_admin_nodes_token_entry;
 extern const struct cmd_entry cmd_admin_nodes_set_technical_contact_entry;
@@ -67,6 +68,7 @@ static const struct cmd_entry *const cmd_table[] = {
 	&cmd_nodes_list_entry,
 	&cmd_nodes_show_entry,
 	&cmd_nodes_link_entry,
+	&cmd_nodes_activity_entry,
 	&cmd_admin_nodes_create_entry,
 	&cmd_admin_nodes_token_entry,
 	&cmd_admin_nodes_set_technical_contact_entry,

@@ -241,22 +241,30 @@ apps_delete(struct preq *r)
 	char *sub = NULL, *node = NULL;
 	int rc;
 
-	if (r->node_id) {
-		node = store_text(r->db, "SELECT name FROM nodes WHERE id = ?",
-		    "i", r->node_id);
-		reply_error(r, 409, "APP_LINKED", "app '%s' is linked to node "
-		    "'%s'; link another app to that node first", app,
-		    node ? node : "?");
-		goto out;
-	}
 	sub = store_text(r->db, "SELECT subdomain FROM apps WHERE id = ?",
 	    "i", r->app_id);
 	if (store_begin(r->db) == -1) {
 		reply_store_error(r);
 		goto out;
 	}
-	/* The entry outlives the app (activity rows have no foreign key). */
-	activity_log(r, "app.delete", "deleted app '%s'", sub);
+	/* Checked inside the transaction: a link cannot slip in between. */
+	node = store_text(r->db, "SELECT name FROM nodes WHERE app_id = ?",
+	    "i", r->app_id);
+	if (node) {
+		store_rollback(r->db);
+		reply_error(r, 409, "APP_LINKED", "app '%s' is linked to node "
+		    "'%s'; link another app to that node first", app, node);
+		goto out;
+	}
+	/* The log outlives the app, detached from its id: SQLite may give
+	 * the id of the newest deleted row to the next app. */
+	if (store_run(r->db, "UPDATE activity SET app_id = NULL WHERE"
+	    " app_id = ?", "i", r->app_id) != STORE_OK) {
+		reply_store_error(r);
+		store_rollback(r->db);
+		goto out;
+	}
+	activity_log_at(r, 0, 0, "app.delete", "deleted app '%s'", sub);
 	/* Members, permissions and the sandbox environment row cascade.
 	 * Node work: the sandbox node must then drop that environment's
 	 * database and files (see apps_unlink_sandbox). */

@@ -42,6 +42,7 @@ void nodes_show(struct preq *);
 void nodes_set_technical_contact(struct preq *);
 void nodes_token_rotate(struct preq *);
 void nodes_link(struct preq *);
+void nodes_activity(struct preq *);
 
 const struct route routes[] = {
 	/* meta */
@@ -102,6 +103,8 @@ const struct route routes[] = {
 	{ "POST", "/nodes/{node}/link", nodes_link, ACCESS_NODE_TC,
 	  "link an app to the node; an app already linked is unlinked "
 	  "automatically" },
+	{ "GET", "/nodes/{node}/activity", nodes_activity, ACCESS_NODE_VIEW,
+	  "the node's activity log, newest first" },
 
 
 	/* environments (route-envs.c) */

@@ -175,6 +175,15 @@ check "activity as a table" as "$OPS" apps activity shop
 expect_match "table has the transfer" "$(cat "$T/last.out")" "Technical Contact changed from tc@example.com to ops@example.com"
 check_fails "a non-member cannot read the activity" 1 as "$OUT" apps activity shop
 expect "bad limit" "$(api_as "$OPS" GET '/apps/shop/activity?limit=0' | jq_get error.code)" BAD_REQUEST
+nacts=$(as "$TC" nodes activity cloud-v4 --json | python3 -c 'import json,sys; print(" ".join(reversed([a["action"] + ":" + (a["app"] or "-") for a in json.load(sys.stdin) if a["action"].startswith(("node.", "app.link", "app.unlink"))])))')
+expect "node activity: created, token, links and the automatic unlink" "$nacts" \
+	"node.create:- node.technical-contact:- node.token:- app.link:- app.unlink:- app.link:shop" # shop-tmp was deleted
+expect "node activity includes what happened to its app" "$(as "$TC" nodes activity cloud-v4 --json | jq_get 0.action)" member.remove
+check_fails "an outsider cannot read a node's activity" 1 as "$OUT" nodes activity cloud-v4
+# A deleted app's log is detached: a new app never inherits it.
+check "create an app after a delete" as "$OPS" apps create fresh --no-sandbox
+expect "a new app's activity starts empty but for its creation" \
+	"$(as "$OPS" apps activity fresh --json | python3 -c 'import json,sys; print(" ".join(a["action"] for a in json.load(sys.stdin)))')" "app.create"
 
 # ---- bad input: 4xx with a code, store unchanged ----------------------
 dump() { python3 -c 'import sqlite3,sys; print("\n".join(sqlite3.connect(sys.argv[1]).iterdump()))' "$T/portal/portal.db"; }
