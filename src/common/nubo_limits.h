@@ -20,6 +20,11 @@
 #define NUBO_PACKAGE_ENTRY_MAX  (1LL * 1024 * 1024 * 1024)  /* one file in a package */
 #define NUBO_PACKAGE_ENTRIES_MAX 100000
 #define NUBO_MANIFEST_MAX       (64 * 1024)
+#define NUBO_PACKAGE_EXPANDED_MAX (4LL * 1024 * 1024 * 1024) /* all entries of a package */
+#define NUBO_PACKAGE_PATH_MAX   1024                /* an entry's path or link target */
+#define NUBO_PACKAGE_CONSTANTS_MAX 256
+#define NUBO_PACKAGE_EVENTS_MAX 64
+#define NUBO_PACKAGE_CONST_VALUE_MAX 4096           /* a string constant's value */
 
 #define NUBO_ARCHIVE_ENTRIES_MAX 2000000           /* backup archive members */
 #define NUBO_ARCHIVE_RATIO_MAX  1000                /* expanded / compressed: gzip bombs */
