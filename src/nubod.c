@@ -10,11 +10,13 @@
 #include "portal.h"
 
 int portal_main(int argc, char **argv);
+int backup_tool_main(int argc, char **argv);
 
 static const char nubod_usage[] =
     "usage: nubod portal [init] --data DIR …   run the portal (control plane)\n"
     "       nubod routes                         print the API route table\n"
-    "       nubod openapi                        print the OpenAPI document\n";
+    "       nubod openapi                        print the OpenAPI document\n"
+    "       nubod archive create|check|restore   backup archives by hand\n";
 
 static int
 print_json(json_t *j)
@@ -39,6 +41,8 @@ main(int argc, char **argv)
 	}
 	if (strcmp(argv[1], "portal") == 0)
 		return portal_main(argc - 1, argv + 1);
+	if (strcmp(argv[1], "archive") == 0)
+		return backup_tool_main(argc - 1, argv + 1);
 	if (strcmp(argv[1], "routes") == 0)
 		return print_json(routes_table());
 	if (strcmp(argv[1], "openapi") == 0)

@@ -971,21 +971,22 @@ r_data(struct rctx *r, const char *name, int out_fd, int pgpipe,
 			goto out;
 		}
 		if (is_checksums) {
-			if (buf_append(&line, r->iobuf, (size_t)n) < 0) {
-				set_cause(r->cause, "'%s' has a line longer than "
-				    "8192 bytes", CHECKSUMS_NAME);
-				goto out;
-			}
-			p = line.data;
-			while ((nl = memchr(p, '\n', line.len - (size_t)(p - line.data)))
-			    != NULL) {
-				*nl = '\0';
-				if (r_checksum_line(r, p) < 0)
+			char *end = (char *)r->iobuf + n;
+
+			for (p = (char *)r->iobuf; p < end; p = nl + 1) {
+				nl = memchr(p, '\n', (size_t)(end - p));
+				if (buf_append(&line, p, (size_t)((nl ? nl : end) -
+				    p)) < 0) {
+					set_cause(r->cause, "'%s' has a line longer "
+					    "than 8192 bytes", CHECKSUMS_NAME);
 					goto out;
-				p = nl + 1;
+				}
+				if (nl == NULL)
+					break;
+				if (r_checksum_line(r, (char *)buf_cstr(&line)) < 0)
+					goto out;
+				line.len = 0;
 			}
-			memmove(line.data, p, line.len - (size_t)(p - line.data));
-			line.len -= (size_t)(p - line.data);
 		}
 		r->info->compressed_bytes = archive_filter_bytes(r->a, -1);
 		r_progress(r);

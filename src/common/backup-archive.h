@@ -96,6 +96,27 @@ int backup_archive_read(backup_read_fn rd, void *ctx,
 int backup_archive_read_fd(int fd, const struct backup_read_opts *o,
     struct backup_info *info, char **cause);
 
+struct backup_restore_opts {
+	const char	*dburl;		/* a NEW, empty database to restore into */
+	const char	*tree_dir;	/* a NEW folder for tree/ (must not exist);
+					 * NULL: database only */
+	const char	*tmp_dir;	/* where the dump is spooled */
+	int		 jobs;		/* pg_restore -j; 0: number of CPUs */
+	const char	*pg_restore;	/* NULL: "pg_restore" */
+	uid_t		 uid;		/* owner of restored files; -1 keeps */
+	gid_t		 gid;
+	backup_progress_fn progress;
+	void		*progress_arg;
+};
+
+/* Restore an archive into a new database and a new folder: the archive is
+ * validated while it streams, pg_restore -j runs as soon as db/db.backup is
+ * spooled (while tree/ still unpacks). 0 when both are complete and every
+ * check passed; -1 with *cause — the caller then drops the new database
+ * and folder, and the environment's current data was never touched. */
+int backup_restore(int archive_fd, const struct backup_restore_opts *o,
+    struct backup_info *info, char **cause);
+
 /* File names of downloads (SPEC §3): snapshot id, creation time. */
 char *backup_archive_name_full(const char *snapshot_id, long long created);
 char *backup_archive_name_db(const char *snapshot_id, long long created);

@@ -1,0 +1,133 @@
+/* Restore of a backup archive into a new database and a new files folder
+ * (SPEC §2: "restore goes to a new database/files location and is swapped
+ * in only when complete"). The swap itself is the node's job. */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "backup-archive.h"
+#include "log.h"
+#include "xmalloc.h"
+
+extern char **environ;
+
+struct restore_run {
+	const struct backup_restore_opts *o;
+	char		*dump_path;
+	int		 errfd;
+	pid_t		 pid;
+	int		 spawn_errno;
+};
+
+/* db/db.backup is spooled completely: start pg_restore now, so the
+ * database loads while tree/ is still being unpacked. */
+static void
+restore_dump_done(void *arg)
+{
+	struct restore_run *rr = arg;
+	const struct backup_restore_opts *o = rr->o;
+	char jobs[24];
+	long n = o->jobs > 0 ? o->jobs : sysconf(_SC_NPROCESSORS_ONLN);
+	char *argv[] = { (char *)(o->pg_restore ? o->pg_restore : "pg_restore"),
+	    "--no-owner", "--no-privileges", "--exit-on-error", "-j", jobs,
+	    "--dbname", (char *)o->dburl, rr->dump_path, NULL };
+	posix_spawn_file_actions_t fa;
+	int rc;
+
+	snprintf(jobs, sizeof(jobs), "%ld", n > 0 ? n : 1);
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+	posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+	posix_spawn_file_actions_adddup2(&fa, rr->errfd, 2);
+	rc = posix_spawnp(&rr->pid, argv[0], &fa, NULL, argv, environ);
+	posix_spawn_file_actions_destroy(&fa);
+	if (rc != 0) {
+		rr->pid = -1;
+		rr->spawn_errno = rc;
+	}
+}
+
+static int
+restore_wait(pid_t pid)
+{
+	int st;
+
+	while (waitpid(pid, &st, 0) < 0)
+		if (errno != EINTR)
+			return -1;
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+int
+backup_restore(int archive_fd, const struct backup_restore_opts *o,
+    struct backup_info *info, char **cause)
+{
+	struct backup_read_opts ro;
+	struct restore_run rr;
+	int dumpfd = -1, rc = -1, st;
+	char buf[512];
+	ssize_t n;
+
+	memset(&rr, 0, sizeof(rr));
+	rr.o = o;
+	rr.pid = -1;
+	rr.errfd = memfd_create("pg_restore-stderr", MFD_CLOEXEC);
+	rr.dump_path = xasprintf("%s/restore-XXXXXX", o->tmp_dir ? o->tmp_dir :
+	    "/tmp");
+	if ((dumpfd = mkostemp(rr.dump_path, O_CLOEXEC)) < 0) {
+		*cause = xasprintf("cannot create a spool file in '%s': %s",
+		    o->tmp_dir, strerror(errno));
+		goto out;
+	}
+	/* pg_restore may run as another user than us (the node's nubo user) */
+	fchmod(dumpfd, 0644);
+	backup_read_opts_init(&ro);
+	ro.pg_restore = NULL;	/* pg_restore itself reads the whole dump next */
+	ro.dump_fd = dumpfd;
+	ro.tree_dir = o->tree_dir;
+	ro.tree_uid = o->uid;
+	ro.tree_gid = o->gid;
+	ro.dump_done = restore_dump_done;
+	ro.dump_done_arg = &rr;
+	ro.progress = o->progress;
+	ro.progress_arg = o->progress_arg;
+	if (backup_archive_read_fd(archive_fd, &ro, info, cause) < 0)
+		goto out;
+	if (rr.pid < 0) {
+		*cause = xasprintf("cannot run pg_restore: %s",
+		    strerror(rr.spawn_errno ? rr.spawn_errno : ENOENT));
+		goto out;
+	}
+	st = restore_wait(rr.pid);
+	rr.pid = -1;
+	if (st != 0) {
+		n = pread(rr.errfd, buf, sizeof(buf) - 1, 0);
+		buf[n > 0 ? n : 0] = '\0';
+		if (strchr(buf, '\n') != NULL)
+			*strchr(buf, '\n') = '\0';
+		*cause = xasprintf("pg_restore failed: %s", *buf ? buf : "killed");
+		goto out;
+	}
+	rc = 0;
+out:
+	if (rr.pid > 0) {
+		kill(rr.pid, SIGTERM);
+		restore_wait(rr.pid);
+	}
+	if (dumpfd >= 0) {
+		close(dumpfd);
+		unlink(rr.dump_path);
+	}
+	if (rr.errfd >= 0)
+		close(rr.errfd);
+	free(rr.dump_path);
+	return rc;
+}
