@@ -11,11 +11,14 @@ cmd_apps_create_exec(struct cmd_args *a)
 	    "temporary", cmd_flag(a, "temporary"));
 	if (cmd_opt(a, "name"))
 		json_object_set_new(body, "name", json_string(cmd_opt(a, "name")));
-	if (api_ok("POST", "/apps", body, &resp) == -1)
+	if (api_ok("POST", "/apps", body, &resp) == -1) {
+		json_decref(body);
 		return CLI_FAILED;
+	}
 	if (out_maybe_json(a, resp) == -1)
 		printf("created app '%s' (%s)\n", jsonx_str(resp, "subdomain"),
 		    jsonx_str(resp, "id"));
+	json_decref(body);
 	json_decref(resp);
 	return CLI_OK;
 }

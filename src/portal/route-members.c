@@ -157,9 +157,10 @@ members_check_perms(struct preq *r, json_t *perms, json_t **rows)
 				    "[A-Za-z][A-Za-z0-9-]{0,31}", env);
 				goto fail;
 			}
-			json_array_foreach(envs, j, e)
+			json_array_foreach(envs, j, e) {
 				if (strcasecmp(jsonx_str(e, "name"), env) == 0)
 					canon = jsonx_str(e, "name");
+			}
 			if (canon == NULL && json_array_size(envs) > 0) {
 				reply_error(r, 404, "ENVIRONMENT_NOT_FOUND",
 				    "app '%s' has no environment '%s'",
@@ -190,13 +191,14 @@ members_store_perms(struct preq *r, long long user, json_t *rows)
 	if (store_run(r->db, "DELETE FROM member_permissions WHERE app_id = ?"
 	    " AND user_id = ?", "ii", r->app_id, user) != STORE_OK)
 		return -1;
-	json_array_foreach(rows, i, row)
+	json_array_foreach(rows, i, row) {
 		if (store_run(r->db, "INSERT OR IGNORE INTO member_permissions"
 		    " (app_id, user_id, permission, environment) VALUES"
 		    " (?, ?, ?, ?)", "iiss", r->app_id, user,
 		    json_string_value(json_array_get(row, 0)),
 		    json_string_value(json_array_get(row, 1))) != STORE_OK)
 			return -1;
+	}
 	return 0;
 }
 
@@ -280,9 +282,11 @@ members_add(struct preq *r)
 		    "app '%s'", email, preq_param(r, "app"));
 		goto out;
 	}
-	if (rc != STORE_OK || (rows && members_store_perms(r, user, rows) == -1))
+	if (rc != STORE_OK || (perms && members_store_perms(r, user, rows) == -1))
 		goto fail;
-	text = members_perms_text(rows ? rows : json_array());
+	if (rows == NULL)
+		rows = json_array();
+	text = members_perms_text(rows);
 	activity_log(r, "member.add", "added %s as a member (permissions: %s)",
 	    email, text);
 	if (store_commit(r->db) == -1)

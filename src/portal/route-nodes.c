@@ -148,7 +148,7 @@ nodes_create(struct preq *r)
 		{ "sandbox", JT_BOOL, 0 }, { NULL } };
 	const char *name, *gen, *tc;
 	json_t *envs = NULL, *v, *node;
-	char *token = NULL, *hash = NULL;
+	char *token = NULL, *hash = NULL, *tc_email = NULL;
 	long long tc_id = 0;
 	int sandbox, rc;
 	char now[32];
@@ -184,6 +184,9 @@ nodes_create(struct preq *r)
 		reply_error(r, 404, "USER_NOT_FOUND", "no user '%s'", tc);
 		goto out;
 	}
+	if (tc_id)
+		tc_email = store_text(r->db, "SELECT email FROM users"
+		    " WHERE id = ?", "i", tc_id);
 	token = nodes_token_new(&hash);
 	util_time_iso(util_now(), now, sizeof now);
 	if (store_begin(r->db) == -1) {
@@ -202,16 +205,17 @@ nodes_create(struct preq *r)
 	if (rc != STORE_OK)
 		goto fail;
 	r->node_id = store_last_id(r->db);
-	json_array_foreach(envs, i, v)
+	json_array_foreach(envs, i, v) {
 		if (store_run(r->db, "INSERT INTO environments (node_id, name,"
 		    " created_at) VALUES (?, ?, ?)", "iss", r->node_id,
 		    json_string_value(v), now) != STORE_OK)
 			goto fail;
+	}
 	activity_log(r, "node.create", "created %s node '%s'%s", gen, name,
 	    sandbox ? " (sandbox node)" : "");
 	if (tc_id)
 		activity_log(r, "node.technical-contact", "Technical Contact "
-		    "of node '%s' is %s", name, tc);
+		    "of node '%s' is %s", name, tc_email);
 	if (store_commit(r->db) == -1) {
 		reply_store_error(r);
 		goto out;
@@ -228,6 +232,7 @@ fail:
 	store_rollback(r->db);
 out:
 	json_decref(envs);
+	free(tc_email);
 	free(token);
 	free(hash);
 }
@@ -249,8 +254,9 @@ nodes_list(struct preq *r)
 		reply_store_error(r);
 		return;
 	}
-	json_array_foreach(rows, i, node)
+	json_array_foreach(rows, i, node) {
 		nodes_fix_bools(node);
+	}
 	reply(r, 200, json_pack("{s:o}", "nodes", rows));
 }
 
@@ -384,9 +390,10 @@ nodes_key_allows(struct preq *r, const char *uuid)
 
 	if (r->who.app_scope == NULL)
 		return 1;
-	json_array_foreach(r->who.app_scope, i, v)
+	json_array_foreach(r->who.app_scope, i, v) {
 		if (json_is_string(v) && strcmp(json_string_value(v), uuid) == 0)
 			return 1;
+	}
 	return 0;
 }
 
