@@ -33,6 +33,15 @@
 #define NUBO_NIGHTLY_RETRY_SECS (15 * 60)
 #define NUBO_METADATA_MAX       (64 * 1024)
 
+/* environment settings (SPEC §2 Configuration) */
+#define NUBO_SETTING_VALUE_MAX  (32 * 1024)         /* one constant / env var / runtime value */
+#define NUBO_SETTINGS_ITEMS_MAX 256                 /* entries in any one settings map */
+#define NUBO_PEM_MAX            (64 * 1024)         /* a certificate chain, key or CA bundle */
+#define NUBO_HEADER_VALUE_MAX   1024
+#define NUBO_INSTANCES_MAX      16                  /* v4 instances per environment */
+#define NUBO_MEMORY_MB_MIN      64
+#define NUBO_MEMORY_MB_MAX      65536
+
 #define NUBO_IO_CHUNK           (256 * 1024)        /* streaming buffer size */
 
 #endif

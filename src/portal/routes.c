@@ -43,6 +43,26 @@ void nodes_set_technical_contact(struct preq *);
 void nodes_token_rotate(struct preq *);
 void nodes_link(struct preq *);
 void nodes_activity(struct preq *);
+/* route-settings.c */
+void settings_show(struct preq *);
+void settings_export(struct preq *);
+void settings_import(struct preq *);
+void settings_patch(struct preq *);
+void settings_diff_route(struct preq *);
+void settings_constant_put(struct preq *);
+void settings_constant_delete(struct preq *);
+void settings_event_put(struct preq *);
+void settings_domain_put(struct preq *);
+void settings_domain_delete(struct preq *);
+void settings_access_put(struct preq *);
+void settings_headers_put(struct preq *);
+void settings_header_put(struct preq *);
+void settings_header_delete(struct preq *);
+void settings_runtime_patch(struct preq *);
+void settings_env_var_put(struct preq *);
+void settings_env_var_delete(struct preq *);
+void settings_window_put(struct preq *);
+void settings_window_delete(struct preq *);
 
 const struct route routes[] = {
 	/* meta */
@@ -114,6 +134,44 @@ const struct route routes[] = {
 
 
 	/* settings (route-settings.c) */
+	{ "GET", "/apps/{app}/environments/{env}/settings", settings_show,
+	  ACCESS_APP_SETTINGS, "an environment's settings (secrets masked) and whether a restart is pending" },
+	{ "PUT", "/apps/{app}/environments/{env}/settings", settings_import,
+	  ACCESS_APP_SETTINGS, "import a whole settings document (all or nothing)" },
+	{ "PATCH", "/apps/{app}/environments/{env}/settings", settings_patch,
+	  ACCESS_APP_SETTINGS, "replace the settings sections given" },
+	{ "GET", "/apps/{app}/environments/{env}/settings/export", settings_export,
+	  ACCESS_APP_SETTINGS, "export the settings as one document (?secrets=include: Technical Contact)" },
+	{ "GET", "/apps/{app}/environments/{env}/settings/diff", settings_diff_route,
+	  ACCESS_APP_SETTINGS, "compare with another environment (?app=&env=)" },
+	{ "PUT", "/apps/{app}/environments/{env}/settings/constants/{name}", settings_constant_put,
+	  ACCESS_APP_SETTINGS, "set a constant's value" },
+	{ "DELETE", "/apps/{app}/environments/{env}/settings/constants/{name}", settings_constant_delete,
+	  ACCESS_APP_SETTINGS, "reset a constant to the package default" },
+	{ "PUT", "/apps/{app}/environments/{env}/settings/scheduled-events/{name}", settings_event_put,
+	  ACCESS_APP_SETTINGS, "enable or disable a scheduled event" },
+	{ "PUT", "/apps/{app}/environments/{env}/settings/domains/{domain}", settings_domain_put,
+	  ACCESS_APP_SETTINGS, "add or replace a custom domain with its TLS certificate and key" },
+	{ "DELETE", "/apps/{app}/environments/{env}/settings/domains/{domain}", settings_domain_delete,
+	  ACCESS_APP_SETTINGS, "remove a custom domain" },
+	{ "PUT", "/apps/{app}/environments/{env}/settings/access", settings_access_put,
+	  ACCESS_APP_SETTINGS, "set the access restriction profiles and where they apply" },
+	{ "PUT", "/apps/{app}/environments/{env}/settings/headers", settings_headers_put,
+	  ACCESS_APP_SETTINGS, "set all HTTP response headers" },
+	{ "PUT", "/apps/{app}/environments/{env}/settings/headers/{header}", settings_header_put,
+	  ACCESS_APP_SETTINGS, "set one HTTP response header" },
+	{ "DELETE", "/apps/{app}/environments/{env}/settings/headers/{header}", settings_header_delete,
+	  ACCESS_APP_SETTINGS, "remove an HTTP response header" },
+	{ "PATCH", "/apps/{app}/environments/{env}/settings/runtime", settings_runtime_patch,
+	  ACCESS_APP_SETTINGS, "change instances, memory or custom runtime settings" },
+	{ "PUT", "/apps/{app}/environments/{env}/settings/env-vars/{name}", settings_env_var_put,
+	  ACCESS_APP_SETTINGS, "set a custom environment variable (optionally secret)" },
+	{ "DELETE", "/apps/{app}/environments/{env}/settings/env-vars/{name}", settings_env_var_delete,
+	  ACCESS_APP_SETTINGS, "remove a custom environment variable" },
+	{ "PUT", "/apps/{app}/environments/{env}/settings/maintenance-window", settings_window_put,
+	  ACCESS_APP_SETTINGS, "set the weekly maintenance window" },
+	{ "DELETE", "/apps/{app}/environments/{env}/settings/maintenance-window", settings_window_delete,
+	  ACCESS_APP_SETTINGS, "remove the maintenance window" },
 
 
 	/* snapshots and restores (route-backups.c) */

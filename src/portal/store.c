@@ -109,6 +109,17 @@ static const char *const store_schema[] = {
 	"  REFERENCES api_keys(id);"
 	"CREATE INDEX api_keys_parent ON api_keys (parent_id);"
 	"CREATE INDEX api_keys_user ON api_keys (user_id, id);",
+
+	/* 3: environment settings (route-settings.c, settings.c): one
+	 * document per environment, secrets sealed inside it. */
+	"CREATE TABLE environment_settings ("
+	"  environment_id INTEGER PRIMARY KEY"
+	"    REFERENCES environments(id) ON DELETE CASCADE,"
+	"  doc_json TEXT NOT NULL DEFAULT '{}',"
+	"  restart_pending INTEGER NOT NULL DEFAULT 0,"
+	"  version INTEGER NOT NULL DEFAULT 0,"
+	"  updated_at TEXT,"
+	"  updated_by INTEGER);",
 };
 
 static char *store_path_global;

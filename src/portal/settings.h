@@ -1,0 +1,111 @@
+/* Environment settings (SPEC §2 Configuration; seed §3.2.3): Model Options
+ * (constants, scheduled events), Network (custom domains + TLS, access
+ * restriction profiles, response headers), Runtime (instances, memory,
+ * runtime settings, environment variables) and Maintenance (weekly window).
+ *
+ * One JSON document per environment. Three forms of it:
+ *   input    what clients send (PUT/PATCH bodies, `settings import`): plain
+ *            passwords, PEM private keys, secret values in clear; a secret
+ *            left out ("masked") means "keep the target's current one";
+ *   stored   what the store holds (table environment_settings): secrets
+ *            sealed with libsodium secretbox, basic-auth passwords hashed;
+ *   rendered what the API shows: stored with secrets masked, or (export
+ *            with include_secrets) unsealed so it can be imported elsewhere.
+ * Rendered documents are valid input documents. */
+#ifndef NUBO_SETTINGS_H
+#define NUBO_SETTINGS_H
+
+#include <time.h>
+
+#include <jansson.h>
+#include <sqlite3.h>
+
+#define SETTINGS_FORMAT "nubo-settings/1"
+
+/* What a document is validated against. */
+struct settings_target {
+	const char	*generation;	/* "v3" or "v4" */
+	json_t		*manifest;	/* the deployed package's nubo.json, or NULL */
+	json_t		*current;	/* the target's stored document ({} if none) */
+	time_t		 now;		/* certificate validity is checked at this time */
+};
+
+/* Append {setting, reason} to errors (a JSON array). */
+void settings_error(json_t *errors, const char *setting, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* "setting 'a.b': reason; setting …" for an error message (caller frees). */
+char *settings_errors_text(json_t *errors);
+
+/* The document's sections, in document order. */
+extern const char *const settings_sections[];
+/* Normalise one section's input value into its stored form; NULL (and
+ * errors appended) when anything in it is invalid. */
+json_t *settings_normalize_section(const struct settings_target *,
+    const char *section, json_t *input, json_t *errors);
+/* Normalise a whole input document (export format: "format", "source",
+ * "generation" and "secrets" keys are accepted and dropped). NULL when
+ * errors were appended; nothing is half-accepted. */
+json_t *settings_normalize(const struct settings_target *, json_t *input,
+    json_t *errors);
+
+/* The rendered form of a stored document (new reference). */
+json_t *settings_render(json_t *stored, int include_secrets);
+
+/* Translate a rendered/input document from one generation to another.
+ * v3→v4 and same-generation copies are one-to-one (every v3 concept exists
+ * on v4 under the same name); v4→v3 returns NULL and appends to errors
+ * each v4-only setting it holds. The migration calls this between export
+ * (source) and import (target):
+ *   json_t *settings_translate(json_t *doc, const char *from,
+ *       const char *to, json_t *errors);
+ * Returns a new document (the input is not changed). */
+json_t *settings_translate(json_t *doc, const char *from, const char *to,
+    json_t *errors);
+
+/* Can `setting` (a flattened name like "headers.Referrer-Policy") exist on
+ * generation gen with manifest (may be NULL)? 1, or 0 with *reason. */
+int settings_supported(const char *setting, const char *gen, json_t *manifest,
+    char **reason);
+
+/* Compare two stored documents. Returns {"differences": [{setting, a, b}],
+ * "unsupported": [{setting, side, reason}]}; secret values show as
+ * "(secret)" and a difference in them as "(secret, differs)". Settings that
+ * cannot exist on the other side are listed under unsupported only. */
+json_t *settings_diff(json_t *stored_a, const char *gen_a, json_t *manifest_a,
+    json_t *stored_b, const char *gen_b, json_t *manifest_b);
+
+/* Sections whose change needs a restart of the app (constants, env_vars,
+ * runtime): 1 when they differ between two stored documents. */
+int settings_restart_needed(json_t *old_stored, json_t *new_stored);
+
+/* Sealing of secrets with the portal's key (DATA/settings.key, 0600,
+ * created on first use). settings_seal_init is idempotent. */
+int settings_seal_init(const char *data_dir);
+char *settings_seal(const char *plain);
+/* NULL when sealed is not ours or damaged. */
+char *settings_unseal(const char *sealed);
+
+/* Store access. */
+/* The environment id of {env} as routes.c resolved it; 0 when none. */
+long long settings_env_id(sqlite3 *db, long long node_id, long long app_id,
+    const char *env);
+/* The stored document of an environment ({} when never set). */
+json_t *settings_load(sqlite3 *db, long long env_id);
+/* Replace it; marks "restart pending" when restart is set and the
+ * environment runs. Call inside a transaction. 0 or -1. */
+int settings_save(sqlite3 *db, long long env_id, json_t *stored, int restart,
+    long long user_id);
+/* The generation ("v3"/"v4") of the environment's node (caller frees). */
+char *settings_generation(sqlite3 *db, long long env_id);
+/* The manifest of the package deployed to the environment, or NULL. */
+json_t *settings_manifest(sqlite3 *db, long long env_id);
+/* The environment was (re)started with its current settings: clear
+ * "restart pending". The environment start/restart code calls this. */
+void settings_restart_applied(sqlite3 *db, long long env_id);
+
+/* The settings part of the spec the portal pushes to a node for an
+ * environment (node-contract.md): {env, scheduled_events, domains, access,
+ * headers, instances, memory_mb, maintenance_window}, secrets unsealed. */
+json_t *settings_node_spec(sqlite3 *db, long long env_id);
+
+#endif
