@@ -36,6 +36,24 @@ extern const struct cmd_entry cmd_keys_list_entry;
 extern const struct cmd_entry cmd_keys_revoke_entry;
 extern const struct cmd_entry cmd_admin_users_create_entry;
 extern const struct cmd_entry cmd_admin_users_list_entry;
+extern const struct cmd_entry cmd_settings_show_entry;
+extern const struct cmd_entry cmd_settings_export_entry;
+extern const struct cmd_entry cmd_settings_import_entry;
+extern const struct cmd_entry cmd_settings_diff_entry;
+extern const struct cmd_entry cmd_settings_set_constant_entry;
+extern const struct cmd_entry cmd_settings_unset_constant_entry;
+extern const struct cmd_entry cmd_settings_event_entry;
+extern const struct cmd_entry cmd_settings_domain_add_entry;
+extern const struct cmd_entry cmd_settings_domain_remove_entry;
+extern const struct cmd_entry cmd_settings_access_set_entry;
+extern const struct cmd_entry cmd_settings_access_remove_entry;
+extern const struct cmd_entry cmd_settings_header_set_entry;
+extern const struct cmd_entry cmd_settings_header_unset_entry;
+extern const struct cmd_entry cmd_settings_runtime_entry;
+extern const struct cmd_entry cmd_settings_env_set_entry;
+extern const struct cmd_entry cmd_settings_env_unset_entry;
+extern const struct cmd_entry cmd_settings_window_entry;
+extern const struct cmd_entry cmd_settings_window_remove_entry;
 
 static const struct cmd_entry *const cmd_table[] = {
 	&cmd_login_entry,
@@ -78,6 +96,24 @@ static const struct cmd_entry *const cmd_table[] = {
 
 
 	/* settings */
+	&cmd_settings_show_entry,
+	&cmd_settings_export_entry,
+	&cmd_settings_import_entry,
+	&cmd_settings_diff_entry,
+	&cmd_settings_set_constant_entry,
+	&cmd_settings_unset_constant_entry,
+	&cmd_settings_event_entry,
+	&cmd_settings_domain_add_entry,
+	&cmd_settings_domain_remove_entry,
+	&cmd_settings_access_set_entry,
+	&cmd_settings_access_remove_entry,
+	&cmd_settings_header_set_entry,
+	&cmd_settings_header_unset_entry,
+	&cmd_settings_runtime_entry,
+	&cmd_settings_env_set_entry,
+	&cmd_settings_env_unset_entry,
+	&cmd_settings_window_entry,
+	&cmd_settings_window_remove_entry,
 
 
 	/* backups */

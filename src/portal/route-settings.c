@@ -424,6 +424,7 @@ settings_header_put(struct preq *r)
 	const char *k;
 	json_t *v;
 
+	memset(&c, 0, sizeof c);
 	if (body_check(r, fields) == -1 || sctx_open(r, &c, 1) == -1)
 		goto out;
 	one = json_pack("{s:O}", name, json_object_get(r->body, "value"));
@@ -554,6 +555,7 @@ settings_runtime_patch(struct preq *r)
 	const char *k;
 	struct sctx c;
 
+	memset(&c, 0, sizeof c);
 	if (body_check(r, fields) == -1 || sctx_open(r, &c, 1) == -1)
 		goto out;
 	rt = json_deep_copy(json_object_get(c.current, "runtime"));

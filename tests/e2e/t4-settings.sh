@@ -1,0 +1,239 @@
+#!/usr/bin/env bash
+# t4: environment settings (SPEC §2 Configuration, seed §3.2.3) through the
+# real CLI and API: every tab (Model Options, Network, Runtime,
+# Maintenance), validation naming the setting and the reason, TLS
+# certificates checked at upload (expired, mismatched key, wrong domain),
+# secrets never shown back, export v3 → import v4 → empty diff, v4-only
+# settings refused on v3 naming each, permissions, and bad input on every
+# settings route (4xx, nothing changed).
+. "$(dirname "$0")/lib.sh"
+
+start_portal
+ADMIN=$ADMIN_KEY
+TC=$(make_user tc@example.com)
+DEV=$(make_user dev@example.com)
+as() { local key=$1; shift; NUBO_API_KEY=$key "$NUBO" "$@"; }
+
+as "$ADMIN" admin nodes create cloud-v3 --generation v3 --technical-contact tc@example.com >/dev/null
+as "$ADMIN" admin nodes create cloud-v4 --generation v4 --technical-contact tc@example.com >/dev/null
+as "$TC" apps create shop --no-sandbox >/dev/null
+as "$TC" apps create shop-v4 --no-sandbox >/dev/null
+as "$TC" nodes link cloud-v3 shop >/dev/null
+as "$TC" nodes link cloud-v4 shop-v4 >/dev/null
+as "$TC" members add shop dev@example.com >/dev/null
+as "$TC" members grant shop dev@example.com --settings Test >/dev/null
+
+S3=/apps/shop/environments/Test/settings
+S4=/apps/shop-v4/environments/Test/settings
+db() { python3 -c 'import sqlite3,sys; r=sqlite3.connect(sys.argv[1]).execute(sys.argv[2]).fetchone(); print("" if r is None else r[0])' "$T/portal/portal.db" "$1"; }
+doc3() { db "SELECT s.doc_json FROM environment_settings s JOIN environments e ON e.id = s.environment_id JOIN nodes n ON n.id = e.node_id WHERE n.name = 'cloud-v3' AND e.name = 'Test'"; }
+
+# ---- certificates made by the test --------------------------------------
+mkdir -p "$T/tls"
+cert() { # cert NAME CN [SAN…]: self-signed, valid now
+	local name=$1 cn=$2; shift 2
+	local san="DNS:$cn"; for d in "$@"; do san="$san,DNS:$d"; done
+	openssl req -x509 -newkey rsa:2048 -nodes -days 30 -subj "/CN=$cn" \
+		-addext "subjectAltName=$san" -keyout "$T/tls/$name.key" \
+		-out "$T/tls/$name.crt" 2>/dev/null
+}
+cert good shop.example.test
+cert wild '*.example.test'
+cert other other.example.test
+expired_cert() { # a certificate that expired in 2020, via `openssl ca`
+	local d=$T/tls/ca; mkdir -p "$d/new"; : > "$d/index.txt"; echo 01 > "$d/serial"
+	cat > "$d/ca.cnf" <<EOF
+[ca]
+default_ca = x
+[x]
+dir = $d
+database = $d/index.txt
+new_certs_dir = $d/new
+serial = $d/serial
+default_md = sha256
+policy = p
+copy_extensions = copy
+[p]
+commonName = supplied
+EOF
+	openssl req -new -newkey rsa:2048 -nodes -keyout "$T/tls/old.key" -out "$d/csr.pem" \
+		-subj /CN=old.example.test -addext subjectAltName=DNS:old.example.test 2>/dev/null
+	openssl ca -batch -config "$d/ca.cnf" -selfsign -keyfile "$T/tls/old.key" -in "$d/csr.pem" \
+		-startdate 20200101000000Z -enddate 20200201000000Z -out "$T/tls/old.crt" -notext 2>/dev/null
+}
+expired_cert
+openssl req -x509 -newkey rsa:2048 -nodes -days 30 -subj /CN=Test-CA \
+	-addext basicConstraints=critical,CA:TRUE -keyout "$T/tls/ca.key" -out "$T/tls/ca.crt" 2>/dev/null
+
+# ---- Model Options -------------------------------------------------------
+check "set a constant" as "$TC" settings set-constant shop Test Greeting hello
+check "enable a scheduled event" as "$TC" settings event shop Test Cleanup on
+check "disable a scheduled event" as "$TC" settings event shop Test Report off
+expect "constant shown" "$(as "$TC" settings show shop Test --json | jq_get settings.constants.Greeting)" hello
+expect "event shown" "$(as "$TC" settings show shop Test --json | jq_get settings.scheduled_events.Cleanup)" true
+check_fails "event on|off only" 2 as "$TC" settings event shop Test Cleanup maybe
+check "unset a constant" as "$TC" settings unset-constant shop Test Greeting
+check_fails "unset an unknown constant" 1 as "$TC" settings unset-constant shop Test Nope
+expect_match "unknown constant named" "$(cat "$T/last.err")" "no constant 'Nope'"
+check "set it again" as "$TC" settings set-constant shop Test Greeting hello
+
+# ---- Network: custom domains ----------------------------------------------
+check "add a custom domain" as "$TC" settings domain-add shop Test shop.example.test --cert "$T/tls/good.crt" --key "$T/tls/good.key"
+check "wildcard certificate covers a subdomain" as "$TC" settings domain-add shop Test www.example.test --cert "$T/tls/wild.crt" --key "$T/tls/wild.key"
+before=$(doc3)
+check_fails "expired certificate refused" 1 as "$TC" settings domain-add shop Test old.example.test --cert "$T/tls/old.crt" --key "$T/tls/old.key"
+expect_match "expired named" "$(cat "$T/last.err")" "domains.old.example.test.*expired"
+check_fails "mismatched key refused" 1 as "$TC" settings domain-add shop Test shop.example.test --cert "$T/tls/good.crt" --key "$T/tls/other.key"
+expect_match "mismatch named" "$(cat "$T/last.err")" "does not match"
+check_fails "certificate for another domain refused" 1 as "$TC" settings domain-add shop Test shop.example.test --cert "$T/tls/other.crt" --key "$T/tls/other.key"
+expect_match "coverage named" "$(cat "$T/last.err")" "does not cover 'shop.example.test'"
+check_fails "wildcard does not cover two levels" 1 as "$TC" settings domain-add shop Test a.b.example.test --cert "$T/tls/wild.crt" --key "$T/tls/wild.key"
+check_fails "invalid domain refused" 1 as "$TC" settings domain-add shop Test 'bad_domain.example' --cert "$T/tls/good.crt" --key "$T/tls/good.key"
+check_fails "domain-add needs --cert and --key" 2 as "$TC" settings domain-add shop Test x.example.test --cert "$T/tls/good.crt"
+expect "failed uploads changed nothing" "$(doc3)" "$before"
+expect "private key stored encrypted" "$(doc3 | grep -c 'BEGIN PRIVATE KEY' || true)" 0
+expect_match "key file is 0600" "$(stat -c %a "$T/portal/settings.key")" '^600$'
+expect "domain listed" "$(as "$TC" settings show shop Test --json | python3 -c 'import json,sys; print(",".join(sorted(json.load(sys.stdin)["settings"]["domains"])))')" "shop.example.test,www.example.test"
+expect "private key never shown" "$(as "$TC" settings show shop Test --json | grep -c 'PRIVATE KEY' || true)" 0
+check "remove a custom domain" as "$TC" settings domain-remove shop Test www.example.test
+
+# ---- Network: access restrictions, headers --------------------------------
+check "access profile: allow list + basic auth + client CA" as "$TC" settings access-set shop Test office \
+	--allow 127.0.0.1 --allow 10.0.0.0/8 --allow ::1 --deny 127.0.0.2 --user alice:wonderland1 --client-ca "$T/tls/ca.crt"
+expect "CIDRs normalised" "$(as "$TC" settings show shop Test --json | jq_get settings.access.profiles.office.allow)" '["127.0.0.1/32", "10.0.0.0/8", "::1/128"]'
+expect "applied to the whole environment" "$(as "$TC" settings show shop Test --json | jq_get settings.access.paths./)" office
+expect "basic-auth password not shown" "$(as "$TC" settings show shop Test --json | grep -c 'password' || true)" 0
+expect_match "basic-auth stored as an htpasswd hash" "$(doc3)" '"alice":\{"password_hash":"\$6\$'
+check_fails "per-path rule refused on v3" 1 as "$TC" settings access-set shop Test admins --allow 127.0.0.1 --path /admin
+expect_match "per-path named" "$(cat "$T/last.err")" "access.paths./admin.*not supported on v3"
+check_fails "bad CIDR refused" 1 as "$TC" settings access-set shop Test office --allow 10.0.0.1/8
+expect_match "host bits named" "$(cat "$T/last.err")" "access.profiles.office.allow.*host bits"
+openssl req -x509 -newkey rsa:2048 -nodes -days 30 -subj /CN=leaf.example.test \
+	-addext basicConstraints=critical,CA:FALSE -keyout "$T/tls/leaf.key" -out "$T/tls/leaf.crt" 2>/dev/null
+check_fails "not a CA refused" 1 as "$TC" settings access-set shop Test office --client-ca "$T/tls/leaf.crt"
+check "X-Frame-Options on v3" as "$TC" settings header-set shop Test x-frame-options SAMEORIGIN
+expect "header spelled canonically" "$(as "$TC" settings show shop Test --json | jq_get settings.headers.X-Frame-Options)" SAMEORIGIN
+check_fails "v4-only header refused on v3" 1 as "$TC" settings header-set shop Test Content-Security-Policy "default-src 'self'"
+expect_match "header named" "$(cat "$T/last.err")" "headers.Content-Security-Policy.*not supported on v3"
+check_fails "bad header value refused" 1 as "$TC" settings header-set shop Test X-Frame-Options sometimes
+
+# ---- Runtime -------------------------------------------------------------
+check "runtime settings" as "$TC" settings runtime shop Test --set Pool.Max=10 --set Cache=on
+check "unset a runtime setting" as "$TC" settings runtime shop Test --unset Cache
+expect "runtime settings shown" "$(as "$TC" settings show shop Test --json | jq_get settings.runtime.settings)" '{"Pool.Max": "10"}'
+check_fails "instances refused on v3" 1 as "$TC" settings runtime shop Test --instances 2
+expect_match "instances named" "$(cat "$T/last.err")" "runtime.instances.*v3"
+check "plain env var" as "$TC" settings env-set shop Test FEATURE_X on
+printf 'the-secret-value\n' > "$T/secret.txt"
+check "secret env var from stdin" sh -c "NUBO_API_KEY=$TC '$NUBO' settings env-set shop Test API_TOKEN --secret < '$T/secret.txt'"
+check_fails "reserved env var refused" 1 as "$TC" settings env-set shop Test DATABASE_URL x
+expect_match "reserved named" "$(cat "$T/last.err")" "env_vars.DATABASE_URL.*reserved"
+expect "secret not shown by the API" "$(api_as "$TC" GET "$S3" | grep -c 'the-secret-value' || true)" 0
+expect "secret not shown by the CLI" "$(as "$TC" settings show shop Test | grep -c 'the-secret-value' || true)" 0
+expect_match "CLI marks it secret" "$(as "$TC" settings show shop Test)" 'API_TOKEN +\(secret\)'
+expect "secret not in a masked export" "$(as "$TC" settings export shop Test | grep -c 'the-secret-value' || true)" 0
+expect "secret not in the store in clear" "$(doc3 | grep -c 'the-secret-value' || true)" 0
+expect "Technical Contact may export secrets" "$(as "$TC" settings export shop Test --include-secrets | grep -c 'the-secret-value')" 1
+check_fails "a settings member may not export secrets" 1 as "$DEV" settings export shop Test --include-secrets
+check "a settings member may export masked" as "$DEV" settings export shop Test
+
+# ---- Maintenance -----------------------------------------------------------
+check "maintenance window" as "$TC" settings window shop Test Sun 02:30 120 --apply-pending
+expect "window day normalised" "$(as "$TC" settings show shop Test --json | jq_get settings.maintenance_window.day)" sunday
+check_fails "window 25:00 refused" 1 as "$TC" settings window shop Test sunday 25:00 60
+expect_match "window named" "$(cat "$T/last.err")" "maintenance_window.start"
+check_fails "window day refused" 1 as "$TC" settings window shop Test funday 02:00 60
+check_fails "window too short" 1 as "$TC" settings window shop Test monday 02:00 5
+
+# ---- export v3 → import v4 → diff -----------------------------------------
+as "$TC" settings export shop Test --include-secrets --output "$T/v3.json"
+expect_match "export file is 0600" "$(stat -c %a "$T/v3.json")" '^600$'
+expect "export names its format" "$(jq_get format < "$T/v3.json")" "nubo-settings/1"
+expect "export names its generation" "$(jq_get generation < "$T/v3.json")" v3
+check_fails "diff before import differs" 0 as "$TC" settings diff shop Test shop-v4 Test
+expect_match "diff lists a difference" "$(cat "$T/last.out")" "constants.Greeting"
+check "import the v3 settings into v4" as "$TC" settings import shop-v4 Test "$T/v3.json"
+expect "diff v3 ↔ v4 is empty" "$(as "$TC" settings diff shop Test shop-v4 Test --json | python3 -c 'import json,sys; d=json.load(sys.stdin); print(len(d["differences"]), len(d["unsupported"]))')" "0 0"
+expect_match "diff says so" "$(as "$TC" settings diff shop Test shop-v4 Test)" "no differences"
+expect "secret arrived on v4" "$(as "$TC" settings export shop-v4 Test --include-secrets | jq_get env_vars.API_TOKEN.value)" "the-secret-value"
+# masked import keeps the target's secrets
+as "$TC" settings export shop-v4 Test --output "$T/v4-masked.json"
+check "re-import a masked export keeps the secrets" as "$TC" settings import shop-v4 Test "$T/v4-masked.json"
+expect "secret kept" "$(as "$TC" settings export shop-v4 Test --include-secrets | jq_get env_vars.API_TOKEN.value)" "the-secret-value"
+# v4-only settings
+check "v4: per-path rule" as "$TC" settings access-set shop-v4 Test admins --allow 127.0.0.1 --path /admin
+check "v4: CSP header" as "$TC" settings header-set shop-v4 Test Content-Security-Policy "default-src 'self'"
+check "v4: instances and memory" as "$TC" settings runtime shop-v4 Test --instances 2 --memory 512
+out=$(as "$TC" settings diff shop Test shop-v4 Test --json)
+expect "diff lists v4-only settings as unsupported on v3" "$(printf '%s' "$out" | python3 -c 'import json,sys; print(",".join(sorted(u["setting"] for u in json.load(sys.stdin)["unsupported"])))')" \
+	"access.paths./admin,headers.Content-Security-Policy,runtime.instances,runtime.memory_mb"
+expect "and no other difference" "$(printf '%s' "$out" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["differences"]))')" 1
+as "$TC" settings export shop-v4 Test --include-secrets --output "$T/v4.json"
+before=$(doc3)
+check_fails "v4-only settings refused on v3" 1 as "$TC" settings import shop Test "$T/v4.json"
+for s in access.paths./admin headers.Content-Security-Policy runtime.instances runtime.memory_mb; do
+	expect_match "refusal names $s" "$(cat "$T/last.err")" "setting '$s'"
+done
+expect "refused import changed nothing" "$(doc3)" "$before"
+
+# ---- permissions -------------------------------------------------------------
+check "settings member on Test can change Test" as "$DEV" settings set-constant shop Test Greeting hi
+check_fails "but not Production" 1 as "$DEV" settings set-constant shop Production Greeting hi
+expect_match "forbidden named" "$(cat "$T/last.err")" "'settings' permission on environment 'Production'"
+check_fails "diff needs settings on both sides" 1 as "$DEV" settings diff shop Test shop-v4 Test
+expect "no key" "$(status_as "" GET "$S3")" 401
+
+# ---- bad input on every settings route (SPEC §6) ---------------------------
+before=$(doc3)
+bad() { # bad NAME STATUS METHOD PATH BODY
+	expect "$1" "$(status_as "$TC" "$3" "$4" "${5:-}")" "$2"
+}
+bad "import: malformed JSON" 400 PUT "$S3" '{"constants":'
+bad "import: not an object" 400 PUT "$S3" '[1]'
+bad "import: unknown section" 400 PUT "$S3" '{"colour":"red"}'
+bad "import: wrong format" 400 PUT "$S3" '{"format":"other/9"}'
+bad "import: wrong type" 400 PUT "$S3" '{"constants":[1,2]}'
+bad "import: deep nesting" 400 PUT "$S3" "$(python3 -c 'print("{\"constants\":" + "["*40 + "]"*40 + "}")')"
+python3 -c 'print("{\"constants\":{\"A\":\"" + "x"*1100000 + "\"}}")' > "$T/big.json"
+expect "import: oversized" "$(curl -s -o /dev/null -w '%{http_code}' -X PUT -H "Authorization: Bearer $TC" --data-binary @"$T/big.json" "$PORTAL_URL/api/v1$S3")" 413
+bad "patch: unknown section" 400 PATCH "$S3" '{"nope":{}}'
+bad "patch: bad env var" 400 PATCH "$S3" '{"env_vars":{"A B":"x"}}'
+bad "constant: missing value" 400 PUT "$S3/constants/Greeting" '{}'
+bad "constant: unknown field" 400 PUT "$S3/constants/Greeting" '{"value":"x","extra":1}'
+bad "constant: bad name" 400 PUT "$S3/constants/1bad" '{"value":"x"}'
+bad "constant: object value" 400 PUT "$S3/constants/Greeting" '{"value":{"a":1}}'
+bad "event: not boolean" 400 PUT "$S3/scheduled-events/Cleanup" '{"enabled":"yes"}'
+bad "event: unknown field" 400 PUT "$S3/scheduled-events/Cleanup" '{"enabled":true,"x":1}'
+bad "domain: missing key" 400 PUT "$S3/domains/a.example.test" '{"certificate":"x"}'
+bad "domain: garbage PEM" 400 PUT "$S3/domains/a.example.test" '{"certificate":"x","private_key":"y"}'
+bad "domain: invalid name" 400 PUT "$S3/domains/a..example.test" '{"certificate":"x","private_key":"y"}'
+bad "domain: delete unknown" 404 DELETE "$S3/domains/none.example.test"
+bad "access: unknown field" 400 PUT "$S3/access" '{"profiles":{},"rules":[]}'
+bad "access: path to no profile" 400 PUT "$S3/access" '{"profiles":{},"paths":{"/":"ghost"}}'
+bad "access: bad CIDR" 400 PUT "$S3/access" '{"profiles":{"p":{"allow":["300.1.1.1"]}},"paths":{"/":"p"}}'
+bad "access: bad user" 400 PUT "$S3/access" '{"profiles":{"p":{"basic_auth":{"a:b":{"password":"password1"}}}}}'
+bad "access: short password" 400 PUT "$S3/access" '{"profiles":{"p":{"basic_auth":{"ab":{"password":"x"}}}}}'
+bad "access: bad hash" 400 PUT "$S3/access" '{"profiles":{"p":{"basic_auth":{"ab":{"password_hash":"plain"}}}}}'
+bad "headers: not allowed" 400 PUT "$S3/headers" '{"Server":"x"}'
+bad "headers: injection" 400 PUT "$S3/headers/X-Frame-Options" '{"value":"DENY\"; return 200; #"}'
+bad "header: delete unknown" 404 DELETE "$S3/headers/X-XSS-Protection"
+bad "runtime: wrong type" 400 PATCH "$S3/runtime" '{"settings":{"A":1}}'
+bad "runtime: unknown field" 400 PATCH "$S3/runtime" '{"cpu":2}'
+bad "runtime: bad key" 400 PATCH "$S3/runtime" '{"settings":{"a b":"x"}}'
+bad "env var: missing value" 400 PUT "$S3/env-vars/X" '{"secret":true}'
+bad "env var: control character" 400 PUT "$S3/env-vars/X" '{"value":"a\u0001b"}'
+bad "env var: delete unknown" 404 DELETE "$S3/env-vars/NOPE"
+bad "window: missing fields" 400 PUT "$S3/maintenance-window" '{"day":"monday"}'
+bad "window: bad duration type" 400 PUT "$S3/maintenance-window" '{"day":"monday","start":"01:00","duration_minutes":"2h"}'
+bad "window: 12:60" 400 PUT "$S3/maintenance-window" '{"day":"monday","start":"12:60","duration_minutes":60}'
+bad "diff: missing other" 400 GET "$S3/diff"
+bad "diff: unknown app" 404 GET "$S3/diff?app=ghost&env=Test"
+bad "diff: unknown env" 404 GET "$S3/diff?app=shop-v4&env=Ghost"
+bad "export: bad secrets" 400 GET "$S3/export?secrets=all"
+bad "unknown environment" 404 GET /apps/shop/environments/Ghost/settings
+bad "unknown app" 404 GET /apps/ghost/environments/Test/settings
+expect "bad input changed nothing" "$(doc3)" "$before"
+expect_match "error names setting and reason" "$(api_as "$TC" PUT "$S3/access" '{"profiles":{"p":{"allow":["300.1.1.1"]}},"paths":{"/":"p"}}')" \
+	"setting 'access.profiles.p.allow': '300.1.1.1' is not an IP address or CIDR"
+
+finish
