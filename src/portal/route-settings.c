@@ -363,7 +363,7 @@ void
 settings_constant_put(struct preq *r)
 {
 	static const struct jfield fields[] = {
-		{ "value", JT_ANY, 1 }, { NULL } };
+		{ "value", JT_STRING, 1 }, { NULL } };
 
 	if (body_check(r, fields) == -1)
 		return;

@@ -268,19 +268,13 @@ norm_constants(const struct settings_target *t, json_t *in, json_t *errors)
 			    sv_type_parse(jsonx_str(decl, "type"), &type) == -1)
 				type = SV_STRING;
 		}
-		if (json_is_string(v))
-			text = xstrdup(json_string_value(v));
-		else if (json_is_integer(v))
-			text = xasprintf("%lld", (long long)json_integer_value(v));
-		else if (json_is_real(v))
-			text = xasprintf("%.17g", json_real_value(v));
-		else if (json_is_boolean(v))
-			text = xstrdup(json_is_true(v) ? "true" : "false");
-		else {
-			settings_error(errors, setting, "must be a string, "
-			    "number or boolean");
+		if (!json_is_string(v)) {
+			settings_error(errors, setting, "must be a string (the "
+			    "value as text, checked against the constant's "
+			    "type)");
 			goto next;
 		}
+		text = xstrdup(json_string_value(v));
 		if (sv_constant_value(type, text, &canon, &cause) == -1) {
 			settings_error(errors, setting, "wrong type for %s: %s",
 			    sv_type_name(type), cause);

@@ -84,6 +84,8 @@ def make_world():
     return {
         "app": f"bad-app{n}", "env": "Test", "node": f"bad-node{n}",
         "user": str(user["id"]), "key": str(key["id"]), "id": str(job),
+        "name": "Greeting", "domain": "shop.example.test",
+        "header": "X-Frame-Options",
     }, token
 
 
@@ -135,7 +137,8 @@ for rt in writes:
     method, pattern = rt["method"], rt["path"]
     name = f"{method} {pattern}"
     missing = [p for p in PARAM.findall(pattern)
-               if p not in ("app", "env", "node", "user", "key", "id")]
+               if p not in ("app", "env", "node", "user", "key", "id", "name",
+                             "domain", "header")]
     if missing:
         fail(f"{name}: no fixture for path parameter {{{missing[0]}}}: add "
              "one to make_world() in tests/e2e/badinput.py")

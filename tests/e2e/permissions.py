@@ -153,6 +153,9 @@ def make_world():
                               (hashlib.sha256(vkey["key"].encode()).hexdigest(),)
                               ).fetchone()[0]),
         "id": str(job),
+        # settings items (route-settings.c)
+        "name": "Greeting", "domain": "shop.example.test",
+        "header": "X-Frame-Options",
     }
 
 
