@@ -8,6 +8,7 @@
 #include <curl/curl.h>
 
 #include "cli.h"
+#include "xmalloc.h"
 
 extern const struct cmd_entry cmd_login_entry;
 extern const struct cmd_entry cmd_apps_list_entry;
@@ -271,6 +272,64 @@ noun_prefix(const char *noun, int argc, char **argv)
 	    (noun[n] == '\0' || noun[n] == ' ');
 }
 
+/* Parse the options and arguments of command e (argv[first..]) into a
+ * and run it; returns the exit status. */
+static int
+cmd_run(const struct cmd_entry *e, int argc, char **argv, int first,
+    struct cmd_args *a)
+{
+	int i;
+
+	for (i = first; i < argc; i++) {
+		const char *arg = argv[i];
+
+		if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
+			cmd_help(e, stdout);
+			return CLI_OK;
+		}
+		if (strcmp(arg, "--") == 0) {
+			for (i++; i < argc; i++)
+				a->argv[a->argc++] = argv[i];
+			break;
+		}
+		if (strncmp(arg, "--", 2) == 0) {
+			const char *name = arg + 2, *eq = strchr(name, '=');
+			size_t len = eq ? (size_t)(eq - name) : strlen(name);
+			int takes;
+
+			if (!option_known(e, name, len, &takes))
+				return out_usage(e, "unknown option '--%.*s'",
+				    (int)len, name);
+			if (a->nopts == CLI_MAXOPTS)
+				return out_usage(e, "too many options");
+			/* counted at once, so main() frees it on any exit */
+			a->opt_names[a->nopts] = xstrndup(name, len);
+			a->opt_values[a->nopts++] = "";
+			if (takes) {
+				if (eq)
+					a->opt_values[a->nopts - 1] = eq + 1;
+				else if (i + 1 < argc)
+					a->opt_values[a->nopts - 1] = argv[++i];
+				else
+					return out_usage(e, "option '--%.*s' "
+					    "needs a value", (int)len, name);
+			} else if (eq) {
+				return out_usage(e, "option '--%.*s' "
+				    "takes no value", (int)len, name);
+			}
+			continue;
+		}
+		a->argv[a->argc++] = argv[i];
+	}
+	if (a->argc < e->min_args ||
+	    (e->max_args >= 0 && a->argc > e->max_args))
+		return out_usage(e, "wrong number of arguments");
+	if (!e->no_auth && (api_url() == NULL || api_key() == NULL))
+		return out_fail("not logged in: run 'nubo login URL' or set "
+		    "NUBO_URL and NUBO_API_KEY");
+	return e->exec(a);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -331,55 +390,8 @@ main(int argc, char **argv)
 		return CLI_USAGE;
 	}
 	cmd_current = e;
-	a.argv = calloc((size_t)argc, sizeof *a.argv);
-	for (i = first; i < argc; i++) {
-		const char *arg = argv[i];
-
-		if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
-			cmd_help(e, stdout);
-			return CLI_OK;
-		}
-		if (strcmp(arg, "--") == 0) {
-			for (i++; i < argc; i++)
-				a.argv[a.argc++] = argv[i];
-			break;
-		}
-		if (strncmp(arg, "--", 2) == 0) {
-			const char *name = arg + 2, *eq = strchr(name, '=');
-			size_t len = eq ? (size_t)(eq - name) : strlen(name);
-			int takes;
-
-			if (!option_known(e, name, len, &takes))
-				return out_usage(e, "unknown option '--%.*s'",
-				    (int)len, name);
-			if (a.nopts == CLI_MAXOPTS)
-				return out_usage(e, "too many options");
-			a.opt_names[a.nopts] = strndup(name, len);
-			if (takes) {
-				if (eq)
-					a.opt_values[a.nopts] = eq + 1;
-				else if (i + 1 < argc)
-					a.opt_values[a.nopts] = argv[++i];
-				else
-					return out_usage(e, "option '--%.*s' "
-					    "needs a value", (int)len, name);
-			} else {
-				if (eq)
-					return out_usage(e, "option '--%.*s' "
-					    "takes no value", (int)len, name);
-				a.opt_values[a.nopts] = "";
-			}
-			a.nopts++;
-			continue;
-		}
-		a.argv[a.argc++] = argv[i];
-	}
-	if (a.argc < e->min_args || (e->max_args >= 0 && a.argc > e->max_args))
-		return out_usage(e, "wrong number of arguments");
-	if (!e->no_auth && (api_url() == NULL || api_key() == NULL))
-		return out_fail("not logged in: run 'nubo login URL' or set "
-		    "NUBO_URL and NUBO_API_KEY");
-	rc = e->exec(&a);
+	a.argv = xcalloc((size_t)argc, sizeof *a.argv);
+	rc = cmd_run(e, argc, argv, first, &a);
 	for (i = 0; i < a.nopts; i++)
 		free((char *)a.opt_names[i]);
 	free(a.argv);

@@ -33,6 +33,7 @@ config_path(void)
 static void
 config_load(void)
 {
+	const char *env;
 	char *path, *text;
 	json_t *j;
 
@@ -43,21 +44,23 @@ config_load(void)
 	text = util_read_file(path, 65536, NULL);
 	free(path);
 	if (text) {
+		const char *v;
+
 		j = json_loads(text, 0, NULL);
-		if (json_is_string(json_object_get(j, "url")))
-			cfg_url = xstrdup(jsonx_str(j, "url"));
-		if (json_is_string(json_object_get(j, "key")))
-			cfg_key = xstrdup(jsonx_str(j, "key"));
+		if ((v = jsonx_str(j, "url")) != NULL)
+			cfg_url = xstrdup(v);
+		if ((v = jsonx_str(j, "key")) != NULL)
+			cfg_key = xstrdup(v);
 		json_decref(j);
 		free(text);
 	}
-	if (getenv("NUBO_URL") && *getenv("NUBO_URL")) {
+	if ((env = getenv("NUBO_URL")) != NULL && *env) {
 		free(cfg_url);
-		cfg_url = xstrdup(getenv("NUBO_URL"));
+		cfg_url = xstrdup(env);
 	}
-	if (getenv("NUBO_API_KEY") && *getenv("NUBO_API_KEY")) {
+	if ((env = getenv("NUBO_API_KEY")) != NULL && *env) {
 		free(cfg_key);
-		cfg_key = xstrdup(getenv("NUBO_API_KEY"));
+		cfg_key = xstrdup(env);
 	}
 	if (cfg_url) {
 		size_t n = strlen(cfg_url);
