@@ -33,8 +33,11 @@ cmd_admin_users_create_exec(struct cmd_args *a)
 	    password, "admin", cmd_flag(a, "admin"));
 	if (cmd_opt(a, "name"))
 		json_object_set_new(body, "name", json_string(cmd_opt(a, "name")));
-	if (api_ok("POST", "/users", body, &resp) == -1)
+	if (api_ok("POST", "/users", body, &resp) == -1) {
+		json_decref(body);
 		goto out;
+	}
+	json_decref(body);
 	if (out_maybe_json(a, resp) == -1)
 		printf("created %suser %s\n", jsonx_int(resp, "is_admin", 0) ?
 		    "platform admin " : "", jsonx_str(resp, "email"));

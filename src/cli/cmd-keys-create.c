@@ -24,8 +24,11 @@ cmd_keys_create_exec(struct cmd_args *a)
 	if (cmd_opt(a, "expires"))
 		json_object_set_new(body, "expires_at",
 		    json_string(cmd_opt(a, "expires")));
-	if (api_ok("POST", "/keys", body, &resp) == -1)
+	if (api_ok("POST", "/keys", body, &resp) == -1) {
+		json_decref(body);
 		return CLI_FAILED;
+	}
+	json_decref(body);
 	if (out_maybe_json(a, resp) == -1) {
 		printf("%s\n", jsonx_str(resp, "key"));
 		fprintf(stderr, "created API key %lld (%s); it is shown only "

@@ -48,7 +48,7 @@ cmd_login_exec(struct cmd_args *a)
 	const char *url = a->argv[0];
 	const char *key = cmd_opt(a, "key");
 	char *email = NULL, *password = NULL;
-	json_t *resp = NULL;
+	json_t *resp = NULL, *body = NULL;
 	int rc = CLI_FAILED;
 
 	if (strncmp(url, "http://", 7) != 0 && strncmp(url, "https://", 8) != 0)
@@ -68,9 +68,9 @@ cmd_login_exec(struct cmd_args *a)
 			out_fail("email and password are needed");
 			goto out;
 		}
-		if (api_ok("POST", "/sessions", json_pack("{s:s,s:s,s:s}",
-		    "email", email, "password", password, "name", "nubo login"),
-		    &resp) == -1)
+		body = json_pack("{s:s,s:s,s:s}", "email", email, "password",
+		    password, "name", "nubo login");
+		if (api_ok("POST", "/sessions", body, &resp) == -1)
 			goto out;
 		key = jsonx_str(resp, "key");
 	}
@@ -79,6 +79,7 @@ cmd_login_exec(struct cmd_args *a)
 		rc = CLI_OK;
 	}
 out:
+	json_decref(body);
 	json_decref(resp);
 	free(email);
 	free(password);

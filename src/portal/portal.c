@@ -102,7 +102,8 @@ portal_main(int argc, char **argv)
 		routes_begin, routes_finish, routes_cleanup };
 	struct portal p;
 	const char *email = "admin@nubo.localhost", *password = NULL;
-	int init = 0, c;
+	char *own_url = NULL;
+	int init = 0, c, rc = 1;
 	long long n;
 
 	memset(&p, 0, sizeof p);
@@ -150,23 +151,28 @@ portal_main(int argc, char **argv)
 	if (access(p.store_path, R_OK | W_OK) == -1) {
 		error("no store in %s: run 'nubod portal init --data %s' first",
 		    p.data_dir, p.data_dir);
-		return 1;
+		goto out;
 	}
 	if (store_open(p.store_path) == -1)
-		return 1;
+		goto out;
 	if (p.public_url == NULL)
-		p.public_url = xasprintf("http://%s", p.listen);
+		p.public_url = own_url = xasprintf("http://%s", p.listen);
 	signal(SIGPIPE, SIG_IGN);
 	signal(SIGTERM, on_signal);
 	signal(SIGINT, on_signal);
 	p.http = http_server_start(p.listen, &ops, &p, p.threads);
 	if (p.http == NULL)
-		return 1;
+		goto out;
 	log_info("listening on %s (cloud domain %s)", p.listen,
 	    p.cloud_domain);
 	while (!portal_stop)
 		pause();
 	log_info("stopping");
 	http_server_stop(p.http);
-	return 0;
+	rc = 0;
+out:
+	store_close_thread();
+	free(own_url);
+	free(p.store_path);
+	return rc;
 }

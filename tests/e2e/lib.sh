@@ -15,7 +15,8 @@ PIDS=()
 PASSED=0
 FAILED=0
 
-cleanup() {
+# Stop every daemon this test started: SIGTERM, then SIGKILL after 5 s.
+stop_all() {
 	local pid
 	for pid in "${PIDS[@]}"; do
 		kill -TERM "$pid" 2>/dev/null || true
@@ -24,6 +25,10 @@ cleanup() {
 		for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
 		kill -KILL "$pid" 2>/dev/null || true
 	done
+}
+
+cleanup() {
+	stop_all
 	if [ -n "${NUBO_KEEP:-}" ]; then
 		echo "kept $T" >&2
 	else
@@ -143,6 +148,16 @@ expect_match() {
 }
 
 finish() {
+	local logs
+	# Daemons stop cleanly first, so that sanitizer builds (make asan) get
+	# to report leaks; any sanitizer report in a daemon log fails the test.
+	stop_all
+	logs=$(grep -rlE --include='*.log' \
+		'ERROR: (Address|Leak)Sanitizer|runtime error:' "$T" 2>/dev/null || true)
+	if [ -n "$logs" ]; then
+		fail "sanitizer reports in daemon logs: $logs"
+		grep -hE -A12 'ERROR: (Address|Leak)Sanitizer|runtime error:' $logs | head -60 | sed 's/^/    /'
+	fi
 	echo "$PASSED passed, $FAILED failed"
 	[ "$FAILED" -eq 0 ]
 }

@@ -8,5 +8,10 @@
 . "$(dirname "$0")/lib.sh"
 
 start_portal
-python3 "$NUBO_SRC/tests/e2e/permissions.py" "$NUBOD" "$PORTAL_URL" \
-	"$ADMIN_KEY" "$T/portal/portal.db"
+if python3 "$NUBO_SRC/tests/e2e/permissions.py" "$NUBOD" "$PORTAL_URL" \
+	"$ADMIN_KEY" "$T/portal/portal.db"; then
+	pass "permissions.py: every check above"
+else
+	fail "permissions.py: see the not-ok lines above"
+fi
+finish

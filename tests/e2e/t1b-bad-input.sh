@@ -6,5 +6,10 @@
 . "$(dirname "$0")/lib.sh"
 
 start_portal
-python3 "$NUBO_SRC/tests/e2e/badinput.py" "$NUBOD" "$PORTAL_URL" \
-	"$ADMIN_KEY" "$T/portal/portal.db"
+if python3 "$NUBO_SRC/tests/e2e/badinput.py" "$NUBOD" "$PORTAL_URL" \
+	"$ADMIN_KEY" "$T/portal/portal.db"; then
+	pass "badinput.py: every check above"
+else
+	fail "badinput.py: see the not-ok lines above"
+fi
+finish
