@@ -14,7 +14,8 @@
 /* One node as the API shows it. */
 #define NODE_SELECT \
 	"SELECT n.name, n.generation, n.status, u.email AS technical_contact," \
-	" a.subdomain AS app, n.is_sandbox AS sandbox, n.agent_url," \
+	" a.subdomain AS app, n.app_id AS app_ref, n.is_sandbox AS sandbox," \
+	" n.agent_url,"\
 	" n.last_seen_at, n.created_at FROM nodes n" \
 	" LEFT JOIN users u ON u.id = n.technical_contact" \
 	" LEFT JOIN apps a ON a.id = n.app_id"
@@ -31,6 +32,7 @@ nodes_fix_bools(json_t *node)
 {
 	json_object_set_new(node, "sandbox", json_boolean(
 	    jsonx_int(node, "sandbox", 0)));
+	json_object_del(node, "app_ref");
 }
 
 json_t *
@@ -242,7 +244,7 @@ out:
 void
 nodes_list(struct preq *r)
 {
-	json_t *rows, *node;
+	json_t *rows, *node, *out;
 	size_t i;
 
 	rows = store_rows(r->db, NODE_SELECT " WHERE ?1 OR"
@@ -254,10 +256,17 @@ nodes_list(struct preq *r)
 		reply_store_error(r);
 		return;
 	}
+	/* A key limited to named apps sees only their nodes. */
+	out = json_array();
 	json_array_foreach(rows, i, node) {
+		if (r->who.app_scope && !auth_key_allows_app(r,
+		    jsonx_int(node, "app_ref", 0)))
+			continue;
 		nodes_fix_bools(node);
+		json_array_append(out, node);
 	}
-	reply(r, 200, json_pack("{s:o}", "nodes", rows));
+	json_decref(rows);
+	reply(r, 200, json_pack("{s:o}", "nodes", out));
 }
 
 /* GET /nodes/{node}: status, generation, Technical Contact, linked app
@@ -381,22 +390,6 @@ out:
 	free(token);
 }
 
-/* 1 when the caller's key may act on app (its app scope, if any). */
-static int
-nodes_key_allows(struct preq *r, const char *uuid)
-{
-	size_t i;
-	json_t *v;
-
-	if (r->who.app_scope == NULL)
-		return 1;
-	json_array_foreach(r->who.app_scope, i, v) {
-		if (json_is_string(v) && strcmp(json_string_value(v), uuid) == 0)
-			return 1;
-	}
-	return 0;
-}
-
 /* POST /nodes/{node}/link {app} — SPEC §2 "Linking". The caller is
  * Technical Contact of the node (checked by the route) and of the app;
  * the app has no sandbox and no other node; an app already on the node is
@@ -424,7 +417,7 @@ nodes_link(struct preq *r)
 	}
 	r->app_id = jsonx_int(app, "id", 0);
 	sub = jsonx_str(app, "subdomain");
-	if (!nodes_key_allows(r, jsonx_str(app, "uuid"))) {
+	if (!auth_key_allows_app(r, r->app_id)) {
 		reply_error(r, 403, "KEY_SCOPE", "this API key is not valid for "
 		    "app '%s'", sub);
 		goto out;

@@ -149,6 +149,10 @@ check_fails "ops is gone" 1 as "$OPS" apps show shop
 check_fails "removing a non-member" 1 as "$TC" members remove shop ops@example.com
 expect "member list after removal" "$(as "$TC" members list shop --json | python3 -c 'import json,sys; print(",".join(x["email"] for x in json.load(sys.stdin)))')" "dev@example.com,tc@example.com"
 check "dev sees the node of their app" as "$DEV" nodes show cloud-v4
+expect "dev sees the nodes of both their apps" "$(as "$DEV" nodes list --json | python3 -c 'import json,sys; print(",".join(n["name"] for n in json.load(sys.stdin)))')" "cloud-v3,cloud-v4"
+SCOPED=$(api_as "$DEV" POST /keys '{"name":"devapp only","apps":["devapp"]}' | jq_get key)
+expect "a key limited to devapp lists only devapp's node" "$(as "$SCOPED" nodes list --json | python3 -c 'import json,sys; print(",".join(n["name"] for n in json.load(sys.stdin)))')" "cloud-v3"
+check_fails "a key limited to devapp cannot show shop's node" 1 as "$SCOPED" nodes show cloud-v4
 
 # ---- Technical Contact transfer ---------------------------------------
 check_fails "only the Technical Contact transfers the role" 1 as "$DEV" apps transfer shop dev@example.com
