@@ -98,6 +98,10 @@ check_fails "a linked app cannot be deleted" 1 as "$TC" apps delete shop
 expect_match "delete refusal message" "$(cat "$T/last.err")" "linked to node 'cloud-v4'"
 check "delete the temporary app" as "$TC" apps delete shop-tmp
 check_fails "deleted app is gone" 1 as "$TC" apps show shop-tmp
+check "an app with a sandbox" as "$TC" apps create sbx
+expect "its sandbox environment is on the sandbox node" "$(as "$ADMIN" nodes show sandbox --json | python3 -c 'import json,sys; print([(e["name"], e["app"]) for e in json.load(sys.stdin)["environments"]])')" "[('Sandbox', 'sbx')]"
+check "delete it" as "$TC" apps delete sbx
+expect "its sandbox environment went with it" "$(as "$ADMIN" nodes show sandbox --json | jq_get environments)" "[]"
 check_fails "there is no plain unlink command" 2 as "$TC" nodes unlink cloud-v4 shop
 expect "nor an unlink route" "$(status_as "$TC" POST /nodes/cloud-v4/unlink '{"app":"shop"}')" 404
 
