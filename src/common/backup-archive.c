@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <fts.h>
+#include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdint.h>
@@ -685,13 +686,14 @@ out:
 /* ------------------------------------------------------------------ */
 /* Reader                                                              */
 
+#define GZ_SLOTS	4
+
 /* gzip layer under libarchive's tar reader. */
 struct gzin {
 	backup_read_fn	 rd;
 	void		*ctx;
 	z_stream	 z;
 	unsigned char	*in;
-	unsigned char	*out;
 	int		 in_member;
 	int		 members;
 	int		 eof;
@@ -699,21 +701,28 @@ struct gzin {
 	long long	 total_out;
 	long long	 max_ratio;
 	long long	 ratio_min;
-	char		*err;
+	char		*err;		/* set by the inflate thread */
+	/* the hand-over from the inflate thread to the tar reader */
+	pthread_t	 th;
+	pthread_mutex_t	 mu;
+	pthread_cond_t	 cv;
+	unsigned char	*slot_data[GZ_SLOTS];
+	ssize_t		 slot_len[GZ_SLOTS];	/* > 0 bytes, 0 end, -1 error */
+	int		 head, tail, count, held, stop, started;
 };
 
-static la_ssize_t
-gz_read(struct archive *a, void *vctx, const void **bufp)
+/* Inflate the next bytes into out (NUBO_IO_CHUNK): their count, 0 at the
+ * end, -1 with g->err set. Runs on the inflate thread. */
+static ssize_t
+gz_fill(struct gzin *g, unsigned char *out)
 {
-	struct gzin *g = vctx;
 	ssize_t n;
 	size_t got;
 	int ret;
 
-	*bufp = g->out;
 	if (g->eof || g->err != NULL)
-		return g->err != NULL ? ARCHIVE_FATAL : 0;
-	g->z.next_out = g->out;
+		return g->err != NULL ? -1 : 0;
+	g->z.next_out = out;
 	g->z.avail_out = NUBO_IO_CHUNK;
 	while (g->z.avail_out == NUBO_IO_CHUNK) {
 		if (g->z.avail_in == 0) {
@@ -761,11 +770,102 @@ gz_read(struct archive *a, void *vctx, const void **bufp)
 	    g->total_out / g->max_ratio > g->total_in)
 		g->err = xasprintf("archive expands more than %lld times its "
 		    "size (gzip bomb)", g->max_ratio);
-	if (g->err != NULL) {
-		archive_set_error(a, EINVAL, "%s", g->err);
-		return ARCHIVE_FATAL;
+	if (g->err != NULL)
+		return -1;
+	return (ssize_t)got;
+}
+
+/* Inflate on its own thread, GZ_SLOTS buffers ahead of the tar reader:
+ * decompression and unpacking then use two cores, as `tar xzf` does with
+ * its gzip child. */
+static void *
+gz_thread(void *arg)
+{
+	struct gzin *g = arg;
+	ssize_t n;
+	int slot;
+
+	for (;;) {
+		pthread_mutex_lock(&g->mu);
+		while (g->count == GZ_SLOTS && !g->stop)
+			pthread_cond_wait(&g->cv, &g->mu);
+		if (g->stop) {
+			pthread_mutex_unlock(&g->mu);
+			break;
+		}
+		slot = g->tail;
+		pthread_mutex_unlock(&g->mu);
+		n = gz_fill(g, g->slot_data[slot]);
+		pthread_mutex_lock(&g->mu);
+		g->slot_len[slot] = n;
+		g->tail = (g->tail + 1) % GZ_SLOTS;
+		g->count++;
+		pthread_cond_broadcast(&g->cv);
+		pthread_mutex_unlock(&g->mu);
+		if (n <= 0)
+			break;
 	}
-	return (la_ssize_t)got;
+	return NULL;
+}
+
+static la_ssize_t
+gz_read(struct archive *a, void *vctx, const void **bufp)
+{
+	struct gzin *g = vctx;
+	ssize_t n;
+
+	pthread_mutex_lock(&g->mu);
+	if (g->held) {
+		g->head = (g->head + 1) % GZ_SLOTS;
+		g->count--;
+		g->held = 0;
+		pthread_cond_broadcast(&g->cv);
+	}
+	while (g->count == 0)
+		pthread_cond_wait(&g->cv, &g->mu);
+	n = g->slot_len[g->head];
+	if (n > 0) {
+		g->held = 1;
+		*bufp = g->slot_data[g->head];
+	}
+	pthread_mutex_unlock(&g->mu);
+	if (n >= 0)
+		return (la_ssize_t)n;
+	archive_set_error(a, EINVAL, "%s", g->err);
+	return ARCHIVE_FATAL;
+}
+
+static void
+gz_start(struct gzin *g)
+{
+	int i;
+
+	pthread_mutex_init(&g->mu, NULL);
+	pthread_cond_init(&g->cv, NULL);
+	for (i = 0; i < GZ_SLOTS; i++)
+		g->slot_data[i] = xmalloc(NUBO_IO_CHUNK);
+	if (pthread_create(&g->th, NULL, gz_thread, g) != 0)
+		fatal("cannot start the inflate thread");
+	g->started = 1;
+}
+
+static void
+gz_stop(struct gzin *g)
+{
+	int i;
+
+	if (!g->started)
+		return;
+	pthread_mutex_lock(&g->mu);
+	g->stop = 1;
+	pthread_cond_broadcast(&g->cv);
+	pthread_mutex_unlock(&g->mu);
+	pthread_join(g->th, NULL);
+	for (i = 0; i < GZ_SLOTS; i++)
+		free(g->slot_data[i]);
+	pthread_mutex_destroy(&g->mu);
+	pthread_cond_destroy(&g->cv);
+	g->started = 0;
 }
 
 /* Per regular member: a hash of its path and the sha256 of its bytes. */
@@ -1215,7 +1315,6 @@ backup_archive_read(backup_read_fn rd, void *ctx,
 	g.rd = rd;
 	g.ctx = ctx;
 	g.in = xmalloc(NUBO_IO_CHUNK);
-	g.out = xmalloc(NUBO_IO_CHUNK);
 	g.max_ratio = o->max_ratio > 0 ? o->max_ratio : NUBO_ARCHIVE_RATIO_MAX;
 	g.ratio_min = o->ratio_min_bytes > 0 ? o->ratio_min_bytes :
 	    NUBO_ARCHIVE_RATIO_MIN_BYTES;
@@ -1237,6 +1336,7 @@ backup_archive_read(backup_read_fn rd, void *ctx,
 	if (o->files_fd >= 0 && r_files_open(&r, cause) < 0)
 		goto out;
 
+	gz_start(&g);
 	r.a = archive_read_new();
 	archive_read_support_format_tar(r.a);
 	archive_read_support_format_gnutar(r.a);
@@ -1538,9 +1638,9 @@ out:
 		close(r.files_pipe);
 	if (r.files_pigz > 0)
 		wait_child(r.files_pigz);
+	gz_stop(&g);
 	inflateEnd(&g.z);
 	free(g.in);
-	free(g.out);
 	free(g.err);
 	free(r.iobuf);
 	free(r.paths.v);

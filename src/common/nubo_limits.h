@@ -29,6 +29,7 @@
 #define NUBO_ARCHIVE_ENTRIES_MAX 2000000           /* backup archive members */
 #define NUBO_ARCHIVE_RATIO_MAX  1000                /* expanded / compressed: gzip bombs */
 #define NUBO_ARCHIVE_RATIO_MIN_BYTES (64LL * 1024 * 1024) /* ratio checked past this */
+#define NUBO_BACKUP_UPLOAD_MAX  (64LL * 1024 * 1024 * 1024) /* uploaded backup archive */
 #define NUBO_NIGHTLY_ATTEMPTS   3                   /* a failed nightly is retried twice */
 #define NUBO_NIGHTLY_RETRY_SECS (15 * 60)
 #define NUBO_METADATA_MAX       (64 * 1024)
