@@ -40,7 +40,7 @@
 #define NUBO_PEM_MAX            (64 * 1024)         /* a certificate chain, key or CA bundle */
 #define NUBO_HEADER_VALUE_MAX   1024
 #define NUBO_INSTANCES_MAX      16                  /* v4 instances per environment */
-#define NUBO_MEMORY_MB_MIN      64
+#define NUBO_MEMORY_MB_MIN      32
 #define NUBO_MEMORY_MB_MAX      65536
 
 #define NUBO_IO_CHUNK           (256 * 1024)        /* streaming buffer size */

@@ -1463,9 +1463,14 @@ settings_node_spec(sqlite3 *db, long long env_id)
 		long long every = decl ? sv_interval(jsonx_str(decl, "every"))
 		    : -1;
 
+		/* the node knows the interval from the package it runs when
+		 * the portal does not */
 		if (json_is_true(v) && every > 0)
 			json_array_append_new(events, json_pack("{s:s,s:I}",
 			    "name", k, "every_seconds", (json_int_t)every));
+		else if (json_is_true(v))
+			json_array_append_new(events, json_pack("{s:s}", "name",
+			    k));
 	}
 	json_object_foreach(json_object_get(doc, "domains"), k, v)
 		json_array_append_new(domains, json_pack("{s:s,s:O,s:O}",
