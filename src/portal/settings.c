@@ -687,13 +687,12 @@ norm_headers(const struct settings_target *t, json_t *in, json_t *errors)
 		const char *canon = NULL;
 		char *cause = NULL;
 
-		if (sv_header_name(name, t->generation, &canon, &cause) == -1)
+		if (sv_header_name(name, t->generation, &canon, &cause) == -1 ||
+		    (json_is_string(v) && sv_header_value(canon,
+		    json_string_value(v), &cause) == -1))
 			add_cause(errors, setting, cause);
 		else if (!json_is_string(v))
 			settings_error(errors, setting, "must be a string");
-		else if (sv_header_value(canon, json_string_value(v), &cause)
-		    == -1)
-			add_cause(errors, setting, cause);
 		else if (json_object_get(out, canon))
 			settings_error(errors, setting, "given twice");
 		else
@@ -756,14 +755,13 @@ norm_runtime(const struct settings_target *t, json_t *in, json_t *errors)
 			char *setting = xasprintf("runtime.settings.%s", k);
 			char *cause = NULL;
 
-			if (sv_runtime_key(k, &cause) == -1)
+			if (sv_runtime_key(k, &cause) == -1 ||
+			    (json_is_string(sv) && sv_text(json_string_value(
+			    sv), NUBO_SETTING_VALUE_MAX, &cause) == -1))
 				add_cause(errors, setting, cause);
 			else if (!json_is_string(sv))
 				settings_error(errors, setting, "must be a "
 				    "string");
-			else if (sv_text(json_string_value(sv),
-			    NUBO_SETTING_VALUE_MAX, &cause) == -1)
-				add_cause(errors, setting, cause);
 			else
 				json_object_set(s, k, sv);
 			free(setting);
@@ -1221,11 +1219,11 @@ flatten(json_t *doc, json_t *flat)
 static json_t *
 shown(json_t *v)
 {
-	json_t *sec, *copy;
+	json_t *copy;
 
 	if (v == NULL)
 		return json_null();
-	if (json_is_object(v) && (sec = json_object_get(v, "(secret)")) &&
+	if (json_is_object(v) && json_object_get(v, "(secret)") &&
 	    json_object_size(v) == 1)
 		return json_string("(secret)");
 	if (json_is_object(v) && json_object_get(v, "(secret)")) {
