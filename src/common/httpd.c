@@ -270,10 +270,17 @@ void
 http_reply_json(struct http_req *req, unsigned status, json_t *body)
 {
 	char *text = json_dumps(body, JSON_COMPACT);
+
+	json_decref(body);
+	http_reply_json_text(req, status, text);
+}
+
+void
+http_reply_json_text(struct http_req *req, unsigned status, char *text)
+{
 	size_t len = strlen(text);
 	struct MHD_Response *resp;
 
-	json_decref(body);
 	text = xrealloc(text, len + 2);
 	text[len++] = '\n';
 	text[len] = '\0';

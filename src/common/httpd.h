@@ -71,6 +71,9 @@ void http_client_ip(struct http_req *, char *out, size_t outlen);
 
 /* Replies. Each sets req->resp once; a second reply is ignored. */
 void http_reply_json(struct http_req *, unsigned status, json_t *body);
+/* Reply with JSON already serialised (e.g. by SQLite's json functions);
+ * takes ownership of text (malloc'ed). */
+void http_reply_json_text(struct http_req *, unsigned status, char *text);
 void http_reply_error(struct http_req *, unsigned status, const char *code,
     const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 void http_reply_text(struct http_req *, unsigned status, const char *ctype,

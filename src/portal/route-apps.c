@@ -51,36 +51,30 @@ apps_json(sqlite3 *db, long long app_id)
 void
 apps_list(struct preq *r)
 {
-	json_t *rows, *out = json_array(), *app;
-	size_t i;
+	char *apps = NULL, *scope = NULL;
 
-	rows = store_rows(r->db, APP_SELECT " WHERE ?1 OR a.technical_contact"
-	    " = ?2 OR EXISTS (SELECT 1 FROM members m WHERE m.app_id = a.id"
-	    " AND m.user_id = ?2) ORDER BY a.subdomain", "ii",
-	    (long long)r->who.is_admin, r->who.user_id);
-	if (rows == NULL) {
-		json_decref(out);
+	/* The hot read of the API (bench/api): the JSON text is written
+	 * straight from the rows, no per-row objects. The fields are
+	 * APP_SELECT's as apps_json() shows them; keep the two in step. */
+	if (r->who.app_scope)
+		scope = json_dumps(r->who.app_scope, JSON_COMPACT);
+	apps = store_rows_text(r->db, "apps", "SELECT a.uuid AS id,"
+	    " a.subdomain, a.name, u.email AS technical_contact,"
+	    " a.sandbox AS sandbox_bool, a.temporary AS temporary_bool,"
+	    " n.name AS node, CASE WHEN n.id IS NULL THEN 'free' ELSE"
+	    " 'licensed' END AS status, a.created_at FROM apps a JOIN users u"
+	    " ON u.id = a.technical_contact LEFT JOIN nodes n ON n.app_id ="
+	    " a.id WHERE (?1 OR a.technical_contact = ?2 OR EXISTS (SELECT 1"
+	    " FROM members m WHERE m.app_id = a.id AND m.user_id = ?2)) AND"
+	    " (?3 IS NULL OR a.uuid IN (SELECT value FROM json_each(?3)))"
+	    " ORDER BY a.subdomain", "iis", (long long)r->who.is_admin,
+	    r->who.user_id, scope);
+	free(scope);
+	if (apps == NULL) {
 		reply_store_error(r);
 		return;
 	}
-	json_array_foreach(rows, i, app) {
-		json_t *v;
-		size_t j;
-		int ok = r->who.app_scope == NULL;
-
-		json_array_foreach(r->who.app_scope, j, v)
-			if (json_equal(v, json_object_get(app, "id")))
-				ok = 1;
-		if (!ok)
-			continue;
-		json_object_set_new(app, "sandbox", json_boolean(
-		    jsonx_int(app, "sandbox", 0)));
-		json_object_set_new(app, "temporary", json_boolean(
-		    jsonx_int(app, "temporary", 0)));
-		json_array_append(out, app);
-	}
-	json_decref(rows);
-	reply(r, 200, json_pack("{s:o}", "apps", out));
+	http_reply_json_text(r->http, 200, apps);
 }
 
 /* POST /apps {subdomain, name?, sandbox?: true, temporary?: false}: a Free

@@ -2,6 +2,7 @@
 
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -215,6 +216,11 @@ store_open(const char *path)
 	int version, i, n = (int)(sizeof store_schema / sizeof store_schema[0]);
 	char *err = NULL;
 
+	/* One connection per thread, never shared: SQLite's own mutexes and
+	 * its global allocation statistics (a mutex per malloc) only cost.
+	 * Must precede any other use of SQLite; harmless if too late. */
+	sqlite3_config(SQLITE_CONFIG_MULTITHREAD);
+	sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
 	free(store_path_global);
 	store_path_global = xstrdup(path);
 	db = store_db();
@@ -432,6 +438,162 @@ rows_v(sqlite3 *db, int one, const char *sql, const char *types, va_list ap)
 	return out;
 }
 
+/* The output of store_rows_text(): a plain growable string, appended to
+ * in place (this is the hottest loop of list endpoints). */
+struct text {
+	char	*p;
+	size_t	 len, cap;
+};
+
+static void
+text_need(struct text *t, size_t n)
+{
+	if (t->len + n + 1 <= t->cap)
+		return;
+	while (t->len + n + 1 > t->cap)
+		t->cap = t->cap ? t->cap * 2 : 16384;
+	t->p = xrealloc(t->p, t->cap);
+}
+
+static void
+text_add(struct text *t, const void *s, size_t n)
+{
+	text_need(t, n);
+	memcpy(t->p + t->len, s, n);
+	t->len += n;
+}
+
+/* s (n bytes) as a JSON string literal. */
+static void
+text_quote(struct text *t, const unsigned char *s, size_t n)
+{
+	static const char hex[] = "0123456789abcdef";
+	char *o;
+	size_t i;
+
+	text_need(t, n * 6 + 2);
+	o = t->p + t->len;
+	*o++ = '"';
+	for (i = 0; i < n; i++) {
+		unsigned char c = s[i];
+
+		if (c >= 0x20 && c != '"' && c != '\\') {
+			*o++ = (char)c;
+		} else if (c == '"' || c == '\\') {
+			*o++ = '\\';
+			*o++ = (char)c;
+		} else {
+			*o++ = '\\';
+			*o++ = 'u';
+			*o++ = '0';
+			*o++ = '0';
+			*o++ = hex[c >> 4];
+			*o++ = hex[c & 15];
+		}
+	}
+	*o++ = '"';
+	t->len = (size_t)(o - t->p);
+}
+
+#define ROWS_TEXT_COLS 64
+
+char *
+store_rows_text(sqlite3 *db, const char *wrap, const char *sql,
+    const char *types, ...)
+{
+	struct text t = { NULL, 0, 0 }, keys[ROWS_TEXT_COLS];
+	char kind[ROWS_TEXT_COLS];	/* 'b' _bool, 'j' _json, 'v' value */
+	sqlite3_stmt *st;
+	va_list ap;
+	int rc, i, n, nrows = 0;
+
+	va_start(ap, types);
+	st = stmt_bind(db, sql, types, ap);
+	va_end(ap);
+	if (st == NULL)
+		return NULL;
+	n = sqlite3_column_count(st);
+	if (n > ROWS_TEXT_COLS)
+		fatal("store_rows_text: more than %d columns", ROWS_TEXT_COLS);
+	/* Each column's `"key":` once, not per row. */
+	for (i = 0; i < n; i++) {
+		const char *name = sqlite3_column_name(st, i);
+		size_t nl = strlen(name);
+
+		kind[i] = 'v';
+		if (nl > 5 && strcmp(name + nl - 5, "_bool") == 0)
+			kind[i] = 'b';
+		else if (nl > 5 && strcmp(name + nl - 5, "_json") == 0)
+			kind[i] = 'j';
+		keys[i].p = NULL;
+		keys[i].len = keys[i].cap = 0;
+		text_add(&keys[i], i ? "," : "{", 1);
+		text_quote(&keys[i], (const unsigned char *)name,
+		    kind[i] == 'v' ? nl : nl - 5);
+		text_add(&keys[i], ":", 1);
+	}
+	if (wrap) {
+		text_add(&t, "{", 1);
+		text_quote(&t, (const unsigned char *)wrap, strlen(wrap));
+		text_add(&t, ":", 1);
+	}
+	text_add(&t, "[", 1);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (nrows++)
+			text_add(&t, ",", 1);
+		for (i = 0; i < n; i++) {
+			char num[32];
+			int len;
+
+			text_add(&t, keys[i].p, keys[i].len);
+			switch (sqlite3_column_type(st, i)) {
+			case SQLITE_NULL:
+				text_add(&t, "null", 4);
+				break;
+			case SQLITE_INTEGER:
+				if (kind[i] == 'b') {
+					if (sqlite3_column_int64(st, i))
+						text_add(&t, "true", 4);
+					else
+						text_add(&t, "false", 5);
+					break;
+				}
+				len = snprintf(num, sizeof num, "%lld",
+				    sqlite3_column_int64(st, i));
+				text_add(&t, num, (size_t)len);
+				break;
+			case SQLITE_FLOAT:
+				len = snprintf(num, sizeof num, "%.17g",
+				    sqlite3_column_double(st, i));
+				text_add(&t, num, (size_t)len);
+				break;
+			default: {
+				const unsigned char *v = sqlite3_column_text(st,
+				    i);
+				size_t vl = (size_t)sqlite3_column_bytes(st, i);
+
+				if (kind[i] == 'j')
+					text_add(&t, v, vl);
+				else
+					text_quote(&t, v, vl);
+			}
+			}
+		}
+		text_add(&t, n ? "}" : "{}", n ? 1 : 2);
+	}
+	stmt_done(db, st);
+	for (i = 0; i < n; i++)
+		free(keys[i].p);
+	if (rc != SQLITE_DONE) {
+		error("sql: %s: %s", sqlite3_errmsg(db), sql);
+		free(t.p);
+		return NULL;
+	}
+	text_add(&t, wrap ? "]}" : "]", wrap ? 2 : 1);
+	t.p[t.len] = '\0';
+	return t.p;
+}
+
 json_t *
 store_rows(sqlite3 *db, const char *sql, const char *types, ...)
 {
@@ -493,6 +655,55 @@ store_text(sqlite3 *db, const char *sql, const char *types, ...)
 		v = xstrdup((const char *)sqlite3_column_text(st, 0));
 	stmt_done(db, st);
 	return v;
+}
+
+int
+store_scan(sqlite3 *db, const char *sql, const char *types,
+    const char *cols, ...)
+{
+	sqlite3_stmt *st;
+	va_list ap, binds;
+	int i, rc;
+
+	va_start(ap, cols);
+	va_copy(binds, ap);
+	st = stmt_bind(db, sql, types, binds);
+	va_end(binds);
+	if (st == NULL) {
+		va_end(ap);
+		return -1;
+	}
+	/* skip past the bind arguments stmt_bind consumed from its copy */
+	for (i = 0; types[i]; i++) {
+		if (types[i] == 'i')
+			(void)va_arg(ap, long long);
+		else
+			(void)va_arg(ap, void *);
+	}
+	rc = sqlite3_step(st);
+	for (i = 0; cols[i]; i++) {
+		int null = rc != SQLITE_ROW ||
+		    sqlite3_column_type(st, i) == SQLITE_NULL;
+
+		if (cols[i] == 'i') {
+			long long *out = va_arg(ap, long long *);
+
+			*out = null ? 0 : sqlite3_column_int64(st, i);
+		} else {
+			char **out = va_arg(ap, char **);
+
+			*out = null ? NULL : xstrdup((const char *)
+			    sqlite3_column_text(st, i));
+		}
+	}
+	va_end(ap);
+	stmt_done(db, st);
+	if (rc == SQLITE_ROW)
+		return 1;
+	if (rc == SQLITE_DONE)
+		return 0;
+	error("sql: %s: %s", sqlite3_errmsg(db), sql);
+	return -1;
 }
 
 long long

@@ -26,6 +26,15 @@ int store_run(sqlite3 *db, const char *sql, const char *types, ...);
  * integers; a column whose name ends in "_json" is parsed as JSON and the
  * suffix dropped). NULL on error. */
 json_t *store_rows(sqlite3 *db, const char *sql, const char *types, ...);
+/* Rows as JSON text, written straight from the columns (no JSON objects:
+ * for hot list endpoints): an array of objects keyed by column name;
+ * integers and reals are numbers, NULL is null, a column whose name ends
+ * in "_bool" is true/false (suffix dropped), one ending in "_json" is
+ * embedded as is (suffix dropped), other text is a string. When wrap is
+ * not NULL the array is the value of that key in an object. NULL on
+ * error; the caller frees the text. */
+char *store_rows_text(sqlite3 *db, const char *wrap, const char *sql,
+    const char *types, ...);
 /* The first row as an object, or NULL when there is none or on error. */
 json_t *store_row(sqlite3 *db, const char *sql, const char *types, ...);
 /* The first column of the first row as an integer; dflt when none. */
@@ -34,6 +43,12 @@ long long store_int(sqlite3 *db, long long dflt, const char *sql,
 /* The first column of the first row as a new string; NULL when none. */
 char *store_text(sqlite3 *db, const char *sql, const char *types, ...);
 long long store_last_id(sqlite3 *db);
+/* The first row into C variables, for hot paths that should not build
+ * JSON: after the bind arguments (types), one pointer per letter of cols:
+ * 'i' long long * (NULL column: 0), 's' char ** (a new string, or NULL).
+ * Returns 1 (row found), 0 (none) or -1 (error). */
+int store_scan(sqlite3 *db, const char *sql, const char *types,
+    const char *cols, ...);
 
 /* Transactions: BEGIN IMMEDIATE / COMMIT / ROLLBACK. */
 int store_begin(sqlite3 *db);
