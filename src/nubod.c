@@ -11,9 +11,13 @@
 
 int portal_main(int argc, char **argv);
 int backup_tool_main(int argc, char **argv);
+#ifdef NUBO_HAVE_NODE
+int node_main(int argc, char **argv);
+#endif
 
 static const char nubod_usage[] =
     "usage: nubod portal [init] --data DIR …   run the portal (control plane)\n"
+    "       nubod node --data DIR --portal URL --token T …   run a cloud node\n"
     "       nubod routes                         print the API route table\n"
     "       nubod openapi                        print the OpenAPI document\n"
     "       nubod archive create|check|restore   backup archives by hand\n";
@@ -43,6 +47,10 @@ main(int argc, char **argv)
 		return portal_main(argc - 1, argv + 1);
 	if (strcmp(argv[1], "archive") == 0)
 		return backup_tool_main(argc - 1, argv + 1);
+#ifdef NUBO_HAVE_NODE
+	if (strcmp(argv[1], "node") == 0)
+		return node_main(argc - 1, argv + 1);
+#endif
 	if (strcmp(argv[1], "routes") == 0)
 		return print_json(routes_table());
 	if (strcmp(argv[1], "openapi") == 0)

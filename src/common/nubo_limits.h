@@ -42,6 +42,9 @@
 #define NUBO_INSTANCES_MAX      16                  /* v4 instances per environment */
 #define NUBO_MEMORY_MB_MIN      32
 #define NUBO_MEMORY_MB_MAX      65536
+#define NUBO_LOG_LINES_MAX      10000               /* lines in one logs answer */
+#define NUBO_LOG_CHUNK_MAX      (1024 * 1024)       /* bytes in one logs answer */
+#define NUBO_LOG_ROTATE_SIZE    (10 * 1024 * 1024)  /* app log rotated past this */
 
 #define NUBO_IO_CHUNK           (256 * 1024)        /* streaming buffer size */
 

@@ -11,6 +11,7 @@
 #include <sodium.h>
 
 #include "auth.h"
+#include "jobs.h"
 #include "log.h"
 #include "portal.h"
 #include "store.h"
@@ -160,6 +161,7 @@ portal_main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	signal(SIGTERM, on_signal);
 	signal(SIGINT, on_signal);
+	jobs_start(&p, 4);
 	p.http = http_server_start(p.listen, &ops, &p, p.threads);
 	if (p.http == NULL)
 		goto out;
@@ -169,6 +171,7 @@ portal_main(int argc, char **argv)
 		pause();
 	log_info("stopping");
 	http_server_stop(p.http);
+	jobs_stop();
 	rc = 0;
 out:
 	store_close_thread();

@@ -63,6 +63,22 @@ void settings_env_var_put(struct preq *);
 void settings_env_var_delete(struct preq *);
 void settings_window_put(struct preq *);
 void settings_window_delete(struct preq *);
+/* route-envs.c */
+void envs_list(struct preq *);
+void envs_show(struct preq *);
+void envs_start(struct preq *);
+void envs_stop(struct preq *);
+void envs_restart(struct preq *);
+void envs_clean(struct preq *);
+void envs_transport(struct preq *);
+void envs_scale(struct preq *);
+void envs_maintenance(struct preq *);
+void envs_logs(struct preq *);
+/* route-agent.c */
+void agent_register(struct preq *);
+void agent_status(struct preq *);
+/* jobs.c */
+void jobs_show(struct preq *);
 
 const struct route routes[] = {
 	/* meta */
@@ -128,6 +144,30 @@ const struct route routes[] = {
 
 
 	/* environments (route-envs.c) */
+	{ "GET", "/apps/{app}/environments", envs_list, ACCESS_APP_MEMBER,
+	  "list the app's environments and their state" },
+	{ "GET", "/apps/{app}/environments/{env}", envs_show,
+	  ACCESS_APP_MEMBER, "show an environment: state, instances, URL" },
+	{ "POST", "/apps/{app}/environments/{env}/start", envs_start,
+	  ACCESS_APP_TRANSPORT, "start the environment (job)" },
+	{ "POST", "/apps/{app}/environments/{env}/stop", envs_stop,
+	  ACCESS_APP_TRANSPORT, "stop the environment (job)" },
+	{ "POST", "/apps/{app}/environments/{env}/restart", envs_restart,
+	  ACCESS_APP_TRANSPORT, "restart the environment (job)" },
+	{ "POST", "/apps/{app}/environments/{env}/clean", envs_clean,
+	  ACCESS_APP_TRANSPORT,
+	  "wipe the environment's database and files; stopped only (job)" },
+	{ "POST", "/apps/{app}/environments/{env}/transport", envs_transport,
+	  ACCESS_APP_TRANSPORT,
+	  "deploy a package of the node's repository; stopped only (job)" },
+	{ "PUT", "/apps/{app}/environments/{env}/scale", envs_scale,
+	  ACCESS_APP_SETTINGS,
+	  "set instances (v4) and memory per instance (job)" },
+	{ "POST", "/apps/{app}/environments/{env}/maintenance",
+	  envs_maintenance, ACCESS_APP_TRANSPORT,
+	  "turn the maintenance page on or off" },
+	{ "GET", "/apps/{app}/environments/{env}/logs", envs_logs,
+	  ACCESS_APP_LOGS, "the app's log (offset, lines)" },
 
 
 	/* packages (route-packages.c) */
@@ -181,9 +221,16 @@ const struct route routes[] = {
 
 
 	/* node agents (route-agent.c) */
+	{ "POST", "/agent/register", agent_register, ACCESS_AGENT,
+	  "a node agent registers its URL; returns the portal secret and "
+	  "environment specs" },
+	{ "POST", "/agent/status", agent_status, ACCESS_AGENT,
+	  "a node agent reports the true state of its environments" },
 
 
 	/* jobs (jobs.c) */
+	{ "GET", "/jobs/{job}", jobs_show, ACCESS_USER,
+	  "a job: state, progress, error, result" },
 };
 const size_t routes_count = sizeof routes / sizeof routes[0];
 

@@ -121,6 +121,18 @@ static const char *const store_schema[] = {
 	"  version INTEGER NOT NULL DEFAULT 0,"
 	"  updated_at TEXT,"
 	"  updated_by INTEGER);",
+	/* 4: node runtime — what the portal wants of each environment and
+	 * what the node last reported; where each node's router listens. */
+	"ALTER TABLE environments ADD COLUMN package TEXT;"
+	"ALTER TABLE environments ADD COLUMN instances INTEGER NOT NULL"
+	"  DEFAULT 1;"
+	"ALTER TABLE environments ADD COLUMN memory_mb INTEGER NOT NULL"
+	"  DEFAULT 512;"
+	"ALTER TABLE environments ADD COLUMN maintenance INTEGER NOT NULL"
+	"  DEFAULT 0;"
+	"ALTER TABLE environments ADD COLUMN status_json TEXT;"
+	"ALTER TABLE nodes ADD COLUMN router TEXT;"
+	"ALTER TABLE nodes ADD COLUMN agent_version TEXT;",
 };
 
 static char *store_path_global;

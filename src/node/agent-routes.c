@@ -1,0 +1,283 @@
+/* THE route table of the node agent API, and the one place where requests
+ * are routed, authenticated and their bodies parsed. */
+#include "agent-routes.h"
+
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "jsonx.h"
+#include "log.h"
+#include "signed-url.h"
+#include "util.h"
+#include "xmalloc.h"
+
+/* agent-envs.c */
+void agent_env_put(struct areq *);
+void agent_env_show(struct areq *);
+void agent_env_list(struct areq *);
+void agent_env_start(struct areq *);
+void agent_env_stop(struct areq *);
+void agent_env_restart(struct areq *);
+void agent_env_clean(struct areq *);
+void agent_env_transport(struct areq *);
+void agent_env_logs(struct areq *);
+void agent_node_show(struct areq *);
+
+static const struct agent_route agent_routes[] = {
+	/* the node */
+	{ "GET", "/agent/v1/node", agent_node_show, AGENT_PORTAL, NULL,
+	  "the node: name, generation, router, database server" },
+
+	/* environments (agent-envs.c) */
+	{ "GET", "/agent/v1/environments", agent_env_list, AGENT_PORTAL, NULL,
+	  "every environment and its true state" },
+	{ "PUT", "/agent/v1/environments/{id}", agent_env_put, AGENT_PORTAL,
+	  NULL, "the portal's desired spec of an environment" },
+	{ "GET", "/agent/v1/environments/{id}", agent_env_show, AGENT_PORTAL,
+	  NULL, "one environment's true state" },
+	{ "POST", "/agent/v1/environments/{id}/start", agent_env_start,
+	  AGENT_PORTAL, NULL, "start (answers at once; poll the state)" },
+	{ "POST", "/agent/v1/environments/{id}/stop", agent_env_stop,
+	  AGENT_PORTAL, NULL, "stop: SIGTERM, SIGKILL after the grace time" },
+	{ "POST", "/agent/v1/environments/{id}/restart", agent_env_restart,
+	  AGENT_PORTAL, NULL, "stop, then start" },
+	{ "POST", "/agent/v1/environments/{id}/clean", agent_env_clean,
+	  AGENT_PORTAL, NULL, "wipe database and files (stopped only)" },
+	{ "POST", "/agent/v1/environments/{id}/transport", agent_env_transport,
+	  AGENT_PORTAL, NULL, "unpack a repository package (stopped only)" },
+	{ "GET", "/agent/v1/environments/{id}/logs", agent_env_logs,
+	  AGENT_SIGNED, NULL, "the app log: last lines, or from an offset" },
+
+
+	/* packages (packages.c) */
+
+
+	/* backups (backup.c, restore.c) */
+
+
+	/* settings */
+};
+
+#define AGENT_ROUTES_COUNT (sizeof agent_routes / sizeof agent_routes[0])
+
+void
+areply(struct areq *r, unsigned status, json_t *body)
+{
+	http_reply_json(r->http, status, body);
+}
+
+void
+areply_error(struct areq *r, unsigned status, const char *code,
+    const char *fmt, ...)
+{
+	va_list ap;
+	char *msg;
+
+	va_start(ap, fmt);
+	msg = xvasprintf(fmt, ap);
+	va_end(ap);
+	http_reply_error(r->http, status, code, "%s", msg);
+	free(msg);
+}
+
+int
+abody_check(struct areq *r, const struct jfield *fields)
+{
+	char *cause = NULL;
+
+	if (jsonx_check(r->body, fields, &cause) == 0)
+		return 0;
+	areply_error(r, 400, "BAD_REQUEST", "%s", cause);
+	free(cause);
+	return -1;
+}
+
+static void
+params_clear(struct http_req *h)
+{
+	int i;
+
+	for (i = 0; i < h->nparams; i++) {
+		free(h->param_values[i]);
+		free((char *)h->param_names[i]);
+	}
+	h->nparams = 0;
+}
+
+static int
+route_match(const char *pattern, const char *url, struct http_req *h)
+{
+	const char *p = pattern, *u = url;
+	int n = 0;
+
+	while (*p && *u) {
+		if (*p == '{') {
+			const char *pe = strchr(p, '}');
+			const char *ue = strchr(u, '/');
+
+			if (pe == NULL || n == NUBO_PATH_PARAMS_MAX)
+				return 0;
+			if (ue == NULL)
+				ue = u + strlen(u);
+			if (ue == u)
+				return 0;
+			h->param_values[n] = xstrndup(u, (size_t)(ue - u));
+			h->param_names[n] = xstrndup(p + 1,
+			    (size_t)(pe - p - 1));
+			h->nparams = ++n;
+			p = pe + 1;
+			u = ue;
+			continue;
+		}
+		if (*p != *u)
+			return 0;
+		p++;
+		u++;
+	}
+	return *p == '\0' && *u == '\0';
+}
+
+/* The portal secret, or (AGENT_SIGNED) a valid signature. */
+static int
+agent_authenticate(struct areq *r)
+{
+	const char *h = http_header(r->http, "Authorization");
+	const char *why = NULL;
+	char *secret;
+	int ok = 0;
+
+	pthread_mutex_lock(&node->lock);
+	secret = node->secret ? xstrdup(node->secret) : NULL;
+	pthread_mutex_unlock(&node->lock);
+	if (secret == NULL) {
+		areply_error(r, 503, "NOT_REGISTERED", "this node has not "
+		    "registered with its portal yet");
+		return -1;
+	}
+	if (h && strncmp(h, "Bearer ", 7) == 0 && strlen(h + 7) ==
+	    strlen(secret) && sodium_memcmp(h + 7, secret, strlen(secret)) ==
+	    0)
+		ok = 1;
+	else if (r->route->access == AGENT_SIGNED && http_query(r->http, "sig")) {
+		long long user;
+
+		if (signed_url_check(secret, r->http->method, r->http->url,
+		    http_query(r->http, "expires"), http_query(r->http, "user"),
+		    http_query(r->http, "sig"), &why) == 0 &&
+		    util_parse_int(http_query(r->http, "user"), 0, 1LL << 53,
+		    &user) == 0) {
+			r->user = user;
+			ok = 1;
+		}
+	}
+	free(secret);
+	if (!ok) {
+		areply_error(r, 401, "UNAUTHENTICATED", "%s", why ? why :
+		    "missing or wrong portal credential");
+		return -1;
+	}
+	return 0;
+}
+
+static void
+agent_begin(struct http_req *h)
+{
+	struct areq *r = xcalloc(1, sizeof *r);
+	int method_seen = 0;
+	size_t i;
+
+	h->ctx = r;
+	r->http = h;
+	for (i = 0; i < AGENT_ROUTES_COUNT; i++) {
+		params_clear(h);
+		if (!route_match(agent_routes[i].pattern, h->url, h))
+			continue;
+		method_seen = 1;
+		if (strcmp(agent_routes[i].method, h->method) == 0) {
+			r->route = &agent_routes[i];
+			break;
+		}
+	}
+	if (r->route == NULL) {
+		params_clear(h);
+		if (method_seen)
+			areply_error(r, 405, "METHOD_NOT_ALLOWED", "%s is not "
+			    "allowed on '%s'", h->method, h->url);
+		else
+			areply_error(r, 404, "NOT_FOUND", "no such path '%s'",
+			    h->url);
+		return;
+	}
+	h->route = r->route;
+	if (agent_authenticate(r) == -1)
+		return;
+	if (http_param(h, "id")) {
+		long long id;
+
+		if (util_parse_int(http_param(h, "id"), 1, 1LL << 53, &id) ==
+		    -1) {
+			areply_error(r, 404, "ENVIRONMENT_NOT_FOUND",
+			    "no environment '%s'", http_param(h, "id"));
+			return;
+		}
+		pthread_mutex_lock(&node->lock);
+		r->env = env_find(id);
+		pthread_mutex_unlock(&node->lock);
+		/* PUT creates it; everything else needs it */
+		if (r->env == NULL && strcmp(h->method, "PUT") != 0) {
+			areply_error(r, 404, "ENVIRONMENT_NOT_FOUND",
+			    "no environment %lld on this node", id);
+			return;
+		}
+	}
+	if (r->route->sink)
+		h->body_sink = r->route->sink;
+	else if (strcmp(h->method, "GET") != 0 &&
+	    strcmp(h->method, "DELETE") != 0)
+		h->body_max = NUBO_JSON_BODY_MAX;
+}
+
+static void
+agent_finish(struct http_req *h)
+{
+	struct areq *r = h->ctx;
+	char *cause = NULL;
+
+	if (h->body_max) {
+		r->body = h->body.len == 0 ? json_object() :
+		    jsonx_parse_object(h->body.data, h->body.len, &cause);
+		if (r->body == NULL) {
+			areply_error(r, 400, "BAD_JSON", "%s", cause);
+			free(cause);
+			return;
+		}
+	}
+	r->route->handler(r);
+}
+
+static void
+agent_cleanup(struct http_req *h)
+{
+	struct areq *r = h->ctx;
+
+	if (r) {
+		if (r->ctx && r->ctx_free)
+			r->ctx_free(r->ctx);
+		json_decref(r->body);
+		free(r);
+	}
+	h->ctx = NULL;
+	params_clear(h);
+}
+
+struct http_server *
+agent_routes_listen(const char *listen)
+{
+	static const struct http_server_ops ops = {
+		agent_begin, agent_finish, agent_cleanup };
+
+	return http_server_start(listen, &ops, node, 8);
+}

@@ -1,0 +1,527 @@
+/* `nubod node`: start-up, the OS user, registration with the portal and
+ * the heartbeat; `nubod node stop-all` stops everything a node runs. */
+#include "node.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <grp.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+
+#include "buf.h"
+#include "jsonx.h"
+#include "log.h"
+#include "util.h"
+#include "xmalloc.h"
+
+struct node *node;
+
+static const char node_usage[] =
+    "usage: nubod node --data DIR --portal URL --token TOKEN\n"
+    "                  [--listen IP:PORT] [--url AGENT_URL]\n"
+    "                  [--router-port P] [--pg-port P | --pg postgresql://…]\n"
+    "                  [--user nubo] [--ports 20000-32767]\n"
+    "                  [--start-timeout SECONDS] [--stop-grace SECONDS]\n"
+    "       nubod node stop-all --data DIR   stop apps, router and database\n";
+
+double
+node_clock(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+void
+node_chown(const char *path)
+{
+	if (node->uid != (uid_t)-1 && chown(path, node->uid, node->gid) == -1)
+		log_warn("cannot chown %s: %s", path, strerror(errno));
+}
+
+int
+node_run(char *const argv[], int switch_user, char *out, size_t outlen)
+{
+	int p[2] = { -1, -1 }, status;
+	size_t got = 0;
+	pid_t pid;
+
+	/* Without out, output goes to /dev/null: a daemon started this way
+	 * (nginx, pg_ctl) must not keep our pipe open. */
+	if (out && pipe2(p, O_CLOEXEC) == -1)
+		return -1;
+	pid = fork();
+	if (pid == -1) {
+		if (out) {
+			close(p[0]);
+			close(p[1]);
+		}
+		return -1;
+	}
+	if (pid == 0) {
+		int devnull = open("/dev/null", O_RDWR);
+
+		setsid();
+		dup2(devnull, 0);
+		dup2(out ? p[1] : devnull, 1);
+		dup2(out ? p[1] : devnull, 2);
+		close_range(3, ~0U, 0);
+		if (switch_user && node->uid != (uid_t)-1) {
+			if (setgroups(0, NULL) == -1 ||
+			    setgid(node->gid) == -1 || setuid(node->uid) == -1)
+				_exit(126);
+		}
+		signal(SIGPIPE, SIG_DFL);
+		execv(argv[0], argv);
+		_exit(127);
+	}
+	if (out) {
+		close(p[1]);
+		for (;;) {
+			char tmp[4096];
+			ssize_t n = read(p[0], tmp, sizeof tmp);
+
+			if (n <= 0)
+				break;
+			if (got + 1 < outlen) {
+				size_t k = (size_t)n < outlen - 1 - got ?
+				    (size_t)n : outlen - 1 - got;
+
+				memcpy(out + got, tmp, k);
+				got += k;
+			}
+		}
+		close(p[0]);
+		if (outlen)
+			out[got] = '\0';
+	}
+	while (waitpid(pid, &status, 0) == -1)
+		if (errno != EINTR)
+			return -1;
+	return status;
+}
+
+/* The OS user apps and PostgreSQL run as; created when root and missing. */
+static int
+node_user_setup(void)
+{
+	struct passwd *pw;
+
+	node->uid = (uid_t)-1;
+	node->gid = (gid_t)-1;
+	if (geteuid() != 0)
+		return 0;	/* not root: everything runs as ourselves */
+	pw = getpwnam(node->user);
+	if (pw == NULL) {
+		char *argv[] = { "/usr/sbin/useradd", "--system",
+			"--no-create-home", "--shell", "/usr/sbin/nologin",
+			node->user, NULL };
+		char out[512];
+		int st = node_run(argv, 0, out, sizeof out);
+
+		pw = getpwnam(node->user);
+		if (pw == NULL)
+			return error("cannot create OS user '%s' (status %d): "
+			    "%s", node->user, st, out);
+		log_info("created OS user '%s'", node->user);
+	}
+	node->uid = pw->pw_uid;
+	node->gid = pw->pw_gid;
+	return 0;
+}
+
+static int
+node_load_agent(void)
+{
+	char *path = xasprintf("%s/agent.json", node->data_dir);
+	char *text = util_read_file(path, 65536, NULL);
+	json_t *j;
+
+	free(path);
+	if (text == NULL)
+		return 0;
+	j = json_loads(text, 0, NULL);
+	free(text);
+	if (!json_is_object(j)) {
+		json_decref(j);
+		return error("agent.json is damaged");
+	}
+	if (jsonx_str(j, "portal_secret"))
+		node->secret = xstrdup(jsonx_str(j, "portal_secret"));
+	if (jsonx_str(j, "node"))
+		node->name = xstrdup(jsonx_str(j, "node"));
+	if (jsonx_str(j, "generation"))
+		node->generation = xstrdup(jsonx_str(j, "generation"));
+	if (jsonx_str(j, "cloud_domain"))
+		node->cloud_domain = xstrdup(jsonx_str(j, "cloud_domain"));
+	json_decref(j);
+	return 0;
+}
+
+/* Caller holds the lock. */
+int
+node_save_agent(void)
+{
+	char *path = xasprintf("%s/agent.json", node->data_dir);
+	json_t *j = json_pack("{s:s?,s:s?,s:s?,s:s?,s:s}",
+	    "portal_secret", node->secret, "node", node->name,
+	    "generation", node->generation, "cloud_domain", node->cloud_domain,
+	    "portal", node->portal_url);
+	char *text = json_dumps(j, JSON_INDENT(2));
+	int rc = util_write_file(path, text, strlen(text), 0600);
+
+	free(text);
+	free(path);
+	json_decref(j);
+	return rc;
+}
+
+static size_t
+on_body(char *data, size_t size, size_t n, void *cls)
+{
+	return buf_append(cls, data, size * n) == 0 ? size * n : 0;
+}
+
+/* POST {portal}/api/v1<path> with the node token. The HTTP status (and
+ * *out), or -1 when the portal cannot be reached. */
+static int
+portal_post(const char *path, json_t *body, json_t **out)
+{
+	CURL *c = curl_easy_init();
+	struct curl_slist *h = NULL;
+	struct buf resp;
+	char *url = xasprintf("%s/api/v1%s", node->portal_url, path);
+	char *auth = xasprintf("Authorization: Bearer %s", node->token);
+	char *text = json_dumps(body, JSON_COMPACT);
+	long status = -1;
+
+	*out = NULL;
+	buf_init(&resp, 16 * 1024 * 1024);
+	h = curl_slist_append(h, auth);
+	h = curl_slist_append(h, "Content-Type: application/json");
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_POSTFIELDS, text);
+	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, &resp);
+	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 5L);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT, 20L);
+	if (curl_easy_perform(c) == CURLE_OK) {
+		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+		if (resp.len)
+			*out = json_loadb(resp.data, resp.len, 0, NULL);
+	}
+	buf_release(&resp);
+	curl_slist_free_all(h);
+	curl_easy_cleanup(c);
+	free(text);
+	free(auth);
+	free(url);
+	return (int)status;
+}
+
+static void
+node_apply_specs(json_t *specs)
+{
+	json_t *spec;
+	size_t i;
+
+	pthread_mutex_lock(&node->lock);
+	json_array_foreach(specs, i, spec)
+		if (json_is_object(spec))
+			env_apply_spec(spec);
+	pthread_mutex_unlock(&node->lock);
+}
+
+static int
+node_register(void)
+{
+	char router[64];
+	json_t *body, *resp = NULL;
+	int st, rc = -1;
+
+	snprintf(router, sizeof router, "127.0.0.1:%u", node->router_port);
+	body = json_pack("{s:s,s:s,s:s}", "url", node->agent_url, "router",
+	    router, "version", NODE_VERSION);
+	st = portal_post("/agent/register", body, &resp);
+	json_decref(body);
+	if (st != 200) {
+		const char *msg = jsonx_str(json_object_get(resp, "error"),
+		    "message");
+
+		log_warn("cannot register with %s: %s", node->portal_url,
+		    st == -1 ? "portal unreachable" : msg ? msg : "error");
+		goto out;
+	}
+	pthread_mutex_lock(&node->lock);
+	free(node->secret);
+	free(node->name);
+	free(node->generation);
+	free(node->cloud_domain);
+	node->secret = xstrdup(jsonx_str(resp, "portal_secret") ?
+	    jsonx_str(resp, "portal_secret") : "");
+	node->name = xstrdup(jsonx_str(resp, "node") ?
+	    jsonx_str(resp, "node") : "?");
+	node->generation = xstrdup(jsonx_str(resp, "generation") ?
+	    jsonx_str(resp, "generation") : "v3");
+	node->cloud_domain = xstrdup(jsonx_str(resp, "cloud_domain") ?
+	    jsonx_str(resp, "cloud_domain") : "nubo.localhost");
+	node->registered = 1;
+	node->router_dirty = 1;
+	node_save_agent();
+	pthread_mutex_unlock(&node->lock);
+	node_apply_specs(json_object_get(resp, "environments"));
+	log_info("registered as node '%s' (%s) with %s", node->name,
+	    node->generation, node->portal_url);
+	rc = 0;
+out:
+	json_decref(resp);
+	return rc;
+}
+
+static void
+node_heartbeat(void)
+{
+	json_t *envs = json_array(), *body, *resp = NULL;
+	struct env *e;
+	int st;
+
+	pthread_mutex_lock(&node->lock);
+	for (e = node->envs; e; e = e->next)
+		json_array_append_new(envs, env_json(e));
+	pthread_mutex_unlock(&node->lock);
+	body = json_pack("{s:o}", "environments", envs);
+	st = portal_post("/agent/status", body, &resp);
+	json_decref(body);
+	if (st == 200)
+		node_apply_specs(json_object_get(resp, "environments"));
+	else if (st == 401)
+		log_warn("the portal refused this node's token");
+	json_decref(resp);
+}
+
+static volatile sig_atomic_t node_stopping;
+
+static void
+on_signal(int sig)
+{
+	(void)sig;
+	node_stopping = 1;
+}
+
+static void *
+heartbeat_thread(void *arg)
+{
+	(void)arg;
+	while (!node_stopping) {
+		if (!node->registered)
+			node_register();
+		else
+			node_heartbeat();
+		sleep(NODE_HEARTBEAT_SECONDS);
+	}
+	return NULL;
+}
+
+static int
+parse_ports(const char *s)
+{
+	long long lo, hi;
+	char *dash = strchr(s, '-'), *a;
+	int rc;
+
+	if (dash == NULL)
+		return -1;
+	a = xstrndup(s, (size_t)(dash - s));
+	rc = util_parse_int(a, 1024, 65535, &lo) == -1 ||
+	    util_parse_int(dash + 1, 1024, 65535, &hi) == -1 || lo >= hi ?
+	    -1 : 0;
+	free(a);
+	if (rc == 0) {
+		node->port_lo = (int)lo;
+		node->port_hi = (int)hi;
+	}
+	return rc;
+}
+
+/* Stop every app instance, the router and the database of a data dir. */
+static int
+node_stop_all(void)
+{
+	struct env *e;
+
+	if (env_load() == -1)
+		return 1;
+	for (e = node->envs; e; e = e->next) {
+		supervisor_adopt(e);
+		supervisor_kill_all(e);
+	}
+	router_stop();
+	pg_stop();
+	return 0;
+}
+
+static int
+node_dirs(void)
+{
+	static const char *const subs[] = { "envs", "packages", NULL };
+	int i;
+
+	if (util_mkdir_p(node->data_dir, 0755) == -1)
+		return error("cannot create %s: %s", node->data_dir,
+		    strerror(errno));
+	chmod(node->data_dir, 0755);
+	for (i = 0; subs[i]; i++) {
+		char *p = xasprintf("%s/%s", node->data_dir, subs[i]);
+
+		if (util_mkdir_p(p, 0755) == -1) {
+			error("cannot create %s: %s", p, strerror(errno));
+			free(p);
+			return -1;
+		}
+		free(p);
+	}
+	return 0;
+}
+
+int
+node_main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "data", required_argument, NULL, 'd' },
+		{ "portal", required_argument, NULL, 'P' },
+		{ "token", required_argument, NULL, 't' },
+		{ "listen", required_argument, NULL, 'l' },
+		{ "url", required_argument, NULL, 'u' },
+		{ "router-port", required_argument, NULL, 'r' },
+		{ "pg-port", required_argument, NULL, 'g' },
+		{ "pg", required_argument, NULL, 'G' },
+		{ "user", required_argument, NULL, 'U' },
+		{ "ports", required_argument, NULL, 'p' },
+		{ "start-timeout", required_argument, NULL, 'T' },
+		{ "stop-grace", required_argument, NULL, 'S' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 } };
+	pthread_t hb;
+	int c, stop_all = 0;
+	long long n;
+
+	node = xcalloc(1, sizeof *node);
+	pthread_mutex_init(&node->lock, NULL);
+	node->listen = "127.0.0.1:7080";
+	node->user = "nubo";
+	node->router_port = 8080;
+	node->pg_port = 5433;
+	node->port_lo = 20000;
+	node->port_hi = 32767;
+	node->start_timeout = 60;
+	node->stop_grace = 10;
+	if (argc > 1 && strcmp(argv[1], "stop-all") == 0) {
+		stop_all = 1;
+		argv++;
+		argc--;
+	}
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (c) {
+		case 'd': node->data_dir = optarg; break;
+		case 'P': node->portal_url = optarg; break;
+		case 't': node->token = optarg; break;
+		case 'l': node->listen = optarg; break;
+		case 'u': node->agent_url = optarg; break;
+		case 'G': node->pg_uri = optarg; break;
+		case 'U': node->user = optarg; break;
+		case 'r':
+		case 'g':
+			if (util_parse_int(optarg, 1, 65535, &n) == -1)
+				goto usage;
+			if (c == 'r')
+				node->router_port = (unsigned)n;
+			else
+				node->pg_port = (unsigned)n;
+			break;
+		case 'p':
+			if (parse_ports(optarg) == -1)
+				goto usage;
+			break;
+		case 'T':
+		case 'S':
+			if (util_parse_int(optarg, 1, 3600, &n) == -1)
+				goto usage;
+			if (c == 'T')
+				node->start_timeout = (int)n;
+			else
+				node->stop_grace = (int)n;
+			break;
+		case 'h':
+			fputs(node_usage, stdout);
+			return 0;
+		default:
+			goto usage;
+		}
+	}
+	if (node->data_dir == NULL || optind != argc)
+		goto usage;
+	log_init("node");
+	{
+		char *abs = realpath(node->data_dir, NULL);
+
+		if (abs)
+			node->data_dir = abs;
+	}
+	if (node_user_setup() == -1)
+		return 1;
+	if (stop_all)
+		return node_stop_all();
+	if (node->portal_url == NULL || node->token == NULL)
+		goto usage;
+	if (node_dirs() == -1)
+		return 1;
+	{
+		char *abs = realpath(node->data_dir, NULL);
+
+		if (abs)
+			node->data_dir = abs;
+	}
+	if (node->agent_url == NULL)
+		node->agent_url = xasprintf("http://%s", node->listen);
+	signal(SIGPIPE, SIG_IGN);
+	signal(SIGTERM, on_signal);
+	signal(SIGINT, on_signal);
+	if (node_load_agent() == -1 || env_load() == -1)
+		return 1;
+	if (pg_start() == -1)
+		return 1;
+	if (router_start() == -1)
+		return 1;
+	node->http = agent_routes_listen(node->listen);
+	if (node->http == NULL)
+		return 1;
+	log_info("agent listening on %s, router on 127.0.0.1:%u", node->listen,
+	    node->router_port);
+	supervisor_start();
+	if (pthread_create(&hb, NULL, heartbeat_thread, NULL) != 0)
+		return error("cannot start the heartbeat");
+	while (!node_stopping)
+		pause();
+	/* Apps, router and database keep running: a restarted node adopts
+	 * them (SPEC: restarting a node loses no running app). */
+	log_info("stopping the agent; apps keep running");
+	http_server_stop(node->http);
+	return 0;
+usage:
+	fputs(node_usage, stderr);
+	return 2;
+}

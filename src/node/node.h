@@ -1,0 +1,186 @@
+/* The node agent (`nubod node`): one cloud node — environments, their app
+ * instances, the nginx router and the PostgreSQL cluster. Shared types. */
+#ifndef NUBO_NODE_H
+#define NUBO_NODE_H
+
+#include <pthread.h>
+#include <sys/types.h>
+
+#include <jansson.h>
+
+#include "httpd.h"
+#include "nubo_limits.h"
+
+#define NODE_VERSION		"0.1"
+#define NODE_HEARTBEAT_SECONDS	2
+#define NODE_CRASHES_MAX	5	/* crashes in a row: environment failed */
+#define NODE_BACKOFF_MAX	30	/* seconds between restarts, at most */
+#define NODE_HEALTHY_RESET	30	/* healthy this long: crash count reset */
+#define NODE_LOG_TAIL_ERROR	20	/* log lines put in a start failure */
+
+enum env_state {
+	ENV_NOTDEPLOYED, ENV_STOPPED, ENV_STARTING, ENV_RUNNING, ENV_STOPPING,
+	ENV_FAILED,
+};
+
+enum inst_state {
+	INST_NONE,		/* slot unused */
+	INST_STARTING,		/* spawned, health path not answering yet */
+	INST_RUNNING,		/* health path answered */
+	INST_BACKOFF,		/* died; respawn at next_try */
+	INST_STOPPING,		/* SIGTERM sent at term_at */
+};
+
+struct instance {
+	pid_t			 pid;		/* 0: no process */
+	unsigned long long	 starttime;	/* /proc/<pid>/stat field 22 */
+	int			 owned;		/* our child (else re-adopted) */
+	int			 port;
+	enum inst_state		 state;
+	double			 started_at;	/* monotonic seconds */
+	double			 healthy_at;
+	double			 next_try;
+	double			 term_at;
+	int			 crashes;	/* in a row, without staying up */
+	int			 restarts;
+};
+
+struct env {
+	long long		 id;		/* the portal's environments.id */
+	char			*dir;		/* DIR/envs/<id> */
+	json_t			*spec;		/* desired spec from the portal */
+	char			*package;	/* transported package, or NULL */
+	char			*start;		/* manifest: start file */
+	char			*health;	/* manifest: health path */
+	enum env_state		 state;
+	int			 want_running;
+	int			 restart_pending;
+	double			 start_deadline;
+	char			*error;		/* why it failed */
+	char			*db_password;
+	struct instance		 inst[NUBO_INSTANCES_MAX];
+	struct env		*next;
+};
+
+struct node {
+	char			*data_dir;
+	char			*portal_url;
+	char			*token;
+	char			*listen;
+	char			*agent_url;	/* how the portal reaches us */
+	char			*user;		/* OS user for pg and apps */
+	char			*pg_uri;	/* --pg: an existing server */
+	unsigned		 router_port;
+	unsigned		 pg_port;
+	int			 port_lo, port_hi;
+	int			 start_timeout;	/* seconds */
+	int			 stop_grace;	/* seconds */
+	uid_t			 uid;		/* of user; -1: no switch */
+	gid_t			 gid;
+
+	/* from the portal (DIR/agent.json) */
+	char			*secret;
+	char			*name;
+	char			*generation;
+	char			*cloud_domain;
+	int			 registered;
+
+	pthread_mutex_t		 lock;		/* envs and everything in them */
+	struct env		*envs;
+	int			 router_dirty;
+	struct http_server	*http;
+};
+
+extern struct node *node;
+
+/* node.c */
+double node_clock(void);
+/* Save DIR/agent.json. */
+int node_save_agent(void);
+/* Run argv (argv[0] a full path) as the node's OS user when switch_user,
+ * wait for it, capture up to outlen bytes of combined output. The exit
+ * status as waitpid gives it, or -1 when it could not run. */
+int node_run(char *const argv[], int switch_user, char *out, size_t outlen);
+/* chown path to the node's user (when running as root). */
+void node_chown(const char *path);
+
+/* envs.c — environments (caller holds node->lock unless said otherwise) */
+const char *env_state_name(enum env_state);
+struct env *env_find(long long id);
+/* Find or create the environment for a spec from the portal and apply it. */
+struct env *env_apply_spec(json_t *spec);
+/* Load every DIR/envs/<id>/env.json at start. */
+int env_load(void);
+int env_save(struct env *);
+/* The environment as the agent API and the heartbeat show it. */
+json_t *env_json(struct env *);
+/* Actions; 0, or -1 with *status and *code and *cause for the reply. */
+int env_start(struct env *, unsigned *status, const char **code,
+    char **cause);
+int env_stop(struct env *, unsigned *status, const char **code,
+    char **cause);
+int env_restart(struct env *, unsigned *status, const char **code,
+    char **cause);
+/* transport and clean take the lock themselves (long work outside it). */
+int env_transport(struct env *, const char *package, unsigned *status,
+    const char **code, char **cause);
+int env_clean(struct env *, unsigned *status, const char **code,
+    char **cause);
+/* The path of a package file in this node's repository; NULL when absent. */
+char *env_package_path(const char *package);
+/* Desired instance count (v3: always 1). */
+int env_instances_wanted(struct env *);
+const char *env_name(struct env *);
+/* Append a supervisor line to the environment's app log. */
+void env_log(struct env *, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* The last n lines of the app log (caller frees). */
+char *env_log_tail(struct env *, int n);
+char *env_log_path(struct env *);
+/* Rotate the app log past NUBO_LOG_ROTATE_SIZE (copy-truncate). */
+void env_log_rotate(struct env *);
+
+/* supervisor.c */
+void supervisor_start(void);
+/* Re-adopt instances recorded in env.json after a node restart. */
+void supervisor_adopt(struct env *);
+/* Send SIGTERM to every instance, wait stop_grace, SIGKILL the rest. */
+void supervisor_kill_all(struct env *);
+/* 1 when the instance's process is still alive. */
+int supervisor_alive(struct instance *);
+
+/* spawn.c */
+/* Start instance i of env on its port as the node's user; the pid, or -1
+ * with *cause. */
+pid_t spawn_instance(struct env *, int i, char **cause);
+/* A free port of the configured range not used by any instance. */
+int spawn_pick_port(void);
+/* /proc/<pid>/stat start time, 0 when no such process (or a zombie). */
+unsigned long long spawn_starttime(pid_t pid);
+
+/* pg.c */
+/* Initialise (first time) and start the node's cluster, or check --pg. */
+int pg_start(void);
+/* Stop the node's own cluster (nubod node stop-all). */
+void pg_stop(void);
+/* Make sure env's role and database exist (password from env.json). */
+int pg_env_ensure(struct env *, char **cause);
+/* Drop and re-create env's database (clean). */
+int pg_env_wipe(struct env *, char **cause);
+/* postgresql://role:password@host:port/db (caller frees). */
+char *pg_env_url(struct env *);
+/* libpq conninfo of the admin connection (caller frees). */
+char *pg_admin_conninfo(void);
+/* "env_<id>" (caller frees). */
+char *pg_env_dbname(struct env *);
+
+/* router.c */
+int router_start(void);
+/* Render, check with nginx -t, swap atomically, reload. Takes the lock. */
+int router_reload(void);
+void router_stop(void);
+
+/* agent-routes.c */
+struct http_server *agent_routes_listen(const char *listen);
+
+#endif

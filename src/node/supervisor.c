@@ -1,0 +1,410 @@
+/* The supervisor: one thread that keeps every environment as wanted.
+ * Four times a second it reaps dead instances (restart with back-off,
+ * `failed` after NODE_CRASHES_MAX crashes in a row), spawns missing ones,
+ * health-checks starting ones through their own port, stops extra or
+ * unwanted ones (SIGTERM, SIGKILL after the grace time), moves environment
+ * states, rotates logs and re-renders the router when routing changed. */
+#include "node.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+
+#include "jsonx.h"
+#include "log.h"
+#include "xmalloc.h"
+
+int env_restart_now(struct env *e);
+
+int
+supervisor_alive(struct instance *in)
+{
+	if (in->pid <= 0)
+		return 0;
+	if (in->owned) {
+		int st;
+		pid_t r = waitpid(in->pid, &st, WNOHANG);
+
+		if (r == in->pid || (r == -1 && errno == ECHILD))
+			return 0;
+		return 1;
+	}
+	return spawn_starttime(in->pid) == in->starttime;
+}
+
+static int
+instance_reap(struct instance *in, char *why, size_t len)
+{
+	int st;
+	pid_t r;
+
+	if (in->pid <= 0)
+		return 1;
+	if (!in->owned) {
+		if (spawn_starttime(in->pid) == in->starttime)
+			return 0;
+		snprintf(why, len, "exited");
+		return 1;
+	}
+	r = waitpid(in->pid, &st, WNOHANG);
+	if (r == 0)
+		return 0;
+	if (r == in->pid && WIFSIGNALED(st))
+		snprintf(why, len, "was killed by signal %d", WTERMSIG(st));
+	else if (r == in->pid && WIFEXITED(st))
+		snprintf(why, len, "exited with status %d", WEXITSTATUS(st));
+	else
+		snprintf(why, len, "is gone");
+	return 1;
+}
+
+static void
+instance_signal(struct instance *in, int sig)
+{
+	if (in->pid <= 0)
+		return;
+	/* the whole session: a start script may not exec its server */
+	if (kill(-in->pid, sig) == -1)
+		kill(in->pid, sig);
+}
+
+/* Environment failed: record why (with the app's last log lines), stop. */
+static void
+env_fail(struct env *e, const char *why)
+{
+	char *tail = env_log_tail(e, NODE_LOG_TAIL_ERROR);
+
+	free(e->error);
+	e->error = xasprintf("%s; last log lines:\n%s", why, tail);
+	free(tail);
+	env_log(e, "%s; environment failed", why);
+	e->state = ENV_FAILED;
+	e->want_running = 0;
+	e->restart_pending = 0;
+	env_save(e);
+	node->router_dirty = 1;
+}
+
+struct probe {
+	long long	 env_id;
+	int		 index;
+	pid_t		 pid;
+	int		 port;
+	char		*path;
+	int		 ok;
+};
+
+/* One pass over env; health probes needed are appended to probes. */
+static void
+supervise_env(struct env *e, double now, struct probe *probes, int *nprobes,
+    int max)
+{
+	int want = e->want_running ? env_instances_wanted(e) : 0;
+	int i, changed = 0, live = 0, up = 0;
+	char why[128];
+
+	for (i = 0; i < NUBO_INSTANCES_MAX; i++) {
+		struct instance *in = &e->inst[i];
+
+		if (in->pid > 0 && instance_reap(in, why, sizeof why)) {
+			int was_stopping = in->state == INST_STOPPING;
+
+			node->router_dirty |= in->state == INST_RUNNING;
+			if (!was_stopping && i < want) {
+				int delay;
+
+				if (in->healthy_at > 0 && now - in->healthy_at >
+				    NODE_HEALTHY_RESET)
+					in->crashes = 0;
+				in->crashes++;
+				in->restarts++;
+				delay = 1 << (in->crashes - 1 < 5 ?
+				    in->crashes - 1 : 5);
+				if (delay > NODE_BACKOFF_MAX)
+					delay = NODE_BACKOFF_MAX;
+				env_log(e, "instance %d (pid %d, port %d) %s; "
+				    "restart %d in %ds", i + 1, (int)in->pid,
+				    in->port, why, in->restarts, delay);
+				in->pid = 0;
+				in->state = INST_BACKOFF;
+				in->healthy_at = 0;
+				in->next_try = now + delay;
+				if (in->crashes >= NODE_CRASHES_MAX) {
+					char *msg = xasprintf("instance %d "
+					    "crashed %d times in a row", i + 1,
+					    in->crashes);
+
+					env_fail(e, msg);
+					free(msg);
+					want = 0;
+				}
+			} else {
+				env_log(e, "instance %d (pid %d) stopped",
+				    i + 1, (int)in->pid);
+				in->pid = 0;
+				in->state = INST_NONE;
+				in->port = 0;
+			}
+			changed = 1;
+		}
+	}
+	for (i = 0; i < NUBO_INSTANCES_MAX; i++) {
+		struct instance *in = &e->inst[i];
+
+		if (i < want) {
+			if (in->pid == 0 && now >= in->next_try) {
+				char *cause = NULL;
+
+				if (in->port == 0 || in->state == INST_NONE)
+					in->port = spawn_pick_port();
+				if (in->port == -1) {
+					env_fail(e, "no free port in the "
+					    "instance range");
+					want = 0;
+					continue;
+				}
+				in->state = INST_STARTING;
+				if (spawn_instance(e, i, &cause) == -1) {
+					env_fail(e, cause);
+					free(cause);
+					want = 0;
+					continue;
+				}
+				in->started_at = now;
+				env_log(e, "instance %d started (pid %d, "
+				    "port %d)", i + 1, (int)in->pid, in->port);
+				changed = 1;
+			}
+			if (in->pid > 0 && in->state == INST_STARTING &&
+			    *nprobes < max) {
+				struct probe *p = &probes[(*nprobes)++];
+
+				p->env_id = e->id;
+				p->index = i;
+				p->pid = in->pid;
+				p->port = in->port;
+				p->path = xstrdup(e->health ? e->health : "/");
+				p->ok = 0;
+			}
+		} else if (in->pid > 0) {
+			if (in->state != INST_STOPPING) {
+				instance_signal(in, SIGTERM);
+				in->state = INST_STOPPING;
+				in->term_at = now;
+				node->router_dirty = 1;
+				changed = 1;
+			} else if (now - in->term_at > node->stop_grace) {
+				env_log(e, "instance %d (pid %d) did not stop "
+				    "in %ds; killing it", i + 1, (int)in->pid,
+				    node->stop_grace);
+				instance_signal(in, SIGKILL);
+				in->term_at = now + 3600;
+			}
+		} else if (in->state != INST_NONE) {
+			in->state = INST_NONE;
+			in->port = 0;
+			changed = 1;
+		}
+		if (in->pid > 0)
+			live++;
+		if (in->state == INST_RUNNING && i < want)
+			up++;
+	}
+	if (e->state == ENV_STARTING && want > 0 && up == want) {
+		e->state = ENV_RUNNING;
+		env_log(e, "running (%d instance%s healthy)", up,
+		    up == 1 ? "" : "s");
+		node->router_dirty = 1;
+		changed = 1;
+	} else if (e->state == ENV_STARTING && now > e->start_deadline) {
+		char *msg = xasprintf("the app did not answer its health "
+		    "check %s within %ds", e->health ? e->health : "/",
+		    node->start_timeout);
+
+		env_fail(e, msg);
+		free(msg);
+		changed = 1;
+	} else if (e->state == ENV_STOPPING && live == 0) {
+		if (e->restart_pending) {
+			env_restart_now(e);
+		} else {
+			e->state = e->package ? ENV_STOPPED : ENV_NOTDEPLOYED;
+			env_log(e, "stopped");
+		}
+		node->router_dirty = 1;
+		changed = 1;
+	}
+	if (changed)
+		env_save(e);
+}
+
+static size_t
+discard(char *d, size_t s, size_t n, void *c)
+{
+	(void)d;
+	(void)c;
+	return s * n;
+}
+
+/* The health path answers through the instance's own port: 2xx or 3xx. */
+static int
+probe_run(CURL *c, struct probe *p)
+{
+	char url[512];
+	long status = 0;
+
+	snprintf(url, sizeof url, "http://127.0.0.1:%d%s", p->port, p->path);
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, discard);
+	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 1000L);
+	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, 300L);
+	if (curl_easy_perform(c) != CURLE_OK)
+		return 0;
+	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+	return status >= 200 && status < 400;
+}
+
+#define PROBES_MAX 256
+
+static void *
+supervisor_thread(void *arg)
+{
+	struct probe probes[PROBES_MAX];
+	CURL *c = curl_easy_init();
+	double last_rotate = 0;
+
+	(void)arg;
+	for (;;) {
+		double now = node_clock();
+		int nprobes = 0, i, dirty;
+		struct env *e;
+
+		pthread_mutex_lock(&node->lock);
+		for (e = node->envs; e; e = e->next)
+			supervise_env(e, now, probes, &nprobes, PROBES_MAX);
+		pthread_mutex_unlock(&node->lock);
+
+		for (i = 0; i < nprobes; i++) {
+			curl_easy_reset(c);
+			probes[i].ok = probe_run(c, &probes[i]);
+		}
+
+		pthread_mutex_lock(&node->lock);
+		for (i = 0; i < nprobes; i++) {
+			struct instance *in;
+
+			e = env_find(probes[i].env_id);
+			if (e == NULL)
+				continue;
+			in = &e->inst[probes[i].index];
+			if (probes[i].ok && in->pid == probes[i].pid &&
+			    in->state == INST_STARTING) {
+				in->state = INST_RUNNING;
+				in->healthy_at = node_clock();
+				env_log(e, "instance %d (pid %d, port %d) is "
+				    "healthy", probes[i].index + 1,
+				    (int)in->pid, in->port);
+				node->router_dirty = 1;
+			}
+		}
+		if (now - last_rotate > 5) {
+			for (e = node->envs; e; e = e->next)
+				env_log_rotate(e);
+			last_rotate = now;
+		}
+		dirty = node->router_dirty;
+		pthread_mutex_unlock(&node->lock);
+		for (i = 0; i < nprobes; i++)
+			free(probes[i].path);
+		if (dirty)
+			router_reload();
+		usleep(250 * 1000);
+	}
+	curl_easy_cleanup(c);
+	return NULL;
+}
+
+void
+supervisor_adopt(struct env *e)
+{
+	int i, n = 0;
+
+	for (i = 0; i < NUBO_INSTANCES_MAX; i++) {
+		struct instance *in = &e->inst[i];
+
+		if (in->pid <= 0)
+			continue;
+		in->owned = 0;
+		if (in->starttime && spawn_starttime(in->pid) ==
+		    in->starttime) {
+			/* it kept serving while the agent was away */
+			in->state = e->state == ENV_RUNNING ? INST_RUNNING :
+			    INST_STARTING;
+			in->healthy_at = node_clock();
+			n++;
+		} else {
+			in->pid = 0;
+			in->state = INST_BACKOFF;
+			in->next_try = 0;
+		}
+	}
+	if (n)
+		log_info("environment %lld: re-adopted %d running instance%s",
+		    e->id, n, n == 1 ? "" : "s");
+}
+
+void
+supervisor_kill_all(struct env *e)
+{
+	int i, round;
+
+	for (i = 0; i < NUBO_INSTANCES_MAX; i++)
+		if (supervisor_alive(&e->inst[i]))
+			instance_signal(&e->inst[i], SIGTERM);
+	for (round = 0; round < node->stop_grace * 10; round++) {
+		int any = 0;
+
+		for (i = 0; i < NUBO_INSTANCES_MAX; i++)
+			if (supervisor_alive(&e->inst[i]))
+				any = 1;
+		if (!any)
+			break;
+		usleep(100 * 1000);
+	}
+	for (i = 0; i < NUBO_INSTANCES_MAX; i++) {
+		if (supervisor_alive(&e->inst[i]))
+			instance_signal(&e->inst[i], SIGKILL);
+		e->inst[i].pid = 0;
+		e->inst[i].state = INST_NONE;
+	}
+	e->want_running = 0;
+	e->state = e->package ? ENV_STOPPED : ENV_NOTDEPLOYED;
+	env_save(e);
+}
+
+void
+supervisor_start(void)
+{
+	pthread_t t;
+	struct env *e;
+
+	pthread_mutex_lock(&node->lock);
+	for (e = node->envs; e; e = e->next) {
+		supervisor_adopt(e);
+		/* a start or stop that was under way goes on */
+		if (e->want_running && e->state != ENV_RUNNING)
+			e->start_deadline = node_clock() + node->start_timeout;
+	}
+	node->router_dirty = 1;
+	pthread_mutex_unlock(&node->lock);
+	if (pthread_create(&t, NULL, supervisor_thread, NULL) != 0)
+		fatal("cannot start the supervisor");
+	pthread_detach(t);
+}

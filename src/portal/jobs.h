@@ -1,0 +1,56 @@
+/* Portal jobs (node-contract.md "Jobs"): long operations run by worker
+ * threads. A route submits a job and answers 202 + Location; the job kind's
+ * function does the work (usually calling a node) and reports progress.
+ * Jobs still running when the portal stops are re-queued when it starts
+ * again, so every job function must be idempotent. */
+#ifndef NUBO_JOBS_H
+#define NUBO_JOBS_H
+
+#include <jansson.h>
+#include <sqlite3.h>
+
+#include "portal.h"
+
+struct job {
+	long long	 id;
+	const char	*kind;
+	long long	 app_id;	/* 0 when none */
+	long long	 node_id;
+	char		*environment;	/* NULL when none */
+	json_t		*params;	/* object, never NULL */
+	long long	 created_by;
+	sqlite3		*db;		/* the worker thread's connection */
+	struct portal	*portal;
+};
+
+/* A job kind's function: 0 with *result set (may stay NULL), or -1 with
+ * *cause set (the job's error, shown to the user). */
+typedef int (*job_fn)(struct job *, json_t **result, char **cause);
+
+struct job_kind {
+	const char	*kind;
+	job_fn		 run;
+};
+
+/* Queue a job; returns its id, or 0 on a store error. Jobs on the same
+ * node environment run one at a time, in order. */
+long long job_submit(sqlite3 *db, const char *kind, long long app_id,
+    long long node_id, const char *environment, json_t *params,
+    long long created_by);
+/* Submit and reply 202 {job} + Location: /api/v1/jobs/{id}. */
+void job_submit_reply(struct preq *r, const char *kind, const char *environment,
+    json_t *params);
+/* Progress shown by GET /jobs/{id} and the CLI: {message, …extra}. */
+void job_progress(struct job *, json_t *extra, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* A job as the API shows it; NULL when there is none. */
+json_t *job_json(sqlite3 *db, long long id);
+
+/* Start nthreads workers (re-queueing jobs left running); stop them. */
+void jobs_start(struct portal *, unsigned nthreads);
+void jobs_stop(void);
+
+/* GET /jobs/{id} */
+void jobs_show(struct preq *);
+
+#endif

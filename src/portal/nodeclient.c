@@ -1,0 +1,139 @@
+#include "nodeclient.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <curl/curl.h>
+
+#include "buf.h"
+#include "jsonx.h"
+#include "signed-url.h"
+#include "store.h"
+#include "xmalloc.h"
+
+#define NODE_RESPONSE_MAX (16 * 1024 * 1024)
+
+static size_t
+on_body(char *data, size_t size, size_t n, void *cls)
+{
+	return buf_append(cls, data, size * n) == 0 ? size * n : 0;
+}
+
+/* The node's agent URL and secret; -1 with *cause when not registered. */
+static int
+node_endpoint(sqlite3 *db, long long node_id, char **url, char **secret,
+    char **cause)
+{
+	json_t *n = store_row(db, "SELECT name, agent_url, agent_secret FROM"
+	    " nodes WHERE id = ?", "i", node_id);
+
+	*url = *secret = NULL;
+	if (n == NULL) {
+		*cause = xasprintf("no node %lld", node_id);
+		return -1;
+	}
+	if (jsonx_str(n, "agent_url") == NULL ||
+	    jsonx_str(n, "agent_secret") == NULL) {
+		*cause = xasprintf("node '%s' has not registered yet (start "
+		    "'nubod node' with its token)", jsonx_str(n, "name"));
+		json_decref(n);
+		return -1;
+	}
+	*url = xstrdup(jsonx_str(n, "agent_url"));
+	*secret = xstrdup(jsonx_str(n, "agent_secret"));
+	json_decref(n);
+	return 0;
+}
+
+int
+node_call_timeout(sqlite3 *db, long long node_id, const char *method,
+    const char *path, json_t *body, json_t **out, char **cause, long timeout)
+{
+	CURL *c = NULL;
+	struct curl_slist *h = NULL;
+	struct buf resp;
+	char *base = NULL, *secret = NULL, *url = NULL, *auth = NULL;
+	char *text = NULL, errbuf[CURL_ERROR_SIZE] = "";
+	long status = -1;
+	json_t *j = NULL;
+
+	if (out)
+		*out = NULL;
+	*cause = NULL;
+	buf_init(&resp, NODE_RESPONSE_MAX);
+	if (node_endpoint(db, node_id, &base, &secret, cause) == -1)
+		goto out;
+	c = curl_easy_init();
+	url = xasprintf("%s%s", base, path);
+	auth = xasprintf("Authorization: Bearer %s", secret);
+	h = curl_slist_append(h, auth);
+	if (body) {
+		text = json_dumps(body, JSON_COMPACT);
+		h = curl_slist_append(h, "Content-Type: application/json");
+		curl_easy_setopt(c, CURLOPT_POSTFIELDS, text);
+	} else if (strcmp(method, "GET") != 0) {
+		curl_easy_setopt(c, CURLOPT_POSTFIELDS, "");
+	}
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, &resp);
+	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 5L);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT, timeout);
+	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
+	if (curl_easy_perform(c) != CURLE_OK) {
+		*cause = xasprintf("cannot reach the node at %s: %s", base,
+		    errbuf);
+		status = -1;
+		goto out;
+	}
+	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+	if (resp.len > 0)
+		j = json_loadb(resp.data, resp.len, 0, NULL);
+	if (status >= 400) {
+		const char *msg = jsonx_str(json_object_get(j, "error"),
+		    "message");
+
+		*cause = xstrdup(msg ? msg : "the node answered an error");
+	}
+	if (out) {
+		*out = j;
+		j = NULL;
+	}
+out:
+	json_decref(j);
+	buf_release(&resp);
+	curl_slist_free_all(h);
+	if (c)
+		curl_easy_cleanup(c);
+	free(text);
+	free(auth);
+	free(url);
+	free(base);
+	free(secret);
+	return (int)status;
+}
+
+int
+node_call(sqlite3 *db, long long node_id, const char *method,
+    const char *path, json_t *body, json_t **out, char **cause)
+{
+	return node_call_timeout(db, node_id, method, path, body, out, cause,
+	    30);
+}
+
+char *
+node_signed_url(sqlite3 *db, long long node_id, const char *method,
+    const char *path, long long user, long ttl, char **cause)
+{
+	char *base, *secret, *url;
+
+	if (node_endpoint(db, node_id, &base, &secret, cause) == -1)
+		return NULL;
+	url = signed_url_make(secret, base, method, path, user, ttl);
+	free(base);
+	free(secret);
+	return url;
+}

@@ -1,0 +1,165 @@
+/* The node agents' side of the portal (node-contract.md): registration and
+ * the 2-second heartbeat that mirrors every environment's true state. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "portal.h"
+#include "store.h"
+#include "util.h"
+#include "xmalloc.h"
+
+/* route-envs.c */
+json_t *envs_specs(sqlite3 *db, const char *cloud_domain, long long node_id);
+
+/* POST /agent/register {url, router, generation, version}: remember where
+ * the node's agent listens; answer its identity, the portal secret (made
+ * once per node and kept) and the desired environment specs. */
+void
+agent_register(struct preq *r)
+{
+	static const struct jfield fields[] = {
+		{ "url", JT_STRING, 1 }, { "router", JT_STRING, 0 },
+		{ "generation", JT_STRING, 0 }, { "version", JT_STRING, 0 },
+		{ NULL } };
+	const char *url, *gen;
+	json_t *node = NULL;
+	char *secret = NULL;
+	char now[32];
+
+	if (body_check(r, fields) == -1)
+		return;
+	url = jsonx_str(r->body, "url");
+	gen = jsonx_str(r->body, "generation");
+	if (strncmp(url, "http://", 7) != 0 && strncmp(url, "https://", 8) != 0) {
+		reply_error(r, 400, "INVALID_URL", "agent url '%s' must start "
+		    "with http:// or https://", url);
+		return;
+	}
+	r->node_id = r->who.node_id;
+	if (store_begin(r->db) == -1) {
+		reply_store_error(r);
+		return;
+	}
+	node = store_row(r->db, "SELECT name, generation, agent_secret, status"
+	    " FROM nodes WHERE id = ?", "i", r->node_id);
+	if (node == NULL) {
+		store_rollback(r->db);
+		reply_store_error(r);
+		return;
+	}
+	if (gen && strcmp(gen, jsonx_str(node, "generation")) != 0) {
+		store_rollback(r->db);
+		reply_error(r, 409, "GENERATION_MISMATCH", "node '%s' is a %s "
+		    "node, but the agent says %s", jsonx_str(node, "name"),
+		    jsonx_str(node, "generation"), gen);
+		goto out;
+	}
+	secret = jsonx_str(node, "agent_secret") ?
+	    xstrdup(jsonx_str(node, "agent_secret")) : util_random_hex(32);
+	util_time_iso(util_now(), now, sizeof now);
+	if (store_run(r->db, "UPDATE nodes SET agent_url = ?, agent_secret = ?,"
+	    " router = ?, agent_version = ?, last_seen_at = ? WHERE id = ?",
+	    "sssssi", url, secret, jsonx_str(r->body, "router"),
+	    jsonx_str(r->body, "version"), now, r->node_id) != STORE_OK) {
+		store_rollback(r->db);
+		reply_store_error(r);
+		goto out;
+	}
+	activity_log(r, "node.register", "node '%s' registered its agent at %s",
+	    jsonx_str(node, "name"), url);
+	if (store_commit(r->db) == -1) {
+		reply_store_error(r);
+		goto out;
+	}
+	log_info("node '%s' registered at %s", jsonx_str(node, "name"), url);
+	reply(r, 200, json_pack("{s:s,s:s,s:s,s:s,s:o}",
+	    "node", jsonx_str(node, "name"),
+	    "generation", jsonx_str(node, "generation"),
+	    "portal_secret", secret,
+	    "cloud_domain", r->portal->cloud_domain,
+	    "environments", envs_specs(r->db, r->portal->cloud_domain, r->node_id)));
+out:
+	free(secret);
+	json_decref(node);
+}
+
+static const char *const agent_states[] = { "notdeployed", "stopped",
+	"starting", "running", "stopping", "failed", NULL };
+
+static int
+state_valid(const char *s)
+{
+	int i;
+
+	for (i = 0; s && agent_states[i]; i++)
+		if (strcmp(s, agent_states[i]) == 0)
+			return 1;
+	return 0;
+}
+
+/* POST /agent/status {environments: [{id, state, instances, package,
+ * error}]}: mirror the node's true state; answer the desired specs so the
+ * node follows changes made while it was away. */
+void
+agent_status(struct preq *r)
+{
+	static const struct jfield fields[] = {
+		{ "environments", JT_ARRAY, 1 }, { NULL } };
+	static const struct jfield env_fields[] = {
+		{ "id", JT_INT, 1 }, { "state", JT_STRING, 1 },
+		{ "instances", JT_ARRAY, 0 }, { "package", JT_ANY, 0 },
+		{ "error", JT_ANY, 0 }, { NULL } };
+	json_t *envs, *e;
+	char now[32];
+	size_t i;
+
+	if (body_check(r, fields) == -1)
+		return;
+	envs = json_object_get(r->body, "environments");
+	if (json_array_size(envs) > NUBO_LIST_MAX) {
+		reply_error(r, 400, "BAD_REQUEST", "too many environments");
+		return;
+	}
+	json_array_foreach(envs, i, e) {
+		char *cause = NULL;
+
+		if (jsonx_check(e, env_fields, &cause) == -1) {
+			reply_error(r, 400, "BAD_REQUEST", "environments[%zu]: "
+			    "%s", i, cause);
+			free(cause);
+			return;
+		}
+		if (!state_valid(jsonx_str(e, "state"))) {
+			reply_error(r, 400, "BAD_REQUEST", "environments[%zu]: "
+			    "unknown state", i);
+			return;
+		}
+	}
+	r->node_id = r->who.node_id;
+	util_time_iso(util_now(), now, sizeof now);
+	if (store_begin(r->db) == -1) {
+		reply_store_error(r);
+		return;
+	}
+	json_array_foreach(envs, i, e) {
+		json_t *st = json_pack("{s:O?,s:O?,s:O?}", "instances",
+		    json_object_get(e, "instances"), "package",
+		    json_object_get(e, "package"), "error",
+		    json_object_get(e, "error"));
+
+		store_run(r->db, "UPDATE environments SET state = ?,"
+		    " status_json = ? WHERE id = ? AND node_id = ?", "sjii",
+		    jsonx_str(e, "state"), st, jsonx_int(e, "id", 0),
+		    r->node_id);
+		json_decref(st);
+	}
+	store_run(r->db, "UPDATE nodes SET last_seen_at = ? WHERE id = ?",
+	    "si", now, r->node_id);
+	if (store_commit(r->db) == -1) {
+		reply_store_error(r);
+		return;
+	}
+	reply(r, 200, json_pack("{s:o}", "environments",
+	    envs_specs(r->db, r->portal->cloud_domain, r->node_id)));
+}

@@ -1,0 +1,524 @@
+/* Environments (SPEC §2 Environments): list, show, and the actions —
+ * start, stop, restart, clean, transport, scale, maintenance — which run as
+ * jobs that push the desired spec to the node and then ask it to act. */
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "jobs.h"
+#include "nodeclient.h"
+#include "portal.h"
+#include "store.h"
+#include "util.h"
+#include "xmalloc.h"
+
+/* Longest a start (or scale) may take before the job gives up waiting; the
+ * node itself fails a start after its own start timeout. */
+#define ENVS_JOB_WAIT_MAX	900
+
+/* The app an environment serves: its own (sandbox) or the node's linked
+ * app. */
+#define ENV_SELECT \
+	"SELECT e.id, e.name, e.state, e.package, e.instances, e.memory_mb," \
+	" e.maintenance, e.status_json, n.name AS node, n.id AS node_id," \
+	" n.generation, n.router, COALESCE(sa.subdomain, la.subdomain) AS app" \
+	" FROM environments e JOIN nodes n ON n.id = e.node_id" \
+	" LEFT JOIN apps sa ON sa.id = e.app_id" \
+	" LEFT JOIN apps la ON la.id = n.app_id AND e.app_id IS NULL"
+
+/* `<subdomain>-<environment>.<cloud domain>`, lowercase (SPEC §1). */
+static char *
+envs_hostname(const char *app, const char *env, const char *domain)
+{
+	char *h = xasprintf("%s-%s.%s", app, env, domain), *p;
+
+	for (p = h; *p; p++)
+		*p = (char)tolower((unsigned char)*p);
+	return h;
+}
+
+/* The desired spec of one environment as the node receives it
+ * (PUT /agent/v1/environments/{id}). Other areas add their pieces here
+ * (settings: constants, env vars, domains, access restrictions, headers). */
+static json_t *
+envs_spec_from_row(json_t *row, const char *domain)
+{
+	json_t *spec, *hosts = json_array();
+	const char *app = jsonx_str(row, "app");
+
+	if (app) {
+		char *h = envs_hostname(app, jsonx_str(row, "name"), domain);
+
+		json_array_append_new(hosts, json_string(h));
+		free(h);
+	}
+	spec = json_pack("{s:I,s:s,s:s?,s:s,s:o,s:O,s:I,s:I,s:b,s:{}}",
+	    "id", (json_int_t)jsonx_int(row, "id", 0),
+	    "name", jsonx_str(row, "name"),
+	    "app", app,
+	    "generation", jsonx_str(row, "generation"),
+	    "hostnames", hosts,
+	    "package", json_object_get(row, "package"),
+	    "instances", (json_int_t)jsonx_int(row, "instances", 1),
+	    "memory_mb", (json_int_t)jsonx_int(row, "memory_mb", 512),
+	    "maintenance", (int)jsonx_int(row, "maintenance", 0),
+	    "env");
+	return spec;
+}
+
+json_t *
+envs_spec(sqlite3 *db, const char *domain, long long env_id)
+{
+	json_t *row = store_row(db, ENV_SELECT " WHERE e.id = ?", "i", env_id);
+	json_t *spec;
+
+	if (row == NULL)
+		return NULL;
+	spec = envs_spec_from_row(row, domain);
+	json_decref(row);
+	return spec;
+}
+
+/* Every environment of a node, for registration and heartbeats. */
+json_t *
+envs_specs(sqlite3 *db, const char *domain, long long node_id)
+{
+	json_t *rows = store_rows(db, ENV_SELECT " WHERE e.node_id = ?"
+	    " ORDER BY e.id", "i", node_id), *out = json_array(), *row;
+	size_t i;
+
+	json_array_foreach(rows, i, row)
+		json_array_append_new(out, envs_spec_from_row(row, domain));
+	json_decref(rows);
+	return out;
+}
+
+/* An environment as the API shows it. */
+static json_t *
+envs_json(json_t *row, const char *domain)
+{
+	json_t *st = json_object_get(row, "status");
+	const char *app = jsonx_str(row, "app");
+	json_t *out;
+
+	out = json_pack("{s:s,s:s,s:s,s:s,s:O,s:I,s:I,s:b,s:O,s:O,s:s?}",
+	    "name", jsonx_str(row, "name"),
+	    "state", jsonx_str(row, "state"),
+	    "node", jsonx_str(row, "node"),
+	    "generation", jsonx_str(row, "generation"),
+	    "package", json_object_get(row, "package"),
+	    "instances", (json_int_t)jsonx_int(row, "instances", 1),
+	    "memory_mb", (json_int_t)jsonx_int(row, "memory_mb", 512),
+	    "maintenance", (int)jsonx_int(row, "maintenance", 0),
+	    "running", json_is_object(st) && json_object_get(st, "instances") ?
+	    json_object_get(st, "instances") : json_null(),
+	    "error", json_is_object(st) && json_object_get(st, "error") ?
+	    json_object_get(st, "error") : json_null(),
+	    "router", jsonx_str(row, "router"));
+	if (app) {
+		char *h = envs_hostname(app, jsonx_str(row, "name"), domain);
+		const char *router = jsonx_str(row, "router");
+		const char *colon = router ? strrchr(router, ':') : NULL;
+		char *url = xasprintf("http://%s%s", h, colon ? colon : "");
+
+		json_object_set_new(out, "hostname", json_string(h));
+		json_object_set_new(out, "url", json_string(url));
+		free(url);
+		free(h);
+	}
+	return out;
+}
+
+/* The row of {env} for r's app; NULL after replying 404. */
+static json_t *
+envs_row(struct preq *r)
+{
+	json_t *row = store_row(r->db, ENV_SELECT " WHERE e.name = ? COLLATE"
+	    " NOCASE AND ((e.node_id = ? AND e.app_id IS NULL) OR"
+	    " e.app_id = ?)", "sii", r->env, r->node_id, r->app_id);
+
+	if (row == NULL)
+		reply_error(r, 404, "ENVIRONMENT_NOT_FOUND", "app has no "
+		    "environment '%s'", r->env);
+	return row;
+}
+
+/* GET /apps/{app}/environments */
+void
+envs_list(struct preq *r)
+{
+	json_t *rows = store_rows(r->db, ENV_SELECT " WHERE (e.node_id = ? AND"
+	    " e.app_id IS NULL) OR e.app_id = ? ORDER BY e.id", "ii",
+	    r->node_id, r->app_id), *out = json_array(), *row;
+	size_t i;
+
+	if (rows == NULL) {
+		json_decref(out);
+		reply_store_error(r);
+		return;
+	}
+	json_array_foreach(rows, i, row)
+		json_array_append_new(out, envs_json(row,
+		    r->portal->cloud_domain));
+	json_decref(rows);
+	reply(r, 200, json_pack("{s:o}", "environments", out));
+}
+
+/* GET /apps/{app}/environments/{env} */
+void
+envs_show(struct preq *r)
+{
+	json_t *row = envs_row(r);
+
+	if (row == NULL)
+		return;
+	reply(r, 200, envs_json(row, r->portal->cloud_domain));
+	json_decref(row);
+}
+
+static int
+state_is_stopped(const char *s)
+{
+	return strcmp(s, "stopped") == 0 || strcmp(s, "notdeployed") == 0 ||
+	    strcmp(s, "failed") == 0;
+}
+
+/* Submit an action job on {env}; params gets env_id. For transport and
+ * clean the environment must be stopped (SPEC §2). */
+static void
+envs_action(struct preq *r, const char *kind, const char *verb,
+    json_t *params)
+{
+	json_t *row = envs_row(r);
+
+	if (row == NULL) {
+		json_decref(params);
+		return;
+	}
+	if ((strcmp(verb, "transport") == 0 || strcmp(verb, "clean") == 0) &&
+	    !state_is_stopped(jsonx_str(row, "state"))) {
+		reply_error(r, 409, "ENVIRONMENT_NOT_STOPPED", "cannot %s%s "
+		    "'%s': environment is %s", verb,
+		    strcmp(verb, "transport") == 0 ? " into" : "",
+		    jsonx_str(row, "name"), jsonx_str(row, "state"));
+		json_decref(params);
+		json_decref(row);
+		return;
+	}
+	if (params == NULL)
+		params = json_object();
+	json_object_set_new(params, "env_id", json_integer(jsonx_int(row,
+	    "id", 0)));
+	r->node_id = jsonx_int(row, "node_id", 0);
+	activity_log(r, kind, "%s environment '%s'", verb,
+	    jsonx_str(row, "name"));
+	job_submit_reply(r, kind, jsonx_str(row, "name"), params);
+	json_decref(row);
+}
+
+void envs_start(struct preq *r) { envs_action(r, "env.start", "start", NULL); }
+void envs_stop(struct preq *r) { envs_action(r, "env.stop", "stop", NULL); }
+void envs_restart(struct preq *r)
+{
+	envs_action(r, "env.restart", "restart", NULL);
+}
+
+/* POST …/clean: wipe the database and files (stopped only). */
+void
+envs_clean(struct preq *r)
+{
+	envs_action(r, "env.clean", "clean", NULL);
+}
+
+/* POST …/transport {package} */
+void
+envs_transport(struct preq *r)
+{
+	static const struct jfield fields[] = {
+		{ "package", JT_STRING, 1 }, { NULL } };
+	const char *pkg;
+
+	if (body_check(r, fields) == -1)
+		return;
+	pkg = jsonx_str(r->body, "package");
+	if (*pkg == '\0' || strlen(pkg) > NUBO_NAME_MAX ||
+	    strchr(pkg, '/') != NULL) {
+		reply_error(r, 400, "INVALID_PACKAGE", "'%s' is not a package "
+		    "id", pkg);
+		return;
+	}
+	envs_action(r, "env.transport", "transport", json_pack("{s:s}",
+	    "package", pkg));
+}
+
+/* PUT …/scale {instances?, memory_mb?}: v4 only for more than one
+ * instance (SPEC §4 generations). */
+void
+envs_scale(struct preq *r)
+{
+	static const struct jfield fields[] = {
+		{ "instances", JT_INT, 0 }, { "memory_mb", JT_INT, 0 },
+		{ NULL } };
+	json_t *row;
+	long long n, mb;
+
+	if (body_check(r, fields) == -1 || (row = envs_row(r)) == NULL)
+		return;
+	n = jsonx_int(r->body, "instances", jsonx_int(row, "instances", 1));
+	mb = jsonx_int(r->body, "memory_mb", jsonx_int(row, "memory_mb", 512));
+	if (n < 1 || n > NUBO_INSTANCES_MAX) {
+		reply_error(r, 400, "INVALID_INSTANCES", "instances must be "
+		    "1 to %d", NUBO_INSTANCES_MAX);
+		goto out;
+	}
+	if (mb < NUBO_MEMORY_MB_MIN || mb > NUBO_MEMORY_MB_MAX) {
+		reply_error(r, 400, "INVALID_MEMORY", "memory_mb must be %d to "
+		    "%d", NUBO_MEMORY_MB_MIN, NUBO_MEMORY_MB_MAX);
+		goto out;
+	}
+	if (n > 1 && strcmp(jsonx_str(row, "generation"), "v4") != 0) {
+		reply_error(r, 409, "NOT_SUPPORTED_ON_V3", "cannot scale '%s' to "
+		    "%lld instances: node '%s' is a v3 node (one instance)",
+		    jsonx_str(row, "name"), n, jsonx_str(row, "node"));
+		goto out;
+	}
+	if (store_run(r->db, "UPDATE environments SET instances = ?,"
+	    " memory_mb = ? WHERE id = ?", "iii", n, mb,
+	    jsonx_int(row, "id", 0)) != STORE_OK) {
+		reply_store_error(r);
+		goto out;
+	}
+	envs_action(r, "env.scale", "scale", json_pack("{s:I,s:I}",
+	    "instances", (json_int_t)n, "memory_mb", (json_int_t)mb));
+out:
+	json_decref(row);
+}
+
+/* POST …/maintenance {on}: the router answers 503 with a page. */
+void
+envs_maintenance(struct preq *r)
+{
+	static const struct jfield fields[] = {
+		{ "on", JT_BOOL, 1 }, { NULL } };
+	json_t *row, *spec = NULL, *resp = NULL;
+	char *cause = NULL, *path = NULL;
+	int on, st;
+
+	if (body_check(r, fields) == -1 || (row = envs_row(r)) == NULL)
+		return;
+	on = jsonx_bool(r->body, "on", 0);
+	if (store_run(r->db, "UPDATE environments SET maintenance = ? WHERE"
+	    " id = ?", "ii", (long long)on, jsonx_int(row, "id", 0)) !=
+	    STORE_OK) {
+		reply_store_error(r);
+		goto out;
+	}
+	/* Push now so the page is up when we answer; the heartbeat would
+	 * carry it within seconds anyway. */
+	spec = envs_spec(r->db, r->portal->cloud_domain, jsonx_int(row, "id",
+	    0));
+	path = xasprintf("/agent/v1/environments/%lld", jsonx_int(row, "id",
+	    0));
+	st = node_call(r->db, jsonx_int(row, "node_id", 0), "PUT", path, spec,
+	    &resp, &cause);
+	if (st < 200 || st >= 300) {
+		reply_error(r, 502, "NODE_UNAVAILABLE", "maintenance for '%s' "
+		    "saved, but the node did not apply it yet: %s",
+		    jsonx_str(row, "name"), cause ? cause : "?");
+		goto out;
+	}
+	activity_log(r, "env.maintenance", "maintenance %s for '%s'",
+	    on ? "on" : "off", jsonx_str(row, "name"));
+	json_decref(row);
+	row = envs_row(r);
+	if (row)
+		reply(r, 200, envs_json(row, r->portal->cloud_domain));
+out:
+	free(cause);
+	free(path);
+	json_decref(spec);
+	json_decref(resp);
+	json_decref(row);
+}
+
+/* GET …/logs?offset=N&lines=N: the app's log from the node. */
+void
+envs_logs(struct preq *r)
+{
+	json_t *row = envs_row(r), *resp = NULL;
+	const char *off = preq_query(r, "offset"), *lines = preq_query(r,
+	    "lines");
+	char *cause = NULL, *path;
+	long long o = -1, n = 100;
+	int st;
+
+	if (row == NULL)
+		return;
+	if ((off && util_parse_int(off, 0, 1LL << 50, &o) == -1) ||
+	    (lines && util_parse_int(lines, 1, NUBO_LOG_LINES_MAX, &n) == -1)) {
+		reply_error(r, 400, "BAD_REQUEST", "offset must be a byte "
+		    "offset and lines 1 to %d", NUBO_LOG_LINES_MAX);
+		json_decref(row);
+		return;
+	}
+	path = xasprintf("/agent/v1/environments/%lld/logs?lines=%lld"
+	    "&offset=%lld", jsonx_int(row, "id", 0), n, o);
+	st = node_call(r->db, jsonx_int(row, "node_id", 0), "GET", path, NULL,
+	    &resp, &cause);
+	if (st == 200 && resp)
+		reply(r, 200, json_incref(resp));
+	else
+		reply_error(r, 502, "NODE_UNAVAILABLE", "cannot read the logs "
+		    "of '%s': %s", jsonx_str(row, "name"), cause ? cause : "?");
+	json_decref(resp);
+	json_decref(row);
+	free(cause);
+	free(path);
+}
+
+/* Mirror the node's answer about one environment into the store. */
+static void
+envs_mirror(sqlite3 *db, long long env_id, json_t *e)
+{
+	json_t *st;
+
+	if (!json_is_object(e) || jsonx_str(e, "state") == NULL)
+		return;
+	st = json_pack("{s:O?,s:O?,s:O?}", "instances",
+	    json_object_get(e, "instances"), "package",
+	    json_object_get(e, "package"), "error", json_object_get(e, "error"));
+	store_run(db, "UPDATE environments SET state = ?, status_json = ?"
+	    " WHERE id = ?", "sji", jsonx_str(e, "state"), st, env_id);
+	json_decref(st);
+}
+
+/* Poll the node until the environment reaches a settled state. */
+static int
+envs_wait(struct job *j, long long env_id, const char *path, int want_running,
+    long long want_instances, json_t **last, char **cause)
+{
+	int waited = 0;
+
+	for (;;) {
+		json_t *e = NULL;
+		const char *s;
+		int st = node_call(j->db, j->node_id, "GET", path, NULL, &e,
+		    cause);
+
+		if (st != 200) {
+			json_decref(e);
+			return -1;
+		}
+		envs_mirror(j->db, env_id, e);
+		s = jsonx_str(e, "state");
+		if (s && strcmp(s, "failed") == 0) {
+			*cause = xstrdup(jsonx_str(e, "error") ?
+			    jsonx_str(e, "error") : "the environment failed");
+			json_decref(e);
+			return -1;
+		}
+		if (s && want_running && strcmp(s, "running") == 0) {
+			size_t i, up = 0;
+			json_t *in;
+
+			json_array_foreach(json_object_get(e, "instances"), i,
+			    in)
+				if (jsonx_str(in, "state") &&
+				    strcmp(jsonx_str(in, "state"), "running") == 0)
+					up++;
+			if (want_instances == 0 || (long long)up ==
+			    want_instances) {
+				*last = e;
+				return 0;
+			}
+		}
+		if (s && !want_running && state_is_stopped(s)) {
+			*last = e;
+			return 0;
+		}
+		if (s && want_running && state_is_stopped(s) && waited > 4) {
+			*cause = xasprintf("the environment is %s", s);
+			json_decref(e);
+			return -1;
+		}
+		job_progress(j, NULL, "%s", s ? s : "waiting for the node");
+		json_decref(e);
+		if (waited++ > ENVS_JOB_WAIT_MAX * 4) {
+			*cause = xstrdup("timed out waiting for the node");
+			return -1;
+		}
+		usleep(250 * 1000);
+	}
+}
+
+/* The job behind every environment action: push the spec, ask the node to
+ * act, wait until it is done. Idempotent (a re-queued job runs again). */
+int
+envs_job_action(struct job *j, json_t **result, char **cause)
+{
+	const char *action = strchr(j->kind, '.') + 1;
+	long long env_id = jsonx_int(j->params, "env_id", 0);
+	json_t *spec = NULL, *resp = NULL, *last = NULL;
+	char *path = NULL, *apath = NULL;
+	int st, rc = -1;
+
+	spec = envs_spec(j->db, j->portal->cloud_domain, env_id);
+	if (spec == NULL) {
+		*cause = xstrdup("the environment no longer exists");
+		return -1;
+	}
+	path = xasprintf("/agent/v1/environments/%lld", env_id);
+	job_progress(j, NULL, "sending the environment to the node");
+	st = node_call(j->db, j->node_id, "PUT", path, spec, NULL, cause);
+	if (st != 200)
+		goto out;
+	free(*cause);
+	*cause = NULL;
+	if (strcmp(action, "scale") == 0) {
+		const char *s = store_text(j->db, "SELECT state FROM"
+		    " environments WHERE id = ?", "i", env_id);
+		int running = s && (strcmp(s, "running") == 0 ||
+		    strcmp(s, "starting") == 0);
+
+		free((char *)s);
+		if (!running) {
+			rc = 0;
+			goto out;
+		}
+		job_progress(j, NULL, "scaling to %lld instances",
+		    jsonx_int(j->params, "instances", 1));
+		rc = envs_wait(j, env_id, path, 1, jsonx_int(j->params,
+		    "instances", 1), &last, cause);
+		goto out;
+	}
+	apath = xasprintf("%s/%s", path, action);
+	job_progress(j, NULL, "%s", strcmp(action, "transport") == 0 ?
+	    "unpacking the package" : action);
+	st = node_call_timeout(j->db, j->node_id, "POST", apath,
+	    strcmp(action, "transport") == 0 ? json_pack("{s:O}", "package",
+	    json_object_get(j->params, "package")) : NULL, &resp, cause, 900);
+	if (st < 200 || st >= 300)
+		goto out;
+	envs_mirror(j->db, env_id, resp);
+	if (strcmp(action, "transport") == 0) {
+		store_run(j->db, "UPDATE environments SET package = ? WHERE"
+		    " id = ?", "si", jsonx_str(j->params, "package"), env_id);
+		rc = 0;
+	} else if (strcmp(action, "clean") == 0) {
+		rc = 0;
+	} else {
+		rc = envs_wait(j, env_id, path, strcmp(action, "stop") != 0,
+		    0, &last, cause);
+	}
+out:
+	if (rc == 0)
+		*result = last ? last : json_incref(resp);
+	else
+		json_decref(last);
+	json_decref(resp);
+	json_decref(spec);
+	free(path);
+	free(apath);
+	return rc;
+}
