@@ -56,6 +56,18 @@ extern const struct cmd_entry cmd_settings_env_unset_entry;
 extern const struct cmd_entry cmd_settings_window_entry;
 extern const struct cmd_entry cmd_settings_window_remove_entry;
 
+/* envs */
+extern const struct cmd_entry cmd_envs_list_entry;
+extern const struct cmd_entry cmd_envs_show_entry;
+extern const struct cmd_entry cmd_envs_start_entry;
+extern const struct cmd_entry cmd_envs_stop_entry;
+extern const struct cmd_entry cmd_envs_restart_entry;
+extern const struct cmd_entry cmd_envs_clean_entry;
+extern const struct cmd_entry cmd_envs_transport_entry;
+extern const struct cmd_entry cmd_envs_scale_entry;
+extern const struct cmd_entry cmd_envs_logs_entry;
+extern const struct cmd_entry cmd_envs_maintenance_entry;
+
 static const struct cmd_entry *const cmd_table[] = {
 	&cmd_login_entry,
 
@@ -94,6 +106,16 @@ static const struct cmd_entry *const cmd_table[] = {
 
 
 	/* envs, packages */
+	&cmd_envs_list_entry,
+	&cmd_envs_show_entry,
+	&cmd_envs_start_entry,
+	&cmd_envs_stop_entry,
+	&cmd_envs_restart_entry,
+	&cmd_envs_clean_entry,
+	&cmd_envs_transport_entry,
+	&cmd_envs_scale_entry,
+	&cmd_envs_logs_entry,
+	&cmd_envs_maintenance_entry,
 
 
 	/* settings */

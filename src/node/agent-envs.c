@@ -58,6 +58,7 @@ agent_env_put(struct areq *r)
 {
 	long long id = 0;
 	struct env *e;
+	int dirty;
 
 	util_parse_int(http_param(r->http, "id"), 1, 1LL << 53, &id);
 	if (jsonx_int(r->body, "id", id) != id || jsonx_str(r->body, "name") ==
@@ -68,10 +69,16 @@ agent_env_put(struct areq *r)
 	}
 	json_object_set_new(r->body, "id", json_integer(id));
 	pthread_mutex_lock(&node->lock);
-	e = env_apply_spec(r->body);
+	e = env_apply_spec(r->body, &dirty);
 	pthread_mutex_unlock(&node->lock);
 	if (e == NULL) {
 		areply_error(r, 400, "BAD_REQUEST", "bad spec");
+		return;
+	}
+	/* hostnames or maintenance changed: live before we answer */
+	if (dirty && router_reload() == -1) {
+		areply_error(r, 500, "ROUTER_ERROR", "the router refused the "
+		    "new configuration; see the node's log");
 		return;
 	}
 	reply_env(r, e);

@@ -233,11 +233,13 @@ spec_routing_changed(json_t *a, json_t *b)
 }
 
 struct env *
-env_apply_spec(json_t *spec)
+env_apply_spec(json_t *spec, int *routing)
 {
 	long long id = jsonx_int(spec, "id", 0);
 	struct env *e;
 
+	if (routing)
+		*routing = 0;
 	if (id <= 0)
 		return NULL;
 	e = env_find(id);
@@ -250,8 +252,11 @@ env_apply_spec(json_t *spec)
 	}
 	if (json_equal(e->spec, spec))
 		return e;
-	if (spec_routing_changed(e->spec, spec))
+	if (spec_routing_changed(e->spec, spec)) {
 		node->router_dirty = 1;
+		if (routing)
+			*routing = 1;
+	}
 	json_decref(e->spec);
 	e->spec = json_deep_copy(spec);
 	env_save(e);

@@ -241,7 +241,7 @@ node_apply_specs(json_t *specs)
 	pthread_mutex_lock(&node->lock);
 	json_array_foreach(specs, i, spec)
 		if (json_is_object(spec))
-			env_apply_spec(spec);
+			env_apply_spec(spec, NULL);
 	pthread_mutex_unlock(&node->lock);
 }
 
@@ -291,6 +291,8 @@ out:
 	return rc;
 }
 
+static unsigned hb_failing;
+
 static void
 node_heartbeat(void)
 {
@@ -305,10 +307,18 @@ node_heartbeat(void)
 	body = json_pack("{s:o}", "environments", envs);
 	st = portal_post("/agent/status", body, &resp);
 	json_decref(body);
-	if (st == 200)
+	if (st == 200) {
+		if (hb_failing)
+			log_info("heartbeat to %s works again", node->portal_url);
+		hb_failing = 0;
 		node_apply_specs(json_object_get(resp, "environments"));
-	else if (st == 401)
-		log_warn("the portal refused this node's token");
+	} else if (hb_failing++ % 30 == 0) {
+		const char *msg = jsonx_str(json_object_get(resp, "error"),
+		    "message");
+
+		log_warn("heartbeat to %s failed: %s", node->portal_url,
+		    st == -1 ? "portal unreachable" : msg ? msg : "error");
+	}
 	json_decref(resp);
 }
 

@@ -55,6 +55,7 @@ struct env {
 	enum env_state		 state;
 	int			 want_running;
 	int			 restart_pending;
+	int			 routed_pending;	/* healthy; running once routed */
 	double			 start_deadline;
 	char			*error;		/* why it failed */
 	char			*db_password;
@@ -108,7 +109,7 @@ void node_chown(const char *path);
 const char *env_state_name(enum env_state);
 struct env *env_find(long long id);
 /* Find or create the environment for a spec from the portal and apply it. */
-struct env *env_apply_spec(json_t *spec);
+struct env *env_apply_spec(json_t *spec, int *routing_changed);
 /* Load every DIR/envs/<id>/env.json at start. */
 int env_load(void);
 int env_save(struct env *);

@@ -11,6 +11,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -259,6 +260,84 @@ router_pid(void)
 	return strncmp(comm, "nginx", 5) == 0 ? (pid_t)pid : 0;
 }
 
+/* The worker pids of the nginx master (for waiting out a reload). */
+static int
+router_workers(pid_t master, pid_t *out, int max)
+{
+	char path[64], buf[4096], *p, *end;
+	FILE *f;
+	int n = 0;
+
+	snprintf(path, sizeof path, "/proc/%d/task/%d/children", (int)master,
+	    (int)master);
+	f = fopen(path, "r");
+	if (f == NULL)
+		return -1;
+	if (fgets(buf, sizeof buf, f) == NULL)
+		buf[0] = '\0';
+	fclose(f);
+	for (p = buf; n < max; p = end) {
+		long v = strtol(p, &end, 10);
+
+		if (end == p)
+			break;
+		out[n++] = (pid_t)v;
+	}
+	return n;
+}
+
+/* 1 while an old worker may still accept connections: it exists and has
+ * not yet retitled itself "worker process is shutting down" (nginx does so
+ * right before it closes its listening sockets). */
+static int
+router_worker_accepting(pid_t pid)
+{
+	char path[64], buf[256];
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof path, "/proc/%d/cmdline", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd == -1)
+		return 0;
+	n = read(fd, buf, sizeof buf - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	return strstr(buf, "worker process") != NULL &&
+	    strstr(buf, "shutting down") == NULL;
+}
+
+/* SIGHUP, then wait (at most 5 s) until no worker of the old generation
+ * accepts connections, so that a caller answering "done" tells the truth. */
+static int
+router_hup(pid_t master)
+{
+	pid_t old[64];
+	int nold = router_workers(master, old, 64), i, round;
+
+	if (kill(master, SIGHUP) == -1)
+		return error("cannot reload nginx (pid %d): %s", (int)master,
+		    strerror(errno));
+	if (nold < 0)
+		return 0;	/* no /proc children: cannot tell */
+	for (round = 0; round < 500; round++) {
+		int busy = 0;
+
+		usleep(10 * 1000);
+		for (i = 0; i < nold; i++)
+			if (router_worker_accepting(old[i]))
+				busy = 1;
+		if (!busy) {
+			usleep(20 * 1000);
+			return 0;
+		}
+	}
+	log_warn("old nginx workers still running 5 s after a reload");
+	return 0;
+}
+
 static int
 router_nginx(const char *conf, int test, char *out, size_t outlen)
 {
@@ -304,10 +383,7 @@ router_reload(void)
 		goto out;
 	}
 	if (pid > 0) {
-		if (kill(pid, SIGHUP) == -1)
-			error("cannot reload nginx (pid %d): %s", (int)pid,
-			    strerror(errno));
-		else
+		if (router_hup(pid) == 0)
 			rc = 0;
 	} else if (router_nginx(conf, 0, NULL, 0) != 0) {
 		error("nginx did not start; see %s/nginx/logs/error.log",

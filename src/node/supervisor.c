@@ -79,11 +79,32 @@ static void
 env_fail(struct env *e, const char *why)
 {
 	char *tail = env_log_tail(e, NODE_LOG_TAIL_ERROR);
+	int i;
 
 	free(e->error);
 	e->error = xasprintf("%s; last log lines:\n%s", why, tail);
 	free(tail);
 	env_log(e, "%s; environment failed", why);
+	/* unhealthy or crash-looping: no grace, so that a new package can
+	 * be transported at once */
+	for (i = 0; i < NUBO_INSTANCES_MAX; i++) {
+		struct instance *in = &e->inst[i];
+		int round;
+
+		if (in->pid <= 0)
+			continue;
+		instance_signal(in, SIGKILL);
+		if (in->owned)
+			waitpid(in->pid, NULL, 0);
+		else
+			for (round = 0; round < 100 &&
+			    spawn_starttime(in->pid) == in->starttime; round++)
+				usleep(10 * 1000);
+		in->pid = 0;
+		in->state = INST_NONE;
+		in->port = 0;
+	}
+	e->routed_pending = 0;
 	e->state = ENV_FAILED;
 	e->want_running = 0;
 	e->restart_pending = 0;
@@ -323,8 +344,22 @@ supervisor_thread(void *arg)
 		pthread_mutex_unlock(&node->lock);
 		for (i = 0; i < nprobes; i++)
 			free(probes[i].path);
-		if (dirty)
-			router_reload();
+		if (dirty && router_reload() == 0) {
+			pthread_mutex_lock(&node->lock);
+			for (e = node->envs; e; e = e->next) {
+				if (!e->routed_pending)
+					continue;
+				e->routed_pending = 0;
+				if (e->state != ENV_STARTING)
+					continue;
+				e->state = ENV_RUNNING;
+				env_log(e, "running (%d instance%s healthy)",
+				    env_instances_wanted(e),
+				    env_instances_wanted(e) == 1 ? "" : "s");
+				env_save(e);
+			}
+			pthread_mutex_unlock(&node->lock);
+		}
 		usleep(250 * 1000);
 	}
 	curl_easy_cleanup(c);

@@ -275,7 +275,7 @@ jobs_stop(void)
 	pthread_mutex_unlock(&jobs_lock);
 }
 
-/* GET /jobs/{job}: the caller's own jobs, jobs of apps they are a member
+/* GET /jobs/{id}: the caller's own jobs, jobs of apps they are a member
  * of, or any job for admins. */
 void
 jobs_show(struct preq *r)
@@ -283,10 +283,10 @@ jobs_show(struct preq *r)
 	long long id, app_id, by;
 	json_t *j;
 
-	if (util_parse_int(preq_param(r, "job"), 1, 1LL << 53, &id) == -1 ||
+	if (util_parse_int(preq_param(r, "id"), 1, 1LL << 53, &id) == -1 ||
 	    (j = job_json(r->db, id)) == NULL) {
 		reply_error(r, 404, "JOB_NOT_FOUND", "no job '%s'",
-		    preq_param(r, "job"));
+		    preq_param(r, "id"));
 		return;
 	}
 	app_id = store_int(r->db, 0, "SELECT app_id FROM jobs WHERE id = ?",
@@ -299,7 +299,7 @@ jobs_show(struct preq *r)
 	    r->who.user_id) == 1))) {
 		json_decref(j);
 		reply_error(r, 404, "JOB_NOT_FOUND", "no job '%s'",
-		    preq_param(r, "job"));
+		    preq_param(r, "id"));
 		return;
 	}
 	reply(r, 200, j);

@@ -108,7 +108,8 @@ agent_status(struct preq *r)
 		{ "environments", JT_ARRAY, 1 }, { NULL } };
 	static const struct jfield env_fields[] = {
 		{ "id", JT_INT, 1 }, { "state", JT_STRING, 1 },
-		{ "instances", JT_ARRAY, 0 }, { "package", JT_ANY, 0 },
+		{ "name", JT_STRING, 0 }, { "instances", JT_ARRAY, 0 },
+		{ "instances_wanted", JT_INT, 0 }, { "package", JT_ANY, 0 },
 		{ "error", JT_ANY, 0 }, { NULL } };
 	json_t *envs, *e;
 	char now[32];

@@ -190,7 +190,12 @@ static void
 envs_action(struct preq *r, const char *kind, const char *verb,
     json_t *params)
 {
-	json_t *row = envs_row(r);
+	static const struct jfield none[] = { { NULL } };
+	json_t *row;
+
+	if (params == NULL && body_check(r, none) == -1)
+		return;
+	row = envs_row(r);
 
 	if (row == NULL) {
 		json_decref(params);
@@ -322,18 +327,21 @@ envs_maintenance(struct preq *r)
 	    0));
 	st = node_call(r->db, jsonx_int(row, "node_id", 0), "PUT", path, spec,
 	    &resp, &cause);
-	if (st < 200 || st >= 300) {
-		reply_error(r, 502, "NODE_UNAVAILABLE", "maintenance for '%s' "
-		    "saved, but the node did not apply it yet: %s",
-		    jsonx_str(row, "name"), cause ? cause : "?");
-		goto out;
-	}
 	activity_log(r, "env.maintenance", "maintenance %s for '%s'",
 	    on ? "on" : "off", jsonx_str(row, "name"));
 	json_decref(row);
 	row = envs_row(r);
-	if (row)
-		reply(r, 200, envs_json(row, r->portal->cloud_domain));
+	if (row) {
+		json_t *out = envs_json(row, r->portal->cloud_domain);
+
+		/* not applied yet: the node gets it with its next heartbeat */
+		json_object_set_new(out, "applied", json_boolean(st >= 200 &&
+		    st < 300));
+		if (cause && !(st >= 200 && st < 300))
+			json_object_set_new(out, "apply_error",
+			    json_string(cause));
+		reply(r, 200, out);
+	}
 out:
 	free(cause);
 	free(path);

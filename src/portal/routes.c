@@ -229,7 +229,7 @@ const struct route routes[] = {
 
 
 	/* jobs (jobs.c) */
-	{ "GET", "/jobs/{job}", jobs_show, ACCESS_USER,
+	{ "GET", "/jobs/{id}", jobs_show, ACCESS_USER,
 	  "a job: state, progress, error, result" },
 };
 const size_t routes_count = sizeof routes / sizeof routes[0];

@@ -102,7 +102,7 @@ WRONG = [12345, "text", True, [], {}, None, 1.5]
 
 
 def message(doc):
-    return doc.get("error", {}).get("message", "") if isinstance(doc, dict) else ""
+    return (doc.get("error") or {}).get("message", "") if isinstance(doc, dict) else ""
 
 
 def discover(method, path, key):
@@ -188,7 +188,7 @@ for rt in writes:
         st, doc = call(method, p, key, raw=raw)
         good_status = (st == want) if want else (400 <= st < 500)
         has_code = isinstance(doc, dict) and \
-            isinstance(doc.get("error", {}).get("code"), str)
+            isinstance((doc.get("error") or {}).get("code"), str)
         if not good_status or not has_code:
             bad.append(f"{what}: HTTP {st} {str(doc)[:160]}")
     after = dump()
@@ -237,7 +237,7 @@ for method, path, body, code in SPECIFIC:
     before = dump()
     st, doc = call(method, path, ADMIN_KEY, body)
     after = dump()
-    got = doc.get("error", {}).get("code") if isinstance(doc, dict) else None
+    got = (doc.get("error") or {}).get("code") if isinstance(doc, dict) else None
     if 400 <= st < 500 and got and (code is None or got == code) and \
             before == after:
         ok(f"{method} {path} {json.dumps(body)[:60]}: {st} {got}")

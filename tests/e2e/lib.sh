@@ -12,6 +12,7 @@ T=$(mktemp -d /tmp/nubo-test.XXXXXX)
 chmod 755 "$T"
 export XDG_CONFIG_HOME=$T/config
 PIDS=()
+NODE_DIRS=()
 PASSED=0
 FAILED=0
 
@@ -25,6 +26,13 @@ stop_all() {
 		for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
 		kill -KILL "$pid" 2>/dev/null || true
 	done
+	# Nodes leave apps, nginx and PostgreSQL running when they stop (they
+	# re-adopt them); stop those for good.
+	local d
+	for d in "${NODE_DIRS[@]}"; do
+		"$NUBOD" node stop-all --data "$d" >/dev/null 2>&1 || true
+	done
+	NODE_DIRS=()
 }
 
 cleanup() {
@@ -78,6 +86,64 @@ stop_portal() {
 kill9_portal() {
 	kill -KILL "$PORTAL_PID"
 	wait "$PORTAL_PID" 2>/dev/null || true
+}
+
+# start_node NAME [GENERATION] [nubod node options…]: create the node in the
+# portal (unless it exists: then only start its agent again) and start
+# `nubod node` in $T/node-NAME. Sets NODE_URL_<NAME>, ROUTER_<NAME> (the
+# router's port) and NODE_PID_<NAME> (dashes in NAME become _).
+start_node() {
+	local name=$1 gen=${2:-v3} var token dir agent router pg
+	shift 2 || shift $#
+	var=${name//-/_}
+	dir=$T/node-$name
+	if [ ! -f "$T/node-$name.token" ]; then
+		NUBO_API_KEY=$ADMIN_KEY "$NUBO" admin nodes create "$name" --generation "$gen" --json |
+			jq_get token > "$T/node-$name.token"
+		free_port > "$T/node-$name.ports"
+		free_port >> "$T/node-$name.ports"
+		free_port >> "$T/node-$name.ports"
+		NODE_DIRS+=("$dir")
+	fi
+	token=$(cat "$T/node-$name.token")
+	{ read -r agent; read -r router; read -r pg; } < "$T/node-$name.ports"
+	"$NUBOD" node --data "$dir" --portal "$PORTAL_URL" --token "$token" \
+		--listen "127.0.0.1:$agent" --router-port "$router" --pg-port "$pg" \
+		"$@" >> "$T/node-$name.log" 2>&1 &
+	PIDS+=("$!")
+	printf -v "NODE_PID_$var" %s "$!"
+	printf -v "NODE_URL_$var" %s "http://127.0.0.1:$agent"
+	printf -v "ROUTER_$var" %s "$router"
+	wait_http "http://127.0.0.1:$router/" 60
+	# registered: the portal knows the agent's URL
+	local i
+	for i in $(seq 100); do
+		if grep -q "registered as node '$name'" "$T/node-$name.log"; then return 0; fi
+		sleep 0.2
+	done
+	echo "node $name did not register" >&2
+	tail -20 "$T/node-$name.log" >&2
+	return 1
+}
+
+# stop_node NAME: SIGTERM the agent (its apps keep running).
+stop_node() {
+	local var=NODE_PID_${1//-/_}
+	kill -TERM "${!var}"
+	wait "${!var}" 2>/dev/null || true
+}
+
+# route NODE HOST [PATH]: GET through the node's router by Host header;
+# prints the body (curl -s).
+route() {
+	local var=ROUTER_${1//-/_}
+	curl -s -H "Host: $2" "http://127.0.0.1:${!var}${3:-/}"
+}
+
+# route_status NODE HOST [PATH]: the HTTP status through the router.
+route_status() {
+	local var=ROUTER_${1//-/_}
+	curl -s -o /dev/null -w '%{http_code}' -H "Host: $2" "http://127.0.0.1:${!var}${3:-/}"
 }
 
 # Create a user (as admin) and print a fresh API key for them.

@@ -263,7 +263,7 @@ for rt in order:
         want = exp[p]
         ok = (st not in (401, 403) and st != 500) if want == "allow" else st == want
         if ok and want != "allow":
-            ok = isinstance(doc, dict) and "code" in doc.get("error", {})
+            ok = isinstance(doc, dict) and "code" in (doc.get("error") or {})
         if not ok:
             bad += 1
             fail("%s %s (%s) as %s: got %d, wanted %s: %s" % (

@@ -1,0 +1,59 @@
+/* nubo envs logs APP ENV [--lines N] [--follow] */
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "envs-util.h"
+#include "util.h"
+#include "xmalloc.h"
+
+static int
+cmd_envs_logs_exec(struct cmd_args *a)
+{
+	char *base = envs_util_path(a->argv[0], a->argv[1], "/logs"), *path;
+	const char *lines = cmd_opt(a, "lines");
+	json_t *resp = NULL;
+	long long n = 100, off;
+	int rc = CLI_FAILED;
+
+	if (lines && util_parse_int(lines, 1, 10000, &n) == -1) {
+		free(base);
+		return out_usage(cmd_current, "--lines wants 1 to 10000");
+	}
+	path = xasprintf("%s?lines=%lld", base, n);
+	if (api_ok("GET", path, NULL, &resp) == -1)
+		goto out;
+	if (!cmd_flag(a, "follow") && out_maybe_json(a, resp) == 0) {
+		rc = CLI_OK;
+		goto out;
+	}
+	fputs(jsonx_str(resp, "text") ? jsonx_str(resp, "text") : "", stdout);
+	fflush(stdout);
+	off = jsonx_int(resp, "offset", 0);
+	while (cmd_flag(a, "follow")) {
+		json_decref(resp);
+		resp = NULL;
+		sleep(1);
+		free(path);
+		path = xasprintf("%s?offset=%lld", base, off);
+		if (api_ok("GET", path, NULL, &resp) == -1)
+			goto out;
+		fputs(jsonx_str(resp, "text") ? jsonx_str(resp, "text") : "",
+		    stdout);
+		fflush(stdout);
+		off = jsonx_int(resp, "offset", off);
+	}
+	rc = CLI_OK;
+out:
+	json_decref(resp);
+	free(path);
+	free(base);
+	return rc;
+}
+
+const struct cmd_entry cmd_envs_logs_entry = {
+	"envs", "logs", "APP ENV", "lines=,follow,json", 2, 2,
+	"the app's log: its output and the node's supervisor lines",
+	"--follow keeps printing new lines until interrupted.",
+	cmd_envs_logs_exec, 0,
+};

@@ -1,0 +1,125 @@
+#!/usr/bin/env bash
+# t3: a node runs apps for real — registration, a third-party app deployed
+# and started through the CLI, served by nginx by Host header, using its
+# PostgreSQL database through DATABASE_URL and its files dir; stop/start
+# keeps data; kill -9 → the supervisor restarts it and the log says so;
+# transport into a running environment refused; a start that never gets
+# healthy fails with the app's last log lines; clean wipes; maintenance
+# page; restart of node and portal with apps running keeps them serving
+# with the right states.
+. "$(dirname "$0")/lib.sh"
+
+APPS=$NUBO_SRC/tests/e2e/apps
+start_portal
+
+# Until the package repository API is on main, packages are put into the
+# node's repository folder directly (DIR/packages/<id>/package).
+put_package() { # NODE ID SRCDIR
+	mkdir -p "$T/node-$1/packages/$2"
+	tar czf "$T/node-$1/packages/$2/package" -C "$3" .
+}
+
+check "create app" "$NUBO" apps create shop --no-sandbox
+start_node cloud3 v3 --start-timeout 8 --stop-grace 3
+check "link app to node" "$NUBO" nodes link cloud3 shop
+expect "node registered its agent" "$(sqlite3 "$T/portal/portal.db" "SELECT agent_url IS NOT NULL FROM nodes WHERE name='cloud3'")" 1
+expect "environments listed" "$("$NUBO" envs list shop --json | python3 -c 'import json,sys; print(",".join(e["name"]+":"+e["state"] for e in json.load(sys.stdin)))')" \
+	"Test:notdeployed,Acceptance:notdeployed,Production:notdeployed"
+
+put_package cloud3 pyapp-1.0.0 "$APPS/pyapp"
+put_package cloud3 httpserver-2.0.0 "$APPS/httpserver"
+put_package cloud3 sleeper-0.1.0 "$APPS/sleeper"
+
+check_fails "start without a package refused" 1 "$NUBO" envs start shop Test
+expect_match "start refusal says why" "$(cat "$T/last.err")" "no package was transported"
+check "transport" "$NUBO" envs transport shop Test pyapp-1.0.0
+check_fails "transport of an unknown package" 1 "$NUBO" envs transport shop Test nope-1
+expect_match "unknown package message" "$(cat "$T/last.err")" "no package 'nope-1'"
+check "start" "$NUBO" envs start shop Test
+expect "running" "$("$NUBO" envs show shop Test --json | jq_get state)" running
+HOST=shop-test.nubo.localhost
+out=$(route cloud3 $HOST /)
+expect "served through nginx by Host header" "$(printf '%s' "$out" | jq_get env)" Test
+expect "NUBO_APP" "$(printf '%s' "$out" | jq_get app)" shop
+expect "DATABASE_URL reaches its own database" "$(printf '%s' "$out" | jq_get db)" "env_$(sqlite3 "$T/portal/portal.db" "SELECT e.id FROM environments e JOIN nodes n ON n.id=e.node_id WHERE n.name='cloud3' AND e.name='Test'")"
+expect "runs as the unprivileged user" "$(printf '%s' "$out" | jq_get user)" "$(id -u nubo)"
+expect "URL shown" "$("$NUBO" envs show shop Test --json | jq_get url)" "http://$HOST:$ROUTER_cloud3"
+expect "unknown host is 404" "$(route_status cloud3 nobody.nubo.localhost)" 404
+expect "a stopped environment's host is 503" "$(route_status cloud3 shop-acceptance.nubo.localhost)" 503
+expect "write a row" "$(route cloud3 $HOST /add/one | jq_get count)" 1
+expect "write another" "$(route cloud3 $HOST /add/two | jq_get count)" 2
+route cloud3 $HOST /file/hello >/dev/null
+
+check_fails "transport into a running environment refused" 1 "$NUBO" envs transport shop Test pyapp-1.0.0
+expect_match "refusal names the environment" "$(cat "$T/last.err")" "cannot transport into 'Test': environment is running"
+check_fails "clean of a running environment refused" 1 "$NUBO" envs clean shop Test --yes
+check_fails "clean needs --yes" 2 "$NUBO" envs clean shop Test
+
+# kill -9 an instance: the supervisor restarts it
+pid=$("$NUBO" envs show shop Test --json | jq_get running.0.pid)
+kill -9 "$pid"
+newpid=$pid
+for _ in $(seq 60); do
+	newpid=$("$NUBO" envs show shop Test --json | jq_get running.0.pid)
+	st=$("$NUBO" envs show shop Test --json | jq_get running.0.state)
+	[ "$newpid" != "$pid" ] && [ "$st" = running ] && break
+	sleep 0.25
+done
+expect_match "a new instance after kill -9" "$newpid" '^[0-9]+$'
+if [ "$newpid" != "$pid" ]; then pass "instance pid changed ($pid → $newpid)"; else fail "instance pid unchanged ($pid)"; fi
+expect "serving again" "$(route cloud3 $HOST /count | jq_get count)" 2
+logs=$("$NUBO" envs logs shop Test --lines 50)
+expect_match "logs show the crash" "$logs" "instance 1 \\(pid $pid, port [0-9]+\\) was killed by signal 9"
+expect_match "logs show the app's own output" "$logs" "pyapp listening on port"
+
+# stop / start keeps data
+check "stop" "$NUBO" envs stop shop Test
+expect "stopped" "$("$NUBO" envs show shop Test --json | jq_get state)" stopped
+expect "stopped: router answers 503" "$(route_status cloud3 $HOST /)" 503
+if grep -qs app.py "/proc/$newpid/cmdline"; then fail "instance $newpid still alive after stop"; else pass "instance gone after stop"; fi
+check "start again" "$NUBO" envs start shop Test
+expect "data kept over stop/start" "$(route cloud3 $HOST /count | jq_get count)" 2
+expect "file kept" "$(cat "$T/node-cloud3/envs/"*/files/f.txt)" hello
+
+# maintenance
+check "maintenance on" "$NUBO" envs maintenance shop Test on
+expect "maintenance: 503" "$(route_status cloud3 $HOST /)" 503
+expect_match "maintenance page" "$(route cloud3 $HOST /)" "maintenance"
+check "maintenance off" "$NUBO" envs maintenance shop Test off
+expect "maintenance off: 200" "$(route_status cloud3 $HOST /count)" 200
+
+# a program already on the host, as is
+check "transport http.server app" "$NUBO" envs transport shop Acceptance httpserver-2.0.0
+check "start it" "$NUBO" envs start shop Acceptance
+expect "static site through nginx" "$(route cloud3 shop-acceptance.nubo.localhost /index.txt)" "hello from a static site"
+
+# a start that never gets healthy fails, with the app's last log lines
+check "transport sleeper" "$NUBO" envs transport shop Production sleeper-0.1.0
+check_fails "start times out" 1 "$NUBO" envs start shop Production
+expect_match "failure carries the app's log" "$(cat "$T/last.err")" "sleeper: warming up forever"
+expect "state failed" "$("$NUBO" envs show shop Production --json | jq_get state)" failed
+check "a failed environment can take a new package" "$NUBO" envs transport shop Production pyapp-1.0.0
+
+# restart the node with apps running: they keep serving, states are right
+stop_node cloud3
+expect "app serves while the agent is down" "$(route cloud3 $HOST /count | jq_get count)" 2
+start_node cloud3 v3 --start-timeout 8 --stop-grace 3
+expect "still running after node restart" "$("$NUBO" envs show shop Test --json | jq_get state)" running
+expect "same instance re-adopted" "$("$NUBO" envs show shop Test --json | jq_get running.0.pid)" "$("$NUBO" envs show shop Test --json | jq_get running.0.pid)"
+grep -q "re-adopted" "$T/node-cloud3.log" && pass "node log says re-adopted" || fail "no re-adoption logged"
+expect "Production stopped with its new package" "$("$NUBO" envs show shop Production --json | jq_get state)" stopped
+
+# restart the portal: nothing lost
+stop_portal
+start_portal
+expect "portal restart: Test running" "$("$NUBO" envs show shop Test --json | jq_get state)" running
+expect "portal restart: still served" "$(route cloud3 $HOST /count | jq_get count)" 2
+check "stop after restarts" "$NUBO" envs stop shop Test
+
+# clean wipes database and files
+check "clean" "$NUBO" envs clean shop Test --yes
+check "start after clean" "$NUBO" envs start shop Test
+expect "database wiped" "$(route cloud3 $HOST /count | jq_get count)" 0
+if ls "$T/node-cloud3/envs/"*/files/f.txt >/dev/null 2>&1; then fail "files not wiped"; else pass "files wiped"; fi
+
+finish
