@@ -184,6 +184,20 @@ state_is_stopped(const char *s)
 	    strcmp(s, "failed") == 0;
 }
 
+/* 0 when the environment's node has registered its agent (jobs would only
+ * fail otherwise); -1 after replying 409. */
+static int
+envs_node_ready(struct preq *r, json_t *row)
+{
+	if (store_int(r->db, 0, "SELECT agent_url IS NOT NULL FROM nodes WHERE"
+	    " id = ?", "i", jsonx_int(row, "node_id", 0)) == 1)
+		return 0;
+	reply_error(r, 409, "NODE_NOT_REGISTERED", "node '%s' has not "
+	    "registered yet (start 'nubod node' with its token)",
+	    jsonx_str(row, "node"));
+	return -1;
+}
+
 /* Submit an action job on {env}; params gets env_id. For transport and
  * clean the environment must be stopped (SPEC §2). */
 static void
@@ -199,6 +213,11 @@ envs_action(struct preq *r, const char *kind, const char *verb,
 
 	if (row == NULL) {
 		json_decref(params);
+		return;
+	}
+	if (envs_node_ready(r, row) == -1) {
+		json_decref(params);
+		json_decref(row);
 		return;
 	}
 	if ((strcmp(verb, "transport") == 0 || strcmp(verb, "clean") == 0) &&
@@ -282,6 +301,8 @@ envs_scale(struct preq *r)
 		    "%d", NUBO_MEMORY_MB_MIN, NUBO_MEMORY_MB_MAX);
 		goto out;
 	}
+	if (envs_node_ready(r, row) == -1)
+		goto out;
 	if (n > 1 && strcmp(jsonx_str(row, "generation"), "v4") != 0) {
 		reply_error(r, 409, "NOT_SUPPORTED_ON_V3", "cannot scale '%s' to "
 		    "%lld instances: node '%s' is a v3 node (one instance)",
