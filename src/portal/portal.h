@@ -103,6 +103,17 @@ json_t *apps_json(sqlite3 *db, long long app_id);
 json_t *nodes_json(sqlite3 *db, long long node_id);
 long long nodes_user_id(sqlite3 *db, const char *ref);
 
+/* Link app_id to node_id by SPEC §2's rules, in one transaction, logged
+ * as user_id (0: the system, e.g. a migration job). Checking that the
+ * caller is Technical Contact of both is the caller's business. Returns
+ * 0 with *unlinked_app the app that was unlinked automatically (0: none;
+ * linking an app already on the node changes nothing), or -1 with
+ * *status (409/500), *code (a stable error code) and *cause (a message
+ * to free). */
+int nodes_link_app(sqlite3 *db, long long user_id, long long node_id,
+    long long app_id, long long *unlinked_app, unsigned *status,
+    const char **code, char **cause);
+
 /* activity.c: record a state change (who, when, what). */
 void activity_log(struct preq *, const char *action, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -111,5 +122,9 @@ void activity_log(struct preq *, const char *action, const char *fmt, ...)
 void activity_log_at(struct preq *, long long app_id, long long node_id,
     const char *action, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
+/* The same outside a request (jobs): user_id 0 is "the system". */
+void activity_record(sqlite3 *db, long long user_id, long long app_id,
+    long long node_id, const char *action, const char *fmt, ...)
+    __attribute__((format(printf, 6, 7)));
 
 #endif

@@ -390,122 +390,165 @@ out:
 	free(token);
 }
 
+/* Fill the error out-parameters of nodes_link_app; returns -1. */
+static int
+nodes_link_fail(unsigned *status, const char **code, char **cause,
+    unsigned st, const char *c, char *msg)
+{
+	*status = st;
+	*code = c;
+	*cause = msg;
+	return -1;
+}
+
+int
+nodes_link_app(sqlite3 *db, long long user_id, long long node_id,
+    long long app_id, long long *unlinked_app, unsigned *status,
+    const char **code, char **cause)
+{
+	json_t *app = NULL, *n = NULL;
+	char *other = NULL, *prev = NULL;
+	const char *sub, *node, *st;
+	long long other_node, prev_app;
+	int rc = -1;
+
+	*unlinked_app = 0;
+	if (store_begin(db) == -1)
+		return nodes_link_fail(status, code, cause, 500, "STORE_ERROR",
+		    xasprintf("store error: %s", store_errmsg(db)));
+	app = store_row(db, "SELECT subdomain, sandbox FROM apps WHERE id = ?",
+	    "i", app_id);
+	n = store_row(db, "SELECT name, status, is_sandbox, app_id FROM nodes"
+	    " WHERE id = ?", "i", node_id);
+	if (app == NULL || n == NULL) {
+		nodes_link_fail(status, code, cause, 404, app ?
+		    "NODE_NOT_FOUND" : "APP_NOT_FOUND", xstrdup(app ?
+		    "no such node" : "no such app"));
+		goto out;
+	}
+	sub = jsonx_str(app, "subdomain");
+	node = jsonx_str(n, "name");
+	st = jsonx_str(n, "status");
+	prev_app = jsonx_int(n, "app_id", 0);
+	if (jsonx_int(n, "is_sandbox", 0)) {
+		nodes_link_fail(status, code, cause, 409, "NODE_IS_SANDBOX",
+		    xasprintf("node '%s' is the sandbox node; apps cannot be "
+		    "linked to it", node));
+		goto out;
+	}
+	if (strcmp(st, "offboarding") == 0 || strcmp(st, "offboarded") == 0) {
+		nodes_link_fail(status, code, cause, 409, "NODE_OFFBOARDED",
+		    xasprintf("node '%s' is %s; apps cannot be linked to it",
+		    node, st));
+		goto out;
+	}
+	if (jsonx_int(app, "sandbox", 0)) {
+		nodes_link_fail(status, code, cause, 409, "APP_HAS_SANDBOX",
+		    xasprintf("app '%s' has a sandbox; run 'nubo apps "
+		    "unlink-sandbox %s' first (its sandbox data will be gone)",
+		    sub, sub));
+		goto out;
+	}
+	other_node = store_int(db, 0, "SELECT id FROM nodes WHERE app_id = ?",
+	    "i", app_id);
+	if (other_node == node_id) {
+		/* Already done: linking is idempotent so a resumed migration
+		 * can repeat it. */
+		rc = 0;
+		goto out;
+	}
+	if (other_node) {
+		other = store_text(db, "SELECT name FROM nodes WHERE id = ?",
+		    "i", other_node);
+		nodes_link_fail(status, code, cause, 409,
+		    "APP_LINKED_ELSEWHERE", xasprintf("app '%s' is linked to "
+		    "node '%s'; an app leaves a node only when another app is "
+		    "linked to it or the node is offboarded", sub, other));
+		goto out;
+	}
+	/* The node keeps its environments and their data: the app linked
+	 * next uses them (seed §3.4). The node agent learns the new
+	 * hostnames from the environment specs the portal hands it. */
+	if (store_run(db, "UPDATE nodes SET app_id = ?, status = 'linked'"
+	    " WHERE id = ?", "ii", app_id, node_id) != STORE_OK) {
+		nodes_link_fail(status, code, cause, 500, "STORE_ERROR",
+		    xasprintf("store error: %s", store_errmsg(db)));
+		goto out;
+	}
+	if (prev_app) {
+		prev = store_text(db, "SELECT subdomain FROM apps WHERE id = ?",
+		    "i", prev_app);
+		activity_record(db, user_id, prev_app, node_id, "app.unlink",
+		    "unlinked from node '%s' automatically because app '%s' was "
+		    "linked to it; '%s' is a Free App again", node, sub, prev);
+		activity_record(db, user_id, app_id, node_id, "app.link",
+		    "linked to node '%s' (app '%s' was unlinked automatically)",
+		    node, prev);
+	} else {
+		activity_record(db, user_id, app_id, node_id, "app.link",
+		    "linked to node '%s'", node);
+	}
+	if (store_commit(db) == -1) {
+		nodes_link_fail(status, code, cause, 500, "STORE_ERROR",
+		    xasprintf("store error: %s", store_errmsg(db)));
+		goto out;
+	}
+	*unlinked_app = prev_app;
+	rc = 0;
+out:
+	store_rollback(db);	/* no-op after a commit */
+	json_decref(app);
+	json_decref(n);
+	free(other);
+	free(prev);
+	return rc;
+}
+
 /* POST /nodes/{node}/link {app} — SPEC §2 "Linking". The caller is
  * Technical Contact of the node (checked by the route) and of the app;
- * the app has no sandbox and no other node; an app already on the node is
- * unlinked automatically and becomes a Free App (seed §3.4). There is no
- * plain unlink. */
+ * nodes_link_app() applies the rest. There is no plain unlink. */
 void
 nodes_link(struct preq *r)
 {
 	static const struct jfield fields[] = {
 		{ "app", JT_STRING, 1 }, { NULL } };
-	const char *ref, *node = preq_param(r, "node");
-	json_t *app = NULL, *n = NULL, *out;
-	long long other_node, prev_app;
-	const char *sub, *status;
-	char *prev = NULL;
+	const char *ref, *code = NULL;
+	long long prev = 0;
+	unsigned status = 0;
+	char *cause = NULL, *prev_sub = NULL;
+	json_t *out;
 
 	if (body_check(r, fields) == -1)
 		return;
 	ref = jsonx_str(r->body, "app");
-	app = store_row(r->db, "SELECT id, uuid, subdomain, sandbox FROM apps"
-	    " WHERE subdomain = ?1 OR uuid = ?1", "s", ref);
-	if (app == NULL) {
+	r->app_id = store_int(r->db, 0, "SELECT id FROM apps WHERE"
+	    " subdomain = ?1 OR uuid = ?1", "s", ref);
+	if (r->app_id == 0) {
 		reply_error(r, 404, "APP_NOT_FOUND", "no app '%s'", ref);
 		return;
 	}
-	r->app_id = jsonx_int(app, "id", 0);
-	sub = jsonx_str(app, "subdomain");
 	if (!auth_key_allows_app(r, r->app_id)) {
 		reply_error(r, 403, "KEY_SCOPE", "this API key is not valid for "
-		    "app '%s'", sub);
-		goto out;
+		    "app '%s'", ref);
+		return;
 	}
 	if (!r->who.is_admin && !auth_is_app_tc(r, r->app_id)) {
 		reply_error(r, 403, "FORBIDDEN", "only the Technical Contact of "
-		    "app '%s' may link it to a node", sub);
-		goto out;
+		    "app '%s' may link it to a node", ref);
+		return;
 	}
-	if (store_begin(r->db) == -1) {
-		reply_store_error(r);
-		goto out;
+	if (nodes_link_app(r->db, r->who.user_id, r->node_id, r->app_id,
+	    &prev, &status, &code, &cause) == -1) {
+		reply_error(r, status, code, "%s", cause);
+		free(cause);
+		return;
 	}
-	n = store_row(r->db, "SELECT status, is_sandbox, app_id FROM nodes"
-	    " WHERE id = ?", "i", r->node_id);
-	if (n == NULL) {
-		reply_store_error(r);
-		goto out;
-	}
-	status = jsonx_str(n, "status");
-	prev_app = jsonx_int(n, "app_id", 0);
-	if (jsonx_int(n, "is_sandbox", 0)) {
-		reply_error(r, 409, "NODE_IS_SANDBOX", "node '%s' is the "
-		    "sandbox node; apps cannot be linked to it", node);
-		goto out;
-	}
-	if (strcmp(status, "offboarding") == 0 ||
-	    strcmp(status, "offboarded") == 0) {
-		reply_error(r, 409, "NODE_OFFBOARDED", "node '%s' is %s; apps "
-		    "cannot be linked to it", node, status);
-		goto out;
-	}
-	if (jsonx_int(app, "sandbox", 0)) {
-		reply_error(r, 409, "APP_HAS_SANDBOX", "app '%s' has a sandbox; "
-		    "run 'nubo apps unlink-sandbox %s' first (its sandbox data "
-		    "will be gone)", sub, sub);
-		goto out;
-	}
-	other_node = store_int(r->db, 0, "SELECT id FROM nodes WHERE app_id = ?",
-	    "i", r->app_id);
-	if (other_node == r->node_id) {
-		/* Already done: linking is idempotent so a resumed migration
-		 * can repeat it. */
-		store_rollback(r->db);
-		out = nodes_json(r->db, r->node_id);
-		json_object_set_new(out, "unlinked_app", json_null());
-		reply(r, 200, out);
-		goto out;
-	}
-	if (other_node) {
-		char *other = store_text(r->db, "SELECT name FROM nodes"
-		    " WHERE id = ?", "i", other_node);
-
-		reply_error(r, 409, "APP_LINKED_ELSEWHERE", "app '%s' is linked "
-		    "to node '%s'; an app leaves a node only when another app "
-		    "is linked to it or the node is offboarded", sub, other);
-		free(other);
-		goto out;
-	}
-	/* The node keeps its environments and their data: the app linked
-	 * next uses them (seed §3.4). The node agent learns the new
-	 * hostnames when the portal next pushes each environment's spec. */
-	if (store_run(r->db, "UPDATE nodes SET app_id = ?, status = 'linked'"
-	    " WHERE id = ?", "ii", r->app_id, r->node_id) != STORE_OK) {
-		reply_store_error(r);
-		goto out;
-	}
-	if (prev_app) {
-		prev = store_text(r->db, "SELECT subdomain FROM apps"
-		    " WHERE id = ?", "i", prev_app);
-		activity_log_at(r, prev_app, r->node_id, "app.unlink",
-		    "unlinked from node '%s' automatically because app '%s' was "
-		    "linked to it; '%s' is a Free App again", node, sub, prev);
-		activity_log(r, "app.link", "linked to node '%s' (app '%s' was "
-		    "unlinked automatically)", node, prev);
-	} else {
-		activity_log(r, "app.link", "linked to node '%s'", node);
-	}
-	if (store_commit(r->db) == -1) {
-		reply_store_error(r);
-		goto out;
-	}
+	if (prev)
+		prev_sub = store_text(r->db, "SELECT subdomain FROM apps"
+		    " WHERE id = ?", "i", prev);
 	out = nodes_json(r->db, r->node_id);
-	json_object_set_new(out, "unlinked_app", prev ? json_string(prev) :
-	    json_null());
+	json_object_set_new(out, "unlinked_app", prev_sub ?
+	    json_string(prev_sub) : json_null());
 	reply(r, 200, out);
-out:
-	free(prev);
-	json_decref(app);
-	json_decref(n);
+	free(prev_sub);
 }
