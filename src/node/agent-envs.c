@@ -128,6 +128,8 @@ agent_env_transport(struct areq *r)
 	unsigned status = 500;
 	const char *code = "INTERNAL";
 	char *cause = NULL;
+	char *path, *text;
+	json_t *j, *manifest;
 
 	if (abody_check(r, fields) == -1)
 		return;
@@ -137,7 +139,17 @@ agent_env_transport(struct areq *r)
 		free(cause);
 		return;
 	}
-	reply_env(r, r->env);
+	/* the manifest goes back to the portal (constants, events) */
+	path = xasprintf("%s/app/nubo.json", r->env->dir);
+	text = util_read_file(path, NUBO_MANIFEST_MAX, NULL);
+	manifest = text ? json_loads(text, 0, NULL) : NULL;
+	pthread_mutex_lock(&node->lock);
+	j = env_json(r->env);
+	pthread_mutex_unlock(&node->lock);
+	json_object_set_new(j, "manifest", manifest ? manifest : json_null());
+	areply(r, 200, j);
+	free(text);
+	free(path);
 }
 
 /* GET /agent/v1/environments/{id}/logs?lines=N | ?offset=O: the last N

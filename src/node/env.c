@@ -16,11 +16,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <archive.h>
-#include <archive_entry.h>
-
 #include "jsonx.h"
 #include "log.h"
+#include "package.h"
 #include "util.h"
 #include "xmalloc.h"
 
@@ -559,95 +557,6 @@ env_package_path(const char *package)
 	return NULL;
 }
 
-/* Unpack a package into dest (swapped in whole). Until the package
- * library lands this is a plain safe libarchive extraction. */
-static int
-env_extract(const char *src, const char *dest, char **cause)
-{
-	char *tmp = xasprintf("%s.new", dest), *old = xasprintf("%s.old", dest);
-	struct archive *a = archive_read_new();
-	struct archive *w = archive_write_disk_new();
-	struct archive_entry *ent;
-	int r, rc = -1;
-
-	util_rm_rf(tmp);
-	util_rm_rf(old);
-	archive_read_support_format_tar(a);
-	archive_read_support_format_zip(a);
-	archive_read_support_filter_gzip(a);
-	archive_write_disk_set_options(w, ARCHIVE_EXTRACT_SECURE_NODOTDOT |
-	    ARCHIVE_EXTRACT_SECURE_SYMLINKS | ARCHIVE_EXTRACT_PERM);
-	if (util_mkdir_p(tmp, 0755) == -1 ||
-	    archive_read_open_filename(a, src, NUBO_IO_CHUNK) != ARCHIVE_OK) {
-		*cause = xasprintf("cannot open package: %s",
-		    archive_error_string(a));
-		goto out;
-	}
-	while ((r = archive_read_next_header(a, &ent)) == ARCHIVE_OK) {
-		const char *name = archive_entry_pathname(ent);
-		char *p;
-
-		if (name == NULL || name[0] == '/' || strstr(name, "..")) {
-			*cause = xasprintf("package entry '%s' leaves the "
-			    "package root", name ? name : "?");
-			goto out;
-		}
-		p = xasprintf("%s/%s", tmp, name);
-		archive_entry_set_pathname(ent, p);
-		archive_entry_set_uid(ent, 0);
-		archive_entry_set_gid(ent, 0);
-		free(p);
-		if (archive_write_header(w, ent) != ARCHIVE_OK) {
-			*cause = xasprintf("cannot unpack package: %s",
-			    archive_error_string(w));
-			goto out;
-		}
-		if (archive_entry_size(ent) > 0) {
-			const void *buf;
-			size_t len;
-			la_int64_t off;
-
-			while ((r = archive_read_data_block(a, &buf, &len,
-			    &off)) == ARCHIVE_OK)
-				if (archive_write_data_block(w, buf, len, off)
-				    != ARCHIVE_OK)
-					break;
-			if (r != ARCHIVE_EOF) {
-				*cause = xasprintf("cannot unpack package: %s",
-				    archive_error_string(a));
-				goto out;
-			}
-		}
-		archive_write_finish_entry(w);
-	}
-	if (r != ARCHIVE_EOF) {
-		*cause = xasprintf("cannot read package: %s",
-		    archive_error_string(a));
-		goto out;
-	}
-	chmod(tmp, 0755);
-	if (access(dest, F_OK) == 0 && rename(dest, old) == -1) {
-		*cause = xasprintf("cannot replace %s: %s", dest,
-		    strerror(errno));
-		goto out;
-	}
-	if (rename(tmp, dest) == -1) {
-		*cause = xasprintf("cannot install %s: %s", dest,
-		    strerror(errno));
-		goto out;
-	}
-	util_rm_rf(old);
-	rc = 0;
-out:
-	archive_read_free(a);
-	archive_write_free(w);
-	if (rc == -1)
-		util_rm_rf(tmp);
-	free(tmp);
-	free(old);
-	return rc;
-}
-
 int
 env_transport(struct env *e, const char *package, unsigned *status,
     const char **code, char **cause)
@@ -673,7 +582,7 @@ env_transport(struct env *e, const char *package, unsigned *status,
 		goto out;
 	}
 	dest = xasprintf("%s/app", e->dir);
-	if (env_extract(src, dest, cause) == -1) {
+	if (package_extract(src, dest, cause) == -1) {
 		*status = 422;
 		*code = "PACKAGE_INVALID";
 		goto out;

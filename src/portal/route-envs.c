@@ -9,6 +9,7 @@
 #include "jobs.h"
 #include "nodeclient.h"
 #include "portal.h"
+#include "settings.h"
 #include "store.h"
 #include "util.h"
 #include "xmalloc.h"
@@ -38,11 +39,29 @@ envs_hostname(const char *app, const char *env, const char *domain)
 	return h;
 }
 
+/* The settings part (settings.c): env (constants, custom variables),
+ * scheduled events, domains, access, headers, maintenance window, and the
+ * runtime's instances and memory, which `envs scale` writes there too. */
+static void
+envs_spec_settings(sqlite3 *db, long long env_id, json_t *spec)
+{
+	json_t *s = settings_node_spec(db, env_id), *v;
+	const char *k;
+
+	json_object_foreach(s, k, v) {
+		if ((strcmp(k, "instances") == 0 || strcmp(k, "memory_mb") == 0)
+		    && !json_is_integer(v))
+			continue;	/* not set: the default stays */
+		json_object_set(spec, k, v);
+	}
+	json_decref(s);
+}
+
 /* The desired spec of one environment as the node receives it
  * (PUT /agent/v1/environments/{id}). Other areas add their pieces here
  * (settings: constants, env vars, domains, access restrictions, headers). */
 static json_t *
-envs_spec_from_row(json_t *row, const char *domain)
+envs_spec_from_row(sqlite3 *db, json_t *row, const char *domain)
 {
 	json_t *spec, *hosts = json_array();
 	const char *app = jsonx_str(row, "app");
@@ -64,6 +83,7 @@ envs_spec_from_row(json_t *row, const char *domain)
 	    "memory_mb", (json_int_t)jsonx_int(row, "memory_mb", 512),
 	    "maintenance", (int)jsonx_int(row, "maintenance", 0),
 	    "env");
+	envs_spec_settings(db, jsonx_int(row, "id", 0), spec);
 	return spec;
 }
 
@@ -75,7 +95,7 @@ envs_spec(sqlite3 *db, const char *domain, long long env_id)
 
 	if (row == NULL)
 		return NULL;
-	spec = envs_spec_from_row(row, domain);
+	spec = envs_spec_from_row(db, row, domain);
 	json_decref(row);
 	return spec;
 }
@@ -89,18 +109,18 @@ envs_specs(sqlite3 *db, const char *domain, long long node_id)
 	size_t i;
 
 	json_array_foreach(rows, i, row)
-		json_array_append_new(out, envs_spec_from_row(row, domain));
+		json_array_append_new(out, envs_spec_from_row(db, row, domain));
 	json_decref(rows);
 	return out;
 }
 
 /* An environment as the API shows it. */
 static json_t *
-envs_json(json_t *row, const char *domain)
+envs_json(sqlite3 *db, json_t *row, const char *domain)
 {
 	json_t *st = json_object_get(row, "status");
 	const char *app = jsonx_str(row, "app");
-	json_t *out;
+	json_t *out, *spec = envs_spec_from_row(db, row, domain);
 
 	out = json_pack("{s:s,s:s,s:s,s:s,s:O,s:I,s:I,s:b,s:O,s:O,s:s?}",
 	    "name", jsonx_str(row, "name"),
@@ -108,8 +128,8 @@ envs_json(json_t *row, const char *domain)
 	    "node", jsonx_str(row, "node"),
 	    "generation", jsonx_str(row, "generation"),
 	    "package", json_object_get(row, "package"),
-	    "instances", (json_int_t)jsonx_int(row, "instances", 1),
-	    "memory_mb", (json_int_t)jsonx_int(row, "memory_mb", 512),
+	    "instances", (json_int_t)jsonx_int(spec, "instances", 1),
+	    "memory_mb", (json_int_t)jsonx_int(spec, "memory_mb", 512),
 	    "maintenance", (int)jsonx_int(row, "maintenance", 0),
 	    "running", json_is_object(st) && json_object_get(st, "instances") ?
 	    json_object_get(st, "instances") : json_null(),
@@ -127,6 +147,7 @@ envs_json(json_t *row, const char *domain)
 		free(url);
 		free(h);
 	}
+	json_decref(spec);
 	return out;
 }
 
@@ -159,7 +180,7 @@ envs_list(struct preq *r)
 		return;
 	}
 	json_array_foreach(rows, i, row)
-		json_array_append_new(out, envs_json(row,
+		json_array_append_new(out, envs_json(r->db, row,
 		    r->portal->cloud_domain));
 	json_decref(rows);
 	reply(r, 200, json_pack("{s:o}", "environments", out));
@@ -173,7 +194,7 @@ envs_show(struct preq *r)
 
 	if (row == NULL)
 		return;
-	reply(r, 200, envs_json(row, r->portal->cloud_domain));
+	reply(r, 200, envs_json(r->db, row, r->portal->cloud_domain));
 	json_decref(row);
 }
 
@@ -276,48 +297,72 @@ envs_transport(struct preq *r)
 	    "package", pkg));
 }
 
-/* PUT …/scale {instances?, memory_mb?}: v4 only for more than one
- * instance (SPEC §4 generations). */
+/* PUT …/scale {instances?, memory_mb?}: the runtime settings (v4 only,
+ * SPEC §2 Runtime), kept in the environment's settings document so that
+ * settings export/import/diff carry them; a running environment is
+ * scaled at once by the job. */
 void
 envs_scale(struct preq *r)
 {
 	static const struct jfield fields[] = {
 		{ "instances", JT_INT, 0 }, { "memory_mb", JT_INT, 0 },
 		{ NULL } };
-	json_t *row;
-	long long n, mb;
+	json_t *row = NULL, *stored = NULL, *rt;
+	json_t *n = NULL, *mb = NULL;
 
 	if (body_check(r, fields) == -1 || (row = envs_row(r)) == NULL)
 		return;
-	n = jsonx_int(r->body, "instances", jsonx_int(row, "instances", 1));
-	mb = jsonx_int(r->body, "memory_mb", jsonx_int(row, "memory_mb", 512));
-	if (n < 1 || n > NUBO_INSTANCES_MAX) {
+	n = json_object_get(r->body, "instances");
+	mb = json_object_get(r->body, "memory_mb");
+	if (n == NULL && mb == NULL) {
+		reply_error(r, 400, "BAD_REQUEST", "give instances and/or "
+		    "memory_mb");
+		goto out;
+	}
+	if (strcmp(jsonx_str(row, "generation"), "v4") != 0) {
+		reply_error(r, 409, "NOT_SUPPORTED_ON_V3", "cannot scale '%s': "
+		    "node '%s' is a v3 node (one instance, fixed memory)",
+		    jsonx_str(row, "name"), jsonx_str(row, "node"));
+		goto out;
+	}
+	if (n && (json_integer_value(n) < 1 ||
+	    json_integer_value(n) > NUBO_INSTANCES_MAX)) {
 		reply_error(r, 400, "INVALID_INSTANCES", "instances must be "
 		    "1 to %d", NUBO_INSTANCES_MAX);
 		goto out;
 	}
-	if (mb < NUBO_MEMORY_MB_MIN || mb > NUBO_MEMORY_MB_MAX) {
+	if (mb && (json_integer_value(mb) < NUBO_MEMORY_MB_MIN ||
+	    json_integer_value(mb) > NUBO_MEMORY_MB_MAX)) {
 		reply_error(r, 400, "INVALID_MEMORY", "memory_mb must be %d to "
 		    "%d", NUBO_MEMORY_MB_MIN, NUBO_MEMORY_MB_MAX);
 		goto out;
 	}
 	if (envs_node_ready(r, row) == -1)
 		goto out;
-	if (n > 1 && strcmp(jsonx_str(row, "generation"), "v4") != 0) {
-		reply_error(r, 409, "NOT_SUPPORTED_ON_V3", "cannot scale '%s' to "
-		    "%lld instances: node '%s' is a v3 node (one instance)",
-		    jsonx_str(row, "name"), n, jsonx_str(row, "node"));
-		goto out;
-	}
-	if (store_run(r->db, "UPDATE environments SET instances = ?,"
-	    " memory_mb = ? WHERE id = ?", "iii", n, mb,
-	    jsonx_int(row, "id", 0)) != STORE_OK) {
+	if (store_begin(r->db) == -1) {
 		reply_store_error(r);
 		goto out;
 	}
-	envs_action(r, "env.scale", "scale", json_pack("{s:I,s:I}",
-	    "instances", (json_int_t)n, "memory_mb", (json_int_t)mb));
+	stored = settings_load(r->db, jsonx_int(row, "id", 0));
+	rt = json_object_get(stored, "runtime");
+	if (!json_is_object(rt)) {
+		rt = json_object();
+		json_object_set_new(stored, "runtime", rt);
+	}
+	if (n)
+		json_object_set(rt, "instances", n);
+	if (mb)
+		json_object_set(rt, "memory_mb", mb);
+	if (settings_save(r->db, jsonx_int(row, "id", 0), stored, 0,
+	    r->who.user_id) == -1 || store_commit(r->db) == -1) {
+		store_rollback(r->db);
+		reply_store_error(r);
+		goto out;
+	}
+	envs_action(r, "env.scale", "scale", json_pack("{s:O?,s:O?}",
+	    "instances", n, "memory_mb", mb));
 out:
+	json_decref(stored);
 	json_decref(row);
 }
 
@@ -353,7 +398,7 @@ envs_maintenance(struct preq *r)
 	json_decref(row);
 	row = envs_row(r);
 	if (row) {
-		json_t *out = envs_json(row, r->portal->cloud_domain);
+		json_t *out = envs_json(r->db, row, r->portal->cloud_domain);
 
 		/* not applied yet: the node gets it with its next heartbeat */
 		json_object_set_new(out, "applied", json_boolean(st >= 200 &&
@@ -531,14 +576,20 @@ envs_job_action(struct job *j, json_t **result, char **cause)
 		goto out;
 	envs_mirror(j->db, env_id, resp);
 	if (strcmp(action, "transport") == 0) {
-		store_run(j->db, "UPDATE environments SET package = ? WHERE"
-		    " id = ?", "si", jsonx_str(j->params, "package"), env_id);
+		store_run(j->db, "UPDATE environments SET package = ?,"
+		    " package_manifest = ? WHERE id = ?", "sji",
+		    jsonx_str(j->params, "package"), json_object_get(resp,
+		    "manifest"), env_id);
+		json_object_del(resp, "manifest");
 		rc = 0;
 	} else if (strcmp(action, "clean") == 0) {
 		rc = 0;
 	} else {
 		rc = envs_wait(j, env_id, path, strcmp(action, "stop") != 0,
 		    0, &last, cause);
+		/* started with the current settings */
+		if (rc == 0 && strcmp(action, "stop") != 0)
+			settings_restart_applied(j->db, env_id);
 	}
 out:
 	if (rc == 0)

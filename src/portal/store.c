@@ -133,6 +133,9 @@ static const char *const store_schema[] = {
 	"ALTER TABLE environments ADD COLUMN status_json TEXT;"
 	"ALTER TABLE nodes ADD COLUMN router TEXT;"
 	"ALTER TABLE nodes ADD COLUMN agent_version TEXT;",
+	/* 5: node runtime — the manifest of the package an environment runs
+	 * (settings read its constants and scheduled events). */
+	"ALTER TABLE environments ADD COLUMN package_manifest TEXT;",
 };
 
 static char *store_path_global;

@@ -89,7 +89,8 @@ kill9_portal() {
 }
 
 # start_node NAME [GENERATION] [nubod node options…]: create the node in the
-# portal (unless it exists: then only start its agent again) and start
+# portal (with $NODE_CREATE_ARGS, e.g. --sandbox; unless it exists: then
+# only start its agent again) and start
 # `nubod node` in $T/node-NAME. Sets NODE_URL_<NAME>, ROUTER_<NAME> (the
 # router's port) and NODE_PID_<NAME> (dashes in NAME become _).
 start_node() {
@@ -98,7 +99,8 @@ start_node() {
 	var=${name//-/_}
 	dir=$T/node-$name
 	if [ ! -f "$T/node-$name.token" ]; then
-		NUBO_API_KEY=$ADMIN_KEY "$NUBO" admin nodes create "$name" --generation "$gen" --json |
+		# shellcheck disable=SC2086
+		NUBO_API_KEY=$ADMIN_KEY "$NUBO" admin nodes create "$name" --generation "$gen" ${NODE_CREATE_ARGS:-} --json |
 			jq_get token > "$T/node-$name.token"
 		free_port > "$T/node-$name.ports"
 		free_port >> "$T/node-$name.ports"

@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# t3a: v4 nodes — an environment scaled to 2 instances is load-balanced by
+# nginx over both (requests reach both), scaled down to 1 while running;
+# the memory limit reaches the instances; v3 refuses scaling; a Free App's
+# sandbox environment on the sandbox node deploys and serves like any other.
+. "$(dirname "$0")/lib.sh"
+
+APPS=$NUBO_SRC/tests/e2e/apps
+start_portal
+
+put_package() { # NODE ID SRCDIR (the node's repository folder)
+	mkdir -p "$T/node-$1/packages/$2"
+	tar czf "$T/node-$1/packages/$2/package" -C "$3" .
+}
+
+# ports answering through the router in N requests, sorted, comma-joined
+ports_seen() { # NODE HOST N
+	local i
+	for i in $(seq "$3"); do route "$1" "$2" / | jq_get port; done | sort -u | paste -sd, -
+}
+
+check "create app" "$NUBO" apps create shop --no-sandbox
+start_node cloud4 v4
+check "link" "$NUBO" nodes link cloud4 shop
+put_package cloud4 pyapp-1.0.0 "$APPS/pyapp"
+HOST=shop-acceptance.nubo.localhost
+
+check "transport" "$NUBO" envs transport shop Acceptance pyapp-1.0.0
+check "scale a stopped environment" "$NUBO" envs scale shop Acceptance --instances 2 --memory 256
+expect "instances recorded" "$("$NUBO" envs show shop Acceptance --json | jq_get instances)" 2
+expect "scale is a runtime setting" "$("$NUBO" settings show shop Acceptance --json 2>/dev/null | jq_get settings.runtime.instances)" 2
+check "start with 2 instances" "$NUBO" envs start shop Acceptance
+env=$("$NUBO" envs show shop Acceptance --json)
+expect "two instances running" "$(printf '%s' "$env" | python3 -c 'import json,sys; print(sum(1 for i in json.load(sys.stdin)["running"] if i["state"]=="running"))')" 2
+p1=$(printf '%s' "$env" | jq_get running.0.port)
+p2=$(printf '%s' "$env" | jq_get running.1.port)
+[ "$p1" != "$p2" ] && pass "instances on their own ports ($p1, $p2)" || fail "same port twice"
+expect "requests reach both instances" "$(ports_seen cloud4 $HOST 20)" "$(printf '%s\n%s\n' "$p1" "$p2" | sort | paste -sd, -)"
+pid1=$(printf '%s' "$env" | jq_get running.0.pid)
+expect_match "memory limit on the instance (RLIMIT_AS or cgroup)" \
+	"$(grep 'Max address space' "/proc/$pid1/limits" | awk '{print $4}'; cat /sys/fs/cgroup/nubo/env-*-1/memory.max 2>/dev/null || true)" "268435456"
+expect "both share one database" "$(route cloud4 $HOST /add/x | jq_get count)" 1
+expect "write seen by the other instance too" "$(for i in 1 2 3 4; do route cloud4 $HOST /count | jq_get count; done | sort -u)" 1
+
+check "scale down to 1 while running" "$NUBO" envs scale shop Acceptance --instances 1
+expect "one instance left" "$("$NUBO" envs show shop Acceptance --json | python3 -c 'import json,sys; print(sum(1 for i in json.load(sys.stdin)["running"] if i["state"]=="running"))')" 1
+one=$(ports_seen cloud4 $HOST 10)
+expect_match "requests reach one instance" "$one" '^[0-9]+$'
+check "scale up again while running" "$NUBO" envs scale shop Acceptance --instances 3
+expect "three distinct ports answer" "$(ports_seen cloud4 $HOST 30 | tr ',' '\n' | wc -l)" 3
+check_fails "more than the cap refused" 1 "$NUBO" envs scale shop Acceptance --instances 99
+check_fails "memory below the minimum refused" 1 "$NUBO" envs scale shop Acceptance --memory 1
+check_fails "scale needs an option" 2 "$NUBO" envs scale shop Acceptance
+check "restart keeps 3 instances" "$NUBO" envs restart shop Acceptance
+expect "3 running after restart" "$("$NUBO" envs show shop Acceptance --json | python3 -c 'import json,sys; print(sum(1 for i in json.load(sys.stdin)["running"] if i["state"]=="running"))')" 3
+check "stop" "$NUBO" envs stop shop Acceptance
+expect "no instance left" "$("$NUBO" envs show shop Acceptance --json | jq_get running)" "[]"
+
+# v3: one instance, fixed memory
+check "create v3 app" "$NUBO" apps create legacy --no-sandbox
+start_node cloud3 v3
+check "link v3" "$NUBO" nodes link cloud3 legacy
+check_fails "v3 refuses scaling" 1 "$NUBO" envs scale legacy Test --instances 2
+expect_match "v3 refusal says why" "$(cat "$T/last.err")" "v3 node"
+
+# the sandbox: a Free App's environment on the shared sandbox node
+NODE_CREATE_ARGS=--sandbox start_node sandbox v4
+check "free app with a sandbox" "$NUBO" apps create trial
+put_package sandbox pyapp-1.0.0 "$APPS/pyapp"
+expect "sandbox environment listed" "$("$NUBO" envs list trial --json | jq_get 0.name)" Sandbox
+check "transport to the sandbox" "$NUBO" envs transport trial Sandbox pyapp-1.0.0
+check "start the sandbox" "$NUBO" envs start trial Sandbox
+out=$(route sandbox trial-sandbox.nubo.localhost /)
+expect "sandbox serves through its router" "$(printf '%s' "$out" | jq_get app)" trial
+expect "sandbox env name" "$(printf '%s' "$out" | jq_get env)" Sandbox
+check "stop the sandbox" "$NUBO" envs stop trial Sandbox
+
+finish
