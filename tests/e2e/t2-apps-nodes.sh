@@ -118,6 +118,20 @@ expect "v3 node TC" "$(as "$DEV" nodes show cloud-v3 --json | jq_get technical_c
 check_fails "set-technical-contact is admin only" 1 as "$TC" admin nodes set-technical-contact cloud-v3 tc@example.com
 check_fails "set-technical-contact to an unknown user" 1 as "$ADMIN" admin nodes set-technical-contact cloud-v3 nobody@example.com
 
+# Racing links of one app to two nodes: exactly one wins, the other is a
+# clean 409 (the check and the update share one transaction).
+for n in race-a race-b; do as "$ADMIN" admin nodes create "$n" --generation v4 >/dev/null; done
+for round in 1 2 3; do
+	as "$ADMIN" apps create "race$round" --no-sandbox >/dev/null
+	status_as "$ADMIN" POST /nodes/race-a/link "{\"app\":\"race$round\"}" > "$T/race-a" &
+	pa=$!
+	status_as "$ADMIN" POST /nodes/race-b/link "{\"app\":\"race$round\"}" > "$T/race-b" &
+	pb=$!
+	wait "$pa" "$pb"
+	expect "race $round: one link wins, the other is refused" "$(printf '%s\n%s\n' "$(cat "$T/race-a")" "$(cat "$T/race-b")" | sort | tr '\n' ' ')" "200 409 "
+	expect "race $round: the app is on exactly one node" "$(as "$ADMIN" nodes list --json | python3 -c 'import json,sys; print(sum(n["app"] == sys.argv[1] for n in json.load(sys.stdin)))' "race$round")" 1
+done
+
 # ---- rename ------------------------------------------------------------
 check "rename the app" as "$TC" apps rename shop "Shop (v4)"
 expect "renamed" "$(as "$TC" apps show shop --json | jq_get name)" "Shop (v4)"
