@@ -248,6 +248,7 @@ env_apply_spec(json_t *spec, int *routing)
 		log_info("environment %lld (%s) added", id,
 		    jsonx_str(spec, "name") ? jsonx_str(spec, "name") : "?");
 	}
+	e->removed = 0;
 	if (json_equal(e->spec, spec))
 		return e;
 	if (spec_routing_changed(e->spec, spec)) {

@@ -238,10 +238,42 @@ node_apply_specs(json_t *specs)
 	json_t *spec;
 	size_t i;
 
+	struct env *e;
+
+	if (!json_is_array(specs))
+		return;
 	pthread_mutex_lock(&node->lock);
 	json_array_foreach(specs, i, spec)
 		if (json_is_object(spec))
 			env_apply_spec(spec, NULL);
+	/* The list is complete: an environment the portal no longer has
+	 * (a deleted sandbox, say) stops serving. Its data stays on disk
+	 * until someone removes it on purpose. */
+	for (e = node->envs; e; e = e->next) {
+		int listed = 0;
+
+		json_array_foreach(specs, i, spec)
+			if (jsonx_int(spec, "id", 0) == e->id)
+				listed = 1;
+		if (listed || e->removed)
+			continue;
+		e->removed = 1;
+		if (json_array_size(json_object_get(e->spec, "hostnames")))
+			node->router_dirty = 1;
+		json_object_set_new(e->spec, "hostnames", json_array());
+		if (e->want_running || e->state == ENV_STARTING ||
+		    e->state == ENV_RUNNING) {
+			unsigned st;
+			const char *code;
+			char *cause = NULL;
+
+			env_log(e, "the portal no longer has this environment; "
+			    "stopping it");
+			env_stop(e, &st, &code, &cause);
+			free(cause);
+		}
+		env_save(e);
+	}
 	pthread_mutex_unlock(&node->lock);
 }
 

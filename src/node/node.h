@@ -56,6 +56,7 @@ struct env {
 	int			 want_running;
 	int			 restart_pending;
 	int			 routed_pending;	/* healthy; running once routed */
+	int			 removed;	/* the portal no longer lists it */
 	double			 start_deadline;
 	char			*error;		/* why it failed */
 	char			*db_password;

@@ -71,6 +71,10 @@ expect "serving again" "$(route cloud3 $HOST /count | jq_get count)" 2
 logs=$("$NUBO" envs logs shop Test --lines 50)
 expect_match "logs show the crash" "$logs" "instance 1 \\(pid $pid, port [0-9]+\\) was killed by signal 9"
 expect_match "logs show the app's own output" "$logs" "pyapp listening on port"
+rc=0
+timeout 3 "$NUBO" envs logs shop Test --follow > "$T/follow.out" 2>&1 || rc=$?
+expect "logs --follow runs until stopped" "$rc" 124
+expect_match "logs --follow prints the log" "$(cat "$T/follow.out")" "pyapp listening on port"
 
 # stop / start keeps data
 check "stop" "$NUBO" envs stop shop Test
@@ -95,6 +99,18 @@ expect "static site through nginx" "$(route cloud3 shop-acceptance.nubo.localhos
 
 # a start that never gets healthy fails, with the app's last log lines
 check "transport sleeper" "$NUBO" envs transport shop Production sleeper-0.1.0
+# the portal killed while the start job runs: the job is re-queued and ends
+job=$(api_as "$ADMIN_KEY" POST /apps/shop/environments/Production/start '{}' | jq_get job.id)
+kill9_portal
+start_portal
+st=
+for _ in $(seq 160); do
+	st=$(api_as "$ADMIN_KEY" GET "/jobs/$job" | jq_get state)
+	if [ "$st" = failed ] || [ "$st" = completed ]; then break; fi
+	sleep 0.25
+done
+expect "a job survives kill -9 of the portal (re-queued, then failed)" "$st" failed
+expect_match "its error carries the app's log" "$(api_as "$ADMIN_KEY" GET "/jobs/$job" | jq_get error)" "sleeper: warming up forever"
 check_fails "start times out" 1 "$NUBO" envs start shop Production
 expect_match "failure carries the app's log" "$(cat "$T/last.err")" "sleeper: warming up forever"
 expect "state failed" "$("$NUBO" envs show shop Production --json | jq_get state)" failed

@@ -63,6 +63,21 @@ check "link v3" "$NUBO" nodes link cloud3 legacy
 check_fails "v3 refuses scaling" 1 "$NUBO" envs scale legacy Test --instances 2
 expect_match "v3 refusal says why" "$(cat "$T/last.err")" "v3 node"
 
+# --pg: a node using an existing PostgreSQL server (here cloud4's cluster)
+PGPORT=$(sed -n 3p "$T/node-cloud4.ports")
+PGPW=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["password"])' "$T/node-cloud4/pg/admin.json")
+check "app for the external-database node" "$NUBO" apps create ext --no-sandbox
+start_node ext4 v4 --pg "postgresql://nubo_admin:$PGPW@127.0.0.1:$PGPORT/postgres"
+check "link" "$NUBO" nodes link ext4 ext
+[ ! -e "$T/node-ext4/pg" ] && pass "no cluster of its own with --pg" || fail "initialised a cluster despite --pg"
+put_package ext4 pyapp-1.0.0 "$APPS/pyapp"
+check "transport (external database)" "$NUBO" envs transport ext Test pyapp-1.0.0
+check "start (external database)" "$NUBO" envs start ext Test
+extid=$(sqlite3 "$T/portal/portal.db" "SELECT e.id FROM environments e JOIN nodes n ON n.id = e.node_id WHERE n.name = 'ext4' AND e.name = 'Test'")
+expect "its database lives on the given server" "$(route ext4 ext-test.nubo.localhost /add/y | jq_get db)" "env_$extid"
+expect "row written there" "$(PGPASSWORD=$PGPW psql -h 127.0.0.1 -p "$PGPORT" -U nubo_admin -d "env_$extid" -Atc 'SELECT count(*) FROM notes')" 1
+check "stop (external database)" "$NUBO" envs stop ext Test
+
 # the sandbox: a Free App's environment on the shared sandbox node
 NODE_CREATE_ARGS=--sandbox start_node sandbox v4
 check "free app with a sandbox" "$NUBO" apps create trial
@@ -73,6 +88,13 @@ check "start the sandbox" "$NUBO" envs start trial Sandbox
 out=$(route sandbox trial-sandbox.nubo.localhost /)
 expect "sandbox serves through its router" "$(printf '%s' "$out" | jq_get app)" trial
 expect "sandbox env name" "$(printf '%s' "$out" | jq_get env)" Sandbox
-check "stop the sandbox" "$NUBO" envs stop trial Sandbox
+sbpid=$("$NUBO" envs show trial Sandbox --json | jq_get running.0.pid)
+check "delete the sandbox app while it runs" "$NUBO" apps delete trial
+gone=
+for _ in $(seq 40); do
+	if [ "$(route_status sandbox trial-sandbox.nubo.localhost /)" = 404 ] && ! grep -qs app.py "/proc/$sbpid/cmdline"; then gone=1; break; fi
+	sleep 0.25
+done
+expect "the node stops an environment the portal no longer has" "$gone" 1
 
 finish
