@@ -690,10 +690,15 @@ store_scan(sqlite3 *db, const char *sql, const char *types,
 	}
 	/* skip past the bind arguments stmt_bind consumed from its copy */
 	for (i = 0; types[i]; i++) {
-		if (types[i] == 'i')
-			(void)va_arg(ap, long long);
-		else
-			(void)va_arg(ap, void *);
+		if (types[i] == 'i') {
+			long long skip_int = va_arg(ap, long long);
+
+			(void)skip_int;
+		} else {
+			const void *skip_ptr = va_arg(ap, const void *);
+
+			(void)skip_ptr;
+		}
 	}
 	rc = sqlite3_step(st);
 	for (i = 0; cols[i]; i++) {
