@@ -846,7 +846,7 @@ scan_entry(struct scan *s, struct archive_entry *e, char **cause)
 			    "earlier in the package ('%.200s')", path, hl);
 			goto out;
 		}
-		if (s->rootfd != -1 && linkat(s->rootfd, target, dirfd, base,
+		if (base != NULL && linkat(s->rootfd, target, dirfd, base,
 		    0) == -1) {
 			scan_fail(cause, "cannot link '%s': %s", path,
 			    strerror(errno));

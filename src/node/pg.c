@@ -167,12 +167,14 @@ pg_start(void)
 
 	if (node->pg_uri) {
 		PQconninfoOption *o = PQconninfoParse(node->pg_uri, NULL), *p;
+		long long port;
 
 		for (p = o; p && p->keyword; p++) {
 			if (strcmp(p->keyword, "host") == 0 && p->val)
 				pg_host = xstrdup(p->val);
-			if (strcmp(p->keyword, "port") == 0 && p->val)
-				pg_port_used = (unsigned)atoi(p->val);
+			if (strcmp(p->keyword, "port") == 0 && p->val &&
+			    util_parse_int(p->val, 1, 65535, &port) == 0)
+				pg_port_used = (unsigned)port;
 		}
 		PQconninfoFree(o);
 		if (pg_host == NULL)

@@ -136,14 +136,12 @@ if not writes:
 for rt in writes:
     method, pattern = rt["method"], rt["path"]
     name = f"{method} {pattern}"
-    missing = [p for p in PARAM.findall(pattern)
-               if p not in ("app", "env", "node", "user", "key", "id", "name",
-                             "domain", "header")]
+    fixtures, token = make_world()
+    missing = [p for p in PARAM.findall(pattern) if p not in fixtures]
     if missing:
         fail(f"{name}: no fixture for path parameter {{{missing[0]}}}: add "
              "one to make_world() in tests/e2e/badinput.py")
         continue
-    fixtures, token = make_world()
     key = token if rt["access"] == "agent" else ADMIN_KEY
     path = fill(pattern, fixtures)
     takes_body = method != "DELETE"
