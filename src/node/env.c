@@ -219,7 +219,7 @@ static int
 spec_routing_changed(json_t *a, json_t *b)
 {
 	static const char *const keys[] = { "hostnames", "maintenance", "app",
-		"name", "router", NULL };
+		"name", "router", "domains", "access", "headers", NULL };
 	int i;
 
 	for (i = 0; keys[i]; i++)

@@ -29,7 +29,8 @@ struct node *node;
 static const char node_usage[] =
     "usage: nubod node --data DIR --portal URL --token TOKEN\n"
     "                  [--listen IP:PORT] [--url AGENT_URL]\n"
-    "                  [--router-port P] [--pg-port P | --pg postgresql://…]\n"
+    "                  [--router-port P] [--router-tls-port P]\n"
+    "                  [--pg-port P | --pg postgresql://…]\n"
     "                  [--user nubo] [--ports 20000-32767]\n"
     "                  [--start-timeout SECONDS] [--stop-grace SECONDS]\n"
     "       nubod node stop-all --data DIR   stop apps, router and database\n";
@@ -448,6 +449,7 @@ node_main(int argc, char **argv)
 		{ "listen", required_argument, NULL, 'l' },
 		{ "url", required_argument, NULL, 'u' },
 		{ "router-port", required_argument, NULL, 'r' },
+		{ "router-tls-port", required_argument, NULL, 'R' },
 		{ "pg-port", required_argument, NULL, 'g' },
 		{ "pg", required_argument, NULL, 'G' },
 		{ "user", required_argument, NULL, 'U' },
@@ -487,10 +489,13 @@ node_main(int argc, char **argv)
 		case 'U': node->user = optarg; break;
 		case 'r':
 		case 'g':
+		case 'R':
 			if (util_parse_int(optarg, 1, 65535, &n) == -1)
 				goto usage;
 			if (c == 'r')
 				node->router_port = (unsigned)n;
+			else if (c == 'R')
+				node->router_tls_port = (unsigned)n;
 			else
 				node->pg_port = (unsigned)n;
 			break;
@@ -554,6 +559,7 @@ node_main(int argc, char **argv)
 	log_info("agent listening on %s, router on 127.0.0.1:%u", node->listen,
 	    node->router_port);
 	supervisor_start();
+	events_start();
 	if (pthread_create(&hb, NULL, heartbeat_thread, NULL) != 0)
 		return error("cannot start the heartbeat");
 	while (!node_stopping)

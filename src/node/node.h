@@ -73,6 +73,7 @@ struct node {
 	char			*user;		/* OS user for pg and apps */
 	char			*pg_uri;	/* --pg: an existing server */
 	unsigned		 router_port;
+	unsigned		 router_tls_port;	/* custom domains; 0: none */
 	unsigned		 pg_port;
 	int			 port_lo, port_hi;
 	int			 start_timeout;	/* seconds */
@@ -181,6 +182,13 @@ int router_start(void);
 /* Render, check with nginx -t, swap atomically, reload. Takes the lock. */
 int router_reload(void);
 void router_stop(void);
+
+/* constants.c: NUBO_CONST_<NAME> → default from the deployed package's
+ * manifest, for every constant that declares one (new object). */
+json_t *constants_defaults(struct env *);
+
+/* events.c: the scheduled-events thread (SPEC §2 Model Options). */
+void events_start(void);
 
 /* agent-routes.c */
 struct http_server *agent_routes_listen(const char *listen);

@@ -22,6 +22,7 @@
 #include "buf.h"
 #include "jsonx.h"
 #include "log.h"
+#include "router-settings.h"
 #include "util.h"
 #include "xmalloc.h"
 
@@ -132,41 +133,58 @@ router_piece_names(struct buf *b, struct route_env *re)
 	buf_printf(b, ";\n");
 }
 
+/* What a location does: the maintenance page, the "not running" page or
+ * the proxy to the instances (caller frees). */
+static char *
+router_piece_inner(struct route_env *re)
+{
+	if (jsonx_bool(re->spec, "maintenance", 0))
+		return xasprintf("      return 503 \"<!doctype html><title>"
+		    "Maintenance</title><h1>Down for maintenance</h1><p>%s is "
+		    "being worked on and will be back soon.</p>\\n\";\n",
+		    re->name);
+	if (re->nports == 0)
+		return xasprintf("      return 503 \"<!doctype html><title>Not "
+		    "running</title><h1>This app is not running</h1><p>"
+		    "Environment %s is %s.</p>\\n\";\n", re->name,
+		    env_state_name(re->state));
+	return xasprintf("      proxy_pass http://env_%lld;\n"
+	    "      proxy_read_timeout 300s;\n", re->id);
+}
+
+/* The locations: `location /` and, with access restrictions (settings),
+ * one per restricted path (router-settings.c). */
 static void
 router_piece_location(struct buf *b, struct route_env *re)
 {
-	if (jsonx_bool(re->spec, "maintenance", 0)) {
-		buf_printf(b, "    location / {\n"
-		    "      return 503 \"<!doctype html><title>Maintenance"
-		    "</title><h1>Down for maintenance</h1><p>%s is being "
-		    "worked on and will be back soon.</p>\\n\";\n"
-		    "    }\n", re->name);
-		return;
-	}
-	if (re->nports == 0) {
-		buf_printf(b, "    location / {\n"
-		    "      return 503 \"<!doctype html><title>Not running"
-		    "</title><h1>This app is not running</h1><p>Environment "
-		    "%s is %s.</p>\\n\";\n"
-		    "    }\n", re->name, env_state_name(re->state));
-		return;
-	}
-	buf_printf(b, "    location / {\n"
-	    "      proxy_pass http://env_%lld;\n"
-	    "      proxy_read_timeout 300s;\n"
-	    "    }\n", re->id);
+	char *inner = router_piece_inner(re);
+	char *dir = xasprintf("%s/nginx", node->data_dir);
+
+	router_settings_locations(b, dir, re->id, re->spec, inner);
+	free(dir);
+	free(inner);
 }
 
 static void
 router_render_server(struct buf *b, struct route_env *re)
 {
+	char *inner, *dir;
+
 	if (json_array_size(json_object_get(re->spec, "hostnames")) == 0)
 		return;		/* no app linked: nothing to route */
 	buf_printf(b, "  # environment %lld (%s)\n  server {\n"
 	    "    listen 127.0.0.1:%u;\n", re->id, re->name, node->router_port);
 	router_piece_names(b, re);
+	router_settings_headers(b, re->spec);
 	router_piece_location(b, re);
 	buf_printf(b, "  }\n");
+	/* custom domains, over TLS, with the same headers and locations */
+	inner = router_piece_inner(re);
+	dir = xasprintf("%s/nginx", node->data_dir);
+	router_settings_tls_servers(b, dir, re->id, re->spec,
+	    node->router_tls_port, inner);
+	free(dir);
+	free(inner);
 }
 
 /* The whole config for a snapshot of the environments. */
@@ -362,6 +380,14 @@ router_reload(void)
 
 	pthread_mutex_lock(&router_lock);
 	n = router_snapshot(&envs);
+	{
+		char *dir = xasprintf("%s/nginx", node->data_dir);
+
+		for (i = 0; i < n; i++)
+			router_settings_files(dir, envs[i].id, envs[i].spec,
+			    node->uid != (uid_t)-1 ? node->gid : (gid_t)-1);
+		free(dir);
+	}
 	text = router_render(envs, n);
 	old = util_read_file(conf, 16 * 1024 * 1024, NULL);
 	pid = router_pid();

@@ -187,6 +187,17 @@ spawn_instance(struct env *e, int i, char **cause)
 	envp_add(&envp, &n, xstrdup("LANG=C.UTF-8"));
 	/* constants and custom variables from the spec (settings) */
 	custom = json_object_get(e->spec, "env");
+	{
+		/* the package's constant defaults, unless the settings set
+		 * the constant (constants.c) */
+		json_t *dflt = constants_defaults(e);
+
+		json_object_foreach(dflt, key, v)
+			if (json_object_get(custom, key) == NULL)
+				envp_add(&envp, &n, xasprintf("%s=%s", key,
+				    json_string_value(v)));
+		json_decref(dflt);
+	}
 	json_object_foreach(custom, key, v)
 		if (json_is_string(v))
 			envp_add(&envp, &n, xasprintf("%s=%s", key,

@@ -14,6 +14,7 @@
 #include "jobs.h"
 #include "log.h"
 #include "portal.h"
+#include "settings.h"
 #include "store.h"
 #include "util.h"
 #include "xmalloc.h"
@@ -155,6 +156,9 @@ portal_main(int argc, char **argv)
 		goto out;
 	}
 	if (store_open(p.store_path) == -1)
+		goto out;
+	/* environment settings: the key that seals their secrets */
+	if (settings_seal_init(p.data_dir) == -1)
 		goto out;
 	if (p.public_url == NULL)
 		p.public_url = own_url = xasprintf("http://%s", p.listen);

@@ -1337,6 +1337,7 @@ settings_save(sqlite3 *db, long long env_id, json_t *stored, int restart,
 {
 	char now[32];
 	long long running;
+	json_t *rt;
 
 	util_time_iso(util_now(), now, sizeof now);
 	running = store_int(db, 0, "SELECT state IN ('running','starting')"
@@ -1349,6 +1350,16 @@ settings_save(sqlite3 *db, long long env_id, json_t *stored, int restart,
 	    " version = version + 1, updated_at = ?4,"
 	    " updated_by = NULLIF(?5, 0)", "ijisi", env_id, stored,
 	    (long long)(restart && running), now, user_id) != STORE_OK)
+		return -1;
+	/* the environment's scale columns (envs scale) follow the settings */
+	rt = json_object_get(stored, "runtime");
+	if (json_object_get(rt, "instances") && store_run(db, "UPDATE"
+	    " environments SET instances = ? WHERE id = ?", "ii",
+	    jsonx_int(rt, "instances", 1), env_id) != STORE_OK)
+		return -1;
+	if (json_object_get(rt, "memory_mb") && store_run(db, "UPDATE"
+	    " environments SET memory_mb = ? WHERE id = ?", "ii",
+	    jsonx_int(rt, "memory_mb", 512), env_id) != STORE_OK)
 		return -1;
 	return 0;
 }
@@ -1507,10 +1518,12 @@ settings_node_spec(sqlite3 *db, long long env_id)
 	    events, "domains", domains, "access", access);
 	json_object_set_new(v, "headers", json_object_get(doc, "headers") ?
 	    json_incref(json_object_get(doc, "headers")) : json_object());
-	json_object_set_new(v, "instances", json_object_get(rt, "instances") ?
-	    json_incref(json_object_get(rt, "instances")) : json_integer(1));
-	json_object_set_new(v, "memory_mb", json_object_get(rt, "memory_mb") ?
-	    json_incref(json_object_get(rt, "memory_mb")) : json_null());
+	if (json_object_get(rt, "instances"))
+		json_object_set(v, "instances", json_object_get(rt,
+		    "instances"));
+	if (json_object_get(rt, "memory_mb"))
+		json_object_set(v, "memory_mb", json_object_get(rt,
+		    "memory_mb"));
 	json_object_set_new(v, "maintenance_window", json_object_get(doc,
 	    "maintenance_window") ? json_incref(json_object_get(doc,
 	    "maintenance_window")) : json_null());
@@ -1519,3 +1532,4 @@ settings_node_spec(sqlite3 *db, long long env_id)
 	json_decref(manifest);
 	return v;
 }
+

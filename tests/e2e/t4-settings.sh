@@ -14,12 +14,14 @@ TC=$(make_user tc@example.com)
 DEV=$(make_user dev@example.com)
 as() { local key=$1; shift; NUBO_API_KEY=$key "$NUBO" "$@"; }
 
-as "$ADMIN" admin nodes create cloud-v3 --generation v3 --technical-contact tc@example.com >/dev/null
-as "$ADMIN" admin nodes create cloud-v4 --generation v4 --technical-contact tc@example.com >/dev/null
+# Two real nodes with their routers (nginx) and a TLS port for custom domains.
+TLS3=$(free_port); TLS4=$(free_port)
+start_node cloud-v3 v3 --router-tls-port "$TLS3" --start-timeout 30
+start_node cloud-v4 v4 --router-tls-port "$TLS4" --start-timeout 30
 as "$TC" apps create shop --no-sandbox >/dev/null
 as "$TC" apps create shop-v4 --no-sandbox >/dev/null
-as "$TC" nodes link cloud-v3 shop >/dev/null
-as "$TC" nodes link cloud-v4 shop-v4 >/dev/null
+as "$ADMIN" nodes link cloud-v3 shop >/dev/null
+as "$ADMIN" nodes link cloud-v4 shop-v4 >/dev/null
 as "$TC" members add shop dev@example.com >/dev/null
 as "$TC" members grant shop dev@example.com --settings Test >/dev/null
 
@@ -235,5 +237,103 @@ bad "unknown app" 404 GET /apps/ghost/environments/Test/settings
 expect "bad input changed nothing" "$(doc3)" "$before"
 expect_match "error names setting and reason" "$(api_as "$TC" PUT "$S3/access" '{"profiles":{"p":{"allow":["300.1.1.1"]}},"paths":{"/":"p"}}')" \
 	"setting 'access.profiles.p.allow': '300.1.1.1' is not an IP address or CIDR"
+
+# ---- through the real nodes: router (nginx) and the settings test app -------
+APPS=$NUBO_SRC/tests/e2e/apps
+put_package() { # NODE ID SRCDIR (into the node's repository folder)
+	mkdir -p "$T/node-$1/packages/$2"
+	tar czf "$T/node-$1/packages/$2/package" -C "$3" .
+}
+put_package cloud-v3 settingsapp-1.0.0 "$APPS/settingsapp"
+put_package cloud-v4 settingsapp-1.0.0 "$APPS/settingsapp"
+H3=shop-test.nubo.localhost
+H4=shop-v4-test.nubo.localhost
+# http NODE HOST PATH [curl args…]: status and body through the router
+get() { local var=ROUTER_${1//-/_} host=$2 path=$3; shift 3
+	curl -s -H "Host: $host" "$@" "http://127.0.0.1:${!var}$path"; }
+code() { local var=ROUTER_${1//-/_} host=$2 path=$3; shift 3
+	curl -s -o /dev/null -w '%{http_code}' -H "Host: $host" "$@" "http://127.0.0.1:${!var}$path"; }
+appenv() { get cloud-v3 "$H3" / -u alice:wonderland1 | jq_get "env.$1"; }
+
+check "v3 access: allow 127.0.0.1, deny 127.0.0.2, basic auth" as "$TC" settings access-set shop Test office \
+	--allow 127.0.0.1 --deny 127.0.0.2 --user alice:wonderland1
+check "enable scheduled event Tick" as "$TC" settings event shop Test Tick on
+check "disable scheduled event Nightly" as "$TC" settings event shop Test Nightly off
+check "transport the settings app" as "$TC" envs transport shop Test settingsapp-1.0.0
+check "start it" as "$TC" envs start shop Test
+expect "running" "$(as "$TC" envs show shop Test --json | jq_get state)" running
+expect "restart not pending after a start" "$(as "$TC" settings show shop Test --json | jq_get restart_pending)" false
+
+expect "IP restriction: 127.0.0.2 refused" "$(code cloud-v3 "$H3" / --interface 127.0.0.2 -u alice:wonderland1)" 403
+expect "127.0.0.1 without credentials: basic auth asked" "$(code cloud-v3 "$H3" /)" 401
+expect "wrong password refused" "$(code cloud-v3 "$H3" / -u alice:wrongpassword)" 401
+expect "127.0.0.1 with credentials allowed" "$(code cloud-v3 "$H3" / -u alice:wonderland1)" 200
+expect_match "header on responses" "$(curl -s -D - -o /dev/null -H "Host: $H3" -u alice:wonderland1 "http://127.0.0.1:$ROUTER_cloud_v3/")" $'X-Frame-Options: SAMEORIGIN\r'
+expect_match "header on refusals too" "$(curl -s -D - -o /dev/null -H "Host: $H3" "http://127.0.0.1:$ROUTER_cloud_v3/")" 'X-Frame-Options: SAMEORIGIN'
+expect "constant reaches the app" "$(appenv NUBO_CONST_Greeting)" hi
+expect "package default for an unset constant" "$(appenv NUBO_CONST_MaxItems)" 10
+expect "env var reaches the app" "$(appenv FEATURE_X)" on
+expect "secret env var reaches the app" "$(appenv API_TOKEN)" the-secret-value
+expect "runtime setting reaches the app" "$(appenv NUBO_RUNTIME_Pool_Max)" 10
+expect "secret still never shown by the API" "$(api_as "$TC" GET "$S3" | grep -c 'the-secret-value' || true)" 0
+
+# a change that needs a restart
+check "change a constant while running" as "$TC" settings set-constant shop Test Greeting changed
+expect "restart pending" "$(as "$TC" settings show shop Test --json | jq_get restart_pending)" true
+expect_match "CLI says restart pending" "$(as "$TC" settings env-set shop Test FEATURE_Y yes)" "restart pending"
+expect "app unchanged before the restart" "$(appenv NUBO_CONST_Greeting)" hi
+check "restart" as "$TC" envs restart shop Test
+expect "constant after the restart" "$(appenv NUBO_CONST_Greeting)" changed
+expect "new env var after the restart" "$(appenv FEATURE_Y)" yes
+expect "restart no longer pending" "$(as "$TC" settings show shop Test --json | jq_get restart_pending)" false
+check "a router-only change needs no restart" as "$TC" settings header-set shop Test X-Frame-Options DENY
+expect "header change needs no restart" "$(as "$TC" settings show shop Test --json | jq_get restart_pending)" false
+for _ in $(seq 40); do
+	curl -s -D - -o /dev/null -H "Host: $H3" "http://127.0.0.1:$ROUTER_cloud_v3/" | grep -q 'X-Frame-Options: DENY' && break
+	sleep 0.25
+done
+expect_match "header change served without restart" "$(curl -s -D - -o /dev/null -H "Host: $H3" "http://127.0.0.1:$ROUTER_cloud_v3/")" 'X-Frame-Options: DENY'
+
+# scheduled events: Tick (every 1s) enabled, Nightly (every 1s) disabled
+for _ in $(seq 40); do
+	[ "$(get cloud-v3 "$H3" /events -u alice:wonderland1 | jq_get Tick)" -ge 2 ] 2>/dev/null && break
+	sleep 0.25
+done
+ev=$(get cloud-v3 "$H3" /events -u alice:wonderland1)
+expect_match "enabled event fired" "$(printf '%s' "$ev" | jq_get Tick)" '^[2-9]|^[1-9][0-9]+'
+expect "disabled event did not fire" "$(printf '%s' "$ev" | jq_get Nightly)" ""
+expect_match "node logs the event" "$(as "$TC" envs logs shop Test --lines 200)" "scheduled event Tick: instance on port [0-9]+ answered 200"
+
+# custom domain over TLS with the test's certificate
+tls() { curl -s --resolve "$1:$TLS3:127.0.0.1" --cacert "$T/tls/good.crt" "${@:3}" "https://$1:$TLS3$2"; }
+expect "custom domain over TLS, verified with the test certificate" "$(tls shop.example.test / -u alice:wonderland1 | jq_get env.NUBO_ENV)" Test
+expect "access restrictions on the custom domain too" "$(tls shop.example.test / -o /dev/null -w '%{http_code}')" 401
+expect "certificate served is the uploaded one" \
+	"$(echo | openssl s_client -connect "127.0.0.1:$TLS3" -servername shop.example.test 2>/dev/null | openssl x509 -noout -fingerprint -sha256)" \
+	"$(openssl x509 -in "$T/tls/good.crt" -noout -fingerprint -sha256)"
+keys=$(find "$T/node-cloud-v3/nginx/settings" -name '*.key')
+expect_match "private key written under the node's nginx prefix" "$keys" '\.key$'
+expect "private key files are 0600" "$(stat -c %a $keys | sort -u)" 600
+
+# v4: per-path rules, client certificates, v4 headers, instances
+openssl req -new -newkey rsa:2048 -nodes -subj /CN=client -keyout "$T/tls/client.key" -out "$T/tls/client.csr" 2>/dev/null
+openssl x509 -req -in "$T/tls/client.csr" -CA "$T/tls/ca.crt" -CAkey "$T/tls/ca.key" -CAcreateserial \
+	-days 30 -out "$T/tls/client.crt" 2>/dev/null
+ca_json=$(python3 -c 'import json,sys; print(json.dumps(open(sys.argv[1]).read()))' "$T/tls/ca.crt")
+expect "v4 access: / open, /admin only from 127.0.0.2, /secure needs a client certificate" "$(status_as "$TC" PUT "$S4/access" \
+	"{\"profiles\":{\"open\":{\"allow\":[\"127.0.0.0/8\"]},\"admins\":{\"allow\":[\"127.0.0.2\"]},\"certs\":{\"client_ca\":$ca_json}},\"paths\":{\"/\":\"open\",\"/admin\":\"admins\",\"/secure\":\"certs\"}}")" 200
+check "transport on v4" as "$TC" envs transport shop-v4 Test settingsapp-1.0.0
+check "start on v4" as "$TC" envs start shop-v4 Test
+expect "v4 runs the instances set in the settings" "$(as "$TC" envs show shop-v4 Test --json | python3 -c 'import json,sys; print(len([i for i in json.load(sys.stdin)["running"] if i["state"]=="running"]))')" 2
+expect "v4: / allowed" "$(code cloud-v4 "$H4" /)" 200
+expect "v4: /admin refused from 127.0.0.1" "$(code cloud-v4 "$H4" /admin)" 403
+expect "v4: /admin/users refused from 127.0.0.1" "$(code cloud-v4 "$H4" /admin/users)" 403
+expect "v4: /admin allowed from 127.0.0.2" "$(code cloud-v4 "$H4" /admin --interface 127.0.0.2)" 200
+expect_match "v4: CSP header" "$(curl -s -D - -o /dev/null -H "Host: $H4" "http://127.0.0.1:$ROUTER_cloud_v4/")" "Content-Security-Policy: default-src 'self'"
+tls4() { curl -s -o /dev/null -w '%{http_code}' --resolve "shop.example.test:$TLS4:127.0.0.1" --cacert "$T/tls/good.crt" "${@:2}" "https://shop.example.test:$TLS4$1"; }
+expect "v4: imported custom domain served over TLS" "$(tls4 /)" 200
+expect "v4: /secure without a client certificate refused" "$(tls4 /secure)" 403
+expect "v4: /secure with a client certificate from the CA" "$(tls4 /secure --cert "$T/tls/client.crt" --key "$T/tls/client.key")" 200
+expect "v4: /secure over plain HTTP refused" "$(code cloud-v4 "$H4" /secure)" 403
 
 finish

@@ -1,0 +1,317 @@
+/* The environment-settings pieces of the router's nginx config; see
+ * router-settings.h. Everything taken from the spec is checked again with
+ * the shared validators before it reaches the config: the portal validated
+ * it, but a config line is only ever built from values that cannot break
+ * out of their directive. */
+#include "router-settings.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "jsonx.h"
+#include "log.h"
+#include "settings-validate.h"
+#include "util.h"
+#include "xmalloc.h"
+
+/* dir/settings/env_<id>/<stem>-<sha256[0:16]>.<ext> for content text. */
+static char *
+content_path(const char *dir, long long env_id, const char *stem,
+    const char *ext, const char *text)
+{
+	char *h = util_sha256_hex(text, strlen(text));
+	char *p;
+
+	h[16] = '\0';
+	p = xasprintf("%s/settings/env_%lld/%s-%s.%s", dir, env_id, stem, h,
+	    ext);
+	free(h);
+	return p;
+}
+
+static int
+domain_ok(const char *d)
+{
+	char *canon = NULL, *cause = NULL;
+	int ok = d && sv_domain(d, &canon, &cause) == 0 &&
+	    strcmp(canon, d) == 0;
+
+	free(canon);
+	free(cause);
+	return ok;
+}
+
+static int
+path_ok(const char *p)
+{
+	char *cause = NULL;
+	int ok = p && sv_path_prefix(p, &cause) == 0;
+
+	free(cause);
+	return ok;
+}
+
+/* The environment's client CA bundle: every profile's CAs, concatenated
+ * (caller frees); NULL when no rule asks for client certificates. */
+static char *
+client_ca_bundle(json_t *spec)
+{
+	struct buf b;
+	const char *path;
+	json_t *rule;
+
+	buf_init(&b, 0);
+	json_object_foreach(json_object_get(spec, "access"), path, rule) {
+		const char *ca = jsonx_str(rule, "client_ca");
+		char *cause = NULL;
+
+		if (ca == NULL)
+			continue;
+		if (sv_ca_bundle(ca, &cause) == 0)
+			buf_printf(&b, "%s%s", ca, ca[strlen(ca) - 1] == '\n' ?
+			    "" : "\n");
+		free(cause);
+	}
+	if (b.len == 0) {
+		buf_release(&b);
+		return NULL;
+	}
+	return buf_detach(&b);
+}
+
+static int
+write_if_missing(const char *path, const char *text, unsigned mode,
+    gid_t gid)
+{
+	if (access(path, F_OK) == 0)
+		return 0;
+	if (util_write_file(path, text, strlen(text), mode) == -1)
+		return error("router: cannot write %s: %s", path,
+		    strerror(errno));
+	if (gid != (gid_t)-1 && chown(path, (uid_t)-1, gid) == -1)
+		return error("router: cannot chown %s: %s", path,
+		    strerror(errno));
+	return 0;
+}
+
+int
+router_settings_files(const char *dir, long long env_id, json_t *spec,
+    gid_t gid)
+{
+	char *base = xasprintf("%s/settings/env_%lld", dir, env_id);
+	const char *k;
+	json_t *v;
+	size_t i;
+	char *ca;
+	int rc = 0;
+
+	if (json_array_size(json_object_get(spec, "domains")) == 0 &&
+	    json_object_size(json_object_get(spec, "access")) == 0)
+		goto out;
+	/* settings/ is traversable; each env_<id>/ only by the workers'
+	 * group, and keys only by their owner */
+	{
+		char *top = xasprintf("%s/settings", dir);
+
+		if (util_mkdir_p(top, 0755) == 0)
+			chmod(top, 0755);
+		free(top);
+	}
+	if (util_mkdir_p(base, 0750) == -1) {
+		rc = error("router: cannot create %s: %s", base,
+		    strerror(errno));
+		goto out;
+	}
+	if (gid != (gid_t)-1 && chown(base, (uid_t)-1, gid) == -1)
+		rc = error("router: cannot chown %s: %s", base, strerror(errno));
+	json_array_foreach(json_object_get(spec, "domains"), i, v) {
+		const char *d = jsonx_str(v, "domain");
+		const char *crt = jsonx_str(v, "certificate");
+		const char *key = jsonx_str(v, "private_key");
+		char *p;
+
+		if (!domain_ok(d) || crt == NULL || key == NULL)
+			continue;
+		/* read by the nginx master at (re)load: owner only */
+		p = content_path(dir, env_id, d, "crt", crt);
+		if (write_if_missing(p, crt, 0600, (gid_t)-1) == -1)
+			rc = -1;
+		free(p);
+		p = content_path(dir, env_id, d, "key", key);
+		if (write_if_missing(p, key, 0600, (gid_t)-1) == -1)
+			rc = -1;
+		free(p);
+	}
+	json_object_foreach(json_object_get(spec, "access"), k, v) {
+		const char *h = jsonx_str(v, "htpasswd");
+		char *p;
+
+		if (h == NULL || !path_ok(k))
+			continue;
+		/* read by the workers on every request */
+		p = content_path(dir, env_id, "htpasswd", "txt", h);
+		if (write_if_missing(p, h, 0640, gid) == -1)
+			rc = -1;
+		free(p);
+	}
+	if ((ca = client_ca_bundle(spec)) != NULL) {
+		char *p = content_path(dir, env_id, "client-ca", "pem", ca);
+
+		if (write_if_missing(p, ca, 0600, (gid_t)-1) == -1)
+			rc = -1;
+		free(p);
+		free(ca);
+	}
+out:
+	free(base);
+	return rc;
+}
+
+void
+router_settings_headers(struct buf *b, json_t *spec)
+{
+	const char *name, *canon;
+	json_t *v;
+
+	json_object_foreach(json_object_get(spec, "headers"), name, v) {
+		char *cause = NULL;
+
+		if (!json_is_string(v) ||
+		    sv_header_name(name, "v4", &canon, &cause) == -1 ||
+		    sv_header_value(canon, json_string_value(v), &cause) == -1) {
+			log_warn("router: header '%s' skipped: %s", name,
+			    cause ? cause : "not a string");
+			free(cause);
+			continue;
+		}
+		buf_printf(b, "    add_header %s \"%s\" always;\n", canon,
+		    json_string_value(v));
+	}
+}
+
+/* allow/deny lines: denied addresses first (first match wins in nginx),
+ * then the allowed ones and `deny all` when there is an allow list. */
+static void
+render_ip_rules(struct buf *b, json_t *rule)
+{
+	json_t *v;
+	size_t i;
+	int allows = 0;
+
+	json_array_foreach(json_object_get(rule, "deny"), i, v) {
+		char *canon = NULL, *cause = NULL;
+
+		if (json_is_string(v) && sv_cidr(json_string_value(v), &canon,
+		    &cause) == 0)
+			buf_printf(b, "      deny %s;\n", canon);
+		free(canon);
+		free(cause);
+	}
+	json_array_foreach(json_object_get(rule, "allow"), i, v) {
+		char *canon = NULL, *cause = NULL;
+
+		if (json_is_string(v) && sv_cidr(json_string_value(v), &canon,
+		    &cause) == 0) {
+			buf_printf(b, "      allow %s;\n", canon);
+			allows++;
+		}
+		free(canon);
+		free(cause);
+	}
+	/* an allow list whose entries were all unusable still closes */
+	if (allows > 0 || json_array_size(json_object_get(rule, "allow")) > 0)
+		buf_printf(b, "      deny all;\n");
+}
+
+static void
+render_location(struct buf *b, const char *dir, long long env_id,
+    const char *path, json_t *rule, const char *inner)
+{
+	const char *h = jsonx_str(rule, "htpasswd");
+
+	buf_printf(b, "    location %s {\n", path);
+	if (rule) {
+		render_ip_rules(b, rule);
+		if (h) {
+			char *p = content_path(dir, env_id, "htpasswd", "txt",
+			    h);
+
+			buf_printf(b, "      auth_basic \"%s\";\n"
+			    "      auth_basic_user_file %s;\n",
+			    "Restricted", p);
+			free(p);
+		}
+		/* without a verified client certificate (or without TLS at
+		 * all) a rule that asks for one refuses */
+		if (jsonx_str(rule, "client_ca"))
+			buf_printf(b, "      if ($ssl_client_verify != SUCCESS) "
+			    "{ return 403; }\n");
+	}
+	buf_printf(b, "%s    }\n", inner);
+}
+
+void
+router_settings_locations(struct buf *b, const char *dir, long long env_id,
+    json_t *spec, const char *inner)
+{
+	json_t *access = json_object_get(spec, "access"), *rule;
+	const char *path;
+
+	if (json_object_get(access, "/") == NULL)
+		render_location(b, dir, env_id, "/", NULL, inner);
+	json_object_foreach(access, path, rule) {
+		if (!path_ok(path)) {
+			log_warn("router: access path '%.64s' skipped", path);
+			continue;
+		}
+		render_location(b, dir, env_id, path, rule, inner);
+	}
+}
+
+void
+router_settings_tls_servers(struct buf *b, const char *dir, long long env_id,
+    json_t *spec, unsigned tls_port, const char *inner)
+{
+	json_t *v;
+	size_t i;
+	char *ca;
+
+	if (tls_port == 0)
+		return;
+	ca = client_ca_bundle(spec);
+	json_array_foreach(json_object_get(spec, "domains"), i, v) {
+		const char *d = jsonx_str(v, "domain");
+		const char *crt = jsonx_str(v, "certificate");
+		const char *key = jsonx_str(v, "private_key");
+		char *pc, *pk;
+
+		if (!domain_ok(d) || crt == NULL || key == NULL)
+			continue;
+		pc = content_path(dir, env_id, d, "crt", crt);
+		pk = content_path(dir, env_id, d, "key", key);
+		buf_printf(b, "  server {\n"
+		    "    listen 127.0.0.1:%u ssl;\n"
+		    "    server_name %s;\n"
+		    "    ssl_certificate %s;\n"
+		    "    ssl_certificate_key %s;\n"
+		    "    ssl_protocols TLSv1.2 TLSv1.3;\n", tls_port, d, pc, pk);
+		if (ca) {
+			char *pca = content_path(dir, env_id, "client-ca", "pem",
+			    ca);
+
+			buf_printf(b, "    ssl_client_certificate %s;\n"
+			    "    ssl_verify_client optional;\n"
+			    "    ssl_verify_depth 4;\n", pca);
+			free(pca);
+		}
+		router_settings_headers(b, spec);
+		router_settings_locations(b, dir, env_id, spec, inner);
+		buf_printf(b, "  }\n");
+		free(pc);
+		free(pk);
+	}
+	free(ca);
+}

@@ -1,0 +1,43 @@
+/* The environment-settings pieces of the router's nginx config (SPEC §2
+ * Network): custom domains served with TLS, access restrictions (allow /
+ * deny CIDRs, basic auth, client-certificate CA; per path on v4) and
+ * response headers. router.c calls these while rendering one environment;
+ * they read only the environment's spec (what the portal's
+ * settings_node_spec() put in it):
+ *   "domains": [{domain, certificate, private_key}],
+ *   "access": {"/path": {allow: [cidr], deny: [cidr], htpasswd?: text,
+ *              client_ca?: pem, profile}},
+ *   "headers": {Name: value}. */
+#ifndef NUBO_ROUTER_SETTINGS_H
+#define NUBO_ROUTER_SETTINGS_H
+
+#include <sys/types.h>
+
+#include <jansson.h>
+
+#include "buf.h"
+
+/* Write the files the pieces refer to under dir/settings/env_<id>/:
+ * certificates and keys (0600), htpasswd files (0640, group of the nginx
+ * worker user gid when not -1) and the client CA bundle. Names carry a
+ * hash of the content, so a file an older config still uses is never
+ * rewritten. 0, or -1 (logged) when a file cannot be written. */
+int router_settings_files(const char *dir, long long env_id, json_t *spec,
+    gid_t worker_gid);
+
+/* add_header lines (server level, `always`) for the response headers. */
+void router_settings_headers(struct buf *b, json_t *spec);
+
+/* The location blocks of a server: one per access path ("/" first, then
+ * longer prefixes), each with its allow/deny/auth_basic/client-certificate
+ * checks followed by inner (the proxy_pass or the 503 page, as rendered by
+ * router.c). Without access rules: a plain `location /`. */
+void router_settings_locations(struct buf *b, const char *dir,
+    long long env_id, json_t *spec, const char *inner);
+
+/* One TLS server block per custom domain on 127.0.0.1:tls_port, with the
+ * same headers and locations. Nothing when tls_port is 0. */
+void router_settings_tls_servers(struct buf *b, const char *dir,
+    long long env_id, json_t *spec, unsigned tls_port, const char *inner);
+
+#endif
