@@ -262,6 +262,13 @@ check "disable scheduled event Nightly" as "$TC" settings event shop Test Nightl
 check "transport the settings app" as "$TC" envs transport shop Test settingsapp-1.0.0
 check "start it" as "$TC" envs start shop Test
 expect "running" "$(as "$TC" envs show shop Test --json | jq_get state)" running
+# with a package deployed, constants are checked against its manifest
+check_fails "constant the package does not declare refused" 1 as "$TC" settings set-constant shop Test Nope x
+expect_match "undeclared constant named" "$(cat "$T/last.err")" "constants.Nope.*not declared by the deployed package 'settingsapp'"
+check_fails "integer constant refuses text" 1 as "$TC" settings set-constant shop Test MaxItems many
+expect_match "wrong type named" "$(cat "$T/last.err")" "constants.MaxItems.*integer"
+check_fails "boolean constant refuses yes" 1 as "$TC" settings set-constant shop Test ShopOpen yes
+check_fails "event the package does not declare refused" 1 as "$TC" settings event shop Test Bogus on
 expect "restart not pending after a start" "$(as "$TC" settings show shop Test --json | jq_get restart_pending)" false
 
 expect "IP restriction: 127.0.0.2 refused" "$(code cloud-v3 "$H3" / --interface 127.0.0.2 -u alice:wonderland1)" 403
