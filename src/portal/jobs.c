@@ -293,10 +293,13 @@ jobs_show(struct preq *r)
 	    "i", id);
 	by = store_int(r->db, 0, "SELECT created_by FROM jobs WHERE id = ?",
 	    "i", id);
-	if (!r->who.is_admin && by != r->who.user_id && !(app_id &&
+	/* A key limited to named apps sees only their jobs (and its own
+	 * jobs that have no app). */
+	if ((!r->who.is_admin && by != r->who.user_id && !(app_id &&
 	    (auth_is_app_tc(r, app_id) || store_int(r->db, 0, "SELECT 1 FROM"
 	    " members WHERE app_id = ? AND user_id = ?", "ii", app_id,
-	    r->who.user_id) == 1))) {
+	    r->who.user_id) == 1))) ||
+	    (app_id && !auth_key_allows_app(r, app_id))) {
 		json_decref(j);
 		reply_error(r, 404, "JOB_NOT_FOUND", "no job '%s'",
 		    preq_param(r, "id"));

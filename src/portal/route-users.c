@@ -46,6 +46,12 @@ users_session_create(struct preq *r)
 
 	if (body_check(r, fields) == -1)
 		return;
+	if (jsonx_str(r->body, "name") &&
+	    strlen(jsonx_str(r->body, "name")) > NUBO_NAME_MAX) {
+		reply_error(r, 400, "INVALID_NAME", "a key name has at most %d "
+		    "characters", NUBO_NAME_MAX);
+		return;
+	}
 	ttl = jsonx_int(r->body, "expires_in", 0);
 	if (ttl < 0 || ttl > 10LL * 365 * 86400) {
 		reply_error(r, 400, "BAD_REQUEST",

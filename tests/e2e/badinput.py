@@ -224,6 +224,8 @@ SPECIFIC = [
     ("POST", "/keys", {"name": "k" * 500}, "INVALID_NAME"),
     ("POST", "/sessions", {"email": "admin@nubo.localhost", "password": "x" * 5000}, "BAD_CREDENTIALS"),
     ("POST", "/sessions", {"email": "admin@nubo.localhost", "password": "wrongpass1"}, "BAD_CREDENTIALS"),
+    ("POST", "/sessions", {"email": "admin@nubo.localhost", "password": "adminpass1", "name": "n" * 500}, "INVALID_NAME"),
+    ("POST", "/sessions", {"email": "admin@nubo.localhost", "password": "adminpass1", "expires_in": -5}, None),
     ("DELETE", "/keys/999999", None, "KEY_NOT_FOUND"),
 ]
 for method, path, body, code in SPECIFIC:
