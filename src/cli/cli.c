@@ -68,6 +68,20 @@ extern const struct cmd_entry cmd_envs_scale_entry;
 extern const struct cmd_entry cmd_envs_logs_entry;
 extern const struct cmd_entry cmd_envs_maintenance_entry;
 
+/* migrate, offboarding */
+extern const struct cmd_entry cmd_migrate_plan_entry;
+extern const struct cmd_entry cmd_migrate_start_entry;
+extern const struct cmd_entry cmd_migrate_rehearse_entry;
+extern const struct cmd_entry cmd_migrate_cutover_entry;
+extern const struct cmd_entry cmd_migrate_status_entry;
+extern const struct cmd_entry cmd_migrate_resume_entry;
+extern const struct cmd_entry cmd_migrate_abort_entry;
+extern const struct cmd_entry cmd_migrate_rollback_entry;
+extern const struct cmd_entry cmd_migrate_run_entry;
+extern const struct cmd_entry cmd_nodes_offboard_entry;
+extern const struct cmd_entry cmd_admin_offboarding_list_entry;
+extern const struct cmd_entry cmd_admin_offboarding_approve_entry;
+
 static const struct cmd_entry *const cmd_table[] = {
 	&cmd_login_entry,
 
@@ -143,6 +157,18 @@ static const struct cmd_entry *const cmd_table[] = {
 
 
 	/* migrate */
+	&cmd_migrate_plan_entry,
+	&cmd_migrate_start_entry,
+	&cmd_migrate_rehearse_entry,
+	&cmd_migrate_cutover_entry,
+	&cmd_migrate_status_entry,
+	&cmd_migrate_resume_entry,
+	&cmd_migrate_abort_entry,
+	&cmd_migrate_rollback_entry,
+	&cmd_migrate_run_entry,
+	&cmd_nodes_offboard_entry,
+	&cmd_admin_offboarding_list_entry,
+	&cmd_admin_offboarding_approve_entry,
 };
 
 #define CMD_COUNT (sizeof cmd_table / sizeof cmd_table[0])

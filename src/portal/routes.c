@@ -79,6 +79,18 @@ void agent_register(struct preq *);
 void agent_status(struct preq *);
 /* jobs.c */
 void jobs_show(struct preq *);
+/* route-migrations.c */
+void migrations_create(struct preq *);
+void migrations_list(struct preq *);
+void migrations_show(struct preq *);
+void migrations_rehearse(struct preq *);
+void migrations_cutover(struct preq *);
+void migrations_resume(struct preq *);
+void migrations_abort(struct preq *);
+void migrations_rollback(struct preq *);
+void offboarding_create(struct preq *);
+void offboarding_list(struct preq *);
+void offboarding_approve_route(struct preq *);
 
 const struct route routes[] = {
 	/* meta */
@@ -218,6 +230,29 @@ const struct route routes[] = {
 
 
 	/* migrations and offboarding (route-migrations.c) */
+	{ "POST", "/migrations", migrations_create, ACCESS_USER,
+	  "plan (dry run), start, or run a migration of an app to a node" },
+	{ "GET", "/migrations", migrations_list, ACCESS_USER,
+	  "list migrations (?app=APP)" },
+	{ "GET", "/migrations/{migration}", migrations_show, ACCESS_USER,
+	  "a migration: state, steps, progress, report" },
+	{ "POST", "/migrations/{migration}/rehearse", migrations_rehearse,
+	  ACCESS_USER, "copy again (files changed since the last copy only)" },
+	{ "POST", "/migrations/{migration}/cutover", migrations_cutover,
+	  ACCESS_USER, "cut over: the target serves the app from now on" },
+	{ "POST", "/migrations/{migration}/resume", migrations_resume,
+	  ACCESS_USER, "run the current phase again from its failed step" },
+	{ "POST", "/migrations/{migration}/abort", migrations_abort,
+	  ACCESS_USER, "abort before the cutover (the source keeps serving)" },
+	{ "POST", "/migrations/{migration}/rollback", migrations_rollback,
+	  ACCESS_USER, "after the cutover: serve from the source again" },
+	{ "POST", "/nodes/{node}/offboarding-requests", offboarding_create,
+	  ACCESS_NODE_TC, "request the offboarding of a node" },
+	{ "GET", "/offboarding-requests", offboarding_list, ACCESS_USER,
+	  "list offboarding requests" },
+	{ "POST", "/offboarding-requests/{request}/approve",
+	  offboarding_approve_route, ACCESS_ADMIN,
+	  "approve an offboarding request" },
 
 
 	/* node agents (route-agent.c) */

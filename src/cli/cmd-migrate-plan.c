@@ -1,0 +1,70 @@
+/* nubo migrate plan APP --to NODE */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "cli.h"
+
+static void
+human(long long n, char *out, size_t len)
+{
+	if (n < 0)
+		snprintf(out, len, "unknown");
+	else if (n >= 1LL << 30)
+		snprintf(out, len, "%.2f GB", (double)n / (1 << 30));
+	else if (n >= 1 << 20)
+		snprintf(out, len, "%.1f MB", (double)n / (1 << 20));
+	else
+		snprintf(out, len, "%.1f kB", (double)n / 1024);
+}
+
+static int
+cmd_migrate_plan_exec(struct cmd_args *a)
+{
+	json_t *body, *resp = NULL, *e;
+	size_t i;
+	int rc = CLI_FAILED;
+
+	if (cmd_opt(a, "to") == NULL)
+		return out_usage(cmd_current, "--to NODE is required");
+	body = json_pack("{s:s,s:s,s:s}", "app", a->argv[0], "to",
+	    cmd_opt(a, "to"), "mode", "plan");
+	if (api_ok("POST", "/migrations", body, &resp) == -1)
+		goto out;
+	rc = CLI_OK;
+	if (out_maybe_json(a, resp) == CLI_OK)
+		goto out;
+	printf("migration of app '%s' from node '%s' to node '%s' (dry run)\n\n",
+	    a->argv[0], jsonx_str(resp, "from"), cmd_opt(a, "to"));
+	json_array_foreach(json_object_get(resp, "environments"), i, e) {
+		char db[32], files[32];
+
+		human(jsonx_int(e, "database_bytes", -1), db, sizeof db);
+		human(jsonx_int(e, "files_bytes", -1), files, sizeof files);
+		printf("%-12s package %s, database %s (%lld tables, %lld rows), "
+		    "files %s (%lld), estimated downtime %.1f s\n",
+		    jsonx_str(e, "environment"), jsonx_str(e, "package") ?
+		    jsonx_str(e, "package") : "none", db,
+		    jsonx_int(e, "tables", 0), jsonx_int(e, "rows", 0), files,
+		    jsonx_int(e, "files", 0), json_real_value(json_object_get(e,
+		    "estimated_downtime_seconds")));
+		if (jsonx_str(e, "note"))
+			printf("%-12s note: %s\n", "", jsonx_str(e, "note"));
+	}
+	printf("\n");
+	out_table(json_object_get(resp, "steps"), "phase:PHASE,step:STEP,"
+	    "environment:ENVIRONMENT,does:WHAT");
+	printf("\nestimated downtime at cutover: %.1f s\n",
+	    json_real_value(json_object_get(resp,
+	    "estimated_downtime_seconds")));
+out:
+	json_decref(body);
+	json_decref(resp);
+	return rc;
+}
+
+const struct cmd_entry cmd_migrate_plan_entry = {
+	"migrate", "plan", "APP", "to=,json", 1, 1,
+	"dry run: every step of migrating APP to NODE, sizes, downtime",
+	"Checks the prerequisites (seed §2) and changes nothing.",
+	cmd_migrate_plan_exec, 0,
+};

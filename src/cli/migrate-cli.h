@@ -1,0 +1,20 @@
+/* Helpers shared by the `nubo migrate` commands (migrate-follow.c). */
+#ifndef NUBO_MIGRATE_CLI_H
+#define NUBO_MIGRATE_CLI_H
+
+#include <jansson.h>
+
+struct cmd_args;
+
+/* The newest migration of app (to node `to`, when given); -1 after
+ * printing why there is none. */
+int migrate_cli_find(const char *app, const char *to, json_t **out);
+/* Poll the migration until its job ends, showing progress; CLI_OK when
+ * the phase completed. json: print the final state as JSON. */
+int migrate_cli_follow(long long id, int json);
+/* Status as fields and a step table. */
+void migrate_cli_print(json_t *m);
+/* POST /migrations/{id}/<verb> on the app's migration and follow it. */
+int migrate_cli_action(struct cmd_args *a, const char *verb);
+
+#endif

@@ -1,0 +1,294 @@
+/* Shared by the `nubo migrate …` commands: find an app's migration, show
+ * it, and follow a running phase with progress (SPEC §4 "Progress is shown
+ * as it goes (bytes, rows, files, ETA)"): a live line on a terminal,
+ * plain lines otherwise. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "migrate-cli.h"
+#include "xmalloc.h"
+
+int
+migrate_cli_find(const char *app, const char *to, json_t **out)
+{
+	char *esc = api_escape(app), *path = xasprintf("/migrations?app=%s",
+	    esc);
+	json_t *resp = NULL, *list, *m, *best = NULL;
+	size_t i;
+	int rc = -1;
+
+	*out = NULL;
+	if (api_ok("GET", path, NULL, &resp) == -1)
+		goto out;
+	list = json_object_get(resp, "migrations");
+	json_array_foreach(list, i, m) {
+		if (to && strcmp(jsonx_str(m, "target"), to) != 0)
+			continue;
+		best = m;	/* the newest matching one */
+	}
+	if (best == NULL) {
+		out_fail("app '%s' has no migration%s%s: start one with 'nubo "
+		    "migrate start %s --to NODE'", app, to ? " to " : "",
+		    to ? to : "", app);
+		goto out;
+	}
+	*out = json_incref(best);
+	rc = 0;
+out:
+	json_decref(resp);
+	free(path);
+	free(esc);
+	return rc;
+}
+
+static void
+human_bytes(long long n, char *out, size_t len)
+{
+	if (n >= 1LL << 30)
+		snprintf(out, len, "%.2f GB", (double)n / (1 << 30));
+	else if (n >= 1 << 20)
+		snprintf(out, len, "%.1f MB", (double)n / (1 << 20));
+	else if (n >= 1 << 10)
+		snprintf(out, len, "%.1f kB", (double)n / (1 << 10));
+	else
+		snprintf(out, len, "%lld B", n);
+}
+
+/* "data Production: 120.0 MB / 980.0 MB, 1200/5000 files, 30000 rows,
+ * ETA 42s" */
+static void
+step_line(json_t *step, char *out, size_t len)
+{
+	json_t *p = json_object_get(step, "progress");
+	const char *env = jsonx_str(step, "environment");
+	const char *msg = jsonx_str(p, "message");
+	long long bytes = jsonx_int(p, "bytes", -1);
+	long long total = jsonx_int(p, "bytes_total", -1);
+	long long files = jsonx_int(p, "files", -1);
+	long long ftotal = jsonx_int(p, "files_total", -1);
+	long long rows = jsonx_int(p, "rows", -1);
+	long long eta = jsonx_int(p, "eta_seconds", -1);
+	size_t n;
+
+	n = (size_t)snprintf(out, len, "%s%s%s", jsonx_str(step, "name"),
+	    env ? " " : "", env ? env : "");
+	if (msg && *msg && n < len)
+		n += (size_t)snprintf(out + n, len - n, ": %s", msg);
+	if (bytes >= 0 && n < len) {
+		char a[32], b[32];
+
+		human_bytes(bytes, a, sizeof a);
+		human_bytes(total, b, sizeof b);
+		n += (size_t)snprintf(out + n, len - n, total > 0 ?
+		    " — %s / %s" : " — %s", a, b);
+	}
+	if (files >= 0 && n < len)
+		n += (size_t)snprintf(out + n, len - n, ftotal >= 0 ?
+		    ", %lld/%lld files" : ", %lld files", files, ftotal);
+	if (rows >= 0 && n < len)
+		n += (size_t)snprintf(out + n, len - n, ", %lld rows", rows);
+	if (eta >= 0 && n < len)
+		snprintf(out + n, len - n, ", ETA %lldm%02llds", eta / 60,
+		    eta % 60);
+}
+
+void
+migrate_cli_print(json_t *m)
+{
+	json_t *steps = json_object_get(m, "steps"), *s;
+	size_t i;
+
+	out_fields(m, "id,app,source,target,temporary_app,state,status,phase,"
+	    "round,downtime_ms,offboarding_request_id,error,created_at,"
+	    "updated_at");
+	if (json_array_size(steps)) {
+		json_t *rows = json_array();
+
+		json_array_foreach(steps, i, s) {
+			char line[512];
+
+			step_line(s, line, sizeof line);
+			json_array_append_new(rows, json_pack("{s:O,s:O,s:O,"
+			    "s:O,s:O,s:s}", "seq", json_object_get(s, "seq"),
+			    "phase", json_object_get(s, "phase"), "round",
+			    json_object_get(s, "round"), "state",
+			    json_object_get(s, "state"), "attempts",
+			    json_object_get(s, "attempts"), "step", line));
+		}
+		printf("\n");
+		out_table(rows, "seq:#,phase:PHASE,round:ROUND,state:STATE,"
+		    "attempts:TRIES,step:STEP");
+		json_decref(rows);
+	}
+	if (jsonx_str(m, "next"))
+		printf("\nnext: %s\n", jsonx_str(m, "next"));
+}
+
+/* Warnings and reports the finished steps left (settings not carried
+ * over, verification figures). */
+static void
+print_reports(json_t *m, long long from_seq)
+{
+	json_t *steps = json_object_get(m, "steps"), *s;
+	size_t i, j;
+
+	json_array_foreach(steps, i, s) {
+		json_t *res = json_object_get(s, "result"), *w;
+
+		if (jsonx_int(s, "seq", 0) < from_seq || res == NULL)
+			continue;
+		json_array_foreach(json_object_get(res, "not_carried_over"),
+		    j, w)
+			printf("  settings %s: not carried over: %s\n",
+			    jsonx_str(s, "environment"), json_is_string(w) ?
+			    json_string_value(w) : jsonx_str(w, "message"));
+		if (jsonx_str(res, "warning"))
+			printf("  warning: %s\n", jsonx_str(res, "warning"));
+		if (strcmp(jsonx_str(s, "name"), "verify") == 0 &&
+		    strcmp(jsonx_str(s, "state"), "done") == 0)
+			printf("  verified %s (%s): %lld tables, %lld rows, "
+			    "%lld files identical on both nodes\n",
+			    jsonx_str(s, "environment"), jsonx_str(s, "phase"),
+			    jsonx_int(res,
+			    "tables", 0), jsonx_int(res, "rows", 0),
+			    jsonx_int(res, "files", 0));
+	}
+}
+
+int
+migrate_cli_follow(long long id, int json)
+{
+	char *path = xasprintf("/migrations/%lld", id);
+	int tty = isatty(STDERR_FILENO), rc = CLI_FAILED;
+	long long last_seq = -1, first_seq = -1, printed = 0;
+	char last[640] = "";
+	time_t last_plain = 0;
+
+	for (;;) {
+		json_t *m = NULL, *job, *steps, *s, *cur = NULL;
+		const char *jstate;
+		long long total = 0, done = 0;
+		size_t i;
+		char line[512], full[640];
+
+		if (api_ok("GET", path, NULL, &m) == -1)
+			break;
+		job = json_object_get(m, "job");
+		jstate = jsonx_str(job, "state");
+		steps = json_object_get(m, "steps");
+		json_array_foreach(steps, i, s) {
+			if (strcmp(jsonx_str(s, "phase"), jsonx_str(m,
+			    "phase")) != 0 || jsonx_int(s, "round", 0) !=
+			    jsonx_int(m, "round", 0))
+				continue;
+			if (first_seq < 0)
+				first_seq = jsonx_int(s, "seq", 0);
+			total++;
+			if (strcmp(jsonx_str(s, "state"), "done") == 0 ||
+			    strcmp(jsonx_str(s, "state"), "skipped") == 0)
+				done++;
+			else if (cur == NULL)
+				cur = s;
+		}
+		/* steps finished since the last poll, one line each */
+		json_array_foreach(steps, i, s) {
+			long long seq = jsonx_int(s, "seq", 0);
+
+			if (seq <= printed || strcmp(jsonx_str(s, "state"),
+			    "done") != 0 || jsonx_str(s, "finished_at") == NULL)
+				continue;
+			if (first_seq >= 0 && seq < first_seq)
+				continue;
+			step_line(s, line, sizeof line);
+			if (!json)
+				fprintf(stderr, tty ? "\r\033[K  done  %s\n" :
+				    "  done  %s\n", line);
+			printed = seq;
+		}
+		if (cur && !json) {
+			step_line(cur, line, sizeof line);
+			snprintf(full, sizeof full, "[%s %lld/%lld] %s",
+			    jsonx_str(m, "phase"), done + 1, total, line);
+			if (tty) {
+				if (strcmp(full, last) != 0)
+					fprintf(stderr, "\r\033[K%.*s", 160, full);
+			} else if (jsonx_int(cur, "seq", 0) != last_seq ||
+			    (strcmp(full, last) != 0 &&
+			    time(NULL) - last_plain >= 2)) {
+				fprintf(stderr, "%s\n", full);
+				last_plain = time(NULL);
+			}
+			snprintf(last, sizeof last, "%s", full);
+			last_seq = jsonx_int(cur, "seq", 0);
+		}
+		if (jstate && (strcmp(jstate, "completed") == 0 ||
+		    strcmp(jstate, "failed") == 0)) {
+			if (tty && !json)
+				fputs("\r\033[K", stderr);
+			if (json) {
+				out_json(m);
+			} else {
+				print_reports(m, first_seq);
+				printf("migration %lld: %s\n", id,
+				    jsonx_str(m, "state"));
+				if (jsonx_int(m, "downtime_ms", -1) >= 0)
+					printf("downtime: %.3f s (first refused "
+					    "request to first served one)\n",
+					    jsonx_int(m, "downtime_ms", 0) /
+					    1000.0);
+				if (jsonx_str(m, "next"))
+					printf("next: %s\n", jsonx_str(m,
+					    "next"));
+			}
+			if (strcmp(jstate, "completed") == 0)
+				rc = CLI_OK;
+			else
+				out_fail("migration %lld: %s", id,
+				    jsonx_str(m, "error") ? jsonx_str(m,
+				    "error") : jsonx_str(job, "error"));
+			json_decref(m);
+			break;
+		}
+		json_decref(m);
+		usleep(250 * 1000);
+	}
+	free(path);
+	return rc;
+}
+
+int
+migrate_cli_action(struct cmd_args *a, const char *verb)
+{
+	json_t *m = NULL, *resp = NULL;
+	char *path = NULL;
+	long long id;
+	int rc = CLI_FAILED;
+
+	if (migrate_cli_find(a->argv[0], cmd_opt(a, "to"), &m) == -1)
+		return CLI_FAILED;
+	id = jsonx_int(m, "id", 0);
+	path = xasprintf("/migrations/%lld/%s", id, verb);
+	if (api_ok("POST", path, json_object(), &resp) == -1)
+		goto out;
+	if (strcmp(verb, "rollback") == 0)
+		fprintf(stderr, "warning: writes made on node '%s' since the "
+		    "cutover are not copied back to node '%s'\n",
+		    jsonx_str(m, "target"), jsonx_str(m, "source"));
+	if (cmd_flag(a, "no-wait")) {
+		if (out_maybe_json(a, resp) == -1)
+			printf("migration %lld: %s queued (nubo migrate status "
+			    "%s)\n", id, verb, a->argv[0]);
+		rc = CLI_OK;
+		goto out;
+	}
+	rc = migrate_cli_follow(id, cmd_flag(a, "json"));
+out:
+	json_decref(m);
+	json_decref(resp);
+	free(path);
+	return rc;
+}

@@ -1,0 +1,1584 @@
+/* Node-to-node transfer of an environment's data for migrations (SPEC §4):
+ *
+ *   GET  …/environments/{id}/checksums      per table row count + content
+ *        checksum, per file sha256 (cached by size/mtime/inode), sizes
+ *   GET  …/environments/{id}/dump           (signed) pg_dump -Fc, streamed
+ *   POST …/environments/{id}/files/export   (signed) {paths} → the files,
+ *        streamed as records "F <size> <pathlen>\n<path><bytes>", "E\n"
+ *   POST …/environments/{id}/import         start pulling from another
+ *        node: files (delta) then the database (restored into a new
+ *        database, swapped in only when complete)
+ *   GET  …/environments/{id}/import         that task's progress
+ *
+ * Bulk bytes go from node to node; the portal only signs URLs and polls.
+ * Everything streams through fixed buffers (SPEC §3). An import is keyed
+ * by the caller: asking again with the same key returns the same task, so
+ * a portal that restarted and runs the step again does not copy twice. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+#include <libpq-fe.h>
+#include <sodium.h>
+
+#include "agent-routes.h"
+#include "jsonx.h"
+#include "log.h"
+#include "node.h"
+#include "util.h"
+#include "xmalloc.h"
+
+#define TRANSFER_PG_BIN "/usr/lib/postgresql/15/bin"
+
+/* ---- test hook (the portal's migrate_test_pause, node side) ---- */
+
+static void
+transfer_pause(const char *point)
+{
+	const char *file = getenv("NUBO_TEST_PAUSE_FILE");
+	const char *at = getenv("NUBO_TEST_PAUSE_AT");
+	char *want = NULL, *reached;
+	struct stat st;
+	int i;
+
+	/* The point is NUBO_TEST_PAUSE_AT, or the file's first line. */
+	if (file == NULL || stat(file, &st) == -1)
+		return;
+	want = at ? xstrdup(at) : util_read_file(file, 256, NULL);
+	if (want == NULL)
+		return;
+	want[strcspn(want, "\n")] = '\0';
+	if (strcmp(want, point) != 0) {
+		free(want);
+		return;
+	}
+	free(want);
+	reached = xasprintf("%s.reached", file);
+	util_write_file(reached, point, strlen(point), 0644);
+	free(reached);
+	log_info("test hook: paused at '%s' while %s exists", point, file);
+	/* at most 10 minutes, so a forgotten file cannot hang CI */
+	for (i = 0; i < 6000 && stat(file, &st) == 0; i++)
+		usleep(100 * 1000);
+}
+
+/* ---- paths ---- */
+
+static char *
+transfer_files_dir(struct env *e)
+{
+	return xasprintf("%s/files", e->dir);
+}
+
+/* A safe relative path: no "..", not absolute, no empty parts, no
+ * control characters, not our own staging folder. */
+static int
+transfer_path_ok(const char *p)
+{
+	const char *s = p;
+
+	if (p == NULL || *p == '\0' || *p == '/' || strlen(p) > 4096 ||
+	    strncmp(p, ".nubo-", 6) == 0)
+		return 0;
+	for (; *s; s++)
+		if ((unsigned char)*s < 0x20)
+			return 0;
+	s = p;
+	while (*s) {
+		size_t n = strcspn(s, "/");
+
+		if (n == 0 || (n == 1 && s[0] == '.') ||
+		    (n == 2 && s[0] == '.' && s[1] == '.'))
+			return 0;
+		s += n;
+		if (*s == '/')
+			s++;
+	}
+	return 1;
+}
+
+/* ---- file manifest with a sha256 cache ---- */
+
+static pthread_mutex_t transfer_cache_lock = PTHREAD_MUTEX_INITIALIZER;
+
+struct walk {
+	char		*root;
+	size_t		 rootlen;
+	json_t		*cache;		/* path → [size, mtime_ns, ino, sha] */
+	json_t		*fresh;		/* the cache for what exists now */
+	json_t		*files;		/* [{path, size, sha256}] */
+	long long	 bytes;
+	int		 failed;
+	char		*cause;
+};
+
+static __thread struct walk *walk_cur;
+
+static int
+sha256_file(const char *path, char out[65], long long *size)
+{
+	crypto_hash_sha256_state st;
+	unsigned char h[crypto_hash_sha256_BYTES];
+	char *buf = xmalloc(NUBO_IO_CHUNK);
+	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	ssize_t n;
+	long long total = 0;
+
+	if (fd == -1) {
+		free(buf);
+		return -1;
+	}
+	crypto_hash_sha256_init(&st);
+	while ((n = read(fd, buf, NUBO_IO_CHUNK)) > 0) {
+		crypto_hash_sha256_update(&st, (unsigned char *)buf, (size_t)n);
+		total += n;
+	}
+	close(fd);
+	free(buf);
+	if (n < 0)
+		return -1;
+	crypto_hash_sha256_final(&st, h);
+	util_hex(h, sizeof h, out);
+	if (size)
+		*size = total;
+	return 0;
+}
+
+static int
+walk_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	struct walk *w = walk_cur;
+	const char *rel;
+	long long mtime;
+	json_t *c;
+	char sha[65];
+
+	(void)ftw;
+	if (strlen(path) <= w->rootlen)
+		return 0;
+	rel = path + w->rootlen + 1;
+	if (strncmp(rel, ".nubo-", 6) == 0)
+		return flag == FTW_D ? FTW_SKIP_SUBTREE : 0;
+	if (flag != FTW_F || !S_ISREG(st->st_mode))
+		return 0;	/* folders; links and special files are never
+				 * part of a file store (SPEC §3) */
+	mtime = (long long)st->st_mtim.tv_sec * 1000000000LL +
+	    st->st_mtim.tv_nsec;
+	c = json_object_get(w->cache, rel);
+	if (json_is_array(c) && json_array_size(c) == 4 &&
+	    json_integer_value(json_array_get(c, 0)) == st->st_size &&
+	    json_integer_value(json_array_get(c, 1)) == mtime &&
+	    json_integer_value(json_array_get(c, 2)) == (long long)st->st_ino) {
+		snprintf(sha, sizeof sha, "%s",
+		    json_string_value(json_array_get(c, 3)));
+	} else if (sha256_file(path, sha, NULL) == -1) {
+		w->failed = 1;
+		w->cause = xasprintf("cannot read %s: %s", rel,
+		    strerror(errno));
+		return FTW_STOP;
+	}
+	json_object_set_new(w->fresh, rel, json_pack("[I,I,I,s]",
+	    (json_int_t)st->st_size, (json_int_t)mtime,
+	    (json_int_t)st->st_ino, sha));
+	json_array_append_new(w->files, json_pack("{s:s,s:I,s:s}", "path", rel,
+	    "size", (json_int_t)st->st_size, "sha256", sha));
+	w->bytes += st->st_size;
+	return 0;
+}
+
+/* Every file of e's file store with its sha256; NULL with *cause. */
+static json_t *
+transfer_manifest(struct env *e, long long *bytes, char **cause)
+{
+	struct walk w;
+	char *cache_path = xasprintf("%s/transfer-cache.json", e->dir);
+	char *text;
+	struct stat st;
+
+	memset(&w, 0, sizeof w);
+	w.root = transfer_files_dir(e);
+	w.rootlen = strlen(w.root);
+	w.files = json_array();
+	w.fresh = json_object();
+	pthread_mutex_lock(&transfer_cache_lock);
+	text = util_read_file(cache_path, 512 * 1024 * 1024, NULL);
+	w.cache = text ? json_loads(text, 0, NULL) : NULL;
+	free(text);
+	if (w.cache == NULL)
+		w.cache = json_object();
+	walk_cur = &w;
+	if (stat(w.root, &st) == 0 && nftw(w.root, walk_one, 32,
+	    FTW_PHYS | FTW_ACTIONRETVAL) == -1 && !w.failed) {
+		w.failed = 1;
+		w.cause = xasprintf("cannot read %s: %s", w.root,
+		    strerror(errno));
+	}
+	walk_cur = NULL;
+	if (!w.failed) {
+		text = json_dumps(w.fresh, JSON_COMPACT);
+		util_write_file(cache_path, text, strlen(text), 0600);
+		free(text);
+	}
+	pthread_mutex_unlock(&transfer_cache_lock);
+	json_decref(w.cache);
+	json_decref(w.fresh);
+	free(cache_path);
+	free(w.root);
+	if (w.failed) {
+		json_decref(w.files);
+		*cause = w.cause;
+		return NULL;
+	}
+	*bytes = w.bytes;
+	return w.files;
+}
+
+/* Record a file we just wrote (and hashed) in the cache. */
+static void
+transfer_cache_put(struct env *e, const char *rel, const char *sha)
+{
+	char *cache_path = xasprintf("%s/transfer-cache.json", e->dir);
+	char *full = xasprintf("%s/files/%s", e->dir, rel);
+	char *text;
+	json_t *cache;
+	struct stat st;
+
+	pthread_mutex_lock(&transfer_cache_lock);
+	text = util_read_file(cache_path, 512 * 1024 * 1024, NULL);
+	cache = text ? json_loads(text, 0, NULL) : NULL;
+	free(text);
+	if (cache == NULL)
+		cache = json_object();
+	if (stat(full, &st) == 0)
+		json_object_set_new(cache, rel, json_pack("[I,I,I,s]",
+		    (json_int_t)st.st_size, (json_int_t)(
+		    (long long)st.st_mtim.tv_sec * 1000000000LL +
+		    st.st_mtim.tv_nsec), (json_int_t)st.st_ino, sha));
+	text = json_dumps(cache, JSON_COMPACT);
+	util_write_file(cache_path, text, strlen(text), 0600);
+	free(text);
+	json_decref(cache);
+	pthread_mutex_unlock(&transfer_cache_lock);
+	free(full);
+	free(cache_path);
+}
+
+/* ---- database checksums ---- */
+
+/* The environment's database URL, creating its role and database first
+ * when nothing was deployed yet (a migration target). */
+static char *
+env_url(struct env *e)
+{
+	char *u, *cause = NULL;
+
+	pthread_mutex_lock(&node->lock);
+	if (pg_env_ensure(e, &cause) == -1) {
+		log_warn("environment %lld: %s", e->id, cause);
+		free(cause);
+	}
+	u = pg_env_url(e);
+	pthread_mutex_unlock(&node->lock);
+	return u;
+}
+
+/* Per table: row count and an order-independent content checksum (the
+ * sum of the first 64 bits of md5 of every row's text); per sequence: its
+ * position. Equal data gives equal figures on any PostgreSQL. */
+static json_t *
+transfer_db_checksums(struct env *e, long long *bytes, long long *rows_total,
+    char **cause)
+{
+	char *url = env_url(e);
+	PGconn *c = NULL;
+	PGresult *r = NULL;
+	json_t *tables = NULL;
+	int i;
+
+	*rows_total = 0;
+	if (url == NULL) {
+		*cause = xstrdup("the environment has no database yet");
+		return NULL;
+	}
+	c = PQconnectdb(url);
+	free(url);
+	if (PQstatus(c) != CONNECTION_OK) {
+		*cause = xasprintf("cannot connect to the database: %s",
+		    PQerrorMessage(c));
+		goto out;
+	}
+	r = PQexec(c, "SELECT COALESCE(sum(pg_table_size(c.oid)), 0) FROM"
+	    " pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE"
+	    " c.relkind IN ('r','p') AND n.nspname NOT IN ('pg_catalog',"
+	    "'information_schema') AND n.nspname NOT LIKE 'pg_toast%'");
+	*bytes = PQresultStatus(r) == PGRES_TUPLES_OK ?
+	    strtoll(PQgetvalue(r, 0, 0), NULL, 10) : 0;
+	PQclear(r);
+	r = PQexec(c, "SELECT quote_ident(n.nspname) || '.' ||"
+	    " quote_ident(c.relname), c.relkind FROM pg_class c JOIN"
+	    " pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN"
+	    " ('r','p','S') AND n.nspname NOT IN ('pg_catalog',"
+	    "'information_schema') AND n.nspname NOT LIKE 'pg_toast%'"
+	    " AND n.nspname NOT LIKE 'pg_temp%' ORDER BY 1");
+	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+		*cause = xasprintf("cannot list tables: %s", PQerrorMessage(c));
+		goto out;
+	}
+	tables = json_array();
+	for (i = 0; i < PQntuples(r); i++) {
+		const char *name = PQgetvalue(r, i, 0);
+		int seq = PQgetvalue(r, i, 1)[0] == 'S';
+		char *sql = seq ? xasprintf("SELECT 1, last_value::text || ':' ||"
+		    " is_called::text FROM %s", name) : xasprintf("SELECT"
+		    " count(*), COALESCE(sum(('x' || substr(md5(t::text), 1,"
+		    " 16))::bit(64)::bigint::numeric), 0)::text FROM %s t",
+		    name);
+		PGresult *q = PQexec(c, sql);
+
+		free(sql);
+		if (PQresultStatus(q) != PGRES_TUPLES_OK) {
+			*cause = xasprintf("cannot read %s: %s", name,
+			    PQerrorMessage(c));
+			PQclear(q);
+			json_decref(tables);
+			tables = NULL;
+			goto out;
+		}
+		json_array_append_new(tables, json_pack("{s:s,s:s,s:I,s:s}",
+		    "name", name, "kind", seq ? "sequence" : "table", "rows",
+		    (json_int_t)(seq ? 0 : strtoll(PQgetvalue(q, 0, 0), NULL,
+		    10)), "checksum", PQgetvalue(q, 0, 1)));
+		if (!seq)
+			*rows_total += strtoll(PQgetvalue(q, 0, 0), NULL, 10);
+		PQclear(q);
+	}
+out:
+	PQclear(r);
+	PQfinish(c);
+	return tables;
+}
+
+/* The database's size in bytes (0 when unknown). */
+static long long
+transfer_db_size(struct env *e)
+{
+	char *url = env_url(e);
+	PGconn *c;
+	PGresult *r;
+	long long n = 0;
+
+	if (url == NULL)
+		return 0;
+	c = PQconnectdb(url);
+	free(url);
+	if (PQstatus(c) == CONNECTION_OK) {
+		r = PQexec(c, "SELECT COALESCE(sum(pg_table_size(c.oid)), 0)"
+		    " FROM pg_class c JOIN pg_namespace n ON n.oid ="
+		    " c.relnamespace WHERE c.relkind IN ('r','p') AND"
+		    " n.nspname NOT IN ('pg_catalog','information_schema')"
+		    " AND n.nspname NOT LIKE 'pg_toast%'");
+		if (PQresultStatus(r) == PGRES_TUPLES_OK)
+			n = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+		PQclear(r);
+	}
+	PQfinish(c);
+	return n;
+}
+
+/* GET /agent/v1/environments/{id}/checksums[?files=0|database=0] */
+void
+transfer_checksums(struct areq *r)
+{
+	const char *qf = http_query(r->http, "files");
+	const char *qd = http_query(r->http, "database");
+	long long fbytes = 0, dbytes = 0, rows = 0;
+	json_t *files = NULL, *tables = NULL, *out, *pkgj = NULL;
+	char *cause = NULL;
+
+	if (qf == NULL || strcmp(qf, "0") != 0) {
+		files = transfer_manifest(r->env, &fbytes, &cause);
+		if (files == NULL) {
+			areply_error(r, 500, "FILES_UNREADABLE", "%s", cause);
+			free(cause);
+			return;
+		}
+	}
+	if (qd == NULL || strcmp(qd, "0") != 0) {
+		tables = transfer_db_checksums(r->env, &dbytes, &rows, &cause);
+		if (tables == NULL) {
+			json_decref(files);
+			areply_error(r, 500, "DATABASE_UNREADABLE", "%s", cause);
+			free(cause);
+			return;
+		}
+	} else {
+		dbytes = transfer_db_size(r->env);
+	}
+	{
+		char *pkg = NULL, *pp = NULL, sha[65];
+
+		pthread_mutex_lock(&node->lock);
+		if (r->env->package)
+			pkg = xstrdup(r->env->package);
+		pthread_mutex_unlock(&node->lock);
+		if (pkg && (pp = env_package_path(pkg)) != NULL &&
+		    sha256_file(pp, sha, NULL) == 0) {
+			pkgj = json_pack("{s:s,s:s}", "name", pkg, "sha256",
+			    sha);
+		}
+		free(pkg);
+		free(pp);
+	}
+	out = json_pack("{s:I,s:I,s:I,s:I}", "environment",
+	    (json_int_t)r->env->id, "files_bytes", (json_int_t)fbytes,
+	    "database_bytes", (json_int_t)dbytes, "rows", (json_int_t)rows);
+	json_object_set_new(out, "files", files ? files : json_null());
+	json_object_set_new(out, "tables", tables ? tables : json_null());
+	json_object_set_new(out, "package", pkgj ? pkgj : json_null());
+	areply(r, 200, out);
+}
+
+/* ---- streaming a child's output (pg_dump) ---- */
+
+struct child_stream {
+	pid_t	 pid;
+	int	 fd;
+};
+
+static ssize_t
+child_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+	struct child_stream *s = cls;
+	ssize_t n;
+
+	(void)pos;
+	do
+		n = read(s->fd, buf, max);
+	while (n == -1 && errno == EINTR);
+	if (n > 0)
+		return n;
+	if (n == 0) {
+		int status = 0;
+
+		/* a dump that failed half-way must not look complete */
+		waitpid(s->pid, &status, 0);
+		s->pid = 0;
+		if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+			return MHD_CONTENT_READER_END_OF_STREAM;
+		log_warn("pg_dump exited with status %d", status);
+	}
+	return MHD_CONTENT_READER_END_WITH_ERROR;
+}
+
+static void
+child_free(void *cls)
+{
+	struct child_stream *s = cls;
+
+	close(s->fd);
+	if (s->pid > 0) {
+		kill(s->pid, SIGTERM);
+		waitpid(s->pid, NULL, 0);
+	}
+	free(s);
+}
+
+/* Run argv with stdout to a pipe (read end in *fd), stdin from in (or
+ * /dev/null when -1), stderr to err (or inherited when -1). */
+static pid_t
+spawn_pipe(char *const argv[], int in, int *fd_out, int *fd_in)
+{
+	int out[2] = { -1, -1 }, inp[2] = { -1, -1 };
+	pid_t pid;
+
+	if ((fd_out && pipe2(out, O_CLOEXEC) == -1) ||
+	    (fd_in && pipe2(inp, O_CLOEXEC) == -1))
+		return -1;
+	pid = fork();
+	if (pid == -1)
+		return -1;
+	if (pid == 0) {
+		int nul = open("/dev/null", O_RDWR);
+
+		if (fd_in)
+			dup2(inp[0], 0);
+		else
+			dup2(in >= 0 ? in : nul, 0);
+		if (fd_out)
+			dup2(out[1], 1);
+		else
+			dup2(nul, 1);
+		execv(argv[0], argv);
+		_exit(127);
+	}
+	if (fd_out) {
+		close(out[1]);
+		*fd_out = out[0];
+	}
+	if (fd_in) {
+		close(inp[0]);
+		*fd_in = inp[1];
+	}
+	return pid;
+}
+
+/* GET /agent/v1/environments/{id}/dump (signed): the database as
+ * `pg_dump --format=custom --no-owner --no-privileges`, uncompressed (the
+ * target restores while it arrives), streamed. */
+void
+transfer_dump(struct areq *r)
+{
+	char *url = env_url(r->env);
+	struct child_stream *s;
+	int fd;
+	pid_t pid;
+
+	if (url == NULL) {
+		areply_error(r, 409, "NO_DATABASE", "environment %lld has no "
+		    "database yet", r->env->id);
+		return;
+	}
+	{
+		char *argv[] = { TRANSFER_PG_BIN "/pg_dump", "--format=custom",
+			"--compress=0", "--no-owner", "--no-privileges",
+			"--dbname", url, NULL };
+
+		pid = spawn_pipe(argv, -1, &fd, NULL);
+	}
+	free(url);
+	if (pid == -1) {
+		areply_error(r, 500, "DUMP_FAILED", "cannot run pg_dump: %s",
+		    strerror(errno));
+		return;
+	}
+	s = xcalloc(1, sizeof *s);
+	s->pid = pid;
+	s->fd = fd;
+	http_reply_stream(r->http, 200, MHD_SIZE_UNKNOWN, child_read, s,
+	    child_free, "application/octet-stream");
+}
+
+/* ---- files export ---- */
+
+struct files_stream {
+	struct env	*env;
+	char		*root;
+	json_t		*paths;
+	size_t		 next;
+	int		 fd;
+	long long	 left;
+	char		 head[4200];
+	size_t		 head_len, head_off;
+	int		 ended;
+};
+
+static ssize_t
+files_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+	struct files_stream *s = cls;
+
+	(void)pos;
+	for (;;) {
+		if (s->head_off < s->head_len) {
+			size_t n = s->head_len - s->head_off;
+
+			if (n > max)
+				n = max;
+			memcpy(buf, s->head + s->head_off, n);
+			s->head_off += n;
+			return (ssize_t)n;
+		}
+		if (s->fd >= 0) {
+			ssize_t n = read(s->fd, buf, (size_t)(s->left <
+			    (long long)max ? s->left : (long long)max));
+
+			if (n <= 0) {
+				/* shorter than announced: the stream is
+				 * broken, the receiver must not accept it */
+				return MHD_CONTENT_READER_END_WITH_ERROR;
+			}
+			s->left -= n;
+			if (s->left == 0) {
+				close(s->fd);
+				s->fd = -1;
+			}
+			return n;
+		}
+		if (s->ended)
+			return MHD_CONTENT_READER_END_OF_STREAM;
+		if (s->next >= json_array_size(s->paths)) {
+			s->head_len = (size_t)snprintf(s->head, sizeof s->head,
+			    "E\n");
+			s->head_off = 0;
+			s->ended = 1;
+			continue;
+		}
+		{
+			const char *p = json_string_value(json_array_get(
+			    s->paths, s->next++));
+			char *full = xasprintf("%s/%s", s->root, p);
+			struct stat st;
+			int fd = open(full, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+
+			free(full);
+			if (fd == -1 || fstat(fd, &st) == -1 ||
+			    !S_ISREG(st.st_mode)) {
+				if (fd != -1)
+					close(fd);
+				/* gone since the manifest: say so */
+				s->head_len = (size_t)snprintf(s->head,
+				    sizeof s->head, "M %zu\n%s", strlen(p), p);
+			} else {
+				s->head_len = (size_t)snprintf(s->head,
+				    sizeof s->head, "F %lld %zu\n%s",
+				    (long long)st.st_size, strlen(p), p);
+				s->left = st.st_size;
+				if (s->left > 0)
+					s->fd = fd;
+				else
+					close(fd);
+			}
+			s->head_off = 0;
+		}
+	}
+}
+
+static void
+files_free(void *cls)
+{
+	struct files_stream *s = cls;
+
+	if (s->fd >= 0)
+		close(s->fd);
+	json_decref(s->paths);
+	free(s->root);
+	free(s);
+}
+
+/* POST /agent/v1/environments/{id}/files/export (signed) {paths} */
+void
+transfer_files_export(struct areq *r)
+{
+	static const struct jfield fields[] = {
+		{ "paths", JT_ARRAY, 1 }, { NULL } };
+	struct files_stream *s;
+	json_t *paths, *v;
+	size_t i;
+
+	if (abody_check(r, fields) == -1)
+		return;
+	paths = json_object_get(r->body, "paths");
+	json_array_foreach(paths, i, v) {
+		if (!transfer_path_ok(json_string_value(v))) {
+			areply_error(r, 400, "BAD_PATH", "'%s' is not a safe "
+			    "relative path", json_is_string(v) ?
+			    json_string_value(v) : "(not a string)");
+			return;
+		}
+	}
+	s = xcalloc(1, sizeof *s);
+	s->env = r->env;
+	s->root = transfer_files_dir(r->env);
+	s->paths = json_incref(paths);
+	s->fd = -1;
+	http_reply_stream(r->http, 200, MHD_SIZE_UNKNOWN, files_read, s,
+	    files_free, "application/x-nubo-files");
+}
+
+/* ---- the deployed package ---- */
+
+/* GET /agent/v1/environments/{id}/package (signed): the package file the
+ * environment runs, from this node's repository. */
+void
+transfer_package(struct areq *r)
+{
+	char *pkg = NULL, *path = NULL;
+	struct stat st;
+	int fd;
+
+	pthread_mutex_lock(&node->lock);
+	if (r->env->package)
+		pkg = xstrdup(r->env->package);
+	pthread_mutex_unlock(&node->lock);
+	if (pkg == NULL || (path = env_package_path(pkg)) == NULL) {
+		areply_error(r, 404, "PACKAGE_NOT_FOUND", "environment %lld runs "
+		    "no package of this node's repository", r->env->id);
+		free(pkg);
+		return;
+	}
+	if (http_query(r->http, "meta")) {
+		/* the repository's metadata next to the file (packages.c) */
+		char *slash = strrchr(path, '/');
+
+		*slash = '\0';
+		slash = path;
+		path = xasprintf("%s/meta.json", slash);
+		free(slash);
+	}
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd == -1 || fstat(fd, &st) == -1) {
+		if (fd != -1)
+			close(fd);
+		if (errno == ENOENT)
+			areply_error(r, 404, "PACKAGE_NOT_FOUND", "package '%s' "
+			    "has no %s", pkg, http_query(r->http, "meta") ?
+			    "metadata" : "file");
+		else
+			areply_error(r, 500, "PACKAGE_UNREADABLE", "cannot read "
+			    "package '%s': %s", pkg, strerror(errno));
+	} else {
+		http_reply_file(r->http, fd, (uint64_t)st.st_size,
+		    "application/octet-stream", pkg);
+	}
+	free(path);
+	free(pkg);
+}
+
+/* ---- import task ---- */
+
+struct task {
+	long long	 env_id;
+	char		*key;
+	char		*state;		/* running | completed | failed */
+	char		*error;
+	char		*phase;		/* files | database | swap */
+	long long	 bytes, bytes_total, files, files_total;
+	json_t		*req;
+	double		 started, finished;
+	struct task	*next;
+};
+
+static pthread_mutex_t task_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct task *tasks;
+
+static json_t *
+task_json(struct task *t)
+{
+	json_t *j;
+
+	pthread_mutex_lock(&task_lock);
+	j = json_pack("{s:s,s:s,s:s?,s:s?,s:I,s:I,s:I,s:I,s:f}",
+	    "key", t->key, "state", t->state, "error", t->error,
+	    "phase", t->phase, "bytes", (json_int_t)t->bytes,
+	    "bytes_total", (json_int_t)t->bytes_total,
+	    "files", (json_int_t)t->files,
+	    "files_total", (json_int_t)t->files_total,
+	    "seconds", (t->finished > 0 ? t->finished : node_clock()) -
+	    t->started);
+	pthread_mutex_unlock(&task_lock);
+	return j;
+}
+
+static void
+task_set(struct task *t, const char *phase)
+{
+	pthread_mutex_lock(&task_lock);
+	free(t->phase);
+	t->phase = xstrdup(phase);
+	pthread_mutex_unlock(&task_lock);
+}
+
+/* The files stream parser, fed by curl. */
+struct files_sink {
+	struct task	*t;
+	struct env	*env;
+	char		*root;
+	json_t		*want;		/* path → {size, sha256} */
+	char		 head[4200];
+	size_t		 head_len;
+	int		 in_file;	/* 0: reading a header */
+	char		*path;
+	long long	 left;
+	int		 fd;
+	char		*tmp;
+	crypto_hash_sha256_state sha;
+	char		*error;
+	int		 ended;
+};
+
+static int
+mkdirs_for(const char *root, const char *rel)
+{
+	char *dup = xasprintf("%s/%s", root, rel), *slash = strrchr(dup, '/');
+	int rc = 0;
+
+	if (slash) {
+		*slash = '\0';
+		rc = util_mkdir_p(dup, 0755);
+	}
+	free(dup);
+	return rc;
+}
+
+static int
+sink_file_done(struct files_sink *s)
+{
+	unsigned char h[crypto_hash_sha256_BYTES];
+	char hex[65], *dest;
+	json_t *w = json_object_get(s->want, s->path);
+
+	crypto_hash_sha256_final(&s->sha, h);
+	util_hex(h, sizeof h, hex);
+	if (fsync(s->fd) == -1 || close(s->fd) == -1) {
+		s->fd = -1;
+		s->error = xasprintf("cannot write %s: %s", s->path,
+		    strerror(errno));
+		return -1;
+	}
+	s->fd = -1;
+	node_chown(s->tmp);
+	dest = xasprintf("%s/%s", s->root, s->path);
+	if (mkdirs_for(s->root, s->path) == -1 || rename(s->tmp, dest) == -1) {
+		s->error = xasprintf("cannot place %s: %s", s->path,
+		    strerror(errno));
+		free(dest);
+		return -1;
+	}
+	free(dest);
+	free(s->tmp);
+	s->tmp = NULL;
+	/* A file that changed on the source since its manifest arrives with
+	 * another sha256: keep the new bytes (they are the source's), the
+	 * verify step compares again. */
+	if (w && jsonx_str(w, "sha256") && strcmp(jsonx_str(w, "sha256"),
+	    hex) != 0)
+		log_info("transfer: %s changed on the source since its "
+		    "manifest", s->path);
+	transfer_cache_put(s->env, s->path, hex);
+	pthread_mutex_lock(&task_lock);
+	s->t->files++;
+	pthread_mutex_unlock(&task_lock);
+	if (s->t->files == 1)
+		transfer_pause("files-stream");
+	free(s->path);
+	s->path = NULL;
+	s->in_file = 0;
+	return 0;
+}
+
+static size_t
+sink_write(char *data, size_t size, size_t nmemb, void *cls)
+{
+	struct files_sink *s = cls;
+	size_t len = size * nmemb, used = 0;
+
+	while (used < len && s->error == NULL) {
+		if (s->in_file) {
+			size_t n = len - used;
+
+			if ((long long)n > s->left)
+				n = (size_t)s->left;
+			if (write(s->fd, data + used, n) != (ssize_t)n) {
+				s->error = xasprintf("cannot write %s: %s",
+				    s->path, strerror(errno));
+				break;
+			}
+			crypto_hash_sha256_update(&s->sha,
+			    (unsigned char *)data + used, n);
+			used += n;
+			s->left -= (long long)n;
+			pthread_mutex_lock(&task_lock);
+			s->t->bytes += (long long)n;
+			pthread_mutex_unlock(&task_lock);
+			if (s->left == 0 && sink_file_done(s) == -1)
+				break;
+			continue;
+		}
+		/* header: "F <size> <len>\n<path>" | "M <len>\n<path>" | "E\n" */
+		if (s->ended) {
+			s->error = xstrdup("data after the end of the stream");
+			break;
+		}
+		if (s->head_len >= sizeof s->head - 1) {
+			s->error = xstrdup("malformed files stream");
+			break;
+		}
+		s->head[s->head_len++] = data[used++];
+		s->head[s->head_len] = '\0';
+		{
+			char *nl = strchr(s->head, '\n');
+			long long fsize = 0;
+			size_t plen = 0;
+			char kind;
+
+			if (nl == NULL)
+				continue;
+			kind = s->head[0];
+			if (kind == 'E') {
+				s->ended = 1;
+				s->head_len = 0;
+				continue;
+			}
+			if (kind == 'F' ? sscanf(s->head, "F %lld %zu", &fsize,
+			    &plen) != 2 : kind == 'M' ? sscanf(s->head, "M %zu",
+			    &plen) != 1 : 1) {
+				s->error = xstrdup("malformed files stream");
+				break;
+			}
+			if (plen == 0 || plen > 4096 || fsize < 0) {
+				s->error = xstrdup("malformed files stream");
+				break;
+			}
+			if ((size_t)(s->head + s->head_len - (nl + 1)) < plen)
+				continue;
+			free(s->path);
+			s->path = xstrndup(nl + 1, plen);
+			s->head_len = 0;
+			if (!transfer_path_ok(s->path) ||
+			    json_object_get(s->want, s->path) == NULL) {
+				s->error = xasprintf("unexpected path '%s' in "
+				    "the files stream", s->path);
+				break;
+			}
+			if (kind == 'M') {
+				char *full = xasprintf("%s/%s", s->root,
+				    s->path);
+
+				unlink(full);
+				free(full);
+				free(s->path);
+				s->path = NULL;
+				continue;
+			}
+			free(s->tmp);
+			s->tmp = xasprintf("%s/.nubo-partial/%s", s->root,
+			    "XXXXXX");
+			s->fd = mkstemp(s->tmp);
+			if (s->fd == -1) {
+				s->error = xasprintf("cannot create a file in "
+				    "%s/.nubo-partial: %s", s->root,
+				    strerror(errno));
+				break;
+			}
+			fchmod(s->fd, 0644);
+			crypto_hash_sha256_init(&s->sha);
+			s->left = fsize;
+			s->in_file = 1;
+			if (fsize == 0 && sink_file_done(s) == -1)
+				break;
+		}
+	}
+	return s->error ? 0 : len;
+}
+
+static int
+task_files(struct task *t, struct env *e, char **cause)
+{
+	json_t *files = json_object_get(t->req, "files");
+	json_t *del = json_object_get(t->req, "delete");
+	const char *url = jsonx_str(t->req, "files_url");
+	struct files_sink s;
+	json_t *v, *paths;
+	size_t i, start;
+	int rc = -1;
+
+	memset(&s, 0, sizeof s);
+	s.t = t;
+	s.env = e;
+	s.fd = -1;
+	s.root = transfer_files_dir(e);
+	s.want = json_object();
+	{
+		char *partial = xasprintf("%s/.nubo-partial", s.root);
+
+		util_rm_rf(partial);	/* leftovers of a killed import */
+		if (util_mkdir_p(partial, 0755) == -1) {
+			*cause = xasprintf("cannot create %s: %s", partial,
+			    strerror(errno));
+			free(partial);
+			goto out;
+		}
+		node_chown(s.root);
+		free(partial);
+	}
+	json_array_foreach(files, i, v)
+		json_object_set(s.want, jsonx_str(v, "path"), v);
+	/* in batches, so each request body stays small */
+	for (start = 0; start < json_array_size(files); start += 2000) {
+		CURL *c;
+		struct curl_slist *h = NULL;
+		CURLcode cc;
+		long status = 0;
+		char *body;
+
+		paths = json_array();
+		for (i = start; i < start + 2000 && i < json_array_size(files);
+		    i++)
+			json_array_append(paths, json_object_get(
+			    json_array_get(files, i), "path"));
+		v = json_pack("{s:o}", "paths", paths);
+		body = json_dumps(v, JSON_COMPACT);
+		json_decref(v);
+		s.ended = 0;
+		c = curl_easy_init();
+		h = curl_slist_append(h, "Content-Type: application/json");
+		curl_easy_setopt(c, CURLOPT_URL, url);
+		curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+		curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+		curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, sink_write);
+		curl_easy_setopt(c, CURLOPT_WRITEDATA, &s);
+		curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+		curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 10L);
+		curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
+		curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, 60L);
+		cc = curl_easy_perform(c);
+		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+		curl_easy_cleanup(c);
+		curl_slist_free_all(h);
+		free(body);
+		if (s.error) {
+			*cause = xasprintf("files: %s", s.error);
+			goto out;
+		}
+		if (cc != CURLE_OK || status != 200 || !s.ended) {
+			*cause = xasprintf("files: the source node did not send "
+			    "the files (%s, HTTP %ld)", cc != CURLE_OK ?
+			    curl_easy_strerror(cc) : "incomplete stream",
+			    status);
+			goto out;
+		}
+	}
+	json_array_foreach(del, i, v) {
+		char *full;
+
+		if (!transfer_path_ok(json_string_value(v)))
+			continue;
+		full = xasprintf("%s/%s", s.root, json_string_value(v));
+		if (unlink(full) == -1 && errno != ENOENT) {
+			*cause = xasprintf("cannot remove %s: %s",
+			    json_string_value(v), strerror(errno));
+			free(full);
+			goto out;
+		}
+		free(full);
+	}
+	rc = 0;
+out:
+	if (s.fd >= 0)
+		close(s.fd);
+	if (s.tmp)
+		unlink(s.tmp);
+	{
+		char *partial = xasprintf("%s/.nubo-partial", s.root);
+
+		util_rm_rf(partial);
+		free(partial);
+	}
+	free(s.tmp);
+	free(s.path);
+	free(s.error);
+	free(s.root);
+	json_decref(s.want);
+	return rc;
+}
+
+static int
+pg_admin_exec(PGconn *c, const char *sql, char **cause)
+{
+	PGresult *r = PQexec(c, sql);
+	int ok = PQresultStatus(r) == PGRES_COMMAND_OK ||
+	    PQresultStatus(r) == PGRES_TUPLES_OK;
+
+	if (!ok)
+		*cause = xasprintf("PostgreSQL: %s", PQerrorMessage(c));
+	PQclear(r);
+	return ok ? 0 : -1;
+}
+
+static int
+db_exists(PGconn *c, const char *name)
+{
+	const char *params[1] = { name };
+	PGresult *r = PQexecParams(c, "SELECT 1 FROM pg_database WHERE"
+	    " datname = $1", 1, NULL, params, NULL, NULL, 0);
+	int yes = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1;
+
+	PQclear(r);
+	return yes;
+}
+
+struct restore_pipe {
+	struct task	*t;
+	int		 fd;
+	int		 paused;
+};
+
+static size_t
+restore_write(char *data, size_t size, size_t nmemb, void *cls)
+{
+	struct restore_pipe *p = cls;
+	size_t len = size * nmemb, off = 0;
+
+	while (off < len) {
+		ssize_t n = write(p->fd, data + off, len - off);
+
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return 0;	/* pg_restore died */
+		off += (size_t)n;
+	}
+	pthread_mutex_lock(&task_lock);
+	p->t->bytes += (long long)len;
+	pthread_mutex_unlock(&task_lock);
+	if (!p->paused) {
+		p->paused = 1;
+		transfer_pause("stream");
+	}
+	return len;
+}
+
+/* The database: restored into env_<id>_in while it arrives, then swapped
+ * in for env_<id>; the old one is dropped only after. A failure leaves
+ * the old database as it was. */
+static int
+task_database(struct task *t, struct env *e, char **cause)
+{
+	char *admin = pg_admin_conninfo(), *url = env_url(e), *in_url = NULL;
+	char *sql = NULL, errbuf[256];
+	PGconn *c = PQconnectdb(admin);
+	struct restore_pipe p;
+	pid_t pid = -1;
+	int fd = -1, status = 0, rc = -1;
+	CURL *cu = NULL;
+	CURLcode cc;
+	long http = 0;
+	char *slash;
+
+	memset(&p, 0, sizeof p);
+	if (PQstatus(c) != CONNECTION_OK || url == NULL) {
+		*cause = xasprintf("database: cannot connect: %s",
+		    url ? PQerrorMessage(c) : "no database yet");
+		goto out;
+	}
+	/* a swap that a kill interrupted: put the old database back */
+	snprintf(errbuf, sizeof errbuf, "env_%lld", e->id);
+	if (!db_exists(c, errbuf)) {
+		snprintf(errbuf, sizeof errbuf, "env_%lld_old", e->id);
+		if (db_exists(c, errbuf)) {
+			sql = xasprintf("ALTER DATABASE env_%lld_old RENAME TO"
+			    " env_%lld", e->id, e->id);
+			if (pg_admin_exec(c, sql, cause) == -1)
+				goto out;
+			free(sql);
+			sql = NULL;
+		}
+	}
+	free(sql);
+	sql = xasprintf("DROP DATABASE IF EXISTS env_%lld_in WITH (FORCE)",
+	    e->id);
+	if (pg_admin_exec(c, sql, cause) == -1)
+		goto out;
+	free(sql);
+	sql = xasprintf("CREATE DATABASE env_%lld_in OWNER env_%lld ENCODING"
+	    " 'UTF8' TEMPLATE template0", e->id, e->id);
+	if (pg_admin_exec(c, sql, cause) == -1)
+		goto out;
+	slash = strrchr(url, '/');
+	*slash = '\0';
+	in_url = xasprintf("%s/env_%lld_in", url, e->id);
+	{
+		char *argv[] = { TRANSFER_PG_BIN "/pg_restore", "--no-owner",
+			"--no-privileges", "--exit-on-error", "--dbname",
+			in_url, NULL };
+
+		pid = spawn_pipe(argv, -1, NULL, &fd);
+	}
+	if (pid == -1) {
+		*cause = xasprintf("cannot run pg_restore: %s",
+		    strerror(errno));
+		goto out;
+	}
+	p.t = t;
+	p.fd = fd;
+	cu = curl_easy_init();
+	curl_easy_setopt(cu, CURLOPT_URL, jsonx_str(t->req, "dump_url"));
+	curl_easy_setopt(cu, CURLOPT_WRITEFUNCTION, restore_write);
+	curl_easy_setopt(cu, CURLOPT_WRITEDATA, &p);
+	curl_easy_setopt(cu, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(cu, CURLOPT_CONNECTTIMEOUT, 10L);
+	curl_easy_setopt(cu, CURLOPT_LOW_SPEED_LIMIT, 1L);
+	curl_easy_setopt(cu, CURLOPT_LOW_SPEED_TIME, 120L);
+	curl_easy_setopt(cu, CURLOPT_FAILONERROR, 1L);
+	cc = curl_easy_perform(cu);
+	curl_easy_getinfo(cu, CURLINFO_RESPONSE_CODE, &http);
+	close(fd);
+	fd = -1;
+	waitpid(pid, &status, 0);
+	pid = -1;
+	if (cc != CURLE_OK) {
+		*cause = xasprintf("database: the dump from the source node "
+		    "broke off (%s)", curl_easy_strerror(cc));
+		goto out;
+	}
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+		*cause = xasprintf("database: pg_restore failed (status %d)",
+		    status);
+		goto out;
+	}
+	/* swap in */
+	task_set(t, "swap");
+	free(sql);
+	sql = xasprintf("SELECT pg_terminate_backend(pid) FROM"
+	    " pg_stat_activity WHERE datname = 'env_%lld'", e->id);
+	pg_admin_exec(c, sql, cause);
+	free(sql);
+	sql = xasprintf("ALTER DATABASE env_%lld RENAME TO env_%lld_old",
+	    e->id, e->id);
+	if (pg_admin_exec(c, sql, cause) == -1)
+		goto out;
+	free(sql);
+	sql = xasprintf("ALTER DATABASE env_%lld_in RENAME TO env_%lld",
+	    e->id, e->id);
+	if (pg_admin_exec(c, sql, cause) == -1) {
+		char *back = xasprintf("ALTER DATABASE env_%lld_old RENAME TO"
+		    " env_%lld", e->id, e->id);
+		char *ignore = NULL;
+
+		pg_admin_exec(c, back, &ignore);
+		free(ignore);
+		free(back);
+		goto out;
+	}
+	free(sql);
+	sql = xasprintf("DROP DATABASE IF EXISTS env_%lld_old WITH (FORCE)",
+	    e->id);
+	if (pg_admin_exec(c, sql, cause) == -1)
+		goto out;
+	free(sql);
+	sql = xasprintf("REVOKE ALL ON DATABASE env_%lld FROM PUBLIC", e->id);
+	pg_admin_exec(c, sql, cause);
+	rc = 0;
+out:
+	if (fd >= 0)
+		close(fd);
+	if (pid > 0) {
+		kill(pid, SIGTERM);
+		waitpid(pid, NULL, 0);
+	}
+	if (cu)
+		curl_easy_cleanup(cu);
+	if (rc == -1 && c && PQstatus(c) == CONNECTION_OK) {
+		char *drop = xasprintf("DROP DATABASE IF EXISTS env_%lld_in"
+		    " WITH (FORCE)", e->id);
+		char *ignore = NULL;
+
+		pg_admin_exec(c, drop, &ignore);
+		free(ignore);
+		free(drop);
+	}
+	PQfinish(c);
+	free(sql);
+	free(in_url);
+	free(url);
+	free(admin);
+	return rc;
+}
+
+static size_t
+fd_write(char *data, size_t size, size_t nmemb, void *cls)
+{
+	struct restore_pipe *p = cls;
+	size_t len = size * nmemb, off = 0;
+
+	while (off < len) {
+		ssize_t n = write(p->fd, data + off, len - off);
+
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return 0;
+		off += (size_t)n;
+	}
+	pthread_mutex_lock(&task_lock);
+	p->t->bytes += (long long)len;
+	pthread_mutex_unlock(&task_lock);
+	return len;
+}
+
+/* Download url into path (created 0644); 0, or -1 with *cause. A 404 is
+ * reported as 1 when missing_ok. */
+static int
+fetch_to(struct task *t, const char *url, const char *path, int missing_ok,
+    char **cause)
+{
+	struct restore_pipe p;
+	CURL *cu;
+	CURLcode cc;
+	long status = 0;
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+
+	if (fd == -1) {
+		*cause = xasprintf("cannot create %s: %s", path,
+		    strerror(errno));
+		return -1;
+	}
+	memset(&p, 0, sizeof p);
+	p.t = t;
+	p.fd = fd;
+	cu = curl_easy_init();
+	curl_easy_setopt(cu, CURLOPT_URL, url);
+	curl_easy_setopt(cu, CURLOPT_WRITEFUNCTION, fd_write);
+	curl_easy_setopt(cu, CURLOPT_WRITEDATA, &p);
+	curl_easy_setopt(cu, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(cu, CURLOPT_CONNECTTIMEOUT, 10L);
+	curl_easy_setopt(cu, CURLOPT_LOW_SPEED_LIMIT, 1L);
+	curl_easy_setopt(cu, CURLOPT_LOW_SPEED_TIME, 60L);
+	cc = curl_easy_perform(cu);
+	curl_easy_getinfo(cu, CURLINFO_RESPONSE_CODE, &status);
+	curl_easy_cleanup(cu);
+	if (cc == CURLE_OK && status == 404 && missing_ok) {
+		close(fd);
+		unlink(path);
+		return 1;
+	}
+	if (cc != CURLE_OK || status != 200 || fsync(fd) == -1) {
+		close(fd);
+		*cause = xasprintf("the download from the source node failed "
+		    "(%s, HTTP %ld)", curl_easy_strerror(cc), status);
+		return -1;
+	}
+	close(fd);
+	return 0;
+}
+
+/* The package into this node's repository, laid out as packages.c does
+ * (DIR/packages/<id>/{package, meta.json}, published by renaming a
+ * ".new-XXXXXX" folder, which a restart cleans up), unless a package of
+ * that id and sha256 is there already. */
+static int
+task_package(struct task *t, char **cause)
+{
+	json_t *pk = json_object_get(t->req, "package");
+	const char *name = jsonx_str(pk, "name"), *want = jsonx_str(pk,
+	    "sha256"), *url = jsonx_str(pk, "url");
+	char *repo = NULL, *dest = NULL, *stage = NULL, *file = NULL;
+	char *meta = NULL, *murl = NULL, *why = NULL, sha[65];
+	int rc = -1, m;
+
+	if (name == NULL || strchr(name, '/') || *name == '.' || url == NULL) {
+		*cause = xstrdup("package: a name and a url are needed");
+		return -1;
+	}
+	repo = xasprintf("%s/packages", node->data_dir);
+	dest = xasprintf("%s/%s", repo, name);
+	file = xasprintf("%s/package", dest);
+	if (want && sha256_file(file, sha, NULL) == 0 && strcmp(sha, want) == 0)
+		goto done;
+	free(file);
+	stage = xasprintf("%s/.new-XXXXXX", repo);
+	if (util_mkdir_p(repo, 0755) == -1 || mkdtemp(stage) == NULL) {
+		*cause = xasprintf("cannot create %s: %s", stage,
+		    strerror(errno));
+		goto out;
+	}
+	chmod(stage, 0755);
+	file = xasprintf("%s/package", stage);
+	if (fetch_to(t, url, file, 0, &why) == -1) {
+		*cause = xasprintf("package: %s", why);
+		goto out;
+	}
+	if (want && (sha256_file(file, sha, NULL) == -1 ||
+	    strcmp(sha, want) != 0)) {
+		*cause = xasprintf("package: the copy of '%s' does not have "
+		    "the source's sha256", name);
+		goto out;
+	}
+	meta = xasprintf("%s/meta.json", stage);
+	murl = xasprintf("%s&meta=1", url);
+	if ((m = fetch_to(t, murl, meta, 1, &why)) == -1) {
+		*cause = xasprintf("package metadata: %s", why);
+		goto out;
+	}
+	util_rm_rf(dest);	/* another package under that id */
+	if (rename(stage, dest) == -1) {
+		*cause = xasprintf("cannot publish %s: %s", dest,
+		    strerror(errno));
+		goto out;
+	}
+	free(stage);
+	stage = NULL;
+done:
+	rc = 0;
+out:
+	if (stage)
+		util_rm_rf(stage);
+	free(repo);
+	free(dest);
+	free(stage);
+	free(file);
+	free(meta);
+	free(murl);
+	free(why);
+	return rc;
+}
+
+static void *
+task_run(void *arg)
+{
+	struct task *t = arg;
+	struct env *e;
+	char *cause = NULL;
+	int rc = 0;
+
+	pthread_mutex_lock(&node->lock);
+	e = env_find(t->env_id);
+	pthread_mutex_unlock(&node->lock);
+	if (e == NULL) {
+		cause = xstrdup("the environment is gone");
+		rc = -1;
+	}
+	if (rc == 0 && json_object_get(t->req, "package")) {
+		task_set(t, "package");
+		rc = task_package(t, &cause);
+	}
+	if (rc == 0 && json_array_size(json_object_get(t->req, "files")) +
+	    json_array_size(json_object_get(t->req, "delete")) > 0) {
+		task_set(t, "files");
+		rc = task_files(t, e, &cause);
+	}
+	if (rc == 0 && jsonx_str(t->req, "dump_url")) {
+		task_set(t, "database");
+		rc = task_database(t, e, &cause);
+	}
+	pthread_mutex_lock(&task_lock);
+	free(t->state);
+	t->state = xstrdup(rc == 0 ? "completed" : "failed");
+	t->error = cause;
+	t->finished = node_clock();
+	pthread_mutex_unlock(&task_lock);
+	if (e)
+		env_log(e, "migration import %s: %s", t->key, rc == 0 ?
+		    "completed" : cause);
+	return NULL;
+}
+
+static struct task *
+task_find(long long env_id)
+{
+	struct task *t;
+
+	for (t = tasks; t; t = t->next)
+		if (t->env_id == env_id)
+			return t;
+	return NULL;
+}
+
+/* POST /agent/v1/environments/{id}/import {key, dump_url?, files_url?,
+ * files?: [{path,size,sha256}], delete?: [path]} */
+void
+transfer_import(struct areq *r)
+{
+	static const struct jfield fields[] = {
+		{ "key", JT_STRING, 1 }, { "dump_url", JT_STRING, 0 },
+		{ "files_url", JT_STRING, 0 }, { "files", JT_ARRAY, 0 },
+		{ "delete", JT_ARRAY, 0 }, { "package", JT_OBJECT, 0 },
+		{ NULL } };
+	struct task *t;
+	json_t *v;
+	pthread_t th;
+	long long total = 0;
+	size_t i;
+	int running;
+
+	if (abody_check(r, fields) == -1)
+		return;
+	json_array_foreach(json_object_get(r->body, "files"), i, v) {
+		if (!transfer_path_ok(jsonx_str(v, "path"))) {
+			areply_error(r, 400, "BAD_PATH", "'%s' is not a safe "
+			    "relative path", jsonx_str(v, "path") ?
+			    jsonx_str(v, "path") : "(missing)");
+			return;
+		}
+		total += jsonx_int(v, "size", 0);
+	}
+	if (json_array_size(json_object_get(r->body, "files")) &&
+	    !jsonx_str(r->body, "files_url")) {
+		areply_error(r, 400, "BAD_REQUEST", "files need a files_url");
+		return;
+	}
+	pthread_mutex_lock(&node->lock);
+	running = r->env->state == ENV_RUNNING ||
+	    r->env->state == ENV_STARTING || r->env->state == ENV_STOPPING;
+	pthread_mutex_unlock(&node->lock);
+	pthread_mutex_lock(&task_lock);
+	t = task_find(r->env->id);
+	if (t && strcmp(t->key, jsonx_str(r->body, "key")) == 0 &&
+	    strcmp(t->state, "failed") != 0) {
+		pthread_mutex_unlock(&task_lock);
+		areply(r, 200, task_json(t));	/* the same import */
+		return;
+	}
+	if (t && strcmp(t->state, "running") == 0) {
+		pthread_mutex_unlock(&task_lock);
+		areply_error(r, 409, "IMPORT_RUNNING", "environment %lld is "
+		    "importing already (%s)", r->env->id, t->key);
+		return;
+	}
+	if (running) {
+		pthread_mutex_unlock(&task_lock);
+		areply_error(r, 409, "ENVIRONMENT_NOT_STOPPED", "cannot import "
+		    "into environment %lld: it is running", r->env->id);
+		return;
+	}
+	if (t == NULL) {
+		t = xcalloc(1, sizeof *t);
+		t->env_id = r->env->id;
+		t->next = tasks;
+		tasks = t;
+	}
+	free(t->key);
+	free(t->state);
+	free(t->error);
+	free(t->phase);
+	json_decref(t->req);
+	t->key = xstrdup(jsonx_str(r->body, "key"));
+	t->state = xstrdup("running");
+	t->error = NULL;
+	t->phase = xstrdup("starting");
+	t->bytes = t->files = 0;
+	t->bytes_total = total;
+	t->files_total = (long long)json_array_size(json_object_get(r->body,
+	    "files"));
+	t->req = json_incref(r->body);
+	t->started = node_clock();
+	t->finished = 0;
+	pthread_mutex_unlock(&task_lock);
+	if (pthread_create(&th, NULL, task_run, t) != 0) {
+		pthread_mutex_lock(&task_lock);
+		free(t->state);
+		t->state = xstrdup("failed");
+		t->error = xstrdup("cannot start a thread");
+		pthread_mutex_unlock(&task_lock);
+	} else {
+		pthread_detach(th);
+	}
+	areply(r, 202, task_json(t));
+}
+
+/* GET /agent/v1/environments/{id}/import */
+void
+transfer_import_show(struct areq *r)
+{
+	struct task *t;
+
+	pthread_mutex_lock(&task_lock);
+	t = task_find(r->env->id);
+	pthread_mutex_unlock(&task_lock);
+	if (t == NULL) {
+		areply_error(r, 404, "NO_IMPORT", "environment %lld has no "
+		    "import since this node started", r->env->id);
+		return;
+	}
+	areply(r, 200, task_json(t));
+}

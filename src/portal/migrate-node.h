@@ -1,0 +1,57 @@
+/* What the migration and offboarding ask of nodes, on top of the node
+ * protocol (nodeclient.c), packages, backups and settings. Every function
+ * returns 0, or -1 with *cause (caller frees). */
+#ifndef NUBO_MIGRATE_NODE_H
+#define NUBO_MIGRATE_NODE_H
+
+#include <jansson.h>
+#include <sqlite3.h>
+
+struct portal;
+
+/* The portal (cloud domain) the environment actions need; set by the
+ * job and the routes before they call the functions below. */
+void migrate_node_set_portal(struct portal *);
+
+/* start | stop | restart on environment env_id of node. */
+int migrate_node_env_action(sqlite3 *db, long long node_id, long long env_id,
+    const char *action, char **cause);
+
+/* Evidence that the latest backup and deployed package of an environment
+ * were downloaded ({environment, kept_by: "download", snapshot, package}),
+ * or NULL with *cause saying what was not. */
+json_t *migrate_node_saved(sqlite3 *db, long long node_id, long long env_id,
+    const char *env, char **cause);
+
+struct migrate_ctx;
+
+/* Push the desired spec of every environment of node again (after a
+ * link, or when the hostnames it answers for change). */
+int migrate_node_push_node(sqlite3 *db, long long node_id, char **cause);
+/* Maintenance page on (1) or off (0). */
+int migrate_node_maintenance(sqlite3 *db, long long node_id,
+    long long env_id, int on, char **cause);
+/* Start env and wait until it is running and healthy. */
+int migrate_node_start_healthy(struct migrate_ctx *, long long node_id,
+    long long env_id, char **cause);
+/* The copy steps (seed §3.2.1–§3.2.3) from environment s (source node) to
+ * environment t (target node); *result says what was copied. */
+int migrate_node_copy_package(struct migrate_ctx *, long long s,
+    long long t, json_t **result, char **cause);
+int migrate_node_copy_settings(struct migrate_ctx *, long long s,
+    long long t, json_t **result, char **cause);
+int migrate_node_copy_data(struct migrate_ctx *, long long s, long long t,
+    json_t **result, char **cause);
+/* Compare the checksums of s and t; a difference fails, listing them. */
+int migrate_node_verify(struct migrate_ctx *, long long s, long long t,
+    json_t **result, char **cause);
+/* Poll the target's router with the app's own hostname until it serves;
+ * *at_ms the time of the first served request. */
+int migrate_node_first_served(struct migrate_ctx *, long long node_id,
+    long long env_id, char **host, long long *at_ms, char **cause);
+long long migrate_node_now_ms(void);
+/* Sizes of one environment and estimates, for the plan. */
+json_t *migrate_node_env_plan(sqlite3 *db, long long source_node,
+    long long target_node, const char *env);
+
+#endif

@@ -1,0 +1,634 @@
+/* The steps of a migration (SPEC §4 table, seed §2–§3.4). Each is
+ * idempotent: it first looks at what an earlier attempt made (c->prior,
+ * the store) and only does what is left. */
+#include "migrate-steps.h"
+
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "jsonx.h"
+#include "log.h"
+#include "migrate.h"
+#include "migrate-node.h"
+#include "offboarding.h"
+#include "store.h"
+#include "util.h"
+#include "xmalloc.h"
+
+static int
+fail(char **cause, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	*cause = xvasprintf(fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+/* The environment id of name on node (the node's own environments). */
+static long long
+env_id(struct migrate_ctx *c, long long node, const char *name)
+{
+	return store_int(c->db, 0, "SELECT id FROM environments WHERE"
+	    " node_id = ? AND app_id IS NULL AND name = ? COLLATE NOCASE",
+	    "is", node, name);
+}
+
+/* seed §2: checked again before every phase, since nodes and roles may
+ * have changed in between. */
+static int
+step_prerequisites(struct migrate_ctx *c, json_t **result, char **cause)
+{
+	struct migrate_who who;
+	const char *code;
+	unsigned status;
+	char *why = NULL;
+
+	who.user_id = c->created_by;
+	who.is_admin = store_int(c->db, 0, "SELECT is_admin FROM users"
+	    " WHERE id = ?", "i", c->created_by) == 1;
+	/* From the second phase on, the target holds our temporary app and
+	 * the source is still linked to the app: both are expected. */
+	if (strcmp(c->phase, "start") != 0) {
+		if (store_int(c->db, 0, "SELECT app_id FROM nodes WHERE id = ?",
+		    "i", c->source_node) != c->app_id)
+			return fail(cause, "app '%s' is no longer linked to "
+			    "node '%s'", c->app_subdomain, c->source_name);
+		if (store_int(c->db, 0, "SELECT app_id FROM nodes WHERE id = ?",
+		    "i", c->target_node) != c->temp_app)
+			return fail(cause, "node '%s' is no longer linked to "
+			    "the temporary app", c->target_name);
+		*result = json_pack("{s:b}", "ok", 1);
+		return 0;
+	}
+	if (migrate_check(c->db, &who, c->app_id, c->target_node, c->id,
+	    &code, &status, &why) == -1) {
+		/* our own temporary app, from an earlier attempt, is fine */
+		if (strcmp(code, "NODE_NOT_AVAILABLE") != 0 || c->temp_app == 0
+		    || store_int(c->db, 0, "SELECT app_id FROM nodes WHERE"
+		    " id = ?", "i", c->target_node) != c->temp_app) {
+			int rc = fail(cause, "%s", why);
+
+			free(why);
+			return rc;
+		}
+		free(why);
+	}
+	*result = json_pack("{s:b}", "ok", 1);
+	return 0;
+}
+
+/* seed §2 "Create a new temporary Free App without a Sandbox". The app
+ * and the migration's pointer to it are written in one transaction, so a
+ * kill leaves either both or neither. */
+static int
+step_temp_app(struct migrate_ctx *c, json_t **result, char **cause)
+{
+	char *uuid = NULL, *sub = NULL, *name = NULL;
+	char now[32];
+	int rc = -1;
+
+	if (c->temp_app && store_int(c->db, 0, "SELECT 1 FROM apps WHERE"
+	    " id = ?", "i", c->temp_app) == 1) {
+		*result = json_pack("{s:I}", "app", c->temp_app);
+		return 0;
+	}
+	/* [a-z][a-z0-9-]{1,38}: the app's subdomain, cut, + "-m<id>" */
+	sub = xasprintf("%.28s-m%lld", c->app_subdomain, c->id);
+	if (strlen(sub) > 39)
+		sub[39] = '\0';
+	name = xasprintf("Temporary app for migrating %s (migration %lld)",
+	    c->app_subdomain, c->id);
+	uuid = util_uuid();
+	util_time_iso(util_now(), now, sizeof now);
+	if (store_begin(c->db) == -1) {
+		fail(cause, "store: %s", store_errmsg(c->db));
+		goto out;
+	}
+	if (store_run(c->db, "INSERT INTO apps (uuid, subdomain, name,"
+	    " technical_contact, sandbox, temporary, created_at)"
+	    " VALUES (?, ?, ?, ?, 0, 1, ?)", "sssis", uuid, sub, name,
+	    c->created_by, now) != STORE_OK) {
+		store_rollback(c->db);
+		fail(cause, "cannot create the temporary app '%s': %s", sub,
+		    store_errmsg(c->db));
+		goto out;
+	}
+	c->temp_app = store_last_id(c->db);
+	if (store_run(c->db, "INSERT INTO members (app_id, user_id,"
+	    " created_at) VALUES (?, ?, ?)", "iis", c->temp_app, c->created_by,
+	    now) != STORE_OK ||
+	    store_run(c->db, "UPDATE migrations SET temp_app_id = ? WHERE"
+	    " id = ?", "ii", c->temp_app, c->id) != STORE_OK ||
+	    store_run(c->db, "INSERT INTO activity (at, user_id, app_id,"
+	    " action, detail) VALUES (?, ?, ?, 'app.create', ?)", "siis", now,
+	    c->created_by, c->temp_app, "created temporary app for a "
+	    "migration, without a sandbox") != STORE_OK) {
+		store_rollback(c->db);
+		fail(cause, "store: %s", store_errmsg(c->db));
+		goto out;
+	}
+	if (store_commit(c->db) == -1) {
+		fail(cause, "store: %s", store_errmsg(c->db));
+		goto out;
+	}
+	*result = json_pack("{s:I,s:s}", "app", c->temp_app, "subdomain", sub);
+	rc = 0;
+out:
+	free(uuid);
+	free(sub);
+	free(name);
+	return rc;
+}
+
+/* Link app to node as `nubo nodes link` does (SPEC §2): an app already
+ * on the node is unlinked automatically (seed §3.4). */
+static int
+link_app(struct migrate_ctx *c, long long node, long long app, char **cause)
+{
+	char now[32];
+
+	if (store_int(c->db, 0, "SELECT app_id FROM nodes WHERE id = ?", "i",
+	    node) == app)
+		return 0;
+	util_time_iso(util_now(), now, sizeof now);
+	if (store_begin(c->db) == -1 ||
+	    store_run(c->db, "UPDATE nodes SET app_id = ?, status = 'linked'"
+	    " WHERE id = ?", "ii", app, node) != STORE_OK ||
+	    store_run(c->db, "INSERT INTO activity (at, user_id, app_id,"
+	    " node_id, action, detail) VALUES (?, ?, ?, ?, 'node.link', ?)",
+	    "siiis", now, c->created_by, app, node, "linked by a migration")
+	    != STORE_OK || store_commit(c->db) == -1) {
+		store_rollback(c->db);
+		return fail(cause, "cannot link: %s", store_errmsg(c->db));
+	}
+	return migrate_node_push_node(c->db, node, cause);
+}
+
+/* seed §3.1: link the temporary app to the target node. */
+static int
+step_link_temp(struct migrate_ctx *c, json_t **result, char **cause)
+{
+	long long cur = store_int(c->db, 0, "SELECT app_id FROM nodes WHERE"
+	    " id = ?", "i", c->target_node);
+
+	if (cur && cur != c->temp_app && store_int(c->db, 0, "SELECT"
+	    " temporary FROM apps WHERE id = ?", "i", cur) != 1)
+		return fail(cause, "node '%s' was linked to another app in the "
+		    "meantime", c->target_name);
+	if (link_app(c, c->target_node, c->temp_app, cause) == -1)
+		return -1;
+	*result = json_pack("{s:I,s:I}", "node", c->target_node, "app",
+	    c->temp_app);
+	return 0;
+}
+
+/* seed §3.2.2: the package the source environment runs, into the
+ * target's repository, transported to the same-named environment. */
+static int
+step_package(struct migrate_ctx *c, json_t **result, char **cause)
+{
+	return migrate_node_copy_package(c, env_id(c, c->source_node, c->env),
+	    env_id(c, c->target_node, c->env), result, cause);
+}
+
+/* seed §3.2.3: export, translate v3→v4, import; report the rest. */
+static int
+step_settings(struct migrate_ctx *c, json_t **result, char **cause)
+{
+	return migrate_node_copy_settings(c, env_id(c, c->source_node, c->env),
+	    env_id(c, c->target_node, c->env), result, cause);
+}
+
+/* seed §3.2.1: database and files, source → target; files that are on
+ * the target already and unchanged are not copied again. */
+static int
+step_data(struct migrate_ctx *c, json_t **result, char **cause)
+{
+	return migrate_node_copy_data(c, env_id(c, c->source_node, c->env),
+	    env_id(c, c->target_node, c->env), result, cause);
+}
+
+/* seed §3.2.4: start the target and wait for its health check. */
+static int
+step_start(struct migrate_ctx *c, json_t **result, char **cause)
+{
+	long long t = env_id(c, c->target_node, c->env);
+
+	if (migrate_node_start_healthy(c, c->target_node, t, cause) == -1)
+		return -1;
+	*result = json_pack("{s:s}", "state", "running");
+	return 0;
+}
+
+/* Per table row counts and content checksums, per file sha256: the target
+ * must equal the source. */
+static int
+step_verify(struct migrate_ctx *c, json_t **result, char **cause)
+{
+	return migrate_node_verify(c, env_id(c, c->source_node, c->env),
+	    env_id(c, c->target_node, c->env), result, cause);
+}
+
+/* Cutover: the source shows its maintenance page (the first refused
+ * request: downtime starts). */
+static int
+step_maintenance(struct migrate_ctx *c, json_t **result, char **cause)
+{
+	long long s = env_id(c, c->source_node, c->env);
+	long long t0;
+
+	if (c->prior && jsonx_int(c->prior, "refused_at_ms", 0))
+		t0 = jsonx_int(c->prior, "refused_at_ms", 0);
+	else
+		t0 = 0;
+	if (migrate_node_maintenance(c->db, c->source_node, s, 1, cause) == -1)
+		return -1;
+	if (t0 == 0)
+		t0 = migrate_node_now_ms();
+	*result = json_pack("{s:I}", "refused_at_ms", t0);
+	return 0;
+}
+
+static int
+step_stop_source(struct migrate_ctx *c, json_t **result, char **cause)
+{
+	if (migrate_node_env_action(c->db, c->source_node, env_id(c,
+	    c->source_node, c->env), "stop", cause) == -1)
+		return -1;
+	*result = json_pack("{s:s}", "state", "stopped");
+	return 0;
+}
+
+static int
+step_stop_target(struct migrate_ctx *c, json_t **result, char **cause)
+{
+	if (migrate_node_env_action(c->db, c->target_node, env_id(c,
+	    c->target_node, c->env), "stop", cause) == -1)
+		return -1;
+	*result = json_pack("{s:s}", "state", "stopped");
+	return 0;
+}
+
+/* From now on the target's router answers for the original app's
+ * hostnames and custom domains (users keep their URLs). */
+static int
+step_route(struct migrate_ctx *c, json_t **result, char **cause)
+{
+	if (store_run(c->db, "UPDATE migrations SET serving = 'target' WHERE"
+	    " id = ?", "i", c->id) != STORE_OK)
+		return fail(cause, "store: %s", store_errmsg(c->db));
+	if (migrate_node_push_node(c->db, c->target_node, cause) == -1 ||
+	    migrate_node_push_node(c->db, c->source_node, cause) == -1)
+		return -1;
+	*result = json_pack("{s:s}", "serving", c->target_name);
+	return 0;
+}
+
+/* The first request the target serves under the original hostname:
+ * downtime ends. */
+static int
+step_served(struct migrate_ctx *c, json_t **result, char **cause)
+{
+	json_t *m = store_row(c->db, "SELECT result_json FROM migration_steps"
+	    " WHERE migration_id = ? AND round = ? AND phase = 'cutover' AND"
+	    " name = 'maintenance' AND environment = ?", "iis", c->id, c->round,
+	    c->env);
+	long long t0 = jsonx_int(json_object_get(m, "result"),
+	    "refused_at_ms", 0), t1, worst;
+	char *host = NULL;
+
+	json_decref(m);
+	if (migrate_node_first_served(c, c->target_node, env_id(c,
+	    c->target_node, c->env), &host, &t1, cause) == -1)
+		return -1;
+	if (c->prior && jsonx_int(c->prior, "served_at_ms", 0))
+		t1 = jsonx_int(c->prior, "served_at_ms", 0);
+	*result = json_pack("{s:I,s:I,s:I,s:s}", "refused_at_ms", t0,
+	    "served_at_ms", t1, "downtime_ms", t0 ? t1 - t0 : 0,
+	    "hostname", host);
+	worst = store_int(c->db, 0, "SELECT downtime_ms FROM migrations WHERE"
+	    " id = ?", "i", c->id);
+	if (t0 && t1 - t0 > worst)
+		store_run(c->db, "UPDATE migrations SET downtime_ms = ? WHERE"
+		    " id = ?", "ii", t1 - t0, c->id);
+	free(host);
+	return 0;
+}
+
+/* seed §3.3: file the source node's offboarding request. The migration
+ * kept the final snapshot and the package (on the target), which is what
+ * the seed's warning asks for. */
+static int
+step_offboard_request(struct migrate_ctx *c, json_t **result, char **cause)
+{
+	long long req = store_int(c->db, 0, "SELECT offboarding_request_id"
+	    " FROM migrations WHERE id = ?", "i", c->id);
+	const char *code;
+	char *reason = NULL;
+	int rc = -1;
+
+	if (req == 0)
+		req = store_int(c->db, 0, "SELECT id FROM offboarding_requests"
+		    " WHERE node_id = ? AND state = 'pending'", "i",
+		    c->source_node);
+	if (req == 0) {
+		reason = xasprintf("app '%s' migrated to node '%s' (migration "
+		    "%lld)", c->app_subdomain, c->target_name, c->id);
+		if (store_begin(c->db) == -1) {
+			fail(cause, "store: %s", store_errmsg(c->db));
+			goto out;
+		}
+		req = offboarding_file(c->db, c->source_node, c->created_by, 0,
+		    reason, &code, cause);
+		if (req == 0) {
+			store_rollback(c->db);
+			goto out;
+		}
+		if (store_run(c->db, "UPDATE migrations SET"
+		    " offboarding_request_id = ? WHERE id = ?", "ii", req,
+		    c->id) != STORE_OK || store_commit(c->db) == -1) {
+			store_rollback(c->db);
+			fail(cause, "store: %s", store_errmsg(c->db));
+			goto out;
+		}
+	} else {
+		store_run(c->db, "UPDATE migrations SET offboarding_request_id"
+		    " = ? WHERE id = ?", "ii", req, c->id);
+	}
+	*result = json_pack("{s:I}", "offboarding_request", req);
+	rc = 0;
+out:
+	free(reason);
+	return rc;
+}
+
+/* seed §3.4: the original app (a Free App since the source node was
+ * offboarded) is linked to the target; the temporary app is unlinked
+ * automatically. */
+static int
+step_final_link(struct migrate_ctx *c, json_t **result, char **cause)
+{
+	if (store_int(c->db, 0, "SELECT COUNT(*) FROM nodes WHERE app_id = ?"
+	    " AND id != ?", "ii", c->app_id, c->target_node) > 0)
+		return fail(cause, "app '%s' is still linked to another node",
+		    c->app_subdomain);
+	if (store_run(c->db, "UPDATE migrations SET serving = 'linked' WHERE"
+	    " id = ?", "i", c->id) != STORE_OK)
+		return fail(cause, "store: %s", store_errmsg(c->db));
+	if (link_app(c, c->target_node, c->app_id, cause) == -1)
+		return -1;
+	*result = json_pack("{s:s,s:s}", "app", c->app_subdomain, "node",
+	    c->target_name);
+	return 0;
+}
+
+/* seed §3.4 "The temporary app can be deleted." */
+static int
+step_delete_temp(struct migrate_ctx *c, json_t **result, char **cause)
+{
+	char now[32];
+
+	if (c->temp_app == 0 || store_int(c->db, 0, "SELECT 1 FROM apps"
+	    " WHERE id = ?", "i", c->temp_app) != 1) {
+		*result = json_pack("{s:b}", "deleted", 1);
+		return 0;
+	}
+	if (store_int(c->db, 0, "SELECT 1 FROM nodes WHERE app_id = ?", "i",
+	    c->temp_app) == 1)
+		return fail(cause, "the temporary app is still linked");
+	util_time_iso(util_now(), now, sizeof now);
+	if (store_begin(c->db) == -1 ||
+	    store_run(c->db, "UPDATE migrations SET temp_app_id = NULL WHERE"
+	    " temp_app_id = ?", "i", c->temp_app) != STORE_OK ||
+	    store_run(c->db, "DELETE FROM apps WHERE id = ? AND temporary = 1",
+	    "i", c->temp_app) != STORE_OK ||
+	    store_run(c->db, "INSERT INTO activity (at, user_id, app_id,"
+	    " action, detail) VALUES (?, ?, ?, 'app.delete', ?)", "siis", now,
+	    c->created_by, c->app_id, "deleted the migration's temporary app")
+	    != STORE_OK || store_commit(c->db) == -1) {
+		store_rollback(c->db);
+		return fail(cause, "cannot delete the temporary app: %s",
+		    store_errmsg(c->db));
+	}
+	*result = json_pack("{s:b}", "deleted", 1);
+	return 0;
+}
+
+/* Abort (before the cutover): the target stops; the source was never
+ * touched and keeps serving. */
+static int
+step_abort_target(struct migrate_ctx *c, json_t **result, char **cause)
+{
+	long long t = env_id(c, c->target_node, c->env);
+
+	if (migrate_node_env_action(c->db, c->target_node, t, "stop",
+	    cause) == -1)
+		return -1;
+	*result = json_pack("{s:s}", "target", "stopped");
+	return 0;
+}
+
+/* Abort: the temporary app leaves the target node, which is available
+ * again, and is deleted. */
+static int
+step_abort_temp(struct migrate_ctx *c, json_t **result, char **cause)
+{
+	if (c->temp_app && store_run(c->db, "UPDATE nodes SET app_id = NULL,"
+	    " status = 'available' WHERE id = ? AND app_id = ?", "ii",
+	    c->target_node, c->temp_app) != STORE_OK)
+		return fail(cause, "store: %s", store_errmsg(c->db));
+	/* the target's environments answer for no hostname any more */
+	if (migrate_node_push_node(c->db, c->target_node, cause) == -1)
+		return -1;
+	return step_delete_temp(c, result, cause);
+}
+
+/* Rollback: the offboarding request the cutover filed is withdrawn. */
+static int
+step_rollback_offboarding(struct migrate_ctx *c, json_t **result,
+    char **cause)
+{
+	long long req = store_int(c->db, 0, "SELECT offboarding_request_id"
+	    " FROM migrations WHERE id = ?", "i", c->id);
+
+	if (req && store_int(c->db, 0, "SELECT 1 FROM offboarding_requests"
+	    " WHERE id = ? AND state = 'approved'", "i", req) == 1)
+		return fail(cause, "the offboarding of node '%s' was approved: "
+		    "too late to roll back", c->source_name);
+	if (store_begin(c->db) == -1 ||
+	    (req && store_run(c->db, "UPDATE offboarding_requests SET state ="
+	    " 'cancelled' WHERE id = ? AND state = 'pending'", "i", req) !=
+	    STORE_OK) ||
+	    store_run(c->db, "UPDATE nodes SET status = 'linked' WHERE id = ?"
+	    " AND status = 'offboarding'", "i", c->source_node) != STORE_OK ||
+	    store_run(c->db, "UPDATE migrations SET serving = 'source' WHERE"
+	    " id = ?", "i", c->id) != STORE_OK || store_commit(c->db) == -1) {
+		store_rollback(c->db);
+		return fail(cause, "store: %s", store_errmsg(c->db));
+	}
+	*result = json_pack("{s:I}", "cancelled_request", req);
+	return 0;
+}
+
+/* Rollback: the target stops and gives the original hostnames back. */
+static int
+step_rollback_target(struct migrate_ctx *c, json_t **result, char **cause)
+{
+	long long t = env_id(c, c->target_node, c->env);
+
+	if (migrate_node_env_action(c->db, c->target_node, t, "stop",
+	    cause) == -1 ||
+	    migrate_node_push_node(c->db, c->target_node, cause) == -1)
+		return -1;
+	*result = json_pack("{s:s}", "target", "stopped");
+	return 0;
+}
+
+/* Rollback: the source leaves maintenance and starts again. */
+static int
+step_rollback_source(struct migrate_ctx *c, json_t **result, char **cause)
+{
+	long long s = env_id(c, c->source_node, c->env);
+
+	if (migrate_node_push_node(c->db, c->source_node, cause) == -1 ||
+	    migrate_node_maintenance(c->db, c->source_node, s, 0, cause) ==
+	    -1 || migrate_node_start_healthy(c, c->source_node, s, cause) == -1)
+		return -1;
+	*result = json_pack("{s:s,s:s}", "source", "running", "warning",
+	    "writes made on the target after the cutover were not copied "
+	    "back");
+	return 0;
+}
+
+static const struct migrate_step_kind migrate_step_kinds[] = {
+	{ "prerequisites", "check: target is v4 and available, caller is "
+	  "Technical Contact of both nodes", step_prerequisites },
+	{ "temp-app", "create the temporary Free App without a sandbox",
+	  step_temp_app },
+	{ "link-temp", "link the temporary app to the target node",
+	  step_link_temp },
+	{ "package", "copy the deployed package: source repository → target "
+	  "repository → transport", step_package },
+	{ "settings", "copy the configuration: export → translate v3→v4 → "
+	  "import", step_settings },
+	{ "data", "copy the data: snapshot of the database + files changed "
+	  "since the last copy, node to node → restore", step_data },
+	{ "start", "start the target environment and wait for its health "
+	  "check", step_start },
+	{ "verify", "compare per-table row counts and checksums and per-file "
+	  "sha256 with the source", step_verify },
+	{ "maintenance", "maintenance page on the source (downtime starts)",
+	  step_maintenance },
+	{ "stop-source", "stop the source environment", step_stop_source },
+	{ "stop-target", "stop the target environment", step_stop_target },
+	{ "route", "the target's router answers for the app's hostnames and "
+	  "custom domains", step_route },
+	{ "served", "first request served by the target (downtime ends)",
+	  step_served },
+	{ "offboard-request", "file the offboarding request of the source "
+	  "node (seed §3.3)", step_offboard_request },
+	{ "final-link", "link the app to the target node; the temporary app "
+	  "is unlinked automatically (seed §3.4)", step_final_link },
+	{ "delete-temp", "delete the temporary app", step_delete_temp },
+	{ "abort-target", "stop the target environment", step_abort_target },
+	{ "abort-temp", "free the target node and delete the temporary app",
+	  step_abort_temp },
+	{ "rollback-offboarding", "withdraw the source node's offboarding "
+	  "request", step_rollback_offboarding },
+	{ "rollback-target", "stop the target environment",
+	  step_rollback_target },
+	{ "rollback-source", "restart the source environment",
+	  step_rollback_source },
+};
+
+const struct migrate_step_kind *
+migrate_steps_kind(const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof migrate_step_kinds /
+	    sizeof migrate_step_kinds[0]; i++)
+		if (strcmp(migrate_step_kinds[i].name, name) == 0)
+			return &migrate_step_kinds[i];
+	fatal("migration: unknown step '%s'", name);
+}
+
+const char *
+migrate_steps_summary(const char *name)
+{
+	return migrate_steps_kind(name)->summary;
+}
+
+json_t *
+migrate_steps_env_plan(sqlite3 *db, long long source_node,
+    long long target_node, const char *env)
+{
+	return migrate_node_env_plan(db, source_node, target_node, env);
+}
+
+int
+migrate_steps_next_phase(struct migrate_ctx *c, const char *state)
+{
+	const char *code;
+	char *cause = NULL;
+	const char *next = NULL;
+	int rc;
+
+	if (strcmp(state, "copied") == 0)
+		next = "cutover";
+	else if (strcmp(state, "cut-over") == 0) {
+		long long req = store_int(c->db, 0, "SELECT"
+		    " offboarding_request_id FROM migrations WHERE id = ?",
+		    "i", c->id);
+		json_t *migs = NULL;
+
+		/* A platform admin running the whole migration approves the
+		 * offboarding request too; others wait for an admin. */
+		if (req == 0 || store_int(c->db, 0, "SELECT is_admin FROM"
+		    " users WHERE id = ?", "i", c->created_by) != 1)
+			return 0;
+		if (offboarding_approve(c->db, req, c->created_by, &migs,
+		    &code, &cause) == -1) {
+			log_warn("migration %lld: cannot approve offboarding: "
+			    "%s", c->id, cause);
+			free(cause);
+			return 0;
+		}
+		json_decref(migs);
+		return 1;	/* approval queued the finalize phase */
+	}
+	if (next == NULL)
+		return 0;
+	rc = migrate_phase(c->db, c->id, next, &code, &cause);
+	if (rc == -1) {
+		log_warn("migration %lld: %s", c->id, cause);
+		free(cause);
+		return 0;
+	}
+	return 1;
+}
+
+json_t *
+migrate_steps_next_hint(sqlite3 *db, json_t *m)
+{
+	const char *state = jsonx_str(m, "state");
+	const char *app = jsonx_str(m, "app"), *to = jsonx_str(m, "target");
+
+	if (!json_is_null(json_object_get(m, "error")))
+		return json_sprintf("fix the cause, then: nubo migrate resume "
+		    "%s --to %s", app, to);
+	if (strcmp(state, "copied") == 0)
+		return json_sprintf("test the app on node '%s', then: nubo "
+		    "migrate rehearse|cutover|abort %s --to %s", to, app, to);
+	if (strcmp(state, "cut-over") == 0)
+		return json_sprintf("the app is served by node '%s'; once a "
+		    "platform admin approves the offboarding of node '%s' "
+		    "(nubo admin offboarding approve %lld) the app is linked "
+		    "to '%s'; until then: nubo migrate rollback %s --to %s",
+		    to, jsonx_str(m, "source"), jsonx_int(m,
+		    "offboarding_request_id", 0), to, app, to);
+	return json_null();
+}

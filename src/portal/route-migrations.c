@@ -1,0 +1,446 @@
+/* Migrations (SPEC §4) and offboarding requests (seed §3.3): the REST
+ * side. The state machine is migrate.c; its phases run as jobs of kind
+ * "migration" (jobs.c), one job per phase, re-queued after a restart. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "auth.h"
+#include "jobs.h"
+#include "jsonx.h"
+#include "log.h"
+#include "migrate.h"
+#include "migrate-node.h"
+#include "offboarding.h"
+#include "portal.h"
+#include "store.h"
+#include "util.h"
+#include "xmalloc.h"
+
+/* The migration {migration} names (its number), or 0 after replying 404
+ * or 403. want_act: the caller must be allowed to act on it. */
+static long long
+migration_resolve(struct preq *r, int want_act)
+{
+	const char *ref = preq_param(r, "migration");
+	long long id = 0, app, user = r->who.user_id;
+	json_t *m;
+
+	if (util_parse_int(ref, 1, 1LL << 62, &id) == -1 || (m = store_row(
+	    r->db, "SELECT app_id, source_node_id, target_node_id, created_by"
+	    " FROM migrations WHERE id = ?", "i", id)) == NULL) {
+		reply_error(r, 404, "MIGRATION_NOT_FOUND", "no migration '%s'",
+		    ref);
+		return 0;
+	}
+	app = jsonx_int(m, "app_id", 0);
+	r->app_id = app;
+	if (!r->who.is_admin) {
+		int tc = auth_is_app_tc(r, app), ok;
+
+		if (want_act)
+			ok = tc && auth_is_node_tc(r, jsonx_int(m,
+			    "source_node_id", 0)) && auth_is_node_tc(r,
+			    jsonx_int(m, "target_node_id", 0));
+		else
+			ok = tc || jsonx_int(m, "created_by", 0) == user ||
+			    store_int(r->db, 0, "SELECT 1 FROM members WHERE"
+			    " app_id = ? AND user_id = ?", "ii", app, user) == 1;
+		if (!ok) {
+			json_decref(m);
+			reply_error(r, want_act ? 403 : 404, want_act ?
+			    "NOT_TECHNICAL_CONTACT" : "MIGRATION_NOT_FOUND",
+			    want_act ? "only the Technical Contact of the app "
+			    "and of both nodes may do this" :
+			    "no migration '%s'", ref);
+			return 0;
+		}
+	}
+	json_decref(m);
+	return id;
+}
+
+/* Queue the migration's current phase as a job, remember the job and
+ * reply 202 with the job and the migration. */
+static void
+migration_submit(struct preq *r, long long id, const char *verb)
+{
+	json_t *params = json_pack("{s:I}", "migration", id);
+	long long job, node = store_int(r->db, 0, "SELECT target_node_id FROM"
+	    " migrations WHERE id = ?", "i", id);
+	json_t *out;
+	char *loc;
+
+	job = job_submit(r->db, "migration", r->app_id, node, NULL, params,
+	    r->who.user_id);
+	json_decref(params);
+	if (job == 0 || store_run(r->db, "UPDATE migrations SET job_id = ?"
+	    " WHERE id = ?", "ii", job, id) != STORE_OK) {
+		store_rollback(r->db);
+		reply_store_error(r);
+		return;
+	}
+	activity_log(r, "migration", "migration %lld: %s", id, verb);
+	if (store_commit(r->db) == -1) {
+		reply_store_error(r);
+		return;
+	}
+	out = migrate_json(r->db, id);
+	json_object_set_new(out, "job", job_json(r->db, job));
+	loc = xasprintf("/api/v1/jobs/%lld", job);
+	http_add_header(r->http, "Location", loc);
+	free(loc);
+	reply(r, 202, out);
+}
+
+/* Is a job of this migration queued or running? */
+static int
+migration_busy(struct preq *r, long long id)
+{
+	return store_int(r->db, 0, "SELECT 1 FROM jobs j JOIN migrations m ON"
+	    " m.job_id = j.id WHERE m.id = ? AND j.state IN ('queued',"
+	    "'running')", "i", id) == 1;
+}
+
+/* POST /migrations {app, to, mode: plan|start|run} */
+void
+migrations_create(struct preq *r)
+{
+	static const struct jfield fields[] = {
+		{ "app", JT_STRING, 1 }, { "to", JT_STRING, 1 },
+		{ "mode", JT_STRING, 0 }, { NULL } };
+	const char *app, *to, *mode, *code;
+	struct migrate_who who;
+	long long target, id;
+	char *cause = NULL;
+	unsigned status;
+	json_t *plan;
+
+	if (body_check(r, fields) == -1)
+		return;
+	app = jsonx_str(r->body, "app");
+	to = jsonx_str(r->body, "to");
+	mode = jsonx_str(r->body, "mode");
+	if (mode == NULL)
+		mode = "plan";
+	if (strcmp(mode, "plan") != 0 && strcmp(mode, "start") != 0 &&
+	    strcmp(mode, "run") != 0) {
+		reply_error(r, 400, "BAD_REQUEST", "mode must be plan, start or "
+		    "run, not '%s'", mode);
+		return;
+	}
+	r->app_id = store_int(r->db, 0, "SELECT id FROM apps WHERE"
+	    " subdomain = ?1 OR uuid = ?1", "s", app);
+	if (r->app_id == 0 || (!r->who.is_admin && !auth_is_app_tc(r,
+	    r->app_id) && store_int(r->db, 0, "SELECT 1 FROM members WHERE"
+	    " app_id = ? AND user_id = ?", "ii", r->app_id,
+	    r->who.user_id) != 1)) {
+		reply_error(r, 404, "APP_NOT_FOUND", "no app '%s'", app);
+		return;
+	}
+	target = store_int(r->db, 0, "SELECT id FROM nodes WHERE name = ?",
+	    "s", to);
+	if (target == 0) {
+		reply_error(r, 404, "NODE_NOT_FOUND", "no node '%s'", to);
+		return;
+	}
+	who.user_id = r->who.user_id;
+	who.is_admin = r->who.is_admin;
+	if (migrate_check(r->db, &who, r->app_id, target, 0, &code, &status,
+	    &cause) == -1) {
+		reply_error(r, status, code, "%s", cause);
+		free(cause);
+		return;
+	}
+	if (strcmp(mode, "plan") == 0) {
+		plan = migrate_plan(r->db, r->app_id, target);
+		json_object_set_new(plan, "app", json_string(app));
+		json_object_set_new(plan, "to", json_string(to));
+		json_object_set_new(plan, "from", json_string_nocheck(
+		    store_text(r->db, "SELECT name FROM nodes WHERE app_id = ?",
+		    "i", r->app_id)));
+		reply(r, 200, plan);
+		return;
+	}
+	if (store_begin(r->db) == -1) {
+		reply_store_error(r);
+		return;
+	}
+	id = migrate_create(r->db, &who, r->app_id, target,
+	    strcmp(mode, "run") == 0, &cause);
+	if (id == 0 || migrate_phase(r->db, id, "start", &code, &cause) ==
+	    -1) {
+		store_rollback(r->db);
+		reply_error(r, 500, "STORE_ERROR", "%s", cause);
+		free(cause);
+		return;
+	}
+	migration_submit(r, id, mode);
+}
+
+/* GET /migrations[?app=APP]: the migrations the caller may see. */
+void
+migrations_list(struct preq *r)
+{
+	const char *app = preq_query(r, "app");
+	json_t *rows, *out = json_array(), *row;
+	size_t i;
+
+	rows = store_rows(r->db, "SELECT m.id FROM migrations m JOIN apps a"
+	    " ON a.id = m.app_id WHERE (?1 IS NULL OR a.subdomain = ?1 OR"
+	    " a.uuid = ?1) AND (?2 OR m.created_by = ?3 OR"
+	    " a.technical_contact = ?3 OR EXISTS (SELECT 1 FROM members mb"
+	    " WHERE mb.app_id = a.id AND mb.user_id = ?3)) ORDER BY m.id",
+	    "sii", app, (long long)r->who.is_admin, r->who.user_id);
+	if (rows == NULL) {
+		json_decref(out);
+		reply_store_error(r);
+		return;
+	}
+	json_array_foreach(rows, i, row) {
+		json_t *m = migrate_json(r->db, jsonx_int(row, "id", 0));
+
+		if (m) {
+			json_object_del(m, "steps");
+			json_array_append_new(out, m);
+		}
+	}
+	json_decref(rows);
+	reply(r, 200, json_pack("{s:o}", "migrations", out));
+}
+
+/* GET /migrations/{migration} */
+void
+migrations_show(struct preq *r)
+{
+	long long id = migration_resolve(r, 0);
+	json_t *m;
+
+	if (id == 0)
+		return;
+	m = migrate_json(r->db, id);
+	if (m == NULL) {
+		reply_store_error(r);
+		return;
+	}
+	json_object_set_new(m, "job", job_json(r->db, jsonx_int(m, "job_id",
+	    0)));
+	reply(r, 200, m);
+}
+
+/* POST /migrations/{migration}/<phase>: rehearse, cutover, abort,
+ * rollback — add the phase's steps and run them as a job. */
+static void
+migrations_phase(struct preq *r, const char *phase)
+{
+	static const struct jfield fields[] = { { NULL } };
+	long long id;
+	const char *code;
+	char *cause = NULL;
+
+	if (body_check(r, fields) == -1 || (id = migration_resolve(r, 1)) == 0)
+		return;
+	if (migration_busy(r, id)) {
+		reply_error(r, 409, "MIGRATION_BUSY", "migration %lld is running "
+		    "a step: wait for it (nubo migrate status)", id);
+		return;
+	}
+	if (store_begin(r->db) == -1) {
+		reply_store_error(r);
+		return;
+	}
+	if (migrate_phase(r->db, id, phase, &code, &cause) == -1) {
+		store_rollback(r->db);
+		reply_error(r, strcmp(code, "STORE_ERROR") == 0 ? 500 : 409,
+		    code, "%s", cause);
+		free(cause);
+		return;
+	}
+	migration_submit(r, id, phase);
+}
+
+void migrations_rehearse(struct preq *r) { migrations_phase(r, "rehearse"); }
+void migrations_cutover(struct preq *r) { migrations_phase(r, "cutover"); }
+void migrations_abort(struct preq *r) { migrations_phase(r, "abort"); }
+void migrations_rollback(struct preq *r) { migrations_phase(r, "rollback"); }
+
+/* POST /migrations/{migration}/resume: run the current phase again from
+ * its first step that is not done (after a failure or a crash). */
+void
+migrations_resume(struct preq *r)
+{
+	static const struct jfield fields[] = { { NULL } };
+	long long id;
+	json_t *m;
+	const char *state;
+
+	if (body_check(r, fields) == -1 || (id = migration_resolve(r, 1)) == 0)
+		return;
+	if (migration_busy(r, id)) {
+		/* A restarted portal re-queued it by itself: resuming means
+		 * following it. */
+		m = migrate_json(r->db, id);
+		json_object_set_new(m, "job", job_json(r->db, jsonx_int(m,
+		    "job_id", 0)));
+		reply(r, 202, m);
+		return;
+	}
+	m = store_row(r->db, "SELECT state FROM migrations WHERE id = ?", "i",
+	    id);
+	state = jsonx_str(m, "state");
+	if (state && (strcmp(state, "completed") == 0 ||
+	    strcmp(state, "aborted") == 0 ||
+	    strcmp(state, "rolled-back") == 0 ||
+	    strcmp(state, "copied") == 0 || strcmp(state, "cut-over") == 0)) {
+		reply_error(r, 409, "MIGRATION_WRONG_STATE", "migration %lld "
+		    "is %s: nothing to resume", id, state);
+		json_decref(m);
+		return;
+	}
+	json_decref(m);
+	if (store_begin(r->db) == -1 || store_run(r->db, "UPDATE migrations"
+	    " SET error = NULL WHERE id = ?", "i", id) != STORE_OK) {
+		reply_store_error(r);
+		return;
+	}
+	migration_submit(r, id, "resume");
+}
+
+/* The job kind "migration": run the current phase (see migrate_run). When
+ * the phase ended and the migration moved on to another one (mode run, or
+ * an offboarding approval), keep going. */
+int
+migrations_job(struct job *j, json_t **result, char **cause)
+{
+	long long id = jsonx_int(j->params, "migration", 0);
+
+	migrate_node_set_portal(j->portal);
+	if (migrate_run(id, j->id, cause) == -1)
+		return -1;
+	*result = migrate_json(j->db, id);
+	if (*result)
+		json_object_del(*result, "steps");
+	return 0;
+}
+
+/* POST /nodes/{node}/offboarding-requests {force?, reason?} (node TC) */
+void
+offboarding_create(struct preq *r)
+{
+	static const struct jfield fields[] = {
+		{ "force", JT_BOOL, 0 }, { "reason", JT_STRING, 0 },
+		{ NULL } };
+	const char *reason, *code;
+	char *cause = NULL;
+	long long id;
+
+	if (body_check(r, fields) == -1)
+		return;
+	reason = jsonx_str(r->body, "reason");
+	if (reason && strlen(reason) > NUBO_COMMENT_MAX) {
+		reply_error(r, 400, "BAD_REQUEST", "a reason has at most %d "
+		    "characters", NUBO_COMMENT_MAX);
+		return;
+	}
+	if (store_begin(r->db) == -1) {
+		reply_store_error(r);
+		return;
+	}
+	id = offboarding_file(r->db, r->node_id, r->who.user_id,
+	    jsonx_bool(r->body, "force", 0), reason, &code, &cause);
+	if (id == 0) {
+		store_rollback(r->db);
+		reply_error(r, strcmp(code, "STORE_ERROR") == 0 ? 500 : 409,
+		    code, "%s", cause);
+		free(cause);
+		return;
+	}
+	r->app_id = store_int(r->db, 0, "SELECT app_id FROM nodes WHERE"
+	    " id = ?", "i", r->node_id);
+	activity_log(r, "node.offboarding-request", "requested offboarding of "
+	    "node '%s'%s", preq_param(r, "node"),
+	    jsonx_bool(r->body, "force", 0) ? " (forced)" : "");
+	if (store_commit(r->db) == -1) {
+		reply_store_error(r);
+		return;
+	}
+	reply(r, 201, offboarding_json(r->db, id));
+}
+
+/* GET /offboarding-requests: admins see all, others the requests of
+ * nodes they are Technical Contact of. */
+void
+offboarding_list(struct preq *r)
+{
+	json_t *rows = store_rows(r->db, "SELECT o.id FROM"
+	    " offboarding_requests o JOIN nodes n ON n.id = o.node_id"
+	    " WHERE ? OR n.technical_contact = ? OR o.requested_by = ?"
+	    " ORDER BY o.id", "iii", (long long)r->who.is_admin,
+	    r->who.user_id, r->who.user_id);
+	json_t *out = json_array(), *row;
+	size_t i;
+
+	json_array_foreach(rows, i, row)
+		json_array_append_new(out, offboarding_json(r->db,
+		    jsonx_int(row, "id", 0)));
+	json_decref(rows);
+	reply(r, 200, json_pack("{s:o}", "offboarding_requests", out));
+}
+
+/* POST /offboarding-requests/{request}/approve (admin): seed §3.3 — the
+ * node's environments stop, the app is detached and stays a Free App.
+ * Migrations waiting for it go on with the final link (seed §3.4). */
+void
+offboarding_approve_route(struct preq *r)
+{
+	static const struct jfield fields[] = { { NULL } };
+	const char *ref = preq_param(r, "request"), *code;
+	json_t *migs = NULL, *v, *out;
+	char *cause = NULL;
+	long long id;
+	size_t i;
+
+	if (body_check(r, fields) == -1)
+		return;
+	migrate_node_set_portal(r->portal);
+	if (util_parse_int(ref, 1, 1LL << 62, &id) == -1 ||
+	    store_int(r->db, 0, "SELECT 1 FROM offboarding_requests WHERE"
+	    " id = ?", "i", id) != 1) {
+		reply_error(r, 404, "OFFBOARDING_REQUEST_NOT_FOUND",
+		    "no offboarding request '%s'", ref);
+		return;
+	}
+	if (offboarding_approve(r->db, id, r->who.user_id, &migs, &code,
+	    &cause) == -1) {
+		reply_error(r, strcmp(code, "STORE_ERROR") == 0 ? 500 : 409,
+		    code, "%s", cause);
+		free(cause);
+		return;
+	}
+	r->node_id = store_int(r->db, 0, "SELECT node_id FROM"
+	    " offboarding_requests WHERE id = ?", "i", id);
+	if (store_begin(r->db) == -1) {
+		reply_store_error(r);
+		goto out;
+	}
+	activity_log(r, "node.offboarded", "approved offboarding request %lld",
+	    id);
+	json_array_foreach(migs, i, v) {
+		json_t *params = json_pack("{s:I}", "migration",
+		    json_integer_value(v));
+		long long job = job_submit(r->db, "migration", 0, 0, NULL,
+		    params, r->who.user_id);
+
+		json_decref(params);
+		store_run(r->db, "UPDATE migrations SET job_id = ? WHERE"
+		    " id = ?", "ii", job, (long long)json_integer_value(v));
+	}
+	if (store_commit(r->db) == -1) {
+		reply_store_error(r);
+		goto out;
+	}
+	out = offboarding_json(r->db, id);
+	json_object_set_new(out, "migrations", json_incref(migs));
+	reply(r, 200, out);
+out:
+	json_decref(migs);
+}

@@ -1,0 +1,141 @@
+# Helpers of the migration tests (t6-*): deploy the sample app, write notes
+# and attachments through a node's router, and compare what two nodes hold
+# independently of nubo's own checksums (psql and sha256sum).
+# Sourced after lib.sh.
+
+NOTES_PKG=$NUBO_BUILD/packages/notes-1.0.0.tar.gz
+[ -f "$NOTES_PKG" ] || { echo "no $NOTES_PKG: run make examples" >&2; exit 1; }
+
+# deploy NODE APP ENV: the sample package into NODE's repository, then
+# transport and start it on APP's ENV.
+deploy() {
+	local node=$1 app=$2 env=$3
+	if "$NUBO" packages --help >/dev/null 2>&1 && "$NUBO" packages upload --help >/dev/null 2>&1; then
+		"$NUBO" packages upload "$node" "$NOTES_PKG" >/dev/null 2>&1 || true
+	fi
+	if [ ! -f "$T/node-$node/packages/notes-1.0.0/package" ] &&
+	    ! "$NUBO" packages list "$node" 2>/dev/null | grep -q notes; then
+		mkdir -p "$T/node-$node/packages/notes-1.0.0"
+		cp "$NOTES_PKG" "$T/node-$node/packages/notes-1.0.0/package"
+	fi
+	"$NUBO" envs transport "$app" "$env" notes-1.0.0 >/dev/null
+	"$NUBO" envs start "$app" "$env" >/dev/null
+}
+
+# add_notes NODE HOSTPREFIX NOTES ATTACHMENTS: NOTES notes through NODE's
+# router, the first one with ATTACHMENTS random attachments (64 kB each).
+add_notes() {
+	local node=$1 host=$2.nubo.localhost n=$3 a=$4 i id var
+	var=ROUTER_${node//-/_}
+	for i in $(seq "$n"); do
+		id=$(curl -sf -H "Host: $host" -H 'Content-Type: application/json' \
+			--data-binary "{\"title\":\"note $RANDOM\",\"body\":\"written on $node at $(date +%s.%N)\"}" \
+			"http://127.0.0.1:${!var}/api/notes" | jq_get id) || return 1
+		if [ "$i" = 1 ] && [ "$a" -gt 0 ]; then
+			for _ in $(seq "$a"); do
+				head -c 65536 /dev/urandom > "$T/attach.bin"
+				curl -sf -H "Host: $host" --data-binary @"$T/attach.bin" \
+					"http://127.0.0.1:${!var}/api/notes/$id/attachments?name=f$RANDOM.bin" >/dev/null || return 1
+			done
+		fi
+	done
+}
+
+# notes_digest NODE HOSTPREFIX: one line summing up every note and the
+# sha256 of every attachment, as the app serves them through NODE's router.
+notes_digest() {
+	local var=ROUTER_${1//-/_}
+	python3 - "http://127.0.0.1:${!var}" "$2.nubo.localhost" <<'PY'
+import hashlib, json, sys, urllib.request
+base, host = sys.argv[1], sys.argv[2]
+def get(p):
+    req = urllib.request.Request(base + p, headers={"Host": host})
+    with urllib.request.urlopen(req, timeout=20) as r:
+        return r.read()
+try:
+    notes = json.loads(get("/api/notes"))
+except Exception as e:
+    print("unreachable:", e); sys.exit(0)
+if isinstance(notes, dict):
+    notes = notes.get("notes", [])
+h = hashlib.sha256()
+count = files = 0
+for n in sorted(notes, key=lambda n: n["id"]):
+    count += 1
+    h.update(json.dumps([n["id"], n["title"], n["body"], n.get("created_at")]).encode())
+    for a in n.get("attachments", []):
+        files += 1
+        h.update(a["uuid"].encode() + hashlib.sha256(get("/api/attachments/" + a["uuid"])).hexdigest().encode())
+print(f"{count} notes, {files} attachments, {h.hexdigest()[:16]}")
+PY
+}
+
+# step_result APP STEP ENV ROUND: the result of that step of APP's newest
+# migration (JSON).
+step_result() {
+	api_as "$ADMIN_KEY" GET "/migrations/$(api_as "$ADMIN_KEY" GET "/migrations?app=$1" | jq_get migrations.0.id)" |
+		python3 -c '
+import json, sys
+m = json.load(sys.stdin)
+for s in m["steps"]:
+    if s["name"] == sys.argv[1] and (s.get("environment") or "") == sys.argv[2] and s["round"] == int(sys.argv[3]):
+        print(json.dumps(s.get("result")))
+        break
+else:
+    print("{}")' "$2" "$3" "$4"
+}
+
+# env_sql NODE ENV SQL: run SQL in ENV's database on NODE (as its role,
+# password from the node's env.json), unaligned output.
+env_sql() {
+	local node=$1 env=$2 id pw pg
+	id=$(api_as "$ADMIN_KEY" GET "/nodes/$node" | python3 -c '
+import json, sys
+for e in json.load(sys.stdin)["environments"]:
+    if e["name"] == sys.argv[1]: print(e["id"])' "$env")
+	pw=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["db_password"])' "$T/node-$node/envs/$id/env.json")
+	pg=$(sed -n 3p "$T/node-$node.ports")
+	PGPASSWORD=$pw psql -X -A -t -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$pg" -U "env_$id" "env_$id" -c "$3"
+}
+
+# env_dir NODE ENV: the environment's folder on NODE.
+env_dir() {
+	local id
+	id=$(api_as "$ADMIN_KEY" GET "/nodes/$1" | python3 -c '
+import json, sys
+for e in json.load(sys.stdin)["environments"]:
+    if e["name"] == sys.argv[1]: print(e["id"])' "$2")
+	echo "$T/node-$1/envs/$id"
+}
+
+# bulk_rows NODE ENV N: N more rows (~120 bytes each) in table bulk.
+bulk_rows() {
+	env_sql "$1" "$2" "CREATE TABLE IF NOT EXISTS bulk (id bigserial PRIMARY KEY, payload text NOT NULL);
+		INSERT INTO bulk (payload) SELECT repeat(md5(random()::text), 3) FROM generate_series(1, $3)" >/dev/null
+}
+
+# env_fingerprint NODE ENV: the environment's database (per table: count and
+# md5 of the rows in order) and file store (sha256sum of every file), read
+# straight from the node's PostgreSQL and disk with psql and sha256sum.
+env_fingerprint() {
+	local t
+	{
+		for t in $(env_sql "$1" "$2" "SELECT quote_ident(table_schema) || '.' || quote_ident(table_name) FROM information_schema.tables WHERE table_schema NOT IN ('pg_catalog','information_schema') AND table_type = 'BASE TABLE' ORDER BY 1"); do
+			env_sql "$1" "$2" "SELECT '$t', count(*), md5(COALESCE(string_agg(t::text, '|' ORDER BY t::text), '')) FROM $t t"
+		done
+		(cd "$(env_dir "$1" "$2")/files" 2>/dev/null && find . -type f ! -path './.nubo-*' -print0 | sort -z | xargs -0 -r sha256sum)
+	} | sha256sum | cut -c1-16
+}
+
+# compare_envs A B ENV NAME: the fingerprints of ENV on nodes A and B match
+# (and are not the fingerprint of nothing).
+compare_envs() {
+	local a b
+	a=$(env_fingerprint "$1" "$3")
+	b=$(env_fingerprint "$2" "$3")
+	if [ "$a" = "$(printf '' | sha256sum | cut -c1-16)" ]; then
+		fail "$4: nothing to compare on $1"
+		return
+	fi
+	expect "$4" "$b" "$a"
+}

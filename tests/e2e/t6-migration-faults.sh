@@ -1,0 +1,151 @@
+#!/usr/bin/env bash
+# t6-migration-faults: kill -9 the portal, the source node or the target
+# node at step boundaries and in the middle of the data streams; `nubo
+# migrate resume` finishes; the final data equals the source (psql and
+# sha256sum, not nubo's own checksums) and nothing is left twice.
+#
+# A representative set of kill points, one migration going through all of
+# them (each full run of every point would take too long for CI):
+#   1. portal at the boundary before `temp-app` (start phase)
+#   2. target node in the middle of the database stream (start, Test)
+#   3. source node in the middle of the files stream (start, Production)
+#   4. portal in the middle of the database stream (rehearsal): the
+#      restarted portal finds the target's import still running, same key
+#   5. portal at the boundary before `route` (cutover, Production)
+#   6. target node at the boundary before `start` (cutover, Production),
+#      killed from the portal's pause while the node is down
+# The test hook: every process has NUBO_TEST_PAUSE_FILE=$T/pause; writing a
+# point's name there makes that point wait (see migrate.h).
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/migrate-lib.sh"
+
+export NUBO_TEST_PAUSE_FILE=$T/pause
+start_portal
+start_node v3 v3
+start_node v4 v4
+
+"$NUBO" apps create shop --no-sandbox >/dev/null
+"$NUBO" nodes link v3 shop >/dev/null
+deploy v3 shop Test
+deploy v3 shop Production
+add_notes v3 shop-test 3 3
+add_notes v3 shop-production 4 5
+bulk_rows v3 Test 30000
+bulk_rows v3 Production 30000
+
+# pause_at POINT: arm the hook; reached POINT: wait until a process is
+# paused there (at most 120 s).
+pause_at() { rm -f "$T/pause.reached"; echo "$1" > "$T/pause"; }
+reached() {
+	local i
+	for i in $(seq 1200); do
+		[ "$(cat "$T/pause.reached" 2>/dev/null)" = "$1" ] && return 0
+		sleep 0.1
+	done
+	echo "never paused at $1" >&2
+	return 1
+}
+unpause() { rm -f "$T/pause" "$T/pause.reached"; }
+kill9_node() {
+	local var=NODE_PID_$1
+	kill -KILL "${!var}"
+	wait "${!var}" 2>/dev/null || true
+}
+# restart NAME GEN: start a killed node again and wait for its agent.
+restart_node() {
+	local var
+	start_node "$1" "$2"
+	var=NODE_URL_$1
+	wait_http "${!var}/agent/v1/node" 60
+}
+mstate() { api_as "$ADMIN_KEY" GET '/migrations?app=shop' | jq_get migrations.0.$1; }
+wait_failed_or() {	# wait until the migration's job stopped (failed/done)
+	local i
+	for i in $(seq 600); do
+		case "$(mstate status)" in failed|waiting|finished) return 0;; esac
+		sleep 0.2
+	done
+}
+
+# 1. portal killed at a step boundary
+pause_at temp-app
+"$NUBO" migrate start shop --to v4 --no-wait >/dev/null
+reached temp-app && pass "paused before temp-app" || fail "paused before temp-app"
+kill9_portal
+# 2. …and when it comes back, the re-queued job goes on to the middle of
+# the database stream of Test, where the target node dies
+pause_at stream
+start_portal
+reached stream && pass "paused in the database stream" || fail "paused in the database stream"
+kill9_node v4
+unpause
+wait_failed_or
+expect "target killed: the step failed" "$(mstate status)" failed
+restart_node v4 v4
+# 3. the source node dies in the middle of the files stream
+pause_at files-stream
+"$NUBO" migrate resume shop --no-wait >/dev/null
+reached files-stream && pass "paused in the files stream" || fail "paused in the files stream"
+kill9_node v3
+unpause
+wait_failed_or
+expect "source killed: the step failed" "$(mstate status)" failed
+restart_node v3 v3
+check "resume finishes the copy" "$NUBO" migrate resume shop
+expect "copied" "$(mstate state)" copied
+expect "one temporary app" "$(api_as "$ADMIN_KEY" GET /apps | python3 -c 'import json,sys; print(sum(a["temporary"] for a in json.load(sys.stdin)["apps"]))')" 1
+compare_envs v3 v4 Test "after the start phase: Test equal"
+compare_envs v3 v4 Production "after the start phase: Production equal"
+
+# 4. portal killed while the target pulls the database (rehearsal)
+add_notes v3 shop-production 2 2
+pause_at stream
+"$NUBO" migrate rehearse shop --no-wait >/dev/null
+reached stream && pass "rehearsal paused in the stream" || fail "rehearsal paused in the stream"
+kill9_portal
+start_portal
+sleep 1
+unpause
+check "resume follows the re-queued rehearsal" "$NUBO" migrate resume shop
+expect "rehearsed" "$(mstate state)" copied
+imports=$(grep -rh "migration import migration-" "$T/node-v4/envs/" 2>/dev/null | grep -o "migration-[0-9]*-step-[0-9]*: completed" | sort)
+expect_match "imports were logged" "$imports" "completed"
+expect "no import ran twice to completion" "$(printf '%s\n' "$imports" | uniq -d)" ""
+
+# 5. portal killed before `route` in the cutover, 6. target node down at
+# the boundary before `start`
+add_notes v3 shop-production 1 1
+add_notes v3 shop-test 1 1
+before=$(notes_digest v3 shop-production)
+pause_at route:Production
+"$NUBO" migrate cutover shop --no-wait >/dev/null
+reached route:Production && pass "cutover paused before route" || fail "cutover paused before route"
+kill9_portal
+pause_at start:Production
+start_portal
+reached start:Production && pass "cutover paused before start" || fail "cutover paused before start"
+kill9_node v4
+unpause
+wait_failed_or
+restart_node v4 v4
+check "resume finishes the cutover" "$NUBO" migrate resume shop
+expect "cut over" "$(mstate state)" cut-over
+expect "v4 serves the original hostname" "$(notes_digest v4 shop-production)" "$before"
+compare_envs v3 v4 Production "after the cutover: Production equal"
+compare_envs v3 v4 Test "after the cutover: Test equal"
+expect "one offboarding request" "$(api_as "$ADMIN_KEY" GET /offboarding-requests | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["offboarding_requests"]))')" 1
+expect "one package in the target's repository" "$(ls "$T/node-v4/packages" | grep -vc '^\.')" 1
+expect "no half-copied files left" "$(find "$T/node-v4/envs" -path '*/.nubo-partial*' | wc -l)" 0
+expect "no leftover databases" "$(env_sql v4 Production "SELECT count(*) FROM pg_database WHERE datname ~ '^env_[0-9]+_(in|old)$'")" 0
+
+req=$(api_as "$ADMIN_KEY" GET /offboarding-requests | jq_get offboarding_requests.0.id)
+check "approve" "$NUBO" admin offboarding approve "$req"
+check "finish" "$NUBO" migrate status shop --follow
+expect "completed" "$(mstate state)" completed
+expect "no temporary app left" "$(api_as "$ADMIN_KEY" GET /apps | python3 -c 'import json,sys; print(sum(a["temporary"] for a in json.load(sys.stdin)["apps"]))')" 0
+expect "steps retried, none done twice" "$(api_as "$ADMIN_KEY" GET /migrations/1 | python3 -c '
+import json,sys
+m = json.load(sys.stdin)
+print(all(s["state"] == "done" for s in m["steps"]), any(s["attempts"] > 1 for s in m["steps"]))')" "True True"
+
+finish

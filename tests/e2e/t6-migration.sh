@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# t6-migration: the seed's whole procedure with real nodes, PostgreSQL and
+# nginx: the sample app on a v3 node (Test and Production deployed, with
+# notes and attachments; Acceptance never deployed), `nubo migrate start`
+# to a v4 node (temporary app, link, package, settings, data, start,
+# verify), writes on the source, a rehearsal that copies only what changed,
+# more writes, the cutover (the v4 router serves the original hostnames;
+# the v3 one shows the maintenance page), offboarding approval and the
+# final link; every row and file is compared at the end.
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/migrate-lib.sh"
+
+start_portal
+start_node v3 v3
+start_node v4 v4
+
+"$NUBO" apps create notes --no-sandbox >/dev/null
+"$NUBO" nodes link v3 notes >/dev/null
+deploy v3 notes Test
+deploy v3 notes Production
+"$NUBO" settings set-constant notes Production Greeting "Hello from v3" >/dev/null 2>&1 || true
+
+add_notes v3 notes-test 3 2
+add_notes v3 notes-production 5 3
+expect "source serves" "$(route_status v3 notes-production.nubo.localhost /api/notes)" 200
+
+check "migrate start" "$NUBO" migrate start notes --to v4
+sed 's/^/    /' "$T/last.err" | tail -5
+expect_match "progress lines" "$(cat "$T/last.err")" "data (Test|Production)"
+m=$(api_as "$ADMIN_KEY" GET '/migrations?app=notes' | jq_get migrations.0)
+expect "state copied" "$(printf '%s' "$m" | jq_get state)" copied
+tmp=$(printf '%s' "$m" | jq_get temporary_app)
+expect_match "temporary app" "$tmp" "^notes-m[0-9]+$"
+expect "temporary app is temporary, without sandbox" "$(api_as "$ADMIN_KEY" GET "/apps/$tmp" | python3 -c 'import json,sys; a=json.load(sys.stdin); print(a["temporary"], a["sandbox"], a["node"])')" "True False v4"
+expect "v4 serves the copy under the temporary app's hostname" \
+	"$(notes_digest v4 "$tmp-production")" "$(notes_digest v3 notes-production)"
+expect "v3 still serves" "$(route_status v3 notes-production.nubo.localhost /api/notes)" 200
+expect "Acceptance skipped (never deployed)" "$(step_result notes data Acceptance 0 | jq_get skipped | cut -c1-7)" "nothing"
+
+# writes on the source, then a rehearsal copies only what changed
+add_notes v3 notes-production 2 1
+check "rehearse" "$NUBO" migrate rehearse notes
+r=$(step_result notes data Production 1)
+expect "rehearsal copied only the new file" "$(printf '%s' "$r" | jq_get files_copied)" 1
+expect "rehearsal kept the others" "$(printf '%s' "$r" | jq_get files_unchanged)" 3
+expect "rehearsal verified" "$(step_result notes verify Production 1 | jq_get differences)" "[]"
+
+# writes between the rehearsal and the cutover must reach the target
+add_notes v3 notes-production 2 2
+add_notes v3 notes-test 1 1
+before_p=$(notes_digest v3 notes-production)
+before_t=$(notes_digest v3 notes-test)
+check "cutover" "$NUBO" migrate cutover notes
+m=$(api_as "$ADMIN_KEY" GET '/migrations?app=notes' | jq_get migrations.0)
+expect "state cut-over" "$(printf '%s' "$m" | jq_get state)" cut-over
+expect_match "downtime measured" "$(printf '%s' "$m" | jq_get downtime_ms)" "^[0-9]+$"
+expect_match "cli prints the downtime" "$(cat "$T/last.out")" "downtime: [0-9.]+ s"
+expect "v4 serves the ORIGINAL hostname: Production" "$(notes_digest v4 notes-production)" "$before_p"
+expect "v4 serves the ORIGINAL hostname: Test" "$(notes_digest v4 notes-test)" "$before_t"
+expect "v3 shows the maintenance page" "$(route_status v3 notes-production.nubo.localhost /api/notes)" 503
+expect "strict verify at cutover" "$(step_result notes verify Production 2 | jq_get differences)" "[]"
+expect "offboarding filed" "$(api_as "$ADMIN_KEY" GET /offboarding-requests | jq_get offboarding_requests.0.state)" pending
+expect "v3 is offboarding" "$(api_as "$ADMIN_KEY" GET /nodes/v3 | jq_get status)" offboarding
+
+# seed §3.3 and §3.4
+req=$(api_as "$ADMIN_KEY" GET /offboarding-requests | jq_get offboarding_requests.0.id)
+check "admin approves the offboarding" "$NUBO" admin offboarding approve "$req"
+check "the migration finishes" "$NUBO" migrate status notes --follow
+expect "migration completed" "$(api_as "$ADMIN_KEY" GET '/migrations?app=notes' | jq_get migrations.0.state)" completed
+expect "app linked to v4" "$(api_as "$ADMIN_KEY" GET /apps/notes | jq_get node)" v4
+expect "v3 offboarded" "$(api_as "$ADMIN_KEY" GET /nodes/v3 | jq_get status)" offboarded
+expect "temporary app deleted" "$(status_as "$ADMIN_KEY" GET "/apps/$tmp")" 404
+expect "no temporary app left" "$(api_as "$ADMIN_KEY" GET /apps | python3 -c 'import json,sys; print(sum(a["temporary"] for a in json.load(sys.stdin)["apps"]))')" 0
+expect "still served after the final link" "$(notes_digest v4 notes-production)" "$before_p"
+compare_envs v3 v4 Production "final data equals the source: Production"
+compare_envs v3 v4 Test "final data equals the source: Test"
+expect "new writes on v4 work" "$(add_notes v4 notes-production 1 0 && echo ok)" ok
+
+finish
