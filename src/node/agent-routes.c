@@ -26,6 +26,14 @@ void agent_env_transport(struct areq *);
 void agent_env_logs(struct areq *);
 void agent_node_show(struct areq *);
 
+/* transfer.c (migrations) */
+void transfer_checksums(struct areq *);
+void transfer_dump(struct areq *);
+void transfer_files_export(struct areq *);
+void transfer_package(struct areq *);
+void transfer_import(struct areq *);
+void transfer_import_show(struct areq *);
+
 static const struct agent_route agent_routes[] = {
 	/* the node */
 	{ "GET", "/agent/v1/node", agent_node_show, AGENT_PORTAL, NULL,
@@ -57,6 +65,21 @@ static const struct agent_route agent_routes[] = {
 
 	/* backups (backup.c, restore.c) */
 
+
+	/* migrations: node-to-node transfer (transfer.c) */
+	{ "GET", "/agent/v1/environments/{id}/checksums", transfer_checksums,
+	  AGENT_PORTAL, NULL, "per table rows and checksums, per file sha256" },
+	{ "GET", "/agent/v1/environments/{id}/dump", transfer_dump,
+	  AGENT_SIGNED, NULL, "the database as a streamed pg_dump -Fc" },
+	{ "POST", "/agent/v1/environments/{id}/files/export",
+	  transfer_files_export, AGENT_SIGNED, NULL,
+	  "the listed files of the file store, streamed" },
+	{ "GET", "/agent/v1/environments/{id}/package", transfer_package,
+	  AGENT_SIGNED, NULL, "the package file the environment runs" },
+	{ "POST", "/agent/v1/environments/{id}/import", transfer_import,
+	  AGENT_PORTAL, NULL, "pull package, files and database from a node" },
+	{ "GET", "/agent/v1/environments/{id}/import", transfer_import_show,
+	  AGENT_PORTAL, NULL, "progress of the import" },
 
 	/* settings */
 };

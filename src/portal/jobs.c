@@ -17,6 +17,9 @@
 /* environments (route-envs.c) */
 int envs_job_action(struct job *, json_t **, char **);
 
+/* route-migrations.c */
+int migrations_job(struct job *, json_t **, char **);
+
 /* THE table of job kinds; add yours in your area's section. */
 static const struct job_kind job_kinds[] = {
 	/* environments (route-envs.c) */
@@ -35,6 +38,7 @@ static const struct job_kind job_kinds[] = {
 
 
 	/* migrations (route-migrations.c) */
+	{ "migration", migrations_job },
 };
 
 #define JOB_WORKERS_MAX 16

@@ -12,6 +12,7 @@
 #include "migrate.h"
 #include "migrate-node.h"
 #include "offboarding.h"
+#include "portal.h"
 #include "store.h"
 #include "util.h"
 #include "xmalloc.h"
@@ -148,22 +149,13 @@ out:
 static int
 link_app(struct migrate_ctx *c, long long node, long long app, char **cause)
 {
-	char now[32];
+	long long unlinked = 0;
+	const char *code;
+	unsigned status;
 
-	if (store_int(c->db, 0, "SELECT app_id FROM nodes WHERE id = ?", "i",
-	    node) == app)
-		return 0;
-	util_time_iso(util_now(), now, sizeof now);
-	if (store_begin(c->db) == -1 ||
-	    store_run(c->db, "UPDATE nodes SET app_id = ?, status = 'linked'"
-	    " WHERE id = ?", "ii", app, node) != STORE_OK ||
-	    store_run(c->db, "INSERT INTO activity (at, user_id, app_id,"
-	    " node_id, action, detail) VALUES (?, ?, ?, ?, 'node.link', ?)",
-	    "siiis", now, c->created_by, app, node, "linked by a migration")
-	    != STORE_OK || store_commit(c->db) == -1) {
-		store_rollback(c->db);
-		return fail(cause, "cannot link: %s", store_errmsg(c->db));
-	}
+	if (nodes_link_app(c->db, c->created_by, node, app, &unlinked, &status,
+	    &code, cause) == -1)
+		return -1;
 	return migrate_node_push_node(c->db, node, cause);
 }
 

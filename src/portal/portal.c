@@ -13,6 +13,7 @@
 #include "auth.h"
 #include "jobs.h"
 #include "log.h"
+#include "offboarding.h"
 #include "portal.h"
 #include "settings.h"
 #include "store.h"
@@ -22,7 +23,8 @@
 static const char portal_usage[] =
     "usage: nubod portal init --data DIR [--email EMAIL] [--password PW]\n"
     "       nubod portal --data DIR [--listen IP:PORT] [--domain DOMAIN]\n"
-    "                    [--url PUBLIC_URL] [--threads N]\n";
+    "                    [--url PUBLIC_URL] [--threads N]\n"
+    "                    [--offboarding-keep-days N]\n";
 
 static int
 portal_init(const char *data, const char *email, const char *password)
@@ -96,6 +98,7 @@ portal_main(int argc, char **argv)
 		{ "domain", required_argument, NULL, 'D' },
 		{ "url", required_argument, NULL, 'u' },
 		{ "threads", required_argument, NULL, 't' },
+		{ "offboarding-keep-days", required_argument, NULL, 'K' },
 		{ "email", required_argument, NULL, 'e' },
 		{ "password", required_argument, NULL, 'p' },
 		{ "help", no_argument, NULL, 'h' },
@@ -132,6 +135,14 @@ portal_main(int argc, char **argv)
 				return 2;
 			}
 			p.threads = (unsigned)n;
+			break;
+		case 'K':
+			/* how long an offboarded node's data is kept */
+			if (util_parse_int(optarg, 0, 3650, &n) == -1) {
+				fputs(portal_usage, stderr);
+				return 2;
+			}
+			offboarding_keep_days = n;
 			break;
 		case 'h':
 			fputs(portal_usage, stdout);

@@ -23,7 +23,10 @@
 #define ENV_SELECT \
 	"SELECT e.id, e.name, e.state, e.package, e.instances, e.memory_mb," \
 	" e.maintenance, e.status_json, n.name AS node, n.id AS node_id," \
-	" n.generation, n.router, COALESCE(sa.subdomain, la.subdomain) AS app" \
+	" n.generation, n.router, COALESCE(sa.subdomain," \
+	" (SELECT ma.subdomain FROM migrations m JOIN apps ma ON ma.id = m.app_id" \
+	" WHERE m.target_node_id = n.id AND m.serving = 'target' AND" \
+	" e.app_id IS NULL), la.subdomain) AS app" \
 	" FROM environments e JOIN nodes n ON n.id = e.node_id" \
 	" LEFT JOIN apps sa ON sa.id = e.app_id" \
 	" LEFT JOIN apps la ON la.id = n.app_id AND e.app_id IS NULL"
