@@ -80,10 +80,20 @@ def make_world():
     job = db.execute("INSERT INTO jobs (kind, state, app_id, node_id,"
                      " created_at) VALUES ('badinput', 'completed', ?, ?, ?)",
                      (app, node, t)).lastrowid
+    migration = db.execute("INSERT INTO migrations (uuid, app_id,"
+                           " source_node_id, target_node_id, environments_json,"
+                           " state, phase, created_by, created_at, updated_at)"
+                           " VALUES (?, ?, ?, ?, '[]', 'completed', 'finalize',"
+                           " ?, ?, ?)", (str(uuid.uuid4()), app, node, node,
+                                         ADMIN, t, t)).lastrowid
+    request = db.execute("INSERT INTO offboarding_requests (node_id, state,"
+                         " requested_at) VALUES (?, 'approved', ?)",
+                         (node, t)).lastrowid
     # Path parameter -> value; keep in step with permissions.py.
     return {
         "app": f"bad-app{n}", "env": "Test", "node": f"bad-node{n}",
         "user": str(user["id"]), "key": str(key["id"]), "id": str(job),
+        "migration": str(migration), "request": str(request),
         "name": "Greeting", "domain": "shop.example.test",
         "header": "X-Frame-Options",
     }, token

@@ -142,6 +142,15 @@ def make_world():
                        "password": "matrixpass1"}), 201, "victim key")
     job = insert("INSERT INTO jobs (kind, state, app_id, node_id, created_at)"
                  " VALUES ('matrix', 'completed', ?, ?, ?)", (app, node, t))
+    # a finished migration and an approved offboarding request: every
+    # action on them is refused by state (409), so no job starts
+    migration = insert("INSERT INTO migrations (uuid, app_id, source_node_id,"
+                       " target_node_id, environments_json, state, phase,"
+                       " created_by, created_at, updated_at) VALUES"
+                       " (?, ?, ?, ?, '[]', 'completed', 'finalize', ?, ?, ?)",
+                       (str(uuid.uuid4()), app, node, node, UID["tc"], t, t))
+    request = insert("INSERT INTO offboarding_requests (node_id, state,"
+                     " requested_at) VALUES (?, 'approved', ?)", (node, t))
     # Path parameter -> value. A route with a parameter missing here fails
     # the test: add a fixture for it (create the object above if needed).
     return {
@@ -153,6 +162,7 @@ def make_world():
                               (hashlib.sha256(vkey["key"].encode()).hexdigest(),)
                               ).fetchone()[0]),
         "id": str(job),
+        "migration": str(migration), "request": str(request),
         # settings items (route-settings.c)
         "name": "Greeting", "domain": "shop.example.test",
         "header": "X-Frame-Options",
@@ -187,6 +197,10 @@ def expect(route, p):
         if a == "user" and (method == "GET" or path.startswith("/keys")):
             return "allow"
         return 403
+    if path.startswith("/migrations/{migration}/") and method == "POST":
+        # acting on a migration: its app's Technical Contact who is also
+        # Technical Contact of both nodes (here: nobody but the admin)
+        return "allow" if p == "admin" else 403
     if p == "admin" or a == "user":
         return "allow"
     members = ["tc", "member-none", "member-otherenv"] + ["member-" + x for x in PERMS]
