@@ -23,6 +23,9 @@
 #define PG_BIN		"/usr/lib/postgresql/15/bin"
 #define PG_SUPERUSER	"nubo_admin"
 
+static char pg_initdb[] = PG_BIN "/initdb";
+static char pg_ctl[] = PG_BIN "/pg_ctl";
+
 static char *pg_admin_password;	/* own cluster */
 static char *pg_host;		/* what apps connect to */
 static unsigned pg_port_used;
@@ -121,7 +124,7 @@ pg_init(void)
 	node_chown(pwfile);
 	pwopt = xasprintf("--pwfile=%s", pwfile);
 	{
-		char *argv[] = { PG_BIN "/initdb", "-D", data, "-U",
+		char *argv[] = { pg_initdb, "-D", data, "-U",
 			PG_SUPERUSER, pwopt, "--auth-local=scram-sha-256",
 			"--auth-host=scram-sha-256", "-E", "UTF8",
 			"--no-locale", "--no-sync", NULL };
@@ -149,7 +152,7 @@ static int
 pg_running(void)
 {
 	char *data = pg_path("data"), out[512];
-	char *argv[] = { PG_BIN "/pg_ctl", "status", "-D", data, NULL };
+	char *argv[] = { pg_ctl, "status", "-D", data, NULL };
 	int st = node_run(argv, 1, out, sizeof out);
 
 	free(data);
@@ -212,7 +215,7 @@ pg_start(void)
 	    " -c unix_socket_directories=%s -c max_connections=200"
 	    " -c shared_buffers=32MB -c fsync=on", node->pg_port, run);
 	{
-		char *argv[] = { PG_BIN "/pg_ctl", "start", "-D", data, "-l",
+		char *argv[] = { pg_ctl, "start", "-D", data, "-l",
 			logfile, "-w", "-t", "60", "-o", opts, NULL };
 
 		st = node_run(argv, 1, NULL, 0);
@@ -245,7 +248,7 @@ pg_stop(void)
 		return;
 	data = pg_path("data");
 	{
-		char *argv[] = { PG_BIN "/pg_ctl", "stop", "-D", data, "-m",
+		char *argv[] = { pg_ctl, "stop", "-D", data, "-m",
 			"fast", "-w", "-t", "30", NULL };
 
 		node_run(argv, 1, out, sizeof out);

@@ -114,10 +114,10 @@ env_fail(struct env *e, const char *why)
 
 struct probe {
 	long long	 env_id;
-	int		 index;
-	pid_t		 pid;
-	int		 port;
 	char		*path;
+	pid_t		 pid;
+	int		 index;
+	int		 port;
 	int		 ok;
 };
 
