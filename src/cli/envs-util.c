@@ -20,8 +20,8 @@ envs_util_path(const char *app, const char *env, const char *suffix)
 void
 envs_util_print(json_t *env)
 {
-	out_fields(env, "name,state,node,generation,package,instances,"
-	    "memory_mb,maintenance,url,router,error");
+	out_fields(env, "name,state,node,node_online,generation,package,"
+	    "instances,memory_mb,maintenance,url,router,error");
 	if (json_array_size(json_object_get(env, "running"))) {
 		printf("\n");
 		out_table(json_object_get(env, "running"), "index:INSTANCE,"

@@ -17,13 +17,16 @@
 /* Longest a start (or scale) may take before the job gives up waiting; the
  * node itself fails a start after its own start timeout. */
 #define ENVS_JOB_WAIT_MAX	900
+/* A node that reported within this many seconds is online (it reports
+ * every 2 s). */
+#define ENVS_NODE_FRESH		10
 
 /* The app an environment serves: its own (sandbox) or the node's linked
  * app. */
 #define ENV_SELECT \
 	"SELECT e.id, e.name, e.state, e.package, e.instances, e.memory_mb," \
 	" e.maintenance, e.status_json, n.name AS node, n.id AS node_id," \
-	" n.generation, n.router, COALESCE(sa.subdomain," \
+	" n.generation, n.router, n.last_seen_at, COALESCE(sa.subdomain," \
 	" (SELECT ma.subdomain FROM migrations m JOIN apps ma ON ma.id = m.app_id" \
 	" WHERE m.target_node_id = n.id AND m.serving = 'target' AND" \
 	" e.app_id IS NULL), la.subdomain) AS app" \
@@ -149,6 +152,18 @@ envs_json(sqlite3 *db, json_t *row, const char *domain)
 		json_object_set_new(out, "url", json_string(url));
 		free(url);
 		free(h);
+	}
+	/* the state is the node's last report: say how fresh it is */
+	json_object_set(out, "node_seen_at", json_object_get(row,
+	    "last_seen_at") ? json_object_get(row, "last_seen_at") :
+	    json_null());
+	{
+		time_t seen;
+
+		json_object_set_new(out, "node_online", json_boolean(
+		    jsonx_str(row, "last_seen_at") && util_parse_iso(jsonx_str(
+		    row, "last_seen_at"), &seen) == 0 && util_now() - seen <=
+		    ENVS_NODE_FRESH));
 	}
 	json_decref(spec);
 	return out;

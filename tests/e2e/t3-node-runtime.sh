@@ -37,6 +37,7 @@ check_fails "transport of an unknown package" 1 "$NUBO" envs transport shop Test
 expect_match "unknown package message" "$(cat "$T/last.err")" "no package 'nope-1'"
 check "start" "$NUBO" envs start shop Test
 expect "running" "$("$NUBO" envs show shop Test --json | jq_get state)" running
+expect "the node's report is fresh" "$("$NUBO" envs show shop Test --json | jq_get node_online)" true
 HOST=shop-test.nubo.localhost
 out=$(route cloud3 $HOST /)
 expect "served through nginx by Host header" "$(printf '%s' "$out" | jq_get env)" Test

@@ -56,6 +56,15 @@ expect "3 running after restart" "$("$NUBO" envs show shop Acceptance --json | p
 check "stop" "$NUBO" envs stop shop Acceptance
 expect "no instance left" "$("$NUBO" envs show shop Acceptance --json | jq_get running)" "[]"
 
+# an app that crashes at once: restarted with back-off, then failed
+put_package cloud4 crasher-0.1.0 "$APPS/crasher"
+check "transport crasher" "$NUBO" envs transport shop Test crasher-0.1.0
+check_fails "a crash-looping start fails" 1 "$NUBO" envs start shop Test
+expect_match "failure says it crashed repeatedly" "$(cat "$T/last.err")" "crashed 5 times in a row"
+expect_match "failure carries the app's output" "$(cat "$T/last.err")" "crasher: cannot go on"
+logs=$("$NUBO" envs logs shop Test --lines 40)
+expect_match "back-off visible in the log" "$logs" "exited with status 3; restart 4 in 8s"
+
 # v3: one instance, fixed memory
 check "create v3 app" "$NUBO" apps create legacy --no-sandbox
 start_node cloud3 v3
