@@ -9,14 +9,17 @@ static int
 cmd_envs_maintenance_exec(struct cmd_args *a)
 {
 	char *path;
-	json_t *resp = NULL;
+	json_t *resp = NULL, *body;
 	int on, rc = CLI_FAILED;
 
 	if (strcmp(a->argv[2], "on") != 0 && strcmp(a->argv[2], "off") != 0)
 		return out_usage(cmd_current, "say on or off");
 	on = strcmp(a->argv[2], "on") == 0;
 	path = envs_util_path(a->argv[0], a->argv[1], "/maintenance");
-	if (api_ok("POST", path, json_pack("{s:b}", "on", on), &resp) == -1)
+	body = json_pack("{s:b}", "on", on);
+	rc = api_ok("POST", path, body, &resp) == -1 ? CLI_FAILED : CLI_OK;
+	json_decref(body);
+	if (rc == CLI_FAILED)
 		goto out;
 	if (out_maybe_json(a, resp) == -1) {
 		printf("maintenance %s for %s\n", on ? "on" : "off",

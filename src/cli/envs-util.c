@@ -39,7 +39,9 @@ envs_util_action(struct cmd_args *a, const char *method, const char *suffix,
 	const char *job;
 	int rc = CLI_FAILED;
 
-	if (api_ok(method, path, body ? body : json_object(), &resp) == -1)
+	if (body == NULL)
+		body = json_object();
+	if (api_ok(method, path, body, &resp) == -1)
 		goto out;
 	job = jsonx_str(json_object_get(resp, "job"), "id");
 	if (job && api_wait_job(job, what) != CLI_OK)

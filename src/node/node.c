@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <grp.h>
+#include <limits.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
@@ -522,26 +523,19 @@ node_main(int argc, char **argv)
 	if (node->data_dir == NULL || optind != argc)
 		goto usage;
 	log_init("node");
+	if (!stop_all && (node->portal_url == NULL || node->token == NULL))
+		goto usage;
+	if (node_user_setup() == -1 || (!stop_all && node_dirs() == -1))
+		return 1;
 	{
-		char *abs = realpath(node->data_dir, NULL);
+		/* absolute: nginx and pg_ctl get paths, apps get NUBO_FILES_DIR */
+		static char abs[PATH_MAX];
 
-		if (abs)
+		if (realpath(node->data_dir, abs) != NULL)
 			node->data_dir = abs;
 	}
-	if (node_user_setup() == -1)
-		return 1;
 	if (stop_all)
 		return node_stop_all();
-	if (node->portal_url == NULL || node->token == NULL)
-		goto usage;
-	if (node_dirs() == -1)
-		return 1;
-	{
-		char *abs = realpath(node->data_dir, NULL);
-
-		if (abs)
-			node->data_dir = abs;
-	}
 	if (node->agent_url == NULL)
 		node->agent_url = xasprintf("http://%s", node->listen);
 	signal(SIGPIPE, SIG_IGN);

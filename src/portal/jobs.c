@@ -268,15 +268,25 @@ jobs_start(struct portal *p, unsigned nthreads)
 			jobs_nthreads++;
 }
 
-/* Workers stop claiming jobs; one still running is not waited for (it may
- * be waiting on a node for minutes) and is re-queued at the next start. */
+/* Workers stop claiming jobs. Idle ones are joined; one still running is
+ * waited for a moment only (it may be waiting on a node for minutes) and
+ * is re-queued at the next start. */
 void
 jobs_stop(void)
 {
+	struct timespec ts;
+	unsigned i;
+
 	pthread_mutex_lock(&jobs_lock);
 	jobs_stopping = 1;
 	pthread_cond_broadcast(&jobs_cond);
 	pthread_mutex_unlock(&jobs_lock);
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += 2;
+	for (i = 0; i < jobs_nthreads; i++)
+		if (pthread_timedjoin_np(jobs_threads[i], NULL, &ts) != 0)
+			pthread_detach(jobs_threads[i]);
+	jobs_nthreads = 0;
 }
 
 /* GET /jobs/{id}: the caller's own jobs, jobs of apps they are a member

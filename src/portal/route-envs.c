@@ -551,7 +551,7 @@ envs_job_action(struct job *j, json_t **result, char **cause)
 {
 	const char *action = strchr(j->kind, '.') + 1;
 	long long env_id = jsonx_int(j->params, "env_id", 0);
-	json_t *spec = NULL, *resp = NULL, *last = NULL;
+	json_t *spec = NULL, *resp = NULL, *last = NULL, *body = NULL;
 	char *path = NULL, *apath = NULL;
 	int st, rc = -1;
 
@@ -587,9 +587,11 @@ envs_job_action(struct job *j, json_t **result, char **cause)
 	apath = xasprintf("%s/%s", path, action);
 	job_progress(j, NULL, "%s", strcmp(action, "transport") == 0 ?
 	    "unpacking the package" : action);
-	st = node_call_timeout(j->db, j->node_id, "POST", apath,
-	    strcmp(action, "transport") == 0 ? json_pack("{s:O}", "package",
-	    json_object_get(j->params, "package")) : NULL, &resp, cause, 900);
+	if (strcmp(action, "transport") == 0)
+		body = json_pack("{s:O}", "package", json_object_get(j->params,
+		    "package"));
+	st = node_call_timeout(j->db, j->node_id, "POST", apath, body, &resp,
+	    cause, 900);
 	if (st < 200 || st >= 300)
 		goto out;
 	envs_mirror(j->db, env_id, resp);
@@ -616,6 +618,7 @@ out:
 		json_decref(last);
 	json_decref(resp);
 	json_decref(spec);
+	json_decref(body);
 	free(path);
 	free(apath);
 	return rc;
