@@ -148,7 +148,8 @@ job_claim(sqlite3 *db)
 		return 0;
 	id = store_int(db, 0, "SELECT id FROM jobs q WHERE state = 'queued'"
 	    " AND NOT EXISTS (SELECT 1 FROM jobs r WHERE r.state = 'running'"
-	    " AND r.node_id IS q.node_id AND r.environment = q.environment)"
+	    " AND r.node_id IS q.node_id AND r.app_id IS q.app_id"
+	    " AND r.environment = q.environment)"
 	    " ORDER BY id LIMIT 1", "");
 	util_time_iso(util_now(), now, sizeof now);
 	if (id && store_run(db, "UPDATE jobs SET state = 'running',"

@@ -33,7 +33,8 @@ struct job_kind {
 };
 
 /* Queue a job; returns its id, or 0 on a store error. Jobs on the same
- * node environment run one at a time, in order. */
+ * node environment (of the same app: sandboxes share their name) run one
+ * at a time, in order. */
 long long job_submit(sqlite3 *db, const char *kind, long long app_id,
     long long node_id, const char *environment, json_t *params,
     long long created_by);

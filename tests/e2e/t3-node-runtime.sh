@@ -97,6 +97,9 @@ expect "maintenance off: 200" "$(route_status cloud3 $HOST /count)" 200
 check "transport http.server app" "$NUBO" envs transport shop Acceptance httpserver-2.0.0
 check "start it" "$NUBO" envs start shop Acceptance
 expect "static site through nginx" "$(route cloud3 shop-acceptance.nubo.localhost /index.txt)" "hello from a static site"
+check "stop an app that ignores SIGTERM" "$NUBO" envs stop shop Acceptance
+expect_match "stopped with SIGKILL after the grace time" "$("$NUBO" envs logs shop Acceptance --lines 10)" "did not stop in 3s; killing it"
+expect "stubborn app stopped" "$("$NUBO" envs show shop Acceptance --json | jq_get state)" stopped
 
 # a start that never gets healthy fails, with the app's last log lines
 check "transport sleeper" "$NUBO" envs transport shop Production sleeper-0.1.0
