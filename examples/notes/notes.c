@@ -677,7 +677,7 @@ main(void)
 	mkdir(files_dir, 0750);
 	greeting = getenv("NUBO_CONST_Greeting");
 	if (greeting == NULL)
-		greeting = "Hello from notes";
+		greeting = "notes";
 
 	/* the database may still be starting: try for 30 seconds */
 	for (i = 0; i < 60; i++) {

@@ -1,0 +1,97 @@
+/* nubo packages upload NODE FILE | --app APP FILE */
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "cli.h"
+#include "transfer.h"
+#include "xmalloc.h"
+
+static int
+cmd_packages_upload_exec(struct cmd_args *a)
+{
+	const char *app = cmd_opt(a, "app"), *file, *msg;
+	char *path = NULL, *url = NULL, *esc = NULL, *copy, *what = NULL;
+	char *show = NULL, *node = NULL, *pkg = NULL, sha[65] = "";
+	json_t *ticket = NULL, *resp = NULL, *rec = NULL, *body = NULL;
+	struct stat st;
+	int rc = CLI_FAILED, status;
+
+	if ((app != NULL) != (a->argc == 1))
+		return out_usage(cmd_current, app ? "give only FILE with --app" :
+		    "give NODE and FILE (or --app APP FILE)");
+	file = a->argv[a->argc - 1];
+	if (stat(file, &st) == -1 || !S_ISREG(st.st_mode))
+		return out_fail("cannot read '%s': not a regular file", file);
+	if (app) {
+		esc = api_escape(app);
+		path = xasprintf("/apps/%s/packages/uploads", esc);
+	} else {
+		esc = api_escape(a->argv[0]);
+		path = xasprintf("/nodes/%s/packages/uploads", esc);
+	}
+	body = json_pack("{s:I}", "size", (json_int_t)st.st_size);
+	if (api_ok("POST", path, body, &ticket) == -1)
+		goto out;
+	copy = xstrdup(file);
+	free(esc);
+	esc = api_escape(basename(copy));
+	what = xasprintf("uploading %s", basename(copy));
+	free(copy);
+	url = xasprintf("%s&filename=%s", jsonx_str(ticket, "url"), esc);
+	status = transfer_upload(url, jsonx_str(ticket, "method"), file, what,
+	    &resp, sha);
+	if (status == -1)
+		goto out;
+	if (status != 200 && status != 201) {
+		msg = jsonx_str(json_object_get(resp, "error"), "message");
+		out_fail("%s", msg ? msg : "upload failed");
+		goto out;
+	}
+	if (jsonx_str(resp, "sha256") == NULL ||
+	    strcmp(jsonx_str(resp, "sha256"), sha) != 0) {
+		out_fail("the node stored sha256 %s but the file has %s: upload "
+		    "corrupted in transit", jsonx_str(resp, "sha256") ?
+		    jsonx_str(resp, "sha256") : "(none)", sha);
+		goto out;
+	}
+	/* let the portal record it now (it would on the next list too) */
+	node = api_escape(jsonx_str(ticket, "node"));
+	pkg = api_escape(jsonx_str(resp, "id"));
+	show = xasprintf("/nodes/%s/packages/%s", node, pkg);
+	if (api_call("GET", show, NULL, &rec) != 200) {
+		json_decref(rec);
+		rec = json_incref(resp);
+	}
+	if (out_maybe_json(a, rec) == -1)
+		printf("%s package %s (%lld bytes, sha256 %s) on node %s\n",
+		    status == 201 ? "uploaded" : "already had",
+		    jsonx_str(resp, "id"), (long long)st.st_size, sha,
+		    jsonx_str(ticket, "node"));
+	rc = CLI_OK;
+out:
+	json_decref(body);
+	json_decref(ticket);
+	json_decref(resp);
+	json_decref(rec);
+	free(path);
+	free(url);
+	free(esc);
+	free(what);
+	free(show);
+	free(node);
+	free(pkg);
+	return rc;
+}
+
+const struct cmd_entry cmd_packages_upload_entry = {
+	"packages", "upload", "[NODE] FILE", "json,app=", 1, 2,
+	"upload a package (zip, tar.gz or .mda) to a node's repository",
+	"Streams FILE to the node through a signed URL; the node validates it\n"
+	"(nubo.json, entries, start file) before it is listed. With --app APP\n"
+	"the package goes to the repository of the app's node (needs the\n"
+	"transport permission). A progress bar shows on a terminal.",
+	cmd_packages_upload_exec, 0,
+};

@@ -1,0 +1,148 @@
+#!/usr/bin/env bash
+# t3b: the package repository of a node (SPEC §2 Packages, §6) through the
+# CLI: every bad package is rejected with a clear message and nothing is
+# listed or left on the node's disk; upload, list, show, download (sha256
+# equal, Range), re-upload, conflicting re-upload, delete; the portal's
+# records answer while the node is down; a package in use cannot be
+# deleted; permissions (node TC uploads; a transport member through the
+# app; others are refused).
+. "$(dirname "$0")/lib.sh"
+
+PKG=$NUBO_BUILD/packages/notes-1.0.0.tar.gz
+[ -f "$PKG" ] || { echo "missing $PKG: run make examples"; exit 1; }
+SHA=$(sha256sum "$PKG" | cut -d' ' -f1)
+SIZE=$(stat -c %s "$PKG")
+
+start_portal
+start_node repo v3
+check "create app" "$NUBO" apps create notesapp --no-sandbox
+check "link app to node" "$NUBO" nodes link repo notesapp
+REPO=$T/node-repo/packages
+
+count_packages() {
+	"$NUBO" packages list repo --json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["packages"]))'
+}
+
+# --- every bad package: refused, clear message, nothing left -----------
+python3 "$NUBO_SRC/tests/e2e/badpackages.py" "$T/bad" "$PKG" > "$T/bad.list"
+n=0
+while IFS=$'\t' read -r file want; do
+	n=$((n + 1))
+	name=$(basename "$file")
+	rc=0
+	"$NUBO" packages upload repo "$file" > "$T/last.out" 2> "$T/last.err" || rc=$?
+	if [ "$rc" = 1 ] && grep -qF -- "$want" "$T/last.err"; then
+		pass "bad package $name refused: $(tail -1 "$T/last.err" | cut -c1-90)"
+	else
+		fail "bad package $name: exit $rc, wanted 1 and '$want'"
+		sed 's/^/    /' "$T/last.out" "$T/last.err" | head -5
+	fi
+done < "$T/bad.list"
+[ "$n" -ge 30 ] && pass "$n bad packages tried" || fail "only $n bad packages"
+expect "nothing listed after the bad uploads" "$(count_packages)" 0
+expect "nothing left in the node's repository folder" \
+	"$(find "$REPO" -mindepth 1 -not -path "$REPO/.uploads" | wc -l)" 0
+expect "no upload leftovers" "$(find "$REPO/.uploads" -type f 2>/dev/null | wc -l)" 0
+
+# --- upload, list, show --------------------------------------------------
+check "upload the sample app" "$NUBO" packages upload repo "$PKG"
+expect_match "upload reports id and sha256" "$(cat "$T/last.out")" "notes-1.0.0 .*$SHA"
+out=$("$NUBO" packages list repo --json)
+expect "listed" "$(printf '%s' "$out" | jq_get packages.0.id)" notes-1.0.0
+expect "list: sha256" "$(printf '%s' "$out" | jq_get packages.0.sha256)" "$SHA"
+expect "list: size" "$(printf '%s' "$out" | jq_get packages.0.size)" "$SIZE"
+expect "list: uploaded by" "$(printf '%s' "$out" | jq_get packages.0.uploaded_by)" admin@nubo.localhost
+expect "list: node reachable" "$(printf '%s' "$out" | jq_get node_reachable)" true
+out=$("$NUBO" packages show repo notes-1.0.0 --json)
+expect "show: version" "$(printf '%s' "$out" | jq_get version)" 1.0.0
+expect "show: manifest start" "$(printf '%s' "$out" | jq_get manifest.start)" bin/notes
+expect "show: manifest constant" "$(printf '%s' "$out" | jq_get manifest.constants.0.name)" Greeting
+expect "show: scheduled event" "$(printf '%s' "$out" | jq_get manifest.scheduled_events.0.every)" 1h
+expect "show: file name" "$(printf '%s' "$out" | jq_get file_name)" notes-1.0.0.tar.gz
+expect_match "show: uploaded at" "$(printf '%s' "$out" | jq_get uploaded_at)" '^20[0-9-]+T[0-9:]+Z$'
+check "table output" "$NUBO" packages list repo
+expect_match "table has the package" "$(cat "$T/last.out")" "notes-1.0.0 +1.0.0"
+check_fails "show of an unknown package" 1 "$NUBO" packages show repo nope-1
+expect_match "unknown package message" "$(cat "$T/last.err")" "no package 'nope-1'"
+
+# --- download: whole, Range, resume --------------------------------------
+check "download" "$NUBO" packages download repo notes-1.0.0 --output "$T/dl.tar.gz"
+expect "downloaded sha256 equal" "$(sha256sum "$T/dl.tar.gz" | cut -d' ' -f1)" "$SHA"
+url=$(api_as "$ADMIN_KEY" GET /nodes/repo/packages/notes-1.0.0/download | jq_get url)
+expect "Range answers 206" "$(curl -s -o "$T/range.bin" -w '%{http_code}' -r 100-1099 "$url")" 206
+expect "Range bytes are right" "$(sha256sum < "$T/range.bin")" "$(tail -c +101 "$PKG" | head -c 1000 | sha256sum)"
+expect "a tampered signature is refused" "$(curl -s -o /dev/null -w '%{http_code}' "${url%?}0")" 401
+head -c 5000 "$PKG" > "$T/resume.tar.gz.part"
+check "download resumes a partial file" "$NUBO" packages download repo notes-1.0.0 --output "$T/resume.tar.gz"
+expect "resumed download sha256 equal" "$(sha256sum "$T/resume.tar.gz" | cut -d' ' -f1)" "$SHA"
+printf 'garbage' > "$T/bad.tar.gz.part"
+dd if="$PKG" bs=1 skip=7 count=2000 2>/dev/null >> "$T/bad.tar.gz.part"
+check_fails "a corrupt partial download is detected" 1 "$NUBO" packages download repo notes-1.0.0 --output "$T/bad.tar.gz"
+expect_match "corruption message" "$(cat "$T/last.err")" "corrupt"
+expect "corrupt download not kept" "$(ls "$T"/bad.tar.gz* 2>/dev/null | wc -l)" 0
+
+# --- re-uploads ----------------------------------------------------------
+check "the same package again is accepted" "$NUBO" packages upload repo "$PKG"
+expect_match "and reported as already there" "$(cat "$T/last.out")" "already had"
+mkdir -p "$T/other/bin"
+tar xzf "$PKG" -C "$T/other"
+echo "# changed" >> "$T/other/bin/notes"
+tar czf "$T/other.tar.gz" -C "$T/other" .
+check_fails "other content under the same version refused" 1 "$NUBO" packages upload repo "$T/other.tar.gz"
+expect_match "conflict message" "$(cat "$T/last.err")" "already exists with other content"
+expect "still one package" "$(count_packages)" 1
+
+# --- permissions ---------------------------------------------------------
+DEV=$(make_user dev@example.com)
+OUT=$(make_user outsider@example.com)
+check "add dev as a member" "$NUBO" members add notesapp dev@example.com
+check "grant dev transport" "$NUBO" members grant notesapp dev@example.com --transport all
+expect "a transport member lists through the app" "$(NUBO_API_KEY=$DEV "$NUBO" packages list --app notesapp --json | jq_get packages.0.id)" notes-1.0.0
+sed 's/"version": "1.0.0"/"version": "1.0.1"/' "$T/other/nubo.json" > "$T/other/nubo.json.new"
+mv "$T/other/nubo.json.new" "$T/other/nubo.json"
+(cd "$T/other" && python3 -c 'import zipfile,os
+z=zipfile.ZipFile("../v101.mda","w",zipfile.ZIP_DEFLATED)
+for d,_,fs in os.walk("."):
+    for f in fs: z.write(os.path.join(d,f))
+z.close()')
+check "a transport member uploads through the app (zip as .mda)" env NUBO_API_KEY="$DEV" "$NUBO" packages upload --app notesapp "$T/v101.mda"
+expect "two packages" "$(count_packages)" 2
+expect "uploader recorded" "$("$NUBO" packages show repo notes-1.0.1 --json | jq_get uploaded_by)" dev@example.com
+check_fails "a transport member cannot upload to the node directly" 1 env NUBO_API_KEY="$DEV" "$NUBO" packages upload repo "$PKG"
+check_fails "a transport member cannot delete" 1 env NUBO_API_KEY="$DEV" "$NUBO" packages delete repo notes-1.0.1
+check_fails "an outsider cannot list" 1 env NUBO_API_KEY="$OUT" "$NUBO" packages list repo
+check_fails "an outsider cannot download" 1 env NUBO_API_KEY="$OUT" "$NUBO" packages download repo notes-1.0.0 --output "$T/x"
+expect "an outsider gets no upload URL" "$(status_as "$OUT" POST /apps/notesapp/packages/uploads '{}')" 403
+expect "upload URL refuses an oversized declared size" "$(status_as "$ADMIN_KEY" POST /nodes/repo/packages/uploads '{"size":99999999999}')" 413
+expect "upload URL refuses unknown fields" "$(status_as "$ADMIN_KEY" POST /nodes/repo/packages/uploads '{"colour":1}')" 400
+up=$(api_as "$ADMIN_KEY" POST /nodes/repo/packages/uploads '{}' | jq_get url)
+expect "an upload URL signs POST only (GET with it refused)" "$(curl -s -o /dev/null -w "%{http_code}" -X GET "$up")" 401
+expect "an unsigned upload is refused" "$(curl -s -o /dev/null -w '%{http_code}' --data-binary @"$PKG" "${up%%\?*}")" 401
+expect "nothing listed by refused uploads" "$(count_packages)" 2
+
+# --- the portal's records while the node is down -------------------------
+stop_node repo
+out=$("$NUBO" packages list repo --json)
+expect "list while the node is down" "$(printf '%s' "$out" | jq_get packages.1.id)" notes-1.0.1
+expect "list says the node is not reachable" "$(printf '%s' "$out" | jq_get node_reachable)" false
+expect "show while the node is down" "$("$NUBO" packages show repo notes-1.0.0 --json | jq_get sha256)" "$SHA"
+check_fails "delete while the node is down refused" 1 "$NUBO" packages delete repo notes-1.0.1
+check_fails "upload while the node is down fails" 1 "$NUBO" packages upload repo "$PKG"
+start_node repo v3
+expect "both still there after the node restarts" "$(count_packages)" 2
+
+# --- delete; delete of a package in use ----------------------------------
+check "delete" "$NUBO" packages delete repo notes-1.0.1
+expect "gone from the list" "$(count_packages)" 1
+expect "gone from the node's disk" "$(ls "$REPO")" notes-1.0.0
+check_fails "delete again: not found" 1 "$NUBO" packages delete repo notes-1.0.1
+if "$NUBO" envs transport notesapp Acceptance notes-1.0.0 > "$T/last.out" 2> "$T/last.err"; then
+	pass "transport to Acceptance"
+	check_fails "delete of a deployed package refused" 1 "$NUBO" packages delete repo notes-1.0.0
+	expect_match "in-use message names the environment" "$(cat "$T/last.err")" "deployed to Acceptance"
+	expect "the package is still listed" "$(count_packages)" 1
+	expect_match "show lists where it is deployed" "$("$NUBO" packages show repo notes-1.0.0 --json | jq_get environments)" Acceptance
+else
+	fail "transport to Acceptance"; sed 's/^/    /' "$T/last.err"
+fi
+finish
