@@ -82,6 +82,13 @@ extern const struct cmd_entry cmd_nodes_offboard_entry;
 extern const struct cmd_entry cmd_admin_offboarding_list_entry;
 extern const struct cmd_entry cmd_admin_offboarding_approve_entry;
 
+/* packages */
+extern const struct cmd_entry cmd_packages_upload_entry;
+extern const struct cmd_entry cmd_packages_list_entry;
+extern const struct cmd_entry cmd_packages_show_entry;
+extern const struct cmd_entry cmd_packages_download_entry;
+extern const struct cmd_entry cmd_packages_delete_entry;
+
 static const struct cmd_entry *const cmd_table[] = {
 	&cmd_login_entry,
 
@@ -120,6 +127,11 @@ static const struct cmd_entry *const cmd_table[] = {
 
 
 	/* envs, packages */
+	&cmd_packages_upload_entry,
+	&cmd_packages_list_entry,
+	&cmd_packages_show_entry,
+	&cmd_packages_download_entry,
+	&cmd_packages_delete_entry,
 	&cmd_envs_list_entry,
 	&cmd_envs_show_entry,
 	&cmd_envs_start_entry,

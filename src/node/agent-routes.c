@@ -25,6 +25,13 @@ void agent_env_clean(struct areq *);
 void agent_env_transport(struct areq *);
 void agent_env_logs(struct areq *);
 void agent_node_show(struct areq *);
+/* packages.c */
+void agent_packages_list(struct areq *);
+void agent_packages_show(struct areq *);
+void agent_packages_upload(struct areq *);
+int agent_packages_upload_sink(struct http_req *, const char *, size_t);
+void agent_packages_download(struct areq *);
+void agent_packages_delete(struct areq *);
 
 /* transfer.c (migrations) */
 void transfer_checksums(struct areq *);
@@ -61,6 +68,17 @@ static const struct agent_route agent_routes[] = {
 
 
 	/* packages (packages.c) */
+	{ "GET", "/agent/v1/packages", agent_packages_list, AGENT_PORTAL, NULL,
+	  "every package in the repository" },
+	{ "POST", "/agent/v1/packages", agent_packages_upload, AGENT_SIGNED,
+	  agent_packages_upload_sink, "upload a package (the body is the "
+	  "archive; validated before it is listed)" },
+	{ "GET", "/agent/v1/packages/{package}", agent_packages_show,
+	  AGENT_PORTAL, NULL, "one package and the environments running it" },
+	{ "GET", "/agent/v1/packages/{package}/file", agent_packages_download,
+	  AGENT_SIGNED, NULL, "the package file (Range works)" },
+	{ "DELETE", "/agent/v1/packages/{package}", agent_packages_delete,
+	  AGENT_PORTAL, NULL, "delete a package (409 while deployed)" },
 
 
 	/* backups (backup.c, restore.c) */

@@ -536,6 +536,7 @@ node_main(int argc, char **argv)
 	}
 	if (stop_all)
 		return node_stop_all();
+	packages_init();
 	if (node->agent_url == NULL)
 		node->agent_url = xasprintf("http://%s", node->listen);
 	signal(SIGPIPE, SIG_IGN);

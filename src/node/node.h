@@ -190,6 +190,10 @@ json_t *constants_defaults(struct env *);
 /* events.c: the scheduled-events thread (SPEC §2 Model Options). */
 void events_start(void);
 
+/* packages.c — the package repository (DIR/packages) */
+/* Remove what a crash left of uploads and deletions; at start. */
+void packages_init(void);
+
 /* agent-routes.c */
 struct http_server *agent_routes_listen(const char *listen);
 

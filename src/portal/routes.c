@@ -79,6 +79,14 @@ void agent_register(struct preq *);
 void agent_status(struct preq *);
 /* jobs.c */
 void jobs_show(struct preq *);
+/* route-packages.c */
+void packages_list(struct preq *);
+void packages_show(struct preq *);
+void packages_upload(struct preq *);
+void packages_download(struct preq *);
+void packages_delete(struct preq *);
+void packages_app_list(struct preq *);
+void packages_app_upload(struct preq *);
 /* route-migrations.c */
 void migrations_create(struct preq *);
 void migrations_list(struct preq *);
@@ -183,6 +191,26 @@ const struct route routes[] = {
 
 
 	/* packages (route-packages.c) */
+	{ "GET", "/nodes/{node}/packages", packages_list, ACCESS_NODE_VIEW,
+	  "list the node's package repository (the portal's records when "
+	  "the node is down)" },
+	{ "POST", "/nodes/{node}/packages/uploads", packages_upload,
+	  ACCESS_NODE_TC, "a signed URL to upload a package to the node "
+	  "(POST the archive to it)" },
+	{ "GET", "/nodes/{node}/packages/{package}", packages_show,
+	  ACCESS_NODE_VIEW, "show a package: version, size, sha256, "
+	  "uploader, environments that have it deployed" },
+	{ "GET", "/nodes/{node}/packages/{package}/download",
+	  packages_download, ACCESS_NODE_VIEW,
+	  "a signed URL to download the package (Range works)" },
+	{ "DELETE", "/nodes/{node}/packages/{package}", packages_delete,
+	  ACCESS_NODE_TC,
+	  "delete a package (refused while an environment has it deployed)" },
+	{ "GET", "/apps/{app}/packages", packages_app_list,
+	  ACCESS_APP_TRANSPORT, "the package repository of the app's node" },
+	{ "POST", "/apps/{app}/packages/uploads", packages_app_upload,
+	  ACCESS_APP_TRANSPORT,
+	  "a signed URL to upload a package to the app's node" },
 
 
 	/* settings (route-settings.c) */

@@ -199,6 +199,22 @@ static const char *const store_schema[] = {
 	"  keep_until TEXT);"
 	"CREATE UNIQUE INDEX offboarding_pending ON offboarding_requests"
 	"  (node_id) WHERE state = 'pending';",
+	/* 7: package repositories — the portal's record of every package on
+	 * every node (refreshed from the node; answers while it is down). */
+	"CREATE TABLE packages ("
+	"  id INTEGER PRIMARY KEY,"
+	"  node_id INTEGER NOT NULL REFERENCES nodes(id) ON DELETE CASCADE,"
+	"  package TEXT NOT NULL,"
+	"  name TEXT NOT NULL,"
+	"  version TEXT NOT NULL,"
+	"  size INTEGER NOT NULL,"
+	"  sha256 TEXT NOT NULL,"
+	"  file_name TEXT,"
+	"  uploaded_by INTEGER REFERENCES users(id) ON DELETE SET NULL,"
+	"  uploaded_at TEXT NOT NULL,"
+	"  manifest_json TEXT,"
+	"  synced_at TEXT NOT NULL,"
+	"  UNIQUE (node_id, package));",
 };
 
 static char *store_path_global;

@@ -94,6 +94,7 @@ def make_world():
         "app": f"bad-app{n}", "env": "Test", "node": f"bad-node{n}",
         "user": str(user["id"]), "key": str(key["id"]), "id": str(job),
         "migration": str(migration), "request": str(request),
+        "package": "notes-1.0.0",
         "name": "Greeting", "domain": "shop.example.test",
         "header": "X-Frame-Options",
     }, token

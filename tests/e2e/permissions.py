@@ -163,6 +163,7 @@ def make_world():
                               ).fetchone()[0]),
         "id": str(job),
         "migration": str(migration), "request": str(request),
+        "package": "notes-1.0.0",
         # settings items (route-settings.c)
         "name": "Greeting", "domain": "shop.example.test",
         "header": "X-Frame-Options",
