@@ -37,6 +37,7 @@ void agent_packages_delete(struct areq *);
 void transfer_checksums(struct areq *);
 void transfer_dump(struct areq *);
 void transfer_files_export(struct areq *);
+void transfer_files_manifest(struct areq *);
 void transfer_package(struct areq *);
 void transfer_import(struct areq *);
 void transfer_import_show(struct areq *);
@@ -92,6 +93,9 @@ static const struct agent_route agent_routes[] = {
 	{ "POST", "/agent/v1/environments/{id}/files/export",
 	  transfer_files_export, AGENT_SIGNED, NULL,
 	  "the listed files of the file store, streamed" },
+	{ "GET", "/agent/v1/environments/{id}/files/manifest",
+	  transfer_files_manifest, AGENT_SIGNED, NULL,
+	  "every file of the file store with its size and sha256" },
 	{ "GET", "/agent/v1/environments/{id}/package", transfer_package,
 	  AGENT_SIGNED, NULL, "the package file the environment runs" },
 	{ "POST", "/agent/v1/environments/{id}/import", transfer_import,

@@ -32,6 +32,7 @@
 #include <sodium.h>
 
 #include "agent-routes.h"
+#include "buf.h"
 #include "jsonx.h"
 #include "log.h"
 #include "node.h"
@@ -448,6 +449,24 @@ transfer_checksums(struct areq *r)
 	areply(r, 200, out);
 }
 
+/* GET /agent/v1/environments/{id}/files/manifest (signed): every file
+ * of the file store with its size and sha256, for the target's delta. */
+void
+transfer_files_manifest(struct areq *r)
+{
+	long long bytes = 0;
+	char *cause = NULL;
+	json_t *files = transfer_manifest(r->env, &bytes, &cause);
+
+	if (files == NULL) {
+		areply_error(r, 500, "FILES_UNREADABLE", "%s", cause);
+		free(cause);
+		return;
+	}
+	areply(r, 200, json_pack("{s:o,s:I}", "files", files, "files_bytes",
+	    (json_int_t)bytes));
+}
+
 /* ---- streaming a child's output (pg_dump) ---- */
 
 struct child_stream {
@@ -753,6 +772,7 @@ struct task {
 	char		*error;
 	char		*phase;		/* files | database | swap */
 	long long	 bytes, bytes_total, files, files_total;
+	long long	 files_unchanged, files_deleted;
 	json_t		*req;
 	double		 started, finished;
 	struct task	*next;
@@ -767,12 +787,14 @@ task_json(struct task *t)
 	json_t *j;
 
 	pthread_mutex_lock(&task_lock);
-	j = json_pack("{s:s,s:s,s:s?,s:s?,s:I,s:I,s:I,s:I,s:f}",
+	j = json_pack("{s:s,s:s,s:s?,s:s?,s:I,s:I,s:I,s:I,s:I,s:I,s:f}",
 	    "key", t->key, "state", t->state, "error", t->error,
 	    "phase", t->phase, "bytes", (json_int_t)t->bytes,
 	    "bytes_total", (json_int_t)t->bytes_total,
 	    "files", (json_int_t)t->files,
 	    "files_total", (json_int_t)t->files_total,
+	    "files_unchanged", (json_int_t)t->files_unchanged,
+	    "files_deleted", (json_int_t)t->files_deleted,
 	    "seconds", (t->finished > 0 ? t->finished : node_clock()) -
 	    t->started);
 	pthread_mutex_unlock(&task_lock);
@@ -1004,7 +1026,7 @@ task_files(struct task *t, struct env *e, char **cause)
 	json_array_foreach(files, i, v)
 		json_object_set(s.want, jsonx_str(v, "path"), v);
 	/* in batches, so each request body stays small */
-	for (start = 0; start < json_array_size(files); start += 2000) {
+	for (start = 0; start < json_array_size(files); start += 500) {
 		CURL *c;
 		struct curl_slist *h = NULL;
 		CURLcode cc;
@@ -1012,7 +1034,7 @@ task_files(struct task *t, struct env *e, char **cause)
 		char *body;
 
 		paths = json_array();
-		for (i = start; i < start + 2000 && i < json_array_size(files);
+		for (i = start; i < start + 500 && i < json_array_size(files);
 		    i++)
 			json_array_append(paths, json_object_get(
 			    json_array_get(files, i), "path"));
@@ -1138,6 +1160,26 @@ restore_write(char *data, size_t size, size_t nmemb, void *cls)
 	return len;
 }
 
+/* Drop env_<id>_old (the database a swap replaced), in the background. */
+static void *
+drop_old(void *arg)
+{
+	long long id = *(long long *)arg;
+	char *admin = pg_admin_conninfo(), *sql, *cause = NULL;
+	PGconn *c = PQconnectdb(admin);
+
+	free(arg);
+	sql = xasprintf("DROP DATABASE IF EXISTS env_%lld_old WITH (FORCE)", id);
+	if (PQstatus(c) != CONNECTION_OK || pg_admin_exec(c, sql, &cause) == -1)
+		log_warn("environment %lld: cannot drop the replaced database: "
+		    "%s", id, cause ? cause : PQerrorMessage(c));
+	free(cause);
+	free(sql);
+	free(admin);
+	PQfinish(c);
+	return NULL;
+}
+
 /* The database: restored into env_<id>_in while it arrives, then swapped
  * in for env_<id>; the old one is dropped only after. A failure leaves
  * the old database as it was. */
@@ -1161,9 +1203,17 @@ task_database(struct task *t, struct env *e, char **cause)
 		    url ? PQerrorMessage(c) : "no database yet");
 		goto out;
 	}
-	/* a swap that a kill interrupted: put the old database back */
+	/* a swap that a kill interrupted: put the old database back; an
+	 * old one left over from a finished swap: drop it */
 	snprintf(errbuf, sizeof errbuf, "env_%lld", e->id);
-	if (!db_exists(c, errbuf)) {
+	if (db_exists(c, errbuf)) {
+		sql = xasprintf("DROP DATABASE IF EXISTS env_%lld_old WITH"
+		    " (FORCE)", e->id);
+		if (pg_admin_exec(c, sql, cause) == -1)
+			goto out;
+		free(sql);
+		sql = NULL;
+	} else {
 		snprintf(errbuf, sizeof errbuf, "env_%lld_old", e->id);
 		if (db_exists(c, errbuf)) {
 			sql = xasprintf("ALTER DATABASE env_%lld_old RENAME TO"
@@ -1251,13 +1301,23 @@ task_database(struct task *t, struct env *e, char **cause)
 		goto out;
 	}
 	free(sql);
-	sql = xasprintf("DROP DATABASE IF EXISTS env_%lld_old WITH (FORCE)",
-	    e->id);
-	if (pg_admin_exec(c, sql, cause) == -1)
-		goto out;
-	free(sql);
 	sql = xasprintf("REVOKE ALL ON DATABASE env_%lld FROM PUBLIC", e->id);
 	pg_admin_exec(c, sql, cause);
+	free(*cause);
+	*cause = NULL;
+	/* The old one goes after the task is reported done: dropping a big
+	 * database takes a while and the app waits for this copy. A kill in
+	 * between leaves it for the next import to drop. */
+	{
+		pthread_t th;
+		long long *id = xmalloc(sizeof *id);
+
+		*id = e->id;
+		if (pthread_create(&th, NULL, drop_old, id) == 0)
+			pthread_detach(th);
+		else
+			free(id);
+	}
 	rc = 0;
 out:
 	if (fd >= 0)
@@ -1423,6 +1483,89 @@ out:
 	return rc;
 }
 
+static size_t
+buf_write(char *data, size_t size, size_t nmemb, void *cls)
+{
+	return buf_append(cls, data, size * nmemb) == 0 ? size * nmemb : 0;
+}
+
+/* The delta: fetch the source's manifest, compare with ours, and put the
+ * files to copy and to delete into the task's request. */
+static int
+task_delta(struct task *t, struct env *e, char **cause)
+{
+	const char *url = jsonx_str(t->req, "manifest_url");
+	json_t *src = NULL, *mine = NULL, *sidx = json_object(), *v, *d;
+	json_t *copy = json_array(), *del = json_array();
+	long long mbytes = 0, cbytes = 0, same = 0;
+	struct buf b;
+	CURL *cu;
+	CURLcode cc;
+	long status = 0;
+	const char *k;
+	size_t i;
+	int rc = -1;
+
+	buf_init(&b, 512 * 1024 * 1024);
+	cu = curl_easy_init();
+	curl_easy_setopt(cu, CURLOPT_URL, url);
+	curl_easy_setopt(cu, CURLOPT_WRITEFUNCTION, buf_write);
+	curl_easy_setopt(cu, CURLOPT_WRITEDATA, &b);
+	curl_easy_setopt(cu, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(cu, CURLOPT_CONNECTTIMEOUT, 10L);
+	cc = curl_easy_perform(cu);
+	curl_easy_getinfo(cu, CURLINFO_RESPONSE_CODE, &status);
+	curl_easy_cleanup(cu);
+	if (cc != CURLE_OK || status != 200 ||
+	    (src = json_loadb(b.data, b.len, 0, NULL)) == NULL) {
+		*cause = xasprintf("files: cannot read the source's file list "
+		    "(%s, HTTP %ld)", curl_easy_strerror(cc), status);
+		goto out;
+	}
+	if ((mine = transfer_manifest(e, &mbytes, cause)) == NULL)
+		goto out;
+	json_array_foreach(json_object_get(src, "files"), i, v) {
+		if (!transfer_path_ok(jsonx_str(v, "path"))) {
+			*cause = xasprintf("files: unsafe path '%s' in the "
+			    "source's list", jsonx_str(v, "path") ?
+			    jsonx_str(v, "path") : "?");
+			goto out;
+		}
+		json_object_set(sidx, jsonx_str(v, "path"), v);
+	}
+	json_array_foreach(mine, i, d) {
+		v = json_object_get(sidx, jsonx_str(d, "path"));
+		if (v == NULL)
+			json_array_append(del, json_object_get(d, "path"));
+		else if (strcmp(jsonx_str(v, "sha256"), jsonx_str(d,
+		    "sha256")) == 0) {
+			same++;
+			json_object_del(sidx, jsonx_str(d, "path"));
+		}
+	}
+	json_object_foreach(sidx, k, v) {
+		json_array_append(copy, v);
+		cbytes += jsonx_int(v, "size", 0);
+	}
+	json_object_set(t->req, "files", copy);
+	json_object_set(t->req, "delete", del);
+	pthread_mutex_lock(&task_lock);
+	t->files_total = (long long)json_array_size(copy);
+	t->files_unchanged = same;
+	t->files_deleted = (long long)json_array_size(del);
+	t->bytes_total += cbytes;
+	pthread_mutex_unlock(&task_lock);
+	rc = 0;
+out:
+	buf_release(&b);
+	json_decref(src);
+	json_decref(mine);
+	json_decref(sidx);
+	json_decref(copy);
+	json_decref(del);
+	return rc;
+}
+
 static void *
 task_run(void *arg)
 {
@@ -1441,6 +1584,10 @@ task_run(void *arg)
 	if (rc == 0 && json_object_get(t->req, "package")) {
 		task_set(t, "package");
 		rc = task_package(t, &cause);
+	}
+	if (rc == 0 && jsonx_str(t->req, "manifest_url")) {
+		task_set(t, "comparing files");
+		rc = task_delta(t, e, &cause);
 	}
 	if (rc == 0 && json_array_size(json_object_get(t->req, "files")) +
 	    json_array_size(json_object_get(t->req, "delete")) > 0) {
@@ -1483,6 +1630,7 @@ transfer_import(struct areq *r)
 		{ "key", JT_STRING, 1 }, { "dump_url", JT_STRING, 0 },
 		{ "files_url", JT_STRING, 0 }, { "files", JT_ARRAY, 0 },
 		{ "delete", JT_ARRAY, 0 }, { "package", JT_OBJECT, 0 },
+		{ "manifest_url", JT_STRING, 0 }, { "database_bytes", JT_INT, 0 },
 		{ NULL } };
 	struct task *t;
 	json_t *v;
@@ -1502,7 +1650,8 @@ transfer_import(struct areq *r)
 		}
 		total += jsonx_int(v, "size", 0);
 	}
-	if (json_array_size(json_object_get(r->body, "files")) &&
+	if ((json_array_size(json_object_get(r->body, "files")) ||
+	    jsonx_str(r->body, "manifest_url")) &&
 	    !jsonx_str(r->body, "files_url")) {
 		areply_error(r, 400, "BAD_REQUEST", "files need a files_url");
 		return;
@@ -1546,11 +1695,11 @@ transfer_import(struct areq *r)
 	t->state = xstrdup("running");
 	t->error = NULL;
 	t->phase = xstrdup("starting");
-	t->bytes = t->files = 0;
-	t->bytes_total = total;
+	t->bytes = t->files = t->files_unchanged = t->files_deleted = 0;
+	t->bytes_total = total + jsonx_int(r->body, "database_bytes", 0);
 	t->files_total = (long long)json_array_size(json_object_get(r->body,
 	    "files"));
-	t->req = json_incref(r->body);
+	t->req = json_deep_copy(r->body);	/* the delta adds to it */
 	t->started = node_clock();
 	t->finished = 0;
 	pthread_mutex_unlock(&task_lock);

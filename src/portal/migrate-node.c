@@ -227,6 +227,15 @@ migrate_node_start_healthy(struct migrate_ctx *c, long long node_id,
 	return rc;
 }
 
+/* 1 when the store says env is not running (the heartbeat keeps it
+ * true): no stop needed. */
+static int
+env_stopped(sqlite3 *db, long long env_id)
+{
+	return store_int(db, 0, "SELECT state IN ('stopped','notdeployed',"
+	    "'failed') FROM environments WHERE id = ?", "i", env_id) == 1;
+}
+
 /* ---- configuration ---- */
 
 /* seed §3.2.3 "make sure it has the same configurations as the v3 node":
@@ -423,12 +432,15 @@ import_run(struct migrate_ctx *c, long long t, json_t *body,
 			    "error") : "the copy failed");
 			goto out;
 		}
+		if (total <= 0)
+			total = jsonx_int(*task, "bytes_total", 0);
 		p = json_pack("{s:s,s:I,s:I,s:I,s:I}", "message", state &&
 		    jsonx_str(*task, "phase") ? jsonx_str(*task, "phase") :
 		    "waiting for the node", "bytes", (json_int_t)bytes,
 		    "bytes_total", (json_int_t)total, "files", (json_int_t)
-		    jsonx_int(*task, "files", 0), "files_total",
-		    (json_int_t)files_total);
+		    jsonx_int(*task, "files", 0), "files_total", (json_int_t)(
+		    files_total >= 0 ? files_total : jsonx_int(*task,
+		    "files_total", 0)));
 		if (bytes > 0 && secs > 1 && total > bytes)
 			json_object_set_new(p, "eta_seconds", json_integer(
 			    (json_int_t)((total - bytes) / (bytes / secs))));
@@ -545,101 +557,113 @@ migrate_node_copy_data(struct migrate_ctx *c, long long s, long long t,
     json_t **result, char **cause)
 {
 	int cutover = strcmp(c->phase, "cutover") == 0;
-	json_t *src = NULL, *dst = NULL, *sidx = NULL, *didx = NULL;
-	json_t *copy = json_array(), *del = json_array(), *v, *body = NULL;
-	json_t *task = NULL, *se = env_row(c->db, s);
-	char *dump_url = NULL, *files_url = NULL, *path = NULL, *key = NULL;
-	char *spath = NULL, *why = NULL;
-	long long unchanged = 0, copy_bytes = 0, t0 = migrate_node_now_ms();
-	const char *k;
-	int rc = -1;
+	json_t *src = NULL, *body = NULL, *task = NULL, *se = env_row(c->db, s);
+	char *dump_url = NULL, *files_url = NULL, *manifest_url = NULL;
+	char *path = NULL, *key = NULL, *why = NULL;
+	long long t0 = migrate_node_now_ms();
+	struct sum_call sc;
+	pthread_t sc_thread;
+	int st, rc = -1, rc_import, sc_started = 0;
 
+	memset(&sc, 0, sizeof sc);
 	if (se && json_is_null(json_object_get(se, "package")) &&
 	    strcmp(jsonx_str(se, "state"), "notdeployed") == 0) {
 		*result = json_pack("{s:s}", "skipped", "nothing was ever "
 		    "deployed to this environment on the source");
 		json_decref(se);
-		json_decref(copy);
-		json_decref(del);
 		return 0;
 	}
-	/* What is where: the source's full checksums (kept to tell changes
-	 * made while a live source was copied from copy errors) — only the
-	 * files when the source is stopped (cutover: less downtime). */
-	migrate_progress(c, json_pack("{s:s}", "message", "comparing files"));
-	if (checksums_both(c, s, t, cutover ? "?database=0" : "", &src, &dst,
-	    cause) == -1)
+	/* The source as it is before the copy (kept to tell what a live
+	 * source changed during the copy from copy errors); at cutover the
+	 * source is stopped and only its size is needed. */
+	migrate_progress(c, json_pack("{s:s}", "message", cutover ?
+	    "sizing" : "checksums of the source"));
+	path = xasprintf("/agent/v1/environments/%lld/checksums%s", s,
+	    cutover ? "?files=0&database=0" : "");
+	st = call_retry(c->db, c->source_node, "GET", path, NULL, &src, &why,
+	    3600);
+	if (st != 200) {
+		fail(cause, "node '%s': cannot compute checksums: %s",
+		    c->source_name, why ? why : "?");
 		goto out;
-	sidx = index_by(json_object_get(src, "files"), "path");
-	didx = index_by(json_object_get(dst, "files"), "path");
-	json_object_foreach(sidx, k, v) {
-		json_t *d = json_object_get(didx, k);
-
-		if (d && strcmp(jsonx_str(d, "sha256"), jsonx_str(v,
-		    "sha256")) == 0) {
-			unchanged++;
-			continue;
-		}
-		json_array_append(copy, v);
-		copy_bytes += jsonx_int(v, "size", 0);
 	}
-	json_object_foreach(didx, k, v)
-		if (json_object_get(sidx, k) == NULL)
-			json_array_append_new(del, json_string(k));
 	/* The target must be stopped to take a new database. */
-	if (env_action_job(c->db, c->job_id, c->target_node, t, "stop", NULL,
-	    &why) == -1) {
+	free(why);
+	why = NULL;
+	if (!env_stopped(c->db, t) && env_action_job(c->db, c->job_id,
+	    c->target_node, t, "stop", NULL, &why) == -1) {
 		fail(cause, "cannot stop the target environment: %s", why);
 		goto out;
 	}
-	spath = xasprintf("/agent/v1/environments/%lld/dump", s);
-	dump_url = node_signed_url(c->db, c->source_node, "GET", spath,
+	free(path);
+	path = xasprintf("/agent/v1/environments/%lld/dump", s);
+	dump_url = node_signed_url(c->db, c->source_node, "GET", path,
 	    c->created_by, MIGRATE_URL_TTL, &why);
-	free(spath);
-	spath = xasprintf("/agent/v1/environments/%lld/files/export", s);
-	files_url = node_signed_url(c->db, c->source_node, "POST", spath,
+	free(path);
+	path = xasprintf("/agent/v1/environments/%lld/files/export", s);
+	files_url = node_signed_url(c->db, c->source_node, "POST", path,
 	    c->created_by, MIGRATE_URL_TTL, &why);
-	if (dump_url == NULL || files_url == NULL) {
+	free(path);
+	path = xasprintf("/agent/v1/environments/%lld/files/manifest", s);
+	manifest_url = node_signed_url(c->db, c->source_node, "GET", path,
+	    c->created_by, MIGRATE_URL_TTL, &why);
+	if (!dump_url || !files_url || !manifest_url) {
 		fail(cause, "node '%s': %s", c->source_name, why ? why : "?");
 		goto out;
 	}
 	/* The same key for every attempt of this step: a node that still
 	 * runs (or finished) the import answers with it instead of copying
-	 * again. */
+	 * again. The target compares the two file lists itself and pulls
+	 * only what differs (the delta). */
 	key = xasprintf("migration-%lld-step-%lld", c->id, c->step_id);
-	body = json_pack("{s:s,s:s,s:s,s:O,s:O}", "key", key, "dump_url",
-	    dump_url, "files_url", files_url, "files", copy, "delete", del);
-	if (import_run(c, t, body, copy_bytes + jsonx_int(src,
-	    "database_bytes", 0), (long long)json_array_size(copy), &task,
-	    cause) == -1)
+	body = json_pack("{s:s,s:s,s:s,s:s,s:I}", "key", key, "dump_url",
+	    dump_url, "files_url", files_url, "manifest_url", manifest_url,
+	    "database_bytes", (json_int_t)jsonx_int(src, "database_bytes", 0));
+	/* At cutover the source is stopped and in maintenance: nothing
+	 * changes it any more, so its checksums for the verify step are
+	 * computed while the target copies (less downtime). */
+	if (cutover) {
+		memset(&sc, 0, sizeof sc);
+		sc.node = c->source_node;
+		sc.env = s;
+		sc.query = "";
+		sc_started = pthread_create(&sc_thread, NULL, sum_thread,
+		    &sc) == 0;
+	}
+	rc_import = import_run(c, t, body, 0, -1, &task, cause);
+	if (sc_started)
+		pthread_join(sc_thread, NULL);
+	if (rc_import == -1)
 		goto out;
-	*result = json_pack("{s:I,s:I,s:I,s:I,s:I,s:f,s:O?}",
-	    "files_copied", (json_int_t)json_array_size(copy),
-	    "files_unchanged", (json_int_t)unchanged,
-	    "files_deleted", (json_int_t)json_array_size(del),
-	    "bytes", (json_int_t)jsonx_int(task, "bytes", 0),
+	*result = json_pack("{s:I,s:I,s:I,s:I,s:I,s:f}",
+	    "files_copied", (json_int_t)jsonx_int(task, "files_total", 0),
+	    "files_unchanged", (json_int_t)jsonx_int(task, "files_unchanged",
+	    0), "files_deleted", (json_int_t)jsonx_int(task, "files_deleted",
+	    0), "bytes", (json_int_t)jsonx_int(task, "bytes", 0),
 	    "database_bytes", (json_int_t)jsonx_int(src, "database_bytes", 0),
-	    "seconds", (migrate_node_now_ms() - t0) / 1000.0,
-	    "source_tables", cutover ? NULL : json_object_get(src, "tables"));
-	if (!cutover)
+	    "seconds", (migrate_node_now_ms() - t0) / 1000.0);
+	if (!cutover) {
+		json_object_set(*result, "source_tables", json_object_get(src,
+		    "tables"));
 		json_object_set(*result, "source_files", json_object_get(src,
 		    "files"));
+	} else if (sc.status == 200) {
+		json_object_set_new(*result, "source_checksums", sc.out);
+		sc.out = NULL;
+	}
 	rc = 0;
 out:
+	json_decref(sc.out);
+	free(sc.cause);
 	json_decref(se);
 	json_decref(src);
-	json_decref(dst);
-	json_decref(sidx);
-	json_decref(didx);
-	json_decref(copy);
-	json_decref(del);
 	json_decref(body);
 	json_decref(task);
 	free(dump_url);
 	free(files_url);
+	free(manifest_url);
 	free(path);
 	free(key);
-	free(spath);
 	free(why);
 	return rc;
 }
@@ -698,8 +722,33 @@ migrate_node_verify(struct migrate_ctx *c, long long s, long long t,
 	}
 	migrate_progress(c, json_pack("{s:s}", "message", "computing "
 	    "checksums on both nodes"));
-	if (checksums_both(c, s, t, "", &src, &dst, cause) == -1)
+	if (strict) {
+		/* the stopped source's, computed during the copy */
+		data = store_row(c->db, "SELECT result_json FROM migration_steps"
+		    " WHERE migration_id = ? AND phase = ? AND round = ? AND"
+		    " name = 'data' AND environment = ?", "isis", c->id,
+		    c->phase, c->round, c->env);
+		src = json_incref(json_object_get(json_object_get(data,
+		    "result"), "source_checksums"));
+	}
+	if (src) {
+		char *path = xasprintf("/agent/v1/environments/%lld/checksums",
+		    t);
+		char *why = NULL;
+		int st = call_retry(c->db, c->target_node, "GET", path, NULL,
+		    &dst, &why, 3600);
+
+		free(path);
+		if (st != 200) {
+			fail(cause, "node '%s': cannot compute checksums: %s",
+			    c->target_name, why ? why : "?");
+			free(why);
+			goto out;
+		}
+		free(why);
+	} else if (checksums_both(c, s, t, "", &src, &dst, cause) == -1) {
 		goto out;
+	}
 	/* tables */
 	sidx = index_by(json_object_get(src, "tables"), "name");
 	didx = index_by(json_object_get(dst, "tables"), "name");
@@ -823,7 +872,17 @@ migrate_node_first_served(struct migrate_ctx *c, long long node_id,
 		goto out;
 	}
 	hdr = xasprintf("Host: %s", *host);
-	url = xasprintf("http://%s/", router);
+	/* the app's own health check (its manifest), else its root */
+	{
+		json_t *mf = store_row(c->db, "SELECT package_manifest AS"
+		    " manifest_json FROM environments WHERE id = ?", "i", env_id);
+		const char *health = jsonx_str(json_object_get(mf, "manifest"),
+		    "health");
+
+		url = xasprintf("http://%s%s", router, health && *health == '/' ?
+		    health : "/");
+		json_decref(mf);
+	}
 	for (;;) {
 		CURL *cu = curl_easy_init();
 		struct curl_slist *h = curl_slist_append(NULL, hdr);

@@ -269,12 +269,12 @@ step_stop_target(struct migrate_ctx *c, json_t **result, char **cause)
 static int
 step_route(struct migrate_ctx *c, json_t **result, char **cause)
 {
+	/* The spec the next step (start) pushes to the target carries the
+	 * original hostnames from now on (route-envs.c reads `serving`); one
+	 * push less while the app is down. */
 	if (store_run(c->db, "UPDATE migrations SET serving = 'target' WHERE"
 	    " id = ?", "i", c->id) != STORE_OK)
 		return fail(cause, "store: %s", store_errmsg(c->db));
-	if (migrate_node_push_node(c->db, c->target_node, cause) == -1 ||
-	    migrate_node_push_node(c->db, c->source_node, cause) == -1)
-		return -1;
 	*result = json_pack("{s:s}", "serving", c->target_name);
 	return 0;
 }
