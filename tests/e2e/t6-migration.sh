@@ -18,7 +18,7 @@ start_node v4 v4
 "$NUBO" nodes link v3 notes >/dev/null
 deploy v3 notes Test
 deploy v3 notes Production
-"$NUBO" settings set-constant notes Production Greeting "Hello from v3" >/dev/null 2>&1 || true
+check "a constant set on v3" "$NUBO" settings set-constant notes Production Greeting "Hello from v3"
 
 add_notes v3 notes-test 3 2
 add_notes v3 notes-production 5 3
@@ -72,6 +72,9 @@ expect "v3 offboarded" "$(api_as "$ADMIN_KEY" GET /nodes/v3 | jq_get status)" of
 expect "temporary app deleted" "$(status_as "$ADMIN_KEY" GET "/apps/$tmp")" 404
 expect "no temporary app left" "$(api_as "$ADMIN_KEY" GET /apps | python3 -c 'import json,sys; print(sum(a["temporary"] for a in json.load(sys.stdin)["apps"]))')" 0
 expect "still served after the final link" "$(notes_digest v4 notes-production)" "$before_p"
+expect_match "configuration carried over: the constant (seed §3.2.3)" "$("$NUBO" settings show notes Production --json)" "Hello from v3"
+expect_match "the app on v4 runs with it" "$(route v4 notes-production.nubo.localhost /)" "Hello from v3"
+expect "settings step reported nothing left behind" "$(step_result notes settings Production 0 | jq_get not_carried_over)" "[]"
 compare_envs v3 v4 Production "final data equals the source: Production"
 compare_envs v3 v4 Test "final data equals the source: Test"
 expect "new writes on v4 work" "$(add_notes v4 notes-production 1 0 && echo ok)" ok
