@@ -12,11 +12,9 @@
 APPS=$NUBO_SRC/tests/e2e/apps
 start_portal
 
-# Until the package repository API is on main, packages are put into the
-# node's repository folder directly (DIR/packages/<id>/package).
-put_package() { # NODE ID SRCDIR
-	mkdir -p "$T/node-$1/packages/$2"
-	tar czf "$T/node-$1/packages/$2/package" -C "$3" .
+put_package() { # NODE ID SRCDIR: upload to the node's repository
+	tar czf "$T/$2.tar.gz" -C "$3" .
+	"$NUBO" packages upload "$1" "$T/$2.tar.gz" >/dev/null
 }
 
 check "create app" "$NUBO" apps create shop --no-sandbox

@@ -8,9 +8,9 @@
 APPS=$NUBO_SRC/tests/e2e/apps
 start_portal
 
-put_package() { # NODE ID SRCDIR (the node's repository folder)
-	mkdir -p "$T/node-$1/packages/$2"
-	tar czf "$T/node-$1/packages/$2/package" -C "$3" .
+put_package() { # NODE ID SRCDIR: upload to the node's repository
+	tar czf "$T/$2.tar.gz" -C "$3" .
+	"$NUBO" packages upload "$1" "$T/$2.tar.gz" >/dev/null
 }
 
 # ports answering through the router in N requests, sorted, comma-joined
