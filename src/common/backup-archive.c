@@ -1023,7 +1023,8 @@ r_progress(struct rctx *r)
 /* Stream one member's data: hash it and hand it to the sinks. */
 static int
 r_data(struct rctx *r, const char *name, int out_fd, int pgpipe,
-    int is_dump, int is_checksums, long long *bytes, unsigned char md[32])
+    int is_dump, int is_checksums, struct archive *files, long long *bytes,
+    unsigned char md[32])
 {
 	EVP_MD_CTX *mc = EVP_MD_CTX_new();
 	struct buf line;
@@ -1064,7 +1065,7 @@ r_data(struct rctx *r, const char *name, int out_fd, int pgpipe,
 			}
 			pgpipe = -1;	/* pg_restore --list has what it needs */
 		}
-		if (r->files != NULL && archive_write_data(r->files, r->iobuf,
+		if (files != NULL && archive_write_data(files, r->iobuf,
 		    (size_t)n) != n) {
 			set_cause(r->cause, "cannot write the files archive: %s",
 			    archive_error_string(r->files));
@@ -1463,8 +1464,8 @@ backup_archive_read(backup_read_fn rd, void *ctx,
 			if (o->pg_restore != NULL &&
 			    (pglist = r_pg_list_start(&r, &pgpipe, &pgerr)) < 0)
 				goto out;
-			if (r_data(&r, name, o->dump_fd, pgpipe, 1, 0, &bytes,
-			    md) < 0)
+			if (r_data(&r, name, o->dump_fd, pgpipe, 1, 0, NULL,
+			    &bytes, md) < 0)
 				goto out;
 			if (pglist > 0) {
 				close(pgpipe);
@@ -1490,7 +1491,7 @@ backup_archive_read(backup_read_fn rd, void *ctx,
 			continue;
 		}
 		if (strcmp(name, CHECKSUMS_NAME) == 0) {
-			if (r_data(&r, name, -1, -1, 0, 1, &bytes, md) < 0)
+			if (r_data(&r, name, -1, -1, 0, 1, NULL, &bytes, md) < 0)
 				goto out;
 			r.seen_checksums = 1;
 			continue;
@@ -1515,7 +1516,7 @@ backup_archive_read(backup_read_fn rd, void *ctx,
 				goto out;
 			}
 		}
-		ret = r_data(&r, name, outfd, -1, 0, 0, &bytes, md);
+		ret = r_data(&r, name, outfd, -1, 0, 0, r.files, &bytes, md);
 		if (outfd >= 0) {
 			struct timespec ts[2] = {
 				{ archive_entry_mtime(e), 0 },
