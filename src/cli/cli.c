@@ -81,6 +81,15 @@ extern const struct cmd_entry cmd_migrate_run_entry;
 extern const struct cmd_entry cmd_nodes_offboard_entry;
 extern const struct cmd_entry cmd_admin_offboarding_list_entry;
 extern const struct cmd_entry cmd_admin_offboarding_approve_entry;
+/* backups */
+extern const struct cmd_entry cmd_backups_list_entry;
+extern const struct cmd_entry cmd_backups_create_entry;
+extern const struct cmd_entry cmd_backups_show_entry;
+extern const struct cmd_entry cmd_backups_comment_entry;
+extern const struct cmd_entry cmd_backups_delete_entry;
+extern const struct cmd_entry cmd_backups_download_entry;
+extern const struct cmd_entry cmd_backups_upload_entry;
+extern const struct cmd_entry cmd_backups_restore_entry;
 
 /* packages */
 extern const struct cmd_entry cmd_packages_upload_entry;
@@ -166,6 +175,14 @@ static const struct cmd_entry *const cmd_table[] = {
 
 
 	/* backups */
+	&cmd_backups_list_entry,
+	&cmd_backups_create_entry,
+	&cmd_backups_show_entry,
+	&cmd_backups_comment_entry,
+	&cmd_backups_delete_entry,
+	&cmd_backups_download_entry,
+	&cmd_backups_upload_entry,
+	&cmd_backups_restore_entry,
 
 
 	/* migrate */

@@ -41,6 +41,15 @@ void transfer_files_manifest(struct areq *);
 void transfer_package(struct areq *);
 void transfer_import(struct areq *);
 void transfer_import_show(struct areq *);
+/* backup.c */
+void agent_snapshot_create(struct areq *);
+void agent_snapshot_show(struct areq *);
+void agent_snapshot_delete(struct areq *);
+void agent_snapshot_download(struct areq *);
+void agent_snapshot_upload(struct areq *);
+int agent_snapshot_upload_sink(struct http_req *, const char *, size_t);
+void agent_restore_create(struct areq *);
+void agent_restore_show(struct areq *);
 
 static const struct agent_route agent_routes[] = {
 	/* the node */
@@ -82,7 +91,25 @@ static const struct agent_route agent_routes[] = {
 	  AGENT_PORTAL, NULL, "delete a package (409 while deployed)" },
 
 
-	/* backups (backup.c, restore.c) */
+	/* backups (backup.c) */
+	{ "POST", "/agent/v1/environments/{id}/snapshots",
+	  agent_snapshot_create, AGENT_PORTAL, NULL,
+	  "start a snapshot {snapshot, type?, model_version?}; poll it" },
+	{ "PUT", "/agent/v1/environments/{id}/snapshots/{snapshot}/archive",
+	  agent_snapshot_upload, AGENT_SIGNED, agent_snapshot_upload_sink,
+	  "upload a backup archive (validated before it exists)" },
+	{ "POST", "/agent/v1/environments/{id}/restores", agent_restore_create,
+	  AGENT_PORTAL, NULL, "restore a snapshot into the stopped "
+	  "environment {restore, snapshot, database_only?, source_url?}" },
+	{ "GET", "/agent/v1/snapshots/{snapshot}", agent_snapshot_show,
+	  AGENT_PORTAL, NULL, "a snapshot: state, progress, sizes" },
+	{ "DELETE", "/agent/v1/snapshots/{snapshot}", agent_snapshot_delete,
+	  AGENT_PORTAL, NULL, "delete a snapshot" },
+	{ "GET", "/agent/v1/snapshots/{snapshot}/{kind}",
+	  agent_snapshot_download, AGENT_SIGNED, NULL,
+	  "download full, database or files (Range)" },
+	{ "GET", "/agent/v1/restores/{restore}", agent_restore_show,
+	  AGENT_PORTAL, NULL, "a restore: state, progress, error" },
 
 
 	/* migrations: node-to-node transfer (transfer.c) */

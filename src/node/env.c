@@ -464,6 +464,12 @@ env_begin_start(struct env *e, unsigned *status, const char **code,
 int
 env_start(struct env *e, unsigned *status, const char **code, char **cause)
 {
+	if (backup_env_busy(e->id)) {
+		*status = 409;
+		*code = "RESTORE_RUNNING";
+		*cause = xstrdup("a restore of this environment is running");
+		return -1;
+	}
 	if (e->state == ENV_RUNNING || e->state == ENV_STARTING)
 		return 0;	/* idempotent: a re-queued job asks again */
 	if (e->state == ENV_STOPPING) {

@@ -546,6 +546,7 @@ node_main(int argc, char **argv)
 		return 1;
 	if (pg_start() == -1)
 		return 1;
+	backup_recover();
 	if (router_start() == -1)
 		return 1;
 	node->http = agent_routes_listen(node->listen);

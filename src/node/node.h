@@ -194,6 +194,12 @@ void events_start(void);
 /* Remove what a crash left of uploads and deletions; at start. */
 void packages_init(void);
 
+/* backup.c */
+/* Settle restores a killed node left half-done (at start, after pg). */
+void backup_recover(void);
+/* 1 while a restore of this environment runs (start is refused). */
+int backup_env_busy(long long env_id);
+
 /* agent-routes.c */
 struct http_server *agent_routes_listen(const char *listen);
 

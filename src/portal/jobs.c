@@ -21,7 +21,12 @@ int envs_job_action(struct job *, json_t **, char **);
 int migrations_job(struct job *, json_t **, char **);
 
 /* THE table of job kinds; add yours in your area's section. */
+int backups_job_create(struct job *, json_t **, char **);
+int backups_job_restore(struct job *, json_t **, char **);
+
 static const struct job_kind job_kinds[] = {
+	{ "snapshot.create", backups_job_create },
+	{ "snapshot.restore", backups_job_restore },
 	/* environments (route-envs.c) */
 	{ "env.start", envs_job_action },
 	{ "env.stop", envs_job_action },

@@ -20,6 +20,8 @@
 #include "util.h"
 #include "xmalloc.h"
 
+void backups_scheduler_start(void);
+
 static const char portal_usage[] =
     "usage: nubod portal init --data DIR [--email EMAIL] [--password PW]\n"
     "       nubod portal --data DIR [--listen IP:PORT] [--domain DOMAIN]\n"
@@ -177,6 +179,7 @@ portal_main(int argc, char **argv)
 	signal(SIGTERM, on_signal);
 	signal(SIGINT, on_signal);
 	jobs_start(&p, 4);
+	backups_scheduler_start();
 	p.http = http_server_start(p.listen, &ops, &p, p.threads);
 	if (p.http == NULL)
 		goto out;

@@ -100,6 +100,18 @@ void offboarding_create(struct preq *);
 void offboarding_list(struct preq *);
 void offboarding_approve_route(struct preq *);
 
+/* route-backups.c */
+void backups_list(struct preq *);
+void backups_create(struct preq *);
+void backups_show(struct preq *);
+void backups_comment(struct preq *);
+void backups_delete(struct preq *);
+void backups_download(struct preq *);
+void backups_upload_begin(struct preq *);
+void backups_upload_complete(struct preq *);
+void backups_restore(struct preq *);
+void backups_restores_list(struct preq *);
+
 const struct route routes[] = {
 	/* meta */
 	{ "GET", "/openapi.json", meta_openapi, ACCESS_PUBLIC,
@@ -255,6 +267,31 @@ const struct route routes[] = {
 
 
 	/* snapshots and restores (route-backups.c) */
+	{ "GET", "/apps/{app}/environments/{env}/snapshots", backups_list,
+	  ACCESS_APP_BACKUPS, "the environment's snapshots, newest first" },
+	{ "POST", "/apps/{app}/environments/{env}/snapshots", backups_create,
+	  ACCESS_APP_BACKUPS, "create a manual snapshot {comment?} (a job)" },
+	{ "GET", "/apps/{app}/environments/{env}/snapshots/{snapshot}",
+	  backups_show, ACCESS_APP_BACKUPS, "a snapshot's details" },
+	{ "PATCH", "/apps/{app}/environments/{env}/snapshots/{snapshot}",
+	  backups_comment, ACCESS_APP_BACKUPS, "edit a snapshot's comment" },
+	{ "DELETE", "/apps/{app}/environments/{env}/snapshots/{snapshot}",
+	  backups_delete, ACCESS_APP_BACKUPS, "delete a snapshot" },
+	{ "POST", "/apps/{app}/environments/{env}/snapshots/{snapshot}/download",
+	  backups_download, ACCESS_APP_BACKUPS, "a short-lived signed URL "
+	  "to download a snapshot {kind?: full|database|files}" },
+	{ "POST", "/apps/{app}/environments/{env}/snapshot-uploads",
+	  backups_upload_begin, ACCESS_APP_BACKUPS, "begin an upload: a "
+	  "signed PUT URL on the node for a backup archive" },
+	{ "POST", "/apps/{app}/environments/{env}/snapshot-uploads/{snapshot}",
+	  backups_upload_complete, ACCESS_APP_BACKUPS, "finish an upload the "
+	  "node accepted: it becomes an uploaded snapshot {comment?}" },
+	{ "GET", "/apps/{app}/environments/{env}/restores",
+	  backups_restores_list, ACCESS_APP_BACKUPS, "the environment's "
+	  "restores, newest first" },
+	{ "POST", "/apps/{app}/environments/{env}/restores", backups_restore,
+	  ACCESS_APP_BACKUPS, "restore a snapshot of this app into the "
+	  "stopped environment {snapshot, database_only?} (a job)" },
 
 
 	/* migrations and offboarding (route-migrations.c) */

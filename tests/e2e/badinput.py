@@ -89,6 +89,11 @@ def make_world():
     request = db.execute("INSERT INTO offboarding_requests (node_id, state,"
                          " requested_at) VALUES (?, 'approved', ?)",
                          (node, t)).lastrowid
+    snap = str(uuid.uuid4())
+    db.execute("INSERT INTO snapshots (uuid, environment_id, app_id, node_id,"
+               " type, state, created_at) SELECT ?, id, ?, ?, 'manual',"
+               " 'completed', ? FROM environments WHERE node_id = ? AND"
+               " name = 'Test'", (snap, app, node, t, node))
     # Path parameter -> value; keep in step with permissions.py.
     return {
         "app": f"bad-app{n}", "env": "Test", "node": f"bad-node{n}",
@@ -96,7 +101,7 @@ def make_world():
         "migration": str(migration), "request": str(request),
         "package": "notes-1.0.0",
         "name": "Greeting", "domain": "shop.example.test",
-        "header": "X-Frame-Options",
+        "header": "X-Frame-Options", "snapshot": snap,
     }, token
 
 

@@ -151,6 +151,12 @@ def make_world():
                        (str(uuid.uuid4()), app, node, node, UID["tc"], t, t))
     request = insert("INSERT INTO offboarding_requests (node_id, state,"
                      " requested_at) VALUES (?, 'approved', ?)", (node, t))
+    # a snapshot of {env} (route-backups.c)
+    snap = str(uuid.uuid4())
+    insert("INSERT INTO snapshots (uuid, environment_id, app_id, node_id,"
+           " type, state, created_at) SELECT ?, id, ?, ?, 'manual',"
+           " 'completed', ? FROM environments WHERE node_id = ? AND name = ?",
+           (snap, app, node, t, node, ENV))
     # Path parameter -> value. A route with a parameter missing here fails
     # the test: add a fixture for it (create the object above if needed).
     return {
@@ -167,6 +173,7 @@ def make_world():
         # settings items (route-settings.c)
         "name": "Greeting", "domain": "shop.example.test",
         "header": "X-Frame-Options",
+        "snapshot": snap,
     }
 
 

@@ -1,0 +1,1198 @@
+/* Snapshots on the node (SPEC §2 Backups): create, show, delete, download
+ * (full, database only, files only; signed URLs with Range), upload
+ * (validated before it exists), and restore into a stopped environment —
+ * into a NEW database and a NEW files folder, swapped in only when complete
+ * and verified, journaled so that a node killed at any moment comes back
+ * with either the old data or the new, never a mix.
+ *
+ * Layout: DIR/snapshots/<uuid>/{snapshot.json, archive.tar.gz,
+ * database.backup, files.tar.gz (the last two made on first download)};
+ * DIR/restores/<uuid>.json (outcome of a restore); DIR/envs/<id>/restore.json
+ * (the journal of a restore in progress). */
+#include <curl/curl.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <libpq-fe.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "agent-routes.h"
+#include "backup-archive.h"
+#include "jsonx.h"
+#include "log.h"
+#include "util.h"
+#include "xmalloc.h"
+
+/* Work in progress, by uuid (snapshots and restores). */
+struct task {
+	char		 id[40];
+	long long	 env_id;
+	long long	 done;
+	long long	 total;
+	struct task	*next;
+};
+
+static pthread_mutex_t backup_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct task *tasks;
+
+static int
+backup_valid_uuid(const char *s)
+{
+	size_t i;
+
+	if (s == NULL || strlen(s) != 36)
+		return 0;
+	for (i = 0; i < 36; i++) {
+		if (i == 8 || i == 13 || i == 18 || i == 23) {
+			if (s[i] != '-')
+				return 0;
+		} else if (!((s[i] >= '0' && s[i] <= '9') ||
+		    (s[i] >= 'a' && s[i] <= 'f')))
+			return 0;
+	}
+	return 1;
+}
+
+static char *
+snap_dir(const char *id)
+{
+	return xasprintf("%s/snapshots/%s", node->data_dir, id);
+}
+
+static char *
+snap_file(const char *id, const char *name)
+{
+	return xasprintf("%s/snapshots/%s/%s", node->data_dir, id, name);
+}
+
+static json_t *
+load_json(const char *path)
+{
+	return json_load_file(path, 0, NULL);
+}
+
+static int
+save_json(const char *path, json_t *j)
+{
+	char *text = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
+	int rc = util_write_file(path, text, strlen(text), 0600);
+
+	free(text);
+	return rc;
+}
+
+/* Register work in progress; 0, or -1 when that id is already running. */
+static int
+task_add(const char *id, long long env_id)
+{
+	struct task *t;
+
+	pthread_mutex_lock(&backup_lock);
+	for (t = tasks; t; t = t->next)
+		if (strcmp(t->id, id) == 0 || (env_id && t->env_id == env_id)) {
+			pthread_mutex_unlock(&backup_lock);
+			return -1;
+		}
+	t = xcalloc(1, sizeof *t);
+	snprintf(t->id, sizeof t->id, "%s", id);
+	t->env_id = env_id;
+	t->next = tasks;
+	tasks = t;
+	pthread_mutex_unlock(&backup_lock);
+	return 0;
+}
+
+static void
+task_remove(const char *id)
+{
+	struct task **tp, *t;
+
+	pthread_mutex_lock(&backup_lock);
+	for (tp = &tasks; (t = *tp) != NULL; tp = &t->next)
+		if (strcmp(t->id, id) == 0) {
+			*tp = t->next;
+			free(t);
+			break;
+		}
+	pthread_mutex_unlock(&backup_lock);
+}
+
+static void
+task_progress(void *arg, long long done, long long total)
+{
+	const char *id = arg;
+	struct task *t;
+
+	pthread_mutex_lock(&backup_lock);
+	for (t = tasks; t; t = t->next)
+		if (strcmp(t->id, id) == 0) {
+			t->done = done;
+			t->total = total;
+		}
+	pthread_mutex_unlock(&backup_lock);
+}
+
+/* 1 while a snapshot or restore of this environment runs: its database
+ * and files must not change under it (start refused during a restore). */
+int
+backup_env_busy(long long env_id)
+{
+	struct task *t;
+	int busy = 0;
+
+	pthread_mutex_lock(&backup_lock);
+	for (t = tasks; t; t = t->next)
+		if (t->env_id == env_id)
+			busy = 1;
+	pthread_mutex_unlock(&backup_lock);
+	return busy;
+}
+
+/* The state of a snapshot or restore as the agent API shows it: the
+ * record, plus progress while running. */
+static json_t *
+with_progress(json_t *j, const char *id)
+{
+	struct task *t;
+
+	pthread_mutex_lock(&backup_lock);
+	for (t = tasks; t; t = t->next)
+		if (strcmp(t->id, id) == 0)
+			json_object_set_new(j, "progress", json_pack("{s:I,s:I}",
+			    "done", (json_int_t)t->done, "total",
+			    (json_int_t)t->total));
+	pthread_mutex_unlock(&backup_lock);
+	return j;
+}
+
+static void
+meta_into(json_t *j, const struct backup_meta *m)
+{
+	json_object_set_new(j, "dump_size", json_integer(m->dump_size));
+	json_object_set_new(j, "database_size", json_integer(m->database_size));
+	json_object_set_new(j, "files_size", json_integer(m->files_size));
+	json_object_set_new(j, "model_version", json_string(m->model_version));
+	json_object_set_new(j, "duration", json_integer(m->duration));
+}
+
+/* ------------------------------------------------------------------ */
+/* Create                                                              */
+
+struct snap_job {
+	char		 id[40];
+	long long	 env_id;
+	char		*dburl;
+	char		*files;
+	char		*model_version;
+};
+
+static void *
+snap_thread(void *arg)
+{
+	struct snap_job *sj = arg;
+	struct backup_write_opts o;
+	struct backup_meta m;
+	char *dir = snap_dir(sj->id), *state = snap_file(sj->id, "snapshot.json");
+	char *tmp = snap_file(sj->id, "archive.tar.gz.tmp");
+	char *final = snap_file(sj->id, "archive.tar.gz");
+	char *cause = NULL;
+	json_t *j = load_json(state);
+	struct stat st;
+	int fd = -1, rc = -1;
+
+	memset(&o, 0, sizeof o);
+	o.dburl = sj->dburl;
+	o.files_dir = sj->files;
+	o.tmp_dir = dir;
+	o.model_version = sj->model_version;
+	o.level = 6;
+	o.progress = task_progress;
+	o.progress_arg = sj->id;
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0)
+		cause = xasprintf("cannot create '%s': %s", tmp, strerror(errno));
+	else if (backup_archive_write(&o, fd, &m, &cause) == 0 &&
+	    fsync(fd) == 0 && fstat(fd, &st) == 0 && rename(tmp, final) == 0)
+		rc = 0;
+	if (fd >= 0)
+		close(fd);
+	if (j == NULL)
+		j = json_object();
+	if (rc == 0) {
+		meta_into(j, &m);
+		json_object_set_new(j, "archive_size", json_integer(st.st_size));
+		json_object_set_new(j, "state", json_string("completed"));
+		log_info("snapshot %s of environment %lld: %lld bytes", sj->id,
+		    sj->env_id, (long long)st.st_size);
+	} else {
+		unlink(tmp);
+		json_object_set_new(j, "state", json_string("failed"));
+		json_object_set_new(j, "error", json_string(cause ? cause :
+		    "the backup failed"));
+		log_warn("snapshot %s of environment %lld failed: %s", sj->id,
+		    sj->env_id, cause ? cause : "?");
+	}
+	save_json(state, j);
+	task_remove(sj->id);
+	json_decref(j);
+	free(cause);
+	free(dir);
+	free(state);
+	free(tmp);
+	free(final);
+	free(sj->dburl);
+	free(sj->files);
+	free(sj->model_version);
+	free(sj);
+	return NULL;
+}
+
+static json_t *
+snap_show_json(const char *id)
+{
+	char *state = snap_file(id, "snapshot.json");
+	json_t *j = load_json(state);
+
+	free(state);
+	return j ? with_progress(j, id) : NULL;
+}
+
+/* POST /agent/v1/environments/{id}/snapshots {snapshot, type?,
+ * model_version?}: start a snapshot (idempotent: an existing one is
+ * answered as it is). 202 while it runs; poll GET /agent/v1/snapshots/{s}. */
+void
+agent_snapshot_create(struct areq *r)
+{
+	static const struct jfield fields[] = {
+		{ "snapshot", JT_STRING, 1 }, { "type", JT_STRING, 0 },
+		{ "model_version", JT_STRING, 0 }, { NULL } };
+	const char *id, *type, *mv;
+	struct snap_job *sj;
+	char *dir = NULL, *state = NULL;
+	json_t *j;
+	pthread_t th;
+
+	if (abody_check(r, fields) == -1)
+		return;
+	id = jsonx_str(r->body, "snapshot");
+	type = jsonx_str(r->body, "type") ? jsonx_str(r->body, "type") : "manual";
+	mv = jsonx_str(r->body, "model_version");
+	if (!backup_valid_uuid(id)) {
+		areply_error(r, 400, "BAD_REQUEST", "'snapshot' must be a "
+		    "lowercase uuid");
+		return;
+	}
+	if ((j = snap_show_json(id)) != NULL) {
+		areply(r, strcmp(jsonx_str(j, "state"), "running") == 0 ? 202 :
+		    200, j);
+		return;
+	}
+	sj = xcalloc(1, sizeof *sj);
+	snprintf(sj->id, sizeof sj->id, "%s", id);
+	sj->env_id = r->env->id;
+	pthread_mutex_lock(&node->lock);
+	sj->dburl = pg_env_url(r->env);
+	sj->files = xasprintf("%s/files", r->env->dir);
+	sj->model_version = xstrdup(mv ? mv : r->env->package ?
+	    r->env->package : "");
+	pthread_mutex_unlock(&node->lock);
+	if (sj->dburl == NULL) {
+		areply_error(r, 409, "ENVIRONMENT_HAS_NO_DATABASE", "environment "
+		    "%lld has no database yet", r->env->id);
+		goto fail;
+	}
+	if (task_add(id, 0) == -1) {
+		areply_error(r, 409, "SNAPSHOT_RUNNING", "snapshot %s is "
+		    "already running", id);
+		goto fail;
+	}
+	dir = snap_dir(id);
+	state = snap_file(id, "snapshot.json");
+	j = json_pack("{s:s,s:I,s:s,s:s,s:I}", "id", id, "environment",
+	    (json_int_t)r->env->id, "type", type, "state", "running", "created",
+	    (json_int_t)util_now());
+	if (util_mkdir_p(dir, 0700) == -1 || save_json(state, j) == -1) {
+		areply_error(r, 500, "NODE_IO_ERROR", "cannot create '%s': %s",
+		    dir, strerror(errno));
+		task_remove(id);
+		json_decref(j);
+		goto fail;
+	}
+	if (pthread_create(&th, NULL, snap_thread, sj) != 0)
+		fatal("cannot start a backup thread");
+	pthread_detach(th);
+	areply(r, 202, with_progress(j, id));
+	free(dir);
+	free(state);
+	return;
+fail:
+	free(dir);
+	free(state);
+	free(sj->dburl);
+	free(sj->files);
+	free(sj->model_version);
+	free(sj);
+}
+
+/* GET /agent/v1/snapshots/{snapshot} */
+void
+agent_snapshot_show(struct areq *r)
+{
+	const char *id = http_param(r->http, "snapshot");
+	json_t *j = backup_valid_uuid(id) ? snap_show_json(id) : NULL;
+
+	if (j == NULL) {
+		areply_error(r, 404, "SNAPSHOT_NOT_FOUND", "no snapshot '%s' on "
+		    "this node", id);
+		return;
+	}
+	areply(r, 200, j);
+}
+
+/* DELETE /agent/v1/snapshots/{snapshot}: gone for good (idempotent). */
+void
+agent_snapshot_delete(struct areq *r)
+{
+	const char *id = http_param(r->http, "snapshot");
+	char *dir;
+
+	if (!backup_valid_uuid(id)) {
+		areply_error(r, 404, "SNAPSHOT_NOT_FOUND", "no snapshot '%s' on "
+		    "this node", id);
+		return;
+	}
+	if (task_add(id, 0) == -1) {
+		areply_error(r, 409, "SNAPSHOT_RUNNING", "snapshot %s is still "
+		    "running", id);
+		return;
+	}
+	dir = snap_dir(id);
+	util_rm_rf(dir);
+	task_remove(id);
+	free(dir);
+	http_reply_empty(r->http, 204);
+}
+
+/* ------------------------------------------------------------------ */
+/* Download                                                            */
+
+/* Make DIR/snapshots/<id>/<name> from the archive once (database.backup
+ * or files.tar.gz); an fd open on it, or -1 after replying. */
+static int
+derived_open(struct areq *r, const char *id, const char *name, int files)
+{
+	char *path = snap_file(id, name), *tmp = NULL, *arch = NULL;
+	char *cause = NULL;
+	struct backup_read_opts o;
+	int fd, in = -1, out = -1;
+
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) >= 0)
+		goto out;
+	arch = snap_file(id, "archive.tar.gz");
+	tmp = xasprintf("%s.%s.tmp", path, util_random_hex(4));
+	in = open(arch, O_RDONLY | O_CLOEXEC);
+	out = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (in < 0 || out < 0) {
+		areply_error(r, 500, "NODE_IO_ERROR", "cannot read snapshot %s: "
+		    "%s", id, strerror(errno));
+		goto out;
+	}
+	backup_read_opts_init(&o);
+	o.allow_files_only = 1;
+	if (files)
+		o.files_fd = out;
+	else
+		o.dump_fd = out;
+	if (backup_archive_read_fd(in, &o, NULL, &cause) == -1 ||
+	    fsync(out) == -1 || rename(tmp, path) == -1) {
+		areply_error(r, 500, "SNAPSHOT_CORRUPT", "snapshot %s cannot be "
+		    "read: %s", id, cause ? cause : strerror(errno));
+		unlink(tmp);
+		goto out;
+	}
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+out:
+	if (in >= 0)
+		close(in);
+	if (out >= 0)
+		close(out);
+	free(cause);
+	free(arch);
+	free(tmp);
+	free(path);
+	return fd;
+}
+
+/* GET /agent/v1/snapshots/{snapshot}/{kind} (kind: full, database,
+ * files), signed URL; Range supported so a download can continue. */
+void
+agent_snapshot_download(struct areq *r)
+{
+	const char *id = http_param(r->http, "snapshot");
+	const char *kind = http_param(r->http, "kind");
+	json_t *j;
+	char *name = NULL, *path = NULL;
+	struct stat st;
+	long long created;
+	int fd = -1;
+
+	if (id == NULL || kind == NULL)
+		return;
+	j = backup_valid_uuid(id) ? snap_show_json(id) : NULL;
+	if (j == NULL || strcmp(jsonx_str(j, "state"), "completed") != 0) {
+		areply_error(r, 404, "SNAPSHOT_NOT_FOUND", "no completed "
+		    "snapshot '%s' on this node", id);
+		goto out;
+	}
+	created = jsonx_int(j, "created", 0);
+	if (strcmp(kind, "full") == 0) {
+		path = snap_file(id, "archive.tar.gz");
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+		name = backup_archive_name_full(id, created);
+	} else if (strcmp(kind, "database") == 0) {
+		fd = derived_open(r, id, "database.backup", 0);
+		name = backup_archive_name_db(id, created);
+	} else if (strcmp(kind, "files") == 0) {
+		fd = derived_open(r, id, "files.tar.gz", 1);
+		name = backup_archive_name_files(id, created);
+	} else {
+		areply_error(r, 404, "NOT_FOUND", "no download '%s' (full, "
+		    "database, files)", kind);
+		goto out;
+	}
+	if (fd < 0 || fstat(fd, &st) < 0) {
+		areply_error(r, 500, "NODE_IO_ERROR", "cannot open snapshot %s",
+		    id);
+		if (fd >= 0)
+			close(fd);
+		goto out;
+	}
+	http_reply_file(r->http, fd, (uint64_t)st.st_size,
+	    strcmp(kind, "database") == 0 ? "application/octet-stream" :
+	    "application/gzip", name);
+out:
+	json_decref(j);
+	free(name);
+	free(path);
+}
+
+/* ------------------------------------------------------------------ */
+/* Upload                                                              */
+
+struct upload {
+	char	*tmp;
+	int	 fd;
+	int	 failed;
+};
+
+static void
+upload_free(void *p)
+{
+	struct upload *u = p;
+
+	if (u->fd >= 0)
+		close(u->fd);
+	if (u->tmp) {
+		unlink(u->tmp);
+		free(u->tmp);
+	}
+	free(u);
+}
+
+/* The streamed body of an upload, straight to a spool file. */
+int
+agent_snapshot_upload_sink(struct http_req *h, const char *data, size_t len)
+{
+	struct areq *r = h->ctx;
+	struct upload *u = r->ctx;
+	const char *id = http_param(h, "snapshot");
+
+	if (u == NULL) {
+		char *dir = xasprintf("%s/snapshots", node->data_dir);
+
+		if (!backup_valid_uuid(id)) {
+			free(dir);
+			areply_error(r, 400, "BAD_REQUEST", "'%s' is not a "
+			    "snapshot uuid", id);
+			return -1;
+		}
+		u = xcalloc(1, sizeof *u);
+		r->ctx = u;
+		r->ctx_free = upload_free;
+		util_mkdir_p(dir, 0700);
+		u->tmp = xasprintf("%s/.upload-%s-%s", dir, id,
+		    util_random_hex(4));
+		free(dir);
+		u->fd = open(u->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
+		    0600);
+		if (u->fd < 0) {
+			areply_error(r, 500, "NODE_IO_ERROR", "cannot spool the "
+			    "upload: %s", strerror(errno));
+			return -1;
+		}
+	}
+	if (h->body_total > NUBO_BACKUP_UPLOAD_MAX) {
+		areply_error(r, 413, "ARCHIVE_TOO_LARGE", "backup archives are "
+		    "limited to %lld bytes", (long long)NUBO_BACKUP_UPLOAD_MAX);
+		return -1;
+	}
+	while (len > 0) {
+		ssize_t n = write(u->fd, data, len);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			areply_error(r, 500, "NODE_IO_ERROR", "cannot spool the "
+			    "upload: %s", strerror(errno));
+			return -1;
+		}
+		data += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/* PUT /agent/v1/environments/{id}/snapshots/{snapshot}/archive (signed):
+ * the archive is validated completely (structure, .metadata, the dump
+ * through pg_restore --list, every path, checksums) before the snapshot
+ * exists; a bad one leaves nothing behind. */
+void
+agent_snapshot_upload(struct areq *r)
+{
+	struct upload *u = r->ctx;
+	const char *id = http_param(r->http, "snapshot");
+	struct backup_read_opts o;
+	struct backup_info info;
+	char *cause = NULL, *dir = NULL, *final = NULL, *state = NULL;
+	json_t *j = NULL;
+	struct stat st;
+	int fd = -1;
+
+	if (u == NULL) {
+		areply_error(r, 400, "ARCHIVE_INVALID", "the upload is empty");
+		return;
+	}
+	if ((j = snap_show_json(id)) != NULL) {
+		json_decref(j);
+		areply_error(r, 409, "SNAPSHOT_EXISTS", "snapshot %s exists "
+		    "already", id);
+		return;
+	}
+	fd = open(u->tmp, O_RDONLY | O_CLOEXEC);
+	backup_read_opts_init(&o);
+	o.pg_restore = "pg_restore";
+	if (fd < 0 || fsync(u->fd) < 0 ||
+	    backup_archive_read_fd(fd, &o, &info, &cause) == -1) {
+		areply_error(r, 400, "ARCHIVE_INVALID", "%s", cause ? cause :
+		    "cannot read the upload");
+		goto out;
+	}
+	fstat(fd, &st);
+	dir = snap_dir(id);
+	final = snap_file(id, "archive.tar.gz");
+	state = snap_file(id, "snapshot.json");
+	j = json_pack("{s:s,s:I,s:s,s:s,s:I,s:I}", "id", id, "environment",
+	    (json_int_t)r->env->id, "type", "uploaded", "state", "completed",
+	    "created", (json_int_t)util_now(), "archive_size",
+	    (json_int_t)st.st_size);
+	meta_into(j, &info.meta);
+	json_object_set_new(j, "files", json_integer(info.files));
+	json_object_set_new(j, "checksums", json_boolean(info.has_checksums));
+	if (util_mkdir_p(dir, 0700) == -1 || rename(u->tmp, final) == -1 ||
+	    save_json(state, j) == -1) {
+		areply_error(r, 500, "NODE_IO_ERROR", "cannot store snapshot %s: "
+		    "%s", id, strerror(errno));
+		util_rm_rf(dir);
+		goto out;
+	}
+	free(u->tmp);
+	u->tmp = NULL;
+	areply(r, 201, json_incref(j));
+out:
+	if (fd >= 0)
+		close(fd);
+	json_decref(j);
+	free(cause);
+	free(dir);
+	free(final);
+	free(state);
+}
+
+/* ------------------------------------------------------------------ */
+/* Restore                                                             */
+
+static PGconn *
+admin_connect(char **cause)
+{
+	char *ci = pg_admin_conninfo();
+	PGconn *c = PQconnectdb(ci);
+
+	free(ci);
+	if (PQstatus(c) != CONNECTION_OK) {
+		*cause = xasprintf("cannot connect to PostgreSQL: %s",
+		    PQerrorMessage(c));
+		PQfinish(c);
+		return NULL;
+	}
+	return c;
+}
+
+static int
+admin_exec(PGconn *c, const char *sql, char **cause)
+{
+	PGresult *res = PQexec(c, sql);
+	int ok = PQresultStatus(res) == PGRES_COMMAND_OK ||
+	    PQresultStatus(res) == PGRES_TUPLES_OK;
+
+	if (!ok && cause && *cause == NULL)
+		*cause = xasprintf("PostgreSQL: %s", PQerrorMessage(c));
+	PQclear(res);
+	return ok ? 0 : -1;
+}
+
+static int
+db_exists(PGconn *c, const char *name)
+{
+	const char *p[1] = { name };
+	PGresult *res = PQexecParams(c, "SELECT 1 FROM pg_database WHERE "
+	    "datname = $1", 1, NULL, p, NULL, NULL, 0);
+	int n = PQresultStatus(res) == PGRES_TUPLES_OK ? PQntuples(res) : -1;
+
+	PQclear(res);
+	return n;
+}
+
+static int
+drop_db(PGconn *c, const char *name)
+{
+	char *sql = xasprintf("DROP DATABASE IF EXISTS \"%s\" WITH (FORCE)",
+	    name);
+	int rc = admin_exec(c, sql, NULL);
+
+	free(sql);
+	return rc;
+}
+
+static char *
+journal_path(long long env_id)
+{
+	return xasprintf("%s/envs/%lld/restore.json", node->data_dir, env_id);
+}
+
+static ino_t
+inode_of(const char *path)
+{
+	struct stat st;
+
+	return stat(path, &st) == 0 ? st.st_ino : 0;
+}
+
+/* Finish or roll back the restore a journal describes (at start, or
+ * after a failure): the swap of the databases is one transaction and the
+ * swap of the folders one renameat2(RENAME_EXCHANGE), so the journal and
+ * what exists tell exactly how far it went. 0 when settled. */
+static int
+journal_settle(long long env_id, json_t *jn, char **cause)
+{
+	const char *phase = jsonx_str(jn, "phase");
+	const char *newdb = jsonx_str(jn, "newdb"), *olddb = jsonx_str(jn, "olddb");
+	const char *newdir = jsonx_str(jn, "newdir");
+	char *files = xasprintf("%s/envs/%lld/files", node->data_dir, env_id);
+	char *jp = journal_path(env_id);
+	PGconn *c = admin_connect(cause);
+	int rc = -1, swapped;
+
+	if (c == NULL)
+		goto out;
+	swapped = phase && strcmp(phase, "swapping") == 0 ?
+	    db_exists(c, newdb) : 1;
+	if (swapped < 0) {
+		*cause = xstrdup("cannot tell how far the restore went");
+		goto out;
+	}
+	swapped = !swapped;
+	if (!swapped) {
+		/* the old data was never touched: drop the new */
+		drop_db(c, newdb);
+		if (newdir)
+			util_rm_rf(newdir);
+	} else {
+		/* the database is the new one: the folder must follow */
+		if (newdir && (long long)inode_of(files) !=
+		    jsonx_int(jn, "newdir_ino", -1) && access(newdir, F_OK) == 0 &&
+		    renameat2(AT_FDCWD, newdir, AT_FDCWD, files,
+		    access(files, F_OK) == 0 ? RENAME_EXCHANGE : 0) == -1) {
+			*cause = xasprintf("cannot swap '%s' in: %s", newdir,
+			    strerror(errno));
+			goto out;
+		}
+		drop_db(c, olddb);
+		if (newdir)
+			util_rm_rf(newdir);	/* the old files now */
+	}
+	unlink(jp);
+	rc = 0;
+out:
+	if (c)
+		PQfinish(c);
+	free(files);
+	free(jp);
+	return rc;
+}
+
+struct restore_job {
+	char		 id[40];
+	char		 snapshot[40];
+	long long	 env_id;
+	int		 database_only;
+	char		*source_url;	/* snapshot on another node */
+	char		*role_url;	/* env role, without the database */
+	char		*envdir;
+};
+
+static int
+fetch_url(const char *url, int fd, char **cause)
+{
+	CURL *c = curl_easy_init();
+	FILE *f = fdopen(dup(fd), "w");
+	long status = 0;
+	CURLcode rc;
+
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, f);
+	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 10L);
+	curl_easy_setopt(c, CURLOPT_FAILONERROR, 1L);
+	rc = curl_easy_perform(c);
+	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+	curl_easy_cleanup(c);
+	if (fclose(f) != 0 && rc == CURLE_OK)
+		rc = CURLE_WRITE_ERROR;
+	if (rc != CURLE_OK) {
+		*cause = xasprintf("cannot fetch the snapshot from its node: %s "
+		    "(HTTP %ld)", curl_easy_strerror(rc), status);
+		return -1;
+	}
+	return 0;
+}
+
+static void
+restore_record(const char *id, long long env_id, const char *state,
+    const char *error, json_t *extra)
+{
+	char *dir = xasprintf("%s/restores", node->data_dir);
+	char *path = xasprintf("%s/%s.json", dir, id);
+	json_t *j = json_pack("{s:s,s:I,s:s,s:s?}", "id", id, "environment",
+	    (json_int_t)env_id, "state", state, "error", error);
+
+	if (extra)
+		json_object_update(j, extra);
+	util_mkdir_p(dir, 0700);
+	save_json(path, j);
+	json_decref(j);
+	free(path);
+	free(dir);
+}
+
+/* Is the environment stopped (no instance may use the data)? */
+static int
+env_is_stopped(struct env *e)
+{
+	return e->state == ENV_STOPPED || e->state == ENV_NOTDEPLOYED;
+}
+
+static void *
+restore_thread(void *arg)
+{
+	struct restore_job *rj = arg;
+	struct backup_restore_opts o;
+	struct backup_info info;
+	char *cause = NULL, *jp = journal_path(rj->env_id);
+	char *rand = util_random_hex(4);
+	char *newdb = xasprintf("env_%lld_new_%s", rj->env_id, rand);
+	char *olddb = xasprintf("env_%lld_old_%s", rj->env_id, rand);
+	char *curdb = xasprintf("env_%lld", rj->env_id);
+	char *newdir = xasprintf("%s/files.restore-%s", rj->envdir, rand);
+	char *spool = NULL, *arch = NULL, *sql = NULL, *dburl = NULL;
+	json_t *jn = NULL;
+	PGconn *c = NULL;
+	struct env *e;
+	int fd = -1, rc = -1;
+
+	/* 1. journal first: whatever happens next can be undone */
+	jn = json_pack("{s:s,s:s,s:s,s:s,s:s?,s:b}", "restore", rj->id, "phase",
+	    "preparing", "newdb", newdb, "olddb", olddb, "newdir",
+	    rj->database_only ? NULL : newdir, "database_only",
+	    rj->database_only);
+	if (save_json(jp, jn) == -1) {
+		cause = xasprintf("cannot write '%s': %s", jp, strerror(errno));
+		goto out;
+	}
+	/* 2. the archive: here, or fetched from the snapshot's node */
+	if (rj->source_url) {
+		spool = xasprintf("%s/snapshots/.fetch-%s", node->data_dir,
+		    rj->id);
+		fd = open(spool, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+		if (fd < 0 || fetch_url(rj->source_url, fd, &cause) == -1) {
+			if (cause == NULL)
+				cause = xasprintf("cannot spool the snapshot: %s",
+				    strerror(errno));
+			goto out;
+		}
+		lseek(fd, 0, SEEK_SET);
+	} else {
+		arch = snap_file(rj->snapshot, "archive.tar.gz");
+		if ((fd = open(arch, O_RDONLY | O_CLOEXEC)) < 0) {
+			cause = xasprintf("snapshot %s has no archive on this "
+			    "node", rj->snapshot);
+			goto out;
+		}
+	}
+	/* 3. a new database, owned by the environment's role */
+	if ((c = admin_connect(&cause)) == NULL)
+		goto out;
+	sql = xasprintf("CREATE DATABASE \"%s\" OWNER env_%lld ENCODING 'UTF8' "
+	    "TEMPLATE template0", newdb, rj->env_id);
+	if (admin_exec(c, sql, &cause) == -1)
+		goto out;
+	free(sql);
+	sql = xasprintf("REVOKE ALL ON DATABASE \"%s\" FROM PUBLIC", newdb);
+	admin_exec(c, sql, NULL);
+	/* 4. unpack and load, validating as it streams */
+	dburl = xasprintf("%s/%s", rj->role_url, newdb);
+	memset(&o, 0, sizeof o);
+	o.dburl = dburl;
+	o.tree_dir = rj->database_only ? NULL : newdir;
+	o.tmp_dir = rj->envdir;
+	o.jobs = 2;
+	o.uid = node->uid;
+	o.gid = node->gid;
+	o.progress = task_progress;
+	o.progress_arg = rj->id;
+	if (backup_restore(fd, &o, &info, &cause) == -1)
+		goto out;
+	if (!rj->database_only && access(newdir, F_OK) != 0 &&
+	    util_mkdir_p(newdir, 0750) == 0)
+		node_chown(newdir);	/* an archive without tree/ */
+	/* 5. swap, with the environment still stopped */
+	pthread_mutex_lock(&node->lock);
+	e = env_find(rj->env_id);
+	if (e == NULL || !env_is_stopped(e)) {
+		pthread_mutex_unlock(&node->lock);
+		cause = xstrdup("the environment was started during the restore");
+		goto out;
+	}
+	json_object_set_new(jn, "phase", json_string("swapping"));
+	json_object_set_new(jn, "newdir_ino", json_integer(rj->database_only ?
+	    -1 : (json_int_t)inode_of(newdir)));
+	if (save_json(jp, jn) == -1) {
+		pthread_mutex_unlock(&node->lock);
+		cause = xasprintf("cannot write '%s': %s", jp, strerror(errno));
+		goto out;
+	}
+	free(sql);
+	sql = xasprintf("BEGIN; SELECT pg_terminate_backend(pid) FROM "
+	    "pg_stat_activity WHERE datname = '%s'; ALTER DATABASE \"%s\" RENAME "
+	    "TO \"%s\"; ALTER DATABASE \"%s\" RENAME TO \"%s\"; COMMIT",
+	    curdb, curdb, olddb, newdb, curdb);
+	if (admin_exec(c, sql, &cause) == -1) {
+		admin_exec(c, "ROLLBACK", NULL);
+		pthread_mutex_unlock(&node->lock);
+		goto out;
+	}
+	pthread_mutex_unlock(&node->lock);
+	/* the database is swapped: from here on the journal finishes it */
+	if (journal_settle(rj->env_id, jn, &cause) == -1)
+		goto out_done;
+	rc = 0;
+	goto out_done;
+out:
+	if (access(jp, F_OK) == 0) {
+		char *ignored = NULL;
+
+		journal_settle(rj->env_id, jn, &ignored);
+		free(ignored);
+	}
+out_done:
+	if (rc == 0) {
+		json_t *x = json_object();
+
+		meta_into(x, &info.meta);
+		restore_record(rj->id, rj->env_id, "completed", NULL, x);
+		json_decref(x);
+		log_info("restore %s of snapshot %s into environment %lld done",
+		    rj->id, rj->snapshot, rj->env_id);
+	} else {
+		restore_record(rj->id, rj->env_id, "failed", cause ? cause :
+		    "the restore failed", NULL);
+		log_warn("restore %s into environment %lld failed: %s", rj->id,
+		    rj->env_id, cause ? cause : "?");
+	}
+	if (c)
+		PQfinish(c);
+	if (fd >= 0)
+		close(fd);
+	if (spool)
+		unlink(spool);
+	task_remove(rj->id);
+	json_decref(jn);
+	free(cause);
+	free(jp);
+	free(rand);
+	free(newdb);
+	free(olddb);
+	free(curdb);
+	free(newdir);
+	free(spool);
+	free(arch);
+	free(sql);
+	free(dburl);
+	free(rj->source_url);
+	free(rj->role_url);
+	free(rj->envdir);
+	free(rj);
+	return NULL;
+}
+
+static json_t *
+restore_show_json(const char *id)
+{
+	char *path = xasprintf("%s/restores/%s.json", node->data_dir, id);
+	json_t *j = load_json(path);
+
+	free(path);
+	return j ? with_progress(j, id) : NULL;
+}
+
+/* POST /agent/v1/environments/{id}/restores {restore, snapshot,
+ * database_only?, source_url?}: restore into this (stopped) environment;
+ * 202 while it runs, poll GET /agent/v1/restores/{restore}. Idempotent. */
+void
+agent_restore_create(struct areq *r)
+{
+	static const struct jfield fields[] = {
+		{ "restore", JT_STRING, 1 }, { "snapshot", JT_STRING, 1 },
+		{ "database_only", JT_BOOL, 0 }, { "source_url", JT_STRING, 0 },
+		{ NULL } };
+	const char *id, *sid, *src;
+	struct restore_job *rj;
+	char *arch = NULL, *path = NULL;
+	json_t *j;
+	pthread_t th;
+
+	if (abody_check(r, fields) == -1)
+		return;
+	id = jsonx_str(r->body, "restore");
+	sid = jsonx_str(r->body, "snapshot");
+	src = jsonx_str(r->body, "source_url");
+	if (!backup_valid_uuid(id) || !backup_valid_uuid(sid)) {
+		areply_error(r, 400, "BAD_REQUEST", "'restore' and 'snapshot' "
+		    "must be lowercase uuids");
+		return;
+	}
+	if ((j = restore_show_json(id)) != NULL) {
+		areply(r, 200, j);
+		return;
+	}
+	if (src == NULL) {
+		arch = snap_file(sid, "archive.tar.gz");
+		if (access(arch, R_OK) != 0) {
+			free(arch);
+			areply_error(r, 404, "SNAPSHOT_NOT_FOUND", "no snapshot "
+			    "'%s' on this node", sid);
+			return;
+		}
+		free(arch);
+	}
+	rj = xcalloc(1, sizeof *rj);
+	snprintf(rj->id, sizeof rj->id, "%s", id);
+	snprintf(rj->snapshot, sizeof rj->snapshot, "%s", sid);
+	rj->env_id = r->env->id;
+	rj->database_only = jsonx_bool(r->body, "database_only", 0);
+	rj->source_url = src ? xstrdup(src) : NULL;
+	pthread_mutex_lock(&node->lock);
+	if (!env_is_stopped(r->env)) {
+		pthread_mutex_unlock(&node->lock);
+		areply_error(r, 409, "ENVIRONMENT_NOT_STOPPED", "cannot restore "
+		    "into '%s': environment is %s", env_name(r->env),
+		    env_state_name(r->env->state));
+		goto fail;
+	}
+	{
+		char *url = pg_env_url(r->env), *slash;
+
+		if (url == NULL) {
+			pthread_mutex_unlock(&node->lock);
+			areply_error(r, 409, "ENVIRONMENT_HAS_NO_DATABASE",
+			    "environment '%s' has no database yet",
+			    env_name(r->env));
+			goto fail;
+		}
+		slash = strrchr(url, '/');
+		*slash = '\0';
+		rj->role_url = url;
+	}
+	rj->envdir = xstrdup(r->env->dir);
+	pthread_mutex_unlock(&node->lock);
+	path = journal_path(rj->env_id);
+	if (access(path, F_OK) == 0 || task_add(id, rj->env_id) == -1) {
+		areply_error(r, 409, "RESTORE_RUNNING", "a backup or restore of "
+		    "this environment is running");
+		goto fail;
+	}
+	restore_record(id, rj->env_id, "running", NULL, NULL);
+	if (pthread_create(&th, NULL, restore_thread, rj) != 0)
+		fatal("cannot start a restore thread");
+	pthread_detach(th);
+	areply(r, 202, restore_show_json(id));
+	free(path);
+	return;
+fail:
+	free(path);
+	free(rj->source_url);
+	free(rj->role_url);
+	free(rj->envdir);
+	free(rj);
+}
+
+/* GET /agent/v1/restores/{restore} */
+void
+agent_restore_show(struct areq *r)
+{
+	const char *id = http_param(r->http, "restore");
+	json_t *j = backup_valid_uuid(id) ? restore_show_json(id) : NULL;
+
+	if (j == NULL) {
+		areply_error(r, 404, "RESTORE_NOT_FOUND", "no restore '%s' on "
+		    "this node", id);
+		return;
+	}
+	areply(r, 200, j);
+}
+
+/* Remove dir/<prefix>* files left by a process that died. */
+static void
+spool_clean(const char *dir, const char *prefix)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	char *p;
+
+	while (d && (de = readdir(d)) != NULL) {
+		if (strncmp(de->d_name, prefix, strlen(prefix)) != 0 ||
+		    de->d_type == DT_DIR)
+			continue;
+		p = xasprintf("%s/%s", dir, de->d_name);
+		unlink(p);
+		free(p);
+	}
+	if (d)
+		closedir(d);
+}
+
+/* At start, after PostgreSQL is up: settle every restore a killed node
+ * left half-done, and mark snapshots and restores that were running as
+ * failed (their thread died with the old process). */
+void
+backup_recover(void)
+{
+	struct env *e;
+	char *path, *cause, *dir;
+	json_t *jn;
+	long long ids[4096];
+	int n = 0, i;
+
+	pthread_mutex_lock(&node->lock);
+	for (e = node->envs; e && n < 4096; e = e->next)
+		ids[n++] = e->id;
+	pthread_mutex_unlock(&node->lock);
+	for (i = 0; i < n; i++) {
+		/* dump spools of restores that died with the old process */
+		dir = xasprintf("%s/envs/%lld", node->data_dir, ids[i]);
+		spool_clean(dir, "restore-");
+		free(dir);
+		path = journal_path(ids[i]);
+		if ((jn = load_json(path)) != NULL) {
+			cause = NULL;
+			log_warn("settling the restore left by the last run in "
+			    "environment %lld (%s)", ids[i],
+			    jsonx_str(jn, "phase"));
+			if (journal_settle(ids[i], jn, &cause) == -1)
+				log_error("environment %lld: %s", ids[i], cause);
+			else if (jsonx_str(jn, "restore"))
+				restore_record(jsonx_str(jn, "restore"), ids[i],
+				    "failed", "the node stopped during the restore",
+				    NULL);
+			free(cause);
+			json_decref(jn);
+		}
+		free(path);
+	}
+	/* restores that were running without a journal yet */
+	dir = xasprintf("%s/restores", node->data_dir);
+	{
+		DIR *d = opendir(dir);
+		struct dirent *de;
+
+		while (d && (de = readdir(d)) != NULL) {
+			char *p;
+			json_t *j;
+
+			if (strlen(de->d_name) != 41)
+				continue;
+			p = xasprintf("%s/%s", dir, de->d_name);
+			j = load_json(p);
+			if (j && jsonx_str(j, "state") &&
+			    strcmp(jsonx_str(j, "state"), "running") == 0) {
+				json_object_set_new(j, "state",
+				    json_string("failed"));
+				json_object_set_new(j, "error", json_string(
+				    "the node stopped during the restore"));
+				save_json(p, j);
+			}
+			json_decref(j);
+			free(p);
+		}
+		if (d)
+			closedir(d);
+	}
+	free(dir);
+	/* snapshots that were running */
+	dir = xasprintf("%s/snapshots", node->data_dir);
+	util_mkdir_p(dir, 0700);
+	spool_clean(dir, ".upload-");
+	spool_clean(dir, ".fetch-");
+	{
+		char *cmd = NULL;
+		DIR *d = opendir(dir);
+		struct dirent *de;
+
+		while (d && (de = readdir(d)) != NULL) {
+			json_t *j;
+
+			if (!backup_valid_uuid(de->d_name))
+				continue;
+			free(cmd);
+			cmd = snap_file(de->d_name, "snapshot.json");
+			j = load_json(cmd);
+			if (j && jsonx_str(j, "state") &&
+			    strcmp(jsonx_str(j, "state"), "running") == 0) {
+				json_object_set_new(j, "state",
+				    json_string("failed"));
+				json_object_set_new(j, "error", json_string(
+				    "the node stopped during the backup"));
+				save_json(cmd, j);
+			}
+			json_decref(j);
+		}
+		if (d)
+			closedir(d);
+		free(cmd);
+	}
+	free(dir);
+}

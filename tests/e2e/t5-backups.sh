@@ -1,0 +1,253 @@
+#!/usr/bin/env bash
+# t5: backups for real (SPEC §2 Backups, §3 archive, §6 bad input) with the
+# sample app: notes and attachments written through the app, snapshot,
+# change, restore → rows and file hashes equal the snapshot; details,
+# comment, delete; downloads (full / database / files, resumed with Range)
+# read by plain tar and pg_restore; an archive made with raw pg_dump + tar
+# + a hand-written .metadata uploads and restores on another node; bad
+# archives refused with nothing listed; a restore killed midway (kill -9 of
+# the node) leaves the old data intact and the environment startable.
+. "$(dirname "$0")/lib.sh"
+
+PKG=$(ls "$NUBO_BUILD"/packages/notes-*.tar.gz 2>/dev/null | head -1)
+[ -n "$PKG" ] || { echo "t5: the notes package is not built (make examples)" >&2; exit 1; }
+start_portal
+
+# Until the package repository API is used here, the package goes into the
+# node's repository folder directly (DIR/packages/<id>/package).
+put_package() { # NODE ID FILE
+	mkdir -p "$T/node-$1/packages/$2"
+	cp "$3" "$T/node-$1/packages/$2/package"
+}
+env_id() { # NODE ENV
+	sqlite3 "$T/portal/portal.db" "SELECT e.id FROM environments e JOIN nodes n ON n.id=e.node_id WHERE n.name='$1' AND e.name='$2'"
+}
+# libpq URL of an environment's database (its own role, from env.json)
+db_url() { # NODE ENV
+	local id pw pg
+	id=$(env_id "$1" "$2")
+	pw=$(jq_get db_password < "$T/node-$1/envs/$id/env.json")
+	pg=$(sed -n 3p "$T/node-$1.ports")
+	echo "postgresql://env_$id:$pw@127.0.0.1:$pg/env_$id"
+}
+files_dir() { echo "$T/node-$1/envs/$(env_id "$1" "$2")/files"; }
+# Everything the app stored: every row of both tables, every file's sha256.
+state_of() { # NODE ENV
+	local url dir
+	url=$(db_url "$1" "$2"); dir=$(files_dir "$1" "$2")
+	{
+		psql -X -At "$url" -c "SELECT id, title, body FROM notes ORDER BY id"
+		psql -X -At "$url" -c "SELECT uuid, note_id, name, size FROM attachments ORDER BY uuid"
+		(cd "$dir" && find . -type f -print0 | sort -z | xargs -0 -r sha256sum)
+	} | sha256sum | cut -c1-64
+}
+host() { echo "$1-$(echo "$2" | tr A-Z a-z).nubo.localhost"; }
+app_post() { # NODE HOST PATH [curl args…]
+	local var=ROUTER_${1//-/_} h=$2 p=$3
+	shift 3
+	curl -sf -X POST -H "Host: $h" "$@" "http://127.0.0.1:${!var}$p"
+}
+# N notes with an attachment of random bytes each
+write_notes() { # NODE HOST N TAG
+	local i id
+	for i in $(seq "$3"); do
+		id=$(app_post "$1" "$2" /api/notes -H 'Content-Type: application/json' \
+			--data-binary "{\"title\":\"$4 $i\",\"body\":\"body $4 $i\"}" | jq_get id)
+		head -c $((RANDOM * 4 + 100)) /dev/urandom > "$T/att"
+		app_post "$1" "$2" "/api/notes/$id/attachments?name=a$i.bin" \
+			--data-binary @"$T/att" >/dev/null
+	done
+}
+wait_state() { # APP ENV STATE
+	local i
+	for i in $(seq 150); do
+		[ "$("$NUBO" envs show "$1" "$2" --json | jq_get state)" = "$3" ] && return 0
+		sleep 0.2
+	done
+	return 1
+}
+snap_count() { "$NUBO" backups list "$1" "$2" --json | jq_get snapshots | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))'; }
+
+check "create app" "$NUBO" apps create shop --no-sandbox
+start_node cloud3 v3 --start-timeout 30 --stop-grace 3
+check "link" "$NUBO" nodes link cloud3 shop
+put_package cloud3 notes-1 "$PKG"
+check "transport notes" "$NUBO" envs transport shop Test notes-1
+check "start" "$NUBO" envs start shop Test
+H=$(host shop Test)
+write_notes cloud3 "$H" 12 first
+expect "notes written through the app" "$(curl -s -H "Host: $H" "http://127.0.0.1:$ROUTER_cloud3/api/stats" | jq_get notes)" 12
+SNAPPED=$(state_of cloud3 Test)
+
+# --- snapshot: a job, listed with its details ---------------------------
+check "backups create (running environment)" "$NUBO" backups create shop Test --comment "before the change"
+SID=$("$NUBO" backups list shop Test --json | jq_get snapshots.0.id)
+S=$("$NUBO" backups show shop Test "$SID" --json)
+expect "type manual" "$(printf '%s' "$S" | jq_get type)" manual
+expect "state completed" "$(printf '%s' "$S" | jq_get state)" completed
+expect "comment" "$(printf '%s' "$S" | jq_get comment)" "before the change"
+expect "who" "$(printf '%s' "$S" | jq_get created_by)" "admin@nubo.localhost"
+expect "package recorded" "$(printf '%s' "$S" | jq_get package)" notes-1
+expect_match "sizes recorded" "$(printf '%s' "$S" | jq_get files_size),$(printf '%s' "$S" | jq_get dump_size)" '^[1-9][0-9]*,[1-9][0-9]*$'
+expect_match "manual snapshots expire in 3 months" "$(printf '%s' "$S" | jq_get expires)" "^$(date -u -d '+3 months' +%Y-%m)"
+check "short id works" "$NUBO" backups show shop Test "${SID:0:8}"
+check "edit the comment" "$NUBO" backups comment shop Test "$SID" "golden"
+expect "comment edited" "$("$NUBO" backups show shop Test "$SID" --json | jq_get comment)" golden
+check_fails "unknown snapshot" 1 "$NUBO" backups show shop Test 00000000-0000-4000-8000-000000000000
+expect_match "unknown snapshot message" "$(cat "$T/last.err")" "no snapshot"
+
+# --- change the data, restore, compare -----------------------------------
+write_notes cloud3 "$H" 5 second
+CHANGED=$(state_of cloud3 Test)
+[ "$CHANGED" != "$SNAPPED" ] && pass "data changed" || fail "data did not change"
+check_fails "restore into a running environment refused" 1 "$NUBO" backups restore shop Test "$SID"
+expect_match "refusal says why" "$(cat "$T/last.err")" "cannot restore into 'Test': environment is running"
+check "stop" "$NUBO" envs stop shop Test
+check "restore" "$NUBO" backups restore shop Test "$SID"
+expect "restored data equals the snapshot (rows and file sha256)" "$(state_of cloud3 Test)" "$SNAPPED"
+check "start after restore" "$NUBO" envs start shop Test
+expect "the app sees the restored notes" "$(curl -s -H "Host: $H" "http://127.0.0.1:$ROUTER_cloud3/api/stats" | jq_get notes)" 12
+expect "old database dropped after the swap" "$(psql -X -At "$(db_url cloud3 Test)" -c "SELECT count(*) FROM pg_database WHERE datname LIKE 'env_%_old_%' OR datname LIKE 'env_%_new_%'")" 0
+expect "restore listed" "$("$NUBO" backups list shop Test --json >/dev/null; api_as "$ADMIN_KEY" GET /apps/shop/environments/Test/restores | jq_get restores.0.state)" completed
+
+# --- downloads: plain tools read them ------------------------------------
+cd "$T"
+check "download full" "$NUBO" backups download shop Test "$SID" --output full.tar.gz
+expect_match "archive members" "$(tar tzf full.tar.gz | sort | tr '\n' ' ')" '^\.metadata \.nubo/ \.nubo/checksums db/ db/db\.backup tree/'
+mkdir plain && tar xzf full.tar.gz -C plain
+check "pg_restore reads db/db.backup" pg_restore --list plain/db/db.backup
+check "sha256sum -c .nubo/checksums" sh -c "cd plain && sha256sum --quiet -c .nubo/checksums"
+expect_match ".metadata values are strings" "$(cat plain/.metadata)" '^\{"duration":"[0-9]+","dumpSize":"[0-9]+","modelVersion":"notes-1","databaseSize":"[0-9]+","filesSize":"[0-9]+","nuboFormat":"1"\}$'
+check "download database only" "$NUBO" backups download shop Test "$SID" --kind database --output db.backup
+check "the database download is a custom dump" pg_restore --list db.backup
+check "it equals the archive's" cmp db.backup plain/db/db.backup
+check "download files only" "$NUBO" backups download shop Test "$SID" --kind files --output files.tar.gz
+expect "files-only holds tree/ only" "$(tar tzf files.tar.gz | grep -vc '^tree/' || true)" 0
+# an interrupted download continues with Range
+head -c 5000 full.tar.gz > part.tar.gz
+check "download --continue" "$NUBO" backups download shop Test "$SID" --output part.tar.gz --continue
+check "resumed file is whole" cmp part.tar.gz full.tar.gz
+expect_match "default file name" "$(cd "$T" && "$NUBO" backups download shop Test "$SID" --kind database)" "^database-${SID:0:8}-[0-9]{12}\.backup$"
+cd - >/dev/null
+
+# --- second node: a raw archive and a nubo archive both upload and restore
+check "create app 2" "$NUBO" apps create shop2 --no-sandbox
+start_node cloud4 v4 --start-timeout 30 --stop-grace 3
+check "link 2" "$NUBO" nodes link cloud4 shop2
+put_package cloud4 notes-1 "$PKG"
+check "transport 2" "$NUBO" envs transport shop2 Test notes-1
+check "start 2 (creates its database)" "$NUBO" envs start shop2 Test
+check "stop 2" "$NUBO" envs stop shop2 Test
+check "upload the nubo archive to the other node" "$NUBO" backups upload shop2 Test "$T/full.tar.gz" --comment moved
+UP=$("$NUBO" backups list shop2 Test --json | jq_get snapshots.0)
+expect "uploaded snapshot" "$(printf '%s' "$UP" | jq_get type),$(printf '%s' "$UP" | jq_get state),$(printf '%s' "$UP" | jq_get comment)" "uploaded,completed,moved"
+check "restore it on the other node" "$NUBO" backups restore shop2 Test "$(printf '%s' "$UP" | jq_get id)"
+expect "data moved between nodes" "$(state_of cloud4 Test)" "$SNAPPED"
+
+# (a) made by the test itself: pg_dump -O -x -Fc, tar, hand-written .metadata
+RAW=$T/raw; mkdir -p "$RAW/db" "$RAW/tree"
+pg_dump -O -x -Fc -f "$RAW/db/db.backup" "$(db_url cloud3 Test)"
+cp -a "$(files_dir cloud3 Test)/." "$RAW/tree/"
+write_notes cloud3 "$H" 3 third	# the source moves on; the raw archive does not
+fs=$(find "$RAW/tree" -type f -printf '%s\n' | awk '{s+=$1} END {print s+0}')
+printf '{"duration":"1","dumpSize":"%s","modelVersion":"1.0.0.40","databaseSize":"9730584","filesSize":"%s"}' \
+	"$(stat -c %s "$RAW/db/db.backup")" "$fs" > "$RAW/.metadata"
+tar czf "$T/raw.tar.gz" -C "$RAW" .metadata db tree
+check "upload a raw-tool archive" "$NUBO" backups upload shop2 Test "$T/raw.tar.gz"
+RID=$("$NUBO" backups list shop2 Test --json | jq_get snapshots.0.id)
+check "restore the raw-tool archive" "$NUBO" backups restore shop2 Test "$RID"
+expect "raw archive rows restored" "$(psql -X -At "$(db_url cloud4 Test)" -c "SELECT count(*) FROM notes")" 12
+expect "raw archive files restored" "$(cd "$(files_dir cloud4 Test)" && find . -type f -print0 | sort -z | xargs -0 sha256sum | sha256sum)" \
+	"$(cd "$RAW/tree" && find . -type f -print0 | sort -z | xargs -0 sha256sum | sha256sum)"
+check "database-only restore" "$NUBO" backups restore shop2 Test "$(printf '%s' "$UP" | jq_get id)" --database-only
+expect "database-only restore keeps the files" "$(cd "$(files_dir cloud4 Test)" && find . -type f -print0 | sort -z | xargs -0 sha256sum | sha256sum)" \
+	"$(cd "$RAW/tree" && find . -type f -print0 | sort -z | xargs -0 sha256sum | sha256sum)"
+expect "database-only restore replaced the rows" "$(psql -X -At "$(db_url cloud4 Test)" -c "SELECT count(*) FROM notes")" 12
+
+# --- bad archives: refused with a clear error, nothing listed --------------
+BAD=$T/bad; mkdir -p "$BAD"
+mk_bad() { # NAME: build $BAD/NAME.tar.gz from $BAD/NAME/ (a copy of RAW)
+	tar czf "$BAD/$1.tar.gz" -C "$BAD/$1" . ; }
+copy_raw() { rm -rf "$BAD/$1"; cp -a "$RAW" "$BAD/$1"; }
+head -c $(( $(stat -c %s "$T/raw.tar.gz") / 2 )) "$T/raw.tar.gz" > "$BAD/truncated.tar.gz"
+cp "$T/full.tar.gz" "$BAD/bitflip.tar.gz"
+python3 - "$BAD/bitflip.tar.gz" <<'EOF'
+import sys
+p = sys.argv[1]; b = bytearray(open(p, 'rb').read()); b[len(b) // 2] ^= 0x20
+open(p, 'wb').write(b)
+EOF
+python3 - "$BAD/dotdot.tar.gz" "$BAD/absolute.tar.gz" "$RAW" <<'EOF'
+import sys, tarfile, io, os
+raw = sys.argv[3]
+def build(path, extra):
+    with tarfile.open(path, 'w:gz') as t:
+        for n in ('.metadata', 'db/db.backup'):
+            t.add(os.path.join(raw, n), n)
+        ti = tarfile.TarInfo(extra); ti.size = 4
+        t.addfile(ti, io.BytesIO(b'evil'))
+build(sys.argv[1], 'tree/../../etc/evil')
+build(sys.argv[2], '/etc/evil')
+EOF
+copy_raw symlink; ln -s /etc/passwd "$BAD/symlink/tree/link"; mk_bad symlink
+copy_raw hardlink; f=$(find "$BAD/hardlink/tree" -type f | head -1); ln "$f" "$BAD/hardlink/tree/hard"; mk_bad hardlink
+copy_raw device; mknod "$BAD/device/tree/null" c 1 3; mk_bad device
+copy_raw dup; mk_bad dup; gzip -dc "$BAD/dup.tar.gz" > "$BAD/dup.tar"
+tar rf "$BAD/dup.tar" -C "$BAD/dup" "./$(cd "$BAD/dup" && find tree -type f | head -1)"; gzip -c "$BAD/dup.tar" > "$BAD/dup.tar.gz"
+copy_raw badmeta; sed -i 's/"dumpSize":"\([0-9]*\)"/"dumpSize":\1/' "$BAD/badmeta/.metadata"; mk_bad badmeta
+copy_raw badsize; sed -i 's/"filesSize":"\([0-9]*\)"/"filesSize":"1\1"/' "$BAD/badsize/.metadata"; mk_bad badsize
+copy_raw notdump; echo "not a dump" > "$BAD/notdump/db/db.backup"; sz=$(stat -c %s "$BAD/notdump/db/db.backup")
+sed -i "s/\"dumpSize\":\"[0-9]*\"/\"dumpSize\":\"$sz\"/" "$BAD/notdump/.metadata"; mk_bad notdump
+before=$(snap_count shop2 Test)
+for b in truncated:truncated bitflip:'corrupt|checksum|truncated' dotdot:"escapes the archive root" \
+	absolute:"absolute path" symlink:"symbolic link" hardlink:"hard link" device:"device" \
+	dup:"duplicate|twice" badmeta:"'dumpSize' must be a string" badsize:"filesSize is" \
+	notdump:"not a PostgreSQL custom-format dump"; do
+	name=${b%%:*}; want=${b#*:}
+	check_fails "bad archive refused: $name" 1 "$NUBO" backups upload shop2 Test "$BAD/$name.tar.gz"
+	expect_match "bad archive message: $name" "$(cat "$T/last.err")" "$want"
+done
+expect "nothing listed after the bad uploads" "$(snap_count shop2 Test)" "$before"
+expect "nothing left on the node" "$(ls -A "$T/node-cloud4/snapshots" | grep -c '^\.upload' || true)" 0
+
+# --- a restore killed midway leaves the old data ---------------------------
+check "stop for the kill test" "$NUBO" envs stop shop Test
+# enough data that the restore takes a while
+psql -X -q "$(db_url cloud3 Test)" -c "CREATE TABLE bulk AS SELECT g AS id, md5(g::text) || repeat('x', 200) AS v FROM generate_series(1, 1500000) g"
+check "big snapshot" "$NUBO" backups create shop Test
+BIG=$("$NUBO" backups list shop Test --json | jq_get snapshots.0.id)
+psql -X -q "$(db_url cloud3 Test)" -c "DROP TABLE bulk"
+BEFORE_KILL=$(state_of cloud3 Test)
+check "restore started" "$NUBO" backups restore shop Test "$BIG" --no-wait
+for i in $(seq 100); do
+	[ -f "$T/node-cloud3/envs/$(env_id cloud3 Test)/restore.json" ] && break
+	sleep 0.1
+done
+sleep 1
+kill -9 "$NODE_PID_cloud3"
+wait "$NODE_PID_cloud3" 2>/dev/null || true
+pass "node killed during the restore"
+regs=$(grep -c "registered as node" "$T/node-cloud3.log")
+start_node cloud3 v3 --start-timeout 30 --stop-grace 3
+for i in $(seq 100); do
+	[ "$(grep -c "registered as node" "$T/node-cloud3.log")" -gt "$regs" ] && break
+	sleep 0.2
+done
+expect "journal settled at start" "$(ls "$T/node-cloud3/envs/$(env_id cloud3 Test)/restore.json" 2>/dev/null | wc -l)" 0
+expect "old data intact after the killed restore" "$(state_of cloud3 Test)" "$BEFORE_KILL"
+expect "no spool file left" "$(ls "$T/node-cloud3/envs/$(env_id cloud3 Test)" | grep -c '^restore-' || true)" 0
+expect "no half-restored database left" "$(psql -X -At "$(db_url cloud3 Test)" -c "SELECT count(*) FROM pg_database WHERE datname ~ '^env_[0-9]+_(new|old)_'")" 0
+for i in $(seq 240); do
+	s=$(api_as "$ADMIN_KEY" GET /apps/shop/environments/Test/restores | jq_get restores.0.state)
+	[ "$s" = failed ] && break
+	sleep 0.5
+done
+expect "the killed restore is reported failed" "$s" failed
+check "environment starts after the killed restore" "$NUBO" envs start shop Test
+expect "app serves the old data" "$(curl -s -H "Host: $H" "http://127.0.0.1:$ROUTER_cloud3/api/stats" | jq_get notes)" "$(psql -X -At "$(db_url cloud3 Test)" -c "SELECT count(*) FROM notes")"
+
+# --- delete ------------------------------------------------------------------
+check "delete a snapshot" "$NUBO" backups delete shop Test "$BIG"
+check_fails "deleted snapshot is gone" 1 "$NUBO" backups show shop Test "$BIG"
+expect "its archive is gone from the node" "$(ls "$T/node-cloud3/snapshots" | grep -c "$BIG" || true)" 0
+
+finish
