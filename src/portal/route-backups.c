@@ -796,19 +796,27 @@ backups_schedule_pass(sqlite3 *db)
 	json_t *nodes, *envs, *nd, *e, *old;
 	size_t i, k;
 	char runiso[32], nowiso[32];
+	const char *fixed;
 	int h, m;
 
-	nodes = store_rows(db, "SELECT id, backup_time FROM nodes WHERE"
-	    " agent_url IS NOT NULL", "");
+	/* NUBO_NIGHTLY_TIME: "off", or HH:MM for every node (tests) */
+	fixed = getenv("NUBO_NIGHTLY_TIME");
+	nodes = fixed && strcmp(fixed, "off") == 0 ? json_array() :
+	    store_rows(db, "SELECT id, backup_time, created_at FROM nodes"
+	    " WHERE agent_url IS NOT NULL", "");
 	json_array_foreach(nodes, i, nd) {
-		if (backup_schedule_parse(jsonx_str(nd, "backup_time"), &h, &m)
-		    == -1)
+		time_t born;
+
+		if (backup_schedule_parse(fixed ? fixed : jsonx_str(nd,
+		    "backup_time"), &h, &m) == -1)
 			continue;
 		run = backup_schedule_next(now, h, m);
 		if (run > now)
 			run -= 24 * 3600;
-		if (now - run > 6 * 3600)
-			continue;	/* missed by far: wait for the next */
+		/* a node created after the run has no nightly for it yet */
+		if (util_parse_iso(jsonx_str(nd, "created_at"), &born) == 0 &&
+		    born > run)
+			continue;
 		util_time_iso(run, runiso, sizeof runiso);
 		envs = store_rows(db, "SELECT e.id, e.name, e.app_id AS own_app,"
 		    " n.app_id AS node_app, e.package FROM environments e JOIN"
@@ -827,7 +835,10 @@ backups_schedule_pass(sqlite3 *db)
 			    jsonx_int(e, "own_app", 0) : jsonx_int(e, "node_app", 0);
 			char *uuid;
 
-			if (other > 0 || at < 0 || now < at)
+			/* each attempt has a window: a portal that was down
+			 * at the time skips that night rather than piling up */
+			if (other > 0 || at < 0 || now < at ||
+			    now - at > NUBO_NIGHTLY_RETRY_SECS)
 				continue;
 			uuid = snapshot_insert(db, eid, app, jsonx_int(nd, "id",
 			    0), "nightly", "queued", failed ? "nightly (retry)" :

@@ -11,6 +11,8 @@ NUBO=$NUBO_BUILD/nubo
 T=$(mktemp -d /tmp/nubo-test.XXXXXX)
 chmod 755 "$T"
 export XDG_CONFIG_HOME=$T/config
+# No nightly snapshots in tests unless a test asks (t5 sets a time).
+export NUBO_NIGHTLY_TIME=${NUBO_NIGHTLY_TIME:-off}
 PIDS=()
 NODE_DIRS=()
 PASSED=0

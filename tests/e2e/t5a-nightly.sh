@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# t5a: the nightly schedule and retention on an injected clock
+# (NUBO_CLOCK_OFFSET): a running environment gets a nightly snapshot at the
+# nightly time; it expires after 2 weeks (a Monday's nightly) and is then
+# deleted from the portal and from the node.
+. "$(dirname "$0")/lib.sh"
+
+PKG=$(ls "$NUBO_BUILD"/packages/notes-*.tar.gz 2>/dev/null | head -1)
+[ -n "$PKG" ] || { echo "t5a: the notes package is not built (make examples)" >&2; exit 1; }
+# every process runs 20 s before 02:00 UTC on the next Monday
+export NUBO_CLOCK_OFFSET=$(python3 -c '
+import datetime as d, time
+now = d.datetime.now(d.timezone.utc)
+day = (now + d.timedelta(days=(7 - now.weekday()) % 7 or 7)).replace(hour=1, minute=59, second=40, microsecond=0)
+print(int(day.timestamp() - time.time()))')
+export NUBO_NIGHTLY_TIME=02:00
+start_portal
+check "create app" "$NUBO" apps create shop --no-sandbox
+start_node cloud3 v3 --start-timeout 30 --stop-grace 3
+check "link" "$NUBO" nodes link cloud3 shop
+mkdir -p "$T/node-cloud3/packages/notes-1" && cp "$PKG" "$T/node-cloud3/packages/notes-1/package"
+check "transport" "$NUBO" envs transport shop Test notes-1
+check "start" "$NUBO" envs start shop Test
+# Acceptance stays stopped: no nightly for it
+for i in $(seq 120); do
+	n=$("$NUBO" backups list shop Test --json | python3 -c 'import json,sys; print(sum(1 for s in json.load(sys.stdin)["snapshots"] if s["type"] == "nightly" and s["state"] == "completed"))')
+	[ "$n" -ge 1 ] && break
+	sleep 0.5
+done
+expect "a nightly snapshot of the running environment" "$n" 1
+S=$("$NUBO" backups list shop Test --json | jq_get snapshots.0)
+NID=$(printf '%s' "$S" | jq_get id)
+expect_match "taken at the nightly time" "$(printf '%s' "$S" | jq_get created)" 'T02:0[0-1]:'
+expect "a Monday nightly expires after 2 weeks" "$(python3 -c "
+import datetime as d
+c = d.datetime.fromisoformat('$(printf '%s' "$S" | jq_get created)'.replace('Z', '+00:00'))
+e = d.datetime.fromisoformat('$(printf '%s' "$S" | jq_get expires)'.replace('Z', '+00:00'))
+print((e - c).days)")" 14
+expect "no nightly for a stopped environment" "$("$NUBO" backups list shop Acceptance --json | jq_get snapshots)" "[]"
+sleep 20	# the next scheduler passes do not take a second one
+expect "one nightly per night" "$("$NUBO" backups list shop Test --json | python3 -c 'import json,sys; print(sum(1 for s in json.load(sys.stdin)["snapshots"] if s["type"] == "nightly"))')" 1
+check "a manual snapshot too" "$NUBO" backups create shop Test
+expect "the node holds the archive" "$(ls "$T/node-cloud3/snapshots" | grep -c "$NID")" 1
+
+# 15 days later: the nightly has expired, the manual one (3 months) stays
+stop_portal
+export NUBO_CLOCK_OFFSET=$((NUBO_CLOCK_OFFSET + 15 * 86400 + 3600))
+start_portal
+for i in $(seq 60); do
+	"$NUBO" backups show shop Test "$NID" >/dev/null 2>&1 || break
+	sleep 0.5
+done
+check_fails "the expired nightly is deleted" 1 "$NUBO" backups show shop Test "$NID"
+expect "and its archive is gone from the node" "$(ls "$T/node-cloud3/snapshots" | grep -c "$NID" || true)" 0
+expect "the manual snapshot is kept" "$("$NUBO" backups list shop Test --json | python3 -c 'import json,sys; print(sum(1 for s in json.load(sys.stdin)["snapshots"] if s["type"] == "manual"))')" 1
+finish
