@@ -218,11 +218,14 @@ BIG=$("$NUBO" backups list shop Test --json | jq_get snapshots.0.id)
 psql -X -q "$(db_url cloud3 Test)" -c "DROP TABLE bulk"
 BEFORE_KILL=$(state_of cloud3 Test)
 check "restore started" "$NUBO" backups restore shop Test "$BIG" --no-wait
-for i in $(seq 100); do
-	[ -f "$T/node-cloud3/envs/$(env_id cloud3 Test)/restore.json" ] && break
+# kill once pg_restore is loading the new database
+EID=$(env_id cloud3 Test)
+for i in $(seq 600); do
+	[ "$(psql -X -At "$(db_url cloud3 Test)" -c "SELECT count(*) FROM pg_database WHERE datname ~ '^env_${EID}_new_'")" = 1 ] && break
 	sleep 0.1
 done
-sleep 1
+sleep 0.3
+[ -f "$T/node-cloud3/envs/$EID/restore.json" ] && pass "restore in progress when killed" || fail "restore not in progress when killed"
 kill -9 "$NODE_PID_cloud3"
 wait "$NODE_PID_cloud3" 2>/dev/null || true
 pass "node killed during the restore"
