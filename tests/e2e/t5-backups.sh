@@ -218,15 +218,20 @@ BIG=$("$NUBO" backups list shop Test --json | jq_get snapshots.0.id)
 psql -X -q "$(db_url cloud3 Test)" -c "DROP TABLE bulk"
 BEFORE_KILL=$(state_of cloud3 Test)
 check "restore started" "$NUBO" backups restore shop Test "$BIG" --no-wait
-# kill once pg_restore is loading the new database
+KILLED=$(awk '{print $2}' "$T/last.out")
+# kill once pg_restore is loading the new database: pg_restore is stopped
+# first (SIGSTOP) so the restore cannot finish before the kill lands
 EID=$(env_id cloud3 Test)
+PGR=
 for i in $(seq 600); do
-	[ "$(psql -X -At "$(db_url cloud3 Test)" -c "SELECT count(*) FROM pg_database WHERE datname ~ '^env_${EID}_new_'")" = 1 ] && break
-	sleep 0.1
+	PGR=$(pgrep -f "pg_restore.*env_${EID}_new_" | head -1 || true)
+	[ -n "$PGR" ] && break
+	sleep 0.05
 done
-sleep 0.3
-[ -f "$T/node-cloud3/envs/$EID/restore.json" ] && pass "restore in progress when killed" || fail "restore not in progress when killed"
+[ -n "$PGR" ] && kill -STOP $PGR
+[ -n "$PGR" ] && [ -f "$T/node-cloud3/envs/$EID/restore.json" ] && pass "restore in progress when killed" || fail "restore not in progress when killed"
 kill -9 "$NODE_PID_cloud3"
+[ -n "$PGR" ] && kill -9 $PGR 2>/dev/null	# the host went down with it
 wait "$NODE_PID_cloud3" 2>/dev/null || true
 pass "node killed during the restore"
 regs=$(grep -c "registered as node" "$T/node-cloud3.log")
@@ -240,7 +245,9 @@ expect "old data intact after the killed restore" "$(state_of cloud3 Test)" "$BE
 expect "no spool file left" "$(ls "$T/node-cloud3/envs/$(env_id cloud3 Test)" | grep -c '^restore-' || true)" 0
 expect "no half-restored database left" "$(psql -X -At "$(db_url cloud3 Test)" -c "SELECT count(*) FROM pg_database WHERE datname ~ '^env_[0-9]+_(new|old)_'")" 0
 for i in $(seq 240); do
-	s=$(api_as "$ADMIN_KEY" GET /apps/shop/environments/Test/restores | jq_get restores.0.state)
+	s=$(api_as "$ADMIN_KEY" GET /apps/shop/environments/Test/restores | python3 -c '
+import json, sys
+print(next((r["state"] for r in json.load(sys.stdin)["restores"] if r["id"] == sys.argv[1]), "missing"))' "$KILLED")
 	[ "$s" = failed ] && break
 	sleep 0.5
 done
