@@ -13,11 +13,8 @@ PKG=$(ls "$NUBO_BUILD"/packages/notes-*.tar.gz 2>/dev/null | head -1)
 [ -n "$PKG" ] || { echo "t5: the notes package is not built (make examples)" >&2; exit 1; }
 start_portal
 
-# Until the package repository API is used here, the package goes into the
-# node's repository folder directly (DIR/packages/<id>/package).
-put_package() { # NODE ID FILE
-	mkdir -p "$T/node-$1/packages/$2"
-	cp "$3" "$T/node-$1/packages/$2/package"
+put_package() { # NODE ID FILE: upload to the node's repository
+	"$NUBO" packages upload "$1" "$3" >/dev/null
 }
 env_id() { # NODE ENV
 	sqlite3 "$T/portal/portal.db" "SELECT e.id FROM environments e JOIN nodes n ON n.id=e.node_id WHERE n.name='$1' AND e.name='$2'"
@@ -71,8 +68,8 @@ snap_count() { "$NUBO" backups list "$1" "$2" --json | jq_get snapshots | python
 check "create app" "$NUBO" apps create shop --no-sandbox
 start_node cloud3 v3 --start-timeout 30 --stop-grace 3
 check "link" "$NUBO" nodes link cloud3 shop
-put_package cloud3 notes-1 "$PKG"
-check "transport notes" "$NUBO" envs transport shop Test notes-1
+put_package cloud3 notes-1.0.0 "$PKG"
+check "transport notes" "$NUBO" envs transport shop Test notes-1.0.0
 check "start" "$NUBO" envs start shop Test
 H=$(host shop Test)
 write_notes cloud3 "$H" 12 first
@@ -87,7 +84,7 @@ expect "type manual" "$(printf '%s' "$S" | jq_get type)" manual
 expect "state completed" "$(printf '%s' "$S" | jq_get state)" completed
 expect "comment" "$(printf '%s' "$S" | jq_get comment)" "before the change"
 expect "who" "$(printf '%s' "$S" | jq_get created_by)" "admin@nubo.localhost"
-expect "package recorded" "$(printf '%s' "$S" | jq_get package)" notes-1
+expect "package recorded" "$(printf '%s' "$S" | jq_get package)" notes-1.0.0
 expect_match "sizes recorded" "$(printf '%s' "$S" | jq_get files_size),$(printf '%s' "$S" | jq_get dump_size)" '^[1-9][0-9]*,[1-9][0-9]*$'
 expect_match "manual snapshots expire in 3 months" "$(printf '%s' "$S" | jq_get expires)" "^$(date -u -d '+3 months' +%Y-%m)"
 check "short id works" "$NUBO" backups show shop Test "${SID:0:8}"
@@ -117,7 +114,7 @@ expect_match "archive members" "$(tar tzf full.tar.gz | sort | tr '\n' ' ')" '^\
 mkdir plain && tar xzf full.tar.gz -C plain
 check "pg_restore reads db/db.backup" pg_restore --list plain/db/db.backup
 check "sha256sum -c .nubo/checksums" sh -c "cd plain && sha256sum --quiet -c .nubo/checksums"
-expect_match ".metadata values are strings" "$(cat plain/.metadata)" '^\{"duration":"[0-9]+","dumpSize":"[0-9]+","modelVersion":"notes-1","databaseSize":"[0-9]+","filesSize":"[0-9]+","nuboFormat":"1"\}$'
+expect_match ".metadata values are strings" "$(cat plain/.metadata)" '^\{"duration":"[0-9]+","dumpSize":"[0-9]+","modelVersion":"notes-1.0.0","databaseSize":"[0-9]+","filesSize":"[0-9]+","nuboFormat":"1"\}$'
 check "download database only" "$NUBO" backups download shop Test "$SID" --kind database --output db.backup
 check "the database download is a custom dump" pg_restore --list db.backup
 check "it equals the archive's" cmp db.backup plain/db/db.backup
@@ -134,8 +131,8 @@ cd - >/dev/null
 check "create app 2" "$NUBO" apps create shop2 --no-sandbox
 start_node cloud4 v4 --start-timeout 30 --stop-grace 3
 check "link 2" "$NUBO" nodes link cloud4 shop2
-put_package cloud4 notes-1 "$PKG"
-check "transport 2" "$NUBO" envs transport shop2 Test notes-1
+put_package cloud4 notes-1.0.0 "$PKG"
+check "transport 2" "$NUBO" envs transport shop2 Test notes-1.0.0
 check "start 2 (creates its database)" "$NUBO" envs start shop2 Test
 check "stop 2" "$NUBO" envs stop shop2 Test
 check "upload the nubo archive to the other node" "$NUBO" backups upload shop2 Test "$T/full.tar.gz" --comment moved

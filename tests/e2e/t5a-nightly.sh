@@ -18,8 +18,8 @@ start_portal
 check "create app" "$NUBO" apps create shop --no-sandbox
 start_node cloud3 v3 --start-timeout 30 --stop-grace 3
 check "link" "$NUBO" nodes link cloud3 shop
-mkdir -p "$T/node-cloud3/packages/notes-1" && cp "$PKG" "$T/node-cloud3/packages/notes-1/package"
-check "transport" "$NUBO" envs transport shop Test notes-1
+"$NUBO" packages upload cloud3 "$PKG" >/dev/null
+check "transport" "$NUBO" envs transport shop Test notes-1.0.0
 check "start" "$NUBO" envs start shop Test
 # Acceptance stays stopped: no nightly for it
 for i in $(seq 120); do
