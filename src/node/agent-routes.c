@@ -32,6 +32,8 @@ void agent_packages_upload(struct areq *);
 int agent_packages_upload_sink(struct http_req *, const char *, size_t);
 void agent_packages_download(struct areq *);
 void agent_packages_delete(struct areq *);
+/* env-delete.c */
+void agent_env_delete(struct areq *);
 
 /* transfer.c (migrations) */
 void transfer_checksums(struct areq *);
@@ -61,6 +63,9 @@ static const struct agent_route agent_routes[] = {
 	  "every environment and its true state" },
 	{ "PUT", "/agent/v1/environments/{id}", agent_env_put, AGENT_PORTAL,
 	  NULL, "the portal's desired spec of an environment" },
+	{ "DELETE", "/agent/v1/environments/{id}", agent_env_delete,
+	  AGENT_PORTAL, NULL, "delete for real: instances, database, files, "
+	  "route" },
 	{ "GET", "/agent/v1/environments/{id}", agent_env_show, AGENT_PORTAL,
 	  NULL, "one environment's true state" },
 	{ "POST", "/agent/v1/environments/{id}/start", agent_env_start,

@@ -170,12 +170,21 @@ void pg_stop(void);
 int pg_env_ensure(struct env *, char **cause);
 /* Drop and re-create env's database (clean). */
 int pg_env_wipe(struct env *, char **cause);
+/* 0 when the database server answers; -1 with *cause. */
+int pg_reachable(char **cause);
+/* Drop environment id's database and role (0 also when already gone). */
+int pg_env_drop(long long id, char **cause);
 /* postgresql://role:password@host:port/db (caller frees). */
 char *pg_env_url(struct env *);
 /* libpq conninfo of the admin connection (caller frees). */
 char *pg_admin_conninfo(void);
 /* "env_<id>" (caller frees). */
 char *pg_env_dbname(struct env *);
+
+/* env-delete.c */
+/* Bumped (under the lock) whenever an environment is deleted: specs the
+ * portal computed before a delete must not bring it back. */
+extern unsigned env_delete_epoch;
 
 /* router.c */
 int router_start(void);

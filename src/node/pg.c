@@ -351,3 +351,36 @@ pg_env_wipe(struct env *e, char **cause)
 	}
 	return rc;
 }
+
+int
+pg_reachable(char **cause)
+{
+	PGconn *c = pg_connect(cause);
+
+	if (c == NULL)
+		return -1;
+	PQfinish(c);
+	return 0;
+}
+
+int
+pg_env_drop(long long id, char **cause)
+{
+	PGconn *c = pg_connect(cause);
+	char *sql;
+	int rc;
+
+	if (c == NULL)
+		return -1;
+	/* FORCE: sessions an instance left behind must not keep it alive */
+	sql = xasprintf("DROP DATABASE IF EXISTS env_%lld WITH (FORCE)", id);
+	rc = pg_exec(c, sql, cause);
+	free(sql);
+	if (rc == 0) {
+		sql = xasprintf("DROP ROLE IF EXISTS env_%lld", id);
+		rc = pg_exec(c, sql, cause);
+		free(sql);
+	}
+	PQfinish(c);
+	return rc;
+}

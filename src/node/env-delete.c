@@ -1,0 +1,132 @@
+/* Deleting an environment for real (DELETE /agent/v1/environments/{id}):
+ * the portal asks for it when a sandbox is unlinked or its app deleted.
+ * Order: out of the node's list (the supervisor, the heartbeat and the
+ * router stop seeing it), out of the router, instances stopped, database
+ * and role dropped, folder (app, files, logs, env.json) removed. env.json
+ * goes last: a delete cut short is finished by the next one after a
+ * restart. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "agent-routes.h"
+#include "log.h"
+#include "util.h"
+#include "xmalloc.h"
+
+unsigned env_delete_epoch;
+
+/* Deleted environments are kept in memory, not freed: a request that was
+ * routed to one before it went may still hold its pointer. */
+static struct env *env_graveyard;
+
+/* Caller holds the lock. */
+static void
+env_unlist(struct env *e)
+{
+	struct env **p;
+
+	for (p = &node->envs; *p; p = &(*p)->next)
+		if (*p == e) {
+			*p = e->next;
+			break;
+		}
+	e->next = NULL;
+}
+
+/* Caller holds the lock. */
+static void
+env_relist(struct env *e)
+{
+	struct env **tail;
+
+	for (tail = &node->envs; *tail; tail = &(*tail)->next)
+		;
+	*tail = e;
+	e->next = NULL;
+}
+
+static int
+env_remove_dir(struct env *e, char **cause)
+{
+	static const char *const subs[] = { "app", "files", "logs", NULL };
+	int i;
+
+	for (i = 0; subs[i]; i++) {
+		char *p = xasprintf("%s/%s", e->dir, subs[i]);
+		int rc = util_rm_rf(p);
+
+		free(p);
+		if (rc == -1)
+			goto fail;
+	}
+	if (util_rm_rf(e->dir) == 0)
+		return 0;
+fail:
+	*cause = xasprintf("cannot remove %s: %s", e->dir, strerror(errno));
+	return -1;
+}
+
+/* DELETE /agent/v1/environments/{id} */
+void
+agent_env_delete(struct areq *r)
+{
+	struct env *e = r->env;
+	char *cause = NULL;
+	long long id = e->id;
+
+	/* Nothing changes when the database server cannot be reached. */
+	if (pg_reachable(&cause) == -1) {
+		areply_error(r, 503, "DATABASE_UNAVAILABLE", "cannot delete "
+		    "environment %lld: %s", id, cause);
+		free(cause);
+		return;
+	}
+	pthread_mutex_lock(&node->lock);
+	if (env_find(id) != e) {
+		pthread_mutex_unlock(&node->lock);
+		areply_error(r, 404, "ENVIRONMENT_NOT_FOUND", "environment "
+		    "%lld is already deleted", id);
+		return;
+	}
+	env_unlist(e);
+	env_delete_epoch++;
+	e->want_running = 0;
+	e->restart_pending = 0;
+	node->router_dirty = 1;
+	pthread_mutex_unlock(&node->lock);
+	log_info("environment %lld (%s): deleting", id, env_name(e));
+
+	/* Its hostnames stop being served before its instances stop. */
+	if (router_reload() == -1)
+		log_warn("environment %lld: the router did not reload; it "
+		    "will retry", id);
+	supervisor_kill_all(e);
+	if (pg_env_drop(id, &cause) == -1) {
+		areply_error(r, 503, "DATABASE_ERROR", "cannot drop the "
+		    "database of environment %lld: %s", id, cause);
+		goto undo;
+	}
+	if (env_remove_dir(e, &cause) == -1) {
+		areply_error(r, 500, "FILES_ERROR", "environment %lld: %s",
+		    id, cause);
+		goto undo;
+	}
+	pthread_mutex_lock(&node->lock);
+	e->next = env_graveyard;
+	env_graveyard = e;
+	pthread_mutex_unlock(&node->lock);
+	log_info("environment %lld deleted: instances stopped, database and "
+	    "role dropped, %s removed", id, e->dir);
+	areply(r, 200, json_pack("{s:I,s:b}", "id", (json_int_t)id,
+	    "deleted", 1));
+	return;
+undo:
+	/* Stopped, but still there: the portal keeps it and may retry. */
+	log_error("environment %lld: delete failed: %s", id, cause);
+	free(cause);
+	pthread_mutex_lock(&node->lock);
+	env_relist(e);
+	node->router_dirty = 1;
+	pthread_mutex_unlock(&node->lock);
+}

@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# t3s: a sandbox's data really goes when the sandbox is unlinked or its app
+# deleted — the sandbox node stops the instances, drops the database and
+# role, removes files/app/logs and takes the hostname out of its router;
+# with the node unreachable both are refused and nothing changes; a
+# heartbeat does not bring a deleted environment back.
+. "$(dirname "$0")/lib.sh"
+
+APPS=$NUBO_SRC/tests/e2e/apps
+start_portal
+NODE_CREATE_ARGS=--sandbox start_node sandbox v4
+
+put_package() { # NODE ID SRCDIR (the node's repository folder)
+	mkdir -p "$T/node-$1/packages/$2"
+	tar czf "$T/node-$1/packages/$2/package" -C "$3" .
+}
+put_package sandbox pyapp-1.0.0 "$APPS/pyapp"
+
+PGPORT=$(sed -n 3p "$T/node-sandbox.ports")
+PGPW=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["password"])' "$T/node-sandbox/pg/admin.json")
+pgq() { PGPASSWORD=$PGPW psql -h 127.0.0.1 -p "$PGPORT" -U nubo_admin -d postgres -Atc "$1"; }
+envid() { sqlite3 "$T/portal/portal.db" "SELECT e.id FROM environments e JOIN apps a ON a.id = e.app_id WHERE a.subdomain = '$1'"; }
+
+# deploy APP: a sandbox app running pyapp with a row and a file written
+deploy() {
+	local app=$1 host=$1-sandbox.nubo.localhost
+	check "$app: free app with a sandbox" "$NUBO" apps create "$app"
+	check "$app: transport" "$NUBO" envs transport "$app" Sandbox pyapp-1.0.0
+	check "$app: start" "$NUBO" envs start "$app" Sandbox
+	expect "$app: a row in its database" "$(route sandbox "$host" /add/x | jq_get count)" 1
+	route sandbox "$host" /file/hello > /dev/null
+}
+
+# present APP ID: everything of the environment is there on the node
+present() {
+	local app=$1 id=$2
+	expect "$app: database env_$id exists" "$(pgq "SELECT count(*) FROM pg_database WHERE datname = 'env_$id'")" 1
+	expect "$app: role env_$id exists" "$(pgq "SELECT count(*) FROM pg_roles WHERE rolname = 'env_$id'")" 1
+	[ -s "$T/node-sandbox/envs/$id/files/f.txt" ] && pass "$app: its files are there" || fail "$app: files missing"
+	expect "$app: served by the router" "$(route sandbox "$app-sandbox.nubo.localhost" /count | jq_get count)" 1
+	grep -q "$app-sandbox.nubo.localhost" "$T/node-sandbox/nginx/nginx.conf" && pass "$app: in the router config" || fail "$app: not in the router config"
+}
+
+# gone APP ID PID: nothing of it left on the node
+gone() {
+	local app=$1 id=$2 pid=$3
+	expect "$app: database env_$id dropped" "$(pgq "SELECT count(*) FROM pg_database WHERE datname = 'env_$id'")" 0
+	expect "$app: role env_$id dropped" "$(pgq "SELECT count(*) FROM pg_roles WHERE rolname = 'env_$id'")" 0
+	[ ! -e "$T/node-sandbox/envs/$id" ] && pass "$app: files, app and logs removed" || fail "$app: $(ls -R "$T/node-sandbox/envs/$id" | head -5) left"
+	expect "$app: the router no longer serves it" "$(route_status sandbox "$app-sandbox.nubo.localhost" /)" 404
+	if grep -qs app.py "/proc/$pid/cmdline"; then fail "$app: instance $pid still runs"; else pass "$app: instance stopped"; fi
+	grep -q "$app-sandbox.nubo.localhost" "$T/node-sandbox/nginx/nginx.conf" && fail "$app: still in the router config" || pass "$app: out of the router config"
+}
+
+deploy trial
+deploy gone
+ID1=$(envid trial)
+ID2=$(envid gone)
+PID1=$("$NUBO" envs show trial Sandbox --json | jq_get running.0.pid)
+PID2=$("$NUBO" envs show gone Sandbox --json | jq_get running.0.pid)
+present trial "$ID1"
+present gone "$ID2"
+
+# ---- refused while the sandbox node is unreachable: nothing changes -----
+stop_node sandbox
+check_fails "unlink-sandbox refused with the node down" 1 "$NUBO" apps unlink-sandbox trial --yes
+expect_match "the refusal says why" "$(cat "$T/last.err")" "could not delete|cannot reach"
+expect "API answers 503 NODE_UNREACHABLE" "$(api_as "$ADMIN_KEY" POST /apps/trial/unlink-sandbox '{"confirm":true}' | jq_get error.code)" NODE_UNREACHABLE
+check_fails "deleting a sandbox app refused with the node down" 1 "$NUBO" apps delete gone
+expect "delete answers 503" "$(status_as "$ADMIN_KEY" DELETE /apps/gone)" 503
+expect "trial keeps its sandbox" "$("$NUBO" apps show trial --json | jq_get sandbox)" true
+expect "gone still exists" "$("$NUBO" apps show gone --json | jq_get subdomain)" gone
+expect "both environments still on the portal" "$(sqlite3 "$T/portal/portal.db" "SELECT count(*) FROM environments WHERE id IN ($ID1, $ID2)")" 2
+start_node sandbox v4
+present trial "$ID1"
+present gone "$ID2"
+
+# ---- unlink-sandbox: confirmation, then the data is gone for real -------
+check_fails "unlink-sandbox without --yes is a usage error" 2 "$NUBO" apps unlink-sandbox trial </dev/null
+expect "API refuses without confirm" "$(api_as "$ADMIN_KEY" POST /apps/trial/unlink-sandbox '{"confirm":false}' | jq_get error.code)" CONFIRMATION_REQUIRED
+present trial "$ID1"
+check "unlink-sandbox --yes" "$NUBO" apps unlink-sandbox trial --yes
+expect "trial has no sandbox" "$("$NUBO" apps show trial --json | jq_get sandbox)" false
+gone trial "$ID1" "$PID1"
+present gone "$ID2"
+expect_match "activity says the data was deleted on the node" \
+	"$("$NUBO" apps activity trial --json | python3 -c 'import json,sys; print([a["detail"] for a in json.load(sys.stdin) if a["action"]=="app.unlink-sandbox"][0])')" \
+	"deleted on the node .instances stopped, database and files removed"
+
+# ---- deleting a sandbox app deletes its environment on the node --------
+check "delete the sandbox app" "$NUBO" apps delete gone
+gone gone "$ID2" "$PID2"
+
+# heartbeats (every 2 s) do not bring them back
+sleep 5
+[ ! -e "$T/node-sandbox/envs/$ID1" ] && [ ! -e "$T/node-sandbox/envs/$ID2" ] && pass "still gone after heartbeats" || fail "an environment came back: $(ls "$T/node-sandbox/envs")"
+expect "the node lists no environment" "$(curl -s -H "Authorization: Bearer $(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["portal_secret"])' "$T/node-sandbox/agent.json")" "$NODE_URL_sandbox/agent/v1/environments" | jq_get environments)" "[]"
+expect "no env_ database left" "$(pgq "SELECT count(*) FROM pg_database WHERE datname LIKE 'env\_%'")" 0
+
+# a new sandbox app after that starts from an empty database
+deploy fresh
+expect "fresh: its own data only" "$(route sandbox fresh-sandbox.nubo.localhost /count | jq_get count)" 1
+
+finish
