@@ -28,7 +28,9 @@ const struct cmd_entry cmd_apps_delete_entry = {
 	"apps", "delete", "APP", "json", 1, 1,
 	"delete an app (refused while it is linked to a node)",
 	"Only the Technical Contact may delete an app. Its members and its\n"
-	"sandbox (if any) go with it. A licensed app cannot be deleted: link\n"
-	"another app to its node first, or offboard the node.",
+	"sandbox (if any) go with it: the sandbox's database and files are\n"
+	"deleted on the sandbox node (refused, nothing changed, while that node\n"
+	"cannot be reached). A licensed app cannot be deleted: link another\n"
+	"app to its node first, or offboard the node.",
 	cmd_apps_delete_exec, 0,
 };

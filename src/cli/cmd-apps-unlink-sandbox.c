@@ -57,8 +57,11 @@ out:
 const struct cmd_entry cmd_apps_unlink_sandbox_entry = {
 	"apps", "unlink-sandbox", "APP", "yes,json", 1, 1,
 	"remove an app's sandbox so it can be linked to a node",
-	"The sandbox environment and all its data are deleted. Asks for the\n"
-	"app's name on a terminal; --yes confirms without asking. Only the\n"
+	"The sandbox environment and all its data are deleted on the sandbox\n"
+	"node: its instances stop, its database and files are removed and its\n"
+	"hostname stops answering. No backup is kept. Refused, with nothing\n"
+	"changed, while the sandbox node cannot be reached. Asks for the app's\n"
+	"name on a terminal; --yes confirms without asking. Only the\n"
 	"Technical Contact may do this.",
 	cmd_apps_unlink_sandbox_exec, 0,
 };
