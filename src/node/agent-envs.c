@@ -69,6 +69,7 @@ agent_env_put(struct areq *r)
 	}
 	json_object_set_new(r->body, "id", json_integer(id));
 	pthread_mutex_lock(&node->lock);
+	env_delete_forget(id);
 	e = env_apply_spec(r->body, &dirty);
 	pthread_mutex_unlock(&node->lock);
 	if (e == NULL) {

@@ -4,21 +4,93 @@
  * router stop seeing it), out of the router, instances stopped, database
  * and role dropped, folder (app, files, logs, env.json) removed. env.json
  * goes last: a delete cut short is finished by the next one after a
- * restart. */
+ * restart. A tombstone keeps the portal's heartbeat answers, which may
+ * still list the environment until the portal has removed its row, from
+ * bringing it back. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "agent-routes.h"
+#include "jsonx.h"
 #include "log.h"
 #include "util.h"
 #include "xmalloc.h"
 
-unsigned env_delete_epoch;
+/* A tombstone lives until the portal's spec lists stop naming the id, a
+ * PUT for the id arrives (the portal made a new environment that reuses
+ * it), or this long, whichever comes first. */
+#define ENV_TOMBSTONE_SECONDS	60
+
+struct tombstone {
+	long long		 id;
+	double			 at;
+	struct tombstone	*next;
+};
+
+static struct tombstone *env_tombstones;
 
 /* Deleted environments are kept in memory, not freed: a request that was
  * routed to one before it went may still hold its pointer. */
 static struct env *env_graveyard;
+
+static void
+env_tombstone_drop(struct tombstone **p)
+{
+	struct tombstone *t = *p;
+
+	*p = t->next;
+	free(t);
+}
+
+int
+env_delete_tombstoned(long long id)
+{
+	struct tombstone **p;
+
+	for (p = &env_tombstones; *p; ) {
+		if (node_clock() - (*p)->at > ENV_TOMBSTONE_SECONDS) {
+			env_tombstone_drop(p);
+			continue;
+		}
+		if ((*p)->id == id)
+			return 1;
+		p = &(*p)->next;
+	}
+	return 0;
+}
+
+void
+env_delete_listed(json_t *specs)
+{
+	struct tombstone **p;
+
+	for (p = &env_tombstones; *p; ) {
+		json_t *spec;
+		size_t i;
+		int listed = 0;
+
+		json_array_foreach(specs, i, spec)
+			if (jsonx_int(spec, "id", 0) == (*p)->id)
+				listed = 1;
+		if (listed)
+			p = &(*p)->next;
+		else
+			env_tombstone_drop(p);
+	}
+}
+
+void
+env_delete_forget(long long id)
+{
+	struct tombstone **p;
+
+	for (p = &env_tombstones; *p; )
+		if ((*p)->id == id)
+			env_tombstone_drop(p);
+		else
+			p = &(*p)->next;
+}
 
 /* Caller holds the lock. */
 static void
@@ -72,6 +144,7 @@ void
 agent_env_delete(struct areq *r)
 {
 	struct env *e = r->env;
+	struct tombstone *t;
 	char *cause = NULL;
 	long long id = e->id;
 
@@ -90,7 +163,11 @@ agent_env_delete(struct areq *r)
 		return;
 	}
 	env_unlist(e);
-	env_delete_epoch++;
+	t = xcalloc(1, sizeof *t);
+	t->id = id;
+	t->at = node_clock();
+	t->next = env_tombstones;
+	env_tombstones = t;
 	e->want_running = 0;
 	e->restart_pending = 0;
 	node->router_dirty = 1;
@@ -126,6 +203,7 @@ undo:
 	log_error("environment %lld: delete failed: %s", id, cause);
 	free(cause);
 	pthread_mutex_lock(&node->lock);
+	env_delete_forget(id);
 	env_relist(e);
 	node->router_dirty = 1;
 	pthread_mutex_unlock(&node->lock);

@@ -234,10 +234,8 @@ portal_post(const char *path, json_t *body, json_t **out)
 	return (int)status;
 }
 
-/* Apply the portal's specs, unless an environment was deleted since the
- * request that brought them left (epoch): they may still list it. */
 static void
-node_apply_specs(json_t *specs, unsigned epoch)
+node_apply_specs(json_t *specs)
 {
 	json_t *spec;
 	size_t i;
@@ -247,16 +245,16 @@ node_apply_specs(json_t *specs, unsigned epoch)
 	if (!json_is_array(specs))
 		return;
 	pthread_mutex_lock(&node->lock);
-	if (epoch != env_delete_epoch) {
-		pthread_mutex_unlock(&node->lock);
-		return;
-	}
+	/* Not an environment deleted here (DELETE .../environments/{id})
+	 * that the portal still listed when it answered. */
 	json_array_foreach(specs, i, spec)
-		if (json_is_object(spec))
+		if (json_is_object(spec) &&
+		    !env_delete_tombstoned(jsonx_int(spec, "id", 0)))
 			env_apply_spec(spec, NULL);
+	env_delete_listed(specs);
 	/* The list is complete: an environment the portal no longer has
-	 * (a deleted sandbox, say) stops serving. Its data stays on disk
-	 * until someone removes it on purpose. */
+	 * stops serving. Its data stays on disk until the portal deletes it
+	 * (DELETE /agent/v1/environments/{id}: src/node/env-delete.c). */
 	for (e = node->envs; e; e = e->next) {
 		int listed = 0;
 
@@ -291,11 +289,7 @@ node_register(void)
 	char router[64];
 	json_t *body, *resp = NULL;
 	int st, rc = -1;
-	unsigned epoch;
 
-	pthread_mutex_lock(&node->lock);
-	epoch = env_delete_epoch;
-	pthread_mutex_unlock(&node->lock);
 	snprintf(router, sizeof router, "127.0.0.1:%u", node->router_port);
 	body = json_pack("{s:s,s:s,s:s}", "url", node->agent_url, "router",
 	    router, "version", NODE_VERSION);
@@ -326,7 +320,7 @@ node_register(void)
 	node->router_dirty = 1;
 	node_save_agent();
 	pthread_mutex_unlock(&node->lock);
-	node_apply_specs(json_object_get(resp, "environments"), epoch);
+	node_apply_specs(json_object_get(resp, "environments"));
 	log_info("registered as node '%s' (%s) with %s", node->name,
 	    node->generation, node->portal_url);
 	rc = 0;
@@ -343,10 +337,8 @@ node_heartbeat(void)
 	json_t *envs = json_array(), *body, *resp = NULL;
 	struct env *e;
 	int st;
-	unsigned epoch;
 
 	pthread_mutex_lock(&node->lock);
-	epoch = env_delete_epoch;
 	for (e = node->envs; e; e = e->next)
 		json_array_append_new(envs, env_json(e));
 	pthread_mutex_unlock(&node->lock);
@@ -357,8 +349,7 @@ node_heartbeat(void)
 		if (hb_failing)
 			log_info("heartbeat to %s works again", node->portal_url);
 		hb_failing = 0;
-		node_apply_specs(json_object_get(resp, "environments"),
-		    epoch);
+		node_apply_specs(json_object_get(resp, "environments"));
 	} else if (hb_failing++ % 30 == 0) {
 		const char *msg = jsonx_str(json_object_get(resp, "error"),
 		    "message");

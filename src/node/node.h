@@ -181,10 +181,15 @@ char *pg_admin_conninfo(void);
 /* "env_<id>" (caller frees). */
 char *pg_env_dbname(struct env *);
 
-/* env-delete.c */
-/* Bumped (under the lock) whenever an environment is deleted: specs the
- * portal computed before a delete must not bring it back. */
-extern unsigned env_delete_epoch;
+/* env-delete.c (caller holds the lock) */
+/* 1 when id was deleted here lately and the portal may still list it:
+ * its spec must not bring it back. */
+int env_delete_tombstoned(long long id);
+/* A complete spec list from the portal: ids it no longer lists are gone
+ * there too, so their tombstones go. */
+void env_delete_listed(json_t *specs);
+/* The portal pushed a spec for id (PUT): it has such an environment. */
+void env_delete_forget(long long id);
 
 /* router.c */
 int router_start(void);

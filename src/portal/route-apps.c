@@ -307,16 +307,13 @@ apps_delete(struct preq *r)
 	if (env_id) {
 		/* Everything that would refuse the delete, before the
 		 * sandbox data goes: a dry run. */
-		if (apps_delete_rows(r, app, sub) == -1) {
-			env_id = 0;
+		if (apps_delete_rows(r, app, sub) == -1)
 			goto out;
-		}
 		store_rollback(r->db);
 		if (env_delete_on_node(r->db, env_id, &status, &code, &cause)
 		    == -1) {
 			reply_error(r, status, code, "cannot delete app '%s' "
 			    "with its sandbox: %s", app, cause);
-			env_id = 0;
 			goto out;
 		}
 	}
@@ -336,8 +333,6 @@ apps_delete(struct preq *r)
 	}
 	reply(r, 200, json_pack("{s:s,s:b}", "subdomain", sub, "deleted", 1));
 out:
-	if (env_id)
-		env_delete_release(env_id);
 	free(cause);
 	free(sub);
 	free(node);
@@ -383,7 +378,6 @@ apps_unlink_sandbox(struct preq *r)
 	    &cause) == -1) {
 		reply_error(r, status, code, "cannot unlink the sandbox of app "
 		    "'%s': %s", app, cause);
-		env_id = 0;
 		goto out;
 	}
 	if (store_begin(r->db) == -1) {
@@ -418,8 +412,6 @@ apps_unlink_sandbox(struct preq *r)
 	}
 	reply(r, 200, apps_json(r->db, r->app_id));
 out:
-	if (env_id)
-		env_delete_release(env_id);
 	free(cause);
 	free(node);
 }

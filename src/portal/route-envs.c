@@ -6,7 +6,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "env-delete.h"
 #include "jobs.h"
 #include "nodeclient.h"
 #include "portal.h"
@@ -116,9 +115,7 @@ envs_specs(sqlite3 *db, const char *domain, long long node_id)
 	size_t i;
 
 	json_array_foreach(rows, i, row)
-		if (!env_delete_hidden(jsonx_int(row, "id", 0)))
-			json_array_append_new(out, envs_spec_from_row(db, row,
-			    domain));
+		json_array_append_new(out, envs_spec_from_row(db, row, domain));
 	json_decref(rows);
 	return out;
 }

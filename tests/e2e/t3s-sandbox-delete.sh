@@ -72,6 +72,12 @@ expect "trial keeps its sandbox" "$("$NUBO" apps show trial --json | jq_get sand
 expect "gone still exists" "$("$NUBO" apps show gone --json | jq_get subdomain)" gone
 expect "both environments still on the portal" "$(sqlite3 "$T/portal/portal.db" "SELECT count(*) FROM environments WHERE id IN ($ID1, $ID2)")" 2
 start_node sandbox v4
+# the restarted agent re-adopts the running instances and routes them again
+for _ in $(seq 60); do
+	[ "$(route_status sandbox trial-sandbox.nubo.localhost /health)" = 200 ] &&
+		[ "$(route_status sandbox gone-sandbox.nubo.localhost /health)" = 200 ] && break
+	sleep 0.25
+done
 present trial "$ID1"
 present gone "$ID2"
 
