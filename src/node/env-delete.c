@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "agent-routes.h"
 #include "jsonx.h"
@@ -139,6 +140,21 @@ fail:
 	return -1;
 }
 
+/* The instances' memory cgroups (spawn.c), when this host had them; a
+ * cgroup still holding a process (EBUSY) stays. */
+static void
+env_delete_cgroups(long long id)
+{
+	int i;
+
+	for (i = 1; i <= NUBO_INSTANCES_MAX; i++) {
+		char *dir = xasprintf("/sys/fs/cgroup/nubo/env-%lld-%d", id, i);
+
+		(void)rmdir(dir);
+		free(dir);
+	}
+}
+
 /* DELETE /agent/v1/environments/{id} */
 void
 agent_env_delete(struct areq *r)
@@ -179,6 +195,7 @@ agent_env_delete(struct areq *r)
 		log_warn("environment %lld: the router did not reload; it "
 		    "will retry", id);
 	supervisor_kill_all(e);
+	env_delete_cgroups(id);
 	if (pg_env_drop(id, &cause) == -1) {
 		areply_error(r, 503, "DATABASE_ERROR", "cannot drop the "
 		    "database of environment %lld: %s", id, cause);
