@@ -326,12 +326,12 @@ steps_add(sqlite3 *db, long long id, const struct migrate_phase *ph,
 	    "iisiss", id, ++seq, ph->name, round, (sname), (env)) != STORE_OK) \
 		return -1;
 	for (i = 0; ph->global_before[i]; i++)
-		STEP_ADD(ph->global_before[i], NULL);
+		STEP_ADD(ph->global_before[i], (const char *)NULL);
 	json_array_foreach(envs, j, e)
 		for (i = 0; ph->per_env[i]; i++)
 			STEP_ADD(ph->per_env[i], json_string_value(e));
 	for (i = 0; ph->global_after[i]; i++)
-		STEP_ADD(ph->global_after[i], NULL);
+		STEP_ADD(ph->global_after[i], (const char *)NULL);
 #undef STEP_ADD
 	return 0;
 }
