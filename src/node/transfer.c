@@ -1424,7 +1424,7 @@ task_package(struct task *t, char **cause)
 	    "sha256"), *url = jsonx_str(pk, "url");
 	char *repo = NULL, *dest = NULL, *stage = NULL, *file = NULL;
 	char *meta = NULL, *murl = NULL, *why = NULL, sha[65];
-	int rc = -1, m;
+	int rc = -1;
 
 	if (name == NULL || strchr(name, '/') || *name == '.' || url == NULL) {
 		*cause = xstrdup("package: a name and a url are needed");
@@ -1436,6 +1436,7 @@ task_package(struct task *t, char **cause)
 	if (want && sha256_file(file, sha, NULL) == 0 && strcmp(sha, want) == 0)
 		goto done;
 	free(file);
+	file = NULL;
 	stage = xasprintf("%s/.new-XXXXXX", repo);
 	if (util_mkdir_p(repo, 0755) == -1 || mkdtemp(stage) == NULL) {
 		*cause = xasprintf("cannot create %s: %s", stage,
@@ -1456,7 +1457,7 @@ task_package(struct task *t, char **cause)
 	}
 	meta = xasprintf("%s/meta.json", stage);
 	murl = xasprintf("%s&meta=1", url);
-	if ((m = fetch_to(t, murl, meta, 1, &why)) == -1) {
+	if (fetch_to(t, murl, meta, 1, &why) == -1) {
 		*cause = xasprintf("package metadata: %s", why);
 		goto out;
 	}
