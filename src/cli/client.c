@@ -203,6 +203,7 @@ api_wait_job(const char *job_id, const char *what)
 {
 	char *path = xasprintf("/jobs/%s", job_id);
 	int tty = isatty(STDERR_FILENO), rc = CLI_FAILED;
+	useconds_t pause = 25 * 1000;	/* short jobs end fast: poll soon */
 	char last[512] = "";
 
 	for (;;) {
@@ -234,7 +235,9 @@ api_wait_job(const char *job_id, const char *what)
 			break;
 		}
 		json_decref(job);
-		usleep(300 * 1000);
+		usleep(pause);
+		if (pause < 300 * 1000)
+			pause *= 2;
 	}
 	if (tty && rc == CLI_OK)
 		fputc('\n', stderr);

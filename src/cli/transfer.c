@@ -11,7 +11,7 @@
 #include <unistd.h>
 
 #include <curl/curl.h>
-#include <sodium.h>
+#include <openssl/evp.h>
 
 #include "buf.h"
 #include "cli.h"
@@ -108,7 +108,7 @@ progress_show(struct progress *p, int final)
 
 struct up {
 	int				 fd;
-	crypto_hash_sha256_state	 sha;
+	EVP_MD_CTX			*sha;
 	struct progress			 prog;
 	int				 err;
 };
@@ -126,7 +126,7 @@ up_read(char *buf, size_t size, size_t n, void *cls)
 		u->err = errno;
 		return CURL_READFUNC_ABORT;
 	}
-	crypto_hash_sha256_update(&u->sha, (unsigned char *)buf, (size_t)got);
+	EVP_DigestUpdate(u->sha, buf, (size_t)got);
 	u->prog.done += got;
 	progress_show(&u->prog, 0);
 	return (size_t)got;
@@ -142,9 +142,10 @@ int
 transfer_upload(const char *url, const char *method, const char *file,
     const char *what, json_t **resp, char sha[65])
 {
-	unsigned char digest[crypto_hash_sha256_BYTES];
+	unsigned char digest[EVP_MAX_MD_SIZE];
 	char errbuf[CURL_ERROR_SIZE] = "";
 	struct curl_slist *h = NULL;
+	unsigned dlen = 0;
 	struct buf body;
 	struct stat st;
 	struct up u;
@@ -164,10 +165,14 @@ transfer_upload(const char *url, const char *method, const char *file,
 		out_fail("'%s' is not a regular file", file);
 		goto out;
 	}
-	crypto_hash_sha256_init(&u.sha);
+	u.sha = EVP_MD_CTX_new();
+	EVP_DigestInit_ex(u.sha, EVP_sha256(), NULL);
 	progress_init(&u.prog, what, (long long)st.st_size);
 	c = curl_easy_init();
 	h = curl_slist_append(h, "Content-Type: application/octet-stream");
+	/* no "Expect: 100-continue": curl would wait up to a second for a
+	 * 100 that libmicrohttpd does not send before the handler runs */
+	h = curl_slist_append(h, "Expect:");
 	curl_easy_setopt(c, CURLOPT_URL, url);
 	curl_easy_setopt(c, CURLOPT_POST, 1L);
 	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
@@ -194,13 +199,15 @@ transfer_upload(const char *url, const char *method, const char *file,
 	}
 	progress_show(&u.prog, 1);
 	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-	crypto_hash_sha256_final(&u.sha, digest);
-	util_hex(digest, sizeof digest, sha);
+	EVP_DigestFinal_ex(u.sha, digest, &dlen);
+	util_hex(digest, 32, sha);
 	if (body.len)
 		*resp = json_loadb(body.data, body.len, 0, NULL);
 out:
 	if (u.fd != -1)
 		close(u.fd);
+	if (u.sha != NULL)
+		EVP_MD_CTX_free(u.sha);
 	curl_slist_free_all(h);
 	if (c)
 		curl_easy_cleanup(c);
@@ -210,7 +217,7 @@ out:
 
 struct down {
 	int				 fd;
-	crypto_hash_sha256_state	 sha;
+	EVP_MD_CTX			*sha;
 	struct progress			 prog;
 	int				 err;
 	long				 status;
@@ -234,7 +241,7 @@ down_write(char *data, size_t size, size_t n, void *cls)
 				d->err = errno;
 				return 0;
 			}
-			crypto_hash_sha256_init(&d->sha);
+			EVP_DigestInit_ex(d->sha, EVP_sha256(), NULL);
 			d->prog.done = d->prog.base = 0;
 			d->have = 0;
 		}
@@ -243,7 +250,7 @@ down_write(char *data, size_t size, size_t n, void *cls)
 		buf_append(&d->errbody, data, len);
 		return len;
 	}
-	crypto_hash_sha256_update(&d->sha, (unsigned char *)data, len);
+	EVP_DigestUpdate(d->sha, data, len);
 	while (left > 0) {
 		ssize_t w = write(d->fd, data, left);
 
@@ -263,14 +270,14 @@ down_write(char *data, size_t size, size_t n, void *cls)
 
 /* Hash what an earlier attempt left in fd; its length. */
 static long long
-hash_existing(int fd, crypto_hash_sha256_state *sha)
+hash_existing(int fd, EVP_MD_CTX *sha)
 {
 	unsigned char *buf = xmalloc(NUBO_IO_CHUNK);
 	long long total = 0;
 	ssize_t n;
 
 	while ((n = read(fd, buf, NUBO_IO_CHUNK)) > 0) {
-		crypto_hash_sha256_update(sha, buf, (size_t)n);
+		EVP_DigestUpdate(sha, buf, (size_t)n);
 		total += n;
 	}
 	free(buf);
@@ -281,8 +288,9 @@ int
 transfer_download(const char *url, const char *dest, long long size,
     const char *sha_expected, const char *what)
 {
-	unsigned char digest[crypto_hash_sha256_BYTES];
+	unsigned char digest[EVP_MAX_MD_SIZE];
 	char errbuf[CURL_ERROR_SIZE] = "", sha[65];
+	unsigned dlen = 0;
 	char *part = xasprintf("%s.part", dest);
 	long long have = 0;
 	struct down d;
@@ -291,19 +299,20 @@ transfer_download(const char *url, const char *dest, long long size,
 
 	memset(&d, 0, sizeof d);
 	buf_init(&d.errbody, TRANSFER_RESPONSE_MAX);
-	crypto_hash_sha256_init(&d.sha);
+	d.sha = EVP_MD_CTX_new();
+	EVP_DigestInit_ex(d.sha, EVP_sha256(), NULL);
 	if ((d.fd = open(part, O_RDWR | O_CREAT | O_CLOEXEC, 0644)) == -1) {
 		out_fail("cannot write '%s': %s", part, strerror(errno));
 		goto out;
 	}
-	have = hash_existing(d.fd, &d.sha);
+	have = hash_existing(d.fd, d.sha);
 	if (have < 0 || (size >= 0 && have > size)) {
 		/* unreadable or longer than the package: start again */
 		if (ftruncate(d.fd, 0) == -1 || lseek(d.fd, 0, SEEK_SET) != 0) {
 			out_fail("cannot write '%s': %s", part, strerror(errno));
 			goto out;
 		}
-		crypto_hash_sha256_init(&d.sha);
+		EVP_DigestInit_ex(d.sha, EVP_sha256(), NULL);
 		have = 0;
 	}
 	progress_init(&d.prog, what, size);
@@ -356,8 +365,8 @@ transfer_download(const char *url, const char *dest, long long size,
 		out_fail("cannot write '%s': %s", part, strerror(errno));
 		goto out;
 	}
-	crypto_hash_sha256_final(&d.sha, digest);
-	util_hex(digest, sizeof digest, sha);
+	EVP_DigestFinal_ex(d.sha, digest, &dlen);
+	util_hex(digest, 32, sha);
 	if (sha_expected != NULL && strcmp(sha, sha_expected) != 0) {
 		out_fail("download of '%s' is corrupt: sha256 %s, expected %s "
 		    "(removed)", dest, sha, sha_expected);
@@ -373,6 +382,8 @@ transfer_download(const char *url, const char *dest, long long size,
 out:
 	if (d.fd != -1)
 		close(d.fd);
+	if (d.sha != NULL)
+		EVP_MD_CTX_free(d.sha);
 	if (d.c)
 		curl_easy_cleanup(d.c);
 	buf_release(&d.errbody);

@@ -15,7 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <sodium.h>
+#include <openssl/evp.h>
 
 #include "agent-routes.h"
 #include "log.h"
@@ -201,7 +201,8 @@ struct upload {
 	int				 fd;
 	char				*tmp;
 	long long			 size;
-	crypto_hash_sha256_state	 sha;
+	long long			 synced;	/* handed to writeback */
+	EVP_MD_CTX			*sha;	/* OpenSSL: SHA-NI where the CPU has it */
 };
 
 static void
@@ -211,6 +212,8 @@ upload_free(void *arg)
 
 	if (u->fd != -1)
 		close(u->fd);
+	if (u->sha != NULL)
+		EVP_MD_CTX_free(u->sha);
 	if (u->tmp != NULL)
 		unlink(u->tmp);
 	free(u->tmp);
@@ -251,7 +254,12 @@ agent_packages_upload_sink(struct http_req *h, const char *data, size_t len)
 			    "upload: %s", strerror(errno));
 			return -1;
 		}
-		crypto_hash_sha256_init(&u->sha);
+		u->sha = EVP_MD_CTX_new();
+		if (u->sha == NULL || EVP_DigestInit_ex(u->sha, EVP_sha256(),
+		    NULL) != 1) {
+			areply_error(r, 500, "INTERNAL", "sha256 unavailable");
+			return -1;
+		}
 	}
 	if (u->fd == -1)
 		return -1;
@@ -263,7 +271,7 @@ agent_packages_upload_sink(struct http_req *h, const char *data, size_t len)
 		    "than %lld bytes", (long long)NUBO_PACKAGE_MAX);
 		return -1;
 	}
-	crypto_hash_sha256_update(&u->sha, (const unsigned char *)data, len);
+	EVP_DigestUpdate(u->sha, data, len);
 	while (len > 0) {
 		ssize_t n = write(u->fd, data, len);
 
@@ -284,6 +292,13 @@ agent_packages_upload_sink(struct http_req *h, const char *data, size_t len)
 		}
 		data += n;
 		len -= (size_t)n;
+	}
+	/* start writeback as it arrives, so the fsync before publishing
+	 * does not wait for the whole package to reach the disk */
+	if (u->size - u->synced >= 8 * 1024 * 1024) {
+		sync_file_range(u->fd, u->synced, u->size - u->synced,
+		    SYNC_FILE_RANGE_WRITE);
+		u->synced = u->size;
 	}
 	return 0;
 }
@@ -344,8 +359,9 @@ agent_packages_upload(struct areq *r)
 {
 	struct upload *u = r->ctx;
 	struct package_manifest m;
-	unsigned char digest[crypto_hash_sha256_BYTES];
-	char sha[crypto_hash_sha256_BYTES * 2 + 1], when[32];
+	unsigned char digest[EVP_MAX_MD_SIZE];
+	char sha[65], when[32];
+	unsigned dlen = 0;
 	char *cause = NULL, *id = NULL, *dir = NULL, *newdir = NULL;
 	char *dest = NULL, *p = NULL, *fname = NULL, *metatext = NULL;
 	json_t *meta = NULL, *old;
@@ -364,8 +380,8 @@ agent_packages_upload(struct areq *r)
 		return;
 	}
 	u->fd = -1;
-	crypto_hash_sha256_final(&u->sha, digest);
-	util_hex(digest, sizeof digest, sha);
+	EVP_DigestFinal_ex(u->sha, digest, &dlen);
+	util_hex(digest, 32, sha);
 	if (package_validate(u->tmp, &m, &cause) == -1) {
 		areply_error(r, 422, "PACKAGE_INVALID", "package rejected: %s",
 		    cause);
