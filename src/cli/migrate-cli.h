@@ -16,5 +16,8 @@ int migrate_cli_follow(long long id, int json);
 void migrate_cli_print(json_t *m);
 /* POST /migrations/{id}/<verb> on the app's migration and follow it. */
 int migrate_cli_action(struct cmd_args *a, const char *verb);
+/* POST /migrations {app, to, mode} for `migrate start` and `migrate run`,
+ * then follow it (unless --no-wait). A CLI_* status. */
+int migrate_cli_create(struct cmd_args *a, const char *mode);
 
 #endif

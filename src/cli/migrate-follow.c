@@ -292,3 +292,33 @@ out:
 	free(path);
 	return rc;
 }
+
+int
+migrate_cli_create(struct cmd_args *a, const char *mode)
+{
+	json_t *body, *resp = NULL;
+	int rc = CLI_FAILED;
+
+	if (cmd_opt(a, "to") == NULL)
+		return out_usage(cmd_current, "--to NODE is required");
+	body = json_pack("{s:s,s:s,s:s}", "app", a->argv[0], "to",
+	    cmd_opt(a, "to"), "mode", mode);
+	if (api_ok("POST", "/migrations", body, &resp) == -1)
+		goto out;
+	if (!cmd_flag(a, "json"))
+		fprintf(stderr, "migration %lld of app '%s': node '%s' → node "
+		    "'%s'\n", jsonx_int(resp, "id", 0), a->argv[0],
+		    jsonx_str(resp, "source"), jsonx_str(resp, "target"));
+	if (cmd_flag(a, "no-wait")) {
+		if (out_maybe_json(a, resp) == -1)
+			printf("migration %lld queued\n", jsonx_int(resp, "id",
+			    0));
+		rc = CLI_OK;
+		goto out;
+	}
+	rc = migrate_cli_follow(jsonx_int(resp, "id", 0), cmd_flag(a, "json"));
+out:
+	json_decref(body);
+	json_decref(resp);
+	return rc;
+}

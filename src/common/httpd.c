@@ -24,12 +24,10 @@ struct http_server {
 static void
 req_free(struct http_server *srv, struct http_req *req)
 {
-	int i;
 
 	if (srv->ops->cleanup)
 		srv->ops->cleanup(req);
-	for (i = 0; i < req->nparams; i++)
-		free(req->param_values[i]);
+	http_params_clear(req);
 	buf_release(&req->body);
 	if (req->resp)
 		MHD_destroy_response(req->resp);
@@ -208,6 +206,52 @@ unsigned
 http_server_port(struct http_server *srv)
 {
 	return srv->port;
+}
+
+int
+http_route_match(struct http_req *h, const char *pattern, const char *url)
+{
+	const char *p = pattern, *u = url;
+	int n = 0;
+
+	while (*p && *u) {
+		if (*p == '{') {
+			const char *pe = strchr(p, '}');
+			const char *ue = strchr(u, '/');
+
+			if (pe == NULL || n == NUBO_PATH_PARAMS_MAX)
+				return 0;
+			if (ue == NULL)
+				ue = u + strlen(u);
+			if (ue == u)
+				return 0;
+			h->param_values[n] = xstrndup(u, (size_t)(ue - u));
+			h->param_names[n] = xstrndup(p + 1, (size_t)(pe - p - 1));
+			h->nparams = ++n;
+			p = pe + 1;
+			u = ue;
+			continue;
+		}
+		if (*p != *u)
+			return 0;
+		p++;
+		u++;
+	}
+	if (*u == '/' && u[1] == '\0')
+		u++;
+	return *p == '\0' && *u == '\0';
+}
+
+void
+http_params_clear(struct http_req *h)
+{
+	int i;
+
+	for (i = 0; i < h->nparams; i++) {
+		free(h->param_values[i]);
+		free((char *)h->param_names[i]);
+	}
+	h->nparams = 0;
 }
 
 const char *

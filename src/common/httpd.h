@@ -63,6 +63,12 @@ void http_server_stop(struct http_server *);
 /* The port actually bound (useful with port 0). */
 unsigned http_server_port(struct http_server *);
 
+/* Match url against a route pattern ("/apps/{app}/environments/{env}");
+ * 1 on a match, with the request's path parameters filled (one trailing
+ * slash tolerated), else 0. Clear parameters before trying the next. */
+int http_route_match(struct http_req *, const char *pattern, const char *url);
+void http_params_clear(struct http_req *);
+
 const char *http_header(struct http_req *, const char *name);
 const char *http_query(struct http_req *, const char *name);
 const char *http_param(struct http_req *, const char *name);

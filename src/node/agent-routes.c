@@ -172,51 +172,6 @@ abody_check(struct areq *r, const struct jfield *fields)
 	return -1;
 }
 
-static void
-params_clear(struct http_req *h)
-{
-	int i;
-
-	for (i = 0; i < h->nparams; i++) {
-		free(h->param_values[i]);
-		free((char *)h->param_names[i]);
-	}
-	h->nparams = 0;
-}
-
-static int
-route_match(const char *pattern, const char *url, struct http_req *h)
-{
-	const char *p = pattern, *u = url;
-	int n = 0;
-
-	while (*p && *u) {
-		if (*p == '{') {
-			const char *pe = strchr(p, '}');
-			const char *ue = strchr(u, '/');
-
-			if (pe == NULL || n == NUBO_PATH_PARAMS_MAX)
-				return 0;
-			if (ue == NULL)
-				ue = u + strlen(u);
-			if (ue == u)
-				return 0;
-			h->param_values[n] = xstrndup(u, (size_t)(ue - u));
-			h->param_names[n] = xstrndup(p + 1,
-			    (size_t)(pe - p - 1));
-			h->nparams = ++n;
-			p = pe + 1;
-			u = ue;
-			continue;
-		}
-		if (*p != *u)
-			return 0;
-		p++;
-		u++;
-	}
-	return *p == '\0' && *u == '\0';
-}
-
 /* The portal secret, or (AGENT_SIGNED) a valid signature. */
 static int
 agent_authenticate(struct areq *r)
@@ -269,8 +224,8 @@ agent_begin(struct http_req *h)
 	h->ctx = r;
 	r->http = h;
 	for (i = 0; i < AGENT_ROUTES_COUNT; i++) {
-		params_clear(h);
-		if (!route_match(agent_routes[i].pattern, h->url, h))
+		http_params_clear(h);
+		if (!http_route_match(h, agent_routes[i].pattern, h->url))
 			continue;
 		method_seen = 1;
 		if (strcmp(agent_routes[i].method, h->method) == 0) {
@@ -279,7 +234,7 @@ agent_begin(struct http_req *h)
 		}
 	}
 	if (r->route == NULL) {
-		params_clear(h);
+		http_params_clear(h);
 		if (method_seen)
 			areply_error(r, 405, "METHOD_NOT_ALLOWED", "%s is not "
 			    "allowed on '%s'", h->method, h->url);
@@ -347,7 +302,7 @@ agent_cleanup(struct http_req *h)
 		free(r);
 	}
 	h->ctx = NULL;
-	params_clear(h);
+	http_params_clear(h);
 }
 
 struct http_server *

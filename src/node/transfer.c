@@ -35,43 +35,12 @@
 #include "buf.h"
 #include "jsonx.h"
 #include "log.h"
+#include "testhook.h"
 #include "node.h"
 #include "util.h"
 #include "xmalloc.h"
 
 #define TRANSFER_PG_BIN "/usr/lib/postgresql/15/bin"
-
-/* ---- test hook (the portal's migrate_test_pause, node side) ---- */
-
-static void
-transfer_pause(const char *point)
-{
-	const char *file = getenv("NUBO_TEST_PAUSE_FILE");
-	const char *at = getenv("NUBO_TEST_PAUSE_AT");
-	char *want = NULL, *reached;
-	struct stat st;
-	int i;
-
-	/* The point is NUBO_TEST_PAUSE_AT, or the file's first line. */
-	if (file == NULL || stat(file, &st) == -1)
-		return;
-	want = at ? xstrdup(at) : util_read_file(file, 256, NULL);
-	if (want == NULL)
-		return;
-	want[strcspn(want, "\n")] = '\0';
-	if (strcmp(want, point) != 0) {
-		free(want);
-		return;
-	}
-	free(want);
-	reached = xasprintf("%s.reached", file);
-	util_write_file(reached, point, strlen(point), 0644);
-	free(reached);
-	log_info("test hook: paused at '%s' while %s exists", point, file);
-	/* at most 10 minutes, so a forgotten file cannot hang CI */
-	for (i = 0; i < 6000 && stat(file, &st) == 0; i++)
-		usleep(100 * 1000);
-}
 
 /* ---- paths ---- */
 
@@ -881,7 +850,7 @@ sink_file_done(struct files_sink *s)
 	s->t->files++;
 	pthread_mutex_unlock(&task_lock);
 	if (s->t->files == 1)
-		transfer_pause("files-stream");
+		testhook_pause("files-stream");
 	free(s->path);
 	s->path = NULL;
 	s->in_file = 0;
@@ -1155,7 +1124,7 @@ restore_write(char *data, size_t size, size_t nmemb, void *cls)
 	pthread_mutex_unlock(&task_lock);
 	if (!p->paused) {
 		p->paused = 1;
-		transfer_pause("stream");
+		testhook_pause("stream");
 	}
 	return len;
 }

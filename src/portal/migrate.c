@@ -13,6 +13,7 @@
 
 #include "jsonx.h"
 #include "log.h"
+#include "testhook.h"
 #include "migrate-steps.h"
 #include "store.h"
 #include "util.h"
@@ -62,36 +63,6 @@ phase_find(const char *name)
 		if (name && strcmp(migrate_phases[i].name, name) == 0)
 			return &migrate_phases[i];
 	return NULL;
-}
-
-void
-migrate_test_pause(const char *point)
-{
-	const char *file = getenv("NUBO_TEST_PAUSE_FILE");
-	const char *at = getenv("NUBO_TEST_PAUSE_AT");
-	char *want = NULL, *reached;
-	struct stat st;
-	int i;
-
-	/* The point is NUBO_TEST_PAUSE_AT, or the file's first line. */
-	if (file == NULL || stat(file, &st) == -1)
-		return;
-	want = at ? xstrdup(at) : util_read_file(file, 256, NULL);
-	if (want == NULL)
-		return;
-	want[strcspn(want, "\n")] = '\0';
-	if (strcmp(want, point) != 0) {
-		free(want);
-		return;
-	}
-	free(want);
-	reached = xasprintf("%s.reached", file);
-	util_write_file(reached, point, strlen(point), 0644);
-	free(reached);
-	log_info("test hook: paused at '%s' while %s exists", point, file);
-	/* at most 10 minutes, so a forgotten file cannot hang CI */
-	for (i = 0; i < 6000 && stat(file, &st) == 0; i++)
-		usleep(100 * 1000);
 }
 
 /* The environments a migration covers: every environment the app has on
@@ -546,8 +517,8 @@ migrate_run(long long id, long long job_id, char **cause)
 		point = c.env ? xasprintf("%s:%s", k->name, c.env) :
 		    xstrdup(k->name);
 		log_info("migration %lld: %s %s", id, ph->name, point);
-		migrate_test_pause(point);
-		migrate_test_pause(k->name);
+		testhook_pause(point);
+		testhook_pause(k->name);
 		src = k->run(&c, &result, &why);
 		util_time_iso(util_now(), now, sizeof now);
 		/* Journal after: done (with what it made) or failed. */

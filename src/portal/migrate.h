@@ -57,11 +57,4 @@ json_t *migrate_json(sqlite3 *db, long long id);
  * waited for it (seed §3.4 follows §3.3). Returns migration ids to run. */
 json_t *migrate_on_offboarded(sqlite3 *db, long long node_id);
 
-/* Test hook: while the file $NUBO_TEST_PAUSE_FILE exists, the point it
- * names (NUBO_TEST_PAUSE_AT, or else the file's first line: a step name,
- * "step:Env", or "stream" on the node) waits, after writing
- * "<file>.reached", so a test can kill -9 a process exactly there. A
- * no-op without the file. */
-void migrate_test_pause(const char *point);
-
 #endif

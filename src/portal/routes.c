@@ -336,57 +336,6 @@ const size_t routes_count = sizeof routes / sizeof routes[0];
 
 #define API_PREFIX "/api/v1"
 
-/* Match url against pattern; on success fill the request's params. */
-static int
-route_match(const char *pattern, const char *url, struct http_req *h)
-{
-	const char *p = pattern, *u = url;
-	int n = 0;
-
-	while (*p && *u) {
-		if (*p == '{') {
-			const char *pe = strchr(p, '}');
-			const char *ue = strchr(u, '/');
-
-			if (pe == NULL || n == NUBO_PATH_PARAMS_MAX)
-				return 0;
-			if (ue == NULL)
-				ue = u + strlen(u);
-			if (ue == u)
-				return 0;
-			h->param_names[n] = NULL;
-			h->param_values[n] = xstrndup(u, (size_t)(ue - u));
-			/* names point into the static pattern: store length */
-			h->param_names[n] = xstrndup(p + 1,
-			    (size_t)(pe - p - 1));
-			n++;
-			h->nparams = n;
-			p = pe + 1;
-			u = ue;
-			continue;
-		}
-		if (*p != *u)
-			return 0;
-		p++;
-		u++;
-	}
-	if (*u == '/' && u[1] == '\0')
-		u++;	/* tolerate one trailing slash */
-	return *p == '\0' && *u == '\0';
-}
-
-static void
-params_clear(struct http_req *h)
-{
-	int i;
-
-	for (i = 0; i < h->nparams; i++) {
-		free(h->param_values[i]);
-		free((char *)h->param_names[i]);
-	}
-	h->nparams = 0;
-}
-
 void
 reply(struct preq *r, unsigned status, json_t *body)
 {
@@ -488,8 +437,8 @@ routes_begin(struct http_req *h)
 	}
 	url += strlen(API_PREFIX);
 	for (i = 0; i < routes_count; i++) {
-		params_clear(h);
-		if (!route_match(routes[i].pattern, url, h))
+		http_params_clear(h);
+		if (!http_route_match(h, routes[i].pattern, url))
 			continue;
 		method_seen = 1;
 		if (strcmp(routes[i].method, h->method) == 0) {
@@ -498,7 +447,7 @@ routes_begin(struct http_req *h)
 		}
 	}
 	if (r->route == NULL) {
-		params_clear(h);
+		http_params_clear(h);
 		if (method_seen)
 			reply_error(r, 405, "METHOD_NOT_ALLOWED",
 			    "%s is not allowed on '%s'", h->method, h->url);
@@ -557,7 +506,7 @@ routes_cleanup(struct http_req *h)
 		free(r);
 	}
 	h->ctx = NULL;
-	params_clear(h);
+	http_params_clear(h);
 }
 
 static const char *
