@@ -111,6 +111,9 @@ start_node() {
 	fi
 	token=$(cat "$T/node-$name.token")
 	{ read -r agent; read -r router; read -r pg; } < "$T/node-$name.ports"
+	# a restarted node: wait for a registration after the earlier ones
+	local before
+	before=$(grep -c "registered as node '$name'" "$T/node-$name.log" 2>/dev/null || true)
 	"$NUBOD" node --data "$dir" --portal "$PORTAL_URL" --token "$token" \
 		--listen "127.0.0.1:$agent" --router-port "$router" --pg-port "$pg" \
 		"$@" >> "$T/node-$name.log" 2>&1 &
@@ -122,7 +125,7 @@ start_node() {
 	# registered: the portal knows the agent's URL
 	local i
 	for i in $(seq 100); do
-		if grep -q "registered as node '$name'" "$T/node-$name.log"; then return 0; fi
+		if [ "$(grep -c "registered as node '$name'" "$T/node-$name.log")" -gt "${before:-0}" ]; then return 0; fi
 		sleep 0.2
 	done
 	echo "node $name did not register" >&2
