@@ -180,6 +180,7 @@ portal_main(int argc, char **argv)
 	signal(SIGINT, on_signal);
 	jobs_start(&p, 4);
 	backups_scheduler_start();
+	settings_window_start();
 	p.http = http_server_start(p.listen, &ops, &p, p.threads);
 	if (p.http == NULL)
 		goto out;
@@ -189,6 +190,7 @@ portal_main(int argc, char **argv)
 		pause();
 	log_info("stopping");
 	http_server_stop(p.http);
+	settings_window_stop();
 	jobs_stop();
 	rc = 0;
 out:

@@ -1497,10 +1497,10 @@ settings_node_spec(sqlite3 *db, long long env_id)
 		struct buf h;
 
 		buf_init(&h, 0);
-		json_object_set(rule, "allow", json_object_get(p, "allow") ?
-		    json_object_get(p, "allow") : json_array());
-		json_object_set(rule, "deny", json_object_get(p, "deny") ?
-		    json_object_get(p, "deny") : json_array());
+		json_object_set_new(rule, "allow", json_object_get(p, "allow") ?
+		    json_incref(json_object_get(p, "allow")) : json_array());
+		json_object_set_new(rule, "deny", json_object_get(p, "deny") ?
+		    json_incref(json_object_get(p, "deny")) : json_array());
 		json_object_foreach(json_object_get(p, "basic_auth"), user, u)
 			buf_printf(&h, "%s:%s\n", user, jsonx_str(u,
 			    "password_hash"));

@@ -103,6 +103,13 @@ json_t *settings_manifest(sqlite3 *db, long long env_id);
  * "restart pending". The environment start/restart code calls this. */
 void settings_restart_applied(sqlite3 *db, long long env_id);
 
+/* settings-window.c: is the weekly window (stored form) open at now? And
+ * the portal thread that restarts environments with pending changes in
+ * their window when the window asks for it. */
+int settings_window_open(json_t *window, time_t now);
+void settings_window_start(void);
+void settings_window_stop(void);
+
 /* The settings part of the spec the portal pushes to a node for an
  * environment (node-contract.md): {env, scheduled_events, domains, access,
  * headers, instances, memory_mb, maintenance_window}, secrets unsealed. */

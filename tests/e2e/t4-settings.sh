@@ -293,6 +293,18 @@ check "restart" as "$TC" envs restart shop Test
 expect "constant after the restart" "$(appenv NUBO_CONST_Greeting)" changed
 expect "new env var after the restart" "$(appenv FEATURE_Y)" yes
 expect "restart no longer pending" "$(as "$TC" settings show shop Test --json | jq_get restart_pending)" false
+# pending restarts applied in the maintenance window (one open now)
+win=$(python3 -c 'import datetime as d; t=d.datetime.now(d.timezone.utc)-d.timedelta(minutes=1); print(t.strftime("%A").lower(), t.strftime("%H:%M"))')
+check "maintenance window open now, applying pending restarts" as "$TC" settings window shop Test ${win% *} ${win#* } 30 --apply-pending
+check "change a constant again" as "$TC" settings set-constant shop Test Greeting in-window
+for _ in $(seq 80); do
+	[ "$(appenv NUBO_CONST_Greeting)" = in-window ] && break
+	sleep 0.25
+done
+expect "restarted in the window without asking" "$(appenv NUBO_CONST_Greeting)" in-window
+expect "restart no longer pending after the window restart" "$(as "$TC" settings show shop Test --json | jq_get restart_pending)" false
+expect_match "activity log records the window restart" "$(as "$TC" apps activity shop 2>/dev/null || true)" "maintenance window"
+check "remove the window" as "$TC" settings window-remove shop Test
 check "a router-only change needs no restart" as "$TC" settings header-set shop Test X-Frame-Options DENY
 expect "header change needs no restart" "$(as "$TC" settings show shop Test --json | jq_get restart_pending)" false
 for _ in $(seq 40); do

@@ -330,6 +330,28 @@ test_document(void **state)
 	rmdir(dir);
 }
 
+/* The weekly window: open inside, closed outside, across midnight and
+ * across the end of the week. 2026-11-23 is a Monday. */
+static void
+test_window_open(void **state)
+{
+	json_t *w = json_pack("{s:s,s:s,s:i}", "day", "monday", "start",
+	    "23:30", "duration_minutes", 60);
+	time_t mon = 1795392000;	/* 2026-11-23T00:00:00Z */
+
+	(void)state;
+	assert_false(settings_window_open(w, mon + 23 * 3600 + 29 * 60));
+	assert_true(settings_window_open(w, mon + 23 * 3600 + 30 * 60));
+	assert_true(settings_window_open(w, mon + 24 * 3600 + 29 * 60));
+	assert_false(settings_window_open(w, mon + 24 * 3600 + 30 * 60));
+	json_object_set_new(w, "day", json_string("sunday"));
+	assert_true(settings_window_open(w, mon + 6 * 86400 + 23 * 3600 +
+	    45 * 60));
+	assert_true(settings_window_open(w, mon + 7 * 86400 + 10 * 60));
+	assert_false(settings_window_open(w, mon + 7 * 86400 + 40 * 60));
+	json_decref(w);
+}
+
 int
 main(void)
 {
@@ -342,6 +364,7 @@ main(void)
 		cmocka_unit_test(test_names),
 		cmocka_unit_test(test_certificate_garbage),
 		cmocka_unit_test(test_document),
+		cmocka_unit_test(test_window_open),
 	};
 
 	if (sodium_init() < 0)
