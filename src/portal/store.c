@@ -588,7 +588,7 @@ text_need(struct text *t, size_t n)
 	if (t->len + n + 1 <= t->cap)
 		return;
 	while (t->len + n + 1 > t->cap)
-		t->cap = t->cap ? t->cap * 2 : 16384;
+		t->cap = t->cap ? t->cap * 2 : 8192;
 	t->p = xrealloc(t->p, t->cap);
 }
 
