@@ -302,6 +302,11 @@ for _ in $(seq 80); do
 	sleep 0.25
 done
 expect "restarted in the window without asking" "$(appenv NUBO_CONST_Greeting)" in-window
+# the flag clears when the restart job ends, a moment after the app answers
+for _ in $(seq 80); do
+	[ "$(as "$TC" settings show shop Test --json | jq_get restart_pending)" = false ] && break
+	sleep 0.25
+done
 expect "restart no longer pending after the window restart" "$(as "$TC" settings show shop Test --json | jq_get restart_pending)" false
 expect_match "activity log records the window restart" "$(as "$TC" apps activity shop 2>/dev/null || true)" "maintenance window"
 check "remove the window" as "$TC" settings window-remove shop Test
