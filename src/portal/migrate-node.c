@@ -983,14 +983,43 @@ json_t *
 migrate_node_saved(sqlite3 *db, long long node_id, long long env_id,
     const char *env, char **cause)
 {
-	/* Downloads of snapshots and packages are not recorded by this
-	 * portal yet: only a migration (kept by nubo) or --force satisfy
-	 * the seed's warning. */
-	(void)db;
-	(void)node_id;
-	(void)env_id;
-	(void)env;
-	*cause = xstrdup("no download of the latest backup and of the "
-	    "deployed package is recorded, and no migration copied them");
-	return NULL;
+	/* Seed §3.3: the latest backup and the deployed package must have
+	 * been downloaded (their download URLs handed out) before the node
+	 * goes. An environment that never had a package nor a backup has
+	 * nothing to keep. */
+	char *pkg = store_text(db, "SELECT package FROM environments"
+	    " WHERE id = ?", "i", env_id);
+	json_t *snap = store_row(db, "SELECT uuid, downloaded_at FROM"
+	    " snapshots WHERE environment_id = ? AND state = 'completed'"
+	    " ORDER BY created_at DESC, id DESC LIMIT 1", "i", env_id);
+	json_t *out = NULL;
+
+	if (pkg == NULL && snap == NULL) {
+		out = json_pack("{s:s,s:s}", "environment", env, "kept_by",
+		    "nothing to keep");
+		goto out;
+	}
+	if (snap == NULL) {
+		*cause = xstrdup("there is no backup: create one and download "
+		    "it");
+		goto out;
+	}
+	if (json_is_null(json_object_get(snap, "downloaded_at"))) {
+		*cause = xasprintf("the latest backup (snapshot %.8s) was never "
+		    "downloaded", jsonx_str(snap, "uuid"));
+		goto out;
+	}
+	if (pkg && store_int(db, 0, "SELECT COUNT(*) FROM packages WHERE"
+	    " node_id = ? AND package = ? AND downloaded_at IS NOT NULL",
+	    "is", node_id, pkg) == 0) {
+		*cause = xasprintf("the deployed package '%s' was never "
+		    "downloaded", pkg);
+		goto out;
+	}
+	out = json_pack("{s:s,s:s,s:s,s:s?}", "environment", env, "kept_by",
+	    "download", "snapshot", jsonx_str(snap, "uuid"), "package", pkg);
+out:
+	free(pkg);
+	json_decref(snap);
+	return out;
 }

@@ -505,6 +505,13 @@ backups_download(struct preq *r)
 	    backup_archive_name_files(jsonx_str(row, "id"), (long long)t);
 	activity_log(r, "snapshot.download", "%s download of snapshot %.8s",
 	    kind, jsonx_str(row, "id"));
+	if (strcmp(kind, "full") == 0) {
+		char now[32];
+
+		util_time_iso(util_now(), now, sizeof now);
+		store_run(r->db, "UPDATE snapshots SET downloaded_at = ?"
+		    " WHERE uuid = ?", "ss", now, jsonx_str(row, "id"));
+	}
 	reply(r, 200, json_pack("{s:s,s:s,s:s,s:I}", "url", url, "filename",
 	    name, "kind", kind, "expires_in", (json_int_t)SNAP_URL_TTL));
 	free(name);

@@ -320,11 +320,16 @@ void
 packages_download(struct preq *r)
 {
 	json_t *row = packages_find(r, r->node_id);
+	char now[32];
 	char *path;
 
 	if (row == NULL)
 		return;
 	path = xasprintf("/agent/v1/packages/%s/file", jsonx_str(row, "id"));
+	util_time_iso(util_now(), now, sizeof now);
+	store_run(r->db, "UPDATE packages SET downloaded_at = ?"
+	    " WHERE node_id = ? AND package = ?", "sis", now, r->node_id,
+	    jsonx_str(row, "id"));
 	packages_reply_url(r, r->node_id, "GET", path, PACKAGES_DOWNLOAD_TTL,
 	    json_pack("{s:O,s:O,s:O,s:O}", "id", json_object_get(row, "id"),
 	    "size", json_object_get(row, "size"), "sha256",

@@ -258,6 +258,11 @@ static const char *const store_schema[] = {
 	"  job_id INTEGER);"
 	"ALTER TABLE nodes ADD COLUMN backup_time TEXT NOT NULL"
 	"  DEFAULT '02:00';",
+	/* 9: offboarding (seed §3.3: "make sure you have downloaded the
+	 * latest backup and deployment package"): when a full snapshot and a
+	 * package were last handed out for download. */
+	"ALTER TABLE snapshots ADD COLUMN downloaded_at TEXT;"
+	"ALTER TABLE packages ADD COLUMN downloaded_at TEXT;",
 };
 
 static char *store_path_global;

@@ -257,4 +257,16 @@ check "delete a snapshot" "$NUBO" backups delete shop Test "$BIG"
 check_fails "deleted snapshot is gone" 1 "$NUBO" backups show shop Test "$BIG"
 expect "its archive is gone from the node" "$(ls "$T/node-cloud3/snapshots" | grep -c "$BIG" || true)" 0
 
+# --- offboarding wants the latest backup and the package downloaded (seed §3.3)
+r=$(api_as "$ADMIN_KEY" POST /nodes/cloud3/offboarding-requests '{}')
+expect "offboarding refused before any download" "$(printf '%s' "$r" | jq_get error.code)" DATA_NOT_SAVED
+check "a fresh snapshot" "$NUBO" backups create shop Test --comment "before offboarding"
+LATEST=$("$NUBO" backups list shop Test --json | jq_get snapshots.0.id)
+check "download the latest backup" "$NUBO" backups download shop Test "$LATEST" --output "$T/latest.tar.gz"
+r=$(api_as "$ADMIN_KEY" POST /nodes/cloud3/offboarding-requests '{}')
+expect "still refused: the package was not downloaded" "$(printf '%s' "$r" | jq_get error.code)" DATA_NOT_SAVED
+expect_match "the refusal names the package" "$(printf '%s' "$r" | jq_get error.message)" "package 'notes-1.0.0' was never downloaded"
+check "download the deployed package" "$NUBO" packages download cloud3 notes-1.0.0 --output "$T/pkg.tar.gz"
+expect "offboarding filed once both were downloaded" "$(status_as "$ADMIN_KEY" POST /nodes/cloud3/offboarding-requests '{}')" 201
+
 finish
