@@ -10,6 +10,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "jsonx.h"
 #include "log.h"
 #include "util.h"
 #include "xmalloc.h"
@@ -335,18 +336,38 @@ http_reply_json_text(struct http_req *req, unsigned status, char *text)
 }
 
 void
+http_reply_verror(struct http_req *req, unsigned status, const char *code,
+    const char *fmt, va_list ap)
+{
+	char *msg = xvasprintf(fmt, ap);
+
+	http_reply_json(req, status, json_pack("{s:{s:s,s:s}}", "error",
+	    "code", code, "message", msg));
+	free(msg);
+}
+
+void
 http_reply_error(struct http_req *req, unsigned status, const char *code,
     const char *fmt, ...)
 {
 	va_list ap;
-	char *msg;
 
 	va_start(ap, fmt);
-	msg = xvasprintf(fmt, ap);
+	http_reply_verror(req, status, code, fmt, ap);
 	va_end(ap);
-	http_reply_json(req, status, json_pack("{s:{s:s,s:s}}", "error",
-	    "code", code, "message", msg));
-	free(msg);
+}
+
+int
+http_body_check(struct http_req *req, json_t *body,
+    const struct jfield *fields)
+{
+	char *cause = NULL;
+
+	if (jsonx_check(body, fields, &cause) == 0)
+		return 0;
+	http_reply_error(req, 400, "BAD_REQUEST", "%s", cause);
+	free(cause);
+	return -1;
 }
 
 void

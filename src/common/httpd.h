@@ -10,6 +10,7 @@
 #ifndef NUBO_HTTPD_H
 #define NUBO_HTTPD_H
 
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -18,6 +19,7 @@
 #include <microhttpd.h>
 
 #include "buf.h"
+#include "jsonx.h"
 #include "nubo_limits.h"
 
 struct http_req;
@@ -82,6 +84,14 @@ void http_reply_json(struct http_req *, unsigned status, json_t *body);
 void http_reply_json_text(struct http_req *, unsigned status, char *text);
 void http_reply_error(struct http_req *, unsigned status, const char *code,
     const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+/* The same with the arguments as a va_list, for the portal's and the
+ * agent's own reply wrappers. */
+void http_reply_verror(struct http_req *, unsigned status, const char *code,
+    const char *fmt, va_list ap) __attribute__((format(printf, 4, 0)));
+/* Check a JSON body against fields (jsonx_check: unknown fields rejected);
+ * 0 if it fits, else -1 after replying 400 BAD_REQUEST with the cause. */
+int http_body_check(struct http_req *, json_t *body,
+    const struct jfield *fields);
 void http_reply_text(struct http_req *, unsigned status, const char *ctype,
     const char *text);
 void http_reply_empty(struct http_req *, unsigned status);

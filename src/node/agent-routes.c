@@ -151,25 +151,16 @@ areply_error(struct areq *r, unsigned status, const char *code,
     const char *fmt, ...)
 {
 	va_list ap;
-	char *msg;
 
 	va_start(ap, fmt);
-	msg = xvasprintf(fmt, ap);
+	http_reply_verror(r->http, status, code, fmt, ap);
 	va_end(ap);
-	http_reply_error(r->http, status, code, "%s", msg);
-	free(msg);
 }
 
 int
 abody_check(struct areq *r, const struct jfield *fields)
 {
-	char *cause = NULL;
-
-	if (jsonx_check(r->body, fields, &cause) == 0)
-		return 0;
-	areply_error(r, 400, "BAD_REQUEST", "%s", cause);
-	free(cause);
-	return -1;
+	return http_body_check(r->http, r->body, fields);
 }
 
 /* The portal secret, or (AGENT_SIGNED) a valid signature. */

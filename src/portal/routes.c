@@ -347,13 +347,10 @@ reply_error(struct preq *r, unsigned status, const char *code,
     const char *fmt, ...)
 {
 	va_list ap;
-	char *msg;
 
 	va_start(ap, fmt);
-	msg = xvasprintf(fmt, ap);
+	http_reply_verror(r->http, status, code, fmt, ap);
 	va_end(ap);
-	http_reply_error(r->http, status, code, "%s", msg);
-	free(msg);
 }
 
 void
@@ -366,13 +363,7 @@ reply_store_error(struct preq *r)
 int
 body_check(struct preq *r, const struct jfield *fields)
 {
-	char *cause = NULL;
-
-	if (jsonx_check(r->body, fields, &cause) == 0)
-		return 0;
-	reply_error(r, 400, "BAD_REQUEST", "%s", cause);
-	free(cause);
-	return -1;
+	return http_body_check(r->http, r->body, fields);
 }
 
 /* Resolve {app} (subdomain or uuid), {node} (name) and {env}; reply 404
