@@ -126,5 +126,11 @@ void activity_log_at(struct preq *, long long app_id, long long node_id,
 void activity_record(sqlite3 *db, long long user_id, long long app_id,
     long long node_id, const char *action, const char *fmt, ...)
     __attribute__((format(printf, 6, 7)));
+/* Reply with one page (?limit=N, 1 to NUBO_ACTIVITY_PAGE_MAX, default
+ * 100; 400 BAD_REQUEST otherwise) of the activity log of the request's
+ * app, each entry naming its node, or of its node, each entry naming its
+ * app; newest first. */
+enum activity_of { ACTIVITY_OF_APP, ACTIVITY_OF_NODE };
+void activity_reply_page(struct preq *, enum activity_of);
 
 #endif

@@ -492,23 +492,5 @@ out:
 void
 apps_activity(struct preq *r)
 {
-	const char *l = preq_query(r, "limit");
-	long long limit = 100;
-	json_t *rows;
-
-	if (l && util_parse_int(l, 1, NUBO_ACTIVITY_PAGE_MAX, &limit) == -1) {
-		reply_error(r, 400, "BAD_REQUEST", "limit must be 1 to %d, not "
-		    "'%s'", NUBO_ACTIVITY_PAGE_MAX, l);
-		return;
-	}
-	rows = store_rows(r->db, "SELECT a.id, a.at, u.email AS user,"
-	    " a.action, a.detail, n.name AS node FROM activity a"
-	    " LEFT JOIN users u ON u.id = a.user_id"
-	    " LEFT JOIN nodes n ON n.id = a.node_id"
-	    " WHERE a.app_id = ? ORDER BY a.id DESC LIMIT ?", "ii", r->app_id,
-	    limit);
-	if (rows == NULL)
-		reply_store_error(r);
-	else
-		reply(r, 200, json_pack("{s:o}", "activity", rows));
+	activity_reply_page(r, ACTIVITY_OF_APP);
 }

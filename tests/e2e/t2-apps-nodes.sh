@@ -202,6 +202,8 @@ expect "node activity: created, token, links and the automatic unlink" "$nacts" 
 	"node.create:- node.technical-contact:- node.token:- app.link:- app.unlink:- app.link:shop" # shop-tmp was deleted
 expect "node activity includes what happened to its app" "$(as "$TC" nodes activity cloud-v4 --json | jq_get 0.action)" member.remove
 check_fails "an outsider cannot read a node's activity" 1 as "$OUT" nodes activity cloud-v4
+expect "bad node activity limit" "$(api_as "$TC" GET '/nodes/cloud-v4/activity?limit=1001' | jq_get error.message)" "limit must be 1 to 1000, not '1001'"
+expect "node activity --limit" "$(as "$TC" nodes activity cloud-v4 --limit 3 --json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')" 3
 # A deleted app's log is detached: a new app never inherits it.
 check "create an app after a delete" as "$OPS" apps create fresh --no-sandbox
 expect "a new app's activity starts empty but for its creation" \
