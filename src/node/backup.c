@@ -626,53 +626,12 @@ out:
 /* ------------------------------------------------------------------ */
 /* Restore                                                             */
 
-static PGconn *
-admin_connect(char **cause)
-{
-	char *ci = pg_admin_conninfo();
-	PGconn *c = PQconnectdb(ci);
-
-	free(ci);
-	if (PQstatus(c) != CONNECTION_OK) {
-		*cause = xasprintf("cannot connect to PostgreSQL: %s",
-		    PQerrorMessage(c));
-		PQfinish(c);
-		return NULL;
-	}
-	return c;
-}
-
-static int
-admin_exec(PGconn *c, const char *sql, char **cause)
-{
-	PGresult *res = PQexec(c, sql);
-	int ok = PQresultStatus(res) == PGRES_COMMAND_OK ||
-	    PQresultStatus(res) == PGRES_TUPLES_OK;
-
-	if (!ok && cause && *cause == NULL)
-		*cause = xasprintf("PostgreSQL: %s", PQerrorMessage(c));
-	PQclear(res);
-	return ok ? 0 : -1;
-}
-
-static int
-db_exists(PGconn *c, const char *name)
-{
-	const char *p[1] = { name };
-	PGresult *res = PQexecParams(c, "SELECT 1 FROM pg_database WHERE "
-	    "datname = $1", 1, NULL, p, NULL, NULL, 0);
-	int n = PQresultStatus(res) == PGRES_TUPLES_OK ? PQntuples(res) : -1;
-
-	PQclear(res);
-	return n;
-}
-
 static int
 drop_db(PGconn *c, const char *name)
 {
 	char *sql = xasprintf("DROP DATABASE IF EXISTS \"%s\" WITH (FORCE)",
 	    name);
-	int rc = admin_exec(c, sql, NULL);
+	int rc = pg_admin_exec(c, sql, NULL);
 
 	free(sql);
 	return rc;
@@ -704,13 +663,13 @@ journal_settle(long long env_id, json_t *jn, char **cause)
 	const char *newdir = jsonx_str(jn, "newdir");
 	char *files = xasprintf("%s/envs/%lld/files", node->data_dir, env_id);
 	char *jp = journal_path(env_id);
-	PGconn *c = admin_connect(cause);
+	PGconn *c = pg_admin_connect(cause);
 	int rc = -1, swapped;
 
 	if (c == NULL)
 		goto out;
 	swapped = phase && strcmp(phase, "swapping") == 0 ?
-	    db_exists(c, newdb) : 1;
+	    pg_db_exists(c, newdb) : 1;
 	if (swapped < 0) {
 		*cause = xstrdup("cannot tell how far the restore went");
 		goto out;
@@ -854,15 +813,15 @@ restore_thread(void *arg)
 		}
 	}
 	/* 3. a new database, owned by the environment's role */
-	if ((c = admin_connect(&cause)) == NULL)
+	if ((c = pg_admin_connect(&cause)) == NULL)
 		goto out;
 	sql = xasprintf("CREATE DATABASE \"%s\" OWNER env_%lld ENCODING 'UTF8' "
 	    "TEMPLATE template0", newdb, rj->env_id);
-	if (admin_exec(c, sql, &cause) == -1)
+	if (pg_admin_exec(c, sql, &cause) == -1)
 		goto out;
 	free(sql);
 	sql = xasprintf("REVOKE ALL ON DATABASE \"%s\" FROM PUBLIC", newdb);
-	admin_exec(c, sql, NULL);
+	pg_admin_exec(c, sql, NULL);
 	/* 4. unpack and load, validating as it streams */
 	dburl = xasprintf("%s/%s", rj->role_url, newdb);
 	memset(&o, 0, sizeof o);
@@ -900,8 +859,8 @@ restore_thread(void *arg)
 	    "pg_stat_activity WHERE datname = '%s'; ALTER DATABASE \"%s\" RENAME "
 	    "TO \"%s\"; ALTER DATABASE \"%s\" RENAME TO \"%s\"; COMMIT",
 	    curdb, curdb, olddb, newdb, curdb);
-	if (admin_exec(c, sql, &cause) == -1) {
-		admin_exec(c, "ROLLBACK", NULL);
+	if (pg_admin_exec(c, sql, &cause) == -1) {
+		pg_admin_exec(c, "ROLLBACK", NULL);
 		pthread_mutex_unlock(&node->lock);
 		goto out;
 	}

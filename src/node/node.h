@@ -178,6 +178,14 @@ int pg_env_drop(long long id, char **cause);
 char *pg_env_url(struct env *);
 /* libpq conninfo of the admin connection (caller frees). */
 char *pg_admin_conninfo(void);
+/* The admin connection (libpq's PGconn); NULL with *cause when the
+ * server does not answer. */
+struct pg_conn *pg_admin_connect(char **cause);
+/* Run sql on c: 0, or -1 with *cause set (replacing what it held) when
+ * cause is not NULL. */
+int pg_admin_exec(struct pg_conn *c, const char *sql, char **cause);
+/* 1 when database name exists, 0 when not, -1 when the query failed. */
+int pg_db_exists(struct pg_conn *c, const char *name);
 /* "env_<id>" (caller frees). */
 char *pg_env_dbname(struct env *);
 

@@ -50,8 +50,8 @@ pg_admin_conninfo(void)
 	    pw);
 }
 
-static PGconn *
-pg_connect(char **cause)
+PGconn *
+pg_admin_connect(char **cause)
 {
 	char *ci = pg_admin_conninfo();
 	PGconn *c = PQconnectdb(ci);
@@ -66,17 +66,29 @@ pg_connect(char **cause)
 	return c;
 }
 
-static int
-pg_exec(PGconn *c, const char *sql, char **cause)
+int
+pg_admin_exec(PGconn *c, const char *sql, char **cause)
 {
 	PGresult *r = PQexec(c, sql);
 	int ok = PQresultStatus(r) == PGRES_COMMAND_OK ||
 	    PQresultStatus(r) == PGRES_TUPLES_OK;
 
-	if (!ok)
+	if (!ok && cause)
 		*cause = xasprintf("PostgreSQL: %s", PQerrorMessage(c));
 	PQclear(r);
 	return ok ? 0 : -1;
+}
+
+int
+pg_db_exists(PGconn *c, const char *name)
+{
+	const char *p[1] = { name };
+	PGresult *r = PQexecParams(c, "SELECT 1 FROM pg_database WHERE "
+	    "datname = $1", 1, NULL, p, NULL, NULL, 0);
+	int n = PQresultStatus(r) == PGRES_TUPLES_OK ? PQntuples(r) : -1;
+
+	PQclear(r);
+	return n;
 }
 
 /* Initialise the cluster the first time. */
@@ -184,7 +196,7 @@ pg_start(void)
 			pg_host = xstrdup("127.0.0.1");
 		if (pg_port_used == 0)
 			pg_port_used = 5432;
-		c = pg_connect(&cause);
+		c = pg_admin_connect(&cause);
 		if (c == NULL) {
 			error("%s", cause);
 			free(cause);
@@ -286,12 +298,12 @@ pg_env_create_db(PGconn *c, struct env *e, char **cause)
 	if (!exists) {
 		sql = xasprintf("CREATE DATABASE env_%lld OWNER env_%lld"
 		    " ENCODING 'UTF8' TEMPLATE template0", e->id, e->id);
-		rc = pg_exec(c, sql, cause);
+		rc = pg_admin_exec(c, sql, cause);
 		free(sql);
 		if (rc == 0) {
 			sql = xasprintf("REVOKE ALL ON DATABASE env_%lld FROM"
 			    " PUBLIC", e->id);
-			rc = pg_exec(c, sql, cause);
+			rc = pg_admin_exec(c, sql, cause);
 			free(sql);
 		}
 	}
@@ -302,7 +314,7 @@ pg_env_create_db(PGconn *c, struct env *e, char **cause)
 int
 pg_env_ensure(struct env *e, char **cause)
 {
-	PGconn *c = pg_connect(cause);
+	PGconn *c = pg_admin_connect(cause);
 	char *sql, *esc;
 	PGresult *r;
 	int exists, rc = -1;
@@ -323,7 +335,7 @@ pg_env_ensure(struct env *e, char **cause)
 	sql = xasprintf("%s ROLE env_%lld LOGIN PASSWORD %s", exists ? "ALTER" :
 	    "CREATE", e->id, esc);
 	PQfreemem(esc);
-	rc = pg_exec(c, sql, cause);
+	rc = pg_admin_exec(c, sql, cause);
 	free(sql);
 	if (rc == 0)
 		rc = pg_env_create_db(c, e, cause);
@@ -334,14 +346,14 @@ pg_env_ensure(struct env *e, char **cause)
 int
 pg_env_wipe(struct env *e, char **cause)
 {
-	PGconn *c = pg_connect(cause);
+	PGconn *c = pg_admin_connect(cause);
 	char *sql;
 	int rc;
 
 	if (c == NULL)
 		return -1;
 	sql = xasprintf("DROP DATABASE IF EXISTS env_%lld WITH (FORCE)", e->id);
-	rc = pg_exec(c, sql, cause);
+	rc = pg_admin_exec(c, sql, cause);
 	free(sql);
 	PQfinish(c);
 	if (rc == 0) {
@@ -355,7 +367,7 @@ pg_env_wipe(struct env *e, char **cause)
 int
 pg_reachable(char **cause)
 {
-	PGconn *c = pg_connect(cause);
+	PGconn *c = pg_admin_connect(cause);
 
 	if (c == NULL)
 		return -1;
@@ -366,7 +378,7 @@ pg_reachable(char **cause)
 int
 pg_env_drop(long long id, char **cause)
 {
-	PGconn *c = pg_connect(cause);
+	PGconn *c = pg_admin_connect(cause);
 	char *sql;
 	int rc;
 
@@ -374,11 +386,11 @@ pg_env_drop(long long id, char **cause)
 		return -1;
 	/* FORCE: sessions an instance left behind must not keep it alive */
 	sql = xasprintf("DROP DATABASE IF EXISTS env_%lld WITH (FORCE)", id);
-	rc = pg_exec(c, sql, cause);
+	rc = pg_admin_exec(c, sql, cause);
 	free(sql);
 	if (rc == 0) {
 		sql = xasprintf("DROP ROLE IF EXISTS env_%lld", id);
-		rc = pg_exec(c, sql, cause);
+		rc = pg_admin_exec(c, sql, cause);
 		free(sql);
 	}
 	PQfinish(c);

@@ -1073,39 +1073,16 @@ out:
 	return rc;
 }
 
-static int
-pg_admin_exec(PGconn *c, const char *sql, char **cause)
-{
-	PGresult *r = PQexec(c, sql);
-	int ok = PQresultStatus(r) == PGRES_COMMAND_OK ||
-	    PQresultStatus(r) == PGRES_TUPLES_OK;
-
-	if (!ok)
-		*cause = xasprintf("PostgreSQL: %s", PQerrorMessage(c));
-	PQclear(r);
-	return ok ? 0 : -1;
-}
-
-static int
-db_exists(PGconn *c, const char *name)
-{
-	const char *params[1] = { name };
-	PGresult *r = PQexecParams(c, "SELECT 1 FROM pg_database WHERE"
-	    " datname = $1", 1, NULL, params, NULL, NULL, 0);
-	int yes = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1;
-
-	PQclear(r);
-	return yes;
-}
-
 struct restore_pipe {
 	struct task	*t;
 	int		 fd;
 	int		 paused;
 };
 
+/* curl's write callback: the chunk into p->fd, counted in the task's
+ * bytes; 0 (curl stops) when the reader (pg_restore) died. */
 static size_t
-restore_write(char *data, size_t size, size_t nmemb, void *cls)
+fd_write(char *data, size_t size, size_t nmemb, void *cls)
 {
 	struct restore_pipe *p = cls;
 	size_t len = size * nmemb, off = 0;
@@ -1116,17 +1093,27 @@ restore_write(char *data, size_t size, size_t nmemb, void *cls)
 		if (n == -1 && errno == EINTR)
 			continue;
 		if (n <= 0)
-			return 0;	/* pg_restore died */
+			return 0;
 		off += (size_t)n;
 	}
 	pthread_mutex_lock(&task_lock);
 	p->t->bytes += (long long)len;
 	pthread_mutex_unlock(&task_lock);
-	if (!p->paused) {
+	return len;
+}
+
+/* fd_write, then the test hook "stream" once the dump flows. */
+static size_t
+restore_write(char *data, size_t size, size_t nmemb, void *cls)
+{
+	struct restore_pipe *p = cls;
+	size_t n = fd_write(data, size, nmemb, cls);
+
+	if (n == size * nmemb && !p->paused) {
 		p->paused = 1;
 		testhook_pause("stream");
 	}
-	return len;
+	return n;
 }
 
 /* Drop env_<id>_old (the database a swap replaced), in the background. */
@@ -1175,7 +1162,7 @@ task_database(struct task *t, struct env *e, char **cause)
 	/* a swap that a kill interrupted: put the old database back; an
 	 * old one left over from a finished swap: drop it */
 	snprintf(errbuf, sizeof errbuf, "env_%lld", e->id);
-	if (db_exists(c, errbuf)) {
+	if (pg_db_exists(c, errbuf) == 1) {
 		sql = xasprintf("DROP DATABASE IF EXISTS env_%lld_old WITH"
 		    " (FORCE)", e->id);
 		if (pg_admin_exec(c, sql, cause) == -1)
@@ -1184,7 +1171,7 @@ task_database(struct task *t, struct env *e, char **cause)
 		sql = NULL;
 	} else {
 		snprintf(errbuf, sizeof errbuf, "env_%lld_old", e->id);
-		if (db_exists(c, errbuf)) {
+		if (pg_db_exists(c, errbuf) == 1) {
 			sql = xasprintf("ALTER DATABASE env_%lld_old RENAME TO"
 			    " env_%lld", e->id, e->id);
 			if (pg_admin_exec(c, sql, cause) == -1)
@@ -1250,7 +1237,7 @@ task_database(struct task *t, struct env *e, char **cause)
 	free(sql);
 	sql = xasprintf("SELECT pg_terminate_backend(pid) FROM"
 	    " pg_stat_activity WHERE datname = 'env_%lld'", e->id);
-	pg_admin_exec(c, sql, cause);
+	pg_admin_exec(c, sql, NULL);	/* best effort: the rename tells */
 	free(sql);
 	sql = xasprintf("ALTER DATABASE env_%lld RENAME TO env_%lld_old",
 	    e->id, e->id);
@@ -1312,27 +1299,6 @@ out:
 	free(url);
 	free(admin);
 	return rc;
-}
-
-static size_t
-fd_write(char *data, size_t size, size_t nmemb, void *cls)
-{
-	struct restore_pipe *p = cls;
-	size_t len = size * nmemb, off = 0;
-
-	while (off < len) {
-		ssize_t n = write(p->fd, data + off, len - off);
-
-		if (n == -1 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return 0;
-		off += (size_t)n;
-	}
-	pthread_mutex_lock(&task_lock);
-	p->t->bytes += (long long)len;
-	pthread_mutex_unlock(&task_lock);
-	return len;
 }
 
 /* Download url into path (created 0644); 0, or -1 with *cause. A 404 is
