@@ -324,13 +324,9 @@ settings_patch(struct preq *r)
 		goto out;
 	doc = json_deep_copy(c.current);
 	json_object_foreach(r->body, k, v) {
-		int i;
 		json_t *norm;
 
-		for (i = 0; settings_sections[i]; i++)
-			if (strcmp(settings_sections[i], k) == 0)
-				break;
-		if (settings_sections[i] == NULL) {
+		if (!settings_section_known(k)) {
 			settings_error(errors, k, "unknown setting");
 			continue;
 		}

@@ -237,54 +237,29 @@ only_keys(json_t *errors, const char *setting, json_t *obj,
 	return ok;
 }
 
+/* Normalises one entry `name` (the setting "section.name") of a map
+ * section into out, or appends to errors. */
+typedef void norm_entry_fn(const struct settings_target *t,
+    const char *setting, const char *name, json_t *v, json_t *out,
+    json_t *errors);
+
+/* A map section (constants, scheduled_events, domains, headers,
+ * env_vars): every entry through entry; NULL when any error was
+ * appended. */
 static json_t *
-norm_constants(const struct settings_target *t, json_t *in, json_t *errors)
+norm_map(const struct settings_target *t, const char *section, json_t *in,
+    json_t *errors, norm_entry_fn *entry)
 {
 	json_t *out = json_object(), *v;
 	const char *name;
 	size_t before = json_array_size(errors);
 
-	if (!is_map(errors, "constants", in))
+	if (!is_map(errors, section, in))
 		goto bad;
 	json_object_foreach(in, name, v) {
-		char *setting = xasprintf("constants.%s", name);
-		char *cause = NULL, *canon = NULL, *text = NULL;
-		enum sv_type type = SV_STRING;
-		json_t *decl = NULL;
+		char *setting = xasprintf("%s.%s", section, name);
 
-		if (sv_constant_name(name, &cause) == -1) {
-			add_cause(errors, setting, cause);
-			goto next;
-		}
-		if (t->manifest) {
-			decl = manifest_find(t->manifest, "constants", name);
-			if (decl == NULL) {
-				settings_error(errors, setting, "not declared by "
-				    "the deployed package %s",
-				    manifest_label(t->manifest));
-				goto next;
-			}
-			if (jsonx_str(decl, "type") &&
-			    sv_type_parse(jsonx_str(decl, "type"), &type) == -1)
-				type = SV_STRING;
-		}
-		if (!json_is_string(v)) {
-			settings_error(errors, setting, "must be a string (the "
-			    "value as text, checked against the constant's "
-			    "type)");
-			goto next;
-		}
-		text = xstrdup(json_string_value(v));
-		if (sv_constant_value(type, text, &canon, &cause) == -1) {
-			settings_error(errors, setting, "wrong type for %s: %s",
-			    sv_type_name(type), cause);
-			free(cause);
-			goto next;
-		}
-		json_object_set_new(out, name, json_string(canon));
-next:
-		free(canon);
-		free(text);
+		entry(t, setting, name, v, out, errors);
 		free(setting);
 	}
 	if (json_array_size(errors) == before)
@@ -294,118 +269,128 @@ bad:
 	return NULL;
 }
 
-static json_t *
-norm_events(const struct settings_target *t, json_t *in, json_t *errors)
+static void
+norm_constant(const struct settings_target *t, const char *setting,
+    const char *name, json_t *v, json_t *out, json_t *errors)
 {
-	json_t *out = json_object(), *v;
-	const char *name;
-	size_t before = json_array_size(errors);
+	char *cause = NULL, *canon = NULL, *text = NULL;
+	enum sv_type type = SV_STRING;
+	json_t *decl = NULL;
 
-	if (!is_map(errors, "scheduled_events", in))
-		goto bad;
-	json_object_foreach(in, name, v) {
-		char *setting = xasprintf("scheduled_events.%s", name);
-		char *cause = NULL;
-
-		if (sv_constant_name(name, &cause) == -1)
-			add_cause(errors, setting, cause);
-		else if (t->manifest && manifest_find(t->manifest,
-		    "scheduled_events", name) == NULL)
+	if (sv_constant_name(name, &cause) == -1) {
+		add_cause(errors, setting, cause);
+		goto out;
+	}
+	if (t->manifest) {
+		decl = manifest_find(t->manifest, "constants", name);
+		if (decl == NULL) {
 			settings_error(errors, setting, "not declared by the "
 			    "deployed package %s", manifest_label(t->manifest));
-		else if (!json_is_boolean(v))
-			settings_error(errors, setting, "must be true (enabled) "
-			    "or false (disabled)");
-		else
-			json_object_set(out, name, v);
-		free(setting);
+			goto out;
+		}
+		if (jsonx_str(decl, "type") &&
+		    sv_type_parse(jsonx_str(decl, "type"), &type) == -1)
+			type = SV_STRING;
 	}
-	if (json_array_size(errors) == before)
-		return out;
-bad:
-	json_decref(out);
-	return NULL;
+	if (!json_is_string(v)) {
+		settings_error(errors, setting, "must be a string (the value "
+		    "as text, checked against the constant's type)");
+		goto out;
+	}
+	text = xstrdup(json_string_value(v));
+	if (sv_constant_value(type, text, &canon, &cause) == -1) {
+		settings_error(errors, setting, "wrong type for %s: %s",
+		    sv_type_name(type), cause);
+		free(cause);
+		goto out;
+	}
+	json_object_set_new(out, name, json_string(canon));
+out:
+	free(canon);
+	free(text);
 }
 
-static json_t *
-norm_domains(const struct settings_target *t, json_t *in, json_t *errors)
+static void
+norm_event(const struct settings_target *t, const char *setting,
+    const char *name, json_t *v, json_t *out, json_t *errors)
+{
+	char *cause = NULL;
+
+	if (sv_constant_name(name, &cause) == -1)
+		add_cause(errors, setting, cause);
+	else if (t->manifest && manifest_find(t->manifest, "scheduled_events",
+	    name) == NULL)
+		settings_error(errors, setting, "not declared by the deployed "
+		    "package %s", manifest_label(t->manifest));
+	else if (!json_is_boolean(v))
+		settings_error(errors, setting, "must be true (enabled) or "
+		    "false (disabled)");
+	else
+		json_object_set(out, name, v);
+}
+
+static void
+norm_domain(const struct settings_target *t, const char *setting,
+    const char *name, json_t *v, json_t *out, json_t *errors)
 {
 	static const char *const keys[] = { "certificate", "private_key", NULL };
-	json_t *out = json_object(), *v;
 	json_t *cur = json_object_get(t->current, "domains");
-	const char *name;
-	size_t before = json_array_size(errors);
+	char *cause = NULL, *domain = NULL, *key = NULL;
+	const char *cert = jsonx_str(v, "certificate");
+	json_t *old;
 
-	if (!is_map(errors, "domains", in))
-		goto bad;
-	json_object_foreach(in, name, v) {
-		char *setting = xasprintf("domains.%s", name);
-		char *cause = NULL, *domain = NULL, *key = NULL;
-		const char *cert = jsonx_str(v, "certificate");
-		json_t *old;
-
-		if (sv_domain(name, &domain, &cause) == -1) {
-			add_cause(errors, setting, cause);
-			goto next;
-		}
-		if (strcmp(domain, name) != 0) {
-			settings_error(errors, setting, "write the domain in "
-			    "lowercase ('%s')", domain);
-			goto next;
-		}
-		if (!json_is_object(v) || !only_keys(errors, setting, v, keys)) {
-			if (!json_is_object(v))
-				settings_error(errors, setting, "must be an "
-				    "object {certificate, private_key}");
-			goto next;
-		}
-		if (cert == NULL) {
-			settings_error(errors, setting, "needs a certificate "
-			    "(PEM)");
-			goto next;
-		}
-		if (json_object_get(v, "private_key") &&
-		    !json_is_string(json_object_get(v, "private_key"))) {
-			settings_error(errors, setting, "private_key must be a "
-			    "PEM string");
-			goto next;
-		}
-		if (jsonx_str(v, "private_key"))
-			key = xstrdup(jsonx_str(v, "private_key"));
-		else if ((old = json_object_get(cur, name)) != NULL)
-			key = settings_unseal(jsonx_str(old,
-			    "private_key_sealed"));
-		if (key == NULL) {
-			settings_error(errors, setting, "needs a private key (the "
-			    "document was exported without secrets and the "
-			    "target has no key for this domain)");
-			goto next;
-		}
-		if (sv_certificate(cert, key, domain, t->now, NULL, &cause)
-		    == -1) {
-			add_cause(errors, setting, cause);
-			goto next;
-		}
-		{
-			char *sealed = settings_seal(key);
-
-			json_object_set_new(out, domain, json_pack("{s:s,s:s}",
-			    "certificate", cert, "private_key_sealed", sealed));
-			free(sealed);
-		}
-next:
-		if (key) {
-			sodium_memzero(key, strlen(key));
-			free(key);
-		}
-		free(domain);
-		free(setting);
+	if (sv_domain(name, &domain, &cause) == -1) {
+		add_cause(errors, setting, cause);
+		goto out;
 	}
-	if (json_array_size(errors) == before)
-		return out;
-bad:
-	json_decref(out);
-	return NULL;
+	if (strcmp(domain, name) != 0) {
+		settings_error(errors, setting, "write the domain in lowercase "
+		    "('%s')", domain);
+		goto out;
+	}
+	if (!json_is_object(v) || !only_keys(errors, setting, v, keys)) {
+		if (!json_is_object(v))
+			settings_error(errors, setting, "must be an object "
+			    "{certificate, private_key}");
+		goto out;
+	}
+	if (cert == NULL) {
+		settings_error(errors, setting, "needs a certificate (PEM)");
+		goto out;
+	}
+	if (json_object_get(v, "private_key") &&
+	    !json_is_string(json_object_get(v, "private_key"))) {
+		settings_error(errors, setting, "private_key must be a PEM "
+		    "string");
+		goto out;
+	}
+	if (jsonx_str(v, "private_key"))
+		key = xstrdup(jsonx_str(v, "private_key"));
+	else if ((old = json_object_get(cur, name)) != NULL)
+		key = settings_unseal(jsonx_str(old, "private_key_sealed"));
+	if (key == NULL) {
+		settings_error(errors, setting, "needs a private key (the "
+		    "document was exported without secrets and the target has "
+		    "no key for this domain)");
+		goto out;
+	}
+	if (sv_certificate(cert, key, domain, t->now, NULL, &cause) == -1) {
+		add_cause(errors, setting, cause);
+		goto out;
+	}
+	{
+		char *sealed = settings_seal(key);
+
+		json_object_set_new(out, domain, json_pack("{s:s,s:s}",
+		    "certificate", cert, "private_key_sealed", sealed));
+		free(sealed);
+	}
+out:
+	if (key) {
+		sodium_memzero(key, strlen(key));
+		free(key);
+	}
+	free(domain);
 }
 
 /* A crypt(3) SHA-512 hash nginx's auth_basic accepts (htpasswd format). */
@@ -673,37 +658,23 @@ bad:
 	return NULL;
 }
 
-static json_t *
-norm_headers(const struct settings_target *t, json_t *in, json_t *errors)
+static void
+norm_header(const struct settings_target *t, const char *setting,
+    const char *name, json_t *v, json_t *out, json_t *errors)
 {
-	json_t *out = json_object(), *v;
-	const char *name;
-	size_t before = json_array_size(errors);
+	const char *canon = NULL;
+	char *cause = NULL;
 
-	if (!is_map(errors, "headers", in))
-		goto bad;
-	json_object_foreach(in, name, v) {
-		char *setting = xasprintf("headers.%s", name);
-		const char *canon = NULL;
-		char *cause = NULL;
-
-		if (sv_header_name(name, t->generation, &canon, &cause) == -1 ||
-		    (json_is_string(v) && sv_header_value(canon,
-		    json_string_value(v), &cause) == -1))
-			add_cause(errors, setting, cause);
-		else if (!json_is_string(v))
-			settings_error(errors, setting, "must be a string");
-		else if (json_object_get(out, canon))
-			settings_error(errors, setting, "given twice");
-		else
-			json_object_set(out, canon, v);
-		free(setting);
-	}
-	if (json_array_size(errors) == before)
-		return out;
-bad:
-	json_decref(out);
-	return NULL;
+	if (sv_header_name(name, t->generation, &canon, &cause) == -1 ||
+	    (json_is_string(v) && sv_header_value(canon, json_string_value(v),
+	    &cause) == -1))
+		add_cause(errors, setting, cause);
+	else if (!json_is_string(v))
+		settings_error(errors, setting, "must be a string");
+	else if (json_object_get(out, canon))
+		settings_error(errors, setting, "given twice");
+	else
+		json_object_set(out, canon, v);
 }
 
 static json_t *
@@ -775,95 +746,81 @@ bad:
 	return NULL;
 }
 
-static json_t *
-norm_env_vars(const struct settings_target *t, json_t *in, json_t *errors)
+static void
+norm_env_var(const struct settings_target *t, const char *setting,
+    const char *name, json_t *v, json_t *out, json_t *errors)
 {
 	static const char *const keys[] = { "value", "secret", NULL };
-	json_t *out = json_object(), *v;
 	json_t *cur = json_object_get(t->current, "env_vars");
-	const char *name;
-	size_t before = json_array_size(errors);
+	char *cause = NULL, *kept = NULL;
+	const char *value = NULL;
+	int secret = 0;
 
-	if (!is_map(errors, "env_vars", in))
-		goto bad;
-	json_object_foreach(in, name, v) {
-		char *setting = xasprintf("env_vars.%s", name);
-		char *cause = NULL, *kept = NULL;
-		const char *value = NULL;
-		int secret = 0;
-
-		if (sv_env_var_name(name, &cause) == -1) {
-			add_cause(errors, setting, cause);
-			goto next;
-		}
-		if (json_is_string(v)) {
-			value = json_string_value(v);
-		} else if (json_is_object(v)) {
-			if (!only_keys(errors, setting, v, keys))
-				goto next;
-			if (json_object_get(v, "secret") &&
-			    !json_is_boolean(json_object_get(v, "secret"))) {
-				settings_error(errors, setting, "secret must be "
-				    "true or false");
-				goto next;
-			}
-			if (json_object_get(v, "value") &&
-			    !json_is_string(json_object_get(v, "value"))) {
-				settings_error(errors, setting, "value must be a "
-				    "string");
-				goto next;
-			}
-			secret = jsonx_bool(v, "secret", 0);
-			value = jsonx_str(v, "value");
-			if (value == NULL && secret) {
-				json_t *old = json_object_get(cur, name);
-
-				if (old && jsonx_bool(old, "secret", 0))
-					kept = settings_unseal(jsonx_str(old,
-					    "sealed"));
-				if (kept == NULL) {
-					settings_error(errors, setting, "needs a "
-					    "value (the document was exported "
-					    "without secrets and the target has "
-					    "no such secret)");
-					goto next;
-				}
-				value = kept;
-			} else if (value == NULL) {
-				settings_error(errors, setting, "needs a value");
-				goto next;
-			}
-		} else {
-			settings_error(errors, setting, "must be a string or "
-			    "{value, secret}");
-			goto next;
-		}
-		if (sv_text(value, NUBO_SETTING_VALUE_MAX, &cause) == -1) {
-			add_cause(errors, setting, cause);
-			goto next;
-		}
-		if (secret) {
-			char *sealed = settings_seal(value);
-
-			json_object_set_new(out, name, json_pack("{s:b,s:s}",
-			    "secret", 1, "sealed", sealed));
-			free(sealed);
-		} else {
-			json_object_set_new(out, name, json_pack("{s:s}",
-			    "value", value));
-		}
-next:
-		if (kept) {
-			sodium_memzero(kept, strlen(kept));
-			free(kept);
-		}
-		free(setting);
+	if (sv_env_var_name(name, &cause) == -1) {
+		add_cause(errors, setting, cause);
+		goto out;
 	}
-	if (json_array_size(errors) == before)
-		return out;
-bad:
-	json_decref(out);
-	return NULL;
+	if (json_is_string(v)) {
+		value = json_string_value(v);
+	} else if (json_is_object(v)) {
+		if (!only_keys(errors, setting, v, keys))
+			goto out;
+		if (json_object_get(v, "secret") &&
+		    !json_is_boolean(json_object_get(v, "secret"))) {
+			settings_error(errors, setting, "secret must be true or "
+			    "false");
+			goto out;
+		}
+		if (json_object_get(v, "value") &&
+		    !json_is_string(json_object_get(v, "value"))) {
+			settings_error(errors, setting, "value must be a "
+			    "string");
+			goto out;
+		}
+		secret = jsonx_bool(v, "secret", 0);
+		value = jsonx_str(v, "value");
+		if (value == NULL && secret) {
+			json_t *old = json_object_get(cur, name);
+
+			if (old && jsonx_bool(old, "secret", 0))
+				kept = settings_unseal(jsonx_str(old,
+				    "sealed"));
+			if (kept == NULL) {
+				settings_error(errors, setting, "needs a value "
+				    "(the document was exported without "
+				    "secrets and the target has no such "
+				    "secret)");
+				goto out;
+			}
+			value = kept;
+		} else if (value == NULL) {
+			settings_error(errors, setting, "needs a value");
+			goto out;
+		}
+	} else {
+		settings_error(errors, setting, "must be a string or {value, "
+		    "secret}");
+		goto out;
+	}
+	if (sv_text(value, NUBO_SETTING_VALUE_MAX, &cause) == -1) {
+		add_cause(errors, setting, cause);
+		goto out;
+	}
+	if (secret) {
+		char *sealed = settings_seal(value);
+
+		json_object_set_new(out, name, json_pack("{s:b,s:s}", "secret",
+		    1, "sealed", sealed));
+		free(sealed);
+	} else {
+		json_object_set_new(out, name, json_pack("{s:s}", "value",
+		    value));
+	}
+out:
+	if (kept) {
+		sodium_memzero(kept, strlen(kept));
+		free(kept);
+	}
 }
 
 static json_t *
@@ -917,28 +874,58 @@ norm_window(const struct settings_target *t, json_t *in, json_t *errors)
 	    0));
 }
 
+/* How each section is normalised, in the order of settings_sections[]: a
+ * map section's entries one by one through norm_map(), any other section
+ * as a whole. */
+static const struct settings_section {
+	const char	*name;
+	norm_entry_fn	*entry;
+	json_t		*(*normalize)(const struct settings_target *,
+			    json_t *in, json_t *errors);
+} sections[] = {
+	{ "constants",		norm_constant,	NULL },
+	{ "scheduled_events",	norm_event,	NULL },
+	{ "domains",		norm_domain,	NULL },
+	{ "access",		NULL,		norm_access },
+	{ "headers",		norm_header,	NULL },
+	{ "runtime",		NULL,		norm_runtime },
+	{ "env_vars",		norm_env_var,	NULL },
+	{ "maintenance_window",	NULL,		norm_window },
+};
+_Static_assert(sizeof sections / sizeof sections[0] ==
+    sizeof settings_sections / sizeof settings_sections[0] - 1,
+    "every section in settings_sections[] needs a normaliser");
+
+static const struct settings_section *
+section_find(const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof sections / sizeof sections[0]; i++)
+		if (strcmp(sections[i].name, name) == 0)
+			return &sections[i];
+	return NULL;
+}
+
+int
+settings_section_known(const char *name)
+{
+	return section_find(name) != NULL;
+}
+
 json_t *
 settings_normalize_section(const struct settings_target *t,
     const char *section, json_t *in, json_t *errors)
 {
-	if (strcmp(section, "constants") == 0)
-		return norm_constants(t, in, errors);
-	if (strcmp(section, "scheduled_events") == 0)
-		return norm_events(t, in, errors);
-	if (strcmp(section, "domains") == 0)
-		return norm_domains(t, in, errors);
-	if (strcmp(section, "access") == 0)
-		return norm_access(t, in, errors);
-	if (strcmp(section, "headers") == 0)
-		return norm_headers(t, in, errors);
-	if (strcmp(section, "runtime") == 0)
-		return norm_runtime(t, in, errors);
-	if (strcmp(section, "env_vars") == 0)
-		return norm_env_vars(t, in, errors);
-	if (strcmp(section, "maintenance_window") == 0)
-		return norm_window(t, in, errors);
-	settings_error(errors, section, "unknown setting");
-	return NULL;
+	const struct settings_section *sec = section_find(section);
+
+	if (sec == NULL) {
+		settings_error(errors, section, "unknown setting");
+		return NULL;
+	}
+	if (sec->entry)
+		return norm_map(t, sec->name, in, errors, sec->entry);
+	return sec->normalize(t, in, errors);
 }
 
 json_t *
@@ -948,7 +935,6 @@ settings_normalize(const struct settings_target *t, json_t *in,
 	json_t *out = json_object(), *v;
 	const char *k;
 	size_t before = json_array_size(errors);
-	int i;
 
 	if (!json_is_object(in)) {
 		settings_error(errors, "document", "must be a JSON object");
@@ -973,13 +959,6 @@ settings_normalize(const struct settings_target *t, json_t *in,
 		if (strcmp(k, "source") == 0 || strcmp(k, "secrets") == 0 ||
 		    strcmp(k, "exported_at") == 0)
 			continue;
-		for (i = 0; settings_sections[i]; i++)
-			if (strcmp(settings_sections[i], k) == 0)
-				break;
-		if (settings_sections[i] == NULL) {
-			settings_error(errors, k, "unknown setting");
-			continue;
-		}
 		v = settings_normalize_section(t, k, v, errors);
 		if (v && !(json_is_null(v) || (json_is_object(v) &&
 		    json_object_size(v) == 0)))
@@ -1082,6 +1061,25 @@ settings_supported(const char *setting, const char *gen, json_t *manifest,
 	return 1;
 }
 
+/* Append an error for each setting "prefix.key" of obj that v3 nodes do
+ * not have. */
+static void
+name_v4_only(json_t *obj, const char *prefix, json_t *errors)
+{
+	const char *k;
+	char *reason;
+	json_t *v;
+
+	json_object_foreach(obj, k, v) {
+		char *s = xasprintf("%s.%s", prefix, k);
+
+		if (!settings_supported(s, "v3", NULL, &reason))
+			settings_error(errors, s, "%s", reason);
+		free(reason);
+		free(s);
+	}
+}
+
 json_t *
 settings_translate(json_t *doc, const char *from, const char *to,
     json_t *errors)
@@ -1089,39 +1087,14 @@ settings_translate(json_t *doc, const char *from, const char *to,
 	json_t *out;
 
 	if (strcmp(from, "v4") == 0 && strcmp(to, "v3") == 0) {
-		json_t *flat_errors = json_array(), *v;
-		const char *k;
-		char *reason;
-
 		/* name each v4-only setting, then refuse */
-		json_object_foreach(json_object_get(doc, "headers"), k, v) {
-			char *s = xasprintf("headers.%s", k);
-
-			if (!settings_supported(s, "v3", NULL, &reason))
-				settings_error(errors, s, "%s", reason);
-			free(reason);
-			free(s);
-		}
-		json_object_foreach(json_object_get(json_object_get(doc,
-		    "access"), "paths"), k, v) {
-			char *s = xasprintf("access.paths.%s", k);
-
-			if (!settings_supported(s, "v3", NULL, &reason))
-				settings_error(errors, s, "%s", reason);
-			free(reason);
-			free(s);
-		}
-		json_object_foreach(json_object_get(doc, "runtime"), k, v) {
-			char *s = xasprintf("runtime.%s", k);
-
-			if (!settings_supported(s, "v3", NULL, &reason))
-				settings_error(errors, s, "%s", reason);
-			free(reason);
-			free(s);
-		}
+		name_v4_only(json_object_get(doc, "headers"), "headers",
+		    errors);
+		name_v4_only(json_object_get(json_object_get(doc, "access"),
+		    "paths"), "access.paths", errors);
+		name_v4_only(json_object_get(doc, "runtime"), "runtime", errors);
 		settings_error(errors, "generation", "settings cannot be "
 		    "translated from v4 to v3 (migrating v4→v3 is refused)");
-		json_decref(flat_errors);
 		return NULL;
 	}
 	/* v3→v4 (and v3→v3, v4→v4): every setting keeps its name and
@@ -1136,22 +1109,29 @@ settings_translate(json_t *doc, const char *from, const char *to,
  * chosen so a diff line names one setting a user can change). Secret
  * values are marked by wrapping them {"(secret)": value}. */
 static void
+flatten_map(json_t *obj, const char *prefix, json_t *flat)
+{
+	const char *k;
+	json_t *v;
+
+	json_object_foreach(obj, k, v) {
+		char *s = xasprintf("%s.%s", prefix, k);
+
+		json_object_set(flat, s, v);
+		free(s);
+	}
+}
+
+static void
 flatten(json_t *doc, json_t *flat)
 {
 	json_t *v, *p;
 	const char *k, *pn;
 	char *s;
 
-	json_object_foreach(json_object_get(doc, "constants"), k, v) {
-		s = xasprintf("constants.%s", k);
-		json_object_set(flat, s, v);
-		free(s);
-	}
-	json_object_foreach(json_object_get(doc, "scheduled_events"), k, v) {
-		s = xasprintf("scheduled_events.%s", k);
-		json_object_set(flat, s, v);
-		free(s);
-	}
+	flatten_map(json_object_get(doc, "constants"), "constants", flat);
+	flatten_map(json_object_get(doc, "scheduled_events"),
+	    "scheduled_events", flat);
 	json_object_foreach(json_object_get(doc, "domains"), k, v) {
 		char *fp = sv_cert_fingerprint(jsonx_str(v, "certificate"));
 
@@ -1174,27 +1154,12 @@ flatten(json_t *doc, json_t *flat)
 			free(s);
 		}
 	}
-	json_object_foreach(json_object_get(json_object_get(doc, "access"),
-	    "paths"), k, v) {
-		s = xasprintf("access.paths.%s", k);
-		json_object_set(flat, s, v);
-		free(s);
-	}
-	json_object_foreach(json_object_get(doc, "headers"), k, v) {
-		s = xasprintf("headers.%s", k);
-		json_object_set(flat, s, v);
-		free(s);
-	}
+	flatten_map(json_object_get(json_object_get(doc, "access"), "paths"),
+	    "access.paths", flat);
+	flatten_map(json_object_get(doc, "headers"), "headers", flat);
 	json_object_foreach(json_object_get(doc, "runtime"), k, v) {
 		if (strcmp(k, "settings") == 0) {
-			json_t *sv;
-			const char *sk;
-
-			json_object_foreach(v, sk, sv) {
-				s = xasprintf("runtime.settings.%s", sk);
-				json_object_set(flat, s, sv);
-				free(s);
-			}
+			flatten_map(v, "runtime.settings", flat);
 			continue;
 		}
 		s = xasprintf("runtime.%s", k);

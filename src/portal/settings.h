@@ -38,6 +38,8 @@ char *settings_errors_text(json_t *errors);
 
 /* The document's sections, in document order. */
 extern const char *const settings_sections[];
+/* 1 when name is one of settings_sections[], else 0. */
+int settings_section_known(const char *name);
 /* Normalise one section's input value into its stored form; NULL (and
  * errors appended) when anything in it is invalid. */
 json_t *settings_normalize_section(const struct settings_target *,

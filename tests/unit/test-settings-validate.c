@@ -14,6 +14,73 @@
 #include "settings-validate.h"
 #include "settings.h"
 
+/* What the settings code answered for test_document_errors' documents
+ * before it was made table-driven (errors, v4→v3 refusal, diff). */
+static const char expected_errors[] =
+    "[{\"setting\":\"format\",\"reason\":\"must be 'nubo-settings/1'\"}"
+    ",{\"setting\":\"bogus\",\"reason\":\"unknown setting\"},{\"setting"
+    "\":\"constants.bad name!\",\"reason\":\"'bad name!' is not a"
+    " constant name ([A-Za-z][A-Za-z0-9_.]*, at most 128)\"},{\"setting"
+    "\":\"constants.B\",\"reason\":\"must be a string (the value as"
+    " text, checked against the constant's type)\"},{\"setting\":\"sche"
+    "duled_events.E\",\"reason\":\"must be true (enabled) or false"
+    " (disabled)\"},{\"setting\":\"domains.Example.COM\",\"reason\":\"w"
+    "rite the domain in lowercase ('example.com')\"},{\"setting\":\"dom"
+    "ains.a.example.com\",\"reason\":\"needs a certificate (PEM)\"},{\""
+    "setting\":\"domains.b.example.com\",\"reason\":\"must be an object"
+    " {certificate, private_key}\"},{\"setting\":\"domains.c.example.co"
+    "m\",\"reason\":\"private_key must be a PEM string\"},{\"setting\":"
+    "\"domains.d.example.com\",\"reason\":\"unknown field 'oops'\"},{\""
+    "setting\":\"domains.e.example.com\",\"reason\":\"needs a private"
+    " key (the document was exported without secrets and the target"
+    " has no key for this domain)\"},{\"setting\":\"headers.X-Frame-Opt"
+    "ions\",\"reason\":\"must be a string\"},{\"setting\":\"headers.Bad"
+    " Header\",\"reason\":\"header 'Bad Header' cannot be set (allowed:"
+    " Access-Control-Allow-Origin, Content-Security-Policy, Referrer-Po"
+    "licy, X-Content-Type-Options, X-Frame-Options, X-Permitted-Cross-D"
+    "omain-Policies, X-XSS-Protection)\"},{\"setting\":\"env_vars.1bad"
+    "\",\"reason\":\"'1bad' is not an environment variable name ([A-Za-"
+    "z_][A-Za-z0-9_]*, at most 128)\"},{\"setting\":\"env_vars.S\",\"re"
+    "ason\":\"secret must be true or false\"},{\"setting\":\"env_vars.T"
+    "\",\"reason\":\"unknown field 'extra'\"},{\"setting\":\"env_vars.U"
+    "\",\"reason\":\"needs a value (the document was exported without"
+    " secrets and the target has no such secret)\"},{\"setting\":\"env_"
+    "vars.V\",\"reason\":\"must be a string or {value, secret}\"},{\"se"
+    "tting\":\"env_vars.W\",\"reason\":\"value must be a string\"},{\"s"
+    "etting\":\"env_vars.X\",\"reason\":\"needs a value\"},{\"setting\""
+    ":\"runtime.instances\",\"reason\":\"must be an integer from 1"
+    " to 16\"},{\"setting\":\"maintenance_window.day\",\"reason\":\"'so"
+    "meday' is not a day of the week (monday … sunday)\"},{\"setting\":"
+    "\"maintenance_window.start\",\"reason\":\"needs a start time"
+    " HH:MM (UTC)\"},{\"setting\":\"maintenance_window.duration_minutes"
+    "\",\"reason\":\"needs a whole number of minutes\"}]";
+static const char expected_translate[] =
+    "[{\"setting\":\"headers.Referrer-Policy\",\"reason\":\"header"
+    " 'Referrer-Policy' does not exist on v3 nodes\"},{\"setting\":\"ac"
+    "cess.paths./admin\",\"reason\":\"per-path access restrictions"
+    " do not exist on v3 nodes\"},{\"setting\":\"runtime.instances\",\""
+    "reason\":\"instances and memory are fixed on v3 nodes\"},{\"settin"
+    "g\":\"runtime.memory_mb\",\"reason\":\"instances and memory are"
+    " fixed on v3 nodes\"},{\"setting\":\"generation\",\"reason\":\"set"
+    "tings cannot be translated from v4 to v3 (migrating v4→v3 is"
+    " refused)\"}]";
+static const char expected_diff[] =
+    "{\"differences\":[{\"setting\":\"constants.A\",\"a\":\"1\",\"b\":n"
+    "ull},{\"setting\":\"scheduled_events.E\",\"a\":true,\"b\":null},{"
+    "\"setting\":\"access.profiles.p.allow\",\"a\":[\"10.0.0.0/8\"],\"b"
+    "\":null},{\"setting\":\"access.paths./\",\"a\":\"p\",\"b\":null},{"
+    "\"setting\":\"headers.X-Frame-Options\",\"a\":\"DENY\",\"b\":null}"
+    ",{\"setting\":\"runtime.settings.a.b\",\"a\":\"1\",\"b\":null},{\""
+    "setting\":\"env_vars.P\",\"a\":\"v\",\"b\":null}],\"unsupported\":"
+    "[{\"setting\":\"access.paths./admin\",\"side\":\"a\",\"reason\":\""
+    "per-path access restrictions do not exist on v3 nodes\"},{\"settin"
+    "g\":\"headers.Referrer-Policy\",\"side\":\"a\",\"reason\":\"header"
+    " 'Referrer-Policy' does not exist on v3 nodes\"},{\"setting\":\"ru"
+    "ntime.instances\",\"side\":\"a\",\"reason\":\"instances and memory"
+    " are fixed on v3 nodes\"},{\"setting\":\"runtime.memory_mb\",\"sid"
+    "e\":\"a\",\"reason\":\"instances and memory are fixed on v3 nodes"
+    "\"}]}";
+
 static void
 ok_cidr(const char *in, const char *want)
 {
@@ -251,6 +318,18 @@ test_certificate_garbage(void **state)
 
 /* The document: v4-only settings refused on v3 naming each one; secrets
  * masked in renders; translation; diff of equal documents is empty. */
+/* Remove the temporary folder settings_seal_init() put its key in. */
+static void
+seal_dir_remove(const char *dir)
+{
+	char *path = malloc(strlen(dir) + 20);
+
+	sprintf(path, "%s/settings.key", dir);
+	unlink(path);
+	free(path);
+	rmdir(dir);
+}
+
 static void
 test_document(void **state)
 {
@@ -323,11 +402,79 @@ test_document(void **state)
 	json_decref(in);
 	json_decref(errors);
 	json_decref(cur);
-	path = malloc(strlen(dir) + 20);
-	sprintf(path, "%s/settings.key", dir);
-	unlink(path);
-	free(path);
-	rmdir(dir);
+	seal_dir_remove(dir);
+}
+
+/* Every error a bad document yields, in order, word for word (one bad
+ * entry of each kind per section); then v4→v3 naming its v4-only
+ * settings; then a diff naming one setting per line. */
+static void
+test_document_errors(void **state)
+{
+	char dir[] = "/tmp/nubo-unit-settings.XXXXXX";
+	struct settings_target t4 = { "v4", NULL, NULL, 0 };
+	json_t *cur = json_object(), *errors = json_array(), *in, *s4, *d;
+	char *text;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	assert_int_equal(settings_seal_init(dir), 0);
+	t4.current = cur;
+	in = json_loads("{\"format\":\"x\",\"bogus\":1,"
+	    "\"constants\":{\"bad name!\":\"1\",\"B\":5,\"C\":\"ok\"},"
+	    "\"scheduled_events\":{\"E\":\"yes\",\"F\":true},"
+	    "\"domains\":{\"Example.COM\":{},\"a.example.com\":"
+	    "{\"certificate\":1},\"b.example.com\":5,\"c.example.com\":"
+	    "{\"certificate\":\"x\",\"private_key\":2},\"d.example.com\":"
+	    "{\"certificate\":\"x\",\"oops\":1},\"e.example.com\":"
+	    "{\"certificate\":\"x\"}},"
+	    "\"headers\":{\"X-Frame-Options\":5,\"Bad Header\":\"x\"},"
+	    "\"env_vars\":{\"1bad\":\"x\",\"S\":{\"secret\":\"no\"},"
+	    "\"T\":{\"value\":\"x\",\"extra\":1},\"U\":{\"secret\":true},"
+	    "\"V\":3,\"W\":{\"value\":7},\"X\":{}},"
+	    "\"runtime\":{\"instances\":0},"
+	    "\"maintenance_window\":{\"day\":\"someday\"}}", 0, NULL);
+	assert_non_null(in);
+	assert_null(settings_normalize(&t4, in, errors));
+	text = json_dumps(errors, JSON_COMPACT);
+	assert_string_equal(text, expected_errors);
+	free(text);
+	json_array_clear(errors);
+	assert_null(settings_normalize_section(&t4, "nope", in, errors));
+	assert_null(settings_normalize_section(&t4, "env_vars",
+	    json_string("x"), errors));
+	text = json_dumps(errors, JSON_COMPACT);
+	assert_string_equal(text, "[{\"setting\":\"nope\",\"reason\":"
+	    "\"unknown setting\"},{\"setting\":\"env_vars\",\"reason\":"
+	    "\"must be an object\"}]");
+	free(text);
+	json_array_clear(errors);
+	json_decref(in);
+
+	in = json_loads("{\"headers\":{\"X-Frame-Options\":\"DENY\","
+	    "\"Referrer-Policy\":\"no-referrer\"},\"access\":{\"profiles\":"
+	    "{\"p\":{\"allow\":[\"10.0.0.0/8\"]}},\"paths\":{\"/\":\"p\","
+	    "\"/admin\":\"p\"}},\"runtime\":{\"instances\":2,\"memory_mb\":"
+	    "1024,\"settings\":{\"a.b\":\"1\"}},\"constants\":{\"A\":\"1\"},"
+	    "\"scheduled_events\":{\"E\":true},\"env_vars\":{\"P\":\"v\"}}",
+	    0, NULL);
+	assert_non_null(in);
+	s4 = settings_normalize(&t4, in, errors);
+	assert_non_null(s4);
+	assert_null(settings_translate(in, "v4", "v3", errors));
+	text = json_dumps(errors, JSON_COMPACT);
+	assert_string_equal(text, expected_translate);
+	free(text);
+	d = settings_diff(s4, "v4", NULL, cur, "v3", NULL);
+	text = json_dumps(d, JSON_COMPACT);
+	assert_string_equal(text, expected_diff);
+	free(text);
+	json_decref(d);
+	json_decref(s4);
+	json_decref(in);
+	json_decref(errors);
+	json_decref(cur);
+	seal_dir_remove(dir);
 }
 
 /* The weekly window: open inside, closed outside, across midnight and
@@ -364,6 +511,7 @@ main(void)
 		cmocka_unit_test(test_names),
 		cmocka_unit_test(test_certificate_garbage),
 		cmocka_unit_test(test_document),
+		cmocka_unit_test(test_document_errors),
 		cmocka_unit_test(test_window_open),
 	};
 
