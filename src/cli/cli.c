@@ -81,6 +81,8 @@ extern const struct cmd_entry cmd_migrate_run_entry;
 extern const struct cmd_entry cmd_nodes_offboard_entry;
 extern const struct cmd_entry cmd_admin_offboarding_list_entry;
 extern const struct cmd_entry cmd_admin_offboarding_approve_entry;
+extern const struct cmd_entry cmd_admin_offboarding_show_entry;
+extern const struct cmd_entry cmd_admin_offboarding_purge_entry;
 /* backups */
 extern const struct cmd_entry cmd_backups_list_entry;
 extern const struct cmd_entry cmd_backups_create_entry;
@@ -198,6 +200,8 @@ static const struct cmd_entry *const cmd_table[] = {
 	&cmd_nodes_offboard_entry,
 	&cmd_admin_offboarding_list_entry,
 	&cmd_admin_offboarding_approve_entry,
+	&cmd_admin_offboarding_show_entry,
+	&cmd_admin_offboarding_purge_entry,
 };
 
 #define CMD_COUNT (sizeof cmd_table / sizeof cmd_table[0])

@@ -1,4 +1,4 @@
-/* nubo admin offboarding list | approve ID */
+/* nubo admin offboarding list | show ID | approve ID | purge ID --yes */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,21 +17,78 @@ cmd_admin_offboarding_list_exec(struct cmd_args *a)
 		out_table(json_object_get(resp, "offboarding_requests"),
 		    "id:ID,node:NODE,app:APP,state:STATE,forced:FORCED,"
 		    "requested_by:BY,requested_at:AT,keep_until:DATA KEPT UNTIL,"
-		    "reason:REASON");
+		    "purged_at:DATA DELETED,reason:REASON");
+	json_decref(resp);
+	return CLI_OK;
+}
+
+/* METHOD /offboarding-requests/ID[suffix] for the ID argument: the HTTP
+ * status with *resp, or -1 (the error is printed). */
+static int
+cmd_admin_offboarding_call(struct cmd_args *a, const char *method,
+    const char *suffix, json_t **resp)
+{
+	char *id = api_escape(a->argv[0]);
+	char *path = xasprintf("/offboarding-requests/%s%s", id, suffix);
+	int st;
+
+	st = api_ok(method, path, strcmp(method, "GET") == 0 ? NULL :
+	    json_object(), resp);
+	free(path);
+	free(id);
+	return st;
+}
+
+static int
+cmd_admin_offboarding_show_exec(struct cmd_args *a)
+{
+	json_t *resp = NULL;
+
+	if (cmd_admin_offboarding_call(a, "GET", "", &resp) == -1)
+		return CLI_FAILED;
+	if (out_maybe_json(a, resp) == -1)
+		out_fields(resp, "id,node,app,state,forced,reason,requested_by,"
+		    "requested_at,approved_by,approved_at,keep_until,purged_at,"
+		    "purge_error,purge_attempts");
 	json_decref(resp);
 	return CLI_OK;
 }
 
 static int
-cmd_admin_offboarding_approve_exec(struct cmd_args *a)
+cmd_admin_offboarding_purge_exec(struct cmd_args *a)
 {
-	char *id = api_escape(a->argv[0]);
-	char *path = xasprintf("/offboarding-requests/%s/approve", id);
-	json_t *resp = NULL;
+	json_t *resp = NULL, *o = NULL;
+	const char *job;
 	int rc = CLI_FAILED;
 
-	if (api_ok("POST", path, json_object(), &resp) == -1)
+	if (!cmd_flag(a, "yes"))
+		return out_usage(cmd_current, "purge deletes the offboarded "
+		    "node's databases, files, backups and packages for good; "
+		    "add --yes to confirm");
+	if (cmd_admin_offboarding_call(a, "POST", "/purge", &resp) == -1)
 		goto out;
+	job = jsonx_str(json_object_get(resp, "job"), "id");
+	if (job && api_wait_job(job, "purge") != CLI_OK)
+		goto out;
+	if (cmd_admin_offboarding_call(a, "GET", "", &o) == -1)
+		goto out;
+	if (out_maybe_json(a, o) == -1)
+		printf("the data of node '%s' is deleted (%s)\n",
+		    jsonx_str(o, "node"), jsonx_str(o, "purged_at"));
+	rc = CLI_OK;
+out:
+	json_decref(resp);
+	json_decref(o);
+	return rc;
+}
+
+static int
+cmd_admin_offboarding_approve_exec(struct cmd_args *a)
+{
+	json_t *resp = NULL;
+
+	if (cmd_admin_offboarding_call(a, "POST", "/approve", &resp) == -1)
+		return CLI_FAILED;
 	if (out_maybe_json(a, resp) == -1) {
 		printf("node '%s' is offboarded; its data is kept until %s\n",
 		    jsonx_str(resp, "node"), jsonx_str(resp, "keep_until"));
@@ -43,12 +100,8 @@ cmd_admin_offboarding_approve_exec(struct cmd_args *a)
 			    "(nubo migrate status %s --follow)\n",
 			    jsonx_str(resp, "app"));
 	}
-	rc = CLI_OK;
-out:
 	json_decref(resp);
-	free(path);
-	free(id);
-	return rc;
+	return CLI_OK;
 }
 
 const struct cmd_entry cmd_admin_offboarding_list_entry = {
@@ -57,12 +110,32 @@ const struct cmd_entry cmd_admin_offboarding_list_entry = {
 	cmd_admin_offboarding_list_exec, 0,
 };
 
+const struct cmd_entry cmd_admin_offboarding_show_entry = {
+	"admin offboarding", "show", "ID", "json", 1, 1,
+	"show an offboarding request: its state, until when the node's data "
+	"is kept, when it was deleted",
+	NULL,
+	cmd_admin_offboarding_show_exec, 0,
+};
+
+const struct cmd_entry cmd_admin_offboarding_purge_entry = {
+	"admin offboarding", "purge", "ID", "yes,json", 1, 1,
+	"delete an offboarded node's data now (platform admins only)",
+	"The portal deletes an offboarded node's data by itself once the\n"
+	"request's keep-until date has passed. This does it now: every\n"
+	"environment's database, role and files, its backups and the packages\n"
+	"of the node's repository go for good. Only after the request is\n"
+	"approved. Needs --yes.",
+	cmd_admin_offboarding_purge_exec, 0,
+};
+
 const struct cmd_entry cmd_admin_offboarding_approve_entry = {
 	"admin offboarding", "approve", "ID", "json", 1, 1,
 	"approve an offboarding request (platform admins only)",
 	"The node's environments stop, its app is detached and stays a Free\n"
 	"App, the node becomes offboarded and its data is kept for the\n"
-	"configured number of days. A migration waiting for it links the app\n"
+	"configured number of days (the portal's --offboarding-keep-days),\n"
+	"then deleted on the node. A migration waiting for it links the app\n"
 	"to its new node.",
 	cmd_admin_offboarding_approve_exec, 0,
 };

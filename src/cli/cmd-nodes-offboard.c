@@ -39,6 +39,7 @@ const struct cmd_entry cmd_nodes_offboard_entry = {
 	"Refused unless the latest backup and the deployed package of every\n"
 	"environment were downloaded or kept by nubo (a migration copied them);\n"
 	"--force files the request anyway. On approval the node's environments\n"
-	"stop, its app is detached and stays a Free App.",
+	"stop, its app is detached and stays a Free App; the node's data is\n"
+	"kept for the configured number of days, then deleted on the node.",
 	cmd_nodes_offboard_exec, 0,
 };

@@ -172,7 +172,8 @@ int pg_env_ensure(struct env *, char **cause);
 int pg_env_wipe(struct env *, char **cause);
 /* 0 when the database server answers; -1 with *cause. */
 int pg_reachable(char **cause);
-/* Drop environment id's database and role (0 also when already gone). */
+/* Drop environment id's database (and any left by an interrupted restore
+ * or import) and its role; 0 also when already gone. */
 int pg_env_drop(long long id, char **cause);
 /* postgresql://role:password@host:port/db (caller frees). */
 char *pg_env_url(struct env *);

@@ -379,15 +379,36 @@ int
 pg_env_drop(long long id, char **cause)
 {
 	PGconn *c = pg_admin_connect(cause);
+	PGresult *r;
 	char *sql;
-	int rc;
+	int i, rc = 0;
 
 	if (c == NULL)
 		return -1;
-	/* FORCE: sessions an instance left behind must not keep it alive */
-	sql = xasprintf("DROP DATABASE IF EXISTS env_%lld WITH (FORCE)", id);
-	rc = pg_admin_exec(c, sql, cause);
+	/* Its database, and what an interrupted restore or import left
+	 * (env_<id>_new_…, env_<id>_old…, env_<id>_in: backup.c,
+	 * transfer.c) — the role cannot go while it owns one. */
+	sql = xasprintf("SELECT datname FROM pg_database WHERE datname ="
+	    " 'env_%lld' OR datname LIKE 'env\\_%lld\\_%%'", id, id);
+	r = PQexec(c, sql);
 	free(sql);
+	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+		*cause = xasprintf("PostgreSQL: %s", PQerrorMessage(c));
+		rc = -1;
+	}
+	for (i = 0; rc == 0 && i < PQntuples(r); i++) {
+		const char *db = PQgetvalue(r, i, 0);
+		char *q = PQescapeIdentifier(c, db, strlen(db));
+
+		/* FORCE: sessions an instance left behind must not keep it
+		 * alive */
+		sql = xasprintf("DROP DATABASE IF EXISTS %s WITH (FORCE)",
+		    q ? q : "\"\"");
+		PQfreemem(q);
+		rc = pg_admin_exec(c, sql, cause);
+		free(sql);
+	}
+	PQclear(r);
 	if (rc == 0) {
 		sql = xasprintf("DROP ROLE IF EXISTS env_%lld", id);
 		rc = pg_admin_exec(c, sql, cause);

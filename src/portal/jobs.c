@@ -19,6 +19,8 @@ int envs_job_action(struct job *, json_t **, char **);
 
 /* route-migrations.c */
 int migrations_job(struct job *, json_t **, char **);
+/* offboarding.c */
+int offboarding_purge_job(struct job *, json_t **, char **);
 
 /* THE table of job kinds; add yours in your area's section. */
 int backups_job_create(struct job *, json_t **, char **);
@@ -44,6 +46,7 @@ static const struct job_kind job_kinds[] = {
 
 	/* migrations (route-migrations.c) */
 	{ "migration", migrations_job },
+	{ "offboarding.purge", offboarding_purge_job },
 };
 
 #define JOB_WORKERS_MAX 16

@@ -5,13 +5,26 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "env-delete.h"
+#include "jobs.h"
 #include "jsonx.h"
 #include "log.h"
 #include "migrate.h"
 #include "migrate-node.h"
+#include "nodeclient.h"
+#include "portal.h"
 #include "store.h"
 #include "util.h"
 #include "xmalloc.h"
+
+/* A failed purge is tried again after this many seconds, doubled after
+ * every further failure, at most OFFBOARDING_PURGE_PAUSE_MAX. */
+#define OFFBOARDING_PURGE_PAUSE		30
+#define OFFBOARDING_PURGE_PAUSE_MAX	3600
+
+/* route-backups.c */
+int backups_snapshot_delete(sqlite3 *db, const char *uuid, long long node_id,
+    char **cause);
 
 long long offboarding_keep_days = 30;
 
@@ -225,7 +238,8 @@ offboarding_json(sqlite3 *db, long long id)
 	json_t *o = store_row(db, "SELECT o.id, n.name AS node, a.subdomain"
 	    " AS app, o.state, o.forced, o.reason, o.unsaved_json,"
 	    " o.saved_json, ru.email AS requested_by, o.requested_at,"
-	    " au.email AS approved_by, o.approved_at, o.keep_until"
+	    " au.email AS approved_by, o.approved_at, o.keep_until,"
+	    " o.purged_at, o.purge_error, o.purge_attempts, o.purge_tried_at"
 	    " FROM offboarding_requests o JOIN nodes n ON n.id = o.node_id"
 	    " LEFT JOIN apps a ON a.id = o.app_id"
 	    " LEFT JOIN users ru ON ru.id = o.requested_by"
@@ -236,4 +250,291 @@ offboarding_json(sqlite3 *db, long long id)
 		json_object_set_new(o, "forced", json_boolean(jsonx_int(o,
 		    "forced", 0)));
 	return o;
+}
+
+/* ------------------------------------------------------------------ */
+/* Purge: an offboarded node's data is deleted once keep_until passed   */
+
+/* Delete environment env (a row of the node) on the node: its snapshots
+ * (archives), then the environment itself (instances, database and role,
+ * files, app and logs: env_delete_on_node), then its row, which takes
+ * its settings, snapshot and restore records with it. The row goes at
+ * once: the node's tombstone keeps heartbeats from bringing the
+ * environment back only for a while. 0, or -1 with *cause. */
+static int
+offboarding_purge_env(sqlite3 *db, long long node_id, int registered,
+    json_t *env, long long *nsnaps, char **cause)
+{
+	long long env_id = jsonx_int(env, "id", 0);
+	const char *name = jsonx_str(env, "name");
+	json_t *snaps, *sn;
+	const char *code;
+	unsigned status;
+	char *why = NULL;
+	size_t i;
+	int rc = -1;
+
+	snaps = store_rows(db, "SELECT uuid FROM snapshots WHERE"
+	    " environment_id = ? ORDER BY id", "i", env_id);
+	json_array_foreach(snaps, i, sn) {
+		/* a node that never registered never made an archive */
+		if (!registered) {
+			(*nsnaps)++;
+			continue;
+		}
+		if (backups_snapshot_delete(db, jsonx_str(sn, "uuid"),
+		    node_id, &why) == -1) {
+			set_cause(cause, "environment '%s', snapshot %.8s: %s",
+			    name, jsonx_str(sn, "uuid"), why ? why :
+			    "store error");
+			goto out;
+		}
+		(*nsnaps)++;
+	}
+	if (env_delete_on_node(db, env_id, &status, &code, &why) == -1) {
+		set_cause(cause, "environment '%s': %s", name, why);
+		goto out;
+	}
+	if (store_run(db, "DELETE FROM environments WHERE id = ?", "i",
+	    env_id) != STORE_OK) {
+		set_cause(cause, "environment '%s': deleted on the node, but "
+		    "the store says: %s", name, store_errmsg(db));
+		goto out;
+	}
+	rc = 0;
+out:
+	free(why);
+	json_decref(snaps);
+	return rc;
+}
+
+/* Delete every package of the node's repository (no environment uses
+ * one any more), then the portal's records of them. The number deleted,
+ * or -1 with *cause. */
+static long long
+offboarding_purge_packages(sqlite3 *db, long long node_id, int registered,
+    char **cause)
+{
+	json_t *out = NULL, *p;
+	char *why = NULL;
+	long long n = 0;
+	size_t i;
+	int st;
+
+	if (registered) {
+		st = node_call(db, node_id, "GET", "/agent/v1/packages", NULL,
+		    &out, &why);
+		if (st != 200) {
+			set_cause(cause, "cannot list the packages: %s", why ?
+			    why : "the node failed");
+			n = -1;
+			goto out;
+		}
+		json_array_foreach(json_object_get(out, "packages"), i, p) {
+			const char *id = jsonx_str(p, "id");
+			char *path;
+
+			if (id == NULL || id[0] == '.' || id[strcspn(id,
+			    "/?#%")] != '\0')
+				continue;
+			path = xasprintf("/agent/v1/packages/%s", id);
+			free(why);
+			why = NULL;
+			st = node_call(db, node_id, "DELETE", path, NULL, NULL,
+			    &why);
+			free(path);
+			if (st != 200 && st != 404) {
+				set_cause(cause, "package '%s': %s", id, why ?
+				    why : "the node failed");
+				n = -1;
+				goto out;
+			}
+			n++;
+		}
+	}
+	if (store_run(db, "DELETE FROM packages WHERE node_id = ?", "i",
+	    node_id) != STORE_OK) {
+		set_cause(cause, "store error: %s", store_errmsg(db));
+		n = -1;
+	}
+out:
+	free(why);
+	json_decref(out);
+	return n;
+}
+
+/* Record a failed attempt (retried later by offboarding_purge_pass);
+ * the activity log gets it when the error is new. */
+static void
+offboarding_purge_failed(sqlite3 *db, long long id, json_t *req,
+    long long user, const char *cause)
+{
+	const char *prev = jsonx_str(req, "purge_error");
+	char now[32];
+
+	util_time_iso(util_now(), now, sizeof now);
+	store_run(db, "UPDATE offboarding_requests SET purge_error = ?,"
+	    " purge_attempts = purge_attempts + 1, purge_tried_at = ?"
+	    " WHERE id = ?", "ssi", cause, now, id);
+	if (prev == NULL || strcmp(prev, cause) != 0)
+		activity_record(db, user, 0, jsonx_int(req, "node_id", 0),
+		    "node.purge-failed", "could not delete the data of "
+		    "offboarded node '%s' (request %lld); it is tried again: "
+		    "%s", jsonx_str(req, "name"), id, cause);
+	log_warn("offboarding %lld: purge of node '%s' failed: %s", id,
+	    jsonx_str(req, "name"), cause);
+}
+
+int
+offboarding_purge(struct job *j, long long id, json_t **result, char **cause)
+{
+	json_t *req, *envs = NULL, *e, *names = json_array();
+	long long node_id, nsnaps = 0, npkgs;
+	int registered, rc = -1;
+	char now[32];
+	size_t i;
+
+	*result = NULL;
+	req = store_row(j->db, "SELECT o.node_id, o.state, o.purged_at,"
+	    " o.purge_error, n.name, n.agent_url FROM offboarding_requests o"
+	    " JOIN nodes n ON n.id = o.node_id WHERE o.id = ?", "i", id);
+	if (req == NULL) {
+		set_cause(cause, "no offboarding request %lld", id);
+		goto out;
+	}
+	if (strcmp(jsonx_str(req, "state"), "approved") != 0) {
+		set_cause(cause, "offboarding request %lld is %s: a node's data "
+		    "is deleted only after its offboarding is approved", id,
+		    jsonx_str(req, "state"));
+		goto out;
+	}
+	if (jsonx_str(req, "purged_at")) {	/* a repeated job */
+		*result = offboarding_json(j->db, id);
+		rc = 0;
+		goto out;
+	}
+	node_id = jsonx_int(req, "node_id", 0);
+	registered = jsonx_str(req, "agent_url") != NULL;
+	envs = store_rows(j->db, "SELECT id, name FROM environments WHERE"
+	    " node_id = ? ORDER BY id", "i", node_id);
+	json_array_foreach(envs, i, e) {
+		job_progress(j, json_pack("{s:I,s:I}", "done", (json_int_t)i,
+		    "total", (json_int_t)json_array_size(envs)),
+		    "deleting environment '%s' on node '%s'",
+		    jsonx_str(e, "name"), jsonx_str(req, "name"));
+		if (offboarding_purge_env(j->db, node_id, registered, e,
+		    &nsnaps, cause) == -1)
+			goto failed;
+		json_array_append_new(names, json_string(jsonx_str(e,
+		    "name")));
+	}
+	job_progress(j, NULL, "deleting the packages of node '%s'",
+	    jsonx_str(req, "name"));
+	if ((npkgs = offboarding_purge_packages(j->db, node_id, registered,
+	    cause)) == -1)
+		goto failed;
+	util_time_iso(util_now(), now, sizeof now);
+	if (store_begin(j->db) == -1)
+		goto store_failed;
+	if (store_run(j->db, "UPDATE offboarding_requests SET purged_at = ?,"
+	    " purge_error = NULL, purge_attempts = purge_attempts + 1,"
+	    " purge_tried_at = ? WHERE id = ?", "ssi", now, now, id) !=
+	    STORE_OK) {
+		store_rollback(j->db);
+		goto store_failed;
+	}
+	activity_record(j->db, j->created_by, 0, node_id, "node.purged",
+	    "deleted the data of offboarded node '%s' (request %lld) on the "
+	    "node: %zu environment%s (databases, roles, files), %lld "
+	    "snapshot%s, %lld package%s", jsonx_str(req, "name"), id,
+	    json_array_size(envs), json_array_size(envs) == 1 ? "" : "s",
+	    nsnaps, nsnaps == 1 ? "" : "s", npkgs, npkgs == 1 ? "" : "s");
+	if (store_commit(j->db) == -1)
+		goto store_failed;
+	log_info("offboarding %lld: the data of node '%s' is deleted", id,
+	    jsonx_str(req, "name"));
+	*result = offboarding_json(j->db, id);
+	json_object_set_new(*result, "deleted", json_pack("{s:O,s:I,s:I}",
+	    "environments", names, "snapshots", (json_int_t)nsnaps,
+	    "packages", (json_int_t)npkgs));
+	rc = 0;
+	goto out;
+store_failed:
+	set_cause(cause, "store error: %s", store_errmsg(j->db));
+failed:
+	offboarding_purge_failed(j->db, id, req, j->created_by, *cause);
+out:
+	json_decref(names);
+	json_decref(envs);
+	json_decref(req);
+	return rc;
+}
+
+int
+offboarding_purge_job(struct job *j, json_t **result, char **cause)
+{
+	return offboarding_purge(j, jsonx_int(j->params, "request", 0), result,
+	    cause);
+}
+
+long long
+offboarding_purge_submit(sqlite3 *db, long long id, long long user)
+{
+	long long node_id, job;
+	json_t *params;
+
+	node_id = store_int(db, 0, "SELECT node_id FROM offboarding_requests"
+	    " WHERE id = ?", "i", id);
+	if (store_begin(db) == -1)
+		return 0;
+	job = store_int(db, 0, "SELECT id FROM jobs WHERE kind ="
+	    " 'offboarding.purge' AND state IN ('queued','running') AND"
+	    " json_extract(params_json, '$.request') = ?", "i", id);
+	if (job == 0) {
+		params = json_pack("{s:I}", "request", (json_int_t)id);
+		job = job_submit(db, "offboarding.purge", 0, node_id, NULL,
+		    params, user);
+		json_decref(params);
+	}
+	if (job == 0) {
+		store_rollback(db);
+		return 0;
+	}
+	if (store_commit(db) == -1)
+		return 0;
+	return job;
+}
+
+void
+offboarding_purge_pass(sqlite3 *db)
+{
+	time_t now = util_now(), tried;
+	json_t *rows, *row;
+	char nowiso[32];
+	size_t i;
+
+	util_time_iso(now, nowiso, sizeof nowiso);
+	/* keep_until is UTC ISO text: it compares as text */
+	rows = store_rows(db, "SELECT id, purge_attempts, purge_tried_at FROM"
+	    " offboarding_requests WHERE state = 'approved' AND purged_at IS"
+	    " NULL AND keep_until IS NOT NULL AND keep_until <= ? ORDER BY id"
+	    " LIMIT 100", "s", nowiso);
+	json_array_foreach(rows, i, row) {
+		long long n = jsonx_int(row, "purge_attempts", 0);
+		long long pause = OFFBOARDING_PURGE_PAUSE;
+
+		while (n-- > 1 && pause < OFFBOARDING_PURGE_PAUSE_MAX)
+			pause *= 2;
+		if (pause > OFFBOARDING_PURGE_PAUSE_MAX)
+			pause = OFFBOARDING_PURGE_PAUSE_MAX;
+		if (jsonx_str(row, "purge_tried_at") && util_parse_iso(
+		    jsonx_str(row, "purge_tried_at"), &tried) == 0 &&
+		    now - tried < pause)
+			continue;
+		if (offboarding_purge_submit(db, jsonx_int(row, "id", 0), 0) ==
+		    0)
+			log_warn("offboarding %lld: cannot queue the purge",
+			    jsonx_int(row, "id", 0));
+	}
+	json_decref(rows);
 }

@@ -1,7 +1,10 @@
 /* Offboarding a node (seed §3.3): the node's Technical Contact files a
  * request, a platform admin approves it; then the node's environments
  * stop, its app is detached (and stays a Free App), the node is
- * `offboarded` and its data is kept for a configured number of days. */
+ * `offboarded` and its data is kept for a configured number of days.
+ * After that the node deletes it for real (the purge): every
+ * environment's database, role and files, its snapshots, and the
+ * packages of the node's repository. */
 #ifndef NUBO_OFFBOARDING_H
 #define NUBO_OFFBOARDING_H
 
@@ -30,6 +33,33 @@ long long offboarding_file(sqlite3 *db, long long node_id, long long user,
 int offboarding_approve(sqlite3 *db, long long id, long long user,
     json_t **migrations, const char **code, char **cause);
 
+/* The request as the API shows it (purged_at, purge_error included). */
 json_t *offboarding_json(sqlite3 *db, long long id);
+
+struct job;
+
+/* Delete the data of approved request id's node on the node (the job
+ * kind "offboarding.purge", params {request}): per environment its
+ * snapshots, then the environment (env_delete_on_node) and its row; then
+ * every package. Idempotent; each piece goes for good once the node said
+ * so. 0 with *result the request, purged_at set; -1 with *cause, which
+ * is recorded as purge_error (purged_at stays unset: the next pass of
+ * offboarding_purge_pass() tries again). */
+int offboarding_purge(struct job *j, long long id, json_t **result,
+    char **cause);
+int offboarding_purge_job(struct job *j, json_t **result, char **cause);
+
+/* Queue the purge of request id (one at a time: a queued or running one
+ * is returned instead). The job id, 0 on a store error. Outside any
+ * transaction. */
+long long offboarding_purge_submit(sqlite3 *db, long long id,
+    long long user);
+
+/* One pass of the purge duty (the backup scheduler's thread, on
+ * util_now()): queue the purge of every approved request whose
+ * keep_until has passed and whose node's data is not deleted yet; after
+ * a failure, wait 30 s, doubled after every further failure (at most
+ * an hour). */
+void offboarding_purge_pass(sqlite3 *db);
 
 #endif

@@ -3,7 +3,8 @@
  * backup.c). Create and restore run as jobs; downloads and uploads go
  * straight to the node through short-lived signed URLs. The nightly
  * scheduler and retention run here too, on util_now() (NUBO_CLOCK_OFFSET
- * moves it for tests). */
+ * moves it for tests); its thread also runs the offboarding purge
+ * (offboarding.c). */
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +15,7 @@
 #include "jobs.h"
 #include "log.h"
 #include "nodeclient.h"
+#include "offboarding.h"
 #include "portal.h"
 #include "store.h"
 #include "util.h"
@@ -407,9 +409,10 @@ backups_comment(struct preq *r)
 		reply(r, 200, snapshot_public(row));
 }
 
-/* Delete a snapshot on its node, then its record. 0, or -1 with *cause. */
-static int
-snapshot_delete(sqlite3 *db, const char *uuid, long long node_id,
+/* Delete a snapshot on its node, then its record (also used by the
+ * offboarding purge). 0, or -1 with *cause. */
+int
+backups_snapshot_delete(sqlite3 *db, const char *uuid, long long node_id,
     char **cause)
 {
 	char *path = xasprintf("/agent/v1/snapshots/%s", uuid);
@@ -441,7 +444,7 @@ backups_delete(struct preq *r)
 	    strcmp(jsonx_str(row, "state"), "running") == 0) {
 		reply_error(r, 409, "SNAPSHOT_RUNNING", "snapshot %s is still "
 		    "%s", jsonx_str(row, "id"), jsonx_str(row, "state"));
-	} else if (snapshot_delete(r->db, jsonx_str(row, "id"),
+	} else if (backups_snapshot_delete(r->db, jsonx_str(row, "id"),
 	    jsonx_int(row, "node_id", 0), &cause) == -1) {
 		reply_error(r, 502, "NODE_UNAVAILABLE", "cannot delete snapshot "
 		    "%s: %s", jsonx_str(row, "id"), cause ? cause : "node error");
@@ -874,8 +877,8 @@ backups_schedule_pass(sqlite3 *db)
 	json_array_foreach(old, i, e) {
 		char *cause = NULL;
 
-		if (snapshot_delete(db, jsonx_str(e, "uuid"), jsonx_int(e,
-		    "node_id", 0), &cause) == 0)
+		if (backups_snapshot_delete(db, jsonx_str(e, "uuid"),
+		    jsonx_int(e, "node_id", 0), &cause) == 0)
 			log_info("snapshot %s expired and was deleted",
 			    jsonx_str(e, "uuid"));
 		free(cause);
@@ -893,6 +896,8 @@ sched_main(void *arg)
 	(void)arg;
 	while (!sched_stop) {
 		backups_schedule_pass(store_db());
+		/* the other retention duty: offboarded nodes' data */
+		offboarding_purge_pass(store_db());
 		sleep(SNAP_SCHED_TICK);
 	}
 	store_close_thread();

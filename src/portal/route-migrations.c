@@ -386,6 +386,92 @@ offboarding_list(struct preq *r)
 	reply(r, 200, json_pack("{s:o}", "offboarding_requests", out));
 }
 
+/* The request {request} names, when the caller may see it (admins; the
+ * node's Technical Contact; who filed it, as in the list); 0 after
+ * replying 404. r->node_id becomes its node. */
+static long long
+offboarding_resolve(struct preq *r)
+{
+	const char *ref = preq_param(r, "request");
+	long long id;
+
+	if (util_parse_int(ref, 1, 1LL << 62, &id) == -1 ||
+	    store_int(r->db, 0, "SELECT 1 FROM offboarding_requests o JOIN"
+	    " nodes n ON n.id = o.node_id WHERE o.id = ? AND (? OR"
+	    " n.technical_contact = ? OR o.requested_by = ?)", "iiii", id,
+	    (long long)r->who.is_admin, r->who.user_id, r->who.user_id) !=
+	    1) {
+		reply_error(r, 404, "OFFBOARDING_REQUEST_NOT_FOUND",
+		    "no offboarding request '%s'", ref);
+		return 0;
+	}
+	r->node_id = store_int(r->db, 0, "SELECT node_id FROM"
+	    " offboarding_requests WHERE id = ?", "i", id);
+	return id;
+}
+
+/* GET /offboarding-requests/{request} */
+void
+offboarding_show(struct preq *r)
+{
+	long long id = offboarding_resolve(r);
+	json_t *o;
+
+	if (id == 0)
+		return;
+	if ((o = offboarding_json(r->db, id)) == NULL) {
+		reply_store_error(r);
+		return;
+	}
+	reply(r, 200, o);
+}
+
+/* POST /offboarding-requests/{request}/purge (admin): delete the
+ * offboarded node's data now rather than at keep_until — the same job
+ * the purge duty queues (offboarding.c). Only after approval, once. */
+void
+offboarding_purge_route(struct preq *r)
+{
+	static const struct jfield fields[] = { { NULL } };
+	json_t *o;
+	long long id, job;
+	char *loc;
+
+	if (body_check(r, fields) == -1 || (id = offboarding_resolve(r)) == 0)
+		return;
+	if ((o = offboarding_json(r->db, id)) == NULL) {
+		reply_store_error(r);
+		return;
+	}
+	if (strcmp(jsonx_str(o, "state"), "approved") != 0) {
+		reply_error(r, 409, "OFFBOARDING_NOT_APPROVED", "offboarding "
+		    "request %lld is %s: node '%s' keeps its data until the "
+		    "request is approved", id, jsonx_str(o, "state"),
+		    jsonx_str(o, "node"));
+		goto out;
+	}
+	if (jsonx_str(o, "purged_at")) {
+		reply_error(r, 409, "OFFBOARDING_PURGED", "the data of node "
+		    "'%s' was deleted at %s", jsonx_str(o, "node"),
+		    jsonx_str(o, "purged_at"));
+		goto out;
+	}
+	if ((job = offboarding_purge_submit(r->db, id, r->who.user_id)) ==
+	    0) {
+		reply_store_error(r);
+		goto out;
+	}
+	activity_log(r, "node.purge", "asked to delete the data of offboarded "
+	    "node '%s' now (request %lld, job %lld)", jsonx_str(o, "node"),
+	    id, job);
+	loc = xasprintf("/api/v1/jobs/%lld", job);
+	reply(r, 202, json_pack("{s:o}", "job", job_json(r->db, job)));
+	http_add_header(r->http, "Location", loc);
+	free(loc);
+out:
+	json_decref(o);
+}
+
 /* POST /offboarding-requests/{request}/approve (admin): seed §3.3 — the
  * node's environments stop, the app is detached and stays a Free App.
  * Migrations waiting for it go on with the final link (seed §3.4). */
@@ -393,22 +479,15 @@ void
 offboarding_approve_route(struct preq *r)
 {
 	static const struct jfield fields[] = { { NULL } };
-	const char *ref = preq_param(r, "request"), *code;
+	const char *code;
 	json_t *migs = NULL, *v, *out;
 	char *cause = NULL;
 	long long id;
 	size_t i;
 
-	if (body_check(r, fields) == -1)
+	if (body_check(r, fields) == -1 || (id = offboarding_resolve(r)) == 0)
 		return;
 	migrate_node_set_portal(r->portal);
-	if (util_parse_int(ref, 1, 1LL << 62, &id) == -1 ||
-	    store_int(r->db, 0, "SELECT 1 FROM offboarding_requests WHERE"
-	    " id = ?", "i", id) != 1) {
-		reply_error(r, 404, "OFFBOARDING_REQUEST_NOT_FOUND",
-		    "no offboarding request '%s'", ref);
-		return;
-	}
 	if (offboarding_approve(r->db, id, r->who.user_id, &migs, &code,
 	    &cause) == -1) {
 		reply_error(r, strcmp(code, "STORE_ERROR") == 0 ? 500 : 409,
@@ -416,8 +495,6 @@ offboarding_approve_route(struct preq *r)
 		free(cause);
 		return;
 	}
-	r->node_id = store_int(r->db, 0, "SELECT node_id FROM"
-	    " offboarding_requests WHERE id = ?", "i", id);
 	if (store_begin(r->db) == -1) {
 		reply_store_error(r);
 		goto out;

@@ -99,6 +99,8 @@ void migrations_rollback(struct preq *);
 void offboarding_create(struct preq *);
 void offboarding_list(struct preq *);
 void offboarding_approve_route(struct preq *);
+void offboarding_show(struct preq *);
+void offboarding_purge_route(struct preq *);
 
 /* route-backups.c */
 void backups_list(struct preq *);
@@ -318,6 +320,12 @@ const struct route routes[] = {
 	{ "POST", "/offboarding-requests/{request}/approve",
 	  offboarding_approve_route, ACCESS_ADMIN,
 	  "approve an offboarding request" },
+	{ "GET", "/offboarding-requests/{request}", offboarding_show,
+	  ACCESS_USER, "an offboarding request: state, data kept until, "
+	  "purged at" },
+	{ "POST", "/offboarding-requests/{request}/purge",
+	  offboarding_purge_route, ACCESS_ADMIN, "delete an offboarded "
+	  "node's data now, before its keep-until date (a job)" },
 
 
 	/* node agents (route-agent.c) */

@@ -263,6 +263,14 @@ static const char *const store_schema[] = {
 	 * package were last handed out for download. */
 	"ALTER TABLE snapshots ADD COLUMN downloaded_at TEXT;"
 	"ALTER TABLE packages ADD COLUMN downloaded_at TEXT;",
+	/* 10: offboarding purge (offboarding.c): when the node confirmed
+	 * that an offboarded node's data is deleted, and the last failed
+	 * attempt (retried with a growing pause). */
+	"ALTER TABLE offboarding_requests ADD COLUMN purged_at TEXT;"
+	"ALTER TABLE offboarding_requests ADD COLUMN purge_error TEXT;"
+	"ALTER TABLE offboarding_requests ADD COLUMN purge_attempts INTEGER"
+	"  NOT NULL DEFAULT 0;"
+	"ALTER TABLE offboarding_requests ADD COLUMN purge_tried_at TEXT;",
 };
 
 static char *store_path_global;

@@ -86,9 +86,10 @@ def make_world():
                            " VALUES (?, ?, ?, ?, '[]', 'completed', 'finalize',"
                            " ?, ?, ?)", (str(uuid.uuid4()), app, node, node,
                                          ADMIN, t, t)).lastrowid
+    # approved and purged: a purge is refused by state, no job starts
     request = db.execute("INSERT INTO offboarding_requests (node_id, state,"
-                         " requested_at) VALUES (?, 'approved', ?)",
-                         (node, t)).lastrowid
+                         " requested_at, purged_at) VALUES (?, 'approved',"
+                         " ?, ?)", (node, t, t)).lastrowid
     snap = str(uuid.uuid4())
     db.execute("INSERT INTO snapshots (uuid, environment_id, app_id, node_id,"
                " type, state, created_at) SELECT ?, id, ?, ?, 'manual',"

@@ -142,15 +142,17 @@ def make_world():
                        "password": "matrixpass1"}), 201, "victim key")
     job = insert("INSERT INTO jobs (kind, state, app_id, node_id, created_at)"
                  " VALUES ('matrix', 'completed', ?, ?, ?)", (app, node, t))
-    # a finished migration and an approved offboarding request: every
-    # action on them is refused by state (409), so no job starts
+    # a finished migration and an approved offboarding request whose
+    # node's data is purged already: every action on them is refused by
+    # state (409), so no job starts
     migration = insert("INSERT INTO migrations (uuid, app_id, source_node_id,"
                        " target_node_id, environments_json, state, phase,"
                        " created_by, created_at, updated_at) VALUES"
                        " (?, ?, ?, ?, '[]', 'completed', 'finalize', ?, ?, ?)",
                        (str(uuid.uuid4()), app, node, node, UID["tc"], t, t))
     request = insert("INSERT INTO offboarding_requests (node_id, state,"
-                     " requested_at) VALUES (?, 'approved', ?)", (node, t))
+                     " requested_at, purged_at) VALUES (?, 'approved', ?, ?)",
+                     (node, t, t))
     # a snapshot of {env} (route-backups.c)
     snap = str(uuid.uuid4())
     insert("INSERT INTO snapshots (uuid, environment_id, app_id, node_id,"
