@@ -857,6 +857,27 @@ sink_file_done(struct files_sink *s)
 	return 0;
 }
 
+/* A curl handle fetching url from the source node into write(data): no
+ * signals, 10 s to connect and, when low_speed_time is not 0, given up
+ * after that many seconds below one byte a second. */
+static CURL *
+transfer_curl(const char *url, curl_write_callback write, void *data,
+    long low_speed_time)
+{
+	CURL *c = curl_easy_init();
+
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, write);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, data);
+	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 10L);
+	if (low_speed_time) {
+		curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
+		curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, low_speed_time);
+	}
+	return c;
+}
+
 static size_t
 sink_write(char *data, size_t size, size_t nmemb, void *cls)
 {
@@ -1011,17 +1032,10 @@ task_files(struct task *t, struct env *e, char **cause)
 		body = json_dumps(v, JSON_COMPACT);
 		json_decref(v);
 		s.ended = 0;
-		c = curl_easy_init();
+		c = transfer_curl(url, sink_write, &s, 60L);
 		h = curl_slist_append(h, "Content-Type: application/json");
-		curl_easy_setopt(c, CURLOPT_URL, url);
 		curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
 		curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-		curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, sink_write);
-		curl_easy_setopt(c, CURLOPT_WRITEDATA, &s);
-		curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-		curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 10L);
-		curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
-		curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, 60L);
 		cc = curl_easy_perform(c);
 		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
 		curl_easy_cleanup(c);
@@ -1207,14 +1221,8 @@ task_database(struct task *t, struct env *e, char **cause)
 	}
 	p.t = t;
 	p.fd = fd;
-	cu = curl_easy_init();
-	curl_easy_setopt(cu, CURLOPT_URL, jsonx_str(t->req, "dump_url"));
-	curl_easy_setopt(cu, CURLOPT_WRITEFUNCTION, restore_write);
-	curl_easy_setopt(cu, CURLOPT_WRITEDATA, &p);
-	curl_easy_setopt(cu, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(cu, CURLOPT_CONNECTTIMEOUT, 10L);
-	curl_easy_setopt(cu, CURLOPT_LOW_SPEED_LIMIT, 1L);
-	curl_easy_setopt(cu, CURLOPT_LOW_SPEED_TIME, 120L);
+	cu = transfer_curl(jsonx_str(t->req, "dump_url"), restore_write, &p,
+	    120L);
 	curl_easy_setopt(cu, CURLOPT_FAILONERROR, 1L);
 	cc = curl_easy_perform(cu);
 	curl_easy_getinfo(cu, CURLINFO_RESPONSE_CODE, &http);
@@ -1321,14 +1329,7 @@ fetch_to(struct task *t, const char *url, const char *path, int missing_ok,
 	memset(&p, 0, sizeof p);
 	p.t = t;
 	p.fd = fd;
-	cu = curl_easy_init();
-	curl_easy_setopt(cu, CURLOPT_URL, url);
-	curl_easy_setopt(cu, CURLOPT_WRITEFUNCTION, fd_write);
-	curl_easy_setopt(cu, CURLOPT_WRITEDATA, &p);
-	curl_easy_setopt(cu, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(cu, CURLOPT_CONNECTTIMEOUT, 10L);
-	curl_easy_setopt(cu, CURLOPT_LOW_SPEED_LIMIT, 1L);
-	curl_easy_setopt(cu, CURLOPT_LOW_SPEED_TIME, 60L);
+	cu = transfer_curl(url, fd_write, &p, 60L);
 	cc = curl_easy_perform(cu);
 	curl_easy_getinfo(cu, CURLINFO_RESPONSE_CODE, &status);
 	curl_easy_cleanup(cu);
@@ -1443,12 +1444,7 @@ task_delta(struct task *t, struct env *e, char **cause)
 	int rc = -1;
 
 	buf_init(&b, 512 * 1024 * 1024);
-	cu = curl_easy_init();
-	curl_easy_setopt(cu, CURLOPT_URL, url);
-	curl_easy_setopt(cu, CURLOPT_WRITEFUNCTION, buf_write);
-	curl_easy_setopt(cu, CURLOPT_WRITEDATA, &b);
-	curl_easy_setopt(cu, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(cu, CURLOPT_CONNECTTIMEOUT, 10L);
+	cu = transfer_curl(url, buf_write, &b, 0);
 	cc = curl_easy_perform(cu);
 	curl_easy_getinfo(cu, CURLINFO_RESPONSE_CODE, &status);
 	curl_easy_cleanup(cu);
