@@ -30,10 +30,11 @@ cmd_admin_offboarding_call(struct cmd_args *a, const char *method,
 {
 	char *id = api_escape(a->argv[0]);
 	char *path = xasprintf("/offboarding-requests/%s%s", id, suffix);
+	json_t *body = strcmp(method, "GET") == 0 ? NULL : json_object();
 	int st;
 
-	st = api_ok(method, path, strcmp(method, "GET") == 0 ? NULL :
-	    json_object(), resp);
+	st = api_ok(method, path, body, resp);
+	json_decref(body);
 	free(path);
 	free(id);
 	return st;

@@ -152,12 +152,15 @@ migrations_create(struct preq *r)
 		return;
 	}
 	if (strcmp(mode, "plan") == 0) {
+		char *from = store_text(r->db, "SELECT name FROM nodes WHERE"
+		    " app_id = ?", "i", r->app_id);
+
 		plan = migrate_plan(r->db, r->app_id, target);
 		json_object_set_new(plan, "app", json_string(app));
 		json_object_set_new(plan, "to", json_string(to));
-		json_object_set_new(plan, "from", json_string_nocheck(
-		    store_text(r->db, "SELECT name FROM nodes WHERE app_id = ?",
-		    "i", r->app_id)));
+		json_object_set_new(plan, "from", from ? json_string(from) :
+		    json_null());
+		free(from);
 		reply(r, 200, plan);
 		return;
 	}
