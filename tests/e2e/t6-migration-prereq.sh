@@ -86,6 +86,9 @@ expect "second request refused" "$(code "$(api_as "$TC" POST /nodes/v3a/offboard
 id=$(api_as "$TC" GET /offboarding-requests | jq_get offboarding_requests.0.id)
 expect "TC sees the request" "$(api_as "$TC" GET /offboarding-requests | jq_get offboarding_requests.0.state)" pending
 expect "others do not" "$(api_as "$OTHER" GET /offboarding-requests | jq_get offboarding_requests)" "[]"
+expect "TC sees it by id" "$(api_as "$TC" GET "/offboarding-requests/$id" | jq_get node)" v3a
+expect "others get 404 by id" "$(api_as "$OTHER" GET "/offboarding-requests/$id" | jq_get error.code)" OFFBOARDING_REQUEST_NOT_FOUND
+expect "TC cannot purge" "$(status_as "$TC" POST "/offboarding-requests/$id/purge" '{}')" 403
 expect "TC cannot approve" "$(status_as "$TC" POST "/offboarding-requests/$id/approve" '{}')" 403
 expect "approve unknown" "$(status_as "$A" POST /offboarding-requests/99/approve '{}')" 404
 check "admin approves" env NUBO_API_KEY=$A "$NUBO" admin offboarding approve "$id"
