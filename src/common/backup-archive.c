@@ -191,8 +191,10 @@ checksum_line(struct buf *b, const unsigned char *md, const char *path)
 	buf_append(b, "\n", 1);
 }
 
-char *
-backup_archive_name_full(const char *id, long long created)
+/* "<prefix>-<first 8 of id>-<YYYYmmddHHMM UTC>.<ext>" */
+static char *
+archive_name(const char *prefix, const char *id, long long created,
+    const char *ext)
 {
 	char ts[16];
 	time_t t = (time_t)created;
@@ -200,31 +202,25 @@ backup_archive_name_full(const char *id, long long created)
 
 	gmtime_r(&t, &tm);
 	strftime(ts, sizeof(ts), "%Y%m%d%H%M", &tm);
-	return xasprintf("files_and_database-%.8s-%s.tar.gz", id, ts);
+	return xasprintf("%s-%.8s-%s.%s", prefix, id, ts, ext);
+}
+
+char *
+backup_archive_name_full(const char *id, long long created)
+{
+	return archive_name("files_and_database", id, created, "tar.gz");
 }
 
 char *
 backup_archive_name_db(const char *id, long long created)
 {
-	char ts[16];
-	time_t t = (time_t)created;
-	struct tm tm;
-
-	gmtime_r(&t, &tm);
-	strftime(ts, sizeof(ts), "%Y%m%d%H%M", &tm);
-	return xasprintf("database-%.8s-%s.backup", id, ts);
+	return archive_name("database", id, created, "backup");
 }
 
 char *
 backup_archive_name_files(const char *id, long long created)
 {
-	char ts[16];
-	time_t t = (time_t)created;
-	struct tm tm;
-
-	gmtime_r(&t, &tm);
-	strftime(ts, sizeof(ts), "%Y%m%d%H%M", &tm);
-	return xasprintf("files-%.8s-%s.tar.gz", id, ts);
+	return archive_name("files", id, created, "tar.gz");
 }
 
 /* ------------------------------------------------------------------ */

@@ -645,6 +645,9 @@ test_names(void **state)
 	s = backup_archive_name_db("0123456789abcdef", 1795000000);
 	assert_string_equal(s, "database-01234567-202611181106.backup");
 	free(s);
+	s = backup_archive_name_files("0123456789abcdef", 1795000000);
+	assert_string_equal(s, "files-01234567-202611181106.tar.gz");
+	free(s);
 }
 
 static int
