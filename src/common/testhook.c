@@ -12,32 +12,49 @@
 #include "util.h"
 #include "xmalloc.h"
 
+/* The point the hook names now: NUBO_TEST_PAUSE_AT, or the file's first
+ * line; NULL when the file is gone. */
+static char *
+testhook_point(const char *file)
+{
+	const char *at = getenv("NUBO_TEST_PAUSE_AT");
+	char *want;
+	struct stat st;
+
+	if (stat(file, &st) == -1)
+		return NULL;
+	want = at ? xstrdup(at) : util_read_file(file, 256, NULL);
+	if (want)
+		want[strcspn(want, "\n")] = '\0';
+	return want;
+}
+
+/* Wait at POINT while the hook names it: a test releases the process by
+ * removing the file or by naming the next point in it. */
 void
 testhook_pause(const char *point)
 {
 	const char *file = getenv("NUBO_TEST_PAUSE_FILE");
-	const char *at = getenv("NUBO_TEST_PAUSE_AT");
-	char *want = NULL, *reached;
-	struct stat st;
-	int i;
+	char *want, *reached;
+	int i, here;
 
-	/* The point is NUBO_TEST_PAUSE_AT, or the file's first line. */
-	if (file == NULL || stat(file, &st) == -1)
+	if (file == NULL || (want = testhook_point(file)) == NULL)
 		return;
-	want = at ? xstrdup(at) : util_read_file(file, 256, NULL);
-	if (want == NULL)
-		return;
-	want[strcspn(want, "\n")] = '\0';
-	if (strcmp(want, point) != 0) {
-		free(want);
-		return;
-	}
+	here = strcmp(want, point) == 0;
 	free(want);
+	if (!here)
+		return;
 	reached = xasprintf("%s.reached", file);
 	util_write_file(reached, point, strlen(point), 0644);
 	free(reached);
-	log_info("test hook: paused at '%s' while %s exists", point, file);
+	log_info("test hook: paused at '%s' while %s names it", point, file);
 	/* at most 10 minutes, so a forgotten file cannot hang CI */
-	for (i = 0; i < 6000 && stat(file, &st) == 0; i++)
+	for (i = 0; i < 6000; i++) {
+		want = testhook_point(file);
+		here = want && strcmp(want, point) == 0;
+		free(want);
+		if (!here)
+			break;
 		usleep(100 * 1000);
+	}
 }

@@ -139,3 +139,20 @@ compare_envs() {
 	fi
 	expect "$4" "$b" "$a"
 }
+
+# Fault tests: the test hook pauses a process at a named point while
+# $NUBO_TEST_PAUSE_FILE names it (see src/common/testhook.c).
+# pause_at POINT: arm the hook (and release whoever waits at another point).
+pause_at() { rm -f "$T/pause.reached"; echo "$1" > "$T/pause"; }
+# kill9_node NAME / restart_node NAME GEN: kill a node's agent with SIGKILL;
+# start it again and wait for its agent.
+kill9_node() {
+	local var=NODE_PID_$1
+	kill -KILL "${!var}"
+	wait "${!var}" 2>/dev/null || true
+}
+restart_node() {
+	local var=NODE_URL_$1
+	start_node "$1" "$2"
+	wait_http "${!var}/agent/v1/node" 60
+}

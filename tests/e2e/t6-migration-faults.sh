@@ -4,8 +4,9 @@
 # migrate resume` finishes; the final data equals the source (psql and
 # sha256sum, not nubo's own checksums) and nothing is left twice.
 #
-# A representative set of kill points, one migration going through all of
-# them (each full run of every point would take too long for CI):
+# Kills in the middle of the data streams, and a few step boundaries with
+# two environments (every step boundary, each process in turn, is
+# t6-migration-steps-{1,2,3}):
 #   1. portal at the boundary before `temp-app` (start phase)
 #   2. target node in the middle of the database stream (start, Test)
 #   3. source node in the middle of the files stream (start, Production)
@@ -33,9 +34,7 @@ add_notes v3 shop-production 4 5
 bulk_rows v3 Test 30000
 bulk_rows v3 Production 30000
 
-# pause_at POINT: arm the hook; reached POINT: wait until a process is
-# paused there (at most 120 s).
-pause_at() { rm -f "$T/pause.reached"; echo "$1" > "$T/pause"; }
+# reached POINT: wait until a process is paused there (at most 120 s).
 reached() {
 	local i
 	for i in $(seq 1200); do
@@ -46,18 +45,6 @@ reached() {
 	return 1
 }
 unpause() { rm -f "$T/pause" "$T/pause.reached"; }
-kill9_node() {
-	local var=NODE_PID_$1
-	kill -KILL "${!var}"
-	wait "${!var}" 2>/dev/null || true
-}
-# restart NAME GEN: start a killed node again and wait for its agent.
-restart_node() {
-	local var
-	start_node "$1" "$2"
-	var=NODE_URL_$1
-	wait_http "${!var}/agent/v1/node" 60
-}
 mstate() { api_as "$ADMIN_KEY" GET '/migrations?app=shop' | jq_get migrations.0.$1; }
 wait_failed_or() {	# wait until the migration's job stopped (failed/done)
 	local i
