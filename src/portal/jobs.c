@@ -14,16 +14,12 @@
 #include "util.h"
 #include "xmalloc.h"
 
-/* environments (route-envs.c) */
-int envs_job_action(struct job *, json_t **, char **);
-
 /* route-migrations.c */
 int migrations_job(struct job *, json_t **, char **);
 /* offboarding.c */
 int offboarding_purge_job(struct job *, json_t **, char **);
 
 /* THE table of job kinds; add yours in your area's section. */
-int backups_job_create(struct job *, json_t **, char **);
 int backups_job_restore(struct job *, json_t **, char **);
 
 static const struct job_kind job_kinds[] = {

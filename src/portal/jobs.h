@@ -47,6 +47,18 @@ void job_progress(struct job *, json_t *extra, const char *fmt, ...)
 /* A job as the API shows it; NULL when there is none. */
 json_t *job_json(sqlite3 *db, long long id);
 
+/* Job functions that other modules also call directly, with a struct job
+ * of their own (the migration runs them inside its job). */
+int envs_job_action(struct job *, json_t **result, char **cause);
+int backups_job_create(struct job *, json_t **result, char **cause);
+/* A snapshot of env_id on j->node_id made by the portal itself, found
+ * again by its comment: an existing completed one is reused, a failed one
+ * replaced, a queued or running one carried on, so calling it again after
+ * a crash makes no second snapshot. 0 with *uuid (caller frees), or -1
+ * with *cause. */
+int backups_snapshot_kept(struct job *j, long long env_id,
+    const char *comment, char **uuid, char **cause);
+
 /* Start nthreads workers (re-queueing jobs left running); stop them. */
 void jobs_start(struct portal *, unsigned nthreads);
 void jobs_stop(void);

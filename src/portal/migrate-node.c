@@ -28,7 +28,6 @@
 #include "xmalloc.h"
 
 /* route-envs.c */
-int envs_job_action(struct job *, json_t **, char **);
 json_t *envs_spec(sqlite3 *db, const char *domain, long long env_id);
 
 /* How long a node may be unreachable while we poll it before the step
@@ -204,6 +203,34 @@ env_row(sqlite3 *db, long long env_id)
 {
 	return store_row(db, "SELECT id, name, state, package, node_id FROM"
 	    " environments WHERE id = ?", "i", env_id);
+}
+
+int
+migrate_node_keep_snapshot(struct migrate_ctx *c, long long node_id,
+    long long env_id, const char *comment, char **uuid, char **cause)
+{
+	struct job j;
+	json_t *e = env_row(c->db, env_id);
+	int none = e && json_is_null(json_object_get(e, "package")) &&
+	    strcmp(jsonx_str(e, "state"), "notdeployed") == 0;
+
+	json_decref(e);
+	*uuid = NULL;
+	if (none)
+		return 0;	/* nothing deployed: nothing to keep */
+	memset(&j, 0, sizeof j);
+	j.id = c->job_id;
+	j.kind = "snapshot.create";
+	j.node_id = node_id;
+	j.params = json_object();
+	j.db = c->db;
+	j.portal = migrate_portal;
+	if (backups_snapshot_kept(&j, env_id, comment, uuid, cause) == -1) {
+		json_decref(j.params);
+		return -1;
+	}
+	json_decref(j.params);
+	return 0;
 }
 
 int

@@ -50,6 +50,11 @@ int migrate_node_verify(struct migrate_ctx *, long long s, long long t,
 int migrate_node_first_served(struct migrate_ctx *, long long node_id,
     long long env_id, char **host, long long *at_ms, char **cause);
 long long migrate_node_now_ms(void);
+/* A backup of env_id on node, kept by the migration under comment (made
+ * once: found again by its comment after a crash). 0 with *uuid (caller
+ * frees; NULL when nothing was ever deployed there), or -1 with *cause. */
+int migrate_node_keep_snapshot(struct migrate_ctx *, long long node_id,
+    long long env_id, const char *comment, char **uuid, char **cause);
 /* Sizes of one environment and estimates, for the plan. */
 json_t *migrate_node_env_plan(sqlite3 *db, long long source_node,
     long long target_node, const char *env);

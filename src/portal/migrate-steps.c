@@ -310,9 +310,35 @@ step_served(struct migrate_ctx *c, json_t **result, char **cause)
 	return 0;
 }
 
+/* Keep the data as it was cut over: a backup of the target environment,
+ * listed with the environment's other backups, taken once the target
+ * serves (outside the downtime). With the package in the target's
+ * repository, this is what "kept by nubo" means when the source node is
+ * offboarded (seed §3.3). */
+static int
+step_keep(struct migrate_ctx *c, json_t **result, char **cause)
+{
+	char *comment = xasprintf("kept by migration %lld at cutover: the "
+	    "data copied from node '%s'", c->id, c->source_name);
+	char *uuid = NULL;
+	int rc;
+
+	rc = migrate_node_keep_snapshot(c, c->target_node, env_id(c,
+	    c->target_node, c->env), comment, &uuid, cause);
+	if (rc == 0 && uuid == NULL)
+		*result = json_pack("{s:s}", "skipped", "nothing deployed: "
+		    "nothing to keep");
+	else if (rc == 0)
+		*result = json_pack("{s:s,s:s}", "snapshot", uuid, "node",
+		    c->target_name);
+	free(uuid);
+	free(comment);
+	return rc;
+}
+
 /* seed §3.3: file the source node's offboarding request. The migration
- * kept the final snapshot and the package (on the target), which is what
- * the seed's warning asks for. */
+ * kept the final data (the `keep` backup) and the package on the target,
+ * which is what the seed's warning asks for. */
 static int
 step_offboard_request(struct migrate_ctx *c, json_t **result, char **cause)
 {
@@ -520,6 +546,8 @@ static const struct migrate_step_kind migrate_step_kinds[] = {
 	  "custom domains", step_route },
 	{ "served", "first request served by the target (downtime ends)",
 	  step_served },
+	{ "keep", "back up the target environment as it was cut over (the "
+	  "data kept by nubo when the source node goes)", step_keep },
 	{ "offboard-request", "file the offboarding request of the source "
 	  "node (seed §3.3)", step_offboard_request },
 	{ "final-link", "link the app to the target node; the temporary app "

@@ -41,7 +41,7 @@ static const struct migrate_phase migrate_phases[] = {
 	{ "cutover", { "copied" }, "cutting-over", "cut-over",
 	  { "prerequisites" },
 	  { "maintenance", "stop-source", "stop-target", "data", "verify",
-	    "route", "start", "served" },
+	    "route", "start", "served", "keep" },
 	  { "offboard-request" } },
 	{ "finalize", { "cut-over" }, "finalizing", "completed",
 	  { "final-link", "delete-temp" }, { NULL }, { NULL } },

@@ -47,8 +47,9 @@ offboarding_unsaved(sqlite3 *db, long long node_id, json_t **evidence)
 	size_t i;
 
 	/* Kept by nubo: a migration away from this node copied the final
-	 * snapshot and the deployed package of every environment to its
-	 * target during the cutover (the steps are journaled done). */
+	 * data and the deployed package of every environment to its target
+	 * during the cutover, verified them and backed them up there (the
+	 * steps are journaled done). */
 	mig = store_int(db, 0, "SELECT id FROM migrations WHERE"
 	    " source_node_id = ? AND state IN ('cutting-over',"
 	    "'cut-over','finalizing','completed') ORDER BY id DESC LIMIT 1", "i", node_id);
@@ -63,10 +64,21 @@ offboarding_unsaved(sqlite3 *db, long long node_id, json_t **evidence)
 		if (mig && store_int(db, 0, "SELECT COUNT(*) FROM"
 		    " migration_steps WHERE migration_id = ? AND phase ="
 		    " 'cutover' AND environment = ? AND name IN ('data',"
-		    "'verify') AND state = 'done'", "is", mig, name) >= 2) {
-			json_array_append_new(found, json_pack("{s:s,s:s,s:I}",
-			    "environment", name, "kept_by", "migration",
-			    "migration", mig));
+		    "'verify') AND state = 'done'", "is", mig, name) >= 2 &&
+		    store_int(db, 1, "SELECT COUNT(*) FROM migration_steps"
+		    " WHERE migration_id = ? AND phase = 'cutover' AND"
+		    " environment = ? AND name = 'keep' AND state != 'done'",
+		    "is", mig, name) == 0) {
+			char *snap = store_text(db, "SELECT json_extract("
+			    "result_json, '$.snapshot') FROM migration_steps"
+			    " WHERE migration_id = ? AND phase = 'cutover' AND"
+			    " environment = ? AND name = 'keep' ORDER BY seq"
+			    " DESC LIMIT 1", "is", mig, name);
+
+			json_array_append_new(found, json_pack("{s:s,s:s,s:I,"
+			    "s:s?}", "environment", name, "kept_by",
+			    "migration", "migration", mig, "snapshot", snap));
+			free(snap);
 			continue;
 		}
 		/* Downloaded: ask the node-side records (backups, packages). */

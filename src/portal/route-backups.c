@@ -103,6 +103,9 @@ iso_now(char out[32])
 	util_time_iso(util_now(), out, 32);
 }
 
+static int snapshot_delete(sqlite3 *db, const char *uuid, long long node_id,
+    char **cause);
+
 /* Insert a snapshot record; its uuid (caller frees), NULL on error. */
 static char *
 snapshot_insert(sqlite3 *db, long long env_id, long long app_id,
@@ -117,7 +120,8 @@ snapshot_insert(sqlite3 *db, long long env_id, long long app_id,
 	    " node_id, type, state, comment, created_by, created_at, package,"
 	    " nightly_run) VALUES (?,?,?,?,?,?,?,?,?,?,?)", "siiisssisss", uuid,
 	    env_id, app_id ? app_id : (long long)0, node_id, type, state,
-	    comment ? comment : "", user, now, package, nightly_run) == -1) {
+	    comment ? comment : "", user, now, package, nightly_run) !=
+	    STORE_OK) {
 		free(uuid);
 		return NULL;
 	}
@@ -271,6 +275,64 @@ out_recorded:
 	json_decref(row);
 	free(path);
 	free(spath);
+	return rc;
+}
+
+int
+backups_snapshot_kept(struct job *j, long long env_id, const char *comment,
+    char **uuid, char **cause)
+{
+	json_t *row = store_row(j->db, "SELECT uuid, state FROM snapshots"
+	    " WHERE environment_id = ? AND node_id = ? AND comment = ?"
+	    " ORDER BY id DESC LIMIT 1", "iis", env_id, j->node_id, comment);
+	json_t *params = j->params, *result = NULL;
+	char *pkg;
+	int rc;
+
+	*uuid = NULL;
+	*cause = NULL;
+	if (row && strcmp(jsonx_str(row, "state"), "completed") == 0) {
+		*uuid = xstrdup(jsonx_str(row, "uuid"));
+		json_decref(row);
+		return 0;
+	}
+	if (row && strcmp(jsonx_str(row, "state"), "failed") == 0) {
+		if (snapshot_delete(j->db, jsonx_str(row, "uuid"), j->node_id,
+		    cause) == -1) {
+			json_decref(row);
+			return -1;
+		}
+		json_decref(row);
+		row = NULL;
+	}
+	if (row)
+		*uuid = xstrdup(jsonx_str(row, "uuid"));
+	else {
+		long long app = store_int(j->db, 0, "SELECT COALESCE(e.app_id,"
+		    " n.app_id, 0) FROM environments e JOIN nodes n ON n.id ="
+		    " e.node_id WHERE e.id = ?", "i", env_id);
+
+		pkg = store_text(j->db, "SELECT package FROM environments WHERE"
+		    " id = ?", "i", env_id);
+		*uuid = snapshot_insert(j->db, env_id, app, j->node_id, "manual",
+		    "queued", comment, 0, pkg, NULL);
+		free(pkg);
+		if (*uuid == NULL) {
+			*cause = xasprintf("store: %s", store_errmsg(j->db));
+			return -1;
+		}
+	}
+	json_decref(row);
+	j->params = json_pack("{s:s,s:I}", "snapshot", *uuid, "env_id",
+	    (json_int_t)env_id);
+	rc = backups_job_create(j, &result, cause);
+	json_decref(j->params);
+	j->params = params;
+	json_decref(result);
+	if (rc == -1) {
+		free(*uuid);
+		*uuid = NULL;
+	}
 	return rc;
 }
 

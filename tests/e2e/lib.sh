@@ -86,6 +86,12 @@ stop_portal() {
 }
 
 kill9_portal() {
+	if ! grep -qaF -- "$T/portal" "/proc/$PORTAL_PID/cmdline" 2>/dev/null; then
+		# never kill a recycled pid: the portal exited by itself
+		fail "the portal (pid $PORTAL_PID) had already exited"
+		tail -n 20 "$T/portal.log" >&2
+		return 0
+	fi
 	kill -KILL "$PORTAL_PID"
 	wait "$PORTAL_PID" 2>/dev/null || true
 }

@@ -143,11 +143,23 @@ compare_envs() {
 # Fault tests: the test hook pauses a process at a named point while
 # $NUBO_TEST_PAUSE_FILE names it (see src/common/testhook.c).
 # pause_at POINT: arm the hook (and release whoever waits at another point).
-pause_at() { rm -f "$T/pause.reached"; echo "$1" > "$T/pause"; }
+# The file is replaced in one rename: a process polling it never reads it
+# half-written (empty) and runs past the new point.
+pause_at() {
+	rm -f "$T/pause.reached"
+	echo "$1" > "$T/pause.new"
+	mv -f "$T/pause.new" "$T/pause"
+}
 # kill9_node NAME / restart_node NAME GEN: kill a node's agent with SIGKILL;
 # start it again and wait for its agent.
 kill9_node() {
 	local var=NODE_PID_$1
+	if ! grep -qaF -- "$T/node-$1" "/proc/${!var}/cmdline" 2>/dev/null; then
+		# never kill a recycled pid: the agent exited by itself
+		fail "node $1's agent (pid ${!var}) had already exited"
+		tail -n 20 "$T/node-$1.log" >&2
+		return 0
+	fi
 	kill -KILL "${!var}"
 	wait "${!var}" 2>/dev/null || true
 }

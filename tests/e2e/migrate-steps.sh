@@ -45,9 +45,10 @@ at_point() { [ "$(cat "$T/pause.reached" 2>/dev/null)" = "$1" ]; }
 # stopped (failed, or the phase ended); 0 when paused at P.
 wait_point() {
 	local i
-	for i in $(seq 1500); do
+	for i in $(seq 900); do
 		at_point "$1" && return 0
-		case "$(mstate status)" in failed|waiting|finished) at_point "$1"; return;; esac
+		case "$(mstate status 2>/dev/null)" in failed|waiting|finished) at_point "$1"; return;; esac
+		kill -0 "$PORTAL_PID" 2>/dev/null || { echo "the portal died" >&2; return 1; }
 		sleep 0.2
 	done
 	return 1
@@ -84,7 +85,10 @@ boundary() {
 		wait_point "${next:-(none)}"
 		restart_node "$v" "$v" ;;
 	esac
-	go_on "$next" || { fail "after killing $v before $p: stuck ($(mstate status): $(mstate error))"; return 1; }
+	go_on "$next" && return 0
+	fail "after killing $v before $p: stuck ($(mstate status 2>&1): $(mstate error 2>&1))"
+	tail -n 40 "$T/portal.log" >&2
+	return 1
 }
 # phase FIRST COMMAND…: run a phase paused before FIRST, then kill at every
 # boundary of the phase.
@@ -131,6 +135,11 @@ expect "one offboarding request" "$(api_as "$ADMIN_KEY" GET /offboarding-request
 expect "one package in the target's repository" "$(ls "$T/node-v4/packages" | grep -vc '^\.')" 1
 expect "no half-copied files left" "$(find "$T/node-v4/envs" -path '*/.nubo-partial*' | wc -l)" 0
 expect "no leftover databases" "$(env_sql v4 Production "SELECT count(*) FROM pg_database WHERE datname ~ '^env_[0-9]+_(in|old)$'")" 0
+for e in Test Production; do
+	expect "$e: one backup kept by the migration on the target, completed" "$(api_as "$ADMIN_KEY" GET "/apps/shop/environments/$e/snapshots" | python3 -c '
+import json, sys
+print([s["state"] for s in json.load(sys.stdin)["snapshots"] if s.get("comment", "").startswith("kept by migration")])')" "['completed']"
+done
 expect "one migration" "$(api_as "$ADMIN_KEY" GET '/migrations?app=shop' | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["migrations"]))')" 1
 expect "every step done" "$(mjson | python3 -c '
 import json,sys

@@ -221,7 +221,9 @@ KILLED=$(awk '{print $2}' "$T/last.out")
 EID=$(env_id cloud3 Test)
 PGR=
 for i in $(seq 600); do
-	PGR=$(pgrep -f "pg_restore.*env_${EID}_new_" | head -1 || true)
+	# this node's pg_restore only (its URL names this node's port): other
+	# tests on the machine may be restoring an env_<same id> too
+	PGR=$(pgrep -f "pg_restore.*:$(sed -n 3p "$T/node-cloud3.ports")/env_${EID}_new_" | head -1 || true)
 	[ -n "$PGR" ] && break
 	sleep 0.05
 done
