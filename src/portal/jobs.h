@@ -51,6 +51,9 @@ json_t *job_json(sqlite3 *db, long long id);
  * of their own (the migration runs them inside its job). */
 int envs_job_action(struct job *, json_t **result, char **cause);
 int backups_job_create(struct job *, json_t **result, char **cause);
+/* Delete a snapshot on its node, then its record. 0, or -1 with *cause. */
+int backups_snapshot_delete(sqlite3 *db, const char *uuid, long long node_id,
+    char **cause);
 /* A snapshot of env_id on j->node_id made by the portal itself, found
  * again by its comment: an existing completed one is reused, a failed one
  * replaced, a queued or running one carried on, so calling it again after

@@ -22,10 +22,6 @@
 #define OFFBOARDING_PURGE_PAUSE		30
 #define OFFBOARDING_PURGE_PAUSE_MAX	3600
 
-/* route-backups.c */
-int backups_snapshot_delete(sqlite3 *db, const char *uuid, long long node_id,
-    char **cause);
-
 long long offboarding_keep_days = 30;
 
 static void

@@ -103,9 +103,6 @@ iso_now(char out[32])
 	util_time_iso(util_now(), out, 32);
 }
 
-static int snapshot_delete(sqlite3 *db, const char *uuid, long long node_id,
-    char **cause);
-
 /* Insert a snapshot record; its uuid (caller frees), NULL on error. */
 static char *
 snapshot_insert(sqlite3 *db, long long env_id, long long app_id,
@@ -297,8 +294,8 @@ backups_snapshot_kept(struct job *j, long long env_id, const char *comment,
 		return 0;
 	}
 	if (row && strcmp(jsonx_str(row, "state"), "failed") == 0) {
-		if (snapshot_delete(j->db, jsonx_str(row, "uuid"), j->node_id,
-		    cause) == -1) {
+		if (backups_snapshot_delete(j->db, jsonx_str(row, "uuid"),
+		    j->node_id, cause) == -1) {
 			json_decref(row);
 			return -1;
 		}
