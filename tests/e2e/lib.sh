@@ -18,15 +18,23 @@ NODE_DIRS=()
 PASSED=0
 FAILED=0
 
+# ours PID [WHAT]: PID is still a daemon of this test (its command line
+# names WHAT, by default this test's folder). A daemon that died leaves its
+# pid to be reused — by another test's portal, on a machine running many —
+# so no pid is signalled without this check.
+ours() {
+	grep -qaF -- "${2:-$T}" "/proc/$1/cmdline" 2>/dev/null
+}
+
 # Stop every daemon this test started: SIGTERM, then SIGKILL after 5 s.
 stop_all() {
 	local pid
 	for pid in "${PIDS[@]}"; do
-		kill -TERM "$pid" 2>/dev/null || true
+		ours "$pid" && kill -TERM "$pid" 2>/dev/null || true
 	done
 	for pid in "${PIDS[@]}"; do
-		for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-		kill -KILL "$pid" 2>/dev/null || true
+		for _ in $(seq 50); do ours "$pid" || break; sleep 0.1; done
+		ours "$pid" && kill -KILL "$pid" 2>/dev/null || true
 	done
 	# Nodes leave apps, nginx and PostgreSQL running when they stop (they
 	# re-adopt them); stop those for good.
@@ -86,7 +94,7 @@ stop_portal() {
 }
 
 kill9_portal() {
-	if ! grep -qaF -- "$T/portal" "/proc/$PORTAL_PID/cmdline" 2>/dev/null; then
+	if ! ours "$PORTAL_PID" "$T/portal"; then
 		# never kill a recycled pid: the portal exited by itself
 		fail "the portal (pid $PORTAL_PID) had already exited"
 		tail -n 20 "$T/portal.log" >&2

@@ -154,7 +154,7 @@ pause_at() {
 # start it again and wait for its agent.
 kill9_node() {
 	local var=NODE_PID_$1
-	if ! grep -qaF -- "$T/node-$1" "/proc/${!var}/cmdline" 2>/dev/null; then
+	if ! ours "${!var}" "$T/node-$1"; then
 		# never kill a recycled pid: the agent exited by itself
 		fail "node $1's agent (pid ${!var}) had already exited"
 		tail -n 20 "$T/node-$1.log" >&2
