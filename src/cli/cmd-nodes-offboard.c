@@ -36,8 +36,10 @@ out:
 const struct cmd_entry cmd_nodes_offboard_entry = {
 	"nodes", "offboard", "NODE", "force,reason=,json", 1, 1,
 	"request the offboarding of a node (seed §3.3)",
-	"Refused unless the latest backup and the deployed package of every\n"
-	"environment were downloaded or kept by nubo (a migration copied them);\n"
+	"Refused unless the latest backup (full archive) and the deployed\n"
+	"package of every environment were downloaded completely (the node saw\n"
+	"the last byte go; a download URL alone does not count) or kept by\n"
+	"nubo (a migration copied them);\n"
 	"--force files the request anyway. On approval the node's environments\n"
 	"stop, its app is detached and stays a Free App; the node's data is\n"
 	"kept for the configured number of days, then deleted on the node.",

@@ -110,9 +110,11 @@ http_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	struct http_server *srv = cls;
 
 	(void)conn;
-	(void)toe;
 	if (*con_cls) {
-		req_free(srv, *con_cls);
+		struct http_req *req = *con_cls;
+
+		req->completed_ok = toe == MHD_REQUEST_TERMINATED_COMPLETED_OK;
+		req_free(srv, req);
 		*con_cls = NULL;
 	}
 }
@@ -416,13 +418,47 @@ parse_range(const char *h, uint64_t total, uint64_t *start, uint64_t *end)
 	return 0;
 }
 
-void
-http_reply_file(struct http_req *req, int fd, uint64_t total,
-    const char *ctype, const char *filename)
+/* A counted file reply's reader state; owned by the response (freed
+ * with it, after the request's cleanup), so cleanup may read it. */
+struct http_file_count {
+	int		 fd;
+	uint64_t	 start;		/* first byte of the range */
+	uint64_t	 len;		/* bytes in the range */
+	uint64_t	 total;		/* the file's size */
+	uint64_t	 sent;		/* bytes of the range written */
+};
+
+static ssize_t
+file_count_read(void *cls, uint64_t pos, char *out, size_t max)
+{
+	struct http_file_count *f = cls;
+	ssize_t n;
+
+	/* libmicrohttpd asks for more only once everything before pos was
+	 * written to the connection */
+	f->sent = pos;
+	do
+		n = pread(f->fd, out, max, (off_t)(f->start + pos));
+	while (n < 0 && errno == EINTR);
+	return n > 0 ? n : MHD_CONTENT_READER_END_WITH_ERROR;
+}
+
+static void
+file_count_free(void *cls)
+{
+	struct http_file_count *f = cls;
+
+	close(f->fd);
+	free(f);
+}
+
+static void
+reply_file(struct http_req *req, int fd, uint64_t total, const char *ctype,
+    const char *filename, int counted)
 {
 	const char *range = http_header(req, "Range");
 	struct MHD_Response *resp;
-	uint64_t start = 0, end = total ? total - 1 : 0;
+	uint64_t start = 0, end = total ? total - 1 : 0, len;
 	unsigned status = 200;
 	char hdr[128];
 
@@ -439,8 +475,19 @@ http_reply_file(struct http_req *req, int fd, uint64_t total,
 		}
 		status = 206;
 	}
-	resp = MHD_create_response_from_fd_at_offset64(
-	    total ? end - start + 1 : 0, fd, start);
+	len = total ? end - start + 1 : 0;
+	if (counted && req->resp == NULL) {
+		struct http_file_count *f = xcalloc(1, sizeof *f);
+
+		f->fd = fd;
+		f->start = start;
+		f->len = len;
+		f->total = total;
+		resp = MHD_create_response_from_callback(len, NUBO_IO_CHUNK,
+		    file_count_read, f, file_count_free);
+		req->file_count = f;
+	} else
+		resp = MHD_create_response_from_fd_at_offset64(len, fd, start);
 	MHD_add_response_header(resp, "Content-Type", ctype);
 	MHD_add_response_header(resp, "Accept-Ranges", "bytes");
 	if (status == 206) {
@@ -456,6 +503,34 @@ http_reply_file(struct http_req *req, int fd, uint64_t total,
 		free(cd);
 	}
 	reply_set(req, status, resp);
+}
+
+void
+http_reply_file(struct http_req *req, int fd, uint64_t total,
+    const char *ctype, const char *filename)
+{
+	reply_file(req, fd, total, ctype, filename, 0);
+}
+
+void
+http_reply_file_counted(struct http_req *req, int fd, uint64_t total,
+    const char *ctype, const char *filename)
+{
+	reply_file(req, fd, total, ctype, filename, 1);
+}
+
+int
+http_file_served(struct http_req *req, uint64_t *start, uint64_t *sent,
+    uint64_t *total)
+{
+	struct http_file_count *f = req->file_count;
+
+	if (f == NULL || !req->queued)
+		return -1;
+	*start = f->start;
+	*sent = req->completed_ok ? f->len : f->sent;
+	*total = f->total;
+	return 0;
 }
 
 void

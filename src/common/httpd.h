@@ -23,6 +23,7 @@
 #include "nubo_limits.h"
 
 struct http_req;
+struct http_file_count;
 
 struct http_server_ops {
 	void	(*begin)(struct http_req *);
@@ -54,6 +55,12 @@ struct http_req {
 	struct MHD_Response	*resp;
 	unsigned		 status;
 	int			 queued;
+
+	/* Valid in cleanup: the whole response reached the connection
+	 * (MHD_REQUEST_TERMINATED_COMPLETED_OK), and what a counted file
+	 * reply (http_reply_file_counted) served. */
+	int			 completed_ok;
+	struct http_file_count	*file_count;
 };
 
 struct http_server;
@@ -99,6 +106,16 @@ void http_reply_empty(struct http_req *, unsigned status);
  * the request asks for it and total is the full size. */
 void http_reply_file(struct http_req *, int fd, uint64_t total,
     const char *ctype, const char *filename);
+/* The same, served through a reader so that the request knows how many
+ * bytes of the range the connection took (http_file_served). */
+void http_reply_file_counted(struct http_req *, int fd, uint64_t total,
+    const char *ctype, const char *filename);
+/* For a counted file reply, in cleanup: the range's first byte, the
+ * bytes of it written to the connection (the whole range when the
+ * request completed OK) and the file's size; 0, or -1 when the request
+ * served no counted file (an error reply, another handler). */
+int http_file_served(struct http_req *, uint64_t *start, uint64_t *sent,
+    uint64_t *total);
 /* Stream from a reader callback (MHD_ContentReaderCallback semantics). */
 void http_reply_stream(struct http_req *, unsigned status, uint64_t size,
     MHD_ContentReaderCallback reader, void *cls,

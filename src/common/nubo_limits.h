@@ -48,4 +48,7 @@
 
 #define NUBO_IO_CHUNK           (256 * 1024)        /* streaming buffer size */
 
+#define NUBO_DOWNLOADS_TRACKED  256                 /* partial downloads a node remembers */
+#define NUBO_DOWNLOAD_RESUME_SECONDS (24 * 3600)    /* how long a partial download counts */
+
 #endif

@@ -287,6 +287,8 @@ agent_cleanup(struct http_req *h)
 	struct areq *r = h->ctx;
 
 	if (r) {
+		if (r->done)
+			r->done(r);
 		if (r->ctx && r->ctx_free)
 			r->ctx_free(r->ctx);
 		json_decref(r->body);

@@ -38,6 +38,9 @@ struct areq {
 	struct env		*env;		/* {id}, when the route has it */
 	void			*ctx;		/* handler state (streaming) */
 	void			(*ctx_free)(void *);
+	/* Called when the request is over (sent or dropped), before ctx
+	 * is freed: downloads count what they delivered. */
+	void			(*done)(struct areq *);
 };
 
 void areply(struct areq *, unsigned status, json_t *body);

@@ -472,9 +472,14 @@ agent_snapshot_download(struct areq *r)
 			close(fd);
 		goto out;
 	}
-	http_reply_file(r->http, fd, (uint64_t)st.st_size,
-	    strcmp(kind, "database") == 0 ? "application/octet-stream" :
-	    "application/gzip", name);
+	/* only the full archive counts as the backup downloaded (seed §3.3) */
+	if (strcmp(kind, "full") == 0)
+		downloads_serve(r, fd, (uint64_t)st.st_size,
+		    "application/gzip", name, "snapshot", id);
+	else
+		http_reply_file(r->http, fd, (uint64_t)st.st_size,
+		    strcmp(kind, "database") == 0 ? "application/octet-stream" :
+		    "application/gzip", name);
 out:
 	json_decref(j);
 	free(name);

@@ -195,9 +195,7 @@ on_body(char *data, size_t size, size_t n, void *cls)
 	return buf_append(cls, data, size * n) == 0 ? size * n : 0;
 }
 
-/* POST {portal}/api/v1<path> with the node token. The HTTP status (and
- * *out), or -1 when the portal cannot be reached. */
-static int
+int
 portal_post(const char *path, json_t *body, json_t **out)
 {
 	CURL *c = curl_easy_init();
@@ -560,6 +558,7 @@ node_main(int argc, char **argv)
 	    node->router_port);
 	supervisor_start();
 	events_start();
+	downloads_start();
 	if (pthread_create(&hb, NULL, heartbeat_thread, NULL) != 0)
 		return error("cannot start the heartbeat");
 	while (!node_stopping)

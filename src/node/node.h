@@ -98,6 +98,9 @@ extern struct node *node;
 
 /* node.c */
 double node_clock(void);
+/* POST {portal}/api/v1<path> with the node token. The HTTP status (and
+ * *out), or -1 when the portal cannot be reached. */
+int portal_post(const char *path, json_t *body, json_t **out);
 /* Save DIR/agent.json. */
 int node_save_agent(void);
 /* Run argv (argv[0] a full path) as the node's OS user when switch_user,
@@ -199,6 +202,17 @@ int env_delete_tombstoned(long long id);
 void env_delete_listed(json_t *specs);
 /* The portal pushed a spec for id (PUT): it has such an environment. */
 void env_delete_forget(long long id);
+
+/* downloads.c: complete downloads of full snapshot archives and package
+ * files, reported to the portal (seed §3.3, offboarding). */
+struct areq;
+/* Serve fd (taken over; Range works) as the download of kind ("snapshot"
+ * or "package") id; a signed URL's user gets it counted. */
+void downloads_serve(struct areq *, int fd, uint64_t total,
+    const char *ctype, const char *filename, const char *kind,
+    const char *id);
+/* The thread that reports complete downloads to the portal. */
+void downloads_start(void);
 
 /* router.c */
 int router_start(void);

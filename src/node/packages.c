@@ -190,8 +190,9 @@ agent_packages_download(struct areq *r)
 		    "no file", id);
 		return;
 	}
-	http_reply_file(r->http, fd, (uint64_t)st.st_size,
-	    "application/octet-stream", jsonx_str(meta, "file_name"));
+	downloads_serve(r, fd, (uint64_t)st.st_size,
+	    "application/octet-stream", jsonx_str(meta, "file_name"),
+	    "package", id);
 	http_add_header(r->http, "X-Nubo-Sha256", jsonx_str(meta, "sha256"));
 	json_decref(meta);
 }

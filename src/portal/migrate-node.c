@@ -1011,9 +1011,11 @@ migrate_node_saved(sqlite3 *db, long long node_id, long long env_id,
     const char *env, char **cause)
 {
 	/* Seed §3.3: the latest backup and the deployed package must have
-	 * been downloaded (their download URLs handed out) before the node
-	 * goes. An environment that never had a package nor a backup has
-	 * nothing to keep. */
+	 * been downloaded before the node goes: downloaded_at is set only
+	 * when the node reports a user's download that delivered the whole
+	 * file (POST /agent/downloads, src/node/downloads.c), not when a
+	 * download URL is handed out. An environment that never had a
+	 * package nor a backup has nothing to keep. */
 	char *pkg = store_text(db, "SELECT package FROM environments"
 	    " WHERE id = ?", "i", env_id);
 	json_t *snap = store_row(db, "SELECT uuid, downloaded_at FROM"
@@ -1033,14 +1035,14 @@ migrate_node_saved(sqlite3 *db, long long node_id, long long env_id,
 	}
 	if (json_is_null(json_object_get(snap, "downloaded_at"))) {
 		*cause = xasprintf("the latest backup (snapshot %.8s) was never "
-		    "downloaded", jsonx_str(snap, "uuid"));
+		    "downloaded completely", jsonx_str(snap, "uuid"));
 		goto out;
 	}
 	if (pkg && store_int(db, 0, "SELECT COUNT(*) FROM packages WHERE"
 	    " node_id = ? AND package = ? AND downloaded_at IS NOT NULL",
 	    "is", node_id, pkg) == 0) {
 		*cause = xasprintf("the deployed package '%s' was never "
-		    "downloaded", pkg);
+		    "downloaded completely", pkg);
 		goto out;
 	}
 	out = json_pack("{s:s,s:s,s:s,s:s?}", "environment", env, "kept_by",

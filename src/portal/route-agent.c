@@ -164,3 +164,90 @@ agent_status(struct preq *r)
 	reply(r, 200, json_pack("{s:o}", "environments",
 	    envs_specs(r->db, r->portal->cloud_domain, r->node_id)));
 }
+
+/* POST /agent/downloads {kind: snapshot|package, id, user, at}: a user
+ * downloaded this node's full snapshot archive or package file
+ * completely (the node saw its last byte go; src/node/downloads.c). Sets
+ * downloaded_at, which offboarding checks (seed §3.3); only for the
+ * node's own snapshots and packages. Idempotent: the same report again,
+ * or an older one, changes nothing. */
+void
+agent_downloads(struct preq *r)
+{
+	static const struct jfield fields[] = {
+		{ "kind", JT_STRING, 1 }, { "id", JT_STRING, 1 },
+		{ "user", JT_INT, 0 }, { "at", JT_STRING, 0 }, { NULL } };
+	const char *kind, *id;
+	json_t *row = NULL;
+	long long user;
+	char at[32];
+	time_t t, now = util_now();
+	int snap;
+
+	if (body_check(r, fields) == -1)
+		return;
+	kind = jsonx_str(r->body, "kind");
+	id = jsonx_str(r->body, "id");
+	snap = strcmp(kind, "snapshot") == 0;
+	if (!snap && strcmp(kind, "package") != 0) {
+		reply_error(r, 400, "BAD_REQUEST", "'kind' must be snapshot or "
+		    "package");
+		return;
+	}
+	if (jsonx_str(r->body, "at") == NULL)
+		t = now;
+	else if (util_parse_iso(jsonx_str(r->body, "at"), &t) == -1) {
+		reply_error(r, 400, "BAD_REQUEST", "'at' must be a UTC time "
+		    "like 2026-01-31T12:00:00Z");
+		return;
+	}
+	if (t > now)
+		t = now;	/* the node's clock is ahead */
+	util_time_iso(t, at, sizeof at);
+	r->node_id = r->who.node_id;
+	user = store_int(r->db, 0, "SELECT id FROM users WHERE id = ?", "i",
+	    jsonx_int(r->body, "user", 0));
+	if (store_begin(r->db) == -1) {
+		reply_store_error(r);
+		return;
+	}
+	row = snap ? store_row(r->db, "SELECT uuid AS id, app_id,"
+	    " downloaded_at FROM snapshots WHERE uuid = ? AND node_id = ? AND"
+	    " state = 'completed'", "si", id, r->node_id) :
+	    store_row(r->db, "SELECT p.package AS id, n.app_id,"
+	    " p.downloaded_at FROM packages p JOIN nodes n ON n.id = p.node_id"
+	    " WHERE p.package = ? AND p.node_id = ?", "si", id, r->node_id);
+	if (row == NULL) {
+		store_rollback(r->db);
+		reply_error(r, 404, snap ? "SNAPSHOT_NOT_FOUND" :
+		    "PACKAGE_NOT_FOUND", "no %s '%s' of this node", snap ?
+		    "completed snapshot" : "package", id);
+		return;
+	}
+	if (jsonx_str(row, "downloaded_at") == NULL ||
+	    strcmp(jsonx_str(row, "downloaded_at"), at) < 0) {
+		if (store_run(r->db, snap ? "UPDATE snapshots SET"
+		    " downloaded_at = ? WHERE uuid = ?" : "UPDATE packages SET"
+		    " downloaded_at = ? WHERE package = ? AND node_id = ?",
+		    snap ? "ss" : "ssi", at, id, r->node_id) != STORE_OK) {
+			store_rollback(r->db);
+			reply_store_error(r);
+			goto out;
+		}
+		activity_record(r->db, user, jsonx_int(row, "app_id", 0),
+		    r->node_id, snap ? "snapshot.downloaded" :
+		    "package.downloaded", snap ? "snapshot %.8s downloaded "
+		    "completely (full archive)" : "package '%s' downloaded "
+		    "completely", id);
+	}
+	if (store_commit(r->db) == -1) {
+		reply_store_error(r);
+		goto out;
+	}
+	reply(r, 200, json_pack("{s:s,s:s,s:s}", "kind", kind, "id", id,
+	    "downloaded_at", json_is_string(json_object_get(row,
+	    "downloaded_at")) && strcmp(jsonx_str(row, "downloaded_at"), at) >
+	    0 ? jsonx_str(row, "downloaded_at") : at));
+out:
+	json_decref(row);
+}

@@ -30,7 +30,7 @@
 	" s.finished_at AS finished, s.expires_at AS expires, s.package," \
 	" s.model_version, s.dump_size, s.database_size, s.files_size," \
 	" s.archive_size, s.error, e.name AS environment, n.name AS node," \
-	" u.email AS created_by, s.job_id"
+	" u.email AS created_by, s.job_id, s.downloaded_at"
 #define SNAP_FROM \
 	" FROM snapshots s JOIN environments e ON e.id = s.environment_id" \
 	" JOIN nodes n ON n.id = s.node_id LEFT JOIN users u ON" \
@@ -567,13 +567,6 @@ backups_download(struct preq *r)
 	    backup_archive_name_files(jsonx_str(row, "id"), (long long)t);
 	activity_log(r, "snapshot.download", "%s download of snapshot %.8s",
 	    kind, jsonx_str(row, "id"));
-	if (strcmp(kind, "full") == 0) {
-		char now[32];
-
-		util_time_iso(util_now(), now, sizeof now);
-		store_run(r->db, "UPDATE snapshots SET downloaded_at = ?"
-		    " WHERE uuid = ?", "ss", now, jsonx_str(row, "id"));
-	}
 	reply(r, 200, json_pack("{s:s,s:s,s:s,s:I}", "url", url, "filename",
 	    name, "kind", kind, "expires_in", (json_int_t)SNAP_URL_TTL));
 	free(name);
@@ -709,8 +702,10 @@ backups_job_restore(struct job *j, json_t **result, char **cause)
 	if (jsonx_int(snap, "node_id", 0) != tnode) {
 		/* the archive lives on another node: the target fetches it */
 		spath = xasprintf("/agent/v1/snapshots/%s/full", suuid);
+		/* signed for user 0, nubo itself: this copy is not a
+		 * user's download of the backup (src/node/downloads.c) */
 		src = node_signed_url(j->db, jsonx_int(snap, "node_id", 0), "GET",
-		    spath, j->created_by, 6 * 3600, cause);
+		    spath, 0, 6 * 3600, cause);
 		if (src == NULL)
 			goto out;
 	}

@@ -20,7 +20,7 @@
 #define PACKAGE_SELECT \
 	"SELECT p.package AS id, p.name, p.version, p.size, p.sha256," \
 	" p.file_name, u.email AS uploaded_by, p.uploaded_at," \
-	" p.manifest_json, p.synced_at," \
+	" p.manifest_json, p.synced_at, p.downloaded_at," \
 	" (SELECT json_group_array(json_object('name', e.name, 'state'," \
 	"   e.state)) FROM environments e WHERE e.node_id = p.node_id AND" \
 	"   e.package = p.package) AS environments_json" \
@@ -320,16 +320,11 @@ void
 packages_download(struct preq *r)
 {
 	json_t *row = packages_find(r, r->node_id);
-	char now[32];
 	char *path;
 
 	if (row == NULL)
 		return;
 	path = xasprintf("/agent/v1/packages/%s/file", jsonx_str(row, "id"));
-	util_time_iso(util_now(), now, sizeof now);
-	store_run(r->db, "UPDATE packages SET downloaded_at = ?"
-	    " WHERE node_id = ? AND package = ?", "sis", now, r->node_id,
-	    jsonx_str(row, "id"));
 	packages_reply_url(r, r->node_id, "GET", path, PACKAGES_DOWNLOAD_TTL,
 	    json_pack("{s:O,s:O,s:O,s:O}", "id", json_object_get(row, "id"),
 	    "size", json_object_get(row, "size"), "sha256",

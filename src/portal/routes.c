@@ -77,6 +77,7 @@ void envs_logs(struct preq *);
 /* route-agent.c */
 void agent_register(struct preq *);
 void agent_status(struct preq *);
+void agent_downloads(struct preq *);
 /* jobs.c */
 void jobs_show(struct preq *);
 /* route-packages.c */
@@ -334,6 +335,9 @@ const struct route routes[] = {
 	  "environment specs" },
 	{ "POST", "/agent/status", agent_status, ACCESS_AGENT,
 	  "a node agent reports the true state of its environments" },
+	{ "POST", "/agent/downloads", agent_downloads, ACCESS_AGENT,
+	  "a node agent reports a full snapshot archive or a package file "
+	  "downloaded completely (offboarding counts it)" },
 
 
 	/* jobs (jobs.c) */

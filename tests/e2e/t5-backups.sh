@@ -260,15 +260,92 @@ check_fails "deleted snapshot is gone" 1 "$NUBO" backups show shop Test "$BIG"
 expect "its archive is gone from the node" "$(ls "$T/node-cloud3/snapshots" | grep -c "$BIG" || true)" 0
 
 # --- offboarding wants the latest backup and the package downloaded (seed §3.3)
-r=$(api_as "$ADMIN_KEY" POST /nodes/cloud3/offboarding-requests '{}')
-expect "offboarding refused before any download" "$(printf '%s' "$r" | jq_get error.code)" DATA_NOT_SAVED
+# A download counts only when the node saw the whole file leave (src/node/
+# downloads.c reports it to the portal): a URL handed out, or half a file,
+# does not.
+offboard_code() { api_as "$ADMIN_KEY" POST /nodes/cloud3/offboarding-requests '{}' | tee "$T/offboard.json" | jq_get error.code; }
+snap_downloaded() { "$NUBO" backups show shop Test "$1" --json | jq_get downloaded_at; }
+# wait until the portal has the node's report (it is sent at once)
+wait_snap_downloaded() { # SNAPSHOT
+	local i
+	for i in $(seq 50); do
+		[ -n "$(snap_downloaded "$1")" ] && return 0
+		sleep 0.2
+	done
+	return 1
+}
+expect "offboarding refused before any download" "$(offboard_code)" DATA_NOT_SAVED
 check "a fresh snapshot" "$NUBO" backups create shop Test --comment "before offboarding"
 LATEST=$("$NUBO" backups list shop Test --json | jq_get snapshots.0.id)
-check "download the latest backup" "$NUBO" backups download shop Test "$LATEST" --output "$T/latest.tar.gz"
-r=$(api_as "$ADMIN_KEY" POST /nodes/cloud3/offboarding-requests '{}')
-expect "still refused: the package was not downloaded" "$(printf '%s' "$r" | jq_get error.code)" DATA_NOT_SAVED
-expect_match "the refusal names the package" "$(printf '%s' "$r" | jq_get error.message)" "package 'notes-1.0.0' was never downloaded"
-check "download the deployed package" "$NUBO" packages download cloud3 notes-1.0.0 --output "$T/pkg.tar.gz"
-expect "offboarding filed once both were downloaded" "$(status_as "$ADMIN_KEY" POST /nodes/cloud3/offboarding-requests '{}')" 201
+ARCHIVE=$T/node-cloud3/snapshots/$LATEST/archive.tar.gz
+SIZE=$(stat -c %s "$ARCHIVE")
+URL=$(api_as "$ADMIN_KEY" POST "/apps/shop/environments/Test/snapshots/$LATEST/download" '{}' | jq_get url)
+expect_match "a download URL is handed out" "$URL" "^http://127\.0\.0\.1:[0-9]+/agent/v1/snapshots/$LATEST/full\?"
+sleep 2.5	# a report, if there were one, would be in by now
+expect "snapshots show downloaded_at" "$("$NUBO" backups show shop Test "$LATEST" --json | python3 -c 'import json,sys; print("downloaded_at" in json.load(sys.stdin))')" True
+expect "URL only: not downloaded" "$(snap_downloaded "$LATEST")" ""
+expect "URL only: offboarding still refused" "$(offboard_code)" DATA_NOT_SAVED
+expect_match "the refusal names the backup" "$(jq_get error.message < "$T/offboard.json")" "latest backup \(snapshot ${LATEST:0:8}\) was never downloaded completely"
+HALF=$((SIZE / 2))
+expect "first half fetched with a Range" "$(curl -s -o "$T/latest.tar.gz" -w '%{http_code}' -r "0-$((HALF - 1))" "$URL")" 206
+expect "it holds half the archive" "$(stat -c %s "$T/latest.tar.gz")" "$HALF"
+check "a files-only download (does not count)" "$NUBO" backups download shop Test "$LATEST" --kind files --output "$T/latest-files.tar.gz"
+check "a database-only download (does not count)" "$NUBO" backups download shop Test "$LATEST" --kind database --output "$T/latest-db.backup"
+sleep 2.5
+expect "half (and files only): not downloaded" "$(snap_downloaded "$LATEST")" ""
+expect "half: offboarding still refused" "$(offboard_code)" DATA_NOT_SAVED
+expect_match "half: the refusal still names the backup" "$(jq_get error.message < "$T/offboard.json")" "latest backup .* was never downloaded completely"
+check "the download resumed to the end (--continue)" "$NUBO" backups download shop Test "$LATEST" --output "$T/latest.tar.gz" --continue
+expect "the resumed file is the archive" "$(sha256sum < "$T/latest.tar.gz")" "$(sha256sum < "$ARCHIVE")"
+wait_snap_downloaded "$LATEST" && pass "the node reported the complete download" || fail "the node never reported the complete download"
+expect_match "the earlier full download of $SID counted too" "$(snap_downloaded "$SID")" '^20[0-9-]+T[0-9:]+Z$'
+expect "still refused: the package was not downloaded" "$(offboard_code)" DATA_NOT_SAVED
+expect_match "the refusal names the package" "$(jq_get error.message < "$T/offboard.json")" "package 'notes-1.0.0' was never downloaded completely"
+PURL=$(api_as "$ADMIN_KEY" GET /nodes/cloud3/packages/notes-1.0.0/download | jq_get url)
+expect_match "a package URL is handed out" "$PURL" "/agent/v1/packages/notes-1.0.0/file\?"
+PSIZE=$(stat -c %s "$T/node-cloud3/packages/notes-1.0.0/package")
+# a range that does not start where the delivered bytes end is not
+# remembered: the last byte first, then all but the last byte
+expect "the package's last byte fetched" "$(curl -s -o /dev/null -w '%{http_code}' -r "$((PSIZE - 1))-" "$PURL")" 206
+expect "all but its last byte fetched" "$(curl -s -o /dev/null -w '%{http_code}' -r "0-$((PSIZE - 2))" "$PURL")" 206
+sleep 2.5
+expect "package URL and pieces only: still refused" "$(offboard_code)" DATA_NOT_SAVED
+expect_match "pieces only: the refusal names the package" "$(jq_get error.message < "$T/offboard.json")" "package 'notes-1.0.0' was never downloaded completely"
+# the node may only report its own snapshots and packages, and a report
+# again changes nothing
+N3=$(cat "$T/node-cloud3.token"); N4=$(cat "$T/node-cloud4.token")
+report() { # TOKEN BODY: the HTTP status of a node's download report
+	curl -s -o "$T/report.json" -w '%{http_code}' -X POST -H "Authorization: Bearer $1" \
+		-H 'Content-Type: application/json' --data-binary "$2" "$PORTAL_URL/api/v1/agent/downloads"; }
+AT=$(snap_downloaded "$LATEST")
+expect "another node cannot mark this node's snapshot" "$(report "$N4" "{\"kind\":\"snapshot\",\"id\":\"$LATEST\"}")" 404
+expect "another node's report marks its own copy of the package" "$(report "$N4" '{"kind":"package","id":"notes-1.0.0"}')" 200
+expect "cloud4's copy is marked" "$(api_as "$ADMIN_KEY" GET /nodes/cloud4/packages/notes-1.0.0 | jq_get downloaded_at)" "$(jq_get downloaded_at < "$T/report.json")"
+expect "cloud3's is not" "$(api_as "$ADMIN_KEY" GET /nodes/cloud3/packages/notes-1.0.0 | python3 -c 'import json,sys; d=json.load(sys.stdin); print("downloaded_at" in d, d.get("downloaded_at"))')" "True None"
+expect "a node cannot mark a package it does not have" "$(report "$N3" '{"kind":"package","id":"nosuch-1.0"}')" 404
+expect "an API key cannot report" "$(report "$ADMIN_KEY" "{\"kind\":\"snapshot\",\"id\":\"$LATEST\"}")" 401
+expect "a bad report is refused" "$(report "$N3" '{"kind":"archive","id":"x"}')" 400
+expect "an older report again: 200" "$(report "$N3" "{\"kind\":\"snapshot\",\"id\":\"$LATEST\",\"at\":\"2020-01-01T00:00:00Z\"}")" 200
+expect "it changed nothing" "$(snap_downloaded "$LATEST")" "$AT"
+expect "one download in the activity log" "$(api_as "$ADMIN_KEY" GET /nodes/cloud3/activity | python3 -c '
+import json, sys
+print(sum(1 for a in json.load(sys.stdin)["activity"] if a["action"] == "snapshot.downloaded" and sys.argv[1][:8] in a["detail"]))' "$LATEST")" 1
+expect "still refused after the refused reports" "$(offboard_code)" DATA_NOT_SAVED
+# a report the portal could not take (portal down) is sent when it is back
+stop_portal
+check "the deployed package downloaded with the portal down" curl -sf -o "$T/pkg.tar.gz" "$PURL"
+for i in $(seq 50); do
+	[ -n "$(ls "$T/node-cloud3/downloads")" ] && break
+	sleep 0.1
+done
+sleep 2.5	# a retry or two while the portal is down
+expect "the report waits on the node" "$(ls "$T/node-cloud3/downloads")" "package-notes-1.0.0.json"
+start_portal
+for i in $(seq 50); do
+	[ -z "$(ls "$T/node-cloud3/downloads")" ] && break
+	sleep 0.2
+done
+expect "the node delivered it once the portal was back" "$(ls "$T/node-cloud3/downloads")" ""
+expect "offboarding filed once both were downloaded completely" "$(status_as "$ADMIN_KEY" POST /nodes/cloud3/offboarding-requests '{}')" 201
 
 finish
