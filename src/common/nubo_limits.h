@@ -11,6 +11,13 @@
 #define NUBO_EMAIL_MAX          254
 #define NUBO_PASSWORD_MIN       8
 #define NUBO_PASSWORD_MAX       1024
+/* password logins (POST /sessions): failures counted per account and per
+ * client address within a window; reaching the cap locks that account or
+ * address out for NUBO_LOGIN_LOCKOUT_SECS (src/portal/lockout.c) */
+#define NUBO_LOGIN_ACCOUNT_FAILURES 5
+#define NUBO_LOGIN_ADDRESS_FAILURES 20
+#define NUBO_LOGIN_WINDOW_SECS  (15 * 60)
+#define NUBO_LOGIN_LOCKOUT_SECS (15 * 60)
 #define NUBO_COMMENT_MAX        1024
 #define NUBO_LIST_MAX           1000                /* items in any list field */
 #define NUBO_NODE_ENVS_MAX      32                  /* environments of one node */

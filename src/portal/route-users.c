@@ -5,6 +5,8 @@
 #include <string.h>
 
 #include "auth.h"
+#include "lockout.h"
+#include "log.h"
 #include "portal.h"
 #include "store.h"
 #include "util.h"
@@ -31,8 +33,29 @@ session_dummy_hash(void)
 	return session_dummy;
 }
 
+/* A failed login: 401, and a log line when it locked the email or the
+ * address (what an operator or fail2ban watches). */
+static void
+session_failed(struct preq *r, const char *address, int locking)
+{
+	const char *email = jsonx_str(r->body, "email");
+
+	if (locking & LOCKOUT_ACCOUNT)
+		log_warn("login lockout: '%s' locked for %d s after %d failed "
+		    "logins", util_valid_email(email) ? email : "(not an email)",
+		    NUBO_LOGIN_LOCKOUT_SECS, NUBO_LOGIN_ACCOUNT_FAILURES);
+	if (locking & LOCKOUT_ADDRESS)
+		log_warn("login lockout: %s locked for %d s after %d failed "
+		    "logins", address + strlen("address:"),
+		    NUBO_LOGIN_LOCKOUT_SECS, NUBO_LOGIN_ADDRESS_FAILURES);
+	reply_error(r, 401, "BAD_CREDENTIALS", "wrong email or password");
+}
+
 /* POST /sessions {email, password, name?, expires_in?}: log in; the
- * answer carries a new API key, shown once (what `nubo login` stores). */
+ * answer carries a new API key, shown once (what `nubo login` stores).
+ * Too many failed logins for the email or from the client's address:
+ * 429 TOO_MANY_ATTEMPTS with Retry-After, the password unchecked
+ * (lockout.h). */
 void
 users_session_create(struct preq *r)
 {
@@ -41,8 +64,10 @@ users_session_create(struct preq *r)
 		{ "name", JT_STRING, 0 }, { "expires_in", JT_INT, 0 }, { NULL } };
 	json_t *user = NULL;
 	char *key = NULL;
-	char expires[32];
-	long long ttl;
+	char expires[32], address[80], wait[32];
+	long long ttl, retry_after, minutes;
+	enum lockout lock;
+	int locking;
 
 	if (body_check(r, fields) == -1)
 		return;
@@ -58,9 +83,34 @@ users_session_create(struct preq *r)
 		    "expires_in must be between 0 and 10 years in seconds");
 		return;
 	}
+	lockout_address(r->http, address, sizeof address);
+	lock = lockout_begin(r->db, jsonx_str(r->body, "email"), address,
+	    &retry_after, &locking);
+	if (lock == LOCKOUT_ERROR) {
+		reply_store_error(r);
+		goto out;
+	}
+	if (lock != LOCKOUT_NONE) {
+		/* Refused before the password is looked at: the answer is the
+		 * same whether it was right, and costs no argon2id. */
+		minutes = (retry_after + 59) / 60;
+		if (lock == LOCKOUT_ACCOUNT)
+			reply_error(r, 429, "TOO_MANY_ATTEMPTS", "too many "
+			    "failed logins for '%.*s'; try again in %lld "
+			    "minute%s", NUBO_EMAIL_MAX,
+			    jsonx_str(r->body, "email"), minutes,
+			    minutes == 1 ? "" : "s");
+		else
+			reply_error(r, 429, "TOO_MANY_ATTEMPTS", "too many "
+			    "failed logins from %s; try again in %lld "
+			    "minute%s", address + strlen("address:"), minutes,
+			    minutes == 1 ? "" : "s");
+		snprintf(wait, sizeof wait, "%lld", retry_after);
+		http_add_header(r->http, "Retry-After", wait);
+		goto out;
+	}
 	if (strlen(jsonx_str(r->body, "password")) > NUBO_PASSWORD_MAX) {
-		reply_error(r, 401, "BAD_CREDENTIALS",
-		    "wrong email or password");
+		session_failed(r, address, locking);
 		goto out;
 	}
 	user = store_row(r->db, "SELECT id, password_hash FROM users"
@@ -71,16 +121,15 @@ users_session_create(struct preq *r)
 		 * which emails exist. */
 		auth_password_ok(session_dummy_hash(),
 		    jsonx_str(r->body, "password"));
-		reply_error(r, 401, "BAD_CREDENTIALS",
-		    "wrong email or password");
+		session_failed(r, address, locking);
 		goto out;
 	}
 	if (!auth_password_ok(jsonx_str(user, "password_hash"),
 	    jsonx_str(r->body, "password"))) {
-		reply_error(r, 401, "BAD_CREDENTIALS",
-		    "wrong email or password");
+		session_failed(r, address, locking);
 		goto out;
 	}
+	lockout_success(r->db, jsonx_str(r->body, "email"), address);
 	r->who.user_id = jsonx_int(user, "id", 0);
 	if (ttl)
 		util_time_iso(util_now() + ttl, expires, sizeof expires);

@@ -122,7 +122,9 @@ const struct route routes[] = {
 
 	/* users, sessions and API keys (route-users.c) */
 	{ "POST", "/sessions", users_session_create, ACCESS_PUBLIC,
-	  "log in with email and password; returns a new API key" },
+	  "log in with email and password; returns a new API key (after "
+	  "too many failed logins for the email or from the address: 429 "
+	  "TOO_MANY_ATTEMPTS with Retry-After)" },
 	{ "GET", "/me", users_me, ACCESS_USER, "the calling user" },
 	{ "GET", "/users", users_list, ACCESS_ADMIN, "list users" },
 	{ "POST", "/users", users_create, ACCESS_ADMIN, "create a user" },

@@ -271,6 +271,16 @@ static const char *const store_schema[] = {
 	"ALTER TABLE offboarding_requests ADD COLUMN purge_attempts INTEGER"
 	"  NOT NULL DEFAULT 0;"
 	"ALTER TABLE offboarding_requests ADD COLUMN purge_tried_at TEXT;",
+	/* 11: password login lockout (lockout.c): failed logins per subject
+	 * ("account:<sha256 of the email>" or "address:<ip>"), times in unix
+	 * seconds of util_now(); a row is void once expires passed. */
+	"CREATE TABLE login_failures ("
+	"  subject TEXT PRIMARY KEY,"
+	"  failures INTEGER NOT NULL,"
+	"  window_start INTEGER NOT NULL,"
+	"  locked_until INTEGER NOT NULL DEFAULT 0,"
+	"  expires INTEGER NOT NULL);"
+	"CREATE INDEX login_failures_expires ON login_failures(expires);",
 };
 
 static char *store_path_global;

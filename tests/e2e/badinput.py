@@ -107,7 +107,10 @@ def make_world():
 
 
 def dump():
-    return "\n".join(db.iterdump())
+    # login_failures is left out: a wrong password is counted on purpose
+    # (the login lockout, src/portal/lockout.c); t1d tests that table.
+    return "\n".join(line for line in db.iterdump()
+                     if '"login_failures"' not in line)
 
 
 def fill(pattern, fixtures):
