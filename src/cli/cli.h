@@ -73,6 +73,13 @@ int out_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Print a usage error for the command; returns CLI_USAGE. */
 int out_usage(const struct cmd_entry *, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+/* A destructive command's confirmation: with --yes, 1; without it on a
+ * terminal, print warning (a line or more) and ask for the app's
+ * subdomain: 1 when typed exactly, else 0 after saying that nothing
+ * changed; off a terminal, 0 after a usage error naming --yes (*rc gets
+ * CLI_USAGE, else CLI_FAILED). */
+int out_confirm(struct cmd_args *, const char *subdomain,
+    const char *warning, int *rc);
 /* --json given: print v and return CLI_OK; else return -1. */
 int out_maybe_json(struct cmd_args *, json_t *v);
 

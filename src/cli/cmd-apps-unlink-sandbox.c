@@ -1,42 +1,21 @@
 /* nubo apps unlink-sandbox APP [--yes] */
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
-#include <unistd.h>
 
 #include "cli.h"
 #include "xmalloc.h"
 
-/* Ask on the terminal: the user types the app's subdomain to confirm. */
-static int
-confirmed(const char *app)
-{
-	char line[256];
-
-	if (!isatty(STDIN_FILENO))
-		return 0;
-	fprintf(stderr, "Unlinking the sandbox of '%s' deletes its sandbox "
-	    "environment and all its data.\nType the app's name to confirm: ",
-	    app);
-	if (fgets(line, sizeof line, stdin) == NULL)
-		return 0;
-	line[strcspn(line, "\r\n")] = '\0';
-	return strcmp(line, app) == 0;
-}
-
 static int
 cmd_apps_unlink_sandbox_exec(struct cmd_args *a)
 {
-	char *app = NULL, *path = NULL;
+	char *app = NULL, *path = NULL, *warning;
 	json_t *body = NULL, *resp = NULL;
 	int rc = CLI_FAILED;
 
-	if (!cmd_flag(a, "yes") && !confirmed(a->argv[0])) {
-		if (!isatty(STDIN_FILENO))
-			return out_usage(cmd_current, "unlinking a sandbox "
-			    "deletes its data: pass --yes to confirm");
-		return out_fail("not confirmed; nothing changed");
-	}
+	warning = xasprintf("unlinking the sandbox of '%s' deletes its "
+	    "sandbox environment and all its data", a->argv[0]);
+	if (!out_confirm(a, a->argv[0], warning, &rc))
+		goto out;
 	app = api_escape(a->argv[0]);
 	path = xasprintf("/apps/%s/unlink-sandbox", app);
 	body = json_pack("{s:b}", "confirm", 1);
@@ -49,6 +28,7 @@ cmd_apps_unlink_sandbox_exec(struct cmd_args *a)
 out:
 	json_decref(body);
 	json_decref(resp);
+	free(warning);
 	free(path);
 	free(app);
 	return rc;
@@ -61,7 +41,7 @@ const struct cmd_entry cmd_apps_unlink_sandbox_entry = {
 	"node: its instances stop, its database and files are removed and its\n"
 	"hostname stops answering. No backup is kept. Refused, with nothing\n"
 	"changed, while the sandbox node cannot be reached. Asks for the app's\n"
-	"name on a terminal; --yes confirms without asking. Only the\n"
+	"subdomain on a terminal; --yes confirms without asking. Only the\n"
 	"Technical Contact may do this.",
 	cmd_apps_unlink_sandbox_exec, 0,
 };

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "xmalloc.h"
@@ -108,6 +109,31 @@ out_maybe_json(struct cmd_args *a, json_t *v)
 		return -1;
 	out_json(v);
 	return CLI_OK;
+}
+
+int
+out_confirm(struct cmd_args *a, const char *subdomain, const char *warning,
+    int *rc)
+{
+	char line[256];
+
+	*rc = CLI_FAILED;
+	if (cmd_flag(a, "yes"))
+		return 1;
+	if (!isatty(STDIN_FILENO)) {
+		*rc = out_usage(cmd_current, "%s: pass --yes to confirm",
+		    warning);
+		return 0;
+	}
+	fprintf(stderr, "%s.\nType the app's subdomain to confirm: ",
+	    warning);
+	if (fgets(line, sizeof line, stdin) != NULL) {
+		line[strcspn(line, "\r\n")] = '\0';
+		if (strcmp(line, subdomain) == 0)
+			return 1;
+	}
+	out_fail("not confirmed; nothing changed");
+	return 0;
 }
 
 int

@@ -94,13 +94,14 @@ expect_match "automatic unlink detail" "$(printf '%s' "$acts" | jq_get 0.detail)
 check_fails "an app linked elsewhere is refused" 1 as "$TC" nodes link cloud-v3 shop
 expect "linked-elsewhere code" "$(api_as "$TC" POST /nodes/cloud-v3/link '{"app":"shop"}' | jq_get error.code)" APP_LINKED_ELSEWHERE
 expect "v3 node still available" "$(as "$TC" nodes show cloud-v3 --json | jq_get status)" available
-check_fails "a linked app cannot be deleted" 1 as "$TC" apps delete shop
+check_fails "a linked app cannot be deleted" 1 as "$TC" apps delete shop --yes
 expect_match "delete refusal message" "$(cat "$T/last.err")" "linked to node 'cloud-v4'"
-check "delete the temporary app" as "$TC" apps delete shop-tmp
+check_fails "apps delete needs --yes off a terminal" 2 as "$TC" apps delete shop-tmp </dev/null
+check "delete the temporary app" as "$TC" apps delete shop-tmp --yes
 check_fails "deleted app is gone" 1 as "$TC" apps show shop-tmp
 check "an app with a sandbox" as "$TC" apps create sbx
 expect "its sandbox environment is on the sandbox node" "$(as "$ADMIN" nodes show sandbox --json | python3 -c 'import json,sys; print([(e["name"], e["app"]) for e in json.load(sys.stdin)["environments"]])')" "[('Sandbox', 'sbx')]"
-check "delete it" as "$TC" apps delete sbx
+check "delete it" as "$TC" apps delete sbx --yes
 expect "its sandbox environment went with it" "$(as "$ADMIN" nodes show sandbox --json | jq_get environments)" "[]"
 check_fails "there is no plain unlink command" 2 as "$TC" nodes unlink cloud-v4 shop
 expect "nor an unlink route" "$(status_as "$TC" POST /nodes/cloud-v4/unlink '{"app":"shop"}')" 404
@@ -158,7 +159,7 @@ check_fails "dev still cannot change their own permissions" 1 as "$DEV" members 
 check "dev (manage) renames" as "$DEV" apps rename shop "Shop"
 check "dev (manage) adds ops" as "$DEV" members add shop ops@example.com
 check "dev (manage) grants ops backups on Production" as "$DEV" members grant shop ops@example.com --backups Production
-check_fails "dev cannot delete the app (Technical Contact only)" 1 as "$DEV" apps delete shop
+check_fails "dev cannot delete the app (Technical Contact only)" 1 as "$DEV" apps delete shop --yes
 check_fails "the Technical Contact cannot be removed" 1 as "$DEV" members remove shop tc@example.com
 expect "TC removal code" "$(api_as "$DEV" DELETE /apps/shop/members/tc@example.com | jq_get error.code)" MEMBER_IS_TECHNICAL_CONTACT
 check_fails "the Technical Contact's permissions are fixed" 1 as "$ADMIN" members grant shop tc@example.com --logs none
@@ -181,7 +182,7 @@ m=$(as "$OPS" members list shop --json)
 expect "exactly one Technical Contact, ops became a member, tc stays with every permission" \
 	"$(printf '%s' "$m" | python3 -c 'import json,sys; m=json.load(sys.stdin); print(sum(x["technical_contact"] for x in m), [x["email"] for x in m if x["technical_contact"]][0], {x["email"]:x for x in m}["tc@example.com"]["permissions"]["manage"])')" \
 	"1 ops@example.com ['*']"
-check_fails "the former Technical Contact cannot delete any more" 1 as "$TC" apps delete shop
+check_fails "the former Technical Contact cannot delete any more" 1 as "$TC" apps delete shop --yes
 check "the new Technical Contact may remove the former one" as "$OPS" members remove shop tc@example.com
 
 # ---- the activity log -------------------------------------------------

@@ -98,7 +98,7 @@ out=$(route sandbox trial-sandbox.nubo.localhost /)
 expect "sandbox serves through its router" "$(printf '%s' "$out" | jq_get app)" trial
 expect "sandbox env name" "$(printf '%s' "$out" | jq_get env)" Sandbox
 sbpid=$("$NUBO" envs show trial Sandbox --json | jq_get running.0.pid)
-check "delete the sandbox app while it runs" "$NUBO" apps delete trial
+check "delete the sandbox app while it runs" "$NUBO" apps delete trial --yes
 gone=
 for _ in $(seq 40); do
 	if [ "$(route_status sandbox trial-sandbox.nubo.localhost /)" = 404 ] && ! grep -qs app.py "/proc/$sbpid/cmdline"; then gone=1; break; fi

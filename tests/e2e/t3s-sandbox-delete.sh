@@ -61,12 +61,38 @@ PID2=$("$NUBO" envs show gone Sandbox --json | jq_get running.0.pid)
 present trial "$ID1"
 present gone "$ID2"
 
+# on_tty ANSWER CMD…: run CMD on a terminal (a pty) and type ANSWER when
+# it asks to confirm; prints what the terminal showed, exits as CMD did.
+on_tty() {
+	python3 - "$@" <<'PY'
+import os, pty, sys
+answer = sys.argv[1].encode() + b"\n"
+pid, fd = pty.fork()
+if pid == 0:
+    os.execvp(sys.argv[2], sys.argv[2:])
+out, sent = b"", False
+while True:
+    try:
+        data = os.read(fd, 4096)
+    except OSError:
+        break
+    if not data:
+        break
+    out += data
+    if not sent and b"to confirm: " in out:
+        os.write(fd, answer)
+        sent = True
+sys.stdout.write(out.decode(errors="replace"))
+sys.exit(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
+PY
+}
+
 # ---- refused while the sandbox node is unreachable: nothing changes -----
 stop_node sandbox
 check_fails "unlink-sandbox refused with the node down" 1 "$NUBO" apps unlink-sandbox trial --yes
 expect_match "the refusal says why" "$(cat "$T/last.err")" "could not delete|cannot reach"
 expect "API answers 503 NODE_UNREACHABLE" "$(api_as "$ADMIN_KEY" POST /apps/trial/unlink-sandbox '{"confirm":true}' | jq_get error.code)" NODE_UNREACHABLE
-check_fails "deleting a sandbox app refused with the node down" 1 "$NUBO" apps delete gone
+check_fails "deleting a sandbox app refused with the node down" 1 "$NUBO" apps delete gone --yes
 expect "delete answers 503" "$(status_as "$ADMIN_KEY" DELETE /apps/gone)" 503
 expect "trial keeps its sandbox" "$("$NUBO" apps show trial --json | jq_get sandbox)" true
 expect "gone still exists" "$("$NUBO" apps show gone --json | jq_get subdomain)" gone
@@ -93,8 +119,18 @@ expect_match "activity says the data was deleted on the node" \
 	"$("$NUBO" apps activity trial --json | python3 -c 'import json,sys; print([a["detail"] for a in json.load(sys.stdin) if a["action"]=="app.unlink-sandbox"][0])')" \
 	"deleted on the node .instances stopped, database and files removed"
 
-# ---- deleting a sandbox app deletes its environment on the node --------
-check "delete the sandbox app" "$NUBO" apps delete gone
+# ---- deleting a sandbox app: confirmation, then its environment on the
+# node is gone
+check_fails "apps delete without --yes (no terminal) is a usage error" 2 "$NUBO" apps delete gone </dev/null
+expect_match "the usage error names --yes" "$(cat "$T/last.err")" "pass --yes to confirm"
+check_fails "apps delete: another subdomain typed on a terminal" 1 on_tty trial "$NUBO" apps delete gone
+expect_match "the terminal is asked for the subdomain" "$(cat "$T/last.out")" "Type the app's subdomain to confirm"
+expect_match "the question says the sandbox data goes" "$(cat "$T/last.out")" "deletes its sandbox environment with all its data"
+expect_match "not confirmed, nothing changed" "$(cat "$T/last.out")" "not confirmed; nothing changed"
+expect "gone still exists" "$("$NUBO" apps show gone --json | jq_get subdomain)" gone
+present gone "$ID2"
+check "delete the sandbox app (its subdomain typed on a terminal)" on_tty gone "$NUBO" apps delete gone
+expect_match "delete says so" "$(cat "$T/last.out")" "deleted app 'gone'"
 gone gone "$ID2" "$PID2"
 
 # heartbeats (every 2 s) do not bring them back
