@@ -148,7 +148,7 @@ env_delete_cgroups(long long id)
 	int i;
 
 	for (i = 1; i <= NUBO_INSTANCES_MAX; i++) {
-		char *dir = xasprintf("/sys/fs/cgroup/nubo/env-%lld-%d", id, i);
+		char *dir = spawn_cgroup_dir(id, i);
 
 		(void)rmdir(dir);
 		free(dir);

@@ -163,6 +163,10 @@ pid_t spawn_instance(struct env *, int i, char **cause);
 int spawn_pick_port(void);
 /* /proc/<pid>/stat start time, 0 when no such process (or a zombie). */
 unsigned long long spawn_starttime(pid_t pid);
+/* The memory cgroup (v2) of instance i (1-based) of environment id:
+ * under a folder of this node's own (named after its data folder), so
+ * that two nodes on one host never share one. Caller frees. */
+char *spawn_cgroup_dir(long long id, int i);
 
 /* pg.c */
 /* Initialise (first time) and start the node's cluster, or check --pg. */

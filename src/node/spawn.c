@@ -105,6 +105,19 @@ spawn_pick_port(void)
 	return -1;
 }
 
+char *
+spawn_cgroup_dir(long long id, int i)
+{
+	/* FNV-1a of the data folder: a short stable name per node */
+	unsigned long long h = 14695981039346656037ULL;
+	const char *p;
+
+	for (p = node->data_dir; *p; p++)
+		h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+	return xasprintf("/sys/fs/cgroup/nubo/node-%016llx/env-%lld-%d", h,
+	    id, i);
+}
+
 /* A memory limit by cgroup v2 when this host lets us; the cgroup's
  * cgroup.procs path, or NULL (then RLIMIT_AS is used). */
 static char *
@@ -119,7 +132,7 @@ spawn_cgroup(struct env *e, int i, long long mb)
 	free(ctl);
 	if (text == NULL || strstr(text, "memory") == NULL)
 		goto out;
-	dir = xasprintf("%s/nubo/env-%lld-%d", root, e->id, i + 1);
+	dir = spawn_cgroup_dir(e->id, i + 1);
 	if (util_mkdir_p(dir, 0755) == -1)
 		goto out;
 	limit = xasprintf("%s/memory.max", dir);

@@ -167,6 +167,20 @@ route_status() {
 	curl -s -o /dev/null -w '%{http_code}' -H "Host: $2" "http://127.0.0.1:${!var}${3:-/}"
 }
 
+# route_status_becomes NODE HOST PATH WANT: the status through the router,
+# once it is WANT or after 10 s. The node answers a change once nginx has
+# reloaded, but on a loaded machine an old worker may still take a
+# connection for a moment (the node gives them 5 s and logs a warning).
+route_status_becomes() {
+	local i st
+	for i in $(seq 50); do
+		st=$(route_status "$1" "$2" "$3")
+		[ "$st" = "$4" ] && break
+		sleep 0.2
+	done
+	echo "$st"
+}
+
 # Create a user (as admin) and print a fresh API key for them.
 make_user() {
 	local email=$1 pass=${2:-password123}

@@ -89,7 +89,7 @@ check "maintenance on" "$NUBO" envs maintenance shop Test on
 expect "maintenance: 503" "$(route_status cloud3 $HOST /)" 503
 expect_match "maintenance page" "$(route cloud3 $HOST /)" "maintenance"
 check "maintenance off" "$NUBO" envs maintenance shop Test off
-expect "maintenance off: 200" "$(route_status cloud3 $HOST /count)" 200
+expect "maintenance off: 200" "$(route_status_becomes cloud3 $HOST /count 200)" 200
 
 # a program already on the host, as is
 check "transport http.server app" "$NUBO" envs transport shop Acceptance httpserver-2.0.0
