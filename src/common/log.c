@@ -16,14 +16,17 @@ static void
 log_write(const char *level, const char *fmt, va_list ap)
 {
 	char stamp[32];
-	time_t now = time(NULL);
+	struct timespec ts;
 	struct tm tm;
 	char line[4096];
 
-	gmtime_r(&now, &tm);
-	strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%SZ", &tm);
+	/* milliseconds: a migration's steps are timed from these lines */
+	clock_gettime(CLOCK_REALTIME, &ts);
+	gmtime_r(&ts.tv_sec, &tm);
+	strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S", &tm);
 	vsnprintf(line, sizeof line, fmt, ap);
-	fprintf(stderr, "%s %s %s: %s\n", stamp, log_role, level, line);
+	fprintf(stderr, "%s.%03ldZ %s %s: %s\n", stamp, ts.tv_nsec / 1000000L,
+	    log_role, level, line);
 }
 
 void

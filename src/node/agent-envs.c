@@ -107,6 +107,7 @@ agent_env_act(struct areq *r, env_action fn, int locked)
 	rc = fn(r->env, &status, &code, &cause);
 	if (locked)
 		pthread_mutex_unlock(&node->lock);
+	supervisor_wake();
 	if (rc == -1) {
 		areply_error(r, status, code, "%s", cause ? cause : "failed");
 		free(cause);

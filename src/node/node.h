@@ -154,6 +154,9 @@ void supervisor_adopt(struct env *);
 void supervisor_kill_all(struct env *);
 /* 1 when the instance's process is still alive. */
 int supervisor_alive(struct instance *);
+/* Run the next supervision pass now (an environment was told to start or
+ * stop), not after the idle pause. */
+void supervisor_wake(void);
 
 /* spawn.c */
 /* Start instance i of env on its port as the node's user; the pid, or -1

@@ -7,11 +7,13 @@
 #include "node.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <curl/curl.h>
@@ -294,6 +296,60 @@ probe_run(CURL *c, struct probe *p)
 
 #define PROBES_MAX 256
 
+/* Between passes: SUPERVISOR_PAUSE_BUSY while an instance starts or
+ * stops (a start or a stop is part of a migration's downtime), else
+ * SUPERVISOR_PAUSE_IDLE; supervisor_wake() cuts a pause short. */
+#define SUPERVISOR_PAUSE_BUSY_MS	50
+#define SUPERVISOR_PAUSE_IDLE_MS	250
+
+static pthread_mutex_t wake_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t wake_cond = PTHREAD_COND_INITIALIZER;
+static int wake_pending;
+
+void
+supervisor_wake(void)
+{
+	pthread_mutex_lock(&wake_lock);
+	wake_pending = 1;
+	pthread_cond_signal(&wake_cond);
+	pthread_mutex_unlock(&wake_lock);
+}
+
+static void
+supervisor_pause(int ms)
+{
+	struct timespec until;
+
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += ms / 1000;
+	until.tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (until.tv_nsec >= 1000000000L) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&wake_lock);
+	while (!wake_pending && pthread_cond_timedwait(&wake_cond, &wake_lock,
+	    &until) == 0)
+		;
+	wake_pending = 0;
+	pthread_mutex_unlock(&wake_lock);
+}
+
+/* 1 while some instance is starting or stopping. */
+static int
+supervisor_busy(void)
+{
+	struct env *e;
+	int i;
+
+	for (e = node->envs; e; e = e->next)
+		for (i = 0; i < NUBO_INSTANCES_MAX; i++)
+			if (e->inst[i].state == INST_STARTING ||
+			    e->inst[i].state == INST_STOPPING)
+				return 1;
+	return 0;
+}
+
 static void *
 supervisor_thread(void *arg)
 {
@@ -304,12 +360,13 @@ supervisor_thread(void *arg)
 	(void)arg;
 	for (;;) {
 		double now = node_clock();
-		int nprobes = 0, i, dirty;
+		int nprobes = 0, i, dirty, busy;
 		struct env *e;
 
 		pthread_mutex_lock(&node->lock);
 		for (e = node->envs; e; e = e->next)
 			supervise_env(e, now, probes, &nprobes, PROBES_MAX);
+		busy = supervisor_busy();
 		pthread_mutex_unlock(&node->lock);
 
 		for (i = 0; i < nprobes; i++) {
@@ -360,7 +417,8 @@ supervisor_thread(void *arg)
 			}
 			pthread_mutex_unlock(&node->lock);
 		}
-		usleep(250 * 1000);
+		supervisor_pause(busy ? SUPERVISOR_PAUSE_BUSY_MS :
+		    SUPERVISOR_PAUSE_IDLE_MS);
 	}
 	curl_easy_cleanup(c);
 	return NULL;

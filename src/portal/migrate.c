@@ -40,7 +40,7 @@ static const struct migrate_phase migrate_phases[] = {
 	  { "package", "settings", "data", "start", "verify" }, { NULL } },
 	{ "cutover", { "copied" }, "cutting-over", "cut-over",
 	  { "prerequisites" },
-	  { "maintenance", "stop-source", "stop-target", "data", "verify",
+	  { "stop-target", "maintenance", "stop-source", "data", "verify",
 	    "route", "start", "served", "keep" },
 	  { "offboard-request" } },
 	{ "finalize", { "cut-over" }, "finalizing", "completed",

@@ -4,6 +4,7 @@
 #include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "jobs.h"
@@ -485,12 +486,23 @@ envs_mirror(sqlite3 *db, long long env_id, json_t *e)
 	json_decref(st);
 }
 
-/* Poll the node until the environment reaches a settled state. */
+static long long
+envs_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Poll the node until the environment reaches a settled state: every
+ * 50 ms for the first 2 s (a stop or a quick start is part of a
+ * migration's downtime), then every 250 ms. */
 static int
 envs_wait(struct job *j, long long env_id, const char *path, int want_running,
     long long want_instances, json_t **last, char **cause)
 {
-	int waited = 0;
+	long long t0 = envs_ms(), waited;
 
 	for (;;) {
 		json_t *e = NULL;
@@ -529,18 +541,19 @@ envs_wait(struct job *j, long long env_id, const char *path, int want_running,
 			*last = e;
 			return 0;
 		}
-		if (s && want_running && state_is_stopped(s) && waited > 4) {
+		waited = envs_ms() - t0;
+		if (s && want_running && state_is_stopped(s) && waited > 1000) {
 			*cause = xasprintf("the environment is %s", s);
 			json_decref(e);
 			return -1;
 		}
 		job_progress(j, NULL, "%s", s ? s : "waiting for the node");
 		json_decref(e);
-		if (waited++ > ENVS_JOB_WAIT_MAX * 4) {
+		if (waited > ENVS_JOB_WAIT_MAX * 1000LL) {
 			*cause = xstrdup("timed out waiting for the node");
 			return -1;
 		}
-		usleep(250 * 1000);
+		usleep(waited < 2000 ? 50 * 1000 : 250 * 1000);
 	}
 }
 
