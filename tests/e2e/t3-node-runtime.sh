@@ -44,7 +44,8 @@ expect "DATABASE_URL reaches its own database" "$(printf '%s' "$out" | jq_get db
 expect "runs as the unprivileged user" "$(printf '%s' "$out" | jq_get user)" "$(id -u nubo)"
 expect "URL shown" "$("$NUBO" envs show shop Test --json | jq_get url)" "http://$HOST:$ROUTER_cloud3"
 expect "unknown host is 404" "$(route_status cloud3 nobody.nubo.localhost)" 404
-expect "a stopped environment's host is 503" "$(route_status cloud3 shop-acceptance.nubo.localhost)" 503
+# (the link reaches the node with its next heartbeat, every 2 s)
+expect "a stopped environment's host is 503" "$(route_status_becomes cloud3 shop-acceptance.nubo.localhost / 503)" 503
 expect "write a row" "$(route cloud3 $HOST /add/one | jq_get count)" 1
 expect "write another" "$(route cloud3 $HOST /add/two | jq_get count)" 2
 route cloud3 $HOST /file/hello >/dev/null
