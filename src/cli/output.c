@@ -132,7 +132,7 @@ out_confirm(struct cmd_args *a, const char *subdomain, const char *warning,
 		if (strcmp(line, subdomain) == 0)
 			return 1;
 	}
-	out_fail("not confirmed; nothing changed");
+	out_fail("%s", "not confirmed; nothing changed");
 	return 0;
 }
 
