@@ -462,41 +462,44 @@ database_size(const char *url)
 	return n;
 }
 
-/* Run pg_dump -Fc -Z0 into an unlinked file under tmp_dir; its fd. */
-static int
-run_pg_dump(const struct backup_write_opts *o, char **cause)
+/* Start pg_dump -Fc -Z0 into an unlinked file under tmp_dir: *fd gets
+ * the file, *errfd its stderr; the pid, or -1 with *cause. */
+static pid_t
+pg_dump_start(const struct backup_write_opts *o, int *fd, int *errfd,
+    char **cause)
 {
-	char *argv[] = { "pg_dump", "--no-owner", "--no-privileges",
+	char *bin = util_pg_tool("pg_dump");
+	char *argv[] = { bin, "--no-owner", "--no-privileges",
 	    "--format=custom", "--compress=0", "--dbname", (char *)o->dburl,
 	    NULL };
-	int fd, errfd = -1, st;
-	pid_t pid;
-	char *msg;
+	pid_t pid = -1;
 
-	fd = open(o->tmp_dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-	if (fd < 0) {
+	*errfd = -1;
+	*fd = open(o->tmp_dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	if (*fd < 0) {
 		set_cause(cause, "cannot create a spool file in '%s': %s",
 		    o->tmp_dir, strerror(errno));
-		return -1;
+		goto out;
 	}
-	errfd = memfd_create("pg_dump-stderr", MFD_CLOEXEC);
-	if ((pid = spawn(argv, -1, fd, errfd)) < 0) {
+	*errfd = memfd_create("pg_dump-stderr", MFD_CLOEXEC);
+	if ((pid = spawn(argv, -1, *fd, *errfd)) < 0)
 		set_cause(cause, "cannot run pg_dump: %s", strerror(errno));
-		goto fail;
-	}
-	st = wait_child(pid);
-	if (st != 0) {
-		msg = err_text(errfd);
-		set_cause(cause, "pg_dump failed: %s", *msg ? msg : "killed");
-		free(msg);
-		goto fail;
-	}
-	close(errfd);
-	return fd;
-fail:
-	if (errfd >= 0)
-		close(errfd);
-	close(fd);
+out:
+	free(bin);
+	return pid;
+}
+
+/* Wait for pg_dump; 0, or -1 with *cause (its own first line). */
+static int
+pg_dump_wait(pid_t pid, int errfd, char **cause)
+{
+	char *msg;
+
+	if (wait_child(pid) == 0)
+		return 0;
+	msg = err_text(errfd);
+	set_cause(cause, "pg_dump failed: %s", *msg ? msg : "killed");
+	free(msg);
 	return -1;
 }
 
@@ -509,8 +512,8 @@ backup_archive_write(const struct backup_write_opts *o, int out_fd,
 	unsigned char md[32];
 	char level[8], threads[16];
 	char *pigz_argv[] = { "pigz", "-c", level, "-p", threads, NULL };
-	int dumpfd = -1, pfd[2] = { -1, -1 }, rc = -1, n;
-	pid_t pigz = -1;
+	int dumpfd = -1, dumperr = -1, pfd[2] = { -1, -1 }, rc = -1, n;
+	pid_t pigz = -1, dump = -1;
 	double t0 = mono_now();
 	json_t *mj = NULL;
 	char *mtext = NULL;
@@ -533,17 +536,25 @@ backup_archive_write(const struct backup_write_opts *o, int out_fd,
 			    strerror(errno));
 			goto out;
 		}
-	} else if ((dumpfd = run_pg_dump(o, cause)) < 0)
+	} else if ((dump = pg_dump_start(o, &dumpfd, &dumperr, cause)) < 0)
 		goto out;
+	/* while pg_dump runs: the database's size and the files' total */
+	dbsize = o->dburl != NULL ? database_size(o->dburl) : -1;
+	w.total = o->files_dir ? tree_size(o->files_dir) : 0;
+	if (dump > 0) {
+		n = pg_dump_wait(dump, dumperr, cause);
+		dump = -1;
+		if (n < 0)
+			goto out;
+	}
 	if (fstat(dumpfd, &st) < 0 || lseek(dumpfd, 0, SEEK_SET) < 0) {
 		set_cause(cause, "cannot read the dump: %s", strerror(errno));
 		goto out;
 	}
 	dumpsize = st.st_size;
-	dbsize = o->dburl != NULL ? database_size(o->dburl) : -1;
 	if (dbsize < 0)
 		dbsize = st.st_size;
-	w.total = st.st_size + (o->files_dir ? tree_size(o->files_dir) : 0);
+	w.total += st.st_size;
 	w_progress(&w, 1);
 
 	w.spool = open(o->tmp_dir ? o->tmp_dir : "/tmp",
@@ -668,6 +679,12 @@ out:
 		kill(pigz, SIGTERM);
 		wait_child(pigz);
 	}
+	if (dump > 0) {
+		kill(dump, SIGTERM);
+		wait_child(dump);
+	}
+	if (dumperr >= 0)
+		close(dumperr);
 	if (dumpfd >= 0)
 		close(dumpfd);
 	if (w.spool >= 0)
@@ -1145,7 +1162,9 @@ out:
 static pid_t
 r_pg_list_start(struct rctx *r, int *wfd, int *errfd)
 {
-	char *argv[] = { (char *)r->o->pg_restore, "--list", NULL };
+	char *bin = strchr(r->o->pg_restore, '/') != NULL ?
+	    xstrdup(r->o->pg_restore) : util_pg_tool(r->o->pg_restore);
+	char *argv[] = { bin, "--list", NULL };
 	int p[2];
 	pid_t pid;
 
@@ -1153,6 +1172,7 @@ r_pg_list_start(struct rctx *r, int *wfd, int *errfd)
 		fatal("pipe: %s", strerror(errno));
 	*errfd = memfd_create("pg_restore-stderr", MFD_CLOEXEC);
 	pid = spawn(argv, p[0], -1, *errfd);
+	free(bin);
 	close(p[0]);
 	if (pid < 0) {
 		close(p[1]);

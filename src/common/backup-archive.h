@@ -48,7 +48,8 @@ typedef ssize_t (*backup_read_fn)(void *ctx, void *buf, size_t len);
 
 struct backup_read_opts {
 	/* validation */
-	const char	*pg_restore;	/* run `pg_restore --list` on the dump;
+	const char	*pg_restore;	/* run `pg_restore --list` on the dump
+					 * (a bare name: util_pg_tool());
 					 * NULL: check the PGDMP magic only */
 	int		 allow_files_only;	/* accept an archive with only tree/ */
 	long long	 max_entries;	/* 0: NUBO_ARCHIVE_ENTRIES_MAX */
@@ -101,8 +102,10 @@ struct backup_restore_opts {
 	const char	*tree_dir;	/* a NEW folder for tree/ (must not exist);
 					 * NULL: database only */
 	const char	*tmp_dir;	/* where the dump is spooled */
-	int		 jobs;		/* pg_restore -j; 0: number of CPUs */
-	const char	*pg_restore;	/* NULL: "pg_restore" */
+	int		 jobs;		/* pg_restore -j; 0: one for a small dump,
+					 * else the number of CPUs */
+	const char	*pg_restore;	/* NULL: util_pg_tool("pg_restore");
+					 * a bare name: util_pg_tool(name) */
 	uid_t		 uid;		/* owner of restored files; -1 keeps */
 	gid_t		 gid;
 	backup_progress_fn progress;

@@ -15,17 +15,38 @@
 
 #include "backup-archive.h"
 #include "log.h"
+#include "util.h"
 #include "xmalloc.h"
 
 extern char **environ;
 
+/* Below this much dump, pg_restore runs one job (see restore_jobs()). */
+#define RESTORE_PARALLEL_MIN_BYTES	(32LL * 1024 * 1024)
+
 struct restore_run {
 	const struct backup_restore_opts *o;
 	char		*dump_path;
+	int		 dumpfd;
 	int		 errfd;
 	pid_t		 pid;
 	int		 spawn_errno;
 };
+
+/* pg_restore -j for a dump of this size: o->jobs when set; otherwise one
+ * job for a small dump, where the workers' fork and connections cost more
+ * than they save (~20 ms), and a job per CPU for a large one. */
+static long
+restore_jobs(const struct backup_restore_opts *o, long long dump_bytes)
+{
+	long n;
+
+	if (o->jobs > 0)
+		return o->jobs;
+	if (dump_bytes < RESTORE_PARALLEL_MIN_BYTES)
+		return 1;
+	n = sysconf(_SC_NPROCESSORS_ONLN);
+	return n > 0 ? n : 1;
+}
 
 /* db/db.backup is spooled completely: start pg_restore now, so the
  * database loads while tree/ is still being unpacked. */
@@ -35,20 +56,25 @@ restore_dump_done(void *arg)
 	struct restore_run *rr = arg;
 	const struct backup_restore_opts *o = rr->o;
 	char jobs[24];
-	long n = o->jobs > 0 ? o->jobs : sysconf(_SC_NPROCESSORS_ONLN);
-	char *argv[] = { (char *)(o->pg_restore ? o->pg_restore : "pg_restore"),
-	    "--no-owner", "--no-privileges", "--exit-on-error", "-j", jobs,
-	    "--dbname", (char *)o->dburl, rr->dump_path, NULL };
+	char *bin = o->pg_restore && strchr(o->pg_restore, '/') != NULL ?
+	    xstrdup(o->pg_restore) :
+	    util_pg_tool(o->pg_restore ? o->pg_restore : "pg_restore");
+	char *argv[] = { bin, "--no-owner", "--no-privileges",
+	    "--exit-on-error", "-j", jobs, "--dbname", (char *)o->dburl,
+	    rr->dump_path, NULL };
 	posix_spawn_file_actions_t fa;
+	struct stat st;
 	int rc;
 
-	snprintf(jobs, sizeof(jobs), "%ld", n > 0 ? n : 1);
+	snprintf(jobs, sizeof(jobs), "%ld", restore_jobs(o,
+	    fstat(rr->dumpfd, &st) == 0 ? (long long)st.st_size : 0));
 	posix_spawn_file_actions_init(&fa);
 	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
 	posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
 	posix_spawn_file_actions_adddup2(&fa, rr->errfd, 2);
 	rc = posix_spawnp(&rr->pid, argv[0], &fa, NULL, argv, environ);
 	posix_spawn_file_actions_destroy(&fa);
+	free(bin);
 	if (rc != 0) {
 		rr->pid = -1;
 		rr->spawn_errno = rc;
@@ -82,7 +108,7 @@ backup_restore(int archive_fd, const struct backup_restore_opts *o,
 	rr.errfd = memfd_create("pg_restore-stderr", MFD_CLOEXEC);
 	rr.dump_path = xasprintf("%s/restore-XXXXXX", o->tmp_dir ? o->tmp_dir :
 	    "/tmp");
-	if ((dumpfd = mkostemp(rr.dump_path, O_CLOEXEC)) < 0) {
+	if ((rr.dumpfd = dumpfd = mkostemp(rr.dump_path, O_CLOEXEC)) < 0) {
 		*cause = xasprintf("cannot create a spool file in '%s': %s",
 		    o->tmp_dir, strerror(errno));
 		goto out;

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <glob.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -276,4 +277,24 @@ util_valid_name(const char *s)
 		    s[i] == '-'))
 			return 0;
 	return 1;
+}
+
+char *
+util_pg_tool(const char *name)
+{
+	char *pat = xasprintf("/usr/lib/postgresql/*/bin/%s", name);
+	const char *best = NULL;
+	char *path;
+	glob_t g;
+	size_t i;
+
+	if (glob(pat, 0, NULL, &g) == 0)
+		for (i = 0; i < g.gl_pathc; i++)
+			if (access(g.gl_pathv[i], X_OK) == 0 && (best == NULL ||
+			    strverscmp(g.gl_pathv[i], best) > 0))
+				best = g.gl_pathv[i];
+	path = xstrdup(best ? best : name);
+	globfree(&g);
+	free(pat);
+	return path;
 }

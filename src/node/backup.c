@@ -833,7 +833,7 @@ restore_thread(void *arg)
 	o.dburl = dburl;
 	o.tree_dir = rj->database_only ? NULL : newdir;
 	o.tmp_dir = rj->envdir;
-	o.jobs = 2;
+	o.jobs = 0;	/* by the dump's size: backup_restore() */
 	o.uid = node->uid;
 	o.gid = node->gid;
 	o.progress = task_progress;
