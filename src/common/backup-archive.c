@@ -1477,11 +1477,21 @@ backup_archive_read(backup_read_fn rd, void *ctx,
 				    "twice", DUMP_NAME);
 				goto out;
 			}
+			outfd = o->dump_fd;
 			if (o->pg_restore != NULL &&
 			    (pglist = r_pg_list_start(&r, &pgpipe, &pgerr)) < 0)
 				goto out;
-			if (r_data(&r, name, o->dump_fd, pgpipe, 1, 0, NULL,
-			    &bytes, md) < 0)
+			if (o->pg_restore == NULL && o->dump_start != NULL &&
+			    (pgpipe = o->dump_start(o->dump_done_arg,
+			    (long long)archive_entry_size(e))) >= 0)
+				outfd = -1;	/* streamed, not spooled */
+			ret = r_data(&r, name, outfd, pgpipe, 1, 0, NULL, &bytes,
+			    md);
+			if (pglist < 0 && pgpipe >= 0) {
+				close(pgpipe);	/* EOF to the dump's reader */
+				pgpipe = -1;
+			}
+			if (ret < 0)
 				goto out;
 			if (pglist > 0) {
 				close(pgpipe);

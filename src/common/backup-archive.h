@@ -61,10 +61,15 @@ struct backup_read_opts {
 	uid_t		 tree_uid;	/* owner of extracted entries; (uid_t)-1 keeps */
 	gid_t		 tree_gid;
 	int		 files_fd;	/* >= 0: a files-only .tar.gz of tree/ */
-	/* called once db/db.backup has been copied to dump_fd completely, so
-	 * the caller can start pg_restore while tree/ is still extracting */
+	/* with pg_restore NULL: called at db/db.backup's header with its
+	 * size; returns a pipe the dump streams into instead of dump_fd (the
+	 * reader closes it at the member's end; a reader that stops early is
+	 * not an error), or -1 to copy it to dump_fd */
+	int		(*dump_start)(void *arg, long long size);
+	/* called once db/db.backup has been copied completely, so the caller
+	 * can start pg_restore while tree/ is still extracting */
 	void		(*dump_done)(void *arg);
-	void		*dump_done_arg;
+	void		*dump_done_arg;	/* for dump_start and dump_done */
 	backup_progress_fn progress;
 	void		*progress_arg;
 };

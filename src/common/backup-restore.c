@@ -28,6 +28,7 @@ struct restore_run {
 	char		*dump_path;
 	int		 dumpfd;
 	int		 errfd;
+	int		 streamed;	/* the dump went to pg_restore's stdin */
 	pid_t		 pid;
 	int		 spawn_errno;
 };
@@ -48,28 +49,28 @@ restore_jobs(const struct backup_restore_opts *o, long long dump_bytes)
 	return n > 0 ? n : 1;
 }
 
-/* db/db.backup is spooled completely: start pg_restore now, so the
- * database loads while tree/ is still being unpacked. */
+/* Start pg_restore: -j jobs on the spooled dump, or (in_fd >= 0) one job
+ * reading the dump from in_fd as it streams. */
 static void
-restore_dump_done(void *arg)
+restore_spawn(struct restore_run *rr, long jobs, int in_fd)
 {
-	struct restore_run *rr = arg;
 	const struct backup_restore_opts *o = rr->o;
-	char jobs[24];
+	char jarg[24];
 	char *bin = o->pg_restore && strchr(o->pg_restore, '/') != NULL ?
 	    xstrdup(o->pg_restore) :
 	    util_pg_tool(o->pg_restore ? o->pg_restore : "pg_restore");
 	char *argv[] = { bin, "--no-owner", "--no-privileges",
-	    "--exit-on-error", "-j", jobs, "--dbname", (char *)o->dburl,
-	    rr->dump_path, NULL };
+	    "--exit-on-error", "-j", jarg, "--dbname", (char *)o->dburl,
+	    in_fd >= 0 ? NULL : rr->dump_path, NULL };
 	posix_spawn_file_actions_t fa;
-	struct stat st;
 	int rc;
 
-	snprintf(jobs, sizeof(jobs), "%ld", restore_jobs(o,
-	    fstat(rr->dumpfd, &st) == 0 ? (long long)st.st_size : 0));
+	snprintf(jarg, sizeof(jarg), "%ld", jobs);
 	posix_spawn_file_actions_init(&fa);
-	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+	if (in_fd >= 0)
+		posix_spawn_file_actions_adddup2(&fa, in_fd, 0);
+	else
+		posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
 	posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
 	posix_spawn_file_actions_adddup2(&fa, rr->errfd, 2);
 	rc = posix_spawnp(&rr->pid, argv[0], &fa, NULL, argv, environ);
@@ -79,6 +80,46 @@ restore_dump_done(void *arg)
 		rr->pid = -1;
 		rr->spawn_errno = rc;
 	}
+}
+
+/* At db/db.backup's header: a dump small enough for one job streams
+ * straight into pg_restore's stdin (no spool, and pg_restore starts while
+ * the dump is still being inflated); a larger one is spooled for -j. */
+static int
+restore_dump_start(void *arg, long long size)
+{
+	struct restore_run *rr = arg;
+	int p[2];
+
+	if (restore_jobs(rr->o, size) != 1)
+		return -1;
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return -1;
+	/* room for a few chunks: tree/ unpacking waits less on pg_restore */
+	fcntl(p[1], F_SETPIPE_SZ, 1024 * 1024);
+	restore_spawn(rr, 1, p[0]);
+	close(p[0]);
+	if (rr->pid < 0) {
+		close(p[1]);
+		return -1;
+	}
+	rr->streamed = 1;
+	return p[1];
+}
+
+/* db/db.backup is complete: unless it streamed into pg_restore already,
+ * start pg_restore -j on the spool now, so the database loads while tree/
+ * is still being unpacked. */
+static void
+restore_dump_done(void *arg)
+{
+	struct restore_run *rr = arg;
+	struct stat st;
+
+	if (rr->streamed)
+		return;
+	restore_spawn(rr, restore_jobs(rr->o, fstat(rr->dumpfd, &st) == 0 ?
+	    (long long)st.st_size : 0), -1);
 }
 
 static int
@@ -121,6 +162,7 @@ backup_restore(int archive_fd, const struct backup_restore_opts *o,
 	ro.tree_dir = o->tree_dir;
 	ro.tree_uid = o->uid;
 	ro.tree_gid = o->gid;
+	ro.dump_start = restore_dump_start;
 	ro.dump_done = restore_dump_done;
 	ro.dump_done_arg = &rr;
 	ro.progress = o->progress;
