@@ -13,6 +13,7 @@
 #include "backups-util.h"
 #include "buf.h"
 #include "cli.h"
+#include "util.h"
 #include "xmalloc.h"
 
 char *
@@ -44,13 +45,11 @@ xfer_progress(void *p, curl_off_t dltotal, curl_off_t dlnow,
 	struct xfer *x = p;
 	curl_off_t total = ultotal ? ultotal : dltotal + x->base;
 	curl_off_t now = ultotal ? ulnow : dlnow + x->base;
-	struct timespec ts;
 	double t;
 
 	if (!x->tty)
 		return 0;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	t = ts.tv_sec + ts.tv_nsec / 1e9;
+	t = util_mono();
 	if (t - x->last < 0.2 && !(total && now == total))
 		return 0;
 	x->last = t;

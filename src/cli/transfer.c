@@ -32,15 +32,6 @@ struct progress {
 	double		 last_draw;
 };
 
-static double
-now_seconds(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
 static void
 human(long long n, char *out, size_t len)
 {
@@ -62,14 +53,14 @@ progress_init(struct progress *p, const char *what, long long total)
 	p->total = total;
 	p->tty = isatty(STDERR_FILENO);
 	p->last_pct = -1;
-	p->started = p->last_draw = now_seconds();
+	p->started = p->last_draw = util_mono();
 }
 
 /* Draw the bar (terminal, at most 10 times a second) or a line per 10%. */
 static void
 progress_show(struct progress *p, int final)
 {
-	double t = now_seconds(), el = t - p->started;
+	double t = util_mono(), el = t - p->started;
 	double rate = el > 0 ? (p->done - p->base) / el : 0;
 	int pct = p->total > 0 ? (int)(p->done * 100 / p->total) : 0;
 	char done[32], total[32], speed[32], bar[31];

@@ -61,15 +61,6 @@ set_cause(char **cause, const char *fmt, ...)
 	va_end(ap);
 }
 
-static double
-mono_now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
 /* Write all of buf; 0 or -1 (errno set). */
 static int
 write_all(int fd, const void *buf, size_t len)
@@ -246,7 +237,7 @@ w_progress(struct wctx *w, int force)
 
 	if (w->o->progress == NULL)
 		return;
-	t = mono_now();
+	t = util_mono();
 	if (!force && t - w->last_progress < 0.2)
 		return;
 	w->last_progress = t;
@@ -514,7 +505,7 @@ backup_archive_write(const struct backup_write_opts *o, int out_fd,
 	char *pigz_argv[] = { "pigz", "-c", level, "-p", threads, NULL };
 	int dumpfd = -1, dumperr = -1, pfd[2] = { -1, -1 }, rc = -1, n;
 	pid_t pigz = -1, dump = -1;
-	double t0 = mono_now();
+	double t0 = util_mono();
 	json_t *mj = NULL;
 	char *mtext = NULL;
 	long long dbsize, dumpsize;
@@ -609,7 +600,7 @@ backup_archive_write(const struct backup_write_opts *o, int out_fd,
 	{
 		char v[32];
 
-		snprintf(v, sizeof(v), "%lld", (long long)(mono_now() - t0 + 0.5));
+		snprintf(v, sizeof(v), "%lld", (long long)(util_mono() - t0 + 0.5));
 		json_object_set_new(mj, "duration", json_string(v));
 		snprintf(v, sizeof(v), "%lld", dumpsize);
 		json_object_set_new(mj, "dumpSize", json_string(v));
@@ -656,7 +647,7 @@ backup_archive_write(const struct backup_write_opts *o, int out_fd,
 	}
 	if (meta != NULL) {
 		memset(meta, 0, sizeof(*meta));
-		meta->duration = (long long)(mono_now() - t0 + 0.5);
+		meta->duration = (long long)(util_mono() - t0 + 0.5);
 		meta->dump_size = dumpsize;
 		meta->database_size = dbsize;
 		meta->files_size = w.files_size;

@@ -16,6 +16,8 @@ void util_hex(const unsigned char *in, size_t len, char *out);
 
 /* Seconds since the epoch; NUBO_CLOCK_OFFSET (seconds) shifts it for tests. */
 time_t util_now(void);
+/* Seconds on the monotonic clock (for durations, never for dates). */
+double util_mono(void);
 /* RFC 3339 UTC time ("2026-11-26T01:02:03Z") into out (>= 21 bytes). */
 void util_time_iso(time_t t, char *out, size_t outlen);
 /* Parse RFC 3339 UTC ("...Z"); -1 on bad input. */

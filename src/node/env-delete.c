@@ -50,7 +50,7 @@ env_delete_tombstoned(long long id)
 	struct tombstone **p;
 
 	for (p = &env_tombstones; *p; ) {
-		if (node_clock() - (*p)->at > ENV_TOMBSTONE_SECONDS) {
+		if (util_mono() - (*p)->at > ENV_TOMBSTONE_SECONDS) {
 			env_tombstone_drop(p);
 			continue;
 		}
@@ -181,7 +181,7 @@ agent_env_delete(struct areq *r)
 	env_unlist(e);
 	t = xcalloc(1, sizeof *t);
 	t->id = id;
-	t->at = node_clock();
+	t->at = util_mono();
 	t->next = env_tombstones;
 	env_tombstones = t;
 	e->want_running = 0;

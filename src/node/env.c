@@ -448,7 +448,7 @@ env_begin_start(struct env *e, unsigned *status, const char **code,
 	e->want_running = 1;
 	e->restart_pending = 0;
 	e->state = ENV_STARTING;
-	e->start_deadline = node_clock() + node->start_timeout;
+	e->start_deadline = util_mono() + node->start_timeout;
 	free(e->error);
 	e->error = NULL;
 	for (i = 0; i < NUBO_INSTANCES_MAX; i++) {

@@ -157,7 +157,7 @@ events_loop(void *arg)
 	for (;;) {
 		struct fire fires[32];
 		int nfire = 0, i;
-		double now = node_clock();
+		double now = util_mono();
 		struct env *e;
 
 		pthread_mutex_lock(&node->lock);

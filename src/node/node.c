@@ -36,15 +36,6 @@ static const char node_usage[] =
     "                  [--start-timeout SECONDS] [--stop-grace SECONDS]\n"
     "       nubod node stop-all --data DIR   stop apps, router and database\n";
 
-double
-node_clock(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 void
 node_chown(const char *path)
 {

@@ -97,7 +97,6 @@ struct node {
 extern struct node *node;
 
 /* node.c */
-double node_clock(void);
 /* POST {portal}/api/v1<path> with the node token. The HTTP status (and
  * *out), or -1 when the portal cannot be reached. */
 int portal_post(const char *path, json_t *body, json_t **out);

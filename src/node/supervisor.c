@@ -20,6 +20,7 @@
 
 #include "jsonx.h"
 #include "log.h"
+#include "util.h"
 #include "xmalloc.h"
 
 int env_restart_now(struct env *e);
@@ -359,7 +360,7 @@ supervisor_thread(void *arg)
 
 	(void)arg;
 	for (;;) {
-		double now = node_clock();
+		double now = util_mono();
 		int nprobes = 0, i, dirty, busy;
 		struct env *e;
 
@@ -385,7 +386,7 @@ supervisor_thread(void *arg)
 			if (probes[i].ok && in->pid == probes[i].pid &&
 			    in->state == INST_STARTING) {
 				in->state = INST_RUNNING;
-				in->healthy_at = node_clock();
+				in->healthy_at = util_mono();
 				env_log(e, "instance %d (pid %d, port %d) is "
 				    "healthy", probes[i].index + 1,
 				    (int)in->pid, in->port);
@@ -440,7 +441,7 @@ supervisor_adopt(struct env *e)
 			/* it kept serving while the agent was away */
 			in->state = e->state == ENV_RUNNING ? INST_RUNNING :
 			    INST_STARTING;
-			in->healthy_at = node_clock();
+			in->healthy_at = util_mono();
 			n++;
 		} else {
 			in->pid = 0;
@@ -493,7 +494,7 @@ supervisor_start(void)
 		supervisor_adopt(e);
 		/* a start or stop that was under way goes on */
 		if (e->want_running && e->state != ENV_RUNNING)
-			e->start_deadline = node_clock() + node->start_timeout;
+			e->start_deadline = util_mono() + node->start_timeout;
 	}
 	node->router_dirty = 1;
 	pthread_mutex_unlock(&node->lock);

@@ -764,7 +764,7 @@ task_json(struct task *t)
 	    "files_total", (json_int_t)t->files_total,
 	    "files_unchanged", (json_int_t)t->files_unchanged,
 	    "files_deleted", (json_int_t)t->files_deleted,
-	    "seconds", (t->finished > 0 ? t->finished : node_clock()) -
+	    "seconds", (t->finished > 0 ? t->finished : util_mono()) -
 	    t->started);
 	pthread_mutex_unlock(&task_lock);
 	return j;
@@ -1534,7 +1534,7 @@ task_run(void *arg)
 	free(t->state);
 	t->state = xstrdup(rc == 0 ? "completed" : "failed");
 	t->error = cause;
-	t->finished = node_clock();
+	t->finished = util_mono();
 	pthread_mutex_unlock(&task_lock);
 	if (e)
 		env_log(e, "migration import %s: %s", t->key, rc == 0 ?
@@ -1632,7 +1632,7 @@ transfer_import(struct areq *r)
 	t->files_total = (long long)json_array_size(json_object_get(r->body,
 	    "files"));
 	t->req = json_deep_copy(r->body);	/* the delta adds to it */
-	t->started = node_clock();
+	t->started = util_mono();
 	t->finished = 0;
 	pthread_mutex_unlock(&task_lock);
 	if (pthread_create(&th, NULL, task_run, t) != 0) {

@@ -222,15 +222,9 @@ migrate_node_keep_snapshot(struct migrate_ctx *c, long long node_id,
 	j.id = c->job_id;
 	j.kind = "snapshot.create";
 	j.node_id = node_id;
-	j.params = json_object();
 	j.db = c->db;
 	j.portal = migrate_portal;
-	if (backups_snapshot_kept(&j, env_id, comment, uuid, cause) == -1) {
-		json_decref(j.params);
-		return -1;
-	}
-	json_decref(j.params);
-	return 0;
+	return backups_snapshot_kept(&j, env_id, comment, uuid, cause);
 }
 
 int

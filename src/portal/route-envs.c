@@ -486,15 +486,6 @@ envs_mirror(sqlite3 *db, long long env_id, json_t *e)
 	json_decref(st);
 }
 
-static long long
-envs_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Poll the node until the environment reaches a settled state: every
  * 50 ms for the first 2 s (a stop or a quick start is part of a
  * migration's downtime), then every 250 ms. */
@@ -502,7 +493,7 @@ static int
 envs_wait(struct job *j, long long env_id, const char *path, int want_running,
     long long want_instances, json_t **last, char **cause)
 {
-	long long t0 = envs_ms(), waited;
+	long long t0 = (long long)(util_mono() * 1000), waited;
 
 	for (;;) {
 		json_t *e = NULL;
@@ -541,7 +532,7 @@ envs_wait(struct job *j, long long env_id, const char *path, int want_running,
 			*last = e;
 			return 0;
 		}
-		waited = envs_ms() - t0;
+		waited = (long long)(util_mono() * 1000) - t0;
 		if (s && want_running && state_is_stopped(s) && waited > 1000) {
 			*cause = xasprintf("the environment is %s", s);
 			json_decref(e);
