@@ -45,6 +45,7 @@
 #define NUBO_SETTING_VALUE_MAX  (32 * 1024)         /* one constant / env var / runtime value */
 #define NUBO_SETTINGS_ITEMS_MAX 256                 /* entries in any one settings map */
 #define NUBO_PEM_MAX            (64 * 1024)         /* a certificate chain, key or CA bundle */
+#define NUBO_PEM_CERTS_MAX      16                  /* certificates in a chain or CA bundle */
 #define NUBO_HEADER_VALUE_MAX   1024
 #define NUBO_INSTANCES_MAX      16                  /* v4 instances per environment */
 #define NUBO_MEMORY_MB_MIN      32

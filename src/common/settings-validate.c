@@ -14,6 +14,7 @@
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
+#include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
@@ -269,48 +270,353 @@ ssl_reason(void)
 	return r ? r : "unreadable";
 }
 
-/* Every certificate in pem, leaf first; NULL with *cause on error. */
+/* One PEM block: its type ("CERTIFICATE", "PRIVATE KEY", …), where it
+ * starts and its decoded bytes. */
+struct pem_block {
+	char		*type;
+	int		 line;
+	unsigned char	*der;
+	long		 len;
+};
+
+static void
+pem_blocks_free(struct pem_block *b, int n)
+{
+	int i;
+
+	for (i = 0; i < n; i++) {
+		OPENSSL_free(b[i].type);
+		if (b[i].der) {
+			OPENSSL_cleanse(b[i].der, (size_t)b[i].len);
+			OPENSSL_free(b[i].der);
+		}
+	}
+	free(b);
+}
+
+/* The type of a "-----BEGIN TYPE-----" / "-----END TYPE-----" line of
+ * length n, or NULL. */
+static const char *
+pem_marker(const char *line, size_t n, const char *word, size_t *tlen)
+{
+	size_t w = strlen(word);
+
+	if (n < w + 10 || strncmp(line, "-----", 5) != 0 ||
+	    strncmp(line + 5, word, w) != 0 || line[5 + w] != ' ' ||
+	    strncmp(line + n - 5, "-----", 5) != 0)
+		return NULL;
+	*tlen = n - (5 + w + 1) - 5;
+	return *tlen > 0 ? line + 5 + w + 1 : NULL;
+}
+
+/* Split text (what names it in errors) into its PEM blocks, at most max.
+ * Strict, so that what is stored is exactly what it says: nothing but
+ * blank lines outside the blocks (no text before, between or after them,
+ * no block cut short), no headers in a block (an encrypted legacy key
+ * has them) and base64 that decodes. The number of blocks (> 0), or -1
+ * with *cause. */
+static int
+pem_split(const char *text, const char *what, int max, struct pem_block **out,
+    char **cause)
+{
+	struct pem_block *b = NULL;
+	const char *p, *begin = NULL, *type = NULL;
+	size_t tlen = 0, n;
+	int nb = 0, line = 0, begin_line = 0;
+
+	*out = NULL;
+	if (text == NULL || strlen(text) > NUBO_PEM_MAX) {
+		fail(cause, "the %s is missing or larger than %d bytes", what,
+		    NUBO_PEM_MAX);
+		return -1;
+	}
+	for (p = text; *p; p += n + (p[n] == '\n')) {
+		const char *t;
+		size_t len, etlen;
+
+		n = strcspn(p, "\n");
+		line++;
+		for (len = n; len > 0 && strchr(" \t\r", p[len - 1]); len--)
+			;
+		if (begin == NULL) {
+			if (len == 0)
+				continue;	/* blank */
+			if ((type = pem_marker(p, len, "BEGIN", &tlen)) == NULL) {
+				fail(cause, "the %s has text outside a PEM block "
+				    "on line %d (only -----BEGIN …----- … "
+				    "-----END …----- blocks may be given)", what,
+				    line);
+				goto bad;
+			}
+			if (nb == max) {
+				fail(cause, "the %s holds more than %d PEM "
+				    "blocks", what, max);
+				goto bad;
+			}
+			begin = p;
+			begin_line = line;
+			continue;
+		}
+		if (pem_marker(p, len, "BEGIN", &etlen) != NULL)
+			break;			/* a block without its END */
+		if ((t = pem_marker(p, len, "END", &etlen)) == NULL)
+			continue;
+		if (etlen != tlen || strncmp(t, type, tlen) != 0) {
+			fail(cause, "block %d of the %s (line %d) begins as "
+			    "'%.*s' but ends as '%.*s'", nb + 1, what,
+			    begin_line, (int)(tlen > 40 ? 40 : tlen), type,
+			    (int)(etlen > 40 ? 40 : etlen), t);
+			goto bad;
+		}
+		{
+			BIO *bio = BIO_new_mem_buf(begin, (int)(p + n - begin));
+			char *name = NULL, *header = NULL;
+			unsigned char *der = NULL;
+			long dlen = 0;
+			int ok;
+
+			ERR_clear_error();
+			ok = PEM_read_bio(bio, &name, &header, &der, &dlen) == 1;
+			BIO_free(bio);
+			ERR_clear_error();
+			if (ok && header && *header) {
+				OPENSSL_free(name);
+				OPENSSL_free(header);
+				OPENSSL_cleanse(der, (size_t)dlen);
+				OPENSSL_free(der);
+				fail(cause, "block %d of the %s (line %d) has "
+				    "headers (an encrypted key?): give it "
+				    "unencrypted, without headers", nb + 1, what,
+				    begin_line);
+				goto bad;
+			}
+			OPENSSL_free(header);
+			if (!ok || dlen <= 0) {
+				OPENSSL_free(name);
+				OPENSSL_free(der);
+				fail(cause, "block %d of the %s (line %d) is not "
+				    "valid base64", nb + 1, what, begin_line);
+				goto bad;
+			}
+			b = xrealloc(b, (size_t)(nb + 1) * sizeof *b);
+			b[nb].type = name;
+			b[nb].line = begin_line;
+			b[nb].der = der;
+			b[nb].len = dlen;
+			nb++;
+		}
+		begin = NULL;
+	}
+	if (begin != NULL) {
+		fail(cause, "block %d of the %s (line %d) has no -----END "
+		    "%.*s----- line", nb + 1, what, begin_line,
+		    (int)(tlen > 40 ? 40 : tlen), type);
+		goto bad;
+	}
+	if (nb == 0) {
+		fail(cause, "the %s is not PEM (no -----BEGIN …----- block)",
+		    what);
+		goto bad;
+	}
+	*out = b;
+	return nb;
+bad:
+	pem_blocks_free(b, nb);
+	return -1;
+}
+
+/* Every certificate in pem, in order (leaf first for a chain): only
+ * CERTIFICATE blocks, each one whole DER certificate. NULL with *cause
+ * on error. */
 static STACK_OF(X509) *
 pem_certs(const char *pem, const char *what, char **cause)
 {
-	BIO *bio;
-	STACK_OF(X509) *certs = sk_X509_new_null();
-	X509 *x;
+	STACK_OF(X509) *certs = NULL;
+	struct pem_block *b = NULL;
+	int n, i;
 
-	ERR_clear_error();
-	if (pem == NULL || strlen(pem) > NUBO_PEM_MAX) {
-		fail(cause, "the %s is missing or larger than %d bytes", what,
-		    NUBO_PEM_MAX);
-		goto bad;
-	}
-	bio = BIO_new_mem_buf(pem, (int)strlen(pem));
-	while ((x = PEM_read_bio_X509(bio, NULL, NULL, NULL)) != NULL) {
-		sk_X509_push(certs, x);
-		if (sk_X509_num(certs) > 16) {
-			BIO_free(bio);
-			fail(cause, "the %s holds more than 16 certificates",
-			    what);
+	if ((n = pem_split(pem, what, NUBO_PEM_CERTS_MAX, &b, cause)) == -1)
+		return NULL;
+	certs = sk_X509_new_null();
+	for (i = 0; i < n; i++) {
+		const unsigned char *p = b[i].der;
+		X509 *x;
+
+		if (strcmp(b[i].type, "CERTIFICATE") != 0) {
+			fail(cause, "block %d of the %s (line %d) is a '%.40s', "
+			    "not a CERTIFICATE%s", i + 1, what, b[i].line,
+			    b[i].type, strstr(b[i].type, "PRIVATE KEY") ?
+			    " (the private key has a field of its own)" : "");
 			goto bad;
 		}
+		x = d2i_X509(NULL, &p, b[i].len);
+		if (x == NULL || p != b[i].der + b[i].len) {
+			X509_free(x);
+			fail(cause, "block %d of the %s (line %d) is not a "
+			    "certificate", i + 1, what, b[i].line);
+			goto bad;
+		}
+		sk_X509_push(certs, x);
 	}
-	BIO_free(bio);
+	pem_blocks_free(b, n);
 	ERR_clear_error();
-	if (sk_X509_num(certs) == 0) {
-		fail(cause, "the %s is not a PEM certificate", what);
-		goto bad;
-	}
 	return certs;
 bad:
+	pem_blocks_free(b, n);
 	sk_X509_pop_free(certs, X509_free);
+	ERR_clear_error();
 	return NULL;
 }
 
-/* An empty password callback: encrypted keys are refused, not prompted. */
-static int
-no_password(char *buf, int size, int rw, void *u)
+/* The one private key in pem: a PRIVATE KEY (PKCS#8), RSA PRIVATE KEY
+ * or EC PRIVATE KEY block, unencrypted, optionally after the EC
+ * PARAMETERS block `openssl ecparam -genkey` writes. NULL with *cause. */
+static EVP_PKEY *
+pem_key(const char *pem, char **cause)
 {
-	(void)buf; (void)size; (void)rw; (void)u;
-	return -1;
+	struct pem_block *b = NULL;
+	EVP_PKEY *key = NULL;
+	int n, i, found = -1;
+
+	if ((n = pem_split(pem, "private key", 2, &b, cause)) == -1)
+		return NULL;
+	for (i = 0; i < n; i++) {
+		const char *t = b[i].type;
+
+		if (strcmp(t, "ENCRYPTED PRIVATE KEY") == 0) {
+			fail(cause, "the private key is encrypted: give it "
+			    "unencrypted (the router reads it without a "
+			    "password)");
+			goto out;
+		}
+		if (strcmp(t, "EC PARAMETERS") == 0 && i == 0 && n == 2)
+			continue;
+		if (found == -1 && (strcmp(t, "PRIVATE KEY") == 0 ||
+		    strcmp(t, "RSA PRIVATE KEY") == 0 ||
+		    strcmp(t, "EC PRIVATE KEY") == 0)) {
+			found = i;
+			continue;
+		}
+		fail(cause, "block %d of the private key (line %d) is a "
+		    "'%.40s': the field takes one PRIVATE KEY, RSA PRIVATE KEY "
+		    "or EC PRIVATE KEY block", i + 1, b[i].line, t);
+		goto out;
+	}
+	if (found == -1) {
+		fail(cause, "the private key holds no private key block");
+		goto out;
+	}
+	{
+		const unsigned char *p = b[found].der;
+		const char *t = b[found].type;
+
+		ERR_clear_error();
+		if (strcmp(t, "PRIVATE KEY") == 0) {
+			PKCS8_PRIV_KEY_INFO *p8 = d2i_PKCS8_PRIV_KEY_INFO(NULL,
+			    &p, b[found].len);
+
+			if (p8)
+				key = EVP_PKCS82PKEY(p8);
+			PKCS8_PRIV_KEY_INFO_free(p8);
+		} else {
+			key = d2i_PrivateKey(strcmp(t, "RSA PRIVATE KEY") == 0 ?
+			    EVP_PKEY_RSA : EVP_PKEY_EC, NULL, &p, b[found].len);
+		}
+		if (key == NULL || p != b[found].der + b[found].len) {
+			EVP_PKEY_free(key);
+			key = NULL;
+			fail(cause, "the private key block (line %d) is not a "
+			    "valid %s (%s)", b[found].line, t, ssl_reason());
+		}
+	}
+out:
+	pem_blocks_free(b, n);
+	ERR_clear_error();
+	return key;
+}
+
+/* "certificate N (CN=…)" for messages about a chain. */
+static char *
+cert_label(STACK_OF(X509) *certs, int i)
+{
+	char cn[128] = "";
+	X509_NAME *name = X509_get_subject_name(sk_X509_value(certs, i));
+
+	if (name == NULL || X509_NAME_get_text_by_NID(name, NID_commonName, cn,
+	    sizeof cn) <= 0)
+		return xasprintf("certificate %d", i + 1);
+	return xasprintf("certificate %d (CN=%s)", i + 1, cn);
+}
+
+/* Load the chain and key the way the router (nginx) does at (re)load:
+ * an SSL_CTX under the system's OpenSSL configuration, so its security
+ * level (key sizes, signature digests) refuses what nginx would refuse. */
+static int
+tls_loadable(STACK_OF(X509) *certs, EVP_PKEY *key, char **cause)
+{
+	SSL_CTX *ctx;
+	int i, rc = -1;
+
+	ERR_clear_error();
+	if ((ctx = SSL_CTX_new(TLS_server_method())) == NULL)
+		return fail(cause, "cannot check the certificate: %s",
+		    ssl_reason());
+	if (SSL_CTX_use_certificate(ctx, sk_X509_value(certs, 0)) != 1) {
+		fail(cause, "the router cannot use the certificate: %s",
+		    ssl_reason());
+		goto out;
+	}
+	for (i = 1; i < sk_X509_num(certs); i++) {
+		if (SSL_CTX_add1_chain_cert(ctx, sk_X509_value(certs, i)) !=
+		    1) {
+			char *l = cert_label(certs, i);
+
+			fail(cause, "the router cannot use %s of the chain: %s",
+			    l, ssl_reason());
+			free(l);
+			goto out;
+		}
+	}
+	if (SSL_CTX_use_PrivateKey(ctx, key) != 1 ||
+	    SSL_CTX_check_private_key(ctx) != 1) {
+		fail(cause, "the router cannot use the private key: %s",
+		    ssl_reason());
+		goto out;
+	}
+	rc = 0;
+out:
+	SSL_CTX_free(ctx);
+	ERR_clear_error();
+	return rc;
+}
+
+/* Each certificate after the first signs the one before it. */
+static int
+chain_ordered(STACK_OF(X509) *certs, char **cause)
+{
+	int i;
+
+	for (i = 1; i < sk_X509_num(certs); i++) {
+		X509 *sub = sk_X509_value(certs, i - 1);
+		X509 *iss = sk_X509_value(certs, i);
+		EVP_PKEY *pk = X509_get0_pubkey(iss);
+
+		if (X509_check_issued(iss, sub) != X509_V_OK || pk == NULL ||
+		    X509_verify(sub, pk) != 1) {
+			char *a = cert_label(certs, i), *b = cert_label(certs,
+			    i - 1);
+
+			fail(cause, "%s does not sign %s: the chain goes leaf "
+			    "first, then the issuer of each certificate in "
+			    "turn", a, b);
+			free(a);
+			free(b);
+			ERR_clear_error();
+			return -1;
+		}
+	}
+	ERR_clear_error();
+	return 0;
 }
 
 int
@@ -320,9 +626,8 @@ sv_certificate(const char *cert_pem, const char *key_pem, const char *domain,
 	STACK_OF(X509) *certs;
 	EVP_PKEY *key = NULL;
 	X509 *leaf;
-	BIO *bio;
 	struct tm tm;
-	int rc = -1;
+	int i, rc = -1;
 
 	if ((certs = pem_certs(cert_pem, "certificate", cause)) == NULL)
 		return -1;
@@ -332,31 +637,36 @@ sv_certificate(const char *cert_pem, const char *key_pem, const char *domain,
 		    NUBO_PEM_MAX);
 		goto out;
 	}
-	ERR_clear_error();
-	bio = BIO_new_mem_buf(key_pem, (int)strlen(key_pem));
-	key = PEM_read_bio_PrivateKey(bio, NULL, no_password, NULL);
-	BIO_free(bio);
-	if (key == NULL) {
-		fail(cause, "the private key is not an unencrypted PEM private "
-		    "key (%s)", ssl_reason());
+	if ((key = pem_key(key_pem, cause)) == NULL)
 		goto out;
-	}
 	if (X509_check_private_key(leaf, key) != 1) {
-		fail(cause, "the private key does not match the certificate");
+		fail(cause, "the private key does not match the certificate%s",
+		    sk_X509_num(certs) > 1 ? " (the first one, the leaf)" : "");
 		goto out;
 	}
-	if (X509_cmp_time(X509_get0_notBefore(leaf), &now) > 0) {
-		fail(cause, "the certificate is not valid yet");
+	if (chain_ordered(certs, cause) == -1)
 		goto out;
-	}
-	if (X509_cmp_time(X509_get0_notAfter(leaf), &now) < 0) {
-		fail(cause, "the certificate has expired");
+	for (i = 0; i < sk_X509_num(certs); i++) {
+		X509 *x = sk_X509_value(certs, i);
+		char *l;
+
+		if (X509_cmp_time(X509_get0_notBefore(x), &now) <= 0 &&
+		    X509_cmp_time(X509_get0_notAfter(x), &now) >= 0)
+			continue;
+		l = i == 0 ? xstrdup("the certificate") :
+		    cert_label(certs, i);
+		fail(cause, "%s%s %s", l, i == 0 ? "" : " of the chain",
+		    X509_cmp_time(X509_get0_notBefore(x), &now) > 0 ?
+		    "is not valid yet" : "has expired");
+		free(l);
 		goto out;
 	}
 	if (domain && X509_check_host(leaf, domain, 0, 0, NULL) != 1) {
 		fail(cause, "the certificate does not cover '%s'", domain);
 		goto out;
 	}
+	if (tls_loadable(certs, key, cause) == -1)
+		goto out;
 	if (not_after) {
 		memset(&tm, 0, sizeof tm);
 		ASN1_TIME_to_tm(X509_get0_notAfter(leaf), &tm);

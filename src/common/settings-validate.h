@@ -27,13 +27,22 @@ int sv_cidr(const char *s, char **canon, char **cause);
  * no wildcard. *canon is lowercase. */
 int sv_domain(const char *s, char **canon, char **cause);
 
-/* A PEM certificate chain (leaf first) and PEM private key for domain:
- * both parse, the key matches the leaf, now is within its validity and the
- * leaf covers the domain (wildcards per RFC 6125). *not_after gets the
- * leaf's expiry. */
+/* A PEM certificate chain (leaf first) and PEM private key for domain,
+ * checked in full so that nothing the router (nginx) cannot load is ever
+ * accepted: nothing but whole PEM blocks (no text before, between or
+ * after them, no block cut short, no headers), only CERTIFICATE blocks in
+ * the chain (a private key there is refused: it would be shown as a
+ * certificate), one unencrypted private key block in the key; each next
+ * certificate signs the previous one; the key matches the leaf; now is
+ * within the validity of every certificate; the leaf covers the domain
+ * (wildcards per RFC 6125); and an SSL_CTX under the system's OpenSSL
+ * configuration — what nginx uses — takes the chain and key (security
+ * level: key sizes, signature digests). *not_after gets the leaf's
+ * expiry. */
 int sv_certificate(const char *cert_pem, const char *key_pem,
     const char *domain, time_t now, time_t *not_after, char **cause);
-/* One or more PEM CA certificates (client-certificate authority). */
+/* One or more PEM CA certificates (client-certificate authority): whole
+ * CERTIFICATE blocks only, as for sv_certificate, each one a CA. */
 int sv_ca_bundle(const char *pem, char **cause);
 /* sha256 fingerprint of the first certificate, as hex; NULL on error. */
 char *sv_cert_fingerprint(const char *cert_pem);

@@ -92,6 +92,27 @@ expect_match "coverage named" "$(cat "$T/last.err")" "does not cover 'shop.examp
 check_fails "wildcard does not cover two levels" 1 as "$TC" settings domain-add shop Test a.b.example.test --cert "$T/tls/wild.crt" --key "$T/tls/wild.key"
 check_fails "invalid domain refused" 1 as "$TC" settings domain-add shop Test 'bad_domain.example' --cert "$T/tls/good.crt" --key "$T/tls/good.key"
 check_fails "domain-add needs --cert and --key" 2 as "$TC" settings domain-add shop Test x.example.test --cert "$T/tls/good.crt"
+# every PEM block, chain order, and what nginx itself could not load
+cat "$T/tls/good.crt" "$T/tls/good.key" > "$T/tls/keyincert.crt"
+check_fails "private key in the certificate field refused" 1 as "$TC" settings domain-add shop Test shop.example.test --cert "$T/tls/keyincert.crt" --key "$T/tls/good.key"
+expect_match "key block named" "$(cat "$T/last.err")" "block 2 of the certificate \(line [0-9]+\) is a 'PRIVATE KEY'"
+{ cat "$T/tls/good.crt"; printf -- '-----BEGIN CERTIFICATE-----\nMIIDazCCAlOgAwIBAgIU\n'; } > "$T/tls/cut.crt"
+check_fails "certificate with a block cut short refused" 1 as "$TC" settings domain-add shop Test shop.example.test --cert "$T/tls/cut.crt" --key "$T/tls/good.key"
+expect_match "cut block named" "$(cat "$T/last.err")" "has no -----END CERTIFICATE----- line"
+{ cat "$T/tls/good.crt"; echo trailing text; } > "$T/tls/trailing.crt"
+check_fails "text after the certificate refused" 1 as "$TC" settings domain-add shop Test shop.example.test --cert "$T/tls/trailing.crt" --key "$T/tls/good.key"
+expect_match "trailing text named" "$(cat "$T/last.err")" "text outside a PEM block on line"
+openssl req -new -newkey rsa:2048 -nodes -subj /CN=shop.example.test -addext subjectAltName=DNS:shop.example.test \
+	-keyout "$T/tls/signed.key" -out "$T/tls/signed.csr" 2>/dev/null
+openssl x509 -req -in "$T/tls/signed.csr" -CA "$T/tls/ca.crt" -CAkey "$T/tls/ca.key" -CAcreateserial -days 30 \
+	-copy_extensions copy -out "$T/tls/signed.crt" 2>/dev/null
+cat "$T/tls/signed.crt" "$T/tls/other.crt" > "$T/tls/badchain.crt"
+check_fails "chain whose second certificate is not the issuer refused" 1 as "$TC" settings domain-add shop Test shop.example.test --cert "$T/tls/badchain.crt" --key "$T/tls/signed.key"
+expect_match "chain order named" "$(cat "$T/last.err")" "certificate 2 \(CN=other.example.test\) does not sign certificate 1"
+openssl req -x509 -newkey rsa:1024 -nodes -days 30 -subj /CN=shop.example.test -addext subjectAltName=DNS:shop.example.test \
+	-keyout "$T/tls/weak.key" -out "$T/tls/weak.crt" 2>/dev/null
+check_fails "RSA-1024 certificate nginx cannot load refused" 1 as "$TC" settings domain-add shop Test shop.example.test --cert "$T/tls/weak.crt" --key "$T/tls/weak.key"
+expect_match "weak key named" "$(cat "$T/last.err")" "the router cannot use the certificate: ee key too small"
 expect "failed uploads changed nothing" "$(doc3)" "$before"
 expect "private key stored encrypted" "$(doc3 | grep -c 'BEGIN PRIVATE KEY' || true)" 0
 expect_match "key file is 0600" "$(stat -c %a "$T/portal/settings.key")" '^600$'
