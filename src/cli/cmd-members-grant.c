@@ -123,6 +123,9 @@ const struct cmd_entry cmd_members_grant_entry = {
 	"  nubo members grant shop ann@example.com --transport Test,Acceptance "
 	"--logs all\n"
 	"Permissions not named stay as they are. Needs the 'manage'\n"
-	"permission; you cannot change your own.",
+	"permission; you cannot change your own, and you grant or take away\n"
+	"only a permission you hold yourself on that environment together\n"
+	"with 'manage' there ('manage' on all environments: the Technical\n"
+	"Contact only).",
 	cmd_members_grant_exec, 0,
 };

@@ -166,19 +166,44 @@ is_member(struct preq *r, long long app_id)
 	    r->who.user_id) == 1;
 }
 
-int
-auth_has(struct preq *r, const char *perm, const char *env)
+/* auth_has() for app_id: a row for perm on '*' or on env (env NULL: on
+ * any environment; env "*": on all environments). */
+static int
+has_on(struct preq *r, long long app_id, const char *perm, const char *env)
 {
-	if (r->who.is_admin || auth_is_app_tc(r, r->app_id))
+	if (r->who.is_admin || auth_is_app_tc(r, app_id))
 		return 1;
 	if (env == NULL)
 		return store_int(r->db, 0, "SELECT 1 FROM member_permissions"
 		    " WHERE app_id = ? AND user_id = ? AND permission = ?",
-		    "iis", r->app_id, r->who.user_id, perm) == 1;
+		    "iis", app_id, r->who.user_id, perm) == 1;
 	return store_int(r->db, 0, "SELECT 1 FROM member_permissions"
 	    " WHERE app_id = ? AND user_id = ? AND permission = ?"
 	    " AND (environment = '*' OR environment = ? COLLATE NOCASE)",
-	    "iiss", r->app_id, r->who.user_id, perm, env) == 1;
+	    "iiss", app_id, r->who.user_id, perm, env) == 1;
+}
+
+int
+auth_can_see_app(struct preq *r, long long app_id)
+{
+	return auth_key_allows_app(r, app_id) && (r->who.is_admin ||
+	    is_member(r, app_id) || auth_is_app_tc(r, app_id));
+}
+
+int
+auth_has(struct preq *r, const char *perm, const char *env)
+{
+	return has_on(r, r->app_id, perm, env);
+}
+
+int
+auth_may_grant(struct preq *r, const char *perm, const char *env)
+{
+	if (r->who.is_admin || auth_is_app_tc(r, r->app_id))
+		return 1;
+	if (strcmp(perm, "manage") == 0 && strcmp(env, "*") == 0)
+		return 0;
+	return auth_has(r, "manage", env) && auth_has(r, perm, env);
 }
 
 static const char *
@@ -285,6 +310,19 @@ auth_check_access(struct preq *r)
 		    (app && (is_member(r, app) || auth_is_app_tc(r, app))))
 			return 0;
 		break;
+	}
+	case ACCESS_NODE_TRANSPORT: {
+		/* SPEC §2: packages are the transport permission's business
+		 * (a package may hold the app's secrets in its files) */
+		long long app = store_int(r->db, 0,
+		    "SELECT app_id FROM nodes WHERE id = ?", "i", r->node_id);
+
+		if (auth_is_node_tc(r, r->node_id) ||
+		    (app && has_on(r, app, "transport", NULL)))
+			return 0;
+		reply_error(r, 403, "FORBIDDEN", "you need the node's Technical "
+		    "Contact role or the 'transport' permission of its app");
+		return -1;
 	}
 	default:
 		perm = access_perm(a);

@@ -35,6 +35,15 @@ int auth_check_access(struct preq *r);
  * (env NULL: on at least one environment). Technical Contact and admins
  * hold everything. */
 int auth_has(struct preq *r, const char *perm, const char *env);
+/* 1 when the caller may grant or take away perm on env ("*": all
+ * environments) of r->app_id (SPEC §6: nobody grants more than they
+ * hold): admins and the Technical Contact anything; a member only a
+ * permission they hold on env and with 'manage' on env too, and never
+ * 'manage' on all environments, which is the Technical Contact's. */
+int auth_may_grant(struct preq *r, const char *perm, const char *env);
+/* 1 when the caller may see app_id at all: an admin, a member or its
+ * Technical Contact, with a key whose scope allows the app. */
+int auth_can_see_app(struct preq *r, long long app_id);
 /* 1 when the caller is the Technical Contact of the app / node. */
 int auth_is_app_tc(struct preq *r, long long app_id);
 int auth_is_node_tc(struct preq *r, long long node_id);

@@ -33,6 +33,8 @@ enum access {
 	ACCESS_APP_MANAGE,
 	ACCESS_APP_TC,		/* the Technical Contact of {app} */
 	ACCESS_NODE_VIEW,	/* node TC, or a member of the node's app */
+	ACCESS_NODE_TRANSPORT,	/* node TC, or transport on some environment
+				 * of the node's app */
 	ACCESS_NODE_TC,		/* the Technical Contact of {node} */
 };
 

@@ -1,7 +1,8 @@
 /* App members and their permissions (SPEC §2 "Members and permissions"):
  * transport, backups, settings, logs and manage, each for all
  * environments ("*") or for named ones. The Technical Contact holds them
- * all and cannot be removed. */
+ * all and cannot be removed. Nobody grants or takes away more than they
+ * hold (auth_may_grant()). */
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -202,6 +203,74 @@ members_store_perms(struct preq *r, long long user, json_t *rows)
 	return 0;
 }
 
+/* 1 when rows ([[perm, env], …]) holds perm on env, spelled the same. */
+static int
+members_rows_have(json_t *rows, const char *perm, const char *env)
+{
+	json_t *row;
+	size_t i;
+
+	json_array_foreach(rows, i, row)
+		if (strcmp(json_string_value(json_array_get(row, 0)), perm) ==
+		    0 && strcmp(json_string_value(json_array_get(row, 1)), env)
+		    == 0)
+			return 1;
+	return 0;
+}
+
+/* Nobody grants more than they hold (SPEC §6): every row that changes
+ * between user's rows now and want must be one the caller may grant
+ * (auth_may_grant()). 0, or -1 after replying 403 PERMISSION_NOT_HELD;
+ * want NULL: every row goes (the member is removed). */
+static int
+members_check_grant(struct preq *r, long long user, json_t *want)
+{
+	json_t *rows, *have = json_array(), *row, *sets[2];
+	const char *perm, *env;
+	size_t i, k;
+	int rc = 0;
+
+	rows = store_rows(r->db, "SELECT permission, environment FROM"
+	    " member_permissions WHERE app_id = ? AND user_id = ?", "ii",
+	    r->app_id, user);
+	if (rows == NULL) {
+		json_decref(have);
+		reply_store_error(r);
+		return -1;
+	}
+	json_array_foreach(rows, i, row)
+		json_array_append_new(have, json_pack("[ss]", jsonx_str(row,
+		    "permission"), jsonx_str(row, "environment")));
+	json_decref(rows);
+	sets[0] = want;		/* granted: in want, not held now */
+	sets[1] = have;		/* taken away: held now, not in want */
+	for (k = 0; k < 2 && rc == 0; k++) {
+		json_array_foreach(sets[k], i, row) {
+			perm = json_string_value(json_array_get(row, 0));
+			env = json_string_value(json_array_get(row, 1));
+			if (members_rows_have(k == 0 ? have : want, perm, env) ||
+			    auth_may_grant(r, perm, env))
+				continue;
+			if (strcmp(perm, "manage") == 0 && strcmp(env, "*") == 0)
+				reply_error(r, 403, "PERMISSION_NOT_HELD", "only "
+				    "the Technical Contact may %s 'manage' on all "
+				    "environments", k == 0 ? "grant" : "take away");
+			else
+				reply_error(r, 403, "PERMISSION_NOT_HELD", "you "
+				    "cannot %s '%s' on %s%s%s: you do not hold it "
+				    "together with 'manage' there", k == 0 ?
+				    "grant" : "take away", perm, strcmp(env, "*")
+				    == 0 ? "all environments" : "environment '",
+				    strcmp(env, "*") == 0 ? "" : env,
+				    strcmp(env, "*") == 0 ? "" : "'");
+			rc = -1;
+			break;
+		}
+	}
+	json_decref(have);
+	return rc;
+}
+
 /* "transport Test,Acceptance; logs all" for the activity log. */
 static char *
 members_perms_text(json_t *rows)
@@ -267,8 +336,11 @@ members_add(struct preq *r)
 		return;
 	}
 	perms = json_object_get(r->body, "permissions");
-	if (perms && members_check_perms(r, perms, &rows) == -1)
+	if (perms && (members_check_perms(r, perms, &rows) == -1 ||
+	    members_check_grant(r, user, rows) == -1)) {
+		json_decref(rows);
 		return;
+	}
 	email = store_text(r->db, "SELECT email FROM users WHERE id = ?", "i",
 	    user);
 	util_time_iso(util_now(), now, sizeof now);
@@ -302,8 +374,9 @@ out:
 	json_decref(rows);
 }
 
-/* DELETE /apps/{app}/members/{user} ('manage'). The Technical Contact
- * cannot be removed: transfer the role first. */
+/* DELETE /apps/{app}/members/{user} ('manage', and every permission the
+ * member holds must be one the caller may take away). The Technical
+ * Contact cannot be removed: transfer the role first. */
 void
 members_remove(struct preq *r)
 {
@@ -319,6 +392,8 @@ members_remove(struct preq *r)
 		    preq_param(r, "user"), preq_param(r, "app"));
 		return;
 	}
+	if (members_check_grant(r, user, NULL) == -1)
+		return;
 	email = store_text(r->db, "SELECT email FROM users WHERE id = ?", "i",
 	    user);
 	if (store_begin(r->db) == -1 ||
@@ -340,9 +415,9 @@ out:
 
 /* PUT /apps/{app}/members/{user}/permissions {permissions: {transport:
  * ["*"] | ["Test", …], backups, settings, logs, manage}}: replace the
- * member's permissions ('manage' changes others' permissions; the
- * Technical Contact and admins anyone's but the Technical Contact's, who
- * holds them all). */
+ * member's permissions ('manage' changes others' permissions, and only
+ * rows the caller may grant: members_check_grant(); the Technical Contact
+ * and admins anyone's but the Technical Contact's, who holds them all). */
 void
 members_set_permissions(struct preq *r)
 {
@@ -372,6 +447,8 @@ members_set_permissions(struct preq *r)
 	if (members_check_perms(r, json_object_get(r->body, "permissions"),
 	    &rows) == -1)
 		return;
+	if (members_check_grant(r, user, rows) == -1)
+		goto out;
 	email = store_text(r->db, "SELECT email FROM users WHERE id = ?", "i",
 	    user);
 	text = members_perms_text(rows);

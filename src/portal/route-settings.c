@@ -241,7 +241,7 @@ settings_show(struct preq *r)
 
 /* GET /settings/export[?secrets=include]: the whole configuration as one
  * document (docs/FORMATS.md). Secrets only for the app's Technical
- * Contact or a platform admin. */
+ * Contact or a platform admin, and never to a read-only key. */
 void
 settings_export(struct preq *r)
 {
@@ -257,6 +257,11 @@ settings_export(struct preq *r)
 		return;
 	}
 	include = q && strcmp(q, "include") == 0;
+	if (include && r->who.read_only) {
+		reply_error(r, 403, "KEY_READ_ONLY", "a read-only API key "
+		    "never reveals secrets");
+		return;
+	}
 	if (include && !r->who.is_admin && !auth_is_app_tc(r, r->app_id)) {
 		reply_error(r, 403, "FORBIDDEN", "only the app's Technical "
 		    "Contact may export secrets");
@@ -628,7 +633,8 @@ out:
 
 /* GET /settings/diff?app=OTHER&env=OTHER_ENV: compare this environment (a)
  * with another one (b), on any node and generation. The caller needs the
- * settings permission on both. */
+ * settings permission on both; an app the caller cannot see is 404 like
+ * one that does not exist. */
 void
 settings_diff_route(struct preq *r)
 {
@@ -648,9 +654,11 @@ settings_diff_route(struct preq *r)
 	}
 	if (sctx_open(r, &c, 0) == -1)
 		goto out;
+	/* an app or environment the caller cannot see answers as one that
+	 * does not exist: a diff must not tell who has which */
 	app_b = store_int(r->db, 0, "SELECT id FROM apps WHERE subdomain = ?"
 	    " OR uuid = ?", "ss", oapp, oapp);
-	if (app_b == 0) {
+	if (app_b == 0 || !auth_can_see_app(r, app_b)) {
 		reply_error(r, 404, "APP_NOT_FOUND", "no app '%s'", oapp);
 		goto out;
 	}
@@ -663,23 +671,8 @@ settings_diff_route(struct preq *r)
 		goto out;
 	}
 	r->app_id = app_b;
-	r->env = oenv;
 	ok = auth_has(r, "settings", oenv);
-	if (ok && r->who.app_scope) {
-		char *uuid = store_text(r->db, "SELECT uuid FROM apps WHERE"
-		    " id = ?", "i", app_b);
-		json_t *v;
-		size_t i;
-
-		ok = 0;
-		json_array_foreach(r->who.app_scope, i, v)
-			if (json_is_string(v) && uuid &&
-			    strcmp(json_string_value(v), uuid) == 0)
-				ok = 1;
-		free(uuid);
-	}
 	r->app_id = app_a;
-	r->env = env_a;
 	if (!ok) {
 		reply_error(r, 403, "FORBIDDEN", "you lack the 'settings' "
 		    "permission on environment '%s' of app '%s'", oenv, oapp);

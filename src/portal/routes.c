@@ -218,8 +218,9 @@ const struct route routes[] = {
 	  ACCESS_NODE_VIEW, "show a package: version, size, sha256, "
 	  "uploader, environments that have it deployed" },
 	{ "GET", "/nodes/{node}/packages/{package}/download",
-	  packages_download, ACCESS_NODE_VIEW,
-	  "a signed URL to download the package (Range works)" },
+	  packages_download, ACCESS_NODE_TRANSPORT,
+	  "a signed URL to download the package (Range works; the node's "
+	  "Technical Contact, or transport on an environment of its app)" },
 	{ "DELETE", "/nodes/{node}/packages/{package}", packages_delete,
 	  ACCESS_NODE_TC,
 	  "delete a package (refused while an environment has it deployed)" },
@@ -530,6 +531,7 @@ access_name(enum access a)
 	case ACCESS_APP_MANAGE: return "manage";
 	case ACCESS_APP_TC: return "app-technical-contact";
 	case ACCESS_NODE_VIEW: return "node-view";
+	case ACCESS_NODE_TRANSPORT: return "node-transport";
 	case ACCESS_NODE_TC: return "node-technical-contact";
 	}
 	return "?";

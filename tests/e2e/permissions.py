@@ -43,6 +43,24 @@ PERMS = ["transport", "backups", "settings", "logs", "manage"]
 ENV = "Test"            # the {env} fixture
 OTHER_ENV = "Acceptance"  # where member-otherenv holds its permissions
 
+# Who holds which permission on which environments ("*": all) in every
+# world: make_world() writes these rows, expect() and the grant cases
+# below derive their answers from them.
+HOLDS = {"member-" + p: {p: ["*"]} for p in PERMS}
+HOLDS["member-otherenv"] = {p: [OTHER_ENV] for p in PERMS}
+# manage on Test only (the finding: it granted everything everywhere)
+HOLDS["member-manage-test"] = {"manage": [ENV], "transport": ["*"],
+                               "logs": [ENV]}
+HOLDS["member-none"] = {}
+
+
+def holds(p, perm, env):
+    """p holds perm on env (None: on some environment; "*": on all)."""
+    envs = HOLDS.get(p, {}).get(perm, [])
+    if env is None:
+        return bool(envs)
+    return "*" in envs or (env != "*" and env in envs)
+
 
 db = sqlite3.connect(STORE, timeout=30, isolation_level=None)
 db.execute("PRAGMA foreign_keys=ON")
@@ -53,8 +71,8 @@ def user_id(email):
 
 
 # --- users and their keys (through the API) -------------------------------
-USERS = ["tc", "nodetc", "nonmember", "member-none", "member-otherenv",
-         "victim"] + ["member-" + p for p in PERMS]
+MEMBERS = sorted(HOLDS)
+USERS = ["tc", "nodetc", "nonmember", "victim", "grantee"] + MEMBERS
 keys = {"admin": ADMIN_KEY}
 for name in USERS:
     email = f"{name}@matrix.test"
@@ -125,15 +143,15 @@ def make_world():
     for env in ("Test", "Acceptance", "Production"):
         insert("INSERT INTO environments (node_id, name, created_at)"
                " VALUES (?, ?, ?)", (node, env, t))
-    for m in ["tc", "member-none", "member-otherenv"] + ["member-" + p for p in PERMS]:
+    for m in ["tc"] + MEMBERS:
         insert("INSERT INTO members (app_id, user_id, created_at)"
                " VALUES (?, ?, ?)", (app, UID[m], t))
-    for p in PERMS:
-        insert("INSERT INTO member_permissions (app_id, user_id, permission,"
-               " environment) VALUES (?, ?, ?, '*')", (app, UID["member-" + p], p))
-        insert("INSERT INTO member_permissions (app_id, user_id, permission,"
-               " environment) VALUES (?, ?, ?, ?)",
-               (app, UID["member-otherenv"], p, OTHER_ENV))
+    for m in MEMBERS:
+        for p, envs in HOLDS[m].items():
+            for e in envs:
+                insert("INSERT INTO member_permissions (app_id, user_id,"
+                       " permission, environment) VALUES (?, ?, ?, ?)",
+                       (app, UID[m], p, e))
     victim = must(*call("POST", "/users", ADMIN_KEY,
                         {"email": f"victim{n}@matrix.test",
                          "password": "matrixpass1"}), 201, "victim")
@@ -179,8 +197,7 @@ def make_world():
     }
 
 
-PRINCIPALS = ["admin", "tc", "nodetc", "nonmember", "member-none",
-              "member-otherenv"] + ["member-" + p for p in PERMS] + \
+PRINCIPALS = ["admin", "tc", "nodetc", "nonmember"] + MEMBERS + \
     ["nokey", "revoked", "expired", "readonly", "scoped-other", "agent"]
 
 
@@ -213,21 +230,22 @@ def expect(route, p):
         return "allow" if p == "admin" else 403
     if p == "admin" or a == "user":
         return "allow"
-    members = ["tc", "member-none", "member-otherenv"] + ["member-" + x for x in PERMS]
+    members = ["tc"] + MEMBERS
     if a == "admin":
         return 403
     if a == "app-member":
         return "allow" if p in members else 403
     if a in PERMS:
-        if p in ("tc", "member-" + a):
-            return "allow"
-        if p == "member-otherenv" and "{env}" not in path:
-            return "allow"  # holds it on some environment
-        return 403
+        # on {env}, or on some environment when the route has none
+        env = ENV if "{env}" in path else None
+        return "allow" if p == "tc" or holds(p, a, env) else 403
     if a == "app-technical-contact":
         return "allow" if p == "tc" else 403
     if a == "node-view":
         return "allow" if p in members + ["nodetc"] else 403
+    if a == "node-transport":
+        return "allow" if p in ("tc", "nodetc") or \
+            holds(p, "transport", None) else 403
     if a == "node-technical-contact":
         return "allow" if p == "nodetc" else 403
     raise KeyError(a)
@@ -298,6 +316,191 @@ for rt in order:
         passed += 1
         print("ok - %s %s (%s): %d principals" % (
             rt["method"], rt["path"], rt["access"], len(who)))
+
+
+
+def check(what, ok, detail=""):
+    global passed
+    if ok:
+        passed += 1
+        print("ok - " + what)
+    else:
+        fail(what + (": " + detail if detail else ""))
+
+
+# --- grants: nobody grants or takes away more than they hold -------------
+# Generated from HOLDS: each granter × permission × environment, four ways
+# (grant to a member, take it away, add a member with it, remove a member
+# holding it); the answer is derived from what the granter holds.
+def may_grant(p, perm, env):
+    if p in ("admin", "tc"):
+        return True
+    if perm == "manage" and env == "*":
+        return False    # the Technical Contact's alone
+    return holds(p, "manage", env) and holds(p, perm, env)
+
+
+gw = make_world()
+GAPP = gw["app"]
+GAPP_ID = db.execute("SELECT id FROM apps WHERE subdomain = ?",
+                     (GAPP,)).fetchone()[0]
+GUID = UID["grantee"]
+
+
+def grantee_rows():
+    return sorted(db.execute("SELECT permission, environment FROM"
+                             " member_permissions WHERE app_id = ? AND"
+                             " user_id = ?", (GAPP_ID, GUID)).fetchall())
+
+
+def grantee_set(rows, member=True):
+    db.execute("DELETE FROM members WHERE app_id = ? AND user_id = ?",
+               (GAPP_ID, GUID))
+    if not member:
+        return
+    db.execute("INSERT INTO members (app_id, user_id, created_at) VALUES"
+               " (?, ?, ?)", (GAPP_ID, GUID, now_db()))
+    for perm, env in rows:
+        db.execute("INSERT INTO member_permissions (app_id, user_id,"
+                   " permission, environment) VALUES (?, ?, ?, ?)",
+                   (GAPP_ID, GUID, perm, env))
+
+
+def is_grantee_member():
+    return db.execute("SELECT count(*) FROM members WHERE app_id = ? AND"
+                      " user_id = ?", (GAPP_ID, GUID)).fetchone()[0] == 1
+
+
+GRANTERS = ["admin", "tc", "member-manage", "member-otherenv",
+            "member-manage-test", "member-transport"]
+MEMBERS_PATH = "/apps/%s/members" % GAPP
+PERM_PATH = "/apps/%s/members/%d/permissions" % (GAPP, GUID)
+# a row the granters below may not touch, kept by every change
+KEEP = ("backups", "Production")
+grant_bad = 0
+grant_cases = 0
+for g in GRANTERS:
+    route_ok = g in ("admin", "tc") or holds(g, "manage", None)
+    for perm in PERMS:
+        for env in ("*", ENV, OTHER_ENV):
+            allowed = route_ok and may_grant(g, perm, env)
+            code = "FORBIDDEN" if not route_ok else "PERMISSION_NOT_HELD"
+            row = (perm, env)
+            keep = [] if g in ("admin", "tc") or (perm, env) == (
+                KEEP[0], "*") else [KEEP]
+            body_of = lambda rows: {"permissions": {
+                q: [e for (x, e) in rows if x == q]
+                for q in {x for (x, _) in rows}}}
+            cases = [
+                ("grant", "PUT", PERM_PATH, keep, body_of(keep + [row]),
+                 sorted(keep + [row]), True),
+                ("take away", "PUT", PERM_PATH, keep + [row], body_of(keep),
+                 sorted(keep), True),
+                ("add a member with", "POST", MEMBERS_PATH, None,
+                 {"email": "grantee@matrix.test",
+                  "permissions": {perm: [env]}}, [row], True),
+                ("remove a member holding", "DELETE",
+                 "/apps/%s/members/%d" % (GAPP, GUID), [row], None, [], False),
+            ]
+            for what, method, path, start, body, after, member_after in cases:
+                grant_cases += 1
+                grantee_set(start or [], start is not None)
+                before = grantee_rows()
+                was_member = is_grantee_member()
+                st, doc = call(method, path, keys[g], body)
+                err = (doc or {}).get("error", {}) if isinstance(doc, dict) else {}
+                if allowed:
+                    ok = st in (200, 201) and grantee_rows() == sorted(after) \
+                        and is_grantee_member() == member_after
+                else:
+                    ok = st == 403 and err.get("code") == code and \
+                        grantee_rows() == before and \
+                        is_grantee_member() == was_member
+                if not ok:
+                    grant_bad += 1
+                    fail("%s: %s %s on %s: got %d %s (rows now %s), wanted %s" % (
+                        g, what, perm, env, st, json.dumps(doc)[:160],
+                        grantee_rows(), "allowed" if allowed else "403 " + code))
+check("grants: %d cases generated from HOLDS (%d granters)" % (
+    grant_cases, len(GRANTERS)), grant_bad == 0)
+# the finding, step by step: manage on Test only cannot hand out everything
+grantee_set([])
+st, doc = call("PUT", PERM_PATH, keys["member-manage-test"],
+               {"permissions": {p: ["*"] for p in PERMS}})
+check("manage on Test only cannot grant all five on every environment",
+      st == 403 and grantee_rows() == [], "%d %s" % (st, doc))
+st, doc = call("PUT", PERM_PATH, keys["member-manage-test"],
+               {"permissions": {"manage": [ENV], "transport": [ENV],
+                                "logs": [ENV]}})
+check("… but what it holds on Test", st == 200 and grantee_rows() == sorted(
+    [("logs", ENV), ("manage", ENV), ("transport", ENV)]), "%d %s" % (st, doc))
+st, doc = call("PUT", PERM_PATH, keys["member-manage-test"],
+               {"permissions": {"transport": ["*"]}})
+check("transport on all environments needs manage on all of them",
+      st == 403 and doc["error"]["code"] == "PERMISSION_NOT_HELD",
+      "%d %s" % (st, doc))
+
+
+# --- read-only keys never reveal secrets ---------------------------------
+keys["tc-readonly"] = must(*call("POST", "/keys", keys["tc"],
+                                 {"read_only": True}), 201, "tc read-only key")["key"]
+EXPORT = "/apps/%s/environments/%s/settings/export" % (GAPP, ENV)
+for p, q, want in [("admin", "include", 200), ("tc", "include", 200),
+                   ("readonly", "include", (403, "KEY_READ_ONLY")),
+                   ("tc-readonly", "include", (403, "KEY_READ_ONLY")),
+                   ("tc-readonly", "mask", 200),
+                   ("member-settings", "include", (403, "FORBIDDEN")),
+                   ("member-settings", "mask", 200)]:
+    st, doc = call("GET", EXPORT + "?secrets=" + q, keys[p])
+    if want == 200:
+        ok = st == 200 and doc.get("secrets") == (
+            "included" if q == "include" else "masked")
+    else:
+        ok = st == want[0] and doc["error"]["code"] == want[1]
+    check("settings export ?secrets=%s as %s: %s" % (q, p, want), ok,
+          "%d %s" % (st, json.dumps(doc)[:160]))
+
+# --- settings diff: an app the caller cannot see is not there -------------
+t = now_db()
+hidden = insert("INSERT INTO apps (uuid, subdomain, name, technical_contact,"
+                " created_at) VALUES (?, 'matrix-hidden', 'hidden', ?, ?)",
+                (str(uuid.uuid4()), UID["tc"], t))
+hnode = insert("INSERT INTO nodes (name, generation, status, app_id,"
+               " created_at) VALUES ('matrix-hidden-node', 'v4', 'linked',"
+               " ?, ?)", (hidden, t))
+insert("INSERT INTO environments (node_id, name, created_at) VALUES"
+       " (?, 'Test', ?)", (hnode, t))
+for m in ("tc", "member-otherenv"):   # a member without permissions there
+    insert("INSERT INTO members (app_id, user_id, created_at) VALUES"
+           " (?, ?, ?)", (hidden, UID[m], t))
+keys["tc-scoped"] = must(*call("POST", "/keys", keys["tc"], {"apps": [GAPP]}),
+                         201, "tc key scoped to the grant world")["key"]
+
+
+def diff(p, env, oapp, oenv):
+    return call("GET", "/apps/%s/environments/%s/settings/diff?app=%s&env=%s"
+                % (GAPP, env, oapp, oenv), keys[p])
+
+
+for p, env, oapp, oenv, want in [
+        ("member-settings", ENV, "matrix-hidden", "Test", (404, "APP_NOT_FOUND")),
+        ("member-settings", ENV, "matrix-hidden", "Nope", (404, "APP_NOT_FOUND")),
+        ("member-settings", ENV, "matrix-nosuch", "Test", (404, "APP_NOT_FOUND")),
+        ("tc-scoped", ENV, "matrix-hidden", "Test", (404, "APP_NOT_FOUND")),
+        ("member-otherenv", OTHER_ENV, "matrix-hidden", "Nope",
+         (404, "ENVIRONMENT_NOT_FOUND")),
+        ("member-otherenv", OTHER_ENV, "matrix-hidden", "Test",
+         (403, "FORBIDDEN")),
+        ("tc", ENV, "matrix-hidden", "Test", (200, None))]:
+    st, doc = diff(p, env, oapp, oenv)
+    if want[0] == 200:
+        ok = st == 200 and doc["b"]["app"] == oapp
+    else:
+        ok = st == want[0] and doc["error"]["code"] == want[1]
+        if want[1] == "APP_NOT_FOUND":
+            ok = ok and doc["error"]["message"] == "no app '%s'" % oapp
+    check("settings diff as %s against %s/%s: %s" % (p, oapp, oenv, want), ok,
+          "%d %s" % (st, json.dumps(doc)[:160]))
 
 if not routes:
     fail("nubod routes printed no routes")

@@ -158,7 +158,9 @@ expect "earlier permissions kept by grant" "$(as "$TC" members list shop --json 
 check_fails "dev still cannot change their own permissions" 1 as "$DEV" members grant shop dev@example.com --backups all
 check "dev (manage) renames" as "$DEV" apps rename shop "Shop"
 check "dev (manage) adds ops" as "$DEV" members add shop ops@example.com
-check "dev (manage) grants ops backups on Production" as "$DEV" members grant shop ops@example.com --backups Production
+check "dev (manage) grants ops logs on Production" as "$DEV" members grant shop ops@example.com --logs Production
+check_fails "dev cannot grant backups, which dev does not hold" 1 as "$DEV" members grant shop ops@example.com --backups Production
+expect_match "the refusal says so" "$(cat "$T/last.err")" "cannot grant 'backups' on environment 'Production': you do not hold it"
 check_fails "dev cannot delete the app (Technical Contact only)" 1 as "$DEV" apps delete shop --yes
 check_fails "the Technical Contact cannot be removed" 1 as "$DEV" members remove shop tc@example.com
 expect "TC removal code" "$(api_as "$DEV" DELETE /apps/shop/members/tc@example.com | jq_get error.code)" MEMBER_IS_TECHNICAL_CONTACT

@@ -113,6 +113,15 @@ expect "two packages" "$(count_packages)" 2
 expect "uploader recorded" "$("$NUBO" packages show repo notes-1.0.1 --json | jq_get uploaded_by)" dev@example.com
 check_fails "a transport member cannot upload to the node directly" 1 env NUBO_API_KEY="$DEV" "$NUBO" packages upload repo "$PKG"
 check_fails "a transport member cannot delete" 1 env NUBO_API_KEY="$DEV" "$NUBO" packages delete repo notes-1.0.1
+VIEW=$(make_user viewer@example.com)
+check "add viewer as a member" "$NUBO" members add notesapp viewer@example.com
+check "grant viewer logs only" "$NUBO" members grant notesapp viewer@example.com --logs all
+check "a member without transport sees the node's list" env NUBO_API_KEY="$VIEW" "$NUBO" packages list repo
+check_fails "a member without transport cannot download a package" 1 env NUBO_API_KEY="$VIEW" "$NUBO" packages download repo notes-1.0.0 --output "$T/viewer.tar.gz"
+expect_match "download refusal names the transport permission" "$(cat "$T/last.err")" "'transport' permission"
+expect "nothing downloaded" "$(ls "$T"/viewer.tar.gz* 2>/dev/null | wc -l)" 0
+check "a transport member downloads" env NUBO_API_KEY="$DEV" "$NUBO" packages download repo notes-1.0.0 --output "$T/dev.tar.gz"
+expect "a transport member's download is whole" "$(sha256sum < "$T/dev.tar.gz" | cut -d' ' -f1)" "$SHA"
 check_fails "an outsider cannot list" 1 env NUBO_API_KEY="$OUT" "$NUBO" packages list repo
 check_fails "an outsider cannot download" 1 env NUBO_API_KEY="$OUT" "$NUBO" packages download repo notes-1.0.0 --output "$T/x"
 expect "an outsider gets no upload URL" "$(status_as "$OUT" POST /apps/notesapp/packages/uploads '{}')" 403
