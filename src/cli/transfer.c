@@ -364,7 +364,7 @@ transfer_download(const char *url, const char *dest, long long size,
 		unlink(part);
 		goto out;
 	}
-	if (rename(part, dest) == -1) {
+	if (util_rename_sync(part, dest) == -1) {
 		out_fail("cannot rename '%s' to '%s': %s", part, dest,
 		    strerror(errno));
 		goto out;

@@ -1208,12 +1208,13 @@ package_extract(const char *path, const char *dest_dir, char **cause)
 	}
 	if (lstat(dest, &st) == 0) {
 		/* swap atomically, then remove the old tree (now at tmp) */
-		if (renameat2(AT_FDCWD, tmp, AT_FDCWD, dest, RENAME_EXCHANGE) == -1) {
+		if (renameat2(AT_FDCWD, tmp, AT_FDCWD, dest, RENAME_EXCHANGE) == -1 ||
+		    util_fsync_dir(dest) == -1) {
 			*cause = xasprintf("cannot replace '%s': %s", dest,
 			    strerror(errno));
 			goto out;
 		}
-	} else if (rename(tmp, dest) == -1) {
+	} else if (util_rename_sync(tmp, dest) == -1) {
 		*cause = xasprintf("cannot rename into '%s': %s", dest,
 		    strerror(errno));
 		goto out;

@@ -1,6 +1,7 @@
 #include "util.h"
 
 #include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -151,37 +152,188 @@ util_rm_rf(const char *path)
 	return nftw(path, rm_one, 64, FTW_DEPTH | FTW_PHYS);
 }
 
+/* The folder part of path ("." when there is none), caller frees. */
+static char *
+dir_of(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+
+	if (slash == NULL)
+		return xstrdup(".");
+	if (slash == path)
+		return xstrdup("/");
+	return xstrndup(path, (size_t)(slash - path));
+}
+
+/* fsync(2) a folder: its entries (names made, renamed, removed) reach
+ * the disk. 0 or -1 (errno set). */
+static int
+fsync_folder(const char *dir)
+{
+	int fd, rc, saved;
+
+	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd == -1)
+		return -1;
+	rc = fsync(fd);
+	saved = errno;
+	close(fd);
+	errno = saved;
+	return rc;
+}
+
 int
-util_write_file(const char *path, const void *data, size_t len, unsigned mode)
+util_fsync_dir(const char *path)
+{
+	char *dir = dir_of(path);
+	int rc = fsync_folder(dir);
+
+	free(dir);
+	return rc;
+}
+
+int
+util_rename_sync(const char *from, const char *to)
+{
+	char *a, *b;
+	int rc;
+
+	if (rename(from, to) == -1)
+		return -1;
+	rc = util_fsync_dir(to);
+	a = dir_of(from);
+	b = dir_of(to);
+	if (rc == 0 && strcmp(a, b) != 0)
+		rc = util_fsync_dir(from);
+	free(a);
+	free(b);
+	return rc;
+}
+
+/* Write len bytes of data to a new temp file next to path, synced; its
+ * name into *tmpp. 0, or -1 (errno set, nothing left behind). */
+static int
+write_temp(const char *path, const void *data, size_t len, unsigned mode,
+    char **tmpp)
 {
 	char *tmp = xasprintf("%s.tmp.%d", path, (int)getpid());
 	const char *p = data;
-	int fd, rc = -1;
+	int fd, saved;
 
+	*tmpp = NULL;
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
 	if (fd == -1)
-		goto out;
+		goto fail;
 	while (len > 0) {
 		ssize_t n = write(fd, p, len);
 
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0) {
+			if (n == 0)
+				errno = ENOSPC;	/* a short write */
+			saved = errno;
 			close(fd);
-			unlink(tmp);
-			goto out;
+			errno = saved;
+			goto fail_unlink;
 		}
 		p += n;
 		len -= (size_t)n;
 	}
-	if (fsync(fd) == -1 || close(fd) == -1 || rename(tmp, path) == -1) {
-		unlink(tmp);
-		goto out;
+	if (fsync(fd) == -1) {
+		saved = errno;
+		close(fd);
+		errno = saved;
+		goto fail_unlink;
 	}
-	rc = 0;
-out:
+	if (close(fd) == -1)
+		goto fail_unlink;
+	*tmpp = tmp;
+	return 0;
+fail_unlink:
+	saved = errno;
+	unlink(tmp);
+	errno = saved;
+fail:
+	free(tmp);
+	return -1;
+}
+
+int
+util_write_file(const char *path, const void *data, size_t len, unsigned mode)
+{
+	char *tmp;
+	int rc, saved;
+
+	if (write_temp(path, data, len, mode, &tmp) == -1)
+		return -1;
+	rc = util_rename_sync(tmp, path);
+	if (rc == -1) {
+		saved = errno;
+		unlink(tmp);
+		errno = saved;
+	}
 	free(tmp);
 	return rc;
+}
+
+int
+util_write_file_once(const char *path, const void *data, size_t len,
+    unsigned mode)
+{
+	char *tmp;
+	int rc, saved;
+
+	if (write_temp(path, data, len, mode, &tmp) == -1)
+		return -1;
+	/* link(2) never replaces: EEXIST when path is already there */
+	rc = link(tmp, path);
+	saved = errno;
+	unlink(tmp);
+	if (rc == 0)
+		rc = util_fsync_dir(path);
+	else
+		errno = saved;
+	free(tmp);
+	return rc;
+}
+
+int
+util_remove_temps(const char *dir, const char *base)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	size_t blen = base ? strlen(base) : 0;
+	int removed = 0;
+
+	if (d == NULL)
+		return 0;
+	while ((de = readdir(d)) != NULL) {
+		const char *t = strstr(de->d_name, ".tmp.");
+		const char *pid;
+		char *path;
+		struct stat st;
+
+		/* only <name>.tmp.<pid>, as write_temp() names them */
+		if (t == NULL || t == de->d_name)
+			continue;
+		if (base && ((size_t)(t - de->d_name) != blen ||
+		    strncmp(de->d_name, base, blen) != 0))
+			continue;
+		for (pid = t + 5; *pid >= '0' && *pid <= '9'; pid++)
+			;
+		if (pid == t + 5 || *pid != '\0')
+			continue;
+		path = xasprintf("%s/%s", dir, de->d_name);
+		if (lstat(path, &st) == 0 && S_ISREG(st.st_mode) &&
+		    unlink(path) == 0)
+			removed++;
+		free(path);
+	}
+	closedir(d);
+	if (removed)
+		fsync_folder(dir);
+	return removed;
 }
 
 char *

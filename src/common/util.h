@@ -27,8 +27,25 @@ int util_parse_iso(const char *s, time_t *out);
 int util_mkdir_p(const char *path, unsigned mode);
 /* rm -rf; 0 or -1. A missing path is not an error. */
 int util_rm_rf(const char *path);
-/* Write a whole small file atomically (temp + fsync + rename). */
+/* Write a whole small file atomically and durably: a temp file next to it
+ * (<path>.tmp.<pid>), fsync, rename over path, fsync of the folder — once
+ * it returns 0 the new content survives a crash or power loss. -1 with
+ * errno set (nothing left behind). */
 int util_write_file(const char *path, const void *data, size_t len, unsigned mode);
+/* The same for a file that must never be replaced (key material): the
+ * synced temp file is linked to path, so -1 with EEXIST when path exists. */
+int util_write_file_once(const char *path, const void *data, size_t len,
+    unsigned mode);
+/* rename(2), then fsync of the folder(s) involved, so the new name
+ * survives a crash; every atomic replace in nubo goes through here.
+ * 0 or -1 (errno set). */
+int util_rename_sync(const char *from, const char *to);
+/* fsync the folder that holds path. 0 or -1 (errno set). */
+int util_fsync_dir(const char *path);
+/* Remove the temp files a crash left in dir (regular files named
+ * <name>.tmp.<digits>, as util_write_file() makes them; only of <base>
+ * when base is not NULL). The number removed. */
+int util_remove_temps(const char *dir, const char *base);
 /* Read a whole small file, at most max bytes; NULL on error or when larger. */
 char *util_read_file(const char *path, size_t max, size_t *lenp);
 /* A PostgreSQL client program (pg_dump, pg_restore, …): the newest

@@ -217,7 +217,8 @@ snap_thread(void *arg)
 	if (fd < 0)
 		cause = xasprintf("cannot create '%s': %s", tmp, strerror(errno));
 	else if (backup_archive_write(&o, fd, &m, &cause) == 0 &&
-	    fsync(fd) == 0 && fstat(fd, &st) == 0 && rename(tmp, final) == 0)
+	    fsync(fd) == 0 && fstat(fd, &st) == 0 &&
+	    util_rename_sync(tmp, final) == 0)
 		rc = 0;
 	if (fd >= 0)
 		close(fd);
@@ -409,7 +410,7 @@ derived_open(struct areq *r, const char *id, const char *name, int files)
 	else
 		o.dump_fd = out;
 	if (backup_archive_read_fd(in, &o, NULL, &cause) == -1 ||
-	    fsync(out) == -1 || rename(tmp, path) == -1) {
+	    fsync(out) == -1 || util_rename_sync(tmp, path) == -1) {
 		areply_error(r, 500, "SNAPSHOT_CORRUPT", "snapshot %s cannot be "
 		    "read: %s", id, cause ? cause : strerror(errno));
 		unlink(tmp);
@@ -608,7 +609,7 @@ agent_snapshot_upload(struct areq *r)
 	meta_into(j, &info.meta);
 	json_object_set_new(j, "files", json_integer(info.files));
 	json_object_set_new(j, "checksums", json_boolean(info.has_checksums));
-	if (util_mkdir_p(dir, 0700) == -1 || rename(u->tmp, final) == -1 ||
+	if (util_mkdir_p(dir, 0700) == -1 || util_rename_sync(u->tmp, final) == -1 ||
 	    save_json(state, j) == -1) {
 		areply_error(r, 500, "NODE_IO_ERROR", "cannot store snapshot %s: "
 		    "%s", id, strerror(errno));
@@ -695,6 +696,8 @@ journal_settle(long long env_id, json_t *jn, char **cause)
 			    strerror(errno));
 			goto out;
 		}
+		/* the swap is on disk before the journal goes */
+		util_fsync_dir(files);
 		drop_db(c, olddb);
 		if (newdir)
 			util_rm_rf(newdir);	/* the old files now */

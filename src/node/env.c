@@ -214,6 +214,33 @@ env_load(void)
 	return 0;
 }
 
+void
+env_remove_temps(void)
+{
+	static const char *const subs[] = { "", "/pg", "/downloads", NULL };
+	char *dir = xasprintf("%s/envs", node->data_dir), *sub;
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	long long id;
+	int i;
+
+	for (i = 0; subs[i]; i++) {
+		sub = xasprintf("%s%s", node->data_dir, subs[i]);
+		util_remove_temps(sub, NULL);
+		free(sub);
+	}
+	while (d && (de = readdir(d)) != NULL) {
+		if (util_parse_int(de->d_name, 1, 1LL << 53, &id) == -1)
+			continue;
+		sub = xasprintf("%s/%s", dir, de->d_name);
+		util_remove_temps(sub, NULL);
+		free(sub);
+	}
+	if (d)
+		closedir(d);
+	free(dir);
+}
+
 /* Does a spec change need the router to be rendered again? */
 static int
 spec_routing_changed(json_t *a, json_t *b)

@@ -535,6 +535,7 @@ node_main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	signal(SIGTERM, on_signal);
 	signal(SIGINT, on_signal);
+	env_remove_temps();
 	if (node_load_agent() == -1 || env_load() == -1)
 		return 1;
 	if (pg_start() == -1)

@@ -116,6 +116,9 @@ struct env *env_find(long long id);
 struct env *env_apply_spec(json_t *spec, int *routing_changed);
 /* Load every DIR/envs/<id>/env.json at start. */
 int env_load(void);
+/* Remove the temp files a crash left by util_write_file() (agent.json,
+ * pg/admin.json, downloads, every env.json): at start, before loading. */
+void env_remove_temps(void);
 int env_save(struct env *);
 /* The environment as the agent API and the heartbeat show it. */
 json_t *env_json(struct env *);

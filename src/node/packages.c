@@ -431,7 +431,7 @@ agent_packages_upload(struct areq *r)
 	    "manifest", package_manifest_json(&m));
 	metatext = json_dumps(meta, JSON_COMPACT);
 	p = xasprintf("%s/package", newdir);
-	if (rename(u->tmp, p) == -1) {
+	if (util_rename_sync(u->tmp, p) == -1) {
 		pthread_mutex_unlock(&packages_lock);
 		areply_error(r, 500, "STORAGE_ERROR", "cannot store the package: "
 		    "%s", strerror(errno));
@@ -443,7 +443,7 @@ agent_packages_upload(struct areq *r)
 	free(p);
 	p = xasprintf("%s/meta.json", newdir);
 	if (util_write_file(p, metatext, strlen(metatext), 0644) == -1 ||
-	    rename(newdir, dest) == -1) {
+	    util_rename_sync(newdir, dest) == -1) {
 		pthread_mutex_unlock(&packages_lock);
 		areply_error(r, 500, "STORAGE_ERROR", "cannot store the package: "
 		    "%s", strerror(errno));

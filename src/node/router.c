@@ -404,7 +404,7 @@ router_reload(void)
 		error("nginx refused the rendered config: %s", out);
 		goto out;
 	}
-	if (rename(next, conf) == -1) {
+	if (util_rename_sync(next, conf) == -1) {
 		error("cannot install %s: %s", conf, strerror(errno));
 		goto out;
 	}

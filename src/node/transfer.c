@@ -829,7 +829,7 @@ sink_file_done(struct files_sink *s)
 	s->fd = -1;
 	node_chown(s->tmp);
 	dest = xasprintf("%s/%s", s->root, s->path);
-	if (mkdirs_for(s->root, s->path) == -1 || rename(s->tmp, dest) == -1) {
+	if (mkdirs_for(s->root, s->path) == -1 || util_rename_sync(s->tmp, dest) == -1) {
 		s->error = xasprintf("cannot place %s: %s", s->path,
 		    strerror(errno));
 		free(dest);
@@ -1398,7 +1398,7 @@ task_package(struct task *t, char **cause)
 		goto out;
 	}
 	util_rm_rf(dest);	/* another package under that id */
-	if (rename(stage, dest) == -1) {
+	if (util_rename_sync(stage, dest) == -1) {
 		*cause = xasprintf("cannot publish %s: %s", dest,
 		    strerror(errno));
 		goto out;

@@ -38,7 +38,8 @@ portal_init(const char *data, const char *email, const char *password)
 	char now[32];
 	int rc = 1;
 
-	if (util_mkdir_p(data, 0700) == -1) {
+	/* the folder's own name is synced too (the store syncs its own) */
+	if (util_mkdir_p(data, 0700) == -1 || util_fsync_dir(data) == -1) {
 		error("cannot create %s: %s", data, strerror(errno));
 		goto out;
 	}
@@ -169,6 +170,8 @@ portal_main(int argc, char **argv)
 		    p.data_dir, p.data_dir);
 		goto out;
 	}
+	/* what a crash left half-written (util_write_file's temp files) */
+	util_remove_temps(p.data_dir, NULL);
 	if (store_open(p.store_path) == -1)
 		goto out;
 	/* environment settings: the key that seals their secrets */

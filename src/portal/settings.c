@@ -88,23 +88,29 @@ settings_seal_init(const char *data_dir)
 	}
 	path = xasprintf("%s/settings.key", data_dir);
 	data = util_read_file(path, 4096, &len);
-	if (data == NULL) {
-		if (errno != ENOENT) {
-			error("cannot read %s: %s", path, strerror(errno));
-			goto out;
-		}
+	if (data == NULL && errno == ENOENT) {
+		/* Key material is written once, synced with its folder, and
+		 * never replaced: every sealed secret depends on it. */
 		crypto_secretbox_keygen(seal_key);
-		if (util_write_file(path, seal_key, sizeof seal_key, 0600)
-		    == -1) {
+		if (util_write_file_once(path, seal_key, sizeof seal_key,
+		    0600) == 0)
+			goto loaded;
+		if (errno != EEXIST) {
 			error("cannot write %s: %s", path, strerror(errno));
 			goto out;
 		}
+		data = util_read_file(path, 4096, &len);
+	}
+	if (data == NULL) {
+		error("cannot read %s: %s", path, strerror(errno));
+		goto out;
 	} else if (len != sizeof seal_key) {
 		error("%s is damaged (%zu bytes)", path, len);
 		goto out;
 	} else {
 		memcpy(seal_key, data, sizeof seal_key);
 	}
+loaded:
 	chmod(path, 0600);
 	seal_ready = 1;
 	rc = 0;

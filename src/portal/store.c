@@ -1,5 +1,6 @@
 #include "store.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -7,6 +8,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "util.h"
 #include "xmalloc.h"
 
 /* Schema versions, applied in order inside one transaction each. Never edit
@@ -320,6 +322,7 @@ static sqlite3 *
 conn_open(const char *path)
 {
 	sqlite3 *db = NULL;
+	char *err = NULL;
 
 	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE |
 	    SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
@@ -328,8 +331,18 @@ conn_open(const char *path)
 		return NULL;
 	}
 	sqlite3_busy_timeout(db, 10000);
-	sqlite3_exec(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
-	    "PRAGMA foreign_keys=ON;", NULL, NULL, NULL);
+	/* What the API confirmed stays confirmed: with synchronous=FULL
+	 * every commit syncs the WAL before it returns, so a reply never
+	 * leaves before its write is on disk (NORMAL syncs only at
+	 * checkpoints: a power loss or OS crash lost confirmed writes). */
+	if (sqlite3_exec(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
+	    "PRAGMA foreign_keys=ON;", NULL, NULL, &err) != SQLITE_OK) {
+		error("cannot set up store %s: %s", path, err ? err :
+		    sqlite3_errmsg(db));
+		sqlite3_free(err);
+		sqlite3_close(db);
+		return NULL;
+	}
 	return db;
 }
 
@@ -407,6 +420,10 @@ store_open(const char *path)
 			return -1;
 		log_info("store schema now at version %d", i + 1);
 	}
+	/* a new store's name in its folder reaches the disk too */
+	if (version == 0 && util_fsync_dir(path) == -1)
+		return error("cannot sync the folder of %s: %s", path,
+		    strerror(errno));
 	return 0;
 }
 
