@@ -3,10 +3,13 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -20,7 +23,189 @@ struct http_server {
 	const struct http_server_ops	*ops;
 	void				*app;
 	unsigned			 port;
+
+	/* Connection limits: libmicrohttpd caps the total and each address
+	 * (MHD_OPTION_CONNECTION_LIMIT, _PER_IP_CONNECTION_LIMIT); the last
+	 * `reserve` of the total are for trusted addresses only. */
+	pthread_mutex_t			 lock;
+	unsigned			 total;
+	unsigned			 reserve;
+	unsigned			 untrusted;	/* open, not trusted */
+	unsigned char			(*trusted)[16];
+	size_t				 ntrusted;
+	time_t				 refused_at;	/* last logged refusal */
+	unsigned			 refused;	/* since then */
 };
+
+/* A connection's socket context: which count it is in. */
+static char conn_trusted, conn_untrusted;
+
+/* An IPv4 or IPv6 address as 16 bytes (IPv4 mapped into IPv6); -1 for
+ * another family. */
+static int
+addr_key(const struct sockaddr *sa, unsigned char key[16])
+{
+	if (sa == NULL)
+		return -1;
+	if (sa->sa_family == AF_INET) {
+		memset(key, 0, 10);
+		key[10] = key[11] = 0xff;
+		memcpy(key + 12, &((const struct sockaddr_in *)(const void *)
+		    sa)->sin_addr, 4);
+		return 0;
+	}
+	if (sa->sa_family == AF_INET6) {
+		memcpy(key, &((const struct sockaddr_in6 *)(const void *)sa)->
+		    sin6_addr, 16);
+		return 0;
+	}
+	return -1;
+}
+
+/* Caller holds srv->lock. */
+static int
+trusted_locked(struct http_server *srv, const struct sockaddr *sa)
+{
+	unsigned char key[16];
+	size_t i;
+
+	if (addr_key(sa, key) == -1)
+		return 0;
+	for (i = 0; i < srv->ntrusted; i++)
+		if (memcmp(srv->trusted[i], key, 16) == 0)
+			return 1;
+	return 0;
+}
+
+int
+http_server_trust(struct http_server *srv, const char *ip)
+{
+	struct sockaddr_in s4;
+	struct sockaddr_in6 s6;
+	const struct sockaddr *sa;
+	unsigned char key[16];
+	int rc = 0;
+
+	memset(&s4, 0, sizeof s4);
+	memset(&s6, 0, sizeof s6);
+	if (inet_pton(AF_INET, ip, &s4.sin_addr) == 1) {
+		s4.sin_family = AF_INET;
+		sa = (const struct sockaddr *)&s4;
+	} else if (inet_pton(AF_INET6, ip, &s6.sin6_addr) == 1) {
+		s6.sin6_family = AF_INET6;
+		sa = (const struct sockaddr *)&s6;
+	} else {
+		return -1;
+	}
+	addr_key(sa, key);
+	pthread_mutex_lock(&srv->lock);
+	if (!trusted_locked(srv, sa)) {
+		if (srv->ntrusted >= NUBO_HTTP_TRUSTED_MAX) {
+			rc = -1;
+		} else {
+			srv->trusted = xrealloc(srv->trusted,
+			    (srv->ntrusted + 1) * sizeof *srv->trusted);
+			memcpy(srv->trusted[srv->ntrusted++], key, 16);
+		}
+	}
+	pthread_mutex_unlock(&srv->lock);
+	return rc;
+}
+
+/* libmicrohttpd's accept policy: an untrusted address gets a connection
+ * only while the untrusted ones leave the reserve free. */
+static enum MHD_Result
+http_accept(void *cls, const struct sockaddr *addr, socklen_t addrlen)
+{
+	struct http_server *srv = cls;
+	time_t now = time(NULL);
+	unsigned refused = 0;
+	int ok;
+
+	(void)addrlen;
+	pthread_mutex_lock(&srv->lock);
+	ok = srv->untrusted < srv->total - srv->reserve ||
+	    trusted_locked(srv, addr);
+	if (!ok) {
+		srv->refused++;
+		if (now - srv->refused_at >= 10) {
+			refused = srv->refused;
+			srv->refused = 0;
+			srv->refused_at = now;
+		}
+	}
+	pthread_mutex_unlock(&srv->lock);
+	if (refused)
+		log_warn("%u connection(s) refused: %u open, the last %u are "
+		    "kept for trusted addresses", refused, srv->total -
+		    srv->reserve, srv->reserve);
+	return ok ? MHD_YES : MHD_NO;
+}
+
+/* Count connections by kind; a new one must send its request's headers
+ * without pausing NUBO_HTTP_HEADER_SECS. */
+static void
+http_connection(void *cls, struct MHD_Connection *conn, void **socket_ctx,
+    enum MHD_ConnectionNotificationCode code)
+{
+	struct http_server *srv = cls;
+	const union MHD_ConnectionInfo *ci;
+	int trusted;
+
+	if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+		ci = MHD_get_connection_info(conn,
+		    MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+		pthread_mutex_lock(&srv->lock);
+		trusted = ci && trusted_locked(srv, ci->client_addr);
+		if (!trusted)
+			srv->untrusted++;
+		pthread_mutex_unlock(&srv->lock);
+		*socket_ctx = trusted ? &conn_trusted : &conn_untrusted;
+		MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT,
+		    (unsigned)NUBO_HTTP_HEADER_SECS);
+	} else if (*socket_ctx == &conn_untrusted) {
+		pthread_mutex_lock(&srv->lock);
+		srv->untrusted--;
+		pthread_mutex_unlock(&srv->lock);
+		*socket_ctx = NULL;
+	}
+}
+
+/* libmicrohttpd's messages, at most one of a kind every 10 s (a flood
+ * refused per address would otherwise write a line per connection). */
+static void
+http_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+	static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+	static const char *last_fmt;
+	static time_t last_at;
+	static unsigned skipped;
+	char msg[512];
+	time_t now = time(NULL);
+	unsigned n = 0;
+	size_t len;
+
+	(void)cls;
+	pthread_mutex_lock(&lock);
+	if (fmt == last_fmt && now - last_at < 10) {
+		skipped++;
+		pthread_mutex_unlock(&lock);
+		return;
+	}
+	n = skipped;
+	skipped = 0;
+	last_fmt = fmt;
+	last_at = now;
+	pthread_mutex_unlock(&lock);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	len = strlen(msg);
+	while (len > 0 && msg[len - 1] == '\n')
+		msg[--len] = '\0';
+	if (n)
+		log_warn("httpd: %s (and %u more like it)", msg, n);
+	else
+		log_warn("httpd: %s", msg);
+}
 
 static void
 req_free(struct http_server *srv, struct http_req *req)
@@ -64,6 +249,10 @@ http_access(void *cls, struct MHD_Connection *conn, const char *url,
 		req->app = srv->app;
 		buf_init(&req->body, 0);
 		*con_cls = req;
+		/* headers are in: now the body and the reply may each pause
+		 * up to NUBO_HTTP_IO_SECS */
+		MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT,
+		    (unsigned)NUBO_HTTP_IO_SECS);
 		if (strlen(url) > NUBO_HTTP_URL_MAX)
 			http_reply_error(req, 414, "URL_TOO_LONG", "URL too long");
 		else
@@ -109,7 +298,6 @@ http_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 {
 	struct http_server *srv = cls;
 
-	(void)conn;
 	if (*con_cls) {
 		struct http_req *req = *con_cls;
 
@@ -117,6 +305,10 @@ http_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 		req_free(srv, req);
 		*con_cls = NULL;
 	}
+	/* kept alive: the next request's headers come without pausing */
+	if (toe == MHD_REQUEST_TERMINATED_COMPLETED_OK)
+		MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT,
+		    (unsigned)NUBO_HTTP_HEADER_SECS);
 }
 
 static int
@@ -168,6 +360,7 @@ http_server_start(const char *listen, const struct http_server_ops *ops,
 	const union MHD_DaemonInfo *info;
 	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
 	    MHD_USE_ERROR_LOG;
+	struct rlimit rl;
 
 	if (parse_listen(listen, &ss, &sslen) == -1) {
 		error("bad listen address '%s' (want IP:PORT)", listen);
@@ -178,16 +371,30 @@ http_server_start(const char *listen, const struct http_server_ops *ops,
 		flags |= MHD_USE_IPv6;
 	srv->ops = ops;
 	srv->app = app;
-	srv->daemon = MHD_start_daemon(flags, 0, NULL, NULL, http_access, srv,
+	pthread_mutex_init(&srv->lock, NULL);
+	/* the total fits in the descriptors, with room for files, the
+	 * store, the database and calls to others */
+	srv->total = NUBO_HTTP_CONNECTIONS;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+	    rl.rlim_cur < (rlim_t)srv->total + 512)
+		srv->total = rl.rlim_cur > 1024 ? (unsigned)rl.rlim_cur - 512 :
+		    (unsigned)rl.rlim_cur / 2;
+	srv->reserve = srv->total / NUBO_HTTP_RESERVE_DIV;
+	srv->daemon = MHD_start_daemon(flags, 0, http_accept, srv,
+	    http_access, srv,
 	    MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
 	    MHD_OPTION_THREAD_POOL_SIZE, threads ? threads : 1,
-	    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)300,
-	    MHD_OPTION_CONNECTION_LIMIT, (unsigned)4096,
+	    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)NUBO_HTTP_IO_SECS,
+	    MHD_OPTION_CONNECTION_LIMIT, srv->total,
+	    MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)NUBO_HTTP_PER_ADDRESS,
 	    MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)1024,
 	    MHD_OPTION_NOTIFY_COMPLETED, http_completed, srv,
+	    MHD_OPTION_NOTIFY_CONNECTION, http_connection, srv,
+	    MHD_OPTION_EXTERNAL_LOGGER, http_mhd_log, srv,
 	    MHD_OPTION_END);
 	if (srv->daemon == NULL) {
 		error("cannot listen on %s: %s", listen, strerror(errno));
+		pthread_mutex_destroy(&srv->lock);
 		free(srv);
 		return NULL;
 	}
@@ -202,6 +409,8 @@ http_server_stop(struct http_server *srv)
 	if (srv == NULL)
 		return;
 	MHD_stop_daemon(srv->daemon);
+	pthread_mutex_destroy(&srv->lock);
+	free(srv->trusted);
 	free(srv);
 }
 

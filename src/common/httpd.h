@@ -69,6 +69,11 @@ struct http_server;
 struct http_server *http_server_start(const char *listen,
     const struct http_server_ops *ops, void *app, unsigned threads);
 void http_server_stop(struct http_server *);
+/* Trust connections from ip (numeric IPv4 or IPv6): they may use the
+ * reserve of connections kept when untrusted addresses took the rest
+ * (the portal trusts its nodes, a node its portal). 0, or -1 on a bad
+ * address or when NUBO_HTTP_TRUSTED_MAX are trusted already. */
+int http_server_trust(struct http_server *, const char *ip);
 /* The port actually bound (useful with port 0). */
 unsigned http_server_port(struct http_server *);
 

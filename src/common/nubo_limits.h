@@ -6,6 +6,18 @@
 #define NUBO_JSON_BODY_MAX      (1024 * 1024)       /* API request bodies */
 #define NUBO_JSON_DEPTH_MAX     32                  /* nesting of any JSON document */
 #define NUBO_HTTP_URL_MAX       4096
+/* Connections to the portal and the node agent (src/common/httpd.c): at
+ * most CONNECTIONS (fewer when the descriptor limit is lower), of which
+ * the last 1/RESERVE_DIV are kept for trusted addresses (nodes at the
+ * portal, the portal at a node); at most PER_ADDRESS from one address.
+ * A connection waiting for a request's headers is closed after
+ * HEADER_SECS without a byte, one in a request after IO_SECS. */
+#define NUBO_HTTP_CONNECTIONS   4096
+#define NUBO_HTTP_RESERVE_DIV   8
+#define NUBO_HTTP_PER_ADDRESS   128
+#define NUBO_HTTP_HEADER_SECS   10
+#define NUBO_HTTP_IO_SECS       60
+#define NUBO_HTTP_TRUSTED_MAX   4096                /* trusted addresses */
 #define NUBO_PATH_PARAMS_MAX    8
 #define NUBO_NAME_MAX           128                 /* display names, env names */
 #define NUBO_EMAIL_MAX          254

@@ -210,9 +210,16 @@ portal_post(const char *path, json_t *body, json_t **out)
 	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 5L);
 	curl_easy_setopt(c, CURLOPT_TIMEOUT, 20L);
 	if (curl_easy_perform(c) == CURLE_OK) {
+		char *ip = NULL;
+
 		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
 		if (resp.len)
 			*out = json_loadb(resp.data, resp.len, 0, NULL);
+		/* the portal's calls may use the connections kept for it */
+		if (status == 200 && node->http &&
+		    curl_easy_getinfo(c, CURLINFO_PRIMARY_IP, &ip) == CURLE_OK &&
+		    ip)
+			http_server_trust(node->http, ip);
 	}
 	buf_release(&resp);
 	curl_slist_free_all(h);

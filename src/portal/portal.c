@@ -84,6 +84,29 @@ out:
 	return rc;
 }
 
+void
+portal_trust(struct portal *p, const char *ip)
+{
+	/* NULL only for a request served while the server is starting: the
+	 * node's next heartbeat trusts it */
+	if (p->http && http_server_trust(p->http, ip) == -1)
+		log_warn("cannot trust node address '%s'", ip);
+}
+
+/* Trust the addresses the nodes registered from (before any heartbeat
+ * after a restart). */
+static void
+portal_trust_nodes(struct portal *p)
+{
+	json_t *rows = store_rows(store_db(), "SELECT registered_from FROM"
+	    " nodes WHERE registered_from IS NOT NULL", ""), *row;
+	size_t i;
+
+	json_array_foreach(rows, i, row)
+		portal_trust(p, jsonx_str(row, "registered_from"));
+	json_decref(rows);
+}
+
 static volatile sig_atomic_t portal_stop;
 
 static void
@@ -193,6 +216,7 @@ portal_main(int argc, char **argv)
 	p.http = http_server_start(p.listen, &ops, &p, p.threads);
 	if (p.http == NULL)
 		goto out;
+	portal_trust_nodes(&p);
 	log_info("listening on %s (cloud domain %s)", p.listen,
 	    p.cloud_domain);
 	while (!portal_stop)

@@ -19,6 +19,10 @@ struct portal {
 	struct http_server	*http;
 };
 
+/* Trust connections from a node's address (ip): they may use the
+ * connections kept for nodes (http_server_trust). portal.c */
+void portal_trust(struct portal *, const char *ip);
+
 /* Who may call a route. Platform admins pass every check but ACCESS_AGENT. */
 enum access {
 	ACCESS_PUBLIC,		/* no key needed */

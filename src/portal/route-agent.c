@@ -25,10 +25,11 @@ agent_register(struct preq *r)
 	const char *url, *gen;
 	json_t *node = NULL;
 	char *secret = NULL;
-	char now[32];
+	char now[32], from[64];
 
 	if (body_check(r, fields) == -1)
 		return;
+	http_client_ip(r->http, from, sizeof from);
 	url = jsonx_str(r->body, "url");
 	gen = jsonx_str(r->body, "generation");
 	if (strncmp(url, "http://", 7) != 0 && strncmp(url, "https://", 8) != 0) {
@@ -59,9 +60,10 @@ agent_register(struct preq *r)
 	    xstrdup(jsonx_str(node, "agent_secret")) : util_random_hex(32);
 	util_time_iso(util_now(), now, sizeof now);
 	if (store_run(r->db, "UPDATE nodes SET agent_url = ?, agent_secret = ?,"
-	    " router = ?, agent_version = ?, last_seen_at = ? WHERE id = ?",
-	    "sssssi", url, secret, jsonx_str(r->body, "router"),
-	    jsonx_str(r->body, "version"), now, r->node_id) != STORE_OK) {
+	    " router = ?, agent_version = ?, last_seen_at = ?,"
+	    " registered_from = ? WHERE id = ?",
+	    "ssssssi", url, secret, jsonx_str(r->body, "router"),
+	    jsonx_str(r->body, "version"), now, from, r->node_id) != STORE_OK) {
 		store_rollback(r->db);
 		reply_store_error(r);
 		goto out;
@@ -72,6 +74,7 @@ agent_register(struct preq *r)
 		reply_store_error(r);
 		goto out;
 	}
+	portal_trust(r->portal, from);
 	log_info("node '%s' registered at %s", jsonx_str(node, "name"), url);
 	reply(r, 200, json_pack("{s:s,s:s,s:s,s:s,s:o}",
 	    "node", jsonx_str(node, "name"),
@@ -112,7 +115,7 @@ agent_status(struct preq *r)
 		{ "instances_wanted", JT_INT, 0 }, { "package", JT_ANY, 0 },
 		{ "error", JT_ANY, 0 }, { NULL } };
 	json_t *envs, *e;
-	char now[32];
+	char now[32], from[64];
 	size_t i;
 
 	if (body_check(r, fields) == -1)
@@ -138,6 +141,9 @@ agent_status(struct preq *r)
 		}
 	}
 	r->node_id = r->who.node_id;
+	/* a node whose address changed since it registered */
+	http_client_ip(r->http, from, sizeof from);
+	portal_trust(r->portal, from);
 	util_time_iso(util_now(), now, sizeof now);
 	if (store_begin(r->db) == -1) {
 		reply_store_error(r);

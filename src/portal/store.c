@@ -283,6 +283,10 @@ static const char *const store_schema[] = {
 	"  locked_until INTEGER NOT NULL DEFAULT 0,"
 	"  expires INTEGER NOT NULL);"
 	"CREATE INDEX login_failures_expires ON login_failures(expires);",
+	/* 12: the address a node's last registration came from
+	 * (route-agent.c): trusted with the connections kept for nodes
+	 * when others take the rest (src/common/httpd.c). */
+	"ALTER TABLE nodes ADD COLUMN registered_from TEXT;",
 };
 
 static char *store_path_global;

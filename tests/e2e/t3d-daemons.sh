@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# t3d: the daemons against hostile clients. Idle-connection floods on
+# loopback (tests/e2e/flood.py, bounded in count and time) against the
+# portal and the node agent: one address gets at most
+# NUBO_HTTP_PER_ADDRESS connections, many addresses together never take
+# the connections kept for nodes (at the portal) or for the portal (at a
+# node), and a connection that sends nothing is closed after
+# NUBO_HTTP_HEADER_SECS; while each flood holds, an authenticated request,
+# a node heartbeat and a portal → agent call still succeed.
+. "$(dirname "$0")/lib.sh"
+
+FLOOD=$NUBO_SRC/tests/e2e/flood.py
+PER_ADDRESS=$(awk '/define NUBO_HTTP_PER_ADDRESS/ {print $3}' "$NUBO_SRC/src/common/nubo_limits.h")
+HEADER_SECS=$(awk '/define NUBO_HTTP_HEADER_SECS/ {print $3}' "$NUBO_SRC/src/common/nubo_limits.h")
+
+start_portal
+start_node n1 v3
+AGENT_PORT=${NODE_URL_n1##*:}
+FLOOD_PID=
+
+flood_stop() {
+	if [ -n "$FLOOD_PID" ]; then
+		kill "$FLOOD_PID" 2>/dev/null || true
+		wait "$FLOOD_PID" 2>/dev/null || true
+		FLOOD_PID=
+	fi
+}
+trap 'flood_stop; cleanup' EXIT
+
+# flood NAME PORT SOURCES PER_SOURCE: start a flood, wait until its
+# connections settled; OPEN gets how many the daemon kept.
+flood() {
+	local i
+	python3 "$FLOOD" hold 127.0.0.1 "$2" "$3" "$4" 120 > "$T/flood-$1.out" 2>&1 &
+	FLOOD_PID=$!
+	OPEN=
+	for i in $(seq 600); do
+		if grep -q '^open' "$T/flood-$1.out"; then
+			OPEN=$(awk '/^open/ {print $2}' "$T/flood-$1.out")
+			return 0
+		fi
+		sleep 0.1
+	done
+	fail "$1: the flood did not settle"
+	cat "$T/flood-$1.out" >&2
+}
+
+# heartbeat_since T0: the node's heartbeat reached the portal after T0
+# (a UTC time), within 20 s.
+heartbeat_since() {
+	local i seen
+	for i in $(seq 40); do
+		seen=$("$NUBO" nodes show n1 --json | jq_get last_seen_at)
+		[[ "$seen" > "$1" ]] && { echo yes; return 0; }
+		sleep 0.5
+	done
+	echo "no (last seen $seen)"
+}
+
+# me_from ADDR: GET /me with the admin's key from source address ADDR
+me_from() {
+	curl -s -o /dev/null -w '%{http_code}' --max-time 10 --interface "$1" \
+		-H "Authorization: Bearer $ADMIN_KEY" "$PORTAL_URL/api/v1/me" || true
+}
+
+# packages_fresh: the portal asked the node (GET /nodes/n1/packages)
+packages_fresh() {
+	"$NUBO" packages list n1 --json | jq_get node_reachable
+}
+
+# ---- the portal ---------------------------------------------------------
+t0=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+flood "portal, one address" "$PORTAL_PORT" 127.0.0.2 4200
+expect_match "portal, one address: at most $PER_ADDRESS of 4200 kept ($OPEN)" \
+	"$([ "${OPEN:-99999}" -le "$PER_ADDRESS" ] && echo yes || echo no)" yes
+expect "portal, one address: an authenticated request from another address" "$(me_from 127.0.0.3)" 200
+expect "portal, one address: the node's heartbeat goes on" "$(heartbeat_since "$t0")" yes
+flood_stop
+
+t0=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+flood "portal, 40 addresses" "$PORTAL_PORT" 127.0.1.1-40 "$PER_ADDRESS"
+expect_match "portal, 40 addresses: the reserve is kept ($OPEN open)" \
+	"$([ "${OPEN:-99999}" -lt $((40 * PER_ADDRESS)) ] && echo yes || echo no)" yes
+expect "portal, 40 addresses: a new address waits its turn" "$(me_from 127.0.2.1)" 000
+expect "portal, 40 addresses: the node's heartbeat goes on" "$(heartbeat_since "$t0")" yes
+expect "portal, 40 addresses: an authenticated request from the node's address" "$(me_from 127.0.0.1)" 200
+flood_stop
+
+w=$(python3 "$FLOOD" silent 127.0.0.1 "$PORTAL_PORT" 30)
+expect_match "portal: a silent connection is closed after ${HEADER_SECS} s ($w)" \
+	"$(python3 -c "import sys; w=sys.argv[1]; print('yes' if w != 'open' and float(w) < $HEADER_SECS + 5 else 'no')" "$w")" yes
+
+# ---- the node agent -------------------------------------------------------
+flood "agent, one address" "$AGENT_PORT" 127.0.0.2 4200
+expect_match "agent, one address: at most $PER_ADDRESS of 4200 kept ($OPEN)" \
+	"$([ "${OPEN:-99999}" -le "$PER_ADDRESS" ] && echo yes || echo no)" yes
+expect "agent, one address: the portal's calls go on" "$(packages_fresh)" true
+flood_stop
+
+flood "agent, 40 addresses" "$AGENT_PORT" 127.0.1.1-40 "$PER_ADDRESS"
+expect_match "agent, 40 addresses: the reserve is kept ($OPEN open)" \
+	"$([ "${OPEN:-99999}" -lt $((40 * PER_ADDRESS)) ] && echo yes || echo no)" yes
+expect "agent, 40 addresses: the portal's calls go on" "$(packages_fresh)" true
+t0=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+expect "agent, 40 addresses: the node's heartbeat goes on" "$(heartbeat_since "$t0")" yes
+flood_stop
+
+w=$(python3 "$FLOOD" silent 127.0.0.1 "$AGENT_PORT" 30)
+expect_match "agent: a silent connection is closed after ${HEADER_SECS} s ($w)" \
+	"$(python3 -c "import sys; w=sys.argv[1]; print('yes' if w != 'open' and float(w) < $HEADER_SECS + 5 else 'no')" "$w")" yes
+
+finish
