@@ -1,25 +1,27 @@
-/* nubo packages show NODE PACKAGE */
+/* nubo packages show NODE PACKAGE | --app APP PACKAGE */
 #include <stdio.h>
 #include <stdlib.h>
 
 #include "cli.h"
+#include "packages-util.h"
 #include "xmalloc.h"
-
-void packages_fix_rows(json_t *rows);
 
 static int
 cmd_packages_show_exec(struct cmd_args *a)
 {
-	char *node = api_escape(a->argv[0]), *pkg = api_escape(a->argv[1]);
-	char *path = xasprintf("/nodes/%s/packages/%s", node, pkg);
+	char *pkg = api_escape(a->argv[a->argc - 1]), *suffix, *path;
 	json_t *resp = NULL, *one;
 	int rc = CLI_FAILED;
 
+	suffix = xasprintf("/%s", pkg);
+	if ((path = packages_util_path(a, 1, suffix, &rc)) == NULL)
+		goto out;
+	rc = CLI_FAILED;
 	if (api_ok("GET", path, NULL, &resp) == -1)
 		goto out;
 	if (out_maybe_json(a, resp) == -1) {
 		one = json_pack("[O]", resp);
-		packages_fix_rows(one);
+		packages_util_fix_rows(one);
 		json_decref(one);
 		out_fields(resp, "id,name,version,size,sha256,file_name,"
 		    "uploaded_by,uploaded_at,deployed_to");
@@ -35,13 +37,14 @@ cmd_packages_show_exec(struct cmd_args *a)
 out:
 	json_decref(resp);
 	free(path);
-	free(node);
+	free(suffix);
 	free(pkg);
 	return rc;
 }
 
 const struct cmd_entry cmd_packages_show_entry = {
-	"packages", "show", "NODE PACKAGE", "json", 2, 2,
+	"packages", "show", "[NODE] PACKAGE", "json,app=", 1, 2,
 	"show a package: version, size, sha256, uploader, environments",
-	NULL, cmd_packages_show_exec, 0,
+	"With --app APP instead of NODE: a package of the app's repository.",
+	cmd_packages_show_exec, 0,
 };

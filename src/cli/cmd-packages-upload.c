@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 
 #include "cli.h"
+#include "packages-util.h"
 #include "transfer.h"
 #include "xmalloc.h"
 
@@ -14,29 +15,23 @@ cmd_packages_upload_exec(struct cmd_args *a)
 {
 	const char *app = cmd_opt(a, "app"), *file, *msg;
 	char *path = NULL, *url = NULL, *esc = NULL, *copy, *what = NULL;
-	char *show = NULL, *node = NULL, *pkg = NULL, sha[65] = "";
+	char *show = NULL, *suffix = NULL, *pkg = NULL, sha[65] = "";
 	json_t *ticket = NULL, *resp = NULL, *rec = NULL, *body = NULL;
 	struct stat st;
 	int rc = CLI_FAILED, status;
 
-	if ((app != NULL) != (a->argc == 1))
-		return out_usage(cmd_current, app ? "give only FILE with --app" :
-		    "give NODE and FILE (or --app APP FILE)");
+	if ((path = packages_util_path(a, 1, "/uploads", &rc)) == NULL)
+		return rc;
+	rc = CLI_FAILED;
 	file = a->argv[a->argc - 1];
-	if (stat(file, &st) == -1 || !S_ISREG(st.st_mode))
+	if (stat(file, &st) == -1 || !S_ISREG(st.st_mode)) {
+		free(path);
 		return out_fail("cannot read '%s': not a regular file", file);
-	if (app) {
-		esc = api_escape(app);
-		path = xasprintf("/apps/%s/packages/uploads", esc);
-	} else {
-		esc = api_escape(a->argv[0]);
-		path = xasprintf("/nodes/%s/packages/uploads", esc);
 	}
 	body = json_pack("{s:I}", "size", (json_int_t)st.st_size);
 	if (api_ok("POST", path, body, &ticket) == -1)
 		goto out;
 	copy = xstrdup(file);
-	free(esc);
 	esc = api_escape(basename(copy));
 	what = xasprintf("uploading %s", basename(copy));
 	free(copy);
@@ -58,17 +53,18 @@ cmd_packages_upload_exec(struct cmd_args *a)
 		goto out;
 	}
 	/* let the portal record it now (it would on the next list too) */
-	node = api_escape(jsonx_str(ticket, "node"));
 	pkg = api_escape(jsonx_str(resp, "id"));
-	show = xasprintf("/nodes/%s/packages/%s", node, pkg);
+	suffix = xasprintf("/%s", pkg);
+	show = packages_util_path(a, 1, suffix, &rc);
 	if (api_call("GET", show, NULL, &rec) != 200) {
 		json_decref(rec);
 		rec = json_incref(resp);
 	}
 	if (out_maybe_json(a, rec) == -1)
-		printf("%s package %s (%lld bytes, sha256 %s) on node %s\n",
+		printf("%s package %s (%lld bytes, sha256 %s) %s %s\n",
 		    status == 201 ? "uploaded" : "already had",
 		    jsonx_str(resp, "id"), (long long)st.st_size, sha,
+		    app ? "in the repository of app" : "on node", app ? app :
 		    jsonx_str(ticket, "node"));
 	rc = CLI_OK;
 out:
@@ -81,7 +77,7 @@ out:
 	free(esc);
 	free(what);
 	free(show);
-	free(node);
+	free(suffix);
 	free(pkg);
 	return rc;
 }
@@ -91,7 +87,8 @@ const struct cmd_entry cmd_packages_upload_entry = {
 	"upload a package (zip, tar.gz or .mda) to a node's repository",
 	"Streams FILE to the node through a signed URL; the node validates it\n"
 	"(nubo.json, entries, start file) before it is listed. With --app APP\n"
-	"the package goes to the repository of the app's node (needs the\n"
-	"transport permission). A progress bar shows on a terminal.",
+	"the package goes to the app's repository — its linked node's, or on\n"
+	"the sandbox node its own (needs the transport permission). A\n"
+	"progress bar shows on a terminal.",
 	cmd_packages_upload_exec, 0,
 };

@@ -94,6 +94,20 @@ static const struct agent_route agent_routes[] = {
 	  AGENT_SIGNED, NULL, "the package file (Range works)" },
 	{ "DELETE", "/agent/v1/packages/{package}", agent_packages_delete,
 	  AGENT_PORTAL, NULL, "delete a package (409 while deployed)" },
+	/* the same for the repository of one app (a Free App's on the
+	 * sandbox node; {app} is its uuid) */
+	{ "GET", "/agent/v1/apps/{app}/packages", agent_packages_list,
+	  AGENT_PORTAL, NULL, "every package in the app's repository" },
+	{ "POST", "/agent/v1/apps/{app}/packages", agent_packages_upload,
+	  AGENT_SIGNED, agent_packages_upload_sink, "upload a package to the "
+	  "app's repository" },
+	{ "GET", "/agent/v1/apps/{app}/packages/{package}", agent_packages_show,
+	  AGENT_PORTAL, NULL, "one package of the app's repository" },
+	{ "GET", "/agent/v1/apps/{app}/packages/{package}/file",
+	  agent_packages_download, AGENT_SIGNED, NULL, "the package file" },
+	{ "DELETE", "/agent/v1/apps/{app}/packages/{package}",
+	  agent_packages_delete, AGENT_PORTAL, NULL, "delete a package of the "
+	  "app's repository (409 while deployed)" },
 
 
 	/* backups (backup.c) */

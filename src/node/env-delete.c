@@ -2,7 +2,8 @@
  * the portal asks for it when a sandbox is unlinked or its app deleted.
  * Order: out of the node's list (the supervisor, the heartbeat and the
  * router stop seeing it), out of the router, instances stopped, database
- * and role dropped, folder (app, files, logs, env.json) removed. env.json
+ * and role dropped, folder (app, files, logs, env.json) removed, and on
+ * the sandbox node the app's package repository. env.json
  * goes last: a delete cut short is finished by the next one after a
  * restart. A tombstone keeps the portal's heartbeat answers, which may
  * still list the environment until the portal has removed its row, from
@@ -206,6 +207,7 @@ agent_env_delete(struct areq *r)
 		    id, cause);
 		goto undo;
 	}
+	packages_env_deleted(e);
 	pthread_mutex_lock(&node->lock);
 	e->next = env_graveyard;
 	env_graveyard = e;

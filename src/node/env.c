@@ -576,21 +576,6 @@ env_check_stopped(struct env *e, const char *verb, unsigned *status,
 	return 0;
 }
 
-char *
-env_package_path(const char *package)
-{
-	char *p;
-
-	if (package == NULL || *package == '\0' || strchr(package, '/') ||
-	    strcmp(package, ".") == 0 || strcmp(package, "..") == 0)
-		return NULL;
-	p = xasprintf("%s/packages/%s/package", node->data_dir, package);
-	if (access(p, R_OK) == 0)
-		return p;
-	free(p);
-	return NULL;
-}
-
 int
 env_transport(struct env *e, const char *package, unsigned *status,
     const char **code, char **cause)
@@ -607,12 +592,12 @@ env_transport(struct env *e, const char *package, unsigned *status,
 	/* keep start away while unpacking */
 	e->state = ENV_STOPPED;
 	pthread_mutex_unlock(&node->lock);
-	src = env_package_path(package);
+	src = packages_env_file(e, package);
 	if (src == NULL) {
 		*status = 404;
 		*code = "PACKAGE_NOT_FOUND";
-		*cause = xasprintf("no package '%s' in this node's repository",
-		    package);
+		*cause = xasprintf("no package '%s' in the repository of this "
+		    "environment", package);
 		goto out;
 	}
 	dest = xasprintf("%s/app", e->dir);

@@ -134,8 +134,6 @@ int env_transport(struct env *, const char *package, unsigned *status,
     const char **code, char **cause);
 int env_clean(struct env *, unsigned *status, const char **code,
     char **cause);
-/* The path of a package file in this node's repository; NULL when absent. */
-char *env_package_path(const char *package);
 /* Desired instance count (v3: always 1). */
 int env_instances_wanted(struct env *);
 const char *env_name(struct env *);
@@ -236,9 +234,18 @@ json_t *constants_defaults(struct env *);
 /* events.c: the scheduled-events thread (SPEC §2 Model Options). */
 void events_start(void);
 
-/* packages.c — the package repository (DIR/packages) */
+/* packages.c — the package repositories: the node's (DIR/packages) and,
+ * on the sandbox node, one per app (DIR/app-packages/<app uuid>) */
 /* Remove what a crash left of uploads and deletions; at start. */
 void packages_init(void);
+/* The folder of the repository environment e deploys from (its spec's
+ * "repository", else the node's); NULL when the spec's is malformed. */
+char *packages_env_dir(struct env *e);
+/* The file of package id in e's repository, or NULL when it has none. */
+char *packages_env_file(struct env *e, const char *id);
+/* e was deleted: its app's repository goes too when no other environment
+ * of the node deploys from it. */
+void packages_env_deleted(struct env *e);
 
 /* backup.c */
 /* Settle restores a killed node left half-done (at start, after pg). */

@@ -401,7 +401,7 @@ transfer_checksums(struct areq *r)
 		if (r->env->package)
 			pkg = xstrdup(r->env->package);
 		pthread_mutex_unlock(&node->lock);
-		if (pkg && (pp = env_package_path(pkg)) != NULL &&
+		if (pkg && (pp = packages_env_file(r->env, pkg)) != NULL &&
 		    sha256_file(pp, sha, NULL) == 0) {
 			pkgj = json_pack("{s:s,s:s}", "name", pkg, "sha256",
 			    sha);
@@ -698,9 +698,9 @@ transfer_package(struct areq *r)
 	if (r->env->package)
 		pkg = xstrdup(r->env->package);
 	pthread_mutex_unlock(&node->lock);
-	if (pkg == NULL || (path = env_package_path(pkg)) == NULL) {
+	if (pkg == NULL || (path = packages_env_file(r->env, pkg)) == NULL) {
 		areply_error(r, 404, "PACKAGE_NOT_FOUND", "environment %lld runs "
-		    "no package of this node's repository", r->env->id);
+		    "no package of its repository", r->env->id);
 		free(pkg);
 		return;
 	}
@@ -1348,12 +1348,12 @@ fetch_to(struct task *t, const char *url, const char *path, int missing_ok,
 	return 0;
 }
 
-/* The package into this node's repository, laid out as packages.c does
- * (DIR/packages/<id>/{package, meta.json}, published by renaming a
- * ".new-XXXXXX" folder, which a restart cleans up), unless a package of
- * that id and sha256 is there already. */
+/* The package into the repository environment e deploys from, laid out
+ * as packages.c does (<repository>/<id>/{package, meta.json}, published
+ * by renaming a ".new-XXXXXX" folder, which a restart cleans up), unless
+ * a package of that id and sha256 is there already. */
 static int
-task_package(struct task *t, char **cause)
+task_package(struct task *t, struct env *e, char **cause)
 {
 	json_t *pk = json_object_get(t->req, "package");
 	const char *name = jsonx_str(pk, "name"), *want = jsonx_str(pk,
@@ -1366,7 +1366,11 @@ task_package(struct task *t, char **cause)
 		*cause = xstrdup("package: a name and a url are needed");
 		return -1;
 	}
-	repo = xasprintf("%s/packages", node->data_dir);
+	if ((repo = packages_env_dir(e)) == NULL) {
+		*cause = xstrdup("package: the environment names no valid "
+		    "repository");
+		return -1;
+	}
 	dest = xasprintf("%s/%s", repo, name);
 	file = xasprintf("%s/package", dest);
 	if (want && sha256_file(file, sha, NULL) == 0 && strcmp(sha, want) == 0)
@@ -1515,7 +1519,7 @@ task_run(void *arg)
 	}
 	if (rc == 0 && json_object_get(t->req, "package")) {
 		task_set(t, "package");
-		rc = task_package(t, &cause);
+		rc = task_package(t, e, &cause);
 	}
 	if (rc == 0 && jsonx_str(t->req, "manifest_url")) {
 		task_set(t, "comparing files");

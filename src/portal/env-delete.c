@@ -17,9 +17,9 @@ int
 env_delete_on_node(sqlite3 *db, long long env_id, unsigned *status,
     const char **code, char **cause)
 {
-	json_t *n = store_row(db, "SELECT n.id, n.name, n.agent_url FROM"
-	    " environments e JOIN nodes n ON n.id = e.node_id WHERE e.id = ?",
-	    "i", env_id);
+	json_t *n = store_row(db, "SELECT n.id, n.name, n.agent_url,"
+	    " e.app_id FROM environments e JOIN nodes n ON n.id = e.node_id"
+	    " WHERE e.id = ?", "i", env_id);
 	char *path = NULL, *why = NULL;
 	int st, rc = -1;
 
@@ -45,6 +45,11 @@ env_delete_on_node(sqlite3 *db, long long env_id, unsigned *status,
 	    "the portal changed nothing, try again once the node works",
 	    jsonx_str(n, "name"), why ? why : "error");
 out:
+	/* a sandbox's package repository went with it on the node */
+	if (rc == 0 && n != NULL && jsonx_int(n, "app_id", 0) != 0)
+		store_run(db, "DELETE FROM packages WHERE node_id = ? AND"
+		    " app_id = ?", "ii", jsonx_int(n, "id", 0),
+		    jsonx_int(n, "app_id", 0));
 	free(why);
 	free(path);
 	json_decref(n);

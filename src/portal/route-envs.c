@@ -23,10 +23,11 @@
 #define ENVS_NODE_FRESH		10
 
 /* The app an environment serves: its own (sandbox) or the node's linked
- * app. */
+ * app; a sandbox deploys from its app's package repository (its uuid). */
 #define ENV_SELECT \
 	"SELECT e.id, e.name, e.state, e.package, e.instances, e.memory_mb," \
 	" e.maintenance, e.status_json, n.name AS node, n.id AS node_id," \
+	" sa.uuid AS repository," \
 	" n.generation, n.router, n.last_seen_at, COALESCE(sa.subdomain," \
 	" (SELECT ma.subdomain FROM migrations m JOIN apps ma ON ma.id = m.app_id" \
 	" WHERE m.target_node_id = n.id AND m.serving = 'target' AND" \
@@ -79,10 +80,11 @@ envs_spec_from_row(sqlite3 *db, json_t *row, const char *domain)
 		json_array_append_new(hosts, json_string(h));
 		free(h);
 	}
-	spec = json_pack("{s:I,s:s,s:s?,s:s,s:o,s:O,s:I,s:I,s:b,s:{}}",
+	spec = json_pack("{s:I,s:s,s:s?,s:s?,s:s,s:o,s:O,s:I,s:I,s:b,s:{}}",
 	    "id", (json_int_t)jsonx_int(row, "id", 0),
 	    "name", jsonx_str(row, "name"),
 	    "app", app,
+	    "repository", jsonx_str(row, "repository"),
 	    "generation", jsonx_str(row, "generation"),
 	    "hostnames", hosts,
 	    "package", json_object_get(row, "package"),

@@ -1,8 +1,13 @@
 /* Package repositories (SPEC §2 Packages): the portal's view of each
- * node's repository. The bytes live on the node and travel through signed
- * URLs (node-contract.md); the portal keeps a record of every package
- * (table packages) refreshed whenever it asks the node, so lists still
- * answer while a node is down. */
+ * repository. Packages belong to an app: a node's own repository holds
+ * the packages of the app linked to it (/nodes/{node}/packages, and
+ * /apps/{app}/packages for that app); on the sandbox node every Free App
+ * has a repository of its own that no other app sees
+ * (/apps/{app}/packages). The bytes live on the node and travel through
+ * signed URLs (node-contract.md); the portal keeps a record of every
+ * package (table packages, app_id NULL for a node's repository) refreshed
+ * whenever it asks the node, so lists still answer while a node is
+ * down. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -17,14 +22,41 @@
 #define PACKAGES_UPLOAD_TTL	(6 * 3600)	/* a slow 2 GB upload */
 #define PACKAGES_DOWNLOAD_TTL	3600
 
+/* A package and the environments that deploy it from its repository
+ * (a sandbox's from its app's, the others from the node's). */
 #define PACKAGE_SELECT \
 	"SELECT p.package AS id, p.name, p.version, p.size, p.sha256," \
 	" p.file_name, u.email AS uploaded_by, p.uploaded_at," \
 	" p.manifest_json, p.synced_at, p.downloaded_at," \
 	" (SELECT json_group_array(json_object('name', e.name, 'state'," \
 	"   e.state)) FROM environments e WHERE e.node_id = p.node_id AND" \
-	"   e.package = p.package) AS environments_json" \
+	"   e.package = p.package AND e.app_id IS p.app_id)" \
+	"   AS environments_json" \
 	" FROM packages p LEFT JOIN users u ON u.id = p.uploaded_by"
+#define PACKAGE_IN_REPO	" p.node_id = ? AND IFNULL(p.app_id, 0) = ?"
+
+/* A repository: a node's own (app_id 0), or one app's on the sandbox
+ * node. */
+struct repo {
+	long long	 node_id;
+	long long	 app_id;
+	char		*uuid;		/* the app's: its path on the node */
+};
+
+static void
+repo_release(struct repo *rp)
+{
+	free(rp->uuid);
+}
+
+/* The agent API path of the repository, + suffix. */
+static char *
+repo_path(const struct repo *rp, const char *suffix)
+{
+	if (rp->app_id == 0)
+		return xasprintf("/agent/v1/packages%s", suffix);
+	return xasprintf("/agent/v1/apps/%s/packages%s", rp->uuid, suffix);
+}
 
 /* 1 when s can be a package id: [A-Za-z0-9][A-Za-z0-9._+-]*, <= 128. */
 static int
@@ -44,52 +76,72 @@ packages_valid_id(const char *s)
 	return 1;
 }
 
+/* 404 for package id of the repository the path names. */
+static void
+packages_not_found(struct preq *r, const char *id)
+{
+	if (preq_param(r, "node"))
+		reply_error(r, 404, "PACKAGE_NOT_FOUND", "node '%s' has no "
+		    "package '%s'", preq_param(r, "node"), id);
+	else
+		reply_error(r, 404, "PACKAGE_NOT_FOUND", "app '%s' has no "
+		    "package '%s'", preq_param(r, "app"), id);
+}
+
 /* Insert or refresh the record of one package as the node shows it. */
 static int
-packages_record(struct preq *r, long long node_id, json_t *p)
+packages_record(struct preq *r, const struct repo *rp, json_t *p)
 {
+	long long rec;
 	char now[32];
-	int isnew;
+	int rc;
 
 	util_time_iso(util_now(), now, sizeof now);
-	isnew = store_int(r->db, 0, "SELECT 1 FROM packages WHERE node_id = ?"
-	    " AND package = ?", "is", node_id, jsonx_str(p, "id")) == 0;
-	if (store_run(r->db, "INSERT INTO packages (node_id, package, name,"
-	    " version, size, sha256, file_name, uploaded_by, uploaded_at,"
-	    " manifest_json, synced_at) VALUES (?, ?, ?, ?, ?, ?, ?,"
-	    " (SELECT id FROM users WHERE id = ?), ?, ?, ?)"
-	    " ON CONFLICT (node_id, package) DO UPDATE SET name = excluded.name,"
-	    " version = excluded.version, size = excluded.size,"
-	    " sha256 = excluded.sha256, file_name = excluded.file_name,"
-	    " uploaded_by = excluded.uploaded_by,"
-	    " uploaded_at = excluded.uploaded_at,"
-	    " manifest_json = excluded.manifest_json,"
-	    " synced_at = excluded.synced_at", "isssissisjs", node_id,
-	    jsonx_str(p, "id"), jsonx_str(p, "name"), jsonx_str(p, "version"),
+	rec = store_int(r->db, 0, "SELECT p.id FROM packages p WHERE"
+	    PACKAGE_IN_REPO " AND p.package = ?", "iis", rp->node_id,
+	    rp->app_id, jsonx_str(p, "id"));
+	if (rec != 0)
+		return store_run(r->db, "UPDATE packages SET name = ?,"
+		    " version = ?, size = ?, sha256 = ?, file_name = ?,"
+		    " uploaded_by = (SELECT id FROM users WHERE id = ?),"
+		    " uploaded_at = ?, manifest_json = ?, synced_at = ?"
+		    " WHERE id = ?", "ssissisjsi", jsonx_str(p, "name"),
+		    jsonx_str(p, "version"), jsonx_int(p, "size", 0),
+		    jsonx_str(p, "sha256"), jsonx_str(p, "file_name"),
+		    jsonx_int(p, "uploaded_by", 0), jsonx_str(p, "uploaded_at"),
+		    json_object_get(p, "manifest"), now, rec) == STORE_OK ?
+		    0 : -1;
+	rc = store_run(r->db, "INSERT INTO packages (node_id, app_id, package,"
+	    " name, version, size, sha256, file_name, uploaded_by,"
+	    " uploaded_at, manifest_json, synced_at) VALUES (?, NULLIF(?, 0),"
+	    " ?, ?, ?, ?, ?, ?, (SELECT id FROM users WHERE id = ?), ?, ?, ?)",
+	    "iisssissisjs", rp->node_id, rp->app_id, jsonx_str(p, "id"),
+	    jsonx_str(p, "name"), jsonx_str(p, "version"),
 	    jsonx_int(p, "size", 0), jsonx_str(p, "sha256"),
 	    jsonx_str(p, "file_name"), jsonx_int(p, "uploaded_by", 0),
-	    jsonx_str(p, "uploaded_at"), json_object_get(p, "manifest"),
-	    now) != STORE_OK)
+	    jsonx_str(p, "uploaded_at"), json_object_get(p, "manifest"), now);
+	if (rc != STORE_OK)
 		return -1;
-	if (isnew)
-		activity_log_at(r, store_int(r->db, 0, "SELECT app_id FROM nodes"
-		    " WHERE id = ?", "i", node_id), node_id, "package.upload",
-		    "package '%s' (%lld bytes) is in the node's repository",
-		    jsonx_str(p, "id"), jsonx_int(p, "size", 0));
+	activity_log_at(r, rp->app_id ? rp->app_id : store_int(r->db, 0,
+	    "SELECT app_id FROM nodes WHERE id = ?", "i", rp->node_id),
+	    rp->node_id, "package.upload", "package '%s' (%lld bytes) is in "
+	    "%s repository", jsonx_str(p, "id"), jsonx_int(p, "size", 0),
+	    rp->app_id ? "the app's" : "the node's");
 	return 0;
 }
 
-/* Refresh node_id's records from the node's list. 0, or -1 when the node
- * could not be asked (records unchanged, *cause set). */
+/* Refresh the records of a repository from the node's list. 0, or -1
+ * when the node could not be asked (records unchanged, *cause set). */
 static int
-packages_sync(struct preq *r, long long node_id, char **cause)
+packages_sync(struct preq *r, const struct repo *rp, char **cause)
 {
 	json_t *out = NULL, *list, *p, *ids;
+	char *path = repo_path(rp, "");
 	size_t i;
 	int st, rc = -1;
 
-	st = node_call(r->db, node_id, "GET", "/agent/v1/packages", NULL, &out,
-	    cause);
+	st = node_call(r->db, rp->node_id, "GET", path, NULL, &out, cause);
+	free(path);
 	if (st != 200 || !json_is_array(list = json_object_get(out,
 	    "packages"))) {
 		if (st > 0 && *cause == NULL)
@@ -106,14 +158,15 @@ packages_sync(struct preq *r, long long node_id, char **cause)
 		if (!packages_valid_id(jsonx_str(p, "id")))
 			continue;
 		json_array_append_new(ids, json_string(jsonx_str(p, "id")));
-		if (packages_record(r, node_id, p) == -1) {
+		if (packages_record(r, rp, p) == -1) {
 			store_rollback(r->db);
 			goto out;
 		}
 	}
 	if (store_run(r->db, "DELETE FROM packages WHERE node_id = ? AND"
-	    " package NOT IN (SELECT value FROM json_each(?))", "ij", node_id,
-	    ids) != STORE_OK || store_commit(r->db) != STORE_OK) {
+	    " IFNULL(app_id, 0) = ? AND package NOT IN (SELECT value FROM"
+	    " json_each(?))", "iij", rp->node_id, rp->app_id, ids) != STORE_OK ||
+	    store_commit(r->db) != STORE_OK) {
 		store_rollback(r->db);
 		goto out;
 	}
@@ -126,20 +179,15 @@ out:
 	return rc;
 }
 
-static json_t *
-packages_rows(struct preq *r, long long node_id)
-{
-	return store_rows(r->db, PACKAGE_SELECT " WHERE p.node_id = ?"
-	    " ORDER BY p.name, p.uploaded_at, p.package", "i", node_id);
-}
-
 /* The list reply: records, and whether they are fresh from the node. */
 static void
-packages_reply_list(struct preq *r, long long node_id)
+packages_reply_list(struct preq *r, const struct repo *rp)
 {
 	char *cause = NULL, *name;
-	int fresh = packages_sync(r, node_id, &cause) == 0;
-	json_t *rows = packages_rows(r, node_id);
+	int fresh = packages_sync(r, rp, &cause) == 0;
+	json_t *rows = store_rows(r->db, PACKAGE_SELECT " WHERE"
+	    PACKAGE_IN_REPO " ORDER BY p.name, p.uploaded_at, p.package", "ii",
+	    rp->node_id, rp->app_id);
 
 	if (rows == NULL) {
 		free(cause);
@@ -147,55 +195,42 @@ packages_reply_list(struct preq *r, long long node_id)
 		return;
 	}
 	name = store_text(r->db, "SELECT name FROM nodes WHERE id = ?", "i",
-	    node_id);
+	    rp->node_id);
 	reply(r, 200, json_pack("{s:s?,s:o,s:b,s:s?}", "node", name,
 	    "packages", rows, "node_reachable", fresh, "node_error", cause));
 	free(name);
 	free(cause);
 }
 
-/* GET /nodes/{node}/packages */
-void
-packages_list(struct preq *r)
+/* The repository of {app}: its linked node's, else its own on the
+ * sandbox node. -1 (after replying 409) when it has neither. */
+static int
+packages_app_repo(struct preq *r, struct repo *rp)
 {
-	packages_reply_list(r, r->node_id);
-}
-
-/* The node an app's packages live on: its linked node, else its sandbox
- * node. 0 (after replying) when it has neither. */
-static long long
-packages_app_node(struct preq *r)
-{
-	long long id = r->node_id;
-
-	if (id == 0)
-		id = store_int(r->db, 0, "SELECT node_id FROM environments"
-		    " WHERE app_id = ? LIMIT 1", "i", r->app_id);
-	if (id == 0)
+	memset(rp, 0, sizeof *rp);
+	if ((rp->node_id = r->node_id) != 0)
+		return 0;
+	rp->node_id = store_int(r->db, 0, "SELECT node_id FROM environments"
+	    " WHERE app_id = ? LIMIT 1", "i", r->app_id);
+	if (rp->node_id == 0) {
 		reply_error(r, 409, "APP_HAS_NO_NODE", "app '%s' is not linked "
 		    "to a node and has no sandbox: it has no package repository",
 		    preq_param(r, "app"));
-	return id;
+		return -1;
+	}
+	rp->app_id = r->app_id;
+	rp->uuid = store_text(r->db, "SELECT uuid FROM apps WHERE id = ?", "i",
+	    r->app_id);
+	return 0;
 }
 
-/* GET /apps/{app}/packages: the repository of the app's node, for
- * members with the transport permission. */
-void
-packages_app_list(struct preq *r)
-{
-	long long node_id = packages_app_node(r);
-
-	if (node_id != 0)
-		packages_reply_list(r, node_id);
-}
-
-/* The record of {package} on node_id, refreshed from the node when it
- * answers; NULL after replying 404 (or 503). */
+/* The record of {package} in a repository, refreshed from the node when
+ * it answers; NULL after replying 404 (or 503). */
 static json_t *
-packages_find(struct preq *r, long long node_id)
+packages_find(struct preq *r, const struct repo *rp)
 {
 	const char *id = preq_param(r, "package");
-	char *cause = NULL, *path;
+	char *cause = NULL, *path, *suffix;
 	json_t *out = NULL, *row;
 	int st;
 
@@ -203,11 +238,13 @@ packages_find(struct preq *r, long long node_id)
 		reply_error(r, 404, "PACKAGE_NOT_FOUND", "no package '%s'", id);
 		return NULL;
 	}
-	path = xasprintf("/agent/v1/packages/%s", id);
-	st = node_call(r->db, node_id, "GET", path, NULL, &out, &cause);
+	suffix = xasprintf("/%s", id);
+	path = repo_path(rp, suffix);
+	free(suffix);
+	st = node_call(r->db, rp->node_id, "GET", path, NULL, &out, &cause);
 	free(path);
 	if (st == 200 && json_is_object(out)) {
-		if (packages_record(r, node_id, out) == -1) {
+		if (packages_record(r, rp, out) == -1) {
 			json_decref(out);
 			free(cause);
 			reply_store_error(r);
@@ -215,26 +252,24 @@ packages_find(struct preq *r, long long node_id)
 		}
 	} else if (st == 404) {
 		store_run(r->db, "DELETE FROM packages WHERE node_id = ? AND"
-		    " package = ?", "is", node_id, id);
+		    " IFNULL(app_id, 0) = ? AND package = ?", "iis", rp->node_id,
+		    rp->app_id, id);
 	}
 	json_decref(out);
 	free(cause);
-	row = store_row(r->db, PACKAGE_SELECT " WHERE p.node_id = ? AND"
-	    " p.package = ?", "is", node_id, id);
+	row = store_row(r->db, PACKAGE_SELECT " WHERE" PACKAGE_IN_REPO
+	    " AND p.package = ?", "iis", rp->node_id, rp->app_id, id);
 	if (row == NULL)
-		reply_error(r, 404, "PACKAGE_NOT_FOUND", "node '%s' has no "
-		    "package '%s'", preq_param(r, "node") ? preq_param(r, "node")
-		    : "of the app", id);
+		packages_not_found(r, id);
 	else
 		json_object_set_new(row, "node_reachable", json_boolean(st > 0));
 	return row;
 }
 
-/* GET /nodes/{node}/packages/{package} */
-void
-packages_show(struct preq *r)
+static void
+packages_reply_show(struct preq *r, const struct repo *rp)
 {
-	json_t *row = packages_find(r, r->node_id);
+	json_t *row = packages_find(r, rp);
 
 	if (row != NULL)
 		reply(r, 200, row);
@@ -266,12 +301,12 @@ packages_reply_url(struct preq *r, long long node_id, const char *method,
 /* POST /nodes/{node}/packages/uploads {size?}: a signed URL the client
  * sends the archive to (POST, raw body). */
 static void
-packages_upload_url(struct preq *r, long long node_id)
+packages_upload_url(struct preq *r, const struct repo *rp)
 {
 	static const struct jfield fields[] = {
 		{ "size", JT_INT, 0 }, { NULL, 0, 0 } };
 	long long size;
-	char *name;
+	char *name, *path;
 
 	if (body_check(r, fields) == -1)
 		return;
@@ -287,45 +322,29 @@ packages_upload_url(struct preq *r, long long node_id)
 		return;
 	}
 	name = store_text(r->db, "SELECT name FROM nodes WHERE id = ?", "i",
-	    node_id);
-	packages_reply_url(r, node_id, "POST", "/agent/v1/packages",
-	    PACKAGES_UPLOAD_TTL, json_pack("{s:s?,s:I}", "node", name,
-	    "max_size", (json_int_t)NUBO_PACKAGE_MAX), 201);
+	    rp->node_id);
+	path = repo_path(rp, "");
+	packages_reply_url(r, rp->node_id, "POST", path, PACKAGES_UPLOAD_TTL,
+	    json_pack("{s:s?,s:I}", "node", name, "max_size",
+	    (json_int_t)NUBO_PACKAGE_MAX), 201);
+	free(path);
 	free(name);
 }
 
-void
-packages_upload(struct preq *r)
+/* A signed URL (GET, Range works) with the sha256 to check the bytes
+ * against. */
+static void
+packages_reply_download(struct preq *r, const struct repo *rp)
 {
-	packages_upload_url(r, r->node_id);
-}
-
-/* POST /apps/{app}/packages/uploads: the same on the app's node. */
-void
-packages_app_upload(struct preq *r)
-{
-	static const struct jfield fields[] = {
-		{ "size", JT_INT, 0 }, { NULL, 0, 0 } };
-	long long node_id;
-
-	if (body_check(r, fields) == -1)
-		return;
-	if ((node_id = packages_app_node(r)) != 0)
-		packages_upload_url(r, node_id);
-}
-
-/* GET /nodes/{node}/packages/{package}/download: a signed URL (GET,
- * Range works) with the sha256 to check the bytes against. */
-void
-packages_download(struct preq *r)
-{
-	json_t *row = packages_find(r, r->node_id);
-	char *path;
+	json_t *row = packages_find(r, rp);
+	char *path, *suffix;
 
 	if (row == NULL)
 		return;
-	path = xasprintf("/agent/v1/packages/%s/file", jsonx_str(row, "id"));
-	packages_reply_url(r, r->node_id, "GET", path, PACKAGES_DOWNLOAD_TTL,
+	suffix = xasprintf("/%s/file", jsonx_str(row, "id"));
+	path = repo_path(rp, suffix);
+	free(suffix);
+	packages_reply_url(r, rp->node_id, "GET", path, PACKAGES_DOWNLOAD_TTL,
 	    json_pack("{s:O,s:O,s:O,s:O}", "id", json_object_get(row, "id"),
 	    "size", json_object_get(row, "size"), "sha256",
 	    json_object_get(row, "sha256"), "file_name",
@@ -334,33 +353,34 @@ packages_download(struct preq *r)
 	json_decref(row);
 }
 
-/* DELETE /nodes/{node}/packages/{package}: refused (409 PACKAGE_IN_USE)
- * while an environment has it deployed; the node decides. */
-void
-packages_delete(struct preq *r)
+/* Delete {package} from a repository: refused (409 PACKAGE_IN_USE) while
+ * an environment has it deployed; the node decides. */
+static void
+packages_reply_delete(struct preq *r, const struct repo *rp)
 {
 	const char *id = preq_param(r, "package");
 	json_t *out = NULL, *err;
-	char *cause = NULL, *path;
+	char *cause = NULL, *path, *suffix;
 	int st;
 
 	if (!packages_valid_id(id)) {
 		reply_error(r, 404, "PACKAGE_NOT_FOUND", "no package '%s'", id);
 		return;
 	}
-	path = xasprintf("/agent/v1/packages/%s", id);
-	st = node_call(r->db, r->node_id, "DELETE", path, NULL, &out, &cause);
+	suffix = xasprintf("/%s", id);
+	path = repo_path(rp, suffix);
+	free(suffix);
+	st = node_call(r->db, rp->node_id, "DELETE", path, NULL, &out, &cause);
 	free(path);
-	if (st == 200) {
+	if (st == 200 || st == 404)
 		store_run(r->db, "DELETE FROM packages WHERE node_id = ? AND"
-		    " package = ?", "is", r->node_id, id);
+		    " IFNULL(app_id, 0) = ? AND package = ?", "iis", rp->node_id,
+		    rp->app_id, id);
+	if (st == 200) {
 		activity_log(r, "package.delete", "deleted package '%s'", id);
 		reply(r, 200, json_pack("{s:s,s:b}", "id", id, "deleted", 1));
 	} else if (st == 404) {
-		store_run(r->db, "DELETE FROM packages WHERE node_id = ? AND"
-		    " package = ?", "is", r->node_id, id);
-		reply_error(r, 404, "PACKAGE_NOT_FOUND", "node '%s' has no "
-		    "package '%s'", preq_param(r, "node"), id);
+		packages_not_found(r, id);
 	} else if (st > 0 && st < 500) {
 		err = json_object_get(out, "error");
 		reply_error(r, (unsigned)st, jsonx_str(err, "code") ?
@@ -373,4 +393,91 @@ packages_delete(struct preq *r)
 	}
 	json_decref(out);
 	free(cause);
+}
+
+typedef void (*repo_handler)(struct preq *, const struct repo *);
+
+/* Run fn on the repository of {node}: the node's own. */
+static void
+packages_on_node(struct preq *r, repo_handler fn)
+{
+	struct repo rp = { r->node_id, 0, NULL };
+
+	fn(r, &rp);
+}
+
+/* Run fn on the repository of {app} (packages_app_repo()). */
+static void
+packages_on_app(struct preq *r, repo_handler fn)
+{
+	struct repo rp;
+
+	if (packages_app_repo(r, &rp) == 0)
+		fn(r, &rp);
+	repo_release(&rp);
+}
+
+/* GET /nodes/{node}/packages, GET /apps/{app}/packages */
+void
+packages_list(struct preq *r)
+{
+	packages_on_node(r, packages_reply_list);
+}
+
+void
+packages_app_list(struct preq *r)
+{
+	packages_on_app(r, packages_reply_list);
+}
+
+/* GET …/packages/{package} */
+void
+packages_show(struct preq *r)
+{
+	packages_on_node(r, packages_reply_show);
+}
+
+void
+packages_app_show(struct preq *r)
+{
+	packages_on_app(r, packages_reply_show);
+}
+
+/* POST …/packages/uploads */
+void
+packages_upload(struct preq *r)
+{
+	packages_on_node(r, packages_upload_url);
+}
+
+void
+packages_app_upload(struct preq *r)
+{
+	packages_on_app(r, packages_upload_url);
+}
+
+/* GET …/packages/{package}/download */
+void
+packages_download(struct preq *r)
+{
+	packages_on_node(r, packages_reply_download);
+}
+
+void
+packages_app_download(struct preq *r)
+{
+	packages_on_app(r, packages_reply_download);
+}
+
+/* DELETE …/packages/{package} */
+void
+packages_delete(struct preq *r)
+{
+	packages_on_node(r, packages_reply_delete);
+}
+
+void
+packages_app_delete(struct preq *r)
+{
+	packages_on_app(r, packages_reply_delete);
 }

@@ -88,6 +88,9 @@ void packages_download(struct preq *);
 void packages_delete(struct preq *);
 void packages_app_list(struct preq *);
 void packages_app_upload(struct preq *);
+void packages_app_show(struct preq *);
+void packages_app_download(struct preq *);
+void packages_app_delete(struct preq *);
 /* route-migrations.c */
 void migrations_create(struct preq *);
 void migrations_list(struct preq *);
@@ -225,10 +228,19 @@ const struct route routes[] = {
 	  ACCESS_NODE_TC,
 	  "delete a package (refused while an environment has it deployed)" },
 	{ "GET", "/apps/{app}/packages", packages_app_list,
-	  ACCESS_APP_TRANSPORT, "the package repository of the app's node" },
+	  ACCESS_APP_TRANSPORT, "the app's package repository: its linked "
+	  "node's, or its own on the sandbox node" },
 	{ "POST", "/apps/{app}/packages/uploads", packages_app_upload,
 	  ACCESS_APP_TRANSPORT,
-	  "a signed URL to upload a package to the app's node" },
+	  "a signed URL to upload a package to the app's repository" },
+	{ "GET", "/apps/{app}/packages/{package}", packages_app_show,
+	  ACCESS_APP_TRANSPORT, "show a package of the app's repository" },
+	{ "GET", "/apps/{app}/packages/{package}/download",
+	  packages_app_download, ACCESS_APP_TRANSPORT,
+	  "a signed URL to download a package of the app's repository" },
+	{ "DELETE", "/apps/{app}/packages/{package}", packages_app_delete,
+	  ACCESS_APP_TRANSPORT, "delete a package of the app's repository "
+	  "(refused while an environment has it deployed)" },
 
 
 	/* settings (route-settings.c) */

@@ -287,6 +287,33 @@ static const char *const store_schema[] = {
 	 * (route-agent.c): trusted with the connections kept for nodes
 	 * when others take the rest (src/common/httpd.c). */
 	"ALTER TABLE nodes ADD COLUMN registered_from TEXT;",
+	/* 13: packages belong to an app — app_id NULL: the node's repository
+	 * (the linked app's); else the app's own repository on the sandbox
+	 * node. One record per (node, repository, package). */
+	"CREATE TABLE packages_new ("
+	"  id INTEGER PRIMARY KEY,"
+	"  node_id INTEGER NOT NULL REFERENCES nodes(id) ON DELETE CASCADE,"
+	"  app_id INTEGER REFERENCES apps(id) ON DELETE CASCADE,"
+	"  package TEXT NOT NULL,"
+	"  name TEXT NOT NULL,"
+	"  version TEXT NOT NULL,"
+	"  size INTEGER NOT NULL,"
+	"  sha256 TEXT NOT NULL,"
+	"  file_name TEXT,"
+	"  uploaded_by INTEGER REFERENCES users(id) ON DELETE SET NULL,"
+	"  uploaded_at TEXT NOT NULL,"
+	"  manifest_json TEXT,"
+	"  synced_at TEXT NOT NULL,"
+	"  downloaded_at TEXT);"
+	"INSERT INTO packages_new (id, node_id, package, name, version, size,"
+	"  sha256, file_name, uploaded_by, uploaded_at, manifest_json,"
+	"  synced_at, downloaded_at) SELECT id, node_id, package, name,"
+	"  version, size, sha256, file_name, uploaded_by, uploaded_at,"
+	"  manifest_json, synced_at, downloaded_at FROM packages;"
+	"DROP TABLE packages;"
+	"ALTER TABLE packages_new RENAME TO packages;"
+	"CREATE UNIQUE INDEX packages_key ON packages"
+	"  (node_id, IFNULL(app_id, 0), package);",
 };
 
 static char *store_path_global;

@@ -90,7 +90,7 @@ check "stop (external database)" "$NUBO" envs stop ext Test
 # the sandbox: a Free App's environment on the shared sandbox node
 NODE_CREATE_ARGS=--sandbox start_node sandbox v4
 check "free app with a sandbox" "$NUBO" apps create trial
-put_package sandbox pyapp-1.0.0 "$APPS/pyapp"
+check "upload to the app's own repository on the sandbox node" "$NUBO" packages upload --app trial "$T/pyapp-1.0.0.tar.gz"
 expect "sandbox environment listed" "$("$NUBO" envs list trial --json | jq_get 0.name)" Sandbox
 check "transport to the sandbox" "$NUBO" envs transport trial Sandbox pyapp-1.0.0
 check "start the sandbox" "$NUBO" envs start trial Sandbox

@@ -5,7 +5,8 @@
 # equal, Range), re-upload, conflicting re-upload, delete; the portal's
 # records answer while the node is down; a package in use cannot be
 # deleted; permissions (node TC uploads; a transport member through the
-# app; others are refused).
+# app; others are refused); on the sandbox node every app has its own
+# repository that no other app can see, claim, reach or deploy from.
 . "$(dirname "$0")/lib.sh"
 
 PKG=$NUBO_BUILD/packages/notes-1.0.0.tar.gz
@@ -157,4 +158,59 @@ if "$NUBO" envs transport notesapp Acceptance notes-1.0.0 > "$T/last.out" 2> "$T
 else
 	fail "transport to Acceptance"; sed 's/^/    /' "$T/last.err"
 fi
+
+# --- the sandbox node: every Free App has a repository of its own ---------
+# (SPEC §6: an app sees and deploys only its own packages; a tenant cannot
+# pre-claim another's name-version, nor reach it through a signed URL)
+NODE_CREATE_ARGS=--sandbox start_node sbx v4
+ALICE=$(make_user alice@example.com)
+MAL=$(make_user mallory@example.com)
+as_alice() { NUBO_API_KEY=$ALICE "$NUBO" "$@"; }
+as_mal() { NUBO_API_KEY=$MAL "$NUBO" "$@"; }
+check "alice's free app with a sandbox" as_alice apps create alice-app
+check "mallory's free app with a sandbox" as_mal apps create mal-app
+AU=$(sqlite3 "$T/portal/portal.db" "SELECT uuid FROM apps WHERE subdomain = 'alice-app'")
+MU=$(sqlite3 "$T/portal/portal.db" "SELECT uuid FROM apps WHERE subdomain = 'mal-app'")
+mkdir -p "$T/evil"
+tar xzf "$PKG" -C "$T/evil"
+echo "# mallory was here" >> "$T/evil/bin/notes"
+tar czf "$T/evil.tar.gz" -C "$T/evil" .
+ESHA=$(sha256sum "$T/evil.tar.gz" | cut -d' ' -f1)
+check "mallory uploads her own notes-1.0.0 first" as_mal packages upload --app mal-app "$T/evil.tar.gz"
+check "alice's notes-1.0.0 is accepted all the same (no PACKAGE_EXISTS)" as_alice packages upload --app alice-app "$PKG"
+expect "alice's repository holds her bytes" "$(as_alice packages show --app alice-app notes-1.0.0 --json | jq_get sha256)" "$SHA"
+expect "mallory's holds hers" "$(as_mal packages show --app mal-app notes-1.0.0 --json | jq_get sha256)" "$ESHA"
+expect "each lists one package" "$(as_alice packages list --app alice-app --json | jq_get packages.0.sha256) $(as_mal packages list --app mal-app --json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["packages"]))')" "$SHA 1"
+expect "on the node: one repository per app" "$(sha256sum "$T/node-sbx/app-packages/$AU/notes-1.0.0/package" "$T/node-sbx/app-packages/$MU/notes-1.0.0/package" | cut -d' ' -f1 | paste -sd' ')" "$SHA $ESHA"
+expect "nothing in the sandbox node's own repository" "$(ls "$T/node-sbx/packages")" ""
+check_fails "mallory cannot list alice's repository" 1 as_mal packages list --app alice-app
+check_fails "mallory cannot show alice's package" 1 as_mal packages show --app alice-app notes-1.0.0
+check_fails "mallory cannot download alice's package" 1 as_mal packages download --app alice-app notes-1.0.0 --output "$T/stolen.tar.gz"
+check_fails "mallory cannot delete alice's package" 1 as_mal packages delete --app alice-app notes-1.0.0
+check_fails "mallory cannot upload into alice's repository" 1 as_mal packages upload --app alice-app "$T/evil.tar.gz"
+check_fails "mallory cannot list the sandbox node's repository" 1 as_mal packages list sbx
+# a signed URL names its repository: one for mallory's cannot reach alice's
+up=$(api_as "$MAL" POST /apps/mal-app/packages/uploads "{\"size\":$(stat -c %s "$T/evil.tar.gz")}" | jq_get url)
+expect "mallory's upload URL rewritten to alice's repository is refused" "$(curl -s -o /dev/null -w '%{http_code}' --data-binary @"$T/evil.tar.gz" "${up/$MU/$AU}")" 401
+dl=$(api_as "$MAL" GET /apps/mal-app/packages/notes-1.0.0/download | jq_get url)
+expect "mallory's download URL rewritten to alice's package is refused" "$(curl -s -o /dev/null -w '%{http_code}' "${dl/$MU/$AU}")" 401
+expect "alice's package is still hers" "$(sha256sum < "$T/node-sbx/app-packages/$AU/notes-1.0.0/package" | cut -d' ' -f1)" "$SHA"
+# deploy: each sandbox deploys its own app's package, and only that
+check "alice transports notes-1.0.0 to her sandbox" as_alice envs transport alice-app Sandbox notes-1.0.0
+AID=$(sqlite3 "$T/portal/portal.db" "SELECT e.id FROM environments e JOIN apps a ON a.id = e.app_id WHERE a.subdomain = 'alice-app'")
+expect "alice's sandbox runs her code, not mallory's" "$(sha256sum < "$T/node-sbx/envs/$AID/app/bin/notes")" "$(tar xzf "$PKG" -O bin/notes | sha256sum)"
+sed 's/"version": "1.0.0"/"version": "2.0.0"/' "$T/evil/nubo.json" > "$T/evil/nubo.json.new"
+mv "$T/evil/nubo.json.new" "$T/evil/nubo.json"
+tar czf "$T/alice2.tar.gz" -C "$T/evil" .
+check "alice uploads notes-2.0.0, which mallory does not have" as_alice packages upload --app alice-app "$T/alice2.tar.gz"
+check_fails "mallory cannot deploy alice's notes-2.0.0" 1 as_mal envs transport mal-app Sandbox notes-2.0.0
+expect_match "her sandbox has no such package" "$(cat "$T/last.err")" "no package 'notes-2.0.0'"
+check "the admin uploads to the sandbox node's own repository" "$NUBO" packages upload sbx "$T/alice2.tar.gz"
+check_fails "a sandbox does not deploy from the node's repository either" 1 as_mal envs transport mal-app Sandbox notes-2.0.0
+check "mallory deploys her own notes-1.0.0" as_mal envs transport mal-app Sandbox notes-1.0.0
+expect "alice's package shows only alice's sandbox" "$(as_alice packages show --app alice-app notes-1.0.0 --json | python3 -c 'import json,sys; print([e["name"] for e in json.load(sys.stdin)["environments"]])')" "['Sandbox']"
+check "alice deletes notes-2.0.0 from her repository" as_alice packages delete --app alice-app notes-2.0.0
+check_fails "alice's deployed notes-1.0.0 cannot be deleted" 1 as_alice packages delete --app alice-app notes-1.0.0
+expect_match "in-use message" "$(cat "$T/last.err")" "deployed to Sandbox"
+expect "the node's repository keeps its notes-2.0.0" "$("$NUBO" packages list sbx --json | jq_get packages.0.id)" notes-2.0.0
 finish

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # t3s: a sandbox's data really goes when the sandbox is unlinked or its app
 # deleted — the sandbox node stops the instances, drops the database and
-# role, removes files/app/logs and takes the hostname out of its router;
+# role, removes files/app/logs and the app's package repository, and
+# takes the hostname out of its router;
 # with the node unreachable both are refused and nothing changes; a
 # heartbeat does not bring a deleted environment back.
 . "$(dirname "$0")/lib.sh"
@@ -10,30 +11,31 @@ APPS=$NUBO_SRC/tests/e2e/apps
 start_portal
 NODE_CREATE_ARGS=--sandbox start_node sandbox v4
 
-put_package() { # NODE ID SRCDIR (the node's repository folder)
-	mkdir -p "$T/node-$1/packages/$2"
-	tar czf "$T/node-$1/packages/$2/package" -C "$3" .
-}
-put_package sandbox pyapp-1.0.0 "$APPS/pyapp"
+tar czf "$T/pyapp-1.0.0.tar.gz" -C "$APPS/pyapp" .
 
 PGPORT=$(sed -n 3p "$T/node-sandbox.ports")
 PGPW=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["password"])' "$T/node-sandbox/pg/admin.json")
 pgq() { PGPASSWORD=$PGPW psql -h 127.0.0.1 -p "$PGPORT" -U nubo_admin -d postgres -Atc "$1"; }
 envid() { sqlite3 "$T/portal/portal.db" "SELECT e.id FROM environments e JOIN apps a ON a.id = e.app_id WHERE a.subdomain = '$1'"; }
+appuuid() { sqlite3 "$T/portal/portal.db" "SELECT uuid FROM apps WHERE subdomain = '$1'"; }
+records() { sqlite3 "$T/portal/portal.db" "SELECT count(*) FROM packages p JOIN apps a ON a.id = p.app_id WHERE a.subdomain = '$1'"; }
 
 # deploy APP: a sandbox app running pyapp with a row and a file written
 deploy() {
 	local app=$1 host=$1-sandbox.nubo.localhost
 	check "$app: free app with a sandbox" "$NUBO" apps create "$app"
+	check "$app: package uploaded to its repository" "$NUBO" packages upload --app "$app" "$T/pyapp-1.0.0.tar.gz"
 	check "$app: transport" "$NUBO" envs transport "$app" Sandbox pyapp-1.0.0
 	check "$app: start" "$NUBO" envs start "$app" Sandbox
 	expect "$app: a row in its database" "$(route sandbox "$host" /add/x | jq_get count)" 1
 	route sandbox "$host" /file/hello > /dev/null
 }
 
-# present APP ID: everything of the environment is there on the node
+# present APP ID UUID: everything of the environment is there on the node
 present() {
-	local app=$1 id=$2
+	local app=$1 id=$2 uuid=$3
+	[ -s "$T/node-sandbox/app-packages/$uuid/pyapp-1.0.0/package" ] && pass "$app: its package repository is there" || fail "$app: package repository missing"
+	expect "$app: the portal's record of its package" "$(records "$app")" 1
 	expect "$app: database env_$id exists" "$(pgq "SELECT count(*) FROM pg_database WHERE datname = 'env_$id'")" 1
 	expect "$app: role env_$id exists" "$(pgq "SELECT count(*) FROM pg_roles WHERE rolname = 'env_$id'")" 1
 	[ -s "$T/node-sandbox/envs/$id/files/f.txt" ] && pass "$app: its files are there" || fail "$app: files missing"
@@ -41,9 +43,12 @@ present() {
 	grep -q "$app-sandbox.nubo.localhost" "$T/node-sandbox/nginx/nginx.conf" && pass "$app: in the router config" || fail "$app: not in the router config"
 }
 
-# gone APP ID PID: nothing of it left on the node
+# gone APP ID PID UUID: nothing of it left on the node, nor a record of
+# its packages on the portal
 gone() {
-	local app=$1 id=$2 pid=$3
+	local app=$1 id=$2 pid=$3 uuid=$4
+	[ ! -e "$T/node-sandbox/app-packages/$uuid" ] && pass "$app: its package repository removed" || fail "$app: $(ls -R "$T/node-sandbox/app-packages/$uuid" | head -5) left"
+	expect "$app: no record of its packages" "$(records "$app")" 0
 	expect "$app: database env_$id dropped" "$(pgq "SELECT count(*) FROM pg_database WHERE datname = 'env_$id'")" 0
 	expect "$app: role env_$id dropped" "$(pgq "SELECT count(*) FROM pg_roles WHERE rolname = 'env_$id'")" 0
 	[ ! -e "$T/node-sandbox/envs/$id" ] && pass "$app: files, app and logs removed" || fail "$app: $(ls -R "$T/node-sandbox/envs/$id" | head -5) left"
@@ -56,10 +61,12 @@ deploy trial
 deploy gone
 ID1=$(envid trial)
 ID2=$(envid gone)
+U1=$(appuuid trial)
+U2=$(appuuid gone)
 PID1=$("$NUBO" envs show trial Sandbox --json | jq_get running.0.pid)
 PID2=$("$NUBO" envs show gone Sandbox --json | jq_get running.0.pid)
-present trial "$ID1"
-present gone "$ID2"
+present trial "$ID1" "$U1"
+present gone "$ID2" "$U2"
 
 # on_tty ANSWER CMD…: run CMD on a terminal (a pty) and type ANSWER when
 # it asks to confirm; prints what the terminal showed, exits as CMD did.
@@ -104,17 +111,17 @@ for _ in $(seq 60); do
 		[ "$(route_status sandbox gone-sandbox.nubo.localhost /health)" = 200 ] && break
 	sleep 0.25
 done
-present trial "$ID1"
-present gone "$ID2"
+present trial "$ID1" "$U1"
+present gone "$ID2" "$U2"
 
 # ---- unlink-sandbox: confirmation, then the data is gone for real -------
 check_fails "unlink-sandbox without --yes is a usage error" 2 "$NUBO" apps unlink-sandbox trial </dev/null
 expect "API refuses without confirm" "$(api_as "$ADMIN_KEY" POST /apps/trial/unlink-sandbox '{"confirm":false}' | jq_get error.code)" CONFIRMATION_REQUIRED
-present trial "$ID1"
+present trial "$ID1" "$U1"
 check "unlink-sandbox --yes" "$NUBO" apps unlink-sandbox trial --yes
 expect "trial has no sandbox" "$("$NUBO" apps show trial --json | jq_get sandbox)" false
-gone trial "$ID1" "$PID1"
-present gone "$ID2"
+gone trial "$ID1" "$PID1" "$U1"
+present gone "$ID2" "$U2"
 expect_match "activity says the data was deleted on the node" \
 	"$("$NUBO" apps activity trial --json | python3 -c 'import json,sys; print([a["detail"] for a in json.load(sys.stdin) if a["action"]=="app.unlink-sandbox"][0])')" \
 	"deleted on the node .instances stopped, database and files removed"
@@ -128,10 +135,10 @@ expect_match "the terminal is asked for the subdomain" "$(cat "$T/last.out")" "T
 expect_match "the question says the sandbox data goes" "$(cat "$T/last.out")" "deletes its sandbox environment with all its data"
 expect_match "not confirmed, nothing changed" "$(cat "$T/last.out")" "not confirmed; nothing changed"
 expect "gone still exists" "$("$NUBO" apps show gone --json | jq_get subdomain)" gone
-present gone "$ID2"
+present gone "$ID2" "$U2"
 check "delete the sandbox app (its subdomain typed on a terminal)" on_tty gone "$NUBO" apps delete gone
 expect_match "delete says so" "$(cat "$T/last.out")" "deleted app 'gone'"
-gone gone "$ID2" "$PID2"
+gone gone "$ID2" "$PID2" "$U2"
 
 # heartbeats (every 2 s) do not bring them back
 sleep 5
