@@ -7,6 +7,7 @@
 
 #include "buf.h"
 #include "jsonx.h"
+#include "settings.h"
 #include "signed-url.h"
 #include "store.h"
 #include "xmalloc.h"
@@ -39,8 +40,14 @@ node_endpoint(sqlite3 *db, long long node_id, char **url, char **secret,
 		json_decref(n);
 		return -1;
 	}
+	*secret = settings_unseal(jsonx_str(n, "agent_secret"));
+	if (*secret == NULL) {
+		*cause = xasprintf("cannot unseal the agent secret of node '%s'",
+		    jsonx_str(n, "name"));
+		json_decref(n);
+		return -1;
+	}
 	*url = xstrdup(jsonx_str(n, "agent_url"));
-	*secret = xstrdup(jsonx_str(n, "agent_secret"));
 	json_decref(n);
 	return 0;
 }

@@ -25,9 +25,11 @@ void backups_scheduler_start(void);
 
 static const char portal_usage[] =
     "usage: nubod portal init --data DIR [--email EMAIL] [--password PW]\n"
-    "       nubod portal --data DIR [--listen IP:PORT] [--domain DOMAIN]\n"
-    "                    [--url PUBLIC_URL] [--threads N]\n"
-    "                    [--offboarding-keep-days N]\n";
+    "       nubod portal --data DIR [--secrets-key FILE] [--listen IP:PORT]\n"
+    "                    [--domain DOMAIN] [--url PUBLIC_URL] [--threads N]\n"
+    "                    [--offboarding-keep-days N]\n"
+    "--secrets-key FILE: the key that seals every secret in the store,\n"
+    "kept outside DIR (default " NUBO_SECRETS_KEY_DEFAULT ")\n";
 
 static int
 portal_init(const char *data, const char *email, const char *password)
@@ -107,6 +109,147 @@ portal_trust_nodes(struct portal *p)
 	json_decref(rows);
 }
 
+/* Seal the node agent secrets an older portal stored in clear (64 hex
+ * characters), and leave no trace of them in the store's files. */
+static int
+portal_seal_agent_secrets(sqlite3 *db)
+{
+	json_t *rows = store_rows(db, "SELECT id, name, agent_secret FROM"
+	    " nodes WHERE agent_secret IS NOT NULL", ""), *row;
+	size_t i;
+	int n = 0, rc = -1;
+
+	if (rows == NULL)
+		return error("cannot read the nodes' agent secrets");
+	/* the clear values are overwritten, not only unlinked from pages */
+	if (sqlite3_exec(db, "PRAGMA secure_delete=ON", NULL, NULL, NULL) !=
+	    SQLITE_OK || store_begin(db) == -1)
+		goto out;
+	json_array_foreach(rows, i, row) {
+		const char *v = jsonx_str(row, "agent_secret");
+		char *plain = settings_unseal(v), *sealed;
+
+		if (plain) {
+			sodium_memzero(plain, strlen(plain));
+			free(plain);
+			continue;
+		}
+		if (strlen(v) != 64 || strspn(v, "0123456789abcdef") != 64) {
+			error("the agent secret of node '%s' is neither sealed "
+			    "with this key nor a clear secret",
+			    jsonx_str(row, "name"));
+			store_rollback(db);
+			goto out;
+		}
+		sealed = settings_seal(v);
+		if (store_run(db, "UPDATE nodes SET agent_secret = ? WHERE"
+		    " id = ?", "si", sealed, jsonx_int(row, "id", 0)) !=
+		    STORE_OK) {
+			free(sealed);
+			store_rollback(db);
+			goto out;
+		}
+		free(sealed);
+		n++;
+	}
+	if (store_commit(db) == -1)
+		goto out;
+	if (n) {
+		/* the pages with the clear values leave the WAL too */
+		sqlite3_exec(db, "PRAGMA wal_checkpoint(TRUNCATE)", NULL, NULL,
+		    NULL);
+		log_info("sealed the agent secrets of %d node(s)", n);
+	}
+	rc = 0;
+out:
+	sqlite3_exec(db, "PRAGMA secure_delete=OFF", NULL, NULL, NULL);
+	json_decref(rows);
+	return rc;
+}
+
+/* Load the key that seals every secret in the store, kept outside the
+ * data folder (--secrets-key) so that a copy of the store, or of the
+ * whole data folder, reveals no secret. An older portal's key
+ * (DATA/settings.key) moves there. A store whose secrets were sealed with
+ * another key (its id is in portal_meta) never gets a new one. */
+static int
+portal_secrets_load(struct portal *p)
+{
+	sqlite3 *db = store_db();
+	char *legacy = xasprintf("%s/settings.key", p->data_dir);
+	char *dir = xstrdup(p->secrets_key), *slash = strrchr(dir, '/');
+	char *want = NULL, *id = NULL, *old = NULL, *cur = NULL;
+	size_t oldlen = 0, curlen = 0;
+	int rc = -1;
+
+	if (slash)
+		*slash = '\0';
+	util_remove_temps(slash ? (*dir ? dir : "/") : ".",
+	    slash ? slash + 1 : dir);
+	want = store_text(db, "SELECT value FROM portal_meta WHERE name ="
+	    " 'secrets_key_id'", "");
+	old = util_read_file(legacy, 4096, &oldlen);
+	cur = util_read_file(p->secrets_key, 4096, &curlen);
+	if (cur == NULL && errno != ENOENT) {
+		error("cannot read %s: %s", p->secrets_key, strerror(errno));
+		goto out;
+	}
+	if (old && cur && (oldlen != curlen || memcmp(old, cur, oldlen) != 0)) {
+		error("%s and %s are different keys: keep the one this "
+		    "store's secrets were sealed with", legacy, p->secrets_key);
+		goto out;
+	}
+	if (cur == NULL && want && old == NULL) {
+		error("secrets key %s is missing, and this store's secrets are "
+		    "sealed with key %s: give --secrets-key the file that "
+		    "holds it", p->secrets_key, want);
+		goto out;
+	}
+	if (cur == NULL && slash && *dir && (util_mkdir_p(dir, 0700) == -1 ||
+	    util_fsync_dir(dir) == -1)) {
+		error("cannot create %s: %s (give --secrets-key FILE)", dir,
+		    strerror(errno));
+		goto out;
+	}
+	if (cur == NULL && old && util_write_file_once(p->secrets_key, old,
+	    oldlen, 0600) == -1) {
+		error("cannot write %s: %s", p->secrets_key, strerror(errno));
+		goto out;
+	}
+	if (settings_seal_init(p->secrets_key) == -1)
+		goto out;
+	id = settings_seal_key_id();
+	if (want && strcmp(want, id) != 0) {
+		error("%s is key %s, but this store's secrets are sealed with "
+		    "key %s", p->secrets_key, id, want);
+		goto out;
+	}
+	if (want == NULL && store_run(db, "INSERT INTO portal_meta (name,"
+	    " value) VALUES ('secrets_key_id', ?)", "s", id) != STORE_OK)
+		goto out;
+	if (old) {
+		if (unlink(legacy) == -1 || util_fsync_dir(legacy) == -1) {
+			error("cannot remove %s: %s", legacy, strerror(errno));
+			goto out;
+		}
+		log_info("the secrets key moved from %s to %s", legacy,
+		    p->secrets_key);
+	}
+	rc = portal_seal_agent_secrets(db);
+out:
+	if (old)
+		sodium_memzero(old, oldlen);
+	if (cur)
+		sodium_memzero(cur, curlen);
+	free(old);
+	free(cur);
+	free(want);
+	free(id);
+	free(dir);
+	free(legacy);
+	return rc;
+}
+
 static volatile sig_atomic_t portal_stop;
 
 static void
@@ -126,6 +269,7 @@ portal_main(int argc, char **argv)
 		{ "url", required_argument, NULL, 'u' },
 		{ "threads", required_argument, NULL, 't' },
 		{ "offboarding-keep-days", required_argument, NULL, 'K' },
+		{ "secrets-key", required_argument, NULL, 'k' },
 		{ "email", required_argument, NULL, 'e' },
 		{ "password", required_argument, NULL, 'p' },
 		{ "help", no_argument, NULL, 'h' },
@@ -142,6 +286,7 @@ portal_main(int argc, char **argv)
 	p.listen = "127.0.0.1:7070";
 	p.cloud_domain = "nubo.localhost";
 	p.threads = 4;
+	p.secrets_key = NUBO_SECRETS_KEY_DEFAULT;
 	if (argc > 1 && strcmp(argv[1], "init") == 0) {
 		init = 1;
 		argv++;
@@ -154,6 +299,7 @@ portal_main(int argc, char **argv)
 		case 'l': p.listen = optarg; break;
 		case 'D': p.cloud_domain = optarg; break;
 		case 'u': p.public_url = optarg; break;
+		case 'k': p.secrets_key = optarg; break;
 		case 'e': email = optarg; break;
 		case 'p': password = optarg; break;
 		case 't':
@@ -197,8 +343,7 @@ portal_main(int argc, char **argv)
 	util_remove_temps(p.data_dir, NULL);
 	if (store_open(p.store_path) == -1)
 		goto out;
-	/* environment settings: the key that seals their secrets */
-	if (settings_seal_init(p.data_dir) == -1)
+	if (portal_secrets_load(&p) == -1)
 		goto out;
 	if (p.public_url == NULL)
 		p.public_url = own_url = xasprintf("http://%s", p.listen);

@@ -9,9 +9,14 @@
 #include "httpd.h"
 #include "jsonx.h"
 
+/* Where the sealing key lives unless --secrets-key says otherwise:
+ * outside the data folder, so that a copy of it reveals no secret. */
+#define NUBO_SECRETS_KEY_DEFAULT "/etc/nubo/secrets.key"
+
 struct portal {
 	char			*data_dir;
 	char			*store_path;
+	char			*secrets_key;	/* the sealing key's file */
 	char			*listen;
 	char			*cloud_domain;	/* environment hostnames */
 	char			*public_url;	/* how clients and nodes reach us */

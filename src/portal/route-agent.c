@@ -3,8 +3,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sodium.h>
+
 #include "log.h"
 #include "portal.h"
+#include "settings.h"
 #include "store.h"
 #include "util.h"
 #include "xmalloc.h"
@@ -24,7 +27,7 @@ agent_register(struct preq *r)
 		{ NULL } };
 	const char *url, *gen;
 	json_t *node = NULL;
-	char *secret = NULL;
+	char *secret = NULL, *sealed = NULL;
 	char now[32], from[64];
 
 	if (body_check(r, fields) == -1)
@@ -56,13 +59,27 @@ agent_register(struct preq *r)
 		    jsonx_str(node, "generation"), gen);
 		goto out;
 	}
-	secret = jsonx_str(node, "agent_secret") ?
-	    xstrdup(jsonx_str(node, "agent_secret")) : util_random_hex(32);
+	/* the secret is kept sealed (src/portal/settings.c): a copy of the
+	 * store alone does not let anyone call the node */
+	if (jsonx_str(node, "agent_secret")) {
+		secret = settings_unseal(jsonx_str(node, "agent_secret"));
+		if (secret == NULL) {
+			store_rollback(r->db);
+			reply_error(r, 500, "SECRETS_KEY", "cannot unseal the "
+			    "agent secret of node '%s'", jsonx_str(node,
+			    "name"));
+			goto out;
+		}
+		sealed = xstrdup(jsonx_str(node, "agent_secret"));
+	} else {
+		secret = util_random_hex(32);
+		sealed = settings_seal(secret);
+	}
 	util_time_iso(util_now(), now, sizeof now);
 	if (store_run(r->db, "UPDATE nodes SET agent_url = ?, agent_secret = ?,"
 	    " router = ?, agent_version = ?, last_seen_at = ?,"
 	    " registered_from = ? WHERE id = ?",
-	    "ssssssi", url, secret, jsonx_str(r->body, "router"),
+	    "ssssssi", url, sealed, jsonx_str(r->body, "router"),
 	    jsonx_str(r->body, "version"), now, from, r->node_id) != STORE_OK) {
 		store_rollback(r->db);
 		reply_store_error(r);
@@ -83,7 +100,10 @@ agent_register(struct preq *r)
 	    "cloud_domain", r->portal->cloud_domain,
 	    "environments", envs_specs(r->db, r->portal->cloud_domain, r->node_id)));
 out:
+	if (secret)
+		sodium_memzero(secret, strlen(secret));
 	free(secret);
+	free(sealed);
 	json_decref(node);
 }
 

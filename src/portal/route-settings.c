@@ -40,7 +40,7 @@ static int
 sctx_open(struct preq *r, struct sctx *c, int write)
 {
 	memset(c, 0, sizeof *c);
-	if (settings_seal_init(r->portal->data_dir) == -1) {
+	if (settings_seal_init(r->portal->secrets_key) == -1) {
 		reply_error(r, 500, "SETTINGS_KEY", "the portal cannot load its "
 		    "settings key");
 		return -1;

@@ -75,9 +75,9 @@ static unsigned char seal_key[crypto_secretbox_KEYBYTES];
 static int seal_ready;
 
 int
-settings_seal_init(const char *data_dir)
+settings_seal_init(const char *path)
 {
-	char *path = NULL, *data = NULL;
+	char *data = NULL;
 	size_t len = 0;
 	int rc = -1;
 
@@ -86,7 +86,6 @@ settings_seal_init(const char *data_dir)
 		rc = 0;
 		goto out;
 	}
-	path = xasprintf("%s/settings.key", data_dir);
 	data = util_read_file(path, 4096, &len);
 	if (data == NULL && errno == ENOENT) {
 		/* Key material is written once, synced with its folder, and
@@ -119,8 +118,22 @@ out:
 	if (data)
 		sodium_memzero(data, len);
 	free(data);
-	free(path);
 	return rc;
+}
+
+char *
+settings_seal_key_id(void)
+{
+	unsigned char h[crypto_generichash_BYTES_MIN];
+	char *out = xmalloc(2 * sizeof h + 1);
+
+	if (!seal_ready)
+		fatal("settings: sealing key not loaded");
+	/* a one-way digest: naming the key reveals nothing of it */
+	crypto_generichash(h, sizeof h, seal_key, sizeof seal_key,
+	    (const unsigned char *)"nubo secrets key id", 19);
+	util_hex(h, sizeof h, out);
+	return out;
 }
 
 char *

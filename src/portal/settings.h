@@ -80,9 +80,13 @@ json_t *settings_diff(json_t *stored_a, const char *gen_a, json_t *manifest_a,
  * runtime): 1 when they differ between two stored documents. */
 int settings_restart_needed(json_t *old_stored, json_t *new_stored);
 
-/* Sealing of secrets with the portal's key (DATA/settings.key, 0600,
- * created on first use). settings_seal_init is idempotent. */
-int settings_seal_init(const char *data_dir);
+/* Sealing of secrets (environment secrets, node agent secrets) with the
+ * portal's key: the file at path (0600; --secrets-key, outside the data
+ * folder), created once when missing. Idempotent. */
+int settings_seal_init(const char *path);
+/* The loaded key's id: 32 hex characters of a one-way digest. Caller
+ * frees. */
+char *settings_seal_key_id(void);
 char *settings_seal(const char *plain);
 /* NULL when sealed is not ours or damaged. */
 char *settings_unseal(const char *sealed);

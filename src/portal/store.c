@@ -314,6 +314,14 @@ static const char *const store_schema[] = {
 	"ALTER TABLE packages_new RENAME TO packages;"
 	"CREATE UNIQUE INDEX packages_key ON packages"
 	"  (node_id, IFNULL(app_id, 0), package);",
+	/* 14: facts about the portal itself (portal.c): the id of the key
+	 * that seals the store's secrets (a one-way digest), so that the
+	 * portal never starts with another key, and never makes a new one
+	 * for a store with sealed secrets. From now on nodes.agent_secret
+	 * is sealed too (settings_seal), clear values sealed at start. */
+	"CREATE TABLE portal_meta ("
+	"  name TEXT PRIMARY KEY,"
+	"  value TEXT NOT NULL);",
 };
 
 static char *store_path_global;

@@ -10,6 +10,8 @@ NUBO=$NUBO_BUILD/nubo
 
 T=$(mktemp -d /tmp/nubo-test.XXXXXX)
 chmod 755 "$T"
+# The portal's sealing key, outside its data folder (--secrets-key).
+SECRETS_KEY=$T/secrets.key
 export XDG_CONFIG_HOME=$T/config
 # No nightly snapshots in tests unless a test asks (t5 sets a time).
 export NUBO_NIGHTLY_TIME=${NUBO_NIGHTLY_TIME:-off}
@@ -81,7 +83,7 @@ start_portal() {
 		ADMIN_KEY=$(awk '/API key/ {print $NF}' "$T/init.txt")
 	fi
 	"$NUBOD" portal --data "$T/portal" --listen "127.0.0.1:$PORTAL_PORT" \
-		>> "$T/portal.log" 2>&1 &
+		--secrets-key "$SECRETS_KEY" >> "$T/portal.log" 2>&1 &
 	PORTAL_PID=$!
 	PIDS+=("$PORTAL_PID")
 	wait_http "$PORTAL_URL/api/v1/openapi.json"

@@ -43,8 +43,9 @@ disk_mount() {
 	mount -o errors=remount-ro,commit=600 "$LOOP" "$DISK"
 }
 disk_mount
-mkdir -p "$DISK/portal" "$DISK/config"
+mkdir -p "$DISK/portal" "$DISK/config" "$DISK/keys"
 ln -s "$DISK/portal" "$T/portal"
+SECRETS_KEY=$DISK/keys/secrets.key
 export XDG_CONFIG_HOME=$DISK/config
 
 # crash WHEN: the filesystem fails (journal aborted, remounted read-only),
@@ -69,7 +70,7 @@ crash() {
 
 # no_temps WHEN: no temp file of an atomic write is left in the folder
 no_temps() {
-	expect "$1: no temp file left" "$(find "$DISK/portal" -name '*.tmp.*' | wc -l)" 0
+	expect "$1: no temp file left" "$(find "$DISK/portal" "$DISK/keys" -name '*.tmp.*' | wc -l)" 0
 }
 
 # 1. right after `portal init`: the platform admin and its key
@@ -81,13 +82,14 @@ start_portal
 expect "after init: the admin's key works" "$(status_as "$INIT_KEY" GET /me)" 200
 
 # 2. right after the first start: the key that seals every secret
-# (settings.key in the data folder)
-KEYFILE=$DISK/portal/settings.key
+# (--secrets-key, outside the data folder)
+KEYFILE=$SECRETS_KEY
 expect "first start: a secrets key" "$(test -s "$KEYFILE" && echo yes)" yes
 KEYSUM=$(sha256sum < "$KEYFILE")
 crash "after the first start"
 # a temp file a crash left behind is cleaned at start
-echo partial > "$DISK/portal/settings.key.tmp.4242"
+echo partial > "$SECRETS_KEY.tmp.4242"
+echo partial > "$DISK/portal/other.tmp.4243"
 start_portal
 expect "after the first start: the admin's key works" "$(status_as "$INIT_KEY" GET /me)" 200
 expect "after the first start: the same secrets key" "$(sha256sum < "$KEYFILE" 2>/dev/null)" "$KEYSUM"

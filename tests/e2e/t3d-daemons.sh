@@ -6,7 +6,9 @@
 # the connections kept for nodes (at the portal) or for the portal (at a
 # node), and a connection that sends nothing is closed after
 # NUBO_HTTP_HEADER_SECS; while each flood holds, an authenticated request,
-# a node heartbeat and a portal → agent call still succeed.
+# a node heartbeat and a portal → agent call still succeed. Node agent
+# secrets are sealed in the store with a key kept outside the data folder
+# (--secrets-key): a copy of portal.db holds none.
 . "$(dirname "$0")/lib.sh"
 
 FLOOD=$NUBO_SRC/tests/e2e/flood.py
@@ -67,6 +69,44 @@ me_from() {
 packages_fresh() {
 	"$NUBO" packages list n1 --json | jq_get node_reachable
 }
+
+# ---- node agent secrets, sealed with a key outside the data folder ------
+SECRET=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["portal_secret"])' "$T/node-n1/agent.json")
+# copy_has_secret: how often the node's secret appears in a copy of the
+# store's files (portal.db and its WAL)
+copy_has_secret() {
+	rm -rf "$T/copy" && mkdir "$T/copy" && cp "$T"/portal/portal.db* "$T/copy/"
+	python3 -c 'import sys, glob
+s = sys.argv[2].encode()
+print(sum(open(f, "rb").read().count(s) for f in glob.glob(sys.argv[1] + "/*")))' "$T/copy" "$SECRET"
+}
+expect "the node has a secret" "${#SECRET}" 64
+expect "a copy of portal.db holds no agent secret" "$(copy_has_secret)" 0
+expect "no key in the data folder" "$(find "$T/portal" -name '*key*' | wc -l)" 0
+expect "the key is outside it" "$(stat -c %a "$SECRETS_KEY")" 600
+
+# a store where an older portal kept the secret in clear, and its key in
+# the data folder: both move out at start
+stop_portal
+sqlite3 "$T/portal/portal.db" "UPDATE nodes SET agent_secret = '$SECRET' WHERE name = 'n1'"
+mv "$SECRETS_KEY" "$T/portal/settings.key"
+expect_match "an older store holds the clear secret" "$(copy_has_secret)" '^[1-9]'
+start_portal
+expect "after a restart: a copy of portal.db holds no agent secret" "$(copy_has_secret)" 0
+expect "after a restart: the key moved out of the data folder" \
+	"$(test -s "$SECRETS_KEY" && test ! -e "$T/portal/settings.key" && echo yes)" yes
+expect "after a restart: the portal still calls the node" "$("$NUBO" packages list n1 --json | jq_get node_reachable)" true
+
+# the portal never starts with another key (nor makes a new one)
+stop_portal
+check_fails "a missing secrets key is refused" 1 timeout 20 "$NUBOD" portal --data "$T/portal" \
+	--secrets-key "$T/elsewhere/secrets.key" --listen "127.0.0.1:$(free_port)"
+expect_match "  naming the key it needs" "$(cat "$T/last.err")" "secrets key .*elsewhere/secrets.key is missing.*sealed with key [0-9a-f]{32}"
+head -c 32 /dev/urandom > "$T/other.key"
+check_fails "another secrets key is refused" 1 timeout 20 "$NUBOD" portal --data "$T/portal" \
+	--secrets-key "$T/other.key" --listen "127.0.0.1:$(free_port)"
+expect_match "  naming both keys" "$(cat "$T/last.err")" "other.key is key [0-9a-f]{32}, but this store's secrets are sealed with key"
+start_portal
 
 # ---- the portal ---------------------------------------------------------
 t0=$(date -u +%Y-%m-%dT%H:%M:%SZ)

@@ -115,7 +115,7 @@ check_fails "RSA-1024 certificate nginx cannot load refused" 1 as "$TC" settings
 expect_match "weak key named" "$(cat "$T/last.err")" "the router cannot use the certificate: ee key too small"
 expect "failed uploads changed nothing" "$(doc3)" "$before"
 expect "private key stored encrypted" "$(doc3 | grep -c 'BEGIN PRIVATE KEY' || true)" 0
-expect_match "key file is 0600" "$(stat -c %a "$T/portal/settings.key")" '^600$'
+expect_match "key file is 0600" "$(stat -c %a "$SECRETS_KEY")" '^600$'
 expect "domain listed" "$(as "$TC" settings show shop Test --json | python3 -c 'import json,sys; print(",".join(sorted(json.load(sys.stdin)["settings"]["domains"])))')" "shop.example.test,www.example.test"
 expect "private key never shown" "$(as "$TC" settings show shop Test --json | grep -c 'PRIVATE KEY' || true)" 0
 check "remove a custom domain" as "$TC" settings domain-remove shop Test www.example.test

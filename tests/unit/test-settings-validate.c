@@ -802,6 +802,17 @@ seal_dir_remove(const char *dir)
 	rmdir(dir);
 }
 
+/* Load (make) the sealing key in dir. */
+static void
+seal_init(const char *dir)
+{
+	char *path = malloc(strlen(dir) + 20);
+
+	sprintf(path, "%s/settings.key", dir);
+	assert_int_equal(settings_seal_init(path), 0);
+	free(path);
+}
+
 static void
 test_document(void **state)
 {
@@ -814,7 +825,7 @@ test_document(void **state)
 
 	(void)state;
 	assert_non_null(mkdtemp(dir));
-	assert_int_equal(settings_seal_init(dir), 0);
+	seal_init(dir);
 	t3.current = t4.current = cur;
 	in = json_loads("{\"constants\":{\"A\":\"1\"},"
 	    "\"headers\":{\"X-Frame-Options\":\"DENY\","
@@ -890,7 +901,7 @@ test_document_errors(void **state)
 
 	(void)state;
 	assert_non_null(mkdtemp(dir));
-	assert_int_equal(settings_seal_init(dir), 0);
+	seal_init(dir);
 	t4.current = cur;
 	in = json_loads("{\"format\":\"x\",\"bogus\":1,"
 	    "\"constants\":{\"bad name!\":\"1\",\"B\":5,\"C\":\"ok\"},"
