@@ -30,6 +30,7 @@ extern const struct cmd_entry cmd_nodes_activity_entry;
 extern const struct cmd_entry cmd_admin_nodes_create_entry;
 extern const struct cmd_entry cmd_admin_nodes_token_entry;
 extern const struct cmd_entry cmd_admin_nodes_set_technical_contact_entry;
+extern const struct cmd_entry cmd_admin_nodes_set_address_entry;
 /* keys, admin, whoami */
 extern const struct cmd_entry cmd_whoami_entry;
 extern const struct cmd_entry cmd_keys_create_entry;
@@ -135,6 +136,7 @@ static const struct cmd_entry *const cmd_table[] = {
 	&cmd_admin_nodes_create_entry,
 	&cmd_admin_nodes_token_entry,
 	&cmd_admin_nodes_set_technical_contact_entry,
+	&cmd_admin_nodes_set_address_entry,
 
 
 	/* envs, packages */

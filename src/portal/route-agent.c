@@ -1,7 +1,9 @@
 /* The node agents' side of the portal (node-contract.md): registration and
  * the 2-second heartbeat that mirrors every environment's true state. */
+#include <arpa/inet.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <sodium.h>
 
@@ -15,9 +17,72 @@
 /* route-envs.c */
 json_t *envs_specs(sqlite3 *db, const char *cloud_domain, long long node_id);
 
+/* The host of an http(s):// URL into out (without IPv6 brackets); -1 when
+ * it has none, carries user info, or is longer than out. */
+static int
+url_host(const char *url, char *out, size_t outlen)
+{
+	const char *p = strstr(url, "://"), *end, *h, *he;
+
+	if (p == NULL)
+		return -1;
+	p += 3;
+	end = p + strcspn(p, "/?#");
+	if (memchr(p, '@', (size_t)(end - p)) != NULL)
+		return -1;
+	if (*p == '[') {
+		h = p + 1;
+		he = memchr(h, ']', (size_t)(end - h));
+		if (he == NULL)
+			return -1;
+	} else {
+		h = p;
+		he = memchr(p, ':', (size_t)(end - p));
+		if (he == NULL)
+			he = end;
+	}
+	if (he == h || (size_t)(he - h) >= outlen)
+		return -1;
+	memcpy(out, h, (size_t)(he - h));
+	out[he - h] = '\0';
+	return 0;
+}
+
+/* An IP address as 16 bytes (IPv4 mapped into IPv6); -1 when s is none. */
+static int
+ip_bytes(const char *s, unsigned char b[16])
+{
+	struct in_addr a4;
+
+	if (inet_pton(AF_INET6, s, b) == 1)
+		return 0;
+	if (inet_pton(AF_INET, s, &a4) != 1)
+		return -1;
+	memset(b, 0, 10);
+	b[10] = b[11] = 0xff;
+	memcpy(b + 12, &a4, 4);
+	return 0;
+}
+
+/* 1 when host names address: the same IP address (however written), or
+ * the same name. */
+static int
+same_address(const char *host, const char *address)
+{
+	unsigned char a[16], b[16];
+
+	if (ip_bytes(host, a) == 0 && ip_bytes(address, b) == 0)
+		return memcmp(a, b, 16) == 0;
+	return strcasecmp(host, address) == 0;
+}
+
 /* POST /agent/register {url, router, generation, version}: remember where
  * the node's agent listens; answer its identity, the portal secret (made
- * once per node and kept) and the desired environment specs. */
+ * once per node and kept) and the desired environment specs. The portal
+ * calls that URL with the secret, so its host must be the address the
+ * registration came from, or the one a platform admin set for the node
+ * (PUT /nodes/{node}/address): a stolen node token cannot send the
+ * portal's calls, and the secret, elsewhere. */
 void
 agent_register(struct preq *r)
 {
@@ -28,7 +93,7 @@ agent_register(struct preq *r)
 	const char *url, *gen;
 	json_t *node = NULL;
 	char *secret = NULL, *sealed = NULL;
-	char now[32], from[64];
+	char now[32], from[64], host[256];
 
 	if (body_check(r, fields) == -1)
 		return;
@@ -45,12 +110,29 @@ agent_register(struct preq *r)
 		reply_store_error(r);
 		return;
 	}
-	node = store_row(r->db, "SELECT name, generation, agent_secret, status"
-	    " FROM nodes WHERE id = ?", "i", r->node_id);
+	node = store_row(r->db, "SELECT name, generation, agent_secret, status,"
+	    " address FROM nodes WHERE id = ?", "i", r->node_id);
 	if (node == NULL) {
 		store_rollback(r->db);
 		reply_store_error(r);
 		return;
+	}
+	if (url_host(url, host, sizeof host) == -1) {
+		store_rollback(r->db);
+		reply_error(r, 400, "INVALID_URL", "agent url '%s' has no host",
+		    url);
+		goto out;
+	}
+	if (!same_address(host, from) && (jsonx_str(node, "address") == NULL ||
+	    !same_address(host, jsonx_str(node, "address")))) {
+		store_rollback(r->db);
+		reply_error(r, 403, "AGENT_URL_NOT_ALLOWED", "agent url host "
+		    "'%s' is not the address this registration came from (%s)"
+		    " nor the one set for node '%s' (%s)", host, from,
+		    jsonx_str(node, "name"), jsonx_str(node, "address") ?
+		    jsonx_str(node, "address") : "none; a platform admin sets "
+		    "it with 'nubo admin nodes set-address'");
+		goto out;
 	}
 	if (gen && strcmp(gen, jsonx_str(node, "generation")) != 0) {
 		store_rollback(r->db);

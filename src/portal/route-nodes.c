@@ -1,6 +1,8 @@
 /* Nodes as the portal keeps them (SPEC §2): the platform admin creates
  * them, sets their Technical Contact and rotates their agent token;
  * Technical Contacts link an app to them (seed §3.1, §3.4). */
+#include <arpa/inet.h>
+#include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -15,7 +17,7 @@
 #define NODE_SELECT \
 	"SELECT n.name, n.generation, n.status, u.email AS technical_contact," \
 	" a.subdomain AS app, n.app_id AS app_ref, n.is_sandbox AS sandbox," \
-	" n.agent_url,"\
+	" n.agent_url, n.address,"\
 	" n.last_seen_at, n.created_at FROM nodes n" \
 	" LEFT JOIN users u ON u.id = n.technical_contact" \
 	" LEFT JOIN apps a ON a.id = n.app_id"
@@ -339,6 +341,73 @@ nodes_set_technical_contact(struct preq *r)
 	reply(r, 200, nodes_json(r->db, r->node_id));
 out:
 	free(email);
+}
+
+/* 1 if s can be a node's address: a numeric IPv4 or IPv6 address, or a
+ * host name ([a-z0-9-] labels, dots between, at most 253 characters). */
+static int
+nodes_valid_address(const char *s)
+{
+	unsigned char buf[16];
+	size_t n = strlen(s), label = 0, i;
+
+	if (inet_pton(AF_INET, s, buf) == 1 || inet_pton(AF_INET6, s, buf) == 1)
+		return 1;
+	if (n == 0 || n > 253)
+		return 0;
+	for (i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (c == '.') {
+			if (label == 0 || s[i - 1] == '-')
+				return 0;
+			label = 0;
+		} else if (isalnum(c) || (c == '-' && label > 0)) {
+			if (++label > 63)
+				return 0;
+		} else {
+			return 0;
+		}
+	}
+	return label > 0 && s[n - 1] != '-';
+}
+
+/* PUT /nodes/{node}/address {address} (admin): the address the node's
+ * agent URL may name besides the one its registration comes from (a
+ * node behind NAT or a proxy); "" clears it. */
+void
+nodes_set_address(struct preq *r)
+{
+	static const struct jfield fields[] = {
+		{ "address", JT_STRING, 1 }, { NULL } };
+	const char *addr, *node = preq_param(r, "node");
+
+	if (body_check(r, fields) == -1)
+		return;
+	addr = jsonx_str(r->body, "address");
+	if (*addr && !nodes_valid_address(addr)) {
+		reply_error(r, 400, "INVALID_ADDRESS", "'%s' is not an IP address"
+		    " or a host name", addr);
+		return;
+	}
+	if (store_begin(r->db) == -1 ||
+	    store_run(r->db, "UPDATE nodes SET address = ? WHERE id = ?", "si",
+	    *addr ? addr : NULL, r->node_id) != STORE_OK) {
+		reply_store_error(r);
+		return;
+	}
+	r->app_id = nodes_linked_app(r);
+	if (*addr)
+		activity_log(r, "node.address", "the agent of node '%s' may "
+		    "register at %s", node, addr);
+	else
+		activity_log(r, "node.address", "the agent of node '%s' "
+		    "registers at the address it calls from", node);
+	if (store_commit(r->db) == -1) {
+		reply_store_error(r);
+		return;
+	}
+	reply(r, 200, nodes_json(r->db, r->node_id));
 }
 
 /* POST /nodes/{node}/token (admin): a new agent token; the old one stops

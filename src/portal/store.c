@@ -322,6 +322,10 @@ static const char *const store_schema[] = {
 	"CREATE TABLE portal_meta ("
 	"  name TEXT PRIMARY KEY,"
 	"  value TEXT NOT NULL);",
+	/* 15: the address a platform admin set for a node's agent
+	 * (route-nodes.c): a registration's agent URL must name it or the
+	 * address the registration came from (route-agent.c). */
+	"ALTER TABLE nodes ADD COLUMN address TEXT;",
 };
 
 static char *store_path_global;

@@ -8,7 +8,8 @@
 # NUBO_HTTP_HEADER_SECS; while each flood holds, an authenticated request,
 # a node heartbeat and a portal → agent call still succeed. Node agent
 # secrets are sealed in the store with a key kept outside the data folder
-# (--secrets-key): a copy of portal.db holds none.
+# (--secrets-key): a copy of portal.db holds none. A registration's agent
+# URL must name the address it came from or the one an admin set.
 . "$(dirname "$0")/lib.sh"
 
 FLOOD=$NUBO_SRC/tests/e2e/flood.py
@@ -107,6 +108,37 @@ check_fails "another secrets key is refused" 1 timeout 20 "$NUBOD" portal --data
 	--secrets-key "$T/other.key" --listen "127.0.0.1:$(free_port)"
 expect_match "  naming both keys" "$(cat "$T/last.err")" "other.key is key [0-9a-f]{32}, but this store's secrets are sealed with key"
 start_portal
+
+# ---- registration: the agent URL names the address it came from ---------
+PROBE_TOKEN=$("$NUBO" admin nodes create probe --generation v3 --json | jq_get token)
+# register FROM URL: a registration of node probe from source address
+# FROM claiming agent URL; prints "status code"
+register() {
+	local st
+	st=$(curl -s -o "$T/reg.json" -w '%{http_code}' --interface "$1" \
+		-H "Authorization: Bearer $PROBE_TOKEN" -H 'Content-Type: application/json' \
+		--data-binary "{\"url\":\"$2\",\"generation\":\"v3\"}" "$PORTAL_URL/api/v1/agent/register")
+	echo "$st $(jq_get error.code < "$T/reg.json")"
+}
+probe_url() { "$NUBO" nodes show probe --json | jq_get agent_url; }
+expect "register: another address is refused" "$(register 127.0.0.1 http://127.0.0.9:1)" "403 AGENT_URL_NOT_ALLOWED"
+expect_match "  naming both addresses" "$(cat "$T/reg.json")" "'127.0.0.9' is not the address this registration came from \\(127.0.0.1\\)"
+expect "  and the portal keeps no URL" "$(probe_url)" ""
+expect "register: a name for the address is refused" "$(register 127.0.0.1 http://localhost:1)" "403 AGENT_URL_NOT_ALLOWED"
+expect "register: user info in the URL is refused" "$(register 127.0.0.1 http://127.0.0.1@127.0.0.9:1/)" "400 INVALID_URL"
+expect "register: the address it came from" "$(register 127.0.0.9 http://127.0.0.9:1)" "200 "
+expect "  is kept" "$(probe_url)" http://127.0.0.9:1
+expect "register: from elsewhere still refused" "$(register 127.0.0.1 http://127.0.0.9:2)" "403 AGENT_URL_NOT_ALLOWED"
+expect "  and the URL unchanged" "$(probe_url)" http://127.0.0.9:1
+OUTSIDER=$(make_user outsider@example.com)
+check_fails "set-address is for platform admins" 1 env NUBO_API_KEY="$OUTSIDER" "$NUBO" admin nodes set-address probe 127.0.0.9
+check_fails "set-address refuses a bad address" 1 "$NUBO" admin nodes set-address probe 'not an address!'
+check "an admin sets the node's address" "$NUBO" admin nodes set-address probe 127.0.0.9
+expect "  shown with the node" "$("$NUBO" nodes show probe --json | jq_get address)" 127.0.0.9
+expect "register: the address an admin set" "$(register 127.0.0.1 http://127.0.0.9:2)" "200 "
+expect "  is kept" "$(probe_url)" http://127.0.0.9:2
+check "an admin clears it" "$NUBO" admin nodes set-address probe ""
+expect "register: refused again once cleared" "$(register 127.0.0.1 http://127.0.0.9:3)" "403 AGENT_URL_NOT_ALLOWED"
 
 # ---- the portal ---------------------------------------------------------
 t0=$(date -u +%Y-%m-%dT%H:%M:%SZ)
