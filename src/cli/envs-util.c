@@ -21,7 +21,7 @@ void
 envs_util_print(json_t *env)
 {
 	out_fields(env, "name,state,node,node_online,generation,package,"
-	    "instances,memory_mb,maintenance,url,router,error");
+	    "instances,memory_mb,maintenance,url,router,router_error,error");
 	if (json_array_size(json_object_get(env, "running"))) {
 		printf("\n");
 		out_table(json_object_get(env, "running"), "index:INSTANCE,"

@@ -305,10 +305,11 @@ env_json(struct env *e)
 		    "state", inst_state_names[in->state],
 		    "restarts", in->restarts));
 	}
-	return json_pack("{s:I,s:s,s:s,s:s?,s:o,s:s?,s:i}",
+	return json_pack("{s:I,s:s,s:s,s:s?,s:o,s:s?,s:s?,s:i}",
 	    "id", (json_int_t)e->id, "name", env_name(e),
 	    "state", env_state_name(e->state), "package", e->package,
 	    "instances", inst, "error", e->error,
+	    "router_error", e->router_error,
 	    "instances_wanted", env_instances_wanted(e));
 }
 

@@ -59,6 +59,8 @@ struct env {
 	int			 removed;	/* the portal no longer lists it */
 	double			 start_deadline;
 	char			*error;		/* why it failed */
+	char			*router_error;	/* what the router left out, why */
+	int			 router_refused;	/* its hostnames not served */
 	char			*db_password;
 	struct instance		 inst[NUBO_INSTANCES_MAX];
 	struct env		*next;

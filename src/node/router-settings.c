@@ -82,13 +82,21 @@ client_ca_bundle(json_t *spec)
 	return buf_detach(&b);
 }
 
+/* Write text to path unless the file already holds exactly it: a file
+ * damaged or changed on disk is written again (by rename), so what nginx
+ * loads is always what the spec says. */
 static int
-write_if_missing(const char *path, const char *text, unsigned mode,
+write_if_differs(const char *path, const char *text, unsigned mode,
     gid_t gid)
 {
-	if (access(path, F_OK) == 0)
+	size_t n = strlen(text), len = 0;
+	char *old = util_read_file(path, n + 1, &len);
+	int same = old && len == n && memcmp(old, text, n) == 0;
+
+	free(old);
+	if (same)
 		return 0;
-	if (util_write_file(path, text, strlen(text), mode) == -1)
+	if (util_write_file(path, text, n, mode) == -1)
 		return error("router: cannot write %s: %s", path,
 		    strerror(errno));
 	if (gid != (gid_t)-1 && chown(path, (uid_t)-1, gid) == -1)
@@ -137,11 +145,11 @@ router_settings_files(const char *dir, long long env_id, json_t *spec,
 			continue;
 		/* read by the nginx master at (re)load: owner only */
 		p = content_path(dir, env_id, d, "crt", crt);
-		if (write_if_missing(p, crt, 0600, (gid_t)-1) == -1)
+		if (write_if_differs(p, crt, 0600, (gid_t)-1) == -1)
 			rc = -1;
 		free(p);
 		p = content_path(dir, env_id, d, "key", key);
-		if (write_if_missing(p, key, 0600, (gid_t)-1) == -1)
+		if (write_if_differs(p, key, 0600, (gid_t)-1) == -1)
 			rc = -1;
 		free(p);
 	}
@@ -153,14 +161,14 @@ router_settings_files(const char *dir, long long env_id, json_t *spec,
 			continue;
 		/* read by the workers on every request */
 		p = content_path(dir, env_id, "htpasswd", "txt", h);
-		if (write_if_missing(p, h, 0640, gid) == -1)
+		if (write_if_differs(p, h, 0640, gid) == -1)
 			rc = -1;
 		free(p);
 	}
 	if ((ca = client_ca_bundle(spec)) != NULL) {
 		char *p = content_path(dir, env_id, "client-ca", "pem", ca);
 
-		if (write_if_missing(p, ca, 0600, (gid_t)-1) == -1)
+		if (write_if_differs(p, ca, 0600, (gid_t)-1) == -1)
 			rc = -1;
 		free(p);
 		free(ca);
@@ -272,46 +280,44 @@ router_settings_locations(struct buf *b, const char *dir, long long env_id,
 }
 
 void
-router_settings_tls_servers(struct buf *b, const char *dir, long long env_id,
-    json_t *spec, unsigned tls_port, const char *inner)
+router_settings_tls_server(struct buf *b, const char *dir, long long env_id,
+    json_t *spec, json_t *domain, unsigned tls_port, const char *inner)
 {
-	json_t *v;
-	size_t i;
-	char *ca;
+	const char *d = jsonx_str(domain, "domain");
+	const char *crt = jsonx_str(domain, "certificate");
+	const char *key = jsonx_str(domain, "private_key");
+	char *pc, *pk, *ca;
 
-	if (tls_port == 0)
+	if (tls_port == 0 || !domain_ok(d) || crt == NULL || key == NULL)
 		return;
-	ca = client_ca_bundle(spec);
-	json_array_foreach(json_object_get(spec, "domains"), i, v) {
-		const char *d = jsonx_str(v, "domain");
-		const char *crt = jsonx_str(v, "certificate");
-		const char *key = jsonx_str(v, "private_key");
-		char *pc, *pk;
+	pc = content_path(dir, env_id, d, "crt", crt);
+	pk = content_path(dir, env_id, d, "key", key);
+	buf_printf(b, "  server {\n"
+	    "    listen 127.0.0.1:%u ssl;\n"
+	    "    server_name %s;\n"
+	    "    ssl_certificate %s;\n"
+	    "    ssl_certificate_key %s;\n"
+	    "    ssl_protocols TLSv1.2 TLSv1.3;\n", tls_port, d, pc, pk);
+	if ((ca = client_ca_bundle(spec)) != NULL) {
+		char *pca = content_path(dir, env_id, "client-ca", "pem", ca);
 
-		if (!domain_ok(d) || crt == NULL || key == NULL)
-			continue;
-		pc = content_path(dir, env_id, d, "crt", crt);
-		pk = content_path(dir, env_id, d, "key", key);
-		buf_printf(b, "  server {\n"
-		    "    listen 127.0.0.1:%u ssl;\n"
-		    "    server_name %s;\n"
-		    "    ssl_certificate %s;\n"
-		    "    ssl_certificate_key %s;\n"
-		    "    ssl_protocols TLSv1.2 TLSv1.3;\n", tls_port, d, pc, pk);
-		if (ca) {
-			char *pca = content_path(dir, env_id, "client-ca", "pem",
-			    ca);
-
-			buf_printf(b, "    ssl_client_certificate %s;\n"
-			    "    ssl_verify_client optional;\n"
-			    "    ssl_verify_depth 4;\n", pca);
-			free(pca);
-		}
-		router_settings_headers(b, spec);
-		router_settings_locations(b, dir, env_id, spec, inner);
-		buf_printf(b, "  }\n");
-		free(pc);
-		free(pk);
+		buf_printf(b, "    ssl_client_certificate %s;\n"
+		    "    ssl_verify_client optional;\n"
+		    "    ssl_verify_depth 4;\n", pca);
+		free(pca);
+		free(ca);
 	}
-	free(ca);
+	router_settings_headers(b, spec);
+	router_settings_locations(b, dir, env_id, spec, inner);
+	buf_printf(b, "  }\n");
+	free(pc);
+	free(pk);
+}
+
+const char *
+router_settings_domain(json_t *domain)
+{
+	const char *d = jsonx_str(domain, "domain");
+
+	return domain_ok(d) ? d : NULL;
 }

@@ -21,7 +21,9 @@
  * certificates and keys (0600), htpasswd files (0640, group of the nginx
  * worker user gid when not -1) and the client CA bundle. Names carry a
  * hash of the content, so a file an older config still uses is never
- * rewritten. 0, or -1 (logged) when a file cannot be written. */
+ * changed; a file whose content is not what its name says (damaged on
+ * disk) is written again. 0, or -1 (logged) when a file cannot be
+ * written. */
 int router_settings_files(const char *dir, long long env_id, json_t *spec,
     gid_t worker_gid);
 
@@ -35,9 +37,16 @@ void router_settings_headers(struct buf *b, json_t *spec);
 void router_settings_locations(struct buf *b, const char *dir,
     long long env_id, json_t *spec, const char *inner);
 
-/* One TLS server block per custom domain on 127.0.0.1:tls_port, with the
- * same headers and locations. Nothing when tls_port is 0. */
-void router_settings_tls_servers(struct buf *b, const char *dir,
-    long long env_id, json_t *spec, unsigned tls_port, const char *inner);
+/* The TLS server block of one custom domain (an entry of the spec's
+ * "domains") on 127.0.0.1:tls_port, with the environment's headers and
+ * locations. Nothing when tls_port is 0 or the entry is unusable. The
+ * router checks each domain's block on its own (router.c), so one that
+ * nginx cannot load is left out without taking the others along. */
+void router_settings_tls_server(struct buf *b, const char *dir,
+    long long env_id, json_t *spec, json_t *domain, unsigned tls_port,
+    const char *inner);
+
+/* The domain name of a "domains" entry, NULL when it is not one. */
+const char *router_settings_domain(json_t *domain);
 
 #endif

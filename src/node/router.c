@@ -6,7 +6,21 @@
  *
  * The config is built per environment from separate pieces, so other
  * areas add theirs without touching the rest: router_render_upstream(),
- * router_render_server() which calls router_piece_*() in order. */
+ * router_render_server() which calls router_piece_*() in order.
+ *
+ * One environment's bad configuration never freezes the router for the
+ * others (a certificate nginx cannot load made every later `nginx -t`
+ * fail, so no other app's restart was ever routed). Each environment
+ * gives separate parts: its core (upstream and server on the router
+ * port) and one TLS server per custom domain. When nginx refuses the
+ * whole, every part not known to be good is checked on its own (`nginx
+ * -t` of the main config plus that part, a domain's part with its
+ * environment's core); the parts refused there are left out — a core is
+ * replaced by a server answering its hostnames with an error page, a
+ * domain is dropped — and the reason is kept on the environment
+ * (env->router_error, shown by the portal), while the others carry on.
+ * Verdicts are remembered by the part's hash, so a part that stays bad
+ * costs no further checks. */
 #include "node.h"
 
 #include <ctype.h>
@@ -46,6 +60,8 @@ router_path(const char *sub)
 {
 	return xasprintf("%s/nginx/%s", node->data_dir, sub);
 }
+
+static int router_nginx(const char *conf, int test, char *out, size_t outlen);
 
 /* A hostname safe to put in the config: [a-z0-9.-] only. */
 static int
@@ -165,43 +181,345 @@ router_piece_location(struct buf *b, struct route_env *re)
 	free(inner);
 }
 
+/* The environment's core part: its upstream and its server on the router
+ * port (cloud hostnames). Empty when no app is linked: nothing to route. */
 static void
 router_render_server(struct buf *b, struct route_env *re)
 {
-	char *inner, *dir;
-
 	if (json_array_size(json_object_get(re->spec, "hostnames")) == 0)
-		return;		/* no app linked: nothing to route */
+		return;
+	router_render_upstream(b, re);
 	buf_printf(b, "  # environment %lld (%s)\n  server {\n"
 	    "    listen 127.0.0.1:%u;\n", re->id, re->name, node->router_port);
 	router_piece_names(b, re);
 	router_settings_headers(b, re->spec);
 	router_piece_location(b, re);
 	buf_printf(b, "  }\n");
-	/* custom domains, over TLS, with the same headers and locations */
-	inner = router_piece_inner(re);
-	dir = xasprintf("%s/nginx", node->data_dir);
-	router_settings_tls_servers(b, dir, re->id, re->spec,
-	    node->router_tls_port, inner);
-	free(dir);
-	free(inner);
 }
 
-/* The whole config for a snapshot of the environments. */
+/* What answers an environment's hostnames when nginx refused its core:
+ * an error page, built from nothing but checked hostnames. */
+static void
+router_render_refused(struct buf *b, struct route_env *re)
+{
+	buf_printf(b, "  # environment %lld (%s): left out, nginx refused "
+	    "it\n  server {\n    listen 127.0.0.1:%u;\n", re->id, re->name,
+	    node->router_port);
+	router_piece_names(b, re);
+	buf_printf(b, "    location / {\n      return 503 \"<!doctype html>"
+	    "<title>Configuration error</title><h1>This app cannot be "
+	    "served</h1><p>The router could not load the configuration of "
+	    "environment %s; its Technical Contact sees why.</p>\\n\";\n"
+	    "    }\n  }\n", re->name);
+}
+
+/* On the TLS port, a name no custom domain serves (or one left out)
+ * gets its handshake refused rather than another environment's server,
+ * which nginx would otherwise pick as the port's default. */
+static void
+router_render_tls_default(struct buf *b)
+{
+	if (node->router_tls_port == 0)
+		return;
+	buf_printf(b, "  server {\n    listen 127.0.0.1:%u ssl "
+	    "default_server;\n    ssl_reject_handshake on;\n  }\n",
+	    node->router_tls_port);
+}
+
+/* One part of the config (see the top of this file). */
+struct part {
+	long long	 env;		/* environment id */
+	int		 ei;		/* its index in the snapshot */
+	char		*domain;	/* NULL: the environment's core */
+	char		*text;
+	char		*hash;		/* sha256 of text */
+	char		*error;		/* nginx's words when left out */
+	int		 left_out;
+	int		 checked;	/* checked on its own in this reload */
+};
+
+/* The last config nginx refused (or that could not be written) and
+ * when: the same text is not checked again for ROUTER_RETRY_SECONDS. */
+#define ROUTER_RETRY_SECONDS	2.0
+static char *router_failed;
+static double router_failed_at;
+
+/* Verdicts of earlier reloads by part hash: JSON null for a part that
+ * was live, the reason for one nginx refused on its own. Only the parts
+ * of the latest reload are kept. Under router_lock. */
+static json_t *router_known;
+
+static void
+router_part_add(struct part **v, int *n, struct route_env *re, int ei,
+    const char *domain, struct buf *b)
+{
+	struct part *p;
+
+	if (b->len == 0) {
+		buf_release(b);
+		return;
+	}
+	*v = xrealloc(*v, (size_t)(*n + 1) * sizeof **v);
+	p = &(*v)[(*n)++];
+	memset(p, 0, sizeof *p);
+	p->env = re->id;
+	p->ei = ei;
+	p->domain = domain ? xstrdup(domain) : NULL;
+	p->text = buf_detach(b);
+	p->hash = util_sha256_hex(p->text, strlen(p->text));
+}
+
+/* Every environment's parts, in order: its core, then one per custom
+ * domain. */
+static int
+router_parts(struct route_env *envs, int n, struct part **out)
+{
+	char *dir = xasprintf("%s/nginx", node->data_dir);
+	struct part *v = NULL;
+	int i, np = 0;
+
+	for (i = 0; i < n; i++) {
+		struct route_env *re = &envs[i];
+		struct buf b;
+		json_t *d;
+		char *inner;
+		size_t k;
+
+		buf_init(&b, 0);
+		router_render_server(&b, re);
+		if (b.len == 0) {
+			buf_release(&b);
+			continue;	/* no app: no core, no domains */
+		}
+		router_part_add(&v, &np, re, i, NULL, &b);
+		inner = router_piece_inner(re);
+		json_array_foreach(json_object_get(re->spec, "domains"), k, d) {
+			buf_init(&b, 0);
+			router_settings_tls_server(&b, dir, re->id, re->spec, d,
+			    node->router_tls_port, inner);
+			router_part_add(&v, &np, re, i,
+			    router_settings_domain(d), &b);
+		}
+		free(inner);
+	}
+	free(dir);
+	*out = v;
+	return np;
+}
+
+static void
+router_parts_free(struct part *v, int n)
+{
+	int i;
+
+	for (i = 0; i < n; i++) {
+		free(v[i].domain);
+		free(v[i].text);
+		free(v[i].hash);
+		free(v[i].error);
+	}
+	free(v);
+}
+
+/* The core part of environment index ei, or NULL. */
+static struct part *
+router_core_of(struct part *v, int n, int ei)
+{
+	int i;
+
+	for (i = 0; i < n; i++)
+		if (v[i].ei == ei && v[i].domain == NULL)
+			return &v[i];
+	return NULL;
+}
+
+/* The whole config: the main part, then the parts not left out (an
+ * environment whose core is left out answers with the error page, and
+ * its domains are left out with it). With only >= 0, the config that
+ * checks part only on its own: the main part, its environment's core
+ * and, for a domain's part, that part. */
 static char *
-router_render(struct route_env *envs, int n)
+router_render(struct route_env *envs, struct part *v, int n, int only)
 {
 	struct buf b;
 	int i;
 
 	buf_init(&b, 0);
 	router_render_main(&b);
+	router_render_tls_default(&b);
 	for (i = 0; i < n; i++) {
-		router_render_upstream(&b, &envs[i]);
-		router_render_server(&b, &envs[i]);
+		struct part *core = router_core_of(v, n, v[i].ei);
+
+		if (only >= 0) {
+			if (v[i].ei == v[only].ei && (v[i].domain == NULL ||
+			    i == only))
+				buf_printf(&b, "%s", v[i].text);
+		} else if (v[i].domain == NULL && v[i].left_out) {
+			router_render_refused(&b, &envs[v[i].ei]);
+		} else if (!v[i].left_out && !(core && core->left_out)) {
+			buf_printf(&b, "%s", v[i].text);
+		}
 	}
 	buf_printf(&b, "}\n");
 	return buf_detach(&b);
+}
+
+/* nginx's first complaint in out, without the node's paths (members of
+ * the environment read it) and without the config file's line (caller
+ * frees). */
+static char *
+router_nginx_error(const char *out)
+{
+	const char *p = out, *pick = NULL, *marks[] = { "[emerg]", "[crit]",
+	    "[alert]", "[error]", NULL };
+	char *line, *prefix = xasprintf("%s/nginx/", node->data_dir), *s = NULL;
+	size_t n;
+	int i;
+
+	for (i = 0; marks[i] && pick == NULL; i++)
+		if ((p = strstr(out, marks[i])) != NULL)
+			pick = p;
+	if (pick == NULL)
+		return xstrdup(*out ? out : "nginx -t failed");
+	for (p = pick; p > out && p[-1] != '\n'; p--)
+		;
+	n = strcspn(p, "\n");
+	line = xstrndup(p, n);
+	if (strncmp(line, "nginx: ", 7) == 0)
+		memmove(line, line + 7, strlen(line + 7) + 1);
+	for (p = line; (p = strstr(p, " in /")) != NULL; p++)
+		s = (char *)p;	/* the last: " in /…/nginx.conf.part:35" */
+	if (s && strchr(s, ':') != NULL)
+		*s = '\0';
+	while ((s = strstr(line, prefix)) != NULL)
+		memmove(s, s + strlen(prefix), strlen(s + strlen(prefix)) + 1);
+	free(prefix);
+	return line;
+}
+
+/* Check text with `nginx -t` (from file name under the prefix). 0, -1
+ * when nginx refuses it, -2 when it cannot even be written; *why says
+ * why (caller frees). */
+static int
+router_check(const char *name, const char *text, char **why)
+{
+	char *path = router_path(name), out[4096] = "";
+	int rc = 0;
+
+	*why = NULL;
+	if (util_write_file(path, text, strlen(text), 0644) == -1) {
+		*why = xasprintf("cannot write %s: %s", path, strerror(errno));
+		rc = -2;
+	} else if (router_nginx(path, 1, out, sizeof out) != 0) {
+		*why = router_nginx_error(out);
+		rc = -1;
+	}
+	free(path);
+	return rc;
+}
+
+/* The whole was refused: check the parts on their own and leave out the
+ * ones nginx refuses. A part live in an earlier reload is taken on trust
+ * unless all is set. */
+static void
+router_isolate(struct route_env *envs, struct part *v, int n, int all)
+{
+	int i;
+
+	for (i = 0; i < n; i++) {
+		struct part *core = router_core_of(v, n, v[i].ei);
+		json_t *known = json_object_get(router_known, v[i].hash);
+		char *text, *why = NULL;
+
+		if (v[i].left_out || v[i].checked || (!all && known &&
+		    json_is_null(known)))
+			continue;
+		if (v[i].domain && core && core->left_out) {
+			v[i].left_out = 1;
+			v[i].error = xstrdup("the environment's own part was "
+			    "refused");
+			continue;
+		}
+		text = router_render(envs, v, n, i);
+		v[i].checked = 1;
+		if (router_check("nginx.conf.part", text, &why) != 0) {
+			v[i].left_out = 1;
+			v[i].error = why;
+			why = NULL;
+		}
+		free(text);
+		free(why);
+	}
+}
+
+/* Keep the verdicts of this reload for the next (only_files_ok: not for
+ * environments whose files could not be written — their parts may pass
+ * once they are). */
+static void
+router_remember(struct part *v, int n, const int *files_ok)
+{
+	json_t *k = json_object();
+	int i;
+
+	for (i = 0; i < n; i++) {
+		if (!v[i].left_out)
+			json_object_set_new(k, v[i].hash, json_null());
+		else if (v[i].error && files_ok[v[i].ei])
+			json_object_set_new(k, v[i].hash, json_string(
+			    v[i].error));
+	}
+	json_decref(router_known);
+	router_known = k;
+}
+
+/* Tell each environment of the snapshot what the router left out of it:
+ * env->router_error (NULL when it is served whole) and
+ * env->router_refused (its core, hence its hostnames, are not served). */
+static void
+router_report(struct route_env *envs, int n, struct part *v, int np,
+    char **file_errors)
+{
+	int i, j;
+
+	pthread_mutex_lock(&node->lock);
+	for (i = 0; i < n; i++) {
+		struct env *e = env_find(envs[i].id);
+		struct buf b;
+		int refused = 0;
+
+		if (e == NULL)
+			continue;
+		buf_init(&b, 0);
+		if (file_errors[i])
+			buf_printf(&b, "%s", file_errors[i]);
+		for (j = 0; j < np; j++) {
+			if (v[j].ei != i || !v[j].left_out)
+				continue;
+			if (v[j].domain == NULL)
+				refused = 1;
+			buf_printf(&b, "%s", b.len ? "; " : "");
+			if (v[j].domain)
+				buf_printf(&b, "custom domain '%s' is not "
+				    "served: ", v[j].domain);
+			else
+				buf_printf(&b, "the router cannot serve this "
+				    "environment: ");
+			buf_printf(&b, "%s", v[j].error ? v[j].error :
+			    "nginx refused it");
+		}
+		if (b.len && (e->router_error == NULL ||
+		    strcmp(e->router_error, buf_cstr(&b)) != 0))
+			log_warn("environment %lld (%s): %s", e->id,
+			    env_name(e), buf_cstr(&b));
+		free(e->router_error);
+		e->router_error = NULL;
+		if (b.len)
+			e->router_error = buf_detach(&b);
+		else
+			buf_release(&b);
+		e->router_refused = refused;
+	}
+	pthread_mutex_unlock(&node->lock);
 }
 
 /* Env names are [A-Za-z][A-Za-z0-9-]*; anything else is dropped from the
@@ -373,36 +691,80 @@ int
 router_reload(void)
 {
 	struct route_env *envs = NULL;
+	struct part *parts = NULL;
 	char *conf = router_path("nginx.conf"), *next = NULL, *text = NULL;
-	char *old = NULL, out[4096];
-	int n, i, rc = -1;
+	char *old = NULL, *why = NULL, *first = NULL, **file_errors = NULL;
+	int *files_ok = NULL;
+	int n, np = 0, i, st, rc = -1;
 	pid_t pid;
 
 	pthread_mutex_lock(&router_lock);
 	n = router_snapshot(&envs);
+	file_errors = xcalloc((size_t)n + 1, sizeof *file_errors);
+	files_ok = xcalloc((size_t)n + 1, sizeof *files_ok);
 	{
 		char *dir = xasprintf("%s/nginx", node->data_dir);
 
-		for (i = 0; i < n; i++)
-			router_settings_files(dir, envs[i].id, envs[i].spec,
-			    node->uid != (uid_t)-1 ? node->gid : (gid_t)-1);
+		for (i = 0; i < n; i++) {
+			files_ok[i] = router_settings_files(dir, envs[i].id,
+			    envs[i].spec, node->uid != (uid_t)-1 ? node->gid :
+			    (gid_t)-1) == 0;
+			if (!files_ok[i])
+				file_errors[i] = xstrdup("the router cannot "
+				    "write its certificate or access files "
+				    "(see the node's log)");
+		}
 		free(dir);
 	}
-	text = router_render(envs, n);
+	np = router_parts(envs, n, &parts);
+	/* parts nginx refused before, unchanged since, stay out unchecked */
+	for (i = 0; i < np; i++) {
+		json_t *k = json_object_get(router_known, parts[i].hash);
+
+		if (json_is_string(k)) {
+			parts[i].left_out = 1;
+			parts[i].error = xstrdup(json_string_value(k));
+		}
+	}
+	text = router_render(envs, parts, np, -1);
 	old = util_read_file(conf, 16 * 1024 * 1024, NULL);
 	pid = router_pid();
 	if (old && strcmp(old, text) == 0 && pid > 0) {
 		rc = 0;		/* nothing changed */
-		goto out;
+		goto report;
 	}
+	/* a config that failed moments ago is not checked again at once
+	 * (the supervisor retries a failed reload on every pass) */
+	if (router_failed && strcmp(router_failed, text) == 0 &&
+	    util_mono() - router_failed_at < ROUTER_RETRY_SECONDS)
+		goto out;
+	first = xstrdup(text);
 	next = router_path("nginx.conf.new");
-	if (util_write_file(next, text, strlen(text), 0644) == -1) {
-		error("cannot write %s: %s", next, strerror(errno));
-		goto out;
+	if ((st = router_check("nginx.conf.new", text, &why)) == -2) {
+		error("router: %s", why);
+		goto failed;
 	}
-	if (router_nginx(next, 1, out, sizeof out) != 0) {
-		error("nginx refused the rendered config: %s", out);
-		goto out;
+	if (st == -1) {
+		int all;
+
+		/* isolate, first trusting parts that were live, then not */
+		for (all = 0; all <= 1; all++) {
+			log_warn("nginx refused the rendered config (%s); "
+			    "checking each environment's part on its own",
+			    why);
+			free(why);
+			router_isolate(envs, parts, np, all);
+			free(text);
+			text = router_render(envs, parts, np, -1);
+			if ((st = router_check("nginx.conf.new", text, &why)) !=
+			    -1)
+				break;
+		}
+		if (st != 0) {
+			error("nginx refused the rendered config even without "
+			    "the parts it refuses on their own: %s", why);
+			goto failed;
+		}
 	}
 	if (util_rename_sync(next, conf) == -1) {
 		error("cannot install %s: %s", conf, strerror(errno));
@@ -419,6 +781,19 @@ router_reload(void)
 		    node->router_port);
 		rc = 0;
 	}
+report:
+	if (rc == 0) {
+		router_remember(parts, np, files_ok);
+		router_report(envs, n, parts, np, file_errors);
+		free(router_failed);
+		router_failed = NULL;
+	}
+	goto out;
+failed:
+	free(router_failed);
+	router_failed = first;
+	first = NULL;
+	router_failed_at = util_mono();
 out:
 	if (rc == -1) {
 		pthread_mutex_lock(&node->lock);
@@ -428,11 +803,17 @@ out:
 	for (i = 0; i < n; i++) {
 		free(envs[i].name);
 		json_decref(envs[i].spec);
+		free(file_errors[i]);
 	}
+	router_parts_free(parts, np);
+	free(file_errors);
+	free(files_ok);
 	free(envs);
 	free(text);
 	free(old);
 	free(next);
+	free(why);
+	free(first);
 	free(conf);
 	pthread_mutex_unlock(&router_lock);
 	return rc;

@@ -240,11 +240,16 @@ supervise_env(struct env *e, double now, struct probe *probes, int *nprobes,
 		if (in->state == INST_RUNNING && i < want)
 			up++;
 	}
-	if (e->state == ENV_STARTING && want > 0 && up == want) {
-		e->state = ENV_RUNNING;
-		env_log(e, "running (%d instance%s healthy)", up,
-		    up == 1 ? "" : "s");
+	if (e->state == ENV_STARTING && want > 0 && up == want &&
+	    !e->routed_pending) {
+		/* running once the router serves them (after the reload) */
+		e->routed_pending = 1;
 		node->router_dirty = 1;
+	} else if (e->state == ENV_STARTING && now > e->start_deadline &&
+	    e->routed_pending) {
+		env_fail(e, "the instances are healthy but the router did not "
+		    "take a configuration that routes to them (see the node's "
+		    "log)");
 		changed = 1;
 	} else if (e->state == ENV_STARTING && now > e->start_deadline) {
 		char *msg = xasprintf("the app did not answer its health "
@@ -403,8 +408,17 @@ supervisor_thread(void *arg)
 		for (i = 0; i < nprobes; i++)
 			free(probes[i].path);
 		if (dirty && router_reload() == 0) {
+			/* `running` means the router serves it: an
+			 * environment whose part nginx refused fails */
 			pthread_mutex_lock(&node->lock);
 			for (e = node->envs; e; e = e->next) {
+				if (e->router_refused && (e->routed_pending ||
+				    e->state == ENV_RUNNING)) {
+					env_fail(e, e->router_error ?
+					    e->router_error : "the router "
+					    "cannot serve it");
+					continue;
+				}
 				if (!e->routed_pending)
 					continue;
 				e->routed_pending = 0;

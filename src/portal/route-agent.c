@@ -215,7 +215,8 @@ agent_status(struct preq *r)
 		{ "id", JT_INT, 1 }, { "state", JT_STRING, 1 },
 		{ "name", JT_STRING, 0 }, { "instances", JT_ARRAY, 0 },
 		{ "instances_wanted", JT_INT, 0 }, { "package", JT_ANY, 0 },
-		{ "error", JT_ANY, 0 }, { NULL } };
+		{ "error", JT_ANY, 0 }, { "router_error", JT_ANY, 0 },
+		{ NULL } };
 	json_t *envs, *e;
 	char now[32], from[64];
 	size_t i;
@@ -252,10 +253,11 @@ agent_status(struct preq *r)
 		return;
 	}
 	json_array_foreach(envs, i, e) {
-		json_t *st = json_pack("{s:O?,s:O?,s:O?}", "instances",
+		json_t *st = json_pack("{s:O?,s:O?,s:O?,s:O?}", "instances",
 		    json_object_get(e, "instances"), "package",
 		    json_object_get(e, "package"), "error",
-		    json_object_get(e, "error"));
+		    json_object_get(e, "error"), "router_error",
+		    json_object_get(e, "router_error"));
 
 		store_run(r->db, "UPDATE environments SET state = ?,"
 		    " status_json = ? WHERE id = ? AND node_id = ?", "sjii",

@@ -381,4 +381,72 @@ expect "v4: /secure without a client certificate refused" "$(tls4 /secure)" 403
 expect "v4: /secure with a client certificate from the CA" "$(tls4 /secure --cert "$T/tls/client.crt" --key "$T/tls/client.key")" 200
 expect "v4: /secure over plain HTTP refused" "$(code cloud-v4 "$H4" /secure)" 403
 
+# ---- one environment's bad configuration never freezes the router ----------
+# A certificate nginx cannot load made every later `nginx -t` fail: other
+# environments' restarts were answered 502 while the portal said running.
+# Planted on the node and in the portal's store, bypassing the portal's
+# validation (as a damaged file or a future validator gap would).
+HA=shop-acceptance.nubo.localhost
+envid() { db "SELECT e.id FROM environments e JOIN nodes n ON n.id = e.node_id WHERE n.name = '$1' AND e.name = '$2'"; }
+router_error() { as "$TC" envs show shop "$1" --json | jq_get router_error; }
+check "transport into Acceptance" as "$TC" envs transport shop Acceptance settingsapp-1.0.0
+check "start Acceptance" as "$TC" envs start shop Acceptance
+expect "Acceptance served" "$(code cloud-v3 "$HA" /)" 200
+crt=$(ls "$T/node-cloud-v3/nginx/settings/env_$(envid cloud-v3 Test)"/shop.example.test-*.crt)
+echo 'damaged' > "$crt"
+check "restart Test with its certificate file damaged on the node" as "$TC" envs restart shop Test
+expect "Test served after the restart" "$(code cloud-v3 "$H3" / -u alice:wonderland1)" 200
+expect "the damaged certificate file is written again" "$(cmp -s "$crt" "$T/tls/good.crt" && echo same)" same
+expect "its custom domain served" "$(tls shop.example.test / -u alice:wonderland1 | jq_get env.NUBO_ENV)" Test
+# a certificate whose key does not match, in Acceptance's stored settings
+python3 - "$T/portal/portal.db" "$(envid cloud-v3 Test)" "$(envid cloud-v3 Acceptance)" "$T/tls/other.crt" <<'PY'
+import json, sqlite3, sys
+db = sqlite3.connect(sys.argv[1])
+test = json.loads(db.execute("SELECT doc_json FROM environment_settings WHERE environment_id = ?", (sys.argv[2],)).fetchone()[0])
+row = db.execute("SELECT doc_json FROM environment_settings WHERE environment_id = ?", (sys.argv[3],)).fetchone()
+acc = json.loads(row[0]) if row else {}
+acc.setdefault("domains", {})["acc.example.test"] = {
+    "certificate": open(sys.argv[4]).read(),
+    "private_key_sealed": test["domains"]["shop.example.test"]["private_key_sealed"]}
+db.execute("INSERT INTO environment_settings (environment_id, doc_json, version) VALUES (?, ?, 1)"
+           " ON CONFLICT (environment_id) DO UPDATE SET doc_json = excluded.doc_json", (sys.argv[3], json.dumps(acc)))
+db.commit()
+PY
+for _ in $(seq 60); do
+	[ -n "$(router_error Acceptance)" ] && break
+	sleep 0.25
+done
+expect_match "the bad domain is reported on Acceptance (envs show)" "$(router_error Acceptance)" \
+	"^custom domain 'acc.example.test' is not served: .*(key values mismatch|cannot load)"
+expect_match "and in the portal's environment status" "$(api_as "$TC" GET /apps/shop/environments/Acceptance)" \
+	'"router_error": *"custom domain .acc.example.test. is not served'
+expect "the node's data folder is not named" "$(e=$(router_error Acceptance); [[ $e == *"$T"* ]] && echo named || echo not)" not
+expect "Acceptance still running" "$(as "$TC" envs show shop Acceptance --json | jq_get state)" running
+expect "Acceptance still served on its hostname" "$(code cloud-v3 "$HA" /)" 200
+check_fails "the left-out domain gets no other environment's server (handshake refused)" 35 \
+	curl -s -o /dev/null --resolve "acc.example.test:$TLS3:127.0.0.1" -k "https://acc.example.test:$TLS3/"
+expect "Test reports nothing" "$(router_error Test)" ""
+check "restart Test while Acceptance's domain is bad" as "$TC" envs restart shop Test
+expect "Test served after the restart" "$(code cloud-v3 "$H3" / -u alice:wonderland1)" 200
+expect "Test's custom domain served" "$(tls shop.example.test / -u alice:wonderland1 | jq_get env.NUBO_ENV)" Test
+expect_match "envs show prints it" "$(as "$TC" envs show shop Acceptance)" "router_error +custom domain 'acc.example.test' is not served"
+check "the bad domain removed through the portal" as "$TC" settings domain-remove shop Acceptance acc.example.test
+for _ in $(seq 60); do
+	[ -z "$(router_error Acceptance)" ] && break
+	sleep 0.25
+done
+expect "Acceptance reports nothing once it is gone" "$(router_error Acceptance)" ""
+# `running` means the router serves it: with no config nginx would take
+# at all, a start never says running
+rm -f "$T/node-cloud-v3/nginx/nginx.conf.new"
+mkdir "$T/node-cloud-v3/nginx/nginx.conf.new"
+check_fails "a start the router cannot route fails" 1 as "$TC" envs restart shop Acceptance
+expect_match "naming the router" "$(cat "$T/last.err")" "the router did not take a configuration"
+expect "Acceptance is failed, not running" "$(as "$TC" envs show shop Acceptance --json | jq_get state)" failed
+rmdir "$T/node-cloud-v3/nginx/nginx.conf.new"
+check "started again once the router takes its config" as "$TC" envs start shop Acceptance
+expect "Acceptance served" "$(code cloud-v3 "$HA" /)" 200
+expect "Test served all along" "$(code cloud-v3 "$H3" / -u alice:wonderland1)" 200
+
+
 finish
