@@ -837,15 +837,19 @@ restore_thread(void *arg)
 	o.tree_dir = rj->database_only ? NULL : newdir;
 	o.tmp_dir = rj->envdir;
 	o.jobs = 0;	/* by the dump's size: backup_restore() */
-	o.uid = node->uid;
-	o.gid = node->gid;
+	pthread_mutex_lock(&node->lock);
+	e = env_find(rj->env_id);
+	o.uid = e ? e->uid : (uid_t)-1;
+	o.gid = e ? (gid_t)e->uid : (gid_t)-1;
+	pthread_mutex_unlock(&node->lock);
 	o.progress = task_progress;
 	o.progress_arg = rj->id;
 	if (backup_restore(fd, &o, &info, &cause) == -1)
 		goto out;
 	if (!rj->database_only && access(newdir, F_OK) != 0 &&
-	    util_mkdir_p(newdir, 0750) == 0)
-		node_chown(newdir);	/* an archive without tree/ */
+	    util_mkdir_p(newdir, 0750) == 0 && o.uid != (uid_t)-1 &&
+	    chown(newdir, o.uid, o.gid) == -1)	/* an archive without tree/ */
+		log_warn("cannot chown %s: %s", newdir, strerror(errno));
 	/* 5. swap, with the environment still stopped */
 	pthread_mutex_lock(&node->lock);
 	e = env_find(rj->env_id);

@@ -148,12 +148,8 @@ env_delete_cgroups(long long id)
 {
 	int i;
 
-	for (i = 1; i <= NUBO_INSTANCES_MAX; i++) {
-		char *dir = spawn_cgroup_dir(id, i);
-
-		(void)rmdir(dir);
-		free(dir);
-	}
+	for (i = 1; i <= NUBO_INSTANCES_MAX; i++)
+		sandbox_cgroup_remove(id, i);
 }
 
 /* DELETE /agent/v1/environments/{id} */
@@ -208,6 +204,8 @@ agent_env_delete(struct areq *r)
 		goto undo;
 	}
 	packages_env_deleted(e);
+	pg_relay_forget(id);
+	sandbox_uid_release(e->uid, id);
 	pthread_mutex_lock(&node->lock);
 	e->next = env_graveyard;
 	env_graveyard = e;

@@ -80,14 +80,20 @@ env_instances_wanted(struct env *e)
 	return (int)n;
 }
 
+/* DIR/envs/<id> is root's (others pass through: bubblewrap binds app/
+ * and files/ as the environment's user); files/ is the environment's
+ * user's, logs/ the node's. */
 static int
 env_mkdirs(struct env *e)
 {
 	static const char *const subs[] = { "files", "logs", NULL };
 	int i;
 
-	if (util_mkdir_p(e->dir, 0755) == -1)
+	if (util_mkdir_p(e->dir, 0711) == -1)
 		return error("cannot create %s: %s", e->dir, strerror(errno));
+	chmod(e->dir, 0711);
+	if (sandbox_env_user(e) == -1)
+		return -1;
 	for (i = 0; subs[i]; i++) {
 		char *p = xasprintf("%s/%s", e->dir, subs[i]);
 
@@ -96,7 +102,10 @@ env_mkdirs(struct env *e)
 			free(p);
 			return -1;
 		}
-		node_chown(p);
+		if (i == 0)
+			env_chown(e, p);
+		else
+			chmod(p, 0700);
 		free(p);
 	}
 	return 0;
@@ -108,6 +117,7 @@ env_new(long long id)
 	struct env *e = xcalloc(1, sizeof *e), **tail;
 
 	e->id = id;
+	e->uid = (uid_t)-1;
 	e->dir = xasprintf("%s/envs/%lld", node->data_dir, id);
 	e->spec = json_object();
 	e->state = ENV_NOTDEPLOYED;
@@ -140,6 +150,8 @@ env_save(struct env *e)
 	    env_state_name(st), "want_running", e->want_running,
 	    "error", e->error, "db_password", e->db_password,
 	    "instances", inst);
+	if (e->uid != (uid_t)-1)
+		json_object_set_new(j, "uid", json_integer((json_int_t)e->uid));
 	text = json_dumps(j, JSON_INDENT(2));
 	rc = util_write_file(path, text, strlen(text), 0600);
 	if (rc == -1)
@@ -180,6 +192,7 @@ env_load_one(long long id)
 	st = state_parse(jsonx_str(j, "state"));
 	e->state = st == -1 ? ENV_STOPPED : (enum env_state)st;
 	e->want_running = jsonx_bool(j, "want_running", 0);
+	e->uid = (uid_t)jsonx_int(j, "uid", -1);
 	json_array_foreach(json_object_get(j, "instances"), k, in) {
 		long long i = jsonx_int(in, "index", -1);
 
@@ -192,6 +205,10 @@ env_load_one(long long id)
 		e->inst[i].state = INST_STARTING;
 	}
 	json_decref(j);
+	/* its user claimed again (after a reboot emptied /run), folders as
+	 * they must be (a node of an older layout is brought up to date) */
+	if (env_mkdirs(e) == -1)
+		log_warn("environment %lld: cannot prepare its folders", id);
 }
 
 int
@@ -655,7 +672,7 @@ env_clean(struct env *e, unsigned *status, const char **code, char **cause)
 	rc = util_rm_rf(files);
 	if (rc == 0)
 		rc = util_mkdir_p(files, 0750);
-	node_chown(files);
+	env_chown(e, files);
 	free(files);
 	if (rc == -1) {
 		*status = 500;

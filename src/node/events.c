@@ -104,6 +104,7 @@ event_every(struct env *e, json_t *ev)
 
 struct fire {
 	long long	 env_id;
+	int		 index;	/* 1-based instance */
 	int		 port;
 	char		 name[129];
 };
@@ -120,13 +121,13 @@ fire_one(struct fire *f)
 {
 	CURL *c = curl_easy_init();
 	char *esc = curl_easy_escape(c, f->name, 0);
-	char *url = xasprintf("http://127.0.0.1:%d/_nubo/events/%s", f->port,
-	    esc);
+	char *url = xasprintf("http://localhost/_nubo/events/%s", esc);
 	long status = 0;
 	CURLcode cc;
 	struct env *e;
 
 	curl_easy_setopt(c, CURLOPT_URL, url);
+	sandbox_curl_instance(c, f->env_id, f->index);
 	curl_easy_setopt(c, CURLOPT_POST, 1L);
 	curl_easy_setopt(c, CURLOPT_POSTFIELDS, "");
 	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
@@ -174,7 +175,7 @@ events_loop(void *arg)
 				const char *name = jsonx_str(ev, "name");
 				long long every;
 				struct due *d;
-				int ports[NUBO_INSTANCES_MAX], np = 0;
+				int idx[NUBO_INSTANCES_MAX], np = 0, pick;
 				char *cause = NULL;
 
 				if (name == NULL || sv_constant_name(name,
@@ -191,11 +192,13 @@ events_loop(void *arg)
 				for (i = 0; i < NUBO_INSTANCES_MAX; i++)
 					if (e->inst[i].state == INST_RUNNING &&
 					    e->inst[i].pid > 0)
-						ports[np++] = e->inst[i].port;
+						idx[np++] = i;
 				if (np == 0)
 					continue;
+				pick = idx[d->turn++ % (unsigned)np];
 				fires[nfire].env_id = e->id;
-				fires[nfire].port = ports[d->turn++ % (unsigned)np];
+				fires[nfire].index = pick + 1;
+				fires[nfire].port = e->inst[pick].port;
 				snprintf(fires[nfire].name,
 				    sizeof fires[nfire].name, "%s", name);
 				nfire++;

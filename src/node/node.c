@@ -33,6 +33,7 @@ static const char node_usage[] =
     "                  [--router-port P] [--router-tls-port P]\n"
     "                  [--pg-port P | --pg postgresql://…]\n"
     "                  [--user nubo] [--ports 20000-32767]\n"
+    "                  [--uids 700000-799999]\n"
     "                  [--start-timeout SECONDS] [--stop-grace SECONDS]\n"
     "       nubod node stop-all --data DIR   stop apps, router and database\n";
 
@@ -44,7 +45,7 @@ node_chown(const char *path)
 }
 
 int
-node_run(char *const argv[], int switch_user, char *out, size_t outlen)
+node_run(char *const argv[], int as, char *out, size_t outlen)
 {
 	int p[2] = { -1, -1 }, status;
 	size_t got = 0;
@@ -70,9 +71,10 @@ node_run(char *const argv[], int switch_user, char *out, size_t outlen)
 		dup2(out ? p[1] : devnull, 1);
 		dup2(out ? p[1] : devnull, 2);
 		close_range(3, ~0U, 0);
-		if (switch_user && node->uid != (uid_t)-1) {
+		if (as == NODE_RUN_PG && node->pg_uid != (uid_t)-1) {
 			if (setgroups(0, NULL) == -1 ||
-			    setgid(node->gid) == -1 || setuid(node->uid) == -1)
+			    setgid(node->pg_gid) == -1 ||
+			    setuid(node->pg_uid) == -1)
 				_exit(126);
 		}
 		signal(SIGPIPE, SIG_DFL);
@@ -105,32 +107,54 @@ node_run(char *const argv[], int switch_user, char *out, size_t outlen)
 	return status;
 }
 
-/* The OS user apps and PostgreSQL run as; created when root and missing. */
+/* A system user, created when missing. */
+static struct passwd *
+node_system_user(const char *name)
+{
+	struct passwd *pw = getpwnam(name);
+
+	if (pw == NULL) {
+		char *argv[] = { "/usr/sbin/useradd", "--system",
+			"--no-create-home", "--shell", "/usr/sbin/nologin",
+			(char *)name, NULL };
+		char out[512];
+		int st = node_run(argv, NODE_RUN_ROOT, out, sizeof out);
+
+		pw = getpwnam(name);
+		if (pw == NULL) {
+			error("cannot create OS user '%s' (status %d): %s",
+			    name, st, out);
+			return NULL;
+		}
+		log_info("created OS user '%s'", name);
+	}
+	return pw;
+}
+
+/* The OS users: --user for nginx's workers, --user + "-pg" for the
+ * PostgreSQL cluster; each environment gets its own (sandbox.c). Not
+ * root: everything runs as ourselves. */
 static int
 node_user_setup(void)
 {
 	struct passwd *pw;
+	char *pgname;
 
-	node->uid = (uid_t)-1;
-	node->gid = (gid_t)-1;
+	node->uid = node->pg_uid = (uid_t)-1;
+	node->gid = node->pg_gid = (gid_t)-1;
 	if (geteuid() != 0)
-		return 0;	/* not root: everything runs as ourselves */
-	pw = getpwnam(node->user);
-	if (pw == NULL) {
-		char *argv[] = { "/usr/sbin/useradd", "--system",
-			"--no-create-home", "--shell", "/usr/sbin/nologin",
-			node->user, NULL };
-		char out[512];
-		int st = node_run(argv, 0, out, sizeof out);
-
-		pw = getpwnam(node->user);
-		if (pw == NULL)
-			return error("cannot create OS user '%s' (status %d): "
-			    "%s", node->user, st, out);
-		log_info("created OS user '%s'", node->user);
-	}
+		return 0;
+	if ((pw = node_system_user(node->user)) == NULL)
+		return -1;
 	node->uid = pw->pw_uid;
 	node->gid = pw->pw_gid;
+	pgname = xasprintf("%s-pg", node->user);
+	pw = node_system_user(pgname);
+	free(pgname);
+	if (pw == NULL)
+		return -1;
+	node->pg_uid = pw->pw_uid;
+	node->pg_gid = pw->pw_gid;
 	return 0;
 }
 
@@ -379,24 +403,21 @@ heartbeat_thread(void *arg)
 	return NULL;
 }
 
+/* "LO-HI" within [min,max], LO < HI. */
 static int
-parse_ports(const char *s)
+parse_range(const char *s, long long min, long long max, long long *lo,
+    long long *hi)
 {
-	long long lo, hi;
 	char *dash = strchr(s, '-'), *a;
 	int rc;
 
 	if (dash == NULL)
 		return -1;
 	a = xstrndup(s, (size_t)(dash - s));
-	rc = util_parse_int(a, 1024, 65535, &lo) == -1 ||
-	    util_parse_int(dash + 1, 1024, 65535, &hi) == -1 || lo >= hi ?
+	rc = util_parse_int(a, min, max, lo) == -1 ||
+	    util_parse_int(dash + 1, min, max, hi) == -1 || *lo >= *hi ?
 	    -1 : 0;
 	free(a);
-	if (rc == 0) {
-		node->port_lo = (int)lo;
-		node->port_hi = (int)hi;
-	}
 	return rc;
 }
 
@@ -411,6 +432,7 @@ node_stop_all(void)
 	for (e = node->envs; e; e = e->next) {
 		supervisor_adopt(e);
 		supervisor_kill_all(e);
+		sandbox_uid_release(e->uid, e->id);
 	}
 	router_stop();
 	pg_stop();
@@ -420,17 +442,21 @@ node_stop_all(void)
 static int
 node_dirs(void)
 {
+	/* root's; others may only pass through (bubblewrap binds an
+	 * environment's folders as its user, nginx's workers reach the
+	 * instances' sockets in run/) */
 	static const char *const subs[] = { "envs", "packages", NULL };
 	int i;
 
-	if (util_mkdir_p(node->data_dir, 0755) == -1)
+	if (util_mkdir_p(node->data_dir, 0711) == -1)
 		return error("cannot create %s: %s", node->data_dir,
 		    strerror(errno));
-	chmod(node->data_dir, 0755);
+	chmod(node->data_dir, 0711);
 	for (i = 0; subs[i]; i++) {
 		char *p = xasprintf("%s/%s", node->data_dir, subs[i]);
 
-		if (util_mkdir_p(p, 0755) == -1) {
+		chmod(p, i == 0 ? 0711 : 0700);
+		if (util_mkdir_p(p, i == 0 ? 0711 : 0700) == -1) {
 			error("cannot create %s: %s", p, strerror(errno));
 			free(p);
 			return -1;
@@ -455,13 +481,14 @@ node_main(int argc, char **argv)
 		{ "pg", required_argument, NULL, 'G' },
 		{ "user", required_argument, NULL, 'U' },
 		{ "ports", required_argument, NULL, 'p' },
+		{ "uids", required_argument, NULL, 'i' },
 		{ "start-timeout", required_argument, NULL, 'T' },
 		{ "stop-grace", required_argument, NULL, 'S' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 } };
 	pthread_t hb;
 	int c, stop_all = 0;
-	long long n;
+	long long n, lo, hi;
 
 	node = xcalloc(1, sizeof *node);
 	pthread_mutex_init(&node->lock, NULL);
@@ -471,6 +498,8 @@ node_main(int argc, char **argv)
 	node->pg_port = 5433;
 	node->port_lo = 20000;
 	node->port_hi = 32767;
+	node->uid_lo = 700000;
+	node->uid_hi = 799999;
 	node->start_timeout = 60;
 	node->stop_grace = 10;
 	if (argc > 1 && strcmp(argv[1], "stop-all") == 0) {
@@ -501,8 +530,17 @@ node_main(int argc, char **argv)
 				node->pg_port = (unsigned)n;
 			break;
 		case 'p':
-			if (parse_ports(optarg) == -1)
+			if (parse_range(optarg, 1024, 65535, &lo, &hi) == -1)
 				goto usage;
+			node->port_lo = (int)lo;
+			node->port_hi = (int)hi;
+			break;
+		case 'i':
+			if (parse_range(optarg, 100000, 2000000000, &lo, &hi)
+			    == -1)
+				goto usage;
+			node->uid_lo = (uid_t)lo;
+			node->uid_hi = (uid_t)hi;
 			break;
 		case 'T':
 		case 'S':
@@ -543,7 +581,8 @@ node_main(int argc, char **argv)
 	signal(SIGTERM, on_signal);
 	signal(SIGINT, on_signal);
 	env_remove_temps();
-	if (node_load_agent() == -1 || env_load() == -1)
+	if (sandbox_setup() == -1 || node_load_agent() == -1 ||
+	    env_load() == -1)
 		return 1;
 	if (pg_start() == -1)
 		return 1;

@@ -41,6 +41,7 @@ struct instance {
 	double			 healthy_at;
 	double			 next_try;
 	double			 term_at;
+	long long		 oom_kills;	/* its cgroup's count at spawn */
 	int			 crashes;	/* in a row, without staying up */
 	int			 restarts;
 };
@@ -62,6 +63,8 @@ struct env {
 	char			*router_error;	/* what the router left out, why */
 	int			 router_refused;	/* its hostnames not served */
 	char			*db_password;
+	uid_t			 uid;		/* its own OS user (and group);
+						 * -1: the node is not root */
 	struct instance		 inst[NUBO_INSTANCES_MAX];
 	struct env		*next;
 };
@@ -72,7 +75,7 @@ struct node {
 	char			*token;
 	char			*listen;
 	char			*agent_url;	/* how the portal reaches us */
-	char			*user;		/* OS user for pg and apps */
+	char			*user;		/* OS user of nginx's workers */
 	char			*pg_uri;	/* --pg: an existing server */
 	unsigned		 router_port;
 	unsigned		 router_tls_port;	/* custom domains; 0: none */
@@ -80,8 +83,11 @@ struct node {
 	int			 port_lo, port_hi;
 	int			 start_timeout;	/* seconds */
 	int			 stop_grace;	/* seconds */
-	uid_t			 uid;		/* of user; -1: no switch */
+	uid_t			 uid;		/* of user; -1: not root */
 	gid_t			 gid;
+	uid_t			 pg_uid;	/* the cluster's ("<user>-pg") */
+	gid_t			 pg_gid;
+	uid_t			 uid_lo, uid_hi;	/* environments' users */
 
 	/* from the portal (DIR/agent.json) */
 	char			*secret;
@@ -104,12 +110,24 @@ extern struct node *node;
 int portal_post(const char *path, json_t *body, json_t **out);
 /* Save DIR/agent.json. */
 int node_save_agent(void);
-/* Run argv (argv[0] a full path) as the node's OS user when switch_user,
- * wait for it, capture up to outlen bytes of combined output. The exit
- * status as waitpid gives it, or -1 when it could not run. */
-int node_run(char *const argv[], int switch_user, char *out, size_t outlen);
-/* chown path to the node's user (when running as root). */
+/* Run argv (argv[0] a full path) as root (NODE_RUN_ROOT: the agent's own
+ * user) or as the cluster's OS user (NODE_RUN_PG), wait for it, capture
+ * up to outlen bytes of combined output. The exit status as waitpid gives
+ * it, or -1 when it could not run. */
+#define NODE_RUN_ROOT	0
+#define NODE_RUN_PG	1
+int node_run(char *const argv[], int as, char *out, size_t outlen);
+/* chown path to the node's user (nginx's workers; when running as root). */
 void node_chown(const char *path);
+/* chown path (or the tree below it) to environment e's own user. */
+void env_chown(struct env *e, const char *path);
+void env_chown_tree(struct env *e, const char *path);
+/* File work in an environment's files folder, done as its user on this
+ * thread (setfsuid/setfsgid; -1: no change): what the node creates there
+ * is the app's, and links the app planted lead only where the app itself
+ * may go. Between enter and leave only that folder is touched. */
+void env_fs_enter(uid_t uid);
+void env_fs_leave(uid_t uid);
 
 /* envs.c — environments (caller holds node->lock unless said otherwise) */
 const char *env_state_name(enum env_state);
@@ -160,18 +178,49 @@ int supervisor_alive(struct instance *);
  * stop), not after the idle pause. */
 void supervisor_wake(void);
 
+/* sandbox.c — how an instance is confined (ARCHITECTURE, Security model) */
+/* Check bubblewrap and nubo-init, make DIR/run; at start. */
+int sandbox_setup(void);
+/* Give e its own OS user (claim its recorded uid, or a new one from the
+ * node's range: the files folder follows). 0, or -1 when the range is
+ * full. Caller holds the lock. */
+int sandbox_env_user(struct env *e);
+/* Give back a uid claimed for environment env_id. */
+void sandbox_uid_release(uid_t uid, long long env_id);
+/* DIR/run/i-<env>-<index>.sock: the router's way to instance index
+ * (1-based). Caller frees. */
+char *sandbox_socket_path(long long env_id, int index);
+/* Point a curl handle at instance index of env_id (its socket). */
+void sandbox_curl_instance(void *curl, long long env_id, int index);
+/* Make the cgroup(s) of instance index with its limits: a
+ * NULL-terminated list of cgroup.procs files to join (caller frees);
+ * *memory is 1 when a memory limit is among them. */
+char **sandbox_cgroup(long long id, int index, long long memory_mb,
+    int *memory);
+/* How many times the kernel killed instance index for memory. */
+long long sandbox_oom_kills(long long id, int index);
+void sandbox_cgroup_remove(long long id, int index);
+/* A memfd of /etc/passwd or /etc/group with e's user added; -1. */
+int sandbox_identity_fd(struct env *e, const char *file);
+/* bubblewrap's argv for one instance (sandbox_argv_free() it). */
+char **sandbox_argv(struct env *e, int port, const char *start,
+    int listen_fd, int passwd_fd, int group_fd);
+void sandbox_argv_free(char **argv);
+/* The group of the router's workers (their way to the sockets). */
+gid_t sandbox_router_group(void);
+/* DATABASE_URL's port inside a sandbox. */
+int sandbox_db_port(void);
+/* RLIMIT_NPROC of an environment's user. */
+int sandbox_nproc_max(void);
+
 /* spawn.c */
-/* Start instance i of env on its port as the node's user; the pid, or -1
- * with *cause. */
+/* Start instance i of env in its sandbox; the pid (bubblewrap's outer
+ * process), or -1 with *cause. */
 pid_t spawn_instance(struct env *, int i, char **cause);
 /* A free port of the configured range not used by any instance. */
 int spawn_pick_port(void);
 /* /proc/<pid>/stat start time, 0 when no such process (or a zombie). */
 unsigned long long spawn_starttime(pid_t pid);
-/* The memory cgroup (v2) of instance i (1-based) of environment id:
- * under a folder of this node's own (named after its data folder), so
- * that two nodes on one host never share one. Caller frees. */
-char *spawn_cgroup_dir(long long id, int i);
 
 /* pg.c */
 /* Initialise (first time) and start the node's cluster, or check --pg. */
@@ -187,8 +236,17 @@ int pg_reachable(char **cause);
 /* Drop environment id's database (and any left by an interrupted restore
  * or import) and its role; 0 also when already gone. */
 int pg_env_drop(long long id, char **cause);
-/* postgresql://role:password@host:port/db (caller frees). */
+/* postgresql://role:password@host:port/db, as the node reaches it
+ * (caller frees). */
 char *pg_env_url(struct env *);
+/* The same database as the app reaches it from its sandbox:
+ * postgresql://env_<id>:password@127.0.0.1:5432/env_<id>. */
+char *pg_env_app_url(struct env *);
+/* The folder to bind into e's sandbox and the database socket's name in
+ * it (caller frees both); -1 when there is none. */
+int pg_app_socket(struct env *e, char **dir, char **name);
+/* Environment id is gone: stop relaying its database socket (--pg). */
+void pg_relay_forget(long long id);
 /* libpq conninfo of the admin connection (caller frees). */
 char *pg_admin_conninfo(void);
 /* The admin connection (libpq's PGconn); NULL with *cause when the

@@ -1,8 +1,18 @@
 /* The node's PostgreSQL: by default a cluster of its own under DIR/pg
- * (initdb and pg_ctl from PostgreSQL 15, run as the node's OS user,
- * listening on 127.0.0.1:<pg port> and on a socket in DIR/pg/run), or an
+ * (initdb and pg_ctl from PostgreSQL 15, run as its own OS user — the
+ * node's user with "-pg" appended — listening on 127.0.0.1:<pg port> for
+ * the node and on a socket in DIR/pg/run for the sandboxes), or an
  * existing server given with --pg. One database and one role with a
- * generated password per environment: env_<id>. */
+ * generated password per environment: env_<id>, which may connect to its
+ * own database only (pg_hba "sameuser" on the socket; CONNECT revoked
+ * from PUBLIC on every database, postgres and template1 included).
+ *
+ * Apps reach their database through the sandbox's 127.0.0.1:5432, which
+ * nubo-init relays to a unix socket bound into the sandbox: the cluster's
+ * own socket folder, the --pg server's when it is given as a socket
+ * folder, or else a per-environment socket that this file relays to the
+ * --pg server's TCP address (DIR/run/db-<id>/db.sock, the environment's
+ * user's alone). */
 #include "node.h"
 
 #include <errno.h>
@@ -17,11 +27,22 @@
 
 #include "jsonx.h"
 #include "log.h"
+#include "relay.h"
 #include "util.h"
 #include "xmalloc.h"
 
 #define PG_BIN		"/usr/lib/postgresql/15/bin"
 #define PG_SUPERUSER	"nubo_admin"
+#define PG_ROLE_CONNECTIONS	64	/* per environment role */
+
+/* What the cluster accepts: environment roles on the socket (the
+ * sandboxes) only into their own database; the node (nubo_admin, restore
+ * and import roles) over TCP on loopback, which no sandbox can reach. */
+static const char pg_hba[] =
+    "# rendered by nubod node at every start - do not edit\n"
+    "local   sameuser   all                  scram-sha-256\n"
+    "host    all        all   127.0.0.1/32   scram-sha-256\n"
+    "host    all        all   ::1/128        scram-sha-256\n";
 
 static char pg_initdb[] = PG_BIN "/initdb";
 static char pg_ctl[] = PG_BIN "/pg_ctl";
@@ -91,6 +112,15 @@ pg_db_exists(PGconn *c, const char *name)
 	return n;
 }
 
+/* chown to the cluster's OS user (when running as root). */
+static void
+pg_chown(const char *path)
+{
+	if (node->pg_uid != (uid_t)-1 && chown(path, node->pg_uid,
+	    node->pg_gid) == -1)
+		log_warn("cannot chown %s: %s", path, strerror(errno));
+}
+
 /* Initialise the cluster the first time. */
 static int
 pg_init(void)
@@ -112,11 +142,10 @@ pg_init(void)
 		rc = pg_admin_password ? 0 : error("%s is missing", secret);
 		goto out;
 	}
-	if (util_mkdir_p(base, 0755) == -1) {
+	if (util_mkdir_p(base, 0711) == -1) {
 		error("cannot create %s: %s", base, strerror(errno));
 		goto out;
 	}
-	node_chown(base);
 	pg_admin_password = util_random_hex(24);
 	{
 		json_t *j = json_pack("{s:s}", "password", pg_admin_password);
@@ -133,7 +162,12 @@ pg_init(void)
 		}
 		rc = -1;
 	}
-	node_chown(pwfile);
+	pg_chown(pwfile);
+	if (util_mkdir_p(data, 0700) == -1) {
+		error("cannot create %s: %s", data, strerror(errno));
+		goto out;
+	}
+	pg_chown(data);
 	pwopt = xasprintf("--pwfile=%s", pwfile);
 	{
 		char *argv[] = { pg_initdb, "-D", data, "-U",
@@ -142,7 +176,7 @@ pg_init(void)
 			"--no-locale", "--no-sync", NULL };
 
 		log_info("initialising the PostgreSQL cluster in %s", data);
-		st = node_run(argv, 1, out, sizeof out);
+		st = node_run(argv, NODE_RUN_PG, out, sizeof out);
 	}
 	unlink(pwfile);
 	if (st != 0) {
@@ -160,12 +194,55 @@ out:
 	return rc;
 }
 
+/* Hand a cluster made by an older node (everything as the node's user)
+ * to the cluster's own user, recursively. */
+static void
+pg_adopt_owner(const char *data)
+{
+	struct stat st;
+	char *argv[] = { "/bin/chown", "-R", NULL, NULL, NULL };
+	char owner[64];
+
+	if (node->pg_uid == (uid_t)-1 || stat(data, &st) == -1 ||
+	    st.st_uid == node->pg_uid)
+		return;
+	snprintf(owner, sizeof owner, "%u:%u", (unsigned)node->pg_uid,
+	    (unsigned)node->pg_gid);
+	argv[2] = owner;
+	argv[3] = (char *)data;
+	log_info("PostgreSQL cluster: data now owned by its own OS user");
+	node_run(argv, NODE_RUN_ROOT, NULL, 0);
+}
+
+/* No role connects to postgres or the templates but the superuser. */
+static int
+pg_lock_down(void)
+{
+	char *cause = NULL;
+	PGconn *c = pg_admin_connect(&cause);
+	int rc;
+
+	if (c == NULL) {
+		error("%s", cause);
+		free(cause);
+		return -1;
+	}
+	rc = pg_admin_exec(c, "REVOKE CONNECT, TEMPORARY ON DATABASE postgres,"
+	    " template1 FROM PUBLIC", &cause);
+	if (rc == -1) {
+		error("%s", cause);
+		free(cause);
+	}
+	PQfinish(c);
+	return rc;
+}
+
 static int
 pg_running(void)
 {
 	char *data = pg_path("data"), out[512];
 	char *argv[] = { pg_ctl, "status", "-D", data, NULL };
-	int st = node_run(argv, 1, out, sizeof out);
+	int st = node_run(argv, NODE_RUN_PG, out, sizeof out);
 
 	free(data);
 	return st == 0;
@@ -213,16 +290,42 @@ pg_start(void)
 		return -1;
 	if (pg_running()) {
 		log_info("PostgreSQL cluster already running; adopted");
-		return 0;
+		return pg_lock_down();
 	}
 	data = pg_path("data");
 	run = pg_path("run");
 	logdir = pg_path("log");
 	logfile = xasprintf("%s/postgres.log", logdir);
-	util_mkdir_p(run, 0755);
-	util_mkdir_p(logdir, 0755);
-	node_chown(run);
-	node_chown(logdir);
+	pg_adopt_owner(data);
+	{
+		/* DIR/pg is the node's: sandboxes only pass through it to
+		 * the socket folder (bubblewrap binds it as their user) */
+		char *base = pg_path(NULL);
+
+		if (node->uid != (uid_t)-1 && chown(base, 0, 0) == -1)
+			log_warn("cannot chown %s: %s", base, strerror(errno));
+		chmod(base, 0711);
+		free(base);
+	}
+	util_mkdir_p(run, 0711);
+	util_mkdir_p(logdir, 0700);
+	chmod(run, 0711);
+	chmod(logdir, 0700);
+	pg_chown(run);
+	pg_chown(logdir);
+	{
+		char *hba = xasprintf("%s/pg_hba.conf", data);
+
+		st = util_write_file(hba, pg_hba, strlen(pg_hba), 0600);
+		pg_chown(hba);
+		free(hba);
+		if (st == -1) {
+			error("cannot write pg_hba.conf: %s", strerror(errno));
+			goto out;
+		}
+		if (access(logfile, F_OK) == 0)
+			pg_chown(logfile);
+	}
 	opts = xasprintf("-c port=%u -c listen_addresses=127.0.0.1"
 	    " -c unix_socket_directories=%s -c max_connections=200"
 	    " -c shared_buffers=32MB -c fsync=on", node->pg_port, run);
@@ -230,7 +333,7 @@ pg_start(void)
 		char *argv[] = { pg_ctl, "start", "-D", data, "-l",
 			logfile, "-w", "-t", "60", "-o", opts, NULL };
 
-		st = node_run(argv, 1, NULL, 0);
+		st = node_run(argv, NODE_RUN_PG, NULL, 0);
 	}
 	if (st != 0) {
 		char *tail = util_read_file(logfile, 65536, NULL);
@@ -241,7 +344,7 @@ pg_start(void)
 		goto out;
 	}
 	log_info("PostgreSQL cluster started on 127.0.0.1:%u", node->pg_port);
-	rc = 0;
+	rc = pg_lock_down();
 out:
 	free(data);
 	free(run);
@@ -263,7 +366,7 @@ pg_stop(void)
 		char *argv[] = { pg_ctl, "stop", "-D", data, "-m",
 			"fast", "-w", "-t", "30", NULL };
 
-		node_run(argv, 1, out, sizeof out);
+		node_run(argv, NODE_RUN_PG, out, sizeof out);
 	}
 	free(data);
 }
@@ -272,6 +375,134 @@ char *
 pg_env_dbname(struct env *e)
 {
 	return xasprintf("env_%lld", e->id);
+}
+
+char *
+pg_env_app_url(struct env *e)
+{
+	if (e->db_password == NULL)
+		return NULL;
+	return xasprintf("postgresql://env_%lld:%s@127.0.0.1:%d/env_%lld",
+	    e->id, e->db_password, sandbox_db_port(), e->id);
+}
+
+/* --pg over TCP: one relay thread for every environment's socket. */
+static struct relay *pg_relay;
+static pthread_mutex_t pg_relay_lock = PTHREAD_MUTEX_INITIALIZER;
+static long long *pg_relayed;	/* environment ids with a listener */
+static size_t pg_nrelayed;
+
+static int
+pg_relay_dial(void *arg)
+{
+	(void)arg;
+	return relay_dial_tcp(pg_host, (int)pg_port_used);
+}
+
+static void *
+pg_relay_thread(void *arg)
+{
+	relay_run(arg);
+	return NULL;
+}
+
+/* DIR/run/db-<id>/db.sock, listening for environment e (idempotent). */
+static int
+pg_relay_env(struct env *e, const char *dir, const char *sock)
+{
+	size_t i;
+	int fd, rc = -1;
+
+	pthread_mutex_lock(&pg_relay_lock);
+	for (i = 0; i < pg_nrelayed; i++)
+		if (pg_relayed[i] == e->id) {
+			struct stat st;
+
+			if (stat(sock, &st) == 0) {
+				rc = 0;
+				goto out;
+			}
+			relay_unlisten(pg_relay, e->id);
+			pg_relayed[i] = pg_relayed[--pg_nrelayed];
+			break;
+		}
+	if (pg_relay == NULL) {
+		pthread_t t;
+
+		pg_relay = relay_new();
+		if (pg_relay == NULL || pthread_create(&t, NULL,
+		    pg_relay_thread, pg_relay) != 0) {
+			error("cannot start the database relay");
+			goto out;
+		}
+		pthread_detach(t);
+	}
+	if (util_mkdir_p(dir, 0700) == -1) {
+		error("cannot create %s: %s", dir, strerror(errno));
+		goto out;
+	}
+	env_chown(e, dir);
+	fd = relay_listen_unix(sock, 0600);
+	if (fd == -1) {
+		error("cannot listen on %s: %s", sock, strerror(errno));
+		goto out;
+	}
+	env_chown(e, sock);
+	if (relay_listen(pg_relay, fd, pg_relay_dial, NULL, e->id) == -1) {
+		close(fd);
+		goto out;
+	}
+	pg_relayed = xrealloc(pg_relayed, (pg_nrelayed + 1) *
+	    sizeof *pg_relayed);
+	pg_relayed[pg_nrelayed++] = e->id;
+	rc = 0;
+out:
+	pthread_mutex_unlock(&pg_relay_lock);
+	return rc;
+}
+
+void
+pg_relay_forget(long long id)
+{
+	size_t i;
+
+	pthread_mutex_lock(&pg_relay_lock);
+	for (i = 0; i < pg_nrelayed; i++)
+		if (pg_relayed[i] == id) {
+			relay_unlisten(pg_relay, id);
+			pg_relayed[i] = pg_relayed[--pg_nrelayed];
+			break;
+		}
+	pthread_mutex_unlock(&pg_relay_lock);
+}
+
+int
+pg_app_socket(struct env *e, char **dir, char **name)
+{
+	if (node->pg_uri == NULL) {
+		*dir = pg_path("run");
+		*name = xasprintf(".s.PGSQL.%u", node->pg_port);
+		return 0;
+	}
+	if (pg_host && pg_host[0] == '/') {
+		*dir = xstrdup(pg_host);
+		*name = xasprintf(".s.PGSQL.%u", pg_port_used);
+		return 0;
+	}
+	*dir = xasprintf("%s/run/db-%lld", node->data_dir, e->id);
+	*name = xstrdup("db.sock");
+	{
+		char *sock = xasprintf("%s/%s", *dir, *name);
+		int rc = pg_relay_env(e, *dir, sock);
+
+		free(sock);
+		if (rc == 0)
+			return 0;
+	}
+	free(*dir);
+	free(*name);
+	*dir = *name = NULL;
+	return -1;
 }
 
 char *
@@ -332,8 +563,10 @@ pg_env_ensure(struct env *e, char **cause)
 	PQclear(r);
 	free(sql);
 	esc = PQescapeLiteral(c, e->db_password, strlen(e->db_password));
-	sql = xasprintf("%s ROLE env_%lld LOGIN PASSWORD %s", exists ? "ALTER" :
-	    "CREATE", e->id, esc);
+	sql = xasprintf("%s ROLE env_%lld LOGIN NOSUPERUSER NOCREATEDB "
+	    "NOCREATEROLE NOREPLICATION NOBYPASSRLS CONNECTION LIMIT %d "
+	    "PASSWORD %s", exists ? "ALTER" : "CREATE", e->id,
+	    PG_ROLE_CONNECTIONS, esc);
 	PQfreemem(esc);
 	rc = pg_admin_exec(c, sql, cause);
 	free(sql);

@@ -51,8 +51,8 @@ struct route_env {
 	char		*name;
 	json_t		*spec;
 	enum env_state	 state;
-	int		 ports[NUBO_INSTANCES_MAX];
-	int		 nports;
+	int		 healthy[NUBO_INSTANCES_MAX];	/* instances, 1-based */
+	int		 nhealthy;
 };
 
 static char *
@@ -124,12 +124,16 @@ router_render_upstream(struct buf *b, struct route_env *re)
 {
 	int i;
 
-	if (re->nports == 0)
+	if (re->nhealthy == 0)
 		return;
 	buf_printf(b, "  upstream env_%lld {\n", re->id);
-	for (i = 0; i < re->nports; i++)
-		buf_printf(b, "    server 127.0.0.1:%d max_fails=1 "
-		    "fail_timeout=2s;\n", re->ports[i]);
+	for (i = 0; i < re->nhealthy; i++) {
+		char *sock = sandbox_socket_path(re->id, re->healthy[i]);
+
+		buf_printf(b, "    server unix:%s max_fails=1 "
+		    "fail_timeout=2s;\n", sock);
+		free(sock);
+	}
 	buf_printf(b, "    keepalive 32;\n  }\n");
 }
 
@@ -159,7 +163,7 @@ router_piece_inner(struct route_env *re)
 		    "Maintenance</title><h1>Down for maintenance</h1><p>%s is "
 		    "being worked on and will be back soon.</p>\\n\";\n",
 		    re->name);
-	if (re->nports == 0)
+	if (re->nhealthy == 0)
 		return xasprintf("      return 503 \"<!doctype html><title>Not "
 		    "running</title><h1>This app is not running</h1><p>"
 		    "Environment %s is %s.</p>\\n\";\n", re->name,
@@ -559,8 +563,7 @@ router_snapshot(struct route_env **out)
 			for (i = 0; i < NUBO_INSTANCES_MAX; i++)
 				if (e->inst[i].state == INST_RUNNING &&
 				    e->inst[i].pid > 0)
-					re->ports[re->nports++] =
-					    e->inst[i].port;
+					re->healthy[re->nhealthy++] = i + 1;
 	}
 	pthread_mutex_unlock(&node->lock);
 	*out = v;
@@ -680,7 +683,7 @@ router_nginx(const char *conf, int test, char *out, size_t outlen)
 	char *prefix = router_path(""), *errlog = router_path("logs/error.log");
 	char *argv[] = { NGINX_BIN, "-p", prefix, "-c", (char *)conf, "-e",
 		errlog, test ? "-t" : NULL, test ? "-q" : NULL, NULL };
-	int st = node_run(argv, 0, out, outlen);
+	int st = node_run(argv, NODE_RUN_ROOT, out, outlen);
 
 	free(prefix);
 	free(errlog);

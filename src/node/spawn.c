@@ -1,7 +1,7 @@
-/* Starting app instances: a process per instance, in its own session, as
- * the node's OS user, in the environment's app folder, stdout/stderr
- * appended to the environment's log, with the environment variables of
- * SPEC §2 and a memory limit (cgroup v2 when writable, else RLIMIT_AS). */
+/* Starting app instances: one bubblewrap sandbox per instance
+ * (sandbox.c), in its own session, as the environment's own OS user, in
+ * its app folder, stdout/stderr appended to the environment's log, with
+ * the environment variables of SPEC §2 and its cgroup limits. */
 #include "node.h"
 
 #include <arpa/inet.h>
@@ -21,6 +21,7 @@
 #include <sodium.h>
 
 #include "jsonx.h"
+#include "relay.h"
 #include "log.h"
 #include "util.h"
 #include "xmalloc.h"
@@ -72,24 +73,6 @@ port_used(int port)
 	return 0;
 }
 
-static int
-port_bindable(int port)
-{
-	struct sockaddr_in sa;
-	int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1, ok;
-
-	if (s == -1)
-		return 0;
-	memset(&sa, 0, sizeof sa);
-	sa.sin_family = AF_INET;
-	sa.sin_port = htons((uint16_t)port);
-	sa.sin_addr.s_addr = htonl(INADDR_ANY);
-	setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-	ok = bind(s, (struct sockaddr *)&sa, sizeof sa) == 0;
-	close(s);
-	return ok;
-}
-
 /* Caller holds the lock. */
 int
 spawn_pick_port(void)
@@ -99,58 +82,10 @@ spawn_pick_port(void)
 
 	for (tries = 0; tries < span; tries++) {
 		port = node->port_lo + (at + tries) % span;
-		if (!port_used(port) && port_bindable(port))
+		if (!port_used(port))
 			return port;
 	}
 	return -1;
-}
-
-char *
-spawn_cgroup_dir(long long id, int i)
-{
-	/* FNV-1a of the data folder: a short stable name per node */
-	unsigned long long h = 14695981039346656037ULL;
-	const char *p;
-
-	for (p = node->data_dir; *p; p++)
-		h = (h ^ (unsigned char)*p) * 1099511628211ULL;
-	return xasprintf("/sys/fs/cgroup/nubo/node-%016llx/env-%lld-%d", h,
-	    id, i);
-}
-
-/* A memory limit by cgroup v2 when this host lets us; the cgroup's
- * cgroup.procs path, or NULL (then RLIMIT_AS is used). */
-static char *
-spawn_cgroup(struct env *e, int i, long long mb)
-{
-	static const char root[] = "/sys/fs/cgroup";
-	char *ctl = xasprintf("%s/cgroup.controllers", root);
-	char *text = util_read_file(ctl, 4096, NULL), *dir = NULL, *p = NULL;
-	char *limit = NULL, *val = NULL;
-	int fd;
-
-	free(ctl);
-	if (text == NULL || strstr(text, "memory") == NULL)
-		goto out;
-	dir = spawn_cgroup_dir(e->id, i + 1);
-	if (util_mkdir_p(dir, 0755) == -1)
-		goto out;
-	limit = xasprintf("%s/memory.max", dir);
-	val = xasprintf("%lld\n", mb * 1024 * 1024);
-	fd = open(limit, O_WRONLY | O_CLOEXEC);
-	if (fd == -1 || write(fd, val, strlen(val)) < 0) {
-		if (fd != -1)
-			close(fd);
-		goto out;
-	}
-	close(fd);
-	p = xasprintf("%s/cgroup.procs", dir);
-out:
-	free(text);
-	free(dir);
-	free(limit);
-	free(val);
-	return p;
 }
 
 static void
@@ -166,18 +101,17 @@ pid_t
 spawn_instance(struct env *e, int i, char **cause)
 {
 	struct instance *in = &e->inst[i];
-	char *appdir = xasprintf("%s/app", e->dir);
-	char *start = xasprintf("%s/%s", appdir, e->start);
-	char *logpath = env_log_path(e), *procs = NULL;
-	char **envp = NULL, *dburl = NULL;
+	char *start = xasprintf("%s/app/%s", e->dir, e->start);
+	char *logpath = env_log_path(e), **procs = NULL, **argv = NULL;
+	char **envp = NULL, *dburl = NULL, *sock = NULL;
 	long long mb = jsonx_int(e->spec, "memory_mb", 512);
 	size_t n = 0;
 	const char *key;
 	json_t *v, *custom;
-	struct rlimit rl;
-	int logfd = -1, devnull = -1;
+	struct rlimit as, nproc;
+	int logfd = -1, devnull = -1, lfd = -1, pwfd = -1, grfd = -1;
+	int memory = 0;
 	pid_t pid = -1;
-	char *argv[2];
 
 	logfd = open(logpath, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
 	devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
@@ -186,8 +120,23 @@ spawn_instance(struct env *e, int i, char **cause)
 		    strerror(errno));
 		goto out;
 	}
-	node_chown(logpath);
-	dburl = pg_env_url(e);
+	/* the router's way in: made here, root's, for nginx's workers */
+	sock = sandbox_socket_path(e->id, i + 1);
+	lfd = relay_listen_unix(sock, 0660);
+	if (lfd == -1 || (node->uid != (uid_t)-1 && chown(sock, 0,
+	    sandbox_router_group()) == -1)) {
+		*cause = xasprintf("cannot listen on %s: %s", sock,
+		    strerror(errno));
+		goto out;
+	}
+	pwfd = sandbox_identity_fd(e, "/etc/passwd");
+	grfd = sandbox_identity_fd(e, "/etc/group");
+	if (pwfd == -1 || grfd == -1) {
+		*cause = xasprintf("cannot prepare the sandbox's users: %s",
+		    strerror(errno));
+		goto out;
+	}
+	dburl = pg_env_app_url(e);
 	envp_add(&envp, &n, xasprintf("PORT=%d", in->port));
 	envp_add(&envp, &n, xasprintf("DATABASE_URL=%s", dburl ? dburl : ""));
 	envp_add(&envp, &n, xasprintf("NUBO_FILES_DIR=%s/files", e->dir));
@@ -197,6 +146,7 @@ spawn_instance(struct env *e, int i, char **cause)
 	envp_add(&envp, &n, xasprintf("NUBO_INSTANCE=%d", i + 1));
 	envp_add(&envp, &n, xstrdup("PATH=/usr/local/bin:/usr/bin:/bin"));
 	envp_add(&envp, &n, xasprintf("HOME=%s/files", e->dir));
+	envp_add(&envp, &n, xstrdup("TMPDIR=/tmp"));
 	envp_add(&envp, &n, xstrdup("LANG=C.UTF-8"));
 	/* constants and custom variables from the spec (settings) */
 	custom = json_object_get(e->spec, "env");
@@ -215,10 +165,14 @@ spawn_instance(struct env *e, int i, char **cause)
 		if (json_is_string(v))
 			envp_add(&envp, &n, xasprintf("%s=%s", key,
 			    json_string_value(v)));
-	argv[0] = start;
-	argv[1] = NULL;
-	procs = spawn_cgroup(e, i, mb);
-	rl.rlim_cur = rl.rlim_max = (rlim_t)mb * 1024 * 1024;
+	/* fds 3, 4, 5 in the child */
+	argv = sandbox_argv(e, in->port, start, 3, 4, 5);
+	procs = sandbox_cgroup(e->id, i + 1, mb, &memory);
+	if (!memory)
+		env_log(e, "instance %d: no memory cgroup on this host; its "
+		    "limit is on address space (RLIMIT_AS)", i + 1);
+	as.rlim_cur = as.rlim_max = (rlim_t)mb * 1024 * 1024;
+	nproc.rlim_cur = nproc.rlim_max = (rlim_t)sandbox_nproc_max();
 	pid = fork();
 	if (pid == -1) {
 		*cause = xasprintf("fork: %s", strerror(errno));
@@ -226,50 +180,73 @@ spawn_instance(struct env *e, int i, char **cause)
 	}
 	if (pid == 0) {
 		char pidtext[32];
-		int fd;
+		int fd, k, len;
 
 		setsid();
 		dup2(devnull, 0);
 		dup2(logfd, 1);
 		dup2(logfd, 2);
-		close_range(3, ~0U, 0);
-		if (procs && (fd = open(procs, O_WRONLY)) != -1) {
-			int len = snprintf(pidtext, sizeof pidtext, "%d\n",
-			    (int)getpid());
-
-			if (write(fd, pidtext, (size_t)len) < 0)
-				setrlimit(RLIMIT_AS, &rl);
-			close(fd);
-		} else {
-			setrlimit(RLIMIT_AS, &rl);
-		}
-		if (chdir(appdir) == -1)
+		if (dup2(lfd, 3) == -1 || dup2(pwfd, 4) == -1 ||
+		    dup2(grfd, 5) == -1)
 			_exit(126);
-		if (node->uid != (uid_t)-1 && (setgroups(0, NULL) == -1 ||
-		    setgid(node->gid) == -1 || setuid(node->uid) == -1)) {
-			dprintf(2, "nubo: cannot switch to the app user\n");
-			_exit(126);
+		close_range(6, ~0U, 0);
+		len = snprintf(pidtext, sizeof pidtext, "%d\n", (int)getpid());
+		for (k = 0; procs && procs[k]; k++)
+			if ((fd = open(procs[k], O_WRONLY)) != -1) {
+				if (write(fd, pidtext, (size_t)len) < 0)
+					dprintf(2, "nubo: cannot join %s\n",
+					    procs[k]);
+				close(fd);
+			}
+		if (!memory)
+			setrlimit(RLIMIT_AS, &as);
+		if (e->uid != (uid_t)-1) {
+			setrlimit(RLIMIT_NPROC, &nproc);
+			if (setgroups(0, NULL) == -1 ||
+			    setgid((gid_t)e->uid) == -1 ||
+			    setuid(e->uid) == -1) {
+				dprintf(2, "nubo: cannot switch to the "
+				    "environment's user %u\n",
+				    (unsigned)e->uid);
+				_exit(126);
+			}
 		}
+		umask(027);
+		/* bubblewrap's outer process ignores SIGTERM, so a stop
+		 * reaches nubo-init (which forwards it to the app) while
+		 * the outer process stays to keep the sandbox alive */
 		signal(SIGPIPE, SIG_DFL);
-		execve(start, argv, envp);
-		dprintf(2, "nubo: cannot run %s: %s\n", start, strerror(errno));
+		signal(SIGTERM, SIG_IGN);
+		execve(argv[0], argv, envp);
+		dprintf(2, "nubo: cannot run %s: %s\n", argv[0],
+		    strerror(errno));
 		_exit(127);
 	}
 	in->pid = pid;
 	in->owned = 1;
 	in->starttime = spawn_starttime(pid);
+	in->oom_kills = sandbox_oom_kills(e->id, i + 1);
 out:
 	if (logfd != -1)
 		close(logfd);
 	if (devnull != -1)
 		close(devnull);
+	if (lfd != -1)
+		close(lfd);
+	if (pwfd != -1)
+		close(pwfd);
+	if (grfd != -1)
+		close(grfd);
 	for (n = 0; envp && envp[n]; n++)
 		free(envp[n]);
 	free(envp);
-	free(dburl);
+	for (n = 0; procs && procs[n]; n++)
+		free(procs[n]);
 	free(procs);
+	sandbox_argv_free(argv);
+	free(dburl);
+	free(sock);
 	free(logpath);
 	free(start);
-	free(appdir);
 	return pid;
 }

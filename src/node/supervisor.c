@@ -42,8 +42,9 @@ supervisor_alive(struct instance *in)
 }
 
 static int
-instance_reap(struct instance *in, char *why, size_t len)
+instance_reap(struct env *e, int index, char *why, size_t len)
 {
+	struct instance *in = &e->inst[index];
 	int st;
 	pid_t r;
 
@@ -58,7 +59,10 @@ instance_reap(struct instance *in, char *why, size_t len)
 	r = waitpid(in->pid, &st, WNOHANG);
 	if (r == 0)
 		return 0;
-	if (r == in->pid && WIFSIGNALED(st))
+	if (sandbox_oom_kills(e->id, index + 1) > in->oom_kills)
+		snprintf(why, len, "was killed for using more than its memory "
+		    "limit (%lld MB)", jsonx_int(e->spec, "memory_mb", 512));
+	else if (r == in->pid && WIFSIGNALED(st))
 		snprintf(why, len, "was killed by signal %d", WTERMSIG(st));
 	else if (r == in->pid && WIFEXITED(st))
 		snprintf(why, len, "exited with status %d", WEXITSTATUS(st));
@@ -120,7 +124,6 @@ struct probe {
 	char		*path;
 	pid_t		 pid;
 	int		 index;
-	int		 port;
 	int		 ok;
 };
 
@@ -136,7 +139,7 @@ supervise_env(struct env *e, double now, struct probe *probes, int *nprobes,
 	for (i = 0; i < NUBO_INSTANCES_MAX; i++) {
 		struct instance *in = &e->inst[i];
 
-		if (in->pid > 0 && instance_reap(in, why, sizeof why)) {
+		if (in->pid > 0 && instance_reap(e, i, why, sizeof why)) {
 			int was_stopping = in->state == INST_STOPPING;
 
 			node->router_dirty |= in->state == INST_RUNNING;
@@ -212,7 +215,6 @@ supervise_env(struct env *e, double now, struct probe *probes, int *nprobes,
 				p->env_id = e->id;
 				p->index = i;
 				p->pid = in->pid;
-				p->port = in->port;
 				p->path = xstrdup(e->health ? e->health : "/");
 				p->ok = 0;
 			}
@@ -281,15 +283,17 @@ discard(char *d, size_t s, size_t n, void *c)
 	return s * n;
 }
 
-/* The health path answers through the instance's own port: 2xx or 3xx. */
+/* The health path answers through the instance's own socket (its
+ * sandbox's only way in): 2xx or 3xx. */
 static int
 probe_run(CURL *c, struct probe *p)
 {
 	char url[512];
 	long status = 0;
 
-	snprintf(url, sizeof url, "http://127.0.0.1:%d%s", p->port, p->path);
+	snprintf(url, sizeof url, "http://localhost%s", p->path);
 	curl_easy_setopt(c, CURLOPT_URL, url);
+	sandbox_curl_instance(c, p->env_id, p->index + 1);
 	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, discard);
 	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 1000L);

@@ -187,12 +187,14 @@ transfer_manifest(struct env *e, long long *bytes, char **cause)
 	if (w.cache == NULL)
 		w.cache = json_object();
 	walk_cur = &w;
+	env_fs_enter(e->uid);
 	if (stat(w.root, &st) == 0 && nftw(w.root, walk_one, 32,
 	    FTW_PHYS | FTW_ACTIONRETVAL) == -1 && !w.failed) {
 		w.failed = 1;
 		w.cause = xasprintf("cannot read %s: %s", w.root,
 		    strerror(errno));
 	}
+	env_fs_leave(e->uid);
 	walk_cur = NULL;
 	if (!w.failed) {
 		text = json_dumps(w.fresh, JSON_COMPACT);
@@ -560,6 +562,7 @@ transfer_dump(struct areq *r)
 
 struct files_stream {
 	struct env	*env;
+	uid_t		 uid;		/* the environment's user */
 	char		*root;
 	json_t		*paths;
 	size_t		 next;
@@ -616,8 +619,11 @@ files_read(void *cls, uint64_t pos, char *buf, size_t max)
 			    s->paths, s->next++));
 			char *full = xasprintf("%s/%s", s->root, p);
 			struct stat st;
-			int fd = open(full, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+			int fd;
 
+			env_fs_enter(s->uid);
+			fd = open(full, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+			env_fs_leave(s->uid);
 			free(full);
 			if (fd == -1 || fstat(fd, &st) == -1 ||
 			    !S_ISREG(st.st_mode)) {
@@ -677,6 +683,7 @@ transfer_files_export(struct areq *r)
 	s = xcalloc(1, sizeof *s);
 	s->env = r->env;
 	s->root = transfer_files_dir(r->env);
+	s->uid = r->env->uid;
 	s->paths = json_incref(paths);
 	s->fd = -1;
 	http_reply_stream(r->http, 200, MHD_SIZE_UNKNOWN, files_read, s,
@@ -805,7 +812,7 @@ mkdirs_for(const char *root, const char *rel)
 
 	if (slash) {
 		*slash = '\0';
-		rc = util_mkdir_p(dup, 0755);
+		rc = util_mkdir_p(dup, 0750);
 	}
 	free(dup);
 	return rc;
@@ -827,7 +834,6 @@ sink_file_done(struct files_sink *s)
 		return -1;
 	}
 	s->fd = -1;
-	node_chown(s->tmp);
 	dest = xasprintf("%s/%s", s->root, s->path);
 	if (mkdirs_for(s->root, s->path) == -1 || util_rename_sync(s->tmp, dest) == -1) {
 		s->error = xasprintf("cannot place %s: %s", s->path,
@@ -972,7 +978,7 @@ sink_write(char *data, size_t size, size_t nmemb, void *cls)
 				    strerror(errno));
 				break;
 			}
-			fchmod(s->fd, 0644);
+			fchmod(s->fd, 0640);
 			crypto_hash_sha256_init(&s->sha);
 			s->left = fsize;
 			s->in_file = 1;
@@ -1000,17 +1006,19 @@ task_files(struct task *t, struct env *e, char **cause)
 	s.fd = -1;
 	s.root = transfer_files_dir(e);
 	s.want = json_object();
+	/* everything below runs as the environment's user: what arrives is
+	 * the app's, as it would have made it (umask 027) */
+	env_fs_enter(e->uid);
 	{
 		char *partial = xasprintf("%s/.nubo-partial", s.root);
 
 		util_rm_rf(partial);	/* leftovers of a killed import */
-		if (util_mkdir_p(partial, 0755) == -1) {
+		if (util_mkdir_p(partial, 0700) == -1) {
 			*cause = xasprintf("cannot create %s: %s", partial,
 			    strerror(errno));
 			free(partial);
 			goto out;
 		}
-		node_chown(s.root);
 		free(partial);
 	}
 	json_array_foreach(files, i, v)
@@ -1079,6 +1087,7 @@ out:
 		util_rm_rf(partial);
 		free(partial);
 	}
+	env_fs_leave(e->uid);
 	free(s.tmp);
 	free(s.path);
 	free(s.error);

@@ -41,7 +41,11 @@ out=$(route cloud3 $HOST /)
 expect "served through nginx by Host header" "$(printf '%s' "$out" | jq_get env)" Test
 expect "NUBO_APP" "$(printf '%s' "$out" | jq_get app)" shop
 expect "DATABASE_URL reaches its own database" "$(printf '%s' "$out" | jq_get db)" "env_$(sqlite3 "$T/portal/portal.db" "SELECT e.id FROM environments e JOIN nodes n ON n.id=e.node_id WHERE n.name='cloud3' AND e.name='Test'")"
-expect "runs as the unprivileged user" "$(printf '%s' "$out" | jq_get user)" "$(id -u nubo)"
+EID=$(sqlite3 "$T/portal/portal.db" "SELECT e.id FROM environments e JOIN nodes n ON n.id=e.node_id WHERE n.name='cloud3' AND e.name='Test'")
+expect "runs as the environment's own user (env.json)" "$(printf '%s' "$out" | jq_get user)" "$(jq_get uid < "$T/node-cloud3/envs/$EID/env.json")"
+uid=$(printf '%s' "$out" | jq_get user)
+[ "$uid" -ge 700000 ] && [ "$uid" -le 799999 ] && pass "the user is from the node's range ($uid)" || fail "user $uid is outside 700000-799999"
+expect "its uid is claimed host-wide" "$(cat "/run/nubo/uids/$uid")" "$T/node-cloud3 $EID"
 expect "URL shown" "$("$NUBO" envs show shop Test --json | jq_get url)" "http://$HOST:$ROUTER_cloud3"
 expect "unknown host is 404" "$(route_status cloud3 nobody.nubo.localhost)" 404
 # (the link reaches the node with its next heartbeat, every 2 s)

@@ -1,0 +1,190 @@
+/* nubo-init: process 1 of an instance's sandbox (bubblewrap runs it as
+ * the environment's user in new user, PID, mount, network, IPC and UTS
+ * namespaces). It
+ *  - starts the app in its own process group and forwards SIGTERM & co
+ *    to that group, reaps every orphan, and exits with the app's status
+ *    (when PID 1 exits the kernel kills whatever is left in the sandbox);
+ *  - dies with bubblewrap's outer process (PR_SET_PDEATHSIG), so a
+ *    SIGKILL of the instance's pid from the node ends the whole sandbox;
+ *  - bridges the network namespace: connections to the unix socket the
+ *    node listens on for this instance (--listen-fd) go to the app's
+ *    127.0.0.1:$PORT, and connections the app opens to 127.0.0.1:5432 go
+ *    to the environment's database socket (--db-socket), the only way
+ *    out of the namespace.
+ * Plain libc (and relay.c): it runs once per instance, so it stays small.
+ *
+ * usage: nubo-init [--listen-fd FD --port PORT]
+ *                  [--db-socket PATH [--db-port 5432]] -- PROGRAM [ARG...] */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "relay.h"
+
+static const int init_forwarded[] = { SIGTERM, SIGINT, SIGHUP, SIGQUIT,
+	SIGUSR1, SIGUSR2, 0 };
+
+static struct relay *init_relay;
+static pid_t init_app;
+static int init_port;
+static const char *init_db_socket;
+
+static int
+dial_app(void *arg)
+{
+	(void)arg;
+	return relay_dial_tcp("127.0.0.1", init_port);
+}
+
+static int
+dial_db(void *arg)
+{
+	(void)arg;
+	return relay_dial_unix(init_db_socket);
+}
+
+/* The app's status as an exit code; what happened goes to the app log. */
+static int
+init_status(int st)
+{
+	if (WIFEXITED(st))
+		return WEXITSTATUS(st);
+	if (WIFSIGNALED(st)) {
+		fprintf(stderr, "nubo-init: the app was killed by signal %d"
+		    " (%s)\n", WTERMSIG(st), strsignal(WTERMSIG(st)));
+		return 128 + WTERMSIG(st);
+	}
+	return 1;
+}
+
+static void
+on_signal(int fd, void *arg)
+{
+	struct signalfd_siginfo si;
+	int st;
+	pid_t pid;
+
+	(void)arg;
+	while (read(fd, &si, sizeof si) == (ssize_t)sizeof si) {
+		if (si.ssi_signo != SIGCHLD) {
+			if (kill(-init_app, (int)si.ssi_signo) == -1)
+				kill(init_app, (int)si.ssi_signo);
+			continue;
+		}
+		while ((pid = waitpid(-1, &st, WNOHANG)) > 0)
+			if (pid == init_app)
+				_exit(init_status(st));
+	}
+}
+
+static int
+usage(void)
+{
+	fputs("usage: nubo-init [--listen-fd FD --port PORT] [--db-socket PATH"
+	    " [--db-port PORT]] -- PROGRAM [ARG...]\n", stderr);
+	return 2;
+}
+
+int
+main(int argc, char **argv)
+{
+	int listen_fd = -1, db_port = 5432, i, k, prog, sfd;
+	sigset_t set;
+
+	for (i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--") == 0) {
+			i++;
+			break;
+		}
+		if (i + 1 >= argc)
+			return usage();
+		if (strcmp(argv[i], "--listen-fd") == 0)
+			listen_fd = atoi(argv[++i]);
+		else if (strcmp(argv[i], "--port") == 0)
+			init_port = atoi(argv[++i]);
+		else if (strcmp(argv[i], "--db-socket") == 0)
+			init_db_socket = argv[++i];
+		else if (strcmp(argv[i], "--db-port") == 0)
+			db_port = atoi(argv[++i]);
+		else
+			return usage();
+	}
+	if (i >= argc || (listen_fd >= 0 && (init_port < 1 ||
+	    init_port > 65535)) || db_port < 1 || db_port > 65535)
+		return usage();
+	prog = i;
+	if (listen_fd >= 0) {
+		struct stat st;
+
+		if (fstat(listen_fd, &st) == -1 || !S_ISSOCK(st.st_mode)) {
+			fprintf(stderr, "nubo-init: --listen-fd %d is not a "
+			    "socket\n", listen_fd);
+			return 2;
+		}
+	}
+
+	/* bubblewrap's outer process is our parent: when the node kills
+	 * it, the sandbox goes with it */
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	/* the node starts us with SIGTERM ignored (so bubblewrap's outer
+	 * process outlives it); signals are ours to handle */
+	sigemptyset(&set);
+	sigaddset(&set, SIGCHLD);
+	for (k = 0; init_forwarded[k]; k++) {
+		signal(init_forwarded[k], SIG_DFL);
+		sigaddset(&set, init_forwarded[k]);
+	}
+	signal(SIGPIPE, SIG_IGN);
+	sigprocmask(SIG_BLOCK, &set, NULL);
+	sfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+	init_relay = relay_new();
+	if (sfd == -1 || init_relay == NULL) {
+		perror("nubo-init");
+		return 1;
+	}
+	relay_watch(init_relay, sfd, on_signal, NULL);
+	if (listen_fd >= 0 && relay_listen(init_relay, listen_fd, dial_app,
+	    NULL, 0) == -1) {
+		perror("nubo-init: --listen-fd");
+		return 1;
+	}
+	if (init_db_socket) {
+		int dfd = relay_listen_tcp("127.0.0.1", db_port);
+
+		if (dfd == -1 || relay_listen(init_relay, dfd, dial_db, NULL,
+		    0) == -1) {
+			fprintf(stderr, "nubo-init: cannot listen on "
+			    "127.0.0.1:%d: %s\n", db_port, strerror(errno));
+			return 1;
+		}
+	}
+
+	init_app = fork();
+	if (init_app == -1) {
+		perror("nubo-init: fork");
+		return 1;
+	}
+	if (init_app == 0) {
+		sigset_t none;
+
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		signal(SIGPIPE, SIG_DFL);
+		setpgid(0, 0);
+		close_range(3, ~0U, 0);
+		execvp(argv[prog], argv + prog);
+		fprintf(stderr, "nubo-init: cannot run %s: %s\n", argv[prog],
+		    strerror(errno));
+		_exit(127);
+	}
+	setpgid(init_app, init_app);
+	relay_run(init_relay);
+	return 1;
+}
