@@ -345,6 +345,8 @@ pair_flush(struct relay_pair *p, int from)
 		else
 			return -1;
 	}
+	if (p->off[from] == p->len[from])
+		p->off[from] = p->len[from] = 0;	/* room again */
 	/* all that end `from` sent is written: pass its EOF on */
 	if (p->eof[from] && p->off[from] == p->len[from] && !p->shut[to]) {
 		shutdown(p->end[to].fd, SHUT_WR);
@@ -380,10 +382,8 @@ end_ready(struct relay *r, struct relay_end *e, unsigned events)
 		p->connecting = 0;
 		events = EPOLLOUT;
 	}
-	if ((events & (EPOLLIN | EPOLLHUP | EPOLLERR)) && !p->eof[i] &&
+	if ((events & (EPOLLIN | EPOLLHUP)) && !p->eof[i] &&
 	    p->len[i] < RELAY_BUF) {
-		if (p->off[i] == p->len[i])
-			p->off[i] = p->len[i] = 0;
 		n = read(e->fd, p->buf[i] + p->len[i], RELAY_BUF - p->len[i]);
 		if (n > 0)
 			p->len[i] += (size_t)n;
@@ -544,7 +544,7 @@ unix_addr(const char *path, struct sockaddr_un *sa)
 		errno = ENAMETOOLONG;
 		return -1;
 	}
-	strcpy(sa->sun_path, path);
+	memcpy(sa->sun_path, path, strlen(path) + 1);
 	return 0;
 }
 

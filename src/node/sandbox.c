@@ -239,17 +239,19 @@ sandbox_setup(void)
 	if (access(sandbox_init_path, X_OK) == -1)
 		return error("%s is missing (built and installed next to "
 		    "nubod)", sandbox_init_path);
+	/* root's; nginx's workers and (with --pg over TCP) the sandboxes
+	 * pass through it to their sockets */
 	run = xasprintf("%s/run", node->data_dir);
-	if (util_mkdir_p(run, 0750) == -1) {
+	if (util_mkdir_p(run, 0711) == -1) {
 		error("cannot create %s: %s", run, strerror(errno));
 		free(run);
 		return -1;
 	}
-	chmod(run, 0750);
+	chmod(run, 0711);
 	if (node->uid != (uid_t)-1) {
 		pw = getpwuid(node->uid);
 		sandbox_router_gid = pw ? pw->pw_gid : node->gid;
-		if (chown(run, 0, sandbox_router_gid) == -1)
+		if (chown(run, 0, 0) == -1)
 			log_warn("cannot chown %s: %s", run, strerror(errno));
 		if (util_mkdir_p(SANDBOX_UID_LOCKS, 0755) == -1) {
 			error("cannot create %s: %s", SANDBOX_UID_LOCKS,

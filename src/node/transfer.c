@@ -855,8 +855,12 @@ sink_file_done(struct files_sink *s)
 	pthread_mutex_lock(&task_lock);
 	s->t->files++;
 	pthread_mutex_unlock(&task_lock);
-	if (s->t->files == 1)
+	if (s->t->files == 1) {
+		/* the hook writes beside the test's files, as root */
+		env_fs_leave(s->env->uid);
 		testhook_pause("files-stream");
+		env_fs_enter(s->env->uid);
+	}
 	free(s->path);
 	s->path = NULL;
 	s->in_file = 0;

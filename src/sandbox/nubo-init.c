@@ -84,6 +84,20 @@ on_signal(int fd, void *arg)
 	}
 }
 
+/* A decimal number in [min,max], or -1. */
+static int
+number(const char *s, int min, int max)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno || end == s || *end || v < min || v > max)
+		return -1;
+	return (int)v;
+}
+
 static int
 usage(void)
 {
@@ -105,19 +119,22 @@ main(int argc, char **argv)
 		}
 		if (i + 1 >= argc)
 			return usage();
-		if (strcmp(argv[i], "--listen-fd") == 0)
-			listen_fd = atoi(argv[++i]);
-		else if (strcmp(argv[i], "--port") == 0)
-			init_port = atoi(argv[++i]);
-		else if (strcmp(argv[i], "--db-socket") == 0)
+		if (strcmp(argv[i], "--listen-fd") == 0 &&
+		    (listen_fd = number(argv[++i], 3, 1023)) != -1)
+			continue;
+		if (strcmp(argv[i], "--port") == 0 &&
+		    (init_port = number(argv[++i], 1, 65535)) != -1)
+			continue;
+		if (strcmp(argv[i], "--db-socket") == 0) {
 			init_db_socket = argv[++i];
-		else if (strcmp(argv[i], "--db-port") == 0)
-			db_port = atoi(argv[++i]);
-		else
-			return usage();
+			continue;
+		}
+		if (strcmp(argv[i], "--db-port") == 0 &&
+		    (db_port = number(argv[++i], 1, 65535)) != -1)
+			continue;
+		return usage();
 	}
-	if (i >= argc || (listen_fd >= 0 && (init_port < 1 ||
-	    init_port > 65535)) || db_port < 1 || db_port > 65535)
+	if (i >= argc || (listen_fd >= 0 && init_port < 1))
 		return usage();
 	prog = i;
 	if (listen_fd >= 0) {

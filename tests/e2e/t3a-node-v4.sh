@@ -37,8 +37,22 @@ p2=$(printf '%s' "$env" | jq_get running.1.port)
 [ "$p1" != "$p2" ] && pass "instances on their own ports ($p1, $p2)" || fail "same port twice"
 expect "requests reach both instances" "$(ports_seen cloud4 $HOST 20)" "$(printf '%s\n%s\n' "$p1" "$p2" | sort | paste -sd, -)"
 pid1=$(printf '%s' "$env" | jq_get running.0.pid)
-expect_match "memory limit on the instance (RLIMIT_AS or cgroup)" \
-	"$(grep 'Max address space' "/proc/$pid1/limits" | awk '{print $4}'; cat /sys/fs/cgroup/nubo/env-*-1/memory.max 2>/dev/null || true)" "268435456"
+# the memory cgroup the instance is in (v1's memory hierarchy, or v2)
+mem_limit() {
+	local v1 v2
+	v1=$(awk -F: '$2 == "memory" { print $3 }' "/proc/$1/cgroup")
+	v2=$(awk -F: '$1 == "0" { print $3 }' "/proc/$1/cgroup")
+	if [ -n "$v1" ] && [ -f "/sys/fs/cgroup/memory$v1/memory.limit_in_bytes" ]; then
+		cat "/sys/fs/cgroup/memory$v1/memory.limit_in_bytes"
+	elif [ -f "/sys/fs/cgroup$v2/memory.max" ]; then
+		cat "/sys/fs/cgroup$v2/memory.max"
+	elif [ -f "/sys/fs/cgroup/unified$v2/memory.max" ]; then
+		cat "/sys/fs/cgroup/unified$v2/memory.max"
+	else
+		echo "no memory cgroup for pid $1"
+	fi
+}
+expect "resident memory limit on the instance (its cgroup)" "$(mem_limit "$pid1")" 268435456
 expect "both share one database" "$(route cloud4 $HOST /add/x | jq_get count)" 1
 expect "write seen by the other instance too" "$(for i in 1 2 3 4; do route cloud4 $HOST /count | jq_get count; done | sort -u)" 1
 

@@ -37,7 +37,8 @@ u2=$(post "/api/notes/$id2/attachments?name=a2.txt" --data-binary @"$T/a2.txt" |
 expect_match "attachment stored" "$u1" '^[0-9a-f-]{36}$'
 f1=$(find "$T"/node-cloud3/envs/*/files -path "*/files/${u1:0:2}/${u1:2:2}/$u1")
 expect "file at NUBO_FILES_DIR/xx/yy/<uuid>" "$(cmp -s "$f1" "$T/a1.bin" && echo same)" same
-expect "files belong to the unprivileged user" "$(stat -c %U "$f1")" nubo
+eid=$(basename "$(dirname "$(dirname "$(dirname "$(dirname "$f1")")")")")
+expect "files belong to the environment's own user, 0640 (umask 027)" "$(stat -c '%u %a' "$f1")" "$(jq_get uid < "$T/node-cloud3/envs/$eid/env.json") 640"
 expect "note not found refused" "$(post /api/notes/99/attachments --data-binary x | jq_get error.message)" "note not found"
 expect "Cleanup event" "$(post /_nubo/events/Cleanup | jq_get recorded)" true
 stats() { route cloud3 $HOST /api/stats | python3 -c 'import json,sys; s=json.load(sys.stdin); print(s["notes"], s["attachments"], s["attachment_bytes"], s["events"]["Cleanup"])'; }
