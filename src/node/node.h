@@ -202,9 +202,18 @@ long long sandbox_oom_kills(long long id, int index);
 void sandbox_cgroup_remove(long long id, int index);
 /* A memfd of /etc/passwd or /etc/group with e's user added; -1. */
 int sandbox_identity_fd(struct env *e, const char *file);
-/* bubblewrap's argv for one instance (sandbox_argv_free() it). */
-char **sandbox_argv(struct env *e, int port, const char *start,
+/* bubblewrap's argv for instance index (1-based; sandbox_argv_free()
+ * it). */
+char **sandbox_argv(struct env *e, int index, int port, const char *start,
     int listen_fd, int passwd_fd, int group_fd);
+/* The instance's working area DIR/envs/<id>/work/<index>: made afresh
+ * from app/ at every start of the instance — folders the environment's
+ * user's, files hard links to the package's (read-only; the app may
+ * replace them), so it is writable, private to the instance and lost
+ * when it starts again, like a Heroku dyno's. -1 with *cause. */
+int sandbox_work_make(struct env *e, int index, char **cause);
+void sandbox_work_remove(struct env *e, int index);
+char *sandbox_work_path(struct env *e, int index);
 void sandbox_argv_free(char **argv);
 /* The group of the router's workers (their way to the sockets). */
 gid_t sandbox_router_group(void);

@@ -22,6 +22,7 @@
 #include "node.h"
 
 #include <dirent.h>
+#include <ftw.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -507,10 +508,11 @@ argv_add3(char ***argv, size_t *n, const char *a, const char *b,
 }
 
 char **
-sandbox_argv(struct env *e, int port, const char *start, int listen_fd,
-    int passwd_fd, int group_fd)
+sandbox_argv(struct env *e, int index, int port, const char *start,
+    int listen_fd, int passwd_fd, int group_fd)
 {
 	char **argv = NULL, *app = xasprintf("%s/app", e->dir);
+	char *work = sandbox_work_path(e, index);
 	char *files = xasprintf("%s/files", e->dir), *dbdir = NULL;
 	char *dbname = NULL, *dbsock = NULL, num[32];
 	size_t n = 0;
@@ -534,7 +536,9 @@ sandbox_argv(struct env *e, int port, const char *start, int listen_fd,
 			argv_add3(&argv, &n, "--tmpfs", sandbox_hidden[i],
 			    NULL);
 	argv_add3(&argv, &n, "--tmpfs", node->data_dir, NULL);
-	argv_add3(&argv, &n, "--ro-bind", app, app);
+	/* the app's folder is its working area: a farm of the package
+	 * (sandbox_work_make()), writable, its own */
+	argv_add3(&argv, &n, "--bind", work, app);
 	argv_add3(&argv, &n, "--bind", files, files);
 	argv_add3(&argv, &n, "--ro-bind", sandbox_init_path,
 	    "/run/nubo/init");
@@ -558,6 +562,7 @@ sandbox_argv(struct env *e, int port, const char *start, int listen_fd,
 		argv_add3(&argv, &n, "--db-port", num, NULL);
 	}
 	argv_add3(&argv, &n, "--", start, NULL);
+	free(work);
 	free(app);
 	free(files);
 	free(dbdir);
@@ -610,4 +615,124 @@ env_fs_leave(uid_t uid)
 		return;
 	setfsuid(0);
 	setfsgid(0);
+}
+
+/* ---- the writable working area ---- */
+
+char *
+sandbox_work_path(struct env *e, int index)
+{
+	return xasprintf("%s/work/%d", e->dir, index);
+}
+
+static __thread const char *farm_src, *farm_dst;
+static __thread uid_t farm_uid;
+static __thread int farm_failed;
+
+/* One entry of app/ into the farm: folders made (the environment's
+ * user's), files hard-linked (root's, read-only to the app: it may
+ * replace them, never change the package's bytes), links copied. */
+static int
+farm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	const char *rel = path + strlen(farm_src);
+	char *dst = xasprintf("%s%s", farm_dst, rel);
+	int rc = 0;
+
+	(void)ftw;
+	if (flag == FTW_D) {
+		if (*rel && mkdir(dst, 0750) == -1 && errno != EEXIST)
+			rc = -1;
+		if (rc == 0 && (lchown(dst, farm_uid, (gid_t)farm_uid) == -1 ||
+		    chmod(dst, (st->st_mode & 0777) | 0700) == -1))
+			rc = farm_uid == (uid_t)-1 ? 0 : -1;
+	} else if (flag == FTW_SL) {
+		char target[4096];
+		ssize_t n = readlink(path, target, sizeof target - 1);
+
+		if (n < 0)
+			rc = -1;
+		else {
+			target[n] = '\0';
+			rc = symlink(target, dst);
+		}
+	} else if (flag == FTW_F) {
+		rc = link(path, dst);
+	}
+	if (rc == -1) {
+		log_warn("working area: cannot make %s: %s", dst,
+		    strerror(errno));
+		farm_failed = 1;
+	}
+	free(dst);
+	return rc == -1 ? 1 : 0;
+}
+
+void
+sandbox_work_remove(struct env *e, int index)
+{
+	char *work = sandbox_work_path(e, index);
+	struct stat st;
+
+	if (lstat(work, &st) == -1) {
+		free(work);
+		return;
+	}
+	/* its content as the environment's user (what is in there is the
+	 * app's: a link it planted leads nowhere it could not go itself),
+	 * the folder itself as root */
+	env_fs_enter(e->uid);
+	if (S_ISDIR(st.st_mode)) {
+		DIR *d = opendir(work);
+		struct dirent *de;
+
+		while (d && (de = readdir(d)) != NULL) {
+			char *sub;
+
+			if (strcmp(de->d_name, ".") == 0 ||
+			    strcmp(de->d_name, "..") == 0)
+				continue;
+			sub = xasprintf("%s/%s", work, de->d_name);
+			util_rm_rf(sub);
+			free(sub);
+		}
+		if (d)
+			closedir(d);
+	}
+	env_fs_leave(e->uid);
+	if (util_rm_rf(work) == -1)
+		log_warn("cannot remove %s: %s", work, strerror(errno));
+	free(work);
+}
+
+int
+sandbox_work_make(struct env *e, int index, char **cause)
+{
+	char *app = xasprintf("%s/app", e->dir);
+	char *parent = xasprintf("%s/work", e->dir);
+	char *work = sandbox_work_path(e, index);
+	int rc = -1;
+
+	sandbox_work_remove(e, index);
+	if (util_mkdir_p(parent, 0711) == -1 || mkdir(work, 0750) == -1) {
+		*cause = xasprintf("cannot create %s: %s", work,
+		    strerror(errno));
+		goto out;
+	}
+	farm_src = app;
+	farm_dst = work;
+	farm_uid = e->uid;
+	farm_failed = 0;
+	if (nftw(app, farm_one, 32, FTW_PHYS) != 0 || farm_failed) {
+		*cause = xasprintf("cannot prepare the working area %s from "
+		    "the package", work);
+		sandbox_work_remove(e, index);
+		goto out;
+	}
+	rc = 0;
+out:
+	free(app);
+	free(parent);
+	free(work);
+	return rc;
 }

@@ -165,8 +165,10 @@ spawn_instance(struct env *e, int i, char **cause)
 		if (json_is_string(v))
 			envp_add(&envp, &n, xasprintf("%s=%s", key,
 			    json_string_value(v)));
+	if (sandbox_work_make(e, i + 1, cause) == -1)
+		goto out;
 	/* fds 3, 4, 5 in the child */
-	argv = sandbox_argv(e, in->port, start, 3, 4, 5);
+	argv = sandbox_argv(e, i + 1, in->port, start, 3, 4, 5);
 	procs = sandbox_cgroup(e->id, i + 1, mb, &memory);
 	if (!memory)
 		env_log(e, "instance %d: no memory cgroup on this host; its "

@@ -86,7 +86,9 @@ struct walk {
 	size_t		 rootlen;
 	json_t		*cache;		/* path → [size, mtime_ns, ino, sha] */
 	json_t		*fresh;		/* the cache for what exists now */
-	json_t		*files;		/* [{path, size, sha256}] */
+	json_t		*files;		/* [{path, size, sha256, mode, owner}] */
+	json_t		*folders;	/* [{path, mode, owner}] */
+	uid_t		 uid;		/* the environment's user */
 	long long	 bytes;
 	int		 failed;
 	char		*cause;
@@ -124,6 +126,22 @@ sha256_file(const char *path, char out[65], long long *size)
 	return 0;
 }
 
+/* "app" when the environment's user owns it (what the app can write),
+ * else who does: the two sides of a copy have different users, the
+ * same owner means the app's on both. */
+static const char *
+transfer_owner(struct walk *w, const struct stat *st)
+{
+	static __thread char other[32];
+
+	if (w->uid == (uid_t)-1 || (st->st_uid == w->uid &&
+	    st->st_gid == (gid_t)w->uid))
+		return "app";
+	snprintf(other, sizeof other, "uid %u gid %u", (unsigned)st->st_uid,
+	    (unsigned)st->st_gid);
+	return other;
+}
+
 static int
 walk_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {
@@ -139,9 +157,15 @@ walk_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 	rel = path + w->rootlen + 1;
 	if (strncmp(rel, ".nubo-", 6) == 0)
 		return flag == FTW_D ? FTW_SKIP_SUBTREE : 0;
+	if (flag == FTW_D) {
+		json_array_append_new(w->folders, json_pack("{s:s,s:i,s:s}",
+		    "path", rel, "mode", (int)(st->st_mode & 0777), "owner",
+		    transfer_owner(w, st)));
+		return 0;
+	}
 	if (flag != FTW_F || !S_ISREG(st->st_mode))
-		return 0;	/* folders; links and special files are never
-				 * part of a file store (SPEC §3) */
+		return 0;	/* links and special files are never part of a
+				 * file store (SPEC §3) */
 	mtime = (long long)st->st_mtim.tv_sec * 1000000000LL +
 	    st->st_mtim.tv_nsec;
 	c = json_object_get(w->cache, rel);
@@ -160,15 +184,19 @@ walk_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 	json_object_set_new(w->fresh, rel, json_pack("[I,I,I,s]",
 	    (json_int_t)st->st_size, (json_int_t)mtime,
 	    (json_int_t)st->st_ino, sha));
-	json_array_append_new(w->files, json_pack("{s:s,s:I,s:s}", "path", rel,
-	    "size", (json_int_t)st->st_size, "sha256", sha));
+	json_array_append_new(w->files, json_pack("{s:s,s:I,s:s,s:i,s:s}",
+	    "path", rel, "size", (json_int_t)st->st_size, "sha256", sha,
+	    "mode", (int)(st->st_mode & 0777), "owner",
+	    transfer_owner(w, st)));
 	w->bytes += st->st_size;
 	return 0;
 }
 
-/* Every file of e's file store with its sha256; NULL with *cause. */
+/* Every file of e's file store with its sha256, mode and owner; NULL
+ * with *cause. *folders (when asked) gets every folder below it. */
 static json_t *
-transfer_manifest(struct env *e, long long *bytes, char **cause)
+transfer_manifest(struct env *e, long long *bytes, json_t **folders,
+    char **cause)
 {
 	struct walk w;
 	char *cache_path = xasprintf("%s/transfer-cache.json", e->dir);
@@ -179,6 +207,8 @@ transfer_manifest(struct env *e, long long *bytes, char **cause)
 	w.root = transfer_files_dir(e);
 	w.rootlen = strlen(w.root);
 	w.files = json_array();
+	w.folders = json_array();
+	w.uid = e->uid;
 	w.fresh = json_object();
 	pthread_mutex_lock(&transfer_cache_lock);
 	text = util_read_file(cache_path, 512 * 1024 * 1024, NULL);
@@ -208,10 +238,15 @@ transfer_manifest(struct env *e, long long *bytes, char **cause)
 	free(w.root);
 	if (w.failed) {
 		json_decref(w.files);
+		json_decref(w.folders);
 		*cause = w.cause;
 		return NULL;
 	}
 	*bytes = w.bytes;
+	if (folders)
+		*folders = w.folders;
+	else
+		json_decref(w.folders);
 	return w.files;
 }
 
@@ -237,7 +272,10 @@ transfer_cache_put(struct env *e, const char *rel, const char *sha)
 		    (long long)st.st_mtim.tv_sec * 1000000000LL +
 		    st.st_mtim.tv_nsec), (json_int_t)st.st_ino, sha));
 	text = json_dumps(cache, JSON_COMPACT);
+	/* the cache is the node's (beside env.json): written as root */
+	env_fs_leave(e->uid);
 	util_write_file(cache_path, text, strlen(text), 0600);
+	env_fs_enter(e->uid);
 	free(text);
 	json_decref(cache);
 	pthread_mutex_unlock(&transfer_cache_lock);
@@ -374,11 +412,12 @@ transfer_checksums(struct areq *r)
 	const char *qf = http_query(r->http, "files");
 	const char *qd = http_query(r->http, "database");
 	long long fbytes = 0, dbytes = 0, rows = 0;
-	json_t *files = NULL, *tables = NULL, *out, *pkgj = NULL;
+	json_t *files = NULL, *folders = NULL, *tables = NULL, *out;
+	json_t *pkgj = NULL;
 	char *cause = NULL;
 
 	if (qf == NULL || strcmp(qf, "0") != 0) {
-		files = transfer_manifest(r->env, &fbytes, &cause);
+		files = transfer_manifest(r->env, &fbytes, &folders, &cause);
 		if (files == NULL) {
 			areply_error(r, 500, "FILES_UNREADABLE", "%s", cause);
 			free(cause);
@@ -389,6 +428,7 @@ transfer_checksums(struct areq *r)
 		tables = transfer_db_checksums(r->env, &dbytes, &rows, &cause);
 		if (tables == NULL) {
 			json_decref(files);
+			json_decref(folders);
 			areply_error(r, 500, "DATABASE_UNREADABLE", "%s", cause);
 			free(cause);
 			return;
@@ -415,6 +455,7 @@ transfer_checksums(struct areq *r)
 	    (json_int_t)r->env->id, "files_bytes", (json_int_t)fbytes,
 	    "database_bytes", (json_int_t)dbytes, "rows", (json_int_t)rows);
 	json_object_set_new(out, "files", files ? files : json_null());
+	json_object_set_new(out, "folders", folders ? folders : json_null());
 	json_object_set_new(out, "tables", tables ? tables : json_null());
 	json_object_set_new(out, "package", pkgj ? pkgj : json_null());
 	areply(r, 200, out);
@@ -427,15 +468,16 @@ transfer_files_manifest(struct areq *r)
 {
 	long long bytes = 0;
 	char *cause = NULL;
-	json_t *files = transfer_manifest(r->env, &bytes, &cause);
+	json_t *folders = NULL;
+	json_t *files = transfer_manifest(r->env, &bytes, &folders, &cause);
 
 	if (files == NULL) {
 		areply_error(r, 500, "FILES_UNREADABLE", "%s", cause);
 		free(cause);
 		return;
 	}
-	areply(r, 200, json_pack("{s:o,s:I}", "files", files, "files_bytes",
-	    (json_int_t)bytes));
+	areply(r, 200, json_pack("{s:o,s:o,s:I}", "files", files, "folders",
+	    folders, "files_bytes", (json_int_t)bytes));
 }
 
 /* ---- streaming a child's output (pg_dump) ---- */
@@ -827,6 +869,10 @@ sink_file_done(struct files_sink *s)
 
 	crypto_hash_sha256_final(&s->sha, h);
 	util_hex(h, sizeof h, hex);
+	/* the source's mode (read and write bits); owner: ours, the
+	 * environment's user, as the source's files are its own user's */
+	if (w && json_is_integer(json_object_get(w, "mode")))
+		fchmod(s->fd, (mode_t)(jsonx_int(w, "mode", 0640) & 0777));
 	if (fsync(s->fd) == -1 || close(s->fd) == -1) {
 		s->fd = -1;
 		s->error = xasprintf("cannot write %s: %s", s->path,
@@ -1450,7 +1496,7 @@ task_delta(struct task *t, struct env *e, char **cause)
 {
 	const char *url = jsonx_str(t->req, "manifest_url");
 	json_t *src = NULL, *mine = NULL, *sidx = json_object(), *v, *d;
-	json_t *copy = json_array(), *del = json_array();
+	json_t *copy = json_array(), *del = json_array(), *modes = json_array();
 	long long mbytes = 0, cbytes = 0, same = 0;
 	struct buf b;
 	CURL *cu;
@@ -1471,7 +1517,7 @@ task_delta(struct task *t, struct env *e, char **cause)
 		    "(%s, HTTP %ld)", curl_easy_strerror(cc), status);
 		goto out;
 	}
-	if ((mine = transfer_manifest(e, &mbytes, cause)) == NULL)
+	if ((mine = transfer_manifest(e, &mbytes, NULL, cause)) == NULL)
 		goto out;
 	json_array_foreach(json_object_get(src, "files"), i, v) {
 		if (!transfer_path_ok(jsonx_str(v, "path"))) {
@@ -1489,9 +1535,25 @@ task_delta(struct task *t, struct env *e, char **cause)
 		else if (strcmp(jsonx_str(v, "sha256"), jsonx_str(d,
 		    "sha256")) == 0) {
 			same++;
+			if (json_is_integer(json_object_get(v, "mode")) &&
+			    jsonx_int(v, "mode", 0) != jsonx_int(d, "mode", 0))
+				json_array_append_new(modes, json_pack("{s:O,"
+				    "s:O}", "path", json_object_get(v, "path"),
+				    "mode", json_object_get(v, "mode")));
 			json_object_del(sidx, jsonx_str(d, "path"));
 		}
 	}
+	json_array_foreach(json_object_get(src, "folders"), i, v)
+		if (!transfer_path_ok(jsonx_str(v, "path"))) {
+			*cause = xasprintf("files: unsafe folder '%s' in the "
+			    "source's list", jsonx_str(v, "path") ?
+			    jsonx_str(v, "path") : "?");
+			goto out;
+		}
+	json_object_set(t->req, "modes", modes);
+	if (json_is_array(json_object_get(src, "folders")))
+		json_object_set(t->req, "folders", json_object_get(src,
+		    "folders"));
 	json_object_foreach(sidx, k, v) {
 		json_array_append(copy, v);
 		cbytes += jsonx_int(v, "size", 0);
@@ -1512,6 +1574,104 @@ out:
 	json_decref(sidx);
 	json_decref(copy);
 	json_decref(del);
+	json_decref(modes);
+	return rc;
+}
+
+static int
+folder_depth_desc(const void *a, const void *b)
+{
+	const char *x = json_string_value(*(json_t *const *)a);
+	const char *y = json_string_value(*(json_t *const *)b);
+	size_t dx = 0, dy = 0;
+
+	for (; *x; x++)
+		dx += *x == '/';
+	for (; *y; y++)
+		dy += *y == '/';
+	return dx < dy ? 1 : dx > dy ? -1 : 0;
+}
+
+/* After the files: the source's folders (made, with its modes), the
+ * modes of files whose bytes were equal, and folders only the target
+ * had removed when empty. As the environment's user. */
+static int
+task_tree(struct task *t, struct env *e, char **cause)
+{
+	json_t *folders = json_object_get(t->req, "folders"), *v, *want;
+	json_t *extra = json_array(), *mine = NULL;
+	char *root = transfer_files_dir(e), *full;
+	long long bytes;
+	size_t i;
+	int rc = -1;
+
+	if ((mine = transfer_manifest(e, &bytes, &extra, cause)) == NULL) {
+		free(root);
+		return -1;
+	}
+	json_decref(mine);
+	want = json_object();
+	json_array_foreach(folders, i, v)
+		json_object_set(want, jsonx_str(v, "path"), v);
+	env_fs_enter(e->uid);
+	json_array_foreach(folders, i, v) {
+		full = xasprintf("%s/%s", root, jsonx_str(v, "path"));
+		if ((util_mkdir_p(full, 0750) == -1 || chmod(full,
+		    (mode_t)(jsonx_int(v, "mode", 0750) & 0777)) == -1)) {
+			*cause = xasprintf("files: cannot make folder %s: %s",
+			    jsonx_str(v, "path"), strerror(errno));
+			free(full);
+			goto out;
+		}
+		free(full);
+	}
+	json_array_foreach(json_object_get(t->req, "modes"), i, v) {
+		full = xasprintf("%s/%s", root, jsonx_str(v, "path"));
+		if (transfer_path_ok(jsonx_str(v, "path")) && chmod(full,
+		    (mode_t)(jsonx_int(v, "mode", 0640) & 0777)) == -1 &&
+		    errno != ENOENT) {
+			*cause = xasprintf("files: cannot set the mode of %s: "
+			    "%s", jsonx_str(v, "path"), strerror(errno));
+			free(full);
+			goto out;
+		}
+		free(full);
+	}
+	if (json_is_array(folders)) {
+		json_t *gone = json_array();
+
+		json_array_foreach(extra, i, v)
+			if (json_object_get(want, jsonx_str(v, "path")) == NULL)
+				json_array_append(gone, json_object_get(v,
+				    "path"));
+		/* deepest first, so a parent is empty when its turn comes */
+		{
+			size_t n = json_array_size(gone), k;
+			json_t **list = xcalloc(n + 1, sizeof *list);
+
+			for (k = 0; k < n; k++)
+				list[k] = json_array_get(gone, k);
+			qsort(list, n, sizeof *list, folder_depth_desc);
+			for (k = 0; k < n; k++) {
+				full = xasprintf("%s/%s", root,
+				    json_string_value(list[k]));
+				if (rmdir(full) == -1 && errno != ENOENT)
+					log_info("transfer: folder %s only on "
+					    "the target kept: %s",
+					    json_string_value(list[k]),
+					    strerror(errno));
+				free(full);
+			}
+			free(list);
+		}
+		json_decref(gone);
+	}
+	rc = 0;
+out:
+	env_fs_leave(e->uid);
+	json_decref(want);
+	json_decref(extra);
+	free(root);
 	return rc;
 }
 
@@ -1543,6 +1703,9 @@ task_run(void *arg)
 		task_set(t, "files");
 		rc = task_files(t, e, &cause);
 	}
+	if (rc == 0 && (json_is_array(json_object_get(t->req, "folders")) ||
+	    json_array_size(json_object_get(t->req, "modes")) > 0))
+		rc = task_tree(t, e, &cause);
 	if (rc == 0 && jsonx_str(t->req, "dump_url")) {
 		task_set(t, "database");
 		rc = task_database(t, e, &cause);

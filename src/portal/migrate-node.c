@@ -691,6 +691,29 @@ stable(json_t *before, const char *name, const char *key, json_t *now_item)
 	    json_object_get(b, "rows"), json_object_get(now_item, "rows")));
 }
 
+/* Mode and owner of a file or folder present on both sides: the same
+ * mode, and the environment's own user on both (each side reports
+ * "app" for that). A node of an older version reports neither. */
+static void
+verify_attrs(json_t *diffs, const char *what, const char *path, json_t *src,
+    json_t *dst)
+{
+	json_t *sm = json_object_get(src, "mode"), *dm = json_object_get(dst,
+	    "mode");
+	const char *so = jsonx_str(src, "owner"), *dow = jsonx_str(dst, "owner");
+
+	if (json_is_integer(sm) && json_is_integer(dm) && !json_equal(sm, dm))
+		json_array_append_new(diffs, json_sprintf("%s %s: mode %04llo "
+		    "on the source, %04llo on the target", what, path,
+		    (unsigned long long)json_integer_value(sm),
+		    (unsigned long long)json_integer_value(dm)));
+	if (so && dow && strcmp(so, dow) != 0)
+		json_array_append_new(diffs, json_sprintf("%s %s: owned by %s "
+		    "on the source, by %s on the target", what, path,
+		    strcmp(so, "app") == 0 ? "the app" : so,
+		    strcmp(dow, "app") == 0 ? "the app" : dow));
+}
+
 int
 migrate_node_verify(struct migrate_ctx *c, long long s, long long t,
     json_t **result, char **cause)
@@ -759,8 +782,10 @@ migrate_node_verify(struct migrate_ctx *c, long long s, long long t,
 		files++;
 		bytes += jsonx_int(v, "size", 0);
 		if (d && strcmp(jsonx_str(d, "sha256"), jsonx_str(v, "sha256"))
-		    == 0)
+		    == 0) {
+			verify_attrs(diffs, "file", k, v, d);
 			continue;
+		}
 		json_array_append_new(stable(bf, k, "sha256", v) ? diffs :
 		    changed, d ? json_sprintf("file %s: sha256 %.12s… on the "
 		    "source, %.12s… on the target", k, jsonx_str(v, "sha256"),
@@ -772,6 +797,24 @@ migrate_node_verify(struct migrate_ctx *c, long long s, long long t,
 			json_array_append_new(stable(bf, k, "sha256", NULL) ?
 			    diffs : changed, json_sprintf("file %s: only on the "
 			    "target", k));
+	json_decref(sidx);
+	json_decref(didx);
+	/* folders: the same ones, with the same modes, the app's */
+	sidx = index_by(json_object_get(src, "folders"), "path");
+	didx = index_by(json_object_get(dst, "folders"), "path");
+	json_object_foreach(sidx, k, v) {
+		d = json_object_get(didx, k);
+		if (d)
+			verify_attrs(diffs, "folder", k, v, d);
+		else
+			json_array_append_new(strict ? diffs : changed,
+			    json_sprintf("folder %s: missing on the target",
+			    k));
+	}
+	json_object_foreach(didx, k, v)
+		if (json_object_get(sidx, k) == NULL)
+			json_array_append_new(strict ? diffs : changed,
+			    json_sprintf("folder %s: only on the target", k));
 	*result = json_pack("{s:I,s:I,s:I,s:I,s:O,s:O}", "tables",
 	    (json_int_t)json_array_size(json_object_get(src, "tables")),
 	    "rows", (json_int_t)rows, "files", (json_int_t)files, "bytes",

@@ -3,6 +3,9 @@
 # Source it, call the start_* functions you need, then `finish`.
 set -euo pipefail
 
+# The system's programs first: a python3 behind a version manager's shim
+# costs a shell start per call, and the tests call it thousands of times.
+PATH=/usr/bin:/bin:$PATH
 NUBO_SRC=${NUBO_SRC:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
 NUBO_BUILD=${NUBO_BUILD:-$NUBO_SRC/build}
 NUBOD=$NUBO_BUILD/nubod

@@ -115,16 +115,30 @@ bulk_rows() {
 }
 
 # env_fingerprint NODE ENV: the environment's database (per table: count and
-# md5 of the rows in order) and file store (sha256sum of every file), read
-# straight from the node's PostgreSQL and disk with psql and sha256sum.
+# md5 of the rows in order) and file store (sha256sum of every file; every
+# file's and folder's mode, and its owner: "app" for the environment's own
+# user, whose uid differs from node to node), read straight from the
+# node's PostgreSQL and disk with psql, find and sha256sum.
 env_fingerprint() {
-	local t
+	local t dir uid
+	dir=$(env_dir "$1" "$2")
+	uid=$(jq_get uid < "$dir/env.json")
 	{
 		for t in $(env_sql "$1" "$2" "SELECT quote_ident(table_schema) || '.' || quote_ident(table_name) FROM information_schema.tables WHERE table_schema NOT IN ('pg_catalog','information_schema') AND table_type = 'BASE TABLE' ORDER BY 1"); do
 			env_sql "$1" "$2" "SELECT '$t', count(*), md5(COALESCE(string_agg(t::text, '|' ORDER BY t::text), '')) FROM $t t"
 		done
-		(cd "$(env_dir "$1" "$2")/files" 2>/dev/null && find . -type f ! -path './.nubo-*' -print0 | sort -z | xargs -0 -r sha256sum)
+		(cd "$dir/files" 2>/dev/null && find . -type f ! -path './.nubo-*' -print0 | sort -z | xargs -0 -r sha256sum)
+		(cd "$dir/files" 2>/dev/null && find . -mindepth 1 ! -path './.nubo-*' -printf '%P %y %m %U:%G\n' | sort | sed "s/ $uid:$uid\$/ app/")
 	} | sha256sum | cut -c1-16
+}
+
+# env_foreign NODE ENV: what in the environment's file store its own user
+# does not own (one line each; nothing when all is the app's).
+env_foreign() {
+	local dir uid
+	dir=$(env_dir "$1" "$2")
+	uid=$(jq_get uid < "$dir/env.json")
+	(cd "$dir/files" && find . ! -path './.nubo-*' \( ! -uid "$uid" -o ! -gid "$uid" \) -printf '%P %U:%G %m\n')
 }
 
 # compare_envs A B ENV NAME: the fingerprints of ENV on nodes A and B match

@@ -77,6 +77,9 @@ expect_match "the app on v4 runs with it" "$(route v4 notes-production.nubo.loca
 expect "settings step reported nothing left behind" "$(step_result notes settings Production 0 | jq_get not_carried_over)" "[]"
 compare_envs v3 v4 Production "final data equals the source: Production"
 compare_envs v3 v4 Test "final data equals the source: Test"
+foreign=$(env_foreign v4 Production)
+expect "everything in the target's file store is the app's" "$foreign" ""
 expect "new writes on v4 work" "$(add_notes v4 notes-production 1 0 && echo ok)" ok
+expect "new attachments on v4 work" "$(add_notes v4 notes-production 1 3 && echo ok)" ok
 
 finish

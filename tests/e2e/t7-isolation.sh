@@ -14,7 +14,7 @@
 APPS=$NUBO_SRC/tests/e2e/apps
 start_portal
 
-put_package() { # NODE ID SRCDIR [APP]: upload to the node's repository
+put_package() { # NODE ID SRCDIR: upload to the node's repository
 	tar czf "$T/$2.tar.gz" -C "$3" .
 	"$NUBO" packages upload "$1" "$T/$2.tar.gz" >/dev/null
 }
@@ -97,6 +97,7 @@ expect "A itself survived its fork bomb" "$(route_status cloud4 $A /health)" 200
 eat=$(route cloud4 $A '/eat?mb=700')
 expect "A's memory-hungry child was killed by the limit" "$(printf '%s' "$eat" | jq_get returncode)" -9
 expect "A still serves" "$(route_status cloud4 $A /health)" 200
+expect "A's package is intact" "$(cmp -s "$APPS/probe/bin/probe.py" "$T/node-cloud4/envs/$TID/app/bin/probe.py" && echo same)" same
 apid=$("$NUBO" envs show shop Test --json | jq_get running.0.pid)
 route cloud4 $A '/eat-self?mb=700' >/dev/null || true
 for _ in $(seq 100); do
@@ -110,7 +111,10 @@ expect "A restarted after its out-of-memory" "$(route_status cloud4 $A /health)"
 
 # apps that listen on every address (Heroku style) work the same
 check "PROBE_LISTEN=0.0.0.0" "$NUBO" settings env-set shop Test PROBE_LISTEN 0.0.0.0
+expect_match "A writes into its working area (its package's folder)" "$(route cloud4 $A /touch | jq_get cwd)" "/envs/$TID/app\$"
+expect "what A wrote there is there before a restart" "$(route cloud4 $A /whoami | jq_get work_control)" true
 check "restart Test" "$NUBO" envs restart shop Test
+expect "the working area starts afresh with the instance" "$(route cloud4 $A /whoami | jq_get work_control)" false
 expect_match "an app listening on 0.0.0.0 is served" "$(grep 'probe listening' "$T/node-cloud4/envs/$TID/logs/app.log" | tail -1)" "0\\.0\\.0\\.0"
 expect "and answers through the router" "$(route cloud4 $A /whoami | jq_get env)" Test
 
@@ -118,8 +122,9 @@ expect "and answers through the router" "$(route cloud4 $A /whoami | jq_get env)
 NODE_CREATE_ARGS=--sandbox start_node sandbox v4 --start-timeout 20 --stop-grace 3
 check "free app alpha with a sandbox" "$NUBO" apps create alpha
 check "free app beta with a sandbox" "$NUBO" apps create beta
-put_package sandbox probe-1.0.0 "$APPS/probe"
+tar czf "$T/probe-1.0.0.tar.gz" -C "$APPS/probe" .
 for app in alpha beta; do
+	check "upload to $app's own repository" "$NUBO" packages upload --app $app "$T/probe-1.0.0.tar.gz"
 	check "transport $app" "$NUBO" envs transport $app Sandbox probe-1.0.0
 	check "start $app" "$NUBO" envs start $app Sandbox
 done

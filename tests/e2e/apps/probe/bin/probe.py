@@ -83,7 +83,8 @@ def attacks(q):
     a["write_etc"] = lambda: open("/etc/pwned", "w").write("x")
     a["setuid_root"] = lambda: os.setuid(0) or "uid 0"
     a["user_namespace"] = lambda: nested_userns()
-    a["app_dir_write"] = lambda: open(os.path.join(os.getcwd(), "pwned"), "w").write("x")
+    a["package_file_write"] = lambda: open(os.path.join(os.getcwd(), "bin/probe.py"), "a").write("#")
+    a["package_file_chmod"] = lambda: os.chmod(os.path.join(os.getcwd(), "bin/probe.py"), 0o777) or "chmod"
     return a
 
 def db_attempt(url):
@@ -116,6 +117,11 @@ def run_probe(q):
         out["control_own_files"] = {"ok": open(p).read() == "ok", "detail": p}
     except Exception as e:
         out["control_own_files"] = {"ok": False, "detail": str(e)}
+    try:
+        open("work-control", "w").write("ok")
+        out["control_working_area"] = {"ok": open("work-control").read() == "ok", "detail": os.getcwd()}
+    except Exception as e:
+        out["control_working_area"] = {"ok": False, "detail": str(e)}
     try:
         open("/tmp/control", "w").write("ok")
         out["control_tmp"] = {"ok": True, "detail": "/tmp writable"}
@@ -180,7 +186,8 @@ class H(http.server.BaseHTTPRequestHandler):
                 return self.answer(200, {"uid": os.getuid(), "gid": os.getgid(),
                     "pid": os.getpid(), "env": os.environ["NUBO_ENV"],
                     "app": os.environ["NUBO_APP"],
-                    "nproc": len([p for p in os.listdir("/proc") if p.isdigit()])})
+                    "nproc": len([p for p in os.listdir("/proc") if p.isdigit()]),
+                    "work_control": os.path.exists("work-control")})
             if u.path == "/mark":
                 v = q["v"][0]
                 open(os.path.join(os.environ["NUBO_FILES_DIR"], "marker.txt"), "w").write(v)
@@ -191,6 +198,9 @@ class H(http.server.BaseHTTPRequestHandler):
                 f = open(os.path.join(os.environ["NUBO_FILES_DIR"], "marker.txt")).read()
                 rc, db = psql(os.environ["DATABASE_URL"], "SELECT v FROM marker")
                 return self.answer(200, {"file": f, "db": db})
+            if u.path == "/touch":
+                open("work-control", "w").write("ok")
+                return self.answer(200, {"cwd": os.getcwd()})
             if u.path == "/probe":
                 return self.answer(200, run_probe(q))
             if u.path == "/forkbomb":
