@@ -437,10 +437,15 @@ for _ in $(seq 60); do
 done
 expect "Acceptance reports nothing once it is gone" "$(router_error Acceptance)" ""
 # `running` means the router serves it: with no config nginx would take
-# at all, a start never says running
+# at all, a start never says running. Stopped first, so that the router
+# serves the stopped page and a start needs a new config (an instance's
+# socket keeps its path across restarts: a restart alone may need none).
+check "stop Acceptance" as "$TC" envs stop shop Acceptance
+for _ in $(seq 40); do [ "$(code cloud-v3 "$HA" /)" = 503 ] && break; sleep 0.25; done
+expect "the router serves the stopped page" "$(code cloud-v3 "$HA" /)" 503
 rm -f "$T/node-cloud-v3/nginx/nginx.conf.new"
 mkdir "$T/node-cloud-v3/nginx/nginx.conf.new"
-check_fails "a start the router cannot route fails" 1 as "$TC" envs restart shop Acceptance
+check_fails "a start the router cannot route fails" 1 as "$TC" envs start shop Acceptance
 expect_match "naming the router" "$(cat "$T/last.err")" "the router did not take a configuration"
 expect "Acceptance is failed, not running" "$(as "$TC" envs show shop Acceptance --json | jq_get state)" failed
 rmdir "$T/node-cloud-v3/nginx/nginx.conf.new"
