@@ -9,7 +9,7 @@
 static int
 cmd_packages_list_exec(struct cmd_args *a)
 {
-	json_t *resp = NULL, *rows;
+	json_t *resp = NULL, *rows, *quota;
 	char *path;
 	int rc = CLI_FAILED;
 
@@ -28,6 +28,11 @@ cmd_packages_list_exec(struct cmd_args *a)
 		packages_util_fix_rows(rows);
 		out_table(rows, "id:PACKAGE,version:VERSION,size:SIZE,"
 		    "uploaded_at:UPLOADED,uploaded_by:BY,deployed_to:DEPLOYED TO");
+		quota = json_object_get(resp, "quota");
+		if (json_is_object(quota))
+			printf("quota: %lld of %lld bytes used\n",
+			    jsonx_int(quota, "used", 0),
+			    jsonx_int(quota, "limit", 0));
 	}
 	rc = CLI_OK;
 out:
@@ -41,6 +46,6 @@ const struct cmd_entry cmd_packages_list_entry = {
 	"list the packages in a node's repository (or the app's)",
 	"With --app APP: the app's repository — its linked node's, or on the\n"
 	"sandbox node the app's own, which no other app sees (needs the\n"
-	"transport permission).",
+	"transport permission). The last line is the repository's quota.",
 	cmd_packages_list_exec, 0,
 };

@@ -85,9 +85,10 @@ static const struct agent_route agent_routes[] = {
 	/* packages (packages.c) */
 	{ "GET", "/agent/v1/packages", agent_packages_list, AGENT_PORTAL, NULL,
 	  "every package in the repository" },
-	{ "POST", "/agent/v1/packages", agent_packages_upload, AGENT_SIGNED,
-	  agent_packages_upload_sink, "upload a package (the body is the "
-	  "archive; validated before it is listed)" },
+	{ "POST", "/agent/v1/packages/uploads/{upload}", agent_packages_upload,
+	  AGENT_SIGNED, agent_packages_upload_sink, "upload a package through "
+	  "a single-use URL for its size (the body is the archive; validated "
+	  "before it is listed)" },
 	{ "GET", "/agent/v1/packages/{package}", agent_packages_show,
 	  AGENT_PORTAL, NULL, "one package and the environments running it" },
 	{ "GET", "/agent/v1/packages/{package}/file", agent_packages_download,
@@ -98,9 +99,9 @@ static const struct agent_route agent_routes[] = {
 	 * sandbox node; {app} is its uuid) */
 	{ "GET", "/agent/v1/apps/{app}/packages", agent_packages_list,
 	  AGENT_PORTAL, NULL, "every package in the app's repository" },
-	{ "POST", "/agent/v1/apps/{app}/packages", agent_packages_upload,
-	  AGENT_SIGNED, agent_packages_upload_sink, "upload a package to the "
-	  "app's repository" },
+	{ "POST", "/agent/v1/apps/{app}/packages/uploads/{upload}",
+	  agent_packages_upload, AGENT_SIGNED, agent_packages_upload_sink,
+	  "upload a package to the app's repository" },
 	{ "GET", "/agent/v1/apps/{app}/packages/{package}", agent_packages_show,
 	  AGENT_PORTAL, NULL, "one package of the app's repository" },
 	{ "GET", "/agent/v1/apps/{app}/packages/{package}/file",

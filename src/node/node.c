@@ -35,6 +35,7 @@ static const char node_usage[] =
     "                  [--user nubo] [--ports 20000-32767]\n"
     "                  [--uids 700000-799999]\n"
     "                  [--start-timeout SECONDS] [--stop-grace SECONDS]\n"
+    "                  [--package-quota SIZE] [--app-package-quota SIZE]\n"
     "       nubod node stop-all --data DIR   stop apps, router and database\n";
 
 void
@@ -484,6 +485,8 @@ node_main(int argc, char **argv)
 		{ "uids", required_argument, NULL, 'i' },
 		{ "start-timeout", required_argument, NULL, 'T' },
 		{ "stop-grace", required_argument, NULL, 'S' },
+		{ "package-quota", required_argument, NULL, 'Q' },
+		{ "app-package-quota", required_argument, NULL, 'A' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 } };
 	pthread_t hb;
@@ -502,6 +505,8 @@ node_main(int argc, char **argv)
 	node->uid_hi = 799999;
 	node->start_timeout = 60;
 	node->stop_grace = 10;
+	node->package_quota = 20LL * 1024 * 1024 * 1024;
+	node->app_package_quota = NUBO_PACKAGE_MAX;
 	if (argc > 1 && strcmp(argv[1], "stop-all") == 0) {
 		stop_all = 1;
 		argv++;
@@ -550,6 +555,16 @@ node_main(int argc, char **argv)
 				node->start_timeout = (int)n;
 			else
 				node->stop_grace = (int)n;
+			break;
+		case 'Q':
+			if (packages_parse_size(optarg, &node->package_quota) ==
+			    -1)
+				goto usage;
+			break;
+		case 'A':
+			if (packages_parse_size(optarg,
+			    &node->app_package_quota) == -1)
+				goto usage;
 			break;
 		case 'h':
 			fputs(node_usage, stdout);

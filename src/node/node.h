@@ -83,6 +83,8 @@ struct node {
 	int			 port_lo, port_hi;
 	int			 start_timeout;	/* seconds */
 	int			 stop_grace;	/* seconds */
+	long long		 package_quota;	/* bytes, all repositories */
+	long long		 app_package_quota;	/* bytes, each app's */
 	uid_t			 uid;		/* of user; -1: not root */
 	gid_t			 gid;
 	uid_t			 pg_uid;	/* the cluster's ("<user>-pg") */
@@ -307,6 +309,9 @@ void events_start(void);
  * on the sandbox node, one per app (DIR/app-packages/<app uuid>) */
 /* Remove what a crash left of uploads and deletions; at start. */
 void packages_init(void);
+/* "SIZE" in bytes, or with a K, M or G suffix (powers of 1024); -1 when
+ * it is not one. */
+int packages_parse_size(const char *s, long long *out);
 /* The folder of the repository environment e deploys from (its spec's
  * "repository", else the node's); NULL when the spec's is malformed. */
 char *packages_env_dir(struct env *e);

@@ -33,8 +33,12 @@
 #include "util.h"
 #include "xmalloc.h"
 
-/* Serialises publish and delete (the in-use check and the rename). */
+/* Serialises publish and delete (the in-use check and the rename), and
+ * the quota's reservations and claims of upload URLs. */
 static pthread_mutex_t packages_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void packages_quota(const char *repo, long long *used,
+    long long *limit);
 
 /* 1 when id can name a repository entry: [A-Za-z0-9][A-Za-z0-9._+-]*. */
 static int
@@ -102,9 +106,30 @@ packages_same_repo(const char *a, const char *b)
 	return a == NULL ? b == NULL : b != NULL && strcmp(a, b) == 0;
 }
 
+/* Call fn(folder, arg) for the repository of every app on the node. */
+static void
+packages_each_app_dir(void (*fn)(const char *, void *), void *arg)
+{
+	char *apps = xasprintf("%s/app-packages", node->data_dir), *p;
+	struct dirent *de;
+	DIR *d;
+
+	if ((d = opendir(apps)) != NULL) {
+		while ((de = readdir(d)) != NULL) {
+			if (!packages_valid_repo(de->d_name))
+				continue;
+			p = xasprintf("%s/%s", apps, de->d_name);
+			fn(p, arg);
+			free(p);
+		}
+		closedir(d);
+	}
+	free(apps);
+}
+
 /* Remove what a crash left in one repository folder. */
 static void
-packages_clean(const char *dir)
+packages_clean(const char *dir, void *unused)
 {
 	struct dirent *de;
 	char *p;
@@ -128,24 +153,11 @@ packages_clean(const char *dir)
 void
 packages_init(void)
 {
-	char *dir = packages_dir(NULL), *apps, *p;
-	struct dirent *de;
-	DIR *d;
+	char *dir = packages_dir(NULL);
 
 	util_mkdir_p(dir, 0755);
-	packages_clean(dir);
-	apps = xasprintf("%s/app-packages", node->data_dir);
-	if ((d = opendir(apps)) != NULL) {
-		while ((de = readdir(d)) != NULL) {
-			if (!packages_valid_repo(de->d_name))
-				continue;
-			p = xasprintf("%s/%s", apps, de->d_name);
-			packages_clean(p);
-			free(p);
-		}
-		closedir(d);
-	}
-	free(apps);
+	packages_clean(dir, NULL);
+	packages_each_app_dir(packages_clean, NULL);
 	free(dir);
 }
 
@@ -234,11 +246,14 @@ packages_json(const char *repo, json_t *meta)
 }
 
 /* GET /agent/v1/packages, /agent/v1/apps/{app}/packages (an app's
- * repository that was never written to is empty) */
+ * repository that was never written to is empty), with the repository's
+ * quota: bytes used (every repository of the node for the node's own)
+ * and the limit */
 void
 agent_packages_list(struct areq *r)
 {
 	json_t *arr = json_array(), *meta;
+	long long used, limit;
 	struct dirent *de;
 	const char *repo;
 	char *dir;
@@ -261,7 +276,9 @@ agent_packages_list(struct areq *r)
 		closedir(d);
 	}
 	free(dir);
-	areply(r, 200, json_pack("{s:o}", "packages", arr));
+	packages_quota(repo, &used, &limit);
+	areply(r, 200, json_pack("{s:o,s:{s:I,s:I}}", "packages", arr,
+	    "quota", "used", (json_int_t)used, "limit", (json_int_t)limit));
 }
 
 /* GET …/packages/{package} */
@@ -324,20 +341,53 @@ agent_packages_download(struct areq *r)
 	json_decref(meta);
 }
 
-/* One upload in progress (areq ctx). */
+/* One upload in progress (areq ctx). While it runs it holds its declared
+ * size against the quota (a reservation in packages_uploads). */
 struct upload {
 	int				 fd;
 	char				*tmp;
+	char				*repo;		/* NULL: the node's */
+	long long			 declared;	/* signed into the URL */
 	long long			 size;
 	long long			 synced;	/* handed to writeback */
+	int				 reserved;
 	EVP_MD_CTX			*sha;	/* OpenSSL: SHA-NI where the CPU has it */
+	struct upload			*next;		/* packages_uploads */
 };
+
+/* The uploads holding a reservation; under packages_lock. */
+static struct upload *packages_uploads;
+
+/* Give back u's reservation (it was published, or it failed). Caller
+ * holds packages_lock. */
+static void
+upload_unreserve_locked(struct upload *u)
+{
+	struct upload **p;
+
+	if (u->reserved)
+		for (p = &packages_uploads; *p != NULL; p = &(*p)->next)
+			if (*p == u) {
+				*p = u->next;
+				break;
+			}
+	u->reserved = 0;
+}
+
+static void
+upload_unreserve(struct upload *u)
+{
+	pthread_mutex_lock(&packages_lock);
+	upload_unreserve_locked(u);
+	pthread_mutex_unlock(&packages_lock);
+}
 
 static void
 upload_free(void *arg)
 {
 	struct upload *u = arg;
 
+	upload_unreserve(u);
 	if (u->fd != -1)
 		close(u->fd);
 	if (u->sha != NULL)
@@ -345,34 +395,261 @@ upload_free(void *arg)
 	if (u->tmp != NULL)
 		unlink(u->tmp);
 	free(u->tmp);
+	free(u->repo);
 	free(u);
 }
 
-/* Body sink of POST …/packages: stream to a temp file. */
+int
+packages_parse_size(const char *s, long long *out)
+{
+	char num[32];
+	size_t n = s ? strlen(s) : 0;
+	long long mult = 1;
+
+	if (n == 0 || n >= sizeof num)
+		return -1;
+	memcpy(num, s, n + 1);
+	switch (num[n - 1]) {
+	case 'K': mult = 1024LL; break;
+	case 'M': mult = 1024LL * 1024; break;
+	case 'G': mult = 1024LL * 1024 * 1024; break;
+	default: break;
+	}
+	if (mult != 1)
+		num[n - 1] = '\0';
+	if (util_parse_int(num, 0, (1LL << 50) / mult, out) == -1)
+		return -1;
+	*out *= mult;
+	return 0;
+}
+
+/* Add to *(long long *)sum the bytes the packages in one repository
+ * folder hold (their sizes as meta.json records them). */
+static void
+packages_add_dir_bytes(const char *dir, void *sum)
+{
+	struct dirent *de;
+	char *path, *data;
+	json_t *meta;
+	size_t len;
+	DIR *d;
+
+	if ((d = opendir(dir)) == NULL)
+		return;
+	while ((de = readdir(d)) != NULL) {
+		if (!packages_valid_id(de->d_name))
+			continue;
+		path = xasprintf("%s/%s/meta.json", dir, de->d_name);
+		data = util_read_file(path, NUBO_MANIFEST_MAX * 4, &len);
+		meta = data ? json_loadb(data, len, 0, NULL) : NULL;
+		*(long long *)sum += jsonx_int(meta, "size", 0);
+		json_decref(meta);
+		free(data);
+		free(path);
+	}
+	closedir(d);
+}
+
+/* Bytes held against a quota: the packages of repo and the uploads
+ * running into it (all: of every repository of the node). Caller holds
+ * packages_lock. */
+static long long
+packages_used(const char *repo, int all)
+{
+	struct upload *u;
+	long long sum = 0;
+	char *dir;
+
+	dir = packages_dir(all ? NULL : repo);
+	packages_add_dir_bytes(dir, &sum);
+	free(dir);
+	if (all)
+		packages_each_app_dir(packages_add_dir_bytes, &sum);
+	for (u = packages_uploads; u != NULL; u = u->next)
+		if (all || packages_same_repo(u->repo, repo))
+			sum += u->declared;
+	return sum;
+}
+
+/* The quota of repo: the node's for its own repository (which counts
+ * every repository of the node), an app's for an app's. */
+static void
+packages_quota(const char *repo, long long *used, long long *limit)
+{
+	pthread_mutex_lock(&packages_lock);
+	*used = packages_used(repo, repo == NULL);
+	pthread_mutex_unlock(&packages_lock);
+	*limit = repo == NULL ? node->package_quota : node->app_package_quota;
+}
+
+/* {upload} of an upload URL: "<declared size>-<nonce>" (32 hex). */
+static int
+packages_parse_upload(const char *s, long long *size, char nonce[33])
+{
+	const char *dash = s ? strchr(s, '-') : NULL;
+	char num[24];
+	size_t i;
+
+	if (dash == NULL || (size_t)(dash - s) >= sizeof num ||
+	    strlen(dash + 1) != 32)
+		return -1;
+	memcpy(num, s, (size_t)(dash - s));
+	num[dash - s] = '\0';
+	if (util_parse_int(num, 1, NUBO_PACKAGE_MAX, size) == -1)
+		return -1;
+	for (i = 0; i < 32; i++)
+		if (!strchr("0123456789abcdef", dash[1 + i]))
+			return -1;
+	memcpy(nonce, dash + 1, 33);
+	return 0;
+}
+
+/* Use up a single-use upload URL (record 0: only look whether it was):
+ * its nonce is recorded in DIR/upload-claims as "<expires>-<nonce>" until
+ * the URL expires, so neither a second request nor a node restart makes
+ * it usable again. 0, 1 when it was used already, -1 (cause set) when it
+ * cannot be recorded. Expired records are removed on the way. Caller
+ * holds packages_lock. */
+static int
+packages_claim(const char *nonce, long long expires, int record,
+    char **cause)
+{
+	char *dir = xasprintf("%s/upload-claims", node->data_dir), *p;
+	long long now = (long long)util_now(), when;
+	struct dirent *de;
+	int fd, rc = -1;
+	DIR *d;
+
+	util_mkdir_p(dir, 0700);
+	if ((d = opendir(dir)) != NULL) {
+		while ((de = readdir(d)) != NULL) {
+			if (de->d_name[0] == '.' ||
+			    sscanf(de->d_name, "%lld-", &when) != 1 ||
+			    when >= now)
+				continue;
+			p = xasprintf("%s/%s", dir, de->d_name);
+			unlink(p);
+			free(p);
+		}
+		closedir(d);
+	}
+	p = xasprintf("%s/%lld-%s", dir, expires, nonce);
+	if (!record) {
+		rc = access(p, F_OK) == 0;
+		free(p);
+		free(dir);
+		return rc;
+	}
+	fd = open(p, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd == -1 && errno == EEXIST) {
+		rc = 1;
+	} else if (fd == -1) {
+		*cause = xasprintf("cannot record the upload: %s",
+		    strerror(errno));
+	} else {
+		close(fd);
+		if ((fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) != -1) {
+			fsync(fd);
+			close(fd);
+		}
+		rc = 0;
+	}
+	free(p);
+	free(dir);
+	return rc;
+}
+
+/* The checks before an upload's first byte is kept: the body has the
+ * size signed into the URL, the repository has room for it, and the URL
+ * was never used. Then u holds its reservation. 0, or -1 after
+ * replying. */
+static int
+upload_admit(struct areq *r, struct upload *u)
+{
+	const char *cl = http_header(r->http, "Content-Length");
+	long long clen, used, limit, expires;
+	char nonce[33], *cause = NULL;
+	int all = u->repo == NULL, claimed;
+
+	if (packages_parse_upload(http_param(r->http, "upload"), &u->declared,
+	    nonce) == -1) {
+		areply_error(r, 404, "UPLOAD_NOT_FOUND", "not an upload URL of "
+		    "this node");
+		return -1;
+	}
+	if (cl == NULL || util_parse_int(cl, 0, 1LL << 62, &clen) == -1) {
+		areply_error(r, 411, "LENGTH_REQUIRED", "send the package with "
+		    "Content-Length: %lld (the size declared for this upload "
+		    "URL)", u->declared);
+		return -1;
+	}
+	if (clen != u->declared) {
+		areply_error(r, 400, "PACKAGE_SIZE_MISMATCH", "this upload URL "
+		    "is for %lld bytes, not %lld: ask for a URL with the "
+		    "package's size", u->declared, clen);
+		return -1;
+	}
+	if (util_parse_int(http_query(r->http, "expires"), 0, 1LL << 40,
+	    &expires) == -1)
+		expires = (long long)util_now() + 24 * 3600;
+	pthread_mutex_lock(&packages_lock);
+	if (packages_claim(nonce, expires, 0, &cause) == 1) {
+		pthread_mutex_unlock(&packages_lock);
+		areply_error(r, 410, "UPLOAD_URL_USED", "this upload URL was "
+		    "used already; ask for a new one");
+		return -1;
+	}
+	for (;;) {
+		used = packages_used(u->repo, all);
+		limit = all ? node->package_quota : node->app_package_quota;
+		if (used + u->declared > limit) {
+			pthread_mutex_unlock(&packages_lock);
+			areply_error(r, 507, "PACKAGE_QUOTA_EXCEEDED", "%s holds "
+			    "%lld of its %lld bytes: no room for %lld more; "
+			    "delete packages first", all ? "this node's package "
+			    "repository" : "the app's package repository", used,
+			    limit, u->declared);
+			return -1;
+		}
+		if (all)
+			break;
+		all = 1;	/* an app's upload fits the node's quota too */
+	}
+	if ((claimed = packages_claim(nonce, expires, 1, &cause)) != 0) {
+		pthread_mutex_unlock(&packages_lock);
+		areply_error(r, 500, "STORAGE_ERROR", "%s", claimed == 1 ?
+		    "the upload URL was used meanwhile" : cause);
+		free(cause);
+		return -1;
+	}
+	u->reserved = 1;
+	u->next = packages_uploads;
+	packages_uploads = u;
+	pthread_mutex_unlock(&packages_lock);
+	return 0;
+}
+
+/* Body sink of POST …/packages/uploads/{upload}: stream to a temp file,
+ * never more than the size signed into the URL. */
 int
 agent_packages_upload_sink(struct http_req *h, const char *data, size_t len)
 {
 	struct areq *r = h->ctx;
 	struct upload *u = r->ctx;
-	const char *cl, *repo;
-	long long clen;
+	const char *repo;
 
 	if (u == NULL) {
 		char *dir, *root;
 
 		if (packages_req_repo(r, &repo) == -1)
 			return -1;
-		cl = http_header(h, "Content-Length");
-		if (cl != NULL && util_parse_int(cl, 0, 1LL << 62, &clen) == 0 &&
-		    clen > NUBO_PACKAGE_MAX) {
-			areply_error(r, 413, "PACKAGE_TOO_LARGE", "package is "
-			    "larger than %lld bytes", (long long)NUBO_PACKAGE_MAX);
-			return -1;
-		}
 		u = xcalloc(1, sizeof *u);
 		u->fd = -1;
+		u->repo = repo ? xstrdup(repo) : NULL;
 		r->ctx = u;
 		r->ctx_free = upload_free;
+		if (upload_admit(r, u) == -1)
+			return -1;
 		root = packages_dir(repo);
 		dir = xasprintf("%s/.uploads", root);
 		free(root);
@@ -396,11 +673,11 @@ agent_packages_upload_sink(struct http_req *h, const char *data, size_t len)
 	if (u->fd == -1)
 		return -1;
 	u->size += (long long)len;
-	if (u->size > NUBO_PACKAGE_MAX) {
+	if (u->size > u->declared) {
 		close(u->fd);
 		u->fd = -1;
-		areply_error(r, 413, "PACKAGE_TOO_LARGE", "package is larger "
-		    "than %lld bytes", (long long)NUBO_PACKAGE_MAX);
+		areply_error(r, 400, "PACKAGE_SIZE_MISMATCH", "the body is "
+		    "longer than the %lld bytes of this upload URL", u->declared);
 		return -1;
 	}
 	EVP_DigestUpdate(u->sha, data, len);
@@ -486,7 +763,8 @@ packages_in_use(const char *repo, const char *id)
 	return out;
 }
 
-/* POST …/packages (signed URL; the body is the archive) */
+/* POST …/packages/uploads/{upload} (signed URL, single use; the body is
+ * the archive, exactly as long as the URL says) */
 void
 agent_packages_upload(struct areq *r)
 {
@@ -507,6 +785,12 @@ agent_packages_upload(struct areq *r)
 	if (u == NULL || u->size == 0) {
 		areply_error(r, 400, "PACKAGE_INVALID", "empty upload: send the "
 		    "package archive as the request body");
+		return;
+	}
+	if (u->size != u->declared) {
+		areply_error(r, 400, "PACKAGE_SIZE_MISMATCH", "the body has %lld "
+		    "bytes, not the %lld of this upload URL", u->size,
+		    u->declared);
 		return;
 	}
 	if (fsync(u->fd) == -1 || close(u->fd) == -1) {
@@ -590,6 +874,7 @@ agent_packages_upload(struct areq *r)
 		fsync(fd);
 		close(fd);
 	}
+	upload_unreserve_locked(u);	/* counted as a package from now */
 	pthread_mutex_unlock(&packages_lock);
 	log_info("packages: %s uploaded to %s%s (%lld bytes, sha256 %s, user "
 	    "%lld)", id, repo ? "the repository of app " : "the node's "

@@ -19,7 +19,9 @@
 #include "util.h"
 #include "xmalloc.h"
 
-#define PACKAGES_UPLOAD_TTL	(6 * 3600)	/* a slow 2 GB upload */
+/* An upload URL is used at once (the node checks expiry when the upload
+ * starts, so a slow upload may run longer) and only once. */
+#define PACKAGES_UPLOAD_TTL	600
 #define PACKAGES_DOWNLOAD_TTL	3600
 
 /* A package and the environments that deploy it from its repository
@@ -130,10 +132,12 @@ packages_record(struct preq *r, const struct repo *rp, json_t *p)
 	return 0;
 }
 
-/* Refresh the records of a repository from the node's list. 0, or -1
+/* Refresh the records of a repository from the node's list; *quota (when
+ * not NULL) gets the repository's quota as the node counts it. 0, or -1
  * when the node could not be asked (records unchanged, *cause set). */
 static int
-packages_sync(struct preq *r, const struct repo *rp, char **cause)
+packages_sync(struct preq *r, const struct repo *rp, json_t **quota,
+    char **cause)
 {
 	json_t *out = NULL, *list, *p, *ids;
 	char *path = repo_path(rp, "");
@@ -151,6 +155,8 @@ packages_sync(struct preq *r, const struct repo *rp, char **cause)
 	}
 	free(*cause);
 	*cause = NULL;
+	if (quota != NULL && json_is_object(json_object_get(out, "quota")))
+		*quota = json_incref(json_object_get(out, "quota"));
 	ids = json_array();
 	if (store_begin(r->db) != STORE_OK)
 		goto out;
@@ -184,20 +190,23 @@ static void
 packages_reply_list(struct preq *r, const struct repo *rp)
 {
 	char *cause = NULL, *name;
-	int fresh = packages_sync(r, rp, &cause) == 0;
+	json_t *quota = NULL;
+	int fresh = packages_sync(r, rp, &quota, &cause) == 0;
 	json_t *rows = store_rows(r->db, PACKAGE_SELECT " WHERE"
 	    PACKAGE_IN_REPO " ORDER BY p.name, p.uploaded_at, p.package", "ii",
 	    rp->node_id, rp->app_id);
 
 	if (rows == NULL) {
 		free(cause);
+		json_decref(quota);
 		reply_store_error(r);
 		return;
 	}
 	name = store_text(r->db, "SELECT name FROM nodes WHERE id = ?", "i",
 	    rp->node_id);
-	reply(r, 200, json_pack("{s:s?,s:o,s:b,s:s?}", "node", name,
-	    "packages", rows, "node_reachable", fresh, "node_error", cause));
+	reply(r, 200, json_pack("{s:s?,s:o,s:b,s:s?,s:o}", "node", name,
+	    "packages", rows, "node_reachable", fresh, "node_error", cause,
+	    "quota", quota ? quota : json_null()));
 	free(name);
 	free(cause);
 }
@@ -298,21 +307,26 @@ packages_reply_url(struct preq *r, long long node_id, const char *method,
 	reply(r, status, extra);
 }
 
-/* POST /nodes/{node}/packages/uploads {size?}: a signed URL the client
- * sends the archive to (POST, raw body). */
+/* POST …/packages/uploads {size}: a signed URL the client sends the
+ * archive to (POST, raw body). The URL is good for one upload of exactly
+ * size bytes, for PACKAGES_UPLOAD_TTL: size and a random nonce are part
+ * of its signed path, and the node refuses another length, a second use
+ * (410 UPLOAD_URL_USED) and an upload its quota has no room for (507
+ * PACKAGE_QUOTA_EXCEEDED). */
 static void
 packages_upload_url(struct preq *r, const struct repo *rp)
 {
 	static const struct jfield fields[] = {
-		{ "size", JT_INT, 0 }, { NULL, 0, 0 } };
+		{ "size", JT_INT, 1 }, { NULL, 0, 0 } };
 	long long size;
-	char *name, *path;
+	char *name, *path, *suffix, *nonce;
 
 	if (body_check(r, fields) == -1)
 		return;
 	size = jsonx_int(r->body, "size", 0);
-	if (size < 0) {
-		reply_error(r, 400, "BAD_REQUEST", "size must not be negative");
+	if (size < 1) {
+		reply_error(r, 400, "BAD_REQUEST", "size must be the package's "
+		    "size in bytes: an empty upload is no package");
 		return;
 	}
 	if (size > NUBO_PACKAGE_MAX) {
@@ -323,11 +337,16 @@ packages_upload_url(struct preq *r, const struct repo *rp)
 	}
 	name = store_text(r->db, "SELECT name FROM nodes WHERE id = ?", "i",
 	    rp->node_id);
-	path = repo_path(rp, "");
+	nonce = util_random_hex(16);
+	suffix = xasprintf("/uploads/%lld-%s", size, nonce);
+	path = repo_path(rp, suffix);
 	packages_reply_url(r, rp->node_id, "POST", path, PACKAGES_UPLOAD_TTL,
-	    json_pack("{s:s?,s:I}", "node", name, "max_size",
-	    (json_int_t)NUBO_PACKAGE_MAX), 201);
+	    json_pack("{s:s?,s:I,s:I,s:b}", "node", name, "size",
+	    (json_int_t)size, "max_size", (json_int_t)NUBO_PACKAGE_MAX,
+	    "single_use", 1), 201);
 	free(path);
+	free(suffix);
+	free(nonce);
 	free(name);
 }
 

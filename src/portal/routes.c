@@ -219,8 +219,9 @@ const struct route routes[] = {
 	  "list the node's package repository (the portal's records when "
 	  "the node is down)" },
 	{ "POST", "/nodes/{node}/packages/uploads", packages_upload,
-	  ACCESS_NODE_TC, "a signed URL to upload a package to the node "
-	  "(POST the archive to it)" },
+	  ACCESS_NODE_TC, "{size}: a single-use signed URL, valid for 10 "
+	  "minutes, to upload a package of exactly that size to the node "
+	  "(POST the archive to it; the node's quota must have room)" },
 	{ "GET", "/nodes/{node}/packages/{package}", packages_show,
 	  ACCESS_NODE_VIEW, "show a package: version, size, sha256, "
 	  "uploader, environments that have it deployed" },
@@ -235,8 +236,8 @@ const struct route routes[] = {
 	  ACCESS_APP_TRANSPORT, "the app's package repository: its linked "
 	  "node's, or its own on the sandbox node" },
 	{ "POST", "/apps/{app}/packages/uploads", packages_app_upload,
-	  ACCESS_APP_TRANSPORT,
-	  "a signed URL to upload a package to the app's repository" },
+	  ACCESS_APP_TRANSPORT, "{size}: a single-use signed URL to upload a "
+	  "package of exactly that size to the app's repository" },
 	{ "GET", "/apps/{app}/packages/{package}", packages_app_show,
 	  ACCESS_APP_TRANSPORT, "show a package of the app's repository" },
 	{ "GET", "/apps/{app}/packages/{package}/download",

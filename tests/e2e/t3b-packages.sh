@@ -5,8 +5,11 @@
 # equal, Range), re-upload, conflicting re-upload, delete; the portal's
 # records answer while the node is down; a package in use cannot be
 # deleted; permissions (node TC uploads; a transport member through the
-# app; others are refused); on the sandbox node every app has its own
-# repository that no other app can see, claim, reach or deploy from.
+# app; others are refused); upload URLs are single-use, short-lived and
+# bound to the declared size; the repository quota of a node and of each
+# app on the sandbox node (running uploads count); on the sandbox node
+# every app has its own repository that no other app can see, claim,
+# reach or deploy from.
 . "$(dirname "$0")/lib.sh"
 
 PKG=$NUBO_BUILD/packages/notes-1.0.0.tar.gz
@@ -128,12 +131,32 @@ check_fails "an outsider cannot download" 1 env NUBO_API_KEY="$OUT" "$NUBO" pack
 expect "an outsider gets no upload URL" "$(status_as "$OUT" POST /apps/notesapp/packages/uploads '{}')" 403
 expect "upload URL refuses an oversized declared size" "$(status_as "$ADMIN_KEY" POST /nodes/repo/packages/uploads '{"size":99999999999}')" 413
 expect "upload URL refuses unknown fields" "$(status_as "$ADMIN_KEY" POST /nodes/repo/packages/uploads '{"colour":1}')" 400
-up=$(api_as "$ADMIN_KEY" POST /nodes/repo/packages/uploads '{}' | jq_get url)
-expect "an upload URL signs POST only (GET with it refused)" "$(curl -s -o /dev/null -w "%{http_code}" -X GET "$up")" 401
+
+# --- upload URLs: single use, short-lived, bound to the declared size -----
+expect "an upload URL needs the package's size" "$(api_as "$ADMIN_KEY" POST /nodes/repo/packages/uploads '{}' | jq_get error.message)" "missing field 'size'"
+expect "a size of 0 is refused" "$(status_as "$ADMIN_KEY" POST /nodes/repo/packages/uploads '{"size":0}')" 400
+ticket=$(api_as "$ADMIN_KEY" POST /nodes/repo/packages/uploads "{\"size\":$SIZE}")
+up=$(printf '%s' "$ticket" | jq_get url)
+expect "the ticket says single use and the size" "$(printf '%s' "$ticket" | jq_get single_use) $(printf '%s' "$ticket" | jq_get size)" "true $SIZE"
+life=$(( $(printf '%s' "$up" | sed 's/.*[?&]expires=\([0-9]*\).*/\1/') - $(date +%s) ))
+[ "$life" -gt 0 ] && [ "$life" -le 600 ] && pass "an upload URL lives 10 minutes at most ($life s)" || fail "an upload URL lives $life s"
+ncode() { curl -s -o "$T/ncode.json" -w '%{http_code}' "$@"; printf ' %s' "$(jq_get error.code < "$T/ncode.json")"; }
+expect "an upload URL signs POST only (GET with it refused)" "$(curl -s -o /dev/null -w "%{http_code}" -X GET "$up")" 405
 expect "an unsigned upload is refused" "$(curl -s -o /dev/null -w '%{http_code}' --data-binary @"$PKG" "${up%%\?*}")" 401
+expect "the size in the URL is signed (changed: refused)" "$(curl -s -o /dev/null -w '%{http_code}' --data-binary @"$PKG" "${up/\/uploads\/$SIZE-//uploads/$((SIZE + 1))-}")" 401
+head -c $((SIZE - 1)) "$PKG" > "$T/short.bin"
+expect "a body shorter than declared is refused" "$(ncode --data-binary @"$T/short.bin" "$up")" "400 PACKAGE_SIZE_MISMATCH"
+cat "$PKG" "$PKG" > "$T/long.bin"
+expect "a body longer than declared is refused" "$(ncode --data-binary @"$T/long.bin" "$up")" "400 PACKAGE_SIZE_MISMATCH"
+expect "no length (chunked) is refused" "$(ncode -H 'Transfer-Encoding: chunked' --data-binary @"$PKG" "$up")" "411 LENGTH_REQUIRED"
+expect "the declared bytes are taken (the same package again)" "$(ncode --data-binary @"$PKG" "$up")" "200 "
+expect "the same URL again is refused" "$(ncode --data-binary @"$PKG" "$up")" "410 UPLOAD_URL_USED"
 expect "nothing listed by refused uploads" "$(count_packages)" 2
+expect "no upload left behind" "$(find "$REPO/.uploads" -type f | wc -l)" 0
 
 # --- the portal's records while the node is down -------------------------
+USED=$("$NUBO" packages list repo --json | jq_get quota.used)
+expect "the list counts the repository's bytes" "$USED" "$(($(stat -c %s "$REPO/notes-1.0.0/package") + $(stat -c %s "$REPO/notes-1.0.1/package")))"
 stop_node repo
 out=$("$NUBO" packages list repo --json)
 expect "list while the node is down" "$(printf '%s' "$out" | jq_get packages.1.id)" notes-1.0.1
@@ -141,14 +164,31 @@ expect "list says the node is not reachable" "$(printf '%s' "$out" | jq_get node
 expect "show while the node is down" "$("$NUBO" packages show repo notes-1.0.0 --json | jq_get sha256)" "$SHA"
 check_fails "delete while the node is down refused" 1 "$NUBO" packages delete repo notes-1.0.1
 check_fails "upload while the node is down fails" 1 "$NUBO" packages upload repo "$PKG"
-start_node repo v3
+# back with a repository quota that has room for one byte less than v1.0.2
+sed 's/"version": "1.0.1"/"version": "1.0.2"/' "$T/other/nubo.json" > "$T/other/nubo.json.new"
+mv "$T/other/nubo.json.new" "$T/other/nubo.json"
+tar czf "$T/v102.tar.gz" -C "$T/other" .
+S102=$(stat -c %s "$T/v102.tar.gz")
+QUOTA=$((USED + S102 - 1))
+start_node repo v3 --package-quota "$QUOTA"
 expect "both still there after the node restarts" "$(count_packages)" 2
+expect "a used upload URL stays used after a node restart" "$(ncode --data-binary @"$PKG" "$up")" "410 UPLOAD_URL_USED"
+expect "the list shows the quota" "$("$NUBO" packages list repo --json | python3 -c 'import json,sys; q=json.load(sys.stdin)["quota"]; print(q["used"], q["limit"])')" "$USED $QUOTA"
+check "the table shows it too" "$NUBO" packages list repo
+expect_match "quota line" "$(tail -1 "$T/last.out")" "^quota: $USED of $QUOTA bytes used"
+check_fails "an upload past the node's quota is refused" 1 "$NUBO" packages upload repo "$T/v102.tar.gz"
+expect_match "the refusal says how full it is" "$(cat "$T/last.err")" "holds $USED of its $QUOTA bytes: no room for $S102 more"
+up102=$(api_as "$ADMIN_KEY" POST /nodes/repo/packages/uploads "{\"size\":$S102}" | jq_get url)
+expect "the node answers 507 PACKAGE_QUOTA_EXCEEDED" "$(ncode --data-binary @"$T/v102.tar.gz" "$up102")" "507 PACKAGE_QUOTA_EXCEEDED"
+expect "nothing listed past the quota" "$(count_packages)" 2
 
 # --- delete; delete of a package in use ----------------------------------
 check "delete" "$NUBO" packages delete repo notes-1.0.1
 expect "gone from the list" "$(count_packages)" 1
 expect "gone from the node's disk" "$(ls "$REPO")" notes-1.0.0
 check_fails "delete again: not found" 1 "$NUBO" packages delete repo notes-1.0.1
+expect "with room made, the URL the quota refused takes the upload" "$(ncode --data-binary @"$T/v102.tar.gz" "$up102")" "201 "
+check "delete it again" "$NUBO" packages delete repo notes-1.0.2
 if "$NUBO" envs transport notesapp Acceptance notes-1.0.0 > "$T/last.out" 2> "$T/last.err"; then
 	pass "transport to Acceptance"
 	check_fails "delete of a deployed package refused" 1 "$NUBO" packages delete repo notes-1.0.0
@@ -213,4 +253,30 @@ check "alice deletes notes-2.0.0 from her repository" as_alice packages delete -
 check_fails "alice's deployed notes-1.0.0 cannot be deleted" 1 as_alice packages delete --app alice-app notes-1.0.0
 expect_match "in-use message" "$(cat "$T/last.err")" "deployed to Sandbox"
 expect "the node's repository keeps its notes-2.0.0" "$("$NUBO" packages list sbx --json | jq_get packages.0.id)" notes-2.0.0
+
+# --- each app's repository has its own quota on the sandbox node ----------
+stop_node sbx
+start_node sbx v4 --app-package-quota 40000
+CAROL=$(make_user carol@example.com)
+as_carol() { NUBO_API_KEY=$CAROL "$NUBO" "$@"; }
+check "carol's free app with a sandbox" as_carol apps create carol-app
+CU=$(sqlite3 "$T/portal/portal.db" "SELECT uuid FROM apps WHERE subdomain = 'carol-app'")
+expect "carol's repository: empty, 40000 bytes" "$(as_carol packages list --app carol-app --json | python3 -c 'import json,sys; q=json.load(sys.stdin)["quota"]; print(q["used"], q["limit"])')" "0 40000"
+check_fails "alice, over the app quota now, cannot upload more" 1 as_alice packages upload --app alice-app "$T/v102.tar.gz"
+expect_match "her refusal names her app's repository" "$(cat "$T/last.err")" "the app's package repository holds [0-9]+ of its 40000 bytes"
+# a running upload holds its declared size against the quota
+up=$(api_as "$CAROL" POST /apps/carol-app/packages/uploads "{\"size\":$SIZE}" | jq_get url)
+curl -s -o "$T/slow.json" -w '%{http_code}' --limit-rate 6k --data-binary @"$PKG" "$up" > "$T/slow.code" &
+SLOW=$!
+for _ in $(seq 50); do
+	ls "$T/node-sbx/app-packages/$CU/.uploads/" 2>/dev/null | grep -q up- && break
+	sleep 0.1
+done
+check_fails "a second upload while the first runs finds no room" 1 as_carol packages upload --app carol-app "$T/alice2.tar.gz"
+expect_match "the running upload counts" "$(cat "$T/last.err")" "holds $SIZE of its 40000 bytes: no room for"
+wait "$SLOW"
+expect "the slow upload completes" "$(cat "$T/slow.code") $(jq_get id < "$T/slow.json")" "201 notes-1.0.0"
+check_fails "and its package still fills the quota" 1 as_carol packages upload --app carol-app "$T/alice2.tar.gz"
+check "carol deletes it" as_carol packages delete --app carol-app notes-1.0.0
+check "then the other fits" as_carol packages upload --app carol-app "$T/alice2.tar.gz"
 finish
