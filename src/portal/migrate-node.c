@@ -44,8 +44,8 @@ migrate_node_set_portal(struct portal *p)
 	migrate_portal = p;
 }
 
-static const char *
-cloud_domain(void)
+const char *
+migrate_node_cloud_domain(void)
 {
 	return migrate_portal && migrate_portal->cloud_domain ?
 	    migrate_portal->cloud_domain : "nubo.localhost";
@@ -150,7 +150,7 @@ migrate_node_push_node(sqlite3 *db, long long node_id, char **cause)
 
 	json_array_foreach(rows, i, row) {
 		long long id = jsonx_int(row, "id", 0);
-		json_t *spec = envs_spec(db, cloud_domain(), id);
+		json_t *spec = envs_spec(db, migrate_node_cloud_domain(), id);
 		char *path = xasprintf("/agent/v1/environments/%lld", id);
 		char *why = NULL;
 		int st = node_call(db, node_id, "PUT", path, spec, NULL, &why);
@@ -182,7 +182,7 @@ migrate_node_maintenance(sqlite3 *db, long long node_id, long long env_id,
 	if (store_run(db, "UPDATE environments SET maintenance = ? WHERE"
 	    " id = ?", "ii", (long long)on, env_id) != STORE_OK)
 		return fail(cause, "store: %s", store_errmsg(db));
-	spec = envs_spec(db, cloud_domain(), env_id);
+	spec = envs_spec(db, migrate_node_cloud_domain(), env_id);
 	path = xasprintf("/agent/v1/environments/%lld", env_id);
 	st = node_call(db, node_id, "PUT", path, spec, NULL, &why);
 	json_decref(spec);
@@ -275,7 +275,7 @@ migrate_node_copy_settings(struct migrate_ctx *c, long long s, long long t,
 	char *tgen = settings_generation(c->db, t);
 	struct settings_target tg;
 	size_t i;
-	int rc = -1, carried = 0;
+	int rc = -1, carried = 0, st;
 
 	memset(&tg, 0, sizeof tg);
 	doc = settings_render(stored, 1);
@@ -315,12 +315,25 @@ migrate_node_copy_settings(struct migrate_ctx *c, long long s, long long t,
 		}
 		json_decref(errs);
 	}
-	if (store_begin(c->db) == -1 ||
-	    settings_save(c->db, t, out, 1, c->created_by) == -1 ||
-	    store_commit(c->db) == -1) {
-		store_rollback(c->db);
+	if (store_begin(c->db) == -1) {
 		fail(cause, "cannot save the configuration: %s",
 		    store_errmsg(c->db));
+		goto out;
+	}
+	/* a custom domain another app holds refuses the step, changing
+	 * nothing (migrate_check() refused it at the start already; this is
+	 * a claim made in between). The source's own domains are no claim:
+	 * the temporary app stands for the app. */
+	json_array_clear(errors);
+	st = settings_save(c->db, t, out, 1, c->created_by, migrate_node_cloud_domain(),
+	    errors);
+	if (st != 0 || store_commit(c->db) == -1) {
+		char *text = st < -1 ? settings_errors_text(errors) : NULL;
+
+		store_rollback(c->db);
+		fail(cause, "cannot save the configuration: %s", text ? text :
+		    store_errmsg(c->db));
+		free(text);
 		goto out;
 	}
 	/* What still differs, for the report (settings diff, SPEC §2). */
@@ -879,7 +892,7 @@ migrate_node_first_served(struct migrate_ctx *c, long long node_id,
 	int rc = -1;
 
 	*host = xasprintf("%s-%s.%s", c->app_subdomain, jsonx_str(e, "name"),
-	    cloud_domain());
+	    migrate_node_cloud_domain());
 	for (p = *host; *p; p++)
 		*p = (char)tolower((unsigned char)*p);
 	if (e == NULL || json_is_null(json_object_get(e, "package"))) {

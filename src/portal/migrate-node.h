@@ -12,6 +12,8 @@ struct portal;
 /* The portal (cloud domain) the environment actions need; set by the
  * job and the routes before they call the functions below. */
 void migrate_node_set_portal(struct portal *);
+/* Its cloud domain (environment hostnames). */
+const char *migrate_node_cloud_domain(void);
 
 /* start | stop | restart on environment env_id of node. */
 int migrate_node_env_action(sqlite3 *db, long long node_id, long long env_id,

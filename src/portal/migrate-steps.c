@@ -13,6 +13,7 @@
 #include "migrate-node.h"
 #include "offboarding.h"
 #include "portal.h"
+#include "settings.h"
 #include "store.h"
 #include "util.h"
 #include "xmalloc.h"
@@ -454,10 +455,17 @@ step_abort_target(struct migrate_ctx *c, json_t **result, char **cause)
 static int
 step_abort_temp(struct migrate_ctx *c, json_t **result, char **cause)
 {
-	if (c->temp_app && store_run(c->db, "UPDATE nodes SET app_id = NULL,"
-	    " status = 'available' WHERE id = ? AND app_id = ?", "ii",
-	    c->target_node, c->temp_app) != STORE_OK)
+	/* its environments give the app's custom domains back (their
+	 * certificates and keys are no business of the next app linked) */
+	if (store_begin(c->db) == -1 ||
+	    settings_domains_release(c->db, c->target_node, c->created_by) ==
+	    -1 || (c->temp_app && store_run(c->db, "UPDATE nodes SET app_id ="
+	    " NULL, status = 'available' WHERE id = ? AND app_id = ?", "ii",
+	    c->target_node, c->temp_app) != STORE_OK) ||
+	    store_commit(c->db) == -1) {
+		store_rollback(c->db);
 		return fail(cause, "store: %s", store_errmsg(c->db));
+	}
 	/* the target's environments answer for no hostname any more */
 	if (migrate_node_push_node(c->db, c->target_node, cause) == -1)
 		return -1;

@@ -14,7 +14,9 @@
 #include "jsonx.h"
 #include "log.h"
 #include "testhook.h"
+#include "migrate-node.h"
 #include "migrate-steps.h"
+#include "settings.h"
 #include "store.h"
 #include "util.h"
 #include "xmalloc.h"
@@ -89,6 +91,52 @@ set_cause(char **cause, const char *fmt, ...)
 	va_start(ap, fmt);
 	*cause = xvasprintf(fmt, ap);
 	va_end(ap);
+}
+
+/* The custom domains of environment env on the source must be the
+ * app's to move: held by no other app (SETTINGS_DOMAIN_TAKEN), as the
+ * target's same-named environment will claim them for the app. */
+static int
+migrate_check_domains(sqlite3 *db, const struct migrate_who *who,
+    long long app_id, const char *sub, long long source_node,
+    long long target_node, const char *env, const char **code, char **cause)
+{
+	json_t *doc = settings_load(db, store_int(db, 0, "SELECT id FROM"
+	    " environments WHERE node_id = ? AND app_id IS NULL AND name = ?"
+	    " COLLATE NOCASE", "is", source_node, env));
+	json_t *domains = json_array(), *errors = json_array(), *v;
+	struct settings_claim cl;
+	const char *d;
+	char *text;
+	int st;
+
+	json_object_foreach(json_object_get(doc, "domains"), d, v)
+		json_array_append_new(domains, json_string(d));
+	memset(&cl, 0, sizeof cl);
+	cl.env_id = store_int(db, 0, "SELECT id FROM environments WHERE"
+	    " node_id = ? AND app_id IS NULL AND name = ? COLLATE NOCASE",
+	    "is", target_node, env);
+	cl.owner = app_id;
+	cl.name = env;
+	cl.subdomain = sub;
+	cl.viewer = who->user_id;
+	st = settings_domains_check(db, &cl, domains,
+	    migrate_node_cloud_domain(), errors);
+	if (st < -1) {
+		text = settings_errors_text(errors);
+		*code = st == SETTINGS_DOMAIN_TAKEN ? "DOMAIN_TAKEN" :
+		    "DOMAIN_RESERVED";
+		set_cause(cause, "the custom domains of environment '%s' cannot "
+		    "move with the app: %s", env, text);
+		free(text);
+	} else if (st == -1) {
+		*code = "STORE_ERROR";
+		set_cause(cause, "store: %s", store_errmsg(db));
+	}
+	json_decref(doc);
+	json_decref(domains);
+	json_decref(errors);
+	return st == 0 ? 0 : -1;
 }
 
 int
@@ -218,6 +266,13 @@ migrate_check(sqlite3 *db, const struct migrate_who *who, long long app_id,
 			set_cause(cause, "target node '%s' has no environment "
 			    "'%s' (node '%s' has one)", tname,
 			    json_string_value(e), sname);
+			goto out;
+		}
+		if (migrate_check_domains(db, who, app_id, sub, jsonx_int(src,
+		    "id", 0), target_node, json_string_value(e), code,
+		    cause) == -1) {
+			if (strcmp(*code, "STORE_ERROR") == 0)
+				*status = 500;
 			goto out;
 		}
 	}

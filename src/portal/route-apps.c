@@ -6,6 +6,7 @@
 #include "auth.h"
 #include "env-delete.h"
 #include "portal.h"
+#include "settings.h"
 #include "store.h"
 #include "util.h"
 #include "xmalloc.h"
@@ -78,6 +79,40 @@ apps_list(struct preq *r)
 	http_reply_json_text(r->http, 200, apps);
 }
 
+/* An app's cloud hostnames `<subdomain>-<env>.<cloud domain>` must not be
+ * another environment's custom domain (settings.c keeps custom domains
+ * unique and out of the cloud's domain; this covers names held from
+ * before or under another cloud domain). -1 after replying (and rolling
+ * back) when one is. */
+static int
+apps_hostname_taken(struct preq *r, const char *sub)
+{
+	static const char *const envs[] = { "test", "acceptance",
+	    "production", "sandbox", NULL };
+	int i, held = 0;
+	char *h = NULL;
+
+	for (i = 0; envs[i] && held == 0; i++) {
+		free(h);
+		h = xasprintf("%s-%s.%s", sub, envs[i],
+		    r->portal->cloud_domain);
+		held = settings_domain_held(r->db, h);
+	}
+	if (held == 0) {
+		free(h);
+		return 0;
+	}
+	store_rollback(r->db);
+	if (held == -1)
+		reply_store_error(r);
+	else
+		reply_error(r, 409, "SUBDOMAIN_TAKEN", "subdomain '%s' is "
+		    "taken: its hostname '%s' is another app's custom domain",
+		    sub, h);
+	free(h);
+	return -1;
+}
+
 /* POST /apps {subdomain, name?, sandbox?: true, temporary?: false}: a Free
  * App whose Technical Contact is the caller. With a sandbox it gets one
  * environment on the portal's sandbox node (SPEC §2). */
@@ -130,6 +165,8 @@ apps_create(struct preq *r)
 			return;
 		}
 	}
+	if (apps_hostname_taken(r, sub) == -1)
+		return;
 	uuid = util_uuid();
 	util_time_iso(util_now(), now, sizeof now);
 	rc = store_run(r->db, "INSERT INTO apps (uuid, subdomain, name,"

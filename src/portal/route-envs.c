@@ -379,7 +379,8 @@ envs_scale(struct preq *r)
 	if (mb)
 		json_object_set(rt, "memory_mb", mb);
 	if (settings_save(r->db, jsonx_int(row, "id", 0), stored, 0,
-	    r->who.user_id) == -1 || store_commit(r->db) == -1) {
+	    r->who.user_id, r->portal->cloud_domain, NULL) != 0 ||
+	    store_commit(r->db) == -1) {
 		store_rollback(r->db);
 		reply_store_error(r);
 		goto out;

@@ -108,10 +108,22 @@ settings_view(struct preq *r, long long env_id, const char *generation)
 static void
 commit_doc(struct preq *r, struct sctx *c, json_t *doc, const char *what)
 {
-	int restart = settings_restart_needed(c->current, doc);
+	int restart = settings_restart_needed(c->current, doc), st;
+	json_t *errors = json_array();
 
-	if (settings_save(r->db, c->env_id, doc, restart, r->who.user_id)
-	    == -1) {
+	st = settings_save(r->db, c->env_id, doc, restart, r->who.user_id,
+	    r->portal->cloud_domain, errors);
+	if (st == SETTINGS_DOMAIN_TAKEN || st == SETTINGS_DOMAIN_RESERVED) {
+		/* 409 naming each domain and what holds it */
+		char *text = settings_errors_text(errors);
+
+		reply(r, 409, json_pack("{s:{s:s,s:s,s:O}}", "error", "code",
+		    st == SETTINGS_DOMAIN_TAKEN ? "DOMAIN_TAKEN" :
+		    "DOMAIN_RESERVED", "message", text, "details", errors));
+		free(text);
+		goto out;
+	}
+	if (st != 0) {
 		reply_store_error(r);
 		goto out;
 	}
@@ -125,6 +137,7 @@ commit_doc(struct preq *r, struct sctx *c, json_t *doc, const char *what)
 	c->in_txn = 0;
 	reply(r, 200, settings_view(r, c->env_id, c->generation));
 out:
+	json_decref(errors);
 	json_decref(doc);
 }
 
@@ -410,7 +423,10 @@ settings_domain_put(struct preq *r)
 void
 settings_domain_delete(struct preq *r)
 {
-	delete_item(r, "domains", "custom domain", preq_param(r, "domain"));
+	char *d = settings_domain_canon(preq_param(r, "domain"));
+
+	delete_item(r, "domains", "custom domain", d);
+	free(d);
 }
 
 /* PUT /settings/headers/{header} {value} */

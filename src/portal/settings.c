@@ -3,11 +3,13 @@
 #include "settings.h"
 
 #include <crypt.h>
+#include <ctype.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 
 #include <sodium.h>
@@ -357,14 +359,19 @@ norm_domain(const struct settings_target *t, const char *setting,
 	char *cause = NULL, *domain = NULL, *key = NULL;
 	const char *cert = jsonx_str(v, "certificate");
 	json_t *old;
+	char *trimmed = settings_domain_canon(name);
+	int bad = sv_domain(trimmed, &domain, &cause);
 
-	if (sv_domain(name, &domain, &cause) == -1) {
+	/* names are case-insensitive and the root's dot is no part of them:
+	 * kept as settings_domain_canon() writes them */
+	free(trimmed);
+	if (bad == -1) {
 		add_cause(errors, setting, cause);
 		goto out;
 	}
-	if (strcmp(domain, name) != 0) {
-		settings_error(errors, setting, "write the domain in lowercase "
-		    "('%s')", domain);
+	if (json_object_get(out, domain)) {
+		settings_error(errors, setting, "'%s' is listed twice (a domain "
+		    "name ignores case and a trailing dot)", domain);
 		goto out;
 	}
 	if (!json_is_object(v) || !only_keys(errors, setting, v, keys)) {
@@ -385,7 +392,7 @@ norm_domain(const struct settings_target *t, const char *setting,
 	}
 	if (jsonx_str(v, "private_key"))
 		key = xstrdup(jsonx_str(v, "private_key"));
-	else if ((old = json_object_get(cur, name)) != NULL)
+	else if ((old = json_object_get(cur, domain)) != NULL)
 		key = settings_unseal(jsonx_str(old, "private_key_sealed"));
 	if (key == NULL) {
 		settings_error(errors, setting, "needs a private key (the "
@@ -1315,14 +1322,237 @@ settings_load(sqlite3 *db, long long env_id)
 	return doc;
 }
 
+/* ---- custom domains: one environment each, cloud-wide ------------------ */
+
+char *
+settings_domain_canon(const char *name)
+{
+	size_t n = strlen(name), i;
+	char *c;
+
+	if (n > 1 && name[n - 1] == '.')
+		n--;	/* the root's dot: "a.example." is "a.example" */
+	c = xstrndup(name, n);
+	for (i = 0; i < n; i++)
+		c[i] = (char)tolower((unsigned char)c[i]);
+	return c;
+}
+
+/* Who an environment's custom domains belong to: its app (its own for a
+ * sandbox, else its node's linked app; for a migration's temporary app,
+ * the app that migration carries — the vehicle stands for the original,
+ * so a domain moves within the migration) and its name. An environment
+ * that serves no app (its node unlinked) owns nothing and holds nothing:
+ * the router serves no domain for it. */
+#define SETTINGS_OWNER_SQL \
+	"COALESCE(e.app_id, CASE WHEN la.temporary = 1 THEN (SELECT" \
+	" m.app_id FROM migrations m WHERE m.temp_app_id = la.id ORDER BY" \
+	" m.id DESC LIMIT 1) ELSE la.id END)"
+#define SETTINGS_OWNER_FROM \
+	" environments e JOIN nodes n ON n.id = e.node_id" \
+	" LEFT JOIN apps la ON la.id = n.app_id AND e.app_id IS NULL"
+/* Every custom domain an environment with an owner holds, canonical. */
+#define SETTINGS_HELD_SQL \
+	"SELECT lower(rtrim(d.key, '.')) AS domain, e.id AS env, e.name," \
+	" " SETTINGS_OWNER_SQL " AS owner FROM environment_settings s," \
+	" json_each(s.doc_json, '$.domains') d," SETTINGS_OWNER_FROM \
+	" WHERE e.id = s.environment_id"
+
+/* The holder of a domain as the claimant may hear it: the environment
+ * of its own app, or of an app the viewer is a member of (or Technical
+ * Contact, or a platform admin); else only "another app" — nothing of
+ * other tenants. */
+static void
+claim_taken(sqlite3 *db, const struct settings_claim *cl, json_t *h,
+    const char *d, const char *setting, json_t *errors)
+{
+	long long o = jsonx_int(h, "owner", 0);
+	const char *hn = jsonx_str(h, "name");
+	char *app = NULL;
+
+	if (o != cl->owner)
+		app = store_text(db, "SELECT a.subdomain FROM apps a WHERE"
+		    " a.id = ?1 AND ((SELECT is_admin FROM users WHERE id = ?2)"
+		    " = 1 OR a.technical_contact = ?2 OR EXISTS (SELECT 1 FROM"
+		    " members m WHERE m.app_id = a.id AND m.user_id = ?2))",
+		    "ii", o, cl->viewer);
+	if (o == cl->owner)
+		settings_error(errors, setting, "custom domain '%s' is already "
+		    "used by environment '%s' of this app", d, hn ? hn : "?");
+	else if (app)
+		settings_error(errors, setting, "custom domain '%s' is already "
+		    "used by environment '%s' of app '%s'", d, hn ? hn : "?",
+		    app);
+	else
+		settings_error(errors, setting, "custom domain '%s' is already "
+		    "used by another app", d);
+	if (o == cl->owner || app)
+		json_object_set_new(json_array_get(errors,
+		    json_array_size(errors) - 1), "holder", json_pack(
+		    "{s:s?,s:s?}", "app", app ? app : cl->subdomain,
+		    "environment", hn));
+	free(app);
+}
+
+int
+settings_domains_check(sqlite3 *db, const struct settings_claim *cl,
+    json_t *domains, const char *cloud_domain, json_t *errors)
+{
+	json_t *fresh = json_array(), *holders = NULL, *h, *v;
+	char *own = NULL, *setting, *d;
+	size_t i, k, cdlen = cloud_domain ? strlen(cloud_domain) : 0;
+	int rc = 0;
+
+	json_array_foreach(domains, i, v)
+		if (json_is_string(v)) {
+			d = settings_domain_canon(json_string_value(v));
+			json_array_append_new(fresh, json_string(d));
+			free(d);
+		}
+	if (json_array_size(fresh) == 0)
+		goto out;
+	holders = store_rows(db, "SELECT * FROM (" SETTINGS_HELD_SQL ")"
+	    " WHERE env != ? AND domain IN (SELECT value FROM json_each(?))",
+	    "ij", cl->env_id, fresh);
+	if (holders == NULL) {
+		rc = -1;
+		goto out;
+	}
+	if (cl->subdomain && cl->name && cloud_domain) {
+		char *o = xasprintf("%s-%s.%s", cl->subdomain, cl->name,
+		    cloud_domain);
+
+		own = settings_domain_canon(o);
+		free(o);
+	}
+	json_array_foreach(fresh, i, v) {
+		const char *dn = json_string_value(v);
+		size_t n = strlen(dn);
+
+		setting = xasprintf("domains.%s", dn);
+		/* the cloud's own names: `<subdomain>-<env>.<cloud domain>`
+		 * of any app, present or future */
+		if (cdlen && (strcasecmp(dn, cloud_domain) == 0 || (n > cdlen &&
+		    dn[n - cdlen - 1] == '.' && strcasecmp(dn + n - cdlen,
+		    cloud_domain) == 0)) && (own == NULL || strcmp(dn, own) !=
+		    0)) {
+			settings_error(errors, setting, "'%s' is in the cloud's "
+			    "domain '%s', where only this environment's own "
+			    "hostname%s%s%s may be a custom domain", dn,
+			    cloud_domain, own ? " '" : "", own ? own : "",
+			    own ? "'" : "");
+			if (rc == 0)
+				rc = SETTINGS_DOMAIN_RESERVED;
+		}
+		json_array_foreach(holders, k, h) {
+			long long o = jsonx_int(h, "owner", 0);
+			const char *hn = jsonx_str(h, "name");
+
+			/* an environment that serves no app holds nothing;
+			 * the same app's same-named environment (a migration's
+			 * source and target) shares it */
+			if (strcmp(jsonx_str(h, "domain"), dn) != 0 || o == 0 ||
+			    (o == cl->owner && hn && cl->name &&
+			    strcasecmp(hn, cl->name) == 0))
+				continue;
+			claim_taken(db, cl, h, dn, setting, errors);
+			rc = SETTINGS_DOMAIN_TAKEN;
+			break;
+		}
+		free(setting);
+	}
+out:
+	free(own);
+	json_decref(holders);
+	json_decref(fresh);
+	return rc;
+}
+
+int
+settings_domains_claim(sqlite3 *db, long long env_id, json_t *stored,
+    const char *cloud_domain, long long viewer, json_t *errors)
+{
+	json_t *doc = settings_load(db, env_id);
+	json_t *cur = json_object_get(doc, "domains");
+	json_t *fresh = json_array(), *me = NULL, *v;
+	struct settings_claim cl;
+	const char *d;
+	int rc = 0;
+
+	json_object_foreach(json_object_get(stored, "domains"), d, v)
+		if (json_object_get(cur, d) == NULL)
+			json_array_append_new(fresh, json_string(d));
+	if (json_array_size(fresh) == 0)
+		goto out;	/* nothing newly claimed */
+	me = store_row(db, "SELECT e.name, " SETTINGS_OWNER_SQL " AS owner,"
+	    " (SELECT subdomain FROM apps WHERE id = " SETTINGS_OWNER_SQL ")"
+	    " AS subdomain FROM" SETTINGS_OWNER_FROM " WHERE e.id = ?", "i",
+	    env_id);
+	if (me == NULL) {
+		rc = -1;
+		goto out;
+	}
+	memset(&cl, 0, sizeof cl);
+	cl.env_id = env_id;
+	cl.owner = jsonx_int(me, "owner", 0);
+	cl.name = jsonx_str(me, "name");
+	cl.subdomain = jsonx_str(me, "subdomain");
+	cl.viewer = viewer;
+	rc = settings_domains_check(db, &cl, fresh, cloud_domain, errors);
+out:
+	json_decref(me);
+	json_decref(fresh);
+	json_decref(doc);
+	return rc;
+}
+
+int
+settings_domain_held(sqlite3 *db, const char *domain)
+{
+	char *d = settings_domain_canon(domain);
+	long long n = store_int(db, -1, "SELECT COUNT(*) FROM ("
+	    SETTINGS_HELD_SQL ") WHERE domain = ? AND owner IS NOT NULL", "s",
+	    d);
+
+	free(d);
+	return n < 0 ? -1 : n > 0;
+}
+
+int
+settings_domains_release(sqlite3 *db, long long node_id, long long user_id)
+{
+	json_t *envs = store_rows(db, "SELECT e.id FROM environments e JOIN"
+	    " environment_settings s ON s.environment_id = e.id WHERE"
+	    " e.node_id = ? AND e.app_id IS NULL AND json_type(s.doc_json,"
+	    " '$.domains') IS NOT NULL", "i", node_id), *e;
+	size_t i;
+	int rc = envs ? 0 : -1;
+
+	json_array_foreach(envs, i, e) {
+		json_t *doc = settings_load(db, jsonx_int(e, "id", 0));
+
+		json_object_del(doc, "domains");
+		if (settings_save(db, jsonx_int(e, "id", 0), doc, 0, user_id,
+		    NULL, NULL) != 0)
+			rc = -1;
+		json_decref(doc);
+	}
+	json_decref(envs);
+	return rc;
+}
+
 int
 settings_save(sqlite3 *db, long long env_id, json_t *stored, int restart,
-    long long user_id)
+    long long user_id, const char *cloud_domain, json_t *errors)
 {
 	char now[32];
 	long long running;
 	json_t *rt;
+	int rc;
 
+	if ((rc = settings_domains_claim(db, env_id, stored, cloud_domain,
+	    user_id, errors)) != 0)
+		return rc;
 	util_time_iso(util_now(), now, sizeof now);
 	running = store_int(db, 0, "SELECT state IN ('running','starting')"
 	    " FROM environments WHERE id = ?", "i", env_id);

@@ -97,10 +97,53 @@ long long settings_env_id(sqlite3 *db, long long node_id, long long app_id,
     const char *env);
 /* The stored document of an environment ({} when never set). */
 json_t *settings_load(sqlite3 *db, long long env_id);
-/* Replace it; marks "restart pending" when restart is set and the
- * environment runs. Call inside a transaction. 0 or -1. */
-int settings_save(sqlite3 *db, long long env_id, json_t *stored, int restart,
+/* A domain name as nubo keeps it: lowercase, without the root's trailing
+ * dot (caller frees). */
+char *settings_domain_canon(const char *name);
+/* Custom domains are unique across the cloud. A claim by environment
+ * env_id (0: none yet) of owner — the app it serves; a migration's
+ * temporary app stands for the app it carries, so a migration's source
+ * and target environment share their domains — named name, whose app's
+ * subdomain is subdomain: each of domains (names) must be held by no
+ * other environment of another owner or of the same owner under another
+ * name, and may lie in cloud_domain only when it is the environment's own
+ * hostname `<subdomain>-<env>.<cloud domain>` (every other name there is,
+ * or may become, another app's). An environment that serves no app
+ * holds nothing. The holder is named (its app and environment, also as
+ * `holder` in the error) only to a viewer who is a member of its app, its
+ * Technical Contact or a platform admin; others hear "another app".
+ * 0, -1 on a store error, or SETTINGS_DOMAIN_TAKEN /
+ * SETTINGS_DOMAIN_RESERVED with {setting, reason} appended to errors for
+ * each. Run inside the write transaction (BEGIN IMMEDIATE: writers are
+ * serialised, so two concurrent claims cannot both pass). */
+#define SETTINGS_DOMAIN_TAKEN		(-2)
+#define SETTINGS_DOMAIN_RESERVED	(-3)
+struct settings_claim {
+	long long	 env_id;
+	long long	 owner;
+	const char	*name;
+	const char	*subdomain;
+	long long	 viewer;	/* user id, 0 for none */
+};
+int settings_domains_check(sqlite3 *db, const struct settings_claim *cl,
+    json_t *domains, const char *cloud_domain, json_t *errors);
+/* settings_domains_check() of the domains stored holds that env_id's
+ * current settings do not (the ones it newly claims), as viewer. */
+int settings_domains_claim(sqlite3 *db, long long env_id, json_t *stored,
+    const char *cloud_domain, long long viewer, json_t *errors);
+/* Is domain some environment's custom domain (one that serves an app)?
+ * 1, 0, or -1 on a store error. */
+int settings_domain_held(sqlite3 *db, const char *domain);
+/* Remove the custom domains of node_id's own environments (a migration's
+ * target given up: the app keeps them on its source). Call inside a
+ * transaction. 0 or -1. */
+int settings_domains_release(sqlite3 *db, long long node_id,
     long long user_id);
+/* Replace it, after settings_domains_claim() as user_id (its return
+ * value when that refuses); marks "restart pending" when restart is set
+ * and the environment runs. Call inside a transaction. 0 or -1. */
+int settings_save(sqlite3 *db, long long env_id, json_t *stored, int restart,
+    long long user_id, const char *cloud_domain, json_t *errors);
 /* The generation ("v3"/"v4") of the environment's node (caller frees). */
 char *settings_generation(sqlite3 *db, long long env_id);
 /* The manifest of the package deployed to the environment, or NULL. */

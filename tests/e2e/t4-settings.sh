@@ -29,6 +29,7 @@ S3=/apps/shop/environments/Test/settings
 S4=/apps/shop-v4/environments/Test/settings
 db() { python3 -c 'import sqlite3,sys; r=sqlite3.connect(sys.argv[1]).execute(sys.argv[2]).fetchone(); print("" if r is None else r[0])' "$T/portal/portal.db" "$1"; }
 doc3() { db "SELECT s.doc_json FROM environment_settings s JOIN environments e ON e.id = s.environment_id JOIN nodes n ON n.id = e.node_id WHERE n.name = 'cloud-v3' AND e.name = 'Test'"; }
+doc4() { db "SELECT s.doc_json FROM environment_settings s JOIN environments e ON e.id = s.environment_id JOIN nodes n ON n.id = e.node_id WHERE n.name = 'cloud-v4' AND e.name = 'Test'"; }
 
 # ---- certificates made by the test --------------------------------------
 mkdir -p "$T/tls"
@@ -120,6 +121,81 @@ expect "domain listed" "$(as "$TC" settings show shop Test --json | python3 -c '
 expect "private key never shown" "$(as "$TC" settings show shop Test --json | grep -c 'PRIVATE KEY' || true)" 0
 check "remove a custom domain" as "$TC" settings domain-remove shop Test www.example.test
 
+# ---- custom domains are unique across the cloud ----------------------------
+# rival: another tenant's app (its node never starts: settings live in the
+# portal); its Technical Contact is no member of shop
+OTHER=$(make_user other@example.com)
+as "$ADMIN" admin nodes create spare --generation v4 >/dev/null
+as "$OTHER" apps create rival --no-sandbox >/dev/null
+as "$ADMIN" nodes link spare rival >/dev/null
+SR=/apps/rival/environments/Test/settings
+domain_body() { python3 -c 'import json,sys; print(json.dumps({"certificate": open(sys.argv[1]).read(), "private_key": open(sys.argv[2]).read()}))' "$T/tls/$1.crt" "$T/tls/$1.key"; }
+# every environment's settings, as one digest
+docs_all() { db "SELECT group_concat(doc_json, '|') FROM (SELECT doc_json FROM environment_settings ORDER BY environment_id)" | sha256sum | cut -c1-16; }
+before_all=$(docs_all)
+check_fails "another tenant's claim of shop's custom domain refused" 1 as "$OTHER" settings domain-add rival Test shop.example.test --cert "$T/tls/good.crt" --key "$T/tls/good.key"
+expect "it hears only that another app holds it" "$(cat "$T/last.err")" "nubo: setting 'domains.shop.example.test': custom domain 'shop.example.test' is already used by another app"
+r=$(api_as "$OTHER" PUT "$SR/domains/shop.example.test" "$(domain_body good)")
+expect "409 DOMAIN_TAKEN, no holder named to a non-member" "$(printf '%s' "$r" | python3 -c 'import json,sys; e=json.load(sys.stdin)["error"]; print(e["code"], [sorted(d) for d in e["details"]])')" "DOMAIN_TAKEN [['reason', 'setting']]"
+expect "status 409" "$(status_as "$OTHER" PUT "$SR/domains/shop.example.test" "$(domain_body good)")" 409
+expect "case and a trailing dot make no other name" "$(api_as "$OTHER" PUT "$SR/domains/SHOP.Example.TEST." "$(domain_body good)" | jq_get error.code)" DOMAIN_TAKEN
+expect "nor through an import" "$(api_as "$OTHER" PUT "$SR" "{\"domains\":{\"Shop.example.test\":$(domain_body good)}}" | jq_get error.code)" DOMAIN_TAKEN
+expect "refused claims changed nothing" "$(docs_all)" "$before_all"
+check_fails "shop's Technical Contact claims it for shop-v4" 1 as "$TC" settings domain-add shop-v4 Test shop.example.test --cert "$T/tls/good.crt" --key "$T/tls/good.key"
+expect_match "a member of the holder hears which environment of which app" "$(cat "$T/last.err")" "custom domain 'shop.example.test' is already used by environment 'Test' of app 'shop'"
+expect "with a stable code and the holder" "$(api_as "$TC" PUT "$S4/domains/shop.example.test" "$(domain_body good)" | python3 -c 'import json,sys; e=json.load(sys.stdin)["error"]; print(e["code"], e["details"][0]["holder"])')" "DOMAIN_TAKEN {'app': 'shop', 'environment': 'Test'}"
+check_fails "another environment of the same app refused" 1 as "$TC" settings domain-add shop Production shop.example.test --cert "$T/tls/good.crt" --key "$T/tls/good.key"
+expect_match "naming that environment" "$(cat "$T/last.err")" "already used by environment 'Test' of this app"
+check "the same environment renews its certificate" as "$TC" settings domain-add shop Test shop.example.test --cert "$T/tls/good.crt" --key "$T/tls/good.key"
+check "written with a capital and a trailing dot it is the same domain" as "$TC" settings domain-add shop Test Shop.Example.Test. --cert "$T/tls/good.crt" --key "$T/tls/good.key"
+expect "kept once, lowercase" "$(as "$TC" settings show shop Test --json | python3 -c 'import json,sys; print(",".join(json.load(sys.stdin)["settings"]["domains"]))')" shop.example.test
+expect "listed twice in one document refused" "$(api_as "$TC" PATCH "$S3" "{\"domains\":{\"shop.example.test\":$(domain_body good),\"SHOP.example.test.\":$(domain_body good)}}" | jq_get error.code)" SETTINGS_INVALID
+openssl req -x509 -newkey rsa:2048 -nodes -days 30 -subj /CN=nubo.localhost -addext 'subjectAltName=DNS:nubo.localhost,DNS:*.nubo.localhost' \
+	-keyout "$T/tls/cloud.key" -out "$T/tls/cloud.crt" 2>/dev/null
+before_all=$(docs_all)
+check_fails "another app's cloud hostname refused" 1 as "$OTHER" settings domain-add rival Test shop-test.nubo.localhost --cert "$T/tls/cloud.crt" --key "$T/tls/cloud.key"
+expect_match "reserved named" "$(cat "$T/last.err")" "'shop-test.nubo.localhost' is in the cloud's domain 'nubo.localhost', where only this environment's own hostname 'rival-test.nubo.localhost'"
+expect "reserved code" "$(api_as "$OTHER" PUT "$SR/domains/Shop-Test.nubo.localhost." "$(domain_body cloud)" | jq_get error.code)" DOMAIN_RESERVED
+check_fails "the cloud domain itself refused" 1 as "$TC" settings domain-add shop Test nubo.localhost --cert "$T/tls/cloud.crt" --key "$T/tls/cloud.key"
+check_fails "a name under the cloud domain no app has yet refused" 1 as "$TC" settings domain-add shop Test future-test.nubo.localhost --cert "$T/tls/cloud.crt" --key "$T/tls/cloud.key"
+check_fails "another environment's cloud hostname of the same app refused" 1 as "$TC" settings domain-add shop Test shop-production.nubo.localhost --cert "$T/tls/cloud.crt" --key "$T/tls/cloud.key"
+expect "refused claims changed nothing (cloud names)" "$(docs_all)" "$before_all"
+check "the environment's own cloud hostname allowed" as "$OTHER" settings domain-add rival Test rival-test.nubo.localhost --cert "$T/tls/cloud.crt" --key "$T/tls/cloud.key"
+# a new app whose hostname would be a custom domain someone holds (one
+# stored before these rules: planted in rival's settings)
+python3 - "$T/portal/portal.db" <<'PY'
+import json, sqlite3, sys
+db = sqlite3.connect(sys.argv[1])
+env = db.execute("SELECT e.id FROM environments e JOIN nodes n ON n.id = e.node_id WHERE n.name = 'spare' AND e.name = 'Test'").fetchone()[0]
+doc = json.loads(db.execute("SELECT doc_json FROM environment_settings WHERE environment_id = ?", (env,)).fetchone()[0])
+doc["domains"]["newshop-production.nubo.localhost"] = doc["domains"]["rival-test.nubo.localhost"]
+db.execute("UPDATE environment_settings SET doc_json = ? WHERE environment_id = ?", (json.dumps(doc), env))
+db.commit()
+PY
+check_fails "an app whose hostname is another app's custom domain refused" 1 as "$TC" apps create newshop --no-sandbox
+expect "naming the hostname, not the holder" "$(cat "$T/last.err")" "nubo: subdomain 'newshop' is taken: its hostname 'newshop-production.nubo.localhost' is another app's custom domain"
+expect "no app made" "$(status_as "$ADMIN" GET /apps/newshop)" 404
+check "the holder gives it up" as "$OTHER" settings domain-remove rival Test newshop-production.nubo.localhost
+check "then the app can be made" as "$TC" apps create newshop --no-sandbox
+check "and removed" as "$TC" apps delete newshop --yes
+check "the own hostname removed again" as "$OTHER" settings domain-remove rival Test rival-test.nubo.localhost
+# two claims at once: exactly one wins, every round
+body=$(python3 -c 'import json,sys; print(json.dumps({"certificate": open(sys.argv[1]).read(), "private_key": open(sys.argv[2]).read()}))' "$T/tls/wild.crt" "$T/tls/wild.key")
+won=""
+for i in $(seq 8); do
+	status_as "$TC" PUT "$S3/domains/race$i.example.test" "$body" > "$T/race-a" & a=$!
+	status_as "$TC" PUT "$S4/domains/race$i.example.test" "$body" > "$T/race-b" & b=$!
+	wait "$a" "$b"
+	won="$won $(cat "$T/race-a")/$(cat "$T/race-b")"
+done
+expect "8 concurrent pairs of claims: one 200 and one 409 each" "$(tr ' ' '\n' <<< "$won" | grep -cE '^(200/409|409/200)$')" 8
+expect "each race domain held by one environment" "$(db "SELECT COUNT(*) FROM environment_settings s, json_each(s.doc_json, '\$.domains') d WHERE d.key LIKE 'race%'")" 8
+for i in $(seq 8); do
+	status_as "$TC" DELETE "$S3/domains/race$i.example.test" > /dev/null
+	status_as "$TC" DELETE "$S4/domains/race$i.example.test" > /dev/null
+done
+expect "race domains removed" "$(db "SELECT COUNT(*) FROM environment_settings s, json_each(s.doc_json, '\$.domains') d WHERE d.key LIKE 'race%'")" 0
+
 # ---- Network: access restrictions, headers --------------------------------
 check "access profile: allow list + basic auth + client CA" as "$TC" settings access-set shop Test office \
 	--allow 127.0.0.1 --allow 10.0.0.0/8 --allow ::1 --deny 127.0.0.2 --user alice:wonderland1 --client-ca "$T/tls/ca.crt"
@@ -175,9 +251,15 @@ expect "export names its format" "$(jq_get format < "$T/v3.json")" "nubo-setting
 expect "export names its generation" "$(jq_get generation < "$T/v3.json")" v3
 check_fails "diff before import differs" 0 as "$TC" settings diff shop Test shop-v4 Test
 expect_match "diff lists a difference" "$(cat "$T/last.out")" "constants.Greeting"
-check "import the v3 settings into v4" as "$TC" settings import shop-v4 Test "$T/v3.json"
-expect "diff v3 ↔ v4 is empty" "$(as "$TC" settings diff shop Test shop-v4 Test --json | python3 -c 'import json,sys; d=json.load(sys.stdin); print(len(d["differences"]), len(d["unsupported"]))')" "0 0"
-expect_match "diff says so" "$(as "$TC" settings diff shop Test shop-v4 Test)" "no differences"
+# a custom domain belongs to one environment cloud-wide: shop's stays
+before4=$(doc4)
+check_fails "import with another app's custom domain refused" 1 as "$TC" settings import shop-v4 Test "$T/v3.json"
+expect_match "the conflict named" "$(cat "$T/last.err")" "setting 'domains.shop.example.test': custom domain 'shop.example.test' is already used by environment 'Test' of app 'shop'"
+expect "refused import changed nothing" "$(doc4)" "$before4"
+python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); d.pop("domains"); json.dump(d, open(sys.argv[2], "w"))' "$T/v3.json" "$T/v3-own.json"
+check "import the v3 settings (without shop's domain) into v4" as "$TC" settings import shop-v4 Test "$T/v3-own.json"
+expect "diff v3 ↔ v4: only the custom domain" "$(as "$TC" settings diff shop Test shop-v4 Test --json | python3 -c 'import json,sys; d=json.load(sys.stdin); print(",".join(x["setting"] for x in d["differences"]), len(d["unsupported"]))')" "domains.shop.example.test 0"
+expect_match "diff names it" "$(as "$TC" settings diff shop Test shop-v4 Test)" "domains.shop.example.test"
 expect "secret arrived on v4" "$(as "$TC" settings export shop-v4 Test --include-secrets | jq_get env_vars.API_TOKEN.value)" "the-secret-value"
 # masked import keeps the target's secrets
 as "$TC" settings export shop-v4 Test --output "$T/v4-masked.json"
@@ -190,7 +272,7 @@ check "v4: instances and memory" as "$TC" settings runtime shop-v4 Test --instan
 out=$(as "$TC" settings diff shop Test shop-v4 Test --json)
 expect "diff lists v4-only settings as unsupported on v3" "$(printf '%s' "$out" | python3 -c 'import json,sys; print(",".join(sorted(u["setting"] for u in json.load(sys.stdin)["unsupported"])))')" \
 	"access.paths./admin,headers.Content-Security-Policy,runtime.instances,runtime.memory_mb"
-expect "and no other difference" "$(printf '%s' "$out" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["differences"]))')" 1
+expect "and no other difference than two" "$(printf '%s' "$out" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["differences"]))')" 2
 as "$TC" settings export shop-v4 Test --include-secrets --output "$T/v4.json"
 before=$(doc3)
 check_fails "v4-only settings refused on v3" 1 as "$TC" settings import shop Test "$T/v4.json"
@@ -367,6 +449,7 @@ openssl x509 -req -in "$T/tls/client.csr" -CA "$T/tls/ca.crt" -CAkey "$T/tls/ca.
 ca_json=$(python3 -c 'import json,sys; print(json.dumps(open(sys.argv[1]).read()))' "$T/tls/ca.crt")
 expect "v4 access: / open, /admin only from 127.0.0.2, /secure needs a client certificate" "$(status_as "$TC" PUT "$S4/access" \
 	"{\"profiles\":{\"open\":{\"allow\":[\"127.0.0.0/8\"]},\"admins\":{\"allow\":[\"127.0.0.2\"]},\"certs\":{\"client_ca\":$ca_json}},\"paths\":{\"/\":\"open\",\"/admin\":\"admins\",\"/secure\":\"certs\"}}")" 200
+check "v4: a custom domain of its own" as "$TC" settings domain-add shop-v4 Test v4.example.test --cert "$T/tls/wild.crt" --key "$T/tls/wild.key"
 check "transport on v4" as "$TC" envs transport shop-v4 Test settingsapp-1.0.0
 check "start on v4" as "$TC" envs start shop-v4 Test
 expect "v4 runs the instances set in the settings" "$(as "$TC" envs show shop-v4 Test --json | python3 -c 'import json,sys; print(len([i for i in json.load(sys.stdin)["running"] if i["state"]=="running"]))')" 2
@@ -375,8 +458,8 @@ expect "v4: /admin refused from 127.0.0.1" "$(code cloud-v4 "$H4" /admin)" 403
 expect "v4: /admin/users refused from 127.0.0.1" "$(code cloud-v4 "$H4" /admin/users)" 403
 expect "v4: /admin allowed from 127.0.0.2" "$(code cloud-v4 "$H4" /admin --interface 127.0.0.2)" 200
 expect_match "v4: CSP header" "$(curl -s -D - -o /dev/null -H "Host: $H4" "http://127.0.0.1:$ROUTER_cloud_v4/")" "Content-Security-Policy: default-src 'self'"
-tls4() { curl -s -o /dev/null -w '%{http_code}' --resolve "shop.example.test:$TLS4:127.0.0.1" --cacert "$T/tls/good.crt" "${@:2}" "https://shop.example.test:$TLS4$1"; }
-expect "v4: imported custom domain served over TLS" "$(tls4 /)" 200
+tls4() { curl -s -o /dev/null -w '%{http_code}' --resolve "v4.example.test:$TLS4:127.0.0.1" --cacert "$T/tls/wild.crt" "${@:2}" "https://v4.example.test:$TLS4$1"; }
+expect "v4: its custom domain served over TLS" "$(tls4 /)" 200
 expect "v4: /secure without a client certificate refused" "$(tls4 /secure)" 403
 expect "v4: /secure with a client certificate from the CA" "$(tls4 /secure --cert "$T/tls/client.crt" --key "$T/tls/client.key")" 200
 expect "v4: /secure over plain HTTP refused" "$(code cloud-v4 "$H4" /secure)" 403
@@ -452,6 +535,5 @@ rmdir "$T/node-cloud-v3/nginx/nginx.conf.new"
 check "started again once the router takes its config" as "$TC" envs start shop Acceptance
 expect "Acceptance served" "$(code cloud-v3 "$HA" /)" 200
 expect "Test served all along" "$(code cloud-v3 "$H3" / -u alice:wonderland1)" 200
-
 
 finish

@@ -3,7 +3,9 @@
 # and serving (and the target available again); rollback after the cutover
 # serves from the source again, warns that writes made on the target are
 # not copied back, withdraws the offboarding request; a new migration then
-# works, and once the offboarding is approved rollback is refused.
+# works, and once the offboarding is approved rollback is refused. The
+# app's custom domain moves with it each time (the temporary app stands
+# for the app), and no other app can take it meanwhile.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/migrate-lib.sh"
 
@@ -17,10 +19,46 @@ add_notes v3 crm-production 3 2
 src=$(notes_digest v3 crm-production)
 fp=$(env_fingerprint v3 Production)
 mstate() { api_as "$ADMIN_KEY" GET '/migrations?app=crm' | jq_get migrations.$1.$2; }
+# a custom domain on the source, and another app (on a node that never
+# starts: settings live in the portal) that would like it
+openssl req -x509 -newkey rsa:2048 -nodes -days 30 -subj /CN=crm.example.test \
+	-addext subjectAltName=DNS:crm.example.test -keyout "$T/crm.key" -out "$T/crm.crt" 2>/dev/null
+check "custom domain on the source" "$NUBO" settings domain-add crm Production crm.example.test --cert "$T/crm.crt" --key "$T/crm.key"
+OTHER=$(make_user other@example.com)
+"$NUBO" admin nodes create spare --generation v4 >/dev/null
+NUBO_API_KEY=$OTHER "$NUBO" apps create rival --no-sandbox >/dev/null
+"$NUBO" nodes link spare rival >/dev/null
+domains() { "$NUBO" settings show "$1" Production --json | python3 -c 'import json,sys; print(",".join(sorted(json.load(sys.stdin)["settings"].get("domains", {}))))'; }
+rival_claims() { check_fails "$1" 1 env NUBO_API_KEY="$OTHER" "$NUBO" settings domain-add rival Production crm.example.test --cert "$T/crm.crt" --key "$T/crm.key"
+	expect_match "$1: named" "$(cat "$T/last.err")" "custom domain 'crm.example.test' is already used by another app$"; }
+# custom domains held by the environments of node v4 (the target)
+v4_domains() { python3 -c 'import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute("SELECT COUNT(*) FROM environment_settings s JOIN environments e ON e.id = s.environment_id JOIN nodes n ON n.id = e.node_id, json_each(s.doc_json, \"$.domains\") d WHERE n.name = ?", ("v4",)).fetchone()[0])' "$T/portal/portal.db"; }
+rival_claims "another app cannot take the domain"
+
+# a domain another app holds (one stored before the rules, planted) stops
+# the migration at once: 409, no migration, nothing changed
+python3 - "$T/portal/portal.db" <<'PY'
+import json, sqlite3, sys
+db = sqlite3.connect(sys.argv[1])
+env = lambda node: db.execute("SELECT e.id FROM environments e JOIN nodes n ON n.id = e.node_id WHERE n.name = ? AND e.name = 'Production'", (node,)).fetchone()[0]
+crm = json.loads(db.execute("SELECT doc_json FROM environment_settings WHERE environment_id = ?", (env("v3"),)).fetchone()[0])
+db.execute("INSERT INTO environment_settings (environment_id, doc_json, version) VALUES (?, ?, 1)",
+           (env("spare"), json.dumps({"domains": {"crm.example.test": crm["domains"]["crm.example.test"]}})))
+db.commit()
+PY
+check_fails "migration of a domain another app holds refused" 1 "$NUBO" migrate start crm --to v4
+expect_match "naming it (to the admin: which app)" "$(cat "$T/last.err")" "custom domain 'crm.example.test' is already used by environment 'Production' of app 'rival'"
+expect "409 DOMAIN_TAKEN" "$(api_as "$ADMIN_KEY" POST /migrations '{"app":"crm","to":"v4","mode":"start"}' | jq_get error.code)" DOMAIN_TAKEN
+expect "no migration made" "$(api_as "$ADMIN_KEY" GET '/migrations?app=crm' | jq_get migrations)" "[]"
+expect "target still available" "$(api_as "$ADMIN_KEY" GET /nodes/v4 | jq_get status)" available
+check "the other app gives it up" env NUBO_API_KEY="$OTHER" "$NUBO" settings domain-remove rival Production crm.example.test
 
 # --- abort ---
 check "start" "$NUBO" migrate start crm --to v4
 expect "target linked to the temporary app" "$(api_as "$ADMIN_KEY" GET /nodes/v4 | jq_get app)" "$(mstate 0 temporary_app)"
+expect "the domain moved with the settings to the temporary app's environment" "$(domains "$(mstate 0 temporary_app)")" crm.example.test
+expect "settings step left nothing behind" "$(step_result crm settings Production 0 | jq_get not_carried_over)" "[]"
+rival_claims "during the migration another app cannot take it"
 check_fails "rollback before cutover refused" 1 "$NUBO" migrate rollback crm
 expect_match "rollback says why" "$(cat "$T/last.err")" "only possible after the cutover"
 check "abort" "$NUBO" migrate abort crm
@@ -32,6 +70,8 @@ expect "target available again" "$(api_as "$ADMIN_KEY" GET /nodes/v4 | jq_get st
 expect "temporary app gone" "$(api_as "$ADMIN_KEY" GET /apps | python3 -c 'import json,sys; print(sum(a["temporary"] for a in json.load(sys.stdin)["apps"]))')" 0
 expect "no offboarding request" "$(api_as "$ADMIN_KEY" GET /offboarding-requests | jq_get offboarding_requests)" "[]"
 check_fails "abort twice refused" 1 "$NUBO" migrate abort crm
+rival_claims "after the abort another app cannot take it"
+expect "the target gave the domain back" "$(v4_domains)" 0
 
 # --- rollback ---
 check "run again to the cutover" "$NUBO" migrate start crm --to v4
@@ -49,6 +89,9 @@ expect "the write made on v4 is not on v3" "$(notes_digest v3 crm-production | c
 expect "target stopped" "$(route_status v4 crm-production.nubo.localhost /api/notes)" 404
 expect "offboarding request withdrawn" "$(api_as "$ADMIN_KEY" GET /offboarding-requests | jq_get offboarding_requests.0.state)" cancelled
 expect "source linked again" "$(api_as "$ADMIN_KEY" GET /nodes/v3 | jq_get status)" linked
+expect "the domain stays the app's after the rollback" "$(domains crm)" crm.example.test
+rival_claims "after the rollback another app cannot take it"
+expect "the target gave it back" "$(v4_domains)" 0
 
 # --- a third migration; rollback refused once offboarding is approved ---
 check "run" "$NUBO" migrate run crm --to v4
@@ -56,5 +99,8 @@ expect "run by an admin goes through the approval to the end" "$(mstate 2 state)
 expect "linked to v4" "$(api_as "$ADMIN_KEY" GET /apps/crm | jq_get node)" v4
 check_fails "rollback after approval refused" 1 "$NUBO" migrate rollback crm
 expect "v4 serves everything v3 had" "$(notes_digest v4 crm-production)" "$src"
+expect "the app keeps its domain on the new node" "$(domains crm)" crm.example.test
+rival_claims "after the migration another app cannot take it"
+check "the app can still renew it" "$NUBO" settings domain-add crm Production crm.example.test --cert "$T/crm.crt" --key "$T/crm.key"
 
 finish

@@ -32,8 +32,8 @@ static const char expected_errors[] =
     "\":\"constants.B\",\"reason\":\"must be a string (the value as"
     " text, checked against the constant's type)\"},{\"setting\":\"sche"
     "duled_events.E\",\"reason\":\"must be true (enabled) or false"
-    " (disabled)\"},{\"setting\":\"domains.Example.COM\",\"reason\":\"w"
-    "rite the domain in lowercase ('example.com')\"},{\"setting\":\"dom"
+    " (disabled)\"},{\"setting\":\"domains.Example.COM\",\"reason\":\"n"
+    "eeds a certificate (PEM)\"},{\"setting\":\"dom"
     "ains.a.example.com\",\"reason\":\"needs a certificate (PEM)\"},{\""
     "setting\":\"domains.b.example.com\",\"reason\":\"must be an object"
     " {certificate, private_key}\"},{\"setting\":\"domains.c.example.co"
@@ -145,6 +145,13 @@ test_domain(void **state)
 	(void)state;
 	assert_int_equal(sv_domain("App.Example.COM", &canon, &cause), 0);
 	assert_string_equal(canon, "app.example.com");
+	free(canon);
+	/* the portal keeps names lowercase without the root's dot */
+	canon = settings_domain_canon("Shop.Example.TEST.");
+	assert_string_equal(canon, "shop.example.test");
+	free(canon);
+	canon = settings_domain_canon("a.example..");
+	assert_string_equal(canon, "a.example.");
 	free(canon);
 	for (i = 0; bad[i]; i++) {
 		canon = NULL;
