@@ -38,6 +38,7 @@ struct relay_watcher {
 	int			 fd;
 	relay_ready_fn		 ready;
 	void			*arg;
+	struct relay_watcher	*next;
 };
 
 struct relay_pair;
@@ -77,6 +78,7 @@ struct relay {
 	int			 stop;
 	struct relay_watcher	 wake;
 	struct relay_listener	*listeners;
+	struct relay_watcher	*watchers;
 	struct relay_pair	*pairs;
 	struct relay_pair	*dead;
 	int			 npairs;
@@ -196,6 +198,8 @@ relay_watch(struct relay *r, int fd, relay_ready_fn ready, void *arg)
 		free(w);
 		return -1;
 	}
+	w->next = r->watchers;
+	r->watchers = w;
 	return 0;
 }
 
@@ -498,6 +502,46 @@ relay_run(struct relay *r)
 			free(p);
 		}
 	}
+}
+
+void
+relay_free(struct relay *r)
+{
+	struct relay_listener *l;
+	struct relay_watcher *w;
+	struct relay_op *op;
+
+	if (r == NULL)
+		return;
+	while (r->pairs)
+		pair_close(r, r->pairs);
+	while (r->dead) {
+		struct relay_pair *p = r->dead;
+
+		r->dead = p->next;
+		free(p);
+	}
+	while ((l = r->listeners) != NULL) {
+		r->listeners = l->next;
+		close(l->fd);
+		free(l);
+	}
+	while ((w = r->watchers) != NULL) {
+		r->watchers = w->next;
+		free(w);
+	}
+	while ((op = r->ops) != NULL) {
+		r->ops = op->next;
+		if (op->kind == OP_LISTEN) {
+			close(op->l->fd);
+			free(op->l);
+		}
+		free(op);
+	}
+	close(r->ep);
+	close(r->wake.fd);
+	pthread_mutex_destroy(&r->lock);
+	free(r);
 }
 
 int

@@ -37,6 +37,9 @@ int relay_watch(struct relay *, int fd, relay_ready_fn ready, void *arg);
 /* Run until relay_stop(). */
 void relay_run(struct relay *);
 void relay_stop(struct relay *);
+/* Close and free everything once relay_run() has returned (the watched
+ * fds stay the caller's). */
+void relay_free(struct relay *);
 
 /* Dialers: a TCP connection to host:port (numeric IPv4 or IPv6 address)
  * and a unix socket path. Non-blocking; the fd or -1. */

@@ -18,6 +18,14 @@ SECRETS_KEY=$T/secrets.key
 export XDG_CONFIG_HOME=$T/config
 # No nightly snapshots in tests unless a test asks (t5 sets a time).
 export NUBO_NIGHTLY_TIME=${NUBO_NIGHTLY_TIME:-off}
+# Sanitizer builds (make asan): every report of every process started
+# from here — daemons, the CLI, tools — goes to a file in $T/sanitizer
+# (one per process), which finish() fails the test on: a report is never
+# hidden behind an expected exit status. Instances get no environment of
+# ours; their reports land in their app.log, which finish() reads too.
+mkdir -m 1777 "$T/sanitizer"
+export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}log_path=$T/sanitizer/report"
+export UBSAN_OPTIONS="${UBSAN_OPTIONS:+$UBSAN_OPTIONS:}log_path=$T/sanitizer/report"
 PIDS=()
 NODE_DIRS=()
 PASSED=0
@@ -258,12 +266,17 @@ expect_match() {
 finish() {
 	local logs
 	# Daemons stop cleanly first, so that sanitizer builds (make asan) get
-	# to report leaks; any sanitizer report in a daemon log fails the test.
+	# to report leaks; any sanitizer report fails the test.
 	stop_all
-	logs=$(grep -rlE --include='*.log' \
-		'ERROR: (Address|Leak)Sanitizer|runtime error:' "$T" 2>/dev/null || true)
+	logs=$(find "$T/sanitizer" -type f)
 	if [ -n "$logs" ]; then
-		fail "sanitizer reports in daemon logs: $logs"
+		fail "sanitizer reports: $(echo $logs)"
+		head -n 40 $logs | sed 's/^/    /'
+	fi
+	logs=$(grep -rlE --include='*.log' \
+		'ERROR: (Address|Leak)Sanitizer|runtime error:' "$T" 2>/dev/null) || [ $? = 1 ]
+	if [ -n "$logs" ]; then
+		fail "sanitizer reports in logs: $logs"
 		grep -hE -A12 'ERROR: (Address|Leak)Sanitizer|runtime error:' $logs | head -60 | sed 's/^/    /'
 	fi
 	echo "$PASSED passed, $FAILED failed"

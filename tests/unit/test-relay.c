@@ -186,11 +186,12 @@ client_exchange(void *arg)
 	return (void *)(intptr_t)(ok && got == DOWNLOAD);
 }
 
+static pthread_t relay_tid;
+
 static struct relay *
 start_relay(relay_dial_fn dial)
 {
 	struct relay *r = relay_new();
-	pthread_t t;
 	int l;
 
 	assert_non_null(r);
@@ -199,9 +200,18 @@ start_relay(relay_dial_fn dial)
 	l = relay_listen_unix(sock_path, 0600);
 	assert_true(l >= 0);
 	assert_int_equal(relay_listen(r, l, dial, NULL, 1), 0);
-	pthread_create(&t, NULL, relay_thread, r);
-	pthread_detach(t);
+	pthread_create(&relay_tid, NULL, relay_thread, r);
 	return r;
+}
+
+/* Stop the relay, wait for its loop and free it. */
+static void
+end_relay(struct relay *r)
+{
+	relay_stop(r);
+	pthread_join(relay_tid, NULL);
+	relay_free(r);
+	unlink(sock_path);
 }
 
 static void
@@ -212,8 +222,7 @@ test_large_both_ways(void **state)
 	(void)state;
 	r = start_relay(dial_backend);
 	assert_int_equal((int)(intptr_t)client_exchange(NULL), 1);
-	relay_stop(r);
-	unlink(sock_path);
+	end_relay(r);
 }
 
 static void
@@ -234,8 +243,7 @@ test_many_at_once(void **state)
 		ok += (int)(intptr_t)res;
 	}
 	assert_int_equal(ok, 24);
-	relay_stop(r);
-	unlink(sock_path);
+	end_relay(r);
 }
 
 static void
@@ -256,8 +264,7 @@ test_backend_missing(void **state)
 	assert_int_equal(poll(&p, 1, 5000), 1);
 	assert_int_equal(read(s, &c, 1), 0);
 	close(s);
-	relay_stop(r);
-	unlink(sock_path);
+	end_relay(r);
 }
 
 static void
@@ -279,8 +286,7 @@ test_unlisten(void **state)
 		usleep(10000);
 	}
 	assert_true(refused);
-	relay_stop(r);
-	unlink(sock_path);
+	end_relay(r);
 }
 
 int

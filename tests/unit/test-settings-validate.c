@@ -903,7 +903,7 @@ test_document_errors(void **state)
 {
 	char dir[] = "/tmp/nubo-unit-settings.XXXXXX";
 	struct settings_target t4 = { "v4", NULL, NULL, 0 };
-	json_t *cur = json_object(), *errors = json_array(), *in, *s4, *d;
+	json_t *cur = json_object(), *errors = json_array(), *in, *s4, *d, *str;
 	char *text;
 
 	(void)state;
@@ -931,8 +931,9 @@ test_document_errors(void **state)
 	free(text);
 	json_array_clear(errors);
 	assert_null(settings_normalize_section(&t4, "nope", in, errors));
-	assert_null(settings_normalize_section(&t4, "env_vars",
-	    json_string("x"), errors));
+	str = json_string("x");
+	assert_null(settings_normalize_section(&t4, "env_vars", str, errors));
+	json_decref(str);
 	text = json_dumps(errors, JSON_COMPACT);
 	assert_string_equal(text, "[{\"setting\":\"nope\",\"reason\":"
 	    "\"unknown setting\"},{\"setting\":\"env_vars\",\"reason\":"
