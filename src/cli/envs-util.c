@@ -20,7 +20,7 @@ envs_util_path(const char *app, const char *env, const char *suffix)
 void
 envs_util_print(json_t *env)
 {
-	out_fields(env, "name,state,node,node_online,generation,package,"
+	out_fields(env, "name,state,reason,node,node_online,generation,package,"
 	    "instances,memory_mb,maintenance,url,router,router_error,error");
 	if (json_array_size(json_object_get(env, "running"))) {
 		printf("\n");

@@ -310,6 +310,7 @@ json_t *
 env_json(struct env *e)
 {
 	json_t *inst = json_array();
+	const char *why;
 	int i;
 
 	for (i = 0; i < NUBO_INSTANCES_MAX; i++) {
@@ -322,11 +323,13 @@ env_json(struct env *e)
 		    "state", inst_state_names[in->state],
 		    "restarts", in->restarts));
 	}
-	return json_pack("{s:I,s:s,s:s,s:s?,s:o,s:s?,s:s?,s:i}",
+	/* running, but the node's database or router is down: degraded */
+	why = e->state == ENV_RUNNING ? heal_degraded() : NULL;
+	return json_pack("{s:I,s:s,s:s,s:s?,s:o,s:s?,s:s?,s:s?,s:i}",
 	    "id", (json_int_t)e->id, "name", env_name(e),
-	    "state", env_state_name(e->state), "package", e->package,
-	    "instances", inst, "error", e->error,
-	    "router_error", e->router_error,
+	    "state", why ? "degraded" : env_state_name(e->state),
+	    "package", e->package, "instances", inst, "error", e->error,
+	    "reason", why, "router_error", e->router_error,
 	    "instances_wanted", env_instances_wanted(e));
 }
 

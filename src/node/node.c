@@ -610,6 +610,7 @@ node_main(int argc, char **argv)
 	log_info("agent listening on %s, router on 127.0.0.1:%u", node->listen,
 	    node->router_port);
 	supervisor_start();
+	heal_start();
 	events_start();
 	downloads_start();
 	if (pthread_create(&hb, NULL, heartbeat_thread, NULL) != 0)

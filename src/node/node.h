@@ -102,6 +102,10 @@ struct node {
 	struct env		*envs;
 	int			 router_dirty;
 	struct http_server	*http;
+	/* the node's own parts (heal.c): why PostgreSQL or nginx is down
+	 * while the node restarts it, NULL when it serves */
+	char			*pg_down;
+	char			*router_down;
 };
 
 extern struct node *node;
@@ -238,6 +242,10 @@ unsigned long long spawn_starttime(pid_t pid);
 int pg_start(void);
 /* Stop the node's own cluster (nubod node stop-all). */
 void pg_stop(void);
+/* One check of the cluster (heal.c): its postmaster is gone — kill the
+ * processes it left and start it again (back-off); with --pg, whether
+ * the server answers. */
+void pg_watch(void);
 /* Make sure env's role and database exist (password from env.json). */
 int pg_env_ensure(struct env *, char **cause);
 /* Drop and re-create env's database (clean). */
@@ -292,11 +300,49 @@ void downloads_serve(struct areq *, int fd, uint64_t total,
 /* The thread that reports complete downloads to the portal. */
 void downloads_start(void);
 
+/* heal.c — the node's own parts, supervised like instances */
+/* One part (PostgreSQL, nginx): when it went down, its restarts. */
+struct heal {
+	const char	*what;		/* "PostgreSQL", "nginx" */
+	char		**slot;		/* &node->pg_down, &node->router_down */
+	double		 down_since;	/* monotonic; 0: up */
+	double		 next_try;
+	double		 up_since;
+	int		 attempts;	/* restarts without staying up */
+	int		 external;	/* not ours to restart (--pg) */
+};
+/* Watch PostgreSQL and nginx twice a second from a thread of their own:
+ * restart what died (with back-off), after killing what it left. */
+void heal_start(void);
+/* The part is gone (why: what was seen): marks it down (logged once,
+ * shown on the environments). 1 when a restart is due now. */
+int heal_gone(struct heal *, const char *why);
+/* A restart was tried: cause NULL when it worked, else the next one
+ * waits 1, 2, 4 … 30 s. */
+void heal_tried(struct heal *, const char *cause);
+/* The part is seen alive (after a restart, or started by someone). */
+void heal_alive(struct heal *);
+/* 1 when pid is a live process (not a zombie) whose name starts with
+ * comm. */
+int heal_proc_is(pid_t pid, const char *comm);
+/* The pid a pid file names when it is a live process named comm…, else
+ * 0. */
+pid_t heal_pidfile(const char *path, const char *comm);
+/* Up to max live processes named comm… whose working folder is dir
+ * (resolved): their count, pids in out. */
+int heal_proc_in_dir(const char *dir, const char *comm, pid_t *out, int max);
+/* Why environments that run are degraded now (PostgreSQL or nginx
+ * down), NULL when nothing is. Caller holds the lock. */
+const char *heal_degraded(void);
+
 /* router.c */
 int router_start(void);
 /* Render, check with nginx -t, swap atomically, reload. Takes the lock. */
 int router_reload(void);
 void router_stop(void);
+/* One check of nginx's master (heal.c): alive — record its workers;
+ * gone — kill the workers it left and start nginx again (back-off). */
+void router_watch(void);
 
 /* constants.c: NUBO_CONST_<NAME> → default from the deployed package's
  * manifest, for every constant that declares one (new object). */

@@ -16,6 +16,9 @@
 #include "node.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -248,14 +251,245 @@ pg_running(void)
 	return st == 0;
 }
 
+/* The postmaster of the own cluster (postmaster.pid, a live "postgres"
+ * process), or 0. */
+static pid_t
+pg_postmaster(void)
+{
+	char *path = pg_path("data/postmaster.pid");
+	pid_t pid = heal_pidfile(path, "postgres");
+
+	free(path);
+	return pid;
+}
+
+/* Kill what a dead postmaster left: its backends and helpers still run
+ * in the data folder (every process of the cluster has it as its working
+ * folder, so another cluster's never matches) and keep the old shared
+ * memory, which a new postmaster refuses to start beside. */
+static void
+pg_orphans_kill(void)
+{
+	char *data = pg_path("data"), real[PATH_MAX];
+	pid_t pids[1024];
+	int n, i;
+
+	if (realpath(data, real) == NULL) {
+		free(data);
+		return;
+	}
+	free(data);
+	n = heal_proc_in_dir(real, "postgres", pids, 1024);
+	if (n <= 0)
+		return;
+	log_warn("PostgreSQL: killing %d process%s the dead postmaster left",
+	    n, n == 1 ? "" : "es");
+	for (i = 0; i < n; i++)
+		kill(pids[i], SIGKILL);
+	for (i = 0; i < 50 && heal_proc_in_dir(real, "postgres", pids, 1) > 0;
+	    i++)
+		usleep(100 * 1000);
+}
+
+static int pg_cluster_start(char **cause);
+
+/* The server log's last FATAL or PANIC line, after the lines its
+ * process wrote right before it (at most 3; caller frees), or NULL. */
+static char *
+pg_log_why(const char *logfile)
+{
+	char buf[4096], tag[32], *p, *last = NULL, *from, *prev;
+	int fd = open(logfile, O_RDONLY | O_CLOEXEC), k;
+	off_t size;
+	ssize_t n = 0;
+	size_t taglen;
+
+	if (fd != -1) {
+		size = lseek(fd, 0, SEEK_END);
+		lseek(fd, size > (off_t)sizeof buf - 1 ? size -
+		    (off_t)sizeof buf + 1 : 0, SEEK_SET);
+		n = read(fd, buf, sizeof buf - 1);
+		close(fd);
+	}
+	buf[n > 0 ? n : 0] = '\0';
+	for (p = buf; (p = strstr(p, "FATAL:")) != NULL; p++)
+		last = p;
+	for (p = buf; (p = strstr(p, "PANIC:")) != NULL; p++)
+		if (last == NULL || p > last)
+			last = p;
+	if (last == NULL)
+		return NULL;
+	for (from = last; from > buf && from[-1] != '\n'; from--)
+		;
+	/* "… UTC [pid] FATAL:": the same process's lines before it */
+	p = memchr(from, '[', (size_t)(last - from));
+	taglen = p ? strcspn(p, "]") + 1 : 0;
+	if (p == NULL || taglen >= sizeof tag)
+		taglen = 0;
+	memcpy(tag, p ? p : "", taglen);
+	tag[taglen] = '\0';
+	for (k = 0; taglen && k < 3 && from > buf; k++) {
+		for (prev = from - 1; prev > buf && prev[-1] != '\n'; prev--)
+			;
+		p = memchr(prev, '\n', (size_t)(from - prev));
+		if (p == NULL || memmem(prev, (size_t)(p - prev), tag,
+		    taglen) == NULL)
+			break;
+		from = prev;
+	}
+	p = xstrndup(from, strcspn(last, "\n") + (size_t)(last - from));
+	for (last = p; *last; last++)
+		if (*last == '\n')
+			*last = ' ';
+	return p;
+}
+
+/* postmaster.pid and the socket's lock file name a postmaster that is
+ * gone: remove them (a zombie the system has not reaped yet still
+ * answers kill(pid, 0), and PostgreSQL would take it as running). */
+static void
+pg_stale_locks_remove(void)
+{
+	char *files[2];
+	int i;
+
+	files[0] = pg_path("data/postmaster.pid");
+	files[1] = xasprintf("%s/pg/run/.s.PGSQL.%u.lock", node->data_dir,
+	    node->pg_port);
+	for (i = 0; i < 2; i++) {
+		char *text = util_read_file(files[i], 4096, NULL);
+		long long pid = 0;
+
+		if (text) {
+			text[strcspn(text, "\n")] = '\0';
+			if (util_parse_int(text, 1, 1 << 22, &pid) == 0 &&
+			    !heal_proc_is((pid_t)pid, "postgres") &&
+			    unlink(files[i]) == 0)
+				log_info("removed %s: its postmaster (pid "
+				    "%lld) is gone", files[i], pid);
+		}
+		free(text);
+		free(files[i]);
+	}
+}
+
+static struct heal pg_heal = { .what = "PostgreSQL" };
+
+void
+pg_watch(void)
+{
+	char *cause = NULL;
+
+	pg_heal.slot = &node->pg_down;
+	if (node->pg_uri) {
+		/* a server of its own: it is not ours to restart */
+		static double last;
+
+		pg_heal.external = 1;
+		if (util_mono() - last < 2)
+			return;
+		last = util_mono();
+		if (pg_reachable(&cause) == 0) {
+			heal_alive(&pg_heal);
+			return;
+		}
+		heal_gone(&pg_heal, cause);
+		free(cause);
+		return;
+	}
+	if (pg_postmaster() > 0) {
+		heal_alive(&pg_heal);
+		return;
+	}
+	if (!heal_gone(&pg_heal, "its postmaster is gone"))
+		return;
+	pg_orphans_kill();
+	pg_stale_locks_remove();
+	if (pg_cluster_start(&cause) == -1) {
+		heal_tried(&pg_heal, cause);
+		free(cause);
+		return;
+	}
+	heal_tried(&pg_heal, NULL);
+}
+
+/* Start the own cluster (rendering pg_hba.conf first); -1 with *cause
+ * (the server log's last lines). */
+static int
+pg_cluster_start(char **cause)
+{
+	char *data = pg_path("data"), *run = pg_path("run");
+	char *logdir = pg_path("log");
+	char *logfile = xasprintf("%s/postgres.log", logdir);
+	char *opts = NULL, out[1024] = "";
+	int rc = -1, st;
+
+	pg_adopt_owner(data);
+	{
+		/* DIR/pg is the node's: sandboxes only pass through it to
+		 * the socket folder (bubblewrap binds it as their user) */
+		char *base = pg_path(NULL);
+
+		if (node->uid != (uid_t)-1 && chown(base, 0, 0) == -1)
+			log_warn("cannot chown %s: %s", base, strerror(errno));
+		chmod(base, 0711);
+		free(base);
+	}
+	util_mkdir_p(run, 0711);
+	util_mkdir_p(logdir, 0700);
+	chmod(run, 0711);
+	chmod(logdir, 0700);
+	pg_chown(run);
+	pg_chown(logdir);
+	{
+		char *hba = xasprintf("%s/pg_hba.conf", data);
+
+		st = util_write_file(hba, pg_hba, strlen(pg_hba), 0600);
+		pg_chown(hba);
+		free(hba);
+		if (st == -1) {
+			*cause = xasprintf("cannot write pg_hba.conf: %s",
+			    strerror(errno));
+			goto out;
+		}
+		if (access(logfile, F_OK) == 0)
+			pg_chown(logfile);
+	}
+	opts = xasprintf("-c port=%u -c listen_addresses=127.0.0.1"
+	    " -c unix_socket_directories=%s -c max_connections=200"
+	    " -c shared_buffers=32MB -c fsync=on", node->pg_port, run);
+	{
+		/* with -l the server's output goes to the log, so only
+		 * pg_ctl's own words come through the pipe */
+		char *argv[] = { pg_ctl, "start", "-D", data, "-l",
+			logfile, "-w", "-t", "60", "-o", opts, NULL };
+
+		st = node_run(argv, NODE_RUN_PG, out, sizeof out);
+	}
+	if (st != 0) {
+		char *why = pg_log_why(logfile);
+
+		out[strcspn(out, "\n")] = '\0';
+		*cause = xasprintf("PostgreSQL did not start (pg_ctl: %s)%s%s",
+		    *out ? out : "no message", why ? ": " : "", why ? why : "");
+		free(why);
+		goto out;
+	}
+	rc = 0;
+out:
+	free(data);
+	free(run);
+	free(logdir);
+	free(logfile);
+	free(opts);
+	return rc;
+}
+
 int
 pg_start(void)
 {
-	char *data = NULL, *run = NULL, *logdir = NULL, *logfile = NULL;
-	char *opts = NULL;
 	char *cause = NULL;
 	PGconn *c;
-	int rc = -1, st;
 
 	if (node->pg_uri) {
 		PQconninfoOption *o = PQconninfoParse(node->pg_uri, NULL), *p;
@@ -292,66 +526,16 @@ pg_start(void)
 		log_info("PostgreSQL cluster already running; adopted");
 		return pg_lock_down();
 	}
-	data = pg_path("data");
-	run = pg_path("run");
-	logdir = pg_path("log");
-	logfile = xasprintf("%s/postgres.log", logdir);
-	pg_adopt_owner(data);
-	{
-		/* DIR/pg is the node's: sandboxes only pass through it to
-		 * the socket folder (bubblewrap binds it as their user) */
-		char *base = pg_path(NULL);
-
-		if (node->uid != (uid_t)-1 && chown(base, 0, 0) == -1)
-			log_warn("cannot chown %s: %s", base, strerror(errno));
-		chmod(base, 0711);
-		free(base);
-	}
-	util_mkdir_p(run, 0711);
-	util_mkdir_p(logdir, 0700);
-	chmod(run, 0711);
-	chmod(logdir, 0700);
-	pg_chown(run);
-	pg_chown(logdir);
-	{
-		char *hba = xasprintf("%s/pg_hba.conf", data);
-
-		st = util_write_file(hba, pg_hba, strlen(pg_hba), 0600);
-		pg_chown(hba);
-		free(hba);
-		if (st == -1) {
-			error("cannot write pg_hba.conf: %s", strerror(errno));
-			goto out;
-		}
-		if (access(logfile, F_OK) == 0)
-			pg_chown(logfile);
-	}
-	opts = xasprintf("-c port=%u -c listen_addresses=127.0.0.1"
-	    " -c unix_socket_directories=%s -c max_connections=200"
-	    " -c shared_buffers=32MB -c fsync=on", node->pg_port, run);
-	{
-		char *argv[] = { pg_ctl, "start", "-D", data, "-l",
-			logfile, "-w", "-t", "60", "-o", opts, NULL };
-
-		st = node_run(argv, NODE_RUN_PG, NULL, 0);
-	}
-	if (st != 0) {
-		char *tail = util_read_file(logfile, 65536, NULL);
-
-		error("PostgreSQL did not start (status %d):\n%s", st,
-		    tail ? tail : "");
-		free(tail);
-		goto out;
+	/* a postmaster killed while the agent was away left these */
+	pg_orphans_kill();
+	pg_stale_locks_remove();
+	if (pg_cluster_start(&cause) == -1) {
+		error("%s", cause);
+		free(cause);
+		return -1;
 	}
 	log_info("PostgreSQL cluster started on 127.0.0.1:%u", node->pg_port);
-	rc = pg_lock_down();
-out:
-	free(data);
-	free(run);
-	free(logdir);
-	free(logfile);
-	free(opts);
-	return rc;
+	return pg_lock_down();
 }
 
 void

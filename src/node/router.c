@@ -248,6 +248,15 @@ struct part {
 static char *router_failed;
 static double router_failed_at;
 
+/* The config nginx serves (confirmed: started with it, or its old
+ * workers stopped accepting after the SIGHUP) and the master that does;
+ * why the last start failed; nginx's restarts (heal.c). Under
+ * router_lock. */
+static char *router_live;
+static pid_t router_live_pid;
+static char *router_start_error;
+static struct heal router_heal = { .what = "router (nginx)" };
+
 /* Verdicts of earlier reloads by part hash: JSON null for a part that
  * was live, the reason for one nginx refused on its own. Only the parts
  * of the latest reload are kept. Under router_lock. */
@@ -574,29 +583,10 @@ static pid_t
 router_pid(void)
 {
 	char *pidfile = router_path("nginx.pid");
-	char *text = util_read_file(pidfile, 64, NULL), comm[64] = "";
-	long long pid = 0;
-	char *path;
-	FILE *f;
+	pid_t pid = heal_pidfile(pidfile, "nginx");
 
 	free(pidfile);
-	if (text == NULL)
-		return 0;
-	text[strcspn(text, "\n")] = '\0';
-	if (util_parse_int(text, 1, 1 << 22, &pid) == -1)
-		pid = 0;
-	free(text);
-	if (pid == 0)
-		return 0;
-	path = xasprintf("/proc/%lld/comm", pid);
-	f = fopen(path, "r");
-	free(path);
-	if (f == NULL)
-		return 0;
-	if (fgets(comm, sizeof comm, f) == NULL)
-		comm[0] = '\0';
-	fclose(f);
-	return strncmp(comm, "nginx", 5) == 0 ? (pid_t)pid : 0;
+	return pid;
 }
 
 /* The worker pids of the nginx master (for waiting out a reload). */
@@ -623,6 +613,119 @@ router_workers(pid_t master, pid_t *out, int max)
 		out[n++] = (pid_t)v;
 	}
 	return n;
+}
+
+/* The master's children as last seen (workers, cache helpers), with
+ * their start times, also in DIR/nginx/workers so that a master killed
+ * while the agent was away, or `stop-all`, still finds them: orphaned
+ * workers keep the router's port and serve the old config. Under
+ * router_lock. */
+#define ROUTER_KIDS_MAX	64
+static pid_t router_kids[ROUTER_KIDS_MAX];
+static unsigned long long router_kids_start[ROUTER_KIDS_MAX];
+static int router_nkids = -1;	/* -1: not loaded yet */
+
+static void
+router_kids_save(void)
+{
+	char *path = router_path("workers");
+	struct buf b;
+	int i;
+
+	buf_init(&b, 0);
+	for (i = 0; i < router_nkids; i++)
+		buf_printf(&b, "%d %llu\n", (int)router_kids[i],
+		    router_kids_start[i]);
+	if (util_write_file(path, b.len ? b.data : "", b.len, 0600) == -1)
+		log_warn("cannot write %s: %s", path, strerror(errno));
+	buf_release(&b);
+	free(path);
+}
+
+static void
+router_kids_load(void)
+{
+	char *path = router_path("workers");
+	char *text = util_read_file(path, 65536, NULL), *line, *save = NULL;
+
+	free(path);
+	router_nkids = 0;
+	for (line = text ? strtok_r(text, "\n", &save) : NULL; line &&
+	    router_nkids < ROUTER_KIDS_MAX; line = strtok_r(NULL, "\n",
+	    &save)) {
+		int pid;
+		unsigned long long start;
+
+		if (sscanf(line, "%d %llu", &pid, &start) == 2 && pid > 0) {
+			router_kids[router_nkids] = pid;
+			router_kids_start[router_nkids++] = start;
+		}
+	}
+	free(text);
+}
+
+/* Record the live master's children (when they changed). */
+static void
+router_kids_record(pid_t master)
+{
+	pid_t now[ROUTER_KIDS_MAX];
+	int n = router_workers(master, now, ROUTER_KIDS_MAX), i, same;
+
+	if (n < 0)
+		return;
+	if (router_nkids == -1)
+		router_kids_load();
+	same = n == router_nkids;
+	for (i = 0; same && i < n; i++)
+		same = now[i] == router_kids[i];
+	if (same)
+		return;
+	for (i = 0; i < n; i++) {
+		router_kids[i] = now[i];
+		router_kids_start[i] = spawn_starttime(now[i]);
+	}
+	router_nkids = n;
+	router_kids_save();
+}
+
+/* Kill the recorded children a dead master left (each still the same
+ * process: its start time matches): SIGTERM, SIGKILL after 1 s. */
+static void
+router_kids_kill(void)
+{
+	int i, round, left = 0;
+
+	if (router_nkids == -1)
+		router_kids_load();
+	for (i = 0; i < router_nkids; i++)
+		if (router_kids_start[i] && spawn_starttime(router_kids[i]) ==
+		    router_kids_start[i] && heal_proc_is(router_kids[i],
+		    "nginx")) {
+			kill(router_kids[i], SIGTERM);
+			left++;
+		} else {
+			router_kids_start[i] = 0;
+		}
+	if (left)
+		log_warn("router: stopping %d nginx worker%s the dead master "
+		    "left", left, left == 1 ? "" : "s");
+	for (round = 0; left && round < 40; round++) {
+		left = 0;
+		for (i = 0; i < router_nkids; i++)
+			if (router_kids_start[i] && spawn_starttime(
+			    router_kids[i]) == router_kids_start[i])
+				left++;
+		if (left == 0)
+			break;
+		if (round == 10)
+			for (i = 0; i < router_nkids; i++)
+				if (router_kids_start[i] && spawn_starttime(
+				    router_kids[i]) == router_kids_start[i])
+					kill(router_kids[i], SIGKILL);
+		usleep(100 * 1000);
+	}
+	router_nkids = 0;
+	router_kids_save();
 }
 
 /* 1 while an old worker may still accept connections: it exists and has
@@ -673,8 +776,39 @@ router_hup(pid_t master)
 			return 0;
 		}
 	}
-	log_warn("old nginx workers still running 5 s after a reload");
-	return 0;
+	/* nginx did not apply it (or has not yet): not live */
+	return error("nginx (pid %d) did not apply the new configuration "
+	    "within 5 s: its old workers still accept connections",
+	    (int)master);
+}
+
+/* nginx's last complaint in its error log (caller frees). */
+static char *
+router_log_tail(void)
+{
+	char *path = router_path("logs/error.log"), buf[4096], *p, *last;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	off_t size;
+	ssize_t n = 0;
+
+	free(path);
+	if (fd != -1) {
+		size = lseek(fd, 0, SEEK_END);
+		if (size > (off_t)sizeof buf - 1)
+			lseek(fd, size - (off_t)sizeof buf + 1, SEEK_SET);
+		else
+			lseek(fd, 0, SEEK_SET);
+		n = read(fd, buf, sizeof buf - 1);
+		close(fd);
+	}
+	buf[n > 0 ? n : 0] = '\0';
+	for (last = NULL, p = buf; (p = strstr(p, "[emerg]")) != NULL; p++)
+		last = p;
+	if (last == NULL)
+		return xstrdup("nginx did not start (nothing in its log)");
+	while (last > buf && last[-1] != '\n')
+		last--;
+	return router_nginx_error(last);
 }
 
 static int
@@ -696,7 +830,7 @@ router_reload(void)
 	struct route_env *envs = NULL;
 	struct part *parts = NULL;
 	char *conf = router_path("nginx.conf"), *next = NULL, *text = NULL;
-	char *old = NULL, *why = NULL, *first = NULL, **file_errors = NULL;
+	char *why = NULL, *first = NULL, **file_errors = NULL;
 	int *files_ok = NULL;
 	int n, np = 0, i, st, rc = -1;
 	pid_t pid;
@@ -730,12 +864,19 @@ router_reload(void)
 		}
 	}
 	text = router_render(envs, parts, np, -1);
-	old = util_read_file(conf, 16 * 1024 * 1024, NULL);
 	pid = router_pid();
-	if (old && strcmp(old, text) == 0 && pid > 0) {
+	if (router_live && strcmp(router_live, text) == 0 && pid > 0 &&
+	    pid == router_live_pid) {
 		rc = 0;		/* nothing changed */
 		goto report;
 	}
+	/* nginx is down and its restart waits (back-off, router_watch) */
+	if (pid <= 0 && util_mono() < router_heal.next_try)
+		goto out;
+	/* workers a dead master left hold the port and serve the old
+	 * config: they go first, whatever comes of the start */
+	if (pid <= 0)
+		router_kids_kill();
 	/* a config that failed moments ago is not checked again at once
 	 * (the supervisor retries a failed reload on every pass) */
 	if (router_failed && strcmp(router_failed, text) == 0 &&
@@ -774,16 +915,27 @@ router_reload(void)
 		goto out;
 	}
 	if (pid > 0) {
-		if (router_hup(pid) == 0)
-			rc = 0;
-	} else if (router_nginx(conf, 0, NULL, 0) != 0) {
-		error("nginx did not start; see %s/nginx/logs/error.log",
-		    node->data_dir);
+		if (router_hup(pid) == -1)
+			goto failed;
+		rc = 0;
 	} else {
+		free(router_start_error);
+		router_start_error = NULL;
+		/* no output captured: the daemon would keep the pipe */
+		if (router_nginx(conf, 0, NULL, 0) != 0) {
+			router_start_error = router_log_tail();
+			error("nginx did not start: %s", router_start_error);
+			goto out;
+		}
 		log_info("router (nginx) started on 127.0.0.1:%u",
 		    node->router_port);
 		rc = 0;
 	}
+	free(router_live);
+	router_live = xstrdup(text);
+	router_live_pid = router_pid();
+	if (router_live_pid > 0)
+		router_kids_record(router_live_pid);
 report:
 	if (rc == 0) {
 		router_remember(parts, np, files_ok);
@@ -793,6 +945,11 @@ report:
 	}
 	goto out;
 failed:
+	if (pid <= 0) {
+		free(router_start_error);
+		router_start_error = xstrdup(why ? why : "nginx refused the "
+		    "configuration");
+	}
 	free(router_failed);
 	router_failed = first;
 	first = NULL;
@@ -813,7 +970,6 @@ out:
 	free(files_ok);
 	free(envs);
 	free(text);
-	free(old);
 	free(next);
 	free(why);
 	free(first);
@@ -849,12 +1005,56 @@ router_start(void)
 void
 router_stop(void)
 {
-	pid_t pid = router_pid();
+	pid_t pid;
 	int i;
 
-	if (pid <= 0)
+	pthread_mutex_lock(&router_lock);
+	pid = router_pid();
+	if (pid > 0) {
+		router_kids_record(pid);
+		kill(pid, SIGQUIT);
+		for (i = 0; i < 50 && router_pid() == pid; i++)
+			usleep(100 * 1000);
+	}
+	/* its workers go with it; those of a master killed before stay */
+	router_kids_kill();
+	pthread_mutex_unlock(&router_lock);
+}
+
+void
+router_watch(void)
+{
+	pid_t pid;
+	int rc;
+
+	router_heal.slot = &node->router_down;
+	pthread_mutex_lock(&router_lock);
+	pid = router_pid();
+	if (pid > 0)
+		router_kids_record(pid);
+	pthread_mutex_unlock(&router_lock);
+	if (pid > 0) {
+		heal_alive(&router_heal);
 		return;
-	kill(pid, SIGQUIT);
-	for (i = 0; i < 50 && router_pid() == pid; i++)
-		usleep(100 * 1000);
+	}
+	if (!heal_gone(&router_heal, "its master process is gone"))
+		return;
+	/* a reload with no master kills the workers it left and starts
+	 * nginx with the whole config */
+	rc = router_reload();
+	pthread_mutex_lock(&router_lock);
+	pid = router_pid();
+	if (rc == 0 && pid > 0) {
+		pthread_mutex_unlock(&router_lock);
+		heal_tried(&router_heal, NULL);
+		return;
+	}
+	{
+		char *cause = xstrdup(router_start_error ? router_start_error :
+		    "see the node's log");
+
+		pthread_mutex_unlock(&router_lock);
+		heal_tried(&router_heal, cause);
+		free(cause);
+	}
 }

@@ -189,8 +189,10 @@ out:
 	json_decref(node);
 }
 
+/* degraded: running, but the node's database or router is down (the
+ * node restarts it; "reason" says what). */
 static const char *const agent_states[] = { "notdeployed", "stopped",
-	"starting", "running", "stopping", "failed", NULL };
+	"starting", "running", "stopping", "failed", "degraded", NULL };
 
 static int
 state_valid(const char *s)
@@ -201,6 +203,31 @@ state_valid(const char *s)
 		if (strcmp(s, agent_states[i]) == 0)
 			return 1;
 	return 0;
+}
+
+/* An environment becoming degraded or healed goes into the activity
+ * log (its app's and its node's). */
+static void
+agent_state_change(sqlite3 *db, long long node_id, json_t *e)
+{
+	json_t *row = store_row(db, "SELECT e.state, e.name,"
+	    " COALESCE(e.app_id, n.app_id) AS app_id FROM environments e"
+	    " JOIN nodes n ON n.id = e.node_id WHERE e.id = ? AND"
+	    " e.node_id = ?", "ii", jsonx_int(e, "id", 0), node_id);
+	const char *was = jsonx_str(row, "state"), *now = jsonx_str(e, "state");
+
+	if (was && now && strcmp(was, now) != 0) {
+		if (strcmp(now, "degraded") == 0)
+			activity_record(db, 0, jsonx_int(row, "app_id", 0),
+			    node_id, "environment.degraded", "%s is degraded: "
+			    "%s", jsonx_str(row, "name"), jsonx_str(e,
+			    "reason") ? jsonx_str(e, "reason") : "?");
+		else if (strcmp(was, "degraded") == 0)
+			activity_record(db, 0, jsonx_int(row, "app_id", 0),
+			    node_id, "environment.healed", "%s is %s again",
+			    jsonx_str(row, "name"), now);
+	}
+	json_decref(row);
 }
 
 /* POST /agent/status {environments: [{id, state, instances, package,
@@ -216,7 +243,7 @@ agent_status(struct preq *r)
 		{ "name", JT_STRING, 0 }, { "instances", JT_ARRAY, 0 },
 		{ "instances_wanted", JT_INT, 0 }, { "package", JT_ANY, 0 },
 		{ "error", JT_ANY, 0 }, { "router_error", JT_ANY, 0 },
-		{ NULL } };
+		{ "reason", JT_ANY, 0 }, { NULL } };
 	json_t *envs, *e;
 	char now[32], from[64];
 	size_t i;
@@ -253,12 +280,14 @@ agent_status(struct preq *r)
 		return;
 	}
 	json_array_foreach(envs, i, e) {
-		json_t *st = json_pack("{s:O?,s:O?,s:O?,s:O?}", "instances",
-		    json_object_get(e, "instances"), "package",
+		json_t *st = json_pack("{s:O?,s:O?,s:O?,s:O?,s:O?}",
+		    "instances", json_object_get(e, "instances"), "package",
 		    json_object_get(e, "package"), "error",
 		    json_object_get(e, "error"), "router_error",
-		    json_object_get(e, "router_error"));
+		    json_object_get(e, "router_error"), "reason",
+		    json_object_get(e, "reason"));
 
+		agent_state_change(r->db, r->node_id, e);
 		store_run(r->db, "UPDATE environments SET state = ?,"
 		    " status_json = ? WHERE id = ? AND node_id = ?", "sjii",
 		    jsonx_str(e, "state"), st, jsonx_int(e, "id", 0),

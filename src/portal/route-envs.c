@@ -145,6 +145,10 @@ envs_json(sqlite3 *db, json_t *row, const char *domain)
 	    "error", json_is_object(st) && json_object_get(st, "error") ?
 	    json_object_get(st, "error") : json_null(),
 	    "router", jsonx_str(row, "router"));
+	/* degraded: why (the node's database or router is down) */
+	json_object_set(out, "reason", json_is_object(st) &&
+	    json_object_get(st, "reason") ? json_object_get(st, "reason") :
+	    json_null());
 	/* what the node's router could not load of it (the rest is served) */
 	json_object_set(out, "router_error", json_is_object(st) &&
 	    json_object_get(st, "router_error") ? json_object_get(st,
@@ -485,10 +489,11 @@ envs_mirror(sqlite3 *db, long long env_id, json_t *e)
 
 	if (!json_is_object(e) || jsonx_str(e, "state") == NULL)
 		return;
-	st = json_pack("{s:O?,s:O?,s:O?,s:O?}", "instances",
+	st = json_pack("{s:O?,s:O?,s:O?,s:O?,s:O?}", "instances",
 	    json_object_get(e, "instances"), "package",
 	    json_object_get(e, "package"), "error", json_object_get(e, "error"),
-	    "router_error", json_object_get(e, "router_error"));
+	    "router_error", json_object_get(e, "router_error"), "reason",
+	    json_object_get(e, "reason"));
 	store_run(db, "UPDATE environments SET state = ?, status_json = ?"
 	    " WHERE id = ?", "sji", jsonx_str(e, "state"), st, env_id);
 	json_decref(st);
