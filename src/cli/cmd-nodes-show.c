@@ -2,7 +2,24 @@
 #include <stdlib.h>
 
 #include "cli.h"
+#include "jsonx.h"
 #include "xmalloc.h"
+
+/* "disk  1234 MB free of 9000 MB", with a warning when it runs low. */
+static void
+nodes_show_disk(json_t *d)
+{
+	if (!json_is_object(d))
+		return;
+	printf("%-20s %lld MB free of %lld MB\n", "disk",
+	    (long long)(jsonx_int(d, "free_bytes", 0) >> 20),
+	    (long long)(jsonx_int(d, "total_bytes", 0) >> 20));
+	if (jsonx_bool(d, "low", 0))
+		printf("%-20s the disk is nearly full: snapshots, restores and "
+		    "migration imports that would leave less than %lld MB "
+		    "free are refused\n", "warning",
+		    (long long)(jsonx_int(d, "reserve_bytes", 0) >> 20));
+}
 
 static int
 cmd_nodes_show_exec(struct cmd_args *a)
@@ -18,6 +35,7 @@ cmd_nodes_show_exec(struct cmd_args *a)
 		out_fields(resp, "name,generation,status,app,"
 		    "technical_contact,sandbox,agent_url,last_seen_at,"
 		    "created_at");
+		nodes_show_disk(json_object_get(resp, "disk"));
 		if (json_array_size(json_object_get(resp, "environments"))) {
 			printf("\n");
 			out_table(json_object_get(resp, "environments"),

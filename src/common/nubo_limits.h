@@ -52,6 +52,9 @@
 #define NUBO_NIGHTLY_ATTEMPTS   3                   /* a failed nightly is retried twice */
 #define NUBO_NIGHTLY_RETRY_SECS (15 * 60)
 #define NUBO_METADATA_MAX       (64 * 1024)
+/* free space a restore leaves on the node's disk (PostgreSQL's WAL and
+ * every other environment must never hit a full disk) */
+#define NUBO_NODE_DISK_RESERVE  (256LL * 1024 * 1024)
 
 /* environment settings (SPEC §2 Configuration) */
 #define NUBO_SETTING_VALUE_MAX  (32 * 1024)         /* one constant / env var / runtime value */

@@ -293,6 +293,8 @@ agent_snapshot_create(struct areq *r)
 		    200, j);
 		return;
 	}
+	if (space_refuse(r, space_snapshot_need(r->env), "a snapshot") == -1)
+		return;
 	sj = xcalloc(1, sizeof *sj);
 	snprintf(sj->id, sizeof sj->id, "%s", id);
 	sj->env_id = r->env->id;
@@ -979,6 +981,9 @@ agent_restore_create(struct areq *r)
 			return;
 		}
 		free(arch);
+		if (space_refuse_restore(r, sid, jsonx_bool(r->body,
+		    "database_only", 0)) == -1)
+			return;
 	}
 	rj = xcalloc(1, sizeof *rj);
 	snprintf(rj->id, sizeof rj->id, "%s", id);

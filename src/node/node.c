@@ -352,6 +352,25 @@ out:
 
 static unsigned hb_failing;
 
+/* The disk's figures for the heartbeat; a warning in the log when free
+ * space falls below twice the reserve (once, until it is back). */
+static json_t *
+node_disk(void)
+{
+	static int was_low;
+	json_t *d = space_json();
+	int low = jsonx_bool(d, "low", 0);
+
+	if (low && !was_low)
+		log_warn("the node's disk is nearly full: %lld MB free of %lld "
+		    "MB (work that would leave less than %lld MB is refused)",
+		    (long long)(jsonx_int(d, "free_bytes", 0) >> 20),
+		    (long long)(jsonx_int(d, "total_bytes", 0) >> 20),
+		    (long long)(jsonx_int(d, "reserve_bytes", 0) >> 20));
+	was_low = low;
+	return d;
+}
+
 static void
 node_heartbeat(void)
 {
@@ -363,7 +382,8 @@ node_heartbeat(void)
 	for (e = node->envs; e; e = e->next)
 		json_array_append_new(envs, env_json(e));
 	pthread_mutex_unlock(&node->lock);
-	body = json_pack("{s:o}", "environments", envs);
+	body = json_pack("{s:o,s:o}", "environments", envs, "disk",
+	    node_disk());
 	st = portal_post("/agent/status", body, &resp);
 	json_decref(body);
 	if (st == 200) {

@@ -367,6 +367,30 @@ char *packages_env_file(struct env *e, const char *id);
  * of the node deploys from it. */
 void packages_env_deleted(struct env *e);
 
+/* space.c — room on the node's disk */
+/* Free and total bytes of the data folder's filesystem, and the reserve
+ * the node keeps free; -1 when it cannot tell. */
+int space_of(long long *free_bytes, long long *total, long long *reserve);
+/* The figures for the heartbeat (free_bytes, total_bytes, reserve_bytes,
+ * low). */
+json_t *space_json(void);
+/* 0 when need bytes fit and leave the reserve, else -1 with *cause
+ * naming the node, what, the need and the free space. */
+int space_check(long long need, const char *what, char **cause);
+/* space_check(), answering 507 NOT_ENOUGH_SPACE when it fails (-1). */
+int space_refuse(struct areq *r, long long need, const char *what);
+/* What a snapshot of e writes at most: its dump and its archive. */
+long long space_snapshot_need(struct env *e);
+struct areq;
+/* Refuse (507, -1) a restore of snapshot (here) when what it writes —
+ * the database, as much WAL, its files unless database_only — does not
+ * fit. */
+int space_refuse_restore(struct areq *r, const char *snapshot,
+    int database_only);
+/* Refuse (507, -1) an import of files ([{size}]) and a database of
+ * database bytes (as much again for its WAL) that does not fit. */
+int space_refuse_import(struct areq *r, json_t *files, long long database);
+
 /* backup.c */
 /* Settle restores a killed node left half-done (at start, after pg). */
 void backup_recover(void);

@@ -1792,6 +1792,12 @@ transfer_import(struct areq *r)
 		    "into environment %lld: it is running", r->env->id);
 		return;
 	}
+	pthread_mutex_unlock(&task_lock);
+	/* what it writes fits, and leaves the node's reserve */
+	if (space_refuse_import(r, json_object_get(r->body, "files"),
+	    jsonx_int(r->body, "database_bytes", 0)) == -1)
+		return;
+	pthread_mutex_lock(&task_lock);
 	if (t == NULL) {
 		t = xcalloc(1, sizeof *t);
 		t->env_id = r->env->id;

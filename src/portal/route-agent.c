@@ -237,7 +237,12 @@ void
 agent_status(struct preq *r)
 {
 	static const struct jfield fields[] = {
-		{ "environments", JT_ARRAY, 1 }, { NULL } };
+		{ "environments", JT_ARRAY, 1 }, { "disk", JT_ANY, 0 },
+		{ NULL } };
+	static const struct jfield disk_fields[] = {
+		{ "free_bytes", JT_INT, 1 }, { "total_bytes", JT_INT, 1 },
+		{ "reserve_bytes", JT_INT, 1 }, { "low", JT_BOOL, 1 },
+		{ NULL } };
 	static const struct jfield env_fields[] = {
 		{ "id", JT_INT, 1 }, { "state", JT_STRING, 1 },
 		{ "name", JT_STRING, 0 }, { "instances", JT_ARRAY, 0 },
@@ -270,6 +275,16 @@ agent_status(struct preq *r)
 			return;
 		}
 	}
+	if (json_is_object(json_object_get(r->body, "disk"))) {
+		char *cause = NULL;
+
+		if (jsonx_check(json_object_get(r->body, "disk"), disk_fields,
+		    &cause) == -1) {
+			reply_error(r, 400, "BAD_REQUEST", "disk: %s", cause);
+			free(cause);
+			return;
+		}
+	}
 	r->node_id = r->who.node_id;
 	/* a node whose address changed since it registered */
 	http_client_ip(r->http, from, sizeof from);
@@ -294,8 +309,9 @@ agent_status(struct preq *r)
 		    r->node_id);
 		json_decref(st);
 	}
-	store_run(r->db, "UPDATE nodes SET last_seen_at = ? WHERE id = ?",
-	    "si", now, r->node_id);
+	store_run(r->db, "UPDATE nodes SET last_seen_at = ?, disk_json = ?"
+	    " WHERE id = ?", "sji", now, json_is_object(json_object_get(r->body,
+	    "disk")) ? json_object_get(r->body, "disk") : NULL, r->node_id);
 	if (store_commit(r->db) == -1) {
 		reply_store_error(r);
 		return;

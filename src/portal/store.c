@@ -326,6 +326,9 @@ static const char *const store_schema[] = {
 	 * (route-nodes.c): a registration's agent URL must name it or the
 	 * address the registration came from (route-agent.c). */
 	"ALTER TABLE nodes ADD COLUMN address TEXT;",
+	/* 16: the node's disk as its last heartbeat reported it
+	 * (route-agent.c): free, total, the reserve it keeps, low. */
+	"ALTER TABLE nodes ADD COLUMN disk_json TEXT;",
 };
 
 static char *store_path_global;
