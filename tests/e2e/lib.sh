@@ -58,6 +58,38 @@ stop_all() {
 	NODE_DIRS=()
 }
 
+# loop_disk SIZE MKFS-OPTIONS…: an ext4 filesystem of SIZE (truncate's
+# units) on a loop device made here: sets LOOP; mount it yourself at
+# $DISK. On exit the daemons stop, $DISK is unmounted and the device
+# detached. A test without root or loop devices fails and finishes.
+LOOP=
+DISK=$T/disk
+loop_disk() {
+	local size=$1
+	shift
+	if [ "$(id -u)" != 0 ] || ! command -v losetup >/dev/null ||
+		! command -v mkfs.ext4 >/dev/null || [ ! -e /dev/loop-control ]; then
+		fail "needs root, losetup, mkfs.ext4 and loop devices (/dev/loop-control)"
+		finish
+		exit 1
+	fi
+	trap 'loop_release; cleanup' EXIT
+	truncate -s "$size" "$T/disk.img"
+	LOOP=$(losetup -f --show "$T/disk.img")
+	mkfs.ext4 -q -F "$@" "$LOOP"
+	mkdir -p "$DISK"
+}
+loop_release() {
+	stop_all
+	if mountpoint -q "$DISK"; then
+		umount "$DISK" || umount -l "$DISK"
+	fi
+	if [ -n "$LOOP" ]; then
+		losetup -d "$LOOP"
+		LOOP=
+	fi
+}
+
 cleanup() {
 	stop_all
 	if [ -n "${NUBO_KEEP:-}" ]; then

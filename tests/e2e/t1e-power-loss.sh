@@ -12,31 +12,7 @@
 # The loop device is unmounted and detached on every exit.
 . "$(dirname "$0")/lib.sh"
 
-LOOP=
-DISK=$T/disk
-
-disk_release() {
-	stop_all
-	if mountpoint -q "$DISK"; then
-		umount "$DISK" || umount -l "$DISK"
-	fi
-	if [ -n "$LOOP" ]; then
-		losetup -d "$LOOP"
-		LOOP=
-	fi
-}
-trap 'disk_release; cleanup' EXIT
-
-if [ "$(id -u)" != 0 ] || ! command -v losetup >/dev/null ||
-	! command -v mkfs.ext4 >/dev/null || [ ! -e /dev/loop-control ]; then
-	fail "needs root, losetup, mkfs.ext4 and loop devices (/dev/loop-control)"
-	finish
-fi
-
-truncate -s 64M "$T/disk.img"
-LOOP=$(losetup -f --show "$T/disk.img")
-mkfs.ext4 -q -F "$LOOP"
-mkdir -p "$DISK"
+loop_disk 64M
 DEVNAME=$(basename "$LOOP")
 
 disk_mount() {

@@ -10,30 +10,10 @@
 # loop device is unmounted and detached on every exit.
 . "$(dirname "$0")/lib.sh"
 
-LOOP=
-D=$T/node-full
-
-disk_release() {
-	stop_all
-	if mountpoint -q "$D"; then
-		umount "$D" || umount -l "$D"
-	fi
-	if [ -n "$LOOP" ]; then
-		losetup -d "$LOOP"
-		LOOP=
-	fi
-}
-trap 'disk_release; cleanup' EXIT
-
-if [ "$(id -u)" != 0 ] || ! command -v losetup >/dev/null ||
-	! command -v mkfs.ext4 >/dev/null || [ ! -e /dev/loop-control ]; then
-	fail "needs root, losetup, mkfs.ext4 and loop devices (/dev/loop-control)"
-	finish
-fi
-truncate -s 400M "$T/disk.img"
-LOOP=$(losetup -f --show "$T/disk.img")
-mkfs.ext4 -q -F -m 0 "$LOOP"
-mkdir -p "$D"
+# the node's data folder is the filesystem
+DISK=$T/node-full
+D=$DISK
+loop_disk 400M -m 0
 mount "$LOOP" "$D"
 
 APPS=$NUBO_SRC/tests/e2e/apps
