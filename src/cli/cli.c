@@ -67,6 +67,8 @@ extern const struct cmd_entry cmd_envs_clean_entry;
 extern const struct cmd_entry cmd_envs_transport_entry;
 extern const struct cmd_entry cmd_envs_scale_entry;
 extern const struct cmd_entry cmd_envs_logs_entry;
+extern const struct cmd_entry cmd_envs_psql_entry;
+extern const struct cmd_entry cmd_envs_run_entry;
 extern const struct cmd_entry cmd_envs_maintenance_entry;
 
 /* migrate, offboarding */
@@ -154,6 +156,8 @@ static const struct cmd_entry *const cmd_table[] = {
 	&cmd_envs_transport_entry,
 	&cmd_envs_scale_entry,
 	&cmd_envs_logs_entry,
+	&cmd_envs_psql_entry,
+	&cmd_envs_run_entry,
 	&cmd_envs_maintenance_entry,
 
 

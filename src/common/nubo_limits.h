@@ -69,6 +69,16 @@
 #define NUBO_LOG_CHUNK_MAX      (1024 * 1024)       /* bytes in one logs answer */
 #define NUBO_LOG_ROTATE_SIZE    (10 * 1024 * 1024)  /* app log rotated past this */
 
+/* one-off runs (nubo envs run) */
+#define NUBO_RUNS_MAX           4                   /* running at once per environment */
+#define NUBO_RUN_ARGS_MAX       256                 /* words of a command */
+#define NUBO_RUN_COMMAND_MAX    (64 * 1024)         /* bytes of a command, all words */
+#define NUBO_RUN_INPUT_MAX      (1024 * 1024)       /* its standard input */
+#define NUBO_RUN_OUTPUT_MAX     (64 * 1024 * 1024)  /* its output; stopped past this */
+#define NUBO_RUN_TIMEOUT        600                 /* seconds, unless asked */
+#define NUBO_RUN_TIMEOUT_MAX    (24 * 3600)
+#define NUBO_RUN_KEEP_SECONDS   (24 * 3600)         /* a finished run's output kept */
+
 #define NUBO_IO_CHUNK           (256 * 1024)        /* streaming buffer size */
 
 #define NUBO_DOWNLOADS_TRACKED  256                 /* partial downloads a node remembers */

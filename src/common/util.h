@@ -10,6 +10,8 @@
 char *util_random_hex(size_t nbytes);
 /* A random (version 4) UUID, lowercase, 36 characters. */
 char *util_uuid(void);
+/* 1 when s is a UUID as util_uuid() writes them (lowercase). */
+int util_valid_uuid(const char *s);
 /* sha256 of a string, as 64 hex characters. */
 char *util_sha256_hex(const void *data, size_t len);
 void util_hex(const unsigned char *in, size_t len, char *out);

@@ -32,6 +32,10 @@ void agent_packages_upload(struct areq *);
 int agent_packages_upload_sink(struct http_req *, const char *, size_t);
 void agent_packages_download(struct areq *);
 void agent_packages_delete(struct areq *);
+/* runs.c */
+void agent_run_create(struct areq *);
+void agent_run_show(struct areq *);
+void agent_run_stop(struct areq *);
 /* env-delete.c */
 void agent_env_delete(struct areq *);
 
@@ -78,6 +82,13 @@ static const struct agent_route agent_routes[] = {
 	  AGENT_PORTAL, NULL, "wipe database and files (stopped only)" },
 	{ "POST", "/agent/v1/environments/{id}/transport", agent_env_transport,
 	  AGENT_PORTAL, NULL, "unpack a repository package (stopped only)" },
+	{ "POST", "/agent/v1/environments/{id}/runs", agent_run_create,
+	  AGENT_PORTAL, NULL, "run a one-off command in a fresh sandbox" },
+	{ "GET", "/agent/v1/environments/{id}/runs/{run}", agent_run_show,
+	  AGENT_PORTAL, NULL, "a one-off run: state, exit status, output "
+	  "from an offset" },
+	{ "DELETE", "/agent/v1/environments/{id}/runs/{run}", agent_run_stop,
+	  AGENT_PORTAL, NULL, "stop a one-off run" },
 	{ "GET", "/agent/v1/environments/{id}/logs", agent_env_logs,
 	  AGENT_SIGNED, NULL, "the app log: last lines, or from an offset" },
 

@@ -192,6 +192,7 @@ agent_env_delete(struct areq *r)
 		log_warn("environment %lld: the router did not reload; it "
 		    "will retry", id);
 	supervisor_kill_all(e);
+	runs_stop_env(id);
 	env_delete_cgroups(id);
 	if (pg_env_drop(id, &cause) == -1) {
 		areply_error(r, 503, "DATABASE_ERROR", "cannot drop the "

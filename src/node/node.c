@@ -38,6 +38,13 @@ static const char node_usage[] =
     "                  [--package-quota SIZE] [--app-package-quota SIZE]\n"
     "       nubod node stop-all --data DIR   stop apps, router and database\n";
 
+static const char node_defaults[] =
+    "defaults: --listen 127.0.0.1:7080, --url http://<listen>,\n"
+    "  --router-port 8080, --pg-port 5433 (a cluster of its own under DIR),\n"
+    "  --user nubo, --ports 20000-32767, --uids 700000-799999,\n"
+    "  --start-timeout 60, --stop-grace 10; an instance's memory 512 MB\n"
+    "  (nubo envs scale --memory), a one-off run's time limit 600 s.\n";
+
 void
 node_chown(const char *path)
 {
@@ -588,6 +595,7 @@ node_main(int argc, char **argv)
 			break;
 		case 'h':
 			fputs(node_usage, stdout);
+			fputs(node_defaults, stdout);
 			return 0;
 		default:
 			goto usage;

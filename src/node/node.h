@@ -208,9 +208,10 @@ long long sandbox_oom_kills(long long id, int index);
 void sandbox_cgroup_remove(long long id, int index);
 /* A memfd of /etc/passwd or /etc/group with e's user added; -1. */
 int sandbox_identity_fd(struct env *e, const char *file);
-/* bubblewrap's argv for instance index (1-based; sandbox_argv_free()
- * it). */
-char **sandbox_argv(struct env *e, int index, int port, const char *start,
+/* bubblewrap's argv running cmd (NULL-terminated) as sandbox index
+ * (instances 1..NUBO_INSTANCES_MAX, one-off runs above); listen_fd -1:
+ * no router socket. sandbox_argv_free() it. */
+char **sandbox_argv(struct env *e, int index, int port, char *const *cmd,
     int listen_fd, int passwd_fd, int group_fd);
 /* The instance's working area DIR/envs/<id>/work/<index>: made afresh
  * from app/ at every start of the instance — folders the environment's
@@ -228,9 +229,28 @@ int sandbox_db_port(void);
 /* RLIMIT_NPROC of an environment's user. */
 int sandbox_nproc_max(void);
 
+/* runs.c */
+/* Stop every one-off run of environment id (it is being deleted). */
+void runs_stop_env(long long id);
+
 /* spawn.c */
-/* Start instance i of env in its sandbox; the pid (bubblewrap's outer
- * process), or -1 with *cause. */
+/* How to start a process in an environment's sandbox. */
+struct spawn_how {
+	int		 index;		/* sandbox index (sandbox_argv()) */
+	int		 port;		/* its $PORT */
+	char *const	*cmd;		/* what runs inside, NULL-terminated */
+	const char	*run_id;	/* a one-off run's id, or NULL */
+	int		 listen_fd;	/* the router's socket, or -1 */
+	int		 in_fd;		/* stdin, or -1 for /dev/null */
+	int		 out_fd;	/* stdout and stderr */
+	int		 die_with_node;	/* killed when the node's thread ends */
+};
+/* Start h->cmd in a fresh sandbox of env (working area, cgroup limits,
+ * its own user); the pid (bubblewrap's outer process, a session leader),
+ * or -1 with *cause. Caller holds the lock. */
+pid_t spawn_sandboxed(struct env *, const struct spawn_how *h,
+    char **cause);
+/* Start instance i of env in its sandbox; the pid, or -1 with *cause. */
 pid_t spawn_instance(struct env *, int i, char **cause);
 /* A free port of the configured range not used by any instance. */
 int spawn_pick_port(void);

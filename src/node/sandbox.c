@@ -508,7 +508,7 @@ argv_add3(char ***argv, size_t *n, const char *a, const char *b,
 }
 
 char **
-sandbox_argv(struct env *e, int index, int port, const char *start,
+sandbox_argv(struct env *e, int index, int port, char *const *cmd,
     int listen_fd, int passwd_fd, int group_fd)
 {
 	char **argv = NULL, *app = xasprintf("%s/app", e->dir);
@@ -552,16 +552,20 @@ sandbox_argv(struct env *e, int index, int port, const char *start,
 	argv_add3(&argv, &n, "--ro-bind-data", num, "/etc/group");
 	argv_add3(&argv, &n, "--chdir", app, NULL);
 	argv_add3(&argv, &n, "--", "/run/nubo/init", NULL);
-	snprintf(num, sizeof num, "%d", listen_fd);
-	argv_add3(&argv, &n, "--listen-fd", num, NULL);
-	snprintf(num, sizeof num, "%d", port);
-	argv_add3(&argv, &n, "--port", num, NULL);
+	if (listen_fd != -1) {
+		snprintf(num, sizeof num, "%d", listen_fd);
+		argv_add3(&argv, &n, "--listen-fd", num, NULL);
+		snprintf(num, sizeof num, "%d", port);
+		argv_add3(&argv, &n, "--port", num, NULL);
+	}
 	if (dbsock) {
 		argv_add3(&argv, &n, "--db-socket", dbsock, NULL);
 		snprintf(num, sizeof num, "%d", SANDBOX_DB_PORT);
 		argv_add3(&argv, &n, "--db-port", num, NULL);
 	}
-	argv_add3(&argv, &n, "--", start, NULL);
+	argv_add(&argv, &n, "--");
+	for (i = 0; cmd[i]; i++)
+		argv_add(&argv, &n, cmd[i]);
 	free(work);
 	free(app);
 	free(files);

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -110,36 +111,62 @@ envp_add(char ***envp, size_t *n, char *kv)
 	(*envp)[*n] = NULL;
 }
 
-/* Caller holds the lock. */
-pid_t
-spawn_instance(struct env *e, int i, char **cause)
+/* The environment a sandboxed process gets (SPEC §2): its port,
+ * database, files folder, names, and the settings' constants and custom
+ * variables. NULL-terminated; caller frees each and the array. */
+static char **
+spawn_envp(struct env *e, const struct spawn_how *h)
 {
-	struct instance *in = &e->inst[i];
-	char *start = xasprintf("%s/app/%s", e->dir, e->start);
-	char *logpath = env_log_path(e), **procs = NULL, **argv = NULL;
-	char **envp = NULL, *dburl = NULL, *sock = NULL;
-	long long mb = jsonx_int(e->spec, "memory_mb", 512);
+	char **envp = NULL, *dburl = pg_env_app_url(e);
 	size_t n = 0;
 	const char *key;
-	json_t *v, *custom;
+	json_t *v, *custom, *dflt;
+
+	envp_add(&envp, &n, xasprintf("PORT=%d", h->port));
+	envp_add(&envp, &n, xasprintf("DATABASE_URL=%s", dburl ? dburl : ""));
+	envp_add(&envp, &n, xasprintf("NUBO_FILES_DIR=%s/files", e->dir));
+	envp_add(&envp, &n, xasprintf("NUBO_APP=%s", jsonx_str(e->spec, "app")
+	    ? jsonx_str(e->spec, "app") : ""));
+	envp_add(&envp, &n, xasprintf("NUBO_ENV=%s", env_name(e)));
+	if (h->run_id)
+		envp_add(&envp, &n, xasprintf("NUBO_RUN=%s", h->run_id));
+	else
+		envp_add(&envp, &n, xasprintf("NUBO_INSTANCE=%d", h->index));
+	envp_add(&envp, &n, xstrdup("PATH=/usr/local/bin:/usr/bin:/bin"));
+	envp_add(&envp, &n, xasprintf("HOME=%s/files", e->dir));
+	envp_add(&envp, &n, xstrdup("TMPDIR=/tmp"));
+	envp_add(&envp, &n, xstrdup("LANG=C.UTF-8"));
+	/* the package's constant defaults, unless the settings set the
+	 * constant (constants.c), then the settings' own */
+	custom = json_object_get(e->spec, "env");
+	dflt = constants_defaults(e);
+	json_object_foreach(dflt, key, v)
+		if (json_object_get(custom, key) == NULL)
+			envp_add(&envp, &n, xasprintf("%s=%s", key,
+			    json_string_value(v)));
+	json_decref(dflt);
+	json_object_foreach(custom, key, v)
+		if (json_is_string(v))
+			envp_add(&envp, &n, xasprintf("%s=%s", key,
+			    json_string_value(v)));
+	free(dburl);
+	return envp;
+}
+
+/* Caller holds the lock. */
+pid_t
+spawn_sandboxed(struct env *e, const struct spawn_how *h, char **cause)
+{
+	long long mb = jsonx_int(e->spec, "memory_mb", 512);
+	char **procs = NULL, **argv = NULL, **envp = NULL;
 	struct rlimit as, nproc;
-	int logfd = -1, devnull = -1, lfd = -1, pwfd = -1, grfd = -1;
-	int memory = 0;
+	int devnull = -1, pwfd = -1, grfd = -1, memory = 0;
+	size_t n;
 	pid_t pid = -1;
 
-	logfd = open(logpath, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
 	devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
-	if (logfd == -1 || devnull == -1) {
-		*cause = xasprintf("cannot open %s: %s", logpath,
-		    strerror(errno));
-		goto out;
-	}
-	/* the router's way in: made here, root's, for nginx's workers */
-	sock = sandbox_socket_path(e->id, i + 1);
-	lfd = relay_listen_unix(sock, 0660);
-	if (lfd == -1 || (node->uid != (uid_t)-1 && chown(sock, 0,
-	    sandbox_router_group()) == -1)) {
-		*cause = xasprintf("cannot listen on %s: %s", sock,
+	if (devnull == -1) {
+		*cause = xasprintf("cannot open /dev/null: %s",
 		    strerror(errno));
 		goto out;
 	}
@@ -150,45 +177,18 @@ spawn_instance(struct env *e, int i, char **cause)
 		    strerror(errno));
 		goto out;
 	}
-	dburl = pg_env_app_url(e);
-	envp_add(&envp, &n, xasprintf("PORT=%d", in->port));
-	envp_add(&envp, &n, xasprintf("DATABASE_URL=%s", dburl ? dburl : ""));
-	envp_add(&envp, &n, xasprintf("NUBO_FILES_DIR=%s/files", e->dir));
-	envp_add(&envp, &n, xasprintf("NUBO_APP=%s", jsonx_str(e->spec, "app")
-	    ? jsonx_str(e->spec, "app") : ""));
-	envp_add(&envp, &n, xasprintf("NUBO_ENV=%s", env_name(e)));
-	envp_add(&envp, &n, xasprintf("NUBO_INSTANCE=%d", i + 1));
-	envp_add(&envp, &n, xstrdup("PATH=/usr/local/bin:/usr/bin:/bin"));
-	envp_add(&envp, &n, xasprintf("HOME=%s/files", e->dir));
-	envp_add(&envp, &n, xstrdup("TMPDIR=/tmp"));
-	envp_add(&envp, &n, xstrdup("LANG=C.UTF-8"));
-	/* constants and custom variables from the spec (settings) */
-	custom = json_object_get(e->spec, "env");
-	{
-		/* the package's constant defaults, unless the settings set
-		 * the constant (constants.c) */
-		json_t *dflt = constants_defaults(e);
-
-		json_object_foreach(dflt, key, v)
-			if (json_object_get(custom, key) == NULL)
-				envp_add(&envp, &n, xasprintf("%s=%s", key,
-				    json_string_value(v)));
-		json_decref(dflt);
-	}
-	json_object_foreach(custom, key, v)
-		if (json_is_string(v))
-			envp_add(&envp, &n, xasprintf("%s=%s", key,
-			    json_string_value(v)));
-	if (sandbox_work_make(e, i + 1, cause) == -1)
+	if (sandbox_work_make(e, h->index, cause) == -1)
 		goto out;
-	/* fds 3, 4, 5 in the child */
-	argv = sandbox_argv(e, i + 1, in->port, start, 3, 4, 5);
-	procs = sandbox_cgroup(e->id, i + 1, mb, &memory);
+	envp = spawn_envp(e, h);
+	/* fds 3 (the router's socket, when there is one), 4, 5 */
+	argv = sandbox_argv(e, h->index, h->port, h->cmd,
+	    h->listen_fd == -1 ? -1 : 3, 4, 5);
+	procs = sandbox_cgroup(e->id, h->index, mb, &memory);
 	if (!memory)
-		env_log(e, "instance %d: no memory cgroup on this host; its "
-		    "limit is on address space (RLIMIT_AS)%s", i + 1,
-		    SPAWN_LIMIT_AS ? "" : ", which a sanitizer build does "
-		    "not set");
+		env_log(e, "%s: no memory cgroup on this host; its limit is "
+		    "on address space (RLIMIT_AS)%s", h->run_id ? "run" :
+		    "instance", SPAWN_LIMIT_AS ? "" : ", which a sanitizer "
+		    "build does not set");
 	as.rlim_cur = as.rlim_max = (rlim_t)mb * 1024 * 1024;
 	nproc.rlim_cur = nproc.rlim_max = (rlim_t)sandbox_nproc_max();
 	pid = fork();
@@ -201,12 +201,17 @@ spawn_instance(struct env *e, int i, char **cause)
 		int fd, k, len;
 
 		setsid();
-		dup2(devnull, 0);
-		dup2(logfd, 1);
-		dup2(logfd, 2);
-		if (dup2(lfd, 3) == -1 || dup2(pwfd, 4) == -1 ||
-		    dup2(grfd, 5) == -1)
+		if (dup2(h->in_fd == -1 ? devnull : h->in_fd, 0) == -1 ||
+		    dup2(h->out_fd, 1) == -1 || dup2(h->out_fd, 2) == -1 ||
+		    (h->listen_fd != -1 && dup2(h->listen_fd, 3) == -1) ||
+		    dup2(pwfd, 4) == -1 || dup2(grfd, 5) == -1) {
+			dprintf(h->out_fd, "nubo: cannot hand the sandbox its "
+			    "files (in %d, out %d, router %d, users %d %d): "
+			    "%s\n", h->in_fd == -1 ? devnull : h->in_fd,
+			    h->out_fd, h->listen_fd, pwfd, grfd,
+			    strerror(errno));
 			_exit(126);
+		}
 		close_range(6, ~0U, 0);
 		len = snprintf(pidtext, sizeof pidtext, "%d\n", (int)getpid());
 		for (k = 0; procs && procs[k]; k++)
@@ -229,6 +234,9 @@ spawn_instance(struct env *e, int i, char **cause)
 				_exit(126);
 			}
 		}
+		/* after the switch of user, which clears it */
+		if (h->die_with_node)
+			prctl(PR_SET_PDEATHSIG, SIGKILL);
 		umask(027);
 		/* bubblewrap's outer process ignores SIGTERM, so a stop
 		 * reaches nubo-init (which forwards it to the app) while
@@ -240,17 +248,9 @@ spawn_instance(struct env *e, int i, char **cause)
 		    strerror(errno));
 		_exit(127);
 	}
-	in->pid = pid;
-	in->owned = 1;
-	in->starttime = spawn_starttime(pid);
-	in->oom_kills = sandbox_oom_kills(e->id, i + 1);
 out:
-	if (logfd != -1)
-		close(logfd);
 	if (devnull != -1)
 		close(devnull);
-	if (lfd != -1)
-		close(lfd);
 	if (pwfd != -1)
 		close(pwfd);
 	if (grfd != -1)
@@ -262,7 +262,49 @@ out:
 		free(procs[n]);
 	free(procs);
 	sandbox_argv_free(argv);
-	free(dburl);
+	return pid;
+}
+
+/* Caller holds the lock. */
+pid_t
+spawn_instance(struct env *e, int i, char **cause)
+{
+	struct instance *in = &e->inst[i];
+	char *start = xasprintf("%s/app/%s", e->dir, e->start);
+	char *logpath = env_log_path(e), *sock = NULL;
+	char *cmd[] = { start, NULL };
+	struct spawn_how h = { .index = i + 1, .port = in->port, .cmd = cmd,
+		.listen_fd = -1, .in_fd = -1, .out_fd = -1 };
+	pid_t pid = -1;
+
+	h.out_fd = open(logpath, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC,
+	    0640);
+	if (h.out_fd == -1) {
+		*cause = xasprintf("cannot open %s: %s", logpath,
+		    strerror(errno));
+		goto out;
+	}
+	/* the router's way in: made here, root's, for nginx's workers */
+	sock = sandbox_socket_path(e->id, i + 1);
+	h.listen_fd = relay_listen_unix(sock, 0660);
+	if (h.listen_fd == -1 || (node->uid != (uid_t)-1 && chown(sock, 0,
+	    sandbox_router_group()) == -1)) {
+		*cause = xasprintf("cannot listen on %s: %s", sock,
+		    strerror(errno));
+		goto out;
+	}
+	pid = spawn_sandboxed(e, &h, cause);
+	if (pid == -1)
+		goto out;
+	in->pid = pid;
+	in->owned = 1;
+	in->starttime = spawn_starttime(pid);
+	in->oom_kills = sandbox_oom_kills(e->id, i + 1);
+out:
+	if (h.out_fd != -1)
+		close(h.out_fd);
+	if (h.listen_fd != -1)
+		close(h.listen_fd);
 	free(sock);
 	free(logpath);
 	free(start);

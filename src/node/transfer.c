@@ -1581,8 +1581,8 @@ out:
 static int
 folder_depth_desc(const void *a, const void *b)
 {
-	const char *x = json_string_value(*(json_t *const *)a);
-	const char *y = json_string_value(*(json_t *const *)b);
+	const char *x = *(const char *const *)a;
+	const char *y = *(const char *const *)b;
 	size_t dx = 0, dy = 0;
 
 	for (; *x; x++)
@@ -1647,18 +1647,17 @@ task_tree(struct task *t, struct env *e, char **cause)
 		/* deepest first, so a parent is empty when its turn comes */
 		{
 			size_t n = json_array_size(gone), k;
-			json_t **list = xcalloc(n + 1, sizeof *list);
+			const char **list = xcalloc(n + 1, sizeof *list);
 
 			for (k = 0; k < n; k++)
-				list[k] = json_array_get(gone, k);
+				list[k] = json_string_value(json_array_get(gone,
+				    k));
 			qsort(list, n, sizeof *list, folder_depth_desc);
 			for (k = 0; k < n; k++) {
-				full = xasprintf("%s/%s", root,
-				    json_string_value(list[k]));
+				full = xasprintf("%s/%s", root, list[k]);
 				if (rmdir(full) == -1 && errno != ENOENT)
 					log_info("transfer: folder %s only on "
-					    "the target kept: %s",
-					    json_string_value(list[k]),
+					    "the target kept: %s", list[k],
 					    strerror(errno));
 				free(full);
 			}

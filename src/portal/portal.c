@@ -319,6 +319,11 @@ portal_main(int argc, char **argv)
 			break;
 		case 'h':
 			fputs(portal_usage, stdout);
+			fputs("defaults: --listen 127.0.0.1:7070, --domain "
+			    "nubo.localhost (apps answer at\n  <app>-<env>."
+			    "<domain> on each node's router), --url http://"
+			    "<listen>,\n  --threads 4, --offboarding-keep-days 30\n",
+			    stdout);
 			return 0;
 		default:
 			fputs(portal_usage, stderr);

@@ -104,6 +104,8 @@ void reply_error(struct preq *, unsigned status, const char *code,
 /* Check the body against fields; on failure reply 400 BAD_REQUEST and
  * return -1 so handlers read `if (body_check(r, fields) == -1) return;` */
 int body_check(struct preq *, const struct jfield *fields);
+/* route-envs.c: the row of {env} for r's app; NULL after replying 404. */
+json_t *envs_row(struct preq *r);
 /* Reply 500 with the store's message; for "cannot happen" paths. */
 void reply_store_error(struct preq *);
 

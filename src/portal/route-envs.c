@@ -180,8 +180,7 @@ envs_json(sqlite3 *db, json_t *row, const char *domain)
 	return out;
 }
 
-/* The row of {env} for r's app; NULL after replying 404. */
-static json_t *
+json_t *
 envs_row(struct preq *r)
 {
 	json_t *row = store_row(r->db, ENV_SELECT " WHERE e.name = ? COLLATE"

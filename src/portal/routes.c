@@ -75,6 +75,10 @@ void envs_transport(struct preq *);
 void envs_scale(struct preq *);
 void envs_maintenance(struct preq *);
 void envs_logs(struct preq *);
+void envs_run_create(struct preq *);
+void envs_run_show(struct preq *);
+void envs_run_stop(struct preq *);
+void envs_psql(struct preq *);
 /* route-agent.c */
 void agent_register(struct preq *);
 void agent_status(struct preq *);
@@ -212,6 +216,17 @@ const struct route routes[] = {
 	  "turn the maintenance page on or off" },
 	{ "GET", "/apps/{app}/environments/{env}/logs", envs_logs,
 	  ACCESS_APP_LOGS, "the app's log (offset, lines)" },
+	{ "POST", "/apps/{app}/environments/{env}/runs", envs_run_create,
+	  ACCESS_APP_TRANSPORT, "run a one-off command in a fresh instance "
+	  "(command, timeout, input)" },
+	{ "POST", "/apps/{app}/environments/{env}/psql", envs_psql,
+	  ACCESS_APP_SETTINGS, "run SQL through psql on the environment's "
+	  "database (a one-off run)" },
+	{ "GET", "/apps/{app}/environments/{env}/runs/{run}", envs_run_show,
+	  ACCESS_APP_MEMBER, "a one-off run you started: state, exit status, "
+	  "output from offset (base64)" },
+	{ "DELETE", "/apps/{app}/environments/{env}/runs/{run}", envs_run_stop,
+	  ACCESS_APP_MEMBER, "stop a one-off run you started" },
 
 
 	/* packages (route-packages.c) */

@@ -103,6 +103,7 @@ def make_world():
         "package": "notes-1.0.0",
         "name": "Greeting", "domain": "shop.example.test",
         "header": "X-Frame-Options", "snapshot": snap,
+        "run": str(uuid.uuid4()),
     }, token
 
 

@@ -194,6 +194,9 @@ def make_world():
         "name": "Greeting", "domain": "shop.example.test",
         "header": "X-Frame-Options",
         "snapshot": snap,
+        # one-off runs live on the node (runs.c): any uuid reaches the
+        # handler
+        "run": str(uuid.uuid4()),
     }
 
 

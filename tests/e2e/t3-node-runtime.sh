@@ -78,6 +78,58 @@ expect_match "logs show the app's own output" "$logs" "pyapp listening on port"
 rc=0
 timeout 3 "$NUBO" envs logs shop Test --follow > "$T/follow.out" 2>&1 || rc=$?
 expect "logs --follow runs until stopped" "$rc" 124
+
+# one-off runs: a fresh sandbox of the environment, its output as it
+# comes, its exit status as nubo's
+check_fails "a run's exit status is nubo's" 7 "$NUBO" envs run shop Test -- sh -c 'echo to-out; echo to-err >&2; exit 7'
+expect "its stdout and stderr, in order" "$(cat "$T/last.out")" "to-out
+to-err"
+check "a run as the environment's user, with its variables" "$NUBO" envs run shop Test -- sh -c 'id -u; echo "$NUBO_ENV $NUBO_APP"; test -n "$NUBO_RUN" && echo run; echo "$DATABASE_URL"'
+expect "run: the environment's own user" "$(sed -n 1p "$T/last.out")" "$uid"
+expect "run: NUBO_ENV and NUBO_APP" "$(sed -n 2p "$T/last.out")" "Test shop"
+expect "run: NUBO_RUN set" "$(sed -n 3p "$T/last.out")" run
+expect_match "run: its own database" "$(sed -n 4p "$T/last.out")" "^postgresql://env_$EID:[^@]+@127\\.0\\.0\\.1:5432/env_$EID\$"
+check "a run reaches the database" "$NUBO" envs run shop Test -- sh -c 'psql -XAtq "$DATABASE_URL" -c "SELECT count(*) FROM notes"'
+expect "run: the app's rows" "$(cat "$T/last.out")" 2
+check "a run writes the files folder" "$NUBO" envs run shop Test -- sh -c 'mkdir -p "$NUBO_FILES_DIR/from-run" && echo hi > "$NUBO_FILES_DIR/from-run/x.txt" && pwd && touch here'
+expect "run: the file is the environment's" "$(stat -c '%u %a' "$T/node-cloud3/envs/$EID/files/from-run/x.txt")" "$uid 640"
+expect "run: in the app's folder" "$(cat "$T/last.out")" "$T/node-cloud3/envs/$EID/app"
+[ ! -e "$T/node-cloud3/envs/$EID/app/here" ] && pass "run: its working area is its own (the package is untouched)" || fail "a run wrote into the package"
+printf 'line one\nline two\n' > "$T/run.in"
+check "a run reads --input" "$NUBO" envs run shop Test --input "$T/run.in" -- wc -l
+expect "run: its standard input" "$(cat "$T/last.out")" 2
+check "a run sees none of the instance's processes" "$NUBO" envs run shop Test -- sh -c 'ls /proc | grep -c "^[0-9]"'
+[ "$(cat "$T/last.out")" -le 4 ] && pass "run: its own PID namespace ($(cat "$T/last.out") processes)" || fail "run sees $(cat "$T/last.out") processes"
+t0=$(date +%s)
+check_fails "a run past its time limit fails" 1 "$NUBO" envs run shop Test --timeout 1 -- sleep 60
+expect_match "run: says it ran out of time" "$(cat "$T/last.err")" "ran out of its time limit \\(1 s\\)"
+[ $(( $(date +%s) - t0 )) -lt 20 ] && pass "run: stopped within seconds" || fail "run: the time limit took $(( $(date +%s) - t0 )) s"
+check_fails "run in an environment without a package" 1 "$NUBO" envs run shop Acceptance -- true
+expect_match "run: says what is missing" "$(cat "$T/last.err")" "no package deployed"
+check_fails "run without a command" 2 "$NUBO" envs run shop Test
+expect "run: a command that is not an array is 400" "$(status_as "$ADMIN_KEY" POST /apps/shop/environments/Test/runs '{"command":"ls"}')" 400
+expect "run: an empty first word is 400" "$(api_as "$ADMIN_KEY" POST /apps/shop/environments/Test/runs '{"command":[""]}' | jq_get error.code)" BAD_REQUEST
+expect "run: a timeout over a day is 400" "$(api_as "$ADMIN_KEY" POST /apps/shop/environments/Test/runs '{"command":["true"],"timeout":86401}' | jq_get error.code)" BAD_REQUEST
+expect "run: an unknown run is 404" "$(api_as "$ADMIN_KEY" GET /apps/shop/environments/Test/runs/00000000-0000-4000-8000-000000000000 | jq_get error.code)" RUN_NOT_FOUND
+RUN=$(api_as "$ADMIN_KEY" POST /apps/shop/environments/Test/runs '{"command":["echo","secret-output"]}' | jq_get id)
+expect_match "run: started through the API" "$RUN" '^[0-9a-f-]{36}$'
+RUNNER=$(make_user runner@example.com)
+check "a member with transport and logs on Test" "$NUBO" members add shop runner@example.com
+check "grant it" "$NUBO" members grant shop runner@example.com --transport Test --logs Test
+expect "run: another member cannot read it" "$(api_as "$RUNNER" GET "/apps/shop/environments/Test/runs/$RUN" | jq_get error.code)" RUN_NOT_FOUND
+expect "run: nor stop it" "$(status_as "$RUNNER" DELETE "/apps/shop/environments/Test/runs/$RUN")" 404
+expect "run: who started it reads it" "$(api_as "$ADMIN_KEY" GET "/apps/shop/environments/Test/runs/$RUN" | jq_get output | base64 -d)" secret-output
+expect "run: transport on Test does not run in Acceptance" "$(status_as "$RUNNER" POST /apps/shop/environments/Acceptance/runs '{"command":["true"]}')" 403
+expect "psql needs the settings permission" "$(status_as "$RUNNER" POST /apps/shop/environments/Test/psql '{"sql":"SELECT 1"}')" 403
+check "psql on the environment's database" "$NUBO" envs psql shop Test --command "SELECT current_user; SELECT count(*) FROM notes"
+expect "psql: as the environment's role, its rows" "$(tr -s ' \n' ' ' < "$T/last.out" | sed 's/^ //; s/ $//')" "$(printf 'current_user -------------- env_%s (1 row) count ------- 2 (1 row)' "$EID")"
+check_fails "psql stops at the first error" 3 "$NUBO" envs psql shop Test --command "SELECT nope FROM notes; SELECT 1"
+expect_match "psql: its own message" "$(cat "$T/last.out" "$T/last.err")" 'column "nope" does not exist'
+check_fails "psql cannot reach the cluster's other databases" 3 "$NUBO" envs psql shop Test --command '\c postgres'
+expect_match "psql: refused by the server" "$(cat "$T/last.out")" 'no pg_hba.conf entry for host "\[local\]", user "env_'"$EID"'", database "postgres"'
+expect_match "run and psql are in the activity log" "$("$NUBO" apps activity shop)" "ran 'sh -c mkdir"
+expect_match "psql in the activity log" "$("$NUBO" apps activity shop)" "ran psql on environment 'Test'"
+[ -z "$(ls "$T/node-cloud3/envs/$EID/work" | grep -v '^1$')" ] && pass "runs leave no working area behind" || fail "left: $(ls "$T/node-cloud3/envs/$EID/work")"
 expect_match "logs --follow prints the log" "$(cat "$T/follow.out")" "pyapp listening on port"
 
 # stop / start keeps data
