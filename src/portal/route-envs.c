@@ -22,16 +22,29 @@
  * every 2 s). */
 #define ENVS_NODE_FRESH		10
 
-/* The app an environment serves: its own (sandbox) or the node's linked
- * app; a sandbox deploys from its app's package repository (its uuid). */
+/* A migration's target environment serves the original app (its
+ * hostnames) once that environment's own cutover took its route step —
+ * not before: the cutover goes environment by environment, and until its
+ * turn the source serves them (migrate-steps.c). */
+#define ENV_ROUTED_APP \
+	"(SELECT ma.subdomain FROM migrations m JOIN apps ma ON ma.id =" \
+	" m.app_id WHERE m.target_node_id = n.id AND m.serving = 'target'" \
+	" AND e.app_id IS NULL AND EXISTS (SELECT 1 FROM migration_steps st" \
+	" WHERE st.migration_id = m.id AND st.phase = 'cutover' AND" \
+	" st.name = 'route' AND st.state = 'done' AND st.environment =" \
+	" e.name COLLATE NOCASE))"
+/* The app an environment serves: its own (sandbox), the original app of
+ * a migration routed to it, or the node's linked app; a sandbox deploys
+ * from its app's package repository (its uuid). `stand_in`: it serves a
+ * migration's temporary app, under that app's hostname only. */
 #define ENV_SELECT \
 	"SELECT e.id, e.name, e.state, e.package, e.instances, e.memory_mb," \
 	" e.maintenance, e.status_json, n.name AS node, n.id AS node_id," \
 	" sa.uuid AS repository," \
-	" n.generation, n.router, n.last_seen_at, COALESCE(sa.subdomain," \
-	" (SELECT ma.subdomain FROM migrations m JOIN apps ma ON ma.id = m.app_id" \
-	" WHERE m.target_node_id = n.id AND m.serving = 'target' AND" \
-	" e.app_id IS NULL), la.subdomain) AS app" \
+	" n.generation, n.router, n.last_seen_at, COALESCE(sa.subdomain, " \
+	ENV_ROUTED_APP ", la.subdomain) AS app, (e.app_id IS NULL AND" \
+	" EXISTS (SELECT 1 FROM migrations m WHERE m.temp_app_id = la.id)" \
+	" AND " ENV_ROUTED_APP " IS NULL) AS stand_in" \
 	" FROM environments e JOIN nodes n ON n.id = e.node_id" \
 	" LEFT JOIN apps sa ON sa.id = e.app_id" \
 	" LEFT JOIN apps la ON la.id = n.app_id AND e.app_id IS NULL"
@@ -93,6 +106,10 @@ envs_spec_from_row(sqlite3 *db, json_t *row, const char *domain)
 	    "maintenance", (int)jsonx_int(row, "maintenance", 0),
 	    "env");
 	envs_spec_settings(db, jsonx_int(row, "id", 0), spec);
+	/* the custom domains are the original app's: they move with its
+	 * hostnames, at the cutover's route step */
+	if (jsonx_int(row, "stand_in", 0))
+		json_object_del(spec, "domains");
 	return spec;
 }
 

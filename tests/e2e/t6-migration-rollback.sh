@@ -42,7 +42,8 @@ import json, sqlite3, sys
 db = sqlite3.connect(sys.argv[1])
 env = lambda node: db.execute("SELECT e.id FROM environments e JOIN nodes n ON n.id = e.node_id WHERE n.name = ? AND e.name = 'Production'", (node,)).fetchone()[0]
 crm = json.loads(db.execute("SELECT doc_json FROM environment_settings WHERE environment_id = ?", (env("v3"),)).fetchone()[0])
-db.execute("INSERT INTO environment_settings (environment_id, doc_json, version) VALUES (?, ?, 1)",
+db.execute("INSERT INTO environment_settings (environment_id, doc_json, version) VALUES (?, ?, 1)"
+           " ON CONFLICT (environment_id) DO UPDATE SET doc_json = excluded.doc_json",
            (env("spare"), json.dumps({"domains": {"crm.example.test": crm["domains"]["crm.example.test"]}})))
 db.commit()
 PY

@@ -6,19 +6,47 @@
 # verify), writes on the source, a rehearsal that copies only what changed,
 # more writes, the cutover (the v4 router serves the original hostnames;
 # the v3 one shows the maintenance page), offboarding approval and the
-# final link; every row and file is compared at the end.
+# final link; every row and file is compared at the end. Until an
+# environment's cutover reaches its route step, the v4 router answers
+# neither its original hostname nor its custom domain.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/migrate-lib.sh"
 
+# the test hook: the cutover is held at a step while the routers are asked
+export NUBO_TEST_PAUSE_FILE=$T/pause
 start_portal
 start_node v3 v3
-start_node v4 v4
+TLS4=$(free_port)
+start_node v4 v4 --router-tls-port "$TLS4"
 
 "$NUBO" apps create notes --no-sandbox >/dev/null
 "$NUBO" nodes link v3 notes >/dev/null
 deploy v3 notes Test
 deploy v3 notes Production
 check "a constant set on v3" "$NUBO" settings set-constant notes Production Greeting "Hello from v3"
+openssl req -x509 -newkey rsa:2048 -nodes -days 30 -subj /CN=notes.example.test \
+	-addext subjectAltName=DNS:notes.example.test -keyout "$T/notes.key" -out "$T/notes.crt" 2>/dev/null
+check "a custom domain on v3" "$NUBO" settings domain-add notes Production notes.example.test --cert "$T/notes.crt" --key "$T/notes.key"
+# tls4 PATH: the status of the custom domain at v4's router, or curl's
+# error (curl-35: the handshake refused, no server for the name)
+tls4() {
+	local rc=0 code
+	code=$(curl -s -o /dev/null -w '%{http_code}' --resolve "notes.example.test:$TLS4:127.0.0.1" \
+		--cacert "$T/notes.crt" "https://notes.example.test:$TLS4$1") || rc=$?
+	if [ "$rc" = 0 ]; then echo "$code"; else echo "curl-$rc"; fi
+}
+# v4_unrouted WHAT: for 3 s, v4 answers notes' original Production hostname
+# with 404 (unknown host) and refuses its custom domain's handshake (a
+# heartbeat, every 2 s, would have brought any other spec)
+v4_unrouted() {
+	local i seen=""
+	for i in $(seq 12); do
+		seen="$seen $(route_status v4 notes-production.nubo.localhost /api/notes)/$(tls4 /api/notes)"
+		sleep 0.25
+	done
+	expect "$1: v4 answers neither the original hostname nor the custom domain" \
+		"$(tr ' ' '\n' <<< "$seen" | sort -u | tr -d '\n')" "404/curl-35"
+}
 
 add_notes v3 notes-test 3 2
 add_notes v3 notes-production 5 3
@@ -36,6 +64,7 @@ expect "v4 serves the copy under the temporary app's hostname" \
 	"$(notes_digest v4 "$tmp-production")" "$(notes_digest v3 notes-production)"
 expect "v3 still serves" "$(route_status v3 notes-production.nubo.localhost /api/notes)" 200
 expect "Acceptance skipped (never deployed)" "$(step_result notes data Acceptance 0 | jq_get skipped | cut -c1-7)" "nothing"
+v4_unrouted "before the cutover"
 
 # writes on the source, then a rehearsal copies only what changed
 add_notes v3 notes-production 2 1
@@ -50,7 +79,18 @@ add_notes v3 notes-production 2 2
 add_notes v3 notes-test 1 1
 before_p=$(notes_digest v3 notes-production)
 before_t=$(notes_digest v3 notes-test)
-check "cutover" "$NUBO" migrate cutover notes
+# the cutover held before Production's maintenance page: Test is cut over
+# (its route step done), Production's target stopped, its source serving
+pause_at maintenance:Production
+"$NUBO" migrate cutover notes > "$T/last.out" 2> "$T/last.err" & cut=$!
+for _ in $(seq 600); do [ -f "$T/pause.reached" ] && break; sleep 0.2; done
+expect "cutover held before Production's maintenance" "$(cat "$T/pause.reached")" maintenance:Production
+expect "v4 serves Test's original hostname after its route step" "$(route_status v4 notes-test.nubo.localhost /api/notes)" 200
+v4_unrouted "before Production's route step"
+expect "v3 still serves Production" "$(route_status v3 notes-production.nubo.localhost /api/notes)" 200
+rm -f "$T/pause"
+rc=0; wait "$cut" || rc=$?
+expect "cutover" "$rc" 0
 m=$(api_as "$ADMIN_KEY" GET '/migrations?app=notes' | jq_get migrations.0)
 expect "state cut-over" "$(printf '%s' "$m" | jq_get state)" cut-over
 expect_match "downtime measured" "$(printf '%s' "$m" | jq_get downtime_ms)" "^[0-9]+$"
@@ -58,6 +98,7 @@ expect_match "cli prints the downtime" "$(cat "$T/last.out")" "downtime: [0-9.]+
 expect "v4 serves the ORIGINAL hostname: Production" "$(notes_digest v4 notes-production)" "$before_p"
 expect "v4 serves the ORIGINAL hostname: Test" "$(notes_digest v4 notes-test)" "$before_t"
 expect "v3 shows the maintenance page" "$(route_status v3 notes-production.nubo.localhost /api/notes)" 503
+expect "v4 serves the custom domain after the route step" "$(tls4 /api/notes)" 200
 expect "strict verify at cutover" "$(step_result notes verify Production 2 | jq_get differences)" "[]"
 expect "offboarding filed" "$(api_as "$ADMIN_KEY" GET /offboarding-requests | jq_get offboarding_requests.0.state)" pending
 expect "v3 is offboarding" "$(api_as "$ADMIN_KEY" GET /nodes/v3 | jq_get status)" offboarding
