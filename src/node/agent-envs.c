@@ -154,23 +154,63 @@ agent_env_transport(struct areq *r)
 	free(path);
 }
 
-/* GET /agent/v1/environments/{id}/logs?lines=N | ?offset=O: the last N
- * lines, or everything after byte offset O (for --follow); answers
+/* The lines of text that instance n printed (nubo-init stamps them
+ * "<time> [instance n] "), the last max of them; text is changed. */
+static char *
+logs_of_instance(char *text, long long n, long long max)
+{
+	char tag[48], *line, *next, **keep = NULL, *out;
+	size_t nkeep = 0, i, len = 0, taglen;
+
+	taglen = (size_t)snprintf(tag, sizeof tag, "[instance %lld] ", n);
+	for (line = text; line && *line; line = next) {
+		next = strchr(line, '\n');
+		if (next)
+			*next++ = '\0';
+		/* 2026-12-02T09:00:00Z [instance n] … */
+		if (strlen(line) > 21 + taglen && line[20] == ' ' &&
+		    strncmp(line + 21, tag, taglen) == 0) {
+			keep = xrealloc(keep, (nkeep + 1) * sizeof *keep);
+			keep[nkeep++] = line;
+			len += strlen(line) + 1;
+		}
+	}
+	i = nkeep > (size_t)max ? nkeep - (size_t)max : 0;
+	out = xmalloc(len + 1);
+	*out = '\0';
+	for (len = 0; i < nkeep; i++) {
+		size_t l = strlen(keep[i]);
+
+		memcpy(out + len, keep[i], l);
+		out[len + l] = '\n';
+		len += l + 1;
+	}
+	out[len] = '\0';
+	free(keep);
+	return out;
+}
+
+/* GET /agent/v1/environments/{id}/logs?lines=N | ?offset=O [&instance=I]:
+ * the last N lines, or everything after byte offset O (for --follow);
+ * with instance, only what that instance printed (whole lines). Answers
  * {offset: where the next read starts, text}. */
 void
 agent_env_logs(struct areq *r)
 {
 	const char *ls = http_query(r->http, "lines");
 	const char *os = http_query(r->http, "offset");
-	long long lines = 100, off = -1;
-	char *path, *text = NULL;
+	const char *is = http_query(r->http, "instance");
+	long long lines = 100, off = -1, inst = 0;
+	char *path, *text = NULL, *only;
 	struct stat st;
 	int fd;
 
 	if ((ls && util_parse_int(ls, 1, NUBO_LOG_LINES_MAX, &lines) == -1) ||
-	    (os && util_parse_int(os, -1, 1LL << 50, &off) == -1)) {
-		areply_error(r, 400, "BAD_REQUEST", "lines must be 1 to %d and "
-		    "offset a byte offset", NUBO_LOG_LINES_MAX);
+	    (os && util_parse_int(os, -1, 1LL << 50, &off) == -1) ||
+	    (is && util_parse_int(is, 1, NUBO_INSTANCES_MAX, &inst) == -1)) {
+		areply_error(r, 400, "BAD_REQUEST", "lines must be 1 to %d, "
+		    "offset a byte offset and instance 1 to %d",
+		    NUBO_LOG_LINES_MAX, NUBO_INSTANCES_MAX);
 		return;
 	}
 	path = env_log_path(r->env);
@@ -184,12 +224,19 @@ agent_env_logs(struct areq *r)
 	}
 	if (off < 0) {
 		close(fd);
-		text = env_log_tail(r->env, (int)lines);
+		text = env_log_tail(r->env, inst ? NUBO_LOG_LINES_MAX :
+		    (int)lines);
+		if (inst) {
+			only = logs_of_instance(text, inst, lines);
+			free(text);
+			text = only;
+		}
 		areply(r, 200, json_pack("{s:I,s:s}", "offset",
 		    (json_int_t)st.st_size, "text", text));
 	} else {
 		long long len;
 		ssize_t got;
+		char *end;
 
 		if (off > st.st_size)
 			off = 0;	/* rotated since */
@@ -202,8 +249,21 @@ agent_env_logs(struct areq *r)
 		if (got < 0)
 			got = 0;
 		text[got] = '\0';
-		areply(r, 200, json_pack("{s:I,s:s%}", "offset",
-		    (json_int_t)(off + got), "text", text, (size_t)got));
+		if (inst) {
+			/* whole lines only: the rest comes with the next read */
+			end = memrchr(text, '\n', (size_t)got);
+			got = end ? end - text + 1 : 0;
+			text[got] = '\0';
+			only = logs_of_instance(text, inst, NUBO_LOG_LINES_MAX);
+			free(text);
+			text = only;
+			areply(r, 200, json_pack("{s:I,s:s}", "offset",
+			    (json_int_t)(off + got), "text", text));
+		} else {
+			areply(r, 200, json_pack("{s:I,s:s%}", "offset",
+			    (json_int_t)(off + got), "text", text,
+			    (size_t)got));
+		}
 	}
 	free(text);
 }

@@ -210,9 +210,10 @@ void sandbox_cgroup_remove(long long id, int index);
 int sandbox_identity_fd(struct env *e, const char *file);
 /* bubblewrap's argv running cmd (NULL-terminated) as sandbox index
  * (instances 1..NUBO_INSTANCES_MAX, one-off runs above); listen_fd -1:
- * no router socket. sandbox_argv_free() it. */
+ * no router socket; log_tag: the tag nubo-init stamps on each line of
+ * output, or NULL. sandbox_argv_free() it. */
 char **sandbox_argv(struct env *e, int index, int port, char *const *cmd,
-    int listen_fd, int passwd_fd, int group_fd);
+    int listen_fd, int passwd_fd, int group_fd, const char *log_tag);
 /* The instance's working area DIR/envs/<id>/work/<index>: made afresh
  * from app/ at every start of the instance — folders the environment's
  * user's, files hard links to the package's (read-only; the app may
@@ -240,6 +241,7 @@ struct spawn_how {
 	int		 port;		/* its $PORT */
 	char *const	*cmd;		/* what runs inside, NULL-terminated */
 	const char	*run_id;	/* a one-off run's id, or NULL */
+	const char	*log_tag;	/* each output line stamped, or NULL */
 	int		 listen_fd;	/* the router's socket, or -1 */
 	int		 in_fd;		/* stdin, or -1 for /dev/null */
 	int		 out_fd;	/* stdout and stderr */

@@ -509,7 +509,7 @@ argv_add3(char ***argv, size_t *n, const char *a, const char *b,
 
 char **
 sandbox_argv(struct env *e, int index, int port, char *const *cmd,
-    int listen_fd, int passwd_fd, int group_fd)
+    int listen_fd, int passwd_fd, int group_fd, const char *log_tag)
 {
 	char **argv = NULL, *app = xasprintf("%s/app", e->dir);
 	char *work = sandbox_work_path(e, index);
@@ -563,6 +563,8 @@ sandbox_argv(struct env *e, int index, int port, char *const *cmd,
 		snprintf(num, sizeof num, "%d", SANDBOX_DB_PORT);
 		argv_add3(&argv, &n, "--db-port", num, NULL);
 	}
+	if (log_tag)
+		argv_add3(&argv, &n, "--log-tag", log_tag, NULL);
 	argv_add(&argv, &n, "--");
 	for (i = 0; cmd[i]; i++)
 		argv_add(&argv, &n, cmd[i]);

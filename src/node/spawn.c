@@ -182,7 +182,7 @@ spawn_sandboxed(struct env *e, const struct spawn_how *h, char **cause)
 	envp = spawn_envp(e, h);
 	/* fds 3 (the router's socket, when there is one), 4, 5 */
 	argv = sandbox_argv(e, h->index, h->port, h->cmd,
-	    h->listen_fd == -1 ? -1 : 3, 4, 5);
+	    h->listen_fd == -1 ? -1 : 3, 4, 5, h->log_tag);
 	procs = sandbox_cgroup(e->id, h->index, mb, &memory);
 	if (!memory)
 		env_log(e, "%s: no memory cgroup on this host; its limit is "
@@ -272,11 +272,12 @@ spawn_instance(struct env *e, int i, char **cause)
 	struct instance *in = &e->inst[i];
 	char *start = xasprintf("%s/app/%s", e->dir, e->start);
 	char *logpath = env_log_path(e), *sock = NULL;
-	char *cmd[] = { start, NULL };
+	char *cmd[] = { start, NULL }, tag[32];
 	struct spawn_how h = { .index = i + 1, .port = in->port, .cmd = cmd,
-		.listen_fd = -1, .in_fd = -1, .out_fd = -1 };
+		.log_tag = tag, .listen_fd = -1, .in_fd = -1, .out_fd = -1 };
 	pid_t pid = -1;
 
+	snprintf(tag, sizeof tag, "instance %d", i + 1);
 	h.out_fd = open(logpath, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC,
 	    0640);
 	if (h.out_fd == -1) {

@@ -468,22 +468,25 @@ envs_logs(struct preq *r)
 {
 	json_t *row = envs_row(r), *resp = NULL;
 	const char *off = preq_query(r, "offset"), *lines = preq_query(r,
-	    "lines");
+	    "lines"), *inst = preq_query(r, "instance");
 	char *cause = NULL, *path;
-	long long o = -1, n = 100;
+	long long o = -1, n = 100, i = 0;
 	int st;
 
 	if (row == NULL)
 		return;
 	if ((off && util_parse_int(off, 0, 1LL << 50, &o) == -1) ||
-	    (lines && util_parse_int(lines, 1, NUBO_LOG_LINES_MAX, &n) == -1)) {
+	    (lines && util_parse_int(lines, 1, NUBO_LOG_LINES_MAX, &n) == -1) ||
+	    (inst && util_parse_int(inst, 1, NUBO_INSTANCES_MAX, &i) == -1)) {
 		reply_error(r, 400, "BAD_REQUEST", "offset must be a byte "
-		    "offset and lines 1 to %d", NUBO_LOG_LINES_MAX);
+		    "offset, lines 1 to %d and instance 1 to %d",
+		    NUBO_LOG_LINES_MAX, NUBO_INSTANCES_MAX);
 		json_decref(row);
 		return;
 	}
 	path = xasprintf("/agent/v1/environments/%lld/logs?lines=%lld"
-	    "&offset=%lld", jsonx_int(row, "id", 0), n, o);
+	    "&offset=%lld%s%.0lld", jsonx_int(row, "id", 0), n, o,
+	    i ? "&instance=" : "", i);
 	st = node_call(r->db, jsonx_int(row, "node_id", 0), "GET", path, NULL,
 	    &resp, &cause);
 	if (st == 200 && resp)

@@ -215,7 +215,8 @@ const struct route routes[] = {
 	  envs_maintenance, ACCESS_APP_TRANSPORT,
 	  "turn the maintenance page on or off" },
 	{ "GET", "/apps/{app}/environments/{env}/logs", envs_logs,
-	  ACCESS_APP_LOGS, "the app's log (offset, lines)" },
+	  ACCESS_APP_LOGS, "the app's log (offset, lines; instance: only "
+	  "what instance N printed)" },
 	{ "POST", "/apps/{app}/environments/{env}/runs", envs_run_create,
 	  ACCESS_APP_TRANSPORT, "run a one-off command in a fresh instance "
 	  "(command, timeout, input)" },

@@ -10,20 +10,30 @@
  *    node listens on for this instance (--listen-fd) go to the app's
  *    127.0.0.1:$PORT, and connections the app opens to 127.0.0.1:5432 go
  *    to the environment's database socket (--db-socket), the only way
- *    out of the namespace.
+ *    out of the namespace;
+ *  - with --log-tag TAG, stamps each line the app prints (stdout and
+ *    stderr, through a pipe) "<UTC time> [TAG] " before it reaches the
+ *    environment's log, so the lines of several instances can be told
+ *    apart (nubo envs logs --instance N).
  * Plain libc (and relay.c): it runs once per instance, so it stays small.
  *
  * usage: nubo-init [--listen-fd FD --port PORT]
- *                  [--db-socket PATH [--db-port 5432]] -- PROGRAM [ARG...] */
+ *                  [--db-socket PATH [--db-port 5432]] [--log-tag TAG]
+ *                  -- PROGRAM [ARG...] */
 #include <errno.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
+#include <fcntl.h>
+#include <stdarg.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "relay.h"
@@ -35,6 +45,97 @@ static struct relay *init_relay;
 static pid_t init_app;
 static int init_port;
 static const char *init_db_socket;
+static const char *init_log_tag;	/* NULL: the app writes the log */
+static int init_log_fd = -1;		/* the app's output pipe */
+static char init_line[8192];		/* a line not yet ended */
+static size_t init_line_len;
+
+/* One line of the app's output, stamped and tagged, in one write (the
+ * log is O_APPEND: lines of several instances never mix). */
+static void
+log_line(const char *p, size_t n)
+{
+	char head[128];
+	struct tm tm;
+	time_t t = time(NULL);
+	struct iovec iov[3];
+	int len;
+
+	gmtime_r(&t, &tm);
+	len = (int)strftime(head, sizeof head, "%Y-%m-%dT%H:%M:%SZ ", &tm);
+	len += snprintf(head + len, sizeof head - (size_t)len, "[%s] ",
+	    init_log_tag);
+	iov[0].iov_base = head;
+	iov[0].iov_len = (size_t)len;
+	iov[1].iov_base = (void *)(uintptr_t)p;
+	iov[1].iov_len = n;
+	iov[2].iov_base = "\n";
+	iov[2].iov_len = 1;
+	if (writev(1, iov, 3) < 0)
+		return;		/* nowhere to say it */
+}
+
+/* What the app printed so far: whole lines out, the rest kept (a line
+ * longer than the buffer goes out in pieces); at_end flushes all. */
+static void
+log_drain(int at_end)
+{
+	char buf[4096];
+	ssize_t n;
+
+	while (init_log_fd != -1) {
+		ssize_t i;
+
+		n = read(init_log_fd, buf, sizeof buf);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			if (n == 0 || errno != EAGAIN) {
+				close(init_log_fd);	/* leaves the epoll set */
+				init_log_fd = -1;
+				at_end = 1;
+			}
+			break;
+		}
+		for (i = 0; i < n; i++) {
+			if (buf[i] == '\n' || init_line_len == sizeof init_line) {
+				log_line(init_line, init_line_len);
+				init_line_len = 0;
+				if (buf[i] == '\n')
+					continue;
+			}
+			init_line[init_line_len++] = buf[i];
+		}
+	}
+	if (at_end && init_line_len) {
+		log_line(init_line, init_line_len);
+		init_line_len = 0;
+	}
+}
+
+static void
+on_log(int fd, void *arg)
+{
+	(void)fd;
+	(void)arg;
+	log_drain(0);
+}
+
+/* nubo-init's own word about the app, tagged like its lines. */
+static void
+say(const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	if (init_log_tag)
+		log_line(msg, strlen(msg));
+	else
+		fprintf(stderr, "%s\n", msg);
+}
 
 static int
 dial_app(void *arg)
@@ -57,8 +158,8 @@ init_status(int st)
 	if (WIFEXITED(st))
 		return WEXITSTATUS(st);
 	if (WIFSIGNALED(st)) {
-		fprintf(stderr, "nubo-init: the app was killed by signal %d"
-		    " (%s)\n", WTERMSIG(st), strsignal(WTERMSIG(st)));
+		say("nubo-init: the app was killed by signal %d (%s)",
+		    WTERMSIG(st), strsignal(WTERMSIG(st)));
 		return 128 + WTERMSIG(st);
 	}
 	return 1;
@@ -79,8 +180,10 @@ on_signal(int fd, void *arg)
 			continue;
 		}
 		while ((pid = waitpid(-1, &st, WNOHANG)) > 0)
-			if (pid == init_app)
+			if (pid == init_app) {
+				log_drain(1);
 				_exit(init_status(st));
+			}
 	}
 }
 
@@ -102,7 +205,8 @@ static int
 usage(void)
 {
 	fputs("usage: nubo-init [--listen-fd FD --port PORT] [--db-socket PATH"
-	    " [--db-port PORT]] -- PROGRAM [ARG...]\n", stderr);
+	    " [--db-port PORT]] [--log-tag TAG] -- PROGRAM [ARG...]\n",
+	    stderr);
 	return 2;
 }
 
@@ -110,6 +214,7 @@ int
 main(int argc, char **argv)
 {
 	int listen_fd = -1, db_port = 5432, i, k, prog, sfd;
+	int pipefd[2] = { -1, -1 };
 	sigset_t set;
 
 	for (i = 1; i < argc; i++) {
@@ -132,6 +237,11 @@ main(int argc, char **argv)
 		if (strcmp(argv[i], "--db-port") == 0 &&
 		    (db_port = number(argv[++i], 1, 65535)) != -1)
 			continue;
+		if (strcmp(argv[i], "--log-tag") == 0 && strlen(argv[i + 1]) <
+		    64) {
+			init_log_tag = argv[++i];
+			continue;
+		}
 		return usage();
 	}
 	if (i >= argc || (listen_fd >= 0 && init_port < 1))
@@ -183,6 +293,15 @@ main(int argc, char **argv)
 		}
 	}
 
+	if (init_log_tag) {
+		if (pipe2(pipefd, O_CLOEXEC) == -1 ||
+		    fcntl(pipefd[0], F_SETFL, O_NONBLOCK) == -1 ||
+		    relay_watch(init_relay, pipefd[0], on_log, NULL) == -1) {
+			perror("nubo-init: the app's output");
+			return 1;
+		}
+		init_log_fd = pipefd[0];
+	}
 	init_app = fork();
 	if (init_app == -1) {
 		perror("nubo-init: fork");
@@ -195,6 +314,9 @@ main(int argc, char **argv)
 		sigprocmask(SIG_SETMASK, &none, NULL);
 		signal(SIGPIPE, SIG_DFL);
 		setpgid(0, 0);
+		if (init_log_tag && (dup2(pipefd[1], 1) == -1 ||
+		    dup2(pipefd[1], 2) == -1))
+			_exit(126);
 		close_range(3, ~0U, 0);
 		execvp(argv[prog], argv + prog);
 		fprintf(stderr, "nubo-init: cannot run %s: %s\n", argv[prog],
@@ -202,6 +324,8 @@ main(int argc, char **argv)
 		_exit(127);
 	}
 	setpgid(init_app, init_app);
+	if (init_log_tag)
+		close(pipefd[1]);
 	relay_run(init_relay);
 	return 1;
 }

@@ -55,6 +55,17 @@ mem_limit() {
 expect "resident memory limit on the instance (its cgroup)" "$(mem_limit "$pid1")" 268435456
 expect "both share one database" "$(route cloud4 $HOST /add/x | jq_get count)" 1
 expect "write seen by the other instance too" "$(for i in 1 2 3 4; do route cloud4 $HOST /count | jq_get count; done | sort -u)" 1
+# each instance's lines are stamped with it; --instance shows one
+all=$("$NUBO" envs logs shop Acceptance --lines 200)
+expect_match "the log tags instance 1's lines" "$all" '^[0-9T:-]+Z \[instance 1\] pyapp listening on port [0-9]+$'
+expect_match "and instance 2's" "$all" '^[0-9T:-]+Z \[instance 2\] pyapp listening on port [0-9]+$'
+l2=$("$NUBO" envs logs shop Acceptance --instance 2 --lines 200)
+expect_match "--instance 2 shows its start" "$l2" '^[0-9T:-]+Z \[instance 2\] pyapp listening on port [0-9]+$'
+expect "--instance 2 shows nothing else" "$(printf '%s\n' "$l2" | grep -Evc '^[0-9T:-]+Z \[instance 2\] ')" 0
+f1=$(api_as "$ADMIN_KEY" GET "/apps/shop/environments/Acceptance/logs?offset=0&instance=1" | jq_get text)
+expect_match "reading from an offset, one instance" "$f1" '\[instance 1\] pyapp listening'
+expect "  and only its lines" "$(printf '%s\n' "$f1" | grep -Evc '^[0-9T:-]+Z \[instance 1\] ')" 0
+expect "--instance out of range is a usage error" "$("$NUBO" envs logs shop Acceptance --instance 17 >/dev/null 2>&1; echo $?)" 2
 
 check "scale down to 1 while running" "$NUBO" envs scale shop Acceptance --instances 1
 expect "one instance left" "$("$NUBO" envs show shop Acceptance --json | python3 -c 'import json,sys; print(sum(1 for i in json.load(sys.stdin)["running"] if i["state"]=="running"))')" 1
