@@ -111,7 +111,7 @@ envp_add(char ***envp, size_t *n, char *kv)
 	(*envp)[*n] = NULL;
 }
 
-/* The environment a sandboxed process gets (SPEC §2): its port,
+/* The environment of a sandboxed process (SPEC §2): its port,
  * database, files folder, names, and the settings' constants and custom
  * variables. NULL-terminated; caller frees each and the array. */
 static char **
