@@ -19,7 +19,7 @@ cmd_backups_show_exec(struct cmd_args *a)
 	if (out_maybe_json(a, resp) == -1)
 		out_fields(resp, "id,environment,node,type,state,comment,created,"
 		    "created_by,finished,expires,package,model_version,"
-		    "database_size,dump_size,files_size,archive_size,error");
+		    "database_size,dump_size,files_size,archive_size,warning,error");
 	rc = CLI_OK;
 out:
 	json_decref(resp);

@@ -38,6 +38,7 @@
 #include "jsonx.h"
 #include "log.h"
 #include "nubo_limits.h"
+#include "pgtool.h"
 #include "util.h"
 #include "xmalloc.h"
 
@@ -459,10 +460,8 @@ static pid_t
 pg_dump_start(const struct backup_write_opts *o, int *fd, int *errfd,
     char **cause)
 {
-	char *bin = util_pg_tool("pg_dump");
-	char *argv[] = { bin, "--no-owner", "--no-privileges",
-	    "--format=custom", "--compress=0", "--dbname", (char *)o->dburl,
-	    NULL };
+	char *args[] = { "--no-owner", "--no-privileges", "--format=custom",
+	    "--compress=0", NULL };
 	pid_t pid = -1;
 
 	*errfd = -1;
@@ -473,10 +472,10 @@ pg_dump_start(const struct backup_write_opts *o, int *fd, int *errfd,
 		goto out;
 	}
 	*errfd = memfd_create("pg_dump-stderr", MFD_CLOEXEC);
-	if ((pid = spawn(argv, -1, *fd, *errfd)) < 0)
+	if ((pid = pgtool_spawn("pg_dump", o->dburl, args, -1, *fd,
+	    *errfd)) < 0)
 		set_cause(cause, "cannot run pg_dump: %s", strerror(errno));
 out:
-	free(bin);
 	return pid;
 }
 
@@ -913,6 +912,74 @@ rec_cmp_path(const void *a, const void *b)
 	return memcmp(a, b, 16);
 }
 
+/* A set of path hashes (the first 16 bytes of their sha256): which
+ * members are files and which paths are folders above some member, so a
+ * file with members below it is found whatever their order. */
+struct hset {
+	unsigned char	(*k)[16];
+	size_t		 n, cap;
+};
+
+static size_t
+hset_slot(const struct hset *h, const unsigned char *key)
+{
+	uint64_t v;
+	size_t i;
+
+	memcpy(&v, key, sizeof(v));
+	for (i = (size_t)v & (h->cap - 1); ; i = (i + 1) & (h->cap - 1)) {
+		static const unsigned char zero[16];
+
+		if (memcmp(h->k[i], key, 16) == 0 ||
+		    memcmp(h->k[i], zero, 16) == 0)
+			return i;
+	}
+}
+
+static int
+hset_has(const struct hset *h, const unsigned char *key)
+{
+	return h->cap > 0 && memcmp(h->k[hset_slot(h, key)], key, 16) == 0;
+}
+
+static void
+hset_add(struct hset *h, const unsigned char *key)
+{
+	size_t i, old;
+	unsigned char (*ok)[16];
+
+	if ((h->n + 1) * 2 > h->cap) {
+		old = h->cap;
+		ok = h->k;
+		h->cap = h->cap ? h->cap * 2 : 1024;
+		h->k = xcalloc(h->cap, 16);
+		h->n = 0;
+		for (i = 0; i < old; i++) {
+			static const unsigned char zero[16];
+
+			if (memcmp(ok[i], zero, 16) != 0)
+				hset_add(h, ok[i]);
+		}
+		free(ok);
+	}
+	i = hset_slot(h, key);
+	if (memcmp(h->k[i], key, 16) != 0) {
+		memcpy(h->k[i], key, 16);
+		h->n++;
+	}
+}
+
+static void
+path_key(const char *path, size_t len, unsigned char key[16])
+{
+	unsigned char md[32];
+
+	EVP_Digest(path, len, md, NULL, EVP_sha256(), NULL);
+	memcpy(key, md, 16);
+	if (key[0] == 0)
+		key[0] = 1;	/* all zeros marks a free slot */
+}
+
 struct rctx {
 	const struct backup_read_opts *o;
 	struct backup_info *info;
@@ -925,6 +992,8 @@ struct rctx {
 	struct rvec	 sums;		/* regular members: checksums */
 	struct rvec	 listed;	/* lines of .nubo/checksums */
 	struct buf	 metadata;
+	struct hset	 file_set;	/* regular members */
+	struct hset	 dir_set;	/* paths with members below them */
 	int		 seen_checksums;
 	long long	 next_progress;
 	char		**cause;
@@ -961,6 +1030,44 @@ check_path(const char *name, char **cause)
 		if (slash == NULL)
 			break;
 		p = slash + 1;
+	}
+	return 0;
+}
+
+/* A member must not lie below a file member, and a file member must not
+ * have members below it (`tree/a` a file, `tree/a/b` too): such an
+ * archive could not be extracted, so it is refused when it is checked,
+ * not when it is restored. */
+static int
+r_check_nesting(struct rctx *r, const char *name, int is_file)
+{
+	unsigned char key[16];
+	size_t len = strlen(name);
+
+	if (is_file) {
+		path_key(name, len, key);
+		if (hset_has(&r->dir_set, key)) {
+			set_cause(r->cause, "archive member '%s' is a file, but "
+			    "other members lie below it as in a folder", name);
+			return -1;
+		}
+		hset_add(&r->file_set, key);
+	}
+	while (len > 0) {
+		while (len > 0 && name[len - 1] != '/')
+			len--;
+		if (len == 0)
+			break;
+		len--;	/* the folder above, without its '/' */
+		path_key(name, len, key);
+		if (hset_has(&r->file_set, key)) {
+			set_cause(r->cause, "archive member '%s' lies below "
+			    "'%.*s', which is a file", name, (int)len, name);
+			return -1;
+		}
+		if (hset_has(&r->dir_set, key))
+			break;	/* and so is everything above it */
+		hset_add(&r->dir_set, key);
 	}
 	return 0;
 }
@@ -1405,6 +1512,31 @@ backup_archive_read(backup_read_fn rd, void *ctx,
 			goto out;
 		}
 		rvec_push(&r.paths, name, NULL);
+		if (r_check_nesting(&r, name, type == AE_IFREG) < 0)
+			goto out;
+		if (type == AE_IFREG && archive_entry_sparse_count(e) > 0) {
+			/* decided (ARCHITECTURE, Backups): a sparse member's
+			 * holes would be written as zeros, so its size on
+			 * disk is not what the archive's size suggests */
+			set_cause(cause, "archive member '%s' is a sparse file "
+			    "(%lld bytes declared); sparse members are not "
+			    "accepted", name, (long long)archive_entry_size(e));
+			goto out;
+		}
+		if (type == AE_IFREG) {
+			long long sz = archive_entry_size_is_set(e) ?
+			    (long long)archive_entry_size(e) : 0;
+
+			info->declared_bytes += sz > 0 ? sz : 0;
+			if (o->max_bytes > 0 && info->declared_bytes >
+			    o->max_bytes) {
+				set_cause(cause, "not enough space: the archive's "
+				    "members declare more than %lld bytes (at "
+				    "'%s'), the room there is", o->max_bytes,
+				    name);
+				goto out;
+			}
+		}
 
 		if (type == AE_IFDIR) {
 			if (strcmp(name, "db") != 0 && strcmp(name, "tree") != 0 &&
@@ -1593,12 +1725,13 @@ backup_archive_read(backup_read_fn rd, void *ctx,
 			    info->dump_bytes);
 			goto out;
 		}
-		if (info->meta.files_size != info->files_bytes) {
-			set_cause(cause, "'.metadata': filesSize is %lld but tree/ "
-			    "has %lld bytes", info->meta.files_size,
+		/* informational in Mendix archives (some are made with
+		 * `du -sb`, which counts folders too): a warning only */
+		if (info->meta.files_size != info->files_bytes)
+			snprintf(info->warning, sizeof(info->warning),
+			    "'.metadata' says filesSize %lld but tree/ holds "
+			    "%lld bytes", info->meta.files_size,
 			    info->files_bytes);
-			goto out;
-		}
 	}
 	if (r.seen_checksums) {
 		qsort(r.sums.v, r.sums.n, sizeof(struct rec), rec_cmp);
@@ -1664,6 +1797,8 @@ out:
 	free(r.paths.v);
 	free(r.sums.v);
 	free(r.listed.v);
+	free(r.file_set.k);
+	free(r.dir_set.k);
 	buf_release(&r.metadata);
 	free(name);
 	if (rc < 0 && cause != NULL && *cause == NULL)

@@ -55,6 +55,10 @@ struct backup_read_opts {
 	long long	 max_entries;	/* 0: NUBO_ARCHIVE_ENTRIES_MAX */
 	long long	 max_ratio;	/* 0: NUBO_ARCHIVE_RATIO_MAX */
 	long long	 ratio_min_bytes;	/* 0: NUBO_ARCHIVE_RATIO_MIN_BYTES */
+	long long	 max_bytes;	/* > 0: the sizes the members declare may
+					 * add up to this much at most, checked
+					 * at each member's header before any of
+					 * its bytes is written (a disk budget) */
 	/* outputs (all optional) */
 	int		 dump_fd;	/* >= 0: db/db.backup is copied here */
 	const char	*tree_dir;	/* extract tree/ here (must not exist) */
@@ -87,6 +91,10 @@ struct backup_info {
 	long long	 dump_bytes;
 	long long	 compressed_bytes;
 	long long	 expanded_bytes;
+	long long	 declared_bytes;	/* sizes the regular members declare:
+					 * what extracting them writes */
+	char		 warning[256];	/* "" or what is odd but accepted (a
+					 * filesSize that differs from tree/) */
 };
 
 /* Set o to defaults (no outputs, fds -1, ids -1). */
@@ -111,6 +119,7 @@ struct backup_restore_opts {
 					 * else the number of CPUs */
 	const char	*pg_restore;	/* NULL: util_pg_tool("pg_restore");
 					 * a bare name: util_pg_tool(name) */
+	long long	 max_bytes;	/* > 0: backup_read_opts.max_bytes */
 	uid_t		 uid;		/* owner of restored files; -1 keeps */
 	gid_t		 gid;
 	backup_progress_fn progress;

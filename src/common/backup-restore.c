@@ -4,7 +4,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,10 +14,9 @@
 
 #include "backup-archive.h"
 #include "log.h"
+#include "pgtool.h"
 #include "util.h"
 #include "xmalloc.h"
-
-extern char **environ;
 
 /* Below this much dump, pg_restore runs one job (see restore_jobs()). */
 #define RESTORE_PARALLEL_MIN_BYTES	(32LL * 1024 * 1024)
@@ -50,36 +48,21 @@ restore_jobs(const struct backup_restore_opts *o, long long dump_bytes)
 }
 
 /* Start pg_restore: -j jobs on the spooled dump, or (in_fd >= 0) one job
- * reading the dump from in_fd as it streams. */
+ * reading the dump from in_fd as it streams. The password is not on its
+ * command line (pgtool_spawn()). */
 static void
 restore_spawn(struct restore_run *rr, long jobs, int in_fd)
 {
 	const struct backup_restore_opts *o = rr->o;
 	char jarg[24];
-	char *bin = o->pg_restore && strchr(o->pg_restore, '/') != NULL ?
-	    xstrdup(o->pg_restore) :
-	    util_pg_tool(o->pg_restore ? o->pg_restore : "pg_restore");
-	char *argv[] = { bin, "--no-owner", "--no-privileges",
-	    "--exit-on-error", "-j", jarg, "--dbname", (char *)o->dburl,
-	    in_fd >= 0 ? NULL : rr->dump_path, NULL };
-	posix_spawn_file_actions_t fa;
-	int rc;
+	char *args[] = { "--no-owner", "--no-privileges", "--exit-on-error",
+	    "-j", jarg, in_fd >= 0 ? NULL : rr->dump_path, NULL };
 
 	snprintf(jarg, sizeof(jarg), "%ld", jobs);
-	posix_spawn_file_actions_init(&fa);
-	if (in_fd >= 0)
-		posix_spawn_file_actions_adddup2(&fa, in_fd, 0);
-	else
-		posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-	posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
-	posix_spawn_file_actions_adddup2(&fa, rr->errfd, 2);
-	rc = posix_spawnp(&rr->pid, argv[0], &fa, NULL, argv, environ);
-	posix_spawn_file_actions_destroy(&fa);
-	free(bin);
-	if (rc != 0) {
-		rr->pid = -1;
-		rr->spawn_errno = rc;
-	}
+	rr->pid = pgtool_spawn(o->pg_restore ? o->pg_restore : "pg_restore",
+	    o->dburl, args, in_fd, -1, rr->errfd);
+	if (rr->pid < 0)
+		rr->spawn_errno = errno;
 }
 
 /* At db/db.backup's header: a dump small enough for one job streams
@@ -160,6 +143,7 @@ backup_restore(int archive_fd, const struct backup_restore_opts *o,
 	ro.pg_restore = NULL;	/* pg_restore itself reads the whole dump next */
 	ro.dump_fd = dumpfd;
 	ro.tree_dir = o->tree_dir;
+	ro.max_bytes = o->max_bytes;
 	ro.tree_uid = o->uid;
 	ro.tree_gid = o->gid;
 	ro.dump_start = restore_dump_start;

@@ -24,6 +24,7 @@
 #include "agent-routes.h"
 #include "backup-archive.h"
 #include "jsonx.h"
+#include "restore-role.h"
 #include "log.h"
 #include "util.h"
 #include "xmalloc.h"
@@ -36,6 +37,9 @@ struct task {
 	long long	 total;
 	struct task	*next;
 };
+
+/* How often a restore journal that could not be settled is tried again. */
+#define SETTLE_RETRY_SECS	5
 
 static pthread_mutex_t backup_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct task *tasks;
@@ -68,6 +72,12 @@ static char *
 snap_file(const char *id, const char *name)
 {
 	return xasprintf("%s/snapshots/%s/%s", node->data_dir, id, name);
+}
+
+static char *
+journal_path(long long env_id)
+{
+	return xasprintf("%s/envs/%lld/restore.json", node->data_dir, env_id);
 }
 
 static json_t *
@@ -137,19 +147,28 @@ task_progress(void *arg, long long done, long long total)
 	pthread_mutex_unlock(&backup_lock);
 }
 
-/* 1 while a snapshot or restore of this environment runs: its database
- * and files must not change under it (start refused during a restore). */
+/* 1 while a snapshot or restore of this environment runs, or a restore
+ * is not settled yet: its database and files must not change under it
+ * (start refused). */
 int
 backup_env_busy(long long env_id)
 {
 	struct task *t;
 	int busy = 0;
 
+	char *jp;
+
 	pthread_mutex_lock(&backup_lock);
 	for (t = tasks; t; t = t->next)
 		if (t->env_id == env_id)
 			busy = 1;
 	pthread_mutex_unlock(&backup_lock);
+	if (!busy) {
+		/* a restore not settled yet: its data may be half swapped */
+		jp = journal_path(env_id);
+		busy = access(jp, F_OK) == 0;
+		free(jp);
+	}
 	return busy;
 }
 
@@ -609,6 +628,12 @@ agent_snapshot_upload(struct areq *r)
 	    "created", (json_int_t)util_now(), "archive_size",
 	    (json_int_t)st.st_size);
 	meta_into(j, &info.meta);
+	/* what the archive holds (.metadata's filesSize is informational) */
+	json_object_set_new(j, "files_size", json_integer(info.files_bytes));
+	json_object_set_new(j, "expanded_size",
+	    json_integer(info.declared_bytes));
+	if (info.warning[0] != '\0')
+		json_object_set_new(j, "warning", json_string(info.warning));
 	json_object_set_new(j, "files", json_integer(info.files));
 	json_object_set_new(j, "checksums", json_boolean(info.has_checksums));
 	if (util_mkdir_p(dir, 0700) == -1 || util_rename_sync(u->tmp, final) == -1 ||
@@ -635,20 +660,14 @@ out:
 /* Restore                                                             */
 
 static int
-drop_db(PGconn *c, const char *name)
+drop_db(PGconn *c, const char *name, char **cause)
 {
 	char *sql = xasprintf("DROP DATABASE IF EXISTS \"%s\" WITH (FORCE)",
 	    name);
-	int rc = pg_admin_exec(c, sql, NULL);
+	int rc = pg_admin_exec(c, sql, cause);
 
 	free(sql);
 	return rc;
-}
-
-static char *
-journal_path(long long env_id)
-{
-	return xasprintf("%s/envs/%lld/restore.json", node->data_dir, env_id);
 }
 
 static ino_t
@@ -659,10 +678,13 @@ inode_of(const char *path)
 	return stat(path, &st) == 0 ? st.st_ino : 0;
 }
 
-/* Finish or roll back the restore a journal describes (at start, or
- * after a failure): the swap of the databases is one transaction and the
- * swap of the folders one renameat2(RENAME_EXCHANGE), so the journal and
- * what exists tell exactly how far it went. 0 when settled. */
+/* Finish or roll back the restore a journal describes (at start, after a
+ * failure, before the next restore, and every SETTLE_RETRY_SECS while one
+ * is left): the swap of the databases is one transaction and the swap of
+ * the folders one renameat2(RENAME_EXCHANGE), so the journal and what
+ * exists tell exactly how far it went. The journal goes only once every
+ * step is done: 0 when settled; -1 with *cause, the journal kept, when a
+ * step failed (it is tried again). */
 static int
 journal_settle(long long env_id, json_t *jn, char **cause)
 {
@@ -685,9 +707,14 @@ journal_settle(long long env_id, json_t *jn, char **cause)
 	swapped = !swapped;
 	if (!swapped) {
 		/* the old data was never touched: drop the new */
-		drop_db(c, newdb);
-		if (newdir)
-			util_rm_rf(newdir);
+		if (drop_db(c, newdb, cause) == -1 ||
+		    restore_role_drop_stale(c, "restore", env_id, cause) == -1)
+			goto out;
+		if (newdir && util_rm_rf(newdir) == -1 && errno != ENOENT) {
+			*cause = xasprintf("cannot remove '%s': %s", newdir,
+			    strerror(errno));
+			goto out;
+		}
 	} else {
 		/* the database is the new one: the folder must follow */
 		if (newdir && (long long)inode_of(files) !=
@@ -700,16 +727,50 @@ journal_settle(long long env_id, json_t *jn, char **cause)
 		}
 		/* the swap is on disk before the journal goes */
 		util_fsync_dir(files);
-		drop_db(c, olddb);
-		if (newdir)
-			util_rm_rf(newdir);	/* the old files now */
+		if (drop_db(c, olddb, cause) == -1)
+			goto out;
+		/* the old files now */
+		if (newdir && util_rm_rf(newdir) == -1 && errno != ENOENT) {
+			*cause = xasprintf("cannot remove '%s': %s", newdir,
+			    strerror(errno));
+			goto out;
+		}
 	}
-	unlink(jp);
+	if (unlink(jp) == -1 && errno != ENOENT) {
+		*cause = xasprintf("cannot remove '%s': %s", jp, strerror(errno));
+		goto out;
+	}
 	rc = 0;
 out:
 	if (c)
 		PQfinish(c);
 	free(files);
+	free(jp);
+	return rc;
+}
+
+/* Settle the journal env_id's last restore left, if any: 0 when there is
+ * none (any more), -1 with *cause when it stays. The caller has claimed
+ * the environment (task_add). */
+static int
+journal_settle_left(long long env_id, char **cause)
+{
+	char *jp = journal_path(env_id);
+	json_t *jn = load_json(jp);
+	int rc = 0;
+
+	if (jn == NULL && access(jp, F_OK) == 0) {
+		*cause = xasprintf("cannot read '%s'", jp);
+		rc = -1;
+	} else if (jn != NULL) {
+		log_warn("settling the restore left in environment %lld (%s)",
+		    env_id, jsonx_str(jn, "phase"));
+		rc = journal_settle(env_id, jn, cause);
+		if (rc == 0)
+			log_info("environment %lld: the restore left behind is "
+			    "settled", env_id);
+	}
+	json_decref(jn);
 	free(jp);
 	return rc;
 }
@@ -720,9 +781,51 @@ struct restore_job {
 	long long	 env_id;
 	int		 database_only;
 	char		*source_url;	/* snapshot on another node */
-	char		*role_url;	/* env role, without the database */
+	char		*env_url;	/* the environment's own database URL */
 	char		*envdir;
+	long long	 size;		/* bytes the archive's members declare
+					 * (a snapshot on another node), 0:
+					 * from snapshot.json */
 };
+
+/* How many bytes a restore may write: the environment's budget
+ * (--env-disk-max) and the node's free space less its reserve
+ * (space.c), whichever is less; -1 when neither is known. */
+static long long
+restore_room(void)
+{
+	long long room = -1, free_bytes, total, reserve;
+
+	if (space_of(&free_bytes, &total, &reserve) == 0)
+		room = free_bytes > reserve ? free_bytes - reserve : 0;
+	if (node->env_disk_max > 0 && (room < 0 || node->env_disk_max < room))
+		room = node->env_disk_max;
+	return room;
+}
+
+/* What restoring snapshot sid writes: the sizes its members declare
+ * (the database alone when database_only). */
+static long long
+restore_need(const struct restore_job *rj)
+{
+	char *path;
+	json_t *j;
+	long long need;
+
+	if (rj->source_url != NULL)
+		return rj->size;
+	path = snap_file(rj->snapshot, "snapshot.json");
+	j = load_json(path);
+	free(path);
+	if (rj->database_only)
+		need = jsonx_int(j, "dump_size", 0);
+	else if (jsonx_int(j, "expanded_size", 0) > 0)
+		need = jsonx_int(j, "expanded_size", 0);
+	else
+		need = jsonx_int(j, "dump_size", 0) + jsonx_int(j, "files_size", 0);
+	json_decref(j);
+	return need;
+}
 
 static int
 fetch_url(const char *url, int fd, char **cause)
@@ -787,12 +890,15 @@ restore_thread(void *arg)
 	char *olddb = xasprintf("env_%lld_old_%s", rj->env_id, rand);
 	char *curdb = xasprintf("env_%lld", rj->env_id);
 	char *newdir = xasprintf("%s/files.restore-%s", rj->envdir, rand);
-	char *spool = NULL, *arch = NULL, *sql = NULL, *dburl = NULL;
+	char *spool = NULL, *arch = NULL, *sql = NULL;
+	struct restore_role role;
+	long long room, need;
 	json_t *jn = NULL;
 	PGconn *c = NULL;
 	struct env *e;
 	int fd = -1, rc = -1;
 
+	memset(&role, 0, sizeof role);
 	/* 1. journal first: whatever happens next can be undone */
 	jn = json_pack("{s:s,s:s,s:s,s:s,s:s?,s:b}", "restore", rj->id, "phase",
 	    "preparing", "newdb", newdb, "olddb", olddb, "newdir",
@@ -822,20 +928,29 @@ restore_thread(void *arg)
 			goto out;
 		}
 	}
-	/* 3. a new database, owned by the environment's role */
-	if ((c = pg_admin_connect(&cause)) == NULL)
+	/* the archive's declared sizes must fit before anything is written;
+	 * the reader holds every member to the same room as it streams */
+	room = restore_room();
+	need = restore_need(rj);
+	if (room >= 0 && need > room) {
+		cause = xasprintf("not enough space on node '%s': the restore "
+		    "needs %lld bytes, there is room for %lld (%s)",
+		    node->name ? node->name : "?", need, room,
+		    node->env_disk_max > 0 && room == node->env_disk_max ?
+		    "the environment's budget, --env-disk-max" :
+		    "free space less the node's reserve");
 		goto out;
-	sql = xasprintf("CREATE DATABASE \"%s\" OWNER env_%lld ENCODING 'UTF8' "
-	    "TEMPLATE template0", newdb, rj->env_id);
-	if (pg_admin_exec(c, sql, &cause) == -1)
+	}
+	/* 3. a new database, owned by a throwaway role that owns nothing
+	 * else: the dump runs as that role (restore-role.c) */
+	if ((c = pg_admin_connect(&cause)) == NULL ||
+	    restore_role_drop_stale(c, "restore", rj->env_id, &cause) == -1 ||
+	    restore_role_begin(c, "restore", rj->env_id, rj->env_url, newdb,
+	    &role, &cause) == -1)
 		goto out;
-	free(sql);
-	sql = xasprintf("REVOKE ALL ON DATABASE \"%s\" FROM PUBLIC", newdb);
-	pg_admin_exec(c, sql, NULL);
 	/* 4. unpack and load, validating as it streams */
-	dburl = xasprintf("%s/%s", rj->role_url, newdb);
 	memset(&o, 0, sizeof o);
-	o.dburl = dburl;
+	o.dburl = role.url;
 	o.tree_dir = rj->database_only ? NULL : newdir;
 	o.tmp_dir = rj->envdir;
 	o.jobs = 0;	/* by the dump's size: backup_restore() */
@@ -846,12 +961,16 @@ restore_thread(void *arg)
 	pthread_mutex_unlock(&node->lock);
 	o.progress = task_progress;
 	o.progress_arg = rj->id;
+	o.max_bytes = rj->database_only || room < 0 ? 0 : room > 0 ? room : 1;
 	if (backup_restore(fd, &o, &info, &cause) == -1)
 		goto out;
 	if (!rj->database_only && access(newdir, F_OK) != 0 &&
 	    util_mkdir_p(newdir, 0750) == 0 && o.uid != (uid_t)-1 &&
 	    chown(newdir, o.uid, o.gid) == -1)	/* an archive without tree/ */
 		log_warn("cannot chown %s: %s", newdir, strerror(errno));
+	/* the environment's role gets the database; settings reset */
+	if (restore_role_finish(c, rj->env_id, newdb, &role, &cause) == -1)
+		goto out;
 	/* 5. swap, with the environment still stopped */
 	pthread_mutex_lock(&node->lock);
 	e = env_find(rj->env_id);
@@ -886,9 +1005,18 @@ restore_thread(void *arg)
 	goto out_done;
 out:
 	if (access(jp, F_OK) == 0) {
+		char *why = NULL;
+
+		if (journal_settle(rj->env_id, jn, &why) == -1)
+			log_warn("environment %lld: the failed restore is not "
+			    "cleaned up yet (%s); trying again", rj->env_id, why);
+		free(why);
+	}
+	if (c != NULL && role.name[0] != '\0') {
 		char *ignored = NULL;
 
-		journal_settle(rj->env_id, jn, &ignored);
+		if (restore_role_drop(c, role.name, &ignored) == -1)
+			log_warn("environment %lld: %s", rj->env_id, ignored);
 		free(ignored);
 	}
 out_done:
@@ -924,9 +1052,9 @@ out_done:
 	free(spool);
 	free(arch);
 	free(sql);
-	free(dburl);
+	restore_role_release(&role);
 	free(rj->source_url);
-	free(rj->role_url);
+	free(rj->env_url);
 	free(rj->envdir);
 	free(rj);
 	return NULL;
@@ -951,10 +1079,10 @@ agent_restore_create(struct areq *r)
 	static const struct jfield fields[] = {
 		{ "restore", JT_STRING, 1 }, { "snapshot", JT_STRING, 1 },
 		{ "database_only", JT_BOOL, 0 }, { "source_url", JT_STRING, 0 },
-		{ NULL } };
+		{ "size", JT_INT, 0 }, { NULL } };
 	const char *id, *sid, *src;
 	struct restore_job *rj;
-	char *arch = NULL, *path = NULL;
+	char *arch = NULL, *path = NULL, *cause = NULL;
 	json_t *j;
 	pthread_t th;
 
@@ -991,6 +1119,7 @@ agent_restore_create(struct areq *r)
 	rj->env_id = r->env->id;
 	rj->database_only = jsonx_bool(r->body, "database_only", 0);
 	rj->source_url = src ? xstrdup(src) : NULL;
+	rj->size = jsonx_int(r->body, "size", 0);
 	pthread_mutex_lock(&node->lock);
 	if (!env_is_stopped(r->env)) {
 		pthread_mutex_unlock(&node->lock);
@@ -999,26 +1128,26 @@ agent_restore_create(struct areq *r)
 		    env_state_name(r->env->state));
 		goto fail;
 	}
-	{
-		char *url = pg_env_url(r->env), *slash;
-
-		if (url == NULL) {
-			pthread_mutex_unlock(&node->lock);
-			areply_error(r, 409, "ENVIRONMENT_HAS_NO_DATABASE",
-			    "environment '%s' has no database yet",
-			    env_name(r->env));
-			goto fail;
-		}
-		slash = strrchr(url, '/');
-		*slash = '\0';
-		rj->role_url = url;
+	if ((rj->env_url = pg_env_url(r->env)) == NULL) {
+		pthread_mutex_unlock(&node->lock);
+		areply_error(r, 409, "ENVIRONMENT_HAS_NO_DATABASE", "environment "
+		    "'%s' has no database yet", env_name(r->env));
+		goto fail;
 	}
 	rj->envdir = xstrdup(r->env->dir);
 	pthread_mutex_unlock(&node->lock);
-	path = journal_path(rj->env_id);
-	if (access(path, F_OK) == 0 || task_add(id, rj->env_id) == -1) {
+	if (task_add(id, rj->env_id) == -1) {
 		areply_error(r, 409, "RESTORE_RUNNING", "a backup or restore of "
 		    "this environment is running");
+		goto fail;
+	}
+	/* what an earlier restore left is finished first (or this one waits) */
+	if (journal_settle_left(rj->env_id, &cause) == -1) {
+		task_remove(id);
+		areply_error(r, 409, "RESTORE_NOT_SETTLED", "the last restore of "
+		    "'%s' is not cleaned up yet (retried every %d s): %s",
+		    env_name(r->env), SETTLE_RETRY_SECS, cause);
+		free(cause);
 		goto fail;
 	}
 	restore_record(id, rj->env_id, "running", NULL, NULL);
@@ -1031,7 +1160,7 @@ agent_restore_create(struct areq *r)
 fail:
 	free(path);
 	free(rj->source_url);
-	free(rj->role_url);
+	free(rj->env_url);
 	free(rj->envdir);
 	free(rj);
 }
@@ -1071,6 +1200,46 @@ spool_clean(const char *dir, const char *prefix)
 		closedir(d);
 }
 
+/* Every SETTLE_RETRY_SECS: settle the restore journals a failed step
+ * left (a database that could not be dropped, a folder that could not be
+ * swapped), each with the environment claimed so no restore starts
+ * meanwhile. */
+static void *
+settle_thread(void *arg)
+{
+	struct env *e;
+	long long ids[NUBO_NODE_ENVS_MAX * 8];
+	char claim[40], *jp, *cause;
+	int n, i;
+
+	(void)arg;
+	for (;;) {
+		sleep(SETTLE_RETRY_SECS);
+		n = 0;
+		pthread_mutex_lock(&node->lock);
+		for (e = node->envs; e && n < (int)(sizeof ids / sizeof ids[0]);
+		    e = e->next)
+			ids[n++] = e->id;
+		pthread_mutex_unlock(&node->lock);
+		for (i = 0; i < n; i++) {
+			jp = journal_path(ids[i]);
+			if (access(jp, F_OK) == 0) {
+				snprintf(claim, sizeof claim, "settle-%lld", ids[i]);
+				cause = NULL;
+				if (task_add(claim, ids[i]) == 0) {
+					if (journal_settle_left(ids[i], &cause) == -1)
+						log_warn("environment %lld: %s",
+						    ids[i], cause);
+					task_remove(claim);
+				}
+				free(cause);
+			}
+			free(jp);
+		}
+	}
+	return NULL;
+}
+
 /* At start, after PostgreSQL is up: settle every restore a killed node
  * left half-done, and mark snapshots and restores that were running as
  * failed (their thread died with the old process). */
@@ -1080,6 +1249,7 @@ backup_recover(void)
 	struct env *e;
 	char *path, *cause, *dir;
 	json_t *jn;
+	PGconn *c;
 	long long ids[4096];
 	int n = 0, i;
 
@@ -1108,6 +1278,30 @@ backup_recover(void)
 			json_decref(jn);
 		}
 		free(path);
+	}
+	/* journals that could not be settled now are tried again */
+	{
+		pthread_t th;
+
+		if (pthread_create(&th, NULL, settle_thread, NULL) != 0)
+			fatal("cannot start the restore settling thread");
+		pthread_detach(th);
+	}
+	/* throwaway roles of restores and imports that died with it (their
+	 * half-loaded databases go with them) */
+	if ((c = pg_admin_connect(&cause)) != NULL) {
+		for (i = 0; i < n; i++)
+			if (restore_role_drop_stale(c, "restore", ids[i],
+			    &cause) == -1 || restore_role_drop_stale(c, "import",
+			    ids[i], &cause) == -1) {
+				log_error("environment %lld: %s", ids[i], cause);
+				free(cause);
+				cause = NULL;
+			}
+		PQfinish(c);
+	} else {
+		log_error("%s", cause);
+		free(cause);
 	}
 	/* restores that were running without a journal yet */
 	dir = xasprintf("%s/restores", node->data_dir);

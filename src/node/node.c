@@ -36,6 +36,7 @@ static const char node_usage[] =
     "                  [--uids 700000-799999]\n"
     "                  [--start-timeout SECONDS] [--stop-grace SECONDS]\n"
     "                  [--package-quota SIZE] [--app-package-quota SIZE]\n"
+    "                  [--env-disk-max MB]\n"
     "       nubod node stop-all --data DIR   stop apps, router and database\n";
 
 static const char node_defaults[] =
@@ -514,6 +515,7 @@ node_main(int argc, char **argv)
 		{ "stop-grace", required_argument, NULL, 'S' },
 		{ "package-quota", required_argument, NULL, 'Q' },
 		{ "app-package-quota", required_argument, NULL, 'A' },
+		{ "env-disk-max", required_argument, NULL, 'D' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 } };
 	pthread_t hb;
@@ -592,6 +594,11 @@ node_main(int argc, char **argv)
 			if (packages_parse_size(optarg,
 			    &node->app_package_quota) == -1)
 				goto usage;
+			break;
+		case 'D':	/* MB; a restore's data must fit (backup.c) */
+			if (util_parse_int(optarg, 1, 1LL << 40, &n) == -1)
+				goto usage;
+			node->env_disk_max = n * 1024 * 1024;
 			break;
 		case 'h':
 			fputs(node_usage, stdout);

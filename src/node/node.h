@@ -85,6 +85,8 @@ struct node {
 	int			 stop_grace;	/* seconds */
 	long long		 package_quota;	/* bytes, all repositories */
 	long long		 app_package_quota;	/* bytes, each app's */
+	long long		 env_disk_max;	/* bytes a restore may write into
+						 * one environment; 0: no cap */
 	uid_t			 uid;		/* of user; -1: not root */
 	gid_t			 gid;
 	uid_t			 pg_uid;	/* the cluster's ("<user>-pg") */

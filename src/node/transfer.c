@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -37,6 +38,8 @@
 #include "log.h"
 #include "testhook.h"
 #include "node.h"
+#include "pgtool.h"
+#include "restore-role.h"
 #include "util.h"
 #include "xmalloc.h"
 
@@ -525,45 +528,6 @@ child_free(void *cls)
 	free(s);
 }
 
-/* Run argv with stdout to a pipe (read end in *fd), stdin from in (or
- * /dev/null when -1), stderr to err (or inherited when -1). */
-static pid_t
-spawn_pipe(char *const argv[], int in, int *fd_out, int *fd_in)
-{
-	int out[2] = { -1, -1 }, inp[2] = { -1, -1 };
-	pid_t pid;
-
-	if ((fd_out && pipe2(out, O_CLOEXEC) == -1) ||
-	    (fd_in && pipe2(inp, O_CLOEXEC) == -1))
-		return -1;
-	pid = fork();
-	if (pid == -1)
-		return -1;
-	if (pid == 0) {
-		int nul = open("/dev/null", O_RDWR);
-
-		if (fd_in)
-			dup2(inp[0], 0);
-		else
-			dup2(in >= 0 ? in : nul, 0);
-		if (fd_out)
-			dup2(out[1], 1);
-		else
-			dup2(nul, 1);
-		execv(argv[0], argv);
-		_exit(127);
-	}
-	if (fd_out) {
-		close(out[1]);
-		*fd_out = out[0];
-	}
-	if (fd_in) {
-		close(inp[0]);
-		*fd_in = inp[1];
-	}
-	return pid;
-}
-
 /* GET /agent/v1/environments/{id}/dump (signed): the database as
  * `pg_dump --format=custom --no-owner --no-privileges`, uncompressed (the
  * target restores while it arrives), streamed. */
@@ -581,11 +545,19 @@ transfer_dump(struct areq *r)
 		return;
 	}
 	{
-		char *argv[] = { TRANSFER_PG_BIN "/pg_dump", "--format=custom",
-			"--compress=0", "--no-owner", "--no-privileges",
-			"--dbname", url, NULL };
+		char *args[] = { "--format=custom", "--compress=0",
+			"--no-owner", "--no-privileges", NULL };
+		int p[2];
 
-		pid = spawn_pipe(argv, -1, &fd, NULL);
+		pid = -1;
+		if (pipe2(p, O_CLOEXEC) == 0) {
+			pid = pgtool_spawn(TRANSFER_PG_BIN "/pg_dump", url,
+			    args, -1, p[1], -1);
+			close(p[1]);
+			fd = p[0];
+			if (pid == -1)
+				close(fd);
+		}
 	}
 	free(url);
 	if (pid == -1) {
@@ -1215,18 +1187,20 @@ drop_old(void *arg)
 static int
 task_database(struct task *t, struct env *e, char **cause)
 {
-	char *admin = pg_admin_conninfo(), *url = env_url(e), *in_url = NULL;
+	char *admin = pg_admin_conninfo(), *url = env_url(e);
 	char *sql = NULL, errbuf[256];
 	PGconn *c = PQconnectdb(admin);
 	struct restore_pipe p;
+	struct restore_role role;
 	pid_t pid = -1;
-	int fd = -1, status = 0, rc = -1;
+	int fd = -1, errfd = memfd_create("pg_restore-stderr", MFD_CLOEXEC);
+	int status = 0, rc = -1;
 	CURL *cu = NULL;
 	CURLcode cc;
 	long http = 0;
-	char *slash;
 
 	memset(&p, 0, sizeof p);
+	memset(&role, 0, sizeof role);
 	if (PQstatus(c) != CONNECTION_OK || url == NULL) {
 		*cause = xasprintf("database: cannot connect: %s",
 		    url ? PQerrorMessage(c) : "no database yet");
@@ -1258,20 +1232,24 @@ task_database(struct task *t, struct env *e, char **cause)
 	    e->id);
 	if (pg_admin_exec(c, sql, cause) == -1)
 		goto out;
-	free(sql);
-	sql = xasprintf("CREATE DATABASE env_%lld_in OWNER env_%lld ENCODING"
-	    " 'UTF8' TEMPLATE template0", e->id, e->id);
-	if (pg_admin_exec(c, sql, cause) == -1)
+	/* env_<id>_in belongs to a throwaway role the dump runs as
+	 * (restore-role.c, shared with restores) */
+	snprintf(errbuf, sizeof errbuf, "env_%lld_in", e->id);
+	if (restore_role_drop_stale(c, "import", e->id, cause) == -1 ||
+	    restore_role_begin(c, "import", e->id, url, errbuf, &role,
+	    cause) == -1)
 		goto out;
-	slash = strrchr(url, '/');
-	*slash = '\0';
-	in_url = xasprintf("%s/env_%lld_in", url, e->id);
 	{
-		char *argv[] = { TRANSFER_PG_BIN "/pg_restore", "--no-owner",
-			"--no-privileges", "--exit-on-error", "--dbname",
-			in_url, NULL };
+		char *args[] = { "--no-owner", "--no-privileges",
+			"--exit-on-error", NULL };
+		int pp[2];
 
-		pid = spawn_pipe(argv, -1, NULL, &fd);
+		if (pipe2(pp, O_CLOEXEC) == 0) {
+			pid = pgtool_spawn(TRANSFER_PG_BIN "/pg_restore",
+			    role.url, args, pp[0], -1, errfd);
+			close(pp[0]);
+			fd = pp[1];
+		}
 	}
 	if (pid == -1) {
 		*cause = xasprintf("cannot run pg_restore: %s",
@@ -1295,8 +1273,25 @@ task_database(struct task *t, struct env *e, char **cause)
 		goto out;
 	}
 	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-		*cause = xasprintf("database: pg_restore failed (status %d)",
-		    status);
+		char msg[512];
+		ssize_t n = errfd >= 0 ? pread(errfd, msg, sizeof msg - 1, 0) :
+		    -1;
+
+		msg[n > 0 ? n : 0] = '\0';
+		if (strchr(msg, '\n') != NULL)
+			*strchr(msg, '\n') = '\0';
+		*cause = xasprintf("database: pg_restore failed: %s", *msg ? msg :
+		    WIFSIGNALED(status) ? strsignal(WTERMSIG(status)) :
+		    "no message");
+		goto out;
+	}
+	/* the environment's role gets the database; settings reset */
+	snprintf(errbuf, sizeof errbuf, "env_%lld_in", e->id);
+	if (restore_role_finish(c, e->id, errbuf, &role, cause) == -1) {
+		char *m = xasprintf("database: %s", *cause);
+
+		free(*cause);
+		*cause = m;
 		goto out;
 	}
 	/* swap in */
@@ -1358,11 +1353,18 @@ out:
 
 		pg_admin_exec(c, drop, &ignore);
 		free(ignore);
+		ignore = NULL;
 		free(drop);
+		if (role.name[0] != '\0' &&
+		    restore_role_drop(c, role.name, &ignore) == -1)
+			log_warn("environment %lld: %s", e->id, ignore);
+		free(ignore);
 	}
+	restore_role_release(&role);
+	if (errfd >= 0)
+		close(errfd);
 	PQfinish(c);
 	free(sql);
-	free(in_url);
 	free(url);
 	free(admin);
 	return rc;

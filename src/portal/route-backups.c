@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "backup-archive.h"
+#include "auth.h"
 #include "backup-retention.h"
 #include "jobs.h"
 #include "log.h"
@@ -30,7 +31,7 @@
 	" s.finished_at AS finished, s.expires_at AS expires, s.package," \
 	" s.model_version, s.dump_size, s.database_size, s.files_size," \
 	" s.archive_size, s.error, e.name AS environment, n.name AS node," \
-	" u.email AS created_by, s.job_id, s.downloaded_at"
+	" u.email AS created_by, s.job_id, s.downloaded_at, s.warning"
 #define SNAP_FROM \
 	" FROM snapshots s JOIN environments e ON e.id = s.environment_id" \
 	" JOIN nodes n ON n.id = s.node_id LEFT JOIN users u ON" \
@@ -154,11 +155,12 @@ snapshot_finish(sqlite3 *db, const char *uuid, json_t *n)
 	    sizeof exp);
 	store_run(db, "UPDATE snapshots SET state = ?, finished_at = ?,"
 	    " expires_at = ?, model_version = ?, dump_size = ?,"
-	    " database_size = ?, files_size = ?, archive_size = ?, error = ?"
-	    " WHERE uuid = ?", "ssssiiiiss", state, now, exp,
+	    " database_size = ?, files_size = ?, archive_size = ?, error = ?,"
+	    " warning = ? WHERE uuid = ?", "ssssiiiisss", state, now, exp,
 	    jsonx_str(n, "model_version"), jsonx_int(n, "dump_size", 0),
 	    jsonx_int(n, "database_size", 0), jsonx_int(n, "files_size", 0),
-	    jsonx_int(n, "archive_size", 0), jsonx_str(n, "error"), uuid);
+	    jsonx_int(n, "archive_size", 0), jsonx_str(n, "error"),
+	    jsonx_str(n, "warning"), uuid);
 	json_decref(row);
 }
 
@@ -687,8 +689,10 @@ backups_job_restore(struct job *j, json_t **result, char **cause)
 	long long tnode;
 	int st, rc = -1;
 
-	snap = store_row(j->db, "SELECT node_id FROM snapshots WHERE uuid = ?"
-	    " AND state = 'completed'", "s", suuid);
+	snap = store_row(j->db, "SELECT node_id, COALESCE(dump_size, 0) +"
+	    " COALESCE(files_size, 0) AS size, COALESCE(dump_size, 0) AS"
+	    " dump_size FROM snapshots WHERE uuid = ? AND state = 'completed'",
+	    "s", suuid);
 	env = store_row(j->db, "SELECT node_id FROM environments WHERE id = ?",
 	    "i", env_id);
 	if (snap == NULL || env == NULL) {
@@ -714,8 +718,13 @@ backups_job_restore(struct job *j, json_t **result, char **cause)
 	job_progress(j, NULL, "starting the restore on the node");
 	body = json_pack("{s:s,s:s,s:b}", "restore", ruuid, "snapshot", suuid,
 	    "database_only", jsonx_bool(j->params, "database_only", 0));
-	if (src)
+	if (src) {
 		json_object_set_new(body, "source_url", json_string(src));
+		/* what it will write, checked before the node fetches it */
+		json_object_set_new(body, "size", json_integer(jsonx_bool(
+		    j->params, "database_only", 0) ? jsonx_int(snap, "dump_size",
+		    0) : jsonx_int(snap, "size", 0)));
+	}
 	st = node_call(j->db, tnode, "POST", path, body, &n, cause);
 	json_decref(body);
 	json_decref(n);
@@ -775,7 +784,9 @@ backups_restore(struct preq *r)
 		return;
 	/* the snapshot must belong to this app: taken while the app owned
 	 * it, or of one of the app's current environments */
-	snap = store_row(r->db, "SELECT s.uuid, s.state FROM snapshots s WHERE"
+	snap = store_row(r->db, "SELECT s.uuid, s.state, s.environment_id AS"
+	    " env_id, (SELECT e.name FROM environments e WHERE e.id ="
+	    " s.environment_id) AS env_name FROM snapshots s WHERE"
 	    " (s.uuid = ? OR s.uuid LIKE ? || '%') AND s.state != 'uploading'"
 	    " AND (s.app_id = ? OR s.environment_id IN (SELECT e.id FROM"
 	    " environments e WHERE (e.node_id = ? AND e.app_id IS NULL) OR"
@@ -784,6 +795,18 @@ backups_restore(struct preq *r)
 	if (snap == NULL) {
 		reply_error(r, 404, "SNAPSHOT_NOT_FOUND", "app has no snapshot "
 		    "'%s'", suuid);
+		goto out;
+	}
+	/* a snapshot of another environment holds that environment's data:
+	 * restoring it needs the backups permission there too (the route
+	 * checked it on {env} only) */
+	if (jsonx_int(snap, "env_id", 0) != jsonx_int(env, "id", 0) &&
+	    !auth_has(r, "backups", jsonx_str(snap, "env_name") ?
+	    jsonx_str(snap, "env_name") : "")) {
+		reply_error(r, 403, "FORBIDDEN", "you lack the 'backups' "
+		    "permission on environment '%s', whose snapshot %.8s is",
+		    jsonx_str(snap, "env_name") ? jsonx_str(snap, "env_name") :
+		    "?", jsonx_str(snap, "uuid"));
 		goto out;
 	}
 	if (strcmp(jsonx_str(snap, "state"), "completed") != 0) {

@@ -329,6 +329,9 @@ static const char *const store_schema[] = {
 	/* 16: the node's disk as its last heartbeat reported it
 	 * (route-agent.c): free, total, the reserve it keeps, low. */
 	"ALTER TABLE nodes ADD COLUMN disk_json TEXT;",
+	/* 17: what an accepted backup archive had odd about it (a .metadata
+	 * filesSize that differs from tree/: informational in Mendix) */
+	"ALTER TABLE snapshots ADD COLUMN warning TEXT;",
 };
 
 static char *store_path_global;

@@ -479,9 +479,6 @@ test_metadata(void **state)
 		{ "{\"duration\":\"0\",\"dumpSize\":\"12\",\"modelVersion\":\"1\","
 		  "\"databaseSize\":\"1\",\"filesSize\":\"17\"}",
 		  "dumpSize is 12" },
-		{ "{\"duration\":\"0\",\"dumpSize\":\"1586\",\"modelVersion\":\"1\","
-		  "\"databaseSize\":\"1\",\"filesSize\":\"99\"}",
-		  "filesSize is 99" },
 		{ "{\"duration\":\"0\",\"dumpSize\":\"-4\",\"modelVersion\":\"1\","
 		  "\"databaseSize\":\"1\",\"filesSize\":\"17\"}",
 		  "must be a decimal number" },
@@ -514,6 +511,104 @@ test_metadata(void **state)
 	m = mk(ms + 1, 2);
 	reject(&m, NULL, "no '.metadata'");
 	free(m.p);
+}
+
+/* filesSize is informational (Mendix archives made with `du -sb` count
+ * folders too): a mismatch is a warning, not a refusal. */
+static void
+test_files_size_warning(void **state)
+{
+	struct mem m = raw_with(NULL, 0, 4096 + 17);
+	struct backup_info info;
+	char *cause = NULL;
+
+	(void)state;
+	if (rd(&m, NULL, &info, &cause) < 0)
+		fail_msg("refused: %s", cause);
+	assert_int_equal(info.files_bytes, (long long)strlen(tree_file));
+	assert_non_null(strstr(info.warning, "filesSize 4113 but tree/ "
+	    "holds 17 bytes"));
+	free(m.p);
+	m = raw_with(NULL, 0, (long long)strlen(tree_file));
+	assert_int_equal(rd(&m, NULL, &info, &cause), 0);
+	assert_string_equal(info.warning, "");
+	free(m.p);
+}
+
+/* A file member with members below it, in either order, is refused by
+ * the check alone (nothing extracted). */
+static void
+test_file_then_folder(void **state)
+{
+	struct m a[] = {
+		{ "tree/x", AE_IFREG, "file", 0, NULL, 0 },
+		{ "tree/x/y", AE_IFREG, "below", 0, NULL, 0 },
+	};
+	struct m b[] = {
+		{ "tree/x/y/z", AE_IFREG, "below", 0, NULL, 0 },
+		{ "tree/q", AE_IFDIR, NULL, 0, NULL, 0 },
+		{ "tree/x", AE_IFREG, "file", 0, NULL, 0 },
+	};
+	struct m c[] = {
+		{ "tree/x", AE_IFREG, "file", 0, NULL, 0 },
+		{ "tree/x/", AE_IFDIR, NULL, 0, NULL, 0 },
+	};
+	struct m ok[] = {
+		{ "tree/x/y", AE_IFREG, "a", 0, NULL, 0 },
+		{ "tree/x/yy", AE_IFREG, "b", 0, NULL, 0 },
+		{ "tree/xy", AE_IFREG, "c", 0, NULL, 0 },
+	};
+	struct mem m;
+	char *cause = NULL;
+
+	(void)state;
+	m = raw_with(a, 2, 17 + 9);
+	reject(&m, NULL, "archive member 'tree/x/y' lies below 'tree/x', "
+	    "which is a file");
+	free(m.p);
+	m = raw_with(b, 3, 17 + 9);
+	reject(&m, NULL, "archive member 'tree/x' is a file, but other "
+	    "members lie below it");
+	free(m.p);
+	m = raw_with(c, 2, 17 + 4);
+	reject(&m, NULL, "duplicate");
+	free(m.p);
+	m = raw_with(ok, 3, 17 + 3);
+	if (rd(&m, NULL, NULL, &cause) < 0)
+		fail_msg("refused: %s", cause);
+	free(m.p);
+}
+
+/* max_bytes: the sizes the members declare count against it at their
+ * headers, before any of their bytes is written. */
+static void
+test_declared_bytes(void **state)
+{
+	char *big = xcalloc(1, 100000);
+	struct m z[] = { { "tree/big", AE_IFREG, big, 100000, NULL, 0 } };
+	struct mem m = raw_with(z, 1, 17 + 100000);
+	struct backup_read_opts o;
+	struct backup_info info;
+	char *cause = NULL, *dir = xasprintf("%s/cap", tmp), *f;
+
+	(void)state;
+	backup_read_opts_init(&o);
+	assert_int_equal(rd(&m, &o, &info, &cause), 0);
+	/* the dump, the files and .metadata */
+	assert_true(info.declared_bytes > 1586 + 17 + 100000 &&
+	    info.declared_bytes < 1586 + 17 + 100000 + 512);
+	o.max_bytes = info.declared_bytes;
+	assert_int_equal(rd(&m, &o, &info, &cause), 0);
+	o.max_bytes = info.declared_bytes - 1;
+	o.tree_dir = dir;
+	reject(&m, &o, "not enough space: the archive's members declare "
+	    "more than");
+	f = xasprintf("%s/big", dir);
+	assert_int_equal(access(f, F_OK), -1);	/* never created */
+	free(f);
+	free(dir);
+	free(m.p);
+	free(big);
 }
 
 static void
@@ -682,6 +777,10 @@ main(void)
 		cmocka_unit_test(test_too_many_entries),
 		cmocka_unit_test(test_gzip_bomb),
 		cmocka_unit_test(test_metadata),
+		cmocka_unit_test(test_files_size_warning),
+		cmocka_unit_test(test_file_then_folder),
+		cmocka_unit_test_setup_teardown(test_declared_bytes, setup,
+		    teardown),
 		cmocka_unit_test(test_not_a_dump),
 		cmocka_unit_test(test_checksums_member),
 		cmocka_unit_test(test_not_gzip),

@@ -1,0 +1,149 @@
+/* PostgreSQL client programs without passwords on their command lines,
+ * dying with their parent (pgtool.h). */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
+#include <libpq-fe.h>
+
+#include "buf.h"
+#include "pgtool.h"
+#include "util.h"
+#include "xmalloc.h"
+
+extern char **environ;
+
+/* Append key='value' (libpq conninfo quoting) to b. */
+static void
+conninfo_add(struct buf *b, const char *key, const char *val)
+{
+	const char *p;
+
+	if (b->len > 0)
+		buf_append(b, " ", 1);
+	buf_append(b, key, strlen(key));
+	buf_append(b, "='", 2);
+	for (p = val; *p != '\0'; p++) {
+		if (*p == '\'' || *p == '\\')
+			buf_append(b, "\\", 1);
+		buf_append(b, p, 1);
+	}
+	buf_append(b, "'", 1);
+}
+
+/* Split dburl into a conninfo without the password and the password
+ * (NULL when none); -1 when it does not parse. */
+static int
+conninfo_split(const char *dburl, char **pub, char **password)
+{
+	PQconninfoOption *o, *p;
+	struct buf b;
+	char *err = NULL;
+
+	*pub = NULL;
+	*password = NULL;
+	if ((o = PQconninfoParse(dburl, &err)) == NULL) {
+		PQfreemem(err);
+		return -1;
+	}
+	buf_init(&b, 0);
+	for (p = o; p->keyword != NULL; p++) {
+		if (p->val == NULL)
+			continue;
+		if (strcmp(p->keyword, "password") == 0) {
+			free(*password);
+			*password = xstrdup(p->val);
+		} else
+			conninfo_add(&b, p->keyword, p->val);
+	}
+	PQconninfoFree(o);
+	*pub = xstrdup(b.len > 0 ? buf_cstr(&b) : "");
+	buf_release(&b);
+	return 0;
+}
+
+char *
+pgtool_conninfo_public(const char *dburl)
+{
+	char *pub, *pw;
+
+	if (conninfo_split(dburl, &pub, &pw) == -1)
+		return NULL;
+	if (pw != NULL) {
+		explicit_bzero(pw, strlen(pw));
+		free(pw);
+	}
+	return pub;
+}
+
+pid_t
+pgtool_spawn(const char *tool, const char *dburl, char *const args[],
+    int in, int out, int err)
+{
+	char *bin, *pub, *pw, *dbarg, **argv, **envp;
+	size_t na, ne, i, k;
+	int nul = -1, saved;
+	pid_t parent = getpid(), pid;
+
+	if (conninfo_split(dburl, &pub, &pw) == -1) {
+		errno = EINVAL;
+		return -1;
+	}
+	bin = strchr(tool, '/') != NULL ? xstrdup(tool) : util_pg_tool(tool);
+	dbarg = xasprintf("--dbname=%s", pub);
+	for (na = 0; args != NULL && args[na] != NULL; na++)
+		;
+	argv = xcalloc(na + 3, sizeof(*argv));
+	argv[0] = bin;
+	argv[1] = dbarg;
+	for (i = 0; i < na; i++)
+		argv[i + 2] = args[i];
+	/* the environment, less any password of ours, plus this one */
+	for (ne = 0; environ[ne] != NULL; ne++)
+		;
+	envp = xcalloc(ne + 2, sizeof(*envp));
+	for (i = k = 0; i < ne; i++)
+		if (strncmp(environ[i], "PGPASSWORD=", 11) != 0 &&
+		    strncmp(environ[i], "PGPASSFILE=", 11) != 0)
+			envp[k++] = environ[i];
+	if (pw != NULL)
+		envp[k++] = xasprintf("PGPASSWORD=%s", pw);
+	if (in < 0 || out < 0 || err < 0)
+		nul = open("/dev/null", O_RDWR | O_CLOEXEC);
+	pid = fork();
+	if (pid == 0) {
+		/* only async-signal-safe calls from here to exec */
+		if (prctl(PR_SET_PDEATHSIG, SIGKILL) == -1 ||
+		    getppid() != parent)
+			_exit(127);
+		if (dup2(in >= 0 ? in : nul, 0) < 0 ||
+		    dup2(out >= 0 ? out : nul, 1) < 0 ||
+		    dup2(err >= 0 ? err : nul, 2) < 0)
+			_exit(127);
+		if (strchr(bin, '/') != NULL)
+			execve(bin, argv, envp);
+		else
+			execvpe(bin, argv, envp);
+		_exit(127);
+	}
+	saved = errno;
+	if (nul >= 0)
+		close(nul);
+	if (pw != NULL) {
+		explicit_bzero(envp[k - 1], strlen(envp[k - 1]));
+		free(envp[k - 1]);
+		explicit_bzero(pw, strlen(pw));
+		free(pw);
+	}
+	free(envp);
+	free(argv);
+	free(dbarg);
+	free(pub);
+	free(bin);
+	errno = saved;
+	return pid;
+}

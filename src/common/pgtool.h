@@ -1,0 +1,25 @@
+/* Running PostgreSQL's client programs (pg_dump, pg_restore) against a
+ * database without its password on the command line (where `ps` shows it
+ * to every user of the host): the connection is passed as a conninfo
+ * string without the password, the password in PGPASSWORD of the child's
+ * environment (readable only by the same user and root). The child dies
+ * with the thread that started it (PR_SET_PDEATHSIG), so a node killed
+ * with -9 leaves no pg_restore or pg_dump running. */
+#ifndef NUBO_PGTOOL_H
+#define NUBO_PGTOOL_H
+
+#include <sys/types.h>
+
+/* Start tool (a bare name: util_pg_tool(); or a path) as
+ * `tool --dbname=<conninfo without password> args…` with stdin, stdout
+ * and stderr from in, out, err (-1: /dev/null). dburl is a libpq URI or
+ * conninfo. The pid, or -1 with errno set (EINVAL: dburl does not
+ * parse). The caller waits for it on the same thread. */
+pid_t pgtool_spawn(const char *tool, const char *dburl, char *const args[],
+    int in, int out, int err);
+
+/* dburl without its password, as a conninfo string (caller frees); NULL
+ * when it does not parse. */
+char *pgtool_conninfo_public(const char *dburl);
+
+#endif
