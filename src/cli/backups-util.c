@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <curl/curl.h>
+#include <openssl/evp.h>
 
 #include "backups-util.h"
 #include "buf.h"
@@ -89,6 +90,32 @@ xfer_error(struct xfer *x)
 	json_decref(j);
 }
 
+/* sha256 (hex) of the first len bytes of file; -1 when it cannot be read
+ * whole. */
+static int
+prefix_sha256(const char *file, long long len, char hex[65])
+{
+	unsigned char md[32], *buf = xmalloc(256 * 1024);
+	EVP_MD_CTX *c = EVP_MD_CTX_new();
+	FILE *f = fopen(file, "rb");
+	long long off = 0;
+	size_t n;
+
+	EVP_DigestInit_ex(c, EVP_sha256(), NULL);
+	while (f != NULL && off < len && (n = fread(buf, 1, len - off <
+	    256 * 1024 ? (size_t)(len - off) : 256 * 1024, f)) > 0) {
+		EVP_DigestUpdate(c, buf, n);
+		off += (long long)n;
+	}
+	EVP_DigestFinal_ex(c, md, NULL);
+	EVP_MD_CTX_free(c);
+	free(buf);
+	if (f != NULL)
+		fclose(f);
+	util_hex(md, 32, hex);
+	return off == len ? 0 : -1;
+}
+
 int
 backups_get(const char *url, const char *file, int resume)
 {
@@ -96,6 +123,7 @@ backups_get(const char *url, const char *file, int resume)
 	struct stat st;
 	CURLcode rc;
 	char range[64];
+	struct curl_slist *hdrs = NULL;
 	int ret = -1;
 
 	memset(&x, 0, sizeof x);
@@ -118,8 +146,18 @@ backups_get(const char *url, const char *file, int resume)
 	curl_easy_setopt(x.c, CURLOPT_XFERINFODATA, &x);
 	curl_easy_setopt(x.c, CURLOPT_BUFFERSIZE, 256L * 1024);
 	if (x.base) {
+		char hdr[96], hex[65];
+
 		snprintf(range, sizeof range, "%lld-", (long long)x.base);
 		curl_easy_setopt(x.c, CURLOPT_RANGE, range);
+		/* the node checks the bytes we have before it sends more */
+		if (prefix_sha256(file, x.base, hex) == -1) {
+			out_fail("cannot read '%s': %s", file, strerror(errno));
+			goto out;
+		}
+		snprintf(hdr, sizeof hdr, "X-Nubo-Prefix-Sha256: %s", hex);
+		hdrs = curl_slist_append(hdrs, hdr);
+		curl_easy_setopt(x.c, CURLOPT_HTTPHEADER, hdrs);
 	}
 	rc = curl_easy_perform(x.c);
 	curl_easy_getinfo(x.c, CURLINFO_RESPONSE_CODE, &x.status);
@@ -134,6 +172,13 @@ backups_get(const char *url, const char *file, int resume)
 	}
 	if (x.status == 416 && x.base) {
 		ret = 200;	/* already complete */
+		goto out;
+	}
+	if (x.status == 412 && x.base) {
+		out_fail("'%s' is not the start of this archive: its %lld "
+		    "bytes differ from the snapshot's (the node checked "
+		    "them); remove it or download without --continue", file,
+		    (long long)x.base);
 		goto out;
 	}
 	if (x.status >= 300) {
@@ -151,6 +196,7 @@ out:
 		fclose(x.f);
 	if (x.c)
 		curl_easy_cleanup(x.c);
+	curl_slist_free_all(hdrs);
 	buf_release(&x.err);
 	return ret;
 }

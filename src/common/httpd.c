@@ -8,10 +8,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
+
+#include <openssl/evp.h>
 
 #include "jsonx.h"
 #include "log.h"
@@ -245,7 +248,10 @@ http_access(void *cls, struct MHD_Connection *conn, const char *url,
 		req = xcalloc(1, sizeof *req);
 		req->conn = conn;
 		req->url = url;
-		req->method = method;
+		/* HEAD is a GET whose body libmicrohttpd leaves out: the same
+		 * route, signature and headers (Content-Length of a file) */
+		req->head = strcmp(method, "HEAD") == 0;
+		req->method = req->head ? "GET" : method;
 		req->app = srv->app;
 		buf_init(&req->body, 0);
 		*con_cls = req;
@@ -600,7 +606,8 @@ http_reply_empty(struct http_req *req, unsigned status)
 	    MHD_RESPMEM_PERSISTENT));
 }
 
-/* Parse "bytes=START-" or "bytes=START-END" against total. */
+/* Parse "bytes=START-", "bytes=START-END" or "bytes=-SUFFIX" (the last
+ * SUFFIX bytes) against total. */
 static int
 parse_range(const char *h, uint64_t total, uint64_t *start, uint64_t *end)
 {
@@ -611,6 +618,14 @@ parse_range(const char *h, uint64_t total, uint64_t *start, uint64_t *end)
 	if (strncmp(h, "bytes=", 6) != 0)
 		return -1;
 	h += 6;
+	if (*h == '-') {
+		if (sscanf(h + 1, "%llu%n", &b, &n) != 1 || h[1 + n] != '\0' ||
+		    b == 0 || total == 0)
+			return -1;
+		*start = b >= total ? 0 : total - b;
+		*end = total - 1;
+		return 0;
+	}
 	if (sscanf(h, "%llu%c%n", &a, &dash, &n) < 2 || dash != '-')
 		return -1;
 	h += n;
@@ -661,11 +676,39 @@ file_count_free(void *cls)
 	free(f);
 }
 
+/* 1 when the first len bytes of fd hash to hex (sha256), 0 when not. */
+static int
+prefix_matches(int fd, uint64_t len, const char *hex)
+{
+	unsigned char md[32], *buf = xmalloc(NUBO_IO_CHUNK);
+	char got[65];
+	EVP_MD_CTX *c = EVP_MD_CTX_new();
+	uint64_t off = 0;
+	ssize_t n = 0;
+
+	EVP_DigestInit_ex(c, EVP_sha256(), NULL);
+	while (off < len) {
+		n = pread(fd, buf, len - off < NUBO_IO_CHUNK ? len - off :
+		    NUBO_IO_CHUNK, (off_t)off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		EVP_DigestUpdate(c, buf, (size_t)n);
+		off += (uint64_t)n;
+	}
+	EVP_DigestFinal_ex(c, md, NULL);
+	EVP_MD_CTX_free(c);
+	free(buf);
+	util_hex(md, 32, got);
+	return off == len && strcasecmp(got, hex) == 0;
+}
+
 static void
 reply_file(struct http_req *req, int fd, uint64_t total, const char *ctype,
     const char *filename, int counted)
 {
-	const char *range = http_header(req, "Range");
+	const char *range = http_header(req, "Range"), *prefix;
 	struct MHD_Response *resp;
 	uint64_t start = 0, end = total ? total - 1 : 0, len;
 	unsigned status = 200;
@@ -683,6 +726,16 @@ reply_file(struct http_req *req, int fd, uint64_t total, const char *ctype,
 			return;
 		}
 		status = 206;
+		/* a client resuming says what it holds already: a file that
+		 * changed meanwhile must not be stitched onto it */
+		prefix = http_header(req, "X-Nubo-Prefix-Sha256");
+		if (prefix != NULL && !prefix_matches(fd, start, prefix)) {
+			close(fd);
+			http_reply_error(req, 412, "PREFIX_MISMATCH", "the first "
+			    "%llu bytes you have differ from this file",
+			    (unsigned long long)start);
+			return;
+		}
 	}
 	len = total ? end - start + 1 : 0;
 	if (counted && req->resp == NULL) {
@@ -734,8 +787,8 @@ http_file_served(struct http_req *req, uint64_t *start, uint64_t *sent,
 {
 	struct http_file_count *f = req->file_count;
 
-	if (f == NULL || !req->queued)
-		return -1;
+	if (f == NULL || !req->queued || req->head)
+		return -1;	/* a HEAD delivers no byte */
 	*start = f->start;
 	*sent = req->completed_ok ? f->len : f->sent;
 	*total = f->total;

@@ -55,6 +55,7 @@ struct http_req {
 	struct MHD_Response	*resp;
 	unsigned		 status;
 	int			 queued;
+	int			 head;		/* a HEAD request (method says GET) */
 
 	/* Valid in cleanup: the whole response reached the connection
 	 * (MHD_REQUEST_TERMINATED_COMPLETED_OK), and what a counted file

@@ -124,6 +124,16 @@ expect "files-only holds tree/ only" "$(tar tzf files.tar.gz | grep -vc '^tree/'
 head -c 5000 full.tar.gz > part.tar.gz
 check "download --continue" "$NUBO" backups download shop Test "$SID" --output part.tar.gz --continue
 check "resumed file is whole" cmp part.tar.gz full.tar.gz
+# --continue sends a hash of the bytes it has: the node refuses to add to
+# bytes that are not the archive's start
+head -c 5000 /dev/urandom > wrong.tar.gz; cp wrong.tar.gz wrong.orig
+check_fails "download --continue onto other bytes: refused" 1 "$NUBO" backups download shop Test "$SID" --output wrong.tar.gz --continue
+expect_match "it says why" "$(cat "$T/last.err")" "'wrong.tar.gz' is not the start of this archive: its 5000 bytes differ"
+check "the file was left as it was" cmp wrong.tar.gz wrong.orig
+DURL=$(api_as "$ADMIN_KEY" POST "/apps/shop/environments/Test/snapshots/$SID/download" '{}' | jq_get url)
+expect "a suffix range (bytes=-50)" "$(curl -s -o tail50 -w '%{http_code}' -r -50 "$DURL")" 206
+check "it is the archive's last 50 bytes" cmp tail50 <(tail -c 50 full.tar.gz)
+expect_match "HEAD answers the size, no body" "$(curl -sI "$DURL" | tr '\r\n' '  ')" "^HTTP/1.1 200 OK .*Content-Length: $(stat -c %s full.tar.gz) "
 expect_match "default file name" "$(cd "$T" && "$NUBO" backups download shop Test "$SID" --kind database)" "^database-${SID:0:8}-[0-9]{12}\.backup$"
 cd - >/dev/null
 
@@ -192,18 +202,32 @@ copy_raw dup; mk_bad dup; gzip -dc "$BAD/dup.tar.gz" > "$BAD/dup.tar"
 tar rf "$BAD/dup.tar" -C "$BAD/dup" "./$(cd "$BAD/dup" && find tree -type f | head -1)"; gzip -c "$BAD/dup.tar" > "$BAD/dup.tar.gz"
 copy_raw badmeta; sed -i 's/"dumpSize":"\([0-9]*\)"/"dumpSize":\1/' "$BAD/badmeta/.metadata"; mk_bad badmeta
 copy_raw badsize; sed -i 's/"filesSize":"\([0-9]*\)"/"filesSize":"1\1"/' "$BAD/badsize/.metadata"; mk_bad badsize
+# a file with members below it as in a folder (tree/a, then tree/a/b)
+copy_raw nested; echo file > "$BAD/nested/tree/zz"; mkdir -p "$BAD/nested2/tree/zz"; echo below > "$BAD/nested2/tree/zz/below"
+tar cf "$BAD/nested.tar" -C "$BAD/nested" . && tar rf "$BAD/nested.tar" -C "$BAD/nested2" ./tree/zz/below && gzip -c "$BAD/nested.tar" > "$BAD/nested.tar.gz"
+# a sparse member: 20 GB declared, a few kB in the archive
+copy_raw sparse; truncate -s 20G "$BAD/sparse/tree/huge"; tar -S -czf "$BAD/sparse.tar.gz" -C "$BAD/sparse" .
 copy_raw notdump; echo "not a dump" > "$BAD/notdump/db/db.backup"; sz=$(stat -c %s "$BAD/notdump/db/db.backup")
 sed -i "s/\"dumpSize\":\"[0-9]*\"/\"dumpSize\":\"$sz\"/" "$BAD/notdump/.metadata"; mk_bad notdump
 before=$(snap_count shop2 Test)
 for b in truncated:truncated bitflip:'corrupt|checksum|truncated' dotdot:"escapes the archive root" \
 	absolute:"absolute path" symlink:"symbolic link" hardlink:"hard link" device:"device" \
-	dup:"duplicate|twice" badmeta:"'dumpSize' must be a string" badsize:"filesSize is" \
+	dup:"duplicate|twice" badmeta:"'dumpSize' must be a string" \
+	nested:"'tree/zz/below' lies below 'tree/zz', which is a file" sparse:"'tree/huge' is a sparse file" \
 	notdump:"not a PostgreSQL custom-format dump"; do
 	name=${b%%:*}; want=${b#*:}
 	check_fails "bad archive refused: $name" 1 "$NUBO" backups upload shop2 Test "$BAD/$name.tar.gz"
 	expect_match "bad archive message: $name" "$(cat "$T/last.err")" "$want"
 done
 expect "nothing listed after the bad uploads" "$(snap_count shop2 Test)" "$before"
+expect "the sparse member adds little to the archive" "$(( $(stat -c %s "$BAD/sparse.tar.gz") < $(stat -c %s "$T/raw.tar.gz") + 100000 ))" 1
+# .metadata's filesSize is informational (du -sb counts folders): a
+# warning in the snapshot's details, not a refusal
+check "an archive whose filesSize differs uploads" "$NUBO" backups upload shop2 Test "$BAD/badsize.tar.gz"
+W=$("$NUBO" backups list shop2 Test --json | jq_get snapshots.0.id)
+expect_match "the warning is in its details" "$("$NUBO" backups show shop2 Test "$W")" "warning +'\.metadata' says filesSize 1[0-9]+ but tree/ holds [0-9]+ bytes"
+expect "its files_size is what tree/ holds" "$("$NUBO" backups show shop2 Test "$W" --json | jq_get files_size)" "$(find "$BAD/badsize/tree" -type f -printf '%s\n' | awk '{s+=$1} END {print s+0}')"
+check "delete it" "$NUBO" backups delete shop2 Test "$W"
 expect "nothing left on the node" "$(ls -A "$T/node-cloud4/snapshots" | grep -c '^\.upload' || true)" 0
 
 # --- a restore killed midway leaves the old data ---------------------------
@@ -221,9 +245,9 @@ KILLED=$(awk '{print $2}' "$T/last.out")
 EID=$(env_id cloud3 Test)
 PGR=
 for i in $(seq 600); do
-	# this node's pg_restore only (its URL names this node's port): other
-	# tests on the machine may be restoring an env_<same id> too
-	PGR=$(pgrep -f "pg_restore.*:$(sed -n 3p "$T/node-cloud3.ports")/env_${EID}_new_" | head -1 || true)
+	# this node's pg_restore only (its conninfo names this node's port):
+	# other tests on the machine may be restoring an env_<same id> too
+	PGR=$(pgrep -f "pg_restore.*dbname='env_${EID}_new_.*port='$(sed -n 3p "$T/node-cloud3.ports")'" | head -1 || true)
 	[ -n "$PGR" ] && break
 	sleep 0.05
 done
@@ -281,6 +305,7 @@ ARCHIVE=$T/node-cloud3/snapshots/$LATEST/archive.tar.gz
 SIZE=$(stat -c %s "$ARCHIVE")
 URL=$(api_as "$ADMIN_KEY" POST "/apps/shop/environments/Test/snapshots/$LATEST/download" '{}' | jq_get url)
 expect_match "a download URL is handed out" "$URL" "^http://127\.0\.0\.1:[0-9]+/agent/v1/snapshots/$LATEST/full\?"
+expect "a HEAD of it (does not count)" "$(curl -s -o /dev/null -w '%{http_code}' -I "$URL")" 200
 sleep 2.5	# a report, if there were one, would be in by now
 expect "snapshots show downloaded_at" "$("$NUBO" backups show shop Test "$LATEST" --json | python3 -c 'import json,sys; print("downloaded_at" in json.load(sys.stdin))')" True
 expect "URL only: not downloaded" "$(snap_downloaded "$LATEST")" ""
