@@ -15,17 +15,19 @@
 #include <fcntl.h>
 #include <libpq-fe.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "agent-routes.h"
 #include "backup-archive.h"
 #include "jsonx.h"
-#include "restore-role.h"
 #include "log.h"
+#include "restore-role.h"
 #include "util.h"
 #include "xmalloc.h"
 
@@ -38,10 +40,16 @@ struct task {
 	struct task	*next;
 };
 
-/* How often a restore journal that could not be settled is tried again. */
+/* How often a restore journal that could not be settled, or a refused
+ * upload the portal was not told of, is tried again. */
 #define SETTLE_RETRY_SECS	5
+/* How long a refused upload is remembered when its URL names no expiry
+ * (as long as the portal keeps an upload that never completed). */
+#define REFUSED_KEEP_SECS	(24 * 3600)
 
 static pthread_mutex_t backup_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t backup_cond = PTHREAD_COND_INITIALIZER;
+static int backup_kicked;	/* the settling thread has work now */
 static struct task *tasks;
 
 static int
@@ -155,7 +163,6 @@ backup_env_busy(long long env_id)
 {
 	struct task *t;
 	int busy = 0;
-
 	char *jp;
 
 	pthread_mutex_lock(&backup_lock);
@@ -531,6 +538,145 @@ upload_free(void *p)
 	free(u);
 }
 
+/* A refused upload leaves snapshots/.refused-<id> ({expires, error,
+ * reported}): the settling thread tells the portal, which deletes its
+ * record of the upload at once (none stays half-done, "uploading", for a
+ * day), and until the upload's URL expires another PUT to it is refused
+ * too, so no snapshot arrives that the portal has forgotten. */
+static char *
+refused_path(const char *id)
+{
+	return xasprintf("%s/snapshots/.refused-%s", node->data_dir, id);
+}
+
+static void
+backup_kick(void)
+{
+	pthread_mutex_lock(&backup_lock);
+	backup_kicked = 1;
+	pthread_cond_signal(&backup_cond);
+	pthread_mutex_unlock(&backup_lock);
+}
+
+/* Refuse upload id (a uuid): reply with status and code, and remember
+ * the refusal. */
+static void
+upload_refuse(struct areq *r, const char *id, unsigned status,
+    const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+
+static void
+upload_refuse(struct areq *r, const char *id, unsigned status,
+    const char *code, const char *fmt, ...)
+{
+	long long now = (long long)util_now(), expires;
+	char *msg, *path = refused_path(id);
+	va_list ap;
+	json_t *j;
+
+	va_start(ap, fmt);
+	msg = xvasprintf(fmt, ap);
+	va_end(ap);
+	areply_error(r, status, code, "%s", msg);
+	/* the URL's own expiry (signed), within a day */
+	if (http_query(r->http, "expires") == NULL ||
+	    util_parse_int(http_query(r->http, "expires"), 1, 1LL << 53,
+	    &expires) == -1 || expires > now + REFUSED_KEEP_SECS)
+		expires = now + REFUSED_KEEP_SECS;
+	j = json_pack("{s:I,s:s,s:b}", "expires", (json_int_t)expires,
+	    "error", msg, "reported", 0);
+	if (save_json(path, j) == -1)
+		log_error("cannot remember the refused upload %s: %s", id,
+		    strerror(errno));
+	else
+		backup_kick();
+	json_decref(j);
+	free(path);
+	free(msg);
+}
+
+/* -1 (replied 409 UPLOAD_REFUSED) when upload id was refused before. */
+static int
+upload_refused_before(struct areq *r, const char *id)
+{
+	char *path = refused_path(id);
+	json_t *j = load_json(path);
+
+	free(path);
+	if (j == NULL)
+		return 0;
+	areply_error(r, 409, "UPLOAD_REFUSED", "upload %s was refused (%s); "
+	    "begin a new upload", id, jsonx_str(j, "error") ?
+	    jsonx_str(j, "error") : "no reason kept");
+	json_decref(j);
+	return -1;
+}
+
+/* Tell the portal of the refused uploads it has not heard of; forget
+ * those whose URL expired. */
+static void
+refused_pass(void)
+{
+	char *dir = xasprintf("%s/snapshots", node->data_dir), *path, *route;
+	long long now = (long long)util_now();
+	struct dirent *de;
+	json_t *j, *body, *resp;
+	DIR *d = opendir(dir);
+	int st;
+
+	while (d && (de = readdir(d)) != NULL) {
+		if (strncmp(de->d_name, ".refused-", 9) != 0 ||
+		    !backup_valid_uuid(de->d_name + 9))
+			continue;
+		path = xasprintf("%s/%s", dir, de->d_name);
+		j = load_json(path);
+		if (j != NULL && !jsonx_bool(j, "reported", 0) &&
+		    node->registered) {
+			route = xasprintf("/agent/snapshot-uploads/%s/refused",
+			    de->d_name + 9);
+			body = json_pack("{s:s?}", "error", jsonx_str(j,
+			    "error"));
+			resp = NULL;
+			st = portal_post(route, body, &resp);
+			/* done unless the portal may take it later */
+			if (st == 200 || (st >= 400 && st < 500 && st != 401 &&
+			    st != 408 && st != 429)) {
+				if (st != 200)
+					log_warn("the portal refused the report "
+					    "of refused upload %s (%d)",
+					    de->d_name + 9, st);
+				json_object_set_new(j, "reported", json_true());
+				if (save_json(path, j) == -1)
+					log_error("cannot write %s: %s", path,
+					    strerror(errno));
+			}
+			json_decref(resp);
+			json_decref(body);
+			free(route);
+		}
+		if (j == NULL || (jsonx_bool(j, "reported", 0) &&
+		    jsonx_int(j, "expires", 0) <= now))
+			unlink(path);
+		json_decref(j);
+		free(path);
+	}
+	if (d)
+		closedir(d);
+	free(dir);
+}
+
+/* -1 (replied 404) when the upload's environment is not on this node:
+ * the route is a PUT, which the agent lets through without one. */
+static int
+upload_env_missing(struct areq *r)
+{
+	if (r->env != NULL)
+		return 0;
+	areply_error(r, 404, "ENVIRONMENT_NOT_FOUND", "no environment %s on "
+	    "this node", http_param(r->http, "id"));
+	return -1;
+}
+
 /* The streamed body of an upload, straight to a spool file. */
 int
 agent_snapshot_upload_sink(struct http_req *h, const char *data, size_t len)
@@ -540,12 +686,19 @@ agent_snapshot_upload_sink(struct http_req *h, const char *data, size_t len)
 	const char *id = http_param(h, "snapshot");
 
 	if (u == NULL) {
-		char *dir = xasprintf("%s/snapshots", node->data_dir);
+		char *dir;
 
+		if (upload_env_missing(r) == -1)
+			return -1;
+		dir = xasprintf("%s/snapshots", node->data_dir);
 		if (!backup_valid_uuid(id)) {
 			free(dir);
 			areply_error(r, 400, "BAD_REQUEST", "'%s' is not a "
 			    "snapshot uuid", id);
+			return -1;
+		}
+		if (upload_refused_before(r, id) == -1) {
+			free(dir);
 			return -1;
 		}
 		u = xcalloc(1, sizeof *u);
@@ -558,14 +711,15 @@ agent_snapshot_upload_sink(struct http_req *h, const char *data, size_t len)
 		u->fd = open(u->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
 		    0600);
 		if (u->fd < 0) {
-			areply_error(r, 500, "NODE_IO_ERROR", "cannot spool the "
-			    "upload: %s", strerror(errno));
+			upload_refuse(r, id, 500, "NODE_IO_ERROR", "cannot spool "
+			    "the upload: %s", strerror(errno));
 			return -1;
 		}
 	}
 	if (h->body_total > NUBO_BACKUP_UPLOAD_MAX) {
-		areply_error(r, 413, "ARCHIVE_TOO_LARGE", "backup archives are "
-		    "limited to %lld bytes", (long long)NUBO_BACKUP_UPLOAD_MAX);
+		upload_refuse(r, id, 413, "ARCHIVE_TOO_LARGE", "backup archives "
+		    "are limited to %lld bytes",
+		    (long long)NUBO_BACKUP_UPLOAD_MAX);
 		return -1;
 	}
 	while (len > 0) {
@@ -574,8 +728,8 @@ agent_snapshot_upload_sink(struct http_req *h, const char *data, size_t len)
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
-			areply_error(r, 500, "NODE_IO_ERROR", "cannot spool the "
-			    "upload: %s", strerror(errno));
+			upload_refuse(r, id, 500, "NODE_IO_ERROR", "cannot spool "
+			    "the upload: %s", strerror(errno));
 			return -1;
 		}
 		data += n;
@@ -600,8 +754,17 @@ agent_snapshot_upload(struct areq *r)
 	struct stat st;
 	int fd = -1;
 
+	if (upload_env_missing(r) == -1)
+		return;
+	if (!backup_valid_uuid(id)) {
+		areply_error(r, 400, "BAD_REQUEST", "'%s' is not a snapshot "
+		    "uuid", id);
+		return;
+	}
 	if (u == NULL) {
-		areply_error(r, 400, "ARCHIVE_INVALID", "the upload is empty");
+		if (upload_refused_before(r, id) == 0)
+			upload_refuse(r, id, 400, "ARCHIVE_INVALID", "the upload "
+			    "is empty");
 		return;
 	}
 	if ((j = snap_show_json(id)) != NULL) {
@@ -615,7 +778,7 @@ agent_snapshot_upload(struct areq *r)
 	o.pg_restore = "pg_restore";
 	if (fd < 0 || fsync(u->fd) < 0 ||
 	    backup_archive_read_fd(fd, &o, &info, &cause) == -1) {
-		areply_error(r, 400, "ARCHIVE_INVALID", "%s", cause ? cause :
+		upload_refuse(r, id, 400, "ARCHIVE_INVALID", "%s", cause ? cause :
 		    "cannot read the upload");
 		goto out;
 	}
@@ -638,8 +801,8 @@ agent_snapshot_upload(struct areq *r)
 	json_object_set_new(j, "checksums", json_boolean(info.has_checksums));
 	if (util_mkdir_p(dir, 0700) == -1 || util_rename_sync(u->tmp, final) == -1 ||
 	    save_json(state, j) == -1) {
-		areply_error(r, 500, "NODE_IO_ERROR", "cannot store snapshot %s: "
-		    "%s", id, strerror(errno));
+		upload_refuse(r, id, 500, "NODE_IO_ERROR", "cannot store "
+		    "snapshot %s: %s", id, strerror(errno));
 		util_rm_rf(dir);
 		goto out;
 	}
@@ -1200,21 +1363,30 @@ spool_clean(const char *dir, const char *prefix)
 		closedir(d);
 }
 
-/* Every SETTLE_RETRY_SECS: settle the restore journals a failed step
- * left (a database that could not be dropped, a folder that could not be
- * swapped), each with the environment claimed so no restore starts
- * meanwhile. */
+/* Every SETTLE_RETRY_SECS, or when kicked: settle the restore journals
+ * a failed step left (a database that could not be dropped, a folder
+ * that could not be swapped), each with the environment claimed so no
+ * restore starts meanwhile; tell the portal of refused uploads. */
 static void *
 settle_thread(void *arg)
 {
 	struct env *e;
 	long long ids[NUBO_NODE_ENVS_MAX * 8];
 	char claim[40], *jp, *cause;
+	struct timespec ts;
 	int n, i;
 
 	(void)arg;
 	for (;;) {
-		sleep(SETTLE_RETRY_SECS);
+		pthread_mutex_lock(&backup_lock);
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += SETTLE_RETRY_SECS;
+		while (!backup_kicked && pthread_cond_timedwait(&backup_cond,
+		    &backup_lock, &ts) != ETIMEDOUT)
+			;
+		backup_kicked = 0;
+		pthread_mutex_unlock(&backup_lock);
+		refused_pass();
 		n = 0;
 		pthread_mutex_lock(&node->lock);
 		for (e = node->envs; e && n < (int)(sizeof ids / sizeof ids[0]);

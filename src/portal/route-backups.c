@@ -677,6 +677,57 @@ out:
 	free(cause);
 }
 
+/* POST /agent/snapshot-uploads/{snapshot}/refused {error}: the node
+ * refused the archive of an upload (src/node/backup.c), so the upload can
+ * never complete: its record goes now rather than with the uploads left
+ * unfinished for a day. Only the node's own uploads still in progress;
+ * 200 also when there is none (the report may come twice). */
+void
+agent_snapshot_upload_refused(struct preq *r)
+{
+	static const struct jfield fields[] = {
+		{ "error", JT_STRING, 0 }, { NULL } };
+	const char *uuid = preq_param(r, "snapshot");
+	const char *why;
+	json_t *row;
+	size_t n;
+	int deleted = 0;
+
+	if (body_check(r, fields) == -1)
+		return;
+	why = jsonx_str(r->body, "error") ? jsonx_str(r->body, "error") :
+	    "no reason given";
+	/* the reason, cut to a line's worth at a character boundary */
+	n = strlen(why);
+	if (n > 300)
+		for (n = 300; n > 0 && ((unsigned char)why[n] & 0xC0) == 0x80;
+		    n--)
+			;
+	r->node_id = r->who.node_id;
+	row = store_row(r->db, "SELECT s.app_id, s.created_by, e.name AS env"
+	    " FROM snapshots s JOIN environments e ON e.id = s.environment_id"
+	    " WHERE s.uuid = ? AND s.node_id = ? AND s.state = 'uploading'",
+	    "si", uuid, r->node_id);
+	if (row != NULL) {
+		if (store_run(r->db, "DELETE FROM snapshots WHERE uuid = ? AND"
+		    " node_id = ? AND state = 'uploading'", "si", uuid,
+		    r->node_id) != STORE_OK) {
+			json_decref(row);
+			reply_store_error(r);
+			return;
+		}
+		deleted = 1;
+		activity_record(r->db, jsonx_int(row, "created_by", 0),
+		    jsonx_int(row, "app_id", 0), r->node_id,
+		    "snapshot.upload-refused", "the node refused the archive of "
+		    "upload %.8s into environment '%s': %.*s", uuid,
+		    jsonx_str(row, "env"), (int)n, why);
+	}
+	reply(r, 200, json_pack("{s:s,s:b}", "snapshot", uuid, "deleted",
+	    deleted));
+	json_decref(row);
+}
+
 /* Job snapshot.restore {restore, snapshot, env_id, database_only}. */
 int
 backups_job_restore(struct job *j, json_t **result, char **cause)

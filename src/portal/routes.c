@@ -83,6 +83,7 @@ void envs_psql(struct preq *);
 void agent_register(struct preq *);
 void agent_status(struct preq *);
 void agent_downloads(struct preq *);
+void agent_snapshot_upload_refused(struct preq *);
 /* jobs.c */
 void jobs_show(struct preq *);
 /* route-packages.c */
@@ -374,6 +375,9 @@ const struct route routes[] = {
 	{ "POST", "/agent/downloads", agent_downloads, ACCESS_AGENT,
 	  "a node agent reports a full snapshot archive or a package file "
 	  "downloaded completely (offboarding counts it)" },
+	{ "POST", "/agent/snapshot-uploads/{snapshot}/refused",
+	  agent_snapshot_upload_refused, ACCESS_AGENT, "a node agent "
+	  "refused an upload's archive: the upload's record goes" },
 
 
 	/* jobs (jobs.c) */

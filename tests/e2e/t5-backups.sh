@@ -210,6 +210,13 @@ copy_raw sparse; truncate -s 20G "$BAD/sparse/tree/huge"; tar -S -czf "$BAD/spar
 copy_raw notdump; echo "not a dump" > "$BAD/notdump/db/db.backup"; sz=$(stat -c %s "$BAD/notdump/db/db.backup")
 sed -i "s/\"dumpSize\":\"[0-9]*\"/\"dumpSize\":\"$sz\"/" "$BAD/notdump/.metadata"; mk_bad notdump
 before=$(snap_count shop2 Test)
+uploading() { sqlite3 "$T/portal/portal.db" "SELECT count(*) FROM snapshots WHERE state = 'uploading'"; }
+refusals() { sqlite3 "$T/portal/portal.db" "SELECT count(*) FROM activity WHERE action = 'snapshot.upload-refused'"; }
+wait_uploading() { # N: until N uploads are in progress (the node reports a refusal at once)
+	local i
+	for i in $(seq 100); do [ "$(uploading)" = "$1" ] && break; sleep 0.1; done
+}
+UPLOADING=$(uploading); REFUSALS=$(refusals)
 for b in truncated:truncated bitflip:'corrupt|checksum|truncated' dotdot:"escapes the archive root" \
 	absolute:"absolute path" symlink:"symbolic link" hardlink:"hard link" device:"device" \
 	dup:"duplicate|twice" badmeta:"'dumpSize' must be a string" \
@@ -220,6 +227,28 @@ for b in truncated:truncated bitflip:'corrupt|checksum|truncated' dotdot:"escape
 	expect_match "bad archive message: $name" "$(cat "$T/last.err")" "$want"
 done
 expect "nothing listed after the bad uploads" "$(snap_count shop2 Test)" "$before"
+# a refused upload can never complete: its record in the portal goes at
+# once (not a day later), and its URL takes no second archive
+wait_uploading "$UPLOADING"
+expect "no refused upload is left in progress" "$(uploading)" "$UPLOADING"
+expect "the activity log has each refusal" "$(refusals)" "$((REFUSALS + 12))"
+expect_match "naming the upload and the node's reason" "$(sqlite3 "$T/portal/portal.db" "SELECT detail FROM activity WHERE action = 'snapshot.upload-refused' ORDER BY id DESC LIMIT 1")" "^the node refused the archive of upload [0-9a-f]{8} into environment 'Test': .*not a PostgreSQL custom-format dump"
+UPB=$(api_as "$ADMIN_KEY" POST /apps/shop2/environments/Test/snapshot-uploads '{}')
+UPURL=$(printf '%s' "$UPB" | jq_get url); UPID=$(printf '%s' "$UPB" | jq_get snapshot)
+expect "an upload begun through the API is in progress" "$(uploading)" "$((UPLOADING + 1))"
+expect "its bad archive: refused" "$(curl -s -o /dev/null -w '%{http_code}' -T "$BAD/notdump.tar.gz" "$UPURL")" 400
+wait_uploading "$UPLOADING"
+expect "its record is gone" "$(sqlite3 "$T/portal/portal.db" "SELECT count(*) FROM snapshots WHERE uuid = '$UPID'")" 0
+expect "its URL takes no second archive" "$(curl -s -o "$T/reput.json" -w '%{http_code}' -T "$T/raw.tar.gz" "$UPURL")" 409
+expect "that says the upload was refused" "$(jq_get error.code < "$T/reput.json")" UPLOAD_REFUSED
+expect "nothing of it is stored on the node" "$(ls -A "$T/node-cloud4/snapshots" | grep -c "^$UPID")" 0
+expect "completing it: no such upload" "$(status_as "$ADMIN_KEY" POST "/apps/shop2/environments/Test/snapshot-uploads/$UPID" '{}')" 404
+# an upload for an environment the node does not have (deleted since its
+# URL was signed) is refused, and the agent carries on
+SECRET4=$(jq_get portal_secret < "$T/node-cloud4/agent.json")
+expect "an upload into an environment the node lacks: not found" "$(curl -s -o "$T/noenv.json" -w '%{http_code}' -X PUT -H "Authorization: Bearer $SECRET4" --data-binary @"$T/raw.tar.gz" "$NODE_URL_cloud4/agent/v1/environments/999999/snapshots/$(python3 -c 'import uuid; print(uuid.uuid4())')/archive")" 404
+expect "that names the environment" "$(jq_get error.message < "$T/noenv.json")" "no environment 999999 on this node"
+expect "the node agent still answers" "$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $SECRET4" "$NODE_URL_cloud4/agent/v1/snapshots/$UPID")" 404
 expect "the sparse member adds little to the archive" "$(( $(stat -c %s "$BAD/sparse.tar.gz") < $(stat -c %s "$T/raw.tar.gz") + 100000 ))" 1
 # .metadata's filesSize is informational (du -sb counts folders): a
 # warning in the snapshot's details, not a refusal
