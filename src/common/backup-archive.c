@@ -1222,32 +1222,92 @@ out:
 	return rc;
 }
 
-/* Create the parent folders of tree_dir/rel (rel already checked). */
+/* Make the folders of tree_dir/rel (rel already checked) that are
+ * missing, as 0750 and tree_uid's: a folder the archive names gets its
+ * mode when its own member comes (r_extract_dir), one it only implies
+ * keeps 0750, as umask 027 makes it for the app. */
+static int
+r_mkdirs(struct rctx *r, const char *rel)
+{
+	char *path = xasprintf("%s/%s", r->o->tree_dir, rel);
+	char *s = path + strlen(r->o->tree_dir) + 1;
+	int rc = -1, last;
+
+	for (;;) {
+		s += strcspn(s, "/");
+		last = *s == '\0';
+		*s = '\0';
+		if (mkdir(path, 0750) == 0) {
+			if (r->o->tree_uid != (uid_t)-1 && chown(path,
+			    r->o->tree_uid, r->o->tree_gid) < 0) {
+				set_cause(r->cause, "cannot chown '%s': %s",
+				    path, strerror(errno));
+				goto out;
+			}
+		} else if (errno != EEXIST) {
+			set_cause(r->cause, "cannot create '%s': %s", path,
+			    strerror(errno));
+			goto out;
+		}
+		if (last)
+			break;
+		*s++ = '/';
+	}
+	rc = 0;
+out:
+	free(path);
+	return rc;
+}
+
+/* Folder member tree/rel: made as r_mkdirs() does, with its own mode. */
+static int
+r_extract_dir(struct rctx *r, const char *rel, mode_t perm)
+{
+	char *path;
+	int rc = 0;
+
+	if (r_mkdirs(r, rel) < 0)
+		return -1;
+	path = xasprintf("%s/%s", r->o->tree_dir, rel);
+	if (chmod(path, perm & 0777) < 0) {
+		set_cause(r->cause, "cannot chmod '%s': %s", path,
+		    strerror(errno));
+		rc = -1;
+	}
+	free(path);
+	return rc;
+}
+
+/* Regular member tree/rel: created (never there before) with the mode
+ * it had when it was backed up and tree_uid as its owner. */
 static int
 r_extract_open(struct rctx *r, const char *rel, mode_t perm)
 {
 	char *path = xasprintf("%s/%s", r->o->tree_dir, rel), *slash;
 	int fd = -1;
 
-	slash = strrchr(path, '/');
-	*slash = '\0';
-	if (util_mkdir_p(path, 0755) < 0) {
-		set_cause(r->cause, "cannot create '%s': %s", path,
-		    strerror(errno));
-		goto out;
+	slash = strrchr(rel, '/');
+	if (slash != NULL) {
+		char *parent = xstrndup(rel, (size_t)(slash - rel));
+		int rc = r_mkdirs(r, parent);
+
+		free(parent);
+		if (rc < 0)
+			goto out;
 	}
-	*slash = '/';
 	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
-	    (perm & 0777) | 0600);
+	    0600);
 	if (fd < 0) {
 		set_cause(r->cause, errno == EEXIST ? "archive member 'tree/%s' "
 		    "appears twice" : "cannot create 'tree/%s': %s", rel,
 		    strerror(errno));
 		goto out;
 	}
-	if (r->o->tree_uid != (uid_t)-1 &&
-	    fchown(fd, r->o->tree_uid, r->o->tree_gid) < 0) {
-		set_cause(r->cause, "cannot chown '%s': %s", path, strerror(errno));
+	if ((r->o->tree_uid != (uid_t)-1 &&
+	    fchown(fd, r->o->tree_uid, r->o->tree_gid) < 0) ||
+	    fchmod(fd, perm & 0777) < 0) {
+		set_cause(r->cause, "cannot chown or chmod '%s': %s", path,
+		    strerror(errno));
 		close(fd);
 		fd = -1;
 	}
@@ -1437,7 +1497,7 @@ backup_archive_read(backup_read_fn rd, void *ctx,
 		fatal("inflateInit2 failed");
 	r.iobuf = xmalloc(NUBO_IO_CHUNK);
 
-	if (o->tree_dir != NULL && mkdir(o->tree_dir, 0755) < 0) {
+	if (o->tree_dir != NULL && mkdir(o->tree_dir, 0750) < 0) {
 		set_cause(cause, "cannot create '%s': %s", o->tree_dir,
 		    strerror(errno));
 		goto out;
@@ -1547,17 +1607,9 @@ backup_archive_read(backup_read_fn rd, void *ctx,
 				goto out;
 			}
 			if (strncmp(name, "tree/", 5) == 0 && o->tree_dir != NULL) {
-				char *d = xasprintf("%s/%s", o->tree_dir, name + 5);
-
-				if (util_mkdir_p(d, 0755) < 0 || (o->tree_uid !=
-				    (uid_t)-1 && chown(d, o->tree_uid,
-				    o->tree_gid) < 0)) {
-					set_cause(cause, "cannot create '%s': %s", d,
-					    strerror(errno));
-					free(d);
+				if (r_extract_dir(&r, name + 5,
+				    archive_entry_perm(e)) < 0)
 					goto out;
-				}
-				free(d);
 			}
 			if (strncmp(name, "tree", 4) == 0 && r.files != NULL) {
 				archive_entry_set_pathname(e, name);

@@ -28,6 +28,13 @@ db_url() { # NODE ENV
 	echo "postgresql://env_$id:$pw@127.0.0.1:$pg/env_$id"
 }
 files_dir() { echo "$T/node-$1/envs/$(env_id "$1" "$2")/files"; }
+env_uid() { jq_get uid < "$T/node-$1/envs/$(env_id "$1" "$2")/env.json"; }
+# type, mode and path of everything below a folder (owners: owned_by)
+modes_of() { (cd "$1" && find . -mindepth 1 -printf '%y %m %P\n' | sort); }
+# DIR and what is below it not owned by UID:UID, and how many entries
+owned_by() { # DIR UID
+	echo "$(find "$1" \( ! -uid "$2" -o ! -gid "$2" \) -printf '%P ' | head -c 300)$(find "$1" -mindepth 1 | wc -l) entries"
+}
 # Everything the app stored: every row of both tables, every file's sha256.
 state_of() { # NODE ENV
 	local url dir
@@ -75,6 +82,9 @@ H=$(host shop Test)
 write_notes cloud3 "$H" 12 first
 expect "notes written through the app" "$(curl -s -H "Host: $H" "http://127.0.0.1:$ROUTER_cloud3/api/stats" | jq_get notes)" 12
 SNAPPED=$(state_of cloud3 Test)
+MODES=$(modes_of "$(files_dir cloud3 Test)")
+expect_match "the app made folders 0750" "$MODES" "^d 750 [0-9a-f]{2}$"
+expect_match "and files 0640" "$MODES" "^f 640 "
 
 # --- snapshot: a job, listed with its details ---------------------------
 check "backups create (running environment)" "$NUBO" backups create shop Test --comment "before the change"
@@ -102,6 +112,8 @@ expect_match "refusal says why" "$(cat "$T/last.err")" "cannot restore into 'Tes
 check "stop" "$NUBO" envs stop shop Test
 check "restore" "$NUBO" backups restore shop Test "$SID"
 expect "restored data equals the snapshot (rows and file sha256)" "$(state_of cloud3 Test)" "$SNAPPED"
+expect "restored files and folders have the modes they had" "$(modes_of "$(files_dir cloud3 Test)")" "$MODES"
+expect_match "and are the environment's user's" "$(owned_by "$(files_dir cloud3 Test)" "$(env_uid cloud3 Test)")" "^[1-9][0-9]* entries$"
 check "start after restore" "$NUBO" envs start shop Test
 expect "the app sees the restored notes" "$(curl -s -H "Host: $H" "http://127.0.0.1:$ROUTER_cloud3/api/stats" | jq_get notes)" 12
 expect "old database dropped after the swap" "$(psql -X -At "$(db_url cloud3 Test)" -c "SELECT count(*) FROM pg_database WHERE datname LIKE 'env_%_old_%' OR datname LIKE 'env_%_new_%'")" 0
@@ -159,10 +171,15 @@ write_notes cloud3 "$H" 3 third	# the source moves on; the raw archive does not
 fs=$(find "$RAW/tree" -type f -printf '%s\n' | awk '{s+=$1} END {print s+0}')
 printf '{"duration":"1","dumpSize":"%s","modelVersion":"1.0.0.40","databaseSize":"9730584","filesSize":"%s"}' \
 	"$(stat -c %s "$RAW/db/db.backup")" "$fs" > "$RAW/.metadata"
-tar czf "$T/raw.tar.gz" -C "$RAW" .metadata db tree
+# a user's own modes are kept; the folders are implied by the files alone
+mapfile -t F < <(find "$RAW/tree" -type f | sort)
+chmod 0660 "${F[0]}"; chmod 0400 "${F[1]}"
+tar czf "$T/raw.tar.gz" -C "$RAW" .metadata db $(cd "$RAW" && find tree -type f)
 check "upload a raw-tool archive" "$NUBO" backups upload shop2 Test "$T/raw.tar.gz"
 RID=$("$NUBO" backups list shop2 Test --json | jq_get snapshots.0.id)
 check "restore the raw-tool archive" "$NUBO" backups restore shop2 Test "$RID"
+expect "its files have their modes, implied folders 0750" "$(modes_of "$(files_dir cloud4 Test)")" "$(modes_of "$RAW/tree" | sed 's/^d [0-7]* /d 750 /')"
+expect_match "and all are the environment's user's" "$(owned_by "$(files_dir cloud4 Test)" "$(env_uid cloud4 Test)")" "^[1-9][0-9]* entries$"
 expect "raw archive rows restored" "$(psql -X -At "$(db_url cloud4 Test)" -c "SELECT count(*) FROM notes")" 12
 expect "raw archive files restored" "$(cd "$(files_dir cloud4 Test)" && find . -type f -print0 | sort -z | xargs -0 sha256sum | sha256sum)" \
 	"$(cd "$RAW/tree" && find . -type f -print0 | sort -z | xargs -0 sha256sum | sha256sum)"
