@@ -52,24 +52,6 @@ static pthread_cond_t backup_cond = PTHREAD_COND_INITIALIZER;
 static int backup_kicked;	/* the settling thread has work now */
 static struct task *tasks;
 
-static int
-backup_valid_uuid(const char *s)
-{
-	size_t i;
-
-	if (s == NULL || strlen(s) != 36)
-		return 0;
-	for (i = 0; i < 36; i++) {
-		if (i == 8 || i == 13 || i == 18 || i == 23) {
-			if (s[i] != '-')
-				return 0;
-		} else if (!((s[i] >= '0' && s[i] <= '9') ||
-		    (s[i] >= 'a' && s[i] <= 'f')))
-			return 0;
-	}
-	return 1;
-}
-
 static char *
 snap_dir(const char *id)
 {
@@ -309,7 +291,7 @@ agent_snapshot_create(struct areq *r)
 	id = jsonx_str(r->body, "snapshot");
 	type = jsonx_str(r->body, "type") ? jsonx_str(r->body, "type") : "manual";
 	mv = jsonx_str(r->body, "model_version");
-	if (!backup_valid_uuid(id)) {
+	if (!util_valid_uuid(id)) {
 		areply_error(r, 400, "BAD_REQUEST", "'snapshot' must be a "
 		    "lowercase uuid");
 		return;
@@ -373,7 +355,7 @@ void
 agent_snapshot_show(struct areq *r)
 {
 	const char *id = http_param(r->http, "snapshot");
-	json_t *j = backup_valid_uuid(id) ? snap_show_json(id) : NULL;
+	json_t *j = util_valid_uuid(id) ? snap_show_json(id) : NULL;
 
 	if (j == NULL) {
 		areply_error(r, 404, "SNAPSHOT_NOT_FOUND", "no snapshot '%s' on "
@@ -390,7 +372,7 @@ agent_snapshot_delete(struct areq *r)
 	const char *id = http_param(r->http, "snapshot");
 	char *dir;
 
-	if (!backup_valid_uuid(id)) {
+	if (!util_valid_uuid(id)) {
 		areply_error(r, 404, "SNAPSHOT_NOT_FOUND", "no snapshot '%s' on "
 		    "this node", id);
 		return;
@@ -472,7 +454,7 @@ agent_snapshot_download(struct areq *r)
 
 	if (id == NULL || kind == NULL)
 		return;
-	j = backup_valid_uuid(id) ? snap_show_json(id) : NULL;
+	j = util_valid_uuid(id) ? snap_show_json(id) : NULL;
 	if (j == NULL || strcmp(jsonx_str(j, "state"), "completed") != 0) {
 		areply_error(r, 404, "SNAPSHOT_NOT_FOUND", "no completed "
 		    "snapshot '%s' on this node", id);
@@ -626,7 +608,7 @@ refused_pass(void)
 
 	while (d && (de = readdir(d)) != NULL) {
 		if (strncmp(de->d_name, ".refused-", 9) != 0 ||
-		    !backup_valid_uuid(de->d_name + 9))
+		    !util_valid_uuid(de->d_name + 9))
 			continue;
 		path = xasprintf("%s/%s", dir, de->d_name);
 		j = load_json(path);
@@ -691,7 +673,7 @@ agent_snapshot_upload_sink(struct http_req *h, const char *data, size_t len)
 		if (upload_env_missing(r) == -1)
 			return -1;
 		dir = xasprintf("%s/snapshots", node->data_dir);
-		if (!backup_valid_uuid(id)) {
+		if (!util_valid_uuid(id)) {
 			free(dir);
 			areply_error(r, 400, "BAD_REQUEST", "'%s' is not a "
 			    "snapshot uuid", id);
@@ -756,7 +738,7 @@ agent_snapshot_upload(struct areq *r)
 
 	if (upload_env_missing(r) == -1)
 		return;
-	if (!backup_valid_uuid(id)) {
+	if (!util_valid_uuid(id)) {
 		areply_error(r, 400, "BAD_REQUEST", "'%s' is not a snapshot "
 		    "uuid", id);
 		return;
@@ -1254,7 +1236,7 @@ agent_restore_create(struct areq *r)
 	id = jsonx_str(r->body, "restore");
 	sid = jsonx_str(r->body, "snapshot");
 	src = jsonx_str(r->body, "source_url");
-	if (!backup_valid_uuid(id) || !backup_valid_uuid(sid)) {
+	if (!util_valid_uuid(id) || !util_valid_uuid(sid)) {
 		areply_error(r, 400, "BAD_REQUEST", "'restore' and 'snapshot' "
 		    "must be lowercase uuids");
 		return;
@@ -1333,7 +1315,7 @@ void
 agent_restore_show(struct areq *r)
 {
 	const char *id = http_param(r->http, "restore");
-	json_t *j = backup_valid_uuid(id) ? restore_show_json(id) : NULL;
+	json_t *j = util_valid_uuid(id) ? restore_show_json(id) : NULL;
 
 	if (j == NULL) {
 		areply_error(r, 404, "RESTORE_NOT_FOUND", "no restore '%s' on "
@@ -1517,7 +1499,7 @@ backup_recover(void)
 		while (d && (de = readdir(d)) != NULL) {
 			json_t *j;
 
-			if (!backup_valid_uuid(de->d_name))
+			if (!util_valid_uuid(de->d_name))
 				continue;
 			free(cmd);
 			cmd = snap_file(de->d_name, "snapshot.json");
