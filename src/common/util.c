@@ -230,6 +230,28 @@ util_rename_sync(const char *from, const char *to)
 
 /* Write len bytes of data to a new temp file next to path, synced; its
  * name into *tmpp. 0, or -1 (errno set, nothing left behind). */
+int
+util_write_all(int fd, const void *data, size_t len)
+{
+	const char *p = data;
+
+	while (len > 0) {
+		ssize_t n = write(fd, p, len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			if (n == 0)
+				errno = ENOSPC;
+			return -1;
+		}
+		/* a short write: the next one says why (ENOSPC, EIO) */
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
 static int
 write_temp(const char *path, const void *data, size_t len, unsigned mode,
     char **tmpp)
@@ -242,21 +264,11 @@ write_temp(const char *path, const void *data, size_t len, unsigned mode,
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
 	if (fd == -1)
 		goto fail;
-	while (len > 0) {
-		ssize_t n = write(fd, p, len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			if (n == 0)
-				errno = ENOSPC;	/* a short write */
-			saved = errno;
-			close(fd);
-			errno = saved;
-			goto fail_unlink;
-		}
-		p += n;
-		len -= (size_t)n;
+	if (util_write_all(fd, p, len) == -1) {
+		saved = errno;
+		close(fd);
+		errno = saved;
+		goto fail_unlink;
 	}
 	if (fsync(fd) == -1) {
 		saved = errno;

@@ -34,6 +34,10 @@ int util_rm_rf(const char *path);
  * it returns 0 the new content survives a crash or power loss. -1 with
  * errno set (nothing left behind). */
 int util_write_file(const char *path, const void *data, size_t len, unsigned mode);
+/* Write all of data to fd, going on after short writes: 0, or -1 with
+ * errno saying why (ENOSPC when the disk is full — never a short count
+ * taken for an error with no reason). */
+int util_write_all(int fd, const void *data, size_t len);
 /* The same for a file that must never be replaced (key material): the
  * synced temp file is linked to path, so -1 with EEXIST when path exists. */
 int util_write_file_once(const char *path, const void *data, size_t len,

@@ -179,6 +179,7 @@ heal_thread(void *arg)
 {
 	(void)arg;
 	for (;;) {
+		space_watch();
 		pg_watch();
 		router_watch();
 		usleep(HEAL_PAUSE_MS * 1000);

@@ -403,6 +403,9 @@ json_t *space_json(void);
 int space_check(long long need, const char *what, char **cause);
 /* space_check(), answering 507 NOT_ENOUGH_SPACE when it fails (-1). */
 int space_refuse(struct areq *r, long long need, const char *what);
+/* Keep or release DIR/pg/ballast, room held for PostgreSQL's WAL that
+ * the node frees when the disk is nearly full (heal.c, twice a second). */
+void space_watch(void);
 /* What a snapshot of e writes at most: its dump and its archive. */
 long long space_snapshot_need(struct env *e);
 struct areq;

@@ -12,11 +12,14 @@
 #include "node.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <unistd.h>
 
 #include <libpq-fe.h>
 
@@ -170,4 +173,48 @@ space_refuse_import(struct areq *r, json_t *files, long long database)
 	json_array_foreach(files, i, v)
 		need += jsonx_int(v, "size", 0);
 	return space_refuse(r, need, "this migration import");
+}
+
+/* The ballast: DIR/pg/ballast, a file of SPACE_BALLAST_MAX (or a
+ * twentieth of a smaller disk) the node keeps while there is room and
+ * deletes the moment the disk is nearly full, so that PostgreSQL still
+ * has room for its WAL (a WAL write that fails is a PANIC, and a cluster
+ * cannot even start again on a full disk). Made again once the disk has
+ * its reserve and the ballast free. */
+#define SPACE_BALLAST_MAX	(64LL * 1024 * 1024)
+
+void
+space_watch(void)
+{
+	long long free_bytes, total, reserve, size;
+	char *path;
+	struct stat st;
+	int have;
+
+	if (node->pg_uri || space_of(&free_bytes, &total, &reserve) == -1)
+		return;
+	size = total / 20 < SPACE_BALLAST_MAX ? total / 20 : SPACE_BALLAST_MAX;
+	path = xasprintf("%s/pg/ballast", node->data_dir);
+	have = stat(path, &st) == 0;
+	if (have && free_bytes < size / 2) {
+		if (unlink(path) == 0)
+			log_error("the node's disk is full (%lld MB free): "
+			    "released the %lld MB kept for PostgreSQL's WAL; "
+			    "free space on it now", MB(free_bytes),
+			    MB((long long)st.st_size));
+	} else if (!have && free_bytes > reserve + 2 * size) {
+		int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
+		    0600);
+
+		if (fd != -1) {
+			if (posix_fallocate(fd, 0, (off_t)size) != 0) {
+				close(fd);
+				unlink(path);
+			} else {
+				fsync(fd);
+				close(fd);
+			}
+		}
+	}
+	free(path);
 }

@@ -777,10 +777,13 @@ task_json(struct task *t)
 	json_t *j;
 
 	pthread_mutex_lock(&task_lock);
+	/* the total is what was declared; what came may be more (a dump is
+	 * larger than its tables): never report more done than the total */
 	j = json_pack("{s:s,s:s,s:s?,s:s?,s:I,s:I,s:I,s:I,s:I,s:I,s:f}",
 	    "key", t->key, "state", t->state, "error", t->error,
 	    "phase", t->phase, "bytes", (json_int_t)t->bytes,
-	    "bytes_total", (json_int_t)t->bytes_total,
+	    "bytes_total", (json_int_t)(t->bytes > t->bytes_total ? t->bytes :
+	    t->bytes_total),
 	    "files", (json_int_t)t->files,
 	    "files_total", (json_int_t)t->files_total,
 	    "files_unchanged", (json_int_t)t->files_unchanged,
@@ -918,7 +921,7 @@ sink_write(char *data, size_t size, size_t nmemb, void *cls)
 
 			if ((long long)n > s->left)
 				n = (size_t)s->left;
-			if (write(s->fd, data + used, n) != (ssize_t)n) {
+			if (util_write_all(s->fd, data + used, n) == -1) {
 				s->error = xasprintf("cannot write %s: %s",
 				    s->path, strerror(errno));
 				break;

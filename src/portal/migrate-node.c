@@ -466,8 +466,10 @@ import_run(struct migrate_ctx *c, long long t, json_t *body,
 			    "error") : "the copy failed");
 			goto out;
 		}
-		if (total <= 0)
+		if (total <= 0 || jsonx_int(*task, "bytes_total", 0) > total)
 			total = jsonx_int(*task, "bytes_total", 0);
+		if (bytes > total)	/* the plan's sizes are estimates */
+			total = bytes;
 		p = json_pack("{s:s,s:I,s:I,s:I,s:I}", "message", state &&
 		    jsonx_str(*task, "phase") ? jsonx_str(*task, "phase") :
 		    "waiting for the node", "bytes", (json_int_t)bytes,

@@ -132,27 +132,35 @@ snapshot_insert(sqlite3 *db, long long env_id, long long app_id,
 	return uuid;
 }
 
-/* Copy the node's record of a finished snapshot into ours. */
+/* When snapshot uuid expires, completed or failed: its type's retention
+ * from its creation. */
 static void
-snapshot_finish(sqlite3 *db, const char *uuid, json_t *n)
+snapshot_expiry(sqlite3 *db, const char *uuid, char *exp, size_t len)
 {
-	const char *state = jsonx_str(n, "state");
-	const char *type;
-	char now[32], exp[32];
-	json_t *row;
+	json_t *row = store_row(db, "SELECT type, created_at FROM snapshots"
+	    " WHERE uuid = ?", "s", uuid);
+	const char *type = row ? jsonx_str(row, "type") : "manual";
 	time_t created;
 
-	iso_now(now);
-	row = store_row(db, "SELECT type, created_at FROM snapshots WHERE"
-	    " uuid = ?", "s", uuid);
-	type = row ? jsonx_str(row, "type") : "manual";
 	if (row == NULL || util_parse_iso(jsonx_str(row, "created_at"),
 	    &created) == -1)
 		created = util_now();
 	util_time_iso(backup_retention_expires(
 	    backup_snapshot_type_parse(type) < 0 ? SNAPSHOT_MANUAL :
 	    (enum snapshot_type)backup_snapshot_type_parse(type), created), exp,
-	    sizeof exp);
+	    len);
+	json_decref(row);
+}
+
+/* Copy the node's record of a finished snapshot into ours. */
+static void
+snapshot_finish(sqlite3 *db, const char *uuid, json_t *n)
+{
+	const char *state = jsonx_str(n, "state");
+	char now[32], exp[32];
+
+	iso_now(now);
+	snapshot_expiry(db, uuid, exp, sizeof exp);
 	store_run(db, "UPDATE snapshots SET state = ?, finished_at = ?,"
 	    " expires_at = ?, model_version = ?, dump_size = ?,"
 	    " database_size = ?, files_size = ?, archive_size = ?, error = ?,"
@@ -161,7 +169,6 @@ snapshot_finish(sqlite3 *db, const char *uuid, json_t *n)
 	    jsonx_int(n, "database_size", 0), jsonx_int(n, "files_size", 0),
 	    jsonx_int(n, "archive_size", 0), jsonx_str(n, "error"),
 	    jsonx_str(n, "warning"), uuid);
-	json_decref(row);
 }
 
 /* Poll a node record (snapshot or restore) until it is no longer running;
@@ -262,12 +269,15 @@ backups_job_create(struct job *j, json_t **result, char **cause)
 	goto out_recorded;
 out:
 	{
-		char now[32];
+		char now[32], exp[32];
 
+		/* a failed snapshot is kept as long as a completed one would
+		 * be, not expired at once */
 		iso_now(now);
+		snapshot_expiry(j->db, uuid, exp, sizeof exp);
 		store_run(j->db, "UPDATE snapshots SET state = 'failed', error = ?,"
 		    " finished_at = ?, expires_at = ? WHERE uuid = ?", "ssss",
-		    *cause ? *cause : "the backup failed", now, now, uuid);
+		    *cause ? *cause : "the backup failed", now, exp, uuid);
 	}
 out_recorded:
 	json_decref(n);
