@@ -235,7 +235,10 @@ migrate_cli_follow(long long id, int json)
 				print_reports(m, first_seq);
 				printf("migration %lld: %s\n", id,
 				    jsonx_str(m, "state"));
-				if (jsonx_int(m, "downtime_ms", -1) >= 0)
+				/* measured only by a cutover that served */
+				if (jsonx_int(m, "downtime_ms", -1) >= 0 &&
+				    strcmp(jsonx_str(m, "state"), "cut-over") ==
+				    0)
 					printf("downtime: %.3f s (first refused "
 					    "request to first served one)\n",
 					    jsonx_int(m, "downtime_ms", 0) /
@@ -274,7 +277,9 @@ migrate_cli_action(struct cmd_args *a, const char *verb)
 	path = xasprintf("/migrations/%lld/%s", id, verb);
 	if (api_ok("POST", path, json_object(), &resp) == -1)
 		goto out;
-	if (strcmp(verb, "rollback") == 0)
+	/* writes on the target: only once a cutover served there */
+	if (strcmp(verb, "rollback") == 0 && jsonx_str(m, "state") &&
+	    strcmp(jsonx_str(m, "state"), "cut-over") == 0)
 		fprintf(stderr, "warning: writes made on node '%s' since the "
 		    "cutover are not copied back to node '%s'\n",
 		    jsonx_str(m, "target"), jsonx_str(m, "source"));

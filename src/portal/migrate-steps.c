@@ -523,9 +523,15 @@ step_rollback_source(struct migrate_ctx *c, json_t **result, char **cause)
 	    migrate_node_maintenance(c->db, c->source_node, s, 0, cause) ==
 	    -1 || migrate_node_start_healthy(c, c->source_node, s, cause) == -1)
 		return -1;
-	*result = json_pack("{s:s,s:s}", "source", "running", "warning",
-	    "writes made on the target after the cutover were not copied "
-	    "back");
+	/* only an environment the target served can have had writes there */
+	if (store_int(c->db, 0, "SELECT 1 FROM migration_steps WHERE"
+	    " migration_id = ? AND phase = 'cutover' AND name = 'served' AND"
+	    " environment = ? AND state = 'done'", "is", c->id, c->env) == 1)
+		*result = json_pack("{s:s,s:s}", "source", "running",
+		    "warning", "writes made on the target after the cutover "
+		    "were not copied back");
+	else
+		*result = json_pack("{s:s}", "source", "running");
 	return 0;
 }
 
@@ -639,12 +645,58 @@ migrate_steps_next_phase(struct migrate_ctx *c, const char *state)
 	return 1;
 }
 
+/* A cutover that failed: whether the app is down and where (environments
+ * the source took down this round that the target does not serve yet),
+ * and both ways out. */
+static json_t *
+migrate_steps_cutover_hint(sqlite3 *db, json_t *m)
+{
+	const char *app = jsonx_str(m, "app"), *to = jsonx_str(m, "target");
+	const char *from = jsonx_str(m, "source");
+	json_t *rows = store_rows(db, "SELECT environment FROM migration_steps"
+	    " WHERE migration_id = ?1 AND round = ?2 AND phase = 'cutover' AND"
+	    " name = 'maintenance' AND state = 'done' AND environment NOT IN"
+	    " (SELECT environment FROM migration_steps WHERE migration_id = ?1"
+	    " AND round = ?2 AND phase = 'cutover' AND name = 'served' AND"
+	    " state = 'done') ORDER BY seq", "ii", jsonx_int(m, "id", 0),
+	    jsonx_int(m, "round", 0)), *row, *out;
+	char *down = NULL, *tmp;
+	size_t i;
+
+	json_array_foreach(rows, i, row) {
+		tmp = xasprintf("%s%s%s", down ? down : "", down ? ", " : "",
+		    jsonx_str(row, "environment"));
+		free(down);
+		down = tmp;
+	}
+	json_decref(rows);
+	if (down)
+		out = json_sprintf("the app is down: %s on node '%s' show%s the "
+		    "maintenance page or %s stopped, and node '%s' does not "
+		    "serve %s yet. Either fix the cause and finish the cutover: "
+		    "nubo migrate resume %s --to %s; or serve from node '%s' "
+		    "again: nubo migrate rollback %s --to %s", down, from,
+		    strchr(down, ',') ? "" : "s", strchr(down, ',') ? "are" :
+		    "is", to, strchr(down, ',') ? "them" : "it", app, to,
+		    from, app, to);
+	else
+		out = json_sprintf("the app is still served by node '%s'. Either "
+		    "fix the cause and finish the cutover: nubo migrate resume "
+		    "%s --to %s; or stay on node '%s': nubo migrate rollback %s "
+		    "--to %s", from, app, to, from, app, to);
+	free(down);
+	return out;
+}
+
 json_t *
 migrate_steps_next_hint(sqlite3 *db, json_t *m)
 {
 	const char *state = jsonx_str(m, "state");
 	const char *app = jsonx_str(m, "app"), *to = jsonx_str(m, "target");
 
+	if (!json_is_null(json_object_get(m, "error")) &&
+	    strcmp(state, "cutting-over") == 0)
+		return migrate_steps_cutover_hint(db, m);
 	if (!json_is_null(json_object_get(m, "error")))
 		return json_sprintf("fix the cause, then: nubo migrate resume "
 		    "%s --to %s", app, to);
