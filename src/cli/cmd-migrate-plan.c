@@ -3,18 +3,15 @@
 #include <stdlib.h>
 
 #include "cli.h"
+#include "util.h"
 
 static void
 human(long long n, char *out, size_t len)
 {
 	if (n < 0)
 		snprintf(out, len, "unknown");
-	else if (n >= 1LL << 30)
-		snprintf(out, len, "%.2f GB", (double)n / (1 << 30));
-	else if (n >= 1 << 20)
-		snprintf(out, len, "%.1f MB", (double)n / (1 << 20));
 	else
-		snprintf(out, len, "%.1f kB", (double)n / 1024);
+		util_human_bytes(n, out, len);
 }
 
 static int

@@ -21,11 +21,13 @@ void
 envs_util_print(json_t *env)
 {
 	out_fields(env, "name,state,reason,node,node_online,generation,package,"
-	    "instances,memory_mb,maintenance,url,router,router_error,error");
+	    "instances,memory_mb,restart_pending,restart_reason,maintenance,"
+	    "url,router,router_error,error");
 	if (json_array_size(json_object_get(env, "running"))) {
 		printf("\n");
 		out_table(json_object_get(env, "running"), "index:INSTANCE,"
-		    "state:STATE,pid:PID,port:PORT,restarts:RESTARTS");
+		    "state:STATE,pid:PID,port:PORT,memory_mb:MEMORY MB,"
+		    "restarts:RESTARTS");
 	}
 }
 

@@ -10,6 +10,7 @@
 
 #include "cli.h"
 #include "migrate-cli.h"
+#include "util.h"
 #include "xmalloc.h"
 
 int
@@ -45,19 +46,6 @@ out:
 	return rc;
 }
 
-static void
-human_bytes(long long n, char *out, size_t len)
-{
-	if (n >= 1LL << 30)
-		snprintf(out, len, "%.2f GB", (double)n / (1 << 30));
-	else if (n >= 1 << 20)
-		snprintf(out, len, "%.1f MB", (double)n / (1 << 20));
-	else if (n >= 1 << 10)
-		snprintf(out, len, "%.1f kB", (double)n / (1 << 10));
-	else
-		snprintf(out, len, "%lld B", n);
-}
-
 /* "data Production: 120.0 MB / 980.0 MB, 1200/5000 files, 30000 rows,
  * ETA 42s" */
 static void
@@ -81,8 +69,8 @@ step_line(json_t *step, char *out, size_t len)
 	if (bytes >= 0 && n < len) {
 		char a[32], b[32];
 
-		human_bytes(bytes, a, sizeof a);
-		human_bytes(total, b, sizeof b);
+		util_human_bytes(bytes, a, sizeof a);
+		util_human_bytes(total, b, sizeof b);
 		n += (size_t)snprintf(out + n, len - n, total > 0 ?
 		    " — %s / %s" : " — %s", a, b);
 	}

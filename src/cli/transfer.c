@@ -33,19 +33,6 @@ struct progress {
 };
 
 static void
-human(long long n, char *out, size_t len)
-{
-	if (n >= 1024LL * 1024 * 1024)
-		snprintf(out, len, "%.1f GB", n / (1024.0 * 1024 * 1024));
-	else if (n >= 1024 * 1024)
-		snprintf(out, len, "%.1f MB", n / (1024.0 * 1024));
-	else if (n >= 1024)
-		snprintf(out, len, "%.1f kB", n / 1024.0);
-	else
-		snprintf(out, len, "%lld B", n);
-}
-
-static void
 progress_init(struct progress *p, const char *what, long long total)
 {
 	memset(p, 0, sizeof *p);
@@ -68,9 +55,9 @@ progress_show(struct progress *p, int final)
 
 	if (pct > 100)
 		pct = 100;
-	human(p->done, done, sizeof done);
-	human(p->total, total, sizeof total);
-	human((long long)rate, speed, sizeof speed);
+	util_human_bytes(p->done, done, sizeof done);
+	util_human_bytes(p->total, total, sizeof total);
+	util_human_bytes((long long)rate, speed, sizeof speed);
 	if (p->tty) {
 		if (!final && t - p->last_draw < 0.1)
 			return;
@@ -90,7 +77,8 @@ progress_show(struct progress *p, int final)
 			fputc('\n', stderr);
 		return;
 	}
-	if (final || pct / 10 != p->last_pct / 10) {
+	/* a line per 10%, and the last one unless it was just printed */
+	if (pct / 10 != p->last_pct / 10 || (final && pct != p->last_pct)) {
 		p->last_pct = pct;
 		fprintf(stderr, "%s: %d%% (%s of %s, %s/s)\n", p->what, pct, done,
 		    total, speed);

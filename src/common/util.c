@@ -105,6 +105,19 @@ util_mono(void)
 }
 
 void
+util_human_bytes(long long n, char *out, size_t outlen)
+{
+	if (n >= 1LL << 30)
+		snprintf(out, outlen, "%.2f GB", (double)n / (1 << 30));
+	else if (n >= 1 << 20)
+		snprintf(out, outlen, "%.1f MB", (double)n / (1 << 20));
+	else if (n >= 1 << 10)
+		snprintf(out, outlen, "%.1f kB", (double)n / (1 << 10));
+	else
+		snprintf(out, outlen, "%lld B", n);
+}
+
+void
 util_time_iso(time_t t, char *out, size_t outlen)
 {
 	struct tm tm;

@@ -20,6 +20,9 @@ void util_hex(const unsigned char *in, size_t len, char *out);
 time_t util_now(void);
 /* Seconds on the monotonic clock (for durations, never for dates). */
 double util_mono(void);
+/* n bytes for people, in the unit that shows it: "512 B", "12.3 kB",
+ * "1.1 MB", "2.05 GB" (powers of 1024). */
+void util_human_bytes(long long n, char *out, size_t outlen);
 /* RFC 3339 UTC time ("2026-11-26T01:02:03Z") into out (>= 21 bytes). */
 void util_time_iso(time_t t, char *out, size_t outlen);
 /* Parse RFC 3339 UTC ("...Z"); -1 on bad input. */

@@ -141,8 +141,9 @@ env_save(struct env *e)
 
 		if (in->pid > 0)
 			json_array_append_new(inst, json_pack("{s:i,s:i,s:i,"
-			    "s:I}", "index", i, "pid", (int)in->pid, "port",
-			    in->port, "starttime", (json_int_t)in->starttime));
+			    "s:I,s:I}", "index", i, "pid", (int)in->pid, "port",
+			    in->port, "starttime", (json_int_t)in->starttime,
+			    "memory_mb", (json_int_t)in->memory_mb));
 	}
 	j = json_pack("{s:I,s:O,s:s?,s:s?,s:s?,s:s,s:b,s:s?,s:s?,s:o}",
 	    "id", (json_int_t)e->id, "spec", e->spec, "package", e->package,
@@ -203,6 +204,9 @@ env_load_one(long long id)
 		e->inst[i].starttime = (unsigned long long)jsonx_int(in,
 		    "starttime", 0);
 		e->inst[i].state = INST_STARTING;
+		/* a record without it predates rolling restarts */
+		e->inst[i].memory_mb = jsonx_int(in, "memory_mb",
+		    jsonx_int(e->spec, "memory_mb", 512));
 	}
 	json_decref(j);
 	/* its user claimed again (after a reboot emptied /run), folders as
@@ -309,28 +313,43 @@ env_apply_spec(json_t *spec, int *routing)
 json_t *
 env_json(struct env *e)
 {
-	json_t *inst = json_array();
+	json_t *inst = json_array(), *out;
+	long long mb = jsonx_int(e->spec, "memory_mb", 512);
+	int i, want = env_instances_wanted(e), done = 0;
 	const char *why;
-	int i;
+	char *reason;
 
 	for (i = 0; i < NUBO_INSTANCES_MAX; i++) {
 		struct instance *in = &e->inst[i];
 
 		if (in->state == INST_NONE)
 			continue;
-		json_array_append_new(inst, json_pack("{s:i,s:i,s:i,s:s,s:i}",
-		    "index", i + 1, "pid", (int)in->pid, "port", in->port,
-		    "state", inst_state_names[in->state],
-		    "restarts", in->restarts));
+		json_array_append_new(inst, json_pack("{s:i,s:i,s:i,s:s,s:i,"
+		    "s:I}", "index", i + 1, "pid", (int)in->pid, "port",
+		    in->port, "state", inst_state_names[in->state],
+		    "restarts", in->restarts, "memory_mb",
+		    (json_int_t)in->memory_mb));
 	}
 	/* running, but the node's database or router is down: degraded */
 	why = e->state == ENV_RUNNING ? heal_degraded() : NULL;
-	return json_pack("{s:I,s:s,s:s,s:s?,s:o,s:s?,s:s?,s:s?,s:i}",
+	out = json_pack("{s:I,s:s,s:s,s:s?,s:o,s:s?,s:s?,s:s?,s:i,s:b,s:i}",
 	    "id", (json_int_t)e->id, "name", env_name(e),
 	    "state", why ? "degraded" : env_state_name(e->state),
 	    "package", e->package, "instances", inst, "error", e->error,
 	    "reason", why, "router_error", e->router_error,
-	    "instances_wanted", env_instances_wanted(e));
+	    "instances_wanted", want, "restart_pending", e->rolling,
+	    "start_timeout", node->start_timeout);
+	if (e->rolling) {
+		for (i = 0; i < want; i++)
+			done += e->inst[i].state == INST_RUNNING &&
+			    e->inst[i].memory_mb == mb;
+		reason = xasprintf("the memory limit changed to %lld MB: the "
+		    "instances restart onto it one at a time (%d of %d done)",
+		    mb, done, want);
+		json_object_set_new(out, "restart_reason", json_string(reason));
+		free(reason);
+	}
+	return out;
 }
 
 char *
@@ -495,12 +514,14 @@ env_begin_start(struct env *e, unsigned *status, const char **code,
 	}
 	e->want_running = 1;
 	e->restart_pending = 0;
+	e->rolling = 0;
 	e->state = ENV_STARTING;
 	e->start_deadline = util_mono() + node->start_timeout;
 	free(e->error);
 	e->error = NULL;
 	for (i = 0; i < NUBO_INSTANCES_MAX; i++) {
 		e->inst[i].crashes = 0;
+		e->inst[i].restarts = 0;	/* counted per start */
 		e->inst[i].next_try = 0;
 	}
 	env_log(e, "starting %d instance(s) of package %s",
@@ -553,6 +574,7 @@ env_stop(struct env *e, unsigned *status, const char **code, char **cause)
 	(void)code;
 	(void)cause;
 	e->restart_pending = 0;
+	e->rolling = 0;
 	e->want_running = 0;
 	if (any_alive(e)) {
 		if (e->state != ENV_STOPPING)

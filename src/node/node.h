@@ -43,7 +43,8 @@ struct instance {
 	double			 term_at;
 	long long		 oom_kills;	/* its cgroup's count at spawn */
 	int			 crashes;	/* in a row, without staying up */
-	int			 restarts;
+	int			 restarts;	/* since the environment started */
+	long long		 memory_mb;	/* the limit it was started with */
 };
 
 struct env {
@@ -57,6 +58,8 @@ struct env {
 	int			 want_running;
 	int			 restart_pending;
 	int			 routed_pending;	/* healthy; running once routed */
+	int			 rolling;	/* instances restart one at a time
+						 * onto a new memory limit */
 	int			 removed;	/* the portal no longer lists it */
 	double			 start_deadline;
 	char			*error;		/* why it failed */

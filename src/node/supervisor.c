@@ -115,6 +115,7 @@ env_fail(struct env *e, const char *why)
 	e->state = ENV_FAILED;
 	e->want_running = 0;
 	e->restart_pending = 0;
+	e->rolling = 0;
 	env_save(e);
 	node->router_dirty = 1;
 }
@@ -127,14 +128,81 @@ struct probe {
 	int		 ok;
 };
 
+/* SIGTERM an instance (stopped for good, or to start again when i is
+ * still wanted); SIGKILL once the grace time has passed. */
+static void
+instance_stop(struct env *e, int i, double now)
+{
+	struct instance *in = &e->inst[i];
+
+	if (in->state != INST_STOPPING) {
+		instance_signal(in, SIGTERM);
+		in->state = INST_STOPPING;
+		in->term_at = now;
+		node->router_dirty = 1;
+	} else if (now - in->term_at > node->stop_grace) {
+		env_log(e, "instance %d (pid %d) did not stop in %ds; killing "
+		    "it", i + 1, (int)in->pid, node->stop_grace);
+		instance_signal(in, SIGKILL);
+		in->term_at = now + 3600;
+	}
+}
+
+/* A new memory limit reaches a running environment's instances by a
+ * rolling restart: one more instance runs meanwhile (where the cap
+ * allows), and an instance with the old limit is stopped, to start again
+ * with the new one, only while every other wanted instance is running,
+ * so the app keeps serving. Returns the number of instances to keep:
+ * want, plus the extra one while rolling. */
+static int
+roll_memory(struct env *e, int want, double now)
+{
+	long long mb = jsonx_int(e->spec, "memory_mb", 512);
+	int i, extra = want < NUBO_INSTANCES_MAX, stale = -1;
+
+	if (want == 0 || e->state != ENV_RUNNING) {
+		e->rolling = 0;
+		return want;
+	}
+	for (i = 0; i < want; i++)
+		if (e->inst[i].pid > 0 && e->inst[i].memory_mb != mb &&
+		    e->inst[i].state != INST_STOPPING) {
+			stale = i;
+			break;
+		}
+	if (!e->rolling && stale == -1)
+		return want;
+	if (!e->rolling) {
+		e->rolling = 1;
+		env_log(e, "memory limit changed to %lld MB: restarting the "
+		    "instances one at a time", mb);
+	}
+	for (i = 0; i < want + extra; i++)
+		if (e->inst[i].state != INST_RUNNING)
+			return want + extra;	/* one at a time */
+	if (stale != -1) {
+		env_log(e, "instance %d (pid %d) restarts onto the %lld MB "
+		    "limit", stale + 1, (int)e->inst[stale].pid, mb);
+		instance_stop(e, stale, now);
+		return want + extra;
+	}
+	e->rolling = 0;
+	env_log(e, "all %d instance%s run with the %lld MB memory limit", want,
+	    want == 1 ? "" : "s", mb);
+	return want;
+}
+
 /* One pass over env; health probes needed are appended to probes. */
 static void
 supervise_env(struct env *e, double now, struct probe *probes, int *nprobes,
     int max)
 {
 	int want = e->want_running ? env_instances_wanted(e) : 0;
-	int i, changed = 0, live = 0, up = 0;
+	int i, changed = 0, live = 0, up = 0, rolling = e->rolling;
 	char why[128];
+
+	want = roll_memory(e, want, now);
+	changed |= rolling != e->rolling;
 
 	for (i = 0; i < NUBO_INSTANCES_MAX; i++) {
 		struct instance *in = &e->inst[i];
@@ -204,9 +272,25 @@ supervise_env(struct env *e, double now, struct probe *probes, int *nprobes,
 					continue;
 				}
 				in->started_at = now;
+				in->memory_mb = jsonx_int(e->spec, "memory_mb",
+				    512);
 				env_log(e, "instance %d started (pid %d, "
 				    "port %d)", i + 1, (int)in->pid, in->port);
 				changed = 1;
+			}
+			if (in->pid > 0 && in->state == INST_STOPPING)
+				instance_stop(e, i, now);	/* rolling */
+			/* an added or restarted instance of a running
+			 * environment gets the start timeout too */
+			if (in->pid > 0 && in->state == INST_STARTING &&
+			    e->state == ENV_RUNNING && in->started_at > 0 &&
+			    now - in->started_at > node->start_timeout) {
+				env_log(e, "instance %d (pid %d) did not answer "
+				    "its health check %s within %ds; killing "
+				    "it", i + 1, (int)in->pid, e->health ?
+				    e->health : "/", node->start_timeout);
+				instance_signal(in, SIGKILL);
+				in->started_at = now + 3600;
 			}
 			if (in->pid > 0 && in->state == INST_STARTING &&
 			    *nprobes < max) {
@@ -219,19 +303,8 @@ supervise_env(struct env *e, double now, struct probe *probes, int *nprobes,
 				p->ok = 0;
 			}
 		} else if (in->pid > 0) {
-			if (in->state != INST_STOPPING) {
-				instance_signal(in, SIGTERM);
-				in->state = INST_STOPPING;
-				in->term_at = now;
-				node->router_dirty = 1;
-				changed = 1;
-			} else if (now - in->term_at > node->stop_grace) {
-				env_log(e, "instance %d (pid %d) did not stop "
-				    "in %ds; killing it", i + 1, (int)in->pid,
-				    node->stop_grace);
-				instance_signal(in, SIGKILL);
-				in->term_at = now + 3600;
-			}
+			changed |= in->state != INST_STOPPING;
+			instance_stop(e, i, now);
 		} else if (in->state != INST_NONE) {
 			in->state = INST_NONE;
 			in->port = 0;

@@ -420,6 +420,21 @@ checksums_both(struct migrate_ctx *c, long long s, long long t,
 	return rc;
 }
 
+/* How many of a checksum list's relations are of kind ("table",
+ * "sequence"): the plan and the verification count alike. */
+static long long
+count_kind(json_t *list, const char *kind)
+{
+	long long n = 0;
+	json_t *v;
+	size_t i;
+
+	json_array_foreach(list, i, v)
+		n += jsonx_str(v, "kind") && strcmp(jsonx_str(v, "kind"),
+		    kind) == 0;
+	return n;
+}
+
 static json_t *
 index_by(json_t *list, const char *key)
 {
@@ -776,17 +791,18 @@ migrate_node_verify(struct migrate_ctx *c, long long s, long long t,
 		    json_object_get(v, "checksum")))
 			continue;
 		json_array_append_new(stable(bt, k, "checksum", v) ? diffs :
-		    changed, d ? json_sprintf("table %s: %lld rows (checksum "
+		    changed, d ? json_sprintf("%s %s: %lld rows (checksum "
 		    "%s) on the source, %lld rows (checksum %s) on the target",
-		    k, jsonx_int(v, "rows", 0), jsonx_str(v, "checksum"),
-		    jsonx_int(d, "rows", 0), jsonx_str(d, "checksum")) :
-		    json_sprintf("table %s: missing on the target", k));
+		    jsonx_str(v, "kind"), k, jsonx_int(v, "rows", 0),
+		    jsonx_str(v, "checksum"), jsonx_int(d, "rows", 0),
+		    jsonx_str(d, "checksum")) : json_sprintf("%s %s: missing "
+		    "on the target", jsonx_str(v, "kind"), k));
 	}
 	json_object_foreach(didx, k, v)
 		if (json_object_get(sidx, k) == NULL)
 			json_array_append_new(stable(bt, k, "checksum", NULL) ?
-			    diffs : changed, json_sprintf("table %s: only on "
-			    "the target", k));
+			    diffs : changed, json_sprintf("%s %s: only on "
+			    "the target", jsonx_str(v, "kind"), k));
 	json_decref(sidx);
 	json_decref(didx);
 	/* files */
@@ -830,9 +846,10 @@ migrate_node_verify(struct migrate_ctx *c, long long s, long long t,
 		if (json_object_get(sidx, k) == NULL)
 			json_array_append_new(strict ? diffs : changed,
 			    json_sprintf("folder %s: only on the target", k));
-	*result = json_pack("{s:I,s:I,s:I,s:I,s:O,s:O}", "tables",
-	    (json_int_t)json_array_size(json_object_get(src, "tables")),
-	    "rows", (json_int_t)rows, "files", (json_int_t)files, "bytes",
+	*result = json_pack("{s:I,s:I,s:I,s:I,s:I,s:O,s:O}", "tables",
+	    (json_int_t)count_kind(json_object_get(src, "tables"), "table"),
+	    "sequences", (json_int_t)count_kind(json_object_get(src,
+	    "tables"), "sequence"), "rows", (json_int_t)rows, "files", (json_int_t)files, "bytes",
 	    (json_int_t)bytes, "differences", diffs,
 	    "changed_on_source_during_copy", changed);
 	if (json_array_size(changed) > 0)
@@ -976,16 +993,12 @@ migrate_node_env_plan(sqlite3 *db, long long source_node,
 	    json_object_get(e, "package"), "state", json_object_get(e,
 	    "state"));
 	if (st == 200) {
-		size_t i;
-		json_t *t;
-		long long tables = 0;
-
-		json_array_foreach(json_object_get(sums, "tables"), i, t)
-			if (strcmp(jsonx_str(t, "kind"), "table") == 0)
-				tables++;
 		json_object_set_new(out, "database_bytes", json_integer(
 		    jsonx_int(sums, "database_bytes", 0)));
-		json_object_set_new(out, "tables", json_integer(tables));
+		json_object_set_new(out, "tables", json_integer(count_kind(
+		    json_object_get(sums, "tables"), "table")));
+		json_object_set_new(out, "sequences", json_integer(count_kind(
+		    json_object_get(sums, "tables"), "sequence")));
 		json_object_set_new(out, "rows", json_integer(jsonx_int(sums,
 		    "rows", 0)));
 		json_object_set_new(out, "files_bytes", json_integer(

@@ -16,6 +16,7 @@
 
 /* route-envs.c */
 json_t *envs_specs(sqlite3 *db, const char *cloud_domain, long long node_id);
+json_t *envs_status(json_t *node_env);
 
 /* The host of an http(s):// URL into out (without IPv6 brackets); -1 when
  * it has none, carries user info, or is longer than out. */
@@ -231,8 +232,9 @@ agent_state_change(sqlite3 *db, long long node_id, json_t *e)
 }
 
 /* POST /agent/status {environments: [{id, state, instances, package,
- * error}]}: mirror the node's true state; answer the desired specs so the
- * node follows changes made while it was away. */
+ * error, router_error, reason, restart_pending, restart_reason}]}: mirror
+ * the node's true state; answer the desired specs so the node follows
+ * changes made while it was away. */
 void
 agent_status(struct preq *r)
 {
@@ -248,7 +250,9 @@ agent_status(struct preq *r)
 		{ "name", JT_STRING, 0 }, { "instances", JT_ARRAY, 0 },
 		{ "instances_wanted", JT_INT, 0 }, { "package", JT_ANY, 0 },
 		{ "error", JT_ANY, 0 }, { "router_error", JT_ANY, 0 },
-		{ "reason", JT_ANY, 0 }, { NULL } };
+		{ "reason", JT_ANY, 0 }, { "restart_pending", JT_BOOL, 0 },
+		{ "restart_reason", JT_ANY, 0 },
+		{ "start_timeout", JT_INT, 0 }, { NULL } };
 	json_t *envs, *e;
 	char now[32], from[64];
 	size_t i;
@@ -295,12 +299,7 @@ agent_status(struct preq *r)
 		return;
 	}
 	json_array_foreach(envs, i, e) {
-		json_t *st = json_pack("{s:O?,s:O?,s:O?,s:O?,s:O?}",
-		    "instances", json_object_get(e, "instances"), "package",
-		    json_object_get(e, "package"), "error",
-		    json_object_get(e, "error"), "router_error",
-		    json_object_get(e, "router_error"), "reason",
-		    json_object_get(e, "reason"));
+		json_t *st = envs_status(e);
 
 		agent_state_change(r->db, r->node_id, e);
 		store_run(r->db, "UPDATE environments SET state = ?,"

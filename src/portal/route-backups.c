@@ -183,6 +183,7 @@ backups_poll(struct job *j, long long node_id, const char *path,
 		json_t *n = NULL, *p;
 		int st = node_call(j->db, node_id, "GET", path, NULL, &n, cause);
 		const char *s;
+		char done[32], total[32];
 
 		if (st != 200) {
 			json_decref(n);
@@ -200,18 +201,17 @@ backups_poll(struct job *j, long long node_id, const char *path,
 			return 0;
 		}
 		p = json_object_get(n, "progress");
+		util_human_bytes(jsonx_int(p, "done", 0), done, sizeof done);
+		util_human_bytes(jsonx_int(p, "total", 0), total, sizeof total);
 		if (p && jsonx_int(p, "total", 0) > 0)
 			job_progress(j, json_pack("{s:I,s:I}", "done",
 			    (json_int_t)jsonx_int(p, "done", 0), "total",
 			    (json_int_t)jsonx_int(p, "total", 0)),
-			    "%s: %lld of %lld MB", what,
-			    jsonx_int(p, "done", 0) >> 20,
-			    jsonx_int(p, "total", 0) >> 20);
+			    "%s: %s of %s", what, done, total);
 		else if (p)
 			job_progress(j, json_pack("{s:I}", "done",
 			    (json_int_t)jsonx_int(p, "done", 0)),
-			    "%s: %lld MB read", what,
-			    jsonx_int(p, "done", 0) >> 20);
+			    "%s: %s read", what, done);
 		else
 			job_progress(j, NULL, "%s", what);
 		json_decref(n);

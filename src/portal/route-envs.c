@@ -18,6 +18,9 @@
 /* Longest a start (or scale) may take before the job gives up waiting; the
  * node itself fails a start after its own start timeout. */
 #define ENVS_JOB_WAIT_MAX	900
+/* Longest a node's stop grace may be (an instance restarting onto a new
+ * memory limit is stopped first). */
+#define ENVS_STOP_GRACE_MAX	30
 /* A node that reported within this many seconds is online (it reports
  * every 2 s). */
 #define ENVS_NODE_FRESH		10
@@ -140,6 +143,30 @@ envs_specs(sqlite3 *db, const char *domain, long long node_id)
 	return out;
 }
 
+/* restart_pending and restart_reason of an environment as the API shows
+ * it: a new memory limit the node is rolling out to the instances, or
+ * settings saved that apply at the next restart. */
+static void
+envs_json_restart(sqlite3 *db, json_t *row, json_t *out)
+{
+	json_t *st = json_object_get(row, "status");
+	const char *reason = jsonx_str(st, "restart_reason");
+	int settings = store_int(db, 0, "SELECT restart_pending FROM"
+	    " environment_settings WHERE environment_id = ?", "i",
+	    jsonx_int(row, "id", 0)) == 1;
+
+	if (!jsonx_bool(st, "restart_pending", 0))
+		reason = NULL;
+	if (reason == NULL && settings)
+		reason = "settings were changed that apply when the "
+		    "environment restarts (nubo envs restart, or its "
+		    "maintenance window)";
+	json_object_set_new(out, "restart_pending", json_boolean(reason !=
+	    NULL));
+	json_object_set_new(out, "restart_reason", reason ?
+	    json_string(reason) : json_null());
+}
+
 /* An environment as the API shows it. */
 static json_t *
 envs_json(sqlite3 *db, json_t *row, const char *domain)
@@ -166,6 +193,7 @@ envs_json(sqlite3 *db, json_t *row, const char *domain)
 	json_object_set(out, "reason", json_is_object(st) &&
 	    json_object_get(st, "reason") ? json_object_get(st, "reason") :
 	    json_null());
+	envs_json_restart(db, row, out);
 	/* what the node's router could not load of it (the rest is served) */
 	json_object_set(out, "router_error", json_is_object(st) &&
 	    json_object_get(st, "router_error") ? json_object_get(st,
@@ -500,6 +528,21 @@ envs_logs(struct preq *r)
 	free(path);
 }
 
+/* What the portal keeps of a node's report on one environment
+ * (environments.status_json; heartbeats and jobs). */
+json_t *envs_status(json_t *node_env);
+json_t *
+envs_status(json_t *e)
+{
+	return json_pack("{s:O?,s:O?,s:O?,s:O?,s:O?,s:b,s:O?}", "instances",
+	    json_object_get(e, "instances"), "package",
+	    json_object_get(e, "package"), "error", json_object_get(e, "error"),
+	    "router_error", json_object_get(e, "router_error"), "reason",
+	    json_object_get(e, "reason"), "restart_pending", jsonx_bool(e,
+	    "restart_pending", 0), "restart_reason", json_object_get(e,
+	    "restart_reason"));
+}
+
 /* Mirror the node's answer about one environment into the store. */
 static void
 envs_mirror(sqlite3 *db, long long env_id, json_t *e)
@@ -508,14 +551,36 @@ envs_mirror(sqlite3 *db, long long env_id, json_t *e)
 
 	if (!json_is_object(e) || jsonx_str(e, "state") == NULL)
 		return;
-	st = json_pack("{s:O?,s:O?,s:O?,s:O?,s:O?}", "instances",
-	    json_object_get(e, "instances"), "package",
-	    json_object_get(e, "package"), "error", json_object_get(e, "error"),
-	    "router_error", json_object_get(e, "router_error"), "reason",
-	    json_object_get(e, "reason"));
+	st = envs_status(e);
 	store_run(db, "UPDATE environments SET state = ?, status_json = ?"
 	    " WHERE id = ?", "sji", jsonx_str(e, "state"), st, env_id);
 	json_decref(st);
+}
+
+/* The node's state of the environment, mirrored into the store: 0 with
+ * *e, or -1 with *cause when the node cannot say or says it failed. */
+static int
+envs_poll(struct job *j, long long env_id, const char *path, json_t **e,
+    char **cause)
+{
+	const char *s;
+
+	*e = NULL;
+	if (node_call(j->db, j->node_id, "GET", path, NULL, e, cause) != 200) {
+		json_decref(*e);
+		*e = NULL;
+		return -1;
+	}
+	envs_mirror(j->db, env_id, *e);
+	s = jsonx_str(*e, "state");
+	if (s && strcmp(s, "failed") == 0) {
+		*cause = xstrdup(jsonx_str(*e, "error") ? jsonx_str(*e,
+		    "error") : "the environment failed");
+		json_decref(*e);
+		*e = NULL;
+		return -1;
+	}
+	return 0;
 }
 
 /* Poll the node until the environment reaches a settled state: every
@@ -523,42 +588,20 @@ envs_mirror(sqlite3 *db, long long env_id, json_t *e)
  * migration's downtime), then every 250 ms. */
 static int
 envs_wait(struct job *j, long long env_id, const char *path, int want_running,
-    long long want_instances, json_t **last, char **cause)
+    json_t **last, char **cause)
 {
 	long long t0 = (long long)(util_mono() * 1000), waited;
 
 	for (;;) {
 		json_t *e = NULL;
 		const char *s;
-		int st = node_call(j->db, j->node_id, "GET", path, NULL, &e,
-		    cause);
 
-		if (st != 200) {
-			json_decref(e);
+		if (envs_poll(j, env_id, path, &e, cause) == -1)
 			return -1;
-		}
-		envs_mirror(j->db, env_id, e);
 		s = jsonx_str(e, "state");
-		if (s && strcmp(s, "failed") == 0) {
-			*cause = xstrdup(jsonx_str(e, "error") ?
-			    jsonx_str(e, "error") : "the environment failed");
-			json_decref(e);
-			return -1;
-		}
 		if (s && want_running && strcmp(s, "running") == 0) {
-			size_t i, up = 0;
-			json_t *in;
-
-			json_array_foreach(json_object_get(e, "instances"), i,
-			    in)
-				if (jsonx_str(in, "state") &&
-				    strcmp(jsonx_str(in, "state"), "running") == 0)
-					up++;
-			if (want_instances == 0 || (long long)up ==
-			    want_instances) {
-				*last = e;
-				return 0;
-			}
+			*last = e;
+			return 0;
 		}
 		if (s && !want_running && state_is_stopped(s)) {
 			*last = e;
@@ -577,6 +620,80 @@ envs_wait(struct job *j, long long env_id, const char *path, int want_running,
 			return -1;
 		}
 		usleep(waited < 2000 ? 50 * 1000 : 250 * 1000);
+	}
+}
+
+/* Poll the node until a running environment runs the spec's instances,
+ * all on its memory limit (the node rolls a new limit out one instance at
+ * a time). Never longer than the node's start timeout (plus its stop
+ * grace) without one more instance coming up on it: an instance that
+ * does not, or a node that wants another count, fails the job with what
+ * the node runs. */
+static int
+envs_wait_scale(struct job *j, long long env_id, const char *path,
+    json_t *spec, json_t **last, char **cause)
+{
+	long long want = jsonx_int(spec, "instances", 1);
+	long long mb = jsonx_int(spec, "memory_mb", 512);
+	long long fresh, best = -1, up, timeout;
+	double t_best = util_mono();
+	json_t *e = NULL, *in;
+	const char *s;
+	size_t i;
+
+	for (;;) {
+		if (envs_poll(j, env_id, path, &e, cause) == -1)
+			return -1;
+		s = jsonx_str(e, "state");
+		if (s == NULL || (strcmp(s, "running") != 0 &&
+		    strcmp(s, "starting") != 0 &&
+		    strcmp(s, "degraded") != 0)) {
+			/* stopped meanwhile: the new scale applies at its
+			 * next start */
+			*last = e;
+			return 0;
+		}
+		up = fresh = 0;
+		json_array_foreach(json_object_get(e, "instances"), i, in) {
+			if (jsonx_str(in, "state") == NULL ||
+			    strcmp(jsonx_str(in, "state"), "running") != 0)
+				continue;
+			up++;
+			fresh += jsonx_int(in, "memory_mb", mb) == mb;
+		}
+		if (jsonx_int(e, "instances_wanted", want) != want) {
+			*cause = xasprintf("the node wants %lld instances, not "
+			    "the %lld asked for", jsonx_int(e,
+			    "instances_wanted", 0), want);
+			json_decref(e);
+			return -1;
+		}
+		/* degraded: running, the node's database or router down */
+		if (strcmp(s, "starting") != 0 && up == want && fresh == want &&
+		    !jsonx_bool(e, "restart_pending", 0)) {
+			*last = e;
+			return 0;
+		}
+		if (fresh > best) {
+			best = fresh;
+			t_best = util_mono();
+		}
+		timeout = jsonx_int(e, "start_timeout", 60) +
+		    ENVS_STOP_GRACE_MAX;
+		if (util_mono() - t_best > (double)timeout) {
+			*cause = xasprintf("%lld of %lld instances run with %lld "
+			    "MB, and none more came up within %llds (the "
+			    "node's start timeout and stop grace): see `nubo "
+			    "envs logs`", fresh, want, mb, timeout);
+			json_decref(e);
+			return -1;
+		}
+		job_progress(j, NULL, "%lld of %lld instances running with %lld "
+		    "MB%s", fresh, want, mb, jsonx_bool(e, "restart_pending", 0)
+		    ? " (restarting them one at a time)" : "");
+		json_decref(e);
+		e = NULL;
+		usleep(100 * 1000);
 	}
 }
 
@@ -614,10 +731,12 @@ envs_job_action(struct job *j, json_t **result, char **cause)
 			rc = 0;
 			goto out;
 		}
-		job_progress(j, NULL, "scaling to %lld instances",
-		    jsonx_int(j->params, "instances", 1));
-		rc = envs_wait(j, env_id, path, 1, jsonx_int(j->params,
-		    "instances", 1), &last, cause);
+		/* what the spec says: a scale that changes only the
+		 * memory keeps the instance count */
+		job_progress(j, NULL, "scaling to %lld instances of %lld MB",
+		    jsonx_int(spec, "instances", 1), jsonx_int(spec,
+		    "memory_mb", 512));
+		rc = envs_wait_scale(j, env_id, path, spec, &last, cause);
 		goto out;
 	}
 	apath = xasprintf("%s/%s", path, action);
@@ -642,7 +761,7 @@ envs_job_action(struct job *j, json_t **result, char **cause)
 		rc = 0;
 	} else {
 		rc = envs_wait(j, env_id, path, strcmp(action, "stop") != 0,
-		    0, &last, cause);
+		    &last, cause);
 		/* started with the current settings */
 		if (rc == 0 && strcmp(action, "stop") != 0)
 			settings_restart_applied(j->db, env_id);

@@ -124,11 +124,15 @@ packages_record(struct preq *r, const struct repo *rp, json_t *p)
 	    jsonx_str(p, "uploaded_at"), json_object_get(p, "manifest"), now);
 	if (rc != STORE_OK)
 		return -1;
-	activity_log_at(r, rp->app_id ? rp->app_id : store_int(r->db, 0,
-	    "SELECT app_id FROM nodes WHERE id = ?", "i", rp->node_id),
-	    rp->node_id, "package.upload", "package '%s' (%lld bytes) is in "
-	    "%s repository", jsonx_str(p, "id"), jsonx_int(p, "size", 0),
-	    rp->app_id ? "the app's" : "the node's");
+	/* the upload is its uploader's (the node says who), not of whoever
+	 * made the portal see it first (a list, a show, a transport) */
+	activity_record(r->db, store_int(r->db, 0, "SELECT id FROM users"
+	    " WHERE id = ?", "i", jsonx_int(p, "uploaded_by", 0)),
+	    rp->app_id ? rp->app_id : store_int(r->db, 0, "SELECT app_id FROM"
+	    " nodes WHERE id = ?", "i", rp->node_id), rp->node_id,
+	    "package.upload", "package '%s' (%lld bytes) is in %s repository",
+	    jsonx_str(p, "id"), jsonx_int(p, "size", 0), rp->app_id ?
+	    "the app's" : "the node's");
 	return 0;
 }
 

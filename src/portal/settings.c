@@ -1286,6 +1286,16 @@ settings_restart_needed(json_t *a, json_t *b)
 	json_t *ra = settings_render(a, 1), *rb = settings_render(b, 1);
 	int i, needed = 0;
 
+	/* the node applies instances and memory to running instances
+	 * itself (a memory limit by a rolling restart) */
+	for (i = 0; i < 2; i++) {
+		json_t *rt = json_object_get(i ? rb : ra, "runtime");
+
+		json_object_del(rt, "instances");
+		json_object_del(rt, "memory_mb");
+		if (json_object_size(rt) == 0)
+			json_object_del(i ? rb : ra, "runtime");
+	}
 	for (i = 0; restart[i]; i++) {
 		json_t *x = json_object_get(ra, restart[i]);
 		json_t *y = json_object_get(rb, restart[i]);

@@ -67,6 +67,37 @@ expect_match "reading from an offset, one instance" "$f1" '\[instance 1\] pyapp 
 expect "  and only its lines" "$(printf '%s\n' "$f1" | grep -Evc '^[0-9T:-]+Z \[instance 1\] ')" 0
 expect "--instance out of range is a usage error" "$("$NUBO" envs logs shop Acceptance --instance 17 >/dev/null 2>&1; echo $?)" 2
 
+# a memory change alone keeps the instance count and reaches the running
+# instances by a rolling restart (one at a time), while the app keeps
+# serving and `envs show` says a restart is pending, and why
+running_pids() { "$NUBO" envs show shop Acceptance --json | python3 -c 'import json,sys; print(" ".join(sorted(str(i["pid"]) for i in json.load(sys.stdin)["running"] if i["state"]=="running")))'; }
+before=$(running_pids)
+rm -f "$T/roll.stop"
+( while [ ! -e "$T/roll.stop" ]; do route_status cloud4 $HOST /; echo; done > "$T/roll.codes" ) &
+ROLLREQ=$!
+( while [ ! -e "$T/roll.stop" ]; do "$NUBO" envs show shop Acceptance --json | jq_get restart_reason; done > "$T/roll.reasons" 2>/dev/null ) &
+ROLLSHOW=$!
+sleep 0.5
+t0=$(date +%s)
+check "memory alone on two running instances (no --instances)" timeout 120 "$NUBO" envs scale shop Acceptance --memory 300
+took=$(( $(date +%s) - t0 ))
+touch "$T/roll.stop"
+wait "$ROLLREQ" "$ROLLSHOW"
+[ "$took" -le 60 ] && pass "the memory-only scale ends in ${took}s" || fail "the memory-only scale took ${took}s"
+env=$("$NUBO" envs show shop Acceptance --json)
+expect "still two instances wanted" "$(printf '%s' "$env" | jq_get instances)" 2
+expect "two instances running" "$(printf '%s' "$env" | python3 -c 'import json,sys; print(sum(1 for i in json.load(sys.stdin)["running"] if i["state"]=="running"))')" 2
+after=$(running_pids)
+expect "both instances were restarted" "$(comm -12 <(tr ' ' '\n' <<< "$before" | sort) <(tr ' ' '\n' <<< "$after" | sort) | wc -l)" 0
+for pid in $after; do
+	expect "the new limit on the running instance $pid (its cgroup)" "$(mem_limit "$pid")" 314572800
+done
+expect "nothing pending once done" "$(printf '%s' "$env" | jq_get restart_pending)" false
+expect "no reason then" "$(printf '%s' "$env" | jq_get restart_reason)" ""
+expect_match "pending while it rolled, with the reason" "$(sort -u "$T/roll.reasons")" "memory limit changed to 300 MB: the instances restart onto it one at a time"
+expect "the app kept serving ($(wc -l < "$T/roll.codes") requests)" "$(sort -u "$T/roll.codes" | paste -sd, -)" 200
+expect_match "the node's log tells the roll" "$("$NUBO" envs logs shop Acceptance --lines 60)" "all 2 instances run with the 300 MB memory limit"
+
 check "scale down to 1 while running" "$NUBO" envs scale shop Acceptance --instances 1
 expect "one instance left" "$("$NUBO" envs show shop Acceptance --json | python3 -c 'import json,sys; print(sum(1 for i in json.load(sys.stdin)["running"] if i["state"]=="running"))')" 1
 one=$(ports_seen cloud4 $HOST 10)
@@ -76,8 +107,17 @@ expect "three distinct ports answer" "$(ports_seen cloud4 $HOST 30 | tr ',' '\n'
 check_fails "more than the cap refused" 1 "$NUBO" envs scale shop Acceptance --instances 99
 check_fails "memory below the minimum refused" 1 "$NUBO" envs scale shop Acceptance --memory 1
 check_fails "scale needs an option" 2 "$NUBO" envs scale shop Acceptance
+# an instance's restart count is per start of the environment
+kill -9 "$("$NUBO" envs show shop Acceptance --json | jq_get running.0.pid)"
+for _ in $(seq 80); do
+	r=$("$NUBO" envs show shop Acceptance --json | python3 -c 'import json,sys; i=json.load(sys.stdin)["running"][0]; print(i["restarts"], i["state"])')
+	[ "$r" = "1 running" ] && break
+	sleep 0.25
+done
+expect "a killed instance is restarted and counted" "$r" "1 running"
 check "restart keeps 3 instances" "$NUBO" envs restart shop Acceptance
 expect "3 running after restart" "$("$NUBO" envs show shop Acceptance --json | python3 -c 'import json,sys; print(sum(1 for i in json.load(sys.stdin)["running"] if i["state"]=="running"))')" 3
+expect "restart counts start again at 0" "$("$NUBO" envs show shop Acceptance --json | python3 -c 'import json,sys; print(" ".join(str(i["restarts"]) for i in json.load(sys.stdin)["running"]))')" "0 0 0"
 check "stop" "$NUBO" envs stop shop Acceptance
 expect "no instance left" "$("$NUBO" envs show shop Acceptance --json | jq_get running)" "[]"
 

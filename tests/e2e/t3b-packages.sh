@@ -50,6 +50,7 @@ expect "no upload leftovers" "$(find "$REPO/.uploads" -type f 2>/dev/null | wc -
 
 # --- upload, list, show --------------------------------------------------
 check "upload the sample app" "$NUBO" packages upload repo "$PKG"
+expect "its progress ends with one 100% line" "$(grep -c ': 100% (' "$T/last.err")" 1
 expect_match "upload reports id and sha256" "$(cat "$T/last.out")" "notes-1.0.0 .*$SHA"
 out=$("$NUBO" packages list repo --json)
 expect "listed" "$(printf '%s' "$out" | jq_get packages.0.id)" notes-1.0.0
@@ -188,6 +189,8 @@ expect "gone from the list" "$(count_packages)" 1
 expect "gone from the node's disk" "$(ls "$REPO")" notes-1.0.0
 check_fails "delete again: not found" 1 "$NUBO" packages delete repo notes-1.0.1
 expect "with room made, the URL the quota refused takes the upload" "$(ncode --data-binary @"$T/v102.tar.gz" "$up102")" "201 "
+check "a transport member lists the app's packages first" env NUBO_API_KEY="$DEV" "$NUBO" packages list --app notesapp
+expect "the upload's activity entry is the uploader's, not the first lister's" "$("$NUBO" apps activity notesapp --json | python3 -c 'import json,sys; print(*[a["user"] for a in json.load(sys.stdin) if a["action"] == "package.upload" and "notes-1.0.2" in a["detail"]])')" admin@nubo.localhost
 check "delete it again" "$NUBO" packages delete repo notes-1.0.2
 if "$NUBO" envs transport notesapp Acceptance notes-1.0.0 > "$T/last.out" 2> "$T/last.err"; then
 	pass "transport to Acceptance"

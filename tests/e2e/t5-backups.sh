@@ -281,6 +281,8 @@ check "stop for the kill test" "$NUBO" envs stop shop Test
 # enough data that the restore takes a while
 psql -X -q "$(db_url cloud3 Test)" -c "CREATE TABLE bulk AS SELECT g AS id, md5(g::text) || repeat('x', 200) AS v FROM generate_series(1, 1500000) g"
 check "big snapshot" "$NUBO" backups create shop Test
+expect_match "its progress is told" "$(cat "$T/last.err")" 'backing up: [0-9.]+ (B|kB|MB|GB)( read| of)'
+expect "in a unit that shows it (no whole MB rounded down)" "$(grep -cE ': [0-9]+ (of [0-9]+ )?MB( read)?$' "$T/last.err")" 0
 BIG=$("$NUBO" backups list shop Test --json | jq_get snapshots.0.id)
 psql -X -q "$(db_url cloud3 Test)" -c "DROP TABLE bulk"
 BEFORE_KILL=$(state_of cloud3 Test)

@@ -52,7 +52,14 @@ add_notes v3 notes-test 3 2
 add_notes v3 notes-production 5 3
 expect "source serves" "$(route_status v3 notes-production.nubo.localhost /api/notes)" 200
 
+# Test's database as a framework's often is: much schema (here functions),
+# little data, so its dump is larger than its tables' size (the copy's
+# estimate of the database)
+env_sql v3 Test "DO \$\$ BEGIN FOR i IN 1..150 LOOP EXECUTE format('CREATE FUNCTION pad_%s() RETURNS text LANGUAGE sql AS %L', i, 'SELECT ' || quote_literal(repeat('x', 4000))); END LOOP; END \$\$" >/dev/null
+plan_tables=$("$NUBO" migrate plan notes --to v4 --json | python3 -c 'import json,sys; print(*[e["tables"] for e in json.load(sys.stdin)["environments"] if e["environment"] == "Production"])')
+expect "the plan counts the app's tables (notes, attachments, events)" "$plan_tables" 3
 check "migrate start" "$NUBO" migrate start notes --to v4
+cp "$T/last.err" "$T/migrate-start.err"
 sed 's/^/    /' "$T/last.err" | tail -5
 expect_match "progress lines" "$(cat "$T/last.err")" "data (Test|Production)"
 m=$(api_as "$ADMIN_KEY" GET '/migrations?app=notes' | jq_get migrations.0)
@@ -63,6 +70,23 @@ expect "temporary app is temporary, without sandbox" "$(api_as "$ADMIN_KEY" GET 
 expect "v4 serves the copy under the temporary app's hostname" \
 	"$(notes_digest v4 "$tmp-production")" "$(notes_digest v3 notes-production)"
 expect "v3 still serves" "$(route_status v3 notes-production.nubo.localhost /api/notes)" 200
+expect "verify counts the tables the plan counted" "$(step_result notes verify Production 0 | jq_get tables)" "$plan_tables"
+expect "and the sequences apart" "$(step_result notes verify Production 0 | jq_get sequences)" 2
+expect "Test's dump outgrew its estimate" "$(step_result notes data Test 0 | python3 -c 'import json,sys; r=json.load(sys.stdin); print(r["bytes"] > r["database_bytes"])')" True
+expect "no copy progress shows more done than its total" "$(api_as "$ADMIN_KEY" GET "/migrations/$(api_as "$ADMIN_KEY" GET '/migrations?app=notes' | jq_get migrations.0.id)" | python3 -c '
+import json, sys
+for s in json.load(sys.stdin)["steps"]:
+    p = s.get("progress") or {}
+    if s["name"] == "data" and p.get("bytes", 0) > p.get("bytes_total", 0) > 0:
+        print(s.get("environment"), p["bytes"], ">", p["bytes_total"])')" ""
+expect_match "and none is printed so" "$(cat "$T/last.err")" "data Test"
+expect "the printed lines agree" "$(python3 -c '
+import re, sys
+u = {"B": 1, "kB": 1024, "MB": 1 << 20, "GB": 1 << 30}
+for l in open(sys.argv[1]):
+    m = re.search(r"— ([0-9.]+) (B|kB|MB|GB) / ([0-9.]+) (B|kB|MB|GB)", l)
+    if m and float(m[1]) * u[m[2]] > float(m[3]) * u[m[4]]:
+        print(l.strip())' "$T/migrate-start.err")" ""
 expect "Acceptance skipped (never deployed)" "$(step_result notes data Acceptance 0 | jq_get skipped | cut -c1-7)" "nothing"
 v4_unrouted "before the cutover"
 
