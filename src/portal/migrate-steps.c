@@ -450,11 +450,22 @@ step_abort_target(struct migrate_ctx *c, json_t **result, char **cause)
 	return 0;
 }
 
-/* Abort: the temporary app leaves the target node, which is available
- * again, and is deleted. */
+/* Abort, rollback: the target's environments are cleaned (what the
+ * migration copied there — settings, secrets, database, files,
+ * packages — is not for the next app linked to the node); then the
+ * temporary app leaves the target node, which is available again, and
+ * is deleted. */
 static int
 step_abort_temp(struct migrate_ctx *c, json_t **result, char **cause)
 {
+	/* cleaned before the node is freed: a repeat after the unlink finds
+	 * it clean, and never cleans what a later app put there */
+	if (c->temp_app && store_int(c->db, 0, "SELECT app_id FROM nodes"
+	    " WHERE id = ?", "i", c->target_node) == c->temp_app &&
+	    offboarding_wipe_node(c->db, c->target_node, c->created_by,
+	    strcmp(c->phase, "rollback") == 0 ? "migration rolled back" :
+	    "migration aborted", cause) == -1)
+		return -1;
 	/* its environments give the app's custom domains back (their
 	 * certificates and keys are no business of the next app linked) */
 	if (store_begin(c->db) == -1 ||
@@ -568,7 +579,8 @@ static const struct migrate_step_kind migrate_step_kinds[] = {
 	  "is unlinked automatically (seed §3.4)", step_final_link },
 	{ "delete-temp", "delete the temporary app", step_delete_temp },
 	{ "abort-target", "stop the target environment", step_abort_target },
-	{ "abort-temp", "free the target node and delete the temporary app",
+	{ "abort-temp", "clean the target's environments, free the target "
+	  "node and delete the temporary app",
 	  step_abort_temp },
 	{ "rollback-offboarding", "withdraw the source node's offboarding "
 	  "request", step_rollback_offboarding },

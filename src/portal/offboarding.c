@@ -264,13 +264,11 @@ offboarding_json(sqlite3 *db, long long id)
 /* Purge: an offboarded node's data is deleted once keep_until passed   */
 
 /* Delete environment env (a row of the node) on the node: its snapshots
- * (archives), then the environment itself (instances, database and role,
- * files, app and logs: env_delete_on_node), then its row, which takes
- * its settings, snapshot and restore records with it. The row goes at
- * once: the node's tombstone keeps heartbeats from bringing the
- * environment back only for a while. 0, or -1 with *cause. */
+ * (archives and records), then the environment itself (instances,
+ * database and role, files, app and logs: env_delete_on_node). 0, or -1
+ * with *cause. */
 static int
-offboarding_purge_env(sqlite3 *db, long long node_id, int registered,
+offboarding_erase_env(sqlite3 *db, long long node_id, int registered,
     json_t *env, long long *nsnaps, char **cause)
 {
 	long long env_id = jsonx_int(env, "id", 0);
@@ -303,17 +301,32 @@ offboarding_purge_env(sqlite3 *db, long long node_id, int registered,
 		set_cause(cause, "environment '%s': %s", name, why);
 		goto out;
 	}
-	if (store_run(db, "DELETE FROM environments WHERE id = ?", "i",
-	    env_id) != STORE_OK) {
-		set_cause(cause, "environment '%s': deleted on the node, but "
-		    "the store says: %s", name, store_errmsg(db));
-		goto out;
-	}
 	rc = 0;
 out:
 	free(why);
 	json_decref(snaps);
 	return rc;
+}
+
+/* Purge environment env: erased on the node, then its row, which takes
+ * its settings, snapshot and restore records with it. The row goes at
+ * once: the node's tombstone keeps heartbeats from bringing the
+ * environment back only for a while. 0, or -1 with *cause. */
+static int
+offboarding_purge_env(sqlite3 *db, long long node_id, int registered,
+    json_t *env, long long *nsnaps, char **cause)
+{
+	if (offboarding_erase_env(db, node_id, registered, env, nsnaps,
+	    cause) == -1)
+		return -1;
+	if (store_run(db, "DELETE FROM environments WHERE id = ?", "i",
+	    jsonx_int(env, "id", 0)) != STORE_OK) {
+		set_cause(cause, "environment '%s': deleted on the node, but "
+		    "the store says: %s", jsonx_str(env, "name"),
+		    store_errmsg(db));
+		return -1;
+	}
+	return 0;
 }
 
 /* Delete every package of the node's repository (no environment uses
@@ -369,6 +382,64 @@ out:
 	free(why);
 	json_decref(out);
 	return n;
+}
+
+int
+offboarding_wipe_node(sqlite3 *db, long long node_id, long long user,
+    const char *why, char **cause)
+{
+	json_t *n = store_row(db, "SELECT name, agent_url FROM nodes WHERE"
+	    " id = ?", "i", node_id), *envs = NULL, *e;
+	long long nsnaps = 0, npkgs = 0;
+	int registered, rc = -1;
+	size_t i;
+
+	if (n == NULL) {
+		set_cause(cause, "no node %lld", node_id);
+		return -1;
+	}
+	registered = jsonx_str(n, "agent_url") != NULL;
+	envs = store_rows(db, "SELECT id, name FROM environments WHERE"
+	    " node_id = ? AND app_id IS NULL ORDER BY id", "i", node_id);
+	json_array_foreach(envs, i, e) {
+		long long id = jsonx_int(e, "id", 0);
+
+		if (offboarding_erase_env(db, node_id, registered, e, &nsnaps,
+		    cause) == -1)
+			goto out;
+		/* the row stays, as it was when the node was created */
+		if (store_begin(db) == -1 ||
+		    store_run(db, "DELETE FROM environment_settings WHERE"
+		    " environment_id = ?", "i", id) != STORE_OK ||
+		    store_run(db, "DELETE FROM restores WHERE environment_id ="
+		    " ?", "i", id) != STORE_OK ||
+		    store_run(db, "UPDATE environments SET state ="
+		    " 'notdeployed', package = NULL, package_manifest = NULL,"
+		    " instances = 1, memory_mb = 512, maintenance = 0,"
+		    " status_json = NULL WHERE id = ?", "i", id) != STORE_OK ||
+		    store_commit(db) == -1) {
+			store_rollback(db);
+			set_cause(cause, "store error: %s", store_errmsg(db));
+			goto out;
+		}
+	}
+	if ((npkgs = offboarding_purge_packages(db, node_id, registered,
+	    cause)) == -1)
+		goto out;
+	/* the node makes them again, empty, from their specs */
+	if (registered && migrate_node_push_node(db, node_id, cause) == -1)
+		goto out;
+	activity_record(db, user, 0, node_id, "node.cleaned", "cleaned the "
+	    "environments of node '%s' (%s): %zu environment%s (settings, "
+	    "databases, files, packages deployed), %lld snapshot%s, %lld "
+	    "package%s", jsonx_str(n, "name"), why, json_array_size(envs),
+	    json_array_size(envs) == 1 ? "" : "s", nsnaps, nsnaps == 1 ? "" :
+	    "s", npkgs, npkgs == 1 ? "" : "s");
+	rc = 0;
+out:
+	json_decref(n);
+	json_decref(envs);
+	return rc;
 }
 
 /* Record a failed attempt (retried later by offboarding_purge_pass);

@@ -36,6 +36,17 @@ int offboarding_approve(sqlite3 *db, long long id, long long user,
 /* The request as the API shows it (purged_at, purge_error included). */
 json_t *offboarding_json(sqlite3 *db, long long id);
 
+/* Clean the environments of node_id for the next app linked to it (an
+ * aborted or rolled back migration's target, a node linked to another
+ * app): per environment its snapshots, the environment on the node
+ * (instances, database, files, the package deployed) and its settings
+ * and runtime (the row is as the node's creation made it); then every
+ * package of the node's repository; then the node makes the environments
+ * again, empty. why goes into the activity log (node.cleaned).
+ * Idempotent. 0, or -1 with *cause (caller frees). */
+int offboarding_wipe_node(sqlite3 *db, long long node_id, long long user,
+    const char *why, char **cause);
+
 struct job;
 
 /* Delete the data of approved request id's node on the node (the job

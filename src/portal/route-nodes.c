@@ -8,6 +8,7 @@
 #include <strings.h>
 
 #include "auth.h"
+#include "offboarding.h"
 #include "portal.h"
 #include "store.h"
 #include "util.h"
@@ -452,9 +453,10 @@ nodes_link_fail(unsigned *status, const char **code, char **cause,
 	return -1;
 }
 
-int
-nodes_link_app(sqlite3 *db, long long user_id, long long node_id,
-    long long app_id, long long *unlinked_app, unsigned *status,
+/* nodes_link_app(); with apply 0 only its refusals (nothing changes). */
+static int
+nodes_link_do(sqlite3 *db, long long user_id, long long node_id,
+    long long app_id, int apply, long long *unlinked_app, unsigned *status,
     const char **code, char **cause)
 {
 	json_t *app = NULL, *n = NULL;
@@ -517,9 +519,14 @@ nodes_link_app(sqlite3 *db, long long user_id, long long node_id,
 		    "linked to it or the node is offboarded", sub, other));
 		goto out;
 	}
-	/* The node keeps its environments and their data: the app linked
-	 * next uses them (seed §3.4). The node agent learns the new
-	 * hostnames from the environment specs the portal hands it. */
+	if (!apply) {
+		rc = 0;
+		goto out;
+	}
+	/* The environments were cleaned by the caller unless the node held
+	 * a temporary app, whose environments the app linked next takes
+	 * over (seed §3.4). The node agent learns the new hostnames from
+	 * the environment specs the portal hands it. */
 	if (store_run(db, "UPDATE nodes SET app_id = ?, status = 'linked'"
 	    " WHERE id = ?", "ii", app_id, node_id) != STORE_OK) {
 		nodes_link_fail(status, code, cause, 500, "STORE_ERROR",
@@ -555,6 +562,15 @@ out:
 	return rc;
 }
 
+int
+nodes_link_app(sqlite3 *db, long long user_id, long long node_id,
+    long long app_id, long long *unlinked_app, unsigned *status,
+    const char **code, char **cause)
+{
+	return nodes_link_do(db, user_id, node_id, app_id, 1, unlinked_app,
+	    status, code, cause);
+}
+
 /* POST /nodes/{node}/link {app} — SPEC §2 "Linking". The caller is
  * Technical Contact of the node (checked by the route) and of the app;
  * nodes_link_app() applies the rest. There is no plain unlink. */
@@ -586,6 +602,27 @@ nodes_link(struct preq *r)
 	if (!r->who.is_admin && !auth_is_app_tc(r, r->app_id)) {
 		reply_error(r, 403, "FORBIDDEN", "only the Technical Contact of "
 		    "app '%s' may link it to a node", ref);
+		return;
+	}
+	if (nodes_link_do(r->db, r->who.user_id, r->node_id, r->app_id, 0,
+	    &prev, &status, &code, &cause) == -1) {
+		reply_error(r, status, code, "%s", cause);
+		free(cause);
+		return;
+	}
+	/* What another app left in the node's environments (settings,
+	 * secrets, data, packages) is not the new app's: cleaned first, as
+	 * on unlinking. A temporary app's environments are handed over. */
+	prev = store_int(r->db, 0, "SELECT app_id FROM nodes WHERE id = ?",
+	    "i", r->node_id);
+	if (prev && prev != r->app_id && store_int(r->db, 0, "SELECT"
+	    " temporary FROM apps WHERE id = ?", "i", prev) != 1 &&
+	    offboarding_wipe_node(r->db, r->node_id, r->who.user_id,
+	    "another app was linked", &cause) == -1) {
+		reply_error(r, 503, "NODE_NOT_CLEANED", "cannot clean the "
+		    "environments of the node before linking: %s; the app was "
+		    "not linked, try again once the node works", cause);
+		free(cause);
 		return;
 	}
 	if (nodes_link_app(r->db, r->who.user_id, r->node_id, r->app_id,

@@ -5,7 +5,10 @@
 # not copied back, withdraws the offboarding request; a new migration then
 # works, and once the offboarding is approved rollback is refused. The
 # app's custom domain moves with it each time (the temporary app stands
-# for the app), and no other app can take it meanwhile.
+# for the app), and no other app can take it meanwhile. After the abort and
+# after the rollback the target's environments are clean (no settings,
+# secrets, tables, files nor packages of the app), and so is a node linked
+# to another app.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/migrate-lib.sh"
 
@@ -34,6 +37,39 @@ rival_claims() { check_fails "$1" 1 env NUBO_API_KEY="$OTHER" "$NUBO" settings d
 # custom domains held by the environments of node v4 (the target)
 v4_domains() { python3 -c 'import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute("SELECT COUNT(*) FROM environment_settings s JOIN environments e ON e.id = s.environment_id JOIN nodes n ON n.id = e.node_id, json_each(s.doc_json, \"$.domains\") d WHERE n.name = ?", ("v4",)).fetchone()[0])' "$T/portal/portal.db"; }
 rival_claims "another app cannot take the domain"
+# settings, a secret, a constant and a runtime setting on the source
+SECRET=s3cr3t-$RANDOM$RANDOM
+check "a variable on the source" "$NUBO" settings env-set crm Production PLAIN_VAR plain-$SECRET
+printf '%s' "$SECRET" > "$T/secret"
+check "a secret on the source" "$NUBO" settings env-set crm Production API_TOKEN --secret < "$T/secret"
+check "a constant on the source" "$NUBO" settings set-constant crm Production Greeting "Hello $SECRET"
+# pgq SQL DB: a query on v4's PostgreSQL as its admin
+pgq() {
+	PGPASSWORD=$(jq_get password < "$T/node-v4/pg/admin.json") psql -X -h 127.0.0.1 \
+		-p "$(sed -n 3p "$T/node-v4.ports")" -U nubo_admin -d "$2" -v ON_ERROR_STOP=1 -Atc "$1"
+}
+# v4_clean LABEL: nothing of crm is left in v4's environments (portal and node)
+v4_clean() {
+	local id dir tables
+	expect "$1: no settings in the portal" "$(sqlite3 "$T/portal/portal.db" "SELECT count(*) FROM environment_settings s JOIN environments e ON e.id = s.environment_id JOIN nodes n ON n.id = e.node_id WHERE n.name = 'v4' AND s.doc_json NOT IN ('{}', '')")" 0
+	expect "$1: no package deployed" "$(sqlite3 "$T/portal/portal.db" "SELECT count(*) FROM environments e JOIN nodes n ON n.id = e.node_id WHERE n.name = 'v4' AND (e.package IS NOT NULL OR e.state != 'notdeployed')")" 0
+	expect "$1: no snapshot" "$(sqlite3 "$T/portal/portal.db" "SELECT count(*) FROM snapshots s JOIN nodes n ON n.id = s.node_id WHERE n.name = 'v4'")" 0
+	expect "$1: the secret is nowhere on the node" "$(grep -rlF "$SECRET" "$T/node-v4/envs" "$T/node-v4/packages" | wc -l)" 0
+	expect "$1: no package in the repository" "$(ls "$T/node-v4/packages" | wc -l)" 0
+	for id in $(sqlite3 "$T/portal/portal.db" "SELECT e.id FROM environments e JOIN nodes n ON n.id = e.node_id WHERE n.name = 'v4'"); do
+		dir=$T/node-v4/envs/$id
+		expect "$1: environment $id on the node again" "$(jq_get state < "$dir/env.json")" notdeployed
+		expect "$1: no files in $id" "$(find "$dir/files" -mindepth 1 2>/dev/null | wc -l)" 0
+		expect "$1: no app in $id" "$(find "$dir/app" -mindepth 1 2>/dev/null | wc -l)" 0
+		if [ "$(pgq "SELECT count(*) FROM pg_database WHERE datname = 'env_$id'" postgres)" = 1 ]; then
+			tables=$(pgq "SELECT count(*) FROM information_schema.tables WHERE table_schema NOT IN ('pg_catalog','information_schema')" "env_$id") ||
+				fail "$1: cannot count the tables of env_$id"
+			expect "$1: no tables in env_$id" "$tables" 0
+		else
+			pass "$1: no database env_$id"
+		fi
+	done
+}
 
 # a domain another app holds (one stored before the rules, planted) stops
 # the migration at once: 409, no migration, nothing changed
@@ -59,6 +95,8 @@ check "start" "$NUBO" migrate start crm --to v4
 expect "target linked to the temporary app" "$(api_as "$ADMIN_KEY" GET /nodes/v4 | jq_get app)" "$(mstate 0 temporary_app)"
 expect "the domain moved with the settings to the temporary app's environment" "$(domains "$(mstate 0 temporary_app)")" crm.example.test
 expect "settings step left nothing behind" "$(step_result crm settings Production 0 | jq_get not_carried_over)" "[]"
+expect "the secret went to the target" "$(grep -rlF "$SECRET" "$T/node-v4/envs" | wc -l)" 1
+expect_match "the tables went to the target" "$(env_sql v4 Production "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'")" '^[1-9]'
 rival_claims "during the migration another app cannot take it"
 check_fails "rollback before cutover refused" 1 "$NUBO" migrate rollback crm
 expect_match "rollback says why" "$(cat "$T/last.err")" "only possible after the cutover"
@@ -73,6 +111,7 @@ expect "no offboarding request" "$(api_as "$ADMIN_KEY" GET /offboarding-requests
 check_fails "abort twice refused" 1 "$NUBO" migrate abort crm
 rival_claims "after the abort another app cannot take it"
 expect "the target gave the domain back" "$(v4_domains)" 0
+v4_clean "after the abort"
 
 # --- rollback ---
 check "run again to the cutover" "$NUBO" migrate start crm --to v4
@@ -93,6 +132,7 @@ expect "source linked again" "$(api_as "$ADMIN_KEY" GET /nodes/v3 | jq_get statu
 expect "the domain stays the app's after the rollback" "$(domains crm)" crm.example.test
 rival_claims "after the rollback another app cannot take it"
 expect "the target gave it back" "$(v4_domains)" 0
+v4_clean "after the rollback"
 
 # --- a third migration; rollback refused once offboarding is approved ---
 check "run" "$NUBO" migrate run crm --to v4
@@ -103,5 +143,17 @@ expect "v4 serves everything v3 had" "$(notes_digest v4 crm-production)" "$src"
 expect "the app keeps its domain on the new node" "$(domains crm)" crm.example.test
 rival_claims "after the migration another app cannot take it"
 check "the app can still renew it" "$NUBO" settings domain-add crm Production crm.example.test --cert "$T/crm.crt" --key "$T/crm.key"
+expect "the secret is on v4 with the app" "$(grep -rlF "$SECRET" "$T/node-v4/envs" | wc -l)" 1
+
+# --- another app linked to v4 takes over none of crm's environments ---
+"$NUBO" apps create shop --no-sandbox >/dev/null
+check "link another app to v4" "$NUBO" nodes link v4 shop
+expect "crm is a Free App again" "$(api_as "$ADMIN_KEY" GET /apps/crm | jq_get node)" ""
+v4_clean "after linking another app"
+shop_settings=$("$NUBO" settings show shop Production --json) || fail "settings show shop Production"
+expect "shop's Production has none of crm's variables, secret or constant" "$(printf '%s' "$shop_settings" | grep -cE "PLAIN_VAR|API_TOKEN|$SECRET")" 0
+expect_match "the node's log says so" "$(api_as "$ADMIN_KEY" GET /nodes/v4/activity | python3 -c 'import json,sys; print([a["detail"] for a in json.load(sys.stdin)["activity"] if a["action"] == "node.cleaned"][0])')" "cleaned the environments of node 'v4' \(another app was linked\)"
+deploy v4 shop Production
+expect "shop runs on the clean environment" "$(notes_digest v4 shop-production | cut -d' ' -f1-4)" "0 notes, 0 attachments,"
 
 finish
