@@ -2,6 +2,8 @@
  * point (a migration step, the middle of a data stream) so that a kill -9
  * lands exactly there. Inert unless NUBO_TEST_PAUSE_FILE names an
  * existing file. */
+#include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -57,4 +59,24 @@ testhook_pause(const char *point)
 			break;
 		usleep(100 * 1000);
 	}
+}
+
+void
+testhook_mark(const char *point)
+{
+	const char *file = getenv("NUBO_TEST_MARK_FILE");
+	char line[160];
+	int fd, n;
+
+	if (file == NULL)
+		return;
+	n = snprintf(line, sizeof line, "%s %d\n", point, (int)getpid());
+	if (n < 0 || (size_t)n >= sizeof line)
+		return;
+	fd = open(file, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+	if (fd == -1)
+		return;
+	if (write(fd, line, (size_t)n) != n)
+		log_warn("test hook: cannot append to %s", file);
+	close(fd);
 }

@@ -32,6 +32,7 @@
 #include "agent-routes.h"
 #include "jsonx.h"
 #include "log.h"
+#include "testhook.h"
 #include "util.h"
 #include "xmalloc.h"
 
@@ -143,7 +144,7 @@ downloads_done(struct areq *r)
 
 	if (d == NULL || http_file_served(r->http, &start, &sent, &total) ==
 	    -1 || total == 0 || sent == 0)
-		return;
+		goto out;
 	pthread_mutex_lock(&downloads_lock);
 	t = downloads_track(d->kind, d->id, r->user, total, now, start == 0);
 	if (t != NULL && start <= t->have) {
@@ -161,6 +162,8 @@ downloads_done(struct areq *r)
 		pthread_cond_signal(&downloads_cond);
 	}
 	pthread_mutex_unlock(&downloads_lock);
+out:
+	testhook_mark("download-end");
 }
 
 void
@@ -284,6 +287,7 @@ downloads_loop(void *arg)
 			failing = downloads_flush() == -1;
 		else
 			failing = 1;
+		testhook_mark("downloads-pass");
 	}
 	return NULL;
 }

@@ -22,6 +22,7 @@
 #include "buf.h"
 #include "jsonx.h"
 #include "log.h"
+#include "testhook.h"
 #include "util.h"
 #include "xmalloc.h"
 
@@ -407,6 +408,7 @@ node_heartbeat(void)
 		    st == -1 ? "portal unreachable" : msg ? msg : "error");
 	}
 	json_decref(resp);
+	testhook_mark("heartbeat");
 }
 
 static volatile sig_atomic_t node_stopping;

@@ -19,6 +19,7 @@
 #include "offboarding.h"
 #include "portal.h"
 #include "store.h"
+#include "testhook.h"
 #include "util.h"
 #include "xmalloc.h"
 
@@ -1036,6 +1037,7 @@ sched_main(void *arg)
 		backups_schedule_pass(store_db());
 		/* the other retention duty: offboarded nodes' data */
 		offboarding_purge_pass(store_db());
+		testhook_mark("scheduler-pass");
 		sleep(SNAP_SCHED_TICK);
 	}
 	store_close_thread();

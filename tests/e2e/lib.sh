@@ -18,6 +18,9 @@ SECRETS_KEY=$T/secrets.key
 export XDG_CONFIG_HOME=$T/config
 # No nightly snapshots in tests unless a test asks (t5 sets a time).
 export NUBO_NIGHTLY_TIME=${NUBO_NIGHTLY_TIME:-off}
+# Daemons write "POINT PID" here as they pass named points (testhook_mark:
+# a scheduler pass, a heartbeat, the end of a download); see wait_passes.
+export NUBO_TEST_MARK_FILE=$T/marks
 # Sanitizer builds (make asan): every report of every process started
 # from here — daemons, the CLI, tools — goes to a file in $T/sanitizer
 # (one per process), which finish() fails the test on: a report is never
@@ -92,6 +95,7 @@ loop_release() {
 
 cleanup() {
 	stop_all
+	free_ports_release
 	if [ -n "${NUBO_KEEP:-}" ]; then
 		echo "kept $T" >&2
 	else
@@ -100,9 +104,62 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# A free TCP port on 127.0.0.1 (outside the instance port range).
+# A free TCP port on 127.0.0.1 for a daemon of this test, in 10000-19999:
+# below the kernel's ephemeral range, where every outgoing connection
+# takes its local port (a port picked there can be taken between this
+# check and the daemon's bind), and below the nodes' instance range
+# (20000-32767). A lock folder (PORT_LOCKS/PORT, holding this test's pid)
+# keeps the port this test's until it ends, so that tests running at the
+# same time never pick the same one; a dead test's locks are taken over.
+PORT_LOCKS=/tmp/nubo-test-ports
 free_port() {
-	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+	python3 - "$PORT_LOCKS" "$$" <<'PY'
+import os, random, shutil, socket, sys, time
+locks, me = sys.argv[1], sys.argv[2]
+os.makedirs(locks, mode=0o1777, exist_ok=True)
+for _ in range(2000):
+    port = random.randint(10000, 19999)
+    lock = os.path.join(locks, str(port))
+    try:
+        os.mkdir(lock)
+    except FileExistsError:
+        try:
+            os.kill(int(open(os.path.join(lock, "pid")).read()), 0)
+            continue                    # a live test's
+        except ProcessLookupError:
+            pass                        # its test is gone
+        except (OSError, ValueError):
+            if time.time() - os.stat(lock).st_mtime < 60:
+                continue                # being taken right now
+        try:                            # one taker wins the rename
+            os.rename(lock, "%s.stale.%s" % (lock, me))
+        except OSError:
+            continue
+        shutil.rmtree("%s.stale.%s" % (lock, me), ignore_errors=True)
+        continue
+    with open(os.path.join(lock, "pid"), "w") as f:
+        f.write(me)
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", port))
+    except OSError:
+        shutil.rmtree(lock, ignore_errors=True)
+        continue
+    finally:
+        s.close()
+    print(port)
+    sys.exit(0)
+sys.exit("free_port: no free port in 10000-19999")
+PY
+}
+
+# Give back the ports free_port handed to this test.
+free_ports_release() {
+	local d
+	for d in "$PORT_LOCKS"/*/; do
+		[ "$(cat "$d/pid" 2>/dev/null)" = "$$" ] && rm -rf "$d"
+	done
+	return 0
 }
 
 # Wait until URL answers (any HTTP status), at most $2 seconds (default 20).
@@ -113,6 +170,27 @@ wait_http() {
 		sleep 0.1
 	done
 	echo "timed out waiting for $url" >&2
+	return 1
+}
+
+# passes POINT PID: how many times process PID passed POINT so far.
+passes() {
+	[ -f "$NUBO_TEST_MARK_FILE" ] || { echo 0; return 0; }
+	grep -c "^$1 $2\$" "$NUBO_TEST_MARK_FILE" || [ $? = 1 ]
+}
+
+# wait_passes POINT PID N [FROM]: wait until process PID passed POINT N
+# more times than FROM (default: than it has now), at most 120 s: what a
+# test waits for instead of a sleep that would "prove" that nothing
+# happened.
+wait_passes() {
+	local want i
+	want=$((${4:-$(passes "$1" "$2")} + $3))
+	for i in $(seq 1200); do
+		[ "$(passes "$1" "$2")" -ge "$want" ] && return 0
+		sleep 0.1
+	done
+	fail "process $2 did not pass '$1' $3 more time(s) in 120 s"
 	return 1
 }
 
@@ -251,11 +329,18 @@ status_as() {
 	curl "${args[@]}" "$PORTAL_URL/api/v1$path"
 }
 
-# Read a field of the JSON on stdin: jq_get key.sub.0.name
+# Read a field of the JSON on stdin: jq_get key.sub.0.name ("" when the
+# field is not there). When stdin is not JSON — the command before the
+# pipe failed, say — it prints a line saying so and fails, so that
+# comparing "$(cmd | jq_get x)" with "" cannot pass on a failed cmd.
 jq_get() {
 	python3 -c '
 import json, sys
-v = json.load(sys.stdin)
+text = sys.stdin.read()
+try:
+    v = json.loads(text)
+except ValueError:
+    print("jq_get: not JSON: %r" % text[:60]); sys.exit(1)
 for k in sys.argv[1].split(".") if sys.argv[1] else []:
     v = v[int(k)] if isinstance(v, list) else v.get(k)
     if v is None: break
@@ -279,6 +364,22 @@ check_fails() {
 	"$@" > "$T/last.out" 2> "$T/last.err" || rc=$?
 	if [ "$rc" = "$want" ]; then pass "$name"
 	else fail "$name (exit $rc, wanted $want)"; sed 's/^/    /' "$T/last.out" "$T/last.err" | head -20; fi
+}
+
+# count [-v] REGEX CMD…: how many lines of CMD's output match REGEX
+# (grep -E; -v: do not match); when CMD fails, a line saying so instead —
+# never a 0 that an expected "none" could take for an answer.
+count() {
+	local v= re out rc=0
+	[ "$1" = -v ] && { v=-v; shift; }
+	re=$1
+	shift
+	out=$("$@") || rc=$?
+	if [ "$rc" -ne 0 ]; then
+		echo "'$*' failed (exit $rc)"
+		return 0
+	fi
+	grep $v -cE -- "$re" <<< "$out" || [ $? = 1 ]
 }
 
 # expect NAME GOT WANT

@@ -6,17 +6,13 @@
 NOTES_PKG=$NUBO_BUILD/packages/notes-1.0.0.tar.gz
 [ -f "$NOTES_PKG" ] || { echo "no $NOTES_PKG: run make examples" >&2; exit 1; }
 
-# deploy NODE APP ENV: the sample package into NODE's repository, then
-# transport and start it on APP's ENV.
+# deploy NODE APP ENV: the sample package into NODE's repository through
+# nubo (unless it is there already), then transport and start it on APP's
+# ENV. Any of these failing ends the test (set -e), loudly.
 deploy() {
 	local node=$1 app=$2 env=$3
-	if "$NUBO" packages --help >/dev/null 2>&1 && "$NUBO" packages upload --help >/dev/null 2>&1; then
-		"$NUBO" packages upload "$node" "$NOTES_PKG" >/dev/null 2>&1 || true
-	fi
-	if [ ! -f "$T/node-$node/packages/notes-1.0.0/package" ] &&
-	    ! "$NUBO" packages list "$node" 2>/dev/null | grep -q notes; then
-		mkdir -p "$T/node-$node/packages/notes-1.0.0"
-		cp "$NOTES_PKG" "$T/node-$node/packages/notes-1.0.0/package"
+	if ! "$NUBO" packages show "$node" notes-1.0.0 >/dev/null 2>&1; then
+		"$NUBO" packages upload "$node" "$NOTES_PKG" >/dev/null
 	fi
 	"$NUBO" envs transport "$app" "$env" notes-1.0.0 >/dev/null
 	"$NUBO" envs start "$app" "$env" >/dev/null
@@ -42,7 +38,8 @@ add_notes() {
 }
 
 # notes_digest NODE HOSTPREFIX: one line summing up every note and the
-# sha256 of every attachment, as the app serves them through NODE's router.
+# sha256 of every attachment, as the app serves them through NODE's router;
+# when the router does not answer, a line naming it and exit status 1.
 notes_digest() {
 	local var=ROUTER_${1//-/_}
 	python3 - "http://127.0.0.1:${!var}" "$2.nubo.localhost" <<'PY'
@@ -55,7 +52,9 @@ def get(p):
 try:
     notes = json.loads(get("/api/notes"))
 except Exception as e:
-    print("unreachable:", e); sys.exit(0)
+    # never a digest: names the router (two unreachable ones do not
+    # compare equal) and fails (an assignment from it ends the test)
+    print(f"unreachable: {host} at {base}: {e}"); sys.exit(1)
 if isinstance(notes, dict):
     notes = notes.get("notes", [])
 h = hashlib.sha256()
@@ -164,6 +163,17 @@ pause_at() {
 	echo "$1" > "$T/pause.new"
 	mv -f "$T/pause.new" "$T/pause"
 }
+# reached POINT: wait until a process is paused there (at most 120 s).
+reached() {
+	local i
+	for i in $(seq 1200); do
+		[ "$(cat "$T/pause.reached" 2>/dev/null)" = "$1" ] && return 0
+		sleep 0.1
+	done
+	echo "never paused at $1" >&2
+	return 1
+}
+unpause() { rm -f "$T/pause" "$T/pause.reached"; }
 # kill9_node NAME / restart_node NAME GEN: kill a node's agent with SIGKILL;
 # start it again and wait for its agent.
 kill9_node() {

@@ -115,10 +115,10 @@ openssl req -x509 -newkey rsa:1024 -nodes -days 30 -subj /CN=shop.example.test -
 check_fails "RSA-1024 certificate nginx cannot load refused" 1 as "$TC" settings domain-add shop Test shop.example.test --cert "$T/tls/weak.crt" --key "$T/tls/weak.key"
 expect_match "weak key named" "$(cat "$T/last.err")" "the router cannot use the certificate: ee key too small"
 expect "failed uploads changed nothing" "$(doc3)" "$before"
-expect "private key stored encrypted" "$(doc3 | grep -c 'BEGIN PRIVATE KEY' || true)" 0
+expect "private key stored encrypted" "$(count 'BEGIN PRIVATE KEY' doc3)" 0
 expect_match "key file is 0600" "$(stat -c %a "$SECRETS_KEY")" '^600$'
 expect "domain listed" "$(as "$TC" settings show shop Test --json | python3 -c 'import json,sys; print(",".join(sorted(json.load(sys.stdin)["settings"]["domains"])))')" "shop.example.test,www.example.test"
-expect "private key never shown" "$(as "$TC" settings show shop Test --json | grep -c 'PRIVATE KEY' || true)" 0
+expect "private key never shown" "$(count 'PRIVATE KEY' as "$TC" settings show shop Test --json)" 0
 check "remove a custom domain" as "$TC" settings domain-remove shop Test www.example.test
 
 # ---- custom domains are unique across the cloud ----------------------------
@@ -201,7 +201,7 @@ check "access profile: allow list + basic auth + client CA" as "$TC" settings ac
 	--allow 127.0.0.1 --allow 10.0.0.0/8 --allow ::1 --deny 127.0.0.2 --user alice:wonderland1 --client-ca "$T/tls/ca.crt"
 expect "CIDRs normalised" "$(as "$TC" settings show shop Test --json | jq_get settings.access.profiles.office.allow)" '["127.0.0.1/32", "10.0.0.0/8", "::1/128"]'
 expect "applied to the whole environment" "$(as "$TC" settings show shop Test --json | jq_get settings.access.paths./)" office
-expect "basic-auth password not shown" "$(as "$TC" settings show shop Test --json | grep -c 'password' || true)" 0
+expect "basic-auth password not shown" "$(count 'password' as "$TC" settings show shop Test --json)" 0
 expect_match "basic-auth stored as an htpasswd hash" "$(doc3)" '"alice":\{"password_hash":"\$6\$'
 check_fails "per-path rule refused on v3" 1 as "$TC" settings access-set shop Test admins --allow 127.0.0.1 --path /admin
 expect_match "per-path named" "$(cat "$T/last.err")" "access.paths./admin.*not supported on v3"
@@ -227,11 +227,11 @@ printf 'the-secret-value\n' > "$T/secret.txt"
 check "secret env var from stdin" sh -c "NUBO_API_KEY=$TC '$NUBO' settings env-set shop Test API_TOKEN --secret < '$T/secret.txt'"
 check_fails "reserved env var refused" 1 as "$TC" settings env-set shop Test DATABASE_URL x
 expect_match "reserved named" "$(cat "$T/last.err")" "env_vars.DATABASE_URL.*reserved"
-expect "secret not shown by the API" "$(api_as "$TC" GET "$S3" | grep -c 'the-secret-value' || true)" 0
-expect "secret not shown by the CLI" "$(as "$TC" settings show shop Test | grep -c 'the-secret-value' || true)" 0
+expect "secret not shown by the API" "$(count 'the-secret-value' api_as "$TC" GET "$S3")" 0
+expect "secret not shown by the CLI" "$(count 'the-secret-value' as "$TC" settings show shop Test)" 0
 expect_match "CLI marks it secret" "$(as "$TC" settings show shop Test)" 'API_TOKEN +\(secret\)'
-expect "secret not in a masked export" "$(as "$TC" settings export shop Test | grep -c 'the-secret-value' || true)" 0
-expect "secret not in the store in clear" "$(doc3 | grep -c 'the-secret-value' || true)" 0
+expect "secret not in a masked export" "$(count 'the-secret-value' as "$TC" settings export shop Test)" 0
+expect "secret not in the store in clear" "$(count 'the-secret-value' doc3)" 0
 expect "Technical Contact may export secrets" "$(as "$TC" settings export shop Test --include-secrets | grep -c 'the-secret-value')" 1
 check_fails "a settings member may not export secrets" 1 as "$DEV" settings export shop Test --include-secrets
 check "a settings member may export masked" as "$DEV" settings export shop Test
@@ -385,7 +385,7 @@ expect "package default for an unset constant" "$(appenv NUBO_CONST_MaxItems)" 1
 expect "env var reaches the app" "$(appenv FEATURE_X)" on
 expect "secret env var reaches the app" "$(appenv API_TOKEN)" the-secret-value
 expect "runtime setting reaches the app" "$(appenv NUBO_RUNTIME_Pool_Max)" 10
-expect "secret still never shown by the API" "$(api_as "$TC" GET "$S3" | grep -c 'the-secret-value' || true)" 0
+expect "secret still never shown by the API" "$(count 'the-secret-value' api_as "$TC" GET "$S3")" 0
 
 # a change that needs a restart
 check "change a constant while running" as "$TC" settings set-constant shop Test Greeting changed

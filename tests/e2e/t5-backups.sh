@@ -131,7 +131,7 @@ check "download database only" "$NUBO" backups download shop Test "$SID" --kind 
 check "the database download is a custom dump" pg_restore --list db.backup
 check "it equals the archive's" cmp db.backup plain/db/db.backup
 check "download files only" "$NUBO" backups download shop Test "$SID" --kind files --output files.tar.gz
-expect "files-only holds tree/ only" "$(tar tzf files.tar.gz | grep -vc '^tree/' || true)" 0
+expect "files-only holds tree/ only" "$(count -v '^tree/' tar tzf files.tar.gz)" 0
 # an interrupted download continues with Range
 head -c 5000 full.tar.gz > part.tar.gz
 check "download --continue" "$NUBO" backups download shop Test "$SID" --output part.tar.gz --continue
@@ -183,10 +183,17 @@ expect_match "and all are the environment's user's" "$(owned_by "$(files_dir clo
 expect "raw archive rows restored" "$(psql -X -At "$(db_url cloud4 Test)" -c "SELECT count(*) FROM notes")" 12
 expect "raw archive files restored" "$(cd "$(files_dir cloud4 Test)" && find . -type f -print0 | sort -z | xargs -0 sha256sum | sha256sum)" \
 	"$(cd "$RAW/tree" && find . -type f -print0 | sort -z | xargs -0 sha256sum | sha256sum)"
+# the environment moves on from both snapshots (a row, a file), so that
+# a database-only restore can be told from a whole one and from none
+psql -X -q -v ON_ERROR_STOP=1 "$(db_url cloud4 Test)" -c "INSERT INTO notes (title) VALUES ('after the snapshots')"
+echo "after the snapshots" > "$(files_dir cloud4 Test)/after.txt"
+chown --reference="$(files_dir cloud4 Test)" "$(files_dir cloud4 Test)/after.txt"
+files_now=$(cd "$(files_dir cloud4 Test)" && find . -type f -print0 | sort -z | xargs -0 sha256sum | sha256sum)
+expect "the environment now holds 13 notes" "$(psql -X -At "$(db_url cloud4 Test)" -c "SELECT count(*) FROM notes")" 13
 check "database-only restore" "$NUBO" backups restore shop2 Test "$(printf '%s' "$UP" | jq_get id)" --database-only
-expect "database-only restore keeps the files" "$(cd "$(files_dir cloud4 Test)" && find . -type f -print0 | sort -z | xargs -0 sha256sum | sha256sum)" \
-	"$(cd "$RAW/tree" && find . -type f -print0 | sort -z | xargs -0 sha256sum | sha256sum)"
+expect "database-only restore keeps the files (the new one too)" "$(cd "$(files_dir cloud4 Test)" && find . -type f -print0 | sort -z | xargs -0 sha256sum | sha256sum)" "$files_now"
 expect "database-only restore replaced the rows" "$(psql -X -At "$(db_url cloud4 Test)" -c "SELECT count(*) FROM notes")" 12
+expect "the row written after the snapshot is gone" "$(psql -X -At "$(db_url cloud4 Test)" -c "SELECT count(*) FROM notes WHERE title = 'after the snapshots'")" 0
 
 # --- bad archives: refused with a clear error, nothing listed --------------
 BAD=$T/bad; mkdir -p "$BAD"
@@ -258,7 +265,7 @@ wait_uploading "$UPLOADING"
 expect "its record is gone" "$(sqlite3 "$T/portal/portal.db" "SELECT count(*) FROM snapshots WHERE uuid = '$UPID'")" 0
 expect "its URL takes no second archive" "$(curl -s -o "$T/reput.json" -w '%{http_code}' -T "$T/raw.tar.gz" "$UPURL")" 409
 expect "that says the upload was refused" "$(jq_get error.code < "$T/reput.json")" UPLOAD_REFUSED
-expect "nothing of it is stored on the node" "$(ls -A "$T/node-cloud4/snapshots" | grep -c "^$UPID")" 0
+expect "nothing of it is stored on the node" "$(count "^$UPID" ls -A "$T/node-cloud4/snapshots")" 0
 expect "completing it: no such upload" "$(status_as "$ADMIN_KEY" POST "/apps/shop2/environments/Test/snapshot-uploads/$UPID" '{}')" 404
 # an upload for an environment the node does not have (deleted since its
 # URL was signed) is refused, and the agent carries on
@@ -274,7 +281,7 @@ W=$("$NUBO" backups list shop2 Test --json | jq_get snapshots.0.id)
 expect_match "the warning is in its details" "$("$NUBO" backups show shop2 Test "$W")" "warning +'\.metadata' says filesSize 1[0-9]+ but tree/ holds [0-9]+ bytes"
 expect "its files_size is what tree/ holds" "$("$NUBO" backups show shop2 Test "$W" --json | jq_get files_size)" "$(find "$BAD/badsize/tree" -type f -printf '%s\n' | awk '{s+=$1} END {print s+0}')"
 check "delete it" "$NUBO" backups delete shop2 Test "$W"
-expect "nothing left on the node" "$(ls -A "$T/node-cloud4/snapshots" | grep -c '^\.upload' || true)" 0
+expect "nothing left on the node" "$(count '^\.upload' ls -A "$T/node-cloud4/snapshots")" 0
 
 # --- a restore killed midway leaves the old data ---------------------------
 check "stop for the kill test" "$NUBO" envs stop shop Test
@@ -313,7 +320,7 @@ for i in $(seq 100); do
 done
 expect "journal settled at start" "$(ls "$T/node-cloud3/envs/$(env_id cloud3 Test)/restore.json" 2>/dev/null | wc -l)" 0
 expect "old data intact after the killed restore" "$(state_of cloud3 Test)" "$BEFORE_KILL"
-expect "no spool file left" "$(ls "$T/node-cloud3/envs/$(env_id cloud3 Test)" | grep -c '^restore-' || true)" 0
+expect "no spool file left" "$(count '^restore-' ls "$T/node-cloud3/envs/$(env_id cloud3 Test)")" 0
 expect "no half-restored database left" "$(psql -X -At "$(db_url cloud3 Test)" -c "SELECT count(*) FROM pg_database WHERE datname ~ '^env_[0-9]+_(new|old)_'")" 0
 for i in $(seq 240); do
 	s=$(api_as "$ADMIN_KEY" GET /apps/shop/environments/Test/restores | python3 -c '
@@ -329,7 +336,7 @@ expect "app serves the old data" "$(curl -s -H "Host: $H" "http://127.0.0.1:$ROU
 # --- delete ------------------------------------------------------------------
 check "delete a snapshot" "$NUBO" backups delete shop Test "$BIG"
 check_fails "deleted snapshot is gone" 1 "$NUBO" backups show shop Test "$BIG"
-expect "its archive is gone from the node" "$(ls "$T/node-cloud3/snapshots" | grep -c "$BIG" || true)" 0
+expect "its archive is gone from the node" "$(count "$BIG" ls "$T/node-cloud3/snapshots")" 0
 
 # --- offboarding wants the latest backup and the package downloaded (seed §3.3)
 # A download counts only when the node saw the whole file leave (src/node/
@@ -353,18 +360,20 @@ ARCHIVE=$T/node-cloud3/snapshots/$LATEST/archive.tar.gz
 SIZE=$(stat -c %s "$ARCHIVE")
 URL=$(api_as "$ADMIN_KEY" POST "/apps/shop/environments/Test/snapshots/$LATEST/download" '{}' | jq_get url)
 expect_match "a download URL is handed out" "$URL" "^http://127\.0\.0\.1:[0-9]+/agent/v1/snapshots/$LATEST/full\?"
+ends=$(passes download-end "$NODE_PID_cloud3")
 expect "a HEAD of it (does not count)" "$(curl -s -o /dev/null -w '%{http_code}' -I "$URL")" 200
-sleep 2.5	# a report, if there were one, would be in by now
+wait_passes download-end "$NODE_PID_cloud3" 1 "$ends"	# the node ended the HEAD
 expect "snapshots show downloaded_at" "$("$NUBO" backups show shop Test "$LATEST" --json | python3 -c 'import json,sys; print("downloaded_at" in json.load(sys.stdin))')" True
 expect "URL only: not downloaded" "$(snap_downloaded "$LATEST")" ""
 expect "URL only: offboarding still refused" "$(offboard_code)" DATA_NOT_SAVED
 expect_match "the refusal names the backup" "$(jq_get error.message < "$T/offboard.json")" "latest backup \(snapshot ${LATEST:0:8}\) was never downloaded completely"
 HALF=$((SIZE / 2))
+ends=$(passes download-end "$NODE_PID_cloud3")
 expect "first half fetched with a Range" "$(curl -s -o "$T/latest.tar.gz" -w '%{http_code}' -r "0-$((HALF - 1))" "$URL")" 206
 expect "it holds half the archive" "$(stat -c %s "$T/latest.tar.gz")" "$HALF"
 check "a files-only download (does not count)" "$NUBO" backups download shop Test "$LATEST" --kind files --output "$T/latest-files.tar.gz"
 check "a database-only download (does not count)" "$NUBO" backups download shop Test "$LATEST" --kind database --output "$T/latest-db.backup"
-sleep 2.5
+wait_passes download-end "$NODE_PID_cloud3" 1 "$ends"	# the node ended the half
 expect "half (and files only): not downloaded" "$(snap_downloaded "$LATEST")" ""
 expect "half: offboarding still refused" "$(offboard_code)" DATA_NOT_SAVED
 expect_match "half: the refusal still names the backup" "$(jq_get error.message < "$T/offboard.json")" "latest backup .* was never downloaded completely"
@@ -379,9 +388,10 @@ expect_match "a package URL is handed out" "$PURL" "/agent/v1/packages/notes-1.0
 PSIZE=$(stat -c %s "$T/node-cloud3/packages/notes-1.0.0/package")
 # a range that does not start where the delivered bytes end is not
 # remembered: the last byte first, then all but the last byte
+ends=$(passes download-end "$NODE_PID_cloud3")
 expect "the package's last byte fetched" "$(curl -s -o /dev/null -w '%{http_code}' -r "$((PSIZE - 1))-" "$PURL")" 206
 expect "all but its last byte fetched" "$(curl -s -o /dev/null -w '%{http_code}' -r "0-$((PSIZE - 2))" "$PURL")" 206
-sleep 2.5
+wait_passes download-end "$NODE_PID_cloud3" 2 "$ends"	# the node ended both
 expect "package URL and pieces only: still refused" "$(offboard_code)" DATA_NOT_SAVED
 expect_match "pieces only: the refusal names the package" "$(jq_get error.message < "$T/offboard.json")" "package 'notes-1.0.0' was never downloaded completely"
 # the node may only report its own snapshots and packages, and a report
@@ -411,7 +421,7 @@ for i in $(seq 50); do
 	[ -n "$(ls "$T/node-cloud3/downloads")" ] && break
 	sleep 0.1
 done
-sleep 2.5	# a retry or two while the portal is down
+wait_passes downloads-pass "$NODE_PID_cloud3" 2	# two tries with the portal down
 expect "the report waits on the node" "$(ls "$T/node-cloud3/downloads")" "package-notes-1.0.0.json"
 start_portal
 for i in $(seq 50); do

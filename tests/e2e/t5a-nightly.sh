@@ -37,7 +37,7 @@ c = d.datetime.fromisoformat('$(printf '%s' "$S" | jq_get created)'.replace('Z',
 e = d.datetime.fromisoformat('$(printf '%s' "$S" | jq_get expires)'.replace('Z', '+00:00'))
 print((e - c).days)")" 14
 expect "no nightly for a stopped environment" "$("$NUBO" backups list shop Acceptance --json | jq_get snapshots)" "[]"
-sleep 20	# the next scheduler passes do not take a second one
+wait_passes scheduler-pass "$PORTAL_PID" 2	# the next passes take no second one
 expect "one nightly per night" "$("$NUBO" backups list shop Test --json | python3 -c 'import json,sys; print(sum(1 for s in json.load(sys.stdin)["snapshots"] if s["type"] == "nightly"))')" 1
 check "a manual snapshot too" "$NUBO" backups create shop Test
 expect "the node holds the archive" "$(ls "$T/node-cloud3/snapshots" | grep -c "$NID")" 1
@@ -51,6 +51,6 @@ for i in $(seq 60); do
 	sleep 0.5
 done
 check_fails "the expired nightly is deleted" 1 "$NUBO" backups show shop Test "$NID"
-expect "and its archive is gone from the node" "$(ls "$T/node-cloud3/snapshots" | grep -c "$NID" || true)" 0
+expect "and its archive is gone from the node" "$(count "$NID" ls "$T/node-cloud3/snapshots")" 0
 expect "the manual snapshot is kept" "$("$NUBO" backups list shop Test --json | python3 -c 'import json,sys; print(sum(1 for s in json.load(sys.stdin)["snapshots"] if s["type"] == "manual"))')" 1
 finish

@@ -34,17 +34,6 @@ add_notes v3 shop-production 4 5
 bulk_rows v3 Test 30000
 bulk_rows v3 Production 30000
 
-# reached POINT: wait until a process is paused there (at most 120 s).
-reached() {
-	local i
-	for i in $(seq 1200); do
-		[ "$(cat "$T/pause.reached" 2>/dev/null)" = "$1" ] && return 0
-		sleep 0.1
-	done
-	echo "never paused at $1" >&2
-	return 1
-}
-unpause() { rm -f "$T/pause" "$T/pause.reached"; }
 mstate() { api_as "$ADMIN_KEY" GET '/migrations?app=shop' | jq_get migrations.0.$1; }
 wait_failed_or() {	# wait until the migration's job stopped (failed/done)
 	local i

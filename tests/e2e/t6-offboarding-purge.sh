@@ -142,7 +142,7 @@ present cloud3 "$IDS"
 stop_portal
 export NUBO_CLOCK_OFFSET=$((29 * 86400))
 start_portal
-sleep 17
+wait_passes scheduler-pass "$PORTAL_PID" 2	# a whole pass on day 29
 expect "day 29: not purged" "$(req_field "$REQ" purged_at)" ""
 expect "day 29: no purge attempt" "$(req_field "$REQ" purge_attempts)" 0
 present cloud3 "$IDS"
@@ -170,7 +170,7 @@ check "list" "$NUBO" admin offboarding list
 expect_match "list shows when the data was deleted" "$(grep cloud3 "$T/last.out")" "approved .*20[0-9-]+T.* 20[0-9-]+T"
 expect "the app stays a Free App" "$("$NUBO" apps show shop --json | jq_get status)" free
 # heartbeats (every 2 s) do not bring the environments back
-sleep 5
+wait_passes heartbeat "$NODE_PID_cloud3" 3
 for id in $IDS; do
 	[ ! -e "$T/node-cloud3/envs/$id" ] || fail "environment $id came back"
 done

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "util.h"
 #include "xmalloc.h"
@@ -19,6 +20,7 @@ main(int argc, char **argv)
 	char *seeds[256];
 	size_t lens[256], n = 0, i, len;
 	unsigned long runs = 0;
+	unsigned seed;
 	DIR *d;
 	struct dirent *de;
 	time_t end;
@@ -49,8 +51,16 @@ main(int argc, char **argv)
 		fprintf(stderr, "%s: empty corpus\n", argv[1]);
 		return 1;
 	}
-	srand((unsigned)time(NULL));
-	end = time(NULL) + (argc > 2 ? atoi(argv[2]) : 5);
+	/* the seed is printed before any mutation, so that a crash's output
+	 * names it; NUBO_FUZZ_SEED replays the same sequence of inputs */
+	seed = getenv("NUBO_FUZZ_SEED") ? (unsigned)strtoul(
+	    getenv("NUBO_FUZZ_SEED"), NULL, 10) : (unsigned)time(NULL) ^
+	    ((unsigned)getpid() << 16);
+	printf("%s: seed %u (NUBO_FUZZ_SEED=%u %s %s replays it)\n", argv[0],
+	    seed, seed, argv[0], argv[1]);
+	fflush(stdout);
+	srand(seed);
+	end = time(NULL) + (argc > 2 ? strtol(argv[2], NULL, 10) : 5);
 	while (time(NULL) < end) {
 		i = (size_t)rand() % n;
 		len = lens[i];
