@@ -6,7 +6,7 @@ JOBS ?= 2
 
 DEPS_STAMP := $(BUILD)/.deps-ok
 
-.PHONY: all build test unit e2e lint asan demo examples bench fuzz clean deps
+.PHONY: all build test unit e2e lint asan mutants demo examples bench fuzz clean deps
 
 all: build
 
@@ -44,6 +44,12 @@ asan: $(DEPS_STAMP)
 	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1 \
 	    UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 ctest --output-on-failure -j $(JOBS) --timeout 900
 
+# Guard mutations (tests/mutations/): each applied alone to a copy of the
+# tree in build-mutants, rebuilt, its test run; exit 1 if one survived.
+# MUTANTS="id …" runs those, MUTANTS="--rotate N" N of them (CI).
+mutants: $(DEPS_STAMP)
+	JOBS=$(JOBS) ./tests/mutations/run $(MUTANTS)
+
 fuzz: $(DEPS_STAMP)
 	CC=clang cmake -S . -B $(FUZZ_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Debug
 	cmake --build $(FUZZ_BUILD) -j $(JOBS)
@@ -56,4 +62,4 @@ bench: build examples
 	./bench/run-all $(BUILD)
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD) build-mutants

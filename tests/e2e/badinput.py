@@ -2,13 +2,17 @@
 """Bad input for every write route (SPEC §6), generated from the route table.
 
 For each route with a method other than GET, on a fresh app linked to a
-fresh node (the caller is platform admin and Technical Contact of both, so
-every access check passes and the handler's own validation is reached):
-malformed, truncated, non-object, invalid UTF-8, duplicate-key, 100-deep
-and 2 MB bodies, an unknown field, each discovered field with every wrong
-JSON type, and unknown {app}/{node}/{env} ids. Each must get a 4xx with an
-error code (413 for the 2 MB body, 404 for unknown ids), and the store must
-be exactly as before (a dump of every table, compared).
+fresh node that has registered (its agent URL answers nothing; the caller
+is platform admin and Technical Contact of both, so every access check
+passes and the handler's own validation is reached): malformed, truncated,
+non-object, invalid UTF-8, duplicate-key, 100-deep and 2 MB bodies, an
+unknown field, each discovered field with every wrong JSON type, and
+unknown {app}/{node}/{env} ids. Each must get its own answer — 400
+BAD_REQUEST (naming the field for an unknown field or a wrong type), 413
+BODY_TOO_LARGE, 404 APP_NOT_FOUND / NODE_NOT_FOUND / ENVIRONMENT_NOT_FOUND
+— not just any 4xx (a refusal by state or by an unreachable node before
+the body is looked at proves nothing about the handler's validation), and
+the store must be exactly as before (a dump of every table, compared).
 
 usage: badinput.py NUBOD PORTAL_URL ADMIN_KEY STORE_PATH
 """
@@ -19,6 +23,7 @@ import re
 import sqlite3
 import subprocess
 import sys
+import time
 import urllib.parse
 import uuid
 
@@ -90,6 +95,11 @@ def make_world():
     request = db.execute("INSERT INTO offboarding_requests (node_id, state,"
                          " requested_at, purged_at) VALUES (?, 'approved',"
                          " ?, ?)", (node, t, t)).lastrowid
+    # the node has registered: handlers go as far as calling its agent,
+    # which is not there (port 1 refuses)
+    must(*call("POST", "/agent/register", token,
+               {"url": "http://127.0.0.1:1", "generation": "v4"}), 200,
+         "register")
     snap = str(uuid.uuid4())
     db.execute("INSERT INTO snapshots (uuid, environment_id, app_id, node_id,"
                " type, state, created_at) SELECT ?, id, ?, ?, 'manual',"
@@ -112,6 +122,18 @@ def dump():
     # (the login lockout, src/portal/lockout.c); t1d tests that table.
     return "\n".join(line for line in db.iterdump()
                      if '"login_failures"' not in line)
+
+
+def settle():
+    """Wait (at most 60 s) until no job is queued or running."""
+    for _ in range(600):
+        if db.execute("SELECT count(*) FROM jobs WHERE state IN"
+                      " ('queued', 'running')").fetchone()[0] == 0:
+            return
+        time.sleep(0.1)
+    fail("jobs still running after 60 s: %s" % db.execute(
+        "SELECT id, kind, state FROM jobs WHERE state IN ('queued',"
+        " 'running')").fetchall())
 
 
 def fill(pattern, fixtures):
@@ -150,6 +172,15 @@ def discover(method, path, key):
     return body
 
 
+# Routes whose body is (part of) the settings document: an unknown field
+# there is an unknown setting, reported with the others.
+SETTINGS_DOCUMENT = {
+    "PUT /apps/{app}/environments/{env}/settings": "SETTINGS_INVALID",
+    "PATCH /apps/{app}/environments/{env}/settings": "SETTINGS_INVALID",
+    "PUT /apps/{app}/environments/{env}/settings/headers": "SETTINGS_INVALID",
+    "PUT /apps/{app}/environments/{env}/settings/maintenance-window":
+        "SETTINGS_INVALID",
+}
 routes = json.loads(subprocess.check_output([NUBOD, "routes"]))
 writes = [r for r in routes if r["method"] != "GET"]
 if not writes:
@@ -168,19 +199,25 @@ for rt in writes:
     takes_body = method != "DELETE"
     good = discover(method, path, key) if takes_body else {}
 
+    # (what, body, (status, code, text the message must hold) or a
+    # ("path", parameter, bogus value) for an unknown id)
+    # a DELETE takes no body at all
+    BAD = (400, "BAD_JSON" if takes_body else "BODY_NOT_ALLOWED", None)
     cases = [
-        ("malformed JSON", b'{"name": ', None),
-        ("truncated JSON", json.dumps(good).encode()[:-1] or b"{", None),
-        ("not an object", b"[1, 2, 3]", None),
-        ("a bare string", b'"hello"', None),
-        ("invalid UTF-8", b'{"name": "\xff\xfe"}', None),
-        ("duplicate keys", b'{"a": 1, "a": 2}', None),
-        ("nested 100 deep", b'{"a": ' * 100 + b"1" + b"}" * 100, None),
+        ("malformed JSON", b'{"name": ', BAD),
+        ("truncated JSON", json.dumps(good).encode()[:-1] or b"{", BAD),
+        ("not an object", b"[1, 2, 3]", BAD),
+        ("a bare string", b'"hello"', BAD),
+        ("invalid UTF-8", b'{"name": "\xff\xfe"}', BAD),
+        ("duplicate keys", b'{"a": 1, "a": 2}', BAD),
+        ("nested 100 deep", b'{"a": ' * 100 + b"1" + b"}" * 100, BAD),
         ("2 MB body", b'{"a": "' + b"x" * (2 * 1024 * 1024) + b'"}',
-         413 if takes_body else None),
-        ("unknown field", json.dumps({**good, UNKNOWN_FIELD: 1}).encode(),
-         None),
+         (413, "BODY_TOO_LARGE", None) if takes_body else BAD),
     ]
+    if takes_body:
+        cases.append(("unknown field", json.dumps(
+            {**good, UNKNOWN_FIELD: 1}).encode(),
+            (400, SETTINGS_DOCUMENT.get(name, "BAD_REQUEST"), UNKNOWN_FIELD)))
     for f in good:
         for v in WRONG:
             if type(v) is type(good[f]) or (isinstance(v, (int, float)) and
@@ -189,7 +226,8 @@ for rt in writes:
                                             and not isinstance(good[f], bool)):
                 continue
             cases.append((f"field '{f}' as {json.dumps(v)}",
-                          json.dumps({**good, f: v}).encode(), None))
+                          json.dumps({**good, f: v}).encode(),
+                          (400, "BAD_REQUEST", "'%s'" % f)))
     for p, bogus in (("app", "no-such-app"), ("node", "no-such-node"),
                      ("env", "NoSuchEnv")):
         if "{%s}" % p in pattern:
@@ -197,19 +235,25 @@ for rt in writes:
                           if takes_body else None,
                           ("path", p, bogus)))
 
+    # the probe that found the fields may have started a job: it ends
+    # (the node is not there) before the store is compared
+    settle()
     before = dump()
     bad = []
+    NOT_FOUND = {"app": "APP_NOT_FOUND", "node": "NODE_NOT_FOUND",
+                 "env": "ENVIRONMENT_NOT_FOUND"}
     for what, raw, want in cases:
         p = path
-        if isinstance(want, tuple):
+        if want[0] == "path":
             p = fill(pattern, {**fixtures, want[1]: want[2]})
-            want = 404
+            want = (404, NOT_FOUND[want[1]], want[2])
         st, doc = call(method, p, key, raw=raw)
-        good_status = (st == want) if want else (400 <= st < 500)
-        has_code = isinstance(doc, dict) and \
-            isinstance((doc.get("error") or {}).get("code"), str)
-        if not good_status or not has_code:
-            bad.append(f"{what}: HTTP {st} {str(doc)[:160]}")
+        err = (doc.get("error") or {}) if isinstance(doc, dict) else {}
+        if st != want[0] or err.get("code") != want[1] or \
+                (want[2] and want[2] not in str(err.get("message"))):
+            bad.append(f"{what}: HTTP {st} {str(doc)[:160]}, wanted "
+                       f"{want[0]} {want[1]}" +
+                       (f" naming {want[2]}" if want[2] else ""))
     after = dump()
     if before != after:
         import difflib

@@ -8,11 +8,16 @@
 # the v3 one shows the maintenance page), offboarding approval and the
 # final link; every row and file is compared at the end. Until an
 # environment's cutover reaches its route step, the v4 router answers
-# neither its original hostname nor its custom domain.
+# neither its original hostname nor its custom domain. In each phase the
+# target is made to differ from the source just before the verify step
+# (one changed row, one changed file, one missing file, one extra file,
+# one file's mode): the phase must fail naming it, and go on once the
+# target is put back.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/migrate-lib.sh"
 
-# the test hook: the cutover is held at a step while the routers are asked
+# the test hook: the migration is held at a step while the routers are
+# asked, or while the target is made to differ
 export NUBO_TEST_PAUSE_FILE=$T/pause
 start_portal
 start_node v3 v3
@@ -58,10 +63,51 @@ expect "source serves" "$(route_status v3 notes-production.nubo.localhost /api/n
 env_sql v3 Test "DO \$\$ BEGIN FOR i IN 1..150 LOOP EXECUTE format('CREATE FUNCTION pad_%s() RETURNS text LANGUAGE sql AS %L', i, 'SELECT ' || quote_literal(repeat('x', 4000))); END LOOP; END \$\$" >/dev/null
 plan_tables=$("$NUBO" migrate plan notes --to v4 --json | python3 -c 'import json,sys; print(*[e["tables"] for e in json.load(sys.stdin)["environments"] if e["environment"] == "Production"])')
 expect "the plan counts the app's tables (notes, attachments, events)" "$plan_tables" 3
-check "migrate start" "$NUBO" migrate start notes --to v4
-cp "$T/last.err" "$T/migrate-start.err"
+# verify_catches WHAT CHANGE UNDO WANT CMD…: CMD runs with the migration
+# paused before Production's verify step, where CHANGE (shell code) makes
+# the target differ from the source; CMD must fail with the verify step
+# naming the difference (WANT, a regex); UNDO puts the target back. With
+# CMD "-": the migration is already on its way there (in the background,
+# pid $cut).
+verify_catches() {
+	local what=$1 change=$2 undo=$3 want=$4 cli rc=0
+	shift 4
+	pause_at verify:Production
+	if [ "$1" = - ]; then
+		cli=$cut
+	else
+		"$@" > "$T/verify.out" 2> "$T/verify.err" &
+		cli=$!
+	fi
+	if ! reached verify:Production; then
+		fail "$what: the migration never reached Production's verify step"
+		unpause
+		wait "$cli" || rc=$?
+		sed 's/^/    /' "$T/verify.err" | tail -5
+		return 0
+	fi
+	eval "$change"
+	unpause
+	wait "$cli" || rc=$?
+	expect "$what: the phase fails" "$rc" 1
+	expect_match "$what: the verify step names it" "$(cat "$T/verify.err")" \
+		"the target differs from the source in 1 place\(s\): $want"
+	eval "$undo"
+}
+# target_file: a file of the target's Production file store (an attachment)
+target_file() {
+	(cd "$(env_dir v4 Production)/files" && find . -type f ! -path './.nubo-*' | sort | head -n 1 | cut -c3-)
+}
+
+verify_catches "start: one row changed on the target" \
+	'row=$(env_sql v4 Production "SELECT id, title FROM notes ORDER BY id LIMIT 1")
+	 env_sql v4 Production "UPDATE notes SET title = title || '"'"' (changed)'"'"' WHERE id = ${row%%|*}"' \
+	'env_sql v4 Production "UPDATE notes SET title = '"'"'${row#*|}'"'"' WHERE id = ${row%%|*}"' \
+	"table [a-z_.]*notes: " "$NUBO" migrate start notes --to v4
+cp "$T/verify.err" "$T/migrate-start.err"
+expect_match "progress lines" "$(cat "$T/migrate-start.err")" "data (Test|Production)"
+check "migrate start goes on once the target is put back" "$NUBO" migrate resume notes
 sed 's/^/    /' "$T/last.err" | tail -5
-expect_match "progress lines" "$(cat "$T/last.err")" "data (Test|Production)"
 m=$(api_as "$ADMIN_KEY" GET '/migrations?app=notes' | jq_get migrations.0)
 expect "state copied" "$(printf '%s' "$m" | jq_get state)" copied
 tmp=$(printf '%s' "$m" | jq_get temporary_app)
@@ -79,7 +125,7 @@ for s in json.load(sys.stdin)["steps"]:
     p = s.get("progress") or {}
     if s["name"] == "data" and p.get("bytes", 0) > p.get("bytes_total", 0) > 0:
         print(s.get("environment"), p["bytes"], ">", p["bytes_total"])')" ""
-expect_match "and none is printed so" "$(cat "$T/last.err")" "data Test"
+expect_match "and none is printed so" "$(cat "$T/migrate-start.err")" "data Test"
 expect "the printed lines agree" "$(python3 -c '
 import re, sys
 u = {"B": 1, "kB": 1024, "MB": 1 << 20, "GB": 1 << 30}
@@ -92,7 +138,15 @@ v4_unrouted "before the cutover"
 
 # writes on the source, then a rehearsal copies only what changed
 add_notes v3 notes-production 2 1
-check "rehearse" "$NUBO" migrate rehearse notes
+verify_catches "rehearsal: one file changed on the target" \
+	'f=$(target_file); d=$(env_dir v4 Production)/files; cp -p "$d/$f" "$T/kept"; printf x >> "$d/$f"' \
+	'cp -p "$T/kept" "$d/$f"' \
+	"file [^ ]+: sha256 " "$NUBO" migrate rehearse notes
+verify_catches "rehearsal: one file missing on the target" \
+	'f=$(target_file); d=$(env_dir v4 Production)/files; mv "$d/$f" "$T/kept"' \
+	'mv "$T/kept" "$d/$f"' \
+	"file [^ ]+: missing on the target" "$NUBO" migrate resume notes
+check "rehearse" "$NUBO" migrate resume notes
 r=$(step_result notes data Production 1)
 expect "rehearsal copied only the new file" "$(printf '%s' "$r" | jq_get files_copied)" 1
 expect "rehearsal kept the others" "$(printf '%s' "$r" | jq_get files_unchanged)" 3
@@ -106,15 +160,22 @@ before_t=$(notes_digest v3 notes-test)
 # the cutover held before Production's maintenance page: Test is cut over
 # (its route step done), Production's target stopped, its source serving
 pause_at maintenance:Production
-"$NUBO" migrate cutover notes > "$T/last.out" 2> "$T/last.err" & cut=$!
+"$NUBO" migrate cutover notes > "$T/verify.out" 2> "$T/verify.err" & cut=$!
 for _ in $(seq 600); do [ -f "$T/pause.reached" ] && break; sleep 0.2; done
 expect "cutover held before Production's maintenance" "$(cat "$T/pause.reached")" maintenance:Production
 expect "v4 serves Test's original hostname after its route step" "$(route_status v4 notes-test.nubo.localhost /api/notes)" 200
 v4_unrouted "before Production's route step"
 expect "v3 still serves Production" "$(route_status v3 notes-production.nubo.localhost /api/notes)" 200
-rm -f "$T/pause"
-rc=0; wait "$cut" || rc=$?
-expect "cutover" "$rc" 0
+# on to Production's verify step, where the target is made to differ
+verify_catches "cutover: one extra file on the target" \
+	'd=$(env_dir v4 Production)/files; echo extra > "$d/extra.bin"; chown --reference="$d" "$d/extra.bin"' \
+	'rm "$d/extra.bin"' \
+	"file extra.bin: only on the target" -
+verify_catches "cutover: one file's mode changed on the target" \
+	'f=$(target_file); d=$(env_dir v4 Production)/files; m=$(stat -c %a "$d/$f"); chmod 600 "$d/$f"' \
+	'chmod "$m" "$d/$f"' \
+	"file [^ ]+: mode 0[0-7]+ on the source, 0600 on the target" "$NUBO" migrate resume notes
+check "cutover" "$NUBO" migrate resume notes
 m=$(api_as "$ADMIN_KEY" GET '/migrations?app=notes' | jq_get migrations.0)
 expect "state cut-over" "$(printf '%s' "$m" | jq_get state)" cut-over
 expect_match "downtime measured" "$(printf '%s' "$m" | jq_get downtime_ms)" "^[0-9]+$"

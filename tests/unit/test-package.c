@@ -223,6 +223,10 @@ test_good_zip_mda(void **state)
 	free(path);
 }
 
+/* a health path of 258 characters, over its cap of 256 */
+#define HEALTH_64 "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+#define HEALTH_257 HEALTH_64 HEALTH_64 HEALTH_64 HEALTH_64 "a"
+
 static void
 test_bad_manifests(void **state)
 {
@@ -239,7 +243,25 @@ test_bad_manifests(void **state)
 		{ "{\"name\":\"x\",\"version\":\"1\",\"start\":\"/bin/sh\"}",
 		  "outside the package" },
 		{ "{\"name\":\"x\",\"version\":\"1\",\"start\":\"run\",\"health\":\"healthz\"}",
-		  "health" },
+		  "health 'healthz' must be a URL path" },
+		{ "{\"name\":\"x\",\"version\":\"1\",\"start\":\"run\",\"health\":\"/a/../b\"}",
+		  "health '/a/../b' must be a URL path" },
+		{ "{\"name\":\"x\",\"version\":\"1\",\"start\":\"run\",\"health\":\"/a\\\"b\"}",
+		  "must be a URL path" },
+		{ "{\"name\":\"x\",\"version\":\"1\",\"start\":\"run\",\"health\":\"/a<b\"}",
+		  "must be a URL path" },
+		{ "{\"name\":\"x\",\"version\":\"1\",\"start\":\"run\",\"health\":\"/a\\\\b\"}",
+		  "must be a URL path" },
+		{ "{\"name\":\"x\",\"version\":\"1\",\"start\":\"run\",\"health\":\"/a\\tb\"}",
+		  "must be a URL path" },
+		{ "{\"name\":\"x\",\"version\":\"1\",\"start\":\"run\",\"health\":\"/" HEALTH_257 "\"}",
+		  "must be a URL path" },
+		{ "{\"name\":\"x\",\"version\":\"1\",\"start\":\"run\",\"health\":\"/a\\u0001b\"}",
+		  "health must be printable ASCII" },
+		{ "{\"name\":\"x\",\"version\":\"1\",\"start\":\"run\",\"health\":\"/caf\\u00e9\"}",
+		  "health must be printable ASCII" },
+		{ "{\"name\":\"x\",\"version\":\"1\",\"start\":\"run\",\"health\":\"/a\\u007fb\"}",
+		  "health must be printable ASCII" },
 		{ "{\"name\":\"x\",\"version\":\"1\",\"start\":\"run\",\"constants\":"
 		  "[{\"name\":\"A\",\"type\":\"color\"}]}", "unknown type 'color'" },
 		{ "{\"name\":\"x\",\"version\":\"1\",\"start\":\"run\",\"constants\":"

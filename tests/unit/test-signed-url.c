@@ -47,6 +47,7 @@ test_tampered(void **state)
 	long long exp = (long long)util_now() + 60;
 	const char *why = NULL;
 	char sig[65], bad[65];
+	int i;
 
 	(void)state;
 	signed_url_sig(SECRET, "GET", "/agent/v1/x", exp, 7, sig);
@@ -56,9 +57,17 @@ test_tampered(void **state)
 	assert_int_equal(check("GET", "/agent/v1/x", exp + 1, 7, sig, &why),
 	    -1);
 	assert_int_equal(check("GET", "/agent/v1/x", exp, 8, sig, &why), -1);
-	memcpy(bad, sig, sizeof bad);
-	bad[10] = bad[10] == 'a' ? 'b' : 'a';
-	assert_int_equal(check("GET", "/agent/v1/x", exp, 7, bad, &why), -1);
+	/* every one of the 64 characters counts: a change at any position
+	 * is refused (a comparison of a prefix or a suffix is not enough) */
+	for (i = 0; i < 64; i++) {
+		memcpy(bad, sig, sizeof bad);
+		bad[i] = bad[i] == 'a' ? 'b' : 'a';
+		why = NULL;
+		if (check("GET", "/agent/v1/x", exp, 7, bad, &why) != -1 ||
+		    why == NULL || strcmp(why, "bad signature") != 0)
+			fail_msg("signature changed at position %d accepted", i);
+	}
+	assert_int_equal(check("GET", "/agent/v1/x", exp, 7, sig, &why), 0);
 	assert_int_equal(signed_url_check("another secret", "GET",
 	    "/agent/v1/x", "1", "7", sig, &why), -1);
 }
