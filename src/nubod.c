@@ -1,5 +1,6 @@
 /* nubod: the nubo daemons. `nubod portal …` runs the control plane,
  * `nubod node …` a cloud node agent. */
+#include <locale.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -34,6 +35,13 @@ print_json(json_t *j)
 int
 main(int argc, char **argv)
 {
+	/* file names are bytes: in a UTF-8 locale libarchive stores a UTF-8
+	 * name as such and any other as raw bytes (backup-archive.c); in
+	 * the C locale it could store no name that is not ASCII. Only
+	 * LC_CTYPE: messages, numbers and sorting stay C's. */
+	if (setlocale(LC_CTYPE, "C.UTF-8") == NULL &&
+	    setlocale(LC_CTYPE, "C.utf8") == NULL)
+		setlocale(LC_CTYPE, "en_US.UTF-8");
 	if (sodium_init() < 0) {
 		fputs("nubod: libsodium failed to start\n", stderr);
 		return 1;

@@ -54,12 +54,16 @@ static void
 set_cause(char **cause, const char *fmt, ...)
 {
 	va_list ap;
+	char *text;
 
 	if (cause == NULL || *cause != NULL)
 		return;
 	va_start(ap, fmt);
-	*cause = xvasprintf(fmt, ap);
+	text = xvasprintf(fmt, ap);
 	va_end(ap);
+	/* a member's name may be any bytes; the cause goes into JSON */
+	*cause = util_utf8_clean(text);
+	free(text);
 }
 
 /* Write all of buf; 0 or -1 (errno set). */
@@ -245,6 +249,19 @@ w_progress(struct wctx *w, int force)
 	w->o->progress(w->o->progress_arg, w->done, w->total);
 }
 
+/* archive_write_header() for a pax archive, 0 or -1. A name that is not
+ * UTF-8 (nubod runs in a UTF-8 locale: main()) cannot go into a UTF-8
+ * pax "path" record: libarchive then stores its bytes as they are, under
+ * "hdrcharset=BINARY" (POSIX pax), and says ARCHIVE_WARN — the member is
+ * written all the same (docs/FORMATS.md, File names). */
+static int
+header_write(struct archive *a, struct archive_entry *e)
+{
+	int r = archive_write_header(a, e);
+
+	return r == ARCHIVE_OK || r == ARCHIVE_WARN ? 0 : -1;
+}
+
 static int
 w_header(struct wctx *w, const char *name, mode_t type, mode_t perm,
     long long size, time_t mtime)
@@ -260,9 +277,9 @@ w_header(struct wctx *w, const char *name, mode_t type, mode_t perm,
 	archive_entry_set_mtime(e, mtime, 0);
 	archive_entry_set_uname(e, "nubo");
 	archive_entry_set_gname(e, "nubo");
-	r = archive_write_header(w->a, e);
+	r = header_write(w->a, e);
 	archive_entry_free(e);
-	if (r != ARCHIVE_OK) {
+	if (r != 0) {
 		set_cause(w->cause, "cannot write archive member '%s': %s", name,
 		    archive_error_string(w->a));
 		return -1;
@@ -1613,7 +1630,7 @@ backup_archive_read(backup_read_fn rd, void *ctx,
 			}
 			if (strncmp(name, "tree", 4) == 0 && r.files != NULL) {
 				archive_entry_set_pathname(e, name);
-				if (archive_write_header(r.files, e) != ARCHIVE_OK) {
+				if (header_write(r.files, e) != 0) {
 					set_cause(cause, "cannot write the files "
 					    "archive: %s",
 					    archive_error_string(r.files));
@@ -1709,7 +1726,7 @@ backup_archive_read(backup_read_fn rd, void *ctx,
 			goto out;
 		if (r.files != NULL) {
 			archive_entry_set_pathname(e, name);
-			if (archive_write_header(r.files, e) != ARCHIVE_OK) {
+			if (header_write(r.files, e) != 0) {
 				set_cause(cause, "cannot write the files archive: %s",
 				    archive_error_string(r.files));
 				if (outfd >= 0)

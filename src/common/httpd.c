@@ -556,10 +556,12 @@ void
 http_reply_verror(struct http_req *req, unsigned status, const char *code,
     const char *fmt, va_list ap)
 {
-	char *msg = xvasprintf(fmt, ap);
+	char *raw = xvasprintf(fmt, ap);
+	char *msg = util_utf8_clean(raw);	/* it may name a file */
 
 	http_reply_json(req, status, json_pack("{s:{s:s,s:s}}", "error",
 	    "code", code, "message", msg));
+	free(raw);
 	free(msg);
 }
 

@@ -503,3 +503,123 @@ util_pg_tool(const char *name)
 	free(pat);
 	return path;
 }
+
+/* Length of the valid UTF-8 sequence at s (1-4), 0 when s does not start
+ * one (a stray continuation byte, an overlong form, a surrogate, beyond
+ * U+10FFFF, cut short). */
+static size_t
+utf8_seq(const unsigned char *s)
+{
+	unsigned c = s[0];
+	size_t n, i;
+	unsigned long cp;
+
+	if (c < 0x80)
+		return 1;
+	if (c >= 0xc2 && c <= 0xdf)
+		n = 2;
+	else if (c >= 0xe0 && c <= 0xef)
+		n = 3;
+	else if (c >= 0xf0 && c <= 0xf4)
+		n = 4;
+	else
+		return 0;
+	cp = c & (0x3f >> (n - 1));
+	for (i = 1; i < n; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		cp = (cp << 6) | (s[i] & 0x3f);
+	}
+	if ((n == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+	    (n == 4 && (cp < 0x10000 || cp > 0x10ffff)))
+		return 0;
+	return n;
+}
+
+char *
+util_name_encode(const char *raw)
+{
+	static const char digits[] = "0123456789ABCDEF";
+	const unsigned char *s = (const unsigned char *)raw;
+	char *out = xmalloc(3 * strlen(raw) + 1), *o = out;
+	size_t n;
+
+	while (*s) {
+		n = utf8_seq(s);
+		if (n == 0 || *s == '%' || *s < 0x20 || *s == 0x7f) {
+			*o++ = '%';
+			*o++ = digits[*s >> 4];
+			*o++ = digits[*s & 15];
+			s++;
+			continue;
+		}
+		memcpy(o, s, n);
+		o += n;
+		s += n;
+	}
+	*o = '\0';
+	return out;
+}
+
+static int
+hex_digit(int c)
+{
+	return c >= '0' && c <= '9' ? c - '0' : c >= 'A' && c <= 'F' ?
+	    c - 'A' + 10 : -1;
+}
+
+char *
+util_name_decode(const char *name)
+{
+	char *out = xmalloc(strlen(name) + 1), *o = out, *again;
+	const char *s;
+	int hi, lo;
+
+	for (s = name; *s; s++) {
+		if (*s != '%') {
+			*o++ = *s;
+			continue;
+		}
+		if ((hi = hex_digit(s[1])) < 0 || (lo = hex_digit(s[2])) < 0 ||
+		    (hi == 0 && lo == 0))
+			goto bad;
+		*o++ = (char)(hi << 4 | lo);
+		s += 2;
+	}
+	*o = '\0';
+	/* one form per name: what encodes back to something else (an
+	 * escaped letter, a raw control character) is not a name's form */
+	again = util_name_encode(out);
+	hi = strcmp(again, name);
+	free(again);
+	if (hi == 0)
+		return out;
+bad:
+	free(out);
+	return NULL;
+}
+
+char *
+util_utf8_clean(const char *text)
+{
+	static const char digits[] = "0123456789abcdef";
+	const unsigned char *s = (const unsigned char *)text;
+	char *out = xmalloc(4 * strlen(text) + 1), *o = out;
+	size_t n;
+
+	while (*s) {
+		if ((n = utf8_seq(s)) == 0) {
+			*o++ = '\\';
+			*o++ = 'x';
+			*o++ = digits[*s >> 4];
+			*o++ = digits[*s & 15];
+			s++;
+			continue;
+		}
+		memcpy(o, s, n);
+		o += n;
+		s += n;
+	}
+	*o = '\0';
+	return out;
+}

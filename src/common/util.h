@@ -15,6 +15,17 @@ int util_valid_uuid(const char *s);
 /* sha256 of a string, as 64 hex characters. */
 char *util_sha256_hex(const void *data, size_t len);
 void util_hex(const unsigned char *in, size_t len, char *out);
+/* A file name as JSON carries it (docs/FORMATS.md, "File names"): its
+ * bytes, with '%', control characters and every byte that is not part of
+ * valid UTF-8 written %XX (upper-case hex). Always valid UTF-8; names
+ * without those bytes are unchanged. */
+char *util_name_encode(const char *raw);
+/* The bytes a util_name_encode() form stands for; NULL when name is not
+ * such a form (a bad or needless escape, %00, a raw control character). */
+char *util_name_decode(const char *name);
+/* text, with every byte that is not part of valid UTF-8 written \xNN:
+ * for messages that may name a file. */
+char *util_utf8_clean(const char *text);
 
 /* Seconds since the epoch; NUBO_CLOCK_OFFSET (seconds) shifts it for tests. */
 time_t util_now(void);

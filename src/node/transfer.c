@@ -53,8 +53,8 @@ transfer_files_dir(struct env *e)
 	return xasprintf("%s/files", e->dir);
 }
 
-/* A safe relative path: no "..", not absolute, no empty parts, no
- * control characters, not our own staging folder. */
+/* A safe relative path (its bytes): no "..", not absolute, no empty
+ * parts, not our own staging folder. Any other byte is a name's. */
 static int
 transfer_path_ok(const char *p)
 {
@@ -63,10 +63,6 @@ transfer_path_ok(const char *p)
 	if (p == NULL || *p == '\0' || *p == '/' || strlen(p) > 4096 ||
 	    strncmp(p, ".nubo-", 6) == 0)
 		return 0;
-	for (; *s; s++)
-		if ((unsigned char)*s < 0x20)
-			return 0;
-	s = p;
 	while (*s) {
 		size_t n = strcspn(s, "/");
 
@@ -78,6 +74,43 @@ transfer_path_ok(const char *p)
 			s++;
 	}
 	return 1;
+}
+
+/* The path a file name from JSON or the files stream stands for (names
+ * travel as util_name_encode() makes them: docs/FORMATS.md, File names),
+ * when that is a safe relative path; NULL otherwise. */
+static char *
+transfer_name_path(const char *name)
+{
+	char *raw = name ? util_name_decode(name) : NULL;
+
+	if (raw != NULL && !transfer_path_ok(raw)) {
+		free(raw);
+		raw = NULL;
+	}
+	return raw;
+}
+
+/* root/<the path name stands for>, or NULL when that is not safe. */
+static char *
+transfer_name_full(const char *root, const char *name)
+{
+	char *raw = transfer_name_path(name), *full;
+
+	if (raw == NULL)
+		return NULL;
+	full = xasprintf("%s/%s", root, raw);
+	free(raw);
+	return full;
+}
+
+static int
+transfer_name_ok(const char *name)
+{
+	char *raw = transfer_name_path(name);
+
+	free(raw);
+	return raw != NULL;
 }
 
 /* ---- file manifest with a sha256 cache ---- */
@@ -150,6 +183,7 @@ walk_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {
 	struct walk *w = walk_cur;
 	const char *rel;
+	char *name;
 	long long mtime;
 	json_t *c;
 	char sha[65];
@@ -161,17 +195,20 @@ walk_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 	if (strncmp(rel, ".nubo-", 6) == 0)
 		return flag == FTW_D ? FTW_SKIP_SUBTREE : 0;
 	if (flag == FTW_D) {
+		name = util_name_encode(rel);
 		json_array_append_new(w->folders, json_pack("{s:s,s:i,s:s}",
-		    "path", rel, "mode", (int)(st->st_mode & 0777), "owner",
+		    "path", name, "mode", (int)(st->st_mode & 0777), "owner",
 		    transfer_owner(w, st)));
+		free(name);
 		return 0;
 	}
 	if (flag != FTW_F || !S_ISREG(st->st_mode))
 		return 0;	/* links and special files are never part of a
 				 * file store (SPEC §3) */
+	name = util_name_encode(rel);
 	mtime = (long long)st->st_mtim.tv_sec * 1000000000LL +
 	    st->st_mtim.tv_nsec;
-	c = json_object_get(w->cache, rel);
+	c = json_object_get(w->cache, name);
 	if (json_is_array(c) && json_array_size(c) == 4 &&
 	    json_integer_value(json_array_get(c, 0)) == st->st_size &&
 	    json_integer_value(json_array_get(c, 1)) == mtime &&
@@ -180,17 +217,19 @@ walk_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 		    json_string_value(json_array_get(c, 3)));
 	} else if (sha256_file(path, sha, NULL) == -1) {
 		w->failed = 1;
-		w->cause = xasprintf("cannot read %s: %s", rel,
+		w->cause = xasprintf("cannot read %s: %s", name,
 		    strerror(errno));
+		free(name);
 		return FTW_STOP;
 	}
-	json_object_set_new(w->fresh, rel, json_pack("[I,I,I,s]",
+	json_object_set_new(w->fresh, name, json_pack("[I,I,I,s]",
 	    (json_int_t)st->st_size, (json_int_t)mtime,
 	    (json_int_t)st->st_ino, sha));
 	json_array_append_new(w->files, json_pack("{s:s,s:I,s:s,s:i,s:s}",
-	    "path", rel, "size", (json_int_t)st->st_size, "sha256", sha,
+	    "path", name, "size", (json_int_t)st->st_size, "sha256", sha,
 	    "mode", (int)(st->st_mode & 0777), "owner",
 	    transfer_owner(w, st)));
+	free(name);
 	w->bytes += st->st_size;
 	return 0;
 }
@@ -253,9 +292,11 @@ transfer_manifest(struct env *e, long long *bytes, json_t **folders,
 	return w.files;
 }
 
-/* Record a file we just wrote (and hashed) in the cache. */
+/* Record a file we just wrote (and hashed) in the cache: its name as
+ * JSON carries it, the path it stands for. */
 static void
-transfer_cache_put(struct env *e, const char *rel, const char *sha)
+transfer_cache_put(struct env *e, const char *name, const char *rel,
+    const char *sha)
 {
 	char *cache_path = xasprintf("%s/transfer-cache.json", e->dir);
 	char *full = xasprintf("%s/files/%s", e->dir, rel);
@@ -270,7 +311,7 @@ transfer_cache_put(struct env *e, const char *rel, const char *sha)
 	if (cache == NULL)
 		cache = json_object();
 	if (stat(full, &st) == 0)
-		json_object_set_new(cache, rel, json_pack("[I,I,I,s]",
+		json_object_set_new(cache, name, json_pack("[I,I,I,s]",
 		    (json_int_t)st.st_size, (json_int_t)(
 		    (long long)st.st_mtim.tv_sec * 1000000000LL +
 		    st.st_mtim.tv_nsec), (json_int_t)st.st_ino, sha));
@@ -629,12 +670,16 @@ files_read(void *cls, uint64_t pos, char *buf, size_t max)
 			continue;
 		}
 		{
+			/* the name as the request had it (checked there)
+			 * goes into the record; the file is its bytes' */
 			const char *p = json_string_value(json_array_get(
 			    s->paths, s->next++));
-			char *full = xasprintf("%s/%s", s->root, p);
+			char *raw = util_name_decode(p);
+			char *full = xasprintf("%s/%s", s->root, raw);
 			struct stat st;
 			int fd;
 
+			free(raw);
 			env_fs_enter(s->uid);
 			fd = open(full, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 			env_fs_leave(s->uid);
@@ -687,12 +732,15 @@ transfer_files_export(struct areq *r)
 		return;
 	paths = json_object_get(r->body, "paths");
 	json_array_foreach(paths, i, v) {
-		if (!transfer_path_ok(json_string_value(v))) {
+		char *raw = transfer_name_path(json_string_value(v));
+
+		if (raw == NULL) {
 			areply_error(r, 400, "BAD_PATH", "'%s' is not a safe "
 			    "relative path", json_is_string(v) ?
 			    json_string_value(v) : "(not a string)");
 			return;
 		}
+		free(raw);
 	}
 	s = xcalloc(1, sizeof *s);
 	s->env = r->env;
@@ -812,7 +860,8 @@ struct files_sink {
 	char		 head[4200];
 	size_t		 head_len;
 	int		 in_file;	/* 0: reading a header */
-	char		*path;
+	char		*path;		/* as JSON carries it */
+	char		*raw;		/* the path it stands for */
 	long long	 left;
 	int		 fd;
 	char		*tmp;
@@ -855,8 +904,9 @@ sink_file_done(struct files_sink *s)
 		return -1;
 	}
 	s->fd = -1;
-	dest = xasprintf("%s/%s", s->root, s->path);
-	if (mkdirs_for(s->root, s->path) == -1 || util_rename_sync(s->tmp, dest) == -1) {
+	dest = xasprintf("%s/%s", s->root, s->raw);
+	if (mkdirs_for(s->root, s->raw) == -1 ||
+	    util_rename_sync(s->tmp, dest) == -1) {
 		s->error = xasprintf("cannot place %s: %s", s->path,
 		    strerror(errno));
 		free(dest);
@@ -872,7 +922,7 @@ sink_file_done(struct files_sink *s)
 	    hex) != 0)
 		log_info("transfer: %s changed on the source since its "
 		    "manifest", s->path);
-	transfer_cache_put(s->env, s->path, hex);
+	transfer_cache_put(s->env, s->path, s->raw, hex);
 	pthread_mutex_lock(&task_lock);
 	s->t->files++;
 	pthread_mutex_unlock(&task_lock);
@@ -883,7 +933,8 @@ sink_file_done(struct files_sink *s)
 		env_fs_enter(s->env->uid);
 	}
 	free(s->path);
-	s->path = NULL;
+	free(s->raw);
+	s->path = s->raw = NULL;
 	s->in_file = 0;
 	return 0;
 }
@@ -975,9 +1026,11 @@ sink_write(char *data, size_t size, size_t nmemb, void *cls)
 			if ((size_t)(s->head + s->head_len - (nl + 1)) < plen)
 				continue;
 			free(s->path);
+			free(s->raw);
 			s->path = xstrndup(nl + 1, plen);
+			s->raw = transfer_name_path(s->path);
 			s->head_len = 0;
-			if (!transfer_path_ok(s->path) ||
+			if (s->raw == NULL ||
 			    json_object_get(s->want, s->path) == NULL) {
 				s->error = xasprintf("unexpected path '%s' in "
 				    "the files stream", s->path);
@@ -985,12 +1038,13 @@ sink_write(char *data, size_t size, size_t nmemb, void *cls)
 			}
 			if (kind == 'M') {
 				char *full = xasprintf("%s/%s", s->root,
-				    s->path);
+				    s->raw);
 
 				unlink(full);
 				free(full);
 				free(s->path);
-				s->path = NULL;
+				free(s->raw);
+				s->path = s->raw = NULL;
 				continue;
 			}
 			free(s->tmp);
@@ -1087,11 +1141,12 @@ task_files(struct task *t, struct env *e, char **cause)
 		}
 	}
 	json_array_foreach(del, i, v) {
-		char *full;
+		char *full, *raw = transfer_name_path(json_string_value(v));
 
-		if (!transfer_path_ok(json_string_value(v)))
+		if (raw == NULL)
 			continue;
-		full = xasprintf("%s/%s", s.root, json_string_value(v));
+		full = xasprintf("%s/%s", s.root, raw);
+		free(raw);
 		if (unlink(full) == -1 && errno != ENOENT) {
 			*cause = xasprintf("cannot remove %s: %s",
 			    json_string_value(v), strerror(errno));
@@ -1115,6 +1170,7 @@ out:
 	env_fs_leave(e->uid);
 	free(s.tmp);
 	free(s.path);
+	free(s.raw);
 	free(s.error);
 	free(s.root);
 	json_decref(s.want);
@@ -1525,7 +1581,7 @@ task_delta(struct task *t, struct env *e, char **cause)
 	if ((mine = transfer_manifest(e, &mbytes, NULL, cause)) == NULL)
 		goto out;
 	json_array_foreach(json_object_get(src, "files"), i, v) {
-		if (!transfer_path_ok(jsonx_str(v, "path"))) {
+		if (!transfer_name_ok(jsonx_str(v, "path"))) {
 			*cause = xasprintf("files: unsafe path '%s' in the "
 			    "source's list", jsonx_str(v, "path") ?
 			    jsonx_str(v, "path") : "?");
@@ -1549,7 +1605,7 @@ task_delta(struct task *t, struct env *e, char **cause)
 		}
 	}
 	json_array_foreach(json_object_get(src, "folders"), i, v)
-		if (!transfer_path_ok(jsonx_str(v, "path"))) {
+		if (!transfer_name_ok(jsonx_str(v, "path"))) {
 			*cause = xasprintf("files: unsafe folder '%s' in the "
 			    "source's list", jsonx_str(v, "path") ?
 			    jsonx_str(v, "path") : "?");
@@ -1620,7 +1676,9 @@ task_tree(struct task *t, struct env *e, char **cause)
 		json_object_set(want, jsonx_str(v, "path"), v);
 	env_fs_enter(e->uid);
 	json_array_foreach(folders, i, v) {
-		full = xasprintf("%s/%s", root, jsonx_str(v, "path"));
+		if ((full = transfer_name_full(root, jsonx_str(v, "path"))) ==
+		    NULL)
+			continue;	/* refused by task_delta() already */
 		if ((util_mkdir_p(full, 0750) == -1 || chmod(full,
 		    (mode_t)(jsonx_int(v, "mode", 0750) & 0777)) == -1)) {
 			*cause = xasprintf("files: cannot make folder %s: %s",
@@ -1631,8 +1689,10 @@ task_tree(struct task *t, struct env *e, char **cause)
 		free(full);
 	}
 	json_array_foreach(json_object_get(t->req, "modes"), i, v) {
-		full = xasprintf("%s/%s", root, jsonx_str(v, "path"));
-		if (transfer_path_ok(jsonx_str(v, "path")) && chmod(full,
+		if ((full = transfer_name_full(root, jsonx_str(v, "path"))) ==
+		    NULL)
+			continue;
+		if (chmod(full,
 		    (mode_t)(jsonx_int(v, "mode", 0640) & 0777)) == -1 &&
 		    errno != ENOENT) {
 			*cause = xasprintf("files: cannot set the mode of %s: "
@@ -1659,8 +1719,9 @@ task_tree(struct task *t, struct env *e, char **cause)
 				    k));
 			qsort(list, n, sizeof *list, folder_depth_desc);
 			for (k = 0; k < n; k++) {
-				full = xasprintf("%s/%s", root, list[k]);
-				if (rmdir(full) == -1 && errno != ENOENT)
+				full = transfer_name_full(root, list[k]);
+				if (full != NULL && rmdir(full) == -1 &&
+				    errno != ENOENT)
 					log_info("transfer: folder %s only on "
 					    "the target kept: %s", list[k],
 					    strerror(errno));
@@ -1758,7 +1819,7 @@ transfer_import(struct areq *r)
 	if (abody_check(r, fields) == -1)
 		return;
 	json_array_foreach(json_object_get(r->body, "files"), i, v) {
-		if (!transfer_path_ok(jsonx_str(v, "path"))) {
+		if (!transfer_name_ok(jsonx_str(v, "path"))) {
 			areply_error(r, 400, "BAD_PATH", "'%s' is not a safe "
 			    "relative path", jsonx_str(v, "path") ?
 			    jsonx_str(v, "path") : "(missing)");

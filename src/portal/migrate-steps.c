@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "jsonx.h"
 #include "log.h"
@@ -17,6 +18,10 @@
 #include "store.h"
 #include "util.h"
 #include "xmalloc.h"
+
+/* the `keep` backup at cutover: tries, and the pause between them */
+#define MIGRATE_KEEP_ATTEMPTS	3
+#define MIGRATE_KEEP_RETRY_SECS	5
 
 static int
 fail(char **cause, const char *fmt, ...)
@@ -321,20 +326,44 @@ step_keep(struct migrate_ctx *c, json_t **result, char **cause)
 {
 	char *comment = xasprintf("kept by migration %lld at cutover: the "
 	    "data copied from node '%s'", c->id, c->source_name);
-	char *uuid = NULL;
-	int rc;
+	char *uuid = NULL, *why = NULL;
+	int rc = -1, attempt;
 
-	rc = migrate_node_keep_snapshot(c, c->target_node, env_id(c,
-	    c->target_node, c->env), comment, &uuid, cause);
-	if (rc == 0 && uuid == NULL)
+	/* the target serves already: a backup that keeps failing must not
+	 * hold the migration in cutting-over. Tried a few times, then the
+	 * cutover finishes and says the backup is missing. */
+	for (attempt = 1; rc == -1 && attempt <= MIGRATE_KEEP_ATTEMPTS;
+	    attempt++) {
+		if (attempt > 1) {
+			migrate_progress(c, json_pack("{s:s,s:i}", "message",
+			    "the backup failed; trying again", "attempt",
+			    attempt));
+			sleep(MIGRATE_KEEP_RETRY_SECS);
+		}
+		free(why);
+		why = NULL;
+		rc = migrate_node_keep_snapshot(c, c->target_node, env_id(c,
+		    c->target_node, c->env), comment, &uuid, &why);
+	}
+	if (rc == -1) {
+		log_warn("migration %lld: the backup of %s at cutover failed "
+		    "%d times: %s", c->id, c->env ? c->env : "?",
+		    MIGRATE_KEEP_ATTEMPTS, why);
+		*result = json_pack("{s:n,s:s,s:s}", "snapshot", "error", why,
+		    "warning", "the cutover is done but its data was not backed "
+		    "up on the target: take a backup (nubo backups create) "
+		    "before the source node goes");
+	} else if (uuid == NULL)
 		*result = json_pack("{s:s}", "skipped", "nothing deployed: "
 		    "nothing to keep");
-	else if (rc == 0)
+	else
 		*result = json_pack("{s:s,s:s}", "snapshot", uuid, "node",
 		    c->target_name);
+	(void)cause;
+	free(why);
 	free(uuid);
 	free(comment);
-	return rc;
+	return 0;
 }
 
 /* seed §3.3: file the source node's offboarding request. The migration

@@ -329,6 +329,29 @@ status_as() {
 	curl "${args[@]}" "$PORTAL_URL/api/v1$path"
 }
 
+# File names are bytes: accents, CJK, an emoji, a byte that is not UTF-8
+# (docs/FORMATS.md, File names). odd_names_write DIR UID [TAG]: a file of
+# each name below DIR (a/ for the first), its bytes naming it, owned by
+# UID with the app's modes; odd_names_check DIR [TAG]: they are there with
+# those bytes (prints what is missing or different).
+ODD_NAMES=("a/Zufall-ÄÖÜ.txt" "日本語のファイル.txt" "emoji-😀.bin" "$(printf 'latin1-\xff.bin')")
+odd_names_write() {
+	local n
+	mkdir -p "$1/a"
+	for n in "${ODD_NAMES[@]}"; do
+		printf 'the bytes of %s%s\n' "$n" "${3:-}" > "$1/$n"
+		chmod 0640 "$1/$n"
+	done
+	chmod 0750 "$1/a"
+	chown -R "$2:$2" "$1/a" "$1/${ODD_NAMES[1]}" "$1/${ODD_NAMES[2]}" "$1/${ODD_NAMES[3]}"
+}
+odd_names_check() {
+	local n
+	for n in "${ODD_NAMES[@]}"; do
+		[ "$(cat "$1/$n" 2>/dev/null)" = "the bytes of $n${2:-}" ] || printf '%q ' "$n"
+	done
+}
+
 # Read a field of the JSON on stdin: jq_get key.sub.0.name ("" when the
 # field is not there). When stdin is not JSON — the command before the
 # pipe failed, say — it prints a line saying so and fails, so that

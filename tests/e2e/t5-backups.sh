@@ -7,6 +7,8 @@
 # + a hand-written .metadata uploads and restores on another node; bad
 # archives refused with nothing listed; a restore killed midway (kill -9 of
 # the node) leaves the old data intact and the environment startable.
+# Files of any name (accents, CJK, an emoji, a byte that is not UTF-8) go
+# through all of it with their bytes, and plain tar lists and extracts them.
 . "$(dirname "$0")/lib.sh"
 
 PKG=$(ls "$NUBO_BUILD"/packages/notes-*.tar.gz 2>/dev/null | head -1)
@@ -81,6 +83,7 @@ check "start" "$NUBO" envs start shop Test
 H=$(host shop Test)
 write_notes cloud3 "$H" 12 first
 expect "notes written through the app" "$(curl -s -H "Host: $H" "http://127.0.0.1:$ROUTER_cloud3/api/stats" | jq_get notes)" 12
+odd_names_write "$(files_dir cloud3 Test)" "$(env_uid cloud3 Test)"
 SNAPPED=$(state_of cloud3 Test)
 MODES=$(modes_of "$(files_dir cloud3 Test)")
 expect_match "the app made folders 0750" "$MODES" "^d 750 [0-9a-f]{2}$"
@@ -112,6 +115,7 @@ expect_match "refusal says why" "$(cat "$T/last.err")" "cannot restore into 'Tes
 check "stop" "$NUBO" envs stop shop Test
 check "restore" "$NUBO" backups restore shop Test "$SID"
 expect "restored data equals the snapshot (rows and file sha256)" "$(state_of cloud3 Test)" "$SNAPPED"
+expect "files of any name restored with their bytes" "$(odd_names_check "$(files_dir cloud3 Test)")" ""
 expect "restored files and folders have the modes they had" "$(modes_of "$(files_dir cloud3 Test)")" "$MODES"
 expect_match "and are the environment's user's" "$(owned_by "$(files_dir cloud3 Test)" "$(env_uid cloud3 Test)")" "^[1-9][0-9]* entries$"
 check "start after restore" "$NUBO" envs start shop Test
@@ -124,6 +128,9 @@ cd "$T"
 check "download full" "$NUBO" backups download shop Test "$SID" --output full.tar.gz
 expect_match "archive members" "$(tar tzf full.tar.gz | sort | tr '\n' ' ')" '^\.metadata \.nubo/ \.nubo/checksums db/ db/db\.backup tree/'
 mkdir plain && tar xzf full.tar.gz -C plain
+printf 'tree/%s\n' "${ODD_NAMES[@]}" > odd.list
+expect "plain tar lists every name as its bytes" "$(tar --quoting-style=literal -tzf full.tar.gz | LC_ALL=C grep -cxF -f odd.list)" 4
+expect "plain tar extracts them with their bytes" "$(odd_names_check plain/tree)" ""
 check "pg_restore reads db/db.backup" pg_restore --list plain/db/db.backup
 check "sha256sum -c .nubo/checksums" sh -c "cd plain && sha256sum --quiet -c .nubo/checksums"
 expect_match ".metadata values are strings" "$(cat plain/.metadata)" '^\{"duration":"[0-9]+","dumpSize":"[0-9]+","modelVersion":"notes-1.0.0","databaseSize":"[0-9]+","filesSize":"[0-9]+","nuboFormat":"1"\}$'
@@ -131,6 +138,7 @@ check "download database only" "$NUBO" backups download shop Test "$SID" --kind 
 check "the database download is a custom dump" pg_restore --list db.backup
 check "it equals the archive's" cmp db.backup plain/db/db.backup
 check "download files only" "$NUBO" backups download shop Test "$SID" --kind files --output files.tar.gz
+expect "files-only lists every name as its bytes" "$(tar --quoting-style=literal -tzf files.tar.gz | LC_ALL=C grep -cxF -f odd.list)" 4
 expect "files-only holds tree/ only" "$(count -v '^tree/' tar tzf files.tar.gz)" 0
 # an interrupted download continues with Range
 head -c 5000 full.tar.gz > part.tar.gz
@@ -162,6 +170,7 @@ UP=$("$NUBO" backups list shop2 Test --json | jq_get snapshots.0)
 expect "uploaded snapshot" "$(printf '%s' "$UP" | jq_get type),$(printf '%s' "$UP" | jq_get state),$(printf '%s' "$UP" | jq_get comment)" "uploaded,completed,moved"
 check "restore it on the other node" "$NUBO" backups restore shop2 Test "$(printf '%s' "$UP" | jq_get id)"
 expect "data moved between nodes" "$(state_of cloud4 Test)" "$SNAPPED"
+expect "with files of any name" "$(odd_names_check "$(files_dir cloud4 Test)")" ""
 
 # (a) made by the test itself: pg_dump -O -x -Fc, tar, hand-written .metadata
 RAW=$T/raw; mkdir -p "$RAW/db" "$RAW/tree"

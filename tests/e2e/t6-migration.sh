@@ -55,6 +55,8 @@ v4_unrouted() {
 
 add_notes v3 notes-test 3 2
 add_notes v3 notes-production 5 3
+# file names are bytes: they survive the copy, the delta and verification
+odd_names_write "$(env_dir v3 Production)/files" "$(jq_get uid < "$(env_dir v3 Production)/env.json")"
 expect "source serves" "$(route_status v3 notes-production.nubo.localhost /api/notes)" 200
 
 # Test's database as a framework's often is: much schema (here functions),
@@ -149,12 +151,13 @@ verify_catches "rehearsal: one file missing on the target" \
 check "rehearse" "$NUBO" migrate resume notes
 r=$(step_result notes data Production 1)
 expect "rehearsal copied only the new file" "$(printf '%s' "$r" | jq_get files_copied)" 1
-expect "rehearsal kept the others" "$(printf '%s' "$r" | jq_get files_unchanged)" 3
+expect "rehearsal kept the others (3 attachments, 4 odd names)" "$(printf '%s' "$r" | jq_get files_unchanged)" 7
 expect "rehearsal verified" "$(step_result notes verify Production 1 | jq_get differences)" "[]"
 
 # writes between the rehearsal and the cutover must reach the target
 add_notes v3 notes-production 2 2
 add_notes v3 notes-test 1 1
+odd_names_write "$(env_dir v3 Production)/files" "$(jq_get uid < "$(env_dir v3 Production)/env.json")" " (changed)"
 before_p=$(notes_digest v3 notes-production)
 before_t=$(notes_digest v3 notes-test)
 # the cutover held before Production's maintenance page: Test is cut over
@@ -185,6 +188,7 @@ expect "v4 serves the ORIGINAL hostname: Test" "$(notes_digest v4 notes-test)" "
 expect "v3 shows the maintenance page" "$(route_status v3 notes-production.nubo.localhost /api/notes)" 503
 expect "v4 serves the custom domain after the route step" "$(tls4 /api/notes)" 200
 expect "strict verify at cutover" "$(step_result notes verify Production 2 | jq_get differences)" "[]"
+expect_match "the cut-over data is kept in a backup" "$(step_result notes keep Production 2 | jq_get snapshot)" "^[0-9a-f-]{36}$"
 expect "offboarding filed" "$(api_as "$ADMIN_KEY" GET /offboarding-requests | jq_get offboarding_requests.0.state)" pending
 expect "v3 is offboarding" "$(api_as "$ADMIN_KEY" GET /nodes/v3 | jq_get status)" offboarding
 
@@ -203,6 +207,7 @@ expect_match "the app on v4 runs with it" "$(route v4 notes-production.nubo.loca
 expect "settings step reported nothing left behind" "$(step_result notes settings Production 0 | jq_get not_carried_over)" "[]"
 compare_envs v3 v4 Production "final data equals the source: Production"
 compare_envs v3 v4 Test "final data equals the source: Test"
+expect "files of any name arrived with their last bytes" "$(odd_names_check "$(env_dir v4 Production)/files" " (changed)")" ""
 foreign=$(env_foreign v4 Production)
 expect "everything in the target's file store is the app's" "$foreign" ""
 expect "new writes on v4 work" "$(add_notes v4 notes-production 1 0 && echo ok)" ok

@@ -130,6 +130,52 @@ test_validators(void **state)
 	assert_false(util_valid_env_name("../x"));
 }
 
+/* File names in JSON (docs/FORMATS.md): one form per name, always
+ * UTF-8, round trip of any bytes. */
+static void
+name_form(const char *raw, const char *form)
+{
+	char *enc = util_name_encode(raw), *dec = util_name_decode(form);
+	json_t *j = json_string(enc);
+
+	assert_string_equal(enc, form);
+	assert_non_null(dec);
+	assert_string_equal(dec, raw);
+	assert_non_null(j);	/* valid UTF-8: jansson takes it */
+	json_decref(j);
+	free(enc);
+	free(dec);
+}
+
+static void
+test_names(void **state)
+{
+	static const char *const bad[] = { "a%", "a%4", "a%zz", "%00x", "%41",
+	    "a%2f", "new\nline", "%C3%84", NULL };
+	char *clean;
+	size_t i;
+
+	(void)state;
+	name_form("plain/name.txt", "plain/name.txt");
+	name_form("a/Zufall-\xc3\x84\xc3\x96\xc3\x9c.txt",
+	    "a/Zufall-\xc3\x84\xc3\x96\xc3\x9c.txt");
+	name_form("\xe6\x97\xa5\xe6\x9c\xac.txt", "\xe6\x97\xa5\xe6\x9c\xac.txt");
+	name_form("emoji-\xf0\x9f\x98\x80.bin", "emoji-\xf0\x9f\x98\x80.bin");
+	name_form("latin1-\xff.bin", "latin1-%FF.bin");
+	name_form("100%.txt", "100%25.txt");
+	name_form("new\nline\x7f", "new%0Aline%7F");
+	/* cut short, overlong, surrogate: bytes, not characters */
+	name_form("\xc3", "%C3");
+	name_form("\xc0\xaf", "%C0%AF");
+	name_form("\xed\xa0\x80", "%ED%A0%80");
+	name_form("\xf4\x90\x80\x80", "%F4%90%80%80");
+	for (i = 0; bad[i] != NULL; i++)
+		assert_null(util_name_decode(bad[i]));
+	clean = util_utf8_clean("member 'a\xff\xc3\x84'");
+	assert_string_equal(clean, "member 'a\\xff\xc3\x84'");
+	free(clean);
+}
+
 int
 main(void)
 {
@@ -139,6 +185,7 @@ main(void)
 		cmocka_unit_test(test_oversized),
 		cmocka_unit_test(test_fields),
 		cmocka_unit_test(test_validators),
+		cmocka_unit_test(test_names),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
