@@ -1030,13 +1030,16 @@ router_watch(void)
 	router_heal.slot = &node->router_down;
 	pthread_mutex_lock(&router_lock);
 	pid = router_pid();
-	if (pid > 0)
-		router_kids_record(pid);
-	pthread_mutex_unlock(&router_lock);
 	if (pid > 0) {
+		router_kids_record(pid);
+		pthread_mutex_unlock(&router_lock);
 		heal_alive(&router_heal);
 		return;
 	}
+	/* the workers a dead master left hold the port with the old
+	 * config: they go at once, whatever the back-off */
+	router_kids_kill();
+	pthread_mutex_unlock(&router_lock);
 	if (!heal_gone(&router_heal, "its master process is gone"))
 		return;
 	/* a reload with no master kills the workers it left and starts

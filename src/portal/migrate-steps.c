@@ -12,6 +12,7 @@
 #include "log.h"
 #include "migrate.h"
 #include "migrate-node.h"
+#include "nodeclient.h"
 #include "offboarding.h"
 #include "portal.h"
 #include "settings.h"
@@ -331,7 +332,9 @@ step_keep(struct migrate_ctx *c, json_t **result, char **cause)
 
 	/* the target serves already: a backup that keeps failing must not
 	 * hold the migration in cutting-over. Tried a few times, then the
-	 * cutover finishes and says the backup is missing. */
+	 * cutover finishes and says the backup is missing. A target that
+	 * cannot be reached fails the step, as in every other step: it is
+	 * run again (resume) once the node is back. */
 	for (attempt = 1; rc == -1 && attempt <= MIGRATE_KEEP_ATTEMPTS;
 	    attempt++) {
 		if (attempt > 1) {
@@ -344,6 +347,12 @@ step_keep(struct migrate_ctx *c, json_t **result, char **cause)
 		why = NULL;
 		rc = migrate_node_keep_snapshot(c, c->target_node, env_id(c,
 		    c->target_node, c->env), comment, &uuid, &why);
+		if (rc == -1 && why && strncmp(why, NODE_UNREACHABLE,
+		    strlen(NODE_UNREACHABLE)) == 0) {
+			*cause = why;
+			free(comment);
+			return -1;
+		}
 	}
 	if (rc == -1) {
 		log_warn("migration %lld: the backup of %s at cutover failed "
@@ -359,7 +368,6 @@ step_keep(struct migrate_ctx *c, json_t **result, char **cause)
 	else
 		*result = json_pack("{s:s,s:s}", "snapshot", uuid, "node",
 		    c->target_name);
-	(void)cause;
 	free(why);
 	free(uuid);
 	free(comment);

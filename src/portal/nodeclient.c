@@ -91,7 +91,7 @@ node_call_timeout(sqlite3 *db, long long node_id, const char *method,
 	curl_easy_setopt(c, CURLOPT_TIMEOUT, timeout);
 	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
 	if (curl_easy_perform(c) != CURLE_OK) {
-		*cause = xasprintf("cannot reach the node at %s: %s", base,
+		*cause = xasprintf(NODE_UNREACHABLE "%s: %s", base,
 		    errbuf);
 		status = -1;
 		goto out;

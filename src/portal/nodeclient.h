@@ -12,6 +12,9 @@
  * node's error message too (the caller frees it). */
 int node_call(sqlite3 *db, long long node_id, const char *method,
     const char *path, json_t *body, json_t **out, char **cause);
+/* The start of *cause when the node could not be reached at all (down,
+ * restarting): the call may be tried again once it is back. */
+#define NODE_UNREACHABLE	"cannot reach the node at "
 /* Same with an explicit timeout in seconds (node_call uses 30). */
 int node_call_timeout(sqlite3 *db, long long node_id, const char *method,
     const char *path, json_t *body, json_t **out, char **cause, long timeout);
