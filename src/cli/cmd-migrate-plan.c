@@ -44,13 +44,16 @@ cmd_migrate_plan_exec(struct cmd_args *a)
 		    jsonx_int(e, "tables", 0), jsonx_int(e, "rows", 0), files,
 		    jsonx_int(e, "files", 0), json_real_value(json_object_get(e,
 		    "estimated_downtime_seconds")));
+		printf("%-12s downtime estimate: %s\n", "", jsonx_str(
+		    json_object_get(e, "estimate_basis"), "text"));
 		if (jsonx_str(e, "note"))
 			printf("%-12s note: %s\n", "", jsonx_str(e, "note"));
 	}
 	printf("\n");
 	out_table(json_object_get(resp, "steps"), "phase:PHASE,step:STEP,"
 	    "environment:ENVIRONMENT,does:WHAT");
-	printf("\nestimated downtime at cutover: %.1f s\n",
+	printf("\nestimated downtime at cutover: %.1f s (each environment "
+	    "is down during its own cutover only; the longest)\n",
 	    json_real_value(json_object_get(resp,
 	    "estimated_downtime_seconds")));
 out:

@@ -84,6 +84,23 @@ step_line(json_t *step, char *out, size_t len)
 		    eta % 60);
 }
 
+/* Before a cutover: how long each environment will be down, and what
+ * the figure comes from. */
+static void
+print_estimates(json_t *m)
+{
+	json_t *est = json_object_get(m, "cutover_estimates"), *e;
+	const char *env;
+
+	if (json_object_size(est) == 0)
+		return;
+	printf("\ndowntime at cutover, estimated:\n");
+	json_object_foreach(est, env, e)
+		printf("  %-12s %.1f s — %s\n", env, json_number_value(
+		    json_object_get(e, "seconds")), jsonx_str(json_object_get(e,
+		    "basis"), "text"));
+}
+
 void
 migrate_cli_print(json_t *m)
 {
@@ -112,6 +129,7 @@ migrate_cli_print(json_t *m)
 		    "attempts:TRIES,step:STEP");
 		json_decref(rows);
 	}
+	print_estimates(m);
 	if (jsonx_str(m, "next"))
 		printf("\nnext: %s\n", jsonx_str(m, "next"));
 }

@@ -984,7 +984,6 @@ migrate_node_env_plan(sqlite3 *db, long long source_node,
 	json_t *e = env_row(db, s), *sums = NULL, *out;
 	char *path = xasprintf("/agent/v1/environments/%lld/checksums", s);
 	char *why = NULL;
-	double mb, downtime;
 	int st;
 
 	st = node_call_timeout(db, source_node, "GET", path, NULL, &sums,
@@ -1005,19 +1004,10 @@ migrate_node_env_plan(sqlite3 *db, long long source_node,
 		    jsonx_int(sums, "files_bytes", 0)));
 		json_object_set_new(out, "files", json_integer((json_int_t)
 		    json_array_size(json_object_get(sums, "files"))));
-		/* Downtime at cutover: the database is copied with the
-		 * source stopped (dump and restore overlap, ~30 MB/s on
-		 * modest hardware), files were pre-copied; plus stop, verify,
-		 * start. */
-		mb = jsonx_int(sums, "database_bytes", 0) / 1048576.0;
-		downtime = 3.0 + mb / 30.0;
 	} else {
 		json_object_set_new(out, "note", json_sprintf("sizes unknown: "
 		    "%s", why ? why : "the node did not answer"));
-		downtime = 3.0;
 	}
-	json_object_set_new(out, "estimated_downtime_seconds",
-	    json_real(downtime));
 	(void)target_node;
 	json_decref(sums);
 	json_decref(e);

@@ -14,6 +14,7 @@
 #include "jsonx.h"
 #include "log.h"
 #include "testhook.h"
+#include "migrate-estimate.h"
 #include "migrate-node.h"
 #include "migrate-steps.h"
 #include "settings.h"
@@ -300,9 +301,19 @@ migrate_plan(sqlite3 *db, long long app_id, long long target_node)
 	json_array_foreach(envs, i, e) {
 		json_t *p = migrate_steps_env_plan(db, src, target_node,
 		    json_string_value(e));
+		json_t *est = migrate_estimate(db, app_id, target_node,
+		    json_string_value(e), json_is_null(json_object_get(p,
+		    "package")) ? -1 : jsonx_int(p, "database_bytes", 0));
+		double secs = json_real_value(json_object_get(est, "seconds"));
 
-		downtime += json_real_value(json_object_get(p,
-		    "estimated_downtime_seconds"));
+		/* each environment is down during its own cutover only */
+		if (secs > downtime)
+			downtime = secs;
+		json_object_set_new(p, "estimated_downtime_seconds",
+		    json_real(secs));
+		json_object_set(p, "estimate_basis", json_object_get(est,
+		    "basis"));
+		json_decref(est);
 		json_array_append_new(env_plans, p);
 	}
 	for (k = 0; k < 3; k++) {
@@ -524,6 +535,7 @@ migrate_run(long long id, long long job_id, char **cause)
 		json_t *result = NULL;
 		char *why = NULL;
 		char *point;
+		double t0;
 		int src;
 
 		if (ctx_load(db, id, &c) == -1) {
@@ -574,7 +586,13 @@ migrate_run(long long id, long long job_id, char **cause)
 		log_info("migration %lld: %s %s", id, ph->name, point);
 		testhook_pause(point);
 		testhook_pause(k->name);
+		t0 = util_mono();
 		src = k->run(&c, &result, &why);
+		/* what each step took: the downtime estimates' figures */
+		if (src == 0 && json_is_object(result) &&
+		    json_object_get(result, "seconds") == NULL)
+			json_object_set_new(result, "seconds", json_real(
+			    util_mono() - t0));
 		util_time_iso(util_now(), now, sizeof now);
 		/* Journal after: done (with what it made) or failed. */
 		if (src == 0) {
@@ -602,6 +620,36 @@ migrate_run(long long id, long long job_id, char **cause)
 	}
 	json_decref(step);
 	return rc;
+}
+
+/* Before a cutover: how long each environment will be down, from the
+ * database size the last copy saw. */
+static json_t *
+estimates(sqlite3 *db, json_t *m)
+{
+	json_t *envs = json_object_get(m, "environments"), *e, *out;
+	long long id = jsonx_int(m, "id", 0);
+	long long app = store_int(db, 0, "SELECT app_id FROM migrations"
+	    " WHERE id = ?", "i", id);
+	long long target = store_int(db, 0, "SELECT target_node_id FROM"
+	    " migrations WHERE id = ?", "i", id);
+	size_t i;
+
+	out = json_object();
+	json_array_foreach(envs, i, e) {
+		const char *env = json_string_value(e);
+		long long bytes = store_int(db, -1, "SELECT CASE WHEN"
+		    " json_extract(result_json, '$.skipped') IS NULL THEN"
+		    " json_extract(result_json, '$.database_bytes') ELSE -1 END"
+		    " FROM migration_steps WHERE migration_id = ? AND"
+		    " name = 'data' AND environment = ? AND state = 'done'"
+		    " ORDER BY id DESC LIMIT 1", "is", id, env);
+
+		if (env)
+			json_object_set_new(out, env, migrate_estimate(db, app,
+			    target, env, bytes));
+	}
+	return out;
 }
 
 json_t *
@@ -643,6 +691,8 @@ migrate_json(sqlite3 *db, long long id)
 	    strcmp(state, "cut-over") == 0 ? "waiting" : "running"));
 	json_object_set_new(m, "current_step", cur ? cur : json_null());
 	json_object_set_new(m, "steps", steps ? steps : json_array());
+	if (strcmp(state, "copied") == 0)
+		json_object_set_new(m, "cutover_estimates", estimates(db, m));
 	json_object_set_new(m, "next", migrate_steps_next_hint(db, m));
 	return m;
 }

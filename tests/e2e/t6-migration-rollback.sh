@@ -90,8 +90,52 @@ expect "no migration made" "$(api_as "$ADMIN_KEY" GET '/migrations?app=crm' | jq
 expect "target still available" "$(api_as "$ADMIN_KEY" GET /nodes/v4 | jq_get status)" available
 check "the other app gives it up" env NUBO_API_KEY="$OTHER" "$NUBO" settings domain-remove rival Production crm.example.test
 
+# estimate FIELD: the plan's downtime estimate for Production, as JSON
+# (seconds, basis), with the figures it says it used checked against the
+# migrations' own records: ok, or what does not add up
+estimate() {
+	"$NUBO" migrate plan crm --to v4 --json > "$T/plan.json" || { echo "plan failed"; return; }
+	local id
+	: > "$T/migs.json"
+	for id in $(api_as "$ADMIN_KEY" GET '/migrations?app=crm' | python3 -c 'import json,sys; print(*[m["id"] for m in json.load(sys.stdin)["migrations"]])'); do
+		api_as "$ADMIN_KEY" GET "/migrations/$id" >> "$T/migs.json" || { echo "migration $id unreadable"; return; }
+		echo >> "$T/migs.json"
+	done
+	python3 - "$T/plan.json" "$T/migs.json" <<'PY'
+import json, sys
+plan = json.load(open(sys.argv[1]))
+migs = [json.loads(l) for l in open(sys.argv[2]) if l.strip()]
+e = [x for x in plan["environments"] if x["environment"] == "Production"][0]
+secs, b = e["estimated_downtime_seconds"], e["estimate_basis"]
+def step(m, phase, name):
+    r = [s for s in m["steps"] if s["phase"] == phase and s["name"] == name and s.get("environment") == "Production" and s["state"] == "done"]
+    return r[-1]["result"] if r else None
+if b["measured"] == "nothing":
+    ok = abs(secs - (3.0 + e["database_bytes"] / (30.0 * 1048576))) < 0.01 and "nothing measured" in b["text"]
+elif b["measured"] == "start":
+    m = [x for x in migs if x["id"] == b["migration"]][0]
+    copy, verify, start = (step(m, "start", n)["seconds"] for n in ("data", "verify", "start"))
+    grow = max(e["database_bytes"] - b["database_bytes"], 0) / (30.0 * 1048576)
+    ok = abs(b["copy_seconds"] - copy) < 0.01 and abs(b["verify_seconds"] - verify) < 0.01 and abs(b["start_seconds"] - start) < 0.01 \
+        and b["database_bytes"] == step(m, "start", "data")["database_bytes"] \
+        and abs(secs - (copy + grow + verify + start + 1.0)) < 0.01
+elif b["measured"] == "cutover":
+    m = [x for x in migs if x["id"] == b["migration"]][0]
+    grow = max(e["database_bytes"] - b["database_bytes"], 0) / (30.0 * 1048576)
+    ok = abs(b["downtime_seconds"] * 1000 - step(m, "cutover", "served")["downtime_ms"]) < 1 \
+        and b["database_bytes"] == step(m, "cutover", "data")["database_bytes"] \
+        and abs(b["copy_seconds"] - step(m, "cutover", "data")["seconds"]) < 0.01 \
+        and abs(secs - (b["downtime_seconds"] + grow)) < 0.01
+else:
+    ok = False
+print("%s %s" % (b["measured"], "ok" if ok and secs > 0 else "does not add up: %s %s" % (secs, json.dumps(b))))
+PY
+}
+expect "before any migration the estimate says nothing was measured" "$(estimate)" "nothing ok"
+
 # --- abort ---
 check "start" "$NUBO" migrate start crm --to v4
+expect_match "after the first copy, status estimates the cutover from it" "$("$NUBO" migrate status crm)" "Production +[0-9.]+ s — measured in the first copy of migration [0-9]+: copy [0-9.]+ s, verify"
 expect "target linked to the temporary app" "$(api_as "$ADMIN_KEY" GET /nodes/v4 | jq_get app)" "$(mstate 0 temporary_app)"
 expect "the domain moved with the settings to the temporary app's environment" "$(domains "$(mstate 0 temporary_app)")" crm.example.test
 expect "settings step left nothing behind" "$(step_result crm settings Production 0 | jq_get not_carried_over)" "[]"
@@ -112,6 +156,7 @@ check_fails "abort twice refused" 1 "$NUBO" migrate abort crm
 rival_claims "after the abort another app cannot take it"
 expect "the target gave the domain back" "$(v4_domains)" 0
 v4_clean "after the abort"
+expect "after the aborted copy the estimate comes from its measured steps" "$(estimate)" "start ok"
 
 # --- rollback ---
 check "run again to the cutover" "$NUBO" migrate start crm --to v4
@@ -133,6 +178,8 @@ expect "the domain stays the app's after the rollback" "$(domains crm)" crm.exam
 rival_claims "after the rollback another app cannot take it"
 expect "the target gave it back" "$(v4_domains)" 0
 v4_clean "after the rollback"
+expect "after a cutover the estimate comes from its measured downtime" "$(estimate)" "cutover ok"
+expect_match "cli plan says what the estimate comes from" "$("$NUBO" migrate plan crm --to v4)" "downtime estimate: measured at a cutover to this node \\(migration [0-9]+, Production\\): down [0-9.]+ s"
 
 # --- a third migration; rollback refused once offboarding is approved ---
 check "run" "$NUBO" migrate run crm --to v4

@@ -153,6 +153,9 @@ r=$(step_result notes data Production 1)
 expect "rehearsal copied only the new file" "$(printf '%s' "$r" | jq_get files_copied)" 1
 expect "rehearsal kept the others (3 attachments, 4 odd names)" "$(printf '%s' "$r" | jq_get files_unchanged)" 7
 expect "rehearsal verified" "$(step_result notes verify Production 1 | jq_get differences)" "[]"
+st=$("$NUBO" migrate status notes)
+expect_match "status estimates Production's cutover from the rehearsal" "$st" "Production +[0-9.]+ s — measured in the rehearsal of migration [0-9]+: copy [0-9.]+ s, verify [0-9.]+ s, start [0-9.]+ s"
+expect_match "an environment never deployed is not down" "$st" "Acceptance +0.0 s — nothing deployed"
 
 # writes between the rehearsal and the cutover must reach the target
 add_notes v3 notes-production 2 2
