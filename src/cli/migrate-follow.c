@@ -272,16 +272,16 @@ migrate_cli_follow(long long id, int json)
 int
 migrate_cli_action(struct cmd_args *a, const char *verb)
 {
-	json_t *m = NULL, *resp = NULL;
+	json_t *m = NULL, *resp = NULL, *body = json_object();
 	char *path = NULL;
 	long long id;
 	int rc = CLI_FAILED;
 
 	if (migrate_cli_find(a->argv[0], cmd_opt(a, "to"), &m) == -1)
-		return CLI_FAILED;
+		goto out;
 	id = jsonx_int(m, "id", 0);
 	path = xasprintf("/migrations/%lld/%s", id, verb);
-	if (api_ok("POST", path, json_object(), &resp) == -1)
+	if (api_ok("POST", path, body, &resp) == -1)
 		goto out;
 	/* writes on the target: only once a cutover served there */
 	if (strcmp(verb, "rollback") == 0 && jsonx_str(m, "state") &&
@@ -298,6 +298,7 @@ migrate_cli_action(struct cmd_args *a, const char *verb)
 	}
 	rc = migrate_cli_follow(id, cmd_flag(a, "json"));
 out:
+	json_decref(body);
 	json_decref(m);
 	json_decref(resp);
 	free(path);

@@ -398,14 +398,16 @@ static int
 derived_open(struct areq *r, const char *id, const char *name, int files)
 {
 	char *path = snap_file(id, name), *tmp = NULL, *arch = NULL;
-	char *cause = NULL;
+	char *cause = NULL, *rand;
 	struct backup_read_opts o;
 	int fd, in = -1, out = -1;
 
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) >= 0)
 		goto out;
 	arch = snap_file(id, "archive.tar.gz");
-	tmp = xasprintf("%s.%s.tmp", path, util_random_hex(4));
+	rand = util_random_hex(4);
+	tmp = xasprintf("%s.%s.tmp", path, rand);
+	free(rand);
 	in = open(arch, O_RDONLY | O_CLOEXEC);
 	out = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (in < 0 || out < 0) {
@@ -668,7 +670,7 @@ agent_snapshot_upload_sink(struct http_req *h, const char *data, size_t len)
 	const char *id = http_param(h, "snapshot");
 
 	if (u == NULL) {
-		char *dir;
+		char *dir, *rand;
 
 		if (upload_env_missing(r) == -1)
 			return -1;
@@ -687,8 +689,9 @@ agent_snapshot_upload_sink(struct http_req *h, const char *data, size_t len)
 		r->ctx = u;
 		r->ctx_free = upload_free;
 		util_mkdir_p(dir, 0700);
-		u->tmp = xasprintf("%s/.upload-%s-%s", dir, id,
-		    util_random_hex(4));
+		rand = util_random_hex(4);
+		u->tmp = xasprintf("%s/.upload-%s-%s", dir, id, rand);
+		free(rand);
 		free(dir);
 		u->fd = open(u->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
 		    0600);

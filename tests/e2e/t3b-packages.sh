@@ -258,25 +258,27 @@ expect_match "in-use message" "$(cat "$T/last.err")" "deployed to Sandbox"
 expect "the node's repository keeps its notes-2.0.0" "$("$NUBO" packages list sbx --json | jq_get packages.0.id)" notes-2.0.0
 
 # --- each app's repository has its own quota on the sandbox node ----------
+# room for one notes package, not two (the sanitizer build's is larger)
+APPQ=$((SIZE * 3 / 2))
 stop_node sbx
-start_node sbx v4 --app-package-quota 40000
+start_node sbx v4 --app-package-quota "$APPQ"
 CAROL=$(make_user carol@example.com)
 as_carol() { NUBO_API_KEY=$CAROL "$NUBO" "$@"; }
 check "carol's free app with a sandbox" as_carol apps create carol-app
 CU=$(sqlite3 "$T/portal/portal.db" "SELECT uuid FROM apps WHERE subdomain = 'carol-app'")
-expect "carol's repository: empty, 40000 bytes" "$(as_carol packages list --app carol-app --json | python3 -c 'import json,sys; q=json.load(sys.stdin)["quota"]; print(q["used"], q["limit"])')" "0 40000"
+expect "carol's repository: empty, $APPQ bytes" "$(as_carol packages list --app carol-app --json | python3 -c 'import json,sys; q=json.load(sys.stdin)["quota"]; print(q["used"], q["limit"])')" "0 $APPQ"
 check_fails "alice, over the app quota now, cannot upload more" 1 as_alice packages upload --app alice-app "$T/v102.tar.gz"
-expect_match "her refusal names her app's repository" "$(cat "$T/last.err")" "the app's package repository holds [0-9]+ of its 40000 bytes"
+expect_match "her refusal names her app's repository" "$(cat "$T/last.err")" "the app's package repository holds [0-9]+ of its $APPQ bytes"
 # a running upload holds its declared size against the quota
 up=$(api_as "$CAROL" POST /apps/carol-app/packages/uploads "{\"size\":$SIZE}" | jq_get url)
 curl -s -o "$T/slow.json" -w '%{http_code}' --limit-rate 6k --data-binary @"$PKG" "$up" > "$T/slow.code" &
 SLOW=$!
-for _ in $(seq 50); do
+for _ in $(seq 300); do
 	ls "$T/node-sbx/app-packages/$CU/.uploads/" 2>/dev/null | grep -q up- && break
 	sleep 0.1
 done
 check_fails "a second upload while the first runs finds no room" 1 as_carol packages upload --app carol-app "$T/alice2.tar.gz"
-expect_match "the running upload counts" "$(cat "$T/last.err")" "holds $SIZE of its 40000 bytes: no room for"
+expect_match "the running upload counts" "$(cat "$T/last.err")" "holds $SIZE of its $APPQ bytes: no room for"
 wait "$SLOW"
 expect "the slow upload completes" "$(cat "$T/slow.code") $(jq_get id < "$T/slow.json")" "201 notes-1.0.0"
 check_fails "and its package still fills the quota" 1 as_carol packages upload --app carol-app "$T/alice2.tar.gz"
