@@ -54,6 +54,8 @@ step_line(json_t *step, char *out, size_t len)
 	json_t *p = json_object_get(step, "progress");
 	const char *env = jsonx_str(step, "environment");
 	const char *msg = jsonx_str(p, "message");
+	const char *warning = jsonx_str(json_object_get(step, "result"),
+	    "warning");
 	long long bytes = jsonx_int(p, "bytes", -1);
 	long long total = jsonx_int(p, "bytes_total", -1);
 	long long files = jsonx_int(p, "files", -1);
@@ -64,7 +66,11 @@ step_line(json_t *step, char *out, size_t len)
 
 	n = (size_t)snprintf(out, len, "%s%s%s", jsonx_str(step, "name"),
 	    env ? " " : "", env ? env : "");
-	if (msg && *msg && n < len)
+	/* a step done with a warning: the warning, not its last progress */
+	if (warning && n < len)
+		n += (size_t)snprintf(out + n, len - n, ": warning: %s",
+		    warning);
+	else if (msg && *msg && n < len)
 		n += (size_t)snprintf(out + n, len - n, ": %s", msg);
 	if (bytes >= 0 && n < len) {
 		char a[32], b[32];

@@ -355,13 +355,20 @@ step_keep(struct migrate_ctx *c, json_t **result, char **cause)
 		}
 	}
 	if (rc == -1) {
+		/* until the app is linked to the target, the target's
+		 * environments are the temporary app's */
+		char *temp = store_text(c->db, "SELECT subdomain FROM apps"
+		    " WHERE id = ?", "i", c->temp_app);
+
 		log_warn("migration %lld: the backup of %s at cutover failed "
 		    "%d times: %s", c->id, c->env ? c->env : "?",
 		    MIGRATE_KEEP_ATTEMPTS, why);
-		*result = json_pack("{s:n,s:s,s:s}", "snapshot", "error", why,
-		    "warning", "the cutover is done but its data was not backed "
-		    "up on the target: take a backup (nubo backups create) "
-		    "before the source node goes");
+		*result = json_pack("{s:n,s:s,s:o}", "snapshot", "error", why,
+		    "warning", json_sprintf("the cutover is done but its data "
+		    "was not backed up on the target: take a backup (nubo "
+		    "backups create %s %s) before the source node goes",
+		    temp ? temp : c->app_subdomain, c->env));
+		free(temp);
 	} else if (uuid == NULL)
 		*result = json_pack("{s:s}", "skipped", "nothing deployed: "
 		    "nothing to keep");

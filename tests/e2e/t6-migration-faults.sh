@@ -110,8 +110,35 @@ expect_match "and rollback" "$st" "serve from node 'v3' again: nubo migrate roll
 check_fails "following the failed cutover" 1 "$NUBO" migrate status shop --follow
 if grep -q '^downtime:' "$T/last.out"; then fail "a downtime is printed for a cutover that never served: $(grep '^downtime:' "$T/last.out")"; else pass "no downtime printed for a cutover that never served"; fi
 restart_node v4 v4
+# the target cannot keep Production's backup (its snapshots folder is
+# gone): the cutover is tried a few times, then finishes, and says so
+mv "$T/node-v4/snapshots" "$T/node-v4/snapshots.away"
+touch "$T/node-v4/snapshots"
 check "resume finishes the cutover" "$NUBO" migrate resume shop
 expect "cut over" "$(mstate state)" cut-over
+keep=$(api_as "$ADMIN_KEY" GET /migrations/1 | python3 -c '
+import json,sys
+s = [s for s in json.load(sys.stdin)["steps"] if s["name"] == "keep" and s["environment"] == "Production"][-1]
+print(s["state"], s["result"]["snapshot"], "error" in s["result"], s["result"]["warning"])')
+expect_match "the keep step is done without a backup, and warns" "$keep" "^done None True the cutover is done but its data was not backed up on the target: take a backup \(nubo backups create [a-z0-9-]+ Production\)"
+expect_match "status shows the warning" "$("$NUBO" migrate status shop)" "keep Production: warning: the cutover is done but its data was not backed up"
+expect_match "the node's log names the tries" "$(cat "$T/portal.log")" "backup of Production at cutover failed 3 times"
+# the target's environments belong to the temporary app until the end
+kept() { api_as "$ADMIN_KEY" GET "/apps/$(mstate temporary_app)/environments/$1/snapshots" | python3 -c '
+import json, sys
+print([s["state"] for s in json.load(sys.stdin)["snapshots"] if s.get("comment", "").startswith("kept by migration")])'; }
+expect "Production: the failed backup is listed as failed" "$(kept Production)" "['failed']"
+expect "Test: kept before the fault, completed" "$(kept Test)" "['completed']"
+rm "$T/node-v4/snapshots"
+mv "$T/node-v4/snapshots.away" "$T/node-v4/snapshots"
+ask=$(api_as "$ADMIN_KEY" GET /migrations/1 | python3 -c '
+import json,sys
+print([s for s in json.load(sys.stdin)["steps"] if s["name"] == "keep" and s["environment"] == "Production"][-1]["result"]["warning"])' | grep -o "nubo backups create [^)]*")
+expect "the warning names the target's environment" "$ask" "nubo backups create $(mstate temporary_app) Production"
+check "the backup the warning asks for" "$NUBO" ${ask#nubo }
+expect "Production: now backed up on the target" "$(api_as "$ADMIN_KEY" GET "/apps/$(mstate temporary_app)/environments/Production/snapshots" | python3 -c '
+import json, sys
+print(sorted(s["state"] for s in json.load(sys.stdin)["snapshots"]))')" "['completed', 'failed']"
 expect "v4 serves the original hostname" "$(notes_digest v4 shop-production)" "$before"
 compare_envs v3 v4 Production "after the cutover: Production equal"
 compare_envs v3 v4 Test "after the cutover: Test equal"
