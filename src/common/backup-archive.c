@@ -66,26 +66,6 @@ set_cause(char **cause, const char *fmt, ...)
 	free(text);
 }
 
-/* Write all of buf; 0 or -1 (errno set). */
-static int
-write_all(int fd, const void *buf, size_t len)
-{
-	const char *p = buf;
-	ssize_t n;
-
-	while (len > 0) {
-		n = write(fd, p, len);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 /* Pipes to helper processes close early (pg_restore --list stops reading
  * after the table of contents): a closed pipe must be EPIPE, not death. */
 static void
@@ -149,19 +129,177 @@ wait_child(pid_t pid)
 static char *
 err_text(int fd)
 {
-	char tmp[512];
-	ssize_t n;
-	char *nl;
+	return util_fd_first_line(fd);
+}
 
-	if (fd < 0 || lseek(fd, 0, SEEK_SET) < 0)
-		return xstrdup("");
-	n = read(fd, tmp, sizeof(tmp) - 1);
-	if (n <= 0)
-		return xstrdup("");
-	tmp[n] = '\0';
-	if ((nl = strchr(tmp, '\n')) != NULL)
-		*nl = '\0';
-	return xstrdup(tmp);
+/* ------------------------------------------------------------------ */
+/* Compressed output                                                   */
+
+/* A pax archive written through pigz (on every core) into an fd, or
+ * through libarchive's own gzip when pigz cannot run. When a write fails
+ * the error names the output and the real cause: pigz's own words when it
+ * died (a full disk: "pigz: write error (No space left on device)"), else
+ * the system's reason — never libarchive's bare "Write error" on the pipe
+ * pigz left behind. */
+struct zout {
+	struct archive	*a;
+	const char	*name;		/* what errors call the output */
+	int		 pipe;		/* into pigz, or -1 */
+	int		 errfd;		/* pigz's stderr (memfd), or -1 */
+	pid_t		 pid;		/* pigz, or -1 */
+};
+
+/* What pigz said on its stderr, less its "abort: " and " on <stdout>"
+ * (ours is the output the caller names): "" when nothing. */
+static char *
+pigz_words(int errfd)
+{
+	char *t = err_text(errfd), *p;
+
+	if ((p = strstr(t, "abort: ")) != NULL)
+		memmove(p, p + 7, strlen(p + 7) + 1);
+	if ((p = strstr(t, " on <stdout>")) != NULL)
+		memmove(p, p + 12, strlen(p + 12) + 1);
+	return t;
+}
+
+/* *cause for pigz ended with wait status st: its own words, else how it
+ * ended. */
+static void
+zout_pigz_cause(struct zout *z, int st, char **cause)
+{
+	char *words = pigz_words(z->errfd);
+
+	if (*words != '\0')
+		set_cause(cause, "cannot write %s: %s", z->name, words);
+	else if (WIFEXITED(st))
+		set_cause(cause, "cannot write %s: pigz exited with status %d",
+		    z->name, WEXITSTATUS(st));
+	else
+		set_cause(cause, "cannot write %s: pigz was killed (%s)",
+		    z->name, strsignal(WTERMSIG(st)));
+	free(words);
+}
+
+/* Set *cause for a failed write to z (member: the member being written,
+ * or NULL). pigz is reaped here when it has died. */
+static void
+zout_fail(struct zout *z, const char *member, char **cause)
+{
+	int err = archive_errno(z->a), st = 0;
+	const char *astr = archive_error_string(z->a);
+	pid_t done = 0;
+
+	if (z->pid > 0) {
+		/* EPIPE: pigz closed its input, it is exiting */
+		while ((done = waitpid(z->pid, &st, err == EPIPE ? 0 :
+		    WNOHANG)) < 0 && errno == EINTR)
+			;
+		if (done == z->pid)
+			z->pid = -1;
+	}
+	if (done > 0 && !(WIFEXITED(st) && WEXITSTATUS(st) == 0))
+		zout_pigz_cause(z, st, cause);
+	else if (err > 0 && err != EPIPE)
+		set_cause(cause, "cannot write %s: %s", z->name, strerror(err));
+	else if (member != NULL)
+		set_cause(cause, "cannot write %s: member '%s': %s", z->name,
+		    member, astr ? astr : "unknown error");
+	else
+		set_cause(cause, "cannot write %s: %s", z->name,
+		    astr ? astr : "unknown error");
+}
+
+/* Open z onto out_fd at gzip level 1..9 with threads (0: pigz's default,
+ * every core); 0, or -1 with *cause. */
+static int
+zout_open(struct zout *z, int out_fd, int level, int threads,
+    const char *name, char **cause)
+{
+	char lv[8], th[16];
+	char *argv[] = { "pigz", "-c", lv, "-p", th, NULL };
+	int p[2];
+
+	memset(z, 0, sizeof(*z));
+	z->name = name;
+	z->pipe = z->errfd = -1;
+	z->pid = -1;
+	snprintf(lv, sizeof(lv), "-%d", level);
+	snprintf(th, sizeof(th), "%d", threads);
+	if (threads <= 0)
+		argv[3] = NULL;
+	z->a = archive_write_new();
+	archive_write_set_format_pax_restricted(z->a);
+	archive_write_set_bytes_per_block(z->a, 64 * 1024);
+	archive_write_set_bytes_in_last_block(z->a, 1);
+	if (pipe2(p, O_CLOEXEC) < 0)
+		fatal("pipe: %s", strerror(errno));
+	z->errfd = memfd_create("pigz-stderr", MFD_CLOEXEC);
+	z->pid = spawn(argv, p[0], out_fd, z->errfd);
+	close(p[0]);
+	if (z->pid > 0) {
+		z->pipe = p[1];
+		if (archive_write_open_fd(z->a, p[1]) == ARCHIVE_OK)
+			return 0;
+	} else {
+		z->pid = -1;
+		close(p[1]);
+		archive_write_add_filter_gzip(z->a);
+		snprintf(lv, sizeof(lv), "%d", level);
+		archive_write_set_filter_option(z->a, "gzip",
+		    "compression-level", lv);
+		if (archive_write_open_fd(z->a, out_fd) == ARCHIVE_OK)
+			return 0;
+	}
+	zout_fail(z, NULL, cause);
+	return -1;
+}
+
+/* Finish z: the archive's end written and pigz done with it; 0, or -1
+ * with *cause. */
+static int
+zout_close(struct zout *z, char **cause)
+{
+	int st = 0;
+
+	if (archive_write_close(z->a) != ARCHIVE_OK) {
+		zout_fail(z, NULL, cause);
+		return -1;
+	}
+	if (z->pipe >= 0) {
+		close(z->pipe);
+		z->pipe = -1;
+	}
+	if (z->pid <= 0)
+		return 0;
+	while (waitpid(z->pid, &st, 0) < 0 && errno == EINTR)
+		;
+	z->pid = -1;
+	if (WIFEXITED(st) && WEXITSTATUS(st) == 0)
+		return 0;
+	/* pigz failed at the end (its last write, its close) */
+	zout_pigz_cause(z, st, cause);
+	return -1;
+}
+
+/* Release z; a pigz still running is stopped. */
+static void
+zout_free(struct zout *z)
+{
+	if (z->a != NULL)
+		archive_write_free(z->a);
+	z->a = NULL;
+	if (z->pipe >= 0)
+		close(z->pipe);
+	z->pipe = -1;
+	if (z->pid > 0) {
+		kill(z->pid, SIGTERM);
+		wait_child(z->pid);
+	}
+	z->pid = -1;
+	if (z->errfd >= 0)
+		close(z->errfd);
+	z->errfd = -1;
 }
 
 /* sha256sum escaping: names with '\\' or '\n' get a leading backslash. */
@@ -224,6 +362,7 @@ backup_archive_name_files(const char *id, long long created)
 
 struct wctx {
 	struct archive	*a;
+	struct zout	 z;
 	int		 spool;		/* checksums spool (unlinked file) */
 	struct buf	 line;
 	unsigned char	*iobuf;
@@ -232,6 +371,7 @@ struct wctx {
 	long long	 files_size;
 	double		 last_progress;
 	const struct backup_write_opts *o;
+	char		*name;		/* "the backup archive <path>" */
 	char		**cause;
 };
 
@@ -280,8 +420,7 @@ w_header(struct wctx *w, const char *name, mode_t type, mode_t perm,
 	r = header_write(w->a, e);
 	archive_entry_free(e);
 	if (r != 0) {
-		set_cause(w->cause, "cannot write archive member '%s': %s", name,
-		    archive_error_string(w->a));
+		zout_fail(&w->z, name, w->cause);
 		return -1;
 	}
 	return 0;
@@ -318,8 +457,7 @@ w_copy(struct wctx *w, int fd, long long size, const char *name,
 		}
 		EVP_DigestUpdate(mc, w->iobuf, (size_t)n);
 		if (archive_write_data(w->a, w->iobuf, (size_t)n) != n) {
-			set_cause(w->cause, "cannot write archive member '%s': %s",
-			    name, archive_error_string(w->a));
+			zout_fail(&w->z, NULL, w->cause);
 			goto out;
 		}
 		left -= n;
@@ -338,7 +476,7 @@ w_checksum(struct wctx *w, const unsigned char md[32], const char *name)
 {
 	w->line.len = 0;
 	checksum_line(&w->line, md, name);
-	if (write_all(w->spool, w->line.data, w->line.len) < 0) {
+	if (util_write_all(w->spool, w->line.data, w->line.len) < 0) {
 		set_cause(w->cause, "cannot spool checksums: %s", strerror(errno));
 		return -1;
 	}
@@ -517,10 +655,8 @@ backup_archive_write(const struct backup_write_opts *o, int out_fd,
 	struct wctx w;
 	struct stat st;
 	unsigned char md[32];
-	char level[8], threads[16];
-	char *pigz_argv[] = { "pigz", "-c", level, "-p", threads, NULL };
-	int dumpfd = -1, dumperr = -1, pfd[2] = { -1, -1 }, rc = -1, n;
-	pid_t pigz = -1, dump = -1;
+	int dumpfd = -1, dumperr = -1, rc = -1, n;
+	pid_t dump = -1;
 	double t0 = util_mono();
 	json_t *mj = NULL;
 	char *mtext = NULL;
@@ -531,6 +667,8 @@ backup_archive_write(const struct backup_write_opts *o, int out_fd,
 	w.o = o;
 	w.cause = cause;
 	w.spool = -1;
+	w.z.pipe = w.z.errfd = -1;
+	w.z.pid = -1;
 	buf_init(&w.line, 0);
 	w.iobuf = xmalloc(NUBO_IO_CHUNK);
 	ignore_sigpipe();
@@ -572,33 +710,14 @@ backup_archive_write(const struct backup_write_opts *o, int out_fd,
 	}
 
 	/* 2. the compressor: pigz on every core, else gzip in-process */
-	w.a = archive_write_new();
-	archive_write_set_format_pax_restricted(w.a);
-	archive_write_set_bytes_per_block(w.a, 64 * 1024);
-	archive_write_set_bytes_in_last_block(w.a, 1);
 	n = o->threads > 0 ? o->threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
-	snprintf(threads, sizeof(threads), "%d", n > 0 ? n : 1);
-	snprintf(level, sizeof(level), "-%d",
-	    o->level >= 1 && o->level <= 9 ? o->level : 6);
-	if (pipe2(pfd, O_CLOEXEC) < 0)
-		fatal("pipe: %s", strerror(errno));
-	pigz = spawn(pigz_argv, pfd[0], out_fd, -1);
-	close(pfd[0]);
-	pfd[0] = -1;
-	if (pigz > 0) {
-		if (archive_write_open_fd(w.a, pfd[1]) != ARCHIVE_OK)
-			goto archerr;
-	} else {
-		close(pfd[1]);
-		pfd[1] = -1;
-		archive_write_add_filter_gzip(w.a);
-		snprintf(level, sizeof(level), "%d",
-		    o->level >= 1 && o->level <= 9 ? o->level : 6);
-		archive_write_set_filter_option(w.a, "gzip", "compression-level",
-		    level);
-		if (archive_write_open_fd(w.a, out_fd) != ARCHIVE_OK)
-			goto archerr;
-	}
+	free(w.name);
+	w.name = o->out_name != NULL ? xasprintf("the backup archive %s",
+	    o->out_name) : xstrdup("the backup archive");
+	if (zout_open(&w.z, out_fd, o->level >= 1 && o->level <= 9 ? o->level :
+	    6, n > 0 ? n : 1, w.name, cause) < 0)
+		goto out;
+	w.a = w.z.a;
 
 	/* 3. db/ first: a restore can start pg_restore while tree/ unpacks */
 	if (w_header(&w, "db/", AE_IFDIR, 0755, 0, now) < 0 ||
@@ -633,8 +752,10 @@ backup_archive_write(const struct backup_write_opts *o, int out_fd,
 	    now) < 0)
 		goto out;
 	if (archive_write_data(w.a, mtext, strlen(mtext)) !=
-	    (la_ssize_t)strlen(mtext))
-		goto archerr;
+	    (la_ssize_t)strlen(mtext)) {
+		zout_fail(&w.z, NULL, cause);
+		goto out;
+	}
 
 	/* 6. .nubo/checksums, last: it covers every member before it */
 	if (fstat(w.spool, &st) < 0 || lseek(w.spool, 0, SEEK_SET) < 0) {
@@ -647,20 +768,8 @@ backup_archive_write(const struct backup_write_opts *o, int out_fd,
 	    w_copy(&w, w.spool, st.st_size, CHECKSUMS_NAME, md) < 0)
 		goto out;
 
-	if (archive_write_close(w.a) != ARCHIVE_OK)
-		goto archerr;
-	if (pfd[1] >= 0) {
-		close(pfd[1]);
-		pfd[1] = -1;
-	}
-	if (pigz > 0) {
-		n = wait_child(pigz);
-		pigz = -1;
-		if (n != 0) {
-			set_cause(cause, "pigz failed (exit %d)", n);
-			goto out;
-		}
-	}
+	if (zout_close(&w.z, cause) < 0)
+		goto out;
 	if (meta != NULL) {
 		memset(meta, 0, sizeof(*meta));
 		meta->duration = (long long)(util_mono() - t0 + 0.5);
@@ -673,19 +782,9 @@ backup_archive_write(const struct backup_write_opts *o, int out_fd,
 	}
 	w_progress(&w, 1);
 	rc = 0;
-	goto out;
-archerr:
-	set_cause(cause, "cannot write the archive: %s",
-	    archive_error_string(w.a));
 out:
-	if (w.a != NULL)
-		archive_write_free(w.a);
-	if (pfd[1] >= 0)
-		close(pfd[1]);
-	if (pigz > 0) {
-		kill(pigz, SIGTERM);
-		wait_child(pigz);
-	}
+	zout_free(&w.z);
+	free(w.name);
 	if (dump > 0) {
 		kill(dump, SIGTERM);
 		wait_child(dump);
@@ -1001,9 +1100,8 @@ struct rctx {
 	const struct backup_read_opts *o;
 	struct backup_info *info;
 	struct archive	*a;
-	struct archive	*files;		/* files-only output, or NULL */
-	pid_t		 files_pigz;
-	int		 files_pipe;
+	struct archive	*files;		/* files-only output (fz.a), or NULL */
+	struct zout	 fz;
 	unsigned char	*iobuf;
 	struct rvec	 paths;		/* every member: duplicates */
 	struct rvec	 sums;		/* regular members: checksums */
@@ -1180,12 +1278,12 @@ r_data(struct rctx *r, const char *name, int out_fd, int pgpipe,
 		}
 		total += n;
 		EVP_DigestUpdate(mc, r->iobuf, (size_t)n);
-		if (out_fd >= 0 && write_all(out_fd, r->iobuf, (size_t)n) < 0) {
+		if (out_fd >= 0 && util_write_all(out_fd, r->iobuf, (size_t)n) < 0) {
 			set_cause(r->cause, "cannot write '%s': %s", name,
 			    strerror(errno));
 			goto out;
 		}
-		if (pgpipe >= 0 && write_all(pgpipe, r->iobuf, (size_t)n) < 0) {
+		if (pgpipe >= 0 && util_write_all(pgpipe, r->iobuf, (size_t)n) < 0) {
 			if (errno != EPIPE) {
 				set_cause(r->cause, "cannot check '%s': %s", name,
 				    strerror(errno));
@@ -1195,8 +1293,7 @@ r_data(struct rctx *r, const char *name, int out_fd, int pgpipe,
 		}
 		if (files != NULL && archive_write_data(files, r->iobuf,
 		    (size_t)n) != n) {
-			set_cause(r->cause, "cannot write the files archive: %s",
-			    archive_error_string(r->files));
+			zout_fail(&r->fz, NULL, r->cause);
 			goto out;
 		}
 		if (is_checksums) {
@@ -1437,30 +1534,11 @@ out:
 static int
 r_files_open(struct rctx *r, char **cause)
 {
-	char *argv[] = { "pigz", "-c", "-6", NULL };
-	int p[2];
-
-	r->files = archive_write_new();
-	archive_write_set_format_pax_restricted(r->files);
-	archive_write_set_bytes_per_block(r->files, 64 * 1024);
-	archive_write_set_bytes_in_last_block(r->files, 1);
-	if (pipe2(p, O_CLOEXEC) < 0)
-		fatal("pipe: %s", strerror(errno));
-	r->files_pigz = spawn(argv, p[0], r->o->files_fd, -1);
-	close(p[0]);
-	if (r->files_pigz > 0) {
-		r->files_pipe = p[1];
-		if (archive_write_open_fd(r->files, p[1]) == ARCHIVE_OK)
-			return 0;
-	} else {
-		close(p[1]);
-		archive_write_add_filter_gzip(r->files);
-		if (archive_write_open_fd(r->files, r->o->files_fd) == ARCHIVE_OK)
-			return 0;
-	}
-	set_cause(cause, "cannot write the files archive: %s",
-	    archive_error_string(r->files));
-	return -1;
+	if (zout_open(&r->fz, r->o->files_fd, 6, 0, "the files archive",
+	    cause) < 0)
+		return -1;
+	r->files = r->fz.a;
+	return 0;
 }
 
 void
@@ -1497,8 +1575,8 @@ backup_archive_read(backup_read_fn rd, void *ctx,
 	r.o = o;
 	r.info = info;
 	r.cause = cause;
-	r.files_pipe = -1;
-	r.files_pigz = -1;
+	r.fz.pipe = r.fz.errfd = -1;
+	r.fz.pid = -1;
 	buf_init(&r.metadata, NUBO_METADATA_MAX);
 	ignore_sigpipe();
 	max_entries = o->max_entries > 0 ? o->max_entries :
@@ -1631,9 +1709,7 @@ backup_archive_read(backup_read_fn rd, void *ctx,
 			if (strncmp(name, "tree", 4) == 0 && r.files != NULL) {
 				archive_entry_set_pathname(e, name);
 				if (header_write(r.files, e) != 0) {
-					set_cause(cause, "cannot write the files "
-					    "archive: %s",
-					    archive_error_string(r.files));
+					zout_fail(&r.fz, name, cause);
 					goto out;
 				}
 			}
@@ -1727,8 +1803,7 @@ backup_archive_read(backup_read_fn rd, void *ctx,
 		if (r.files != NULL) {
 			archive_entry_set_pathname(e, name);
 			if (header_write(r.files, e) != 0) {
-				set_cause(cause, "cannot write the files archive: %s",
-				    archive_error_string(r.files));
+				zout_fail(&r.fz, name, cause);
 				if (outfd >= 0)
 					close(outfd);
 				goto out;
@@ -1823,25 +1898,8 @@ backup_archive_read(backup_read_fn rd, void *ctx,
 		    CHECKSUMS_NAME);
 		goto out;
 	}
-	if (r.files != NULL) {
-		if (archive_write_close(r.files) != ARCHIVE_OK) {
-			set_cause(cause, "cannot write the files archive: %s",
-			    archive_error_string(r.files));
-			goto out;
-		}
-		if (r.files_pipe >= 0) {
-			close(r.files_pipe);
-			r.files_pipe = -1;
-		}
-		if (r.files_pigz > 0) {
-			ret = wait_child(r.files_pigz);
-			r.files_pigz = -1;
-			if (ret != 0) {
-				set_cause(cause, "pigz failed (exit %d)", ret);
-				goto out;
-			}
-		}
-	}
+	if (r.files != NULL && zout_close(&r.fz, cause) < 0)
+		goto out;
 	rc = 0;
 out:
 	if (pgpipe >= 0)
@@ -1852,12 +1910,7 @@ out:
 		close(pgerr);
 	if (r.a != NULL)
 		archive_read_free(r.a);
-	if (r.files != NULL)
-		archive_write_free(r.files);
-	if (r.files_pipe >= 0)
-		close(r.files_pipe);
-	if (r.files_pigz > 0)
-		wait_child(r.files_pigz);
+	zout_free(&r.fz);
 	gz_stop(&g);
 	inflateEnd(&g.z);
 	free(g.in);

@@ -31,6 +31,8 @@ struct backup_write_opts {
 	const char	*dump_path;	/* use this dump instead of running pg_dump */
 	const char	*files_dir;	/* the file store; missing or empty: no tree/ */
 	const char	*tmp_dir;	/* where the dump is spooled (unlinked file) */
+	const char	*out_name;	/* the archive's path, for errors; NULL:
+					 * unnamed */
 	const char	*model_version;	/* "" when unknown */
 	int		 level;		/* gzip level 1..9; 0: default (6) */
 	int		 threads;	/* compression threads; 0: number of CPUs */

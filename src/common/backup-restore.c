@@ -105,6 +105,7 @@ restore_dump_done(void *arg)
 	    (long long)st.st_size : 0), -1);
 }
 
+/* Wait for pid: its wait status (-1 when it cannot be waited for). */
 static int
 restore_wait(pid_t pid)
 {
@@ -113,7 +114,7 @@ restore_wait(pid_t pid)
 	while (waitpid(pid, &st, 0) < 0)
 		if (errno != EINTR)
 			return -1;
-	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+	return st;
 }
 
 int
@@ -123,8 +124,6 @@ backup_restore(int archive_fd, const struct backup_restore_opts *o,
 	struct backup_read_opts ro;
 	struct restore_run rr;
 	int dumpfd = -1, rc = -1, st;
-	char buf[512];
-	ssize_t n;
 
 	memset(&rr, 0, sizeof(rr));
 	rr.o = o;
@@ -160,12 +159,11 @@ backup_restore(int archive_fd, const struct backup_restore_opts *o,
 	}
 	st = restore_wait(rr.pid);
 	rr.pid = -1;
-	if (st != 0) {
-		n = pread(rr.errfd, buf, sizeof(buf) - 1, 0);
-		buf[n > 0 ? n : 0] = '\0';
-		if (strchr(buf, '\n') != NULL)
-			*strchr(buf, '\n') = '\0';
-		*cause = xasprintf("pg_restore failed: %s", *buf ? buf : "killed");
+	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+		char *why = util_child_cause(rr.errfd, st);
+
+		*cause = xasprintf("pg_restore failed: %s", why);
+		free(why);
 		goto out;
 	}
 	rc = 0;

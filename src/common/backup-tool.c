@@ -1,6 +1,7 @@
 /* `nubod archive …`: backup archives by hand — create one from a database
  * and a files folder, check one, restore one into a new database and
  * folder. Used by bench/backup and handy when debugging an upload. */
+#include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <stdio.h>
@@ -11,6 +12,7 @@
 #include <jansson.h>
 
 #include "backup-archive.h"
+#include "xmalloc.h"
 
 static const char tool_usage[] =
     "usage: nubod archive create --db URL [--files DIR] [--model-version V]\n"
@@ -102,9 +104,13 @@ backup_tool_main(int argc, char **argv)
 			perror(argv[optind]);
 			return 1;
 		}
+		o.out_name = fd == 1 ? "on standard output" : argv[optind];
 		rc = backup_archive_write(&o, fd, &m, &cause);
-		if (rc == 0 && fd != 1 && fsync(fd) < 0)
+		if (rc == 0 && fd != 1 && fsync(fd) < 0) {
+			cause = xasprintf("cannot write the backup archive %s: %s",
+			    argv[optind], strerror(errno));
 			rc = -1;
+		}
 		if (fd != 1)
 			close(fd);
 	} else if (strcmp(cmd, "check") == 0 || strcmp(cmd, "restore") == 0) {

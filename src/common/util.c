@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -241,8 +242,6 @@ util_rename_sync(const char *from, const char *to)
 	return rc;
 }
 
-/* Write len bytes of data to a new temp file next to path, synced; its
- * name into *tmpp. 0, or -1 (errno set, nothing left behind). */
 int
 util_write_all(int fd, const void *data, size_t len)
 {
@@ -265,6 +264,35 @@ util_write_all(int fd, const void *data, size_t len)
 	return 0;
 }
 
+char *
+util_fd_first_line(int fd)
+{
+	char tmp[512];
+	ssize_t n = fd >= 0 ? pread(fd, tmp, sizeof(tmp) - 1, 0) : -1;
+
+	tmp[n > 0 ? n : 0] = '\0';
+	tmp[strcspn(tmp, "\n")] = '\0';
+	return xstrdup(tmp);
+}
+
+char *
+util_child_cause(int fd, int st)
+{
+	char *line = util_fd_first_line(fd);
+
+	if (*line != '\0')
+		return line;
+	free(line);
+	if (WIFEXITED(st))
+		return xasprintf("exited with status %d", WEXITSTATUS(st));
+	if (WIFSIGNALED(st))
+		return xasprintf("killed by signal %d (%s)", WTERMSIG(st),
+		    strsignal(WTERMSIG(st)));
+	return xstrdup("ended without a message");
+}
+
+/* Write len bytes of data to a new temp file next to path, synced; its
+ * name into *tmpp. 0, or -1 (errno set, nothing left behind). */
 static int
 write_temp(const char *path, const void *data, size_t len, unsigned mode,
     char **tmpp)

@@ -28,6 +28,7 @@
 #include "jsonx.h"
 #include "log.h"
 #include "restore-role.h"
+#include "testhook.h"
 #include "util.h"
 #include "xmalloc.h"
 
@@ -217,17 +218,26 @@ snap_thread(void *arg)
 	o.dburl = sj->dburl;
 	o.files_dir = sj->files;
 	o.tmp_dir = dir;
+	o.out_name = tmp;
 	o.model_version = sj->model_version;
 	o.level = 6;
 	o.progress = task_progress;
 	o.progress_arg = sj->id;
+	testhook_pause("snapshot-write");
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0)
 		cause = xasprintf("cannot create '%s': %s", tmp, strerror(errno));
-	else if (backup_archive_write(&o, fd, &m, &cause) == 0 &&
-	    fsync(fd) == 0 && fstat(fd, &st) == 0 &&
-	    util_rename_sync(tmp, final) == 0)
-		rc = 0;
+	else if (backup_archive_write(&o, fd, &m, &cause) == 0) {
+		/* a completed snapshot survives a crash */
+		if (fsync(fd) == -1 || fstat(fd, &st) == -1)
+			cause = xasprintf("cannot write the backup archive %s: "
+			    "%s", tmp, strerror(errno));
+		else if (util_rename_sync(tmp, final) == -1)
+			cause = xasprintf("cannot rename %s to %s: %s", tmp,
+			    final, strerror(errno));
+		else
+			rc = 0;
+	}
 	if (fd >= 0)
 		close(fd);
 	if (j == NULL)

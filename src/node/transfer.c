@@ -529,6 +529,7 @@ transfer_files_manifest(struct areq *r)
 struct child_stream {
 	pid_t	 pid;
 	int	 fd;
+	int	 errfd;		/* its stderr (memfd), or -1 */
 };
 
 static ssize_t
@@ -551,7 +552,13 @@ child_read(void *cls, uint64_t pos, char *buf, size_t max)
 		s->pid = 0;
 		if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
 			return MHD_CONTENT_READER_END_OF_STREAM;
-		log_warn("pg_dump exited with status %d", status);
+		{
+			char *why = util_child_cause(s->errfd, status);
+
+			log_warn("the dump stream broke off: pg_dump failed: %s",
+			    why);
+			free(why);
+		}
 	}
 	return MHD_CONTENT_READER_END_WITH_ERROR;
 }
@@ -562,6 +569,8 @@ child_free(void *cls)
 	struct child_stream *s = cls;
 
 	close(s->fd);
+	if (s->errfd >= 0)
+		close(s->errfd);
 	if (s->pid > 0) {
 		kill(s->pid, SIGTERM);
 		waitpid(s->pid, NULL, 0);
@@ -577,7 +586,7 @@ transfer_dump(struct areq *r)
 {
 	char *url = env_url(r->env);
 	struct child_stream *s;
-	int fd;
+	int fd, errfd;
 	pid_t pid;
 
 	if (url == NULL) {
@@ -591,9 +600,10 @@ transfer_dump(struct areq *r)
 		int p[2];
 
 		pid = -1;
+		errfd = memfd_create("pg_dump-stderr", MFD_CLOEXEC);
 		if (pipe2(p, O_CLOEXEC) == 0) {
 			pid = pgtool_spawn(TRANSFER_PG_BIN "/pg_dump", url,
-			    args, -1, p[1], -1);
+			    args, -1, p[1], errfd);
 			close(p[1]);
 			fd = p[0];
 			if (pid == -1)
@@ -604,11 +614,14 @@ transfer_dump(struct areq *r)
 	if (pid == -1) {
 		areply_error(r, 500, "DUMP_FAILED", "cannot run pg_dump: %s",
 		    strerror(errno));
+		if (errfd >= 0)
+			close(errfd);
 		return;
 	}
 	s = xcalloc(1, sizeof *s);
 	s->pid = pid;
 	s->fd = fd;
+	s->errfd = errfd;
 	http_reply_stream(r->http, 200, MHD_SIZE_UNKNOWN, child_read, s,
 	    child_free, "application/octet-stream");
 }
@@ -1326,22 +1339,19 @@ task_database(struct task *t, struct env *e, char **cause)
 	fd = -1;
 	waitpid(pid, &status, 0);
 	pid = -1;
-	if (cc != CURLE_OK) {
+	/* the stream stopped because pg_restore died (a write error):
+	 * pg_restore says why, not curl */
+	if (cc != CURLE_OK && (cc != CURLE_WRITE_ERROR || (WIFEXITED(status) &&
+	    WEXITSTATUS(status) == 0))) {
 		*cause = xasprintf("database: the dump from the source node "
 		    "broke off (%s)", curl_easy_strerror(cc));
 		goto out;
 	}
 	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-		char msg[512];
-		ssize_t n = errfd >= 0 ? pread(errfd, msg, sizeof msg - 1, 0) :
-		    -1;
+		char *why = util_child_cause(errfd, status);
 
-		msg[n > 0 ? n : 0] = '\0';
-		if (strchr(msg, '\n') != NULL)
-			*strchr(msg, '\n') = '\0';
-		*cause = xasprintf("database: pg_restore failed: %s", *msg ? msg :
-		    WIFSIGNALED(status) ? strsignal(WTERMSIG(status)) :
-		    "no message");
+		*cause = xasprintf("database: pg_restore failed: %s", why);
+		free(why);
 		goto out;
 	}
 	/* the environment's role gets the database; settings reset */

@@ -10,6 +10,10 @@
 # loop device is unmounted and detached on every exit.
 . "$(dirname "$0")/lib.sh"
 
+# the test hook (src/common/testhook.c): a snapshot waits before it
+# writes its archive while $T/pause names "snapshot-write"
+export NUBO_TEST_PAUSE_FILE=$T/pause
+
 # the node's data folder is the filesystem
 DISK=$T/node-full
 D=$DISK
@@ -164,6 +168,26 @@ for _ in $(seq 40); do [ -s "$D/pg/ballast" ] && break; sleep 0.25; done
 
 # room again: the same work goes through
 rm "$D/filler"
+
+# a snapshot that fits when it starts, but the disk fills while pigz
+# writes its archive: the error names the archive that could not be
+# written, the program and the system's reason (not libarchive's bare
+# "Write error" on a member of the files being read)
+echo snapshot-write > "$T/pause"
+"$NUBO" backups create shop Test > "$T/snap.out" 2> "$T/snap.err" &
+SNAP=$!
+for _ in $(seq 300); do [ -e "$T/pause.reached" ] && break; sleep 0.1; done
+[ -e "$T/pause.reached" ] && pass "the snapshot waits before its archive" || fail "the snapshot never reached its archive"
+# 2 MB free: the node releases the ballast (18 MB), less than the 24 MB of files
+fallocate -l "$(( $(free_mb) - 2 ))M" "$D/filler2"
+rm "$T/pause"
+rc=0
+wait "$SNAP" || rc=$?
+expect "the snapshot fails" "$rc" 1
+expect_match "its error names the archive, pigz and the full disk" "$(cat "$T/snap.err")" \
+	"cannot write the backup archive /[^ ]*/snapshots/[0-9a-f-]+/archive\.tar\.gz\.tmp: pigz: write error \(No space left on device\)"
+expect "PostgreSQL kept running" "$(head -1 "$D/pg/data/postmaster.pid")" "$pm"
+rm "$D/filler2"
 check "the snapshot goes through once there is room" "$NUBO" backups create shop Test
 check "and the restore" "$NUBO" backups restore shop Test "$SID"
 check "start Test" "$NUBO" envs start shop Test

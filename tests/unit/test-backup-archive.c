@@ -745,6 +745,47 @@ test_names(void **state)
 	free(s);
 }
 
+/* A write the disk refuses (/dev/full: ENOSPC) names the archive and the
+ * system's reason — through pigz (its own words) and through the
+ * in-process gzip used when pigz cannot run — not libarchive's bare
+ * "Write error". */
+static void
+test_full_disk(void **state)
+{
+	struct backup_write_opts o;
+	char *dump = xasprintf("%s/in.dump", tmp), *cause = NULL;
+	char *path = getenv("PATH") ? xstrdup(getenv("PATH")) : NULL;
+	int fd, round;
+
+	(void)state;
+	assert_int_equal(util_write_file(dump, tiny_dump, tiny_dump_len, 0644), 0);
+	memset(&o, 0, sizeof(o));
+	o.dump_path = dump;
+	o.tmp_dir = tmp;
+	o.out_name = "/dev/full";
+	for (round = 0; round < 2; round++) {
+		/* round 1: no pigz on PATH */
+		if (round == 1)
+			setenv("PATH", tmp, 1);
+		fd = open("/dev/full", O_WRONLY);
+		assert_true(fd >= 0);
+		assert_int_equal(backup_archive_write(&o, fd, NULL, &cause), -1);
+		close(fd);
+		assert_non_null(cause);
+		if (strncmp(cause, "cannot write the backup archive /dev/full: ",
+		    43) != 0 || strstr(cause, "No space left on device") ==
+		    NULL || (round == 0 && strstr(cause, "pigz: write error") ==
+		    NULL))
+			fail_msg("round %d: %s", round, cause);
+		free(cause);
+		cause = NULL;
+	}
+	if (path != NULL)
+		setenv("PATH", path, 1);
+	free(path);
+	free(dump);
+}
+
 static int
 setup(void **state)
 {
@@ -787,6 +828,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_dot_prefix_and_members,
 		    setup, teardown),
 		cmocka_unit_test(test_names),
+		cmocka_unit_test_setup_teardown(test_full_disk, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
