@@ -100,17 +100,26 @@ jtype_match(json_t *v, enum jtype t)
 	return 0;
 }
 
-int
-jsonx_check(json_t *obj, const struct jfield *fields, char **cause)
+/* jsonx_check(), and jsonx_check_known() when unknown is not NULL. */
+static int
+check_fields(json_t *obj, const struct jfield *fields, const char **unknown,
+    char **cause)
 {
 	const struct jfield *f;
 	const char *key;
 	json_t *v;
 
+	if (unknown != NULL)
+		*unknown = NULL;
 	json_object_foreach(obj, key, v) {
 		for (f = fields; f->name; f++)
 			if (strcmp(f->name, key) == 0)
 				break;
+		if (f->name == NULL && unknown != NULL) {
+			if (*unknown == NULL)
+				*unknown = key;
+			continue;
+		}
 		if (f->name == NULL) {
 			*cause = xasprintf("unknown field '%s'", key);
 			return -1;
@@ -133,6 +142,19 @@ jsonx_check(json_t *obj, const struct jfield *fields, char **cause)
 		}
 	}
 	return 0;
+}
+
+int
+jsonx_check(json_t *obj, const struct jfield *fields, char **cause)
+{
+	return check_fields(obj, fields, NULL, cause);
+}
+
+int
+jsonx_check_known(json_t *obj, const struct jfield *fields,
+    const char **unknown, char **cause)
+{
+	return check_fields(obj, fields, unknown, cause);
 }
 
 const char *

@@ -21,6 +21,12 @@ json_t *jsonx_parse_object(const char *data, size_t len, char **cause);
 /* 0 when obj has only listed fields, of the right types, and all required
  * ones; -1 with *cause naming the field otherwise. fields ends with {NULL}. */
 int jsonx_check(json_t *obj, const struct jfield *fields, char **cause);
+/* jsonx_check() for node->portal protocol bodies, which a newer node may
+ * send with fields this side does not know: those are skipped (*unknown
+ * gets the first one's name, else NULL); known fields are still checked
+ * for type and presence. */
+int jsonx_check_known(json_t *obj, const struct jfield *fields,
+    const char **unknown, char **cause);
 /* Depth of a JSON value (a scalar is 0). */
 int jsonx_depth(json_t *v);
 

@@ -104,6 +104,15 @@ void reply_error(struct preq *, unsigned status, const char *code,
 /* Check the body against fields; on failure reply 400 BAD_REQUEST and
  * return -1 so handlers read `if (body_check(r, fields) == -1) return;` */
 int body_check(struct preq *, const struct jfield *fields);
+/* route-agent.c: body_check() for the node->portal protocol
+ * (node-contract.md, *Compatibility*): a field this portal does not know,
+ * sent by a node newer than the portal, is ignored (noted in the log once
+ * per node and field); known fields are checked as body_check() does. */
+int agent_body_check(struct preq *, const struct jfield *fields);
+/* The same for an object inside the body (where: "environments[3]"): 0, or
+ * -1 with *cause. */
+int agent_fields_check(struct preq *, json_t *obj, const struct jfield *fields,
+    const char *where, char **cause);
 /* route-envs.c: the row of {env} for r's app; NULL after replying 404. */
 json_t *envs_row(struct preq *r);
 /* Reply 500 with the store's message; for "cannot happen" paths. */

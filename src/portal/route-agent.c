@@ -1,6 +1,7 @@
 /* The node agents' side of the portal (node-contract.md): registration and
  * the 2-second heartbeat that mirrors every environment's true state. */
 #include <arpa/inet.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -77,6 +78,80 @@ same_address(const char *host, const char *address)
 	return strcasecmp(host, address) == 0;
 }
 
+/* Unknown fields already noted: "node-id route field", at most
+ * AGENT_NOTES_MAX (a node sending ever new names stops being noted). */
+#define AGENT_NOTES_MAX	128
+static char *agent_notes[AGENT_NOTES_MAX];
+static size_t agent_notes_n;
+static pthread_mutex_t agent_notes_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* Log once per node, route and field that a node sent a field this
+ * portal does not know. */
+static void
+agent_note_unknown(struct preq *r, const char *where, const char *field)
+{
+	/* where: "environments[3]" — every item has the same fields */
+	int wlen = where ? (int)strcspn(where, "[") : 0;
+	char *key = xasprintf("%lld %s %.*s.%.64s", r->who.node_id,
+	    r->route->pattern, wlen, where ? where : "", field);
+	char *name;
+	size_t i;
+	int fresh = 1;
+
+	pthread_mutex_lock(&agent_notes_lock);
+	for (i = 0; i < agent_notes_n && fresh; i++)
+		fresh = strcmp(agent_notes[i], key) != 0;
+	if (fresh && agent_notes_n < AGENT_NOTES_MAX)
+		agent_notes[agent_notes_n++] = key;
+	else {
+		fresh = 0;
+		free(key);
+	}
+	pthread_mutex_unlock(&agent_notes_lock);
+	if (!fresh)
+		return;
+	name = store_text(r->db, "SELECT name FROM nodes WHERE id = ?", "i",
+	    r->who.node_id);
+	log_info("node '%s' sent the field '%.64s'%s%.*s in %s %s, which this "
+	    "portal does not know: ignored (a node newer than the portal)",
+	    name ? name : "?", field, where ? " of " : "", wlen,
+	    where ? where : "", r->route->method, r->route->pattern);
+	free(name);
+}
+
+int
+agent_fields_check(struct preq *r, json_t *obj, const struct jfield *fields,
+    const char *where, char **cause)
+{
+	const struct jfield *f;
+	const char *key, *unknown;
+	json_t *v;
+
+	if (jsonx_check_known(obj, fields, &unknown, cause) == -1)
+		return -1;
+	if (unknown == NULL)
+		return 0;
+	json_object_foreach(obj, key, v) {
+		for (f = fields; f->name && strcmp(f->name, key) != 0; f++)
+			;
+		if (f->name == NULL)
+			agent_note_unknown(r, where, key);
+	}
+	return 0;
+}
+
+int
+agent_body_check(struct preq *r, const struct jfield *fields)
+{
+	char *cause = NULL;
+
+	if (agent_fields_check(r, r->body, fields, NULL, &cause) == 0)
+		return 0;
+	reply_error(r, 400, "BAD_REQUEST", "%s", cause);
+	free(cause);
+	return -1;
+}
+
 /* POST /agent/register {url, router, generation, version}: remember where
  * the node's agent listens; answer its identity, the portal secret (made
  * once per node and kept) and the desired environment specs. The portal
@@ -96,7 +171,7 @@ agent_register(struct preq *r)
 	char *secret = NULL, *sealed = NULL;
 	char now[32], from[64], host[256];
 
-	if (body_check(r, fields) == -1)
+	if (agent_body_check(r, fields) == -1)
 		return;
 	http_client_ip(r->http, from, sizeof from);
 	url = jsonx_str(r->body, "url");
@@ -257,7 +332,7 @@ agent_status(struct preq *r)
 	char now[32], from[64];
 	size_t i;
 
-	if (body_check(r, fields) == -1)
+	if (agent_body_check(r, fields) == -1)
 		return;
 	envs = json_object_get(r->body, "environments");
 	if (json_array_size(envs) > NUBO_LIST_MAX) {
@@ -265,9 +340,15 @@ agent_status(struct preq *r)
 		return;
 	}
 	json_array_foreach(envs, i, e) {
-		char *cause = NULL;
+		char *cause = NULL, where[40];
 
-		if (jsonx_check(e, env_fields, &cause) == -1) {
+		snprintf(where, sizeof where, "environments[%zu]", i);
+		if (!json_is_object(e)) {
+			reply_error(r, 400, "BAD_REQUEST", "%s must be an object",
+			    where);
+			return;
+		}
+		if (agent_fields_check(r, e, env_fields, where, &cause) == -1) {
 			reply_error(r, 400, "BAD_REQUEST", "environments[%zu]: "
 			    "%s", i, cause);
 			free(cause);
@@ -282,8 +363,8 @@ agent_status(struct preq *r)
 	if (json_is_object(json_object_get(r->body, "disk"))) {
 		char *cause = NULL;
 
-		if (jsonx_check(json_object_get(r->body, "disk"), disk_fields,
-		    &cause) == -1) {
+		if (agent_fields_check(r, json_object_get(r->body, "disk"),
+		    disk_fields, "disk", &cause) == -1) {
 			reply_error(r, 400, "BAD_REQUEST", "disk: %s", cause);
 			free(cause);
 			return;
@@ -338,7 +419,7 @@ agent_downloads(struct preq *r)
 	time_t t, now = util_now();
 	int snap;
 
-	if (body_check(r, fields) == -1)
+	if (agent_body_check(r, fields) == -1)
 		return;
 	kind = jsonx_str(r->body, "kind");
 	id = jsonx_str(r->body, "id");

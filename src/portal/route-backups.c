@@ -704,7 +704,7 @@ agent_snapshot_upload_refused(struct preq *r)
 	size_t n;
 	int deleted = 0;
 
-	if (body_check(r, fields) == -1)
+	if (agent_body_check(r, fields) == -1)
 		return;
 	why = jsonx_str(r->body, "error") ? jsonx_str(r->body, "error") :
 	    "no reason given";

@@ -148,10 +148,12 @@ def message(doc):
     return (doc.get("error") or {}).get("message", "") if isinstance(doc, dict) else ""
 
 
-def discover(method, path, key):
+def discover(method, path, key, agent):
     """The required fields of a route and a value of the right type for
     each, learnt from its errors ("missing field 'x'", "field 'x' must
-    be …"). Runs before the store is dumped: the final probe may succeed."""
+    be …"). Runs before the store is dumped: the final probe may succeed.
+    An agent route ignores unknown fields (node-contract.md,
+    Compatibility): there a value is right when its type is not refused."""
     body = {}
     for _ in range(12):
         st, doc = call(method, path, key, body)
@@ -164,7 +166,9 @@ def discover(method, path, key):
             st, doc = call(method, path, key,
                            raw=(json.dumps({**body, name: v})[:-1] +
                                 ', "%s": 1}' % UNKNOWN_FIELD).encode())
-            if UNKNOWN_FIELD in message(doc):
+            if UNKNOWN_FIELD in message(doc) or (
+                    agent and "field '%s' must be" % name not in
+                    message(doc)):
                 body[name] = v
                 break
         else:
@@ -197,7 +201,8 @@ for rt in writes:
     key = token if rt["access"] == "agent" else ADMIN_KEY
     path = fill(pattern, fixtures)
     takes_body = method != "DELETE"
-    good = discover(method, path, key) if takes_body else {}
+    agent = rt["access"] == "agent"
+    good = discover(method, path, key, agent) if takes_body else {}
 
     # (what, body, (status, code, text the message must hold) or a
     # ("path", parameter, bogus value) for an unknown id)
@@ -214,7 +219,8 @@ for rt in writes:
         ("2 MB body", b'{"a": "' + b"x" * (2 * 1024 * 1024) + b'"}',
          (413, "BODY_TOO_LARGE", None) if takes_body else BAD),
     ]
-    if takes_body:
+    # a node's body may carry fields of a newer node: accepted (below)
+    if takes_body and not agent:
         cases.append(("unknown field", json.dumps(
             {**good, UNKNOWN_FIELD: 1}).encode(),
             (400, SETTINGS_DOCUMENT.get(name, "BAD_REQUEST"), UNKNOWN_FIELD)))
@@ -267,6 +273,43 @@ for rt in writes:
             print("    " + b)
     else:
         ok(f"{name}: {len(cases)} bad inputs refused, store unchanged")
+
+# The node->portal protocol accepts and ignores fields it does not know
+# (a node upgraded before the portal, node-contract.md), at the top and
+# inside, and still refuses a known field of the wrong type.
+fixtures, token = make_world()
+heartbeat = {"environments": [{"id": 999999, "state": "stopped",
+                               UNKNOWN_FIELD: {"x": 1}}],
+             "disk": {"free_bytes": 1 << 30, "total_bytes": 1 << 31,
+                      "reserve_bytes": 1 << 20, "low": False,
+                      UNKNOWN_FIELD: 1},
+             UNKNOWN_FIELD: [1, 2]}
+st, doc = call("POST", "/agent/status", token, heartbeat)
+if st == 200 and isinstance(doc, dict) and "environments" in doc:
+    ok("a heartbeat with fields of a newer node is accepted")
+else:
+    fail(f"a heartbeat with unknown fields: HTTP {st} {str(doc)[:160]}")
+for what, bad, field in (
+        ("environments as a string", {**heartbeat, "environments": "x"},
+         "environments"),
+        ("an environment's state as a number",
+         {**heartbeat, "environments": [{"id": 1, "state": 3}]}, "state"),
+        ("disk.low as a string",
+         {**heartbeat, "disk": {**heartbeat["disk"], "low": "no"}}, "low")):
+    before = dump()
+    st, doc = call("POST", "/agent/status", token, bad)
+    if st == 400 and (doc.get("error") or {}).get("code") == "BAD_REQUEST" \
+            and "'%s'" % field in message(doc) and dump() == before:
+        ok(f"a heartbeat with {what} is still refused, naming it")
+    else:
+        fail(f"a heartbeat with {what}: HTTP {st} {str(doc)[:160]}")
+st, doc = call("POST", "/agent/register", token,
+               {"url": "http://127.0.0.1:1", "generation": "v4",
+                UNKNOWN_FIELD: "x"})
+if st == 200:
+    ok("a registration with a field of a newer node is accepted")
+else:
+    fail(f"a registration with an unknown field: HTTP {st} {str(doc)[:160]}")
 
 # Rules of SPEC §2/§6 that a generic sweep cannot know.
 fixtures, _ = make_world()

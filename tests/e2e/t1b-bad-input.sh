@@ -12,4 +12,8 @@ if python3 "$NUBO_SRC/tests/e2e/badinput.py" "$NUBOD" "$PORTAL_URL" \
 else
 	fail "badinput.py: see the not-ok lines above"
 fi
+# a node's unknown field is noted in the log once per node and field
+notes=$(grep -c "sent the field 'zz_no_such_field' of environments in POST /agent/status, which this portal does not know: ignored" "$T/portal.log" || [ $? = 1 ])
+expect "the portal notes an unknown heartbeat field once" "$notes" 1
+expect_match "naming the node" "$(cat "$T/portal.log")" "node 'bad-node[0-9]+' sent the field 'zz_no_such_field' in POST /agent/status"
 finish
