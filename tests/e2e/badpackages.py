@@ -81,6 +81,11 @@ tgz("hardlink-up", "points outside", [("pw", b"", tarfile.LNKTYPE,
 tgz("device", "device file", [("null", b"", tarfile.CHRTYPE)])
 tgz("fifo", "named pipe", [("pipe", b"", tarfile.FIFOTYPE)])
 tgz("duplicate", "duplicate entry 'run.sh'", [("./run.sh", b"again")])
+# names that are not UTF-8 (the byte 0xff) are shown as \xNN
+tgz("device-odd-name", "entry 'null\\xff' is a device file",
+    [("null\udcff", b"", tarfile.CHRTYPE)])
+tgz("dotdot-odd-name", "entry '../\\xfe/evil' escapes the package root",
+    [("../\udcfe/evil", b"x")])
 
 # an entry whose header claims more than 1 GiB
 path = os.path.join(out, "oversized-entry.tar.gz")

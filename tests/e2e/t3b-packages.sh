@@ -201,6 +201,20 @@ if "$NUBO" envs transport notesapp Acceptance notes-1.0.0 > "$T/last.out" 2> "$T
 else
 	fail "transport to Acceptance"; sed 's/^/    /' "$T/last.err"
 fi
+# a package whose files have names that are not UTF-8 (Latin-1 é, 0xe9)
+# and UTF-8 ones: accepted, and unpacked under the same bytes
+mkdir -p "$T/odd" && tar xzf "$PKG" -C "$T/odd"
+sed -i 's/"version": "1.0.0"/"version": "1.0.3"/' "$T/odd/nubo.json"
+mkdir "$T/odd/$(printf 'caf\xe9')" "$T/odd/données"
+printf 'latin-1' > "$T/odd/$(printf 'caf\xe9')/$(printf 'men\xfa').txt"
+printf 'utf-8' > "$T/odd/données/crème.txt"
+tar czf "$T/odd.tar.gz" -C "$T/odd" .
+check "a package with names that are not UTF-8 is accepted" "$NUBO" packages upload repo "$T/odd.tar.gz"
+check "and transported" "$NUBO" envs transport notesapp Test notes-1.0.3
+app_dir=$(dirname "$(grep -l '"version": "1.0.3"' "$T"/node-repo/envs/*/app/nubo.json)")
+expect "the name that is not UTF-8 unpacked byte for byte" "$(cat "$app_dir/$(printf 'caf\xe9')/$(printf 'men\xfa').txt" 2>&1)" latin-1
+expect "the UTF-8 name unpacked" "$(cat "$app_dir/données/crème.txt" 2>&1)" utf-8
+expect_match "show answers for it" "$("$NUBO" packages show repo notes-1.0.3 --json | jq_get environments)" Test
 
 # --- the sandbox node: every Free App has a repository of its own ---------
 # (SPEC §6: an app sees and deploys only its own packages; a tenant cannot
