@@ -138,7 +138,7 @@ backups_get(const char *url, const char *file, int resume)
 		goto out;
 	}
 	x.c = curl_easy_init();
-	curl_easy_setopt(x.c, CURLOPT_URL, url);
+	api_curl_url(x.c, url);
 	curl_easy_setopt(x.c, CURLOPT_WRITEFUNCTION, xfer_write);
 	curl_easy_setopt(x.c, CURLOPT_WRITEDATA, &x);
 	curl_easy_setopt(x.c, CURLOPT_NOPROGRESS, 0L);
@@ -230,7 +230,7 @@ backups_put(const char *url, const char *file, json_t **body)
 	x.c = curl_easy_init();
 	h = curl_slist_append(h, "Content-Type: application/gzip");
 	h = curl_slist_append(h, "Expect:");
-	curl_easy_setopt(x.c, CURLOPT_URL, url);
+	api_curl_url(x.c, url);
 	curl_easy_setopt(x.c, CURLOPT_UPLOAD, 1L);
 	curl_easy_setopt(x.c, CURLOPT_READDATA, x.f);
 	curl_easy_setopt(x.c, CURLOPT_INFILESIZE_LARGE, (curl_off_t)st.st_size);

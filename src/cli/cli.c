@@ -31,6 +31,7 @@ extern const struct cmd_entry cmd_admin_nodes_create_entry;
 extern const struct cmd_entry cmd_admin_nodes_token_entry;
 extern const struct cmd_entry cmd_admin_nodes_set_technical_contact_entry;
 extern const struct cmd_entry cmd_admin_nodes_set_address_entry;
+extern const struct cmd_entry cmd_admin_nodes_trust_entry;
 /* keys, admin, whoami */
 extern const struct cmd_entry cmd_whoami_entry;
 extern const struct cmd_entry cmd_keys_create_entry;
@@ -139,6 +140,7 @@ static const struct cmd_entry *const cmd_table[] = {
 	&cmd_admin_nodes_token_entry,
 	&cmd_admin_nodes_set_technical_contact_entry,
 	&cmd_admin_nodes_set_address_entry,
+	&cmd_admin_nodes_trust_entry,
 
 
 	/* envs, packages */
@@ -297,7 +299,9 @@ usage_all(FILE *f)
 {
 	size_t i;
 
-	fputs("usage: nubo <noun> <verb> [options] [arguments]\n\n"
+	fputs("usage: nubo [--ca FILE] <noun> <verb> [options] [arguments]\n\n"
+	    "--ca FILE: the CA that signed the portal's certificate (else\n"
+	    "NUBO_CA, else the one given at login, else the system's)\n\n"
 	    "commands:\n", f);
 	for (i = 0; i < CMD_COUNT; i++) {
 		const struct cmd_entry *e = cmd_table[i];
@@ -426,6 +430,20 @@ main(int argc, char **argv)
 
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	memset(&a, 0, sizeof a);
+	/* the one option before the command: how the portal is verified */
+	while (argc > 1 && strncmp(argv[1], "--ca", 4) == 0 &&
+	    (argv[1][4] == '\0' || argv[1][4] == '=')) {
+		int used = argv[1][4] == '=' ? 1 : 2;
+
+		if (used == 2 && argc < 3) {
+			fputs("nubo: option '--ca' needs a value\n", stderr);
+			return CLI_USAGE;
+		}
+		api_set_ca(used == 1 ? argv[1] + 5 : argv[2]);
+		memmove(argv + 1, argv + 1 + used, (size_t)(argc - used) *
+		    sizeof *argv);
+		argc -= used;
+	}
 	if (argc < 2 || strcmp(argv[1], "--help") == 0 ||
 	    strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
 		usage_all(argc < 2 ? stderr : stdout);

@@ -59,6 +59,13 @@ const char *api_url(void);
 const char *api_key(void);
 /* Write ~/.config/nubo/config (mode 0600). */
 int api_save_login(const char *url, const char *key);
+/* The CA file the portal's certificate (and a node's, for a URL that
+ * pins no key) is verified against: --ca (api_set_ca, before any call),
+ * else NUBO_CA, else the login's; NULL: the system's store. */
+void api_set_ca(const char *file);
+const char *api_ca(void);
+/* Set a curl handle's URL and how its server is verified (tls.h). */
+void api_curl_url(void *curl, const char *url);
 /* Poll /jobs/{id} until it ends, showing progress; CLI_OK or CLI_FAILED. */
 int api_wait_job(const char *job_id, const char *what);
 

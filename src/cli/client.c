@@ -11,12 +11,14 @@
 
 #include "buf.h"
 #include "cli.h"
+#include "tls.h"
 #include "util.h"
 #include "xmalloc.h"
 
 #define API_RESPONSE_MAX (64 * 1024 * 1024)
 
-static char *cfg_url, *cfg_key;
+static char *cfg_url, *cfg_key, *cfg_ca;
+static const char *opt_ca;	/* --ca */
 static int cfg_loaded;
 
 static char *
@@ -51,6 +53,8 @@ config_load(void)
 			cfg_url = xstrdup(v);
 		if ((v = jsonx_str(j, "key")) != NULL)
 			cfg_key = xstrdup(v);
+		if ((v = jsonx_str(j, "ca")) != NULL)
+			cfg_ca = xstrdup(v);
 		json_decref(j);
 		free(text);
 	}
@@ -61,6 +65,14 @@ config_load(void)
 	if ((env = getenv("NUBO_API_KEY")) != NULL && *env) {
 		free(cfg_key);
 		cfg_key = xstrdup(env);
+	}
+	if ((env = getenv("NUBO_CA")) != NULL && *env) {
+		free(cfg_ca);
+		cfg_ca = xstrdup(env);
+	}
+	if (opt_ca) {
+		free(cfg_ca);
+		cfg_ca = xstrdup(opt_ca);
 	}
 	if (cfg_url) {
 		size_t n = strlen(cfg_url);
@@ -84,11 +96,33 @@ api_key(void)
 	return cfg_key;
 }
 
+void
+api_set_ca(const char *file)
+{
+	opt_ca = file;
+}
+
+const char *
+api_ca(void)
+{
+	config_load();
+	return cfg_ca;
+}
+
+void
+api_curl_url(void *c, const char *url)
+{
+	tls_curl_url(c, url, api_ca());
+}
+
 int
 api_save_login(const char *url, const char *key)
 {
 	char *path = config_path(), *dir, *slash;
-	json_t *j = json_pack("{s:s,s:s}", "url", url, "key", key);
+	/* the CA the login verified the portal with, for later commands */
+	char *ca = api_ca() ? realpath(api_ca(), NULL) : NULL;
+	json_t *j = json_pack("{s:s,s:s,s:s?}", "url", url, "key", key, "ca",
+	    ca ? ca : api_ca());
 	char *text = json_dumps(j, JSON_INDENT(2));
 	int rc;
 
@@ -103,6 +137,7 @@ api_save_login(const char *url, const char *key)
 	free(dir);
 	free(text);
 	free(path);
+	free(ca);
 	json_decref(j);
 	return rc;
 }
@@ -146,7 +181,7 @@ api_call(const char *method, const char *path, json_t *body, json_t **out)
 		h = curl_slist_append(h, "Content-Type: application/json");
 		curl_easy_setopt(c, CURLOPT_POSTFIELDS, text);
 	}
-	curl_easy_setopt(c, CURLOPT_URL, url);
+	api_curl_url(c, url);
 	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
 	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
 	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);

@@ -7,6 +7,7 @@
 
 #include "cli.h"
 #include "packages-util.h"
+#include "tls.h"
 #include "transfer.h"
 #include "xmalloc.h"
 
@@ -15,6 +16,7 @@ cmd_packages_upload_exec(struct cmd_args *a)
 {
 	const char *app = cmd_opt(a, "app"), *file, *msg;
 	char *path = NULL, *url = NULL, *esc = NULL, *copy, *what = NULL;
+	char *fname = NULL;
 	char *show = NULL, *suffix = NULL, *pkg = NULL, sha[65] = "";
 	json_t *ticket = NULL, *resp = NULL, *rec = NULL, *body = NULL;
 	struct stat st;
@@ -35,7 +37,8 @@ cmd_packages_upload_exec(struct cmd_args *a)
 	esc = api_escape(basename(copy));
 	what = xasprintf("uploading %s", basename(copy));
 	free(copy);
-	url = xasprintf("%s&filename=%s", jsonx_str(ticket, "url"), esc);
+	fname = xasprintf("filename=%s", esc);
+	url = tls_url_query_add(jsonx_str(ticket, "url"), fname);
 	status = transfer_upload(url, jsonx_str(ticket, "method"), file, what,
 	    &resp, sha);
 	if (status == -1)
@@ -74,6 +77,7 @@ out:
 	json_decref(rec);
 	free(path);
 	free(url);
+	free(fname);
 	free(esc);
 	free(what);
 	free(show);

@@ -152,7 +152,7 @@ transfer_upload(const char *url, const char *method, const char *file,
 	/* no "Expect: 100-continue": curl would wait up to a second for a
 	 * 100 that libmicrohttpd does not send before the handler runs */
 	h = curl_slist_append(h, "Expect:");
-	curl_easy_setopt(c, CURLOPT_URL, url);
+	api_curl_url(c, url);
 	curl_easy_setopt(c, CURLOPT_POST, 1L);
 	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
 	curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)st.st_size);
@@ -299,7 +299,7 @@ transfer_download(const char *url, const char *dest, long long size,
 	if (have > 0 && !d.prog.tty)
 		fprintf(stderr, "%s: resuming at byte %lld\n", what, have);
 	d.c = curl_easy_init();
-	curl_easy_setopt(d.c, CURLOPT_URL, url);
+	api_curl_url(d.c, url);
 	curl_easy_setopt(d.c, CURLOPT_WRITEFUNCTION, down_write);
 	curl_easy_setopt(d.c, CURLOPT_WRITEDATA, &d);
 	curl_easy_setopt(d.c, CURLOPT_ERRORBUFFER, errbuf);

@@ -14,10 +14,13 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <gnutls/abstract.h>
+#include <gnutls/gnutls.h>
 #include <openssl/evp.h>
 
 #include "jsonx.h"
 #include "log.h"
+#include "tls.h"
 #include "util.h"
 #include "xmalloc.h"
 
@@ -38,7 +41,27 @@ struct http_server {
 	size_t				 ntrusted;
 	time_t				 refused_at;	/* last logged refusal */
 	unsigned			 refused;	/* since then */
+
+	char				*tls_cert;	/* PEM files, or NULL */
+	char				*tls_key;
+	char				*tls_trust;	/* asks for client certificates */
 };
+
+/* A certificate chain and its key as GnuTLS presents them. The pair in
+ * use is tls_current; a reload puts a new one in front, and the older
+ * ones stay (a handshake may hold their pointers) until the server
+ * stops. */
+#define TLS_CHAIN_MAX	16
+
+struct tls_pair {
+	gnutls_pcert_st		 pcerts[TLS_CHAIN_MAX];
+	unsigned		 npcerts;
+	gnutls_privkey_t	 key;
+	struct tls_pair		*older;
+};
+
+static pthread_mutex_t tls_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct tls_pair *tls_current;
 
 /* A connection's socket context: which count it is in. */
 static char conn_trusted, conn_untrusted;
@@ -356,22 +379,248 @@ parse_listen(const char *listen, struct sockaddr_storage *ss, socklen_t *len)
 	return 0;
 }
 
+
+static void
+tls_pair_free(struct tls_pair *tp)
+{
+	unsigned i;
+
+	while (tp) {
+		struct tls_pair *older = tp->older;
+
+		for (i = 0; i < tp->npcerts; i++)
+			gnutls_pcert_deinit(&tp->pcerts[i]);
+		if (tp->key)
+			gnutls_privkey_deinit(tp->key);
+		free(tp);
+		tp = older;
+	}
+}
+
+/* The DER public key of a certificate or a private key; 0, or -1. */
+static int
+tls_pubkey_der(gnutls_pubkey_t pub, gnutls_datum_t *out)
+{
+	return gnutls_pubkey_export2(pub, GNUTLS_X509_FMT_DER, out) < 0 ? -1 :
+	    0;
+}
+
+/* The chain of cert and the key of key (PEM files), checked to belong
+ * together; NULL with the cause in error(). */
+static struct tls_pair *
+tls_pair_load(const char *cert, const char *key)
+{
+	struct tls_pair *tp = xcalloc(1, sizeof *tp);
+	gnutls_datum_t c = { NULL, 0 }, k = { NULL, 0 }, a = { NULL, 0 },
+	    b = { NULL, 0 };
+	gnutls_pubkey_t kpub = NULL;
+	size_t len;
+	int rc;
+
+	c.data = (unsigned char *)util_read_file(cert, 1 << 20, &len);
+	c.size = (unsigned)len;
+	if (c.data == NULL) {
+		error("cannot read %s: %s", cert, strerror(errno));
+		goto fail;
+	}
+	k.data = (unsigned char *)util_read_file(key, 1 << 20, &len);
+	k.size = (unsigned)len;
+	if (k.data == NULL) {
+		error("cannot read %s: %s", key, strerror(errno));
+		goto fail;
+	}
+	tp->npcerts = TLS_CHAIN_MAX;
+	rc = gnutls_pcert_list_import_x509_raw(tp->pcerts, &tp->npcerts, &c,
+	    GNUTLS_X509_FMT_PEM, 0);
+	if (rc < 0 || tp->npcerts == 0) {
+		tp->npcerts = 0;
+		error("%s: no PEM certificate chain (%s)", cert,
+		    rc < 0 ? gnutls_strerror(rc) : "empty");
+		goto fail;
+	}
+	if ((rc = gnutls_privkey_init(&tp->key)) < 0 ||
+	    (rc = gnutls_privkey_import_x509_raw(tp->key, &k,
+	    GNUTLS_X509_FMT_PEM, NULL, 0)) < 0) {
+		error("%s: no PEM private key (%s)", key, gnutls_strerror(rc));
+		goto fail;
+	}
+	if (gnutls_pubkey_init(&kpub) < 0 ||
+	    gnutls_pubkey_import_privkey(kpub, tp->key, 0, 0) < 0 ||
+	    tls_pubkey_der(kpub, &a) == -1 ||
+	    tls_pubkey_der(tp->pcerts[0].pubkey, &b) == -1 ||
+	    a.size != b.size || memcmp(a.data, b.data, a.size) != 0) {
+		error("%s is not the key of the certificate %s", key, cert);
+		goto fail;
+	}
+	goto out;
+fail:
+	tls_pair_free(tp);
+	tp = NULL;
+out:
+	if (kpub)
+		gnutls_pubkey_deinit(kpub);
+	gnutls_free(a.data);
+	gnutls_free(b.data);
+	if (k.data)
+		explicit_bzero(k.data, k.size);
+	free(k.data);
+	free(c.data);
+	return tp;
+}
+
+/* GnuTLS asks for the certificate at each handshake. */
+static int
+tls_retrieve(gnutls_session_t session, const gnutls_datum_t *req_ca_dn,
+    int nreqs, const gnutls_pk_algorithm_t *pk_algos, int pk_algos_length,
+    gnutls_pcert_st **pcert, unsigned int *pcert_length,
+    gnutls_privkey_t *pkey)
+{
+	(void)session;
+	(void)req_ca_dn;
+	(void)nreqs;
+	(void)pk_algos;
+	(void)pk_algos_length;
+	pthread_mutex_lock(&tls_lock);
+	if (tls_current == NULL) {
+		pthread_mutex_unlock(&tls_lock);
+		return -1;
+	}
+	*pcert = tls_current->pcerts;
+	*pcert_length = tls_current->npcerts;
+	*pkey = tls_current->key;
+	pthread_mutex_unlock(&tls_lock);
+	return 0;
+}
+
+int
+http_server_reload_tls(struct http_server *srv)
+{
+	struct tls_pair *tp;
+
+	if (srv->tls_cert == NULL)
+		return 0;
+	tp = tls_pair_load(srv->tls_cert, srv->tls_key);
+	if (tp == NULL) {
+		log_warn("TLS certificate not reloaded, the current one stays");
+		return -1;
+	}
+	pthread_mutex_lock(&tls_lock);
+	tp->older = tls_current;
+	tls_current = tp;
+	pthread_mutex_unlock(&tls_lock);
+	log_info("TLS certificate reloaded from %s", srv->tls_cert);
+	return 0;
+}
+
+int
+http_peer_pin(struct http_req *req, char *out, size_t outlen)
+{
+	const union MHD_ConnectionInfo *ci;
+	const gnutls_datum_t *certs;
+	unsigned n = 0;
+
+	ci = MHD_get_connection_info(req->conn,
+	    MHD_CONNECTION_INFO_GNUTLS_SESSION);
+	if (ci == NULL || ci->tls_session == NULL)
+		return 0;
+	/* GnuTLS checked the client's signature with this certificate's
+	 * key during the handshake: the client holds the key */
+	certs = gnutls_certificate_get_peers(ci->tls_session, &n);
+	if (certs == NULL || n == 0)
+		return 0;
+	return tls_pin_der(certs[0].data, certs[0].size, out, outlen) == 0;
+}
+
+/* 1 when the address of ss is in 127.0.0.0/8 or ::1. */
+static int
+loopback(const struct sockaddr_storage *ss)
+{
+	if (ss->ss_family == AF_INET)
+		return (ntohl(((const struct sockaddr_in *)(const void *)ss)->
+		    sin_addr.s_addr) >> 24) == 127;
+	return IN6_IS_ADDR_LOOPBACK(&((const struct sockaddr_in6 *)
+	    (const void *)ss)->sin6_addr);
+}
+
+int
+http_listen_check(const char *listen, const struct http_tls *tls)
+{
+	struct sockaddr_storage ss;
+	socklen_t sslen;
+
+	if (parse_listen(listen, &ss, &sslen) == -1)
+		return error("bad listen address '%s' (want IP:PORT)", listen);
+	if ((tls && tls->cert) || loopback(&ss) || (tls && tls->insecure_http))
+		return 0;
+	return error("refusing plain HTTP on %s, an address outside loopback:"
+	    " API keys, tokens and data would cross the network in clear "
+	    "(give --tls-cert and --tls-key, or --insecure-http)", listen);
+}
+
 struct http_server *
 http_server_start(const char *listen, const struct http_server_ops *ops,
     void *app, unsigned threads)
 {
-	struct http_server *srv = xcalloc(1, sizeof *srv);
+	return http_server_start_tls(listen, ops, app, threads, NULL);
+}
+
+struct http_server *
+http_server_start_tls(const char *listen, const struct http_server_ops *ops,
+    void *app, unsigned threads, const struct http_tls *tls)
+{
+	struct http_server *srv;
 	struct sockaddr_storage ss;
 	socklen_t sslen;
 	const union MHD_DaemonInfo *info;
 	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
 	    MHD_USE_ERROR_LOG;
 	struct rlimit rl;
+	struct tls_pair *tp = NULL;
+	char *trust = NULL;
+	int https = tls && tls->cert;
 
-	if (parse_listen(listen, &ss, &sslen) == -1) {
-		error("bad listen address '%s' (want IP:PORT)", listen);
-		free(srv);
+	if (http_listen_check(listen, tls) == -1 ||
+	    parse_listen(listen, &ss, &sslen) == -1)
 		return NULL;
+	if (!https && !loopback(&ss))
+		log_warn("listening on %s with plain HTTP (--insecure-http): "
+		    "API keys, tokens and data cross the network in clear",
+		    listen);
+	if (https) {
+		if (tls->key == NULL) {
+			error("--tls-cert needs --tls-key");
+			return NULL;
+		}
+		if (tls_current != NULL) {
+			error("one HTTPS listener per process");
+			return NULL;
+		}
+		if (!MHD_is_feature_supported(MHD_FEATURE_HTTPS_CERT_CALLBACK)) {
+			error("this libmicrohttpd has no TLS certificate "
+			    "callback (built without GnuTLS?)");
+			return NULL;
+		}
+		if ((tp = tls_pair_load(tls->cert, tls->key)) == NULL)
+			return NULL;
+		/* GnuTLS asks clients for a certificate only when it has a
+		 * trust list; which CA signed theirs does not matter (their
+		 * key is pinned), so the list is our own certificate */
+		if (tls->client_certs &&
+		    (trust = util_read_file(tls->cert, 1 << 20, NULL)) ==
+		    NULL) {
+			error("cannot read %s: %s", tls->cert, strerror(errno));
+			tls_pair_free(tp);
+			return NULL;
+		}
+		flags |= MHD_USE_TLS;
+		pthread_mutex_lock(&tls_lock);
+		tls_current = tp;
+		pthread_mutex_unlock(&tls_lock);
+	}
+	srv = xcalloc(1, sizeof *srv);
+	if (https) {
+		srv->tls_cert = xstrdup(tls->cert);
+		srv->tls_key = xstrdup(tls->key);
 	}
 	if (ss.ss_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
@@ -397,11 +646,14 @@ http_server_start(const char *listen, const struct http_server_ops *ops,
 	    MHD_OPTION_NOTIFY_COMPLETED, http_completed, srv,
 	    MHD_OPTION_NOTIFY_CONNECTION, http_connection, srv,
 	    MHD_OPTION_EXTERNAL_LOGGER, http_mhd_log, srv,
+	    https ? MHD_OPTION_HTTPS_CERT_CALLBACK : MHD_OPTION_END,
+	    tls_retrieve,
+	    trust ? MHD_OPTION_HTTPS_MEM_TRUST : MHD_OPTION_END, trust,
 	    MHD_OPTION_END);
+	srv->tls_trust = trust;
 	if (srv->daemon == NULL) {
 		error("cannot listen on %s: %s", listen, strerror(errno));
-		pthread_mutex_destroy(&srv->lock);
-		free(srv);
+		http_server_stop(srv);
 		return NULL;
 	}
 	info = MHD_get_daemon_info(srv->daemon, MHD_DAEMON_INFO_BIND_PORT);
@@ -414,8 +666,18 @@ http_server_stop(struct http_server *srv)
 {
 	if (srv == NULL)
 		return;
-	MHD_stop_daemon(srv->daemon);
+	if (srv->daemon)
+		MHD_stop_daemon(srv->daemon);
 	pthread_mutex_destroy(&srv->lock);
+	if (srv->tls_cert) {
+		pthread_mutex_lock(&tls_lock);
+		tls_pair_free(tls_current);
+		tls_current = NULL;
+		pthread_mutex_unlock(&tls_lock);
+	}
+	free(srv->tls_cert);
+	free(srv->tls_key);
+	free(srv->tls_trust);
 	free(srv->trusted);
 	free(srv);
 }

@@ -66,9 +66,39 @@ struct http_req {
 
 struct http_server;
 
-/* Start listening on "ip:port" (numeric IPv4 or [IPv6]); NULL on error. */
+/* Start listening on "ip:port" (numeric IPv4 or [IPv6]); NULL on error.
+ * Plain HTTP, which is refused on an address outside 127.0.0.0/8 and ::1
+ * (http_server_start_tls with insecure_http allows it). */
 struct http_server *http_server_start(const char *listen,
     const struct http_server_ops *ops, void *app, unsigned threads);
+
+/* How a listener speaks: HTTPS only when cert and key (PEM files) are
+ * set; plain HTTP otherwise, on loopback only unless insecure_http (then
+ * a warning is logged). client_certs: clients are asked for a
+ * certificate (optional; http_peer_pin tells its key). */
+struct http_tls {
+	const char	*cert;
+	const char	*key;
+	int		 client_certs;
+	int		 insecure_http;
+};
+/* Whether listen may be served as tls says (before anything starts):
+ * 0, or -1 with the cause in error() for plain HTTP outside loopback
+ * without insecure_http (or a bad address). http_server_start_tls checks
+ * it again. */
+int http_listen_check(const char *listen, const struct http_tls *tls);
+/* One process has at most one HTTPS listener (the certificate callback
+ * of GnuTLS has no user data). */
+struct http_server *http_server_start_tls(const char *listen,
+    const struct http_server_ops *ops, void *app, unsigned threads,
+    const struct http_tls *tls);
+/* Read the certificate and key files again (on SIGHUP): handshakes from
+ * now on present the new pair, open connections keep theirs. 0, or -1
+ * with the old pair kept (the cause logged); 0 for a plain listener. */
+int http_server_reload_tls(struct http_server *);
+/* The pin (tls.h) of the certificate the client proved it holds the key
+ * of, into out: 1, or 0 when it presented none (or over plain HTTP). */
+int http_peer_pin(struct http_req *, char *out, size_t outlen);
 void http_server_stop(struct http_server *);
 /* Trust connections from ip (numeric IPv4 or IPv6): they may use the
  * reserve of connections kept when untrusted addresses took the rest

@@ -325,10 +325,10 @@ agent_cleanup(struct http_req *h)
 }
 
 struct http_server *
-agent_routes_listen(const char *listen)
+agent_routes_listen(const char *listen, const struct http_tls *tls)
 {
 	static const struct http_server_ops ops = {
 		agent_begin, agent_finish, agent_cleanup };
 
-	return http_server_start(listen, &ops, node, 8);
+	return http_server_start_tls(listen, &ops, node, 8, tls);
 }

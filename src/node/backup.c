@@ -29,6 +29,7 @@
 #include "log.h"
 #include "restore-role.h"
 #include "testhook.h"
+#include "tls.h"
 #include "util.h"
 #include "xmalloc.h"
 
@@ -993,7 +994,8 @@ fetch_url(const char *url, int fd, char **cause)
 	long status = 0;
 	CURLcode rc;
 
-	curl_easy_setopt(c, CURLOPT_URL, url);
+	/* another node: its key as the portal pinned it */
+	tls_curl_url(c, url, node->portal_ca);
 	curl_easy_setopt(c, CURLOPT_WRITEDATA, f);
 	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 10L);

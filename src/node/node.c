@@ -23,6 +23,7 @@
 #include "jsonx.h"
 #include "log.h"
 #include "testhook.h"
+#include "tls.h"
 #include "util.h"
 #include "xmalloc.h"
 
@@ -31,6 +32,8 @@ struct node *node;
 static const char node_usage[] =
     "usage: nubod node --data DIR --portal URL --token TOKEN\n"
     "                  [--listen IP:PORT] [--url AGENT_URL]\n"
+    "                  [--tls-cert FILE --tls-key FILE] [--portal-ca FILE]\n"
+    "                  [--insecure-http]\n"
     "                  [--router-port P] [--router-tls-port P]\n"
     "                  [--pg-port P | --pg postgresql://…]\n"
     "                  [--user nubo] [--ports 20000-32767]\n"
@@ -41,7 +44,12 @@ static const char node_usage[] =
     "       nubod node stop-all --data DIR   stop apps, router and database\n";
 
 static const char node_defaults[] =
-    "defaults: --listen 127.0.0.1:7080, --url http://<listen>,\n"
+    "--tls-cert, --tls-key: PEM; the agent speaks HTTPS only (read again on\n"
+    "  SIGHUP) and presents the certificate to the portal, which pins its key\n"
+    "--portal-ca: the CA an https --portal's certificate is verified against\n"
+    "  (default: the system's); plain HTTP is refused outside loopback\n"
+    "  unless --insecure-http\n"
+    "defaults: --listen 127.0.0.1:7080, --url http(s)://<listen>,\n"
     "  --router-port 8080, --pg-port 5433 (a cluster of its own under DIR),\n"
     "  --user nubo, --ports 20000-32767, --uids 700000-799999,\n"
     "  --start-timeout 60, --stop-grace 10; an instance's memory 512 MB\n"
@@ -220,6 +228,9 @@ on_body(char *data, size_t size, size_t n, void *cls)
 	return buf_append(cls, data, size * n) == 0 ? size * n : 0;
 }
 
+/* Why the last call of the heartbeat thread reached no portal. */
+static __thread char portal_error[CURL_ERROR_SIZE];
+
 int
 portal_post(const char *path, json_t *body, json_t **out)
 {
@@ -235,7 +246,12 @@ portal_post(const char *path, json_t *body, json_t **out)
 	buf_init(&resp, 16 * 1024 * 1024);
 	h = curl_slist_append(h, auth);
 	h = curl_slist_append(h, "Content-Type: application/json");
-	curl_easy_setopt(c, CURLOPT_URL, url);
+	tls_curl_url(c, url, node->portal_ca);
+	if (node->tls.cert) {
+		/* read at each call: a renewed certificate goes at once */
+		curl_easy_setopt(c, CURLOPT_SSLCERT, node->tls.cert);
+		curl_easy_setopt(c, CURLOPT_SSLKEY, node->tls.key);
+	}
 	curl_easy_setopt(c, CURLOPT_POSTFIELDS, text);
 	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
 	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
@@ -243,6 +259,8 @@ portal_post(const char *path, json_t *body, json_t **out)
 	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 5L);
 	curl_easy_setopt(c, CURLOPT_TIMEOUT, 20L);
+	portal_error[0] = '\0';
+	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, portal_error);
 	if (curl_easy_perform(c) == CURLE_OK) {
 		char *ip = NULL;
 
@@ -329,8 +347,9 @@ node_register(void)
 		const char *msg = jsonx_str(json_object_get(resp, "error"),
 		    "message");
 
-		log_warn("cannot register with %s: %s", node->portal_url,
-		    st == -1 ? "portal unreachable" : msg ? msg : "error");
+		log_warn("cannot register with %s: %s%s", node->portal_url,
+		    st == -1 ? "portal unreachable: " : "", st == -1 ?
+		    portal_error : msg ? msg : "error");
 		goto out;
 	}
 	pthread_mutex_lock(&node->lock);
@@ -404,20 +423,23 @@ node_heartbeat(void)
 		const char *msg = jsonx_str(json_object_get(resp, "error"),
 		    "message");
 
-		log_warn("heartbeat to %s failed: %s", node->portal_url,
-		    st == -1 ? "portal unreachable" : msg ? msg : "error");
+		log_warn("heartbeat to %s failed: %s%s", node->portal_url,
+		    st == -1 ? "portal unreachable: " : "", st == -1 ?
+		    portal_error : msg ? msg : "error");
 	}
 	json_decref(resp);
 	testhook_mark("heartbeat");
 }
 
-static volatile sig_atomic_t node_stopping;
+static volatile sig_atomic_t node_stopping, node_reload;
 
 static void
 on_signal(int sig)
 {
-	(void)sig;
-	node_stopping = 1;
+	if (sig == SIGHUP)
+		node_reload = 1;
+	else
+		node_stopping = 1;
 }
 
 static void *
@@ -432,6 +454,23 @@ heartbeat_thread(void *arg)
 		sleep(NODE_HEARTBEAT_SECONDS);
 	}
 	return NULL;
+}
+
+/* The key the portal pins, for the operator who compares it with what
+ * 'nubo nodes show' says. */
+static void
+node_log_pin(void)
+{
+	char pin[TLS_PIN_LEN], *cause = NULL;
+
+	if (node->tls.cert == NULL)
+		return;
+	if (tls_pin_file(node->tls.cert, pin, sizeof pin, &cause) == -1) {
+		log_warn("%s", cause);
+		free(cause);
+		return;
+	}
+	log_info("agent certificate key: %s", pin);
 }
 
 /* "LO-HI" within [min,max], LO < HI. */
@@ -518,6 +557,10 @@ node_main(int argc, char **argv)
 		{ "package-quota", required_argument, NULL, 'Q' },
 		{ "app-package-quota", required_argument, NULL, 'A' },
 		{ "env-disk-max", required_argument, NULL, 'D' },
+		{ "tls-cert", required_argument, NULL, 'C' },
+		{ "tls-key", required_argument, NULL, 'Y' },
+		{ "portal-ca", required_argument, NULL, 'K' },
+		{ "insecure-http", no_argument, NULL, 'I' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 } };
 	pthread_t hb;
@@ -553,6 +596,10 @@ node_main(int argc, char **argv)
 		case 'u': node->agent_url = optarg; break;
 		case 'G': node->pg_uri = optarg; break;
 		case 'U': node->user = optarg; break;
+		case 'C': node->tls.cert = optarg; break;
+		case 'Y': node->tls.key = optarg; break;
+		case 'K': node->portal_ca = optarg; break;
+		case 'I': node->tls.insecure_http = 1; break;
 		case 'r':
 		case 'g':
 		case 'R':
@@ -615,6 +662,12 @@ node_main(int argc, char **argv)
 	log_init("node");
 	if (!stop_all && (node->portal_url == NULL || node->token == NULL))
 		goto usage;
+	if ((node->tls.cert == NULL) != (node->tls.key == NULL)) {
+		error("--tls-cert and --tls-key go together");
+		return 2;
+	}
+	if (!stop_all && http_listen_check(node->listen, &node->tls) == -1)
+		return 1;
 	if (node_user_setup() == -1 || (!stop_all && node_dirs() == -1))
 		return 1;
 	{
@@ -628,10 +681,12 @@ node_main(int argc, char **argv)
 		return node_stop_all();
 	packages_init();
 	if (node->agent_url == NULL)
-		node->agent_url = xasprintf("http://%s", node->listen);
+		node->agent_url = xasprintf("%s://%s", node->tls.cert ?
+		    "https" : "http", node->listen);
 	signal(SIGPIPE, SIG_IGN);
 	signal(SIGTERM, on_signal);
 	signal(SIGINT, on_signal);
+	signal(SIGHUP, on_signal);
 	env_remove_temps();
 	if (sandbox_setup() == -1 || node_load_agent() == -1 ||
 	    env_load() == -1)
@@ -641,19 +696,27 @@ node_main(int argc, char **argv)
 	backup_recover();
 	if (router_start() == -1)
 		return 1;
-	node->http = agent_routes_listen(node->listen);
+	node->http = agent_routes_listen(node->listen, &node->tls);
 	if (node->http == NULL)
 		return 1;
-	log_info("agent listening on %s, router on 127.0.0.1:%u", node->listen,
+	log_info("agent listening on %s (%s), router on 127.0.0.1:%u",
+	    node->listen, node->tls.cert ? "HTTPS" : "plain HTTP",
 	    node->router_port);
+	node_log_pin();
 	supervisor_start();
 	heal_start();
 	events_start();
 	downloads_start();
 	if (pthread_create(&hb, NULL, heartbeat_thread, NULL) != 0)
 		return error("cannot start the heartbeat");
-	while (!node_stopping)
+	while (!node_stopping) {
 		pause();
+		if (node_reload) {
+			node_reload = 0;
+			http_server_reload_tls(node->http);
+			node_log_pin();
+		}
+	}
 	/* Apps, router and database keep running: a restarted node adopts
 	 * them (SPEC: restarting a node loses no running app). */
 	log_info("stopping the agent; apps keep running");

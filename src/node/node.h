@@ -78,6 +78,12 @@ struct node {
 	char			*token;
 	char			*listen;
 	char			*agent_url;	/* how the portal reaches us */
+	/* TLS (node.c): the agent's certificate and key (PEM; also its
+	 * client certificate to the portal, which pins its key), the CA
+	 * the portal's certificate is verified against (NULL: the
+	 * system's), plain HTTP allowed outside loopback */
+	struct http_tls		 tls;
+	char			*portal_ca;
 	char			*user;		/* OS user of nginx's workers */
 	char			*pg_uri;	/* --pg: an existing server */
 	unsigned		 router_port;
@@ -428,6 +434,7 @@ void backup_recover(void);
 int backup_env_busy(long long env_id);
 
 /* agent-routes.c */
-struct http_server *agent_routes_listen(const char *listen);
+struct http_server *agent_routes_listen(const char *listen,
+    const struct http_tls *tls);
 
 #endif

@@ -40,6 +40,7 @@
 #include "node.h"
 #include "pgtool.h"
 #include "restore-role.h"
+#include "tls.h"
 #include "util.h"
 #include "xmalloc.h"
 
@@ -961,7 +962,8 @@ transfer_curl(const char *url, curl_write_callback write, void *data,
 {
 	CURL *c = curl_easy_init();
 
-	curl_easy_setopt(c, CURLOPT_URL, url);
+	/* another node: its key as the portal pinned it */
+	tls_curl_url(c, url, node->portal_ca);
 	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, write);
 	curl_easy_setopt(c, CURLOPT_WRITEDATA, data);
 	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
@@ -1526,7 +1528,7 @@ task_package(struct task *t, struct env *e, char **cause)
 		goto out;
 	}
 	meta = xasprintf("%s/meta.json", stage);
-	murl = xasprintf("%s&meta=1", url);
+	murl = tls_url_query_add(url, "meta=1");
 	if (fetch_to(t, murl, meta, 1, &why) == -1) {
 		*cause = xasprintf("package metadata: %s", why);
 		goto out;

@@ -88,7 +88,7 @@ auth_authenticate(struct preq *r)
 			reply_error(r, 401, "UNAUTHENTICATED",
 			    "unknown node token");
 		else
-			rc = 0;
+			rc = agent_pin_check(r);
 		goto out;
 	}
 	/* The hot path of every request: plain columns, no JSON objects. */

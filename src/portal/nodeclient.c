@@ -10,6 +10,7 @@
 #include "settings.h"
 #include "signed-url.h"
 #include "store.h"
+#include "tls.h"
 #include "xmalloc.h"
 
 #define NODE_RESPONSE_MAX (16 * 1024 * 1024)
@@ -20,15 +21,16 @@ on_body(char *data, size_t size, size_t n, void *cls)
 	return buf_append(cls, data, size * n) == 0 ? size * n : 0;
 }
 
-/* The node's agent URL and secret; -1 with *cause when not registered. */
+/* The node's agent URL, secret and the key its certificate must have
+ * (NULL: none pinned); -1 with *cause when not registered. */
 static int
 node_endpoint(sqlite3 *db, long long node_id, char **url, char **secret,
-    char **cause)
+    char **pin, char **cause)
 {
-	json_t *n = store_row(db, "SELECT name, agent_url, agent_secret FROM"
-	    " nodes WHERE id = ?", "i", node_id);
+	json_t *n = store_row(db, "SELECT name, agent_url, agent_secret,"
+	    " tls_pin FROM nodes WHERE id = ?", "i", node_id);
 
-	*url = *secret = NULL;
+	*url = *secret = *pin = NULL;
 	if (n == NULL) {
 		*cause = xasprintf("no node %lld", node_id);
 		return -1;
@@ -48,6 +50,8 @@ node_endpoint(sqlite3 *db, long long node_id, char **url, char **secret,
 		return -1;
 	}
 	*url = xstrdup(jsonx_str(n, "agent_url"));
+	if (jsonx_str(n, "tls_pin") && strncmp(*url, "https://", 8) == 0)
+		*pin = xstrdup(jsonx_str(n, "tls_pin"));
 	json_decref(n);
 	return 0;
 }
@@ -59,7 +63,7 @@ node_call_timeout(sqlite3 *db, long long node_id, const char *method,
 	CURL *c = NULL;
 	struct curl_slist *h = NULL;
 	struct buf resp;
-	char *base = NULL, *secret = NULL, *url = NULL, *auth = NULL;
+	char *base = NULL, *secret = NULL, *url = NULL, *auth = NULL, *pin = NULL;
 	char *text = NULL, errbuf[CURL_ERROR_SIZE] = "";
 	long status = -1;
 	json_t *j = NULL;
@@ -68,10 +72,16 @@ node_call_timeout(sqlite3 *db, long long node_id, const char *method,
 		*out = NULL;
 	*cause = NULL;
 	buf_init(&resp, NODE_RESPONSE_MAX);
-	if (node_endpoint(db, node_id, &base, &secret, cause) == -1)
+	if (node_endpoint(db, node_id, &base, &secret, &pin, cause) == -1)
 		goto out;
 	c = curl_easy_init();
 	url = xasprintf("%s%s", base, path);
+	if (pin) {
+		char *pinned = tls_url_pinned(url, pin);
+
+		free(url);
+		url = pinned;
+	}
 	auth = xasprintf("Authorization: Bearer %s", secret);
 	h = curl_slist_append(h, auth);
 	if (body) {
@@ -81,7 +91,7 @@ node_call_timeout(sqlite3 *db, long long node_id, const char *method,
 	} else if (strcmp(method, "GET") != 0) {
 		curl_easy_setopt(c, CURLOPT_POSTFIELDS, "");
 	}
-	curl_easy_setopt(c, CURLOPT_URL, url);
+	tls_curl_url(c, url, NULL);
 	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
 	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
 	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
@@ -120,6 +130,7 @@ out:
 	free(url);
 	free(base);
 	free(secret);
+	free(pin);
 	return (int)status;
 }
 
@@ -135,12 +146,20 @@ char *
 node_signed_url(sqlite3 *db, long long node_id, const char *method,
     const char *path, long long user, long ttl, char **cause)
 {
-	char *base, *secret, *url;
+	char *base, *secret, *pin, *url;
 
-	if (node_endpoint(db, node_id, &base, &secret, cause) == -1)
+	if (node_endpoint(db, node_id, &base, &secret, &pin, cause) == -1)
 		return NULL;
 	url = signed_url_make(secret, base, method, path, user, ttl);
+	if (pin) {
+		/* who fetches it (the CLI, another node) checks the key */
+		char *pinned = tls_url_pinned(url, pin);
+
+		free(url);
+		url = pinned;
+	}
 	free(base);
 	free(secret);
+	free(pin);
 	return url;
 }

@@ -28,8 +28,12 @@ static const char portal_usage[] =
     "       nubod portal --data DIR [--secrets-key FILE] [--listen IP:PORT]\n"
     "                    [--domain DOMAIN] [--url PUBLIC_URL] [--threads N]\n"
     "                    [--offboarding-keep-days N]\n"
+    "                    [--tls-cert FILE --tls-key FILE] [--insecure-http]\n"
     "--secrets-key FILE: the key that seals every secret in the store,\n"
-    "kept outside DIR (default " NUBO_SECRETS_KEY_DEFAULT ")\n";
+    "kept outside DIR (default " NUBO_SECRETS_KEY_DEFAULT ")\n"
+    "--tls-cert, --tls-key: PEM files; the API speaks HTTPS only (read again\n"
+    "on SIGHUP). Plain HTTP is refused outside 127.0.0.0/8 and ::1 unless\n"
+    "--insecure-http\n";
 
 static int
 portal_init(const char *data, const char *email, const char *password)
@@ -250,13 +254,15 @@ out:
 	return rc;
 }
 
-static volatile sig_atomic_t portal_stop;
+static volatile sig_atomic_t portal_stop, portal_reload;
 
 static void
 on_signal(int sig)
 {
-	(void)sig;
-	portal_stop = 1;
+	if (sig == SIGHUP)
+		portal_reload = 1;
+	else
+		portal_stop = 1;
 }
 
 int
@@ -272,11 +278,16 @@ portal_main(int argc, char **argv)
 		{ "secrets-key", required_argument, NULL, 'k' },
 		{ "email", required_argument, NULL, 'e' },
 		{ "password", required_argument, NULL, 'p' },
+		{ "tls-cert", required_argument, NULL, 'C' },
+		{ "tls-key", required_argument, NULL, 'Y' },
+		{ "insecure-http", no_argument, NULL, 'I' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 } };
 	static const struct http_server_ops ops = {
 		routes_begin, routes_finish, routes_cleanup };
 	struct portal p;
+	/* nodes present their certificate: its key is pinned */
+	struct http_tls tls = { NULL, NULL, 1, 0 };
 	const char *email = "admin@nubo.localhost", *password = NULL;
 	char *own_url = NULL;
 	int init = 0, c, rc = 1;
@@ -302,6 +313,9 @@ portal_main(int argc, char **argv)
 		case 'k': p.secrets_key = optarg; break;
 		case 'e': email = optarg; break;
 		case 'p': password = optarg; break;
+		case 'C': tls.cert = optarg; break;
+		case 'Y': tls.key = optarg; break;
+		case 'I': tls.insecure_http = 1; break;
 		case 't':
 			if (util_parse_int(optarg, 1, 256, &n) == -1) {
 				fputs(portal_usage, stderr);
@@ -336,6 +350,12 @@ portal_main(int argc, char **argv)
 	}
 	if (init)
 		return portal_init(p.data_dir, email, password);
+	if ((tls.cert == NULL) != (tls.key == NULL)) {
+		error("--tls-cert and --tls-key go together");
+		return 2;
+	}
+	if (http_listen_check(p.listen, &tls) == -1)
+		return 1;
 
 	log_init("portal");
 	p.store_path = xasprintf("%s/portal.db", p.data_dir);
@@ -351,7 +371,8 @@ portal_main(int argc, char **argv)
 	if (portal_secrets_load(&p) == -1)
 		goto out;
 	if (p.public_url == NULL)
-		p.public_url = own_url = xasprintf("http://%s", p.listen);
+		p.public_url = own_url = xasprintf("%s://%s", tls.cert ?
+		    "https" : "http", p.listen);
 	/* Fixed malloc thresholds: with the default dynamic ones glibc keeps
 	 * trimming and refaulting the per-thread heaps that every request's
 	 * reply buffers come from (seen in bench/api profiles). */
@@ -360,17 +381,23 @@ portal_main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	signal(SIGTERM, on_signal);
 	signal(SIGINT, on_signal);
+	signal(SIGHUP, on_signal);
 	jobs_start(&p, 4);
 	backups_scheduler_start();
 	settings_window_start();
-	p.http = http_server_start(p.listen, &ops, &p, p.threads);
+	p.http = http_server_start_tls(p.listen, &ops, &p, p.threads, &tls);
 	if (p.http == NULL)
 		goto out;
 	portal_trust_nodes(&p);
-	log_info("listening on %s (cloud domain %s)", p.listen,
-	    p.cloud_domain);
-	while (!portal_stop)
+	log_info("listening on %s (%s; cloud domain %s)", p.listen, tls.cert ?
+	    "HTTPS" : "plain HTTP", p.cloud_domain);
+	while (!portal_stop) {
 		pause();
+		if (portal_reload) {
+			portal_reload = 0;
+			http_server_reload_tls(p.http);
+		}
+	}
 	log_info("stopping");
 	http_server_stop(p.http);
 	settings_window_stop();

@@ -136,6 +136,10 @@ int nodes_link_app(sqlite3 *db, long long user_id, long long node_id,
     long long app_id, long long *unlinked_app, unsigned *status,
     const char **code, char **cause);
 
+/* route-agent.c: an agent call presents the certificate whose key is
+ * pinned for its node; 0, or -1 after replying 403. */
+int agent_pin_check(struct preq *);
+
 /* activity.c: record a state change (who, when, what). */
 void activity_log(struct preq *, const char *action, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

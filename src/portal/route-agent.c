@@ -12,6 +12,7 @@
 #include "portal.h"
 #include "settings.h"
 #include "store.h"
+#include "tls.h"
 #include "util.h"
 #include "xmalloc.h"
 
@@ -152,6 +153,60 @@ agent_body_check(struct preq *r, const struct jfield *fields)
 	return -1;
 }
 
+/* Every agent call (auth.c): a node that registered over HTTPS with a
+ * certificate has its key pinned (agent_register); a call that presents
+ * another key, or none, is refused until a platform admin trusts what it
+ * presented (POST /nodes/{node}/trust), and the first such call of each
+ * key goes into the activity log. 0, or -1 after replying. */
+int
+agent_pin_check(struct preq *r)
+{
+	char pin[TLS_PIN_LEN] = "", seen[TLS_PIN_LEN];
+	const char *pinned, *pending, *name;
+	json_t *n;
+	int rc = -1;
+
+	if (!http_peer_pin(r->http, pin, sizeof pin))
+		pin[0] = '\0';
+	n = store_row(r->db, "SELECT name, tls_pin, tls_pin_pending FROM"
+	    " nodes WHERE id = ?", "i", r->who.node_id);
+	if (n == NULL) {
+		reply_store_error(r);
+		return -1;
+	}
+	name = jsonx_str(n, "name");
+	pinned = jsonx_str(n, "tls_pin");
+	if (pinned == NULL || strcmp(pinned, pin) == 0) {
+		rc = 0;
+		goto out;
+	}
+	snprintf(seen, sizeof seen, "%s", *pin ? pin : "none");
+	pending = jsonx_str(n, "tls_pin_pending");
+	if (pending == NULL || strcmp(pending, seen) != 0) {
+		if (store_run(r->db, "UPDATE nodes SET tls_pin_pending = ?"
+		    " WHERE id = ?", "si", seen, r->who.node_id) != STORE_OK) {
+			reply_store_error(r);
+			goto out;
+		}
+		activity_record(r->db, 0, 0, r->who.node_id,
+		    "node.certificate-refused", "node '%s' presented %s%s "
+		    "instead of its pinned certificate (key %s): refused until"
+		    " a platform admin trusts it", name, *pin ?
+		    "a certificate with key " : "no certificate", pin, pinned);
+		log_warn("node '%s' presented %s%s instead of its pinned "
+		    "certificate (key %s): refused", name, *pin ?
+		    "a certificate with key " : "no certificate", pin, pinned);
+	}
+	reply_error(r, 403, "NODE_CERTIFICATE_CHANGED", "node '%s' presented "
+	    "%s%s, not the certificate pinned at its first registration (key "
+	    "%s): a platform admin accepts it with 'nubo admin nodes trust "
+	    "%s'", name, *pin ? "a certificate with key " : "no certificate",
+	    pin, pinned, name);
+out:
+	json_decref(n);
+	return rc;
+}
+
 /* POST /agent/register {url, router, generation, version}: remember where
  * the node's agent listens; answer its identity, the portal secret (made
  * once per node and kept) and the desired environment specs. The portal
@@ -169,10 +224,13 @@ agent_register(struct preq *r)
 	const char *url, *gen;
 	json_t *node = NULL;
 	char *secret = NULL, *sealed = NULL;
-	char now[32], from[64], host[256];
+	char now[32], from[64], host[256], pin[TLS_PIN_LEN];
 
 	if (agent_body_check(r, fields) == -1)
 		return;
+	/* the first registration with a certificate pins its key */
+	if (!http_peer_pin(r->http, pin, sizeof pin))
+		pin[0] = '\0';
 	http_client_ip(r->http, from, sizeof from);
 	url = jsonx_str(r->body, "url");
 	gen = jsonx_str(r->body, "generation");
@@ -187,7 +245,7 @@ agent_register(struct preq *r)
 		return;
 	}
 	node = store_row(r->db, "SELECT name, generation, agent_secret, status,"
-	    " address FROM nodes WHERE id = ?", "i", r->node_id);
+	    " address, tls_pin FROM nodes WHERE id = ?", "i", r->node_id);
 	if (node == NULL) {
 		store_rollback(r->db);
 		reply_store_error(r);
@@ -245,6 +303,18 @@ agent_register(struct preq *r)
 	}
 	activity_log(r, "node.register", "node '%s' registered its agent at %s",
 	    jsonx_str(node, "name"), url);
+	if (*pin && jsonx_str(node, "tls_pin") == NULL) {
+		if (store_run(r->db, "UPDATE nodes SET tls_pin = ?,"
+		    " tls_pin_pending = NULL WHERE id = ?", "si", pin,
+		    r->node_id) != STORE_OK) {
+			store_rollback(r->db);
+			reply_store_error(r);
+			goto out;
+		}
+		activity_log(r, "node.certificate-pinned", "node '%s' is known "
+		    "by its certificate's key %s from now on",
+		    jsonx_str(node, "name"), pin);
+	}
 	if (store_commit(r->db) == -1) {
 		reply_store_error(r);
 		goto out;

@@ -18,7 +18,7 @@
 #define NODE_SELECT \
 	"SELECT n.name, n.generation, n.status, u.email AS technical_contact," \
 	" a.subdomain AS app, n.app_id AS app_ref, n.is_sandbox AS sandbox," \
-	" n.agent_url, n.address,"\
+	" n.agent_url, n.address, n.tls_pin, n.tls_pin_pending,"\
 	" n.last_seen_at, n.disk_json, n.created_at FROM nodes n" \
 	" LEFT JOIN users u ON u.id = n.technical_contact" \
 	" LEFT JOIN apps a ON a.id = n.app_id"
@@ -409,6 +409,69 @@ nodes_set_address(struct preq *r)
 		return;
 	}
 	reply(r, 200, nodes_json(r->db, r->node_id));
+}
+
+/* POST /nodes/{node}/trust {pin?}: accept the certificate the node
+ * presented instead of its pinned one (agent_pin_check): its key is
+ * pinned from now on, or, when it presented none, the node may call
+ * without one. pin, when given, must be the key waiting (what the admin
+ * checked). */
+void
+nodes_trust(struct preq *r)
+{
+	static const struct jfield fields[] = {
+		{ "pin", JT_STRING, 0 }, { NULL } };
+	const char *node = preq_param(r, "node"), *want;
+	char *pending = NULL, *pinned = NULL;
+
+	if (body_check(r, fields) == -1)
+		return;
+	want = jsonx_str(r->body, "pin");
+	if (store_begin(r->db) == -1) {
+		reply_store_error(r);
+		return;
+	}
+	pending = store_text(r->db, "SELECT tls_pin_pending FROM nodes WHERE"
+	    " id = ?", "i", r->node_id);
+	pinned = store_text(r->db, "SELECT tls_pin FROM nodes WHERE id = ?",
+	    "i", r->node_id);
+	if (pending == NULL) {
+		store_rollback(r->db);
+		reply_error(r, 409, "NO_CERTIFICATE_WAITING", "node '%s' "
+		    "presented no other certificate than its pinned one",
+		    node);
+		goto out;
+	}
+	if (want && strcmp(want, pending) != 0) {
+		store_rollback(r->db);
+		reply_error(r, 409, "PIN_MISMATCH", "the certificate node '%s' "
+		    "presented has key %s, not %s", node, pending, want);
+		goto out;
+	}
+	if (store_run(r->db, "UPDATE nodes SET tls_pin = NULLIF(?, 'none'),"
+	    " tls_pin_pending = NULL WHERE id = ?", "si", pending,
+	    r->node_id) != STORE_OK) {
+		store_rollback(r->db);
+		reply_store_error(r);
+		goto out;
+	}
+	r->app_id = nodes_linked_app(r);
+	if (strcmp(pending, "none") == 0)
+		activity_log(r, "node.certificate-trusted", "node '%s' may call "
+		    "without a certificate from now on (its key was %s)", node,
+		    pinned ? pinned : "none");
+	else
+		activity_log(r, "node.certificate-trusted", "node '%s' is known "
+		    "by its certificate's key %s from now on (was %s)", node,
+		    pending, pinned ? pinned : "none");
+	if (store_commit(r->db) == -1) {
+		reply_store_error(r);
+		goto out;
+	}
+	reply(r, 200, nodes_json(r->db, r->node_id));
+out:
+	free(pending);
+	free(pinned);
 }
 
 /* POST /nodes/{node}/token (admin): a new agent token; the old one stops

@@ -42,6 +42,7 @@ void nodes_show(struct preq *);
 void nodes_set_technical_contact(struct preq *);
 void nodes_set_address(struct preq *);
 void nodes_token_rotate(struct preq *);
+void nodes_trust(struct preq *);
 void nodes_link(struct preq *);
 void nodes_activity(struct preq *);
 /* route-settings.c */
@@ -183,6 +184,9 @@ const struct route routes[] = {
 	{ "PUT", "/nodes/{node}/address", nodes_set_address, ACCESS_ADMIN,
 	  "set the address the node's agent URL may name besides the one it "
 	  "registers from (\"\" clears it)" },
+	{ "POST", "/nodes/{node}/trust", nodes_trust, ACCESS_ADMIN,
+	  "accept the certificate a node presented instead of its pinned "
+	  "one {pin?}" },
 	{ "POST", "/nodes/{node}/token", nodes_token_rotate, ACCESS_ADMIN,
 	  "rotate the node's agent token (shown once)" },
 	{ "POST", "/nodes/{node}/link", nodes_link, ACCESS_NODE_TC,

@@ -332,6 +332,13 @@ static const char *const store_schema[] = {
 	/* 17: what an accepted backup archive had odd about it (a .metadata
 	 * filesSize that differs from tree/: informational in Mendix) */
 	"ALTER TABLE snapshots ADD COLUMN warning TEXT;",
+	/* 18: TLS (route-agent.c): the key of the certificate a node
+	 * presented at its first registration over HTTPS (libcurl's
+	 * "sha256//…" pin; the portal's calls to the node check it), and
+	 * another key it presented since, refused until a platform admin
+	 * trusts it (POST /nodes/{node}/trust). */
+	"ALTER TABLE nodes ADD COLUMN tls_pin TEXT;"
+	"ALTER TABLE nodes ADD COLUMN tls_pin_pending TEXT;",
 };
 
 static char *store_path_global;

@@ -434,6 +434,9 @@ SUCCEEDS = [
     ("PUT", "/nodes/{node}/technical-contact", "admin",
      {"email": "tc@matrix.test"}, 200, None),
     ("POST", "/nodes/{node}/token", "admin", {}, 200, None),
+    ("POST", "/nodes/{node}/trust", "admin", {}, 200,
+     "UPDATE nodes SET tls_pin_pending = 'sha256//matrix'"
+     " WHERE name = '{node}'"),
     ("POST", "/users", "admin",
      {"email": "new@matrix.test", "password": "matrixpass1"}, 201, None),
     ("POST", "/nodes", "admin", {"name": "matrix-new", "generation": "v4"},
