@@ -68,6 +68,9 @@ const char *api_ca(void);
 void api_curl_url(void *curl, const char *url);
 /* Poll /jobs/{id} until it ends, showing progress; CLI_OK or CLI_FAILED. */
 int api_wait_job(const char *job_id, const char *what);
+/* The same; *job (unless NULL) gets the job as it ended, the caller's
+ * to free. */
+int api_wait_job_get(const char *job_id, const char *what, json_t **job);
 
 /* output.c */
 /* Print rows as a table with the given columns ("key:HEADER,…"). */

@@ -236,6 +236,12 @@ api_ok(const char *method, const char *path, json_t *body, json_t **out)
 int
 api_wait_job(const char *job_id, const char *what)
 {
+	return api_wait_job_get(job_id, what, NULL);
+}
+
+int
+api_wait_job_get(const char *job_id, const char *what, json_t **out)
+{
 	char *path = xasprintf("/jobs/%s", job_id);
 	int tty = isatty(STDERR_FILENO), rc = CLI_FAILED;
 	useconds_t pause = 25 * 1000;	/* short jobs end fast: poll soon */
@@ -258,6 +264,8 @@ api_wait_job(const char *job_id, const char *what)
 		}
 		if (state && strcmp(state, "completed") == 0) {
 			rc = CLI_OK;
+			if (out)
+				*out = json_incref(job);
 			json_decref(job);
 			break;
 		}

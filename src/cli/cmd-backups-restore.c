@@ -10,7 +10,7 @@ static int
 cmd_backups_restore_exec(struct cmd_args *a)
 {
 	char *path = backups_path(a->argv[0], a->argv[1], "/restores");
-	json_t *resp = NULL, *body = json_pack("{s:s,s:b}", "snapshot",
+	json_t *resp = NULL, *job = NULL, *body = json_pack("{s:s,s:b}", "snapshot",
 	    a->argv[2], "database_only", cmd_flag(a, "database-only"));
 	char *jid = NULL;
 	int rc = CLI_FAILED;
@@ -19,14 +19,22 @@ cmd_backups_restore_exec(struct cmd_args *a)
 		goto out;
 	jid = xstrdup(jsonx_str(json_object_get(resp, "job"), "id") ?
 	    jsonx_str(json_object_get(resp, "job"), "id") : "0");
-	if (!cmd_flag(a, "no-wait") && api_wait_job(jid, "restore") != CLI_OK)
+	if (!cmd_flag(a, "no-wait") && api_wait_job_get(jid, "restore", &job) !=
+	    CLI_OK)
 		goto out;
-	if (out_maybe_json(a, resp) == -1)
+	if (out_maybe_json(a, resp) == -1) {
+		json_t *res = json_object_get(job, "result");
+
 		printf("restore %s %s\n", jsonx_str(resp, "restore"),
 		    cmd_flag(a, "no-wait") ? "queued" : "completed");
+		/* what the environment needs before it serves the data */
+		if (jsonx_str(res, "next"))
+			printf("next: %s\n", jsonx_str(res, "next"));
+	}
 	rc = CLI_OK;
 out:
 	json_decref(resp);
+	json_decref(job);
 	json_decref(body);
 	free(jid);
 	free(path);

@@ -1288,6 +1288,15 @@ agent_restore_create(struct areq *r)
 		    env_state_name(r->env->state));
 		goto fail;
 	}
+	/* never started: its role and an empty database first, as for a
+	 * migration's target; the restore swaps its own in */
+	if (r->env->db_password == NULL && pg_env_ensure(r->env, &cause) ==
+	    -1) {
+		pthread_mutex_unlock(&node->lock);
+		areply_error(r, 503, "DATABASE_UNAVAILABLE", "%s", cause);
+		free(cause);
+		goto fail;
+	}
 	if ((rj->env_url = pg_env_url(r->env)) == NULL) {
 		pthread_mutex_unlock(&node->lock);
 		areply_error(r, 409, "ENVIRONMENT_HAS_NO_DATABASE", "environment "

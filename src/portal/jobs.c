@@ -123,6 +123,54 @@ job_progress(struct job *j, json_t *extra, const char *fmt, ...)
 	free(msg);
 }
 
+/* What a job is, in words: "the backup of Test". */
+static char *
+job_what(const char *kind, const char *env)
+{
+	static const char *const names[][2] = {
+		{ "snapshot.create", "backup" }, { "snapshot.restore",
+		"restore" }, { "env.start", "start" }, { "env.stop", "stop" },
+		{ "env.restart", "restart" }, { "env.clean", "clean" },
+		{ "env.transport", "transport" }, { "env.scale", "scale" },
+		{ "migration", "migration" }, { "offboarding.purge", "purge" },
+	};
+	const char *what = kind;
+	size_t i;
+
+	for (i = 0; i < sizeof names / sizeof names[0]; i++)
+		if (strcmp(names[i][0], kind) == 0)
+			what = names[i][1];
+	return env ? xasprintf("the %s of %s", what, env) :
+	    xasprintf("the %s", what);
+}
+
+/* A queued job waits for the job of its environment that runs (or, none
+ * running yet, for the one queued before it): say which, in its progress
+ * message and as waiting_for {id, kind}. */
+static void
+job_waiting(sqlite3 *db, long long id, json_t *j)
+{
+	json_t *w = store_row(db, "SELECT r.id, r.kind, r.environment, r.state"
+	    " FROM jobs q, jobs r WHERE q.id = ?1 AND r.id != q.id AND"
+	    " r.state IN ('running','queued') AND r.node_id IS q.node_id AND"
+	    " r.app_id IS q.app_id AND r.environment = q.environment AND"
+	    " (r.state = 'running' OR r.id < q.id)"
+	    " ORDER BY r.state = 'running' DESC, r.id LIMIT 1", "i", id);
+	char *what, *sid;
+
+	if (w == NULL)
+		return;
+	what = job_what(jsonx_str(w, "kind"), jsonx_str(w, "environment"));
+	sid = xasprintf("%lld", jsonx_int(w, "id", 0));
+	json_object_set_new(j, "progress", json_pack("{s:s++}", "message",
+	    "waiting for ", what, " to finish"));
+	json_object_set_new(j, "waiting_for", json_pack("{s:s,s:s}", "id",
+	    sid, "kind", jsonx_str(w, "kind")));
+	free(sid);
+	free(what);
+	json_decref(w);
+}
+
 json_t *
 job_json(sqlite3 *db, long long id)
 {
@@ -137,6 +185,8 @@ job_json(sqlite3 *db, long long id)
 
 		json_object_set_new(j, "id", json_string(s));
 		free(s);
+		if (strcmp(jsonx_str(j, "state"), "queued") == 0)
+			job_waiting(db, id, j);
 	}
 	return j;
 }

@@ -744,6 +744,40 @@ migrate_steps_cutover_hint(sqlite3 *db, json_t *m)
 	return out;
 }
 
+/* Where the copy is served before the cutover: the temporary app's
+ * hostname of each environment running on the target, on its router ("http://shop-m3-test.example.com:8080/, …"); NULL
+ * when none was started. */
+static char *
+migrate_steps_test_urls(sqlite3 *db, json_t *m)
+{
+	json_t *rows = store_rows(db, "SELECT e.name AS environment, n.router"
+	    " FROM environments e JOIN nodes n ON n.id = e.node_id WHERE n.name"
+	    " = ? AND e.app_id IS NULL AND e.state = 'running' ORDER BY e.id",
+	    "s", jsonx_str(m, "target")), *row;
+	const char *tmp = jsonx_str(m, "temporary_app");
+	char *out = NULL, *next, *p;
+	size_t i;
+
+	json_array_foreach(rows, i, row) {
+		const char *router = jsonx_str(row, "router");
+		const char *colon = router ? strrchr(router, ':') : NULL;
+
+		if (tmp == NULL)
+			break;
+		next = xasprintf("%s%shttp://%s-%s.%s%s/", out ? out : "",
+		    out ? ", " : "", tmp, jsonx_str(row, "environment"),
+		    migrate_node_cloud_domain(), colon ? colon : "");
+		free(out);
+		out = next;
+	}
+	/* hostnames are lowercase (SPEC §1) */
+	for (p = out; p && *p; p++)
+		if (*p >= 'A' && *p <= 'Z')
+			*p = (char)(*p - 'A' + 'a');
+	json_decref(rows);
+	return out;
+}
+
 json_t *
 migrate_steps_next_hint(sqlite3 *db, json_t *m)
 {
@@ -756,9 +790,15 @@ migrate_steps_next_hint(sqlite3 *db, json_t *m)
 	if (!json_is_null(json_object_get(m, "error")))
 		return json_sprintf("fix the cause, then: nubo migrate resume "
 		    "%s --to %s", app, to);
-	if (strcmp(state, "copied") == 0)
-		return json_sprintf("test the app on node '%s', then: nubo "
-		    "migrate rehearse|cutover|abort %s --to %s", to, app, to);
+	if (strcmp(state, "copied") == 0) {
+		char *urls = migrate_steps_test_urls(db, m);
+		json_t *out = json_sprintf("test the app on node '%s'%s%s, "
+		    "then: nubo migrate rehearse|cutover|abort %s --to %s", to,
+		    urls ? " at " : "", urls ? urls : "", app, to);
+
+		free(urls);
+		return out;
+	}
 	if (strcmp(state, "cut-over") == 0)
 		return json_sprintf("the app is served by node '%s'; once a "
 		    "platform admin approves the offboarding of node '%s' "

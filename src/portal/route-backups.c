@@ -740,6 +740,31 @@ agent_snapshot_upload_refused(struct preq *r)
 }
 
 /* Job snapshot.restore {restore, snapshot, env_id, database_only}. */
+/* What an environment needs after a restore before it serves the data
+ * (null: nothing, it runs or is stopped with its package). */
+static json_t *
+restore_next(struct job *j, long long env_id)
+{
+	json_t *e = store_row(j->db, "SELECT e.name, e.state, e.package,"
+	    " a.subdomain AS app FROM environments e, apps a WHERE e.id = ?"
+	    " AND a.id = ?", "ii", env_id, j->app_id), *out = json_null();
+
+	if (e && jsonx_str(e, "package") == NULL)
+		out = json_sprintf("environment '%s' has never been started: "
+		    "its data is in place for the first start; deploy a "
+		    "package with 'nubo envs transport %s %s PACKAGE', then "
+		    "'nubo envs start %s %s'", jsonx_str(e, "name"),
+		    jsonx_str(e, "app"), jsonx_str(e, "name"), jsonx_str(e,
+		    "app"), jsonx_str(e, "name"));
+	else if (e && strcmp(jsonx_str(e, "state"), "stopped") == 0)
+		out = json_sprintf("environment '%s' is stopped: start it to "
+		    "serve the restored data with 'nubo envs start %s %s'",
+		    jsonx_str(e, "name"), jsonx_str(e, "app"), jsonx_str(e,
+		    "name"));
+	json_decref(e);
+	return out ? out : json_null();
+}
+
 int
 backups_job_restore(struct job *j, json_t **result, char **cause)
 {
@@ -808,6 +833,8 @@ backups_job_restore(struct job *j, json_t **result, char **cause)
 	*result = store_row(j->db, "SELECT uuid AS id, snapshot_uuid AS"
 	    " snapshot, database_only, state, created_at AS created,"
 	    " finished_at AS finished FROM restores WHERE uuid = ?", "s", ruuid);
+	if (*result)
+		json_object_set_new(*result, "next", restore_next(j, env_id));
 	rc = 0;
 out:
 	if (rc == -1) {
