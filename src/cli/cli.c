@@ -69,6 +69,7 @@ extern const struct cmd_entry cmd_envs_transport_entry;
 extern const struct cmd_entry cmd_envs_scale_entry;
 extern const struct cmd_entry cmd_envs_logs_entry;
 extern const struct cmd_entry cmd_envs_psql_entry;
+extern const struct cmd_entry cmd_envs_db_url_entry;
 extern const struct cmd_entry cmd_envs_run_entry;
 extern const struct cmd_entry cmd_envs_maintenance_entry;
 
@@ -159,6 +160,7 @@ static const struct cmd_entry *const cmd_table[] = {
 	&cmd_envs_scale_entry,
 	&cmd_envs_logs_entry,
 	&cmd_envs_psql_entry,
+	&cmd_envs_db_url_entry,
 	&cmd_envs_run_entry,
 	&cmd_envs_maintenance_entry,
 

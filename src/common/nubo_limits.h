@@ -79,6 +79,13 @@
 #define NUBO_RUN_TIMEOUT_MAX    (24 * 3600)
 #define NUBO_RUN_KEEP_SECONDS   (24 * 3600)         /* a finished run's output kept */
 
+/* short-lived database credentials (nubo envs db-url) */
+#define NUBO_DBCRED_TTL         3600                /* seconds, unless asked */
+#define NUBO_DBCRED_TTL_MIN     5
+#define NUBO_DBCRED_TTL_MAX     (24 * 3600)
+#define NUBO_DBCRED_CONNECTIONS 8                   /* sessions of one credential */
+#define NUBO_DBCRED_SWEEP       5                   /* seconds between sweeps of expired ones */
+
 #define NUBO_IO_CHUNK           (256 * 1024)        /* streaming buffer size */
 
 #define NUBO_DOWNLOADS_TRACKED  256                 /* partial downloads a node remembers */

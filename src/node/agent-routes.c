@@ -38,6 +38,8 @@ void agent_run_show(struct areq *);
 void agent_run_stop(struct areq *);
 /* env-delete.c */
 void agent_env_delete(struct areq *);
+/* dbcred.c */
+void agent_dbcred_create(struct areq *);
 
 /* transfer.c (migrations) */
 void transfer_checksums(struct areq *);
@@ -89,6 +91,9 @@ static const struct agent_route agent_routes[] = {
 	  "from an offset" },
 	{ "DELETE", "/agent/v1/environments/{id}/runs/{run}", agent_run_stop,
 	  AGENT_PORTAL, NULL, "stop a one-off run" },
+	{ "POST", "/agent/v1/environments/{id}/db-credentials",
+	  agent_dbcred_create, AGENT_PORTAL, NULL, "a short-lived login to "
+	  "the environment's database" },
 	{ "GET", "/agent/v1/environments/{id}/logs", agent_env_logs,
 	  AGENT_SIGNED, NULL, "the app log: last lines, or from an offset" },
 

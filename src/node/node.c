@@ -707,6 +707,7 @@ node_main(int argc, char **argv)
 	heal_start();
 	events_start();
 	downloads_start();
+	dbcred_start();
 	if (pthread_create(&hb, NULL, heartbeat_thread, NULL) != 0)
 		return error("cannot start the heartbeat");
 	while (!node_stopping) {

@@ -312,6 +312,10 @@ int pg_db_exists(struct pg_conn *c, const char *name);
 /* "env_<id>" (caller frees). */
 char *pg_env_dbname(struct env *);
 
+/* dbcred.c */
+/* Start the thread that drops expired database credentials. */
+void dbcred_start(void);
+
 /* env-delete.c (caller holds the lock) */
 /* 1 when id was deleted here lately and the portal may still list it:
  * its spec must not bring it back. */

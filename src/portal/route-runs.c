@@ -2,13 +2,18 @@
  * run), and psql on its database (nubo envs psql), both run by the node
  * (runs.c) and read back by whoever started them. Starting a command
  * needs the transport permission on the environment, psql the settings
- * permission; both are in the activity log. */
+ * permission; both are in the activity log. And the database's
+ * short-lived credentials (nubo envs db-url; the node's dbcred.c), with
+ * the settings permission, logged too. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "jsonx.h"
 #include "nodeclient.h"
+#include "nubo_limits.h"
 #include "portal.h"
+#include "store.h"
 #include "util.h"
 #include "xmalloc.h"
 
@@ -160,4 +165,87 @@ void
 envs_run_stop(struct preq *r)
 {
 	run_call(r, "DELETE");
+}
+
+/* Where a credential's URL can be used: the node's own cluster listens on
+ * the node's loopback only; a --pg server wherever it listens. */
+static json_t *
+dbcred_reachable(sqlite3 *db, json_t *row, json_t *cred)
+{
+	char *agent = store_text(db, "SELECT agent_url FROM nodes WHERE id = ?",
+	    "i", jsonx_int(row, "node_id", 0));
+	const char *h = jsonx_str(cred, "host");
+	long long port = jsonx_int(cred, "port", 0);
+	char host[256] = "NODE-HOST";
+	json_t *out;
+
+	/* the node's host as the portal reaches its agent */
+	if (agent && strncmp(agent, "http://", 7) == 0)
+		sscanf(agent + 7, "%255[^:/]", host);
+	else if (agent && strncmp(agent, "https://", 8) == 0)
+		sscanf(agent + 8, "%255[^:/]", host);
+	if (strcmp(h, "127.0.0.1") == 0 || strcmp(h, "localhost") == 0)
+		out = json_sprintf("on the host of node '%s' only, where its "
+		    "PostgreSQL listens on %s:%lld; from elsewhere through an "
+		    "SSH tunnel to that host (ssh -N -L %lld:127.0.0.1:%lld %s), "
+		    "with the URL as it is", jsonx_str(row, "node"), h, port,
+		    port, port, host);
+	else
+		out = json_sprintf("wherever %s:%lld, the PostgreSQL server of "
+		    "node '%s', can be reached", h, port, jsonx_str(row,
+		    "node"));
+	free(agent);
+	return out;
+}
+
+/* POST /apps/{app}/environments/{env}/db-credentials {ttl?: seconds}:
+ * 201 {url, user, password, host, port, database, expires_at, reachable},
+ * a login to the environment's database with its role's rights, refused
+ * by PostgreSQL once expired. */
+void
+envs_db_credentials(struct preq *r)
+{
+	static const struct jfield fields[] = {
+		{ "ttl", JT_INT, 0 }, { NULL } };
+	long long ttl;
+	json_t *row, *resp = NULL, *body;
+	char *cause = NULL, *path;
+	int st;
+
+	if (body_check(r, fields) == -1)
+		return;
+	ttl = jsonx_int(r->body, "ttl", NUBO_DBCRED_TTL);
+	if (ttl < NUBO_DBCRED_TTL_MIN || ttl > NUBO_DBCRED_TTL_MAX) {
+		reply_error(r, 400, "BAD_REQUEST", "ttl must be %d to %d "
+		    "seconds", NUBO_DBCRED_TTL_MIN, NUBO_DBCRED_TTL_MAX);
+		return;
+	}
+	if ((row = envs_row(r)) == NULL)
+		return;
+	path = xasprintf("/agent/v1/environments/%lld/db-credentials",
+	    jsonx_int(row, "id", 0));
+	body = json_pack("{s:I}", "ttl", (json_int_t)ttl);
+	st = node_call(r->db, jsonx_int(row, "node_id", 0), "POST", path, body,
+	    &resp, &cause);
+	json_decref(body);
+	if (st == 201 && jsonx_str(resp, "url") && jsonx_str(resp, "host")) {
+		r->node_id = jsonx_int(row, "node_id", 0);
+		activity_log(r, "env.db-url", "made database credential '%s' "
+		    "of environment '%s', valid until %s", jsonx_str(resp,
+		    "user"), jsonx_str(row, "name"), jsonx_str(resp,
+		    "expires_at"));
+		json_object_set_new(resp, "reachable", dbcred_reachable(r->db,
+		    row, resp));
+		reply(r, 201, json_incref(resp));
+	} else if (st >= 400 && st < 500 && json_object_get(resp, "error")) {
+		reply(r, (unsigned)st, json_incref(resp));
+	} else {
+		reply_error(r, 502, "NODE_UNAVAILABLE", "cannot make a database "
+		    "credential for '%s': %s", jsonx_str(row, "name"), cause ?
+		    cause : "?");
+	}
+	json_decref(resp);
+	json_decref(row);
+	free(cause);
+	free(path);
 }

@@ -80,6 +80,7 @@ void envs_run_create(struct preq *);
 void envs_run_show(struct preq *);
 void envs_run_stop(struct preq *);
 void envs_psql(struct preq *);
+void envs_db_credentials(struct preq *);
 /* route-agent.c */
 void agent_register(struct preq *);
 void agent_status(struct preq *);
@@ -228,6 +229,9 @@ const struct route routes[] = {
 	{ "POST", "/apps/{app}/environments/{env}/psql", envs_psql,
 	  ACCESS_APP_SETTINGS, "run SQL through psql on the environment's "
 	  "database (a one-off run)" },
+	{ "POST", "/apps/{app}/environments/{env}/db-credentials",
+	  envs_db_credentials, ACCESS_APP_SETTINGS, "a short-lived login to "
+	  "the environment's database (ttl; nubo envs db-url)" },
 	{ "GET", "/apps/{app}/environments/{env}/runs/{run}", envs_run_show,
 	  ACCESS_APP_MEMBER, "a one-off run you started: state, exit status, "
 	  "output from offset (base64)" },
