@@ -131,7 +131,8 @@ expect_match "  answers from the app's table" "$(cat "$T/last.out")" \
 # --- a short-lived URL to the database (nubo envs db-url) ---
 pgport=$(sed -n 3p "$T/node-v4.ports")
 eid=$(basename "$(env_dir v4 Production)")
-url=$("$NUBO" envs db-url uploads Production --ttl 20 2> "$T/dburl.err")
+rc=0; url=$("$NUBO" envs db-url uploads Production --ttl 20 2> "$T/dburl.err") || rc=$?
+expect "envs db-url answers" "$rc" 0
 expect_match "db-url prints a URL to the node's PostgreSQL" "$url" \
 	"^postgresql://nubo_cred_${eid}_[0-9a-f]{12}:[0-9a-f]{48}@127\.0\.0\.1:$pgport/env_$eid$"
 expect_match "and says until when and from where it works" "$(cat "$T/dburl.err")" \
