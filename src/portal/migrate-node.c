@@ -201,8 +201,13 @@ migrate_node_maintenance(sqlite3 *db, long long node_id, long long env_id,
 static json_t *
 env_row(sqlite3 *db, long long env_id)
 {
-	return store_row(db, "SELECT id, name, state, package, node_id FROM"
-	    " environments WHERE id = ?", "i", env_id);
+	/* empty: never deployed, nor restored into (a restore into a
+	 * never-started environment leaves its data there) */
+	return store_row(db, "SELECT e.id, e.name, e.state, e.package,"
+	    " e.node_id, (e.package IS NULL AND e.state = 'notdeployed' AND"
+	    " NOT EXISTS (SELECT 1 FROM restores r WHERE r.environment_id ="
+	    " e.id AND r.state = 'completed')) AS empty FROM environments e"
+	    " WHERE e.id = ?", "i", env_id);
 }
 
 int
@@ -210,9 +215,13 @@ migrate_node_keep_snapshot(struct migrate_ctx *c, long long node_id,
     long long env_id, const char *comment, char **uuid, char **cause)
 {
 	struct job j;
-	json_t *e = env_row(c->db, env_id);
-	int none = e && json_is_null(json_object_get(e, "package")) &&
-	    strcmp(jsonx_str(e, "state"), "notdeployed") == 0;
+	/* the target holds what the source held: nothing to keep when the
+	 * source environment is empty */
+	long long src = store_int(c->db, 0, "SELECT id FROM environments"
+	    " WHERE node_id = ? AND app_id IS NULL AND name = ? COLLATE"
+	    " NOCASE", "is", c->source_node, c->env ? c->env : "");
+	json_t *e = env_row(c->db, src ? src : env_id);
+	int none = e && jsonx_int(e, "empty", 0) == 1;
 
 	json_decref(e);
 	*uuid = NULL;
@@ -614,8 +623,7 @@ migrate_node_copy_data(struct migrate_ctx *c, long long s, long long t,
 	long long t0 = migrate_node_now_ms();
 	int st, rc = -1;
 
-	if (se && json_is_null(json_object_get(se, "package")) &&
-	    strcmp(jsonx_str(se, "state"), "notdeployed") == 0) {
+	if (se && jsonx_int(se, "empty", 0) == 1) {
 		*result = json_pack("{s:s}", "skipped", "nothing was ever "
 		    "deployed to this environment on the source");
 		json_decref(se);
@@ -757,8 +765,7 @@ migrate_node_verify(struct migrate_ctx *c, long long s, long long t,
 	int rc = -1;
 
 	se = env_row(c->db, s);
-	if (se && json_is_null(json_object_get(se, "package")) &&
-	    strcmp(jsonx_str(se, "state"), "notdeployed") == 0) {
+	if (se && jsonx_int(se, "empty", 0) == 1) {
 		*result = json_pack("{s:s}", "skipped", "nothing deployed");
 		json_decref(se);
 		json_decref(diffs);

@@ -81,6 +81,10 @@ pdf=$(grep -E -- '-report.pdf$' "$T/members")
 tar xzf "$T/full.tar.gz" -O "$pdf" > "$T/pdf.out"
 check "plain tar gives the upload's bytes" cmp "$T/pdf.out" "$T/up-report.pdf"
 
+# a restore into Acceptance, never started: its data must travel too
+check "restore into Acceptance, never started on v3" "$NUBO" backups restore uploads Acceptance "$snap"
+expect "  its rows are there" "$(env_sql v3 Acceptance 'SELECT count(*) FROM uploads')" 3
+
 # --- migrate v3 → v4 ---
 check "migrate start" "$NUBO" migrate start uploads --to v4
 tmp=$(api_as "$ADMIN_KEY" GET '/migrations?app=uploads' | jq_get migrations.0.temporary_app)
@@ -95,6 +99,9 @@ check "the migration finishes" "$NUBO" migrate status uploads --follow
 expect "the app is on v4" "$(api_as "$ADMIN_KEY" GET /apps/uploads | jq_get node)" v4
 expect "v4 serves every upload made on v3" "$(read_back v4)" ""
 expect "the files on v4 are the app's" "$(env_foreign v4 Production)" ""
+expect "the data restored into never-started Acceptance was migrated too" \
+	"$(env_sql v4 Acceptance 'SELECT count(*) FROM uploads') $(find "$(env_dir v4 Acceptance)/files/uploads" -type f | wc -l)" "3 3"
+compare_envs v3 v4 Acceptance "  identical to the source"
 
 # --- uploads on v4 ---
 put v4 after-migration.bin 300000
