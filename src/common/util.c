@@ -628,15 +628,16 @@ bad:
 }
 
 char *
-util_utf8_clean(const char *text)
+util_utf8_clean_n(const char *text, size_t len)
 {
 	static const char digits[] = "0123456789abcdef";
-	const unsigned char *s = (const unsigned char *)text;
-	char *out = xmalloc(4 * strlen(text) + 1), *o = out;
+	const unsigned char *s = (const unsigned char *)text, *end = s + len;
+	char *out = xmalloc(4 * len + 1), *o = out;
 	size_t n;
 
-	while (*s) {
-		if ((n = utf8_seq(s)) == 0) {
+	while (s < end) {
+		if (*s == '\0' || (n = utf8_seq(s)) == 0 ||
+		    n > (size_t)(end - s)) {
 			*o++ = '\\';
 			*o++ = 'x';
 			*o++ = digits[*s >> 4];
@@ -650,4 +651,28 @@ util_utf8_clean(const char *text)
 	}
 	*o = '\0';
 	return out;
+}
+
+char *
+util_utf8_clean(const char *text)
+{
+	return util_utf8_clean_n(text, strlen(text));
+}
+
+size_t
+util_utf8_cut(const char *text, size_t len)
+{
+	const unsigned char *s = (const unsigned char *)text;
+	size_t back, need;
+
+	for (back = 1; back <= 3 && back <= len; back++) {
+		unsigned c = s[len - back];
+
+		if ((c & 0xc0) == 0x80)
+			continue;	/* a continuation byte: look further */
+		need = c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ?
+		    3 : c >= 0xf0 && c <= 0xf4 ? 4 : 0;
+		return need > back ? back : 0;
+	}
+	return 0;
 }

@@ -26,6 +26,13 @@ char *util_name_decode(const char *name);
 /* text, with every byte that is not part of valid UTF-8 written \xNN:
  * for messages that may name a file. */
 char *util_utf8_clean(const char *text);
+/* The same for len bytes (text[len] must be '\0'), a NUL among them
+ * written \x00 too: output that a program printed (logs). */
+char *util_utf8_clean_n(const char *text, size_t len);
+/* How many bytes at the end of text (len bytes) begin a UTF-8 sequence
+ * that they do not finish (0 to 3): what a reader stopping there should
+ * leave for its next read. */
+size_t util_utf8_cut(const char *text, size_t len);
 
 /* Seconds since the epoch; NUBO_CLOCK_OFFSET (seconds) shifts it for tests. */
 time_t util_now(void);

@@ -256,14 +256,21 @@ agent_env_logs(struct areq *r)
 			text[got] = '\0';
 			only = logs_of_instance(text, inst, NUBO_LOG_LINES_MAX);
 			free(text);
-			text = only;
-			areply(r, 200, json_pack("{s:I,s:s}", "offset",
-			    (json_int_t)(off + got), "text", text));
+			/* apps print anything: what is not UTF-8 goes as
+			 * \xNN */
+			text = util_utf8_clean(only);
+			free(only);
 		} else {
-			areply(r, 200, json_pack("{s:I,s:s%}", "offset",
-			    (json_int_t)(off + got), "text", text,
-			    (size_t)got));
+			/* a character cut by the chunk's end comes whole with
+			 * the next read */
+			got -= (ssize_t)util_utf8_cut(text, (size_t)got);
+			text[got] = '\0';
+			only = util_utf8_clean_n(text, (size_t)got);
+			free(text);
+			text = only;
 		}
+		areply(r, 200, json_pack("{s:I,s:s}", "offset",
+		    (json_int_t)(off + got), "text", text));
 	}
 	free(text);
 }

@@ -404,7 +404,9 @@ env_log_tail(struct env *e, int n)
 		if (p[-1] == '\n' && p != buf + got && ++lines >= n)
 			break;
 	}
-	p = xstrdup(p);
+	/* apps print anything: bytes that are not UTF-8 (and NULs) go
+	 * into JSON as \xNN */
+	p = util_utf8_clean_n(p, (size_t)(buf + got - p));
 	free(buf);
 	return p;
 }

@@ -78,6 +78,17 @@ expect_match "logs show the app's own output" "$logs" "pyapp listening on port"
 rc=0
 timeout 3 "$NUBO" envs logs shop Test --follow > "$T/follow.out" 2>&1 || rc=$?
 expect "logs --follow runs until stopped" "$rc" 124
+# an app that prints bytes that are not UTF-8 (Latin-1 "café", 0xff, a
+# NUL, a lone continuation byte) and UTF-8 ("ü"): the log still reads,
+# those bytes shown as \xNN, the rest as printed
+route cloud3 $HOST /raw/636166e920ff00c32e80c3bc > /dev/null
+for _ in $(seq 20); do grep -qa '^.*raw: caf' "$T/node-cloud3/envs/"*/logs/app.log && break; sleep 0.1; done
+check "logs with bytes that are not UTF-8" "$NUBO" envs logs shop Test --lines 50
+expect_match "they read as \\xNN" "$(cat "$T/last.out")" 'raw: caf\\xe9 \\xff\\x00\\xc3\.\\x80ü$'
+check "the instance's lines too" "$NUBO" envs logs shop Test --lines 50 --instance 1
+expect_match "with the same bytes" "$(cat "$T/last.out")" 'raw: caf\\xe9 \\xff'
+timeout 3 "$NUBO" envs logs shop Test --follow > "$T/follow.out" 2>&1 || true
+expect_match "logs --follow reads them" "$(cat "$T/follow.out")" 'raw: caf\\xe9 \\xff\\x00\\xc3\.\\x80ü$'
 
 # one-off runs: a fresh sandbox of the environment, its output as it
 # comes, its exit status as nubo's

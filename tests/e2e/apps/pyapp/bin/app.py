@@ -20,6 +20,11 @@ class H(http.server.BaseHTTPRequestHandler):
         try:
             if self.path == "/health":
                 return self.answer(200, {"ok": True})
+            if self.path.startswith("/raw/"):
+                # bytes as given (hex), whatever they are: apps print anything
+                sys.stdout.flush()
+                sys.stdout.buffer.write(b"raw: " + bytes.fromhex(self.path[5:]) + b"\n")
+                sys.stdout.buffer.flush()
             if self.path.startswith("/add/"):
                 psql("CREATE TABLE IF NOT EXISTS notes (t text)")
                 psql("INSERT INTO notes VALUES ('%s')" % self.path[5:].replace("'", ""))
