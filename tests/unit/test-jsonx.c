@@ -174,6 +174,17 @@ test_names(void **state)
 	clean = util_utf8_clean("member 'a\xff\xc3\x84'");
 	assert_string_equal(clean, "member 'a\\xff\xc3\x84'");
 	free(clean);
+	/* output a program printed: a NUL, and a character cut at the end */
+	clean = util_utf8_clean_n("a\0b\xc3", 4);
+	assert_string_equal(clean, "a\\x00b\\xc3");
+	free(clean);
+	assert_int_equal(util_utf8_cut("ab\xc3", 3), 1);
+	assert_int_equal(util_utf8_cut("ab\xe2\x82", 4), 2);
+	assert_int_equal(util_utf8_cut("ab\xe2\x82\xac", 5), 0);
+	assert_int_equal(util_utf8_cut("ab\xf0\x9f\x98", 5), 3);
+	assert_int_equal(util_utf8_cut("ab\xff", 3), 0);
+	assert_int_equal(util_utf8_cut("ab", 2), 0);
+	assert_int_equal(util_utf8_cut("\x80\x80\x80\x80", 4), 0);
 }
 
 int
