@@ -386,7 +386,7 @@ fail() { FAILED=$((FAILED + 1)); echo "not ok - $*"; }
 check() {
 	local name=$1; shift
 	if "$@" > "$T/last.out" 2> "$T/last.err"; then pass "$name"
-	else fail "$name (exit $?)"; sed 's/^/    /' "$T/last.out" "$T/last.err" | head -20; fi
+	else fail "$name (exit $?)"; sed -n '1,20s/^/    /p' "$T/last.out" "$T/last.err"; fi
 }
 
 # check_fails NAME CODE CMD…: the command exits with CODE.
@@ -394,7 +394,7 @@ check_fails() {
 	local name=$1 want=$2 rc=0; shift 2
 	"$@" > "$T/last.out" 2> "$T/last.err" || rc=$?
 	if [ "$rc" = "$want" ]; then pass "$name"
-	else fail "$name (exit $rc, wanted $want)"; sed 's/^/    /' "$T/last.out" "$T/last.err" | head -20; fi
+	else fail "$name (exit $rc, wanted $want)"; sed -n '1,20s/^/    /p' "$T/last.out" "$T/last.err"; fi
 }
 
 # count [-v] REGEX CMD…: how many lines of CMD's output match REGEX
@@ -441,7 +441,7 @@ finish() {
 		'ERROR: (Address|Leak)Sanitizer|runtime error:' "$T" 2>/dev/null) || [ $? = 1 ]
 	if [ -n "$logs" ]; then
 		fail "sanitizer reports in logs: $logs"
-		grep -hE -A12 'ERROR: (Address|Leak)Sanitizer|runtime error:' $logs | head -60 | sed 's/^/    /'
+		grep -hE -A12 'ERROR: (Address|Leak)Sanitizer|runtime error:' $logs | sed -n '1,60s/^/    /p'
 	fi
 	echo "$PASSED passed, $FAILED failed"
 	[ "$FAILED" -eq 0 ]

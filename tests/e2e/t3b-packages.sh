@@ -39,7 +39,7 @@ while IFS=$'\t' read -r file want; do
 		pass "bad package $name refused: $(tail -1 "$T/last.err" | cut -c1-90)"
 	else
 		fail "bad package $name: exit $rc, wanted 1 and '$want'"
-		sed 's/^/    /' "$T/last.out" "$T/last.err" | head -5
+		sed -n '1,5s/^/    /p' "$T/last.out" "$T/last.err"
 	fi
 done < "$T/bad.list"
 [ "$n" -ge 30 ] && pass "$n bad packages tried" || fail "only $n bad packages"
