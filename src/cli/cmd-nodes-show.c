@@ -34,7 +34,7 @@ cmd_nodes_show_exec(struct cmd_args *a)
 	if (out_maybe_json(a, resp) == -1) {
 		out_fields(resp, "name,generation,status,app,"
 		    "technical_contact,sandbox,agent_url,tls_pin,tls_pin_pending,"
-		    "last_seen_at,"
+		    "egress,last_seen_at,"
 		    "created_at");
 		nodes_show_disk(json_object_get(resp, "disk"));
 		if (json_array_size(json_object_get(resp, "environments"))) {

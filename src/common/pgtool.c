@@ -35,35 +35,57 @@ conninfo_add(struct buf *b, const char *key, const char *val)
 	buf_append(b, "'", 1);
 }
 
-/* Split dburl into a conninfo without the password and the password
- * (NULL when none); -1 when it does not parse. */
+/* dburl as a conninfo string in *out, its database dbname when that is
+ * not NULL; the password moved to *password (NULL when none) when
+ * password is not NULL, else kept in *out. -1 when dburl does not
+ * parse. */
 static int
-conninfo_split(const char *dburl, char **pub, char **password)
+conninfo_rebuild(const char *dburl, const char *dbname, char **out,
+    char **password)
 {
 	PQconninfoOption *o, *p;
 	struct buf b;
 	char *err = NULL;
 
-	*pub = NULL;
-	*password = NULL;
+	*out = NULL;
+	if (password)
+		*password = NULL;
 	if ((o = PQconninfoParse(dburl, &err)) == NULL) {
 		PQfreemem(err);
 		return -1;
 	}
 	buf_init(&b, 0);
 	for (p = o; p->keyword != NULL; p++) {
-		if (p->val == NULL)
+		if (dbname && strcmp(p->keyword, "dbname") == 0)
+			conninfo_add(&b, p->keyword, dbname);
+		else if (p->val == NULL)
 			continue;
-		if (strcmp(p->keyword, "password") == 0) {
+		else if (password && strcmp(p->keyword, "password") == 0) {
 			free(*password);
 			*password = xstrdup(p->val);
 		} else
 			conninfo_add(&b, p->keyword, p->val);
 	}
 	PQconninfoFree(o);
-	*pub = xstrdup(b.len > 0 ? buf_cstr(&b) : "");
+	*out = xstrdup(b.len > 0 ? buf_cstr(&b) : "");
 	buf_release(&b);
 	return 0;
+}
+
+/* Split dburl into a conninfo without the password and the password
+ * (NULL when none); -1 when it does not parse. */
+static int
+conninfo_split(const char *dburl, char **pub, char **password)
+{
+	return conninfo_rebuild(dburl, NULL, pub, password);
+}
+
+char *
+pgtool_conninfo_db(const char *dburl, const char *dbname)
+{
+	char *out;
+
+	return conninfo_rebuild(dburl, dbname, &out, NULL) == -1 ? NULL : out;
 }
 
 char *

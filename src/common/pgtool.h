@@ -22,4 +22,8 @@ pid_t pgtool_spawn(const char *tool, const char *dburl, char *const args[],
  * when it does not parse. */
 char *pgtool_conninfo_public(const char *dburl);
 
+/* dburl (password included) as a conninfo string for database dbname
+ * (caller frees); NULL when it does not parse. */
+char *pgtool_conninfo_db(const char *dburl, const char *dbname);
+
 #endif

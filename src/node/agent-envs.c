@@ -21,9 +21,10 @@ agent_node_show(struct areq *r)
 
 	snprintf(router, sizeof router, "127.0.0.1:%u", node->router_port);
 	pthread_mutex_lock(&node->lock);
-	areply(r, 200, json_pack("{s:s?,s:s?,s:s,s:s,s:s}", "node", node->name,
-	    "generation", node->generation, "router", router, "version",
-	    NODE_VERSION, "data_dir", node->data_dir));
+	areply(r, 200, json_pack("{s:s?,s:s?,s:s,s:s,s:s,s:b}", "node",
+	    node->name, "generation", node->generation, "router", router,
+	    "version", NODE_VERSION, "data_dir", node->data_dir, "egress",
+	    node->egress));
 	pthread_mutex_unlock(&node->lock);
 }
 

@@ -318,7 +318,7 @@ agent_snapshot_create(struct areq *r)
 	snprintf(sj->id, sizeof sj->id, "%s", id);
 	sj->env_id = r->env->id;
 	pthread_mutex_lock(&node->lock);
-	sj->dburl = pg_env_url(r->env);
+	sj->dburl = pg_env_dump_url(r->env);
 	sj->files = xasprintf("%s/files", r->env->dir);
 	sj->model_version = xstrdup(mv ? mv : r->env->package ?
 	    r->env->package : "");

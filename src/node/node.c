@@ -37,7 +37,7 @@ static const char node_usage[] =
     "                  [--router-port P] [--router-tls-port P]\n"
     "                  [--pg-port P | --pg postgresql://…]\n"
     "                  [--user nubo] [--ports 20000-32767]\n"
-    "                  [--uids 700000-799999]\n"
+    "                  [--uids 700000-799999] [--egress]\n"
     "                  [--start-timeout SECONDS] [--stop-grace SECONDS]\n"
     "                  [--package-quota SIZE] [--app-package-quota SIZE]\n"
     "                  [--env-disk-max MB]\n"
@@ -53,7 +53,10 @@ static const char node_defaults[] =
     "  --router-port 8080, --pg-port 5433 (a cluster of its own under DIR),\n"
     "  --user nubo, --ports 20000-32767, --uids 700000-799999,\n"
     "  --start-timeout 60, --stop-grace 10; an instance's memory 512 MB\n"
-    "  (nubo envs scale --memory), a one-off run's time limit 600 s.\n";
+    "  (nubo envs scale --memory), a one-off run's time limit 600 s;\n"
+    "  no egress: instances reach their database only (--egress: the\n"
+    "  outside world too, through slirp4netns, never the host's\n"
+    "  loopback).\n";
 
 void
 node_chown(const char *path)
@@ -410,8 +413,8 @@ node_heartbeat(void)
 	for (e = node->envs; e; e = e->next)
 		json_array_append_new(envs, env_json(e));
 	pthread_mutex_unlock(&node->lock);
-	body = json_pack("{s:o,s:o}", "environments", envs, "disk",
-	    node_disk());
+	body = json_pack("{s:o,s:o,s:b}", "environments", envs, "disk",
+	    node_disk(), "egress", node->egress);
 	st = portal_post("/agent/status", body, &resp);
 	json_decref(body);
 	if (st == 200) {
@@ -561,6 +564,7 @@ node_main(int argc, char **argv)
 		{ "tls-key", required_argument, NULL, 'Y' },
 		{ "portal-ca", required_argument, NULL, 'K' },
 		{ "insecure-http", no_argument, NULL, 'I' },
+		{ "egress", no_argument, NULL, 'E' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 } };
 	pthread_t hb;
@@ -649,6 +653,9 @@ node_main(int argc, char **argv)
 				goto usage;
 			node->env_disk_max = n * 1024 * 1024;
 			break;
+		case 'E':
+			node->egress = 1;
+			break;
 		case 'h':
 			fputs(node_usage, stdout);
 			fputs(node_defaults, stdout);
@@ -703,6 +710,10 @@ node_main(int argc, char **argv)
 	    node->listen, node->tls.cert ? "HTTPS" : "plain HTTP",
 	    node->router_port);
 	node_log_pin();
+	log_info(node->egress ? "egress: instances reach the outside world "
+	    "(through slirp4netns; never the host's loopback)" : "egress: "
+	    "none (instances reach their database only; --egress allows the "
+	    "outside world)");
 	supervisor_start();
 	heal_start();
 	events_start();

@@ -101,6 +101,8 @@ struct node {
 	uid_t			 pg_uid;	/* the cluster's ("<user>-pg") */
 	gid_t			 pg_gid;
 	uid_t			 uid_lo, uid_hi;	/* environments' users */
+	int			 egress;	/* --egress: sandboxes reach out
+						 * through slirp4netns */
 
 	/* from the portal (DIR/agent.json) */
 	char			*secret;
@@ -219,12 +221,33 @@ long long sandbox_oom_kills(long long id, int index);
 void sandbox_cgroup_remove(long long id, int index);
 /* A memfd of /etc/passwd or /etc/group with e's user added; -1. */
 int sandbox_identity_fd(struct env *e, const char *file);
+/* A sandbox's way out (a node started with --egress): the fds, as
+ * bubblewrap gets them, of its --info-fd (the child's pid, for
+ * slirp4netns), its --block-fd (the network is up, or its helper gone),
+ * the pipe nubo-init holds while the helper runs (--egress-fd), and the
+ * sandbox's /etc/resolv.conf (sandbox_resolv_fd()). */
+#define NODE_SLIRP4NETNS	"/usr/bin/slirp4netns"	/* --egress */
+struct sandbox_net {
+	int	info_fd;
+	int	block_fd;
+	int	hold_fd;
+	int	resolv_fd;
+};
+/* A memfd holding the sandbox's resolv.conf: the host's resolvers that
+ * are not on its loopback (behind systemd-resolved's stub, the servers
+ * it forwards to); *servers says how many. -1 on error. */
+int sandbox_resolv_fd(int *servers);
+/* In a mount namespace of its own (the caller's, made with unshare):
+ * the folders a sandbox does not see and the node's data folder replaced
+ * by empty ones, for the network helper. -1 with errno. */
+int sandbox_hide_host(void);
 /* bubblewrap's argv running cmd (NULL-terminated) as sandbox index
  * (instances 1..NUBO_INSTANCES_MAX, one-off runs above); listen_fd -1:
  * no router socket; log_tag: the tag nubo-init stamps on each line of
  * output, or NULL. sandbox_argv_free() it. */
 char **sandbox_argv(struct env *e, int index, int port, char *const *cmd,
-    int listen_fd, int passwd_fd, int group_fd, const char *log_tag);
+    int listen_fd, int passwd_fd, int group_fd, const char *log_tag,
+    const struct sandbox_net *net);
 /* The instance's working area DIR/envs/<id>/work/<index>: made afresh
  * from app/ at every start of the instance — folders the environment's
  * user's, files hard links to the package's (read-only; the app may
@@ -307,6 +330,16 @@ struct pg_conn *pg_admin_connect(char **cause);
 /* Run sql on c: 0, or -1 with *cause set (replacing what it held) when
  * cause is not NULL. */
 int pg_admin_exec(struct pg_conn *c, const char *sql, char **cause);
+/* A connection to database db as the admin (whatever settings a dump
+ * left on it do not apply: writable, no timeouts); NULL with *cause. */
+struct pg_conn *pg_admin_connect_db(const char *db, char **cause);
+/* In database db, close to PUBLIC the shared catalogs and views that
+ * list the cluster's databases and roles (their privileges are kept per
+ * database): 0, or -1 with *cause. */
+int pg_db_close_listings(const char *db, char **cause);
+/* The admin's URL into the environment's database, for pg_dump (which
+ * reads pg_roles, closed to the environment's role); caller frees. */
+char *pg_env_dump_url(struct env *);
 /* 1 when database name exists, 0 when not, -1 when the query failed. */
 int pg_db_exists(struct pg_conn *c, const char *name);
 /* "env_<id>" (caller frees). */

@@ -30,6 +30,7 @@
 
 #include "jsonx.h"
 #include "log.h"
+#include "pgtool.h"
 #include "relay.h"
 #include "util.h"
 #include "xmalloc.h"
@@ -77,13 +78,28 @@ pg_admin_conninfo(void)
 PGconn *
 pg_admin_connect(char **cause)
 {
-	char *ci = pg_admin_conninfo();
-	PGconn *c = PQconnectdb(ci);
+	return pg_admin_connect_db(NULL, cause);
+}
 
+PGconn *
+pg_admin_connect_db(const char *db, char **cause)
+{
+	char *ci = pg_admin_conninfo();
+	/* in an environment's database: whatever settings a dump left on
+	 * it, this session writes and is not cut short */
+	const char *keys[] = { "dbname", "dbname", "options", NULL };
+	const char *vals[] = { ci, db, "-c default_transaction_read_only=off"
+	    " -c statement_timeout=0 -c lock_timeout=0", NULL };
+	PGconn *c;
+
+	if (db == NULL)
+		keys[1] = NULL;
+	c = PQconnectdbParams(keys, vals, 1);
 	free(ci);
 	if (PQstatus(c) != CONNECTION_OK) {
-		*cause = xasprintf("cannot connect to PostgreSQL: %s",
-		    PQerrorMessage(c));
+		*cause = db ? xasprintf("cannot connect to database '%s': %s",
+		    db, PQerrorMessage(c)) : xasprintf("cannot connect to "
+		    "PostgreSQL: %s", PQerrorMessage(c));
 		PQfinish(c);
 		return NULL;
 	}
@@ -217,6 +233,106 @@ pg_adopt_owner(const char *data)
 	node_run(argv, NODE_RUN_ROOT, NULL, 0);
 }
 
+/* What lists the cluster's databases and roles, their sessions,
+ * settings, memberships and comments: the shared catalogs and the views
+ * over them. Their privileges are kept per database (in its pg_class),
+ * so every environment's database closes them (and template1, for
+ * databases made from it). What stays: a role's name from its oid
+ * (pg_get_userbyid, ::regrole), which psql's and ORMs' introspection
+ * need (ARCHITECTURE, "Security model"). */
+static const char pg_listings_close_sql[] =
+    "REVOKE SELECT ON pg_catalog.pg_database, pg_catalog.pg_roles,"
+    " pg_catalog.pg_user, pg_catalog.pg_group, pg_catalog.pg_auth_members,"
+    " pg_catalog.pg_db_role_setting, pg_catalog.pg_shdescription,"
+    " pg_catalog.pg_shseclabel, pg_catalog.pg_shdepend,"
+    " pg_catalog.pg_replication_origin, pg_catalog.pg_stat_activity,"
+    " pg_catalog.pg_stat_database, pg_catalog.pg_stat_database_conflicts,"
+    " pg_catalog.pg_stat_ssl, pg_catalog.pg_stat_gssapi,"
+    " pg_catalog.pg_prepared_xacts, pg_catalog.pg_replication_slots,"
+    " pg_catalog.pg_stat_replication, pg_catalog.pg_stat_subscription,"
+    " pg_catalog.pg_stat_progress_analyze,"
+    " pg_catalog.pg_stat_progress_cluster,"
+    " pg_catalog.pg_stat_progress_copy,"
+    " pg_catalog.pg_stat_progress_create_index,"
+    " pg_catalog.pg_stat_progress_vacuum FROM PUBLIC;"
+    "REVOKE EXECUTE ON FUNCTION pg_catalog.pg_stat_get_activity(integer)"
+    " FROM PUBLIC";
+
+/* 1 when PUBLIC may read pg_database in c's database, 0 when not, -1
+ * when the query failed. */
+static int
+pg_listings_open(PGconn *c)
+{
+	PGresult *r = PQexec(c, "SELECT count(*) FROM pg_catalog.pg_class c,"
+	    " aclexplode(c.relacl) a WHERE c.oid ="
+	    " 'pg_catalog.pg_database'::regclass AND a.grantee = 0 AND"
+	    " a.privilege_type = 'SELECT'");
+	int rc = PQresultStatus(r) == PGRES_TUPLES_OK ?
+	    strcmp(PQgetvalue(r, 0, 0), "0") != 0 : -1;
+
+	PQclear(r);
+	return rc;
+}
+
+int
+pg_db_close_listings(const char *db, char **cause)
+{
+	PGconn *c = pg_admin_connect_db(db, cause);
+	int rc;
+
+	if (c == NULL)
+		return -1;
+	rc = pg_admin_exec(c, pg_listings_close_sql, cause);
+	PQfinish(c);
+	return rc;
+}
+
+/* At start, for the databases of an older node (and template1): close
+ * the listings where they are still open, once (then none is). A server that does not let the
+ * admin (--pg, not a superuser) is warned about, not refused. */
+static void
+pg_listings_close_all(void)
+{
+	char *cause = NULL;
+	PGconn *c = pg_admin_connect(&cause);
+	PGresult *r;
+	int i, fixed = 0;
+
+	if (c == NULL) {
+		log_warn("%s", cause);
+		free(cause);
+		return;
+	}
+	r = PQexec(c, "SELECT datname FROM pg_catalog.pg_database WHERE"
+	    " datname = 'template1' OR datname LIKE 'env\\_%' ORDER BY 1");
+	for (i = 0; PQresultStatus(r) == PGRES_TUPLES_OK && i < PQntuples(r);
+	    i++) {
+		const char *db = PQgetvalue(r, i, 0);
+		PGconn *d = pg_admin_connect_db(db, &cause);
+		int was = d ? pg_listings_open(d) : -1, now = was;
+
+		if (was == 1 && pg_admin_exec(d, pg_listings_close_sql,
+		    &cause) == 0)
+			now = pg_listings_open(d);
+		if (was == 1 && now == 0)
+			fixed++;
+		else if (now != 0)
+			log_warn("PostgreSQL: database %s still lists the "
+			    "cluster's databases and roles to every role%s%s",
+			    db, cause ? ": " : "", cause ? cause : "");
+		free(cause);
+		cause = NULL;
+		if (d)
+			PQfinish(d);
+	}
+	PQclear(r);
+	PQfinish(c);
+	if (fixed)
+		log_info("PostgreSQL: the lists of the cluster's databases and "
+		    "roles closed to app roles in %d database%s that still had "
+		    "them open", fixed, fixed == 1 ? "" : "s");
+}
+
 /* No role connects to postgres or the templates but the superuser. */
 static int
 pg_lock_down(void)
@@ -237,6 +353,8 @@ pg_lock_down(void)
 		free(cause);
 	}
 	PQfinish(c);
+	if (rc == 0)
+		pg_listings_close_all();
 	return rc;
 }
 
@@ -516,6 +634,7 @@ pg_start(void)
 		PQfinish(c);
 		log_info("using the PostgreSQL server at %s:%u", pg_host,
 		    pg_port_used);
+		pg_listings_close_all();
 		return 0;
 	}
 	pg_host = xstrdup("127.0.0.1");
@@ -699,6 +818,23 @@ pg_env_url(struct env *e)
 	    e->id);
 }
 
+char *
+pg_env_dump_url(struct env *e)
+{
+	char *admin, *db, *url;
+
+	if (e->db_password == NULL)
+		return NULL;	/* no database yet */
+	admin = pg_admin_conninfo();
+	db = pg_env_dbname(e);
+	url = pgtool_conninfo_db(admin, db);
+
+	explicit_bzero(admin, strlen(admin));
+	free(admin);
+	free(db);
+	return url;
+}
+
 static int
 pg_env_create_db(PGconn *c, struct env *e, char **cause)
 {
@@ -719,6 +855,11 @@ pg_env_create_db(PGconn *c, struct env *e, char **cause)
 			sql = xasprintf("REVOKE ALL ON DATABASE env_%lld FROM"
 			    " PUBLIC", e->id);
 			rc = pg_admin_exec(c, sql, cause);
+			free(sql);
+		}
+		if (rc == 0) {
+			sql = xasprintf("env_%lld", e->id);
+			rc = pg_db_close_listings(sql, cause);
 			free(sql);
 		}
 	}

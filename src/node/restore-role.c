@@ -20,28 +20,6 @@
 #include "util.h"
 #include "xmalloc.h"
 
-/* A connection to database db as the node's admin; NULL with *cause. */
-static PGconn *
-admin_connect_db(const char *db, char **cause)
-{
-	char *ci = pg_admin_conninfo();
-	/* whatever settings a dump left on the database, this session
-	 * writes and is not cut short */
-	const char *keys[] = { "dbname", "dbname", "options", NULL };
-	const char *vals[] = { ci, db, "-c default_transaction_read_only=off"
-	    " -c statement_timeout=0 -c lock_timeout=0", NULL };
-	PGconn *c = PQconnectdbParams(keys, vals, 1);
-
-	free(ci);
-	if (PQstatus(c) != CONNECTION_OK) {
-		*cause = xasprintf("cannot connect to database '%s': %s", db,
-		    PQerrorMessage(c));
-		PQfinish(c);
-		return NULL;
-	}
-	return c;
-}
-
 /* Run a statement built from fmt with identifiers quoted by the caller. */
 static int
 exec_fmt(PGconn *c, char **cause, const char *fmt, ...)
@@ -103,10 +81,12 @@ restore_role_begin(struct pg_conn *admin, const char *kind, long long env_id,
 	    " NOBYPASSRLS CONNECTION LIMIT 64", rr->name, lit) == -1)
 		goto out;
 	made = 1;
+	/* the listings of the cluster's databases and roles closed before
+	 * the dump runs in it (a table made of them would outlive it) */
 	if (exec_fmt(admin, cause, "CREATE DATABASE %s OWNER %s ENCODING"
 	    " 'UTF8' TEMPLATE template0", qdb, rr->name) == -1 ||
 	    exec_fmt(admin, cause, "REVOKE ALL ON DATABASE %s FROM PUBLIC",
-	    qdb) == -1)
+	    qdb) == -1 || pg_db_close_listings(newdb, cause) == -1)
 		goto out;
 	rr->url = xasprintf("host=%s port=%s user=%s password=%s dbname=%s",
 	    host ? host : "127.0.0.1", port ? port : "5432", rr->name, pw,
@@ -177,7 +157,7 @@ restore_role_finish(struct pg_conn *admin, long long env_id,
 	    " true CONNECTION LIMIT -1 IS_TEMPLATE false", qdb) == -1)
 		goto out;
 	/* everything in it to the environment's role */
-	if ((db = admin_connect_db(newdb, cause)) == NULL)
+	if ((db = pg_admin_connect_db(newdb, cause)) == NULL)
 		goto out;
 	if (exec_fmt(db, cause, "REASSIGN OWNED BY %s TO %s", rr->name,
 	    env_role) == -1 ||

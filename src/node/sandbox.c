@@ -16,7 +16,9 @@
  * runs the app and bridges the namespace's loopback to two unix sockets:
  * the instance's router socket DIR/run/i-<env>-<n>.sock (the node makes
  * it, root:<router user> 0660, and passes it in; nginx is its only
- * client) and the environment's database socket. Limits: a cgroup per
+ * client) and the environment's database socket; on a node started with
+ * --egress, slirp4netns (spawn.c) adds a way out that never leads to the
+ * host's loopback. Limits: a cgroup per
  * instance (v2, or v1's memory, pids and cpu hierarchies) for resident
  * memory, processes and CPU; RLIMIT_NPROC per environment user as well. */
 #include "node.h"
@@ -34,6 +36,7 @@
 #include <string.h>
 #include <sys/fsuid.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -230,6 +233,20 @@ sandbox_setup(void)
 	if (access(SANDBOX_BWRAP, X_OK) == -1)
 		return error("%s is missing: instances run in bubblewrap "
 		    "sandboxes (Debian package bubblewrap)", SANDBOX_BWRAP);
+	if (node->egress && access(NODE_SLIRP4NETNS, X_OK) == -1)
+		return error("%s is missing: --egress gives sandboxes their "
+		    "way out through it (Debian package slirp4netns)",
+		    NODE_SLIRP4NETNS);
+	if (node->egress) {
+		int servers = 0, fd = sandbox_resolv_fd(&servers);
+
+		if (fd != -1)
+			close(fd);
+		if (servers == 0)
+			log_warn("egress: the host names no resolver off its "
+			    "loopback (/etc/resolv.conf, systemd-resolved's "
+			    "upstream): instances get no DNS");
+	}
 	n = readlink("/proc/self/exe", exe, sizeof exe - 1);
 	if (n <= 0)
 		return error("cannot find nubod's own path");
@@ -507,9 +524,82 @@ argv_add3(char ***argv, size_t *n, const char *a, const char *b,
 		argv_add(argv, n, c);
 }
 
+/* 1 if the text of a resolv.conf line names a loopback or unspecified
+ * address ("nameserver 127.0.0.53"): a resolver the sandbox cannot use. */
+static int
+resolv_local(const char *addr)
+{
+	return strncmp(addr, "127.", 4) == 0 || strcmp(addr, "::1") == 0 ||
+	    strcmp(addr, "0.0.0.0") == 0 || strchr(addr, ':') != NULL;
+}
+
+/* The nameserver lines of file whose address the sandbox can reach
+ * through slirp4netns (IPv4, not loopback), appended to out; how many. */
+static int
+resolv_servers(const char *file, char **out)
+{
+	char *text = util_read_file(file, 64 * 1024, NULL), *line, *save = NULL;
+	int n = 0;
+
+	for (line = text ? strtok_r(text, "\n", &save) : NULL; line;
+	    line = strtok_r(NULL, "\n", &save)) {
+		char addr[64], *more;
+
+		if (sscanf(line, " nameserver %63s", addr) != 1 ||
+		    resolv_local(addr))
+			continue;
+		more = xasprintf("%snameserver %s\n", *out, addr);
+		free(*out);
+		*out = more;
+		n++;
+	}
+	free(text);
+	return n;
+}
+
+int
+sandbox_resolv_fd(int *servers)
+{
+	char *text = xstrdup("# nubo: the host's resolvers, reached through "
+	    "slirp4netns\n");
+	int fd = memfd_create("nubo-resolv", MFD_CLOEXEC), rc;
+
+	/* the host's own; behind a local stub (systemd-resolved's
+	 * 127.0.0.53) the servers it forwards to */
+	*servers = resolv_servers("/etc/resolv.conf", &text);
+	if (*servers == 0)
+		*servers = resolv_servers("/run/systemd/resolve/resolv.conf",
+		    &text);
+	rc = fd == -1 || write(fd, text, strlen(text)) !=
+	    (ssize_t)strlen(text) || lseek(fd, 0, SEEK_SET) != 0 ? -1 : 0;
+	free(text);
+	if (rc == -1 && fd != -1) {
+		close(fd);
+		fd = -1;
+	}
+	return fd;
+}
+
+int
+sandbox_hide_host(void)
+{
+	int i;
+
+	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) == -1)
+		return -1;
+	/* the data folder first: it may be below one of the others */
+	for (i = -1; i == -1 || sandbox_hidden[i]; i++)
+		if (mount("tmpfs", i == -1 ? node->data_dir :
+		    sandbox_hidden[i], "tmpfs", MS_NOSUID | MS_NODEV |
+		    MS_NOEXEC, "size=16k,mode=0755") == -1 && errno != ENOENT)
+			return -1;
+	return 0;
+}
+
 char **
 sandbox_argv(struct env *e, int index, int port, char *const *cmd,
-    int listen_fd, int passwd_fd, int group_fd, const char *log_tag)
+    int listen_fd, int passwd_fd, int group_fd, const char *log_tag,
+    const struct sandbox_net *net)
 {
 	char **argv = NULL, *app = xasprintf("%s/app", e->dir);
 	char *work = sandbox_work_path(e, index);
@@ -550,8 +640,23 @@ sandbox_argv(struct env *e, int index, int port, char *const *cmd,
 	argv_add3(&argv, &n, "--ro-bind-data", num, "/etc/passwd");
 	snprintf(num, sizeof num, "%d", group_fd);
 	argv_add3(&argv, &n, "--ro-bind-data", num, "/etc/group");
+	if (net) {
+		/* bubblewrap says its child's pid (for slirp4netns) and
+		 * waits until the network is up (or its helper is gone) */
+		snprintf(num, sizeof num, "%d", net->resolv_fd);
+		argv_add3(&argv, &n, "--ro-bind-data", num,
+		    "/etc/resolv.conf");
+		snprintf(num, sizeof num, "%d", net->info_fd);
+		argv_add3(&argv, &n, "--info-fd", num, NULL);
+		snprintf(num, sizeof num, "%d", net->block_fd);
+		argv_add3(&argv, &n, "--block-fd", num, NULL);
+	}
 	argv_add3(&argv, &n, "--chdir", app, NULL);
 	argv_add3(&argv, &n, "--", "/run/nubo/init", NULL);
+	if (net) {
+		snprintf(num, sizeof num, "%d", net->hold_fd);
+		argv_add3(&argv, &n, "--egress-fd", num, NULL);
+	}
 	if (listen_fd != -1) {
 		snprintf(num, sizeof num, "%d", listen_fd);
 		argv_add3(&argv, &n, "--listen-fd", num, NULL);

@@ -1,7 +1,9 @@
 /* Starting app instances: one bubblewrap sandbox per instance
  * (sandbox.c), in its own session, as the environment's own OS user, in
  * its app folder, stdout/stderr appended to the environment's log, with
- * the environment variables of SPEC §2 and its cgroup limits. */
+ * the environment variables of SPEC §2 and its cgroup limits. On a node
+ * started with --egress, each sandbox's network namespace gets its way
+ * out through a slirp4netns of its own (egress_attach()). */
 #include "node.h"
 
 #include <arpa/inet.h>
@@ -13,10 +15,18 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/nsfs.h>
+#include <poll.h>
+#include <sched.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/sysmacros.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <sodium.h>
@@ -40,6 +50,227 @@
 #ifndef SPAWN_LIMIT_AS
 #define SPAWN_LIMIT_AS 1
 #endif
+
+/* The fds of bubblewrap's child (3-5: router socket, passwd, group) */
+#define SPAWN_FD_INFO	6	/* --info-fd */
+#define SPAWN_FD_BLOCK	7	/* --block-fd */
+#define SPAWN_FD_HOLD	8	/* nubo-init's --egress-fd */
+#define SPAWN_FD_RESOLV	9	/* /etc/resolv.conf */
+#define SPAWN_INFO_WAIT_MS	10000	/* bubblewrap's word on its child */
+
+/* A sandbox's way out, as spawn_sandboxed() prepares it: pipes made
+ * before bubblewrap starts; -1 where not (yet) open. */
+struct egress {
+	int	info[2];	/* bubblewrap writes its child's pid */
+	int	ready[2];	/* slirp4netns → bubblewrap's --block-fd */
+	int	hold[2];	/* slirp4netns's --exit-fd ← nubo-init */
+	int	resolv;		/* the sandbox's resolv.conf */
+};
+
+static void
+fd_close(int *fd)
+{
+	if (*fd != -1)
+		close(*fd);
+	*fd = -1;
+}
+
+static void
+egress_close(struct egress *g)
+{
+	int i;
+
+	for (i = 0; i < 2; i++) {
+		fd_close(&g->info[i]);
+		fd_close(&g->ready[i]);
+		fd_close(&g->hold[i]);
+	}
+	fd_close(&g->resolv);
+}
+
+static int
+egress_open(struct egress *g, char **cause)
+{
+	int servers = 0;
+
+	if (pipe2(g->info, O_CLOEXEC) == -1 || pipe2(g->ready, O_CLOEXEC) ==
+	    -1 || pipe2(g->hold, O_CLOEXEC) == -1) {
+		*cause = xasprintf("cannot prepare the sandbox's network: %s",
+		    strerror(errno));
+		return -1;
+	}
+	g->resolv = sandbox_resolv_fd(&servers);
+	if (g->resolv == -1) {
+		*cause = xasprintf("cannot prepare the sandbox's resolv.conf: "
+		    "%s", strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/* The pid of bubblewrap's child (in the host's PID namespace), from its
+ * --info-fd; -1 when bubblewrap said nothing in time. */
+static pid_t
+egress_child_pid(int fd)
+{
+	char buf[4096];
+	size_t len = 0;
+	double until = util_mono() + SPAWN_INFO_WAIT_MS / 1000.0;
+	json_t *info;
+	pid_t pid = -1;
+
+	for (;;) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		int left = (int)((until - util_mono()) * 1000);
+		ssize_t n;
+
+		if (left <= 0 || poll(&p, 1, left) < 1)
+			return -1;
+		n = read(fd, buf + len, sizeof buf - 1 - len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0 || (len += (size_t)n) == sizeof buf - 1)
+			break;
+	}
+	buf[len] = '\0';
+	info = json_loads(buf, 0, NULL);
+	if (json_integer_value(json_object_get(info, "child-pid")) > 1)
+		pid = (pid_t)json_integer_value(json_object_get(info,
+		    "child-pid"));
+	json_decref(info);
+	return pid;
+}
+
+/* The helper's word on what failed, in the log it was given. */
+static void __attribute__((noreturn))
+egress_fail(int logfd, const char *stamp, const char *what)
+{
+	dprintf(logfd, "%s [nubo] the sandbox's network: %s: %s\n", stamp,
+	    what, strerror(errno));
+	_exit(126);
+}
+
+/* In the forked helper, never returns: as the environment's user, in a
+ * mount namespace of its own where /dev/net/tun is its own (a device
+ * node only it may open: Debian makes the host's 0666, minimal hosts
+ * 0600) and the node's folders are hidden, run slirp4netns for the
+ * network namespace of bubblewrap's child. What fails before slirp4netns
+ * runs is said in logfd; slirp4netns's own chatter goes nowhere. */
+static void
+egress_helper(struct env *e, struct egress *g, int userns, int netns,
+    char **procs, int logfd)
+{
+	static const char slirp[] = NODE_SLIRP4NETNS;
+	char *argv[] = { (char *)slirp, "--configure", "--mtu=65520",
+		"--disable-host-loopback", "--disable-dns", "--enable-seccomp",
+		"--exit-fd=3", "--ready-fd=4", "--userns-path=/proc/self/fd/5",
+		"--netns-type=path", "/proc/self/fd/6", "tap0", NULL };
+	char *envp[] = { "PATH=/usr/bin:/bin", NULL };
+	char pidtext[32], stamp[32];
+	int devnull = open("/dev/null", O_RDWR), fd, k, len;
+	uid_t uid = e->uid;
+
+	util_time_iso(time(NULL), stamp, sizeof stamp);
+	setsid();
+	/* counted and limited with the instance it serves */
+	len = snprintf(pidtext, sizeof pidtext, "%d\n", (int)getpid());
+	for (k = 0; procs && procs[k]; k++)
+		if ((fd = open(procs[k], O_WRONLY)) != -1) {
+			if (write(fd, pidtext, (size_t)len) < 0)
+				egress_fail(logfd, stamp, "cannot join its "
+				    "cgroup");
+			close(fd);
+		}
+	if (node->uid != (uid_t)-1) {
+		struct stat st;
+
+		if (unshare(CLONE_NEWNS) == -1 || sandbox_hide_host() == -1)
+			egress_fail(logfd, stamp, "cannot hide the host's "
+			    "folders");
+		if (stat("/dev/net", &st) == 0 && S_ISDIR(st.st_mode) &&
+		    (mount("tmpfs", "/dev/net", "tmpfs", MS_NOSUID | MS_NOEXEC,
+		    "size=4k,mode=0755") == -1 || mknod("/dev/net/tun",
+		    S_IFCHR | 0600, makedev(10, 200)) == -1 ||
+		    chown("/dev/net/tun", uid, (gid_t)uid) == -1))
+			egress_fail(logfd, stamp, "cannot make /dev/net/tun");
+		if (setgroups(0, NULL) == -1 || setgid((gid_t)uid) == -1 ||
+		    setuid(uid) == -1)
+			egress_fail(logfd, stamp, "cannot switch to the "
+			    "environment's user");
+	}
+	prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+	/* above every target first, so that no dup2 below clobbers one */
+	g->hold[0] = fcntl(g->hold[0], F_DUPFD, 16);
+	g->ready[1] = fcntl(g->ready[1], F_DUPFD, 16);
+	userns = fcntl(userns, F_DUPFD, 16);
+	netns = fcntl(netns, F_DUPFD, 16);
+	if (devnull == -1 || g->hold[0] == -1 || g->ready[1] == -1 ||
+	    userns == -1 || netns == -1 || dup2(devnull, 0) == -1 ||
+	    dup2(devnull, 1) == -1 || dup2(g->hold[0], 3) == -1 ||
+	    dup2(g->ready[1], 4) == -1 || dup2(userns, 5) == -1 ||
+	    dup2(netns, 6) == -1)
+		egress_fail(logfd, stamp, "cannot hand slirp4netns its files");
+	if (access(slirp, X_OK) == -1)
+		egress_fail(logfd, stamp, slirp);
+	/* not the node's child: nobody has to reap it; it ends when the
+	 * sandbox does (--exit-fd: nubo-init and bubblewrap hold the
+	 * other end) */
+	if (fork() != 0)
+		_exit(0);
+	dup2(devnull, 2);
+	close_range(7, ~0U, 0);
+	execve(argv[0], argv, envp);
+	_exit(127);
+}
+
+/* Give the sandbox whose bubblewrap is pid its way out: slirp4netns,
+ * attached to the network namespace of bubblewrap's child. Whatever
+ * fails, our ends of the pipes close here: bubblewrap then goes on, and
+ * nubo-init, seeing no helper, ends the instance with a line in its log.
+ * Caller holds the lock. */
+static void
+egress_attach(struct env *e, struct egress *g, char **procs, int logfd)
+{
+	char path[64];
+	pid_t child, helper;
+	int netns = -1, userns = -1;
+	const char *why = NULL;
+
+	fd_close(&g->info[1]);
+	fd_close(&g->ready[0]);
+	fd_close(&g->hold[1]);
+	fd_close(&g->resolv);
+	child = egress_child_pid(g->info[0]);
+	if (child == -1) {
+		why = "bubblewrap did not say its child's pid";
+		goto out;
+	}
+	/* the namespace's owner is bubblewrap's first user namespace (the
+	 * child's own may be a nested one, --disable-userns) */
+	snprintf(path, sizeof path, "/proc/%d/ns/net", (int)child);
+	netns = open(path, O_RDONLY | O_CLOEXEC);
+	if (netns == -1 || (userns = ioctl(netns, NS_GET_USERNS)) == -1) {
+		why = "cannot open its network namespace";
+		goto out;
+	}
+	fcntl(userns, F_SETFD, FD_CLOEXEC);
+	helper = fork();
+	if (helper == 0)
+		egress_helper(e, g, userns, netns, procs, logfd);
+	if (helper == -1)
+		why = "cannot fork";
+	else
+		waitpid(helper, NULL, 0);
+out:
+	if (why)
+		env_log(e, "the sandbox's network: %s: %s", why,
+		    strerror(errno));
+	if (netns != -1)
+		close(netns);
+	if (userns != -1)
+		close(userns);
+	egress_close(g);
+}
 
 unsigned long long
 spawn_starttime(pid_t pid)
@@ -160,6 +391,9 @@ spawn_sandboxed(struct env *e, const struct spawn_how *h, char **cause)
 	long long mb = jsonx_int(e->spec, "memory_mb", 512);
 	char **procs = NULL, **argv = NULL, **envp = NULL;
 	struct rlimit as, nproc;
+	struct egress g = { { -1, -1 }, { -1, -1 }, { -1, -1 }, -1 };
+	struct sandbox_net net = { SPAWN_FD_INFO, SPAWN_FD_BLOCK,
+		SPAWN_FD_HOLD, SPAWN_FD_RESOLV };
 	int devnull = -1, pwfd = -1, grfd = -1, memory = 0;
 	size_t n;
 	pid_t pid = -1;
@@ -177,12 +411,15 @@ spawn_sandboxed(struct env *e, const struct spawn_how *h, char **cause)
 		    strerror(errno));
 		goto out;
 	}
+	if (node->egress && egress_open(&g, cause) == -1)
+		goto out;
 	if (sandbox_work_make(e, h->index, cause) == -1)
 		goto out;
 	envp = spawn_envp(e, h);
-	/* fds 3 (the router's socket, when there is one), 4, 5 */
+	/* fds 3 (the router's socket, when there is one), 4, 5; 6-9 */
 	argv = sandbox_argv(e, h->index, h->port, h->cmd,
-	    h->listen_fd == -1 ? -1 : 3, 4, 5, h->log_tag);
+	    h->listen_fd == -1 ? -1 : 3, 4, 5, h->log_tag,
+	    node->egress ? &net : NULL);
 	procs = sandbox_cgroup(e->id, h->index, mb, &memory);
 	if (!memory)
 		env_log(e, "%s: no memory cgroup on this host; its limit is "
@@ -201,6 +438,17 @@ spawn_sandboxed(struct env *e, const struct spawn_how *h, char **cause)
 		int fd, k, len;
 
 		setsid();
+		/* the network's fds above every target first, so that no
+		 * dup2 below clobbers one */
+		if (node->egress && ((g.info[1] = fcntl(g.info[1], F_DUPFD,
+		    16)) == -1 || (g.ready[0] = fcntl(g.ready[0], F_DUPFD,
+		    16)) == -1 || (g.hold[1] = fcntl(g.hold[1], F_DUPFD,
+		    16)) == -1 || (g.resolv = fcntl(g.resolv, F_DUPFD, 16)) ==
+		    -1)) {
+			dprintf(h->out_fd, "nubo: cannot hand the sandbox its "
+			    "network: %s\n", strerror(errno));
+			_exit(126);
+		}
 		if (dup2(h->in_fd == -1 ? devnull : h->in_fd, 0) == -1 ||
 		    dup2(h->out_fd, 1) == -1 || dup2(h->out_fd, 2) == -1 ||
 		    (h->listen_fd != -1 && dup2(h->listen_fd, 3) == -1) ||
@@ -212,7 +460,15 @@ spawn_sandboxed(struct env *e, const struct spawn_how *h, char **cause)
 			    strerror(errno));
 			_exit(126);
 		}
-		close_range(6, ~0U, 0);
+		if (node->egress && (dup2(g.info[1], SPAWN_FD_INFO) == -1 ||
+		    dup2(g.ready[0], SPAWN_FD_BLOCK) == -1 ||
+		    dup2(g.hold[1], SPAWN_FD_HOLD) == -1 ||
+		    dup2(g.resolv, SPAWN_FD_RESOLV) == -1)) {
+			dprintf(h->out_fd, "nubo: cannot hand the sandbox its "
+			    "network: %s\n", strerror(errno));
+			_exit(126);
+		}
+		close_range(node->egress ? SPAWN_FD_RESOLV + 1 : 6, ~0U, 0);
 		len = snprintf(pidtext, sizeof pidtext, "%d\n", (int)getpid());
 		for (k = 0; procs && procs[k]; k++)
 			if ((fd = open(procs[k], O_WRONLY)) != -1) {
@@ -248,7 +504,10 @@ spawn_sandboxed(struct env *e, const struct spawn_how *h, char **cause)
 		    strerror(errno));
 		_exit(127);
 	}
+	if (node->egress)
+		egress_attach(e, &g, procs, h->out_fd);
 out:
+	egress_close(&g);
 	if (devnull != -1)
 		close(devnull);
 	if (pwfd != -1)

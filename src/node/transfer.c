@@ -347,6 +347,22 @@ env_url(struct env *e)
 	return u;
 }
 
+/* The same database as the node's admin, for pg_dump (it reads the
+ * cluster's roles, which the environment's role may not list). */
+static char *
+env_dump_url(struct env *e)
+{
+	char *u = env_url(e);
+
+	if (u == NULL)
+		return NULL;
+	free(u);
+	pthread_mutex_lock(&node->lock);
+	u = pg_env_dump_url(e);
+	pthread_mutex_unlock(&node->lock);
+	return u;
+}
+
 /* Per table: row count and an order-independent content checksum (the
  * sum of the first 64 bits of md5 of every row's text); per sequence: its
  * position. Equal data gives equal figures on any PostgreSQL. */
@@ -585,7 +601,7 @@ child_free(void *cls)
 void
 transfer_dump(struct areq *r)
 {
-	char *url = env_url(r->env);
+	char *url = env_dump_url(r->env);
 	struct child_stream *s;
 	int fd, errfd;
 	pid_t pid;

@@ -377,7 +377,8 @@ agent_state_change(sqlite3 *db, long long node_id, json_t *e)
 }
 
 /* POST /agent/status {environments: [{id, state, instances, package,
- * error, router_error, reason, restart_pending, restart_reason}]}: mirror
+ * error, router_error, reason, restart_pending, restart_reason}], disk,
+ * egress}: mirror
  * the node's true state; answer the desired specs so the node follows
  * changes made while it was away. */
 void
@@ -385,7 +386,7 @@ agent_status(struct preq *r)
 {
 	static const struct jfield fields[] = {
 		{ "environments", JT_ARRAY, 1 }, { "disk", JT_ANY, 0 },
-		{ NULL } };
+		{ "egress", JT_BOOL, 0 }, { NULL } };
 	static const struct jfield disk_fields[] = {
 		{ "free_bytes", JT_INT, 1 }, { "total_bytes", JT_INT, 1 },
 		{ "reserve_bytes", JT_INT, 1 }, { "low", JT_BOOL, 1 },
@@ -459,9 +460,10 @@ agent_status(struct preq *r)
 		    r->node_id);
 		json_decref(st);
 	}
-	store_run(r->db, "UPDATE nodes SET last_seen_at = ?, disk_json = ?"
-	    " WHERE id = ?", "sji", now, json_is_object(json_object_get(r->body,
-	    "disk")) ? json_object_get(r->body, "disk") : NULL, r->node_id);
+	store_run(r->db, "UPDATE nodes SET last_seen_at = ?, disk_json = ?,"
+	    " egress_json = ? WHERE id = ?", "sjji", now, json_is_object(
+	    json_object_get(r->body, "disk")) ? json_object_get(r->body,
+	    "disk") : NULL, json_object_get(r->body, "egress"), r->node_id);
 	if (store_commit(r->db) == -1) {
 		reply_store_error(r);
 		return;

@@ -19,7 +19,8 @@
 	"SELECT n.name, n.generation, n.status, u.email AS technical_contact," \
 	" a.subdomain AS app, n.app_id AS app_ref, n.is_sandbox AS sandbox," \
 	" n.agent_url, n.address, n.tls_pin, n.tls_pin_pending,"\
-	" n.last_seen_at, n.disk_json, n.created_at FROM nodes n" \
+	" n.last_seen_at, n.disk_json, n.egress_json, n.created_at" \
+	" FROM nodes n" \
 	" LEFT JOIN users u ON u.id = n.technical_contact" \
 	" LEFT JOIN apps a ON a.id = n.app_id"
 

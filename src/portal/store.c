@@ -339,6 +339,9 @@ static const char *const store_schema[] = {
 	 * trusts it (POST /nodes/{node}/trust). */
 	"ALTER TABLE nodes ADD COLUMN tls_pin TEXT;"
 	"ALTER TABLE nodes ADD COLUMN tls_pin_pending TEXT;",
+	/* 19: whether the node's sandboxes reach the outside world (nubod
+	 * node --egress), as its heartbeat says */
+	"ALTER TABLE nodes ADD COLUMN egress_json TEXT;",
 };
 
 static char *store_path_global;

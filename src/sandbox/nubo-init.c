@@ -11,6 +11,12 @@
  *    127.0.0.1:$PORT, and connections the app opens to 127.0.0.1:5432 go
  *    to the environment's database socket (--db-socket), the only way
  *    out of the namespace;
+ *  - with --egress-fd FD (a node started with --egress), holds the
+ *    write end of a pipe whose read end is the network helper's
+ *    (slirp4netns, which gives the namespace its way out and ends when
+ *    the sandbox does): when the helper is gone, the instance ends too,
+ *    with a line in its log, so that the node starts it again with a
+ *    new one;
  *  - with --log-tag TAG, stamps each line the app prints (stdout and
  *    stderr, through a pipe) "<UTC time> [TAG] " before it reaches the
  *    environment's log, so the lines of several instances can be told
@@ -18,8 +24,8 @@
  * Plain libc (and relay.c): it runs once per instance, so it stays small.
  *
  * usage: nubo-init [--listen-fd FD --port PORT]
- *                  [--db-socket PATH [--db-port 5432]] [--log-tag TAG]
- *                  -- PROGRAM [ARG...] */
+ *                  [--db-socket PATH [--db-port 5432]] [--egress-fd FD]
+ *                  [--log-tag TAG] -- PROGRAM [ARG...] */
 #include <errno.h>
 #include <signal.h>
 #include <stdint.h>
@@ -29,6 +35,7 @@
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
@@ -151,6 +158,29 @@ dial_db(void *arg)
 	return relay_dial_unix(init_db_socket);
 }
 
+/* The network helper is gone (its end of the pipe closed): the
+ * instance has lost its way out and ends, to be started again. */
+static void
+on_egress_gone(int fd, void *arg)
+{
+	(void)fd;
+	(void)arg;
+	log_drain(1);
+	say("nubo-init: the network helper (slirp4netns) ended; the "
+	    "instance stops");
+	kill(-init_app, SIGKILL);
+	_exit(1);
+}
+
+/* 1 when the reader of the pipe whose write end is fd is gone. */
+static int
+egress_gone(int fd)
+{
+	struct pollfd p = { .fd = fd, .events = POLLOUT };
+
+	return poll(&p, 1, 0) == 1 && (p.revents & (POLLERR | POLLHUP));
+}
+
 /* The app's status as an exit code; what happened goes to the app log. */
 static int
 init_status(int st)
@@ -201,11 +231,26 @@ number(const char *s, int min, int max)
 	return (int)v;
 }
 
+/* 0 when fd is open and of type (S_IFSOCK, S_IFIFO), else -1 and why. */
+static int
+fd_kind(int fd, mode_t type, const char *option, const char *what)
+{
+	struct stat st;
+
+	if (fstat(fd, &st) == -1 || (st.st_mode & S_IFMT) != type) {
+		fprintf(stderr, "nubo-init: %s %d is not a %s\n", option, fd,
+		    what);
+		return -1;
+	}
+	return 0;
+}
+
 static int
 usage(void)
 {
 	fputs("usage: nubo-init [--listen-fd FD --port PORT] [--db-socket PATH"
-	    " [--db-port PORT]] [--log-tag TAG] -- PROGRAM [ARG...]\n",
+	    " [--db-port PORT]] [--egress-fd FD] [--log-tag TAG] -- PROGRAM"
+	    " [ARG...]\n",
 	    stderr);
 	return 2;
 }
@@ -213,7 +258,7 @@ usage(void)
 int
 main(int argc, char **argv)
 {
-	int listen_fd = -1, db_port = 5432, i, k, prog, sfd;
+	int listen_fd = -1, db_port = 5432, egress_fd = -1, i, k, prog, sfd;
 	int pipefd[2] = { -1, -1 };
 	sigset_t set;
 
@@ -237,6 +282,9 @@ main(int argc, char **argv)
 		if (strcmp(argv[i], "--db-port") == 0 &&
 		    (db_port = number(argv[++i], 1, 65535)) != -1)
 			continue;
+		if (strcmp(argv[i], "--egress-fd") == 0 &&
+		    (egress_fd = number(argv[++i], 3, 1023)) != -1)
+			continue;
 		if (strcmp(argv[i], "--log-tag") == 0 && strlen(argv[i + 1]) <
 		    64) {
 			init_log_tag = argv[++i];
@@ -247,15 +295,12 @@ main(int argc, char **argv)
 	if (i >= argc || (listen_fd >= 0 && init_port < 1))
 		return usage();
 	prog = i;
-	if (listen_fd >= 0) {
-		struct stat st;
-
-		if (fstat(listen_fd, &st) == -1 || !S_ISSOCK(st.st_mode)) {
-			fprintf(stderr, "nubo-init: --listen-fd %d is not a "
-			    "socket\n", listen_fd);
-			return 2;
-		}
-	}
+	if ((listen_fd >= 0 && fd_kind(listen_fd, S_IFSOCK, "--listen-fd",
+	    "socket") == -1) || (egress_fd >= 0 && fd_kind(egress_fd, S_IFIFO,
+	    "--egress-fd", "pipe") == -1))
+		return 2;
+	if (egress_fd >= 0)
+		fcntl(egress_fd, F_SETFD, FD_CLOEXEC);
 
 	/* bubblewrap's outer process is our parent: when the node kills
 	 * it, the sandbox goes with it */
@@ -302,6 +347,11 @@ main(int argc, char **argv)
 		}
 		init_log_fd = pipefd[0];
 	}
+	if (egress_fd >= 0 && egress_gone(egress_fd)) {
+		say("nubo-init: no network: the network helper (slirp4netns) "
+		    "did not start");
+		return 1;
+	}
 	init_app = fork();
 	if (init_app == -1) {
 		perror("nubo-init: fork");
@@ -326,6 +376,12 @@ main(int argc, char **argv)
 	setpgid(init_app, init_app);
 	if (init_log_tag)
 		close(pipefd[1]);
+	if (egress_fd >= 0 && relay_watch(init_relay, egress_fd,
+	    on_egress_gone, NULL) == -1) {
+		perror("nubo-init: --egress-fd");
+		kill(-init_app, SIGKILL);
+		return 1;
+	}
 	relay_run(init_relay);
 	return 1;
 }

@@ -9,9 +9,64 @@
 # on a licensed node, and two Free Apps on the sandbox node. Then what the
 # node's own processes and files look like from the host: PostgreSQL as
 # its own user, nginx's workers as theirs, secrets readable by root only.
+# Egress: the test makes its own "outside" host (a network namespace on a
+# veth pair, addresses of 198.18.0.0/15, a TCP listener in it); the
+# licensed node (no --egress) cannot reach it, the sandbox node (--egress,
+# slirp4netns) can, and still reaches none of the host's loopback.
 . "$(dirname "$0")/lib.sh"
 
 APPS=$NUBO_SRC/tests/e2e/apps
+
+# --- the outside world: made here, removed at the end whatever happens -----
+OUT_NS=nubo-t7-$$
+OUT_HOST_IF=nt7h$$
+OUT_PIDS=()
+outside_down() {
+	local pid
+	for pid in "${OUT_PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+	ip netns del "$OUT_NS" 2>/dev/null || true	# takes the veth pair
+	ip link del "$OUT_HOST_IF" 2>/dev/null || true
+}
+trap 'outside_down; cleanup' EXIT
+# a /30 of 198.18.0.0/15 (benchmarking addresses) no interface uses
+for _ in $(seq 50); do
+	n=$((RANDOM % 32768 * 4))
+	OUT_NET=198.$((18 + n / 65536)).$((n / 256 % 256))
+	OUT_HOST=$OUT_NET.$((n % 256 + 1))
+	OUT_ADDR=$OUT_NET.$((n % 256 + 2))
+	b=$((n % 256))
+	ip -4 -o addr show | grep -qE " ${OUT_NET//./\\.}\\.($b|$((b + 1))|$((b + 2))|$((b + 3)))/" || break
+done
+OUT_PORT=$(free_port)
+OUT_TOKEN=outside-$$-$RANDOM
+HOST_PORT=$(free_port)
+# a listener that answers each connection with a banner
+cat > "$T/listener.py" <<'PY'
+import socket, sys
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind((sys.argv[1], int(sys.argv[2])))
+s.listen(16)
+while True:
+    c, _ = s.accept()
+    c.sendall(sys.argv[3].encode() + b"\n")
+    c.close()
+PY
+check "an outside host: network namespace $OUT_NS" ip netns add "$OUT_NS"
+check "a veth pair to it ($OUT_HOST - $OUT_ADDR)" sh -c "ip link add $OUT_HOST_IF type veth peer name nt7n$$ &&
+	ip link set nt7n$$ netns $OUT_NS && ip addr add $OUT_HOST/30 dev $OUT_HOST_IF && ip link set $OUT_HOST_IF up &&
+	ip -n $OUT_NS addr add $OUT_ADDR/30 dev nt7n$$ && ip -n $OUT_NS link set nt7n$$ up && ip -n $OUT_NS link set lo up"
+ip netns exec "$OUT_NS" python3 "$T/listener.py" "$OUT_ADDR" "$OUT_PORT" "$OUT_TOKEN" &
+OUT_PIDS+=("$!")
+python3 "$T/listener.py" 127.0.0.1 "$HOST_PORT" host-loopback-listener &
+OUT_PIDS+=("$!")
+heard() { # ADDR PORT: the first line a TCP listener says
+	timeout 5 bash -c 'exec 3<>/dev/tcp/$1/$2 && head -1 <&3' _ "$@" 2>/dev/null
+}
+for _ in $(seq 50); do [ "$(heard "$OUT_ADDR" "$OUT_PORT")" = "$OUT_TOKEN" ] && break; sleep 0.1; done
+expect "the host reaches the outside listener" "$(heard "$OUT_ADDR" "$OUT_PORT")" "$OUT_TOKEN"
+expect "the host reaches its loopback listener" "$(heard 127.0.0.1 "$HOST_PORT")" host-loopback-listener
+
 start_portal
 
 put_package() { # NODE ID SRCDIR: upload to the node's repository
@@ -26,16 +81,17 @@ env_id() { # NODE ENVNAME [APP]
 	fi
 }
 
-# probe NODE A_HOST B_APP B_ENV B_ID: run the probe in A against B; checks
-# every attempt one by one
+# probe NODE A_HOST B_APP B_ENV B_ID EGRESS: run the probe in A against B;
+# checks every attempt one by one (the outside host is reached only when
+# EGRESS is yes)
 probe() {
-	local node=$1 ahost=$2 bapp=$3 benv=$4 bid=$5 var agent router pg show bpid bport out
+	local node=$1 ahost=$2 bapp=$3 benv=$4 bid=$5 egress=$6 var agent router pg show bpid bport out
 	var=${node//-/_}
 	{ read -r agent; read -r router; read -r pg; } < "$T/node-$node.ports"
 	show=$("$NUBO" envs show "$bapp" "$benv" --json)
 	bpid=$(printf '%s' "$show" | jq_get running.0.pid)
 	bport=$(printf '%s' "$show" | jq_get running.0.port)
-	out=$(route "$node" "$ahost" "/probe?node_dir=$T/node-$node&b_dir=$T/node-$node/envs/$bid&b_pid=$bpid&pg_pid=$(head -1 "$T/node-$node/pg/data/postmaster.pid")&b_db=env_$bid&pg_port=$pg&b_port=$bport&b_socket=$T/node-$node/run/i-$bid-1.sock&agent_port=$agent&portal_port=$PORTAL_PORT&router_port=$router")
+	out=$(route "$node" "$ahost" "/probe?node_dir=$T/node-$node&b_dir=$T/node-$node/envs/$bid&b_pid=$bpid&pg_pid=$(head -1 "$T/node-$node/pg/data/postmaster.pid")&b_db=env_$bid&pg_port=$pg&b_port=$bport&b_socket=$T/node-$node/run/i-$bid-1.sock&agent_port=$agent&portal_port=$PORTAL_PORT&router_port=$router&host_port=$HOST_PORT&host_banner=host-loopback-listener&outside=$OUT_ADDR:$OUT_PORT")
 	printf '%s' "$out" > "$T/probe-$ahost.json"
 	local names name
 	names=$(printf '%s' "$out" | python3 -c 'import json,sys; print(" ".join(sorted(json.load(sys.stdin))))') || { fail "probe answered: $out"; return; }
@@ -45,6 +101,12 @@ probe() {
 		r=$(printf '%s' "$out" | python3 -c 'import json,sys; d=json.load(sys.stdin)[sys.argv[1]]; print(("ok" if d["ok"] else "FAILED") if "ok" in d else ("ESCAPED" if d["escaped"] else "blocked"), "-", d["detail"])' "$name")
 		case $name in
 		control_*) expect_match "$ahost: $name" "$r" "^ok " ;;
+		egress_outside)
+			if [ "$egress" = yes ]; then
+				expect_match "$ahost: with --egress the outside host is reached" "$r" "^ESCAPED - connected, heard: $OUT_TOKEN"
+			else
+				expect_match "$ahost: without --egress the outside host is not reached" "$r" "^blocked "
+			fi ;;
 		*) expect_match "$ahost: $name is blocked" "$r" "^blocked " ;;
 		esac
 	done
@@ -71,7 +133,9 @@ expect "A and B run as different users" "$([ "$(printf '%s' "$ta" | jq_get uid)"
 expect "A is process 2 of its own PID namespace (process 1: nubo-init)" "$(printf '%s' "$ta" | jq_get pid)" 2
 [ "$(printf '%s' "$ta" | jq_get nproc)" -le 5 ] && pass "A sees only its own processes ($(printf '%s' "$ta" | jq_get nproc))" || fail "A sees $(printf '%s' "$ta" | jq_get nproc) processes"
 
-probe cloud4 $A shop Production "$PID_"
+probe cloud4 $A shop Production "$PID_" no
+expect "the node says it has no egress" "$("$NUBO" nodes show cloud4 --json | jq_get egress)" false
+check_fails "without --egress a one-off run does not reach the outside host" 1 "$NUBO" envs run shop Test -- python3 -c "import socket; socket.create_connection(('$OUT_ADDR', $OUT_PORT), 5)"
 
 expect "B still serves its data (file)" "$(route cloud4 $B /read | jq_get file)" secret-of-production
 expect "B still serves its data (database)" "$(route cloud4 $B /read | jq_get db)" secret-of-production
@@ -118,8 +182,26 @@ expect "the working area starts afresh with the instance" "$(route cloud4 $A /wh
 expect_match "an app listening on 0.0.0.0 is served" "$(grep 'probe listening' "$T/node-cloud4/envs/$TID/logs/app.log" | tail -1)" "0\\.0\\.0\\.0"
 expect "and answers through the router" "$(route cloud4 $A /whoami | jq_get env)" Test
 
+# the lists of the cluster's databases and roles, as a node before this
+# one left them open: the probe sees them (it can tell), a restart of the
+# node closes them, once, with a line in its log
+ADMIN_PW=$(jq_get password < "$T/node-cloud4/pg/admin.json")
+check "open the lists in A's database, as an older node left them" psql "postgresql://nubo_admin:$ADMIN_PW@127.0.0.1:$PGP/env_$TID" -Atc "GRANT SELECT ON pg_catalog.pg_database, pg_catalog.pg_roles TO PUBLIC"
+lists() { # what A's probe says of listing the databases
+	route cloud4 $A "/attempt?name=db_list_databases" | python3 -c 'import json,sys; d=json.load(sys.stdin); print("ESCAPED" if d["escaped"] else "blocked", "-", d["detail"])'
+}
+expect_match "open, A lists the cluster's databases" "$(lists)" "^ESCAPED - listed: .*env_$PID_"
+said=$(grep -c "closed to app roles in" "$T/node-cloud4.log" || [ $? = 1 ])
+stop_node cloud4
+start_node cloud4 v4 --start-timeout 20 --stop-grace 3
+expect_match "the restarted node closes them" "$(lists)" "^blocked "
+expect "and says so in its log" "$(grep -c "roles closed to app roles in 1 database that still had them open" "$T/node-cloud4.log")" "$((said + 1))"
+stop_node cloud4
+start_node cloud4 v4 --start-timeout 20 --stop-grace 3
+expect "once: nothing left to close at the next start" "$(grep -c "closed to app roles in" "$T/node-cloud4.log")" "$((said + 1))"
+
 # --- two Free Apps on the sandbox node -------------------------------------
-NODE_CREATE_ARGS=--sandbox start_node sandbox v4 --start-timeout 20 --stop-grace 3
+NODE_CREATE_ARGS=--sandbox start_node sandbox v4 --start-timeout 20 --stop-grace 3 --egress
 check "free app alpha with a sandbox" "$NUBO" apps create alpha
 check "free app beta with a sandbox" "$NUBO" apps create beta
 tar czf "$T/probe-1.0.0.tar.gz" -C "$APPS/probe" .
@@ -130,8 +212,67 @@ for app in alpha beta; do
 done
 BID=$(env_id sandbox Sandbox beta)
 expect "beta writes its data" "$(route sandbox beta-sandbox.nubo.localhost '/mark?v=beta-secret' | jq_get v)" beta-secret
-probe sandbox alpha-sandbox.nubo.localhost beta Sandbox "$BID"
+probe sandbox alpha-sandbox.nubo.localhost beta Sandbox "$BID" yes
 expect "beta still serves its data" "$(route sandbox beta-sandbox.nubo.localhost /read | jq_get db)" beta-secret
+
+# --- egress: its helper, its limits, its lifetime ---------------------------
+for _ in $(seq 50); do [ "$("$NUBO" nodes show sandbox --json | jq_get egress)" = true ] && break; sleep 0.2; done
+expect "the node says it has egress" "$("$NUBO" nodes show sandbox --json | jq_get egress)" true
+expect_match "nubo nodes show says it" "$("$NUBO" nodes show sandbox)" "egress +yes"
+AID=$(env_id sandbox Sandbox alpha)
+AUID=$(jq_get uid < "$T/node-sandbox/envs/$AID/env.json")
+slirps() { # UID: how many slirp4netns run as that user
+	pgrep -c -u "$1" -x slirp4netns || [ $? = 1 ]
+}
+slirps_become() { # UID N: wait (10 s at most) until N run; prints how many
+	local i
+	for i in $(seq 50); do [ "$(slirps "$1")" = "$2" ] && break; sleep 0.2; done
+	slirps "$1"
+}
+expect "one slirp4netns for alpha's one instance, as alpha's user" "$(slirps "$AUID")" 1
+expect "no slirp4netns runs as root" "$(pgrep -c -u 0 -x slirp4netns || [ $? = 1 ])" 0
+check "with --egress a one-off run reaches the outside host" "$NUBO" envs run alpha Sandbox -- python3 -c "import socket; s = socket.create_connection(('$OUT_ADDR', $OUT_PORT), 5); print(s.recv(100).decode())"
+expect "and heard it" "$(head -1 "$T/last.out")" "$OUT_TOKEN"
+check_fails "a one-off run does not reach the agent through the gateway" 1 "$NUBO" envs run alpha Sandbox -- python3 -c "import socket; socket.create_connection(('10.0.2.2', $(head -1 "$T/node-sandbox.ports")), 5)"
+expect "the run's helper ended with it" "$(slirps_become "$AUID" 1)" 1
+# names: the host's resolvers, never one on its loopback (unreachable)
+check "a run reads the sandbox's resolv.conf" "$NUBO" envs run alpha Sandbox -- cat /etc/resolv.conf
+expect "the sandbox names no resolver on a loopback" "$(grep -cE '^nameserver +(127\.|::1)' "$T/last.out" || [ $? = 1 ])" 0
+host_ns=$(grep -E '^nameserver +[0-9.]+ *$' /etc/resolv.conf | grep -vE ' 127\.' | awk '{print $2}' | tr '\n' ' ')
+if [ -n "$host_ns" ]; then
+	expect "the sandbox names the host's resolvers" "$(grep -E '^nameserver' "$T/last.out" | awk '{print $2}' | tr '\n' ' ')" "$host_ns"
+fi
+# the helper dies: the instance ends with a word in its log and comes back
+apid=$("$NUBO" envs show alpha Sandbox --json | jq_get running.0.pid)
+expect "before: one helper (a run's has ended)" "$(slirps_become "$AUID" 1)" 1
+check "kill alpha's slirp4netns" kill -KILL "$(pgrep -u "$AUID" -x slirp4netns)"
+for _ in $(seq 100); do grep -q "network helper (slirp4netns) ended" "$T/node-sandbox/envs/$AID/logs/app.log" && break; sleep 0.2; done
+expect_match "the log says the instance lost its network" "$(cat "$T/node-sandbox/envs/$AID/logs/app.log")" "network helper \(slirp4netns\) ended; the instance stops"
+for _ in $(seq 150); do
+	p=$("$NUBO" envs show alpha Sandbox --json | jq_get running.0.pid)
+	[ -n "$p" ] && [ "$p" != "$apid" ] && [ "$(route_status sandbox alpha-sandbox.nubo.localhost /health)" = 200 ] && break
+	sleep 0.2
+done
+expect "alpha was started again, with a helper of its own" "$(slirps_become "$AUID" 1)" 1
+expect_match "and reaches the outside again" "$(route sandbox alpha-sandbox.nubo.localhost "/attempt?name=egress_outside&outside=$OUT_ADDR:$OUT_PORT" | jq_get detail)" "heard: $OUT_TOKEN"
+# the instance crashes: its helper goes with it
+apid=$("$NUBO" envs show alpha Sandbox --json | jq_get running.0.pid)
+check "kill alpha's instance" kill -KILL "$apid"
+for _ in $(seq 150); do
+	p=$("$NUBO" envs show alpha Sandbox --json | jq_get running.0.pid)
+	[ -n "$p" ] && [ "$p" != "$apid" ] && break
+	sleep 0.2
+done
+expect "after a crash one helper runs, the new instance's" "$(slirps_become "$AUID" 1)" 1
+# the node restarts: apps keep running, their helpers too, re-adopted
+stop_node sandbox
+expect "the agent stopped, alpha's helper still serves it" "$(slirps "$AUID")" 1
+expect_match "alpha still reaches the outside" "$(route sandbox alpha-sandbox.nubo.localhost "/attempt?name=egress_outside&outside=$OUT_ADDR:$OUT_PORT" | jq_get detail)" "heard: $OUT_TOKEN"
+start_node sandbox v4 --start-timeout 20 --stop-grace 3 --egress
+expect "restarted, one helper still" "$(slirps "$AUID")" 1
+# stopped: no helper is left
+check "stop alpha" "$NUBO" envs stop alpha Sandbox
+expect "stopped, no helper is left" "$(slirps_become "$AUID" 0)" 0
 
 # --- the node's own parts, seen from the host ------------------------------
 N=$T/node-cloud4

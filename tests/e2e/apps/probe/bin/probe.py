@@ -26,6 +26,34 @@ def try_connect_tcp(host, port):
     s.close()
     return "connected"
 
+def try_talk_tcp(host, port):
+    """Connect and read what the other side says first."""
+    s = socket.create_connection((host, int(port)), timeout=5)
+    s.settimeout(5)
+    said = s.recv(200).decode("latin-1")
+    s.close()
+    return "connected, heard: " + said
+
+def try_exchange(host, port):
+    """Connect, say something, and count it as reached only if the other
+    side answers: slirp4netns completes a handshake with its own
+    addresses even when nothing is behind them."""
+    s = socket.create_connection((host, int(port)), timeout=3)
+    s.settimeout(3)
+    s.sendall(b"GET / HTTP/1.0\r\n\r\n")
+    said = s.recv(200)
+    s.close()
+    if not said:
+        raise ConnectionError("connected, then closed without a word")
+    return "answered: " + said.decode("latin-1")
+
+def try_hear(host, port, banner):
+    """Reached only if the listener's own banner is heard."""
+    said = try_exchange(host, port)
+    if banner and banner in said:
+        return said
+    raise ConnectionError("not the listener: " + said[:80])
+
 def try_connect_unix(path):
     s = socket.socket(socket.AF_UNIX)
     s.settimeout(3)
@@ -72,6 +100,20 @@ def attacks(q):
     a["db_postgres"] = lambda: db_attempt(own_url("postgres"))
     a["db_template1"] = lambda: db_attempt(own_url("template1"))
     a["db_b_with_b_role"] = lambda: db_attempt("postgresql://%s@127.0.0.1:5432/%s" % (g("b_db"), g("b_db")))
+    # the cluster's lists of databases, roles, sessions, settings
+    for name, sql in (
+            ("db_list_databases", "SELECT string_agg(datname, ',') FROM pg_database"),
+            ("db_list_roles", "SELECT string_agg(rolname, ',') FROM pg_roles"),
+            ("db_list_users", "SELECT string_agg(usename, ',') FROM pg_user"),
+            ("db_list_groups", "SELECT count(*) FROM pg_group"),
+            ("db_list_members", "SELECT count(*) FROM pg_auth_members"),
+            ("db_list_sessions", "SELECT string_agg(datname || '/' || usename, ',') FROM pg_stat_activity"),
+            ("db_list_sessions_fn", "SELECT count(*) FROM pg_stat_get_activity(NULL)"),
+            ("db_list_db_stats", "SELECT string_agg(datname, ',') FROM pg_stat_database"),
+            ("db_list_db_settings", "SELECT count(*) FROM pg_db_role_setting"),
+            ("db_list_comments", "SELECT count(*) FROM pg_shdescription"),
+            ("db_list_dependencies", "SELECT count(*) FROM pg_shdepend")):
+        a[name] = (lambda sql: lambda: db_query(sql))(sql)
     a["db_host_tcp"] = lambda: try_connect_tcp("127.0.0.1", g("pg_port"))
     a["db_host_socket"] = lambda: try_connect_unix("%s/pg/run/.s.PGSQL.%s" % (node, g("pg_port")))
     a["instance_b_port"] = lambda: try_connect_tcp("127.0.0.1", g("b_port"))
@@ -79,6 +121,18 @@ def attacks(q):
     a["agent_port"] = lambda: try_connect_tcp("127.0.0.1", g("agent_port"))
     a["portal_port"] = lambda: try_connect_tcp("127.0.0.1", g("portal_port"))
     a["router_port"] = lambda: try_connect_tcp("127.0.0.1", g("router_port"))
+    # with egress (nubod node --egress) the way out is slirp4netns, whose
+    # gateway 10.0.2.2 stands for the host's loopback unless that is
+    # disabled, and whose 10.0.2.3 forwards to the host's resolver unless
+    # that is disabled (it then leads outside, where anything may
+    # answer: only the test's loopback listener's banner counts)
+    for k in ("agent_port", "portal_port", "router_port", "pg_port",
+              "b_port", "host_port"):
+        a[k + "_gw"] = (lambda k: lambda: try_exchange("10.0.2.2", g(k)))(k)
+    a["host_port_dns"] = lambda: try_hear("10.0.2.3", g("host_port"), g("host_banner"))
+    a["host_port"] = lambda: try_hear("127.0.0.1", g("host_port"), g("host_banner"))
+    # the outside world: reached only with egress (the test says which)
+    a["egress_outside"] = lambda: try_talk_tcp(*g("outside").rsplit(":", 1))
     a["write_usr"] = lambda: open("/usr/local/bin/pwned", "w").write("x")
     a["write_etc"] = lambda: open("/etc/pwned", "w").write("x")
     a["setuid_root"] = lambda: os.setuid(0) or "uid 0"
@@ -93,6 +147,12 @@ def db_attempt(url):
         return "connected to " + out
     raise PermissionError(out)
 
+def db_query(sql):
+    rc, out = psql(os.environ["DATABASE_URL"], sql)
+    if rc == 0:
+        return "listed: " + out
+    raise PermissionError(out)
+
 def nested_userns():
     r = subprocess.run(["unshare", "-U", "-r", "id", "-u"],
                        capture_output=True, text=True, timeout=10)
@@ -100,17 +160,23 @@ def nested_userns():
         return "nested user namespace: " + r.stdout.strip()
     raise PermissionError(r.stderr.strip())
 
+def run_one(q, name):
+    try:
+        detail = attacks(q)[name]()
+        return {"escaped": True, "detail": str(detail)[:200]}
+    except Exception as e:
+        return {"escaped": False, "detail": "%s: %s" % (type(e).__name__, e)}
+
 def run_probe(q):
     out = {}
-    for name, fn in attacks(q).items():
-        try:
-            detail = fn()
-            out[name] = {"escaped": True, "detail": str(detail)[:200]}
-        except Exception as e:
-            out[name] = {"escaped": False, "detail": "%s: %s" % (type(e).__name__, e)}
+    for name in attacks(q):
+        out[name] = run_one(q, name)
     # controls: what the app must still be able to do
     rc, db = psql(os.environ["DATABASE_URL"], "SELECT current_database()")
     out["control_own_db"] = {"ok": rc == 0, "detail": db}
+    rc, said = psql(os.environ["DATABASE_URL"], "CREATE TABLE IF NOT EXISTS control_t (v text); "
+                    "INSERT INTO control_t VALUES ('ok'); SELECT count(*) > 0 FROM control_t")
+    out["control_own_tables"] = {"ok": rc == 0 and said.endswith("t"), "detail": said}
     try:
         p = os.path.join(os.environ["NUBO_FILES_DIR"], "control.txt")
         open(p, "w").write("ok")
@@ -201,6 +267,8 @@ class H(http.server.BaseHTTPRequestHandler):
             if u.path == "/touch":
                 open("work-control", "w").write("ok")
                 return self.answer(200, {"cwd": os.getcwd()})
+            if u.path == "/attempt":
+                return self.answer(200, run_one(q, q["name"][0]))
             if u.path == "/probe":
                 return self.answer(200, run_probe(q))
             if u.path == "/forkbomb":
