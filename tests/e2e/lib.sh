@@ -360,6 +360,15 @@ odd_names_check() {
 	done
 }
 
+# node_sql NODE SQL: SQL in the node's own cluster as its admin (the
+# environments' roles may not list the cluster's databases and roles).
+node_sql() {
+	local pg pw
+	pg=$(sed -n 3p "$T/node-$1.ports")
+	pw=$(jq_get password < "$T/node-$1/pg/admin.json")
+	PGPASSWORD=$pw psql -X -A -t -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$pg" -U nubo_admin postgres -c "$2"
+}
+
 # Read a field of the JSON on stdin: jq_get key.sub.0.name ("" when the
 # field is not there). When stdin is not JSON — the command before the
 # pipe failed, say — it prints a line saying so and fails, so that

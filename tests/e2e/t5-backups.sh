@@ -120,7 +120,7 @@ expect "restored files and folders have the modes they had" "$(modes_of "$(files
 expect_match "and are the environment's user's" "$(owned_by "$(files_dir cloud3 Test)" "$(env_uid cloud3 Test)")" "^[1-9][0-9]* entries$"
 check "start after restore" "$NUBO" envs start shop Test
 expect "the app sees the restored notes" "$(curl -s -H "Host: $H" "http://127.0.0.1:$ROUTER_cloud3/api/stats" | jq_get notes)" 12
-expect "old database dropped after the swap" "$(psql -X -At "$(db_url cloud3 Test)" -c "SELECT count(*) FROM pg_database WHERE datname LIKE 'env_%_old_%' OR datname LIKE 'env_%_new_%'")" 0
+expect "old database dropped after the swap" "$(node_sql cloud3 "SELECT count(*) FROM pg_database WHERE datname LIKE 'env_%_old_%' OR datname LIKE 'env_%_new_%'")" 0
 expect "restore listed" "$("$NUBO" backups list shop Test --json >/dev/null; api_as "$ADMIN_KEY" GET /apps/shop/environments/Test/restores | jq_get restores.0.state)" completed
 
 # --- downloads: plain tools read them ------------------------------------
@@ -174,7 +174,9 @@ expect "with files of any name" "$(odd_names_check "$(files_dir cloud4 Test)")" 
 
 # (a) made by the test itself: pg_dump -O -x -Fc, tar, hand-written .metadata
 RAW=$T/raw; mkdir -p "$RAW/db" "$RAW/tree"
-pg_dump -O -x -Fc -f "$RAW/db/db.backup" "$(db_url cloud3 Test)"
+# (as the node's admin: pg_dump reads pg_roles, which the environment's
+# role may not list)
+pg_dump -O -x -Fc -f "$RAW/db/db.backup" "postgresql://nubo_admin:$(jq_get password < "$T/node-cloud3/pg/admin.json")@127.0.0.1:$(sed -n 3p "$T/node-cloud3.ports")/env_$(env_id cloud3 Test)"
 cp -a "$(files_dir cloud3 Test)/." "$RAW/tree/"
 write_notes cloud3 "$H" 3 third	# the source moves on; the raw archive does not
 fs=$(find "$RAW/tree" -type f -printf '%s\n' | awk '{s+=$1} END {print s+0}')
@@ -330,7 +332,7 @@ done
 expect "journal settled at start" "$(ls "$T/node-cloud3/envs/$(env_id cloud3 Test)/restore.json" 2>/dev/null | wc -l)" 0
 expect "old data intact after the killed restore" "$(state_of cloud3 Test)" "$BEFORE_KILL"
 expect "no spool file left" "$(count '^restore-' ls "$T/node-cloud3/envs/$(env_id cloud3 Test)")" 0
-expect "no half-restored database left" "$(psql -X -At "$(db_url cloud3 Test)" -c "SELECT count(*) FROM pg_database WHERE datname ~ '^env_[0-9]+_(new|old)_'")" 0
+expect "no half-restored database left" "$(node_sql cloud3 "SELECT count(*) FROM pg_database WHERE datname ~ '^env_[0-9]+_(new|old)_'")" 0
 for i in $(seq 240); do
 	s=$(api_as "$ADMIN_KEY" GET /apps/shop/environments/Test/restores | python3 -c '
 import json, sys

@@ -257,13 +257,16 @@ expect "alpha was started again, with a helper of its own" "$(slirps_become "$AU
 expect_match "and reaches the outside again" "$(route sandbox alpha-sandbox.nubo.localhost "/attempt?name=egress_outside&outside=$OUT_ADDR:$OUT_PORT" | jq_get detail)" "heard: $OUT_TOKEN"
 # the instance crashes: its helper goes with it
 apid=$("$NUBO" envs show alpha Sandbox --json | jq_get running.0.pid)
+aslirp=$(pgrep -u "$AUID" -x slirp4netns)
 check "kill alpha's instance" kill -KILL "$apid"
 for _ in $(seq 150); do
 	p=$("$NUBO" envs show alpha Sandbox --json | jq_get running.0.pid)
-	[ -n "$p" ] && [ "$p" != "$apid" ] && break
+	[ -n "$p" ] && [ "$p" != "$apid" ] && [ "$(route_status sandbox alpha-sandbox.nubo.localhost /health)" = 200 ] && break
 	sleep 0.2
 done
 expect "after a crash one helper runs, the new instance's" "$(slirps_become "$AUID" 1)" 1
+for _ in $(seq 50); do [ -d "/proc/$aslirp" ] || break; sleep 0.2; done
+[ ! -d "/proc/$aslirp" ] && pass "the crashed instance's helper is gone" || fail "the crashed instance's helper $aslirp still runs"
 # the node restarts: apps keep running, their helpers too, re-adopted
 stop_node sandbox
 expect "the agent stopped, alpha's helper still serves it" "$(slirps "$AUID")" 1
