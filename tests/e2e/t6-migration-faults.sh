@@ -145,7 +145,7 @@ compare_envs v3 v4 Test "after the cutover: Test equal"
 expect "one offboarding request" "$(api_as "$ADMIN_KEY" GET /offboarding-requests | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["offboarding_requests"]))')" 1
 expect "one package in the target's repository" "$(ls "$T/node-v4/packages" | grep -vc '^\.')" 1
 expect "no half-copied files left" "$(find "$T/node-v4/envs" -path '*/.nubo-partial*' | wc -l)" 0
-expect "no leftover databases" "$(env_sql v4 Production "SELECT count(*) FROM pg_database WHERE datname ~ '^env_[0-9]+_(in|old)$'")" 0
+expect "no leftover databases" "$(node_sql v4 "SELECT count(*) FROM pg_database WHERE datname ~ '^env_[0-9]+_(in|old)$'")" 0
 
 req=$(api_as "$ADMIN_KEY" GET /offboarding-requests | jq_get offboarding_requests.0.id)
 check "approve" "$NUBO" admin offboarding approve "$req"

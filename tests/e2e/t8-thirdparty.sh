@@ -170,10 +170,10 @@ rc=0; psql -X -c 'SELECT 1' "$url" > "$T/expired.out" 2>&1 || rc=$?
 expect "after its expiry the URL is refused" "$rc" 2
 expect_match "  by PostgreSQL's password check" "$(cat "$T/expired.out")" "password authentication failed"
 for _ in $(seq 60); do
-	[ "$(env_sql v4 Production "SELECT count(*) FROM pg_roles WHERE rolname LIKE 'nubo_cred_%'")" = 0 ] && break
+	[ "$(node_sql v4 "SELECT count(*) FROM pg_roles WHERE rolname LIKE 'nubo_cred_%'")" = 0 ] && break
 	sleep 0.5
 done
-expect "the expired logins are dropped" "$(env_sql v4 Production "SELECT count(*) FROM pg_roles WHERE rolname LIKE 'nubo_cred_%'")" 0
+expect "the expired logins are dropped" "$(node_sql v4 "SELECT count(*) FROM pg_roles WHERE rolname LIKE 'nubo_cred_%'")" 0
 rc=0; wait "$held" || rc=$?
 expect "a session still open at the expiry was ended" "$rc" 2
 expect "what it made stays the environment's" "$(env_sql v4 Production "SELECT tableowner FROM pg_tables WHERE tablename = 'made_with_url'")" "env_$eid"
