@@ -37,12 +37,15 @@ e2e: build examples
 lint: build
 	./scripts/lint $(BUILD)
 
+# The whole suite under ASan + UBSan; ASAN_TESTS="REGEX" runs only the
+# tests whose names match (ctest -R; what CI runs: .ci/run).
 asan: $(DEPS_STAMP)
 	cmake -S . -B $(ASAN_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Debug -DNUBO_SANITIZE=ON
 	cmake --build $(ASAN_BUILD) -j $(JOBS)
 	./scripts/package-notes $(ASAN_BUILD)
 	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1 \
-	    UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 ctest --output-on-failure -j $(JOBS) --timeout 900
+	    UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 ctest --output-on-failure -j $(JOBS) \
+	    $(if $(ASAN_TESTS),-R '$(ASAN_TESTS)')
 
 # Guard mutations (tests/mutations/): each applied alone to a copy of the
 # tree in build-mutants, rebuilt, its test run; exit 1 if one survived.
