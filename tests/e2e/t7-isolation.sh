@@ -229,6 +229,14 @@ slirps_become() { # UID N: wait (10 s at most) until N run; prints how many
 	for i in $(seq 50); do [ "$(slirps "$1")" = "$2" ] && break; sleep 0.2; done
 	slirps "$1"
 }
+alpha_back() { # OLD_PID: wait (30 s at most) until another instance of alpha serves
+	local p
+	for _ in $(seq 150); do
+		p=$("$NUBO" envs show alpha Sandbox --json | jq_get running.0.pid)
+		[ -n "$p" ] && [ "$p" != "$1" ] && [ "$(route_status sandbox alpha-sandbox.nubo.localhost /health)" = 200 ] && break
+		sleep 0.2
+	done
+}
 expect "one slirp4netns for alpha's one instance, as alpha's user" "$(slirps "$AUID")" 1
 expect "no slirp4netns runs as root" "$(pgrep -c -u 0 -x slirp4netns || [ $? = 1 ])" 0
 check "with --egress a one-off run reaches the outside host" "$NUBO" envs run alpha Sandbox -- python3 -c "import socket; s = socket.create_connection(('$OUT_ADDR', $OUT_PORT), 5); print(s.recv(100).decode())"
@@ -248,22 +256,14 @@ expect "before: one helper (a run's has ended)" "$(slirps_become "$AUID" 1)" 1
 check "kill alpha's slirp4netns" kill -KILL "$(pgrep -u "$AUID" -x slirp4netns)"
 for _ in $(seq 100); do grep -q "network helper (slirp4netns) ended" "$T/node-sandbox/envs/$AID/logs/app.log" && break; sleep 0.2; done
 expect_match "the log says the instance lost its network" "$(cat "$T/node-sandbox/envs/$AID/logs/app.log")" "network helper \(slirp4netns\) ended; the instance stops"
-for _ in $(seq 150); do
-	p=$("$NUBO" envs show alpha Sandbox --json | jq_get running.0.pid)
-	[ -n "$p" ] && [ "$p" != "$apid" ] && [ "$(route_status sandbox alpha-sandbox.nubo.localhost /health)" = 200 ] && break
-	sleep 0.2
-done
+alpha_back "$apid"
 expect "alpha was started again, with a helper of its own" "$(slirps_become "$AUID" 1)" 1
 expect_match "and reaches the outside again" "$(route sandbox alpha-sandbox.nubo.localhost "/attempt?name=egress_outside&outside=$OUT_ADDR:$OUT_PORT" | jq_get detail)" "heard: $OUT_TOKEN"
 # the instance crashes: its helper goes with it
 apid=$("$NUBO" envs show alpha Sandbox --json | jq_get running.0.pid)
 aslirp=$(pgrep -u "$AUID" -x slirp4netns)
 check "kill alpha's instance" kill -KILL "$apid"
-for _ in $(seq 150); do
-	p=$("$NUBO" envs show alpha Sandbox --json | jq_get running.0.pid)
-	[ -n "$p" ] && [ "$p" != "$apid" ] && [ "$(route_status sandbox alpha-sandbox.nubo.localhost /health)" = 200 ] && break
-	sleep 0.2
-done
+alpha_back "$apid"
 expect "after a crash one helper runs, the new instance's" "$(slirps_become "$AUID" 1)" 1
 for _ in $(seq 50); do [ -d "/proc/$aslirp" ] || break; sleep 0.2; done
 [ ! -d "/proc/$aslirp" ] && pass "the crashed instance's helper is gone" || fail "the crashed instance's helper $aslirp still runs"
