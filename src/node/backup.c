@@ -293,7 +293,7 @@ agent_snapshot_create(struct areq *r)
 		{ "model_version", JT_STRING, 0 }, { NULL } };
 	const char *id, *type, *mv;
 	struct snap_job *sj;
-	char *dir = NULL, *state = NULL;
+	char *dir = NULL, *state = NULL, *down;
 	json_t *j;
 	pthread_t th;
 
@@ -310,6 +310,17 @@ agent_snapshot_create(struct areq *r)
 	if ((j = snap_show_json(id)) != NULL) {
 		areply(r, strcmp(jsonx_str(j, "state"), "running") == 0 ? 202 :
 		    200, j);
+		return;
+	}
+	/* the node's PostgreSQL is down (it is restarting it): say so
+	 * rather than what pg_dump would (the portal retries a nightly) */
+	pthread_mutex_lock(&node->lock);
+	down = node->pg_down ? xstrdup(node->pg_down) : NULL;
+	pthread_mutex_unlock(&node->lock);
+	if (down != NULL) {
+		areply_error(r, 503, "DATABASE_DOWN", "no snapshot of "
+		    "environment %lld can be taken now: %s", r->env->id, down);
+		free(down);
 		return;
 	}
 	if (space_refuse(r, space_snapshot_need(r->env), "a snapshot") == -1)

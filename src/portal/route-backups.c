@@ -964,7 +964,11 @@ static pthread_t sched_thread;
 static volatile int sched_stop;
 
 /* One pass: nightly snapshots due now (with two retries), then expired
- * snapshots deleted. */
+ * snapshots deleted. A degraded environment (the node's PostgreSQL or
+ * router down) runs all the same and has data worth keeping: it gets its
+ * nightly too; when the node cannot take it (PostgreSQL down) the
+ * snapshot fails with the node's reason and is retried as any failed
+ * nightly. */
 void
 backups_schedule_pass(sqlite3 *db)
 {
@@ -997,7 +1001,8 @@ backups_schedule_pass(sqlite3 *db)
 		envs = store_rows(db, "SELECT e.id, e.name, e.app_id AS own_app,"
 		    " n.app_id AS node_app, e.package FROM environments e JOIN"
 		    " nodes n ON n.id = e.node_id WHERE e.node_id = ? AND"
-		    " e.state = 'running'", "i", jsonx_int(nd, "id", 0));
+		    " e.state IN ('running', 'degraded')", "i",
+		    jsonx_int(nd, "id", 0));
 		json_array_foreach(envs, k, e) {
 			long long eid = jsonx_int(e, "id", 0);
 			long long failed = store_int(db, 0, "SELECT COUNT(*) FROM"

@@ -200,6 +200,18 @@ wait_passes() {
 	return 1
 }
 
+# env_state APP ENV [FIELD]: the portal's view of an environment (state)
+env_state() { "$NUBO" envs show "$1" "$2" --json | jq_get "${3:-state}"; }
+# wait_env_state APP ENV WANT SECONDS: 0 once the portal says WANT
+wait_env_state() {
+	local i
+	for i in $(seq $(($4 * 5))); do
+		[ "$(env_state "$1" "$2")" = "$3" ] && return 0
+		sleep 0.2
+	done
+	return 1
+}
+
 # Start a portal in $T/portal; sets PORTAL_URL, ADMIN_KEY and logs the CLI
 # in as the admin (NUBO_URL / NUBO_API_KEY).
 start_portal() {

@@ -23,16 +23,9 @@ HOST=shop-test.nubo.localhost
 D=$T/node-heal
 expect "write a row" "$(route heal $HOST /add/one | jq_get count)" 1
 
-state() { "$NUBO" envs show shop Test --json | jq_get "${1:-state}"; }
+state() { env_state shop Test "$@"; }
 # wait_state WANT SECONDS: poll the portal's state; 0 once it is WANT
-wait_state() {
-	local i
-	for i in $(seq $(($2 * 5))); do
-		[ "$(state)" = "$1" ] && return 0
-		sleep 0.2
-	done
-	return 1
-}
+wait_state() { wait_env_state shop Test "$@"; }
 # serves_count N SECONDS: the app answers through nginx with N rows
 serves_count() {
 	local i

@@ -2,7 +2,10 @@
 # t5a: the nightly schedule and retention on an injected clock
 # (NUBO_CLOCK_OFFSET): a running environment gets a nightly snapshot at the
 # nightly time; it expires after 2 weeks (a Monday's nightly) and is then
-# deleted from the portal and from the node.
+# deleted from the portal and from the node. A degraded environment (the
+# node's PostgreSQL down and failing to restart) still gets its nightly:
+# it fails saying so, and the retry 15 minutes later, PostgreSQL back,
+# completes.
 . "$(dirname "$0")/lib.sh"
 
 PKG=$(ls "$NUBO_BUILD"/packages/notes-*.tar.gz 2>/dev/null | head -1)
@@ -13,6 +16,8 @@ import datetime as d, time
 now = d.datetime.now(d.timezone.utc)
 day = (now + d.timedelta(days=(7 - now.weekday()) % 7 or 7)).replace(hour=1, minute=59, second=40, microsecond=0)
 print(int(day.timestamp() - time.time()))')
+# that Monday's 00:00 in the processes' time (the offset is whole seconds)
+MON=$(( ($(date +%s) + NUBO_CLOCK_OFFSET) / 86400 * 86400 ))
 export NUBO_NIGHTLY_TIME=02:00
 start_portal
 check "create app" "$NUBO" apps create shop --no-sandbox
@@ -53,4 +58,55 @@ done
 check_fails "the expired nightly is deleted" 1 "$NUBO" backups show shop Test "$NID"
 expect "and its archive is gone from the node" "$(count "$NID" ls "$T/node-cloud3/snapshots")" 0
 expect "the manual snapshot is kept" "$("$NUBO" backups list shop Test --json | python3 -c 'import json,sys; print(sum(1 for s in json.load(sys.stdin)["snapshots"] if s["type"] == "manual"))')" 1
+
+# A degraded environment is backed up at night too.
+D=$T/node-cloud3
+state() { env_state shop Test "$@"; }
+# wait_state WANT SECONDS: poll the portal's state; 0 once it is WANT
+wait_state() { wait_env_state shop Test "$@"; }
+portal_at() { # DAY SECONDS: the portal restarted at MON + DAY days + SECONDS
+	stop_portal
+	export NUBO_CLOCK_OFFSET=$((MON + $1 * 86400 + $2 - $(date +%s)))
+	start_portal
+}
+# nightly DATE STATE: wait (60 s at most) for a nightly of Test taken on
+# DATE (YYYY-mm-dd) in STATE; its JSON
+nightly() {
+	local i s
+	for i in $(seq 120); do
+		s=$("$NUBO" backups list shop Test --json | python3 -c '
+import json, sys
+for s in json.load(sys.stdin)["snapshots"]:
+    if s["type"] == "nightly" and s["created"].startswith(sys.argv[1]) and s["state"] == sys.argv[2]:
+        print(json.dumps(s)); break' "$1" "$2")
+		[ -n "$s" ] && break
+		sleep 0.5
+	done
+	printf '%s' "$s"
+}
+day() { date -u -d "@$((MON + $1 * 86400))" +%Y-%m-%d; }
+
+# the postmaster killed while a broken setting fails every restart: the
+# nightly fails with the reason, and its retry 15 minutes later, once
+# PostgreSQL is back, completes
+cp "$D/pg/data/postgresql.conf" "$T/postgresql.conf.good"
+echo "nubo_no_such_setting = 1" >> "$D/pg/data/postgresql.conf"
+kill -9 "$(head -1 "$D/pg/data/postmaster.pid")"
+if wait_state degraded 15; then pass "PostgreSQL down: Test is degraded"; else fail "not degraded with PostgreSQL down (state $(state))"; fi
+portal_at 16 7205
+S=$(nightly "$(day 16)" failed)
+[ -n "$S" ] && pass "the nightly of the environment without its database failed" || fail "no failed nightly while PostgreSQL was down: $("$NUBO" backups list shop Test --json)"
+expect_match "it says why" "$(printf '%s' "$S" | jq_get error)" "no snapshot of environment [0-9]+ can be taken now: the node's PostgreSQL is down"
+cp "$T/postgresql.conf.good" "$D/pg/data/postgresql.conf"
+for _ in $(seq 200); do [ "$(state)" = running ] || [ "$(state)" = failed ] && break; sleep 0.2; done
+# an app that crashed while its database was away is started again
+[ "$(state)" = failed ] && "$NUBO" envs start shop Test > /dev/null
+if wait_state running 40; then pass "running again once PostgreSQL could start"; else fail "still $(state) after the setting was fixed"; fi
+portal_at 16 $((7200 + 900 + 5))
+S=$(nightly "$(day 16)" completed)
+[ -n "$S" ] && pass "the retry 15 minutes later completed" || fail "no completed retry: $("$NUBO" backups list shop Test --json)"
+expect "its comment says it is a retry" "$(printf '%s' "$S" | jq_get comment)" "nightly (retry)"
+expect "one failed and one completed nightly that night" "$("$NUBO" backups list shop Test --json | python3 -c '
+import json, sys
+print(sorted(s["state"] for s in json.load(sys.stdin)["snapshots"] if s["type"] == "nightly" and s["created"].startswith(sys.argv[1])))' "$(day 16)")" "['completed', 'failed']"
 finish
