@@ -253,6 +253,15 @@ req_queue(struct http_req *req)
 
 	if (req->resp == NULL)
 		http_reply_error(req, 500, "INTERNAL", "handler gave no reply");
+	/* No answer is sniffed into a script or framed by another site;
+	 * pages set a policy of their own (src/portal/web.c), the rest
+	 * (JSON, files) needs none. */
+	MHD_add_response_header(req->resp, "X-Content-Type-Options",
+	    "nosniff");
+	if (MHD_get_response_header(req->resp,
+	    "Content-Security-Policy") == NULL)
+		MHD_add_response_header(req->resp, "Content-Security-Policy",
+		    "default-src 'none'; frame-ancestors 'none'");
 	rc = MHD_queue_response(req->conn, req->status, req->resp);
 	req->queued = 1;
 	return rc;
@@ -741,6 +750,12 @@ http_header(struct http_req *req, const char *name)
 }
 
 const char *
+http_cookie(struct http_req *req, const char *name)
+{
+	return MHD_lookup_connection_value(req->conn, MHD_COOKIE_KIND, name);
+}
+
+const char *
 http_query(struct http_req *req, const char *name)
 {
 	return MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND,
@@ -859,6 +874,18 @@ http_reply_text(struct http_req *req, unsigned status, const char *ctype,
 
 	resp = MHD_create_response_from_buffer(strlen(text), xstrdup(text),
 	    MHD_RESPMEM_MUST_FREE);
+	MHD_add_response_header(resp, "Content-Type", ctype);
+	reply_set(req, status, resp);
+}
+
+void
+http_reply_static(struct http_req *req, unsigned status, const char *ctype,
+    const void *data, size_t len)
+{
+	struct MHD_Response *resp;
+
+	resp = MHD_create_response_from_buffer(len, (void *)data,
+	    MHD_RESPMEM_PERSISTENT);
 	MHD_add_response_header(resp, "Content-Type", ctype);
 	reply_set(req, status, resp);
 }

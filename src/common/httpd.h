@@ -115,6 +115,8 @@ int http_route_match(struct http_req *, const char *pattern, const char *url);
 void http_params_clear(struct http_req *);
 
 const char *http_header(struct http_req *, const char *name);
+/* The value of the request's cookie name, or NULL. */
+const char *http_cookie(struct http_req *, const char *name);
 const char *http_query(struct http_req *, const char *name);
 const char *http_param(struct http_req *, const char *name);
 /* The client's IP address as text into out. */
@@ -138,6 +140,10 @@ int http_body_check(struct http_req *, json_t *body,
 void http_reply_text(struct http_req *, unsigned status, const char *ctype,
     const char *text);
 void http_reply_empty(struct http_req *, unsigned status);
+/* Reply with len bytes of data that outlive the server (e.g. assets built
+ * into the binary): not copied. */
+void http_reply_static(struct http_req *, unsigned status, const char *ctype,
+    const void *data, size_t len);
 /* Serve [offset, offset+size) of fd (taken over), with Range support when
  * the request asks for it and total is the full size. */
 void http_reply_file(struct http_req *, int fd, uint64_t total,

@@ -30,6 +30,9 @@
 #define NUBO_LOGIN_ADDRESS_FAILURES 20
 #define NUBO_LOGIN_WINDOW_SECS  (15 * 60)
 #define NUBO_LOGIN_LOCKOUT_SECS (15 * 60)
+/* A browser session (POST /session, src/portal/route-users.c) ends this
+ * long after sign-in, or at sign-out. */
+#define NUBO_WEB_SESSION_SECS   (12 * 3600)
 #define NUBO_COMMENT_MAX        1024
 #define NUBO_LIST_MAX           1000                /* items in any list field */
 #define NUBO_NODE_ENVS_MAX      32                  /* environments of one node */

@@ -66,21 +66,57 @@ auth_key_create(sqlite3 *db, long long user_id, const char *name,
 	return key;
 }
 
+/* A state-changing request of a browser session carries the session's
+ * CSRF token in X-CSRF-Token (a page of another site can make the browser
+ * send the cookie, but cannot read the token): 0, or -1 after replying
+ * 403. */
+static int
+auth_csrf_check(struct preq *r, const char *token)
+{
+	const char *m = r->http->method;
+	const char *got = http_header(r->http, "X-CSRF-Token");
+
+	if (strcmp(m, "GET") == 0 || strcmp(m, "HEAD") == 0)
+		return 0;
+	if (got == NULL || got[0] == '\0') {
+		reply_error(r, 403, "CSRF_TOKEN_MISSING", "a request signed in "
+		    "with the browser session cookie must carry the session's "
+		    "CSRF token in the X-CSRF-Token header (GET /me tells it)");
+		return -1;
+	}
+	if (token == NULL || strlen(got) != strlen(token) ||
+	    sodium_memcmp(got, token, strlen(token)) != 0) {
+		reply_error(r, 403, "CSRF_TOKEN_WRONG", "the X-CSRF-Token "
+		    "header is not this session's CSRF token; reload the page");
+		return -1;
+	}
+	return 0;
+}
+
 int
 auth_authenticate(struct preq *r)
 {
 	const char *h = http_header(r->http, "Authorization");
-	char *hash = NULL, *exp = NULL, *apps = NULL;
+	const char *cookie = http_cookie(r->http, AUTH_SESSION_COOKIE);
+	char *hash = NULL, *exp = NULL, *apps = NULL, *csrf = NULL;
 	long long key_id, user_id, read_only, is_admin, revoked;
 	char now[32];
-	int rc = -1, found;
+	int rc = -1, found, by_cookie = 0;
 
-	if (h == NULL || strncmp(h, "Bearer ", 7) != 0 || h[7] == '\0') {
+	/* An Authorization header wins over a cookie; node agents never
+	 * use cookies. */
+	if (h == NULL && cookie != NULL && cookie[0] != '\0' &&
+	    r->route->access != ACCESS_AGENT) {
+		by_cookie = 1;
+		hash = util_sha256_hex(cookie, strlen(cookie));
+	} else if (h == NULL || strncmp(h, "Bearer ", 7) != 0 ||
+	    h[7] == '\0') {
 		reply_error(r, 401, "UNAUTHENTICATED",
 		    "missing API key (send 'Authorization: Bearer <key>')");
 		return -1;
+	} else {
+		hash = util_sha256_hex(h + 7, strlen(h + 7));
 	}
-	hash = util_sha256_hex(h + 7, strlen(h + 7));
 	if (r->route->access == ACCESS_AGENT) {
 		r->who.node_id = store_int(r->db, 0,
 		    "SELECT id FROM nodes WHERE token_hash = ?", "s", hash);
@@ -93,31 +129,53 @@ auth_authenticate(struct preq *r)
 	}
 	/* The hot path of every request: plain columns, no JSON objects. */
 	found = store_scan(r->db, "SELECT k.id, k.user_id, k.read_only,"
-	    " u.is_admin, k.revoked_at IS NOT NULL, k.expires_at, k.apps_json"
-	    " FROM api_keys k JOIN users u ON u.id = k.user_id"
-	    " WHERE k.hash = ?", "s", "iiiiiss", hash, &key_id, &user_id,
-	    &read_only, &is_admin, &revoked, &exp, &apps);
+	    " u.is_admin, k.revoked_at IS NOT NULL, k.expires_at, k.apps_json,"
+	    " k.csrf_token FROM api_keys k JOIN users u ON u.id = k.user_id"
+	    " WHERE k.hash = ?", "s", "iiiiisss", hash, &key_id, &user_id,
+	    &read_only, &is_admin, &revoked, &exp, &apps, &csrf);
+	if (found == 1 && by_cookie != (csrf != NULL)) {
+		/* a session's secret is no API key, nor a key a cookie */
+		found = 0;
+	}
 	if (found != 1) {
 		if (found == -1)
 			reply_store_error(r);
+		else if (by_cookie)
+			reply_error(r, 401, "UNAUTHENTICATED",
+			    "unknown session: sign in again");
 		else
 			reply_error(r, 401, "UNAUTHENTICATED",
 			    "unknown API key");
 		goto out;
 	}
 	if (revoked) {
-		reply_error(r, 401, "KEY_REVOKED", "API key was revoked");
+		if (by_cookie)
+			reply_error(r, 401, "SESSION_ENDED", "this session was "
+			    "signed out: sign in again");
+		else
+			reply_error(r, 401, "KEY_REVOKED",
+			    "API key was revoked");
 		goto out;
 	}
 	if (exp) {
 		util_time_iso(util_now(), now, sizeof now);
 		if (strcmp(exp, now) <= 0) {
-			reply_error(r, 401, "KEY_EXPIRED", "API key expired at "
-			    "%s", exp);
+			if (by_cookie)
+				reply_error(r, 401, "SESSION_EXPIRED", "this "
+				    "session ended at %s: sign in again", exp);
+			else
+				reply_error(r, 401, "KEY_EXPIRED", "API key "
+				    "expired at %s", exp);
 			goto out;
 		}
 		snprintf(r->who.expires_at, sizeof r->who.expires_at, "%s",
 		    exp);
+	}
+	if (by_cookie) {
+		if (auth_csrf_check(r, csrf) == -1)
+			goto out;
+		r->who.session = 1;
+		snprintf(r->who.csrf, sizeof r->who.csrf, "%s", csrf);
 	}
 	r->who.key_id = key_id;
 	r->who.user_id = user_id;
@@ -138,6 +196,7 @@ auth_authenticate(struct preq *r)
 out:
 	free(exp);
 	free(apps);
+	free(csrf);
 	free(hash);
 	return rc;
 }

@@ -25,7 +25,12 @@ char *auth_key_create(sqlite3 *db, long long user_id, const char *name,
  * may act on every app; the user's own rights are checked separately). */
 int auth_key_allows_app(struct preq *r, long long app_id);
 
-/* Fill r->who from the Authorization header. Returns 0, or -1 after
+/* The browser session's cookie (POST /session). */
+#define AUTH_SESSION_COOKIE "nubo_session"
+
+/* Fill r->who from the Authorization header, or else from the browser
+ * session cookie (then a request other than GET/HEAD needs the session's
+ * CSRF token in X-CSRF-Token: 403 CSRF_TOKEN_MISSING / CSRF_TOKEN_WRONG). Returns 0, or -1 after
  * replying 401 (missing, unknown, revoked or expired key). */
 int auth_authenticate(struct preq *r);
 /* Check r->who against r->route->access for the resolved app/node/env.

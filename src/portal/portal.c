@@ -370,6 +370,7 @@ portal_main(int argc, char **argv)
 		goto out;
 	if (portal_secrets_load(&p) == -1)
 		goto out;
+	p.tls = tls.cert != NULL;
 	if (p.public_url == NULL)
 		p.public_url = own_url = xasprintf("%s://%s", tls.cert ?
 		    "https" : "http", p.listen);

@@ -21,6 +21,7 @@ struct portal {
 	char			*cloud_domain;	/* environment hostnames */
 	char			*public_url;	/* how clients and nodes reach us */
 	unsigned		 threads;
+	int			 tls;		/* HTTPS: cookies are Secure */
 	struct http_server	*http;
 };
 
@@ -67,6 +68,10 @@ struct principal {
 	json_t		*app_scope;	/* NULL, or array of app uuids */
 	char		 expires_at[32];	/* the key's expiry, or "" */
 	long long	 node_id;	/* agent calls: the node */
+	/* A browser session (the cookie) rather than an API key: its CSRF
+	 * token, which GET /me tells the page. */
+	int		 session;
+	char		 csrf[48];
 };
 
 /* One API request as handlers see it: path objects already resolved and
@@ -94,6 +99,13 @@ void routes_cleanup(struct http_req *);
 json_t *routes_describe(void);
 /* The table as [{method, path, access}] for `nubod routes`. */
 json_t *routes_table(void);
+
+/* web.c: the portal's pages (GET / and the assets built into nubod),
+ * for every path outside /api/v1. */
+void web_serve(struct preq *);
+/* The Content-Security-Policy and the other security headers of every
+ * page and API answer. */
+void web_security_headers(struct preq *);
 
 /* Reply helpers for handlers (wrap httpd's). */
 #define preq_param(r, n) http_param((r)->http, (n))

@@ -51,38 +51,20 @@ session_failed(struct preq *r, const char *address, int locking)
 	reply_error(r, 401, "BAD_CREDENTIALS", "wrong email or password");
 }
 
-/* POST /sessions {email, password, name?, expires_in?}: log in; the
- * answer carries a new API key, shown once (what `nubo login` stores).
- * Too many failed logins for the email or from the client's address:
- * 429 TOO_MANY_ATTEMPTS with Retry-After, the password unchecked
- * (lockout.h). */
-void
-users_session_create(struct preq *r)
+/* Check the body's email and password under the lockout rules: 0 with
+ * r->who.user_id set, or -1 after replying (401 BAD_CREDENTIALS; 429
+ * TOO_MANY_ATTEMPTS with Retry-After, the password unchecked, after too
+ * many failed logins for the email or from the client's address,
+ * lockout.h). The body was checked to hold both as strings. */
+static int
+session_login(struct preq *r)
 {
-	static const struct jfield fields[] = {
-		{ "email", JT_STRING, 1 }, { "password", JT_STRING, 1 },
-		{ "name", JT_STRING, 0 }, { "expires_in", JT_INT, 0 }, { NULL } };
 	json_t *user = NULL;
-	char *key = NULL;
-	char expires[32], address[80], wait[32];
-	long long ttl, retry_after, minutes;
+	char address[80], wait[32];
+	long long retry_after, minutes;
 	enum lockout lock;
-	int locking;
+	int locking, rc = -1;
 
-	if (body_check(r, fields) == -1)
-		return;
-	if (jsonx_str(r->body, "name") &&
-	    strlen(jsonx_str(r->body, "name")) > NUBO_NAME_MAX) {
-		reply_error(r, 400, "INVALID_NAME", "a key name has at most %d "
-		    "characters", NUBO_NAME_MAX);
-		return;
-	}
-	ttl = jsonx_int(r->body, "expires_in", 0);
-	if (ttl < 0 || ttl > 10LL * 365 * 86400) {
-		reply_error(r, 400, "BAD_REQUEST",
-		    "expires_in must be between 0 and 10 years in seconds");
-		return;
-	}
 	lockout_address(r->http, address, sizeof address);
 	lock = lockout_begin(r->db, jsonx_str(r->body, "email"), address,
 	    &retry_after, &locking);
@@ -131,6 +113,41 @@ users_session_create(struct preq *r)
 	}
 	lockout_success(r->db, jsonx_str(r->body, "email"), address);
 	r->who.user_id = jsonx_int(user, "id", 0);
+	rc = 0;
+out:
+	json_decref(user);
+	return rc;
+}
+
+/* POST /sessions {email, password, name?, expires_in?}: log in; the
+ * answer carries a new API key, shown once (what `nubo login` stores).
+ * Lockout as session_login(). */
+void
+users_session_create(struct preq *r)
+{
+	static const struct jfield fields[] = {
+		{ "email", JT_STRING, 1 }, { "password", JT_STRING, 1 },
+		{ "name", JT_STRING, 0 }, { "expires_in", JT_INT, 0 }, { NULL } };
+	char *key = NULL;
+	char expires[32];
+	long long ttl;
+
+	if (body_check(r, fields) == -1)
+		return;
+	if (jsonx_str(r->body, "name") &&
+	    strlen(jsonx_str(r->body, "name")) > NUBO_NAME_MAX) {
+		reply_error(r, 400, "INVALID_NAME", "a key name has at most %d "
+		    "characters", NUBO_NAME_MAX);
+		return;
+	}
+	ttl = jsonx_int(r->body, "expires_in", 0);
+	if (ttl < 0 || ttl > 10LL * 365 * 86400) {
+		reply_error(r, 400, "BAD_REQUEST",
+		    "expires_in must be between 0 and 10 years in seconds");
+		return;
+	}
+	if (session_login(r) == -1)
+		return;
 	if (ttl)
 		util_time_iso(util_now() + ttl, expires, sizeof expires);
 	key = auth_key_create(r->db, r->who.user_id,
@@ -144,7 +161,84 @@ users_session_create(struct preq *r)
 	    r->who.user_id));
 out:
 	free(key);
-	json_decref(user);
+}
+
+/* The session cookie: its secret (NULL: clear it), HttpOnly and
+ * SameSite=Strict always, Secure under TLS. */
+static void
+web_session_cookie(struct preq *r, const char *secret)
+{
+	char *c = xasprintf("%s=%s; Path=/; Max-Age=%d; HttpOnly; "
+	    "SameSite=Strict%s", AUTH_SESSION_COOKIE, secret ? secret : "",
+	    secret ? NUBO_WEB_SESSION_SECS : 0,
+	    r->portal->tls ? "; Secure" : "");
+
+	http_add_header(r->http, "Set-Cookie", c);
+	http_add_header(r->http, "Cache-Control", "no-store");
+	free(c);
+}
+
+/* POST /session {email, password}: sign in a browser. The session is an
+ * api_keys row with a CSRF token (store.c, step 20), its secret only in
+ * the HttpOnly cookie, ending NUBO_WEB_SESSION_SECS from now or at
+ * DELETE /session. The answer tells the CSRF token that every
+ * state-changing request of the session must carry in X-CSRF-Token
+ * (GET /me tells it again after a reload). Lockout as session_login(). */
+void
+web_session_create(struct preq *r)
+{
+	static const struct jfield fields[] = {
+		{ "email", JT_STRING, 1 }, { "password", JT_STRING, 1 },
+		{ NULL } };
+	char *hash, *prefix, *secret = NULL, *csrf = NULL;
+	char now[32], expires[32];
+
+	if (body_check(r, fields) == -1 || session_login(r) == -1)
+		return;
+	secret = auth_key_new(&hash, &prefix);
+	csrf = util_random_hex(20);
+	util_time_iso(util_now(), now, sizeof now);
+	util_time_iso(util_now() + NUBO_WEB_SESSION_SECS, expires,
+	    sizeof expires);
+	if (store_run(r->db, "INSERT INTO api_keys (user_id, prefix, hash,"
+	    " name, read_only, expires_at, created_at, csrf_token)"
+	    " VALUES (?, ?, ?, 'browser session', 0, ?, ?, ?)", "isssss",
+	    r->who.user_id, prefix, hash, expires, now, csrf) != STORE_OK) {
+		reply_store_error(r);
+	} else {
+		reply(r, 201, json_pack("{s:I,s:s,s:s}", "user_id",
+		    r->who.user_id, "csrf_token", csrf, "expires_at",
+		    expires));
+		web_session_cookie(r, secret);
+	}
+	free(hash);
+	free(prefix);
+	free(secret);
+	free(csrf);
+}
+
+/* DELETE /session: sign out — the calling browser session is revoked and
+ * its cookie cleared. An API key is not a session (400 NOT_A_SESSION). */
+void
+web_session_delete(struct preq *r)
+{
+	char now[32];
+
+	if (!r->who.session) {
+		reply_error(r, 400, "NOT_A_SESSION", "this request was signed "
+		    "with an API key, not a browser session; revoke API keys "
+		    "with DELETE /keys/{key}");
+		return;
+	}
+	util_time_iso(util_now(), now, sizeof now);
+	if (store_run(r->db, "UPDATE api_keys SET revoked_at = ?"
+	    " WHERE id = ? AND revoked_at IS NULL", "si", now,
+	    r->who.key_id) != STORE_OK) {
+		reply_store_error(r);
+		return;
+	}
+	reply(r, 200, json_pack("{s:b}", "signed_out", 1));
+	web_session_cookie(r, NULL);
 }
 
 /* Subdomains of the apps a key is scoped to (apps deleted since are
@@ -199,6 +293,10 @@ users_me(struct preq *r)
 		    json_string(r->who.expires_at));
 	json_object_set_new(me, "key_apps", r->who.app_scope ?
 	    keys_app_names(r->db, r->who.app_scope) : json_null());
+	json_object_set_new(me, "session", json_boolean(r->who.session));
+	if (r->who.session)
+		json_object_set_new(me, "csrf_token",
+		    json_string(r->who.csrf));
 	reply(r, 200, me);
 }
 
@@ -296,8 +394,8 @@ keys_list(struct preq *r)
 {
 	json_t *rows = store_rows(r->db, "SELECT id, prefix, name, read_only,"
 	    " apps_json, expires_at, revoked_at, created_at, parent_id"
-	    " FROM api_keys WHERE user_id = ? ORDER BY id", "i",
-	    r->who.user_id);
+	    " FROM api_keys WHERE user_id = ? AND csrf_token IS NULL"
+	    " ORDER BY id", "i", r->who.user_id);
 	json_t *k;
 	size_t i;
 

@@ -15,6 +15,8 @@
 void meta_openapi(struct preq *);
 /* route-users.c */
 void users_session_create(struct preq *);
+void web_session_create(struct preq *);
+void web_session_delete(struct preq *);
 void users_me(struct preq *);
 void users_create(struct preq *);
 void users_list(struct preq *);
@@ -136,7 +138,15 @@ const struct route routes[] = {
 	  "log in with email and password; returns a new API key (after "
 	  "too many failed logins for the email or from the address: 429 "
 	  "TOO_MANY_ATTEMPTS with Retry-After)" },
-	{ "GET", "/me", users_me, ACCESS_USER, "the calling user" },
+	{ "POST", "/session", web_session_create, ACCESS_PUBLIC,
+	  "sign in a browser with email and password: a session cookie "
+	  "(HttpOnly, SameSite=Strict, Secure under TLS) and its CSRF token, "
+	  "which every request of the session but GET must carry in "
+	  "X-CSRF-Token; lockout as POST /sessions" },
+	{ "DELETE", "/session", web_session_delete, ACCESS_USER,
+	  "sign out: the calling browser session ends" },
+	{ "GET", "/me", users_me, ACCESS_USER, "the calling user (a browser "
+	  "session: with its csrf_token)" },
 	{ "GET", "/users", users_list, ACCESS_ADMIN, "list users" },
 	{ "POST", "/users", users_create, ACCESS_ADMIN, "create a user" },
 	{ "GET", "/keys", keys_list, ACCESS_USER, "list your API keys" },
@@ -482,8 +492,10 @@ routes_begin(struct http_req *h)
 	h->ctx = r;
 	r->http = h;
 	r->portal = h->app;
-	if (strncmp(url, API_PREFIX, strlen(API_PREFIX)) != 0) {
-		reply_error(r, 404, "NOT_FOUND", "no such path '%s'", url);
+	if (strncmp(url, API_PREFIX, strlen(API_PREFIX)) != 0 ||
+	    (url[strlen(API_PREFIX)] != '/' &&
+	    url[strlen(API_PREFIX)] != '\0')) {
+		web_serve(r);
 		return;
 	}
 	url += strlen(API_PREFIX);
@@ -616,23 +628,30 @@ routes_describe(void)
 		    access_name(rt->access), "parameters", params,
 		    "responses", "default", "description",
 		    "a JSON body, or {\"error\":{\"code\",\"message\"}}");
-		if (rt->access != ACCESS_PUBLIC)
-			json_object_set_new(op, "security", json_pack("[{s:[]}]",
-			    rt->access == ACCESS_AGENT ? "nodeToken" :
-			    "apiKey"));
+		if (rt->access == ACCESS_AGENT)
+			json_object_set_new(op, "security",
+			    json_pack("[{s:[]}]", "nodeToken"));
+		else if (rt->access != ACCESS_PUBLIC)
+			json_object_set_new(op, "security",
+			    json_pack("[{s:[]},{s:[]}]", "apiKey",
+			    "sessionCookie"));
 		for (k = m; *k; k++)
 			*k = (char)(*k - 'A' + 'a');
 		json_object_set_new(item, m, op);
 		free(m);
 	}
 	return json_pack("{s:s,s:{s:s,s:s},s:[{s:s}],s:o,s:{s:{s:{s:s,s:s},"
-	    "s:{s:s,s:s}}}}",
+	    "s:{s:s,s:s,s:s,s:s},s:{s:s,s:s}}}}",
 	    "openapi", "3.0.3",
 	    "info", "title", "nubo API", "version", "1",
 	    "servers", "url", API_PREFIX,
 	    "paths", paths,
 	    "components", "securitySchemes",
 	    "apiKey", "type", "http", "scheme", "bearer",
+	    "sessionCookie", "type", "apiKey", "in", "cookie", "name",
+	    AUTH_SESSION_COOKIE, "description", "a browser session (POST "
+	    "/session); requests other than GET carry its CSRF token in "
+	    "X-CSRF-Token",
 	    "nodeToken", "type", "http", "scheme", "bearer");
 }
 

@@ -342,6 +342,10 @@ static const char *const store_schema[] = {
 	/* 19: whether the node's sandboxes reach the outside world (nubod
 	 * node --egress), as its heartbeat says */
 	"ALTER TABLE nodes ADD COLUMN egress_json TEXT;",
+	/* 20: browser sessions (route-users.c) are api_keys rows with a
+	 * CSRF token: their secret is accepted only as the session cookie,
+	 * and a state-changing request needs the token in X-CSRF-Token. */
+	"ALTER TABLE api_keys ADD COLUMN csrf_token TEXT;",
 };
 
 static char *store_path_global;
