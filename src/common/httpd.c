@@ -258,6 +258,9 @@ req_queue(struct http_req *req)
 	 * (JSON, files) needs none. */
 	MHD_add_response_header(req->resp, "X-Content-Type-Options",
 	    "nosniff");
+	if (req->cors_any)
+		MHD_add_response_header(req->resp,
+		    "Access-Control-Allow-Origin", "*");
 	if (MHD_get_response_header(req->resp,
 	    "Content-Security-Policy") == NULL)
 		MHD_add_response_header(req->resp, "Content-Security-Policy",

@@ -56,6 +56,10 @@ struct http_req {
 	unsigned		 status;
 	int			 queued;
 	int			 head;		/* a HEAD request (method says GET) */
+	/* Any origin may read the answer (Access-Control-Allow-Origin: *):
+	 * for signed URLs, which carry their own authority and no cookie, so
+	 * that the portal's pages can upload straight to a node. */
+	int			 cors_any;
 
 	/* Valid in cleanup: the whole response reached the connection
 	 * (MHD_REQUEST_TERMINATED_COMPLETED_OK), and what a counted file

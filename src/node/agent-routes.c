@@ -236,6 +236,35 @@ agent_authenticate(struct areq *r)
 	return 0;
 }
 
+/* A browser's CORS preflight for a signed URL (the portal's pages upload
+ * with a progress bar, which needs one): any origin may send the signed
+ * route's method, as the signature is the authority and no cookie is
+ * involved. 1 after replying 204, or 0: no signed route at this path. */
+static int
+agent_preflight(struct areq *r)
+{
+	struct http_req *h = r->http;
+	size_t i;
+
+	for (i = 0; i < AGENT_ROUTES_COUNT; i++) {
+		http_params_clear(h);
+		if (agent_routes[i].access != AGENT_SIGNED ||
+		    !http_route_match(h, agent_routes[i].pattern, h->url))
+			continue;
+		http_params_clear(h);
+		h->cors_any = 1;
+		http_reply_empty(h, 204);
+		http_add_header(h, "Access-Control-Allow-Methods",
+		    agent_routes[i].method);
+		http_add_header(h, "Access-Control-Allow-Headers",
+		    "Content-Type");
+		http_add_header(h, "Access-Control-Max-Age", "600");
+		return 1;
+	}
+	http_params_clear(h);
+	return 0;
+}
+
 static void
 agent_begin(struct http_req *h)
 {
@@ -255,6 +284,9 @@ agent_begin(struct http_req *h)
 			break;
 		}
 	}
+	if (r->route == NULL && strcmp(h->method, "OPTIONS") == 0 &&
+	    agent_preflight(r))
+		return;
 	if (r->route == NULL) {
 		http_params_clear(h);
 		if (method_seen)
@@ -266,6 +298,8 @@ agent_begin(struct http_req *h)
 		return;
 	}
 	h->route = r->route;
+	/* the portal's pages upload and download through signed URLs */
+	h->cors_any = r->route->access == AGENT_SIGNED;
 	if (agent_authenticate(r) == -1)
 		return;
 	if (http_param(h, "id")) {

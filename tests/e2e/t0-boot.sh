@@ -15,7 +15,8 @@ check_fails "init twice refused" 1 "$NUBOD" portal init --data "$T/portal"
 check_fails "nubod without arguments is a usage error" 2 "$NUBOD"
 check_fails "portal without --data is a usage error" 2 "$NUBOD" portal
 expect "unknown path" "$(status_as "$ADMIN_KEY" GET /nope)" 404
-expect "outside /api/v1" "$(curl -s -o /dev/null -w '%{http_code}' "$PORTAL_URL/")" 404
+expect "the portal's pages at /" "$(curl -s -o /dev/null -w '%{http_code}' "$PORTAL_URL/")" 200
+expect "outside /api/v1 and the pages" "$(curl -s -o /dev/null -w '%{http_code}' "$PORTAL_URL/nope")" 404
 expect "wrong method" "$(status_as "$ADMIN_KEY" PUT /apps)" 405
 expect "no key" "$(status_as "" GET /apps)" 401
 expect "unknown key" "$(status_as nubo_0000 GET /apps)" 401

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# t9: the portal's pages in a real browser (headless Chromium through
+# chromium-driver and python3-selenium, tests/e2e/web.py) against a real
+# portal and v3 node: sign in, create an app, link it (CLI: the link page
+# is not built yet), upload the sample package, transport and start it,
+# see it running, create and download a backup, sign out; <script> in a
+# stored name or comment shows as text; a member without permissions is
+# offered no actions; no console errors or failed requests, every field
+# labelled. Screenshots of each page: $NUBO_BUILD/test-output/t9-web/.
+. "$(dirname "$0")/lib.sh"
+
+PKG=$(ls "$NUBO_BUILD"/packages/notes-*.tar.gz 2>/dev/null | head -1)
+[ -n "$PKG" ] || { echo "t9: the notes package is not built (make examples)" >&2; exit 1; }
+for f in /usr/bin/chromium /usr/bin/chromedriver; do
+	[ -x "$f" ] || { fail "$f missing: run scripts/install-deps"; finish; exit 1; }
+done
+OUT=$NUBO_BUILD/test-output/t9-web
+rm -rf "$OUT"
+mkdir -p "$OUT"
+
+start_portal
+start_node cloud3 v3 --start-timeout 30 --stop-grace 3
+# Chromium's own files (profile, downloads) in this test's folder
+if TMPDIR=$T /usr/bin/python3 "$NUBO_SRC/tests/e2e/web.py" "$PORTAL_URL" "$OUT" \
+	"$NUBO" cloud3 "$ROUTER_cloud3" "$PKG"; then
+	pass "web.py: every check above"
+else
+	fail "web.py: see the not-ok lines above"
+fi
+expect "screenshots written" "$(ls "$OUT"/*.png 2>/dev/null | wc -l | awk '$1 >= 10 {print "yes"}')" yes
+finish

@@ -1,0 +1,97 @@
+// The portal's pages talk to /api/v1 only, as the CLI does; signed in
+// with the session cookie, and the session's CSRF token on every request
+// but GET.
+let csrf = null;
+const HINT = 'nubo.session_until';
+
+export class ApiError extends Error {
+  constructor(status, code, message) {
+    super(message);
+    this.status = status;
+    this.code = code;
+  }
+}
+
+export async function api(method, path, body) {
+  const headers = {Accept: 'application/json'};
+  if (body !== undefined) headers['Content-Type'] = 'application/json';
+  if (method !== 'GET' && csrf) headers['X-CSRF-Token'] = csrf;
+  let res;
+  try {
+    res = await fetch('/api/v1' + path, {
+      method, headers, credentials: 'same-origin', cache: 'no-store',
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+  } catch (e) {
+    throw new ApiError(0, 'NETWORK', 'the portal cannot be reached: ' + e.message);
+  }
+  let doc = null;
+  try { doc = await res.json(); } catch { doc = null; }
+  if (!res.ok) {
+    const err = doc && doc.error ? doc.error : {};
+    if (res.status === 401) forget();
+    throw new ApiError(res.status, err.code || String(res.status),
+      err.message || `${res.status} ${res.statusText}`);
+  }
+  return doc;
+}
+
+// Path segments are escaped: names come from the user.
+export function p(strings, ...vals) {
+  return strings.reduce((acc, s, i) =>
+    acc + s + (i < vals.length ? encodeURIComponent(vals[i]) : ''), '');
+}
+
+export function setSession(token, until) {
+  csrf = token;
+  if (until) localStorage.setItem(HINT, until);
+}
+
+// Whether a session may still be there (saves the sign-in page a request
+// that can only fail).
+export function maybeSignedIn() {
+  const until = localStorage.getItem(HINT);
+  return until !== null && Date.parse(until) > Date.now();
+}
+
+export function forget() {
+  csrf = null;
+  localStorage.removeItem(HINT);
+}
+
+// Follow a job until it ends: onProgress(job) after each look.
+export async function followJob(id, onProgress) {
+  for (;;) {
+    const job = await api('GET', p`/jobs/${id}`);
+    onProgress(job);
+    if (job.state === 'completed' || job.state === 'failed' ||
+        job.state === 'cancelled') return job;
+    await new Promise((r) => setTimeout(r, 600));
+  }
+}
+
+// Upload a file to a signed URL with progress (XMLHttpRequest: fetch has
+// no upload progress). The body is sent without a content type, so that
+// the node needs no CORS preflight.
+export function uploadTo(url, method, file, onProgress) {
+  return new Promise((resolve, reject) => {
+    const xhr = new XMLHttpRequest();
+    xhr.open(method || 'POST', url);
+    xhr.upload.addEventListener('progress', (e) => {
+      if (e.lengthComputable) onProgress(e.loaded, e.total);
+    });
+    xhr.addEventListener('load', () => {
+      let doc = null;
+      try { doc = JSON.parse(xhr.responseText); } catch { doc = null; }
+      if (xhr.status >= 200 && xhr.status < 300) resolve(doc);
+      else {
+        const err = doc && doc.error ? doc.error : {};
+        reject(new ApiError(xhr.status, err.code || String(xhr.status),
+          err.message || `upload failed (${xhr.status})`));
+      }
+    });
+    xhr.addEventListener('error', () =>
+      reject(new ApiError(0, 'NETWORK', 'the node did not take the upload')));
+    xhr.send(new Blob([file]));
+  });
+}

@@ -1,0 +1,48 @@
+// One app: its tabs (Environments, Packages, Backups) and what the
+// signed-in user may do there. The server decides every call anyway; the
+// page only leaves out what would be refused.
+import {api, p} from './api.js';
+import {h, fill} from './dom.js';
+import {kindOf} from './apps.js';
+import {envsTab} from './envs.js';
+import {packagesTab} from './packages.js';
+import {backupsTab} from './backups.js';
+
+const TABS = [
+  ['environments', 'Environments', envsTab],
+  ['packages', 'Packages', packagesTab],
+  ['backups', 'Backups', backupsTab],
+];
+
+// can(perm, env): the permission on env (or on some environment).
+function permissions(me, app, members) {
+  const mine = members.find((m) => m.email === me.email);
+  const all = me.is_admin || (mine && mine.technical_contact) ||
+    app.technical_contact === me.email;
+  const perms = (mine && mine.permissions) || {};
+  return (perm, env) => {
+    if (all) return true;
+    const envs = perms[perm] || [];
+    if (env === undefined) return envs.length > 0;
+    return envs.includes('*') || envs.some((e) => e.toLowerCase() === env.toLowerCase());
+  };
+}
+
+export async function appPage(ctx, sub, tab) {
+  const [app, {members}] = await Promise.all([
+    api('GET', p`/apps/${sub}`), api('GET', p`/apps/${sub}/members`)]);
+  const can = permissions(ctx.me, app, members);
+  const current = TABS.find((t) => t[0] === tab) || TABS[0];
+  document.title = `${current[1]} · ${app.name} · nubo`;
+  const body = h('div', {});
+  fill(ctx.main,
+    h('p', {}, h('a', {href: '#/apps'}, '← Apps')),
+    h('h1', {}, app.name),
+    h('p', {class: 'muted'},
+      `${app.subdomain} · ${kindOf(app)} · node ${app.node || 'none'} · Technical Contact ${app.technical_contact}`),
+    h('nav', {class: 'tabs', 'aria-label': 'App'}, TABS.map(([id, label]) =>
+      h('a', {href: `#/apps/${encodeURIComponent(sub)}/${id}`,
+        'aria-current': id === current[0] ? 'page' : null}, label))),
+    body);
+  await current[2]({...ctx, app, can, body, sub});
+}
