@@ -746,6 +746,23 @@ http_params_clear(struct http_req *h)
 	h->nparams = 0;
 }
 
+void
+http_param_set(struct http_req *h, const char *name, const char *value)
+{
+	int i;
+
+	for (i = 0; i < h->nparams; i++)
+		if (strcmp(h->param_names[i], name) == 0) {
+			free(h->param_values[i]);
+			h->param_values[i] = xstrdup(value);
+			return;
+		}
+	if (h->nparams == NUBO_PATH_PARAMS_MAX)
+		return;
+	h->param_names[h->nparams] = xstrdup(name);
+	h->param_values[h->nparams++] = xstrdup(value);
+}
+
 const char *
 http_header(struct http_req *req, const char *name)
 {
@@ -839,6 +856,12 @@ http_reply_verror(struct http_req *req, unsigned status, const char *code,
 	char *raw = xvasprintf(fmt, ap);
 	char *msg = util_utf8_clean(raw);	/* it may name a file */
 
+	if (req->error_reply) {
+		req->error_reply(req, status, code, msg);
+		free(raw);
+		free(msg);
+		return;
+	}
 	http_reply_json(req, status, json_pack("{s:{s:s,s:s}}", "error",
 	    "code", code, "message", msg));
 	free(raw);

@@ -66,6 +66,12 @@ struct http_req {
 	 * reply (http_reply_file_counted) served. */
 	int			 completed_ok;
 	struct http_file_count	*file_count;
+
+	/* An API with an error shape of its own (the Mendix faces) sets this
+	 * in begin: every error reply of the request, httpd's own included
+	 * (a body too large, no reply), is written by it. */
+	void			(*error_reply)(struct http_req *, unsigned status,
+				    const char *code, const char *message);
 };
 
 struct http_server;
@@ -117,6 +123,9 @@ unsigned http_server_port(struct http_server *);
  * slash tolerated), else 0. Clear parameters before trying the next. */
 int http_route_match(struct http_req *, const char *pattern, const char *url);
 void http_params_clear(struct http_req *);
+/* Set path parameter name to value (replacing one of that name): how an
+ * API face names the parameters its handlers read. */
+void http_param_set(struct http_req *, const char *name, const char *value);
 
 const char *http_header(struct http_req *, const char *name);
 /* The value of the request's cookie name, or NULL. */

@@ -93,15 +93,17 @@ auth_csrf_check(struct preq *r, const char *token)
 	return 0;
 }
 
+/* Fill r->who from the key (or session secret, by_cookie) whose sha256
+ * is hash: 0, or -1 after replying 401 (403 for a session's CSRF). */
+static int auth_hash(struct preq *r, const char *hash, int by_cookie);
+
 int
 auth_authenticate(struct preq *r)
 {
 	const char *h = http_header(r->http, "Authorization");
 	const char *cookie = http_cookie(r->http, AUTH_SESSION_COOKIE);
-	char *hash = NULL, *exp = NULL, *apps = NULL, *csrf = NULL;
-	long long key_id, user_id, read_only, is_admin, revoked;
-	char now[32];
-	int rc = -1, found, by_cookie = 0;
+	char *hash = NULL;
+	int rc = -1, by_cookie = 0;
 
 	/* An Authorization header wins over a cookie; node agents never
 	 * use cookies. */
@@ -125,8 +127,31 @@ auth_authenticate(struct preq *r)
 			    "unknown node token");
 		else
 			rc = agent_pin_check(r);
-		goto out;
+	} else {
+		rc = auth_hash(r, hash, by_cookie);
 	}
+	free(hash);
+	return rc;
+}
+
+int
+auth_key(struct preq *r, const char *key)
+{
+	char *hash = util_sha256_hex(key, strlen(key));
+	int rc = auth_hash(r, hash, 0);
+
+	free(hash);
+	return rc;
+}
+
+static int
+auth_hash(struct preq *r, const char *hash, int by_cookie)
+{
+	char *exp = NULL, *apps = NULL, *csrf = NULL;
+	long long key_id, user_id, read_only, is_admin, revoked;
+	char now[32];
+	int rc = -1, found;
+
 	/* The hot path of every request: plain columns, no JSON objects. */
 	found = store_scan(r->db, "SELECT k.id, k.user_id, k.read_only,"
 	    " u.is_admin, k.revoked_at IS NOT NULL, k.expires_at, k.apps_json,"
@@ -197,7 +222,6 @@ out:
 	free(exp);
 	free(apps);
 	free(csrf);
-	free(hash);
 	return rc;
 }
 

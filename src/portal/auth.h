@@ -33,6 +33,8 @@ int auth_key_allows_app(struct preq *r, long long app_id);
  * CSRF token in X-CSRF-Token: 403 CSRF_TOKEN_MISSING / CSRF_TOKEN_WRONG). Returns 0, or -1 after
  * replying 401 (missing, unknown, revoked or expired key). */
 int auth_authenticate(struct preq *r);
+/* The same for an API key given another way (a Mendix face's headers). */
+int auth_key(struct preq *r, const char *key);
 /* Check r->who against r->route->access for the resolved app/node/env.
  * Returns 0, or -1 after replying 403. */
 int auth_check_access(struct preq *r);

@@ -21,6 +21,8 @@ int offboarding_purge_job(struct job *, json_t **, char **);
 
 /* THE table of job kinds; add yours in your area's section. */
 int backups_job_restore(struct job *, json_t **, char **);
+/* route-packages.c */
+int packages_job_upload(struct job *, json_t **, char **);
 
 static const struct job_kind job_kinds[] = {
 	{ "snapshot.create", backups_job_create },
@@ -33,6 +35,9 @@ static const struct job_kind job_kinds[] = {
 	{ "env.transport", envs_job_action },
 	{ "env.scale", envs_job_action },
 
+
+	/* packages (route-packages.c): an upload the portal received */
+	{ "package.upload", packages_job_upload },
 
 	/* backups (route-backups.c) */
 
@@ -133,6 +138,7 @@ job_what(const char *kind, const char *env)
 		{ "env.restart", "restart" }, { "env.clean", "clean" },
 		{ "env.transport", "transport" }, { "env.scale", "scale" },
 		{ "migration", "migration" }, { "offboarding.purge", "purge" },
+		{ "package.upload", "package upload" },
 	};
 	const char *what = kind;
 	size_t i;

@@ -1,7 +1,9 @@
 #include "nodeclient.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <curl/curl.h>
 
@@ -19,6 +21,18 @@ static size_t
 on_body(char *data, size_t size, size_t n, void *cls)
 {
 	return buf_append(cls, data, size * n) == 0 ? size * n : 0;
+}
+
+/* What every call to a node sets: the answer into resp (capped), no
+ * signals, a connect timeout, the error's words into errbuf. */
+static void
+node_curl_setup(CURL *c, struct buf *resp, char *errbuf)
+{
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, resp);
+	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 5L);
+	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
 }
 
 /* The node's agent URL, secret and the key its certificate must have
@@ -94,12 +108,8 @@ node_call_timeout(sqlite3 *db, long long node_id, const char *method,
 	tls_curl_url(c, url, NULL);
 	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
 	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-	curl_easy_setopt(c, CURLOPT_WRITEDATA, &resp);
-	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 5L);
+	node_curl_setup(c, &resp, errbuf);
 	curl_easy_setopt(c, CURLOPT_TIMEOUT, timeout);
-	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
 	if (curl_easy_perform(c) != CURLE_OK) {
 		*cause = xasprintf(NODE_UNREACHABLE "%s: %s", base,
 		    errbuf);
@@ -162,4 +172,56 @@ node_signed_url(sqlite3 *db, long long node_id, const char *method,
 	free(secret);
 	free(pin);
 	return url;
+}
+
+int
+node_upload_file(const char *url, const char *file, json_t **out,
+    char **cause)
+{
+	CURL *c = NULL;
+	struct curl_slist *h = NULL;
+	struct buf resp;
+	char errbuf[CURL_ERROR_SIZE] = "";
+	long status = -1;
+	struct stat st;
+	FILE *f;
+
+	*out = NULL;
+	*cause = NULL;
+	if ((f = fopen(file, "rbe")) == NULL || fstat(fileno(f), &st) == -1) {
+		*cause = xasprintf("cannot read the upload '%s'", file);
+		if (f)
+			fclose(f);
+		return -1;
+	}
+	buf_init(&resp, NODE_RESPONSE_MAX);
+	c = curl_easy_init();
+	h = curl_slist_append(h, "Content-Type: application/octet-stream");
+	h = curl_slist_append(h, "Expect:");
+	tls_curl_url(c, url, NULL);
+	curl_easy_setopt(c, CURLOPT_UPLOAD, 1L);
+	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, "POST");
+	curl_easy_setopt(c, CURLOPT_READDATA, f);
+	curl_easy_setopt(c, CURLOPT_INFILESIZE_LARGE, (curl_off_t)st.st_size);
+	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+	node_curl_setup(c, &resp, errbuf);
+	if (curl_easy_perform(c) != CURLE_OK) {
+		*cause = xasprintf(NODE_UNREACHABLE "%s", errbuf);
+		goto out;
+	}
+	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+	if (resp.len > 0)
+		*out = json_loadb(resp.data, resp.len, 0, NULL);
+	if (status >= 400) {
+		const char *msg = jsonx_str(json_object_get(*out, "error"),
+		    "message");
+
+		*cause = xstrdup(msg ? msg : "the node answered an error");
+	}
+out:
+	fclose(f);
+	buf_release(&resp);
+	curl_slist_free_all(h);
+	curl_easy_cleanup(c);
+	return (int)status;
 }

@@ -22,5 +22,10 @@ int node_call_timeout(sqlite3 *db, long long node_id, const char *method,
  * ttl seconds for user; NULL with *cause when the node never registered. */
 char *node_signed_url(sqlite3 *db, long long node_id, const char *method,
     const char *path, long long user, long ttl, char **cause);
+/* POST file (its bytes, streamed) to a signed upload URL of a node: the
+ * HTTP status with *out the node's JSON answer (or NULL), or -1 with
+ * *cause; for status >= 400 *cause gets the node's message too. */
+int node_upload_file(const char *url, const char *file, json_t **out,
+    char **cause);
 
 #endif

@@ -51,12 +51,26 @@ enum access {
 struct preq;
 typedef void (*route_handler)(struct preq *);
 
+/* The faces of the API (docs/MENDIX-API.md): nubo's own under /api/v1,
+ * and the Mendix Cloud APIs — each a prefix, an authentication and an
+ * error shape of its own, mapped onto the same handlers (mx.c). */
+enum face {
+	FACE_NUBO,		/* /api/v1, patterns relative to it */
+	FACE_MX,		/* /api/1 and /api/v2, patterns absolute */
+};
+
+/* Route flags. */
+#define ROUTE_MULTIPART	0x1	/* the body is a multipart upload, streamed
+				 * to a file (mx_upload_begin) */
+
 struct route {
 	const char	*method;
 	const char	*pattern;	/* /apps/{app}/environments/{env} */
 	route_handler	 handler;
 	enum access	 access;
 	const char	*summary;	/* one line, for the OpenAPI document */
+	enum face	 face;
+	unsigned	 flags;
 };
 
 /* The caller, as authenticated by routes.c. */
@@ -87,6 +101,15 @@ struct preq {
 	long long		 app_id;	/* {app}, when the route has it */
 	long long		 node_id;	/* {node}, or the app's node */
 	const char		*env;		/* {env} as given */
+
+	/* A face calling a handler (mx_call): its reply is kept here
+	 * instead of being sent. */
+	int			 capture;
+	unsigned		 cap_status;
+	json_t			*cap_body;	/* a 2xx answer, or NULL */
+	char			*cap_code;	/* an error's code and message */
+	char			*cap_message;
+	void			*face_ctx;	/* the face's own state (mx.c) */
 };
 
 extern const struct route routes[];
@@ -111,6 +134,8 @@ void web_security_headers(struct preq *);
 #define preq_param(r, n) http_param((r)->http, (n))
 #define preq_query(r, n) http_query((r)->http, (n))
 void reply(struct preq *, unsigned status, json_t *body);
+/* The same with the JSON already written (taken over). */
+void reply_text(struct preq *, unsigned status, char *text);
 void reply_error(struct preq *, unsigned status, const char *code,
     const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 /* Check the body against fields; on failure reply 400 BAD_REQUEST and

@@ -76,7 +76,7 @@ apps_list(struct preq *r)
 		reply_store_error(r);
 		return;
 	}
-	http_reply_json_text(r->http, 200, apps);
+	reply_text(r, 200, apps);
 }
 
 /* An app's cloud hostnames `<subdomain>-<env>.<cloud domain>` must not be

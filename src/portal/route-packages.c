@@ -10,12 +10,18 @@
  * down. */
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include <curl/curl.h>
+
+#include "jobs.h"
 #include "jsonx.h"
 #include "nodeclient.h"
 #include "nubo_limits.h"
 #include "portal.h"
 #include "store.h"
+#include "tls.h"
 #include "util.h"
 #include "xmalloc.h"
 
@@ -92,18 +98,18 @@ packages_not_found(struct preq *r, const char *id)
 
 /* Insert or refresh the record of one package as the node shows it. */
 static int
-packages_record(struct preq *r, const struct repo *rp, json_t *p)
+packages_record(sqlite3 *db, const struct repo *rp, json_t *p)
 {
 	long long rec;
 	char now[32];
 	int rc;
 
 	util_time_iso(util_now(), now, sizeof now);
-	rec = store_int(r->db, 0, "SELECT p.id FROM packages p WHERE"
+	rec = store_int(db, 0, "SELECT p.id FROM packages p WHERE"
 	    PACKAGE_IN_REPO " AND p.package = ?", "iis", rp->node_id,
 	    rp->app_id, jsonx_str(p, "id"));
 	if (rec != 0)
-		return store_run(r->db, "UPDATE packages SET name = ?,"
+		return store_run(db, "UPDATE packages SET name = ?,"
 		    " version = ?, size = ?, sha256 = ?, file_name = ?,"
 		    " uploaded_by = (SELECT id FROM users WHERE id = ?),"
 		    " uploaded_at = ?, manifest_json = ?, synced_at = ?"
@@ -113,7 +119,7 @@ packages_record(struct preq *r, const struct repo *rp, json_t *p)
 		    jsonx_int(p, "uploaded_by", 0), jsonx_str(p, "uploaded_at"),
 		    json_object_get(p, "manifest"), now, rec) == STORE_OK ?
 		    0 : -1;
-	rc = store_run(r->db, "INSERT INTO packages (node_id, app_id, package,"
+	rc = store_run(db, "INSERT INTO packages (node_id, app_id, package,"
 	    " name, version, size, sha256, file_name, uploaded_by,"
 	    " uploaded_at, manifest_json, synced_at) VALUES (?, NULLIF(?, 0),"
 	    " ?, ?, ?, ?, ?, ?, (SELECT id FROM users WHERE id = ?), ?, ?, ?)",
@@ -126,9 +132,9 @@ packages_record(struct preq *r, const struct repo *rp, json_t *p)
 		return -1;
 	/* the upload is its uploader's (the node says who), not of whoever
 	 * made the portal see it first (a list, a show, a transport) */
-	activity_record(r->db, store_int(r->db, 0, "SELECT id FROM users"
+	activity_record(db, store_int(db, 0, "SELECT id FROM users"
 	    " WHERE id = ?", "i", jsonx_int(p, "uploaded_by", 0)),
-	    rp->app_id ? rp->app_id : store_int(r->db, 0, "SELECT app_id FROM"
+	    rp->app_id ? rp->app_id : store_int(db, 0, "SELECT app_id FROM"
 	    " nodes WHERE id = ?", "i", rp->node_id), rp->node_id,
 	    "package.upload", "package '%s' (%lld bytes) is in %s repository",
 	    jsonx_str(p, "id"), jsonx_int(p, "size", 0), rp->app_id ?
@@ -168,7 +174,7 @@ packages_sync(struct preq *r, const struct repo *rp, json_t **quota,
 		if (!packages_valid_id(jsonx_str(p, "id")))
 			continue;
 		json_array_append_new(ids, json_string(jsonx_str(p, "id")));
-		if (packages_record(r, rp, p) == -1) {
+		if (packages_record(r->db, rp, p) == -1) {
 			store_rollback(r->db);
 			goto out;
 		}
@@ -237,6 +243,21 @@ packages_app_repo(struct preq *r, struct repo *rp)
 	return 0;
 }
 
+/* The repository of {app} for another module (mx-upload.c): 0 with its
+ * node and app (0: the node's own repository), or -1 after replying. */
+int packages_app_repository(struct preq *, long long *, long long *);
+int
+packages_app_repository(struct preq *r, long long *node_id, long long *app_id)
+{
+	struct repo rp;
+	int rc = packages_app_repo(r, &rp);
+
+	*node_id = rp.node_id;
+	*app_id = rp.app_id;
+	repo_release(&rp);
+	return rc;
+}
+
 /* The record of {package} in a repository, refreshed from the node when
  * it answers; NULL after replying 404 (or 503). */
 static json_t *
@@ -257,7 +278,7 @@ packages_find(struct preq *r, const struct repo *rp)
 	st = node_call(r->db, rp->node_id, "GET", path, NULL, &out, &cause);
 	free(path);
 	if (st == 200 && json_is_object(out)) {
-		if (packages_record(r, rp, out) == -1) {
+		if (packages_record(r->db, rp, out) == -1) {
 			json_decref(out);
 			free(cause);
 			reply_store_error(r);
@@ -503,4 +524,94 @@ void
 packages_app_delete(struct preq *r)
 {
 	packages_on_app(r, packages_reply_delete);
+}
+
+/* The job behind an upload the portal received itself (the multipart
+ * uploads of the Mendix faces, mx-upload.c): the file it spooled goes to
+ * the repository's node through a single-use upload URL — the node
+ * validates and stores it, as for `nubo packages upload` — and the
+ * package is recorded. params: {file, node_id, app_id (0: the node's own
+ * repository), file_name, package (the id its manifest gives)}. Run
+ * again after a restart with the file gone, it finds the package
+ * recorded (or fails saying the upload was lost). */
+int
+packages_job_upload(struct job *j, json_t **result, char **cause)
+{
+	const char *file = jsonx_str(j->params, "file");
+	const char *id = jsonx_str(j->params, "package");
+	struct repo rp = { jsonx_int(j->params, "node_id", 0),
+	    jsonx_int(j->params, "app_id", 0), NULL };
+	char *nonce = NULL, *suffix = NULL, *path = NULL, *url = NULL;
+	char *esc = NULL, *q = NULL, *full = NULL;
+	json_t *out = NULL;
+	struct stat st;
+	int status, rc = -1;
+
+	if (file == NULL || id == NULL || rp.node_id == 0) {
+		*cause = xstrdup("not an upload job");
+		return -1;
+	}
+	if (rp.app_id)
+		rp.uuid = store_text(j->db, "SELECT uuid FROM apps WHERE id = ?",
+		    "i", rp.app_id);
+	if (stat(file, &st) == -1) {
+		if (store_int(j->db, 0, "SELECT 1 FROM packages p WHERE"
+		    PACKAGE_IN_REPO " AND p.package = ?", "iis", rp.node_id,
+		    rp.app_id, id) == 1) {
+			*result = json_pack("{s:s}", "package", id);
+			rc = 0;
+		} else {
+			*cause = xstrdup("the uploaded file was lost (the "
+			    "portal restarted): upload the package again");
+		}
+		goto out;
+	}
+	job_progress(j, NULL, "sending the package to the node");
+	nonce = util_random_hex(16);
+	suffix = xasprintf("/uploads/%lld-%s", (long long)st.st_size, nonce);
+	path = repo_path(&rp, suffix);
+	url = node_signed_url(j->db, rp.node_id, "POST", path, j->created_by,
+	    PACKAGES_UPLOAD_TTL, cause);
+	if (url == NULL)
+		goto out;
+	if (jsonx_str(j->params, "file_name")) {
+		char *e = curl_easy_escape(NULL, jsonx_str(j->params,
+		    "file_name"), 0);
+
+		esc = xstrdup(e ? e : "package");
+		curl_free(e);
+		q = xasprintf("filename=%s", esc);
+		full = tls_url_query_add(url, q);
+	} else {
+		full = xstrdup(url);
+	}
+	status = node_upload_file(full, file, &out, cause);
+	if (status != 200 && status != 201) {
+		if (*cause && strncmp(*cause, NODE_UNREACHABLE,
+		    strlen(NODE_UNREACHABLE)) == 0)
+			goto out;	/* kept: tried again after a restart */
+		if (*cause == NULL)
+			*cause = xasprintf("the node answered HTTP %d", status);
+		unlink(file);
+		goto out;
+	}
+	if (!packages_valid_id(jsonx_str(out, "id")) ||
+	    packages_record(j->db, &rp, out) == -1) {
+		*cause = xstrdup("the node's answer could not be recorded");
+		goto out;
+	}
+	unlink(file);
+	*result = json_pack("{s:s}", "package", jsonx_str(out, "id"));
+	rc = 0;
+out:
+	json_decref(out);
+	repo_release(&rp);
+	free(nonce);
+	free(suffix);
+	free(path);
+	free(url);
+	free(esc);
+	free(q);
+	free(full);
+	return rc;
 }

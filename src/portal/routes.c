@@ -7,6 +7,7 @@
 
 #include "auth.h"
 #include "log.h"
+#include "mx.h"
 #include "portal.h"
 #include "store.h"
 #include "xmalloc.h"
@@ -127,7 +128,32 @@ void backups_upload_begin(struct preq *);
 void backups_upload_complete(struct preq *);
 void backups_restore(struct preq *);
 void backups_restores_list(struct preq *);
+/* mx-deploy.c: the Mendix faces (docs/MENDIX-API.md) */
+void mx_apps_list(struct preq *);
+void mx_apps_show(struct preq *);
+void mx_envs_list(struct preq *);
+void mx_envs_show(struct preq *);
+void mx_envs_start(struct preq *);
+void mx_envs_start_status(struct preq *);
+void mx_envs_stop(struct preq *);
+void mx_envs_clean(struct preq *);
+void mx_envs_transport(struct preq *);
+void mx_envs_scale(struct preq *);
+void mx_envs_package(struct preq *);
+void mx_packages_list(struct preq *);
+void mx_packages_show(struct preq *);
+void mx_packages_delete(struct preq *);
+void mx_packages_upload_v1(struct preq *);
+void mx_packages_upload_v2(struct preq *);
+void mx_jobs_show_v2(struct preq *);
+void mx_settings_show(struct preq *);
+void mx_settings_set(struct preq *);
 
+#define MX1_ENV "/api/1/apps/{AppId}/environments/{Mode}"
+
+/* nubo's own routes leave face and flags out: FACE_NUBO, none */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
 const struct route routes[] = {
 	/* meta */
 	{ "GET", "/openapi.json", meta_openapi, ACCESS_PUBLIC,
@@ -401,15 +427,111 @@ const struct route routes[] = {
 	/* jobs (jobs.c) */
 	{ "GET", "/jobs/{id}", jobs_show, ACCESS_USER,
 	  "a job: state, progress, error, result" },
+
+
+	/* Mendix Deploy API v1 (mx-deploy.c): the same operations and
+	 * access checks as above, in the Mendix Cloud's paths, fields and
+	 * errors; Mendix-Username + Mendix-ApiKey headers */
+	{ "GET", "/api/1/apps", mx_apps_list, ACCESS_USER,
+	  "Mendix Deploy API v1: the apps you can see", FACE_MX, 0 },
+	{ "GET", "/api/1/apps/{AppId}", mx_apps_show, ACCESS_APP_MEMBER,
+	  "Mendix Deploy API v1: an app (AppId: its subdomain)", FACE_MX, 0 },
+	{ "GET", "/api/1/apps/{AppId}/environments", mx_envs_list,
+	  ACCESS_APP_MEMBER, "Mendix Deploy API v1: the app's environments",
+	  FACE_MX, 0 },
+	{ "GET", MX1_ENV, mx_envs_show, ACCESS_APP_MEMBER,
+	  "Mendix Deploy API v1: an environment (Mode: its name, any case)",
+	  FACE_MX, 0 },
+	{ "POST", MX1_ENV "/start", mx_envs_start, ACCESS_APP_TRANSPORT,
+	  "Mendix Deploy API v1: start the environment {AutoSyncDb?}: "
+	  "{JobId}", FACE_MX, 0 },
+	{ "GET", MX1_ENV "/start/{JobId}", mx_envs_start_status,
+	  ACCESS_APP_MEMBER, "Mendix Deploy API v1: a start job: {Status: "
+	  "Starting | Started}", FACE_MX, 0 },
+	{ "POST", MX1_ENV "/stop", mx_envs_stop, ACCESS_APP_TRANSPORT,
+	  "Mendix Deploy API v1: stop the environment (answers when "
+	  "stopped)", FACE_MX, 0 },
+	{ "POST", MX1_ENV "/transport", mx_envs_transport, ACCESS_APP_TRANSPORT,
+	  "Mendix Deploy API v1: deploy {PackageId} to the stopped "
+	  "environment", FACE_MX, 0 },
+	{ "POST", MX1_ENV "/clean", mx_envs_clean, ACCESS_APP_TRANSPORT,
+	  "Mendix Deploy API v1: wipe the stopped environment's data",
+	  FACE_MX, 0 },
+	{ "GET", MX1_ENV "/package", mx_envs_package, ACCESS_APP_TRANSPORT,
+	  "Mendix Deploy API v1: the package the environment runs "
+	  "(?url=true: with a download URL)", FACE_MX, 0 },
+	{ "GET", MX1_ENV "/settings", mx_settings_show, ACCESS_APP_SETTINGS,
+	  "Mendix Deploy API v1: constants, custom settings, scheduled "
+	  "events", FACE_MX, 0 },
+	{ "POST", MX1_ENV "/settings", mx_settings_set, ACCESS_APP_SETTINGS,
+	  "Mendix Deploy API v1: change constants, custom settings, "
+	  "scheduled events", FACE_MX, 0 },
+	{ "POST", MX1_ENV "/scale", mx_envs_scale, ACCESS_APP_SETTINGS,
+	  "Mendix Deploy API v1: {Instances, MemoryPerInstance} (v4 nodes)",
+	  FACE_MX, 0 },
+	{ "GET", "/api/1/apps/{AppId}/packages", mx_packages_list,
+	  ACCESS_APP_TRANSPORT, "Mendix Build API v1: the app's packages",
+	  FACE_MX, 0 },
+	{ "GET", "/api/1/apps/{AppId}/packages/{PackageId}", mx_packages_show,
+	  ACCESS_APP_TRANSPORT, "Mendix Build API v1: a package (?url=true: "
+	  "with a download URL)", FACE_MX, 0 },
+	{ "DELETE", "/api/1/apps/{AppId}/packages/{PackageId}",
+	  mx_packages_delete, ACCESS_APP_TRANSPORT, "Mendix Build API v1: "
+	  "delete a package (409 PACKAGE_IN_USE while deployed)", FACE_MX, 0 },
+	{ "POST", "/api/1/apps/{AppId}/packages/upload", mx_packages_upload_v1,
+	  ACCESS_APP_TRANSPORT, "Mendix Deploy API v1: upload a package "
+	  "(multipart part 'file'; ?name=N), answered when stored", FACE_MX,
+	  ROUTE_MULTIPART },
+
+	/* Mendix Deploy API v2 (mx-deploy.c) */
+	{ "POST", "/api/v2/apps/{AppId}/packages/upload", mx_packages_upload_v2,
+	  ACCESS_APP_TRANSPORT, "Mendix Deploy API v2: upload a package "
+	  "(multipart part 'file'; ?name=N): {PackageId, JobId}", FACE_MX,
+	  ROUTE_MULTIPART },
+	{ "GET", "/api/v2/apps/{AppId}/jobs/{JobId}", mx_jobs_show_v2,
+	  ACCESS_APP_MEMBER, "Mendix Deploy API v2: a job of the app: "
+	  "{Status: Queued | Running | Completed | Failed}", FACE_MX, 0 },
 };
+#pragma GCC diagnostic pop
 const size_t routes_count = sizeof routes / sizeof routes[0];
 
 #define API_PREFIX "/api/v1"
 
+/* A face calling a handler keeps its first reply (mx_call). */
+static int
+reply_captured(struct preq *r, unsigned status, json_t *body,
+    const char *code, const char *message)
+{
+	if (!r->capture)
+		return 0;
+	if (r->cap_status == 0) {
+		r->cap_status = status;
+		r->cap_body = body;
+		r->cap_code = code ? xstrdup(code) : NULL;
+		r->cap_message = message ? xstrdup(message) : NULL;
+	} else {
+		json_decref(body);
+	}
+	return 1;
+}
+
 void
 reply(struct preq *r, unsigned status, json_t *body)
 {
-	http_reply_json(r->http, status, body);
+	if (!reply_captured(r, status, body, NULL, NULL))
+		http_reply_json(r->http, status, body);
+}
+
+void
+reply_text(struct preq *r, unsigned status, char *text)
+{
+	if (r->capture) {
+		reply_captured(r, status, json_loads(text, 0, NULL), NULL,
+		    NULL);
+		free(text);
+		return;
+	}
+	http_reply_json_text(r->http, status, text);
 }
 
 void
@@ -417,9 +539,16 @@ reply_error(struct preq *r, unsigned status, const char *code,
     const char *fmt, ...)
 {
 	va_list ap;
+	char *msg;
 
 	va_start(ap, fmt);
-	http_reply_verror(r->http, status, code, fmt, ap);
+	if (r->capture) {
+		msg = xvasprintf(fmt, ap);
+		reply_captured(r, status, NULL, code, msg);
+		free(msg);
+	} else {
+		http_reply_verror(r->http, status, code, fmt, ap);
+	}
 	va_end(ap);
 }
 
@@ -433,7 +562,13 @@ reply_store_error(struct preq *r)
 int
 body_check(struct preq *r, const struct jfield *fields)
 {
-	return http_body_check(r->http, r->body, fields);
+	char *cause = NULL;
+
+	if (jsonx_check(r->body, fields, &cause) == 0)
+		return 0;
+	reply_error(r, 400, "BAD_REQUEST", "%s", cause);
+	free(cause);
+	return -1;
 }
 
 /* Resolve {app} (subdomain or uuid), {node} (name) and {env}; reply 404
@@ -486,20 +621,27 @@ routes_begin(struct http_req *h)
 {
 	struct preq *r = xcalloc(1, sizeof *r);
 	const char *url = h->url;
+	enum face face = FACE_NUBO;
 	int method_seen = 0;
 	size_t i;
 
 	h->ctx = r;
 	r->http = h;
 	r->portal = h->app;
-	if (strncmp(url, API_PREFIX, strlen(API_PREFIX)) != 0 ||
+	if (mx_url(url)) {
+		face = FACE_MX;
+		h->error_reply = mx_error_reply;
+	} else if (strncmp(url, API_PREFIX, strlen(API_PREFIX)) != 0 ||
 	    (url[strlen(API_PREFIX)] != '/' &&
 	    url[strlen(API_PREFIX)] != '\0')) {
 		web_serve(r);
 		return;
+	} else {
+		url += strlen(API_PREFIX);
 	}
-	url += strlen(API_PREFIX);
 	for (i = 0; i < routes_count; i++) {
+		if (routes[i].face != face)
+			continue;
 		http_params_clear(h);
 		if (!http_route_match(h, routes[i].pattern, url))
 			continue;
@@ -521,16 +663,23 @@ routes_begin(struct http_req *h)
 	}
 	h->route = r->route;
 	r->db = store_db();
-	if (r->route->access != ACCESS_PUBLIC && auth_authenticate(r) == -1)
+	if (r->route->access != ACCESS_PUBLIC && (face == FACE_MX ?
+	    mx_authenticate(r) : auth_authenticate(r)) == -1)
 		return;
 	if (r->who.read_only && strcmp(h->method, "GET") != 0) {
 		reply_error(r, 403, "KEY_READ_ONLY",
 		    "this API key is read-only");
 		return;
 	}
-	if (resolve_path(r) == -1 || auth_check_access(r) == -1)
+	if (face == FACE_MX)
+		mx_params(r);
+	if (resolve_path(r) == -1 || (face == FACE_MX && mx_resolved(r) ==
+	    -1) || auth_check_access(r) == -1)
 		return;
-	if (strcmp(h->method, "GET") != 0 && strcmp(h->method, "DELETE") != 0)
+	if (r->route->flags & ROUTE_MULTIPART)
+		mx_upload_begin(r);
+	else if (strcmp(h->method, "GET") != 0 &&
+	    strcmp(h->method, "DELETE") != 0)
 		h->body_max = NUBO_JSON_BODY_MAX;
 }
 
@@ -562,6 +711,10 @@ routes_cleanup(struct http_req *h)
 	struct preq *r = h->ctx;
 
 	if (r) {
+		mx_cleanup(r);
+		json_decref(r->cap_body);
+		free(r->cap_code);
+		free(r->cap_message);
 		json_decref(r->body);
 		json_decref(r->who.app_scope);
 		if (r->db)
@@ -614,6 +767,10 @@ routes_describe(void)
 		if (item == NULL) {
 			item = json_object();
 			json_object_set_new(paths, rt->pattern, item);
+			/* a Mendix face's path is absolute */
+			if (rt->face == FACE_MX)
+				json_object_set_new(item, "servers",
+				    json_pack("[{s:s}]", "url", "/"));
 		}
 		for (p = rt->pattern; (p = strchr(p, '{')) != NULL; p++) {
 			const char *e = strchr(p, '}');
@@ -627,8 +784,13 @@ routes_describe(void)
 		    "summary", rt->summary, "x-nubo-access",
 		    access_name(rt->access), "parameters", params,
 		    "responses", "default", "description",
+		    rt->face == FACE_MX ? "a JSON body, or {\"errorCode\", "
+		    "\"errorMessage\"}" :
 		    "a JSON body, or {\"error\":{\"code\",\"message\"}}");
-		if (rt->access == ACCESS_AGENT)
+		if (rt->face == FACE_MX)
+			json_object_set_new(op, "security", json_pack(
+			    "[{s:[],s:[]}]", "mendixUsername", "mendixApiKey"));
+		else if (rt->access == ACCESS_AGENT)
 			json_object_set_new(op, "security",
 			    json_pack("[{s:[]}]", "nodeToken"));
 		else if (rt->access != ACCESS_PUBLIC)
@@ -641,7 +803,8 @@ routes_describe(void)
 		free(m);
 	}
 	return json_pack("{s:s,s:{s:s,s:s},s:[{s:s}],s:o,s:{s:{s:{s:s,s:s},"
-	    "s:{s:s,s:s,s:s,s:s},s:{s:s,s:s}}}}",
+	    "s:{s:s,s:s,s:s,s:s},s:{s:s,s:s},s:{s:s,s:s,s:s},"
+	    "s:{s:s,s:s,s:s}}}}",
 	    "openapi", "3.0.3",
 	    "info", "title", "nubo API", "version", "1",
 	    "servers", "url", API_PREFIX,
@@ -652,7 +815,11 @@ routes_describe(void)
 	    AUTH_SESSION_COOKIE, "description", "a browser session (POST "
 	    "/session); requests other than GET carry its CSRF token in "
 	    "X-CSRF-Token",
-	    "nodeToken", "type", "http", "scheme", "bearer");
+	    "nodeToken", "type", "http", "scheme", "bearer",
+	    "mendixUsername", "type", "apiKey", "in", "header", "name",
+	    "Mendix-Username",
+	    "mendixApiKey", "type", "apiKey", "in", "header", "name",
+	    "Mendix-ApiKey");
 }
 
 /* Every access level and its name, for `nubod routes` (the permission

@@ -11,6 +11,14 @@
 #include "util.h"
 #include "xmalloc.h"
 
+/* A random (version 4) UUID in lowercase, as util_uuid() writes them. */
+#define STORE_SQL_UUID \
+	"(lower(hex(randomblob(4))) || '-' || lower(hex(randomblob(2))) ||" \
+	" '-4' || substr(lower(hex(randomblob(2))), 2) || '-' ||" \
+	" substr('89ab', 1 + (abs(random()) % 4), 1) ||" \
+	" substr(lower(hex(randomblob(2))), 2) || '-' ||" \
+	" lower(hex(randomblob(6))))"
+
 /* Schema versions, applied in order inside one transaction each. Never edit
  * a released step: add a new one. The number is PRAGMA user_version. */
 static const char *const store_schema[] = {
@@ -346,6 +354,16 @@ static const char *const store_schema[] = {
 	 * CSRF token: their secret is accepted only as the session cookie,
 	 * and a state-changing request needs the token in X-CSRF-Token. */
 	"ALTER TABLE api_keys ADD COLUMN csrf_token TEXT;",
+	/* 21: an id of every environment that stays when it moves (the
+	 * Mendix APIs' EnvironmentId, docs/MENDIX-API.md); rows inserted
+	 * without one get one from the trigger */
+	"ALTER TABLE environments ADD COLUMN uuid TEXT;"
+	"CREATE TRIGGER environments_uuid AFTER INSERT ON environments"
+	"  WHEN NEW.uuid IS NULL BEGIN"
+	"  UPDATE environments SET uuid = " STORE_SQL_UUID " WHERE id = NEW.id;"
+	"  END;"
+	"UPDATE environments SET uuid = " STORE_SQL_UUID " WHERE uuid IS NULL;"
+	"CREATE UNIQUE INDEX environments_uuid ON environments (uuid);",
 };
 
 static char *store_path_global;

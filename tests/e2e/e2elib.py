@@ -17,10 +17,17 @@ class Portal:
         self.conn = http.client.HTTPConnection(self.u.hostname, self.u.port,
                                                timeout=60)
 
-    def call(self, method, path, key=None, body=None, raw=None):
-        """One request: (status, parsed JSON body or raw bytes)."""
+    def call(self, method, path, key=None, body=None, raw=None, user=None):
+        """One request: (status, parsed JSON body or raw bytes). A path
+        under /api/ (a Mendix face, docs/MENDIX-API.md) is sent as it
+        is, with user and key as Mendix-Username and Mendix-ApiKey;
+        other paths go under /api/v1 with the key as a Bearer token."""
         headers = {}
-        if key:
+        mx = path.startswith("/api/")
+        if key and mx:
+            headers["Mendix-Username"] = user or ""
+            headers["Mendix-ApiKey"] = key
+        elif key:
             headers["Authorization"] = "Bearer " + key
         data = raw
         if body is not None:
@@ -31,8 +38,8 @@ class Portal:
             try:
                 if self.conn is None:
                     self._connect()
-                self.conn.request(method, "/api/v1" + path, body=data,
-                                  headers=headers)
+                self.conn.request(method, path if mx else "/api/v1" + path,
+                                  body=data, headers=headers)
                 resp = self.conn.getresponse()
                 text = resp.read()
                 break
@@ -60,3 +67,16 @@ def must(status, doc, want, what):
 def now_iso(offset=0):
     return time.strftime("%Y-%m-%dT%H:%M:%SZ",
                          time.gmtime(time.time() + offset))
+
+
+def error_of(doc):
+    """(code, message) of an error answer in nubo's shape or a Mendix
+    face's ({"errorCode", "errorMessage"}); (None, "") otherwise."""
+    if not isinstance(doc, dict):
+        return None, ""
+    if "errorCode" in doc:
+        return doc.get("errorCode"), doc.get("errorMessage") or ""
+    err = doc.get("error") or {}
+    if not isinstance(err, dict):
+        return None, ""
+    return err.get("code"), err.get("message") or ""

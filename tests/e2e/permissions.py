@@ -37,7 +37,7 @@ import urllib.parse
 import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from e2elib import Portal, must, now_iso  # noqa: E402
+from e2elib import Portal, error_of, must, now_iso  # noqa: E402
 
 NUBOD, URL, ADMIN_KEY, STORE = sys.argv[1:5]
 portal = Portal(URL)
@@ -125,6 +125,21 @@ insert("INSERT INTO nodes (name, generation, token_hash, created_at)"
        " VALUES ('matrix-agent', 'v4', ?, ?)",
        (hashlib.sha256(agent_token.encode()).hexdigest(), now_db()))
 keys["agent"] = agent_token
+# Whose the keys are: the Mendix faces (paths under /api/, docs/
+# MENDIX-API.md) take the user's email with the key.
+EMAIL = {n: f"{n}@matrix.test" for n in USERS}
+EMAIL.update({"admin": "admin@nubo.localhost",
+              "readonly": "admin@nubo.localhost", "expired": "tc@matrix.test",
+              "revoked": "tc@matrix.test", "scoped-other": "tc@matrix.test",
+              "agent": "agent@matrix.test"})
+
+
+def call_as(method, path, p, body=None):
+    """call() as principal p (None: no credentials)."""
+    if p is None or p == "nokey":
+        return call(method, path, None, body)
+    return call(method, path, keys[p], body, user=EMAIL[p])
+
 
 WORLDS = 0
 
@@ -206,6 +221,10 @@ def make_world():
         # one-off runs live on the node (runs.c): any uuid reaches the
         # handler
         "run": str(uuid.uuid4()),
+        # the Mendix faces' names (docs/MENDIX-API.md); the Mode in
+        # another case than the environment's name, as clients send it
+        "AppId": f"matrix-app{n}", "Mode": ENV.lower(),
+        "PackageId": "notes-1.0.0", "JobId": str(job),
     }
 
 
@@ -231,7 +250,7 @@ def expect(route, p):
     if p == "scoped-other":
         # tc's key limited to another app: nothing on this world's app or
         # node, no platform routes, and of its own routes reads and keys.
-        if "{app}" in path or "{node}" in path:
+        if "{app}" in path or "{AppId}" in path or "{node}" in path:
             return 403
         if a == "user" and (method == "GET" or path.startswith("/keys")):
             return "allow"
@@ -249,7 +268,7 @@ def expect(route, p):
         return "allow" if p in members else 403
     if a in PERMS:
         # on {env}, or on some environment when the route has none
-        env = ENV if "{env}" in path else None
+        env = ENV if "{env}" in path or "{Mode}" in path else None
         return "allow" if p == "tc" or holds(p, a, env) else 403
     if a == "app-technical-contact":
         return "allow" if p == "tc" else 403
@@ -335,6 +354,18 @@ ALLOWED_NOT_2XX = {
     ("GET", "/offboarding-requests/{request}"):
         (404, "OFFBOARDING_REQUEST_NOT_FOUND",
          {"tc", "nonmember", "scoped-other"} | set(MEMBERS)),
+    # the Mendix faces: the world's job is no start job, nothing is
+    # deployed to {Mode}
+    ("GET", "/api/1/apps/{AppId}/environments/{Mode}/start/{JobId}"):
+        (404, "NO_SUCH_STARTJOB", None),
+    ("GET", "/api/1/apps/{AppId}/environments/{Mode}/package"):
+        (404, "PACKAGE_NOT_FOUND", None),
+}
+# Writes an allowed caller gets a 500 for, because the reference answers
+# that refusal with a 500 (docs/MENDIX-API.md): (status, code).
+ALLOWED_500 = {
+    ("POST", "/api/1/apps/{AppId}/environments/{Mode}/start"):
+        (500, "NO_MDA_HAS_BEEN_DEPLOYED"),
 }
 # Query strings a read needs.
 QUERY = {
@@ -382,25 +413,28 @@ for rt in order:
     bad = 0
     for p in who:
         body = {} if rt["method"] not in ("GET", "DELETE") else None
-        st, doc = call(rt["method"], path, None if p == "nokey" else keys[p], body)
+        st, doc = call_as(rt["method"], path, p, body)
         want = exp[p]
         other = ALLOWED_NOT_2XX.get((rt["method"], rt["path"]))
         if other and other[2] is not None and p not in other[2]:
             other = None
+        e500 = ALLOWED_500.get((rt["method"], rt["path"]))
         if want != "allow":
             ok = st == want
         elif other:
-            ok = st == other[0] and isinstance(doc, dict) and \
-                (doc.get("error") or {}).get("code") == other[1]
+            ok = st == other[0] and error_of(doc)[0] == other[1]
             want = "%d %s" % other[:2]
         elif rt["method"] == "GET":
             ok = 200 <= st < 300
             want = "2xx"
+        elif e500 and st == 500:
+            ok = error_of(doc)[0] == e500[1]
+            want = "not 401/403, or %d %s" % e500
         else:
             ok = st not in (401, 403) and st != 500
             want = "not 401/403/500"
         if ok and exp[p] != "allow":
-            ok = isinstance(doc, dict) and "code" in (doc.get("error") or {})
+            ok = error_of(doc)[0] is not None
         if not ok:
             bad += 1
             fail("%s %s (%s) as %s: got %d, wanted %s: %s" % (
@@ -444,6 +478,9 @@ SUCCEEDS = [
     ("POST", "/apps", "member-none",
      {"subdomain": "matrix-new", "sandbox": False}, 201, None),
     ("POST", "/keys", "member-none", {"name": "new"}, 201, None),
+    ("POST", "/api/1/apps/{AppId}/environments/{Mode}/settings",
+     "member-settings", {"CustomSettings": [{"Name": "x.y", "Value": "1"}]},
+     200, None),
 ]
 for method, pattern, p, body, want, prep in SUCCEEDS:
     if not any(r["method"] == method and r["path"] == pattern for r in routes):
@@ -454,7 +491,7 @@ for method, pattern, p, body, want, prep in SUCCEEDS:
         db.execute(prep.format(**w))
     path = PARAM.sub(lambda m: urllib.parse.quote(w[m.group(1)], safe=""),
                      pattern)
-    st, doc = call(method, path, keys[p], body)
+    st, doc = call_as(method, path, p, body)
     if st == want:
         passed += 1
         print("ok - %s %s as %s: %d" % (method, pattern, p, st))

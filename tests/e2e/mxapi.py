@@ -1,0 +1,541 @@
+#!/usr/bin/env python3
+"""The Mendix Cloud API faces (docs/MENDIX-API.md) as a pipeline uses them.
+
+Against a real portal and a real v4 node (t9-mendix-api.sh sets them up,
+with app 'shop' linked to the node): the CI flow of Deploy API v1/v2 with
+the sample app, every answer's field names and types checked against
+../shared/reference/mendix-cloud-api.md, what really happened checked
+through the node's router and the store, each sloppy-client case, and
+every error of the reference that nubo can produce, once.
+
+usage: mxapi.py PORTAL_URL ROUTER_PORT USER KEY VIEWER_KEY READONLY_KEY
+                PACKAGE TMPDIR STORE
+"""
+import hashlib
+import http.client
+import io
+import json
+import os
+import re
+import sqlite3
+import sys
+import tarfile
+import time
+import urllib.parse
+import uuid
+
+URL, ROUTER, USER, KEY, VIEWER_KEY, RO_KEY, PKG, TMP, STORE = sys.argv[1:10]
+U = urllib.parse.urlparse(URL)
+APP = "shop"
+HOST = "shop-test.nubo.localhost"
+passed = failed = 0
+
+
+def ok(msg):
+    global passed
+    passed += 1
+    print("ok - " + msg)
+
+
+def fail(msg):
+    global failed
+    failed += 1
+    print("not ok - " + msg)
+
+
+def check(what, cond, detail=""):
+    if cond:
+        ok(what)
+    else:
+        fail(what + (": " + str(detail)[:300] if detail else ""))
+    return cond
+
+
+def request(method, path, body=None, headers=None, user=USER, key=KEY,
+            raw=None, ctype="application/json"):
+    """One request to the portal: (status, parsed JSON or raw bytes)."""
+    h = dict(headers or {})
+    if user is not None:
+        h.setdefault("Mendix-Username", user)
+    if key is not None:
+        h.setdefault("Mendix-ApiKey", key)
+    data = raw
+    if body is not None:
+        data = json.dumps(body).encode()
+    if data is not None and ctype:
+        h.setdefault("Content-Type", ctype)
+    c = http.client.HTTPConnection(U.hostname, U.port, timeout=900)
+    c.request(method, path, body=data, headers=h)
+    r = c.getresponse()
+    text = r.read()
+    c.close()
+    try:
+        doc = json.loads(text) if text else None
+    except ValueError:
+        doc = text
+    return r.status, doc
+
+
+def v1(method, path, body=None, **kw):
+    return request(method, "/api/1" + path, body, **kw)
+
+
+def v2(method, path, body=None, **kw):
+    return request(method, "/api/v2" + path, body, **kw)
+
+
+def multipart(path, fname, data, name=None, **kw):
+    """POST a package as multipart/form-data, part 'file' (as curl -F)."""
+    b = "----mx" + uuid.uuid4().hex
+    body = (("--%s\r\nContent-Disposition: form-data; name=\"file\"; "
+             "filename=\"%s\"\r\nContent-Type: application/octet-stream"
+             "\r\n\r\n") % (b, fname)).encode() + data + \
+        ("\r\n--%s--\r\n" % b).encode()
+    q = "?name=" + urllib.parse.quote(name) if name else ""
+    return request("POST", path + q, raw=body,
+                   ctype="multipart/form-data; boundary=" + b, **kw)
+
+
+def routed(path="/", method="GET", body=None):
+    """Through the node's router with the app's hostname."""
+    c = http.client.HTTPConnection("127.0.0.1", int(ROUTER), timeout=30)
+    h = {"Host": HOST}
+    data = None
+    if body is not None:
+        data = json.dumps(body).encode()
+        h["Content-Type"] = "application/json"
+    c.request(method, path, body=data, headers=h)
+    r = c.getresponse()
+    text = r.read().decode(errors="replace")
+    c.close()
+    return r.status, text
+
+
+# --- shapes of the reference ----------------------------------------------
+APP_FIELDS = {"AppId": str, "Name": str, "ProjectId": str, "Url": str}
+ENV_FIELDS = {"Status": str, "EnvironmentId": str, "Url": str, "Mode": str,
+              "ModelVersion": str, "MendixVersion": str, "Production": bool,
+              "Instances": int, "MemoryPerInstance": int, "TotalMemory": int}
+PKG_FIELDS = {"PackageId": str, "Name": str, "Description": str,
+              "Version": str, "Creator": str, "CreationDate": int,
+              "Status": str, "Size": int}
+SETTINGS_FIELDS = {"Constants": list, "CustomSettings": list,
+                   "ScheduledEvents": list}
+CONST_FIELDS = {"Name": str, "DataType": str, "Value": str,
+                "DeployedValue": str}
+EVENT_FIELDS = {"Name": str, "Value": str, "DeployedValue": str}
+UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-"
+                  r"[0-9a-f]{12}$")
+
+
+def shape(what, doc, fields):
+    """doc has exactly these fields with these types (bool is no int)."""
+    if not isinstance(doc, dict):
+        return check(what + ": an object", False, doc)
+    bad = []
+    for f, t in fields.items():
+        v = doc.get(f, KeyError)
+        if v is KeyError:
+            bad.append("missing " + f)
+        elif type(v) is not t:
+            bad.append("%s is %s, not %s" % (f, type(v).__name__,
+                                               t.__name__))
+    extra = set(doc) - set(fields) - {"Url"}
+    if extra:
+        bad.append("fields not in the reference: %s" % sorted(extra))
+    return check(what + ": fields and types of the reference", not bad,
+                 "; ".join(bad) + " in " + json.dumps(doc))
+
+
+def error(what, got, status, code):
+    st, doc = got
+    check("%s: %d %s in the v1 error shape" % (what, status, code),
+          st == status and isinstance(doc, dict) and
+          doc.get("errorCode") == code and
+          isinstance(doc.get("errorMessage"), str) and
+          doc["errorMessage"] != "" and set(doc) == {"errorCode",
+                                                     "errorMessage"},
+          "%d %s" % (st, doc))
+
+
+def want(what, got, status=200):
+    st, doc = got
+    check(what + ": %d with a JSON body" % status,
+          st == status and doc is not None and not isinstance(doc, bytes),
+          "%d %s" % (st, doc))
+    return doc
+
+
+def poll(what, fn, done, secs=120):
+    until = time.time() + secs
+    while True:
+        got = fn()
+        if done(got) or time.time() > until:
+            return got
+        time.sleep(0.2)
+
+
+# A second version of the sample app, its Greeting default changed: the
+# router then tells which package runs.
+def repack(src, dest, version, greeting):
+    out = io.BytesIO()
+    with tarfile.open(src, "r:gz") as tin, \
+            tarfile.open(fileobj=out, mode="w:gz") as tout:
+        for m in tin.getmembers():
+            f = tin.extractfile(m) if m.isfile() else None
+            data = f.read() if f else None
+            if m.name.lstrip("./") == "nubo.json":
+                man = json.loads(data)
+                man["version"] = version
+                man["constants"][0]["default"] = greeting
+                data = json.dumps(man).encode()
+                m.size = len(data)
+            tout.addfile(m, io.BytesIO(data) if data is not None else None)
+    with open(dest, "wb") as f:
+        f.write(out.getvalue())
+
+
+PKG2 = os.path.join(TMP, "notes-1.0.1.tar.gz")
+repack(PKG, PKG2, "1.0.1", "Hello from 1.0.1")
+PKG1_BYTES = open(PKG, "rb").read()
+PKG2_BYTES = open(PKG2, "rb").read()
+db = sqlite3.connect(STORE, timeout=30, isolation_level=None)
+
+# --- authentication -----------------------------------------------------
+error("no headers", v1("GET", "/apps", user=None, key=None), 401,
+      "UNAUTHENTICATED")
+error("only Mendix-Username", v1("GET", "/apps", key=None), 401,
+      "UNAUTHENTICATED")
+error("a wrong API key", v1("GET", "/apps", key="nubo_" + "0" * 40), 401,
+      "UNAUTHENTICATED")
+error("the key of another user", v1("GET", "/apps",
+                                    user="viewer@mx.test"), 401,
+      "UNAUTHENTICATED")
+error("a Bearer key instead of the Mendix headers",
+      v1("GET", "/apps", user=None, key=None,
+         headers={"Authorization": "Bearer " + KEY}), 401, "UNAUTHENTICATED")
+# sloppy: header names in any case, the user's email in any case
+st, doc = v1("GET", "/apps", user=None, key=None,
+             headers={"mendix-username": USER.upper(), "MENDIX-APIKEY": KEY})
+check("sloppy: header names and the email in any case", st == 200 and
+      isinstance(doc, list), "%d %s" % (st, doc))
+
+# --- apps and environments ----------------------------------------------
+apps = want("GET /apps", v1("GET", "/apps"))
+mine = [a for a in apps or [] if a.get("AppId") == APP]
+check("GET /apps lists the app by its subdomain", len(mine) == 1, apps)
+if mine:
+    shape("GET /apps item", mine[0], APP_FIELDS)
+app = want("GET /apps/{AppId}", v1("GET", "/apps/" + APP))
+shape("GET /apps/{AppId}", app, APP_FIELDS)
+puuid = db.execute("SELECT uuid FROM apps WHERE subdomain = ?",
+                   (APP,)).fetchone()[0]
+check("ProjectId is the app's uuid", (app or {}).get("ProjectId") == puuid,
+      app)
+check("the app's Url is its Production environment's",
+      (app or {}).get("Url", "").startswith("http://shop-production."), app)
+error("unknown AppId", v1("GET", "/apps/no-such-app"), 404, "APP_NOT_FOUND")
+error("unknown AppId under environments",
+      v1("GET", "/apps/no-such-app/environments/Test"), 404, "APP_NOT_FOUND")
+error("the packages, as a member without transport",
+      v1("GET", "/apps/" + APP + "/packages", user="viewer@mx.test",
+         key=VIEWER_KEY), 403, "NO_ACCESS")
+
+envs = want("GET environments", v1("GET", "/apps/%s/environments" % APP))
+check("three environments", isinstance(envs, list) and
+      sorted(e.get("Mode") for e in envs) ==
+      ["Acceptance", "Production", "Test"], envs)
+for e in envs or []:
+    shape("environment %s" % e.get("Mode"), e, ENV_FIELDS)
+    check("%s: Status Empty (notdeployed)" % e.get("Mode"),
+          e.get("Status") == "Empty", e)
+    check("%s: Production only for Production" % e.get("Mode"),
+          e.get("Production") == (e.get("Mode") == "Production"), e)
+    check("%s: EnvironmentId a uuid" % e.get("Mode"),
+          UUID.match(e.get("EnvironmentId", "")) is not None, e)
+ids = {e.get("EnvironmentId") for e in envs or []}
+check("EnvironmentIds differ", len(ids) == 3, ids)
+stored = {r[0] for r in db.execute(
+    "SELECT e.uuid FROM environments e JOIN nodes n ON n.id = e.node_id"
+    " JOIN apps a ON a.id = n.app_id WHERE a.subdomain = ?", (APP,))}
+check("EnvironmentId is the environment's uuid in the store", ids == stored,
+      "%s vs %s" % (ids, stored))
+for mode in ("test", "TEST", "Test", "tEsT"):
+    e = want("sloppy: Mode %s" % mode,
+             v1("GET", "/apps/%s/environments/%s" % (APP, mode)))
+    check("Mode %s answers environment Test" % mode,
+          (e or {}).get("Mode") == "Test", e)
+e = want("sloppy: trailing slash",
+         v1("GET", "/apps/%s/environments/Test/" % APP))
+check("a trailing / answers the same", (e or {}).get("Mode") == "Test", e)
+error("unknown Mode", v1("GET", "/apps/%s/environments/Nope" % APP), 404,
+      "ENVIRONMENT_NOT_FOUND")
+
+ENV = "/apps/%s/environments/test" % APP    # lower case on purpose
+
+# --- nothing deployed yet -------------------------------------------------
+error("start with nothing deployed", v1("POST", ENV + "/start", {}), 500,
+      "NO_MDA_HAS_BEEN_DEPLOYED")
+error("clean with nothing deployed", v1("POST", ENV + "/clean"), 422,
+      "ENVIRONMENT_NOT_DEPLOYED")
+error("the package of an empty environment", v1("GET", ENV + "/package"),
+      404, "PACKAGE_NOT_FOUND")
+error("the start job that is not", v1("GET", ENV + "/start/999999"), 404,
+      "NO_SUCH_STARTJOB")
+
+# --- upload (v2) → poll the job -----------------------------------------
+up = want("v2 upload", multipart("/api/v2/apps/%s/packages/upload" % APP,
+                                 "notes-1.0.0.tar.gz", PKG1_BYTES,
+                                 name="notes-main.mda"))
+check("v2 upload answers {PackageId, JobId} (strings)",
+      isinstance(up, dict) and set(up) == {"PackageId", "JobId"} and
+      all(isinstance(v, str) for v in up.values()), up)
+check("v2 upload: PackageId from the manifest",
+      (up or {}).get("PackageId") == "notes-1.0.0", up)
+JOB = "/api/v2/apps/%s/jobs/%s" % (APP, (up or {}).get("JobId"))
+st, job = poll("v2 job", lambda: request("GET", JOB),
+               lambda g: g[0] != 200 or g[1].get("Status") in
+               ("Completed", "Failed"))
+check("v2 job: Completed", st == 200 and job == {"Status": "Completed"},
+      "%d %s" % (st, job))
+error("v2 job of another id", request("GET", "/api/v2/apps/%s/jobs/999999"
+                                      % APP), 404, "JOB_NOT_FOUND")
+# --- upload (v1): answered when stored -----------------------------------
+p2 = want("v1 upload", multipart("/api/1/apps/%s/packages/upload" % APP,
+                                 "notes-1.0.1.tar.gz", PKG2_BYTES))
+shape("v1 upload answer", p2, PKG_FIELDS)
+check("v1 upload: Succeeded, version 1.0.1, the file's size",
+      (p2 or {}).get("Status") == "Succeeded" and
+      p2.get("Version") == "1.0.1" and p2.get("Size") == len(PKG2_BYTES) and
+      p2.get("PackageId") == "notes-1.0.1", p2)
+check("v1 upload: CreationDate in epoch milliseconds",
+      abs((p2 or {}).get("CreationDate", 0) / 1000 - time.time()) < 600, p2)
+error("an upload that is no package",
+      multipart("/api/1/apps/%s/packages/upload" % APP, "x.mda",
+                b"not a package at all"), 500, "INVALID_PACKAGE")
+error("an upload without a part 'file'",
+      request("POST", "/api/1/apps/%s/packages/upload" % APP,
+              raw=b"--b\r\nContent-Disposition: form-data; name=\"other\""
+              b"\r\n\r\nx\r\n--b--\r\n",
+              ctype="multipart/form-data; boundary=b"), 400,
+      "INVALID_PARAMETERS")
+error("an upload that is not multipart",
+      request("POST", "/api/1/apps/%s/packages/upload" % APP,
+              raw=PKG1_BYTES, ctype="application/octet-stream"), 400,
+      "INVALID_PARAMETERS")
+
+pkgs = want("GET packages", v1("GET", "/apps/%s/packages" % APP))
+check("both packages listed", sorted(p.get("PackageId") for p in pkgs or [])
+      == ["notes-1.0.0", "notes-1.0.1"], pkgs)
+for p in pkgs or []:
+    shape("package %s" % p.get("PackageId"), p, PKG_FIELDS)
+p1 = want("GET package ?url=true",
+          v1("GET", "/apps/%s/packages/notes-1.0.0?url=true" % APP))
+shape("GET package", p1, PKG_FIELDS)
+check("the v2 upload's ?name is the package's Name",
+      (p1 or {}).get("Name") == "notes-main.mda", p1)
+loc = ((p1 or {}).get("Url") or {}).get("Location")
+check("?url=true: Url {Location, TTL}", isinstance(loc, str) and
+      isinstance(p1["Url"].get("TTL"), int) and p1["Url"]["TTL"] > 0, p1)
+if loc:
+    lu = urllib.parse.urlparse(loc)
+    c = http.client.HTTPConnection(lu.hostname, lu.port, timeout=30)
+    c.request("GET", lu.path + "?" + lu.query)
+    data = c.getresponse().read()
+    check("the Location serves the uploaded bytes",
+          hashlib.sha256(data).digest() ==
+          hashlib.sha256(PKG1_BYTES).digest(), len(data))
+error("an unknown package", v1("GET", "/apps/%s/packages/nope-1" % APP),
+      404, "PACKAGE_NOT_FOUND")
+
+# --- first deployment ------------------------------------------------------
+error("transport of an unknown package",
+      v1("POST", ENV + "/transport", {"PackageId": "nope-1.0"}), 404,
+      "PACKAGE_NOT_FOUND")
+error("transport without PackageId", v1("POST", ENV + "/transport", {}),
+      400, "INVALID_PARAMETERS")
+error("transport with an unknown field",
+      v1("POST", ENV + "/transport", {"PackageId": "notes-1.0.0",
+                                      "Bogus": 1}), 400, "INVALID_PARAMETERS")
+# sloppy: a JSON body without Content-Type, a trailing /
+e = want("sloppy: transport with a JSON body without Content-Type",
+         v1("POST", ENV + "/transport/", raw=b'{"PackageId": "notes-1.0.0"}',
+            ctype=None))
+shape("transport answer", e, ENV_FIELDS)
+check("transported: Status Stopped, ModelVersion 1.0.0",
+      (e or {}).get("Status") == "Stopped" and
+      e.get("ModelVersion") == "1.0.0", e)
+# sloppy: start with no body at all
+s = want("sloppy: start without a body", v1("POST", ENV + "/start"))
+check("start answers {JobId} (a string)", isinstance(s, dict) and
+      set(s) == {"JobId"} and isinstance(s["JobId"], str), s)
+error("a second start while the first runs", v1("POST", ENV + "/start", {}),
+      500, "APP_ALREADY_HAS_A_STARTING_JOB")
+first = want("GET start job at once", v1("GET", ENV + "/start/%s" %
+                                         (s or {}).get("JobId")))
+check("start job: Starting at first", first == {"Status": "Starting"},
+      first)
+st, sj = poll("start job", lambda: v1("GET", ENV + "/start/%s" %
+                                      (s or {}).get("JobId")),
+              lambda g: g[0] != 200 or g[1].get("Status") == "Started")
+check("start job: Started", st == 200 and sj == {"Status": "Started"},
+      "%d %s" % (st, sj))
+e = want("GET env after start", v1("GET", ENV))
+check("Status Running", (e or {}).get("Status") == "Running", e)
+st, text = routed("/")
+check("the router serves package 1.0.0", st == 200 and
+      "Hello from notes" in text, "%d %s" % (st, text[:200]))
+st, text = routed("/api/notes", "POST", {"title": "kept until clean"})
+check("a note written through the app", st in (200, 201), "%d %s" %
+      (st, text))
+
+# refused while running
+error("transport while running", v1("POST", ENV + "/transport",
+                                    {"PackageId": "notes-1.0.1"}), 403,
+      "APP_IS_RUNNING")
+error("clean while running", v1("POST", ENV + "/clean", {}), 403,
+      "ENVIRONMENT_NOT_STOPPED")
+error("deleting the package that runs",
+      v1("DELETE", "/apps/%s/packages/notes-1.0.0" % APP), 409,
+      "PACKAGE_IN_USE")
+error("start as a member without transport",
+      v1("POST", ENV + "/start", {}, user="viewer@mx.test",
+         key=VIEWER_KEY), 403, "NO_ACCESS")
+error("stop with a read-only key", v1("POST", ENV + "/stop", {}, key=RO_KEY),
+      403, "KEY_READ_ONLY")
+check("the read-only key still reads",
+      v1("GET", ENV, key=RO_KEY)[0] == 200)
+
+# --- the CI flow: stop → clean → transport → start → poll ----------------
+# sloppy: what `curl -d '{}'` sends (a form's Content-Type)
+e = want("sloppy: stop with {} as curl -d sends it",
+         v1("POST", ENV + "/stop", raw=b"{}",
+            ctype="application/x-www-form-urlencoded"))
+shape("stop answer", e, ENV_FIELDS)
+check("stopped: Status Stopped", (e or {}).get("Status") == "Stopped", e)
+cl = want("clean", v1("POST", ENV + "/clean"))
+check("clean answers [{Status, Mode, Url}]", isinstance(cl, list) and
+      len(cl) == 1 and set(cl[0]) == {"Status", "Mode", "Url"} and
+      cl[0]["Mode"] == "Test", cl)
+e = want("transport 1.0.1", v1("POST", ENV + "/transport",
+                               {"PackageId": "notes-1.0.1"}))
+check("ModelVersion 1.0.1", (e or {}).get("ModelVersion") == "1.0.1", e)
+s = want("start with {AutoSyncDb}", v1("POST", ENV + "/start",
+                                       {"AutoSyncDb": True}))
+st, sj = poll("start job", lambda: v1("GET", ENV + "/start/%s" %
+                                      (s or {}).get("JobId")),
+              lambda g: g[0] != 200 or g[1].get("Status") == "Started")
+check("start job of 1.0.1: Started", st == 200 and sj == {"Status":
+                                                          "Started"},
+      "%d %s" % (st, sj))
+st, text = routed("/")
+check("the router serves the new package (1.0.1)", st == 200 and
+      "Hello from 1.0.1" in text, "%d %s" % (st, text[:200]))
+st, text = routed("/api/notes")
+check("clean wiped the data: no notes", st == 200 and
+      json.loads(text) == [], "%d %s" % (st, text[:200]))
+p = want("GET {Mode}/package", v1("GET", ENV + "/package"))
+shape("the environment's package", p, PKG_FIELDS)
+check("the environment runs notes-1.0.1",
+      (p or {}).get("PackageId") == "notes-1.0.1", p)
+
+# --- settings get / set ------------------------------------------------------
+s = want("GET settings", v1("GET", ENV + "/settings"))
+shape("settings", s, SETTINGS_FIELDS)
+for c in (s or {}).get("Constants", []):
+    shape("constant %s" % c.get("Name"), c, CONST_FIELDS)
+for ev in (s or {}).get("ScheduledEvents", []):
+    shape("scheduled event %s" % ev.get("Name"), ev, EVENT_FIELDS)
+check("the package's constant with its default",
+      [(c.get("Name"), c.get("DataType"), c.get("Value"))
+       for c in (s or {}).get("Constants", [])] ==
+      [("Greeting", "String", "Hello from 1.0.1")], s)
+check("the package's scheduled event, Disabled",
+      [(ev.get("Name"), ev.get("Value")) for ev in
+       (s or {}).get("ScheduledEvents", [])] == [("Cleanup", "Disabled")], s)
+# what a client reads it sends back, values changed
+body = json.loads(json.dumps(s))
+body["Constants"][0]["Value"] = "Hi from the pipeline"
+body["ScheduledEvents"][0]["Value"] = "Enabled"
+s2 = want("POST settings (the GET answer, values changed)",
+          v1("POST", ENV + "/settings", body))
+shape("settings answer", s2, SETTINGS_FIELDS)
+check("the new values are shown",
+      (s2 or {}).get("Constants", [{}])[0].get("Value") ==
+      "Hi from the pipeline" and
+      s2.get("ScheduledEvents", [{}])[0].get("Value") == "Enabled", s2)
+error("an unknown constant", v1("POST", ENV + "/settings", {
+    "Constants": [{"Name": "Nope", "Value": "x"}]}), 400,
+    "CONSTANT_NOT_FOUND")
+error("an unknown scheduled event", v1("POST", ENV + "/settings", {
+    "ScheduledEvents": [{"Name": "Nope", "Value": "Enabled"}]}), 400,
+    "SCHEDULED_EVENT_NOT_FOUND")
+error("a constant without a Value", v1("POST", ENV + "/settings", {
+    "Constants": [{"Name": "Greeting"}]}), 400, "INVALID_PARAMETERS")
+act = db.execute("SELECT count(*) FROM activity a JOIN apps p ON p.id ="
+                 " a.app_id WHERE p.subdomain = ? AND a.action ="
+                 " 'settings.change'", (APP,)).fetchone()[0]
+check("the change is in the app's activity log", act >= 1, act)
+# the new constant reaches the app at its next start
+want("stop to apply", v1("POST", ENV + "/stop"))
+s = want("start to apply", v1("POST", ENV + "/start", {}))
+poll("start job", lambda: v1("GET", ENV + "/start/%s" %
+                             (s or {}).get("JobId")),
+     lambda g: g[0] != 200 or g[1].get("Status") == "Started")
+st, text = routed("/")
+check("the app shows the constant set through the API", st == 200 and
+      "Hi from the pipeline" in text, "%d %s" % (st, text[:200]))
+
+# --- scale -------------------------------------------------------------------
+e = want("scale", v1("POST", ENV + "/scale", {"Instances": 2,
+                                              "MemoryPerInstance": 256}))
+shape("scale answer", e, ENV_FIELDS)
+check("scaled: 2 × 256 MB, TotalMemory 512",
+      (e or {}).get("Instances") == 2 and e.get("MemoryPerInstance") == 256
+      and e.get("TotalMemory") == 512 and e.get("Status") == "Running", e)
+running = db.execute("SELECT status_json FROM environments e JOIN nodes n"
+                     " ON n.id = e.node_id WHERE n.name = 'mx' AND e.name ="
+                     " 'Test'").fetchone()[0]
+check("the node runs 2 instances",
+      len([i for i in json.loads(running).get("instances") or []
+           if i.get("state") == "running"]) == 2, running)
+error("scale to 0 instances", v1("POST", ENV + "/scale", {"Instances": 0}),
+      400, "INVALID_REQUEST")
+error("scale with a string", v1("POST", ENV + "/scale",
+                                {"Instances": "two"}), 400,
+      "INVALID_PARAMETERS")
+
+# --- delete a package no longer deployed ------------------------------------
+d = want("DELETE package", v1("DELETE", "/apps/%s/packages/notes-1.0.0" %
+                              APP))
+check("DELETE answers {}", d == {}, d)
+error("the deleted package", v1("GET", "/apps/%s/packages/notes-1.0.0" %
+                                APP), 404, "PACKAGE_NOT_FOUND")
+
+# --- the same operations, the same jobs and log ---------------------------
+kinds = [r[0] for r in db.execute(
+    "SELECT kind FROM jobs j JOIN apps a ON a.id = j.app_id WHERE"
+    " a.subdomain = ? ORDER BY j.id", (APP,))]
+check("nubo's own jobs ran them", {"package.upload", "env.transport",
+                                   "env.start", "env.stop", "env.clean",
+                                   "env.scale"} <= set(kinds), kinds)
+acts = {r[0] for r in db.execute(
+    "SELECT a.action FROM activity a JOIN apps p ON p.id = a.app_id WHERE"
+    " p.subdomain = ?", (APP,))}
+check("and the activity log has them", {"env.transport", "env.start",
+                                        "env.stop", "env.clean",
+                                        "package.upload",
+                                        "package.delete"} <= acts, acts)
+# every 2xx above had a JSON body (want()); nubo's own API is unchanged
+c = http.client.HTTPConnection(U.hostname, U.port, timeout=30)
+c.request("GET", "/api/v1/apps/" + APP, headers={"Authorization":
+                                                 "Bearer " + KEY})
+r = c.getresponse()
+doc = json.loads(r.read())
+check("nubo's own API still answers its own shape", r.status == 200 and
+      doc.get("subdomain") == APP, doc)
+error("an unknown path under /api/1", v1("GET", "/nothing/here"), 404,
+      "NOT_FOUND")
+
+print("%d passed, %d failed" % (passed, failed))
+sys.exit(1 if failed else 0)

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# t9: the Mendix Cloud API faces (docs/MENDIX-API.md) against a real portal
+# and a real v4 node with the sample app: the CI flow a pipeline runs
+# through Deploy API v1/v2 (upload → poll job → stop → clean → transport →
+# start → poll start job → settings get/set → scale), the field names and
+# types of every answer against the reference, that it really happened
+# (the router serves the new package, clean wiped the data, a constant
+# reaches the app), each sloppy-client case, and every reference error
+# nubo can produce, once. See mxapi.py for the checks.
+. "$(dirname "$0")/lib.sh"
+
+PKG=$NUBO_BUILD/packages/notes-1.0.0.tar.gz
+[ -f "$PKG" ] || { echo "missing $PKG: run make examples"; exit 1; }
+
+start_portal
+start_node mx v4
+check "create app" "$NUBO" apps create shop --no-sandbox
+check "link app to node" "$NUBO" nodes link mx shop
+# a member who may only look (no transport), for NO_ACCESS
+VIEWER_KEY=$(make_user viewer@mx.test)
+check "add the viewer" "$NUBO" members add shop viewer@mx.test
+# a read-only key of the admin
+RO_KEY=$("$NUBO" keys create --read-only 2>/dev/null)
+
+if python3 "$NUBO_SRC/tests/e2e/mxapi.py" "$PORTAL_URL" "$ROUTER_mx" \
+	admin@nubo.localhost "$ADMIN_KEY" "$VIEWER_KEY" "$RO_KEY" "$PKG" \
+	"$T" "$T/portal/portal.db"; then
+	pass "mxapi.py: every check above"
+else
+	fail "mxapi.py: see the not-ok lines above"
+fi
+# the spooled uploads went to the node and are gone from the portal
+expect "no upload left in the portal's data folder" \
+	"$(find "$T/portal/uploads" -type f 2>/dev/null | wc -l)" 0
+finish
