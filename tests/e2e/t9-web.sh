@@ -20,8 +20,9 @@ mkdir -p "$OUT"
 
 start_portal
 start_node cloud3 v3 --start-timeout 30 --stop-grace 3
-# Chromium's own files (profile, downloads) in this test's folder
-if TMPDIR=$T /usr/bin/python3 "$NUBO_SRC/tests/e2e/web.py" "$PORTAL_URL" "$OUT" \
+# Chromium's own files (profile, downloads, caches) in this test's folder
+mkdir -p "$T/home"
+if HOME=$T/home XDG_CACHE_HOME=$T/cache TMPDIR=$T /usr/bin/python3 "$NUBO_SRC/tests/e2e/web.py" "$PORTAL_URL" "$OUT" \
 	"$NUBO" cloud3 "$ROUTER_cloud3" "$PKG"; then
 	pass "web.py: every check above"
 else
