@@ -71,8 +71,8 @@ export async function envsTab(ctx) {
 
   function draw() {
     if (envs.length === 0) {
-      fill(body, h('p', {}, 'This app has no environments yet: link it to a node ',
-        '(as the node\'s Technical Contact: ', h('code', {}, `nubo nodes link NODE ${sub}`), ').'));
+      fill(body, h('p', {}, 'This app has no environments yet: link it to a node on the ',
+        h('a', {href: '#/nodes'}, 'Nodes'), ' page (as the node\'s Technical Contact).'));
       return;
     }
     const rows = envs.map((env) => {

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # t9: the portal's pages in a real browser (headless Chromium through
 # chromium-driver and python3-selenium, tests/e2e/web.py) against a real
-# portal and v3 node: sign in, create an app, link it (CLI: the link page
-# is not built yet), upload the sample package, transport and start it,
+# portal and v3 node: sign in, create an app, link it on the Nodes page
+# (another app: the unlink said before the confirmation), upload the
+# sample package, transport and start it,
 # see it running, create and download a backup, sign out; <script> in a
 # stored name or comment shows as text; a member without permissions is
 # offered no actions; no console errors or failed requests, every field

@@ -3,14 +3,15 @@
 chromium-driver and python3-selenium), driven by t9-web.sh against a real
 portal and a real v3 node: sign in, create an app, upload the sample
 package, transport and start it, see it running, create and download a
-backup, sign out; a stored name and comment holding <script> show as text;
+backup, sign out; linking on the Nodes page (another app: the automatic
+unlink said before the confirmation); a stored name and comment holding <script> show as text;
 a member without permissions is offered no actions. On every page: no
 console errors, no failed requests, every form field labelled, and a
 screenshot (OUT/NN-page.png), also at 360 px wide.
 
 usage: web.py PORTAL_URL OUT_DIR NUBO NODE ROUTER_PORT PACKAGE
 The CLI (NUBO, with NUBO_URL and NUBO_API_KEY of the admin in the
-environment) links the app to the node: the link page is not built yet.
+environment) makes what the pages do not: users, members, a second app.
 """
 import json
 import os
@@ -144,7 +145,10 @@ def page_check(name, expect_refused=()):
 
 
 def go(hash_):
-    d.get(URL + "/" + hash_)
+    if d.current_url == URL + "/" + hash_:
+        d.refresh()         # the same hash: no navigation otherwise
+    else:
+        d.get(URL + "/" + hash_)
     wait(lambda _: not css("main .loading"), what=hash_)
 
 
@@ -198,12 +202,41 @@ try:
        text_of("h1") == "Web " + EVIL, text_of("h1"))
     ok("no script element came from the data",
        len(css("script")) == 1, [s.get_attribute("outerHTML") for s in css("script")])
-    ok("not linked: the page says how to link it",
-       "nubo nodes link" in text_of("main"), text_of("main")[:200])
+    ok("not linked: the page says where to link it",
+       "link it to a node on the Nodes page" in text_of("main"), text_of("main")[:200])
     page_check("app-unlinked")
 
-    # --- link (CLI: the link page is not built yet), upload ----------------
-    cli("nodes", "link", NODE, "webshop")
+    # --- link it on the Nodes page ------------------------------------------
+    go("#/nodes")
+    wait(lambda _: css("table"), what="the nodes")
+    ok("the node is listed, no app yet",
+       NODE in text_of("tbody") and "available" in text_of("tbody"), text_of("tbody"))
+    page_check("nodes")
+    Select(css("select[name=app]")[0]).select_by_value("webshop")
+    d.find_element(By.XPATH, "//button[normalize-space()='Link to %s']" % NODE).click()
+    wait(lambda _: "Linked webshop" in text_of("tbody") or text_of("tbody .error"),
+         20, "the link")
+    ok("linked on the Nodes page", "Linked webshop to " + NODE in text_of("tbody"),
+       text_of("tbody"))
+    ok("the node now serves webshop", "webshop" in text_of("tbody td:nth-child(5)"),
+       text_of("tbody"))
+    # another app of the admin: the automatic unlink is said before the
+    # confirmation, and cancelling changes nothing
+    cli("apps", "create", "other", "--no-sandbox")
+    go("#/nodes")
+    wait(lambda _: css("select[name=app]"), what="the nodes again")
+    Select(css("select[name=app]")[0]).select_by_value("other")
+    d.find_element(By.XPATH, "//button[normalize-space()='Link to %s']" % NODE).click()
+    wait(lambda _: text_of("tbody [role=alert]"), what="the confirmation")
+    ok("linking another app says what it unlinks and wipes, before it is done",
+       "Linking other unlinks webshop and wipes" in text_of("tbody [role=alert]"),
+       text_of("tbody [role=alert]"))
+    page_check("nodes-confirm-unlink")
+    d.find_element(By.XPATH, "//button[normalize-space()='Cancel']").click()
+    ok("cancelled: still linked to webshop",
+       json.loads(cli("nodes", "show", NODE, "--json")).get("app") == "webshop")
+
+    # --- upload --------------------------------------------------------------
     go("#/apps/webshop/packages")
     wait(lambda _: css("input[type=file]"), what="the upload form")
     ok("an empty repository", "No packages yet" in text_of("main"))
