@@ -328,9 +328,35 @@ http_access(void *cls, struct MHD_Connection *conn, const char *url,
 		}
 		return MHD_YES;
 	}
+	if (req->suspended == 2) {
+		req->suspended = 0;
+		if (req->resp == NULL && srv->ops->resume)
+			srv->ops->resume(req);
+		return req_queue(req);
+	}
 	if (req->resp == NULL)
 		srv->ops->finish(req);
+	if (req->suspended == 1 && req->resp == NULL) {
+		MHD_suspend_connection(conn);
+		req->on_suspended(req);
+		return MHD_YES;
+	}
+	req->suspended = 0;
 	return req_queue(req);
+}
+
+void
+http_suspend(struct http_req *req, void (*on_suspended)(struct http_req *))
+{
+	req->suspended = 1;
+	req->on_suspended = on_suspended;
+}
+
+void
+http_resume(struct http_req *req)
+{
+	req->suspended = 2;
+	MHD_resume_connection(req->conn);
 }
 
 static void
@@ -585,7 +611,7 @@ http_server_start_tls(const char *listen, const struct http_server_ops *ops,
 	socklen_t sslen;
 	const union MHD_DaemonInfo *info;
 	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
-	    MHD_USE_ERROR_LOG;
+	    MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME;
 	struct rlimit rl;
 	struct tls_pair *tp = NULL;
 	char *trust = NULL;

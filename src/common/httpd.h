@@ -29,6 +29,9 @@ struct http_server_ops {
 	void	(*begin)(struct http_req *);
 	void	(*finish)(struct http_req *);
 	void	(*cleanup)(struct http_req *);
+	/* A request that finish suspended (http_suspend) was resumed:
+	 * reply now. */
+	void	(*resume)(struct http_req *);
 };
 
 struct http_req {
@@ -72,6 +75,10 @@ struct http_req {
 	 * (a body too large, no reply), is written by it. */
 	void			(*error_reply)(struct http_req *, unsigned status,
 				    const char *code, const char *message);
+
+	/* http_suspend(): 1 while suspended, 2 once resumed */
+	int			 suspended;
+	void			(*on_suspended)(struct http_req *);
 };
 
 struct http_server;
@@ -134,6 +141,14 @@ const char *http_query(struct http_req *, const char *name);
 const char *http_param(struct http_req *, const char *name);
 /* The client's IP address as text into out. */
 void http_client_ip(struct http_req *, char *out, size_t outlen);
+
+/* Answer later (from finish, instead of replying): the connection is
+ * suspended — no thread waits for it — and on_suspended(req) is called
+ * once it is; http_resume() (any thread, once, only after on_suspended)
+ * has the server call ops->resume, which replies. Suspended requests
+ * must all be resumed before http_server_stop(). */
+void http_suspend(struct http_req *, void (*on_suspended)(struct http_req *));
+void http_resume(struct http_req *);
 
 /* Replies. Each sets req->resp once; a second reply is ignored. */
 void http_reply_json(struct http_req *, unsigned status, json_t *body);

@@ -367,7 +367,7 @@ struct http_server *
 agent_routes_listen(const char *listen, const struct http_tls *tls)
 {
 	static const struct http_server_ops ops = {
-		agent_begin, agent_finish, agent_cleanup };
+		agent_begin, agent_finish, agent_cleanup, NULL };
 
 	return http_server_start_tls(listen, &ops, node, 8, tls);
 }

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "auth.h"
 #include "log.h"
@@ -51,6 +52,8 @@ static const struct job_kind job_kinds[] = {
 };
 
 #define JOB_WORKERS_MAX 16
+/* How often the requests waiting for a job look at it (ms). */
+#define JOB_WAITS_POLL_MS 100
 
 static pthread_mutex_t jobs_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t jobs_cond = PTHREAD_COND_INITIALIZER;
@@ -311,6 +314,102 @@ jobs_worker(void *arg)
 	return NULL;
 }
 
+/* Requests waiting for their job (job_wait_reply): suspended, answered
+ * by the waits thread once the job has finished. */
+struct job_wait {
+	struct preq		*r;
+	struct job_wait		*next;
+};
+
+static pthread_mutex_t waits_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct job_wait *waits;
+static int waits_stopping;
+static int waits_started;
+static pthread_t waits_thread;
+
+/* httpd: r's connection is suspended now. */
+static void
+job_wait_suspended(struct http_req *h)
+{
+	struct job_wait *w = xcalloc(1, sizeof *w);
+
+	w->r = h->ctx;
+	pthread_mutex_lock(&waits_lock);
+	if (waits_stopping || !waits_started) {
+		pthread_mutex_unlock(&waits_lock);
+		free(w);
+		http_resume(h);
+		return;
+	}
+	w->next = waits;
+	waits = w;
+	pthread_mutex_unlock(&waits_lock);
+}
+
+void
+job_wait_reply(struct preq *r, long long id, int secs, route_handler then,
+    const void *arg)
+{
+	r->wait_job = id;
+	r->wait_then = then;
+	r->wait_arg = arg;
+	r->wait_until = util_mono() + secs;
+	http_suspend(r->http, job_wait_suspended);
+}
+
+static void *
+jobs_waits_run(void *arg)
+{
+	sqlite3 *db = store_db();
+	struct job_wait **p, *w;
+	char *st;
+	int done;
+
+	(void)arg;
+	pthread_mutex_lock(&waits_lock);
+	while (!waits_stopping) {
+		for (p = &waits; (w = *p) != NULL;) {
+			st = store_text(db, "SELECT state FROM jobs WHERE"
+			    " id = ?", "i", w->r->wait_job);
+			done = st == NULL || strcmp(st, "completed") == 0 ||
+			    strcmp(st, "failed") == 0 ||
+			    util_mono() > w->r->wait_until;
+			free(st);
+			if (!done) {
+				p = &w->next;
+				continue;
+			}
+			*p = w->next;
+			http_resume(w->r->http);
+			free(w);
+		}
+		pthread_mutex_unlock(&waits_lock);
+		usleep(JOB_WAITS_POLL_MS * 1000);
+		pthread_mutex_lock(&waits_lock);
+	}
+	pthread_mutex_unlock(&waits_lock);
+	store_close_thread();
+	return NULL;
+}
+
+void
+jobs_waits_stop(void)
+{
+	struct job_wait *w;
+
+	pthread_mutex_lock(&waits_lock);
+	waits_stopping = 1;
+	while ((w = waits) != NULL) {
+		waits = w->next;
+		http_resume(w->r->http);
+		free(w);
+	}
+	pthread_mutex_unlock(&waits_lock);
+	if (waits_started)
+		pthread_join(waits_thread, NULL);
+	waits_started = 0;
+}
+
 void
 jobs_start(struct portal *p, unsigned nthreads)
 {
@@ -323,6 +422,8 @@ jobs_start(struct portal *p, unsigned nthreads)
 	    " 'running'", "");
 	if (nthreads > JOB_WORKERS_MAX)
 		nthreads = JOB_WORKERS_MAX;
+	if (pthread_create(&waits_thread, NULL, jobs_waits_run, NULL) == 0)
+		waits_started = 1;
 	for (i = 0; i < nthreads; i++)
 		if (pthread_create(&jobs_threads[i], NULL, jobs_worker, NULL)
 		    == 0)

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "jobs.h"
 #include "mx.h"
 #include "settings.h"
 #include "store.h"
@@ -213,53 +214,6 @@ mx_envs_show(struct preq *r)
 	}
 }
 
-/* Run an environment action's handler with body and wait for its job:
- * 0, or -1 after replying (the handler's error, or failed_code with the
- * job's error). The codes the reference gives for nubo's refusals are
- * in refusals: {nubo code, status, Mendix code}. */
-struct mx_refusal {
-	const char	*code;
-	unsigned	 status;
-	const char	*mx;
-};
-
-static int
-mx_env_action(struct preq *r, route_handler fn, json_t *body,
-    const struct mx_refusal *refusals, const char *failed_code)
-{
-	json_t *out = NULL, *job;
-	long long id;
-	int rc = -1;
-
-	if (mx_call(r, fn, body, &out) / 100 != 2) {
-		for (; refusals && refusals->code; refusals++)
-			if (r->cap_code && strcmp(r->cap_code,
-			    refusals->code) == 0) {
-				reply_error(r, refusals->status, refusals->mx,
-				    "%s", r->cap_message);
-				return -1;
-			}
-		mx_reply_captured(r);
-		return -1;
-	}
-	id = mx_job_id(out);
-	json_decref(out);
-	if (id == 0)
-		return 0;	/* nothing to wait for */
-	job = mx_job_wait(r, id, MX_WAIT_SECS);
-	if (job == NULL) {
-		reply_store_error(r);
-		return -1;
-	}
-	if (strcmp(jsonx_str(job, "state"), "failed") == 0)
-		reply_error(r, 500, failed_code, "%s", jsonx_str(job, "error") ?
-		    jsonx_str(job, "error") : "the job failed");
-	else
-		rc = 0;
-	json_decref(job);
-	return rc;
-}
-
 /* Reply {env} in v1 fields, as it is now. */
 static void
 mx_reply_env(struct preq *r)
@@ -270,6 +224,73 @@ mx_reply_env(struct preq *r)
 		reply(r, 200, mx_env_v1(r, e));
 		json_decref(e);
 	}
+}
+
+/* What a v1 action answers once its job is done: then's reply, or 500
+ * failed with the job's error. */
+struct mx_after {
+	const char	*failed;
+	route_handler	 then;
+};
+
+/* job_wait_reply()'s continuation of a v1 action. */
+static void
+mx_action_done(struct preq *r)
+{
+	const struct mx_after *a = r->wait_arg;
+	json_t *job = store_row(r->db, "SELECT state, error FROM jobs WHERE"
+	    " id = ?", "i", r->wait_job);
+	const char *st = jsonx_str(job, "state");
+
+	if (job == NULL)
+		reply_store_error(r);
+	else if (strcmp(st, "failed") == 0)
+		reply_error(r, 500, a->failed, "%s", jsonx_str(job, "error") ?
+		    jsonx_str(job, "error") : "the job failed");
+	else if (strcmp(st, "completed") != 0)
+		reply_error(r, 500, a->failed, "job %lld is still %s after %d "
+		    "seconds; it goes on (GET /api/v1/jobs/%lld)", r->wait_job,
+		    st, MX_WAIT_SECS, r->wait_job);
+	else
+		a->then(r);
+	json_decref(job);
+}
+
+/* The codes the reference gives for nubo's refusals: {nubo code,
+ * status, Mendix code}. */
+struct mx_refusal {
+	const char	*code;
+	unsigned	 status;
+	const char	*mx;
+};
+
+/* Run an environment action's handler with body; once its job is done
+ * answer as after says (job_wait_reply: no thread waits). A refusal
+ * named in refusals is answered in the reference's words. */
+static void
+mx_env_action(struct preq *r, route_handler fn, json_t *body,
+    const struct mx_refusal *refusals, const struct mx_after *after)
+{
+	json_t *out = NULL;
+	long long id;
+
+	if (mx_call(r, fn, body, &out) / 100 != 2) {
+		for (; refusals && refusals->code; refusals++)
+			if (r->cap_code && strcmp(r->cap_code,
+			    refusals->code) == 0) {
+				reply_error(r, refusals->status, refusals->mx,
+				    "%s", r->cap_message);
+				return;
+			}
+		mx_reply_captured(r);
+		return;
+	}
+	id = mx_job_id(out);
+	json_decref(out);
+	if (id == 0)
+		after->then(r);		/* nothing to wait for */
+	else
+		job_wait_reply(r, id, MX_WAIT_SECS, mx_action_done, after);
 }
 
 static const struct jfield mx_no_fields[] = { { NULL } };
@@ -344,11 +365,25 @@ mx_envs_start_status(struct preq *r)
 void
 mx_envs_stop(struct preq *r)
 {
+	static const struct mx_after after = { "STOP_FAILED", mx_reply_env };
+
 	if (body_check(r, mx_no_fields) == -1)
 		return;
-	if (mx_env_action(r, envs_stop, json_object(), NULL,
-	    "STOP_FAILED") == 0)
-		mx_reply_env(r);
+	mx_env_action(r, envs_stop, json_object(), NULL, &after);
+}
+
+/* The answer of a clean: [{Status, Mode, Url}] */
+static void
+mx_reply_cleaned(struct preq *r)
+{
+	json_t *e = mx_env(r);
+
+	if (e == NULL)
+		return;
+	reply(r, 200, json_pack("[{s:s,s:s,s:s}]", "Status",
+	    mx_status(jsonx_str(e, "state")), "Mode", r->env, "Url",
+	    jsonx_str(e, "url") ? jsonx_str(e, "url") : ""));
+	json_decref(e);
 }
 
 /* POST …/{Mode}/clean → [{Status, Mode, Url}] */
@@ -358,6 +393,8 @@ mx_envs_clean(struct preq *r)
 	static const struct mx_refusal refusals[] = {
 		{ "ENVIRONMENT_NOT_STOPPED", 403, "ENVIRONMENT_NOT_STOPPED" },
 		{ NULL, 0, NULL } };
+	static const struct mx_after after = { "CLEAN_FAILED",
+	    mx_reply_cleaned };
 	json_t *e;
 
 	if (body_check(r, mx_no_fields) == -1 || (e = mx_env(r)) == NULL)
@@ -369,13 +406,7 @@ mx_envs_clean(struct preq *r)
 		return;
 	}
 	json_decref(e);
-	if (mx_env_action(r, envs_clean, json_object(), refusals,
-	    "CLEAN_FAILED") == -1 || (e = mx_env(r)) == NULL)
-		return;
-	reply(r, 200, json_pack("[{s:s,s:s,s:s}]", "Status",
-	    mx_status(jsonx_str(e, "state")), "Mode", r->env, "Url",
-	    jsonx_str(e, "url") ? jsonx_str(e, "url") : ""));
-	json_decref(e);
+	mx_env_action(r, envs_clean, json_object(), refusals, &after);
 }
 
 /* POST …/{Mode}/transport {PackageId} → the environment */
@@ -387,6 +418,8 @@ mx_envs_transport(struct preq *r)
 	static const struct mx_refusal refusals[] = {
 		{ "ENVIRONMENT_NOT_STOPPED", 403, "APP_IS_RUNNING" },
 		{ NULL, 0, NULL } };
+	static const struct mx_after after = { "TRANSPORT_FAILED",
+	    mx_reply_env };
 	const char *pkg;
 	json_t *out;
 
@@ -400,9 +433,8 @@ mx_envs_transport(struct preq *r)
 		return;
 	}
 	json_decref(out);
-	if (mx_env_action(r, envs_transport, json_pack("{s:s}", "package",
-	    pkg), refusals, "TRANSPORT_FAILED") == 0)
-		mx_reply_env(r);
+	mx_env_action(r, envs_transport, json_pack("{s:s}", "package", pkg),
+	    refusals, &after);
 }
 
 /* POST …/{Mode}/scale {Instances?, MemoryPerInstance?} */
@@ -418,6 +450,7 @@ mx_envs_scale(struct preq *r)
 		{ "INVALID_MEMORY", 400, "INVALID_REQUEST" },
 		{ "NOT_SUPPORTED_ON_V3", 400, "NOT_ALLOWED" },
 		{ NULL, 0, NULL } };
+	static const struct mx_after after = { "SCALE_FAILED", mx_reply_env };
 	json_t *body = json_object();
 
 	if (body_check(r, fields) == -1) {
@@ -430,8 +463,7 @@ mx_envs_scale(struct preq *r)
 	if (json_object_get(r->body, "MemoryPerInstance"))
 		json_object_set(body, "memory_mb", json_object_get(r->body,
 		    "MemoryPerInstance"));
-	if (mx_env_action(r, envs_scale, body, refusals, "SCALE_FAILED") == 0)
-		mx_reply_env(r);
+	mx_env_action(r, envs_scale, body, refusals, &after);
 }
 
 /* A package of the app's repository (the {package} parameter), with the
@@ -521,31 +553,31 @@ mx_packages_delete(struct preq *r)
 	reply(r, 200, json_object());
 }
 
+/* The answer of a v1 upload: the package ({package}) */
+static void
+mx_reply_uploaded(struct preq *r)
+{
+	json_t *p = mx_package(r);
+
+	if (p)
+		reply(r, 200, p);
+}
+
 /* POST /api/1/apps/{AppId}/packages/upload?name=N (multipart `file`):
  * the package, once the node has it */
 void
 mx_packages_upload_v1(struct preq *r)
 {
+	static const struct mx_after after = { "UPLOAD_COPY_FAILED",
+	    mx_reply_uploaded };
 	long long id;
 	char *pkg = NULL;
-	json_t *job, *p;
 
 	if (mx_upload_submit(r, &id, &pkg) == -1)
 		return;
-	job = mx_job_wait(r, id, MX_WAIT_SECS);
-	if (job == NULL) {
-		reply_store_error(r);
-	} else if (strcmp(jsonx_str(job, "state"), "completed") != 0) {
-		reply_error(r, 500, "UPLOAD_COPY_FAILED", "%s", jsonx_str(job,
-		    "error") ? jsonx_str(job, "error") : "the upload is still "
-		    "running");
-	} else {
-		http_param_set(r->http, "package", pkg);
-		if ((p = mx_package(r)) != NULL)
-			reply(r, 200, p);
-	}
-	json_decref(job);
+	http_param_set(r->http, "package", pkg);
 	free(pkg);
+	job_wait_reply(r, id, MX_WAIT_SECS, mx_action_done, &after);
 }
 
 /* POST /api/v2/apps/{AppId}/packages/upload?name=N → {PackageId, JobId} */

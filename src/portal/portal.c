@@ -284,7 +284,7 @@ portal_main(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 } };
 	static const struct http_server_ops ops = {
-		routes_begin, routes_finish, routes_cleanup };
+		routes_begin, routes_finish, routes_cleanup, routes_resume };
 	struct portal p;
 	/* nodes present their certificate: its key is pinned */
 	struct http_tls tls = { NULL, NULL, 1, 0 };
@@ -400,6 +400,7 @@ portal_main(int argc, char **argv)
 		}
 	}
 	log_info("stopping");
+	jobs_waits_stop();	/* no request may stay suspended */
 	http_server_stop(p.http);
 	settings_window_stop();
 	jobs_stop();

@@ -110,6 +110,13 @@ struct preq {
 	char			*cap_code;	/* an error's code and message */
 	char			*cap_message;
 	void			*face_ctx;	/* the face's own state (mx.c) */
+
+	/* job_wait_reply(): the job waited for, what then replies, its
+	 * argument, and until when (util_mono()) */
+	long long		 wait_job;
+	route_handler		 wait_then;
+	const void		*wait_arg;
+	double			 wait_until;
 };
 
 extern const struct route routes[];
@@ -119,6 +126,7 @@ extern const size_t routes_count;
 void routes_begin(struct http_req *);
 void routes_finish(struct http_req *);
 void routes_cleanup(struct http_req *);
+void routes_resume(struct http_req *);
 json_t *routes_describe(void);
 /* The table as [{method, path, access}] for `nubod routes`. */
 json_t *routes_table(void);

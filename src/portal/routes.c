@@ -705,6 +705,15 @@ routes_finish(struct http_req *h)
 	r->route->handler(r);
 }
 
+/* A request that waited for a job (job_wait_reply) replies now. */
+void
+routes_resume(struct http_req *h)
+{
+	struct preq *r = h->ctx;
+
+	r->wait_then(r);
+}
+
 void
 routes_cleanup(struct http_req *h)
 {

@@ -9,7 +9,7 @@ through the node's router and the store, each sloppy-client case, and
 every error of the reference that nubo can produce, once.
 
 usage: mxapi.py PORTAL_URL ROUTER_PORT USER KEY VIEWER_KEY READONLY_KEY
-                PACKAGE TMPDIR STORE
+                PACKAGE TMPDIR STORE NODE_PID
 """
 import hashlib
 import http.client
@@ -17,14 +17,17 @@ import io
 import json
 import os
 import re
+import signal
 import sqlite3
 import sys
 import tarfile
+import threading
 import time
 import urllib.parse
 import uuid
 
 URL, ROUTER, USER, KEY, VIEWER_KEY, RO_KEY, PKG, TMP, STORE = sys.argv[1:10]
+NODE_PID = int(sys.argv[10])
 U = urllib.parse.urlparse(URL)
 APP = "shop"
 HOST = "shop-test.nubo.localhost"
@@ -476,8 +479,33 @@ act = db.execute("SELECT count(*) FROM activity a JOIN apps p ON p.id ="
                  " a.app_id WHERE p.subdomain = ? AND a.action ="
                  " 'settings.change'", (APP,)).fetchone()[0]
 check("the change is in the app's activity log", act >= 1, act)
-# the new constant reaches the app at its next start
-want("stop to apply", v1("POST", ENV + "/stop"))
+# the new constant reaches the app at its next start. A v1 stop waits for
+# its job without holding one of the portal's HTTP threads (it has 4):
+# with the node frozen (SIGSTOP) the jobs hang, and meanwhile, with six
+# stops waiting, other requests answer at once.
+stopped = []
+os.kill(NODE_PID, signal.SIGSTOP)
+try:
+    bgs = [threading.Thread(target=lambda: stopped.append(
+        v1("POST", ENV + "/stop"))) for _ in range(6)]
+    for bg in bgs:
+        bg.start()
+    time.sleep(1)
+    times = []
+    for _ in range(8):
+        t0 = time.time()
+        times.append((v1("GET", "/apps/" + APP)[0], time.time() - t0))
+    waiting = sum(bg.is_alive() for bg in bgs)
+finally:
+    os.kill(NODE_PID, signal.SIGCONT)
+for bg in bgs:
+    bg.join(120)
+check("while six v1 stops wait for their jobs, other requests answer at "
+      "once", waiting == 6 and all(st == 200 and d < 2 for st, d in times),
+      "stops still waiting: %d; %s" % (waiting, times))
+check("the stops answer once the node is back", len(stopped) == 6 and
+      all(st == 200 and d.get("Status") == "Stopped" for st, d in stopped),
+      stopped)
 s = want("start to apply", v1("POST", ENV + "/start", {}))
 poll("start job", lambda: v1("GET", ENV + "/start/%s" %
                              (s or {}).get("JobId")),

@@ -24,7 +24,7 @@ RO_KEY=$("$NUBO" keys create --read-only 2>/dev/null)
 
 if python3 "$NUBO_SRC/tests/e2e/mxapi.py" "$PORTAL_URL" "$ROUTER_mx" \
 	admin@nubo.localhost "$ADMIN_KEY" "$VIEWER_KEY" "$RO_KEY" "$PKG" \
-	"$T" "$T/portal/portal.db"; then
+	"$T" "$T/portal/portal.db" "$NODE_PID_mx"; then
 	pass "mxapi.py: every check above"
 else
 	fail "mxapi.py: see the not-ok lines above"
@@ -32,4 +32,22 @@ fi
 # the spooled uploads went to the node and are gone from the portal
 expect "no upload left in the portal's data folder" \
 	"$(find "$T/portal/uploads" -type f 2>/dev/null | wc -l)" 0
+
+# A portal stopping while v1 requests wait for their jobs (suspended:
+# libmicrohttpd cannot stop with one) answers them and stops cleanly.
+kill -STOP "$NODE_PID_mx"
+curl -s -o "$T/wait.out" -w '%{http_code}' -X POST \
+	-H "Mendix-Username: admin@nubo.localhost" -H "Mendix-ApiKey: $ADMIN_KEY" \
+	"$PORTAL_URL/api/1/apps/shop/environments/Test/stop" > "$T/wait.code" &
+cpid=$!
+sleep 1
+kill -TERM "$PORTAL_PID"
+rc=0
+wait "$PORTAL_PID" || rc=$?
+kill -CONT "$NODE_PID_mx"
+wait "$cpid" || true
+expect "the portal stops cleanly with a v1 request waiting" "$rc" 0
+expect "the waiting v1 stop is answered" "$(cat "$T/wait.code")" 500
+expect_match "saying that its job goes on" "$(cat "$T/wait.out")" \
+	'"errorCode":"STOP_FAILED".*is still (queued|running)'
 finish
