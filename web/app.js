@@ -5,6 +5,7 @@ import {h, fill, field} from './dom.js';
 import {appsPage} from './apps.js';
 import {appPage} from './app-page.js';
 import {nodesPage} from './nodes.js';
+import {keysPage} from './keys.js';
 
 const main = document.getElementById('main');
 const nav = document.getElementById('nav');
@@ -91,6 +92,7 @@ async function route() {
     if (parts[0] === 'apps' && parts.length === 1) await appsPage(ctx);
     else if (parts[0] === 'apps' && parts[1]) await appPage(ctx, parts[1], parts[2] || 'environments');
     else if (parts[0] === 'nodes' && parts.length === 1) await nodesPage(ctx);
+    else if (parts[0] === 'keys' && parts.length === 1) await keysPage(ctx);
     else fill(main, h('h1', {}, 'Not found'), h('p', {}, h('a', {href: '#/apps'}, 'Back to the apps')));
   } catch (err) {
     if (err.status === 401) { me = null; signinPage('Your session ended: sign in again.'); return; }

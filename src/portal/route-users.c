@@ -462,7 +462,10 @@ keys_create(struct preq *r)
 		/* Stored in one canonical form: expiry compares as text. */
 		util_time_iso(t, exp, sizeof exp);
 	}
-	if (r->who.expires_at[0]) {
+	/* A browser session is the user at full power for 12 hours: a key
+	 * made in the portal's pages is the user's, not the session's child
+	 * (it outlives the sign-out, as one made by `nubo keys create`). */
+	if (r->who.expires_at[0] && !r->who.session) {
 		if (exp[0] == '\0')
 			snprintf(exp, sizeof exp, "%s", r->who.expires_at);
 		else if (strcmp(exp, r->who.expires_at) > 0) {
@@ -516,7 +519,7 @@ keys_create(struct preq *r)
 	key = auth_key_create(r->db, r->who.user_id, name ? name : "",
 	    jsonx_bool(r->body, "read_only", 0) || r->who.read_only,
 	    scope ? scope : r->who.app_scope, exp[0] ? exp : NULL,
-	    r->who.key_id, &key_id);
+	    r->who.session ? 0 : r->who.key_id, &key_id);
 	if (key == NULL) {
 		reply_store_error(r);
 		goto out;

@@ -80,6 +80,12 @@ expect "an API key as the cookie refused" "$(curl -s -o /dev/null -w '%{http_cod
 expect "a made-up cookie refused" "$(curl -s -o /dev/null -w '%{http_code}' -H "Cookie: nubo_session=nubo_0000" "$PORTAL_URL/api/v1/me")" 401
 expect "sign-out with an API key: NOT_A_SESSION" "$(status_as "$ADMIN_KEY" DELETE /session)" 400
 
+# --- a key made in the browser is the user's, not the session's -------------
+expect "POST /keys with the session" "$(web POST /keys "$CSRF" '{"name":"from-web"}')" 201
+WEBKEY=$(jq_get key < "$T/w.json")
+expect "the key has no parent (the session)" "$(jq_get parent_id < "$T/w.json")" ""
+expect "the key does not end with the session" "$(jq_get expires_at < "$T/w.json")" ""
+
 # --- sign-out ---------------------------------------------------------------
 expect "sign-out without the CSRF header refused" "$(web DELETE /session)" 403
 expect "the session still works" "$(web GET /me)" 200
@@ -88,6 +94,7 @@ expect_match "sign-out clears the cookie" "$(header "$T/w.h" Set-Cookie)" '^nubo
 expect "a signed-out session is refused" "$(web GET /me)" 401
 expect "signed out: SESSION_ENDED" "$(wcode)" SESSION_ENDED
 expect "a signed-out session cannot change anything" "$(web POST /apps "$CSRF" '{"subdomain":"after-out"}')" 401
+expect "the key made with it outlives the sign-out" "$(status_as "$WEBKEY" GET /me)" 200
 
 # --- the lockout of POST /sessions -----------------------------------------
 for i in 1 2 3 4 5; do

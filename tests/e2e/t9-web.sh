@@ -3,11 +3,12 @@
 # chromium-driver and python3-selenium, tests/e2e/web.py) against a real
 # portal and v3 node: sign in, create an app, link it on the Nodes page
 # (another app: the unlink said before the confirmation), upload the
-# sample package, transport and start it,
-# see it running, create and download a backup, sign out; <script> in a
-# stored name or comment shows as text; a member without permissions is
-# offered no actions; no console errors or failed requests, every field
-# labelled. Screenshots of each page: $NUBO_BUILD/test-output/t9-web/.
+# sample package, transport and start it, see it running, create and
+# download a backup, create and revoke API keys, sign out; <script> in a
+# stored name, comment or key name shows as text; a member without
+# permissions is offered no actions; no console errors or failed
+# requests, every field labelled. Screenshots of each page:
+# $NUBO_BUILD/test-output/t9-web/.
 . "$(dirname "$0")/lib.sh"
 
 PKG=$(ls "$NUBO_BUILD"/packages/notes-*.tar.gz 2>/dev/null | head -1)

@@ -1,13 +1,14 @@
 #!/usr/bin/python3
 """The portal's pages in headless Chromium (Debian's chromium,
 chromium-driver and python3-selenium), driven by t9-web.sh against a real
-portal and a real v3 node: sign in, create an app, upload the sample
-package, transport and start it, see it running, create and download a
-backup, sign out; linking on the Nodes page (another app: the automatic
-unlink said before the confirmation); a stored name and comment holding <script> show as text;
-a member without permissions is offered no actions. On every page: no
-console errors, no failed requests, every form field labelled, and a
-screenshot (OUT/NN-page.png), also at 360 px wide.
+portal and a real v3 node: sign in, create an app, link it on the Nodes
+page (another app: the automatic unlink said before the confirmation),
+upload the sample package, transport and start it, see it running, create
+and download a backup, create and revoke API keys, sign out; a stored
+name, comment or key name holding <script> shows as text; a member
+without permissions is offered no actions. On every page: no console
+errors, no failed requests, every form field labelled, and a screenshot
+(OUT/NN-page.png), the Environments page also at 360 px wide.
 
 usage: web.py PORTAL_URL OUT_DIR NUBO NODE ROUTER_PORT PACKAGE
 The CLI (NUBO, with NUBO_URL and NUBO_API_KEY of the admin in the
@@ -20,6 +21,7 @@ import sys
 import tarfile
 import tempfile
 import time
+import urllib.error
 import urllib.request
 
 from selenium import webdriver
@@ -336,12 +338,52 @@ try:
            "db/db.backup" in names and ".metadata" in names, names[:10])
     page_check("backups-downloaded")
 
+    # --- API keys: shown once, working, revoked --------------------------------
+    def key_status(key):
+        req = urllib.request.Request(URL + "/api/v1/me",
+                                     headers={"Authorization": "Bearer " + key})
+        try:
+            return urllib.request.urlopen(req, timeout=10).status
+        except urllib.error.HTTPError as e:
+            return e.code
+
+    def new_key(name):
+        go("#/keys")
+        wait(lambda _: css("input[name=name]"), what="the keys page")
+        css("input[name=name]")[0].send_keys(name)
+        d.find_element(By.XPATH, "//button[normalize-space()='Create key']").click()
+        wait(lambda _: css("input[name=new_key]") or text_of("form [role=alert]"),
+             what="the new key")
+        got = css("input[name=new_key]")
+        return got[0].get_attribute("value") if got else text_of("form [role=alert]")
+
+    kept = new_key("kept " + EVIL)
+    ok("a new key is shown once", kept.startswith("nubo_") and len(kept) == 45, kept)
+    ok("the page says it is shown once", "shown this once" in text_of("main"))
+    ok("the key works", key_status(kept) == 200)
+    ok("a key name holding <script> is shown as text", "kept " + EVIL in text_of("tbody"),
+       text_of("tbody"))
+    page_check("keys-created")
+    gone = new_key("to revoke")
+    ok("the list shows no secret", kept not in text_of("main table") and
+       gone not in text_of("main table"))
+    prefix = gone[:12]
+    d.find_element(By.CSS_SELECTOR, "button[aria-label='Revoke key %s']" % prefix).click()
+    wait(lambda _: "Programs using this key stop working" in text_of("tbody"),
+         what="the revoke confirmation")
+    d.find_element(By.XPATH, "//button[normalize-space()='Revoke %s…']" % prefix).click()
+    wait(lambda _: "revoked" in text_of("tbody"), what="the revocation")
+    ok("revoked: the key is refused", key_status(gone) == 401, key_status(gone))
+    ok("revoked: the other key still works", key_status(kept) == 200)
+    page_check("keys-revoked")
+
     # --- sign out -----------------------------------------------------------
     d.find_element(By.ID, "signout").click()
     wait(lambda _: css("input[type=email]"), what="the sign-in page")
     ok("signed out: the sign-in page says so", "signed out" in text_of("main"))
     ok("signed out: the cookie is gone",
        "nubo_session" not in {c["name"] for c in d.get_cookies()})
+    ok("signed out: the key made in the browser still works", key_status(kept) == 200)
     go("#/apps/webshop")
     wait(lambda _: css("input[type=email]"), what="the sign-in page")
     ok("signed out: an app page asks to sign in", "Sign in" in text_of("h1"))
