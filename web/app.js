@@ -77,6 +77,8 @@ async function signout() {
 }
 
 async function route() {
+  // data-rendered: the hash this page was drawn for (tests wait for it)
+  main.removeAttribute('data-rendered');
   const hash = location.hash.replace(/^#/, '') || '/apps';
   const parts = hash.split('/').filter(Boolean).map(decodeURIComponent);
   const user = await whoami();
@@ -84,6 +86,7 @@ async function route() {
     if (user) { location.hash = '#/apps'; return; }
     signinPage(notice);
     notice = null;
+    main.dataset.rendered = location.hash;
     return;
   }
   signedIn(user);
@@ -95,11 +98,17 @@ async function route() {
     else if (parts[0] === 'keys' && parts.length === 1) await keysPage(ctx);
     else fill(main, h('h1', {}, 'Not found'), h('p', {}, h('a', {href: '#/apps'}, 'Back to the apps')));
   } catch (err) {
-    if (err.status === 401) { me = null; signinPage('Your session ended: sign in again.'); return; }
+    if (err.status === 401) {
+      me = null;
+      signinPage('Your session ended: sign in again.');
+      main.dataset.rendered = location.hash;
+      return;
+    }
     fill(main, h('h1', {}, 'Something went wrong'), h('p', {class: 'error', role: 'alert'}, err.message));
   }
   if (rendered) main.focus();
   rendered = true;
+  main.dataset.rendered = location.hash;
 }
 
 document.getElementById('signout').addEventListener('click', signout);

@@ -147,11 +147,15 @@ def page_check(name, expect_refused=()):
 
 
 def go(hash_):
+    """Open a page and wait until the page says it drew it (main's
+    data-rendered is its hash): the page before may look alike."""
     if d.current_url == URL + "/" + hash_:
         d.refresh()         # the same hash: no navigation otherwise
     else:
         d.get(URL + "/" + hash_)
-    wait(lambda _: not css("main .loading"), what=hash_)
+    wait(lambda _: d.execute_script(
+        "return document.getElementById('main').dataset.rendered") == hash_,
+        what=hash_ or "/")
 
 
 def signin(email, password):
