@@ -32,9 +32,9 @@ cmd_nodes_show_exec(struct cmd_args *a)
 	if (api_ok("GET", path, NULL, &resp) == -1)
 		goto out;
 	if (out_maybe_json(a, resp) == -1) {
-		out_fields(resp, "name,generation,status,app,"
-		    "technical_contact,sandbox,agent_url,tls_pin,tls_pin_pending,"
-		    "egress,last_seen_at,"
+		out_fields(resp, "name,generation,status,online,app,"
+		    "technical_contact,sandbox,agent_url,router,router_tls,"
+		    "tls_pin,tls_pin_pending,egress,last_seen_at,"
 		    "created_at");
 		nodes_show_disk(json_object_get(resp, "disk"));
 		if (json_array_size(json_object_get(resp, "environments"))) {

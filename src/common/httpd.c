@@ -595,6 +595,28 @@ http_listen_check(const char *listen, const struct http_tls *tls)
 	    "(give --tls-cert and --tls-key, or --insecure-http)", listen);
 }
 
+int
+http_listen_loopback(const char *listen)
+{
+	struct sockaddr_storage ss;
+	socklen_t sslen;
+
+	if (parse_listen(listen, &ss, &sslen) == -1)
+		return -1;
+	return loopback(&ss);
+}
+
+int
+http_tls_pair_check(const char *cert, const char *key)
+{
+	struct tls_pair *tp = tls_pair_load(cert, key);
+
+	if (tp == NULL)
+		return -1;
+	tls_pair_free(tp);
+	return 0;
+}
+
 struct http_server *
 http_server_start(const char *listen, const struct http_server_ops *ops,
     void *app, unsigned threads)

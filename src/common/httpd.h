@@ -104,6 +104,13 @@ struct http_tls {
  * without insecure_http (or a bad address). http_server_start_tls checks
  * it again. */
 int http_listen_check(const char *listen, const struct http_tls *tls);
+/* Whether listen is "IP:PORT" (numeric IPv4 or [IPv6]): 1 when its
+ * address is in 127.0.0.0/8 or ::1, 0 when it is another (the wildcards
+ * 0.0.0.0 and [::] included), -1 when it is not an address. */
+int http_listen_loopback(const char *listen);
+/* Whether cert and key (PEM files) load and belong together: 0, or -1
+ * with the cause in error(). */
+int http_tls_pair_check(const char *cert, const char *key);
 /* One process has at most one HTTPS listener (the certificate callback
  * of GnuTLS has no user data). */
 struct http_server *http_server_start_tls(const char *listen,

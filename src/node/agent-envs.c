@@ -17,15 +17,16 @@
 void
 agent_node_show(struct areq *r)
 {
-	char router[64];
+	char *router = router_public(0), *router_tls = router_public(1);
 
-	snprintf(router, sizeof router, "127.0.0.1:%u", node->router_port);
 	pthread_mutex_lock(&node->lock);
-	areply(r, 200, json_pack("{s:s?,s:s?,s:s,s:s,s:s,s:b}", "node",
+	areply(r, 200, json_pack("{s:s?,s:s?,s:s?,s:s?,s:s,s:s,s:b}", "node",
 	    node->name, "generation", node->generation, "router", router,
-	    "version", NODE_VERSION, "data_dir", node->data_dir, "egress",
-	    node->egress));
+	    "router_tls", router_tls, "version", NODE_VERSION, "data_dir",
+	    node->data_dir, "egress", node->egress));
 	pthread_mutex_unlock(&node->lock);
+	free(router);
+	free(router_tls);
 }
 
 /* GET /agent/v1/environments */

@@ -34,6 +34,8 @@ static const char node_usage[] =
     "                  [--listen IP:PORT] [--url AGENT_URL]\n"
     "                  [--tls-cert FILE --tls-key FILE] [--portal-ca FILE]\n"
     "                  [--insecure-http]\n"
+    "                  [--router-listen IP:PORT]… [--router-tls-listen IP:PORT]…\n"
+    "                  [--router-tls-cert FILE --router-tls-key FILE]\n"
     "                  [--router-port P] [--router-tls-port P]\n"
     "                  [--pg-port P | --pg postgresql://…]\n"
     "                  [--user nubo] [--ports 20000-32767]\n"
@@ -49,8 +51,15 @@ static const char node_defaults[] =
     "--portal-ca: the CA an https --portal's certificate is verified against\n"
     "  (default: the system's); plain HTTP is refused outside loopback\n"
     "  unless --insecure-http\n"
+    "--router-listen, --router-tls-listen (repeatable): where apps are\n"
+    "  served, plain HTTP and HTTPS (app hostnames with --router-tls-cert\n"
+    "  and --router-tls-key, PEM, read again on SIGHUP; custom domains with\n"
+    "  their own certificates); plain HTTP outside loopback redirects to the\n"
+    "  first HTTPS listener, is refused without one, serves apps with\n"
+    "  --insecure-http; --router-port P, --router-tls-port P: 127.0.0.1:P\n"
     "defaults: --listen 127.0.0.1:7080, --url http(s)://<listen>,\n"
-    "  --router-port 8080, --pg-port 5433 (a cluster of its own under DIR),\n"
+    "  --router-listen 127.0.0.1:8080 (unless a router address is given),\n"
+    "  --pg-port 5433 (a cluster of its own under DIR),\n"
     "  --user nubo, --ports 20000-32767, --uids 700000-799999,\n"
     "  --start-timeout 60, --stop-grace 10; an instance's memory 512 MB\n"
     "  (nubo envs scale --memory), a one-off run's time limit 600 s;\n"
@@ -337,13 +346,16 @@ node_apply_specs(json_t *specs)
 static int
 node_register(void)
 {
-	char router[64];
+	char *router = router_public(0), *router_tls = router_public(1);
 	json_t *body, *resp = NULL;
 	int st, rc = -1;
 
-	snprintf(router, sizeof router, "127.0.0.1:%u", node->router_port);
-	body = json_pack("{s:s,s:s,s:s}", "url", node->agent_url, "router",
-	    router, "version", NODE_VERSION);
+	/* router_tls: a field older portals ignore (ARCHITECTURE) */
+	body = json_pack("{s:s,s:s?,s:s?,s:s}", "url", node->agent_url,
+	    "router", router, "router_tls", router_tls, "version",
+	    NODE_VERSION);
+	free(router);
+	free(router_tls);
 	st = portal_post("/agent/register", body, &resp);
 	json_decref(body);
 	if (st != 200) {
@@ -550,6 +562,10 @@ node_main(int argc, char **argv)
 		{ "url", required_argument, NULL, 'u' },
 		{ "router-port", required_argument, NULL, 'r' },
 		{ "router-tls-port", required_argument, NULL, 'R' },
+		{ "router-listen", required_argument, NULL, 'L' },
+		{ "router-tls-listen", required_argument, NULL, 'H' },
+		{ "router-tls-cert", required_argument, NULL, 'B' },
+		{ "router-tls-key", required_argument, NULL, 'X' },
 		{ "pg-port", required_argument, NULL, 'g' },
 		{ "pg", required_argument, NULL, 'G' },
 		{ "user", required_argument, NULL, 'U' },
@@ -575,7 +591,6 @@ node_main(int argc, char **argv)
 	pthread_mutex_init(&node->lock, NULL);
 	node->listen = "127.0.0.1:7080";
 	node->user = "nubo";
-	node->router_port = 8080;
 	node->pg_port = 5433;
 	node->port_lo = 20000;
 	node->port_hi = 32767;
@@ -604,6 +619,13 @@ node_main(int argc, char **argv)
 		case 'Y': node->tls.key = optarg; break;
 		case 'K': node->portal_ca = optarg; break;
 		case 'I': node->tls.insecure_http = 1; break;
+		case 'B': node->router_tls_cert = optarg; break;
+		case 'X': node->router_tls_key = optarg; break;
+		case 'L':
+		case 'H':
+			if (router_listen_add(optarg, c == 'H') == -1)
+				return 2;
+			break;
 		case 'r':
 		case 'g':
 		case 'R':
@@ -673,7 +695,8 @@ node_main(int argc, char **argv)
 		error("--tls-cert and --tls-key go together");
 		return 2;
 	}
-	if (!stop_all && http_listen_check(node->listen, &node->tls) == -1)
+	if (!stop_all && (http_listen_check(node->listen, &node->tls) == -1 ||
+	    router_listen_setup() == -1))
 		return 1;
 	if (node_user_setup() == -1 || (!stop_all && node_dirs() == -1))
 		return 1;
@@ -706,9 +729,14 @@ node_main(int argc, char **argv)
 	node->http = agent_routes_listen(node->listen, &node->tls);
 	if (node->http == NULL)
 		return 1;
-	log_info("agent listening on %s (%s), router on 127.0.0.1:%u",
-	    node->listen, node->tls.cert ? "HTTPS" : "plain HTTP",
-	    node->router_port);
+	{
+		char *where = router_listen_text();
+
+		log_info("agent listening on %s (%s), router on %s",
+		    node->listen, node->tls.cert ? "HTTPS" : "plain HTTP",
+		    where);
+		free(where);
+	}
 	node_log_pin();
 	log_info(node->egress ? "egress: instances reach the outside world "
 	    "(through slirp4netns; never the host's loopback)" : "egress: "
@@ -727,6 +755,10 @@ node_main(int argc, char **argv)
 			node_reload = 0;
 			http_server_reload_tls(node->http);
 			node_log_pin();
+			/* the app hostnames' certificate: read at the reload */
+			pthread_mutex_lock(&node->lock);
+			node->router_dirty = 1;
+			pthread_mutex_unlock(&node->lock);
 		}
 	}
 	/* Apps, router and database keep running: a restarted node adopts

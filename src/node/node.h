@@ -72,6 +72,14 @@ struct env {
 	struct env		*next;
 };
 
+/* Where the router listens (--router-listen, --router-tls-listen). */
+struct router_listener {
+	char			*addr;		/* "IP:PORT", nginx's listen form */
+	int			 tls;		/* HTTPS */
+	int			 redirect;	/* plain outside loopback: answers
+						 * 308 to HTTPS, serves no app */
+};
+
 struct node {
 	char			*data_dir;
 	char			*portal_url;
@@ -86,8 +94,16 @@ struct node {
 	char			*portal_ca;
 	char			*user;		/* OS user of nginx's workers */
 	char			*pg_uri;	/* --pg: an existing server */
+	/* the router's listeners (router_listen_setup()): --router-port and
+	 * --router-tls-port are 127.0.0.1 shorthands (0: not given) */
 	unsigned		 router_port;
-	unsigned		 router_tls_port;	/* custom domains; 0: none */
+	unsigned		 router_tls_port;
+	struct router_listener	*router_listeners;
+	int			 nrouter_listeners;
+	/* the certificate of app hostnames on the HTTPS listeners (PEM;
+	 * read again on SIGHUP), NULL: only custom domains there */
+	const char		*router_tls_cert;
+	const char		*router_tls_key;
 	unsigned		 pg_port;
 	int			 port_lo, port_hi;
 	int			 start_timeout;	/* seconds */
@@ -406,6 +422,22 @@ int heal_proc_in_dir(const char *dir, const char *comm, pid_t *out, int max);
 const char *heal_degraded(void);
 
 /* router.c */
+/* Add a listener from an option ("IP:PORT"); -1 with the cause in
+ * error() when it is not an address. */
+int router_listen_add(const char *addr, int tls);
+/* After the options: the 127.0.0.1 shorthands and the default, then the
+ * rules — plain HTTP outside loopback serves apps only with
+ * --insecure-http, else redirects to an HTTPS listener, else is refused;
+ * the app hostnames' certificate loads. 0, or -1 with the cause in
+ * error(). */
+int router_listen_setup(void);
+/* The address the portal and users reach the router at, for the
+ * registration: the first HTTPS listener (tls) or the first plain one
+ * serving apps, a wildcard's host replaced by the agent URL's; NULL
+ * when there is none (caller frees). */
+char *router_public(int tls);
+/* A line saying where the router listens, for the log (caller frees). */
+char *router_listen_text(void);
 int router_start(void);
 /* Render, check with nginx -t, swap atomically, reload. Takes the lock. */
 int router_reload(void);

@@ -281,23 +281,24 @@ router_settings_locations(struct buf *b, const char *dir, long long env_id,
 
 void
 router_settings_tls_server(struct buf *b, const char *dir, long long env_id,
-    json_t *spec, json_t *domain, unsigned tls_port, const char *inner)
+    json_t *spec, json_t *domain, const char *listens, const char *inner)
 {
 	const char *d = jsonx_str(domain, "domain");
 	const char *crt = jsonx_str(domain, "certificate");
 	const char *key = jsonx_str(domain, "private_key");
 	char *pc, *pk, *ca;
 
-	if (tls_port == 0 || !domain_ok(d) || crt == NULL || key == NULL)
+	if (listens == NULL || *listens == '\0' || !domain_ok(d) ||
+	    crt == NULL || key == NULL)
 		return;
 	pc = content_path(dir, env_id, d, "crt", crt);
 	pk = content_path(dir, env_id, d, "key", key);
 	buf_printf(b, "  server {\n"
-	    "    listen 127.0.0.1:%u ssl;\n"
+	    "%s"
 	    "    server_name %s;\n"
 	    "    ssl_certificate %s;\n"
 	    "    ssl_certificate_key %s;\n"
-	    "    ssl_protocols TLSv1.2 TLSv1.3;\n", tls_port, d, pc, pk);
+	    "    ssl_protocols TLSv1.2 TLSv1.3;\n", listens, d, pc, pk);
 	if ((ca = client_ca_bundle(spec)) != NULL) {
 		char *pca = content_path(dir, env_id, "client-ca", "pem", ca);
 

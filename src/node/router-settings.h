@@ -38,12 +38,13 @@ void router_settings_locations(struct buf *b, const char *dir,
     long long env_id, json_t *spec, const char *inner);
 
 /* The TLS server block of one custom domain (an entry of the spec's
- * "domains") on 127.0.0.1:tls_port, with the environment's headers and
- * locations. Nothing when tls_port is 0 or the entry is unusable. The
+ * "domains") on the router's HTTPS listeners (listens: their "listen …
+ * ssl;" lines), with the environment's headers and locations. Nothing
+ * when listens is empty or the entry is unusable. The
  * router checks each domain's block on its own (router.c), so one that
  * nginx cannot load is left out without taking the others along. */
 void router_settings_tls_server(struct buf *b, const char *dir,
-    long long env_id, json_t *spec, json_t *domain, unsigned tls_port,
+    long long env_id, json_t *spec, json_t *domain, const char *listens,
     const char *inner);
 
 /* The domain name of a "domains" entry, NULL when it is not one. */

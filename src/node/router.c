@@ -1,6 +1,7 @@
 /* The router: nginx run from its own prefix DIR/nginx (own pid, logs and
- * temp paths), listening on 127.0.0.1:<router port>, with one rendered
- * config for every environment. A change is rendered to a new file,
+ * temp paths), listening where --router-listen and --router-tls-listen
+ * say (127.0.0.1:8080 by default), with one rendered config for every
+ * environment. A change is rendered to a new file,
  * checked with `nginx -t`, renamed over the old one and applied with
  * SIGHUP — never a half-written config (SPEC §1).
  *
@@ -34,6 +35,7 @@
 #include <unistd.h>
 
 #include "buf.h"
+#include "httpd.h"
 #include "jsonx.h"
 #include "log.h"
 #include "router-settings.h"
@@ -63,6 +65,250 @@ router_path(const char *sub)
 
 static int router_nginx(const char *conf, int test, char *out, size_t outlen);
 
+/* --- where the router listens --- */
+
+int
+router_listen_add(const char *addr, int tls)
+{
+	const char *colon = strrchr(addr, ':');
+	struct router_listener *l;
+	long long port;
+	int i;
+
+	if (http_listen_loopback(addr) == -1 || colon == NULL ||
+	    util_parse_int(colon + 1, 1, 65535, &port) == -1)
+		return error("bad router address '%s' (want IP:PORT, an IPv6 "
+		    "address in brackets)", addr);
+	for (i = 0; i < node->nrouter_listeners; i++)
+		if (strcmp(node->router_listeners[i].addr, addr) == 0)
+			return error("router address '%s' given twice", addr);
+	node->router_listeners = xrealloc(node->router_listeners,
+	    (size_t)(node->nrouter_listeners + 1) *
+	    sizeof *node->router_listeners);
+	l = &node->router_listeners[node->nrouter_listeners++];
+	l->addr = xstrdup(addr);
+	l->tls = tls;
+	l->redirect = 0;
+	return 0;
+}
+
+/* The first HTTPS listener, or NULL. */
+static struct router_listener *
+router_first_tls(void)
+{
+	int i;
+
+	for (i = 0; i < node->nrouter_listeners; i++)
+		if (node->router_listeners[i].tls)
+			return &node->router_listeners[i];
+	return NULL;
+}
+
+int
+router_listen_setup(void)
+{
+	struct router_listener *t;
+	char addr[32];
+	int i, plain = 0, tls_given = 0;
+
+	for (i = 0; i < node->nrouter_listeners; i++)
+		tls_given |= node->router_listeners[i].tls;
+	if (node->router_port) {
+		snprintf(addr, sizeof addr, "127.0.0.1:%u", node->router_port);
+		if (router_listen_add(addr, 0) == -1)
+			return -1;
+	}
+	if (node->router_tls_port) {
+		snprintf(addr, sizeof addr, "127.0.0.1:%u",
+		    node->router_tls_port);
+		if (router_listen_add(addr, 1) == -1)
+			return -1;
+	}
+	for (i = 0; i < node->nrouter_listeners; i++)
+		plain += !node->router_listeners[i].tls;
+	/* the default of a one-machine cloud, also next to the custom
+	 * domains' --router-tls-port; --router-tls-listen alone means
+	 * HTTPS only */
+	if (plain == 0 && !tls_given &&
+	    router_listen_add("127.0.0.1:8080", 0) == -1)
+		return -1;
+	t = router_first_tls();
+	for (i = 0; i < node->nrouter_listeners; i++) {
+		struct router_listener *l = &node->router_listeners[i];
+
+		if (l->tls || http_listen_loopback(l->addr) == 1)
+			continue;
+		/* the same rule as every listener, with what an operator
+		 * expects of port 80: the way to the HTTPS listener */
+		if (node->tls.insecure_http)
+			log_warn("router: serving apps with plain HTTP on %s "
+			    "(--insecure-http): their traffic crosses the "
+			    "network in clear", l->addr);
+		else if (t)
+			l->redirect = 1;
+		else
+			return error("refusing plain HTTP for apps on %s, an "
+			    "address outside loopback: give an HTTPS "
+			    "listener (--router-tls-listen; this one then "
+			    "redirects to it) or --insecure-http", l->addr);
+	}
+	if ((node->router_tls_cert == NULL) != (node->router_tls_key == NULL))
+		return error("--router-tls-cert and --router-tls-key go "
+		    "together");
+	if (node->router_tls_cert) {
+		if (t == NULL)
+			return error("--router-tls-cert needs an HTTPS listener "
+			    "(--router-tls-listen or --router-tls-port)");
+		if (http_tls_pair_check(node->router_tls_cert,
+		    node->router_tls_key) == -1)
+			return -1;
+	}
+	return 0;
+}
+
+/* The host of the agent's URL (caller frees), "127.0.0.1" without one. */
+static char *
+router_agent_host(void)
+{
+	const char *u = node->agent_url, *p;
+	size_t n;
+
+	if (u == NULL || (p = strstr(u, "://")) == NULL)
+		return xstrdup("127.0.0.1");
+	p += 3;
+	n = *p == '[' ? strcspn(p, "]") + 1 : strcspn(p, ":/");
+	return xstrndup(p, n);
+}
+
+char *
+router_public(int tls)
+{
+	const char *colon;
+	char *host, *out;
+	int i;
+
+	for (i = 0; i < node->nrouter_listeners; i++) {
+		struct router_listener *l = &node->router_listeners[i];
+
+		if (l->tls != tls || l->redirect)
+			continue;
+		colon = strrchr(l->addr, ':');
+		if (strncmp(l->addr, "0.0.0.0:", 8) != 0 &&
+		    strncmp(l->addr, "[::]:", 5) != 0)
+			return xstrdup(l->addr);
+		host = router_agent_host();
+		out = xasprintf("%s%s", host, colon);
+		free(host);
+		return out;
+	}
+	return NULL;
+}
+
+char *
+router_listen_text(void)
+{
+	struct buf b;
+	int i;
+
+	buf_init(&b, 0);
+	for (i = 0; i < node->nrouter_listeners; i++) {
+		struct router_listener *l = &node->router_listeners[i];
+
+		buf_printf(&b, "%s%s (%s)", i ? ", " : "", l->addr, l->tls ?
+		    "HTTPS" : l->redirect ? "redirects to HTTPS" : "plain HTTP");
+	}
+	if (node->router_tls_cert == NULL && router_first_tls())
+		buf_printf(&b, "; app hostnames not over HTTPS (no "
+		    "--router-tls-cert), custom domains are");
+	return buf_detach(&b);
+}
+
+/* listen lines of a server: the plain listeners that serve apps, and
+ * with tls the HTTPS ones; how many. */
+static int
+router_listens(struct buf *b, int tls, const char *extra)
+{
+	int i, n = 0;
+
+	for (i = 0; i < node->nrouter_listeners; i++) {
+		struct router_listener *l = &node->router_listeners[i];
+
+		if (l->tls ? !tls : l->redirect)
+			continue;
+		buf_printf(b, "    listen %s%s%s;\n", l->addr, l->tls ?
+		    " ssl" : "", extra);
+		n++;
+	}
+	return n;
+}
+
+/* The app hostnames' certificate as nginx loads it: a copy under
+ * DIR/nginx/tls named by its content's hash, so a renewed file (read at
+ * each reload: SIGHUP sends one) changes the config and nginx loads it;
+ * a file that cannot be read keeps the last good copy. Under
+ * router_lock. */
+static char *router_cert_path, *router_key_path;
+
+static char *
+router_tls_copy(const char *src, const char *ext, unsigned mode)
+{
+	size_t len = 0;
+	char *text = util_read_file(src, 1 << 20, &len), *h, *dir, *path;
+
+	if (text == NULL) {
+		log_warn("router: cannot read %s: %s (the last copy stays)",
+		    src, strerror(errno));
+		return NULL;
+	}
+	h = util_sha256_hex(text, len);
+	h[16] = '\0';
+	dir = router_path("tls");
+	util_mkdir_p(dir, 0700);
+	path = xasprintf("%s/app-hostnames-%s.%s", dir, h, ext);
+	if (access(path, F_OK) != 0 &&
+	    util_write_file(path, text, len, mode) == -1) {
+		log_warn("router: cannot write %s: %s", path, strerror(errno));
+		free(path);
+		path = NULL;
+	}
+	explicit_bzero(text, len);
+	free(text);
+	free(h);
+	free(dir);
+	return path;
+}
+
+static void
+router_tls_files(void)
+{
+	char *c, *k;
+
+	if (node->router_tls_cert == NULL)
+		return;
+	c = router_tls_copy(node->router_tls_cert, "crt", 0600);
+	k = router_tls_copy(node->router_tls_key, "key", 0600);
+	if (c && k) {
+		free(router_cert_path);
+		free(router_key_path);
+		router_cert_path = c;
+		router_key_path = k;
+	} else {
+		free(c);
+		free(k);
+	}
+}
+
+/* The TLS lines of a server answering app hostnames. */
+static void
+router_tls_lines(struct buf *b)
+{
+	if (router_cert_path == NULL)
+		return;
+	buf_printf(b, "    ssl_certificate %s;\n    ssl_certificate_key %s;\n"
+	    "    ssl_protocols TLSv1.2 TLSv1.3;\n", router_cert_path,
+	    router_key_path);
+}
+
 /* A hostname safe to put in the config: [a-z0-9.-] only. */
 static int
 host_ok(const char *h)
@@ -76,10 +322,38 @@ host_ok(const char *h)
 	return 1;
 }
 
+/* Plain listeners outside loopback (without --insecure-http) send every
+ * request to the first HTTPS listener: 308 keeps the method and body. */
+static void
+router_render_redirect(struct buf *b)
+{
+	struct router_listener *t = router_first_tls();
+	const char *port = t ? strrchr(t->addr, ':') : NULL;
+	int i, n = 0;
+
+	if (port == NULL)
+		return;		/* no HTTPS listener: nothing redirects */
+	for (i = 0; i < node->nrouter_listeners; i++) {
+		struct router_listener *l = &node->router_listeners[i];
+
+		if (!l->redirect)
+			continue;
+		if (n++ == 0)
+			buf_printf(b, "  server {\n");
+		buf_printf(b, "    listen %s default_server;\n", l->addr);
+	}
+	if (n == 0)
+		return;
+	buf_printf(b, "    server_name _;\n"
+	    "    return 308 https://$host%s$request_uri;\n  }\n",
+	    strcmp(port, ":443") == 0 ? "" : port);
+}
+
 static void
 router_render_main(struct buf *b)
 {
 	char *prefix = router_path("");
+	struct buf l;
 
 	buf_printf(b, "# rendered by nubod node — do not edit\n");
 	if (node->uid != (uid_t)-1)
@@ -106,16 +380,17 @@ router_render_main(struct buf *b)
 	    "  proxy_set_header X-Forwarded-Proto $scheme;\n"
 	    "  proxy_set_header X-Real-IP $remote_addr;\n"
 	    "  proxy_next_upstream error timeout http_502;\n"
-	    "  default_type text/html;\n"
-	    "  server {\n"
-	    "    listen 127.0.0.1:%u default_server;\n"
-	    "    server_name _;\n"
-	    "    return 404 \"<!doctype html><title>Not found</title>"
-	    "<h1>No app here</h1><p>No environment answers to this "
-	    "hostname.</p>\\n\";\n"
-	    "  }\n", prefix, prefix, prefix, prefix, prefix, prefix, prefix,
-	    node->router_port);
+	    "  default_type text/html;\n", prefix, prefix, prefix, prefix,
+	    prefix, prefix, prefix);
 	free(prefix);
+	buf_init(&l, 0);
+	if (router_listens(&l, 0, " default_server") > 0)
+		buf_printf(b, "  server {\n%s    server_name _;\n"
+		    "    return 404 \"<!doctype html><title>Not found</title>"
+		    "<h1>No app here</h1><p>No environment answers to this "
+		    "hostname.</p>\\n\";\n  }\n", buf_cstr(&l));
+	buf_release(&l);
+	router_render_redirect(b);
 }
 
 /* upstream env_<id>: the healthy instances, round robin (v4 balancing). */
@@ -185,6 +460,26 @@ router_piece_location(struct buf *b, struct route_env *re)
 	free(inner);
 }
 
+/* "server {" and the listen lines of a server answering an environment's
+ * hostnames: the plain listeners serving apps and, with the app
+ * hostnames' certificate, the HTTPS ones; nothing (0) when there are
+ * none. */
+static int
+router_server_open(struct buf *b)
+{
+	struct buf l;
+	int n;
+
+	buf_init(&l, 0);
+	n = router_listens(&l, router_cert_path != NULL, "");
+	if (n > 0) {
+		buf_printf(b, "  server {\n%s", buf_cstr(&l));
+		router_tls_lines(b);
+	}
+	buf_release(&l);
+	return n;
+}
+
 /* The environment's core part: its upstream and its server on the router
  * port (cloud hostnames). Empty when no app is linked: nothing to route. */
 static void
@@ -193,8 +488,9 @@ router_render_server(struct buf *b, struct route_env *re)
 	if (json_array_size(json_object_get(re->spec, "hostnames")) == 0)
 		return;
 	router_render_upstream(b, re);
-	buf_printf(b, "  # environment %lld (%s)\n  server {\n"
-	    "    listen 127.0.0.1:%u;\n", re->id, re->name, node->router_port);
+	buf_printf(b, "  # environment %lld (%s)\n", re->id, re->name);
+	if (router_server_open(b) == 0)
+		return;		/* HTTPS only, no certificate: domains only */
 	router_piece_names(b, re);
 	router_settings_headers(b, re->spec);
 	router_piece_location(b, re);
@@ -207,8 +503,9 @@ static void
 router_render_refused(struct buf *b, struct route_env *re)
 {
 	buf_printf(b, "  # environment %lld (%s): left out, nginx refused "
-	    "it\n  server {\n    listen 127.0.0.1:%u;\n", re->id, re->name,
-	    node->router_port);
+	    "it\n", re->id, re->name);
+	if (router_server_open(b) == 0)
+		return;
 	router_piece_names(b, re);
 	buf_printf(b, "    location / {\n      return 503 \"<!doctype html>"
 	    "<title>Configuration error</title><h1>This app cannot be "
@@ -223,11 +520,16 @@ router_render_refused(struct buf *b, struct route_env *re)
 static void
 router_render_tls_default(struct buf *b)
 {
-	if (node->router_tls_port == 0)
+	int i;
+
+	if (router_first_tls() == NULL)
 		return;
-	buf_printf(b, "  server {\n    listen 127.0.0.1:%u ssl "
-	    "default_server;\n    ssl_reject_handshake on;\n  }\n",
-	    node->router_tls_port);
+	buf_printf(b, "  server {\n");
+	for (i = 0; i < node->nrouter_listeners; i++)
+		if (node->router_listeners[i].tls)
+			buf_printf(b, "    listen %s ssl default_server;\n",
+			    node->router_listeners[i].addr);
+	buf_printf(b, "    ssl_reject_handshake on;\n  }\n");
 }
 
 /* One part of the config (see the top of this file). */
@@ -287,9 +589,18 @@ router_part_add(struct part **v, int *n, struct route_env *re, int ei,
 static int
 router_parts(struct route_env *envs, int n, struct part **out)
 {
-	char *dir = xasprintf("%s/nginx", node->data_dir);
+	char *dir = xasprintf("%s/nginx", node->data_dir), *tls_listens;
 	struct part *v = NULL;
+	struct buf tl;
 	int i, np = 0;
+
+	/* a custom domain answers on every HTTPS listener */
+	buf_init(&tl, 0);
+	for (i = 0; i < node->nrouter_listeners; i++)
+		if (node->router_listeners[i].tls)
+			buf_printf(&tl, "    listen %s ssl;\n",
+			    node->router_listeners[i].addr);
+	tls_listens = buf_detach(&tl);
 
 	for (i = 0; i < n; i++) {
 		struct route_env *re = &envs[i];
@@ -309,13 +620,14 @@ router_parts(struct route_env *envs, int n, struct part **out)
 		json_array_foreach(json_object_get(re->spec, "domains"), k, d) {
 			buf_init(&b, 0);
 			router_settings_tls_server(&b, dir, re->id, re->spec, d,
-			    node->router_tls_port, inner);
+			    tls_listens, inner);
 			router_part_add(&v, &np, re, i,
 			    router_settings_domain(d), &b);
 		}
 		free(inner);
 	}
 	free(dir);
+	free(tls_listens);
 	*out = v;
 	return np;
 }
@@ -836,6 +1148,7 @@ router_reload(void)
 	pid_t pid;
 
 	pthread_mutex_lock(&router_lock);
+	router_tls_files();
 	n = router_snapshot(&envs);
 	file_errors = xcalloc((size_t)n + 1, sizeof *file_errors);
 	files_ok = xcalloc((size_t)n + 1, sizeof *files_ok);
@@ -927,8 +1240,7 @@ router_reload(void)
 			error("nginx did not start: %s", router_start_error);
 			goto out;
 		}
-		log_info("router (nginx) started on 127.0.0.1:%u",
-		    node->router_port);
+		log_info("router (nginx) started");
 		rc = 0;
 	}
 	free(router_live);

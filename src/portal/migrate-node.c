@@ -912,7 +912,10 @@ migrate_node_first_served(struct migrate_ctx *c, long long node_id,
 {
 	char *router = store_text(c->db, "SELECT router FROM nodes WHERE"
 	    " id = ?", "i", node_id);
+	char *router_tls = store_text(c->db, "SELECT router_tls FROM nodes"
+	    " WHERE id = ?", "i", node_id);
 	json_t *e = env_row(c->db, env_id);
+	struct curl_slist *resolve = NULL;
 	char *hdr = NULL, *url = NULL, *p;
 	long long start = migrate_node_now_ms();
 	int rc = -1;
@@ -926,7 +929,7 @@ migrate_node_first_served(struct migrate_ctx *c, long long node_id,
 		rc = 0;
 		goto out;
 	}
-	if (router == NULL) {
+	if (router == NULL && router_tls == NULL) {
 		fail(cause, "node '%s' never told where its router listens",
 		    c->target_name);
 		goto out;
@@ -939,8 +942,20 @@ migrate_node_first_served(struct migrate_ctx *c, long long node_id,
 		const char *health = jsonx_str(json_object_get(mf, "manifest"),
 		    "health");
 
-		url = xasprintf("http://%s%s", router, health && *health == '/' ?
-		    health : "/");
+		const char *path = health && *health == '/' ? health : "/";
+
+		if (router_tls) {
+			/* by name, as users come (SNI picks the server) */
+			const char *colon = strrchr(router_tls, ':');
+			char *r = xasprintf("%s%s:%.*s", *host, colon,
+			    (int)(colon - router_tls), router_tls);
+
+			resolve = curl_slist_append(NULL, r);
+			free(r);
+			url = xasprintf("https://%s%s%s", *host, colon, path);
+		} else {
+			url = xasprintf("http://%s%s", router, path);
+		}
 		json_decref(mf);
 	}
 	for (;;) {
@@ -950,6 +965,14 @@ migrate_node_first_served(struct migrate_ctx *c, long long node_id,
 
 		curl_easy_setopt(cu, CURLOPT_URL, url);
 		curl_easy_setopt(cu, CURLOPT_HTTPHEADER, h);
+		if (resolve) {
+			/* the probe sends nothing secret and reads a status:
+			 * whether the router routes the hostname to the app,
+			 * whoever signed the certificate (ARCHITECTURE) */
+			curl_easy_setopt(cu, CURLOPT_RESOLVE, resolve);
+			curl_easy_setopt(cu, CURLOPT_SSL_VERIFYPEER, 0L);
+			curl_easy_setopt(cu, CURLOPT_SSL_VERIFYHOST, 0L);
+		}
 		curl_easy_setopt(cu, CURLOPT_WRITEFUNCTION, discard);
 		curl_easy_setopt(cu, CURLOPT_NOSIGNAL, 1L);
 		curl_easy_setopt(cu, CURLOPT_TIMEOUT, 5L);
@@ -973,7 +996,9 @@ migrate_node_first_served(struct migrate_ctx *c, long long node_id,
 	}
 out:
 	json_decref(e);
+	curl_slist_free_all(resolve);
 	free(router);
+	free(router_tls);
 	free(hdr);
 	free(url);
 	return rc;

@@ -750,8 +750,8 @@ migrate_steps_cutover_hint(sqlite3 *db, json_t *m)
 static char *
 migrate_steps_test_urls(sqlite3 *db, json_t *m)
 {
-	json_t *rows = store_rows(db, "SELECT e.name AS environment, n.router"
-	    " FROM environments e JOIN nodes n ON n.id = e.node_id WHERE n.name"
+	json_t *rows = store_rows(db, "SELECT e.name AS environment, n.router,"
+	    " n.router_tls FROM environments e JOIN nodes n ON n.id = e.node_id WHERE n.name"
 	    " = ? AND e.app_id IS NULL AND e.state = 'running' ORDER BY e.id",
 	    "s", jsonx_str(m, "target")), *row;
 	const char *tmp = jsonx_str(m, "temporary_app");
@@ -759,14 +759,18 @@ migrate_steps_test_urls(sqlite3 *db, json_t *m)
 	size_t i;
 
 	json_array_foreach(rows, i, row) {
-		const char *router = jsonx_str(row, "router");
-		const char *colon = router ? strrchr(router, ':') : NULL;
+		char *host, *url;
 
 		if (tmp == NULL)
 			break;
-		next = xasprintf("%s%shttp://%s-%s.%s%s/", out ? out : "",
-		    out ? ", " : "", tmp, jsonx_str(row, "environment"),
-		    migrate_node_cloud_domain(), colon ? colon : "");
+		host = xasprintf("%s-%s.%s", tmp, jsonx_str(row, "environment"),
+		    migrate_node_cloud_domain());
+		url = envs_url(jsonx_str(row, "router"), jsonx_str(row,
+		    "router_tls"), host);
+		next = xasprintf("%s%s%s/", out ? out : "", out ? ", " : "",
+		    url);
+		free(url);
+		free(host);
 		free(out);
 		out = next;
 	}

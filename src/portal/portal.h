@@ -12,6 +12,9 @@
 /* Where the sealing key lives unless --secrets-key says otherwise:
  * outside the data folder, so that a copy of it reveals no secret. */
 #define NUBO_SECRETS_KEY_DEFAULT "/etc/nubo/secrets.key"
+/* A node that reported within this many seconds is online (it reports
+ * every 2 s): environments' node_online, nodes' online. */
+#define PORTAL_NODE_FRESH	10
 
 struct portal {
 	char			*data_dir;
@@ -158,6 +161,11 @@ int agent_body_check(struct preq *, const struct jfield *fields);
  * -1 with *cause. */
 int agent_fields_check(struct preq *, json_t *obj, const struct jfield *fields,
     const char *where, char **cause);
+/* route-envs.c: the URL of an environment's hostname host on a node
+ * whose router answers at router (plain) and router_tls (HTTPS, taken
+ * first; either NULL), as users reach it, without a path (caller
+ * frees). */
+char *envs_url(const char *router, const char *router_tls, const char *host);
 /* route-envs.c: the row of {env} for r's app; NULL after replying 404. */
 json_t *envs_row(struct preq *r);
 /* Reply 500 with the store's message; for "cannot happen" paths. */

@@ -207,7 +207,23 @@ out:
 	return rc;
 }
 
-/* POST /agent/register {url, router, generation, version}: remember where
+/* A router address of the registration ("IP:PORT", "[IPv6]:PORT"), NULL
+ * when absent or not one: the portal builds URLs and its probes from it
+ * (envs_url(), migrate_node_first_served()). */
+static const char *
+agent_router_addr(struct preq *r, const char *field)
+{
+	const char *a = jsonx_str(r->body, field);
+
+	if (a == NULL || *a == '\0' || strlen(a) > 64 ||
+	    strspn(a, "0123456789abcdefABCDEF.:[]") != strlen(a) ||
+	    strrchr(a, ':') == NULL)
+		return NULL;
+	return a;
+}
+
+/* POST /agent/register {url, router, router_tls, generation, version}:
+ * remember where
  * the node's agent listens; answer its identity, the portal secret (made
  * once per node and kept) and the desired environment specs. The portal
  * calls that URL with the secret, so its host must be the address the
@@ -219,6 +235,7 @@ agent_register(struct preq *r)
 {
 	static const struct jfield fields[] = {
 		{ "url", JT_STRING, 1 }, { "router", JT_STRING, 0 },
+		{ "router_tls", JT_STRING, 0 },
 		{ "generation", JT_STRING, 0 }, { "version", JT_STRING, 0 },
 		{ NULL } };
 	const char *url, *gen;
@@ -293,10 +310,11 @@ agent_register(struct preq *r)
 	}
 	util_time_iso(util_now(), now, sizeof now);
 	if (store_run(r->db, "UPDATE nodes SET agent_url = ?, agent_secret = ?,"
-	    " router = ?, agent_version = ?, last_seen_at = ?,"
+	    " router = ?, router_tls = ?, agent_version = ?, last_seen_at = ?,"
 	    " registered_from = ? WHERE id = ?",
-	    "ssssssi", url, sealed, jsonx_str(r->body, "router"),
-	    jsonx_str(r->body, "version"), now, from, r->node_id) != STORE_OK) {
+	    "sssssssi", url, sealed, agent_router_addr(r, "router"),
+	    agent_router_addr(r, "router_tls"), jsonx_str(r->body, "version"),
+	    now, from, r->node_id) != STORE_OK) {
 		store_rollback(r->db);
 		reply_store_error(r);
 		goto out;

@@ -21,10 +21,6 @@
 /* Longest a node's stop grace may be (an instance restarting onto a new
  * memory limit is stopped first). */
 #define ENVS_STOP_GRACE_MAX	30
-/* A node that reported within this many seconds is online (it reports
- * every 2 s). */
-#define ENVS_NODE_FRESH		10
-
 /* A migration's target environment serves the original app (its
  * hostnames) once that environment's own cutover took its route step —
  * not before: the cutover goes environment by environment, and until its
@@ -44,13 +40,26 @@
 	"SELECT e.id, e.name, e.state, e.package, e.instances, e.memory_mb," \
 	" e.maintenance, e.status_json, n.name AS node, n.id AS node_id," \
 	" sa.uuid AS repository," \
-	" n.generation, n.router, n.last_seen_at, COALESCE(sa.subdomain, " \
+	" n.generation, n.router, n.router_tls, n.last_seen_at," \
+	" COALESCE(sa.subdomain, " \
 	ENV_ROUTED_APP ", la.subdomain) AS app, (e.app_id IS NULL AND" \
 	" EXISTS (SELECT 1 FROM migrations m WHERE m.temp_app_id = la.id)" \
 	" AND " ENV_ROUTED_APP " IS NULL) AS stand_in" \
 	" FROM environments e JOIN nodes n ON n.id = e.node_id" \
 	" LEFT JOIN apps sa ON sa.id = e.app_id" \
 	" LEFT JOIN apps la ON la.id = n.app_id AND e.app_id IS NULL"
+
+char *
+envs_url(const char *router, const char *router_tls, const char *host)
+{
+	const char *colon = router_tls ? strrchr(router_tls, ':') : router ?
+	    strrchr(router, ':') : NULL;
+
+	if (router_tls)
+		return xasprintf("https://%s%s", host, strcmp(colon, ":443") ==
+		    0 ? "" : colon);
+	return xasprintf("http://%s%s", host, colon ? colon : "");
+}
 
 /* `<subdomain>-<environment>.<cloud domain>`, lowercase (SPEC §1). */
 static char *
@@ -189,6 +198,8 @@ envs_json(sqlite3 *db, json_t *row, const char *domain)
 	    "error", json_is_object(st) && json_object_get(st, "error") ?
 	    json_object_get(st, "error") : json_null(),
 	    "router", jsonx_str(row, "router"));
+	json_object_set_new(out, "router_tls", jsonx_str(row, "router_tls") ?
+	    json_string(jsonx_str(row, "router_tls")) : json_null());
 	/* degraded: why (the node's database or router is down) */
 	json_object_set(out, "reason", json_is_object(st) &&
 	    json_object_get(st, "reason") ? json_object_get(st, "reason") :
@@ -200,9 +211,8 @@ envs_json(sqlite3 *db, json_t *row, const char *domain)
 	    "router_error") : json_null());
 	if (app) {
 		char *h = envs_hostname(app, jsonx_str(row, "name"), domain);
-		const char *router = jsonx_str(row, "router");
-		const char *colon = router ? strrchr(router, ':') : NULL;
-		char *url = xasprintf("http://%s%s", h, colon ? colon : "");
+		char *url = envs_url(jsonx_str(row, "router"), jsonx_str(row,
+		    "router_tls"), h);
 
 		json_object_set_new(out, "hostname", json_string(h));
 		json_object_set_new(out, "url", json_string(url));
@@ -219,7 +229,7 @@ envs_json(sqlite3 *db, json_t *row, const char *domain)
 		json_object_set_new(out, "node_online", json_boolean(
 		    jsonx_str(row, "last_seen_at") && util_parse_iso(jsonx_str(
 		    row, "last_seen_at"), &seen) == 0 && util_now() - seen <=
-		    ENVS_NODE_FRESH));
+		    PORTAL_NODE_FRESH));
 	}
 	json_decref(spec);
 	return out;

@@ -19,6 +19,7 @@
 	"SELECT n.name, n.generation, n.status, u.email AS technical_contact," \
 	" a.subdomain AS app, n.app_id AS app_ref, n.is_sandbox AS sandbox," \
 	" n.agent_url, n.address, n.tls_pin, n.tls_pin_pending,"\
+	" n.router, n.router_tls,"\
 	" n.last_seen_at, n.disk_json, n.egress_json, n.created_at" \
 	" FROM nodes n" \
 	" LEFT JOIN users u ON u.id = n.technical_contact" \
@@ -34,9 +35,17 @@ static const char *const nodes_standard_envs[] = {
 static void
 nodes_fix_bools(json_t *node)
 {
+	const char *seen_at = jsonx_str(node, "last_seen_at");
+	time_t seen;
+
 	json_object_set_new(node, "sandbox", json_boolean(
 	    jsonx_int(node, "sandbox", 0)));
 	json_object_del(node, "app_ref");
+	/* reachable: it reported lately (a node whose link is down, or
+	 * whose agent stopped, is not) */
+	json_object_set_new(node, "online", json_boolean(seen_at &&
+	    util_parse_iso(seen_at, &seen) == 0 && util_now() - seen <=
+	    PORTAL_NODE_FRESH));
 }
 
 json_t *

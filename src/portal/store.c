@@ -364,6 +364,10 @@ static const char *const store_schema[] = {
 	"  END;"
 	"UPDATE environments SET uuid = " STORE_SQL_UUID " WHERE uuid IS NULL;"
 	"CREATE UNIQUE INDEX environments_uuid ON environments (uuid);",
+	/* 22: where the node's router answers over HTTPS (nubod node
+	 * --router-tls-listen), as its registration says; NULL: plain
+	 * only (nodes.router) */
+	"ALTER TABLE nodes ADD COLUMN router_tls TEXT;",
 };
 
 static char *store_path_global;
