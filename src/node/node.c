@@ -350,10 +350,14 @@ node_register(void)
 	json_t *body, *resp = NULL;
 	int st, rc = -1;
 
-	/* router_tls: a field older portals ignore (ARCHITECTURE) */
-	body = json_pack("{s:s,s:s?,s:s?,s:s}", "url", node->agent_url,
-	    "router", router, "router_tls", router_tls, "version",
+	/* absent rather than null (a portal takes no null for a string);
+	 * router_tls: a field older portals ignore (ARCHITECTURE) */
+	body = json_pack("{s:s,s:s}", "url", node->agent_url, "version",
 	    NODE_VERSION);
+	if (router)
+		json_object_set_new(body, "router", json_string(router));
+	if (router_tls)
+		json_object_set_new(body, "router_tls", json_string(router_tls));
 	free(router);
 	free(router_tls);
 	st = portal_post("/agent/register", body, &resp);

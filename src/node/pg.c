@@ -41,12 +41,18 @@
 
 /* What the cluster accepts: environment roles on the socket (the
  * sandboxes) only into their own database; the node (nubo_admin, restore
- * and import roles) over TCP on loopback, which no sandbox can reach. */
+ * and import roles, db-url logins) over TCP on loopback, which no sandbox
+ * can reach; nothing from any other address, whatever listen_addresses
+ * says (the cluster listens on 127.0.0.1 only: a widened
+ * listen_addresses still admits nobody from the network). Which database
+ * a role may enter is its CONNECT privilege (revoked from PUBLIC). */
 static const char pg_hba[] =
     "# rendered by nubod node at every start - do not edit\n"
     "local   sameuser   all                  scram-sha-256\n"
     "host    all        all   127.0.0.1/32   scram-sha-256\n"
-    "host    all        all   ::1/128        scram-sha-256\n";
+    "host    all        all   ::1/128        scram-sha-256\n"
+    "host    all        all   0.0.0.0/0      reject\n"
+    "host    all        all   ::/0           reject\n";
 
 static char pg_initdb[] = PG_BIN "/initdb";
 static char pg_ctl[] = PG_BIN "/pg_ctl";

@@ -1,0 +1,286 @@
+#!/usr/bin/env bash
+# t9: nubo across hosts. Network namespaces made here stand for the hosts
+# — a portal, a v3 node, a v4 node and a client — joined by a bridge in a
+# namespace of their own (the switch), with addresses of 198.18.9.0/24
+# (t7 uses 198.18.96.x, t8 198.18.8.1). Every daemon listens only on its
+# own namespace's address, with TLS (a CA made here with openssl): the
+# portal, each node's agent and each node's router (HTTPS on 443, with a
+# certificate for the app hostnames; port 80 redirects). From the client:
+# nodes join by URL + token, the sample app is deployed and reached over
+# HTTPS by its hostname (curl --resolve, verified against the CA), a custom
+# domain answers with its own certificate, a backup is downloaded, and the
+# v3 → v4 migration runs node to node while v4's link goes down (it shows
+# offline, the step fails, nothing done is lost) and comes back (online
+# again, resume finishes it). Plain HTTP to a listener outside loopback is
+# refused; no environment's PostgreSQL is reachable from another host.
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/migrate-lib.sh"
+
+if [ "$(id -u)" != 0 ] || ! command -v ip >/dev/null; then
+	fail "needs root and ip (iproute2) for network namespaces"
+	finish
+	exit 1
+fi
+
+# --- the hosts ---
+NET=198.18.9
+P_IP=$NET.1 V3_IP=$NET.3 V4_IP=$NET.4 C_IP=$NET.10
+NS_SW=nubo-t9-$$-sw
+NS_P=nubo-t9-$$-portal
+NS_V3=nubo-t9-$$-v3
+NS_V4=nubo-t9-$$-v4
+NS_C=nubo-t9-$$-client
+ALL_NS=("$NS_P" "$NS_V3" "$NS_V4" "$NS_C" "$NS_SW")
+netns_release() {
+	local ns
+	stop_all
+	for ns in "${ALL_NS[@]}"; do
+		# what stop_all missed would keep the namespace alive unnamed
+		ip netns pids "$ns" 2>/dev/null | xargs -r kill -KILL 2>/dev/null || true
+		ip netns del "$ns" 2>/dev/null || true
+	done
+}
+trap 'netns_release; cleanup' EXIT
+# a test stopped by a signal (ctest's timeout) cleans up too
+trap 'exit 143' TERM INT HUP
+ip netns add "$NS_SW"
+ip -n "$NS_SW" link add br0 type bridge
+ip -n "$NS_SW" link set br0 up
+ip -n "$NS_SW" link set lo up
+host_ns() { # NS PORTNAME IP: a host on the switch
+	ip netns add "$1"
+	ip -n "$NS_SW" link add "$2" type veth peer name eth0 netns "$1"
+	ip -n "$NS_SW" link set "$2" master br0 up
+	ip -n "$1" link set lo up
+	ip -n "$1" addr add "$3/24" dev eth0
+	ip -n "$1" link set eth0 up
+}
+host_ns "$NS_P" p "$P_IP"
+host_ns "$NS_V3" v3 "$V3_IP"
+host_ns "$NS_V4" v4 "$V4_IP"
+host_ns "$NS_C" c "$C_IP"
+in_p() { ip netns exec "$NS_P" "$@"; }
+in_c() { ip netns exec "$NS_C" "$@"; }
+
+# --- certificates: a CA, one per host, the app hostnames, a custom domain ---
+DOMAIN=apps.t9.test
+ca() {
+	openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=$1" \
+		-keyout "$T/$1.key" -out "$T/$1.pem" 2>/dev/null
+}
+cert() { # NAME SAN
+	openssl req -newkey rsa:2048 -nodes -subj "/CN=$1" -keyout "$T/$1.key" \
+		-out "$T/$1.csr" 2>/dev/null
+	openssl x509 -req -in "$T/$1.csr" -CA "$T/ca.pem" -CAkey "$T/ca.key" \
+		-CAcreateserial -days 2 -extfile <(echo "subjectAltName=$2") -out "$T/$1.pem" 2>/dev/null
+}
+ca ca
+cert portal "IP:$P_IP"
+cert v3 "IP:$V3_IP"
+cert v4 "IP:$V4_IP"
+cert apps "DNS:*.$DOMAIN"
+cert shop "DNS:shop.t9.test"
+
+# --- the portal on its host, HTTPS only ---
+PORTAL_URL=https://$P_IP:7443
+"$NUBOD" portal init --data "$T/portal" --password adminpass1 > "$T/init.txt"
+ADMIN_KEY=$(awk '/API key/ {print $NF}' "$T/init.txt")
+export NUBO_TEST_PAUSE_FILE=$T/pause
+# not through in_p: $! is then the daemon itself (ip netns exec execs it)
+ip netns exec "$NS_P" "$NUBOD" portal --data "$T/portal" --secrets-key "$SECRETS_KEY" \
+	--listen "$P_IP:7443" --url "$PORTAL_URL" --domain "$DOMAIN" \
+	--tls-cert "$T/portal.pem" --tls-key "$T/portal.key" >> "$T/portal.log" 2>&1 &
+PORTAL_PID=$!
+PIDS+=("$PORTAL_PID")
+for _ in $(seq 100); do
+	in_c curl -s --cacert "$T/ca.pem" -o /dev/null "$PORTAL_URL/api/v1/openapi.json" && break
+	sleep 0.2
+done
+expect "the client reaches the portal over HTTPS (verified against the CA)" \
+	"$(in_c curl -s --cacert "$T/ca.pem" -o /dev/null -w '%{http_code}' "$PORTAL_URL/api/v1/openapi.json")" 200
+expect "plain HTTP to the portal's listener gets no answer" \
+	"$(in_c curl -s -m 10 -o /dev/null -w '%{http_code}' "http://$P_IP:7443/api/v1/openapi.json" || true)" 000
+expect "the portal listens on its own address only" \
+	"$(in_p ss -Htln | awk '{print $4}' | sort -u | tr '\n' ' ')" "$P_IP:7443 "
+# the CLI runs on the client's host
+cat > "$T/nubo-client" <<EOF
+#!/bin/sh
+exec ip netns exec $NS_C $NUBO "\$@"
+EOF
+chmod +x "$T/nubo-client"
+NUBO=$T/nubo-client
+export NUBO_URL=$PORTAL_URL NUBO_API_KEY=$ADMIN_KEY NUBO_CA=$T/ca.pem
+check "the CLI on the client's host works with the CA" "$NUBO" apps list
+
+# --- nodes join by URL + token ---
+# node_args NAME IP: a node's options (its own address everywhere)
+node_args() {
+	echo --data "$T/node-$1" --portal "$PORTAL_URL" --token "$(cat "$T/node-$1.token")" \
+		--portal-ca "$T/ca.pem" --listen "$2:7443" --tls-cert "$T/$1.pem" --tls-key "$T/$1.key" \
+		--router-listen "$2:80" --router-tls-listen "$2:443" \
+		--router-tls-cert "$T/apps.pem" --router-tls-key "$T/apps.key" \
+		--pg-port 5433 --start-timeout 60
+}
+# start_host_node NAME NS IP: the node's agent on its host
+start_host_node() {
+	local before
+	before=$(grep -c "registered as node '$1'" "$T/node-$1.log" 2>/dev/null || true)
+	# shellcheck disable=SC2046
+	ip netns exec "$2" "$NUBOD" node $(node_args "$1" "$3") >> "$T/node-$1.log" 2>&1 &
+	PIDS+=("$!")
+	printf -v "NODE_PID_$1" %s "$!"
+	for _ in $(seq 150); do
+		[ "$(grep -c "registered as node '$1'" "$T/node-$1.log" 2>/dev/null || true)" -gt "${before:-0}" ] && return 0
+		sleep 0.2
+	done
+	fail "node $1 did not register"
+	tail -20 "$T/node-$1.log" >&2
+	return 1
+}
+for n in v3 v4; do
+	"$NUBO" admin nodes create "$n" --generation "$n" --json | jq_get token > "$T/node-$n.token"
+	NODE_DIRS+=("$T/node-$n")
+done
+
+# plain HTTP outside loopback is refused before anything starts
+check_fails "a router with plain HTTP on its host's address and no HTTPS listener is refused" 1 \
+	ip netns exec "$NS_V3" "$NUBOD" node --data "$T/nonode" --portal "$PORTAL_URL" --token x \
+	--listen "$V3_IP:7443" --tls-cert "$T/v3.pem" --tls-key "$T/v3.key" --router-listen "$V3_IP:80"
+expect_match "  and says why" "$(cat "$T/last.err")" "refusing plain HTTP for apps on $V3_IP:80, an address outside loopback"
+check_fails "an agent with plain HTTP on its host's address is refused" 1 \
+	ip netns exec "$NS_V3" "$NUBOD" node --data "$T/nonode" --portal "$PORTAL_URL" --token x \
+	--listen "$V3_IP:7443" --router-tls-listen "$V3_IP:443"
+expect_match "  and says why" "$(cat "$T/last.err")" "refusing plain HTTP on $V3_IP:7443"
+check_fails "a bad router address is refused" 2 \
+	"$NUBOD" node --data "$T/nonode" --portal "$PORTAL_URL" --token x --router-tls-listen "$V3_IP"
+check_fails "--router-tls-cert without an HTTPS listener is refused" 1 \
+	"$NUBOD" node --data "$T/nonode" --portal "$PORTAL_URL" --token x \
+	--router-tls-cert "$T/apps.pem" --router-tls-key "$T/apps.key"
+check_fails "an app certificate whose key is another's is refused" 1 \
+	"$NUBOD" node --data "$T/nonode" --portal "$PORTAL_URL" --token x --router-tls-listen 127.0.0.1:1 \
+	--router-tls-cert "$T/apps.pem" --router-tls-key "$T/shop.key"
+expect "  none of them made anything" "$([ -e "$T/nonode" ] && echo made || echo nothing)" nothing
+
+start_host_node v3 "$NS_V3" "$V3_IP"
+start_host_node v4 "$NS_V4" "$V4_IP"
+v3=$("$NUBO" nodes show v3 --json)
+expect "v3's agent is reached on its own address" "$(jq_get agent_url <<< "$v3")" "https://$V3_IP:7443"
+expect "  its router over HTTPS there" "$(jq_get router_tls <<< "$v3")" "$V3_IP:443"
+expect "  no plain router serving apps (port 80 redirects)" "$(jq_get router <<< "$v3")" ""
+expect "  online" "$(jq_get online <<< "$v3")" true
+expect_match "the node says where its router listens" "$(grep -m1 'router on' "$T/node-v3.log")" \
+	"router on $V3_IP:80 \(redirects to HTTPS\), $V3_IP:443 \(HTTPS\)"
+expect "v3 listens on its own address only (and PostgreSQL on its loopback)" \
+	"$(ip netns exec "$NS_V3" ss -Htln | awk '{print $4}' | sort -u | tr '\n' ' ')" \
+	"127.0.0.1:5433 $V3_IP:443 $V3_IP:7443 $V3_IP:80 "
+
+# --- the sample app, deployed and reached from the client by its hostname ---
+"$NUBO" apps create notes --no-sandbox >/dev/null
+"$NUBO" nodes link v3 notes >/dev/null
+deploy v3 notes Test
+HOST=notes-test.$DOMAIN
+# app NODE_IP METHOD PATH [curl options…]: through the router over HTTPS
+app() {
+	local ip=$1 method=$2 path=$3
+	shift 3
+	in_c curl -s --cacert "$T/ca.pem" --resolve "$HOST:443:$ip" -X "$method" "$@" "https://$HOST$path"
+}
+expect "the app answers over HTTPS by its hostname (verified against the CA)" \
+	"$(app "$V3_IP" GET /api/notes -o /dev/null -w '%{http_code}')" 200
+expect "envs show gives its https URL" "$("$NUBO" envs show notes Test --json | jq_get url)" "https://$HOST"
+for i in 1 2 3; do
+	app "$V3_IP" POST /api/notes -H 'Content-Type: application/json' \
+		--data-binary "{\"title\":\"note $i\",\"body\":\"written on v3 over https\"}" -o /dev/null
+done
+head -c 65536 /dev/urandom > "$T/attach.bin"
+id=$(app "$V3_IP" GET /api/notes | python3 -c 'import json,sys; n=json.load(sys.stdin); n=n.get("notes",n) if isinstance(n,dict) else n; print(n[0]["id"])')
+app "$V3_IP" POST "/api/notes/$id/attachments?name=a.bin" --data-binary @"$T/attach.bin" -o /dev/null
+# digest NODE_IP: every note and attachment as the app serves them
+digest() {
+	local notes
+	notes=$(app "$1" GET /api/notes) || { echo "unreachable"; return 0; }
+	python3 - "$notes" <<'PY'
+import hashlib, json, sys
+n = json.loads(sys.argv[1]); n = n.get("notes", n) if isinstance(n, dict) else n
+print(len(n), sum(len(x.get("attachments", [])) for x in n),
+      hashlib.sha256(json.dumps(sorted([[x["id"], x["title"], x["body"],
+      sorted(a["uuid"] for a in x.get("attachments", []))] for x in n])).encode()).hexdigest()[:16])
+PY
+}
+src=$(digest "$V3_IP")
+expect_match "  three notes and an attachment written over HTTPS" "$src" "^3 1 "
+expect "plain HTTP on the router's port 80 redirects to HTTPS" \
+	"$(in_c curl -s -o /dev/null -w '%{http_code} %{redirect_url}' -H "Host: $HOST" "http://$V3_IP/api/notes")" \
+	"308 https://$HOST/api/notes"
+expect "a hostname no app has gets no TLS handshake" \
+	"$(in_c curl -s --cacert "$T/ca.pem" --resolve "nothing.$DOMAIN:443:$V3_IP" -o /dev/null -w '%{http_code}' "https://nothing.$DOMAIN/" || true)" 000
+check "a custom domain with its own certificate" "$NUBO" settings domain-add notes Test shop.t9.test \
+	--cert "$T/shop.pem" --key "$T/shop.key"
+for _ in $(seq 50); do
+	in_c curl -s --cacert "$T/ca.pem" --resolve "shop.t9.test:443:$V3_IP" -o /dev/null https://shop.t9.test/api/notes && break
+	sleep 0.2
+done
+expect "  answers on the router's address with that certificate (SNI)" \
+	"$(in_c curl -s --cacert "$T/ca.pem" --resolve "shop.t9.test:443:$V3_IP" -o /dev/null -w '%{http_code}' https://shop.t9.test/api/notes)" 200
+
+# --- PostgreSQL: the node's own, nobody else's ---
+expect "no other host reaches v3's PostgreSQL" \
+	"$(in_c timeout 5 bash -c "echo > /dev/tcp/$V3_IP/5433" 2>/dev/null && echo reached || echo refused)" refused
+expect_match "its pg_hba admits the sandboxes' socket and the node's loopback only" \
+	"$(grep -vE '^(#|$)' "$T/node-v3/pg/data/pg_hba.conf" | tr -s ' ' | tr '\n' '|')" \
+	"^local sameuser all scram-sha-256\|host all all 127.0.0.1/32 scram-sha-256\|host all all ::1/128 scram-sha-256\|host all all 0.0.0.0/0 reject\|host all all ::/0 reject\|$"
+
+# --- a backup, downloaded on the client's host ---
+check "backups create" "$NUBO" backups create notes Test --comment hosts
+SID=$("$NUBO" backups list notes Test --json | jq_get snapshots.0.id)
+check "backups download from the client (node to client over HTTPS, pinned)" \
+	"$NUBO" backups download notes Test "$SID" --output "$T/full.tar.gz"
+expect_match "  a real archive" "$(tar tzf "$T/full.tar.gz" | head -50)" "db"
+
+# --- v3 -> v4, node to node, while v4's link goes down and comes back ---
+online() { "$NUBO" nodes show "$1" --json | jq_get online; }
+online_becomes() { # NODE WANT SECONDS
+	local i
+	for i in $(seq $(($3 * 2))); do
+		[ "$(online "$1")" = "$2" ] && return 0
+		sleep 0.5
+	done
+	return 1
+}
+pause_at data:Test
+"$NUBO" migrate run notes --to v4 > "$T/migrate1.out" 2>&1 &
+MIG=$!
+reached data:Test
+ip -n "$NS_SW" link set v4 down
+down_at=$(date +%s.%N)
+check "v4 shows offline once its link is down" online_becomes v4 false 30
+echo "# v4 shown offline $(awk "BEGIN { printf \"%.1f\", $(date +%s.%N) - $down_at }") s after its link went down"
+expect "  v3 stays online" "$(online v3)" true
+unpause
+rc=0
+wait "$MIG" || rc=$?
+expect "the migration stops at the step v4 cannot do" "$rc" 1
+m=$("$NUBO" migrate status notes --json)
+expect_match "  with the reason" "$(jq_get error <<< "$m")" "v4|198\.18\.9\.4|reach|connect|timed out"
+ip -n "$NS_SW" link set v4 up
+up_at=$(date +%s.%N)
+check "v4 is online again once its link is back" online_becomes v4 true 60
+echo "# v4 shown online $(awk "BEGIN { printf \"%.1f\", $(date +%s.%N) - $up_at }") s after its link came back"
+expect_match "  its log says the heartbeat works again" "$(cat "$T/node-v4.log")" "heartbeat to $PORTAL_URL works again"
+check "migrate resume finishes it" "$NUBO" migrate resume notes
+m=$("$NUBO" migrate status notes --json)
+expect "  completed" "$(jq_get state <<< "$m")" completed
+steps=$(python3 -c '
+import json, sys
+m = json.load(sys.stdin)
+s = m.get("steps", [])
+print(len(s), sum(1 for x in s if x["state"] in ("done", "skipped")),
+      [x["attempts"] for x in s if x["name"] == "data" and x.get("environment") == "Test"][:1])
+' <<< "$m")
+expect_match "  every step done (or skipped: nothing deployed there), the interrupted one tried again" "$steps" "^([0-9]+) \1 \[2\]$"
+expect "v4 serves what v3 had, over HTTPS on its own address" "$(digest "$V4_IP")" "$src"
+expect "  at the same hostname, verified against the CA" \
+	"$(app "$V4_IP" GET /api/notes -o /dev/null -w '%{http_code}')" 200
+expect "  and envs show names v4's router" "$("$NUBO" envs show notes Test --json | jq_get router_tls)" "$V4_IP:443"
+
+finish
