@@ -432,9 +432,10 @@ int router_listen_add(const char *addr, int tls);
  * error(). */
 int router_listen_setup(void);
 /* The address the portal and users reach the router at, for the
- * registration: the first HTTPS listener (tls) or the first plain one
- * serving apps, a wildcard's host replaced by the agent URL's; NULL
- * when there is none (caller frees). */
+ * registration: the first HTTPS listener when app hostnames are served
+ * there (tls: --router-tls-cert) or the first plain one serving apps, a
+ * wildcard's host replaced by the agent URL's; NULL when there is none
+ * (caller frees). */
 char *router_public(int tls);
 /* A line saying where the router listens, for the log (caller frees). */
 char *router_listen_text(void);

@@ -187,6 +187,10 @@ router_public(int tls)
 	char *host, *out;
 	int i;
 
+	/* HTTPS listeners without the app hostnames' certificate serve
+	 * custom domains only: users reach the apps in plain there */
+	if (tls && node->router_tls_cert == NULL)
+		return NULL;
 	for (i = 0; i < node->nrouter_listeners; i++) {
 		struct router_listener *l = &node->router_listeners[i];
 
