@@ -8,6 +8,7 @@
 #include <curl/curl.h>
 #include <jansson.h>
 
+#include "opts.h"
 #include "portal.h"
 
 int portal_main(int argc, char **argv);
@@ -16,12 +17,133 @@ int backup_tool_main(int argc, char **argv);
 int node_main(int argc, char **argv);
 #endif
 
-static const char nubod_usage[] =
-    "usage: nubod portal [init] --data DIR …   run the portal (control plane)\n"
-    "       nubod node --data DIR --portal URL --token T …   run a cloud node\n"
-    "       nubod routes                         print the API route table\n"
-    "       nubod openapi                        print the OpenAPI document\n"
-    "       nubod archive create|check|restore   backup archives by hand\n";
+extern const struct opts_cmd portal_cmd, archive_cmd;
+#ifdef NUBO_HAVE_NODE
+extern const struct opts_cmd node_cmd;
+#endif
+
+/* The commands whose options are a table (opts.h): --help, nubod(8). */
+static const struct opts_cmd *const nubod_cmds[] = {
+	&portal_cmd,
+#ifdef NUBO_HAVE_NODE
+	&node_cmd,
+#endif
+	&archive_cmd,
+	NULL };
+
+/* The commands without options. */
+static const char *const nubod_plain[][2] = {
+	{ "routes", "print the API route table (JSON)" },
+	{ "openapi", "print the OpenAPI document of the API" },
+	{ "--man", "print this manual, nubod(8), as roff" },
+	{ NULL, NULL } };
+
+/* What the manual says besides the commands' own tables. */
+static const char nubod_man_config[] =
+    "Every long option of portal, node and archive can also come from a "
+    "file: --config FILE, one option a line as\n"
+    "\n"
+    "  key = value\n"
+    "\n"
+    "where key is the option's long name without the two dashes. A line "
+    "that starts with # is a comment (a # later on a line is part of the "
+    "value); blank lines are skipped; spaces around key, = and value do not "
+    "count; a value may be put in double quotes, which are removed. A flag "
+    "takes yes or no (true/false, on/off, 1/0). An option that can be "
+    "given several times may appear on several lines; any other only once. "
+    "The command line wins: an option given there replaces every line of "
+    "the file that sets it. An unknown key, a line that is not key = value, "
+    "an empty value and a value that is not what the option takes are "
+    "refused with FILE:LINE and the daemon does not start (exit status 2). "
+    "Secrets (token, password, pg, db) are refused in a file that others "
+    "(not its owner or group) may read. The file may be at most 64 KiB.\n"
+    "\n"
+    "Without --config, nubod portal reads " NUBO_CONFDIR "/portal.conf and "
+    "nubod node " NUBO_CONFDIR "/node.conf, when the command line does not "
+    "give --data and that file exists: the installed services keep their "
+    "options there (the systemd units name them with --config).";
+
+static const char nubod_man_files[] =
+    NUBO_CONFDIR "/portal.conf, " NUBO_CONFDIR "/node.conf: the services' "
+    "options (examples are installed with them).\n"
+    "\n"
+    NUBO_CONFDIR "/secrets.key: the portal's sealing key (--secrets-key).\n"
+    "\n"
+    "/var/lib/nubo/portal, /var/lib/nubo/node: the data folders the "
+    "installed configuration uses.";
+
+static void
+nubod_usage(FILE *f)
+{
+	int i, first = 1;
+
+	for (i = 0; nubod_cmds[i]; i++) {
+		const char *s = nubod_cmds[i]->synopsis;
+
+		while (*s) {
+			size_t n = strcspn(s, "\n");
+
+			fprintf(f, "%s %s%.*s\n", first ? "usage:" : "      ",
+			    *s == ' ' ? "     " : "nubod ", (int)n, s);
+			first = 0;
+			s += n + (s[n] == '\n');
+		}
+	}
+	for (i = 0; nubod_plain[i][0]; i++)
+		fprintf(f, "       nubod %-8s %s\n", nubod_plain[i][0],
+		    nubod_plain[i][1]);
+	fputs("'nubod COMMAND --help' tells every option of a command.\n", f);
+}
+
+/* nubod(8), from the same tables as --help. */
+static int
+nubod_man(void)
+{
+	FILE *f = stdout;
+	int i;
+
+	fputs(".TH NUBOD 8 \"\" \"nubo\" \"nubo\"\n"
+	    ".SH NAME\nnubod \\- the nubo daemons: portal and cloud node\n"
+	    ".SH SYNOPSIS\n.nf\n", f);
+	for (i = 0; nubod_cmds[i]; i++)
+		opts_man_synopsis(nubod_cmds[i], "nubod", f);
+	for (i = 0; nubod_plain[i][0]; i++) {
+		fputs("\\fBnubod\\fR ", f);
+		opts_roff_inline(nubod_plain[i][0], f);
+		fputc('\n', f);
+	}
+	fputs(".fi\n.SH DESCRIPTION\n", f);
+	opts_roff("nubod is the server side of nubo, a self-hosted app cloud. "
+	    "The portal is the control plane: the REST API the nubo(1) CLI "
+	    "talks to, the store of apps, users and nodes, and the jobs. A "
+	    "cloud node runs environments of apps in sandboxes behind its "
+	    "router (nginx), with a PostgreSQL database each; it joins the "
+	    "portal with a token.", f);
+	fputs(".SH COMMANDS\n", f);
+	for (i = 0; nubod_cmds[i]; i++)
+		opts_man(nubod_cmds[i], "nubod", f);
+	for (i = 0; nubod_plain[i][0]; i++) {
+		fputs(".SS \"nubod ", f);
+		opts_roff_inline(nubod_plain[i][0], f);
+		fputs("\"\n", f);
+		opts_roff(nubod_plain[i][1], f);
+	}
+	fputs(".SH CONFIGURATION FILES\n", f);
+	opts_roff(nubod_man_config, f);
+	fputs(".SH SIGNALS\n", f);
+	opts_roff("SIGHUP: the portal and the node read their --tls-cert and "
+	    "--tls-key files again; open connections keep theirs. SIGTERM: "
+	    "they stop; a node's apps, router and database keep running and "
+	    "a restarted node adopts them (nubod node stop-all stops them).",
+	    f);
+	fputs(".SH EXIT STATUS\n", f);
+	opts_roff("0 when stopped by SIGTERM or done, 1 when something failed, "
+	    "2 for a usage error (a bad option or config file line).", f);
+	fputs(".SH FILES\n", f);
+	opts_roff(nubod_man_files, f);
+	fputs(".SH SEE ALSO\n\\fBnubo\\fR(1)\n", f);
+	return 0;
+}
 
 static int
 print_json(json_t *j)
@@ -48,7 +170,7 @@ main(int argc, char **argv)
 	}
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	if (argc < 2) {
-		fputs(nubod_usage, stderr);
+		nubod_usage(stderr);
 		return 2;
 	}
 	if (strcmp(argv[1], "portal") == 0)
@@ -63,10 +185,12 @@ main(int argc, char **argv)
 		return print_json(routes_table());
 	if (strcmp(argv[1], "openapi") == 0)
 		return print_json(routes_describe());
+	if (strcmp(argv[1], "--man") == 0)
+		return nubod_man();
 	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
-		fputs(nubod_usage, stdout);
+		nubod_usage(stdout);
 		return 0;
 	}
-	fputs(nubod_usage, stderr);
+	nubod_usage(stderr);
 	return 2;
 }

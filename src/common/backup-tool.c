@@ -3,7 +3,6 @@
  * folder. Used by bench/backup and handy when debugging an upload. */
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,14 +11,53 @@
 #include <jansson.h>
 
 #include "backup-archive.h"
+#include "opts.h"
+#include "util.h"
 #include "xmalloc.h"
 
-static const char tool_usage[] =
-    "usage: nubod archive create --db URL [--files DIR] [--model-version V]\n"
-    "                            [--tmp DIR] [--level N] [--threads N] OUT|-\n"
-    "       nubod archive check [--no-pg-restore] FILE|-\n"
-    "       nubod archive restore --db URL [--files NEWDIR] [--tmp DIR]\n"
-    "                            [-j N] FILE|-\n";
+/* Every option of `nubod archive`: parses the command line and a --config
+ * file, prints --help and its part of nubod(8) (opts.h). */
+static const struct opt tool_opts[] = {
+	OPT_ROW_CONFIG(""),
+	{ "db", "URL", 'd', OPT_SECRET,
+	    "create: the database to dump; restore: the new database to restore "
+	    "into (postgresql://...)" },
+	{ "files", "DIR", 'f', 0,
+	    "create: the files folder to add; restore: the new folder to fill" },
+	{ "model-version", "V", 'm', 0, "create: the model version to record" },
+	{ "tmp", "DIR", 't', 0, "where temporary files go (default /tmp)" },
+	{ "level", "N", 'l', 0, "create: the gzip level, 1 to 9 (default 6)" },
+	{ "threads", "N", 'T', 0,
+	    "create: compression threads, 1 to 256 (default: one per CPU)" },
+	{ "jobs", "N", 'j', OPT_SHORT,
+	    "restore: pg_restore's parallel jobs, 1 to 64 (default: one for a "
+	    "small dump, more for a large one)" },
+	{ "no-pg-restore", NULL, 'n', 0,
+	    "check: do not check the dump with pg_restore --list" },
+	OPT_ROW_HELP,
+	OPT_ROW_END };
+
+const struct opts_cmd archive_cmd = {
+	"archive",
+	"archive create --db URL [--files DIR] [--model-version V] [--tmp DIR]\n"
+	"    [--level N] [--threads N] OUT|-\n"
+	"archive check [--no-pg-restore] FILE|-\n"
+	"archive restore --db URL [--files NEWDIR] [--tmp DIR] [-j N] FILE|-",
+	"backup archives (Mendix Cloud's format) by hand: create one from a "
+	"database and a files folder, check one, restore one into a new "
+	"database and folder; prints what the archive holds as JSON",
+	NULL, tool_opts, NULL, 1,
+};
+
+/* The usage error: what is wrong, and where to look. */
+static int
+tool_usage(char *cause)
+{
+	fprintf(stderr, "nubod archive: %s\n(nubod archive --help tells "
+	    "every option)\n", cause);
+	free(cause);
+	return 2;
+}
 
 static void
 tool_print(const struct backup_info *info)
@@ -45,52 +83,61 @@ int backup_tool_main(int argc, char **argv);
 int
 backup_tool_main(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		{ "db", required_argument, NULL, 'd' },
-		{ "files", required_argument, NULL, 'f' },
-		{ "model-version", required_argument, NULL, 'm' },
-		{ "tmp", required_argument, NULL, 't' },
-		{ "level", required_argument, NULL, 'l' },
-		{ "threads", required_argument, NULL, 'T' },
-		{ "no-pg-restore", no_argument, NULL, 'n' },
-		{ NULL, 0, NULL, 0 } };
 	const char *db = NULL, *files = NULL, *model = "", *tmp = "/tmp", *cmd;
 	int level = 0, threads = 0, jobs = 0, pgr = 1, c, fd, rc;
-	char *cause = NULL;
+	char *cause = NULL, *path;
 	struct backup_info info;
+	struct opts opt;
+	char *arg;
+	long long n;
 
-	if (argc < 2) {
-		fputs(tool_usage, stderr);
-		return 2;
+	if (argc > 1 && strcmp(argv[1], "--help") == 0) {
+		opts_help(&archive_cmd, "nubod", stdout);
+		return 0;
 	}
+	if (argc < 2)
+		return tool_usage(xstrdup("create, check or restore?"));
 	cmd = argv[1];
 	argc--;
 	argv++;
-	while ((c = getopt_long(argc, argv, "j:", longopts, NULL)) != -1) {
+	if (opts_parse(&opt, &archive_cmd, argc, argv, &cause) == -1)
+		return tool_usage(cause);
+	while ((c = opts_next(&opt, &arg)) != -1) {
 		switch (c) {
-		case 'd': db = optarg; break;
-		case 'f': files = optarg; break;
-		case 'm': model = optarg; break;
-		case 't': tmp = optarg; break;
-		case 'l': level = (int)strtol(optarg, NULL, 10); break;
-		case 'T': threads = (int)strtol(optarg, NULL, 10); break;
-		case 'j': jobs = (int)strtol(optarg, NULL, 10); break;
+		case 'd': db = arg; break;
+		case 'f': files = arg; break;
+		case 'm': model = arg; break;
+		case 't': tmp = arg; break;
 		case 'n': pgr = 0; break;
-		default: fputs(tool_usage, stderr); return 2;
+		case 'l':
+		case 'T':
+		case 'j':
+			if (util_parse_int(arg, 1, c == 'l' ? 9 : c == 'T' ?
+			    256 : 64, &n) == -1)
+				return tool_usage(opts_bad_value(&opt, c == 'l' ?
+				    "a level from 1 to 9" : c == 'T' ? "a number "
+				    "from 1 to 256" : "a number from 1 to 64"));
+			if (c == 'l')
+				level = (int)n;
+			else if (c == 'T')
+				threads = (int)n;
+			else
+				jobs = (int)n;
+			break;
+		case 'h':
+			opts_help(&archive_cmd, "nubod", stdout);
+			return 0;
 		}
 	}
-	if (optind != argc - 1) {
-		fputs(tool_usage, stderr);
-		return 2;
-	}
+	if (opt.argc != 1)
+		return tool_usage(xstrdup("one archive file (or -) is needed"));
+	path = opt.argv[0];
 	if (strcmp(cmd, "create") == 0) {
 		struct backup_write_opts o;
 		struct backup_meta m;
 
-		if (db == NULL) {
-			fputs(tool_usage, stderr);
-			return 2;
-		}
+		if (db == NULL)
+			return tool_usage(xstrdup("--db URL is needed"));
 		memset(&o, 0, sizeof(o));
 		o.dburl = db;
 		o.files_dir = files;
@@ -98,26 +145,26 @@ backup_tool_main(int argc, char **argv)
 		o.model_version = model;
 		o.level = level;
 		o.threads = threads;
-		fd = strcmp(argv[optind], "-") == 0 ? 1 :
-		    open(argv[optind], O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+		fd = strcmp(path, "-") == 0 ? 1 :
+		    open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 		if (fd < 0) {
-			perror(argv[optind]);
+			perror(path);
 			return 1;
 		}
-		o.out_name = fd == 1 ? "on standard output" : argv[optind];
+		o.out_name = fd == 1 ? "on standard output" : path;
 		rc = backup_archive_write(&o, fd, &m, &cause);
 		if (rc == 0 && fd != 1 && fsync(fd) < 0) {
 			cause = xasprintf("cannot write the backup archive %s: %s",
-			    argv[optind], strerror(errno));
+			    path, strerror(errno));
 			rc = -1;
 		}
 		if (fd != 1)
 			close(fd);
 	} else if (strcmp(cmd, "check") == 0 || strcmp(cmd, "restore") == 0) {
-		fd = strcmp(argv[optind], "-") == 0 ? 0 :
-		    open(argv[optind], O_RDONLY | O_CLOEXEC);
+		fd = strcmp(path, "-") == 0 ? 0 :
+		    open(path, O_RDONLY | O_CLOEXEC);
 		if (fd < 0) {
-			perror(argv[optind]);
+			perror(path);
 			return 1;
 		}
 		if (strcmp(cmd, "check") == 0) {
@@ -130,10 +177,9 @@ backup_tool_main(int argc, char **argv)
 		} else {
 			struct backup_restore_opts o;
 
-			if (db == NULL) {
-				fputs(tool_usage, stderr);
-				return 2;
-			}
+			if (db == NULL)
+				return tool_usage(xstrdup("--db URL is "
+				    "needed"));
 			memset(&o, 0, sizeof(o));
 			o.dburl = db;
 			o.tree_dir = files;
@@ -148,8 +194,8 @@ backup_tool_main(int argc, char **argv)
 		if (rc == 0)
 			tool_print(&info);
 	} else {
-		fputs(tool_usage, stderr);
-		return 2;
+		return tool_usage(xasprintf("unknown command '%s': create, "
+		    "check or restore", cmd));
 	}
 	if (rc < 0) {
 		fprintf(stderr, "nubod archive %s: %s\n", cmd,

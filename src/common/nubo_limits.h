@@ -89,6 +89,9 @@
 #define NUBO_DBCRED_CONNECTIONS 8                   /* sessions of one credential */
 #define NUBO_DBCRED_SWEEP       5                   /* seconds between sweeps of expired ones */
 
+/* a --config file of nubod (src/common/opts.c) */
+#define NUBO_CONFIG_MAX         (64 * 1024)         /* bytes */
+
 #define NUBO_IO_CHUNK           (256 * 1024)        /* streaming buffer size */
 
 #define NUBO_DOWNLOADS_TRACKED  256                 /* partial downloads a node remembers */

@@ -4,7 +4,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <grp.h>
 #include <limits.h>
 #include <pwd.h>
@@ -22,6 +21,7 @@
 #include "buf.h"
 #include "jsonx.h"
 #include "log.h"
+#include "opts.h"
 #include "testhook.h"
 #include "tls.h"
 #include "util.h"
@@ -29,43 +29,97 @@
 
 struct node *node;
 
-static const char node_usage[] =
-    "usage: nubod node --data DIR --portal URL --token TOKEN\n"
-    "                  [--listen IP:PORT] [--url AGENT_URL]\n"
-    "                  [--tls-cert FILE --tls-key FILE] [--portal-ca FILE]\n"
-    "                  [--insecure-http]\n"
-    "                  [--router-listen IP:PORT]… [--router-tls-listen IP:PORT]…\n"
-    "                  [--router-tls-cert FILE --router-tls-key FILE]\n"
-    "                  [--router-port P] [--router-tls-port P]\n"
-    "                  [--pg-port P | --pg postgresql://…]\n"
-    "                  [--user nubo] [--ports 20000-32767]\n"
-    "                  [--uids 700000-799999] [--egress]\n"
-    "                  [--start-timeout SECONDS] [--stop-grace SECONDS]\n"
-    "                  [--package-quota SIZE] [--app-package-quota SIZE]\n"
-    "                  [--env-disk-max MB]\n"
-    "       nubod node stop-all --data DIR   stop apps, router and database\n";
+/* Every option of `nubod node` (and `node stop-all`): this table parses
+ * the command line and --config files, and prints --help and nubod(8). */
+static const struct opt node_opts[] = {
+	OPT_ROW_DEFAULT_CONFIG(NUBO_CONFDIR "/node.conf"),
+	{ "data", "DIR", 'd', 0,
+	    "the node's data folder: environments, packages, its PostgreSQL "
+	    "cluster and nginx. Required (the installed node.conf says "
+	    "/var/lib/nubo/node)" },
+	{ "portal", "URL", 'P', 0,
+	    "the portal's URL (https://HOST:PORT across hosts). Required" },
+	{ "token", "TOKEN", 't', OPT_SECRET,
+	    "the node's token, from 'nubo admin nodes create'. Required" },
+	{ "listen", "IP:PORT", 'l', 0,
+	    "where the agent listens for the portal (default 127.0.0.1:7080). "
+	    "An address outside 127.0.0.0/8 and ::1 needs --tls-cert or "
+	    "--insecure-http" },
+	{ "url", "URL", 'u', 0,
+	    "the agent's URL as the portal and other nodes reach it (default "
+	    "http(s)://<listen>)" },
+	{ "tls-cert", "FILE", 'C', 0,
+	    "the agent's certificate (PEM): it speaks HTTPS only (read again on "
+	    "SIGHUP) and presents it to the portal, which pins its key" },
+	OPT_ROW_TLS_KEY,
+	{ "portal-ca", "FILE", 'K', 0,
+	    "the CA an https --portal's certificate is verified against "
+	    "(default: the system's)" },
+	OPT_ROW_INSECURE_HTTP,
+	{ "router-listen", "IP:PORT", 'L', OPT_REPEAT,
+	    "where the router (nginx) serves apps over plain HTTP; repeatable. "
+	    "Outside loopback it redirects to the first HTTPS listener, is "
+	    "refused without one, and serves apps only with --insecure-http "
+	    "(default 127.0.0.1:8080 unless a router address is given)" },
+	{ "router-tls-listen", "IP:PORT", 'H', OPT_REPEAT,
+	    "where the router serves apps over HTTPS; repeatable. App hostnames "
+	    "with --router-tls-cert, custom domains with their own certificates" },
+	{ "router-tls-cert", "FILE", 'B', 0,
+	    "the certificate (PEM) for the app hostnames <app>-<env>.<domain>; "
+	    "read again on SIGHUP. Goes with --router-tls-key" },
+	{ "router-tls-key", "FILE", 'X', 0,
+	    "the router certificate's private key (PEM)" },
+	{ "router-port", "PORT", 'r', 0,
+	    "the router's plain HTTP on 127.0.0.1:PORT (as --router-listen "
+	    "127.0.0.1:PORT)" },
+	{ "router-tls-port", "PORT", 'R', 0,
+	    "the router's HTTPS on 127.0.0.1:PORT (as --router-tls-listen)" },
+	{ "pg-port", "PORT", 'g', 0,
+	    "the port of the node's own PostgreSQL cluster under DIR, on "
+	    "127.0.0.1 (default 5433)" },
+	{ "pg", "URI", 'G', OPT_SECRET,
+	    "use this PostgreSQL server (postgresql://...) instead of a cluster "
+	    "of the node's own" },
+	{ "user", "NAME", 'U', 0,
+	    "the system user that runs nginx; NAME-pg runs PostgreSQL (made "
+	    "when missing; default nubo)" },
+	{ "ports", "LO-HI", 'p', 0,
+	    "the ports app instances get, 1024 to 65535 (default 20000-32767)" },
+	{ "uids", "LO-HI", 'i', 0,
+	    "the user ids environments run as, 100000 to 2000000000 (default "
+	    "700000-799999)" },
+	{ "egress", NULL, 'E', 0,
+	    "instances reach the outside world too, through slirp4netns, never "
+	    "the host's loopback (default: their database only)" },
+	{ "start-timeout", "SECONDS", 'T', 0,
+	    "how long an instance has to answer its health path, 1 to 3600 "
+	    "(default 60)" },
+	{ "stop-grace", "SECONDS", 'S', 0,
+	    "how long a stopping instance has after SIGTERM, 1 to 3600 "
+	    "(default 10)" },
+	{ "package-quota", "SIZE", 'Q', 0,
+	    "the node's package repository's size (e.g. 20G; default 20G)" },
+	{ "app-package-quota", "SIZE", 'A', 0,
+	    "the packages of one app (default: one package's maximum size)" },
+	{ "env-disk-max", "MB", 'D', 0,
+	    "the most disk an environment's data may take; a restore must fit "
+	    "(default: no limit)" },
+	OPT_ROW_HELP,
+	OPT_ROW_END };
 
-static const char node_defaults[] =
-    "--tls-cert, --tls-key: PEM; the agent speaks HTTPS only (read again on\n"
-    "  SIGHUP) and presents the certificate to the portal, which pins its key\n"
-    "--portal-ca: the CA an https --portal's certificate is verified against\n"
-    "  (default: the system's); plain HTTP is refused outside loopback\n"
-    "  unless --insecure-http\n"
-    "--router-listen, --router-tls-listen (repeatable): where apps are\n"
-    "  served, plain HTTP and HTTPS (app hostnames with --router-tls-cert\n"
-    "  and --router-tls-key, PEM, read again on SIGHUP; custom domains with\n"
-    "  their own certificates); plain HTTP outside loopback redirects to the\n"
-    "  first HTTPS listener, is refused without one, serves apps with\n"
-    "  --insecure-http; --router-port P, --router-tls-port P: 127.0.0.1:P\n"
-    "defaults: --listen 127.0.0.1:7080, --url http(s)://<listen>,\n"
-    "  --router-listen 127.0.0.1:8080 (unless a router address is given),\n"
-    "  --pg-port 5433 (a cluster of its own under DIR),\n"
-    "  --user nubo, --ports 20000-32767, --uids 700000-799999,\n"
-    "  --start-timeout 60, --stop-grace 10; an instance's memory 512 MB\n"
-    "  (nubo envs scale --memory), a one-off run's time limit 600 s;\n"
-    "  no egress: instances reach their database only (--egress: the\n"
-    "  outside world too, through slirp4netns, never the host's\n"
-    "  loopback).\n";
+const struct opts_cmd node_cmd = {
+	"node",
+	"node [--config FILE] --data DIR --portal URL --token TOKEN\n"
+	"    [--listen IP:PORT] [--tls-cert FILE --tls-key FILE] [options]\n"
+	"node stop-all --data DIR",
+	"run a cloud node: its agent, the apps' instances in sandboxes, its "
+	"router (nginx) and PostgreSQL; 'stop-all' stops the apps, the router "
+	"and the database a node left running",
+	"An instance gets 512 MB of memory unless scaled (nubo envs scale "
+	"--memory); a one-off run (nubo envs run) 600 s. The node runs as root: "
+	"it makes a system user for every environment.",
+	node_opts, NUBO_CONFDIR "/node.conf", 0,
+};
 
 void
 node_chown(const char *path)
@@ -558,38 +612,12 @@ node_dirs(void)
 int
 node_main(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "data", required_argument, NULL, 'd' },
-		{ "portal", required_argument, NULL, 'P' },
-		{ "token", required_argument, NULL, 't' },
-		{ "listen", required_argument, NULL, 'l' },
-		{ "url", required_argument, NULL, 'u' },
-		{ "router-port", required_argument, NULL, 'r' },
-		{ "router-tls-port", required_argument, NULL, 'R' },
-		{ "router-listen", required_argument, NULL, 'L' },
-		{ "router-tls-listen", required_argument, NULL, 'H' },
-		{ "router-tls-cert", required_argument, NULL, 'B' },
-		{ "router-tls-key", required_argument, NULL, 'X' },
-		{ "pg-port", required_argument, NULL, 'g' },
-		{ "pg", required_argument, NULL, 'G' },
-		{ "user", required_argument, NULL, 'U' },
-		{ "ports", required_argument, NULL, 'p' },
-		{ "uids", required_argument, NULL, 'i' },
-		{ "start-timeout", required_argument, NULL, 'T' },
-		{ "stop-grace", required_argument, NULL, 'S' },
-		{ "package-quota", required_argument, NULL, 'Q' },
-		{ "app-package-quota", required_argument, NULL, 'A' },
-		{ "env-disk-max", required_argument, NULL, 'D' },
-		{ "tls-cert", required_argument, NULL, 'C' },
-		{ "tls-key", required_argument, NULL, 'Y' },
-		{ "portal-ca", required_argument, NULL, 'K' },
-		{ "insecure-http", no_argument, NULL, 'I' },
-		{ "egress", no_argument, NULL, 'E' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 } };
 	pthread_t hb;
 	int c, stop_all = 0;
 	long long n, lo, hi;
+	static struct opts o;	/* its values stay until the node stops */
+	char *arg;
+	char *cause = NULL;
 
 	node = xcalloc(1, sizeof *node);
 	pthread_mutex_init(&node->lock, NULL);
@@ -609,32 +637,45 @@ node_main(int argc, char **argv)
 		argv++;
 		argc--;
 	}
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+	if (opts_parse(&o, &node_cmd, argc, argv, &cause) == -1)
+		goto usage;
+	while ((c = opts_next(&o, &arg)) != -1) {
 		switch (c) {
-		case 'd': node->data_dir = optarg; break;
-		case 'P': node->portal_url = optarg; break;
-		case 't': node->token = optarg; break;
-		case 'l': node->listen = optarg; break;
-		case 'u': node->agent_url = optarg; break;
-		case 'G': node->pg_uri = optarg; break;
-		case 'U': node->user = optarg; break;
-		case 'C': node->tls.cert = optarg; break;
-		case 'Y': node->tls.key = optarg; break;
-		case 'K': node->portal_ca = optarg; break;
+		case 'd': node->data_dir = arg; break;
+		case 'P': node->portal_url = arg; break;
+		case 't': node->token = arg; break;
+		case 'l':
+			if (http_listen_loopback(arg) == -1) {
+				cause = opts_bad_value(&o, "IP:PORT");
+				goto usage;
+			}
+			node->listen = arg;
+			break;
+		case 'u': node->agent_url = arg; break;
+		case 'G': node->pg_uri = arg; break;
+		case 'U': node->user = arg; break;
+		case 'C': node->tls.cert = arg; break;
+		case 'Y': node->tls.key = arg; break;
+		case 'K': node->portal_ca = arg; break;
 		case 'I': node->tls.insecure_http = 1; break;
-		case 'B': node->router_tls_cert = optarg; break;
-		case 'X': node->router_tls_key = optarg; break;
+		case 'B': node->router_tls_cert = arg; break;
+		case 'X': node->router_tls_key = arg; break;
 		case 'L':
 		case 'H':
-			if (router_listen_add(optarg, c == 'H') == -1)
-				return 2;
+			if (router_listen_add(arg, c == 'H') == -1) {
+				cause = opts_bad_value(&o, "IP:PORT (an IPv6 "
+				    "address in brackets), each address once");
+				goto usage;
+			}
 			break;
 		case 'r':
 		case 'g':
 		case 'R':
-			if (util_parse_int(optarg, 1, 65535, &n) == -1)
+			if (util_parse_int(arg, 1, 65535, &n) == -1) {
+				cause = opts_bad_value(&o, "a port from 1 to "
+				    "65535");
 				goto usage;
+			}
 			if (c == 'r')
 				node->router_port = (unsigned)n;
 			else if (c == 'R')
@@ -643,58 +684,78 @@ node_main(int argc, char **argv)
 				node->pg_port = (unsigned)n;
 			break;
 		case 'p':
-			if (parse_range(optarg, 1024, 65535, &lo, &hi) == -1)
+			if (parse_range(arg, 1024, 65535, &lo, &hi) == -1) {
+				cause = opts_bad_value(&o, "LO-HI, ports from "
+				    "1024 to 65535, LO < HI");
 				goto usage;
+			}
 			node->port_lo = (int)lo;
 			node->port_hi = (int)hi;
 			break;
 		case 'i':
-			if (parse_range(optarg, 100000, 2000000000, &lo, &hi)
-			    == -1)
+			if (parse_range(arg, 100000, 2000000000, &lo, &hi)
+			    == -1) {
+				cause = opts_bad_value(&o, "LO-HI, user ids "
+				    "from 100000 to 2000000000, LO < HI");
 				goto usage;
+			}
 			node->uid_lo = (uid_t)lo;
 			node->uid_hi = (uid_t)hi;
 			break;
 		case 'T':
 		case 'S':
-			if (util_parse_int(optarg, 1, 3600, &n) == -1)
+			if (util_parse_int(arg, 1, 3600, &n) == -1) {
+				cause = opts_bad_value(&o, "seconds from 1 to "
+				    "3600");
 				goto usage;
+			}
 			if (c == 'T')
 				node->start_timeout = (int)n;
 			else
 				node->stop_grace = (int)n;
 			break;
 		case 'Q':
-			if (packages_parse_size(optarg, &node->package_quota) ==
-			    -1)
+			if (packages_parse_size(arg, &node->package_quota) ==
+			    -1) {
+				cause = opts_bad_value(&o, "a size such as "
+				    "500M or 20G");
 				goto usage;
+			}
 			break;
 		case 'A':
-			if (packages_parse_size(optarg,
-			    &node->app_package_quota) == -1)
+			if (packages_parse_size(arg,
+			    &node->app_package_quota) == -1) {
+				cause = opts_bad_value(&o, "a size such as "
+				    "500M or 20G");
 				goto usage;
+			}
 			break;
 		case 'D':	/* MB; a restore's data must fit (backup.c) */
-			if (util_parse_int(optarg, 1, 1LL << 40, &n) == -1)
+			if (util_parse_int(arg, 1, 1LL << 40, &n) == -1) {
+				cause = opts_bad_value(&o, "megabytes, at least "
+				    "1");
 				goto usage;
+			}
 			node->env_disk_max = n * 1024 * 1024;
 			break;
 		case 'E':
 			node->egress = 1;
 			break;
 		case 'h':
-			fputs(node_usage, stdout);
-			fputs(node_defaults, stdout);
+			opts_help(&node_cmd, "nubod", stdout);
 			return 0;
-		default:
-			goto usage;
 		}
 	}
-	if (node->data_dir == NULL || optind != argc)
+	if (node->data_dir == NULL) {
+		cause = xstrdup("--data DIR is needed (or a --config file "
+		    "that says data = DIR)");
 		goto usage;
+	}
 	log_init("node");
-	if (!stop_all && (node->portal_url == NULL || node->token == NULL))
+	if (!stop_all && (node->portal_url == NULL || node->token == NULL)) {
+		cause = xstrdup("--portal URL and --token TOKEN are needed");
 		goto usage;
+	}
 	if ((node->tls.cert == NULL) != (node->tls.key == NULL)) {
 		error("--tls-cert and --tls-key go together");
 		return 2;
@@ -771,6 +832,8 @@ node_main(int argc, char **argv)
 	http_server_stop(node->http);
 	return 0;
 usage:
-	fputs(node_usage, stderr);
+	fprintf(stderr, "nubod node: %s\n(nubod node --help tells every "
+	    "option)\n", cause);
+	free(cause);
 	return 2;
 }

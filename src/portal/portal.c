@@ -1,6 +1,5 @@
 /* `nubod portal init` and `nubod portal`: set up and run the control plane. */
 #include <errno.h>
-#include <getopt.h>
 #include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
@@ -15,6 +14,7 @@
 #include "jobs.h"
 #include "log.h"
 #include "offboarding.h"
+#include "opts.h"
 #include "portal.h"
 #include "settings.h"
 #include "store.h"
@@ -23,17 +23,55 @@
 
 void backups_scheduler_start(void);
 
-static const char portal_usage[] =
-    "usage: nubod portal init --data DIR [--email EMAIL] [--password PW]\n"
-    "       nubod portal --data DIR [--secrets-key FILE] [--listen IP:PORT]\n"
-    "                    [--domain DOMAIN] [--url PUBLIC_URL] [--threads N]\n"
-    "                    [--offboarding-keep-days N]\n"
-    "                    [--tls-cert FILE --tls-key FILE] [--insecure-http]\n"
-    "--secrets-key FILE: the key that seals every secret in the store,\n"
-    "kept outside DIR (default " NUBO_SECRETS_KEY_DEFAULT ")\n"
-    "--tls-cert, --tls-key: PEM files; the API speaks HTTPS only (read again\n"
-    "on SIGHUP). Plain HTTP is refused outside 127.0.0.0/8 and ::1 unless\n"
-    "--insecure-http\n";
+/* Every option of `nubod portal` (and `portal init`): this table parses
+ * the command line and --config files, and prints --help and nubod(8). */
+static const struct opt portal_opts[] = {
+	OPT_ROW_DEFAULT_CONFIG(NUBO_CONFDIR "/portal.conf"),
+	{ "data", "DIR", 'd', 0,
+	    "the portal's data folder: its store (portal.db). Required (the "
+	    "installed portal.conf says /var/lib/nubo/portal)" },
+	{ "listen", "IP:PORT", 'l', 0,
+	    "where the API listens (default 127.0.0.1:7070). An address outside "
+	    "127.0.0.0/8 and ::1 needs --tls-cert or --insecure-http" },
+	{ "domain", "DOMAIN", 'D', 0,
+	    "the cloud domain: apps answer at <app>-<env>.DOMAIN on each node's "
+	    "router (default nubo.localhost)" },
+	{ "url", "URL", 'u', 0,
+	    "the portal's public URL, given to nodes and used in the links it "
+	    "hands out (default http(s)://<listen>)" },
+	{ "threads", "N", 't', 0,
+	    "threads answering requests, 1 to 256 (default 4)" },
+	{ "offboarding-keep-days", "N", 'K', 0,
+	    "days an offboarded node's data is kept before it is deleted, 0 to "
+	    "3650 (default 30)" },
+	{ "secrets-key", "FILE", 'k', 0,
+	    "the key that seals every secret in the store, kept outside the "
+	    "data folder, made at the first start, 0600 (default "
+	    NUBO_SECRETS_KEY_DEFAULT ")" },
+	{ "tls-cert", "FILE", 'C', 0,
+	    "the certificate (PEM, the chain may follow): the API speaks HTTPS "
+	    "only; read again on SIGHUP. Goes with --tls-key" },
+	OPT_ROW_TLS_KEY,
+	OPT_ROW_INSECURE_HTTP,
+	{ "email", "EMAIL", 'e', 0,
+	    "init: the first platform admin's email (default "
+	    "admin@nubo.localhost)" },
+	{ "password", "PASSWORD", 'p', OPT_SECRET,
+	    "init: the first platform admin's password, at least 8 characters "
+	    "(default: none; log in with the API key init prints)" },
+	OPT_ROW_HELP,
+	OPT_ROW_END };
+
+const struct opts_cmd portal_cmd = {
+	"portal",
+	"portal init --data DIR [--email EMAIL] [--password PASSWORD]\n"
+	"portal [--config FILE] --data DIR [--listen IP:PORT] [--domain DOMAIN]\n"
+	"    [--url URL] [--tls-cert FILE --tls-key FILE] [options]",
+	"run the portal, the control plane (REST API, store, jobs); 'init' "
+	"makes its store and first platform admin and prints the admin's API "
+	"key once",
+	NULL, portal_opts, NUBO_CONFDIR "/portal.conf", 0,
+};
 
 static int
 portal_init(const char *data, const char *email, const char *password)
@@ -268,21 +306,6 @@ on_signal(int sig)
 int
 portal_main(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "data", required_argument, NULL, 'd' },
-		{ "listen", required_argument, NULL, 'l' },
-		{ "domain", required_argument, NULL, 'D' },
-		{ "url", required_argument, NULL, 'u' },
-		{ "threads", required_argument, NULL, 't' },
-		{ "offboarding-keep-days", required_argument, NULL, 'K' },
-		{ "secrets-key", required_argument, NULL, 'k' },
-		{ "email", required_argument, NULL, 'e' },
-		{ "password", required_argument, NULL, 'p' },
-		{ "tls-cert", required_argument, NULL, 'C' },
-		{ "tls-key", required_argument, NULL, 'Y' },
-		{ "insecure-http", no_argument, NULL, 'I' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 } };
 	static const struct http_server_ops ops = {
 		routes_begin, routes_finish, routes_cleanup, routes_resume };
 	struct portal p;
@@ -292,6 +315,9 @@ portal_main(int argc, char **argv)
 	char *own_url = NULL;
 	int init = 0, c, rc = 1;
 	long long n;
+	struct opts o;
+	char *arg;
+	char *cause = NULL;
 
 	memset(&p, 0, sizeof p);
 	p.listen = "127.0.0.1:7070";
@@ -303,50 +329,53 @@ portal_main(int argc, char **argv)
 		argv++;
 		argc--;
 	}
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+	/* the table's values stay in o until the portal stops */
+	if (opts_parse(&o, &portal_cmd, argc, argv, &cause) == -1)
+		goto usage;
+	while ((c = opts_next(&o, &arg)) != -1) {
 		switch (c) {
-		case 'd': p.data_dir = optarg; break;
-		case 'l': p.listen = optarg; break;
-		case 'D': p.cloud_domain = optarg; break;
-		case 'u': p.public_url = optarg; break;
-		case 'k': p.secrets_key = optarg; break;
-		case 'e': email = optarg; break;
-		case 'p': password = optarg; break;
-		case 'C': tls.cert = optarg; break;
-		case 'Y': tls.key = optarg; break;
+		case 'd': p.data_dir = arg; break;
+		case 'l':
+			if (http_listen_loopback(arg) == -1) {
+				cause = opts_bad_value(&o, "IP:PORT");
+				goto usage;
+			}
+			p.listen = arg;
+			break;
+		case 'D': p.cloud_domain = arg; break;
+		case 'u': p.public_url = arg; break;
+		case 'k': p.secrets_key = arg; break;
+		case 'e': email = arg; break;
+		case 'p': password = arg; break;
+		case 'C': tls.cert = arg; break;
+		case 'Y': tls.key = arg; break;
 		case 'I': tls.insecure_http = 1; break;
 		case 't':
-			if (util_parse_int(optarg, 1, 256, &n) == -1) {
-				fputs(portal_usage, stderr);
-				return 2;
+			if (util_parse_int(arg, 1, 256, &n) == -1) {
+				cause = opts_bad_value(&o, "a number of "
+				    "threads from 1 to 256");
+				goto usage;
 			}
 			p.threads = (unsigned)n;
 			break;
 		case 'K':
 			/* how long an offboarded node's data is kept */
-			if (util_parse_int(optarg, 0, 3650, &n) == -1) {
-				fputs(portal_usage, stderr);
-				return 2;
+			if (util_parse_int(arg, 0, 3650, &n) == -1) {
+				cause = opts_bad_value(&o, "a number of days "
+				    "from 0 to 3650");
+				goto usage;
 			}
 			offboarding_keep_days = n;
 			break;
 		case 'h':
-			fputs(portal_usage, stdout);
-			fputs("defaults: --listen 127.0.0.1:7070, --domain "
-			    "nubo.localhost (apps answer at\n  <app>-<env>."
-			    "<domain> on each node's router), --url http://"
-			    "<listen>,\n  --threads 4, --offboarding-keep-days 30\n",
-			    stdout);
+			opts_help(&portal_cmd, "nubod", stdout);
 			return 0;
-		default:
-			fputs(portal_usage, stderr);
-			return 2;
 		}
 	}
-	if (p.data_dir == NULL || optind != argc) {
-		fputs(portal_usage, stderr);
-		return 2;
+	if (p.data_dir == NULL) {
+		cause = xstrdup("--data DIR is needed (or a --config file "
+		    "that says data = DIR)");
+		goto usage;
 	}
 	if (init)
 		return portal_init(p.data_dir, email, password);
@@ -410,4 +439,9 @@ out:
 	free(own_url);
 	free(p.store_path);
 	return rc;
+usage:
+	fprintf(stderr, "nubod portal: %s\n(nubod portal --help tells "
+	    "every option)\n", cause);
+	free(cause);
+	return 2;
 }

@@ -8,10 +8,11 @@
 
 #include "httpd.h"
 #include "jsonx.h"
+#include "opts.h"
 
 /* Where the sealing key lives unless --secrets-key says otherwise:
  * outside the data folder, so that a copy of it reveals no secret. */
-#define NUBO_SECRETS_KEY_DEFAULT "/etc/nubo/secrets.key"
+#define NUBO_SECRETS_KEY_DEFAULT NUBO_CONFDIR "/secrets.key"
 /* A node that reported within this many seconds is online (it reports
  * every 2 s): environments' node_online, nodes' online. */
 #define PORTAL_NODE_FRESH	10
