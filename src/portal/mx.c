@@ -91,6 +91,8 @@ mx_authenticate(struct preq *r)
 /* The Mendix path parameters and the names nubo's handlers read. */
 static const char *const mx_param_names[][2] = {
 	{ "AppId", "app" },
+	{ "ProjectId", "app" },
+	{ "SnapshotId", "snapshot" },
 	{ "Mode", "env" },
 	{ "PackageId", "package" },
 	{ "JobId", "id" },
@@ -100,8 +102,20 @@ void
 mx_params(struct preq *r)
 {
 	struct http_req *h = r->http;
+	const char *eid = http_param(h, "EnvironmentId");
 	int i, n = h->nparams;
 	size_t k;
+
+	/* an EnvironmentId names the environment by its uuid (mx_resolved
+	 * checks that it is the app's); unknown, it stays as given for the
+	 * 404 */
+	if (eid) {
+		char *name = store_text(r->db, "SELECT name FROM environments"
+		    " WHERE uuid = ?", "s", eid);
+
+		http_param_set(h, "env", name ? name : eid);
+		free(name);
+	}
 
 	for (i = 0; i < n; i++)
 		for (k = 0; k < sizeof mx_param_names /
@@ -122,6 +136,15 @@ mx_resolved(struct preq *r)
 
 	if (r->env == NULL)
 		return 0;
+	if (preq_param(r, "EnvironmentId") && store_int(r->db, 0, "SELECT 1"
+	    " FROM environments WHERE uuid = ? AND ((node_id = ? AND app_id IS"
+	    " NULL) OR app_id = ?)", "sii", preq_param(r, "EnvironmentId"),
+	    r->node_id, r->app_id) != 1) {
+		reply_error(r, 404, "ENVIRONMENT_NOT_FOUND", "app '%s' has no "
+		    "environment '%s'", preq_param(r, "app"),
+		    preq_param(r, "EnvironmentId"));
+		return -1;
+	}
 	/* the environment's own name: the Mode may come in any case */
 	name = store_text(r->db, "SELECT name FROM environments WHERE name = ?"
 	    " COLLATE NOCASE AND ((node_id = ? AND app_id IS NULL) OR"

@@ -148,6 +148,8 @@ void web_security_headers(struct preq *);
 void reply(struct preq *, unsigned status, json_t *body);
 /* The same with the JSON already written (taken over). */
 void reply_text(struct preq *, unsigned status, char *text);
+/* A reply without a body (204). */
+void reply_empty(struct preq *, unsigned status);
 void reply_error(struct preq *, unsigned status, const char *code,
     const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 /* Check the body against fields; on failure reply 400 BAD_REQUEST and

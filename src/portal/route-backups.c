@@ -524,7 +524,7 @@ backups_delete(struct preq *r)
 		activity_log(r, "snapshot.delete", "snapshot %.8s of "
 		    "environment '%s'", jsonx_str(row, "id"),
 		    jsonx_str(env, "name"));
-		http_reply_empty(r->http, 204);
+		reply_empty(r, 204);
 	}
 	free(cause);
 	json_decref(row);

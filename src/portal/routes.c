@@ -148,8 +148,19 @@ void mx_packages_upload_v2(struct preq *);
 void mx_jobs_show_v2(struct preq *);
 void mx_settings_show(struct preq *);
 void mx_settings_set(struct preq *);
+/* mx-backups.c */
+void mx_snapshots_list(struct preq *);
+void mx_snapshots_create(struct preq *);
+void mx_snapshots_show(struct preq *);
+void mx_snapshots_update(struct preq *);
+void mx_snapshots_delete(struct preq *);
+void mx_archives_create(struct preq *);
+void mx_archives_show(struct preq *);
+void mx_restores_create(struct preq *);
+void mx_restores_show(struct preq *);
 
 #define MX1_ENV "/api/1/apps/{AppId}/environments/{Mode}"
+#define MXB_ENV "/api/v2/apps/{ProjectId}/environments/{EnvironmentId}"
 
 /* nubo's own routes leave face and flags out: FACE_NUBO, none */
 #pragma GCC diagnostic push
@@ -491,6 +502,33 @@ const struct route routes[] = {
 	{ "GET", "/api/v2/apps/{AppId}/jobs/{JobId}", mx_jobs_show_v2,
 	  ACCESS_APP_MEMBER, "Mendix Deploy API v2: a job of the app: "
 	  "{Status: Queued | Running | Completed | Failed}", FACE_MX, 0 },
+
+	/* Mendix Backups API v2 (mx-backups.c) */
+	{ "GET", MXB_ENV "/snapshots", mx_snapshots_list, ACCESS_APP_BACKUPS,
+	  "Mendix Backups API v2: the environment's snapshots (offset, "
+	  "limit)", FACE_MX, 0 },
+	{ "POST", MXB_ENV "/snapshots", mx_snapshots_create, ACCESS_APP_BACKUPS,
+	  "Mendix Backups API v2: create a snapshot {comment?}", FACE_MX, 0 },
+	{ "GET", MXB_ENV "/snapshots/{SnapshotId}", mx_snapshots_show,
+	  ACCESS_APP_BACKUPS, "Mendix Backups API v2: a snapshot", FACE_MX, 0 },
+	{ "PUT", MXB_ENV "/snapshots/{SnapshotId}", mx_snapshots_update,
+	  ACCESS_APP_BACKUPS, "Mendix Backups API v2: a snapshot's comment "
+	  "{comment}", FACE_MX, 0 },
+	{ "DELETE", MXB_ENV "/snapshots/{SnapshotId}", mx_snapshots_delete,
+	  ACCESS_APP_BACKUPS, "Mendix Backups API v2: delete a snapshot",
+	  FACE_MX, 0 },
+	{ "POST", MXB_ENV "/snapshots/{SnapshotId}/archives",
+	  mx_archives_create, ACCESS_APP_BACKUPS, "Mendix Backups API v2: an "
+	  "archive of a snapshot (?data_type=files_and_database | "
+	  "database_only | files_only)", FACE_MX, 0 },
+	{ "GET", MXB_ENV "/snapshots/{SnapshotId}/archives/{ArchiveId}",
+	  mx_archives_show, ACCESS_APP_BACKUPS, "Mendix Backups API v2: an "
+	  "archive, with its download URL", FACE_MX, 0 },
+	{ "POST", MXB_ENV "/restores", mx_restores_create, ACCESS_APP_BACKUPS,
+	  "Mendix Backups API v2: restore a snapshot of the app into the "
+	  "stopped environment (?source_snapshot_id=&db_only=)", FACE_MX, 0 },
+	{ "GET", MXB_ENV "/restores/{RestoreId}", mx_restores_show,
+	  ACCESS_APP_BACKUPS, "Mendix Backups API v2: a restore", FACE_MX, 0 },
 };
 #pragma GCC diagnostic pop
 const size_t routes_count = sizeof routes / sizeof routes[0];
@@ -532,6 +570,13 @@ reply_text(struct preq *r, unsigned status, char *text)
 		return;
 	}
 	http_reply_json_text(r->http, status, text);
+}
+
+void
+reply_empty(struct preq *r, unsigned status)
+{
+	if (!reply_captured(r, status, NULL, NULL, NULL))
+		http_reply_empty(r->http, status);
 }
 
 void

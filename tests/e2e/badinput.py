@@ -62,9 +62,10 @@ def make_world():
     global worlds
     worlds += 1
     n, t = worlds, now_iso()
+    app_uuid = str(uuid.uuid4())
     app = db.execute("INSERT INTO apps (uuid, subdomain, name,"
                      " technical_contact, created_at) VALUES (?, ?, ?, ?, ?)",
-                     (str(uuid.uuid4()), f"bad-app{n}", f"app {n}", ADMIN,
+                     (app_uuid, f"bad-app{n}", f"app {n}", ADMIN,
                       t)).lastrowid
     db.execute("INSERT INTO members (app_id, user_id, created_at)"
                " VALUES (?, ?, ?)", (app, ADMIN, t))
@@ -116,7 +117,12 @@ def make_world():
         "header": "X-Frame-Options", "snapshot": snap,
         "run": str(uuid.uuid4()),
         "AppId": f"bad-app{n}", "Mode": "test", "PackageId": "notes-1.0.0",
-        "JobId": str(job),
+        "JobId": str(job), "ProjectId": app_uuid,
+        "EnvironmentId": db.execute("SELECT uuid FROM environments WHERE"
+                                    " node_id = ? AND name = 'Test'",
+                                    (node,)).fetchone()[0],
+        "SnapshotId": snap, "ArchiveId": str(uuid.uuid4()),
+        "RestoreId": str(uuid.uuid4()),
     }, token
 
 
@@ -249,7 +255,8 @@ for rt in writes:
                  for what, raw, _ in cases]
     for p, bogus in (("app", "no-such-app"), ("node", "no-such-node"),
                      ("env", "NoSuchEnv"), ("AppId", "no-such-app"),
-                     ("Mode", "NoSuchEnv")):
+                     ("Mode", "NoSuchEnv"), ("ProjectId", str(uuid.uuid4())),
+                     ("EnvironmentId", str(uuid.uuid4()))):
         if "{%s}" % p in pattern:
             cases.append((f"unknown {{{p}}}", json.dumps(good).encode()
                           if takes_body else None,
@@ -262,7 +269,8 @@ for rt in writes:
     bad = []
     NOT_FOUND = {"app": "APP_NOT_FOUND", "node": "NODE_NOT_FOUND",
                  "env": "ENVIRONMENT_NOT_FOUND", "AppId": "APP_NOT_FOUND",
-                 "Mode": "ENVIRONMENT_NOT_FOUND"}
+                 "Mode": "ENVIRONMENT_NOT_FOUND", "ProjectId": "APP_NOT_FOUND",
+                 "EnvironmentId": "ENVIRONMENT_NOT_FOUND"}
     for what, raw, want in cases:
         p = path
         if want[0] == "path":

@@ -99,10 +99,10 @@ def multipart(path, fname, data, name=None, **kw):
                    ctype="multipart/form-data; boundary=" + b, **kw)
 
 
-def routed(path="/", method="GET", body=None):
+def routed(path="/", method="GET", body=None, host=HOST):
     """Through the node's router with the app's hostname."""
     c = http.client.HTTPConnection("127.0.0.1", int(ROUTER), timeout=30)
-    h = {"Host": HOST}
+    h = {"Host": host}
     data = None
     if body is not None:
         data = json.dumps(body).encode()
@@ -114,13 +114,13 @@ def routed(path="/", method="GET", body=None):
     return r.status, text
 
 
-def routed_until(path, ok_fn, secs=10):
+def routed_until(path, ok_fn, secs=10, host=HOST):
     """routed(path) until ok_fn(status, text), at most secs: after a
     start, an old nginx worker may take a connection for a moment on a
     loaded machine."""
     until = time.time() + secs
     while True:
-        st, text = routed(path)
+        st, text = routed(path, host=host)
         if ok_fn(st, text) or time.time() > until:
             return st, text
         time.sleep(0.2)
@@ -139,6 +139,23 @@ SETTINGS_FIELDS = {"Constants": list, "CustomSettings": list,
 CONST_FIELDS = {"Name": str, "DataType": str, "Value": str,
                 "DeployedValue": str}
 EVENT_FIELDS = {"Name": str, "Value": str, "DeployedValue": str}
+NONE = type(None)
+SNAP_FIELDS = {"snapshot_id": str, "status_message": (str, NONE),
+               "finished_at": (str, NONE), "updated_at": str,
+               "created_at": str, "state": str,
+               "model_version": (str, NONE), "expires_at": (str, NONE),
+               "comment": str}
+ARCHIVE_FIELDS = {"archive_id": str, "status_message": (str, NONE),
+                  "finished_at": (str, NONE), "updated_at": (str, NONE),
+                  "created_at": (str, NONE), "state": str,
+                  "data_type": str, "snapshot_id": str, "url": (str, NONE)}
+RESTORE_FIELDS = {"restore_id": str, "status_message": (str, NONE),
+                  "finished_at": (str, NONE), "updated_at": str,
+                  "created_at": str, "state": str,
+                  "source_snapshot_id": str,
+                  "source_environment_id": (str, NONE),
+                  "target_environment_id": (str, NONE)}
+ISO_MS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-"
                   r"[0-9a-f]{12}$")
 
@@ -152,9 +169,8 @@ def shape(what, doc, fields):
         v = doc.get(f, KeyError)
         if v is KeyError:
             bad.append("missing " + f)
-        elif type(v) is not t:
-            bad.append("%s is %s, not %s" % (f, type(v).__name__,
-                                               t.__name__))
+        elif type(v) not in (t if isinstance(t, tuple) else (t,)):
+            bad.append("%s is %s, not %s" % (f, type(v).__name__, t))
     extra = set(doc) - set(fields) - {"Url"}
     if extra:
         bad.append("fields not in the reference: %s" % sorted(extra))
@@ -545,6 +561,149 @@ error("scale with a string", v1("POST", ENV + "/scale",
                                 {"Instances": "two"}), 400,
       "INVALID_PARAMETERS")
 
+# --- Backups API v2: snapshot → poll → archives → restore elsewhere ------
+st, text = routed("/api/notes", "POST", {"title": "kept by the snapshot"})
+check("a note to back up", st in (200, 201), "%d %s" % (st, text))
+EIDS = {e["Mode"]: e["EnvironmentId"] for e in envs or []}
+B = "/api/v2/apps/%s/environments/%s" % (puuid, EIDS.get("Test"))
+BA = "/api/v2/apps/%s/environments/%s" % (puuid, EIDS.get("Acceptance"))
+page = want("v2 snapshots (none yet)", request("GET", B + "/snapshots"))
+check("the list's shape: {limit, offset, total, snapshots}",
+      page == {"limit": 100, "offset": 0, "total": 0, "snapshots": []}, page)
+sn = want("v2 create a snapshot", request("POST", B + "/snapshots",
+                                          {"comment": "before release"}))
+shape("the new snapshot", sn, SNAP_FIELDS)
+check("the new snapshot is queued (or already running)",
+      (sn or {}).get("state") in ("queued", "running") and
+      sn.get("comment") == "before release", sn)
+SID = (sn or {}).get("snapshot_id")
+st, sn = poll("snapshot", lambda: request("GET", B + "/snapshots/%s" % SID),
+              lambda g: g[0] != 200 or g[1].get("state") in ("completed",
+                                                            "failed"))
+check("the snapshot completes", st == 200 and sn.get("state") ==
+      "completed", "%d %s" % (st, sn))
+shape("the completed snapshot", sn, SNAP_FIELDS)
+check("dates in ISO 8601 with milliseconds and Z",
+      all(ISO_MS.match(sn.get(k) or "") for k in ("created_at",
+                                                   "finished_at",
+                                                   "updated_at",
+                                                   "expires_at")), sn)
+check("the snapshot's model_version is what its archive's .metadata says "
+      "(the package)", (sn or {}).get("model_version") == "notes-1.0.1", sn)
+up = want("v2 comment a snapshot", request("PUT", B + "/snapshots/%s" % SID,
+                                           {"comment": "release 1.0.1"}))
+check("PUT changes the comment, not updated_at",
+      (up or {}).get("comment") == "release 1.0.1" and
+      up.get("updated_at") == sn.get("updated_at"), up)
+page = want("v2 snapshots", request("GET", B + "/snapshots?offset=0&limit=5"))
+check("listed: total 1", (page or {}).get("total") == 1 and
+      page.get("limit") == 5 and [x["snapshot_id"] for x in
+                                  page.get("snapshots", [])] == [SID], page)
+page = want("v2 snapshots past the end", request("GET", B +
+                                                 "/snapshots?offset=1"))
+check("offset 1: none, total 1", (page or {}).get("snapshots") == [] and
+      page.get("total") == 1, page)
+error("a limit of 0", request("GET", B + "/snapshots?limit=0"), 400,
+      "INVALID_PARAMETERS")
+error("an unknown snapshot", request("GET", B + "/snapshots/%s" %
+                                     uuid.uuid4()), 404, "NOT_FOUND")
+error("an unknown EnvironmentId", request(
+    "GET", "/api/v2/apps/%s/environments/%s/snapshots" % (puuid,
+                                                         uuid.uuid4())),
+    404, "ENVIRONMENT_NOT_FOUND")
+error("an unknown ProjectId", request(
+    "GET", "/api/v2/apps/%s/environments/%s/snapshots" % (uuid.uuid4(),
+                                                         EIDS.get("Test"))),
+    404, "APP_NOT_FOUND")
+error("backups as a member without the backups permission",
+      request("GET", B + "/snapshots", user="viewer@mx.test",
+              key=VIEWER_KEY), 403, "NO_ACCESS")
+error("an archive of an unknown data_type",
+      request("POST", B + "/snapshots/%s/archives?data_type=zip" % SID),
+      400, "UNSUPPORTED")
+
+
+def fetch(url):
+    lu = urllib.parse.urlparse(url)
+    c = http.client.HTTPConnection(lu.hostname, lu.port, timeout=60)
+    c.request("GET", lu.path + "?" + lu.query)
+    r = c.getresponse()
+    return r.status, r.read()
+
+
+archives = {}
+for dt in ("database_only", "files_and_database"):
+    a = want("v2 archive %s" % dt, request(
+        "POST", B + "/snapshots/%s/archives?data_type=%s" % (SID, dt)))
+    shape("archive %s" % dt, a, ARCHIVE_FIELDS)
+    check("archive %s: completed, with a URL" % dt,
+          (a or {}).get("state") == "completed" and
+          a.get("data_type") == dt and a.get("snapshot_id") == SID and
+          isinstance(a.get("url"), str), a)
+    archives[dt] = a or {}
+st, data = fetch(archives["database_only"].get("url", "http://127.0.0.1:1/"))
+check("database_only: a PostgreSQL custom-format dump", st == 200 and
+      data[:5] == b"PGDMP", "%d %r" % (st, data[:20]))
+st, data = fetch(archives["files_and_database"].get("url",
+                                                     "http://127.0.0.1:1/"))
+names = []
+if st == 200:
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tf:
+        names = tf.getnames()
+check("files_and_database: a Mendix-layout .tar.gz", ".metadata" in names
+      and "db/db.backup" in names, "%d %s" % (st, names[:10]))
+a = want("v2 GET archive", request("GET", B + "/snapshots/%s/archives/%s" % (
+    SID, archives["database_only"].get("archive_id"))))
+check("the archive again, by its id", (a or {}).get("archive_id") ==
+      archives["database_only"].get("archive_id") and
+      a.get("data_type") == "database_only", a)
+error("an unknown archive", request("GET", B + "/snapshots/%s/archives/%s" %
+                                    (SID, uuid.uuid4())), 404, "NOT_FOUND")
+
+# restore into another environment of the app (Acceptance), which then
+# serves the snapshot's notes
+error("a restore into the running environment",
+      request("POST", B + "/restores?source_snapshot_id=" + SID), 400,
+      "INVALID_STATE")
+error("a restore without source_snapshot_id", request("POST", BA +
+                                                      "/restores"), 400,
+      "INVALID_PARAMETERS")
+error("a restore of an unknown snapshot",
+      request("POST", BA + "/restores?source_snapshot_id=%s" %
+              uuid.uuid4()), 404, "NOT_FOUND")
+want("transport 1.0.1 to Acceptance", v1(
+    "POST", "/apps/%s/environments/Acceptance/transport" % APP,
+    {"PackageId": "notes-1.0.1"}))
+rs = want("v2 restore into Acceptance", request(
+    "POST", BA + "/restores?source_snapshot_id=%s&db_only=false" % SID))
+shape("the restore", rs, RESTORE_FIELDS)
+RID = (rs or {}).get("restore_id")
+st, rs = poll("restore", lambda: request("GET", BA + "/restores/%s" % RID),
+              lambda g: g[0] != 200 or g[1].get("state") in ("completed",
+                                                            "failed"))
+check("the restore completes", st == 200 and rs.get("state") ==
+      "completed", "%d %s" % (st, rs))
+check("source and target environments",
+      (rs or {}).get("source_environment_id") == EIDS.get("Test") and
+      rs.get("target_environment_id") == EIDS.get("Acceptance") and
+      rs.get("source_snapshot_id") == SID, rs)
+error("an unknown restore", request("GET", BA + "/restores/%s" %
+                                    uuid.uuid4()), 404, "NOT_FOUND")
+s = want("start Acceptance", v1("POST", "/apps/%s/environments/acceptance/"
+                                "start" % APP))
+poll("start job", lambda: v1("GET", "/apps/%s/environments/Acceptance/"
+                             "start/%s" % (APP, (s or {}).get("JobId"))),
+     lambda g: g[0] != 200 or g[1].get("Status") == "Started")
+st, text = routed_until("/api/notes", lambda st, t: "kept by the snapshot"
+                        in t, host="shop-acceptance.nubo.localhost")
+check("Acceptance serves the snapshot's notes", st == 200 and
+      "kept by the snapshot" in text, "%d %s" % (st, text[:300]))
+d = want("v2 delete the snapshot", request("DELETE", B + "/snapshots/%s" %
+                                           SID))
+check("DELETE answers {}", d == {}, d)
+error("the deleted snapshot", request("GET", B + "/snapshots/%s" % SID),
+      404, "NOT_FOUND")
+
 # --- delete a package no longer deployed ------------------------------------
 d = want("DELETE package", v1("DELETE", "/apps/%s/packages/notes-1.0.0" %
                               APP))
@@ -558,14 +717,19 @@ kinds = [r[0] for r in db.execute(
     " a.subdomain = ? ORDER BY j.id", (APP,))]
 check("nubo's own jobs ran them", {"package.upload", "env.transport",
                                    "env.start", "env.stop", "env.clean",
-                                   "env.scale"} <= set(kinds), kinds)
+                                   "env.scale", "snapshot.create",
+                                   "snapshot.restore"} <= set(kinds), kinds)
 acts = {r[0] for r in db.execute(
     "SELECT a.action FROM activity a JOIN apps p ON p.id = a.app_id WHERE"
     " p.subdomain = ?", (APP,))}
 check("and the activity log has them", {"env.transport", "env.start",
                                         "env.stop", "env.clean",
                                         "package.upload",
-                                        "package.delete"} <= acts, acts)
+                                        "package.delete", "snapshot.create",
+                                        "snapshot.comment",
+                                        "snapshot.download",
+                                        "snapshot.restore",
+                                        "snapshot.delete"} <= acts, acts)
 # every 2xx above had a JSON body (want()); nubo's own API is unchanged
 c = http.client.HTTPConnection(U.hostname, U.port, timeout=30)
 c.request("GET", "/api/v1/apps/" + APP, headers={"Authorization":

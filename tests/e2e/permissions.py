@@ -152,9 +152,10 @@ def make_world():
     WORLDS += 1
     n = WORLDS
     t = now_db()
+    app_uuid = str(uuid.uuid4())
     app = insert("INSERT INTO apps (uuid, subdomain, name, technical_contact,"
                  " created_at) VALUES (?, ?, ?, ?, ?)",
-                 (str(uuid.uuid4()), f"matrix-app{n}", f"app {n}", UID["tc"], t))
+                 (app_uuid, f"matrix-app{n}", f"app {n}", UID["tc"], t))
     node = insert("INSERT INTO nodes (name, generation, status,"
                   " technical_contact, app_id, created_at)"
                   " VALUES (?, 'v4', 'linked', ?, ?, ?)",
@@ -225,6 +226,11 @@ def make_world():
         # another case than the environment's name, as clients send it
         "AppId": f"matrix-app{n}", "Mode": ENV.lower(),
         "PackageId": "notes-1.0.0", "JobId": str(job),
+        "ProjectId": app_uuid, "EnvironmentId": db.execute(
+            "SELECT uuid FROM environments WHERE node_id = ? AND name = ?",
+            (node, ENV)).fetchone()[0],
+        "SnapshotId": snap, "ArchiveId": str(uuid.uuid4()),
+        "RestoreId": str(uuid.uuid4()),
     }
 
 
@@ -250,7 +256,8 @@ def expect(route, p):
     if p == "scoped-other":
         # tc's key limited to another app: nothing on this world's app or
         # node, no platform routes, and of its own routes reads and keys.
-        if "{app}" in path or "{AppId}" in path or "{node}" in path:
+        if "{app}" in path or "{AppId}" in path or "{ProjectId}" in path \
+                or "{node}" in path:
             return 403
         if a == "user" and (method == "GET" or path.startswith("/keys")):
             return "allow"
@@ -268,7 +275,8 @@ def expect(route, p):
         return "allow" if p in members else 403
     if a in PERMS:
         # on {env}, or on some environment when the route has none
-        env = ENV if "{env}" in path or "{Mode}" in path else None
+        env = ENV if "{env}" in path or "{Mode}" in path or \
+            "{EnvironmentId}" in path else None
         return "allow" if p == "tc" or holds(p, a, env) else 403
     if a == "app-technical-contact":
         return "allow" if p == "tc" else 403
@@ -360,6 +368,13 @@ ALLOWED_NOT_2XX = {
         (404, "NO_SUCH_STARTJOB", None),
     ("GET", "/api/1/apps/{AppId}/environments/{Mode}/package"):
         (404, "PACKAGE_NOT_FOUND", None),
+    # an archive's bytes are on the node; the restore fixture is none
+    ("GET", "/api/v2/apps/{ProjectId}/environments/{EnvironmentId}/"
+     "snapshots/{SnapshotId}/archives/{ArchiveId}"):
+        (404, "NOT_FOUND", None),
+    ("GET", "/api/v2/apps/{ProjectId}/environments/{EnvironmentId}/"
+     "restores/{RestoreId}"):
+        (404, "NOT_FOUND", None),
 }
 # Writes an allowed caller gets a 500 for, because the reference answers
 # that refusal with a 500 (docs/MENDIX-API.md): (status, code).
@@ -481,6 +496,9 @@ SUCCEEDS = [
     ("POST", "/api/1/apps/{AppId}/environments/{Mode}/settings",
      "member-settings", {"CustomSettings": [{"Name": "x.y", "Value": "1"}]},
      200, None),
+    ("PUT", "/api/v2/apps/{ProjectId}/environments/{EnvironmentId}/"
+     "snapshots/{SnapshotId}", "member-backups", {"comment": "kept"}, 200,
+     None),
 ]
 for method, pattern, p, body, want, prep in SUCCEEDS:
     if not any(r["method"] == method and r["path"] == pattern for r in routes):
