@@ -7,11 +7,13 @@ import {kindOf} from './apps.js';
 import {envsTab} from './envs.js';
 import {packagesTab} from './packages.js';
 import {backupsTab} from './backups.js';
+import {logsTab} from './logs.js';
 
 const TABS = [
   ['environments', 'Environments', envsTab],
   ['packages', 'Packages', packagesTab],
   ['backups', 'Backups', backupsTab],
+  ['logs', 'Logs', logsTab],
 ];
 
 // can(perm, env): the permission on env (or on some environment).

@@ -731,6 +731,7 @@ main(void)
 	}
 	logf_("listening on %s:%ld, files in %s", host ? host : "127.0.0.1",
 	    port, files_dir);
+	logf_("greeting: %s", greeting);
 	sigwait(&set, &sig);
 	logf_("signal %d: stopping", sig);
 	MHD_stop_daemon(d);

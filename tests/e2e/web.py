@@ -4,9 +4,11 @@ chromium-driver and python3-selenium), driven by t9-web.sh against a real
 portal and a real v3 node: sign in, create an app, link it on the Nodes
 page (another app: the automatic unlink said before the confirmation),
 upload the sample package, transport and start it, see it running, create
-and download a backup, create and revoke API keys, sign out; a stored
-name, comment or key name holding <script> shows as text; a member
-without permissions is offered no actions. On every page: no console
+and download a backup, read, search and download its log, create and
+revoke API keys, sign out; a stored name, comment, key name or log line
+holding <script> shows as text; a member
+without permissions is offered no actions, and the requests forged from
+its session are refused (403, without the CSRF header too). On every page: no console
 errors, no failed requests, every form field labelled, and a screenshot
 (OUT/NN-page.png), the Environments page also at 360 px wide.
 
@@ -166,6 +168,18 @@ def signin(email, password):
     css("form button[type=submit]")[0].click()
 
 
+def downloaded(before, secs=30):
+    """The file a download added to the download folder once Chromium
+    finished it (its partial files are .crdownload or hidden), or None."""
+    for _ in range(secs * 5):
+        new = [f for f in set(os.listdir(downloads)) - before
+               if not f.endswith(".crdownload") and not f.startswith(".")]
+        if new:
+            return os.path.join(downloads, new[0])
+        time.sleep(0.2)
+    return None
+
+
 def cli(*args):
     return subprocess.run([NUBO, *args], check=True, capture_output=True,
                           text=True).stdout
@@ -270,6 +284,8 @@ try:
        text_of("[data-env-status]"))
     row = lambda: d.find_element(By.XPATH, "//tbody/tr[td[1][normalize-space()='Test']]")
     ok("transport: the package is deployed", "notes-1.0.0" in row().text, row().text)
+    # a constant the app prints in its log at start (the Logs tab below)
+    cli("settings", "set-constant", "webshop", "Test", "Greeting", EVIL)
     d.find_element(By.CSS_SELECTOR, "button[aria-label='Start Test']").click()
     wait(lambda _: "Start: done" in text_of("[data-env-status]") or
          "failed" in text_of("[data-env-status]"), 90, "the start")
@@ -306,6 +322,30 @@ try:
     page_check("environments-360px")
     d.set_window_size(1200, 900)
 
+    # --- logs: a line holding <script>, search, download ---------------------
+    go("#/apps/webshop/logs")
+    wait(lambda _: css("pre.log"), what="the logs page")
+    Select(css("select[name=environment]")[0]).select_by_value("Test")
+    wait(lambda _: "greeting: " in text_of("pre.log"), 30, "the app's log lines")
+    ok("a log line holding <script> is shown as text",
+       "greeting: " + EVIL in text_of("pre.log"), text_of("pre.log")[-300:])
+    ok("the log shows the app's start", "listening on" in text_of("pre.log"))
+    css("input[name=search]")[0].send_keys("greeting")
+    wait(lambda _: "match" in text_of("main [role=status]"), what="the search")
+    ok("search: only the matching lines",
+       text_of("pre.log").strip().endswith(EVIL) and
+       all("greeting" in l for l in text_of("pre.log").strip().split("\n")),
+       text_of("pre.log")[:300])
+    page_check("logs")
+    before = set(os.listdir(downloads))
+    d.find_element(By.XPATH, "//button[normalize-space()='Download']").click()
+    got = downloaded(before)
+    ok("logs: downloaded as webshop-Test.log",
+       got is not None and got.endswith("webshop-Test.log"), os.listdir(downloads))
+    if got:
+        ok("logs: the download holds the lines",
+           "greeting: " + EVIL in open(got, encoding="utf-8", errors="replace").read())
+
     # --- backups: create with a <script> comment, download ----------------
     go("#/apps/webshop/backups")
     wait(lambda _: css("input[name=comment]"), what="the backups page")
@@ -323,14 +363,7 @@ try:
     page_check("backups")
     before = set(os.listdir(downloads))
     css("tbody button")[0].click()      # Full
-    got = None
-    for _ in range(150):
-        new = [f for f in set(os.listdir(downloads)) - before
-               if not f.endswith(".crdownload")]
-        if new:
-            got = os.path.join(downloads, new[0])
-            break
-        time.sleep(0.2)
+    got = downloaded(before)
     ok("backup: downloaded", got is not None, os.listdir(downloads))
     if got:
         try:
@@ -410,6 +443,26 @@ try:
     ok("viewer: no backup actions offered",
        not css("input[name=comment]") and not css("tbody button"))
     page_check("viewer-backups")
+    # the server decides anyway: the same requests forged from the
+    # viewer's session are refused
+    got = d.execute_async_script("""
+      const done = arguments[arguments.length - 1];
+      (async () => {
+        const me = await (await fetch('/api/v1/me')).json();
+        const url = '/api/v1/apps/webshop/environments/Test/snapshots';
+        const out = [];
+        for (const headers of [{'X-CSRF-Token': me.csrf_token}, {}]) {
+          headers['Content-Type'] = 'application/json';
+          const r = await fetch(url, {method: 'POST', headers, body: '{}'});
+          out.push(r.status, (await r.json()).error.code);
+        }
+        done(out);
+      })().catch((e) => done(String(e)));""")
+    ok("viewer: a forged backup request with the CSRF token is refused (403)",
+       got[:2] == [403, "FORBIDDEN"], got)
+    ok("viewer: a request without the CSRF header is refused (403)",
+       got[2:] == [403, "CSRF_TOKEN_MISSING"], got)
+    drain()     # those two refusals are the point, not page errors
 finally:
     ok("the browser run took %.0f s" % (time.time() - t0), True)
     d.quit()

@@ -1,0 +1,100 @@
+// Logs of one environment: the last lines, then followed live (polling
+// from the byte offset the node answered), filtered by a search, and
+// downloaded as text. Lines are shown as text.
+import {api, p} from './api.js';
+import {h, fill, field} from './dom.js';
+
+const KEEP = 5000;       // lines kept in the page
+const FIRST = 500;       // lines read first
+const EVERY_MS = 1500;
+
+export async function logsTab(ctx) {
+  const {sub, can, body} = ctx;
+  const {environments} = await api('GET', p`/apps/${sub}/environments`);
+  const envs = environments.filter((e) => can('logs', e.name));
+  if (envs.length === 0) {
+    fill(body, h('p', {class: 'muted'}, environments.length
+      ? 'Logs are for members with the logs permission.'
+      : 'This app has no environments yet.'));
+    return;
+  }
+  const pick = h('select', {name: 'environment'}, envs.map((e) => h('option', {value: e.name}, e.name)));
+  const search = h('input', {type: 'search', name: 'search', autocomplete: 'off'});
+  const follow = h('input', {type: 'checkbox', name: 'follow', checked: true});
+  const pre = h('pre', {class: 'log', role: 'log', tabindex: 0, 'aria-label': 'Log lines'});
+  const info = h('p', {class: 'status', role: 'status', 'aria-live': 'polite'});
+  const error = h('p', {class: 'error', role: 'alert'});
+  const download = h('button', {type: 'button', class: 'secondary'}, 'Download');
+  let lines = [];
+  let partial = '';
+  let offset = null;
+  let timer = null;
+  let gen = 0;           // a newer environment choice ends older polls
+
+  function show() {
+    const term = search.value.toLowerCase();
+    const shown = term ? lines.filter((l) => l.toLowerCase().includes(term)) : lines;
+    const atEnd = pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 4;
+    pre.textContent = shown.join('\n');
+    if (atEnd) pre.scrollTop = pre.scrollHeight;
+    fill(info, term ? `${shown.length} of ${lines.length} lines match` : `${lines.length} lines`);
+  }
+
+  function add(text) {
+    const parts = (partial + text).split('\n');
+    partial = parts.pop();
+    lines = lines.concat(parts);
+    if (lines.length > KEEP) lines = lines.slice(lines.length - KEEP);
+  }
+
+  async function poll(mine) {
+    if (mine !== gen) return;
+    try {
+      const q = offset === null ? `?lines=${FIRST}` : `?offset=${offset}`;
+      const doc = await api('GET', p`/apps/${sub}/environments/${pick.value}/logs` + q);
+      if (mine !== gen) return;
+      if (offset !== null && doc.offset < offset) {
+        lines = [];     // the log was cleaned or replaced: start over
+        partial = '';
+      }
+      add(doc.text || '');
+      offset = doc.offset;
+      fill(error);
+      show();
+    } catch (err) {
+      fill(error, err.message);
+    }
+    if (mine === gen && follow.checked) timer = setTimeout(() => poll(mine), EVERY_MS);
+  }
+
+  function restart() {
+    clearTimeout(timer);
+    gen++;
+    lines = [];
+    partial = '';
+    offset = null;
+    pre.textContent = '';
+    poll(gen);
+  }
+
+  pick.addEventListener('change', restart);
+  search.addEventListener('input', show);
+  follow.addEventListener('change', () => {
+    clearTimeout(timer);
+    if (follow.checked) poll(gen);
+  });
+  download.addEventListener('click', () => {
+    const blob = new Blob([lines.join('\n') + '\n'], {type: 'text/plain'});
+    const a = h('a', {href: URL.createObjectURL(blob), download: `${sub}-${pick.value}.log`});
+    document.body.appendChild(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(a.href), 10000);
+  });
+  // leaving the page ends the polling
+  window.addEventListener('hashchange', () => { clearTimeout(timer); gen++; }, {once: true});
+
+  fill(body, h('div', {class: 'actions'}, field('Environment', pick), field('Search', search),
+    field('Follow new lines', follow), download), error, info, pre);
+  poll(gen);
+}
