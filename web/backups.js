@@ -1,19 +1,13 @@
 // Backups of one environment: list, create with a comment (the job
 // followed live), download.
 import {api, p, followJob} from './api.js';
+import {envPicker} from './env-pick.js';
 import {h, fill, field, table, bytes, when} from './dom.js';
 
 export async function backupsTab(ctx) {
-  const {sub, can, body} = ctx;
-  const {environments} = await api('GET', p`/apps/${sub}/environments`);
-  const envs = environments.filter((e) => can('backups', e.name));
-  if (envs.length === 0) {
-    fill(body, h('p', {class: 'muted'}, environments.length
-      ? 'Backups are for members with the backups permission.'
-      : 'This app has no environments yet.'));
-    return;
-  }
-  const pick = h('select', {name: 'environment'}, envs.map((e) => h('option', {value: e.name}, e.name)));
+  const {sub, body} = ctx;
+  const pick = await envPicker(ctx, 'backups', 'Backups');
+  if (pick === null) return;
   const listEl = h('div', {});
   const listError = h('p', {class: 'error', role: 'alert'});
   const comment = h('input', {type: 'text', name: 'comment', maxlength: 1000, autocomplete: 'off'});

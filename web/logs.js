@@ -2,6 +2,7 @@
 // from the byte offset the node answered), filtered by a search, and
 // downloaded as text. Lines are shown as text.
 import {api, p} from './api.js';
+import {envPicker} from './env-pick.js';
 import {h, fill, field} from './dom.js';
 
 const KEEP = 5000;       // lines kept in the page
@@ -9,16 +10,9 @@ const FIRST = 500;       // lines read first
 const EVERY_MS = 1500;
 
 export async function logsTab(ctx) {
-  const {sub, can, body} = ctx;
-  const {environments} = await api('GET', p`/apps/${sub}/environments`);
-  const envs = environments.filter((e) => can('logs', e.name));
-  if (envs.length === 0) {
-    fill(body, h('p', {class: 'muted'}, environments.length
-      ? 'Logs are for members with the logs permission.'
-      : 'This app has no environments yet.'));
-    return;
-  }
-  const pick = h('select', {name: 'environment'}, envs.map((e) => h('option', {value: e.name}, e.name)));
+  const {sub, body} = ctx;
+  const pick = await envPicker(ctx, 'logs', 'Logs');
+  if (pick === null) return;
   const search = h('input', {type: 'search', name: 'search', autocomplete: 'off'});
   const follow = h('input', {type: 'checkbox', name: 'follow', checked: true});
   const pre = h('pre', {class: 'log', role: 'log', tabindex: 0, 'aria-label': 'Log lines'});
