@@ -350,11 +350,13 @@ int pg_admin_exec(struct pg_conn *c, const char *sql, char **cause);
  * left on it do not apply: writable, no timeouts); NULL with *cause. */
 struct pg_conn *pg_admin_connect_db(const char *db, char **cause);
 /* In database db, close to PUBLIC the shared catalogs and views that
- * list the cluster's databases and roles (their privileges are kept per
- * database): 0, or -1 with *cause. */
-int pg_db_close_listings(const char *db, char **cause);
-/* The admin's URL into the environment's database, for pg_dump (which
- * reads pg_roles, closed to the environment's role); caller frees. */
+ * show the cluster's sessions, settings, memberships and comments (their
+ * privileges are kept per database; the lists of databases and roles stay
+ * open, as PostgreSQL has them): 0, or -1 with *cause. */
+int pg_db_close_catalogs(const char *db, char **cause);
+/* The admin's URL into the environment's database, for nubo's own dumps
+ * (pg_dump -Fc reads the database's comment, settings and labels from
+ * catalogs closed to the environment's role); caller frees. */
 char *pg_env_dump_url(struct env *);
 /* 1 when database name exists, 0 when not, -1 when the query failed. */
 int pg_db_exists(struct pg_conn *c, const char *name);

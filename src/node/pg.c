@@ -239,74 +239,121 @@ pg_adopt_owner(const char *data)
 	node_run(argv, NODE_RUN_ROOT, NULL, 0);
 }
 
-/* What lists the cluster's databases and roles, their sessions,
- * settings, memberships and comments: the shared catalogs and the views
- * over them. Their privileges are kept per database (in its pg_class),
- * so every environment's database closes them (and template1, for
- * databases made from it). What stays: a role's name from its oid
- * (pg_get_userbyid, ::regrole), which psql's and ORMs' introspection
- * need (ARCHITECTURE, "Security model"). */
-static const char pg_listings_close_sql[] =
-    "REVOKE SELECT ON pg_catalog.pg_database, pg_catalog.pg_roles,"
-    " pg_catalog.pg_user, pg_catalog.pg_group, pg_catalog.pg_auth_members,"
-    " pg_catalog.pg_db_role_setting, pg_catalog.pg_shdescription,"
-    " pg_catalog.pg_shseclabel, pg_catalog.pg_shdepend,"
-    " pg_catalog.pg_replication_origin, pg_catalog.pg_stat_activity,"
-    " pg_catalog.pg_stat_database, pg_catalog.pg_stat_database_conflicts,"
-    " pg_catalog.pg_stat_ssl, pg_catalog.pg_stat_gssapi,"
-    " pg_catalog.pg_prepared_xacts, pg_catalog.pg_replication_slots,"
-    " pg_catalog.pg_stat_replication, pg_catalog.pg_stat_subscription,"
-    " pg_catalog.pg_stat_progress_analyze,"
-    " pg_catalog.pg_stat_progress_cluster,"
-    " pg_catalog.pg_stat_progress_copy,"
-    " pg_catalog.pg_stat_progress_create_index,"
-    " pg_catalog.pg_stat_progress_vacuum FROM PUBLIC;"
-    "REVOKE EXECUTE ON FUNCTION pg_catalog.pg_stat_get_activity(integer)"
-    " FROM PUBLIC";
+/* What shows the cluster's sessions, settings, memberships and comments:
+ * shared catalogs and the views over them (pg_user and pg_group show no
+ * more than pg_roles). Their privileges are kept per database (in its
+ * pg_class), so every environment's database closes them to PUBLIC (and
+ * template1, for databases made from it). What stays open, as
+ * PostgreSQL and hosted PostgreSQL services leave it: the lists of the
+ * cluster's databases and roles, pg_database and pg_roles — names, owners
+ * and attributes, nothing of another database's content — which pg_dump
+ * reads, so a user's own pg_dump with the environment's credentials
+ * works (issue #10; ARCHITECTURE, "Security model"). */
+static const char *const pg_closed_catalogs[] = {
+	"pg_user", "pg_group", "pg_auth_members", "pg_db_role_setting",
+	"pg_shdescription", "pg_shseclabel", "pg_shdepend",
+	"pg_replication_origin", "pg_stat_activity", "pg_stat_database",
+	"pg_stat_database_conflicts", "pg_stat_ssl", "pg_stat_gssapi",
+	"pg_prepared_xacts", "pg_replication_slots", "pg_stat_replication",
+	"pg_stat_subscription", "pg_stat_progress_analyze",
+	"pg_stat_progress_cluster", "pg_stat_progress_copy",
+	"pg_stat_progress_create_index", "pg_stat_progress_vacuum", NULL
+};
+#define PG_CLOSED_FUNCTION	"pg_catalog.pg_stat_get_activity(integer)"
+/* The two lists a node before issue #10 closed too. */
+#define PG_LISTS		"pg_catalog.pg_database, pg_catalog.pg_roles"
 
-/* 1 when PUBLIC may read pg_database in c's database, 0 when not, -1
- * when the query failed. */
-static int
-pg_listings_open(PGconn *c)
+/* "pg_catalog.a<sep>pg_catalog.b…" of pg_closed_catalogs (caller frees). */
+static char *
+pg_closed_catalogs_join(const char *sep)
 {
-	PGresult *r = PQexec(c, "SELECT count(*) FROM pg_catalog.pg_class c,"
-	    " aclexplode(c.relacl) a WHERE c.oid ="
-	    " 'pg_catalog.pg_database'::regclass AND a.grantee = 0 AND"
-	    " a.privilege_type = 'SELECT'");
-	int rc = PQresultStatus(r) == PGRES_TUPLES_OK ?
-	    strcmp(PQgetvalue(r, 0, 0), "0") != 0 : -1;
+	char *s = xstrdup(""), *t;
+	int i;
 
-	PQclear(r);
-	return rc;
+	for (i = 0; pg_closed_catalogs[i] != NULL; i++) {
+		t = xasprintf("%s%spg_catalog.%s", s, i ? sep : "",
+		    pg_closed_catalogs[i]);
+		free(s);
+		s = t;
+	}
+	return s;
+}
+
+/* The SQL that closes them (caller frees). */
+static char *
+pg_catalogs_close_sql(void)
+{
+	char *list = pg_closed_catalogs_join(", ");
+	char *sql = xasprintf("REVOKE SELECT ON %s FROM PUBLIC; REVOKE EXECUTE"
+	    " ON FUNCTION " PG_CLOSED_FUNCTION " FROM PUBLIC", list);
+
+	free(list);
+	return sql;
 }
 
 int
-pg_db_close_listings(const char *db, char **cause)
+pg_db_close_catalogs(const char *db, char **cause)
 {
 	PGconn *c = pg_admin_connect_db(db, cause);
+	char *sql;
 	int rc;
 
 	if (c == NULL)
 		return -1;
-	rc = pg_admin_exec(c, pg_listings_close_sql, cause);
+	sql = pg_catalogs_close_sql();
+	rc = pg_admin_exec(c, sql, cause);
+	free(sql);
 	PQfinish(c);
 	return rc;
 }
 
-/* At start, for the databases of an older node (and template1): close
- * the listings where they are still open, once (then none is). A server that does not let the
- * admin (--pg, not a superuser) is warned about, not refused. */
-static void
-pg_listings_close_all(void)
+/* In c's database: *lists 1 when PUBLIC may read both pg_database and
+ * pg_roles, *open how many of the closed catalogs (and the function)
+ * PUBLIC may still read; -1 when the query failed. */
+static int
+pg_catalogs_state(PGconn *c, int *lists, int *open)
 {
-	char *cause = NULL;
+	char *list = pg_closed_catalogs_join(","), *sql;
+	PGresult *r;
+	int rc = -1;
+
+	sql = xasprintf("SELECT has_table_privilege('public',"
+	    " 'pg_catalog.pg_database', 'SELECT') AND"
+	    " has_table_privilege('public', 'pg_catalog.pg_roles', 'SELECT'),"
+	    " (SELECT count(*) FROM unnest('{%s}'::regclass[]) t WHERE"
+	    " has_table_privilege('public', t, 'SELECT')) +"
+	    " has_function_privilege('public', '" PG_CLOSED_FUNCTION "',"
+	    " 'EXECUTE')::int", list);
+	r = PQexec(c, sql);
+	if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1) {
+		*lists = strcmp(PQgetvalue(r, 0, 0), "t") == 0;
+		*open = atoi(PQgetvalue(r, 0, 1));
+		rc = 0;
+	}
+	PQclear(r);
+	free(sql);
+	free(list);
+	return rc;
+}
+
+/* At start, for the databases of an older node (and template1), once
+ * (then there is nothing left to do): reopen the lists of databases and
+ * roles where a node before issue #10 closed them, and close the other
+ * catalogs where a node before those were closed left them open. A
+ * server that does not let the admin (--pg, not a superuser) is warned
+ * about per database, not refused. */
+static void
+pg_catalogs_settle(void)
+{
+	char *cause = NULL, *close_sql = pg_catalogs_close_sql();
 	PGconn *c = pg_admin_connect(&cause);
 	PGresult *r;
-	int i, fixed = 0;
+	int i, reopened = 0, closed = 0;
 
 	if (c == NULL) {
 		log_warn("%s", cause);
 		free(cause);
+		free(close_sql);
 		return;
 	}
 	r = PQexec(c, "SELECT datname FROM pg_catalog.pg_database WHERE"
@@ -315,17 +362,25 @@ pg_listings_close_all(void)
 	    i++) {
 		const char *db = PQgetvalue(r, i, 0);
 		PGconn *d = pg_admin_connect_db(db, &cause);
-		int was = d ? pg_listings_open(d) : -1, now = was;
+		int lists = 0, open = 0, ok;
 
-		if (was == 1 && pg_admin_exec(d, pg_listings_close_sql,
-		    &cause) == 0)
-			now = pg_listings_open(d);
-		if (was == 1 && now == 0)
-			fixed++;
-		else if (now != 0)
-			log_warn("PostgreSQL: database %s still lists the "
-			    "cluster's databases and roles to every role%s%s",
-			    db, cause ? ": " : "", cause ? cause : "");
+		ok = d != NULL && pg_catalogs_state(d, &lists, &open) == 0;
+		if (ok && !lists && pg_admin_exec(d, "GRANT SELECT ON "
+		    PG_LISTS " TO PUBLIC", &cause) == 0 &&
+		    pg_catalogs_state(d, &lists, &open) == 0 && lists)
+			reopened++;
+		if (ok && open > 0 && pg_admin_exec(d, close_sql,
+		    cause ? NULL : &cause) == 0 &&
+		    pg_catalogs_state(d, &lists, &open) == 0 && open == 0)
+			closed++;
+		if (!ok || !lists || open > 0)
+			log_warn("PostgreSQL: in database %s, %s%s%s", db,
+			    !ok ? "cannot read the catalogs' privileges" :
+			    !lists ? "app roles still may not list the "
+			    "cluster's databases and roles (pg_dump needs them)" :
+			    "app roles still may read the cluster's sessions, "
+			    "settings, memberships or comments",
+			    cause ? ": " : "", cause ? cause : "");
 		free(cause);
 		cause = NULL;
 		if (d)
@@ -333,10 +388,17 @@ pg_listings_close_all(void)
 	}
 	PQclear(r);
 	PQfinish(c);
-	if (fixed)
+	free(close_sql);
+	if (reopened)
 		log_info("PostgreSQL: the lists of the cluster's databases and "
-		    "roles closed to app roles in %d database%s that still had "
-		    "them open", fixed, fixed == 1 ? "" : "s");
+		    "roles (pg_database, pg_roles) reopened to app roles, as "
+		    "PostgreSQL has them, in %d database%s an earlier node had "
+		    "closed them in", reopened, reopened == 1 ? "" : "s");
+	if (closed)
+		log_info("PostgreSQL: the cluster's sessions, settings, "
+		    "memberships and comments closed to app roles in %d "
+		    "database%s that still had them open", closed,
+		    closed == 1 ? "" : "s");
 }
 
 /* No role connects to postgres or the templates but the superuser. */
@@ -360,7 +422,7 @@ pg_lock_down(void)
 	}
 	PQfinish(c);
 	if (rc == 0)
-		pg_listings_close_all();
+		pg_catalogs_settle();
 	return rc;
 }
 
@@ -640,7 +702,7 @@ pg_start(void)
 		PQfinish(c);
 		log_info("using the PostgreSQL server at %s:%u", pg_host,
 		    pg_port_used);
-		pg_listings_close_all();
+		pg_catalogs_settle();
 		return 0;
 	}
 	pg_host = xstrdup("127.0.0.1");
@@ -865,7 +927,7 @@ pg_env_create_db(PGconn *c, struct env *e, char **cause)
 		}
 		if (rc == 0) {
 			sql = xasprintf("env_%lld", e->id);
-			rc = pg_db_close_listings(sql, cause);
+			rc = pg_db_close_catalogs(sql, cause);
 			free(sql);
 		}
 	}

@@ -81,12 +81,13 @@ restore_role_begin(struct pg_conn *admin, const char *kind, long long env_id,
 	    " NOBYPASSRLS CONNECTION LIMIT 64", rr->name, lit) == -1)
 		goto out;
 	made = 1;
-	/* the listings of the cluster's databases and roles closed before
-	 * the dump runs in it (a table made of them would outlive it) */
+	/* the cluster's sessions, settings, memberships and comments
+	 * closed before the dump runs in it (a table made of them would
+	 * outlive it) */
 	if (exec_fmt(admin, cause, "CREATE DATABASE %s OWNER %s ENCODING"
 	    " 'UTF8' TEMPLATE template0", qdb, rr->name) == -1 ||
 	    exec_fmt(admin, cause, "REVOKE ALL ON DATABASE %s FROM PUBLIC",
-	    qdb) == -1 || pg_db_close_listings(newdb, cause) == -1)
+	    qdb) == -1 || pg_db_close_catalogs(newdb, cause) == -1)
 		goto out;
 	rr->url = xasprintf("host=%s port=%s user=%s password=%s dbname=%s",
 	    host ? host : "127.0.0.1", port ? port : "5432", rr->name, pw,

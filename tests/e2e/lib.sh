@@ -310,13 +310,15 @@ route_status() {
 	curl -s -o /dev/null -w '%{http_code}' -H "Host: $2" "http://127.0.0.1:${!var}${3:-/}"
 }
 
-# route_status_becomes NODE HOST PATH WANT: the status through the router,
-# once it is WANT or after 10 s. The node answers a change once nginx has
-# reloaded, but on a loaded machine an old worker may still take a
-# connection for a moment (the node gives them 5 s and logs a warning).
+# route_status_becomes NODE HOST PATH WANT [SECONDS]: the status through
+# the router, once it is WANT or after SECONDS (default 10). The node
+# answers a change once nginx has reloaded, but on a loaded machine an old
+# worker may still take a connection for a moment (the node gives them 5 s
+# and logs a warning); after a node's restart, wait for an app this way
+# before asking it anything.
 route_status_becomes() {
 	local i st
-	for i in $(seq 50); do
+	for i in $(seq $((${5:-10} * 5))); do
 		st=$(route_status "$1" "$2" "$3")
 		[ "$st" = "$4" ] && break
 		sleep 0.2
@@ -372,8 +374,8 @@ odd_names_check() {
 	done
 }
 
-# node_sql NODE SQL: SQL in the node's own cluster as its admin (the
-# environments' roles may not list the cluster's databases and roles).
+# node_sql NODE SQL: SQL in the node's own cluster as its admin, in
+# postgres (no environment's role may connect to it).
 node_sql() {
 	local pg pw
 	pg=$(sed -n 3p "$T/node-$1.ports")

@@ -174,8 +174,9 @@ expect "with files of any name" "$(odd_names_check "$(files_dir cloud4 Test)")" 
 
 # (a) made by the test itself: pg_dump -O -x -Fc, tar, hand-written .metadata
 RAW=$T/raw; mkdir -p "$RAW/db" "$RAW/tree"
-# (as the node's admin: pg_dump reads pg_roles, which the environment's
-# role may not list)
+# (as the node's admin: pg_dump -Fc reads the database's comment and
+# settings, which the environment's role may not; a plain pg_dump works
+# with its credentials, see t7)
 pg_dump -O -x -Fc -f "$RAW/db/db.backup" "postgresql://nubo_admin:$(jq_get password < "$T/node-cloud3/pg/admin.json")@127.0.0.1:$(sed -n 3p "$T/node-cloud3.ports")/env_$(env_id cloud3 Test)"
 cp -a "$(files_dir cloud3 Test)/." "$RAW/tree/"
 write_notes cloud3 "$H" 3 third	# the source moves on; the raw archive does not

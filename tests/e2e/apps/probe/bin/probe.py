@@ -100,10 +100,11 @@ def attacks(q):
     a["db_postgres"] = lambda: db_attempt(own_url("postgres"))
     a["db_template1"] = lambda: db_attempt(own_url("template1"))
     a["db_b_with_b_role"] = lambda: db_attempt("postgresql://%s@127.0.0.1:5432/%s" % (g("b_db"), g("b_db")))
-    # the cluster's lists of databases, roles, sessions, settings
+    # every database the cluster lists (names may be listed, as in
+    # PostgreSQL: see the controls) and the ones known anyway
+    a["db_connect_listed"] = lambda: db_attempt_all([g("b_db"), "postgres", "template1"])
+    # the cluster's sessions, settings, memberships, comments
     for name, sql in (
-            ("db_list_databases", "SELECT string_agg(datname, ',') FROM pg_database"),
-            ("db_list_roles", "SELECT string_agg(rolname, ',') FROM pg_roles"),
             ("db_list_users", "SELECT string_agg(usename, ',') FROM pg_user"),
             ("db_list_groups", "SELECT count(*) FROM pg_group"),
             ("db_list_members", "SELECT count(*) FROM pg_auth_members"),
@@ -147,6 +148,21 @@ def db_attempt(url):
         return "connected to " + out
     raise PermissionError(out)
 
+def db_attempt_all(known):
+    """Connect to each database the cluster lists and each one known,
+    but our own: one that lets us in is an escape."""
+    rc, own = psql(os.environ["DATABASE_URL"], "SELECT current_database()")
+    rc, listed = psql(os.environ["DATABASE_URL"], "SELECT string_agg(datname, ',' ORDER BY datname) FROM pg_database")
+    names = sorted(set((listed.split(",") if rc == 0 else []) + known) - {own, ""})
+    refused = []
+    for db in names:
+        try:
+            return db_attempt(own_url(db))
+        except PermissionError:
+            refused.append(db)
+    raise PermissionError("refused by %d databases (%s): %s" % (
+        len(refused), "listed" if rc == 0 else "not listed: " + listed[:80], ",".join(refused)))
+
 def db_query(sql):
     rc, out = psql(os.environ["DATABASE_URL"], sql)
     if rc == 0:
@@ -167,32 +183,59 @@ def run_one(q, name):
     except Exception as e:
         return {"escaped": False, "detail": "%s: %s" % (type(e).__name__, e)}
 
+def control_query(sql, want):
+    """What the app must be able to do: sql answers, naming want."""
+    rc, out = psql(os.environ["DATABASE_URL"], sql)
+    return rc == 0 and want in out.replace("\n", ",").split(","), out
+
+def control_files():
+    p = os.path.join(os.environ["NUBO_FILES_DIR"], "control.txt")
+    open(p, "w").write("ok")
+    return open(p).read() == "ok", p
+
+def control_working_area():
+    open("work-control", "w").write("ok")
+    return open("work-control").read() == "ok", os.getcwd()
+
+def control_tmp():
+    open("/tmp/control", "w").write("ok")
+    return True, "/tmp writable"
+
+def controls():
+    """What the app must still be able to do, each (ok, detail): a probe
+    that cannot do anything at all does not pass for isolation."""
+    url = urllib.parse.urlsplit(os.environ["DATABASE_URL"])
+    own_db, own_role = url.path.lstrip("/"), url.username
+    c = {}
+    c["control_own_db"] = lambda: control_query("SELECT current_database()", own_db)
+    c["control_own_tables"] = lambda: control_query(
+        "CREATE TABLE IF NOT EXISTS control_t (v text); "
+        "INSERT INTO control_t VALUES ('ok'); SELECT count(*) > 0 FROM control_t", "t")
+    # the lists of the cluster's databases and roles: open, as in
+    # PostgreSQL (pg_dump reads them); names only, every database but
+    # our own refuses a connection (db_connect_listed)
+    c["control_list_databases"] = lambda: control_query(
+        "SELECT string_agg(datname, ',' ORDER BY datname) FROM pg_database", own_db)
+    c["control_list_roles"] = lambda: control_query(
+        "SELECT string_agg(rolname, ',' ORDER BY rolname) FROM pg_roles", own_role)
+    c["control_own_files"] = control_files
+    c["control_working_area"] = control_working_area
+    c["control_tmp"] = control_tmp
+    return c
+
+def run_control(name):
+    try:
+        ok, detail = controls()[name]()
+        return {"ok": ok, "detail": str(detail)[:200]}
+    except Exception as e:
+        return {"ok": False, "detail": "%s: %s" % (type(e).__name__, e)}
+
 def run_probe(q):
     out = {}
     for name in attacks(q):
         out[name] = run_one(q, name)
-    # controls: what the app must still be able to do
-    rc, db = psql(os.environ["DATABASE_URL"], "SELECT current_database()")
-    out["control_own_db"] = {"ok": rc == 0, "detail": db}
-    rc, said = psql(os.environ["DATABASE_URL"], "CREATE TABLE IF NOT EXISTS control_t (v text); "
-                    "INSERT INTO control_t VALUES ('ok'); SELECT count(*) > 0 FROM control_t")
-    out["control_own_tables"] = {"ok": rc == 0 and said.endswith("t"), "detail": said}
-    try:
-        p = os.path.join(os.environ["NUBO_FILES_DIR"], "control.txt")
-        open(p, "w").write("ok")
-        out["control_own_files"] = {"ok": open(p).read() == "ok", "detail": p}
-    except Exception as e:
-        out["control_own_files"] = {"ok": False, "detail": str(e)}
-    try:
-        open("work-control", "w").write("ok")
-        out["control_working_area"] = {"ok": open("work-control").read() == "ok", "detail": os.getcwd()}
-    except Exception as e:
-        out["control_working_area"] = {"ok": False, "detail": str(e)}
-    try:
-        open("/tmp/control", "w").write("ok")
-        out["control_tmp"] = {"ok": True, "detail": "/tmp writable"}
-    except Exception as e:
-        out["control_tmp"] = {"ok": False, "detail": str(e)}
+    for name in controls():
+        out[name] = run_control(name)
     return out
 
 def fork_bomb():
@@ -269,6 +312,8 @@ class H(http.server.BaseHTTPRequestHandler):
                 return self.answer(200, {"cwd": os.getcwd()})
             if u.path == "/attempt":
                 return self.answer(200, run_one(q, q["name"][0]))
+            if u.path == "/control":
+                return self.answer(200, run_control(q["name"][0]))
             if u.path == "/probe":
                 return self.answer(200, run_probe(q))
             if u.path == "/forkbomb":
