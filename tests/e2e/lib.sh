@@ -297,6 +297,19 @@ stop_node() {
 	wait "${!var}" 2>/dev/null || true
 }
 
+# kill_instance PID: SIGKILL an instance by the pid nubo shows for it. An
+# instance waiting to be restarted is listed with pid 0, and `kill -9 0`
+# would end this test's own process group (the test, its daemons, ctest,
+# CI's runner): a pid below 2 fails the test instead.
+kill_instance() {
+	if [ "${1:-0}" -gt 1 ] 2>/dev/null; then
+		kill -KILL "$1"
+	else
+		fail "no instance's pid to kill ('${1:-}')"
+		return 1
+	fi
+}
+
 # route NODE HOST [PATH]: GET through the node's router by Host header;
 # prints the body (curl -s).
 route() {

@@ -61,7 +61,7 @@ check_fails "clean needs --yes" 2 "$NUBO" envs clean shop Test
 
 # kill -9 an instance: the supervisor restarts it
 pid=$("$NUBO" envs show shop Test --json | jq_get running.0.pid)
-kill -9 "$pid"
+kill_instance "$pid"
 newpid=$pid
 for _ in $(seq 60); do
 	newpid=$("$NUBO" envs show shop Test --json | jq_get running.0.pid)

@@ -108,7 +108,7 @@ check_fails "more than the cap refused" 1 "$NUBO" envs scale shop Acceptance --i
 check_fails "memory below the minimum refused" 1 "$NUBO" envs scale shop Acceptance --memory 1
 check_fails "scale needs an option" 2 "$NUBO" envs scale shop Acceptance
 # an instance's restart count is per start of the environment
-kill -9 "$("$NUBO" envs show shop Acceptance --json | jq_get running.0.pid)"
+kill_instance "$("$NUBO" envs show shop Acceptance --json | jq_get running.0.pid)"
 for _ in $(seq 80); do
 	r=$("$NUBO" envs show shop Acceptance --json | python3 -c 'import json,sys; i=json.load(sys.stdin)["running"][0]; print(i["restarts"], i["state"])')
 	[ "$r" = "1 running" ] && break

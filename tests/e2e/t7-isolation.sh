@@ -256,10 +256,15 @@ slirps_become() { # UID N: wait (10 s at most) until N run; prints how many
 	for i in $(seq 50); do [ "$(slirps "$1")" = "$2" ] && break; sleep 0.2; done
 	slirps "$1"
 }
+# alpha's instance's pid, when it has one (one waiting to be restarted
+# is listed with pid 0: see kill_instance)
+alpha_pid() {
+	"$NUBO" envs show alpha Sandbox --json | python3 -c 'import json,sys; p=[i["pid"] for i in json.load(sys.stdin)["running"] if i["pid"] > 1]; print(p[0] if p else "")'
+}
 alpha_back() { # OLD_PID: wait (30 s at most) until another instance of alpha serves
 	local p
 	for _ in $(seq 150); do
-		p=$("$NUBO" envs show alpha Sandbox --json | jq_get running.0.pid)
+		p=$(alpha_pid)
 		[ -n "$p" ] && [ "$p" != "$1" ] && [ "$(route_status sandbox alpha-sandbox.nubo.localhost /health)" = 200 ] && break
 		sleep 0.2
 	done
@@ -278,7 +283,7 @@ if [ -n "$host_ns" ]; then
 	expect "the sandbox names the host's resolvers" "$(grep -E '^nameserver' "$T/last.out" | awk '{print $2}' | tr '\n' ' ')" "$host_ns"
 fi
 # the helper dies: the instance ends with a word in its log and comes back
-apid=$("$NUBO" envs show alpha Sandbox --json | jq_get running.0.pid)
+apid=$(alpha_pid)
 expect "before: one helper (a run's has ended)" "$(slirps_become "$AUID" 1)" 1
 check "kill alpha's slirp4netns" kill -KILL "$(pgrep -u "$AUID" -x slirp4netns)"
 for _ in $(seq 100); do grep -q "network helper (slirp4netns) ended" "$T/node-sandbox/envs/$AID/logs/app.log" && break; sleep 0.2; done
@@ -287,9 +292,9 @@ alpha_back "$apid"
 expect "alpha was started again, with a helper of its own" "$(slirps_become "$AUID" 1)" 1
 expect_match "and reaches the outside again" "$(route sandbox alpha-sandbox.nubo.localhost "/attempt?name=egress_outside&outside=$OUT_ADDR:$OUT_PORT" | jq_get detail)" "heard: $OUT_TOKEN"
 # the instance crashes: its helper goes with it
-apid=$("$NUBO" envs show alpha Sandbox --json | jq_get running.0.pid)
+apid=$(alpha_pid)
 aslirp=$(pgrep -u "$AUID" -x slirp4netns)
-check "kill alpha's instance" kill -KILL "$apid"
+kill_instance "$apid" && pass "kill alpha's instance"
 alpha_back "$apid"
 expect "after a crash one helper runs, the new instance's" "$(slirps_become "$AUID" 1)" 1
 for _ in $(seq 50); do [ -d "/proc/$aslirp" ] || break; sleep 0.2; done
