@@ -315,6 +315,7 @@ pg_catalogs_state(PGconn *c, int *lists, int *open)
 {
 	char *list = pg_closed_catalogs_join(","), *sql;
 	PGresult *r;
+	long long n;
 	int rc = -1;
 
 	sql = xasprintf("SELECT has_table_privilege('public',"
@@ -325,9 +326,10 @@ pg_catalogs_state(PGconn *c, int *lists, int *open)
 	    " has_function_privilege('public', '" PG_CLOSED_FUNCTION "',"
 	    " 'EXECUTE')::int", list);
 	r = PQexec(c, sql);
-	if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1) {
+	if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 &&
+	    util_parse_int(PQgetvalue(r, 0, 1), 0, 1000, &n) == 0) {
 		*lists = strcmp(PQgetvalue(r, 0, 0), "t") == 0;
-		*open = atoi(PQgetvalue(r, 0, 1));
+		*open = (int)n;
 		rc = 0;
 	}
 	PQclear(r);
