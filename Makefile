@@ -3,10 +3,13 @@ BUILD ?= build
 ASAN_BUILD ?= build-asan
 FUZZ_BUILD ?= build-fuzz
 JOBS ?= 2
+# make install: where to (PREFIX), and a staging root (DESTDIR, as usual)
+PREFIX ?= /usr/local
+DESTDIR ?=
 
 DEPS_STAMP := $(BUILD)/.deps-ok
 
-.PHONY: all build test unit e2e lint asan mutants demo examples bench fuzz clean deps
+.PHONY: all build test unit e2e lint asan mutants demo examples bench fuzz clean deps install deb
 
 all: build
 
@@ -21,6 +24,16 @@ $(BUILD)/build.ninja: CMakeLists.txt | $(DEPS_STAMP)
 
 build: $(DEPS_STAMP) $(BUILD)/build.ninja
 	cmake --build $(BUILD) -j $(JOBS)
+
+# nubod, nubo, the systemd units, /etc/nubo's examples and the man pages
+# (docs/ARCHITECTURE.md, "Installing"); the users and folders are the
+# package's postinst's (packaging/postinst), or yours after make install.
+install: build
+	DESTDIR="$(DESTDIR)" cmake --install $(BUILD) --prefix "$(PREFIX)"
+
+# The Debian package (CPack, prefix /usr) in $(BUILD)/packages-deb.
+deb: build
+	cd $(BUILD) && cpack -G DEB -B packages-deb
 
 examples: build
 	./scripts/package-notes $(BUILD)

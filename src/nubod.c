@@ -70,7 +70,12 @@ static const char nubod_man_files[] =
     NUBO_CONFDIR "/secrets.key: the portal's sealing key (--secrets-key).\n"
     "\n"
     "/var/lib/nubo/portal, /var/lib/nubo/node: the data folders the "
-    "installed configuration uses.";
+    "installed configuration uses.\n"
+    "\n"
+    "nubo-init, next to nubod: process 1 of every app instance's sandbox, "
+    "which a node starts; not run by hand.\n"
+    "\n"
+    "nubo-portal.service, nubo-node.service: the systemd units.";
 
 static void
 nubod_usage(FILE *f)

@@ -8,6 +8,7 @@
 #include <curl/curl.h>
 
 #include "cli.h"
+#include "opts.h"
 #include "xmalloc.h"
 
 extern const struct cmd_entry cmd_login_entry;
@@ -269,31 +270,97 @@ option_known(const struct cmd_entry *e, const char *name, size_t len,
 	return 0;
 }
 
+/* The options of e as "--name" or "--name VALUE", each with before and
+ * after around it; the dashes as roff's \- for the manual page. */
+static void
+cmd_options_print(const struct cmd_entry *e, const char *before,
+    const char *after, int roff, FILE *f)
+{
+	const char *p = e->options ? e->options : "", *dd = roff ? "\\-\\-" :
+	    "--";
+
+	while (*p) {
+		const char *end = strchr(p, ',');
+		int n = end ? (int)(end - p) : (int)strlen(p);
+
+		if (p[n - 1] == '=')
+			fprintf(f, "%s%s%.*s VALUE%s", before, dd, n - 1, p,
+			    after);
+		else
+			fprintf(f, "%s%s%.*s%s", before, dd, n, p, after);
+		p += n;
+		if (*p == ',')
+			p++;
+	}
+}
+
 static void
 cmd_help(const struct cmd_entry *e, FILE *f)
 {
-	const char *p = e->options ? e->options : "";
-
 	fprintf(f, "usage: nubo %s%s%s%s%s\n", e->noun, e->verb ? " " : "",
 	    e->verb ? e->verb : "", e->args ? " " : "", e->args ? e->args : "");
 	fprintf(f, "\n%s\n", e->summary);
-	if (*p) {
+	if (e->options && *e->options) {
 		fputs("\noptions:\n", f);
-		while (*p) {
-			const char *end = strchr(p, ',');
-			int n = end ? (int)(end - p) : (int)strlen(p);
-
-			if (p[n - 1] == '=')
-				fprintf(f, "  --%.*s VALUE\n", n - 1, p);
-			else
-				fprintf(f, "  --%.*s\n", n, p);
-			p += n;
-			if (*p == ',')
-				p++;
-		}
+		cmd_options_print(e, "  ", "\n", 0, f);
 	}
 	if (e->help)
 		fprintf(f, "\n%s\n", e->help);
+}
+
+/* nubo(1) as roff, from the command table (what --help prints). */
+static int
+cli_man(FILE *f)
+{
+	size_t i;
+
+	fputs(".TH NUBO 1 \"\" \"nubo\" \"nubo\"\n"
+	    ".SH NAME\nnubo \\- the command line of the nubo app cloud\n"
+	    ".SH SYNOPSIS\n\\fBnubo\\fR [\\fB\\-\\-ca\\fR \\fIFILE\\fR] "
+	    "\\fInoun\\fR \\fIverb\\fR [\\fIoptions\\fR] "
+	    "[\\fIarguments\\fR]\n.SH DESCRIPTION\n", f);
+	opts_roff("nubo talks to a nubo portal's REST API: apps, their "
+	    "environments, members, packages, settings, backups, nodes and "
+	    "migrations. Log in once (nubo login URL), or set NUBO_URL and "
+	    "NUBO_API_KEY. Every read takes --json. nubo NOUN VERB --help "
+	    "prints what one command takes.", f);
+	fputs(".SH OPTIONS\n.TP\n\\fB\\-\\-ca\\fR \\fIFILE\\fR\n", f);
+	opts_roff("the CA that signed the portal's certificate (else NUBO_CA, "
+	    "else the one given at login, else the system's); it comes before "
+	    "the command", f);
+	fputs(".SH COMMANDS\n", f);
+	for (i = 0; i < CMD_COUNT; i++) {
+		const struct cmd_entry *e = cmd_table[i];
+		char *head = xasprintf("nubo %s%s%s%s%s", e->noun, e->verb ?
+		    " " : "", e->verb ? e->verb : "", e->args ? " " : "",
+		    e->args ? e->args : "");
+
+		fputs(".TP\n\\fB", f);
+		opts_roff_inline(head, f);
+		fputs("\\fR\n", f);
+		free(head);
+		opts_roff(e->summary, f);
+		if (e->options && *e->options) {
+			fputs(".br\nOptions: ", f);
+			cmd_options_print(e, "\\fB", "\\fR ", 1, f);
+			fputc('\n', f);
+		}
+		if (e->help) {
+			fputs(".br\n", f);
+			opts_roff(e->help, f);
+		}
+	}
+	fputs(".SH ENVIRONMENT\n", f);
+	opts_roff("NUBO_URL, NUBO_API_KEY: the portal and the API key, instead "
+	    "of the stored login. NUBO_CA: the portal's CA (as --ca). "
+	    "XDG_CONFIG_HOME: where the login is kept (default ~/.config).", f);
+	fputs(".SH FILES\n", f);
+	opts_roff("~/.config/nubo/config: the login (the portal's URL, the API "
+	    "key, the CA), mode 0600.", f);
+	fputs(".SH EXIT STATUS\n", f);
+	opts_roff("0 ok, 1 failed, 2 usage error.", f);
+	fputs(".SH SEE ALSO\n\\fBnubod\\fR(8)\n", f);
+	return CLI_OK;
 }
 
 static void
@@ -446,6 +513,8 @@ main(int argc, char **argv)
 		    sizeof *argv);
 		argc -= used;
 	}
+	if (argc == 2 && strcmp(argv[1], "--man") == 0)
+		return cli_man(stdout);
 	if (argc < 2 || strcmp(argv[1], "--help") == 0 ||
 	    strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
 		usage_all(argc < 2 ? stderr : stdout);
