@@ -8,12 +8,16 @@ import {envsTab} from './envs.js';
 import {packagesTab} from './packages.js';
 import {backupsTab} from './backups.js';
 import {logsTab} from './logs.js';
+import {manageTab} from './manage.js';
+import {migrationTab} from './migration.js';
 
 const TABS = [
   ['environments', 'Environments', envsTab],
   ['packages', 'Packages', packagesTab],
   ['backups', 'Backups', backupsTab],
   ['logs', 'Logs', logsTab],
+  ['migration', 'Migration', migrationTab],
+  ['manage', 'Manage', manageTab],
 ];
 
 // can(perm, env): the permission on env (or on some environment).
@@ -46,5 +50,9 @@ export async function appPage(ctx, sub, tab) {
       h('a', {href: `#/apps/${encodeURIComponent(sub)}/${id}`,
         'aria-current': id === current[0] ? 'page' : null}, label))),
     body);
-  await current[2]({...ctx, app, can, body, sub});
+  const isTC = ctx.me.is_admin || app.technical_contact === ctx.me.email;
+  const reload = () => appPage(ctx, sub, tab).then(() => {
+    ctx.main.dataset.rendered = location.hash;
+  });
+  await current[2]({...ctx, app, can, isTC, body, sub, reload});
 }

@@ -41,6 +41,22 @@ export function fill(el, ...children) {
   return el;
 }
 
+// On the form's submit: act() with the button disabled meanwhile; what
+// it throws is shown in errorEl (where the action was).
+export function onSubmit(form, button, errorEl, act) {
+  form.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    button.disabled = true;
+    fill(errorEl);
+    try {
+      await act();
+    } catch (err) {
+      fill(errorEl, err.message);
+    }
+    button.disabled = false;
+  });
+}
+
 let ids = 0;
 // A labelled form field: {label, input} where input gets a fresh id.
 export function field(label, input, extra) {

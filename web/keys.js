@@ -1,6 +1,6 @@
 // API keys: yours (never their secrets), a new one (shown once), revoke.
 import {api, p} from './api.js';
-import {h, fill, field, table, when} from './dom.js';
+import {h, fill, field, table, when, onSubmit} from './dom.js';
 
 export async function keysPage(ctx) {
   document.title = 'API keys · nubo';
@@ -57,30 +57,22 @@ export async function keysPage(ctx) {
         })));
   }
 
-  form.addEventListener('submit', async (e) => {
-    e.preventDefault();
-    button.disabled = true;
-    fill(error);
+  onSubmit(form, button, error, async () => {
     fill(shown);
-    try {
-      const body = {read_only: readOnly.checked};
-      if (name.value.trim()) body.name = name.value.trim();
-      if (expires.value) body.expires_at = `${expires.value}T23:59:59Z`;
-      const k = await api('POST', '/keys', body);
-      const value = h('input', {type: 'text', readonly: true, value: k.key, name: 'new_key',
-        size: 50, 'aria-describedby': 'key-once'});
-      fill(shown, h('section', {class: 'card', 'aria-labelledby': 'key-new'},
-        h('h2', {id: 'key-new'}, `New key ${k.name || k.prefix}`),
-        field('The key', value),
-        h('p', {id: 'key-once', class: 'error'}, 'Copy it now: it is shown this once and never again.')));
-      value.focus();
-      value.select();
-      form.reset();
-      await load();
-    } catch (err) {
-      fill(error, err.message);
-    }
-    button.disabled = false;
+    const body = {read_only: readOnly.checked};
+    if (name.value.trim()) body.name = name.value.trim();
+    if (expires.value) body.expires_at = `${expires.value}T23:59:59Z`;
+    const k = await api('POST', '/keys', body);
+    const value = h('input', {type: 'text', readonly: true, value: k.key, name: 'new_key',
+      size: 50, 'aria-describedby': 'key-once'});
+    fill(shown, h('section', {class: 'card', 'aria-labelledby': 'key-new'},
+      h('h2', {id: 'key-new'}, `New key ${k.name || k.prefix}`),
+      field('The key', value),
+      h('p', {id: 'key-once', class: 'error'}, 'Copy it now: it is shown this once and never again.')));
+    value.focus();
+    value.select();
+    form.reset();
+    await load();
   });
 
   fill(ctx.main, h('h1', {}, 'API keys'),

@@ -4,7 +4,9 @@
 # portal and v3 node: sign in, create an app, link it on the Nodes page
 # (another app: the unlink said before the confirmation), upload the
 # sample package, transport and start it, see it running, create and
-# download a backup, create and revoke API keys, sign out; <script> in a
+# download a backup, migrate it to the v4 node (plan, start, rehearse, cut
+# over, approve the offboarding: its notes served by v4), create and revoke
+# API keys, sign out; <script> in a
 # stored name, comment or key name shows as text; a member without
 # permissions is offered no actions; no console errors or failed
 # requests, every field labelled. Screenshots of each page:
@@ -22,10 +24,11 @@ mkdir -p "$OUT"
 
 start_portal
 start_node cloud3 v3 --start-timeout 30 --stop-grace 3
+start_node cloud4 v4 --start-timeout 30 --stop-grace 3
 # Chromium's own files (profile, downloads, caches) in this test's folder
 mkdir -p "$T/home"
 if HOME=$T/home XDG_CACHE_HOME=$T/cache TMPDIR=$T /usr/bin/python3 "$NUBO_SRC/tests/e2e/web.py" "$PORTAL_URL" "$OUT" \
-	"$NUBO" cloud3 "$ROUTER_cloud3" "$PKG"; then
+	"$NUBO" cloud3 "$ROUTER_cloud3" "$PKG" cloud4 "$ROUTER_cloud4"; then
 	pass "web.py: every check above"
 else
 	fail "web.py: see the not-ok lines above"

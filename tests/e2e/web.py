@@ -4,7 +4,9 @@ chromium-driver and python3-selenium), driven by t9-web.sh against a real
 portal and a real v3 node: sign in, create an app, link it on the Nodes
 page (another app: the automatic unlink said before the confirmation),
 upload the sample package, transport and start it, see it running, create
-and download a backup, read, search and download its log, create and
+and download a backup, migrate it to a v4 node (plan, start, rehearse, cut
+over, approve the offboarding; its notes served by v4), rename it, delete
+another app (its name typed), read, search and download its log, create and
 revoke API keys, sign out; a stored name, comment, key name or log line
 holding <script> shows as text; a member
 without permissions is offered no actions, and the requests forged from
@@ -12,7 +14,7 @@ its session are refused (403, without the CSRF header too). On every page: no co
 errors, no failed requests, every form field labelled, and a screenshot
 (OUT/NN-page.png), the Environments page also at 360 px wide.
 
-usage: web.py PORTAL_URL OUT_DIR NUBO NODE ROUTER_PORT PACKAGE
+usage: web.py PORTAL_URL OUT_DIR NUBO NODE ROUTER_PORT PACKAGE V4_NODE V4_ROUTER_PORT
 The CLI (NUBO, with NUBO_URL and NUBO_API_KEY of the admin in the
 environment) makes what the pages do not: users, members, a second app.
 """
@@ -34,7 +36,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
-URL, OUT, NUBO, NODE, ROUTER, PKG = sys.argv[1:7]
+URL, OUT, NUBO, NODE, ROUTER, PKG, NODE4, ROUTER4 = sys.argv[1:9]
 ADMIN = ("admin@nubo.localhost", "adminpass1")
 EVIL = "<script>window.pwned=1</script>"
 passed = failed = 0
@@ -374,6 +376,115 @@ try:
         ok("backup: the download is a backup archive (.metadata, db/db.backup)",
            "db/db.backup" in names and ".metadata" in names, names[:10])
     page_check("backups-downloaded")
+
+    # --- migration to v4: plan, start, rehearse, cut over, offboarding -------
+    def app_call(router, path, data=None):
+        req = urllib.request.Request(
+            "http://127.0.0.1:%s%s" % (router, path), data=data,
+            headers={"Host": "webshop-test.nubo.localhost",
+                     "Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(req, timeout=10) as r:
+                return r.status, json.loads(r.read() or b"null")
+        except urllib.error.HTTPError as e:
+            return e.code, None
+        except (OSError, ValueError) as e:
+            return str(e), None
+
+    for i in range(3):
+        app_call(ROUTER, "/api/notes", json.dumps(
+            {"title": "note %d" % i, "body": "written on v3"}).encode())
+    ok("three notes written through the app on v3",
+       (app_call(ROUTER, "/api/stats")[1] or {}).get("notes") == 3,
+       app_call(ROUTER, "/api/stats"))
+
+    def mig_wait(what, secs=120):
+        wait(lambda _: ("%s: done" % what) in text_of("main [role=status]") or
+             text_of("main > div > [role=alert]"), secs, what)
+        return ok("migration: %s done" % what.lower(),
+                  ("%s: done" % what) in text_of("main [role=status]"),
+                  text_of("main [role=alert]"))
+
+    go("#/apps/webshop/migration")
+    wait(lambda _: css("select[name=target]"), what="the migration form")
+    page_check("migration")
+    Select(css("select[name=target]")[0]).select_by_value(NODE4)
+    d.find_element(By.XPATH, "//button[normalize-space()='Plan']").click()
+    wait(lambda _: "Start the migration to" in text_of("main") or
+         text_of("main [role=alert]"), 30, "the plan")
+    ok("the plan: Test with its package, sizes and an estimated downtime",
+       "notes-1.0.0" in text_of("main table") and "estimated downtime" in text_of("main"),
+       text_of("main [role=alert]") or text_of("main")[:300])
+    ok("the plan lists the cutover's steps",
+       "first request served by the target" in text_of("main"))
+    page_check("migration-plan")
+    d.find_element(By.XPATH, "//button[normalize-space()='Start the migration to %s']" % NODE4).click()
+    mig_wait("Start the migration")
+    wait(lambda _: "Cut over" in text_of("main button"), 30, "the copied migration")
+    ok("copied: rehearse, cut over and abort offered",
+       all(b in text_of("main button") for b in ("Rehearse", "Cut over", "Abort")),
+       text_of("main button"))
+    page_check("migration-copied")
+    d.find_element(By.XPATH, "//button[normalize-space()='Rehearse']").click()
+    mig_wait("Rehearse")
+    wait(lambda _: "Cut over" in text_of("main button"), 30, "the rehearsed migration")
+    d.find_element(By.XPATH, "//button[normalize-space()='Cut over']").click()
+    mig_wait("Cut over")
+    wait(lambda _: "measured downtime" in text_of("main"), 30, "the cut-over migration")
+    ok("cut over: the measured downtime is shown", "measured downtime" in text_of("main"),
+       text_of("main")[:300])
+    ok("cut over: the offboarding request of %s is shown" % NODE,
+       ("Offboarding of node %s" % NODE) in text_of("main"), text_of("main")[:400])
+    page_check("migration-cut-over")
+    d.find_element(By.XPATH, "//button[normalize-space()='Approve the offboarding of %s']" % NODE).click()
+    mig_wait("Approve offboarding")
+    for _ in range(60):
+        go("#/apps/webshop/migration")
+        if "Earlier migrations" in text_of("main"):
+            break
+        time.sleep(1)
+    ok("after the approval the migration is completed",
+       "completed" in text_of("main table"), text_of("main")[:300])
+    page_check("migration-completed")
+    st = None
+    for _ in range(50):
+        st = app_call(ROUTER4, "/api/stats")
+        if st[0] == 200:
+            break
+        time.sleep(0.2)
+    ok("the app is served by %s with all its notes" % NODE4,
+       st[0] == 200 and (st[1] or {}).get("notes") == 3, st)
+    go("#/apps")
+    wait(lambda _: css("table"), what="the apps")
+    ok("the apps page shows webshop on %s" % NODE4,
+       any(NODE4 in r.text for r in css("tbody tr") if "webshop" in r.text),
+       text_of("tbody"))
+
+    # --- manage: rename, delete with the name typed --------------------------
+    go("#/apps/webshop/manage")
+    wait(lambda _: css("input[name=name]"), what="the manage tab")
+    page_check("manage")
+    css("input[name=name]")[0].clear()
+    css("input[name=name]")[0].send_keys("Web shop")
+    d.find_element(By.XPATH, "//button[normalize-space()='Rename']").click()
+    wait(lambda _: text_of("h1") == "Web shop", what="the new name")
+    ok("renamed in the page", text_of("h1") == "Web shop", text_of("h1"))
+    go("#/apps/other/manage")
+    wait(lambda _: css("input[name=confirm_delete]"), what="other's manage tab")
+    css("input[name=confirm_delete]")[0].send_keys("othr")
+    d.find_element(By.XPATH, "//button[normalize-space()='Delete the app']").click()
+    wait(lambda _: text_of("main [role=alert]"), what="the refusal")
+    ok("delete: a mistyped name refuses, where the form is",
+       "type other exactly" in text_of("main [role=alert]"), text_of("main [role=alert]"))
+    css("input[name=confirm_delete]")[0].clear()
+    css("input[name=confirm_delete]")[0].send_keys("other")
+    d.find_element(By.XPATH, "//button[normalize-space()='Delete the app']").click()
+    wait(lambda _: d.current_url.endswith("#/apps") and css("tbody"), what="the apps page")
+    wait(lambda _: d.execute_script(
+        "return document.getElementById('main').dataset.rendered") == "#/apps")
+    ok("deleted: gone from the apps", "other" not in [r.text.split()[0] for r in css("tbody tr") if r.text],
+       text_of("tbody"))
+    page_check("apps-after-delete")
 
     # --- API keys: shown once, working, revoked --------------------------------
     def key_status(key):

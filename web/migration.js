@@ -1,0 +1,174 @@
+// Migration of an app to a v4 node (seed §3): the plan (prerequisites,
+// steps, sizes, estimated downtime), then start / rehearse / cut over /
+// abort / roll back with each step's state followed live, the measured
+// downtime, and the offboarding request the cutover filed (a platform
+// admin approves it here).
+import {api, p, followJob} from './api.js';
+import {h, fill, field, table, bytes, when} from './dom.js';
+
+const LIVE_MS = 1000;
+
+function seconds(s) {
+  return s === null || s === undefined ? '' : `${Number(s).toFixed(1)} s`;
+}
+
+export async function migrationTab(ctx) {
+  const {sub, body, isTC, me} = ctx;
+  const status = h('p', {class: 'status', role: 'status', 'aria-live': 'polite'});
+  const error = h('p', {class: 'error', role: 'alert'});
+  const view = h('div', {});
+  let timer = null;
+  let gen = 0;
+  window.addEventListener('hashchange', () => { clearTimeout(timer); gen++; }, {once: true});
+
+  async function act(label, path, reqBody) {
+    fill(error);
+    fill(status, `${label}: asking…`);
+    try {
+      const out = await api('POST', path, reqBody || {});
+      const job = out.job;
+      if (job) {
+        live();
+        const end = await followJob(job.id, (j) => fill(status,
+          `${label}: ${j.state}${j.progress && j.progress.message ? ' — ' + j.progress.message : ''}`));
+        if (end.state === 'completed') fill(status, `${label}: done`);
+        else { fill(status); fill(error, `${label} failed: ${end.error || end.state}`); }
+      } else {
+        fill(status, `${label}: done`);
+      }
+    } catch (err) {
+      fill(status);
+      fill(error, `${label} refused: ${err.message}`);
+    }
+    await load();
+  }
+
+  function stepsTable(steps) {
+    return table('Steps', ['Phase', 'Step', 'Environment', 'State', 'Detail'],
+      steps.map((s) => [s.phase, s.name, s.environment || '—',
+        h('span', {class: `state state-${s.state}`}, s.state),
+        s.error ? h('span', {class: 'error'}, s.error)
+          : s.progress && s.progress.message ? s.progress.message : '']));
+  }
+
+  async function offboarding(m) {
+    if (!m.offboarding_request_id) return null;
+    let req;
+    try {
+      req = await api('GET', p`/offboarding-requests/${String(m.offboarding_request_id)}`);
+    } catch (err) {
+      return h('p', {class: 'muted'}, `Offboarding request ${m.offboarding_request_id}: ${err.message}`);
+    }
+    const approve = me.is_admin && req.state === 'pending'
+      ? h('button', {type: 'button', onclick: () => act('Approve offboarding',
+        p`/offboarding-requests/${String(req.id)}/approve`)}, `Approve the offboarding of ${req.node}`)
+      : null;
+    return h('section', {class: 'card', 'aria-labelledby': 'off-title'},
+      h('h2', {id: 'off-title'}, `Offboarding of node ${req.node}`),
+      h('p', {}, `State: ${req.state}. ${req.reason || ''}`),
+      req.approved_by ? h('p', {}, `Approved by ${req.approved_by} ${when(req.approved_at)}; data kept until ${when(req.keep_until) || '—'}.`) : null,
+      approve);
+  }
+
+  async function showMigration(m) {
+    const buttons = [];
+    const path = p`/migrations/${String(m.id)}`;
+    if (isTC && m.status === 'waiting' && m.state === 'copied') {
+      buttons.push(h('button', {type: 'button', class: 'secondary', onclick: () => act('Rehearse', path + '/rehearse')}, 'Rehearse'));
+      buttons.push(h('button', {type: 'button', onclick: () => act('Cut over', path + '/cutover')}, 'Cut over'));
+      buttons.push(h('button', {type: 'button', class: 'secondary', onclick: () => act('Abort', path + '/abort')}, 'Abort'));
+    }
+    if (isTC && m.status === 'waiting' && m.state === 'cut-over') {
+      buttons.push(h('button', {type: 'button', class: 'danger', onclick: () => act('Roll back', path + '/rollback')}, 'Roll back'));
+    }
+    if (isTC && m.status === 'failed') {
+      buttons.push(h('button', {type: 'button', onclick: () => act('Resume', path + '/resume')}, 'Resume'));
+      buttons.push(h('button', {type: 'button', class: 'secondary', onclick: () => act('Abort', path + '/abort')}, 'Abort'));
+    }
+    const est = m.cutover_estimates ? table('Estimated cutover downtime', ['Environment', 'Downtime', 'Basis'],
+      Object.entries(m.cutover_estimates).map(([env, e]) => [env, seconds(e.seconds), e.basis ? e.basis.text : ''])) : null;
+    fill(view,
+      h('section', {class: 'card', 'aria-labelledby': 'mig-title'},
+        h('h2', {id: 'mig-title'}, `Migration ${m.id}: ${m.source} → ${m.target}`),
+        h('p', {}, h('strong', {class: `state state-${m.status}`}, `${m.state} (${m.status})`),
+          m.temporary_app ? ` · temporary app ${m.temporary_app}` : '',
+          m.downtime_ms !== null ? ` · measured downtime ${(m.downtime_ms / 1000).toFixed(1)} s` : ''),
+        m.error ? h('p', {class: 'error'}, m.error) : null,
+        m.next ? h('p', {}, 'Next: ', m.next) : null,
+        buttons.length ? h('div', {class: 'actions'}, buttons) : null),
+      est, await offboarding(m), m.steps ? stepsTable(m.steps) : null);
+  }
+
+  async function planForm() {
+    const {nodes} = await api('GET', '/nodes');
+    const targets = nodes.filter((n) => n.generation === 'v4');
+    if (!isTC) return h('p', {class: 'muted'}, 'Migrating the app is for its Technical Contact.');
+    if (targets.length === 0) return h('p', {class: 'muted'}, 'You see no v4 node to migrate to.');
+    const to = h('select', {name: 'target'}, targets.map((n) => h('option', {value: n.name}, `${n.name} (${n.status})`)));
+    const plan = h('div', {});
+    const button = h('button', {type: 'submit'}, 'Plan');
+    const f = h('form', {class: 'card', 'aria-labelledby': 'plan-title'},
+      h('h2', {id: 'plan-title'}, 'Migrate to a v4 node'), field('Target node', to),
+      h('div', {class: 'actions'}, button));
+    f.addEventListener('submit', async (e) => {
+      e.preventDefault();
+      fill(error);
+      fill(plan);
+      try {
+        const pl = await api('POST', '/migrations', {app: sub, to: to.value, mode: 'plan'});
+        const start = h('button', {type: 'button', onclick: () => act('Start the migration', '/migrations',
+          {app: sub, to: to.value, mode: 'start'})}, `Start the migration to ${pl.to}`);
+        fill(plan,
+          h('p', {}, `Plan: ${pl.app} from ${pl.from} to ${pl.to}; estimated downtime ${seconds(pl.estimated_downtime_seconds)}.`),
+          table('Environments', ['Environment', 'Package', 'State', 'Database', 'Tables', 'Rows', 'Files', 'Downtime', 'Basis'],
+            pl.environments.map((e) => [e.environment, e.package || '—', e.state, bytes(e.database_bytes),
+              e.tables, e.rows, `${e.files} (${bytes(e.files_bytes)})`, seconds(e.estimated_downtime_seconds),
+              e.estimate_basis ? e.estimate_basis.text : ''])),
+          table('Steps', ['Phase', 'Step', 'Environment', 'What it does'],
+            pl.steps.map((s) => [s.phase, s.step, s.environment || '—', s.does])),
+          h('div', {class: 'actions'}, start));
+      } catch (err) {
+        fill(error, `The plan says no: ${err.message}`);
+      }
+    });
+    return h('div', {}, f, plan);
+  }
+
+  // Poll the migration while a step runs (the page follows it live).
+  function live() {
+    clearTimeout(timer);
+    const mine = ++gen;
+    const tick = async () => {
+      if (mine !== gen) return;
+      const m = await current();
+      if (mine !== gen || !m) return;
+      await showMigration(m);
+      if (m.status === 'running') timer = setTimeout(tick, LIVE_MS);
+    };
+    timer = setTimeout(tick, LIVE_MS);
+  }
+
+  async function current() {
+    const {migrations} = await api('GET', `/migrations?app=${encodeURIComponent(sub)}`);
+    const open = migrations.filter((m) => m.status !== 'finished');
+    const m = open.length ? open[open.length - 1] : null;
+    return m ? api('GET', p`/migrations/${String(m.id)}`) : null;
+  }
+
+  async function load() {
+    const m = await current();
+    if (m) {
+      await showMigration(m);
+      if (m.status === 'running') live();
+    } else {
+      const {migrations} = await api('GET', `/migrations?app=${encodeURIComponent(sub)}`);
+      const done = migrations.filter((x) => x.status === 'finished');
+      fill(view, await planForm(), done.length ? table('Earlier migrations', ['Migration', 'From', 'To', 'State', 'Downtime'],
+        done.map((x) => [String(x.id), x.source, x.target, x.state,
+          x.downtime_ms !== null ? `${(x.downtime_ms / 1000).toFixed(1)} s` : '—'])) : null);
+    }
+  }
+
+  fill(body, status, error, view);
+  await load();
+}
