@@ -539,6 +539,26 @@ mx_packages_show(struct preq *r)
 		reply(r, 200, p);
 }
 
+/* GET /api/1/apps/{AppId}/packages/{PackageId}/download (deprecated by
+ * Mendix): a redirect to the package's signed URL on the node — the bytes
+ * never pass the portal (curl -L follows it). */
+void
+mx_packages_download(struct preq *r)
+{
+	json_t *d;
+	const char *url;
+
+	if (mx_call(r, packages_app_download, NULL, &d) / 100 != 2) {
+		mx_reply_captured(r);
+		return;
+	}
+	url = jsonx_str(d, "url");
+	reply(r, 302, json_pack("{s:s?}", "Location", url));
+	if (url)
+		http_add_header(r->http, "Location", url);
+	json_decref(d);
+}
+
 /* DELETE /api/1/apps/{AppId}/packages/{PackageId} */
 void
 mx_packages_delete(struct preq *r)

@@ -143,6 +143,7 @@ void mx_envs_package(struct preq *);
 void mx_packages_list(struct preq *);
 void mx_packages_show(struct preq *);
 void mx_packages_delete(struct preq *);
+void mx_packages_download(struct preq *);
 void mx_packages_upload_v1(struct preq *);
 void mx_packages_upload_v2(struct preq *);
 void mx_jobs_show_v2(struct preq *);
@@ -486,6 +487,10 @@ const struct route routes[] = {
 	{ "GET", "/api/1/apps/{AppId}/packages/{PackageId}", mx_packages_show,
 	  ACCESS_APP_TRANSPORT, "Mendix Build API v1: a package (?url=true: "
 	  "with a download URL)", FACE_MX, 0 },
+	{ "GET", "/api/1/apps/{AppId}/packages/{PackageId}/download",
+	  mx_packages_download, ACCESS_APP_TRANSPORT, "Mendix Build API v1: "
+	  "the package's bytes (a redirect to its signed URL on the node)",
+	  FACE_MX, 0 },
 	{ "DELETE", "/api/1/apps/{AppId}/packages/{PackageId}",
 	  mx_packages_delete, ACCESS_APP_TRANSPORT, "Mendix Build API v1: "
 	  "delete a package (409 PACKAGE_IN_USE while deployed)", FACE_MX, 0 },

@@ -126,6 +126,15 @@ def routed_until(path, ok_fn, secs=10, host=HOST):
         time.sleep(0.2)
 
 
+def fetch(url):
+    """GET a signed URL (on the node): (status, bytes)."""
+    lu = urllib.parse.urlparse(url)
+    c = http.client.HTTPConnection(lu.hostname, lu.port, timeout=60)
+    c.request("GET", lu.path + "?" + lu.query)
+    r = c.getresponse()
+    return r.status, r.read()
+
+
 # --- shapes of the reference ----------------------------------------------
 APP_FIELDS = {"AppId": str, "Name": str, "ProjectId": str, "Url": str}
 ENV_FIELDS = {"Status": str, "EnvironmentId": str, "Url": str, "Mode": str,
@@ -369,15 +378,20 @@ loc = ((p1 or {}).get("Url") or {}).get("Location")
 check("?url=true: Url {Location, TTL}", isinstance(loc, str) and
       isinstance(p1["Url"].get("TTL"), int) and p1["Url"]["TTL"] > 0, p1)
 if loc:
-    lu = urllib.parse.urlparse(loc)
-    c = http.client.HTTPConnection(lu.hostname, lu.port, timeout=30)
-    c.request("GET", lu.path + "?" + lu.query)
-    data = c.getresponse().read()
+    data = fetch(loc)[1]
     check("the Location serves the uploaded bytes",
           hashlib.sha256(data).digest() ==
           hashlib.sha256(PKG1_BYTES).digest(), len(data))
 error("an unknown package", v1("GET", "/apps/%s/packages/nope-1" % APP),
       404, "PACKAGE_NOT_FOUND")
+st, doc = v1("GET", "/apps/%s/packages/notes-1.0.1/download" % APP)
+check("the deprecated download: a redirect to the package's URL",
+      st == 302 and isinstance(doc, dict) and
+      isinstance(doc.get("Location"), str), "%d %s" % (st, doc))
+if st == 302:
+    st, data = fetch(doc["Location"])
+    check("… which serves the package's bytes", st == 200 and
+          data == PKG2_BYTES, st)
 
 # --- first deployment ------------------------------------------------------
 error("transport of an unknown package",
@@ -621,14 +635,6 @@ error("backups as a member without the backups permission",
 error("an archive of an unknown data_type",
       request("POST", B + "/snapshots/%s/archives?data_type=zip" % SID),
       400, "UNSUPPORTED")
-
-
-def fetch(url):
-    lu = urllib.parse.urlparse(url)
-    c = http.client.HTTPConnection(lu.hostname, lu.port, timeout=60)
-    c.request("GET", lu.path + "?" + lu.query)
-    r = c.getresponse()
-    return r.status, r.read()
 
 
 archives = {}

@@ -368,6 +368,9 @@ ALLOWED_NOT_2XX = {
         (404, "NO_SUCH_STARTJOB", None),
     ("GET", "/api/1/apps/{AppId}/environments/{Mode}/package"):
         (404, "PACKAGE_NOT_FOUND", None),
+    # the package's bytes are on the node (a node that never registered)
+    ("GET", "/api/1/apps/{AppId}/packages/{PackageId}/download"):
+        (503, "NODE_UNREACHABLE", None),
     # an archive's bytes are on the node; the restore fixture is none
     ("GET", "/api/v2/apps/{ProjectId}/environments/{EnvironmentId}/"
      "snapshots/{SnapshotId}/archives/{ArchiveId}"):
