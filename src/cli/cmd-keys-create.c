@@ -1,7 +1,11 @@
-/* nubo keys create [--name N] [--read-only] [--app APP]… [--expires T] */
+/* nubo keys create [--name N] [--read-only] [--app APP]… [--expires T]
+ * [--pat --scope S[,S…]] */
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "cli.h"
+#include "xmalloc.h"
 
 static int
 cmd_keys_create_exec(struct cmd_args *a)
@@ -24,6 +28,21 @@ cmd_keys_create_exec(struct cmd_args *a)
 	if (cmd_opt(a, "expires"))
 		json_object_set_new(body, "expires_at",
 		    json_string(cmd_opt(a, "expires")));
+	if (cmd_flag(a, "pat") != (cmd_opt(a, "scope") != NULL)) {
+		json_decref(body);
+		return out_usage(cmd_current, "--pat and --scope go together: "
+		    "--pat --scope mx:deployment:read[,mx:deployment:write]");
+	}
+	if (cmd_opt(a, "scope")) {
+		char *copy = xstrdup(cmd_opt(a, "scope")), *p, *save = NULL;
+
+		list = json_array();
+		for (p = strtok_r(copy, ",", &save); p;
+		    p = strtok_r(NULL, ",", &save))
+			json_array_append_new(list, json_string(p));
+		json_object_set_new(body, "scopes", list);
+		free(copy);
+	}
 	if (api_ok("POST", "/keys", body, &resp) == -1) {
 		json_decref(body);
 		return CLI_FAILED;
@@ -39,12 +58,16 @@ cmd_keys_create_exec(struct cmd_args *a)
 }
 
 const struct cmd_entry cmd_keys_create_entry = {
-	"keys", "create", NULL, "name=,read-only,app=,expires=,json", 0, 0,
+	"keys", "create", NULL, "name=,read-only,app=,expires=,pat,scope=,json",
+	0, 0,
 	"create an API key and print it (shown once)",
 	"The key can never do more than you, nor more than the key you run\n"
 	"this with. --read-only allows only reads; --app APP (repeatable)\n"
 	"limits it to those apps; --expires takes an RFC 3339 UTC time such\n"
 	"as 2030-01-31T00:00:00Z. The key goes to standard output, the rest\n"
-	"to standard error, so `KEY=$(nubo keys create)` works.",
+	"to standard error, so `KEY=$(nubo keys create)` works. --pat --scope\n"
+	"mx:deployment:read[,mx:deployment:write] makes a personal access\n"
+	"token for the Mendix Deploy API v4 (Authorization: MxToken …), valid\n"
+	"only there; without the write scope it only reads.",
 	cmd_keys_create_exec, 0,
 };

@@ -147,7 +147,7 @@ auth_key(struct preq *r, const char *key)
 static int
 auth_hash(struct preq *r, const char *hash, int by_cookie)
 {
-	char *exp = NULL, *apps = NULL, *csrf = NULL;
+	char *exp = NULL, *apps = NULL, *csrf = NULL, *scopes = NULL;
 	long long key_id, user_id, read_only, is_admin, revoked;
 	char now[32];
 	int rc = -1, found;
@@ -155,9 +155,10 @@ auth_hash(struct preq *r, const char *hash, int by_cookie)
 	/* The hot path of every request: plain columns, no JSON objects. */
 	found = store_scan(r->db, "SELECT k.id, k.user_id, k.read_only,"
 	    " u.is_admin, k.revoked_at IS NOT NULL, k.expires_at, k.apps_json,"
-	    " k.csrf_token FROM api_keys k JOIN users u ON u.id = k.user_id"
-	    " WHERE k.hash = ?", "s", "iiiiisss", hash, &key_id, &user_id,
-	    &read_only, &is_admin, &revoked, &exp, &apps, &csrf);
+	    " k.csrf_token, k.scopes_json FROM api_keys k JOIN users u ON"
+	    " u.id = k.user_id WHERE k.hash = ?", "s", "iiiiissss", hash,
+	    &key_id, &user_id, &read_only, &is_admin, &revoked, &exp, &apps,
+	    &csrf, &scopes);
 	if (found == 1 && by_cookie != (csrf != NULL)) {
 		/* a session's secret is no API key, nor a key a cookie */
 		found = 0;
@@ -205,6 +206,7 @@ auth_hash(struct preq *r, const char *hash, int by_cookie)
 	r->who.key_id = key_id;
 	r->who.user_id = user_id;
 	r->who.read_only = (int)read_only;
+	r->who.pat = scopes != NULL;
 	r->who.is_admin = (int)is_admin;
 	if (apps) {
 		r->who.app_scope = json_loads(apps, 0, NULL);
@@ -222,6 +224,7 @@ out:
 	free(exp);
 	free(apps);
 	free(csrf);
+	free(scopes);
 	return rc;
 }
 

@@ -5,6 +5,7 @@
  * operation and keeps its reply for the face to translate. */
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -29,6 +30,49 @@ mx_url(const char *url)
 			return 1;
 	}
 	return 0;
+}
+
+int
+mx4_url(const char *url)
+{
+	return strncmp(url, "/api/v4", 7) == 0 && (url[7] == '/' ||
+	    url[7] == '\0');
+}
+
+void
+mx4_error_reply(struct http_req *h, unsigned status, const char *code,
+    const char *message)
+{
+	json_t *e = json_pack("{s:I,s:s,s:s}", "code", (json_int_t)status,
+	    "message", message, "x-nubo-code", code);
+
+	/* a bad request names the parameter when the message does
+	 * ("field 'limit' …") */
+	if (status == 400) {
+		const char *q = strchr(message, '\''), *qe = q ?
+		    strchr(q + 1, '\'') : NULL;
+		char *name = q && qe ? xstrndup(q + 1, (size_t)(qe - q - 1)) :
+		    xstrdup("body");
+
+		json_object_set_new(e, "invalid-params", json_pack(
+		    "[{s:s,s:s}]", "name", name, "reason", message));
+		free(name);
+	}
+	http_reply_json(h, status, json_pack("{s:o}", "error", e));
+}
+
+int
+mx4_authenticate(struct preq *r)
+{
+	const char *h = http_header(r->http, "Authorization");
+
+	if (h == NULL || strncasecmp(h, "MxToken ", 8) != 0 || h[8] == '\0') {
+		reply_error(r, 401, "UNAUTHENTICATED", "send 'Authorization: "
+		    "MxToken <personal access token>' (nubo keys create --pat "
+		    "--scope mx:deployment:read,mx:deployment:write)");
+		return -1;
+	}
+	return auth_key(r, h + 8);
 }
 
 /* nubo's generic error codes and the Mendix APIs' words for them; the
@@ -92,6 +136,7 @@ mx_authenticate(struct preq *r)
 static const char *const mx_param_names[][2] = {
 	{ "AppId", "app" },
 	{ "ProjectId", "app" },
+	{ "appId", "app" },
 	{ "SnapshotId", "snapshot" },
 	{ "Mode", "env" },
 	{ "PackageId", "package" },
@@ -102,7 +147,8 @@ void
 mx_params(struct preq *r)
 {
 	struct http_req *h = r->http;
-	const char *eid = http_param(h, "EnvironmentId");
+	const char *eid = http_param(h, "EnvironmentId") ?
+	    http_param(h, "EnvironmentId") : http_param(h, "environmentId");
 	int i, n = h->nparams;
 	size_t k;
 
@@ -132,17 +178,18 @@ mx_params(struct preq *r)
 int
 mx_resolved(struct preq *r)
 {
+	const char *eid;
 	char *name;
 
 	if (r->env == NULL)
 		return 0;
-	if (preq_param(r, "EnvironmentId") && store_int(r->db, 0, "SELECT 1"
-	    " FROM environments WHERE uuid = ? AND ((node_id = ? AND app_id IS"
-	    " NULL) OR app_id = ?)", "sii", preq_param(r, "EnvironmentId"),
-	    r->node_id, r->app_id) != 1) {
+	eid = preq_param(r, "EnvironmentId") ? preq_param(r,
+	    "EnvironmentId") : preq_param(r, "environmentId");
+	if (eid && store_int(r->db, 0, "SELECT 1 FROM environments WHERE"
+	    " uuid = ? AND ((node_id = ? AND app_id IS NULL) OR app_id = ?)",
+	    "sii", eid, r->node_id, r->app_id) != 1) {
 		reply_error(r, 404, "ENVIRONMENT_NOT_FOUND", "app '%s' has no "
-		    "environment '%s'", preq_param(r, "app"),
-		    preq_param(r, "EnvironmentId"));
+		    "environment '%s'", preq_param(r, "app"), eid);
 		return -1;
 	}
 	/* the environment's own name: the Mode may come in any case */

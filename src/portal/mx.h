@@ -19,6 +19,15 @@ void mx_error_reply(struct http_req *, unsigned status, const char *code,
 /* The code a face answers for nubo's code. */
 const char *mx_code(const char *code);
 
+/* Deploy API v4 (/api/v4): its prefix, its error shape {"error":
+ * {"code": <HTTP status>, "message", "invalid-params"?}}, and its
+ * `Authorization: MxToken <token>` (a personal access token, or any API
+ * key of the user). */
+int mx4_url(const char *url);
+void mx4_error_reply(struct http_req *, unsigned status, const char *code,
+    const char *message);
+int mx4_authenticate(struct preq *);
+
 /* routes.c, around every face request: the Mendix-Username and
  * Mendix-ApiKey headers (0, or -1 after replying 401); the path's
  * Mendix parameters given nubo's names ({AppId} → {app}, {Mode} →

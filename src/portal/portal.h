@@ -61,6 +61,7 @@ typedef void (*route_handler)(struct preq *);
 enum face {
 	FACE_NUBO,		/* /api/v1, patterns relative to it */
 	FACE_MX,		/* /api/1 and /api/v2, patterns absolute */
+	FACE_MX4,		/* /api/v4 (personal access tokens) */
 };
 
 /* Route flags. */
@@ -90,6 +91,9 @@ struct principal {
 	 * token, which GET /me tells the page. */
 	int		 session;
 	char		 csrf[48];
+	/* A personal access token (a key with scopes): valid only on the
+	 * Mendix Deploy API v4; without the write scope it is read-only. */
+	int		 pat;
 };
 
 /* One API request as handlers see it: path objects already resolved and

@@ -393,9 +393,9 @@ void
 keys_list(struct preq *r)
 {
 	json_t *rows = store_rows(r->db, "SELECT id, prefix, name, read_only,"
-	    " apps_json, expires_at, revoked_at, created_at, parent_id"
-	    " FROM api_keys WHERE user_id = ? AND csrf_token IS NULL"
-	    " ORDER BY id", "i", r->who.user_id);
+	    " apps_json, expires_at, revoked_at, created_at, parent_id,"
+	    " scopes_json FROM api_keys WHERE user_id = ? AND csrf_token IS"
+	    " NULL ORDER BY id", "i", r->who.user_id);
 	json_t *k;
 	size_t i;
 
@@ -406,6 +406,39 @@ keys_list(struct preq *r)
 	json_array_foreach(rows, i, k)
 		keys_decorate(r->db, k);
 	reply(r, 200, json_pack("{s:o}", "keys", rows));
+}
+
+/* The scopes of a personal access token: mx:deployment:read, and
+ * mx:deployment:write or not (*write). 0, or -1 after replying 400. */
+static int
+keys_scopes_check(struct preq *r, json_t *scopes, int *write)
+{
+	int read = 0;
+	json_t *v;
+	size_t i;
+
+	*write = 0;
+	json_array_foreach(scopes, i, v) {
+		const char *s = json_string_value(v);
+
+		if (s && strcmp(s, "mx:deployment:read") == 0)
+			read = 1;
+		else if (s && strcmp(s, "mx:deployment:write") == 0)
+			*write = 1;
+		else {
+			reply_error(r, 400, "INVALID_SCOPE", "field 'scopes': "
+			    "no scope %s%s%s (mx:deployment:read, "
+			    "mx:deployment:write)", s ? "'" : "", s ? s :
+			    "that is not a string", s ? "'" : "");
+			return -1;
+		}
+	}
+	if (!read) {
+		reply_error(r, 400, "INVALID_SCOPE", "field 'scopes': a personal "
+		    "access token needs mx:deployment:read");
+		return -1;
+	}
+	return 0;
 }
 
 /* 1 when uuid is in the JSON array scope. */
@@ -433,9 +466,10 @@ keys_create(struct preq *r)
 	static const struct jfield fields[] = {
 		{ "name", JT_STRING, 0 }, { "read_only", JT_BOOL, 0 },
 		{ "apps", JT_ARRAY, 0 }, { "expires_at", JT_STRING, 0 },
-		{ NULL } };
+		{ "scopes", JT_ARRAY, 0 }, { NULL } };
 	const char *expires, *name;
-	json_t *apps, *scope = NULL, *v;
+	json_t *apps, *scope = NULL, *v, *scopes;
+	int write = 1;
 	long long key_id = 0;
 	char *key = NULL;
 	char exp[32] = "";
@@ -475,6 +509,11 @@ keys_create(struct preq *r)
 			return;
 		}
 	}
+	/* a personal access token (the Mendix Deploy API v4): its scopes,
+	 * read needed, write optional */
+	scopes = json_object_get(r->body, "scopes");
+	if (scopes && keys_scopes_check(r, scopes, &write) == -1)
+		return;
 	if (apps && json_array_size(apps) > NUBO_LIST_MAX) {
 		reply_error(r, 400, "BAD_REQUEST", "field 'apps' lists more "
 		    "than %d apps", NUBO_LIST_MAX);
@@ -517,17 +556,19 @@ keys_create(struct preq *r)
 		}
 	}
 	key = auth_key_create(r->db, r->who.user_id, name ? name : "",
-	    jsonx_bool(r->body, "read_only", 0) || r->who.read_only,
+	    jsonx_bool(r->body, "read_only", 0) || r->who.read_only || !write,
 	    scope ? scope : r->who.app_scope, exp[0] ? exp : NULL,
 	    r->who.session ? 0 : r->who.key_id, &key_id);
-	if (key == NULL) {
+	if (key == NULL || (scopes && store_run(r->db, "UPDATE api_keys SET"
+	    " scopes_json = ? WHERE id = ?", "ji", scopes, key_id) !=
+	    STORE_OK)) {
 		reply_store_error(r);
 		goto out;
 	}
 	activity_log(r, "key.create", "created API key %lld", key_id);
 	v = store_row(r->db, "SELECT id, prefix, name, read_only, apps_json,"
-	    " expires_at, created_at, parent_id FROM api_keys WHERE id = ?",
-	    "i", key_id);
+	    " expires_at, created_at, parent_id, scopes_json FROM api_keys"
+	    " WHERE id = ?", "i", key_id);
 	if (v == NULL) {
 		reply_store_error(r);
 		goto out;

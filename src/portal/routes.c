@@ -149,6 +149,14 @@ void mx_packages_upload_v2(struct preq *);
 void mx_jobs_show_v2(struct preq *);
 void mx_settings_show(struct preq *);
 void mx_settings_set(struct preq *);
+/* mx-v4.c */
+void mx4_apps_list(struct preq *);
+void mx4_apps_show(struct preq *);
+void mx4_apps_patch(struct preq *);
+void mx4_envs_list(struct preq *);
+void mx4_envs_show(struct preq *);
+void mx4_permissions_show(struct preq *);
+void mx4_permissions_patch(struct preq *);
 /* mx-backups.c */
 void mx_snapshots_list(struct preq *);
 void mx_snapshots_create(struct preq *);
@@ -162,6 +170,7 @@ void mx_restores_show(struct preq *);
 
 #define MX1_ENV "/api/1/apps/{AppId}/environments/{Mode}"
 #define MXB_ENV "/api/v2/apps/{ProjectId}/environments/{EnvironmentId}"
+#define MX4_ENV "/api/v4/apps/{appId}/environments/{environmentId}"
 
 /* nubo's own routes leave face and flags out: FACE_NUBO, none */
 #pragma GCC diagnostic push
@@ -534,6 +543,29 @@ const struct route routes[] = {
 	  "stopped environment (?source_snapshot_id=&db_only=)", FACE_MX, 0 },
 	{ "GET", MXB_ENV "/restores/{RestoreId}", mx_restores_show,
 	  ACCESS_APP_BACKUPS, "Mendix Backups API v2: a restore", FACE_MX, 0 },
+
+	/* Mendix Deploy API v4 (mx-v4.c): Authorization: MxToken <personal
+	 * access token> */
+	{ "GET", "/api/v4/apps", mx4_apps_list, ACCESS_USER,
+	  "Mendix Deploy API v4: the apps you can see (offset, limit, "
+	  "licenseType)", FACE_MX4, 0 },
+	{ "GET", "/api/v4/apps/{appId}", mx4_apps_show, ACCESS_APP_MEMBER,
+	  "Mendix Deploy API v4: an app (appId: its uuid)", FACE_MX4, 0 },
+	{ "PATCH", "/api/v4/apps/{appId}", mx4_apps_patch, ACCESS_APP_TC,
+	  "Mendix Deploy API v4: hand the Technical Contact role to "
+	  "{technicalContact: {userId}}", FACE_MX4, 0 },
+	{ "GET", "/api/v4/apps/{appId}/environments", mx4_envs_list,
+	  ACCESS_APP_MEMBER, "Mendix Deploy API v4: the app's environments "
+	  "(offset, limit, sort, expand=package)", FACE_MX4, 0 },
+	{ "GET", MX4_ENV, mx4_envs_show, ACCESS_APP_MEMBER,
+	  "Mendix Deploy API v4: an environment (expand=package)", FACE_MX4,
+	  0 },
+	{ "GET", MX4_ENV "/permissions", mx4_permissions_show,
+	  ACCESS_APP_MEMBER, "Mendix Deploy API v4: the members' permissions "
+	  "on the environment (userId, offset, limit)", FACE_MX4, 0 },
+	{ "PATCH", MX4_ENV "/permissions", mx4_permissions_patch,
+	  ACCESS_APP_MANAGE, "Mendix Deploy API v4: change members' "
+	  "permissions on the environment {permissions: [...]}", FACE_MX4, 0 },
 };
 #pragma GCC diagnostic pop
 const size_t routes_count = sizeof routes / sizeof routes[0];
@@ -678,7 +710,10 @@ routes_begin(struct http_req *h)
 	h->ctx = r;
 	r->http = h;
 	r->portal = h->app;
-	if (mx_url(url)) {
+	if (mx4_url(url)) {
+		face = FACE_MX4;
+		h->error_reply = mx4_error_reply;
+	} else if (mx_url(url)) {
 		face = FACE_MX;
 		h->error_reply = mx_error_reply;
 	} else if (strncmp(url, API_PREFIX, strlen(API_PREFIX)) != 0 ||
@@ -714,16 +749,22 @@ routes_begin(struct http_req *h)
 	h->route = r->route;
 	r->db = store_db();
 	if (r->route->access != ACCESS_PUBLIC && (face == FACE_MX ?
-	    mx_authenticate(r) : auth_authenticate(r)) == -1)
+	    mx_authenticate(r) : face == FACE_MX4 ? mx4_authenticate(r) :
+	    auth_authenticate(r)) == -1)
 		return;
+	if (r->who.pat && face != FACE_MX4) {
+		reply_error(r, 401, "UNAUTHENTICATED", "a personal access token "
+		    "is valid only on the Mendix Deploy API v4 (/api/v4)");
+		return;
+	}
 	if (r->who.read_only && strcmp(h->method, "GET") != 0) {
 		reply_error(r, 403, "KEY_READ_ONLY",
 		    "this API key is read-only");
 		return;
 	}
-	if (face == FACE_MX)
+	if (face != FACE_NUBO)
 		mx_params(r);
-	if (resolve_path(r) == -1 || (face == FACE_MX && mx_resolved(r) ==
+	if (resolve_path(r) == -1 || (face != FACE_NUBO && mx_resolved(r) ==
 	    -1) || auth_check_access(r) == -1)
 		return;
 	if (r->route->flags & ROUTE_MULTIPART)
@@ -827,7 +868,7 @@ routes_describe(void)
 			item = json_object();
 			json_object_set_new(paths, rt->pattern, item);
 			/* a Mendix face's path is absolute */
-			if (rt->face == FACE_MX)
+			if (rt->face != FACE_NUBO)
 				json_object_set_new(item, "servers",
 				    json_pack("[{s:s}]", "url", "/"));
 		}
@@ -844,11 +885,15 @@ routes_describe(void)
 		    access_name(rt->access), "parameters", params,
 		    "responses", "default", "description",
 		    rt->face == FACE_MX ? "a JSON body, or {\"errorCode\", "
-		    "\"errorMessage\"}" :
+		    "\"errorMessage\"}" : rt->face == FACE_MX4 ? "a JSON body, "
+		    "or {\"error\":{\"code\",\"message\",\"invalid-params\"}}" :
 		    "a JSON body, or {\"error\":{\"code\",\"message\"}}");
 		if (rt->face == FACE_MX)
 			json_object_set_new(op, "security", json_pack(
 			    "[{s:[],s:[]}]", "mendixUsername", "mendixApiKey"));
+		else if (rt->face == FACE_MX4)
+			json_object_set_new(op, "security", json_pack(
+			    "[{s:[]}]", "mxToken"));
 		else if (rt->access == ACCESS_AGENT)
 			json_object_set_new(op, "security",
 			    json_pack("[{s:[]}]", "nodeToken"));
@@ -863,7 +908,7 @@ routes_describe(void)
 	}
 	return json_pack("{s:s,s:{s:s,s:s},s:[{s:s}],s:o,s:{s:{s:{s:s,s:s},"
 	    "s:{s:s,s:s,s:s,s:s},s:{s:s,s:s},s:{s:s,s:s,s:s},"
-	    "s:{s:s,s:s,s:s}}}}",
+	    "s:{s:s,s:s,s:s},s:{s:s,s:s,s:s,s:s}}}}",
 	    "openapi", "3.0.3",
 	    "info", "title", "nubo API", "version", "1",
 	    "servers", "url", API_PREFIX,
@@ -878,7 +923,10 @@ routes_describe(void)
 	    "mendixUsername", "type", "apiKey", "in", "header", "name",
 	    "Mendix-Username",
 	    "mendixApiKey", "type", "apiKey", "in", "header", "name",
-	    "Mendix-ApiKey");
+	    "Mendix-ApiKey",
+	    "mxToken", "type", "apiKey", "in", "header", "name",
+	    "Authorization", "description", "'MxToken <personal access "
+	    "token>' (nubo keys create --pat --scope …)");
 }
 
 /* Every access level and its name, for `nubod routes` (the permission

@@ -368,6 +368,11 @@ static const char *const store_schema[] = {
 	 * --router-tls-listen), as its registration says; NULL: plain
 	 * only (nodes.router) */
 	"ALTER TABLE nodes ADD COLUMN router_tls TEXT;",
+	/* 23: personal access tokens (the Mendix Deploy API v4,
+	 * docs/MENDIX-API.md): an API key with scopes
+	 * ["mx:deployment:read", "mx:deployment:write"], valid only on
+	 * /api/v4 */
+	"ALTER TABLE api_keys ADD COLUMN scopes_json TEXT;",
 };
 
 static char *store_path_global;

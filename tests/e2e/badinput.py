@@ -122,7 +122,10 @@ def make_world():
                                     " node_id = ? AND name = 'Test'",
                                     (node,)).fetchone()[0],
         "SnapshotId": snap, "ArchiveId": str(uuid.uuid4()),
-        "RestoreId": str(uuid.uuid4()),
+        "RestoreId": str(uuid.uuid4()), "appId": app_uuid,
+        "environmentId": db.execute("SELECT uuid FROM environments WHERE"
+                                    " node_id = ? AND name = 'Test'",
+                                    (node,)).fetchone()[0],
     }, token
 
 
@@ -256,7 +259,9 @@ for rt in writes:
     for p, bogus in (("app", "no-such-app"), ("node", "no-such-node"),
                      ("env", "NoSuchEnv"), ("AppId", "no-such-app"),
                      ("Mode", "NoSuchEnv"), ("ProjectId", str(uuid.uuid4())),
-                     ("EnvironmentId", str(uuid.uuid4()))):
+                     ("EnvironmentId", str(uuid.uuid4())),
+                     ("appId", str(uuid.uuid4())),
+                     ("environmentId", str(uuid.uuid4()))):
         if "{%s}" % p in pattern:
             cases.append((f"unknown {{{p}}}", json.dumps(good).encode()
                           if takes_body else None,
@@ -270,13 +275,16 @@ for rt in writes:
     NOT_FOUND = {"app": "APP_NOT_FOUND", "node": "NODE_NOT_FOUND",
                  "env": "ENVIRONMENT_NOT_FOUND", "AppId": "APP_NOT_FOUND",
                  "Mode": "ENVIRONMENT_NOT_FOUND", "ProjectId": "APP_NOT_FOUND",
-                 "EnvironmentId": "ENVIRONMENT_NOT_FOUND"}
+                 "EnvironmentId": "ENVIRONMENT_NOT_FOUND",
+                 "appId": "APP_NOT_FOUND",
+                 "environmentId": "ENVIRONMENT_NOT_FOUND"}
     for what, raw, want in cases:
         p = path
         if want[0] == "path":
             p = fill(pattern, {**fixtures, want[1]: want[2]})
             want = (404, NOT_FOUND[want[1]], want[2])
-        if pattern.startswith("/api/"):
+        # v4 keeps nubo's code (x-nubo-code) beside the HTTP status
+        if pattern.startswith("/api/") and not pattern.startswith("/api/v4"):
             want = (want[0], MX_CODES.get(want[1], want[1]), want[2])
         st, doc = call(method, p, key, raw=raw)
         code, msg = error_of(doc)

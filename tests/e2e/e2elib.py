@@ -20,11 +20,14 @@ class Portal:
     def call(self, method, path, key=None, body=None, raw=None, user=None):
         """One request: (status, parsed JSON body or raw bytes). A path
         under /api/ (a Mendix face, docs/MENDIX-API.md) is sent as it
-        is, with user and key as Mendix-Username and Mendix-ApiKey;
-        other paths go under /api/v1 with the key as a Bearer token."""
+        is, with user and key as Mendix-Username and Mendix-ApiKey (under
+        /api/v4 the key as an MxToken); other paths go under /api/v1 with
+        the key as a Bearer token."""
         headers = {}
         mx = path.startswith("/api/")
-        if key and mx:
+        if key and path.startswith("/api/v4"):
+            headers["Authorization"] = "MxToken " + key
+        elif key and mx:
             headers["Mendix-Username"] = user or ""
             headers["Mendix-ApiKey"] = key
         elif key:
@@ -71,7 +74,8 @@ def now_iso(offset=0):
 
 def error_of(doc):
     """(code, message) of an error answer in nubo's shape or a Mendix
-    face's ({"errorCode", "errorMessage"}); (None, "") otherwise."""
+    face's ({"errorCode", "errorMessage"}; v4: {"error": {"code": status,
+    "x-nubo-code"}}); (None, "") otherwise."""
     if not isinstance(doc, dict):
         return None, ""
     if "errorCode" in doc:
@@ -79,4 +83,6 @@ def error_of(doc):
     err = doc.get("error") or {}
     if not isinstance(err, dict):
         return None, ""
+    if isinstance(err.get("code"), int):
+        return err.get("x-nubo-code"), err.get("message") or ""
     return err.get("code"), err.get("message") or ""

@@ -9,7 +9,7 @@ through the node's router and the store, each sloppy-client case, and
 every error of the reference that nubo can produce, once.
 
 usage: mxapi.py PORTAL_URL ROUTER_PORT USER KEY VIEWER_KEY READONLY_KEY
-                PACKAGE TMPDIR STORE NODE_PID
+                PACKAGE TMPDIR STORE NODE_PID PAT PAT_READONLY
 """
 import hashlib
 import http.client
@@ -28,6 +28,7 @@ import uuid
 
 URL, ROUTER, USER, KEY, VIEWER_KEY, RO_KEY, PKG, TMP, STORE = sys.argv[1:10]
 NODE_PID = int(sys.argv[10])
+PAT, PAT_RO = sys.argv[11:13]
 U = urllib.parse.urlparse(URL)
 APP = "shop"
 HOST = "shop-test.nubo.localhost"
@@ -717,6 +718,140 @@ check("DELETE answers {}", d == {}, d)
 error("the deleted package", v1("GET", "/apps/%s/packages/notes-1.0.0" %
                                 APP), 404, "PACKAGE_NOT_FOUND")
 
+# --- Deploy API v4 (personal access tokens) --------------------------------
+def v4(method, path, body=None, token=PAT, **kw):
+    h = {"Authorization": "MxToken " + token} if token else {}
+    return request(method, "/api/v4" + path, body, headers=h, user=None,
+                   key=None, **kw)
+
+
+def error4(what, got, status):
+    st, doc = got
+    e = (doc or {}).get("error") if isinstance(doc, dict) else None
+    check("%s: %d in the v4 error shape" % (what, status),
+          st == status and isinstance(e, dict) and e.get("code") == status
+          and isinstance(e.get("message"), str) and e["message"] != "" and
+          (status != 400 or isinstance(e.get("invalid-params"), list)),
+          "%d %s" % (st, doc))
+    return e or {}
+
+
+APP4_FIELDS = {"id": str, "name": str, "licenseType": str, "subdomain": str,
+               "technicalContact": dict, "region": str}
+ENV4_FIELDS = {"id": str, "appId": str, "name": str, "state": str,
+               "isProduction": bool, "url": str, "dbVersion": str,
+               "planName": str}
+PKG4_FIELDS = {"id": str, "appId": str, "modelVersion": str,
+               "runtimeVersion": str, "createdOn": str,
+               "expiresOn": (str, NONE), "description": str,
+               "fileName": str, "fileSize": int}
+PERM4_FIELDS = {"member": dict, "canDeployApp": str, "canManageBackups": str,
+                "canViewAlerts": str, "canAccessAPI": str,
+                "canViewLogs": str, "canManagePrivileges": str}
+error4("v4 without a token", v4("GET", "/apps", token=None), 401)
+error4("v4 with a wrong token", v4("GET", "/apps", token="nubo_" + "1" * 40),
+       401)
+error("a personal access token on Deploy API v1",
+      v1("GET", "/apps", key=PAT), 401, "UNAUTHENTICATED")
+c = http.client.HTTPConnection(U.hostname, U.port, timeout=30)
+c.request("GET", "/api/v1/apps", headers={"Authorization": "Bearer " + PAT})
+r = c.getresponse()
+check("a personal access token on nubo's own API: 401", r.status == 401 and
+      json.loads(r.read())["error"]["code"] == "UNAUTHENTICATED", r.status)
+pg = want("v4 apps", v4("GET", "/apps"))
+check("v4 apps: {apps, pagination}", isinstance(pg, dict) and
+      set(pg) == {"apps", "pagination"} and pg["pagination"] ==
+      {"offset": 0, "limit": 100, "size": len(pg["apps"])}, pg)
+a4 = [a for a in (pg or {}).get("apps", []) if a.get("subdomain") == APP]
+check("v4 apps lists the app", len(a4) == 1, pg)
+a4 = want("v4 app", v4("GET", "/apps/" + puuid))
+shape("v4 app", a4, APP4_FIELDS)
+check("v4 app: licensed, its Technical Contact",
+      (a4 or {}).get("licenseType") == "licensed" and a4.get("id") == puuid
+      and a4.get("technicalContact", {}).get("userId") == USER, a4)
+pg = want("v4 apps licenseType=free", v4("GET", "/apps?licenseType=free"))
+check("a licensed app is not among the free ones", APP not in
+      [a.get("subdomain") for a in (pg or {}).get("apps", [])], pg)
+e = error4("v4 apps limit=0", v4("GET", "/apps?limit=0"), 400)
+check("invalid-params names limit", (e.get("invalid-params") or [{}])[0]
+      .get("name") == "limit", e)
+error4("v4 unknown app", v4("GET", "/apps/%s" % uuid.uuid4()), 404)
+pg = want("v4 environments", v4("GET", "/apps/%s/environments?expand="
+                                "package&sort=-name" % puuid))
+es = (pg or {}).get("environments", [])
+check("sorted by name, descending", [x.get("name") for x in es] ==
+      ["Test", "Production", "Acceptance"], es)
+for x in es:
+    shape("v4 environment %s" % x.get("name"), {k: v for k, v in x.items()
+                                                if k != "package"},
+          ENV4_FIELDS)
+t4 = es[0] if es else {}
+check("Test: running, its uuid, not production",
+      t4.get("state") == "running" and t4.get("id") == EIDS.get("Test") and
+      t4.get("isProduction") is False, t4)
+shape("expand=package", t4.get("package"), PKG4_FIELDS)
+check("the package Test runs", (t4.get("package") or {}).get("id") ==
+      "notes-1.0.1" and t4["package"].get("modelVersion") == "1.0.1", t4)
+check("Production: no package", "package" in es[1] and es[1]["package"]
+      is None if len(es) > 1 else False, es)
+x = want("v4 environment", v4("GET", "/apps/%s/environments/%s" %
+                              (puuid, EIDS.get("Test"))))
+check("v4 environment without expand has no package",
+      (x or {}).get("name") == "Test" and "package" not in x, x)
+error4("v4 unknown environment", v4("GET", "/apps/%s/environments/%s" %
+                                    (puuid, uuid.uuid4())), 404)
+P4 = "/apps/%s/environments/%s/permissions" % (puuid, EIDS.get("Test"))
+pm = want("v4 permissions", v4("GET", P4))
+check("v4 permissions: {technicalContact, permissions, pagination}",
+      isinstance(pm, dict) and set(pm) == {"technicalContact", "permissions",
+                                           "pagination"} and
+      pm["technicalContact"].get("userId") == USER, pm)
+for x in (pm or {}).get("permissions", []):
+    shape("v4 permission of %s" % x.get("member", {}).get("userId"), x,
+          PERM4_FIELDS)
+vw = [x for x in (pm or {}).get("permissions", [])
+      if x["member"]["userId"] == "viewer@mx.test"]
+check("the viewer holds nothing on Test", vw and all(
+    vw[0][k] == "false" for k in PERM4_FIELDS if k not in ("member",
+                                                           "canAccessAPI")),
+      vw)
+pm = want("v4 permissions of one user", v4("GET", P4 +
+                                           "?userId=viewer@mx.test"))
+check("userId picks one", len((pm or {}).get("permissions", [])) == 1, pm)
+patch = {"permissions": [{"member": {"userId": "viewer@mx.test"},
+                          "canDeployApp": True, "canViewLogs": True}]}
+error4("a read-only token's PATCH", v4("PATCH", P4, patch, token=PAT_RO),
+       403)
+pm = want("v4 PATCH permissions", v4("PATCH", P4, patch))
+vw = [x for x in (pm or {}).get("permissions", [])
+      if x["member"]["userId"] == "viewer@mx.test"]
+check("the viewer may now deploy to Test and read its logs", vw and
+      vw[0]["canDeployApp"] == "true" and vw[0]["canViewLogs"] == "true"
+      and vw[0]["canManageBackups"] == "false", vw)
+rows = sorted(db.execute(
+    "SELECT mp.permission, mp.environment FROM member_permissions mp JOIN"
+    " users u ON u.id = mp.user_id JOIN apps a ON a.id = mp.app_id WHERE"
+    " u.email = 'viewer@mx.test' AND a.subdomain = ?", (APP,)).fetchall())
+check("nubo's permissions of the viewer", rows == [("logs", "Test"),
+                                                   ("transport", "Test")],
+      rows)
+error4("a PATCH for a non-member", v4("PATCH", P4, {"permissions": [
+    {"member": {"userId": "nobody@mx.test"}, "canDeployApp": True}]}), 404)
+error4("canAccessAPI false", v4("PATCH", P4, {"permissions": [
+    {"member": {"userId": "viewer@mx.test"}, "canAccessAPI": False}]}), 400)
+error4("the read-only token may not hand over the app",
+       v4("PATCH", "/apps/" + puuid, {"technicalContact": {
+           "userId": "viewer@mx.test"}}, token=PAT_RO), 403)
+a4 = want("v4 technical contact change", v4(
+    "PATCH", "/apps/" + puuid, {"technicalContact": {"userId":
+                                                     "viewer@mx.test"}}))
+check("the app's Technical Contact is the viewer now",
+      (a4 or {}).get("technicalContact", {}).get("userId") ==
+      "viewer@mx.test" and db.execute(
+          "SELECT u.email FROM apps a JOIN users u ON u.id ="
+          " a.technical_contact WHERE a.subdomain = ?",
+          (APP,)).fetchone()[0] == "viewer@mx.test", a4)
+
 # --- the same operations, the same jobs and log ---------------------------
 kinds = [r[0] for r in db.execute(
     "SELECT kind FROM jobs j JOIN apps a ON a.id = j.app_id WHERE"
@@ -736,6 +871,8 @@ check("and the activity log has them", {"env.transport", "env.start",
                                         "snapshot.download",
                                         "snapshot.restore",
                                         "snapshot.delete"} <= acts, acts)
+check("the v4 changes are in the log too", {
+    "member.permissions", "app.technical-contact"} <= acts, acts)
 # every 2xx above had a JSON body (want()); nubo's own API is unchanged
 c = http.client.HTTPConnection(U.hostname, U.port, timeout=30)
 c.request("GET", "/api/v1/apps/" + APP, headers={"Authorization":

@@ -231,6 +231,9 @@ def make_world():
             (node, ENV)).fetchone()[0],
         "SnapshotId": snap, "ArchiveId": str(uuid.uuid4()),
         "RestoreId": str(uuid.uuid4()),
+        "appId": app_uuid, "environmentId": db.execute(
+            "SELECT uuid FROM environments WHERE node_id = ? AND name = ?",
+            (node, ENV)).fetchone()[0],
     }
 
 
@@ -257,7 +260,7 @@ def expect(route, p):
         # tc's key limited to another app: nothing on this world's app or
         # node, no platform routes, and of its own routes reads and keys.
         if "{app}" in path or "{AppId}" in path or "{ProjectId}" in path \
-                or "{node}" in path:
+                or "{appId}" in path or "{node}" in path:
             return 403
         if a == "user" and (method == "GET" or path.startswith("/keys")):
             return "allow"
@@ -276,7 +279,7 @@ def expect(route, p):
     if a in PERMS:
         # on {env}, or on some environment when the route has none
         env = ENV if "{env}" in path or "{Mode}" in path or \
-            "{EnvironmentId}" in path else None
+            "{EnvironmentId}" in path or "{environmentId}" in path else None
         return "allow" if p == "tc" or holds(p, a, env) else 403
     if a == "app-technical-contact":
         return "allow" if p == "tc" else 403
@@ -502,6 +505,12 @@ SUCCEEDS = [
     ("PUT", "/api/v2/apps/{ProjectId}/environments/{EnvironmentId}/"
      "snapshots/{SnapshotId}", "member-backups", {"comment": "kept"}, 200,
      None),
+    ("PATCH", "/api/v4/apps/{appId}", "tc",
+     {"technicalContact": {"userId": "member-none@matrix.test"}}, 200, None),
+    ("PATCH", "/api/v4/apps/{appId}/environments/{environmentId}/"
+     "permissions", "tc", {"permissions": [
+         {"member": {"userId": "member-none@matrix.test"},
+          "canDeployApp": True}]}, 200, None),
 ]
 for method, pattern, p, body, want, prep in SUCCEEDS:
     if not any(r["method"] == method and r["path"] == pattern for r in routes):

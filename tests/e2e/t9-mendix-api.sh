@@ -19,12 +19,19 @@ check "link app to node" "$NUBO" nodes link mx shop
 # a member who may only look (no transport), for NO_ACCESS
 VIEWER_KEY=$(make_user viewer@mx.test)
 check "add the viewer" "$NUBO" members add shop viewer@mx.test
-# a read-only key of the admin
+# a read-only key of the admin, and personal access tokens (Deploy API v4)
 RO_KEY=$("$NUBO" keys create --read-only 2>/dev/null)
+PAT=$("$NUBO" keys create --pat --scope mx:deployment:read,mx:deployment:write 2>/dev/null)
+PAT_RO=$("$NUBO" keys create --pat --scope mx:deployment:read 2>/dev/null)
+check_fails "--pat needs --scope" 2 "$NUBO" keys create --pat
+check_fails "an unknown scope is refused" 1 "$NUBO" keys create --pat --scope mx:everything
+expect "keys list shows the token's scopes" "$("$NUBO" keys list --json |
+	python3 -c 'import json,sys; print(sorted(",".join(k["scopes"]) for k in (lambda d: d["keys"] if isinstance(d, dict) else d)(json.load(sys.stdin)) if k.get("scopes")))')" \
+	"['mx:deployment:read', 'mx:deployment:read,mx:deployment:write']"
 
 if python3 "$NUBO_SRC/tests/e2e/mxapi.py" "$PORTAL_URL" "$ROUTER_mx" \
 	admin@nubo.localhost "$ADMIN_KEY" "$VIEWER_KEY" "$RO_KEY" "$PKG" \
-	"$T" "$T/portal/portal.db" "$NODE_PID_mx"; then
+	"$T" "$T/portal/portal.db" "$NODE_PID_mx" "$PAT" "$PAT_RO"; then
 	pass "mxapi.py: every check above"
 else
 	fail "mxapi.py: see the not-ok lines above"
