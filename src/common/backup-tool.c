@@ -87,7 +87,7 @@ backup_tool_main(int argc, char **argv)
 	int level = 0, threads = 0, jobs = 0, pgr = 1, c, fd, rc;
 	char *cause = NULL, *path;
 	struct backup_info info;
-	struct opts opt;
+	static struct opts opt;	/* its values stay until the end */
 	char *arg;
 	long long n;
 

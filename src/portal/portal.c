@@ -315,7 +315,7 @@ portal_main(int argc, char **argv)
 	char *own_url = NULL;
 	int init = 0, c, rc = 1;
 	long long n;
-	struct opts o;
+	static struct opts o;	/* its values stay until the portal stops */
 	char *arg;
 	char *cause = NULL;
 
@@ -329,7 +329,6 @@ portal_main(int argc, char **argv)
 		argv++;
 		argc--;
 	}
-	/* the table's values stay in o until the portal stops */
 	if (opts_parse(&o, &portal_cmd, argc, argv, &cause) == -1)
 		goto usage;
 	while ((c = opts_next(&o, &arg)) != -1) {

@@ -103,6 +103,17 @@ check_fails "node: a token in a file others may read" 2 timeout 20 "$NUBOD" node
 expect_match "node: the token's file: the message" "$(cat "$T/last.err")" "'token' is a secret, but others may read"
 check_fails "a missing --config file" 2 "$NUBOD" portal --config "$T/none.conf"
 expect "still nothing made" "$(test -e "$T/never" && echo made || echo none)" none
+# the README's Production files are what the daemons take (their values
+# are checked before --help answers)
+awk '/^## Production/ {p = 1} /^## / && !/Production/ {p = 0}
+	p && /^```ini/ {n++; f = 1; next} p && /^```/ {f = 0} f {print > (dir "/readme-" n ".conf")}' \
+	dir="$T" "$NUBO_SRC/README.md"
+chmod 600 "$T"/readme-*.conf 2>/dev/null || true
+check "README's portal.conf is read by nubod portal" "$NUBOD" portal --config "$T/readme-1.conf" --help
+check "README's node.conf is read by nubod node" "$NUBOD" node --config "$T/readme-2.conf" --help
+expect "  (two files, with more than 5 keys each)" \
+	"$(grep -c ' = ' "$T/readme-1.conf" 2>/dev/null) $(test "$(grep -c ' = ' "$T/readme-2.conf" 2>/dev/null)" -gt 5 && echo many)" "7 many"
+
 # the running portal was not disturbed by any of it
 check "the portal still answers" "$NUBO" apps list
 

@@ -128,6 +128,53 @@ done
 expect "the node's unit leaves cgroups and namespaces to the node" \
 	"$(grep -cE '^(ProtectControlGroups|ProtectKernelTunables|RestrictNamespaces|PrivateDevices|MemoryDenyWriteExecute)=' <<< "$node_unit" || true)" 0
 
+# --- the portal as its unit runs it: an unprivileged user, the system
+# read-only but for its data folder and /etc/nubo/secrets (ProtectSystem=
+# strict, ReadWritePaths=), a private /tmp; the packaged nubod and
+# portal.conf, bound where the package puts them (bubblewrap) ---
+mkdir -m 700 "$T/state" "$T/secrets"
+chown 65534:65534 "$T/state" "$T/secrets"
+# the host's system read-only (each top-level folder and /etc's entries
+# bound in: /etc/nubo and /var/lib/nubo do not exist on the host), then
+# the package's files and the two writable folders
+unit_root=()
+for e in /*; do
+	case $e in /etc|/var|/tmp|/proc|/dev|/run|/sys|/home|/root|/lost+found) continue ;; esac
+	if [ -L "$e" ]; then unit_root+=(--symlink "$(readlink "$e")" "$e")
+	else unit_root+=(--ro-bind "$e" "$e"); fi
+done
+unit_root+=(--dir /etc)
+for e in /etc/*; do unit_root+=(--ro-bind "$e" "$e"); done
+as_unit() (	# UMask=0077 too; bubblewrap's child (the daemon) in $T/unit.info
+	umask 077
+	exec setpriv --reuid=65534 --regid=65534 --clear-groups -- \
+		bwrap "${unit_root[@]}" --dev /dev --proc /proc --tmpfs /tmp \
+		--dir /etc/nubo --ro-bind "$R/etc/nubo/portal.conf" /etc/nubo/portal.conf \
+		--bind "$T/secrets" /etc/nubo/secrets \
+		--dir /var/lib/nubo --bind "$T/state" /var/lib/nubo/portal \
+		--ro-bind "$R/usr/sbin" /usr/sbin --remount-ro / --die-with-parent \
+		--info-fd 3 "$@" 3> "$T/unit.info"
+)
+check_fails "  (in there, /etc/nubo is read-only)" 1 as_unit /usr/bin/touch /etc/nubo/x
+check_fails "  (and so is /var/lib/nubo)" 1 as_unit /usr/bin/touch /var/lib/nubo/x
+UNIT_PORT=$(free_port)
+check "portal init as the unit's user, from /etc/nubo/portal.conf by default" \
+	as_unit /usr/sbin/nubod portal init --email ops@example.com
+UNIT_KEY=$(awk '/API key/ {print $NF}' "$T/last.out")
+as_unit /usr/sbin/nubod portal --config /etc/nubo/portal.conf --listen "127.0.0.1:$UNIT_PORT" \
+	> "$T/unit-portal.log" 2>&1 &
+UNIT_PID=$!
+PIDS+=("$UNIT_PID")
+wait_http "http://127.0.0.1:$UNIT_PORT/api/v1/openapi.json"
+check "  it answers, with its store and sealing key where the unit lets it write" \
+	env NUBO_URL="http://127.0.0.1:$UNIT_PORT" NUBO_API_KEY="$UNIT_KEY" "$NUBO" apps create unitapp --no-sandbox
+expect "  the store is the user's" "$(stat -c '%u %a' "$T/state/portal.db")" "65534 600"
+expect "  the sealing key is in /etc/nubo/secrets" "$(stat -c '%u %a' "$T/secrets/portal.key")" "65534 600"
+# SIGTERM to nubod itself, bubblewrap's child (bubblewrap passes none on)
+kill -TERM "$(jq -r '."child-pid"' "$T/unit.info")"
+wait "$UNIT_PID" 2>/dev/null || true
+expect_match "  and it stopped cleanly" "$(cat "$T/unit-portal.log")" "stopping"
+
 # --- lintian: no error ---
 if command -v lintian > /dev/null; then
 	lintian --fail-on error "$DEB" > "$T/lintian.txt" 2>&1 && rc=0 || rc=$?
