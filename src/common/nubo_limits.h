@@ -95,6 +95,10 @@
 #define NUBO_IO_CHUNK           (256 * 1024)        /* streaming buffer size */
 
 #define NUBO_DOWNLOADS_TRACKED  256                 /* partial downloads a node remembers */
+
+/* the Mendix API faces' request budget (src/portal/mx.c) */
+#define NUBO_MX_RATE_DEFAULT    600                 /* requests a minute per API key */
+#define NUBO_MX_RATE_KEYS       4096                /* keys tracked at once */
 #define NUBO_DOWNLOAD_RESUME_SECONDS (24 * 3600)    /* how long a partial download counts */
 
 #endif

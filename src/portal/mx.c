@@ -3,6 +3,8 @@
  * Mendix-ApiKey headers, the error shape, the path parameters given
  * nubo's names, and mx_call(), which runs nubo's own handler for an
  * operation and keeps its reply for the face to translate. */
+#include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -11,6 +13,7 @@
 
 #include "auth.h"
 #include "mx.h"
+#include "nubo_limits.h"
 #include "store.h"
 #include "util.h"
 #include "xmalloc.h"
@@ -130,6 +133,64 @@ mx_authenticate(struct preq *r)
 		return -1;
 	}
 	return 0;
+}
+
+/* Each API key's request budget on the faces: a token bucket of
+ * mx_rate requests, refilled at mx_rate a minute. Buckets live in a
+ * table of NUBO_MX_RATE_KEYS slots (a key probes MX_RATE_PROBE of them;
+ * when all are taken, the one used longest ago starts afresh). */
+#define MX_RATE_PROBE	8
+
+static struct mx_bucket {
+	long long	 key;
+	double		 tokens;
+	double		 at;		/* util_mono() of the last request */
+} mx_buckets[NUBO_MX_RATE_KEYS];
+static pthread_mutex_t mx_rate_lock = PTHREAD_MUTEX_INITIALIZER;
+
+int
+mx_rate_check(struct preq *r)
+{
+	double cap = r->portal->mx_rate, per_s = cap / 60.0, now = util_mono();
+	struct mx_bucket *b = NULL, *c;
+	long long wait;
+	size_t i, h = (size_t)r->who.key_id % NUBO_MX_RATE_KEYS;
+	char after[32];
+
+	if (r->who.key_id == 0)
+		return 0;
+	pthread_mutex_lock(&mx_rate_lock);
+	for (i = 0; i < MX_RATE_PROBE; i++) {
+		c = &mx_buckets[(h + i) % NUBO_MX_RATE_KEYS];
+		if (c->key == r->who.key_id) {
+			b = c;
+			break;
+		}
+		if (b == NULL || c->key == 0 || (b->key != 0 && c->at < b->at))
+			b = c;
+	}
+	if (b->key != r->who.key_id) {
+		b->key = r->who.key_id;
+		b->tokens = cap;
+		b->at = now;
+	}
+	b->tokens += (now - b->at) * per_s;
+	if (b->tokens > cap)
+		b->tokens = cap;
+	b->at = now;
+	if (b->tokens >= 1) {
+		b->tokens -= 1;
+		pthread_mutex_unlock(&mx_rate_lock);
+		return 0;
+	}
+	wait = (long long)((1 - b->tokens) / per_s) + 1;	/* rounded up */
+	pthread_mutex_unlock(&mx_rate_lock);
+	reply_error(r, 429, "RATE_LIMITED", "this API key made more than its "
+	    "%u requests a minute to the Mendix APIs: retry in %lld s",
+	    r->portal->mx_rate, wait);
+	snprintf(after, sizeof after, "%lld", wait);
+	http_add_header(r->http, "Retry-After", after);
+	return -1;
 }
 
 /* The Mendix path parameters and the names nubo's handlers read. */

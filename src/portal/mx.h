@@ -28,6 +28,10 @@ void mx4_error_reply(struct http_req *, unsigned status, const char *code,
     const char *message);
 int mx4_authenticate(struct preq *);
 
+/* The API key's request budget (portal.mx_rate a minute): 0, or -1
+ * after replying 429 with Retry-After. */
+int mx_rate_check(struct preq *);
+
 /* routes.c, around every face request: the Mendix-Username and
  * Mendix-ApiKey headers (0, or -1 after replying 401); the path's
  * Mendix parameters given nubo's names ({AppId} → {app}, {Mode} →

@@ -41,6 +41,10 @@ static const struct opt portal_opts[] = {
 	    "hands out (default http(s)://<listen>)" },
 	{ "threads", "N", 't', 0,
 	    "threads answering requests, 1 to 256 (default 4)" },
+	{ "mx-rate", "N", 'M', 0,
+	    "requests a minute each API key may make to the Mendix APIs "
+	    "(/api/1, /api/v2, /api/v4; over it 429 with Retry-After), 1 to "
+	    "1000000 (default 600)" },
 	{ "offboarding-keep-days", "N", 'K', 0,
 	    "days an offboarded node's data is kept before it is deleted, 0 to "
 	    "3650 (default 30)" },
@@ -323,6 +327,7 @@ portal_main(int argc, char **argv)
 	p.listen = "127.0.0.1:7070";
 	p.cloud_domain = "nubo.localhost";
 	p.threads = 4;
+	p.mx_rate = NUBO_MX_RATE_DEFAULT;
 	p.secrets_key = NUBO_SECRETS_KEY_DEFAULT;
 	if (argc > 1 && strcmp(argv[1], "init") == 0) {
 		init = 1;
@@ -356,6 +361,14 @@ portal_main(int argc, char **argv)
 				goto usage;
 			}
 			p.threads = (unsigned)n;
+			break;
+		case 'M':
+			if (util_parse_int(arg, 1, 1000000, &n) == -1) {
+				cause = opts_bad_value(&o, "a number of requests "
+				    "a minute from 1 to 1000000");
+				goto usage;
+			}
+			p.mx_rate = (unsigned)n;
 			break;
 		case 'K':
 			/* how long an offboarded node's data is kept */

@@ -26,6 +26,8 @@ struct portal {
 	char			*public_url;	/* how clients and nodes reach us */
 	unsigned		 threads;
 	int			 tls;		/* HTTPS: cookies are Secure */
+	unsigned		 mx_rate;	/* Mendix faces: requests per
+						 * minute and API key */
 	struct http_server	*http;
 };
 

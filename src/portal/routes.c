@@ -757,6 +757,8 @@ routes_begin(struct http_req *h)
 		    "is valid only on the Mendix Deploy API v4 (/api/v4)");
 		return;
 	}
+	if (face != FACE_NUBO && mx_rate_check(r) == -1)
+		return;
 	if (r->who.read_only && strcmp(h->method, "GET") != 0) {
 		reply_error(r, 403, "KEY_READ_ONLY",
 		    "this API key is read-only");

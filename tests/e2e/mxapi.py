@@ -852,6 +852,45 @@ check("the app's Technical Contact is the viewer now",
           " a.technical_contact WHERE a.subdomain = ?",
           (APP,)).fetchone()[0] == "viewer@mx.test", a4)
 
+# --- each API key's request budget (600 a minute by default) --------------
+c = http.client.HTTPConnection(U.hostname, U.port, timeout=30)
+c.request("POST", "/api/v1/keys", body=json.dumps({"name": "budget"}),
+          headers={"Authorization": "Bearer " + KEY,
+                   "Content-Type": "application/json"})
+RK = json.loads(c.getresponse().read())["key"]
+H = {"Mendix-Username": USER, "Mendix-ApiKey": RK}
+t0 = time.time()
+served = 0
+limited = None
+for _ in range(2000):
+    c.request("GET", "/api/v2/apps/%s/jobs/999999" % APP, headers=H)
+    r = c.getresponse()
+    body = r.read()
+    if r.status == 429:
+        limited = (r, json.loads(body))
+        break
+    served += 1
+took = time.time() - t0
+check("a key gets its 600 requests, then 429", limited is not None and
+      600 <= served <= 600 + int(took * 10) + 1, "%d served in %.1f s" % (
+          served, took))
+if limited:
+    r, doc = limited
+    check("429 RATE_LIMITED in the v1 shape, with Retry-After",
+          doc.get("errorCode") == "RATE_LIMITED" and
+          (r.getheader("Retry-After") or "").isdigit() and
+          int(r.getheader("Retry-After")) >= 1, "%s %s" % (
+              r.getheader("Retry-After"), doc))
+    st, doc = request("GET", "/api/v4/apps", headers={
+        "Authorization": "MxToken " + RK}, user=None, key=None)
+    check("the budget is the key's on every face (v4: 429 in its shape)",
+          st == 429 and doc.get("error", {}).get("code") == 429, "%d %s" % (
+              st, doc))
+    check("another key is not limited", v1("GET", "/apps")[0] == 200)
+    time.sleep(int(limited[0].getheader("Retry-After") or "1") + 0.2)
+    st, _ = request("GET", "/api/v2/apps/%s/jobs/999999" % APP, key=RK)
+    check("after Retry-After the key is served again", st == 404, st)
+
 # --- the same operations, the same jobs and log ---------------------------
 kinds = [r[0] for r in db.execute(
     "SELECT kind FROM jobs j JOIN apps a ON a.id = j.app_id WHERE"
