@@ -380,7 +380,8 @@ usage_all(FILE *f)
 		    e->verb ? " " : "", e->verb ? e->verb : "");
 		fprintf(f, "  %-24s %s\n", name, e->summary);
 	}
-	fputs("\n'nubo <noun> <verb> --help' tells more about one command.\n"
+	fputs("\n'nubo <noun> <verb> --help' tells more about one command;\n"
+	    "'nubo --man' prints the manual page nubo(1) (roff).\n"
 	    "Exit status: 0 ok, 1 failed, 2 usage error.\n", f);
 }
 

@@ -420,6 +420,43 @@ test_help_and_man(void **state)
 	free(man);
 }
 
+extern const struct opts_cmd portal_cmd, node_cmd, archive_cmd;
+
+/* nubod's own tables: every name a config key can be, every val unique
+ * (two rows with one val would send an option to the other's case), a
+ * help text for --help and the manual. */
+static void
+test_real_tables(void **state)
+{
+	const struct opts_cmd *const cmds[] = { &portal_cmd, &node_cmd,
+		&archive_cmd };
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
+		const struct opt *a, *b;
+		int n = 0;
+
+		for (a = cmds[i]->opts; a->name; a++, n++) {
+			assert_int_equal(strspn(a->name,
+			    "abcdefghijklmnopqrstuvwxyz0123456789-"),
+			    strlen(a->name));
+			assert_true(a->name[0] != '-');
+			assert_true(a->val != 0 && a->val != '?' && a->val != ':');
+			assert_true(a->help && strlen(a->help) > 10);
+			for (b = a + 1; b->name; b++) {
+				if (strcmp(a->name, b->name) == 0 ||
+				    a->val == b->val)
+					fail_msg("%s: --%s and --%s", cmds[i]->name,
+					    a->name, b->name);
+			}
+		}
+		assert_true(n > 5);
+		assert_non_null(cmds[i]->synopsis);
+		assert_non_null(cmds[i]->summary);
+	}
+}
+
 static int
 setup(void **state)
 {
@@ -452,6 +489,7 @@ main(void)
 		cmocka_unit_test(test_garbage),
 		cmocka_unit_test(test_default_config),
 		cmocka_unit_test(test_help_and_man),
+		cmocka_unit_test(test_real_tables),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
