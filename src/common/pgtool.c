@@ -1,5 +1,6 @@
 /* PostgreSQL client programs without passwords on their command lines,
  * dying with their parent (pgtool.h). */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -168,4 +169,66 @@ pgtool_spawn(const char *tool, const char *dburl, char *const args[],
 	free(bin);
 	errno = saved;
 	return pid;
+}
+
+/* Whether the user_name list of a rule ("{all}", "{a,+b,/re}") may name
+ * an environment's role: all, a group (+), a regular expression (/) or
+ * a name of theirs (env_…, nubo_…). */
+static int
+hba_users_ours(const char *users)
+{
+	char *list = xstrdup(users ? users : "{all}"), *p, *save = NULL;
+	int ours = 0;
+
+	for (p = strtok_r(list, "{},\"", &save); p && !ours;
+	    p = strtok_r(NULL, "{},\"", &save))
+		ours = strcmp(p, "all") == 0 || *p == '+' || *p == '/' ||
+		    strncmp(p, "env_", 4) == 0 || strncmp(p, "nubo_", 5) == 0;
+	free(list);
+	return ours;
+}
+
+/* 1 when netmask names one host (/32, /128). */
+static int
+hba_one_host(const char *netmask)
+{
+	unsigned char b[16];
+	size_t i, n;
+
+	if (inet_pton(AF_INET, netmask, b) == 1)
+		n = 4;
+	else if (inet_pton(AF_INET6, netmask, b) == 1)
+		n = 16;
+	else
+		return 0;
+	for (i = 0; i < n; i++)
+		if (b[i] != 0xff)
+			return 0;
+	return 1;
+}
+
+char *
+pgtool_hba_open(const char *type, const char *users, const char *address,
+    const char *netmask, const char *auth)
+{
+	if (type == NULL || strncmp(type, "host", 4) != 0 ||
+	    (auth && strcmp(auth, "reject") == 0) || !hba_users_ours(users))
+		return NULL;
+	if (auth && strcmp(auth, "trust") == 0)
+		return xasprintf("admits %s from %s without a password (trust)",
+		    users ? users : "{all}", address ? address : "anywhere");
+	if (address == NULL || strcmp(address, "all") == 0 ||
+	    strcmp(address, "samenet") == 0)
+		return xasprintf("admits %s from %s, not from the node's "
+		    "address only", users ? users : "{all}", address ?
+		    address : "anywhere");
+	if (netmask && !hba_one_host(netmask))
+		return xasprintf("admits %s from the network %s/%s, not from "
+		    "the node's address only", users ? users : "{all}",
+		    address, netmask);
+	if (auth && strcmp(auth, "scram-sha-256") != 0 &&
+	    strcmp(auth, "cert") != 0)
+		return xasprintf("admits %s from %s with %s, not "
+		    "scram-sha-256", users ? users : "{all}", address, auth);
+	return NULL;
 }

@@ -26,4 +26,14 @@ char *pgtool_conninfo_public(const char *dburl);
  * (caller frees); NULL when it does not parse. */
 char *pgtool_conninfo_db(const char *dburl, const char *dbname);
 
+/* One rule of a server's pg_hba.conf as the view pg_hba_file_rules shows
+ * it (type, user_name as "{all}" or "{a,b}", address, netmask,
+ * auth_method; NULL where the view has NULL): why it lets the
+ * environments' roles (env_<id>, nubo_…) in from more than one host or
+ * without scram-sha-256 (caller frees), or NULL when it does not — a
+ * server on another host than the node (nubod node --pg) should admit
+ * them from the node's address only (ARCHITECTURE). */
+char *pgtool_hba_open(const char *type, const char *users,
+    const char *address, const char *netmask, const char *auth);
+
 #endif

@@ -673,6 +673,57 @@ out:
 	return rc;
 }
 
+/* --pg on another host: the environments' roles come from this node's
+ * address (the relay of their sockets), and nothing else should reach
+ * them. Say which rules of the server's pg_hba.conf let them in from
+ * elsewhere (or without scram); the server is the operator's to fix. */
+static void
+pg_hba_check(PGconn *c)
+{
+	PGresult *r;
+	int i, open = 0;
+
+	if (pg_host == NULL || *pg_host == '/' || strcmp(pg_host,
+	    "localhost") == 0 || strncmp(pg_host, "127.", 4) == 0 ||
+	    strcmp(pg_host, "::1") == 0)
+		return;		/* on this host: its loopback is the node's */
+	r = PQexec(c, "SELECT line_number, type, user_name::text, address,"
+	    " netmask, auth_method FROM pg_hba_file_rules WHERE error IS NULL"
+	    " ORDER BY line_number");
+	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+		const char *msg = PQerrorMessage(c);
+
+		log_warn("cannot read the pg_hba.conf rules of the PostgreSQL "
+		    "server at %s (%.*s): make sure they admit the "
+		    "environments' roles (env_*, nubo_*) from this node's "
+		    "address only, with scram-sha-256", pg_host,
+		    (int)strcspn(msg, "\n"), msg);
+		PQclear(r);
+		return;
+	}
+	for (i = 0; i < PQntuples(r); i++) {
+		char *why = pgtool_hba_open(PQgetvalue(r, i, 1),
+		    PQgetisnull(r, i, 2) ? NULL : PQgetvalue(r, i, 2),
+		    PQgetisnull(r, i, 3) ? NULL : PQgetvalue(r, i, 3),
+		    PQgetisnull(r, i, 4) ? NULL : PQgetvalue(r, i, 4),
+		    PQgetvalue(r, i, 5));
+
+		if (why == NULL)
+			continue;
+		open++;
+		log_warn("the PostgreSQL server at %s: pg_hba.conf line %s %s: "
+		    "other hosts may try the environments' roles; admit them "
+		    "from this node's address only, with scram-sha-256",
+		    pg_host, PQgetvalue(r, i, 0), why);
+		free(why);
+	}
+	if (open == 0)
+		log_info("the PostgreSQL server at %s admits the environments' "
+		    "roles from single hosts only, with scram-sha-256 (its "
+		    "pg_hba.conf)", pg_host);
+	PQclear(r);
+}
+
 int
 pg_start(void)
 {
@@ -701,9 +752,10 @@ pg_start(void)
 			free(cause);
 			return -1;
 		}
-		PQfinish(c);
 		log_info("using the PostgreSQL server at %s:%u", pg_host,
 		    pg_port_used);
+		pg_hba_check(c);
+		PQfinish(c);
 		pg_catalogs_settle();
 		return 0;
 	}

@@ -31,9 +31,14 @@ NS_V3=nubo-t9-$$-v3
 NS_V4=nubo-t9-$$-v4
 NS_C=nubo-t9-$$-client
 ALL_NS=("$NS_P" "$NS_V3" "$NS_V4" "$NS_C" "$NS_SW")
+DBHOST=$T/dbhost
+PGBIN=/usr/lib/postgresql/15/bin
 netns_release() {
 	local ns
 	stop_all
+	if [ -f "$DBHOST/data/postmaster.pid" ]; then
+		runuser -u nubo-pg -- "$PGBIN/pg_ctl" -D "$DBHOST/data" stop -m immediate -w >/dev/null 2>&1 || true
+	fi
 	for ns in "${ALL_NS[@]}"; do
 		# what stop_all missed would keep the namespace alive unnamed
 		ip netns pids "$ns" 2>/dev/null | xargs -r kill -KILL 2>/dev/null || true
@@ -247,6 +252,40 @@ expect "no other host reaches v3's PostgreSQL" \
 expect_match "its pg_hba admits the sandboxes' socket and the node's loopback only" \
 	"$(grep -vE '^(#|$)' "$T/node-v3/pg/data/pg_hba.conf" | tr -s ' ' | tr '\n' '|')" \
 	"^local sameuser all scram-sha-256\|host all all 127.0.0.1/32 scram-sha-256\|host all all ::1/128 scram-sha-256\|host all all 0.0.0.0/0 reject\|host all all ::/0 reject\|$"
+
+# a node whose --pg server is on another host (here a cluster on the
+# portal's host whose pg_hba.conf admits everyone from everywhere) says
+# which rules let the environments' roles in from other hosts
+mkdir -m 700 "$DBHOST"
+chown nubo-pg "$DBHOST"
+echo "dbhost-pw-$$" > "$T/dbhost.pw"
+chmod 644 "$T/dbhost.pw"
+runuser -u nubo-pg -- "$PGBIN/initdb" -D "$DBHOST/data" -U nubo_admin --pwfile="$T/dbhost.pw" \
+	--auth=scram-sha-256 >/dev/null
+printf 'host all all 0.0.0.0/0 scram-sha-256\nhost all all %s/32 md5\n' "$V3_IP" >> "$DBHOST/data/pg_hba.conf"
+ip netns exec "$NS_P" runuser -u nubo-pg -- "$PGBIN/pg_ctl" -D "$DBHOST/data" -l "$DBHOST/log" -w \
+	-o "-c listen_addresses=$P_IP -c port=5432 -c unix_socket_directories=$DBHOST" start >/dev/null
+# its agent and router on v3's loopback; no portal needed for the check
+ip netns exec "$NS_V3" "$NUBOD" node --data "$T/node-ext" --portal "$PORTAL_URL" --token none \
+	--listen 127.0.0.1:7081 --router-port 8081 \
+	--pg "postgresql://nubo_admin:dbhost-pw-$$@$P_IP:5432/postgres" >> "$T/node-ext.log" 2>&1 &
+PIDS+=("$!")
+NODE_DIRS+=("$T/node-ext")
+EXT_PID=$!
+for _ in $(seq 100); do
+	grep -q "agent listening" "$T/node-ext.log" && break
+	sleep 0.2
+done
+expect_match "a node with --pg on another host names the rule open to the network" "$(cat "$T/node-ext.log")" \
+	"the PostgreSQL server at $P_IP: pg_hba.conf line [0-9]+ admits \{all\} from the network 0\.0\.0\.0/0\.0\.0\.0, not from the node's address only"
+expect_match "  and the one without scram-sha-256" "$(cat "$T/node-ext.log")" \
+	"pg_hba.conf line [0-9]+ admits \{all\} from $V3_IP with md5, not scram-sha-256"
+expect "  not the rules of the server's own loopback" \
+	"$(grep -c "admits {all} from the network 127\.0\.0\.1\|admits {all} from 127\.0\.0\.1" "$T/node-ext.log" || true)" 0
+kill -TERM "$EXT_PID"
+wait "$EXT_PID" 2>/dev/null || true
+"$NUBOD" node stop-all --data "$T/node-ext" >/dev/null 2>&1 || true
+runuser -u nubo-pg -- "$PGBIN/pg_ctl" -D "$DBHOST/data" stop -m fast -w >/dev/null
 
 # --- a backup, downloaded on the client's host ---
 check "backups create" "$NUBO" backups create notes Test --comment hosts
