@@ -786,6 +786,9 @@ node_main(int argc, char **argv)
 	if (sandbox_setup() == -1 || node_load_agent() == -1 ||
 	    env_load() == -1)
 		return 1;
+	/* before the router's first config: the instances that kept
+	 * serving while the agent was away stay routed through its start */
+	supervisor_adopt_all();
 	if (pg_start() == -1)
 		return 1;
 	backup_recover();

@@ -205,6 +205,9 @@ void env_log_rotate(struct env *);
 void supervisor_start(void);
 /* Re-adopt instances recorded in env.json after a node restart. */
 void supervisor_adopt(struct env *);
+/* supervisor_adopt() of every environment, at start before the router's
+ * first config (what kept serving stays routed). */
+void supervisor_adopt_all(void);
 /* Send SIGTERM to every instance, wait stop_grace, SIGKILL the rest. */
 void supervisor_kill_all(struct env *);
 /* 1 when the instance's process is still alive. */
@@ -350,7 +353,7 @@ int pg_admin_exec(struct pg_conn *c, const char *sql, char **cause);
  * left on it do not apply: writable, no timeouts); NULL with *cause. */
 struct pg_conn *pg_admin_connect_db(const char *db, char **cause);
 /* In database db, close to PUBLIC the shared catalogs and views that
- * show the cluster's sessions, settings, memberships and comments (their
+ * show the cluster's sessions, memberships and dependencies (their
  * privileges are kept per database; the lists of databases and roles stay
  * open, as PostgreSQL has them): 0, or -1 with *cause. */
 int pg_db_close_catalogs(const char *db, char **cause);

@@ -239,19 +239,20 @@ pg_adopt_owner(const char *data)
 	node_run(argv, NODE_RUN_ROOT, NULL, 0);
 }
 
-/* What shows the cluster's sessions, settings, memberships and comments:
+/* What shows the cluster's sessions, memberships and dependencies:
  * shared catalogs and the views over them (pg_user and pg_group show no
  * more than pg_roles). Their privileges are kept per database (in its
  * pg_class), so every environment's database closes them to PUBLIC (and
  * template1, for databases made from it). What stays open, as
- * PostgreSQL and hosted PostgreSQL services leave it: the lists of the
- * cluster's databases and roles, pg_database and pg_roles — names, owners
- * and attributes, nothing of another database's content — which pg_dump
- * reads, so a user's own pg_dump with the environment's credentials
- * works (issue #10; ARCHITECTURE, "Security model"). */
+ * PostgreSQL and hosted PostgreSQL services leave it (PG_OPEN): the
+ * lists of the cluster's databases and roles with their settings,
+ * comments and security labels — names, owners, attributes, nothing of
+ * another database's content — which pg_dump reads (all five in its
+ * custom, directory and tar formats), so a user's own pg_dump with the
+ * environment's credentials works (issue #10; ARCHITECTURE, "Security
+ * model"). */
 static const char *const pg_closed_catalogs[] = {
-	"pg_user", "pg_group", "pg_auth_members", "pg_db_role_setting",
-	"pg_shdescription", "pg_shseclabel", "pg_shdepend",
+	"pg_user", "pg_group", "pg_auth_members", "pg_shdepend",
 	"pg_replication_origin", "pg_stat_activity", "pg_stat_database",
 	"pg_stat_database_conflicts", "pg_stat_ssl", "pg_stat_gssapi",
 	"pg_prepared_xacts", "pg_replication_slots", "pg_stat_replication",
@@ -260,8 +261,10 @@ static const char *const pg_closed_catalogs[] = {
 	"pg_stat_progress_create_index", "pg_stat_progress_vacuum", NULL
 };
 #define PG_CLOSED_FUNCTION	"pg_catalog.pg_stat_get_activity(integer)"
-/* The two lists a node before issue #10 closed too. */
-#define PG_LISTS		"pg_catalog.pg_database, pg_catalog.pg_roles"
+/* What stays open; a node before issue #10 closed these too. */
+#define PG_OPEN		"pg_catalog.pg_database, pg_catalog.pg_roles," \
+	" pg_catalog.pg_db_role_setting, pg_catalog.pg_shdescription," \
+	" pg_catalog.pg_shseclabel"
 
 /* "pg_catalog.a<sep>pg_catalog.b…" of pg_closed_catalogs (caller frees). */
 static char *
@@ -307,8 +310,8 @@ pg_db_close_catalogs(const char *db, char **cause)
 	return rc;
 }
 
-/* In c's database: *lists 1 when PUBLIC may read both pg_database and
- * pg_roles, *open how many of the closed catalogs (and the function)
+/* In c's database: *lists 1 when PUBLIC may read all of PG_OPEN, *open
+ * how many of the closed catalogs (and the function)
  * PUBLIC may still read; -1 when the query failed. */
 static int
 pg_catalogs_state(PGconn *c, int *lists, int *open)
@@ -318,13 +321,12 @@ pg_catalogs_state(PGconn *c, int *lists, int *open)
 	long long n;
 	int rc = -1;
 
-	sql = xasprintf("SELECT has_table_privilege('public',"
-	    " 'pg_catalog.pg_database', 'SELECT') AND"
-	    " has_table_privilege('public', 'pg_catalog.pg_roles', 'SELECT'),"
+	sql = xasprintf("SELECT (SELECT bool_and(has_table_privilege("
+	    "'public', t, 'SELECT')) FROM unnest('{%s}'::regclass[]) t),"
 	    " (SELECT count(*) FROM unnest('{%s}'::regclass[]) t WHERE"
 	    " has_table_privilege('public', t, 'SELECT')) +"
 	    " has_function_privilege('public', '" PG_CLOSED_FUNCTION "',"
-	    " 'EXECUTE')::int", list);
+	    " 'EXECUTE')::int", PG_OPEN, list);
 	r = PQexec(c, sql);
 	if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 &&
 	    util_parse_int(PQgetvalue(r, 0, 1), 0, 1000, &n) == 0) {
@@ -368,7 +370,7 @@ pg_catalogs_settle(void)
 
 		ok = d != NULL && pg_catalogs_state(d, &lists, &open) == 0;
 		if (ok && !lists && pg_admin_exec(d, "GRANT SELECT ON "
-		    PG_LISTS " TO PUBLIC", &cause) == 0 &&
+		    PG_OPEN " TO PUBLIC", &cause) == 0 &&
 		    pg_catalogs_state(d, &lists, &open) == 0 && lists)
 			reopened++;
 		if (ok && open > 0 && pg_admin_exec(d, close_sql,
@@ -381,7 +383,7 @@ pg_catalogs_settle(void)
 			    !lists ? "app roles still may not list the "
 			    "cluster's databases and roles (pg_dump needs them)" :
 			    "app roles still may read the cluster's sessions, "
-			    "settings, memberships or comments",
+			    "memberships or dependencies",
 			    cause ? ": " : "", cause ? cause : "");
 		free(cause);
 		cause = NULL;
@@ -393,12 +395,13 @@ pg_catalogs_settle(void)
 	free(close_sql);
 	if (reopened)
 		log_info("PostgreSQL: the lists of the cluster's databases and "
-		    "roles (pg_database, pg_roles) reopened to app roles, as "
+		    "roles (pg_database, pg_roles, their settings, comments and "
+		    "labels) reopened to app roles, as "
 		    "PostgreSQL has them, in %d database%s an earlier node had "
 		    "closed them in", reopened, reopened == 1 ? "" : "s");
 	if (closed)
-		log_info("PostgreSQL: the cluster's sessions, settings, "
-		    "memberships and comments closed to app roles in %d "
+		log_info("PostgreSQL: the cluster's sessions, memberships "
+		    "and dependencies closed to app roles in %d "
 		    "database%s that still had them open", closed,
 		    closed == 1 ? "" : "s");
 }

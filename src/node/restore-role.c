@@ -81,7 +81,7 @@ restore_role_begin(struct pg_conn *admin, const char *kind, long long env_id,
 	    " NOBYPASSRLS CONNECTION LIMIT 64", rr->name, lit) == -1)
 		goto out;
 	made = 1;
-	/* the cluster's sessions, settings, memberships and comments
+	/* the cluster's sessions, memberships and dependencies
 	 * closed before the dump runs in it (a table made of them would
 	 * outlive it) */
 	if (exec_fmt(admin, cause, "CREATE DATABASE %s OWNER %s ENCODING"

@@ -575,9 +575,8 @@ supervisor_kill_all(struct env *e)
 }
 
 void
-supervisor_start(void)
+supervisor_adopt_all(void)
 {
-	pthread_t t;
 	struct env *e;
 
 	pthread_mutex_lock(&node->lock);
@@ -587,6 +586,15 @@ supervisor_start(void)
 		if (e->want_running && e->state != ENV_RUNNING)
 			e->start_deadline = util_mono() + node->start_timeout;
 	}
+	pthread_mutex_unlock(&node->lock);
+}
+
+void
+supervisor_start(void)
+{
+	pthread_t t;
+
+	pthread_mutex_lock(&node->lock);
 	node->router_dirty = 1;
 	pthread_mutex_unlock(&node->lock);
 	if (pthread_create(&t, NULL, supervisor_thread, NULL) != 0)

@@ -103,7 +103,7 @@ def attacks(q):
     # every database the cluster lists (names may be listed, as in
     # PostgreSQL: see the controls) and the ones known anyway
     a["db_connect_listed"] = lambda: db_attempt_all([g("b_db"), "postgres", "template1"])
-    # the cluster's sessions, settings, memberships, comments
+    # the cluster's sessions, memberships, dependencies
     for name, sql in (
             ("db_list_users", "SELECT string_agg(usename, ',') FROM pg_user"),
             ("db_list_groups", "SELECT count(*) FROM pg_group"),
@@ -111,8 +111,6 @@ def attacks(q):
             ("db_list_sessions", "SELECT string_agg(datname || '/' || usename, ',') FROM pg_stat_activity"),
             ("db_list_sessions_fn", "SELECT count(*) FROM pg_stat_get_activity(NULL)"),
             ("db_list_db_stats", "SELECT string_agg(datname, ',') FROM pg_stat_database"),
-            ("db_list_db_settings", "SELECT count(*) FROM pg_db_role_setting"),
-            ("db_list_comments", "SELECT count(*) FROM pg_shdescription"),
             ("db_list_dependencies", "SELECT count(*) FROM pg_shdepend")):
         a[name] = (lambda sql: lambda: db_query(sql))(sql)
     a["db_host_tcp"] = lambda: try_connect_tcp("127.0.0.1", g("pg_port"))
@@ -211,13 +209,18 @@ def controls():
     c["control_own_tables"] = lambda: control_query(
         "CREATE TABLE IF NOT EXISTS control_t (v text); "
         "INSERT INTO control_t VALUES ('ok'); SELECT count(*) > 0 FROM control_t", "t")
-    # the lists of the cluster's databases and roles: open, as in
-    # PostgreSQL (pg_dump reads them); names only, every database but
-    # our own refuses a connection (db_connect_listed)
+    # the lists of the cluster's databases and roles, their settings,
+    # comments and labels: open, as in PostgreSQL (pg_dump reads them);
+    # every database but our own refuses a connection (db_connect_listed)
     c["control_list_databases"] = lambda: control_query(
         "SELECT string_agg(datname, ',' ORDER BY datname) FROM pg_database", own_db)
     c["control_list_roles"] = lambda: control_query(
         "SELECT string_agg(rolname, ',' ORDER BY rolname) FROM pg_roles", own_role)
+    for name, table in (("settings", "pg_db_role_setting"),
+                        ("comments", "pg_shdescription"),
+                        ("labels", "pg_shseclabel")):
+        c["control_list_" + name] = (lambda t: lambda: control_query(
+            "SELECT count(*) >= 0 FROM " + t, "t"))(table)
     c["control_own_files"] = control_files
     c["control_working_area"] = control_working_area
     c["control_tmp"] = control_tmp
