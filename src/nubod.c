@@ -67,7 +67,10 @@ static const char nubod_man_files[] =
     NUBO_CONFDIR "/portal.conf, " NUBO_CONFDIR "/node.conf: the services' "
     "options (examples are installed with them).\n"
     "\n"
-    NUBO_CONFDIR "/secrets.key: the portal's sealing key (--secrets-key).\n"
+    NUBO_CONFDIR "/secrets.key: the portal's sealing key unless "
+    "--secrets-key names another; the installed portal.conf names "
+    NUBO_CONFDIR "/secrets/portal.key, in a folder the nubo-portal service "
+    "may write.\n"
     "\n"
     "/var/lib/nubo/portal, /var/lib/nubo/node: the data folders the "
     "installed configuration uses.\n"
@@ -137,7 +140,9 @@ nubod_man(void)
 	opts_roff(nubod_man_config, f);
 	fputs(".SH SIGNALS\n", f);
 	opts_roff("SIGHUP: the portal and the node read their --tls-cert and "
-	    "--tls-key files again; open connections keep theirs. SIGTERM: "
+	    "--tls-key files again (a node its --router-tls-cert and "
+	    "--router-tls-key too); open connections keep theirs. A config "
+	    "file is read at start only: after changing it, restart. SIGTERM: "
 	    "they stop; a node's apps, router and database keep running and "
 	    "a restarted node adopts them (nubod node stop-all stops them).",
 	    f);
