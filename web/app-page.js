@@ -10,12 +10,14 @@ import {backupsTab} from './backups.js';
 import {logsTab} from './logs.js';
 import {manageTab} from './manage.js';
 import {migrationTab} from './migration.js';
+import {teamTab} from './team.js';
 
 const TABS = [
   ['environments', 'Environments', envsTab],
   ['packages', 'Packages', packagesTab],
   ['backups', 'Backups', backupsTab],
   ['logs', 'Logs', logsTab],
+  ['team', 'Team', teamTab],
   ['migration', 'Migration', migrationTab],
   ['manage', 'Manage', manageTab],
 ];

@@ -1,16 +1,15 @@
 #!/usr/bin/env bash
 # t9: the portal's pages in a real browser (headless Chromium through
 # chromium-driver and python3-selenium, tests/e2e/web.py) against a real
-# portal and v3 node: sign in, create an app, link it on the Nodes page
-# (another app: the unlink said before the confirmation), upload the
-# sample package, transport and start it, see it running, create and
-# download a backup, migrate it to the v4 node (plan, start, rehearse, cut
-# over, approve the offboarding: its notes served by v4), create and revoke
-# API keys, sign out; <script> in a
-# stored name, comment or key name shows as text; a member without
-# permissions is offered no actions; no console errors or failed
-# requests, every field labelled. Screenshots of each page:
-# $NUBO_BUILD/test-output/t9-web/.
+# portal, a v3 and a v4 node: the seed's procedure in the browser — sign
+# in, create an app, link it to the v3 node, upload the sample package,
+# transport and start it, its log, a backup made and downloaded, the
+# migration to v4 (plan, start, rehearse, cut over, the offboarding
+# approved; its notes served by v4) — and the Manage, Team and API keys
+# pages; <script> in stored values shows as text; a member is offered
+# only what it may do, and forged requests are refused; no console
+# errors or failed requests, every field labelled. Screenshots of each
+# page: $NUBO_BUILD/test-output/t9-web/.
 . "$(dirname "$0")/lib.sh"
 
 PKG=$(ls "$NUBO_BUILD"/packages/notes-*.tar.gz 2>/dev/null | head -1)

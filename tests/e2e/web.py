@@ -1,22 +1,23 @@
 #!/usr/bin/python3
 """The portal's pages in headless Chromium (Debian's chromium,
 chromium-driver and python3-selenium), driven by t9-web.sh against a real
-portal and a real v3 node: sign in, create an app, link it on the Nodes
+portal, a v3 and a v4 node: sign in, create an app, link it on the Nodes
 page (another app: the automatic unlink said before the confirmation),
-upload the sample package, transport and start it, see it running, create
-and download a backup, migrate it to a v4 node (plan, start, rehearse, cut
-over, approve the offboarding; its notes served by v4), rename it, delete
-another app (its name typed), read, search and download its log, create and
-revoke API keys, sign out; a stored name, comment, key name or log line
-holding <script> shows as text; a member
-without permissions is offered no actions, and the requests forged from
-its session are refused (403, without the CSRF header too). On every page: no console
-errors, no failed requests, every form field labelled, and a screenshot
-(OUT/NN-page.png), the Environments page also at 360 px wide.
+upload the sample package, transport and start it, see it running, read,
+search and download its log, create and download a backup, migrate it to
+the v4 node (plan, start, rehearse, cut over, approve the offboarding; its
+notes served by v4), rename it, delete another app (its name typed), add
+a member and grant it logs on Test in the Team grid, create and revoke
+API keys, sign out. A stored name, comment, key name or log line holding
+<script> shows as text. The member is offered no actions but its logs,
+and the requests forged from its session are refused (403, without the
+CSRF header too). On every page: no console errors, no failed requests,
+every form field labelled, and a screenshot (OUT/NN-page.png), the
+Environments page also at 360 px wide.
 
 usage: web.py PORTAL_URL OUT_DIR NUBO NODE ROUTER_PORT PACKAGE V4_NODE V4_ROUTER_PORT
 The CLI (NUBO, with NUBO_URL and NUBO_API_KEY of the admin in the
-environment) makes what the pages do not: users, members, a second app.
+environment) makes what the pages do not: users, a second app, a constant.
 """
 import json
 import os
@@ -486,6 +487,27 @@ try:
        text_of("tbody"))
     page_check("apps-after-delete")
 
+    # --- team: add a member, grant logs on Test in the grid -----------------
+    cli("admin", "users", "create", "viewer@example.com", "--password", "viewerpass1")
+    go("#/apps/webshop/team")
+    wait(lambda _: css("input[name=member_email]"), what="the team tab")
+    css("input[name=member_email]")[0].send_keys("viewer@example.com")
+    d.find_element(By.XPATH, "//button[normalize-space()='Add member']").click()
+    box = "input[aria-label='logs on Test for viewer@example.com']"
+    wait(lambda _: css(box), what="the new member's grid")
+    ok("a new member holds nothing",
+       not any(b.is_selected() for b in css("section[aria-label*='viewer@example.com'] input[type=checkbox]")))
+    css(box)[0].click()
+    d.find_element(By.XPATH, "//button[normalize-space()='Save viewer@example.com']").click()
+    wait(lambda _: "Saved the permissions" in text_of("main [role=status]") or
+         text_of("main section [role=alert]"), what="the saved grid")
+    perms = [m for m in json.loads(cli("members", "list", "webshop", "--json"))
+             if m["email"] == "viewer@example.com"]
+    ok("the grid saved logs on Test, nothing else",
+       perms and {k: v for k, v in perms[0]["permissions"].items() if v} == {"logs": ["Test"]},
+       perms)
+    page_check("team")
+
     # --- API keys: shown once, working, revoked --------------------------------
     def key_status(key):
         req = urllib.request.Request(URL + "/api/v1/me",
@@ -537,9 +559,7 @@ try:
     ok("signed out: an app page asks to sign in", "Sign in" in text_of("h1"))
     page_check("signed-out")
 
-    # --- a member without permissions sees no actions ------------------------
-    cli("admin", "users", "create", "viewer@example.com", "--password", "viewerpass1")
-    cli("members", "add", "webshop", "viewer@example.com")
+    # --- a member with only logs on Test sees no actions ------------------------
     signin("viewer@example.com", "viewerpass1")
     wait(lambda _: "Apps" in text_of("h1"), what="the viewer's apps page")
     go("#/apps/webshop/environments")
@@ -554,6 +574,12 @@ try:
     ok("viewer: no backup actions offered",
        not css("input[name=comment]") and not css("tbody button"))
     page_check("viewer-backups")
+    go("#/apps/webshop/logs")
+    wait(lambda _: css("select[name=environment]"), what="the viewer's logs")
+    ok("viewer: the logs of Test only (the grid's grant)",
+       [o.get_attribute("value") for o in css("select[name=environment] option")] == ["Test"])
+    wait(lambda _: "listening on" in text_of("pre.log"), 20, "the viewer's log lines")
+    page_check("viewer-logs")
     # the server decides anyway: the same requests forged from the
     # viewer's session are refused
     got = d.execute_async_script("""
