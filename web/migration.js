@@ -31,6 +31,8 @@ export async function migrationTab(ctx) {
         live();
         const end = await followJob(job.id, (j) => fill(status,
           `${label}: ${j.state}${j.progress && j.progress.message ? ' — ' + j.progress.message : ''}`));
+        clearTimeout(timer);   // the page is drawn once more below
+        gen++;
         if (end.state === 'completed') fill(status, `${label}: done`);
         else { fill(status); fill(error, `${label} failed: ${end.error || end.state}`); }
       } else {

@@ -30,7 +30,9 @@ import urllib.error
 import urllib.request
 
 from selenium import webdriver
-from selenium.common.exceptions import TimeoutException
+from selenium.common.exceptions import (NoSuchElementException,
+                                        StaleElementReferenceException,
+                                        TimeoutException)
 from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
@@ -171,6 +173,18 @@ def signin(email, password):
     css("form button[type=submit]")[0].click()
 
 
+def click(xpath):
+    """Click what xpath names; found again when the page redrew it just
+    then (a live view redraws while a job runs)."""
+    for _ in range(10):
+        try:
+            d.find_element(By.XPATH, xpath).click()
+            return
+        except (StaleElementReferenceException, NoSuchElementException):
+            time.sleep(0.3)
+    d.find_element(By.XPATH, xpath).click()
+
+
 def downloaded(before, secs=30):
     """The file a download added to the download folder once Chromium
     finished it (its partial files are .crdownload or hidden), or None."""
@@ -236,7 +250,7 @@ try:
        NODE in text_of("tbody") and "available" in text_of("tbody"), text_of("tbody"))
     page_check("nodes")
     Select(css("select[name=app]")[0]).select_by_value("webshop")
-    d.find_element(By.XPATH, "//button[normalize-space()='Link to %s']" % NODE).click()
+    click("//button[normalize-space()='Link to %s']" % NODE)
     wait(lambda _: "Linked webshop" in text_of("tbody") or text_of("tbody .error"),
          20, "the link")
     ok("linked on the Nodes page", "Linked webshop to " + NODE in text_of("tbody"),
@@ -249,13 +263,13 @@ try:
     go("#/nodes")
     wait(lambda _: css("select[name=app]"), what="the nodes again")
     Select(css("select[name=app]")[0]).select_by_value("other")
-    d.find_element(By.XPATH, "//button[normalize-space()='Link to %s']" % NODE).click()
+    click("//button[normalize-space()='Link to %s']" % NODE)
     wait(lambda _: text_of("tbody [role=alert]"), what="the confirmation")
     ok("linking another app says what it unlinks and wipes, before it is done",
        "Linking other unlinks webshop and wipes" in text_of("tbody [role=alert]"),
        text_of("tbody [role=alert]"))
     page_check("nodes-confirm-unlink")
-    d.find_element(By.XPATH, "//button[normalize-space()='Cancel']").click()
+    click("//button[normalize-space()='Cancel']")
     ok("cancelled: still linked to webshop",
        json.loads(cli("nodes", "show", NODE, "--json")).get("app") == "webshop")
 
@@ -279,7 +293,7 @@ try:
     wait(lambda _: css("table"), what="the environments")
     ok("three environments", len(css("tbody tr")) == 3, len(css("tbody tr")))
     Select(d.find_element(By.ID, css("select[name=package]")[0].get_attribute("id"))).select_by_value("notes-1.0.0")
-    d.find_element(By.XPATH, "//button[normalize-space()='Transport to Test']").click()
+    click("//button[normalize-space()='Transport to Test']")
     wait(lambda _: "Transport: done" in text_of("[data-env-status]") or
          "failed" in text_of("[data-env-status]") or "refused" in text_of("[data-env-status]"),
          60, "the transport")
@@ -289,7 +303,7 @@ try:
     ok("transport: the package is deployed", "notes-1.0.0" in row().text, row().text)
     # a constant the app prints in its log at start (the Logs tab below)
     cli("settings", "set-constant", "webshop", "Test", "Greeting", EVIL)
-    d.find_element(By.CSS_SELECTOR, "button[aria-label='Start Test']").click()
+    click("//button[@aria-label='Start Test']")
     wait(lambda _: "Start: done" in text_of("[data-env-status]") or
          "failed" in text_of("[data-env-status]"), 90, "the start")
     ok("start: done", "Start: done" in text_of("[data-env-status]"),
@@ -341,7 +355,7 @@ try:
        text_of("pre.log")[:300])
     page_check("logs")
     before = set(os.listdir(downloads))
-    d.find_element(By.XPATH, "//button[normalize-space()='Download']").click()
+    click("//button[normalize-space()='Download']")
     got = downloaded(before)
     ok("logs: downloaded as webshop-Test.log",
        got is not None and got.endswith("webshop-Test.log"), os.listdir(downloads))
@@ -354,7 +368,7 @@ try:
     wait(lambda _: css("input[name=comment]"), what="the backups page")
     Select(css("select[name=environment]")[0]).select_by_value("Test")
     css("input[name=comment]")[0].send_keys(EVIL)
-    d.find_element(By.XPATH, "//button[normalize-space()='Create backup']").click()
+    click("//button[normalize-space()='Create backup']")
     wait(lambda _: "done" in text_of("form [role=status]") or
          text_of("form [role=alert]"), 90, "the backup")
     ok("backup: done", "Backup of Test: done" in text_of("form [role=status]"),
@@ -410,7 +424,7 @@ try:
     wait(lambda _: css("select[name=target]"), what="the migration form")
     page_check("migration")
     Select(css("select[name=target]")[0]).select_by_value(NODE4)
-    d.find_element(By.XPATH, "//button[normalize-space()='Plan']").click()
+    click("//button[normalize-space()='Plan']")
     wait(lambda _: "Start the migration to" in text_of("main") or
          text_of("main [role=alert]"), 30, "the plan")
     ok("the plan: Test with its package, sizes and an estimated downtime",
@@ -419,17 +433,17 @@ try:
     ok("the plan lists the cutover's steps",
        "first request served by the target" in text_of("main"))
     page_check("migration-plan")
-    d.find_element(By.XPATH, "//button[normalize-space()='Start the migration to %s']" % NODE4).click()
+    click("//button[normalize-space()='Start the migration to %s']" % NODE4)
     mig_wait("Start the migration")
     wait(lambda _: "Cut over" in text_of("main button"), 30, "the copied migration")
     ok("copied: rehearse, cut over and abort offered",
        all(b in text_of("main button") for b in ("Rehearse", "Cut over", "Abort")),
        text_of("main button"))
     page_check("migration-copied")
-    d.find_element(By.XPATH, "//button[normalize-space()='Rehearse']").click()
+    click("//button[normalize-space()='Rehearse']")
     mig_wait("Rehearse")
     wait(lambda _: "Cut over" in text_of("main button"), 30, "the rehearsed migration")
-    d.find_element(By.XPATH, "//button[normalize-space()='Cut over']").click()
+    click("//button[normalize-space()='Cut over']")
     mig_wait("Cut over")
     wait(lambda _: "measured downtime" in text_of("main"), 30, "the cut-over migration")
     ok("cut over: the measured downtime is shown", "measured downtime" in text_of("main"),
@@ -437,7 +451,7 @@ try:
     ok("cut over: the offboarding request of %s is shown" % NODE,
        ("Offboarding of node %s" % NODE) in text_of("main"), text_of("main")[:400])
     page_check("migration-cut-over")
-    d.find_element(By.XPATH, "//button[normalize-space()='Approve the offboarding of %s']" % NODE).click()
+    click("//button[normalize-space()='Approve the offboarding of %s']" % NODE)
     mig_wait("Approve offboarding")
     for _ in range(60):
         go("#/apps/webshop/migration")
@@ -467,19 +481,19 @@ try:
     page_check("manage")
     css("input[name=name]")[0].clear()
     css("input[name=name]")[0].send_keys("Web shop")
-    d.find_element(By.XPATH, "//button[normalize-space()='Rename']").click()
+    click("//button[normalize-space()='Rename']")
     wait(lambda _: text_of("h1") == "Web shop", what="the new name")
     ok("renamed in the page", text_of("h1") == "Web shop", text_of("h1"))
     go("#/apps/other/manage")
     wait(lambda _: css("input[name=confirm_delete]"), what="other's manage tab")
     css("input[name=confirm_delete]")[0].send_keys("othr")
-    d.find_element(By.XPATH, "//button[normalize-space()='Delete the app']").click()
+    click("//button[normalize-space()='Delete the app']")
     wait(lambda _: text_of("main [role=alert]"), what="the refusal")
     ok("delete: a mistyped name refuses, where the form is",
        "type other exactly" in text_of("main [role=alert]"), text_of("main [role=alert]"))
     css("input[name=confirm_delete]")[0].clear()
     css("input[name=confirm_delete]")[0].send_keys("other")
-    d.find_element(By.XPATH, "//button[normalize-space()='Delete the app']").click()
+    click("//button[normalize-space()='Delete the app']")
     wait(lambda _: d.current_url.endswith("#/apps") and css("tbody"), what="the apps page")
     wait(lambda _: d.execute_script(
         "return document.getElementById('main').dataset.rendered") == "#/apps")
@@ -492,13 +506,13 @@ try:
     go("#/apps/webshop/team")
     wait(lambda _: css("input[name=member_email]"), what="the team tab")
     css("input[name=member_email]")[0].send_keys("viewer@example.com")
-    d.find_element(By.XPATH, "//button[normalize-space()='Add member']").click()
+    click("//button[normalize-space()='Add member']")
     box = "input[aria-label='logs on Test for viewer@example.com']"
     wait(lambda _: css(box), what="the new member's grid")
     ok("a new member holds nothing",
        not any(b.is_selected() for b in css("section[aria-label*='viewer@example.com'] input[type=checkbox]")))
     css(box)[0].click()
-    d.find_element(By.XPATH, "//button[normalize-space()='Save viewer@example.com']").click()
+    click("//button[normalize-space()='Save viewer@example.com']")
     wait(lambda _: "Saved the permissions" in text_of("main [role=status]") or
          text_of("main section [role=alert]"), what="the saved grid")
     perms = [m for m in json.loads(cli("members", "list", "webshop", "--json"))
@@ -521,7 +535,7 @@ try:
         go("#/keys")
         wait(lambda _: css("input[name=name]"), what="the keys page")
         css("input[name=name]")[0].send_keys(name)
-        d.find_element(By.XPATH, "//button[normalize-space()='Create key']").click()
+        click("//button[normalize-space()='Create key']")
         wait(lambda _: css("input[name=new_key]") or text_of("form [role=alert]"),
              what="the new key")
         got = css("input[name=new_key]")
@@ -541,7 +555,7 @@ try:
     d.find_element(By.CSS_SELECTOR, "button[aria-label='Revoke key %s']" % prefix).click()
     wait(lambda _: "Programs using this key stop working" in text_of("tbody"),
          what="the revoke confirmation")
-    d.find_element(By.XPATH, "//button[normalize-space()='Revoke %s…']" % prefix).click()
+    click("//button[normalize-space()='Revoke %s…']" % prefix)
     wait(lambda _: "revoked" in text_of("tbody"), what="the revocation")
     ok("revoked: the key is refused", key_status(gone) == 401, key_status(gone))
     ok("revoked: the other key still works", key_status(kept) == 200)
