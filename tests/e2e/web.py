@@ -539,7 +539,11 @@ try:
         wait(lambda _: css("input[name=new_key]") or text_of("form [role=alert]"),
              what="the new key")
         got = css("input[name=new_key]")
-        return got[0].get_attribute("value") if got else text_of("form [role=alert]")
+        if not got:
+            return text_of("form [role=alert]")
+        key = got[0].get_attribute("value")
+        wait(lambda _: key[:12] in text_of("tbody"), what="the new key in the list")
+        return key
 
     kept = new_key("kept " + EVIL)
     ok("a new key is shown once", kept.startswith("nubo_") and len(kept) == 45, kept)
