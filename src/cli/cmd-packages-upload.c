@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 
 #include "cli.h"
+#include "package.h"
 #include "packages-util.h"
 #include "tls.h"
 #include "transfer.h"
@@ -16,12 +17,19 @@ cmd_packages_upload_exec(struct cmd_args *a)
 {
 	const char *app = cmd_opt(a, "app"), *file, *msg;
 	char *path = NULL, *url = NULL, *esc = NULL, *copy, *what = NULL;
-	char *fname = NULL;
+	char *fname = NULL, *why = NULL;
+	long long rev;
 	char *show = NULL, *suffix = NULL, *pkg = NULL, sha[65] = "";
 	json_t *ticket = NULL, *resp = NULL, *rec = NULL, *body = NULL;
 	struct stat st;
 	int rc = CLI_FAILED, status;
 
+	if (package_label_check(cmd_opt(a, "branch"), cmd_opt(a, "revision"),
+	    &rev, &why) == -1) {
+		rc = out_usage(cmd_current, "%s", why);
+		free(why);
+		return rc;
+	}
 	if ((path = packages_util_path(a, 1, "/uploads", &rc)) == NULL)
 		return rc;
 	rc = CLI_FAILED;
@@ -37,7 +45,18 @@ cmd_packages_upload_exec(struct cmd_args *a)
 	esc = api_escape(basename(copy));
 	what = xasprintf("uploading %s", basename(copy));
 	free(copy);
-	fname = xasprintf("filename=%s", esc);
+	/* the Mendix Build API's labels (docs/MENDIX-API.md) */
+	if (cmd_opt(a, "branch") || cmd_opt(a, "revision")) {
+		char *b = cmd_opt(a, "branch") ? api_escape(cmd_opt(a,
+		    "branch")) : NULL;
+
+		fname = xasprintf("filename=%s%s%s%s%s", esc, b ? "&branch=" :
+		    "", b ? b : "", cmd_opt(a, "revision") ? "&revision=" : "",
+		    cmd_opt(a, "revision") ? cmd_opt(a, "revision") : "");
+		free(b);
+	} else {
+		fname = xasprintf("filename=%s", esc);
+	}
 	url = tls_url_query_add(jsonx_str(ticket, "url"), fname);
 	status = transfer_upload(url, jsonx_str(ticket, "method"), file, what,
 	    &resp, sha);
@@ -87,12 +106,13 @@ out:
 }
 
 const struct cmd_entry cmd_packages_upload_entry = {
-	"packages", "upload", "[NODE] FILE", "json,app=", 1, 2,
+	"packages", "upload", "[NODE] FILE", "json,app=,branch=,revision=", 1, 2,
 	"upload a package (zip, tar.gz or .mda) to a node's repository",
 	"Streams FILE to the node through a signed URL; the node validates it\n"
 	"(nubo.json, entries, start file) before it is listed. With --app APP\n"
 	"the package goes to the app's repository — its linked node's, or on\n"
 	"the sandbox node its own (needs the transport permission). A\n"
-	"progress bar shows on a terminal.",
+	"progress bar shows on a terminal. --branch B --revision N label it\n"
+	"for the Mendix Build and Team Server APIs (docs/MENDIX-API.md).",
 	cmd_packages_upload_exec, 0,
 };

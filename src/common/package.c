@@ -1235,3 +1235,29 @@ out:
 	free(dest);
 	return rc;
 }
+
+int
+package_label_check(const char *branch, const char *revision, long long *rev,
+    char **cause)
+{
+	size_t i, n = branch ? strlen(branch) : 0;
+
+	*rev = -1;
+	if (branch && (n == 0 || n > 128)) {
+		*cause = xstrdup("a branch name has 1 to 128 characters");
+		return -1;
+	}
+	for (i = 0; i < n; i++)
+		if (!isalnum((unsigned char)branch[i]) &&
+		    strchr("._-", branch[i]) == NULL) {
+			*cause = xasprintf("branch '%s': only letters, digits, "
+			    "'.', '_' and '-'", branch);
+			return -1;
+		}
+	if (revision && util_parse_int(revision, 0, 1000000000000000LL, rev)
+	    == -1) {
+		*cause = xasprintf("revision '%s' is not a number", revision);
+		return -1;
+	}
+	return 0;
+}

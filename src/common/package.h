@@ -79,4 +79,12 @@ int package_validate_fd(int fd, struct package_manifest *out, char **cause);
  * setuid bits and ACLs in the archive are ignored. 0, or -1 with *cause. */
 int package_extract(const char *path, const char *dest_dir, char **cause);
 
+/* The labels a package may carry for the Mendix Build and Team Server
+ * APIs (docs/MENDIX-API.md): a branch, 1 to 128 of [A-Za-z0-9._-]
+ * (no '/': it names a path), and a revision, a number from 0 to 10^15.
+ * Either may be NULL (not given). 0 with *rev (-1 for none), or -1 with
+ * *cause. */
+int package_label_check(const char *branch, const char *revision,
+    long long *rev, char **cause);
+
 #endif

@@ -777,6 +777,7 @@ agent_packages_upload(struct areq *r)
 	char *cause = NULL, *id = NULL, *dir = NULL, *newdir = NULL;
 	char *dest = NULL, *p = NULL, *fname = NULL, *metatext = NULL;
 	json_t *meta = NULL, *old;
+	long long rev = -1;
 	int fd;
 
 	package_manifest_init(&m);
@@ -800,6 +801,12 @@ agent_packages_upload(struct areq *r)
 		return;
 	}
 	u->fd = -1;
+	/* the labels of the Mendix Build API (docs/MENDIX-API.md) */
+	if (package_label_check(http_query(r->http, "branch"),
+	    http_query(r->http, "revision"), &rev, &cause) == -1) {
+		areply_error(r, 400, "PACKAGE_LABEL_INVALID", "%s", cause);
+		goto out;
+	}
 	EVP_DigestFinal_ex(u->sha, digest, &dlen);
 	util_hex(digest, 32, sha);
 	if (package_validate(u->tmp, &m, &cause) == -1) {
@@ -848,6 +855,11 @@ agent_packages_upload(struct areq *r)
 	    "size", (json_int_t)u->size, "sha256", sha, "file_name", fname,
 	    "uploaded_by", (json_int_t)r->user, "uploaded_at", when,
 	    "manifest", package_manifest_json(&m));
+	if (http_query(r->http, "branch"))
+		json_object_set_new(meta, "branch", json_string(http_query(
+		    r->http, "branch")));
+	if (rev >= 0)
+		json_object_set_new(meta, "revision", json_integer(rev));
 	metatext = json_dumps(meta, JSON_COMPACT);
 	p = xasprintf("%s/package", newdir);
 	if (util_rename_sync(u->tmp, p) == -1) {

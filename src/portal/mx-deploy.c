@@ -36,6 +36,7 @@ void packages_app_list(struct preq *);
 void packages_app_show(struct preq *);
 void packages_app_download(struct preq *);
 void packages_app_delete(struct preq *);
+void packages_app_label(struct preq *);
 void settings_show(struct preq *);
 void settings_patch(struct preq *);
 
@@ -872,4 +873,241 @@ out:
 	json_decref(view);
 	json_decref(manifest);
 	json_decref(out);
+}
+
+/* ---- Build API and Team Server API: labels, not builds ---- */
+
+/* The app's packages (nubo's list, synchronised with the node); NULL
+ * after replying. */
+static json_t *
+mx_packages(struct preq *r)
+{
+	json_t *out;
+
+	if (mx_call(r, packages_app_list, NULL, &out) / 100 != 2) {
+		mx_reply_captured(r);
+		return NULL;
+	}
+	return out;
+}
+
+/* 1 when v is major.minor.patch (digits). */
+static int
+mx_version_ok(const char *v)
+{
+	int parts = 0, digits = 0;
+
+	for (; *v; v++) {
+		if (*v >= '0' && *v <= '9') {
+			digits++;
+			continue;
+		}
+		if (*v != '.' || digits == 0)
+			return 0;
+		parts++;
+		digits = 0;
+	}
+	return parts == 2 && digits > 0;
+}
+
+/* POST /api/1/apps/{AppId}/packages {Branch, Revision?, Version,
+ * Description?}: nubo builds nothing from source — the newest package
+ * uploaded with that branch (and revision) label is the build; it gets
+ * Version and Description (nubo's PATCH of the package) and is
+ * Succeeded at once. */
+void
+mx_builds_create(struct preq *r)
+{
+	static const struct jfield fields[] = {
+		{ "Branch", JT_STRING, 1 }, { "Revision", JT_INT, 0 },
+		{ "Version", JT_STRING, 1 }, { "Description", JT_STRING, 0 },
+		{ NULL } };
+	const char *branch, *best = NULL;
+	long long want = -1, best_rev = -1;
+	json_t *list, *p, *out, *body;
+	char *id;
+	size_t i;
+
+	if (body_check(r, fields) == -1)
+		return;
+	branch = jsonx_str(r->body, "Branch");
+	if (json_object_get(r->body, "Revision"))
+		want = jsonx_int(r->body, "Revision", -1);
+	if (!mx_version_ok(jsonx_str(r->body, "Version"))) {
+		reply_error(r, 400, "INVALID_VERSION", "Version '%s' is not "
+		    "major.minor.patch", jsonx_str(r->body, "Version"));
+		return;
+	}
+	if ((list = mx_packages(r)) == NULL)
+		return;
+	json_array_foreach(json_object_get(list, "packages"), i, p) {
+		long long rev = jsonx_int(p, "revision", -1);
+
+		if (jsonx_str(p, "branch") == NULL || strcmp(jsonx_str(p,
+		    "branch"), branch) != 0 || (want >= 0 && rev != want))
+			continue;
+		/* the newest: highest revision, then the last uploaded */
+		if (best == NULL || rev >= best_rev) {
+			best = jsonx_str(p, "id");
+			best_rev = rev;
+		}
+	}
+	if (best == NULL) {
+		if (want >= 0)
+			reply_error(r, 404, "PACKAGE_NOT_FOUND", "nubo builds no "
+			    "packages from source: upload the package of branch "
+			    "'%s' revision %lld (nubo packages upload --app %s "
+			    "FILE --branch %s --revision %lld, or ?branch=&"
+			    "revision= on the upload API)", branch, want,
+			    preq_param(r, "app"), branch, want);
+		else
+			reply_error(r, 404, "PACKAGE_NOT_FOUND", "nubo builds no "
+			    "packages from source: upload one of branch '%s' "
+			    "(nubo packages upload --app %s FILE --branch %s "
+			    "--revision N, or ?branch=&revision= on the upload "
+			    "API)", branch, preq_param(r, "app"), branch);
+		json_decref(list);
+		return;
+	}
+	id = xstrdup(best);
+	json_decref(list);
+	http_param_set(r->http, "package", id);
+	body = json_pack("{s:s}", "version_label", jsonx_str(r->body,
+	    "Version"));
+	if (jsonx_str(r->body, "Description"))
+		json_object_set(body, "description", json_object_get(r->body,
+		    "Description"));
+	if (mx_call(r, packages_app_label, body, &out) / 100 != 2)
+		mx_reply_captured(r);
+	else
+		reply(r, 200, json_pack("{s:s}", "PackageId", id));
+	json_decref(out);
+	free(id);
+}
+
+/* The branches of the app's packages: {name: {latest revision, its
+ * package, the newest version label}}. */
+static json_t *
+mx_branch_map(json_t *list)
+{
+	json_t *map = json_object(), *p, *b;
+	const char *name;
+	size_t i;
+
+	json_array_foreach(json_object_get(list, "packages"), i, p) {
+		if ((name = jsonx_str(p, "branch")) == NULL)
+			continue;
+		if ((b = json_object_get(map, name)) == NULL) {
+			b = json_pack("{s:I,s:n,s:o}", "latest", (json_int_t)-1,
+			    "tagged", "revisions", json_object());
+			json_object_set_new(map, name, b);
+		}
+		if (jsonx_int(p, "revision", -1) > jsonx_int(b, "latest", -1))
+			json_object_set_new(b, "latest", json_integer(jsonx_int(p,
+			    "revision", -1)));
+		if (jsonx_str(p, "version_label"))
+			json_object_set(b, "tagged", json_object_get(p,
+			    "version_label"));
+		if (jsonx_int(p, "revision", -1) >= 0) {
+			char *k = xasprintf("%lld", jsonx_int(p, "revision", -1));
+
+			json_object_set(json_object_get(b, "revisions"), k, p);
+			free(k);
+		}
+	}
+	return map;
+}
+
+static json_t *
+mx_branch_v1(const char *name, json_t *b)
+{
+	long long latest = jsonx_int(b, "latest", -1);
+
+	return json_pack("{s:s,s:s,s:o,s:s,s:O}", "Name", name,
+	    "DisplayName", name, "LatestRevisionNumber", latest >= 0 ?
+	    json_integer(latest) : json_null(), "LatestRevisionMendixVersion",
+	    "", "LatestTaggedVersion", json_object_get(b, "tagged"));
+}
+
+/* GET /api/1/apps/{AppId}/branches */
+void
+mx_branches_list(struct preq *r)
+{
+	json_t *list = mx_packages(r), *map, *b, *out;
+	const char *name;
+
+	if (list == NULL)
+		return;
+	map = mx_branch_map(list);
+	out = json_array();
+	json_object_foreach(map, name, b)
+		json_array_append_new(out, mx_branch_v1(name, b));
+	reply(r, 200, out);
+	json_decref(map);
+	json_decref(list);
+}
+
+/* {Name}'s entry of the branch map; NULL after replying 404. */
+static json_t *
+mx_branch(struct preq *r, json_t *map)
+{
+	json_t *b = json_object_get(map, preq_param(r, "Name"));
+
+	if (b == NULL)
+		reply_error(r, 404, "BRANCH_NOT_FOUND", "app '%s' has no package "
+		    "of branch '%s' (nubo packages upload --app %s FILE "
+		    "--branch %s --revision N)", preq_param(r, "app"),
+		    preq_param(r, "Name"), preq_param(r, "app"),
+		    preq_param(r, "Name"));
+	return b;
+}
+
+/* GET /api/1/apps/{AppId}/branches/{Name} */
+void
+mx_branches_show(struct preq *r)
+{
+	json_t *list = mx_packages(r), *map, *b;
+
+	if (list == NULL)
+		return;
+	map = mx_branch_map(list);
+	if ((b = mx_branch(r, map)) != NULL)
+		reply(r, 200, mx_branch_v1(preq_param(r, "Name"), b));
+	json_decref(map);
+	json_decref(list);
+}
+
+/* GET /api/1/apps/{AppId}/branches/{Name}/revisions: newest first */
+void
+mx_branches_revisions(struct preq *r)
+{
+	json_t *list = mx_packages(r), *map, *b, *out, *p;
+	const char *k;
+	size_t i;
+
+	if (list == NULL)
+		return;
+	map = mx_branch_map(list);
+	if ((b = mx_branch(r, map)) == NULL)
+		goto out;
+	out = json_array();
+	json_object_foreach(json_object_get(b, "revisions"), k, p) {
+		json_t *rev = json_pack("{s:I,s:s,s:I,s:s,s:s}", "Number",
+		    (json_int_t)jsonx_int(p, "revision", 0), "CommitMessage",
+		    jsonx_str(p, "description") ? jsonx_str(p, "description") :
+		    "", "Date", (json_int_t)mx_epoch_ms(jsonx_str(p,
+		    "uploaded_at")), "Author", jsonx_str(p, "uploaded_by") ?
+		    jsonx_str(p, "uploaded_by") : "", "MendixVersion", "");
+
+		/* newest first */
+		for (i = 0; i < json_array_size(out) && jsonx_int(
+		    json_array_get(out, i), "Number", 0) > jsonx_int(rev,
+		    "Number", 0); i++)
+			;
+		json_array_insert_new(out, i, rev);
+	}
+	reply(r, 200, out);
+out:
+	json_decref(map);
+	json_decref(list);
 }

@@ -161,7 +161,9 @@ mx_upload_submit(struct preq *r, long long *job_id, char **package_id)
 	struct mx_upload *u = r->face_ctx;
 	struct package_manifest m;
 	const char *name = preq_query(r, "name");
+	const char *branch = preq_query(r, "branch");
 	char *cause = NULL, *id = NULL;
+	long long rev;
 	json_t *params;
 	long long node_id, app_id;
 	int rc = -1;
@@ -170,6 +172,12 @@ mx_upload_submit(struct preq *r, long long *job_id, char **package_id)
 	if (u->pp) {
 		MHD_destroy_post_processor(u->pp);
 		u->pp = NULL;
+	}
+	/* the Build API's labels: ?branch=&revision= */
+	if (package_label_check(branch, preq_query(r, "revision"), &rev,
+	    &cause) == -1) {
+		reply_error(r, 400, "INVALID_PARAMETERS", "%s", cause);
+		goto out;
 	}
 	if (!u->got_file || u->size == 0) {
 		reply_error(r, 400, "INVALID_PARAMETERS", "no package: send it "
@@ -191,10 +199,10 @@ mx_upload_submit(struct preq *r, long long *job_id, char **package_id)
 	if (packages_app_repository(r, &node_id, &app_id) == -1)
 		goto out;
 	id = xasprintf("%s-%s", m.name, m.version);
-	params = json_pack("{s:s,s:I,s:I,s:s,s:s}", "file", u->path,
+	params = json_pack("{s:s,s:I,s:I,s:s,s:s,s:s?,s:I}", "file", u->path,
 	    "node_id", (json_int_t)node_id, "app_id", (json_int_t)app_id,
 	    "file_name", name && *name ? name : u->file_name ? u->file_name :
-	    id, "package", id);
+	    id, "package", id, "branch", branch, "revision", (json_int_t)rev);
 	*job_id = job_submit(r->db, "package.upload", r->app_id, node_id,
 	    NULL, params, r->who.user_id);
 	json_decref(params);

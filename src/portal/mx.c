@@ -358,11 +358,15 @@ mx_package_v1(json_t *p)
 {
 	const char *fname = jsonx_str(p, "file_name");
 
+	const char *v = jsonx_str(p, "version_label") ? jsonx_str(p,
+	    "version_label") : jsonx_str(p, "version");
+
 	return json_pack("{s:s,s:s,s:s,s:s,s:s,s:I,s:s,s:I}",
 	    "PackageId", jsonx_str(p, "id"),
 	    "Name", fname ? fname : jsonx_str(p, "id"),
-	    "Description", "",
-	    "Version", jsonx_str(p, "version") ? jsonx_str(p, "version") : "",
+	    "Description", jsonx_str(p, "description") ? jsonx_str(p,
+	    "description") : "",
+	    "Version", v ? v : "",
 	    "Creator", jsonx_str(p, "uploaded_by") ?
 	    jsonx_str(p, "uploaded_by") : "",
 	    "CreationDate", (json_int_t)mx_epoch_ms(jsonx_str(p,

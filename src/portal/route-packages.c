@@ -8,6 +8,7 @@
  * package (table packages, app_id NULL for a node's repository) refreshed
  * whenever it asks the node, so lists still answer while a node is
  * down. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -35,7 +36,8 @@
 #define PACKAGE_SELECT \
 	"SELECT p.package AS id, p.name, p.version, p.size, p.sha256," \
 	" p.file_name, u.email AS uploaded_by, p.uploaded_at," \
-	" p.manifest_json, p.synced_at, p.downloaded_at," \
+	" p.manifest_json, p.synced_at, p.downloaded_at, p.branch," \
+	" p.revision, p.version_label, p.description," \
 	" (SELECT json_group_array(json_object('name', e.name, 'state'," \
 	"   e.state)) FROM environments e WHERE e.node_id = p.node_id AND" \
 	"   e.package = p.package AND e.app_id IS p.app_id)" \
@@ -112,22 +114,25 @@ packages_record(sqlite3 *db, const struct repo *rp, json_t *p)
 		return store_run(db, "UPDATE packages SET name = ?,"
 		    " version = ?, size = ?, sha256 = ?, file_name = ?,"
 		    " uploaded_by = (SELECT id FROM users WHERE id = ?),"
-		    " uploaded_at = ?, manifest_json = ?, synced_at = ?"
-		    " WHERE id = ?", "ssissisjsi", jsonx_str(p, "name"),
+		    " uploaded_at = ?, manifest_json = ?, synced_at = ?,"
+		    " branch = ?, revision = NULLIF(?, -1) WHERE id = ?",
+		    "ssissisjssii", jsonx_str(p, "name"),
 		    jsonx_str(p, "version"), jsonx_int(p, "size", 0),
 		    jsonx_str(p, "sha256"), jsonx_str(p, "file_name"),
 		    jsonx_int(p, "uploaded_by", 0), jsonx_str(p, "uploaded_at"),
-		    json_object_get(p, "manifest"), now, rec) == STORE_OK ?
-		    0 : -1;
+		    json_object_get(p, "manifest"), now, jsonx_str(p, "branch"),
+		    jsonx_int(p, "revision", -1), rec) == STORE_OK ? 0 : -1;
 	rc = store_run(db, "INSERT INTO packages (node_id, app_id, package,"
 	    " name, version, size, sha256, file_name, uploaded_by,"
-	    " uploaded_at, manifest_json, synced_at) VALUES (?, NULLIF(?, 0),"
-	    " ?, ?, ?, ?, ?, ?, (SELECT id FROM users WHERE id = ?), ?, ?, ?)",
-	    "iisssissisjs", rp->node_id, rp->app_id, jsonx_str(p, "id"),
+	    " uploaded_at, manifest_json, synced_at, branch, revision) VALUES"
+	    " (?, NULLIF(?, 0), ?, ?, ?, ?, ?, ?, (SELECT id FROM users WHERE"
+	    " id = ?), ?, ?, ?, ?, NULLIF(?, -1))", "iisssissisjssi",
+	    rp->node_id, rp->app_id, jsonx_str(p, "id"),
 	    jsonx_str(p, "name"), jsonx_str(p, "version"),
 	    jsonx_int(p, "size", 0), jsonx_str(p, "sha256"),
 	    jsonx_str(p, "file_name"), jsonx_int(p, "uploaded_by", 0),
-	    jsonx_str(p, "uploaded_at"), json_object_get(p, "manifest"), now);
+	    jsonx_str(p, "uploaded_at"), json_object_get(p, "manifest"), now,
+	    jsonx_str(p, "branch"), jsonx_int(p, "revision", -1));
 	if (rc != STORE_OK)
 		return -1;
 	/* the upload is its uploader's (the node says who), not of whoever
@@ -545,6 +550,7 @@ packages_job_upload(struct job *j, json_t **result, char **cause)
 	char *esc = NULL, *q = NULL, *full = NULL;
 	json_t *out = NULL;
 	struct stat st;
+	char rev[32] = "";
 	int status, rc = -1;
 
 	if (file == NULL || id == NULL || rp.node_id == 0) {
@@ -574,16 +580,20 @@ packages_job_upload(struct job *j, json_t **result, char **cause)
 	    PACKAGES_UPLOAD_TTL, cause);
 	if (url == NULL)
 		goto out;
-	if (jsonx_str(j->params, "file_name")) {
+	{
 		char *e = curl_easy_escape(NULL, jsonx_str(j->params,
-		    "file_name"), 0);
+		    "file_name") ? jsonx_str(j->params, "file_name") : id, 0);
 
 		esc = xstrdup(e ? e : "package");
 		curl_free(e);
-		q = xasprintf("filename=%s", esc);
+		/* the Build API's labels (validated by the face) */
+		if (jsonx_int(j->params, "revision", -1) >= 0)
+			snprintf(rev, sizeof rev, "&revision=%lld",
+			    jsonx_int(j->params, "revision", -1));
+		q = xasprintf("filename=%s%s%s%s", esc, jsonx_str(j->params,
+		    "branch") ? "&branch=" : "", jsonx_str(j->params, "branch")
+		    ? jsonx_str(j->params, "branch") : "", rev);
 		full = tls_url_query_add(url, q);
-	} else {
-		full = xstrdup(url);
 	}
 	status = node_upload_file(full, file, &out, cause);
 	if (status != 200 && status != 201) {
@@ -614,4 +624,48 @@ out:
 	free(q);
 	free(full);
 	return rc;
+}
+
+/* PATCH /apps/{app}/packages/{package} {description?, version_label?}:
+ * the labels a Mendix Build API "build" gives a package (mx-deploy.c);
+ * kept by the portal, shown with the package. */
+void
+packages_app_label(struct preq *r)
+{
+	static const struct jfield fields[] = {
+		{ "description", JT_STRING, 0 },
+		{ "version_label", JT_STRING, 0 }, { NULL } };
+	const char *d, *v;
+	struct repo rp;
+	json_t *row;
+
+	if (body_check(r, fields) == -1)
+		return;
+	d = jsonx_str(r->body, "description");
+	v = jsonx_str(r->body, "version_label");
+	if ((d && strlen(d) > NUBO_COMMENT_MAX) ||
+	    (v && strlen(v) > NUBO_NAME_MAX)) {
+		reply_error(r, 400, "BAD_REQUEST", "'description' has at most "
+		    "%d characters, 'version_label' %d", NUBO_COMMENT_MAX,
+		    NUBO_NAME_MAX);
+		return;
+	}
+	if (packages_app_repo(r, &rp) == -1)
+		return;
+	if ((row = packages_find(r, &rp)) == NULL)
+		goto out;
+	json_decref(row);
+	if (store_run(r->db, "UPDATE packages AS p SET description = IFNULL(?,"
+	    " description), version_label = IFNULL(?, version_label) WHERE"
+	    " package = ? AND" PACKAGE_IN_REPO, "sssii", d, v,
+	    preq_param(r, "package"), rp.node_id, rp.app_id) != STORE_OK) {
+		reply_store_error(r);
+		goto out;
+	}
+	activity_log(r, "package.label", "package '%s' labelled%s%s%s%s",
+	    preq_param(r, "package"), v ? " version " : "", v ? v : "",
+	    d ? ": " : "", d ? d : "");
+	packages_reply_show(r, &rp);
+out:
+	repo_release(&rp);
 }

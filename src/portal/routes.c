@@ -102,6 +102,7 @@ void packages_app_upload(struct preq *);
 void packages_app_show(struct preq *);
 void packages_app_download(struct preq *);
 void packages_app_delete(struct preq *);
+void packages_app_label(struct preq *);
 /* route-migrations.c */
 void migrations_create(struct preq *);
 void migrations_list(struct preq *);
@@ -144,6 +145,10 @@ void mx_packages_list(struct preq *);
 void mx_packages_show(struct preq *);
 void mx_packages_delete(struct preq *);
 void mx_packages_download(struct preq *);
+void mx_builds_create(struct preq *);
+void mx_branches_list(struct preq *);
+void mx_branches_show(struct preq *);
+void mx_branches_revisions(struct preq *);
 void mx_packages_upload_v1(struct preq *);
 void mx_packages_upload_v2(struct preq *);
 void mx_jobs_show_v2(struct preq *);
@@ -325,6 +330,9 @@ const struct route routes[] = {
 	{ "GET", "/apps/{app}/packages/{package}/download",
 	  packages_app_download, ACCESS_APP_TRANSPORT,
 	  "a signed URL to download a package of the app's repository" },
+	{ "PATCH", "/apps/{app}/packages/{package}", packages_app_label,
+	  ACCESS_APP_TRANSPORT, "label a package of the app's repository "
+	  "{description?, version_label?} (the Mendix Build API's build)" },
 	{ "DELETE", "/apps/{app}/packages/{package}", packages_app_delete,
 	  ACCESS_APP_TRANSPORT, "delete a package of the app's repository "
 	  "(refused while an environment has it deployed)" },
@@ -496,6 +504,19 @@ const struct route routes[] = {
 	{ "GET", "/api/1/apps/{AppId}/packages/{PackageId}", mx_packages_show,
 	  ACCESS_APP_TRANSPORT, "Mendix Build API v1: a package (?url=true: "
 	  "with a download URL)", FACE_MX, 0 },
+	{ "POST", "/api/1/apps/{AppId}/packages", mx_builds_create,
+	  ACCESS_APP_TRANSPORT, "Mendix Build API v1: \"build\" {Branch, "
+	  "Revision?, Version, Description?}: the newest package uploaded "
+	  "with that branch (and revision) label", FACE_MX, 0 },
+	{ "GET", "/api/1/apps/{AppId}/branches", mx_branches_list,
+	  ACCESS_APP_TRANSPORT, "Mendix Team Server API v1: the branches of "
+	  "the app's package labels", FACE_MX, 0 },
+	{ "GET", "/api/1/apps/{AppId}/branches/{Name}", mx_branches_show,
+	  ACCESS_APP_TRANSPORT, "Mendix Team Server API v1: a branch",
+	  FACE_MX, 0 },
+	{ "GET", "/api/1/apps/{AppId}/branches/{Name}/revisions",
+	  mx_branches_revisions, ACCESS_APP_TRANSPORT, "Mendix Team Server "
+	  "API v1: a branch's revisions, newest first", FACE_MX, 0 },
 	{ "GET", "/api/1/apps/{AppId}/packages/{PackageId}/download",
 	  mx_packages_download, ACCESS_APP_TRANSPORT, "Mendix Build API v1: "
 	  "the package's bytes (a redirect to its signed URL on the node)",

@@ -373,6 +373,14 @@ static const char *const store_schema[] = {
 	 * ["mx:deployment:read", "mx:deployment:write"], valid only on
 	 * /api/v4 */
 	"ALTER TABLE api_keys ADD COLUMN scopes_json TEXT;",
+	/* 24: the labels of the Mendix Build and Team Server APIs
+	 * (docs/MENDIX-API.md): the branch and revision a package was
+	 * uploaded with (the node keeps them too), and the version label and
+	 * description a "build" gave it */
+	"ALTER TABLE packages ADD COLUMN branch TEXT;"
+	"ALTER TABLE packages ADD COLUMN revision INTEGER;"
+	"ALTER TABLE packages ADD COLUMN version_label TEXT;"
+	"ALTER TABLE packages ADD COLUMN description TEXT;",
 };
 
 static char *store_path_global;

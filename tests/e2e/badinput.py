@@ -122,7 +122,7 @@ def make_world():
                                     " node_id = ? AND name = 'Test'",
                                     (node,)).fetchone()[0],
         "SnapshotId": snap, "ArchiveId": str(uuid.uuid4()),
-        "RestoreId": str(uuid.uuid4()), "appId": app_uuid,
+        "RestoreId": str(uuid.uuid4()), "appId": app_uuid, "Name": "main",
         "environmentId": db.execute("SELECT uuid FROM environments WHERE"
                                     " node_id = ? AND name = 'Test'",
                                     (node,)).fetchone()[0],

@@ -88,7 +88,7 @@ def v2(method, path, body=None, **kw):
     return request(method, "/api/v2" + path, body, **kw)
 
 
-def multipart(path, fname, data, name=None, **kw):
+def multipart(path, fname, data, name=None, query="", **kw):
     """POST a package as multipart/form-data, part 'file' (as curl -F)."""
     b = "----mx" + uuid.uuid4().hex
     body = (("--%s\r\nContent-Disposition: form-data; name=\"file\"; "
@@ -96,6 +96,8 @@ def multipart(path, fname, data, name=None, **kw):
              "\r\n\r\n") % (b, fname)).encode() + data + \
         ("\r\n--%s--\r\n" % b).encode()
     q = "?name=" + urllib.parse.quote(name) if name else ""
+    if query:
+        q += ("&" if q else "?") + query
     return request("POST", path + q, raw=body,
                    ctype="multipart/form-data; boundary=" + b, **kw)
 
@@ -238,6 +240,9 @@ def repack(src, dest, version, greeting):
 
 PKG2 = os.path.join(TMP, "notes-1.0.1.tar.gz")
 repack(PKG, PKG2, "1.0.1", "Hello from 1.0.1")
+# for t9's CLI upload with labels, after this script
+repack(PKG, os.path.join(TMP, "notes-1.0.2.tar.gz"), "1.0.2",
+       "Hello from 1.0.2")
 PKG1_BYTES = open(PKG, "rb").read()
 PKG2_BYTES = open(PKG2, "rb").read()
 db = sqlite3.connect(STORE, timeout=30, isolation_level=None)
@@ -327,7 +332,8 @@ error("the start job that is not", v1("GET", ENV + "/start/999999"), 404,
 # --- upload (v2) → poll the job -----------------------------------------
 up = want("v2 upload", multipart("/api/v2/apps/%s/packages/upload" % APP,
                                  "notes-1.0.0.tar.gz", PKG1_BYTES,
-                                 name="notes-main.mda"))
+                                 name="notes-main.mda",
+                                 query="branch=main&revision=7"))
 check("v2 upload answers {PackageId, JobId} (strings)",
       isinstance(up, dict) and set(up) == {"PackageId", "JobId"} and
       all(isinstance(v, str) for v in up.values()), up)
@@ -342,8 +348,13 @@ check("v2 job: Completed", st == 200 and job == {"Status": "Completed"},
 error("v2 job of another id", request("GET", "/api/v2/apps/%s/jobs/999999"
                                       % APP), 404, "JOB_NOT_FOUND")
 # --- upload (v1): answered when stored -----------------------------------
+error("an upload with a bad branch label",
+      multipart("/api/1/apps/%s/packages/upload" % APP, "notes-1.0.1.tar.gz",
+                PKG2_BYTES, query="branch=a/b&revision=9"), 400,
+      "INVALID_PARAMETERS")
 p2 = want("v1 upload", multipart("/api/1/apps/%s/packages/upload" % APP,
-                                 "notes-1.0.1.tar.gz", PKG2_BYTES))
+                                 "notes-1.0.1.tar.gz", PKG2_BYTES,
+                                 query="branch=main&revision=9"))
 shape("v1 upload answer", p2, PKG_FIELDS)
 check("v1 upload: Succeeded, version 1.0.1, the file's size",
       (p2 or {}).get("Status") == "Succeeded" and
@@ -393,6 +404,59 @@ if st == 302:
     st, data = fetch(doc["Location"])
     check("… which serves the package's bytes", st == 200 and
           data == PKG2_BYTES, st)
+
+# --- Team Server and Build API: branches and revisions are upload labels ---
+BR_FIELDS = {"Name": str, "DisplayName": str, "LatestRevisionNumber": int,
+             "LatestRevisionMendixVersion": str,
+             "LatestTaggedVersion": (str, NONE)}
+REV_FIELDS = {"Number": int, "CommitMessage": str, "Date": int,
+              "Author": str, "MendixVersion": str}
+brs = want("GET branches", v1("GET", "/apps/%s/branches" % APP))
+check("one branch, main, at revision 9", isinstance(brs, list) and
+      [(b.get("Name"), b.get("LatestRevisionNumber")) for b in brs] ==
+      [("main", 9)], brs)
+for b in brs or []:
+    shape("branch %s" % b.get("Name"), b, BR_FIELDS)
+revs = want("GET revisions", v1("GET", "/apps/%s/branches/main/revisions" %
+                                APP))
+check("revisions 9 and 7, newest first", [x.get("Number") for x in
+                                          revs or []] == [9, 7], revs)
+for x in revs or []:
+    shape("revision %s" % x.get("Number"), x, REV_FIELDS)
+error("an unknown branch", v1("GET", "/apps/%s/branches/nope" % APP), 404,
+      "BRANCH_NOT_FOUND")
+b = want("build main revision 9", v1("POST", "/apps/%s/packages" % APP, {
+    "Branch": "main", "Revision": 9, "Version": "1.0.1",
+    "Description": "release notes"}))
+check("the build is the package uploaded as main 9",
+      b == {"PackageId": "notes-1.0.1"}, b)
+p = want("poll the built package", v1("GET", "/apps/%s/packages/notes-1.0.1"
+                                      % APP))
+check("Succeeded, with the build's Version and Description",
+      (p or {}).get("Status") == "Succeeded" and
+      p.get("Description") == "release notes" and
+      p.get("Version") == "1.0.1", p)
+error("a build with a Version that is not major.minor.patch",
+      v1("POST", "/apps/%s/packages" % APP, {"Branch": "main",
+                                              "Version": "1.0"}), 400,
+      "INVALID_VERSION")
+st, doc = v1("POST", "/apps/%s/packages" % APP, {"Branch": "feature",
+                                                  "Version": "1.0.0"})
+check("a build of a branch never uploaded: 404 saying how to upload one",
+      st == 404 and doc.get("errorCode") == "PACKAGE_NOT_FOUND" and
+      "nubo packages upload --app shop FILE --branch feature" in
+      doc.get("errorMessage", ""), "%d %s" % (st, doc))
+b = want("build main, no revision", v1("POST", "/apps/%s/packages" % APP, {
+    "Branch": "main", "Version": "1.0.2"}))
+check("without a revision: the newest", b == {"PackageId": "notes-1.0.1"},
+      b)
+b = want("the branch again", v1("GET", "/apps/%s/branches/main" % APP))
+check("LatestTaggedVersion: the last build's Version",
+      (b or {}).get("LatestTaggedVersion") == "1.0.2", b)
+check("revision 9's CommitMessage is the build's Description",
+      [x.get("CommitMessage") for x in v1(
+          "GET", "/apps/%s/branches/main/revisions" % APP)[1]][:1] ==
+      ["release notes"])
 
 # --- first deployment ------------------------------------------------------
 error("transport of an unknown package",

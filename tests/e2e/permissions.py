@@ -231,6 +231,7 @@ def make_world():
             (node, ENV)).fetchone()[0],
         "SnapshotId": snap, "ArchiveId": str(uuid.uuid4()),
         "RestoreId": str(uuid.uuid4()),
+        "Name": "main",
         "appId": app_uuid, "environmentId": db.execute(
             "SELECT uuid FROM environments WHERE node_id = ? AND name = ?",
             (node, ENV)).fetchone()[0],
@@ -374,6 +375,11 @@ ALLOWED_NOT_2XX = {
     # the package's bytes are on the node (a node that never registered)
     ("GET", "/api/1/apps/{AppId}/packages/{PackageId}/download"):
         (503, "NODE_UNREACHABLE", None),
+    # no package carries a branch label in this world
+    ("GET", "/api/1/apps/{AppId}/branches/{Name}"):
+        (404, "BRANCH_NOT_FOUND", None),
+    ("GET", "/api/1/apps/{AppId}/branches/{Name}/revisions"):
+        (404, "BRANCH_NOT_FOUND", None),
     # an archive's bytes are on the node; the restore fixture is none
     ("GET", "/api/v2/apps/{ProjectId}/environments/{EnvironmentId}/"
      "snapshots/{SnapshotId}/archives/{ArchiveId}"):

@@ -36,6 +36,15 @@ if python3 "$NUBO_SRC/tests/e2e/mxapi.py" "$PORTAL_URL" "$ROUTER_mx" \
 else
 	fail "mxapi.py: see the not-ok lines above"
 fi
+# packages uploaded by the CLI carry the Build API's labels too
+check_fails "a bad branch label is refused before uploading" 2 \
+	"$NUBO" packages upload --app shop "$T/notes-1.0.2.tar.gz" --branch 'a b' --revision 3
+check "nubo packages upload --branch --revision" \
+	"$NUBO" packages upload --app shop "$T/notes-1.0.2.tar.gz" --branch feature --revision 3
+expect "the branch is listed by the Team Server API" "$(curl -s \
+	-H "Mendix-Username: admin@nubo.localhost" -H "Mendix-ApiKey: $ADMIN_KEY" \
+	"$PORTAL_URL/api/1/apps/shop/branches/feature" | jq_get LatestRevisionNumber)" 3
+
 # the spooled uploads went to the node and are gone from the portal
 expect "no upload left in the portal's data folder" \
 	"$(find "$T/portal/uploads" -type f 2>/dev/null | wc -l)" 0
