@@ -1,8 +1,10 @@
 // Backups of one environment: list, create with a comment (the job
-// followed live), download.
-import {api, p, followJob} from './api.js';
+// followed live), download, restore (a confirmation naming what is
+// replaced), upload an archive (straight to the node, with progress; the
+// node's validation errors shown).
+import {api, p, followJob, uploadTo} from './api.js';
 import {envPicker} from './env-pick.js';
-import {h, fill, field, table, bytes, when} from './dom.js';
+import {h, fill, field, table, bytes, when, onSubmit} from './dom.js';
 
 export async function backupsTab(ctx) {
   const {sub, body} = ctx;
@@ -34,6 +36,35 @@ export async function backupsTab(ctx) {
     }
   }
 
+  async function restore(snap, cell) {
+    const into = env();
+    const dbOnly = h('input', {type: 'checkbox', name: 'database_only'});
+    const out = h('p', {class: 'status', role: 'status', 'aria-live': 'polite'});
+    const err = h('p', {class: 'error', role: 'alert'});
+    const go = h('button', {type: 'button', class: 'danger', onclick: async () => {
+      go.disabled = true;
+      fill(err);
+      try {
+        const {job} = await api('POST', p`/apps/${sub}/environments/${into}/restores`,
+          {snapshot: snap.id, database_only: dbOnly.checked});
+        const end = await followJob(job.id, (j) => fill(out,
+          `Restore into ${into}: ${j.state}${j.progress && j.progress.message ? ' — ' + j.progress.message : ''}`));
+        if (end.state === 'completed') fill(out, `Restore into ${into}: done`);
+        else { fill(out); fill(err, `Restore failed: ${end.error || end.state}`); }
+      } catch (e) {
+        fill(out);
+        fill(err, `Restore refused: ${e.message}`);
+      }
+      go.disabled = false;
+    }}, `Restore into ${into}`);
+    const cancel = h('button', {type: 'button', class: 'secondary', onclick: () => load()}, 'Cancel');
+    fill(cell, h('p', {}, `Restoring the backup of ${when(snap.created)}${snap.comment ? ` (${snap.comment})` : ''} `,
+      `replaces the database and the files of ${into} (database only: its database) with the backup's. `,
+      `${into} must be stopped.`), field('Database only', dbOnly),
+    h('div', {class: 'actions'}, go, cancel), out, err);
+    go.focus();
+  }
+
   async function load() {
     fill(listError);
     let snaps;
@@ -45,14 +76,20 @@ export async function backupsTab(ctx) {
       return;
     }
     fill(listEl, snaps.length === 0 ? h('p', {class: 'muted'}, `No backups of ${env()} yet.`)
-      : table(`Backups of ${env()}`, ['Created', 'Kind', 'State', 'Comment', 'Size', 'Expires', 'Download'],
+      : table(`Backups of ${env()}`, ['Created', 'Kind', 'State', 'Comment', 'Size', 'Expires', 'Actions'],
         snaps.map((s) => {
           const errEl = h('p', {class: 'error', role: 'alert'});
-          const dl = s.state === 'completed'
-            ? h('div', {}, h('div', {class: 'actions'}, ['full', 'database', 'files'].map((k) =>
+          const cell = h('div', {});
+          if (s.state === 'completed') {
+            fill(cell, h('div', {class: 'actions'}, ['full', 'database', 'files'].map((k) =>
               h('button', {type: 'button', class: 'secondary', 'aria-label': `Download ${k} of the backup of ${when(s.created)}`,
-                onclick: () => download(s, k, errEl)}, k === 'full' ? 'Full' : k === 'database' ? 'Database' : 'Files'))), errEl)
-            : '—';
+                onclick: () => download(s, k, errEl)}, k === 'full' ? 'Full' : k === 'database' ? 'Database' : 'Files')),
+            h('button', {type: 'button', 'aria-label': `Restore the backup of ${when(s.created)}`,
+              onclick: () => restore(s, cell)}, 'Restore…')), errEl);
+          } else {
+            fill(cell, '—');
+          }
+          const dl = cell;
           return [when(s.created), s.type, h('span', {class: `state state-${s.state}`}, s.state,
             s.error ? h('span', {class: 'error'}, ' ', s.error) : null),
           s.comment || '', bytes(s.archive_size), when(s.expires), dl];
@@ -83,8 +120,46 @@ export async function backupsTab(ctx) {
     button.disabled = false;
     await load();
   });
+  // upload an archive: a signed PUT URL on the node, then the portal
+  // records it
+  const file = h('input', {type: 'file', name: 'archive', accept: '.tar.gz,.tgz,application/gzip', required: true});
+  const upComment = h('input', {type: 'text', name: 'upload_comment', maxlength: 1000, autocomplete: 'off'});
+  const bar = h('progress', {max: 100, value: 0, hidden: true, 'aria-label': 'Upload progress'});
+  const upStatus = h('p', {class: 'status', role: 'status', 'aria-live': 'polite'});
+  const upError = h('p', {class: 'error', role: 'alert'});
+  const upButton = h('button', {type: 'submit'}, 'Upload backup');
+  const upForm = h('form', {class: 'card', 'aria-labelledby': 'up-title'},
+    h('h2', {id: 'up-title'}, 'Upload a backup archive'),
+    field('Archive (.tar.gz: files and database, as a download gives)', file),
+    field('Comment (optional)', upComment), bar, upStatus, upError,
+    h('div', {class: 'actions'}, upButton));
+  onSubmit(upForm, upButton, upError, async () => {
+    const f = file.files[0];
+    const on = env();
+    if (!f) return;
+    bar.hidden = false;
+    bar.value = 0;
+    fill(upStatus, `Uploading ${f.name}…`);
+    try {
+      const t = await api('POST', p`/apps/${sub}/environments/${on}/snapshot-uploads`);
+      await uploadTo(t.url.split('#')[0], 'PUT', f, (sent, total) => {
+        bar.value = Math.round(100 * sent / total);
+        fill(upStatus, `Uploading ${f.name}: ${bar.value}%`);
+      });
+      const done = await api('POST', p`/apps/${sub}/environments/${on}/snapshot-uploads/${t.snapshot}`,
+        upComment.value ? {comment: upComment.value} : {});
+      fill(upStatus, `Uploaded: backup ${done.id || t.snapshot} of ${on}`);
+      upForm.reset();
+    } catch (err) {
+      bar.hidden = true;
+      fill(upStatus);
+      throw new Error(`The archive was refused: ${err.message}`);
+    }
+    await load();
+  });
+
   pick.addEventListener('change', load);
 
-  fill(body, field('Environment', pick), listEl, listError, form);
+  fill(body, field('Environment', pick), listEl, listError, form, upForm);
   await load();
 }

@@ -369,8 +369,9 @@ try:
     Select(css("select[name=environment]")[0]).select_by_value("Test")
     css("input[name=comment]")[0].send_keys(EVIL)
     click("//button[normalize-space()='Create backup']")
-    wait(lambda _: "done" in text_of("form [role=status]") or
-         text_of("form [role=alert]"), 90, "the backup")
+    wait(lambda _: "Backup of Test: done" in text_of("form [role=status]") or
+         "Backup of Test failed" in text_of("form [role=alert]") or
+         "Backup refused" in text_of("form [role=alert]"), 90, "the backup")
     ok("backup: done", "Backup of Test: done" in text_of("form [role=status]"),
        text_of("form [role=alert]"))
     wait(lambda _: css("tbody tr"), what="the backup in the list")
@@ -391,6 +392,48 @@ try:
         ok("backup: the download is a backup archive (.metadata, db/db.backup)",
            "db/db.backup" in names and ".metadata" in names, names[:10])
     page_check("backups-downloaded")
+
+    # upload: a bad archive refused with the node's reason, the downloaded
+    # one taken; restore: what it replaces said first, refused while Test runs
+    junk = os.path.join(tempfile.mkdtemp(), "junk.tar.gz")
+    with open(junk, "wb") as f:
+        f.write(os.urandom(3000))
+    css("input[name=archive]")[0].send_keys(junk)
+    click("//button[normalize-space()='Upload backup']")
+    wait(lambda _: "refused" in text_of("form [role=alert]") or
+         "Uploaded" in text_of("form [role=status]"), 30, "the bad upload")
+    ok("a bad archive is refused, the node's reason shown in the form",
+       "The archive was refused" in text_of("form [role=alert]"),
+       text_of("form [role=alert]") or text_of("form [role=status]"))
+    drain()     # that refusal is the point
+    if got:
+        rows_before = len(css("tbody tr"))
+        css("input[name=archive]")[0].clear()
+        css("input[name=archive]")[0].send_keys(got)
+        css("input[name=upload_comment]")[0].send_keys("uploaded " + EVIL)
+        click("//button[normalize-space()='Upload backup']")
+        # (the bad upload's refusal stays until this submit clears it)
+        wait(lambda _: "Uploaded: backup" in text_of("form [role=status]"), 60, "the upload")
+        ok("the downloaded archive uploads", "Uploaded: backup" in text_of("form [role=status]"),
+           text_of("form [role=alert]"))
+        wait(lambda _: len(css("tbody tr")) > rows_before, what="the uploaded backup in the list")
+        ok("listed as an uploaded backup with its comment as text",
+           "uploaded" in text_of("tbody") and "uploaded " + EVIL in text_of("tbody"),
+           text_of("tbody"))
+    page_check("backups-uploaded")
+    click("(//button[normalize-space()='Restore…'])[1]")
+    wait(lambda _: "Restore into Test" in text_of("tbody button"), what="the restore confirmation")
+    ok("restore: says what it replaces before it runs",
+       "replaces the database and the files of Test" in text_of("tbody"), text_of("tbody"))
+    page_check("backups-restore-confirm")
+    click("//button[normalize-space()='Restore into Test']")
+    wait(lambda _: "Restore refused" in text_of("tbody [role=alert]") or
+         "Restore into Test: done" in text_of("tbody"), 30, "the restore's answer")
+    ok("restore into a running environment: refused where the action was",
+       "Restore refused" in text_of("tbody [role=alert]") and
+       "environment is running" in text_of("tbody [role=alert]"),
+       text_of("tbody [role=alert]"))
+    drain()
 
     # --- migration to v4: plan, start, rehearse, cut over, offboarding -------
     def app_call(router, path, data=None):
