@@ -4,7 +4,7 @@
 // node's validation errors shown).
 import {api, p, followJob, uploadTo} from './api.js';
 import {envPicker} from './env-pick.js';
-import {h, fill, field, table, bytes, when, onSubmit} from './dom.js';
+import {h, fill, field, table, bytes, when, onSubmit, uploadForm} from './dom.js';
 
 export async function backupsTab(ctx) {
   const {sub, body} = ctx;
@@ -122,17 +122,11 @@ export async function backupsTab(ctx) {
   });
   // upload an archive: a signed PUT URL on the node, then the portal
   // records it
-  const file = h('input', {type: 'file', name: 'archive', accept: '.tar.gz,.tgz,application/gzip', required: true});
   const upComment = h('input', {type: 'text', name: 'upload_comment', maxlength: 1000, autocomplete: 'off'});
-  const bar = h('progress', {max: 100, value: 0, hidden: true, 'aria-label': 'Upload progress'});
-  const upStatus = h('p', {class: 'status', role: 'status', 'aria-live': 'polite'});
-  const upError = h('p', {class: 'error', role: 'alert'});
-  const upButton = h('button', {type: 'submit'}, 'Upload backup');
-  const upForm = h('form', {class: 'card', 'aria-labelledby': 'up-title'},
-    h('h2', {id: 'up-title'}, 'Upload a backup archive'),
-    field('Archive (.tar.gz: files and database, as a download gives)', file),
-    field('Comment (optional)', upComment), bar, upStatus, upError,
-    h('div', {class: 'actions'}, upButton));
+  const {form: upForm, file, bar, status: upStatus, error: upError, button: upButton} = uploadForm(
+    'up-title', 'Upload a backup archive', 'archive',
+    'Archive (.tar.gz: files and database, as a download gives)', 'Upload backup',
+    field('Comment (optional)', upComment));
   onSubmit(upForm, upButton, upError, async () => {
     const f = file.files[0];
     const on = env();

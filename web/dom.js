@@ -57,6 +57,20 @@ export function onSubmit(form, button, errorEl, act) {
   });
 }
 
+// A form that uploads one file: {form, file, bar, status, error, button};
+// extra: more fields after the file's.
+export function uploadForm(id, title, name, label, buttonLabel, extra) {
+  const file = h('input', {type: 'file', name, accept: '.tar.gz,.tgz,.mda,application/gzip', required: true});
+  const bar = h('progress', {max: 100, value: 0, hidden: true, 'aria-label': 'Upload progress'});
+  const status = h('p', {class: 'status', role: 'status', 'aria-live': 'polite'});
+  const error = h('p', {class: 'error', role: 'alert'});
+  const button = h('button', {type: 'submit'}, buttonLabel);
+  const form = h('form', {class: 'card', 'aria-labelledby': id},
+    h('h2', {id}, title), field(label, file), extra, bar, status, error,
+    h('div', {class: 'actions'}, button));
+  return {form, file, bar, status, error, button};
+}
+
 let ids = 0;
 // A labelled form field: {label, input} where input gets a fresh id.
 export function field(label, input, extra) {

@@ -1,7 +1,7 @@
 // The app's package repository: list, and upload with a progress bar
 // (straight to the node through a signed URL, as `nubo packages upload`).
 import {api, p, uploadTo} from './api.js';
-import {h, fill, field, table, bytes, when} from './dom.js';
+import {h, fill, table, bytes, when, uploadForm} from './dom.js';
 
 export async function packagesTab(ctx) {
   const {sub, can, body} = ctx;
@@ -10,15 +10,8 @@ export async function packagesTab(ctx) {
     return;
   }
   const listEl = h('div', {});
-  const file = h('input', {type: 'file', name: 'package', accept: '.tar.gz,.tgz,.mda,application/gzip', required: true});
-  const bar = h('progress', {max: 100, value: 0, hidden: true, 'aria-label': 'Upload progress'});
-  const status = h('p', {class: 'status', role: 'status', 'aria-live': 'polite'});
-  const error = h('p', {class: 'error', role: 'alert'});
-  const button = h('button', {type: 'submit'}, 'Upload');
-  const form = h('form', {class: 'card', 'aria-labelledby': 'upload-title'},
-    h('h2', {id: 'upload-title'}, 'Upload a package'),
-    field('Package file (.tar.gz)', file), bar, status, error,
-    h('div', {class: 'actions'}, button));
+  const {form, file, bar, status, error, button} = uploadForm('upload-title', 'Upload a package',
+    'package', 'Package file (.tar.gz)', 'Upload');
 
   async function load() {
     const doc = await api('GET', p`/apps/${sub}/packages`);
