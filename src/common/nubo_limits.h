@@ -99,6 +99,8 @@
 /* the Mendix API faces' request budget (src/portal/mx.c) */
 #define NUBO_MX_RATE_DEFAULT    600                 /* requests a minute per API key */
 #define NUBO_MX_RATE_KEYS       4096                /* keys tracked at once */
+#define NUBO_TAG_MAX            64                  /* bytes of an environment tag */
+#define NUBO_TAGS_MAX           64                  /* tags of one environment */
 #define NUBO_DOWNLOAD_RESUME_SECONDS (24 * 3600)    /* how long a partial download counts */
 
 #endif

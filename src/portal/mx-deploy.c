@@ -25,6 +25,7 @@
 /* nubo's handlers (route-*.c) that the faces call */
 void apps_list(struct preq *);
 void apps_show(struct preq *);
+void apps_create(struct preq *);
 void envs_list(struct preq *);
 void envs_show(struct preq *);
 void envs_start(struct preq *);
@@ -39,6 +40,9 @@ void packages_app_delete(struct preq *);
 void packages_app_label(struct preq *);
 void settings_show(struct preq *);
 void settings_patch(struct preq *);
+void envs_tags_list(struct preq *);
+void envs_tag_put(struct preq *);
+void envs_tag_delete(struct preq *);
 
 /* nubo's environment states in the v1 words (docs/MENDIX-API.md). */
 static const char *const mx_states[][2] = {
@@ -180,6 +184,58 @@ void
 mx_apps_list(struct preq *r)
 {
 	mx_reply_list(r, apps_list, "apps", mx_app_v1);
+}
+
+/* POST /api/1/apps {ProjectId}: a Free App environment for the project:
+ * nubo's app (with a sandbox) whose id is the ProjectId, its subdomain
+ * made from it ("app-" and the uuid's first hex digits). */
+void
+mx_apps_create(struct preq *r)
+{
+	static const struct jfield fields[] = {
+		{ "ProjectId", JT_STRING, 1 }, { NULL } };
+	const char *pid;
+	json_t *out = NULL;
+	char *sub = NULL;
+	size_t n;
+
+	if (body_check(r, fields) == -1)
+		return;
+	pid = jsonx_str(r->body, "ProjectId");
+	if (!util_valid_uuid(pid)) {
+		reply_error(r, 400, "INVALID_PROJECTID", "ProjectId '%s' is not "
+		    "a lowercase uuid", pid);
+		return;
+	}
+	if (store_int(r->db, 0, "SELECT 1 FROM apps WHERE uuid = ?", "s", pid)
+	    == 1) {
+		reply_error(r, 400, "APPLICATION_ALREADY_EXISTS", "project '%s' "
+		    "has an app already", pid);
+		return;
+	}
+	/* 8 hex digits, more when those are taken */
+	for (n = 8; n <= 32; n += 4) {
+		char hex[33];
+		size_t i, k = 0;
+
+		for (i = 0; pid[i] && k < n; i++)
+			if (pid[i] != '-')
+				hex[k++] = pid[i];
+		hex[k] = '\0';
+		free(sub);
+		sub = xasprintf("app-%s", hex);
+		if (store_int(r->db, 0, "SELECT 1 FROM apps WHERE subdomain = ?",
+		    "s", sub) != 1)
+			break;
+	}
+	if (mx_call(r, apps_create, json_pack("{s:s,s:s,s:b}", "subdomain",
+	    sub, "id", pid, "sandbox", 1), &out) / 100 != 2)
+		mx_reply_captured(r);
+	else
+		reply(r, 200, mx_app_v1(r, json_object_get(out, "app") ?
+		    json_object_get(out, "app") : out));
+	json_decref(out);
+	free(sub);
 }
 
 /* GET /api/1/apps/{AppId} */
@@ -1110,4 +1166,58 @@ mx_branches_revisions(struct preq *r)
 out:
 	json_decref(map);
 	json_decref(list);
+}
+
+/* ---- tags ---- */
+
+/* GET …/{Mode}/tags → ["tag", …] */
+void
+mx_tags_list(struct preq *r)
+{
+	json_t *out;
+
+	if (mx_call(r, envs_tags_list, NULL, &out) / 100 != 2) {
+		mx_reply_captured(r);
+		return;
+	}
+	reply(r, 200, json_incref(json_object_get(out, "tags")));
+	json_decref(out);
+}
+
+/* Add (fn envs_tag_put) or remove a tag: {Tag} in the body, or the
+ * path's {Tag}; answers {Tag}. */
+static void
+mx_tag_change(struct preq *r, route_handler fn)
+{
+	static const struct jfield fields[] = {
+		{ "Tag", JT_STRING, 1 }, { NULL } };
+	json_t *out;
+	char *tag;
+
+	if (preq_param(r, "Tag") == NULL && body_check(r, fields) == -1)
+		return;
+	tag = xstrdup(preq_param(r, "Tag") ? preq_param(r, "Tag") :
+	    jsonx_str(r->body, "Tag"));
+	http_param_set(r->http, "tag", tag);
+	if (mx_call(r, fn, fn == envs_tag_put ? json_object() : NULL, &out) /
+	    100 != 2)
+		mx_reply_captured(r);
+	else
+		reply(r, 200, json_pack("{s:s}", "Tag", tag));
+	json_decref(out);
+	free(tag);
+}
+
+/* POST …/{Mode}/tags {Tag} */
+void
+mx_tags_add(struct preq *r)
+{
+	mx_tag_change(r, envs_tag_put);
+}
+
+/* DELETE …/{Mode}/tags {Tag}, DELETE …/{Mode}/tags/{Tag} */
+void
+mx_tags_delete(struct preq *r)
+{
+	mx_tag_change(r, envs_tag_delete);
 }

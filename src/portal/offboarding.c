@@ -413,6 +413,8 @@ offboarding_wipe_node(sqlite3 *db, long long node_id, long long user,
 		    " environment_id = ?", "i", id) != STORE_OK ||
 		    store_run(db, "DELETE FROM restores WHERE environment_id ="
 		    " ?", "i", id) != STORE_OK ||
+		    store_run(db, "DELETE FROM environment_tags WHERE"
+		    " environment_id = ?", "i", id) != STORE_OK ||
 		    store_run(db, "UPDATE environments SET state ="
 		    " 'notdeployed', package = NULL, package_manifest = NULL,"
 		    " instances = 1, memory_mb = 512, maintenance = 0,"

@@ -69,6 +69,8 @@ enum face {
 /* Route flags. */
 #define ROUTE_MULTIPART	0x1	/* the body is a multipart upload, streamed
 				 * to a file (mx_upload_begin) */
+#define ROUTE_DELETE_BODY 0x2	/* a DELETE that takes a JSON body (the
+				 * Mendix tags) */
 
 struct route {
 	const char	*method;

@@ -122,8 +122,8 @@ apps_create(struct preq *r)
 	static const struct jfield fields[] = {
 		{ "subdomain", JT_STRING, 1 }, { "name", JT_STRING, 0 },
 		{ "sandbox", JT_BOOL, 0 }, { "temporary", JT_BOOL, 0 },
-		{ NULL } };
-	const char *sub, *name;
+		{ "id", JT_STRING, 0 }, { NULL } };
+	const char *sub, *name, *id;
 	long long sandbox_node = 0;
 	int sandbox, rc;
 	char *uuid = NULL;
@@ -142,6 +142,14 @@ apps_create(struct preq *r)
 	if (name && !apps_valid_name(name)) {
 		reply_error(r, 400, "INVALID_NAME", "an app name has 1 to %d "
 		    "printable characters", NUBO_NAME_MAX);
+		return;
+	}
+	/* the app's id may be given (a project that has one elsewhere, as
+	 * the Mendix API's ProjectId): a lowercase uuid nobody has */
+	id = jsonx_str(r->body, "id");
+	if (id && !util_valid_uuid(id)) {
+		reply_error(r, 400, "INVALID_APP_ID", "an app id is a lowercase "
+		    "uuid, not '%s'", id);
 		return;
 	}
 	if (r->who.user_id == 0) {
@@ -167,7 +175,14 @@ apps_create(struct preq *r)
 	}
 	if (apps_hostname_taken(r, sub) == -1)
 		return;
-	uuid = util_uuid();
+	if (id && store_int(r->db, 0, "SELECT 1 FROM apps WHERE uuid = ?", "s",
+	    id) == 1) {
+		store_rollback(r->db);
+		reply_error(r, 409, "APP_ID_TAKEN", "an app with id '%s' exists "
+		    "already", id);
+		return;
+	}
+	uuid = id ? xstrdup(id) : util_uuid();
 	util_time_iso(util_now(), now, sizeof now);
 	rc = store_run(r->db, "INSERT INTO apps (uuid, subdomain, name,"
 	    " technical_contact, sandbox, temporary, created_at)"

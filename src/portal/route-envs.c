@@ -788,3 +788,101 @@ out:
 	free(apath);
 	return rc;
 }
+
+/* ---- tags: labels on an environment (the Mendix Deploy API's) ---- */
+
+/* 1 when t can be a tag: 1 to NUBO_TAG_MAX bytes, no control
+ * characters, no '/' (it names a path). */
+static int
+envs_tag_valid(const char *t)
+{
+	const unsigned char *p;
+
+	if (t == NULL || *t == '\0' || strlen(t) > NUBO_TAG_MAX)
+		return 0;
+	for (p = (const unsigned char *)t; *p; p++)
+		if (*p < 0x20 || *p == 0x7f || *p == '/')
+			return 0;
+	return 1;
+}
+
+/* Reply {tags: [...]} of env_id, sorted. */
+static void
+envs_tags_reply(struct preq *r, long long env_id)
+{
+	json_t *rows = store_rows(r->db, "SELECT tag FROM environment_tags"
+	    " WHERE environment_id = ? ORDER BY tag", "i", env_id);
+	json_t *tags = json_array(), *row;
+	size_t i;
+
+	if (rows == NULL) {
+		json_decref(tags);
+		reply_store_error(r);
+		return;
+	}
+	json_array_foreach(rows, i, row)
+		json_array_append_new(tags, json_string(jsonx_str(row, "tag")));
+	json_decref(rows);
+	reply(r, 200, json_pack("{s:o}", "tags", tags));
+}
+
+/* GET …/environments/{env}/tags */
+void
+envs_tags_list(struct preq *r)
+{
+	json_t *row = envs_row(r);
+
+	if (row == NULL)
+		return;
+	envs_tags_reply(r, jsonx_int(row, "id", 0));
+	json_decref(row);
+}
+
+/* PUT / DELETE …/environments/{env}/tags/{tag}: add or remove a tag;
+ * answers the tags. */
+static void
+envs_tag_change(struct preq *r, int add)
+{
+	static const struct jfield none[] = { { NULL } };
+	const char *tag = preq_param(r, "tag");
+	json_t *row;
+	long long env_id, n;
+
+	if (add && body_check(r, none) == -1)
+		return;
+	if (!envs_tag_valid(tag)) {
+		reply_error(r, 400, "INVALID_TAG", "a tag has 1 to %d "
+		    "characters, no control characters and no '/'",
+		    NUBO_TAG_MAX);
+		return;
+	}
+	if ((row = envs_row(r)) == NULL)
+		return;
+	env_id = jsonx_int(row, "id", 0);
+	n = store_int(r->db, 0, "SELECT COUNT(*) FROM environment_tags WHERE"
+	    " environment_id = ?", "i", env_id);
+	if (!add && store_int(r->db, 0, "SELECT 1 FROM environment_tags WHERE"
+	    " environment_id = ? AND tag = ?", "is", env_id, tag) != 1) {
+		reply_error(r, 404, "TAG_NOT_FOUND", "environment '%s' has no "
+		    "tag '%s'", jsonx_str(row, "name"), tag);
+	} else if (add && n >= NUBO_TAGS_MAX && store_int(r->db, 0, "SELECT 1"
+	    " FROM environment_tags WHERE environment_id = ? AND tag = ?",
+	    "is", env_id, tag) != 1) {
+		reply_error(r, 409, "TOO_MANY_TAGS", "environment '%s' has %d "
+		    "tags already", jsonx_str(row, "name"), NUBO_TAGS_MAX);
+	} else if (store_run(r->db, add ? "INSERT OR IGNORE INTO"
+	    " environment_tags (environment_id, tag) VALUES (?, ?)" :
+	    "DELETE FROM environment_tags WHERE environment_id = ? AND"
+	    " tag = ?", "is", env_id, tag) != STORE_OK) {
+		reply_store_error(r);
+	} else {
+		activity_log(r, add ? "env.tag" : "env.untag", "%s tag '%s' %s "
+		    "environment '%s'", add ? "added" : "removed", tag,
+		    add ? "to" : "from", jsonx_str(row, "name"));
+		envs_tags_reply(r, env_id);
+	}
+	json_decref(row);
+}
+
+void envs_tag_put(struct preq *r) { envs_tag_change(r, 1); }
+void envs_tag_delete(struct preq *r) { envs_tag_change(r, 0); }

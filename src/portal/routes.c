@@ -84,6 +84,9 @@ void envs_run_show(struct preq *);
 void envs_run_stop(struct preq *);
 void envs_psql(struct preq *);
 void envs_db_credentials(struct preq *);
+void envs_tags_list(struct preq *);
+void envs_tag_put(struct preq *);
+void envs_tag_delete(struct preq *);
 /* route-agent.c */
 void agent_register(struct preq *);
 void agent_status(struct preq *);
@@ -131,6 +134,7 @@ void backups_restore(struct preq *);
 void backups_restores_list(struct preq *);
 /* mx-deploy.c: the Mendix faces (docs/MENDIX-API.md) */
 void mx_apps_list(struct preq *);
+void mx_apps_create(struct preq *);
 void mx_apps_show(struct preq *);
 void mx_envs_list(struct preq *);
 void mx_envs_show(struct preq *);
@@ -154,6 +158,9 @@ void mx_packages_upload_v2(struct preq *);
 void mx_jobs_show_v2(struct preq *);
 void mx_settings_show(struct preq *);
 void mx_settings_set(struct preq *);
+void mx_tags_list(struct preq *);
+void mx_tags_add(struct preq *);
+void mx_tags_delete(struct preq *);
 /* mx-v4.c */
 void mx4_apps_list(struct preq *);
 void mx4_apps_show(struct preq *);
@@ -294,6 +301,13 @@ const struct route routes[] = {
 	{ "POST", "/apps/{app}/environments/{env}/db-credentials",
 	  envs_db_credentials, ACCESS_APP_SETTINGS, "a short-lived login to "
 	  "the environment's database (ttl; nubo envs db-url)" },
+	{ "GET", "/apps/{app}/environments/{env}/tags", envs_tags_list,
+	  ACCESS_APP_MEMBER, "the environment's tags" },
+	{ "PUT", "/apps/{app}/environments/{env}/tags/{tag}", envs_tag_put,
+	  ACCESS_APP_SETTINGS, "tag the environment (answers its tags)" },
+	{ "DELETE", "/apps/{app}/environments/{env}/tags/{tag}",
+	  envs_tag_delete, ACCESS_APP_SETTINGS, "remove a tag of the "
+	  "environment (answers its tags)" },
 	{ "GET", "/apps/{app}/environments/{env}/runs/{run}", envs_run_show,
 	  ACCESS_APP_MEMBER, "a one-off run you started: state, exit status, "
 	  "output from offset (base64)" },
@@ -463,6 +477,9 @@ const struct route routes[] = {
 	 * errors; Mendix-Username + Mendix-ApiKey headers */
 	{ "GET", "/api/1/apps", mx_apps_list, ACCESS_USER,
 	  "Mendix Deploy API v1: the apps you can see", FACE_MX, 0 },
+	{ "POST", "/api/1/apps", mx_apps_create, ACCESS_USER,
+	  "Mendix Deploy API v1: a Free App environment {ProjectId}: an app "
+	  "with a sandbox whose id is the ProjectId", FACE_MX, 0 },
 	{ "GET", "/api/1/apps/{AppId}", mx_apps_show, ACCESS_APP_MEMBER,
 	  "Mendix Deploy API v1: an app (AppId: its subdomain)", FACE_MX, 0 },
 	{ "GET", "/api/1/apps/{AppId}/environments", mx_envs_list,
@@ -498,6 +515,15 @@ const struct route routes[] = {
 	{ "POST", MX1_ENV "/scale", mx_envs_scale, ACCESS_APP_SETTINGS,
 	  "Mendix Deploy API v1: {Instances, MemoryPerInstance} (v4 nodes)",
 	  FACE_MX, 0 },
+	{ "GET", MX1_ENV "/tags", mx_tags_list, ACCESS_APP_MEMBER,
+	  "Mendix Deploy API v1: the environment's tags", FACE_MX, 0 },
+	{ "POST", MX1_ENV "/tags", mx_tags_add, ACCESS_APP_SETTINGS,
+	  "Mendix Deploy API v1: tag the environment {Tag}", FACE_MX, 0 },
+	{ "DELETE", MX1_ENV "/tags", mx_tags_delete, ACCESS_APP_SETTINGS,
+	  "Mendix Deploy API v1: remove a tag {Tag} (a DELETE with a body)",
+	  FACE_MX, ROUTE_DELETE_BODY },
+	{ "DELETE", MX1_ENV "/tags/{Tag}", mx_tags_delete, ACCESS_APP_SETTINGS,
+	  "Mendix Deploy API v1: remove a tag", FACE_MX, 0 },
 	{ "GET", "/api/1/apps/{AppId}/packages", mx_packages_list,
 	  ACCESS_APP_TRANSPORT, "Mendix Build API v1: the app's packages",
 	  FACE_MX, 0 },
@@ -792,8 +818,9 @@ routes_begin(struct http_req *h)
 		return;
 	if (r->route->flags & ROUTE_MULTIPART)
 		mx_upload_begin(r);
-	else if (strcmp(h->method, "GET") != 0 &&
-	    strcmp(h->method, "DELETE") != 0)
+	else if ((strcmp(h->method, "GET") != 0 &&
+	    strcmp(h->method, "DELETE") != 0) ||
+	    (r->route->flags & ROUTE_DELETE_BODY))
 		h->body_max = NUBO_JSON_BODY_MAX;
 }
 

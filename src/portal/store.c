@@ -381,6 +381,12 @@ static const char *const store_schema[] = {
 	"ALTER TABLE packages ADD COLUMN revision INTEGER;"
 	"ALTER TABLE packages ADD COLUMN version_label TEXT;"
 	"ALTER TABLE packages ADD COLUMN description TEXT;",
+	/* 25: environment tags (the Mendix Deploy API's, route-envs.c) */
+	"CREATE TABLE environment_tags ("
+	"  environment_id INTEGER NOT NULL REFERENCES environments(id)"
+	"    ON DELETE CASCADE,"
+	"  tag TEXT NOT NULL,"
+	"  PRIMARY KEY (environment_id, tag));",
 };
 
 static char *store_path_global;

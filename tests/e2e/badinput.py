@@ -123,6 +123,7 @@ def make_world():
                                     (node,)).fetchone()[0],
         "SnapshotId": snap, "ArchiveId": str(uuid.uuid4()),
         "RestoreId": str(uuid.uuid4()), "appId": app_uuid, "Name": "main",
+        "tag": "customer-facing", "Tag": "eu",
         "environmentId": db.execute("SELECT uuid FROM environments WHERE"
                                     " node_id = ? AND name = 'Test'",
                                     (node,)).fetchone()[0],
@@ -204,6 +205,8 @@ MX_CODES = {"BAD_JSON": "INVALID_PARAMETERS", "BAD_REQUEST":
             "INVALID_PARAMETERS", "BODY_NOT_ALLOWED": "INVALID_PARAMETERS"}
 MULTIPART = {"POST /api/1/apps/{AppId}/packages/upload",
              "POST /api/v2/apps/{AppId}/packages/upload"}
+# a DELETE that takes a JSON body (the Mendix Deploy API's tags)
+DELETE_WITH_BODY = {"DELETE /api/1/apps/{AppId}/environments/{Mode}/tags"}
 routes = json.loads(subprocess.check_output([NUBOD, "routes"]))
 writes = [r for r in routes if r["method"] != "GET"]
 if not writes:
@@ -219,7 +222,7 @@ for rt in writes:
         continue
     key = token if rt["access"] == "agent" else ADMIN_KEY
     path = fill(pattern, fixtures)
-    takes_body = method != "DELETE"
+    takes_body = method != "DELETE" or name in DELETE_WITH_BODY
     agent = rt["access"] == "agent"
     good = discover(method, path, key, agent) if takes_body else {}
 

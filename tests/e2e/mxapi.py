@@ -287,6 +287,25 @@ error("the packages, as a member without transport",
       v1("GET", "/apps/" + APP + "/packages", user="viewer@mx.test",
          key=VIEWER_KEY), 403, "NO_ACCESS")
 
+# a Free App environment for a project: an app with a sandbox, its id the
+# ProjectId
+error("POST /apps with a ProjectId that is no uuid",
+      v1("POST", "/apps", {"ProjectId": "nope"}), 400, "INVALID_PROJECTID")
+error("POST /apps for a project that has an app",
+      v1("POST", "/apps", {"ProjectId": puuid}), 400,
+      "APPLICATION_ALREADY_EXISTS")
+NEWP = str(uuid.uuid4())
+fa = want("POST /apps {ProjectId}", v1("POST", "/apps", {"ProjectId": NEWP}))
+shape("the Free App", fa, APP_FIELDS)
+check("its ProjectId is the one given, its AppId made from it",
+      (fa or {}).get("ProjectId") == NEWP and
+      fa.get("AppId") == "app-" + NEWP.replace("-", "")[:8], fa)
+fe = want("the Free App's environments", v1("GET", "/apps/%s/environments" %
+                                             (fa or {}).get("AppId")))
+check("one Sandbox environment, Empty", [(e.get("Mode"), e.get("Status"))
+                                         for e in fe or []] ==
+      [("Sandbox", "Empty")], fe)
+
 envs = want("GET environments", v1("GET", "/apps/%s/environments" % APP))
 check("three environments", isinstance(envs, list) and
       sorted(e.get("Mode") for e in envs) ==
@@ -620,6 +639,30 @@ poll("start job", lambda: v1("GET", ENV + "/start/%s" %
 st, text = routed_until("/", lambda st, t: "Hi from the pipeline" in t)
 check("the app shows the constant set through the API", st == 200 and
       "Hi from the pipeline" in text, "%d %s" % (st, text[:200]))
+
+# --- tags ---------------------------------------------------------------------
+T1 = ENV + "/tags"
+check("no tags yet", want("GET tags", v1("GET", T1)) == [])
+check("POST a tag answers {Tag}", want("POST a tag", v1(
+    "POST", T1, {"Tag": "customer-facing"})) == {"Tag": "customer-facing"})
+want("POST another", v1("POST", T1, {"Tag": "eu"}))
+check("GET tags: both", v1("GET", T1)[1] == ["customer-facing", "eu"])
+check("a viewer reads them", v1("GET", T1, user="viewer@mx.test",
+                                key=VIEWER_KEY)[1] == ["customer-facing",
+                                                       "eu"])
+error("a viewer may not tag", v1("POST", T1, {"Tag": "x"},
+                                 user="viewer@mx.test", key=VIEWER_KEY),
+      403, "NO_ACCESS")
+check("DELETE with a body {Tag}", want("DELETE a tag (body)", v1(
+    "DELETE", T1, {"Tag": "eu"})) == {"Tag": "eu"})
+check("DELETE …/tags/{Tag}", want("DELETE a tag (path)", v1(
+    "DELETE", T1 + "/customer-facing")) == {"Tag": "customer-facing"})
+check("no tags left", v1("GET", T1)[1] == [])
+error("an unknown tag", v1("DELETE", T1, {"Tag": "nope"}), 404,
+      "TAG_NOT_FOUND")
+error("a tag with a '/'", v1("POST", T1, {"Tag": "a/b"}), 400,
+      "INVALID_TAG")
+error("a tag without Tag", v1("POST", T1, {}), 400, "INVALID_PARAMETERS")
 
 # --- scale -------------------------------------------------------------------
 e = want("scale", v1("POST", ENV + "/scale", {"Instances": 2,
@@ -966,7 +1009,8 @@ check("nubo's own jobs ran them", {"package.upload", "env.transport",
 acts = {r[0] for r in db.execute(
     "SELECT a.action FROM activity a JOIN apps p ON p.id = a.app_id WHERE"
     " p.subdomain = ?", (APP,))}
-check("and the activity log has them", {"env.transport", "env.start",
+check("and the activity log has them", {"env.tag", "env.untag",
+                                        "env.transport", "env.start",
                                         "env.stop", "env.clean",
                                         "package.upload",
                                         "package.delete", "snapshot.create",

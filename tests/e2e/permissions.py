@@ -231,7 +231,7 @@ def make_world():
             (node, ENV)).fetchone()[0],
         "SnapshotId": snap, "ArchiveId": str(uuid.uuid4()),
         "RestoreId": str(uuid.uuid4()),
-        "Name": "main",
+        "Name": "main", "tag": "customer-facing", "Tag": "eu",
         "appId": app_uuid, "environmentId": db.execute(
             "SELECT uuid FROM environments WHERE node_id = ? AND name = ?",
             (node, ENV)).fetchone()[0],

@@ -194,7 +194,9 @@ expect "the secret is on v4 with the app" "$(grep -rlF "$SECRET" "$T/node-v4/env
 
 # --- another app linked to v4 takes over none of crm's environments ---
 "$NUBO" apps create shop --no-sandbox >/dev/null
+expect "a tag on crm's Production" "$(api_as "$ADMIN_KEY" PUT /apps/crm/environments/Production/tags/crm-only | jq_get tags.0)" crm-only
 check "link another app to v4" "$NUBO" nodes link v4 shop
+expect "shop's Production has none of crm's tags" "$(api_as "$ADMIN_KEY" GET /apps/shop/environments/Production/tags | jq_get tags)" "[]"
 expect "crm is a Free App again" "$(api_as "$ADMIN_KEY" GET /apps/crm | jq_get node)" ""
 v4_clean "after linking another app"
 shop_settings=$("$NUBO" settings show shop Production --json) || fail "settings show shop Production"

@@ -14,6 +14,8 @@ PKG=$NUBO_BUILD/packages/notes-1.0.0.tar.gz
 
 start_portal
 start_node mx v4
+# the sandbox node, for POST /api/1/apps (a Free App environment)
+NODE_CREATE_ARGS=--sandbox start_node sandbox v4
 check "create app" "$NUBO" apps create shop --no-sandbox
 check "link app to node" "$NUBO" nodes link mx shop
 # a member who may only look (no transport), for NO_ACCESS
