@@ -11,7 +11,7 @@ cmd_nodes_list_exec(struct cmd_args *a)
 	if (out_maybe_json(a, json_object_get(resp, "nodes")) == -1)
 		out_table(json_object_get(resp, "nodes"), "name:NAME,"
 		    "generation:GENERATION,status:STATUS,app:APP,"
-		    "technical_contact:TECHNICAL CONTACT,sandbox:SANDBOX");
+		    "technical_contact:TECHNICAL CONTACT,sandbox:SANDBOX,online:ONLINE");
 	json_decref(resp);
 	return CLI_OK;
 }
