@@ -1,7 +1,10 @@
 /* Agent API handlers for environments: the portal pushes specs and asks
  * for actions; start/stop/restart answer at once and the portal polls the
  * state, transport and clean finish before answering. */
+#include <ctype.h>
+#include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -275,4 +278,88 @@ agent_env_logs(struct areq *r)
 		    (json_int_t)(off + got), "text", text));
 	}
 	free(text);
+}
+
+/* 1 when s is a date YYYY-MM-DD. */
+static int
+logs_valid_day(const char *s)
+{
+	int i;
+
+	if (s == NULL || strlen(s) != 10)
+		return 0;
+	for (i = 0; i < 10; i++)
+		if (i == 4 || i == 7 ? s[i] != '-' : !isdigit((unsigned char)
+		    s[i]))
+			return 0;
+	return 1;
+}
+
+/* Copy the lines of path that begin with day ("YYYY-MM-DD", every line
+ * of the app log begins with its time) to out, through a fixed buffer. */
+static void
+logs_copy_day(const char *path, const char *day, FILE *out)
+{
+	FILE *in = fopen(path, "re");
+	char line[8192];
+	int keep = 0, at_start = 1;
+
+	if (in == NULL)
+		return;
+	while (fgets(line, sizeof line, in) != NULL) {
+		size_t n = strlen(line);
+
+		/* a line longer than the buffer goes as its start said */
+		if (at_start)
+			keep = strncmp(line, day, 10) == 0;
+		if (keep)
+			fwrite(line, 1, n, out);
+		at_start = n > 0 && line[n - 1] == '\n';
+	}
+	fclose(in);
+}
+
+/* GET /agent/v1/environments/{id}/logs/{day} (signed URL): the app log's
+ * lines of that day (UTC), from the rotated logs and the current one,
+ * oldest first, as a text file (the Mendix Deploy API's logs/{date}). */
+void
+agent_env_logs_day(struct areq *r)
+{
+	const char *day = http_param(r->http, "day");
+	char *path, *old, *fname;
+	FILE *out;
+	struct stat st;
+	int i, fd;
+
+	if (!logs_valid_day(day)) {
+		areply_error(r, 400, "BAD_REQUEST", "'%s' is not a date "
+		    "YYYY-MM-DD", day ? day : "");
+		return;
+	}
+	if ((out = tmpfile()) == NULL) {
+		areply_error(r, 500, "STORAGE_ERROR", "cannot gather the log: "
+		    "%s", strerror(errno));
+		return;
+	}
+	path = env_log_path(r->env);
+	for (i = 3; i >= 1; i--) {
+		old = xasprintf("%s.%d", path, i);
+		logs_copy_day(old, day, out);
+		free(old);
+	}
+	logs_copy_day(path, day, out);
+	free(path);
+	fflush(out);
+	fd = dup(fileno(out));
+	fclose(out);
+	if (fd == -1 || fstat(fd, &st) == -1 || lseek(fd, 0, SEEK_SET) == -1) {
+		if (fd != -1)
+			close(fd);
+		areply_error(r, 500, "STORAGE_ERROR", "cannot gather the log");
+		return;
+	}
+	fname = xasprintf("%s-%s.log", env_name(r->env), day);
+	http_reply_file(r->http, fd, (uint64_t)st.st_size,
+	    "text/plain; charset=utf-8", fname);
+	free(fname);
 }

@@ -24,6 +24,7 @@ void agent_env_restart(struct areq *);
 void agent_env_clean(struct areq *);
 void agent_env_transport(struct areq *);
 void agent_env_logs(struct areq *);
+void agent_env_logs_day(struct areq *);
 void agent_node_show(struct areq *);
 /* packages.c */
 void agent_packages_list(struct areq *);
@@ -96,6 +97,9 @@ static const struct agent_route agent_routes[] = {
 	  "the environment's database" },
 	{ "GET", "/agent/v1/environments/{id}/logs", agent_env_logs,
 	  AGENT_SIGNED, NULL, "the app log: last lines, or from an offset" },
+	{ "GET", "/agent/v1/environments/{id}/logs/{day}", agent_env_logs_day,
+	  AGENT_SIGNED, NULL, "the app log's lines of one day (YYYY-MM-DD), "
+	  "as a file" },
 
 
 	/* packages (packages.c) */

@@ -41,6 +41,7 @@ void packages_app_label(struct preq *);
 void settings_show(struct preq *);
 void settings_patch(struct preq *);
 void envs_tags_list(struct preq *);
+void envs_logs_day(struct preq *);
 void envs_tag_put(struct preq *);
 void envs_tag_delete(struct preq *);
 
@@ -1220,4 +1221,21 @@ void
 mx_tags_delete(struct preq *r)
 {
 	mx_tag_change(r, envs_tag_delete);
+}
+
+/* GET …/{Mode}/logs/{Date} → {Environment, Date, DownloadUrl} */
+void
+mx_logs_day(struct preq *r)
+{
+	json_t *out;
+
+	http_param_set(r->http, "date", preq_param(r, "Date"));
+	if (mx_call(r, envs_logs_day, NULL, &out) / 100 != 2) {
+		mx_reply_captured(r);
+		return;
+	}
+	reply(r, 200, json_pack("{s:O,s:O,s:O}", "Environment",
+	    json_object_get(out, "environment"), "Date", json_object_get(out,
+	    "date"), "DownloadUrl", json_object_get(out, "url")));
+	json_decref(out);
 }

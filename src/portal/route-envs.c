@@ -21,6 +21,8 @@
 /* Longest a node's stop grace may be (an instance restarting onto a new
  * memory limit is stopped first). */
 #define ENVS_STOP_GRACE_MAX	30
+/* How long a signed URL of a day's log is valid. */
+#define ENVS_LOG_URL_TTL	3600
 /* A migration's target environment serves the original app (its
  * hostnames) once that environment's own cutover took its route step —
  * not before: the cutover goes environment by environment, and until its
@@ -536,6 +538,44 @@ envs_logs(struct preq *r)
 	json_decref(row);
 	free(cause);
 	free(path);
+}
+
+/* GET …/logs/{date}: a signed URL, valid an hour, of the app log's lines
+ * of that day (UTC) on the node (the Mendix Deploy API's logs/{date}). */
+void
+envs_logs_day(struct preq *r)
+{
+	const char *day = preq_param(r, "date");
+	json_t *row;
+	char *path, *url, *cause = NULL, when[32];
+	int i, ok = day && strlen(day) == 10;
+
+	for (i = 0; ok && i < 10; i++)
+		ok = i == 4 || i == 7 ? day[i] == '-' : isdigit((unsigned char)
+		    day[i]) != 0;
+	if (!ok) {
+		reply_error(r, 400, "BAD_REQUEST", "'%s' is not a date "
+		    "YYYY-MM-DD", day ? day : "");
+		return;
+	}
+	if ((row = envs_row(r)) == NULL)
+		return;
+	path = xasprintf("/agent/v1/environments/%lld/logs/%s", jsonx_int(row,
+	    "id", 0), day);
+	url = node_signed_url(r->db, jsonx_int(row, "node_id", 0), "GET", path,
+	    r->who.user_id, ENVS_LOG_URL_TTL, &cause);
+	if (url == NULL) {
+		reply_error(r, 503, "NODE_UNREACHABLE", "%s", cause);
+	} else {
+		util_time_iso(util_now() + ENVS_LOG_URL_TTL, when, sizeof when);
+		reply(r, 200, json_pack("{s:s,s:s,s:s,s:s}", "environment",
+		    jsonx_str(row, "name"), "date", day, "url", url,
+		    "expires_at", when));
+	}
+	free(url);
+	free(cause);
+	free(path);
+	json_decref(row);
 }
 
 /* What the portal keeps of a node's report on one environment

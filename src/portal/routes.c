@@ -85,6 +85,7 @@ void envs_run_stop(struct preq *);
 void envs_psql(struct preq *);
 void envs_db_credentials(struct preq *);
 void envs_tags_list(struct preq *);
+void envs_logs_day(struct preq *);
 void envs_tag_put(struct preq *);
 void envs_tag_delete(struct preq *);
 /* route-agent.c */
@@ -159,6 +160,7 @@ void mx_jobs_show_v2(struct preq *);
 void mx_settings_show(struct preq *);
 void mx_settings_set(struct preq *);
 void mx_tags_list(struct preq *);
+void mx_logs_day(struct preq *);
 void mx_tags_add(struct preq *);
 void mx_tags_delete(struct preq *);
 /* mx-v4.c */
@@ -301,6 +303,9 @@ const struct route routes[] = {
 	{ "POST", "/apps/{app}/environments/{env}/db-credentials",
 	  envs_db_credentials, ACCESS_APP_SETTINGS, "a short-lived login to "
 	  "the environment's database (ttl; nubo envs db-url)" },
+	{ "GET", "/apps/{app}/environments/{env}/logs/{date}", envs_logs_day,
+	  ACCESS_APP_LOGS, "a signed URL, valid an hour, of the app log's "
+	  "lines of one day (YYYY-MM-DD, UTC)" },
 	{ "GET", "/apps/{app}/environments/{env}/tags", envs_tags_list,
 	  ACCESS_APP_MEMBER, "the environment's tags" },
 	{ "PUT", "/apps/{app}/environments/{env}/tags/{tag}", envs_tag_put,
@@ -515,6 +520,9 @@ const struct route routes[] = {
 	{ "POST", MX1_ENV "/scale", mx_envs_scale, ACCESS_APP_SETTINGS,
 	  "Mendix Deploy API v1: {Instances, MemoryPerInstance} (v4 nodes)",
 	  FACE_MX, 0 },
+	{ "GET", MX1_ENV "/logs/{Date}", mx_logs_day, ACCESS_APP_LOGS,
+	  "Mendix Deploy API v1: a download URL of the day's application "
+	  "log", FACE_MX, 0 },
 	{ "GET", MX1_ENV "/tags", mx_tags_list, ACCESS_APP_MEMBER,
 	  "Mendix Deploy API v1: the environment's tags", FACE_MX, 0 },
 	{ "POST", MX1_ENV "/tags", mx_tags_add, ACCESS_APP_SETTINGS,

@@ -123,7 +123,8 @@ def make_world():
                                     (node,)).fetchone()[0],
         "SnapshotId": snap, "ArchiveId": str(uuid.uuid4()),
         "RestoreId": str(uuid.uuid4()), "appId": app_uuid, "Name": "main",
-        "tag": "customer-facing", "Tag": "eu",
+        "tag": "customer-facing", "Tag": "eu", "date": "2026-01-31",
+        "Date": "2026-01-31",
         "environmentId": db.execute("SELECT uuid FROM environments WHERE"
                                     " node_id = ? AND name = 'Test'",
                                     (node,)).fetchone()[0],

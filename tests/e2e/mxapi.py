@@ -640,6 +640,28 @@ st, text = routed_until("/", lambda st, t: "Hi from the pipeline" in t)
 check("the app shows the constant set through the API", st == 200 and
       "Hi from the pipeline" in text, "%d %s" % (st, text[:200]))
 
+# --- logs/{date}: a download URL of the day's application log -------------
+TODAY = time.strftime("%Y-%m-%d", time.gmtime())
+lg = want("GET logs/{today}", v1("GET", ENV + "/logs/" + TODAY))
+check("logs: {Environment, Date, DownloadUrl}", isinstance(lg, dict) and
+      set(lg) == {"Environment", "Date", "DownloadUrl"} and
+      lg["Environment"] == "Test" and lg["Date"] == TODAY, lg)
+st, data = fetch((lg or {}).get("DownloadUrl", "http://127.0.0.1:1/"))
+lines = data.decode(errors="replace").splitlines() if st == 200 else []
+check("the download is today's app log: its lines, all of today",
+      st == 200 and any("[instance 1]" in x for x in lines) and
+      all(x.startswith(TODAY) for x in lines), "%d %s" % (st, lines[:3]))
+lg = want("GET logs of a day without lines", v1("GET", ENV +
+                                                "/logs/2001-01-01"))
+st, data = fetch((lg or {}).get("DownloadUrl", "http://127.0.0.1:1/"))
+check("a day without lines: an empty file", st == 200 and data == b"",
+      "%d %r" % (st, data[:80]))
+error("logs of a date that is none", v1("GET", ENV + "/logs/yesterday"),
+      400, "INVALID_PARAMETERS")
+error("logs as a member without the logs permission",
+      v1("GET", ENV + "/logs/" + TODAY, user="viewer@mx.test",
+         key=VIEWER_KEY), 403, "NO_ACCESS")
+
 # --- tags ---------------------------------------------------------------------
 T1 = ENV + "/tags"
 check("no tags yet", want("GET tags", v1("GET", T1)) == [])

@@ -232,6 +232,7 @@ def make_world():
         "SnapshotId": snap, "ArchiveId": str(uuid.uuid4()),
         "RestoreId": str(uuid.uuid4()),
         "Name": "main", "tag": "customer-facing", "Tag": "eu",
+        "date": "2026-01-31", "Date": "2026-01-31",
         "appId": app_uuid, "environmentId": db.execute(
             "SELECT uuid FROM environments WHERE node_id = ? AND name = ?",
             (node, ENV)).fetchone()[0],
@@ -374,6 +375,11 @@ ALLOWED_NOT_2XX = {
         (404, "PACKAGE_NOT_FOUND", None),
     # the package's bytes are on the node (a node that never registered)
     ("GET", "/api/1/apps/{AppId}/packages/{PackageId}/download"):
+        (503, "NODE_UNREACHABLE", None),
+    # a day's log is on the node (a node that never registered)
+    ("GET", "/apps/{app}/environments/{env}/logs/{date}"):
+        (503, "NODE_UNREACHABLE", None),
+    ("GET", "/api/1/apps/{AppId}/environments/{Mode}/logs/{Date}"):
         (503, "NODE_UNREACHABLE", None),
     # no package carries a branch label in this world
     ("GET", "/api/1/apps/{AppId}/branches/{Name}"):
