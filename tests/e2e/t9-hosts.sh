@@ -120,12 +120,15 @@ check "the CLI on the client's host works with the CA" "$NUBO" apps list
 # --- nodes join by URL + token ---
 # node_args NAME IP: a node's options (its own address everywhere)
 node_args() {
+	local extra=EXTRA_$1
 	echo --data "$T/node-$1" --portal "$PORTAL_URL" --token "$(cat "$T/node-$1.token")" \
 		--portal-ca "$T/ca.pem" --listen "$2:7443" --tls-cert "$T/$1.pem" --tls-key "$T/$1.key" \
 		--router-listen "$2:80" --router-tls-listen "$2:443" \
 		--router-tls-cert "$T/apps.pem" --router-tls-key "$T/apps.key" \
-		--pg-port 5433 --start-timeout 60
+		--pg-port 5433 --start-timeout 60 "${!extra:-}"
 }
+# v3 also answers over HTTPS on its IPv6 loopback
+EXTRA_v3='--router-tls-listen [::1]:8443'
 # start_host_node NAME NS IP: the node's agent on its host
 start_host_node() {
 	local before
@@ -175,9 +178,9 @@ expect "  no plain router serving apps (port 80 redirects)" "$(jq_get router <<<
 expect "  online" "$(jq_get online <<< "$v3")" true
 expect_match "the node says where its router listens" "$(grep -m1 'router on' "$T/node-v3.log")" \
 	"router on $V3_IP:80 \(redirects to HTTPS\), $V3_IP:443 \(HTTPS\)"
-expect "v3 listens on its own address only (and PostgreSQL on its loopback)" \
+expect "v3 listens on its own address only (and PostgreSQL and [::1]:8443 on its loopback)" \
 	"$(ip netns exec "$NS_V3" ss -Htln | awk '{print $4}' | sort -u | tr '\n' ' ')" \
-	"127.0.0.1:5433 $V3_IP:443 $V3_IP:7443 $V3_IP:80 "
+	"127.0.0.1:5433 $V3_IP:443 $V3_IP:7443 $V3_IP:80 [::1]:8443 "
 
 # --- the sample app, deployed and reached from the client by its hostname ---
 "$NUBO" apps create notes --no-sandbox >/dev/null
@@ -214,6 +217,8 @@ PY
 }
 src=$(digest "$V3_IP")
 expect_match "  three notes and an attachment written over HTTPS" "$src" "^3 1 "
+expect "the app answers on v3's IPv6 loopback listener too" \
+	"$(ip netns exec "$NS_V3" curl -s --cacert "$T/ca.pem" --resolve "$HOST:8443:[::1]" -o /dev/null -w '%{http_code}' "https://$HOST:8443/api/notes")" 200
 expect "plain HTTP on the router's port 80 redirects to HTTPS" \
 	"$(in_c curl -s -o /dev/null -w '%{http_code} %{redirect_url}' -H "Host: $HOST" "http://$V3_IP/api/notes")" \
 	"308 https://$HOST/api/notes"
@@ -267,7 +272,7 @@ ip netns exec "$NS_P" runuser -u nubo-pg -- "$PGBIN/pg_ctl" -D "$DBHOST/data" -l
 	-o "-c listen_addresses=$P_IP -c port=5432 -c unix_socket_directories=$DBHOST" start >/dev/null
 # its agent and router on v3's loopback; no portal needed for the check
 ip netns exec "$NS_V3" "$NUBOD" node --data "$T/node-ext" --portal "$PORTAL_URL" --token none \
-	--listen 127.0.0.1:7081 --router-port 8081 \
+	--listen 127.0.0.1:7081 --router-port 8081 --router-listen "$V3_IP:8082" --insecure-http \
 	--pg "postgresql://nubo_admin:dbhost-pw-$$@$P_IP:5432/postgres" >> "$T/node-ext.log" 2>&1 &
 PIDS+=("$!")
 NODE_DIRS+=("$T/node-ext")
@@ -282,6 +287,10 @@ expect_match "  and the one without scram-sha-256" "$(cat "$T/node-ext.log")" \
 	"pg_hba.conf line [0-9]+ admits \{all\} from $V3_IP with md5, not scram-sha-256"
 expect "  not the rules of the server's own loopback" \
 	"$(grep -c "admits {all} from the network 127\.0\.0\.1\|admits {all} from 127\.0\.0\.1" "$T/node-ext.log" || true)" 0
+expect_match "with --insecure-http its router serves apps in clear on $V3_IP:8082, and warns" "$(cat "$T/node-ext.log")" \
+	"router: serving apps with plain HTTP on $V3_IP:8082 \(--insecure-http\)"
+expect "  the client gets the router's own answer there, not a redirect" \
+	"$(in_c curl -s -o /dev/null -w '%{http_code}' -H 'Host: nothing.t9.test' "http://$V3_IP:8082/")" 404
 kill -TERM "$EXT_PID"
 wait "$EXT_PID" 2>/dev/null || true
 "$NUBOD" node stop-all --data "$T/node-ext" >/dev/null 2>&1 || true
