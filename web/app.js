@@ -6,6 +6,7 @@ import {appsPage} from './apps.js';
 import {appPage} from './app-page.js';
 import {nodesPage} from './nodes.js';
 import {keysPage} from './keys.js';
+import {adminPage} from './admin.js';
 
 const main = document.getElementById('main');
 const nav = document.getElementById('nav');
@@ -27,6 +28,7 @@ async function whoami() {
 function signedIn(user) {
   me = user;
   nav.hidden = false;
+  document.getElementById('nav-admin').hidden = !user.is_admin;
   fill(document.getElementById('who'), user.email);
 }
 
@@ -96,6 +98,7 @@ async function route() {
     else if (parts[0] === 'apps' && parts[1]) await appPage(ctx, parts[1], parts[2] || 'environments');
     else if (parts[0] === 'nodes' && parts.length === 1) await nodesPage(ctx);
     else if (parts[0] === 'keys' && parts.length === 1) await keysPage(ctx);
+    else if (parts[0] === 'admin' && parts.length === 1) await adminPage(ctx);
     else fill(main, h('h1', {}, 'Not found'), h('p', {}, h('a', {href: '#/apps'}, 'Back to the apps')));
   } catch (err) {
     if (err.status === 401) {

@@ -57,6 +57,22 @@ export function onSubmit(form, button, errorEl, act) {
   });
 }
 
+// A form card that runs act() on submit: its fields, a button (danger:
+// red), act()'s answer shown as a status, what it throws as an error.
+export function actionForm(title, fields, label, act, danger) {
+  const error = h('p', {class: 'error', role: 'alert'});
+  const done = h('p', {class: 'status', role: 'status', 'aria-live': 'polite'});
+  const button = h('button', {type: 'submit', class: danger ? 'danger' : null}, label);
+  const id = `t-${label.toLowerCase().replace(/[^a-z]+/g, '-')}`;
+  const f = h('form', {class: 'card', 'aria-labelledby': id},
+    h('h2', {id}, title), fields, error, done, h('div', {class: 'actions'}, button));
+  onSubmit(f, button, error, async () => {
+    fill(done);
+    fill(done, await act(f));
+  });
+  return f;
+}
+
 // A form that uploads one file: {form, file, bar, status, error, button};
 // extra: more fields after the file's.
 export function uploadForm(id, title, name, label, buttonLabel, extra) {

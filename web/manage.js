@@ -2,21 +2,7 @@
 // remove the sandbox, delete (the Technical Contact; the name typed to
 // confirm). Each form shows the server's refusal where it is.
 import {api, p} from './api.js';
-import {h, fill, field, onSubmit} from './dom.js';
-
-function form(title, fields, label, act, danger) {
-  const error = h('p', {class: 'error', role: 'alert'});
-  const done = h('p', {class: 'status', role: 'status', 'aria-live': 'polite'});
-  const button = h('button', {type: 'submit', class: danger ? 'danger' : null}, label);
-  const id = `t-${label.toLowerCase().replace(/[^a-z]+/g, '-')}`;
-  const f = h('form', {class: 'card', 'aria-labelledby': id},
-    h('h2', {id}, title), fields, error, done, h('div', {class: 'actions'}, button));
-  onSubmit(f, button, error, async () => {
-    fill(done);
-    fill(done, await act());
-  });
-  return f;
-}
+import {h, fill, field, actionForm as form} from './dom.js';
 
 export async function manageTab(ctx) {
   const {app, sub, can, isTC, body} = ctx;

@@ -147,6 +147,8 @@ def page_check(name, expect_refused=()):
        and all(any(x in e for x in ("401", "403")) for e in errors), errors)
     ok("%s: no failed requests" % name, not bad, bad)
     ok("%s: every form field has a label" % name, not unlabelled(), unlabelled())
+    ok("%s: the page drew (no 'Something went wrong')" % name,
+       "Something went wrong" not in text_of("h1"), text_of("main")[:200])
     ok("%s: no injected script ran" % name,
        d.execute_script("return window.pwned === undefined"))
     shots += 1
@@ -565,6 +567,26 @@ try:
        perms)
     page_check("team")
 
+    # --- platform admin: offboarding requests, a node, a user -------------
+    go("#/admin")
+    wait(lambda _: css("input[name=node_name]"), what="the platform page")
+    ok("the platform page lists the offboarding request, approved",
+       NODE in text_of("main table") and "approved" in text_of("main table"),
+       text_of("main table")[:300])
+    css("input[name=node_name]")[0].send_keys("cloud9")
+    click("//button[normalize-space()='Create node']")
+    wait(lambda _: css("input[name=shown_once]") or text_of("form [role=alert]"),
+         what="the new node's token")
+    token = css("input[name=shown_once]")[0].get_attribute("value") if css("input[name=shown_once]") else ""
+    ok("a new node's agent token is shown once", len(token) >= 32, token or text_of("form [role=alert]"))
+    wait(lambda _: "cloud9" in text_of("main table"), what="the new node in the list")
+    css("input[name=user_email]")[0].send_keys("ops@example.com")
+    css("input[name=user_password]")[0].send_keys("opspass123")
+    click("//button[normalize-space()='Create user']")
+    listed = wait(lambda _: "ops@example.com" in text_of("main table"), what="the new user")
+    ok("a new user is listed", listed, text_of("form [role=alert]") or text_of("main table")[-300:])
+    page_check("platform")
+
     # --- API keys: shown once, working, revoked --------------------------------
     def key_status(key):
         req = urllib.request.Request(URL + "/api/v1/me",
@@ -626,6 +648,7 @@ try:
     go("#/apps/webshop/environments")
     wait(lambda _: css("table"), what="the viewer's environments")
     ok("viewer: sees the environments", "running" in text_of("tbody"))
+    ok("viewer: no Platform link", not d.find_element(By.ID, "nav-admin").is_displayed())
     ok("viewer: no Start / Stop / Transport offered",
        not css("tbody button") and "view only" in text_of("tbody"),
        [b.text for b in css("tbody button")])
