@@ -725,6 +725,16 @@ for p, env, oapp, oenv, want in [
     check("settings diff as %s against %s/%s: %s" % (p, oapp, oenv, want), ok,
           "%d %s" % (st, json.dumps(doc)[:160]))
 
+# --- a Mendix face's EnvironmentId must be the app's ----------------------
+# another world's Test has the name of this world's Test: its uuid under
+# this world's ProjectId names no environment of the app
+w1, w2 = make_world(), make_world()
+st, doc = call_as("GET", "/api/v2/apps/%s/environments/%s/snapshots" % (
+    w1["ProjectId"], w2["EnvironmentId"]), "admin")
+check("another app's EnvironmentId under this ProjectId: 404",
+      st == 404 and error_of(doc)[0] == "ENVIRONMENT_NOT_FOUND",
+      "%d %s" % (st, doc))
+
 if not routes:
     fail("nubod routes printed no routes")
 print("%d passed, %d failed" % (passed, failed))
