@@ -98,7 +98,11 @@ export async function envsTab(ctx) {
       h('div', {class: 'actions'}, h('button', {type: 'button', class: 'secondary', onclick: () => load()}, 'Refresh')));
   }
 
+  // the rows first; the package picker once the node answered
   envs = (await api('GET', p`/apps/${sub}/environments`)).environments;
-  await loadPackages();
   draw();
+  if (can('transport') && envs.length) {
+    await loadPackages();
+    draw();
+  }
 }

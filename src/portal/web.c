@@ -21,6 +21,8 @@
 
 struct web_file {
 	const struct web_asset	*asset;
+	const unsigned char	*data;		/* index.html: versioned */
+	size_t			 len;
 	const char		*ctype;
 	char			 etag[40];	/* "\"<32 hex>\"" */
 	char			 etag_gz[44];	/* "\"<32 hex>-gz\"" */
@@ -30,6 +32,32 @@ struct web_file {
 
 static struct web_file *web_files;
 static pthread_once_t web_once = PTHREAD_ONCE_INIT;
+/* The assets' version (a digest of them all): index.html names the files
+ * under /v/<version>/, which are cached for a year (immutable), so that a
+ * warm load asks for index.html alone; another nubod has another
+ * version, and its index.html names other URLs. */
+static char web_version[17];
+
+/* index.html's bytes with every "/@V@/" made "/v/<version>/" (new). */
+static unsigned char *
+web_versioned(const unsigned char *data, size_t len, size_t *out_len)
+{
+	struct buf b;
+	size_t i = 0;
+
+	buf_init(&b, 0);
+	while (i < len) {
+		if (len - i >= 5 && memcmp(data + i, "/@V@/", 5) == 0) {
+			buf_printf(&b, "/v/%s/", web_version);
+			i += 5;
+		} else {
+			buf_append(&b, data + i, 1);
+			i++;
+		}
+	}
+	*out_len = b.len;
+	return (unsigned char *)buf_detach(&b);
+}
 
 static const char *
 web_ctype(const char *path)
@@ -85,19 +113,37 @@ web_prepare(void)
 {
 	size_t i;
 
-	web_files = xcalloc(web_assets_count + 1, sizeof *web_files);
+	struct buf all;
+	char *digest;
+
+	buf_init(&all, 0);
 	for (i = 0; i < web_assets_count; i++) {
-		struct web_file *f = &web_files[i];
 		char *hex = util_sha256_hex(web_assets[i].data,
 		    web_assets[i].len);
 
+		buf_printf(&all, "%s %s\n", web_assets[i].path, hex);
+		free(hex);
+	}
+	digest = util_sha256_hex(all.data, all.len);
+	snprintf(web_version, sizeof web_version, "%.16s", digest);
+	free(digest);
+	buf_release(&all);
+	web_files = xcalloc(web_assets_count + 1, sizeof *web_files);
+	for (i = 0; i < web_assets_count; i++) {
+		struct web_file *f = &web_files[i];
+		char *hex;
+
 		f->asset = &web_assets[i];
+		f->data = web_assets[i].data;
+		f->len = web_assets[i].len;
+		if (strcmp(web_assets[i].path, "/index.html") == 0)
+			f->data = web_versioned(f->data, f->len, &f->len);
+		hex = util_sha256_hex(f->data, f->len);
 		f->ctype = web_ctype(web_assets[i].path);
 		snprintf(f->etag, sizeof f->etag, "\"%.32s\"", hex);
 		snprintf(f->etag_gz, sizeof f->etag_gz, "\"%.32s-gz\"", hex);
 		free(hex);
-		f->gz = web_gzip(web_assets[i].data, web_assets[i].len,
-		    &f->gz_len);
+		f->gz = web_gzip(f->data, f->len, &f->gz_len);
 	}
 }
 
@@ -197,12 +243,20 @@ web_serve(struct preq *r)
 	const char *url = r->http->url;
 	const struct web_file *f = NULL;
 	const char *etag;
-	int gz;
-	size_t i;
+	int gz, immutable = 0;
+	size_t i, n;
 
 	pthread_once(&web_once, web_prepare);
 	if (strcmp(url, "/") == 0)
 		url = "/index.html";
+	if (strncmp(url, "/v/", 3) == 0 && (n = strcspn(url + 3, "/")) > 0 &&
+	    url[3 + n] == '/') {
+		/* another version's URL (a page from before an upgrade) gets
+		 * this version's file, revalidated as an unversioned one */
+		immutable = n == strlen(web_version) &&
+		    strncmp(url + 3, web_version, n) == 0;
+		url += 3 + n;
+	}
 	for (i = 0; i < web_assets_count && f == NULL; i++)
 		if (strcmp(web_files[i].asset->path, url) == 0)
 			f = &web_files[i];
@@ -225,13 +279,15 @@ web_serve(struct preq *r)
 	else if (gz)
 		http_reply_static(r->http, 200, f->ctype, f->gz, f->gz_len);
 	else
-		http_reply_static(r->http, 200, f->ctype, f->asset->data,
-		    f->asset->len);
+		http_reply_static(r->http, 200, f->ctype, f->data, f->len);
 	if (gz)
 		http_add_header(r->http, "Content-Encoding", "gzip");
 	http_add_header(r->http, "ETag", etag);
 	http_add_header(r->http, "Vary", "Accept-Encoding");
-	/* names are not versioned: revalidate, cheap with the ETag */
-	http_add_header(r->http, "Cache-Control", "no-cache");
+	/* a versioned URL never changes; others (and index.html, which
+	 * names the version) are revalidated, cheap with the ETag */
+	http_add_header(r->http, "Cache-Control", immutable && strcmp(url,
+	    "/index.html") != 0 ? "public, max-age=31536000, immutable" :
+	    "no-cache");
 	web_security_headers(r);
 }

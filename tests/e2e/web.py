@@ -29,12 +29,10 @@ import time
 import urllib.error
 import urllib.request
 
-from selenium import webdriver
+import chromium
 from selenium.common.exceptions import (NoSuchElementException,
                                         StaleElementReferenceException,
                                         TimeoutException)
-from selenium.webdriver.chrome.options import Options
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import Select, WebDriverWait
@@ -58,22 +56,7 @@ def ok(what, cond, detail=""):
 
 
 downloads = tempfile.mkdtemp(prefix="nubo-web-dl.")
-profile = tempfile.mkdtemp(prefix="nubo-web-profile.")
-o = Options()
-o.binary_location = "/usr/bin/chromium"
-for a in ("--headless=new", "--no-sandbox", "--disable-gpu",
-          "--disable-dev-shm-usage", "--window-size=1200,900",
-          "--no-first-run", "--disable-extensions",
-          "--disable-background-networking", "--disable-sync",
-          "--disable-component-update", "--user-data-dir=" + profile):
-    o.add_argument(a)
-o.add_experimental_option("prefs", {
-    "download.default_directory": downloads,
-    "download.prompt_for_download": False,
-})
-o.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
-d = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=o)
-d.set_page_load_timeout(30)
+d = chromium.start(downloads)
 
 
 def wait(cond, secs=20, what="the page"):

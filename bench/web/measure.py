@@ -1,0 +1,97 @@
+#!/usr/bin/python3
+"""bench/web's driver (see run): headless Chromium through chromium-driver.
+usage: measure.py PORTAL_URL FLOOR_URL FLOOR_ROOT"""
+import json
+import re
+import os
+import shutil
+import statistics
+import sys
+import time
+import urllib.request
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                "..", "..", "tests", "e2e"))
+import chromium  # noqa: E402
+
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
+
+PORTAL, FLOOR, ROOT = sys.argv[1:4]
+RUNS = int(os.environ.get("RUNS", "7"))
+PAGE = "/#/apps/shop/environments"
+
+d = chromium.start()
+# the time of the first environment row, from the navigation's start
+d.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": """
+  new MutationObserver((_, obs) => {
+    if (document.querySelector('tbody tr')) {
+      window.__row = performance.now();
+      obs.disconnect();
+    }
+  }).observe(document, {childList: true, subtree: true});"""})
+
+
+def load(url):
+    """Open url from a blank page; ms to the first row, bytes on the wire."""
+    d.get("about:blank")
+    d.get_log("performance")
+    d.get(url)
+    WebDriverWait(d, 30, poll_frequency=0.02).until(
+        lambda _: d.execute_script("return window.__row || null"))
+    ms = d.execute_script("return window.__row")
+    time.sleep(0.2)
+    size = 0
+    for entry in d.get_log("performance"):
+        m = json.loads(entry["message"])["message"]
+        if m["method"] == "Network.loadingFinished":
+            size += m["params"].get("encodedDataLength", 0)
+    return ms, size
+
+
+def cold(url):
+    d.execute_cdp_cmd("Network.enable", {})
+    d.execute_cdp_cmd("Network.clearBrowserCache", {})
+    return load(url)
+
+
+try:
+    d.get(PORTAL + "/#/signin")
+    WebDriverWait(d, 20).until(lambda _: d.find_elements(By.CSS_SELECTOR, "input[type=email]"))
+    d.find_element(By.CSS_SELECTOR, "input[type=email]").send_keys("admin@nubo.localhost")
+    d.find_element(By.CSS_SELECTOR, "input[type=password]").send_keys("adminpass1")
+    d.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
+    WebDriverWait(d, 20).until(lambda _: "Apps" in d.find_element(By.TAG_NAME, "h1").text)
+
+    portal_cold = [cold(PORTAL + PAGE) for _ in range(RUNS)]
+    portal_warm = [load(PORTAL + PAGE) for _ in range(RUNS)]
+    if os.environ.get("WEB_BENCH_TRACE"):
+        for e in d.execute_script("return performance.getEntriesByType('resource').map("
+                                  "(e) => [e.name, Math.round(e.startTime), Math.round(e.responseEnd)])"):
+            print("  trace", *e)
+
+    # the floor: the same page as rendered, without scripts, from nginx
+    html = d.execute_script("""
+      const doc = document.documentElement.cloneNode(true);
+      doc.querySelectorAll('script').forEach((s) => s.remove());
+      return '<!doctype html>\\n' + doc.outerHTML;""")
+    with open(os.path.join(ROOT, "index.html"), "w", encoding="utf-8") as f:
+        f.write(re.sub(r'/v/[0-9a-f]+/', '/', html))
+    for name in ("style.css", "favicon.svg"):
+        with urllib.request.urlopen(PORTAL + "/" + name) as r, \
+                open(os.path.join(ROOT, name), "wb") as f:
+            shutil.copyfileobj(r, f)
+    os.system("chmod -R a+rX " + ROOT)
+    floor_cold = [cold(FLOOR + "/index.html") for _ in range(RUNS)]
+    floor_warm = [load(FLOOR + "/index.html") for _ in range(RUNS)]
+finally:
+    d.quit()
+
+med = lambda xs, i: statistics.median(x[i] for x in xs)   # noqa: E731
+print("environments page, first row (median of %d loads):" % RUNS)
+print("  %-28s %8.1f ms %8.1f kB" % ("portal, cold (empty cache)", med(portal_cold, 0), med(portal_cold, 1) / 1024))
+print("  %-28s %8.1f ms %8.1f kB" % ("portal, warm (cached)", med(portal_warm, 0), med(portal_warm, 1) / 1024))
+print("  %-28s %8.1f ms %8.1f kB" % ("floor: static, cold", med(floor_cold, 0), med(floor_cold, 1) / 1024))
+print("  %-28s %8.1f ms %8.1f kB" % ("floor: static, warm", med(floor_warm, 0), med(floor_warm, 1) / 1024))
+print("result warm_ratio=%.2f first_kb=%.1f" % (
+    med(portal_warm, 0) / med(floor_warm, 0), med(portal_cold, 1) / 1024))
