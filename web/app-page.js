@@ -11,6 +11,7 @@ import {logsTab} from './logs.js';
 import {manageTab} from './manage.js';
 import {migrationTab} from './migration.js';
 import {teamTab} from './team.js';
+import {activityTab} from './activity.js';
 
 const TABS = [
   ['environments', 'Environments', envsTab],
@@ -19,6 +20,7 @@ const TABS = [
   ['logs', 'Logs', logsTab],
   ['team', 'Team', teamTab],
   ['migration', 'Migration', migrationTab],
+  ['activity', 'Activity', activityTab],
   ['manage', 'Manage', manageTab],
 ];
 

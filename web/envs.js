@@ -20,11 +20,11 @@ export async function envsTab(ctx) {
     }
   }
 
-  async function run(env, label, path, reqBody) {
+  async function run(env, label, path, reqBody, method) {
     status[env] = {text: `${label}: asking…`};
     draw();
     try {
-      const {job} = await api('POST', p`/apps/${sub}/environments/${env}` + path, reqBody);
+      const {job} = await api(method || 'POST', p`/apps/${sub}/environments/${env}` + path, reqBody);
       const end = await followJob(job.id, (j) => {
         setStatus(env, {text: `${label}: ${j.state}${j.progress && j.progress.message ? ' — ' + j.progress.message : ''}`});
       });
@@ -57,6 +57,15 @@ export async function envsTab(ctx) {
     if (!can('transport', env.name)) return h('span', {class: 'muted'}, 'view only');
     const buttons = ACTIONS.map(([act, label]) => h('button', {type: 'button', class: 'secondary',
       'aria-label': `${label} ${env.name}`, onclick: () => run(env.name, label, '/' + act)}, label));
+    // Clean wipes the data: said first, done on a second button
+    buttons.push(h('button', {type: 'button', class: 'secondary', 'aria-label': `Clean ${env.name}`,
+      onclick: (e) => {
+        const yes = h('button', {type: 'button', class: 'danger',
+          onclick: () => run(env.name, 'Clean', '/clean')}, `Wipe ${env.name}'s data`);
+        e.target.replaceWith(h('span', {class: 'actions'},
+          `Cleaning deletes ${env.name}'s database and files (stopped only).`, yes));
+        yes.focus();
+      }}, 'Clean…'));
     let transport = null;
     if (packages && packages.length) {
       const pick = h('select', {name: 'package'},
@@ -66,7 +75,21 @@ export async function envsTab(ctx) {
         h('button', {type: 'button', onclick: () => run(env.name, 'Transport', '/transport', {package: pick.value})},
           `Transport to ${env.name}`));
     }
-    return h('div', {class: 'actions'}, buttons, transport);
+    let scale = null;
+    if (can('settings', env.name)) {
+      const inst = h('input', {type: 'number', name: 'instances', min: 1, max: 16, value: String(env.instances),
+        disabled: env.generation !== 'v4'});
+      const mem = h('input', {type: 'number', name: 'memory_mb', min: 64, step: 64, value: String(env.memory_mb)});
+      scale = h('span', {class: 'actions'},
+        field(`Instances of ${env.name}${env.generation !== 'v4' ? ' (v4 only)' : ''}`, inst),
+        field(`Memory per instance of ${env.name} (MB)`, mem),
+        h('button', {type: 'button', class: 'secondary', onclick: () => {
+          const b = {memory_mb: Number(mem.value)};
+          if (env.generation === 'v4') b.instances = Number(inst.value);
+          run(env.name, 'Scale', '/scale', b, 'PUT');
+        }}, `Scale ${env.name}`));
+    }
+    return h('div', {class: 'actions'}, buttons, transport, scale);
   }
 
   function draw() {

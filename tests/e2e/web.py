@@ -272,6 +272,11 @@ try:
        css("progress")[0].get_attribute("value") == "100")
     ok("upload: listed", "notes" in text_of("table") and "1.0.0" in text_of("table"))
     page_check("packages")
+    before = set(os.listdir(downloads))
+    click("//button[@aria-label='Download notes-1.0.0']")
+    got = downloaded(before)
+    ok("package download: the same bytes as uploaded", got is not None and
+       open(got, "rb").read() == open(PKG, "rb").read(), got)
 
     # --- transport, start, running ----------------------------------------
     go("#/apps/webshop/environments")
@@ -312,6 +317,8 @@ try:
             break
         time.sleep(0.2)
     ok("the app answers through the node's router", st == 200, st)
+    ok("Clean and Scale offered to the Technical Contact",
+       css("button[aria-label='Clean Test']") and "Scale Test" in text_of("tbody button"))
     page_check("environments")
     d.set_window_size(360, 800)
     go("#/apps/webshop/environments")
@@ -549,6 +556,14 @@ try:
        perms and {k: v for k, v in perms[0]["permissions"].items() if v} == {"logs": ["Test"]},
        perms)
     page_check("team")
+
+    # --- activity ---------------------------------------------------------
+    go("#/apps/webshop/activity")
+    wait(lambda _: css("tbody tr"), what="the activity log")
+    ok("the activity log shows what was done, by whom",
+       "admin@nubo.localhost" in text_of("tbody") and "snapshot" in text_of("tbody").lower(),
+       text_of("tbody")[:300])
+    page_check("activity")
 
     # --- platform admin: offboarding requests, a node, a user -------------
     go("#/admin")
