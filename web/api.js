@@ -30,8 +30,11 @@ export async function api(method, path, body) {
   if (!res.ok) {
     const err = doc && doc.error ? doc.error : {};
     if (res.status === 401) forget();
+    // a refused document names every refused setting and why
+    const details = Array.isArray(err.details) && err.details.length
+      ? ': ' + err.details.map((x) => `${x.setting}: ${x.reason}`).join('; ') : '';
     throw new ApiError(res.status, err.code || String(res.status),
-      err.message || `${res.status} ${res.statusText}`);
+      (err.message || `${res.status} ${res.statusText}`) + details);
   }
   return doc;
 }

@@ -12,9 +12,11 @@ import {manageTab} from './manage.js';
 import {migrationTab} from './migration.js';
 import {teamTab} from './team.js';
 import {activityTab} from './activity.js';
+import {settingsTab} from './settings.js';
 
 const TABS = [
   ['environments', 'Environments', envsTab],
+  ['settings', 'Settings', settingsTab],
   ['packages', 'Packages', packagesTab],
   ['backups', 'Backups', backupsTab],
   ['logs', 'Logs', logsTab],

@@ -510,6 +510,35 @@ try:
        any(NODE4 in r.text for r in css("tbody tr") if "webshop" in r.text),
        text_of("tbody"))
 
+    # --- settings (Environment Details) on v4 ---------------------------------
+    go("#/apps/webshop/settings")
+    wait(lambda _: css("input[name=constant_name]"), what="the settings tab")
+    Select(css("select[name=environment]")[0]).select_by_value("Test")
+    wait(lambda _: "on %s (v4)" % NODE4 in text_of("main"), what="Test's settings")
+    ok("settings: the constant set on v3 came along, shown as text",
+       "Greeting" in text_of("main table") and EVIL in text_of("main table"), text_of("main")[:300])
+    css("input[name=var_name]")[0].send_keys("API_TOKEN")
+    css("input[name=var_value]")[0].send_keys("hunter2-secret")
+    click("//button[normalize-space()='Set variable']")
+    wait(lambda _: "API_TOKEN" in text_of("main table"), what="the new variable")
+    ok("a secret variable is listed masked, its value nowhere in the page",
+       "(secret)" in text_of("main table") and "hunter2" not in d.page_source)
+    css("input[name=var_name]")[0].send_keys("1BAD")
+    css("input[name=var_value]")[0].send_keys("x")
+    click("//button[normalize-space()='Set variable']")
+    wait(lambda _: "1BAD" in text_of("main [role=alert]"), what="the refusal")
+    ok("a bad variable name: refused with the reason, on its form",
+       "1BAD" in text_of("form[aria-labelledby='t-set-variable'] [role=alert]"),
+       text_of("main [role=alert]"))
+    drain()     # that refusal is the point
+    Select(css("select[name=diff_env]")[0]).select_by_value("Acceptance")
+    click("//button[normalize-space()='Compare']")
+    wait(lambda _: "side by side" in text_of("main"), what="the diff")
+    ok("compare with Acceptance: the variable, side by side, masked",
+       "env_vars.API_TOKEN" in text_of("main table") and "(secret)" in text_of("main table"),
+       text_of("main")[-300:])
+    page_check("settings")
+
     # --- manage: rename, delete with the name typed --------------------------
     go("#/apps/webshop/manage")
     wait(lambda _: css("input[name=name]"), what="the manage tab")
