@@ -75,6 +75,20 @@ export async function envsTab(ctx) {
         h('button', {type: 'button', onclick: () => run(env.name, 'Transport', '/transport', {package: pick.value})},
           `Transport to ${env.name}`));
     }
+    // the maintenance page: visitors see it instead of the app
+    buttons.push(h('button', {type: 'button', class: 'secondary', 'aria-pressed': env.maintenance ? 'true' : 'false',
+      onclick: async () => {
+        status[env.name] = {text: 'Maintenance page: asking…'};
+        draw();
+        try {
+          const out = await api('POST', p`/apps/${sub}/environments/${env.name}/maintenance`, {on: !env.maintenance});
+          status[env.name] = {text: `Maintenance page ${out.maintenance ? 'on' : 'off'}` +
+            (out.applied === false ? ' (the node gets it with its next heartbeat)' : '')};
+        } catch (err) {
+          status[env.name] = {error: `Maintenance page refused: ${err.message}`};
+        }
+        await load();
+      }}, env.maintenance ? `Maintenance page off for ${env.name}` : `Maintenance page on for ${env.name}`));
     let scale = null;
     if (can('settings', env.name)) {
       const inst = h('input', {type: 'number', name: 'instances', min: 1, max: 16, value: String(env.instances),
@@ -105,6 +119,7 @@ export async function envsTab(ctx) {
       return [
         h('strong', {}, env.name),
         h('span', {class: `state state-${env.state}`}, env.state,
+          env.maintenance ? ' · maintenance page' : '',
           env.error ? h('span', {class: 'error'}, ' ', env.error) : null),
         env.package || '—',
         `${running} of ${env.instances}`,

@@ -317,6 +317,15 @@ try:
             break
         time.sleep(0.2)
     ok("the app answers through the node's router", st == 200, st)
+    click("//button[normalize-space()='Maintenance page on for Acceptance']")
+    wait(lambda _: "Maintenance page on" in text_of("[data-env-status]") or
+         "refused" in text_of("[data-env-status]"), 20, "the maintenance page")
+    ok("the maintenance page switched on for Acceptance, said in its row",
+       "maintenance page" in d.find_element(
+           By.XPATH, "//tbody/tr[td[1][normalize-space()='Acceptance']]").text,
+       text_of("[data-env-status]"))
+    click("//button[normalize-space()='Maintenance page off for Acceptance']")
+    wait(lambda _: "Maintenance page off" in text_of("[data-env-status]"), 20, "the maintenance page off")
     ok("Clean and Scale offered to the Technical Contact",
        css("button[aria-label='Clean Test']") and "Scale Test" in text_of("tbody button"))
     page_check("environments")
