@@ -60,6 +60,7 @@ for _ in $(seq 100); do
 	[ -s "$D/nginx/nginx.pid" ] && [ "$(master)" != "$m" ] && grep -qa nginx "/proc/$(master)/cmdline" 2>/dev/null && break
 	sleep 0.1
 done
+[ "$(master)" != "$m" ] || fail "no new nginx master 10 s after the old one was killed; the node said: $(grep -aE 'router|nginx' "$T/node-heal.log" | tail -8)"
 if serves_count 2 10; then pass "nginx's master killed: served again after $(since "$t0") s (limit 20 s)"; else fail "not served after nginx's master was killed"; fi
 check "maintenance on" "$NUBO" envs maintenance shop Test on
 expect "maintenance is served by the new nginx at once" "$(route_status heal $HOST /count)" 503

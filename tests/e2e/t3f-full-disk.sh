@@ -8,6 +8,13 @@
 # stays up (same postmaster) and the other environment keeps serving and
 # writing; `nubo nodes show` reports the free space with a warning. The
 # loop device is unmounted and detached on every exit.
+# its mounts in a mount namespace of its own: a namespace another process
+# makes meanwhile (ip netns exec, a sandbox) would hold a copy of the loop
+# device's mount, and e2fsck or losetup -d would find the device in use
+if [ -z "${NUBO_OWN_MOUNTS:-}" ] && [ "$(id -u)" = 0 ] && command -v unshare >/dev/null; then
+	export NUBO_OWN_MOUNTS=1
+	exec unshare -m --propagation private -- bash "$0" "$@"
+fi
 . "$(dirname "$0")/lib.sh"
 
 # the test hook (src/common/testhook.c): a snapshot waits before it
