@@ -22,7 +22,7 @@ envs_util_print(json_t *env)
 {
 	out_fields(env, "name,state,reason,node,node_online,generation,package,"
 	    "instances,memory_mb,restart_pending,restart_reason,maintenance,"
-	    "url,router,router_error,error");
+	    "url,router,router_error,certificate,certificate_error,error");
 	if (json_array_size(json_object_get(env, "running"))) {
 		printf("\n");
 		out_table(json_object_get(env, "running"), "index:INSTANCE,"

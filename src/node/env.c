@@ -3,6 +3,7 @@
  * Layout: DIR/envs/<id>/{app (unpacked package), files (NUBO_FILES_DIR),
  * logs/app.log, env.json}. */
 #include "node.h"
+#include "acme.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -339,6 +340,7 @@ env_json(struct env *e)
 	    "reason", why, "router_error", e->router_error,
 	    "instances_wanted", want, "restart_pending", e->rolling,
 	    "start_timeout", node->start_timeout);
+	acme_env_report(e->id, out);
 	if (e->rolling) {
 		for (i = 0; i < want; i++)
 			done += e->inst[i].state == INST_RUNNING &&

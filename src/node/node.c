@@ -1,6 +1,7 @@
 /* `nubod node`: start-up, the OS user, registration with the portal and
  * the heartbeat; `nubod node stop-all` stops everything a node runs. */
 #include "node.h"
+#include "acme.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -69,6 +70,15 @@ static const struct opt node_opts[] = {
 	    "read again on SIGHUP. Goes with --router-tls-key" },
 	{ "router-tls-key", "FILE", 'X', 0,
 	    "the router certificate's private key (PEM)" },
+	{ "acme-directory", "URL", 'a', 0,
+	    "an ACME (RFC 8555) directory (https): the node obtains and renews "
+	    "certificates for the app hostnames there, answering HTTP-01 on "
+	    "its plain router listener; a --router-tls-cert stays the fallback" },
+	{ "acme-email", "ADDRESS", 'm', 0,
+	    "the contact address of the node's ACME account" },
+	{ "acme-ca", "FILE", 'k', 0,
+	    "the CA (PEM) the ACME server's certificate is verified against "
+	    "(default: the system's), for a private ACME server" },
 	{ "router-port", "PORT", 'r', 0,
 	    "the router's plain HTTP on 127.0.0.1:PORT (as --router-listen "
 	    "127.0.0.1:PORT)" },
@@ -660,6 +670,23 @@ node_main(int argc, char **argv)
 		case 'I': node->tls.insecure_http = 1; break;
 		case 'B': node->router_tls_cert = arg; break;
 		case 'X': node->router_tls_key = arg; break;
+		case 'a':
+			if (strncmp(arg, "https://", 8) != 0 ||
+			    strpbrk(arg, " \"\\\n") != NULL) {
+				cause = opts_bad_value(&o, "an https:// URL");
+				goto usage;
+			}
+			node->acme_directory = arg;
+			break;
+		case 'm':
+			if (strchr(arg, '@') == NULL || strlen(arg) > 254 ||
+			    strpbrk(arg, " \"\\\n<>,") != NULL) {
+				cause = opts_bad_value(&o, "an e-mail address");
+				goto usage;
+			}
+			node->acme_email = arg;
+			break;
+		case 'k': node->acme_ca = arg; break;
 		case 'L':
 		case 'H':
 			if (router_listen_add(arg, c == 'H') == -1) {
@@ -815,6 +842,7 @@ node_main(int argc, char **argv)
 	events_start();
 	downloads_start();
 	dbcred_start();
+	acme_start();
 	if (pthread_create(&hb, NULL, heartbeat_thread, NULL) != 0)
 		return error("cannot start the heartbeat");
 	while (!node_stopping) {

@@ -104,6 +104,10 @@ struct node {
 	 * read again on SIGHUP), NULL: only custom domains there */
 	const char		*router_tls_cert;
 	const char		*router_tls_key;
+	/* automatic certificates for the app hostnames (acme.c) */
+	const char		*acme_directory;
+	const char		*acme_email;
+	const char		*acme_ca;
 	unsigned		 pg_port;
 	int			 port_lo, port_hi;
 	int			 start_timeout;	/* seconds */
@@ -444,6 +448,8 @@ int router_listen_setup(void);
 char *router_public(int tls);
 /* A line saying where the router listens, for the log (caller frees). */
 char *router_listen_text(void);
+/* A hostname safe in the router config: [a-z0-9.-] only (router.c). */
+int router_host_ok(const char *host);
 int router_start(void);
 /* Render, check with nginx -t, swap atomically, reload. Takes the lock. */
 int router_reload(void);

@@ -23,6 +23,7 @@
  * Verdicts are remembered by the part's hash, so a part that stays bad
  * costs no further checks. */
 #include "node.h"
+#include "acme.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -55,6 +56,8 @@ struct route_env {
 	enum env_state	 state;
 	int		 healthy[NUBO_INSTANCES_MAX];	/* instances, 1-based */
 	int		 nhealthy;
+	char		*acme_crt;	/* its ACME certificate, or NULL */
+	char		*acme_key;
 };
 
 static char *
@@ -155,6 +158,9 @@ router_listen_setup(void)
 	if ((node->router_tls_cert == NULL) != (node->router_tls_key == NULL))
 		return error("--router-tls-cert and --router-tls-key go "
 		    "together");
+	if (node->acme_directory && router_first_tls() == NULL)
+		return error("--acme-directory needs an HTTPS listener "
+		    "(--router-tls-listen or --router-tls-port)");
 	if (node->router_tls_cert) {
 		if (t == NULL)
 			return error("--router-tls-cert needs an HTTPS listener "
@@ -189,7 +195,7 @@ router_public(int tls)
 
 	/* HTTPS listeners without the app hostnames' certificate serve
 	 * custom domains only: users reach the apps in plain there */
-	if (tls && node->router_tls_cert == NULL)
+	if (tls && node->router_tls_cert == NULL && !acme_enabled())
 		return NULL;
 	for (i = 0; i < node->nrouter_listeners; i++) {
 		struct router_listener *l = &node->router_listeners[i];
@@ -221,7 +227,8 @@ router_listen_text(void)
 		buf_printf(&b, "%s%s (%s)", i ? ", " : "", l->addr, l->tls ?
 		    "HTTPS" : l->redirect ? "redirects to HTTPS" : "plain HTTP");
 	}
-	if (node->router_tls_cert == NULL && router_first_tls())
+	if (node->router_tls_cert == NULL && !acme_enabled() &&
+	    router_first_tls())
 		buf_printf(&b, "; app hostnames not over HTTPS (no "
 		    "--router-tls-cert), custom domains are");
 	return buf_detach(&b);
@@ -304,18 +311,26 @@ router_tls_files(void)
 
 /* The TLS lines of a server answering app hostnames. */
 static void
-router_tls_lines(struct buf *b)
+router_tls_lines(struct buf *b, struct route_env *re)
 {
-	if (router_cert_path == NULL)
+	const char *c = router_cert_path, *k = router_key_path;
+
+	/* the environment's own ACME certificate wins over the node-wide
+	 * fallback */
+	if (re && re->acme_crt) {
+		c = re->acme_crt;
+		k = re->acme_key;
+	}
+	if (c == NULL)
 		return;
 	buf_printf(b, "    ssl_certificate %s;\n    ssl_certificate_key %s;\n"
-	    "    ssl_protocols TLSv1.2 TLSv1.3;\n", router_cert_path,
-	    router_key_path);
+	    "    ssl_protocols TLSv1.2 TLSv1.3;\n", c, k);
 }
 
-/* A hostname safe to put in the config: [a-z0-9.-] only. */
-static int
-host_ok(const char *h)
+/* A hostname safe to put in the config (and to order a certificate
+ * for): [a-z0-9.-] only. */
+int
+router_host_ok(const char *h)
 {
 	if (h == NULL || *h == '\0' || strlen(h) > 253)
 		return 0;
@@ -348,8 +363,11 @@ router_render_redirect(struct buf *b)
 	}
 	if (n == 0)
 		return;
-	buf_printf(b, "    server_name _;\n"
-	    "    return 308 https://$host%s$request_uri;\n  }\n",
+	/* in a location: a server-level return would answer the ACME
+	 * challenge with the redirect too */
+	buf_printf(b, "    server_name _;\n%s"
+	    "    location / {\n      return 308 https://$host%s$request_uri;\n"
+	    "    }\n  }\n", acme_location(),
 	    strcmp(port, ":443") == 0 ? "" : port);
 }
 
@@ -389,10 +407,12 @@ router_render_main(struct buf *b)
 	free(prefix);
 	buf_init(&l, 0);
 	if (router_listens(&l, 0, " default_server") > 0)
-		buf_printf(b, "  server {\n%s    server_name _;\n"
-		    "    return 404 \"<!doctype html><title>Not found</title>"
+		buf_printf(b, "  server {\n%s    server_name _;\n%s"
+		    "    location / {\n"
+		    "      return 404 \"<!doctype html><title>Not found</title>"
 		    "<h1>No app here</h1><p>No environment answers to this "
-		    "hostname.</p>\\n\";\n  }\n", buf_cstr(&l));
+		    "hostname.</p>\\n\";\n    }\n  }\n", buf_cstr(&l),
+		    acme_location());
 	buf_release(&l);
 	router_render_redirect(b);
 }
@@ -427,7 +447,7 @@ router_piece_names(struct buf *b, struct route_env *re)
 
 	buf_printf(b, "    server_name");
 	json_array_foreach(json_object_get(re->spec, "hostnames"), i, h)
-		if (host_ok(json_string_value(h)))
+		if (router_host_ok(json_string_value(h)))
 			buf_printf(b, " %s", json_string_value(h));
 	buf_printf(b, ";\n");
 }
@@ -469,16 +489,18 @@ router_piece_location(struct buf *b, struct route_env *re)
  * hostnames' certificate, the HTTPS ones; nothing (0) when there are
  * none. */
 static int
-router_server_open(struct buf *b)
+router_server_open(struct buf *b, struct route_env *re)
 {
 	struct buf l;
 	int n;
 
 	buf_init(&l, 0);
-	n = router_listens(&l, router_cert_path != NULL, "");
+	n = router_listens(&l, router_cert_path != NULL || re->acme_crt !=
+	    NULL, "");
 	if (n > 0) {
 		buf_printf(b, "  server {\n%s", buf_cstr(&l));
-		router_tls_lines(b);
+		router_tls_lines(b, re);
+		buf_printf(b, "%s", acme_location());
 	}
 	buf_release(&l);
 	return n;
@@ -493,7 +515,7 @@ router_render_server(struct buf *b, struct route_env *re)
 		return;
 	router_render_upstream(b, re);
 	buf_printf(b, "  # environment %lld (%s)\n", re->id, re->name);
-	if (router_server_open(b) == 0)
+	if (router_server_open(b, re) == 0)
 		return;		/* HTTPS only, no certificate: domains only */
 	router_piece_names(b, re);
 	router_settings_headers(b, re->spec);
@@ -508,7 +530,7 @@ router_render_refused(struct buf *b, struct route_env *re)
 {
 	buf_printf(b, "  # environment %lld (%s): left out, nginx refused "
 	    "it\n", re->id, re->name);
-	if (router_server_open(b) == 0)
+	if (router_server_open(b, re) == 0)
 		return;
 	router_piece_names(b, re);
 	buf_printf(b, "    location / {\n      return 503 \"<!doctype html>"
@@ -883,6 +905,8 @@ router_snapshot(struct route_env **out)
 		re->name = safe_text(env_name(e));
 		re->spec = json_deep_copy(e->spec);
 		re->state = e->state;
+		if (acme_env_files(e->id, &re->acme_crt, &re->acme_key) == -1)
+			re->acme_crt = re->acme_key = NULL;
 		if (e->state == ENV_RUNNING || e->state == ENV_STARTING ||
 		    e->state == ENV_STOPPING)
 			for (i = 0; i < NUBO_INSTANCES_MAX; i++)
@@ -1278,6 +1302,8 @@ out:
 	}
 	for (i = 0; i < n; i++) {
 		free(envs[i].name);
+		free(envs[i].acme_crt);
+		free(envs[i].acme_key);
 		json_decref(envs[i].spec);
 		free(file_errors[i]);
 	}

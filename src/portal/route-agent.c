@@ -369,12 +369,38 @@ state_valid(const char *s)
 	return 0;
 }
 
+/* The app hostnames' ACME certificate failing to be ordered or renewed,
+ * and working again, goes into the activity log (src/node/acme.c). */
+static void
+agent_cert_change(sqlite3 *db, long long node_id, json_t *row, json_t *e)
+{
+	json_t *st = NULL;
+	const char *was = NULL, *now = jsonx_str(e, "certificate_error");
+	const char *sj = jsonx_str(row, "status_json");
+
+	if (row == NULL || !json_object_get(e, "certificate_error"))
+		return;		/* a node without ACME says nothing */
+	if (sj)
+		st = json_loads(sj, 0, NULL);
+	was = jsonx_str(st, "certificate_error");
+	if (now && (was == NULL || strcmp(was, now) != 0) &&
+	    (was == NULL || strncmp(was, now, 40) != 0))
+		activity_record(db, 0, jsonx_int(row, "app_id", 0), node_id,
+		    "environment.certificate_failed", "%s: %s", jsonx_str(row,
+		    "name"), now);
+	else if (now == NULL && was)
+		activity_record(db, 0, jsonx_int(row, "app_id", 0), node_id,
+		    "environment.certificate_issued", "%s has its certificate "
+		    "again", jsonx_str(row, "name"));
+	json_decref(st);
+}
+
 /* An environment becoming degraded or healed goes into the activity
  * log (its app's and its node's). */
 static void
 agent_state_change(sqlite3 *db, long long node_id, json_t *e)
 {
-	json_t *row = store_row(db, "SELECT e.state, e.name,"
+	json_t *row = store_row(db, "SELECT e.state, e.name, e.status_json,"
 	    " COALESCE(e.app_id, n.app_id) AS app_id FROM environments e"
 	    " JOIN nodes n ON n.id = e.node_id WHERE e.id = ? AND"
 	    " e.node_id = ?", "ii", jsonx_int(e, "id", 0), node_id);
@@ -391,6 +417,7 @@ agent_state_change(sqlite3 *db, long long node_id, json_t *e)
 			    node_id, "environment.healed", "%s is %s again",
 			    jsonx_str(row, "name"), now);
 	}
+	agent_cert_change(db, node_id, row, e);
 	json_decref(row);
 }
 
@@ -416,6 +443,7 @@ agent_status(struct preq *r)
 		{ "error", JT_ANY, 0 }, { "router_error", JT_ANY, 0 },
 		{ "reason", JT_ANY, 0 }, { "restart_pending", JT_BOOL, 0 },
 		{ "restart_reason", JT_ANY, 0 },
+		{ "certificate", JT_ANY, 0 }, { "certificate_error", JT_ANY, 0 },
 		{ "start_timeout", JT_INT, 0 }, { NULL } };
 	json_t *envs, *e;
 	char now[32], from[64];

@@ -211,6 +211,14 @@ envs_json(sqlite3 *db, json_t *row, const char *domain)
 	json_object_set(out, "router_error", json_is_object(st) &&
 	    json_object_get(st, "router_error") ? json_object_get(st,
 	    "router_error") : json_null());
+	/* the app hostnames' ACME certificate and why its last order failed
+	 * (src/node/acme.c) */
+	json_object_set(out, "certificate", json_is_object(st) &&
+	    json_object_get(st, "certificate") ? json_object_get(st,
+	    "certificate") : json_null());
+	json_object_set(out, "certificate_error", json_is_object(st) &&
+	    json_object_get(st, "certificate_error") ? json_object_get(st,
+	    "certificate_error") : json_null());
 	if (app) {
 		char *h = envs_hostname(app, jsonx_str(row, "name"), domain);
 		char *url = envs_url(jsonx_str(row, "router"), jsonx_str(row,
@@ -584,7 +592,10 @@ json_t *envs_status(json_t *node_env);
 json_t *
 envs_status(json_t *e)
 {
-	return json_pack("{s:O?,s:O?,s:O?,s:O?,s:O?,s:b,s:O?}", "instances",
+	return json_pack("{s:O?,s:O?,s:O?,s:O?,s:O?,s:b,s:O?,s:O?,s:O?}",
+	    "certificate", json_object_get(e, "certificate"),
+	    "certificate_error", json_object_get(e, "certificate_error"),
+	    "instances",
 	    json_object_get(e, "instances"), "package",
 	    json_object_get(e, "package"), "error", json_object_get(e, "error"),
 	    "router_error", json_object_get(e, "router_error"), "reason",
