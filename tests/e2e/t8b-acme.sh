@@ -105,6 +105,26 @@ expect "  the app still answers in plain on loopback" "$(route_status v3 "$HOST"
 ENV_ID=$(sed -n "s/.*acme: environment \([0-9]*\) has a new certificate for $HOST.*/\1/p" "$T/node-v3.log" | head -1)
 serial=$(openssl s_client -connect "127.0.0.1:$ROUTER_TLS" -servername "$HOST" </dev/null 2>/dev/null | openssl x509 -noout -serial)
 
+# --- a custom domain with the user's certificate: it is served, ACME
+# orders nothing for it ---
+openssl req -newkey rsa:2048 -nodes -subj "/CN=shop.t8b.test" -keyout "$T/shop.key" -out "$T/shop.csr" 2>/dev/null
+openssl x509 -req -in "$T/shop.csr" -CA "$T/pca.pem" -CAkey "$T/pca.key" -CAcreateserial -days 2 \
+	-extfile <(echo "subjectAltName=DNS:shop.t8b.test") -out "$T/shop.pem" 2>/dev/null
+check "a custom domain with an uploaded certificate" "$NUBO" settings domain-add notes Test shop.t8b.test \
+	--cert "$T/shop.pem" --key "$T/shop.key"
+shop_status() {
+	curl -s -m 10 --cacert "$T/pca.pem" --resolve "shop.t8b.test:$ROUTER_TLS:127.0.0.1" -o /dev/null \
+		-w '%{http_code}' "https://shop.t8b.test:$ROUTER_TLS/api/notes" || true
+}
+for _ in $(seq 50); do
+	[ "$(shop_status)" = 200 ] && break
+	sleep 0.2
+done
+expect "  is served with the uploaded certificate (verified against its CA)" "$(shop_status)" 200
+expect "  the app hostname keeps pebble's" "$(https_status)" 200
+sleep 3	# two rounds of the ACME thread
+expect "  ACME ordered nothing for the domain" "$(grep -c "shop.t8b.test" "$T/node-v3.log")" 0
+
 # --- a restarted node keeps its certificate and orders nothing ---
 stop_node v3
 start_node_ports
