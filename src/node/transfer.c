@@ -1688,7 +1688,7 @@ static int
 task_tree(struct task *t, struct env *e, char **cause)
 {
 	json_t *folders = json_object_get(t->req, "folders"), *v, *want;
-	json_t *extra = json_array(), *mine = NULL;
+	json_t *extra = NULL, *mine = NULL;
 	char *root = transfer_files_dir(e), *full;
 	long long bytes;
 	size_t i;
