@@ -371,6 +371,12 @@ router_render_redirect(struct buf *b)
 	    strcmp(port, ":443") == 0 ? "" : port);
 }
 
+/* nginx's worker processes (a reload is live once this many of the new
+ * config accept connections, router_settled()). */
+#define ROUTER_WORKERS		2
+#define ROUTER_STR_(x)		#x
+#define ROUTER_STR(x)		ROUTER_STR_(x)
+
 static void
 router_render_main(struct buf *b)
 {
@@ -381,7 +387,7 @@ router_render_main(struct buf *b)
 	if (node->uid != (uid_t)-1)
 		buf_printf(b, "user %s;\n", node->user);
 	buf_printf(b,
-	    "worker_processes 2;\n"
+	    "worker_processes " ROUTER_STR(ROUTER_WORKERS) ";\n"
 	    "pid %snginx.pid;\n"
 	    "error_log %slogs/error.log warn;\n"
 	    "events { worker_connections 4096; }\n"
@@ -1091,34 +1097,74 @@ router_worker_accepting(pid_t pid)
 	    strstr(buf, "shutting down") == NULL;
 }
 
-/* SIGHUP, then wait (at most 5 s) until no worker of the old generation
- * accepts connections, so that a caller answering "done" tells the truth. */
+/* Now in clock ticks since boot, as /proc/<pid>/stat counts a process's
+ * start time. */
+static unsigned long long
+router_ticks_now(void)
+{
+	struct timespec ts;
+	long hz = sysconf(_SC_CLK_TCK);
+
+	clock_gettime(CLOCK_BOOTTIME, &ts);
+	return (unsigned long long)ts.tv_sec * (unsigned long long)hz +
+	    (unsigned long long)ts.tv_nsec / (1000000000ULL /
+	    (unsigned long long)hz);
+}
+
+/* Wait (5 s at most) until nginx's master serves with workers started
+ * at or after tick `since` only, ROUTER_WORKERS of them accepting: every
+ * worker of an older config has stopped accepting. Judging by start time
+ * rather than by the workers seen before a reload tells a reload from an
+ * earlier one (or the start) still under way, whose workers would serve
+ * the config before ours. 0, or -1 when it did not happen or the master
+ * died meanwhile (at once: the heal thread restarts it, router_watch(),
+ * once this lets go of the router's lock); 0 when /proc shows no
+ * children (cannot tell). */
+static int
+router_settled(pid_t master, unsigned long long since)
+{
+	pid_t kids[64];
+	int n, i, round;
+
+	for (round = 0; round < 500; round++) {
+		int fresh = 0, stale = 0;
+
+		if (spawn_starttime(master) == 0)
+			return -1;	/* the master died meanwhile */
+		if ((n = router_workers(master, kids, 64)) < 0)
+			return 0;
+		for (i = 0; i < n; i++) {
+			if (!router_worker_accepting(kids[i]))
+				continue;
+			if (spawn_starttime(kids[i]) >= since)
+				fresh++;
+			else
+				stale++;
+		}
+		if (stale == 0 && fresh >= ROUTER_WORKERS) {
+			usleep(20 * 1000);
+			return 0;
+		}
+		usleep(10 * 1000);
+	}
+	return -1;
+}
+
+/* SIGHUP, then wait (at most 5 s) until nginx serves the new config
+ * only, so that a caller answering "done" tells the truth. */
 static int
 router_hup(pid_t master)
 {
-	pid_t old[64];
-	int nold = router_workers(master, old, 64), i, round;
+	unsigned long long since = router_ticks_now();
 
 	if (kill(master, SIGHUP) == -1)
 		return error("cannot reload nginx (pid %d): %s", (int)master,
 		    strerror(errno));
-	if (nold < 0)
-		return 0;	/* no /proc children: cannot tell */
-	for (round = 0; round < 500; round++) {
-		int busy = 0;
-
-		usleep(10 * 1000);
-		for (i = 0; i < nold; i++)
-			if (router_worker_accepting(old[i]))
-				busy = 1;
-		if (!busy) {
-			usleep(20 * 1000);
-			return 0;
-		}
-	}
+	if (router_settled(master, since) == 0)
+		return 0;
 	/* nginx did not apply it (or has not yet): not live */
 	return error("nginx (pid %d) did not apply the new configuration "
-	    "within 5 s: its old workers still accept connections",
+	    "within 5 s: workers of an older one still accept connections",
 	    (int)master);
 }
 
@@ -1269,6 +1315,10 @@ router_reload(void)
 			goto out;
 		}
 		log_info("router (nginx) started");
+		/* its workers all up before a reload may follow */
+		if (router_pid() > 0 && router_settled(router_pid(), 0) == -1)
+			log_warn("router: nginx's workers did not all start "
+			    "within 5 s");
 		rc = 0;
 	}
 	free(router_live);
