@@ -592,16 +592,16 @@ json_t *envs_status(json_t *node_env);
 json_t *
 envs_status(json_t *e)
 {
-	return json_pack("{s:O?,s:O?,s:O?,s:O?,s:O?,s:b,s:O?,s:O?,s:O?}",
+	return json_pack("{s:O?,s:O?,s:O?,s:O?,s:O?,s:O?,s:O?,s:b,s:O?}",
 	    "certificate", json_object_get(e, "certificate"),
 	    "certificate_error", json_object_get(e, "certificate_error"),
-	    "instances",
-	    json_object_get(e, "instances"), "package",
-	    json_object_get(e, "package"), "error", json_object_get(e, "error"),
-	    "router_error", json_object_get(e, "router_error"), "reason",
-	    json_object_get(e, "reason"), "restart_pending", jsonx_bool(e,
-	    "restart_pending", 0), "restart_reason", json_object_get(e,
-	    "restart_reason"));
+	    "instances", json_object_get(e, "instances"),
+	    "package", json_object_get(e, "package"),
+	    "error", json_object_get(e, "error"),
+	    "router_error", json_object_get(e, "router_error"),
+	    "reason", json_object_get(e, "reason"),
+	    "restart_pending", jsonx_bool(e, "restart_pending", 0),
+	    "restart_reason", json_object_get(e, "restart_reason"));
 }
 
 /* Mirror the node's answer about one environment into the store. */
