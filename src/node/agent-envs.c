@@ -319,14 +319,13 @@ logs_copy_day(const char *path, const char *day, FILE *out)
 	fclose(in);
 }
 
-/* GET /agent/v1/environments/{id}/logs/{day} (signed URL): the app log's
- * lines of that day (UTC), from the rotated logs and the current one,
- * oldest first, as a text file (the Mendix Deploy API's logs/{date}). */
-void
-agent_env_logs_day(struct areq *r)
+/* The lines of day of the log at path and its rotated copies, oldest
+ * first, as a text file named after the environment, day and what. */
+static void
+logs_reply_day(struct areq *r, const char *path, const char *what)
 {
 	const char *day = http_param(r->http, "day");
-	char *path, *old, *fname;
+	char *old, *fname;
 	FILE *out;
 	struct stat st;
 	int i, fd;
@@ -341,14 +340,12 @@ agent_env_logs_day(struct areq *r)
 		    "%s", strerror(errno));
 		return;
 	}
-	path = env_log_path(r->env);
 	for (i = 3; i >= 1; i--) {
 		old = xasprintf("%s.%d", path, i);
 		logs_copy_day(old, day, out);
 		free(old);
 	}
 	logs_copy_day(path, day, out);
-	free(path);
 	fflush(out);
 	fd = dup(fileno(out));
 	fclose(out);
@@ -358,8 +355,32 @@ agent_env_logs_day(struct areq *r)
 		areply_error(r, 500, "STORAGE_ERROR", "cannot gather the log");
 		return;
 	}
-	fname = xasprintf("%s-%s.log", env_name(r->env), day);
+	fname = xasprintf("%s-%s%s.log", env_name(r->env), what, day);
 	http_reply_file(r->http, fd, (uint64_t)st.st_size,
 	    "text/plain; charset=utf-8", fname);
 	free(fname);
+}
+
+/* GET /agent/v1/environments/{id}/logs/{day} (signed URL): the app log's
+ * lines of that day (UTC) as a text file (the Mendix Deploy API's
+ * logs/{date}). */
+void
+agent_env_logs_day(struct areq *r)
+{
+	char *path = env_log_path(r->env);
+
+	logs_reply_day(r, path, "");
+	free(path);
+}
+
+/* GET /agent/v1/environments/{id}/access-logs/{day} (signed URL): the
+ * router's access log lines of that day (the node's local time, nginx's
+ * $time_iso8601) as a text file (access-logs/{date}). */
+void
+agent_env_access_logs_day(struct areq *r)
+{
+	char *path = router_access_log_path(r->env->id);
+
+	logs_reply_day(r, path, "access-");
+	free(path);
 }

@@ -25,6 +25,7 @@ void agent_env_clean(struct areq *);
 void agent_env_transport(struct areq *);
 void agent_env_logs(struct areq *);
 void agent_env_logs_day(struct areq *);
+void agent_env_access_logs_day(struct areq *);
 void agent_node_show(struct areq *);
 /* packages.c */
 void agent_packages_list(struct areq *);
@@ -100,6 +101,9 @@ static const struct agent_route agent_routes[] = {
 	{ "GET", "/agent/v1/environments/{id}/logs/{day}", agent_env_logs_day,
 	  AGENT_SIGNED, NULL, "the app log's lines of one day (YYYY-MM-DD), "
 	  "as a file" },
+	{ "GET", "/agent/v1/environments/{id}/access-logs/{day}",
+	  agent_env_access_logs_day, AGENT_SIGNED, NULL, "the router's access "
+	  "log lines of one day (YYYY-MM-DD), as a file" },
 
 
 	/* packages (packages.c) */

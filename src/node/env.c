@@ -413,10 +413,12 @@ env_log_tail(struct env *e, int n)
 	return p;
 }
 
-void
-env_log_rotate(struct env *e)
+/* Rotate a log past NUBO_LOG_ROTATE_SIZE: .2 → .3, .1 → .2, a copy to .1
+ * and the file truncated (copy-truncate: its writers keep their O_APPEND
+ * descriptor). */
+static void
+env_log_rotate_file(const char *path)
 {
-	char *path = env_log_path(e);
 	struct stat st;
 	int i;
 
@@ -431,7 +433,6 @@ env_log_rotate(struct env *e)
 			free(from);
 			free(to);
 		}
-		/* copy-truncate: instances keep their O_APPEND descriptor */
 		to = xasprintf("%s.1", path);
 		in = open(path, O_RDONLY | O_CLOEXEC);
 		out = open(to, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
@@ -451,6 +452,18 @@ env_log_rotate(struct env *e)
 			close(out);
 		free(to);
 	}
+}
+
+void
+env_log_rotate(struct env *e)
+{
+	char *path = env_log_path(e);
+
+	env_log_rotate_file(path);
+	free(path);
+	/* the router's access log of the environment, as nginx writes it */
+	path = router_access_log_path(e->id);
+	env_log_rotate_file(path);
 	free(path);
 }
 

@@ -454,6 +454,10 @@ int router_start(void);
 /* Render, check with nginx -t, swap atomically, reload. Takes the lock. */
 int router_reload(void);
 void router_stop(void);
+/* An environment's access log on the router (nginx's logs folder), and
+ * the line that makes a server write it (router.c). */
+char *router_access_log_path(long long env_id);
+void router_piece_access_log(struct buf *, long long env_id);
 /* One check of nginx's master (heal.c): alive — record its workers;
  * gone — kill the workers it left and start nginx again (back-off). */
 void router_watch(void);

@@ -3,6 +3,7 @@
  * the shared validators before it reaches the config: the portal validated
  * it, but a config line is only ever built from values that cannot break
  * out of their directive. */
+#include "node.h"
 #include "router-settings.h"
 
 #include <errno.h>
@@ -299,6 +300,7 @@ router_settings_tls_server(struct buf *b, const char *dir, long long env_id,
 	    "    ssl_certificate %s;\n"
 	    "    ssl_certificate_key %s;\n"
 	    "    ssl_protocols TLSv1.2 TLSv1.3;\n", listens, d, pc, pk);
+	router_piece_access_log(b, env_id);
 	if ((ca = client_ca_bundle(spec)) != NULL) {
 		char *pca = content_path(dir, env_id, "client-ca", "pem", ca);
 

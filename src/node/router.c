@@ -393,6 +393,12 @@ router_render_main(struct buf *b)
 	    "events { worker_connections 4096; }\n"
 	    "http {\n"
 	    "  access_log off;\n"
+	    /* an environment's servers log to ROUTER_ACCESS_LOG (the Mendix
+	     * Deploy API's access-logs/{date}: each line begins with its
+	     * time, so a day's lines can be picked) */
+	    "  log_format nubo_access '$time_iso8601 $remote_addr $host "
+	    "\"$request\" $status $body_bytes_sent \"$http_referer\" "
+	    "\"$http_user_agent\" $request_time';\n"
 	    "  server_tokens off;\n"
 	    "  client_body_temp_path %stmp/body;\n"
 	    "  proxy_temp_path %stmp/proxy;\n"
@@ -456,6 +462,26 @@ router_piece_names(struct buf *b, struct route_env *re)
 		if (router_host_ok(json_string_value(h)))
 			buf_printf(b, " %s", json_string_value(h));
 	buf_printf(b, ";\n");
+}
+
+char *
+router_access_log_path(long long env_id)
+{
+	char *sub = xasprintf("logs/env-%lld.access.log", env_id);
+	char *path = router_path(sub);
+
+	free(sub);
+	return path;
+}
+
+/* The environment's access log (router_access_log_path()). */
+void
+router_piece_access_log(struct buf *b, long long env_id)
+{
+	char *path = router_access_log_path(env_id);
+
+	buf_printf(b, "    access_log %s nubo_access;\n", path);
+	free(path);
 }
 
 /* What a location does: the maintenance page, the "not running" page or
@@ -524,6 +550,7 @@ router_render_server(struct buf *b, struct route_env *re)
 	if (router_server_open(b, re) == 0)
 		return;		/* HTTPS only, no certificate: domains only */
 	router_piece_names(b, re);
+	router_piece_access_log(b, re->id);
 	router_settings_headers(b, re->spec);
 	router_piece_location(b, re);
 	buf_printf(b, "  }\n");

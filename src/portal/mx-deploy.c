@@ -42,6 +42,7 @@ void settings_show(struct preq *);
 void settings_patch(struct preq *);
 void envs_tags_list(struct preq *);
 void envs_logs_day(struct preq *);
+void envs_access_logs_day(struct preq *);
 void envs_tag_put(struct preq *);
 void envs_tag_delete(struct preq *);
 
@@ -1223,14 +1224,15 @@ mx_tags_delete(struct preq *r)
 	mx_tag_change(r, envs_tag_delete);
 }
 
-/* GET …/{Mode}/logs/{Date} → {Environment, Date, DownloadUrl} */
-void
-mx_logs_day(struct preq *r)
+/* Reply {Environment, Date, DownloadUrl} of nubo's handler fn for
+ * {Date}. */
+static void
+mx_reply_log(struct preq *r, route_handler fn)
 {
 	json_t *out;
 
 	http_param_set(r->http, "date", preq_param(r, "Date"));
-	if (mx_call(r, envs_logs_day, NULL, &out) / 100 != 2) {
+	if (mx_call(r, fn, NULL, &out) / 100 != 2) {
 		mx_reply_captured(r);
 		return;
 	}
@@ -1238,4 +1240,18 @@ mx_logs_day(struct preq *r)
 	    json_object_get(out, "environment"), "Date", json_object_get(out,
 	    "date"), "DownloadUrl", json_object_get(out, "url")));
 	json_decref(out);
+}
+
+/* GET …/{Mode}/logs/{Date}: the day's application log */
+void
+mx_logs_day(struct preq *r)
+{
+	mx_reply_log(r, envs_logs_day);
+}
+
+/* GET …/{Mode}/access-logs/{Date}: the day's router access log */
+void
+mx_access_logs_day(struct preq *r)
+{
+	mx_reply_log(r, envs_access_logs_day);
 }

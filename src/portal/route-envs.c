@@ -548,10 +548,10 @@ envs_logs(struct preq *r)
 	free(path);
 }
 
-/* GET …/logs/{date}: a signed URL, valid an hour, of the app log's lines
- * of that day (UTC) on the node (the Mendix Deploy API's logs/{date}). */
-void
-envs_logs_day(struct preq *r)
+/* A signed URL, valid an hour, of a day's lines of a log of {env} on the
+ * node: what is "logs" (the app log) or "access-logs" (the router's). */
+static void
+envs_log_url(struct preq *r, const char *what)
 {
 	const char *day = preq_param(r, "date");
 	json_t *row;
@@ -568,8 +568,8 @@ envs_logs_day(struct preq *r)
 	}
 	if ((row = envs_row(r)) == NULL)
 		return;
-	path = xasprintf("/agent/v1/environments/%lld/logs/%s", jsonx_int(row,
-	    "id", 0), day);
+	path = xasprintf("/agent/v1/environments/%lld/%s/%s", jsonx_int(row,
+	    "id", 0), what, day);
 	url = node_signed_url(r->db, jsonx_int(row, "node_id", 0), "GET", path,
 	    r->who.user_id, ENVS_LOG_URL_TTL, &cause);
 	if (url == NULL) {
@@ -584,6 +584,21 @@ envs_logs_day(struct preq *r)
 	free(cause);
 	free(path);
 	json_decref(row);
+}
+
+/* GET …/logs/{date}: the app log's lines of that day (UTC; the Mendix
+ * Deploy API's logs/{date}) */
+void
+envs_logs_day(struct preq *r)
+{
+	envs_log_url(r, "logs");
+}
+
+/* GET …/access-logs/{date}: the router's access log lines of that day */
+void
+envs_access_logs_day(struct preq *r)
+{
+	envs_log_url(r, "access-logs");
 }
 
 /* What the portal keeps of a node's report on one environment

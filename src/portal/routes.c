@@ -86,6 +86,7 @@ void envs_psql(struct preq *);
 void envs_db_credentials(struct preq *);
 void envs_tags_list(struct preq *);
 void envs_logs_day(struct preq *);
+void envs_access_logs_day(struct preq *);
 void envs_tag_put(struct preq *);
 void envs_tag_delete(struct preq *);
 /* route-agent.c */
@@ -161,6 +162,7 @@ void mx_settings_show(struct preq *);
 void mx_settings_set(struct preq *);
 void mx_tags_list(struct preq *);
 void mx_logs_day(struct preq *);
+void mx_access_logs_day(struct preq *);
 void mx_tags_add(struct preq *);
 void mx_tags_delete(struct preq *);
 /* mx-v4.c */
@@ -306,6 +308,9 @@ const struct route routes[] = {
 	{ "GET", "/apps/{app}/environments/{env}/logs/{date}", envs_logs_day,
 	  ACCESS_APP_LOGS, "a signed URL, valid an hour, of the app log's "
 	  "lines of one day (YYYY-MM-DD, UTC)" },
+	{ "GET", "/apps/{app}/environments/{env}/access-logs/{date}",
+	  envs_access_logs_day, ACCESS_APP_LOGS, "a signed URL, valid an "
+	  "hour, of the router's access log lines of one day (YYYY-MM-DD)" },
 	{ "GET", "/apps/{app}/environments/{env}/tags", envs_tags_list,
 	  ACCESS_APP_MEMBER, "the environment's tags" },
 	{ "PUT", "/apps/{app}/environments/{env}/tags/{tag}", envs_tag_put,
@@ -523,6 +528,9 @@ const struct route routes[] = {
 	{ "GET", MX1_ENV "/logs/{Date}", mx_logs_day, ACCESS_APP_LOGS,
 	  "Mendix Deploy API v1: a download URL of the day's application "
 	  "log", FACE_MX, 0 },
+	{ "GET", MX1_ENV "/access-logs/{Date}", mx_access_logs_day,
+	  ACCESS_APP_LOGS, "Mendix Deploy API v1: a download URL of the day's "
+	  "router access log", FACE_MX, 0 },
 	{ "GET", MX1_ENV "/tags", mx_tags_list, ACCESS_APP_MEMBER,
 	  "Mendix Deploy API v1: the environment's tags", FACE_MX, 0 },
 	{ "POST", MX1_ENV "/tags", mx_tags_add, ACCESS_APP_SETTINGS,

@@ -658,6 +658,23 @@ check("a day without lines: an empty file", st == 200 and data == b"",
       "%d %r" % (st, data[:80]))
 error("logs of a date that is none", v1("GET", ENV + "/logs/yesterday"),
       400, "INVALID_PARAMETERS")
+# the router's access log: the requests made through it above
+DAY = time.strftime("%Y-%m-%d", time.localtime())   # nginx's local time
+al = want("GET access-logs/{today}", v1("GET", ENV + "/access-logs/" + DAY))
+check("access-logs: {Environment, Date, DownloadUrl}", isinstance(al, dict)
+      and set(al) == {"Environment", "Date", "DownloadUrl"} and
+      al["Date"] == DAY, al)
+st, data = fetch((al or {}).get("DownloadUrl", "http://127.0.0.1:1/"))
+lines = data.decode(errors="replace").splitlines() if st == 200 else []
+check("the download holds the requests the router served today",
+      st == 200 and any(HOST in x and '"GET /api/notes HTTP/1.1" 200' in x
+                        for x in lines) and
+      all(x.startswith(DAY) for x in lines), "%d %s" % (st, lines[:3]))
+al = want("GET access-logs of a day without requests", v1(
+    "GET", ENV + "/access-logs/2001-01-01"))
+st, data = fetch((al or {}).get("DownloadUrl", "http://127.0.0.1:1/"))
+check("a day without requests: an empty file", st == 200 and data == b"",
+      "%d %r" % (st, data[:80]))
 error("logs as a member without the logs permission",
       v1("GET", ENV + "/logs/" + TODAY, user="viewer@mx.test",
          key=VIEWER_KEY), 403, "NO_ACCESS")

@@ -381,6 +381,10 @@ ALLOWED_NOT_2XX = {
         (503, "NODE_UNREACHABLE", None),
     ("GET", "/api/1/apps/{AppId}/environments/{Mode}/logs/{Date}"):
         (503, "NODE_UNREACHABLE", None),
+    ("GET", "/apps/{app}/environments/{env}/access-logs/{date}"):
+        (503, "NODE_UNREACHABLE", None),
+    ("GET", "/api/1/apps/{AppId}/environments/{Mode}/access-logs/{Date}"):
+        (503, "NODE_UNREACHABLE", None),
     # no package carries a branch label in this world
     ("GET", "/api/1/apps/{AppId}/branches/{Name}"):
         (404, "BRANCH_NOT_FOUND", None),
