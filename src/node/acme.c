@@ -29,7 +29,10 @@
 #define ACME_BACKOFF_MAX	3600
 
 struct acert {
-	long long	 env;
+	long long	 env;		/* the environment (of a domain: the
+					 * one that last listed it) */
+	char		*domain;	/* a custom domain's, NULL: the app
+					 * hostnames' of env */
 	char		*crt, *key;	/* the current pair, or NULL */
 	char		**names;	/* what it covers */
 	int		 nnames;
@@ -113,21 +116,33 @@ acert_take(struct acert *c, char *crt, char *key)
 
 /* The unit of env, loaded from DIR/acme/env-<id>.json the first time.
  * Under acme_lock. */
+/* The files' stem of a unit: env-<id> or domain-<name>. */
+static char *
+acert_stem(long long env, const char *domain)
+{
+	return domain ? xasprintf("domain-%s", domain) :
+	    xasprintf("env-%lld", env);
+}
+
 static struct acert *
-acert_get(long long env)
+acert_get(long long env, const char *domain)
 {
 	struct acert *c;
-	char *p, *text;
+	char *p, *text, *stem;
 	json_t *j;
 
 	for (c = acme_certs; c; c = c->next)
-		if (c->env == env)
+		if (domain ? c->domain && strcmp(c->domain, domain) == 0 :
+		    c->domain == NULL && c->env == env)
 			return c;
 	c = xcalloc(1, sizeof *c);
 	c->env = env;
+	c->domain = domain ? xstrdup(domain) : NULL;
 	c->next = acme_certs;
 	acme_certs = c;
-	p = xasprintf("%s/acme/env-%lld.json", node->data_dir, env);
+	stem = acert_stem(env, domain);
+	p = xasprintf("%s/acme/%s.json", node->data_dir, stem);
+	free(stem);
 	text = util_read_file(p, 1 << 16, NULL);
 	j = text ? json_loads(text, 0, NULL) : NULL;
 	if (jsonx_str(j, "crt") && jsonx_str(j, "key") &&
@@ -173,8 +188,10 @@ renew_at(struct acert *c)
 	    * f);
 }
 
-int
-acme_env_files(long long env_id, char **crt, char **key)
+/* The current pair of a unit, loaded from disk here too: a restarted
+ * node's first router config already serves the certificates it had. */
+static int
+acert_files(long long env, const char *domain, char **crt, char **key)
 {
 	struct acert *c;
 	int rc = -1;
@@ -182,9 +199,7 @@ acme_env_files(long long env_id, char **crt, char **key)
 	if (!acme_enabled())
 		return -1;
 	pthread_mutex_lock(&acme_lock);
-	/* loaded from disk here too: a restarted node's first router config
-	 * already serves the certificates it had */
-	c = acert_get(env_id);
+	c = acert_get(env, domain);
 	if (c->crt && c->not_after > util_now()) {
 		*crt = xstrdup(c->crt);
 		*key = xstrdup(c->key);
@@ -194,18 +209,41 @@ acme_env_files(long long env_id, char **crt, char **key)
 	return rc;
 }
 
+int
+acme_env_files(long long env_id, char **crt, char **key)
+{
+	return acert_files(env_id, NULL, crt, key);
+}
+
+int
+acme_domain_files(const char *domain, char **crt, char **key)
+{
+	return domain ? acert_files(0, domain, crt, key) : -1;
+}
+
 void
 acme_env_report(long long env_id, json_t *out)
 {
 	struct acert *c;
 	char nb[32], na[32], ra[32];
+	struct buf errs;
 
 	if (!acme_enabled())
 		return;
+	buf_init(&errs, 0);
 	pthread_mutex_lock(&acme_lock);
 	for (c = acme_certs; c; c = c->next) {
 		if (c->env != env_id)
 			continue;
+		if (c->domain) {
+			if (c->error)
+				buf_printf(&errs, "%scustom domain '%s': %s",
+				    errs.len ? "; " : "", c->domain, c->error);
+			continue;
+		}
+		if (c->error)
+			buf_printf(&errs, "%s%s", errs.len ? "; " : "",
+			    c->error);
 		if (c->crt) {
 			json_t *names = json_array();
 			int i;
@@ -221,17 +259,18 @@ acme_env_report(long long env_id, json_t *out)
 			    names, "not_before", nb, "not_after", na,
 			    "renews_at", ra));
 		}
-		json_object_set_new(out, "certificate_error", c->error ?
-		    json_string(c->error) : json_null());
 	}
 	pthread_mutex_unlock(&acme_lock);
+	json_object_set_new(out, "certificate_error", errs.len ?
+	    json_string(buf_cstr(&errs)) : json_null());
+	buf_release(&errs);
 }
 
 /* Write the new pair and DIR/acme/env-<id>.json naming it; the pair
  * before it stays (a config being checked may still name it), older
  * ones go. */
 static int
-acme_store(long long env, const char *cert, const char *key, char **crtp,
+acme_store(const char *stem, const char *cert, const char *key, char **crtp,
     char **keyp)
 {
 	char *h = util_sha256_hex(cert, strlen(cert)), *dir = acme_path("");
@@ -240,9 +279,11 @@ acme_store(long long env, const char *cert, const char *key, char **crtp,
 	int rc = -1;
 
 	h[16] = '\0';
-	crt = xasprintf("%s/env-%lld-%s.crt", dir, env, h);
-	kp = xasprintf("%s/env-%lld-%s.key", dir, env, h);
-	meta = xasprintf("%s/env-%lld.json", dir, env);
+	/* '@' is in no domain name: one stem is never the start of
+	 * another's pairs (env-1 / env-10, domain-a.b / domain-a.b-c) */
+	crt = xasprintf("%s/%s@%s.crt", dir, stem, h);
+	kp = xasprintf("%s/%s@%s.key", dir, stem, h);
+	meta = xasprintf("%s/%s.json", dir, stem);
 	j = json_pack("{s:s,s:s}", "crt", crt, "key", kp);
 	text = json_dumps(j, JSON_COMPACT);
 	if (util_write_file(kp, key, strlen(key), 0600) == 0 &&
@@ -264,9 +305,9 @@ acme_store(long long env, const char *cert, const char *key, char **crtp,
 }
 
 static void
-acme_remove_old(long long env, const char *keep1, const char *keep2)
+acme_remove_old(const char *stem, const char *keep1, const char *keep2)
 {
-	char *dir = acme_path(""), *pre = xasprintf("env-%lld-", env);
+	char *dir = acme_path(""), *pre = xasprintf("%s@", stem);
 	DIR *d = opendir(dir);
 	struct dirent *de;
 
@@ -289,12 +330,13 @@ acme_remove_old(long long env, const char *keep1, const char *keep2)
 
 /* Order (or renew) environment env's certificate for hosts. */
 static void
-acme_run(long long env, json_t *hosts)
+acme_run(long long env, const char *domain, json_t *hosts)
 {
 	const char **names = xcalloc(json_array_size(hosts) + 1,
 	    sizeof *names);
 	char *acct = acme_path("account.key"), *www = acme_path(
 	    "www/.well-known/acme-challenge"), *cert, *key, *why, *crt, *kp;
+	char *stem;
 	struct acme_conf conf = { node->acme_directory, node->acme_email,
 	    node->acme_ca, acct, www };
 	struct acert *c;
@@ -305,16 +347,22 @@ acme_run(long long env, json_t *hosts)
 	json_array_foreach(hosts, i, h)
 		names[n++] = json_string_value(h);
 	pthread_mutex_lock(&acme_lock);
-	c = acert_get(env);
+	c = acert_get(env, domain);
 	renewal = c->crt != NULL;
 	pthread_mutex_unlock(&acme_lock);
-	log_info("acme: %s the certificate of environment %lld (%s%s)",
-	    renewal ? "renewing" : "ordering", env, names[0], n > 1 ?
-	    ", …" : "");
+	if (domain)
+		log_info("acme: %s the certificate of custom domain %s "
+		    "(environment %lld)", renewal ? "renewing" : "ordering",
+		    domain, env);
+	else
+		log_info("acme: %s the certificate of environment %lld "
+		    "(%s%s)", renewal ? "renewing" : "ordering", env, names[0],
+		    n > 1 ? ", …" : "");
 	rc = acme_order(&conf, names, n, &cert, &key, &why);
 	pthread_mutex_lock(&acme_lock);
-	c = acert_get(env);
-	if (rc == 0 && acme_store(env, cert, key, &crt, &kp) == 0) {
+	c = acert_get(env, domain);
+	stem = acert_stem(env, domain);
+	if (rc == 0 && acme_store(stem, cert, key, &crt, &kp) == 0) {
 		char *old = c->crt ? xstrdup(c->crt) : NULL;
 
 		if (acert_take(c, crt, kp) == 0) {
@@ -322,9 +370,14 @@ acme_run(long long env, json_t *hosts)
 			c->error = NULL;
 			c->fails = 0;
 			c->next_try = 0;
-			acme_remove_old(env, crt, old);
-			log_info("acme: environment %lld has a new certificate "
-			    "for %s%s", env, names[0], n > 1 ? ", …" : "");
+			acme_remove_old(stem, crt, old);
+			if (domain)
+				log_info("acme: custom domain %s has a new "
+				    "certificate", domain);
+			else
+				log_info("acme: environment %lld has a new "
+				    "certificate for %s%s", env, names[0], n > 1
+				    ? ", …" : "");
 		} else {
 			free(crt);
 			free(kp);
@@ -356,8 +409,13 @@ acme_run(long long env, json_t *hosts)
 		} else
 			c->error = xasprintf("no certificate yet: %s; next try "
 			    "in %d s", why, wait);
-		log_warn("acme: environment %lld: %s", env, c->error);
+		if (domain)
+			log_warn("acme: custom domain %s: %s", domain,
+			    c->error);
+		else
+			log_warn("acme: environment %lld: %s", env, c->error);
 	}
+	free(stem);
 	pthread_mutex_unlock(&acme_lock);
 	if (rc == 0) {
 		pthread_mutex_lock(&node->lock);
@@ -400,21 +458,36 @@ acme_loop(void *arg)
 			}
 			json_array_append_new(todo, json_pack("{s:I,s:o}",
 			    "id", (json_int_t)e->id, "hosts", hosts));
+			/* custom domains without a certificate of the
+			 * user's (the user's always wins) */
+			json_array_foreach(json_object_get(e->spec,
+			    "domains"), k, h) {
+				const char *d = jsonx_str(h, "domain");
+
+				if (jsonx_str(h, "certificate") ||
+				    !router_host_ok(d))
+					continue;
+				json_array_append_new(todo, json_pack(
+				    "{s:I,s:s,s:[s]}", "id", (json_int_t)e->id,
+				    "domain", d, "hosts", d));
+			}
 		}
 		pthread_mutex_unlock(&node->lock);
 		json_array_foreach(todo, i, t) {
 			long long id = jsonx_int(t, "id", 0);
 			json_t *hosts = json_object_get(t, "hosts");
+			const char *dom = jsonx_str(t, "domain");
 			struct acert *c;
 			int due;
 
 			pthread_mutex_lock(&acme_lock);
-			c = acert_get(id);
+			c = acert_get(id, dom);
+			c->env = id;	/* a domain reports with its holder */
 			due = (!covers(c, hosts) || util_now() >= renew_at(c))
 			    && util_now() >= c->next_try;
 			pthread_mutex_unlock(&acme_lock);
 			if (due)
-				acme_run(id, hosts);
+				acme_run(id, dom, hosts);
 		}
 		json_decref(todo);
 		sleep(2);

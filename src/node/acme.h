@@ -34,6 +34,8 @@ int acme_env_files(long long env_id, char **crt, char **key);
  * its report (nothing when ACME is off). */
 #include <jansson.h>
 void acme_env_report(long long env_id, json_t *out);
+/* The same for a custom domain without a certificate of the user's. */
+int acme_domain_files(const char *domain, char **crt, char **key);
 /* The nginx location that serves the challenge files, or "" (static). */
 const char *acme_location(void);
 

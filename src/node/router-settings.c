@@ -282,18 +282,25 @@ router_settings_locations(struct buf *b, const char *dir, long long env_id,
 
 void
 router_settings_tls_server(struct buf *b, const char *dir, long long env_id,
-    json_t *spec, json_t *domain, const char *listens, const char *inner)
+    json_t *spec, json_t *domain, const char *listens, const char *inner,
+    const char *acme_crt, const char *acme_key)
 {
 	const char *d = jsonx_str(domain, "domain");
 	const char *crt = jsonx_str(domain, "certificate");
 	const char *key = jsonx_str(domain, "private_key");
 	char *pc, *pk, *ca;
 
-	if (listens == NULL || *listens == '\0' || !domain_ok(d) ||
-	    crt == NULL || key == NULL)
+	if (listens == NULL || *listens == '\0' || !domain_ok(d))
 		return;
-	pc = content_path(dir, env_id, d, "crt", crt);
-	pk = content_path(dir, env_id, d, "key", key);
+	if (crt && key) {
+		/* the user's certificate always wins */
+		pc = content_path(dir, env_id, d, "crt", crt);
+		pk = content_path(dir, env_id, d, "key", key);
+	} else if (crt == NULL && key == NULL && acme_crt && acme_key) {
+		pc = xstrdup(acme_crt);
+		pk = xstrdup(acme_key);
+	} else
+		return;
 	buf_printf(b, "  server {\n"
 	    "%s"
 	    "    server_name %s;\n"

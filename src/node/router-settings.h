@@ -42,10 +42,12 @@ void router_settings_locations(struct buf *b, const char *dir,
  * ssl;" lines), with the environment's headers and locations. Nothing
  * when listens is empty or the entry is unusable. The
  * router checks each domain's block on its own (router.c), so one that
- * nginx cannot load is left out without taking the others along. */
+ * nginx cannot load is left out without taking the others along.
+ * acme_crt/acme_key (files, or NULL): the node's ACME certificate, used
+ * only when the entry has no certificate of the user's. */
 void router_settings_tls_server(struct buf *b, const char *dir,
     long long env_id, json_t *spec, json_t *domain, const char *listens,
-    const char *inner);
+    const char *inner, const char *acme_crt, const char *acme_key);
 
 /* The domain name of a "domains" entry, NULL when it is not one. */
 const char *router_settings_domain(json_t *domain);

@@ -677,9 +677,16 @@ router_parts(struct route_env *envs, int n, struct part **out)
 		router_part_add(&v, &np, re, i, NULL, &b);
 		inner = router_piece_inner(re);
 		json_array_foreach(json_object_get(re->spec, "domains"), k, d) {
+			char *ac = NULL, *ak = NULL;
+
 			buf_init(&b, 0);
+			if (jsonx_str(d, "certificate") == NULL)
+				acme_domain_files(router_settings_domain(d),
+				    &ac, &ak);
 			router_settings_tls_server(&b, dir, re->id, re->spec, d,
-			    tls_listens, inner);
+			    tls_listens, inner, ac, ak);
+			free(ac);
+			free(ak);
 			router_part_add(&v, &np, re, i,
 			    router_settings_domain(d), &b);
 		}

@@ -405,12 +405,13 @@ settings_event_put(struct preq *r)
 	    preq_param(r, "name"), json_object_get(r->body, "enabled"));
 }
 
-/* PUT /settings/domains/{domain} {certificate, private_key} */
+/* PUT /settings/domains/{domain} {certificate, private_key}, or {}: the
+ * node obtains a certificate by ACME */
 void
 settings_domain_put(struct preq *r)
 {
 	static const struct jfield fields[] = {
-		{ "certificate", JT_STRING, 1 }, { "private_key", JT_STRING, 1 },
+		{ "certificate", JT_STRING, 0 }, { "private_key", JT_STRING, 0 },
 		{ NULL } };
 
 	if (body_check(r, fields) == -1)

@@ -380,6 +380,12 @@ norm_domain(const struct settings_target *t, const char *setting,
 			    "{certificate, private_key}");
 		goto out;
 	}
+	/* {}: no certificate of the user's, the node obtains one by ACME
+	 * (src/node/acme.c) */
+	if (json_object_size(v) == 0) {
+		json_object_set_new(out, domain, json_object());
+		goto out;
+	}
 	if (cert == NULL) {
 		settings_error(errors, setting, "needs a certificate (PEM)");
 		goto out;
@@ -1159,7 +1165,8 @@ flatten(json_t *doc, json_t *flat)
 	flatten_map(json_object_get(doc, "scheduled_events"),
 	    "scheduled_events", flat);
 	json_object_foreach(json_object_get(doc, "domains"), k, v) {
-		char *fp = sv_cert_fingerprint(jsonx_str(v, "certificate"));
+		char *fp = jsonx_str(v, "certificate") ? sv_cert_fingerprint(
+		    jsonx_str(v, "certificate")) : xstrdup("(ACME)");
 
 		s = xasprintf("domains.%s", k);
 		json_object_set_new(flat, s, json_pack("{s:s?,s:{s:s?}}",
@@ -1706,7 +1713,7 @@ settings_node_spec(sqlite3 *db, long long env_id)
 			    k));
 	}
 	json_object_foreach(json_object_get(doc, "domains"), k, v)
-		json_array_append_new(domains, json_pack("{s:s,s:O,s:O}",
+		json_array_append_new(domains, json_pack("{s:s,s:O?,s:O?}",
 		    "domain", k, "certificate", json_object_get(v,
 		    "certificate"), "private_key", json_object_get(v,
 		    "private_key")));

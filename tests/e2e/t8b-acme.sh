@@ -4,9 +4,11 @@
 # pebble-challtestsrv's DNS and validates HTTP-01 against the node's plain
 # router port. An app hostname gets a certificate pebble issued (curl
 # --resolve verifies it against pebble's root, fetched from its management
-# API); the account key and certificates are 0600; a renewal that fails
-# (the ACME server gone) keeps the current certificate, which still
-# serves, and shows in `nubo envs show` and the activity log.
+# API); the account key and certificates are 0600; a custom domain with
+# the user's certificate is served with it (nothing ordered), one added
+# without a certificate gets pebble's; a renewal that fails (the ACME
+# server gone) keeps the current certificates, which still serve, and
+# shows in `nubo envs show` and the activity log.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/migrate-lib.sh"
 
@@ -78,14 +80,18 @@ HOST=notes-test.nubo.localhost
 "$NUBO" apps create notes --no-sandbox >/dev/null
 "$NUBO" nodes link v3 notes >/dev/null
 deploy v3 notes Test
-https_status() {
-	curl -s -m 10 --cacert "$T/pebble-root.pem" --resolve "$HOST:$ROUTER_TLS:127.0.0.1" \
-		-o /dev/null -w '%{http_code}' "https://$HOST:$ROUTER_TLS/api/notes" || true
+tls_status() { # NAME CA: the status of the app by NAME over HTTPS, verified against CA
+	curl -s -m 10 --cacert "$2" --resolve "$1:$ROUTER_TLS:127.0.0.1" -o /dev/null \
+		-w '%{http_code}' "https://$1:$ROUTER_TLS/api/notes" || true
 }
-for _ in $(seq 100); do
-	[ "$(https_status)" = 200 ] && break
-	sleep 0.3
-done
+https_status() { tls_status "$HOST" "$T/pebble-root.pem"; }
+until_200() { # FUNC: until it answers 200, at most 30 s
+	for _ in $(seq 100); do
+		[ "$("$1")" = 200 ] && return 0
+		sleep 0.3
+	done
+}
+until_200 https_status
 expect "the app hostname answers over HTTPS with pebble's certificate (verified)" "$(https_status)" 200
 expect_match "  issued by pebble" "$(openssl s_client -connect "127.0.0.1:$ROUTER_TLS" -servername "$HOST" </dev/null 2>/dev/null |
 	openssl x509 -noout -issuer)" "Pebble"
@@ -121,18 +127,23 @@ openssl x509 -req -in "$T/shop.csr" -CA "$T/pca.pem" -CAkey "$T/pca.key" -CAcrea
 	-extfile <(echo "subjectAltName=DNS:shop.t8b.test") -out "$T/shop.pem" 2>/dev/null
 check "a custom domain with an uploaded certificate" "$NUBO" settings domain-add notes Test shop.t8b.test \
 	--cert "$T/shop.pem" --key "$T/shop.key"
-shop_status() {
-	curl -s -m 10 --cacert "$T/pca.pem" --resolve "shop.t8b.test:$ROUTER_TLS:127.0.0.1" -o /dev/null \
-		-w '%{http_code}' "https://shop.t8b.test:$ROUTER_TLS/api/notes" || true
-}
-for _ in $(seq 50); do
-	[ "$(shop_status)" = 200 ] && break
-	sleep 0.2
-done
+shop_status() { tls_status shop.t8b.test "$T/pca.pem"; }
+until_200 shop_status
 expect "  is served with the uploaded certificate (verified against its CA)" "$(shop_status)" 200
 expect "  the app hostname keeps pebble's" "$(https_status)" 200
 sleep 3	# two rounds of the ACME thread
 expect "  ACME ordered nothing for the domain" "$(grep -c "shop.t8b.test" "$T/node-v3.log")" 0
+
+# --- a custom domain without a certificate of the user's: ACME gets one ---
+check "a custom domain without a certificate" "$NUBO" settings domain-add notes Test www.t8b.test
+check_fails "  --cert without --key is refused" 2 "$NUBO" settings domain-add notes Test www2.t8b.test --cert "$T/shop.pem"
+www_status() { tls_status www.t8b.test "$T/pebble-root.pem"; }
+until_200 www_status
+expect "  is served with pebble's certificate (verified)" "$(www_status)" 200
+expect "  ordered once" "$(grep -c "acme: custom domain www.t8b.test has a new certificate" "$T/node-v3.log")" 1
+expect "  the uploaded one still serves its domain" "$(shop_status)" 200
+expect "  the settings show it without a certificate" \
+	"$("$NUBO" settings show notes Test --json | jq -c '.settings.domains["www.t8b.test"]')" "{}"
 
 # --- a restarted node keeps its certificate and orders nothing ---
 stop_node v3
@@ -154,9 +165,11 @@ for _ in $(seq 60); do
 	sleep 0.5
 done
 err=$(env_state notes Test certificate_error)
-expect_match "a failed renewal shows in envs show" "$err" "^renewal failed: cannot reach the ACME server.*the current certificate \(valid until .*\) stays; next try in 30 s"
+expect_match "a failed renewal shows in envs show" "$err" "renewal failed: cannot reach the ACME server.*the current certificate \(valid until .*\) stays; next try in 30 s"
 expect "  the current certificate still serves (verified)" "$(https_status)" 200
 expect "  the same one" "$(served_serial)" "$serial"
+expect_match "  the custom domain's renewal failed too" "$err" "custom domain 'www.t8b.test': renewal failed"
+expect "  and its certificate still serves (verified)" "$(www_status)" 200
 expect_match "  and in the activity log" "$("$NUBO" apps activity notes 2>&1)" "certificate_failed"
 expect_match "  the CLI prints it" "$("$NUBO" envs show notes Test 2>&1)" "renewal failed"
 
