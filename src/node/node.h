@@ -315,6 +315,9 @@ pid_t spawn_instance(struct env *, int i, char **cause);
 int spawn_pick_port(void);
 /* /proc/<pid>/stat start time, 0 when no such process (or a zombie). */
 unsigned long long spawn_starttime(pid_t pid);
+/* /proc/<pid>/<what> (its first len-1 bytes) into buf, NUL-terminated:
+ * 0, or -1 when the process or file is gone or empty. */
+int spawn_proc_read(pid_t pid, const char *what, char *buf, size_t len);
 
 /* pg.c */
 /* Initialise (first time) and start the node's cluster, or check --pg. */

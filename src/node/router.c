@@ -24,8 +24,10 @@
  * costs no further checks. */
 #include "node.h"
 #include "acme.h"
+#include "testhook.h"
 
 #include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -1051,7 +1053,8 @@ router_kids_record(pid_t master)
 	pid_t now[ROUTER_KIDS_MAX];
 	int n = router_workers(master, now, ROUTER_KIDS_MAX), i, same;
 
-	if (n < 0)
+	/* none: a master dying (or not yet started) — keep what we know */
+	if (n <= 0)
 		return;
 	if (router_nkids == -1)
 		router_kids_load();
@@ -1068,8 +1071,66 @@ router_kids_record(pid_t master)
 	router_kids_save();
 }
 
-/* Kill the recorded children a dead master left (each still the same
- * process: its start time matches): SIGTERM, SIGKILL after 1 s. */
+/* The session of a process (/proc/<pid>/stat's sixth field), 0 when
+ * gone. */
+static pid_t
+router_session_of(pid_t pid)
+{
+	char buf[1024], *p, state;
+	long ppid, pgrp, sid;
+
+	if (spawn_proc_read(pid, "stat", buf, sizeof buf) == -1 ||
+	    (p = strrchr(buf, ')')) == NULL ||
+	    sscanf(p + 1, " %c %ld %ld %ld", &state, &ppid, &pgrp,
+	    &sid) != 4)
+		return 0;
+	return (pid_t)sid;
+}
+
+/* Add to the recorded children the nginx processes of the session of the
+ * master nginx.pid still names (nginx's master makes its own session and
+ * its workers stay in it after it died): workers spawned by a reload the
+ * master died in, before they could be recorded, hold the port too. */
+static void
+router_kids_add_session(void)
+{
+	char *pidfile = router_path("nginx.pid");
+	char *text = util_read_file(pidfile, 64, NULL);
+	long long master = 0;
+	DIR *d;
+	struct dirent *de;
+
+	free(pidfile);
+	if (text) {
+		text[strcspn(text, "\n")] = '\0';
+		if (util_parse_int(text, 2, 1 << 22, &master) == -1)
+			master = 0;
+		free(text);
+	}
+	if (master == 0 || heal_proc_is((pid_t)master, "nginx") ||
+	    (d = opendir("/proc")) == NULL)
+		return;		/* no master named, or it lives */
+	while ((de = readdir(d)) != NULL && router_nkids < ROUTER_KIDS_MAX) {
+		long long pid;
+		int i, known = 0;
+
+		if (util_parse_int(de->d_name, 2, 1 << 22, &pid) == -1 ||
+		    router_session_of((pid_t)pid) != (pid_t)master ||
+		    !heal_proc_is((pid_t)pid, "nginx"))
+			continue;
+		for (i = 0; i < router_nkids; i++)
+			known |= router_kids[i] == (pid_t)pid;
+		if (known)
+			continue;
+		router_kids[router_nkids] = (pid_t)pid;
+		router_kids_start[router_nkids++] = spawn_starttime((pid_t)pid);
+	}
+	closedir(d);
+}
+
+/* Kill the children a dead master left, recorded or found in its session
+ * (each still the same process: its start time matches): SIGTERM,
+ * SIGKILL after 1 s. */
 static void
 router_kids_kill(void)
 {
@@ -1077,6 +1138,7 @@ router_kids_kill(void)
 
 	if (router_nkids == -1)
 		router_kids_load();
+	router_kids_add_session();
 	for (i = 0; i < router_nkids; i++)
 		if (router_kids_start[i] && spawn_starttime(router_kids[i]) ==
 		    router_kids_start[i] && heal_proc_is(router_kids[i],
@@ -1114,19 +1176,10 @@ router_kids_kill(void)
 static int
 router_worker_accepting(pid_t pid)
 {
-	char path[64], buf[256];
-	ssize_t n;
-	int fd;
+	char buf[256];
 
-	snprintf(path, sizeof path, "/proc/%d/cmdline", (int)pid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd == -1)
+	if (spawn_proc_read(pid, "cmdline", buf, sizeof buf) == -1)
 		return 0;
-	n = read(fd, buf, sizeof buf - 1);
-	close(fd);
-	if (n <= 0)
-		return 0;
-	buf[n] = '\0';
 	return strstr(buf, "worker process") != NULL &&
 	    strstr(buf, "shutting down") == NULL;
 }
@@ -1165,6 +1218,9 @@ router_settled(pid_t master, unsigned long long since)
 
 		if (spawn_starttime(master) == 0)
 			return -1;	/* the master died meanwhile */
+		/* the workers it spawns are recorded as they come: should it
+		 * die now, router_kids_kill() knows every one holding the port */
+		router_kids_record(master);
 		if ((n = router_workers(master, kids, 64)) < 0)
 			return 0;
 		for (i = 0; i < n; i++) {
@@ -1194,6 +1250,8 @@ router_hup(pid_t master)
 	if (kill(master, SIGHUP) == -1)
 		return error("cannot reload nginx (pid %d): %s", (int)master,
 		    strerror(errno));
+	/* t3g kills the master here, its new workers spawning */
+	testhook_pause("router-reload-wait");
 	if (router_settled(master, since) == 0)
 		return 0;
 	/* nginx did not apply it (or has not yet): not live */

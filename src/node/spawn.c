@@ -272,25 +272,35 @@ out:
 	egress_close(g);
 }
 
+int
+spawn_proc_read(pid_t pid, const char *what, char *buf, size_t len)
+{
+	char path[64];
+	ssize_t n;
+	int fd;
+
+	if (pid <= 0 || len == 0)
+		return -1;
+	snprintf(path, sizeof path, "/proc/%d/%s", (int)pid, what);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
+		return -1;
+	n = read(fd, buf, len - 1);
+	close(fd);
+	if (n <= 0)
+		return -1;
+	buf[n] = '\0';
+	return 0;
+}
+
 unsigned long long
 spawn_starttime(pid_t pid)
 {
-	char path[64], buf[1024], *p;
+	char buf[1024], *p;
 	unsigned long long start = 0;
-	int fd, i;
-	ssize_t n;
+	int i;
 
-	if (pid <= 0)
+	if (spawn_proc_read(pid, "stat", buf, sizeof buf) == -1)
 		return 0;
-	snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd == -1)
-		return 0;
-	n = read(fd, buf, sizeof buf - 1);
-	close(fd);
-	if (n <= 0)
-		return 0;
-	buf[n] = '\0';
 	p = strrchr(buf, ')');	/* comm may hold spaces */
 	if (p == NULL || p[1] == '\0' || p[2] == 'Z' || p[2] == 'X')
 		return 0;
