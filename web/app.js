@@ -4,7 +4,7 @@ import {api, setSession, maybeSignedIn, forget} from './api.js';
 import {h, fill, field} from './dom.js';
 import {appsPage} from './apps.js';
 import {appPage} from './app-page.js';
-import {nodesPage} from './nodes.js';
+import {nodesPage, nodePage} from './nodes.js';
 import {keysPage} from './keys.js';
 import {adminPage} from './admin.js';
 
@@ -97,6 +97,7 @@ async function route() {
     if (parts[0] === 'apps' && parts.length === 1) await appsPage(ctx);
     else if (parts[0] === 'apps' && parts[1]) await appPage(ctx, parts[1], parts[2] || 'environments');
     else if (parts[0] === 'nodes' && parts.length === 1) await nodesPage(ctx);
+    else if (parts[0] === 'nodes' && parts.length === 2) await nodePage(ctx, parts[1]);
     else if (parts[0] === 'keys' && parts.length === 1) await keysPage(ctx);
     else if (parts[0] === 'admin' && parts.length === 1) await adminPage(ctx);
     else fill(main, h('h1', {}, 'Not found'), h('p', {}, h('a', {href: '#/apps'}, 'Back to the apps')));

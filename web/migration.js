@@ -1,12 +1,16 @@
 // Migration of an app to a v4 node (seed §3): the plan (prerequisites,
 // steps, sizes, estimated downtime), then start / rehearse / cut over /
-// abort / roll back with each step's state followed live, the measured
+// resume / abort / roll back (each where the server allows it) with the
+// journal — every step's state, attempts, times and error — followed
+// live, earlier migrations' journals, the measured
 // downtime, and the offboarding request the cutover filed (a platform
 // admin approves it here).
 import {api, p, followJob} from './api.js';
 import {h, fill, field, table, bytes, when} from './dom.js';
 
 const LIVE_MS = 1000;
+const ABORTABLE = ['created', 'copying', 'copied', 'rehearsing'];
+const ROLLBACK = ['cut-over', 'cutting-over'];
 
 function seconds(s) {
   return s === null || s === undefined ? '' : `${Number(s).toFixed(1)} s`;
@@ -45,11 +49,17 @@ export async function migrationTab(ctx) {
     await load();
   }
 
-  function stepsTable(steps) {
-    return table('Steps', ['Phase', 'Step', 'Environment', 'State', 'Detail'],
-      steps.map((s) => [s.phase, s.name, s.environment || '—',
-        h('span', {class: `state state-${s.state}`}, s.state),
-        s.error ? h('span', {class: 'error'}, s.error)
+  // The journal: every step as recorded before and after it ran.
+  function journal(steps, caption) {
+    const took = (s) => s.started_at && s.finished_at
+      ? seconds((Date.parse(s.finished_at) - Date.parse(s.started_at)) / 1000) : '';
+    return table(caption || 'Journal', ['#', 'Phase', 'Step', 'Environment', 'State', 'Attempts', 'Started',
+      'Finished', 'Took', 'Detail'],
+    steps.map((s) => [String(s.seq), s.round ? `${s.phase} (round ${s.round})` : s.phase, s.name,
+      s.environment || '—', h('span', {class: `state state-${s.state}`}, s.state), String(s.attempts || 0),
+      when(s.started_at), when(s.finished_at), took(s),
+      s.error ? h('span', {class: 'error'}, s.error)
+        : s.progress_json && s.progress_json.message ? s.progress_json.message
           : s.progress && s.progress.message ? s.progress.message : '']));
   }
 
@@ -75,18 +85,17 @@ export async function migrationTab(ctx) {
   async function showMigration(m) {
     const buttons = [];
     const path = p`/migrations/${String(m.id)}`;
+    const button = (label, what, cls) => h('button', {type: 'button', class: cls || null,
+      onclick: () => act(label, path + what)}, label);
+    // offered as the server allows them (migrate.c): resume after a
+    // failure, abort before the cutover, roll back after it until the
+    // offboarding is approved
     if (isTC && m.status === 'waiting' && m.state === 'copied') {
-      buttons.push(h('button', {type: 'button', class: 'secondary', onclick: () => act('Rehearse', path + '/rehearse')}, 'Rehearse'));
-      buttons.push(h('button', {type: 'button', onclick: () => act('Cut over', path + '/cutover')}, 'Cut over'));
-      buttons.push(h('button', {type: 'button', class: 'secondary', onclick: () => act('Abort', path + '/abort')}, 'Abort'));
+      buttons.push(button('Rehearse', '/rehearse', 'secondary'), button('Cut over', '/cutover'));
     }
-    if (isTC && m.status === 'waiting' && m.state === 'cut-over') {
-      buttons.push(h('button', {type: 'button', class: 'danger', onclick: () => act('Roll back', path + '/rollback')}, 'Roll back'));
-    }
-    if (isTC && m.status === 'failed') {
-      buttons.push(h('button', {type: 'button', onclick: () => act('Resume', path + '/resume')}, 'Resume'));
-      buttons.push(h('button', {type: 'button', class: 'secondary', onclick: () => act('Abort', path + '/abort')}, 'Abort'));
-    }
+    if (isTC && m.status === 'failed') buttons.push(button('Resume', '/resume'));
+    if (isTC && m.status !== 'running' && ABORTABLE.includes(m.state)) buttons.push(button('Abort', '/abort', 'secondary'));
+    if (isTC && m.status !== 'running' && ROLLBACK.includes(m.state)) buttons.push(button('Roll back', '/rollback', 'danger'));
     const est = m.cutover_estimates ? table('Estimated cutover downtime', ['Environment', 'Downtime', 'Basis'],
       Object.entries(m.cutover_estimates).map(([env, e]) => [env, seconds(e.seconds), e.basis ? e.basis.text : ''])) : null;
     fill(view,
@@ -98,7 +107,9 @@ export async function migrationTab(ctx) {
         m.error ? h('p', {class: 'error'}, m.error) : null,
         m.next ? h('p', {}, 'Next: ', m.next) : null,
         buttons.length ? h('div', {class: 'actions'}, buttons) : null),
-      est, await offboarding(m), m.steps ? stepsTable(m.steps) : null);
+      m.state === 'cut-over' && isTC ? h('p', {class: 'muted'}, 'Rolling back stops the app on ' +
+        `${m.target} and starts it on ${m.source} again: what was written on ${m.target} since the cutover is not carried back.`) : null,
+      est, await offboarding(m), m.steps ? journal(m.steps) : null);
   }
 
   async function planForm() {
@@ -165,9 +176,20 @@ export async function migrationTab(ctx) {
     } else {
       const {migrations} = await api('GET', `/migrations?app=${encodeURIComponent(sub)}`);
       const done = migrations.filter((x) => x.status === 'finished');
-      fill(view, await planForm(), done.length ? table('Earlier migrations', ['Migration', 'From', 'To', 'State', 'Downtime'],
-        done.map((x) => [String(x.id), x.source, x.target, x.state,
-          x.downtime_ms !== null ? `${(x.downtime_ms / 1000).toFixed(1)} s` : '—'])) : null);
+      const shownJournal = h('div', {});
+      fill(view, await planForm(), done.length ? table('Earlier migrations',
+        ['Migration', 'From', 'To', 'State', 'Finished', 'Downtime', 'Journal'],
+        done.map((x) => [String(x.id), x.source, x.target, x.state, when(x.finished_at),
+          x.downtime_ms !== null ? `${(x.downtime_ms / 1000).toFixed(1)} s` : '—',
+          h('button', {type: 'button', class: 'secondary', 'aria-label': `Journal of migration ${x.id}`,
+            onclick: async () => {
+              try {
+                const full = await api('GET', p`/migrations/${String(x.id)}`);
+                fill(shownJournal, journal(full.steps, `Journal of migration ${x.id} (${x.state})`));
+              } catch (err) {
+                fill(shownJournal, h('p', {class: 'error', role: 'alert'}, err.message));
+              }
+            }}, 'Journal')])) : null, shownJournal);
     }
   }
 

@@ -4,10 +4,13 @@
 # portal, a v3 and a v4 node: the seed's procedure in the browser — sign
 # in, create an app, link it to the v3 node, upload the sample package,
 # transport and start it, its log, a backup made and downloaded, the
-# migration to v4 (plan, start, rehearse, cut over, the offboarding
-# approved; its notes served by v4) — and the Manage, Team and API keys
-# pages; <script> in stored values shows as text; a member is offered
-# only what it may do, and forged requests are refused; no console
+# migration to v4 (plan, start, abort with its journal, start again,
+# rehearse, cut over, the offboarding approved; its notes served by v4),
+# Environment Details edited on v3 and v4 (domains with certificates,
+# access profiles, headers, constants, events, runtime, variables,
+# export and import) — and the Manage, Team, node and API keys pages;
+# <script> in stored values shows as text; a member is offered only
+# what it may do, and forged requests are refused; no console
 # errors or failed requests, every field labelled. Screenshots of each
 # page: $NUBO_BUILD/test-output/t9-web/.
 . "$(dirname "$0")/lib.sh"

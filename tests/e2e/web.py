@@ -4,14 +4,24 @@ chromium-driver and python3-selenium), driven by t9-web.sh against a real
 portal, a v3 and a v4 node: sign in, create an app, link it on the Nodes
 page (another app: the automatic unlink said before the confirmation),
 upload the sample package, transport and start it, see it running, read,
-search and download its log, create and download a backup, migrate it to
-the v4 node (plan, start, rehearse, cut over, approve the offboarding; its
-notes served by v4), rename it, delete another app (its name typed), add
-a member and grant it logs on Test in the Team grid, create and revoke
-API keys, sign out. A stored name, comment, key name or log line holding
-<script> shows as text. The member is offered no actions but its logs,
-and the requests forged from its session are refused (403, without the
-CSRF header too). On every page: no console errors, no failed requests,
+search and download its log, create and download a backup, save an
+access profile on v3 (what v3 lacks said), migrate it to the v4 node
+(plan, start, abort — its journal kept —, start again, rehearse, cut
+over, approve the offboarding; its notes served by v4), on v4 add and
+remove a custom domain (an uploaded certificate, a refused one, one left
+to ACME), an access profile per path, a header, a constant, a scheduled
+event, a runtime setting, a variable and the maintenance window,
+export Test's settings and
+import them into Acceptance (refused without the secret's value, then
+taken), rename it, delete another app (its name typed), add a member and
+grant it logs on Test in the Team grid, a node's page (Technical
+Contact, address, no certificate waiting, an offboarding request by
+hand, its activity), create and revoke API keys, sign out. Every change
+is read back through the API. A stored name, comment, key name or log
+line holding <script> shows as text. The member is offered no actions
+but its logs (no settings, a node's admin controls disabled), and the
+requests forged from its session are refused (403, without the CSRF
+header too). On every page: no console errors, no failed requests,
 every form field labelled, and a screenshot (OUT/NN-page.png), the
 Environments page also at 360 px wide.
 
@@ -172,11 +182,14 @@ def click(xpath):
 
 def downloaded(before, secs=30):
     """The file a download added to the download folder once Chromium
-    finished it (its partial files are .crdownload or hidden), or None."""
+    finished it, or None. While it downloads, Chromium holds the final
+    name as an empty placeholder beside its partial file (.crdownload or
+    hidden)."""
     for _ in range(secs * 5):
-        new = [f for f in set(os.listdir(downloads)) - before
-               if not f.endswith(".crdownload") and not f.startswith(".")]
-        if new:
+        names = set(os.listdir(downloads)) - before
+        new = [f for f in names if not f.endswith(".crdownload") and not f.startswith(".")]
+        partial = [f for f in names if f not in new]
+        if new and not partial and os.path.getsize(os.path.join(downloads, new[0])) > 0:
             return os.path.join(downloads, new[0])
         time.sleep(0.2)
     return None
@@ -185,6 +198,47 @@ def downloaded(before, secs=30):
 def cli(*args):
     return subprocess.run([NUBO, *args], check=True, capture_output=True,
                           text=True).stdout
+
+
+def api_get(path):
+    """GET /api/v1 + path as the admin (the CLI's key): what a page did,
+    read back through the API."""
+    req = urllib.request.Request(
+        os.environ["NUBO_URL"] + "/api/v1" + path,
+        headers={"Authorization": "Bearer " + os.environ["NUBO_API_KEY"]})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        return json.loads(r.read())
+
+
+def settings_of(env):
+    return api_get("/apps/webshop/environments/%s/settings" % env)["settings"]
+
+
+def cert_for(domain, days=30):
+    """A self-signed certificate for domain and its key: two PEM files."""
+    d = tempfile.mkdtemp(prefix="nubo-web-cert.")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes",
+                    "-keyout", d + "/key.pem", "-out", d + "/cert.pem",
+                    "-days", str(days), "-subj", "/CN=" + domain,
+                    "-addext", "subjectAltName=DNS:" + domain],
+                   check=True, capture_output=True)
+    return d + "/cert.pem", d + "/key.pem"
+
+
+def form_alert(label):
+    """The error shown on the action form whose button says label."""
+    return text_of("form[aria-labelledby='t-%s'] [role=alert]" %
+                   "".join(c if c.isalpha() else "-" for c in label.lower()))
+
+
+def submit(label, **fields):
+    """Fill the named inputs (file inputs get a path) and press label."""
+    for name, value in fields.items():
+        el = css("input[name=%s]" % name)[0]
+        if el.get_attribute("type") != "file":
+            el.clear()
+        el.send_keys(value)
+    click("//button[normalize-space()='%s']" % label)
 
 
 t0 = time.time()
@@ -436,6 +490,26 @@ try:
        text_of("tbody [role=alert]"))
     drain()
 
+    # --- settings on v3: what v3 lacks is said; a profile saved -----------
+    go("#/apps/webshop/settings")
+    wait(lambda _: css("input[name=profile_name]"), what="the settings tab")
+    Select(css("select[name=environment]")[0]).select_by_value("Acceptance")
+    wait(lambda _: "Acceptance on %s (v3)" % NODE in text_of("main"), what="Acceptance's settings")
+    ok("v3: per-path access restrictions said missing, the path fixed at /",
+       "per-path restrictions need v4" in text_of("main") and
+       css("input[name=profile_path]")[0].get_attribute("readonly") is not None)
+    ok("v3: the headers v3 lacks are named, not hidden", "This is a v3 node" in text_of("main"))
+    submit("Save profile", profile_name="office", profile_allow="10.0.0.0/8, 192.0.2.7",
+           profile_user="tester", profile_password="testpass12")
+    wait(lambda _: "office" in text_of("main table") or form_alert("Save profile"),
+         what="the saved profile")
+    acc = settings_of("Acceptance").get("access", {})
+    office = acc.get("profiles", {}).get("office", {})
+    ok("v3: the access profile saved (allow list, basic auth user, at /)",
+       "10.0.0.0/8" in office.get("allow", []) and "tester" in office.get("basic_auth", {})
+       and acc.get("paths") == {"/": "office"}, form_alert("Save profile") or acc)
+    page_check("settings-v3")
+
     # --- migration to v4: plan, start, rehearse, cut over, offboarding -------
     def app_call(router, path, data=None):
         req = urllib.request.Request(
@@ -480,10 +554,46 @@ try:
     click("//button[normalize-space()='Start the migration to %s']" % NODE4)
     mig_wait("Start the migration")
     wait(lambda _: "Cut over" in text_of("main button"), 30, "the copied migration")
-    ok("copied: rehearse, cut over and abort offered",
-       all(b in text_of("main button") for b in ("Rehearse", "Cut over", "Abort")),
-       text_of("main button"))
+    ok("copied: rehearse, cut over and abort offered, no roll back",
+       all(b in text_of("main button") for b in ("Rehearse", "Cut over", "Abort")) and
+       "Roll back" not in text_of("main button"), text_of("main button"))
+
+    def journal_rows():
+        """The journal's rows as [#, phase, step, env, state, attempts,
+        started, finished, took, detail]."""
+        return d.execute_script("""
+          const t = [...document.querySelectorAll('main table')].find((x) =>
+            x.caption && x.caption.textContent.startsWith(arguments[0]));
+          return t ? [...t.tBodies[0].rows].map((r) => [...r.cells].map((c) => c.innerText)) : [];""",
+                                "Journal")
+
+    rows = journal_rows()
+    ok("copied: the journal lists each step done, with its start and end times",
+       len(rows) >= 4 and all(r[6] and r[7] for r in rows if r[4] == "done") and
+       any(r[4] == "done" for r in rows), rows[:3])
     page_check("migration-copied")
+    # abort: the migration ends, its journal stays readable, and a new
+    # one starts from the plan
+    click("//button[normalize-space()='Abort']")
+    mig_wait("Abort")
+    wait(lambda _: "Earlier migrations" in text_of("main"), 30, "the aborted migration")
+    migs = api_get("/migrations?app=webshop")["migrations"]
+    ok("abort: the migration is aborted (read through the API)",
+       [m["state"] for m in migs] == ["aborted"], migs)
+    click("//button[normalize-space()='Journal']")
+    wait(lambda _: "Journal of migration" in text_of("main"), what="the aborted migration's journal")
+    rows = journal_rows()
+    ok("abort: the earlier migration's journal shows its abort steps",
+       any(r[1].startswith("abort") for r in rows) and
+       all(r[4] in ("done", "skipped") for r in rows if r[1].startswith("abort")), rows[-3:])
+    page_check("migration-aborted")
+    Select(css("select[name=target]")[0]).select_by_value(NODE4)
+    click("//button[normalize-space()='Plan']")
+    wait(lambda _: "Start the migration to" in text_of("main") or
+         text_of("main [role=alert]"), 30, "the plan again")
+    click("//button[normalize-space()='Start the migration to %s']" % NODE4)
+    mig_wait("Start the migration")
+    wait(lambda _: "Cut over" in text_of("main button"), 30, "the copied migration")
     click("//button[normalize-space()='Rehearse']")
     mig_wait("Rehearse")
     wait(lambda _: "Cut over" in text_of("main button"), 30, "the rehearsed migration")
@@ -494,6 +604,9 @@ try:
        text_of("main")[:300])
     ok("cut over: the offboarding request of %s is shown" % NODE,
        ("Offboarding of node %s" % NODE) in text_of("main"), text_of("main")[:400])
+    ok("cut over: roll back offered, with what it does not carry back",
+       "Roll back" in text_of("main button") and "is not carried back" in text_of("main"),
+       text_of("main button"))
     page_check("migration-cut-over")
     click("//button[normalize-space()='Approve the offboarding of %s']" % NODE)
     mig_wait("Approve offboarding")
@@ -547,6 +660,134 @@ try:
        "env_vars.API_TOKEN" in text_of("main table") and "(secret)" in text_of("main table"),
        text_of("main")[-300:])
     page_check("settings")
+    before = set(os.listdir(downloads))
+    click("//button[normalize-space()='Export settings']")
+    exported = downloaded(before)
+    ok("export: Test's settings downloaded as a file",
+       exported is not None and exported.endswith("webshop-Test-settings.json"), os.listdir(downloads))
+
+    # every entry of Acceptance's tabs set and removed in the page, each
+    # effect read back through the API
+    Select(css("select[name=environment]")[0]).select_by_value("Acceptance")
+    wait(lambda _: "Acceptance on %s (v4)" % NODE4 in text_of("main"), what="Acceptance's settings on v4")
+    crt, key = cert_for("shop.example.test")
+    submit("Add domain", domain="shop.example.test", domain_certificate=crt, domain_key=key)
+    wait(lambda _: "shop.example.test" in text_of("main table") or form_alert("Add domain"),
+         what="the new domain")
+    dom = settings_of("Acceptance").get("domains", {})
+    ok("domain: added with the uploaded certificate, its key not shown",
+       dom.get("shop.example.test", {}).get("certificate", "").startswith("-----BEGIN CERTIFICATE") and
+       "(kept, not shown)" in text_of("main table") and "PRIVATE KEY" not in d.page_source,
+       form_alert("Add domain") or dom)
+    other_crt, other_key = cert_for("other.example.test")
+    submit("Add domain", domain="bad.example.test", domain_certificate=other_crt, domain_key=other_key)
+    wait(lambda _: form_alert("Add domain"), what="the refused domain")
+    ok("domain: a certificate that does not cover it is refused, the reason on the form",
+       "bad.example.test" in form_alert("Add domain") and
+       "bad.example.test" not in settings_of("Acceptance").get("domains", {}), form_alert("Add domain"))
+    drain()     # that refusal is the point
+    go("#/apps/webshop/settings")
+    Select(css("select[name=environment]")[0]).select_by_value("Acceptance")
+    wait(lambda _: "Acceptance on %s (v4)" % NODE4 in text_of("main"), what="Acceptance's settings again")
+    submit("Add domain", domain="auto.example.test")
+    wait(lambda _: "auto.example.test" in text_of("main table") or form_alert("Add domain"),
+         what="the ACME domain")
+    ok("domain: without a certificate it is ordered by ACME",
+       settings_of("Acceptance").get("domains", {}).get("auto.example.test") == {} and
+       "ordered automatically (ACME)" in text_of("main table"), form_alert("Add domain"))
+    click("//button[@aria-label='Remove domain shop.example.test']")
+    wait(lambda _: "shop.example.test" not in text_of("main table"), what="the removed domain")
+    ok("domain: removed", sorted(settings_of("Acceptance").get("domains", {})) == ["auto.example.test"],
+       settings_of("Acceptance").get("domains"))
+
+    had_office = "office" in settings_of("Acceptance").get("access", {}).get("profiles", {})
+    submit("Save profile", profile_name="admins", profile_allow="192.0.2.0/24", profile_path="/admin")
+    wait(lambda _: "admins" in text_of("main table") or form_alert("Save profile"), what="the v4 profile")
+    acc = settings_of("Acceptance").get("access", {})
+    ok("access: a profile per path on v4", acc.get("profiles", {}).get("admins", {}).get("allow") ==
+       ["192.0.2.0/24"] and acc.get("paths", {}).get("/admin") == "admins", form_alert("Save profile") or acc)
+    ok("access: the other profiles kept, their basic auth passwords too",
+       not had_office or "tester" in acc.get("profiles", {}).get("office", {}).get("basic_auth", {}), acc)
+    click("//button[@aria-label='Remove profile admins']")
+    wait(lambda _: "admins" not in text_of("main table"), what="the removed profile")
+    acc = settings_of("Acceptance").get("access", {})
+    ok("access: a removed profile leaves no path naming it",
+       "admins" not in acc.get("profiles", {}) and "/admin" not in acc.get("paths", {}), acc)
+
+    submit("Set header", header_name="Referrer-Policy", header_value="no-referrer")
+    wait(lambda _: "Referrer-Policy" in text_of("main table"), what="the header")
+    ok("header: set", settings_of("Acceptance").get("headers", {}).get("Referrer-Policy") == "no-referrer")
+    click("//button[@aria-label='Remove header Referrer-Policy']")
+    wait(lambda _: "Referrer-Policy" not in text_of("main table"), what="the removed header")
+    ok("header: removed", "Referrer-Policy" not in settings_of("Acceptance").get("headers", {}))
+
+    submit("Set constant", constant_name="Greeting", constant_value="hi there")
+    wait(lambda _: "hi there" in text_of("main table"), what="the constant")
+    click("//button[@aria-label='Reset constant Greeting']")
+    wait(lambda _: "hi there" not in text_of("main table"), what="the reset constant")
+    ok("constant: set, then reset to the package's default",
+       "Greeting" not in settings_of("Acceptance").get("constants", {}))
+
+    css("input[name=event_enabled]")[0].click()     # off
+    submit("Set event", event_name="Cleanup")
+    wait(lambda _: "Cleanup" in text_of("main table"), what="the event")
+    ok("scheduled event: disabled", settings_of("Acceptance").get("scheduled_events") == {"Cleanup": False})
+    click("//button[@aria-label='Enable event Cleanup']")
+    wait(lambda _: css("button[aria-label='Disable event Cleanup']"), what="the enabled event")
+    ok("scheduled event: enabled from its row",
+       settings_of("Acceptance").get("scheduled_events") == {"Cleanup": True})
+
+    submit("Set setting", runtime_name="Http.Timeout", runtime_value="30")
+    wait(lambda _: "Http.Timeout" in text_of("main table"), what="the runtime setting")
+    ok("runtime: a custom setting set",
+       settings_of("Acceptance").get("runtime", {}).get("settings") == {"Http.Timeout": "30"})
+    click("//button[@aria-label='Remove runtime setting Http.Timeout']")
+    wait(lambda _: "Http.Timeout" not in text_of("main table"), what="the removed runtime setting")
+    ok("runtime: removed", not settings_of("Acceptance").get("runtime", {}).get("settings"))
+
+    css("input[name=var_secret]")[0].click()        # not secret
+    submit("Set variable", var_name="FEATURE_X", var_value="on")
+    wait(lambda _: "FEATURE_X" in text_of("main table"), what="the plain variable")
+    ok("variable: a plain one shows its value", "FEATURE_X on" in text_of("main table").replace("\t", " "),
+       text_of("main table"))
+    click("//button[@aria-label='Remove variable FEATURE_X']")
+    wait(lambda _: "FEATURE_X" not in text_of("main table"), what="the removed variable")
+    ok("variable: removed", "FEATURE_X" not in settings_of("Acceptance").get("env_vars", {}))
+    click("//button[normalize-space()='Set window']")
+    wait(lambda _: css("button[aria-label='Remove the maintenance window']"), what="the window")
+    win = settings_of("Acceptance").get("maintenance_window") or {}
+    ok("maintenance: the weekly window set", (win.get("day"), win.get("start")) == ("monday", "02:00"), win)
+    click("//button[@aria-label='Remove the maintenance window']")
+    wait(lambda _: "No maintenance window" in text_of("main"), what="the removed window")
+    ok("maintenance: the window removed", not settings_of("Acceptance").get("maintenance_window"))
+    page_check("settings-edited")
+
+    # import: Test's export lacks its secret, so Acceptance refuses it and
+    # keeps its settings; with the secret's value given it is taken whole
+    if exported:
+        before_import = settings_of("Acceptance")
+        submit("Import", settings_file=exported)
+        wait(lambda _: form_alert("Import"), what="the refused import")
+        ok("import: a file without the secret's value is refused, the reason on the form",
+           "API_TOKEN" in form_alert("Import") and settings_of("Acceptance") == before_import,
+           form_alert("Import"))
+        drain()
+        with open(exported, encoding="utf-8") as f:
+            doc = json.load(f)
+        doc["env_vars"]["API_TOKEN"]["value"] = "imported-secret"
+        fixed = os.path.join(tempfile.mkdtemp(), "with-secret.json")
+        with open(fixed, "w", encoding="utf-8") as f:
+            json.dump(doc, f)
+        css("input[name=settings_file]")[0].clear()
+        submit("Import", settings_file=fixed)
+        wait(lambda _: "API_TOKEN" in text_of("main table") or
+             "API_TOKEN" not in form_alert("Import") and form_alert("Import"), what="the import")
+        got = settings_of("Acceptance")
+        ok("import: Acceptance now has Test's settings (the constant, the secret masked)",
+           got.get("constants", {}).get("Greeting") == EVIL and
+           got.get("env_vars", {}).get("API_TOKEN", {}).get("secret") is True and
+           not got.get("domains"), form_alert("Import") or got)
+        page_check("settings-imported")
 
     # --- manage: rename, delete with the name typed --------------------------
     go("#/apps/webshop/manage")
@@ -623,6 +864,42 @@ try:
     ok("a new user is listed", listed, text_of("form [role=alert]") or text_of("main table")[-300:])
     page_check("platform")
 
+    # --- a node's page: Technical Contact, address, certificate, an
+    # offboarding request by hand, its activity --------------------------
+    go("#/nodes")
+    wait(lambda _: css("a[href='#/nodes/cloud9']"), what="the link to cloud9's page")
+    click("//a[@href='#/nodes/cloud9']")
+    wait(lambda _: css("input[name=node_tc]") and d.execute_script(
+        "return document.getElementById('main').dataset.rendered") == "#/nodes/cloud9", what="cloud9's page")
+    ok("node: no other certificate waiting, no trust offered",
+       "No other certificate is waiting" in text_of("main") and
+       "Trust the new certificate" not in text_of("main button"), text_of("main")[:300])
+    submit("Set Technical Contact", node_tc="viewer@example.com")
+    wait(lambda _: "viewer@example.com" in text_of("main table") or form_alert("Set Technical Contact"),
+         what="the new Technical Contact")
+    ok("node: the Technical Contact set", api_get("/nodes/cloud9").get("technical_contact") ==
+       "viewer@example.com", form_alert("Set Technical Contact"))
+    submit("Set address", node_address="not an address")
+    wait(lambda _: form_alert("Set address"), what="the refused address")
+    ok("node: a bad address refused, the reason on the form, nothing changed",
+       form_alert("Set address") and api_get("/nodes/cloud9").get("address") is None,
+       form_alert("Set address"))
+    drain()
+    submit("Set address", node_address="192.0.2.9")
+    wait(lambda _: "192.0.2.9" in text_of("main table"), what="the address")
+    ok("node: the address set", api_get("/nodes/cloud9").get("address") == "192.0.2.9")
+    submit("Request the offboarding of cloud9", offboard_reason="retired " + EVIL)
+    wait(lambda _: "pending" in text_of("main table") or form_alert("Request the offboarding of cloud9"),
+         what="the offboarding request")
+    reqs = [x for x in api_get("/offboarding-requests")["offboarding_requests"] if x["node"] == "cloud9"]
+    ok("node: an offboarding request filed by hand, pending, its reason as text",
+       [x["state"] for x in reqs] == ["pending"] and ("retired " + EVIL) in text_of("main table"),
+       form_alert("Request the offboarding of cloud9") or reqs)
+    ok("node: the activity shows what was done",
+       all(a in text_of("main table") for a in ("node.technical-contact", "node.offboarding-request")),
+       text_of("main table")[-400:])
+    page_check("node")
+
     # --- API keys: shown once, working, revoked --------------------------------
     def key_status(key):
         req = urllib.request.Request(URL + "/api/v1/me",
@@ -694,6 +971,17 @@ try:
     ok("viewer: no backup actions offered",
        not css("input[name=comment]") and not css("tbody button"))
     page_check("viewer-backups")
+    go("#/apps/webshop/settings")
+    wait(lambda _: "settings permission" in text_of("main"), what="the viewer's settings tab")
+    ok("viewer: no settings controls without the settings permission",
+       not css("main form") and not css("main input[type=file]"), text_of("main")[:200])
+    go("#/nodes/cloud9")
+    wait(lambda _: css("input[name=node_tc]"), what="the viewer's node page")
+    ok("viewer (the node's Technical Contact): the admin's controls shown disabled, said whose",
+       not css("input[name=node_tc]")[0].is_enabled() and
+       not d.find_element(By.XPATH, "//button[normalize-space()='Set address']").is_enabled() and
+       "Only a platform admin changes this" in text_of("main"), text_of("main")[:300])
+    page_check("viewer-node")
     go("#/apps/webshop/logs")
     wait(lambda _: css("select[name=environment]"), what="the viewer's logs")
     ok("viewer: the logs of Test only (the grid's grant)",
@@ -713,12 +1001,24 @@ try:
           const r = await fetch(url, {method: 'POST', headers, body: '{}'});
           out.push(r.status, (await r.json()).error.code);
         }
+        for (const [method, path, body] of [
+            ['PUT', '/api/v1/nodes/cloud9/address', {address: '192.0.2.66'}],
+            ['PUT', '/api/v1/apps/webshop/environments/Acceptance/settings/headers/X-Frame-Options',
+             {value: 'DENY'}]]) {
+          const r = await fetch(path, {method, body: JSON.stringify(body),
+            headers: {'X-CSRF-Token': me.csrf_token, 'Content-Type': 'application/json'}});
+          out.push(r.status, (await r.json()).error.code);
+        }
         done(out);
       })().catch((e) => done(String(e)));""")
     ok("viewer: a forged backup request with the CSRF token is refused (403)",
        got[:2] == [403, "FORBIDDEN"], got)
     ok("viewer: a request without the CSRF header is refused (403)",
-       got[2:] == [403, "CSRF_TOKEN_MISSING"], got)
+       got[2:4] == [403, "CSRF_TOKEN_MISSING"], got)
+    ok("viewer: a forged node address and a forged setting are refused (403), nothing changed",
+       got[4:] == [403, "FORBIDDEN", 403, "FORBIDDEN"] and
+       api_get("/nodes/cloud9").get("address") == "192.0.2.9" and
+       "X-Frame-Options" not in settings_of("Acceptance").get("headers", {}), got)
     drain()     # those two refusals are the point, not page errors
 finally:
     ok("the browser run took %.0f s" % (time.time() - t0), True)
