@@ -498,12 +498,12 @@ acme_loop(void *arg)
 void
 acme_start(void)
 {
-	char *www = acme_path("www/.well-known/acme-challenge");
-	char *p;
+	char *www, *p;
 	pthread_t t;
 
 	if (!acme_enabled())
 		return;
+	www = acme_path("www/.well-known/acme-challenge");
 	/* nginx's workers read the challenge files: the path is
 	 * traversable, the account key and certificates are root's 0600 */
 	p = acme_path("");

@@ -83,10 +83,11 @@ def css(sel):
 
 def text_of(sel):
     """The visible text of what sel matches, read at once (the page
-    redraws while a job runs)."""
+    redraws while a job runs); "" when all of it is blank (two empty
+    alerts must not read as " ", which a wait takes for an answer)."""
     return d.execute_script(
         "return [...document.querySelectorAll(arguments[0])]"
-        ".map((e) => e.innerText).join(' ')", sel)
+        ".map((e) => e.innerText.trim()).filter((t) => t).join(' ')", sel)
 
 
 urls = {}
