@@ -2,8 +2,9 @@
  * the portal asks for it when a sandbox is unlinked or its app deleted.
  * Order: out of the node's list (the supervisor, the heartbeat and the
  * router stop seeing it), out of the router, instances stopped, database
- * and role dropped, folder (app, files, logs, env.json) removed, and on
- * the sandbox node the app's package repository. env.json
+ * and role dropped, folder (app, files, logs, env.json) removed, the
+ * router's access log of it, and on the sandbox node the app's package
+ * repository. env.json
  * goes last: a delete cut short is finished by the next one after a
  * restart. A tombstone keeps the portal's heartbeat answers, which may
  * still list the environment until the portal has removed its row, from
@@ -204,6 +205,8 @@ agent_env_delete(struct areq *r)
 		    id, cause);
 		goto undo;
 	}
+	/* the router's access log of it (the router no longer names it) */
+	router_access_log_remove(id);
 	packages_env_deleted(e);
 	pg_relay_forget(id);
 	sandbox_uid_release(e->uid, id);

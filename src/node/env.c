@@ -524,6 +524,11 @@ env_begin_start(struct env *e, unsigned *status, const char **code,
 		*code = "PACKAGE_INVALID";
 		return -1;
 	}
+	if (constants_missing(e, cause) == -1) {
+		*status = 409;
+		*code = "MISSING_CONSTANT";
+		return -1;
+	}
 	if (pg_env_ensure(e, cause) == -1) {
 		*status = 503;
 		*code = "DATABASE_UNAVAILABLE";

@@ -460,6 +460,8 @@ void router_stop(void);
 /* An environment's access log on the router (nginx's logs folder), and
  * the line that makes a server write it (router.c). */
 char *router_access_log_path(long long env_id);
+/* Remove an environment's access log and its rotations (deleted). */
+void router_access_log_remove(long long env_id);
 void router_piece_access_log(struct buf *, long long env_id);
 /* One check of nginx's master (heal.c): alive — record its workers;
  * gone — kill the workers it left and start nginx again (back-off). */
@@ -468,6 +470,10 @@ void router_watch(void);
 /* constants.c: NUBO_CONST_<NAME> → default from the deployed package's
  * manifest, for every constant that declares one (new object). */
 json_t *constants_defaults(struct env *);
+/* 0 when every constant the deployed package declares without a default
+ * has a value in the spec; else -1 with *cause naming them (the start's
+ * MISSING_CONSTANT). */
+int constants_missing(struct env *, char **cause);
 
 /* events.c: the scheduled-events thread (SPEC §2 Model Options). */
 void events_start(void);

@@ -476,6 +476,22 @@ router_access_log_path(long long env_id)
 	return path;
 }
 
+void
+router_access_log_remove(long long env_id)
+{
+	char *path = router_access_log_path(env_id), *rot;
+	int i;
+
+	/* env_log_rotate_file() keeps .1 to .3 */
+	for (i = 0; i <= 3; i++) {
+		rot = i ? xasprintf("%s.%d", path, i) : xstrdup(path);
+		if (unlink(rot) == -1 && errno != ENOENT)
+			log_warn("cannot remove %s: %s", rot, strerror(errno));
+		free(rot);
+	}
+	free(path);
+}
+
 /* The environment's access log (router_access_log_path()). */
 void
 router_piece_access_log(struct buf *b, long long env_id)

@@ -262,10 +262,11 @@ job_run(sqlite3 *db, long long id)
 		store_run(db, "UPDATE jobs SET state = 'completed', result_json"
 		    " = ?, finished_at = ? WHERE id = ?", "jsi", result, now,
 		    id);
-	else
+	else	/* a failure's stable code, when it has one: {code} */
 		store_run(db, "UPDATE jobs SET state = 'failed', error = ?,"
-		    " finished_at = ? WHERE id = ?", "ssi",
-		    cause ? cause : "failed", now, id);
+		    " result_json = ?, finished_at = ? WHERE id = ?", "sjsi",
+		    cause ? cause : "failed", jsonx_str(result, "code") ?
+		    result : NULL, now, id);
 	if (rc != 0)
 		log_warn("job %lld (%s) failed: %s", id, j.kind,
 		    cause ? cause : "?");

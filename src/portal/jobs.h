@@ -24,7 +24,9 @@ struct job {
 };
 
 /* A job kind's function: 0 with *result set (may stay NULL), or -1 with
- * *cause set (the job's error, shown to the user). */
+ * *cause set (the job's error, shown to the user) and *result, when the
+ * failure has a stable code (the node's refusal), {code} (kept as the
+ * job's result). */
 typedef int (*job_fn)(struct job *, json_t **result, char **cause);
 
 struct job_kind {

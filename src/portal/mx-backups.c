@@ -149,6 +149,25 @@ mx_snapshots_list(struct preq *r)
 }
 
 /* POST …/snapshots {comment?} → the snapshot, queued */
+/* 0, or -1 after replying 400 ENVIRONMENT_BUSY when a job of nubo's
+ * runs on {env} or waits for it: nubo would queue the backup or restore
+ * behind it, Mendix refuses it (docs/MENDIX-API.md). */
+static int
+mx_env_idle(struct preq *r)
+{
+	json_t *job = store_row(r->db, "SELECT id, kind, state FROM jobs"
+	    " WHERE state IN ('queued', 'running') AND app_id = ? AND"
+	    " environment = ? ORDER BY id LIMIT 1", "is", r->app_id, r->env);
+
+	if (job == NULL)
+		return 0;
+	reply_error(r, 400, "ENVIRONMENT_BUSY", "'%s' is busy: job %lld (%s) "
+	    "is %s; try again once it is done", r->env, jsonx_int(job, "id",
+	    0), jsonx_str(job, "kind"), jsonx_str(job, "state"));
+	json_decref(job);
+	return -1;
+}
+
 void
 mx_snapshots_create(struct preq *r)
 {
@@ -156,7 +175,7 @@ mx_snapshots_create(struct preq *r)
 		{ "comment", JT_STRING, 0 }, { NULL } };
 	json_t *out, *s;
 
-	if (body_check(r, fields) == -1)
+	if (body_check(r, fields) == -1 || mx_env_idle(r) == -1)
 		return;
 	if (mx_call(r, backups_create, json_deep_copy(r->body), &out) / 100
 	    != 2) {
@@ -377,6 +396,8 @@ mx_restores_create(struct preq *r)
 		    "or false");
 		return;
 	}
+	if (mx_env_idle(r) == -1)
+		return;
 	if (mx_call(r, backups_restore, json_pack("{s:s,s:b}", "snapshot",
 	    snap, "database_only", db_only && strcmp(db_only, "true") == 0),
 	    &out) / 100 != 2) {

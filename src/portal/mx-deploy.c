@@ -374,6 +374,14 @@ mx_envs_start(struct preq *r)
 		json_decref(e);
 		return;
 	}
+	/* serving already (v1 Status Running): the reference's 200 */
+	if (strcmp(jsonx_str(e, "state"), "running") == 0 ||
+	    strcmp(jsonx_str(e, "state"), "degraded") == 0) {
+		reply_error(r, 200, "ALREADY_STARTED", "'%s' is %s already",
+		    r->env, jsonx_str(e, "state"));
+		json_decref(e);
+		return;
+	}
 	json_decref(e);
 	id = store_int(r->db, 0, "SELECT id FROM jobs WHERE kind = 'env.start'"
 	    " AND state IN ('queued', 'running') AND app_id = ? AND"
@@ -393,6 +401,24 @@ mx_envs_start(struct preq *r)
 	json_decref(out);
 }
 
+/* The reference's code for a failed start job, by the code of the
+ * node's refusal the job kept (jobs.c: a failed job's result {code}). */
+static const char *
+mx_start_failure(const char *code)
+{
+	static const char *const codes[][2] = {
+		{ "MISSING_CONSTANT", "MISSING_CONSTANT" },
+		/* the node could not make the environment's database */
+		{ "DATABASE_UNAVAILABLE", "DB_SYNC_FAILED" },
+	};
+	size_t i;
+
+	for (i = 0; code && i < sizeof codes / sizeof codes[0]; i++)
+		if (strcmp(codes[i][0], code) == 0)
+			return codes[i][1];
+	return "START_FAILED";
+}
+
 /* GET …/{Mode}/start/{JobId} → {Status: Starting | Started} */
 void
 mx_envs_start_status(struct preq *r)
@@ -402,9 +428,10 @@ mx_envs_start_status(struct preq *r)
 	const char *st;
 
 	if (util_parse_int(preq_param(r, "id"), 1, 1LL << 53, &id) == 0)
-		job = store_row(r->db, "SELECT state, error FROM jobs WHERE"
-		    " id = ? AND kind = 'env.start' AND app_id = ? AND"
-		    " environment = ?", "iis", id, r->app_id, r->env);
+		job = store_row(r->db, "SELECT state, error, json_extract("
+		    "result_json, '$.code') AS code FROM jobs WHERE id = ? AND"
+		    " kind = 'env.start' AND app_id = ? AND environment = ?",
+		    "iis", id, r->app_id, r->env);
 	if (job == NULL) {
 		reply_error(r, 404, "NO_SUCH_STARTJOB", "'%s' has no start job "
 		    "'%s'", r->env, preq_param(r, "id"));
@@ -412,8 +439,9 @@ mx_envs_start_status(struct preq *r)
 	}
 	st = jsonx_str(job, "state");
 	if (strcmp(st, "failed") == 0)
-		reply_error(r, 500, "START_FAILED", "%s", jsonx_str(job,
-		    "error") ? jsonx_str(job, "error") : "the start failed");
+		reply_error(r, 500, mx_start_failure(jsonx_str(job, "code")),
+		    "%s", jsonx_str(job, "error") ? jsonx_str(job, "error") :
+		    "the start failed");
 	else
 		reply(r, 200, json_pack("{s:s}", "Status", strcmp(st,
 		    "completed") == 0 ? "Started" : "Starting"));

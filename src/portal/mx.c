@@ -204,14 +204,30 @@ static const char *const mx_param_names[][2] = {
 	{ "JobId", "id" },
 };
 
-void
+int
 mx_params(struct preq *r)
 {
 	struct http_req *h = r->http;
 	const char *eid = http_param(h, "EnvironmentId") ?
 	    http_param(h, "EnvironmentId") : http_param(h, "environmentId");
+	const char *app = http_param(h, "AppId"), *mode = http_param(h, "Mode");
 	int i, n = h->nparams;
 	size_t k;
+
+	/* what can name no app or environment is a bad request (the
+	 * reference's 400s), not a 404: an AppId is a subdomain (nubo takes
+	 * the app's uuid too), a Mode an environment name */
+	if (app && !util_valid_subdomain(app) && !util_valid_uuid(app)) {
+		reply_error(r, 400, "INVALID_APPID", "'%s' is no AppId: an app's "
+		    "subdomain (lowercase letters, digits and '-')", app);
+		return -1;
+	}
+	if (mode && !util_valid_env_name(mode)) {
+		reply_error(r, 400, "INVALID_ENVIRONMENT", "'%s' is no "
+		    "environment name (Mode: letters, digits and '-', as "
+		    "'Acceptance')", mode);
+		return -1;
+	}
 
 	/* an EnvironmentId names the environment by its uuid (mx_resolved
 	 * checks that it is the app's); unknown, it stays as given for the
@@ -234,6 +250,7 @@ mx_params(struct preq *r)
 				http_param_set(h, mx_param_names[k][1], v);
 				free(v);
 			}
+	return 0;
 }
 
 int

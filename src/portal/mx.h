@@ -35,10 +35,12 @@ int mx_rate_check(struct preq *);
 /* routes.c, around every face request: the Mendix-Username and
  * Mendix-ApiKey headers (0, or -1 after replying 401); the path's
  * Mendix parameters given nubo's names ({AppId} → {app}, {Mode} →
- * {env}, {PackageId} → {package}, {JobId} → {id}); after resolve_path,
- * {env} becomes the environment's own name (0, or -1 after replying). */
+ * {env}, {PackageId} → {package}, {JobId} → {id}; an AppId or Mode that
+ * can name none is 400 INVALID_APPID / INVALID_ENVIRONMENT); after
+ * resolve_path, {env} becomes the environment's own name (0, or -1 after
+ * replying). */
 int mx_authenticate(struct preq *);
-void mx_params(struct preq *);
+int mx_params(struct preq *);
 int mx_resolved(struct preq *);
 /* Free what the face kept for the request (an upload's file). */
 void mx_cleanup(struct preq *);

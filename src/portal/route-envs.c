@@ -843,10 +843,15 @@ envs_job_action(struct job *j, json_t **result, char **cause)
 			settings_restart_applied(j->db, env_id);
 	}
 out:
-	if (rc == 0)
+	if (rc == 0) {
 		*result = last ? last : json_incref(resp);
-	else
+	} else {
 		json_decref(last);
+		/* the node's refusal keeps its code (MISSING_CONSTANT, …) */
+		if (jsonx_str(json_object_get(resp, "error"), "code"))
+			*result = json_pack("{s:O}", "code", json_object_get(
+			    json_object_get(resp, "error"), "code"));
+	}
 	json_decref(resp);
 	json_decref(spec);
 	json_decref(body);

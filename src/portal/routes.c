@@ -827,8 +827,8 @@ routes_begin(struct http_req *h)
 		    "this API key is read-only");
 		return;
 	}
-	if (face != FACE_NUBO)
-		mx_params(r);
+	if (face != FACE_NUBO && mx_params(r) == -1)
+		return;
 	if (resolve_path(r) == -1 || (face != FACE_NUBO && mx_resolved(r) ==
 	    -1) || auth_check_access(r) == -1)
 		return;

@@ -19,6 +19,7 @@ import os
 import re
 import signal
 import sqlite3
+import subprocess
 import sys
 import tarfile
 import threading
@@ -86,6 +87,12 @@ def v1(method, path, body=None, **kw):
 
 def v2(method, path, body=None, **kw):
     return request(method, "/api/v2" + path, body, **kw)
+
+
+def nubo(method, path, body=None):
+    """nubo's own API (/api/v1) with the admin's key."""
+    return request(method, "/api/v1" + path, body, user=None, key=None,
+                   headers={"Authorization": "Bearer " + KEY})
 
 
 def multipart(path, fname, data, name=None, query="", **kw):
@@ -306,6 +313,33 @@ check("one Sandbox environment, Empty", [(e.get("Mode"), e.get("Status"))
                                          for e in fe or []] ==
       [("Sandbox", "Empty")], fe)
 
+# the router's access log of the Free App's environment goes with the app
+FREE = (fa or {}).get("AppId", "")
+FREE_ENV = (db.execute("SELECT e.id FROM environments e JOIN apps a ON"
+                       " a.id = e.app_id WHERE a.subdomain = ?",
+                       (FREE,)).fetchone() or [0])[0]
+with open(os.path.join(TMP, "node-sandbox.ports")) as f:
+    SANDBOX_ROUTER = f.read().split()[1]
+ALOG = os.path.join(TMP, "node-sandbox", "nginx", "logs",
+                    "env-%s.access.log" % FREE_ENV)
+# (once the sandbox node has the new environment: a request through it)
+until = time.time() + 30
+while not os.path.exists(ALOG) and time.time() < until:
+    c = http.client.HTTPConnection("127.0.0.1", int(SANDBOX_ROUTER),
+                                   timeout=30)
+    c.request("GET", "/", headers={"Host": urllib.parse.urlparse(
+        (fe or [{}])[0].get("Url", "")).hostname or "x"})
+    c.getresponse().read()
+    c.close()
+    time.sleep(0.2)
+check("the Free App's environment has its router access log",
+      os.path.exists(ALOG), ALOG)
+st, doc = nubo("DELETE", "/apps/" + FREE)
+check("delete the Free App (nubo's API)", st == 200, "%d %s" % (st, doc))
+left = [n for n in os.listdir(os.path.dirname(ALOG))
+        if n.startswith("env-%s.access.log" % FREE_ENV)]
+check("its access log is gone from the router's logs", left == [], left)
+
 envs = want("GET environments", v1("GET", "/apps/%s/environments" % APP))
 check("three environments", isinstance(envs, list) and
       sorted(e.get("Mode") for e in envs) ==
@@ -335,6 +369,11 @@ e = want("sloppy: trailing slash",
 check("a trailing / answers the same", (e or {}).get("Mode") == "Test", e)
 error("unknown Mode", v1("GET", "/apps/%s/environments/Nope" % APP), 404,
       "ENVIRONMENT_NOT_FOUND")
+error("an AppId that can name no app", v1("GET", "/apps/Bad_App"), 400,
+      "INVALID_APPID")
+error("a Mode that can name no environment",
+      v1("GET", "/apps/%s/environments/no_env" % APP), 400,
+      "INVALID_ENVIRONMENT")
 
 ENV = "/apps/%s/environments/test" % APP    # lower case on purpose
 
@@ -381,6 +420,26 @@ check("v1 upload: Succeeded, version 1.0.1, the file's size",
       p2.get("PackageId") == "notes-1.0.1", p2)
 check("v1 upload: CreationDate in epoch milliseconds",
       abs((p2 or {}).get("CreationDate", 0) / 1000 - time.time()) < 600, p2)
+# the same PackageId with other bytes: the node refuses to store it
+PKG2X = os.path.join(TMP, "notes-1.0.1-other.tar.gz")
+repack(PKG, PKG2X, "1.0.1", "Another 1.0.1")
+st, doc = multipart("/api/1/apps/%s/packages/upload" % APP,
+                    "notes-1.0.1.tar.gz", open(PKG2X, "rb").read())
+error("an upload the node cannot store", (st, doc), 500,
+      "UPLOAD_COPY_FAILED")
+check("… saying why", "already exists with other content" in
+      str((doc or {}).get("errorMessage") if isinstance(doc, dict) else ""),
+      doc)
+up = want("v2 upload the node cannot store", multipart(
+    "/api/v2/apps/%s/packages/upload" % APP, "notes-1.0.1.tar.gz",
+    open(PKG2X, "rb").read()))
+st, job = poll("v2 job", lambda: request("GET", "/api/v2/apps/%s/jobs/%s" %
+                                         (APP, (up or {}).get("JobId"))),
+               lambda g: g[0] != 200 or g[1].get("Status") in
+               ("Completed", "Failed"))
+check("v2 job of it: Failed with its ErrorMessage", st == 200 and
+      job.get("Status") == "Failed" and "already exists" in
+      job.get("ErrorMessage", ""), "%d %s" % (st, job))
 error("an upload that is no package",
       multipart("/api/1/apps/%s/packages/upload" % APP, "x.mda",
                 b"not a package at all"), 500, "INVALID_PACKAGE")
@@ -470,6 +529,7 @@ b = want("build main, no revision", v1("POST", "/apps/%s/packages" % APP, {
 check("without a revision: the newest", b == {"PackageId": "notes-1.0.1"},
       b)
 b = want("the branch again", v1("GET", "/apps/%s/branches/main" % APP))
+shape("GET branches/{Name}", b, BR_FIELDS)
 check("LatestTaggedVersion: the last build's Version",
       (b or {}).get("LatestTaggedVersion") == "1.0.2", b)
 check("revision 9's CommitMessage is the build's Description",
@@ -511,6 +571,8 @@ check("start job: Started", st == 200 and sj == {"Status": "Started"},
       "%d %s" % (st, sj))
 e = want("GET env after start", v1("GET", ENV))
 check("Status Running", (e or {}).get("Status") == "Running", e)
+error("start of a running environment", v1("POST", ENV + "/start", {}), 200,
+      "ALREADY_STARTED")
 st, text = routed_until("/", lambda st, t: "Hello from notes" in t)
 check("the router serves package 1.0.0", st == 200 and
       "Hello from notes" in text, "%d %s" % (st, text[:200]))
@@ -753,6 +815,7 @@ check("the snapshot's model_version is what its archive's .metadata says "
       "(the package)", (sn or {}).get("model_version") == "notes-1.0.1", sn)
 up = want("v2 comment a snapshot", request("PUT", B + "/snapshots/%s" % SID,
                                            {"comment": "release 1.0.1"}))
+shape("PUT snapshot", up, SNAP_FIELDS)
 check("PUT changes the comment, not updated_at",
       (up or {}).get("comment") == "release 1.0.1" and
       up.get("updated_at") == sn.get("updated_at"), up)
@@ -807,6 +870,7 @@ check("files_and_database: a Mendix-layout .tar.gz", ".metadata" in names
       and "db/db.backup" in names, "%d %s" % (st, names[:10]))
 a = want("v2 GET archive", request("GET", B + "/snapshots/%s/archives/%s" % (
     SID, archives["database_only"].get("archive_id"))))
+shape("GET archive", a, ARCHIVE_FIELDS)
 check("the archive again, by its id", (a or {}).get("archive_id") ==
       archives["database_only"].get("archive_id") and
       a.get("data_type") == "database_only", a)
@@ -824,6 +888,26 @@ error("a restore without source_snapshot_id", request("POST", BA +
 error("a restore of an unknown snapshot",
       request("POST", BA + "/restores?source_snapshot_id=%s" %
               uuid.uuid4()), 404, "NOT_FOUND")
+# a backup or restore while a job of nubo's runs on the environment
+# (a stop, held by the frozen node): Mendix refuses, nubo would queue it
+os.kill(NODE_PID, signal.SIGSTOP)
+try:
+    st, doc = nubo("POST", "/apps/%s/environments/Acceptance/stop" % APP)
+    check("nubo's stop of Acceptance is a job", st == 202, "%d %s" % (st,
+                                                                     doc))
+    BUSY_JOB = ((doc or {}).get("job") or {}).get("id")
+    error("a snapshot while a job runs on the environment",
+          request("POST", BA + "/snapshots", {}), 400, "ENVIRONMENT_BUSY")
+    error("a restore while a job runs on the environment",
+          request("POST", BA + "/restores?source_snapshot_id=" + SID), 400,
+          "ENVIRONMENT_BUSY")
+finally:
+    os.kill(NODE_PID, signal.SIGCONT)
+st, doc = poll("the stop", lambda: nubo("GET", "/jobs/%s" % BUSY_JOB),
+               lambda g: g[0] != 200 or g[1].get("state") in ("completed",
+                                                             "failed"))
+check("the stop ends once the node is back", st == 200 and
+      doc.get("state") == "completed", "%d %s" % (st, doc))
 want("transport 1.0.1 to Acceptance", v1(
     "POST", "/apps/%s/environments/Acceptance/transport" % APP,
     {"PackageId": "notes-1.0.1"}))
@@ -834,6 +918,7 @@ RID = (rs or {}).get("restore_id")
 st, rs = poll("restore", lambda: request("GET", BA + "/restores/%s" % RID),
               lambda g: g[0] != 200 or g[1].get("state") in ("completed",
                                                             "failed"))
+shape("GET restore", rs, RESTORE_FIELDS)
 check("the restore completes", st == 200 and rs.get("state") ==
       "completed", "%d %s" % (st, rs))
 check("source and target environments",
@@ -942,6 +1027,7 @@ check("Production: no package", "package" in es[1] and es[1]["package"]
       is None if len(es) > 1 else False, es)
 x = want("v4 environment", v4("GET", "/apps/%s/environments/%s" %
                               (puuid, EIDS.get("Test"))))
+shape("v4 GET environment", x, ENV4_FIELDS)
 check("v4 environment without expand has no package",
       (x or {}).get("name") == "Test" and "package" not in x, x)
 error4("v4 unknown environment", v4("GET", "/apps/%s/environments/%s" %
@@ -969,6 +1055,11 @@ patch = {"permissions": [{"member": {"userId": "viewer@mx.test"},
 error4("a read-only token's PATCH", v4("PATCH", P4, patch, token=PAT_RO),
        403)
 pm = want("v4 PATCH permissions", v4("PATCH", P4, patch))
+check("v4 PATCH permissions answers {permissions}", isinstance(pm, dict)
+      and set(pm) == {"permissions"}, pm)
+for x in (pm or {}).get("permissions", []):
+    shape("v4 PATCH: permission of %s" % x.get("member", {}).get("userId"),
+          x, PERM4_FIELDS)
 vw = [x for x in (pm or {}).get("permissions", [])
       if x["member"]["userId"] == "viewer@mx.test"]
 check("the viewer may now deploy to Test and read its logs", vw and
@@ -991,12 +1082,94 @@ error4("the read-only token may not hand over the app",
 a4 = want("v4 technical contact change", v4(
     "PATCH", "/apps/" + puuid, {"technicalContact": {"userId":
                                                      "viewer@mx.test"}}))
+shape("v4 PATCH app", a4, APP4_FIELDS)
 check("the app's Technical Contact is the viewer now",
       (a4 or {}).get("technicalContact", {}).get("userId") ==
       "viewer@mx.test" and db.execute(
           "SELECT u.email FROM apps a JOIN users u ON u.id ="
           " a.technical_contact WHERE a.subdomain = ?",
           (APP,)).fetchone()[0] == "viewer@mx.test", a4)
+
+# --- starts that fail: MISSING_CONSTANT, then START_FAILED ----------------
+# A package declaring a constant without a default, whose program dies at
+# once, in Production (empty until now).
+def broken_package(dest):
+    out = io.BytesIO()
+    man = {"name": "broken", "version": "1.0.0", "start": "bin/fail",
+           "health": "/healthz",
+           "constants": [{"name": "ApiToken", "type": "string"}]}
+    script = b"#!/bin/sh\necho 'broken: failing on purpose'\nexit 3\n"
+    with tarfile.open(fileobj=out, mode="w:gz") as tf:
+        for name, data, mode in (("nubo.json", json.dumps(man).encode(),
+                                  0o644), ("bin/fail", script, 0o755)):
+            ti = tarfile.TarInfo(name)
+            ti.size = len(data)
+            ti.mode = mode
+            tf.addfile(ti, io.BytesIO(data))
+    with open(dest, "wb") as f:
+        f.write(out.getvalue())
+    return out.getvalue()
+
+
+PROD = "/apps/%s/environments/Production" % APP
+p = want("v1 upload of a package that cannot start", multipart(
+    "/api/1/apps/%s/packages/upload" % APP, "broken-1.0.0.tar.gz",
+    broken_package(os.path.join(TMP, "broken-1.0.0.tar.gz"))))
+want("transport it to Production", v1("POST", PROD + "/transport",
+                                       {"PackageId": "broken-1.0.0"}))
+s = want("start it without a value for ApiToken", v1("POST", PROD + "/start"))
+got = poll("start job", lambda: v1("GET", PROD + "/start/%s" %
+                                   (s or {}).get("JobId")),
+           lambda g: g[0] != 200 or g[1].get("Status") == "Started")
+error("a constant without default or value", got, 500, "MISSING_CONSTANT")
+check("… naming the constant", "'ApiToken'" in str(got[1]), got)
+job = nubo("GET", "/jobs/%s" % (s or {}).get("JobId"))[1] or {}
+check("nubo's start job failed with the node's code",
+      job.get("state") == "failed" and
+      (job.get("result") or {}).get("code") == "MISSING_CONSTANT", job)
+check("Production stays stopped", v1("GET", PROD)[1].get("Status") ==
+      "Stopped")
+want("set ApiToken", v1("POST", PROD + "/settings", {
+    "Constants": [{"Name": "ApiToken", "Value": "t0ken"}]}))
+# The node cannot make Production's database (its first start): the
+# node's PostgreSQL refuses its admin, whose password has expired, set so
+# by a session of that admin, which sets it back after.
+with open(os.path.join(TMP, "node-mx", "pg", "admin.json")) as f:
+    PGPW = json.load(f)["password"]
+with open(os.path.join(TMP, "node-mx.ports")) as f:
+    PGPORT = f.read().split()[2]
+psql = subprocess.Popen(
+    ["psql", "-h", "127.0.0.1", "-p", PGPORT, "-U", "nubo_admin", "-d",
+     "postgres", "-qAt", "-v", "ON_ERROR_STOP=1"],
+    env={**os.environ, "PGPASSWORD": PGPW}, stdin=subprocess.PIPE,
+    stdout=subprocess.PIPE, text=True)
+try:
+    psql.stdin.write("ALTER ROLE nubo_admin VALID UNTIL '2000-01-01';\n"
+                     "SELECT 'expired';\n")
+    psql.stdin.flush()
+    check("the node's PostgreSQL admin expired",
+          psql.stdout.readline().strip() == "expired")
+    s = want("start without a database", v1("POST", PROD + "/start", {}))
+    got = poll("start job", lambda: v1("GET", PROD + "/start/%s" %
+                                       (s or {}).get("JobId")),
+               lambda g: g[0] != 200 or g[1].get("Status") == "Started")
+finally:
+    psql.stdin.write("ALTER ROLE nubo_admin VALID UNTIL 'infinity';\n"
+                     "SELECT 'back';\n")
+    psql.stdin.flush()
+    back = psql.stdout.readline().strip()
+    psql.stdin.close()
+    psql.wait(30)
+check("the admin is valid again", back == "back", back)
+error("a start whose database cannot be made", got, 500, "DB_SYNC_FAILED")
+s = want("start it again", v1("POST", PROD + "/start", {}))
+got = poll("start job", lambda: v1("GET", PROD + "/start/%s" %
+                                   (s or {}).get("JobId")),
+           lambda g: g[0] != 200 or g[1].get("Status") == "Started")
+error("a start whose app dies at once", got, 500, "START_FAILED")
+e = want("GET Production after the failed start", v1("GET", PROD))
+check("Status Stopped (nubo's failed)", (e or {}).get("Status") ==
+      "Stopped", e)
 
 # --- each API key's request budget (600 a minute by default) --------------
 c = http.client.HTTPConnection(U.hostname, U.port, timeout=30)

@@ -81,6 +81,8 @@ present() {
 		[ -d "$T/node-$node/envs/$id" ] && pass "$node: folder of environment $id there" || fail "$node: envs/$id missing"
 	done
 	[ -s "$T/node-$node/envs/$test/files/f.txt" ] && pass "$node: Test's files there" || fail "$node: Test's files missing"
+	[ -s "$T/node-$node/nginx/logs/env-$test.access.log" ] && pass "$node: Test's router access log there" ||
+		fail "$node: Test's router access log missing"
 	expect "$node: Test's row there" "$(pgq "$node" "SELECT count(*) FROM notes" "env_$test")" 1
 	expect "$node: one snapshot archive" "$(ls "$T/node-$node/snapshots" | wc -l)" 1
 	[ -s "$T/node-$node/snapshots/$(ls "$T/node-$node/snapshots" | head -1)/archive.tar.gz" ] &&
@@ -96,6 +98,8 @@ gone() {
 		expect "$node: role env_$id dropped" "$(pgq "$node" "SELECT count(*) FROM pg_roles WHERE rolname = 'env_$id'")" 0
 		[ ! -e "$T/node-$node/envs/$id" ] && pass "$node: files, app and logs of $id removed" ||
 			fail "$node: $(ls -R "$T/node-$node/envs/$id" | head -5) left"
+		expect "$node: the router's access log of $id removed" \
+			"$(ls "$T/node-$node/nginx/logs" | grep -c "^env-$id\.access\.log" || true)" 0
 	done
 	expect "$node: no env_ database at all" "$(pgq "$node" "SELECT count(*) FROM pg_database WHERE datname LIKE 'env\_%'")" 0
 	expect "$node: no snapshot archive" "$(ls "$T/node-$node/snapshots" | wc -l)" 0

@@ -47,6 +47,26 @@ expect "the branch is listed by the Team Server API" "$(curl -s \
 	-H "Mendix-Username: admin@nubo.localhost" -H "Mendix-ApiKey: $ADMIN_KEY" \
 	"$PORTAL_URL/api/1/apps/shop/branches/feature" | jq_get LatestRevisionNumber)" 3
 
+# On a v3 node (one instance, no custom runtime settings) Deploy API v1
+# answers what Mendix answers where an action is not allowed.
+start_node mx3 v3
+check "create app legacy" "$NUBO" apps create legacy --no-sandbox
+check "link legacy to the v3 node" "$NUBO" nodes link mx3 legacy
+MXH=(-H "Mendix-Username: admin@nubo.localhost" -H "Mendix-ApiKey: $ADMIN_KEY")
+mx_post() {	# PATH BODY → "HTTP-STATUS errorCode"
+	local st
+	st=$(curl -s -o "$T/mx.out" -w '%{http_code}' -X POST "${MXH[@]}" \
+		-H 'Content-Type: application/json' -d "$2" "$PORTAL_URL/api/1$1")
+	echo "$st $(jq_get errorCode < "$T/mx.out")"
+}
+expect "scale on a v3 node: 400 NOT_ALLOWED" \
+	"$(mx_post /apps/legacy/environments/Test/scale '{"Instances":2}')" \
+	"400 NOT_ALLOWED"
+expect "custom runtime settings on a v3 node: 400 CUSTOM_SETTING_NOT_SUPPORTED" \
+	"$(mx_post /apps/legacy/environments/Test/settings \
+		'{"CustomSettings":[{"Name":"LogLevel","Value":"debug"}]}')" \
+	"400 CUSTOM_SETTING_NOT_SUPPORTED"
+
 # the spooled uploads went to the node and are gone from the portal
 expect "no upload left in the portal's data folder" \
 	"$(find "$T/portal/uploads" -type f 2>/dev/null | wc -l)" 0
