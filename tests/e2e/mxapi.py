@@ -1010,6 +1010,9 @@ error4("v4 unknown app", v4("GET", "/apps/%s" % uuid.uuid4()), 404)
 pg = want("v4 environments", v4("GET", "/apps/%s/environments?expand="
                                 "package&sort=-name" % puuid))
 es = (pg or {}).get("environments", [])
+check("v4 environments: {environments, pagination}", isinstance(pg, dict)
+      and set(pg) == {"environments", "pagination"} and pg["pagination"] ==
+      {"offset": 0, "limit": 100, "size": len(es)}, pg)
 check("sorted by name, descending", [x.get("name") for x in es] ==
       ["Test", "Production", "Acceptance"], es)
 for x in es:
