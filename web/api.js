@@ -1,8 +1,11 @@
 // The portal's pages talk to /api/v1 only, as the CLI does; signed in
 // with the session cookie, and the session's CSRF token on every request
 // but GET.
+import {takeEarly, HINT, maybeSignedIn} from './boot.js';
+
+export {prefetchPage, forgetPrefetched, maybeSignedIn} from './boot.js';
+
 let csrf = null;
-const HINT = 'nubo.session_until';
 
 export class ApiError extends Error {
   constructor(status, code, message) {
@@ -12,16 +15,20 @@ export class ApiError extends Error {
   }
 }
 
-export async function api(method, path, body) {
+function request(method, path, body) {
   const headers = {Accept: 'application/json'};
   if (body !== undefined) headers['Content-Type'] = 'application/json';
   if (method !== 'GET' && csrf) headers['X-CSRF-Token'] = csrf;
+  return fetch('/api/v1' + path, {
+    method, headers, credentials: 'same-origin', cache: 'no-store',
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+}
+
+export async function api(method, path, body) {
   let res;
   try {
-    res = await fetch('/api/v1' + path, {
-      method, headers, credentials: 'same-origin', cache: 'no-store',
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
+    res = await ((method === 'GET' && takeEarly(path)) || request(method, path, body));
   } catch (e) {
     throw new ApiError(0, 'NETWORK', 'the portal cannot be reached: ' + e.message);
   }
@@ -48,13 +55,6 @@ export function p(strings, ...vals) {
 export function setSession(token, until) {
   csrf = token;
   if (until) localStorage.setItem(HINT, until);
-}
-
-// Whether a session may still be there (saves the sign-in page a request
-// that can only fail).
-export function maybeSignedIn() {
-  const until = localStorage.getItem(HINT);
-  return until !== null && Date.parse(until) > Date.now();
 }
 
 export function forget() {

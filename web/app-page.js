@@ -4,26 +4,18 @@
 import {api, p} from './api.js';
 import {h, fill} from './dom.js';
 import {kindOf} from './apps.js';
-import {envsTab} from './envs.js';
-import {packagesTab} from './packages.js';
-import {backupsTab} from './backups.js';
-import {logsTab} from './logs.js';
-import {manageTab} from './manage.js';
-import {migrationTab} from './migration.js';
-import {teamTab} from './team.js';
-import {activityTab} from './activity.js';
-import {settingsTab} from './settings.js';
-
+// Each tab's module is loaded when the tab is first shown (from the
+// browser's cache after that: its URL is versioned and immutable).
 const TABS = [
-  ['environments', 'Environments', envsTab],
-  ['settings', 'Settings', settingsTab],
-  ['packages', 'Packages', packagesTab],
-  ['backups', 'Backups', backupsTab],
-  ['logs', 'Logs', logsTab],
-  ['team', 'Team', teamTab],
-  ['migration', 'Migration', migrationTab],
-  ['activity', 'Activity', activityTab],
-  ['manage', 'Manage', manageTab],
+  ['environments', 'Environments', () => import('./envs.js').then((m) => m.envsTab)],
+  ['settings', 'Settings', () => import('./settings.js').then((m) => m.settingsTab)],
+  ['packages', 'Packages', () => import('./packages.js').then((m) => m.packagesTab)],
+  ['backups', 'Backups', () => import('./backups.js').then((m) => m.backupsTab)],
+  ['logs', 'Logs', () => import('./logs.js').then((m) => m.logsTab)],
+  ['team', 'Team', () => import('./team.js').then((m) => m.teamTab)],
+  ['migration', 'Migration', () => import('./migration.js').then((m) => m.migrationTab)],
+  ['activity', 'Activity', () => import('./activity.js').then((m) => m.activityTab)],
+  ['manage', 'Manage', () => import('./manage.js').then((m) => m.manageTab)],
 ];
 
 // can(perm, env): the permission on env (or on some environment).
@@ -41,10 +33,10 @@ function permissions(me, app, members) {
 }
 
 export async function appPage(ctx, sub, tab) {
-  const [app, {members}] = await Promise.all([
-    api('GET', p`/apps/${sub}`), api('GET', p`/apps/${sub}/members`)]);
-  const can = permissions(ctx.me, app, members);
   const current = TABS.find((t) => t[0] === tab) || TABS[0];
+  const [app, {members}, show] = await Promise.all([
+    api('GET', p`/apps/${sub}`), api('GET', p`/apps/${sub}/members`), current[2]()]);
+  const can = permissions(ctx.me, app, members);
   document.title = `${current[1]} · ${app.name} · nubo`;
   const body = h('div', {});
   fill(ctx.main,
@@ -60,5 +52,5 @@ export async function appPage(ctx, sub, tab) {
   const reload = () => appPage(ctx, sub, tab).then(() => {
     ctx.main.dataset.rendered = location.hash;
   });
-  await current[2]({...ctx, app, can, isTC, body, sub, reload});
+  await show({...ctx, app, can, isTC, body, sub, reload});
 }

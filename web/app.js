@@ -1,12 +1,11 @@
 // The portal's pages: a hash router (#/apps, #/apps/shop/environments, …)
 // over plain ES modules, no build step (docs/ARCHITECTURE.md, Web portal).
-import {api, setSession, maybeSignedIn, forget} from './api.js';
+// The apps pages load with this module; the others, and each app tab,
+// when first shown.
+import {api, prefetchPage, forgetPrefetched, setSession, maybeSignedIn, forget} from './api.js';
 import {h, fill, field} from './dom.js';
 import {appsPage} from './apps.js';
 import {appPage} from './app-page.js';
-import {nodesPage, nodePage} from './nodes.js';
-import {keysPage} from './keys.js';
-import {adminPage} from './admin.js';
 
 const main = document.getElementById('main');
 const nav = document.getElementById('nav');
@@ -33,6 +32,7 @@ function signedIn(user) {
 }
 
 function signinPage(message) {
+  forgetPrefetched();   // asked for with a session that is gone
   document.title = 'Sign in · nubo';
   nav.hidden = true;
   const email = h('input', {type: 'email', name: 'email', autocomplete: 'username', required: true});
@@ -83,6 +83,7 @@ async function route() {
   main.removeAttribute('data-rendered');
   const hash = location.hash.replace(/^#/, '') || '/apps';
   const parts = hash.split('/').filter(Boolean).map(decodeURIComponent);
+  prefetchPage(location.hash, me === null);
   const user = await whoami();
   if (!user || parts[0] === 'signin') {
     if (user) { location.hash = '#/apps'; return; }
@@ -96,10 +97,10 @@ async function route() {
   try {
     if (parts[0] === 'apps' && parts.length === 1) await appsPage(ctx);
     else if (parts[0] === 'apps' && parts[1]) await appPage(ctx, parts[1], parts[2] || 'environments');
-    else if (parts[0] === 'nodes' && parts.length === 1) await nodesPage(ctx);
-    else if (parts[0] === 'nodes' && parts.length === 2) await nodePage(ctx, parts[1]);
-    else if (parts[0] === 'keys' && parts.length === 1) await keysPage(ctx);
-    else if (parts[0] === 'admin' && parts.length === 1) await adminPage(ctx);
+    else if (parts[0] === 'nodes' && parts.length === 1) await (await import('./nodes.js')).nodesPage(ctx);
+    else if (parts[0] === 'nodes' && parts.length === 2) await (await import('./nodes.js')).nodePage(ctx, parts[1]);
+    else if (parts[0] === 'keys' && parts.length === 1) await (await import('./keys.js')).keysPage(ctx);
+    else if (parts[0] === 'admin' && parts.length === 1) await (await import('./admin.js')).adminPage(ctx);
     else fill(main, h('h1', {}, 'Not found'), h('p', {}, h('a', {href: '#/apps'}, 'Back to the apps')));
   } catch (err) {
     if (err.status === 401) {
@@ -110,6 +111,7 @@ async function route() {
     }
     fill(main, h('h1', {}, 'Something went wrong'), h('p', {class: 'error', role: 'alert'}, err.message));
   }
+  forgetPrefetched();
   if (rendered) main.focus();
   rendered = true;
   main.dataset.rendered = location.hash;

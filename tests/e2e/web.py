@@ -855,7 +855,7 @@ try:
     click("//button[normalize-space()='Create node']")
     token = wait(lambda _: d.execute_script(
         "const i = document.querySelector('input[name=shown_once]'); return i && i.value")
-        or text_of("form [role=alert]"), what="the new node's token") or ""
+        or text_of("form [role=alert]").strip(), what="the new node's token") or ""
     ok("a new node's agent token is shown once", len(token) >= 32, token or text_of("form [role=alert]"))
     wait(lambda _: "cloud9" in text_of("main table"), what="the new node in the list")
     css("input[name=user_email]")[0].send_keys("ops@example.com")
@@ -1021,6 +1021,30 @@ try:
        api_get("/nodes/cloud9").get("address") == "192.0.2.9" and
        "X-Frame-Options" not in settings_of("Acceptance").get("headers", {}), got)
     drain()     # those two refusals are the point, not page errors
+
+    # the session ends elsewhere while the page keeps its hint: the GETs
+    # boot.js asks for early are refused, the sign-in page shows, and
+    # after signing in again an app page is drawn from fresh answers
+    d.execute_async_script("""
+      const done = arguments[arguments.length - 1];
+      (async () => {
+        const me = await (await fetch('/api/v1/me')).json();
+        await fetch('/api/v1/session', {method: 'DELETE', headers: {'X-CSRF-Token': me.csrf_token}});
+        done();
+      })().catch((e) => done(String(e)));""")
+    go("#/apps/webshop/environments")
+    wait(lambda _: css("input[type=email]"), what="the sign-in page after the session ended")
+    ok("a session ended elsewhere: the sign-in page", "Sign in" in text_of("h1"), text_of("main")[:200])
+    drain()     # the refused early GETs are the point
+    css("input[type=email]")[0].send_keys("viewer@example.com")
+    css("input[type=password]")[0].send_keys("viewerpass1")
+    css("form button[type=submit]")[0].click()
+    wait(lambda _: "Apps" in text_of("h1"), what="the apps page after signing in again")
+    go("#/apps/webshop/environments")
+    wait(lambda _: css("tbody tr"), what="the environments after signing in again")
+    ok("signed in again: the environments drawn, no refused answer kept from before",
+       "running" in text_of("tbody") and "Sign in" not in text_of("h1"), text_of("main")[:200])
+    page_check("signed-in-again")
 finally:
     ok("the browser run took %.0f s" % (time.time() - t0), True)
     d.quit()
