@@ -280,6 +280,7 @@ migrate_node_copy_settings(struct migrate_ctx *c, long long s, long long t,
 	json_t *stored = settings_load(c->db, s), *doc = NULL, *tr = NULL;
 	json_t *errors = json_array(), *cur = settings_load(c->db, t);
 	json_t *out = json_object(), *not = json_array(), *diff = NULL, *v;
+	json_t *smanifest = NULL;
 	char *sgen = settings_generation(c->db, s);
 	char *tgen = settings_generation(c->db, t);
 	struct settings_target tg;
@@ -346,8 +347,8 @@ migrate_node_copy_settings(struct migrate_ctx *c, long long s, long long t,
 		goto out;
 	}
 	/* What still differs, for the report (settings diff, SPEC §2). */
-	diff = settings_diff(stored, sgen, settings_manifest(c->db, s), out,
-	    tgen, tg.manifest);
+	smanifest = settings_manifest(c->db, s);
+	diff = settings_diff(stored, sgen, smanifest, out, tgen, tg.manifest);
 	json_array_foreach(json_object_get(diff, "unsupported"), i, v)
 		json_array_append_new(not, json_pack("{s:O,s:O}", "setting",
 		    json_object_get(v, "setting"), "message",
@@ -367,6 +368,7 @@ out:
 	json_decref(not);
 	json_decref(diff);
 	json_decref(tg.manifest);
+	json_decref(smanifest);
 	free(sgen);
 	free(tgen);
 	return rc;

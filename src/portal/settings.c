@@ -1239,7 +1239,7 @@ settings_diff(json_t *stored_a, const char *gen_a, json_t *manifest_a,
 	json_t *ra = settings_render(stored_a, 1), *rb = settings_render(
 	    stored_b, 1);
 	json_t *fa = json_object(), *fb = json_object();
-	json_t *diffs = json_array(), *unsup = json_array(), *v;
+	json_t *diffs = json_array(), *unsup = json_array(), *v, *sa, *sb;
 	const char *k;
 	char *reason;
 
@@ -1257,13 +1257,16 @@ settings_diff(json_t *stored_a, const char *gen_a, json_t *manifest_a,
 		}
 		if (w && json_equal(v, w))
 			continue;
-		json_array_append_new(diffs, json_pack("{s:s,s:o,s:o}",
-		    "setting", k, "a", shown(v), "b", shown(w)));
+		sa = shown(v);
+		sb = shown(w);
+		/* two secrets that differ show the same: say so */
 		if (w && json_is_object(v) && json_object_get(v, "(secret)") &&
-		    json_equal(shown(v), shown(w)))
-			json_object_set_new(json_array_get(diffs,
-			    json_array_size(diffs) - 1), "b",
-			    json_string("(secret, differs)"));
+		    json_equal(sa, sb)) {
+			json_decref(sb);
+			sb = json_string("(secret, differs)");
+		}
+		json_array_append_new(diffs, json_pack("{s:s,s:o,s:o}",
+		    "setting", k, "a", sa, "b", sb));
 	}
 	json_object_foreach(fb, k, v) {
 		if (json_object_get(fa, k))

@@ -603,8 +603,12 @@ try:
     wait(lambda _: "measured downtime" in text_of("main"), 30, "the cut-over migration")
     ok("cut over: the measured downtime is shown", "measured downtime" in text_of("main"),
        text_of("main")[:300])
-    ok("cut over: the offboarding request of %s is shown" % NODE,
-       ("Offboarding of node %s" % NODE) in text_of("main"), text_of("main")[:400])
+    # the page redraws while it polls the migration (main holds only its
+    # heading for a moment): wait for the request rather than read once
+    off = wait(lambda _: ("Offboarding of node %s" % NODE) in text_of("main"),
+               30, "the offboarding request")
+    ok("cut over: the offboarding request of %s is shown" % NODE, off,
+       text_of("main")[:400])
     ok("cut over: roll back offered, with what it does not carry back",
        "Roll back" in text_of("main button") and "is not carried back" in text_of("main"),
        text_of("main button"))
