@@ -398,8 +398,10 @@ node_sql() {
 
 # Read a field of the JSON on stdin: jq_get key.sub.0.name ("" when the
 # field is not there). When stdin is not JSON — the command before the
-# pipe failed, say — it prints a line saying so and fails, so that
-# comparing "$(cmd | jq_get x)" with "" cannot pass on a failed cmd.
+# pipe failed, say — or is an error answer without the field (api_as
+# prints the portal's {"error": {"code", …}} of a refused request as any
+# other body), it prints a line saying so and fails, so that comparing
+# "$(cmd | jq_get x)" with "" cannot pass on a failed cmd.
 jq_get() {
 	python3 -c '
 import json, sys
@@ -408,9 +410,14 @@ try:
     v = json.loads(text)
 except ValueError:
     print("jq_get: not JSON: %r" % text[:60]); sys.exit(1)
+doc = v
 for k in sys.argv[1].split(".") if sys.argv[1] else []:
     v = v[int(k)] if isinstance(v, list) else v.get(k)
     if v is None: break
+if v is None and isinstance(doc, dict) and ("errorCode" in doc or
+        (isinstance(doc.get("error"), dict) and "code" in doc["error"])):
+    print("jq_get: no %r in an error answer: %s" % (sys.argv[1], text[:120]))
+    sys.exit(1)
 print("" if v is None else (json.dumps(v) if isinstance(v, (dict, list)) else (str(v).lower() if isinstance(v, bool) else v)))
 ' "$1"
 }

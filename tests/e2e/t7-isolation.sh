@@ -105,6 +105,10 @@ probe() {
 		db_connect_listed) # and not one of them but its own lets A in
 			expect_match "$ahost: every database listed refuses A, B's too" "$r" "^blocked - .*refused by [0-9]+ databases \(listed\): (.*,)?env_$bid(,|\$)" ;;
 		control_*) expect_match "$ahost: $name" "$r" "^ok " ;;
+		files_b_*) # B's folder is not even there: a tmpfs hides the
+			# node's folder (its owner and mode close it besides:
+			# checked from the host below)
+			expect_match "$ahost: $name is blocked: B's folder is not there" "$r" "^blocked - FileNotFoundError" ;;
 		egress_outside)
 			if [ "$egress" = yes ]; then
 				expect_match "$ahost: with --egress the outside host is reached" "$r" "^ESCAPED - connected, heard: $OUT_TOKEN"

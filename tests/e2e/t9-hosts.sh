@@ -203,10 +203,11 @@ done
 head -c 65536 /dev/urandom > "$T/attach.bin"
 id=$(app "$V3_IP" GET /api/notes | python3 -c 'import json,sys; n=json.load(sys.stdin); n=n.get("notes",n) if isinstance(n,dict) else n; print(n[0]["id"])')
 app "$V3_IP" POST "/api/notes/$id/attachments?name=a.bin" --data-binary @"$T/attach.bin" -o /dev/null
-# digest NODE_IP: every note and attachment as the app serves them
+# digest NODE_IP: every note and attachment as the app serves them (an
+# unreachable app names its address: never equal to another's digest)
 digest() {
 	local notes
-	notes=$(app "$1" GET /api/notes) || { echo "unreachable"; return 0; }
+	notes=$(app "$1" GET /api/notes) || { echo "unreachable: $1"; return 0; }
 	python3 - "$notes" <<'PY'
 import hashlib, json, sys
 n = json.loads(sys.argv[1]); n = n.get("notes", n) if isinstance(n, dict) else n

@@ -27,6 +27,8 @@ PAT=$("$NUBO" keys create --pat --scope mx:deployment:read,mx:deployment:write 2
 PAT_RO=$("$NUBO" keys create --pat --scope mx:deployment:read 2>/dev/null)
 check_fails "--pat needs --scope" 2 "$NUBO" keys create --pat
 check_fails "an unknown scope is refused" 1 "$NUBO" keys create --pat --scope mx:everything
+check_fails "a token without mx:deployment:read is refused" 1 "$NUBO" keys create --pat --scope mx:deployment:write
+expect_match "the missing scope named" "$(cat "$T/last.err")" "needs mx:deployment:read"
 expect "keys list shows the token's scopes" "$("$NUBO" keys list --json |
 	python3 -c 'import json,sys; print(sorted(",".join(k["scopes"]) for k in (lambda d: d["keys"] if isinstance(d, dict) else d)(json.load(sys.stdin)) if k.get("scopes")))')" \
 	"['mx:deployment:read', 'mx:deployment:read,mx:deployment:write']"
