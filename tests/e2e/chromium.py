@@ -9,8 +9,9 @@ from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
 
 
-def start(downloads=None):
-    """A new headless Chromium (1200×900); downloads go to downloads."""
+def start(downloads=None, extra_args=()):
+    """A new headless Chromium (1200×900); downloads go to downloads;
+    extra_args: more command-line switches."""
     o = Options()
     o.binary_location = "/usr/bin/chromium"
     for a in ("--headless=new", "--no-sandbox", "--disable-gpu",
@@ -18,7 +19,8 @@ def start(downloads=None):
               "--no-first-run", "--disable-extensions",
               "--disable-background-networking", "--disable-sync",
               "--disable-component-update",
-              "--user-data-dir=" + tempfile.mkdtemp(prefix="chromium-profile.")):
+              "--user-data-dir=" + tempfile.mkdtemp(prefix="chromium-profile."),
+              *extra_args):
         o.add_argument(a)
     if downloads:
         o.add_experimental_option("prefs", {

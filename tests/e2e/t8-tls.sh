@@ -6,7 +6,8 @@
 # not trust the portal's certificate cannot join; the portal pins each
 # node's key at its first registration and refuses another one (the
 # portal's calls and signed URLs check it too) until `nubo admin nodes
-# trust`; an app deploys, starts, is backed up and downloaded, and migrates
+# trust`, and once more until the platform admin trusts it on the node's
+# page in headless Chromium; an app deploys, starts, is backed up and downloaded, and migrates
 # v3 → v4 over TLS; a certificate renewed on SIGHUP reaches new
 # connections while an open one keeps working; plain HTTP on an address
 # outside loopback (one of a network namespace made here) is refused
@@ -36,6 +37,7 @@ cert portal
 cert v3
 cert v4
 cert v4-new
+cert v4-newer
 cert portal-renewed
 
 # --- the portal over HTTPS ---
@@ -122,13 +124,37 @@ expect_match "  and says why" "$(cat "$T/last.err")" "pinned"
 check_fails "trust with a key that is not the waiting one is refused" 1 \
 	"$NUBO" admin nodes trust v4 --pin "$(pin "$T/v4.pem")"
 check "nubo admin nodes trust" "$NUBO" admin nodes trust v4 --pin "$(pin "$T/v4-new.pem")"
+registers_with() { # CERT: once trusted, v4 registers again with CERT's key pinned
+	for _ in $(seq 100); do
+		[ "$(registrations v4)" -gt "$before" ] && break
+		sleep 0.2
+	done
+	expect "  then v4 registers" "$(registrations v4)" "$((before + 1))"
+	expect "  with its new key pinned" "$(api_as "$ADMIN_KEY" GET /nodes/v4 | jq_get tls_pin)" "$(pin "$1")"
+}
+registers_with "$T/v4-new.pem"
+expect_match "  the activity log says who trusted it" "$(api_as "$ADMIN_KEY" GET /nodes/v4/activity)" "node.certificate-trusted"
+
+# --- and once more, trusted by the platform admin on the node's page in
+# the browser (headless Chromium, tests/e2e/web-trust.py) ---
+stop_node v4
+before=$(registrations v4)
+# shellcheck disable=SC2046
+NODE_NO_WAIT=1 start_node v4 v4 $(node_tls v4-newer) --portal-ca "$T/ca.pem"
 for _ in $(seq 100); do
-	[ "$(registrations v4)" -gt "$before" ] && break
+	[ "$(api_as "$ADMIN_KEY" GET /nodes/v4 | jq_get tls_pin_pending)" = "$(pin "$T/v4-newer.pem")" ] && break
 	sleep 0.2
 done
-expect "  then v4 registers" "$(registrations v4)" "$((before + 1))"
-expect "  with its new key pinned" "$(api_as "$ADMIN_KEY" GET /nodes/v4 | jq_get tls_pin)" "$(pin "$T/v4-new.pem")"
-expect_match "  the activity log says who trusted it" "$(api_as "$ADMIN_KEY" GET /nodes/v4/activity)" "node.certificate-trusted"
+expect "v4 with yet another certificate: its key waits" \
+	"$(api_as "$ADMIN_KEY" GET /nodes/v4 | jq_get tls_pin_pending)" "$(pin "$T/v4-newer.pem")"
+mkdir -p "$T/home"
+if HOME=$T/home XDG_CACHE_HOME=$T/cache TMPDIR=$T /usr/bin/python3 "$NUBO_SRC/tests/e2e/web-trust.py" \
+	"$PORTAL_URL" v4 "$(pin "$T/v4-newer.pem")"; then
+	pass "web-trust.py: the waiting key shown on v4's page and trusted there"
+else
+	fail "web-trust.py: see the not-ok lines above"
+fi
+registers_with "$T/v4-newer.pem"
 
 # --- a migration v3 -> v4 over TLS, node to node ---
 check "migrate run v3 -> v4" "$NUBO" migrate run notes --to v4
