@@ -89,7 +89,8 @@ export async function migrationTab(ctx) {
       onclick: () => act(label, path + what)}, label);
     // offered as the server allows them (migrate.c): resume after a
     // failure, abort before the cutover, roll back after it until the
-    // offboarding is approved
+    // offboarding is approved (also while a step is retrying: they stop
+    // the retries)
     if (isTC && m.status === 'waiting' && m.state === 'copied') {
       buttons.push(button('Rehearse', '/rehearse', 'secondary'), button('Cut over', '/cutover'));
     }
@@ -156,7 +157,7 @@ export async function migrationTab(ctx) {
       const m = await current();
       if (mine !== gen || !m) return;
       await showMigration(m);
-      if (m.status === 'running') timer = setTimeout(tick, LIVE_MS);
+      if (m.status === 'running' || m.status === 'retrying') timer = setTimeout(tick, LIVE_MS);
     };
     timer = setTimeout(tick, LIVE_MS);
   }
@@ -172,7 +173,7 @@ export async function migrationTab(ctx) {
     const m = await current();
     if (m) {
       await showMigration(m);
-      if (m.status === 'running') live();
+      if (m.status === 'running' || m.status === 'retrying') live();
     } else {
       const {migrations} = await api('GET', `/migrations?app=${encodeURIComponent(sub)}`);
       const done = migrations.filter((x) => x.status === 'finished');

@@ -838,6 +838,8 @@ struct task {
 	char		*key;
 	char		*state;		/* running | completed | failed */
 	char		*error;
+	int		 unreachable;	/* failed as the source node could
+					 * not be reached (curl_unreachable) */
 	char		*phase;		/* files | database | swap */
 	long long	 bytes, bytes_total, files, files_total;
 	long long	 files_unchanged, files_deleted;
@@ -857,8 +859,9 @@ task_json(struct task *t)
 	pthread_mutex_lock(&task_lock);
 	/* the total is what was declared; what came may be more (a dump is
 	 * larger than its tables): never report more done than the total */
-	j = json_pack("{s:s,s:s,s:s?,s:s?,s:I,s:I,s:I,s:I,s:I,s:I,s:f}",
+	j = json_pack("{s:s,s:s,s:s?,s:b,s:s?,s:I,s:I,s:I,s:I,s:I,s:I,s:f}",
 	    "key", t->key, "state", t->state, "error", t->error,
+	    "unreachable", t->unreachable,
 	    "phase", t->phase, "bytes", (json_int_t)t->bytes,
 	    "bytes_total", (json_int_t)(t->bytes > t->bytes_total ? t->bytes :
 	    t->bytes_total),
@@ -972,6 +975,27 @@ sink_file_done(struct files_sink *s)
 /* A curl handle fetching url from the source node into write(data): no
  * signals, 10 s to connect and, when low_speed_time is not 0, given up
  * after that many seconds below one byte a second. */
+/* 1 when cc says the source node could not be reached or the connection
+ * to it broke (down, its link gone): the portal tries the step again once
+ * it can. Not an HTTP error, nor one of this node (a write). */
+static int
+curl_unreachable(CURLcode cc)
+{
+	switch (cc) {
+	case CURLE_COULDNT_RESOLVE_HOST:
+	case CURLE_COULDNT_CONNECT:
+	case CURLE_OPERATION_TIMEDOUT:
+	case CURLE_SEND_ERROR:
+	case CURLE_RECV_ERROR:
+	case CURLE_PARTIAL_FILE:
+	case CURLE_GOT_NOTHING:
+	case CURLE_SSL_CONNECT_ERROR:
+		return 1;
+	default:
+		return 0;
+	}
+}
+
 static CURL *
 transfer_curl(const char *url, curl_write_callback write, void *data,
     long low_speed_time)
@@ -1164,6 +1188,7 @@ task_files(struct task *t, struct env *e, char **cause)
 			goto out;
 		}
 		if (cc != CURLE_OK || status != 200 || !s.ended) {
+			t->unreachable = curl_unreachable(cc);
 			*cause = xasprintf("files: the source node did not send "
 			    "the files (%s, HTTP %ld)", cc != CURLE_OK ?
 			    curl_easy_strerror(cc) : "incomplete stream",
@@ -1361,6 +1386,7 @@ task_database(struct task *t, struct env *e, char **cause)
 	 * pg_restore says why, not curl */
 	if (cc != CURLE_OK && (cc != CURLE_WRITE_ERROR || (WIFEXITED(status) &&
 	    WEXITSTATUS(status) == 0))) {
+		t->unreachable = curl_unreachable(cc);
 		*cause = xasprintf("database: the dump from the source node "
 		    "broke off (%s)", curl_easy_strerror(cc));
 		goto out;
@@ -1488,6 +1514,7 @@ fetch_to(struct task *t, const char *url, const char *path, int missing_ok,
 	}
 	if (cc != CURLE_OK || status != 200 || fsync(fd) == -1) {
 		close(fd);
+		t->unreachable = curl_unreachable(cc);
 		*cause = xasprintf("the download from the source node failed "
 		    "(%s, HTTP %ld)", curl_easy_strerror(cc), status);
 		return -1;
@@ -1602,6 +1629,7 @@ task_delta(struct task *t, struct env *e, char **cause)
 	curl_easy_cleanup(cu);
 	if (cc != CURLE_OK || status != 200 ||
 	    (src = json_loadb(b.data, b.len, 0, NULL)) == NULL) {
+		t->unreachable = curl_unreachable(cc);
 		*cause = xasprintf("files: cannot read the source's file list "
 		    "(%s, HTTP %ld)", curl_easy_strerror(cc), status);
 		goto out;
@@ -1905,6 +1933,7 @@ transfer_import(struct areq *r)
 	t->key = xstrdup(jsonx_str(r->body, "key"));
 	t->state = xstrdup("running");
 	t->error = NULL;
+	t->unreachable = 0;
 	t->phase = xstrdup("starting");
 	t->bytes = t->files = t->files_unchanged = t->files_deleted = 0;
 	t->bytes_total = total + jsonx_int(r->body, "database_bytes", 0);

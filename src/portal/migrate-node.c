@@ -31,7 +31,7 @@
 json_t *envs_spec(sqlite3 *db, const char *domain, long long env_id);
 
 /* How long a node may be unreachable while we poll it before the step
- * fails (and `nubo migrate resume` runs it again). */
+ * fails (and migrate_run() tries it again, with back-off). */
 #define MIGRATE_NODE_GRACE_SECONDS	10
 /* Signed URLs for the node-to-node copy. */
 #define MIGRATE_URL_TTL			(6 * 3600)
@@ -487,6 +487,9 @@ import_run(struct migrate_ctx *c, long long t, json_t *body,
 		if (state && strcmp(state, "completed") == 0)
 			break;
 		if (state && strcmp(state, "failed") == 0) {
+			/* the stream from the source broke off */
+			c->unreachable = json_is_true(json_object_get(*task,
+			    "unreachable"));
 			fail(cause, "node '%s': %s", c->target_name,
 			    jsonx_str(*task, "error") ? jsonx_str(*task,
 			    "error") : "the copy failed");
@@ -519,7 +522,9 @@ import_run(struct migrate_ctx *c, long long t, json_t *body,
 			continue;
 		}
 		if (st == 404) {
-			/* the target restarted and forgot the task */
+			/* the target restarted and forgot the task: run
+			 * again, the step starts it anew */
+			c->unreachable = 1;
 			fail(cause, "node '%s' restarted during the copy",
 			    c->target_name);
 			goto out;

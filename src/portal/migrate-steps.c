@@ -334,7 +334,7 @@ step_keep(struct migrate_ctx *c, json_t **result, char **cause)
 	 * hold the migration in cutting-over. Tried a few times, then the
 	 * cutover finishes and says the backup is missing. A target that
 	 * cannot be reached fails the step, as in every other step: it is
-	 * run again (resume) once the node is back. */
+	 * tried again by itself once the node is back. */
 	for (attempt = 1; rc == -1 && attempt <= MIGRATE_KEEP_ATTEMPTS;
 	    attempt++) {
 		if (attempt > 1) {
@@ -787,7 +787,27 @@ migrate_steps_next_hint(sqlite3 *db, json_t *m)
 {
 	const char *state = jsonx_str(m, "state");
 	const char *app = jsonx_str(m, "app"), *to = jsonx_str(m, "target");
+	int retrying = jsonx_str(m, "status") && strcmp(jsonx_str(m,
+	    "status"), "retrying") == 0;
 
+	/* a node cannot be reached: the runner tries the step again */
+	if (retrying && strcmp(state, "cutting-over") == 0) {
+		json_t *h = migrate_steps_cutover_hint(db, m);
+		json_t *out = json_sprintf("%s. Meanwhile a node cannot be "
+		    "reached: the step is tried again by itself once it "
+		    "answers", json_string_value(h));
+
+		json_decref(h);
+		return out;
+	}
+	if (retrying && (strcmp(state, "copying") == 0 ||
+	    strcmp(state, "rehearsing") == 0))
+		return json_sprintf("a node cannot be reached: the step is "
+		    "tried again by itself once it answers; to give up: nubo "
+		    "migrate abort %s --to %s", app, to);
+	if (retrying)
+		return json_string("a node cannot be reached: the step is "
+		    "tried again by itself once it answers");
 	if (!json_is_null(json_object_get(m, "error")) &&
 	    strcmp(state, "cutting-over") == 0)
 		return migrate_steps_cutover_hint(db, m);

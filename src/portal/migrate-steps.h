@@ -17,6 +17,11 @@ struct migrate_ctx {
 	const char	*env;		/* per-environment steps: its name */
 	json_t		*prior;		/* the step's result of an earlier
 					 * attempt (ids it made), or NULL */
+	int		 unreachable;	/* set by a failing step when a node
+					 * could not be reached (the stream
+					 * between them broke): tried again
+					 * by itself, as a cause holding
+					 * NODE_UNREACHABLE is */
 };
 
 struct migrate_step_kind {

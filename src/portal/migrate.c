@@ -17,6 +17,7 @@
 #include "migrate-estimate.h"
 #include "migrate-node.h"
 #include "migrate-steps.h"
+#include "nodeclient.h"
 #include "settings.h"
 #include "store.h"
 #include "util.h"
@@ -519,12 +520,63 @@ migrate_progress(struct migrate_ctx *c, json_t *progress)
 	json_decref(progress);
 }
 
+/* A step that failed because a node could not be reached — the portal's
+ * call to it (a cause holding NODE_UNREACHABLE) or the stream between the
+ * two nodes (c->unreachable) — is tried again by the runner itself, after
+ * MIGRATE_RETRY_FIRST seconds, twice as long each time up to
+ * MIGRATE_RETRY_MAX, for MIGRATE_RETRY_WINDOW seconds; after that, as on
+ * any other failure, the migration stops and waits for the user. */
+#define MIGRATE_RETRY_FIRST	2
+#define MIGRATE_RETRY_MAX	30
+#define MIGRATE_RETRY_WINDOW	(60 * 60)
+
+struct migrate_retry {
+	long long	 step;		/* the step being retried */
+	double		 since;		/* its first failure (util_mono) */
+	int		 delay, tries;
+};
+
+/* Wait before running c's step again after it failed with why, saying so
+ * in its progress. 0 when the wait is over; -1 when the window has passed
+ * or the user stopped the retries (migrations_phase() sets the error). */
+static int
+retry_wait(struct migrate_ctx *c, const char *why, struct migrate_retry *rt)
+{
+	double end;
+
+	if (rt->step != c->step_id) {
+		rt->step = c->step_id;
+		rt->since = util_mono();
+		rt->delay = 0;
+		rt->tries = 0;
+	}
+	if (util_mono() - rt->since > MIGRATE_RETRY_WINDOW)
+		return -1;
+	rt->delay = rt->delay == 0 ? MIGRATE_RETRY_FIRST :
+	    rt->delay * 2 > MIGRATE_RETRY_MAX ? MIGRATE_RETRY_MAX :
+	    rt->delay * 2;
+	rt->tries++;
+	log_warn("migration %lld: a node cannot be reached; trying again in "
+	    "%d s (retry %d)", c->id, rt->delay, rt->tries);
+	migrate_progress(c, json_pack("{s:s,s:s,s:i,s:i}", "message",
+	    "a node cannot be reached: trying again", "retrying", why,
+	    "retry_in", rt->delay, "retries", rt->tries));
+	for (end = util_mono() + rt->delay; util_mono() < end;) {
+		sleep(1);
+		if (store_int(c->db, 0, "SELECT error IS NOT NULL FROM"
+		    " migrations WHERE id = ?", "i", c->id) == 1)
+			return -1;
+	}
+	return 0;
+}
+
 int
 migrate_run(long long id, long long job_id, char **cause)
 {
 	sqlite3 *db = store_db();
 	struct migrate_ctx c;
 	const struct migrate_phase *ph;
+	struct migrate_retry rt = { 0, 0, 0, 0 };
 	json_t *step = NULL;
 	char now[32];
 	int rc = -1;
@@ -609,6 +661,15 @@ migrate_run(long long id, long long job_id, char **cause)
 		    " result_json = COALESCE(?, result_json), error = ?,"
 		    " finished_at = ? WHERE id = ?", "jssi", result, why, now,
 		    c.step_id);
+		if ((c.unreachable || (why && strstr(why, NODE_UNREACHABLE))) &&
+		    retry_wait(&c, why, &rt) == 0) {
+			free(point);
+			free(why);
+			json_decref(result);
+			json_decref(c.row);
+			continue;
+		}
+		util_time_iso(util_now(), now, sizeof now);
 		store_run(db, "UPDATE migrations SET error = ?, updated_at = ?"
 		    " WHERE id = ?", "ssi", why, now, id);
 		set_cause(cause, "step %s failed: %s", point, why);
@@ -683,8 +744,13 @@ migrate_json(sqlite3 *db, long long id)
 	json_object_set_new(m, "run_all", json_boolean(jsonx_int(m, "run_all",
 	    0)));
 	state = jsonx_str(m, "state");
+	/* retrying: a step failed as a node could not be reached and
+	 * the runner waits to try it again (retry_wait) */
 	json_object_set_new(m, "status", json_string(
 	    !json_is_null(json_object_get(m, "error")) ? "failed" :
+	    cur && strcmp(jsonx_str(cur, "state"), "failed") == 0 &&
+	    json_object_get(json_object_get(cur, "progress"), "retry_in") ?
+	    "retrying" :
 	    strcmp(state, "completed") == 0 || strcmp(state, "aborted") == 0 ||
 	    strcmp(state, "rolled-back") == 0 ? "finished" :
 	    strcmp(state, "copied") == 0 || strcmp(state, "created") == 0 ||

@@ -45,9 +45,12 @@ int migrate_phase(sqlite3 *db, long long id, const char *phase,
     const char **code, char **cause);
 
 /* Run the current phase's steps until done or one fails. Called by the
- * job runner; safe to call again after any crash. 0 when the phase is
- * complete, -1 with *cause when a step failed (the step and migration say
- * so; `resume` runs it again). job_id (0: none) gets progress. */
+ * job runner; safe to call again after any crash. A step that failed as a
+ * node could not be reached is tried again with back-off (the migration's
+ * status is "retrying" meanwhile) for up to an hour, or until an abort or
+ * rollback stops it. 0 when the phase is complete, -1 with *cause when a
+ * step failed otherwise (the step and migration say so; `resume` runs it
+ * again). job_id (0: none) gets progress. */
 int migrate_run(long long id, long long job_id, char **cause);
 
 /* The migration as the API shows it: state, steps with progress, report. */

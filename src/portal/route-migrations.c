@@ -230,6 +230,50 @@ migrations_show(struct preq *r)
 	reply(r, 200, m);
 }
 
+static void migrations_phase(struct preq *r, const char *phase);
+
+/* job_wait_reply()'s continuation: the phase asked for once the job that
+ * was retrying a step ended. */
+static void
+migrations_phase_then(struct preq *r)
+{
+	migrations_phase(r, r->wait_arg);
+}
+
+/* The step of a migration whose job waits to try it again (retry_wait()
+ * in migrate.c): the current phase's failed step with a retry_in. */
+#define STEP_WAITING " FROM migration_steps s WHERE s.migration_id =" \
+	" migrations.id AND s.phase = migrations.phase AND s.round =" \
+	" migrations.round AND s.state = 'failed' AND" \
+	" json_extract(s.progress_json, '$.retry_in') IS NOT NULL"
+
+/* Abort or rollback of a migration whose job waits to try a step again
+ * (status retrying: a node cannot be reached): the job is told to stop —
+ * the migration's error set, in one statement with the check that the
+ * step still waits (a try under way is not cut), which retry_wait() sees
+ * within a second — and the request goes on once the job ended. 1 when
+ * so (the request waits), 0 when the migration is not retrying. */
+static int
+migration_stop_retries(struct preq *r, long long id, const char *phase)
+{
+	long long job = store_int(r->db, 0, "SELECT job_id FROM migrations"
+	    " WHERE id = ?", "i", id);
+	char *why;
+	int st;
+
+	if (strcmp(phase, "abort") != 0 && strcmp(phase, "rollback") != 0)
+		return 0;
+	why = xasprintf(" (stopped by %s)", phase);
+	st = store_run(r->db, "UPDATE migrations SET error = (SELECT s.error"
+	    " || ?2" STEP_WAITING ") WHERE id = ?1 AND error IS NULL AND"
+	    " EXISTS (SELECT 1" STEP_WAITING ")", "is", id, why);
+	free(why);
+	if (st != STORE_OK || sqlite3_changes(r->db) != 1)
+		return 0;
+	job_wait_reply(r, job, 30, migrations_phase_then, phase);
+	return 1;
+}
+
 /* POST /migrations/{migration}/<phase>: rehearse, cutover, abort,
  * rollback — add the phase's steps and run them as a job. */
 static void
@@ -241,6 +285,8 @@ migrations_phase(struct preq *r, const char *phase)
 	char *cause = NULL;
 
 	if (body_check(r, fields) == -1 || (id = migration_resolve(r, 1)) == 0)
+		return;
+	if (migration_busy(r, id) && migration_stop_retries(r, id, phase))
 		return;
 	if (migration_busy(r, id)) {
 		reply_error(r, 409, "MIGRATION_BUSY", "migration %lld is running "

@@ -4,7 +4,8 @@
 # pauses before each step (the test hook), one process is killed there —
 # the portal, the source node or the target node, in turn — and brought
 # back, and the migration goes on (re-queued by the restarted portal, or
-# `nubo migrate resume` after the step failed against the dead node). The
+# the step that met the dead node tried again by itself once it is back;
+# `nubo migrate resume` when a step failed otherwise). The
 # three scripts start the rotation at a different process (ROTATION=0,1,2),
 # so that together they kill each process at each boundary. At the end the
 # data on the target equals the source's (psql and sha256sum), writes made
@@ -41,13 +42,16 @@ for s in m["steps"]:
         print(s["name"] + (":" + s["environment"] if s.get("environment") else ""))'
 }
 at_point() { [ "$(cat "$T/pause.reached" 2>/dev/null)" = "$1" ]; }
-# wait_point P: until a process is paused at P, or the migration's job
-# stopped (failed, or the phase ended); 0 when paused at P.
+# wait_point P [STATUS…]: until a process is paused at P, or the
+# migration's job stopped (failed, or the phase ended) or its status is
+# one of STATUS…; 0 when paused at P.
 wait_point() {
-	local i
+	local i p=$1 st
+	shift
 	for i in $(seq 900); do
-		at_point "$1" && return 0
-		case "$(mstate status 2>/dev/null)" in failed|waiting|finished) at_point "$1"; return;; esac
+		at_point "$p" && return 0
+		st=$(mstate status 2>/dev/null)
+		case " failed waiting finished $* " in *" $st "*) at_point "$p"; return;; esac
 		kill -0 "$PORTAL_PID" 2>/dev/null || { echo "the portal died" >&2; return 1; }
 		sleep 0.2
 	done
@@ -82,7 +86,8 @@ boundary() {
 	*)
 		kill9_node "$v"
 		pause_at "${next:-(none)}"	# releases P: the step meets a dead node
-		wait_point "${next:-(none)}"
+		# and waits to be tried again (retrying), or fails
+		wait_point "${next:-(none)}" retrying
 		restart_node "$v" "$v" ;;
 	esac
 	go_on "$next" && return 0

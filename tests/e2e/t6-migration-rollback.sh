@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # t6-migration-rollback: abort before the cutover leaves the source untouched
-# and serving (and the target available again); rollback after the cutover
+# and serving (and the target available again; an abort asked while a
+# rehearsal waits for the dead target stops its retries, and finishes by
+# itself once the target is back); rollback after the cutover
 # serves from the source again, warns that writes made on the target are
 # not copied back, withdraws the offboarding request; a new migration then
 # works, and once the offboarding is approved rollback is refused. The
@@ -145,7 +147,24 @@ expect_match "the tables went to the target" "$(env_sql v4 Production "SELECT co
 rival_claims "during the migration another app cannot take it"
 check_fails "rollback before cutover refused" 1 "$NUBO" migrate rollback crm
 expect_match "rollback says why" "$(cat "$T/last.err")" "only possible after the cutover"
-check "abort" "$NUBO" migrate abort crm
+# a rehearsal that meets a dead target waits to try again (retrying);
+# abort stops the retries and runs, waiting for v4 itself in turn
+kill9_node v4
+"$NUBO" migrate rehearse crm --no-wait >/dev/null
+for _ in $(seq 240); do [ "$(mstate 0 status)" = retrying ] && break; sleep 0.25; done
+expect "a rehearsal whose target is down waits to try again" "$(mstate 0 status)" retrying
+expect_match "  and says abort gives up" "$(mstate 0 next)" "tried again by itself once it answers; to give up: nubo migrate abort crm --to v4"
+check_fails "  a rehearsal asked again is refused: busy" 1 "$NUBO" migrate rehearse crm
+expect_match "  says so" "$(cat "$T/last.err")" "is running a step: wait for it"
+check "abort stops the retries" "$NUBO" migrate abort crm --no-wait
+expect_match "  the rehearsal's error says what stopped it" "$("$NUBO" migrate status crm --json | python3 -c '
+import json, sys
+m = json.load(sys.stdin)
+print([s["error"] for s in m["steps"] if s["phase"] == "rehearse" and s["state"] == "failed"][-1])')" "cannot reach the node at"
+for _ in $(seq 240); do [ "$(mstate 0 status)" = retrying ] && break; sleep 0.25; done
+expect "  the abort waits for v4 in turn" "$(mstate 0 state) $(mstate 0 status)" "aborting retrying"
+restart_node v4 v4
+check "abort finishes once v4 is back" "$NUBO" migrate status crm --follow
 expect "aborted" "$(mstate 0 state)" aborted
 expect "source untouched" "$(env_fingerprint v3 Production)" "$fp"
 expect "source serving" "$(notes_digest v3 crm-production)" "$src"
