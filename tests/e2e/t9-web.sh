@@ -5,7 +5,8 @@
 # in, create an app, link it to the v3 node, upload the sample package,
 # transport and start it, its log, a backup made and downloaded, the
 # migration to v4 (plan, start, abort with its journal, start again,
-# rehearse, cut over, the offboarding approved; its notes served by v4),
+# rehearse, cut over, roll back, start and cut over again, the
+# offboarding approved; its notes served by v4),
 # Environment Details edited on v3 and v4 (domains with certificates,
 # access profiles, headers, constants, events, runtime, variables,
 # export and import) — and the Manage, Team, node and API keys pages;

@@ -7,7 +7,8 @@ upload the sample package, transport and start it, see it running, read,
 search and download its log, create and download a backup, save an
 access profile on v3 (what v3 lacks said), migrate it to the v4 node
 (plan, start, abort — its journal kept —, start again, rehearse, cut
-over, approve the offboarding; its notes served by v4), on v4 add and
+over, roll back — v3 serves again —, start and cut over once more,
+approve the offboarding; its notes served by v4), on v4 add and
 remove a custom domain (an uploaded certificate, a refused one, one left
 to ACME), an access profile per path, a header, a constant, a scheduled
 event, a runtime setting, a variable and the maintenance window,
@@ -532,6 +533,26 @@ try:
        (app_call(ROUTER, "/api/stats")[1] or {}).get("notes") == 3,
        app_call(ROUTER, "/api/stats"))
 
+    def stats(router):
+        """The app's /api/stats through router once it answers (10 s)."""
+        st = None
+        for _ in range(50):
+            st = app_call(router, "/api/stats")
+            if st[0] == 200:
+                break
+            time.sleep(0.2)
+        return st
+
+    def plan_and_start(what):
+        """Plan a migration to NODE4, start it, wait until copied."""
+        Select(css("select[name=target]")[0]).select_by_value(NODE4)
+        click("//button[normalize-space()='Plan']")
+        wait(lambda _: "Start the migration to" in text_of("main") or
+             text_of("main [role=alert]"), 30, what + "'s plan")
+        click("//button[normalize-space()='Start the migration to %s']" % NODE4)
+        mig_wait("Start the migration")
+        wait(lambda _: "Cut over" in text_of("main button"), 30, what + ", copied")
+
     def mig_wait(what, secs=120):
         wait(lambda _: ("%s: done" % what) in text_of("main [role=status]") or
              text_of("main > div > [role=alert]"), secs, what)
@@ -588,13 +609,7 @@ try:
        any(r[1].startswith("abort") for r in rows) and
        all(r[4] in ("done", "skipped") for r in rows if r[1].startswith("abort")), rows[-3:])
     page_check("migration-aborted")
-    Select(css("select[name=target]")[0]).select_by_value(NODE4)
-    click("//button[normalize-space()='Plan']")
-    wait(lambda _: "Start the migration to" in text_of("main") or
-         text_of("main [role=alert]"), 30, "the plan again")
-    click("//button[normalize-space()='Start the migration to %s']" % NODE4)
-    mig_wait("Start the migration")
-    wait(lambda _: "Cut over" in text_of("main button"), 30, "the copied migration")
+    plan_and_start("the second migration")
     click("//button[normalize-space()='Rehearse']")
     mig_wait("Rehearse")
     wait(lambda _: "Cut over" in text_of("main button"), 30, "the rehearsed migration")
@@ -613,6 +628,21 @@ try:
        "Roll back" in text_of("main button") and "is not carried back" in text_of("main"),
        text_of("main button"))
     page_check("migration-cut-over")
+    # roll back: v3 serves again; then a third migration, cut over
+    # without a rehearsal, carries on to the offboarding
+    click("//button[normalize-space()='Roll back']")
+    mig_wait("Roll back")
+    wait(lambda _: "Earlier migrations" in text_of("main"), 30, "the rolled-back migration")
+    migs = api_get("/migrations?app=webshop")["migrations"]
+    ok("roll back: the migration is rolled back (read through the API)",
+       [m["state"] for m in migs] == ["aborted", "rolled-back"], migs)
+    st = stats(ROUTER)
+    ok("roll back: v3 serves the app again with its notes",
+       st[0] == 200 and (st[1] or {}).get("notes") == 3, st)
+    plan_and_start("the third migration")
+    click("//button[normalize-space()='Cut over']")
+    mig_wait("Cut over")
+    wait(lambda _: ("Offboarding of node %s" % NODE) in text_of("main"), 30, "the offboarding request again")
     click("//button[normalize-space()='Approve the offboarding of %s']" % NODE)
     mig_wait("Approve offboarding")
     for _ in range(60):
@@ -623,12 +653,7 @@ try:
     ok("after the approval the migration is completed",
        "completed" in text_of("main table"), text_of("main")[:300])
     page_check("migration-completed")
-    st = None
-    for _ in range(50):
-        st = app_call(ROUTER4, "/api/stats")
-        if st[0] == 200:
-            break
-        time.sleep(0.2)
+    st = stats(ROUTER4)
     ok("the app is served by %s with all its notes" % NODE4,
        st[0] == 200 and (st[1] or {}).get("notes") == 3, st)
     go("#/apps")
