@@ -634,7 +634,7 @@ out:
 	return pid;
 }
 
-/* Wait for pg_dump; 0, or -1 with *cause (its own first line). */
+/* Wait for pg_dump; 0, or -1 with *cause (its own words). */
 static int
 pg_dump_wait(pid_t pid, int errfd, char **cause)
 {
@@ -642,7 +642,7 @@ pg_dump_wait(pid_t pid, int errfd, char **cause)
 
 	if (wait_child(pid) == 0)
 		return 0;
-	msg = err_text(errfd);
+	msg = util_fd_tool_error(errfd, -1);
 	set_cause(cause, "pg_dump failed: %s", *msg ? msg : "killed");
 	free(msg);
 	return -1;
@@ -1767,7 +1767,8 @@ backup_archive_read(backup_read_fn rd, void *ctx,
 				ret = wait_child(pglist);
 				pglist = -1;
 				if (ret != 0) {
-					char *m = err_text(pgerr);
+					char *m = util_fd_tool_error(pgerr,
+					    -1);
 
 					set_cause(cause, "'%s' is not a valid "
 					    "PostgreSQL custom-format dump: %s",

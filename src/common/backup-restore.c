@@ -160,7 +160,7 @@ backup_restore(int archive_fd, const struct backup_restore_opts *o,
 	st = restore_wait(rr.pid);
 	rr.pid = -1;
 	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
-		char *why = util_child_cause(rr.errfd, st);
+		char *why = util_fd_tool_error(rr.errfd, st);
 
 		*cause = xasprintf("pg_restore failed: %s", why);
 		free(why);

@@ -16,6 +16,7 @@
 
 #include <sodium.h>
 
+#include "buf.h"
 #include "xmalloc.h"
 
 void
@@ -275,14 +276,74 @@ util_fd_first_line(int fd)
 	return xstrdup(tmp);
 }
 
-char *
-util_child_cause(int fd, int st)
+/* A line of a tool's stderr that says what went wrong: PostgreSQL's
+ * tools write "pg_restore: error: …", the server's words "ERROR:  …" or
+ * "FATAL:  …" (psql: "psql:<stdin>:1: ERROR:  …"). */
+static int
+tool_error_line(const char *line, size_t n)
 {
-	char *line = util_fd_first_line(fd);
+	static const char *const marks[] = { ": error: ", "ERROR:", "FATAL:",
+		"PANIC:", NULL };
+	char *l = xstrndup(line, n);
+	int i, hit = strncmp(l, "error: ", 7) == 0;
 
-	if (*line != '\0')
-		return line;
-	free(line);
+	for (i = 0; marks[i] && !hit; i++)
+		hit = strstr(l, marks[i]) != NULL;
+	free(l);
+	return hit;
+}
+
+/* What the line adds to the error line before it ("pg_dump: detail:
+ * Query was: LOCK TABLE …", "DETAIL:  …"). */
+static int
+tool_detail_line(const char *line, size_t n)
+{
+	char *l = xstrndup(line, n);
+	int hit = strstr(l, ": detail: ") != NULL || strstr(l, "DETAIL:") !=
+	    NULL || strncmp(l, "Command was: ", 13) == 0;
+
+	free(l);
+	return hit;
+}
+
+#define TOOL_ERROR_READ		8192
+#define TOOL_ERROR_LINE_MAX	300
+
+char *
+util_fd_tool_error(int fd, int st)
+{
+	char *text = xmalloc(TOOL_ERROR_READ), *p, *pick = NULL;
+	ssize_t n = fd >= 0 ? pread(fd, text, TOOL_ERROR_READ - 1, 0) : -1;
+	struct buf out;
+	size_t len;
+	int details = 0;
+
+	text[n > 0 ? n : 0] = '\0';
+	for (p = text; *p && pick == NULL; p += len + (p[len] == '\n')) {
+		len = strcspn(p, "\n");
+		if (tool_error_line(p, len))
+			pick = p;
+	}
+	/* none says "error": its first line that says anything */
+	for (p = text; *p && pick == NULL; p += len + (p[len] == '\n'))
+		if ((len = strcspn(p, "\n")) > 0)
+			pick = p;
+	buf_init(&out, 0);
+	for (p = pick; p && *p && details < 2; p += len + (p[len] ==
+	    '\n')) {
+		len = strcspn(p, "\n");
+		if (p != pick && !tool_detail_line(p, len))
+			break;
+		buf_printf(&out, "%s%.*s%s", p == pick ? "" : "; ",
+		    (int)(len < TOOL_ERROR_LINE_MAX ? len :
+		    TOOL_ERROR_LINE_MAX), p, len > TOOL_ERROR_LINE_MAX ? "…" :
+		    "");
+		details += p != pick;
+	}
+	free(text);
+	if (out.len > 0 || st == -1)
+		return buf_detach(&out);
+	buf_release(&out);
 	if (WIFEXITED(st))
 		return xasprintf("exited with status %d", WEXITSTATUS(st));
 	if (WIFSIGNALED(st))

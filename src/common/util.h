@@ -62,10 +62,15 @@ int util_write_all(int fd, const void *data, size_t len);
 /* The first line a child process wrote to its stderr, kept in fd (a
  * memfd or file, read from its start); "" when none. */
 char *util_fd_first_line(int fd);
-/* Why a child failed, for an error: the first line of its stderr (fd as
- * above, -1: none), else how it ended (wait status st): "exited with
- * status 1", "killed by signal 9 (Killed)". */
-char *util_child_cause(int fd, int st);
+/* Why a child (pg_dump, pg_restore, psql, any tool) failed, in its own
+ * words, for an error: the first line of its stderr (fd as above, -1:
+ * none) that says "error" (PostgreSQL's tools: "pg_restore: error: …",
+ * the server's "ERROR:"/"FATAL:") with up to two detail lines after it
+ * ("pg_dump: detail: Query was: …"), joined by "; " — not a warning
+ * that came first; else its first line; else how it ended (wait status
+ * st): "exited with status 1", "killed by signal 9 (Killed)" ("" for st
+ * -1). */
+char *util_fd_tool_error(int fd, int st);
 /* The same for a file that must never be replaced (key material): the
  * synced temp file is linked to path, so -1 with EEXIST when path exists. */
 int util_write_file_once(const char *path, const void *data, size_t len,

@@ -331,8 +331,11 @@ env_json(struct env *e)
 		    "restarts", in->restarts, "memory_mb",
 		    (json_int_t)in->memory_mb));
 	}
-	/* running, but the node's database or router is down: degraded */
-	why = e->state == ENV_RUNNING ? heal_degraded() : NULL;
+	/* running, or started as far as the app goes (healthy, or past
+	 * its start time), but the node's database or router is down:
+	 * degraded */
+	why = e->state == ENV_RUNNING || (e->state == ENV_STARTING &&
+	    (e->held || e->routed_pending)) ? heal_degraded() : NULL;
 	out = json_pack("{s:I,s:s,s:s,s:s?,s:o,s:s?,s:s?,s:s?,s:i,s:b,s:i}",
 	    "id", (json_int_t)e->id, "name", env_name(e),
 	    "state", why ? "degraded" : env_state_name(e->state),
@@ -539,6 +542,7 @@ env_begin_start(struct env *e, unsigned *status, const char **code,
 	e->rolling = 0;
 	e->state = ENV_STARTING;
 	e->start_deadline = util_mono() + node->start_timeout;
+	e->held = 0;
 	free(e->error);
 	e->error = NULL;
 	for (i = 0; i < NUBO_INSTANCES_MAX; i++) {
@@ -615,6 +619,14 @@ int
 env_restart(struct env *e, unsigned *status, const char **code,
     char **cause)
 {
+	/* its start would fail once its instances are stopped */
+	if (node->pg_down) {
+		*status = 503;
+		*code = "DATABASE_DOWN";
+		*cause = xasprintf("cannot restart '%s' now: %s", env_name(e),
+		    node->pg_down);
+		return -1;
+	}
 	if (!any_alive(e))
 		return env_begin_start(e, status, code, cause);
 	e->want_running = 0;

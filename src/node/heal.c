@@ -102,16 +102,34 @@ heal_tried(struct heal *h, const char *cause)
 void
 heal_alive(struct heal *h)
 {
+	struct env *e;
+	int i;
+
 	if (h->down_since == 0)
 		return;
 	h->down_since = 0;
 	h->up_since = util_mono();
 	heal_say(h, NULL);
-	/* routes that waited for nginx go live; states are reported */
+	/* routes that waited for nginx go live; states are reported;
+	 * instances that crashed while it was down start again now, their
+	 * crashes forgiven */
 	pthread_mutex_lock(&node->lock);
 	node->router_dirty = 1;
+	for (e = node->envs; e; e = e->next)
+		for (i = 0; i < NUBO_INSTANCES_MAX; i++)
+			if (e->inst[i].state == INST_BACKOFF) {
+				e->inst[i].next_try = 0;
+				e->inst[i].crashes = 0;
+			}
 	pthread_mutex_unlock(&node->lock);
 	supervisor_wake();
+}
+
+void
+heal_not_started(struct heal *h, const char *cause)
+{
+	heal_gone(h, "it did not start with the agent");
+	heal_tried(h, cause);
 }
 
 int

@@ -816,6 +816,8 @@ node_main(int argc, char **argv)
 	/* before the router's first config: the instances that kept
 	 * serving while the agent was away stay routed through its start */
 	supervisor_adopt_all();
+	/* a PostgreSQL or nginx that does not start leaves the agent
+	 * running: the heal thread retries them (heal.c) */
 	if (pg_start() == -1)
 		return 1;
 	backup_recover();

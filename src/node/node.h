@@ -62,6 +62,9 @@ struct env {
 						 * onto a new memory limit */
 	int			 removed;	/* the portal no longer lists it */
 	double			 start_deadline;
+	int			 held;		/* a start past its deadline that
+						 * waits for the node's
+						 * PostgreSQL or nginx */
 	char			*error;		/* why it failed */
 	char			*router_error;	/* what the router left out, why */
 	int			 router_refused;	/* its hostnames not served */
@@ -320,7 +323,9 @@ unsigned long long spawn_starttime(pid_t pid);
 int spawn_proc_read(pid_t pid, const char *what, char *buf, size_t len);
 
 /* pg.c */
-/* Initialise (first time) and start the node's cluster, or check --pg. */
+/* Initialise (first time) and start the node's cluster, or check --pg:
+ * -1 when the node cannot go on (initdb failed, --pg unreachable); a
+ * cluster that does not start is left to the heal thread (0). */
 int pg_start(void);
 /* Stop the node's own cluster (nubod node stop-all). */
 void pg_stop(void);
@@ -420,6 +425,10 @@ int heal_gone(struct heal *, const char *why);
 void heal_tried(struct heal *, const char *cause);
 /* The part is seen alive (after a restart, or started by someone). */
 void heal_alive(struct heal *);
+/* The part did not start with the agent (cause: its own words): the
+ * agent runs on, the part is down and the heal thread retries it with
+ * back-off. */
+void heal_not_started(struct heal *, const char *cause);
 /* 1 when pid is a live process (not a zombie) whose name starts with
  * comm. */
 int heal_proc_is(pid_t pid, const char *comm);
@@ -453,6 +462,8 @@ char *router_public(int tls);
 char *router_listen_text(void);
 /* A hostname safe in the router config: [a-z0-9.-] only (router.c). */
 int router_host_ok(const char *host);
+/* Create nginx's folders and start it: -1 when a folder cannot be
+ * made; an nginx that does not start is left to the heal thread (0). */
 int router_start(void);
 /* Render, check with nginx -t, swap atomically, reload. Takes the lock. */
 int router_reload(void);

@@ -406,6 +406,10 @@ pg_catalogs_settle(void)
 		    closed == 1 ? "" : "s");
 }
 
+/* Set once pg_lock_down() succeeded: a cluster that could not start
+ * with the agent is locked down once the heal thread started it. */
+static int pg_locked;
+
 /* No role connects to postgres or the templates but the superuser. */
 static int
 pg_lock_down(void)
@@ -426,8 +430,10 @@ pg_lock_down(void)
 		free(cause);
 	}
 	PQfinish(c);
-	if (rc == 0)
+	if (rc == 0) {
 		pg_catalogs_settle();
+		pg_locked = 1;
+	}
 	return rc;
 }
 
@@ -589,7 +595,14 @@ pg_watch(void)
 		return;
 	}
 	if (pg_postmaster() > 0) {
+		static double lock_tried;
+
 		heal_alive(&pg_heal);
+		/* started by this thread, never by the agent's start */
+		if (!pg_locked && util_mono() - lock_tried > 5) {
+			lock_tried = util_mono();
+			pg_lock_down();
+		}
 		return;
 	}
 	if (!heal_gone(&pg_heal, "its postmaster is gone"))
@@ -766,17 +779,25 @@ pg_start(void)
 	pg_port_used = node->pg_port;
 	if (pg_init() == -1)
 		return -1;
-	if (pg_running()) {
+	/* pg_ctl status takes a postmaster killed while the agent was
+	 * away for a live one while it is a zombie: its process must live */
+	if (pg_running() && pg_postmaster() > 0) {
 		log_info("PostgreSQL cluster already running; adopted");
-		return pg_lock_down();
+		/* one that does not answer yet is locked down by pg_watch */
+		pg_lock_down();
+		return 0;
 	}
 	/* a postmaster killed while the agent was away left these */
 	pg_orphans_kill();
 	pg_stale_locks_remove();
 	if (pg_cluster_start(&cause) == -1) {
+		/* the agent runs on: the heal thread (pg_watch) tries again
+		 * with back-off, environments say degraded meanwhile */
 		error("%s", cause);
+		pg_heal.slot = &node->pg_down;
+		heal_not_started(&pg_heal, cause);
 		free(cause);
-		return -1;
+		return 0;
 	}
 	log_info("PostgreSQL cluster started on 127.0.0.1:%u", node->pg_port);
 	return pg_lock_down();

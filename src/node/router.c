@@ -20,6 +20,9 @@
  * replaced by a server answering its hostnames with an error page, a
  * domain is dropped — and the reason is kept on the environment
  * (env->router_error, shown by the portal), while the others carry on.
+ * Before that, the main part is checked alone: when nginx refuses it
+ * (its error log or pid file cannot be opened, a listener is wrong), the
+ * fault is the node's, no part is blamed and the reload fails whole.
  * Verdicts are remembered by the part's hash, so a part that stays bad
  * costs no further checks. */
 #include "node.h"
@@ -855,6 +858,9 @@ router_isolate(struct route_env *envs, struct part *v, int n, int all)
 			v[i].left_out = 1;
 			v[i].error = why;
 			why = NULL;
+			/* t3e: a fault of the node's own that ends here
+			 * would leave this part out for good */
+			testhook_pause("router-part-refused");
 		}
 		free(text);
 		free(why);
@@ -1386,6 +1392,21 @@ router_reload(void)
 	if (st == -1) {
 		int all;
 
+		/* nginx refuses the main part alone (its log, its pid file,
+		 * a listener): no environment's part is to blame, and none
+		 * is checked or left out for it */
+		char *main_text = router_render(envs, parts, 0, -1);
+		char *main_why = NULL;
+
+		st = router_check("nginx.conf.part", main_text, &main_why);
+		free(main_text);
+		if (st != 0) {
+			error("nginx refuses the router's main configuration, "
+			    "before any environment's part: %s", main_why);
+			free(why);
+			why = main_why;
+			goto failed;
+		}
 		/* isolate, first trusting parts that were live, then not */
 		for (all = 0; all <= 1; all++) {
 			log_warn("nginx refused the rendered config (%s); "
@@ -1478,6 +1499,15 @@ out:
 	return rc;
 }
 
+/* Why the last start of nginx failed (caller holds router_lock and
+ * frees). */
+static char *
+router_why_down(void)
+{
+	return xstrdup(router_start_error ? router_start_error : "see the "
+	    "node's log");
+}
+
 int
 router_start(void)
 {
@@ -1499,7 +1529,24 @@ router_start(void)
 	}
 	if (router_pid() > 0)
 		log_info("router (nginx) already running; adopted");
-	return router_reload();
+	if (router_reload() == 0)
+		return 0;
+	/* the agent runs on without its router: the heal thread
+	 * (router_watch) tries again with back-off, environments say
+	 * degraded meanwhile; a running nginx keeps its config and the
+	 * supervisor retries the reload */
+	pthread_mutex_lock(&router_lock);
+	if (router_pid() <= 0) {
+		char *cause = router_why_down();
+
+		pthread_mutex_unlock(&router_lock);
+		router_heal.slot = &node->router_down;
+		heal_not_started(&router_heal, cause);
+		free(cause);
+		return 0;
+	}
+	pthread_mutex_unlock(&router_lock);
+	return 0;
 }
 
 void
@@ -1553,8 +1600,7 @@ router_watch(void)
 		return;
 	}
 	{
-		char *cause = xstrdup(router_start_error ? router_start_error :
-		    "see the node's log");
+		char *cause = router_why_down();
 
 		pthread_mutex_unlock(&router_lock);
 		heal_tried(&router_heal, cause);

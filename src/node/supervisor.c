@@ -112,6 +112,7 @@ env_fail(struct env *e, const char *why)
 		in->port = 0;
 	}
 	e->routed_pending = 0;
+	e->held = 0;
 	e->state = ENV_FAILED;
 	e->want_running = 0;
 	e->restart_pending = 0;
@@ -230,7 +231,17 @@ supervise_env(struct env *e, double now, struct probe *probes, int *nprobes,
 				in->state = INST_BACKOFF;
 				in->healthy_at = 0;
 				in->next_try = now + delay;
-				if (in->crashes >= NODE_CRASHES_MAX) {
+				if (in->crashes >= NODE_CRASHES_MAX &&
+				    node->pg_down) {
+					/* its database is down, not the
+					 * app: degraded, retried */
+					if (in->crashes == NODE_CRASHES_MAX)
+						env_log(e, "instance %d crashed "
+						    "%d times in a row while %s: "
+						    "not failed, it is tried "
+						    "again with back-off", i + 1,
+						    in->crashes, node->pg_down);
+				} else if (in->crashes >= NODE_CRASHES_MAX) {
 					char *msg = xasprintf("instance %d "
 					    "crashed %d times in a row", i + 1,
 					    in->crashes);
@@ -315,7 +326,15 @@ supervise_env(struct env *e, double now, struct probe *probes, int *nprobes,
 		if (in->state == INST_RUNNING && i < want)
 			up++;
 	}
-	if (e->state == ENV_STARTING && want > 0 && up == want &&
+	if (e->state == ENV_STARTING && now > e->start_deadline &&
+	    heal_degraded() != NULL) {
+		/* the node's own part is down, not the app: the start
+		 * waits for it (degraded) and has its whole time after */
+		if (!e->held)
+			env_log(e, "the start waits: %s", heal_degraded());
+		e->held = 1;
+		e->start_deadline = now + node->start_timeout;
+	} else if (e->state == ENV_STARTING && want > 0 && up == want &&
 	    !e->routed_pending) {
 		/* running once the router serves them (after the reload) */
 		e->routed_pending = 1;
@@ -502,6 +521,7 @@ supervisor_thread(void *arg)
 				if (e->state != ENV_STARTING)
 					continue;
 				e->state = ENV_RUNNING;
+				e->held = 0;
 				env_log(e, "running (%d instance%s healthy)",
 				    env_instances_wanted(e),
 				    env_instances_wanted(e) == 1 ? "" : "s");

@@ -19,6 +19,7 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -570,7 +571,7 @@ child_read(void *cls, uint64_t pos, char *buf, size_t max)
 		if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
 			return MHD_CONTENT_READER_END_OF_STREAM;
 		{
-			char *why = util_child_cause(s->errfd, status);
+			char *why = util_fd_tool_error(s->errfd, status);
 
 			log_warn("the dump stream broke off: pg_dump failed: %s",
 			    why);
@@ -595,9 +596,37 @@ child_free(void *cls)
 	free(s);
 }
 
+/* How long the dump's answer waits for pg_dump's first bytes: what
+ * refuses a dump (a connection, a lock, a permission) comes before any. */
+#define TRANSFER_DUMP_EARLY_MS	3000
+
+/* pg_dump's words when it ended before writing a byte (it is reaped),
+ * else NULL: its output flows, or takes longer than the wait. */
+static char *
+transfer_dump_refused(pid_t pid, int fd, int errfd)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	char *why;
+	int st = 0;
+
+	if (poll(&p, 1, TRANSFER_DUMP_EARLY_MS) <= 0 || (p.revents & POLLIN))
+		return NULL;
+	while (waitpid(pid, &st, 0) == -1 && errno == EINTR)
+		;
+	why = util_fd_tool_error(errfd, st);
+	if (*why == '\0' || (WIFEXITED(st) && WEXITSTATUS(st) == 0)) {
+		free(why);
+		why = xstrdup("it ended without writing the dump");
+	}
+	return why;
+}
+
 /* GET /agent/v1/environments/{id}/dump (signed): the database as
  * `pg_dump --format=custom --no-owner --no-privileges`, uncompressed (the
- * target restores while it arrives), streamed. */
+ * target restores while it arrives), streamed. A pg_dump that refuses
+ * before its first byte is answered 500 DUMP_FAILED with its own words,
+ * which the target's import error carries (a stream that breaks off
+ * could only say that it did). */
 void
 transfer_dump(struct areq *r)
 {
@@ -634,6 +663,20 @@ transfer_dump(struct areq *r)
 		if (errfd >= 0)
 			close(errfd);
 		return;
+	}
+	{
+		char *why = transfer_dump_refused(pid, fd, errfd);
+
+		if (why != NULL) {
+			log_warn("environment %lld: pg_dump failed: %s",
+			    r->env->id, why);
+			areply_error(r, 500, "DUMP_FAILED", "pg_dump of "
+			    "environment %lld failed: %s", r->env->id, why);
+			free(why);
+			close(fd);
+			close(errfd);
+			return;
+		}
 	}
 	s = xcalloc(1, sizeof *s);
 	s->pid = pid;
@@ -1237,6 +1280,8 @@ struct restore_pipe {
 	struct task	*t;
 	int		 fd;
 	int		 paused;
+	CURL		*curl;
+	struct buf	 refusal;	/* the source's error answer */
 };
 
 /* curl's write callback: the chunk into p->fd, counted in the task's
@@ -1267,7 +1312,17 @@ static size_t
 restore_write(char *data, size_t size, size_t nmemb, void *cls)
 {
 	struct restore_pipe *p = cls;
-	size_t n = fd_write(data, size, nmemb, cls);
+	long http = 0;
+	size_t n;
+
+	/* an error answer (the source's pg_dump refused) is kept to be
+	 * quoted, never fed to pg_restore */
+	curl_easy_getinfo(p->curl, CURLINFO_RESPONSE_CODE, &http);
+	if (http >= 400) {
+		buf_append(&p->refusal, data, size * nmemb);
+		return size * nmemb;
+	}
+	n = fd_write(data, size, nmemb, cls);
 
 	if (n == size * nmemb && !p->paused) {
 		p->paused = 1;
@@ -1315,6 +1370,7 @@ task_database(struct task *t, struct env *e, char **cause)
 	long http = 0;
 
 	memset(&p, 0, sizeof p);
+	buf_init(&p.refusal, 4096);
 	memset(&role, 0, sizeof role);
 	if (PQstatus(c) != CONNECTION_OK || url == NULL) {
 		*cause = xasprintf("database: cannot connect: %s",
@@ -1375,13 +1431,23 @@ task_database(struct task *t, struct env *e, char **cause)
 	p.fd = fd;
 	cu = transfer_curl(jsonx_str(t->req, "dump_url"), restore_write, &p,
 	    120L);
-	curl_easy_setopt(cu, CURLOPT_FAILONERROR, 1L);
+	p.curl = cu;
 	cc = curl_easy_perform(cu);
 	curl_easy_getinfo(cu, CURLINFO_RESPONSE_CODE, &http);
 	close(fd);
 	fd = -1;
 	waitpid(pid, &status, 0);
 	pid = -1;
+	if (cc == CURLE_OK && http >= 400) {
+		json_t *j = json_loads(buf_cstr(&p.refusal), 0, NULL);
+		const char *msg = jsonx_str(json_object_get(j, "error"),
+		    "message");
+
+		*cause = xasprintf("database: the source node answered %ld: "
+		    "%s", http, msg ? msg : "no reason given");
+		json_decref(j);
+		goto out;
+	}
 	/* the stream stopped because pg_restore died (a write error):
 	 * pg_restore says why, not curl */
 	if (cc != CURLE_OK && (cc != CURLE_WRITE_ERROR || (WIFEXITED(status) &&
@@ -1392,7 +1458,7 @@ task_database(struct task *t, struct env *e, char **cause)
 		goto out;
 	}
 	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-		char *why = util_child_cause(errfd, status);
+		char *why = util_fd_tool_error(errfd, status);
 
 		*cause = xasprintf("database: pg_restore failed: %s", why);
 		free(why);
@@ -1474,6 +1540,7 @@ out:
 		free(ignore);
 	}
 	restore_role_release(&role);
+	buf_release(&p.refusal);
 	if (errfd >= 0)
 		close(errfd);
 	PQfinish(c);

@@ -968,7 +968,8 @@ static volatile int sched_stop;
  * router down) runs all the same and has data worth keeping: it gets its
  * nightly too; when the node cannot take it (PostgreSQL down) the
  * snapshot fails with the node's reason and is retried as any failed
- * nightly. */
+ * nightly. A failed environment (its app crashed) still has its
+ * database and files, which deserve a backup all the more. */
 void
 backups_schedule_pass(sqlite3 *db)
 {
@@ -1001,7 +1002,7 @@ backups_schedule_pass(sqlite3 *db)
 		envs = store_rows(db, "SELECT e.id, e.name, e.app_id AS own_app,"
 		    " n.app_id AS node_app, e.package FROM environments e JOIN"
 		    " nodes n ON n.id = e.node_id WHERE e.node_id = ? AND"
-		    " e.state IN ('running', 'degraded')", "i",
+		    " e.state IN ('running', 'degraded', 'failed')", "i",
 		    jsonx_int(nd, "id", 0));
 		json_array_foreach(envs, k, e) {
 			long long eid = jsonx_int(e, "id", 0);

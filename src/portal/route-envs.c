@@ -675,7 +675,11 @@ envs_wait(struct job *j, long long env_id, const char *path, int want_running,
 		if (envs_poll(j, env_id, path, &e, cause) == -1)
 			return -1;
 		s = jsonx_str(e, "state");
-		if (s && want_running && strcmp(s, "running") == 0) {
+		/* degraded: started as far as the app goes, the node's
+		 * database or router down (envs show says why); it runs
+		 * once they are back */
+		if (s && want_running && (strcmp(s, "running") == 0 ||
+		    strcmp(s, "degraded") == 0)) {
 			*last = e;
 			return 0;
 		}

@@ -7,8 +7,17 @@
 # are killed, a maintenance change is served by the new nginx), all of
 # nginx killed; each time the app serves its data again within a stated
 # time. `stop-all` stops the workers of a master killed while the agent
-# was away.
+# was away. A broken main config of nginx (its error log) is not blamed on
+# the environment's part. An agent started while nginx cannot start at
+# all runs on (back-off, degraded); a start and a restart meanwhile end
+# `degraded`, not `failed`. An agent started while its PostgreSQL cannot
+# start runs on too, and an app that crash-loops without its database is
+# `degraded`, not `failed`; both run again once PostgreSQL is back.
 . "$(dirname "$0")/lib.sh"
+
+# the test hook (src/common/testhook.c): step 5 names router-part-refused,
+# where the router leaves an environment's part out
+export NUBO_TEST_PAUSE_FILE=$T/pause
 
 APPS=$NUBO_SRC/tests/e2e/apps
 start_portal
@@ -110,7 +119,11 @@ expect_match "activity: healed" "$act" "environment.healed.*Test is running agai
 [ "$(postmaster)" != "$pm" ] && pass "a new postmaster ($(postmaster))" || fail "postmaster unchanged"
 
 # 5. nginx's master killed while its log folder is broken: degraded,
-# its orphaned workers killed at once, healed once it is fixed
+# its orphaned workers killed at once, healed once it is fixed. nginx
+# refuses the main config alone then: no environment's part is checked on
+# its own for it (the hook where a part is left out would hold the
+# router; on the old code a fix while it held left the part out for good)
+echo router-part-refused > "$T/pause.new" && mv -f "$T/pause.new" "$T/pause"
 m=$(master)
 workers=$(cat "/proc/$m/task/$m/children")
 [ -n "$workers" ] && pass "nginx master $m has workers ($workers)" || fail "no workers of $m"
@@ -130,12 +143,16 @@ for _ in $(seq 50); do
 	sleep 0.2
 done
 expect_match "the reason carries nginx's own words" "$(state reason)" "restart [0-9]+ failed \(.*error.log.*Is a directory"
+expect "no environment's part was left out for the node's fault" "$(cat "$T/pause.reached" 2>/dev/null)" ""
+expect_match "the node's log blames nginx's main config" "$(grep -c "nginx refuses the router's main configuration, before any environment's part: .*error.log.*Is a directory" "$T/node-heal.log")" "^[1-9]"
 rmdir "$D/nginx/logs/error.log"
 mv "$D/nginx/logs/error.log.old" "$D/nginx/logs/error.log"
+rm -f "$T/pause"
 t0=$(secs)
 if wait_state running 40; then pass "running again once nginx could start ($(since "$t0") s after the fix)"; else fail "still $(state) 40 s after the fix"; fi
 if serves_count 2 10; then pass "served again by a new nginx"; else fail "not served after nginx's restart"; fi
 [ "$(master)" != "$m" ] && pass "a new nginx master ($(master))" || fail "nginx master unchanged"
+expect "the environment's part is served whole (no router error)" "$(state router_error)" ""
 
 # 6. the agent away, nginx's master killed: stop-all stops its workers
 stop_node heal
@@ -151,4 +168,72 @@ done
 expect "stop-all stopped the orphaned workers" "$left" 0
 expect "nothing answers on the router's port" "$(route_status heal $HOST /count)" 000
 
+# 7. nginx cannot start at all when the agent starts: the agent runs on
+# and retries with back-off; a start and a restart meanwhile end
+# degraded (with the reason), not failed, and run once nginx is back
+mv "$D/nginx/logs/error.log" "$D/nginx/logs/error.log.old"
+mkdir "$D/nginx/logs/error.log"
+ROUTER_NO_WAIT=1 start_node heal v3 --start-timeout 5 --stop-grace 3
+sleep 1
+kill -0 "$NODE_PID_heal" 2>/dev/null && pass "the agent runs without its router" || fail "the agent exited: $(tail -3 "$T/node-heal.log")"
+check "start while nginx cannot start" "$NUBO" envs start shop Test
+expect "the start ends degraded" "$(state)" degraded
+expect_match "the reason names the router" "$(state reason)" "the node's router \(nginx\) is down"
+sleep 7	# past the start timeout (5 s): the start waits, it does not fail
+expect "still degraded past the start timeout, not failed" "$(state)" degraded
+check "restart while nginx cannot start" "$NUBO" envs restart shop Test
+sleep 7
+expect "the restart ends degraded too" "$(state)" degraded
+nwaits() { grep -o "router (nginx): restart [0-9]* failed.*next try in [0-9]* s" "$T/node-heal.log" | grep -o "[0-9]* s$" | tr -d ' s' || [ $? = 1 ]; }
+waits=$(nwaits | tail -n 4 | tr '\n' ' ')
+expect_match "nginx's start is retried with back-off (last waits: $waits)" "$waits" "(1 2 4 8|2 4 8 16|4 8 16 30|8 16 30 30) "
+rmdir "$D/nginx/logs/error.log"
+mv "$D/nginx/logs/error.log.old" "$D/nginx/logs/error.log"
+t0=$(secs)
+if wait_state running 40; then pass "running once nginx could start ($(since "$t0") s after the fix)"; else fail "still $(state) 40 s after the fix"; fi
+if serves_count 2 10; then pass "the app serves its data"; else fail "the app does not serve its data"; fi
+
+# 8. PostgreSQL cannot start when the agent starts: the agent runs on,
+# environments say degraded; an app that cannot start without its
+# database crash-loops degraded, not failed; both run once it is back
+mkdir -p "$T/dbapp"
+cp -r "$APPS/pyapp/." "$T/dbapp/"
+printf '%s\n' '#!/bin/sh' '# pyapp, but it will not start without its database' \
+	'psql "$DATABASE_URL" -Atqc "SELECT 1" >/dev/null || { echo "dbapp: no database"; exit 1; }' \
+	'exec python3 "$(dirname "$0")/app.py"' > "$T/dbapp/bin/start"
+sed -i 's/"name": "pyapp"/"name": "dbapp"/' "$T/dbapp/nubo.json"
+tar czf "$T/dbapp-1.0.0.tar.gz" -C "$T/dbapp" .
+check "upload dbapp" "$NUBO" packages upload heal "$T/dbapp-1.0.0.tar.gz"
+check "transport dbapp to Acceptance" "$NUBO" envs transport shop Acceptance dbapp-1.0.0
+check "start Acceptance" "$NUBO" envs start shop Acceptance
+AHOST=shop-acceptance.nubo.localhost
+expect "Acceptance writes a row" "$(route heal $AHOST /add/a | jq_get count)" 1
+stop_node heal
+echo "nubo_no_such_setting = 1" >> "$D/pg/data/postgresql.conf"
+kill -9 "$(postmaster)"
+start_node heal v3 --start-timeout 5 --stop-grace 3
+sleep 1
+kill -0 "$NODE_PID_heal" 2>/dev/null && pass "the agent runs without its PostgreSQL" || fail "the agent exited: $(tail -3 "$T/node-heal.log")"
+if wait_state degraded 15; then pass "Test is degraded"; else fail "Test is $(state)"; fi
+expect_match "the reason names PostgreSQL" "$(state reason)" "the node's PostgreSQL is down"
+# Acceptance's instance dies: every restart fails without the database
+apid=$("$NUBO" envs show shop Acceptance --json | jq_get running.0.pid)
+[ -n "$apid" ] && [ "$apid" != 0 ] && kill -9 "$apid"
+for _ in $(seq 150); do
+	grep -q "crashed 5 times in a row while the node's PostgreSQL is down" "$D"/envs/*/logs/app.log 2>/dev/null && break
+	sleep 0.2
+done
+sleep 2
+expect "a crash loop without the database: degraded, not failed" "$(env_state shop Acceptance)" degraded
+expect_match "with the reason" "$(env_state shop Acceptance reason)" "the node's PostgreSQL is down"
+pwaits=$(grep -o "PostgreSQL: restart [0-9]* failed.*next try in [0-9]* s" "$T/node-heal.log" | grep -o "[0-9]* s$" | tr -d ' s' | tail -n 3 | tr '\n' ' ')
+expect_match "PostgreSQL's start is retried with back-off (last waits: $pwaits)" "$pwaits" "(1 2 4|2 4 8|4 8 16|8 16 30|16 30 30) "
+cp "$T/postgresql.conf.good" "$D/pg/data/postgresql.conf"
+t0=$(secs)
+if wait_env_state shop Acceptance running 45; then pass "Acceptance runs again once PostgreSQL is back ($(since "$t0") s)"; else fail "Acceptance still $(env_state shop Acceptance)"; fi
+if wait_state running 10; then pass "Test runs again"; else fail "Test still $(state)"; fi
+expect "Acceptance serves its data" "$(route heal $AHOST /count | jq_get count)" 1
+if serves_count 2 10; then pass "Test serves its data"; else fail "Test does not serve its data"; fi
+
 finish
+

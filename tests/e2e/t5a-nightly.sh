@@ -5,7 +5,9 @@
 # deleted from the portal and from the node. A degraded environment (the
 # node's PostgreSQL down and failing to restart) still gets its nightly:
 # it fails saying so, and the retry 15 minutes later, PostgreSQL back,
-# completes.
+# completes; the app, crashing without its database meanwhile, is not
+# failed. With the router down (nginx cannot start) the nightly
+# completes. A failed environment (its app crashed) gets its nightly too.
 . "$(dirname "$0")/lib.sh"
 
 PKG=$(ls "$NUBO_BUILD"/packages/notes-*.tar.gz 2>/dev/null | head -1)
@@ -69,12 +71,12 @@ portal_at() { # DAY SECONDS: the portal restarted at MON + DAY days + SECONDS
 	export NUBO_CLOCK_OFFSET=$((MON + $1 * 86400 + $2 - $(date +%s)))
 	start_portal
 }
-# nightly DATE STATE: wait (60 s at most) for a nightly of Test taken on
-# DATE (YYYY-mm-dd) in STATE; its JSON
+# nightly DATE STATE [ENV]: wait (60 s at most) for a nightly of ENV (Test)
+# taken on DATE (YYYY-mm-dd) in STATE; its JSON
 nightly() {
 	local i s
 	for i in $(seq 120); do
-		s=$("$NUBO" backups list shop Test --json | python3 -c '
+		s=$("$NUBO" backups list shop "${3:-Test}" --json | python3 -c '
 import json, sys
 for s in json.load(sys.stdin)["snapshots"]:
     if s["type"] == "nightly" and s["created"].startswith(sys.argv[1]) and s["state"] == sys.argv[2]:
@@ -98,9 +100,9 @@ S=$(nightly "$(day 16)" failed)
 [ -n "$S" ] && pass "the nightly of the environment without its database failed" || fail "no failed nightly while PostgreSQL was down: $("$NUBO" backups list shop Test --json)"
 expect_match "it says why" "$(printf '%s' "$S" | jq_get error)" "no snapshot of environment [0-9]+ can be taken now: the node's PostgreSQL is down"
 cp "$T/postgresql.conf.good" "$D/pg/data/postgresql.conf"
+# the app crash-loops without its database: degraded, never failed
 for _ in $(seq 200); do [ "$(state)" = running ] || [ "$(state)" = failed ] && break; sleep 0.2; done
-# an app that crashed while its database was away is started again
-[ "$(state)" = failed ] && "$NUBO" envs start shop Test > /dev/null
+[ "$(state)" != failed ] && pass "the app that crashed without its database is not failed" || fail "failed while PostgreSQL was down: $(state error)"
 if wait_state running 40; then pass "running again once PostgreSQL could start"; else fail "still $(state) after the setting was fixed"; fi
 portal_at 16 $((7200 + 900 + 5))
 S=$(nightly "$(day 16)" completed)
@@ -109,4 +111,33 @@ expect "its comment says it is a retry" "$(printf '%s' "$S" | jq_get comment)" "
 expect "one failed and one completed nightly that night" "$("$NUBO" backups list shop Test --json | python3 -c '
 import json, sys
 print(sorted(s["state"] for s in json.load(sys.stdin)["snapshots"] if s["type"] == "nightly" and s["created"].startswith(sys.argv[1])))' "$(day 16)")" "['completed', 'failed']"
+
+# the router down (nginx's log folder broken, its master killed): the
+# nightly completes all the same
+mv "$D/nginx/logs/error.log" "$D/nginx/logs/error.log.old"
+mkdir "$D/nginx/logs/error.log"
+kill -9 "$(cat "$D/nginx/nginx.pid")"
+if wait_state degraded 15; then pass "router down: Test is degraded"; else fail "not degraded with the router down (state $(state))"; fi
+expect_match "the reason names the router" "$(state reason)" "the node's router \(nginx\) is down"
+portal_at 17 7205
+S=$(nightly "$(day 17)" completed)
+[ -n "$S" ] && pass "the nightly with the router down completed" || fail "no completed nightly with the router down: $("$NUBO" backups list shop Test --json)"
+expect "the router was down all along" "$(state)" degraded
+rmdir "$D/nginx/logs/error.log"
+mv "$D/nginx/logs/error.log.old" "$D/nginx/logs/error.log"
+if wait_state running 40; then pass "running again once nginx could start"; else fail "still $(state) after nginx's log was fixed"; fi
+
+# a failed environment (its app crashes at every start) still has its
+# database and files: it gets its nightly
+mkdir -p "$T/crasher"
+cp -r "$NUBO_SRC/tests/e2e/apps/crasher/." "$T/crasher/"
+tar czf "$T/crasher-1.0.0.tar.gz" -C "$T/crasher" .
+"$NUBO" packages upload cloud3 "$T/crasher-1.0.0.tar.gz" >/dev/null
+check "transport the crasher to Production" "$NUBO" envs transport shop Production "$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(d["name"] + "-" + d["version"])' "$T/crasher/nubo.json")"
+"$NUBO" envs start shop Production >/dev/null 2>&1 || true
+if wait_env_state shop Production failed 60; then pass "Production failed"; else fail "Production is $(env_state shop Production)"; fi
+portal_at 18 7205
+S=$(nightly "$(day 18)" completed Production)
+[ -n "$S" ] && pass "the failed environment got its nightly" || fail "no nightly of the failed environment: $("$NUBO" backups list shop Production --json)"
 finish
+
