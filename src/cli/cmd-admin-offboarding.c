@@ -93,12 +93,15 @@ cmd_admin_offboarding_approve_exec(struct cmd_args *a)
 	if (out_maybe_json(a, resp) == -1) {
 		printf("node '%s' is offboarded; its data is kept until %s\n",
 		    jsonx_str(resp, "node"), jsonx_str(resp, "keep_until"));
-		if (jsonx_str(resp, "app"))
-			printf("app '%s' is detached and stays a Free App\n",
-			    jsonx_str(resp, "app"));
+		/* one thing said of the app: a migration waiting for the
+		 * approval links it to its new node, else it stays free */
 		if (json_array_size(json_object_get(resp, "migrations")))
-			printf("the migration goes on with the final link "
+			printf("app '%s' is detached from it; its migration "
+			    "goes on with the final link to the new node "
 			    "(nubo migrate status %s --follow)\n",
+			    jsonx_str(resp, "app"), jsonx_str(resp, "app"));
+		else if (jsonx_str(resp, "app"))
+			printf("app '%s' is detached and stays a Free App\n",
 			    jsonx_str(resp, "app"));
 	}
 	json_decref(resp);

@@ -27,7 +27,7 @@ envs_util_print(json_t *env)
 		printf("\n");
 		out_table(json_object_get(env, "running"), "index:INSTANCE,"
 		    "state:STATE,pid:PID,port:PORT,memory_mb:MEMORY MB,"
-		    "restarts:RESTARTS");
+		    "restarts:RESTARTS,last_exit:LAST EXIT");
 	}
 }
 

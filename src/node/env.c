@@ -325,11 +325,18 @@ env_json(struct env *e)
 
 		if (in->state == INST_NONE)
 			continue;
+		char at[32] = "";
+
+		if (in->last_exit[0])
+			util_time_iso(in->last_exit_at, at, sizeof at);
+		/* last_exit: why it last ended unasked (killed for memory,
+		 * a signal, an exit status), since the environment started */
 		json_array_append_new(inst, json_pack("{s:i,s:i,s:i,s:s,s:i,"
-		    "s:I}", "index", i + 1, "pid", (int)in->pid, "port",
-		    in->port, "state", inst_state_names[in->state],
+		    "s:I,s:s?,s:s?}", "index", i + 1, "pid", (int)in->pid,
+		    "port", in->port, "state", inst_state_names[in->state],
 		    "restarts", in->restarts, "memory_mb",
-		    (json_int_t)in->memory_mb));
+		    (json_int_t)in->memory_mb, "last_exit", in->last_exit[0] ?
+		    in->last_exit : NULL, "last_exit_at", at[0] ? at : NULL));
 	}
 	/* running, or started as far as the app goes (healthy, or past
 	 * its start time), but the node's database or router is down:
@@ -548,6 +555,7 @@ env_begin_start(struct env *e, unsigned *status, const char **code,
 	for (i = 0; i < NUBO_INSTANCES_MAX; i++) {
 		e->inst[i].crashes = 0;
 		e->inst[i].restarts = 0;	/* counted per start */
+		e->inst[i].last_exit[0] = '\0';
 		e->inst[i].next_try = 0;
 	}
 	env_log(e, "starting %d instance(s) of package %s",

@@ -45,6 +45,10 @@ struct instance {
 	int			 crashes;	/* in a row, without staying up */
 	int			 restarts;	/* since the environment started */
 	long long		 memory_mb;	/* the limit it was started with */
+	char			 last_exit[128];	/* why it last ended
+						 * unasked ("" none since the
+						 * environment started) */
+	time_t			 last_exit_at;
 };
 
 struct env {

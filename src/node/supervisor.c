@@ -227,6 +227,9 @@ supervise_env(struct env *e, double now, struct probe *probes, int *nprobes,
 				env_log(e, "instance %d (pid %d, port %d) %s; "
 				    "restart %d in %ds", i + 1, (int)in->pid,
 				    in->port, why, in->restarts, delay);
+				snprintf(in->last_exit, sizeof in->last_exit,
+				    "%s", why);
+				in->last_exit_at = time(NULL);
 				in->pid = 0;
 				in->state = INST_BACKOFF;
 				in->healthy_at = 0;

@@ -9,7 +9,8 @@
 # copy); uploads on v4; two instances, uploads on both, each seeing every
 # file; `envs run` of Flask's own commands; `envs psql`; a restore into a
 # never-started environment says what to do next; a queued job says what
-# it waits for. Every upload's bytes are read back and compared.
+# it waits for; uploads after a restore, a node restart and a clean, the
+# files always the app's. Every upload's bytes are read back and compared.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/migrate-lib.sh"
 
@@ -95,6 +96,8 @@ expect "that URL serves the copy: every upload there" \
 check "cutover" "$NUBO" migrate cutover uploads
 req=$(api_as "$ADMIN_KEY" GET /offboarding-requests | jq_get offboarding_requests.0.id)
 check "the offboarding approved" "$NUBO" admin offboarding approve "$req"
+expect "the approval says one thing of the app: the migration links it on" \
+	"$(sed 1d "$T/last.out")" "app 'uploads' is detached from it; its migration goes on with the final link to the new node (nubo migrate status uploads --follow)"
 check "the migration finishes" "$NUBO" migrate status uploads --follow
 expect "the app is on v4" "$(api_as "$ADMIN_KEY" GET /apps/uploads | jq_get node)" v4
 expect "v4 serves every upload made on v3" "$(read_back v4)" ""
@@ -200,5 +203,32 @@ check "doing so: transport" "$NUBO" envs transport uploads Test uploads-1.0.0
 check "and start" "$NUBO" envs start uploads Test
 H=uploads-test.nubo.localhost
 expect "Test serves every upload, restored" "$(read_back v4)" ""
+
+# --- the app writes after each path that writes into its environment ---
+# (the migration's copy and delta and the scale above): a restore, a
+# clean and a node restart leave every folder and file the app's, so its
+# next uploads land in the nested folders they made
+H=uploads-production.nubo.localhost
+check "stop Production for a restore" "$NUBO" envs stop uploads Production
+check "restore Production on v4" "$NUBO" backups restore uploads Production "$snap4"
+check "start it" "$NUBO" envs start uploads Production
+put v4 after-restore.txt 4000
+expect "after the restore, uploads into the folders it made work" "$(read_back v4)" ""
+expect_match "  in those nested folders" "$(on_disk v4)" "/[0-9a-f]{32}-after-restore.txt 640"
+expect "  and everything there is the app's" "$(env_foreign v4 Production)" ""
+stop_node v4
+restart_node v4 v4
+put v4 after-node-restart.txt 5000
+expect "after a node restart, uploads work" "$(read_back v4)" ""
+expect "  and everything there is the app's" "$(env_foreign v4 Production)" ""
+check "stop Test for a clean" "$NUBO" envs stop uploads Test
+check "clean Test" "$NUBO" envs clean uploads Test --yes
+check "start it" "$NUBO" envs start uploads Test
+f=$T/after-clean.bin
+head -c 3000 /dev/urandom > "$f"
+id=$(curl -sf -H "Host: uploads-test.nubo.localhost" --data-binary @"$f" "http://127.0.0.1:$ROUTER_v4/uploads/after-clean.bin" | jq_get id)
+expect "after a clean, the app's first upload is stored" "$id" 1
+check "  and reads back" cmp <(route v4 uploads-test.nubo.localhost /uploads/1) "$f"
+expect "  and everything there is the app's" "$(env_foreign v4 Test)" ""
 
 finish
