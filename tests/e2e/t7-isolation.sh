@@ -204,7 +204,7 @@ expect_match "the log says the instance was killed for memory" "$(cat "$T/node-c
 last_exit() { "$NUBO" envs show shop Test --json | python3 -c 'import json,sys; i=json.load(sys.stdin)["running"][0]; print(i.get("last_exit"), i.get("last_exit_at") is not None)'; }
 for _ in $(seq 50); do [ "$(last_exit)" != "None False" ] && break; sleep 0.2; done
 expect "envs show says why the instance last ended, and when" "$(last_exit)" "was killed for using more than its memory limit (512 MB) True"
-expect_match "  in its table too" "$("$NUBO" envs show shop Test | grep -A1 'LAST EXIT$' | tail -1)" "^1 .* was killed for using more than its memory limit \\(512 MB\\)$"
+expect_match "  in its table too" "$("$NUBO" envs show shop Test | grep -A1 'LAST EXIT *$' | tail -1)" "^1 .* was killed for using more than its memory limit \\(512 MB\\) *$"
 expect "B was not touched by A's out-of-memory" "$(route cloud4 $B /read | jq_get db)" secret-of-production
 for _ in $(seq 100); do [ "$(route_status cloud4 $A /health)" = 200 ] && break; sleep 0.2; done
 expect "A restarted after its out-of-memory" "$(route_status cloud4 $A /health)" 200

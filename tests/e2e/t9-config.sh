@@ -114,6 +114,20 @@ check "README's node.conf is read by nubod node" "$NUBOD" node --config "$T/read
 expect "  (two files, with more than 5 keys each)" \
 	"$(grep -c ' = ' "$T/readme-1.conf" 2>/dev/null) $(test "$(grep -c ' = ' "$T/readme-2.conf" 2>/dev/null)" -gt 5 && echo many)" "7 many"
 
+# --help gives every default someone running a cloud by hand meets
+# (lines joined: the help wraps its text)
+"$NUBOD" node --help | tr -s ' \n' '  ' > "$T/node.help"
+"$NUBOD" portal --help | tr -s ' \n' '  ' > "$T/portal.help"
+for d in "default 127.0.0.1:7080" "default 127.0.0.1:8080" "default 5433" \
+	"default 20000-32767" "default 700000-799999" "default 60)" "default 10)" \
+	"default 20G" "512 MB of memory" "600 s"; do
+	grep -qF -- "$d" "$T/node.help" && pass "nubod node --help says '$d'" || fail "nubod node --help does not say '$d'"
+done
+for d in "default 127.0.0.1:7070" "default nubo.localhost" "default 4)" "default 30)" \
+	"default /etc/nubo/secrets.key"; do
+	grep -qF -- "$d" "$T/portal.help" && pass "nubod portal --help says '$d'" || fail "nubod portal --help does not say '$d'"
+done
+
 # the running portal was not disturbed by any of it
 check "the portal still answers" "$NUBO" apps list
 
