@@ -65,6 +65,20 @@ stop_all() {
 		"$NUBOD" node stop-all --data "$d" >/dev/null 2>&1 || true
 	done
 	NODE_DIRS=()
+	# Whatever still names this test's folder (an nginx, a sandbox, an
+	# app a node or its stop-all lost track of) is killed, said on
+	# stderr: a test leaves nothing running on the machine.
+	local left=() p
+	for p in /proc/[0-9]*; do
+		p=${p#/proc/}
+		[ "$p" != $$ ] && [ "$p" != "$BASHPID" ] && ours "$p" && left+=("$p")
+	done
+	if [ ${#left[@]} -gt 0 ]; then
+		echo "# left running, killed: $(for p in "${left[@]}"; do
+			tr '\0' ' ' < "/proc/$p/cmdline" 2>/dev/null | cut -c1-80
+			echo -n "; "; done)" >&2
+		kill -KILL "${left[@]}" 2>/dev/null || true
+	fi
 }
 
 # loop_disk SIZE MKFS-OPTIONS…: an ext4 filesystem of SIZE (truncate's
