@@ -302,9 +302,8 @@ zout_free(struct zout *z)
 	z->errfd = -1;
 }
 
-/* sha256sum escaping: names with '\\' or '\n' get a leading backslash. */
-static void
-checksum_line(struct buf *b, const unsigned char *md, const char *path)
+void
+backup_checksum_line(struct buf *b, const unsigned char md[32], const char *path)
 {
 	char hex[65];
 	const char *p;
@@ -475,7 +474,7 @@ static int
 w_checksum(struct wctx *w, const unsigned char md[32], const char *name)
 {
 	w->line.len = 0;
-	checksum_line(&w->line, md, name);
+	backup_checksum_line(&w->line, md, name);
 	if (util_write_all(w->spool, w->line.data, w->line.len) < 0) {
 		set_cause(w->cause, "cannot spool checksums: %s", strerror(errno));
 		return -1;

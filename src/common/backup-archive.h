@@ -136,6 +136,12 @@ struct backup_restore_opts {
 int backup_restore(int archive_fd, const struct backup_restore_opts *o,
     struct backup_info *info, char **cause);
 
+struct buf;
+/* Append the `.nubo/checksums` line of a member (sha256sum format; names
+ * with '\\' or '\n' get a leading backslash and are escaped). */
+void backup_checksum_line(struct buf *b, const unsigned char md[32],
+    const char *path);
+
 /* File names of downloads (SPEC §3): snapshot id, creation time. */
 char *backup_archive_name_full(const char *snapshot_id, long long created);
 char *backup_archive_name_db(const char *snapshot_id, long long created);

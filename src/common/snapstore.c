@@ -1,0 +1,1043 @@
+/* The snapshot store: content-addressed blobs, manifests, the archive
+ * assembled again from them, and the sweep (snapstore.h). */
+#include <errno.h>
+#include <fcntl.h>
+#include <fts.h>
+#include <glob.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <dirent.h>
+#include <unistd.h>
+
+#include <archive.h>
+#include <archive_entry.h>
+#include <jansson.h>
+#include <openssl/evp.h>
+#include <zlib.h>
+
+#include "backup-archive.h"
+#include "buf.h"
+#include "jsonx.h"
+#include "nubo_limits.h"
+#include "snapstore.h"
+#include "util.h"
+#include "xmalloc.h"
+
+#define MANIFEST_FORMAT	1
+#define MANIFEST_MAX	(256LL * 1024 * 1024)	/* a manifest's size cap */
+#define DUMP_NAME	"db/db.backup"
+#define CHECKSUMS_NAME	".nubo/checksums"
+/* Downloads are gzip at this level with zlib's defaults, so the same
+ * manifest always gives the same bytes (a resumed download fits). */
+#define ARCHIVE_LEVEL	6
+/* New blobs synced and moved into blobs/ together, at most. */
+#define PENDING_MAX	4096
+
+static int
+fail(char **cause, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static int
+fail(char **cause, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (cause != NULL && *cause == NULL) {
+		va_start(ap, fmt);
+		if (vasprintf(cause, fmt, ap) < 0)
+			fatal("out of memory");
+		va_end(ap);
+	}
+	return -1;
+}
+
+static int
+valid_hex(const char *s)
+{
+	size_t i;
+
+	if (s == NULL || strlen(s) != 64)
+		return 0;
+	for (i = 0; i < 64; i++)
+		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+			return 0;
+	return 1;
+}
+
+static char *
+blob_path(const char *store, const char *hex)
+{
+	return xasprintf("%s/blobs/%.2s/%s", store, hex, hex + 2);
+}
+
+/* STORE/lock taken shared (writing a snapshot) or exclusive (sweeping);
+ * the fd, or -1 with *cause. The kernel drops it when a process dies. */
+static int
+store_lock(const char *store, int how, char **cause)
+{
+	char *p = xasprintf("%s/lock", store);
+	int fd;
+
+	fd = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0 || flock(fd, how) < 0) {
+		fail(cause, "cannot lock the snapshot store '%s': %s", store,
+		    strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		fd = -1;
+	}
+	free(p);
+	return fd;
+}
+
+static int
+store_prepare(const char *store, char **cause)
+{
+	char *b = xasprintf("%s/blobs", store), *t = xasprintf("%s/tmp", store);
+	int rc = 0;
+
+	if (util_mkdir_p(b, 0700) < 0 || util_mkdir_p(t, 0700) < 0)
+		rc = fail(cause, "cannot create the snapshot store '%s': %s",
+		    store, strerror(errno));
+	free(b);
+	free(t);
+	return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* Blobs                                                               */
+
+struct put {
+	const char	*store;
+	unsigned char	*iobuf;
+	json_t		*pending;	/* new blobs in tmp/: sha256 → tmp path */
+	unsigned char	 dirty[256];	/* blobs/xx renamed into, not synced */
+	int		 blobs_dirty;	/* blobs/ got a new folder */
+	struct snapstore_stats *st;
+};
+
+/* Copy fd to the end into the store's tmp/ under its sha256 (hex: 65
+ * bytes); *size gets the bytes read. put_sync() makes the new blobs
+ * durable and moves them into blobs/ before any manifest names them: a
+ * blob under blobs/ is always complete, so its presence is trusted. */
+static int
+put_fd(struct put *p, int fd, const char *what, char *hex, long long *size,
+    char **cause)
+{
+	EVP_MD_CTX *mc = EVP_MD_CTX_new();
+	unsigned char md[32];
+	char *rnd = util_random_hex(8), *tmp, *dst = NULL;
+	json_t *kept;
+	int out, rc = -1;
+	ssize_t n;
+
+	tmp = xasprintf("%s/tmp/%s", p->store, rnd);
+	free(rnd);
+	*size = 0;
+	EVP_DigestInit_ex(mc, EVP_sha256(), NULL);
+	out = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (out < 0) {
+		fail(cause, "cannot create '%s': %s", tmp, strerror(errno));
+		goto out;
+	}
+	for (;;) {
+		n = read(fd, p->iobuf, NUBO_IO_CHUNK);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			fail(cause, "cannot read '%s': %s", what, strerror(errno));
+			goto out;
+		}
+		if (n == 0)
+			break;
+		EVP_DigestUpdate(mc, p->iobuf, (size_t)n);
+		if (util_write_all(out, p->iobuf, (size_t)n) < 0) {
+			fail(cause, "cannot write '%s': %s", tmp, strerror(errno));
+			goto out;
+		}
+		*size += n;
+	}
+	EVP_DigestFinal_ex(mc, md, NULL);
+	util_hex(md, 32, hex);
+	dst = blob_path(p->store, hex);
+	if (access(dst, F_OK) == 0 || json_object_get(p->pending, hex)) {
+		rc = 0;		/* stored already */
+		goto out;
+	}
+	json_object_set_new(p->pending, hex, json_string(tmp));
+	p->st->blobs_added++;
+	p->st->bytes_added += *size;
+	rc = 0;
+out:
+	if (out >= 0) {
+		close(out);
+		kept = rc == 0 ? json_object_get(p->pending, hex) : NULL;
+		if (kept == NULL || strcmp(json_string_value(kept), tmp) != 0)
+			unlink(tmp);
+	}
+	EVP_MD_CTX_free(mc);
+	free(tmp);
+	free(dst);
+	return rc;
+}
+
+/* fsync the folder d, or with whole_fs syncfs() its file system; 0 or
+ * -1 with *cause. */
+static int
+dir_sync(const char *d, int whole_fs, char **cause)
+{
+	int fd = open(d, O_RDONLY | O_DIRECTORY | O_CLOEXEC), rc;
+
+	rc = fd < 0 ? -1 : whole_fs ? syncfs(fd) : fsync(fd);
+	if (rc < 0)
+		fail(cause, "cannot sync '%s': %s", d, strerror(errno));
+	if (fd >= 0)
+		close(fd);
+	return rc;
+}
+
+/* Make the new blobs durable: their data with one syncfs() (not an
+ * fsync per file: a first snapshot of many small files would pay a
+ * journal commit each), then renamed into blobs/ and those folders
+ * synced. */
+static int
+put_sync(struct put *p, char **cause)
+{
+	const char *hex;
+	json_t *tmp;
+	char *d;
+	int i;
+
+	if (json_object_size(p->pending) > 0) {
+		d = xasprintf("%s/tmp", p->store);
+		if (dir_sync(d, 1, cause) < 0) {
+			free(d);
+			return -1;
+		}
+		free(d);
+	}
+	json_object_foreach(p->pending, hex, tmp) {
+		d = xasprintf("%s/blobs/%.2s", p->store, hex);
+		if (mkdir(d, 0700) == 0)
+			p->blobs_dirty = 1;
+		else if (errno != EEXIST) {
+			fail(cause, "cannot create '%s': %s", d, strerror(errno));
+			free(d);
+			return -1;
+		}
+		free(d);
+		d = blob_path(p->store, hex);
+		if (rename(json_string_value(tmp), d) < 0) {
+			fail(cause, "cannot rename '%s': %s",
+			    json_string_value(tmp), strerror(errno));
+			free(d);
+			return -1;
+		}
+		free(d);
+		p->dirty[(int)strtol((char[]){ hex[0], hex[1], 0 }, NULL, 16)] = 1;
+	}
+	for (i = 0; i < 256; i++) {
+		if (!p->dirty[i])
+			continue;
+		d = xasprintf("%s/blobs/%02x", p->store, i);
+		if (dir_sync(d, 0, cause) < 0) {
+			free(d);
+			return -1;
+		}
+		free(d);
+	}
+	d = xasprintf("%s/blobs/00", p->store);
+	if (p->blobs_dirty && util_fsync_dir(d) < 0) {
+		fail(cause, "cannot sync '%s/blobs': %s", p->store,
+		    strerror(errno));
+		free(d);
+		return -1;
+	}
+	free(d);
+	json_object_clear(p->pending);
+	memset(p->dirty, 0, sizeof(p->dirty));
+	p->blobs_dirty = 0;
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Manifests                                                           */
+
+/* A relative path with no empty, "." or ".." component. */
+static int
+path_ok(const char *p)
+{
+	const char *c = p, *end;
+	size_t n;
+
+	if (*p == '\0' || *p == '/')
+		return 0;
+	for (;;) {
+		end = strchr(c, '/');
+		n = end ? (size_t)(end - c) : strlen(c);
+		if (n == 0 || (n == 1 && c[0] == '.') ||
+		    (n == 2 && c[0] == '.' && c[1] == '.'))
+			return 0;
+		if (end == NULL)
+			return 1;
+		c = end + 1;
+	}
+}
+
+/* An entry's path: in the one form file names take in nubo's JSON
+ * (util_name_encode(), docs/FORMATS.md "File names in JSON"). */
+static void
+path_set(json_t *e, const char *path)
+{
+	char *enc = util_name_encode(path);
+
+	json_object_set_new(e, "path", json_string(enc));
+	free(enc);
+}
+
+/* The entry's path bytes (caller frees), NULL when the manifest is
+ * damaged: not such a form, or not a safe relative path. */
+static char *
+path_get(json_t *e)
+{
+	const char *s = jsonx_str(e, "path");
+	char *out;
+
+	if (s == NULL || (out = util_name_decode(s)) == NULL)
+		return NULL;
+	if (!path_ok(out)) {
+		free(out);
+		return NULL;
+	}
+	return out;
+}
+
+static json_t *
+manifest_load(const char *path, char **cause)
+{
+	json_error_t err;
+	json_t *m = json_load_file(path, 0, &err);
+
+	if (m == NULL) {
+		fail(cause, "cannot read the manifest '%s': %s", path, err.text);
+		return NULL;
+	}
+	if (jsonx_int(m, "format", 0) != MANIFEST_FORMAT ||
+	    !json_is_object(json_object_get(m, "dump")) ||
+	    !json_is_array(json_object_get(m, "tree"))) {
+		fail(cause, "the manifest '%s' is not a snapshot manifest", path);
+		json_decref(m);
+		return NULL;
+	}
+	return m;
+}
+
+/* Files of the previous manifest by path key, for reuse unread. */
+static json_t *
+prev_index(const char *prev)
+{
+	json_t *m, *idx = json_object(), *e;
+	size_t i;
+	const char *p;
+
+	if (prev == NULL || (m = manifest_load(prev, NULL)) == NULL)
+		return idx;
+	json_array_foreach(json_object_get(m, "tree"), i, e) {
+		if (strcmp(jsonx_str(e, "type") ? jsonx_str(e, "type") : "",
+		    "f") == 0 && (p = jsonx_str(e, "path")) != NULL)
+			json_object_set(idx, p, e);
+	}
+	json_decref(m);
+	return idx;
+}
+
+static int
+fts_byname(const FTSENT **a, const FTSENT **b)
+{
+	return strcmp((*a)->fts_name, (*b)->fts_name);
+}
+
+static void
+stat_into(json_t *e, const struct stat *st)
+{
+	json_object_set_new(e, "mode", json_integer(st->st_mode & 07777));
+	json_object_set_new(e, "mtime", json_integer(st->st_mtime));
+}
+
+/* The unchanged file's entry in the previous manifest whose blob is
+ * still there, or NULL: read and hash it. */
+static json_t *
+prev_same(struct put *p, json_t *idx, const char *rel, const struct stat *st)
+{
+	char *k = util_name_encode(rel), *b;
+	json_t *e = json_object_get(idx, k);
+	const char *h;
+	int ok;
+
+	free(k);
+	if (e == NULL || jsonx_int(e, "size", -1) != st->st_size ||
+	    jsonx_int(e, "mtime_ns", -1) != (long long)st->st_mtim.tv_sec *
+	    1000000000 + st->st_mtim.tv_nsec ||
+	    jsonx_int(e, "ctime_ns", -1) != (long long)st->st_ctim.tv_sec *
+	    1000000000 + st->st_ctim.tv_nsec ||
+	    jsonx_int(e, "inode", -1) != (long long)st->st_ino ||
+	    jsonx_int(e, "device", -1) != (long long)st->st_dev ||
+	    !valid_hex(h = jsonx_str(e, "sha256")))
+		return NULL;
+	b = blob_path(p->store, h);
+	ok = access(b, F_OK) == 0;
+	free(b);
+	return ok ? e : NULL;
+}
+
+static int
+snap_tree(struct put *p, const char *dir, json_t *idx, json_t *tree,
+    char **cause)
+{
+	char *argv[] = { (char *)dir, NULL };
+	FTS *f;
+	FTSENT *e;
+	json_t *je, *old;
+	struct stat st;
+	size_t rootlen = strlen(dir);
+	const char *rel;
+	char hex[65];
+	long long size;
+	int fd, rc = -1;
+
+	if ((f = fts_open(argv, FTS_PHYSICAL | FTS_NOCHDIR, fts_byname)) == NULL)
+		return fail(cause, "cannot read '%s': %s", dir, strerror(errno));
+	while ((e = fts_read(f)) != NULL) {
+		if (e->fts_level == 0) {
+			if (e->fts_info == FTS_D || e->fts_info == FTS_DP)
+				continue;
+			if (e->fts_info == FTS_NS && e->fts_errno == ENOENT)
+				break;	/* no file store yet: no tree/ */
+			fail(cause, "'%s' is not a directory", dir);
+			goto out;
+		}
+		if (e->fts_info == FTS_DP)
+			continue;
+		if (e->fts_info == FTS_DNR || e->fts_info == FTS_ERR ||
+		    e->fts_info == FTS_NS) {
+			fail(cause, "cannot read '%s': %s", e->fts_path,
+			    strerror(e->fts_errno));
+			goto out;
+		}
+		if (e->fts_info != FTS_D && e->fts_info != FTS_F)
+			continue;	/* as backup_archive_write(): skipped */
+		rel = e->fts_path + rootlen + 1;
+		je = json_object();
+		path_set(je, rel);
+		if (e->fts_info == FTS_D) {
+			json_object_set_new(je, "type", json_string("d"));
+			stat_into(je, e->fts_statp);
+			json_array_append_new(tree, je);
+			continue;
+		}
+		fd = open(e->fts_accpath, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+		if (fd < 0 || fstat(fd, &st) < 0) {
+			json_decref(je);
+			if (fd < 0 && errno == ENOENT)
+				continue;	/* deleted meanwhile */
+			fail(cause, "cannot read '%s': %s", e->fts_path,
+			    strerror(errno));
+			if (fd >= 0)
+				close(fd);
+			goto out;
+		}
+		json_object_set_new(je, "type", json_string("f"));
+		stat_into(je, &st);
+		if ((old = prev_same(p, idx, rel, &st)) != NULL) {
+			snprintf(hex, sizeof(hex), "%s", jsonx_str(old, "sha256"));
+			size = st.st_size;
+			p->st->reused++;
+		} else {
+			posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+			if (put_fd(p, fd, e->fts_path, hex, &size, cause) < 0) {
+				close(fd);
+				json_decref(je);
+				goto out;
+			}
+			p->st->hashed++;
+		}
+		/* new blobs are moved into the store in batches: what a
+		 * snapshot holds in memory does not grow with its files */
+		if (json_object_size(p->pending) >= PENDING_MAX &&
+		    put_sync(p, cause) < 0) {
+			close(fd);
+			json_decref(je);
+			goto out;
+		}
+		close(fd);
+		json_object_set_new(je, "size", json_integer(size));
+		json_object_set_new(je, "sha256", json_string(hex));
+		json_object_set_new(je, "mtime_ns", json_integer(
+		    (long long)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec));
+		json_object_set_new(je, "ctime_ns", json_integer(
+		    (long long)st.st_ctim.tv_sec * 1000000000 + st.st_ctim.tv_nsec));
+		json_object_set_new(je, "inode", json_integer((long long)st.st_ino));
+		json_object_set_new(je, "device", json_integer((long long)st.st_dev));
+		json_array_append_new(tree, je);
+		p->st->files++;
+		p->st->files_bytes += size;
+	}
+	rc = 0;
+out:
+	fts_close(f);
+	return rc;
+}
+
+int
+snapstore_snapshot(const struct snapstore_snap_opts *o,
+    struct snapstore_stats *stats, char **cause)
+{
+	struct snapstore_stats st0;
+	struct put p;
+	json_t *m = NULL, *tree = json_array(), *idx = NULL;
+	char hex[65], *text = NULL;
+	const char *h;
+	json_t *pt;
+	long long dsize;
+	int lock = -1, rc = -1;
+
+	memset(&st0, 0, sizeof(st0));
+	memset(&p, 0, sizeof(p));
+	p.store = o->store;
+	p.st = stats != NULL ? stats : &st0;
+	memset(p.st, 0, sizeof(*p.st));
+	p.iobuf = xmalloc(NUBO_IO_CHUNK);
+	p.pending = json_object();
+	if (store_prepare(o->store, cause) < 0 ||
+	    (lock = store_lock(o->store, LOCK_SH, cause)) < 0)
+		goto out;
+	/* the dump: one blob (docs/ARCHITECTURE.md says why) */
+	if (lseek(o->dump_fd, 0, SEEK_SET) < 0) {
+		fail(cause, "cannot read the dump: %s", strerror(errno));
+		goto out;
+	}
+	if (put_fd(&p, o->dump_fd, "the dump", hex, &dsize, cause) < 0)
+		goto out;
+	m = json_pack("{s:i,s:I,s:s,s:I,s:I,s:{s:I,s:s}}", "format",
+	    MANIFEST_FORMAT, "created", (json_int_t)o->created,
+	    "model_version", o->model_version ? o->model_version : "",
+	    "database_size", (json_int_t)(o->database_size >= 0 ?
+	    o->database_size : dsize), "duration", (json_int_t)o->duration,
+	    "dump", "size", (json_int_t)dsize, "sha256", hex);
+	idx = prev_index(o->prev);
+	if (o->files_dir != NULL && snap_tree(&p, o->files_dir, idx, tree,
+	    cause) < 0)
+		goto out;
+	json_object_set(m, "tree", tree);
+	json_object_set_new(m, "files_size", json_integer(p.st->files_bytes));
+	/* the blobs are durable before the manifest names them */
+	if (put_sync(&p, cause) < 0)
+		goto out;
+	text = json_dumps(m, JSON_COMPACT);
+	if (util_write_file(o->manifest, text, strlen(text), 0600) < 0) {
+		fail(cause, "cannot write '%s': %s", o->manifest, strerror(errno));
+		goto out;
+	}
+	rc = 0;
+out:
+	if (lock >= 0)
+		close(lock);
+	json_decref(m);
+	json_decref(tree);
+	json_decref(idx);
+	/* blobs not moved into blobs/: gone (the sweep also empties tmp/) */
+	json_object_foreach(p.pending, h, pt)
+		if (rc < 0)
+			unlink(json_string_value(pt));
+	json_decref(p.pending);
+	free(text);
+	free(p.iobuf);
+	return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* Assembling the archive                                              */
+
+struct asm_ctx {
+	z_stream	 z;
+	int		 out_fd;
+	unsigned char	*zbuf;
+	unsigned char	*iobuf;
+	int		 werr;		/* errno of a failed write */
+	int		 failed;	/* write nothing more */
+	struct archive	*a;
+	const char	*store;
+};
+
+static int
+deflate_out(struct asm_ctx *c, const void *data, size_t len, int flush)
+{
+	int zr;
+	size_t have;
+
+	c->z.next_in = (unsigned char *)data;
+	c->z.avail_in = (uInt)len;
+	do {
+		c->z.next_out = c->zbuf;
+		c->z.avail_out = NUBO_IO_CHUNK;
+		zr = deflate(&c->z, flush);
+		if (zr == Z_STREAM_ERROR)
+			return -1;
+		have = NUBO_IO_CHUNK - c->z.avail_out;
+		if (have > 0 && util_write_all(c->out_fd, c->zbuf, have) < 0) {
+			c->werr = errno;
+			return -1;
+		}
+	} while (c->z.avail_out == 0 || (flush == Z_FINISH && zr != Z_STREAM_END));
+	return 0;
+}
+
+static la_ssize_t
+asm_write(struct archive *a, void *vctx, const void *buf, size_t len)
+{
+	struct asm_ctx *c = vctx;
+
+	if (c->failed)
+		return (la_ssize_t)len;	/* archive_write_free()'s flush */
+	if (deflate_out(c, buf, len, Z_NO_FLUSH) < 0) {
+		archive_set_error(a, c->werr ? c->werr : EIO, "%s",
+		    c->werr ? strerror(c->werr) : "deflate failed");
+		return -1;
+	}
+	return (la_ssize_t)len;
+}
+
+static int
+asm_header(struct asm_ctx *c, const char *name, mode_t type, mode_t perm,
+    long long size, long long mtime, char **cause)
+{
+	struct archive_entry *e = archive_entry_new();
+	int r;
+
+	archive_entry_set_pathname(e, name);
+	archive_entry_set_filetype(e, type);
+	archive_entry_set_perm(e, perm);
+	archive_entry_set_size(e, type == AE_IFREG ? size : 0);
+	archive_entry_set_mtime(e, (time_t)mtime, 0);
+	archive_entry_set_uname(e, "nubo");
+	archive_entry_set_gname(e, "nubo");
+	r = archive_write_header(c->a, e);
+	archive_entry_free(e);
+	if (r != ARCHIVE_OK && r != ARCHIVE_WARN)
+		return fail(cause, "cannot write the archive: %s",
+		    archive_error_string(c->a));
+	return 0;
+}
+
+static int
+asm_data(struct asm_ctx *c, const void *data, size_t len, char **cause)
+{
+	if (archive_write_data(c->a, data, len) != (la_ssize_t)len)
+		return fail(cause, "cannot write the archive: %s",
+		    archive_error_string(c->a));
+	return 0;
+}
+
+/* Copy a blob into the current member, checking its size and sha256:
+ * a damaged blob fails the download, naming the file it holds. */
+static int
+asm_blob(struct asm_ctx *c, const char *hex, long long size, const char *name,
+    char **cause)
+{
+	char *path = blob_path(c->store, hex), got[65];
+	EVP_MD_CTX *mc = EVP_MD_CTX_new();
+	unsigned char md[32];
+	long long left = size;
+	ssize_t n;
+	int fd, rc = -1;
+
+	EVP_DigestInit_ex(mc, EVP_sha256(), NULL);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
+		fail(cause, "the snapshot's blob for '%s' is missing from the "
+		    "store: %s", name, strerror(errno));
+		goto out;
+	}
+	posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+	while (left > 0) {
+		n = read(fd, c->iobuf, left < NUBO_IO_CHUNK ? (size_t)left :
+		    NUBO_IO_CHUNK);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		EVP_DigestUpdate(mc, c->iobuf, (size_t)n);
+		if (asm_data(c, c->iobuf, (size_t)n, cause) < 0)
+			goto out;
+		left -= n;
+	}
+	EVP_DigestFinal_ex(mc, md, NULL);
+	util_hex(md, 32, got);
+	if (left != 0 || read(fd, c->iobuf, 1) != 0 || strcmp(got, hex) != 0) {
+		fail(cause, "the snapshot's blob for '%s' is damaged (%s)", name,
+		    path);
+		goto out;
+	}
+	rc = 0;
+out:
+	if (fd >= 0)
+		close(fd);
+	EVP_MD_CTX_free(mc);
+	free(path);
+	return rc;
+}
+
+static int
+asm_tree(struct asm_ctx *c, json_t *m, struct buf *sums, char **cause)
+{
+	json_t *tree = json_object_get(m, "tree"), *e;
+	long long created = jsonx_int(m, "created", 0);
+	unsigned char md[32];
+	const char *type, *hex;
+	char *rel, *name;
+	size_t i, k;
+	int rc;
+
+	if (json_array_size(tree) == 0)
+		return 0;
+	if (asm_header(c, "tree/", AE_IFDIR, 0755, 0, created, cause) < 0)
+		return -1;
+	json_array_foreach(tree, i, e) {
+		type = jsonx_str(e, "type");
+		hex = jsonx_str(e, "sha256");
+		if ((rel = path_get(e)) == NULL || type == NULL ||
+		    (strcmp(type, "d") != 0 && (strcmp(type, "f") != 0 ||
+		    !valid_hex(hex))))
+			return fail(cause, "the snapshot's manifest is damaged "
+			    "at entry %zu", i);
+		name = xasprintf("tree/%s%s", rel, *type == 'd' ? "/" : "");
+		free(rel);
+		if (*type == 'd')
+			rc = asm_header(c, name, AE_IFDIR, jsonx_int(e, "mode",
+			    0755) & 07777, 0, jsonx_int(e, "mtime", 0), cause);
+		else {
+			rc = asm_header(c, name, AE_IFREG, jsonx_int(e, "mode",
+			    0644) & 07777, jsonx_int(e, "size", 0),
+			    jsonx_int(e, "mtime", 0), cause);
+			if (rc == 0)
+				rc = asm_blob(c, hex, jsonx_int(e, "size", 0),
+				    name, cause);
+			if (rc == 0 && sums != NULL) {
+				for (k = 0; k < 32; k++)
+					sscanf(hex + 2 * k, "%2hhx", &md[k]);
+				backup_checksum_line(sums, md, name);
+			}
+		}
+		free(name);
+		if (rc < 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* .metadata as backup_archive_write() writes it. */
+static char *
+metadata_text(json_t *m)
+{
+	json_t *mj = json_object();
+	char v[32], *text;
+
+	snprintf(v, sizeof(v), "%lld", jsonx_int(m, "duration", 0));
+	json_object_set_new(mj, "duration", json_string(v));
+	snprintf(v, sizeof(v), "%lld", jsonx_int(json_object_get(m, "dump"),
+	    "size", 0));
+	json_object_set_new(mj, "dumpSize", json_string(v));
+	json_object_set_new(mj, "modelVersion", json_string(
+	    jsonx_str(m, "model_version") ? jsonx_str(m, "model_version") : ""));
+	snprintf(v, sizeof(v), "%lld", jsonx_int(m, "database_size", 0));
+	json_object_set_new(mj, "databaseSize", json_string(v));
+	snprintf(v, sizeof(v), "%lld", jsonx_int(m, "files_size", 0));
+	json_object_set_new(mj, "filesSize", json_string(v));
+	json_object_set_new(mj, "nuboFormat", json_string("1"));
+	text = json_dumps(mj, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	json_decref(mj);
+	return text;
+}
+
+static int
+asm_full(struct asm_ctx *c, json_t *m, char **cause)
+{
+	json_t *dump = json_object_get(m, "dump");
+	long long created = jsonx_int(m, "created", 0);
+	long long dsize = jsonx_int(dump, "size", -1);
+	const char *dhex = jsonx_str(dump, "sha256");
+	unsigned char md[32];
+	struct buf sums;
+	char *meta = NULL;
+	size_t k;
+	int rc = -1;
+
+	buf_init(&sums, 0);
+	if (!valid_hex(dhex) || dsize < 0) {
+		fail(cause, "the snapshot's manifest is damaged: no dump");
+		goto out;
+	}
+	for (k = 0; k < 32; k++)
+		sscanf(dhex + 2 * k, "%2hhx", &md[k]);
+	backup_checksum_line(&sums, md, DUMP_NAME);
+	if (asm_header(c, "db/", AE_IFDIR, 0755, 0, created, cause) < 0 ||
+	    asm_header(c, DUMP_NAME, AE_IFREG, 0644, dsize, created, cause) < 0 ||
+	    asm_blob(c, dhex, dsize, DUMP_NAME, cause) < 0 ||
+	    asm_tree(c, m, &sums, cause) < 0)
+		goto out;
+	meta = metadata_text(m);
+	if (asm_header(c, ".metadata", AE_IFREG, 0644, (long long)strlen(meta),
+	    created, cause) < 0 || asm_data(c, meta, strlen(meta), cause) < 0 ||
+	    asm_header(c, ".nubo/", AE_IFDIR, 0755, 0, created, cause) < 0 ||
+	    asm_header(c, CHECKSUMS_NAME, AE_IFREG, 0644, (long long)sums.len,
+	    created, cause) < 0 || asm_data(c, sums.data, sums.len, cause) < 0)
+		goto out;
+	rc = 0;
+out:
+	free(meta);
+	buf_release(&sums);
+	return rc;
+}
+
+/* The dump itself, checked against its sha256. */
+static int
+copy_dump(const char *store, json_t *m, int out_fd, char **cause)
+{
+	json_t *dump = json_object_get(m, "dump");
+	const char *hex = jsonx_str(dump, "sha256");
+	char *path, got[65];
+	unsigned char md[32], *iobuf;
+	EVP_MD_CTX *mc;
+	ssize_t n;
+	int fd, rc = -1;
+
+	if (!valid_hex(hex))
+		return fail(cause, "the snapshot's manifest is damaged: no dump");
+	path = blob_path(store, hex);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
+		fail(cause, "the snapshot's blob for '%s' is missing from the "
+		    "store: %s", DUMP_NAME, strerror(errno));
+		free(path);
+		return -1;
+	}
+	iobuf = xmalloc(NUBO_IO_CHUNK);
+	mc = EVP_MD_CTX_new();
+	EVP_DigestInit_ex(mc, EVP_sha256(), NULL);
+	while ((n = read(fd, iobuf, NUBO_IO_CHUNK)) > 0) {
+		EVP_DigestUpdate(mc, iobuf, (size_t)n);
+		if (util_write_all(out_fd, iobuf, (size_t)n) < 0) {
+			fail(cause, "cannot write the dump: %s", strerror(errno));
+			goto out;
+		}
+	}
+	EVP_DigestFinal_ex(mc, md, NULL);
+	util_hex(md, 32, got);
+	if (n < 0 || strcmp(got, hex) != 0) {
+		fail(cause, "the snapshot's blob for '%s' is damaged (%s)",
+		    DUMP_NAME, path);
+		goto out;
+	}
+	rc = 0;
+out:
+	close(fd);
+	EVP_MD_CTX_free(mc);
+	free(iobuf);
+	free(path);
+	return rc;
+}
+
+int
+snapstore_archive_write(const char *store, const char *manifest,
+    enum snapstore_kind kind, int out_fd, char **cause)
+{
+	struct asm_ctx c;
+	json_t *m;
+	int rc = -1;
+
+	if ((m = manifest_load(manifest, cause)) == NULL)
+		return -1;
+	if (kind == SNAPSTORE_DATABASE) {
+		rc = copy_dump(store, m, out_fd, cause);
+		json_decref(m);
+		return rc;
+	}
+	memset(&c, 0, sizeof(c));
+	c.out_fd = out_fd;
+	c.store = store;
+	c.zbuf = xmalloc(NUBO_IO_CHUNK);
+	c.iobuf = xmalloc(NUBO_IO_CHUNK);
+	/* gzip with a zero header time and zlib's defaults: fixed bytes */
+	if (deflateInit2(&c.z, ARCHIVE_LEVEL, Z_DEFLATED, 15 + 16, 8,
+	    Z_DEFAULT_STRATEGY) != Z_OK)
+		fatal("deflateInit2 failed");
+	c.a = archive_write_new();
+	archive_write_set_format_pax_restricted(c.a);
+	archive_write_set_bytes_per_block(c.a, 64 * 1024);
+	archive_write_set_bytes_in_last_block(c.a, 1);
+	if (archive_write_open2(c.a, &c, NULL, asm_write, NULL, NULL) !=
+	    ARCHIVE_OK) {
+		fail(cause, "cannot write the archive: %s",
+		    archive_error_string(c.a));
+		goto out;
+	}
+	if ((kind == SNAPSTORE_FULL ? asm_full(&c, m, cause) :
+	    asm_tree(&c, m, NULL, cause)) < 0)
+		goto out;
+	if (archive_write_close(c.a) != ARCHIVE_OK) {
+		fail(cause, "cannot write the archive: %s",
+		    archive_error_string(c.a));
+		goto out;
+	}
+	if (deflate_out(&c, NULL, 0, Z_FINISH) < 0) {
+		fail(cause, "cannot write the archive: %s",
+		    strerror(c.werr ? c.werr : EIO));
+		goto out;
+	}
+	rc = 0;
+out:
+	c.failed = rc < 0;
+	archive_write_free(c.a);
+	deflateEnd(&c.z);
+	free(c.zbuf);
+	free(c.iobuf);
+	json_decref(m);
+	return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* Sweep                                                               */
+
+/* Mark: every blob the manifests matching roots (a glob(3) pattern)
+ * name, as keys of an object. Listed under the exclusive lock, so a
+ * snapshot that completed a moment ago is a root too. */
+static json_t *
+sweep_mark(const char *roots, char **cause)
+{
+	json_t *live = json_object(), *m, *e;
+	const char *h;
+	glob_t g;
+	size_t i, r;
+	int gr;
+
+	gr = glob(roots, GLOB_ERR, NULL, &g);
+	if (gr != 0 && gr != GLOB_NOMATCH) {
+		fail(cause, "cannot list the snapshot manifests '%s'", roots);
+		json_decref(live);
+		return NULL;
+	}
+	for (r = 0; gr == 0 && r < g.gl_pathc; r++) {
+		if ((m = manifest_load(g.gl_pathv[r], cause)) == NULL) {
+			json_decref(live);
+			live = NULL;
+			break;
+		}
+		h = jsonx_str(json_object_get(m, "dump"), "sha256");
+		if (valid_hex(h))
+			json_object_set_new(live, h, json_true());
+		json_array_foreach(json_object_get(m, "tree"), i, e)
+			if (valid_hex(h = jsonx_str(e, "sha256")))
+				json_object_set_new(live, h, json_true());
+		json_decref(m);
+	}
+	if (gr == 0)
+		globfree(&g);
+	return live;
+}
+
+int
+snapstore_sweep(const char *store, const char *roots,
+    long long *freed_blobs, long long *freed_bytes, char **cause)
+{
+	json_t *live = NULL;
+	DIR *d = NULL, *sd;
+	struct dirent *de, *se;
+	struct stat st;
+	char *p, *sub, hex[65];
+	long long nb = 0, nbytes = 0;
+	int lock, rc = -1, changed;
+
+	if (store_prepare(store, cause) < 0 ||
+	    (lock = store_lock(store, LOCK_EX, cause)) < 0)
+		return -1;
+	/* temp files of snapshots that were killed: nobody writes now */
+	p = xasprintf("%s/tmp", store);
+	util_rm_rf(p);
+	util_mkdir_p(p, 0700);
+	free(p);
+	if ((live = sweep_mark(roots, cause)) == NULL)
+		goto out;
+	p = xasprintf("%s/blobs", store);
+	d = opendir(p);
+	free(p);
+	if (d == NULL) {
+		fail(cause, "cannot read '%s/blobs': %s", store, strerror(errno));
+		goto out;
+	}
+	while ((de = readdir(d)) != NULL) {
+		if (strlen(de->d_name) != 2)
+			continue;
+		sub = xasprintf("%s/blobs/%s", store, de->d_name);
+		if ((sd = opendir(sub)) == NULL) {
+			free(sub);
+			continue;
+		}
+		changed = 0;
+		while ((se = readdir(sd)) != NULL) {
+			if (se->d_name[0] == '.' || strlen(se->d_name) != 62)
+				continue;
+			snprintf(hex, sizeof(hex), "%s%s", de->d_name, se->d_name);
+			if (json_object_get(live, hex) != NULL)
+				continue;
+			p = xasprintf("%s/%s", sub, se->d_name);
+			if (stat(p, &st) == 0 && unlink(p) == 0) {
+				nb++;
+				nbytes += st.st_size;
+				changed = 1;
+			}
+			free(p);
+		}
+		closedir(sd);
+		if (changed) {
+			p = xasprintf("%s/x", sub);
+			util_fsync_dir(p);
+			free(p);
+		}
+		free(sub);
+	}
+	rc = 0;
+out:
+	if (d != NULL)
+		closedir(d);
+	close(lock);
+	json_decref(live);
+	if (freed_blobs != NULL)
+		*freed_blobs = nb;
+	if (freed_bytes != NULL)
+		*freed_bytes = nbytes;
+	return rc;
+}
+
+int
+snapstore_count(const char *store, long long *blobs, long long *bytes)
+{
+	char *p = xasprintf("%s/blobs", store);
+	char *argv[] = { p, NULL };
+	FTS *f;
+	FTSENT *e;
+
+	*blobs = *bytes = 0;
+	if ((f = fts_open(argv, FTS_PHYSICAL | FTS_NOCHDIR, NULL)) == NULL) {
+		free(p);
+		return -1;
+	}
+	while ((e = fts_read(f)) != NULL)
+		if (e->fts_info == FTS_F && e->fts_level == 2) {
+			(*blobs)++;
+			*bytes += e->fts_statp->st_size;
+		}
+	fts_close(f);
+	free(p);
+	return 0;
+}

@@ -1,0 +1,497 @@
+/* The snapshot store (issue #16): the archive assembled from the store
+ * holds what backup_archive_write() writes, byte-deterministically; a
+ * second snapshot adds only what changed; the sweep frees only what no
+ * manifest names; a snapshot killed midway leaves no manifest that names
+ * a missing blob. */
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <fcntl.h>
+
+#include <cmocka.h>
+
+#include "backup-archive.h"
+#include "snapstore.h"
+#include "util.h"
+#include "xmalloc.h"
+
+#include "data/tiny-dump.inc"
+
+static char tmp[256];
+
+static int
+setup(void **state)
+{
+	(void)state;
+	snprintf(tmp, sizeof(tmp), "/tmp/nubo-snapstore-XXXXXX");
+	return mkdtemp(tmp) == NULL ? -1 : 0;
+}
+
+static int
+teardown(void **state)
+{
+	(void)state;
+	return util_rm_rf(tmp);
+}
+
+static void
+put(const char *rel, const char *data)
+{
+	char *p = xasprintf("%s/files/%s", tmp, rel), *d = xstrdup(p);
+
+	*strrchr(d, '/') = '\0';
+	assert_int_equal(util_mkdir_p(d, 0755), 0);
+	assert_int_equal(util_write_file(p, data, strlen(data), 0644), 0);
+	free(d);
+	free(p);
+}
+
+static int
+sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static int
+sh(const char *fmt, ...)
+{
+	va_list ap;
+	char *cmd;
+	int rc;
+
+	va_start(ap, fmt);
+	assert_true(vasprintf(&cmd, fmt, ap) >= 0);
+	va_end(ap);
+	rc = system(cmd);
+	free(cmd);
+	return rc;
+}
+
+/* A file store with folders, an empty folder, names that need escaping or
+ * are not UTF-8, an empty file and a symlink (skipped by both writers). */
+static void
+make_files(void)
+{
+	char *p;
+	int i;
+
+	for (i = 0; i < 20; i++) {
+		p = xasprintf("%02x/%02x/file-%d", i % 4, i, i);
+		put(p, p);
+		free(p);
+	}
+	put("odd\\name", "x");
+	put("caf\xe9-latin1", "not utf-8");
+	put("\xc3\xa9t\xc3\xa9.txt", "utf-8");
+	put("empty", "");
+	p = xasprintf("%s/files/empty-dir", tmp);
+	assert_int_equal(mkdir(p, 0750), 0);
+	free(p);
+	p = xasprintf("%s/files/link", tmp);
+	assert_int_equal(symlink("/etc/passwd", p), 0);
+	free(p);
+}
+
+static int
+dump_fd(void)
+{
+	char *p = xasprintf("%s/in.dump", tmp);
+	int fd;
+
+	assert_int_equal(util_write_file(p, tiny_dump, tiny_dump_len, 0644), 0);
+	fd = open(p, O_RDONLY);
+	assert_true(fd >= 0);
+	free(p);
+	return fd;
+}
+
+/* Snapshot files/ into store/ as manifest name (after prev, may be NULL). */
+static void
+snap(const char *name, const char *prev, struct snapstore_stats *st)
+{
+	struct snapstore_snap_opts o;
+	char *store = xasprintf("%s/store", tmp);
+	char *man = xasprintf("%s/%s", tmp, name);
+	char *pm = prev ? xasprintf("%s/%s", tmp, prev) : NULL;
+	char *files = xasprintf("%s/files", tmp), *cause = NULL;
+
+	memset(&o, 0, sizeof(o));
+	o.store = store;
+	o.files_dir = files;
+	o.dump_fd = dump_fd();
+	o.prev = pm;
+	o.manifest = man;
+	o.model_version = "1.2.3";
+	o.created = 1700000000;
+	o.database_size = -1;
+	if (snapstore_snapshot(&o, st, &cause) < 0)
+		fail_msg("snapshot: %s", cause);
+	close(o.dump_fd);
+	free(store);
+	free(man);
+	free(pm);
+	free(files);
+}
+
+/* Assemble manifest name's download of kind into out; 0 or -1 (*cause). */
+static int
+assemble(const char *name, enum snapstore_kind kind, const char *out,
+    char **cause)
+{
+	char *store = xasprintf("%s/store", tmp);
+	char *man = xasprintf("%s/%s", tmp, name);
+	char *op = xasprintf("%s/%s", tmp, out);
+	int fd = open(op, O_WRONLY | O_CREAT | O_TRUNC, 0600), rc;
+
+	assert_true(fd >= 0);
+	rc = snapstore_archive_write(store, man, kind, fd, cause);
+	close(fd);
+	free(store);
+	free(man);
+	free(op);
+	return rc;
+}
+
+/* Assembling manifest name fails with a cause holding want. */
+static void
+refused(const char *name, enum snapstore_kind kind, const char *want)
+{
+	char *cause = NULL;
+
+	assert_int_equal(assemble(name, kind, "refused.out", &cause), -1);
+	if (strstr(cause, want) == NULL)
+		fail_msg("'%s' does not say '%s'", cause, want);
+	free(cause);
+}
+
+static void
+count(long long *blobs, long long *bytes)
+{
+	char *store = xasprintf("%s/store", tmp);
+
+	assert_int_equal(snapstore_count(store, blobs, bytes), 0);
+	free(store);
+}
+
+/* The store's download carries what today's archive carries: same member
+ * list in the same order, same contents, valid for nubo's reader (every
+ * checksum) and for plain tar + pg_restore; the same bytes every time,
+ * in another process too. */
+static void
+test_roundtrip(void **state)
+{
+	struct backup_write_opts o;
+	struct backup_read_opts ro;
+	struct backup_info info;
+	char *p, *cause = NULL;
+	int fd;
+	pid_t pid;
+
+	(void)state;
+	make_files();
+	/* today's archive */
+	memset(&o, 0, sizeof(o));
+	o.dump_path = p = xasprintf("%s/in.dump", tmp);
+	close(dump_fd());
+	o.files_dir = xasprintf("%s/files", tmp);
+	o.tmp_dir = tmp;
+	o.model_version = "1.2.3";
+	p = xasprintf("%s/today.tar.gz", tmp);
+	fd = open(p, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	if (backup_archive_write(&o, fd, NULL, &cause) < 0)
+		fail_msg("write: %s", cause);
+	close(fd);
+	free(p);
+	free((char *)o.dump_path);
+	free((char *)o.files_dir);
+
+	snap("m1.json", NULL, NULL);
+	if (assemble("m1.json", SNAPSTORE_FULL, "store.tar.gz", &cause) < 0)
+		fail_msg("assemble: %s", cause);
+	/* same members in the same order, same contents, plain readers */
+	assert_int_equal(sh("cd %s && tar tzf today.tar.gz >today.list && "
+	    "tar tzf store.tar.gz >store.list && cmp -s today.list store.list",
+	    tmp), 0);
+	assert_int_equal(sh("cd %s && mkdir a b && tar xzf today.tar.gz -C a && "
+	    "tar xzf store.tar.gz -C b && diff -r a b >/dev/null && "
+	    "diff -r files b/tree -x link >/dev/null && "
+	    "pg_restore --list b/db/db.backup >/dev/null && "
+	    "cd b && sha256sum --quiet -c .nubo/checksums", tmp), 0);
+	/* nubo's own reader: every rule and checksum holds */
+	backup_read_opts_init(&ro);
+	ro.pg_restore = "pg_restore";
+	p = xasprintf("%s/store.tar.gz", tmp);
+	fd = open(p, O_RDONLY);
+	free(p);
+	if (backup_archive_read_fd(fd, &ro, &info, &cause) < 0)
+		fail_msg("read: %s", cause);
+	close(fd);
+	assert_true(info.has_checksums);
+	assert_int_equal(info.files, 24);
+	assert_string_equal(info.meta.model_version, "1.2.3");
+	/* deterministic: again here, and in a child process */
+	assert_int_equal(assemble("m1.json", SNAPSTORE_FULL, "again.tar.gz",
+	    &cause), 0);
+	pid = fork();
+	if (pid == 0)
+		_exit(assemble("m1.json", SNAPSTORE_FULL, "child.tar.gz",
+		    &cause) == 0 ? 0 : 1);
+	assert_int_equal(waitpid(pid, &fd, 0), pid);
+	assert_int_equal(fd, 0);
+	assert_int_equal(sh("cd %s && cmp -s store.tar.gz again.tar.gz && "
+	    "cmp -s store.tar.gz child.tar.gz", tmp), 0);
+	/* files-only and database-only downloads */
+	assert_int_equal(assemble("m1.json", SNAPSTORE_FILES, "files.tar.gz",
+	    &cause), 0);
+	assert_int_equal(assemble("m1.json", SNAPSTORE_DATABASE, "db.backup",
+	    &cause), 0);
+	assert_int_equal(sh("cd %s && mkdir c && tar xzf files.tar.gz -C c && "
+	    "diff -r files c/tree -x link >/dev/null && cmp -s in.dump "
+	    "db.backup && test \"$(ls -A c)\" = tree", tmp), 0);
+}
+
+/* A second snapshot reads only the changed files and adds only their
+ * blobs; a file rewritten with the same size is seen (mtime, ctime). */
+static void
+test_incremental(void **state)
+{
+	struct snapstore_stats st;
+	long long b1, b2, bytes;
+	char *p;
+	struct timespec ts[2] = { { 0, UTIME_OMIT }, { 0, 0 } };
+	struct stat sb;
+	int fd;
+
+	(void)state;
+	make_files();
+	snap("m1.json", NULL, &st);
+	assert_int_equal(st.files, 24);
+	assert_int_equal(st.hashed, 24);
+	assert_int_equal(st.reused, 0);
+	count(&b1, &bytes);
+	/* 24 distinct files + the dump */
+	assert_int_equal(b1, 25);
+	assert_int_equal(st.blobs_added, 25);
+
+	put("new/uuid-1", "new file");
+	snap("m2.json", "m1.json", &st);
+	assert_int_equal(st.files, 25);
+	assert_int_equal(st.hashed, 1);
+	assert_int_equal(st.reused, 24);
+	assert_int_equal(st.blobs_added, 1);
+	count(&b2, &bytes);
+	assert_int_equal(b2, b1 + 1);
+
+	/* same content as an existing file: hashed, no new blob */
+	put("new/uuid-2", "new file");
+	/* rewritten in place (same inode), same size, mtime put back:
+	 * ctime still says so */
+	p = xasprintf("%s/files/00/00/file-0", tmp);
+	assert_int_equal(stat(p, &sb), 0);
+	fd = open(p, O_WRONLY | O_TRUNC);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, "00/00/file-X", 12), 12);
+	close(fd);
+	ts[1] = sb.st_mtim;
+	assert_int_equal(utimensat(AT_FDCWD, p, ts, 0), 0);
+	free(p);
+	snap("m3.json", "m2.json", &st);
+	assert_int_equal(st.hashed, 2);
+	assert_int_equal(st.reused, 24);
+	assert_int_equal(st.blobs_added, 1);
+	count(&b1, &bytes);
+	assert_int_equal(b1, b2 + 1);
+}
+
+/* Deleting a snapshot frees exactly the blobs only it named; a manifest
+ * that cannot be read stops the sweep before anything goes. */
+static void
+test_sweep(void **state)
+{
+	char *store = xasprintf("%s/store", tmp), *p, *cause = NULL;
+	char *roots = xasprintf("%s/m*.json", tmp);
+	long long before, after, bytes, freed, fbytes;
+
+	(void)state;
+	make_files();
+	snap("m1.json", NULL, NULL);
+	/* one file deleted, one added */
+	p = xasprintf("%s/files/odd\\name", tmp);
+	assert_int_equal(unlink(p), 0);
+	free(p);
+	put("added", "added later");
+	snap("m2.json", "m1.json", NULL);
+	count(&before, &bytes);
+
+	/* both kept: nothing freed */
+	assert_int_equal(snapstore_sweep(store, roots, &freed, &fbytes,
+	    &cause), 0);
+	assert_int_equal(freed, 0);
+
+	/* a damaged root: refused, nothing freed */
+	p = xasprintf("%s/m1.json", tmp);
+	assert_int_equal(util_write_file(p, "{", 1, 0600), 0);
+	assert_int_equal(snapstore_sweep(store, roots, &freed, &fbytes,
+	    &cause), -1);
+	assert_non_null(strstr(cause, "m1.json"));
+	free(cause);
+	cause = NULL;
+	count(&after, &bytes);
+	assert_int_equal(after, before);
+
+	/* m1 deleted: only "odd\name"'s blob goes, m2 still downloads */
+	assert_int_equal(unlink(p), 0);
+	free(p);
+	assert_int_equal(snapstore_sweep(store, roots, &freed, &fbytes,
+	    &cause), 0);
+	assert_int_equal(freed, 1);
+	assert_int_equal(fbytes, 1);
+	count(&after, &bytes);
+	assert_int_equal(after, before - 1);
+	if (assemble("m2.json", SNAPSTORE_FULL, "m2.tar.gz", &cause) < 0)
+		fail_msg("assemble: %s", cause);
+
+	/* all gone: the store is empty */
+	p = xasprintf("%s/m2.json", tmp);
+	assert_int_equal(unlink(p), 0);
+	free(p);
+	assert_int_equal(snapstore_sweep(store, roots, &freed, &fbytes,
+	    &cause), 0);
+	count(&after, &bytes);
+	assert_int_equal(after, 0);
+	free(roots);
+	free(store);
+}
+
+/* A damaged or missing blob fails the download, naming the file. */
+static void
+test_damaged_blob(void **state)
+{
+
+	(void)state;
+	put("doc", "the document");
+	snap("m1.json", NULL, NULL);
+	/* sha256("the document") */
+	assert_int_equal(sh("cd %s/store/blobs && f=$(printf 'the document' | "
+	    "sha256sum | cut -c1-64) && d=$(echo $f | cut -c1-2) && "
+	    "r=$(echo $f | cut -c3-) && chmod u+w $d/$r && printf 'the documenX'"
+	    " > $d/$r", tmp), 0);
+	refused("m1.json", SNAPSTORE_FULL, "'tree/doc' is damaged");
+	assert_int_equal(sh("cd %s/store/blobs && rm -f */*", tmp), 0);
+	refused("m1.json", SNAPSTORE_FULL, "'db/db.backup' is missing");
+}
+
+/* A manifest naming a path outside tree/ or a blob by something other
+ * than a sha256 is refused before a byte of it is written; a name that is
+ * not UTF-8 is kept in util_name_encode()'s form. */
+static void
+test_hostile_manifest(void **state)
+{
+	static const char *bad[] = {
+		"../etc/passwd", "a/../../x", "/abs", "a//b", "./a", "%2E%2E/x",
+	};
+	char *p, *text;
+	size_t i;
+
+	(void)state;
+	put("caf\xe9", "x");
+	snap("m1.json", NULL, NULL);
+	p = xasprintf("%s/m1.json", tmp);
+	text = util_read_file(p, 1 << 20, NULL);
+	assert_non_null(strstr(text, "\"path\":\"caf%E9\""));
+	free(text);
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		text = xasprintf("{\"format\":1,\"created\":1,\"dump\":{\"size\":1,"
+		    "\"sha256\":\"%064d\"},\"tree\":[{\"path\":\"%s\",\"type\":"
+		    "\"f\",\"size\":1,\"sha256\":\"%064d\"}]}", 0, bad[i], 0);
+		assert_int_equal(util_write_file(p, text, strlen(text), 0600), 0);
+		free(text);
+		refused("m1.json", SNAPSTORE_FILES,
+		    "manifest is damaged at entry 0");
+		assert_int_equal(sh("test ! -s %s/refused.out", tmp), 0);
+	}
+	/* a blob named by something other than a sha256 */
+	text = xasprintf("{\"format\":1,\"created\":1,\"dump\":{\"size\":1,"
+	    "\"sha256\":\"../../../etc/passwd\"},\"tree\":[]}");
+	assert_int_equal(util_write_file(p, text, strlen(text), 0600), 0);
+	free(text);
+	refused("m1.json", SNAPSTORE_DATABASE, "damaged: no dump");
+	free(p);
+}
+
+/* kill -9 at many points of a snapshot: a manifest, when there is one,
+ * names only blobs that are there; the next sweep leaves no temp file
+ * and no blob that no manifest names. */
+static void
+test_kill_mid_snapshot(void **state)
+{
+	char *store = xasprintf("%s/store", tmp), *man, *cause = NULL;
+	char *roots = xasprintf("%s/m*.json", tmp), name[64];
+	long long blobs, bytes, freed;
+	int i, round, st, had = 0, missed = 0;
+	pid_t pid;
+
+	(void)state;
+	for (i = 0; i < 400; i++) {
+		snprintf(name, sizeof(name), "d%d/f%d", i % 10, i);
+		put(name, name);
+	}
+	for (round = 0; round < 12; round++) {
+		snprintf(name, sizeof(name), "m%d.json", round);
+		man = xasprintf("%s/%s", tmp, name);
+		util_rm_rf(store);
+		pid = fork();
+		if (pid == 0) {
+			snap(name, NULL, NULL);
+			_exit(0);
+		}
+		usleep((useconds_t)(round * round * 4000));
+		kill(pid, SIGKILL);
+		assert_int_equal(waitpid(pid, &st, 0), pid);
+		if (access(man, F_OK) == 0) {
+			had++;
+			if (assemble(name, SNAPSTORE_FULL, "k.tar.gz", &cause) < 0)
+				fail_msg("after kill -9: %s", cause);
+		} else
+			missed++;
+		assert_int_equal(snapstore_sweep(store, roots, &freed, NULL,
+		    &cause), 0);
+		count(&blobs, &bytes);
+		/* 400 distinct files + the dump, or nothing */
+		assert_int_equal(blobs, access(man, F_OK) == 0 ? 401 : 0);
+		assert_int_equal(sh("test -z \"$(ls -A %s/tmp)\"", store), 0);
+		unlink(man);
+		free(man);
+	}
+	/* killed before the manifest at least once; how often a manifest
+	 * made it depends on the machine's speed */
+	assert_true(missed > 0);
+	print_message("kill -9 mid-snapshot: %d rounds with a manifest, %d "
+	    "without\n", had, missed);
+	free(roots);
+	free(store);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_roundtrip, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_incremental, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_sweep, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_damaged_blob, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_hostile_manifest, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_kill_mid_snapshot, setup,
+		    teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
