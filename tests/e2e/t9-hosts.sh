@@ -162,14 +162,16 @@ EXTRA_v3='--router-tls-listen [::1]:8443'
 EXTRA_v4="--acme-directory $PEBBLE_DIR --acme-email ops@t9.test --acme-ca $T/ca.pem"
 # start_host_node NAME NS IP: the node's agent on its host
 start_host_node() {
-	local before
+	local before n
 	before=$(grep -c "registered as node '$1'" "$T/node-$1.log" 2>/dev/null || true)
 	# shellcheck disable=SC2046
 	ip netns exec "$2" "$NUBOD" node $(node_args "$1" "$3") >> "$T/node-$1.log" 2>&1 &
 	PIDS+=("$!")
 	printf -v "NODE_PID_$1" %s "$!"
 	for _ in $(seq 150); do
-		[ "$(grep -c "registered as node '$1'" "$T/node-$1.log" 2>/dev/null || true)" -gt "${before:-0}" ] && return 0
+		n=$(grep -sc "registered as node '$1'" "$T/node-$1.log") || true
+		# (no log yet: no count, no registration)
+		[ "${n:-0}" -gt "${before:-0}" ] && return 0
 		sleep 0.2
 	done
 	fail "node $1 did not register"
