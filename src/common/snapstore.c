@@ -5,6 +5,7 @@
 #include <fts.h>
 #include <glob.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -119,68 +120,215 @@ struct put {
 	struct snapstore_stats *st;
 };
 
-/* Copy fd to the end into the store's tmp/ under its sha256 (hex: 65
- * bytes); *size gets the bytes read. put_sync() makes the new blobs
- * durable and moves them into blobs/ before any manifest names them: a
- * blob under blobs/ is always complete, so its presence is trusted. */
+/* A new blob being written to the store's tmp/ while it is hashed. */
+struct blob_w {
+	EVP_MD_CTX	*mc;
+	int		 fd;
+	char		*tmp;
+	long long	 size;
+};
+
+static int
+blob_begin(struct put *p, struct blob_w *b, char **cause)
+{
+	char *rnd = util_random_hex(8);
+
+	b->tmp = xasprintf("%s/tmp/%s", p->store, rnd);
+	free(rnd);
+	b->size = 0;
+	b->mc = EVP_MD_CTX_new();
+	EVP_DigestInit_ex(b->mc, EVP_sha256(), NULL);
+	b->fd = open(b->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (b->fd < 0)
+		return fail(cause, "cannot create '%s': %s", b->tmp,
+		    strerror(errno));
+	return 0;
+}
+
+static int
+blob_add(struct blob_w *b, const void *data, size_t len, char **cause)
+{
+	EVP_DigestUpdate(b->mc, data, len);
+	if (util_write_all(b->fd, data, len) < 0)
+		return fail(cause, "cannot write '%s': %s", b->tmp,
+		    strerror(errno));
+	b->size += (long long)len;
+	return 0;
+}
+
+/* Finish b: with keep, its sha256 into hex (65 bytes) and the blob
+ * pending, unless the store or this snapshot has it already. put_sync()
+ * makes pending blobs durable and moves them into blobs/ before any
+ * manifest names them: a blob under blobs/ is always complete, so its
+ * presence is trusted. Without keep, or when not needed, tmp goes. */
+static void
+blob_end(struct put *p, struct blob_w *b, int keep, char *hex)
+{
+	unsigned char md[32];
+	char *dst;
+
+	if (keep) {
+		EVP_DigestFinal_ex(b->mc, md, NULL);
+		util_hex(md, 32, hex);
+		dst = blob_path(p->store, hex);
+		if (access(dst, F_OK) != 0 &&
+		    json_object_get(p->pending, hex) == NULL) {
+			json_object_set_new(p->pending, hex,
+			    json_string(b->tmp));
+			p->st->blobs_added++;
+			p->st->bytes_added += b->size;
+			keep = 2;
+		}
+		free(dst);
+	}
+	if (b->fd >= 0)
+		close(b->fd);
+	if (keep != 2)
+		unlink(b->tmp);
+	EVP_MD_CTX_free(b->mc);
+	free(b->tmp);
+	b->tmp = NULL;
+	b->fd = -1;
+}
+
+/* Read fd to its end into one blob; *size gets the bytes read. */
 static int
 put_fd(struct put *p, int fd, const char *what, char *hex, long long *size,
     char **cause)
 {
-	EVP_MD_CTX *mc = EVP_MD_CTX_new();
-	unsigned char md[32];
-	char *rnd = util_random_hex(8), *tmp, *dst = NULL;
-	json_t *kept;
-	int out, rc = -1;
+	struct blob_w b;
 	ssize_t n;
 
-	tmp = xasprintf("%s/tmp/%s", p->store, rnd);
-	free(rnd);
-	*size = 0;
-	EVP_DigestInit_ex(mc, EVP_sha256(), NULL);
-	out = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	if (out < 0) {
-		fail(cause, "cannot create '%s': %s", tmp, strerror(errno));
-		goto out;
+	if (blob_begin(p, &b, cause) < 0) {
+		blob_end(p, &b, 0, NULL);
+		return -1;
 	}
 	for (;;) {
 		n = read(fd, p->iobuf, NUBO_IO_CHUNK);
 		if (n < 0 && errno == EINTR)
 			continue;
-		if (n < 0) {
+		if (n < 0)
 			fail(cause, "cannot read '%s': %s", what, strerror(errno));
+		if (n <= 0)
+			break;
+		if (blob_add(&b, p->iobuf, (size_t)n, cause) < 0) {
+			n = -1;
+			break;
+		}
+	}
+	*size = b.size;
+	blob_end(p, &b, n == 0, hex);
+	return n == 0 ? 0 : -1;
+}
+
+/* Content-defined chunks of the dump (a gear rolling hash, as FastCDC):
+ * a boundary where the hash's top CHUNK_BITS bits are zero, no chunk
+ * under CHUNK_MIN nor over CHUNK_MAX. A change inside a table's data
+ * moves the boundaries near it only, so the rest of the dump's chunks
+ * are the same blobs as the night before. */
+#define CHUNK_MIN	(256 * 1024)
+#define CHUNK_BITS	20			/* 1 MiB between boundaries */
+#define CHUNK_MAX	(4 * 1024 * 1024)
+
+static uint64_t gear[256];
+
+static void
+gear_init(void)
+{
+	uint64_t x = 0x6e75626f2d636463ULL;	/* fixed: the same boundaries
+						 * on every node and build */
+	int i;
+
+	if (gear[0] != 0)
+		return;
+	for (i = 0; i < 256; i++) {
+		/* splitmix64 */
+		uint64_t z = (x += 0x9e3779b97f4a7c15ULL);
+
+		z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+		z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+		gear[i] = z ^ (z >> 31);
+	}
+}
+
+/* The dump into chunks: dump gets size, sha256 (of the whole dump, for
+ * .nubo/checksums) and chunks [{sha256, size}…]. */
+static int
+put_dump(struct put *p, int fd, json_t *dump, char **cause)
+{
+	const uint64_t mask = ~0ULL << (64 - CHUNK_BITS);
+	EVP_MD_CTX *whole = EVP_MD_CTX_new();
+	json_t *chunks = json_array();
+	struct blob_w b;
+	unsigned char md[32];
+	char hex[65];
+	uint64_t h = 0;
+	long long total = 0;
+	ssize_t n, i, start;
+	int rc = -1;
+
+	gear_init();
+	EVP_DigestInit_ex(whole, EVP_sha256(), NULL);
+	b.fd = -1;
+	b.tmp = NULL;
+	b.mc = NULL;
+	if (blob_begin(p, &b, cause) < 0)
+		goto out;
+	for (;;) {
+		n = read(fd, p->iobuf, NUBO_IO_CHUNK);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			fail(cause, "cannot read the dump: %s", strerror(errno));
 			goto out;
 		}
 		if (n == 0)
 			break;
-		EVP_DigestUpdate(mc, p->iobuf, (size_t)n);
-		if (util_write_all(out, p->iobuf, (size_t)n) < 0) {
-			fail(cause, "cannot write '%s': %s", tmp, strerror(errno));
-			goto out;
+		EVP_DigestUpdate(whole, p->iobuf, (size_t)n);
+		total += n;
+		for (start = 0, i = 0; i < n; i++) {
+			h = (h << 1) + gear[p->iobuf[i]];
+			if (b.size + (i + 1 - start) < CHUNK_MIN)
+				continue;
+			if ((h & mask) != 0 &&
+			    b.size + (i + 1 - start) < CHUNK_MAX)
+				continue;
+			if (blob_add(&b, p->iobuf + start, (size_t)(i + 1 -
+			    start), cause) < 0)
+				goto out;
+			json_array_append_new(chunks, json_pack("{s:I}", "size",
+			    (json_int_t)b.size));
+			blob_end(p, &b, 1, hex);
+			json_object_set_new(json_array_get(chunks,
+			    json_array_size(chunks) - 1), "sha256",
+			    json_string(hex));
+			start = i + 1;
+			h = 0;
+			if (blob_begin(p, &b, cause) < 0)
+				goto out;
 		}
-		*size += n;
+		if (start < n && blob_add(&b, p->iobuf + start, (size_t)(n -
+		    start), cause) < 0)
+			goto out;
 	}
-	EVP_DigestFinal_ex(mc, md, NULL);
+	if (b.size > 0 || json_array_size(chunks) == 0) {
+		json_array_append_new(chunks, json_pack("{s:I}", "size",
+		    (json_int_t)b.size));
+		blob_end(p, &b, 1, hex);
+		json_object_set_new(json_array_get(chunks,
+		    json_array_size(chunks) - 1), "sha256", json_string(hex));
+	}
+	EVP_DigestFinal_ex(whole, md, NULL);
 	util_hex(md, 32, hex);
-	dst = blob_path(p->store, hex);
-	if (access(dst, F_OK) == 0 || json_object_get(p->pending, hex)) {
-		rc = 0;		/* stored already */
-		goto out;
-	}
-	json_object_set_new(p->pending, hex, json_string(tmp));
-	p->st->blobs_added++;
-	p->st->bytes_added += *size;
+	json_object_set_new(dump, "size", json_integer(total));
+	json_object_set_new(dump, "sha256", json_string(hex));
+	json_object_set(dump, "chunks", chunks);
 	rc = 0;
 out:
-	if (out >= 0) {
-		close(out);
-		kept = rc == 0 ? json_object_get(p->pending, hex) : NULL;
-		if (kept == NULL || strcmp(json_string_value(kept), tmp) != 0)
-			unlink(tmp);
-	}
-	EVP_MD_CTX_free(mc);
-	free(tmp);
-	free(dst);
+	if (b.tmp != NULL)
+		blob_end(p, &b, 0, NULL);
+	EVP_MD_CTX_free(whole);
+	json_decref(chunks);
 	return rc;
 }
 
@@ -326,7 +474,8 @@ manifest_load(const char *path, char **cause)
 		return NULL;
 	}
 	if (jsonx_int(m, "format", 0) != MANIFEST_FORMAT ||
-	    !json_is_object(json_object_get(m, "dump")) ||
+	    !json_is_array(json_object_get(json_object_get(m, "dump"),
+	    "chunks")) ||
 	    !json_is_array(json_object_get(m, "tree"))) {
 		fail(cause, "the manifest '%s' is not a snapshot manifest", path);
 		json_decref(m);
@@ -497,8 +646,8 @@ snapstore_snapshot(const struct snapstore_snap_opts *o,
 {
 	struct snapstore_stats st0;
 	struct put p;
-	json_t *m = NULL, *tree = json_array(), *idx = NULL;
-	char hex[65], *text = NULL;
+	json_t *m = NULL, *tree = json_array(), *idx = NULL, *dump = NULL;
+	char *text = NULL;
 	const char *h;
 	json_t *pt;
 	long long dsize;
@@ -519,14 +668,16 @@ snapstore_snapshot(const struct snapstore_snap_opts *o,
 		fail(cause, "cannot read the dump: %s", strerror(errno));
 		goto out;
 	}
-	if (put_fd(&p, o->dump_fd, "the dump", hex, &dsize, cause) < 0)
+	dump = json_object();
+	if (put_dump(&p, o->dump_fd, dump, cause) < 0)
 		goto out;
-	m = json_pack("{s:i,s:I,s:s,s:I,s:I,s:{s:I,s:s}}", "format",
+	dsize = jsonx_int(dump, "size", 0);
+	m = json_pack("{s:i,s:I,s:s,s:I,s:I,s:O}", "format",
 	    MANIFEST_FORMAT, "created", (json_int_t)o->created,
 	    "model_version", o->model_version ? o->model_version : "",
 	    "database_size", (json_int_t)(o->database_size >= 0 ?
 	    o->database_size : dsize), "duration", (json_int_t)o->duration,
-	    "dump", "size", (json_int_t)dsize, "sha256", hex);
+	    "dump", dump);
 	idx = prev_index(o->prev);
 	if (o->files_dir != NULL && snap_tree(&p, o->files_dir, idx, tree,
 	    cause) < 0)
@@ -548,6 +699,7 @@ out:
 	json_decref(m);
 	json_decref(tree);
 	json_decref(idx);
+	json_decref(dump);
 	/* blobs not moved into blobs/: gone (the sweep also empties tmp/) */
 	json_object_foreach(p.pending, h, pt)
 		if (rc < 0)
@@ -641,13 +793,18 @@ asm_data(struct asm_ctx *c, const void *data, size_t len, char **cause)
 	return 0;
 }
 
-/* Copy a blob into the current member, checking its size and sha256:
- * a damaged blob fails the download, naming the file it holds. */
+/* Where blob bytes go: the archive's current member, or a file. */
+typedef int (*blob_sink)(void *ctx, const void *data, size_t len,
+    char **cause);
+
+/* Copy a blob to sink, checking its size and sha256: a damaged or
+ * missing blob fails the download, naming the file it holds. */
 static int
-asm_blob(struct asm_ctx *c, const char *hex, long long size, const char *name,
+blob_copy(const char *store, const char *hex, long long size,
+    const char *name, unsigned char *iobuf, blob_sink sink, void *ctx,
     char **cause)
 {
-	char *path = blob_path(c->store, hex), got[65];
+	char *path = blob_path(store, hex), got[65];
 	EVP_MD_CTX *mc = EVP_MD_CTX_new();
 	unsigned char md[32];
 	long long left = size;
@@ -662,20 +819,20 @@ asm_blob(struct asm_ctx *c, const char *hex, long long size, const char *name,
 	}
 	posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
 	while (left > 0) {
-		n = read(fd, c->iobuf, left < NUBO_IO_CHUNK ? (size_t)left :
+		n = read(fd, iobuf, left < NUBO_IO_CHUNK ? (size_t)left :
 		    NUBO_IO_CHUNK);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0)
 			break;
-		EVP_DigestUpdate(mc, c->iobuf, (size_t)n);
-		if (asm_data(c, c->iobuf, (size_t)n, cause) < 0)
+		EVP_DigestUpdate(mc, iobuf, (size_t)n);
+		if (sink(ctx, iobuf, (size_t)n, cause) < 0)
 			goto out;
 		left -= n;
 	}
 	EVP_DigestFinal_ex(mc, md, NULL);
 	util_hex(md, 32, got);
-	if (left != 0 || read(fd, c->iobuf, 1) != 0 || strcmp(got, hex) != 0) {
+	if (left != 0 || read(fd, iobuf, 1) != 0 || strcmp(got, hex) != 0) {
 		fail(cause, "the snapshot's blob for '%s' is damaged (%s)", name,
 		    path);
 		goto out;
@@ -687,6 +844,56 @@ out:
 	EVP_MD_CTX_free(mc);
 	free(path);
 	return rc;
+}
+
+static int
+sink_archive(void *ctx, const void *data, size_t len, char **cause)
+{
+	return asm_data(ctx, data, len, cause);
+}
+
+static int
+sink_fd(void *ctx, const void *data, size_t len, char **cause)
+{
+	if (util_write_all(*(int *)ctx, data, len) < 0)
+		return fail(cause, "cannot write the dump: %s", strerror(errno));
+	return 0;
+}
+
+static int
+asm_blob(struct asm_ctx *c, const char *hex, long long size, const char *name,
+    char **cause)
+{
+	return blob_copy(c->store, hex, size, name, c->iobuf, sink_archive, c,
+	    cause);
+}
+
+/* The dump's chunks in order to sink; their sizes must add up to the
+ * dump's. */
+static int
+dump_copy(const char *store, json_t *dump, unsigned char *iobuf,
+    blob_sink sink, void *ctx, char **cause)
+{
+	json_t *chunks = json_object_get(dump, "chunks"), *ch;
+	long long sum = 0, size;
+	const char *hex;
+	size_t i;
+
+	json_array_foreach(chunks, i, ch) {
+		hex = jsonx_str(ch, "sha256");
+		size = jsonx_int(ch, "size", -1);
+		if (!valid_hex(hex) || size < 0)
+			return fail(cause, "the snapshot's manifest is damaged: "
+			    "dump chunk %zu", i);
+		sum += size;
+	}
+	if (!json_is_array(chunks) || sum != jsonx_int(dump, "size", -1))
+		return fail(cause, "the snapshot's manifest is damaged: no dump");
+	json_array_foreach(chunks, i, ch)
+		if (blob_copy(store, jsonx_str(ch, "sha256"), jsonx_int(ch,
+		    "size", 0), DUMP_NAME, iobuf, sink, ctx, cause) < 0)
+			return -1;
+	return 0;
 }
 
 static int
@@ -784,7 +991,7 @@ asm_full(struct asm_ctx *c, json_t *m, char **cause)
 	backup_checksum_line(&sums, md, DUMP_NAME);
 	if (asm_header(c, "db/", AE_IFDIR, 0755, 0, created, cause) < 0 ||
 	    asm_header(c, DUMP_NAME, AE_IFREG, 0644, dsize, created, cause) < 0 ||
-	    asm_blob(c, dhex, dsize, DUMP_NAME, cause) < 0 ||
+	    dump_copy(c->store, dump, c->iobuf, sink_archive, c, cause) < 0 ||
 	    asm_tree(c, m, &sums, cause) < 0)
 		goto out;
 	meta = metadata_text(m);
@@ -801,50 +1008,16 @@ out:
 	return rc;
 }
 
-/* The dump itself, checked against its sha256. */
+/* The dump itself, every chunk checked against its sha256. */
 static int
 copy_dump(const char *store, json_t *m, int out_fd, char **cause)
 {
-	json_t *dump = json_object_get(m, "dump");
-	const char *hex = jsonx_str(dump, "sha256");
-	char *path, got[65];
-	unsigned char md[32], *iobuf;
-	EVP_MD_CTX *mc;
-	ssize_t n;
-	int fd, rc = -1;
+	unsigned char *iobuf = xmalloc(NUBO_IO_CHUNK);
+	int rc;
 
-	if (!valid_hex(hex))
-		return fail(cause, "the snapshot's manifest is damaged: no dump");
-	path = blob_path(store, hex);
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
-		fail(cause, "the snapshot's blob for '%s' is missing from the "
-		    "store: %s", DUMP_NAME, strerror(errno));
-		free(path);
-		return -1;
-	}
-	iobuf = xmalloc(NUBO_IO_CHUNK);
-	mc = EVP_MD_CTX_new();
-	EVP_DigestInit_ex(mc, EVP_sha256(), NULL);
-	while ((n = read(fd, iobuf, NUBO_IO_CHUNK)) > 0) {
-		EVP_DigestUpdate(mc, iobuf, (size_t)n);
-		if (util_write_all(out_fd, iobuf, (size_t)n) < 0) {
-			fail(cause, "cannot write the dump: %s", strerror(errno));
-			goto out;
-		}
-	}
-	EVP_DigestFinal_ex(mc, md, NULL);
-	util_hex(md, 32, got);
-	if (n < 0 || strcmp(got, hex) != 0) {
-		fail(cause, "the snapshot's blob for '%s' is damaged (%s)",
-		    DUMP_NAME, path);
-		goto out;
-	}
-	rc = 0;
-out:
-	close(fd);
-	EVP_MD_CTX_free(mc);
+	rc = dump_copy(store, json_object_get(m, "dump"), iobuf, sink_fd,
+	    &out_fd, cause);
 	free(iobuf);
-	free(path);
 	return rc;
 }
 
@@ -933,9 +1106,10 @@ sweep_mark(const char *roots, char **cause)
 			live = NULL;
 			break;
 		}
-		h = jsonx_str(json_object_get(m, "dump"), "sha256");
-		if (valid_hex(h))
-			json_object_set_new(live, h, json_true());
+		json_array_foreach(json_object_get(json_object_get(m, "dump"),
+		    "chunks"), i, e)
+			if (valid_hex(h = jsonx_str(e, "sha256")))
+				json_object_set_new(live, h, json_true());
 		json_array_foreach(json_object_get(m, "tree"), i, e)
 			if (valid_hex(h = jsonx_str(e, "sha256")))
 				json_object_set_new(live, h, json_true());

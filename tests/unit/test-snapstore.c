@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -103,7 +104,10 @@ dump_fd(void)
 	char *p = xasprintf("%s/in.dump", tmp);
 	int fd;
 
-	assert_int_equal(util_write_file(p, tiny_dump, tiny_dump_len, 0644), 0);
+	/* the tiny dump, unless the test wrote its own */
+	if (access(p, F_OK) != 0)
+		assert_int_equal(util_write_file(p, tiny_dump, tiny_dump_len,
+		    0644), 0);
 	fd = open(p, O_RDONLY);
 	assert_true(fd >= 0);
 	free(p);
@@ -407,8 +411,9 @@ test_hostile_manifest(void **state)
 	free(text);
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		text = xasprintf("{\"format\":1,\"created\":1,\"dump\":{\"size\":1,"
-		    "\"sha256\":\"%064d\"},\"tree\":[{\"path\":\"%s\",\"type\":"
-		    "\"f\",\"size\":1,\"sha256\":\"%064d\"}]}", 0, bad[i], 0);
+		    "\"sha256\":\"%064d\",\"chunks\":[]},\"tree\":[{\"path\":"
+		    "\"%s\",\"type\":\"f\",\"size\":1,\"sha256\":\"%064d\"}]}", 0,
+		    bad[i], 0);
 		assert_int_equal(util_write_file(p, text, strlen(text), 0600), 0);
 		free(text);
 		refused("m1.json", SNAPSTORE_FILES,
@@ -417,11 +422,79 @@ test_hostile_manifest(void **state)
 	}
 	/* a blob named by something other than a sha256 */
 	text = xasprintf("{\"format\":1,\"created\":1,\"dump\":{\"size\":1,"
-	    "\"sha256\":\"../../../etc/passwd\"},\"tree\":[]}");
+	    "\"sha256\":\"%064d\",\"chunks\":[{\"size\":1,\"sha256\":"
+	    "\"../../../etc/passwd\"}]},\"tree\":[]}", 0);
 	assert_int_equal(util_write_file(p, text, strlen(text), 0600), 0);
 	free(text);
-	refused("m1.json", SNAPSTORE_DATABASE, "damaged: no dump");
+	refused("m1.json", SNAPSTORE_DATABASE, "damaged: dump chunk 0");
+	/* chunks that do not add up to the dump's size */
+	text = xasprintf("{\"format\":1,\"created\":1,\"dump\":{\"size\":2,"
+	    "\"sha256\":\"%064d\",\"chunks\":[{\"size\":1,\"sha256\":"
+	    "\"%064d\"}]},\"tree\":[]}", 0, 0);
+	assert_int_equal(util_write_file(p, text, strlen(text), 0600), 0);
+	free(text);
+	refused("m1.json", SNAPSTORE_FULL, "damaged: no dump");
 	free(p);
+}
+
+/* The dump is cut by content: a byte changed or bytes inserted in the
+ * middle of a 24 MB dump add the chunks around the change, not the dump
+ * (with fixed-size pieces an insertion would shift every later one);
+ * the database download is the dump, byte for byte. */
+static void
+test_dump_chunks(void **state)
+{
+	struct snapstore_stats st;
+	char *p = xasprintf("%s/in.dump", tmp), *q, *cause = NULL;
+	long long bytes, first;
+	unsigned char *d;
+	size_t len = 24 << 20, i;
+	uint64_t x = 42;
+	int fd;
+
+	(void)state;
+	d = xmalloc(len + 1000);
+	for (i = 0; i < len; i++) {
+		x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+		d[i] = (unsigned char)(x >> 56);
+	}
+	assert_int_equal(util_write_file(p, d, len, 0644), 0);
+	put("doc", "a document");
+	snap("m1.json", NULL, &st);
+	count(&first, &bytes);
+	/* 1 MiB on average, 256 KiB to 4 MiB each: 6 to 96 chunks + doc */
+	assert_true(first >= 7 && first <= 97);
+	assert_int_equal(bytes, (long long)len + 10);
+
+	/* one byte changed at 12 MB */
+	d[12 << 20] ^= 0xff;
+	assert_int_equal(util_write_file(p, d, len, 0644), 0);
+	snap("m2.json", "m1.json", &st);
+	assert_int_equal(st.blobs_added, 1);
+	assert_true(st.bytes_added <= 4 << 20);
+
+	/* 1000 bytes inserted at 6 MB */
+	memmove(d + (6 << 20) + 1000, d + (6 << 20), len - (6 << 20));
+	memset(d + (6 << 20), 'x', 1000);
+	assert_int_equal(util_write_file(p, d, len + 1000, 0644), 0);
+	snap("m3.json", "m2.json", &st);
+	assert_true(st.blobs_added >= 1 && st.blobs_added <= 2);
+	assert_true(st.bytes_added <= 8 << 20);
+	print_message("24 MB dump: %lld chunks; a byte changed added 1, an "
+	    "insertion %lld (%lld bytes)\n", first - 1, st.blobs_added,
+	    st.bytes_added);
+
+	/* the download is the dump */
+	if (assemble("m3.json", SNAPSTORE_DATABASE, "db.out", &cause) < 0)
+		fail_msg("assemble: %s", cause);
+	q = xasprintf("%s/db.out", tmp);
+	fd = open(q, O_RDONLY);
+	assert_true(fd >= 0);
+	assert_int_equal(sh("cmp -s %s %s", p, q), 0);
+	close(fd);
+	free(q);
+	free(p);
+	free(d);
 }
 
 /* kill -9 at many points of a snapshot: a manifest, when there is one,
@@ -488,6 +561,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_damaged_blob, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_hostile_manifest, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_dump_chunks, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_kill_mid_snapshot, setup,
 		    teardown),
