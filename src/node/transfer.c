@@ -196,6 +196,18 @@ walk_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 	rel = path + w->rootlen + 1;
 	if (strncmp(rel, ".nubo-", 6) == 0)
 		return flag == FTW_D ? FTW_SKIP_SUBTREE : 0;
+	if (flag == FTW_DNR) {
+		/* a folder the app may not list: what is below it would be
+		 * left out of the copy and of both sides' lists alike, and
+		 * verification would pass without it */
+		w->failed = 1;
+		name = util_name_encode(rel);
+		w->cause = xasprintf("cannot list folder %s (owner uid %u, "
+		    "mode %04o): the environment's user may not read it", name,
+		    (unsigned)st->st_uid, (unsigned)(st->st_mode & 07777));
+		free(name);
+		return FTW_STOP;
+	}
 	if (flag == FTW_D) {
 		name = util_name_encode(rel);
 		json_array_append_new(w->folders, json_pack("{s:s,s:i,s:s}",

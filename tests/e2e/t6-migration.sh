@@ -68,7 +68,8 @@ expect "the plan counts the app's tables (notes, attachments, events)" "$plan_ta
 # verify_catches WHAT CHANGE UNDO WANT CMD…: CMD runs with the migration
 # paused before Production's verify step, where CHANGE (shell code) makes
 # the target differ from the source; CMD must fail with the verify step
-# naming the difference (WANT, a regex); UNDO puts the target back. With
+# naming the difference (WANT, a regex, after VERIFY_SAYS when set); UNDO
+# puts the target back. With
 # CMD "-": the migration is already on its way there (in the background,
 # pid $cut).
 verify_catches() {
@@ -93,7 +94,7 @@ verify_catches() {
 	wait "$cli" || rc=$?
 	expect "$what: the phase fails" "$rc" 1
 	expect_match "$what: the verify step names it" "$(cat "$T/verify.err")" \
-		"the target differs from the source in 1 place\(s\): $want"
+		"${VERIFY_SAYS-the target differs from the source in 1 place\(s\): }$want"
 	eval "$undo"
 }
 # target_file: a file of the target's Production file store (an attachment)
@@ -188,6 +189,12 @@ verify_catches "cutover: one folder's owner changed on the target" \
 	'd=$(env_dir v4 Production)/files; sub=$(cd "$d" && find . -mindepth 1 -type d ! -path "./.nubo-*" | sort | head -n 1 | cut -c3-); chown root "$d/$sub"' \
 	'chown --reference="$d" "$d/$sub"' \
 	"folder [^ ]+: owned by the app on the source, by uid 0 gid [0-9]+ on the target" "$NUBO" migrate resume notes
+# a folder the app may not even list is not taken for empty (what is in
+# it would be missing from both sides' lists alike)
+VERIFY_SAYS= verify_catches "cutover: one folder the app cannot list on the target" \
+	'd=$(env_dir v4 Production)/files; sub=$(cd "$d" && find . -mindepth 1 -type d ! -path "./.nubo-*" | sort | head -n 1 | cut -c3-); chown root:root "$d/$sub"' \
+	'chown --reference="$d" "$d/$sub"' \
+	"cannot list folder [^ ]+ \\(owner uid 0, mode 0750\\): the environment's user may not read it" "$NUBO" migrate resume notes
 check "cutover" "$NUBO" migrate resume notes
 m=$(api_as "$ADMIN_KEY" GET '/migrations?app=notes' | jq_get migrations.0)
 expect "state cut-over" "$(printf '%s' "$m" | jq_get state)" cut-over
