@@ -2,8 +2,9 @@
  * direction, EPOLLIN on an end only while its buffer has room, EPOLLOUT
  * only while the other direction has bytes for it (or its connect is in
  * progress). A read of 0 shuts the other end's write side once its
- * buffer is drained; a pair is closed when both directions ended, or at
- * the first error. Pairs closed during a batch of events are freed after
+ * buffer is drained; an end hung up for good leaves epoll once its EOF
+ * is read (its hang-up is reported on every wait otherwise); a pair is
+ * closed when both directions ended, or at the first error. Pairs closed during a batch of events are freed after
  * it, so a later event of the same batch never touches freed memory. */
 #include "relay.h"
 
@@ -405,6 +406,18 @@ end_ready(struct relay *r, struct relay_end *e, unsigned events)
 	if ((events & EPOLLOUT) && pair_flush(p, o) == -1) {
 		pair_close(r, p);
 		return;
+	}
+	/* Hung up for good (a Unix socket's peer closed it; a TCP one both
+	 * ways) and its EOF read: nothing can be written to it either. The
+	 * other end's bytes for it have nowhere to go; without them it
+	 * leaves epoll (pair_update), where its hang-up would be reported on
+	 * every wait for as long as the other end stays open and quiet. */
+	if ((events & EPOLLHUP) && p->eof[i] && !p->shut[i]) {
+		if (p->len[o] > p->off[o]) {
+			pair_close(r, p);
+			return;
+		}
+		p->shut[i] = 1;
 	}
 	pair_update(r, p);
 }

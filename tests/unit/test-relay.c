@@ -1,8 +1,9 @@
 /* The byte relay (relay.h) that bridges a sandbox's network namespace:
  * bytes arrive whole and in order both ways for bodies many times its
  * buffer, each side's end of stream is passed on (half-close), many
- * connections run at once, and a backend that is not there closes the
- * client's connection instead of hanging it. */
+ * connections run at once, a backend that is not there closes the
+ * client's connection instead of hanging it, and a client gone while its
+ * backend keeps quiet costs no CPU. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -17,6 +18,7 @@
 #include <pthread.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -26,7 +28,7 @@
 #define UPLOAD		(3 * 1024 * 1024 + 17)	/* client → backend */
 #define DOWNLOAD	(5 * 1024 * 1024 + 3)	/* backend → client */
 
-static int backend_port;
+static int backend_port, quiet_port;
 static char sock_path[108];
 
 static unsigned char
@@ -96,6 +98,25 @@ dial_backend(void *arg)
 {
 	(void)arg;
 	return relay_dial_tcp("127.0.0.1", backend_port);
+}
+
+/* A backend that accepts and then neither reads, writes nor closes (an
+ * app's idle pooled connection to its database). */
+static void *
+quiet_backend(void *arg)
+{
+	int l = (int)(intptr_t)arg;
+
+	while (accept(l, NULL, NULL) != -1)
+		;
+	return NULL;
+}
+
+static int
+dial_quiet(void *arg)
+{
+	(void)arg;
+	return relay_dial_tcp("127.0.0.1", quiet_port);
 }
 
 static int
@@ -267,6 +288,46 @@ test_backend_missing(void **state)
 	end_relay(r);
 }
 
+/* CPU seconds the relay's thread has used. */
+static double
+relay_cpu(void)
+{
+	struct timespec ts;
+	clockid_t c;
+
+	assert_int_equal(pthread_getcpuclockid(relay_tid, &c), 0);
+	assert_int_equal(clock_gettime(c, &ts), 0);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* The client closes its socket (a Unix socket: the relay's end of it is
+ * hung up for good) while the backend stays open and quiet. Its EOF is
+ * passed on, and the hung-up end leaves the relay's epoll: kept there,
+ * its hang-up was reported on every wait, the relay spinning a core until
+ * the backend closed — in nubo-init, an app's database connection closed
+ * by PostgreSQL while the app kept it. */
+static void
+test_client_gone_backend_quiet(void **state)
+{
+	struct relay *r;
+	double before, used;
+	int s;
+
+	(void)state;
+	r = start_relay(dial_quiet);
+	s = client_connect();
+	assert_true(s >= 0);
+	close(s);
+	usleep(200 * 1000);
+	before = relay_cpu();
+	usleep(1000 * 1000);
+	used = relay_cpu() - before;
+	if (used > 0.1)
+		fail_msg("the relay used %.2f s of CPU in 1 s with nothing to "
+		    "do", used);
+	end_relay(r);
+}
+
 static void
 test_unlisten(void **state)
 {
@@ -289,6 +350,25 @@ test_unlisten(void **state)
 	end_relay(r);
 }
 
+/* A listening socket on a free port of 127.0.0.1: its fd, or -1. */
+static int
+listen_loopback(int *port)
+{
+	struct sockaddr_in sa;
+	socklen_t len = sizeof sa;
+	int l = socket(AF_INET, SOCK_STREAM, 0);
+
+	memset(&sa, 0, sizeof sa);
+	sa.sin_family = AF_INET;
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (l == -1 || bind(l, (struct sockaddr *)&sa, sizeof sa) == -1 ||
+	    listen(l, 64) == -1 ||
+	    getsockname(l, (struct sockaddr *)&sa, &len) == -1)
+		return -1;
+	*port = ntohs(sa.sin_port);
+	return l;
+}
+
 int
 main(void)
 {
@@ -296,22 +376,18 @@ main(void)
 		cmocka_unit_test(test_large_both_ways),
 		cmocka_unit_test(test_many_at_once),
 		cmocka_unit_test(test_backend_missing),
+		cmocka_unit_test(test_client_gone_backend_quiet),
 		cmocka_unit_test(test_unlisten),
 	};
-	struct sockaddr_in sa;
-	socklen_t len = sizeof sa;
 	pthread_t t;
-	int l = socket(AF_INET, SOCK_STREAM, 0);
+	int l = listen_loopback(&backend_port), q = listen_loopback(
+	    &quiet_port);
 
-	memset(&sa, 0, sizeof sa);
-	sa.sin_family = AF_INET;
-	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (bind(l, (struct sockaddr *)&sa, sizeof sa) == -1 ||
-	    listen(l, 64) == -1 ||
-	    getsockname(l, (struct sockaddr *)&sa, &len) == -1)
+	if (l == -1 || q == -1)
 		return 1;
-	backend_port = ntohs(sa.sin_port);
 	pthread_create(&t, NULL, backend, (void *)(intptr_t)l);
+	pthread_detach(t);
+	pthread_create(&t, NULL, quiet_backend, (void *)(intptr_t)q);
 	pthread_detach(t);
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
