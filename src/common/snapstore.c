@@ -1161,7 +1161,7 @@ snapstore_sweep(const char *store, const char *roots,
 		while ((se = readdir(sd)) != NULL) {
 			if (se->d_name[0] == '.' || strlen(se->d_name) != 62)
 				continue;
-			snprintf(hex, sizeof(hex), "%s%s", de->d_name, se->d_name);
+			snprintf(hex, sizeof(hex), "%.2s%.62s", de->d_name, se->d_name);
 			if (json_object_get(live, hex) != NULL)
 				continue;
 			p = xasprintf("%s/%s", sub, se->d_name);
