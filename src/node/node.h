@@ -165,9 +165,8 @@ int node_save_agent(void);
 int node_run(char *const argv[], int as, char *out, size_t outlen);
 /* chown path to the node's user (nginx's workers; when running as root). */
 void node_chown(const char *path);
-/* chown path (or the tree below it) to environment e's own user. */
+/* chown path to environment e's own user. */
 void env_chown(struct env *e, const char *path);
-void env_chown_tree(struct env *e, const char *path);
 /* File work in an environment's files folder, done as its user on this
  * thread (setfsuid/setfsgid; -1: no change): what the node creates there
  * is the app's, and links the app planted lead only where the app itself

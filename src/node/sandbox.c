@@ -200,13 +200,6 @@ env_chown(struct env *e, const char *path)
 		log_warn("cannot chown %s: %s", path, strerror(errno));
 }
 
-void
-env_chown_tree(struct env *e, const char *path)
-{
-	if (e->uid != (uid_t)-1)
-		chown_tree(path, e->uid, (gid_t)e->uid);
-}
-
 char *
 sandbox_socket_path(long long env_id, int index)
 {
