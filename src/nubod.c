@@ -6,6 +6,7 @@
 
 #include <sodium.h>
 #include <curl/curl.h>
+#include <openssl/crypto.h>
 #include <jansson.h>
 
 #include "opts.h"
@@ -178,6 +179,13 @@ main(int argc, char **argv)
 		fputs("nubod: libsodium failed to start\n", stderr);
 		return 1;
 	}
+	/* OpenSSL frees its global tables in an atexit handler: a daemon
+	 * whose main thread returns while another thread is in a TLS
+	 * handshake (a heartbeat, an agent call) would have that thread
+	 * read freed memory (seen under ASan in t9-hosts: OPENSSL_sk_dup
+	 * from X509_STORE_load_file_ex at a node's stop). The process ends
+	 * anyway; its memory goes with it. */
+	OPENSSL_init_crypto(OPENSSL_INIT_NO_ATEXIT, NULL);
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	if (argc < 2) {
 		nubod_usage(stderr);

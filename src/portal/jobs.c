@@ -101,8 +101,10 @@ job_submit_reply(struct preq *r, const char *kind, const char *environment,
 	long long id;
 	char *loc;
 
+	if (params == NULL)
+		params = json_object();
 	id = job_submit(r->db, kind, r->app_id, r->node_id, environment,
-	    params ? params : json_object(), r->who.user_id);
+	    params, r->who.user_id);
 	json_decref(params);
 	if (id == 0) {
 		reply_store_error(r);

@@ -36,11 +36,13 @@ struct job_kind {
 
 /* Queue a job; returns its id, or 0 on a store error. Jobs on the same
  * node environment (of the same app: sandboxes share their name) run one
- * at a time, in order. */
+ * at a time, in order. params is the caller's still (copied into the
+ * store). */
 long long job_submit(sqlite3 *db, const char *kind, long long app_id,
     long long node_id, const char *environment, json_t *params,
     long long created_by);
-/* Submit and reply 202 {job} + Location: /api/v1/jobs/{id}. */
+/* Submit and reply 202 {job} + Location: /api/v1/jobs/{id}; takes params
+ * (NULL: none). */
 void job_submit_reply(struct preq *r, const char *kind, const char *environment,
     json_t *params);
 /* Progress shown by GET /jobs/{id} and the CLI: {message, …extra}. */

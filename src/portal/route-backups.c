@@ -1015,6 +1015,7 @@ backups_schedule_pass(sqlite3 *db)
 			time_t at = backup_schedule_retry(run, (int)failed);
 			long long app = jsonx_int(e, "own_app", 0) ?
 			    jsonx_int(e, "own_app", 0) : jsonx_int(e, "node_app", 0);
+			json_t *params;
 			char *uuid;
 
 			/* each attempt has a window: a portal that was down
@@ -1029,12 +1030,14 @@ backups_schedule_pass(sqlite3 *db)
 				continue;
 			log_info("nightly snapshot %s of environment %lld%s", uuid,
 			    eid, failed ? " (retry)" : "");
+			params = json_pack("{s:s,s:I}", "snapshot", uuid,
+			    "env_id", (json_int_t)eid);
 			if (job_submit(db, "snapshot.create", app,
 			    jsonx_int(nd, "id", 0), jsonx_str(e, "name"),
-			    json_pack("{s:s,s:I}", "snapshot", uuid, "env_id",
-			    (json_int_t)eid), 0) == 0)
+			    params, 0) == 0)
 				store_run(db, "DELETE FROM snapshots WHERE uuid = ?",
 				    "s", uuid);
+			json_decref(params);
 			free(uuid);
 		}
 		json_decref(envs);
