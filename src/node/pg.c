@@ -571,6 +571,8 @@ pg_stale_locks_remove(void)
 }
 
 static struct heal pg_heal = { .what = "PostgreSQL" };
+static int pg_external_pending;	/* --pg unreachable at the start */
+static void pg_external_ready(PGconn *);
 
 void
 pg_watch(void)
@@ -587,6 +589,16 @@ pg_watch(void)
 			return;
 		last = util_mono();
 		if (pg_reachable(&cause) == 0) {
+			PGconn *c;
+
+			/* unreachable when the agent started: checked and
+			 * settled now, as pg_start() does */
+			if (pg_external_pending && (c = pg_admin_connect(
+			    &cause)) != NULL) {
+				pg_external_pending = 0;
+				pg_external_ready(c);
+			}
+			free(cause);
 			heal_alive(&pg_heal);
 			return;
 		}
@@ -740,6 +752,18 @@ pg_hba_check(PGconn *c)
 	PQclear(r);
 }
 
+/* --pg: the server answers (c, closed here): say so, check its
+ * pg_hba.conf and settle the catalogs' grants. */
+static void
+pg_external_ready(PGconn *c)
+{
+	log_info("using the PostgreSQL server at %s:%u", pg_host,
+	    pg_port_used);
+	pg_hba_check(c);
+	PQfinish(c);
+	pg_catalogs_settle();
+}
+
 int
 pg_start(void)
 {
@@ -764,15 +788,18 @@ pg_start(void)
 			pg_port_used = 5432;
 		c = pg_admin_connect(&cause);
 		if (c == NULL) {
+			/* the agent runs on: pg_watch() tries the server
+			 * every 2 s, environments say degraded meanwhile,
+			 * and it is checked and settled once it answers */
 			error("%s", cause);
+			pg_heal.slot = &node->pg_down;
+			pg_heal.external = 1;
+			heal_gone(&pg_heal, cause);
 			free(cause);
-			return -1;
+			pg_external_pending = 1;
+			return 0;
 		}
-		log_info("using the PostgreSQL server at %s:%u", pg_host,
-		    pg_port_used);
-		pg_hba_check(c);
-		PQfinish(c);
-		pg_catalogs_settle();
+		pg_external_ready(c);
 		return 0;
 	}
 	pg_host = xstrdup("127.0.0.1");

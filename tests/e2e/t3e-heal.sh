@@ -12,7 +12,10 @@
 # all runs on (back-off, degraded); a start and a restart meanwhile end
 # `degraded`, not `failed`. An agent started while its PostgreSQL cannot
 # start runs on too, and an app that crash-loops without its database is
-# `degraded`, not `failed`; both run again once PostgreSQL is back.
+# `degraded`, not `failed`; both run again once PostgreSQL is back; a restart
+# meanwhile is refused (503 DATABASE_DOWN). A node whose --pg server does
+# not answer when its agent starts runs on as well (degraded, running
+# again once the server answers).
 . "$(dirname "$0")/lib.sh"
 
 # the test hook (src/common/testhook.c): step 5 names router-part-refused,
@@ -216,6 +219,9 @@ sleep 1
 kill -0 "$NODE_PID_heal" 2>/dev/null && pass "the agent runs without its PostgreSQL" || fail "the agent exited: $(tail -3 "$T/node-heal.log")"
 if wait_state degraded 15; then pass "Test is degraded"; else fail "Test is $(state)"; fi
 expect_match "the reason names PostgreSQL" "$(state reason)" "the node's PostgreSQL is down"
+check_fails "a restart while PostgreSQL is down is refused" 1 "$NUBO" envs restart shop Test
+expect_match "with the reason (the agent's 503 DATABASE_DOWN)" "$(cat "$T/last.err")" "restart failed: cannot restart 'Test' now: the node's PostgreSQL is down"
+expect "the refused restart changed nothing" "$(state)" degraded
 # Acceptance's instance dies: every restart fails without the database
 apid=$("$NUBO" envs show shop Acceptance --json | jq_get running.0.pid)
 [ -n "$apid" ] && [ "$apid" != 0 ] && kill -9 "$apid"
@@ -234,6 +240,35 @@ if wait_env_state shop Acceptance running 45; then pass "Acceptance runs again o
 if wait_state running 10; then pass "Test runs again"; else fail "Test still $(state)"; fi
 expect "Acceptance serves its data" "$(route heal $AHOST /count | jq_get count)" 1
 if serves_count 2 10; then pass "Test serves its data"; else fail "Test does not serve its data"; fi
+
+# 9. --pg: a node using a server of its own choice (here heal's cluster)
+# that does not answer when its agent starts runs on, its environments
+# degraded with the reason; they run again once the server answers
+PGPORT=$(sed -n 3p "$T/node-heal.ports")
+PGPW=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["password"])' "$D/pg/admin.json")
+PGURI="postgresql://nubo_admin:$PGPW@127.0.0.1:$PGPORT/postgres"
+check "app for the --pg node" "$NUBO" apps create ext --no-sandbox
+start_node hext v3 --pg "$PGURI" --start-timeout 20 --stop-grace 3
+check "link ext" "$NUBO" nodes link hext ext
+check "upload to hext" "$NUBO" packages upload hext "$T/pyapp-1.0.0.tar.gz"
+check "transport ext" "$NUBO" envs transport ext Test pyapp-1.0.0
+check "start ext" "$NUBO" envs start ext Test
+XHOST=ext-test.nubo.localhost
+expect "ext writes a row on the --pg server" "$(route hext $XHOST /add/x | jq_get count)" 1
+stop_node hext
+stop_node heal
+kill -9 "$(postmaster)"	# heal's agent is away: nothing starts it again
+ROUTER_NO_WAIT=1 start_node hext v3 --pg "$PGURI" --start-timeout 20 --stop-grace 3
+sleep 1
+kill -0 "$NODE_PID_hext" 2>/dev/null && pass "the agent runs while its --pg server does not answer" || fail "the agent exited: $(tail -3 "$T/node-hext.log")"
+if wait_env_state ext Test degraded 15; then pass "ext is degraded"; else fail "ext is $(env_state ext Test)"; fi
+expect_match "the reason names PostgreSQL" "$(env_state ext Test reason)" "the node's PostgreSQL is down"
+check_fails "a restart while the --pg server is down is refused" 1 "$NUBO" envs restart ext Test
+expect_match "with the reason (the agent's 503 DATABASE_DOWN)" "$(cat "$T/last.err")" "restart failed: cannot restart 'Test' now: the node's PostgreSQL is down"
+start_node heal v3 --start-timeout 5 --stop-grace 3
+t0=$(secs)
+if wait_env_state ext Test running 20; then pass "ext runs again once its server answers ($(since "$t0") s)"; else fail "ext still $(env_state ext Test)"; fi
+expect "the server is checked once it answers (as at a start)" "$(grep -c "using the PostgreSQL server at 127.0.0.1:$PGPORT" "$T/node-hext.log")" 2
 
 finish
 
