@@ -102,6 +102,15 @@ done
 expect_match "the reason carries PostgreSQL's own words" "$(state reason)" "restart [0-9]+ failed .*nubo_no_such_setting.*next try in [0-9]+ s"
 expect_match "envs show prints the reason" "$("$NUBO" envs show shop Test)" "reason +the node's PostgreSQL is down"
 expect "the app answers, without its database" "$(route_status heal $HOST /count)" 500
+# a restart now would stop instances that could not start again: the node
+# refuses it (503 DATABASE_DOWN) and the environment stays as it was
+EID=$(sqlite3 "$T/portal/portal.db" "SELECT e.id FROM environments e JOIN nodes n ON n.id = e.node_id WHERE n.name = 'heal' AND e.name = 'Test'")
+out=$(curl -s -w '\n%{http_code}' -X POST -H "Authorization: Bearer $(jq_get portal_secret < "$D/agent.json")" "$NODE_URL_heal/agent/v1/environments/$EID/restart")
+expect "a restart while PostgreSQL is down: the node answers 503" "$(tail -1 <<< "$out")" 503
+expect "with DATABASE_DOWN" "$(head -1 <<< "$out" | jq_get error.code)" DATABASE_DOWN
+check_fails "nubo envs restart is refused" 1 "$NUBO" envs restart shop Test
+expect_match "it says why" "$(cat "$T/last.err")" "cannot restart 'Test' now: the node's PostgreSQL is down"
+expect "the environment is still degraded, not failed" "$(state)" degraded
 # the first two failed restarts (the count goes on from step 1's restart
 # when that was less than 30 s ago)
 pgwaits() { grep -o "PostgreSQL: restart [0-9]* failed.*next try in [0-9]* s" "$T/node-heal.log" | grep -o "[0-9]* s$" | tr -d ' s' || [ $? = 1 ]; }
