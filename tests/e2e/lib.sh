@@ -214,6 +214,9 @@ wait_passes() {
 	return 1
 }
 
+# env_id NODE ENV: the id of environment ENV on node NODE (the node's
+# envs/<id> folder, the agent's /environments/<id>)
+env_id() { sqlite3 "$T/portal/portal.db" "SELECT e.id FROM environments e JOIN nodes n ON n.id = e.node_id WHERE n.name = '$1' AND e.name = '$2'"; }
 # env_state APP ENV [FIELD]: the portal's view of an environment (state)
 env_state() { "$NUBO" envs show "$1" "$2" --json | jq_get "${3:-state}"; }
 # wait_env_state APP ENV WANT SECONDS: 0 once the portal says WANT

@@ -36,6 +36,12 @@ D=$T/node-heal
 expect "write a row" "$(route heal $HOST /add/one | jq_get count)" 1
 
 state() { env_state shop Test "$@"; }
+# restart_refused APP WHAT: nubo envs restart APP Test fails while WHAT
+# (its database server) is down, with the agent's 503 DATABASE_DOWN reason
+restart_refused() {
+	check_fails "a restart while $2 is down is refused" 1 "$NUBO" envs restart "$1" Test
+	expect_match "with the reason (the agent's 503 DATABASE_DOWN)" "$(cat "$T/last.err")" "restart failed: cannot restart 'Test' now: the node's PostgreSQL is down"
+}
 # wait_state WANT SECONDS: poll the portal's state; 0 once it is WANT
 wait_state() { wait_env_state shop Test "$@"; }
 # serves_count N SECONDS: the app answers through nginx with N rows
@@ -104,7 +110,7 @@ expect_match "envs show prints the reason" "$("$NUBO" envs show shop Test)" "rea
 expect "the app answers, without its database" "$(route_status heal $HOST /count)" 500
 # a restart now would stop instances that could not start again: the node
 # refuses it (503 DATABASE_DOWN) and the environment stays as it was
-EID=$(sqlite3 "$T/portal/portal.db" "SELECT e.id FROM environments e JOIN nodes n ON n.id = e.node_id WHERE n.name = 'heal' AND e.name = 'Test'")
+EID=$(env_id heal Test)
 out=$(curl -s -w '\n%{http_code}' -X POST -H "Authorization: Bearer $(jq_get portal_secret < "$D/agent.json")" "$NODE_URL_heal/agent/v1/environments/$EID/restart")
 expect "a restart while PostgreSQL is down: the node answers 503" "$(tail -1 <<< "$out")" 503
 expect "with DATABASE_DOWN" "$(head -1 <<< "$out" | jq_get error.code)" DATABASE_DOWN
@@ -228,8 +234,7 @@ sleep 1
 kill -0 "$NODE_PID_heal" 2>/dev/null && pass "the agent runs without its PostgreSQL" || fail "the agent exited: $(tail -3 "$T/node-heal.log")"
 if wait_state degraded 15; then pass "Test is degraded"; else fail "Test is $(state)"; fi
 expect_match "the reason names PostgreSQL" "$(state reason)" "the node's PostgreSQL is down"
-check_fails "a restart while PostgreSQL is down is refused" 1 "$NUBO" envs restart shop Test
-expect_match "with the reason (the agent's 503 DATABASE_DOWN)" "$(cat "$T/last.err")" "restart failed: cannot restart 'Test' now: the node's PostgreSQL is down"
+restart_refused shop PostgreSQL
 expect "the refused restart changed nothing" "$(state)" degraded
 # Acceptance's instance dies: every restart fails without the database
 apid=$("$NUBO" envs show shop Acceptance --json | jq_get running.0.pid)
@@ -272,8 +277,7 @@ sleep 1
 kill -0 "$NODE_PID_hext" 2>/dev/null && pass "the agent runs while its --pg server does not answer" || fail "the agent exited: $(tail -3 "$T/node-hext.log")"
 if wait_env_state ext Test degraded 15; then pass "ext is degraded"; else fail "ext is $(env_state ext Test)"; fi
 expect_match "the reason names PostgreSQL" "$(env_state ext Test reason)" "the node's PostgreSQL is down"
-check_fails "a restart while the --pg server is down is refused" 1 "$NUBO" envs restart ext Test
-expect_match "with the reason (the agent's 503 DATABASE_DOWN)" "$(cat "$T/last.err")" "restart failed: cannot restart 'Test' now: the node's PostgreSQL is down"
+restart_refused ext 'the --pg server'
 start_node heal v3 --start-timeout 5 --stop-grace 3
 t0=$(secs)
 if wait_env_state ext Test running 20; then pass "ext runs again once its server answers ($(since "$t0") s)"; else fail "ext still $(env_state ext Test)"; fi

@@ -45,7 +45,7 @@ expect "Acceptance writes" "$(route full $ACC /add/one | jq_get count)" 1
 for _ in $(seq 20); do [ -s "$D/pg/ballast" ] && break; sleep 0.25; done
 size=$(stat -c %s "$D/pg/ballast" 2>/dev/null || echo 0)
 expect "the node holds room for PostgreSQL's WAL (pg/ballast, a twentieth of the disk)" "$((size >> 20))" 18
-EID=$(sqlite3 "$T/portal/portal.db" "SELECT e.id FROM environments e JOIN nodes n ON n.id = e.node_id WHERE n.name = 'full' AND e.name = 'Test'")
+EID=$(env_id full Test)
 # 24 MB of files that do not compress
 head -c 24M /dev/urandom > "$D/envs/$EID/files/big.bin"
 check "a snapshot while there is room" "$NUBO" backups create shop Test

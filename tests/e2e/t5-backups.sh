@@ -18,9 +18,6 @@ start_portal
 put_package() { # NODE ID FILE: upload to the node's repository
 	"$NUBO" packages upload "$1" "$3" >/dev/null
 }
-env_id() { # NODE ENV
-	sqlite3 "$T/portal/portal.db" "SELECT e.id FROM environments e JOIN nodes n ON n.id=e.node_id WHERE n.name='$1' AND e.name='$2'"
-}
 # libpq URL of an environment's database (its own role, from env.json)
 db_url() { # NODE ENV
 	local id pw pg

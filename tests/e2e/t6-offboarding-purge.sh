@@ -24,7 +24,6 @@ pgq() {
 	PGPASSWORD=$pw psql -X -h 127.0.0.1 -p "$port" -U nubo_admin -d "${3:-postgres}" -Atc "$2"
 }
 env_ids() { sqlite3 "$T/portal/portal.db" "SELECT e.id FROM environments e JOIN nodes n ON n.id = e.node_id WHERE n.name = '$1' ORDER BY e.id" | tr '\n' ' '; }
-env_id() { sqlite3 "$T/portal/portal.db" "SELECT e.id FROM environments e JOIN nodes n ON n.id = e.node_id WHERE n.name = '$1' AND e.name = '$2'"; }
 host() { echo "$1-$(echo "$2" | tr A-Z a-z).nubo.localhost"; }
 wait_healthy() { # NODE HOST
 	local i
