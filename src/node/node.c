@@ -820,6 +820,7 @@ node_main(int argc, char **argv)
 	 * running: the heal thread retries them (heal.c) */
 	if (pg_start() == -1)
 		return 1;
+	pg_relay_adopted();
 	backup_recover();
 	if (router_start() == -1)
 		return 1;

@@ -354,6 +354,10 @@ char *pg_env_app_url(struct env *);
 /* The folder to bind into e's sandbox and the database socket's name in
  * it (caller frees both); -1 when there is none. */
 int pg_app_socket(struct env *e, char **dir, char **name);
+/* --pg over TCP: the instances that kept running while the agent was
+ * away reach the database through the last agent's relay; listen on
+ * their sockets again (after pg_start() and supervisor_adopt_all()). */
+void pg_relay_adopted(void);
 /* Environment id is gone: stop relaying its database socket (--pg). */
 void pg_relay_forget(long long id);
 /* libpq conninfo of the admin connection (caller frees). */

@@ -981,6 +981,30 @@ pg_app_socket(struct env *e, char **dir, char **name)
 	return -1;
 }
 
+void
+pg_relay_adopted(void)
+{
+	struct env *e;
+
+	if (node->pg_uri == NULL || (pg_host && pg_host[0] == '/'))
+		return;
+	pthread_mutex_lock(&node->lock);
+	for (e = node->envs; e; e = e->next) {
+		char *dir, *name;
+		int i;
+
+		for (i = 0; i < NUBO_INSTANCES_MAX; i++)
+			if (e->inst[i].pid > 0)
+				break;
+		if (i == NUBO_INSTANCES_MAX ||
+		    pg_app_socket(e, &dir, &name) == -1)
+			continue;
+		free(dir);
+		free(name);
+	}
+	pthread_mutex_unlock(&node->lock);
+}
+
 char *
 pg_env_url(struct env *e)
 {

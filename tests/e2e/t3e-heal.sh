@@ -281,6 +281,11 @@ restart_refused ext 'the --pg server'
 start_node heal v3 --start-timeout 5 --stop-grace 3
 t0=$(secs)
 if wait_env_state ext Test running 20; then pass "ext runs again once its server answers ($(since "$t0") s)"; else fail "ext still $(env_state ext Test)"; fi
+# its instance kept running through the agent's restart: it reaches the
+# database through the new agent's relay
+X=$(route hext $XHOST /count)
+expect "ext's instance, adopted, serves its data once its server answers" "$(jq_get count <<<"$X" 2>/dev/null)" "1"
+[ "$(jq_get count <<<"$X" 2>/dev/null)" = 1 ] || echo "# ext answered: $X"
 expect "the server is checked once it answers (as at a start)" "$(grep -c "using the PostgreSQL server at 127.0.0.1:$PGPORT" "$T/node-hext.log")" 2
 
 finish
