@@ -278,11 +278,11 @@ http_access(void *cls, struct MHD_Connection *conn, const char *url,
 	struct http_server *srv = cls;
 	struct http_req *req = *con_cls;
 
-	(void)version;
 	if (req == NULL) {
 		req = xcalloc(1, sizeof *req);
 		req->conn = conn;
 		req->url = url;
+		req->chunked = strcmp(version, MHD_HTTP_VERSION_1_0) != 0;
 		/* HEAD is a GET whose body libmicrohttpd leaves out: the same
 		 * route, signature and headers (Content-Length of a file) */
 		req->head = strcmp(method, "HEAD") == 0;

@@ -59,6 +59,9 @@ struct http_req {
 	unsigned		 status;
 	int			 queued;
 	int			 head;		/* a HEAD request (method says GET) */
+	/* HTTP/1.1 or later: an answer of unknown size is chunked, and may
+	 * end with trailers (MHD_add_response_footer) */
+	int			 chunked;
 	/* Any origin may read the answer (Access-Control-Allow-Origin: *):
 	 * for signed URLs, which carry their own authority and no cookie, so
 	 * that the portal's pages can upload straight to a node. */

@@ -557,10 +557,47 @@ transfer_files_manifest(struct areq *r)
 /* ---- streaming a child's output (pg_dump) ---- */
 
 struct child_stream {
-	pid_t	 pid;
-	int	 fd;
-	int	 errfd;		/* its stderr (memfd), or -1 */
+	pid_t			 pid;
+	int			 fd;
+	int			 errfd;	/* its stderr (memfd), or -1 */
+	struct MHD_Response	*resp;	/* for the error trailer */
 };
+
+/* The trailer a dump that failed half-way ends with, saying why: the
+ * chunked answer is complete, so the target tells a pg_dump failure from
+ * a broken link (which it tries again). Its value is one line. */
+#define TRANSFER_DUMP_ERROR	"Nubo-Dump-Error"
+#define TRANSFER_DUMP_ERROR_MAX	2000
+
+/* pg_dump ended with status, not 0, its output sent. A statement the
+ * server refused (an ERROR: a table's file gone, a timeout) would fail
+ * again: the answer ends with the trailer that says why, and the target
+ * fails the step with it. A connection lost (its backend terminated, the
+ * cluster killed or restarting) is a fault that heals: the answer breaks
+ * off and the target tries again, as when a link breaks. */
+static ssize_t
+child_failed(struct child_stream *s, int status)
+{
+	char *why = util_fd_tool_error(s->errfd, status), *down = NULL, *c;
+	ssize_t rc = MHD_CONTENT_READER_END_WITH_ERROR;
+
+	log_warn("the dump stream broke off: pg_dump failed: %s", why);
+	if (strlen(why) > TRANSFER_DUMP_ERROR_MAX)
+		why[TRANSFER_DUMP_ERROR_MAX] = '\0';
+	for (c = why; *c; c++)
+		if ((unsigned char)*c < ' ' || *c == 0x7f)
+			*c = ' ';
+	if (strstr(why, "ERROR:") == NULL || pg_reachable(&down) == -1)
+		log_warn("the dump's connection was lost%s%s: the target tries "
+		    "again", down ? "; PostgreSQL is down: " : "",
+		    down ? down : "");
+	else if (s->resp && MHD_add_response_footer(s->resp,
+	    TRANSFER_DUMP_ERROR, *why ? why : "pg_dump failed") == MHD_YES)
+		rc = MHD_CONTENT_READER_END_OF_STREAM;
+	free(down);
+	free(why);
+	return rc;
+}
 
 static ssize_t
 child_read(void *cls, uint64_t pos, char *buf, size_t max)
@@ -582,13 +619,7 @@ child_read(void *cls, uint64_t pos, char *buf, size_t max)
 		s->pid = 0;
 		if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
 			return MHD_CONTENT_READER_END_OF_STREAM;
-		{
-			char *why = util_fd_tool_error(s->errfd, status);
-
-			log_warn("the dump stream broke off: pg_dump failed: %s",
-			    why);
-			free(why);
-		}
+		return child_failed(s, status);
 	}
 	return MHD_CONTENT_READER_END_WITH_ERROR;
 }
@@ -696,6 +727,10 @@ transfer_dump(struct areq *r)
 	s->errfd = errfd;
 	http_reply_stream(r->http, 200, MHD_SIZE_UNKNOWN, child_read, s,
 	    child_free, "application/octet-stream");
+	/* an HTTP/1.0 answer ends when the connection closes: no trailer
+	 * could say why, a failed dump just breaks off */
+	if (r->http->chunked)
+		s->resp = r->http->resp;
 }
 
 /* ---- files export ---- */
@@ -1294,7 +1329,31 @@ struct restore_pipe {
 	int		 paused;
 	CURL		*curl;
 	struct buf	 refusal;	/* the source's error answer */
+	char		*dump_error;	/* its TRANSFER_DUMP_ERROR trailer */
 };
+
+/* curl's header callback, trailers included: keeps the source's word that
+ * its pg_dump failed half-way. */
+static size_t
+restore_header(char *data, size_t size, size_t nmemb, void *cls)
+{
+	struct restore_pipe *p = cls;
+	size_t n = size * nmemb, k = strlen(TRANSFER_DUMP_ERROR);
+
+	if (n > k + 1 && strncasecmp(data, TRANSFER_DUMP_ERROR, k) == 0 &&
+	    data[k] == ':' && p->dump_error == NULL) {
+		const char *v = data + k + 1;
+		size_t len = n - k - 1;
+
+		while (len && (*v == ' ' || *v == '\t'))
+			v++, len--;
+		while (len && (v[len - 1] == '\r' || v[len - 1] == '\n' ||
+		    v[len - 1] == ' '))
+			len--;
+		p->dump_error = xstrndup(v, len);
+	}
+	return n;
+}
 
 /* curl's write callback: the chunk into p->fd, counted in the task's
  * bytes; 0 (curl stops) when the reader (pg_restore) died. */
@@ -1444,6 +1503,8 @@ task_database(struct task *t, struct env *e, char **cause)
 	cu = transfer_curl(jsonx_str(t->req, "dump_url"), restore_write, &p,
 	    120L);
 	p.curl = cu;
+	curl_easy_setopt(cu, CURLOPT_HEADERFUNCTION, restore_header);
+	curl_easy_setopt(cu, CURLOPT_HEADERDATA, &p);
 	cc = curl_easy_perform(cu);
 	curl_easy_getinfo(cu, CURLINFO_RESPONSE_CODE, &http);
 	close(fd);
@@ -1458,6 +1519,12 @@ task_database(struct task *t, struct env *e, char **cause)
 		*cause = xasprintf("database: the source node answered %ld: "
 		    "%s", http, msg ? msg : "no reason given");
 		json_decref(j);
+		goto out;
+	}
+	/* the source's pg_dump failed half-way: its words, not a retry */
+	if (p.dump_error) {
+		*cause = xasprintf("database: the source node's pg_dump failed "
+		    "half-way: %s", p.dump_error);
 		goto out;
 	}
 	/* the stream stopped because pg_restore died (a write error):
@@ -1553,6 +1620,7 @@ out:
 	}
 	restore_role_release(&role);
 	buf_release(&p.refusal);
+	free(p.dump_error);
 	if (errfd >= 0)
 		close(errfd);
 	PQfinish(c);

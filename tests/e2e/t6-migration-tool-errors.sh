@@ -6,11 +6,13 @@
 # were set to preload a library that is not there: its connection fails,
 # the migration's checksums, as the environment's role, do not) — before,
 # the target only said the dump "broke off"; the target's pg_restore
-# refused (an extension the import role may not create). Each fixed, `nubo migrate resume` finishes the copy and the
+# refused (an extension the import role may not create); pg_dump failed
+# half-way through its stream (a table's file gone). Each fixed, `nubo migrate resume` finishes the copy and the
 # data equals the source.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/migrate-lib.sh"
 
+export NUBO_TEST_PAUSE_FILE=$T/pause
 start_portal
 start_node v3 v3
 start_node v4 v4
@@ -25,6 +27,7 @@ asql() {
 		-p "$(sed -n 3p "$T/node-v3.ports")" -U nubo_admin -d "${2:-env_$ID}" -v ON_ERROR_STOP=1 -Atc "$1"
 }
 mstatus() { "$NUBO" migrate status shop 2>&1; }
+mjob() { api_as "$ADMIN_KEY" GET '/migrations?app=shop' | jq_get "migrations.0.$1"; }
 
 # 1. pg_dump refuses on the source
 asql "ALTER ROLE nubo_admin IN DATABASE env_$ID SET session_preload_libraries = 'nubo_no_such_library'" postgres
@@ -43,8 +46,46 @@ $(mstatus)"
 expect_match "the error quotes pg_restore's own words" "$out" "pg_restore: error: could not execute query: ERROR: +permission denied to create extension \"dblink\""
 grep -qE "status [0-9]+\)" <<< "$out" && fail "a bare exit status in: $out" || pass "no bare exit status"
 
-# 3. both fixed: the copy finishes, the data is the source's
+# 3. pg_dump fails half-way through its stream: a table's file is gone
+# from the source's disk while the dump flows (the target paused in the
+# stream, pg_dump blocked in a bulk table that sorts before it). Before,
+# the broken stream was taken for a broken link and the step retried
+# for an hour; now the target hears pg_dump's words and the step fails
 asql "DROP EXTENSION dblink"
-check "resume finishes the copy" "$NUBO" migrate resume shop
+asql "SET ROLE env_$ID; CREATE TABLE zy_bulk AS SELECT g AS id, md5(g::text) || md5((-g)::text) AS pad FROM generate_series(1, 400000) g; CREATE TABLE zz_lost AS SELECT g AS id FROM generate_series(1, 1000) g; RESET ROLE; CHECKPOINT"
+REL="$T/node-v3/pg/data/$(asql "SELECT pg_relation_filepath('zz_lost')")"
+pause_at stream
+"$NUBO" migrate resume shop --no-wait >/dev/null
+reached stream && pass "paused in the database stream" || fail "paused in the database stream"
+mv "$REL" "$REL.away"
+unpause
+for i in $(seq 300); do
+	case "$(mjob status)" in failed|retrying|finished) break;; esac
+	sleep 0.2
+done
+expect "the step failed, not waiting to be tried again as if a link broke" "$(mjob status)" failed
+expect_match "the error quotes pg_dump's own words" "$(mstatus)" "pg_dump: error: .*could not open file \"[^\"]*\": No such file or directory"
+mv "$REL.away" "$REL"
+
+# 4. pg_dump's connection is lost half-way (its backend terminated): a
+# fault that heals, so the step waits and is tried again by itself, and
+# the copy finishes with no resume asked
+pause_at stream
+"$NUBO" migrate resume shop --no-wait >/dev/null
+reached stream && pass "paused in the database stream again" || fail "paused in the database stream again"
+expect "pg_dump's backend terminated" "$(asql "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = 'pg_dump'" postgres)" 1
+unpause
+for i in $(seq 300); do
+	case "$(mjob status)" in failed|retrying|waiting|finished) break;; esac
+	sleep 0.2
+done
+expect "the step waits to be tried again" "$(mjob status)" retrying
+for i in $(seq 600); do
+	case "$(mjob status)" in failed|waiting|finished) break;; esac
+	sleep 0.2
+done
+expect "tried again by itself, the copy finishes" "$(mjob status)" waiting
+
+# 5. the data is the source's
 compare_envs v3 v4 Production "the target holds the source's data"
 finish
