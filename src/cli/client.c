@@ -233,6 +233,9 @@ api_ok(const char *method, const char *path, json_t *body, json_t **out)
 	return status;
 }
 
+/* How long the portal may hold a GET of a job that has not changed. */
+#define API_JOB_WAIT_SECS	20
+
 int
 api_wait_job(const char *job_id, const char *what)
 {
@@ -242,21 +245,22 @@ api_wait_job(const char *job_id, const char *what)
 int
 api_wait_job_get(const char *job_id, const char *what, json_t **out)
 {
-	char *path = xasprintf("/jobs/%s", job_id);
+	char *path = xasprintf("/jobs/%s", job_id), *ask = xstrdup(path);
 	int tty = isatty(STDERR_FILENO), rc = CLI_FAILED;
-	/* short jobs end fast: poll soon, every 100 ms at most for their
-	 * first 3 s (a start ends half a second in; polls at 375 and 675 ms
-	 * made it wait 300 ms for nothing), then less often */
+	/* the portal holds each GET until the job changes (long polling:
+	 * ?wait with the revision last seen); one that answers at once with
+	 * nothing new (no revision: an older portal) is polled soon, every
+	 * 100 ms at most for the first 3 s, then less often */
 	useconds_t pause = 25 * 1000;
 	double t0 = util_mono();
 	char last[512] = "";
 
 	for (;;) {
 		json_t *job = NULL;
-		const char *state, *msg;
+		const char *state, *msg, *rev;
 		char line[512];
 
-		if (api_ok("GET", path, NULL, &job) == -1)
+		if (api_ok("GET", ask, NULL, &job) == -1)
 			break;
 		state = jsonx_str(job, "state");
 		msg = jsonx_str(json_object_get(job, "progress"), "message");
@@ -281,7 +285,13 @@ api_wait_job_get(const char *job_id, const char *what, json_t **out)
 			json_decref(job);
 			break;
 		}
+		free(ask);
+		rev = jsonx_str(job, "revision");
+		ask = rev ? xasprintf("%s?wait=%d&revision=%s", path,
+		    API_JOB_WAIT_SECS, rev) : xstrdup(path);
 		json_decref(job);
+		if (rev)
+			continue;
 		usleep(pause);
 		if (pause < 100 * 1000 || (pause < 300 * 1000 &&
 		    util_mono() - t0 > 3))
@@ -289,6 +299,7 @@ api_wait_job_get(const char *job_id, const char *what, json_t **out)
 	}
 	if (tty && rc == CLI_OK)
 		fputc('\n', stderr);
+	free(ask);
 	free(path);
 	return rc;
 }

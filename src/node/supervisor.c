@@ -193,6 +193,17 @@ roll_memory(struct env *e, int want, double now)
 	return want;
 }
 
+/* How many of the instances e wants are healthy. */
+static int
+supervisor_up(struct env *e)
+{
+	int i, want = env_instances_wanted(e), up = 0;
+
+	for (i = 0; i < want && i < NUBO_INSTANCES_MAX; i++)
+		up += e->inst[i].state == INST_RUNNING;
+	return up;
+}
+
 /* One pass over env; health probes needed are appended to probes. */
 static void
 supervise_env(struct env *e, double now, struct probe *probes, int *nprobes,
@@ -291,6 +302,8 @@ supervise_env(struct env *e, double now, struct probe *probes, int *nprobes,
 				env_log(e, "instance %d started (pid %d, "
 				    "port %d)", i + 1, (int)in->pid, in->port);
 				changed = 1;
+				/* routed as it spawns (router_snapshot()) */
+				node->router_dirty |= e->state == ENV_STARTING;
 			}
 			if (in->pid > 0 && in->state == INST_STOPPING)
 				instance_stop(e, i, now);	/* rolling */
@@ -406,6 +419,7 @@ probe_run(CURL *c, struct probe *p)
  * SUPERVISOR_PAUSE_IDLE; supervisor_wake() cuts a pause short. */
 #define SUPERVISOR_PAUSE_BUSY_MS	50
 #define SUPERVISOR_PAUSE_IDLE_MS	250
+#define SUPERVISOR_PAUSE_MIN_MS		5
 
 static pthread_mutex_t wake_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t wake_cond = PTHREAD_COND_INITIALIZER;
@@ -495,6 +509,11 @@ supervisor_thread(void *arg)
 				    "healthy", probes[i].index + 1,
 				    (int)in->pid, in->port);
 				node->router_dirty = 1;
+				/* the last one a start waits for: the reload
+				 * of this pass makes it running */
+				if (e->state == ENV_STARTING && e->want_running &&
+				    supervisor_up(e) == env_instances_wanted(e))
+					e->routed_pending = 1;
 			}
 		}
 		if (now - last_rotate > 5) {
@@ -532,8 +551,11 @@ supervisor_thread(void *arg)
 			}
 			pthread_mutex_unlock(&node->lock);
 		}
-		supervisor_pause(busy ? SUPERVISOR_PAUSE_BUSY_MS :
-		    SUPERVISOR_PAUSE_IDLE_MS);
+		/* a busy pass that took long (a reload waits for nginx's
+		 * old workers to go) has waited already */
+		supervisor_pause(!busy ? SUPERVISOR_PAUSE_IDLE_MS :
+		    util_mono() - now > SUPERVISOR_PAUSE_BUSY_MS / 1000.0 ?
+		    SUPERVISOR_PAUSE_MIN_MS : SUPERVISOR_PAUSE_BUSY_MS);
 	}
 	curl_easy_cleanup(c);
 	return NULL;

@@ -51,8 +51,11 @@ static const struct job_kind job_kinds[] = {
 	{ "offboarding.purge", offboarding_purge_job },
 };
 
+static void jobs_changed(void);
+
 #define JOB_WORKERS_MAX 16
-/* How often the requests waiting for a job look at it (ms). */
+/* How often the requests waiting for a job look at it (ms) when no job
+ * of this portal changed meanwhile (jobs_changed() wakes them at once). */
 #define JOB_WAITS_POLL_MS 100
 
 static pthread_mutex_t jobs_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -131,6 +134,7 @@ job_progress(struct job *j, json_t *extra, const char *fmt, ...)
 	    "ji", p, j->id);
 	json_decref(p);
 	free(msg);
+	jobs_changed();
 }
 
 /* What a job is, in words: "the backup of Test". */
@@ -222,6 +226,8 @@ job_claim(sqlite3 *db)
 		id = 0;
 	if (store_commit(db) == -1)
 		return 0;
+	if (id)
+		jobs_changed();
 	return id;
 }
 
@@ -281,6 +287,7 @@ job_run(sqlite3 *db, long long id)
 	pthread_mutex_lock(&jobs_lock);
 	pthread_cond_broadcast(&jobs_cond);
 	pthread_mutex_unlock(&jobs_lock);
+	jobs_changed();
 }
 
 static void *
@@ -325,10 +332,34 @@ struct job_wait {
 };
 
 static pthread_mutex_t waits_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t waits_cond = PTHREAD_COND_INITIALIZER;
 static struct job_wait *waits;
 static int waits_stopping;
 static int waits_started;
 static pthread_t waits_thread;
+
+/* A job's state or progress changed: the waits look at once. */
+static void
+jobs_changed(void)
+{
+	pthread_mutex_lock(&waits_lock);
+	pthread_cond_broadcast(&waits_cond);
+	pthread_mutex_unlock(&waits_lock);
+}
+
+/* What a client saw of job j (its JSON, as GET /jobs/{id} answers it,
+ * without the revision): FNV-1a of its canonical text, never 0. */
+static unsigned long long
+job_revision(json_t *j)
+{
+	char *text = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS), *c;
+	unsigned long long h = 1469598103934665603ULL;
+
+	for (c = text; c && *c; c++)
+		h = (h ^ (unsigned char)*c) * 1099511628211ULL;
+	free(text);
+	return h ? h : 1;
+}
 
 /* httpd: r's connection is suspended now. */
 static void
@@ -378,6 +409,13 @@ jobs_waits_run(void *arg)
 			    strcmp(st, "failed") == 0 ||
 			    util_mono() > w->r->wait_until;
 			free(st);
+			if (!done && w->r->wait_rev) {
+				json_t *j = job_json(db, w->r->wait_job);
+
+				done = j == NULL ||
+				    job_revision(j) != w->r->wait_rev;
+				json_decref(j);
+			}
 			if (!done) {
 				p = &w->next;
 				continue;
@@ -386,9 +424,17 @@ jobs_waits_run(void *arg)
 			http_resume(w->r->http);
 			free(w);
 		}
-		pthread_mutex_unlock(&waits_lock);
-		usleep(JOB_WAITS_POLL_MS * 1000);
-		pthread_mutex_lock(&waits_lock);
+		if (!waits_stopping) {
+			struct timespec ts;
+
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_nsec += JOB_WAITS_POLL_MS * 1000000L;
+			if (ts.tv_nsec >= 1000000000L) {
+				ts.tv_sec++;
+				ts.tv_nsec -= 1000000000L;
+			}
+			pthread_cond_timedwait(&waits_cond, &waits_lock, &ts);
+		}
 	}
 	pthread_mutex_unlock(&waits_lock);
 	store_close_thread();
@@ -454,12 +500,65 @@ jobs_stop(void)
 	jobs_nthreads = 0;
 }
 
+/* The longest a GET /jobs/{id}?wait= is held (seconds). */
+#define JOB_WAIT_MAX	60
+
+/* A revision as GET /jobs/{id} says it (16 hex digits), or 0. */
+static unsigned long long
+job_revision_parse(const char *s)
+{
+	unsigned long long v = 0;
+	int i;
+
+	if (s == NULL || strlen(s) != 16)
+		return 0;
+	for (i = 0; i < 16; i++) {
+		int c = (unsigned char)s[i];
+
+		if (c >= '0' && c <= '9')
+			v = v << 4 | (unsigned)(c - '0');
+		else if (c >= 'a' && c <= 'f')
+			v = v << 4 | (unsigned)(c - 'a' + 10);
+		else
+			return 0;
+	}
+	return v;
+}
+
+/* Answer j (taken) with its revision. */
+static void
+job_reply(struct preq *r, json_t *j, unsigned long long rev)
+{
+	char hex[17];
+
+	snprintf(hex, sizeof hex, "%016llx", rev);
+	json_object_set_new(j, "revision", json_string(hex));
+	reply(r, 200, j);
+}
+
+/* job_wait_reply()'s continuation: the job as it is now (its access was
+ * checked before the wait). */
+static void
+jobs_show_now(struct preq *r)
+{
+	json_t *j = job_json(r->db, r->wait_job);
+
+	if (j == NULL) {
+		reply_error(r, 404, "JOB_NOT_FOUND", "no job '%lld'",
+		    r->wait_job);
+		return;
+	}
+	job_reply(r, j, job_revision(j));
+}
+
 /* GET /jobs/{id}: the caller's own jobs, jobs of apps they are a member
  * of, or any job for admins. */
 void
 jobs_show(struct preq *r)
 {
-	long long id, app_id, by;
+	long long id, app_id, by, secs;
+	unsigned long long rev, seen;
+	const char *wait;
 	json_t *j;
 
 	if (util_parse_int(preq_param(r, "id"), 1, 1LL << 53, &id) == -1 ||
@@ -484,5 +583,29 @@ jobs_show(struct preq *r)
 		    preq_param(r, "id"));
 		return;
 	}
-	reply(r, 200, j);
+	rev = job_revision(j);
+	/* ?wait=S&revision=R: a client that saw revision R is answered once
+	 * the job changes, or after S seconds (long polling) */
+	if ((wait = preq_query(r, "wait")) != NULL || preq_query(r,
+	    "revision") != NULL) {
+		const char *st = jsonx_str(j, "state");
+
+		if (wait == NULL || util_parse_int(wait, 1, JOB_WAIT_MAX,
+		    &secs) == -1 || (seen = job_revision_parse(preq_query(r,
+		    "revision"))) == 0) {
+			json_decref(j);
+			reply_error(r, 400, "BAD_QUERY", "wait must be 1 to %d "
+			    "seconds, with the revision the job last had (16 "
+			    "hexadecimal digits)", JOB_WAIT_MAX);
+			return;
+		}
+		if (seen == rev && strcmp(st, "completed") != 0 &&
+		    strcmp(st, "failed") != 0) {
+			json_decref(j);
+			r->wait_rev = rev;
+			job_wait_reply(r, id, (int)secs, jobs_show_now, NULL);
+			return;
+		}
+	}
+	job_reply(r, j, rev);
 }

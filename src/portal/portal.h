@@ -129,6 +129,8 @@ struct preq {
 	route_handler		 wait_then;
 	const void		*wait_arg;
 	double			 wait_until;
+	/* not 0: the wait also ends once the job's revision differs */
+	unsigned long long	 wait_rev;
 };
 
 extern const struct route routes[];

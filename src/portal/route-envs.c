@@ -628,8 +628,10 @@ envs_mirror(sqlite3 *db, long long env_id, json_t *e)
 	if (!json_is_object(e) || jsonx_str(e, "state") == NULL)
 		return;
 	st = envs_status(e);
-	store_run(db, "UPDATE environments SET state = ?, status_json = ?"
-	    " WHERE id = ?", "sji", jsonx_str(e, "state"), st, env_id);
+	/* written only when it changed: a wait polls it often */
+	store_run(db, "UPDATE environments SET state = ?1, status_json = ?2"
+	    " WHERE id = ?3 AND (state IS NOT ?1 OR status_json IS NOT ?2)",
+	    "sji", jsonx_str(e, "state"), st, env_id);
 	json_decref(st);
 }
 
@@ -660,8 +662,9 @@ envs_poll(struct job *j, long long env_id, const char *path, json_t **e,
 }
 
 /* Poll the node until the environment reaches a settled state: every
- * 50 ms for the first 2 s (a stop or a quick start is part of a
- * migration's downtime), then every 250 ms. */
+ * 20 ms for the first second and 50 ms for the next (a stop or a quick
+ * start is part of a migration's downtime, and of every deploy), then
+ * every 250 ms. */
 static int
 envs_wait(struct job *j, long long env_id, const char *path, int want_running,
     json_t **last, char **cause)
@@ -699,7 +702,8 @@ envs_wait(struct job *j, long long env_id, const char *path, int want_running,
 			*cause = xstrdup("timed out waiting for the node");
 			return -1;
 		}
-		usleep(waited < 2000 ? 50 * 1000 : 250 * 1000);
+		usleep(waited < 1000 ? 20 * 1000 : waited < 2000 ? 50 * 1000 :
+		    250 * 1000);
 	}
 }
 

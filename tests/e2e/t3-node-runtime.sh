@@ -173,13 +173,36 @@ check "transport sleeper" "$NUBO" envs transport shop Production sleeper-0.1.0
 job=$(api_as "$ADMIN_KEY" POST /apps/shop/environments/Production/start '{}' | jq_get job.id)
 kill9_portal
 start_portal
+# the start routes the instance as it spawns (the router reloads while the
+# app starts): a request before it answers gets nubo's page, not a 502
 st=
-for _ in $(seq 160); do
-	st=$(api_as "$ADMIN_KEY" GET "/jobs/$job" | jq_get state)
+for _ in $(seq 100); do
+	st=$(curl -s -o /dev/null -w '%{http_code}' -H "Host: shop-production.nubo.localhost" "http://127.0.0.1:$ROUTER_cloud3/")
+	[ "$st" = 503 ] && grep -q "This app is not answering" <<<"$(route cloud3 shop-production.nubo.localhost /)" && break
+	sleep 0.1
+done
+expect_match "a start's instance not answering yet: nubo's 503 page" "$st $(route cloud3 shop-production.nubo.localhost /)" "^503 .*This app is not answering"
+# long polling: GET /jobs/{id}?wait=S&revision=R answers once the job is
+# no longer at revision R (or after S s); bad queries are refused
+jobget() { api_as "$ADMIN_KEY" GET "/jobs/$job$1"; }
+rev=$(jobget "" | jq_get revision)
+expect_match "a job says its revision" "$rev" "^[0-9a-f]{16}$"
+for q in "?wait=5" "?revision=$rev" "?wait=0&revision=$rev" "?wait=61&revision=$rev" "?wait=x&revision=$rev" "?wait=5&revision=ZZZZ" "?wait=5&revision=${rev^^}"; do
+	expect "GET /jobs/{id}$q is refused" "$(status_as "$ADMIN_KEY" GET "/jobs/$job$q")" 400
+done
+st=
+for _ in $(seq 20); do
+	t0=$SECONDS
+	doc=$(jobget "?wait=30&revision=$rev")
+	st=$(jq_get state <<<"$doc")
+	[ "$(jq_get revision <<<"$doc")" != "$rev" ] || { fail "a wait answered with the revision it was given"; break; }
+	rev=$(jq_get revision <<<"$doc")
 	if [ "$st" = failed ] || [ "$st" = completed ]; then break; fi
-	sleep 0.25
 done
 expect "a job survives kill -9 of the portal (re-queued, then failed)" "$st" failed
+t0=$SECONDS
+expect "a finished job's wait answers at once" "$(jobget "?wait=30&revision=$rev" | jq_get state)" failed
+[ $((SECONDS - t0)) -lt 5 ] && pass "at once ($((SECONDS - t0)) s)" || fail "a finished job's wait took $((SECONDS - t0)) s"
 expect_match "its error carries the app's log" "$(api_as "$ADMIN_KEY" GET "/jobs/$job" | jq_get error)" "sleeper: warming up forever"
 check_fails "start times out" 1 "$NUBO" envs start shop Production
 expect_match "failure carries the app's log" "$(cat "$T/last.err")" "sleeper: warming up forever"
