@@ -704,7 +704,10 @@ env_transport(struct env *e, const char *package, unsigned *status,
 	free(e->error);
 	e->error = NULL;
 	env_save(e);
+	/* deployed now: routed to its socket (router_snapshot()) */
+	node->router_dirty = 1;
 	pthread_mutex_unlock(&node->lock);
+	supervisor_wake();
 	env_log(e, "package %s transported", package);
 	rc = 0;
 out:

@@ -534,15 +534,15 @@ router_piece_location(struct buf *b, struct route_env *re)
 	char *dir = xasprintf("%s/nginx", node->data_dir);
 
 	router_settings_locations(b, dir, re->id, re->spec, inner);
-	/* no instance answers (a start's first moments, when the router is
-	 * told of the instance as it spawns; a crash): nubo's page, not
-	 * nginx's 502 */
+	/* no instance answers (stopped, starting, restarting, crashed):
+	 * nubo's page, not nginx's 502; the same whatever the state, so
+	 * that a start or a stop needs no reload */
 	if (strstr(inner, "@nubo_down"))
 		buf_printf(b, "    location @nubo_down {\n      return 503 "
 		    "\"<!doctype html><title>Not answering</title><h1>This app "
 		    "is not answering</h1><p>No instance of environment %s "
-		    "answers. If it is starting, it will be here in a moment."
-		    "</p>\\n\";\n    }\n", re->name);
+		    "answers: it is stopped, starting or restarting.</p>\\n"
+		    "\";\n    }\n", re->name);
 	free(dir);
 	free(inner);
 }
@@ -987,15 +987,15 @@ router_snapshot(struct route_env **out)
 				if (e->inst[i].state == INST_RUNNING &&
 				    e->inst[i].pid > 0)
 					re->healthy[re->nhealthy++] = i + 1;
-		/* a start of one instance: routed as it spawns, so that
-		 * nginx's reload (≈ 0.15 s, its master waits 0.1 s before the
-		 * old workers stop) runs while the app starts, and it is
-		 * running once healthy with no reload after. Alone in its
-		 * upstream it is never marked failed by the requests that
-		 * come before it answers (@nubo_down answers them) */
-		if (e->state == ENV_STARTING && re->nhealthy == 0 &&
-		    e->want_running && env_instances_wanted(e) == 1 &&
-		    e->inst[0].state == INST_STARTING && e->inst[0].pid > 0)
+		/* an environment of one instance is routed to its socket in
+		 * every state but not deployed: a start or a stop changes
+		 * nothing nginx serves, so neither waits for a reload (0.15 s,
+		 * 0.1 s of it nginx's master waiting before the old workers
+		 * stop), and a start is running once healthy. While nothing
+		 * listens there, @nubo_down answers nginx's 502. Alone in its
+		 * upstream, the socket is never marked failed */
+		if (re->nhealthy == 0 && e->state != ENV_NOTDEPLOYED &&
+		    e->package != NULL && env_instances_wanted(e) == 1)
 			re->healthy[re->nhealthy++] = 1;
 	}
 	pthread_mutex_unlock(&node->lock);

@@ -302,8 +302,6 @@ supervise_env(struct env *e, double now, struct probe *probes, int *nprobes,
 				env_log(e, "instance %d started (pid %d, "
 				    "port %d)", i + 1, (int)in->pid, in->port);
 				changed = 1;
-				/* routed as it spawns (router_snapshot()) */
-				node->router_dirty |= e->state == ENV_STARTING;
 			}
 			if (in->pid > 0 && in->state == INST_STOPPING)
 				instance_stop(e, i, now);	/* rolling */

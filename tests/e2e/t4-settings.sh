@@ -520,20 +520,22 @@ for _ in $(seq 60); do
 done
 expect "Acceptance reports nothing once it is gone" "$(router_error Acceptance)" ""
 # `running` means the router serves it: with no config nginx would take
-# at all, a start never says running. Stopped first, so that the router
-# serves the stopped page and a start needs a new config (an instance's
-# socket keeps its path across restarts: a restart alone may need none).
-check "stop Acceptance" as "$TC" envs stop shop Acceptance
-for _ in $(seq 40); do [ "$(code cloud-v3 "$HA" /)" = 503 ] && break; sleep 0.25; done
-expect "the router serves the stopped page" "$(code cloud-v3 "$HA" /)" 503
+# at all, a start never says running. Production was never deployed (the
+# router serves its not-running page), so once transported its start
+# needs a new config; an environment of one instance is routed to its
+# socket in every other state, so a start or a restart alone needs none.
+HP=shop-production.nubo.localhost
+expect "Production: the router answers 503" "$(code cloud-v3 "$HP" /)" 503
+expect_match "with the not-running page" "$(route cloud-v3 "$HP" /)" "This app is not running"
 rm -f "$T/node-cloud-v3/nginx/nginx.conf.new"
 mkdir "$T/node-cloud-v3/nginx/nginx.conf.new"
-check_fails "a start the router cannot route fails" 1 as "$TC" envs start shop Acceptance
+check "transport into Production while nginx takes no config" as "$TC" envs transport shop Production settingsapp-1.0.0
+check_fails "a start the router cannot route fails" 1 as "$TC" envs start shop Production
 expect_match "naming the router" "$(cat "$T/last.err")" "the router did not take a configuration"
-expect "Acceptance is failed, not running" "$(as "$TC" envs show shop Acceptance --json | jq_get state)" failed
+expect "Production is failed, not running" "$(as "$TC" envs show shop Production --json | jq_get state)" failed
 rmdir "$T/node-cloud-v3/nginx/nginx.conf.new"
-check "started again once the router takes its config" as "$TC" envs start shop Acceptance
-expect "Acceptance served" "$(code cloud-v3 "$HA" /)" 200
+check "started again once the router takes its config" as "$TC" envs start shop Production
+expect "Production served" "$(code cloud-v3 "$HP" /)" 200
 expect "Test served all along" "$(code cloud-v3 "$H3" / -u alice:wonderland1)" 200
 
 finish
