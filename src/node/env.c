@@ -504,8 +504,8 @@ out:
 	return rc;
 }
 
-static int
-any_alive(struct env *e)
+int
+env_any_alive(struct env *e)
 {
 	int i;
 
@@ -610,7 +610,7 @@ env_stop(struct env *e, unsigned *status, const char **code, char **cause)
 	e->restart_pending = 0;
 	e->rolling = 0;
 	e->want_running = 0;
-	if (any_alive(e)) {
+	if (env_any_alive(e)) {
 		if (e->state != ENV_STOPPING)
 			env_log(e, "stopping");
 		e->state = ENV_STOPPING;
@@ -635,7 +635,7 @@ env_restart(struct env *e, unsigned *status, const char **code,
 		    node->pg_down);
 		return -1;
 	}
-	if (!any_alive(e))
+	if (!env_any_alive(e))
 		return env_begin_start(e, status, code, cause);
 	e->want_running = 0;
 	e->restart_pending = 1;
@@ -650,7 +650,7 @@ static int
 env_check_stopped(struct env *e, const char *verb, unsigned *status,
     const char **code, char **cause)
 {
-	if (e->want_running || any_alive(e) || e->state == ENV_STARTING ||
+	if (e->want_running || env_any_alive(e) || e->state == ENV_STARTING ||
 	    e->state == ENV_RUNNING || e->state == ENV_STOPPING) {
 		*status = 409;
 		*code = "ENVIRONMENT_NOT_STOPPED";

@@ -201,6 +201,8 @@ int env_clean(struct env *, unsigned *status, const char **code,
     char **cause);
 /* Desired instance count (v3: always 1). */
 int env_instances_wanted(struct env *);
+/* 1 when some instance of e has a process (caller holds the lock). */
+int env_any_alive(struct env *);
 const char *env_name(struct env *);
 /* Append a supervisor line to the environment's app log. */
 void env_log(struct env *, const char *fmt, ...)

@@ -991,13 +991,8 @@ pg_relay_adopted(void)
 	pthread_mutex_lock(&node->lock);
 	for (e = node->envs; e; e = e->next) {
 		char *dir, *name;
-		int i;
 
-		for (i = 0; i < NUBO_INSTANCES_MAX; i++)
-			if (e->inst[i].pid > 0)
-				break;
-		if (i == NUBO_INSTANCES_MAX ||
-		    pg_app_socket(e, &dir, &name) == -1)
+		if (!env_any_alive(e) || pg_app_socket(e, &dir, &name) == -1)
 			continue;
 		free(dir);
 		free(name);

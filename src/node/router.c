@@ -505,6 +505,14 @@ router_piece_access_log(struct buf *b, long long env_id)
 	free(path);
 }
 
+/* 1 when re's locations proxy to its instances (with @nubo_down), else
+ * they answer a page. */
+static int
+router_proxies(struct route_env *re)
+{
+	return !jsonx_bool(re->spec, "maintenance", 0) && re->nhealthy > 0;
+}
+
 /* What a location does: the maintenance page, the "not running" page or
  * the proxy to the instances (caller frees). */
 static char *
@@ -537,7 +545,7 @@ router_piece_location(struct buf *b, struct route_env *re)
 	/* no instance answers (stopped, starting, restarting, crashed):
 	 * nubo's page, not nginx's 502; the same whatever the state, so
 	 * that a start or a stop needs no reload */
-	if (strstr(inner, "@nubo_down"))
+	if (router_proxies(re))
 		buf_printf(b, "    location @nubo_down {\n      return 503 "
 		    "\"<!doctype html><title>Not answering</title><h1>This app "
 		    "is not answering</h1><p>No instance of environment %s "
