@@ -92,14 +92,19 @@ pg_admin_connect_db(const char *db, char **cause)
 {
 	char *ci = pg_admin_conninfo();
 	/* in an environment's database: whatever settings a dump left on
-	 * it, this session writes and is not cut short */
-	const char *keys[] = { "dbname", "dbname", "options", NULL };
-	const char *vals[] = { ci, db, "-c default_transaction_read_only=off"
+	 * it, this session writes and is not cut short. A --pg server that
+	 * does not answer fails the connection after 10 s (unless its URI
+	 * says otherwise: later keywords win) instead of blocking the
+	 * thread that asked */
+	const char *keys[] = { "connect_timeout", "dbname", "dbname",
+	    "options", NULL };
+	const char *vals[] = { "10", ci, db,
+	    "-c default_transaction_read_only=off"
 	    " -c statement_timeout=0 -c lock_timeout=0", NULL };
 	PGconn *c;
 
 	if (db == NULL)
-		keys[1] = NULL;
+		keys[2] = NULL;
 	c = PQconnectdbParams(keys, vals, 1);
 	free(ci);
 	if (PQstatus(c) != CONNECTION_OK) {

@@ -117,6 +117,17 @@ expect "with DATABASE_DOWN" "$(head -1 <<< "$out" | jq_get error.code)" DATABASE
 check_fails "nubo envs restart is refused" 1 "$NUBO" envs restart shop Test
 expect_match "it says why" "$(cat "$T/last.err")" "cannot restart 'Test' now: the node's PostgreSQL is down"
 expect "the environment is still degraded, not failed" "$(state)" degraded
+# a snapshot now is refused the same way (not a pg_dump error, not a
+# snapshot listed as completed)
+completed() { "$NUBO" backups list shop Test --json | python3 -c 'import json,sys; print(sum(1 for s in json.load(sys.stdin)["snapshots"] if s["state"] == "completed"))'; }
+nsnap=$(completed)
+out=$(curl -s -w '\n%{http_code}' -X POST -H "Authorization: Bearer $(jq_get portal_secret < "$D/agent.json")" -H 'Content-Type: application/json' -d '{"snapshot":"00000000-0000-4000-8000-000000000001"}' "$NODE_URL_heal/agent/v1/environments/$EID/snapshots")
+expect "a snapshot while PostgreSQL is down: the node answers 503" "$(tail -1 <<< "$out")" 503
+expect "with DATABASE_DOWN" "$(head -1 <<< "$out" | jq_get error.code)" DATABASE_DOWN
+expect_match "naming the cause" "$(head -1 <<< "$out" | jq_get error.message)" "no snapshot of environment $EID can be taken now: the node's PostgreSQL is down"
+check_fails "nubo backups create is refused" 1 "$NUBO" backups create shop Test
+expect_match "it says why" "$(cat "$T/last.err")" "the node's PostgreSQL is down"
+expect "no completed snapshot was added" "$(completed)" "$nsnap"
 # the first two failed restarts (the count goes on from step 1's restart
 # when that was less than 30 s ago)
 pgwaits() { grep -o "PostgreSQL: restart [0-9]* failed.*next try in [0-9]* s" "$T/node-heal.log" | grep -o "[0-9]* s$" | tr -d ' s' || [ $? = 1 ]; }
