@@ -69,8 +69,9 @@ cmd_packages_upload_exec(struct cmd_args *a)
 	}
 	if (jsonx_str(resp, "sha256") == NULL ||
 	    strcmp(jsonx_str(resp, "sha256"), sha) != 0) {
-		out_fail("the node stored sha256 %s but the file has %s: upload "
-		    "corrupted in transit", jsonx_str(resp, "sha256") ?
+		out_fail("the node stored sha256 %s but the file has %s: the "
+		    "upload was corrupted in transit, or the file changed "
+		    "while it was sent", jsonx_str(resp, "sha256") ?
 		    jsonx_str(resp, "sha256") : "(none)", sha);
 		goto out;
 	}

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -87,10 +88,48 @@ progress_show(struct progress *p, int final)
 
 struct up {
 	int				 fd;
-	EVP_MD_CTX			*sha;
 	struct progress			 prog;
 	int				 err;
 };
+
+/* The file's sha256, computed by a thread of its own while curl sends it,
+ * so that sending never waits for hashing. */
+struct hasher {
+	int				 fd;
+	long long			 size;
+	unsigned char			 digest[EVP_MAX_MD_SIZE];
+	int				 err;	/* errno, or 0 */
+};
+
+static void *
+hash_file(void *arg)
+{
+	struct hasher *hs = arg;
+	EVP_MD_CTX *sha = EVP_MD_CTX_new();
+	char *buf = xmalloc(NUBO_IO_CHUNK);
+	long long off = 0;
+	unsigned dlen = 0;
+	ssize_t n;
+
+	if (sha == NULL || EVP_DigestInit_ex(sha, EVP_sha256(), NULL) != 1)
+		hs->err = ENOMEM;
+	while (hs->err == 0 && off < hs->size) {
+		n = pread(hs->fd, buf, NUBO_IO_CHUNK, off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			hs->err = n == 0 ? EIO : errno;	/* 0: it shrank */
+			break;
+		}
+		EVP_DigestUpdate(sha, buf, (size_t)n);
+		off += n;
+	}
+	if (hs->err == 0)
+		EVP_DigestFinal_ex(sha, hs->digest, &dlen);
+	EVP_MD_CTX_free(sha);
+	free(buf);
+	return NULL;
+}
 
 static size_t
 up_read(char *buf, size_t size, size_t n, void *cls)
@@ -105,7 +144,6 @@ up_read(char *buf, size_t size, size_t n, void *cls)
 		u->err = errno;
 		return CURL_READFUNC_ABORT;
 	}
-	EVP_DigestUpdate(u->sha, buf, (size_t)got);
 	u->prog.done += got;
 	progress_show(&u->prog, 0);
 	return (size_t)got;
@@ -121,10 +159,11 @@ int
 transfer_upload(const char *url, const char *method, const char *file,
     const char *what, json_t **resp, char sha[65])
 {
-	unsigned char digest[EVP_MAX_MD_SIZE];
 	char errbuf[CURL_ERROR_SIZE] = "";
 	struct curl_slist *h = NULL;
-	unsigned dlen = 0;
+	struct hasher hs;
+	pthread_t hasher;
+	int hashing = 0;
 	struct buf body;
 	struct stat st;
 	struct up u;
@@ -144,8 +183,12 @@ transfer_upload(const char *url, const char *method, const char *file,
 		out_fail("'%s' is not a regular file", file);
 		goto out;
 	}
-	u.sha = EVP_MD_CTX_new();
-	EVP_DigestInit_ex(u.sha, EVP_sha256(), NULL);
+	hs = (struct hasher){ .fd = u.fd, .size = (long long)st.st_size };
+	if ((errno = pthread_create(&hasher, NULL, hash_file, &hs)) != 0) {
+		out_fail("cannot hash '%s': %s", file, strerror(errno));
+		goto out;
+	}
+	hashing = 1;
 	progress_init(&u.prog, what, (long long)st.st_size);
 	c = curl_easy_init();
 	h = curl_slist_append(h, "Content-Type: application/octet-stream");
@@ -177,16 +220,21 @@ transfer_upload(const char *url, const char *method, const char *file,
 		goto out;
 	}
 	progress_show(&u.prog, 1);
+	pthread_join(hasher, NULL);
+	hashing = 0;
+	if (hs.err != 0) {
+		out_fail("cannot read '%s': %s", file, strerror(hs.err));
+		goto out;
+	}
 	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-	EVP_DigestFinal_ex(u.sha, digest, &dlen);
-	util_hex(digest, 32, sha);
+	util_hex(hs.digest, 32, sha);
 	if (body.len)
 		*resp = json_loadb(body.data, body.len, 0, NULL);
 out:
+	if (hashing)
+		pthread_join(hasher, NULL);
 	if (u.fd != -1)
 		close(u.fd);
-	if (u.sha != NULL)
-		EVP_MD_CTX_free(u.sha);
 	curl_slist_free_all(h);
 	if (c)
 		curl_easy_cleanup(c);

@@ -703,6 +703,8 @@ http_server_start_tls(const char *listen, const struct http_server_ops *ops,
 	    MHD_OPTION_CONNECTION_LIMIT, srv->total,
 	    MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)NUBO_HTTP_PER_ADDRESS,
 	    MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)1024,
+	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, ops->conn_memory ?
+	    ops->conn_memory : (size_t)32 * 1024,
 	    MHD_OPTION_NOTIFY_COMPLETED, http_completed, srv,
 	    MHD_OPTION_NOTIFY_CONNECTION, http_connection, srv,
 	    MHD_OPTION_EXTERNAL_LOGGER, http_mhd_log, srv,

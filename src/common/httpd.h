@@ -32,6 +32,10 @@ struct http_server_ops {
 	/* A request that finish suspended (http_suspend) was resumed:
 	 * reply now. */
 	void	(*resume)(struct http_req *);
+	/* Memory per connection (0: libmicrohttpd's 32 KB). Half of it is
+	 * the read buffer: a server that takes bulk bodies reads them in
+	 * fewer, larger reads with more. */
+	size_t	  conn_memory;
 };
 
 struct http_req {

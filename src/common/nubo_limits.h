@@ -15,6 +15,9 @@
 #define NUBO_HTTP_CONNECTIONS   4096
 #define NUBO_HTTP_RESERVE_DIV   8
 #define NUBO_HTTP_PER_ADDRESS   128
+/* libmicrohttpd memory per connection of a node's agent server, which
+ * takes bulk uploads (half is the read buffer; the default is 32 KB) */
+#define NUBO_HTTP_BULK_CONN_MEMORY (256 * 1024)
 #define NUBO_HTTP_HEADER_SECS   10
 #define NUBO_HTTP_IO_SECS       60
 #define NUBO_HTTP_TRUSTED_MAX   4096                /* trusted addresses */
@@ -93,6 +96,9 @@
 #define NUBO_CONFIG_MAX         (64 * 1024)         /* bytes */
 
 #define NUBO_IO_CHUNK           (256 * 1024)        /* streaming buffer size */
+/* an upload's temp file is fdatasync'ed every this many bytes as it
+ * arrives (a device flush at the end would cost ~0.5 ms per MB) */
+#define NUBO_UPLOAD_FLUSH_EVERY (16LL * 1024 * 1024)
 
 #define NUBO_DOWNLOADS_TRACKED  256                 /* partial downloads a node remembers */
 

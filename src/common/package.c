@@ -564,6 +564,8 @@ pathset_release(struct pathset *ps)
  * counts expanded bytes against the bomb ratio. */
 struct gzsrc {
 	int		 fd;
+	package_reader	 fn;		/* instead of read(fd) when set */
+	void		*arg;
 	z_stream	 z;
 	int		 eof;
 	int		 ended;		/* a member ended; more may follow */
@@ -585,7 +587,8 @@ gzsrc_read(struct archive *a, void *arg, const void **bufp)
 	g->z.avail_out = sizeof g->out;
 	while (g->z.avail_out == sizeof g->out) {
 		if (g->z.avail_in == 0 && !g->eof) {
-			n = read(g->fd, g->in, sizeof g->in);
+			n = g->fn ? g->fn(g->arg, g->in, sizeof g->in) :
+			    read(g->fd, g->in, sizeof g->in);
 			if (n < 0) {
 				archive_set_error(a, errno, "read error");
 				return -1;
@@ -983,6 +986,28 @@ out:
 }
 
 /* Open the archive on fd: gzip (checked by zlib) + tar, zip, or tar. */
+/* A tar.gz read from fd, or from fn when it is set. */
+static int
+scan_open_gzip(struct scan *s, int fd, package_reader fn, void *arg,
+    char **cause)
+{
+	s->a = archive_read_new();
+	s->gz = xcalloc(1, sizeof *s->gz);
+	s->gz->fd = fd;
+	s->gz->fn = fn;
+	s->gz->arg = arg;
+	s->gz->compressed = s->file_size;
+	if (inflateInit2(&s->gz->z, 16 + MAX_WBITS) != Z_OK)
+		fatal("inflateInit2 failed");
+	archive_read_support_format_tar(s->a);
+	archive_read_support_format_gnutar(s->a);
+	if (archive_read_open(s->a, s->gz, NULL, gzsrc_read, NULL) !=
+	    ARCHIVE_OK)
+		return scan_fail(cause, "broken archive: %s",
+		    scan_archive_error(s));
+	return 0;
+}
+
 static int
 scan_open(struct scan *s, int fd, char **cause)
 {
@@ -1003,21 +1028,9 @@ scan_open(struct scan *s, int fd, char **cause)
 	if (n < 4)
 		return scan_fail(cause, "not a package archive (empty or too "
 		    "short; expected zip, tar.gz or tar)");
+	if (magic[0] == 0x1f && magic[1] == 0x8b)
+		return scan_open_gzip(s, fd, NULL, NULL, cause);
 	s->a = archive_read_new();
-	if (magic[0] == 0x1f && magic[1] == 0x8b) {
-		s->gz = xcalloc(1, sizeof *s->gz);
-		s->gz->fd = fd;
-		s->gz->compressed = s->file_size;
-		if (inflateInit2(&s->gz->z, 16 + MAX_WBITS) != Z_OK)
-			fatal("inflateInit2 failed");
-		archive_read_support_format_tar(s->a);
-		archive_read_support_format_gnutar(s->a);
-		if (archive_read_open(s->a, s->gz, NULL, gzsrc_read, NULL) !=
-		    ARCHIVE_OK)
-			return scan_fail(cause, "broken archive: %s",
-			    scan_archive_error(s));
-		return 0;
-	}
 	if (magic[0] == 'P' && magic[1] == 'K' &&
 	    ((magic[2] == 3 && magic[3] == 4) || (magic[2] == 5 && magic[3] == 6)))
 		archive_read_support_format_zip_seekable(s->a);
@@ -1053,9 +1066,18 @@ scan_release(struct scan *s)
 	free(s->data);
 }
 
+/* Where package_scan reads: fd, or a tar.gz of size bytes from fn. */
+struct scan_src {
+	int		 fd;
+	package_reader	 fn;
+	void		*arg;
+	long long	 size;
+};
+
 /* The whole check (and extraction below rootfd when it is not -1). */
 static int
-package_scan(int fd, int rootfd, struct package_manifest *out, char **cause)
+package_scan(const struct scan_src *src, int rootfd,
+    struct package_manifest *out, char **cause)
 {
 	struct package_manifest m;
 	struct archive_entry *e;
@@ -1068,7 +1090,16 @@ package_scan(int fd, int rootfd, struct package_manifest *out, char **cause)
 	s.rootfd = rootfd;
 	buf_init(&s.manifest, NUBO_MANIFEST_MAX);
 	s.data = xmalloc(NUBO_IO_CHUNK);
-	if (scan_open(&s, fd, cause) == -1)
+	if (src->fn != NULL) {
+		s.file_size = src->size;
+		if (s.file_size > NUBO_PACKAGE_MAX) {
+			scan_fail(cause, "package is larger than %lld bytes",
+			    (long long)NUBO_PACKAGE_MAX);
+			goto out;
+		}
+		if (scan_open_gzip(&s, -1, src->fn, src->arg, cause) == -1)
+			goto out;
+	} else if (scan_open(&s, src->fd, cause) == -1)
 		goto out;
 	for (;;) {
 		r = archive_read_next_header(s.a, &e);
@@ -1141,7 +1172,20 @@ package_validate_fd(int fd, struct package_manifest *out, char **cause)
 	*cause = NULL;
 	if (out != NULL)
 		package_manifest_init(out);
-	return package_scan(fd, -1, out, cause);
+	return package_scan(&(struct scan_src){ .fd = fd }, -1, out, cause);
+}
+
+int
+package_validate_gzip_stream(package_reader fn, void *arg, long long size,
+    struct package_manifest *out, char **cause)
+{
+	struct scan_src src = { .fd = -1, .fn = fn, .arg = arg,
+	    .size = size };
+
+	*cause = NULL;
+	if (out != NULL)
+		package_manifest_init(out);
+	return package_scan(&src, -1, out, cause);
 }
 
 int
@@ -1157,7 +1201,7 @@ package_validate(const char *path, struct package_manifest *out, char **cause)
 		    strerror(errno));
 		return -1;
 	}
-	rc = package_scan(fd, -1, out, cause);
+	rc = package_scan(&(struct scan_src){ .fd = fd }, -1, out, cause);
 	close(fd);
 	return rc;
 }
@@ -1200,7 +1244,8 @@ package_extract(const char *path, const char *dest_dir, char **cause)
 		*cause = xasprintf("cannot open '%s': %s", tmp, strerror(errno));
 		goto out;
 	}
-	if (package_scan(fd, rootfd, NULL, cause) == -1)
+	if (package_scan(&(struct scan_src){ .fd = fd }, rootfd, NULL,
+	    cause) == -1)
 		goto out;
 	if (fsync(rootfd) == -1) {
 		*cause = xasprintf("cannot sync '%s': %s", tmp, strerror(errno));

@@ -7,6 +7,7 @@
 #define NUBO_PACKAGE_H
 
 #include <stddef.h>
+#include <sys/types.h>
 
 #include <jansson.h>
 
@@ -71,6 +72,14 @@ int package_validate(const char *path, struct package_manifest *out,
 /* The same on an open file descriptor (read from its current offset;
  * the fd is not closed). */
 int package_validate_fd(int fd, struct package_manifest *out, char **cause);
+/* Reads the next bytes of a package into buf (at most len): how many
+ * (> 0), 0 at its end, or -1 with errno set. */
+typedef ssize_t (*package_reader)(void *arg, void *buf, size_t len);
+/* The same checks on a tar.gz package of size bytes read once, in order,
+ * from fn, so a package can be checked while it arrives. Reads to the
+ * end unless the check fails first. */
+int package_validate_gzip_stream(package_reader fn, void *arg, long long size,
+    struct package_manifest *out, char **cause);
 
 /* Validate, then unpack into dest_dir: the tree is written to a temporary
  * folder next to dest_dir and renamed into place (an existing dest_dir is

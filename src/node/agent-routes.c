@@ -10,6 +10,7 @@
 
 #include "jsonx.h"
 #include "log.h"
+#include "nubo_limits.h"
 #include "signed-url.h"
 #include "util.h"
 #include "xmalloc.h"
@@ -374,8 +375,12 @@ agent_cleanup(struct http_req *h)
 struct http_server *
 agent_routes_listen(const char *listen, const struct http_tls *tls)
 {
+	/* packages, backups and migrations arrive here: 128 KB reads
+	 * (at most NUBO_HTTP_PER_ADDRESS × 256 KB from one address) */
 	static const struct http_server_ops ops = {
-		agent_begin, agent_finish, agent_cleanup, NULL };
+		.begin = agent_begin, .finish = agent_finish,
+		.cleanup = agent_cleanup,
+		.conn_memory = NUBO_HTTP_BULK_CONN_MEMORY };
 
 	return http_server_start_tls(listen, &ops, node, 8, tls);
 }

@@ -18,8 +18,10 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/param.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -342,17 +344,44 @@ agent_packages_download(struct areq *r)
 }
 
 /* One upload in progress (areq ctx). While it runs it holds its declared
- * size against the quota (a reservation in packages_uploads). */
+ * size against the quota (a reservation in packages_uploads).
+ *
+ * The receiving thread only writes the body to the temp file. A follower
+ * thread reads the file behind it (from the page cache) and hashes it,
+ * and checks a tar.gz package on the way, so that when the last byte has
+ * arrived, the package is checked too: the receiving thread never waits
+ * for a hash or a check between two reads of the socket. */
 struct upload {
 	int				 fd;
 	char				*tmp;
 	char				*repo;		/* NULL: the node's */
 	long long			 declared;	/* signed into the URL */
 	long long			 size;
-	long long			 synced;	/* handed to writeback */
 	int				 reserved;
-	EVP_MD_CTX			*sha;	/* OpenSSL: SHA-NI where the CPU has it */
 	struct upload			*next;		/* packages_uploads */
+
+	/* the follower and the syncer; under mu: written, stop, and the
+	 * written counts that wake them (0: not waiting), so that the
+	 * receiving thread wakes each once per chunk or flush, not per read */
+	pthread_t			 follower;
+	int				 following;
+	pthread_mutex_t			 mu;
+	pthread_cond_t			 cv;		/* the follower's */
+	pthread_cond_t			 scv;		/* the syncer's */
+	long long			 written;
+	long long			 follow_at;
+	long long			 sync_at;
+	int				 stop;
+	int				 rfd;	/* the temp file, for reading */
+	long long			 readoff;
+	pthread_t			 syncer;
+	int				 syncing;
+	EVP_MD_CTX			*sha;	/* OpenSSL: SHA-NI where the CPU has it */
+	int				 checked;	/* a tar.gz, checked as read */
+	int				 check_rc;
+	char				*check_cause;
+	struct package_manifest		 check_m;
+	int				 read_err;	/* errno, or 0 */
 };
 
 /* The uploads holding a reservation; under packages_lock. */
@@ -382,16 +411,183 @@ upload_unreserve(struct upload *u)
 	pthread_mutex_unlock(&packages_lock);
 }
 
+/* package_reader of the follower: the next bytes of the temp file once
+ * the receiving thread has written them, hashed on the way. */
+static ssize_t
+upload_follow_read(void *arg, void *buf, size_t len)
+{
+	struct upload *u = arg;
+	long long have;
+	ssize_t n;
+	int stop;
+
+	pthread_mutex_lock(&u->mu);
+	while (u->written == u->readoff && !u->stop &&
+	    u->readoff < u->declared) {
+		u->follow_at = MIN(u->readoff + NUBO_IO_CHUNK, u->declared);
+		pthread_cond_wait(&u->cv, &u->mu);
+	}
+	u->follow_at = 0;
+	have = u->written - u->readoff;
+	stop = u->stop;
+	pthread_mutex_unlock(&u->mu);
+	if (stop) {
+		errno = ECANCELED;
+		return -1;
+	}
+	if (have == 0)
+		return 0;
+	if ((long long)len > have)
+		len = (size_t)have;
+	n = pread(u->rfd, buf, len, u->readoff);
+	if (n <= 0) {
+		if (n == 0)
+			errno = EIO;	/* the temp file is shorter than written */
+		return -1;
+	}
+	EVP_DigestUpdate(u->sha, buf, (size_t)n);
+	u->readoff += n;
+	return n;
+}
+
+/* The syncer: brings the disk along while the body arrives (writeback
+ * and the device's cache flush), so that the fsync before publishing has
+ * only the last megabytes left. That fsync reports any error. */
+static void *
+upload_sync(void *arg)
+{
+	struct upload *u = arg;
+	long long upto, flushed = 0;
+
+	for (;;) {
+		pthread_mutex_lock(&u->mu);
+		while (!u->stop && u->written < u->declared &&
+		    u->written - flushed < NUBO_UPLOAD_FLUSH_EVERY) {
+			u->sync_at = MIN(flushed + NUBO_UPLOAD_FLUSH_EVERY,
+			    u->declared);
+			pthread_cond_wait(&u->scv, &u->mu);
+		}
+		u->sync_at = 0;
+		upto = u->written;
+		pthread_mutex_unlock(&u->mu);
+		if (u->stop || upto == u->declared)
+			return NULL;
+		(void)fdatasync(u->rfd);
+		flushed = upto;
+	}
+}
+
+static void *
+upload_follow(void *arg)
+{
+	struct upload *u = arg;
+	char *buf;
+	ssize_t n;
+
+	if (u->checked) {
+		u->check_rc = package_validate_gzip_stream(upload_follow_read,
+		    u, u->declared, &u->check_m, &u->check_cause);
+		if (u->check_rc == -1)
+			return NULL;	/* rejected: the hash is not needed */
+	}
+	/* the rest (all of it when there is no check) is only hashed */
+	buf = xmalloc(NUBO_IO_CHUNK);
+	while ((n = upload_follow_read(u, buf, NUBO_IO_CHUNK)) > 0)
+		;
+	if (n < 0)
+		u->read_err = errno;
+	free(buf);
+	return NULL;
+}
+
+/* Start the follower at the first bytes of the body (first: at least
+ * one byte, to tell a tar.gz). 0, or -1 with errno. */
+static int
+upload_follow_start(struct upload *u, const char *first, size_t len)
+{
+	int err;
+
+	if ((u->rfd = open(u->tmp, O_RDONLY | O_CLOEXEC)) == -1)
+		return -1;
+	u->sha = EVP_MD_CTX_new();
+	if (u->sha == NULL || EVP_DigestInit_ex(u->sha, EVP_sha256(),
+	    NULL) != 1) {
+		errno = ENOMEM;
+		return -1;
+	}
+	/* a one-byte first chunk of a gzip stream is checked after the end,
+	 * as zip and plain tar always are (the check reads them by offset) */
+	u->checked = len >= 2 && (unsigned char)first[0] == 0x1f &&
+	    (unsigned char)first[1] == 0x8b;
+	package_manifest_init(&u->check_m);
+	pthread_mutex_init(&u->mu, NULL);
+	pthread_cond_init(&u->cv, NULL);
+	pthread_cond_init(&u->scv, NULL);
+	if ((err = pthread_create(&u->follower, NULL, upload_follow, u))
+	    != 0) {
+		pthread_mutex_destroy(&u->mu);
+		pthread_cond_destroy(&u->cv);
+		pthread_cond_destroy(&u->scv);
+		errno = err;
+		return -1;
+	}
+	u->following = 1;
+	/* without it, the fsync at the end does all the flushing */
+	u->syncing = pthread_create(&u->syncer, NULL, upload_sync, u) == 0;
+	return 0;
+}
+
+/* n more bytes are in the temp file. */
+static void
+upload_follow_wrote(struct upload *u, long long n)
+{
+	pthread_mutex_lock(&u->mu);
+	u->written += n;
+	if (u->follow_at != 0 && u->written >= u->follow_at)
+		pthread_cond_signal(&u->cv);
+	if (u->sync_at != 0 && u->written >= u->sync_at)
+		pthread_cond_signal(&u->scv);
+	pthread_mutex_unlock(&u->mu);
+}
+
+/* Wait for the follower; with stop, make it give up first (the upload
+ * ended early). */
+static void
+upload_follow_join(struct upload *u, int stop)
+{
+	if (!u->following)
+		return;
+	if (stop) {
+		pthread_mutex_lock(&u->mu);
+		u->stop = 1;
+		pthread_cond_signal(&u->cv);
+		pthread_cond_signal(&u->scv);
+		pthread_mutex_unlock(&u->mu);
+	}
+	pthread_join(u->follower, NULL);
+	if (u->syncing)
+		pthread_join(u->syncer, NULL);
+	pthread_mutex_destroy(&u->mu);
+	pthread_cond_destroy(&u->cv);
+	pthread_cond_destroy(&u->scv);
+	u->following = 0;
+}
+
 static void
 upload_free(void *arg)
 {
 	struct upload *u = arg;
 
+	upload_follow_join(u, 1);
 	upload_unreserve(u);
 	if (u->fd != -1)
 		close(u->fd);
+	if (u->rfd != -1)
+		close(u->rfd);
 	if (u->sha != NULL)
 		EVP_MD_CTX_free(u->sha);
+	package_manifest_release(&u->check_m);
+	free(u->check_cause);
 	if (u->tmp != NULL)
 		unlink(u->tmp);
 	free(u->tmp);
@@ -637,6 +833,7 @@ agent_packages_upload_sink(struct http_req *h, const char *data, size_t len)
 	struct areq *r = h->ctx;
 	struct upload *u = r->ctx;
 	const char *repo;
+	long long n0;
 
 	if (u == NULL) {
 		char *dir, *root;
@@ -645,6 +842,8 @@ agent_packages_upload_sink(struct http_req *h, const char *data, size_t len)
 			return -1;
 		u = xcalloc(1, sizeof *u);
 		u->fd = -1;
+		u->rfd = -1;
+		package_manifest_init(&u->check_m);
 		u->repo = repo ? xstrdup(repo) : NULL;
 		r->ctx = u;
 		r->ctx_free = upload_free;
@@ -663,15 +862,18 @@ agent_packages_upload_sink(struct http_req *h, const char *data, size_t len)
 			    "upload: %s", strerror(errno));
 			return -1;
 		}
-		u->sha = EVP_MD_CTX_new();
-		if (u->sha == NULL || EVP_DigestInit_ex(u->sha, EVP_sha256(),
-		    NULL) != 1) {
-			areply_error(r, 500, "INTERNAL", "sha256 unavailable");
-			return -1;
-		}
 	}
 	if (u->fd == -1)
 		return -1;
+	if (len == 0)
+		return 0;
+	if (!u->following && upload_follow_start(u, data, len) == -1) {
+		areply_error(r, 500, "INTERNAL", "cannot check the upload: %s",
+		    strerror(errno));
+		close(u->fd);
+		u->fd = -1;
+		return -1;
+	}
 	u->size += (long long)len;
 	if (u->size > u->declared) {
 		close(u->fd);
@@ -680,7 +882,7 @@ agent_packages_upload_sink(struct http_req *h, const char *data, size_t len)
 		    "longer than the %lld bytes of this upload URL", u->declared);
 		return -1;
 	}
-	EVP_DigestUpdate(u->sha, data, len);
+	n0 = (long long)len;
 	while (len > 0) {
 		ssize_t n = write(u->fd, data, len);
 
@@ -702,13 +904,7 @@ agent_packages_upload_sink(struct http_req *h, const char *data, size_t len)
 		data += n;
 		len -= (size_t)n;
 	}
-	/* start writeback as it arrives, so the fsync before publishing
-	 * does not wait for the whole package to reach the disk */
-	if (u->size - u->synced >= 8 * 1024 * 1024) {
-		sync_file_range(u->fd, u->synced, u->size - u->synced,
-		    SYNC_FILE_RANGE_WRITE);
-		u->synced = u->size;
-	}
+	upload_follow_wrote(u, n0);
 	return 0;
 }
 
@@ -807,9 +1003,24 @@ agent_packages_upload(struct areq *r)
 		areply_error(r, 400, "PACKAGE_LABEL_INVALID", "%s", cause);
 		goto out;
 	}
+	/* the follower has read (nearly) all of it by now */
+	upload_follow_join(u, 0);
+	if (u->checked && u->check_rc == -1) {
+		areply_error(r, 422, "PACKAGE_INVALID", "package rejected: %s",
+		    u->check_cause);
+		goto out;
+	}
+	if (u->read_err != 0) {
+		areply_error(r, 500, "STORAGE_ERROR", "cannot read the upload "
+		    "back from %s: %s", u->tmp, strerror(u->read_err));
+		goto out;
+	}
 	EVP_DigestFinal_ex(u->sha, digest, &dlen);
 	util_hex(digest, 32, sha);
-	if (package_validate(u->tmp, &m, &cause) == -1) {
+	if (u->checked) {
+		m = u->check_m;
+		package_manifest_init(&u->check_m);
+	} else if (package_validate(u->tmp, &m, &cause) == -1) {
 		areply_error(r, 422, "PACKAGE_INVALID", "package rejected: %s",
 		    cause);
 		goto out;

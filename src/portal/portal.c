@@ -311,7 +311,8 @@ int
 portal_main(int argc, char **argv)
 {
 	static const struct http_server_ops ops = {
-		routes_begin, routes_finish, routes_cleanup, routes_resume };
+		.begin = routes_begin, .finish = routes_finish,
+		.cleanup = routes_cleanup, .resume = routes_resume };
 	struct portal p;
 	/* nodes present their certificate: its key is pinned */
 	struct http_tls tls = { NULL, NULL, 1, 0 };

@@ -152,6 +152,32 @@ expect "a body longer than declared is refused" "$(ncode --data-binary @"$T/long
 expect "no length (chunked) is refused" "$(ncode -H 'Transfer-Encoding: chunked' --data-binary @"$PKG" "$up")" "411 LENGTH_REQUIRED"
 expect "the declared bytes are taken (the same package again)" "$(ncode --data-binary @"$PKG" "$up")" "200 "
 expect "the same URL again is refused" "$(ncode --data-binary @"$PKG" "$up")" "410 UPLOAD_URL_USED"
+# a client that goes away half-way: the node's reading and checking of the
+# upload (a thread that follows the temp file) stops, and nothing is left
+cut=$(api_as "$ADMIN_KEY" POST /nodes/repo/packages/uploads "{\"size\":$SIZE}" | jq_get url)
+began=$(python3 - "$cut" "$PKG" "$REPO/.uploads" <<'PY'
+import os, socket, sys, time, urllib.parse
+u = urllib.parse.urlsplit(sys.argv[1])
+data = open(sys.argv[2], "rb").read()
+s = socket.create_connection((u.hostname, u.port))
+s.sendall(b"POST %s?%s HTTP/1.1\r\nHost: %s\r\nContent-Length: %d\r\n"
+          b"Content-Type: application/octet-stream\r\n\r\n" %
+          (u.path.encode(), u.query.encode(), u.netloc.encode(), len(data)))
+s.sendall(data[:len(data) // 2])
+for _ in range(50):         # the node has begun storing it
+    if os.path.isdir(sys.argv[3]) and os.listdir(sys.argv[3]):
+        break
+    time.sleep(0.1)
+print(len(os.listdir(sys.argv[3])))
+s.close()
+PY
+)
+expect "the node was storing the upload when it was cut off" "$began" 1
+for _ in $(seq 50); do
+	[ "$(find "$REPO/.uploads" -type f | wc -l)" = 0 ] && break
+	sleep 0.1
+done
+expect "an upload cut off half-way leaves no temp file" "$(find "$REPO/.uploads" -type f | wc -l)" 0
 expect "nothing listed by refused uploads" "$(count_packages)" 2
 expect "no upload left behind" "$(find "$REPO/.uploads" -type f | wc -l)" 0
 

@@ -71,8 +71,8 @@ t_cleanup(struct http_req *h)
 	pthread_mutex_unlock(&seen_lock);
 }
 
-static const struct http_server_ops ops = { t_begin, t_finish, t_cleanup,
-    NULL };
+static const struct http_server_ops ops = { .begin = t_begin,
+    .finish = t_finish, .cleanup = t_cleanup };
 static struct http_server *srv;
 
 /* Send request (with an optional Range header) and read up to max bytes
