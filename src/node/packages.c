@@ -458,6 +458,7 @@ upload_sync(void *arg)
 {
 	struct upload *u = arg;
 	long long upto, flushed = 0;
+	int stop;
 
 	for (;;) {
 		pthread_mutex_lock(&u->mu);
@@ -469,8 +470,9 @@ upload_sync(void *arg)
 		}
 		u->sync_at = 0;
 		upto = u->written;
+		stop = u->stop;
 		pthread_mutex_unlock(&u->mu);
-		if (u->stop || upto == u->declared)
+		if (stop || upto == u->declared)
 			return NULL;
 		(void)fdatasync(u->rfd);
 		flushed = upto;
@@ -515,11 +517,11 @@ upload_follow_start(struct upload *u, const char *first, size_t len)
 		errno = ENOMEM;
 		return -1;
 	}
-	/* a one-byte first chunk of a gzip stream is checked after the end,
-	 * as zip and plain tar always are (the check reads them by offset) */
-	u->checked = len >= 2 && (unsigned char)first[0] == 0x1f &&
-	    (unsigned char)first[1] == 0x8b;
-	package_manifest_init(&u->check_m);
+	/* a one-byte first chunk of a gzip stream, and a package too short
+	 * to be one (4 bytes), are checked after the end, as zip and plain
+	 * tar always are (the check reads them by offset) */
+	u->checked = u->declared >= 4 && len >= 2 &&
+	    (unsigned char)first[0] == 0x1f && (unsigned char)first[1] == 0x8b;
 	pthread_mutex_init(&u->mu, NULL);
 	pthread_cond_init(&u->cv, NULL);
 	pthread_cond_init(&u->scv, NULL);

@@ -107,20 +107,71 @@ mkpkg(const char *name, enum fmt fmt, const struct ent *ents, size_t n)
 	({ const struct ent _e[] = { __VA_ARGS__ }; \
 	   mkpkg(name, fmt, _e, sizeof _e / sizeof _e[0]); })
 
-/* Expect validation to fail with a cause containing want. */
+/* package_reader over a file in pieces of odd sizes (1 byte, then 8,
+ * 25, …), as a body arrives from the network. */
+struct pieces {
+	int	 fd;
+	size_t	 step;
+};
+
+static ssize_t
+pieces_read(void *arg, void *buf, size_t len)
+{
+	struct pieces *pc = arg;
+
+	if (len > pc->step)
+		len = pc->step;
+	pc->step = pc->step * 3 % 70001 + 5;
+	return read(pc->fd, buf, len);
+}
+
+/* package_validate_gzip_stream() of the tar.gz at path: -1 when path is
+ * not one (4 bytes and more, gzip's magic), else its result. */
+static int
+stream_validate(const char *path, struct package_manifest *m, int *rc,
+    char **cause)
+{
+	unsigned char magic[2];
+	struct pieces pc = { open(path, O_RDONLY), 1 };
+	struct stat st;
+
+	assert_true(pc.fd >= 0);
+	assert_int_equal(fstat(pc.fd, &st), 0);
+	if (st.st_size < 4 || pread(pc.fd, magic, 2, 0) != 2 ||
+	    magic[0] != 0x1f || magic[1] != 0x8b) {
+		close(pc.fd);
+		return -1;
+	}
+	*rc = package_validate_gzip_stream(pieces_read, &pc,
+	    (long long)st.st_size, m, cause);
+	close(pc.fd);
+	return 0;
+}
+
+/* Expect validation to fail with a cause containing want; a tar.gz
+ * checked as it arrives fails too, for the same cause (a damage may be
+ * seen at another entry: the reads are of other sizes). */
 static void
 expect_bad(const char *path, const char *want)
 {
 	struct package_manifest m;
-	char *cause = NULL, *dest;
+	char *cause = NULL, *scause = NULL, *dest;
 	DIR *d;
 	struct dirent *de;
-	int left = 0;
+	int left = 0, rc;
 
 	assert_int_equal(package_validate(path, &m, &cause), -1);
 	assert_non_null(cause);
 	if (strstr(cause, want) == NULL)
 		fail_msg("cause '%s' does not mention '%s'", cause, want);
+	if (stream_validate(path, &m, &rc, &scause) == 0) {
+		assert_int_equal(rc, -1);
+		assert_non_null(scause);
+		if (strstr(scause, want) == NULL)
+			fail_msg("as it arrives: cause '%s' does not mention "
+			    "'%s'", scause, want);
+		free(scause);
+	}
 	free(cause);
 	/* extraction refuses too and leaves nothing behind */
 	dest = xasprintf("%s/out/app", tmpdir);
@@ -161,6 +212,18 @@ test_good_targz(void **state)
 	    { L, "./share/link", "x/readme.txt" },
 	    { L, "./share/x/up", "../../bin/notes" },
 	    { H, "./share/hard", "bin/notes" });
+	/* checked as it arrives: the same manifest */
+	{
+		int rc = -1;
+
+		assert_int_equal(stream_validate(path, &m, &rc, &cause), 0);
+		if (rc != 0)
+			fail_msg("%s", cause);
+		assert_string_equal(m.name, "notes");
+		assert_string_equal(m.start, "bin/notes");
+		assert_int_equal(m.nconstants, 1);
+		package_manifest_release(&m);
+	}
 	if (package_validate(path, &m, &cause) != 0)
 		fail_msg("%s", cause);
 	assert_string_equal(m.name, "notes");
@@ -387,6 +450,7 @@ test_broken_archives(void **state)
 	struct stat st;
 	char *good;
 	long i, bad = 0, sz;
+	int rc;
 
 	(void)state;
 	memset(big, 'a', sizeof big);
@@ -408,6 +472,13 @@ test_broken_archives(void **state)
 		char *cause = NULL, *p = mangle(good, name, -1, i);
 
 		if (package_validate(p, &m, &cause) == 0) {
+			package_manifest_release(&m);
+			bad++;
+		}
+		free(cause);
+		cause = NULL;
+		/* and checked as it arrives */
+		if (stream_validate(p, &m, &rc, &cause) == 0 && rc == 0) {
 			package_manifest_release(&m);
 			bad++;
 		}
