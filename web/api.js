@@ -62,14 +62,21 @@ export function forget() {
   localStorage.removeItem(HINT);
 }
 
-// Follow a job until it ends: onProgress(job) after each look.
+// Follow a job until it ends: onProgress(job) after each change. Long
+// polling: each GET after the first names the revision the page has and
+// is answered once the job changes (or after JOB_WAIT_S seconds
+// unchanged), so progress shows as it happens without asking again and
+// again.
+const JOB_WAIT_S = 25;
+
 export async function followJob(id, onProgress) {
+  let job = await api('GET', p`/jobs/${id}`);
   for (;;) {
-    const job = await api('GET', p`/jobs/${id}`);
     onProgress(job);
     if (job.state === 'completed' || job.state === 'failed' ||
         job.state === 'cancelled') return job;
-    await new Promise((r) => setTimeout(r, 600));
+    job = await api('GET', p`/jobs/${id}` +
+      `?wait=${JOB_WAIT_S}&revision=${encodeURIComponent(job.revision)}`);
   }
 }
 

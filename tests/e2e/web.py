@@ -356,6 +356,12 @@ try:
          "failed" in text_of("[data-env-status]"), 90, "the start")
     ok("start: done", "Start: done" in text_of("[data-env-status]"),
        text_of("[data-env-status]"))
+    errors, bad = drain()
+    jobs = [u for u in urls.values() if "/api/v1/jobs/" in u]
+    ok("the job was followed by long polling (GET /jobs/{id}?wait=&revision=)",
+       any("?wait=25&revision=" in u for u in jobs), jobs)
+    ok("the start: no console errors, no failed requests",
+       not errors and not bad, errors + bad)
     ok("Test is running, 1 of 1 instances",
        "running" in row().text and "1 of 1" in row().text, row().text)
     link = row().find_elements(By.CSS_SELECTOR, "a")
