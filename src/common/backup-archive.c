@@ -659,7 +659,7 @@ backup_archive_write(const struct backup_write_opts *o, int out_fd,
 	double t0 = util_mono();
 	json_t *mj = NULL;
 	char *mtext = NULL;
-	long long dbsize, dumpsize;
+	long long dbsize, dumpsize, dump_ms = 0;
 	time_t now = time(NULL);
 
 	memset(&w, 0, sizeof(w));
@@ -690,6 +690,8 @@ backup_archive_write(const struct backup_write_opts *o, int out_fd,
 		dump = -1;
 		if (n < 0)
 			goto out;
+		/* the migration's downtime estimate scales from it */
+		dump_ms = (long long)((util_mono() - t0) * 1000 + 0.5);
 	}
 	if (fstat(dumpfd, &st) < 0 || lseek(dumpfd, 0, SEEK_SET) < 0) {
 		set_cause(cause, "cannot read the dump: %s", strerror(errno));
@@ -772,6 +774,7 @@ backup_archive_write(const struct backup_write_opts *o, int out_fd,
 	if (meta != NULL) {
 		memset(meta, 0, sizeof(*meta));
 		meta->duration = (long long)(util_mono() - t0 + 0.5);
+		meta->dump_ms = dump_ms;
 		meta->dump_size = dumpsize;
 		meta->database_size = dbsize;
 		meta->files_size = w.files_size;

@@ -16,6 +16,7 @@
 /* What `.metadata` says (sizes in bytes, duration in seconds). */
 struct backup_meta {
 	long long	 duration;
+	long long	 dump_ms;	/* pg_dump's wall time here; 0: not run */
 	long long	 dump_size;
 	long long	 database_size;
 	long long	 files_size;

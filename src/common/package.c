@@ -985,7 +985,17 @@ out:
 	return rc;
 }
 
-/* Open the archive on fd: gzip (checked by zlib) + tar, zip, or tar. */
+/* The package's size, refused above NUBO_PACKAGE_MAX. */
+static int
+scan_size(struct scan *s, long long size, char **cause)
+{
+	s->file_size = size;
+	if (size > NUBO_PACKAGE_MAX)
+		return scan_fail(cause, "package is larger than %lld bytes",
+		    (long long)NUBO_PACKAGE_MAX);
+	return 0;
+}
+
 /* A tar.gz read from fd, or from fn when it is set. */
 static int
 scan_open_gzip(struct scan *s, int fd, package_reader fn, void *arg,
@@ -1008,6 +1018,7 @@ scan_open_gzip(struct scan *s, int fd, package_reader fn, void *arg,
 	return 0;
 }
 
+/* Open the archive on fd: gzip (checked by zlib) + tar, zip, or tar. */
 static int
 scan_open(struct scan *s, int fd, char **cause)
 {
@@ -1020,10 +1031,8 @@ scan_open(struct scan *s, int fd, char **cause)
 		return scan_fail(cause, "package is not a regular file");
 	if ((start = lseek(fd, 0, SEEK_CUR)) == -1)
 		return scan_fail(cause, "cannot seek in the package");
-	s->file_size = (long long)(st.st_size - start);
-	if (s->file_size > NUBO_PACKAGE_MAX)
-		return scan_fail(cause, "package is larger than %lld bytes",
-		    (long long)NUBO_PACKAGE_MAX);
+	if (scan_size(s, (long long)(st.st_size - start), cause) == -1)
+		return -1;
 	n = pread(fd, magic, sizeof magic, start);
 	if (n < 4)
 		return scan_fail(cause, "not a package archive (empty or too "
@@ -1091,13 +1100,8 @@ package_scan(const struct scan_src *src, int rootfd,
 	buf_init(&s.manifest, NUBO_MANIFEST_MAX);
 	s.data = xmalloc(NUBO_IO_CHUNK);
 	if (src->fn != NULL) {
-		s.file_size = src->size;
-		if (s.file_size > NUBO_PACKAGE_MAX) {
-			scan_fail(cause, "package is larger than %lld bytes",
-			    (long long)NUBO_PACKAGE_MAX);
-			goto out;
-		}
-		if (scan_open_gzip(&s, -1, src->fn, src->arg, cause) == -1)
+		if (scan_size(&s, src->size, cause) == -1 ||
+		    scan_open_gzip(&s, -1, src->fn, src->arg, cause) == -1)
 			goto out;
 	} else if (scan_open(&s, src->fd, cause) == -1)
 		goto out;

@@ -184,6 +184,8 @@ static void
 meta_into(json_t *j, const struct backup_meta *m)
 {
 	json_object_set_new(j, "dump_size", json_integer(m->dump_size));
+	if (m->dump_ms > 0)
+		json_object_set_new(j, "dump_ms", json_integer(m->dump_ms));
 	json_object_set_new(j, "database_size", json_integer(m->database_size));
 	json_object_set_new(j, "files_size", json_integer(m->files_size));
 	json_object_set_new(j, "model_version", json_string(m->model_version));

@@ -191,7 +191,7 @@ job_json(sqlite3 *db, long long id)
 {
 	json_t *j = store_row(db, "SELECT j.id, j.kind, j.state, a.subdomain"
 	    " AS app, j.environment, j.progress_json, j.result_json, j.error,"
-	    " j.created_at, j.started_at, j.finished_at FROM jobs j"
+	    " j.created_at, j.started_at, j.finished_at, j.run_ms FROM jobs j"
 	    " LEFT JOIN apps a ON a.id = j.app_id WHERE j.id = ?", "i", id);
 
 	if (j) {
@@ -239,6 +239,8 @@ job_run(sqlite3 *db, long long id)
 	struct job j;
 	char *cause = NULL;
 	char now[32];
+	double t0 = util_mono();
+	long long ms;
 	int rc = -1;
 
 	memset(&j, 0, sizeof j);
@@ -266,15 +268,16 @@ job_run(sqlite3 *db, long long id)
 	else
 		rc = k->run(&j, &result, &cause);
 	util_time_iso(util_now(), now, sizeof now);
+	ms = (long long)((util_mono() - t0) * 1000 + 0.5);
 	if (rc == 0)
 		store_run(db, "UPDATE jobs SET state = 'completed', result_json"
-		    " = ?, finished_at = ? WHERE id = ?", "jsi", result, now,
-		    id);
+		    " = ?, finished_at = ?, run_ms = ? WHERE id = ?", "jsii",
+		    result, now, ms, id);
 	else	/* a failure's stable code, when it has one: {code} */
 		store_run(db, "UPDATE jobs SET state = 'failed', error = ?,"
-		    " result_json = ?, finished_at = ? WHERE id = ?", "sjsi",
-		    cause ? cause : "failed", jsonx_str(result, "code") ?
-		    result : NULL, now, id);
+		    " result_json = ?, finished_at = ?, run_ms = ? WHERE id = ?",
+		    "sjsii", cause ? cause : "failed", jsonx_str(result,
+		    "code") ? result : NULL, now, ms, id);
 	if (rc != 0)
 		log_warn("job %lld (%s) failed: %s", id, j.kind,
 		    cause ? cause : "?");

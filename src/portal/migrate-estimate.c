@@ -8,19 +8,29 @@
  *      or a rehearsal): the copy, verify and start steps' measured
  *      seconds, plus a second to stop, route and serve (only measured
  *      at a cutover);
- *   3. nothing measured yet: said so, with an assumed rate, and how to
- *      measure it.
- * 1 and 2 correct for a database of another size at the rate their copy
- * measured when it was large enough to tell a rate from fixed costs
- * (64 MB), else at the assumed rate, and say which. */
+ *   3. nothing copied to that node yet: the cutover's parts from what
+ *      was measured elsewhere: the dump (this environment's last
+ *      snapshot's pg_dump), the load (the target node's last restore,
+ *      else as long as the dump), the verify (as long as the dump: each
+ *      side reads its database once, both at once), the start (this
+ *      environment's last start or restart job), plus a second to stop,
+ *      route and serve; each part not measured assumed, and said so;
+ *   4. nothing measured at all: said so, with an assumed rate, and how
+ *      to measure it.
+ * Each corrects for a database of another size at the rate its copy
+ * (or dump, or restore) measured when it was large enough to tell a
+ * rate from fixed costs (64 MB), else at the assumed rate, and says
+ * which. */
 #include "migrate-estimate.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "jsonx.h"
 #include "store.h"
 #include "util.h"
+#include "xmalloc.h"
 
 /* a copy smaller than this is mostly fixed costs: no rate from it */
 #define ESTIMATE_RATE_MIN_BYTES	(64LL * 1048576)
@@ -30,6 +40,8 @@
 /* stop the source, point the router, first request: not measured
  * before a cutover */
 #define ESTIMATE_SWITCH		1.0
+/* an app's start, when none was measured */
+#define ESTIMATE_ASSUMED_START	2.0
 
 static json_t *
 estimate(double seconds, json_t *basis)
@@ -184,6 +196,102 @@ out:
 	return out;
 }
 
+/* A part of 3 measured as ms for bytes0 (NULL row: not measured), for
+ * bytes: its seconds; *text says where they come from (what, then the
+ * row's "id"). */
+static double
+part(json_t *row, long long bytes, const char *what, char **text)
+{
+	double secs0 = jsonx_int(row, "ms", 0) / 1000.0;
+	long long bytes0 = jsonx_int(row, "bytes", 0);
+	const char *how;
+	double secs;
+	char size[32];
+
+	secs = secs0 + growth(bytes, bytes0, secs0, &how);
+	util_human_bytes(bytes0, size, sizeof size);
+	*text = xasprintf("%.1f s (%s %s: %.1f s for %s; the size difference: "
+	    "%s)", secs, what, jsonx_str(row, "id"), secs0, size, how);
+	return secs;
+}
+
+/* 3: nothing copied to target yet. NULL when none of the parts was
+ * measured. */
+static json_t *
+from_elsewhere(sqlite3 *db, long long app_id, long long target,
+    const char *env, long long bytes)
+{
+	json_t *snap = store_row(db, "SELECT s.uuid AS id, s.dump_ms AS ms,"
+	    " s.dump_size AS bytes FROM snapshots s JOIN environments e ON"
+	    " e.id = s.environment_id WHERE s.app_id = ? AND"
+	    " e.name = ? COLLATE NOCASE AND s.state = 'completed' AND"
+	    " s.dump_ms > 0 ORDER BY s.id DESC LIMIT 1", "is", app_id, env);
+	json_t *load = store_row(db, "SELECT r.uuid AS id, j.run_ms AS ms,"
+	    " IFNULL(s.dump_size, 0) + CASE WHEN r.database_only THEN 0"
+	    " ELSE IFNULL(s.files_size, 0) END AS bytes FROM restores r"
+	    " JOIN jobs j ON j.id = r.job_id JOIN environments e ON"
+	    " e.id = r.environment_id JOIN snapshots s ON"
+	    " s.uuid = r.snapshot_uuid WHERE e.node_id = ? AND"
+	    " r.state = 'completed' AND j.run_ms > 0 ORDER BY r.id DESC"
+	    " LIMIT 1", "i", target);
+	json_t *start = store_row(db, "SELECT CAST(id AS TEXT) AS id, run_ms"
+	    " AS ms FROM jobs WHERE app_id = ? AND environment = ? COLLATE"
+	    " NOCASE AND kind IN ('env.start','env.restart') AND"
+	    " state = 'completed' AND run_ms > 0 ORDER BY id DESC LIMIT 1",
+	    "is", app_id, env);
+	char *dump_text = NULL, *load_text = NULL, *start_text = NULL;
+	double dump, loading, starting;
+	json_t *out = NULL;
+
+	if (snap == NULL && load == NULL && start == NULL)
+		goto out;
+	if (snap)
+		dump = part(snap, bytes, "this environment's snapshot",
+		    &dump_text);
+	else {
+		dump = bytes / ESTIMATE_ASSUMED_RATE;
+		dump_text = xasprintf("%.1f s (no snapshot of this environment "
+		    "measured its dump: assumed 30 MB/s)", dump);
+	}
+	if (load)
+		loading = part(load, bytes, "this node's restore", &load_text);
+	else {
+		loading = dump;
+		load_text = xasprintf("%.1f s (no restore on this node: "
+		    "assumed as long as the dump)", loading);
+	}
+	if (start) {
+		starting = jsonx_int(start, "ms", 0) / 1000.0;
+		start_text = xasprintf("%.1f s (this environment's last start, "
+		    "job %s)", starting, jsonx_str(start, "id"));
+	} else {
+		starting = ESTIMATE_ASSUMED_START;
+		start_text = xasprintf("%.1f s (no start of this environment "
+		    "measured: assumed)", starting);
+	}
+	out = estimate(dump + loading + dump + starting + ESTIMATE_SWITCH,
+	    json_pack("{s:s,s:O*,s:O*,s:O*,s:f,s:f,s:f,s:f,s:f}",
+	    "measured", "elsewhere", "snapshot", snap, "restore", load,
+	    "start_job", start, "dump_seconds", dump, "load_seconds", loading,
+	    "verify_seconds", dump, "start_seconds", starting,
+	    "switch_seconds_assumed", ESTIMATE_SWITCH));
+	json_object_set_new(json_object_get(out, "basis"), "text",
+	    json_sprintf("nothing copied to this node yet; measured elsewhere:"
+	    " dump %s, load %s, verify %.1f s (assumed as long as the dump), "
+	    "start %s, plus %.0f s assumed to stop, route and serve; `nubo "
+	    "migrate start` and `nubo migrate rehearse` measure the copy to "
+	    "this node", dump_text, load_text, dump, start_text,
+	    ESTIMATE_SWITCH));
+out:
+	free(dump_text);
+	free(load_text);
+	free(start_text);
+	json_decref(snap);
+	json_decref(load);
+	json_decref(start);
+	return out;
+}
+
 json_t *
 migrate_estimate(sqlite3 *db, long long app_id, long long target,
     const char *env, long long database_bytes)
@@ -197,6 +305,8 @@ migrate_estimate(sqlite3 *db, long long app_id, long long target,
 	if ((e = from_cutovers(db, app_id, target, env, database_bytes)))
 		return e;
 	if ((e = from_copies(db, app_id, target, env, database_bytes)))
+		return e;
+	if ((e = from_elsewhere(db, app_id, target, env, database_bytes)))
 		return e;
 	e = estimate(ESTIMATE_ASSUMED_FIXED + database_bytes /
 	    ESTIMATE_ASSUMED_RATE, json_pack("{s:s}", "measured", "nothing"));

@@ -30,7 +30,8 @@
 #define SNAP_COLUMNS \
 	"s.uuid AS id, s.type, s.state, s.comment, s.created_at AS created," \
 	" s.finished_at AS finished, s.expires_at AS expires, s.package," \
-	" s.model_version, s.dump_size, s.database_size, s.files_size," \
+	" s.model_version, s.dump_size, s.dump_ms, s.database_size," \
+	" s.files_size," \
 	" s.archive_size, s.error, e.name AS environment, n.name AS node," \
 	" u.email AS created_by, s.job_id, s.downloaded_at, s.warning"
 #define SNAP_FROM \
@@ -164,9 +165,10 @@ snapshot_finish(sqlite3 *db, const char *uuid, json_t *n)
 	snapshot_expiry(db, uuid, exp, sizeof exp);
 	store_run(db, "UPDATE snapshots SET state = ?, finished_at = ?,"
 	    " expires_at = ?, model_version = ?, dump_size = ?,"
-	    " database_size = ?, files_size = ?, archive_size = ?, error = ?,"
-	    " warning = ? WHERE uuid = ?", "ssssiiiisss", state, now, exp,
-	    jsonx_str(n, "model_version"), jsonx_int(n, "dump_size", 0),
+	    " dump_ms = NULLIF(?, 0), database_size = ?, files_size = ?,"
+	    " archive_size = ?, error = ?, warning = ? WHERE uuid = ?",
+	    "ssssiiiiisss", state, now, exp, jsonx_str(n, "model_version"),
+	    jsonx_int(n, "dump_size", 0), jsonx_int(n, "dump_ms", 0),
 	    jsonx_int(n, "database_size", 0), jsonx_int(n, "files_size", 0),
 	    jsonx_int(n, "archive_size", 0), jsonx_str(n, "error"),
 	    jsonx_str(n, "warning"), uuid);

@@ -387,6 +387,11 @@ static const char *const store_schema[] = {
 	"    ON DELETE CASCADE,"
 	"  tag TEXT NOT NULL,"
 	"  PRIMARY KEY (environment_id, tag));",
+	/* 26: measured durations the migration's downtime estimate scales
+	 * from before anything was copied (migrate-estimate.c): a
+	 * snapshot's pg_dump, a job's run (both in milliseconds) */
+	"ALTER TABLE snapshots ADD COLUMN dump_ms INTEGER;"
+	"ALTER TABLE jobs ADD COLUMN run_ms INTEGER;",
 };
 
 static char *store_path_global;
