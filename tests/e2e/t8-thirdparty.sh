@@ -87,6 +87,12 @@ check "restore into Acceptance, never started on v3" "$NUBO" backups restore upl
 expect "  its rows are there" "$(env_sql v3 Acceptance 'SELECT count(*) FROM uploads')" 3
 
 # --- migrate v3 → v4 ---
+# nothing copied to v4 yet: the estimate scales what v3 measured, the
+# Flask app's own start and the backup's dump
+check "migrate plan" "$NUBO" migrate plan uploads --to v4
+expect_match "the plan's estimate comes from the app's measured start and dump" "$(cat "$T/last.out")" \
+	"downtime estimate: nothing copied to this node yet; measured elsewhere: dump [0-9.]+ s \(this environment's snapshot $snap: .*start [0-9.]+ s \(this environment's last start, job [0-9]+\)"
+estimate=$("$NUBO" migrate plan uploads --to v4 --json | python3 -c 'import json,sys; print([e for e in json.load(sys.stdin)["environments"] if e["environment"] == "Production"][0]["estimated_downtime_seconds"])')
 check "migrate start" "$NUBO" migrate start uploads --to v4
 tmp=$(api_as "$ADMIN_KEY" GET '/migrations?app=uploads' | jq_get migrations.0.temporary_app)
 expect_match "migrate start ends with the URL to test the copy" "$(cat "$T/last.out")" \
@@ -99,6 +105,7 @@ check "the offboarding approved" "$NUBO" admin offboarding approve "$req"
 expect "the approval says one thing of the app: the migration links it on" \
 	"$(sed 1d "$T/last.out")" "app 'uploads' is detached from it; its migration goes on with the final link to the new node (nubo migrate status uploads --follow)"
 check "the migration finishes" "$NUBO" migrate status uploads --follow
+echo "# Production's downtime: estimated $estimate s before the first copy, measured $(api_as "$ADMIN_KEY" GET "/migrations/$(api_as "$ADMIN_KEY" GET '/migrations?app=uploads' | jq_get migrations.0.id)" | jq_get downtime_ms) ms"
 expect "the app is on v4" "$(api_as "$ADMIN_KEY" GET /apps/uploads | jq_get node)" v4
 expect "v4 serves every upload made on v3" "$(read_back v4)" ""
 expect "the files on v4 are the app's" "$(env_foreign v4 Production)" ""
