@@ -1,7 +1,7 @@
 // The portal's pages talk to /api/v1 only, as the CLI does; signed in
 // with the session cookie, and the session's CSRF token on every request
 // but GET.
-import {takeEarly, HINT, maybeSignedIn} from './boot.js';
+import {takeEarly, HINT, maybeSignedIn, readBody} from './boot.js';
 
 export {prefetchPage, forgetPrefetched, maybeSignedIn} from './boot.js';
 
@@ -28,12 +28,11 @@ function request(method, path, body) {
 export async function api(method, path, body) {
   let res;
   try {
-    res = await ((method === 'GET' && takeEarly(path)) || request(method, path, body));
+    res = await ((method === 'GET' && takeEarly(path)) || request(method, path, body).then(readBody));
   } catch (e) {
     throw new ApiError(0, 'NETWORK', 'the portal cannot be reached: ' + e.message);
   }
-  let doc = null;
-  try { doc = await res.json(); } catch { doc = null; }
+  const doc = res.doc;
   if (!res.ok) {
     const err = doc && doc.error ? doc.error : {};
     if (res.status === 401) forget();

@@ -20,6 +20,14 @@
     return until !== null && Date.parse(until) > Date.now();
   }
 
+  // An answer as api.js takes it: the status and the JSON document (null
+  // when the body is not JSON).
+  async function readBody(res) {
+    let doc = null;
+    try { doc = await res.json(); } catch { doc = null; }
+    return {ok: res.ok, status: res.status, statusText: res.statusText, doc};
+  }
+
   // The GETs the page at hash starts with, and /me when the user is still
   // unknown; nothing when no session can be there. Paths as api.js's p``
   // writes them (each segment decoded, then escaped).
@@ -34,13 +42,14 @@
     }
     for (const path of [withMe ? '/me' : null, app, app && app + '/members', app && app + '/environments']) {
       if (!path || early.has(path)) continue;
+      // the body read as it arrives: the page takes the document ready
       const res = fetch('/api/v1' + path, {headers: {Accept: 'application/json'},
-        credentials: 'same-origin', cache: 'no-store'});
+        credentials: 'same-origin', cache: 'no-store'}).then(readBody);
       res.catch(() => {});    // said by the GET that takes it, if one does
       early.set(path, res);
     }
   }
 
-  window.nuboEarly = Object.freeze({HINT, early, maybeSignedIn, prefetchPage});
+  window.nuboEarly = Object.freeze({HINT, early, maybeSignedIn, prefetchPage, readBody});
   prefetchPage(location.hash, true);
 })();

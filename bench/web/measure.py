@@ -66,9 +66,12 @@ try:
     portal_cold = [cold(PORTAL + PAGE) for _ in range(RUNS)]
     load(PORTAL + PAGE)     # the page as drawn, for the floor below
     if os.environ.get("WEB_BENCH_TRACE"):
+        # per resource (ms from the navigation's start): start, connect
+        # start and end, request sent, first byte, last byte
         for e in d.execute_script("return performance.getEntriesByType('resource').map("
-                                  "(e) => [e.name, Math.round(e.startTime), Math.round(e.responseEnd)])"):
+                                  "(e) => [e.name, Math.round(e.startTime), Math.round(e.connectStart), Math.round(e.connectEnd), Math.round(e.requestStart), Math.round(e.responseStart), Math.round(e.responseEnd)])"):
             print("  trace", *e)
+        print("  row", round(d.execute_script("return window.__row")))
 
     # the floor: the same page as rendered, without scripts, from nginx
     html = d.execute_script("""

@@ -129,7 +129,7 @@ gunzip -c < "$T/p.body" > "$T/app.gz.js"
 expect "the gzip form is the same script" "$(page "$PORTAL_URL/app.js"; cmp -s "$T/p.body" "$T/app.gz.js" && echo same)" 200same
 expect "no gzip when refused (q=0)" "$(page -H 'Accept-Encoding: gzip;q=0' "$PORTAL_URL/app.js" >/dev/null; header "$T/p.h" Content-Encoding)" ""
 expect_match "a script is JavaScript" "$(header "$T/p.h" Content-Type)" '^text/javascript'
-ver=$(page "$PORTAL_URL/" >/dev/null; sed -n 's|.*src="/v/\([0-9a-f]*\)/boot.js".*|\1|p' "$T/p.body")
+ver=$(page "$PORTAL_URL/" >/dev/null; sed -n 's|.*src="/v/\([0-9a-f]*\)/app.js".*|\1|p' "$T/p.body")
 expect_match "the page names its scripts under /v/<version>/" "$ver" '^[0-9a-f]{16}$'
 expect "a versioned script is served" "$(page "$PORTAL_URL/v/$ver/app.js")" 200
 expect "  and cached for good (its URL changes with it)" "$(header "$T/p.h" Cache-Control)" "public, max-age=31536000, immutable"

@@ -279,9 +279,9 @@ try:
     ok("the new app's page", d.current_url.endswith("#/apps/webshop"), d.current_url)
     ok("a name holding <script> is shown as text",
        text_of("h1") == "Web " + EVIL, text_of("h1"))
-    ok("no script element came from the data (only the page's early.js and boot.js)",
+    ok("no script element came from the data (only the page's early.js and app.js)",
        sorted(re.sub(r".*/", "", s.get_attribute("src") or "(inline)") for s in css("script"))
-       == ["boot.js", "early.js"], [s.get_attribute("outerHTML") for s in css("script")])
+       == ["app.js", "early.js"], [s.get_attribute("outerHTML") for s in css("script")])
     ok("not linked: the page says where to link it",
        "link it to a node on the Nodes page" in text_of("main"), text_of("main")[:200])
     page_check("app-unlinked")
@@ -1060,7 +1060,7 @@ try:
     drain()     # those two refusals are the point, not page errors
 
     # the session ends elsewhere while the page keeps its hint: the GETs
-    # boot.js asks for early are refused, the sign-in page shows, and
+    # early.js asks for early are refused, the sign-in page shows, and
     # after signing in again an app page is drawn from fresh answers
     d.execute_async_script("""
       const done = arguments[arguments.length - 1];
