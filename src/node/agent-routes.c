@@ -52,6 +52,15 @@ void transfer_files_manifest(struct areq *);
 void transfer_package(struct areq *);
 void transfer_import(struct areq *);
 void transfer_import_show(struct areq *);
+/* replication.c (migrations by logical replication) */
+void agent_replication_create(struct areq *);
+void agent_replication_show(struct areq *);
+void agent_replication_delete(struct areq *);
+void agent_replication_sequences(struct areq *);
+void agent_subscription_create(struct areq *);
+void agent_subscription_show(struct areq *);
+void agent_subscription_delete(struct areq *);
+void agent_subscription_sequences(struct areq *);
 /* backup.c */
 void agent_snapshot_create(struct areq *);
 void agent_snapshot_show(struct areq *);
@@ -174,6 +183,33 @@ static const struct agent_route agent_routes[] = {
 	  AGENT_PORTAL, NULL, "pull package, files and database from a node" },
 	{ "GET", "/agent/v1/environments/{id}/import", transfer_import_show,
 	  AGENT_PORTAL, NULL, "progress of the import" },
+
+	/* migrations: logical replication, source and target (replication.c) */
+	{ "POST", "/agent/v1/environments/{id}/replication",
+	  agent_replication_create, AGENT_PORTAL, NULL, "publish the "
+	  "database to a target node {migration, target_address}: role, "
+	  "publication, slot, pg_hba rule; answers the connection" },
+	{ "GET", "/agent/v1/environments/{id}/replication",
+	  agent_replication_show, AGENT_PORTAL, NULL, "the slot's lag and "
+	  "retained WAL (?migration=KEY), or every replication" },
+	{ "DELETE", "/agent/v1/environments/{id}/replication",
+	  agent_replication_delete, AGENT_PORTAL, NULL, "drop slot, "
+	  "publication, role and rule (?migration=KEY)" },
+	{ "GET", "/agent/v1/environments/{id}/replication/sequences",
+	  agent_replication_sequences, AGENT_PORTAL, NULL, "every sequence's "
+	  "last value (logical replication does not carry them)" },
+	{ "POST", "/agent/v1/environments/{id}/subscription",
+	  agent_subscription_create, AGENT_PORTAL, NULL, "subscribe to a "
+	  "source's replication (its answer): copy, then follow" },
+	{ "GET", "/agent/v1/environments/{id}/subscription",
+	  agent_subscription_show, AGENT_PORTAL, NULL, "per-table sync state "
+	  "and received LSN (?migration=KEY), or every subscription" },
+	{ "DELETE", "/agent/v1/environments/{id}/subscription",
+	  agent_subscription_delete, AGENT_PORTAL, NULL, "disable, detach the "
+	  "slot and drop the subscription (?migration=KEY)" },
+	{ "POST", "/agent/v1/environments/{id}/subscription/sequences",
+	  agent_subscription_sequences, AGENT_PORTAL, NULL, "set sequences "
+	  "to the source's values {sequences}, all or none" },
 
 	/* settings */
 };

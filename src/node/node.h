@@ -386,6 +386,13 @@ char *pg_env_dump_url(struct env *);
 int pg_db_exists(struct pg_conn *c, const char *name);
 /* "env_<id>" (caller frees). */
 char *pg_env_dbname(struct env *);
+/* 0 when the server runs with wal_level = logical (logical replication
+ * works); -1 with *cause saying what it runs with and what to do. */
+int pg_wal_level_ok(char **cause);
+/* Render pg_hba.conf again (the replication rules may have changed) and
+ * reload it: 0 once new sessions get the new rules, -1 with *cause (the
+ * node's own cluster only; --pg servers have their operator's). */
+int pg_hba_apply(char **cause);
 
 /* dbcred.c */
 /* Start the thread that drops expired database credentials. */

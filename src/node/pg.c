@@ -32,6 +32,7 @@
 #include "log.h"
 #include "pgtool.h"
 #include "relay.h"
+#include "replication.h"
 #include "util.h"
 #include "xmalloc.h"
 
@@ -45,19 +46,40 @@
  * can reach; nothing from any other address, whatever listen_addresses
  * says (the cluster listens on 127.0.0.1 only: a widened
  * listen_addresses still admits nobody from the network). Which database
- * a role may enter is its CONNECT privilege (revoked from PUBLIC). */
-static const char pg_hba[] =
+ * a role may enter is its CONNECT privilege (revoked from PUBLIC).
+ *
+ * Between the socket's rule and the loopback ones come the rules of
+ * migrations replicating from this node (replication.c): each admits its
+ * own replication role into its environment's database from the target
+ * node's address alone; every other login of a replication role (members
+ * of nubo_replication) is rejected before the loopback rules could let
+ * it in. PostgreSQL 15 has no include in pg_hba.conf (16 has), so the
+ * file is rendered whole — these rules plus the replication ones, kept in
+ * DIR/replication — at every start and whenever a replication is made or
+ * dropped (pg_hba_apply(): write, then reload). */
+static const char pg_hba_head[] =
     "# rendered by nubod node at every start - do not edit\n"
-    "local   sameuser   all                  scram-sha-256\n"
+    "local   sameuser   all                  scram-sha-256\n";
+static const char pg_hba_tail[] =
+    "host    all        +" REPLICATION_GROUP "   all   reject\n"
     "host    all        all   127.0.0.1/32   scram-sha-256\n"
     "host    all        all   ::1/128        scram-sha-256\n"
     "host    all        all   0.0.0.0/0      reject\n"
     "host    all        all   ::/0           reject\n";
 
+/* What logical replication needs (issue #14), set at every start of the
+ * cluster: a slot and a sender per migration replicating from here (and
+ * the table-sync workers' own, two per subscription while it copies), the
+ * apply and sync workers of migrations replicating to here. */
+#define PG_REPLICATION_SETTINGS	"-c wal_level=logical" \
+	" -c max_replication_slots=32 -c max_wal_senders=32" \
+	" -c max_worker_processes=16 -c max_logical_replication_workers=12"
+
 static char pg_initdb[] = PG_BIN "/initdb";
 static char pg_ctl[] = PG_BIN "/pg_ctl";
 
 static char *pg_admin_password;	/* own cluster */
+static int pg_fresh;		/* initdb ran in this process */
 static char *pg_host;		/* what apps connect to */
 static unsigned pg_port_used;
 
@@ -213,6 +235,7 @@ pg_init(void)
 		error("initdb failed (status %d): %s", st, out);
 		goto out;
 	}
+	pg_fresh = 1;
 	rc = 0;
 out:
 	free(base);
@@ -575,6 +598,159 @@ pg_stale_locks_remove(void)
 	}
 }
 
+/* Held while pg_hba.conf is rendered, written and applied. */
+static pthread_mutex_t pg_hba_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* Write DIR/pg/data/pg_hba.conf: the fixed rules and the replication
+ * rules (caller holds pg_hba_lock). 0, or -1 with *cause. */
+static int
+pg_hba_write(char **cause)
+{
+	char *hba = pg_path("data/pg_hba.conf");
+	char *rules = replication_hba_rules();
+	char *text = xasprintf("%s%s%s", pg_hba_head, rules, pg_hba_tail);
+	int rc;
+
+	rc = util_write_file(hba, text, strlen(text), 0600);
+	if (rc == -1)
+		*cause = xasprintf("cannot write pg_hba.conf: %s",
+		    strerror(errno));
+	else
+		pg_chown(hba);
+	free(hba);
+	free(rules);
+	free(text);
+	return rc;
+}
+
+/* The server's last configuration load, as a new session sees it (it
+ * inherits the postmaster's), into out; -1 when it cannot be asked. */
+static int
+pg_conf_loaded(char *out, size_t outlen)
+{
+	char *cause = NULL;
+	PGconn *c = pg_admin_connect(&cause);
+	PGresult *r;
+	int rc = -1;
+
+	free(cause);
+	if (c == NULL)
+		return -1;
+	r = PQexec(c, "SELECT pg_conf_load_time()");
+	if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1) {
+		snprintf(out, outlen, "%s", PQgetvalue(r, 0, 0));
+		rc = 0;
+	}
+	PQclear(r);
+	PQfinish(c);
+	return rc;
+}
+
+int
+pg_wal_level_ok(char **cause)
+{
+	PGconn *c = pg_admin_connect(cause);
+	PGresult *r;
+	int rc = -1;
+
+	if (c == NULL)
+		return -1;
+	r = PQexec(c, "SHOW wal_level");
+	if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1)
+		*cause = xasprintf("PostgreSQL: %s", PQerrorMessage(c));
+	else if (strcmp(PQgetvalue(r, 0, 0), "logical") == 0)
+		rc = 0;
+	else if (node->pg_uri)
+		*cause = xasprintf("the PostgreSQL server given with --pg runs "
+		    "with wal_level = %s: logical replication needs "
+		    "wal_level = logical (its operator's to set)",
+		    PQgetvalue(r, 0, 0));
+	else
+		*cause = xasprintf("the node's PostgreSQL runs with wal_level "
+		    "= %s since before this node's version: logical "
+		    "replication needs it restarted (nubod node stop-all, then "
+		    "start the node), which switches it to logical",
+		    PQgetvalue(r, 0, 0));
+	PQclear(r);
+	PQfinish(c);
+	return rc;
+}
+
+int
+pg_hba_apply(char **cause)
+{
+	char before[64], now[64];
+	PGconn *c = NULL;
+	PGresult *r;
+	int rc = -1, i;
+
+	if (node->pg_uri) {
+		*cause = xstrdup("the PostgreSQL server given with --pg has "
+		    "its operator's pg_hba.conf");
+		return -1;
+	}
+	pthread_mutex_lock(&pg_hba_lock);
+	if (pg_conf_loaded(before, sizeof before) == -1) {
+		*cause = xstrdup("cannot reach the node's PostgreSQL to "
+		    "reload pg_hba.conf");
+		goto out;
+	}
+	if (pg_hba_write(cause) == -1 || (c = pg_admin_connect(cause)) ==
+	    NULL)
+		goto out;
+	/* a file PostgreSQL cannot read keeps the rules it had */
+	r = PQexec(c, "SELECT line_number, error FROM pg_hba_file_rules"
+	    " WHERE error IS NOT NULL");
+	if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) > 0) {
+		*cause = xasprintf("PostgreSQL refuses the rendered "
+		    "pg_hba.conf: %s", PQntuples(r) > 0 ? PQgetvalue(r, 0, 1) :
+		    PQerrorMessage(c));
+		PQclear(r);
+		goto out;
+	}
+	PQclear(r);
+	if (pg_admin_exec(c, "SELECT pg_reload_conf()", cause) == -1)
+		goto out;
+	/* the reload is the postmaster's, a moment later: the rules are
+	 * live once a new session was forked after it */
+	for (i = 0; i < 100; i++) {
+		if (pg_conf_loaded(now, sizeof now) == 0 && strcmp(now,
+		    before) != 0) {
+			rc = 0;
+			goto out;
+		}
+		usleep(50 * 1000);
+	}
+	*cause = xstrdup("PostgreSQL did not reload pg_hba.conf within 5 s");
+out:
+	if (c)
+		PQfinish(c);
+	pthread_mutex_unlock(&pg_hba_lock);
+	return rc;
+}
+
+/* Before the cluster starts: the wal_level it last ran with (its control
+ * file), and a line saying so when this start switches it to logical (a
+ * cluster an older node made; wal_level takes effect at a start only). */
+static void
+pg_wal_level_switch(const char *data)
+{
+	char bin[] = PG_BIN "/pg_controldata", out[8192], *p, *end;
+	char *argv[] = { bin, "-D", (char *)data, NULL };
+
+	if (pg_fresh || node_run(argv, NODE_RUN_PG, out, sizeof out) != 0 ||
+	    (p = strstr(out, "wal_level setting:")) == NULL)
+		return;
+	p += strlen("wal_level setting:");
+	p += strspn(p, " \t");
+	end = p + strcspn(p, "\n");
+	*end = '\0';
+	if (strcmp(p, "logical") != 0)
+		log_info("PostgreSQL: wal_level switched from %s to logical "
+		    "with this start (logical replication for migrations; "
+		    "max_replication_slots 32, max_wal_senders 32)", p);
+}
+
 static struct heal pg_heal = { .what = "PostgreSQL" };
 static int pg_external_pending;	/* --pg unreachable at the start */
 static void pg_external_ready(PGconn *);
@@ -662,23 +838,18 @@ pg_cluster_start(char **cause)
 	chmod(logdir, 0700);
 	pg_chown(run);
 	pg_chown(logdir);
-	{
-		char *hba = xasprintf("%s/pg_hba.conf", data);
-
-		st = util_write_file(hba, pg_hba, strlen(pg_hba), 0600);
-		pg_chown(hba);
-		free(hba);
-		if (st == -1) {
-			*cause = xasprintf("cannot write pg_hba.conf: %s",
-			    strerror(errno));
-			goto out;
-		}
-		if (access(logfile, F_OK) == 0)
-			pg_chown(logfile);
-	}
+	pthread_mutex_lock(&pg_hba_lock);
+	st = pg_hba_write(cause);
+	pthread_mutex_unlock(&pg_hba_lock);
+	if (st == -1)
+		goto out;
+	if (access(logfile, F_OK) == 0)
+		pg_chown(logfile);
+	pg_wal_level_switch(data);
 	opts = xasprintf("-c port=%u -c listen_addresses=127.0.0.1"
 	    " -c unix_socket_directories=%s -c max_connections=200"
-	    " -c shared_buffers=32MB -c fsync=on", node->pg_port, run);
+	    " -c shared_buffers=32MB -c fsync=on " PG_REPLICATION_SETTINGS,
+	    node->pg_port, run);
 	{
 		/* with -l the server's output goes to the log, so only
 		 * pg_ctl's own words come through the pipe */
@@ -817,6 +988,10 @@ pg_start(void)
 		log_info("PostgreSQL cluster already running; adopted");
 		/* one that does not answer yet is locked down by pg_watch */
 		pg_lock_down();
+		if (pg_wal_level_ok(&cause) == -1) {
+			log_warn("%s", cause);
+			free(cause);
+		}
 		return 0;
 	}
 	/* a postmaster killed while the agent was away left these */
@@ -1140,6 +1315,12 @@ pg_env_drop(long long id, char **cause)
 
 	if (c == NULL)
 		return -1;
+	/* a replication slot or subscription of a migration would keep
+	 * DROP DATABASE from working (replication.c) */
+	if (replication_env_drop(id, cause) == -1) {
+		PQfinish(c);
+		return -1;
+	}
 	/* Its database, and what an interrupted restore or import left
 	 * (env_<id>_new_…, env_<id>_old…, env_<id>_in: backup.c,
 	 * transfer.c) — the role cannot go while it owns one. */

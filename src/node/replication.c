@@ -1,0 +1,1760 @@
+/* Logical replication of an environment's database from this node (the
+ * source, the v3 node of a migration) to another node's (the target), so
+ * that a migration's cutover waits for the last changes instead of
+ * copying the database (issue #14). The portal drives both sides through
+ * the agent API; the node makes and drops what PostgreSQL needs, keyed by
+ * the migration's key, every call idempotent:
+ *
+ * source  POST …/replication {migration, target_address}: a role of the
+ *         migration's own (LOGIN REPLICATION, a random password, SELECT on
+ *         the environment's tables), REPLICA IDENTITY FULL on the tables
+ *         without a primary key (else the app's UPDATE and DELETE on them
+ *         fail once they are published), a publication FOR ALL TABLES and
+ *         a logical slot (pgoutput) in the environment's database, and a
+ *         pg_hba.conf rule admitting the role into that database from the
+ *         target's address alone; answers what the target connects with.
+ *         GET reports the slot's lag; DELETE drops all of it.
+ * target  POST …/subscription {migration, connection}: a subscription
+ *         using the source's slot (create_slot = false) that copies the
+ *         tables first (copy_data = true) into the environment's database,
+ *         which holds the schema already and no rows; GET reports the
+ *         tables' sync states and the received LSN; DELETE disables it,
+ *         detaches the slot (the source's to drop) and drops it.
+ * Sequences are not replicated: GET …/replication/sequences reads them on
+ * the source, POST …/subscription/sequences sets them on the target.
+ *
+ * Names (all [a-z0-9_], so they are written into SQL unquoted): role
+ * nubo_repl_<env id>_<key>, slot nubo_slot_<env id>_<key>, publication
+ * nubo_pub_<key>, subscription nubo_sub_<key> (the key's '-' as '_').
+ * What a replication from here is (its key, target address, password) is
+ * kept in DIR/replication/<env id>-<key>.json (root 0600): written before
+ * anything is made in PostgreSQL, marked "deleting" before anything is
+ * dropped, removed last — so a node killed in between has a record to
+ * finish with, and pg_hba.conf (pg.c) is rendered from these records at
+ * every start. Only the node's own cluster can be a source: a --pg
+ * server's pg_hba.conf and wal_level are its operator's. */
+#include "replication.h"
+
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <libpq-fe.h>
+
+#include "agent-routes.h"
+#include "jsonx.h"
+#include "log.h"
+#include "node.h"
+#include "util.h"
+#include "xmalloc.h"
+
+/* Sessions one replication role may have: the subscription's apply
+ * worker and its table-sync workers (two by default), and room for a
+ * reconnect. */
+#define REPL_ROLE_CONNECTIONS	8
+/* How long making a slot may wait for the transactions running when it
+ * starts (PostgreSQL waits for them), and a table's lock for REPLICA
+ * IDENTITY FULL. */
+#define REPL_SLOT_TIMEOUT	"60s"
+#define REPL_LOCK_TIMEOUT	"30s"
+
+/* Every change here (both sides) is made under this lock. */
+static pthread_mutex_t replication_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* The names of a migration's objects for environment id. */
+struct repl_names {
+	long long	id;
+	char		key[REPLICATION_KEY_MAX + 1];
+	char		database[32];
+	char		role[64];
+	char		slot[64];
+	char		publication[64];
+	char		subscription[64];
+};
+
+/* Why a call failed, for its reply. */
+struct repl_err {
+	unsigned	 status;
+	const char	*code;
+	char		*cause;
+};
+
+static int
+repl_fail(struct repl_err *e, unsigned status, const char *code,
+    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+static int
+repl_fail(struct repl_err *e, unsigned status, const char *code,
+    const char *fmt, ...)
+{
+	va_list ap;
+
+	free(e->cause);
+	e->status = status;
+	e->code = code;
+	va_start(ap, fmt);
+	if (vasprintf(&e->cause, fmt, ap) == -1)
+		e->cause = NULL;
+	va_end(ap);
+	return -1;
+}
+
+/* A failure of PostgreSQL itself (cause: its words, taken over). */
+static int
+repl_fail_pg(struct repl_err *e, char *cause)
+{
+	repl_fail(e, 503, "DATABASE_UNAVAILABLE", "%s", cause ? cause :
+	    "PostgreSQL failed");
+	free(cause);
+	return -1;
+}
+
+/* pg_admin_exec() with e filled when it fails. */
+static int
+repl_exec(PGconn *c, const char *sql, struct repl_err *e)
+{
+	char *cause = NULL;
+
+	if (pg_admin_exec(c, sql, &cause) == 0)
+		return 0;
+	return repl_fail_pg(e, cause);
+}
+
+static void
+repl_reply_error(struct areq *r, struct repl_err *e)
+{
+	areply_error(r, e->status ? e->status : 500, e->code ? e->code :
+	    "INTERNAL", "%s", e->cause ? e->cause : "replication failed");
+	free(e->cause);
+	e->cause = NULL;
+}
+
+int
+replication_key_valid(const char *key)
+{
+	size_t i, n;
+
+	if (key == NULL || (n = strlen(key)) == 0 || n > REPLICATION_KEY_MAX)
+		return 0;
+	for (i = 0; i < n; i++)
+		if (!((key[i] >= 'a' && key[i] <= 'z') ||
+		    (key[i] >= '0' && key[i] <= '9') || key[i] == '-'))
+			return 0;
+	return key[0] != '-' && key[n - 1] != '-';
+}
+
+int
+replication_address_parse(const char *text, char *out, size_t outlen,
+    int *loopback)
+{
+	unsigned char a[16];
+
+	if (text == NULL || strlen(text) > 45 || outlen < INET6_ADDRSTRLEN)
+		return -1;
+	if (inet_pton(AF_INET, text, a) == 1) {
+		/* a host's: not 0.0.0.0/8, multicast or broadcast */
+		if (a[0] == 0 || a[0] >= 224)
+			return -1;
+		*loopback = a[0] == 127;
+		return inet_ntop(AF_INET, a, out, outlen) ? 0 : -1;
+	}
+	if (inet_pton(AF_INET6, text, a) != 1)
+		return -1;
+	if (memcmp(a, "\0\0\0\0\0\0\0\0\0\0\xff\xff", 12) == 0) {
+		/* IPv4-mapped: the address PostgreSQL sees is the IPv4 one */
+		if (a[12] == 0 || a[12] >= 224)
+			return -1;
+		*loopback = a[12] == 127;
+		return inet_ntop(AF_INET, a + 12, out, outlen) ? 0 : -1;
+	}
+	/* not multicast, not :: */
+	if (a[0] == 0xff || memcmp(a, "\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0",
+	    16) == 0)
+		return -1;
+	*loopback = memcmp(a, "\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\1", 16) == 0;
+	return inet_ntop(AF_INET6, a, out, outlen) ? 0 : -1;
+}
+
+/* Fill n for environment id and a valid key. */
+static void
+repl_names(long long id, const char *key, struct repl_names *n)
+{
+	char k[REPLICATION_KEY_MAX + 1];
+	size_t i;
+
+	for (i = 0; key[i] && i < REPLICATION_KEY_MAX; i++)
+		k[i] = key[i] == '-' ? '_' : key[i];
+	k[i] = '\0';
+	n->id = id;
+	snprintf(n->key, sizeof n->key, "%s", key);
+	snprintf(n->database, sizeof n->database, "env_%lld", id);
+	snprintf(n->role, sizeof n->role, "nubo_repl_%lld_%s", id, k);
+	snprintf(n->slot, sizeof n->slot, "nubo_slot_%lld_%s", id, k);
+	snprintf(n->publication, sizeof n->publication, "nubo_pub_%s", k);
+	snprintf(n->subscription, sizeof n->subscription, "nubo_sub_%s", k);
+}
+
+/* Run sql with nparams text parameters: the result when it succeeded,
+ * else NULL with e filled (503, PostgreSQL's words). */
+static PGresult *
+repl_query(PGconn *c, struct repl_err *e, const char *sql, int nparams,
+    const char *const *params)
+{
+	PGresult *res = PQexecParams(c, sql, nparams, NULL, params, NULL,
+	    NULL, 0);
+
+	if (PQresultStatus(res) == PGRES_TUPLES_OK ||
+	    PQresultStatus(res) == PGRES_COMMAND_OK)
+		return res;
+	repl_fail(e, 503, "DATABASE_UNAVAILABLE", "PostgreSQL: %.*s",
+	    (int)strcspn(PQerrorMessage(c), "\n"), PQerrorMessage(c));
+	PQclear(res);
+	return NULL;
+}
+
+/* The rows sql answers (-1 with e filled when it failed). */
+static int
+repl_count(PGconn *c, struct repl_err *e, const char *sql, int nparams,
+    const char *const *params)
+{
+	PGresult *res = repl_query(c, e, sql, nparams, params);
+	int n;
+
+	if (res == NULL)
+		return -1;
+	n = PQntuples(res);
+	PQclear(res);
+	return n;
+}
+
+/* A connection as the admin to database db: NULL with e filled. */
+static PGconn *
+repl_connect(const char *db, struct repl_err *e)
+{
+	char *cause = NULL;
+	PGconn *c = pg_admin_connect_db(db, &cause);
+
+	if (c == NULL)
+		repl_fail_pg(e, cause);
+	return c;
+}
+
+/* The environment's id, and whether it has a database yet (its role's
+ * password is made with it). */
+static long long
+repl_env_id(struct areq *r, int *has_db)
+{
+	long long id;
+
+	pthread_mutex_lock(&node->lock);
+	id = r->env->id;
+	*has_db = r->env->db_password != NULL;
+	pthread_mutex_unlock(&node->lock);
+	return id;
+}
+
+/* The migration key of a DELETE or GET (?migration=): 0, -1 after
+ * replying 400 (or when absent and not required, 0 with *key NULL). */
+static int
+repl_query_key(struct areq *r, int required, const char **key)
+{
+	*key = http_query(r->http, "migration");
+	if (*key == NULL && !required)
+		return 0;
+	if (!replication_key_valid(*key)) {
+		areply_error(r, 400, "BAD_MIGRATION_KEY", "%s", *key == NULL ?
+		    "give the migration's key: ?migration=KEY" :
+		    "the migration key must be 1 to 36 of a-z, 0-9 and '-', "
+		    "starting and ending with a letter or digit");
+		return -1;
+	}
+	return 0;
+}
+
+/* The replication records (DIR/replication/<id>-<key>.json). */
+
+static char *
+repl_dir(void)
+{
+	return xasprintf("%s/replication", node->data_dir);
+}
+
+static char *
+repl_record_path(long long id, const char *key)
+{
+	return xasprintf("%s/replication/%lld-%s.json", node->data_dir, id,
+	    key);
+}
+
+/* The record of environment id's replication for key, checked (a damaged
+ * one is not used: its address goes into pg_hba.conf); NULL when there is
+ * none. */
+static json_t *
+repl_record_read(long long id, const char *key)
+{
+	char *path = repl_record_path(id, key), *text, canon[64];
+	json_t *j = NULL;
+	int loopback;
+
+	text = util_read_file(path, 4096, NULL);
+	if (text)
+		j = json_loads(text, 0, NULL);
+	if (j && (jsonx_int(j, "environment", -1) != id ||
+	    jsonx_str(j, "migration") == NULL ||
+	    strcmp(jsonx_str(j, "migration"), key) != 0 ||
+	    replication_address_parse(jsonx_str(j, "target_address"), canon,
+	    sizeof canon, &loopback) == -1 ||
+	    jsonx_str(j, "password") == NULL)) {
+		log_warn("%s is damaged: ignored", path);
+		json_decref(j);
+		j = NULL;
+	}
+	free(text);
+	free(path);
+	return j;
+}
+
+static int
+repl_record_write(long long id, const char *key, json_t *j)
+{
+	char *dir = repl_dir(), *path = repl_record_path(id, key);
+	char *text = json_dumps(j, JSON_SORT_KEYS);
+	int rc = -1;
+
+	if (util_mkdir_p(dir, 0700) == -1)
+		error("cannot create %s: %s", dir, strerror(errno));
+	else if (util_write_file(path, text, strlen(text), 0600) == -1)
+		error("cannot write %s: %s", path, strerror(errno));
+	else
+		rc = 0;
+	free(dir);
+	free(path);
+	free(text);
+	return rc;
+}
+
+/* Call fn for every record's environment id and key (id 0: all). */
+static void
+repl_records_each(long long id, void (*fn)(long long, const char *, void *),
+    void *arg)
+{
+	char *dir = repl_dir(), key[REPLICATION_KEY_MAX + 1];
+	struct dirent *de;
+	DIR *d = opendir(dir);
+	long long rid;
+	int used;
+
+	free(dir);
+	if (d == NULL)
+		return;
+	while ((de = readdir(d)) != NULL) {
+		size_t len = strlen(de->d_name);
+
+		if (len < 6 || strcmp(de->d_name + len - 5, ".json") != 0 ||
+		    sscanf(de->d_name, "%lld-%36[a-z0-9-].json%n", &rid, key,
+		    &used) != 2 || (size_t)used != len ||
+		    !replication_key_valid(key) || (id && rid != id))
+			continue;
+		fn(rid, key, arg);
+	}
+	closedir(d);
+}
+
+static void
+repl_hba_rule(long long id, const char *key, void *arg)
+{
+	char **rules = arg, canon[64], *t;
+	struct repl_names n;
+	json_t *j = repl_record_read(id, key);
+	int loopback;
+
+	if (j == NULL || jsonx_bool(j, "deleting", 0) ||
+	    replication_address_parse(jsonx_str(j, "target_address"), canon,
+	    sizeof canon, &loopback) == -1) {
+		json_decref(j);
+		return;
+	}
+	repl_names(id, key, &n);
+	t = xasprintf("%shost    %s   %s   %s/%d   scram-sha-256\n", *rules,
+	    n.database, n.role, canon, strchr(canon, ':') ? 128 : 32);
+	free(*rules);
+	*rules = t;
+	json_decref(j);
+}
+
+char *
+replication_hba_rules(void)
+{
+	char *rules = xstrdup("");
+
+	repl_records_each(0, repl_hba_rule, &rules);
+	return rules;
+}
+
+/* Source side. */
+
+/* The role, its group and its right to connect (in c: postgres). */
+static int
+repl_role_make(PGconn *c, const struct repl_names *n, const char *password,
+    struct repl_err *e)
+{
+	const char *p[1] = { n->role };
+	char *lit, *sql, *cause = NULL;
+	int group, exists, rc;
+
+	if ((group = repl_count(c, e, "SELECT 1 FROM pg_roles WHERE rolname ="
+	    " '" REPLICATION_GROUP "'", 0, NULL)) == -1 ||
+	    (exists = repl_count(c, e, "SELECT 1 FROM pg_roles WHERE rolname"
+	    " = $1", 1, p)) == -1)
+		return -1;
+	if (group == 0 && pg_admin_exec(c, "CREATE ROLE " REPLICATION_GROUP
+	    " NOLOGIN", &cause) == -1)
+		return repl_fail_pg(e, cause);
+	lit = PQescapeLiteral(c, password, strlen(password));
+	sql = xasprintf("%s ROLE %s LOGIN REPLICATION NOSUPERUSER NOCREATEDB"
+	    " NOCREATEROLE NOBYPASSRLS NOINHERIT CONNECTION LIMIT %d PASSWORD"
+	    " %s; GRANT " REPLICATION_GROUP " TO %s; GRANT CONNECT ON DATABASE"
+	    " %s TO %s", exists ? "ALTER" : "CREATE", n->role,
+	    REPL_ROLE_CONNECTIONS, lit ? lit : "NULL", n->role, n->database,
+	    n->role);
+	PQfreemem(lit);
+	rc = pg_admin_exec(c, sql, &cause);
+	free(sql);
+	return rc == 0 ? 0 : repl_fail_pg(e, cause);
+}
+
+/* The environment's schemas and tables: USAGE and SELECT for the role
+ * (the subscription's first copy reads them as it). */
+static int
+repl_grants(PGconn *d, const struct repl_names *n, struct repl_err *e)
+{
+	PGresult *res;
+	int i, rc = 0;
+
+	res = repl_query(d, e, "SELECT quote_ident(nspname) FROM pg_namespace"
+	    " WHERE nspname !~ '^pg_' AND nspname <> 'information_schema'"
+	    " ORDER BY 1", 0, NULL);
+	if (res == NULL)
+		return -1;
+	for (i = 0; rc == 0 && i < PQntuples(res); i++) {
+		char *sql = xasprintf("GRANT USAGE ON SCHEMA %s TO %s; GRANT "
+		    "SELECT ON ALL TABLES IN SCHEMA %s TO %s",
+		    PQgetvalue(res, i, 0), n->role, PQgetvalue(res, i, 0),
+		    n->role);
+
+		rc = repl_exec(d, sql, e);
+		free(sql);
+	}
+	PQclear(res);
+	return rc;
+}
+
+/* The environment's ordinary tables (not the system's) matching cond on
+ * pg_class c, as qualified names, into a JSON array (NULL with e). */
+static json_t *
+repl_tables(PGconn *d, const char *cond, struct repl_err *e)
+{
+	char *sql = xasprintf("SELECT c.oid::regclass::text FROM pg_class c"
+	    " JOIN pg_namespace ns ON ns.oid = c.relnamespace WHERE c.relkind ="
+	    " 'r' AND ns.nspname !~ '^pg_' AND ns.nspname <>"
+	    " 'information_schema' AND %s ORDER BY 1", cond);
+	PGresult *res = repl_query(d, e, sql, 0, NULL);
+	json_t *out;
+	int i;
+
+	free(sql);
+	if (res == NULL)
+		return NULL;
+	out = json_array();
+	for (i = 0; i < PQntuples(res); i++)
+		json_array_append_new(out, json_string(PQgetvalue(res, i, 0)));
+	PQclear(res);
+	return out;
+}
+
+#define REPL_NO_PKEY	"NOT EXISTS (SELECT 1 FROM pg_index i WHERE" \
+	" i.indrelid = c.oid AND i.indisprimary)"
+
+/* In the environment's database d: REPLICA IDENTITY FULL where a logged
+ * table has no primary key (nor an identity index), the publication and
+ * the slot. What logical replication leaves out is reported in out:
+ * replica_identity_full, unlogged_tables, large_objects. */
+static int
+repl_source_objects(PGconn *d, const struct repl_names *n, json_t *out,
+    struct repl_err *e)
+{
+	const char *p[2] = { n->slot, n->database };
+	json_t *full = NULL, *unlogged = NULL;
+	PGresult *res = NULL;
+	size_t i;
+	int rc = -1, have;
+
+	if (repl_grants(d, n, e) == -1)
+		goto out;
+	/* before the publication: once published, an UPDATE or DELETE on
+	 * a table without a replica identity fails */
+	full = repl_tables(d, "c.relpersistence = 'p' AND c.relreplident IN"
+	    " ('d', 'n') AND " REPL_NO_PKEY, e);
+	if (full == NULL)
+		goto out;
+	if (json_array_size(full) && repl_exec(d, "SET lock_timeout = '"
+	    REPL_LOCK_TIMEOUT "'", e) == -1)
+		goto out;
+	for (i = 0; i < json_array_size(full); i++) {
+		char *sql = xasprintf("ALTER TABLE %s REPLICA IDENTITY FULL",
+		    json_string_value(json_array_get(full, i)));
+		int st = repl_exec(d, sql, e);
+
+		free(sql);
+		if (st == -1)
+			goto out;
+	}
+	json_decref(full);
+	/* every table without a primary key that replicates whole rows,
+	 * made so now or before (the answer is the same when asked again) */
+	full = repl_tables(d, "c.relpersistence = 'p' AND c.relreplident ="
+	    " 'f' AND " REPL_NO_PKEY, e);
+	unlogged = repl_tables(d, "c.relpersistence = 'u'", e);
+	if (full == NULL || unlogged == NULL)
+		goto out;
+	if ((have = repl_count(d, e, "SELECT 1 FROM pg_publication WHERE"
+	    " pubname = $1", 1, (const char *const *)&n->publication)) == -1)
+		goto out;
+	if (have == 0) {
+		char *sql = xasprintf("CREATE PUBLICATION %s FOR ALL TABLES",
+		    n->publication);
+		int st = repl_exec(d, sql, e);
+
+		free(sql);
+		if (st == -1)
+			goto out;
+	}
+	res = repl_query(d, e, "SELECT d.datname = $2 AND s.plugin ="
+	    " 'pgoutput' FROM pg_replication_slots s LEFT JOIN pg_database d"
+	    " ON d.oid = s.datoid WHERE s.slot_name = $1", 2, p);
+	if (res == NULL)
+		goto out;
+	if (PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), "t") != 0) {
+		repl_fail(e, 409, "REPLICATION_CONFLICT", "a replication slot "
+		    "'%s' exists that is not this environment's", n->slot);
+		goto out;
+	}
+	if (PQntuples(res) == 0) {
+		PGresult *made;
+
+		/* it waits for the transactions running now to end */
+		if (repl_exec(d, "SET statement_timeout = '"
+		    REPL_SLOT_TIMEOUT "'", e) == -1)
+			goto out;
+		made = repl_query(d, e, "SELECT lsn FROM"
+		    " pg_create_logical_replication_slot($1, 'pgoutput')", 1,
+		    p);
+		if (made == NULL)
+			goto out;
+		log_info("environment %lld: replication slot %s made at %s "
+		    "(migration %s)", n->id, n->slot, PQgetvalue(made, 0, 0),
+		    n->key);
+		PQclear(made);
+		pg_admin_exec(d, "SET statement_timeout = 0", NULL);
+	}
+	PQclear(res);
+	res = repl_query(d, e, "SELECT count(*) FROM"
+	    " pg_largeobject_metadata", 0, NULL);
+	if (res == NULL)
+		goto out;
+	json_object_set_new(out, "large_objects", json_integer(atoll(
+	    PQgetvalue(res, 0, 0))));
+	json_object_set(out, "replica_identity_full", full);
+	json_object_set(out, "unlogged_tables", unlogged);
+	rc = 0;
+out:
+	PQclear(res);
+	json_decref(full);
+	json_decref(unlogged);
+	return rc;
+}
+
+/* POST /agent/v1/environments/{id}/replication {migration,
+ * target_address}: 201 (200 when it was there) {host, port, database,
+ * role, password, publication, slot, target_address, replica_identity_full,
+ * unlogged_tables, large_objects}. */
+void
+agent_replication_create(struct areq *r)
+{
+	static const struct jfield fields[] = {
+		{ "migration", JT_STRING, 1 },
+		{ "target_address", JT_STRING, 1 }, { NULL } };
+	struct repl_err e = { 0 };
+	struct repl_names n;
+	const char *key;
+	char canon[64], *cause = NULL;
+	json_t *rec = NULL, *out = NULL;
+	PGconn *c = NULL, *d = NULL;
+	long long id;
+	int loopback, has_db, made = 0, locked = 0;
+
+	if (abody_check(r, fields) == -1)
+		return;
+	key = jsonx_str(r->body, "migration");
+	if (!replication_key_valid(key)) {
+		repl_fail(&e, 400, "BAD_MIGRATION_KEY", "the migration key "
+		    "must be 1 to 36 of a-z, 0-9 and '-', starting and ending "
+		    "with a letter or digit");
+		goto out;
+	}
+	if (replication_address_parse(jsonx_str(r->body, "target_address"),
+	    canon, sizeof canon, &loopback) == -1) {
+		repl_fail(&e, 400, "BAD_ADDRESS", "target_address must be the "
+		    "IPv4 or IPv6 address of the target node (no name, port or "
+		    "prefix)");
+		goto out;
+	}
+	id = repl_env_id(r, &has_db);
+	repl_names(id, key, &n);
+	if (!loopback) {
+		/* the cluster listens on 127.0.0.1 and has no TLS yet */
+		repl_fail(&e, 409, "REPLICATION_NEEDS_TLS", "cannot replicate "
+		    "environment %lld to %s: this node's PostgreSQL serves "
+		    "loopback only, and replication to another host needs TLS, "
+		    "which it does not have yet", id, canon);
+		goto out;
+	}
+	if (node->pg_uri) {
+		repl_fail(&e, 409, "REPLICATION_UNAVAILABLE", "cannot replicate "
+		    "from the PostgreSQL server given with --pg: its pg_hba.conf "
+		    "is its operator's");
+		goto out;
+	}
+	if (!has_db) {
+		repl_fail(&e, 409, "DATABASE_NOT_CREATED", "environment %lld "
+		    "has no database yet: it is made at its first start", id);
+		goto out;
+	}
+	pthread_mutex_lock(&replication_lock);
+	locked = 1;
+	rec = repl_record_read(id, key);
+	if (rec && jsonx_bool(rec, "deleting", 0)) {
+		repl_fail(&e, 409, "REPLICATION_DELETING", "the replication of "
+		    "environment %lld for migration %s is being deleted: "
+		    "delete it again first", id, key);
+		goto out;
+	}
+	if (rec && strcmp(jsonx_str(rec, "target_address"), canon) != 0) {
+		repl_fail(&e, 409, "REPLICATION_EXISTS", "environment %lld "
+		    "replicates to %s for migration %s already", id,
+		    jsonx_str(rec, "target_address"), key);
+		goto out;
+	}
+	if (pg_wal_level_ok(&cause) == -1) {
+		repl_fail(&e, 409, "WAL_LEVEL_NOT_LOGICAL", "%s", cause);
+		goto out;
+	}
+	if ((c = repl_connect(NULL, &e)) == NULL)
+		goto out;
+	if (pg_db_exists(c, n.database) != 1) {
+		repl_fail(&e, 409, "DATABASE_NOT_CREATED", "environment %lld "
+		    "has no database yet: it is made at its first start", id);
+		goto out;
+	}
+	if (rec == NULL) {
+		char *pw = util_random_hex(24);
+
+		rec = json_pack("{s:I,s:s,s:s,s:s,s:b}", "environment",
+		    (json_int_t)id, "migration", key, "target_address", canon,
+		    "password", pw, "deleting", 0);
+		free(pw);
+		if (repl_record_write(id, key, rec) == -1) {
+			repl_fail(&e, 500, "INTERNAL", "cannot keep the "
+			    "replication's record on the node");
+			goto out;
+		}
+		made = 1;
+	}
+	out = json_object();
+	if (repl_role_make(c, &n, jsonx_str(rec, "password"), &e) == -1 ||
+	    (d = repl_connect(n.database, &e)) == NULL ||
+	    repl_source_objects(d, &n, out, &e) == -1)
+		goto out;
+	if (pg_hba_apply(&cause) == -1) {
+		repl_fail(&e, 503, "DATABASE_UNAVAILABLE", "%s", cause);
+		goto out;
+	}
+	if (made)
+		log_info("environment %lld: replication to %s for migration %s "
+		    "(role %s, publication %s)", id, canon, key, n.role,
+		    n.publication);
+	{
+		json_t *conn = json_pack("{s:s,s:I,s:s,s:s,s:I,s:s,s:s,s:s,s:s,"
+		    "s:s}", "migration", key, "environment", (json_int_t)id,
+		    "target_address", canon, "host", "127.0.0.1", "port",
+		    (json_int_t)node->pg_port, "database", n.database, "role",
+		    n.role, "password", jsonx_str(rec, "password"),
+		    "publication", n.publication, "slot", n.slot);
+
+		json_object_update(out, conn);
+		json_decref(conn);
+	}
+	areply(r, made ? 201 : 200, out);
+	out = NULL;
+out:
+	if (locked)
+		pthread_mutex_unlock(&replication_lock);
+	if (e.code)
+		repl_reply_error(r, &e);
+	free(cause);
+	json_decref(rec);
+	json_decref(out);
+	if (c)
+		PQfinish(c);
+	if (d)
+		PQfinish(d);
+}
+
+/* Drop every slot of database d's connection whose name matches the
+ * regular expression re (ending the sessions that hold them first): 0
+ * (*dropped 1 when there was one), or -1 with e when one is still held
+ * after 5 s or the server failed. */
+static int
+repl_slots_drop(PGconn *d, const char *re, int *dropped, struct repl_err *e)
+{
+	const char *p[1] = { re };
+	PGresult *res;
+	int i, left = 0;
+
+	for (i = 0; i < 50; i++) {
+		res = repl_query(d, e, "SELECT slot_name, active FROM"
+		    " pg_replication_slots WHERE database = current_database()"
+		    " AND slot_name ~ $1", 1, p);
+		if (res == NULL)
+			return -1;
+		left = PQntuples(res);
+		PQclear(res);
+		if (left == 0)
+			return 0;
+		*dropped = 1;
+		/* the walsender of a subscription still connected ends
+		 * (its rule is gone from pg_hba.conf: it cannot come back) */
+		res = repl_query(d, e, "SELECT pg_terminate_backend(active_pid)"
+		    " FROM pg_replication_slots WHERE database ="
+		    " current_database() AND slot_name ~ $1 AND active_pid IS"
+		    " NOT NULL", 1, p);
+		if (res == NULL)
+			return -1;
+		PQclear(res);
+		/* one that became active again in between fails: next round */
+		PQclear(PQexecParams(d, "SELECT pg_drop_replication_slot("
+		    "slot_name) FROM pg_replication_slots WHERE database ="
+		    " current_database() AND slot_name ~ $1 AND NOT active", 1,
+		    NULL, p, NULL, NULL, 0));
+		usleep(100 * 1000);
+	}
+	return repl_fail(e, 409, "REPLICATION_BUSY", "the replication slots "
+	    "matching %s are still in use after 5 s", re);
+}
+
+/* Drop the source side of n's replication: sessions, slot (and the
+ * table-sync slots a subscription left, when no other replication of the
+ * environment could own them), publication, role. 0 (*dropped 1 when
+ * something was there), or -1 with e. */
+static int
+repl_source_drop(const struct repl_names *n, int others, int *dropped,
+    struct repl_err *e)
+{
+	const char *p[1] = { n->role };
+	PGconn *c = NULL, *d = NULL;
+	PGresult *res = NULL;
+	char *sql = NULL, slot_re[80];
+	int rc = -1, role, db;
+
+	if ((c = repl_connect(NULL, e)) == NULL)
+		goto out;
+	if ((role = repl_count(c, e, "SELECT 1 FROM pg_roles WHERE rolname ="
+	    " $1", 1, p)) == -1 || (db = pg_db_exists(c, n->database)) == -1)
+		goto out;
+	if (role) {
+		*dropped = 1;
+		res = repl_query(c, e, "SELECT pg_terminate_backend(pid) FROM"
+		    " pg_stat_activity WHERE usename = $1", 1, p);
+		if (res == NULL)
+			goto out;
+	}
+	if (db == 1) {
+		if ((d = repl_connect(n->database, e)) == NULL)
+			goto out;
+		snprintf(slot_re, sizeof slot_re, "^%s$", n->slot);
+		if (repl_slots_drop(d, slot_re, dropped, e) == -1 ||
+		    (!others && repl_slots_drop(d,
+		    "^pg_[0-9]+_sync_[0-9]+_[0-9]+$", dropped, e) == -1))
+			goto out;
+		p[0] = n->publication;
+		switch (repl_count(d, e, "SELECT 1 FROM pg_publication WHERE"
+		    " pubname = $1", 1, p)) {
+		case -1:
+			goto out;
+		case 0:
+			break;
+		default:
+			*dropped = 1;
+			sql = xasprintf("DROP PUBLICATION IF EXISTS %s",
+			    n->publication);
+			if (repl_exec(d, sql, e) == -1)
+				goto out;
+		}
+		free(sql);
+		/* its grants there (and CONNECT on the database) */
+		sql = xasprintf("DROP OWNED BY %s", n->role);
+		if (role && repl_exec(d, sql, e) == -1)
+			goto out;
+	}
+	free(sql);
+	sql = xasprintf("DROP OWNED BY %s; DROP ROLE IF EXISTS %s", n->role,
+	    n->role);
+	if (role && repl_exec(c, sql, e) == -1)
+		goto out;
+	rc = 0;
+out:
+	PQclear(res);
+	free(sql);
+	if (c)
+		PQfinish(c);
+	if (d)
+		PQfinish(d);
+	return rc;
+}
+
+/* Count the records of environment id other than key. */
+struct repl_others {
+	const char	*key;
+	int		 n;
+};
+
+static void
+repl_other(long long id, const char *key, void *arg)
+{
+	struct repl_others *o = arg;
+
+	(void)id;
+	if (strcmp(key, o->key) != 0)
+		o->n++;
+}
+
+/* DELETE /agent/v1/environments/{id}/replication?migration=KEY: 200
+ * {deleted} (false when there was nothing); the rule leaves pg_hba.conf
+ * first, so the target cannot connect again while the rest goes. */
+void
+agent_replication_delete(struct areq *r)
+{
+	struct repl_err e = { 0 };
+	struct repl_others others = { NULL, 0 };
+	struct repl_names n;
+	const char *key;
+	char *path = NULL, *cause = NULL;
+	json_t *rec = NULL;
+	long long id;
+	int has_db, dropped = 0;
+
+	if (repl_query_key(r, 1, &key) == -1)
+		return;
+	id = repl_env_id(r, &has_db);
+	repl_names(id, key, &n);
+	if (node->pg_uri) {
+		areply(r, 200, json_pack("{s:b}", "deleted", 0));
+		return;
+	}
+	pthread_mutex_lock(&replication_lock);
+	path = repl_record_path(id, key);
+	rec = repl_record_read(id, key);
+	if (rec) {
+		dropped = 1;
+		json_object_set_new(rec, "deleting", json_true());
+		if (repl_record_write(id, key, rec) == -1) {
+			repl_fail(&e, 500, "INTERNAL", "cannot keep the "
+			    "replication's record on the node");
+			goto out;
+		}
+		if (pg_hba_apply(&cause) == -1) {
+			repl_fail(&e, 503, "DATABASE_UNAVAILABLE", "%s", cause);
+			goto out;
+		}
+	}
+	others.key = key;
+	repl_records_each(id, repl_other, &others);
+	if (repl_source_drop(&n, others.n, &dropped, &e) == -1)
+		goto out;
+	if (unlink(path) == -1 && errno != ENOENT) {
+		repl_fail(&e, 500, "INTERNAL", "cannot remove %s: %s", path,
+		    strerror(errno));
+		goto out;
+	}
+	if (dropped)
+		log_info("environment %lld: replication for migration %s "
+		    "dropped (slot, publication, role, pg_hba rule)", id, key);
+	areply(r, 200, json_pack("{s:s,s:b}", "migration", key, "deleted",
+	    dropped));
+out:
+	pthread_mutex_unlock(&replication_lock);
+	if (e.code)
+		repl_reply_error(r, &e);
+	json_decref(rec);
+	free(path);
+	free(cause);
+}
+
+/* The state of n's replication, as GET answers it; NULL with e (404 when
+ * there is neither a record nor a slot). */
+static json_t *
+repl_source_report(PGconn *c, const struct repl_names *n,
+    struct repl_err *e)
+{
+	const char *p[1] = { n->slot };
+	json_t *rec = repl_record_read(n->id, n->key), *out = NULL;
+	PGresult *res;
+
+	res = repl_query(c, e, "SELECT s.active, s.confirmed_flush_lsn,"
+	    " s.restart_lsn, s.wal_status, pg_current_wal_lsn(),"
+	    " greatest(pg_wal_lsn_diff(pg_current_wal_lsn(),"
+	    " s.confirmed_flush_lsn), 0)::bigint,"
+	    " greatest(pg_wal_lsn_diff(pg_current_wal_lsn(), s.restart_lsn),"
+	    " 0)::bigint, (SELECT extract(epoch FROM r.replay_lag)::float8"
+	    " FROM pg_stat_replication r WHERE r.pid = s.active_pid)"
+	    " FROM pg_replication_slots s WHERE s.slot_name = $1", 1, p);
+	if (res == NULL)
+		goto out;
+	if (rec == NULL && PQntuples(res) == 0) {
+		repl_fail(e, 404, "REPLICATION_NOT_FOUND", "environment %lld "
+		    "has no replication for migration %s", n->id, n->key);
+		goto out;
+	}
+	out = json_pack("{s:s,s:I,s:s?,s:s,s:s,s:s,s:b}", "migration",
+	    n->key, "environment", (json_int_t)n->id, "target_address",
+	    rec ? jsonx_str(rec, "target_address") : NULL, "state",
+	    rec == NULL ? "orphaned" : jsonx_bool(rec, "deleting", 0) ?
+	    "deleting" : "ready", "slot", n->slot, "publication",
+	    n->publication, "slot_exists", PQntuples(res) == 1);
+	if (PQntuples(res) == 1) {
+		json_t *lag = PQgetisnull(res, 0, 7) ? json_null() :
+		    json_real(atof(PQgetvalue(res, 0, 7)));
+
+		json_t *slot = json_pack("{s:b,s:s?,s:s?,s:s?,"
+		    "s:s,s:I,s:I,s:o}", "active",
+		    strcmp(PQgetvalue(res, 0, 0), "t") == 0,
+		    "confirmed_flush_lsn", PQgetisnull(res, 0, 1) ? NULL :
+		    PQgetvalue(res, 0, 1), "restart_lsn", PQgetisnull(res, 0, 2)
+		    ? NULL : PQgetvalue(res, 0, 2), "wal_status",
+		    PQgetisnull(res, 0, 3) ? NULL : PQgetvalue(res, 0, 3),
+		    "current_wal_lsn", PQgetvalue(res, 0, 4), "lag_bytes",
+		    (json_int_t)atoll(PQgetvalue(res, 0, 5)),
+		    "retained_wal_bytes", (json_int_t)atoll(PQgetvalue(res, 0,
+		    6)), "lag_seconds", lag);
+
+		json_object_update(out, slot);
+		json_decref(slot);
+	}
+out:
+	PQclear(res);
+	json_decref(rec);
+	return out;
+}
+
+struct repl_list {
+	PGconn		*c;
+	json_t		*out;
+	struct repl_err	*e;
+};
+
+static void
+repl_list_one(long long id, const char *key, void *arg)
+{
+	struct repl_list *l = arg;
+	struct repl_names n;
+	json_t *one;
+
+	if (l->e->code)
+		return;
+	repl_names(id, key, &n);
+	if ((one = repl_source_report(l->c, &n, l->e)) != NULL)
+		json_array_append_new(l->out, one);
+}
+
+/* GET /agent/v1/environments/{id}/replication[?migration=KEY]: the
+ * replication for KEY (slot, its confirmed_flush_lsn, the current WAL
+ * LSN, lag_bytes, retained_wal_bytes, lag_seconds while the target
+ * replays), or {replications: [...]} of every one of the environment. */
+void
+agent_replication_show(struct areq *r)
+{
+	struct repl_err e = { 0 };
+	struct repl_names n;
+	struct repl_list l = { NULL, NULL, &e };
+	const char *key;
+	json_t *out;
+	long long id;
+	int has_db;
+
+	if (repl_query_key(r, 0, &key) == -1)
+		return;
+	id = repl_env_id(r, &has_db);
+	if ((l.c = repl_connect(NULL, &e)) == NULL)
+		goto out;
+	if (key) {
+		repl_names(id, key, &n);
+		if ((out = repl_source_report(l.c, &n, &e)) != NULL)
+			areply(r, 200, out);
+		goto out;
+	}
+	l.out = json_array();
+	repl_records_each(id, repl_list_one, &l);
+	if (e.code == NULL)
+		areply(r, 200, json_pack("{s:o}", "replications", l.out));
+	else
+		json_decref(l.out);
+out:
+	if (e.code)
+		repl_reply_error(r, &e);
+	if (l.c)
+		PQfinish(l.c);
+}
+
+/* GET /agent/v1/environments/{id}/replication/sequences: every sequence
+ * of the environment's database with its last value ({sequences: [{schema,
+ * name, last_value, is_called}]}), which logical replication does not
+ * carry: read on the source once its app is stopped, set on the target
+ * (POST …/subscription/sequences). A GET: it changes nothing. */
+void
+agent_replication_sequences(struct areq *r)
+{
+	struct repl_err e = { 0 };
+	PGconn *d = NULL;
+	PGresult *res = NULL;
+	json_t *seqs = NULL;
+	char db[32];
+	long long id;
+	int has_db, i;
+
+	id = repl_env_id(r, &has_db);
+	snprintf(db, sizeof db, "env_%lld", id);
+	if (!has_db) {
+		repl_fail(&e, 409, "DATABASE_NOT_CREATED", "environment %lld "
+		    "has no database yet: it is made at its first start", id);
+		goto out;
+	}
+	if ((d = repl_connect(db, &e)) == NULL)
+		goto out;
+	res = repl_query(d, &e, "SELECT n.nspname, c.relname, format('%I.%I',"
+	    " n.nspname, c.relname) FROM pg_class c JOIN pg_namespace n ON"
+	    " n.oid = c.relnamespace WHERE c.relkind = 'S' AND n.nspname !~"
+	    " '^pg_' AND n.nspname <> 'information_schema' ORDER BY 1, 2", 0,
+	    NULL);
+	if (res == NULL)
+		goto out;
+	seqs = json_array();
+	for (i = 0; i < PQntuples(res); i++) {
+		/* the sequence itself: its last value and is_called as
+		 * nextval() left them, or setval() set them */
+		char *sql = xasprintf("SELECT last_value, is_called FROM %s",
+		    PQgetvalue(res, i, 2));
+		PGresult *v = repl_query(d, &e, sql, 0, NULL);
+
+		free(sql);
+		if (v == NULL)
+			goto out;
+		json_array_append_new(seqs, json_pack("{s:s,s:s,s:I,s:b}",
+		    "schema", PQgetvalue(res, i, 0), "name", PQgetvalue(res, i,
+		    1), "last_value", (json_int_t)atoll(PQgetvalue(v, 0, 0)),
+		    "is_called", strcmp(PQgetvalue(v, 0, 1), "t") == 0));
+		PQclear(v);
+	}
+	areply(r, 200, json_pack("{s:O}", "sequences", seqs));
+out:
+	if (e.code)
+		repl_reply_error(r, &e);
+	json_decref(seqs);
+	PQclear(res);
+	if (d)
+		PQfinish(d);
+}
+
+/* Target side. */
+
+/* The connection a source answered, checked: an IP address, a port, and
+ * the database, role, slot and publication names the source makes for
+ * this migration key (of one source environment id) — nothing else gets
+ * into the subscription's conninfo. 0 with host (canonical) and
+ * *loopback, or -1 with e (400). */
+static int
+repl_connection_check(json_t *b, const char *key, char *host,
+    size_t hostlen, int *loopback, struct repl_err *e)
+{
+	const char *role = jsonx_str(b, "role"), *pw = jsonx_str(b, "password");
+	struct repl_names src;
+	long long port = jsonx_int(b, "port", 0), sid;
+	char digits[20];
+	size_t i, len;
+
+	if (replication_address_parse(jsonx_str(b, "host"), host, hostlen,
+	    loopback) == -1)
+		return repl_fail(e, 400, "BAD_ADDRESS", "host must be the IPv4 "
+		    "or IPv6 address of the source's PostgreSQL (no name, port "
+		    "or prefix)");
+	if (port < 1 || port > 65535)
+		return repl_fail(e, 400, "BAD_REQUEST", "port must be 1 to "
+		    "65535");
+	len = strspn(role + (strncmp(role, "nubo_repl_", 10) == 0 ? 10 : 0),
+	    "0123456789");
+	if (strncmp(role, "nubo_repl_", 10) != 0 || len == 0 || len > 16 ||
+	    (memcpy(digits, role + 10, len), digits[len] = '\0',
+	    util_parse_int(digits, 1, 1LL << 53, &sid) == -1))
+		return repl_fail(e, 400, "BAD_CONNECTION", "role must be the "
+		    "replication role the source answered (nubo_repl_…)");
+	repl_names(sid, key, &src);
+	if (strcmp(role, src.role) != 0 || strcmp(jsonx_str(b, "database"),
+	    src.database) != 0 || strcmp(jsonx_str(b, "slot"), src.slot) != 0 ||
+	    strcmp(jsonx_str(b, "publication"), src.publication) != 0)
+		return repl_fail(e, 400, "BAD_CONNECTION", "database, role, "
+		    "slot and publication must be those the source answered "
+		    "for migration %s", key);
+	len = strlen(pw);
+	for (i = 0; i < len; i++)
+		if (!((pw[i] >= '0' && pw[i] <= '9') || (pw[i] >= 'a' &&
+		    pw[i] <= 'z') || (pw[i] >= 'A' && pw[i] <= 'Z')))
+			break;
+	if (len < 16 || len > 128 || i < len)
+		return repl_fail(e, 400, "BAD_CONNECTION", "password must be "
+		    "the one the source answered (16 to 128 letters and "
+		    "digits)");
+	return 0;
+}
+
+/* The subscription sub in d's database: {subscription, enabled, slot,
+ * publication, state, tables: [{table, state}], received_lsn,
+ * latest_end_lsn, seconds_since_message}; NULL with e (404 when there is
+ * none). */
+static json_t *
+repl_subscription_report(PGconn *d, const char *sub, const char *key,
+    struct repl_err *e)
+{
+	static const char *const names[] = { "i", "init", "d", "copying",
+	    "f", "copied", "s", "synchronized", "r", "ready", NULL };
+	const char *p[1] = { sub };
+	PGresult *res = NULL;
+	json_t *out = NULL, *tables;
+	int i, k, ready = 0, n, enabled;
+
+	res = repl_query(d, e, "SELECT s.subenabled, s.subslotname,"
+	    " array_to_string(s.subpublications, ',') FROM pg_subscription s"
+	    " JOIN pg_database db ON db.oid = s.subdbid WHERE db.datname ="
+	    " current_database() AND s.subname = $1", 1, p);
+	if (res == NULL)
+		goto out;
+	if (PQntuples(res) == 0) {
+		repl_fail(e, 404, "SUBSCRIPTION_NOT_FOUND", "no subscription "
+		    "for migration %s in this environment's database", key);
+		goto out;
+	}
+	enabled = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+	out = json_pack("{s:s,s:s,s:b,s:s?,s:s}", "migration", key,
+	    "subscription", sub, "enabled", enabled, "slot",
+	    PQgetisnull(res, 0, 1) ? NULL : PQgetvalue(res, 0, 1),
+	    "publication", PQgetvalue(res, 0, 2));
+	PQclear(res);
+	res = repl_query(d, e, "SELECT sr.srrelid::regclass::text,"
+	    " sr.srsubstate, sr.srsublsn FROM pg_subscription_rel sr JOIN"
+	    " pg_subscription s ON s.oid = sr.srsubid JOIN pg_database db ON"
+	    " db.oid = s.subdbid WHERE db.datname = current_database() AND"
+	    " s.subname = $1 ORDER BY 1", 1, p);
+	if (res == NULL)
+		goto fail;
+	tables = json_array();
+	n = PQntuples(res);
+	for (i = 0; i < n; i++) {
+		const char *st = PQgetvalue(res, i, 1);
+
+		for (k = 0; names[k] && strcmp(names[k], st) != 0; k += 2)
+			;
+		ready += strcmp(st, "r") == 0;
+		json_array_append_new(tables, json_pack("{s:s,s:s,s:s?}",
+		    "table", PQgetvalue(res, i, 0), "state", names[k] ?
+		    names[k + 1] : st, "lsn", PQgetisnull(res, i, 2) ? NULL :
+		    PQgetvalue(res, i, 2)));
+	}
+	json_object_set_new(out, "tables", tables);
+	PQclear(res);
+	/* the apply worker's row (a table-sync worker's has its relid) */
+	res = repl_query(d, e, "SELECT st.received_lsn, st.latest_end_lsn,"
+	    " extract(epoch FROM now() - st.last_msg_receipt_time)::float8"
+	    " FROM pg_stat_subscription st JOIN pg_subscription s ON s.oid ="
+	    " st.subid JOIN pg_database db ON db.oid = s.subdbid WHERE"
+	    " db.datname = current_database() AND s.subname = $1 AND"
+	    " st.relid IS NULL AND st.pid IS NOT NULL", 1, p);
+	if (res == NULL)
+		goto fail;
+	json_object_set_new(out, "worker", json_boolean(PQntuples(res) == 1));
+	if (PQntuples(res) == 1) {
+		json_t *w = json_pack("{s:s?,s:s?,s:o}", "received_lsn",
+		    PQgetisnull(res, 0, 0) ? NULL : PQgetvalue(res, 0, 0),
+		    "latest_end_lsn", PQgetisnull(res, 0, 1) ? NULL :
+		    PQgetvalue(res, 0, 1), "seconds_since_message",
+		    PQgetisnull(res, 0, 2) ? json_null() :
+		    json_real(atof(PQgetvalue(res, 0, 2))));
+
+		json_object_update(out, w);
+		json_decref(w);
+	}
+	/* copying: a table's first copy is not done; streaming: every
+	 * table is ready and the apply worker runs */
+	json_object_set_new(out, "state", json_string(!enabled ? "disabled" :
+	    ready < n ? "copying" : PQntuples(res) == 1 ? "streaming" :
+	    "stopped"));
+	goto out;
+fail:
+	json_decref(out);
+	out = NULL;
+out:
+	PQclear(res);
+	return out;
+}
+
+/* The ordinary tables of d's database holding rows (at most 5 named in
+ * *names; caller frees): their count, or -1 with e. */
+static int
+repl_tables_with_rows(PGconn *d, char **names, struct repl_err *e)
+{
+	json_t *tables = repl_tables(d, "c.relpersistence = 'p'", e);
+	size_t i;
+	int n = 0;
+
+	*names = xstrdup("");
+	if (tables == NULL)
+		return -1;
+	for (i = 0; i < json_array_size(tables); i++) {
+		const char *t = json_string_value(json_array_get(tables, i));
+		char *sql = xasprintf("SELECT 1 FROM %s LIMIT 1", t), *s;
+		int rows = repl_count(d, e, sql, 0, NULL);
+
+		free(sql);
+		if (rows == -1) {
+			n = -1;
+			break;
+		}
+		if (rows == 0)
+			continue;
+		if (n++ < 5) {
+			s = xasprintf("%s%s%s", *names, **names ? ", " : "", t);
+			free(*names);
+			*names = s;
+		}
+	}
+	json_decref(tables);
+	return n;
+}
+
+/* POST /agent/v1/environments/{id}/subscription {migration, host, port,
+ * database, role, password, publication, slot} (what the source's POST
+ * …/replication answered; target_address and the rest of its answer may
+ * come along and are ignored): 201 (200 when it was there) and the
+ * subscription's state. The environment's database must hold the schema
+ * and no rows: the subscription copies every table first. */
+void
+agent_subscription_create(struct areq *r)
+{
+	static const struct jfield fields[] = {
+		{ "migration", JT_STRING, 1 }, { "host", JT_STRING, 1 },
+		{ "port", JT_INT, 1 }, { "database", JT_STRING, 1 },
+		{ "role", JT_STRING, 1 }, { "password", JT_STRING, 1 },
+		{ "publication", JT_STRING, 1 }, { "slot", JT_STRING, 1 },
+		{ "environment", JT_INT, 0 }, { "target_address", JT_STRING, 0 },
+		{ "replica_identity_full", JT_ARRAY, 0 },
+		{ "unlogged_tables", JT_ARRAY, 0 },
+		{ "large_objects", JT_INT, 0 }, { NULL } };
+	struct repl_err e = { 0 };
+	struct repl_names n;
+	const char *key;
+	char host[64], db[32], *conninfo = NULL, *lit = NULL, *sql = NULL;
+	char *names = NULL;
+	PGconn *d = NULL;
+	PGresult *res = NULL;
+	json_t *out;
+	long long id;
+	int loopback, has_db, have, rows, locked = 0;
+
+	if (abody_check(r, fields) == -1)
+		return;
+	key = jsonx_str(r->body, "migration");
+	if (!replication_key_valid(key)) {
+		repl_fail(&e, 400, "BAD_MIGRATION_KEY", "the migration key "
+		    "must be 1 to 36 of a-z, 0-9 and '-', starting and ending "
+		    "with a letter or digit");
+		goto out;
+	}
+	if (repl_connection_check(r->body, key, host, sizeof host, &loopback,
+	    &e) == -1)
+		goto out;
+	id = repl_env_id(r, &has_db);
+	repl_names(id, key, &n);
+	snprintf(db, sizeof db, "env_%lld", id);
+	if (!has_db) {
+		repl_fail(&e, 409, "DATABASE_NOT_CREATED", "environment %lld "
+		    "has no database yet: restore the source's schema into it "
+		    "first", id);
+		goto out;
+	}
+	pthread_mutex_lock(&replication_lock);
+	locked = 1;
+	if ((d = repl_connect(db, &e)) == NULL)
+		goto out;
+	res = repl_query(d, &e, "SELECT s.subslotname = $2 AND"
+	    " s.subpublications = ARRAY[$3]::text[] FROM pg_subscription s"
+	    " JOIN pg_database db ON db.oid = s.subdbid WHERE db.datname ="
+	    " current_database() AND s.subname = $1", 3, (const char *[]){
+	    n.subscription, jsonx_str(r->body, "slot"),
+	    jsonx_str(r->body, "publication") });
+	if (res == NULL)
+		goto out;
+	have = PQntuples(res);
+	if (have && strcmp(PQgetvalue(res, 0, 0), "t") != 0) {
+		repl_fail(&e, 409, "SUBSCRIPTION_EXISTS", "environment %lld "
+		    "subscribes for migration %s already, to another slot or "
+		    "publication", id, key);
+		goto out;
+	}
+	if (!have) {
+		if ((rows = repl_tables_with_rows(d, &names, &e)) == -1)
+			goto out;
+		if (rows > 0) {
+			repl_fail(&e, 409, "TARGET_NOT_EMPTY", "environment "
+			    "%lld's database has rows in %d table%s (%s%s): the "
+			    "subscription copies every table, so it needs the "
+			    "schema alone", id, rows, rows == 1 ? "" : "s",
+			    names, rows > 5 ? ", …" : "");
+			goto out;
+		}
+		/* values are checked above: nothing to quote in them */
+		conninfo = xasprintf("host=%s port=%lld dbname=%s user=%s "
+		    "password=%s sslmode=%s connect_timeout=10 "
+		    "application_name=%s", host,
+		    jsonx_int(r->body, "port", 0),
+		    jsonx_str(r->body, "database"), jsonx_str(r->body, "role"),
+		    jsonx_str(r->body, "password"), loopback ? "prefer" :
+		    "require", n.subscription);
+		lit = PQescapeLiteral(d, conninfo, strlen(conninfo));
+		sql = xasprintf("CREATE SUBSCRIPTION %s CONNECTION %s "
+		    "PUBLICATION %s WITH (copy_data = true, create_slot = "
+		    "false, slot_name = '%s', enabled = true)", n.subscription,
+		    lit ? lit : "''", jsonx_str(r->body, "publication"),
+		    jsonx_str(r->body, "slot"));
+		PQclear(res);
+		res = PQexec(d, sql);
+		if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+			const char *state = PQresultErrorField(res,
+			    PG_DIAG_SQLSTATE), *msg = PQerrorMessage(d);
+			int len = (int)strcspn(msg, "\n");
+
+			if (state && strncmp(state, "08", 2) == 0)
+				repl_fail(&e, 502, "SOURCE_UNREACHABLE", "cannot "
+				    "reach the source database at %s: %.*s",
+				    host, len, msg);
+			else if (state && strcmp(state, "42P01") == 0)
+				repl_fail(&e, 409, "TARGET_SCHEMA_MISSING",
+				    "environment %lld's database lacks a table "
+				    "the source publishes: %.*s", id, len, msg);
+			else
+				repl_fail(&e, 409, "SUBSCRIPTION_FAILED",
+				    "cannot subscribe: %.*s", len, msg);
+			goto out;
+		}
+		log_info("environment %lld: subscribed to %s:%lld/%s (slot %s, "
+		    "migration %s)", id, host, jsonx_int(r->body, "port", 0),
+		    jsonx_str(r->body, "database"), jsonx_str(r->body, "slot"),
+		    key);
+	}
+	if ((out = repl_subscription_report(d, n.subscription, key, &e)) !=
+	    NULL)
+		areply(r, have ? 200 : 201, out);
+out:
+	if (locked)
+		pthread_mutex_unlock(&replication_lock);
+	if (e.code)
+		repl_reply_error(r, &e);
+	PQclear(res);
+	if (lit)
+		PQfreemem(lit);
+	if (conninfo) {
+		explicit_bzero(conninfo, strlen(conninfo));
+		free(conninfo);
+	}
+	free(sql);
+	free(names);
+	if (d)
+		PQfinish(d);
+}
+
+/* GET /agent/v1/environments/{id}/subscription[?migration=KEY]: the
+ * subscription for KEY, or {subscriptions: [...]} of every one in the
+ * environment's database. */
+void
+agent_subscription_show(struct areq *r)
+{
+	struct repl_err e = { 0 };
+	struct repl_names n;
+	const char *key;
+	char db[32];
+	PGconn *d = NULL;
+	PGresult *res = NULL;
+	json_t *out, *list = NULL;
+	long long id;
+	int has_db, i;
+
+	if (repl_query_key(r, 0, &key) == -1)
+		return;
+	id = repl_env_id(r, &has_db);
+	snprintf(db, sizeof db, "env_%lld", id);
+	if (!has_db) {
+		repl_fail(&e, 404, "SUBSCRIPTION_NOT_FOUND", "environment %lld "
+		    "has no database yet", id);
+		goto out;
+	}
+	if ((d = repl_connect(db, &e)) == NULL)
+		goto out;
+	if (key) {
+		repl_names(id, key, &n);
+		if ((out = repl_subscription_report(d, n.subscription, key,
+		    &e)) != NULL)
+			areply(r, 200, out);
+		goto out;
+	}
+	res = repl_query(d, &e, "SELECT s.subname FROM pg_subscription s JOIN"
+	    " pg_database db ON db.oid = s.subdbid WHERE db.datname ="
+	    " current_database() AND s.subname ~ '^nubo_sub_[a-z0-9_]+$'"
+	    " ORDER BY 1", 0, NULL);
+	if (res == NULL)
+		goto out;
+	list = json_array();
+	for (i = 0; i < PQntuples(res); i++) {
+		char k[REPLICATION_KEY_MAX + 1], *c;
+
+		snprintf(k, sizeof k, "%s", PQgetvalue(res, i, 0) + 9);
+		for (c = k; *c; c++)
+			if (*c == '_')
+				*c = '-';
+		if ((out = repl_subscription_report(d, PQgetvalue(res, i, 0), k,
+		    &e)) == NULL)
+			goto out;
+		json_array_append_new(list, out);
+	}
+	areply(r, 200, json_pack("{s:O}", "subscriptions", list));
+out:
+	if (e.code)
+		repl_reply_error(r, &e);
+	json_decref(list);
+	PQclear(res);
+	if (d)
+		PQfinish(d);
+}
+
+/* Drop subscription sub of d's database: disabled, its slot detached
+ * (the source's to drop: it may be unreachable by now), dropped. 0
+ * (*dropped 1 when it was there), or -1 with e. */
+static int
+repl_subscription_drop(PGconn *d, const char *sub, int *dropped,
+    struct repl_err *e)
+{
+	const char *p[1] = { sub };
+	PGresult *res;
+	char *sql;
+	int enabled, slot, rc;
+
+	res = repl_query(d, e, "SELECT s.subenabled, s.subslotname IS NOT"
+	    " NULL FROM pg_subscription s JOIN pg_database db ON db.oid ="
+	    " s.subdbid WHERE db.datname = current_database() AND s.subname ="
+	    " $1", 1, p);
+	if (res == NULL)
+		return -1;
+	if (PQntuples(res) == 0) {
+		PQclear(res);
+		return 0;
+	}
+	*dropped = 1;
+	enabled = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+	slot = strcmp(PQgetvalue(res, 0, 1), "t") == 0;
+	PQclear(res);
+	/* one statement each: DROP SUBSCRIPTION may not run in the
+	 * transaction a multi-statement string is */
+	rc = 0;
+	if (enabled) {
+		sql = xasprintf("ALTER SUBSCRIPTION %s DISABLE", sub);
+		rc = repl_exec(d, sql, e);
+		free(sql);
+	}
+	if (rc == 0 && slot) {
+		sql = xasprintf("ALTER SUBSCRIPTION %s SET (slot_name = NONE)",
+		    sub);
+		rc = repl_exec(d, sql, e);
+		free(sql);
+	}
+	if (rc == 0) {
+		sql = xasprintf("DROP SUBSCRIPTION IF EXISTS %s", sub);
+		rc = repl_exec(d, sql, e);
+		free(sql);
+	}
+	return rc;
+}
+
+/* DELETE /agent/v1/environments/{id}/subscription?migration=KEY: 200
+ * {deleted} (false when there was none). */
+void
+agent_subscription_delete(struct areq *r)
+{
+	struct repl_err e = { 0 };
+	struct repl_names n;
+	const char *key;
+	char db[32];
+	PGconn *c = NULL, *d = NULL;
+	long long id;
+	int has_db, dropped = 0, exists;
+
+	if (repl_query_key(r, 1, &key) == -1)
+		return;
+	id = repl_env_id(r, &has_db);
+	repl_names(id, key, &n);
+	snprintf(db, sizeof db, "env_%lld", id);
+	pthread_mutex_lock(&replication_lock);
+	if ((c = repl_connect(NULL, &e)) == NULL)
+		goto out;
+	if ((exists = pg_db_exists(c, db)) == -1) {
+		repl_fail(&e, 503, "DATABASE_UNAVAILABLE", "PostgreSQL: %s",
+		    PQerrorMessage(c));
+		goto out;
+	}
+	if (exists && ((d = repl_connect(db, &e)) == NULL ||
+	    repl_subscription_drop(d, n.subscription, &dropped, &e) == -1))
+		goto out;
+	if (dropped)
+		log_info("environment %lld: subscription for migration %s "
+		    "dropped", id, key);
+	areply(r, 200, json_pack("{s:s,s:b}", "migration", key, "deleted",
+	    dropped));
+out:
+	pthread_mutex_unlock(&replication_lock);
+	if (e.code)
+		repl_reply_error(r, &e);
+	if (c)
+		PQfinish(c);
+	if (d)
+		PQfinish(d);
+}
+
+/* One sequence of a POST …/subscription/sequences body, checked: 0, or
+ * -1 with e (400 naming its index). */
+static int
+repl_sequence_check(json_t *s, size_t i, struct repl_err *e)
+{
+	static const struct jfield fields[] = {
+		{ "schema", JT_STRING, 1 }, { "name", JT_STRING, 1 },
+		{ "last_value", JT_INT, 1 }, { "is_called", JT_BOOL, 1 },
+		{ NULL } };
+	char *cause = NULL;
+	size_t a, b;
+
+	if (!json_is_object(s) || jsonx_check(s, fields, &cause) == -1) {
+		repl_fail(e, 400, "BAD_REQUEST", "sequences[%zu]: %s", i, cause ?
+		    cause : "must be an object {schema, name, last_value, "
+		    "is_called}");
+		free(cause);
+		return -1;
+	}
+	a = strlen(jsonx_str(s, "schema"));
+	b = strlen(jsonx_str(s, "name"));
+	if (a == 0 || a > 63 || b == 0 || b > 63)
+		return repl_fail(e, 400, "BAD_REQUEST", "sequences[%zu]: schema "
+		    "and name must be 1 to 63 bytes", i);
+	return 0;
+}
+
+/* POST /agent/v1/environments/{id}/subscription/sequences {sequences:
+ * [{schema, name, last_value, is_called}]} (what the source's GET
+ * …/replication/sequences answered): every one set with setval() in one
+ * transaction — all of them, or (a sequence missing, a value out of its
+ * range) none. 200 {sequences_set}. */
+void
+agent_subscription_sequences(struct areq *r)
+{
+	static const struct jfield fields[] = {
+		{ "sequences", JT_ARRAY, 1 }, { NULL } };
+	struct repl_err e = { 0 };
+	json_t *seqs;
+	char db[32], value[32];
+	PGconn *d = NULL;
+	PGresult *res;
+	long long id;
+	size_t i;
+	int has_db, began = 0;
+
+	if (abody_check(r, fields) == -1)
+		return;
+	seqs = json_object_get(r->body, "sequences");
+	if (json_array_size(seqs) > REPLICATION_SEQUENCES_MAX) {
+		repl_fail(&e, 413, "TOO_MANY_SEQUENCES", "at most %d sequences "
+		    "in one call", REPLICATION_SEQUENCES_MAX);
+		goto out;
+	}
+	for (i = 0; i < json_array_size(seqs); i++)
+		if (repl_sequence_check(json_array_get(seqs, i), i, &e) == -1)
+			goto out;
+	id = repl_env_id(r, &has_db);
+	snprintf(db, sizeof db, "env_%lld", id);
+	if (!has_db) {
+		repl_fail(&e, 409, "DATABASE_NOT_CREATED", "environment %lld "
+		    "has no database yet", id);
+		goto out;
+	}
+	if ((d = repl_connect(db, &e)) == NULL || repl_exec(d, "BEGIN", &e) ==
+	    -1)
+		goto out;
+	began = 1;
+	for (i = 0; i < json_array_size(seqs); i++) {
+		json_t *s = json_array_get(seqs, i);
+		const char *p[3] = { jsonx_str(s, "schema"), jsonx_str(s,
+		    "name"), NULL };
+
+		res = repl_query(d, &e, "SELECT c.oid FROM pg_class c JOIN"
+		    " pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname ="
+		    " $1 AND c.relname = $2 AND c.relkind = 'S'", 2, p);
+		if (res == NULL)
+			goto out;
+		if (PQntuples(res) == 0) {
+			PQclear(res);
+			repl_fail(&e, 409, "SEQUENCE_NOT_FOUND", "environment "
+			    "%lld's database has no sequence %s.%s: no "
+			    "sequence was set", id, p[0], p[1]);
+			goto out;
+		}
+		snprintf(value, sizeof value, "%s", PQgetvalue(res, 0, 0));
+		PQclear(res);
+		{
+			char v[32];
+			const char *q[3] = { value, v, jsonx_bool(s,
+			    "is_called", 0) ? "t" : "f" };
+
+			snprintf(v, sizeof v, "%lld", jsonx_int(s,
+			    "last_value", 0));
+			res = PQexecParams(d, "SELECT setval($1::oid::regclass,"
+			    " $2::bigint, $3::boolean)", 3, NULL, q, NULL,
+			    NULL, 0);
+		}
+		if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+			const char *msg = PQerrorMessage(d);
+
+			repl_fail(&e, 409, "BAD_SEQUENCE_VALUE", "cannot set "
+			    "sequence %s.%s: %.*s; no sequence was set", p[0],
+			    p[1], (int)strcspn(msg, "\n"), msg);
+			PQclear(res);
+			goto out;
+		}
+		PQclear(res);
+	}
+	if (repl_exec(d, "COMMIT", &e) == -1)
+		goto out;
+	began = 0;
+	log_info("environment %lld: %zu sequence%s set from the source", id,
+	    json_array_size(seqs), json_array_size(seqs) == 1 ? "" : "s");
+	areply(r, 200, json_pack("{s:I}", "sequences_set",
+	    (json_int_t)json_array_size(seqs)));
+out:
+	if (began)
+		PQclear(PQexec(d, "ROLLBACK"));
+	if (e.code)
+		repl_reply_error(r, &e);
+	if (d)
+		PQfinish(d);
+}
+
+/* Deleting an environment. */
+
+struct repl_env_drop {
+	struct repl_err	*e;
+	int		 n;
+};
+
+static void
+repl_env_drop_one(long long id, const char *key, void *arg)
+{
+	struct repl_env_drop *x = arg;
+	struct repl_names n;
+	json_t *rec = repl_record_read(id, key);
+	char *path;
+	int dropped = 0;
+
+	if (x->e->code)
+		return;
+	if (rec) {
+		json_object_set_new(rec, "deleting", json_true());
+		repl_record_write(id, key, rec);
+		json_decref(rec);
+	}
+	repl_names(id, key, &n);
+	x->n++;
+	/* the slots of the environment's database go below */
+	if (repl_source_drop(&n, 1, &dropped, x->e) == 0) {
+		path = repl_record_path(id, key);
+		unlink(path);
+		free(path);
+	}
+}
+
+int
+replication_env_drop(long long id, char **cause)
+{
+	struct repl_err e = { 0 };
+	struct repl_env_drop x = { &e, 0 };
+	PGconn *c = NULL, *d = NULL;
+	PGresult *res = NULL;
+	char db[32], *hba = NULL;
+	int i, dropped = 0, rc = -1;
+
+	snprintf(db, sizeof db, "env_%lld", id);
+	pthread_mutex_lock(&replication_lock);
+	repl_records_each(id, repl_env_drop_one, &x);
+	if (e.code)
+		goto out;
+	if (x.n && !node->pg_uri && pg_hba_apply(&hba) == -1) {
+		repl_fail(&e, 503, "DATABASE_UNAVAILABLE", "%s", hba);
+		goto out;
+	}
+	if ((c = repl_connect(NULL, &e)) == NULL)
+		goto out;
+	if (pg_db_exists(c, db) == 1) {
+		if ((d = repl_connect(db, &e)) == NULL)
+			goto out;
+		/* subscriptions of migrations into it, and any slot left */
+		res = repl_query(d, &e, "SELECT s.subname FROM pg_subscription"
+		    " s JOIN pg_database db ON db.oid = s.subdbid WHERE"
+		    " db.datname = current_database()", 0, NULL);
+		if (res == NULL)
+			goto out;
+		for (i = 0; i < PQntuples(res); i++)
+			if (repl_subscription_drop(d, PQgetvalue(res, i, 0),
+			    &dropped, &e) == -1)
+				goto out;
+		if (repl_slots_drop(d, ".", &dropped, &e) == -1)
+			goto out;
+	}
+	rc = 0;
+out:
+	pthread_mutex_unlock(&replication_lock);
+	if (rc == -1)
+		*cause = xstrdup(e.cause ? e.cause : "cannot drop the "
+		    "environment's replication");
+	free(e.cause);
+	free(hba);
+	PQclear(res);
+	if (c)
+		PQfinish(c);
+	if (d)
+		PQfinish(d);
+	return rc;
+}
