@@ -91,6 +91,8 @@
 #define NUBO_DBCRED_TTL_MAX     (24 * 3600)
 #define NUBO_DBCRED_CONNECTIONS 8                   /* sessions of one credential */
 #define NUBO_DBCRED_SWEEP       5                   /* seconds between sweeps of expired ones */
+/* sequences one call may set on a migration's target (node replication.c) */
+#define NUBO_REPLICATION_SEQUENCES_MAX 10000
 
 /* a --config file of nubod (src/common/opts.c) */
 #define NUBO_CONFIG_MAX         (64 * 1024)         /* bytes */

@@ -488,7 +488,8 @@ static int
 repl_source_objects(PGconn *d, const struct repl_names *n, json_t *out,
     struct repl_err *e)
 {
-	const char *p[2] = { n->slot, n->database };
+	const char *p[2] = { n->slot, n->database }, *pub[1] = {
+	    n->publication };
 	json_t *full = NULL, *unlogged = NULL;
 	PGresult *res = NULL;
 	size_t i;
@@ -523,7 +524,7 @@ repl_source_objects(PGconn *d, const struct repl_names *n, json_t *out,
 	if (full == NULL || unlogged == NULL)
 		goto out;
 	if ((have = repl_count(d, e, "SELECT 1 FROM pg_publication WHERE"
-	    " pubname = $1", 1, (const char *const *)&n->publication)) == -1)
+	    " pubname = $1", 1, pub)) == -1)
 		goto out;
 	if (have == 0) {
 		char *sql = xasprintf("CREATE PUBLICATION %s FOR ALL TABLES",
@@ -1577,29 +1578,30 @@ repl_sequence_check(json_t *s, size_t i, struct repl_err *e)
 
 /* POST /agent/v1/environments/{id}/subscription/sequences {sequences:
  * [{schema, name, last_value, is_called}]} (what the source's GET
- * …/replication/sequences answered): every one set with setval() in one
- * transaction — all of them, or (a sequence missing, a value out of its
- * range) none. 200 {sequences_set}. */
+ * …/replication/sequences answered): all of them set with setval(), or
+ * none. setval() is not undone by a ROLLBACK, so every sequence is found
+ * and its value checked against its range first, and only then set.
+ * 200 {sequences_set}. */
 void
 agent_subscription_sequences(struct areq *r)
 {
 	static const struct jfield fields[] = {
 		{ "sequences", JT_ARRAY, 1 }, { NULL } };
 	struct repl_err e = { 0 };
-	json_t *seqs;
+	json_t *seqs, *oids = json_array();
 	char db[32], value[32];
 	PGconn *d = NULL;
 	PGresult *res;
 	long long id;
 	size_t i;
-	int has_db, began = 0;
+	int has_db;
 
 	if (abody_check(r, fields) == -1)
-		return;
+		goto out;
 	seqs = json_object_get(r->body, "sequences");
-	if (json_array_size(seqs) > REPLICATION_SEQUENCES_MAX) {
+	if (json_array_size(seqs) > NUBO_REPLICATION_SEQUENCES_MAX) {
 		repl_fail(&e, 413, "TOO_MANY_SEQUENCES", "at most %d sequences "
-		    "in one call", REPLICATION_SEQUENCES_MAX);
+		    "in one call", NUBO_REPLICATION_SEQUENCES_MAX);
 		goto out;
 	}
 	for (i = 0; i < json_array_size(seqs); i++)
@@ -1612,63 +1614,58 @@ agent_subscription_sequences(struct areq *r)
 		    "has no database yet", id);
 		goto out;
 	}
-	if ((d = repl_connect(db, &e)) == NULL || repl_exec(d, "BEGIN", &e) ==
-	    -1)
+	if ((d = repl_connect(db, &e)) == NULL)
 		goto out;
-	began = 1;
 	for (i = 0; i < json_array_size(seqs); i++) {
 		json_t *s = json_array_get(seqs, i);
 		const char *p[3] = { jsonx_str(s, "schema"), jsonx_str(s,
-		    "name"), NULL };
+		    "name"), value };
 
-		res = repl_query(d, &e, "SELECT c.oid FROM pg_class c JOIN"
-		    " pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname ="
-		    " $1 AND c.relname = $2 AND c.relkind = 'S'", 2, p);
+		snprintf(value, sizeof value, "%lld", jsonx_int(s,
+		    "last_value", 0));
+		res = repl_query(d, &e, "SELECT c.oid, $3::bigint BETWEEN"
+		    " q.seqmin AND q.seqmax FROM pg_class c JOIN pg_namespace n"
+		    " ON n.oid = c.relnamespace JOIN pg_sequence q ON q.seqrelid"
+		    " = c.oid WHERE n.nspname = $1 AND c.relname = $2", 3, p);
 		if (res == NULL)
 			goto out;
-		if (PQntuples(res) == 0) {
-			PQclear(res);
+		if (PQntuples(res) == 0)
 			repl_fail(&e, 409, "SEQUENCE_NOT_FOUND", "environment "
-			    "%lld's database has no sequence %s.%s: no "
-			    "sequence was set", id, p[0], p[1]);
-			goto out;
-		}
-		snprintf(value, sizeof value, "%s", PQgetvalue(res, 0, 0));
+			    "%lld's database has no sequence %s.%s: no sequence "
+			    "was set", id, p[0], p[1]);
+		else if (strcmp(PQgetvalue(res, 0, 1), "t") != 0)
+			repl_fail(&e, 409, "BAD_SEQUENCE_VALUE", "%s is outside "
+			    "the range of sequence %s.%s in environment %lld's "
+			    "database: no sequence was set", value, p[0], p[1],
+			    id);
+		else
+			json_array_append_new(oids, json_string(PQgetvalue(res,
+			    0, 0)));
 		PQclear(res);
-		{
-			char v[32];
-			const char *q[3] = { value, v, jsonx_bool(s,
-			    "is_called", 0) ? "t" : "f" };
-
-			snprintf(v, sizeof v, "%lld", jsonx_int(s,
-			    "last_value", 0));
-			res = PQexecParams(d, "SELECT setval($1::oid::regclass,"
-			    " $2::bigint, $3::boolean)", 3, NULL, q, NULL,
-			    NULL, 0);
-		}
-		if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-			const char *msg = PQerrorMessage(d);
-
-			repl_fail(&e, 409, "BAD_SEQUENCE_VALUE", "cannot set "
-			    "sequence %s.%s: %.*s; no sequence was set", p[0],
-			    p[1], (int)strcspn(msg, "\n"), msg);
-			PQclear(res);
+		if (e.code)
 			goto out;
-		}
+	}
+	for (i = 0; i < json_array_size(seqs); i++) {
+		json_t *s = json_array_get(seqs, i);
+		const char *p[3] = { json_string_value(json_array_get(oids, i)),
+		    value, jsonx_bool(s, "is_called", 0) ? "t" : "f" };
+
+		snprintf(value, sizeof value, "%lld", jsonx_int(s,
+		    "last_value", 0));
+		res = repl_query(d, &e, "SELECT setval($1::oid::regclass,"
+		    " $2::bigint, $3::boolean)", 3, p);
+		if (res == NULL)
+			goto out;
 		PQclear(res);
 	}
-	if (repl_exec(d, "COMMIT", &e) == -1)
-		goto out;
-	began = 0;
 	log_info("environment %lld: %zu sequence%s set from the source", id,
 	    json_array_size(seqs), json_array_size(seqs) == 1 ? "" : "s");
 	areply(r, 200, json_pack("{s:I}", "sequences_set",
 	    (json_int_t)json_array_size(seqs)));
 out:
-	if (began)
-		PQclear(PQexec(d, "ROLLBACK"));
 	if (e.code)
 		repl_reply_error(r, &e);
+	json_decref(oids);
 	if (d)
 		PQfinish(d);
 }

@@ -13,8 +13,6 @@
  * slot, publication and subscription names with '-' written '_', which
  * is why '_' itself is not allowed: two keys never share a name. */
 #define REPLICATION_KEY_MAX	36
-/* Sequences one call may set (POST …/subscription/sequences). */
-#define REPLICATION_SEQUENCES_MAX	10000
 /* The group role every replication role is a member of: pg_hba.conf
  * rejects its members wherever their own rule does not admit them. */
 #define REPLICATION_GROUP	"nubo_replication"

@@ -1,0 +1,241 @@
+#!/usr/bin/env bash
+# t6-replication-node: the nodes' part of a migration by logical
+# replication (issue 14), through the agent API of two real nodes on
+# loopback: both clusters run with wal_level = logical; bad input is
+# refused with nothing made; the v3 node publishes an environment's
+# database (role, publication, slot, pg_hba rule admitting the role from
+# the target's address alone) and the v4 node subscribes into an
+# environment holding the same schema; inserts, updates and deletes on
+# the source (also on a table without a primary key) reach the target,
+# compared with psql; the lag is reported; sequences are copied; deleting
+# both sides leaves no slot, publication, subscription, role or rule.
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/migrate-lib.sh"
+
+start_portal
+start_node v3 v3
+start_node v4 v4
+
+# agent NODE METHOD PATH [BODY]: call the node's agent as the portal does;
+# prints the HTTP status, the answer is in $T/agent.json
+agent() {
+	local var=NODE_URL_$1 secret args=()
+	secret=$(jq_get portal_secret < "$T/node-$1/agent.json")
+	[ -n "${4:-}" ] && args=(-H 'Content-Type: application/json' --data-binary "$4")
+	curl -s -o "$T/agent.json" -w '%{http_code}' -X "$2" \
+		-H "Authorization: Bearer $secret" "${args[@]}" "${!var}/agent/v1$3"
+}
+answer() { jq_get "$1" < "$T/agent.json"; }
+# db_sql NODE DB SQL: SQL as the node's admin in database DB
+db_sql() {
+	local pg pw
+	pg=$(sed -n 3p "$T/node-$1.ports")
+	pw=$(jq_get password < "$T/node-$1/pg/admin.json")
+	PGPASSWORD=$pw psql -X -A -t -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$pg" -U nubo_admin "$2" -c "$3"
+}
+# login NODE ROLE PASSWORD DB: "ok" when ROLE logs into DB over TCP from
+# 127.0.0.1, else PostgreSQL's reason
+login() {
+	local pg out
+	pg=$(sed -n 3p "$T/node-$1.ports")
+	if out=$(PGPASSWORD=$3 psql -X -A -t -q -h 127.0.0.1 -p "$pg" -U "$2" "$4" -c 'SELECT 1' 2>&1); then
+		echo ok
+	else
+		echo "$out" | tail -n 1
+	fi
+}
+# leftovers NODE DB: what replication left on NODE's cluster: slots,
+# publications in DB, subscriptions, replication roles, pg_hba rules,
+# records
+leftovers() {
+	echo "slots=$(db_sql "$1" postgres "SELECT count(*) FROM pg_replication_slots")" \
+		"publications=$(db_sql "$1" "$2" "SELECT count(*) FROM pg_publication")" \
+		"subscriptions=$(db_sql "$1" postgres "SELECT count(*) FROM pg_subscription")" \
+		"roles=$(db_sql "$1" postgres "SELECT count(*) FROM pg_roles WHERE rolreplication AND rolname <> 'nubo_admin'")" \
+		"rules=$(grep -c nubo_repl_ "$T/node-$1/pg/data/pg_hba.conf" || true)" \
+		"records=$(find "$T/node-$1/replication" -type f 2>/dev/null | wc -l)"
+}
+NOTHING="slots=0 publications=0 subscriptions=0 roles=0 rules=0 records=0"
+# digest NODE ENV: per table (notes, attachments, nopk) its rows and the
+# md5 of them in order, read with psql
+digest() {
+	local t
+	for t in notes attachments nopk; do
+		env_sql "$1" "$2" "SELECT '$t', count(*), md5(COALESCE(string_agg(t::text, '|' ORDER BY t::text), '')) FROM $t t"
+	done | tr '\n' ' '
+}
+# converges WHAT: the target's digest becomes the source's within 60 s
+converges() {
+	local want got i
+	want=$(digest v3 Production)
+	for i in $(seq 120); do
+		got=$(digest v4 Production)
+		[ "$got" = "$want" ] && break
+		sleep 0.5
+	done
+	expect "$1" "$got" "$want"
+}
+
+for n in v3 v4; do
+	expect "$n: the node's PostgreSQL runs with wal_level = logical" \
+		"$(db_sql $n postgres "SELECT current_setting('wal_level') || ' ' || current_setting('max_replication_slots') || ' ' || current_setting('max_wal_senders')")" "logical 32 32"
+done
+
+# the source: the sample app with notes, a table without a primary key,
+# an unlogged table and a sequence
+"$NUBO" apps create notes --no-sandbox >/dev/null
+"$NUBO" nodes link v3 notes >/dev/null
+deploy v3 notes Production
+add_notes v3 notes-production 5 1
+env_sql v3 Production "CREATE TABLE nopk (a int, b text);
+	INSERT INTO nopk SELECT g, 'row ' || g FROM generate_series(1, 50) g;
+	CREATE UNLOGGED TABLE scratch (x int);
+	CREATE SEQUENCE counter; SELECT nextval('counter'), nextval('counter'), nextval('counter')" >/dev/null
+SID=$(env_id v3 Production)
+# the target: an environment of another app on v4, stopped, holding the
+# source's schema and no rows (the migration's first copy would restore it)
+"$NUBO" apps create copy --no-sandbox >/dev/null
+"$NUBO" nodes link v4 copy >/dev/null
+deploy v4 copy Production
+"$NUBO" envs stop copy Production >/dev/null
+TID=$(env_id v4 Production)
+env_sql v4 Production "DROP TABLE notes, attachments, events CASCADE" >/dev/null
+PGPASSWORD=$(jq_get password < "$T/node-v3/pg/admin.json") pg_dump --schema-only --no-owner --no-privileges \
+	-h 127.0.0.1 -p "$(sed -n 3p "$T/node-v3.ports")" -U nubo_admin "env_$SID" > "$T/schema.sql"
+PGPASSWORD=$(jq_get db_password < "$T/node-v4/envs/$TID/env.json") psql -X -q -v ON_ERROR_STOP=1 \
+	-h 127.0.0.1 -p "$(sed -n 3p "$T/node-v4.ports")" -U "env_$TID" "env_$TID" -f "$T/schema.sql" >/dev/null
+expect "the target has the source's tables, empty" \
+	"$(env_sql v4 Production "SELECT string_agg(relname, ',' ORDER BY relname) FROM pg_class WHERE relkind = 'r' AND relnamespace = 'public'::regnamespace") $(env_sql v4 Production "SELECT count(*) FROM notes")" \
+	"attachments,events,nopk,notes,scratch 0"
+
+KEY=$(python3 -c 'import uuid; print(uuid.uuid4())')
+HBA3=$(sha256sum < "$T/node-v3/pg/data/pg_hba.conf")
+
+# bad input: 4xx, and nothing made
+for bad in '"BAD"' '"a_b"' '"-ab"' '"ab-"' '""' "\"$(printf 'k%.0s' $(seq 37))\"" '"ab;drop"' 5; do
+	expect "migration key $bad refused" \
+		"$(agent v3 POST "/environments/$SID/replication" "{\"migration\":$bad,\"target_address\":\"127.0.0.1\"}")" 400
+done
+expect "a bad key is named" "$(answer error.code)" BAD_REQUEST
+agent v3 POST "/environments/$SID/replication" '{"migration":"BAD","target_address":"127.0.0.1"}' >/dev/null
+expect "a bad key's code" "$(answer error.code)" BAD_MIGRATION_KEY
+for bad in localhost 127.0.0.1/32 1.2.3 0.0.0.0 127.0.0.1:5432 255.255.255.255 224.0.0.1 :: 'fe80::1%eth0' ' 127.0.0.1' ''; do
+	expect "target address '$bad' refused" \
+		"$(agent v3 POST "/environments/$SID/replication" "{\"migration\":\"$KEY\",\"target_address\":\"$bad\"}")/$(answer error.code)" 400/BAD_ADDRESS
+done
+expect "another host: refused (no TLS yet)" \
+	"$(agent v3 POST "/environments/$SID/replication" "{\"migration\":\"$KEY\",\"target_address\":\"10.1.2.3\"}")/$(answer error.code)" 409/REPLICATION_NEEDS_TLS
+expect "an unknown environment" \
+	"$(agent v3 POST /environments/999999/replication "{\"migration\":\"$KEY\",\"target_address\":\"127.0.0.1\"}")/$(answer error.code)" 404/ENVIRONMENT_NOT_FOUND
+expect "an unknown field" \
+	"$(agent v3 POST "/environments/$SID/replication" "{\"migration\":\"$KEY\",\"target_address\":\"127.0.0.1\",\"superuser\":true}")" 400
+expect "a missing field" "$(agent v3 POST "/environments/$SID/replication" "{\"migration\":\"$KEY\"}")" 400
+expect "not JSON" "$(agent v3 POST "/environments/$SID/replication" '{"migration":')/$(answer error.code)" 400/BAD_JSON
+expect "a delete without its key" "$(agent v3 DELETE "/environments/$SID/replication")/$(answer error.code)" 400/BAD_MIGRATION_KEY
+expect "a delete with a bad key" "$(agent v4 DELETE "/environments/$TID/subscription?migration=x_y")/$(answer error.code)" 400/BAD_MIGRATION_KEY
+expect "no replication yet" "$(agent v3 GET "/environments/$SID/replication?migration=$KEY")/$(answer error.code)" 404/REPLICATION_NOT_FOUND
+SUB_OK="\"migration\":\"$KEY\",\"port\":$(sed -n 3p "$T/node-v3.ports"),\"password\":\"0123456789abcdef0123\""
+for bad in "\"host\":\"db.example\",\"database\":\"env_$SID\",\"role\":\"nubo_repl_${SID}_${KEY//-/_}\",\"slot\":\"nubo_slot_${SID}_${KEY//-/_}\",\"publication\":\"nubo_pub_${KEY//-/_}\"" \
+	"\"host\":\"127.0.0.1\",\"database\":\"postgres\",\"role\":\"nubo_repl_${SID}_${KEY//-/_}\",\"slot\":\"nubo_slot_${SID}_${KEY//-/_}\",\"publication\":\"nubo_pub_${KEY//-/_}\"" \
+	"\"host\":\"127.0.0.1\",\"database\":\"env_$SID\",\"role\":\"nubo_admin\",\"slot\":\"nubo_slot_${SID}_${KEY//-/_}\",\"publication\":\"nubo_pub_${KEY//-/_}\"" \
+	"\"host\":\"127.0.0.1\",\"database\":\"env_$SID\",\"role\":\"nubo_repl_${SID}_${KEY//-/_}\",\"slot\":\"x' user=nubo_admin\",\"publication\":\"nubo_pub_${KEY//-/_}\""; do
+	expect "a subscription to a bad connection refused: ${bad:0:40}…" \
+		"$(agent v4 POST "/environments/$TID/subscription" "{$SUB_OK,$bad}")" 400
+done
+expect "a password with quotes refused" \
+	"$(agent v4 POST "/environments/$TID/subscription" "{\"migration\":\"$KEY\",\"port\":5432,\"password\":\"x' host=evil\",\"host\":\"127.0.0.1\",\"database\":\"env_$SID\",\"role\":\"nubo_repl_${SID}_${KEY//-/_}\",\"slot\":\"nubo_slot_${SID}_${KEY//-/_}\",\"publication\":\"nubo_pub_${KEY//-/_}\"}")/$(answer error.code)" 400/BAD_CONNECTION
+expect "sequences: a bad item refused" \
+	"$(agent v4 POST "/environments/$TID/subscription/sequences" '{"sequences":[{"schema":"public","name":"counter","last_value":"9"}]}')" 400
+expect "sequences: a missing one refuses them all" \
+	"$(agent v4 POST "/environments/$TID/subscription/sequences" '{"sequences":[{"schema":"public","name":"counter","last_value":77,"is_called":true},{"schema":"public","name":"nope","last_value":1,"is_called":true}]}')/$(answer error.code)" 409/SEQUENCE_NOT_FOUND
+expect "…and set none" "$(env_sql v4 Production "SELECT last_value, is_called FROM counter")" "1|f"
+expect "bad input made nothing on the source" "$(leftovers v3 "env_$SID")" "$NOTHING"
+expect "bad input made nothing on the target" "$(leftovers v4 "env_$TID")" "$NOTHING"
+expect "the source's pg_hba.conf is unchanged" "$(sha256sum < "$T/node-v3/pg/data/pg_hba.conf")" "$HBA3"
+
+# the source publishes
+expect "the source replicates" "$(agent v3 POST "/environments/$SID/replication" "{\"migration\":\"$KEY\",\"target_address\":\"127.0.0.1\"}")" 201
+cp "$T/agent.json" "$T/conn.json"
+ROLE=$(answer role)
+PW=$(answer password)
+expect "the connection the target needs" \
+	"$(answer host) $(answer port) $(answer database) $ROLE $(answer publication) $(answer slot)" \
+	"127.0.0.1 $(sed -n 3p "$T/node-v3.ports") env_$SID nubo_repl_${SID}_${KEY//-/_} nubo_pub_${KEY//-/_} nubo_slot_${SID}_${KEY//-/_}"
+expect "the table without a primary key replicates whole rows" "$(answer replica_identity_full)" '["nopk"]'
+expect "the unlogged table is named" "$(answer unlogged_tables)" '["scratch"]'
+expect "nopk: REPLICA IDENTITY FULL" "$(env_sql v3 Production "SELECT relreplident FROM pg_class WHERE relname = 'nopk'")" f
+expect "asked again: the same, 200" "$(agent v3 POST "/environments/$SID/replication" "{\"migration\":\"$KEY\",\"target_address\":\"127.0.0.1\"}")/$(answer password)/$(answer replica_identity_full)" "200/$PW/[\"nopk\"]"
+expect "another target for the same migration: refused" \
+	"$(agent v3 POST "/environments/$SID/replication" "{\"migration\":\"$KEY\",\"target_address\":\"127.0.0.2\"}")/$(answer error.code)" 409/REPLICATION_EXISTS
+expect "one slot, one publication, one role, one rule, one record" "$(leftovers v3 "env_$SID")" \
+	"slots=1 publications=1 subscriptions=0 roles=1 rules=1 records=1"
+expect_match "the rule admits the role into its database from the target alone" \
+	"$(grep nubo_repl "$T/node-v3/pg/data/pg_hba.conf")" "^host +env_$SID +$ROLE +127\.0\.0\.1/32 +scram-sha-256$"
+expect "the role logs into its database" "$(login v3 "$ROLE" "$PW" "env_$SID")" ok
+expect_match "…and no other" "$(login v3 "$ROLE" "$PW" postgres)" "rejects connection"
+expect_match "…not with another password" "$(login v3 "$ROLE" wrongpassword123 "env_$SID")" "password authentication failed"
+# a replication to another address: its role cannot log in from here
+KEY2=$(python3 -c 'import uuid; print(uuid.uuid4())')
+expect "a second migration, to 127.0.0.2" "$(agent v3 POST "/environments/$SID/replication" "{\"migration\":\"$KEY2\",\"target_address\":\"127.0.0.2\"}")" 201
+expect_match "its role is refused from 127.0.0.1" "$(login v3 "$(answer role)" "$(answer password)" "env_$SID")" "rejects connection"
+expect "two replications listed" "$(agent v3 GET "/environments/$SID/replication")/$(jq_get replications < "$T/agent.json" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')" 200/2
+expect "the second one deleted" "$(agent v3 DELETE "/environments/$SID/replication?migration=$KEY2")/$(answer deleted)" 200/true
+
+# the target subscribes
+expect "a subscription into a database with rows: refused" \
+	"$(env_sql v4 Production "INSERT INTO nopk VALUES (0, 'stray')"; agent v4 POST "/environments/$TID/subscription" "$(cat "$T/conn.json")")/$(answer error.code)" 409/TARGET_NOT_EMPTY
+env_sql v4 Production "DELETE FROM nopk" >/dev/null
+expect "the target subscribes" "$(agent v4 POST "/environments/$TID/subscription" "$(cat "$T/conn.json")")" 201
+expect "asked again: 200" "$(agent v4 POST "/environments/$TID/subscription" "$(cat "$T/conn.json")")" 200
+converges "the first copy: the target has the source's rows"
+add_notes v3 notes-production 3 1
+env_sql v3 Production "UPDATE nopk SET b = b || ' changed' WHERE a % 3 = 0;
+	DELETE FROM nopk WHERE a > 45; INSERT INTO nopk VALUES (100, 'new'), (100, 'new');
+	UPDATE nopk SET b = 'one of two' WHERE ctid = (SELECT min(ctid) FROM nopk WHERE a = 100);
+	UPDATE notes SET title = 'edited' WHERE id = 1; DELETE FROM attachments; DELETE FROM notes WHERE id = 2" >/dev/null
+LSN=$(db_sql v3 postgres "SELECT pg_current_wal_lsn()")
+converges "inserts, updates and deletes follow (also on the table without a primary key)"
+expect "two equal rows of nopk stay two" "$(env_sql v4 Production "SELECT count(*) FROM nopk WHERE a = 100")" 2
+
+# the lag
+for i in $(seq 60); do
+	agent v3 GET "/environments/$SID/replication?migration=$KEY" >/dev/null
+	[ "$(db_sql v3 postgres "SELECT pg_wal_lsn_diff('$(answer confirmed_flush_lsn)', '$LSN') >= 0")" = t ] && break
+	sleep 0.5
+done
+expect "the slot confirmed the writes" "$(db_sql v3 postgres "SELECT pg_wal_lsn_diff('$(answer confirmed_flush_lsn)', '$LSN') >= 0")" t
+expect "the slot is active, lag and retained WAL are bytes" \
+	"$(answer active) $(answer slot_exists) $(answer state) $(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(all(isinstance(d[k], int) and d[k] >= 0 for k in ("lag_bytes","retained_wal_bytes")), d["lag_bytes"] == max(0, int(d["lag_bytes"])))' "$T/agent.json")" \
+	"true true ready True True"
+expect "lag_bytes is the distance of confirmed_flush_lsn to the current WAL" \
+	"$(db_sql v3 postgres "SELECT pg_wal_lsn_diff('$(answer current_wal_lsn)', '$(answer confirmed_flush_lsn)')")" "$(answer lag_bytes)"
+expect "the subscription streams, every table ready" \
+	"$(agent v4 GET "/environments/$TID/subscription?migration=$KEY")/$(answer state)/$(python3 -c 'import json,sys; print(sorted({t["state"] for t in json.load(open(sys.argv[1]))["tables"]}))' "$T/agent.json")" \
+	"200/streaming/['ready']"
+expect_match "it reports the received LSN" "$(answer received_lsn)" '^[0-9A-F]+/[0-9A-F]+$'
+
+# sequences
+env_sql v3 Production "SELECT setval('counter', 41)" >/dev/null
+expect "the source's sequences" "$(agent v3 GET "/environments/$SID/replication/sequences")" 200
+expect_match "…with their last values" "$(cat "$T/agent.json")" '"name": ?"counter"'
+expect "set on the target" "$(agent v4 POST "/environments/$TID/subscription/sequences" "$(cat "$T/agent.json")")/$(answer sequences_set)" \
+	"200/$(env_sql v3 Production "SELECT count(*) FROM pg_sequences")"
+for s in counter notes_id_seq; do
+	expect "sequence $s as on the source" "$(env_sql v4 Production "SELECT last_value, is_called FROM $s")" \
+		"$(env_sql v3 Production "SELECT last_value, is_called FROM $s")"
+done
+
+# both sides dropped
+expect "the subscription dropped" "$(agent v4 DELETE "/environments/$TID/subscription?migration=$KEY")/$(answer deleted)" 200/true
+expect "…again: nothing to drop" "$(agent v4 DELETE "/environments/$TID/subscription?migration=$KEY")/$(answer deleted)" 200/false
+expect "the slot is the source's: still there" "$(db_sql v3 postgres "SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'nubo_slot_${SID}_${KEY//-/_}'")" 1
+expect "the replication dropped" "$(agent v3 DELETE "/environments/$SID/replication?migration=$KEY")/$(answer deleted)" 200/true
+expect "…again: nothing to drop" "$(agent v3 DELETE "/environments/$SID/replication?migration=$KEY")/$(answer deleted)" 200/false
+expect "nothing left on the source" "$(leftovers v3 "env_$SID")" "$NOTHING"
+expect "nothing left on the target" "$(leftovers v4 "env_$TID")" "$NOTHING"
+expect "the role cannot log in" "$(login v3 "$ROLE" "$PW" "env_$SID" | grep -c 'password authentication failed\|rejects connection')" 1
+expect "the source's pg_hba.conf is as before" "$(sha256sum < "$T/node-v3/pg/data/pg_hba.conf")" "$HBA3"
+expect "the target keeps the data" "$(digest v4 Production)" "$(digest v3 Production)"
+expect "the source's app still serves" "$(route_status v3 notes-production.nubo.localhost /api/notes)" 200
+
+finish
