@@ -238,4 +238,30 @@ expect "the source's pg_hba.conf is as before" "$(sha256sum < "$T/node-v3/pg/dat
 expect "the target keeps the data" "$(digest v4 Production)" "$(digest v3 Production)"
 expect "the source's app still serves" "$(route_status v3 notes-production.nubo.localhost /api/notes)" 200
 
+# environments deleted while they replicate: the slot and the
+# subscription would keep DROP DATABASE from working; they go with them
+KEY3=$(python3 -c 'import uuid; print(uuid.uuid4())')
+env_sql v4 Production "TRUNCATE notes, attachments, events, nopk" >/dev/null
+expect "a third migration" "$(agent v3 POST "/environments/$SID/replication" "{\"migration\":\"$KEY3\",\"target_address\":\"127.0.0.1\"}")" 201
+expect "…subscribed" "$(agent v4 POST "/environments/$TID/subscription" "$(cat "$T/agent.json")")" 201
+converges "…and copied"
+expect "the target environment deleted while it subscribes" "$(agent v4 DELETE "/environments/$TID")" 200
+expect "the source environment deleted while it publishes" "$(agent v3 DELETE "/environments/$SID")" 200
+expect "nothing left on the source" "$(leftovers v3 postgres)" "$NOTHING"
+expect "nothing left on the target" "$(leftovers v4 postgres)" "$NOTHING"
+expect "both databases are gone" "$(db_sql v3 postgres "SELECT count(*) FROM pg_database WHERE datname = 'env_$SID'") $(db_sql v4 postgres "SELECT count(*) FROM pg_database WHERE datname = 'env_$TID'")" "0 0"
+
+# a cluster an older node ran with wal_level = replica is switched over at
+# its next start, saying so once
+stop_node v4
+"$NUBOD" node stop-all --data "$T/node-v4" >/dev/null 2>&1
+PGUSER4=$(stat -c %U "$T/node-v4/pg/data")
+runuser -u "$PGUSER4" -- /usr/lib/postgresql/15/bin/pg_ctl -D "$T/node-v4/pg/data" -w -l "$T/node-v4/pg/log/old.log" \
+	-o "-c port=$(sed -n 3p "$T/node-v4.ports") -c listen_addresses=127.0.0.1 -c unix_socket_directories=$T/node-v4/pg/run -c wal_level=replica" start >/dev/null
+expect "the old cluster runs with wal_level = replica" "$(db_sql v4 postgres "SHOW wal_level")" replica
+runuser -u "$PGUSER4" -- /usr/lib/postgresql/15/bin/pg_ctl -D "$T/node-v4/pg/data" -w -m fast stop >/dev/null
+restart_node v4 v4
+expect "one line says the switch" "$(grep -c 'wal_level switched from replica to logical' "$T/node-v4.log")" 1
+expect "…and it runs with wal_level = logical" "$(db_sql v4 postgres "SHOW wal_level")" logical
+
 finish
