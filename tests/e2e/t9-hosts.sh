@@ -290,9 +290,9 @@ expect "  the app still answers" "$(app "$V3_IP" GET /api/notes -o /dev/null -w 
 # --- PostgreSQL: the node's own, nobody else's ---
 expect "no other host reaches v3's PostgreSQL" \
 	"$(in_c timeout 5 bash -c "echo > /dev/tcp/$V3_IP/5433" 2>/dev/null && echo reached || echo refused)" refused
-expect_match "its pg_hba admits the sandboxes' socket and the node's loopback only" \
+expect_match "its pg_hba admits the sandboxes' socket and the node's loopback only (replication roles: only by a migration's rule)" \
 	"$(grep -vE '^(#|$)' "$T/node-v3/pg/data/pg_hba.conf" | tr -s ' ' | tr '\n' '|')" \
-	"^local sameuser all scram-sha-256\|host all all 127.0.0.1/32 scram-sha-256\|host all all ::1/128 scram-sha-256\|host all all 0.0.0.0/0 reject\|host all all ::/0 reject\|$"
+	"^local sameuser all scram-sha-256\|host all \+nubo_replication all reject\|host all all 127.0.0.1/32 scram-sha-256\|host all all ::1/128 scram-sha-256\|host all all 0.0.0.0/0 reject\|host all all ::/0 reject\|$"
 
 # a node whose --pg server is on another host (here a cluster on the
 # portal's host whose pg_hba.conf admits everyone from everywhere) says
