@@ -52,7 +52,7 @@ void transfer_files_manifest(struct areq *);
 void transfer_package(struct areq *);
 void transfer_import(struct areq *);
 void transfer_import_show(struct areq *);
-/* replication.c (migrations by logical replication) */
+/* replication.c, subscription.c (migrations by logical replication) */
 void agent_replication_create(struct areq *);
 void agent_replication_show(struct areq *);
 void agent_replication_delete(struct areq *);
@@ -184,7 +184,8 @@ static const struct agent_route agent_routes[] = {
 	{ "GET", "/agent/v1/environments/{id}/import", transfer_import_show,
 	  AGENT_PORTAL, NULL, "progress of the import" },
 
-	/* migrations: logical replication, source and target (replication.c) */
+	/* migrations: logical replication, the source (replication.c) and
+	 * the target (subscription.c) */
 	{ "POST", "/agent/v1/environments/{id}/replication",
 	  agent_replication_create, AGENT_PORTAL, NULL, "publish the "
 	  "database to a target node {migration, target_address}: role, "
