@@ -160,7 +160,7 @@ repl_names(long long id, const char *key, struct repl_names *n)
 	char k[REPLICATION_KEY_MAX + 1];
 	size_t i;
 
-	for (i = 0; key[i] && i < REPLICATION_KEY_MAX; i++)
+	for (i = 0; i < REPLICATION_KEY_MAX && key[i]; i++)
 		k[i] = key[i] == '-' ? '_' : key[i];
 	k[i] = '\0';
 	n->id = id;
