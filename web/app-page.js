@@ -4,10 +4,12 @@
 import {api, p} from './api.js';
 import {h, fill} from './dom.js';
 import {kindOf} from './apps.js';
-// Each tab's module is loaded when the tab is first shown (from the
-// browser's cache after that: its URL is versioned and immutable).
+// The first tab comes with the page; each other tab's module is loaded
+// when the tab is first shown (from the browser's cache after that: its
+// URL is versioned and immutable).
+import {envsTab} from './envs.js';
 const TABS = [
-  ['environments', 'Environments', () => import('./envs.js').then((m) => m.envsTab)],
+  ['environments', 'Environments', () => envsTab],
   ['settings', 'Settings', () => import('./settings.js').then((m) => m.settingsTab)],
   ['packages', 'Packages', () => import('./packages.js').then((m) => m.packagesTab)],
   ['backups', 'Backups', () => import('./backups.js').then((m) => m.backupsTab)],

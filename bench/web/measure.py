@@ -1,7 +1,6 @@
 #!/usr/bin/python3
 """bench/web's driver (see run): headless Chromium through chromium-driver.
 usage: measure.py PORTAL_URL FLOOR_URL FLOOR_ROOT"""
-import json
 import re
 import os
 import shutil
@@ -18,10 +17,13 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
 PORTAL, FLOOR, ROOT = sys.argv[1:4]
-RUNS = int(os.environ.get("RUNS", "7"))
+RUNS = int(os.environ.get("RUNS", "11"))
 PAGE = "/#/apps/shop/environments"
 
-d = chromium.start()
+# no DevTools network recording: it slows each request down, and the
+# page makes more requests than the floor; bytes come from the page's
+# own Resource Timing instead
+d = chromium.start(network_log=False)
 # the time of the first environment row, from the navigation's start
 d.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": """
   new MutationObserver((_, obs) => {
@@ -35,22 +37,21 @@ d.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": """
 def load(url):
     """Open url from a blank page; ms to the first row, bytes on the wire."""
     d.get("about:blank")
-    d.get_log("performance")
     d.get(url)
     WebDriverWait(d, 30, poll_frequency=0.02).until(
         lambda _: d.execute_script("return window.__row || null"))
     ms = d.execute_script("return window.__row")
     time.sleep(0.2)
-    size = 0
-    for entry in d.get_log("performance"):
-        m = json.loads(entry["message"])["message"]
-        if m["method"] == "Network.loadingFinished":
-            size += m["params"].get("encodedDataLength", 0)
+    # bytes on the wire: each response's headers and compressed body (0
+    # for what the cache answered without asking)
+    size = d.execute_script("""
+      return performance.getEntriesByType('navigation').concat(
+        performance.getEntriesByType('resource'))
+        .reduce((n, e) => n + e.transferSize, 0);""")
     return ms, size
 
 
 def cold(url):
-    d.execute_cdp_cmd("Network.enable", {})
     d.execute_cdp_cmd("Network.clearBrowserCache", {})
     return load(url)
 
@@ -72,6 +73,9 @@ try:
                                   "(e) => [e.name, Math.round(e.startTime), Math.round(e.connectStart), Math.round(e.connectEnd), Math.round(e.requestStart), Math.round(e.responseStart), Math.round(e.responseEnd)])"):
             print("  trace", *e)
         print("  row", round(d.execute_script("return window.__row")))
+        # the page: request sent, first and last byte, DOM interactive
+        print("  page", *d.execute_script("const e = performance.getEntriesByType('navigation')[0];"
+                                         "return [e.requestStart, e.responseStart, e.responseEnd, e.domInteractive].map(Math.round)"))
 
     # the floor: the same page as rendered, without scripts, from nginx
     html = d.execute_script("""

@@ -9,9 +9,10 @@ from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
 
 
-def start(downloads=None, extra_args=()):
+def start(downloads=None, extra_args=(), network_log=True):
     """A new headless Chromium (1200×900); downloads go to downloads;
-    extra_args: more command-line switches."""
+    extra_args: more command-line switches; network_log=False leaves the
+    DevTools network recording off (it slows every request down)."""
     o = Options()
     o.binary_location = "/usr/bin/chromium"
     for a in ("--headless=new", "--no-sandbox", "--disable-gpu",
@@ -27,7 +28,10 @@ def start(downloads=None, extra_args=()):
             "download.default_directory": downloads,
             "download.prompt_for_download": False,
         })
-    o.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
+    logs = {"browser": "ALL"}
+    if network_log:
+        logs["performance"] = "ALL"
+    o.set_capability("goog:loggingPrefs", logs)
     d = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=o)
     d.set_page_load_timeout(30)
     return d
