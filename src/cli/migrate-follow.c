@@ -107,15 +107,45 @@ print_estimates(json_t *m)
 		    "basis"), "text"));
 }
 
+/* While the target follows the source: each environment's slot on the
+ * source, its lag and the WAL it keeps there. */
+static void
+print_replication(json_t *m)
+{
+	json_t *list = json_object_get(m, "replication"), *e, *lag;
+	size_t i;
+
+	if (json_array_size(list) == 0)
+		return;
+	printf("\nreplication (the source's slot, per environment):\n");
+	json_array_foreach(list, i, e) {
+		if (jsonx_str(e, "error")) {
+			printf("  %-12s %s\n", jsonx_str(e, "environment"),
+			    jsonx_str(e, "error"));
+			continue;
+		}
+		lag = json_object_get(e, "lag_seconds");
+		printf("  %-12s slot %s, %s, lag %lld bytes", jsonx_str(e,
+		    "environment"), jsonx_str(e, "slot"), jsonx_bool(e,
+		    "active", 0) ? "active" : "inactive", jsonx_int(e,
+		    "lag_bytes", 0));
+		if (json_is_number(lag))
+			printf(" / %.1f s", json_number_value(lag));
+		printf(", WAL held %lld bytes (%s)\n", jsonx_int(e,
+		    "retained_wal_bytes", 0), jsonx_str(e, "wal_status") ?
+		    jsonx_str(e, "wal_status") : "?");
+	}
+}
+
 void
 migrate_cli_print(json_t *m)
 {
 	json_t *steps = json_object_get(m, "steps"), *s;
 	size_t i;
 
-	out_fields(m, "id,app,source,target,temporary_app,state,status,phase,"
-	    "round,downtime_ms,offboarding_request_id,error,created_at,"
-	    "updated_at");
+	out_fields(m, "id,app,source,target,temporary_app,method,state,"
+	    "status,phase,round,downtime_ms,offboarding_request_id,error,"
+	    "created_at,updated_at");
 	if (json_array_size(steps)) {
 		json_t *rows = json_array();
 
@@ -136,6 +166,7 @@ migrate_cli_print(json_t *m)
 		json_decref(rows);
 	}
 	print_estimates(m);
+	print_replication(m);
 	if (jsonx_str(m, "next"))
 		printf("\nnext: %s\n", jsonx_str(m, "next"));
 }
@@ -321,6 +352,8 @@ migrate_cli_create(struct cmd_args *a, const char *mode)
 		return out_usage(cmd_current, "--to NODE is required");
 	body = json_pack("{s:s,s:s,s:s}", "app", a->argv[0], "to",
 	    cmd_opt(a, "to"), "mode", mode);
+	if (cmd_flag(a, "replicate"))
+		json_object_set_new(body, "replicate", json_true());
 	if (api_ok("POST", "/migrations", body, &resp) == -1)
 		goto out;
 	if (!cmd_flag(a, "json"))

@@ -47,6 +47,7 @@ void agent_dbcred_create(struct areq *);
 /* transfer.c (migrations) */
 void transfer_checksums(struct areq *);
 void transfer_dump(struct areq *);
+void transfer_dump_schema(struct areq *);
 void transfer_files_export(struct areq *);
 void transfer_files_manifest(struct areq *);
 void transfer_package(struct areq *);
@@ -171,6 +172,9 @@ static const struct agent_route agent_routes[] = {
 	  AGENT_PORTAL, NULL, "per table rows and checksums, per file sha256" },
 	{ "GET", "/agent/v1/environments/{id}/dump", transfer_dump,
 	  AGENT_SIGNED, NULL, "the database as a streamed pg_dump -Fc" },
+	{ "GET", "/agent/v1/environments/{id}/dump/schema",
+	  transfer_dump_schema, AGENT_SIGNED, NULL,
+	  "the database's schema alone (a replicating migration's first copy)" },
 	{ "POST", "/agent/v1/environments/{id}/files/export",
 	  transfer_files_export, AGENT_SIGNED, NULL,
 	  "the listed files of the file store, streamed" },

@@ -3,6 +3,7 @@
  *   GET  …/environments/{id}/checksums      per table row count + content
  *        checksum, per file sha256 (cached by size/mtime/inode), sizes
  *   GET  …/environments/{id}/dump           (signed) pg_dump -Fc, streamed
+ *   GET  …/environments/{id}/dump/schema    (signed) the same, schema only
  *   POST …/environments/{id}/files/export   (signed) {paths} → the files,
  *        streamed as records "F <size> <pathlen>\n<path><bytes>", "E\n"
  *   POST …/environments/{id}/import         start pulling from another
@@ -670,8 +671,8 @@ transfer_dump_refused(pid_t pid, int fd, int errfd)
  * before its first byte is answered 500 DUMP_FAILED with its own words,
  * which the target's import error carries (a stream that breaks off
  * could only say that it did). */
-void
-transfer_dump(struct areq *r)
+static void
+dump_stream(struct areq *r, int schema_only)
 {
 	char *url = env_dump_url(r->env);
 	struct child_stream *s;
@@ -684,8 +685,14 @@ transfer_dump(struct areq *r)
 		return;
 	}
 	{
-		char *args[] = { "--format=custom", "--compress=0",
+		char *full[] = { "--format=custom", "--compress=0",
 			"--no-owner", "--no-privileges", NULL };
+		/* the schema for a replica: the publication a replicating
+		 * migration made here is not the target's */
+		char *schema[] = { "--format=custom", "--compress=0",
+			"--no-owner", "--no-privileges", "--schema-only",
+			"--no-publications", "--no-subscriptions", NULL };
+		char **args = schema_only ? schema : full;
 		int p[2];
 
 		pid = -1;
@@ -731,6 +738,20 @@ transfer_dump(struct areq *r)
 	 * could say why, a failed dump just breaks off */
 	if (r->http->chunked)
 		s->resp = r->http->resp;
+}
+
+void
+transfer_dump(struct areq *r)
+{
+	dump_stream(r, 0);
+}
+
+/* GET …/dump/schema (signed): the same without the rows, the first copy
+ * of a replicating migration (its subscription copies the rows). */
+void
+transfer_dump_schema(struct areq *r)
+{
+	dump_stream(r, 1);
 }
 
 /* ---- files export ---- */

@@ -19,6 +19,7 @@
 #include "jsonx.h"
 #include "log.h"
 #include "migrate.h"
+#include "migrate-repl.h"
 #include "migrate-steps.h"
 #include "nodeclient.h"
 #include "portal.h"
@@ -86,8 +87,8 @@ migrate_steps_job_progress(struct migrate_ctx *c, json_t *progress)
 
 /* node_call_timeout, retried while the node cannot be reached (it may be
  * restarting) for up to MIGRATE_NODE_GRACE_SECONDS. */
-static int
-call_retry(sqlite3 *db, long long node, const char *method, const char *path,
+int
+migrate_node_call(sqlite3 *db, long long node, const char *method, const char *path,
     json_t *body, json_t **out, char **cause, long timeout)
 {
 	long long start = migrate_node_now_ms();
@@ -211,6 +212,16 @@ env_row(sqlite3 *db, long long env_id)
 }
 
 int
+migrate_node_env_empty(sqlite3 *db, long long env_id)
+{
+	json_t *e = env_row(db, env_id);
+	int empty = e && jsonx_int(e, "empty", 0) == 1;
+
+	json_decref(e);
+	return empty;
+}
+
+int
 migrate_node_keep_snapshot(struct migrate_ctx *c, long long node_id,
     long long env_id, const char *comment, char **uuid, char **cause)
 {
@@ -259,8 +270,8 @@ migrate_node_start_healthy(struct migrate_ctx *c, long long node_id,
 
 /* 1 when the store says env is not running (the heartbeat keeps it
  * true): no stop needed. */
-static int
-env_stopped(sqlite3 *db, long long env_id)
+int
+migrate_node_env_stopped(sqlite3 *db, long long env_id)
 {
 	return store_int(db, 0, "SELECT state IN ('stopped','notdeployed',"
 	    "'failed') FROM environments WHERE id = ?", "i", env_id) == 1;
@@ -391,7 +402,7 @@ sum_thread(void *arg)
 	char *path = xasprintf("/agent/v1/environments/%lld/checksums%s",
 	    sc->env, sc->query);
 
-	sc->status = call_retry(store_db(), sc->node, "GET", path, NULL,
+	sc->status = migrate_node_call(store_db(), sc->node, "GET", path, NULL,
 	    &sc->out, &sc->cause, 3600);
 	free(path);
 	store_close_thread();
@@ -458,10 +469,8 @@ index_by(json_t *list, const char *key)
 	return idx;
 }
 
-/* Start an import on the target environment t (transfer.c) and poll it
- * to the end, reporting progress; *task gets its last state. */
-static int
-import_run(struct migrate_ctx *c, long long t, json_t *body,
+int
+migrate_node_import(struct migrate_ctx *c, long long t, json_t *body,
     long long total, long long files_total, json_t **task, char **cause)
 {
 	char *path = xasprintf("/agent/v1/environments/%lld/import", t);
@@ -470,7 +479,7 @@ import_run(struct migrate_ctx *c, long long t, json_t *body,
 	int st, rc = -1;
 
 	*task = NULL;
-	st = call_retry(c->db, c->target_node, "POST", path, body, task, &why,
+	st = migrate_node_call(c->db, c->target_node, "POST", path, body, task, &why,
 	    60);
 	if (st != 200 && st != 202) {
 		fail(cause, "node '%s': cannot start the copy: %s",
@@ -564,7 +573,7 @@ migrate_node_copy_package(struct migrate_ctx *c, long long s, long long t,
 	}
 	path = xasprintf("/agent/v1/environments/%lld/checksums?files=0"
 	    "&database=0", s);
-	st = call_retry(c->db, c->source_node, "GET", path, NULL, &sums, &why,
+	st = migrate_node_call(c->db, c->source_node, "GET", path, NULL, &sums, &why,
 	    60);
 	if (st != 200 || !json_is_object(json_object_get(sums, "package"))) {
 		fail(cause, "node '%s' cannot give the package of '%s': %s",
@@ -589,7 +598,7 @@ migrate_node_copy_package(struct migrate_ctx *c, long long s, long long t,
 	key = xasprintf("migration-%lld-step-%lld", c->id, c->step_id);
 	body = json_pack("{s:s,s:{s:s,s:s,s:s}}", "key", key, "package",
 	    "name", name, "url", url, "sha256", sha);
-	if (import_run(c, t, body, 0, 0, &task, cause) == -1)
+	if (migrate_node_import(c, t, body, 0, 0, &task, cause) == -1)
 		goto out;
 	migrate_progress(c, json_pack("{s:s}", "message", "transporting"));
 	extra = json_pack("{s:s}", "package", name);
@@ -620,6 +629,40 @@ out:
 /* ---- data ---- */
 
 int
+migrate_node_data_urls(struct migrate_ctx *c, long long s, const char *dump,
+    char **dump_url, char **files_url, char **manifest_url, char **cause)
+{
+	char *path = NULL, *why = NULL;
+
+	*dump_url = *files_url = *manifest_url = NULL;
+	if (dump) {
+		path = xasprintf("/agent/v1/environments/%lld/%s", s, dump);
+		*dump_url = node_signed_url(c->db, c->source_node, "GET",
+		    path, c->created_by, MIGRATE_URL_TTL, &why);
+		free(path);
+	}
+	path = xasprintf("/agent/v1/environments/%lld/files/export", s);
+	*files_url = node_signed_url(c->db, c->source_node, "POST", path,
+	    c->created_by, MIGRATE_URL_TTL, &why);
+	free(path);
+	path = xasprintf("/agent/v1/environments/%lld/files/manifest", s);
+	*manifest_url = node_signed_url(c->db, c->source_node, "GET", path,
+	    c->created_by, MIGRATE_URL_TTL, &why);
+	free(path);
+	if ((dump && !*dump_url) || !*files_url || !*manifest_url) {
+		fail(cause, "node '%s': %s", c->source_name, why ? why : "?");
+		free(*dump_url);
+		free(*files_url);
+		free(*manifest_url);
+		*dump_url = *files_url = *manifest_url = NULL;
+		free(why);
+		return -1;
+	}
+	free(why);
+	return 0;
+}
+
+int
 migrate_node_copy_data(struct migrate_ctx *c, long long s, long long t,
     json_t **result, char **cause)
 {
@@ -643,7 +686,7 @@ migrate_node_copy_data(struct migrate_ctx *c, long long s, long long t,
 	    "sizing" : "checksums of the source"));
 	path = xasprintf("/agent/v1/environments/%lld/checksums%s", s,
 	    cutover ? "?files=0&database=0" : "");
-	st = call_retry(c->db, c->source_node, "GET", path, NULL, &src, &why,
+	st = migrate_node_call(c->db, c->source_node, "GET", path, NULL, &src, &why,
 	    3600);
 	if (st != 200) {
 		fail(cause, "node '%s': cannot compute checksums: %s",
@@ -653,27 +696,14 @@ migrate_node_copy_data(struct migrate_ctx *c, long long s, long long t,
 	/* The target must be stopped to take a new database. */
 	free(why);
 	why = NULL;
-	if (!env_stopped(c->db, t) && env_action_job(c->db, c->job_id,
-	    c->target_node, t, "stop", NULL, &why) == -1) {
+	if (!migrate_node_env_stopped(c->db, t) && env_action_job(c->db,
+	    c->job_id, c->target_node, t, "stop", NULL, &why) == -1) {
 		fail(cause, "cannot stop the target environment: %s", why);
 		goto out;
 	}
-	free(path);
-	path = xasprintf("/agent/v1/environments/%lld/dump", s);
-	dump_url = node_signed_url(c->db, c->source_node, "GET", path,
-	    c->created_by, MIGRATE_URL_TTL, &why);
-	free(path);
-	path = xasprintf("/agent/v1/environments/%lld/files/export", s);
-	files_url = node_signed_url(c->db, c->source_node, "POST", path,
-	    c->created_by, MIGRATE_URL_TTL, &why);
-	free(path);
-	path = xasprintf("/agent/v1/environments/%lld/files/manifest", s);
-	manifest_url = node_signed_url(c->db, c->source_node, "GET", path,
-	    c->created_by, MIGRATE_URL_TTL, &why);
-	if (!dump_url || !files_url || !manifest_url) {
-		fail(cause, "node '%s': %s", c->source_name, why ? why : "?");
+	if (migrate_node_data_urls(c, s, "dump", &dump_url, &files_url,
+	    &manifest_url, cause) == -1)
 		goto out;
-	}
 	/* The same key for every attempt of this step: a node that still
 	 * runs (or finished) the import answers with it instead of copying
 	 * again. The target compares the two file lists itself and pulls
@@ -686,7 +716,7 @@ migrate_node_copy_data(struct migrate_ctx *c, long long s, long long t,
 	 * target copies: on two cores pg_dump and pg_restore already use
 	 * both, and the verify step computes both sides at once (measured
 	 * with bench/migrate: less downtime this way). */
-	if (import_run(c, t, body, 0, -1, &task, cause) == -1)
+	if (migrate_node_import(c, t, body, 0, -1, &task, cause) == -1)
 		goto out;
 	*result = json_pack("{s:I,s:I,s:I,s:I,s:I,s:f}",
 	    "files_copied", (json_int_t)jsonx_int(task, "files_total", 0),
@@ -764,22 +794,20 @@ migrate_node_verify(struct migrate_ctx *c, long long s, long long t,
     json_t **result, char **cause)
 {
 	int strict = strcmp(c->phase, "cutover") == 0;
+	int follows = !strict && migrate_repl_on(c->row);
 	json_t *src = NULL, *dst = NULL, *sidx = NULL, *didx = NULL;
 	json_t *bt = NULL, *bf = NULL, *diffs = json_array();
-	json_t *changed = json_array(), *data = NULL, *v, *d, *se;
-	long long rows = 0, files = 0, bytes = 0;
+	json_t *changed = json_array(), *data = NULL, *v, *d;
+	long long rows = 0, files = 0, bytes = 0, later = 0;
 	const char *k;
 	int rc = -1;
 
-	se = env_row(c->db, s);
-	if (se && jsonx_int(se, "empty", 0) == 1) {
+	if (migrate_node_env_empty(c->db, s)) {
 		*result = json_pack("{s:s}", "skipped", "nothing deployed");
-		json_decref(se);
 		json_decref(diffs);
 		json_decref(changed);
 		return 0;
 	}
-	json_decref(se);
 	if (!strict) {
 		data = store_row(c->db, "SELECT result_json FROM migration_steps"
 		    " WHERE migration_id = ? AND phase = ? AND round = ? AND"
@@ -800,6 +828,13 @@ migrate_node_verify(struct migrate_ctx *c, long long s, long long t,
 	json_object_foreach(sidx, k, v) {
 		d = json_object_get(didx, k);
 		rows += jsonx_int(v, "rows", 0);
+		/* a replica's sequences are set at the cutover (logical
+		 * replication does not carry them) */
+		if (follows && strcmp(jsonx_str(v, "kind") ? jsonx_str(v,
+		    "kind") : "", "sequence") == 0) {
+			later++;
+			continue;
+		}
 		if (d && jsonx_int(d, "rows", -1) == jsonx_int(v, "rows", -2) &&
 		    json_equal(json_object_get(d, "checksum"),
 		    json_object_get(v, "checksum")))
@@ -866,6 +901,9 @@ migrate_node_verify(struct migrate_ctx *c, long long s, long long t,
 	    "tables"), "sequence"), "rows", (json_int_t)rows, "files", (json_int_t)files, "bytes",
 	    (json_int_t)bytes, "differences", diffs,
 	    "changed_on_source_during_copy", changed);
+	if (later)
+		json_object_set_new(*result, "sequences_set_at_cutover",
+		    json_integer(later));
 	if (json_array_size(changed) > 0)
 		json_object_set_new(*result, "warning", json_sprintf("%zu "
 		    "item(s) changed on the running source during the copy; "

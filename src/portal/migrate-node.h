@@ -44,6 +44,25 @@ int migrate_node_copy_settings(struct migrate_ctx *, long long s,
     long long t, json_t **result, char **cause);
 int migrate_node_copy_data(struct migrate_ctx *, long long s, long long t,
     json_t **result, char **cause);
+/* The signed URLs a target pulls environment s's data from: the database
+ * (dump: "dump" or "dump/schema"; NULL for none), the files and their
+ * list (caller frees). */
+int migrate_node_data_urls(struct migrate_ctx *, long long s,
+    const char *dump, char **dump_url, char **files_url,
+    char **manifest_url, char **cause);
+/* Start an import on the target environment t (transfer.c) and poll it
+ * to the end, reporting progress; *task gets its last state. */
+int migrate_node_import(struct migrate_ctx *, long long t, json_t *body,
+    long long total, long long files_total, json_t **task, char **cause);
+/* node_call_timeout, retried while the node cannot be reached (it may be
+ * restarting) for up to a few seconds. */
+int migrate_node_call(sqlite3 *db, long long node, const char *method,
+    const char *path, json_t *body, json_t **out, char **cause,
+    long timeout);
+/* Was nothing ever deployed to (nor restored into) the environment? */
+int migrate_node_env_empty(sqlite3 *db, long long env_id);
+/* Is the environment stopped (as the portal last saw it)? */
+int migrate_node_env_stopped(sqlite3 *db, long long env_id);
 /* Compare the checksums of s and t; a difference fails, listing them. */
 int migrate_node_verify(struct migrate_ctx *, long long s, long long t,
     json_t **result, char **cause);

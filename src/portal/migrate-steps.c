@@ -12,6 +12,7 @@
 #include "log.h"
 #include "migrate.h"
 #include "migrate-node.h"
+#include "migrate-repl.h"
 #include "nodeclient.h"
 #include "offboarding.h"
 #include "portal.h"
@@ -206,8 +207,14 @@ step_settings(struct migrate_ctx *c, json_t **result, char **cause)
 static int
 step_data(struct migrate_ctx *c, json_t **result, char **cause)
 {
-	return migrate_node_copy_data(c, env_id(c, c->source_node, c->env),
-	    env_id(c, c->target_node, c->env), result, cause);
+	long long s = env_id(c, c->source_node, c->env);
+	long long t = env_id(c, c->target_node, c->env);
+
+	if (!migrate_repl_on(c->row))
+		return migrate_node_copy_data(c, s, t, result, cause);
+	if (strcmp(c->phase, "cutover") == 0)
+		return migrate_repl_cutover(c, s, t, result, cause);
+	return migrate_repl_copy(c, s, t, result, cause);
 }
 
 /* seed §3.2.4: start the target and wait for its health check. */
@@ -215,6 +222,14 @@ static int
 step_start(struct migrate_ctx *c, json_t **result, char **cause)
 {
 	long long t = env_id(c, c->target_node, c->env);
+
+	/* a replica takes the source's writes alone until the cutover */
+	if (migrate_repl_on(c->row) && strcmp(c->phase, "cutover") != 0) {
+		*result = json_pack("{s:s}", "skipped", "the target starts at "
+		    "the cutover: until then its database follows the "
+		    "source's, which the app's own writes would break");
+		return 0;
+	}
 
 	if (migrate_node_start_healthy(c, c->target_node, t, cause) == -1)
 		return -1;
@@ -502,6 +517,22 @@ step_abort_target(struct migrate_ctx *c, json_t **result, char **cause)
 static int
 step_abort_temp(struct migrate_ctx *c, json_t **result, char **cause)
 {
+	/* a replication leaves nothing behind: its slot would keep the
+	 * source's WAL for ever */
+	if (migrate_repl_on(c->row)) {
+		json_t *v;
+		size_t i;
+
+		json_array_foreach(json_object_get(c->row, "environments"), i,
+		    v) {
+			c->env = json_string_value(v);
+			if (migrate_repl_drop(c, env_id(c, c->source_node,
+			    c->env), env_id(c, c->target_node, c->env),
+			    cause) == -1)
+				return -1;
+		}
+		c->env = NULL;
+	}
 	/* cleaned before the node is freed: a repeat after the unlink finds
 	 * it clean, and never cleans what a later app put there */
 	if (c->temp_app && store_int(c->db, 0, "SELECT app_id FROM nodes"

@@ -10,6 +10,7 @@
 #include "log.h"
 #include "migrate.h"
 #include "migrate-node.h"
+#include "migrate-repl.h"
 #include "offboarding.h"
 #include "portal.h"
 #include "store.h"
@@ -101,13 +102,14 @@ migration_busy(struct preq *r, long long id)
 	    "'running')", "i", id) == 1;
 }
 
-/* POST /migrations {app, to, mode: plan|start|run} */
+/* POST /migrations {app, to, mode: plan|start|run, replicate} */
 void
 migrations_create(struct preq *r)
 {
 	static const struct jfield fields[] = {
 		{ "app", JT_STRING, 1 }, { "to", JT_STRING, 1 },
-		{ "mode", JT_STRING, 0 }, { NULL } };
+		{ "mode", JT_STRING, 0 }, { "replicate", JT_BOOL, 0 },
+		{ NULL } };
 	const char *app, *to, *mode, *code;
 	struct migrate_who who;
 	long long target, id;
@@ -170,6 +172,13 @@ migrations_create(struct preq *r)
 	}
 	id = migrate_create(r->db, &who, r->app_id, target,
 	    strcmp(mode, "run") == 0, &cause);
+	/* the database copied once, then followed (migrate-repl.c) */
+	if (id && jsonx_bool(r->body, "replicate", 0) && store_run(r->db,
+	    "UPDATE migrations SET method = 'replicate' WHERE id = ?", "i",
+	    id) != STORE_OK) {
+		cause = xasprintf("store: %s", store_errmsg(r->db));
+		id = 0;
+	}
 	if (id == 0 || migrate_phase(r->db, id, "start", &code, &cause) ==
 	    -1) {
 		store_rollback(r->db);
@@ -227,6 +236,13 @@ migrations_show(struct preq *r)
 	}
 	json_object_set_new(m, "job", job_json(r->db, jsonx_int(m, "job_id",
 	    0)));
+	/* the slot, its lag and the WAL it holds, while it replicates */
+	if (migrate_repl_on(m) && store_int(r->db, 0, "SELECT 1 FROM"
+	    " migration_steps WHERE migration_id = ? AND phase = 'start' AND"
+	    " name = 'data' AND state = 'done'", "i", id) == 1 &&
+	    strstr(" copying copied rehearsing ", jsonx_str(m, "state")))
+		json_object_set_new(m, "replication", migrate_repl_status(r->db,
+		    id));
 	reply(r, 200, m);
 }
 

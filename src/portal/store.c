@@ -392,6 +392,11 @@ static const char *const store_schema[] = {
 	 * snapshot's pg_dump, a job's run (both in milliseconds) */
 	"ALTER TABLE snapshots ADD COLUMN dump_ms INTEGER;"
 	"ALTER TABLE jobs ADD COLUMN run_ms INTEGER;",
+	/* 27: how a migration copies the database (migrate-repl.c):
+	 * 'dump' (a dump restored at every copy) or 'replicate' (the
+	 * schema, then logical replication until the cutover) */
+	"ALTER TABLE migrations ADD COLUMN method TEXT NOT NULL DEFAULT"
+	"  'dump' CHECK (method IN ('dump','replicate'));",
 };
 
 static char *store_path_global;

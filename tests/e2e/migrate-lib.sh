@@ -69,10 +69,11 @@ print(f"{count} notes, {files} attachments, {h.hexdigest()[:16]}")
 PY
 }
 
-# step_result APP STEP ENV ROUND: the result of that step of APP's newest
-# migration (JSON).
+# step_result APP STEP ENV ROUND [N]: the result of that step of APP's
+# migration N (0 the first, the default; -1 the newest), as JSON.
 step_result() {
-	api_as "$ADMIN_KEY" GET "/migrations/$(api_as "$ADMIN_KEY" GET "/migrations?app=$1" | jq_get migrations.0.id)" |
+	api_as "$ADMIN_KEY" GET "/migrations/$(api_as "$ADMIN_KEY" GET "/migrations?app=$1" |
+		python3 -c 'import json,sys; print(json.load(sys.stdin)["migrations"][int(sys.argv[1])]["id"])' "${5:-0}")" |
 		python3 -c '
 import json, sys
 m = json.load(sys.stdin)
@@ -96,6 +97,26 @@ for e in json.load(sys.stdin)["environments"]:
 	pg=$(sed -n 3p "$T/node-$node.ports")
 	PGPASSWORD=$pw psql -X -A -t -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$pg" -U "env_$id" "env_$id" -c "$3"
 }
+
+# db_sql NODE DB SQL: SQL as the node's admin in database DB
+db_sql() {
+	local pg pw
+	pg=$(sed -n 3p "$T/node-$1.ports")
+	pw=$(jq_get password < "$T/node-$1/pg/admin.json")
+	PGPASSWORD=$pw psql -X -A -t -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$pg" -U nubo_admin "$2" -c "$3"
+}
+# leftovers NODE DB: what replication left on NODE's cluster: slots,
+# publications in DB, subscriptions, replication roles, pg_hba rules,
+# records
+leftovers() {
+	echo "slots=$(db_sql "$1" postgres "SELECT count(*) FROM pg_replication_slots")" \
+		"publications=$(db_sql "$1" "$2" "SELECT count(*) FROM pg_publication")" \
+		"subscriptions=$(db_sql "$1" postgres "SELECT count(*) FROM pg_subscription")" \
+		"roles=$(db_sql "$1" postgres "SELECT count(*) FROM pg_roles WHERE rolreplication AND rolname <> 'nubo_admin'")" \
+		"rules=$(grep -c nubo_repl_ "$T/node-$1/pg/data/pg_hba.conf" || true)" \
+		"records=$(find "$T/node-$1/replication" -type f 2>/dev/null | wc -l)"
+}
+NOTHING="slots=0 publications=0 subscriptions=0 roles=0 rules=0 records=0"
 
 # env_dir NODE ENV: the environment's folder on NODE.
 env_dir() {

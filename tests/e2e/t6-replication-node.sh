@@ -26,13 +26,6 @@ agent() {
 		-H "Authorization: Bearer $secret" "${args[@]}" "${!var}/agent/v1$3"
 }
 answer() { jq_get "$1" < "$T/agent.json"; }
-# db_sql NODE DB SQL: SQL as the node's admin in database DB
-db_sql() {
-	local pg pw
-	pg=$(sed -n 3p "$T/node-$1.ports")
-	pw=$(jq_get password < "$T/node-$1/pg/admin.json")
-	PGPASSWORD=$pw psql -X -A -t -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$pg" -U nubo_admin "$2" -c "$3"
-}
 # login NODE ROLE PASSWORD DB: "ok" when ROLE logs into DB over TCP from
 # 127.0.0.1, else PostgreSQL's reason
 login() {
@@ -44,18 +37,6 @@ login() {
 		echo "$out" | tail -n 1
 	fi
 }
-# leftovers NODE DB: what replication left on NODE's cluster: slots,
-# publications in DB, subscriptions, replication roles, pg_hba rules,
-# records
-leftovers() {
-	echo "slots=$(db_sql "$1" postgres "SELECT count(*) FROM pg_replication_slots")" \
-		"publications=$(db_sql "$1" "$2" "SELECT count(*) FROM pg_publication")" \
-		"subscriptions=$(db_sql "$1" postgres "SELECT count(*) FROM pg_subscription")" \
-		"roles=$(db_sql "$1" postgres "SELECT count(*) FROM pg_roles WHERE rolreplication AND rolname <> 'nubo_admin'")" \
-		"rules=$(grep -c nubo_repl_ "$T/node-$1/pg/data/pg_hba.conf" || true)" \
-		"records=$(find "$T/node-$1/replication" -type f 2>/dev/null | wc -l)"
-}
-NOTHING="slots=0 publications=0 subscriptions=0 roles=0 rules=0 records=0"
 # digest NODE ENV: per table (notes, attachments, nopk) its rows and the
 # md5 of them in order, read with psql
 digest() {

@@ -1,0 +1,565 @@
+/* A migration that replicates (migrations.method = 'replicate', issue
+ * #14): the first copy gives the target the source's schema and files,
+ * then PostgreSQL logical replication keeps the target's database equal
+ * to the source's (the nodes' part: src/node/replication.c, source, and
+ * subscription.c, target); the cutover waits until the target has
+ * received the source's last write instead of copying the database. */
+#include "migrate-repl.h"
+
+#include <arpa/inet.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+
+#include "jsonx.h"
+#include "log.h"
+#include "migrate-node.h"
+#include "migrate-steps.h"
+#include "nodeclient.h"
+#include "store.h"
+#include "util.h"
+#include "xmalloc.h"
+
+/* How long the cutover waits for the target to receive the source's last
+ * write before it gives up (the source stays stopped: `rollback` serves
+ * it again, `resume` waits again). */
+#define REPL_CATCHUP_SECONDS	120
+/* How long the first copy of every table may take. */
+#define REPL_COPY_SECONDS	(6 * 3600)
+
+static int
+fail(char **cause, const char *fmt, ...)
+{
+	va_list ap;
+
+	free(*cause);
+	va_start(ap, fmt);
+	if (vasprintf(cause, fmt, ap) == -1)
+		*cause = NULL;
+	va_end(ap);
+	return -1;
+}
+
+int
+migrate_repl_on(json_t *migration)
+{
+	const char *m = jsonx_str(migration, "method");
+
+	return m != NULL && strcmp(m, "replicate") == 0;
+}
+
+/* An LSN ("16/B374D848") as a number; 0 when it is not one. */
+static uint64_t
+lsn_parse(const char *s)
+{
+	unsigned hi, lo;
+
+	if (s == NULL || sscanf(s, "%X/%X", &hi, &lo) != 2)
+		return 0;
+	return (uint64_t)hi << 32 | lo;
+}
+
+/* The address the source's PostgreSQL sees the target's connections come
+ * from: the host of the target node's agent URL (127.0.0.1 for any
+ * loopback address); NULL with *cause when that is a name. */
+static char *
+target_address(struct migrate_ctx *c, char **cause)
+{
+	char *url = store_text(c->db, "SELECT agent_url FROM nodes WHERE"
+	    " id = ?", "i", c->target_node), *host = NULL, *addr = NULL;
+	unsigned char buf[16];
+	CURLU *u = curl_url();
+
+	if (url == NULL || curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK
+	    || curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK) {
+		fail(cause, "node '%s' has no agent URL", c->target_name);
+		goto out;
+	}
+	if (host[0] == '[') {		/* an IPv6 literal */
+		memmove(host, host + 1, strlen(host));
+		host[strcspn(host, "]")] = '\0';
+	}
+	if (inet_pton(AF_INET, host, buf) == 1)
+		addr = xstrdup(buf[0] == 127 ? "127.0.0.1" : host);
+	else if (inet_pton(AF_INET6, host, buf) == 1)
+		addr = xstrdup(strcmp(host, "::1") == 0 ? "127.0.0.1" : host);
+	else
+		fail(cause, "replication needs the address of node '%s', and "
+		    "its agent URL names the host '%s'", c->target_name, host);
+out:
+	curl_free(host);
+	curl_url_cleanup(u);
+	free(url);
+	return addr;
+}
+
+/* GET or DELETE path?migration=KEY on node; the status, *out the answer. */
+static int
+repl_call(struct migrate_ctx *c, long long node, const char *method,
+    long long env, const char *what, json_t *body, json_t **out,
+    char **cause)
+{
+	const char *key = jsonx_str(c->row, "uuid");
+	char *path = strcmp(method, "POST") == 0 ? xasprintf(
+	    "/agent/v1/environments/%lld/%s", env, what) : xasprintf(
+	    "/agent/v1/environments/%lld/%s?migration=%s", env, what, key);
+	int st;
+
+	*out = NULL;
+	st = migrate_node_call(c->db, node, method, path, body, out, cause,
+	    300);
+	free(path);
+	return st;
+}
+
+/* The replication of source environment s to target environment t, made
+ * (or found) on both nodes; 0 when the target's subscription exists. */
+static int
+repl_make(struct migrate_ctx *c, long long s, long long t,
+    json_t **source, char **cause)
+{
+	char *addr = target_address(c, cause), *why = NULL;
+	json_t *body = NULL;
+	int st, rc = -1;
+
+	*source = NULL;
+	if (addr == NULL)
+		return -1;
+	body = json_pack("{s:s,s:s}", "migration", jsonx_str(c->row, "uuid"),
+	    "target_address", addr);
+	st = repl_call(c, c->source_node, "POST", s, "replication", body,
+	    source, &why);
+	if (st != 200 && st != 201) {
+		fail(cause, "node '%s' cannot replicate environment '%s': %s",
+		    c->source_name, c->env, why ? why : "?");
+		goto out;
+	}
+	rc = 0;
+out:
+	json_decref(body);
+	free(addr);
+	free(why);
+	return rc;
+}
+
+/* The target's subscription: its state (copying, streaming, …) and
+ * tables; NULL when it has none (*missing set) or cannot say. */
+static json_t *
+subscription_get(struct migrate_ctx *c, long long t, int *missing,
+    char **cause)
+{
+	json_t *out = NULL;
+	int st = repl_call(c, c->target_node, "GET", t, "subscription", NULL,
+	    &out, cause);
+
+	/* 409: the environment has no database yet (never started), so no
+	 * subscription either */
+	*missing = st == 404 || st == 409;
+	if (st == 200)
+		return out;
+	json_decref(out);
+	return NULL;
+}
+
+/* Wait until every table's first copy is done and the target follows
+ * the source; progress in tables. */
+static int
+wait_streaming(struct migrate_ctx *c, long long t, char **cause)
+{
+	long long t0 = migrate_node_now_ms();
+
+	for (;;) {
+		int missing;
+		json_t *sub = subscription_get(c, t, &missing, cause), *tb, *v;
+		const char *state = jsonx_str(sub, "state");
+		long long ready = 0, total;
+		size_t i;
+
+		if (sub == NULL) {
+			if (!missing)
+				c->unreachable = 1;
+			return fail(cause, "node '%s': %s", c->target_name,
+			    missing ? "the subscription is gone" :
+			    *cause ? *cause : "?");
+		}
+		if (state && strcmp(state, "streaming") == 0) {
+			json_decref(sub);
+			return 0;
+		}
+		if (state && strcmp(state, "disabled") == 0) {
+			json_decref(sub);
+			return fail(cause, "node '%s': the subscription of "
+			    "'%s' is disabled", c->target_name, c->env);
+		}
+		tb = json_object_get(sub, "tables");
+		total = (long long)json_array_size(tb);
+		json_array_foreach(tb, i, v)
+			ready += strcmp(jsonx_str(v, "state") ? jsonx_str(v,
+			    "state") : "", "ready") == 0;
+		migrate_progress(c, json_pack("{s:s,s:I,s:I}", "message",
+		    "replicating: the first copy of each table", "tables",
+		    (json_int_t)ready, "tables_total", (json_int_t)total));
+		json_decref(sub);
+		if (migrate_node_now_ms() - t0 > REPL_COPY_SECONDS * 1000LL)
+			return fail(cause, "the first copy of '%s' did not end "
+			    "within %d hours", c->env, REPL_COPY_SECONDS / 3600);
+		usleep(250 * 1000);
+	}
+}
+
+/* The source's slot as GET …/replication reports it, or NULL. */
+static json_t *
+slot_get(struct migrate_ctx *c, long long s, char **cause)
+{
+	json_t *out = NULL;
+
+	if (repl_call(c, c->source_node, "GET", s, "replication", NULL, &out,
+	    cause) == 200)
+		return out;
+	json_decref(out);
+	return NULL;
+}
+
+/* The files that changed (the delta), and with schema the database's
+ * schema too, pulled by the target. */
+static int
+pull(struct migrate_ctx *c, long long s, long long t, int schema,
+    json_t **task, char **cause)
+{
+	char *dump = NULL, *files = NULL, *manifest = NULL, *key;
+	json_t *body;
+	int rc;
+
+	*task = NULL;
+	if (migrate_node_data_urls(c, s, schema ? "dump/schema" : NULL, &dump,
+	    &files, &manifest, cause) == -1)
+		return -1;
+	key = xasprintf("migration-%lld-step-%lld", c->id, c->step_id);
+	body = json_pack("{s:s,s:s,s:s}", "key", key, "files_url", files,
+	    "manifest_url", manifest);
+	if (dump)
+		json_object_set_new(body, "dump_url", json_string(dump));
+	rc = migrate_node_import(c, t, body, 0, -1, task, cause);
+	json_decref(body);
+	free(key);
+	free(dump);
+	free(files);
+	free(manifest);
+	return rc;
+}
+
+int
+migrate_repl_copy(struct migrate_ctx *c, long long s, long long t,
+    json_t **result, char **cause)
+{
+	json_t *src = NULL, *task = NULL, *source = NULL, *sub = NULL;
+	json_t *slot = NULL, *ack = NULL;
+	char *path = NULL, *why = NULL;
+	long long t0 = migrate_node_now_ms();
+	int st, missing, first, rc = -1;
+
+	if (migrate_node_env_empty(c->db, s)) {
+		*result = json_pack("{s:s}", "skipped", "nothing was ever "
+		    "deployed to this environment on the source");
+		return 0;
+	}
+	migrate_progress(c, json_pack("{s:s}", "message",
+	    "checksums of the source"));
+	path = xasprintf("/agent/v1/environments/%lld/checksums", s);
+	st = migrate_node_call(c->db, c->source_node, "GET", path, NULL, &src,
+	    &why, 3600);
+	if (st != 200) {
+		fail(cause, "node '%s': cannot compute checksums: %s",
+		    c->source_name, why ? why : "?");
+		goto out;
+	}
+	/* the target's app does not run on a replica: its writes would
+	 * collide with the source's */
+	if (!migrate_node_env_stopped(c->db, t) && migrate_node_env_action(
+	    c->db, c->target_node, t, "stop", cause) == -1)
+		goto out;
+	free(why);
+	why = NULL;
+	sub = subscription_get(c, t, &missing, &why);
+	if (sub == NULL && !missing) {
+		c->unreachable = 1;
+		fail(cause, "node '%s': %s", c->target_name, why ? why : "?");
+		goto out;
+	}
+	first = sub == NULL;
+	if (first && repl_make(c, s, t, &source, cause) == -1)
+		goto out;
+	/* the first copy: the schema (the subscription copies the rows);
+	 * later ones: the files that changed */
+	if (pull(c, s, t, first, &task, cause) == -1)
+		goto out;
+	if (first) {
+		free(why);
+		why = NULL;
+		st = repl_call(c, c->target_node, "POST", t, "subscription",
+		    source, &ack, &why);
+		if (st != 200 && st != 201) {
+			fail(cause, "node '%s' cannot follow '%s': %s",
+			    c->target_name, c->env, why ? why : "?");
+			goto out;
+		}
+	}
+	if (wait_streaming(c, t, cause) == -1)
+		goto out;
+	free(why);
+	why = NULL;
+	slot = slot_get(c, s, &why);
+	*result = json_pack("{s:s,s:s,s:I,s:I,s:I,s:I,s:f}", "method",
+	    "replicate", "replication", first ? "started" : "following",
+	    "files_copied", (json_int_t)jsonx_int(task, "files_total", 0),
+	    "files_unchanged", (json_int_t)jsonx_int(task, "files_unchanged",
+	    0), "files_deleted", (json_int_t)jsonx_int(task, "files_deleted",
+	    0), "database_bytes", (json_int_t)jsonx_int(src, "database_bytes",
+	    0), "seconds", (migrate_node_now_ms() - t0) / 1000.0);
+	if (slot) {
+		json_object_set(*result, "lag_bytes", json_object_get(slot,
+		    "lag_bytes"));
+		json_object_set(*result, "lag_seconds", json_object_get(slot,
+		    "lag_seconds"));
+		json_object_set(*result, "retained_wal_bytes",
+		    json_object_get(slot, "retained_wal_bytes"));
+	}
+	if (source && json_array_size(json_object_get(source,
+	    "replica_identity_full")))
+		json_object_set(*result, "replica_identity_full",
+		    json_object_get(source, "replica_identity_full"));
+	json_object_set(*result, "source_tables", json_object_get(src,
+	    "tables"));
+	json_object_set(*result, "source_files", json_object_get(src,
+	    "files"));
+	rc = 0;
+out:
+	json_decref(src);
+	json_decref(task);
+	json_decref(source);
+	json_decref(sub);
+	json_decref(slot);
+	json_decref(ack);
+	free(path);
+	free(why);
+	return rc;
+}
+
+/* Both sides of the replication of one environment dropped: the target's
+ * subscription, then the source's slot, publication, role and rule. */
+static int
+repl_drop(struct migrate_ctx *c, long long s, long long t, char **cause)
+{
+	json_t *out = NULL;
+	char *why = NULL;
+	int st;
+
+	if (t) {
+		st = repl_call(c, c->target_node, "DELETE", t, "subscription",
+		    NULL, &out, &why);
+		json_decref(out);
+		if (st != 200 && st != 404) {
+			fail(cause, "node '%s' cannot drop the subscription of "
+			    "'%s': %s", c->target_name, c->env, why ? why : "?");
+			free(why);
+			return -1;
+		}
+	}
+	free(why);
+	why = NULL;
+	st = repl_call(c, c->source_node, "DELETE", s, "replication", NULL,
+	    &out, &why);
+	json_decref(out);
+	if (st != 200 && st != 404) {
+		fail(cause, "node '%s' cannot drop the replication of '%s': %s",
+		    c->source_name, c->env, why ? why : "?");
+		free(why);
+		return -1;
+	}
+	free(why);
+	return 0;
+}
+
+/* Wait until the target confirmed the source's WAL up to end (the source
+ * is stopped: nothing of its app comes after). */
+static int
+wait_caught_up(struct migrate_ctx *c, long long s, uint64_t end,
+    char **cause)
+{
+	long long t0 = migrate_node_now_ms();
+
+	for (;;) {
+		char *why = NULL;
+		json_t *slot = slot_get(c, s, &why);
+		uint64_t at;
+
+		if (slot == NULL) {
+			c->unreachable = 1;
+			fail(cause, "node '%s': cannot read the replication "
+			    "slot of '%s': %s", c->source_name, c->env, why ?
+			    why : "?");
+			free(why);
+			return -1;
+		}
+		at = lsn_parse(jsonx_str(slot, "confirmed_flush_lsn"));
+		migrate_progress(c, json_pack("{s:s,s:I}", "message",
+		    "waiting for the target to receive the source's last "
+		    "writes", "lag_bytes", (json_int_t)(at >= end ? 0 :
+		    end - at)));
+		json_decref(slot);
+		if (at >= end)
+			return 0;
+		if (migrate_node_now_ms() - t0 > REPL_CATCHUP_SECONDS * 1000LL)
+			return fail(cause, "the target did not receive the "
+			    "source's last writes of '%s' within %d s (%" PRIu64
+			    " bytes behind): the source stays stopped; "
+			    "'nubo migrate resume' waits again, 'nubo migrate "
+			    "rollback' serves the app from the source", c->env,
+			    REPL_CATCHUP_SECONDS, end - at);
+		usleep(100 * 1000);
+	}
+}
+
+int
+migrate_repl_cutover(struct migrate_ctx *c, long long s, long long t,
+    json_t **result, char **cause)
+{
+	json_t *slot = NULL, *seqs = NULL, *ack = NULL, *task = NULL;
+	char *why = NULL;
+	long long t0 = migrate_node_now_ms(), caught;
+	uint64_t end;
+	int st, rc = -1;
+
+	if (migrate_node_env_empty(c->db, s)) {
+		*result = json_pack("{s:s}", "skipped", "nothing was ever "
+		    "deployed to this environment on the source");
+		return 0;
+	}
+	/* resumed after both sides were dropped: the data is complete */
+	if (c->prior && jsonx_bool(c->prior, "dropped", 0)) {
+		*result = json_copy(c->prior);
+		return 0;
+	}
+	slot = slot_get(c, s, &why);
+	if (slot == NULL) {
+		c->unreachable = 1;
+		fail(cause, "node '%s': cannot read the replication slot of "
+		    "'%s': %s", c->source_name, c->env, why ? why : "?");
+		goto out;
+	}
+	/* where the source's WAL ends now that its app is stopped; an
+	 * earlier attempt's end holds (nothing was written since) */
+	end = c->prior && jsonx_str(c->prior, "end_lsn") ?
+	    lsn_parse(jsonx_str(c->prior, "end_lsn")) :
+	    lsn_parse(jsonx_str(slot, "current_wal_lsn"));
+	*result = json_pack("{s:s,s:s}", "method", "replicate", "end_lsn",
+	    jsonx_str(slot, "current_wal_lsn"));
+	if (c->prior && jsonx_str(c->prior, "end_lsn"))
+		json_object_set(*result, "end_lsn", json_object_get(c->prior,
+		    "end_lsn"));
+	if (wait_caught_up(c, s, end, cause) == -1)
+		goto out;
+	caught = migrate_node_now_ms() - t0;
+	/* sequences: logical replication does not carry them */
+	free(why);
+	why = NULL;
+	st = repl_call(c, c->source_node, "GET", s, "replication/sequences",
+	    NULL, &seqs, &why);
+	if (st != 200) {
+		fail(cause, "node '%s': cannot read the sequences of '%s': %s",
+		    c->source_name, c->env, why ? why : "?");
+		goto out;
+	}
+	free(why);
+	why = NULL;
+	st = repl_call(c, c->target_node, "POST", t, "subscription/sequences",
+	    seqs, &ack, &why);
+	if (st != 200) {
+		fail(cause, "node '%s': cannot set the sequences of '%s': %s",
+		    c->target_name, c->env, why ? why : "?");
+		goto out;
+	}
+	if (pull(c, s, t, 0, &task, cause) == -1)
+		goto out;
+	if (repl_drop(c, s, t, cause) == -1)
+		goto out;
+	json_object_set_new(*result, "catchup_ms", json_integer(caught));
+	json_object_set_new(*result, "sequences", json_integer((json_int_t)
+	    json_array_size(json_object_get(seqs, "sequences"))));
+	json_object_set_new(*result, "files_copied", json_integer(
+	    jsonx_int(task, "files_total", 0)));
+	json_object_set_new(*result, "files_deleted", json_integer(
+	    jsonx_int(task, "files_deleted", 0)));
+	json_object_set_new(*result, "dropped", json_true());
+	json_object_set_new(*result, "seconds", json_real(
+	    (migrate_node_now_ms() - t0) / 1000.0));
+	rc = 0;
+out:
+	json_decref(slot);
+	json_decref(seqs);
+	json_decref(ack);
+	json_decref(task);
+	free(why);
+	return rc;
+}
+
+int
+migrate_repl_drop(struct migrate_ctx *c, long long s, long long t,
+    char **cause)
+{
+	return repl_drop(c, s, t, cause);
+}
+
+json_t *
+migrate_repl_status(sqlite3 *db, long long id)
+{
+	json_t *m = store_row(db, "SELECT uuid, source_node_id,"
+	    " environments_json FROM migrations WHERE id = ?", "i", id);
+	json_t *out = json_array(), *v;
+	size_t i;
+
+	json_array_foreach(json_object_get(m, "environments"), i, v) {
+		const char *name = json_string_value(v);
+		long long node = jsonx_int(m, "source_node_id", 0);
+		long long s = store_int(db, 0, "SELECT id FROM environments"
+		    " WHERE node_id = ? AND app_id IS NULL AND name = ? COLLATE"
+		    " NOCASE", "is", node, name ? name : "");
+		char *path, *why = NULL;
+		json_t *slot = NULL, *e;
+		int st;
+
+		if (s == 0 || migrate_node_env_empty(db, s))
+			continue;	/* nothing to replicate */
+		path = xasprintf("/agent/v1/environments/%lld/replication"
+		    "?migration=%s", s, jsonx_str(m, "uuid"));
+		e = json_pack("{s:s?}", "environment", name);
+		/* a status answers soon, even with a node down */
+		st = node_call_timeout(db, node, "GET", path, NULL, &slot,
+		    &why, 5);
+
+		if (st == 200) {
+			static const char *keys[] = { "slot", "active",
+				"lag_bytes", "lag_seconds", "retained_wal_bytes",
+				"wal_status", NULL };
+			int k;
+
+			for (k = 0; keys[k]; k++)
+				json_object_set(e, keys[k], json_object_get(slot,
+				    keys[k]));
+		} else {
+			json_object_set_new(e, "error", json_string(why ? why :
+			    "no replication"));
+		}
+		json_array_append_new(out, e);
+		json_decref(slot);
+		free(path);
+		free(why);
+	}
+	json_decref(m);
+	return out;
+}
