@@ -14,6 +14,22 @@ human(long long n, char *out, size_t len)
 		util_human_bytes(n, out, len);
 }
 
+/* With --replicate: how each table of the environment is carried. */
+static void
+print_tables(json_t *env)
+{
+	json_t *e = json_object_get(env, "replication"), *t;
+	size_t i;
+
+	json_array_foreach(json_object_get(e, "tables"), i, t)
+		printf("%-12s table %s: %s\n", "", jsonx_str(t, "table"),
+		    jsonx_str(t, "method"));
+	if (jsonx_str(e, "refused"))
+		printf("%-12s %s\n", "", jsonx_str(e, "refused"));
+	if (jsonx_str(e, "error"))
+		printf("%-12s %s\n", "", jsonx_str(e, "error"));
+}
+
 static int
 cmd_migrate_plan_exec(struct cmd_args *a)
 {
@@ -25,6 +41,8 @@ cmd_migrate_plan_exec(struct cmd_args *a)
 		return out_usage(cmd_current, "--to NODE is required");
 	body = json_pack("{s:s,s:s,s:s}", "app", a->argv[0], "to",
 	    cmd_opt(a, "to"), "mode", "plan");
+	if (cmd_flag(a, "replicate"))
+		json_object_set_new(body, "replicate", json_true());
 	if (api_ok("POST", "/migrations", body, &resp) == -1)
 		goto out;
 	rc = CLI_OK;
@@ -48,6 +66,7 @@ cmd_migrate_plan_exec(struct cmd_args *a)
 		    json_object_get(e, "estimate_basis"), "text"));
 		if (jsonx_str(e, "note"))
 			printf("%-12s note: %s\n", "", jsonx_str(e, "note"));
+		print_tables(e);
 	}
 	printf("\n");
 	out_table(json_object_get(resp, "steps"), "phase:PHASE,step:STEP,"
@@ -63,8 +82,9 @@ out:
 }
 
 const struct cmd_entry cmd_migrate_plan_entry = {
-	"migrate", "plan", "APP", "to=,json", 1, 1,
+	"migrate", "plan", "APP", "to=,json,replicate", 1, 1,
 	"dry run: every step of migrating APP to NODE, sizes, downtime",
-	"Checks the prerequisites (seed §2) and changes nothing.",
+	"Checks the prerequisites (seed §2) and changes nothing. With\n"
+	"--replicate, says how each table would be replicated.",
 	cmd_migrate_plan_exec, 0,
 };

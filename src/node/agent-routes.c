@@ -58,6 +58,7 @@ void agent_replication_create(struct areq *);
 void agent_replication_show(struct areq *);
 void agent_replication_delete(struct areq *);
 void agent_replication_sequences(struct areq *);
+void agent_replication_schema(struct areq *);
 void agent_subscription_create(struct areq *);
 void agent_subscription_show(struct areq *);
 void agent_subscription_delete(struct areq *);
@@ -203,6 +204,9 @@ static const struct agent_route agent_routes[] = {
 	{ "GET", "/agent/v1/environments/{id}/replication/sequences",
 	  agent_replication_sequences, AGENT_PORTAL, NULL, "every sequence's "
 	  "last value (logical replication does not carry them)" },
+	{ "GET", "/agent/v1/environments/{id}/replication/schema",
+	  agent_replication_schema, AGENT_PORTAL, NULL, "every table's "
+	  "columns (nor does it carry DDL: the cutover compares them)" },
 	{ "POST", "/agent/v1/environments/{id}/subscription",
 	  agent_subscription_create, AGENT_PORTAL, NULL, "subscribe to a "
 	  "source's replication (its answer): copy, then follow" },

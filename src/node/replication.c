@@ -1061,6 +1061,61 @@ out:
 		PQfinish(d);
 }
 
+/* GET /agent/v1/environments/{id}/replication/schema: every ordinary
+ * table of the environment's database with its columns as one line
+ * ("name type [not null]", in order), for the cutover to compare both
+ * sides' (logical replication does not carry DDL); how replication can
+ * carry it (`key`: "primary key", "index" — a replica identity index —,
+ * or "none": replica identity full; `unlogged`: not at all); and the
+ * database's large objects (not carried either). */
+void
+agent_replication_schema(struct areq *r)
+{
+	struct repl_err e = { 0 };
+	PGconn *d = NULL;
+	PGresult *res = NULL;
+	json_t *tables = NULL;
+	long long id;
+	int i;
+
+	if ((d = repl_env_db(r, &id, &e)) == NULL)
+		goto out;
+	res = repl_query(d, &e, "SELECT format('%I.%I', n.nspname, c.relname),"
+	    " coalesce(string_agg(format('%I %s%s', a.attname,"
+	    " format_type(a.atttypid, a.atttypmod), CASE WHEN a.attnotnull"
+	    " THEN ' not null' ELSE '' END), ', ' ORDER BY a.attnum), ''),"
+	    " CASE WHEN EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid ="
+	    " c.oid AND i.indisprimary) THEN 'primary key' WHEN EXISTS"
+	    " (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND"
+	    " i.indisreplident) THEN 'index' ELSE 'none' END,"
+	    " c.relpersistence = 'u', (SELECT count(*) FROM"
+	    " pg_largeobject_metadata)"
+	    " FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+	    " LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0"
+	    " AND NOT a.attisdropped WHERE c.relkind IN ('r','p') AND"
+	    " n.nspname !~ '^pg_' AND n.nspname <> 'information_schema'"
+	    " GROUP BY c.oid, n.nspname, c.relname, c.relpersistence"
+	    " ORDER BY 1", 0, NULL);
+	if (res == NULL)
+		goto out;
+	tables = json_array();
+	for (i = 0; i < PQntuples(res); i++)
+		json_array_append_new(tables, json_pack("{s:s,s:s,s:s,s:b}",
+		    "table", PQgetvalue(res, i, 0), "columns",
+		    PQgetvalue(res, i, 1), "key", PQgetvalue(res, i, 2),
+		    "unlogged", strcmp(PQgetvalue(res, i, 3), "t") == 0));
+	areply(r, 200, json_pack("{s:O,s:I}", "tables", tables,
+	    "large_objects", (json_int_t)(PQntuples(res) ? atoll(
+	    PQgetvalue(res, 0, 4)) : 0)));
+out:
+	if (e.code)
+		repl_reply_error(r, &e);
+	json_decref(tables);
+	PQclear(res);
+	if (d)
+		PQfinish(d);
+}
+
 /* Deleting an environment. */
 
 struct replication_env_drop {

@@ -377,12 +377,23 @@ env_dump_url(struct env *e)
 	return u;
 }
 
+/* How much transfer_db_checksums() reads of each table. */
+enum db_sums {
+	DB_SUMS_FULL,		/* row count and checksum */
+	DB_SUMS_COUNTS,		/* row count; the checksum of the tables
+				 * named in full only */
+	DB_SUMS_WRITES		/* neither (no table is scanned) */
+};
+
 /* Per table: row count and an order-independent content checksum (the
- * sum of the first 64 bits of md5 of every row's text); per sequence: its
- * position. Equal data gives equal figures on any PostgreSQL. */
+ * sum of the first 64 bits of md5 of every row's text), and its writes
+ * (rows inserted, updated and deleted since the statistics began); per
+ * sequence: its position. Equal data gives equal figures on any
+ * PostgreSQL. mode and full (a JSON object whose keys are table names as
+ * listed here) say what is read: a table without a checksum has "". */
 static json_t *
-transfer_db_checksums(struct env *e, long long *bytes, long long *rows_total,
-    char **cause)
+transfer_db_checksums(struct env *e, enum db_sums mode, json_t *full,
+    long long *bytes, long long *rows_total, char **cause)
 {
 	char *url = env_url(e);
 	PGconn *c = NULL;
@@ -410,8 +421,10 @@ transfer_db_checksums(struct env *e, long long *bytes, long long *rows_total,
 	    strtoll(PQgetvalue(r, 0, 0), NULL, 10) : 0;
 	PQclear(r);
 	r = PQexec(c, "SELECT quote_ident(n.nspname) || '.' ||"
-	    " quote_ident(c.relname), c.relkind FROM pg_class c JOIN"
-	    " pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN"
+	    " quote_ident(c.relname), c.relkind, coalesce(s.n_tup_ins +"
+	    " s.n_tup_upd + s.n_tup_del, 0) FROM pg_class c JOIN"
+	    " pg_namespace n ON n.oid = c.relnamespace LEFT JOIN"
+	    " pg_stat_user_tables s ON s.relid = c.oid WHERE c.relkind IN"
 	    " ('r','p','S') AND n.nspname NOT IN ('pg_catalog',"
 	    "'information_schema') AND n.nspname NOT LIKE 'pg_toast%'"
 	    " AND n.nspname NOT LIKE 'pg_temp%' ORDER BY 1");
@@ -423,13 +436,28 @@ transfer_db_checksums(struct env *e, long long *bytes, long long *rows_total,
 	for (i = 0; i < PQntuples(r); i++) {
 		const char *name = PQgetvalue(r, i, 0);
 		int seq = PQgetvalue(r, i, 1)[0] == 'S';
-		char *sql = seq ? xasprintf("SELECT 1, last_value::text || ':' ||"
-		    " is_called::text FROM %s", name) : xasprintf("SELECT"
-		    " count(*), COALESCE(sum(('x' || substr(md5(t::text), 1,"
-		    " 16))::bit(64)::bigint::numeric), 0)::text FROM %s t",
-		    name);
-		PGresult *q = PQexec(c, sql);
+		long long writes = strtoll(PQgetvalue(r, i, 2), NULL, 10);
+		char *sql;
+		PGresult *q;
 
+		if (!seq && mode == DB_SUMS_WRITES) {
+			json_array_append_new(tables, json_pack("{s:s,s:s,s:I}",
+			    "name", name, "kind", "table", "writes",
+			    (json_int_t)writes));
+			continue;
+		}
+		/* name comes from the catalog, quoted */
+		if (seq)
+			sql = xasprintf("SELECT 1, last_value::text || ':' ||"
+			    " is_called::text FROM %s", name);
+		else if (mode == DB_SUMS_COUNTS && json_object_get(full,
+		    name) == NULL)
+			sql = xasprintf("SELECT count(*), '' FROM %s", name);
+		else
+			sql = xasprintf("SELECT count(*), COALESCE(sum(('x' ||"
+			    " substr(md5(t::text), 1, 16))::bit(64)::bigint"
+			    "::numeric), 0)::text FROM %s t", name);
+		q = PQexec(c, sql);
 		free(sql);
 		if (PQresultStatus(q) != PGRES_TUPLES_OK) {
 			*cause = xasprintf("cannot read %s: %s", name,
@@ -439,10 +467,11 @@ transfer_db_checksums(struct env *e, long long *bytes, long long *rows_total,
 			tables = NULL;
 			goto out;
 		}
-		json_array_append_new(tables, json_pack("{s:s,s:s,s:I,s:s}",
+		json_array_append_new(tables, json_pack("{s:s,s:s,s:I,s:s,s:I}",
 		    "name", name, "kind", seq ? "sequence" : "table", "rows",
 		    (json_int_t)(seq ? 0 : strtoll(PQgetvalue(q, 0, 0), NULL,
-		    10)), "checksum", PQgetvalue(q, 0, 1)));
+		    10)), "checksum", PQgetvalue(q, 0, 1), "writes",
+		    (json_int_t)(seq ? 0 : writes)));
 		if (!seq)
 			*rows_total += strtoll(PQgetvalue(q, 0, 0), NULL, 10);
 		PQclear(q);
@@ -480,28 +509,69 @@ transfer_db_size(struct env *e)
 	return n;
 }
 
-/* GET /agent/v1/environments/{id}/checksums[?files=0|database=0] */
+/* GET /agent/v1/environments/{id}/checksums[?files=0]
+ *     [&database=0|counts|writes][&full=["schema.table", …]]
+ * database=counts: every table's row count, the checksum of those in
+ * full only; writes: no table read, only each one's writes. */
 void
 transfer_checksums(struct areq *r)
 {
 	const char *qf = http_query(r->http, "files");
 	const char *qd = http_query(r->http, "database");
+	const char *qfull = http_query(r->http, "full");
 	long long fbytes = 0, dbytes = 0, rows = 0;
 	json_t *files = NULL, *folders = NULL, *tables = NULL, *out;
-	json_t *pkgj = NULL;
+	json_t *pkgj = NULL, *full = json_object(), *names = NULL, *v;
+	enum db_sums mode = DB_SUMS_FULL;
 	char *cause = NULL;
+	size_t i;
+
+	if (qd && strcmp(qd, "counts") == 0)
+		mode = DB_SUMS_COUNTS;
+	else if (qd && strcmp(qd, "writes") == 0)
+		mode = DB_SUMS_WRITES;
+	else if (qd && strcmp(qd, "0") != 0 && strcmp(qd, "1") != 0) {
+		json_decref(full);
+		areply_error(r, 400, "BAD_QUERY", "database must be 0, 1, "
+		    "counts or writes");
+		return;
+	}
+	if (qfull) {
+		names = json_loads(qfull, JSON_REJECT_DUPLICATES, NULL);
+		if (!json_is_array(names) || mode != DB_SUMS_COUNTS) {
+			json_decref(names);
+			json_decref(full);
+			areply_error(r, 400, "BAD_QUERY", "full must be a JSON "
+			    "array of table names, with database=counts");
+			return;
+		}
+		json_array_foreach(names, i, v) {
+			if (!json_is_string(v)) {
+				json_decref(names);
+				json_decref(full);
+				areply_error(r, 400, "BAD_QUERY", "full must be "
+				    "a JSON array of table names");
+				return;
+			}
+			json_object_set(full, json_string_value(v), v);
+		}
+		json_decref(names);
+	}
 
 	if (qf == NULL || strcmp(qf, "0") != 0) {
 		files = transfer_manifest(r->env, &fbytes, &folders, &cause);
 		if (files == NULL) {
+			json_decref(full);
 			areply_error(r, 500, "FILES_UNREADABLE", "%s", cause);
 			free(cause);
 			return;
 		}
 	}
 	if (qd == NULL || strcmp(qd, "0") != 0) {
-		tables = transfer_db_checksums(r->env, &dbytes, &rows, &cause);
+		tables = transfer_db_checksums(r->env, mode, full, &dbytes,
+		    &rows, &cause);
 		if (tables == NULL) {
+			json_decref(full);
 			json_decref(files);
 			json_decref(folders);
 			areply_error(r, 500, "DATABASE_UNREADABLE", "%s", cause);
@@ -533,6 +603,7 @@ transfer_checksums(struct areq *r)
 	json_object_set_new(out, "folders", folders ? folders : json_null());
 	json_object_set_new(out, "tables", tables ? tables : json_null());
 	json_object_set_new(out, "package", pkgj ? pkgj : json_null());
+	json_decref(full);
 	areply(r, 200, out);
 }
 

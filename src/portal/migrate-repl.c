@@ -98,7 +98,8 @@ out:
 	return addr;
 }
 
-/* GET or DELETE path?migration=KEY on node; the status, *out the answer. */
+/* POST …/environments/{env}/what, or GET or DELETE it with
+ * ?migration=KEY, on node: the status, *out the answer. */
 static int
 repl_call(struct migrate_ctx *c, long long node, const char *method,
     long long env, const char *what, json_t *body, json_t **out,
@@ -117,8 +118,9 @@ repl_call(struct migrate_ctx *c, long long node, const char *method,
 	return st;
 }
 
-/* The replication of source environment s to target environment t, made
- * (or found) on both nodes; 0 when the target's subscription exists. */
+/* The source's side of the replication of environment s, made (or found:
+ * the same answer); *source its answer, the connection the target's
+ * subscription takes. */
 static int
 repl_make(struct migrate_ctx *c, long long s, long long t,
     json_t **source, char **cause)
@@ -175,7 +177,8 @@ wait_streaming(struct migrate_ctx *c, long long t, char **cause)
 
 	for (;;) {
 		int missing;
-		json_t *sub = subscription_get(c, t, &missing, cause), *tb, *v;
+		char *why = NULL;
+		json_t *sub = subscription_get(c, t, &missing, &why), *tb, *v;
 		const char *state = jsonx_str(sub, "state");
 		long long ready = 0, total;
 		size_t i;
@@ -183,10 +186,12 @@ wait_streaming(struct migrate_ctx *c, long long t, char **cause)
 		if (sub == NULL) {
 			if (!missing)
 				c->unreachable = 1;
-			return fail(cause, "node '%s': %s", c->target_name,
-			    missing ? "the subscription is gone" :
-			    *cause ? *cause : "?");
+			fail(cause, "node '%s': %s", c->target_name, missing ?
+			    "the subscription is gone" : why ? why : "?");
+			free(why);
+			return -1;
 		}
+		free(why);
 		if (state && strcmp(state, "streaming") == 0) {
 			json_decref(sub);
 			return 0;
@@ -223,6 +228,127 @@ slot_get(struct migrate_ctx *c, long long s, char **cause)
 		return out;
 	json_decref(out);
 	return NULL;
+}
+
+/* GET …/replication/schema of environment env on node: its tables, their
+ * columns and keys; NULL with *cause. */
+static json_t *
+schema_read(sqlite3 *db, long long node, const char *node_name,
+    long long env, const char *env_name, char **cause)
+{
+	char *path = xasprintf("/agent/v1/environments/%lld/replication/"
+	    "schema", env), *why = NULL;
+	json_t *out = NULL;
+
+	if (migrate_node_call(db, node, "GET", path, NULL, &out, &why, 300) !=
+	    200) {
+		fail(cause, "node '%s': cannot read the schema of '%s': %s",
+		    node_name, env_name, why ? why : "?");
+		json_decref(out);
+		out = NULL;
+	}
+	free(path);
+	free(why);
+	return out;
+}
+
+/* An environment's tables → their columns; NULL with *cause. */
+static json_t *
+schema_get(struct migrate_ctx *c, long long node, const char *node_name,
+    long long env, char **cause)
+{
+	json_t *out = schema_read(c->db, node, node_name, env, c->env, cause);
+	json_t *idx, *v;
+	size_t i;
+
+	if (out == NULL)
+		return NULL;
+	idx = json_object();
+	json_array_foreach(json_object_get(out, "tables"), i, v)
+		json_object_set(idx, jsonx_str(v, "table"),
+		    json_object_get(v, "columns"));
+	json_decref(out);
+	return idx;
+}
+
+/* How replication carries a table of a schema answer. */
+static const char *
+table_method(json_t *table)
+{
+	const char *key = jsonx_str(table, "key");
+
+	if (jsonx_bool(table, "unlogged", 0))
+		return "not carried: an unlogged table is not replicated "
+		    "(migrate without --replicate)";
+	if (key && strcmp(key, "primary key") == 0)
+		return "replicated (primary key)";
+	if (key && strcmp(key, "index") == 0)
+		return "replicated (replica identity index)";
+	return "replicated with replica identity full (no primary key: "
+	    "each update and delete is matched on the whole row)";
+}
+
+/* What replication cannot carry in a schema answer, in words; NULL when
+ * there is nothing. */
+static char *
+uncarried(json_t *schema)
+{
+	json_t *v;
+	char *list = NULL, *n;
+	size_t i;
+
+	json_array_foreach(json_object_get(schema, "tables"), i, v) {
+		if (!jsonx_bool(v, "unlogged", 0))
+			continue;
+		n = xasprintf("%s%stable %s is unlogged", list ? list : "",
+		    list ? ", " : "", jsonx_str(v, "table"));
+		free(list);
+		list = n;
+	}
+	if (jsonx_int(schema, "large_objects", 0) > 0) {
+		n = xasprintf("%s%s%lld large objects", list ? list : "",
+		    list ? ", " : "", jsonx_int(schema, "large_objects", 0));
+		free(list);
+		list = n;
+	}
+	return list;
+}
+
+json_t *
+migrate_repl_plan(sqlite3 *db, long long source_node, const char *env)
+{
+	long long s = store_int(db, 0, "SELECT id FROM environments WHERE"
+	    " node_id = ? AND app_id IS NULL AND name = ? COLLATE NOCASE",
+	    "is", source_node, env);
+	char *node = store_text(db, "SELECT name FROM nodes WHERE id = ?", "i",
+	    source_node), *cause = NULL, *not;
+	json_t *schema, *out, *v;
+	size_t i;
+
+	if (s == 0 || migrate_node_env_empty(db, s)) {
+		free(node);
+		return NULL;
+	}
+	schema = schema_read(db, source_node, node, s, env, &cause);
+	free(node);
+	if (schema == NULL) {
+		out = json_pack("{s:s?}", "error", cause);
+		free(cause);
+		return out;
+	}
+	out = json_pack("{s:[]}", "tables");
+	json_array_foreach(json_object_get(schema, "tables"), i, v)
+		json_array_append_new(json_object_get(out, "tables"), json_pack(
+		    "{s:s,s:s}", "table", jsonx_str(v, "table"), "method",
+		    table_method(v)));
+	if ((not = uncarried(schema)) != NULL) {
+		json_object_set_new(out, "refused", json_sprintf("cannot "
+		    "replicate: %s (migrate without --replicate: the dump "
+		    "copies them)", not));
+		free(not);
+	}
+	json_decref(schema);
+	return out;
 }
 
 /* The files that changed (the delta), and with schema the database's
@@ -292,8 +418,26 @@ migrate_repl_copy(struct migrate_ctx *c, long long s, long long t,
 		goto out;
 	}
 	first = sub == NULL;
-	if (first && repl_make(c, s, t, &source, cause) == -1)
-		goto out;
+	if (first) {
+		/* refused before anything is made: what replication would
+		 * leave behind */
+		json_t *schema = schema_read(c->db, c->source_node,
+		    c->source_name, s, c->env, cause);
+		char *not = schema ? uncarried(schema) : NULL;
+
+		json_decref(schema);
+		if (schema == NULL)
+			goto out;
+		if (not) {
+			fail(cause, "cannot replicate '%s': %s; migrate "
+			    "without --replicate (the dump copies them)",
+			    c->env, not);
+			free(not);
+			goto out;
+		}
+		if (repl_make(c, s, t, &source, cause) == -1)
+			goto out;
+	}
 	/* the first copy: the schema (the subscription copies the rows);
 	 * later ones: the files that changed */
 	if (pull(c, s, t, first, &task, cause) == -1)
@@ -505,6 +649,129 @@ out:
 	json_decref(ack);
 	json_decref(task);
 	free(why);
+	return rc;
+}
+
+int
+migrate_repl_verify_query(struct migrate_ctx *c, long long s, char **query,
+    json_t **rechecked, char **cause)
+{
+	json_t *before = store_row(c->db, "SELECT result_json FROM"
+	    " migration_steps WHERE migration_id = ? AND name = 'verify' AND"
+	    " environment = ? AND phase IN ('start','rehearse') AND state ="
+	    " 'done' ORDER BY seq DESC LIMIT 1", "is", c->id, c->env);
+	json_t *known = json_object_get(json_object_get(before, "result"),
+	    "source_writes"), *now = NULL, *v, *list;
+	char *path, *why = NULL, *enc, *js;
+	size_t i;
+	int rc = -1;
+
+	*query = NULL;
+	*rechecked = NULL;
+	if (!json_is_object(known)) {
+		json_decref(before);
+		return 0;
+	}
+	/* the source's writes now (it is stopped: its app's are counted) */
+	path = xasprintf("/agent/v1/environments/%lld/checksums?files=0"
+	    "&database=writes", s);
+	if (migrate_node_call(c->db, c->source_node, "GET", path, NULL, &now,
+	    &why, 300) != 200) {
+		fail(cause, "node '%s': cannot read the writes of '%s': %s",
+		    c->source_name, c->env, why ? why : "?");
+		goto out;
+	}
+	list = json_array();
+	json_array_foreach(json_object_get(now, "tables"), i, v) {
+		json_t *was = json_object_get(known, jsonx_str(v, "name"));
+
+		if (strcmp(jsonx_str(v, "kind") ? jsonx_str(v, "kind") : "",
+		    "table") != 0)
+			continue;
+		if (!json_is_integer(was) || json_integer_value(was) !=
+		    jsonx_int(v, "writes", -1))
+			json_array_append(list, json_object_get(v, "name"));
+	}
+	js = json_dumps(list, JSON_COMPACT);
+	enc = curl_easy_escape(NULL, js, 0);
+	*query = xasprintf("?database=counts&full=%s", enc);
+	*rechecked = list;
+	curl_free(enc);
+	free(js);
+	rc = 0;
+out:
+	json_decref(before);
+	json_decref(now);
+	free(path);
+	free(why);
+	return rc;
+}
+
+int
+migrate_repl_schema_check(struct migrate_ctx *c, char **cause)
+{
+	json_t *v;
+	char *list = NULL;
+	size_t i;
+	int rc = 0;
+
+	json_array_foreach(json_object_get(c->row, "environments"), i, v) {
+		long long s, t;
+		json_t *a, *b, *col;
+		const char *k;
+
+		c->env = json_string_value(v);
+		s = store_int(c->db, 0, "SELECT id FROM environments WHERE"
+		    " node_id = ? AND app_id IS NULL AND name = ? COLLATE"
+		    " NOCASE", "is", c->source_node, c->env);
+		t = store_int(c->db, 0, "SELECT id FROM environments WHERE"
+		    " node_id = ? AND app_id IS NULL AND name = ? COLLATE"
+		    " NOCASE", "is", c->target_node, c->env);
+		if (s == 0 || migrate_node_env_empty(c->db, s))
+			continue;
+		a = schema_get(c, c->source_node, c->source_name, s, cause);
+		b = a ? schema_get(c, c->target_node, c->target_name, t,
+		    cause) : NULL;
+		if (b == NULL) {
+			json_decref(a);
+			c->env = NULL;
+			free(list);
+			return -1;
+		}
+		json_object_foreach(a, k, col) {
+			json_t *other = json_object_get(b, k);
+			char *n;
+
+			if (other && json_equal(other, col))
+				continue;
+			n = xasprintf("%s%s%s.%s (%s)", list ? list : "", list ?
+			    ", " : "", c->env, k, other ? "its columns differ" :
+			    "only on the source");
+			free(list);
+			list = n;
+		}
+		json_object_foreach(b, k, col) {
+			char *n;
+
+			if (json_object_get(a, k))
+				continue;
+			n = xasprintf("%s%s%s.%s (only on the target)", list ?
+			    list : "", list ? ", " : "", c->env, k);
+			free(list);
+			list = n;
+		}
+		json_decref(a);
+		json_decref(b);
+	}
+	c->env = NULL;
+	if (list) {
+		rc = fail(cause, "the schema changed on the source since the "
+		    "replication started, which logical replication does not "
+		    "carry: %s; nothing was stopped: 'nubo migrate rollback' ends "
+		    "this migration (the source keeps serving), and a new one "
+		    "copies the new schema", list);
+		free(list);
+	}
 	return rc;
 }
 

@@ -23,10 +23,27 @@ int migrate_repl_copy(struct migrate_ctx *, long long s, long long t,
  * the files that changed, drop the replication on both nodes. */
 int migrate_repl_cutover(struct migrate_ctx *, long long s, long long t,
     json_t **result, char **cause);
+/* Before the cutover: every environment's tables and columns are the
+ * same on both nodes (logical replication does not carry DDL); else -1
+ * naming the tables that differ. */
+int migrate_repl_schema_check(struct migrate_ctx *, char **cause);
+/* The cutover's verification of a replica verified before (its last
+ * verify step kept the writes of each table found equal): *query asks
+ * the nodes for every table's row count and the checksum of those
+ * written since (*rechecked, their names) only; *query NULL when there
+ * is no such verification (everything is read). */
+int migrate_repl_verify_query(struct migrate_ctx *, long long s,
+    char **query, json_t **rechecked, char **cause);
 /* Drop the replication of s to t on both nodes (abort, rollback); t may
  * be 0 (the target's side is gone with its database). */
 int migrate_repl_drop(struct migrate_ctx *, long long s, long long t,
     char **cause);
+/* The plan of a replicating migration for environment env of the source
+ * node (the plan's `replication` of each environment): {tables:
+ * [{table, method}], refused: why it cannot}, {error} when the node
+ * cannot say, or NULL when nothing is deployed there. */
+json_t *migrate_repl_plan(sqlite3 *db, long long source_node,
+    const char *env);
 /* Per environment: the source's slot, its lag in bytes and seconds and
  * the WAL it holds (GET /migrations/{id}). */
 json_t *migrate_repl_status(sqlite3 *db, long long id);

@@ -69,6 +69,11 @@ step_prerequisites(struct migrate_ctx *c, json_t **result, char **cause)
 		    "i", c->target_node) != c->temp_app)
 			return fail(cause, "node '%s' is no longer linked to "
 			    "the temporary app", c->target_name);
+		/* a replica whose schema differs from the source's cannot
+		 * take the cutover (before anything goes down) */
+		if (strcmp(c->phase, "cutover") == 0 && migrate_repl_on(c->row)
+		    && migrate_repl_schema_check(c, cause) == -1)
+			return -1;
 		*result = json_pack("{s:b}", "ok", 1);
 		return 0;
 	}

@@ -158,6 +158,25 @@ migrations_create(struct preq *r)
 		    " app_id = ?", "i", r->app_id);
 
 		plan = migrate_plan(r->db, r->app_id, target);
+		/* with replication: how each table is carried */
+		if (jsonx_bool(r->body, "replicate", 0)) {
+			long long src = store_int(r->db, 0, "SELECT id FROM"
+			    " nodes WHERE app_id = ?", "i", r->app_id);
+			json_t *e;
+			size_t i;
+
+			json_object_set_new(plan, "method", json_string(
+			    "replicate"));
+			json_array_foreach(json_object_get(plan,
+			    "environments"), i, e) {
+				json_t *t = migrate_repl_plan(r->db, src,
+				    jsonx_str(e, "environment"));
+
+				if (t)
+					json_object_set_new(e, "replication",
+					    t);
+			}
+		}
 		json_object_set_new(plan, "app", json_string(app));
 		json_object_set_new(plan, "to", json_string(to));
 		json_object_set_new(plan, "from", from ? json_string(from) :

@@ -2,22 +2,30 @@
 # t6-migration-replicate: `nubo migrate start --replicate` (issue 14) with
 # real nodes, PostgreSQL and nginx: the sample app on a v3 node (Test and
 # Production, notes, attachments, and a table without a primary key
-# holding equal rows); a migration aborted after its first copy leaves no
+# holding equal rows); the plan says how each table is replicated, and an
+# unlogged table is refused before anything is made; a migration aborted
+# after its first copy leaves no
 # slot, publication, subscription, role, pg_hba rule or record on either
-# node; a second one copies the schema and files, and from then on the v4
+# node; after a column added on the source, a cutover is refused before
+# anything stops, naming the table, and a rollback leaves nothing either;
+# a third migration copies the schema and files, and from then on the v4
 # database follows the v3 one while a writer adds notes through the app
 # (the target is not started: a replica takes the source's writes alone);
 # `migrate status` shows each slot, its lag and the WAL it holds; a
 # rehearsal copies the new files without copying the database again; the
 # cutover, with the writer still writing until the maintenance page, waits
-# for the last writes, copies the sequences and drops the replication on
-# both nodes. At the end every note the writer was told was saved is on
+# for the last writes, copies the sequences, reads whole only the tables
+# written since the rehearsal's verification (the others' rows counted)
+# and drops the replication on both nodes. At the end every note the writer was told was saved is on
 # v4, each environment's rows and files are equal (psql and sha256sum),
 # v4 hands out new ids after the old ones, and nothing of the
 # replication is left.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/migrate-lib.sh"
 
+# the test hook: the cutover is held before Production's verify step while
+# the target is made to differ
+export NUBO_TEST_PAUSE_FILE=$T/pause
 start_portal
 start_node v3 v3
 start_node v4 v4
@@ -44,6 +52,22 @@ none() {
 # migration
 step() { step_result notes "$1" "$2" "$3" -1 | jq_get "$4"; }
 
+# --- the plan says how each table is carried; what replication cannot
+# carry (an unlogged table) is refused before anything is made ---
+plan=$("$NUBO" migrate plan notes --to v4 --replicate)
+expect_match "the plan: a table with a primary key is replicated" "$plan" "table public.notes: replicated \(primary key\)"
+expect_match "the plan: a table without one, with replica identity full" "$plan" "table public.nopk: replicated with replica identity full"
+env_sql v3 Test "CREATE UNLOGGED TABLE scratch (k int PRIMARY KEY)" >/dev/null
+plan=$("$NUBO" migrate plan notes --to v4 --replicate)
+expect_match "the plan: an unlogged table is not carried" "$plan" "table public.scratch: not carried"
+expect_match "the plan: the environment is refused, naming it" "$plan" "cannot replicate: table public.scratch is unlogged"
+expect_match "the plan still counts the tables" "$plan" "Test +package notes-1.0.0, database [0-9.]+ kB \(4 tables"
+out=$("$NUBO" migrate start notes --to v4 --replicate 2>&1) && fail "a replication of an unlogged table started" ||
+	expect_match "migrate start --replicate refuses it, naming it" "$out" "cannot replicate 'Test': table public.scratch is unlogged"
+expect "nothing was made for it on v3" "$(none v3)" "$NOTHING"
+check "migrate abort (refused start)" "$NUBO" migrate abort notes
+env_sql v3 Test "DROP TABLE scratch" >/dev/null
+
 # --- an aborted migration leaves nothing ---
 check "migrate start --replicate (to be aborted)" "$NUBO" migrate start notes --to v4 --replicate
 expect "its data step replicates" "$(step data Production 0 method)" replicate
@@ -52,6 +76,17 @@ expect "a subscription per environment on v4" "$(node_sql v4 "SELECT count(*) FR
 check "migrate abort" "$NUBO" migrate abort notes
 expect "v3 keeps nothing of the aborted replication" "$(none v3)" "$NOTHING"
 expect "v4 keeps nothing of the aborted replication" "$(none v4)" "$NOTHING"
+
+# --- DDL on the source after the start: the cutover is refused before
+# anything goes down, naming the table; a rollback leaves nothing ---
+check "migrate start --replicate (to meet DDL)" "$NUBO" migrate start notes --to v4 --replicate
+env_sql v3 Production "ALTER TABLE nopk ADD COLUMN extra int" >/dev/null
+out=$("$NUBO" migrate cutover notes 2>&1) && fail "a cutover after DDL on the source went ahead" ||
+	expect_match "the cutover is refused, naming the changed table" "$out" "schema changed on the source.*Production\.public\.nopk \(its columns differ\)"
+expect "the source still serves" "$(route_status v3 notes-production.nubo.localhost /api/notes)" 200
+check "migrate rollback" "$NUBO" migrate rollback notes
+expect "v3 keeps nothing of the rolled-back replication" "$(none v3)" "$NOTHING"
+expect "v4 keeps nothing of the rolled-back replication" "$(none v4)" "$NOTHING"
 
 # --- the writer: notes through v3's router, each acknowledged id kept ---
 : > "$T/written"
@@ -70,7 +105,7 @@ PIDS+=("$WRITER")
 check "migrate start --replicate" "$NUBO" migrate start notes --to v4 --replicate
 expect "the first copy started the replication" "$(step data Production 0 replication)" started
 expect_match "the target did not start on the replica" "$(step start Production 0 skipped)" "starts at the cutover"
-TMP=$(api_as "$ADMIN_KEY" GET "/migrations?app=notes" | jq_get migrations.1.temporary_app)
+TMP=$(api_as "$ADMIN_KEY" GET "/migrations?app=notes" | python3 -c 'import json,sys; print(json.load(sys.stdin)["migrations"][-1]["temporary_app"])')
 expect_match "the target follows, not running" "$(env_state "$TMP" Production)" "^(stopped|notdeployed)$"
 status=$("$NUBO" migrate status notes)
 expect_match "status shows each slot, its lag and the WAL it holds" "$status" "Production +slot nubo_slot_[0-9]+_[0-9a-f_]+, active, lag [0-9]+ bytes.*WAL held [0-9]+ bytes"
@@ -100,13 +135,38 @@ check "migrate rehearse" "$NUBO" migrate rehearse notes
 expect "the rehearsal follows the replica" "$(step data Production 1 replication)" following
 expect "the rehearsal copied the new attachments" "$(step data Production 1 files_copied)" 2
 
-# --- cutover with the writer running until the maintenance page ---
+# --- cutover with the writer running until the maintenance page; held
+# before Production's verify, where a row of a table written since the
+# rehearsal (notes) is changed on the target, keeping the row count: the
+# downtime's verification must read that table whole and fail ---
 sleep 1
-check "migrate cutover" "$NUBO" migrate cutover notes
+pause_at verify:Production
+"$NUBO" migrate cutover notes > "$T/cut.out" 2> "$T/cut.err" &
+cut=$!
+if reached verify:Production; then
+	row=$(db_sql v4 "$T_PROD" "SELECT id, title FROM notes ORDER BY id LIMIT 1")
+	db_sql v4 "$T_PROD" "UPDATE notes SET title = title || ' (changed)' WHERE id = ${row%%|*}"
+	unpause
+	rc=0
+	wait "$cut" || rc=$?
+	expect "cutover: a row changed on the target: the cutover fails" "$rc" 1
+	expect_match "cutover: the verify step names the table" "$(cat "$T/cut.err")" \
+		"the target differs from the source in 1 place\(s\): table public.notes: "
+	db_sql v4 "$T_PROD" "UPDATE notes SET title = '${row#*|}' WHERE id = ${row%%|*}"
+else
+	fail "the cutover never reached Production's verify step"
+	unpause
+	wait "$cut" || true
+fi
+check "the cutover goes on once the target is put back" "$NUBO" migrate resume notes
 touch "$T/writer.stop"
 wait "$WRITER" 2>/dev/null || true
 expect "the cutover waited for the last writes" "$(step data Production 2 dropped)" true
 expect_match "the cutover copied the sequences" "$(step data Production 2 sequences)" "^[1-9]"
+# the downtime's verification reads whole only what was written since the
+# rehearsal's (the writer's notes), and counts the rows of the rest
+expect_match "the cutover re-read the tables written since the rehearsal" "$(step verify Production 2 rechecked)" '"public.notes"'
+expect_match "and only counted the others' rows" "$(step verify Production 2 counted_only)" "^[1-9]"
 written=$(sort -u "$T/written")
 n_written=$(wc -l <<< "$written")
 [ "$n_written" -gt "$n_before" ] && pass "the writer kept writing until the cutover ($n_written notes)" ||
