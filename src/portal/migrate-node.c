@@ -211,6 +211,14 @@ env_row(sqlite3 *db, long long env_id)
 	    " WHERE e.id = ?", "i", env_id);
 }
 
+long long
+migrate_node_env_id(sqlite3 *db, long long node, const char *name)
+{
+	return store_int(db, 0, "SELECT id FROM environments WHERE"
+	    " node_id = ? AND app_id IS NULL AND name = ? COLLATE NOCASE",
+	    "is", node, name);
+}
+
 int
 migrate_node_env_empty(sqlite3 *db, long long env_id)
 {
@@ -228,9 +236,8 @@ migrate_node_keep_snapshot(struct migrate_ctx *c, long long node_id,
 	struct job j;
 	/* the target holds what the source held: nothing to keep when the
 	 * source environment is empty */
-	long long src = store_int(c->db, 0, "SELECT id FROM environments"
-	    " WHERE node_id = ? AND app_id IS NULL AND name = ? COLLATE"
-	    " NOCASE", "is", c->source_node, c->env ? c->env : "");
+	long long src = migrate_node_env_id(c->db, c->source_node, c->env ?
+	    c->env : "");
 	json_t *e = env_row(c->db, src ? src : env_id);
 	int none = e && jsonx_int(e, "empty", 0) == 1;
 
@@ -1082,9 +1089,7 @@ json_t *
 migrate_node_env_plan(sqlite3 *db, long long source_node,
     long long target_node, const char *env)
 {
-	long long s = store_int(db, 0, "SELECT id FROM environments WHERE"
-	    " node_id = ? AND app_id IS NULL AND name = ? COLLATE NOCASE",
-	    "is", source_node, env);
+	long long s = migrate_node_env_id(db, source_node, env);
 	json_t *e = env_row(db, s), *sums = NULL, *out;
 	char *path = xasprintf("/agent/v1/environments/%lld/checksums", s);
 	char *why = NULL;

@@ -59,6 +59,8 @@ int migrate_node_import(struct migrate_ctx *, long long t, json_t *body,
 int migrate_node_call(sqlite3 *db, long long node, const char *method,
     const char *path, json_t *body, json_t **out, char **cause,
     long timeout);
+/* The id of node's own environment name (0 when it has none). */
+long long migrate_node_env_id(sqlite3 *db, long long node, const char *name);
 /* Was nothing ever deployed to (nor restored into) the environment? */
 int migrate_node_env_empty(sqlite3 *db, long long env_id);
 /* Is the environment stopped (as the portal last saw it)? */

@@ -288,38 +288,48 @@ table_method(json_t *table)
 	    "each update and delete is matched on the whole row)";
 }
 
+/* Append an item to a list said in words ("a, b, c"; *list NULL when
+ * empty). */
+static void
+list_add(char **list, const char *fmt, ...)
+{
+	va_list ap;
+	char *item, *n;
+
+	va_start(ap, fmt);
+	if (vasprintf(&item, fmt, ap) == -1)
+		item = NULL;
+	va_end(ap);
+	n = xasprintf("%s%s%s", *list ? *list : "", *list ? ", " : "",
+	    item ? item : "?");
+	free(item);
+	free(*list);
+	*list = n;
+}
+
 /* What replication cannot carry in a schema answer, in words; NULL when
  * there is nothing. */
 static char *
 uncarried(json_t *schema)
 {
 	json_t *v;
-	char *list = NULL, *n;
+	char *list = NULL;
 	size_t i;
 
-	json_array_foreach(json_object_get(schema, "tables"), i, v) {
-		if (!jsonx_bool(v, "unlogged", 0))
-			continue;
-		n = xasprintf("%s%stable %s is unlogged", list ? list : "",
-		    list ? ", " : "", jsonx_str(v, "table"));
-		free(list);
-		list = n;
-	}
-	if (jsonx_int(schema, "large_objects", 0) > 0) {
-		n = xasprintf("%s%s%lld large objects", list ? list : "",
-		    list ? ", " : "", jsonx_int(schema, "large_objects", 0));
-		free(list);
-		list = n;
-	}
+	json_array_foreach(json_object_get(schema, "tables"), i, v)
+		if (jsonx_bool(v, "unlogged", 0))
+			list_add(&list, "table %s is unlogged", jsonx_str(v,
+			    "table"));
+	if (jsonx_int(schema, "large_objects", 0) > 0)
+		list_add(&list, "%lld large objects", jsonx_int(schema,
+		    "large_objects", 0));
 	return list;
 }
 
 json_t *
 migrate_repl_plan(sqlite3 *db, long long source_node, const char *env)
 {
-	long long s = store_int(db, 0, "SELECT id FROM environments WHERE"
-	    " node_id = ? AND app_id IS NULL AND name = ? COLLATE NOCASE",
-	    "is", source_node, env);
+	long long s = migrate_node_env_id(db, source_node, env);
 	char *node = store_text(db, "SELECT name FROM nodes WHERE id = ?", "i",
 	    source_node), *cause = NULL, *not;
 	json_t *schema, *out, *v;
@@ -496,8 +506,9 @@ out:
 
 /* Both sides of the replication of one environment dropped: the target's
  * subscription, then the source's slot, publication, role and rule. */
-static int
-repl_drop(struct migrate_ctx *c, long long s, long long t, char **cause)
+int
+migrate_repl_drop(struct migrate_ctx *c, long long s, long long t,
+    char **cause)
 {
 	json_t *out = NULL;
 	char *why = NULL;
@@ -630,7 +641,7 @@ migrate_repl_cutover(struct migrate_ctx *c, long long s, long long t,
 	}
 	if (pull(c, s, t, 0, &task, cause) == -1)
 		goto out;
-	if (repl_drop(c, s, t, cause) == -1)
+	if (migrate_repl_drop(c, s, t, cause) == -1)
 		goto out;
 	json_object_set_new(*result, "catchup_ms", json_integer(caught));
 	json_object_set_new(*result, "sequences", json_integer((json_int_t)
@@ -721,12 +732,8 @@ migrate_repl_schema_check(struct migrate_ctx *c, char **cause)
 		const char *k;
 
 		c->env = json_string_value(v);
-		s = store_int(c->db, 0, "SELECT id FROM environments WHERE"
-		    " node_id = ? AND app_id IS NULL AND name = ? COLLATE"
-		    " NOCASE", "is", c->source_node, c->env);
-		t = store_int(c->db, 0, "SELECT id FROM environments WHERE"
-		    " node_id = ? AND app_id IS NULL AND name = ? COLLATE"
-		    " NOCASE", "is", c->target_node, c->env);
+		s = migrate_node_env_id(c->db, c->source_node, c->env);
+		t = migrate_node_env_id(c->db, c->target_node, c->env);
 		if (s == 0 || migrate_node_env_empty(c->db, s))
 			continue;
 		a = schema_get(c, c->source_node, c->source_name, s, cause);
@@ -740,26 +747,15 @@ migrate_repl_schema_check(struct migrate_ctx *c, char **cause)
 		}
 		json_object_foreach(a, k, col) {
 			json_t *other = json_object_get(b, k);
-			char *n;
 
-			if (other && json_equal(other, col))
-				continue;
-			n = xasprintf("%s%s%s.%s (%s)", list ? list : "", list ?
-			    ", " : "", c->env, k, other ? "its columns differ" :
-			    "only on the source");
-			free(list);
-			list = n;
+			if (other == NULL || !json_equal(other, col))
+				list_add(&list, "%s.%s (%s)", c->env, k, other ?
+				    "its columns differ" : "only on the source");
 		}
-		json_object_foreach(b, k, col) {
-			char *n;
-
-			if (json_object_get(a, k))
-				continue;
-			n = xasprintf("%s%s%s.%s (only on the target)", list ?
-			    list : "", list ? ", " : "", c->env, k);
-			free(list);
-			list = n;
-		}
+		json_object_foreach(b, k, col)
+			if (json_object_get(a, k) == NULL)
+				list_add(&list, "%s.%s (only on the target)",
+				    c->env, k);
 		json_decref(a);
 		json_decref(b);
 	}
@@ -775,12 +771,6 @@ migrate_repl_schema_check(struct migrate_ctx *c, char **cause)
 	return rc;
 }
 
-int
-migrate_repl_drop(struct migrate_ctx *c, long long s, long long t,
-    char **cause)
-{
-	return repl_drop(c, s, t, cause);
-}
 
 json_t *
 migrate_repl_status(sqlite3 *db, long long id)
@@ -793,9 +783,7 @@ migrate_repl_status(sqlite3 *db, long long id)
 	json_array_foreach(json_object_get(m, "environments"), i, v) {
 		const char *name = json_string_value(v);
 		long long node = jsonx_int(m, "source_node_id", 0);
-		long long s = store_int(db, 0, "SELECT id FROM environments"
-		    " WHERE node_id = ? AND app_id IS NULL AND name = ? COLLATE"
-		    " NOCASE", "is", node, name ? name : "");
+		long long s = migrate_node_env_id(db, node, name ? name : "");
 		char *path, *why = NULL;
 		json_t *slot = NULL, *e;
 		int st;

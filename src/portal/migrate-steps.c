@@ -40,9 +40,7 @@ fail(char **cause, const char *fmt, ...)
 static long long
 env_id(struct migrate_ctx *c, long long node, const char *name)
 {
-	return store_int(c->db, 0, "SELECT id FROM environments WHERE"
-	    " node_id = ? AND app_id IS NULL AND name = ? COLLATE NOCASE",
-	    "is", node, name);
+	return migrate_node_env_id(c->db, node, name);
 }
 
 /* seed §2: checked again before every phase, since nodes and roles may
