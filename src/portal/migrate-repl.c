@@ -22,6 +22,7 @@
 #include "migrate-steps.h"
 #include "nodeclient.h"
 #include "store.h"
+#include "testhook.h"
 #include "util.h"
 #include "xmalloc.h"
 
@@ -217,14 +218,15 @@ wait_streaming(struct migrate_ctx *c, long long t, char **cause)
 	}
 }
 
-/* The source's slot as GET …/replication reports it, or NULL. */
+/* The source's slot as GET …/replication reports it, or NULL (*status
+ * the node's answer, 404 when it has no such replication). */
 static json_t *
-slot_get(struct migrate_ctx *c, long long s, char **cause)
+slot_get(struct migrate_ctx *c, long long s, int *status, char **cause)
 {
 	json_t *out = NULL;
 
-	if (repl_call(c, c->source_node, "GET", s, "replication", NULL, &out,
-	    cause) == 200)
+	if ((*status = repl_call(c, c->source_node, "GET", s, "replication",
+	    NULL, &out, cause)) == 200)
 		return out;
 	json_decref(out);
 	return NULL;
@@ -463,11 +465,12 @@ migrate_repl_copy(struct migrate_ctx *c, long long s, long long t,
 			goto out;
 		}
 	}
+	testhook_pause("repl-copying");
 	if (wait_streaming(c, t, cause) == -1)
 		goto out;
 	free(why);
 	why = NULL;
-	slot = slot_get(c, s, &why);
+	slot = slot_get(c, s, &st, &why);
 	*result = json_pack("{s:s,s:s,s:I,s:I,s:I,s:I,s:f}", "method",
 	    "replicate", "replication", first ? "started" : "following",
 	    "files_copied", (json_int_t)jsonx_int(task, "files_total", 0),
@@ -550,7 +553,8 @@ wait_caught_up(struct migrate_ctx *c, long long s, uint64_t end,
 
 	for (;;) {
 		char *why = NULL;
-		json_t *slot = slot_get(c, s, &why);
+		int st;
+		json_t *slot = slot_get(c, s, &st, &why);
 		uint64_t at;
 
 		if (slot == NULL) {
@@ -580,6 +584,41 @@ wait_caught_up(struct migrate_ctx *c, long long s, uint64_t end,
 	}
 }
 
+/* The source's slot is gone or going: an earlier attempt of this step
+ * dropped the replication — its last act, after the sequences and the
+ * files — and was stopped before the journal said so. The data is then
+ * complete if the target's subscription is gone too (it is dropped
+ * first); what is left of the source's side is dropped. */
+static int
+dropped_earlier(struct migrate_ctx *c, long long s, long long t,
+    json_t **result, char **cause)
+{
+	char *why = NULL;
+	int missing;
+	json_t *sub = subscription_get(c, t, &missing, &why);
+
+	json_decref(sub);
+	if (sub || !missing) {
+		if (sub == NULL)
+			c->unreachable = 1;
+		fail(cause, "the replication slot of '%s' on node '%s' is "
+		    "gone while node '%s' %s: the target cannot receive the "
+		    "source's last writes; 'nubo migrate rollback' serves the "
+		    "app from the source", c->env, c->source_name,
+		    c->target_name, sub ? "still subscribes" : why ? why :
+		    "cannot say if it still subscribes");
+		free(why);
+		return -1;
+	}
+	free(why);
+	if (migrate_repl_drop(c, s, t, cause) == -1)
+		return -1;
+	*result = json_pack("{s:s,s:b,s:s}", "method", "replicate",
+	    "dropped", 1, "note", "both sides were dropped by an earlier "
+	    "attempt of this step, after its sequences and files");
+	return 0;
+}
+
 int
 migrate_repl_cutover(struct migrate_ctx *c, long long s, long long t,
     json_t **result, char **cause)
@@ -600,11 +639,17 @@ migrate_repl_cutover(struct migrate_ctx *c, long long s, long long t,
 		*result = json_copy(c->prior);
 		return 0;
 	}
-	slot = slot_get(c, s, &why);
-	if (slot == NULL) {
+	slot = slot_get(c, s, &st, &why);
+	if (slot == NULL && st != 404) {
 		c->unreachable = 1;
 		fail(cause, "node '%s': cannot read the replication slot of "
 		    "'%s': %s", c->source_name, c->env, why ? why : "?");
+		goto out;
+	}
+	if (slot == NULL || !jsonx_bool(slot, "slot_exists", 0) ||
+	    strcmp(jsonx_str(slot, "state") ? jsonx_str(slot, "state") : "",
+	    "deleting") == 0) {
+		rc = dropped_earlier(c, s, t, result, cause);
 		goto out;
 	}
 	/* where the source's WAL ends now that its app is stopped; an
@@ -641,8 +686,10 @@ migrate_repl_cutover(struct migrate_ctx *c, long long s, long long t,
 	}
 	if (pull(c, s, t, 0, &task, cause) == -1)
 		goto out;
+	testhook_pause("repl-dropping");
 	if (migrate_repl_drop(c, s, t, cause) == -1)
 		goto out;
+	testhook_pause("repl-dropped");
 	json_object_set_new(*result, "catchup_ms", json_integer(caught));
 	json_object_set_new(*result, "sequences", json_integer((json_int_t)
 	    json_array_size(json_object_get(seqs, "sequences"))));

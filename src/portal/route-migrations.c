@@ -239,6 +239,21 @@ migrations_list(struct preq *r)
 	reply(r, 200, json_pack("{s:o}", "migrations", out));
 }
 
+/* The states in which a replicating migration's slots exist: after the
+ * first copy, until the cutover. */
+static int
+replicating(const char *state)
+{
+	static const char *const states[] = { "copying", "copied",
+		"rehearsing", NULL };
+	int i;
+
+	for (i = 0; state && states[i]; i++)
+		if (strcmp(state, states[i]) == 0)
+			return 1;
+	return 0;
+}
+
 /* GET /migrations/{migration} */
 void
 migrations_show(struct preq *r)
@@ -259,7 +274,7 @@ migrations_show(struct preq *r)
 	if (migrate_repl_on(m) && store_int(r->db, 0, "SELECT 1 FROM"
 	    " migration_steps WHERE migration_id = ? AND phase = 'start' AND"
 	    " name = 'data' AND state = 'done'", "i", id) == 1 &&
-	    strstr(" copying copied rehearsing ", jsonx_str(m, "state")))
+	    replicating(jsonx_str(m, "state")))
 		json_object_set_new(m, "replication", migrate_repl_status(r->db,
 		    id));
 	reply(r, 200, m);

@@ -213,3 +213,37 @@ restart_node() {
 	start_node "$1" "$2"
 	wait_http "${!var}/agent/v1/node" 60
 }
+
+# mstate FIELD: a field of the migration of app shop (or $MIG_APP);
+# wait_failed_or: until its job stopped (failed, retrying, waiting for the
+# next phase, or finished).
+mstate() { api_as "$ADMIN_KEY" GET "/migrations?app=${MIG_APP:-shop}" | jq_get "migrations.0.$1"; }
+wait_failed_or() {
+	local i
+	for i in $(seq 600); do
+		case "$(mstate status)" in failed|retrying|waiting|finished) return 0;; esac
+		sleep 0.2
+	done
+}
+
+# writer_start HOSTPREFIX: notes through v3's router until writer_stop,
+# every id the app acknowledged (its INSERT committed) appended to
+# $T/written; it ends by itself when the test's folder is gone (a test
+# that ended early), so that it never outlives the test.
+writer_start() {
+	: > "$T/written"
+	(
+		while [ -d "$T" ] && [ ! -e "$T/writer.stop" ]; do
+			id=$(curl -sf -m 5 -H "Host: $1.nubo.localhost" -H 'Content-Type: application/json' \
+				--data-binary '{"title":"live","body":"written while replicating"}' \
+				"http://127.0.0.1:$ROUTER_v3/api/notes" | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])' 2>/dev/null) &&
+				echo "$id" >> "$T/written"
+			sleep 0.05
+		done
+	) &
+	WRITER=$!
+}
+writer_stop() {
+	touch "$T/writer.stop"
+	wait "$WRITER" 2>/dev/null || true
+}

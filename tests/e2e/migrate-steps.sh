@@ -10,7 +10,8 @@
 # so that together they kill each process at each boundary. At the end the
 # data on the target equals the source's (psql and sha256sum), writes made
 # between the rehearsal and the cutover arrived, and nothing is left twice.
-# Sourced by the scripts after setting ROTATION.
+# Sourced by the scripts after setting ROTATION (and MIGRATE_ARGS, the
+# options of `nubo migrate start`).
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/migrate-lib.sh"
 
@@ -30,7 +31,6 @@ add_notes v3 shop-production 3 3
 bulk_rows v3 Production 2000
 
 mjson() { api_as "$ADMIN_KEY" GET /migrations/1; }
-mstate() { api_as "$ADMIN_KEY" GET '/migrations?app=shop' | jq_get "migrations.0.$1"; }
 # pending_points: the steps of the current phase not yet done, in order,
 # as the test hook names them (STEP or STEP:ENVIRONMENT).
 pending_points() {
@@ -112,7 +112,7 @@ phase() {
 	pass "$* — killed at ${#points[@]} boundaries"
 }
 
-phase prerequisites "$NUBO" migrate start shop --to v4 --no-wait
+phase prerequisites "$NUBO" migrate start shop --to v4 ${MIGRATE_ARGS:-} --no-wait
 expect "start phase: copied" "$(mstate state)" copied
 add_notes v3 shop-production 2 1
 phase prerequisites "$NUBO" migrate rehearse shop --no-wait
@@ -150,9 +150,14 @@ expect "every step done" "$(mjson | python3 -c '
 import json,sys
 m = json.load(sys.stdin)
 print(sorted({s["state"] for s in m["steps"]}))')" "['done']"
+case ${MIGRATE_ARGS:-} in *--replicate*)
+	expect "the data steps replicated" "$(step_result shop data Production 0 | jq_get method)" replicate ;;
+esac
 echo "# kills: ${KILLS[*]}"
 expect "killed at every step boundary" "${#KILLS[@]}" "$(mjson | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["steps"]))')"
 retried=$(mjson | python3 -c 'import json,sys; print(sum(s["attempts"] > 1 for s in json.load(sys.stdin)["steps"]))')
 echo "# steps run again after a kill: $retried"
 expect_match "kills made steps run again" "$retried" '^[1-9][0-9]*$'
+expect "v3 keeps nothing of a replication" "$(leftovers v3 postgres)" "$NOTHING"
+expect "v4 keeps nothing of a replication" "$(leftovers v4 postgres)" "$NOTHING"
 finish

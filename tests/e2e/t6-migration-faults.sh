@@ -36,15 +36,6 @@ add_notes v3 shop-production 4 5
 bulk_rows v3 Test 30000
 bulk_rows v3 Production 30000
 
-mstate() { api_as "$ADMIN_KEY" GET '/migrations?app=shop' | jq_get migrations.0.$1; }
-wait_failed_or() {	# wait until the migration's job stopped (failed/done)
-	local i
-	for i in $(seq 600); do
-		case "$(mstate status)" in failed|retrying|waiting|finished) return 0;; esac
-		sleep 0.2
-	done
-}
-
 # 1. portal killed at a step boundary
 pause_at temp-app
 "$NUBO" migrate start shop --to v4 --no-wait >/dev/null

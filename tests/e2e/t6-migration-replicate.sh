@@ -89,18 +89,7 @@ expect "v3 keeps nothing of the rolled-back replication" "$(none v3)" "$NOTHING"
 expect "v4 keeps nothing of the rolled-back replication" "$(none v4)" "$NOTHING"
 
 # --- the writer: notes through v3's router, each acknowledged id kept ---
-: > "$T/written"
-(
-	while [ ! -e "$T/writer.stop" ]; do
-		id=$(curl -sf -m 5 -H 'Host: notes-production.nubo.localhost' -H 'Content-Type: application/json' \
-			--data-binary '{"title":"live","body":"written while replicating"}' \
-			"http://127.0.0.1:$ROUTER_v3/api/notes" | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])' 2>/dev/null) &&
-			echo "$id" >> "$T/written"
-		sleep 0.05
-	done
-) &
-WRITER=$!
-PIDS+=("$WRITER")
+writer_start notes-production
 
 check "migrate start --replicate" "$NUBO" migrate start notes --to v4 --replicate
 expect "the first copy started the replication" "$(step data Production 0 replication)" started
@@ -159,8 +148,7 @@ else
 	wait "$cut" || true
 fi
 check "the cutover goes on once the target is put back" "$NUBO" migrate resume notes
-touch "$T/writer.stop"
-wait "$WRITER" 2>/dev/null || true
+writer_stop
 expect "the cutover waited for the last writes" "$(step data Production 2 dropped)" true
 expect_match "the cutover copied the sequences" "$(step data Production 2 sequences)" "^[1-9]"
 # the downtime's verification reads whole only what was written since the

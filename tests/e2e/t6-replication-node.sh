@@ -7,7 +7,9 @@
 # the target's address alone) and the v4 node subscribes into an
 # environment holding the same schema; inserts, updates and deletes on
 # the source (also on a table without a primary key) reach the target,
-# compared with psql; the lag is reported; sequences are copied; deleting
+# compared with psql; the lag is reported; sequences are copied; the
+# checksums' modes the cutover reads (writes, counts with some tables read
+# whole) answer, and queries they cannot read are refused; deleting
 # both sides leaves no slot, publication, subscription, role or rule.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/migrate-lib.sh"
@@ -222,6 +224,35 @@ expect "the source's app still serves" "$(route_status v3 notes-production.nubo.
 # environments deleted while they replicate: the slot and the
 # subscription would keep DROP DATABASE from working; they go with them
 KEY3=$(python3 -c 'import uuid; print(uuid.uuid4())')
+# the checksums the cutover's verification reads: each table's writes
+# alone, or row counts with only the named tables read whole; a query it
+# cannot read is refused
+sums() {	# sums QUERY: status, then per table name:rows:checksum:writes
+	local st
+	st=$(agent v3 GET "/environments/$SID/checksums?files=0&$1")
+	echo "$st $(python3 -c '
+import json, sys
+d = json.load(open(sys.argv[1]))
+print(" ".join("%s:%s:%s:%s" % (t["name"], t.get("rows", "-"), t.get("checksum") or "-", "w" if isinstance(t.get("writes"), int) else "-")
+    for t in d.get("tables", []) if t["name"] in ("public.notes", "public.nopk")))' "$T/agent.json" 2>/dev/null)"
+}
+expect_match "checksums?database=writes: each table's writes, no row read" "$(sums database=writes)" \
+	"^200 public.nopk:-:-:w public.notes:-:-:w$|^200 public.notes:-:-:w public.nopk:-:-:w$"
+out=$(sums 'database=counts&full=%5B%22public.notes%22%5D')
+expect_match "checksums?database=counts&full=[notes]: notes read whole (a hash of each row's values)" "$out" "public.notes:[0-9]+:h-?[0-9]+:w"
+expect_match "  …the other tables counted only" "$out" "public.nopk:[0-9]+:-:w"
+# a column type without a hash function: md5 of the rows' text instead
+env_sql v3 Production "CREATE TABLE jtab (k int PRIMARY KEY, j json); INSERT INTO jtab VALUES (1, '{\"a\": 1}')" >/dev/null
+agent v3 GET "/environments/$SID/checksums?files=0&database=counts&full=%5B%22public.jtab%22%5D" >/dev/null
+expect_match "  …a table with a json column read whole by md5" "$(python3 -c '
+import json, sys
+print([t.get("checksum") for t in json.load(open(sys.argv[1]))["tables"] if t["name"] == "public.jtab"])' "$T/agent.json")" "^\['-?[0-9]+'\]$"
+env_sql v3 Production "DROP TABLE jtab" >/dev/null
+for q in database=all 'database=1&full=%5B%22public.notes%22%5D' 'database=counts&full=public.notes' \
+	'database=counts&full=%5B1%5D' 'database=counts&full=%7B%7D'; do
+	expect "checksums?$q is refused" "$(agent v3 GET "/environments/$SID/checksums?files=0&$q")/$(answer error.code)" 400/BAD_QUERY
+done
+
 env_sql v4 Production "TRUNCATE notes, attachments, events, nopk" >/dev/null
 expect "a third migration" "$(agent v3 POST "/environments/$SID/replication" "{\"migration\":\"$KEY3\",\"target_address\":\"127.0.0.1\"}")" 201
 expect "…subscribed" "$(agent v4 POST "/environments/$TID/subscription" "$(cat "$T/agent.json")")" 201
