@@ -42,6 +42,9 @@
 #define ESTIMATE_SWITCH		1.0
 /* an app's start, when none was measured */
 #define ESTIMATE_ASSUMED_START	2.0
+/* a replicating cutover: the last writes, the sequences, the
+ * verification of what changed */
+#define REPL_ASSUMED		1.0
 
 static json_t *
 estimate(double seconds, json_t *basis)
@@ -84,7 +87,8 @@ from_cutovers(sqlite3 *db, long long app_id, long long target,
 	    " s.state = 'done'"
 	    " WHERE m.target_node_id = ? AND d.phase = 'cutover' AND"
 	    " d.name = 'data' AND d.state = 'done' AND"
-	    " json_extract(d.result_json, '$.skipped') IS NULL"
+	    " json_extract(d.result_json, '$.skipped') IS NULL AND"
+	    " m.method IS NOT 'replicate'"
 	    " ORDER BY m.app_id = ? AND d.environment = ? COLLATE NOCASE DESC,"
 	    " d.id DESC LIMIT 1", "iis", target, app_id, env);
 	json_t *row = json_array_get(rows, 0), *d, *out = NULL;
@@ -148,7 +152,8 @@ from_copies(sqlite3 *db, long long app_id, long long target,
 	    " WHERE m.app_id = ? AND m.target_node_id = ? AND"
 	    " d.environment = ? COLLATE NOCASE AND d.name = 'data' AND"
 	    " d.state = 'done' AND d.phase IN ('start','rehearse') AND"
-	    " json_extract(d.result_json, '$.skipped') IS NULL"
+	    " json_extract(d.result_json, '$.skipped') IS NULL AND"
+	    " m.method IS NOT 'replicate'"
 	    " ORDER BY d.id DESC LIMIT 1", "iis", app_id, target, env);
 	json_t *steps = NULL, *out = NULL, *data = NULL;
 	double copy, verify, start, secs;
@@ -215,6 +220,17 @@ part(json_t *row, long long bytes, const char *what, char **text)
 	return secs;
 }
 
+/* The start of env measured last (its "id" and "ms"), or NULL. */
+static json_t *
+last_start(sqlite3 *db, long long app_id, const char *env)
+{
+	return store_row(db, "SELECT CAST(id AS TEXT) AS id, run_ms AS ms"
+	    " FROM jobs WHERE app_id = ? AND environment = ? COLLATE NOCASE"
+	    " AND kind IN ('env.start','env.restart') AND"
+	    " state = 'completed' AND run_ms > 0 ORDER BY id DESC LIMIT 1",
+	    "is", app_id, env);
+}
+
 /* 3: nothing copied to target yet. NULL when none of the parts was
  * measured. */
 static json_t *
@@ -234,11 +250,7 @@ from_elsewhere(sqlite3 *db, long long app_id, long long target,
 	    " s.uuid = r.snapshot_uuid WHERE e.node_id = ? AND"
 	    " r.state = 'completed' AND j.run_ms > 0 ORDER BY r.id DESC"
 	    " LIMIT 1", "i", target);
-	json_t *start = store_row(db, "SELECT CAST(id AS TEXT) AS id, run_ms"
-	    " AS ms FROM jobs WHERE app_id = ? AND environment = ? COLLATE"
-	    " NOCASE AND kind IN ('env.start','env.restart') AND"
-	    " state = 'completed' AND run_ms > 0 ORDER BY id DESC LIMIT 1",
-	    "is", app_id, env);
+	json_t *start = last_start(db, app_id, env);
 	char *dump_text = NULL, *load_text = NULL, *start_text = NULL;
 	double dump, loading, starting;
 	json_t *out = NULL;
@@ -292,9 +304,64 @@ out:
 	return out;
 }
 
+/* A migration that replicates does not copy the database during the
+ * downtime: the downtime of a replicating cutover to target (this app's
+ * environment's first), as it was; else the environment's start, the
+ * switch, and REPL_ASSUMED for the last writes, the sequences and the
+ * verification of what changed. */
+static json_t *
+replicated(sqlite3 *db, long long app_id, long long target, const char *env)
+{
+	json_t *row = store_row(db, "SELECT m.id AS migration,"
+	    " s.environment, json_extract(s.result_json, '$.downtime_ms')"
+	    " AS ms FROM migration_steps s JOIN migrations m ON"
+	    " m.id = s.migration_id WHERE m.target_node_id = ? AND"
+	    " m.method = 'replicate' AND s.phase = 'cutover' AND"
+	    " s.name = 'served' AND s.state = 'done' AND"
+	    " json_extract(s.result_json, '$.downtime_ms') > 0"
+	    " ORDER BY m.app_id = ? AND s.environment = ? COLLATE NOCASE DESC,"
+	    " s.id DESC LIMIT 1", "iis", target, app_id, env);
+	json_t *start, *out;
+	double down, starting;
+
+	if (row) {
+		down = jsonx_int(row, "ms", 0) / 1000.0;
+		out = estimate(down, json_pack("{s:s,s:I,s:s,s:f}", "measured",
+		    "cutover", "migration", (json_int_t)jsonx_int(row,
+		    "migration", 0), "environment", jsonx_str(row,
+		    "environment"), "downtime_seconds", down));
+		json_object_set_new(json_object_get(out, "basis"), "text",
+		    json_sprintf("measured at a replicating cutover to this "
+		    "node (migration %lld, %s): down %.1f s; it does not copy "
+		    "the database, whose size does not change the estimate",
+		    jsonx_int(row, "migration", 0), jsonx_str(row,
+		    "environment"), down));
+		json_decref(row);
+		return out;
+	}
+	start = last_start(db, app_id, env);
+	starting = start ? jsonx_int(start, "ms", 0) / 1000.0 :
+	    ESTIMATE_ASSUMED_START;
+	out = estimate(starting + ESTIMATE_SWITCH + REPL_ASSUMED, json_pack(
+	    "{s:s,s:O*,s:f,s:f,s:f}", "measured", start ? "elsewhere" :
+	    "nothing", "start_job", start, "start_seconds", starting,
+	    "switch_seconds_assumed", ESTIMATE_SWITCH,
+	    "replication_seconds_assumed", REPL_ASSUMED));
+	json_object_set_new(json_object_get(out, "basis"), "text",
+	    json_sprintf("replicating: the database is not copied during the "
+	    "downtime; start %.1f s (%s), plus %.0f s assumed to stop, route "
+	    "and serve and %.0f s assumed to receive the last writes, set the "
+	    "sequences and verify what changed since the last verification "
+	    "(the tables written since are read whole)", starting, start ?
+	    "this environment's last start" : "assumed", ESTIMATE_SWITCH,
+	    REPL_ASSUMED));
+	json_decref(start);
+	return out;
+}
+
 json_t *
 migrate_estimate(sqlite3 *db, long long app_id, long long target,
-    const char *env, long long database_bytes)
+    const char *env, long long database_bytes, int replicate)
 {
 	json_t *e;
 
@@ -302,6 +369,8 @@ migrate_estimate(sqlite3 *db, long long app_id, long long target,
 		return estimate(0, json_pack("{s:s,s:s}", "measured",
 		    "nothing deployed", "text", "nothing deployed: nothing is "
 		    "copied and nothing is served"));
+	if (replicate)
+		return replicated(db, app_id, target, env);
 	if ((e = from_cutovers(db, app_id, target, env, database_bytes)))
 		return e;
 	if ((e = from_copies(db, app_id, target, env, database_bytes)))

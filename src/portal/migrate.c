@@ -15,6 +15,7 @@
 #include "log.h"
 #include "testhook.h"
 #include "migrate-estimate.h"
+#include "migrate-repl.h"
 #include "migrate-node.h"
 #include "migrate-steps.h"
 #include "nodeclient.h"
@@ -288,7 +289,8 @@ out:
 }
 
 json_t *
-migrate_plan(sqlite3 *db, long long app_id, long long target_node)
+migrate_plan(sqlite3 *db, long long app_id, long long target_node,
+    int replicate)
 {
 	long long src = store_int(db, 0, "SELECT id FROM nodes WHERE"
 	    " app_id = ?", "i", app_id);
@@ -304,7 +306,7 @@ migrate_plan(sqlite3 *db, long long app_id, long long target_node)
 		    json_string_value(e));
 		json_t *est = migrate_estimate(db, app_id, target_node,
 		    json_string_value(e), json_is_null(json_object_get(p,
-		    "package")) ? -1 : jsonx_int(p, "database_bytes", 0));
+		    "package")) ? -1 : jsonx_int(p, "database_bytes", 0), replicate);
 		double secs = json_real_value(json_object_get(est, "seconds"));
 
 		/* each environment is down during its own cutover only */
@@ -708,7 +710,7 @@ estimates(sqlite3 *db, json_t *m)
 
 		if (env)
 			json_object_set_new(out, env, migrate_estimate(db, app,
-			    target, env, bytes));
+			    target, env, bytes, migrate_repl_on(m)));
 	}
 	return out;
 }

@@ -30,8 +30,10 @@ int migrate_check(sqlite3 *db, const struct migrate_who *who,
     long long app_id, long long target_node, long long ignore_migration,
     const char **code, unsigned *status, char **cause);
 
-/* The dry run: every step, what it will copy, sizes, estimated downtime. */
-json_t *migrate_plan(sqlite3 *db, long long app_id, long long target_node);
+/* The dry run: every step, what it will copy, sizes, estimated downtime
+ * (replicate: of a migration that replicates). */
+json_t *migrate_plan(sqlite3 *db, long long app_id, long long target_node,
+    int replicate);
 
 /* Create a migration row (state "created") and its first phase's steps.
  * Returns the id, or 0 with *cause. */

@@ -157,7 +157,8 @@ migrations_create(struct preq *r)
 		char *from = store_text(r->db, "SELECT name FROM nodes WHERE"
 		    " app_id = ?", "i", r->app_id);
 
-		plan = migrate_plan(r->db, r->app_id, target);
+		plan = migrate_plan(r->db, r->app_id, target, jsonx_bool(
+		    r->body, "replicate", 0));
 		/* with replication: how each table is carried */
 		if (jsonx_bool(r->body, "replicate", 0)) {
 			long long src = store_int(r->db, 0, "SELECT id FROM"

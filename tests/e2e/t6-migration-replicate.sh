@@ -57,6 +57,7 @@ step() { step_result notes "$1" "$2" "$3" -1 | jq_get "$4"; }
 plan=$("$NUBO" migrate plan notes --to v4 --replicate)
 expect_match "the plan: a table with a primary key is replicated" "$plan" "table public.notes: replicated \(primary key\)"
 expect_match "the plan: a table without one, with replica identity full" "$plan" "table public.nopk: replicated with replica identity full"
+expect_match "the plan's downtime estimate does not copy the database" "$plan" "downtime estimate: replicating: the database is not copied during the downtime; start [0-9.]+ s \(this environment's last start\)"
 env_sql v3 Test "CREATE UNLOGGED TABLE scratch (k int PRIMARY KEY)" >/dev/null
 plan=$("$NUBO" migrate plan notes --to v4 --replicate)
 expect_match "the plan: an unlogged table is not carried" "$plan" "table public.scratch: not carried"
@@ -98,6 +99,7 @@ TMP=$(api_as "$ADMIN_KEY" GET "/migrations?app=notes" | python3 -c 'import json,
 expect_match "the target follows, not running" "$(env_state "$TMP" Production)" "^(stopped|notdeployed)$"
 status=$("$NUBO" migrate status notes)
 expect_match "status shows each slot, its lag and the WAL it holds" "$status" "Production +slot nubo_slot_[0-9]+_[0-9a-f_]+, active, lag [0-9]+ bytes.*WAL held [0-9]+ bytes"
+expect_match "status estimates the cutover of a replica" "$status" "Production +[0-9.]+ s — replicating: the database is not copied"
 expect "status as JSON: a replication row per environment" "$("$NUBO" migrate status notes --json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["replication"]))')" 2
 
 # changes the app does not make reach the target too: a table without a
