@@ -209,7 +209,11 @@ sub_conninfo_ssl(const char *root)
 	const char *p;
 
 	buf_init(&b, 0);
-	buf_printf(&b, "sslmode=verify-full sslrootcert='");
+	/* no client certificate: without sslcert, libpq looks for one in
+	 * the home of the cluster's user and fails when it cannot read it
+	 * (a path that cannot exist says there is none) */
+	buf_printf(&b, "sslcert=/dev/null/none sslmode=verify-full "
+	    "sslrootcert='");
 	/* a conninfo value in quotes: \\ and ' escaped */
 	for (p = root; *p; p++) {
 		if (*p == '\\' || *p == '\'')
@@ -335,6 +339,11 @@ agent_subscription_create(struct areq *r)
 		    lit ? lit : "''", jsonx_str(r->body, "publication"),
 		    jsonx_str(r->body, "slot"));
 		PQclear(res);
+		/* a failing statement is not written to the server's log:
+		 * this one carries the source's password */
+		if (repl_exec(d, "SET log_min_error_statement = panic", &e) ==
+		    -1)
+			goto out;
 		res = PQexec(d, sql);
 		if (PQresultStatus(res) != PGRES_COMMAND_OK) {
 			const char *state = PQresultErrorField(res,
