@@ -18,6 +18,21 @@
 int tls_pin_der(const unsigned char *der, size_t len, char *out,
     size_t outlen);
 int tls_pin_file(const char *path, char *out, size_t outlen, char **cause);
+/* The same from PEM text (its first certificate): 0, or -1 when it holds
+ * none. */
+int tls_pin_pem(const char *pem, char *out, size_t outlen);
+
+/* A self-signed certificate (PEM, caller frees) for the private key in
+ * key_path (PEM), naming the IP address ip (its subjectAltName, so that a
+ * client checking names accepts it there), valid for ten years: a
+ * certificate that is its own trust anchor, for a peer that has no CA
+ * but learns it through a channel it trusts already. NULL with *cause. */
+char *tls_self_signed(const char *key_path, const char *ip, char **cause);
+/* Whether the PEM certificate in cert_path is one tls_self_signed() would
+ * make for key_path and ip now: its key, its address, more than 30 days
+ * left. 1 or 0. */
+int tls_self_signed_fits(const char *cert_path, const char *key_path,
+    const char *ip);
 
 /* A URL that names the public key its server must present: url with
  * "#pin=PIN" appended (the fragment never leaves the client). */

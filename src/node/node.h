@@ -393,6 +393,20 @@ int pg_wal_level_ok(char **cause);
  * reload it: 0 once new sessions get the new rules, -1 with *cause (the
  * node's own cluster only; --pg servers have their operator's). */
 int pg_hba_apply(char **cause);
+/* Replication to another host: 0 when the cluster serves TLS on the
+ * node's own address (into addr, canonical), -1 with *cause saying why
+ * not (no HTTPS agent on an address of its own, or a cluster started
+ * without it: restart it). */
+int pg_tls_serving(char *addr, size_t addrlen, char **cause);
+/* The certificate the cluster presents there (PEM, caller frees): the
+ * trust anchor a target's subscription verifies it with; NULL when none. */
+char *pg_tls_cert_pem(void);
+/* Keep pem, the certificate a subscription verifies its source with,
+ * where the cluster's user reads it: its path (caller frees), or NULL
+ * with *cause. pg_tls_root_remove() removes it with the subscription. */
+char *pg_tls_root_write(const char *subscription, const char *pem,
+    char **cause);
+void pg_tls_root_remove(const char *subscription);
 
 /* dbcred.c */
 /* Start the thread that drops expired database credentials. */

@@ -32,6 +32,7 @@
 #include "log.h"
 #include "pgtool.h"
 #include "relay.h"
+#include "tls.h"
 #include "replication.h"
 #include "util.h"
 #include "xmalloc.h"
@@ -44,14 +45,16 @@
  * sandboxes) only into their own database; the node (nubo_admin, restore
  * and import roles, db-url logins) over TCP on loopback, which no sandbox
  * can reach; nothing from any other address, whatever listen_addresses
- * says (the cluster listens on 127.0.0.1 only: a widened
- * listen_addresses still admits nobody from the network). Which database
- * a role may enter is its CONNECT privilege (revoked from PUBLIC).
+ * says (the cluster listens on 127.0.0.1, and on the node's own address
+ * when its agent serves HTTPS there: see pg_node_address()). Which
+ * database a role may enter is its CONNECT privilege (revoked from
+ * PUBLIC).
  *
  * Between the socket's rule and the loopback ones come the rules of
  * migrations replicating from this node (replication.c): each admits its
  * own replication role into its environment's database from the target
- * node's address alone; every other login of a replication role (members
+ * node's address alone (hostssl, TLS only, when that is another host's);
+ * every other login of a replication role (members
  * of nubo_replication) is rejected before the loopback rules could let
  * it in. PostgreSQL 15 has no include in pg_hba.conf (16 has), so the
  * file is rendered whole — these rules plus the replication ones, kept in
@@ -98,9 +101,10 @@ pg_admin_conninfo(void)
 	if (node->pg_uri)
 		return xstrdup(node->pg_uri);
 	pw = pg_admin_password ? pg_admin_password : "";
+	/* no TLS on loopback (the cluster has it for other hosts) */
 	return xasprintf("host=127.0.0.1 port=%u user=" PG_SUPERUSER
-	    " password=%s dbname=postgres connect_timeout=10", node->pg_port,
-	    pw);
+	    " password=%s dbname=postgres connect_timeout=10 sslmode=disable",
+	    node->pg_port, pw);
 }
 
 PGconn *
@@ -171,6 +175,179 @@ pg_chown(const char *path)
 	if (node->pg_uid != (uid_t)-1 && chown(path, node->pg_uid,
 	    node->pg_gid) == -1)
 		log_warn("cannot chown %s: %s", path, strerror(errno));
+}
+
+/* Replication to another host (issue #14): a node whose agent serves
+ * HTTPS on an address of its own has its cluster listen on that address
+ * too, with ssl = on, from every start — listen_addresses takes effect at
+ * a start only, and restarting a source in the middle of a migration
+ * would cut its app's sessions. pg_hba.conf refuses every login from the
+ * network but a migration's replication role, over TLS, from its target's
+ * address (hostssl, replication.c). The cluster presents a certificate of
+ * its own for the agent's key (self-signed, naming the node's address):
+ * a target verifies it with sslmode=verify-full against that certificate,
+ * which the portal hands it from the source (it checks its key is the one
+ * it pins for the node); a CA-issued agent certificate would need its
+ * root, which neither node nor portal has. */
+
+/* The node's own address (its agent's --listen) into out: 0, or -1 when
+ * the agent has no TLS or listens on loopback or a wildcard. */
+static int
+pg_node_address(char *out, size_t outlen)
+{
+	const char *l = node->listen, *end;
+	char host[64];
+	int loopback;
+
+	if (node->pg_uri || node->tls.cert == NULL || node->tls.key == NULL ||
+	    l == NULL)
+		return -1;
+	if (*l == '[')
+		end = strchr(++l, ']');
+	else
+		end = strrchr(l, ':');
+	if (end == NULL || end == l || (size_t)(end - l) >= sizeof host)
+		return -1;
+	memcpy(host, l, (size_t)(end - l));
+	host[end - l] = '\0';
+	if (replication_address_parse(host, out, outlen, &loopback) == -1 ||
+	    loopback)
+		return -1;
+	return 0;
+}
+
+/* DIR/pg/tls, the cluster's user's: the agent's key, copied (PostgreSQL
+ * wants its key file 0600 and its own), and the certificate made for it
+ * and addr, kept while it fits (targets trust that one). 0, or -1 with
+ * *cause. */
+static int
+pg_tls_files(const char *addr, char **cause)
+{
+	char *dir = pg_path("tls"), *crt = pg_path("tls/server.crt");
+	char *key = pg_path("tls/server.key"), *text = NULL, *pem = NULL;
+	size_t len = 0;
+	int rc = -1;
+
+	if (util_mkdir_p(dir, 0700) == -1) {
+		*cause = xasprintf("cannot create %s: %s", dir,
+		    strerror(errno));
+		goto out;
+	}
+	chmod(dir, 0700);
+	pg_chown(dir);
+	if ((text = util_read_file(node->tls.key, NUBO_PEM_MAX, &len)) ==
+	    NULL) {
+		*cause = xasprintf("cannot read %s", node->tls.key);
+		goto out;
+	}
+	if (util_write_file(key, text, len, 0600) == -1) {
+		*cause = xasprintf("cannot write %s: %s", key,
+		    strerror(errno));
+		goto out;
+	}
+	pg_chown(key);
+	if (!tls_self_signed_fits(crt, key, addr)) {
+		if ((pem = tls_self_signed(key, addr, cause)) == NULL)
+			goto out;
+		if (util_write_file(crt, pem, strlen(pem), 0644) == -1) {
+			*cause = xasprintf("cannot write %s: %s", crt,
+			    strerror(errno));
+			goto out;
+		}
+		log_info("PostgreSQL: certificate %s made for %s (the agent's "
+		    "key, self-signed)", crt, addr);
+	}
+	pg_chown(crt);
+	rc = 0;
+out:
+	if (text) {
+		explicit_bzero(text, len);
+		free(text);
+	}
+	free(pem);
+	free(dir);
+	free(crt);
+	free(key);
+	return rc;
+}
+
+int
+pg_tls_serving(char *addr, size_t addrlen, char **cause)
+{
+	PGconn *c;
+	PGresult *r;
+	int rc = -1;
+
+	if (pg_node_address(addr, addrlen) == -1) {
+		*cause = xstrdup("its agent serves no HTTPS on an address of "
+		    "its own (--listen IP:PORT with --tls-cert and --tls-key), "
+		    "so its PostgreSQL serves loopback only, without TLS");
+		return -1;
+	}
+	if ((c = pg_admin_connect(cause)) == NULL)
+		return -1;
+	r = PQexecParams(c, "SELECT current_setting('ssl') = 'on' AND $1 ="
+	    " ANY(string_to_array(replace(current_setting('listen_addresses'),"
+	    " ' ', ''), ','))", 1, NULL, (const char *[]){ addr }, NULL, NULL,
+	    0);
+	if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1)
+		*cause = xasprintf("PostgreSQL: %.*s",
+		    (int)strcspn(PQerrorMessage(c), "\n"), PQerrorMessage(c));
+	else if (strcmp(PQgetvalue(r, 0, 0), "t") != 0)
+		*cause = xasprintf("its PostgreSQL was started without TLS on "
+		    "%s (by an older node, or before the agent had it): it "
+		    "needs a restart (nubod node stop-all, then start the "
+		    "node)", addr);
+	else
+		rc = 0;
+	PQclear(r);
+	PQfinish(c);
+	return rc;
+}
+
+char *
+pg_tls_cert_pem(void)
+{
+	char *crt = pg_path("tls/server.crt");
+	char *pem = util_read_file(crt, NUBO_PEM_MAX, NULL);
+
+	free(crt);
+	return pem;
+}
+
+static char *
+pg_tls_root_path(const char *subscription)
+{
+	return xasprintf("%s/pg/tls/source-%s.crt", node->data_dir,
+	    subscription);
+}
+
+char *
+pg_tls_root_write(const char *subscription, const char *pem, char **cause)
+{
+	char *dir = pg_path("tls"), *path = pg_tls_root_path(subscription);
+
+	if (util_mkdir_p(dir, 0700) == -1 || (chmod(dir, 0700), pg_chown(dir),
+	    util_write_file(path, pem, strlen(pem), 0644) == -1)) {
+		*cause = xasprintf("cannot write %s: %s", path,
+		    strerror(errno));
+		free(path);
+		path = NULL;
+	} else {
+		pg_chown(path);
+	}
+	free(dir);
+	return path;
+}
+
+void
+pg_tls_root_remove(const char *subscription)
+{
+	char *path = pg_tls_root_path(subscription);
+
+	if (unlink(path) == -1 && errno != ENOENT)
+		log_warn("cannot remove %s: %s", path, strerror(errno));
+	free(path);
 }
 
 /* Initialise the cluster the first time. */
@@ -818,7 +995,8 @@ pg_cluster_start(char **cause)
 	char *data = pg_path("data"), *run = pg_path("run");
 	char *logdir = pg_path("log");
 	char *logfile = xasprintf("%s/postgres.log", logdir);
-	char *opts = NULL, out[1024] = "";
+	char *tlsdir = pg_path("tls"), *opts = NULL, *tls = NULL;
+	char out[1024] = "", addr[64];
 	int rc = -1, st;
 
 	pg_adopt_owner(data);
@@ -846,10 +1024,22 @@ pg_cluster_start(char **cause)
 	if (access(logfile, F_OK) == 0)
 		pg_chown(logfile);
 	pg_wal_level_switch(data);
-	opts = xasprintf("-c port=%u -c listen_addresses=127.0.0.1"
+	if (pg_node_address(addr, sizeof addr) == 0) {
+		char *why = NULL;
+
+		if (pg_tls_files(addr, &why) == 0)
+			tls = xasprintf(",%s -c ssl=on -c ssl_cert_file=%s/"
+			    "server.crt -c ssl_key_file=%s/server.key", addr,
+			    tlsdir, tlsdir);
+		else
+			log_warn("PostgreSQL serves loopback only, without "
+			    "TLS (no replication to other hosts): %s", why);
+		free(why);
+	}
+	opts = xasprintf("-c port=%u -c listen_addresses=127.0.0.1%s"
 	    " -c unix_socket_directories=%s -c max_connections=200"
 	    " -c shared_buffers=32MB -c fsync=on " PG_REPLICATION_SETTINGS,
-	    node->pg_port, run);
+	    node->pg_port, tls ? tls : "", run);
 	{
 		/* with -l the server's output goes to the log, so only
 		 * pg_ctl's own words come through the pipe */
@@ -867,12 +1057,19 @@ pg_cluster_start(char **cause)
 		free(why);
 		goto out;
 	}
+	if (tls)
+		log_info("PostgreSQL listens on %s:%u too, with TLS: for "
+		    "migrations replicating to other hosts (pg_hba.conf admits "
+		    "their roles alone, each from its target's address)", addr,
+		    node->pg_port);
 	rc = 0;
 out:
 	free(data);
 	free(run);
 	free(logdir);
 	free(logfile);
+	free(tlsdir);
+	free(tls);
 	free(opts);
 	return rc;
 }

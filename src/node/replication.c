@@ -12,7 +12,9 @@
  *         fail once they are published), a publication FOR ALL TABLES and
  *         a logical slot (pgoutput) in the environment's database, and a
  *         pg_hba.conf rule admitting the role into that database from the
- *         target's address alone; answers what the target connects with.
+ *         target's address alone (over TLS when that is another host's:
+ *         the cluster serves it on the node's own address, pg.c);
+ *         answers what the target connects with.
  *         GET reports the slot's lag; DELETE drops all of it.
  * target  subscription.c: the subscription that follows it.
  * Sequences are not replicated: GET …/replication/sequences reads them on
@@ -369,8 +371,10 @@ repl_hba_rule(long long id, const char *key, void *arg)
 		return;
 	}
 	repl_names(id, key, &n);
-	t = xasprintf("%shost    %s   %s   %s/%d   scram-sha-256\n", *rules,
-	    n.database, n.role, canon, strchr(canon, ':') ? 128 : 32);
+	/* from another host: over TLS only (pg.c serves it there) */
+	t = xasprintf("%s%s %s   %s   %s/%d   scram-sha-256\n", *rules,
+	    loopback ? "host   " : "hostssl", n.database, n.role, canon,
+	    strchr(canon, ':') ? 128 : 32);
 	free(*rules);
 	*rules = t;
 	json_decref(j);
@@ -572,7 +576,9 @@ out:
 /* POST /agent/v1/environments/{id}/replication {migration,
  * target_address}: 201 (200 when it was there) {host, port, database,
  * role, password, publication, slot, target_address, replica_identity_full,
- * unlogged_tables, large_objects}. */
+ * unlogged_tables, large_objects}, and ssl_root_cert (PEM) when the
+ * target is another host: host is then this node's own address, where
+ * its cluster serves TLS with that certificate (pg.c). */
 void
 agent_replication_create(struct areq *r)
 {
@@ -582,7 +588,7 @@ agent_replication_create(struct areq *r)
 	struct repl_err e = { 0 };
 	struct repl_names n;
 	const char *key;
-	char canon[64], *cause = NULL;
+	char canon[64], source[64] = "127.0.0.1", *cause = NULL, *cert = NULL;
 	json_t *rec = NULL, *out = NULL;
 	PGconn *c = NULL, *d = NULL;
 	long long id;
@@ -606,18 +612,23 @@ agent_replication_create(struct areq *r)
 	}
 	id = repl_env_id(r, &has_db);
 	repl_names(id, key, &n);
-	if (!loopback) {
-		/* the cluster listens on 127.0.0.1 and has no TLS yet */
-		repl_fail(&e, 409, "REPLICATION_NEEDS_TLS", "cannot replicate "
-		    "environment %lld to %s: this node's PostgreSQL serves "
-		    "loopback only, and replication to another host needs TLS, "
-		    "which it does not have yet", id, canon);
-		goto out;
-	}
 	if (node->pg_uri) {
 		repl_fail(&e, 409, "REPLICATION_UNAVAILABLE", "cannot "
 		    "replicate from the PostgreSQL server given with --pg: its "
 		    "pg_hba.conf is its operator's");
+		goto out;
+	}
+	/* another host's target connects over TLS to the node's address */
+	if (!loopback && pg_tls_serving(source, sizeof source, &cause) ==
+	    -1) {
+		repl_fail(&e, 409, "REPLICATION_NEEDS_TLS", "cannot replicate "
+		    "environment %lld to %s, another host: replication there "
+		    "needs TLS, and this node has none: %s", id, canon, cause);
+		goto out;
+	}
+	if (!loopback && (cert = pg_tls_cert_pem()) == NULL) {
+		repl_fail(&e, 500, "INTERNAL", "the certificate of this node's "
+		    "PostgreSQL cannot be read");
 		goto out;
 	}
 	if (!has_db) {
@@ -681,11 +692,16 @@ agent_replication_create(struct areq *r)
 	{
 		json_t *conn = json_pack("{s:s,s:I,s:s,s:s,s:I,s:s,s:s,s:s,s:s,"
 		    "s:s}", "migration", key, "environment", (json_int_t)id,
-		    "target_address", canon, "host", "127.0.0.1", "port",
+		    "target_address", canon, "host", source, "port",
 		    (json_int_t)node->pg_port, "database", n.database, "role",
 		    n.role, "password", jsonx_str(rec, "password"),
 		    "publication", n.publication, "slot", n.slot);
 
+		/* what the target verifies the server with (sslmode
+		 * verify-full: the certificate names this address) */
+		if (cert)
+			json_object_set_new(conn, "ssl_root_cert",
+			    json_string(cert));
 		json_object_update(out, conn);
 		json_decref(conn);
 	}
@@ -697,6 +713,7 @@ out:
 	if (e.code)
 		repl_reply_error(r, &e);
 	free(cause);
+	free(cert);
 	json_decref(rec);
 	json_decref(out);
 	if (c)

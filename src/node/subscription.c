@@ -20,9 +20,11 @@
 #include <libpq-fe.h>
 
 #include "agent-routes.h"
+#include "buf.h"
 #include "jsonx.h"
 #include "log.h"
 #include "node.h"
+#include "tls.h"
 #include "util.h"
 #include "xmalloc.h"
 
@@ -198,10 +200,35 @@ sub_tables_with_rows(PGconn *d, char **names, struct repl_err *e)
 	return n;
 }
 
+/* The conninfo's TLS for a source on another host (caller frees): its
+ * certificate must chain to root and name the address connected to. */
+static char *
+sub_conninfo_ssl(const char *root)
+{
+	struct buf b;
+	const char *p;
+
+	buf_init(&b, 0);
+	/* no client certificate: without sslcert, libpq looks for one in
+	 * the home of the cluster's user and fails when it cannot read it
+	 * (a path that cannot exist says there is none) */
+	buf_printf(&b, "sslcert=/dev/null/none sslmode=verify-full "
+	    "sslrootcert='");
+	/* a conninfo value in quotes: \\ and ' escaped */
+	for (p = root; *p; p++) {
+		if (*p == '\\' || *p == '\'')
+			buf_append(&b, "\\", 1);
+		buf_append(&b, p, 1);
+	}
+	buf_append(&b, "'", 1);
+	return buf_detach(&b);
+}
+
 /* POST /agent/v1/environments/{id}/subscription {migration, host, port,
- * database, role, password, publication, slot} (what the source's POST
- * …/replication answered; target_address and the rest of its answer may
- * come along and are ignored): 201 (200 when it was there) and the
+ * database, role, password, publication, slot, and ssl_root_cert when
+ * host is another host's} (what the source's POST …/replication
+ * answered; target_address and the rest of its answer may come along and
+ * are ignored): 201 (200 when it was there) and the
  * subscription's state. The environment's database must hold the schema
  * and no rows: the subscription copies every table first. */
 void
@@ -216,12 +243,15 @@ agent_subscription_create(struct areq *r)
 		{ "target_address", JT_STRING, 0 },
 		{ "replica_identity_full", JT_ARRAY, 0 },
 		{ "unlogged_tables", JT_ARRAY, 0 },
-		{ "large_objects", JT_INT, 0 }, { NULL } };
+		{ "large_objects", JT_INT, 0 },
+		{ "ssl_root_cert", JT_STRING, 0 }, { NULL } };
 	struct repl_err e = { 0 };
 	struct repl_names n;
 	const char *key;
-	char host[64], *conninfo = NULL, *lit = NULL, *sql = NULL;
-	char *names = NULL;
+	const char *pem = jsonx_str(r->body, "ssl_root_cert");
+	char host[64], pin[TLS_PIN_LEN], *conninfo = NULL, *lit = NULL;
+	char *sql = NULL, *names = NULL, *root = NULL, *ssl = NULL;
+	char *cause = NULL;
 	PGconn *d = NULL;
 	PGresult *res = NULL;
 	json_t *out;
@@ -240,6 +270,22 @@ agent_subscription_create(struct areq *r)
 	if (sub_connection_check(r->body, key, host, sizeof host, &loopback,
 	    &e) == -1)
 		goto out;
+	/* a source on another host: verified with the certificate it
+	 * answered (the portal checked its key) */
+	if (!loopback && (pem == NULL || strlen(pem) > NUBO_PEM_MAX ||
+	    tls_pin_pem(pem, pin, sizeof pin) == -1)) {
+		repl_fail(&e, 400, "BAD_CONNECTION", "a source on another host "
+		    "(%s) must give the certificate its PostgreSQL presents "
+		    "(ssl_root_cert, PEM)", host);
+		goto out;
+	}
+	if (!loopback && node->pg_uri) {
+		repl_fail(&e, 409, "REPLICATION_UNAVAILABLE", "the PostgreSQL "
+		    "server given with --pg cannot read the source's "
+		    "certificate from this node: it cannot subscribe to "
+		    "another host over TLS");
+		goto out;
+	}
 	pthread_mutex_lock(&replication_lock);
 	locked = 1;
 	if ((d = repl_env_db(r, &id, &e)) == NULL)
@@ -271,14 +317,21 @@ agent_subscription_create(struct areq *r)
 			    names, rows > 5 ? ", …" : "");
 			goto out;
 		}
+		if (!loopback) {
+			if ((root = pg_tls_root_write(n.subscription, pem,
+			    &cause)) == NULL) {
+				repl_fail(&e, 500, "INTERNAL", "%s", cause);
+				goto out;
+			}
+			ssl = sub_conninfo_ssl(root);
+		}
 		/* values are checked above: nothing to quote in them */
 		conninfo = xasprintf("host=%s port=%lld dbname=%s user=%s "
-		    "password=%s sslmode=%s connect_timeout=10 "
-		    "application_name=%s", host,
-		    jsonx_int(r->body, "port", 0),
+		    "password=%s %s connect_timeout=10 application_name=%s",
+		    host, jsonx_int(r->body, "port", 0),
 		    jsonx_str(r->body, "database"), jsonx_str(r->body, "role"),
-		    jsonx_str(r->body, "password"), loopback ? "prefer" :
-		    "require", n.subscription);
+		    jsonx_str(r->body, "password"), ssl ? ssl :
+		    "sslmode=prefer", n.subscription);
 		lit = PQescapeLiteral(d, conninfo, strlen(conninfo));
 		sql = xasprintf("CREATE SUBSCRIPTION %s CONNECTION %s "
 		    "PUBLICATION %s WITH (copy_data = true, create_slot = "
@@ -286,6 +339,11 @@ agent_subscription_create(struct areq *r)
 		    lit ? lit : "''", jsonx_str(r->body, "publication"),
 		    jsonx_str(r->body, "slot"));
 		PQclear(res);
+		/* a failing statement is not written to the server's log:
+		 * this one carries the source's password */
+		if (repl_exec(d, "SET log_min_error_statement = panic", &e) ==
+		    -1)
+			goto out;
 		res = PQexec(d, sql);
 		if (PQresultStatus(res) != PGRES_COMMAND_OK) {
 			const char *state = PQresultErrorField(res,
@@ -304,12 +362,15 @@ agent_subscription_create(struct areq *r)
 			else
 				repl_fail(&e, 409, "SUBSCRIPTION_FAILED",
 				    "cannot subscribe: %.*s", len, msg);
+			if (root)
+				pg_tls_root_remove(n.subscription);
 			goto out;
 		}
 		log_info("environment %lld: subscribed to %s:%lld/%s (slot %s, "
-		    "migration %s)", id, host, jsonx_int(r->body, "port", 0),
+		    "migration %s%s)", id, host, jsonx_int(r->body, "port", 0),
 		    jsonx_str(r->body, "database"), jsonx_str(r->body, "slot"),
-		    key);
+		    key, root ? ", TLS verified against the source's "
+		    "certificate" : "");
 	}
 	if ((out = sub_report(d, n.subscription, key, &e)) !=
 	    NULL)
@@ -328,6 +389,9 @@ out:
 	}
 	free(sql);
 	free(names);
+	free(root);
+	free(ssl);
+	free(cause);
 	if (d)
 		PQfinish(d);
 }
@@ -431,6 +495,9 @@ subscription_drop(PGconn *d, const char *sub, int *dropped,
 		rc = repl_exec(d, sql, e);
 		free(sql);
 	}
+	/* the source's certificate it verified with (another host's) */
+	if (rc == 0)
+		pg_tls_root_remove(sub);
 	return rc;
 }
 

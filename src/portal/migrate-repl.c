@@ -23,6 +23,7 @@
 #include "nodeclient.h"
 #include "store.h"
 #include "testhook.h"
+#include "tls.h"
 #include "util.h"
 #include "xmalloc.h"
 
@@ -119,6 +120,35 @@ repl_call(struct migrate_ctx *c, long long node, const char *method,
 	return st;
 }
 
+/* The certificate a source on another host answered, which the target
+ * verifies its PostgreSQL with: its key must be the one this portal pins
+ * for the source node (the agent's, pg.c), so what the target trusts is
+ * what the portal trusts. 0, or -1 with *cause. */
+static int
+repl_cert_check(struct migrate_ctx *c, json_t *source, char **cause)
+{
+	const char *pem = jsonx_str(source, "ssl_root_cert");
+	char *pinned, pin[TLS_PIN_LEN];
+	int rc = -1;
+
+	if (pem == NULL)
+		return 0;
+	pinned = store_text(c->db, "SELECT tls_pin FROM nodes WHERE id = ?",
+	    "i", c->source_node);
+	if (tls_pin_pem(pem, pin, sizeof pin) == -1)
+		fail(cause, "node '%s' answered no readable certificate for its "
+		    "PostgreSQL", c->source_name);
+	else if (pinned == NULL || strcmp(pin, pinned) != 0)
+		fail(cause, "node '%s' answered a certificate for its "
+		    "PostgreSQL whose key is not the one this portal pins for "
+		    "it (%s): replication to another host is refused",
+		    c->source_name, pinned ? pinned : "no pin: plain HTTP");
+	else
+		rc = 0;
+	free(pinned);
+	return rc;
+}
+
 /* The source's side of the replication of environment s, made (or found:
  * the same answer); *source its answer, the connection the target's
  * subscription takes. */
@@ -140,6 +170,11 @@ repl_make(struct migrate_ctx *c, long long s, long long t,
 	if (st != 200 && st != 201) {
 		fail(cause, "node '%s' cannot replicate environment '%s': %s",
 		    c->source_name, c->env, why ? why : "?");
+		goto out;
+	}
+	if (repl_cert_check(c, *source, cause) == -1) {
+		json_decref(*source);
+		*source = NULL;
 		goto out;
 	}
 	rc = 0;

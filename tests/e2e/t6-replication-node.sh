@@ -106,8 +106,9 @@ for bad in localhost 127.0.0.1/32 1.2.3 0.0.0.0 127.0.0.1:5432 255.255.255.255 2
 	expect "target address '$bad' refused" \
 		"$(agent v3 POST "/environments/$SID/replication" "{\"migration\":\"$KEY\",\"target_address\":\"$bad\"}")/$(answer error.code)" 400/BAD_ADDRESS
 done
-expect "another host: refused (no TLS yet)" \
+expect "another host: refused (this node's agent has no TLS on an address of its own)" \
 	"$(agent v3 POST "/environments/$SID/replication" "{\"migration\":\"$KEY\",\"target_address\":\"10.1.2.3\"}")/$(answer error.code)" 409/REPLICATION_NEEDS_TLS
+expect_match "  and says why" "$(answer error.message)" "to 10\.1\.2\.3, another host: replication there needs TLS, and this node has none: its agent serves no HTTPS on an address of its own"
 expect "an unknown environment" \
 	"$(agent v3 POST /environments/999999/replication "{\"migration\":\"$KEY\",\"target_address\":\"127.0.0.1\"}")/$(answer error.code)" 404/ENVIRONMENT_NOT_FOUND
 expect "an unknown field" \
