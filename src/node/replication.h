@@ -104,4 +104,10 @@ struct json_t *repl_tables(struct pg_conn *d, const char *cond,
 int subscription_drop(struct pg_conn *d, const char *sub, int *dropped,
     struct repl_err *e);
 
+/* subscription.c: the subscription sub of d's database {subscription,
+ * enabled, slot, publication, state, tables, …}; NULL with e (404 when
+ * there is none). */
+struct json_t *subscription_report(struct pg_conn *d, const char *sub,
+    const char *key, struct repl_err *e);
+
 #endif

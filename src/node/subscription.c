@@ -79,8 +79,8 @@ sub_connection_check(json_t *b, const char *key, char *host,
  * publication, state, tables: [{table, state}], received_lsn,
  * latest_end_lsn, seconds_since_message}; NULL with e (404 when there is
  * none). */
-static json_t *
-sub_report(PGconn *d, const char *sub, const char *key,
+json_t *
+subscription_report(PGconn *d, const char *sub, const char *key,
     struct repl_err *e)
 {
 	static const char *const names[] = { "i", "init", "d", "copying",
@@ -311,7 +311,7 @@ agent_subscription_create(struct areq *r)
 		    jsonx_str(r->body, "database"), jsonx_str(r->body, "slot"),
 		    key);
 	}
-	if ((out = sub_report(d, n.subscription, key, &e)) !=
+	if ((out = subscription_report(d, n.subscription, key, &e)) !=
 	    NULL)
 		areply(r, have ? 200 : 201, out);
 out:
@@ -353,7 +353,7 @@ agent_subscription_show(struct areq *r)
 		goto out;
 	if (key) {
 		repl_names(id, key, &n);
-		if ((out = sub_report(d, n.subscription, key, &e)) != NULL)
+		if ((out = subscription_report(d, n.subscription, key, &e)) != NULL)
 			areply(r, 200, out);
 		goto out;
 	}
@@ -371,7 +371,7 @@ agent_subscription_show(struct areq *r)
 		for (c = k; *c; c++)
 			if (*c == '_')
 				*c = '-';
-		if ((out = sub_report(d, PQgetvalue(res, i, 0), k,
+		if ((out = subscription_report(d, PQgetvalue(res, i, 0), k,
 		    &e)) == NULL)
 			goto out;
 		json_array_append_new(list, out);
