@@ -21,6 +21,7 @@
 #include "migrate-node.h"
 #include "migrate-steps.h"
 #include "nodeclient.h"
+#include "pgtool.h"
 #include "store.h"
 #include "util.h"
 #include "xmalloc.h"
@@ -389,12 +390,214 @@ pull(struct migrate_ctx *c, long long s, long long t, int schema,
 	return rc;
 }
 
+/* An environment's tables by their canonical names (schema.name, as
+ * pgtool_table_name() writes them) → their columns; NULL with *cause. */
+static json_t *
+schema_canonical(struct migrate_ctx *c, long long node, const char *name,
+    long long env, char **cause)
+{
+	json_t *idx = schema_get(c, node, name, env, cause), *out, *col;
+	char canon[PGTOOL_TABLE_MAX];
+	const char *k;
+
+	if (idx == NULL)
+		return NULL;
+	out = json_object();
+	json_object_foreach(idx, k, col)
+		if (pgtool_table_name(k, canon, sizeof canon) == 0)
+			json_object_set(out, canon, col);
+	json_decref(idx);
+	return out;
+}
+
+/* What a resync of tables does in environment c->env (s → t): *remake
+ * the tables the source has (made again from its schema, copied again),
+ * *drop those the target alone has; *absent counts the tables on
+ * neither side. A table only on the source that is not listed is
+ * refused: the subscription's refresh would stop at it. 0, or -1 with
+ * *cause. */
+static int
+resync_plan(struct migrate_ctx *c, long long s, long long t, json_t *tables,
+    json_t **remake, json_t **drop, int *absent, char **cause)
+{
+	json_t *a = schema_canonical(c, c->source_node, c->source_name, s,
+	    cause), *b = a ? schema_canonical(c, c->target_node,
+	    c->target_name, t, cause) : NULL, *v, *col;
+	const char *k;
+	char *missing = NULL;
+	size_t i;
+
+	*remake = *drop = NULL;
+	*absent = 0;
+	if (b == NULL) {
+		json_decref(a);
+		return -1;
+	}
+	*remake = json_array();
+	*drop = json_array();
+	json_array_foreach(tables, i, v) {
+		const char *n = json_string_value(v);
+
+		if (json_object_get(a, n))
+			json_array_append(*remake, v);
+		else if (json_object_get(b, n))
+			json_array_append(*drop, v);
+		else
+			(*absent)++;
+	}
+	json_object_foreach(a, k, col) {
+		int listed = 0;
+
+		json_array_foreach(tables, i, v)
+			listed |= strcmp(json_string_value(v), k) == 0;
+		if (!listed && json_object_get(b, k) == NULL)
+			list_add(&missing, "%s", k);
+	}
+	json_decref(a);
+	json_decref(b);
+	if (missing) {
+		fail(cause, "table %s of '%s' is only on the source: resync it "
+		    "too (--resync %s)", missing, c->env, missing);
+		free(missing);
+		json_decref(*remake);
+		json_decref(*drop);
+		*remake = *drop = NULL;
+		return -1;
+	}
+	return 0;
+}
+
+/* POST …/subscription/resync on the target for c->env: the tables made
+ * again from the source's schema (its signed URL) and copied again, or
+ * (check) only what would refuse it; *status the node's answer. */
+static int
+resync_call(struct migrate_ctx *c, long long s, long long t, json_t *remake,
+    json_t *drop, int check, json_t **out, char **cause)
+{
+	char *dump = NULL, *files = NULL, *manifest = NULL, *list = NULL;
+	char *why = NULL, *path;
+	json_t *body, *v;
+	size_t i;
+	int st;
+
+	*out = NULL;
+	body = json_pack("{s:s,s:O,s:O,s:b}", "migration", jsonx_str(c->row,
+	    "uuid"), "tables", remake, "drop", drop, "check", check);
+	if (!check && json_array_size(remake)) {
+		json_array_foreach(remake, i, v) {
+			path = xasprintf("%s%s%s", list ? list : "", list ?
+			    "," : "", json_string_value(v));
+			free(list);
+			list = path;
+		}
+		path = xasprintf("dump/schema/%s", list);
+		st = migrate_node_data_urls(c, s, path, &dump, &files,
+		    &manifest, cause);
+		free(path);
+		free(list);
+		free(files);
+		free(manifest);
+		if (st == -1) {
+			json_decref(body);
+			return -1;
+		}
+		json_object_set_new(body, "dump_url", json_string(dump));
+		free(dump);
+	}
+	st = repl_call(c, c->target_node, "POST", t, "subscription/resync",
+	    body, out, &why);
+	json_decref(body);
+	if (st == 200) {
+		free(why);
+		return 0;
+	}
+	if (st < 0)
+		c->unreachable = 1;
+	fail(cause, "node '%s' cannot copy the tables of '%s' again: %s",
+	    c->target_name, c->env, why ? why : "?");
+	free(why);
+	json_decref(*out);
+	*out = NULL;
+	return -1;
+}
+
+int
+migrate_repl_resync_check(sqlite3 *db, long long id, json_t *tables,
+    char **cause)
+{
+	struct migrate_ctx c;
+	json_t *v, *remake, *drop, *out;
+	int absent, rc = 0;
+	size_t i, everywhere = 0, envs = 0;
+
+	if (migrate_ctx_load(db, id, &c) == -1)
+		return fail(cause, "no migration %lld", id);
+	json_array_foreach(json_object_get(c.row, "environments"), i, v) {
+		long long s, t;
+
+		c.env = json_string_value(v);
+		s = migrate_node_env_id(db, c.source_node, c.env);
+		t = migrate_node_env_id(db, c.target_node, c.env);
+		if (s == 0 || migrate_node_env_empty(db, s))
+			continue;
+		envs++;
+		out = NULL;
+		if ((rc = resync_plan(&c, s, t, tables, &remake, &drop, &absent,
+		    cause)) == 0) {
+			if (json_array_size(remake) + json_array_size(drop))
+				rc = resync_call(&c, s, t, remake, drop, 1,
+				    &out, cause);
+			json_decref(out);
+		}
+		json_decref(remake);
+		json_decref(drop);
+		if (rc == -1)
+			break;
+		everywhere += absent == (int)json_array_size(tables);
+	}
+	if (rc == 0 && envs && everywhere == envs)
+		rc = fail(cause, "no environment has %s on either node",
+		    json_array_size(tables) == 1 ? "that table" : "any of "
+		    "those tables");
+	json_decref(c.row);
+	return rc;
+}
+
+/* A rehearse asked to copy tables again (c->input's resync): each
+ * environment's made again on the target and copied through the
+ * subscription; *done what was made and dropped. */
+static int
+resync(struct migrate_ctx *c, long long s, long long t, json_t **done,
+    char **cause)
+{
+	json_t *tables = json_object_get(c->input, "resync"), *remake, *drop;
+	json_t *out = NULL;
+	int absent, rc;
+
+	*done = NULL;
+	if (json_array_size(tables) == 0)
+		return 0;
+	migrate_progress(c, json_pack("{s:s}", "message",
+	    "making the tables again on the target"));
+	if (resync_plan(c, s, t, tables, &remake, &drop, &absent, cause) == -1)
+		return -1;
+	rc = json_array_size(remake) + json_array_size(drop) == 0 ? 0 :
+	    resync_call(c, s, t, remake, drop, 0, &out, cause);
+	if (rc == 0)
+		*done = json_pack("{s:O,s:O}", "resynced", remake, "dropped",
+		    drop);
+	json_decref(out);
+	json_decref(remake);
+	json_decref(drop);
+	return rc;
+}
+
 int
 migrate_repl_copy(struct migrate_ctx *c, long long s, long long t,
     json_t **result, char **cause)
 {
 	json_t *src = NULL, *task = NULL, *source = NULL, *sub = NULL;
-	json_t *slot = NULL, *ack = NULL;
+	json_t *slot = NULL, *ack = NULL, *resynced = NULL;
 	char *path = NULL, *why = NULL;
 	long long t0 = migrate_node_now_ms();
 	int st, missing, first, rc = -1;
@@ -452,6 +655,8 @@ migrate_repl_copy(struct migrate_ctx *c, long long s, long long t,
 	 * later ones: the files that changed */
 	if (pull(c, s, t, first, &task, cause) == -1)
 		goto out;
+	if (!first && resync(c, s, t, &resynced, cause) == -1)
+		goto out;
 	if (first) {
 		free(why);
 		why = NULL;
@@ -487,6 +692,8 @@ migrate_repl_copy(struct migrate_ctx *c, long long s, long long t,
 	    "replica_identity_full")))
 		json_object_set(*result, "replica_identity_full",
 		    json_object_get(source, "replica_identity_full"));
+	if (resynced)
+		json_object_update(*result, resynced);
 	json_object_set(*result, "source_tables", json_object_get(src,
 	    "tables"));
 	json_object_set(*result, "source_files", json_object_get(src,
@@ -499,6 +706,7 @@ out:
 	json_decref(sub);
 	json_decref(slot);
 	json_decref(ack);
+	json_decref(resynced);
 	free(path);
 	free(why);
 	return rc;
@@ -721,15 +929,15 @@ out:
 int
 migrate_repl_schema_check(struct migrate_ctx *c, char **cause)
 {
-	json_t *v;
-	char *list = NULL;
+	json_t *v, *names = json_object();
+	char *list = NULL, *remedy = NULL, canon[PGTOOL_TABLE_MAX];
+	const char *k;
 	size_t i;
-	int rc = 0;
+	int rc = 0, quote = 0;
 
 	json_array_foreach(json_object_get(c->row, "environments"), i, v) {
 		long long s, t;
 		json_t *a, *b, *col;
-		const char *k;
 
 		c->env = json_string_value(v);
 		s = migrate_node_env_id(c->db, c->source_node, c->env);
@@ -741,6 +949,7 @@ migrate_repl_schema_check(struct migrate_ctx *c, char **cause)
 		    cause) : NULL;
 		if (b == NULL) {
 			json_decref(a);
+			json_decref(names);
 			c->env = NULL;
 			free(list);
 			return -1;
@@ -748,26 +957,54 @@ migrate_repl_schema_check(struct migrate_ctx *c, char **cause)
 		json_object_foreach(a, k, col) {
 			json_t *other = json_object_get(b, k);
 
-			if (other == NULL || !json_equal(other, col))
+			if (other == NULL || !json_equal(other, col)) {
 				list_add(&list, "%s.%s (%s)", c->env, k, other ?
 				    "its columns differ" : "only on the source");
+				json_object_set_new(names, k, json_true());
+			}
 		}
 		json_object_foreach(b, k, col)
-			if (json_object_get(a, k) == NULL)
+			if (json_object_get(a, k) == NULL) {
 				list_add(&list, "%s.%s (only on the target)",
 				    c->env, k);
+				json_object_set_new(names, k, json_true());
+			}
 		json_decref(a);
 		json_decref(b);
 	}
 	c->env = NULL;
+	/* the remedy as the CLI takes it: schema.name,… (a '$' escaped
+	 * for a shell, in double quotes) */
+	json_object_foreach(names, k, v) {
+		char *n, *d;
+
+		if (pgtool_table_name(k, canon, sizeof canon) == -1)
+			continue;
+		n = xasprintf("%s%s", remedy ? remedy : "", remedy ? "," : "");
+		for (d = canon; *d; d++) {
+			char *m = xasprintf("%s%s%c", n, *d == '$' ? "\\" : "",
+			    *d);
+
+			free(n);
+			n = m;
+		}
+		quote |= strchr(canon, '$') != NULL;
+		free(remedy);
+		remedy = n;
+	}
 	if (list) {
 		rc = fail(cause, "the schema changed on the source since the "
 		    "replication started, which logical replication does not "
-		    "carry: %s; nothing was stopped: 'nubo migrate rollback' ends "
-		    "this migration (the source keeps serving), and a new one "
-		    "copies the new schema", list);
+		    "carry: %s; nothing was stopped: 'nubo migrate rehearse %s "
+		    "--resync %s%s%s' makes those tables again on the target "
+		    "and copies their rows again (then cut over), or 'nubo "
+		    "migrate rollback' ends this migration (the source keeps "
+		    "serving)", list, c->app_subdomain, quote ? "\"" : "",
+		    remedy ? remedy : "TABLE", quote ? "\"" : "");
 		free(list);
 	}
+	free(remedy);
+	json_decref(names);
 	return rc;
 }
 
