@@ -412,13 +412,13 @@ schema_canonical(struct migrate_ctx *c, long long node, const char *name,
 
 /* What a resync of tables does in environment c->env (s → t): *remake
  * the tables the source has (made again from its schema, copied again),
- * *drop those the target alone has; *absent counts the tables on
- * neither side. A table only on the source that is not listed is
+ * *drop those the target alone has; the names found on either side are
+ * set in found. A table only on the source that is not listed is
  * refused: the subscription's refresh would stop at it. 0, or -1 with
  * *cause. */
 static int
 resync_plan(struct migrate_ctx *c, long long s, long long t, json_t *tables,
-    json_t **remake, json_t **drop, int *absent, char **cause)
+    json_t **remake, json_t **drop, json_t *found, char **cause)
 {
 	json_t *a = schema_canonical(c, c->source_node, c->source_name, s,
 	    cause), *b = a ? schema_canonical(c, c->target_node,
@@ -428,7 +428,6 @@ resync_plan(struct migrate_ctx *c, long long s, long long t, json_t *tables,
 	size_t i;
 
 	*remake = *drop = NULL;
-	*absent = 0;
 	if (b == NULL) {
 		json_decref(a);
 		return -1;
@@ -443,7 +442,8 @@ resync_plan(struct migrate_ctx *c, long long s, long long t, json_t *tables,
 		else if (json_object_get(b, n))
 			json_array_append(*drop, v);
 		else
-			(*absent)++;
+			continue;
+		json_object_set_new(found, n, json_true());
 	}
 	json_object_foreach(a, k, col) {
 		int listed = 0;
@@ -526,12 +526,14 @@ migrate_repl_resync_check(sqlite3 *db, long long id, json_t *tables,
     char **cause)
 {
 	struct migrate_ctx c;
-	json_t *v, *remake, *drop, *out;
-	int absent, rc = 0;
-	size_t i, everywhere = 0, envs = 0;
+	json_t *v, *remake, *drop, *out, *found = json_object();
+	int rc = 0;
+	size_t i;
 
-	if (migrate_ctx_load(db, id, &c) == -1)
+	if (migrate_ctx_load(db, id, &c) == -1) {
+		json_decref(found);
 		return fail(cause, "no migration %lld", id);
+	}
 	json_array_foreach(json_object_get(c.row, "environments"), i, v) {
 		long long s, t;
 
@@ -540,9 +542,8 @@ migrate_repl_resync_check(sqlite3 *db, long long id, json_t *tables,
 		t = migrate_node_env_id(db, c.target_node, c.env);
 		if (s == 0 || migrate_node_env_empty(db, s))
 			continue;
-		envs++;
 		out = NULL;
-		if ((rc = resync_plan(&c, s, t, tables, &remake, &drop, &absent,
+		if ((rc = resync_plan(&c, s, t, tables, &remake, &drop, found,
 		    cause)) == 0) {
 			if (json_array_size(remake) + json_array_size(drop))
 				rc = resync_call(&c, s, t, remake, drop, 1,
@@ -553,12 +554,13 @@ migrate_repl_resync_check(sqlite3 *db, long long id, json_t *tables,
 		json_decref(drop);
 		if (rc == -1)
 			break;
-		everywhere += absent == (int)json_array_size(tables);
 	}
-	if (rc == 0 && envs && everywhere == envs)
-		rc = fail(cause, "no environment has %s on either node",
-		    json_array_size(tables) == 1 ? "that table" : "any of "
-		    "those tables");
+	json_array_foreach(tables, i, v)
+		if (rc == 0 && json_object_get(found, json_string_value(v)) ==
+		    NULL)
+			rc = fail(cause, "no environment has table %s on either "
+			    "node", json_string_value(v));
+	json_decref(found);
 	json_decref(c.row);
 	return rc;
 }
@@ -571,18 +573,28 @@ resync(struct migrate_ctx *c, long long s, long long t, json_t **done,
     char **cause)
 {
 	json_t *tables = json_object_get(c->input, "resync"), *remake, *drop;
-	json_t *out = NULL;
-	int absent, rc;
+	json_t *out = NULL, *found = json_object();
+	int rc = 0;
 
 	*done = NULL;
 	if (json_array_size(tables) == 0)
 		return 0;
 	migrate_progress(c, json_pack("{s:s}", "message",
 	    "making the tables again on the target"));
-	if (resync_plan(c, s, t, tables, &remake, &drop, &absent, cause) == -1)
+	rc = resync_plan(c, s, t, tables, &remake, &drop, found, cause);
+	json_decref(found);
+	if (rc == -1)
 		return -1;
-	rc = json_array_size(remake) + json_array_size(drop) == 0 ? 0 :
-	    resync_call(c, s, t, remake, drop, 0, &out, cause);
+	/* the source's side made again (the same answer): its role may read
+	 * the tables made since, and those without a key replicate whole
+	 * rows */
+	if (json_array_size(remake) && (rc = repl_make(c, s, t, &out,
+	    cause)) == 0) {
+		json_decref(out);
+		out = NULL;
+	}
+	if (rc == 0 && json_array_size(remake) + json_array_size(drop))
+		rc = resync_call(c, s, t, remake, drop, 0, &out, cause);
 	if (rc == 0)
 		*done = json_pack("{s:O,s:O}", "resynced", remake, "dropped",
 		    drop);
@@ -998,9 +1010,10 @@ migrate_repl_schema_check(struct migrate_ctx *c, char **cause)
 		    "carry: %s; nothing was stopped: 'nubo migrate rehearse %s "
 		    "--resync %s%s%s' makes those tables again on the target "
 		    "and copies their rows again (then cut over), or 'nubo "
-		    "migrate rollback' ends this migration (the source keeps "
+		    "migrate %s' ends this migration (the source keeps "
 		    "serving)", list, c->app_subdomain, quote ? "\"" : "",
-		    remedy ? remedy : "TABLE", quote ? "\"" : "");
+		    remedy ? remedy : "TABLE", quote ? "\"" : "",
+		    strcmp(c->phase, "cutover") == 0 ? "rollback" : "abort");
 		free(list);
 	}
 	free(remedy);

@@ -11,6 +11,7 @@
 #include "migrate.h"
 #include "migrate-node.h"
 #include "migrate-repl.h"
+#include "migrate-steps.h"
 #include "offboarding.h"
 #include "pgtool.h"
 #include "portal.h"
@@ -355,8 +356,9 @@ migrations_resync(struct preq *r, long long id, json_t **tables)
 		goto fail;
 	}
 	if (migrate_repl_resync_check(r->db, id, *tables, &cause) == -1) {
-		reply_error(r, 409, "RESYNC_REFUSED", "%s; nothing was "
-		    "changed", cause);
+		reply_error(r, 409, "RESYNC_REFUSED", "%s%s", cause,
+		    strstr(cause, "nothing was changed") ? "" :
+		    "; nothing was changed");
 		free(cause);
 		goto fail;
 	}
@@ -365,6 +367,29 @@ fail:
 	json_decref(*tables);
 	*tables = NULL;
 	return -1;
+}
+
+/* A cutover of a migration that replicates and is copied: refused
+ * before anything is queued (it stays copied: a rehearse --resync may
+ * follow) when DDL on the source changed a table. -1 after replying. */
+static int
+migrations_schema_check(struct preq *r, long long id, const char *phase)
+{
+	struct migrate_ctx c;
+	char *cause = NULL;
+	int rc = 0;
+
+	if (strcmp(phase, "cutover") != 0 ||
+	    migrate_ctx_load(r->db, id, &c) == -1)
+		return 0;
+	if (migrate_repl_on(c.row) && strcmp(jsonx_str(c.row, "state"),
+	    "copied") == 0 && migrate_repl_schema_check(&c, &cause) == -1) {
+		reply_error(r, 409, "SCHEMA_CHANGED", "%s", cause);
+		free(cause);
+		rc = -1;
+	}
+	json_decref(c.row);
+	return rc;
 }
 
 /* POST /migrations/{migration}/<phase>: rehearse, cutover, abort,
@@ -391,7 +416,8 @@ migrations_phase(struct preq *r, const char *phase)
 		    "a step: wait for it (nubo migrate status)", id);
 		return;
 	}
-	if (migrations_resync(r, id, &tables) == -1)
+	if (migrations_resync(r, id, &tables) == -1 ||
+	    migrations_schema_check(r, id, phase) == -1)
 		return;
 	if (store_begin(r->db) == -1) {
 		json_decref(tables);
