@@ -89,6 +89,9 @@ long long repl_env_id(struct areq *r, int *has_db);
  * NULL with e filled (409 DATABASE_NOT_CREATED when it has none yet). */
 struct pg_conn *repl_env_db(struct areq *r, long long *id,
     struct repl_err *e);
+/* The migration key of a POST body: 0, or -1 with e (400
+ * BAD_MIGRATION_KEY). */
+int repl_key_check(const char *key, struct repl_err *e);
 /* ?migration=KEY of a GET or DELETE: 0 (*key NULL when absent and not
  * required), or -1 after replying 400. */
 int repl_query_key(struct areq *r, int required, const char **key);

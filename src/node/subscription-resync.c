@@ -275,12 +275,8 @@ agent_subscription_resync(struct areq *r)
 		goto out;
 	key = jsonx_str(r->body, "migration");
 	url = jsonx_str(r->body, "dump_url");
-	if (!replication_key_valid(key)) {
-		repl_fail(&e, 400, "BAD_MIGRATION_KEY", "the migration key "
-		    "must be 1 to 36 of a-z, 0-9 and '-', starting and ending "
-		    "with a letter or digit");
+	if (repl_key_check(key, &e) == -1)
 		goto out;
-	}
 	if (resync_names(r->body, "tables", tables, &e) == -1 ||
 	    resync_names(r->body, "drop", drop, &e) == -1)
 		goto out;

@@ -231,12 +231,8 @@ agent_subscription_create(struct areq *r)
 	if (abody_check(r, fields) == -1)
 		return;
 	key = jsonx_str(r->body, "migration");
-	if (!replication_key_valid(key)) {
-		repl_fail(&e, 400, "BAD_MIGRATION_KEY", "the migration key "
-		    "must be 1 to 36 of a-z, 0-9 and '-', starting and ending "
-		    "with a letter or digit");
+	if (repl_key_check(key, &e) == -1)
 		goto out;
-	}
 	if (sub_connection_check(r->body, key, host, sizeof host, &loopback,
 	    &e) == -1)
 		goto out;
