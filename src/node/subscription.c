@@ -155,6 +155,17 @@ subscription_report(PGconn *d, const char *sub, const char *key,
 	json_object_set_new(out, "state", json_string(!enabled ? "disabled" :
 	    ready < n ? "copying" : PQntuples(res) == 1 ? "streaming" :
 	    "stopped"));
+	/* the workers' errors since the subscription was made (a table's
+	 * copy that fails is tried again and again: the portal gives up) */
+	PQclear(res);
+	res = repl_query(d, e, "SELECT sync_error_count, apply_error_count"
+	    " FROM pg_stat_subscription_stats WHERE subname = $1", 1, p);
+	if (res == NULL)
+		goto fail;
+	json_object_set_new(out, "sync_errors", json_integer(PQntuples(res) ?
+	    atoll(PQgetvalue(res, 0, 0)) : 0));
+	json_object_set_new(out, "apply_errors", json_integer(PQntuples(res) ?
+	    atoll(PQgetvalue(res, 0, 1)) : 0));
 	goto out;
 fail:
 	json_decref(out);

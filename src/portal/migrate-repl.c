@@ -32,6 +32,9 @@
 #define REPL_CATCHUP_SECONDS	120
 /* How long the first copy of every table may take. */
 #define REPL_COPY_SECONDS	(6 * 3600)
+/* A table's copy that failed this many times (PostgreSQL tries it again
+ * every few seconds, for ever) fails the step. */
+#define REPL_SYNC_ERRORS	5
 
 static int
 fail(char **cause, const char *fmt, ...)
@@ -169,18 +172,38 @@ subscription_get(struct migrate_ctx *c, long long t, int *missing,
 	return NULL;
 }
 
+/* Append an item to a list said in words ("a, b, c"; *list NULL when
+ * empty). */
+static void
+list_add(char **list, const char *fmt, ...)
+{
+	va_list ap;
+	char *item, *n;
+
+	va_start(ap, fmt);
+	if (vasprintf(&item, fmt, ap) == -1)
+		item = NULL;
+	va_end(ap);
+	n = xasprintf("%s%s%s", *list ? *list : "", *list ? ", " : "",
+	    item ? item : "?");
+	free(item);
+	free(*list);
+	*list = n;
+}
+
 /* Wait until every table's first copy is done and the target follows
  * the source; progress in tables. */
 static int
 wait_streaming(struct migrate_ctx *c, long long t, char **cause)
 {
-	long long t0 = migrate_node_now_ms();
+	long long t0 = migrate_node_now_ms(), errors0 = -1;
 
 	for (;;) {
 		int missing;
 		char *why = NULL;
 		json_t *sub = subscription_get(c, t, &missing, &why), *tb, *v;
 		const char *state = jsonx_str(sub, "state");
+		char *copying = NULL;
 		long long ready = 0, total;
 		size_t i;
 
@@ -205,8 +228,24 @@ wait_streaming(struct migrate_ctx *c, long long t, char **cause)
 		tb = json_object_get(sub, "tables");
 		total = (long long)json_array_size(tb);
 		json_array_foreach(tb, i, v)
-			ready += strcmp(jsonx_str(v, "state") ? jsonx_str(v,
-			    "state") : "", "ready") == 0;
+			if (strcmp(jsonx_str(v, "state") ? jsonx_str(v,
+			    "state") : "", "ready") == 0)
+				ready++;
+			else
+				list_add(&copying, "%s", jsonx_str(v, "table"));
+		if (errors0 == -1)
+			errors0 = jsonx_int(sub, "sync_errors", 0);
+		if (jsonx_int(sub, "sync_errors", 0) - errors0 >=
+		    REPL_SYNC_ERRORS) {
+			json_decref(sub);
+			fail(cause, "node '%s': the copy of %s of '%s' failed %d "
+			    "times (the node's PostgreSQL log says why)",
+			    c->target_name, copying ? copying : "a table",
+			    c->env, REPL_SYNC_ERRORS);
+			free(copying);
+			return -1;
+		}
+		free(copying);
 		migrate_progress(c, json_pack("{s:s,s:I,s:I}", "message",
 		    "replicating: the first copy of each table", "tables",
 		    (json_int_t)ready, "tables_total", (json_int_t)total));
@@ -287,25 +326,6 @@ table_method(json_t *table)
 		return "replicated (replica identity index)";
 	return "replicated with replica identity full (no primary key: "
 	    "each update and delete is matched on the whole row)";
-}
-
-/* Append an item to a list said in words ("a, b, c"; *list NULL when
- * empty). */
-static void
-list_add(char **list, const char *fmt, ...)
-{
-	va_list ap;
-	char *item, *n;
-
-	va_start(ap, fmt);
-	if (vasprintf(&item, fmt, ap) == -1)
-		item = NULL;
-	va_end(ap);
-	n = xasprintf("%s%s%s", *list ? *list : "", *list ? ", " : "",
-	    item ? item : "?");
-	free(item);
-	free(*list);
-	*list = n;
 }
 
 /* What replication cannot carry in a schema answer, in words; NULL when
