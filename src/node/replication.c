@@ -77,14 +77,20 @@ repl_fail(struct repl_err *e, unsigned status, const char *code,
 	return -1;
 }
 
+int
+repl_fail_cause(struct repl_err *e, unsigned status, const char *code,
+    char *cause)
+{
+	repl_fail(e, status, code, "%s", cause ? cause : "PostgreSQL failed");
+	free(cause);
+	return -1;
+}
+
 /* A failure of PostgreSQL itself (cause: its words, taken over). */
 static int
 repl_fail_pg(struct repl_err *e, char *cause)
 {
-	repl_fail(e, 503, "DATABASE_UNAVAILABLE", "%s", cause ? cause :
-	    "PostgreSQL failed");
-	free(cause);
-	return -1;
+	return repl_fail_cause(e, 503, "DATABASE_UNAVAILABLE", cause);
 }
 
 /* pg_admin_exec() with e filled when it fails. */

@@ -66,6 +66,10 @@ extern pthread_mutex_t replication_lock;
 int repl_fail(struct repl_err *e, unsigned status,
     const char *code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+/* repl_fail() with PostgreSQL's words in cause (taken over; NULL: it
+ * said nothing): -1. */
+int repl_fail_cause(struct repl_err *e, unsigned status, const char *code,
+    char *cause);
 /* Reply with e and clear it. */
 void repl_reply_error(struct areq *r, struct repl_err *e);
 /* pg_admin_exec() with e filled when it fails (503). */

@@ -69,10 +69,7 @@ resync_names(json_t *body, const char *name, json_t *out,
 static int
 resync_failed(struct repl_err *e, char *cause)
 {
-	repl_fail(e, 409, "RESYNC_FAILED", "%s", cause ? cause :
-	    "PostgreSQL failed");
-	free(cause);
-	return -1;
+	return repl_fail_cause(e, 409, "RESYNC_FAILED", cause);
 }
 
 /* pg_admin_exec() with e filled (409) when it fails. */
