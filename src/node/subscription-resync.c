@@ -190,6 +190,7 @@ resync_load(PGconn *d, struct env *env, long long id, json_t *tables,
 	if (restore_role_begin_in(d, "resync", id, env_url, db, &rr,
 	    &cause) == -1) {
 		free(env_url);
+		restore_role_release(&rr);
 		return resync_failed(e, cause);
 	}
 	free(env_url);

@@ -416,8 +416,8 @@ migrations_phase(struct preq *r, const char *phase)
 		    "a step: wait for it (nubo migrate status)", id);
 		return;
 	}
-	if (migrations_resync(r, id, &tables) == -1 ||
-	    migrations_schema_check(r, id, phase) == -1)
+	if (migrations_schema_check(r, id, phase) == -1 ||
+	    migrations_resync(r, id, &tables) == -1)
 		return;
 	if (store_begin(r->db) == -1) {
 		json_decref(tables);
