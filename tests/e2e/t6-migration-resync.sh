@@ -83,6 +83,25 @@ out=$("$NUBO" migrate rehearse notes --resync notes 2>&1) && fail "a table only 
 out=$("$NUBO" migrate rehearse notes --resync notes,attachments,labels,parent 2>&1) && fail "a table referenced by a foreign key was taken" ||
 	expect_match "a table another one references is refused, naming both" "$out" \
 		"cannot make public\.parent again: table public\.child references it \(foreign key child_parent_fkey\).*nothing was changed"
+# the nodes' routes themselves (as the portal calls them)
+agent() {
+	local var=NODE_URL_$1 secret args=()
+	secret=$(jq_get portal_secret < "$T/node-$1/agent.json")
+	[ -n "${4:-}" ] && args=(-H 'Content-Type: application/json' --data-binary "$4")
+	curl -s -o "$T/agent.json" -w '%{http_code}' -X "$2" \
+		-H "Authorization: Bearer $secret" "${args[@]}" "${!var}/agent/v1$3"
+}
+answer() { jq_get "$1" < "$T/agent.json"; }
+KEY=$(api_as "$ADMIN_KEY" GET "/migrations/$(mid)" | jq_get uuid)
+TID=${T_PROD#env_}
+SID=$(env_id v3 Production)
+expect "v4: a bad table name" "$(agent v4 POST "/environments/$TID/subscription/resync" "{\"migration\":\"$KEY\",\"tables\":[\"notes; DROP TABLE parent\"],\"dump_url\":\"http://127.0.0.1:1/\"}")/$(answer error.code)" 400/BAD_TABLE
+expect "v4: a bad key" "$(agent v4 POST "/environments/$TID/subscription/resync" '{"migration":"x_y","drop":["gone"]}')/$(answer error.code)" 400/BAD_MIGRATION_KEY
+expect "v4: another migration's key" "$(agent v4 POST "/environments/$TID/subscription/resync" '{"migration":"other","drop":["gone"]}')/$(answer error.code)" 404/SUBSCRIPTION_NOT_FOUND
+expect "v4: a referenced table" "$(agent v4 POST "/environments/$TID/subscription/resync" "{\"migration\":\"$KEY\",\"drop\":[\"parent\"]}")/$(answer error.code)" 409/TABLE_REFERENCED
+expect "v3: the tables' schema is a signed URL's" "$(curl -s -o /dev/null -w '%{http_code}' "$NODE_URL_v3/agent/v1/environments/$SID/dump/schema/public.notes")" 401
+expect "v3: a bad name in the tables' schema" "$(agent v3 GET "/environments/$SID/dump/schema/public.notes,x%3Bdrop")/$(answer error.code)" 400/BAD_TABLE
+expect "v3: a table it does not have" "$(agent v3 GET "/environments/$SID/dump/schema/public.nosuch")/$(answer error.code)" 500/DUMP_FAILED
 expect "nothing was queued" "$(round)" "$ROUND copied"
 expect "v4's parent is as it was" "$(db_sql v4 "$T_PROD" "SELECT string_agg(column_name, ',' ORDER BY ordinal_position) FROM information_schema.columns WHERE table_name = 'parent'")" "id,name"
 expect "v4's child keeps its foreign key" "$(db_sql v4 "$T_PROD" "SELECT count(*) FROM pg_constraint WHERE conname = 'child_parent_fkey'")" 1
