@@ -5,7 +5,7 @@
 static int
 cmd_migrate_abort_exec(struct cmd_args *a)
 {
-	return migrate_cli_action(a, "abort");
+	return migrate_cli_action(a, "abort", NULL);
 }
 
 const struct cmd_entry cmd_migrate_abort_entry = {

@@ -5,7 +5,7 @@
 static int
 cmd_migrate_cutover_exec(struct cmd_args *a)
 {
-	return migrate_cli_action(a, "cutover");
+	return migrate_cli_action(a, "cutover", NULL);
 }
 
 const struct cmd_entry cmd_migrate_cutover_entry = {

@@ -5,7 +5,7 @@
 static int
 cmd_migrate_resume_exec(struct cmd_args *a)
 {
-	return migrate_cli_action(a, "resume");
+	return migrate_cli_action(a, "resume", NULL);
 }
 
 const struct cmd_entry cmd_migrate_resume_entry = {

@@ -5,7 +5,7 @@
 static int
 cmd_migrate_rollback_exec(struct cmd_args *a)
 {
-	return migrate_cli_action(a, "rollback");
+	return migrate_cli_action(a, "rollback", NULL);
 }
 
 const struct cmd_entry cmd_migrate_rollback_entry = {

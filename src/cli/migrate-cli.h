@@ -14,8 +14,9 @@ int migrate_cli_find(const char *app, const char *to, json_t **out);
 int migrate_cli_follow(long long id, int json);
 /* Status as fields and a step table. */
 void migrate_cli_print(json_t *m);
-/* POST /migrations/{id}/<verb> on the app's migration and follow it. */
-int migrate_cli_action(struct cmd_args *a, const char *verb);
+/* POST /migrations/{id}/<verb> with body (taken; NULL: {}) on the app's
+ * migration and follow it. */
+int migrate_cli_action(struct cmd_args *a, const char *verb, json_t *body);
 /* POST /migrations {app, to, mode} for `migrate start` and `migrate run`,
  * then follow it (unless --no-wait). A CLI_* status. */
 int migrate_cli_create(struct cmd_args *a, const char *mode);

@@ -307,13 +307,15 @@ migrate_cli_follow(long long id, int json)
 }
 
 int
-migrate_cli_action(struct cmd_args *a, const char *verb)
+migrate_cli_action(struct cmd_args *a, const char *verb, json_t *body)
 {
-	json_t *m = NULL, *resp = NULL, *body = json_object();
+	json_t *m = NULL, *resp = NULL;
 	char *path = NULL;
 	long long id;
 	int rc = CLI_FAILED;
 
+	if (body == NULL)
+		body = json_object();
 	if (migrate_cli_find(a->argv[0], cmd_opt(a, "to"), &m) == -1)
 		goto out;
 	id = jsonx_int(m, "id", 0);

@@ -93,6 +93,10 @@
 #define NUBO_DBCRED_SWEEP       5                   /* seconds between sweeps of expired ones */
 /* sequences one call may set on a migration's target (node replication.c) */
 #define NUBO_REPLICATION_SEQUENCES_MAX 10000
+/* tables one rehearse may copy again (--resync), and the bytes of their
+ * schema's dump a target takes from the source */
+#define NUBO_RESYNC_TABLES_MAX  32
+#define NUBO_RESYNC_DUMP_MAX    (16 * 1024 * 1024)
 
 /* a --config file of nubod (src/common/opts.c) */
 #define NUBO_CONFIG_MAX         (64 * 1024)         /* bytes */

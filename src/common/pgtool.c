@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
@@ -231,4 +232,48 @@ pgtool_hba_open(const char *type, const char *users, const char *address,
 		return xasprintf("admits %s from %s with %s, not "
 		    "scram-sha-256", users ? users : "{all}", address, auth);
 	return NULL;
+}
+
+/* One part of a table's name at *p (plain or quoted) into out; 0 with
+ * *p past it, or -1. */
+static int
+table_part(const char **p, char *out, size_t outlen)
+{
+	const char *s = *p;
+	int quoted = *s == '"';
+	size_t n = 0;
+
+	s += quoted;
+	if (!((*s >= 'a' && *s <= 'z') || *s == '_'))
+		return -1;
+	while ((*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') ||
+	    *s == '_' || *s == '$') {
+		if (n + 1 >= outlen || n >= 63)
+			return -1;
+		out[n++] = *s++;
+	}
+	out[n] = '\0';
+	if (quoted && *s++ != '"')
+		return -1;
+	*p = s;
+	return 0;
+}
+
+int
+pgtool_table_name(const char *in, char *out, size_t outlen)
+{
+	char a[64], b[64];
+	const char *p = in;
+
+	if (in == NULL || outlen < PGTOOL_TABLE_MAX ||
+	    table_part(&p, a, sizeof a) == -1)
+		return -1;
+	if (*p == '\0') {
+		snprintf(out, outlen, "public.%s", a);
+		return 0;
+	}
+	if (*p++ != '.' || table_part(&p, b, sizeof b) == -1 || *p != '\0')
+		return -1;
+	snprintf(out, outlen, "%s.%s", a, b);
+	return 0;
 }

@@ -8,6 +8,7 @@
 #ifndef NUBO_PGTOOL_H
 #define NUBO_PGTOOL_H
 
+#include <stddef.h>
 #include <sys/types.h>
 
 /* Start tool (a bare name: util_pg_tool(); or a path) as
@@ -35,5 +36,14 @@ char *pgtool_conninfo_db(const char *dburl, const char *dbname);
  * them from the node's address only (ARCHITECTURE). */
 char *pgtool_hba_open(const char *type, const char *users,
     const char *address, const char *netmask, const char *auth);
+
+/* A table's name as a user or a node gives it, [schema.]name (each part
+ * 1 to 63 of [a-z0-9_$], starting with a letter or '_', plain or in
+ * double quotes as format('%I') writes it; no schema: public), written
+ * canonically as schema.name into out (at least PGTOOL_TABLE_MAX bytes).
+ * 0, or -1 when it is not one: nothing else ever reaches SQL or a
+ * pg_dump pattern. */
+#define PGTOOL_TABLE_MAX	128
+int pgtool_table_name(const char *in, char *out, size_t outlen);
 
 #endif

@@ -48,6 +48,7 @@ void agent_dbcred_create(struct areq *);
 void transfer_checksums(struct areq *);
 void transfer_dump(struct areq *);
 void transfer_dump_schema(struct areq *);
+void transfer_dump_tables(struct areq *);
 void transfer_files_export(struct areq *);
 void transfer_files_manifest(struct areq *);
 void transfer_package(struct areq *);
@@ -63,6 +64,7 @@ void agent_subscription_create(struct areq *);
 void agent_subscription_show(struct areq *);
 void agent_subscription_delete(struct areq *);
 void agent_subscription_sequences(struct areq *);
+void agent_subscription_resync(struct areq *);
 /* backup.c */
 void agent_snapshot_create(struct areq *);
 void agent_snapshot_show(struct areq *);
@@ -176,6 +178,9 @@ static const struct agent_route agent_routes[] = {
 	{ "GET", "/agent/v1/environments/{id}/dump/schema",
 	  transfer_dump_schema, AGENT_SIGNED, NULL,
 	  "the database's schema alone (a replicating migration's first copy)" },
+	{ "GET", "/agent/v1/environments/{id}/dump/schema/{tables}",
+	  transfer_dump_tables, AGENT_SIGNED, NULL, "the schema of the listed "
+	  "tables alone ([schema.]name,…: a replica re-makes them)" },
 	{ "POST", "/agent/v1/environments/{id}/files/export",
 	  transfer_files_export, AGENT_SIGNED, NULL,
 	  "the listed files of the file store, streamed" },
@@ -219,6 +224,10 @@ static const struct agent_route agent_routes[] = {
 	{ "POST", "/agent/v1/environments/{id}/subscription/sequences",
 	  agent_subscription_sequences, AGENT_PORTAL, NULL, "set sequences "
 	  "to the source's values {sequences}, all or none" },
+	{ "POST", "/agent/v1/environments/{id}/subscription/resync",
+	  agent_subscription_resync, AGENT_PORTAL, NULL, "make tables again "
+	  "from the source's schema {migration, tables, drop, dump_url, "
+	  "check} and copy their rows again" },
 
 	/* settings */
 };

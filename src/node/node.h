@@ -378,6 +378,11 @@ struct pg_conn *pg_admin_connect_db(const char *db, char **cause);
  * privileges are kept per database; the lists of databases and roles stay
  * open, as PostgreSQL has them): 0, or -1 with *cause. */
 int pg_db_close_catalogs(const char *db, char **cause);
+/* transfer.c: download url (another node's signed URL) into fd, at most
+ * max bytes. 0, or -1 with *cause (the source's own words for an error
+ * answer) and *unreachable 1 when the source could not be reached. */
+int transfer_fetch_fd(const char *url, int fd, long long max,
+    int *unreachable, char **cause);
 /* The admin's URL into the environment's database, for nubo's own dumps
  * (pg_dump -Fc reads the database's comment, settings and labels from
  * catalogs closed to the environment's role); caller frees. */

@@ -79,14 +79,20 @@ repl_fail(struct repl_err *e, unsigned status, const char *code,
 	return -1;
 }
 
+int
+repl_fail_cause(struct repl_err *e, unsigned status, const char *code,
+    char *cause)
+{
+	repl_fail(e, status, code, "%s", cause ? cause : "PostgreSQL failed");
+	free(cause);
+	return -1;
+}
+
 /* A failure of PostgreSQL itself (cause: its words, taken over). */
 static int
 repl_fail_pg(struct repl_err *e, char *cause)
 {
-	repl_fail(e, 503, "DATABASE_UNAVAILABLE", "%s", cause ? cause :
-	    "PostgreSQL failed");
-	free(cause);
-	return -1;
+	return repl_fail_cause(e, 503, "DATABASE_UNAVAILABLE", cause);
 }
 
 /* pg_admin_exec() with e filled when it fails. */
@@ -247,6 +253,16 @@ repl_env_db(struct areq *r, long long *id, struct repl_err *e)
 	}
 	snprintf(db, sizeof db, "env_%lld", *id);
 	return repl_connect(db, e);
+}
+
+int
+repl_key_check(const char *key, struct repl_err *e)
+{
+	if (replication_key_valid(key))
+		return 0;
+	return repl_fail(e, 400, "BAD_MIGRATION_KEY", "the migration key "
+	    "must be 1 to 36 of a-z, 0-9 and '-', starting and ending with a "
+	    "letter or digit");
 }
 
 /* The migration key of a DELETE or GET (?migration=): 0, -1 after
@@ -597,12 +613,8 @@ agent_replication_create(struct areq *r)
 	if (abody_check(r, fields) == -1)
 		return;
 	key = jsonx_str(r->body, "migration");
-	if (!replication_key_valid(key)) {
-		repl_fail(&e, 400, "BAD_MIGRATION_KEY", "the migration key "
-		    "must be 1 to 36 of a-z, 0-9 and '-', starting and ending "
-		    "with a letter or digit");
+	if (repl_key_check(key, &e) == -1)
 		goto out;
-	}
 	if (replication_address_parse(jsonx_str(r->body, "target_address"),
 	    canon, sizeof canon, &loopback) == -1) {
 		repl_fail(&e, 400, "BAD_ADDRESS", "target_address must be the "

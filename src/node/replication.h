@@ -66,6 +66,10 @@ extern pthread_mutex_t replication_lock;
 int repl_fail(struct repl_err *e, unsigned status,
     const char *code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+/* repl_fail() with PostgreSQL's words in cause (taken over; NULL: it
+ * said nothing): -1. */
+int repl_fail_cause(struct repl_err *e, unsigned status, const char *code,
+    char *cause);
 /* Reply with e and clear it. */
 void repl_reply_error(struct areq *r, struct repl_err *e);
 /* pg_admin_exec() with e filled when it fails (503). */
@@ -89,6 +93,9 @@ long long repl_env_id(struct areq *r, int *has_db);
  * NULL with e filled (409 DATABASE_NOT_CREATED when it has none yet). */
 struct pg_conn *repl_env_db(struct areq *r, long long *id,
     struct repl_err *e);
+/* The migration key of a POST body: 0, or -1 with e (400
+ * BAD_MIGRATION_KEY). */
+int repl_key_check(const char *key, struct repl_err *e);
 /* ?migration=KEY of a GET or DELETE: 0 (*key NULL when absent and not
  * required), or -1 after replying 400. */
 int repl_query_key(struct areq *r, int required, const char **key);
@@ -103,5 +110,11 @@ struct json_t *repl_tables(struct pg_conn *d, const char *cond,
  * detached, dropped): 0 (*dropped 1 when it was there), -1 with e. */
 int subscription_drop(struct pg_conn *d, const char *sub, int *dropped,
     struct repl_err *e);
+
+/* subscription.c: the subscription sub of d's database {subscription,
+ * enabled, slot, publication, state, tables, …}; NULL with e (404 when
+ * there is none). */
+struct json_t *subscription_report(struct pg_conn *d, const char *sub,
+    const char *key, struct repl_err *e);
 
 #endif

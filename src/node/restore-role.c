@@ -50,17 +50,20 @@ ident(PGconn *c, const char *s)
 	return r;
 }
 
-int
-restore_role_begin(struct pg_conn *admin, const char *kind, long long env_id,
-    const char *env_url, const char *newdb, struct restore_role *rr,
-    char **cause)
+/* The throwaway role rr for a load into database db, and its URL: 0, or
+ * -1 with *cause (*made 1 once the role exists). */
+static int
+role_create(struct pg_conn *admin, const char *kind, long long env_id,
+    const char *env_url, const char *db, struct restore_role *rr,
+    int *made, char **cause)
 {
 	PQconninfoOption *o = NULL, *p;
 	char *hex = util_random_hex(4), *pw = util_random_hex(24);
-	char *lit = NULL, *qdb = NULL, *host = NULL, *port = NULL;
-	int rc = -1, made = 0;
+	char *lit = NULL, *host = NULL, *port = NULL;
+	int rc = -1;
 
 	memset(rr, 0, sizeof(*rr));
+	*made = 0;
 	snprintf(rr->name, sizeof(rr->name), "nubo_%s_%lld_%s", kind, env_id,
 	    hex);
 	if ((o = PQconninfoParse(env_url, NULL)) == NULL) {
@@ -74,13 +77,39 @@ restore_role_begin(struct pg_conn *admin, const char *kind, long long env_id,
 			port = xstrdup(p->val);
 	}
 	lit = PQescapeLiteral(admin, pw, strlen(pw));
-	qdb = ident(admin, newdb);
 	/* the role: nothing but LOGIN; a connection per pg_restore job */
 	if (exec_fmt(admin, cause, "CREATE ROLE %s LOGIN PASSWORD %s"
 	    " NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION"
 	    " NOBYPASSRLS CONNECTION LIMIT 64", rr->name, lit) == -1)
 		goto out;
-	made = 1;
+	*made = 1;
+	rr->url = xasprintf("host=%s port=%s user=%s password=%s dbname=%s",
+	    host ? host : "127.0.0.1", port ? port : "5432", rr->name, pw, db);
+	rc = 0;
+out:
+	if (o)
+		PQconninfoFree(o);
+	PQfreemem(lit);
+	explicit_bzero(pw, strlen(pw));
+	free(pw);
+	free(hex);
+	free(host);
+	free(port);
+	return rc;
+}
+
+int
+restore_role_begin(struct pg_conn *admin, const char *kind, long long env_id,
+    const char *env_url, const char *newdb, struct restore_role *rr,
+    char **cause)
+{
+	char *qdb = NULL;
+	int rc = -1, made = 0;
+
+	if (role_create(admin, kind, env_id, env_url, newdb, rr, &made,
+	    cause) == -1)
+		goto out;
+	qdb = ident(admin, newdb);
 	/* the cluster's sessions, memberships and dependencies
 	 * closed before the dump runs in it (a table made of them would
 	 * outlive it) */
@@ -89,9 +118,6 @@ restore_role_begin(struct pg_conn *admin, const char *kind, long long env_id,
 	    exec_fmt(admin, cause, "REVOKE ALL ON DATABASE %s FROM PUBLIC",
 	    qdb) == -1 || pg_db_close_catalogs(newdb, cause) == -1)
 		goto out;
-	rr->url = xasprintf("host=%s port=%s user=%s password=%s dbname=%s",
-	    host ? host : "127.0.0.1", port ? port : "5432", rr->name, pw,
-	    newdb);
 	rc = 0;
 out:
 	if (rc == -1 && made) {
@@ -100,16 +126,47 @@ out:
 		restore_role_drop(admin, rr->name, &ignored);
 		free(ignored);
 	}
-	if (o)
-		PQconninfoFree(o);
-	PQfreemem(lit);
-	explicit_bzero(pw, strlen(pw));
-	free(pw);
-	free(hex);
 	free(qdb);
-	free(host);
-	free(port);
 	return rc;
+}
+
+int
+restore_role_begin_in(struct pg_conn *db, const char *kind,
+    long long env_id, const char *env_url, const char *dbname,
+    struct restore_role *rr, char **cause)
+{
+	char *qdb = ident(db, dbname);
+	int made = 0, rc = -1;
+
+	if (role_create(db, kind, env_id, env_url, dbname, rr, &made,
+	    cause) == 0 && exec_fmt(db, cause, "GRANT CONNECT ON DATABASE %s"
+	    " TO %s", qdb, rr->name) == 0)
+		rc = 0;
+	if (rc == -1 && made) {
+		char *ignored = NULL;
+
+		restore_role_end_in(db, env_id, rr->name, &ignored);
+		free(ignored);
+	}
+	free(qdb);
+	return rc;
+}
+
+int
+restore_role_end_in(struct pg_conn *db, long long env_id, const char *name,
+    char **cause)
+{
+	/* no new sessions, none left; what it made or was given to the
+	 * environment's role, its grants gone (here and on the database) */
+	if (exec_fmt(db, cause, "ALTER ROLE \"%s\" NOLOGIN", name) == -1 ||
+	    exec_fmt(db, cause, "SELECT pg_terminate_backend(pid) FROM"
+	    " pg_stat_activity WHERE usename = '%s'", name) == -1 ||
+	    exec_fmt(db, cause, "REASSIGN OWNED BY \"%s\" TO env_%lld", name,
+	    env_id) == -1 ||
+	    exec_fmt(db, cause, "DROP OWNED BY \"%s\"", name) == -1 ||
+	    exec_fmt(db, cause, "DROP ROLE \"%s\"", name) == -1)
+		return -1;
+	return 0;
 }
 
 /* Revoke every privilege on database qdb from anyone but its owner. */
@@ -210,29 +267,47 @@ restore_role_drop(struct pg_conn *admin, const char *name, char **cause)
 	return rc;
 }
 
-int
-restore_role_drop_stale(struct pg_conn *admin, const char *kind,
-    long long env_id, char **cause)
+/* Every nubo_<kind>_<env_id>_* role an earlier process left: dropped
+ * with the databases it owns, or (in_db) after giving what it owns in
+ * c's database to env_<env_id>. */
+static int
+stale_roles(struct pg_conn *c, const char *kind, long long env_id,
+    int in_db, char **cause)
 {
 	char *pattern = xasprintf("nubo\\_%s\\_%lld\\_%%", kind, env_id);
 	const char *pv[1] = { pattern };
-	PGresult *r = PQexecParams(admin, "SELECT rolname FROM pg_roles WHERE"
+	PGresult *r = PQexecParams(c, "SELECT rolname FROM pg_roles WHERE"
 	    " rolname LIKE $1", 1, NULL, pv, NULL, NULL, 0);
 	int i, rc = 0;
 
 	free(pattern);
 	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-		*cause = xasprintf("PostgreSQL: %s", PQerrorMessage(admin));
+		*cause = xasprintf("PostgreSQL: %s", PQerrorMessage(c));
 		PQclear(r);
 		return -1;
 	}
 	for (i = 0; rc == 0 && i < PQntuples(r); i++) {
 		log_info("dropping restore role '%s' and what it owns",
 		    PQgetvalue(r, i, 0));
-		rc = restore_role_drop(admin, PQgetvalue(r, i, 0), cause);
+		rc = in_db ? restore_role_end_in(c, env_id, PQgetvalue(r, i, 0),
+		    cause) : restore_role_drop(c, PQgetvalue(r, i, 0), cause);
 	}
 	PQclear(r);
 	return rc;
+}
+
+int
+restore_role_drop_stale(struct pg_conn *admin, const char *kind,
+    long long env_id, char **cause)
+{
+	return stale_roles(admin, kind, env_id, 0, cause);
+}
+
+int
+restore_role_drop_stale_in(struct pg_conn *db, const char *kind,
+    long long env_id, char **cause)
+{
+	return stale_roles(db, kind, env_id, 1, cause);
 }
 
 void

@@ -42,6 +42,26 @@ int restore_role_drop(struct pg_conn *admin, const char *name, char **cause);
 int restore_role_drop_stale(struct pg_conn *admin, const char *kind,
     long long env_id, char **cause);
 
+/* The same role for a load into an existing database, dbname (the
+ * environment's own: a replica's tables made again), db an admin
+ * connection to it: the role may connect to it and nothing more; the
+ * caller grants what the load needs (CREATE on a schema, the tables it
+ * replaces). 0, or -1 with *cause and nothing left behind. */
+int restore_role_begin_in(struct pg_conn *db, const char *kind,
+    long long env_id, const char *env_url, const char *dbname,
+    struct restore_role *rr, char **cause);
+
+/* Such a load is over (loaded or not): the role's sessions closed, what
+ * it owns in db given to env_<env_id>, its grants revoked, the role
+ * dropped. 0, or -1 with *cause. */
+int restore_role_end_in(struct pg_conn *db, long long env_id,
+    const char *name, char **cause);
+
+/* restore_role_end_in() for every nubo_<kind>_<env_id>_* role an earlier
+ * process left. 0, or -1 with *cause. */
+int restore_role_drop_stale_in(struct pg_conn *db, const char *kind,
+    long long env_id, char **cause);
+
 void restore_role_release(struct restore_role *rr);
 
 #endif

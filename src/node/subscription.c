@@ -81,8 +81,8 @@ sub_connection_check(json_t *b, const char *key, char *host,
  * publication, state, tables: [{table, state}], received_lsn,
  * latest_end_lsn, seconds_since_message}; NULL with e (404 when there is
  * none). */
-static json_t *
-sub_report(PGconn *d, const char *sub, const char *key,
+json_t *
+subscription_report(PGconn *d, const char *sub, const char *key,
     struct repl_err *e)
 {
 	static const char *const names[] = { "i", "init", "d", "copying",
@@ -157,6 +157,17 @@ sub_report(PGconn *d, const char *sub, const char *key,
 	json_object_set_new(out, "state", json_string(!enabled ? "disabled" :
 	    ready < n ? "copying" : PQntuples(res) == 1 ? "streaming" :
 	    "stopped"));
+	/* the workers' errors since the subscription was made (a table's
+	 * copy that fails is tried again and again: the portal gives up) */
+	PQclear(res);
+	res = repl_query(d, e, "SELECT sync_error_count, apply_error_count"
+	    " FROM pg_stat_subscription_stats WHERE subname = $1", 1, p);
+	if (res == NULL)
+		goto fail;
+	json_object_set_new(out, "sync_errors", json_integer(PQntuples(res) ?
+	    atoll(PQgetvalue(res, 0, 0)) : 0));
+	json_object_set_new(out, "apply_errors", json_integer(PQntuples(res) ?
+	    atoll(PQgetvalue(res, 0, 1)) : 0));
 	goto out;
 fail:
 	json_decref(out);
@@ -261,12 +272,8 @@ agent_subscription_create(struct areq *r)
 	if (abody_check(r, fields) == -1)
 		return;
 	key = jsonx_str(r->body, "migration");
-	if (!replication_key_valid(key)) {
-		repl_fail(&e, 400, "BAD_MIGRATION_KEY", "the migration key "
-		    "must be 1 to 36 of a-z, 0-9 and '-', starting and ending "
-		    "with a letter or digit");
+	if (repl_key_check(key, &e) == -1)
 		goto out;
-	}
 	if (sub_connection_check(r->body, key, host, sizeof host, &loopback,
 	    &e) == -1)
 		goto out;
@@ -372,7 +379,7 @@ agent_subscription_create(struct areq *r)
 		    key, root ? ", TLS verified against the source's "
 		    "certificate" : "");
 	}
-	if ((out = sub_report(d, n.subscription, key, &e)) !=
+	if ((out = subscription_report(d, n.subscription, key, &e)) !=
 	    NULL)
 		areply(r, have ? 200 : 201, out);
 out:
@@ -417,7 +424,7 @@ agent_subscription_show(struct areq *r)
 		goto out;
 	if (key) {
 		repl_names(id, key, &n);
-		if ((out = sub_report(d, n.subscription, key, &e)) != NULL)
+		if ((out = subscription_report(d, n.subscription, key, &e)) != NULL)
 			areply(r, 200, out);
 		goto out;
 	}
@@ -435,7 +442,7 @@ agent_subscription_show(struct areq *r)
 		for (c = k; *c; c++)
 			if (*c == '_')
 				*c = '-';
-		if ((out = sub_report(d, PQgetvalue(res, i, 0), k,
+		if ((out = subscription_report(d, PQgetvalue(res, i, 0), k,
 		    &e)) == NULL)
 			goto out;
 		json_array_append_new(list, out);

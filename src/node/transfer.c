@@ -765,7 +765,7 @@ transfer_dump_refused(pid_t pid, int fd, int errfd)
  * which the target's import error carries (a stream that breaks off
  * could only say that it did). */
 static void
-dump_stream(struct areq *r, int schema_only)
+dump_stream(struct areq *r, int schema_only, char *const *tables)
 {
 	char *url = env_dump_url(r->env);
 	struct child_stream *s;
@@ -787,6 +787,11 @@ dump_stream(struct areq *r, int schema_only)
 			"--no-publications", "--no-subscriptions", NULL };
 		char **args = schema_only ? schema : full;
 		int p[2];
+
+		/* …/dump/schema/{tables}: those tables alone (their indexes,
+		 * constraints and owned sequences), each one there */
+		if (tables)
+			args = (char **)tables;
 
 		pid = -1;
 		errfd = memfd_create("pg_dump-stderr", MFD_CLOEXEC);
@@ -836,7 +841,7 @@ dump_stream(struct areq *r, int schema_only)
 void
 transfer_dump(struct areq *r)
 {
-	dump_stream(r, 0);
+	dump_stream(r, 0, NULL);
 }
 
 /* GET …/dump/schema (signed): the same without the rows, the first copy
@@ -844,7 +849,55 @@ transfer_dump(struct areq *r)
 void
 transfer_dump_schema(struct areq *r)
 {
-	dump_stream(r, 1);
+	dump_stream(r, 1, NULL);
+}
+
+/* GET …/dump/schema/{tables} (signed; the list is in the signed path):
+ * the schema of those tables alone, a comma-separated list of
+ * [schema.]name, for a replicating migration's target to make them again
+ * after DDL here (subscription.c, POST …/subscription/resync). */
+void
+transfer_dump_tables(struct areq *r)
+{
+	const char *list = http_param(r->http, "tables");
+	char *args[8 + 2 * NUBO_RESYNC_TABLES_MAX + 1], name[PGTOOL_TABLE_MAX];
+	char *copy = xstrdup(list ? list : ""), *tok, *save = NULL;
+	int n = 0, i, k = 0;
+
+	args[k++] = "--format=custom";
+	args[k++] = "--compress=0";
+	args[k++] = "--no-owner";
+	args[k++] = "--no-privileges";
+	args[k++] = "--schema-only";
+	args[k++] = "--no-publications";
+	args[k++] = "--no-subscriptions";
+	args[k++] = "--strict-names";
+	for (tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",",
+	    &save)) {
+		if (++n > NUBO_RESYNC_TABLES_MAX) {
+			areply_error(r, 400, "BAD_TABLE", "at most %d tables",
+			    NUBO_RESYNC_TABLES_MAX);
+			goto out;
+		}
+		if (pgtool_table_name(tok, name, sizeof name) == -1) {
+			areply_error(r, 400, "BAD_TABLE", "'%.80s' is not a "
+			    "table's name ([schema.]name)", tok);
+			goto out;
+		}
+		/* a quoted pattern matches that name alone */
+		*strchr(name, '.') = '\0';
+		args[k++] = xasprintf("--table=\"%s\".\"%s\"", name,
+		    name + strlen(name) + 1);
+	}
+	args[k] = NULL;
+	if (n == 0)
+		areply_error(r, 400, "BAD_TABLE", "no table named");
+	else
+		dump_stream(r, 1, args);
+out:
+	for (i = 8; i < k; i++)
+		free(args[i]);
+	free(copy);
 }
 
 /* ---- files export ---- */
@@ -1782,6 +1835,78 @@ fetch_to(struct task *t, const char *url, const char *path, int missing_ok,
 	}
 	close(fd);
 	return 0;
+}
+
+/* transfer_fetch_fd()'s download: into fd up to max bytes, an error
+ * answer kept apart to be quoted. */
+struct fetch_capped {
+	int		 fd;
+	long long	 bytes, max;
+	CURL		*curl;
+	struct buf	 refusal;
+};
+
+static size_t
+fetch_capped_write(char *data, size_t size, size_t nmemb, void *cls)
+{
+	struct fetch_capped *f = cls;
+	size_t len = size * nmemb, off = 0;
+	long http = 0;
+
+	curl_easy_getinfo(f->curl, CURLINFO_RESPONSE_CODE, &http);
+	if (http >= 400) {
+		buf_append(&f->refusal, data, len);	/* capped: cut */
+		return len;
+	}
+	if ((f->bytes += (long long)len) > f->max)
+		return 0;
+	while (off < len) {
+		ssize_t n = write(f->fd, data + off, len - off);
+
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return 0;
+		off += (size_t)n;
+	}
+	return len;
+}
+
+int
+transfer_fetch_fd(const char *url, int fd, long long max, int *unreachable,
+    char **cause)
+{
+	struct fetch_capped f = { fd, 0, max, NULL, { 0 } };
+	CURLcode cc;
+	long http = 0;
+	int rc = -1;
+
+	*unreachable = 0;
+	buf_init(&f.refusal, 4096);
+	f.curl = transfer_curl(url, fetch_capped_write, &f, 60L);
+	cc = curl_easy_perform(f.curl);
+	curl_easy_getinfo(f.curl, CURLINFO_RESPONSE_CODE, &http);
+	if (cc == CURLE_OK && http >= 400) {
+		json_t *j = json_loads(buf_cstr(&f.refusal), 0, NULL);
+		const char *msg = jsonx_str(json_object_get(j, "error"),
+		    "message");
+
+		*cause = xasprintf("the source node answered %ld: %s", http,
+		    msg ? msg : "no reason given");
+		json_decref(j);
+	} else if (f.bytes > max) {
+		*cause = xasprintf("the source's answer is larger than %lld "
+		    "bytes", max);
+	} else if (cc != CURLE_OK || http != 200) {
+		*unreachable = curl_unreachable(cc);
+		*cause = xasprintf("the download from the source node failed "
+		    "(%s, HTTP %ld)", curl_easy_strerror(cc), http);
+	} else {
+		rc = 0;
+	}
+	curl_easy_cleanup(f.curl);
+	buf_release(&f.refusal);
+	return rc;
 }
 
 /* The package into the repository environment e deploys from, laid out

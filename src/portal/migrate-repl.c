@@ -21,6 +21,7 @@
 #include "migrate-node.h"
 #include "migrate-steps.h"
 #include "nodeclient.h"
+#include "pgtool.h"
 #include "store.h"
 #include "testhook.h"
 #include "tls.h"
@@ -33,6 +34,9 @@
 #define REPL_CATCHUP_SECONDS	120
 /* How long the first copy of every table may take. */
 #define REPL_COPY_SECONDS	(6 * 3600)
+/* A table's copy that failed this many times (PostgreSQL tries it again
+ * every few seconds, for ever) fails the step. */
+#define REPL_SYNC_ERRORS	5
 
 static int
 fail(char **cause, const char *fmt, ...)
@@ -204,18 +208,38 @@ subscription_get(struct migrate_ctx *c, long long t, int *missing,
 	return NULL;
 }
 
+/* Append an item to a list said in words ("a, b, c"; *list NULL when
+ * empty). */
+static void
+list_add(char **list, const char *fmt, ...)
+{
+	va_list ap;
+	char *item, *n;
+
+	va_start(ap, fmt);
+	if (vasprintf(&item, fmt, ap) == -1)
+		item = NULL;
+	va_end(ap);
+	n = xasprintf("%s%s%s", *list ? *list : "", *list ? ", " : "",
+	    item ? item : "?");
+	free(item);
+	free(*list);
+	*list = n;
+}
+
 /* Wait until every table's first copy is done and the target follows
  * the source; progress in tables. */
 static int
 wait_streaming(struct migrate_ctx *c, long long t, char **cause)
 {
-	long long t0 = migrate_node_now_ms();
+	long long t0 = migrate_node_now_ms(), errors0 = -1;
 
 	for (;;) {
 		int missing;
 		char *why = NULL;
 		json_t *sub = subscription_get(c, t, &missing, &why), *tb, *v;
 		const char *state = jsonx_str(sub, "state");
+		char *copying = NULL;
 		long long ready = 0, total;
 		size_t i;
 
@@ -240,8 +264,24 @@ wait_streaming(struct migrate_ctx *c, long long t, char **cause)
 		tb = json_object_get(sub, "tables");
 		total = (long long)json_array_size(tb);
 		json_array_foreach(tb, i, v)
-			ready += strcmp(jsonx_str(v, "state") ? jsonx_str(v,
-			    "state") : "", "ready") == 0;
+			if (strcmp(jsonx_str(v, "state") ? jsonx_str(v,
+			    "state") : "", "ready") == 0)
+				ready++;
+			else
+				list_add(&copying, "%s", jsonx_str(v, "table"));
+		if (errors0 == -1)
+			errors0 = jsonx_int(sub, "sync_errors", 0);
+		if (jsonx_int(sub, "sync_errors", 0) - errors0 >=
+		    REPL_SYNC_ERRORS) {
+			json_decref(sub);
+			fail(cause, "node '%s': the copy of %s of '%s' failed %d "
+			    "times (the node's PostgreSQL log says why)",
+			    c->target_name, copying ? copying : "a table",
+			    c->env, REPL_SYNC_ERRORS);
+			free(copying);
+			return -1;
+		}
+		free(copying);
 		migrate_progress(c, json_pack("{s:s,s:I,s:I}", "message",
 		    "replicating: the first copy of each table", "tables",
 		    (json_int_t)ready, "tables_total", (json_int_t)total));
@@ -323,25 +363,6 @@ table_method(json_t *table)
 		return "replicated (replica identity index)";
 	return "replicated with replica identity full (no primary key: "
 	    "each update and delete is matched on the whole row)";
-}
-
-/* Append an item to a list said in words ("a, b, c"; *list NULL when
- * empty). */
-static void
-list_add(char **list, const char *fmt, ...)
-{
-	va_list ap;
-	char *item, *n;
-
-	va_start(ap, fmt);
-	if (vasprintf(&item, fmt, ap) == -1)
-		item = NULL;
-	va_end(ap);
-	n = xasprintf("%s%s%s", *list ? *list : "", *list ? ", " : "",
-	    item ? item : "?");
-	free(item);
-	free(*list);
-	*list = n;
 }
 
 /* What replication cannot carry in a schema answer, in words; NULL when
@@ -426,12 +447,226 @@ pull(struct migrate_ctx *c, long long s, long long t, int schema,
 	return rc;
 }
 
+/* An environment's tables by their canonical names (schema.name, as
+ * pgtool_table_name() writes them) → their columns; NULL with *cause. */
+static json_t *
+schema_canonical(struct migrate_ctx *c, long long node, const char *name,
+    long long env, char **cause)
+{
+	json_t *idx = schema_get(c, node, name, env, cause), *out, *col;
+	char canon[PGTOOL_TABLE_MAX];
+	const char *k;
+
+	if (idx == NULL)
+		return NULL;
+	out = json_object();
+	json_object_foreach(idx, k, col)
+		if (pgtool_table_name(k, canon, sizeof canon) == 0)
+			json_object_set(out, canon, col);
+	json_decref(idx);
+	return out;
+}
+
+/* What a resync of tables does in environment c->env (s → t): *remake
+ * the tables the source has (made again from its schema, copied again),
+ * *drop those the target alone has; the names found on either side are
+ * set in found. A table only on the source that is not listed is
+ * refused: the subscription's refresh would stop at it. 0, or -1 with
+ * *cause. */
+static int
+resync_plan(struct migrate_ctx *c, long long s, long long t, json_t *tables,
+    json_t **remake, json_t **drop, json_t *found, char **cause)
+{
+	json_t *a = schema_canonical(c, c->source_node, c->source_name, s,
+	    cause), *b = a ? schema_canonical(c, c->target_node,
+	    c->target_name, t, cause) : NULL, *v, *col;
+	const char *k;
+	char *missing = NULL;
+	size_t i;
+
+	*remake = *drop = NULL;
+	if (b == NULL) {
+		json_decref(a);
+		return -1;
+	}
+	*remake = json_array();
+	*drop = json_array();
+	json_array_foreach(tables, i, v) {
+		const char *n = json_string_value(v);
+
+		if (json_object_get(a, n))
+			json_array_append(*remake, v);
+		else if (json_object_get(b, n))
+			json_array_append(*drop, v);
+		else
+			continue;
+		json_object_set_new(found, n, json_true());
+	}
+	json_object_foreach(a, k, col) {
+		int listed = 0;
+
+		json_array_foreach(tables, i, v)
+			listed |= strcmp(json_string_value(v), k) == 0;
+		if (!listed && json_object_get(b, k) == NULL)
+			list_add(&missing, "%s", k);
+	}
+	json_decref(a);
+	json_decref(b);
+	if (missing) {
+		fail(cause, "table %s of '%s' is only on the source: resync it "
+		    "too (--resync %s)", missing, c->env, missing);
+		free(missing);
+		json_decref(*remake);
+		json_decref(*drop);
+		*remake = *drop = NULL;
+		return -1;
+	}
+	return 0;
+}
+
+/* POST …/subscription/resync on the target for c->env: the tables made
+ * again from the source's schema (its signed URL) and copied again, or
+ * (check) only what would refuse it; *status the node's answer. */
+static int
+resync_call(struct migrate_ctx *c, long long s, long long t, json_t *remake,
+    json_t *drop, int check, json_t **out, char **cause)
+{
+	char *dump = NULL, *files = NULL, *manifest = NULL, *list = NULL;
+	char *why = NULL, *path;
+	json_t *body, *v;
+	size_t i;
+	int st;
+
+	*out = NULL;
+	body = json_pack("{s:s,s:O,s:O,s:b}", "migration", jsonx_str(c->row,
+	    "uuid"), "tables", remake, "drop", drop, "check", check);
+	if (!check && json_array_size(remake)) {
+		json_array_foreach(remake, i, v) {
+			path = xasprintf("%s%s%s", list ? list : "", list ?
+			    "," : "", json_string_value(v));
+			free(list);
+			list = path;
+		}
+		path = xasprintf("dump/schema/%s", list);
+		st = migrate_node_data_urls(c, s, path, &dump, &files,
+		    &manifest, cause);
+		free(path);
+		free(list);
+		free(files);
+		free(manifest);
+		if (st == -1) {
+			json_decref(body);
+			return -1;
+		}
+		json_object_set_new(body, "dump_url", json_string(dump));
+		free(dump);
+	}
+	st = repl_call(c, c->target_node, "POST", t, "subscription/resync",
+	    body, out, &why);
+	json_decref(body);
+	if (st == 200) {
+		free(why);
+		return 0;
+	}
+	if (st < 0)
+		c->unreachable = 1;
+	fail(cause, "node '%s' cannot copy the tables of '%s' again: %s",
+	    c->target_name, c->env, why ? why : "?");
+	free(why);
+	json_decref(*out);
+	*out = NULL;
+	return -1;
+}
+
+int
+migrate_repl_resync_check(sqlite3 *db, long long id, json_t *tables,
+    char **cause)
+{
+	struct migrate_ctx c;
+	json_t *v, *remake, *drop, *out, *found = json_object();
+	int rc = 0;
+	size_t i;
+
+	if (migrate_ctx_load(db, id, &c) == -1) {
+		json_decref(found);
+		return fail(cause, "no migration %lld", id);
+	}
+	json_array_foreach(json_object_get(c.row, "environments"), i, v) {
+		long long s, t;
+
+		c.env = json_string_value(v);
+		s = migrate_node_env_id(db, c.source_node, c.env);
+		t = migrate_node_env_id(db, c.target_node, c.env);
+		if (s == 0 || migrate_node_env_empty(db, s))
+			continue;
+		out = NULL;
+		if ((rc = resync_plan(&c, s, t, tables, &remake, &drop, found,
+		    cause)) == 0) {
+			if (json_array_size(remake) + json_array_size(drop))
+				rc = resync_call(&c, s, t, remake, drop, 1,
+				    &out, cause);
+			json_decref(out);
+		}
+		json_decref(remake);
+		json_decref(drop);
+		if (rc == -1)
+			break;
+	}
+	json_array_foreach(tables, i, v)
+		if (rc == 0 && json_object_get(found, json_string_value(v)) ==
+		    NULL)
+			rc = fail(cause, "no environment has table %s on either "
+			    "node", json_string_value(v));
+	json_decref(found);
+	json_decref(c.row);
+	return rc;
+}
+
+/* A rehearse asked to copy tables again (c->input's resync): each
+ * environment's made again on the target and copied through the
+ * subscription; *done what was made and dropped. */
+static int
+resync(struct migrate_ctx *c, long long s, long long t, json_t **done,
+    char **cause)
+{
+	json_t *tables = json_object_get(c->input, "resync"), *remake, *drop;
+	json_t *out = NULL, *found = json_object();
+	int rc = 0;
+
+	*done = NULL;
+	if (json_array_size(tables) == 0)
+		return 0;
+	migrate_progress(c, json_pack("{s:s}", "message",
+	    "making the tables again on the target"));
+	rc = resync_plan(c, s, t, tables, &remake, &drop, found, cause);
+	json_decref(found);
+	if (rc == -1)
+		return -1;
+	/* the source's side made again (the same answer): its role may read
+	 * the tables made since, and those without a key replicate whole
+	 * rows */
+	if (json_array_size(remake) && (rc = repl_make(c, s, t, &out,
+	    cause)) == 0) {
+		json_decref(out);
+		out = NULL;
+	}
+	if (rc == 0 && json_array_size(remake) + json_array_size(drop))
+		rc = resync_call(c, s, t, remake, drop, 0, &out, cause);
+	if (rc == 0)
+		*done = json_pack("{s:O,s:O}", "resynced", remake, "dropped",
+		    drop);
+	json_decref(out);
+	json_decref(remake);
+	json_decref(drop);
+	return rc;
+}
+
 int
 migrate_repl_copy(struct migrate_ctx *c, long long s, long long t,
     json_t **result, char **cause)
 {
 	json_t *src = NULL, *task = NULL, *source = NULL, *sub = NULL;
-	json_t *slot = NULL, *ack = NULL;
+	json_t *slot = NULL, *ack = NULL, *resynced = NULL;
 	char *path = NULL, *why = NULL;
 	long long t0 = migrate_node_now_ms();
 	int st, missing, first, rc = -1;
@@ -489,6 +724,8 @@ migrate_repl_copy(struct migrate_ctx *c, long long s, long long t,
 	 * later ones: the files that changed */
 	if (pull(c, s, t, first, &task, cause) == -1)
 		goto out;
+	if (!first && resync(c, s, t, &resynced, cause) == -1)
+		goto out;
 	if (first) {
 		free(why);
 		why = NULL;
@@ -525,6 +762,8 @@ migrate_repl_copy(struct migrate_ctx *c, long long s, long long t,
 	    "replica_identity_full")))
 		json_object_set(*result, "replica_identity_full",
 		    json_object_get(source, "replica_identity_full"));
+	if (resynced)
+		json_object_update(*result, resynced);
 	json_object_set(*result, "source_tables", json_object_get(src,
 	    "tables"));
 	json_object_set(*result, "source_files", json_object_get(src,
@@ -537,6 +776,7 @@ out:
 	json_decref(sub);
 	json_decref(slot);
 	json_decref(ack);
+	json_decref(resynced);
 	free(path);
 	free(why);
 	return rc;
@@ -803,15 +1043,15 @@ out:
 int
 migrate_repl_schema_check(struct migrate_ctx *c, char **cause)
 {
-	json_t *v;
-	char *list = NULL;
+	json_t *v, *names = json_object();
+	char *list = NULL, *remedy = NULL, canon[PGTOOL_TABLE_MAX];
+	const char *k;
 	size_t i;
-	int rc = 0;
+	int rc = 0, quote = 0;
 
 	json_array_foreach(json_object_get(c->row, "environments"), i, v) {
 		long long s, t;
 		json_t *a, *b, *col;
-		const char *k;
 
 		c->env = json_string_value(v);
 		s = migrate_node_env_id(c->db, c->source_node, c->env);
@@ -823,6 +1063,7 @@ migrate_repl_schema_check(struct migrate_ctx *c, char **cause)
 		    cause) : NULL;
 		if (b == NULL) {
 			json_decref(a);
+			json_decref(names);
 			c->env = NULL;
 			free(list);
 			return -1;
@@ -830,26 +1071,55 @@ migrate_repl_schema_check(struct migrate_ctx *c, char **cause)
 		json_object_foreach(a, k, col) {
 			json_t *other = json_object_get(b, k);
 
-			if (other == NULL || !json_equal(other, col))
+			if (other == NULL || !json_equal(other, col)) {
 				list_add(&list, "%s.%s (%s)", c->env, k, other ?
 				    "its columns differ" : "only on the source");
+				json_object_set_new(names, k, json_true());
+			}
 		}
 		json_object_foreach(b, k, col)
-			if (json_object_get(a, k) == NULL)
+			if (json_object_get(a, k) == NULL) {
 				list_add(&list, "%s.%s (only on the target)",
 				    c->env, k);
+				json_object_set_new(names, k, json_true());
+			}
 		json_decref(a);
 		json_decref(b);
 	}
 	c->env = NULL;
+	/* the remedy as the CLI takes it: schema.name,… (a '$' escaped
+	 * for a shell, in double quotes) */
+	json_object_foreach(names, k, v) {
+		char *n, *d;
+
+		if (pgtool_table_name(k, canon, sizeof canon) == -1)
+			continue;
+		n = xasprintf("%s%s", remedy ? remedy : "", remedy ? "," : "");
+		for (d = canon; *d; d++) {
+			char *m = xasprintf("%s%s%c", n, *d == '$' ? "\\" : "",
+			    *d);
+
+			free(n);
+			n = m;
+		}
+		quote |= strchr(canon, '$') != NULL;
+		free(remedy);
+		remedy = n;
+	}
 	if (list) {
 		rc = fail(cause, "the schema changed on the source since the "
 		    "replication started, which logical replication does not "
-		    "carry: %s; nothing was stopped: 'nubo migrate rollback' ends "
-		    "this migration (the source keeps serving), and a new one "
-		    "copies the new schema", list);
+		    "carry: %s; nothing was stopped: 'nubo migrate rehearse %s "
+		    "--resync %s%s%s' makes those tables again on the target "
+		    "and copies their rows again (then cut over), or 'nubo "
+		    "migrate %s' ends this migration (the source keeps "
+		    "serving)", list, c->app_subdomain, quote ? "\"" : "",
+		    remedy ? remedy : "TABLE", quote ? "\"" : "",
+		    strcmp(c->phase, "cutover") == 0 ? "rollback" : "abort");
 		free(list);
 	}
+	free(remedy);
+	json_decref(names);
 	return rc;
 }
 

@@ -15,9 +15,17 @@ int migrate_repl_on(json_t *migration);
 /* The data step before the cutover, source environment s → target t: the
  * first time the replication on both nodes, the schema and the files,
  * then waits until every table was copied and the target follows; later
- * (rehearse) the files that changed. *result has the lag. */
+ * (rehearse) the files that changed, and the tables its input names
+ * (resync) made again and copied again. *result has the lag. */
 int migrate_repl_copy(struct migrate_ctx *, long long s, long long t,
     json_t **result, char **cause);
+/* Before a rehearse copies tables again (--resync, canonical names
+ * schema.name): in every environment each table is on either node, no
+ * table only on the source is left out, and the target refuses none of
+ * them (a foreign key of another table to one). 0, or -1 with *cause
+ * (nothing was changed). */
+int migrate_repl_resync_check(sqlite3 *db, long long id, json_t *tables,
+    char **cause);
 /* The cutover's data step (the source is stopped): wait until the target
  * received the source's last write (a time limit), copy the sequences and
  * the files that changed, drop the replication on both nodes. */

@@ -17,6 +17,9 @@ struct migrate_ctx {
 	const char	*env;		/* per-environment steps: its name */
 	json_t		*prior;		/* the step's result of an earlier
 					 * attempt (ids it made), or NULL */
+	json_t		*input;		/* what the step was asked beyond
+					 * its kind (migration_steps.input):
+					 * {resync: [table]}, or NULL */
 	int		 unreachable;	/* set by a failing step when a node
 					 * could not be reached (the stream
 					 * between them broke): tried again
@@ -46,6 +49,9 @@ json_t *migrate_steps_next_hint(sqlite3 *db, json_t *migration);
 /* Mirror a step's progress into its job (takes no reference). */
 void migrate_steps_job_progress(struct migrate_ctx *, json_t *progress);
 
+/* migrate.c: load what a step needs to know about migration id into c
+ * (c->row the caller's to json_decref()); 0, or -1 when there is none. */
+int migrate_ctx_load(sqlite3 *db, long long id, struct migrate_ctx *c);
 /* migrate.c: record progress of the running step (takes the reference). */
 void migrate_progress(struct migrate_ctx *, json_t *progress);
 

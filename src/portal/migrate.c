@@ -480,9 +480,8 @@ out:
 	return rc;
 }
 
-/* Load what a step needs to know about its migration. */
-static int
-ctx_load(sqlite3 *db, long long id, struct migrate_ctx *c)
+int
+migrate_ctx_load(sqlite3 *db, long long id, struct migrate_ctx *c)
 {
 	json_t *m = store_row(db, "SELECT m.*, a.subdomain AS app_subdomain,"
 	    " s.name AS source_name, t.name AS target_name"
@@ -592,7 +591,7 @@ migrate_run(long long id, long long job_id, char **cause)
 		double t0;
 		int src;
 
-		if (ctx_load(db, id, &c) == -1) {
+		if (migrate_ctx_load(db, id, &c) == -1) {
 			set_cause(cause, "no migration %lld", id);
 			return -1;
 		}
@@ -600,7 +599,7 @@ migrate_run(long long id, long long job_id, char **cause)
 		ph = phase_find(c.phase);
 		json_decref(step);
 		step = store_row(db, "SELECT id, name, environment, state,"
-		    " result_json FROM migration_steps WHERE migration_id = ?"
+		    " result_json, input_json FROM migration_steps WHERE migration_id = ?"
 		    " AND phase = ? AND round = ? AND state NOT IN"
 		    " ('done','skipped') ORDER BY seq LIMIT 1", "isi", id,
 		    c.phase, c.round);
@@ -628,6 +627,7 @@ migrate_run(long long id, long long job_id, char **cause)
 		c.step_id = jsonx_int(step, "id", 0);
 		c.env = jsonx_str(step, "environment");
 		c.prior = json_object_get(step, "result");
+		c.input = json_object_get(step, "input");
 		/* Journal before: the step is running (attempt n). */
 		util_time_iso(util_now(), now, sizeof now);
 		store_run(db, "UPDATE migration_steps SET state = 'running',"
@@ -735,7 +735,8 @@ migrate_json(sqlite3 *db, long long id)
 	if (m == NULL)
 		return NULL;
 	steps = store_rows(db, "SELECT seq, phase, round, name, environment,"
-	    " state, attempts, progress_json, result_json, error, started_at,"
+	    " state, attempts, input_json, progress_json, result_json, error,"
+	    " started_at,"
 	    " finished_at FROM migration_steps WHERE migration_id = ?"
 	    " ORDER BY seq", "i", id);
 	cur = store_row(db, "SELECT name, environment, state, progress_json"

@@ -11,7 +11,9 @@
 #include "migrate.h"
 #include "migrate-node.h"
 #include "migrate-repl.h"
+#include "migrate-steps.h"
 #include "offboarding.h"
+#include "pgtool.h"
 #include "portal.h"
 #include "store.h"
 #include "util.h"
@@ -325,17 +327,103 @@ migration_stop_retries(struct preq *r, long long id, const char *phase)
 	return 1;
 }
 
+/* A rehearse's {resync: [TABLE]} checked (names, the migration's
+ * method, both nodes' schemas): the tables as canonical names into
+ * *tables (NULL when none are asked), or -1 after replying. */
+static int
+migrations_resync(struct preq *r, long long id, json_t **tables)
+{
+	json_t *list = json_object_get(r->body, "resync"), *v;
+	char canon[PGTOOL_TABLE_MAX], *cause = NULL;
+	json_t *m;
+	size_t i;
+	int repl;
+
+	*tables = NULL;
+	if (json_array_size(list) == 0)
+		return 0;
+	if (json_array_size(list) > NUBO_RESYNC_TABLES_MAX) {
+		reply_error(r, 413, "TOO_MANY_TABLES", "at most %d tables in "
+		    "one resync", NUBO_RESYNC_TABLES_MAX);
+		return -1;
+	}
+	*tables = json_array();
+	json_array_foreach(list, i, v) {
+		if (pgtool_table_name(json_string_value(v), canon,
+		    sizeof canon) == -1) {
+			reply_error(r, 400, "BAD_TABLE", "resync: '%.80s' is not "
+			    "a table's name: [schema.]name, each 1 to 63 of "
+			    "a-z, 0-9, '_' and '$', starting with a letter or "
+			    "'_'", json_is_string(v) ? json_string_value(v) :
+			    "(not a string)");
+			goto fail;
+		}
+		json_array_append_new(*tables, json_string(canon));
+	}
+	m = store_row(r->db, "SELECT method FROM migrations WHERE id = ?", "i",
+	    id);
+	repl = migrate_repl_on(m);
+	json_decref(m);
+	if (!repl) {
+		reply_error(r, 409, "MIGRATION_NOT_REPLICATING", "migration "
+		    "%lld copies the database with a dump at every rehearse: "
+		    "--resync is for a migration that replicates (started "
+		    "with --replicate)", id);
+		goto fail;
+	}
+	if (migrate_repl_resync_check(r->db, id, *tables, &cause) == -1) {
+		reply_error(r, 409, "RESYNC_REFUSED", "%s%s", cause,
+		    strstr(cause, "nothing was changed") ? "" :
+		    "; nothing was changed");
+		free(cause);
+		goto fail;
+	}
+	return 0;
+fail:
+	json_decref(*tables);
+	*tables = NULL;
+	return -1;
+}
+
+/* A cutover of a migration that replicates and is copied: refused
+ * before anything is queued (it stays copied: a rehearse --resync may
+ * follow) when DDL on the source changed a table. -1 after replying. */
+static int
+migrations_schema_check(struct preq *r, long long id, const char *phase)
+{
+	struct migrate_ctx c;
+	char *cause = NULL;
+	int rc = 0;
+
+	if (strcmp(phase, "cutover") != 0 ||
+	    migrate_ctx_load(r->db, id, &c) == -1)
+		return 0;
+	if (migrate_repl_on(c.row) && strcmp(jsonx_str(c.row, "state"),
+	    "copied") == 0 && migrate_repl_schema_check(&c, &cause) == -1) {
+		reply_error(r, 409, "SCHEMA_CHANGED", "%s", cause);
+		free(cause);
+		rc = -1;
+	}
+	json_decref(c.row);
+	return rc;
+}
+
 /* POST /migrations/{migration}/<phase>: rehearse, cutover, abort,
- * rollback — add the phase's steps and run them as a job. */
+ * rollback — add the phase's steps and run them as a job. A rehearse
+ * may name tables to copy again {resync} (its data steps' input). */
 static void
 migrations_phase(struct preq *r, const char *phase)
 {
 	static const struct jfield fields[] = { { NULL } };
+	static const struct jfield rehearse[] = {
+		{ "resync", JT_ARRAY, 0 }, { NULL } };
+	json_t *tables = NULL;
 	long long id;
 	const char *code;
 	char *cause = NULL;
 
-	if (body_check(r, fields) == -1 || (id = migration_resolve(r, 1)) == 0)
+	if (body_check(r, strcmp(phase, "rehearse") == 0 ? rehearse :
+	    fields) == -1 || (id = migration_resolve(r, 1)) == 0)
 		return;
 	if (migration_busy(r, id) && migration_stop_retries(r, id, phase))
 		return;
@@ -344,7 +432,11 @@ migrations_phase(struct preq *r, const char *phase)
 		    "a step: wait for it (nubo migrate status)", id);
 		return;
 	}
+	if (migrations_schema_check(r, id, phase) == -1 ||
+	    migrations_resync(r, id, &tables) == -1)
+		return;
 	if (store_begin(r->db) == -1) {
+		json_decref(tables);
 		reply_store_error(r);
 		return;
 	}
@@ -353,8 +445,20 @@ migrations_phase(struct preq *r, const char *phase)
 		reply_error(r, strcmp(code, "STORE_ERROR") == 0 ? 500 : 409,
 		    code, "%s", cause);
 		free(cause);
+		json_decref(tables);
 		return;
 	}
+	/* the round's data steps make those tables again (migrate-repl.c) */
+	if (tables && store_run(r->db, "UPDATE migration_steps SET input_json"
+	    " = json_object('resync', json(?)) WHERE migration_id = ? AND"
+	    " name = 'data' AND phase = 'rehearse' AND round = (SELECT round"
+	    " FROM migrations WHERE id = ?2)", "ji", tables, id) != STORE_OK) {
+		store_rollback(r->db);
+		json_decref(tables);
+		reply_store_error(r);
+		return;
+	}
+	json_decref(tables);
 	migration_submit(r, id, phase);
 }
 

@@ -439,7 +439,9 @@ const struct route routes[] = {
 	{ "GET", "/migrations/{migration}", migrations_show, ACCESS_USER,
 	  "a migration: state, steps, progress, report" },
 	{ "POST", "/migrations/{migration}/rehearse", migrations_rehearse,
-	  ACCESS_USER, "copy again (files changed since the last copy only)" },
+	  ACCESS_USER, "copy again (files changed since the last copy only; "
+	  "{resync: [table]}: a replica makes those tables again and copies "
+	  "their rows again)" },
 	{ "POST", "/migrations/{migration}/cutover", migrations_cutover,
 	  ACCESS_USER, "cut over: the target serves the app from now on" },
 	{ "POST", "/migrations/{migration}/resume", migrations_resume,

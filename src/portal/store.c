@@ -397,6 +397,9 @@ static const char *const store_schema[] = {
 	 * schema, then logical replication until the cutover) */
 	"ALTER TABLE migrations ADD COLUMN method TEXT NOT NULL DEFAULT"
 	"  'dump' CHECK (method IN ('dump','replicate'));",
+	/* 28: what a step was asked to do beyond its kind: a rehearse's
+	 * data steps {resync: ["schema.table", …]} (migrate-repl.c) */
+	"ALTER TABLE migration_steps ADD COLUMN input_json TEXT;",
 };
 
 static char *store_path_global;

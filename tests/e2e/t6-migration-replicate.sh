@@ -7,7 +7,7 @@
 # after its first copy leaves no
 # slot, publication, subscription, role, pg_hba rule or record on either
 # node; after a column added on the source, a cutover is refused before
-# anything stops, naming the table, and a rollback leaves nothing either;
+# anything stops, naming the table, and an abort leaves nothing either;
 # a third migration copies the schema and files, and from then on the v4
 # database follows the v3 one while a writer adds notes through the app
 # (the target is not started: a replica takes the source's writes alone);
@@ -79,15 +79,16 @@ expect "v3 keeps nothing of the aborted replication" "$(none v3)" "$NOTHING"
 expect "v4 keeps nothing of the aborted replication" "$(none v4)" "$NOTHING"
 
 # --- DDL on the source after the start: the cutover is refused before
-# anything goes down, naming the table; a rollback leaves nothing ---
+# anything is queued, naming the table; an abort leaves nothing
+# (t6-migration-resync copies the changed tables again instead) ---
 check "migrate start --replicate (to meet DDL)" "$NUBO" migrate start notes --to v4 --replicate
 env_sql v3 Production "ALTER TABLE nopk ADD COLUMN extra int" >/dev/null
 out=$("$NUBO" migrate cutover notes 2>&1) && fail "a cutover after DDL on the source went ahead" ||
 	expect_match "the cutover is refused, naming the changed table" "$out" "schema changed on the source.*Production\.public\.nopk \(its columns differ\)"
 expect "the source still serves" "$(route_status v3 notes-production.nubo.localhost /api/notes)" 200
-check "migrate rollback" "$NUBO" migrate rollback notes
-expect "v3 keeps nothing of the rolled-back replication" "$(none v3)" "$NOTHING"
-expect "v4 keeps nothing of the rolled-back replication" "$(none v4)" "$NOTHING"
+check "migrate abort (the cutover was refused before anything was queued)" "$NUBO" migrate abort notes
+expect "v3 keeps nothing of the aborted replication" "$(none v3)" "$NOTHING"
+expect "v4 keeps nothing of the aborted replication" "$(none v4)" "$NOTHING"
 
 # --- the writer: notes through v3's router, each acknowledged id kept ---
 writer_start notes-production

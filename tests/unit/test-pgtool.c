@@ -77,12 +77,49 @@ test_open_rules(void **state)
 	open_with("from anywhere", "host", NULL, NULL, NULL, "password");
 }
 
+/* A table's name (a resync's): plain or quoted [schema.]name, written
+ * schema.name; anything else refused. */
+static void
+test_table_names(void **state)
+{
+	static const char *const good[][2] = {
+		{ "notes", "public.notes" }, { "public.notes", "public.notes" },
+		{ "app.notes_2", "app.notes_2" },
+		{ "public.\"system$user\"", "public.system$user" },
+		{ "\"myfirstmodule$note\"", "public.myfirstmodule$note" },
+		{ "_x.y$", "_x.y$" },
+		{ "a234567890123456789012345678901234567890123456789012345678901"
+		  "23", "public.a2345678901234567890123456789012345678901234567890"
+		  "1234567890123" } };
+	static const char *const bad[] = { "", ".", "notes.", ".notes",
+		"Notes", "public.Notes", "a.b.c", "notes;drop table x",
+		"\"notes", "notes\"", "\"a\"\"b\"", "1notes", "$x", "no tes",
+		"public .notes", "n\xc3\xa9", "x'y", "a,b", "../notes",
+		"a2345678901234567890123456789012345678901234567890123456789012"
+		"34" };
+	char out[PGTOOL_TABLE_MAX];
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof good / sizeof good[0]; i++) {
+		assert_int_equal(pgtool_table_name(good[i][0], out, sizeof out),
+		    0);
+		assert_string_equal(out, good[i][1]);
+	}
+	for (i = 0; i < sizeof bad / sizeof bad[0]; i++)
+		if (pgtool_table_name(bad[i], out, sizeof out) != -1)
+			fail_msg("'%s' was taken as a table's name", bad[i]);
+	assert_int_equal(pgtool_table_name(NULL, out, sizeof out), -1);
+	assert_int_equal(pgtool_table_name("notes", out, 16), -1);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_closed_rules),
 		cmocka_unit_test(test_open_rules),
+		cmocka_unit_test(test_table_names),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
