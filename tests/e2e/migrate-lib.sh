@@ -247,3 +247,14 @@ writer_stop() {
 	touch "$T/writer.stop"
 	wait "$WRITER" 2>/dev/null || true
 }
+
+# agent NODE METHOD PATH [BODY]: call the node's agent as the portal does;
+# prints the HTTP status, the answer is in $T/agent.json (answer FIELD)
+agent() {
+	local var=NODE_URL_$1 secret args=()
+	secret=$(jq_get portal_secret < "$T/node-$1/agent.json")
+	[ -n "${4:-}" ] && args=(-H 'Content-Type: application/json' --data-binary "$4")
+	curl -s -o "$T/agent.json" -w '%{http_code}' -X "$2" \
+		-H "Authorization: Bearer $secret" "${args[@]}" "${!var}/agent/v1$3"
+}
+answer() { jq_get "$1" < "$T/agent.json"; }

@@ -84,14 +84,6 @@ out=$("$NUBO" migrate rehearse notes --resync notes,attachments,labels,parent 2>
 	expect_match "a table another one references is refused, naming both" "$out" \
 		"cannot make public\.parent again: table public\.child references it \(foreign key child_parent_fkey\).*nothing was changed"
 # the nodes' routes themselves (as the portal calls them)
-agent() {
-	local var=NODE_URL_$1 secret args=()
-	secret=$(jq_get portal_secret < "$T/node-$1/agent.json")
-	[ -n "${4:-}" ] && args=(-H 'Content-Type: application/json' --data-binary "$4")
-	curl -s -o "$T/agent.json" -w '%{http_code}' -X "$2" \
-		-H "Authorization: Bearer $secret" "${args[@]}" "${!var}/agent/v1$3"
-}
-answer() { jq_get "$1" < "$T/agent.json"; }
 KEY=$(api_as "$ADMIN_KEY" GET "/migrations/$(mid)" | jq_get uuid)
 TID=${T_PROD#env_}
 SID=$(env_id v3 Production)

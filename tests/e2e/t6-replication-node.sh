@@ -18,16 +18,6 @@ start_portal
 start_node v3 v3
 start_node v4 v4
 
-# agent NODE METHOD PATH [BODY]: call the node's agent as the portal does;
-# prints the HTTP status, the answer is in $T/agent.json
-agent() {
-	local var=NODE_URL_$1 secret args=()
-	secret=$(jq_get portal_secret < "$T/node-$1/agent.json")
-	[ -n "${4:-}" ] && args=(-H 'Content-Type: application/json' --data-binary "$4")
-	curl -s -o "$T/agent.json" -w '%{http_code}' -X "$2" \
-		-H "Authorization: Bearer $secret" "${args[@]}" "${!var}/agent/v1$3"
-}
-answer() { jq_get "$1" < "$T/agent.json"; }
 # login NODE ROLE PASSWORD DB: "ok" when ROLE logs into DB over TCP from
 # 127.0.0.1, else PostgreSQL's reason
 login() {
