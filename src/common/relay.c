@@ -23,7 +23,11 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-enum relay_kind { K_LISTEN, K_END, K_WATCH, K_WAKE };
+/*
+ * K_GONE: a listener closed by relay_unlisten. The batch of events being
+ * handled may still name it, so it is freed only after the batch.
+ */
+enum relay_kind { K_LISTEN, K_END, K_WATCH, K_WAKE, K_GONE };
 
 struct relay_listener {
 	enum relay_kind		 kind;
@@ -82,6 +86,7 @@ struct relay {
 	struct relay_watcher	*watchers;
 	struct relay_pair	*pairs;
 	struct relay_pair	*dead;
+	struct relay_listener	*gone;		/* K_GONE, freed after a batch */
 	int			 npairs;
 	pthread_mutex_t		 lock;		/* ops */
 	struct relay_op		*ops;
@@ -252,7 +257,9 @@ relay_ops(struct relay *r)
 				*lp = l->next;
 				epoll_ctl(r->ep, EPOLL_CTL_DEL, l->fd, NULL);
 				close(l->fd);
-				free(l);
+				l->kind = K_GONE;
+				l->next = r->gone;
+				r->gone = l;
 			}
 		}
 		free(op);
@@ -477,6 +484,24 @@ listener_ready(struct relay *r, struct relay_listener *l)
 	}
 }
 
+/* Free the pairs and listeners closed while a batch of events was handled. */
+static void
+relay_reap(struct relay *r)
+{
+	while (r->dead) {
+		struct relay_pair *p = r->dead;
+
+		r->dead = p->next;
+		free(p);
+	}
+	while (r->gone) {
+		struct relay_listener *l = r->gone;
+
+		r->gone = l->next;
+		free(l);
+	}
+}
+
 void
 relay_run(struct relay *r)
 {
@@ -506,14 +531,11 @@ relay_run(struct relay *r)
 			case K_WAKE:
 				relay_ops(r);
 				break;
+			case K_GONE:
+				break;
 			}
 		}
-		while (r->dead) {
-			struct relay_pair *p = r->dead;
-
-			r->dead = p->next;
-			free(p);
-		}
+		relay_reap(r);
 	}
 }
 
@@ -528,12 +550,7 @@ relay_free(struct relay *r)
 		return;
 	while (r->pairs)
 		pair_close(r, r->pairs);
-	while (r->dead) {
-		struct relay_pair *p = r->dead;
-
-		r->dead = p->next;
-		free(p);
-	}
+	relay_reap(r);
 	while ((l = r->listeners) != NULL) {
 		r->listeners = l->next;
 		close(l->fd);

@@ -350,6 +350,74 @@ test_unlisten(void **state)
 	end_relay(r);
 }
 
+/* The pipes of a watcher that holds the relay's loop until let go. */
+struct hold {
+	int	 poke[2];	/* the test wakes the watcher */
+	int	 held[2];	/* the watcher says it holds the loop */
+	int	 go[2];		/* the test lets it go */
+};
+
+static void
+hold_loop(int fd, void *arg)
+{
+	struct hold *h = arg;
+	char c;
+
+	assert_int_equal(read(fd, &c, 1), 1);
+	assert_int_equal(write(h->held[1], "h", 1), 1);
+	assert_int_equal(read(h->go[0], &c, 1), 1);
+}
+
+/*
+ * A listener is closed while its own connection waits in the same batch of
+ * events: the wake-up that closes it comes first, the listener's event
+ * after it. The loop is held in a watcher while both become ready, so the
+ * next wait returns them together, in that order.
+ */
+static void
+test_unlisten_while_ready(void **state)
+{
+	struct relay *r = relay_new();
+	struct hold h;
+	int l, s, i;
+	char c;
+
+	(void)state;
+	assert_non_null(r);
+	assert_int_equal(pipe(h.poke), 0);
+	assert_int_equal(pipe(h.held), 0);
+	assert_int_equal(pipe(h.go), 0);
+	assert_int_equal(relay_watch(r, h.poke[0], hold_loop, &h), 0);
+	snprintf(sock_path, sizeof sock_path, "/tmp/nubo-relay-%d.sock",
+	    (int)getpid());
+	l = relay_listen_unix(sock_path, 0600);
+	assert_true(l >= 0);
+	assert_int_equal(relay_listen(r, l, dial_backend, NULL, 1), 0);
+	pthread_create(&relay_tid, NULL, relay_thread, r);
+	/* the listener is in place once a client gets an answer through it */
+	s = client_connect();
+	assert_true(s >= 0);
+	shutdown(s, SHUT_WR);	/* the backend answers "BAD" to no upload */
+	assert_int_equal(read(s, &c, 1), 1);
+	close(s);
+
+	assert_int_equal(write(h.poke[1], "p", 1), 1);
+	assert_int_equal(read(h.held[0], &c, 1), 1);
+	relay_unlisten(r, 1);
+	s = client_connect();	/* queued on the listener, not yet accepted */
+	assert_true(s >= 0);
+	assert_int_equal(write(h.go[1], "g", 1), 1);
+	/* the listener closes: the waiting client is dropped, not served */
+	assert_true(read(s, &c, 1) <= 0);
+	close(s);
+	end_relay(r);
+	for (i = 0; i < 2; i++) {
+		close(h.poke[i]);
+		close(h.held[i]);
+		close(h.go[i]);
+	}
+}
+
 /* A listening socket on a free port of 127.0.0.1: its fd, or -1. */
 static int
 listen_loopback(int *port)
@@ -378,6 +446,7 @@ main(void)
 		cmocka_unit_test(test_backend_missing),
 		cmocka_unit_test(test_client_gone_backend_quiet),
 		cmocka_unit_test(test_unlisten),
+		cmocka_unit_test(test_unlisten_while_ready),
 	};
 	pthread_t t;
 	int l = listen_loopback(&backend_port), q = listen_loopback(
