@@ -819,19 +819,22 @@ migrate_repl_drop(struct migrate_ctx *c, long long s, long long t,
 }
 
 /* Wait until the target confirmed the source's WAL up to end (the source
- * is stopped: nothing of its app comes after). */
+ * is stopped: nothing of its app comes after). first: the slot as just
+ * read, taken for the first pass (a node's answer less in the downtime). */
 static int
 wait_caught_up(struct migrate_ctx *c, long long s, uint64_t end,
-    char **cause)
+    json_t *first, char **cause)
 {
 	long long t0 = migrate_node_now_ms();
 
 	for (;;) {
 		char *why = NULL;
 		int st;
-		json_t *slot = slot_get(c, s, &st, &why);
+		json_t *slot = first ? json_incref(first) : slot_get(c, s, &st,
+		    &why);
 		uint64_t at;
 
+		first = NULL;
 		if (slot == NULL) {
 			c->unreachable = 1;
 			fail(cause, "node '%s': cannot read the replication "
@@ -937,7 +940,7 @@ migrate_repl_cutover(struct migrate_ctx *c, long long s, long long t,
 	if (c->prior && jsonx_str(c->prior, "end_lsn"))
 		json_object_set(*result, "end_lsn", json_object_get(c->prior,
 		    "end_lsn"));
-	if (wait_caught_up(c, s, end, cause) == -1)
+	if (wait_caught_up(c, s, end, slot, cause) == -1)
 		goto out;
 	caught = migrate_node_now_ms() - t0;
 	/* sequences: logical replication does not carry them */
