@@ -118,6 +118,13 @@ for bad in "\"host\":\"db.example\",\"database\":\"env_$SID\",\"role\":\"nubo_re
 done
 expect "a password with quotes refused" \
 	"$(agent v4 POST "/environments/$TID/subscription" "{\"migration\":\"$KEY\",\"port\":5432,\"password\":\"x' host=evil\",\"host\":\"127.0.0.1\",\"database\":\"env_$SID\",\"role\":\"nubo_repl_${SID}_${KEY//-/_}\",\"slot\":\"nubo_slot_${SID}_${KEY//-/_}\",\"publication\":\"nubo_pub_${KEY//-/_}\"}")/$(answer error.code)" 400/BAD_CONNECTION
+# a source on another host: its PostgreSQL's certificate must come with it
+SUB_FAR="$SUB_OK,\"host\":\"198.18.0.7\",\"database\":\"env_$SID\",\"role\":\"nubo_repl_${SID}_${KEY//-/_}\",\"slot\":\"nubo_slot_${SID}_${KEY//-/_}\",\"publication\":\"nubo_pub_${KEY//-/_}\""
+for cert in '' ',"ssl_root_cert":"not a certificate"' ',"ssl_root_cert":"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"'; do
+	expect "another host's source, certificate '${cert:17:20}': refused" \
+		"$(agent v4 POST "/environments/$TID/subscription" "{$SUB_FAR$cert}")/$(answer error.code)" 400/BAD_CONNECTION
+done
+expect_match "  and says why" "$(answer error.message)" "a source on another host \(198\.18\.0\.7\) must give the certificate its PostgreSQL presents"
 expect "sequences: a bad item refused" \
 	"$(agent v4 POST "/environments/$TID/subscription/sequences" '{"sequences":[{"schema":"public","name":"counter","last_value":"9"}]}')" 400
 expect "sequences: a missing one refuses them all" \
