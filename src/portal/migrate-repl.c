@@ -104,6 +104,17 @@ out:
 	return addr;
 }
 
+/* A request's node calls (the plan, the cutover's schema check, a
+ * resync's check) answer within this many seconds, a node down or not:
+ * a step's wait 300. */
+#define REQUEST_CALL_SECONDS	15
+
+static int
+call_seconds(const struct migrate_ctx *c)
+{
+	return c->in_request ? REQUEST_CALL_SECONDS : 300;
+}
+
 /* POST …/environments/{env}/what, or GET or DELETE it with
  * ?migration=KEY, on node: the status, *out the answer. */
 static int
@@ -119,7 +130,7 @@ repl_call(struct migrate_ctx *c, long long node, const char *method,
 
 	*out = NULL;
 	st = migrate_node_call(c->db, node, method, path, body, out, cause,
-	    300);
+	    call_seconds(c));
 	free(path);
 	return st;
 }
@@ -307,18 +318,18 @@ slot_get(struct migrate_ctx *c, long long s, int *status, char **cause)
 	return NULL;
 }
 
-/* GET …/replication/schema of environment env on node: its tables, their
- * columns and keys; NULL with *cause. */
+/* GET …/replication/schema of environment env on node, answered within
+ * seconds: its tables, their columns and keys; NULL with *cause. */
 static json_t *
 schema_read(sqlite3 *db, long long node, const char *node_name,
-    long long env, const char *env_name, char **cause)
+    long long env, const char *env_name, int seconds, char **cause)
 {
 	char *path = xasprintf("/agent/v1/environments/%lld/replication/"
 	    "schema", env), *why = NULL;
 	json_t *out = NULL;
 
-	if (migrate_node_call(db, node, "GET", path, NULL, &out, &why, 300) !=
-	    200) {
+	if (migrate_node_call(db, node, "GET", path, NULL, &out, &why,
+	    seconds) != 200) {
 		fail(cause, "node '%s': cannot read the schema of '%s': %s",
 		    node_name, env_name, why ? why : "?");
 		json_decref(out);
@@ -329,17 +340,21 @@ schema_read(sqlite3 *db, long long node, const char *node_name,
 	return out;
 }
 
-/* An environment's tables → their columns; NULL with *cause. */
+/* An environment's tables → their columns; NULL with *cause (and
+ * c->unreachable: the node did not answer). */
 static json_t *
 schema_get(struct migrate_ctx *c, long long node, const char *node_name,
     long long env, char **cause)
 {
-	json_t *out = schema_read(c->db, node, node_name, env, c->env, cause);
+	json_t *out = schema_read(c->db, node, node_name, env, c->env,
+	    call_seconds(c), cause);
 	json_t *idx, *v;
 	size_t i;
 
-	if (out == NULL)
+	if (out == NULL) {
+		c->unreachable = 1;
 		return NULL;
+	}
 	idx = json_object();
 	json_array_foreach(json_object_get(out, "tables"), i, v)
 		json_object_set(idx, jsonx_str(v, "table"),
@@ -397,7 +412,8 @@ migrate_repl_plan(sqlite3 *db, long long source_node, const char *env)
 		free(node);
 		return NULL;
 	}
-	schema = schema_read(db, source_node, node, s, env, &cause);
+	schema = schema_read(db, source_node, node, s, env,
+	    REQUEST_CALL_SECONDS, &cause);
 	free(node);
 	if (schema == NULL) {
 		out = json_pack("{s:s?}", "error", cause);
@@ -591,6 +607,7 @@ migrate_repl_resync_check(sqlite3 *db, long long id, json_t *tables,
 		json_decref(found);
 		return fail(cause, "no migration %lld", id);
 	}
+	c.in_request = 1;
 	json_array_foreach(json_object_get(c.row, "environments"), i, v) {
 		long long s, t;
 
@@ -704,7 +721,7 @@ migrate_repl_copy(struct migrate_ctx *c, long long s, long long t,
 		/* refused before anything is made: what replication would
 		 * leave behind */
 		json_t *schema = schema_read(c->db, c->source_node,
-		    c->source_name, s, c->env, cause);
+		    c->source_name, s, c->env, call_seconds(c), cause);
 		char *not = schema ? uncarried(schema) : NULL;
 
 		json_decref(schema);

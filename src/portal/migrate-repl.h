@@ -33,7 +33,8 @@ int migrate_repl_cutover(struct migrate_ctx *, long long s, long long t,
     json_t **result, char **cause);
 /* Before the cutover: every environment's tables and columns are the
  * same on both nodes (logical replication does not carry DDL); else -1
- * naming the tables that differ. */
+ * naming the tables that differ, or (c->unreachable set) the node that
+ * did not answer. */
 int migrate_repl_schema_check(struct migrate_ctx *, char **cause);
 /* The cutover's verification of a replica verified before (its last
  * verify step kept the writes of each table found equal): *query asks

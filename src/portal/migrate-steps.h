@@ -25,6 +25,8 @@ struct migrate_ctx {
 					 * between them broke): tried again
 					 * by itself, as a cause holding
 					 * NODE_UNREACHABLE is */
+	int		 in_request;	/* in an API request, not a step:
+					 * node calls answer within seconds */
 };
 
 struct migrate_step_kind {

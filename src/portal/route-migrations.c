@@ -387,7 +387,9 @@ fail:
 
 /* A cutover of a migration that replicates and is copied: refused
  * before anything is queued (it stays copied: a rehearse --resync may
- * follow) when DDL on the source changed a table. -1 after replying. */
+ * follow) when DDL on the source changed a table. A node that does not
+ * answer within seconds does not hold the request: the cutover's first
+ * step checks again, before anything goes down. -1 after replying. */
 static int
 migrations_schema_check(struct preq *r, long long id, const char *phase)
 {
@@ -398,12 +400,14 @@ migrations_schema_check(struct preq *r, long long id, const char *phase)
 	if (strcmp(phase, "cutover") != 0 ||
 	    migrate_ctx_load(r->db, id, &c) == -1)
 		return 0;
+	c.in_request = 1;
 	if (migrate_repl_on(c.row) && strcmp(jsonx_str(c.row, "state"),
-	    "copied") == 0 && migrate_repl_schema_check(&c, &cause) == -1) {
+	    "copied") == 0 && migrate_repl_schema_check(&c, &cause) == -1
+	    && !c.unreachable) {
 		reply_error(r, 409, "SCHEMA_CHANGED", "%s", cause);
-		free(cause);
 		rc = -1;
 	}
+	free(cause);
 	json_decref(c.row);
 	return rc;
 }
