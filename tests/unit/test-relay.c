@@ -209,13 +209,18 @@ client_exchange(void *arg)
 
 static pthread_t relay_tid;
 
+/* A relay listening on sock_path (listener id 1), its loop running; a
+ * watcher named first is in place before the loop starts. */
 static struct relay *
-start_relay(relay_dial_fn dial)
+start_relay_watching(relay_dial_fn dial, int fd, relay_ready_fn ready,
+    void *arg)
 {
 	struct relay *r = relay_new();
 	int l;
 
 	assert_non_null(r);
+	if (ready)
+		assert_int_equal(relay_watch(r, fd, ready, arg), 0);
 	snprintf(sock_path, sizeof sock_path, "/tmp/nubo-relay-%d.sock",
 	    (int)getpid());
 	l = relay_listen_unix(sock_path, 0600);
@@ -223,6 +228,12 @@ start_relay(relay_dial_fn dial)
 	assert_int_equal(relay_listen(r, l, dial, NULL, 1), 0);
 	pthread_create(&relay_tid, NULL, relay_thread, r);
 	return r;
+}
+
+static struct relay *
+start_relay(relay_dial_fn dial)
+{
+	return start_relay_watching(dial, -1, NULL, NULL);
 }
 
 /* Stop the relay, wait for its loop and free it. */
@@ -377,23 +388,16 @@ hold_loop(int fd, void *arg)
 static void
 test_unlisten_while_ready(void **state)
 {
-	struct relay *r = relay_new();
+	struct relay *r;
 	struct hold h;
-	int l, s, i;
+	int s, i;
 	char c;
 
 	(void)state;
-	assert_non_null(r);
 	assert_int_equal(pipe(h.poke), 0);
 	assert_int_equal(pipe(h.held), 0);
 	assert_int_equal(pipe(h.go), 0);
-	assert_int_equal(relay_watch(r, h.poke[0], hold_loop, &h), 0);
-	snprintf(sock_path, sizeof sock_path, "/tmp/nubo-relay-%d.sock",
-	    (int)getpid());
-	l = relay_listen_unix(sock_path, 0600);
-	assert_true(l >= 0);
-	assert_int_equal(relay_listen(r, l, dial_backend, NULL, 1), 0);
-	pthread_create(&relay_tid, NULL, relay_thread, r);
+	r = start_relay_watching(dial_backend, h.poke[0], hold_loop, &h);
 	/* the listener is in place once a client gets an answer through it */
 	s = client_connect();
 	assert_true(s >= 0);
