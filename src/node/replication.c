@@ -1095,8 +1095,10 @@ out:
  * ("name type [not null]", in order), for the cutover to compare both
  * sides' (logical replication does not carry DDL); how replication can
  * carry it (`key`: "primary key", "index" — a replica identity index —,
- * or "none": replica identity full; `unlogged`: not at all); and the
- * database's large objects (not carried either). */
+ * or "none": replica identity full; `unlogged`: not at all); the other
+ * tables whose foreign keys reference it (`referenced_by`: a resync of it
+ * takes them along); and the database's large objects (not carried
+ * either). */
 void
 agent_replication_schema(struct areq *r)
 {
@@ -1118,7 +1120,11 @@ agent_replication_schema(struct areq *r)
 	    " (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND"
 	    " i.indisreplident) THEN 'index' ELSE 'none' END,"
 	    " c.relpersistence = 'u', (SELECT count(*) FROM"
-	    " pg_largeobject_metadata)"
+	    " pg_largeobject_metadata), (SELECT coalesce(json_agg(DISTINCT"
+	    " format('%I.%I', tn.nspname, tc.relname)), '[]') FROM"
+	    " pg_constraint k JOIN pg_class tc ON tc.oid = k.conrelid JOIN"
+	    " pg_namespace tn ON tn.oid = tc.relnamespace WHERE k.contype ="
+	    " 'f' AND k.confrelid = c.oid AND k.conrelid <> c.oid)"
 	    " FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
 	    " LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0"
 	    " AND NOT a.attisdropped WHERE c.relkind IN ('r','p') AND"
@@ -1128,11 +1134,18 @@ agent_replication_schema(struct areq *r)
 	if (res == NULL)
 		goto out;
 	tables = json_array();
-	for (i = 0; i < PQntuples(res); i++)
-		json_array_append_new(tables, json_pack("{s:s,s:s,s:s,s:b}",
+	for (i = 0; i < PQntuples(res); i++) {
+		json_t *refs = json_loads(PQgetvalue(res, i, 5), 0, NULL);
+
+		json_array_append_new(tables, json_pack("{s:s,s:s,s:s,s:b,s:o}",
 		    "table", PQgetvalue(res, i, 0), "columns",
 		    PQgetvalue(res, i, 1), "key", PQgetvalue(res, i, 2),
-		    "unlogged", strcmp(PQgetvalue(res, i, 3), "t") == 0));
+		    "unlogged", strcmp(PQgetvalue(res, i, 3), "t") == 0,
+		    "referenced_by", json_is_array(refs) ? refs :
+		    json_array()));
+		if (!json_is_array(refs))
+			json_decref(refs);
+	}
 	areply(r, 200, json_pack("{s:O,s:I}", "tables", tables,
 	    "large_objects", (json_int_t)(PQntuples(res) ? atoll(
 	    PQgetvalue(res, 0, 4)) : 0)));

@@ -341,26 +341,64 @@ schema_read(sqlite3 *db, long long node, const char *node_name,
 }
 
 /* An environment's tables → their columns; NULL with *cause (and
- * c->unreachable: the node did not answer). */
+ * c->unreachable: the node did not answer). refs, when given, gains
+ * table → [tables whose foreign keys reference it]. */
 static json_t *
 schema_get(struct migrate_ctx *c, long long node, const char *node_name,
-    long long env, char **cause)
+    long long env, json_t *refs, char **cause)
 {
 	json_t *out = schema_read(c->db, node, node_name, env, c->env,
 	    call_seconds(c), cause);
-	json_t *idx, *v;
-	size_t i;
+	json_t *idx, *v, *r;
+	size_t i, j;
 
 	if (out == NULL) {
 		c->unreachable = 1;
 		return NULL;
 	}
 	idx = json_object();
-	json_array_foreach(json_object_get(out, "tables"), i, v)
-		json_object_set(idx, jsonx_str(v, "table"),
-		    json_object_get(v, "columns"));
+	json_array_foreach(json_object_get(out, "tables"), i, v) {
+		const char *name = jsonx_str(v, "table");
+
+		json_object_set(idx, name, json_object_get(v, "columns"));
+		if (refs == NULL)
+			continue;
+		json_array_foreach(json_object_get(v, "referenced_by"), j, r) {
+			json_t *by = json_object_get(refs, name);
+
+			if (by == NULL)
+				json_object_set_new(refs, name, by =
+				    json_object());
+			if (json_is_string(r))
+				json_object_set_new(by, json_string_value(r),
+				    json_true());
+		}
+	}
 	json_decref(out);
 	return idx;
+}
+
+/* names (an object of table names) gains every table that references
+ * one of them by a foreign key, and those referencing these, and so on:
+ * what a resync of names must take along (refs: schema_get's). */
+static void
+referencing_closure(json_t *names, json_t *refs)
+{
+	size_t before;
+
+	do {
+		json_t *more = json_object(), *by, *v;
+		const char *k, *r;
+
+		before = json_object_size(names);
+		json_object_foreach(names, k, v) {
+			by = json_object_get(refs, k);
+			json_object_foreach(by, r, v)
+				json_object_set(more, r, json_true());
+		}
+		json_object_update(names, more);
+		json_decref(more);
+	} while (json_object_size(names) > before);
 }
 
 /* How replication carries a table of a schema answer. */
@@ -469,7 +507,7 @@ static json_t *
 schema_canonical(struct migrate_ctx *c, long long node, const char *name,
     long long env, char **cause)
 {
-	json_t *idx = schema_get(c, node, name, env, cause), *out, *col;
+	json_t *idx = schema_get(c, node, name, env, NULL, cause), *out, *col;
 	char canon[PGTOOL_TABLE_MAX];
 	const char *k;
 
@@ -1063,7 +1101,7 @@ out:
 int
 migrate_repl_schema_check(struct migrate_ctx *c, char **cause)
 {
-	json_t *v, *names = json_object();
+	json_t *v, *names = json_object(), *refs = json_object();
 	char *list = NULL, *remedy = NULL, canon[PGTOOL_TABLE_MAX];
 	const char *k;
 	size_t i;
@@ -1078,12 +1116,14 @@ migrate_repl_schema_check(struct migrate_ctx *c, char **cause)
 		t = migrate_node_env_id(c->db, c->target_node, c->env);
 		if (s == 0 || migrate_node_env_empty(c->db, s))
 			continue;
-		a = schema_get(c, c->source_node, c->source_name, s, cause);
+		a = schema_get(c, c->source_node, c->source_name, s, refs,
+		    cause);
 		b = a ? schema_get(c, c->target_node, c->target_name, t,
-		    cause) : NULL;
+		    refs, cause) : NULL;
 		if (b == NULL) {
 			json_decref(a);
 			json_decref(names);
+			json_decref(refs);
 			c->env = NULL;
 			free(list);
 			return -1;
@@ -1108,7 +1148,9 @@ migrate_repl_schema_check(struct migrate_ctx *c, char **cause)
 	}
 	c->env = NULL;
 	/* the remedy as the CLI takes it: schema.name,… (a '$' escaped
-	 * for a shell, in double quotes) */
+	 * for a shell, in double quotes), with the tables that reference
+	 * those by foreign keys (a resync refuses to leave them behind) */
+	referencing_closure(names, refs);
 	json_object_foreach(names, k, v) {
 		char *n, *d;
 
@@ -1140,6 +1182,7 @@ migrate_repl_schema_check(struct migrate_ctx *c, char **cause)
 	}
 	free(remedy);
 	json_decref(names);
+	json_decref(refs);
 	return rc;
 }
 

@@ -64,7 +64,9 @@ ROUND=$(round | cut -d' ' -f1)
 out=$("$NUBO" migrate cutover notes 2>&1) && fail "a cutover after DDL on the source went ahead" ||
 	expect_match "the cutover is refused, naming the changed tables" "$out" \
 		"Production\.public\.labels \(only on the source\).*Production\.public\.notes \(its columns differ\).*Production\.public\.parent \(its columns differ\).*Production\.public\.gone \(only on the target\)"
-expect_match "and names the remedy" "$out" "nubo migrate rehearse notes --resync public\.(gone|labels|notes|parent)(,public\.(gone|labels|notes|parent)){3}'"
+expect_match "and names the remedy, with the tables that reference those (attachments, child)" "$out" \
+	"nubo migrate rehearse notes --resync public\.(gone|labels|notes|parent|attachments|child)(,public\.(gone|labels|notes|parent|attachments|child)){5}'"
+REMEDY=$(printf '%s' "$out" | grep -o "\-\-resync [^' ]*" | head -1)
 expect "the refused cutover queued nothing: the migration is copied" "$(round)" "$ROUND copied"
 expect "the source still serves" "$(route_status v3 notes-production.nubo.localhost /api/notes)" 200
 
@@ -101,11 +103,17 @@ expect "v4 has no labels table" "$(db_sql v4 "$T_PROD" "SELECT to_regclass('publ
 
 # --- the resync: made again, copied again, then followed ---
 # (notes with attachments: a foreign key of attachments references it)
-check "migrate rehearse --resync notes,attachments,labels --resync parent,child,gone" \
-	"$NUBO" migrate rehearse notes --resync notes,attachments,labels --resync public.parent,'"child"',gone
-expect "the rehearsal made the tables again" "$(step_result notes data Production "$((ROUND + 1))" -1 | jq_get resynced)" \
-	'["public.notes", "public.attachments", "public.labels", "public.parent", "public.child"]'
+check "migrate rehearse $REMEDY (the remedy the refused cutover named)" \
+	"$NUBO" migrate rehearse notes $REMEDY
+expect "the remedy's rehearsal made the tables again" "$(step_result notes data Production "$((ROUND + 1))" -1 |
+	python3 -c 'import json,sys; print(",".join(sorted(json.load(sys.stdin)["resynced"])))')" \
+	"public.attachments,public.child,public.labels,public.notes,public.parent"
 expect "and dropped the one dropped on the source" "$(step_result notes data Production "$((ROUND + 1))" -1 | jq_get dropped)" '["public.gone"]'
+# again, the names given as a user may write them (repeated, quoted)
+check "migrate rehearse --resync notes,attachments,labels --resync parent,child" \
+	"$NUBO" migrate rehearse notes --resync notes,attachments,labels --resync public.parent,'"child"'
+expect "the rehearsal made the tables again, in the order given" "$(step_result notes data Production "$((ROUND + 2))" -1 | jq_get resynced)" \
+	'["public.notes", "public.attachments", "public.labels", "public.parent", "public.child"]'
 expect "v4 has no table gone" "$(db_sql v4 "$T_PROD" "SELECT to_regclass('public.gone') IS NULL")" t
 env_sql v3 Production "INSERT INTO notes (title, body, mood) VALUES ('later', 'after the resync', 'sleepy');
 	INSERT INTO labels (note, text) VALUES (1, 'later'); UPDATE parent SET weight = 8 WHERE id = 1" >/dev/null
