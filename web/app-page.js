@@ -1,4 +1,4 @@
-// One app: its tabs (Environments, Packages, Backups) and what the
+// One app: its tabs (Environments, Settings, … Logs, Run, …) and what the
 // signed-in user may do there. The server decides every call anyway; the
 // page only leaves out what would be refused.
 import {api, p} from './api.js';
@@ -14,6 +14,7 @@ const TABS = [
   ['packages', 'Packages', () => import('./packages.js').then((m) => m.packagesTab)],
   ['backups', 'Backups', () => import('./backups.js').then((m) => m.backupsTab)],
   ['logs', 'Logs', () => import('./logs.js').then((m) => m.logsTab)],
+  ['run', 'Run', () => import('./runs.js').then((m) => m.runsTab)],
   ['team', 'Team', () => import('./team.js').then((m) => m.teamTab)],
   ['migration', 'Migration', () => import('./migration.js').then((m) => m.migrationTab)],
   ['activity', 'Activity', () => import('./activity.js').then((m) => m.activityTab)],

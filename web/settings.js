@@ -105,6 +105,7 @@ export async function settingsTab(ctx) {
     const aDeny = h('input', {type: 'text', name: 'profile_deny', autocomplete: 'off'});
     const aUser = h('input', {type: 'text', name: 'profile_user', autocomplete: 'off'});
     const aPass = h('input', {type: 'password', name: 'profile_password', autocomplete: 'new-password'});
+    const aCa = h('input', {type: 'file', name: 'profile_client_ca', accept: '.pem,.crt,.cer,text/plain'});
     const aPath = h('input', {type: 'text', name: 'profile_path', autocomplete: 'off', value: '/',
       readonly: v3, 'aria-describedby': 's-path-note'});
     const list = (s) => s.split(/[\s,]+/).filter(Boolean);
@@ -126,9 +127,10 @@ export async function settingsTab(ctx) {
           c ? {certificate: await c.text(), private_key: await k.text()} : {});
         return reload();
       }),
-      table('Access restriction profiles', ['Profile', 'Allow', 'Deny', 'Basic auth users', ''],
+      table('Access restriction profiles', ['Profile', 'Allow', 'Deny', 'Basic auth users', 'Client certificates', ''],
         Object.entries(profiles).map(([n, v]) => [n, (v.allow || []).join(', ') || '—',
           (v.deny || []).join(', ') || '—', Object.keys(v.basic_auth || {}).join(', ') || '—',
+          v.client_ca ? 'required, signed by the CA set' : '—',
           rowButton('Remove', `Remove profile ${n}`, netErr, () => put('/access', accessDoc((a) => {
             delete a.profiles[n];
             for (const [pt, pn] of Object.entries(a.paths)) if (pn === n) delete a.paths[pt];
@@ -140,17 +142,23 @@ export async function settingsTab(ctx) {
       actionForm('Add or replace an access restriction profile', [field('Profile', aName),
         field('Allow (IP addresses or CIDRs)', aAllow), field('Deny (IP addresses or CIDRs)', aDeny),
         field('Basic auth user (optional)', aUser), field('Basic auth password', aPass),
+        field('Client certificate CA (PEM, optional)', aCa),
         field('Apply at path', aPath),
+        h('p', {class: 'muted'}, 'With a CA, a client must present a certificate it signed (HTTPS only). ' +
+          'Saving a profile again without a file keeps its CA.'),
         h('p', {class: 'muted', id: 's-path-note'}, v3
           ? 'This is a v3 node: a profile applies to the whole environment (path /); per-path restrictions need v4.'
           : 'v4 applies a profile per path; v3 nodes only at / (the whole environment).')],
       'Save profile', async () => {
         const name = aName.value.trim();
+        const ca = aCa.files[0] ? await aCa.files[0].text() : null;
         await put('/access', accessDoc((a) => {
           const pr = {};
           if (list(aAllow.value).length) pr.allow = list(aAllow.value);
           if (list(aDeny.value).length) pr.deny = list(aDeny.value);
           if (aUser.value.trim()) pr.basic_auth = {[aUser.value.trim()]: {password: aPass.value}};
+          if (ca !== null) pr.client_ca = ca;
+          else if (a.profiles[name] && a.profiles[name].client_ca) pr.client_ca = a.profiles[name].client_ca;
           a.profiles[name] = pr;
           if (aPath.value.trim()) a.paths[aPath.value.trim()] = name;
         }));

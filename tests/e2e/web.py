@@ -428,6 +428,24 @@ try:
         ok("logs: the download holds the lines",
            "greeting: " + EVIL in open(got, encoding="utf-8", errors="replace").read())
 
+    # --- a one-off run: its output as text, its exit status; a second
+    # run's failure said ------------------------------------------------
+    go("#/apps/webshop/run")
+    wait(lambda _: css("input[name=run_command]"), what="the run page")
+    Select(css("select[name=environment]")[0]).select_by_value("Test")
+    submit("Run", run_command="echo \"$((6 * 7)) %s\"; echo to stderr >&2; pwd" % EVIL)
+    wait(lambda _: "Exited" in text_of("main [role=status]") or form_alert("Run"), 60, "the run's end")
+    out = text_of("pre.log")
+    ok("run: the command's output shown as text, stderr too",
+       out.startswith("42 " + EVIL) and "to stderr" in out, out[:300] or form_alert("Run"))
+    ok("run: its exit status said", "Exited with status 0" in text_of("main [role=status]"),
+       text_of("main [role=status]"))
+    submit("Run", run_command="echo failing; exit 3")
+    wait(lambda _: "status 3" in text_of("main [role=status]") or form_alert("Run"), 60, "the failing run")
+    ok("run: a failing command's status said", "Exited with status 3" in text_of("main [role=status]") and
+       text_of("pre.log").strip() == "failing", text_of("main [role=status]") + " / " + text_of("pre.log"))
+    page_check("run")
+
     # --- backups: create with a <script> comment, download ----------------
     go("#/apps/webshop/backups")
     wait(lambda _: css("input[name=comment]"), what="the backups page")
@@ -746,6 +764,30 @@ try:
        ["192.0.2.0/24"] and acc.get("paths", {}).get("/admin") == "admins", form_alert("Save profile") or acc)
     ok("access: the other profiles kept, their basic auth passwords too",
        not had_office or "tester" in acc.get("profiles", {}).get("office", {}).get("basic_auth", {}), acc)
+    # a client-certificate CA: kept when the profile is saved again
+    # without one; a file that is not a certificate refused on the form
+    ca_crt, _ = cert_for("clients.example.test")
+    submit("Save profile", profile_name="admins", profile_allow="192.0.2.0/24", profile_path="/admin",
+           profile_client_ca=ca_crt)
+    wait(lambda _: "required, signed by the CA set" in text_of("main table") or form_alert("Save profile"),
+         what="the profile's client CA")
+    with open(ca_crt, encoding="ascii") as f:
+        ca_pem = f.read()
+    got = settings_of("Acceptance").get("access", {}).get("profiles", {}).get("admins", {})
+    ok("access: a client-certificate CA set on a profile",
+       got.get("client_ca", "").strip() == ca_pem.strip(), form_alert("Save profile") or got)
+    submit("Save profile", profile_name="admins", profile_allow="192.0.2.0/25", profile_path="/admin")
+    wait(lambda _: "192.0.2.0/25" in text_of("main table") or form_alert("Save profile"), what="the profile saved again")
+    got = settings_of("Acceptance").get("access", {}).get("profiles", {}).get("admins", {})
+    ok("access: saved again without a file, the profile keeps its CA",
+       got.get("allow") == ["192.0.2.0/25"] and got.get("client_ca", "").strip() == ca_pem.strip(), got)
+    drain()
+    submit("Save profile", profile_name="admins", profile_path="/admin", profile_client_ca=__file__)
+    wait(lambda _: form_alert("Save profile"), what="the refused CA")
+    got = settings_of("Acceptance").get("access", {}).get("profiles", {}).get("admins", {})
+    ok("access: a CA file that is not PEM refused, the reason on the form, nothing changed",
+       "client_ca" in form_alert("Save profile") and got.get("allow") == ["192.0.2.0/25"], form_alert("Save profile"))
+    drain()
     click("//button[@aria-label='Remove profile admins']")
     wait(lambda _: "admins" not in text_of("main table"), what="the removed profile")
     acc = settings_of("Acceptance").get("access", {})
