@@ -607,6 +607,7 @@ acme_order(const struct acme_conf *conf, const char **names, int n,
 	int rc = -1, prc;
 
 	memset(&a, 0, sizeof a);
+	memset(&r, 0, sizeof r);
 	a.ca = conf->ca;
 	a.webroot = conf->webroot;
 	*cert_pem = *key_pem = *why = NULL;

@@ -53,7 +53,7 @@ heal_backoff(int n)
 {
 	int delay;
 
-	if (n == 0)
+	if (n <= 0)
 		return 0;
 	delay = 1 << (n - 1 < 5 ? n - 1 : 5);
 	return delay > NODE_BACKOFF_MAX ? NODE_BACKOFF_MAX : delay;
