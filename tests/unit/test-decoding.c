@@ -151,6 +151,7 @@ test_refused(void **state)
 		"table public.x: INSERT: a[int]1",
 		"table public.x: INSERT: a[text]:'unterminated",
 		"table public.x: INSERT: a[text]:'x'y",
+		"table public.x: INSERT: a[text]:'x'b[int]:1",
 		"table public.x: INSERT: [int]:1",
 		"table public.x: INSERT: a[int]:",
 		"table public.x: INSERT: a[\"t]:1",
