@@ -387,14 +387,14 @@ referencing_closure(json_t *names, json_t *refs)
 	size_t before;
 
 	do {
-		json_t *more = json_object(), *by, *v;
+		json_t *more = json_object(), *by, *v, *yes;
 		const char *k, *r;
 
 		before = json_object_size(names);
 		json_object_foreach(names, k, v) {
 			by = json_object_get(refs, k);
-			json_object_foreach(by, r, v)
-				json_object_set(more, r, json_true());
+			json_object_foreach(by, r, yes)
+				json_object_set(more, r, yes);
 		}
 		json_object_update(names, more);
 		json_decref(more);
