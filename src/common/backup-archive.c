@@ -823,6 +823,7 @@ struct gzin {
 	long long	 max_ratio;
 	long long	 ratio_min;
 	char		*err;		/* set by the inflate thread */
+	int		 magic;		/* it began with gzip's magic bytes */
 	/* the hand-over from the inflate thread to the tar reader */
 	pthread_t	 th;
 	pthread_mutex_t	 mu;
@@ -861,6 +862,9 @@ gz_fill(struct gzin *g, unsigned char *out)
 					g->eof = 1;
 				break;
 			}
+			if (g->total_in == 0)
+				g->magic = n >= 2 && g->in[0] == 0x1f &&
+				    g->in[1] == 0x8b;
 			g->z.next_in = g->in;
 			g->z.avail_in = (uInt)n;
 			g->total_in += n;
@@ -876,8 +880,7 @@ gz_fill(struct gzin *g, unsigned char *out)
 		} else if (ret == Z_BUF_ERROR && g->z.avail_in == 0) {
 			continue;
 		} else if (ret != Z_OK) {
-			g->err = g->members == 0 && g->total_out == 0 &&
-			    g->z.avail_out == NUBO_IO_CHUNK ?
+			g->err = !g->magic ?
 			    xasprintf("archive is not gzip data (%s)",
 				g->z.msg ? g->z.msg : "bad header") :
 			    xasprintf("gzip data is corrupt: %s",
@@ -1622,9 +1625,13 @@ backup_archive_read(backup_read_fn rd, void *ctx,
 		if (ret == ARCHIVE_EOF)
 			break;
 		if (ret != ARCHIVE_OK && ret != ARCHIVE_WARN) {
-			set_cause(cause, "%s", g.err ? g.err :
-			    archive_error_string(r.a) ? archive_error_string(r.a) :
-			    "archive is corrupt");
+			/* a damaged tar header in intact gzip data */
+			if (g.err != NULL)
+				set_cause(cause, "%s", g.err);
+			else
+				set_cause(cause, "archive is corrupt: %s",
+				    archive_error_string(r.a) ?
+				    archive_error_string(r.a) : "bad header");
 			goto out;
 		}
 		if (++info->entries > max_entries) {
