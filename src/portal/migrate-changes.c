@@ -191,6 +191,30 @@ keys_union(json_t *a, json_t *b, json_t **keys, json_t **whole)
 	json_decref(sets);
 }
 
+/* Table a of the source's mark (a table without a key to compare rows
+ * by): 1 when neither slot saw it touched (ks, kt: both sides' keys) and
+ * the target's mark (mt) sums it as the source's does. */
+static int
+untouched_equal(json_t *a, json_t *mt, json_t *ks, json_t *kt)
+{
+	const char *name = jsonx_str(a, "name");
+	json_t *v;
+	size_t i;
+
+	/* not logged, partitioned: their changes are not seen by name */
+	if (jsonx_str(a, "why") == NULL || strcmp(jsonx_str(a, "why"),
+	    "no primary key") != 0 || json_object_get(json_object_get(ks,
+	    "tables"), name) || json_object_get(json_object_get(kt, "tables"),
+	    name))
+		return 0;
+	json_array_foreach(json_object_get(mt, "tables"), i, v)
+		if (strcmp(jsonx_str(v, "name"), name) == 0)
+			return jsonx_int(v, "rows", -1) == jsonx_int(a, "rows",
+			    -2) && json_equal(json_object_get(v, "checksum"),
+			    json_object_get(a, "checksum"));
+	return 0;
+}
+
 int
 migrate_changes_baseline(struct migrate_ctx *c, long long s, long long t,
     json_t **result, char **cause)
@@ -239,16 +263,23 @@ migrate_changes_baseline(struct migrate_ctx *c, long long s, long long t,
 	/* every table with a key, its touched keys' rows taken out */
 	body = json_pack("{s:{},s:b}", "tables", "held", 1);
 	names = json_array();
+	by_key = json_array();
 	json_array_foreach(json_object_get(ms, "tables"), i, v) {
 		name = jsonx_str(v, "name");
 		json_array_append_new(names, json_string(name));
-		if (!json_is_array(json_object_get(v, "key"))) {
-			json_object_set_new(whole, name, json_string(jsonx_str(v,
-			    "why") ? jsonx_str(v, "why") : "no primary key"));
-			continue;
-		}
 		if (json_object_get(whole, name))
 			continue;
+		/* a table without a key that neither slot saw touched: as
+		 * both snapshots hold it, and as long as it stays untouched */
+		if (!json_is_array(json_object_get(v, "key"))) {
+			if (untouched_equal(v, mt, ks, kt))
+				json_array_append_new(by_key, json_string(name));
+			else
+				json_object_set_new(whole, name, json_string(
+				    jsonx_str(v, "why") ? jsonx_str(v, "why") :
+				    "no primary key"));
+			continue;
+		}
 		json_object_set(json_object_get(body, "tables"), name,
 		    json_object_get(keys, name) ? json_object_get(keys, name) :
 		    json_array());
@@ -260,7 +291,6 @@ migrate_changes_baseline(struct migrate_ctx *c, long long s, long long t,
 	    (st = side(c, c->target_node, c->target_name, "POST", t,
 	    "changes/sums", body, cause)) == NULL)
 		goto out;
-	by_key = json_array();
 	json_object_foreach(json_object_get(body, "tables"), name, v) {
 		json_t *a = json_object_get(json_object_get(ss, "tables"), name);
 		json_t *b = json_object_get(json_object_get(st, "tables"), name);
