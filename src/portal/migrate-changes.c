@@ -240,7 +240,7 @@ migrate_changes_baseline(struct migrate_ctx *c, long long s, long long t,
 	    "databases and summing every table"));
 	if ((ms = side(c, c->source_node, c->source_name, "POST", s,
 	    "changes", NULL, cause)) == NULL)
-		goto out;
+		goto fallback;
 	/* the target's snapshot holds all the source's did */
 	switch (applied(c, s, lsn(jsonx_str(ms, "lsn")), cause)) {
 	case -1:
@@ -258,7 +258,7 @@ migrate_changes_baseline(struct migrate_ctx *c, long long s, long long t,
 	    "changes/keys", NULL, cause)) == NULL ||
 	    (kt = side(c, c->target_node, c->target_name, "GET", t,
 	    "changes/keys", NULL, cause)) == NULL)
-		goto out;
+		goto fallback;
 	keys_union(ks, kt, &keys, &whole);
 	/* every table with a key, its touched keys' rows taken out */
 	body = json_pack("{s:{},s:b}", "tables", "held", 1);
@@ -290,7 +290,7 @@ migrate_changes_baseline(struct migrate_ctx *c, long long s, long long t,
 	    "changes/sums", body, cause)) == NULL ||
 	    (st = side(c, c->target_node, c->target_name, "POST", t,
 	    "changes/sums", body, cause)) == NULL)
-		goto out;
+		goto fallback;
 	json_object_foreach(json_object_get(body, "tables"), name, v) {
 		json_t *a = json_object_get(json_object_get(ss, "tables"), name);
 		json_t *b = json_object_get(json_object_get(st, "tables"), name);
@@ -311,6 +311,20 @@ migrate_changes_baseline(struct migrate_ctx *c, long long s, long long t,
 	    whole, "touched", (json_int_t)touched, "seconds",
 	    (migrate_node_now_ms() - t0) / 1000.0);
 	rc = 0;
+	goto out;
+fallback:
+	/* a node that answered but could not (a line of its slot it cannot
+	 * read, …): the cutover's verify reads as without a baseline; one
+	 * that did not answer is waited for */
+	if (!c->unreachable) {
+		log_warn("migration %lld: no baseline for '%s': %s", c->id,
+		    c->env, *cause ? *cause : "?");
+		*result = json_pack("{s:b,s:s}", "baseline", 0, "why", *cause ?
+		    *cause : "?");
+		free(*cause);
+		*cause = NULL;
+		rc = 0;
+	}
 out:
 	json_decref(ms);
 	json_decref(mt);
@@ -369,7 +383,7 @@ migrate_changes_verify(struct migrate_ctx *c, long long s, long long t,
 		fail(cause, "node '%s': cannot read the keys written since the "
 		    "baseline of '%s': %s", sk != 200 ? c->source_name :
 		    c->target_name, c->env, why ? why : "no answer");
-		goto out;
+		goto fallback;
 	}
 	keys_union(ks, kt, &keys, &whole);
 	body = json_pack("{s:{},s:b}", "tables", "held", 0);
@@ -397,7 +411,7 @@ migrate_changes_verify(struct migrate_ctx *c, long long s, long long t,
 		    "changes/sums", body, cause)) == NULL ||
 		    (st = side(c, c->target_node, c->target_name, "POST", t,
 		    "changes/sums", body, cause)) == NULL)
-			goto out;
+			goto fallback;
 	}
 	json_object_foreach(json_object_get(body, "tables"), name, v) {
 		json_t *a = json_object_get(json_object_get(ss, "tables"), name);
@@ -425,6 +439,17 @@ migrate_changes_verify(struct migrate_ctx *c, long long s, long long t,
 	*rechecked = full;
 	full = NULL;
 	rc = 0;
+	goto out;
+fallback:
+	/* as in the baseline: read as without one, unless a node did not
+	 * answer */
+	if (!c->unreachable) {
+		log_warn("migration %lld: the verify of '%s' reads every table: "
+		    "%s", c->id, c->env, *cause ? *cause : "?");
+		free(*cause);
+		*cause = NULL;
+		rc = 0;
+	}
 out:
 	free(why);
 	json_decref(base);
