@@ -65,6 +65,11 @@ void agent_subscription_show(struct areq *);
 void agent_subscription_delete(struct areq *);
 void agent_subscription_sequences(struct areq *);
 void agent_subscription_resync(struct areq *);
+/* changes.c (the cutover's verify of what changed) */
+void agent_changes_mark(struct areq *);
+void agent_changes_keys(struct areq *);
+void agent_changes_sums(struct areq *);
+void agent_changes_delete(struct areq *);
 /* backup.c */
 void agent_snapshot_create(struct areq *);
 void agent_snapshot_show(struct areq *);
@@ -228,6 +233,18 @@ static const struct agent_route agent_routes[] = {
 	  agent_subscription_resync, AGENT_PORTAL, NULL, "make tables again "
 	  "from the source's schema {migration, tables, drop, dump_url, "
 	  "check} and copy their rows again" },
+	{ "POST", "/agent/v1/environments/{id}/changes",
+	  agent_changes_mark, AGENT_PORTAL, NULL, "make the change slot "
+	  "(?migration=KEY), hold a snapshot, sum every table in it" },
+	{ "GET", "/agent/v1/environments/{id}/changes/keys",
+	  agent_changes_keys, AGENT_PORTAL, NULL, "every key the change slot "
+	  "saw touched, per table" },
+	{ "POST", "/agent/v1/environments/{id}/changes/sums",
+	  agent_changes_sums, AGENT_PORTAL, NULL, "sum the rows of keys "
+	  "{tables, held} (held: in the mark's snapshot, then ended)" },
+	{ "DELETE", "/agent/v1/environments/{id}/changes",
+	  agent_changes_delete, AGENT_PORTAL, NULL, "drop the change slot "
+	  "and a held snapshot (?migration=KEY)" },
 
 	/* settings */
 };

@@ -738,7 +738,7 @@ out:
  * regular expression re (ending the sessions that hold them first): 0
  * (*dropped 1 when there was one), or -1 with e when one is still held
  * after 5 s or the server failed. */
-static int
+int
 repl_slots_drop(PGconn *d, const char *re, int *dropped, struct repl_err *e)
 {
 	const char *p[1] = { re };
@@ -1202,6 +1202,8 @@ replication_env_drop(long long id, char **cause)
 	int i, dropped = 0, rc = -1;
 
 	snprintf(db, sizeof db, "env_%lld", id);
+	/* a held snapshot's session would keep DROP DATABASE from working */
+	changes_env_release(id);
 	pthread_mutex_lock(&replication_lock);
 	repl_records_each(id, repl_env_drop_one, &x);
 	if (e.code)

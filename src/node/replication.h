@@ -106,6 +106,14 @@ void repl_names(long long id, const char *key,
  * on pg_class c, as qualified names in a JSON array; NULL with e. */
 struct json_t *repl_tables(struct pg_conn *d, const char *cond,
     struct repl_err *e);
+/* Drop every slot of d's database whose name matches the regular
+ * expression re (ending the sessions that hold them first): 0 (*dropped
+ * 1 when there was one), or -1 with e. */
+int repl_slots_drop(struct pg_conn *d, const char *re, int *dropped,
+    struct repl_err *e);
+/* changes.c: end the snapshots held for environment id's change slots
+ * (it is being deleted). */
+void changes_env_release(long long id);
 /* subscription.c: drop subscription sub of d's database (disabled, slot
  * detached, dropped): 0 (*dropped 1 when it was there), -1 with e. */
 int subscription_drop(struct pg_conn *d, const char *sub, int *dropped,

@@ -382,7 +382,9 @@ enum db_sums {
 	DB_SUMS_FULL,		/* row count and checksum */
 	DB_SUMS_COUNTS,		/* row count; the checksum of the tables
 				 * named in full only */
-	DB_SUMS_WRITES		/* neither (no table is scanned) */
+	DB_SUMS_WRITES,		/* neither (no table is scanned) */
+	DB_SUMS_LISTED		/* row count and checksum of the tables
+				 * named in full only, the others unread */
 };
 
 /* The order-independent content checksum of table %s: the sum of the
@@ -447,7 +449,8 @@ transfer_db_checksums(struct env *e, enum db_sums mode, json_t *full,
 		char *sql;
 		PGresult *q;
 
-		if (!seq && mode == DB_SUMS_WRITES) {
+		if (!seq && (mode == DB_SUMS_WRITES || (mode ==
+		    DB_SUMS_LISTED && json_object_get(full, name) == NULL))) {
 			json_array_append_new(tables, json_pack("{s:s,s:s,s:I}",
 			    "name", name, "kind", "table", "writes",
 			    (json_int_t)writes));
@@ -460,7 +463,7 @@ transfer_db_checksums(struct env *e, enum db_sums mode, json_t *full,
 		else if (mode == DB_SUMS_COUNTS && json_object_get(full,
 		    name) == NULL)
 			sql = xasprintf("SELECT count(*), '' FROM %s", name);
-		else if (mode == DB_SUMS_COUNTS)
+		else if (mode == DB_SUMS_COUNTS || mode == DB_SUMS_LISTED)
 			/* the cutover's: a hash of each row's values, some
 			 * six times cheaper than md5 of its text */
 			sql = xasprintf("SELECT count(*), 'h' || COALESCE(sum("
@@ -472,8 +475,8 @@ transfer_db_checksums(struct env *e, enum db_sums mode, json_t *full,
 		free(sql);
 		/* a column type without a hash function (json, point, …):
 		 * md5 of the text, as both nodes choose for the same schema */
-		if (PQresultStatus(q) != PGRES_TUPLES_OK && mode ==
-		    DB_SUMS_COUNTS && strcmp(PQresultErrorField(q,
+		if (PQresultStatus(q) != PGRES_TUPLES_OK && (mode ==
+		    DB_SUMS_COUNTS || mode == DB_SUMS_LISTED) && strcmp(PQresultErrorField(q,
 		    PG_DIAG_SQLSTATE) ? PQresultErrorField(q,
 		    PG_DIAG_SQLSTATE) : "", "42883") == 0) {
 			PQclear(q);
@@ -532,9 +535,11 @@ transfer_db_size(struct env *e)
 }
 
 /* GET /agent/v1/environments/{id}/checksums[?files=0]
- *     [&database=0|counts|writes][&full=["schema.table", …]]
+ *     [&database=0|counts|listed|writes][&full=["schema.table", …]]
  * database=counts: every table's row count, the checksum of those in
- * full only; writes: no table read, only each one's writes. */
+ * full only; listed: the tables in full only (count and checksum), the
+ * others unread (the cutover compared their changed rows by key:
+ * changes.c); writes: no table read, only each one's writes. */
 void
 transfer_checksums(struct areq *r)
 {
@@ -552,19 +557,23 @@ transfer_checksums(struct areq *r)
 		mode = DB_SUMS_COUNTS;
 	else if (qd && strcmp(qd, "writes") == 0)
 		mode = DB_SUMS_WRITES;
+	else if (qd && strcmp(qd, "listed") == 0)
+		mode = DB_SUMS_LISTED;
 	else if (qd && strcmp(qd, "0") != 0 && strcmp(qd, "1") != 0) {
 		json_decref(full);
 		areply_error(r, 400, "BAD_QUERY", "database must be 0, 1, "
-		    "counts or writes");
+		    "counts, listed or writes");
 		return;
 	}
 	if (qfull) {
 		names = json_loads(qfull, JSON_REJECT_DUPLICATES, NULL);
-		if (!json_is_array(names) || mode != DB_SUMS_COUNTS) {
+		if (!json_is_array(names) || (mode != DB_SUMS_COUNTS &&
+		    mode != DB_SUMS_LISTED)) {
 			json_decref(names);
 			json_decref(full);
 			areply_error(r, 400, "BAD_QUERY", "full must be a JSON "
-			    "array of table names, with database=counts");
+			    "array of table names, with database=counts or "
+			    "listed");
 			return;
 		}
 		json_array_foreach(names, i, v) {

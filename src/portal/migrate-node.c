@@ -19,6 +19,7 @@
 #include "jsonx.h"
 #include "log.h"
 #include "migrate.h"
+#include "migrate-changes.h"
 #include "migrate-repl.h"
 #include "migrate-steps.h"
 #include "nodeclient.h"
@@ -805,7 +806,7 @@ migrate_node_verify(struct migrate_ctx *c, long long s, long long t,
 	json_t *src = NULL, *dst = NULL, *sidx = NULL, *didx = NULL;
 	json_t *bt = NULL, *bf = NULL, *diffs = json_array();
 	json_t *changed = json_array(), *data = NULL, *v, *d;
-	json_t *writes = json_object(), *rechecked = NULL;
+	json_t *writes = json_object(), *rechecked = NULL, *by_key = NULL;
 	long long rows = 0, files = 0, bytes = 0, later = 0;
 	char *query = NULL;
 	const char *k;
@@ -828,10 +829,14 @@ migrate_node_verify(struct migrate_ctx *c, long long s, long long t,
 		bf = index_by(json_object_get(json_object_get(data, "result"),
 		    "source_files"), "path");
 	}
-	/* a replica verified before the cutover: only the tables written
-	 * since are read whole, the others counted */
-	if (strict && migrate_repl_on(c->row) && migrate_repl_verify_query(c,
-	    s, &query, &rechecked, cause) == -1)
+	/* a replica with a baseline: the rows written since compared by
+	 * key, the tables that cannot be read whole; else only the tables
+	 * written since the last verification read whole, the others
+	 * counted */
+	if (strict && migrate_repl_on(c->row) && (migrate_changes_verify(c, s,
+	    t, &query, &by_key, &rechecked, diffs, cause) == -1 ||
+	    (query == NULL && migrate_repl_verify_query(c, s, &query,
+	    &rechecked, cause) == -1)))
 		goto out;
 	migrate_progress(c, json_pack("{s:s}", "message", "computing "
 	    "checksums on both nodes"));
@@ -843,6 +848,9 @@ migrate_node_verify(struct migrate_ctx *c, long long s, long long t,
 	didx = index_by(json_object_get(dst, "tables"), "name");
 	json_object_foreach(sidx, k, v) {
 		d = json_object_get(didx, k);
+		/* compared by key above */
+		if (json_object_get(by_key, k))
+			continue;
 		rows += jsonx_int(v, "rows", 0);
 		/* a replica's sequences are set at the cutover (logical
 		 * replication does not carry them) */
@@ -929,7 +937,10 @@ migrate_node_verify(struct migrate_ctx *c, long long s, long long t,
 		    json_integer(later));
 	if (follows)
 		json_object_set(*result, "source_writes", writes);
-	if (rechecked) {
+	if (by_key) {
+		json_object_set(*result, "by_key", by_key);
+		json_object_set(*result, "rechecked", rechecked);
+	} else if (rechecked) {
 		json_object_set(*result, "rechecked", rechecked);
 		json_object_set_new(*result, "counted_only", json_integer(
 		    count_kind(json_object_get(src, "tables"), "table") -
@@ -958,12 +969,19 @@ migrate_node_verify(struct migrate_ctx *c, long long s, long long t,
 		free(list);
 		goto out;
 	}
+	/* verified: the change slots have done their work (a repeat after
+	 * one side's was dropped read as without them, and drops the
+	 * other) */
+	if (strict && migrate_repl_on(c->row) && migrate_changes_drop(c, s, t,
+	    cause) == -1)
+		goto out;
 	rc = 0;
 out:
 	json_decref(src);
 	json_decref(dst);
 	json_decref(sidx);
 	json_decref(didx);
+	json_decref(by_key);
 	json_decref(bt);
 	json_decref(bf);
 	json_decref(diffs);

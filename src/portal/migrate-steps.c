@@ -11,6 +11,7 @@
 #include "jsonx.h"
 #include "log.h"
 #include "migrate.h"
+#include "migrate-changes.h"
 #include "migrate-node.h"
 #include "migrate-repl.h"
 #include "nodeclient.h"
@@ -246,6 +247,16 @@ static int
 step_verify(struct migrate_ctx *c, json_t **result, char **cause)
 {
 	return migrate_node_verify(c, env_id(c, c->source_node, c->env),
+	    env_id(c, c->target_node, c->env), result, cause);
+}
+
+/* Cutover, the app still serving: both databases marked (a change slot
+ * each) and verified whole but for the rows being written, so that the
+ * downtime's verify compares only what changed since (migrate-changes.c). */
+static int
+step_baseline(struct migrate_ctx *c, json_t **result, char **cause)
+{
+	return migrate_changes_baseline(c, env_id(c, c->source_node, c->env),
 	    env_id(c, c->target_node, c->env), result, cause);
 }
 
@@ -529,9 +540,11 @@ step_abort_temp(struct migrate_ctx *c, json_t **result, char **cause)
 		json_array_foreach(json_object_get(c->row, "environments"), i,
 		    v) {
 			c->env = json_string_value(v);
-			if (migrate_repl_drop(c, env_id(c, c->source_node,
+			if (migrate_changes_drop(c, env_id(c, c->source_node,
 			    c->env), env_id(c, c->target_node, c->env),
-			    cause) == -1)
+			    cause) == -1 || migrate_repl_drop(c, env_id(c,
+			    c->source_node, c->env), env_id(c, c->target_node,
+			    c->env), cause) == -1)
 				return -1;
 		}
 		c->env = NULL;
@@ -641,6 +654,9 @@ static const struct migrate_step_kind migrate_step_kinds[] = {
 	  "check", step_start },
 	{ "verify", "compare per-table row counts and checksums and per-file "
 	  "sha256 with the source", step_verify },
+	{ "baseline", "replication: mark both databases and verify them "
+	  "whole, so that the downtime's verify reads only what changes "
+	  "after", step_baseline },
 	{ "maintenance", "maintenance page on the source (downtime starts)",
 	  step_maintenance },
 	{ "stop-source", "stop the source environment", step_stop_source },

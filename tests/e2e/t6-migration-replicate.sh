@@ -132,9 +132,22 @@ expect "the rehearsal copied the new attachments" "$(step data Production 1 file
 # rehearsal (notes) is changed on the target, keeping the row count: the
 # downtime's verification must read that table whole and fail ---
 sleep 1
-pause_at verify:Production
+pause_at maintenance:Production
 "$NUBO" migrate cutover notes > "$T/cut.out" 2> "$T/cut.err" &
 cut=$!
+# after the baseline, the app still serving: a row of the table without
+# a primary key written on the source (replicated): the downtime's
+# verify must read that table whole
+if reached maintenance:Production; then
+	env_sql v3 Production "INSERT INTO nopk VALUES (4, 'after the baseline')" >/dev/null
+	for _ in $(seq 100); do
+		[ "$(db_sql v4 "$T_PROD" "SELECT count(*) FROM nopk WHERE k = 4")" = 1 ] && break
+		sleep 0.1
+	done
+else
+	fail "the cutover never reached Production's maintenance step"
+fi
+pause_at verify:Production	# releases maintenance:Production
 if reached verify:Production; then
 	row=$(db_sql v4 "$T_PROD" "SELECT id, title FROM notes ORDER BY id LIMIT 1")
 	db_sql v4 "$T_PROD" "UPDATE notes SET title = title || ' (changed)' WHERE id = ${row%%|*}"
@@ -154,10 +167,15 @@ check "the cutover goes on once the target is put back" "$NUBO" migrate resume n
 writer_stop
 expect "the cutover waited for the last writes" "$(step data Production 2 dropped)" true
 expect_match "the cutover copied the sequences" "$(step data Production 2 sequences)" "^[1-9]"
-# the downtime's verification reads whole only what was written since the
-# rehearsal's (the writer's notes), and counts the rows of the rest
-expect_match "the cutover re-read the tables written since the rehearsal" "$(step verify Production 2 rechecked)" '"public.notes"'
-expect_match "and only counted the others' rows" "$(step verify Production 2 counted_only)" "^[1-9]"
+# the baseline, the app still serving, verified every table but for the
+# rows being written; the downtime's verification compares only the rows
+# written since (the writer's notes) by key, and reads whole only the
+# table without a primary key
+expect "the cutover took a baseline before the maintenance page" "$(step baseline Production 2 baseline)" true
+expect_match "the baseline found the notes equal but for the rows being written" "$(step baseline Production 2 by_key)" '"public.notes"'
+expect_match "…and the table without a key, untouched since the slots, equal whole" "$(step baseline Production 2 by_key)" '"public.nopk"'
+expect_match "the downtime's verify compared the notes written since by key" "$(step verify Production 2 by_key)" '"public.notes": [1-9]'
+expect_match "and read whole only the table without a primary key, written since the baseline" "$(step verify Production 2 rechecked)" '^\["public.nopk"\]$'
 written=$(sort -u "$T/written")
 n_written=$(wc -l <<< "$written")
 [ "$n_written" -gt "$n_before" ] && pass "the writer kept writing until the cutover ($n_written notes)" ||

@@ -251,10 +251,68 @@ for q in database=all 'database=1&full=%5B%22public.notes%22%5D' 'database=count
 	expect "checksums?$q is refused" "$(agent v3 GET "/environments/$SID/checksums?files=0&$q")/$(answer error.code)" 400/BAD_QUERY
 done
 
+# change slots (changes.c): what changed since a mark, for the cutover's
+# verify; every figure checked against psql
+CK=$(python3 -c 'import uuid; print(uuid.uuid4())')
+CSLOT="nubo_chg_${SID}_${CK//-/_}"
+chg() { agent v3 "$1" "/environments/$SID/changes$2?migration=$CK" "${3-}"; }
+field() {	# field TABLE KEY: the mark's value of a table ($T/mark.json)
+	python3 -c '
+import json, sys
+t = [t for t in json.load(open(sys.argv[1]))["tables"] if t["name"] == sys.argv[2]][0]
+print(json.dumps(t.get(sys.argv[3])) if sys.argv[3] in ("key", "why") else t[sys.argv[3]])' "$T/mark.json" "$1" "$2"
+}
+notes_sum() { python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["tables"]["public.notes"][sys.argv[2]])' "$T/agent.json" "$1"; }
+hsum() { env_sql v3 Production "SELECT 'h' || COALESCE(sum(hash_record_extended(t, 0)::numeric), 0) FROM notes t WHERE $1"; }
+expect "keys before any slot: none" "$(chg GET /keys)/$(answer error.code)" 404/NO_CHANGE_SLOT
+expect "sums with no snapshot held: none" "$(chg POST /sums '{"tables":{},"held":true}')/$(answer error.code)" 404/NO_HELD_SNAPSHOT
+expect "a mark without a migration key: refused" "$(agent v3 POST "/environments/$SID/changes" '{}')/$(answer error.code)" 400/BAD_MIGRATION_KEY
+expect "mark: the slot made" "$(chg POST '' '{}')/$(answer slot)/$(answer created)" "200/$CSLOT/true"
+cp "$T/agent.json" "$T/mark.json"
+expect "it is a test_decoding slot of the database" \
+	"$(db_sql v3 postgres "SELECT plugin || ' ' || database FROM pg_replication_slots WHERE slot_name = '$CSLOT'")" "test_decoding env_$SID"
+expect "the mark counts notes as psql does" "$(field public.notes rows)" "$(env_sql v3 Production "SELECT count(*) FROM notes")"
+expect "…and sums them as psql does" "$(field public.notes checksum)" "$(hsum true)"
+expect "…and names their key" "$(field public.notes key)" '[{"name": "id", "type": "bigint"}]'
+expect "a table without a primary key has none, and says so" "$(field public.nopk key) $(field public.nopk why)" 'null "no primary key"'
+expect "an unlogged table: its changes are not decoded" "$(field public.scratch why)" '"not logged"'
+ids=$(env_sql v3 Production "SELECT string_agg(id::text, ' ' ORDER BY id) FROM (SELECT id FROM notes ORDER BY id LIMIT 3) x")
+read -r A B C <<< "$ids"
+env_sql v3 Production "UPDATE notes SET title = 'after the mark' WHERE id = $A; UPDATE notes SET id = 1000 WHERE id = $B;
+	DELETE FROM notes WHERE id = $C; INSERT INTO nopk VALUES (7, 'x')" >/dev/null
+expect "keys: every key touched (update, both keys of a key's change, delete)" "$(chg GET /keys)/$(python3 -c '
+import json, sys
+t = json.load(open(sys.argv[1]))["tables"]
+print(sorted(int(k[0]) for k in t["public.notes"]["keys"]), t["public.nopk"])' "$T/agent.json")" \
+	"200/$(python3 -c "print(sorted([$A, $B, $C, 1000]))") {'whole': True, 'why': 'no primary key'}"
+KEYS="[[\"$A\"],[\"$B\"],[\"$C\"],[\"1000\"]]"
+expect "sums in the held snapshot" "$(chg POST /sums "{\"tables\":{\"public.notes\":$KEYS},\"held\":true}")" 200
+expect "…those keys' rows as they were at the mark" "$(notes_sum rows)" 3
+expect "…the rest of the table as psql reads it now (nobody touched it)" \
+	"$(notes_sum outside_rows) $(notes_sum outside_checksum)" \
+	"$(env_sql v3 Production "SELECT count(*) FROM notes WHERE id NOT IN ($A, $B, $C, 1000)") $(hsum "id NOT IN ($A, $B, $C, 1000)")"
+expect "the snapshot was let go" "$(chg POST /sums '{"tables":{},"held":true}')/$(answer error.code)" 404/NO_HELD_SNAPSHOT
+expect "sums as the database is now" "$(chg POST /sums "{\"tables\":{\"public.notes\":$KEYS}}")/$(notes_sum rows)/$(notes_sum checksum)" \
+	"200/2/$(hsum "id IN ($A, 1000)")"
+for bad in '{"tables":[]}' '{"tables":{"public.nope":[]}}' '{"tables":{"public.nopk":[]}}' \
+	'{"tables":{"public.notes":[["1","2"]]}}' '{"tables":{"public.notes":[[1]]}}' '{"tables":{"public.notes":"1"}}' \
+	'{"tables":{"public.notes":[]},"extra":1}' '{"tables":{"public.notes":[["x"]]}}' '{"tables":{"public.notes":[["1)) OR true --"]]}}'; do
+	expect_match "sums $bad: refused" "$(chg POST /sums "$bad")/$(answer error.code)" "^400/(BAD_REQUEST|UNKNOWN_TABLE|BAD_KEY)$"
+done
+expect "a mark again keeps the slot" "$(chg POST '' '{}')/$(answer created)" 200/false
+expect "…whose keys still go back to the first mark" "$(chg GET /keys)/$(python3 -c '
+import json, sys
+print(len(json.load(open(sys.argv[1]))["tables"]["public.notes"]["keys"]))' "$T/agent.json")" 200/4
+expect "delete: the slot and the snapshot go" "$(chg DELETE '')/$(answer deleted)" 200/true
+expect "…nothing left" "$(db_sql v3 postgres "SELECT count(*) FROM pg_replication_slots WHERE slot_name = '$CSLOT'")/$(db_sql v3 postgres "SELECT count(*) FROM pg_stat_activity WHERE datname = 'env_$SID' AND state = 'idle in transaction'")" 0/0
+expect "…again: nothing to delete" "$(chg DELETE '')/$(answer deleted)" 200/false
+
 env_sql v4 Production "TRUNCATE notes, attachments, events, nopk" >/dev/null
 expect "a third migration" "$(agent v3 POST "/environments/$SID/replication" "{\"migration\":\"$KEY3\",\"target_address\":\"127.0.0.1\"}")" 201
 expect "…subscribed" "$(agent v4 POST "/environments/$TID/subscription" "$(cat "$T/agent.json")")" 201
 converges "…and copied"
+# a snapshot held on each side would keep DROP DATABASE from working
+expect "both sides marked" "$(agent v3 POST "/environments/$SID/changes?migration=$CK" '{}')/$(agent v4 POST "/environments/$TID/changes?migration=$CK" '{}')" 200/200
 expect "the target environment deleted while it subscribes" "$(agent v4 DELETE "/environments/$TID")" 200
 expect "the source environment deleted while it publishes" "$(agent v3 DELETE "/environments/$SID")" 200
 expect "nothing left on the source" "$(leftovers v3 postgres)" "$NOTHING"
