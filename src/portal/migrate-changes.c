@@ -92,6 +92,20 @@ side(struct migrate_ctx *c, long long node, const char *node_name,
 	return NULL;
 }
 
+/* POST …/changes/sums body on both sides: 0 with *ss and *st (the
+ * source's and the target's answers), or -1 with *cause. */
+static int
+sums_both(struct migrate_ctx *c, long long s, long long t, json_t *body,
+    json_t **ss, json_t **st, char **cause)
+{
+	if ((*ss = side(c, c->source_node, c->source_name, "POST", s,
+	    "changes/sums", body, cause)) == NULL)
+		return -1;
+	*st = side(c, c->target_node, c->target_name, "POST", t,
+	    "changes/sums", body, cause);
+	return *st == NULL ? -1 : 0;
+}
+
 /* An LSN ("16/B374D848") as a number; 0 when it is not one. */
 static unsigned long long
 lsn(const char *s)
@@ -286,10 +300,7 @@ migrate_changes_baseline(struct migrate_ctx *c, long long s, long long t,
 		touched += (long long)json_array_size(json_object_get(keys,
 		    name));
 	}
-	if ((ss = side(c, c->source_node, c->source_name, "POST", s,
-	    "changes/sums", body, cause)) == NULL ||
-	    (st = side(c, c->target_node, c->target_name, "POST", t,
-	    "changes/sums", body, cause)) == NULL)
+	if (sums_both(c, s, t, body, &ss, &st, cause) == -1)
 		goto fallback;
 	json_object_foreach(json_object_get(body, "tables"), name, v) {
 		json_t *a = json_object_get(json_object_get(ss, "tables"), name);
@@ -407,10 +418,7 @@ migrate_changes_verify(struct migrate_ctx *c, long long s, long long t,
 	if (json_object_size(json_object_get(body, "tables")) > 0) {
 		migrate_progress(c, json_pack("{s:s}", "message", "comparing "
 		    "the rows written since the baseline"));
-		if ((ss = side(c, c->source_node, c->source_name, "POST", s,
-		    "changes/sums", body, cause)) == NULL ||
-		    (st = side(c, c->target_node, c->target_name, "POST", t,
-		    "changes/sums", body, cause)) == NULL)
+		if (sums_both(c, s, t, body, &ss, &st, cause) == -1)
 			goto fallback;
 	}
 	json_object_foreach(json_object_get(body, "tables"), name, v) {
