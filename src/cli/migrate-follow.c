@@ -192,6 +192,26 @@ print_reports(json_t *m, long long from_seq)
 		if (jsonx_str(res, "warning"))
 			printf("  warning: %s\n", jsonx_str(res, "warning"));
 		if (strcmp(jsonx_str(s, "name"), "verify") == 0 &&
+		    strcmp(jsonx_str(s, "state"), "done") == 0 &&
+		    json_is_object(json_object_get(res, "by_key"))) {
+			/* a cutover after a baseline: rows written since */
+			const char *k;
+			json_t *n;
+			long long keys = 0;
+
+			json_object_foreach(json_object_get(res, "by_key"), k,
+			    n)
+				keys += json_integer_value(n);
+			printf("  verified %s (%s): %lld tables (%zu by the %lld "
+			    "key(s) written since the baseline, %zu read whole: "
+			    "%lld rows), %lld files identical on both nodes\n",
+			    jsonx_str(s, "environment"), jsonx_str(s, "phase"),
+			    jsonx_int(res, "tables", 0), json_object_size(
+			    json_object_get(res, "by_key")), keys,
+			    json_array_size(json_object_get(res, "rechecked")),
+			    jsonx_int(res, "rows", 0), jsonx_int(res, "files",
+			    0));
+		} else if (strcmp(jsonx_str(s, "name"), "verify") == 0 &&
 		    strcmp(jsonx_str(s, "state"), "done") == 0)
 			printf("  verified %s (%s): %lld tables, %lld rows, "
 			    "%lld files identical on both nodes\n",

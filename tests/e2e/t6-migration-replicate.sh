@@ -164,6 +164,8 @@ else
 	wait "$cut" || true
 fi
 check "the cutover goes on once the target is put back" "$NUBO" migrate resume notes
+expect_match "it says what the downtime's verify compared" "$(cat "$T/last.out")" \
+	"verified Production \(cutover\): [0-9]+ tables \([0-9]+ by the [1-9][0-9]* key\(s\) written since the baseline, 1 read whole: [0-9]+ rows\), [0-9]+ files identical on both nodes"
 writer_stop
 expect "the cutover waited for the last writes" "$(step data Production 2 dropped)" true
 expect_match "the cutover copied the sequences" "$(step data Production 2 sequences)" "^[1-9]"
