@@ -15,21 +15,24 @@ export class ApiError extends Error {
   }
 }
 
-function request(method, path, body) {
+function request(method, path, body, signal) {
   const headers = {Accept: 'application/json'};
   if (body !== undefined) headers['Content-Type'] = 'application/json';
   if (method !== 'GET' && csrf) headers['X-CSRF-Token'] = csrf;
   return fetch('/api/v1' + path, {
-    method, headers, credentials: 'same-origin', cache: 'no-store',
+    method, headers, credentials: 'same-origin', cache: 'no-store', signal,
     body: body === undefined ? undefined : JSON.stringify(body),
   });
 }
 
-export async function api(method, path, body) {
+// signal (an AbortSignal): a page that moves on ends the request (a
+// long poll would hold a connection for nothing).
+export async function api(method, path, body, signal) {
   let res;
   try {
-    res = await ((method === 'GET' && takeEarly(path)) || request(method, path, body).then(readBody));
+    res = await ((method === 'GET' && takeEarly(path)) || request(method, path, body, signal).then(readBody));
   } catch (e) {
+    if (e.name === 'AbortError') throw new ApiError(0, 'ABORTED', 'the page moved on');
     throw new ApiError(0, 'NETWORK', 'the portal cannot be reached: ' + e.message);
   }
   const doc = res.doc;
@@ -63,10 +66,9 @@ export function forget() {
 
 // Follow a job until it ends: onProgress(job) after each change. Long
 // polling: each GET after the first names the revision the page has and
-// is answered once the job changes (or after JOB_WAIT_S seconds
-// unchanged), so progress shows as it happens without asking again and
-// again.
-const JOB_WAIT_S = 25;
+// is answered once the job changes (or after WAIT_S seconds unchanged),
+// so progress shows as it happens without asking again and again.
+export const WAIT_S = 25;
 
 export async function followJob(id, onProgress) {
   let job = await api('GET', p`/jobs/${id}`);
@@ -75,7 +77,7 @@ export async function followJob(id, onProgress) {
     if (job.state === 'completed' || job.state === 'failed' ||
         job.state === 'cancelled') return job;
     job = await api('GET', p`/jobs/${id}` +
-      `?wait=${JOB_WAIT_S}&revision=${encodeURIComponent(job.revision)}`);
+      `?wait=${WAIT_S}&revision=${encodeURIComponent(job.revision)}`);
   }
 }
 

@@ -1,13 +1,14 @@
-// Logs of one environment: the last lines, then followed live (polling
-// from the byte offset the node answered), filtered by a search, and
-// downloaded as text. Lines are shown as text.
-import {api, p} from './api.js';
+// Logs of one environment: the last lines, then followed live (long
+// polling from the byte offset the node answered: the portal holds each
+// GET until there are new lines), filtered by a search, and downloaded as
+// text. Lines are shown as text.
+import {api, p, WAIT_S} from './api.js';
 import {envPicker} from './env-pick.js';
 import {h, fill, field} from './dom.js';
 
 const KEEP = 5000;       // lines kept in the page
 const FIRST = 500;       // lines read first
-const EVERY_MS = 1500;
+const AGAIN_MS = 2000;   // after a failed read, before the next
 
 export async function logsTab(ctx) {
   const {sub, body} = ctx;
@@ -22,8 +23,13 @@ export async function logsTab(ctx) {
   let lines = [];
   let partial = '';
   let offset = null;
-  let timer = null;
-  let gen = 0;           // a newer environment choice ends older polls
+  let gen = 0;           // a newer environment choice ends older reads
+  let held = null;       // the held GET, ended by stop()
+  function stop() {
+    gen++;
+    if (held) held.abort();
+    held = null;
+  }
 
   function show() {
     const term = search.value.toLowerCase();
@@ -42,28 +48,32 @@ export async function logsTab(ctx) {
   }
 
   async function poll(mine) {
-    if (mine !== gen) return;
-    try {
-      const q = offset === null ? `?lines=${FIRST}` : `?offset=${offset}`;
-      const doc = await api('GET', p`/apps/${sub}/environments/${pick.value}/logs` + q);
-      if (mine !== gen) return;
-      if (offset !== null && doc.offset < offset) {
-        lines = [];     // the log was cleaned or replaced: start over
-        partial = '';
+    while (mine === gen) {
+      try {
+        held = new AbortController();
+        const q = offset === null ? `?lines=${FIRST}` : `?offset=${offset}&wait=${WAIT_S}`;
+        const doc = await api('GET', p`/apps/${sub}/environments/${pick.value}/logs` + q,
+          undefined, held.signal);
+        if (mine !== gen) return;
+        if (offset !== null && doc.offset < offset) {
+          lines = [];     // the log was cleaned or replaced: start over
+          partial = '';
+        }
+        add(doc.text || '');
+        offset = doc.offset;
+        fill(error);
+        show();
+      } catch (err) {
+        if (mine !== gen) return;
+        fill(error, err.message);
+        await new Promise((ok) => setTimeout(ok, AGAIN_MS));
       }
-      add(doc.text || '');
-      offset = doc.offset;
-      fill(error);
-      show();
-    } catch (err) {
-      fill(error, err.message);
+      if (!follow.checked) return;
     }
-    if (mine === gen && follow.checked) timer = setTimeout(() => poll(mine), EVERY_MS);
   }
 
   function restart() {
-    clearTimeout(timer);
-    gen++;
+    stop();
     lines = [];
     partial = '';
     offset = null;
@@ -74,7 +84,7 @@ export async function logsTab(ctx) {
   pick.addEventListener('change', restart);
   search.addEventListener('input', show);
   follow.addEventListener('change', () => {
-    clearTimeout(timer);
+    stop();
     if (follow.checked) poll(gen);
   });
   download.addEventListener('click', () => {
@@ -85,8 +95,8 @@ export async function logsTab(ctx) {
     a.remove();
     setTimeout(() => URL.revokeObjectURL(a.href), 10000);
   });
-  // leaving the page ends the polling
-  window.addEventListener('hashchange', () => { clearTimeout(timer); gen++; }, {once: true});
+  // leaving the page ends the reading
+  window.addEventListener('hashchange', stop, {once: true});
 
   fill(body, h('div', {class: 'actions'}, field('Environment', pick), field('Search', search),
     field('Follow new lines', follow), download), error, info, pre);

@@ -5,10 +5,10 @@
 // live, earlier migrations' journals, the measured
 // downtime, and the offboarding request the cutover filed (a platform
 // admin approves it here).
-import {api, p, followJob} from './api.js';
+import {api, p, followJob, WAIT_S} from './api.js';
 import {h, fill, field, table, bytes, when} from './dom.js';
 
-const LIVE_MS = 1000;
+const AGAIN_MS = 2000;    // after a failed read, before the next
 const ABORTABLE = ['created', 'copying', 'copied', 'rehearsing'];
 const ROLLBACK = ['cut-over', 'cutting-over'];
 
@@ -21,9 +21,14 @@ export async function migrationTab(ctx) {
   const status = h('p', {class: 'status', role: 'status', 'aria-live': 'polite'});
   const error = h('p', {class: 'error', role: 'alert'});
   const view = h('div', {});
-  let timer = null;
-  let gen = 0;
-  window.addEventListener('hashchange', () => { clearTimeout(timer); gen++; }, {once: true});
+  let gen = 0;           // a newer follow, or leaving the page, ends older ones
+  let held = null;       // the follow's held GET, ended by stop()
+  function stop() {
+    gen++;
+    if (held) held.abort();
+    held = null;
+  }
+  window.addEventListener('hashchange', stop, {once: true});
 
   async function act(label, path, reqBody) {
     fill(error);
@@ -32,11 +37,10 @@ export async function migrationTab(ctx) {
       const out = await api('POST', path, reqBody || {});
       const job = out.job;
       if (job) {
-        live();
+        live(true);
         const end = await followJob(job.id, (j) => fill(status,
           `${label}: ${j.state}${j.progress && j.progress.message ? ' — ' + j.progress.message : ''}`));
-        clearTimeout(timer);   // the page is drawn once more below
-        gen++;
+        stop();   // the page is drawn once more below
         if (end.state === 'completed') fill(status, `${label}: done`);
         else { fill(status); fill(error, `${label} failed: ${end.error || end.state}`); }
       } else {
@@ -148,18 +152,35 @@ export async function migrationTab(ctx) {
     return h('div', {}, f, plan);
   }
 
-  // Poll the migration while a step runs (the page follows it live).
-  function live() {
-    clearTimeout(timer);
-    const mine = ++gen;
-    const tick = async () => {
-      if (mine !== gen) return;
-      const m = await current();
+  // Follow the migration while a step runs (or, untilStopped, until
+  // stop(): an action's job is followed meanwhile): long polling, each
+  // GET naming the revision drawn, answered once the migration's record,
+  // steps or job change (or after WAIT_S seconds as they were).
+  async function live(untilStopped) {
+    stop();
+    const mine = gen;
+    let m = null;
+    while (mine === gen) {
+      try {
+        if (m === null) {
+          m = await current();
+        } else {
+          held = new AbortController();
+          m = await api('GET', p`/migrations/${String(m.id)}` +
+            `?wait=${WAIT_S}&revision=${encodeURIComponent(m.revision)}`, undefined, held.signal);
+        }
+      } catch (err) {
+        if (mine !== gen) return;
+        fill(error, `The migration cannot be read: ${err.message}`);
+        await new Promise((ok) => setTimeout(ok, AGAIN_MS));
+        m = null;
+        continue;
+      }
       if (mine !== gen || !m) return;
+      fill(error);
       await showMigration(m);
-      if (m.status === 'running' || m.status === 'retrying') timer = setTimeout(tick, LIVE_MS);
-    };
-    timer = setTimeout(tick, LIVE_MS);
+      if (!untilStopped && m.status !== 'running' && m.status !== 'retrying') return;
+    }
   }
 
   async function current() {

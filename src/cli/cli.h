@@ -52,6 +52,9 @@ int api_call(const char *method, const char *path, json_t *body,
 /* Like api_call, but any status >= 400 prints the API's error message
  * ("nubo: <message>") and returns -1; 2xx returns the status. */
 int api_ok(const char *method, const char *path, json_t *body, json_t **out);
+/* How long the portal may hold a long poll (a job, a migration, a log
+ * read with ?wait=) that has nothing new (seconds). */
+#define API_WAIT_SECS	20
 /* Percent-encode one path segment (caller frees). */
 char *api_escape(const char *s);
 /* The portal URL and key in use (after config and environment). */

@@ -233,9 +233,6 @@ api_ok(const char *method, const char *path, json_t *body, json_t **out)
 	return status;
 }
 
-/* How long the portal may hold a GET of a job that has not changed. */
-#define API_JOB_WAIT_SECS	20
-
 int
 api_wait_job(const char *job_id, const char *what)
 {
@@ -288,7 +285,7 @@ api_wait_job_get(const char *job_id, const char *what, json_t **out)
 		free(ask);
 		rev = jsonx_str(job, "revision");
 		ask = rev ? xasprintf("%s?wait=%d&revision=%s", path,
-		    API_JOB_WAIT_SECS, rev) : xstrdup(path);
+		    API_WAIT_SECS, rev) : xstrdup(path);
 		json_decref(job);
 		if (rev)
 			continue;

@@ -1,7 +1,6 @@
 /* nubo envs logs APP ENV [--lines N] [--instance N] [--follow] */
 #include <stdio.h>
 #include <stdlib.h>
-#include <unistd.h>
 
 #include "envs-util.h"
 #include "nubo_limits.h"
@@ -42,12 +41,14 @@ cmd_envs_logs_exec(struct cmd_args *a)
 	fputs(jsonx_str(resp, "text") ? jsonx_str(resp, "text") : "", stdout);
 	fflush(stdout);
 	off = jsonx_int(resp, "offset", 0);
+	/* each read is held by the portal until there are new lines (or
+	 * API_WAIT_SECS seconds) */
 	while (cmd_flag(a, "follow")) {
 		json_decref(resp);
 		resp = NULL;
-		sleep(1);
 		free(path);
-		path = xasprintf("%s%soffset=%lld", base, i ? "&" : "?", off);
+		path = xasprintf("%s%soffset=%lld&wait=%d", base, i ? "&" : "?",
+		    off, API_WAIT_SECS);
 		if (api_ok("GET", path, NULL, &resp) == -1)
 			goto out;
 		fputs(jsonx_str(resp, "text") ? jsonx_str(resp, "text") : "",

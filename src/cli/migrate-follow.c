@@ -227,6 +227,7 @@ migrate_cli_follow(long long id, int json)
 {
 	char *path = xasprintf("/migrations/%lld", id);
 	int tty = isatty(STDERR_FILENO), rc = CLI_FAILED;
+	const char *rev;
 	long long last_seq = -1, first_seq = -1, printed = 0;
 	char last[640] = "";
 	time_t last_plain = 0;
@@ -319,8 +320,16 @@ migrate_cli_follow(long long id, int json)
 			json_decref(m);
 			break;
 		}
+		/* the next read is held by the portal until the migration
+		 * differs from this one (long polling) */
+		rev = jsonx_str(m, "revision");
+		free(path);
+		path = rev ? xasprintf("/migrations/%lld?wait=%d&revision=%s",
+		    id, API_WAIT_SECS, rev) : xasprintf("/migrations/%lld",
+		    id);
 		json_decref(m);
-		usleep(250 * 1000);
+		if (rev == NULL)
+			usleep(250 * 1000);
 	}
 	free(path);
 	return rc;

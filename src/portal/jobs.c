@@ -13,6 +13,7 @@
 #include "log.h"
 #include "store.h"
 #include "util.h"
+#include "waits.h"
 #include "xmalloc.h"
 
 /* route-migrations.c */
@@ -51,13 +52,7 @@ static const struct job_kind job_kinds[] = {
 	{ "offboarding.purge", offboarding_purge_job },
 };
 
-static void jobs_changed(void);
-
 #define JOB_WORKERS_MAX 16
-/* How often the requests waiting for a job look at it (ms) when no job
- * of this portal changed meanwhile (jobs_changed() wakes them at once). */
-#define JOB_WAITS_POLL_MS 100
-
 static pthread_mutex_t jobs_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t jobs_cond = PTHREAD_COND_INITIALIZER;
 static pthread_t jobs_threads[JOB_WORKERS_MAX];
@@ -134,7 +129,7 @@ job_progress(struct job *j, json_t *extra, const char *fmt, ...)
 	    "ji", p, j->id);
 	json_decref(p);
 	free(msg);
-	jobs_changed();
+	waits_changed();
 }
 
 /* What a job is, in words: "the backup of Test". */
@@ -227,7 +222,7 @@ job_claim(sqlite3 *db)
 	if (store_commit(db) == -1)
 		return 0;
 	if (id)
-		jobs_changed();
+		waits_changed();
 	return id;
 }
 
@@ -290,7 +285,7 @@ job_run(sqlite3 *db, long long id)
 	pthread_mutex_lock(&jobs_lock);
 	pthread_cond_broadcast(&jobs_cond);
 	pthread_mutex_unlock(&jobs_lock);
-	jobs_changed();
+	waits_changed();
 }
 
 static void *
@@ -327,60 +322,24 @@ jobs_worker(void *arg)
 	return NULL;
 }
 
-/* Requests waiting for their job (job_wait_reply): suspended, answered
- * by the waits thread once the job has finished. */
-struct job_wait {
-	struct preq		*r;
-	struct job_wait		*next;
-};
-
-static pthread_mutex_t waits_lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t waits_cond = PTHREAD_COND_INITIALIZER;
-static struct job_wait *waits;
-static int waits_stopping;
-static int waits_started;
-static pthread_t waits_thread;
-
-/* A job's state or progress changed: the waits look at once. */
-static void
-jobs_changed(void)
+/* job_wait_reply()'s check: the job finished, is gone, or (with a
+ * revision) changed. */
+static int
+job_wait_check(sqlite3 *db, struct preq *r)
 {
-	pthread_mutex_lock(&waits_lock);
-	pthread_cond_broadcast(&waits_cond);
-	pthread_mutex_unlock(&waits_lock);
-}
+	char *st = store_text(db, "SELECT state FROM jobs WHERE id = ?", "i",
+	    r->wait_job);
+	int done = st == NULL || strcmp(st, "completed") == 0 ||
+	    strcmp(st, "failed") == 0;
 
-/* What a client saw of job j (its JSON, as GET /jobs/{id} answers it,
- * without the revision): FNV-1a of its canonical text, never 0. */
-static unsigned long long
-job_revision(json_t *j)
-{
-	char *text = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS), *c;
-	unsigned long long h = 1469598103934665603ULL;
+	free(st);
+	if (!done && r->wait_rev) {
+		json_t *j = job_json(db, r->wait_job);
 
-	for (c = text; c && *c; c++)
-		h = (h ^ (unsigned char)*c) * 1099511628211ULL;
-	free(text);
-	return h ? h : 1;
-}
-
-/* httpd: r's connection is suspended now. */
-static void
-job_wait_suspended(struct http_req *h)
-{
-	struct job_wait *w = xcalloc(1, sizeof *w);
-
-	w->r = h->ctx;
-	pthread_mutex_lock(&waits_lock);
-	if (waits_stopping || !waits_started) {
-		pthread_mutex_unlock(&waits_lock);
-		free(w);
-		http_resume(h);
-		return;
+		done = j == NULL || wait_revision(j) != r->wait_rev;
+		json_decref(j);
 	}
-	w->next = waits;
-	waits = w;
-	pthread_mutex_unlock(&waits_lock);
+	return done;
 }
 
 void
@@ -388,78 +347,7 @@ job_wait_reply(struct preq *r, long long id, int secs, route_handler then,
     const void *arg)
 {
 	r->wait_job = id;
-	r->wait_then = then;
-	r->wait_arg = arg;
-	r->wait_until = util_mono() + secs;
-	http_suspend(r->http, job_wait_suspended);
-}
-
-static void *
-jobs_waits_run(void *arg)
-{
-	sqlite3 *db = store_db();
-	struct job_wait **p, *w;
-	char *st;
-	int done;
-
-	(void)arg;
-	pthread_mutex_lock(&waits_lock);
-	while (!waits_stopping) {
-		for (p = &waits; (w = *p) != NULL;) {
-			st = store_text(db, "SELECT state FROM jobs WHERE"
-			    " id = ?", "i", w->r->wait_job);
-			done = st == NULL || strcmp(st, "completed") == 0 ||
-			    strcmp(st, "failed") == 0 ||
-			    util_mono() > w->r->wait_until;
-			free(st);
-			if (!done && w->r->wait_rev) {
-				json_t *j = job_json(db, w->r->wait_job);
-
-				done = j == NULL ||
-				    job_revision(j) != w->r->wait_rev;
-				json_decref(j);
-			}
-			if (!done) {
-				p = &w->next;
-				continue;
-			}
-			*p = w->next;
-			http_resume(w->r->http);
-			free(w);
-		}
-		if (!waits_stopping) {
-			struct timespec ts;
-
-			clock_gettime(CLOCK_REALTIME, &ts);
-			ts.tv_nsec += JOB_WAITS_POLL_MS * 1000000L;
-			if (ts.tv_nsec >= 1000000000L) {
-				ts.tv_sec++;
-				ts.tv_nsec -= 1000000000L;
-			}
-			pthread_cond_timedwait(&waits_cond, &waits_lock, &ts);
-		}
-	}
-	pthread_mutex_unlock(&waits_lock);
-	store_close_thread();
-	return NULL;
-}
-
-void
-jobs_waits_stop(void)
-{
-	struct job_wait *w;
-
-	pthread_mutex_lock(&waits_lock);
-	waits_stopping = 1;
-	while ((w = waits) != NULL) {
-		waits = w->next;
-		http_resume(w->r->http);
-		free(w);
-	}
-	pthread_mutex_unlock(&waits_lock);
-	if (waits_started)
-		pthread_join(waits_thread, NULL);
-	waits_started = 0;
+	wait_reply(r, secs, job_wait_check, then, arg);
 }
 
 void
@@ -474,8 +362,7 @@ jobs_start(struct portal *p, unsigned nthreads)
 	    " 'running'", "");
 	if (nthreads > JOB_WORKERS_MAX)
 		nthreads = JOB_WORKERS_MAX;
-	if (pthread_create(&waits_thread, NULL, jobs_waits_run, NULL) == 0)
-		waits_started = 1;
+	waits_start();
 	for (i = 0; i < nthreads; i++)
 		if (pthread_create(&jobs_threads[i], NULL, jobs_worker, NULL)
 		    == 0)
@@ -506,28 +393,6 @@ jobs_stop(void)
 /* The longest a GET /jobs/{id}?wait= is held (seconds). */
 #define JOB_WAIT_MAX	60
 
-/* A revision as GET /jobs/{id} says it (16 hex digits), or 0. */
-static unsigned long long
-job_revision_parse(const char *s)
-{
-	unsigned long long v = 0;
-	int i;
-
-	if (s == NULL || strlen(s) != 16)
-		return 0;
-	for (i = 0; i < 16; i++) {
-		int c = (unsigned char)s[i];
-
-		if (c >= '0' && c <= '9')
-			v = v << 4 | (unsigned)(c - '0');
-		else if (c >= 'a' && c <= 'f')
-			v = v << 4 | (unsigned)(c - 'a' + 10);
-		else
-			return 0;
-	}
-	return v;
-}
-
 /* Answer j (taken) with its revision. */
 static void
 job_reply(struct preq *r, json_t *j, unsigned long long rev)
@@ -551,7 +416,7 @@ jobs_show_now(struct preq *r)
 		    r->wait_job);
 		return;
 	}
-	job_reply(r, j, job_revision(j));
+	job_reply(r, j, wait_revision(j));
 }
 
 /* GET /jobs/{id}: the caller's own jobs, jobs of apps they are a member
@@ -561,7 +426,6 @@ jobs_show(struct preq *r)
 {
 	long long id, app_id, by, secs;
 	unsigned long long rev, seen;
-	const char *wait;
 	json_t *j;
 
 	if (util_parse_int(preq_param(r, "id"), 1, 1LL << 53, &id) == -1 ||
@@ -586,24 +450,16 @@ jobs_show(struct preq *r)
 		    preq_param(r, "id"));
 		return;
 	}
-	rev = job_revision(j);
+	rev = wait_revision(j);
 	/* ?wait=S&revision=R: a client that saw revision R is answered once
 	 * the job changes, or after S seconds (long polling) */
-	if ((wait = preq_query(r, "wait")) != NULL || preq_query(r,
-	    "revision") != NULL) {
-		const char *st = jsonx_str(j, "state");
-
-		if (wait == NULL || util_parse_int(wait, 1, JOB_WAIT_MAX,
-		    &secs) == -1 || (seen = job_revision_parse(preq_query(r,
-		    "revision"))) == 0) {
-			json_decref(j);
-			reply_error(r, 400, "BAD_QUERY", "wait must be 1 to %d "
-			    "seconds, with the revision the job last had (16 "
-			    "hexadecimal digits)", JOB_WAIT_MAX);
-			return;
-		}
-		if (seen == rev && strcmp(st, "completed") != 0 &&
-		    strcmp(st, "failed") != 0) {
+	switch (wait_query(r, JOB_WAIT_MAX, &secs, &seen)) {
+	case -1:
+		json_decref(j);
+		return;
+	case 1:
+		if (seen == rev && strcmp(jsonx_str(j, "state"), "completed")
+		    != 0 && strcmp(jsonx_str(j, "state"), "failed") != 0) {
 			json_decref(j);
 			r->wait_rev = rev;
 			job_wait_reply(r, id, (int)secs, jobs_show_now, NULL);

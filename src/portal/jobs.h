@@ -66,15 +66,12 @@ int backups_snapshot_delete(sqlite3 *db, const char *uuid, long long node_id,
 int backups_snapshot_kept(struct job *j, long long env_id,
     const char *comment, char **uuid, char **cause);
 
-/* Reply to r once job id has finished, or after secs: the request's
- * connection is suspended meanwhile (no HTTP thread waits), then
- * then(r) runs on it and replies (r->wait_job and r->wait_arg say what
- * it waited for). Call it from a handler instead of replying. */
+/* Reply to r once job id has finished (or, with r->wait_rev, changed),
+ * or after secs (wait_reply() in waits.h): then(r) replies (r->wait_job
+ * and r->wait_arg say what it waited for). Call it from a handler
+ * instead of replying. */
 void job_wait_reply(struct preq *r, long long id, int secs, route_handler then,
     const void *arg);
-/* Answer every waiting request now and wait no more (before the HTTP
- * server stops: it cannot stop with suspended requests). */
-void jobs_waits_stop(void);
 
 /* Start nthreads workers (re-queueing jobs left running); stop them. */
 void jobs_start(struct portal *, unsigned nthreads);

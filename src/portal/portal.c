@@ -19,6 +19,7 @@
 #include "settings.h"
 #include "store.h"
 #include "util.h"
+#include "waits.h"
 #include "xmalloc.h"
 
 void backups_scheduler_start(void);
@@ -442,7 +443,7 @@ portal_main(int argc, char **argv)
 		}
 	}
 	log_info("stopping");
-	jobs_waits_stop();	/* no request may stay suspended */
+	waits_stop();	/* no request may stay suspended */
 	http_server_stop(p.http);
 	settings_window_stop();
 	jobs_stop();

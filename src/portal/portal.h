@@ -123,14 +123,18 @@ struct preq {
 	char			*cap_message;
 	void			*face_ctx;	/* the face's own state (mx.c) */
 
-	/* job_wait_reply(): the job waited for, what then replies, its
+	/* wait_reply() (waits.h): what is waited for (a job's or a
+	 * migration's id), how it is checked, what then replies, its
 	 * argument, and until when (util_mono()) */
 	long long		 wait_job;
+	int			(*wait_check)(sqlite3 *, struct preq *);
 	route_handler		 wait_then;
 	const void		*wait_arg;
 	double			 wait_until;
-	/* not 0: the wait also ends once the job's revision differs */
+	/* not 0: the wait also ends once the revision differs */
 	unsigned long long	 wait_rev;
+	/* what a check kept for the reply (a node's answer), or NULL */
+	json_t			*wait_data;
 };
 
 extern const struct route routes[];

@@ -13,6 +13,7 @@
 #include "settings.h"
 #include "store.h"
 #include "util.h"
+#include "waits.h"
 #include "xmalloc.h"
 
 /* Longest a start (or scale) may take before the job gives up waiting; the
@@ -510,25 +511,74 @@ out:
 	json_decref(row);
 }
 
-/* GET …/logs?offset=N&lines=N: the app's log from the node. */
+/* The longest a GET …/logs?wait= is held (seconds), and the time limit
+ * of each look at the node meanwhile. */
+#define ENVS_LOG_WAIT_MAX	60
+#define ENVS_LOG_LOOK_SECS	5
+
+/* 1 when a node's log answer has no text. */
+static int
+log_empty(json_t *resp)
+{
+	const char *text = jsonx_str(resp, "text");
+
+	return text == NULL || *text == '\0';
+}
+
+/* wait_reply_thread()'s check of a followed log: the node's answer has
+ * text (kept as r->wait_data's "answer"), or the node cannot be asked
+ * (the last answer stands; the next GET says why). */
+static int
+envs_log_grown(sqlite3 *db, struct preq *r)
+{
+	json_t *resp = NULL;
+	char *cause = NULL;
+	int st = node_call_timeout(db, jsonx_int(r->wait_data, "node", 0),
+	    "GET", jsonx_str(r->wait_data, "path"), NULL, &resp, &cause,
+	    ENVS_LOG_LOOK_SECS);
+
+	free(cause);
+	if (st != 200 || !json_is_object(resp)) {
+		json_decref(resp);
+		return 1;
+	}
+	json_object_set_new(r->wait_data, "answer", resp);
+	return !log_empty(resp);
+}
+
+/* wait_reply_thread()'s continuation: the node's last answer. */
+static void
+envs_log_answer(struct preq *r)
+{
+	reply(r, 200, json_incref(json_object_get(r->wait_data, "answer")));
+}
+
+/* GET …/logs?offset=N&lines=N[&wait=S]: the app's log from the node;
+ * with an offset and wait, held until there is something after the
+ * offset, or S seconds (long polling: a followed log shows each line as
+ * it comes). */
 void
 envs_logs(struct preq *r)
 {
 	json_t *row = envs_row(r), *resp = NULL;
 	const char *off = preq_query(r, "offset"), *lines = preq_query(r,
-	    "lines"), *inst = preq_query(r, "instance");
+	    "lines"), *inst = preq_query(r, "instance"), *wait =
+	    preq_query(r, "wait");
 	char *cause = NULL, *path;
-	long long o = -1, n = 100, i = 0;
+	long long o = -1, n = 100, i = 0, secs = 0;
 	int st;
 
 	if (row == NULL)
 		return;
 	if ((off && util_parse_int(off, 0, 1LL << 50, &o) == -1) ||
 	    (lines && util_parse_int(lines, 1, NUBO_LOG_LINES_MAX, &n) == -1) ||
-	    (inst && util_parse_int(inst, 1, NUBO_INSTANCES_MAX, &i) == -1)) {
+	    (inst && util_parse_int(inst, 1, NUBO_INSTANCES_MAX, &i) == -1) ||
+	    (wait && (off == NULL || util_parse_int(wait, 1,
+	    ENVS_LOG_WAIT_MAX, &secs) == -1))) {
 		reply_error(r, 400, "BAD_REQUEST", "offset must be a byte "
-		    "offset, lines 1 to %d and instance 1 to %d",
-		    NUBO_LOG_LINES_MAX, NUBO_INSTANCES_MAX);
+		    "offset, lines 1 to %d, instance 1 to %d and wait 1 to %d "
+		    "seconds (with an offset)", NUBO_LOG_LINES_MAX,
+		    NUBO_INSTANCES_MAX, ENVS_LOG_WAIT_MAX);
 		json_decref(row);
 		return;
 	}
@@ -537,11 +587,19 @@ envs_logs(struct preq *r)
 	    i ? "&instance=" : "", i);
 	st = node_call(r->db, jsonx_int(row, "node_id", 0), "GET", path, NULL,
 	    &resp, &cause);
-	if (st == 200 && resp)
+	if (st == 200 && json_is_object(resp) && secs > 0 &&
+	    log_empty(resp)) {
+		r->wait_data = json_pack("{s:I,s:s,s:O}", "node",
+		    (json_int_t)jsonx_int(row, "node_id", 0), "path", path,
+		    "answer", resp);
+		wait_reply_thread(r, (int)secs, envs_log_grown,
+		    envs_log_answer, NULL);
+	} else if (st == 200 && resp) {
 		reply(r, 200, json_incref(resp));
-	else
+	} else {
 		reply_error(r, 502, "NODE_UNAVAILABLE", "cannot read the logs "
 		    "of '%s': %s", jsonx_str(row, "name"), cause ? cause : "?");
+	}
 	json_decref(resp);
 	json_decref(row);
 	free(cause);

@@ -17,6 +17,7 @@
 #include "portal.h"
 #include "store.h"
 #include "util.h"
+#include "waits.h"
 #include "xmalloc.h"
 
 /* The migration {migration} names (its number), or 0 after replying 404
@@ -257,23 +258,82 @@ replicating(const char *state)
 	return 0;
 }
 
-/* GET /migrations/{migration} */
+/* A migration as the store has it: its record, steps and job (what
+ * GET /migrations/{id} answers but the replication's live figures). */
+static json_t *
+migration_stored(sqlite3 *db, long long id)
+{
+	json_t *m = migrate_json(db, id);
+
+	if (m)
+		json_object_set_new(m, "job", job_json(db, jsonx_int(m,
+		    "job_id", 0)));
+	return m;
+}
+
+/* The longest a GET /migrations/{id}?wait= is held (seconds). */
+#define MIGRATION_WAIT_MAX	60
+
+/* wait_reply()'s check: the migration changed (or is gone). */
+static int
+migration_changed(sqlite3 *db, struct preq *r)
+{
+	json_t *m = migration_stored(db, r->wait_job);
+	int changed = m == NULL || wait_revision(m) != r->wait_rev;
+
+	json_decref(m);
+	return changed;
+}
+
+static void migrations_show_now(struct preq *r);
+
+/* GET /migrations/{migration}[?wait=S&revision=R]: with a revision, held
+ * until the migration's record, steps or job differ from what the
+ * client saw, or S seconds (long polling: the page follows a migration
+ * without asking again and again) */
 void
 migrations_show(struct preq *r)
 {
-	long long id = migration_resolve(r, 0);
+	long long id = migration_resolve(r, 0), secs;
+	unsigned long long seen;
 	json_t *m;
 
 	if (id == 0)
 		return;
-	m = migrate_json(r->db, id);
+	switch (wait_query(r, MIGRATION_WAIT_MAX, &secs, &seen)) {
+	case -1:
+		return;
+	case 1:
+		m = migration_stored(r->db, id);
+		if (m && wait_revision(m) == seen) {
+			json_decref(m);
+			r->wait_job = id;
+			r->wait_rev = seen;
+			wait_reply(r, (int)secs, migration_changed,
+			    migrations_show_now, NULL);
+			return;
+		}
+		json_decref(m);
+	}
+	r->wait_job = id;
+	migrations_show_now(r);
+}
+
+/* The migration r->wait_job as it is now, with its revision and, while
+ * it replicates, the slot, its lag and the WAL it holds. */
+static void
+migrations_show_now(struct preq *r)
+{
+	long long id = r->wait_job;
+	json_t *m = migration_stored(r->db, id);
+	char hex[17];
+
 	if (m == NULL) {
 		reply_store_error(r);
 		return;
 	}
-	json_object_set_new(m, "job", job_json(r->db, jsonx_int(m, "job_id",
-	    0)));
-	/* the slot, its lag and the WAL it holds, while it replicates */
+	snprintf(hex, sizeof hex, "%016llx", wait_revision(m));
+	json_object_set_new(m, "revision", json_string(hex));
 	if (migrate_repl_on(m) && store_int(r->db, 0, "SELECT 1 FROM"
 	    " migration_steps WHERE migration_id = ? AND phase = 'start' AND"
 	    " name = 'data' AND state = 'done'", "i", id) == 1 &&

@@ -295,7 +295,8 @@ const struct route routes[] = {
 	  "turn the maintenance page on or off" },
 	{ "GET", "/apps/{app}/environments/{env}/logs", envs_logs,
 	  ACCESS_APP_LOGS, "the app's log (offset, lines; instance: only "
-	  "what instance N printed)" },
+	  "what instance N printed; offset with wait=S: held until there is "
+	  "something after the offset, or S seconds)" },
 	{ "POST", "/apps/{app}/environments/{env}/runs", envs_run_create,
 	  ACCESS_APP_TRANSPORT, "run a one-off command in a fresh instance "
 	  "(command, timeout, input)" },
@@ -437,7 +438,8 @@ const struct route routes[] = {
 	{ "GET", "/migrations", migrations_list, ACCESS_USER,
 	  "list migrations (?app=APP)" },
 	{ "GET", "/migrations/{migration}", migrations_show, ACCESS_USER,
-	  "a migration: state, steps, progress, report" },
+	  "a migration: state, steps, progress, report (wait=S&revision=R: "
+	  "held until it differs from revision R, or S seconds)" },
 	{ "POST", "/migrations/{migration}/rehearse", migrations_rehearse,
 	  ACCESS_USER, "copy again (files changed since the last copy only; "
 	  "{resync: [table]}: a replica makes those tables again and copies "
@@ -481,7 +483,8 @@ const struct route routes[] = {
 
 	/* jobs (jobs.c) */
 	{ "GET", "/jobs/{id}", jobs_show, ACCESS_USER,
-	  "a job: state, progress, error, result" },
+	  "a job: state, progress, error, result (wait=S&revision=R: held "
+	  "until it differs from revision R, or S seconds)" },
 
 
 	/* Mendix Deploy API v1 (mx-deploy.c): the same operations and
@@ -864,7 +867,7 @@ routes_finish(struct http_req *h)
 	r->route->handler(r);
 }
 
-/* A request that waited for a job (job_wait_reply) replies now. */
+/* A request that waited (wait_reply) replies now. */
 void
 routes_resume(struct http_req *h)
 {
@@ -881,6 +884,7 @@ routes_cleanup(struct http_req *h)
 	if (r) {
 		mx_cleanup(r);
 		json_decref(r->cap_body);
+		json_decref(r->wait_data);
 		free(r->cap_code);
 		free(r->cap_message);
 		json_decref(r->body);

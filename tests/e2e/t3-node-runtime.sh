@@ -89,6 +89,28 @@ check "the instance's lines too" "$NUBO" envs logs shop Test --lines 50 --instan
 expect_match "with the same bytes" "$(cat "$T/last.out")" 'raw: caf\\xe9 \\xff'
 timeout 3 "$NUBO" envs logs shop Test --follow > "$T/follow.out" 2>&1 || true
 expect_match "logs --follow reads them" "$(cat "$T/follow.out")" 'raw: caf\\xe9 \\xff\\x00\\xc3\.\\x80ü$'
+# long polling of a log: GET …/logs?offset=N&wait=S is held until there
+# is something after N, or S seconds; a wait without an offset, or out
+# of 1 to 60, is refused
+logget() { api_as "$ADMIN_KEY" GET "/apps/shop/environments/Test/logs$1"; }
+off=$(logget "?lines=1" | jq_get offset)
+expect_match "a log read says its end" "$off" '^[0-9]+$'
+for q in "?wait=5" "?offset=$off&wait=0" "?offset=$off&wait=61" "?offset=$off&wait=x"; do
+	expect "GET …/logs$q is refused" "$(status_as "$ADMIN_KEY" GET "/apps/shop/environments/Test/logs$q")" 400
+done
+t0=$(date +%s%N)
+doc=$(logget "?offset=$off&wait=1")
+held=$((($(date +%s%N) - t0) / 1000000))
+expect "nothing new: the held read answers no text" "$(jq_get text <<<"$doc")/$(jq_get offset <<<"$doc")" "/$off"
+[ "$held" -ge 900 ] && pass "nothing new: held for the wait (${held} ms)" || fail "nothing new: answered after ${held} ms"
+(sleep 1; route cloud3 $HOST /raw/6c6f6e67 > /dev/null) &
+t0=$(date +%s%N)
+doc=$(logget "?offset=$off&wait=20")
+held=$((($(date +%s%N) - t0) / 1000000))
+wait $!
+expect_match "a held read answers the line written meanwhile" "$(jq_get text <<<"$doc")" "raw: long"
+if [ "$held" -ge 900 ] && [ "$held" -lt 10000 ]; then pass "answered once the line came (${held} ms)"
+else fail "the held read answered after ${held} ms"; fi
 
 # one-off runs: a fresh sandbox of the environment, its output as it
 # comes, its exit status as nubo's

@@ -139,12 +139,41 @@ for l in open(sys.argv[1]):
 expect "Acceptance skipped (never deployed)" "$(step_result notes data Acceptance 0 | jq_get skipped | cut -c1-7)" "nothing"
 v4_unrouted "before the cutover"
 
+# long polling: GET /migrations/{id}?wait=S&revision=R answers once the
+# migration (record, steps, job) is no longer at revision R, or after S
+# seconds; bad queries are refused
+mid=$(api_as "$ADMIN_KEY" GET '/migrations?app=notes' | jq_get migrations.0.id)
+rev=$(api_as "$ADMIN_KEY" GET "/migrations/$mid" | jq_get revision)
+expect_match "a migration says its revision" "$rev" "^[0-9a-f]{16}$"
+for q in "?wait=5" "?revision=$rev" "?wait=0&revision=$rev" "?wait=61&revision=$rev" "?wait=5&revision=${rev^^}"; do
+	expect "GET /migrations/{id}$q is refused" "$(status_as "$ADMIN_KEY" GET "/migrations/$mid$q")" 400
+done
+t0=$(date +%s%N)
+doc=$(api_as "$ADMIN_KEY" GET "/migrations/$mid?wait=2&revision=$rev")
+held=$((($(date +%s%N) - t0) / 1000000))
+expect "an unchanged migration's wait answers it as it was" "$(jq_get revision <<<"$doc")/$(jq_get state <<<"$doc")" "$rev/copied"
+[ "$held" -ge 1900 ] && pass "an unchanged migration's wait is held (${held} ms)" || fail "an unchanged migration's wait answered after ${held} ms"
+t0=$(date +%s%N)
+expect "a revision the client did not see answers at once" "$(api_as "$ADMIN_KEY" GET "/migrations/$mid?wait=30&revision=0000000000000001" | jq_get state)" copied
+held=$((($(date +%s%N) - t0) / 1000000))
+[ "$held" -lt 1500 ] && pass "at once (${held} ms)" || fail "a stale revision's wait took ${held} ms"
+# a wait held while the rehearsal below starts answers with its change
+(api_as "$ADMIN_KEY" GET "/migrations/$mid?wait=60&revision=$rev" > "$T/held.json"; date +%s%N > "$T/held.end") &
+held_pid=$! t0=$(date +%s%N)
+
 # writes on the source, then a rehearsal copies only what changed
 add_notes v3 notes-production 2 1
 verify_catches "rehearsal: one file changed on the target" \
 	'f=$(target_file); d=$(env_dir v4 Production)/files; cp -p "$d/$f" "$T/kept"; printf x >> "$d/$f"' \
 	'cp -p "$T/kept" "$d/$f"' \
 	"file [^ ]+: sha256 " "$NUBO" migrate rehearse notes
+wait "$held_pid"
+held=$((($(cat "$T/held.end") - t0) / 1000000))
+if [ "$(jq_get revision < "$T/held.json")" != "$rev" ] && [ "$held" -lt 55000 ]; then
+	pass "a held wait answered once the rehearsal changed the migration (${held} ms)"
+else
+	fail "the held wait answered after ${held} ms: $(head -c 200 "$T/held.json")"
+fi
 verify_catches "rehearsal: one file missing on the target" \
 	'f=$(target_file); d=$(env_dir v4 Production)/files; mv "$d/$f" "$T/kept"' \
 	'mv "$T/kept" "$d/$f"' \

@@ -427,6 +427,19 @@ try:
     if got:
         ok("logs: the download holds the lines",
            "greeting: " + EVIL in open(got, encoding="utf-8", errors="replace").read())
+    # followed live: a restart's lines show without a reload, each read
+    # held by the portal until there are new lines (long polling)
+    n0 = text_of("pre.log").count("greeting: ")
+    cli("envs", "restart", "webshop", "Test")
+    wait(lambda _: text_of("pre.log").count("greeting: ") > n0, 30,
+         "the restart's lines in the followed log")
+    ok("logs: a restart's lines show without a reload",
+       text_of("pre.log").count("greeting: ") > n0, text_of("pre.log")[-300:])
+    errors, bad = drain()
+    ok("logs followed: no console errors, no failed requests", not errors and not bad, errors + bad)
+    ok("logs: followed by long polling (GET …/logs?offset=N&wait=25)",
+       any("/logs?offset=" in u and "&wait=25" in u for u in urls.values()),
+       [u for u in urls.values() if "/logs" in u][-3:])
 
     # --- a one-off run: its output as text, its exit status; a second
     # run's failure said ------------------------------------------------
@@ -601,6 +614,12 @@ try:
     page_check("migration-plan")
     click("//button[normalize-space()='Start the migration to %s']" % NODE4)
     mig_wait("Start the migration")
+    errors, bad = drain()
+    ok("the migration's start followed: no console errors, no failed requests",
+       not errors and not bad, errors + bad)
+    ok("the migration was followed by long polling (GET /migrations/{id}?wait=&revision=)",
+       any("/api/v1/migrations/" in u and "?wait=25&revision=" in u for u in urls.values()),
+       [u for u in urls.values() if "/migrations" in u][-3:])
     wait(lambda _: "Cut over" in text_of("main button"), 30, "the copied migration")
     ok("copied: rehearse, cut over and abort offered, no roll back",
        all(b in text_of("main button") for b in ("Rehearse", "Cut over", "Abort")) and
