@@ -1177,6 +1177,8 @@ reply_file(struct http_req *req, int fd, struct http_made *made,
 	unsigned status = 200;
 	char hdr[128];
 
+	if (req->resp != NULL)
+		goto refused;	/* answered already */
 	if (range) {
 		if (parse_range(range, total, &start, &end) == -1) {
 			http_reply_error(req, 416, "RANGE_NOT_SATISFIABLE",
@@ -1199,7 +1201,7 @@ reply_file(struct http_req *req, int fd, struct http_made *made,
 		}
 	}
 	len = total ? end - start + 1 : 0;
-	if ((counted || made != NULL) && req->resp == NULL) {
+	if (counted || made != NULL) {
 		struct http_file_count *f = xcalloc(1, sizeof *f);
 
 		f->fd = fd;

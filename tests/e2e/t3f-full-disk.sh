@@ -178,7 +178,9 @@ rm "$D/filler"
 
 # a snapshot that fits when it starts, but the disk fills while it
 # writes its files into the snapshot store: the error names the file
-# that could not be written and the system's reason
+# that could not be written and the system's reason. 24 MB of new files:
+# the ones the last snapshot holds are not stored again
+head -c 24M /dev/urandom > "$D/envs/$EID/files/big2.bin"
 echo snapshot-write > "$T/pause"
 "$NUBO" backups create shop Test > "$T/snap.out" 2> "$T/snap.err" &
 SNAP=$!
