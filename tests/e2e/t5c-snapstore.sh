@@ -30,12 +30,14 @@ FILES=$D/envs/$EID/files
 DBURL="postgresql://env_$EID:$(jq_get db_password < "$D/envs/$EID/env.json")@127.0.0.1:$(sed -n 3p "$T/node-cloud3.ports")/env_$EID"
 sql() { psql -X -At -v ON_ERROR_STOP=1 "$DBURL" -c "$1"; }
 # a document as the app stores it (tree/xx/yy/<uuid>), the environment's
+# (the new file and its folders only: a chown moves a file's ctime, and
+# a file whose ctime moved is read again)
 put_doc() { # BYTES
 	local u d
 	u=$(python3 -c 'import uuid; print(uuid.uuid4())')
 	d=$FILES/${u:0:2}/${u:2:2}
 	mkdir -p "$d" && head -c "$1" /dev/urandom > "$d/$u"
-	chown -R --reference="$FILES" "$FILES/${u:0:2}"
+	chown --reference="$FILES" "$FILES/${u:0:2}" "$d" "$d/$u"
 	echo "$d/$u"
 }
 # the rows and every file's sha256, as one hash
