@@ -378,11 +378,12 @@ static void *
 snap_thread(void *arg)
 {
 	struct snap_job *sj = arg;
-	char *state = snap_file(sj->id, "snapshot.json"), *cause = NULL;
-	json_t *j = load_json(state);
+	json_t *j;
+	char *state, *cause = NULL;
 
 	testhook_pause("snapshot-write");
-	if (j == NULL)
+	state = snap_file(sj->id, "snapshot.json");
+	if ((j = load_json(state)) == NULL)
 		j = json_object();
 	if (snap_store(sj, j, &cause) == 0) {
 		json_object_set_new(j, "state", json_string("completed"));

@@ -16,12 +16,7 @@
 PKG=$(ls "$NUBO_BUILD"/packages/notes-*.tar.gz 2>/dev/null | head -1)
 [ -n "$PKG" ] || { echo "t5c: the notes package is not built (make examples)" >&2; exit 1; }
 start_portal
-check "create app" "$NUBO" apps create shop --no-sandbox
-start_node cloud3 v3 --start-timeout 30 --stop-grace 3
-check "link" "$NUBO" nodes link cloud3 shop
-"$NUBO" packages upload cloud3 "$PKG" >/dev/null
-check "transport notes" "$NUBO" envs transport shop Test notes-1.0.0
-check "start" "$NUBO" envs start shop Test
+start_notes shop cloud3 "$PKG"
 
 D=$T/node-cloud3
 STORE=$D/store
@@ -66,7 +61,14 @@ print("\n".join(sorted(out)))
 EOF
 }
 man() { echo "$D/snapshots/$1/manifest.json"; }
-sweeps() { passes store-sweep "$NODE_PID_cloud3"; }
+# delete_swept SNAPSHOT WHAT: delete it, wait for the sweep that follows
+delete_swept() {
+	local n
+	n=$(passes store-sweep "$NODE_PID_cloud3")
+	check "delete $2" "$NUBO" backups delete shop Test "$1"
+	wait_passes store-sweep "$NODE_PID_cloud3" 1 "$n"
+	[ ! -e "$D/snapshots/$1" ] && pass "nothing of $2 is left on the node" || fail "$2 is still on the node"
+}
 
 # a dump of several chunks (ARCHITECTURE: 256 kB to 4 MB each)
 sql "INSERT INTO notes (title, body) SELECT 'note ' || g, repeat(md5(g::text), 9) FROM generate_series(1, 25000) g" >/dev/null
@@ -134,15 +136,10 @@ check "restore the store snapshot" "$NUBO" backups restore shop Test "$S3"
 expect "rows and files are the snapshot's" "$(state)" "$AT_S3"
 
 # --- delete: unreferenced blobs freed, shared ones kept ------------------------
-n=$(sweeps)
-check "delete the third snapshot" "$NUBO" backups delete shop Test "$S3"
-wait_passes store-sweep "$NODE_PID_cloud3" 1 "$n"
-[ ! -e "$D/snapshots/$S3" ] && pass "its manifest is gone" || fail "$S3 is still on the node"
+delete_swept "$S3" "the third snapshot"
 expect "the blob only it named is freed" "$(stored | grep -c "^$NEWBLOB$")" 0
 expect "the store holds what the manifests left name" "$(stored)" "$(named all "$(man "$S1")" "$(man "$S2")")"
-n=$(sweeps)
-check "delete the first" "$NUBO" backups delete shop Test "$S1"
-wait_passes store-sweep "$NODE_PID_cloud3" 1 "$n"
+delete_swept "$S1" "the first snapshot"
 expect "the files it shared with the second are kept" "$(comm -23 <(named tree "$(man "$S2")") <(stored) | wc -l)" 0
 expect "nothing else is" "$(stored)" "$(named all "$(man "$S2")")"
 
@@ -171,10 +168,7 @@ check "its database download" "$NUBO" backups download shop Test "$UP" --kind da
 check "is the dump" cmp "$T/up.backup" "$T/plain/db/db.backup"
 check "it restores" "$NUBO" backups restore shop Test "$UP"
 expect "to the archive's data" "$(state)" "$AT_S3"
-n=$(sweeps)
-check "it deletes" "$NUBO" backups delete shop Test "$UP"
-wait_passes store-sweep "$NODE_PID_cloud3" 1 "$n"
-[ ! -e "$D/snapshots/$UP" ] && pass "nothing of it is left" || fail "$UP is still on the node"
+delete_swept "$UP" "the uploaded snapshot"
 expect "the store still holds the other snapshot's blobs" "$(stored)" "$(named all "$(man "$S2")")"
 
 # --- a manifest written just before the node was killed goes at start --------
