@@ -107,8 +107,10 @@ static void *
 sweep_thread(void *arg)
 {
 	char *store = store_path(), *cause;
-	char *roots = xasprintf("%s/snapshots/*/manifest.json", node->data_dir);
+	char *snaps = xasprintf("%s/snapshots", node->data_dir);
+	char *roots = xasprintf("%s/*/manifest.json", snaps);
 	long long blobs, bytes;
+	struct stat st;
 
 	(void)arg;
 	for (;;) {
@@ -118,7 +120,14 @@ sweep_thread(void *arg)
 		sweep_wanted = 0;
 		pthread_mutex_unlock(&backup_lock);
 		cause = NULL;
-		if (snapstore_sweep(store, roots, &blobs, &bytes, &cause) < 0) {
+		/* glob(3) takes a snapshots that is not a folder for one
+		 * without manifests: every blob would go */
+		if (stat(snaps, &st) == -1 || !S_ISDIR(st.st_mode) ||
+		    access(snaps, R_OK | X_OK) == -1)
+			log_error("cannot sweep the snapshot store: '%s' is not "
+			    "a readable folder", snaps);
+		else if (snapstore_sweep(store, roots, &blobs, &bytes,
+		    &cause) < 0) {
 			/* the next delete or start sweeps again */
 			log_error("cannot sweep the snapshot store: %s", cause);
 			free(cause);
@@ -128,6 +137,7 @@ sweep_thread(void *arg)
 		testhook_mark("store-sweep");
 	}
 	free(store);
+	free(snaps);
 	free(roots);
 	return NULL;
 }
