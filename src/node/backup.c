@@ -384,6 +384,8 @@ out:
 	return rc;
 }
 
+/* A snapshot's own thread: take it, then record how it ended in its
+ * snapshot.json, which the portal polls. */
 static void *
 snap_thread(void *arg)
 {
