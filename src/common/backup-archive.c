@@ -29,16 +29,15 @@
 #include <archive.h>
 #include <archive_entry.h>
 #include <jansson.h>
-#include <libpq-fe.h>
 #include <openssl/evp.h>
 #include <zlib.h>
 
 #include "backup-archive.h"
+#include "backup-dump.h"
 #include "buf.h"
 #include "jsonx.h"
 #include "log.h"
 #include "nubo_limits.h"
-#include "pgtool.h"
 #include "util.h"
 #include "xmalloc.h"
 
@@ -589,73 +588,15 @@ out:
 	return rc;
 }
 
-/* pg_database_size() of the database behind url; -1 when unknown. */
-static long long
-database_size(const char *url)
-{
-	PGconn *c;
-	PGresult *res;
-	long long n = -1;
-
-	c = PQconnectdb(url);
-	if (PQstatus(c) == CONNECTION_OK) {
-		res = PQexec(c, "SELECT pg_database_size(current_database())");
-		if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1)
-			n = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-		PQclear(res);
-	}
-	PQfinish(c);
-	return n;
-}
-
-/* Start pg_dump -Fc -Z0 into an unlinked file under tmp_dir: *fd gets
- * the file, *errfd its stderr; the pid, or -1 with *cause. */
-static pid_t
-pg_dump_start(const struct backup_write_opts *o, int *fd, int *errfd,
-    char **cause)
-{
-	char *args[] = { "--no-owner", "--no-privileges", "--format=custom",
-	    "--compress=0", NULL };
-	pid_t pid = -1;
-
-	*errfd = -1;
-	*fd = open(o->tmp_dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-	if (*fd < 0) {
-		set_cause(cause, "cannot create a spool file in '%s': %s",
-		    o->tmp_dir, strerror(errno));
-		goto out;
-	}
-	*errfd = memfd_create("pg_dump-stderr", MFD_CLOEXEC);
-	if ((pid = pgtool_spawn("pg_dump", o->dburl, args, -1, *fd,
-	    *errfd)) < 0)
-		set_cause(cause, "cannot run pg_dump: %s", strerror(errno));
-out:
-	return pid;
-}
-
-/* Wait for pg_dump; 0, or -1 with *cause (its own words). */
-static int
-pg_dump_wait(pid_t pid, int errfd, char **cause)
-{
-	char *msg;
-
-	if (wait_child(pid) == 0)
-		return 0;
-	msg = util_fd_tool_error(errfd, -1);
-	set_cause(cause, "pg_dump failed: %s", *msg ? msg : "killed");
-	free(msg);
-	return -1;
-}
-
 int
 backup_archive_write(const struct backup_write_opts *o, int out_fd,
     struct backup_meta *meta, char **cause)
 {
 	struct wctx w;
 	struct stat st;
+	struct backup_dump d;
 	unsigned char md[32];
-	int dumpfd = -1, dumperr = -1, rc = -1, n;
-	pid_t dump = -1;
+	int dumpfd = -1, rc = -1, n;
 	double t0 = util_mono();
 	json_t *mj = NULL;
 	char *mtext = NULL;
@@ -673,6 +614,8 @@ backup_archive_write(const struct backup_write_opts *o, int out_fd,
 	ignore_sigpipe();
 
 	/* 1. the dump */
+	memset(&d, 0, sizeof(d));
+	d.pid = d.fd = d.errfd = -1;
 	if (o->dump_path != NULL) {
 		dumpfd = open(o->dump_path, O_RDONLY | O_CLOEXEC);
 		if (dumpfd < 0) {
@@ -680,18 +623,16 @@ backup_archive_write(const struct backup_write_opts *o, int out_fd,
 			    strerror(errno));
 			goto out;
 		}
-	} else if ((dump = pg_dump_start(o, &dumpfd, &dumperr, cause)) < 0)
+	} else if (backup_dump_start(&d, o->dburl, o->tmp_dir, cause) < 0)
 		goto out;
 	/* while pg_dump runs: the database's size and the files' total */
-	dbsize = o->dburl != NULL ? database_size(o->dburl) : -1;
+	dbsize = o->dburl != NULL ? backup_database_size(o->dburl) : -1;
 	w.total = o->files_dir ? tree_size(o->files_dir) : 0;
-	if (dump > 0) {
-		n = pg_dump_wait(dump, dumperr, cause);
-		dump = -1;
-		if (n < 0)
+	if (o->dump_path == NULL) {
+		if (backup_dump_finish(&d, cause) < 0)
 			goto out;
-		/* the migration's downtime estimate scales from it */
-		dump_ms = (long long)((util_mono() - t0) * 1000 + 0.5);
+		dumpfd = d.fd;
+		dump_ms = d.ms;
 	}
 	if (fstat(dumpfd, &st) < 0 || lseek(dumpfd, 0, SEEK_SET) < 0) {
 		set_cause(cause, "cannot read the dump: %s", strerror(errno));
@@ -787,14 +728,9 @@ backup_archive_write(const struct backup_write_opts *o, int out_fd,
 out:
 	zout_free(&w.z);
 	free(w.name);
-	if (dump > 0) {
-		kill(dump, SIGTERM);
-		wait_child(dump);
-	}
-	if (dumperr >= 0)
-		close(dumperr);
-	if (dumpfd >= 0)
+	if (dumpfd >= 0 && dumpfd != d.fd)
 		close(dumpfd);
+	backup_dump_release(&d);
 	if (w.spool >= 0)
 		close(w.spool);
 	json_decref(mj);

@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -1009,15 +1010,108 @@ parse_range(const char *h, uint64_t total, uint64_t *start, uint64_t *end)
 	return 0;
 }
 
-/* A counted file reply's reader state; owned by the response (freed
- * with it, after the request's cleanup), so cleanup may read it. */
+/* A body made on demand (http_reply_made): the maker writes it into a
+ * pipe from a thread of its own, started when the first byte is wanted
+ * (a HEAD never starts it); bytes before a range's start are read and
+ * dropped, as the maker makes the same bytes every time. */
+struct http_made {
+	struct http_body_maker m;
+	int		 rfd;		/* the pipe's read end; -1: not started */
+	int		 wfd;
+	pthread_t	 th;
+	uint64_t	 pos;		/* bytes of the body read so far */
+};
+
+static void *
+made_thread(void *arg)
+{
+	struct http_made *b = arg;
+
+	/* a maker that fails ends the body early: the reader tells */
+	b->m.write(b->m.arg, b->wfd);
+	close(b->wfd);
+	return NULL;
+}
+
+/* Read up to max bytes of the body at off (>= what was read before):
+ * bytes read, 0 at its end, -1 on error. */
+static ssize_t
+made_read(struct http_made *b, void *out, size_t max, uint64_t off)
+{
+	unsigned char drop[16384];
+	ssize_t n;
+	int p[2], skip;
+
+	if (b->rfd < 0) {
+		if (pipe2(p, O_CLOEXEC) < 0)
+			return -1;
+		b->rfd = p[0];
+		b->wfd = p[1];
+		/* fewer wake-ups: the maker writes NUBO_IO_CHUNK pieces */
+		(void)fcntl(b->wfd, F_SETPIPE_SZ, NUBO_IO_CHUNK);
+		if (pthread_create(&b->th, NULL, made_thread, b) != 0)
+			fatal("cannot start a thread for a download");
+	}
+	if (off < b->pos)
+		return -1;
+	for (;;) {
+		skip = off > b->pos;
+		if (skip)
+			n = read(b->rfd, drop, off - b->pos < sizeof drop ?
+			    (size_t)(off - b->pos) : sizeof drop);
+		else
+			n = read(b->rfd, out, max);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n;
+		b->pos += (uint64_t)n;
+		if (!skip)
+			return n;
+	}
+}
+
+static void
+made_free(struct http_made *b)
+{
+	if (b == NULL)
+		return;
+	if (b->rfd >= 0) {
+		/* the maker's next write fails (EPIPE): it stops */
+		close(b->rfd);
+		pthread_join(b->th, NULL);
+	}
+	if (b->m.free != NULL)
+		b->m.free(b->m.arg);
+	free(b);
+}
+
+/* A file reply's reader state: a file (fd) or a made body; owned by the
+ * response (freed with it, after the request's cleanup), so cleanup may
+ * read what a counted one served. */
 struct http_file_count {
 	int		 fd;
+	struct http_made *made;
 	uint64_t	 start;		/* first byte of the range */
 	uint64_t	 len;		/* bytes in the range */
 	uint64_t	 total;		/* the file's size */
 	uint64_t	 sent;		/* bytes of the range written */
 };
+
+/* Up to max bytes of the file or body at off; as pread. */
+static ssize_t
+body_read(int fd, struct http_made *made, void *out, size_t max,
+    uint64_t off)
+{
+	ssize_t n;
+
+	if (made != NULL)
+		return made_read(made, out, max, off);
+	do
+		n = pread(fd, out, max, (off_t)off);
+	while (n < 0 && errno == EINTR);
+	return n;
+}
 
 static ssize_t
 file_count_read(void *cls, uint64_t pos, char *out, size_t max)
@@ -1028,9 +1122,9 @@ file_count_read(void *cls, uint64_t pos, char *out, size_t max)
 	/* libmicrohttpd asks for more only once everything before pos was
 	 * written to the connection */
 	f->sent = pos;
-	do
-		n = pread(f->fd, out, max, (off_t)(f->start + pos));
-	while (n < 0 && errno == EINTR);
+	if (max > f->len - pos)
+		max = (size_t)(f->len - pos);
+	n = body_read(f->fd, f->made, out, max, f->start + pos);
 	return n > 0 ? n : MHD_CONTENT_READER_END_WITH_ERROR;
 }
 
@@ -1039,13 +1133,16 @@ file_count_free(void *cls)
 {
 	struct http_file_count *f = cls;
 
-	close(f->fd);
+	if (f->fd >= 0)
+		close(f->fd);
+	made_free(f->made);
 	free(f);
 }
 
-/* 1 when the first len bytes of fd hash to hex (sha256), 0 when not. */
+/* 1 when the first len bytes of fd (or the made body) hash to hex
+ * (sha256), 0 when not. */
 static int
-prefix_matches(int fd, uint64_t len, const char *hex)
+prefix_matches(int fd, struct http_made *made, uint64_t len, const char *hex)
 {
 	unsigned char md[32], *buf = xmalloc(NUBO_IO_CHUNK);
 	char got[65];
@@ -1055,10 +1152,8 @@ prefix_matches(int fd, uint64_t len, const char *hex)
 
 	EVP_DigestInit_ex(c, EVP_sha256(), NULL);
 	while (off < len) {
-		n = pread(fd, buf, len - off < NUBO_IO_CHUNK ? len - off :
-		    NUBO_IO_CHUNK, (off_t)off);
-		if (n < 0 && errno == EINTR)
-			continue;
+		n = body_read(fd, made, buf, len - off < NUBO_IO_CHUNK ?
+		    len - off : NUBO_IO_CHUNK, off);
 		if (n <= 0)
 			break;
 		EVP_DigestUpdate(c, buf, (size_t)n);
@@ -1071,9 +1166,10 @@ prefix_matches(int fd, uint64_t len, const char *hex)
 	return off == len && strcasecmp(got, hex) == 0;
 }
 
+/* Serve fd, or the body made (fd -1), taking either over. */
 static void
-reply_file(struct http_req *req, int fd, uint64_t total, const char *ctype,
-    const char *filename, int counted)
+reply_file(struct http_req *req, int fd, struct http_made *made,
+    uint64_t total, const char *ctype, const char *filename, int counted)
 {
 	const char *range = http_header(req, "Range"), *prefix;
 	struct MHD_Response *resp;
@@ -1081,40 +1177,42 @@ reply_file(struct http_req *req, int fd, uint64_t total, const char *ctype,
 	unsigned status = 200;
 	char hdr[128];
 
+	if (req->resp != NULL)
+		goto refused;	/* answered already */
 	if (range) {
 		if (parse_range(range, total, &start, &end) == -1) {
-			close(fd);
 			http_reply_error(req, 416, "RANGE_NOT_SATISFIABLE",
 			    "range '%s' is outside 0-%llu", range,
 			    (unsigned long long)total);
 			snprintf(hdr, sizeof hdr, "bytes */%llu",
 			    (unsigned long long)total);
 			http_add_header(req, "Content-Range", hdr);
-			return;
+			goto refused;
 		}
 		status = 206;
 		/* a client resuming says what it holds already: a file that
 		 * changed meanwhile must not be stitched onto it */
 		prefix = http_header(req, "X-Nubo-Prefix-Sha256");
-		if (prefix != NULL && !prefix_matches(fd, start, prefix)) {
-			close(fd);
+		if (prefix != NULL && !prefix_matches(fd, made, start, prefix)) {
 			http_reply_error(req, 412, "PREFIX_MISMATCH", "the first "
 			    "%llu bytes you have differ from this file",
 			    (unsigned long long)start);
-			return;
+			goto refused;
 		}
 	}
 	len = total ? end - start + 1 : 0;
-	if (counted && req->resp == NULL) {
+	if (counted || made != NULL) {
 		struct http_file_count *f = xcalloc(1, sizeof *f);
 
 		f->fd = fd;
+		f->made = made;
 		f->start = start;
 		f->len = len;
 		f->total = total;
 		resp = MHD_create_response_from_callback(len, NUBO_IO_CHUNK,
 		    file_count_read, f, file_count_free);
-		req->file_count = f;
+		if (counted)
+			req->file_count = f;
 	} else
 		resp = MHD_create_response_from_fd_at_offset64(len, fd, start);
 	MHD_add_response_header(resp, "Content-Type", ctype);
@@ -1132,20 +1230,36 @@ reply_file(struct http_req *req, int fd, uint64_t total, const char *ctype,
 		free(cd);
 	}
 	reply_set(req, status, resp);
+	return;
+refused:
+	if (fd >= 0)
+		close(fd);
+	made_free(made);
 }
 
 void
 http_reply_file(struct http_req *req, int fd, uint64_t total,
     const char *ctype, const char *filename)
 {
-	reply_file(req, fd, total, ctype, filename, 0);
+	reply_file(req, fd, NULL, total, ctype, filename, 0);
 }
 
 void
 http_reply_file_counted(struct http_req *req, int fd, uint64_t total,
     const char *ctype, const char *filename)
 {
-	reply_file(req, fd, total, ctype, filename, 1);
+	reply_file(req, fd, NULL, total, ctype, filename, 1);
+}
+
+void
+http_reply_made(struct http_req *req, const struct http_body_maker *m,
+    uint64_t total, const char *ctype, const char *filename, int counted)
+{
+	struct http_made *b = xcalloc(1, sizeof *b);
+
+	b->m = *m;
+	b->rfd = b->wfd = -1;
+	reply_file(req, -1, b, total, ctype, filename, counted);
 }
 
 int

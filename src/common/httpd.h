@@ -194,6 +194,21 @@ void http_reply_file(struct http_req *, int fd, uint64_t total,
  * bytes of the range the connection took (http_file_served). */
 void http_reply_file_counted(struct http_req *, int fd, uint64_t total,
     const char *ctype, const char *filename);
+/* A body made on demand, the same bytes every time: write() writes all
+ * of it to fd (a pipe; 0, or -1 when it failed — the body then ends
+ * early and the connection says so), on a thread of its own; free(arg)
+ * once the reply is over (may be NULL). */
+struct http_body_maker {
+	int		(*write)(void *arg, int fd);
+	void		*arg;
+	void		(*free)(void *arg);
+};
+/* Serve a made body of total bytes as http_reply_file() serves a file
+ * (Range, X-Nubo-Prefix-Sha256, HEAD), counted as
+ * http_reply_file_counted() when counted. The maker starts only when a
+ * byte is wanted; bytes before a range are made and dropped. */
+void http_reply_made(struct http_req *, const struct http_body_maker *m,
+    uint64_t total, const char *ctype, const char *filename, int counted);
 /* For a counted file reply, in cleanup: the range's first byte, the
  * bytes of it written to the connection (the whole range when the
  * request completed OK) and the file's size; 0, or -1 when the request

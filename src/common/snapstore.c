@@ -118,7 +118,17 @@ struct put {
 	unsigned char	 dirty[256];	/* blobs/xx renamed into, not synced */
 	int		 blobs_dirty;	/* blobs/ got a new folder */
 	struct snapstore_stats *st;
+	const struct snapstore_snap_opts *o;
+	long long	 done;		/* bytes dealt with, for progress */
 };
+
+static void
+put_progress(struct put *p, long long n)
+{
+	p->done += n;
+	if (p->o->progress != NULL)
+		p->o->progress(p->o->progress_arg, p->done, p->o->total);
+}
 
 /* A new blob being written to the store's tmp/ while it is hashed. */
 struct blob_w {
@@ -215,6 +225,7 @@ put_fd(struct put *p, int fd, const char *what, char *hex, long long *size,
 			n = -1;
 			break;
 		}
+		put_progress(p, n);
 	}
 	*size = b.size;
 	blob_end(p, &b, n == 0, hex);
@@ -286,6 +297,7 @@ put_dump(struct put *p, int fd, json_t *dump, char **cause)
 			break;
 		EVP_DigestUpdate(whole, p->iobuf, (size_t)n);
 		total += n;
+		put_progress(p, n);
 		for (start = 0, i = 0; i < n; i++) {
 			h = (h << 1) + gear[p->iobuf[i]];
 			if (b.size + (i + 1 - start) < CHUNK_MIN)
@@ -604,6 +616,7 @@ snap_tree(struct put *p, const char *dir, json_t *idx, json_t *tree,
 			snprintf(hex, sizeof(hex), "%s", jsonx_str(old, "sha256"));
 			size = st.st_size;
 			p->st->reused++;
+			put_progress(p, size);
 		} else {
 			posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
 			if (put_fd(p, fd, e->fts_path, hex, &size, cause) < 0) {
@@ -656,6 +669,7 @@ snapstore_snapshot(const struct snapstore_snap_opts *o,
 	memset(&st0, 0, sizeof(st0));
 	memset(&p, 0, sizeof(p));
 	p.store = o->store;
+	p.o = o;
 	p.st = stats != NULL ? stats : &st0;
 	memset(p.st, 0, sizeof(*p.st));
 	p.iobuf = xmalloc(NUBO_IO_CHUNK);
@@ -722,6 +736,7 @@ struct asm_ctx {
 	int		 failed;	/* write nothing more */
 	struct archive	*a;
 	const char	*store;
+	long long	 written;	/* bytes out (out_fd -1: counted only) */
 };
 
 static int
@@ -739,7 +754,9 @@ deflate_out(struct asm_ctx *c, const void *data, size_t len, int flush)
 		if (zr == Z_STREAM_ERROR)
 			return -1;
 		have = NUBO_IO_CHUNK - c->z.avail_out;
-		if (have > 0 && util_write_all(c->out_fd, c->zbuf, have) < 0) {
+		c->written += (long long)have;
+		if (have > 0 && c->out_fd >= 0 &&
+		    util_write_all(c->out_fd, c->zbuf, have) < 0) {
 			c->werr = errno;
 			return -1;
 		}
@@ -1021,9 +1038,11 @@ copy_dump(const char *store, json_t *m, int out_fd, char **cause)
 	return rc;
 }
 
-int
-snapstore_archive_write(const char *store, const char *manifest,
-    enum snapstore_kind kind, int out_fd, char **cause)
+/* The download to out_fd, or with out_fd -1 only its size into
+ * *written. */
+static int
+archive_out(const char *store, const char *manifest, enum snapstore_kind kind,
+    int out_fd, long long *written, char **cause)
 {
 	struct asm_ctx c;
 	json_t *m;
@@ -1032,7 +1051,8 @@ snapstore_archive_write(const char *store, const char *manifest,
 	if ((m = manifest_load(manifest, cause)) == NULL)
 		return -1;
 	if (kind == SNAPSTORE_DATABASE) {
-		rc = copy_dump(store, m, out_fd, cause);
+		*written = jsonx_int(json_object_get(m, "dump"), "size", 0);
+		rc = out_fd >= 0 ? copy_dump(store, m, out_fd, cause) : 0;
 		json_decref(m);
 		return rc;
 	}
@@ -1076,7 +1096,24 @@ out:
 	free(c.zbuf);
 	free(c.iobuf);
 	json_decref(m);
+	*written = c.written;
 	return rc;
+}
+
+int
+snapstore_archive_write(const char *store, const char *manifest,
+    enum snapstore_kind kind, int out_fd, char **cause)
+{
+	long long written;
+
+	return archive_out(store, manifest, kind, out_fd, &written, cause);
+}
+
+int
+snapstore_archive_size(const char *store, const char *manifest,
+    enum snapstore_kind kind, long long *size, char **cause)
+{
+	return archive_out(store, manifest, kind, -1, size, cause);
 }
 
 /* ------------------------------------------------------------------ */

@@ -13,6 +13,8 @@
 #ifndef NUBO_SNAPSTORE_H
 #define NUBO_SNAPSTORE_H
 
+#include "backup-archive.h"
+
 /* What making a snapshot did. */
 struct snapstore_stats {
 	long long	 files;		/* regular files of tree/ */
@@ -37,6 +39,11 @@ struct snapstore_snap_opts {
 	long long	 created;	/* the snapshot's time (archive mtimes) */
 	long long	 database_size;	/* -1: the dump's size */
 	long long	 duration;	/* seconds, for .metadata */
+	/* bytes of the dump and the files dealt with (read, or taken
+	 * unread), of total (-1: unknown) */
+	backup_progress_fn progress;
+	void		*progress_arg;
+	long long	 total;
 };
 
 /* Put a snapshot into the store and write its manifest. 0 with *stats
@@ -57,6 +64,13 @@ enum snapstore_kind {
  * (a missing or damaged blob is named with the file it holds). */
 int snapstore_archive_write(const char *store, const char *manifest,
     enum snapstore_kind kind, int out_fd, char **cause);
+
+/* The size of that download without writing it (a dry run of the
+ * writer, blobs checked as they are read; the dump's size for
+ * SNAPSTORE_DATABASE): what a HEAD or a Content-Length says. 0 with
+ * *size, or -1 with *cause. */
+int snapstore_archive_size(const char *store, const char *manifest,
+    enum snapstore_kind kind, long long *size, char **cause);
 
 /* Mark and sweep: delete the blobs that no manifest matching roots (a
  * glob(3) pattern matching every snapshot's manifest) names, and the temp

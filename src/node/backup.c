@@ -5,8 +5,11 @@
  * and verified, journaled so that a node killed at any moment comes back
  * with either the old data or the new, never a mix.
  *
- * Layout: DIR/snapshots/<uuid>/{snapshot.json, archive.tar.gz,
- * database.backup, files.tar.gz (the last two made on first download)};
+ * Layout: DIR/snapshots/<uuid>/{snapshot.json, manifest.json} for a
+ * snapshot taken here: its contents are in the snapshot store, DIR/store
+ * (snapstore.h), and every download is assembled from it. An uploaded
+ * snapshot, or one taken before the store, has archive.tar.gz instead
+ * (and database.backup, files.tar.gz made from it on first download).
  * DIR/restores/<uuid>.json (outcome of a restore); DIR/envs/<id>/restore.json
  * (the journal of a restore in progress). */
 #include <curl/curl.h>
@@ -25,9 +28,11 @@
 
 #include "agent-routes.h"
 #include "backup-archive.h"
+#include "backup-dump.h"
 #include "jsonx.h"
 #include "log.h"
 #include "restore-role.h"
+#include "snapstore.h"
 #include "testhook.h"
 #include "tls.h"
 #include "util.h"
@@ -52,6 +57,8 @@ struct task {
 static pthread_mutex_t backup_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t backup_cond = PTHREAD_COND_INITIALIZER;
 static int backup_kicked;	/* the settling thread has work now */
+static pthread_cond_t sweep_cond = PTHREAD_COND_INITIALIZER;
+static int sweep_wanted;	/* a snapshot went: sweep the store */
 static struct task *tasks;
 
 static char *
@@ -64,6 +71,75 @@ static char *
 snap_file(const char *id, const char *name)
 {
 	return xasprintf("%s/snapshots/%s/%s", node->data_dir, id, name);
+}
+
+static char *
+store_path(void)
+{
+	return xasprintf("%s/store", node->data_dir);
+}
+
+/* 1 when snapshot id's contents are in the store (it has a manifest),
+ * 0 when it is a whole archive.tar.gz (uploaded, or from before). */
+static int
+snap_in_store(const char *id)
+{
+	char *man = snap_file(id, "manifest.json");
+	int in = access(man, F_OK) == 0;
+
+	free(man);
+	return in;
+}
+
+/* Free the store's blobs that no snapshot's manifest names, on the
+ * sweeper thread: the sweep waits for every snapshot being written
+ * (they hold the store's lock shared), which a DELETE must not. */
+static void
+store_sweep_soon(void)
+{
+	pthread_mutex_lock(&backup_lock);
+	sweep_wanted = 1;
+	pthread_cond_signal(&sweep_cond);
+	pthread_mutex_unlock(&backup_lock);
+}
+
+static void *
+sweep_thread(void *arg)
+{
+	char *store = store_path(), *cause;
+	char *snaps = xasprintf("%s/snapshots", node->data_dir);
+	char *roots = xasprintf("%s/*/manifest.json", snaps);
+	long long blobs, bytes;
+	struct stat st;
+
+	(void)arg;
+	for (;;) {
+		pthread_mutex_lock(&backup_lock);
+		while (!sweep_wanted)
+			pthread_cond_wait(&sweep_cond, &backup_lock);
+		sweep_wanted = 0;
+		pthread_mutex_unlock(&backup_lock);
+		cause = NULL;
+		/* glob(3) takes a snapshots that is not a folder for one
+		 * without manifests: every blob would go */
+		if (stat(snaps, &st) == -1 || !S_ISDIR(st.st_mode) ||
+		    access(snaps, R_OK | X_OK) == -1)
+			log_error("cannot sweep the snapshot store: '%s' is not "
+			    "a readable folder", snaps);
+		else if (snapstore_sweep(store, roots, &blobs, &bytes,
+		    &cause) < 0) {
+			/* the next delete or start sweeps again */
+			log_error("cannot sweep the snapshot store: %s", cause);
+			free(cause);
+		} else if (blobs > 0)
+			log_info("snapshot store: %lld blobs (%lld bytes) no "
+			    "snapshot names freed", blobs, bytes);
+		testhook_mark("store-sweep");
+	}
+	free(store);
+	free(snaps);
+	free(roots);
+	return NULL;
 }
 
 static char *
@@ -203,70 +279,141 @@ struct snap_job {
 	char		*model_version;
 };
 
+/* The manifest of environment env_id's latest completed snapshot in the
+ * store, other than except: the files it lists unchanged (size, times,
+ * inode) are not read again. NULL when there is none. */
+static char *
+prev_manifest(long long env_id, const char *except)
+{
+	char *dir = xasprintf("%s/snapshots", node->data_dir), *path, *best = NULL;
+	long long best_created = -1, created;
+	struct dirent *de;
+	DIR *d = opendir(dir);
+	json_t *j;
+
+	while (d && (de = readdir(d)) != NULL) {
+		if (!util_valid_uuid(de->d_name) || strcmp(de->d_name, except) == 0)
+			continue;
+		path = snap_file(de->d_name, "snapshot.json");
+		j = load_json(path);
+		free(path);
+		created = jsonx_int(j, "created", -1);
+		if (j != NULL && jsonx_int(j, "environment", 0) == env_id &&
+		    jsonx_str(j, "state") != NULL &&
+		    strcmp(jsonx_str(j, "state"), "completed") == 0 &&
+		    created > best_created && snap_in_store(de->d_name)) {
+			free(best);
+			best = snap_file(de->d_name, "manifest.json");
+			best_created = created;
+		}
+		json_decref(j);
+	}
+	if (d)
+		closedir(d);
+	free(dir);
+	return best;
+}
+
+/* Take snapshot sj into the store: pg_dump into a spool, then the dump
+ * and the files (unchanged ones unread, after the environment's last
+ * manifest), then the manifest; the full download's size is found by a
+ * dry run of its writer (HEAD, Content-Length, the portal's list). */
+static int
+snap_store(struct snap_job *sj, json_t *j, char **cause)
+{
+	struct snapstore_snap_opts o;
+	struct snapstore_stats st;
+	struct backup_dump d;
+	char *dir = snap_dir(sj->id), *man = snap_file(sj->id, "manifest.json");
+	char *store = store_path(), *prev = prev_manifest(sj->env_id, sj->id);
+	double t0 = util_mono();
+	long long dbsize, tree, size;
+	int rc = -1;
+
+	memset(&o, 0, sizeof o);
+	if (backup_dump_start(&d, sj->dburl, dir, cause) < 0)
+		goto out;
+	/* while pg_dump runs: the database's size, the files' total */
+	dbsize = backup_database_size(sj->dburl);
+	tree = space_tree(sj->files);
+	if (backup_dump_finish(&d, cause) < 0)
+		goto out;
+	o.store = store;
+	o.files_dir = sj->files;
+	o.dump_fd = d.fd;
+	o.prev = prev;
+	o.manifest = man;
+	o.model_version = sj->model_version;
+	o.created = jsonx_int(j, "created", 0);
+	o.database_size = dbsize;
+	o.duration = (long long)(util_mono() - t0 + 0.5);
+	o.progress = task_progress;
+	o.progress_arg = sj->id;
+	o.total = d.size + tree;
+	if (snapstore_snapshot(&o, &st, cause) < 0)
+		goto out;
+	if (snapstore_archive_size(store, man, SNAPSTORE_FULL, &size,
+	    cause) < 0) {
+		unlink(man);	/* no snapshot; the sweep frees its blobs */
+		goto out;
+	}
+	json_object_set_new(j, "dump_size", json_integer(d.size));
+	json_object_set_new(j, "dump_ms", json_integer(d.ms));
+	json_object_set_new(j, "database_size", json_integer(dbsize >= 0 ?
+	    dbsize : d.size));
+	json_object_set_new(j, "files_size", json_integer(st.files_bytes));
+	json_object_set_new(j, "model_version", json_string(sj->model_version));
+	json_object_set_new(j, "duration", json_integer(o.duration));
+	json_object_set_new(j, "archive_size", json_integer(size));
+	json_object_set_new(j, "store", json_pack("{s:I,s:I,s:I,s:I,s:I}",
+	    "files", (json_int_t)st.files, "hashed", (json_int_t)st.hashed,
+	    "reused", (json_int_t)st.reused, "blobs_added",
+	    (json_int_t)st.blobs_added, "bytes_added",
+	    (json_int_t)st.bytes_added));
+	log_info("snapshot %s of environment %lld: a %lld-byte archive, %lld "
+	    "of %lld files read, %lld new blobs (%lld bytes) in the store",
+	    sj->id, sj->env_id, size, st.hashed, st.files, st.blobs_added,
+	    st.bytes_added);
+	rc = 0;
+out:
+	backup_dump_release(&d);
+	free(dir);
+	free(man);
+	free(store);
+	free(prev);
+	return rc;
+}
+
+/* A snapshot's own thread: take it, then record how it ended in its
+ * snapshot.json, which the portal polls. */
 static void *
 snap_thread(void *arg)
 {
 	struct snap_job *sj = arg;
-	struct backup_write_opts o;
-	struct backup_meta m;
-	char *dir = snap_dir(sj->id), *state = snap_file(sj->id, "snapshot.json");
-	char *tmp = snap_file(sj->id, "archive.tar.gz.tmp");
-	char *final = snap_file(sj->id, "archive.tar.gz");
-	char *cause = NULL;
-	json_t *j = load_json(state);
-	struct stat st;
-	int fd = -1, rc = -1;
+	json_t *j;
+	char *state, *cause = NULL;
 
-	memset(&o, 0, sizeof o);
-	o.dburl = sj->dburl;
-	o.files_dir = sj->files;
-	o.tmp_dir = dir;
-	o.out_name = tmp;
-	o.model_version = sj->model_version;
-	o.level = 6;
-	o.progress = task_progress;
-	o.progress_arg = sj->id;
 	testhook_pause("snapshot-write");
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd < 0)
-		cause = xasprintf("cannot create '%s': %s", tmp, strerror(errno));
-	else if (backup_archive_write(&o, fd, &m, &cause) == 0) {
-		/* a completed snapshot survives a crash */
-		if (fsync(fd) == -1 || fstat(fd, &st) == -1)
-			cause = xasprintf("cannot write the backup archive %s: "
-			    "%s", tmp, strerror(errno));
-		else if (util_rename_sync(tmp, final) == -1)
-			cause = xasprintf("cannot rename %s to %s: %s", tmp,
-			    final, strerror(errno));
-		else
-			rc = 0;
-	}
-	if (fd >= 0)
-		close(fd);
-	if (j == NULL)
+	state = snap_file(sj->id, "snapshot.json");
+	if ((j = load_json(state)) == NULL)
 		j = json_object();
-	if (rc == 0) {
-		meta_into(j, &m);
-		json_object_set_new(j, "archive_size", json_integer(st.st_size));
+	if (snap_store(sj, j, &cause) == 0) {
 		json_object_set_new(j, "state", json_string("completed"));
-		log_info("snapshot %s of environment %lld: %lld bytes", sj->id,
-		    sj->env_id, (long long)st.st_size);
 	} else {
-		unlink(tmp);
 		json_object_set_new(j, "state", json_string("failed"));
 		json_object_set_new(j, "error", json_string(cause ? cause :
 		    "the backup failed"));
 		log_warn("snapshot %s of environment %lld failed: %s", sj->id,
 		    sj->env_id, cause ? cause : "?");
+		store_sweep_soon();	/* the blobs it wrote */
 	}
+	/* a manifest whose snapshot.json does not say completed is removed
+	 * at the next start (backup_recover) */
 	save_json(state, j);
 	task_remove(sj->id);
 	json_decref(j);
 	free(cause);
-	free(dir);
 	free(state);
-	free(tmp);
-	free(final);
 	free(sj->dburl);
 	free(sj->files);
 	free(sj->model_version);
@@ -389,12 +536,15 @@ agent_snapshot_show(struct areq *r)
 	areply(r, 200, j);
 }
 
-/* DELETE /agent/v1/snapshots/{snapshot}: gone for good (idempotent). */
+/* DELETE /agent/v1/snapshots/{snapshot}: gone for good (idempotent).
+ * A snapshot in the store goes when its manifest does (removed durably
+ * first: no snapshot is left naming a blob the sweep then frees); the
+ * sweep that frees the blobs no other snapshot names follows. */
 void
 agent_snapshot_delete(struct areq *r)
 {
 	const char *id = http_param(r->http, "snapshot");
-	char *dir;
+	char *dir, *man;
 
 	if (!util_valid_uuid(id)) {
 		areply_error(r, 404, "SNAPSHOT_NOT_FOUND", "no snapshot '%s' on "
@@ -407,8 +557,19 @@ agent_snapshot_delete(struct areq *r)
 		return;
 	}
 	dir = snap_dir(id);
+	man = snap_file(id, "manifest.json");
+	if (unlink(man) == 0 ? util_fsync_dir(man) == -1 : errno != ENOENT) {
+		areply_error(r, 500, "NODE_IO_ERROR", "cannot delete snapshot "
+		    "%s: %s", id, strerror(errno));
+		task_remove(id);
+		free(man);
+		free(dir);
+		return;
+	}
 	util_rm_rf(dir);
 	task_remove(id);
+	store_sweep_soon();
+	free(man);
 	free(dir);
 	http_reply_empty(r->http, 204);
 }
@@ -465,18 +626,120 @@ out:
 	return fd;
 }
 
+/* A download assembled from the store (http_body_maker's arg, and the
+ * restore's stream): the same bytes for the same manifest every time. */
+struct store_out {
+	char			 id[40];
+	char			*store;
+	char			*manifest;
+	enum snapstore_kind	 kind;
+	char			*cause;		/* why the writer failed */
+};
+
+static struct store_out *
+store_out_new(const char *id, enum snapstore_kind kind)
+{
+	struct store_out *so = xcalloc(1, sizeof *so);
+
+	snprintf(so->id, sizeof so->id, "%s", id);
+	so->store = store_path();
+	so->manifest = snap_file(id, "manifest.json");
+	so->kind = kind;
+	return so;
+}
+
+static void
+store_out_free(void *arg)
+{
+	struct store_out *so = arg;
+
+	free(so->store);
+	free(so->manifest);
+	free(so->cause);
+	free(so);
+}
+
+static int
+store_out_write(void *arg, int fd)
+{
+	struct store_out *so = arg;
+
+	if (snapstore_archive_write(so->store, so->manifest, so->kind, fd,
+	    &so->cause) == 0)
+		return 0;
+	/* a client that went away is no fault of the snapshot */
+	if (so->cause == NULL || strstr(so->cause, strerror(EPIPE)) == NULL)
+		log_warn("snapshot %s cannot be assembled from the store: %s",
+		    so->id, so->cause ? so->cause : "?");
+	return -1;
+}
+
+/* The size of store snapshot id's download of kind: kept in its
+ * snapshot.json (j) — the full one since it was taken, the dump's size,
+ * the files-only one found by a dry run on first request and kept.
+ * -1 after replying. */
+static long long
+store_download_size(struct areq *r, const char *id, json_t *j,
+    enum snapstore_kind kind)
+{
+	static const char *keys[] = { [SNAPSTORE_FULL] = "archive_size",
+		[SNAPSTORE_FILES] = "files_archive_size",
+		[SNAPSTORE_DATABASE] = "dump_size" };
+	char *store, *man, *state, *cause = NULL;
+	long long size = jsonx_int(j, keys[kind], -1);
+
+	if (size >= 0)
+		return size;
+	store = store_path();
+	man = snap_file(id, "manifest.json");
+	if (snapstore_archive_size(store, man, kind, &size, &cause) < 0) {
+		areply_error(r, 500, "SNAPSHOT_CORRUPT", "snapshot %s cannot be "
+		    "read: %s", id, cause);
+		size = -1;
+	} else {
+		/* two first requests at once write the same number */
+		state = snap_file(id, "snapshot.json");
+		json_object_set_new(j, keys[kind], json_integer(size));
+		if (save_json(state, j) == -1)
+			log_warn("cannot write %s: %s", state, strerror(errno));
+		free(state);
+	}
+	free(cause);
+	free(store);
+	free(man);
+	return size;
+}
+
 /* GET /agent/v1/snapshots/{snapshot}/{kind} (kind: full, database,
- * files), signed URL; Range supported so a download can continue. */
+ * files), signed URL; Range supported so a download can continue. A
+ * snapshot in the store streams as it is assembled; the same bytes on
+ * every request, so a Range continues it. */
 void
 agent_snapshot_download(struct areq *r)
 {
+	static const struct {
+		const char		*kind;
+		enum snapstore_kind	 sk;
+		const char		*derived;	/* archive.tar.gz's */
+		const char		*ctype;
+		char			*(*name)(const char *, long long);
+	} kinds[] = {
+		{ "full", SNAPSTORE_FULL, NULL, "application/gzip",
+		    backup_archive_name_full },
+		{ "database", SNAPSTORE_DATABASE, "database.backup",
+		    "application/octet-stream", backup_archive_name_db },
+		{ "files", SNAPSTORE_FILES, "files.tar.gz", "application/gzip",
+		    backup_archive_name_files },
+	};
 	const char *id = http_param(r->http, "snapshot");
 	const char *kind = http_param(r->http, "kind");
+	struct http_body_maker mk;
 	json_t *j;
 	char *name = NULL, *path = NULL;
 	struct stat st;
-	long long created;
-	int fd = -1;
+	long long size;
+	size_t k;
+	int fd = -1, full;
 
 	if (id == NULL || kind == NULL)
 		return;
@@ -486,22 +749,38 @@ agent_snapshot_download(struct areq *r)
 		    "snapshot '%s' on this node", id);
 		goto out;
 	}
-	created = jsonx_int(j, "created", 0);
-	if (strcmp(kind, "full") == 0) {
-		path = snap_file(id, "archive.tar.gz");
-		fd = open(path, O_RDONLY | O_CLOEXEC);
-		name = backup_archive_name_full(id, created);
-	} else if (strcmp(kind, "database") == 0) {
-		fd = derived_open(r, id, "database.backup", 0);
-		name = backup_archive_name_db(id, created);
-	} else if (strcmp(kind, "files") == 0) {
-		fd = derived_open(r, id, "files.tar.gz", 1);
-		name = backup_archive_name_files(id, created);
-	} else {
+	for (k = 0; k < sizeof kinds / sizeof kinds[0]; k++)
+		if (strcmp(kind, kinds[k].kind) == 0)
+			break;
+	if (k == sizeof kinds / sizeof kinds[0]) {
 		areply_error(r, 404, "NOT_FOUND", "no download '%s' (full, "
 		    "database, files)", kind);
 		goto out;
 	}
+	json_object_del(j, "progress");
+	name = kinds[k].name(id, jsonx_int(j, "created", 0));
+	/* only the full archive counts as the backup downloaded (seed §3.3) */
+	full = kinds[k].sk == SNAPSTORE_FULL;
+	if (snap_in_store(id)) {
+		if ((size = store_download_size(r, id, j, kinds[k].sk)) < 0)
+			goto out;
+		mk.write = store_out_write;
+		mk.arg = store_out_new(id, kinds[k].sk);
+		mk.free = store_out_free;
+		if (full)
+			downloads_serve_made(r, &mk, (uint64_t)size,
+			    kinds[k].ctype, name, "snapshot", id);
+		else
+			http_reply_made(r->http, &mk, (uint64_t)size,
+			    kinds[k].ctype, name, 0);
+		goto out;
+	}
+	if (full) {
+		path = snap_file(id, "archive.tar.gz");
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+	} else
+		fd = derived_open(r, id, kinds[k].derived, kinds[k].sk ==
+		    SNAPSTORE_FILES);
 	if (fd < 0 || fstat(fd, &st) < 0) {
 		areply_error(r, 500, "NODE_IO_ERROR", "cannot open snapshot %s",
 		    id);
@@ -509,14 +788,12 @@ agent_snapshot_download(struct areq *r)
 			close(fd);
 		goto out;
 	}
-	/* only the full archive counts as the backup downloaded (seed §3.3) */
-	if (strcmp(kind, "full") == 0)
-		downloads_serve(r, fd, (uint64_t)st.st_size,
-		    "application/gzip", name, "snapshot", id);
+	if (full)
+		downloads_serve(r, fd, (uint64_t)st.st_size, kinds[k].ctype,
+		    name, "snapshot", id);
 	else
 		http_reply_file(r->http, fd, (uint64_t)st.st_size,
-		    strcmp(kind, "database") == 0 ? "application/octet-stream" :
-		    "application/gzip", name);
+		    kinds[k].ctype, name);
 out:
 	json_decref(j);
 	free(name);
@@ -1051,6 +1328,66 @@ env_is_stopped(struct env *e)
 	return e->state == ENV_STOPPED || e->state == ENV_NOTDEPLOYED;
 }
 
+/* A store snapshot's full archive assembled into a pipe for a restore,
+ * which reads it as it reads an archive.tar.gz (backup_archive_read()). */
+struct store_stream {
+	struct store_out *so;
+	pthread_t	 th;
+	int		 wfd;
+	int		 running;
+};
+
+static void *
+store_stream_thread(void *arg)
+{
+	struct store_stream *ss = arg;
+
+	store_out_write(ss->so, ss->wfd);
+	close(ss->wfd);
+	return NULL;
+}
+
+/* Start assembling snapshot id: the pipe's read end, or -1 with *cause. */
+static int
+store_stream_start(struct store_stream *ss, const char *id, char **cause)
+{
+	int p[2];
+
+	memset(ss, 0, sizeof *ss);
+	if (pipe2(p, O_CLOEXEC) == -1) {
+		*cause = xasprintf("cannot read snapshot %s: %s", id,
+		    strerror(errno));
+		return -1;
+	}
+	(void)fcntl(p[1], F_SETPIPE_SZ, NUBO_IO_CHUNK);
+	ss->so = store_out_new(id, SNAPSTORE_FULL);
+	ss->wfd = p[1];
+	if (pthread_create(&ss->th, NULL, store_stream_thread, ss) != 0)
+		fatal("cannot start a thread to read a snapshot");
+	ss->running = 1;
+	return p[0];
+}
+
+/* Stop it (rfd closed: the writer stops at its next write) and wait for
+ * it; its cause when it failed for a reason of its own (a damaged or
+ * missing blob, named), else NULL. */
+static char *
+store_stream_end(struct store_stream *ss, int rfd)
+{
+	char *why = NULL;
+
+	if (!ss->running)
+		return NULL;
+	close(rfd);
+	pthread_join(ss->th, NULL);
+	ss->running = 0;
+	if (ss->so->cause != NULL && strstr(ss->so->cause, strerror(EPIPE)) ==
+	    NULL)
+		why = xstrdup(ss->so->cause);
+	store_out_free(ss->so);
+	return why;
+}
+
 static void *
 restore_thread(void *arg)
 {
@@ -1065,13 +1402,15 @@ restore_thread(void *arg)
 	char *newdir = xasprintf("%s/files.restore-%s", rj->envdir, rand);
 	char *spool = NULL, *arch = NULL, *sql = NULL;
 	struct restore_role role;
+	struct store_stream ss;
 	long long room, need;
 	json_t *jn = NULL;
 	PGconn *c = NULL;
 	struct env *e;
-	int fd = -1, rc = -1;
+	int fd = -1, rc = -1, n;
 
 	memset(&role, 0, sizeof role);
+	memset(&ss, 0, sizeof ss);
 	/* 1. journal first: whatever happens next can be undone */
 	jn = json_pack("{s:s,s:s,s:s,s:s,s:s?,s:b}", "restore", rj->id, "phase",
 	    "preparing", "newdb", newdb, "olddb", olddb, "newdir",
@@ -1093,6 +1432,9 @@ restore_thread(void *arg)
 			goto out;
 		}
 		lseek(fd, 0, SEEK_SET);
+	} else if (snap_in_store(rj->snapshot)) {
+		if ((fd = store_stream_start(&ss, rj->snapshot, &cause)) < 0)
+			goto out;
 	} else {
 		arch = snap_file(rj->snapshot, "archive.tar.gz");
 		if ((fd = open(arch, O_RDONLY | O_CLOEXEC)) < 0) {
@@ -1135,7 +1477,20 @@ restore_thread(void *arg)
 	o.progress = task_progress;
 	o.progress_arg = rj->id;
 	o.max_bytes = rj->database_only || room < 0 ? 0 : room > 0 ? room : 1;
-	if (backup_restore(fd, &o, &info, &cause) == -1)
+	n = backup_restore(fd, &o, &info, &cause);
+	if (ss.running) {
+		/* what broke the archive it assembled, rather than how the
+		 * reader saw it end */
+		char *why = store_stream_end(&ss, fd);
+
+		fd = -1;
+		if (n == -1 && why != NULL) {
+			free(cause);
+			cause = why;
+		} else
+			free(why);
+	}
+	if (n == -1)
 		goto out;
 	if (!rj->database_only && access(newdir, F_OK) != 0 &&
 	    util_mkdir_p(newdir, 0750) == 0 && o.uid != (uid_t)-1 &&
@@ -1209,6 +1564,10 @@ out_done:
 	}
 	if (c)
 		PQfinish(c);
+	if (ss.running) {
+		free(store_stream_end(&ss, fd));
+		fd = -1;
+	}
 	if (fd >= 0)
 		close(fd);
 	if (spool)
@@ -1275,7 +1634,7 @@ agent_restore_create(struct areq *r)
 	}
 	if (src == NULL) {
 		arch = snap_file(sid, "archive.tar.gz");
-		if (access(arch, R_OK) != 0) {
+		if (access(arch, R_OK) != 0 && !snap_in_store(sid)) {
 			free(arch);
 			areply_error(r, 404, "SNAPSHOT_NOT_FOUND", "no snapshot "
 			    "'%s' on this node", sid);
@@ -1549,6 +1908,15 @@ backup_recover(void)
 				    "the node stopped during the backup"));
 				save_json(cmd, j);
 			}
+			/* a manifest written just before the node stopped:
+			 * no snapshot, its blobs are swept below */
+			if (j == NULL || jsonx_str(j, "state") == NULL ||
+			    strcmp(jsonx_str(j, "state"), "completed") != 0) {
+				free(cmd);
+				cmd = snap_file(de->d_name, "manifest.json");
+				if (unlink(cmd) == 0)
+					util_fsync_dir(cmd);
+			}
 			json_decref(j);
 		}
 		if (d)
@@ -1556,4 +1924,13 @@ backup_recover(void)
 		free(cmd);
 	}
 	free(dir);
+	/* what a killed snapshot or sweep left in the store goes */
+	{
+		pthread_t th;
+
+		if (pthread_create(&th, NULL, sweep_thread, NULL) != 0)
+			fatal("cannot start the snapshot store's sweeper");
+		pthread_detach(th);
+	}
+	store_sweep_soon();
 }

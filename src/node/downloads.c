@@ -166,24 +166,42 @@ out:
 	testhook_mark("download-end");
 }
 
-void
-downloads_serve(struct areq *r, int fd, uint64_t total, const char *ctype,
-    const char *filename, const char *kind, const char *id)
+/* Count what r serves as the download of (kind, id) when a user asked
+ * for it: 1, or 0 for the portal secret or nubo's own fetch (not a
+ * user's copy). */
+static int
+downloads_count(struct areq *r, const char *kind, const char *id)
 {
 	struct downloads_req *d;
 
-	if (r->user == 0) {
-		/* the portal secret or nubo's own fetch: not a user's copy */
-		http_reply_file(r->http, fd, total, ctype, filename);
-		return;
-	}
+	if (r->user == 0)
+		return 0;
 	d = xcalloc(1, sizeof *d);
 	d->kind = xstrdup(kind);
 	d->id = xstrdup(id);
 	r->ctx = d;
 	r->ctx_free = downloads_req_free;
 	r->done = downloads_done;
-	http_reply_file_counted(r->http, fd, total, ctype, filename);
+	return 1;
+}
+
+void
+downloads_serve(struct areq *r, int fd, uint64_t total, const char *ctype,
+    const char *filename, const char *kind, const char *id)
+{
+	if (downloads_count(r, kind, id))
+		http_reply_file_counted(r->http, fd, total, ctype, filename);
+	else
+		http_reply_file(r->http, fd, total, ctype, filename);
+}
+
+void
+downloads_serve_made(struct areq *r, const struct http_body_maker *m,
+    uint64_t total, const char *ctype, const char *filename,
+    const char *kind, const char *id)
+{
+	http_reply_made(r->http, m, total, ctype, filename,
+	    downloads_count(r, kind, id));
 }
 
 /* Post one report; 0 when the portal is done with it (taken, or refused

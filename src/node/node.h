@@ -435,6 +435,12 @@ struct areq;
 void downloads_serve(struct areq *, int fd, uint64_t total,
     const char *ctype, const char *filename, const char *kind,
     const char *id);
+struct http_body_maker;
+/* The same for a body made on demand (http_reply_made()): a snapshot
+ * assembled from the store. */
+void downloads_serve_made(struct areq *, const struct http_body_maker *m,
+    uint64_t total, const char *ctype, const char *filename,
+    const char *kind, const char *id);
 /* The thread that reports complete downloads to the portal. */
 void downloads_start(void);
 
@@ -555,6 +561,8 @@ int space_refuse(struct areq *r, long long need, const char *what);
 /* Keep or release DIR/pg/ballast, room held for PostgreSQL's WAL that
  * the node frees when the disk is nearly full (heal.c, twice a second). */
 void space_watch(void);
+/* Bytes of the files under dir (regular files; links not followed). */
+long long space_tree(const char *dir);
 /* What a snapshot of e writes at most: its dump and its archive. */
 long long space_snapshot_need(struct env *e);
 struct areq;

@@ -100,8 +100,7 @@ space_walk(const char *path, const struct stat *st, int flag, struct FTW *f)
 	return 0;
 }
 
-/* Bytes of the files under dir (regular files; links not followed). */
-static long long
+long long
 space_tree(const char *dir)
 {
 	static pthread_mutex_t walk_lock = PTHREAD_MUTEX_INITIALIZER;

@@ -229,6 +229,17 @@ wait_env_state() {
 	return 1
 }
 
+# start_notes APP NODE PKG: app APP (no sandbox) linked to a new v3 node
+# NODE, the sample notes app (package file PKG) running in its Test
+start_notes() {
+	check "create app" "$NUBO" apps create "$1" --no-sandbox
+	start_node "$2" v3 --start-timeout 30 --stop-grace 3
+	check "link" "$NUBO" nodes link "$2" "$1"
+	"$NUBO" packages upload "$2" "$3" >/dev/null
+	check "transport" "$NUBO" envs transport "$1" Test notes-1.0.0
+	check "start" "$NUBO" envs start "$1" Test
+}
+
 # Start a portal in $T/portal; sets PORTAL_URL, ADMIN_KEY and logs the CLI
 # in as the admin (NUBO_URL / NUBO_API_KEY).
 start_portal() {

@@ -176,10 +176,11 @@ for _ in $(seq 40); do [ -s "$D/pg/ballast" ] && break; sleep 0.25; done
 # room again: the same work goes through
 rm "$D/filler"
 
-# a snapshot that fits when it starts, but the disk fills while pigz
-# writes its archive: the error names the archive that could not be
-# written, the program and the system's reason (not libarchive's bare
-# "Write error" on a member of the files being read)
+# a snapshot that fits when it starts, but the disk fills while it
+# writes its files into the snapshot store: the error names the file
+# that could not be written and the system's reason. 24 MB of new files:
+# the ones the last snapshot holds are not stored again
+head -c 24M /dev/urandom > "$D/envs/$EID/files/big2.bin"
 echo snapshot-write > "$T/pause"
 "$NUBO" backups create shop Test > "$T/snap.out" 2> "$T/snap.err" &
 SNAP=$!
@@ -191,8 +192,9 @@ rm "$T/pause"
 rc=0
 wait "$SNAP" || rc=$?
 expect "the snapshot fails" "$rc" 1
-expect_match "its error names the archive, pigz and the full disk" "$(cat "$T/snap.err")" \
-	"cannot write the backup archive /[^ ]*/snapshots/[0-9a-f-]+/archive\.tar\.gz\.tmp: pigz: write error \(No space left on device\)"
+expect_match "its error names the file written and the full disk" "$(cat "$T/snap.err")" \
+	"cannot write '/[^ ]*/store/tmp/[0-9a-f]+': No space left on device"
+expect "nothing of it is left in the store" "$(find "$D/store/tmp" "$D/store/blobs" -type f -newer "$T/pause.reached" | wc -l)" 0
 expect "PostgreSQL kept running" "$(head -1 "$D/pg/data/postmaster.pid")" "$pm"
 rm "$D/filler2"
 check "the snapshot goes through once there is room" "$NUBO" backups create shop Test

@@ -22,12 +22,7 @@ print(int(day.timestamp() - time.time()))')
 MON=$(( ($(date +%s) + NUBO_CLOCK_OFFSET) / 86400 * 86400 ))
 export NUBO_NIGHTLY_TIME=02:00
 start_portal
-check "create app" "$NUBO" apps create shop --no-sandbox
-start_node cloud3 v3 --start-timeout 30 --stop-grace 3
-check "link" "$NUBO" nodes link cloud3 shop
-"$NUBO" packages upload cloud3 "$PKG" >/dev/null
-check "transport" "$NUBO" envs transport shop Test notes-1.0.0
-check "start" "$NUBO" envs start shop Test
+start_notes shop cloud3 "$PKG"
 # Acceptance stays stopped: no nightly for it
 for i in $(seq 120); do
 	n=$("$NUBO" backups list shop Test --json | python3 -c 'import json,sys; print(sum(1 for s in json.load(sys.stdin)["snapshots"] if s["type"] == "nightly" and s["state"] == "completed"))')

@@ -83,9 +83,10 @@ present() {
 	[ -s "$T/node-$node/nginx/logs/env-$test.access.log" ] && pass "$node: Test's router access log there" ||
 		fail "$node: Test's router access log missing"
 	expect "$node: Test's row there" "$(pgq "$node" "SELECT count(*) FROM notes" "env_$test")" 1
-	expect "$node: one snapshot archive" "$(ls "$T/node-$node/snapshots" | wc -l)" 1
-	[ -s "$T/node-$node/snapshots/$(ls "$T/node-$node/snapshots" | head -1)/archive.tar.gz" ] &&
-		pass "$node: the archive is there" || fail "$node: no archive"
+	expect "$node: one snapshot" "$(ls "$T/node-$node/snapshots" | wc -l)" 1
+	[ -s "$T/node-$node/snapshots/$(ls "$T/node-$node/snapshots" | head -1)/manifest.json" ] &&
+		pass "$node: its manifest is there" || fail "$node: no manifest"
+	expect_match "$node: its blobs are in the store" "$(find "$T/node-$node/store/blobs" -type f | wc -l)" '^[1-9]'
 	expect "$node: the package is in the repository" "$(ls "$T/node-$node/packages")" pyapp-1.0.0
 }
 
@@ -101,7 +102,13 @@ gone() {
 			"$(ls "$T/node-$node/nginx/logs" | grep -c "^env-$id\.access\.log" || true)" 0
 	done
 	expect "$node: no env_ database at all" "$(pgq "$node" "SELECT count(*) FROM pg_database WHERE datname LIKE 'env\_%'")" 0
-	expect "$node: no snapshot archive" "$(ls "$T/node-$node/snapshots" | wc -l)" 0
+	expect "$node: no snapshot" "$(ls "$T/node-$node/snapshots" | wc -l)" 0
+	# the store is swept after the deletes, on a thread of its own
+	for i in $(seq 100); do
+		[ "$(find "$T/node-$node/store/blobs" -type f | wc -l)" = 0 ] && break
+		sleep 0.1
+	done
+	expect "$node: no blob left in the snapshot store" "$(find "$T/node-$node/store/blobs" -type f | wc -l)" 0
 	expect "$node: no package in the repository" "$(ls "$T/node-$node/packages" | wc -l)" 0
 	expect "$node: no environment in the portal" "$(sqlite3 "$T/portal/portal.db" "SELECT count(*) FROM environments e JOIN nodes n ON n.id = e.node_id WHERE n.name = '$node'")" 0
 	expect "$node: no snapshot record" "$(sqlite3 "$T/portal/portal.db" "SELECT count(*) FROM snapshots s JOIN nodes n ON n.id = s.node_id WHERE n.name = '$node'")" 0

@@ -161,6 +161,26 @@ assemble(const char *name, enum snapstore_kind kind, const char *out,
 	return rc;
 }
 
+/* snapstore_archive_size() of manifest name's download of kind is the
+ * size of the file out, which holds that download. */
+static void
+size_is(const char *name, enum snapstore_kind kind, const char *out)
+{
+	char *store = xasprintf("%s/store", tmp);
+	char *man = xasprintf("%s/%s", tmp, name);
+	char *op = xasprintf("%s/%s", tmp, out), *cause = NULL;
+	struct stat st;
+	long long size = -1;
+
+	if (snapstore_archive_size(store, man, kind, &size, &cause) < 0)
+		fail_msg("size: %s", cause);
+	assert_int_equal(stat(op, &st), 0);
+	assert_int_equal(size, (long long)st.st_size);
+	free(store);
+	free(man);
+	free(op);
+}
+
 /* Assembling manifest name fails with a cause holding want. */
 static void
 refused(const char *name, enum snapstore_kind kind, const char *want)
@@ -257,6 +277,10 @@ test_roundtrip(void **state)
 	assert_int_equal(sh("cd %s && mkdir c && tar xzf files.tar.gz -C c && "
 	    "diff -r files c/tree -x link >/dev/null && cmp -s in.dump "
 	    "db.backup && test \"$(ls -A c)\" = tree", tmp), 0);
+	/* the size a HEAD answers, without writing a byte */
+	size_is("m1.json", SNAPSTORE_FULL, "store.tar.gz");
+	size_is("m1.json", SNAPSTORE_FILES, "files.tar.gz");
+	size_is("m1.json", SNAPSTORE_DATABASE, "db.backup");
 }
 
 /* A second snapshot reads only the changed files and adds only their

@@ -1,0 +1,193 @@
+#!/usr/bin/env bash
+# t5c: the node keeps snapshots in its store (issue #16; ARCHITECTURE,
+# "Snapshot store"): a snapshot is a manifest naming blobs in DIR/store.
+# A second snapshot with the files unchanged reads none of them and adds
+# no file blob; the full download, assembled from the store, is read by
+# plain tar, pg_restore and sha256sum, and is the same bytes on every
+# request (a HEAD's size, a Range from the middle, two whole downloads);
+# deleting a snapshot frees the blobs no other snapshot names and keeps
+# the shared ones (checked against the manifests left); a restore reads
+# the store; a damaged blob fails the download and the restore, naming
+# the file; a snapshot stored as a whole archive.tar.gz (uploaded, or
+# taken before the store) still downloads, restores and deletes; a
+# manifest the node was killed before it completed goes at the next start.
+. "$(dirname "$0")/lib.sh"
+
+PKG=$(ls "$NUBO_BUILD"/packages/notes-*.tar.gz 2>/dev/null | head -1)
+[ -n "$PKG" ] || { echo "t5c: the notes package is not built (make examples)" >&2; exit 1; }
+start_portal
+start_notes shop cloud3 "$PKG"
+
+D=$T/node-cloud3
+STORE=$D/store
+EID=$(env_id cloud3 Test)
+FILES=$D/envs/$EID/files
+DBURL="postgresql://env_$EID:$(jq_get db_password < "$D/envs/$EID/env.json")@127.0.0.1:$(sed -n 3p "$T/node-cloud3.ports")/env_$EID"
+sql() { psql -X -At -v ON_ERROR_STOP=1 "$DBURL" -c "$1"; }
+# a document as the app stores it (tree/xx/yy/<uuid>), the environment's
+# (the new file and its folders only: a chown moves a file's ctime, and
+# a file whose ctime moved is read again)
+put_doc() { # BYTES
+	local u d
+	u=$(python3 -c 'import uuid; print(uuid.uuid4())')
+	d=$FILES/${u:0:2}/${u:2:2}
+	mkdir -p "$d" && head -c "$1" /dev/urandom > "$d/$u"
+	chown --reference="$FILES" "$FILES/${u:0:2}" "$d" "$d/$u"
+	echo "$d/$u"
+}
+# the rows and every file's sha256, as one hash
+state() {
+	{ sql "SELECT id, title, body FROM notes ORDER BY id"
+	  (cd "$FILES" && find . -type f -print0 | sort -z | xargs -0 -r sha256sum); } | sha256sum | cut -c1-64
+}
+snap() { # COMMENT: take a snapshot, print its id
+	"$NUBO" backups create shop Test --comment "$1" >/dev/null &&
+		"$NUBO" backups list shop Test --json | jq_get snapshots.0.id
+}
+field() { jq_get "$2" < "$D/snapshots/$1/snapshot.json"; }
+# the blobs in the store, and those the given manifests name (sorted)
+stored() { [ -d "$STORE/blobs" ] && (cd "$STORE/blobs" && find . -type f | sed 's|^\./||; s|/||' | sort); }
+named() { # [tree|dump] MANIFEST…
+	python3 - "$@" <<'EOF'
+import json, sys
+part, out = sys.argv[1], set()
+for p in sys.argv[2:]:
+    m = json.load(open(p))
+    if part in ("all", "tree"):
+        out |= {e["sha256"] for e in m["tree"] if e["type"] == "f"}
+    if part in ("all", "dump"):
+        out |= {c["sha256"] for c in m["dump"]["chunks"]}
+print("\n".join(sorted(out)))
+EOF
+}
+man() { echo "$D/snapshots/$1/manifest.json"; }
+# delete_swept SNAPSHOT WHAT: delete it, wait for the sweep that follows
+delete_swept() {
+	local n
+	n=$(passes store-sweep "$NODE_PID_cloud3")
+	check "delete $2" "$NUBO" backups delete shop Test "$1"
+	wait_passes store-sweep "$NODE_PID_cloud3" 1 "$n"
+	[ ! -e "$D/snapshots/$1" ] && pass "nothing of $2 is left on the node" || fail "$2 is still on the node"
+}
+
+# a dump of several chunks (ARCHITECTURE: 256 kB to 4 MB each)
+sql "INSERT INTO notes (title, body) SELECT 'note ' || g, repeat(md5(g::text), 9) FROM generate_series(1, 25000) g" >/dev/null
+for i in $(seq 30); do put_doc $((RANDOM * 3 + 500)) >/dev/null; done
+NFILES=$(find "$FILES" -type f | wc -l)
+
+# --- a snapshot is a manifest; the second one reads no file ---------------
+S1=$(snap first)
+expect "the snapshot completed" "$("$NUBO" backups show shop Test "$S1" --json | jq_get state)" completed
+[ -s "$(man "$S1")" ] && pass "its manifest is on the node" || fail "no manifest for $S1"
+expect "and no archive.tar.gz" "$(ls "$D/snapshots/$S1")" "manifest.json
+snapshot.json"
+expect "every file read once" "$(field "$S1" store.hashed)" "$NFILES"
+expect "each file a blob" "$(named tree "$(man "$S1")" | wc -l)" "$NFILES"
+expect "the store holds exactly what the manifest names" "$(stored)" "$(named all "$(man "$S1")")"
+expect_match "the portal has the download's size" "$("$NUBO" backups show shop Test "$S1" --json | jq_get archive_size)" '^[1-9][0-9]{3,}$'
+BEFORE=$(stored)
+S2=$(snap "nothing changed")
+expect "second snapshot: no file read again" "$(field "$S2" store.hashed),$(field "$S2" store.reused)" "0,$NFILES"
+expect "it names the same file blobs" "$(named tree "$(man "$S2")")" "$(named tree "$(man "$S1")")"
+ADDED=$(comm -13 <(echo "$BEFORE") <(stored))
+expect "it adds no file blob (only dump chunks, if any)" "$(comm -23 <(echo "$ADDED" | sed '/^$/d') <(named dump "$(man "$S2")") | wc -l)" 0
+expect_match "the dump's unchanged chunks are shared" "$(comm -12 <(named dump "$(man "$S1")") <(named dump "$(man "$S2")") | wc -l)" '^[1-9]'
+NEW=$(put_doc 4000)
+S3=$(snap "one file added")
+expect "third snapshot: the new file alone read" "$(field "$S3" store.hashed)" 1
+NEWBLOB=$(sha256sum < "$NEW" | cut -c1-64)
+expect "its blob is in the store" "$(stored | grep -c "^$NEWBLOB$")" 1
+
+# --- downloads assembled from the store -------------------------------------
+cd "$T"
+check "download the full archive" "$NUBO" backups download shop Test "$S3" --output full.tar.gz
+check "again" "$NUBO" backups download shop Test "$S3" --output again.tar.gz
+check "the same bytes twice" cmp full.tar.gz again.tar.gz
+expect_match "plain tar lists its members" "$(tar tzf full.tar.gz | sort | tr '\n' ' ')" '^\.metadata \.nubo/ \.nubo/checksums db/ db/db\.backup tree/'
+mkdir plain && tar xzf full.tar.gz -C plain
+check "plain tar extracts the files as they are" diff -r "$FILES" plain/tree
+check "pg_restore reads db/db.backup" pg_restore --list plain/db/db.backup
+check "sha256sum -c .nubo/checksums" sh -c "cd plain && sha256sum --quiet -c .nubo/checksums"
+expect "pg_restore --data-only gives the rows back" "$(pg_restore -f - --data-only -t notes plain/db/db.backup | grep -cP '^\d+\tnote ')" 25000
+URL=$(api_as "$ADMIN_KEY" POST "/apps/shop/environments/Test/snapshots/$S3/download" '{}' | jq_get url)
+expect_match "HEAD: the archive's size, no body" "$(curl -sI "$URL" | tr '\r\n' '  ')" "^HTTP/1.1 200 OK .*Content-Length: $(stat -c %s full.tar.gz) "
+SZ=$(stat -c %s full.tar.gz)
+expect "a Range from the middle" "$(curl -s -o mid -w '%{http_code}' -r "$((SZ / 3))-$((SZ / 2))" "$URL")" 206
+check "is that piece of the archive" cmp mid <(tail -c +$((SZ / 3 + 1)) full.tar.gz | head -c $((SZ / 2 - SZ / 3 + 1)))
+head -c $((SZ / 2)) full.tar.gz > part.tar.gz
+check "download --continue from the middle" "$NUBO" backups download shop Test "$S3" --output part.tar.gz --continue
+check "the resumed file is whole" cmp part.tar.gz full.tar.gz
+check "a database-only download" "$NUBO" backups download shop Test "$S3" --kind database --output db.backup
+check "is the archive's dump" cmp db.backup plain/db/db.backup
+check "a files-only download" "$NUBO" backups download shop Test "$S3" --kind files --output files.tar.gz
+expect "it holds tree/ only" "$(count -v '^tree/' tar tzf files.tar.gz)" 0
+mkdir fonly && tar xzf files.tar.gz -C fonly
+check "with the files as they are" diff -r "$FILES" fonly/tree
+expect_match "its size is kept for the next HEAD" "$(field "$S3" files_archive_size)" "^$(stat -c %s files.tar.gz)$"
+cd - >/dev/null
+
+# --- restore from the store ---------------------------------------------------
+AT_S3=$(state)
+sql "DELETE FROM notes WHERE id % 2 = 0" >/dev/null
+rm "$NEW"; put_doc 700 >/dev/null
+[ "$(state)" != "$AT_S3" ] && pass "the data changed" || fail "the data did not change"
+check "stop" "$NUBO" envs stop shop Test
+check "restore the store snapshot" "$NUBO" backups restore shop Test "$S3"
+expect "rows and files are the snapshot's" "$(state)" "$AT_S3"
+
+# --- delete: unreferenced blobs freed, shared ones kept ------------------------
+delete_swept "$S3" "the third snapshot"
+expect "the blob only it named is freed" "$(stored | grep -c "^$NEWBLOB$")" 0
+expect "the store holds what the manifests left name" "$(stored)" "$(named all "$(man "$S1")" "$(man "$S2")")"
+delete_swept "$S1" "the first snapshot"
+expect "the files it shared with the second are kept" "$(comm -23 <(named tree "$(man "$S2")") <(stored) | wc -l)" 0
+expect "nothing else is" "$(stored)" "$(named all "$(man "$S2")")"
+
+# --- a damaged blob is named ---------------------------------------------------
+VICTIM=$(python3 -c 'import json,sys; print(next(e["path"] + " " + e["sha256"] for e in json.load(open(sys.argv[1]))["tree"] if e["type"] == "f"))' "$(man "$S2")")
+VPATH=${VICTIM% *}; VHASH=${VICTIM#* }
+VBLOB=$STORE/blobs/${VHASH:0:2}/${VHASH:2}
+cp "$VBLOB" "$T/blob.orig"
+printf 'X' | dd of="$VBLOB" bs=1 seek=10 conv=notrunc 2>/dev/null
+U2=$(api_as "$ADMIN_KEY" POST "/apps/shop/environments/Test/snapshots/$S2/download" '{}' | jq_get url)
+check_fails "the download of a damaged snapshot breaks off" 18 curl -sf -o "$T/broken.tar.gz" "$U2"
+check_fails "a restore from it fails" 1 "$NUBO" backups restore shop Test "$S2"
+expect_match "naming the damaged file" "$(cat "$T/last.err")" "the snapshot's blob for 'tree/$VPATH' is damaged"
+expect "the environment's data is untouched" "$(state)" "$AT_S3"
+cp "$T/blob.orig" "$VBLOB"
+check "repaired, it restores" "$NUBO" backups restore shop Test "$S2"
+
+# --- a whole-archive snapshot (uploaded, or from before the store) ------------
+check "upload an archive" "$NUBO" backups upload shop Test "$T/full.tar.gz" --comment uploaded
+UP=$("$NUBO" backups list shop Test --json | jq_get snapshots.0.id)
+expect "it is kept as archive.tar.gz" "$(ls "$D/snapshots/$UP")" "archive.tar.gz
+snapshot.json"
+check "its full download" "$NUBO" backups download shop Test "$UP" --output "$T/up.tar.gz"
+check "is the archive" cmp "$T/up.tar.gz" "$T/full.tar.gz"
+check "its database download" "$NUBO" backups download shop Test "$UP" --kind database --output "$T/up.backup"
+check "is the dump" cmp "$T/up.backup" "$T/plain/db/db.backup"
+check "it restores" "$NUBO" backups restore shop Test "$UP"
+expect "to the archive's data" "$(state)" "$AT_S3"
+delete_swept "$UP" "the uploaded snapshot"
+expect "the store still holds the other snapshot's blobs" "$(stored)" "$(named all "$(man "$S2")")"
+
+# --- a manifest written just before the node was killed goes at start --------
+check "start" "$NUBO" envs start shop Test
+S4=$(snap "to be half-done")
+put_doc 3000 >/dev/null
+S5=$(snap "with a new file")
+# as if the node died after S5's manifest but before its snapshot.json
+# said completed
+python3 - "$D/snapshots/$S5/snapshot.json" <<'EOF'
+import json, sys
+j = json.load(open(sys.argv[1])); j["state"] = "running"
+json.dump(j, open(sys.argv[1], "w"))
+EOF
+kill -9 "$NODE_PID_cloud3"; wait "$NODE_PID_cloud3" 2>/dev/null || true
+start_node cloud3 v3 --start-timeout 30 --stop-grace 3
+wait_passes store-sweep "$NODE_PID_cloud3" 1 0
+expect "the half-done snapshot has no manifest" "$(ls "$D/snapshots/$S5")" "snapshot.json"
+expect "it is failed" "$(field "$S5" state)" failed
+expect "and its blobs are freed" "$(stored)" "$(named all "$(man "$S2")" "$(man "$S4")")"
+
+finish
