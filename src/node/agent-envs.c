@@ -76,6 +76,8 @@ agent_env_put(struct areq *r)
 	pthread_mutex_lock(&node->lock);
 	env_delete_forget(id);
 	e = env_apply_spec(r->body, &dirty);
+	if (e)
+		e->put_at = util_mono();
 	pthread_mutex_unlock(&node->lock);
 	if (e == NULL) {
 		areply_error(r, 400, "BAD_REQUEST", "bad spec");

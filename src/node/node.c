@@ -358,8 +358,24 @@ portal_post(const char *path, json_t *body, json_t **out)
 	return (int)status;
 }
 
+/* 1 when the portal PUT environment `id`'s spec at or after `asked`
+ * (util_mono()): the list of specs asked for then may have been read
+ * before that change was stored, and would undo it until the next
+ * heartbeat (a custom domain just added unserved, maintenance just
+ * turned on lifted). The next heartbeat brings it. Caller holds the
+ * lock. */
+static int
+node_put_since(long long id, double asked)
+{
+	struct env *e = env_find(id);
+
+	return e && e->put_at >= asked;
+}
+
+/* The specs of every environment the portal has, as it answered a call
+ * made at `asked` (util_mono()). */
 static void
-node_apply_specs(json_t *specs)
+node_apply_specs(json_t *specs, double asked)
 {
 	json_t *spec;
 	size_t i;
@@ -368,12 +384,15 @@ node_apply_specs(json_t *specs)
 
 	if (!json_is_array(specs))
 		return;
+	/* t3g: a heartbeat answered before a change the portal PUT */
+	testhook_pause("heartbeat-answered");
 	pthread_mutex_lock(&node->lock);
 	/* Not an environment deleted here (DELETE .../environments/{id})
 	 * that the portal still listed when it answered. */
 	json_array_foreach(specs, i, spec)
 		if (json_is_object(spec) &&
-		    !env_delete_tombstoned(jsonx_int(spec, "id", 0)))
+		    !env_delete_tombstoned(jsonx_int(spec, "id", 0)) &&
+		    !node_put_since(jsonx_int(spec, "id", 0), asked))
 			env_apply_spec(spec, NULL);
 	env_delete_listed(specs);
 	/* The list is complete: an environment the portal no longer has
@@ -385,7 +404,7 @@ node_apply_specs(json_t *specs)
 		json_array_foreach(specs, i, spec)
 			if (jsonx_int(spec, "id", 0) == e->id)
 				listed = 1;
-		if (listed || e->removed)
+		if (listed || e->removed || e->put_at >= asked)
 			continue;
 		e->removed = 1;
 		if (json_array_size(json_object_get(e->spec, "hostnames")))
@@ -412,6 +431,7 @@ node_register(void)
 {
 	char *router = router_public(0), *router_tls = router_public(1);
 	json_t *body, *resp = NULL;
+	double asked;
 	int st, rc = -1;
 
 	/* absent rather than null (a portal takes no null for a string);
@@ -424,6 +444,7 @@ node_register(void)
 		json_object_set_new(body, "router_tls", json_string(router_tls));
 	free(router);
 	free(router_tls);
+	asked = util_mono();
 	st = portal_post("/agent/register", body, &resp);
 	json_decref(body);
 	if (st != 200) {
@@ -452,7 +473,7 @@ node_register(void)
 	node->router_dirty = 1;
 	node_save_agent();
 	pthread_mutex_unlock(&node->lock);
-	node_apply_specs(json_object_get(resp, "environments"));
+	node_apply_specs(json_object_get(resp, "environments"), asked);
 	log_info("registered as node '%s' (%s) with %s", node->name,
 	    node->generation, node->portal_url);
 	rc = 0;
@@ -487,6 +508,7 @@ node_heartbeat(void)
 {
 	json_t *envs = json_array(), *body, *resp = NULL;
 	struct env *e;
+	double asked;
 	int st;
 
 	pthread_mutex_lock(&node->lock);
@@ -495,13 +517,15 @@ node_heartbeat(void)
 	pthread_mutex_unlock(&node->lock);
 	body = json_pack("{s:o,s:o,s:b}", "environments", envs, "disk",
 	    node_disk(), "egress", node->egress);
+	asked = util_mono();
 	st = portal_post("/agent/status", body, &resp);
 	json_decref(body);
 	if (st == 200) {
 		if (hb_failing)
 			log_info("heartbeat to %s works again", node->portal_url);
 		hb_failing = 0;
-		node_apply_specs(json_object_get(resp, "environments"));
+		node_apply_specs(json_object_get(resp, "environments"),
+		    asked);
 	} else if (hb_failing++ % 30 == 0) {
 		const char *msg = jsonx_str(json_object_get(resp, "error"),
 		    "message");

@@ -65,6 +65,8 @@ struct env {
 	int			 rolling;	/* instances restart one at a time
 						 * onto a new memory limit */
 	int			 removed;	/* the portal no longer lists it */
+	double			 put_at;	/* util_mono() of the portal's
+						 * last PUT of its spec */
 	double			 start_deadline;
 	int			 held;		/* a start past its deadline that
 						 * waits for the node's

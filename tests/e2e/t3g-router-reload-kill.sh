@@ -6,6 +6,8 @@
 # nginx binds at once (before, it failed "still could not bind()" with
 # back-off, the old workers serving the old config meanwhile). The change
 # the reload carried (maintenance on) is served once nginx is back.
+# Then a heartbeat answered before a change the portal PUT: the stale
+# answer does not undo it.
 . "$(dirname "$0")/lib.sh"
 
 # the test hook (src/common/testhook.c): a reload waits after its SIGHUP
@@ -59,6 +61,24 @@ expect "nginx never failed to bind its port" "$(grep -c "could not bind" "$T/nod
 wait "$mpid" || true
 for _ in $(seq 100); do [ "$(route_status rk $HOST /count)" = 503 ] && break; sleep 0.1; done
 expect "the reload's change is served (maintenance on)" "$(route_status rk $HOST /count)" 503
-check "maintenance off" "$NUBO" envs maintenance shop Test off
-expect "and off: served" "$(route_status rk $HOST /count)" 200
+
+# --- a heartbeat the portal answered before a change it then PUT to the
+# node: the stale list must not undo the change (maintenance lifted here;
+# before, the heartbeat put it back until the next one, and a custom
+# domain just added went unserved the same way) ---
+rm -f "$T/pause.reached"
+echo heartbeat-answered > "$T/pause.new" && mv -f "$T/pause.new" "$T/pause"
+for _ in $(seq 300); do [ -s "$T/pause.reached" ] && break; sleep 0.1; done
+expect "a heartbeat waits, answered (maintenance on)" "$(cat "$T/pause.reached" 2>/dev/null)" heartbeat-answered
+check "maintenance off meanwhile" "$NUBO" envs maintenance shop Test off
+expect "  served at once" "$(route_status rk $HOST /count)" 200
+from=$(passes heartbeat "$NODE_PID_rk")
+rm -f "$T/pause" "$T/pause.reached"
+wait_passes heartbeat "$NODE_PID_rk" 1 "$from"
+expect "  the stale answer left the node's spec alone" \
+	"$(jq -r .spec.maintenance "$D/envs/$(env_id rk Test)/env.json")" false
+# a reload the stale spec asked for would come with the supervisor's next
+# pass (0.2 s); the following heartbeats must not change it either
+wait_passes heartbeat "$NODE_PID_rk" 2
+expect "  still served after more heartbeats" "$(route_status rk $HOST /count)" 200
 finish
