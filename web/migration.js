@@ -123,21 +123,36 @@ export async function migrationTab(ctx) {
     if (!isTC) return h('p', {class: 'muted'}, 'Migrating the app is for its Technical Contact.');
     if (targets.length === 0) return h('p', {class: 'muted'}, 'You see no v4 node to migrate to.');
     const to = h('select', {name: 'target'}, targets.map((n) => h('option', {value: n.name}, `${n.name} (${n.status})`)));
+    // how the database is copied: replication unless the source holds
+    // what it cannot carry (the plan says), or asked for
+    const how = h('select', {name: 'method'},
+      h('option', {value: ''}, 'By replication where it can'),
+      h('option', {value: 'replicate'}, 'By replication only'),
+      h('option', {value: 'dump'}, 'By a dump at every copy'));
     const plan = h('div', {});
     const button = h('button', {type: 'submit'}, 'Plan');
     const f = h('form', {class: 'card', 'aria-labelledby': 'plan-title'},
       h('h2', {id: 'plan-title'}, 'Migrate to a v4 node'), field('Target node', to),
-      h('div', {class: 'actions'}, button));
+      field('Copy the database', how), h('div', {class: 'actions'}, button));
     f.addEventListener('submit', async (e) => {
       e.preventDefault();
       fill(error);
       fill(plan);
+      const ask = (mode) => Object.assign({app: sub, to: to.value, mode}, how.value ? {method: how.value} : {});
       try {
-        const pl = await api('POST', '/migrations', {app: sub, to: to.value, mode: 'plan'});
+        const pl = await api('POST', '/migrations', ask('plan'));
         const start = h('button', {type: 'button', onclick: () => act('Start the migration', '/migrations',
-          {app: sub, to: to.value, mode: 'start'})}, `Start the migration to ${pl.to}`);
+          ask('start'))}, `Start the migration to ${pl.to}`);
+        const carried = pl.environments.flatMap((e) => e.replication ?
+          (e.replication.tables || []).map((t) => [e.environment, t.table, t.method])
+            .concat(e.replication.refused || e.replication.error ?
+              [[e.environment, '—', e.replication.refused || e.replication.error]] : []) : []);
         fill(plan,
           h('p', {}, `Plan: ${pl.app} from ${pl.from} to ${pl.to}; estimated downtime ${seconds(pl.estimated_downtime_seconds)}.`),
+          h('p', {}, pl.method === 'replicate' ?
+            'The database is copied once, then follows the source (PostgreSQL logical replication) until the cutover.' :
+            `The database is copied by a dump at every copy${pl.method_reason ? `: ${pl.method_reason}` : '.'}`),
+          carried.length ? table('How each table is replicated', ['Environment', 'Table', 'How'], carried) : null,
           table('Environments', ['Environment', 'Package', 'State', 'Database', 'Tables', 'Rows', 'Files', 'Downtime', 'Basis'],
             pl.environments.map((e) => [e.environment, e.package || '—', e.state, bytes(e.database_bytes),
               e.tables, e.rows, `${e.files} (${bytes(e.files_bytes)})`, seconds(e.estimated_downtime_seconds),

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 
 #include "cli.h"
+#include "migrate-cli.h"
 #include "util.h"
 
 static void
@@ -14,7 +15,7 @@ human(long long n, char *out, size_t len)
 		util_human_bytes(n, out, len);
 }
 
-/* With --replicate: how each table of the environment is carried. */
+/* Replicating: how each table of the environment is carried. */
 static void
 print_tables(json_t *env)
 {
@@ -37,12 +38,8 @@ cmd_migrate_plan_exec(struct cmd_args *a)
 	size_t i;
 	int rc = CLI_FAILED;
 
-	if (cmd_opt(a, "to") == NULL)
-		return out_usage(cmd_current, "--to NODE is required");
-	body = json_pack("{s:s,s:s,s:s}", "app", a->argv[0], "to",
-	    cmd_opt(a, "to"), "mode", "plan");
-	if (cmd_flag(a, "replicate"))
-		json_object_set_new(body, "replicate", json_true());
+	if ((body = migrate_cli_body(a, "plan")) == NULL)
+		return CLI_USAGE;
 	if (api_ok("POST", "/migrations", body, &resp) == -1)
 		goto out;
 	rc = CLI_OK;
@@ -50,6 +47,8 @@ cmd_migrate_plan_exec(struct cmd_args *a)
 		goto out;
 	printf("migration of app '%s' from node '%s' to node '%s' (dry run)\n\n",
 	    a->argv[0], jsonx_str(resp, "from"), cmd_opt(a, "to"));
+	migrate_cli_method(resp, stdout);
+	printf("\n");
 	json_array_foreach(json_object_get(resp, "environments"), i, e) {
 		char db[32], files[32];
 
@@ -82,9 +81,13 @@ out:
 }
 
 const struct cmd_entry cmd_migrate_plan_entry = {
-	"migrate", "plan", "APP", "to=,json,replicate", 1, 1,
+	"migrate", "plan", "APP", "to=,json,replicate,dump", 1, 1,
 	"dry run: every step of migrating APP to NODE, sizes, downtime",
-	"Checks the prerequisites (seed §2) and changes nothing. With\n"
-	"--replicate, says how each table would be replicated.",
+	"Checks the prerequisites (seed §2) and changes nothing. Says how\n"
+	"the database would be copied and, replicating, how each table is\n"
+	"carried. By default a migration replicates unless the source holds\n"
+	"what replication cannot carry (unlogged tables, large objects): then\n"
+	"it copies with a dump, and says why. --replicate insists (refused if\n"
+	"it cannot), --dump copies with a dump.",
 	cmd_migrate_plan_exec, 0,
 };

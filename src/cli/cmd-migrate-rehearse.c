@@ -61,7 +61,7 @@ const struct cmd_entry cmd_migrate_rehearse_entry = {
 	"shows its progress until the step list is done (--no-wait: return\n"
 	"at once; 'nubo migrate status APP' follows up).\n"
 	"--resync TABLE (repeated, or TABLE,TABLE): a migration that\n"
-	"replicates (--replicate) does not carry DDL; after a table changed on\n"
+	"replicates (the default) does not carry DDL; after a table changed on\n"
 	"the source (the cutover refuses and names it), the target makes each\n"
 	"TABLE again ([schema.]name, public when no schema is given) with the\n"
 	"source's current definition and copies its rows again; a table\n"

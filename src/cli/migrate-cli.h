@@ -2,6 +2,8 @@
 #ifndef NUBO_MIGRATE_CLI_H
 #define NUBO_MIGRATE_CLI_H
 
+#include <stdio.h>
+
 #include <jansson.h>
 
 struct cmd_args;
@@ -17,6 +19,13 @@ void migrate_cli_print(json_t *m);
 /* POST /migrations/{id}/<verb> with body (taken; NULL: {}) on the app's
  * migration and follow it. */
 int migrate_cli_action(struct cmd_args *a, const char *verb, json_t *body);
+/* A request to create a migration of APP (a->argv[0]) to --to in mode,
+ * with --replicate or --dump as "method"; NULL after printing the usage
+ * error. */
+json_t *migrate_cli_body(struct cmd_args *a, const char *mode);
+/* The line saying how the migration copies the database, and why
+ * (`method`, `method_reason` of a plan or a migration). */
+void migrate_cli_method(json_t *m, FILE *to);
 /* POST /migrations {app, to, mode} for `migrate start` and `migrate run`,
  * then follow it (unless --no-wait). A CLI_* status. */
 int migrate_cli_create(struct cmd_args *a, const char *mode);

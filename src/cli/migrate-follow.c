@@ -143,7 +143,8 @@ migrate_cli_print(json_t *m)
 	json_t *steps = json_object_get(m, "steps"), *s;
 	size_t i;
 
-	out_fields(m, "id,app,source,target,temporary_app,method,state,"
+	out_fields(m, "id,app,source,target,temporary_app,method,"
+	    "method_reason,state,"
 	    "status,phase,round,downtime_ms,offboarding_request_id,error,"
 	    "created_at,updated_at");
 	if (json_array_size(steps)) {
@@ -373,24 +374,60 @@ out:
 	return rc;
 }
 
+json_t *
+migrate_cli_body(struct cmd_args *a, const char *mode)
+{
+	json_t *body;
+
+	if (cmd_opt(a, "to") == NULL) {
+		out_usage(cmd_current, "--to NODE is required");
+		return NULL;
+	}
+	if (cmd_flag(a, "replicate") && cmd_flag(a, "dump")) {
+		out_usage(cmd_current, "--replicate and --dump exclude each "
+		    "other");
+		return NULL;
+	}
+	body = json_pack("{s:s,s:s,s:s}", "app", a->argv[0], "to",
+	    cmd_opt(a, "to"), "mode", mode);
+	if (cmd_flag(a, "replicate") || cmd_flag(a, "dump"))
+		json_object_set_new(body, "method", json_string(cmd_flag(a,
+		    "dump") ? "dump" : "replicate"));
+	return body;
+}
+
+void
+migrate_cli_method(json_t *m, FILE *to)
+{
+	const char *method = jsonx_str(m, "method");
+
+	if (method == NULL)
+		return;
+	fprintf(to, "database copied by %s", strcmp(method, "replicate") ==
+	    0 ? "replication (the schema, then PostgreSQL logical "
+	    "replication until the cutover)" : "a dump restored at every "
+	    "copy");
+	if (jsonx_str(m, "method_reason"))
+		fprintf(to, ": %s", jsonx_str(m, "method_reason"));
+	fprintf(to, "\n");
+}
+
 int
 migrate_cli_create(struct cmd_args *a, const char *mode)
 {
 	json_t *body, *resp = NULL;
 	int rc = CLI_FAILED;
 
-	if (cmd_opt(a, "to") == NULL)
-		return out_usage(cmd_current, "--to NODE is required");
-	body = json_pack("{s:s,s:s,s:s}", "app", a->argv[0], "to",
-	    cmd_opt(a, "to"), "mode", mode);
-	if (cmd_flag(a, "replicate"))
-		json_object_set_new(body, "replicate", json_true());
+	if ((body = migrate_cli_body(a, mode)) == NULL)
+		return CLI_USAGE;
 	if (api_ok("POST", "/migrations", body, &resp) == -1)
 		goto out;
-	if (!cmd_flag(a, "json"))
+	if (!cmd_flag(a, "json")) {
 		fprintf(stderr, "migration %lld of app '%s': node '%s' → node "
 		    "'%s'\n", jsonx_int(resp, "id", 0), a->argv[0],
 		    jsonx_str(resp, "source"), jsonx_str(resp, "target"));
+		migrate_cli_method(resp, stderr);
+	}
 	if (cmd_flag(a, "no-wait")) {
 		if (out_maybe_json(a, resp) == -1)
 			printf("migration %lld queued\n", jsonx_int(resp, "id",

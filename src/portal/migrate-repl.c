@@ -409,7 +409,7 @@ table_method(json_t *table)
 
 	if (jsonx_bool(table, "unlogged", 0))
 		return "not carried: an unlogged table is not replicated "
-		    "(migrate without --replicate)";
+		    "(the dump copies it)";
 	if (key && strcmp(key, "primary key") == 0)
 		return "replicated (primary key)";
 	if (key && strcmp(key, "index") == 0)
@@ -464,9 +464,10 @@ migrate_repl_plan(sqlite3 *db, long long source_node, const char *env)
 		    "{s:s,s:s}", "table", jsonx_str(v, "table"), "method",
 		    table_method(v)));
 	if ((not = uncarried(schema)) != NULL) {
+		json_object_set_new(out, "uncarried", json_string(not));
 		json_object_set_new(out, "refused", json_sprintf("cannot "
-		    "replicate: %s (migrate without --replicate: the dump "
-		    "copies them)", not));
+		    "replicate: %s (migrate with --dump: the dump copies "
+		    "them)", not));
 		free(not);
 	}
 	json_decref(schema);
@@ -767,7 +768,7 @@ migrate_repl_copy(struct migrate_ctx *c, long long s, long long t,
 			goto out;
 		if (not) {
 			fail(cause, "cannot replicate '%s': %s; migrate "
-			    "without --replicate (the dump copies them)",
+			    "with --dump (the dump copies them)",
 			    c->env, not);
 			free(not);
 			goto out;

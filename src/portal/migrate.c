@@ -720,7 +720,7 @@ migrate_json(sqlite3 *db, long long id)
 {
 	json_t *m = store_row(db, "SELECT m.id, m.uuid, a.subdomain AS app,"
 	    " s.name AS source, t.name AS target, ta.subdomain AS temporary_app,"
-	    " m.method, m.state, m.phase, m.round, m.run_all, m.environments_json,"
+	    " m.method, m.method_reason, m.state, m.phase, m.round, m.run_all, m.environments_json,"
 	    " m.downtime_ms, m.report_json, m.error, m.job_id,"
 	    " m.offboarding_request_id, u.email AS created_by, m.created_at,"
 	    " m.updated_at, m.finished_at"

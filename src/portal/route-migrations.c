@@ -105,20 +105,81 @@ migration_busy(struct preq *r, long long id)
 	    "'running')", "i", id) == 1;
 }
 
-/* POST /migrations {app, to, mode: plan|start|run, replicate} */
+/* How a migration copies the database. Asked for ("method": "dump" or
+ * "replicate"; "replicate": true or false as before), or else
+ * replication unless an environment holds what it cannot carry
+ * (unlogged tables, large objects): then the dump, and *reason says
+ * why (caller frees). *tables gets the
+ * replication plan of each environment, by name, when replicating (or
+ * asked to). -1 when the request is bad (answered). */
+static int
+migration_method(struct preq *r, long long src, const char **method,
+    char **reason, json_t **tables)
+{
+	const char *asked = jsonx_str(r->body, "method");
+	json_t *flag = json_object_get(r->body, "replicate"), *rows, *row;
+	size_t i;
+
+	*reason = NULL;
+	*tables = json_object();
+	if (asked && strcmp(asked, "dump") != 0 && strcmp(asked,
+	    "replicate") != 0) {
+		reply_error(r, 400, "BAD_REQUEST", "method must be dump or "
+		    "replicate, not '%s'", asked);
+		return -1;
+	}
+	if (asked && flag && json_is_true(flag) != (strcmp(asked,
+	    "replicate") == 0)) {
+		reply_error(r, 400, "BAD_REQUEST", "method '%s' and "
+		    "replicate %s contradict each other", asked,
+		    json_is_true(flag) ? "true" : "false");
+		return -1;
+	}
+	if (asked == NULL && flag)
+		asked = json_is_true(flag) ? "replicate" : "dump";
+	*method = asked ? asked : "replicate";
+	if (asked && strcmp(asked, "dump") == 0)
+		return 0;
+	rows = store_rows(r->db, "SELECT name FROM environments WHERE"
+	    " node_id = ? AND app_id IS NULL ORDER BY id", "i", src);
+	json_array_foreach(rows, i, row) {
+		const char *env = jsonx_str(row, "name");
+		json_t *t = migrate_repl_plan(r->db, src, env);
+		const char *why;
+
+		if (t == NULL)
+			continue;
+		/* a schema that cannot be read now (the node away) is
+		 * not a reason: the migration's steps wait for the node */
+		why = jsonx_str(t, "uncarried");
+		if (why && asked == NULL && *reason == NULL) {
+			*method = "dump";
+			*reason = xasprintf("replication cannot carry what "
+			    "environment %s holds: %s", env, why);
+		}
+		json_object_set_new(*tables, env, t);
+	}
+	json_decref(rows);
+	if (strcmp(*method, "dump") == 0)
+		json_object_clear(*tables);
+	return 0;
+}
+
+/* POST /migrations {app, to, mode: plan|start|run, method: dump|replicate}
+ * (replicate: true|false, the older spelling of method) */
 void
 migrations_create(struct preq *r)
 {
 	static const struct jfield fields[] = {
 		{ "app", JT_STRING, 1 }, { "to", JT_STRING, 1 },
-		{ "mode", JT_STRING, 0 }, { "replicate", JT_BOOL, 0 },
-		{ NULL } };
-	const char *app, *to, *mode, *code;
+		{ "mode", JT_STRING, 0 }, { "method", JT_STRING, 0 },
+		{ "replicate", JT_BOOL, 0 }, { NULL } };
+	const char *app, *to, *mode, *code, *method;
 	struct migrate_who who;
-	long long target, id;
-	char *cause = NULL;
+	long long target, src, id;
+	char *cause = NULL, *reason = NULL;
 	unsigned status;
-	json_t *plan;
+	json_t *plan, *tables = NULL;
 
 	if (body_check(r, fields) == -1)
 		return;
@@ -156,49 +217,49 @@ migrations_create(struct preq *r)
 		free(cause);
 		return;
 	}
+	src = store_int(r->db, 0, "SELECT id FROM nodes WHERE app_id = ?",
+	    "i", r->app_id);
+	if (migration_method(r, src, &method, &reason, &tables) == -1)
+		goto out;
 	if (strcmp(mode, "plan") == 0) {
 		char *from = store_text(r->db, "SELECT name FROM nodes WHERE"
-		    " app_id = ?", "i", r->app_id);
+		    " id = ?", "i", src);
+		json_t *e;
+		size_t i;
 
-		plan = migrate_plan(r->db, r->app_id, target, jsonx_bool(
-		    r->body, "replicate", 0));
+		plan = migrate_plan(r->db, r->app_id, target, strcmp(method,
+		    "replicate") == 0);
 		/* with replication: how each table is carried */
-		if (jsonx_bool(r->body, "replicate", 0)) {
-			long long src = store_int(r->db, 0, "SELECT id FROM"
-			    " nodes WHERE app_id = ?", "i", r->app_id);
-			json_t *e;
-			size_t i;
+		json_array_foreach(json_object_get(plan, "environments"), i,
+		    e) {
+			json_t *t = json_object_get(tables, jsonx_str(e,
+			    "environment"));
 
-			json_object_set_new(plan, "method", json_string(
-			    "replicate"));
-			json_array_foreach(json_object_get(plan,
-			    "environments"), i, e) {
-				json_t *t = migrate_repl_plan(r->db, src,
-				    jsonx_str(e, "environment"));
-
-				if (t)
-					json_object_set_new(e, "replication",
-					    t);
-			}
+			if (t)
+				json_object_set(e, "replication", t);
 		}
+		json_object_set_new(plan, "method", json_string(method));
+		json_object_set_new(plan, "method_reason", reason ?
+		    json_string(reason) : json_null());
 		json_object_set_new(plan, "app", json_string(app));
 		json_object_set_new(plan, "to", json_string(to));
 		json_object_set_new(plan, "from", from ? json_string(from) :
 		    json_null());
 		free(from);
 		reply(r, 200, plan);
-		return;
+		goto out;
 	}
 	if (store_begin(r->db) == -1) {
 		reply_store_error(r);
-		return;
+		goto out;
 	}
 	id = migrate_create(r->db, &who, r->app_id, target,
 	    strcmp(mode, "run") == 0, &cause);
-	/* the database copied once, then followed (migrate-repl.c) */
-	if (id && jsonx_bool(r->body, "replicate", 0) && store_run(r->db,
-	    "UPDATE migrations SET method = 'replicate' WHERE id = ?", "i",
-	    id) != STORE_OK) {
+	/* replicate: the database copied once, then followed
+	 * (migrate-repl.c) */
+	if (id && store_run(r->db, "UPDATE migrations SET method = ?,"
+	    " method_reason = ? WHERE id = ?", "ssi", method, reason, id) !=
+	    STORE_OK) {
 		cause = xasprintf("store: %s", store_errmsg(r->db));
 		id = 0;
 	}
@@ -207,9 +268,12 @@ migrations_create(struct preq *r)
 		store_rollback(r->db);
 		reply_error(r, 500, "STORE_ERROR", "%s", cause);
 		free(cause);
-		return;
+		goto out;
 	}
 	migration_submit(r, id, mode);
+out:
+	free(reason);
+	json_decref(tables);
 }
 
 /* GET /migrations[?app=APP]: the migrations the caller may see. */
@@ -427,8 +491,8 @@ migrations_resync(struct preq *r, long long id, json_t **tables)
 	if (!repl) {
 		reply_error(r, 409, "MIGRATION_NOT_REPLICATING", "migration "
 		    "%lld copies the database with a dump at every rehearse: "
-		    "--resync is for a migration that replicates (started "
-		    "with --replicate)", id);
+		    "--resync is for a migration that replicates (the "
+		    "default, not --dump)", id);
 		goto fail;
 	}
 	if (migrate_repl_resync_check(r->db, id, *tables, &cause) == -1) {

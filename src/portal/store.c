@@ -400,6 +400,9 @@ static const char *const store_schema[] = {
 	/* 28: what a step was asked to do beyond its kind: a rehearse's
 	 * data steps {resync: ["schema.table", …]} (migrate-repl.c) */
 	"ALTER TABLE migration_steps ADD COLUMN input_json TEXT;",
+	/* 29: why a migration that was not told how copies with the dump
+	 * (what replication cannot carry; route-migrations.c) */
+	"ALTER TABLE migrations ADD COLUMN method_reason TEXT;",
 };
 
 static char *store_path_global;

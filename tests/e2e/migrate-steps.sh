@@ -112,7 +112,7 @@ phase() {
 	pass "$* — killed at ${#points[@]} boundaries"
 }
 
-phase prerequisites "$NUBO" migrate start shop --to v4 ${MIGRATE_ARGS:-} --no-wait
+phase prerequisites "$NUBO" migrate start shop --to v4 ${MIGRATE_ARGS:---dump} --no-wait
 expect "start phase: copied" "$(mstate state)" copied
 add_notes v3 shop-production 2 1
 phase prerequisites "$NUBO" migrate rehearse shop --no-wait

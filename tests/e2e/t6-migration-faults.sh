@@ -38,7 +38,7 @@ bulk_rows v3 Production 30000
 
 # 1. portal killed at a step boundary
 pause_at temp-app
-"$NUBO" migrate start shop --to v4 --no-wait >/dev/null
+"$NUBO" migrate start shop --to v4 --dump --no-wait >/dev/null
 reached temp-app && pass "paused before temp-app" || fail "paused before temp-app"
 kill9_portal
 # 2. …and when it comes back, the re-queued job goes on to the middle of

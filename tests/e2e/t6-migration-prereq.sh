@@ -66,6 +66,16 @@ expect "unknown node" "$(code "$(mig '{"app":"shop","to":"nope"}')")" NODE_NOT_F
 expect "unknown app" "$(code "$(mig '{"app":"nope","to":"v4a"}')")" APP_NOT_FOUND
 expect "bad mode" "$(code "$(mig '{"app":"shop","to":"v4a","mode":"fast"}')")" BAD_REQUEST
 expect "unknown field" "$(code "$(mig '{"app":"shop","to":"v4a","x":1}')")" BAD_REQUEST
+r=$(mig '{"app":"shop","to":"v4a","method":"copy"}')
+expect "bad method" "$(code "$r")" BAD_REQUEST
+expect_match "  named" "$(jq_get error.message <<< "$r")" "method must be dump or replicate, not 'copy'"
+r=$(mig '{"app":"shop","to":"v4a","method":"dump","replicate":true}')
+expect "method and replicate that contradict" "$(code "$r")" BAD_REQUEST
+expect_match "  said so" "$(jq_get error.message <<< "$r")" "contradict"
+expect "plan not told how: replicate" "$(mig '{"app":"shop","to":"v4a"}' | jq_get method)" replicate
+expect "plan with replicate false: the dump" "$(mig '{"app":"shop","to":"v4a","replicate":false}' | jq_get method)" dump
+check_fails "cli --replicate with --dump is a usage error" 2 as_tc migrate plan shop --to v4a --replicate --dump
+expect_match "  said so" "$(cat "$T/last.err")" "exclude each other"
 expect "unknown migration" "$(status_as "$TC" GET /migrations/999)" 404
 expect "bad migration id" "$(status_as "$TC" POST /migrations/abc/abort '{}')" 404
 check_fails "cli plan without --to is a usage error" 2 as_tc migrate plan shop

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# t6-migration-replicate: `nubo migrate start --replicate` (issue 14) with
+# t6-migration-replicate: `nubo migrate start` replicating (issue 14) with
 # real nodes, PostgreSQL and nginx: the sample app on a v3 node (Test and
 # Production, notes, attachments, and a table without a primary key
 # holding equal rows); the plan says how each table is replicated, and an
-# unlogged table is refused before anything is made; a migration aborted
+# unlogged table is refused before anything is made with --replicate,
+# while a migration not told how copies by a dump and says why; a
+# migration aborted
 # after its first copy leaves no
 # slot, publication, subscription, role, pg_hba rule or record on either
 # node; after a column added on the source, a cutover is refused before
@@ -54,7 +56,8 @@ step() { step_result notes "$1" "$2" "$3" -1 | jq_get "$4"; }
 
 # --- the plan says how each table is carried; what replication cannot
 # carry (an unlogged table) is refused before anything is made ---
-plan=$("$NUBO" migrate plan notes --to v4 --replicate)
+plan=$("$NUBO" migrate plan notes --to v4)
+expect_match "the plan replicates by default" "$plan" "database copied by replication \(the schema, then PostgreSQL logical replication until the cutover\)$"
 expect_match "the plan: a table with a primary key is replicated" "$plan" "table public.notes: replicated \(primary key\)"
 expect_match "the plan: a table without one, with replica identity full" "$plan" "table public.nopk: replicated with replica identity full"
 expect_match "the plan's downtime estimate does not copy the database" "$plan" "downtime estimate: replicating: the database is not copied during the downtime; start [0-9.]+ s \(this environment's last start\)"
@@ -63,10 +66,23 @@ plan=$("$NUBO" migrate plan notes --to v4 --replicate)
 expect_match "the plan: an unlogged table is not carried" "$plan" "table public.scratch: not carried"
 expect_match "the plan: the environment is refused, naming it" "$plan" "cannot replicate: table public.scratch is unlogged"
 expect_match "the plan still counts the tables" "$plan" "Test +package notes-1.0.0, database [0-9.]+ kB \(4 tables"
+expect_match "  and tells the dump copies it" "$plan" "migrate with --dump: the dump copies them"
 out=$("$NUBO" migrate start notes --to v4 --replicate 2>&1) && fail "a replication of an unlogged table started" ||
 	expect_match "migrate start --replicate refuses it, naming it" "$out" "cannot replicate 'Test': table public.scratch is unlogged"
 expect "nothing was made for it on v3" "$(none v3)" "$NOTHING"
 check "migrate abort (refused start)" "$NUBO" migrate abort notes
+# not told how: the dump, and why
+plan=$("$NUBO" migrate plan notes --to v4)
+expect_match "without --replicate the plan copies by a dump, saying why" "$plan" \
+	"database copied by a dump restored at every copy: replication cannot carry what environment Test holds: table public.scratch is unlogged"
+expect "  and lists no replication of tables" "$(grep -c "table public.notes: replicated" <<< "$plan" || [ $? = 1 ])" 0
+check "migrate start (falls back to the dump)" "$NUBO" migrate start notes --to v4
+expect_match "  says so as it starts" "$(cat "$T/last.err")" "database copied by a dump restored at every copy: replication cannot carry what environment Test holds: table public.scratch is unlogged"
+st=$("$NUBO" migrate status notes --json)
+expect "  the migration copies by a dump" "$(jq_get method <<< "$st")" dump
+expect_match "  and keeps why" "$(jq_get method_reason <<< "$st")" "table public.scratch is unlogged"
+expect "  nothing of a replication on v3" "$(none v3)" "$NOTHING"
+check "migrate abort (the dump)" "$NUBO" migrate abort notes
 env_sql v3 Test "DROP TABLE scratch" >/dev/null
 
 # --- an aborted migration leaves nothing ---
@@ -93,7 +109,9 @@ expect "v4 keeps nothing of the aborted replication" "$(none v4)" "$NOTHING"
 # --- the writer: notes through v3's router, each acknowledged id kept ---
 writer_start notes-production
 
-check "migrate start --replicate" "$NUBO" migrate start notes --to v4 --replicate
+check "migrate start (replicates by default)" "$NUBO" migrate start notes --to v4
+expect_match "  says so as it starts" "$(cat "$T/last.err")" "database copied by replication"
+expect "  the migration replicates" "$("$NUBO" migrate status notes --json | jq_get method)" replicate
 expect "the first copy started the replication" "$(step data Production 0 replication)" started
 expect_match "the target did not start on the replica" "$(step start Production 0 skipped)" "starts at the cutover"
 TMP=$(api_as "$ADMIN_KEY" GET "/migrations?app=notes" | python3 -c 'import json,sys; print(json.load(sys.stdin)["migrations"][-1]["temporary_app"])')

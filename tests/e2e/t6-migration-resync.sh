@@ -37,7 +37,7 @@ mid() { api_as "$ADMIN_KEY" GET "/migrations?app=notes" | python3 -c 'import jso
 round() { api_as "$ADMIN_KEY" GET "/migrations/$(mid)" | python3 -c 'import json,sys; m = json.load(sys.stdin); print(m["round"], m["state"])'; }
 
 # --- a migration that copies with a dump has nothing to resync ---
-check "migrate start (a dump)" "$NUBO" migrate start notes --to v4
+check "migrate start (a dump)" "$NUBO" migrate start notes --to v4 --dump
 out=$("$NUBO" migrate rehearse notes --resync notes 2>&1) && fail "--resync on a dump migration was taken" ||
 	expect_match "--resync on a dump migration is refused" "$out" "copies the database with a dump.*--resync is for a migration that replicates"
 expect "and nothing was queued" "$(round)" "0 copied"

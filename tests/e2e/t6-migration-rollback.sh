@@ -96,7 +96,7 @@ check "the other app gives it up" env NUBO_API_KEY="$OTHER" "$NUBO" settings dom
 # (seconds, basis), with the figures it says it used checked against the
 # migrations' own records: ok, or what does not add up
 estimate() {
-	"$NUBO" migrate plan crm --to v4 --json > "$T/plan.json" || { echo "plan failed"; return; }
+	"$NUBO" migrate plan crm --to v4 --dump --json > "$T/plan.json" || { echo "plan failed"; return; }
 	local id
 	: > "$T/migs.json"
 	for id in $(api_as "$ADMIN_KEY" GET '/migrations?app=crm' | python3 -c 'import json,sys; print(*[m["id"] for m in json.load(sys.stdin)["migrations"]])'); do
@@ -160,7 +160,7 @@ check "a snapshot" "$NUBO" backups create crm Production
 expect "then it scales the snapshot's measured dump too" "$(estimate)" "elsewhere snapshot start elsewhere ok"
 
 # --- abort ---
-check "start" "$NUBO" migrate start crm --to v4
+check "start" "$NUBO" migrate start crm --to v4 --dump
 expect_match "after the first copy, status estimates the cutover from it" "$("$NUBO" migrate status crm)" "Production +[0-9.]+ s — measured in the first copy of migration [0-9]+: copy [0-9.]+ s, verify"
 expect "target linked to the temporary app" "$(api_as "$ADMIN_KEY" GET /nodes/v4 | jq_get app)" "$(mstate 0 temporary_app)"
 expect "the domain moved with the settings to the temporary app's environment" "$(domains "$(mstate 0 temporary_app)")" crm.example.test
@@ -203,7 +203,7 @@ v4_clean "after the abort"
 expect "after the aborted copy the estimate comes from its measured steps" "$(estimate)" "start ok"
 
 # --- rollback ---
-check "run again to the cutover" "$NUBO" migrate start crm --to v4
+check "run again to the cutover" "$NUBO" migrate start crm --to v4 --dump
 check "cutover" "$NUBO" migrate cutover crm
 expect "cut over" "$(mstate 1 state)" cut-over
 check_fails "abort after cutover refused" 1 "$NUBO" migrate abort crm
@@ -223,10 +223,10 @@ rival_claims "after the rollback another app cannot take it"
 expect "the target gave it back" "$(v4_domains)" 0
 v4_clean "after the rollback"
 expect "after a cutover the estimate comes from its measured downtime" "$(estimate)" "cutover ok"
-expect_match "cli plan says what the estimate comes from" "$("$NUBO" migrate plan crm --to v4)" "downtime estimate: measured at a cutover to this node \\(migration [0-9]+, Production\\): down [0-9.]+ s"
+expect_match "cli plan says what the estimate comes from" "$("$NUBO" migrate plan crm --to v4 --dump)" "downtime estimate: measured at a cutover to this node \\(migration [0-9]+, Production\\): down [0-9.]+ s"
 
 # --- a third migration; rollback refused once offboarding is approved ---
-check "run" "$NUBO" migrate run crm --to v4
+check "run" "$NUBO" migrate run crm --to v4 --dump
 expect "run by an admin goes through the approval to the end" "$(mstate 2 state)" completed
 expect "linked to v4" "$(api_as "$ADMIN_KEY" GET /apps/crm | jq_get node)" v4
 check_fails "rollback after approval refused" 1 "$NUBO" migrate rollback crm

@@ -31,7 +31,7 @@ mjob() { api_as "$ADMIN_KEY" GET '/migrations?app=shop' | jq_get "migrations.0.$
 
 # 1. pg_dump refuses on the source
 asql "ALTER ROLE nubo_admin IN DATABASE env_$ID SET session_preload_libraries = 'nubo_no_such_library'" postgres
-check_fails "the copy fails" 1 "$NUBO" migrate start shop --to v4
+check_fails "the copy fails" 1 "$NUBO" migrate start shop --to v4 --dump
 out="$(cat "$T/last.err")
 $(mstatus)"
 expect_match "the error quotes pg_dump's own words" "$out" "pg_dump: error: connection to server .* failed: FATAL: +could not access file \"nubo_no_such_library\": No such file or directory"

@@ -106,7 +106,7 @@ verify_catches "start: one row changed on the target" \
 	'row=$(env_sql v4 Production "SELECT id, title FROM notes ORDER BY id LIMIT 1")
 	 env_sql v4 Production "UPDATE notes SET title = title || '"'"' (changed)'"'"' WHERE id = ${row%%|*}"' \
 	'env_sql v4 Production "UPDATE notes SET title = '"'"'${row#*|}'"'"' WHERE id = ${row%%|*}"' \
-	"table [a-z_.]*notes: " "$NUBO" migrate start notes --to v4
+	"table [a-z_.]*notes: " "$NUBO" migrate start notes --to v4 --dump
 cp "$T/verify.err" "$T/migrate-start.err"
 expect_match "progress lines" "$(cat "$T/migrate-start.err")" "data (Test|Production)"
 check "migrate start goes on once the target is put back" "$NUBO" migrate resume notes

@@ -611,12 +611,17 @@ try:
        text_of("main [role=alert]") or text_of("main")[:300])
     ok("the plan lists the cutover's steps",
        "first request served by the target" in text_of("main"))
+    ok("the plan copies the database by replication, and says how each table is carried",
+       "follows the source (PostgreSQL logical replication)" in text_of("main") and
+       "replicated (primary key)" in text_of("main table"), text_of("main")[:400])
     page_check("migration-plan")
     click("//button[normalize-space()='Start the migration to %s']" % NODE4)
     mig_wait("Start the migration")
     errors, bad = drain()
     ok("the migration's start followed: no console errors, no failed requests",
        not errors and not bad, errors + bad)
+    ok("the migration started replicates (read through the API)",
+       [m["method"] for m in api_get("/migrations?app=webshop")["migrations"]] == ["replicate"])
     ok("the migration was followed by long polling (GET /migrations/{id}?wait=&revision=)",
        any("/api/v1/migrations/" in u and "?wait=25&revision=" in u for u in urls.values()),
        [u for u in urls.values() if "/migrations" in u][-3:])
