@@ -864,6 +864,16 @@ migrate_steps_next_hint(sqlite3 *db, json_t *m)
 	if (!json_is_null(json_object_get(m, "error")))
 		return json_sprintf("fix the cause, then: nubo migrate resume "
 		    "%s --to %s", app, to);
+	/* replicating, the target's app does not run before the
+	 * cutover: on a replica its writes would collide with the
+	 * source's */
+	if (strcmp(state, "copied") == 0 && jsonx_str(m, "method") &&
+	    strcmp(jsonx_str(m, "method"), "replicate") == 0)
+		return json_sprintf("node '%s' follows node '%s' (the app "
+		    "starts there at the cutover); nubo migrate "
+		    "rehearse|cutover|abort %s --to %s (to test the app on "
+		    "'%s' before the cutover: abort, then migrate with --dump)",
+		    to, jsonx_str(m, "source"), app, to, to);
 	if (strcmp(state, "copied") == 0) {
 		char *urls = migrate_steps_test_urls(db, m);
 		json_t *out = json_sprintf("test the app on node '%s'%s%s, "

@@ -111,6 +111,8 @@ writer_start notes-production
 
 check "migrate start (replicates by default)" "$NUBO" migrate start notes --to v4
 expect_match "  says so as it starts" "$(cat "$T/last.err")" "database copied by replication"
+expect_match "  and what comes next: the app starts on v4 at the cutover" "$(cat "$T/last.out")" \
+	"^next: node 'v4' follows node 'v3' \(the app starts there at the cutover\); nubo migrate rehearse\|cutover\|abort notes --to v4 \(to test the app on 'v4' before the cutover: abort, then migrate with --dump\)$"
 expect "  the migration replicates" "$("$NUBO" migrate status notes --json | jq_get method)" replicate
 expect "the first copy started the replication" "$(step data Production 0 replication)" started
 expect_match "the target did not start on the replica" "$(step start Production 0 skipped)" "starts at the cutover"

@@ -89,11 +89,12 @@ expect "  its rows are there" "$(env_sql v3 Acceptance 'SELECT count(*) FROM upl
 # --- migrate v3 → v4 ---
 # nothing copied to v4 yet: the estimate scales what v3 measured, the
 # Flask app's own start and the backup's dump
-check "migrate plan" "$NUBO" migrate plan uploads --to v4
+# (a dump: the copy is served on v4 before the cutover, to test it)
+check "migrate plan" "$NUBO" migrate plan uploads --to v4 --dump
 expect_match "the plan's estimate comes from the app's measured start and dump" "$(cat "$T/last.out")" \
 	"downtime estimate: nothing copied to this node yet; measured elsewhere: dump [0-9.]+ s \(this environment's snapshot $snap: .*start [0-9.]+ s \(this environment's last start, job [0-9]+\)"
-estimate=$("$NUBO" migrate plan uploads --to v4 --json | python3 -c 'import json,sys; print([e for e in json.load(sys.stdin)["environments"] if e["environment"] == "Production"][0]["estimated_downtime_seconds"])')
-check "migrate start" "$NUBO" migrate start uploads --to v4
+estimate=$("$NUBO" migrate plan uploads --to v4 --dump --json | python3 -c 'import json,sys; print([e for e in json.load(sys.stdin)["environments"] if e["environment"] == "Production"][0]["estimated_downtime_seconds"])')
+check "migrate start" "$NUBO" migrate start uploads --to v4 --dump
 tmp=$(api_as "$ADMIN_KEY" GET '/migrations?app=uploads' | jq_get migrations.0.temporary_app)
 expect_match "migrate start ends with the URL to test the copy" "$(cat "$T/last.out")" \
 	"^next: test the app on node 'v4' at http://$tmp-production\.nubo\.localhost:$ROUTER_v4/, then: nubo migrate rehearse\|cutover\|abort uploads --to v4$"
