@@ -158,10 +158,15 @@ subscription_report(PGconn *d, const char *sub, const char *key,
 	    ready < n ? "copying" : PQntuples(res) == 1 ? "streaming" :
 	    "stopped"));
 	/* the workers' errors since the subscription was made (a table's
-	 * copy that fails is tried again and again: the portal gives up) */
+	 * copy that fails is tried again and again: the portal gives up).
+	 * The view is the cluster's: the migration's other environments
+	 * have subscriptions of the same name in their databases */
 	PQclear(res);
-	res = repl_query(d, e, "SELECT sync_error_count, apply_error_count"
-	    " FROM pg_stat_subscription_stats WHERE subname = $1", 1, p);
+	res = repl_query(d, e, "SELECT ss.sync_error_count,"
+	    " ss.apply_error_count FROM pg_stat_subscription_stats ss"
+	    " JOIN pg_subscription s ON s.oid = ss.subid JOIN pg_database db"
+	    " ON db.oid = s.subdbid WHERE db.datname = current_database() AND"
+	    " s.subname = $1", 1, p);
 	if (res == NULL)
 		goto fail;
 	json_object_set_new(out, "sync_errors", json_integer(PQntuples(res) ?

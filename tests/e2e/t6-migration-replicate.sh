@@ -10,6 +10,9 @@
 # slot, publication, subscription, role, pg_hba rule or record on either
 # node; after a column added on the source, a cutover is refused before
 # anything stops, naming the table, and an abort leaves nothing either;
+# a table whose first copy fails on the target (a CHECK added NOT VALID
+# on the source, a row breaking it) is given up after 5 failures, named,
+# and an abort leaves nothing;
 # a third migration copies the schema and files, and from then on the v4
 # database follows the v3 one while a writer adds notes through the app
 # (the target is not started: a replica takes the source's writes alone);
@@ -105,6 +108,20 @@ expect "the source still serves" "$(route_status v3 notes-production.nubo.localh
 check "migrate abort (the cutover was refused before anything was queued)" "$NUBO" migrate abort notes
 expect "v3 keeps nothing of the aborted replication" "$(none v3)" "$NOTHING"
 expect "v4 keeps nothing of the aborted replication" "$(none v4)" "$NOTHING"
+
+# --- a table whose first copy fails again and again (a CHECK added NOT
+# VALID on the source, a row there breaking it: the target's copy
+# enforces it): the portal gives up after 5 failed copies, naming the
+# table; an abort leaves nothing ---
+env_sql v3 Production "CREATE TABLE checked (k int PRIMARY KEY, v int); INSERT INTO checked VALUES (1, -1); ALTER TABLE checked ADD CONSTRAINT positive CHECK (v > 0) NOT VALID" >/dev/null
+out=$(timeout 180 "$NUBO" migrate start notes --to v4 2>&1) && fail "a first copy that cannot succeed was not given up" ||
+	expect_match "the first copy is given up after 5 failures, naming the table" "$out" \
+		"node 'v4': the copy of checked of 'Production' failed 5 times \(the node's PostgreSQL log says why\)"
+expect_match "  the target's PostgreSQL said why" "$(grep -a 'violates check constraint "positive"' "$T/node-v4/pg/log/postgres.log" | head -1)" "positive"
+check "migrate abort (a first copy given up)" "$NUBO" migrate abort notes
+expect "v3 keeps nothing of the aborted replication" "$(none v3)" "$NOTHING"
+expect "v4 keeps nothing of the aborted replication" "$(none v4)" "$NOTHING"
+env_sql v3 Production "DROP TABLE checked" >/dev/null
 
 # --- the writer: notes through v3's router, each acknowledged id kept ---
 writer_start notes-production
