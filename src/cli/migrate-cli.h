@@ -30,4 +30,16 @@ void migrate_cli_method(json_t *m, FILE *to);
  * then follow it (unless --no-wait). A CLI_* status. */
 int migrate_cli_create(struct cmd_args *a, const char *mode);
 
+/* The help of `migrate start` and `migrate run` after their summary. */
+#define MIGRATE_CREATE_HELP \
+	"Shows progress (step, bytes, rows, files, ETA) until done; the\n" \
+	"migration is journaled: if anything is killed, 'nubo migrate resume\n" \
+	"APP' finishes it. --no-wait returns at once. The database's schema\n" \
+	"is copied, then the target's database follows the source's\n" \
+	"(PostgreSQL logical replication) until the cutover, which waits for\n" \
+	"the last writes instead of copying the database; when the source\n" \
+	"holds what replication cannot carry (unlogged tables, large\n" \
+	"objects), a dump copies it instead, as it says. --replicate insists\n" \
+	"(refused if it cannot), --dump copies with a dump at every copy."
+
 #endif
