@@ -13,7 +13,9 @@
 # the source left out) are refused with nothing changed on v4. `rehearse
 # --resync notes,attachments,labels --resync public.parent,"child",gone`
 # makes them again on v4 (gone dropped) and copies their rows again;
-# writes after it follow; the cutover goes through, and psql finds every
+# writes after it follow; the cutover goes through (with no replication
+# slot free on v3: its baseline left out, saying why, the downtime's
+# verify reading every table whole), and psql finds every
 # row of the changed tables (the new column's values included) equal on
 # both nodes, and no load role left.
 . "$(dirname "$0")/lib.sh"
@@ -127,6 +129,13 @@ expect "no load role is left on v4" "$(node_sql v4 "SELECT count(*) FROM pg_role
 expect "v4's tables belong to the environment's role" \
 	"$(db_sql v4 "$T_PROD" "SELECT string_agg(DISTINCT tableowner, ',') FROM pg_tables WHERE schemaname = 'public'")" "$T_PROD"
 
+# --- and with no replication slot free on v3 (filled up by others): the
+# cutover's baseline cannot mark the source; it is left out, saying why,
+# and the verify during the downtime reads every table whole ---
+free=$(node_sql v3 "SELECT current_setting('max_replication_slots')::int - count(*) FROM pg_replication_slots")
+node_sql v3 "SELECT count(pg_create_logical_replication_slot('t6_filler_' || i, 'pgoutput')) FROM generate_series(1, $free) i" >/dev/null
+expect "v3's replication slots are all taken" "$(node_sql v3 "SELECT current_setting('max_replication_slots')::int - count(*) FROM pg_replication_slots")" 0
+
 # --- the cutover, asked for with v4's agent stopped (SIGSTOP: its port
 # takes the connection, nothing answers): the request does not wait for
 # it — its schema check gives up within seconds and the cutover's first
@@ -144,6 +153,14 @@ for _ in $(seq 900); do
 	sleep 0.2
 done
 expect "the cutover ran once v4 was back" "$(round | cut -d' ' -f2)" cut-over
+R=$(round | cut -d' ' -f1)
+base=$(step_result notes baseline Production "$R" -1)
+expect "no slot free on v3: Production's baseline was left out" "$(jq_get baseline <<< "$base")" false
+expect_match "  saying why" "$(jq_get why <<< "$base")" "replication slot"
+ver=$(step_result notes verify Production "$R" -1)
+expect "  the downtime's verify read every table whole" "$(jq -r 'has("by_key")' <<< "$ver")" false
+expect_match "  and compared them" "$(jq -r '.tables // empty' <<< "$ver")" "^[1-9]"
+node_sql v3 "SELECT count(pg_drop_replication_slot(slot_name)) FROM pg_replication_slots WHERE slot_name LIKE 't6_filler_%'" >/dev/null
 for q in "SELECT string_agg(id || ':' || title || ':' || coalesce(mood, '-'), ',' ORDER BY id) FROM notes" \
 	"SELECT string_agg(id || ':' || note || ':' || text, ',' ORDER BY id) FROM labels" \
 	"SELECT string_agg(id || ':' || name || ':' || coalesce(weight::text, '-'), ',' ORDER BY id) FROM parent" \
