@@ -696,9 +696,40 @@ migrate_steps_kind(const char *name)
 	fatal("migration: unknown step '%s'", name);
 }
 
+/* What a step does where the method changes it (the plan's words). */
+static const struct {
+	const char	*phase, *name;
+	const char	*replicate, *dump;	/* NULL: the kind's summary */
+} migrate_step_by_method[] = {
+	{ "start", "data", "replication: the schema and the files, node to "
+	  "node; from then on the target's database follows the source's "
+	  "(PostgreSQL logical replication)", NULL },
+	{ "start", "start", "not started: on a replica the app's writes "
+	  "would collide with the source's; it starts at the cutover", NULL },
+	{ "cutover", "data", "wait until the target has every write of the "
+	  "stopped source (LSN), copy the sequences' values and the files "
+	  "changed since the last copy", NULL },
+	{ "cutover", "verify", "compare what changed since the baseline (the "
+	  "rows written since; a table it could not vouch for read whole), "
+	  "the sequences and per-file sha256 with the source", NULL },
+	{ "cutover", "baseline", NULL, "skipped: the database copied at the "
+	  "cutover is verified whole" },
+};
+
 const char *
-migrate_steps_summary(const char *name)
+migrate_steps_summary(const char *name, const char *phase, int replicate)
 {
+	size_t i;
+
+	for (i = 0; i < sizeof migrate_step_by_method /
+	    sizeof migrate_step_by_method[0]; i++) {
+		const char *s = replicate ? migrate_step_by_method[i].replicate :
+		    migrate_step_by_method[i].dump;
+
+		if (s && strcmp(migrate_step_by_method[i].phase, phase) == 0 &&
+		    strcmp(migrate_step_by_method[i].name, name) == 0)
+			return s;
+	}
 	return migrate_steps_kind(name)->summary;
 }
 

@@ -39,7 +39,8 @@ struct migrate_step_kind {
 };
 
 const struct migrate_step_kind *migrate_steps_kind(const char *name);
-const char *migrate_steps_summary(const char *name);
+const char *migrate_steps_summary(const char *name, const char *phase,
+    int replicate);
 /* Sizes and estimates of one environment for the plan. */
 json_t *migrate_steps_env_plan(sqlite3 *db, long long source_node,
     long long target_node, const char *env);

@@ -324,7 +324,8 @@ migrate_plan(sqlite3 *db, long long app_id, long long target_node,
 		for (i = 0; ph->global_before[i]; i++)
 			json_array_append_new(steps, json_pack("{s:s,s:s,s:s}",
 			    "phase", ph->name, "step", ph->global_before[i],
-			    "does", migrate_steps_summary(ph->global_before[i])));
+			    "does", migrate_steps_summary(ph->global_before[i],
+			    ph->name, replicate)));
 		json_array_foreach(envs, i, e) {
 			size_t j;
 
@@ -332,12 +333,14 @@ migrate_plan(sqlite3 *db, long long app_id, long long target_node,
 				json_array_append_new(steps, json_pack(
 				    "{s:s,s:s,s:O,s:s}", "phase", ph->name,
 				    "step", ph->per_env[j], "environment", e,
-				    "does", migrate_steps_summary(ph->per_env[j])));
+				    "does", migrate_steps_summary(ph->per_env[j],
+				    ph->name, replicate)));
 		}
 		for (i = 0; ph->global_after[i]; i++)
 			json_array_append_new(steps, json_pack("{s:s,s:s,s:s}",
 			    "phase", ph->name, "step", ph->global_after[i],
-			    "does", migrate_steps_summary(ph->global_after[i])));
+			    "does", migrate_steps_summary(ph->global_after[i],
+			    ph->name, replicate)));
 	}
 	json_decref(envs);
 	return json_pack("{s:o,s:o,s:f}", "steps", steps, "environments",
