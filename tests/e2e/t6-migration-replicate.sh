@@ -62,6 +62,8 @@ step() { step_result notes "$1" "$2" "$3" -1 | jq_get "$4"; }
 plan=$("$NUBO" migrate plan notes --to v4)
 expect_match "the plan replicates by default" "$plan" "database copied by replication \(the schema, then PostgreSQL logical replication until the cutover\)$"
 expect_match "the plan: a table with a primary key is replicated" "$plan" "table public.notes: replicated \(primary key\)"
+expect_match "the plan's steps: the target is not started before the cutover" "$plan" "start +start +Production +not started: on a replica"
+expect_match "  the cutover waits for the last writes" "$plan" "cutover +data +Production +wait until the target has every write of the stopped source"
 expect_match "the plan: a table without one, with replica identity full" "$plan" "table public.nopk: replicated with replica identity full"
 expect_match "the plan's downtime estimate does not copy the database" "$plan" "downtime estimate: replicating: the database is not copied during the downtime; start [0-9.]+ s \(this environment's last start\)"
 env_sql v3 Test "CREATE UNLOGGED TABLE scratch (k int PRIMARY KEY)" >/dev/null
@@ -79,6 +81,7 @@ plan=$("$NUBO" migrate plan notes --to v4)
 expect_match "without --replicate the plan copies by a dump, saying why" "$plan" \
 	"database copied by a dump restored at every copy: replication cannot carry what environment Test holds: table public.scratch is unlogged"
 expect "  and lists no replication of tables" "$(grep -c "table public.notes: replicated" <<< "$plan" || [ $? = 1 ])" 0
+expect_match "  its steps: no baseline" "$plan" "cutover +baseline +Production +skipped: the database copied at the cutover is verified whole"
 check "migrate start (falls back to the dump)" "$NUBO" migrate start notes --to v4
 expect_match "  says so as it starts" "$(cat "$T/last.err")" "database copied by a dump restored at every copy: replication cannot carry what environment Test holds: table public.scratch is unlogged"
 st=$("$NUBO" migrate status notes --json)
