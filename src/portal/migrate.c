@@ -72,8 +72,8 @@ phase_find(const char *name)
 
 /* The environments a migration covers: every environment the app has on
  * the source node (seed §3.2), by name. */
-static json_t *
-source_envs(sqlite3 *db, long long node_id)
+json_t *
+migrate_source_envs(sqlite3 *db, long long node_id)
 {
 	json_t *rows = store_rows(db, "SELECT name FROM environments"
 	    " WHERE node_id = ? AND app_id IS NULL ORDER BY id", "i", node_id);
@@ -260,7 +260,7 @@ migrate_check(sqlite3 *db, const struct migrate_who *who, long long app_id,
 		    "node '%s'", other, sub, tname);
 		goto out;
 	}
-	envs = source_envs(db, jsonx_int(src, "id", 0));
+	envs = migrate_source_envs(db, jsonx_int(src, "id", 0));
 	json_array_foreach(envs, i, e) {
 		if (store_int(db, 0, "SELECT 1 FROM environments WHERE"
 		    " node_id = ? AND app_id IS NULL AND name = ? COLLATE NOCASE",
@@ -294,7 +294,7 @@ migrate_plan(sqlite3 *db, long long app_id, long long target_node,
 {
 	long long src = store_int(db, 0, "SELECT id FROM nodes WHERE"
 	    " app_id = ?", "i", app_id);
-	json_t *envs = source_envs(db, src), *steps = json_array(), *e;
+	json_t *envs = migrate_source_envs(db, src), *steps = json_array(), *e;
 	json_t *env_plans = json_array();
 	const struct migrate_phase *ph;
 	double downtime = 0;
@@ -391,7 +391,7 @@ migrate_create(sqlite3 *db, const struct migrate_who *who, long long app_id,
 	util_time_iso(util_now(), now, sizeof now);
 	src = store_int(db, 0, "SELECT id FROM nodes WHERE app_id = ?", "i",
 	    app_id);
-	envs = source_envs(db, src);
+	envs = migrate_source_envs(db, src);
 	if (store_run(db, "INSERT INTO migrations (uuid, app_id,"
 	    " source_node_id, target_node_id, environments_json, state,"
 	    " phase, round, run_all, created_by, created_at, updated_at)"
@@ -723,7 +723,8 @@ migrate_json(sqlite3 *db, long long id)
 {
 	json_t *m = store_row(db, "SELECT m.id, m.uuid, a.subdomain AS app,"
 	    " s.name AS source, t.name AS target, ta.subdomain AS temporary_app,"
-	    " m.method, m.method_reason, m.state, m.phase, m.round, m.run_all, m.environments_json,"
+	    " m.method, m.method_reason, m.state, m.phase, m.round, m.run_all,"
+	    " m.environments_json,"
 	    " m.downtime_ms, m.report_json, m.error, m.job_id,"
 	    " m.offboarding_request_id, u.email AS created_by, m.created_at,"
 	    " m.updated_at, m.finished_at"

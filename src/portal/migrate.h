@@ -30,6 +30,9 @@ int migrate_check(sqlite3 *db, const struct migrate_who *who,
     long long app_id, long long target_node, long long ignore_migration,
     const char **code, unsigned *status, char **cause);
 
+/* The environments a migration of the app on node_id covers, by name
+ * (a JSON array of strings). */
+json_t *migrate_source_envs(sqlite3 *db, long long node_id);
 /* The dry run: every step, what it will copy, sizes, estimated downtime
  * (replicate: of a migration that replicates). */
 json_t *migrate_plan(sqlite3 *db, long long app_id, long long target_node,

@@ -109,15 +109,16 @@ migration_busy(struct preq *r, long long id)
  * "replicate"; "replicate": true or false as before), or else
  * replication unless an environment holds what it cannot carry
  * (unlogged tables, large objects): then the dump, and *reason says
- * why (caller frees). *tables gets the
- * replication plan of each environment, by name, when replicating (or
- * asked to). -1 when the request is bad (answered). */
+ * why (caller frees). For a plan, *tables gets the replication plan of
+ * each environment, by name, when replicating; the source's schemas
+ * are read only for a plan or to choose. -1 when the request is bad
+ * (answered). */
 static int
-migration_method(struct preq *r, long long src, const char **method,
-    char **reason, json_t **tables)
+migration_method(struct preq *r, long long src, int plan,
+    const char **method, char **reason, json_t **tables)
 {
 	const char *asked = jsonx_str(r->body, "method");
-	json_t *flag = json_object_get(r->body, "replicate"), *rows, *row;
+	json_t *flag = json_object_get(r->body, "replicate"), *envs, *env;
 	size_t i;
 
 	*reason = NULL;
@@ -138,13 +139,12 @@ migration_method(struct preq *r, long long src, const char **method,
 	if (asked == NULL && flag)
 		asked = json_is_true(flag) ? "replicate" : "dump";
 	*method = asked ? asked : "replicate";
-	if (asked && strcmp(asked, "dump") == 0)
+	if (asked && (strcmp(asked, "dump") == 0 || !plan))
 		return 0;
-	rows = store_rows(r->db, "SELECT name FROM environments WHERE"
-	    " node_id = ? AND app_id IS NULL ORDER BY id", "i", src);
-	json_array_foreach(rows, i, row) {
-		const char *env = jsonx_str(row, "name");
-		json_t *t = migrate_repl_plan(r->db, src, env);
+	envs = migrate_source_envs(r->db, src);
+	json_array_foreach(envs, i, env) {
+		const char *name = json_string_value(env);
+		json_t *t = migrate_repl_plan(r->db, src, name);
 		const char *why;
 
 		if (t == NULL)
@@ -155,11 +155,11 @@ migration_method(struct preq *r, long long src, const char **method,
 		if (why && asked == NULL && *reason == NULL) {
 			*method = "dump";
 			*reason = xasprintf("replication cannot carry what "
-			    "environment %s holds: %s", env, why);
+			    "environment %s holds: %s", name, why);
 		}
-		json_object_set_new(*tables, env, t);
+		json_object_set_new(*tables, name, t);
 	}
-	json_decref(rows);
+	json_decref(envs);
 	if (strcmp(*method, "dump") == 0)
 		json_object_clear(*tables);
 	return 0;
@@ -219,7 +219,8 @@ migrations_create(struct preq *r)
 	}
 	src = store_int(r->db, 0, "SELECT id FROM nodes WHERE app_id = ?",
 	    "i", r->app_id);
-	if (migration_method(r, src, &method, &reason, &tables) == -1)
+	if (migration_method(r, src, strcmp(mode, "plan") == 0, &method,
+	    &reason, &tables) == -1)
 		goto out;
 	if (strcmp(mode, "plan") == 0) {
 		char *from = store_text(r->db, "SELECT name FROM nodes WHERE"
