@@ -1252,3 +1252,36 @@ snapstore_count(const char *store, long long *blobs, long long *bytes)
 	free(p);
 	return 0;
 }
+
+/* ------------------------------------------------------------------ */
+/* For the store's other files (snapstore-int.h)                       */
+
+int
+snapstore_valid_hex(const char *s)
+{
+	return valid_hex(s);
+}
+
+char *
+snapstore_blob_path(const char *store, const char *hex)
+{
+	return blob_path(store, hex);
+}
+
+int
+snapstore_lock(const char *store, int how, char **cause)
+{
+	return store_lock(store, how, cause);
+}
+
+json_t *
+snapstore_manifest_load(const char *path, char **cause)
+{
+	return manifest_load(path, cause);
+}
+
+char *
+snapstore_entry_path(json_t *e)
+{
+	return path_get(e);
+}

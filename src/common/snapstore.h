@@ -13,6 +13,8 @@
 #ifndef NUBO_SNAPSTORE_H
 #define NUBO_SNAPSTORE_H
 
+#include <jansson.h>
+
 #include "backup-archive.h"
 
 /* What making a snapshot did. */
@@ -84,5 +86,75 @@ int snapstore_sweep(const char *store, const char *roots,
 
 /* Blobs in the store and their total size; -1 when it cannot be read. */
 int snapstore_count(const char *store, long long *blobs, long long *bytes);
+
+/* ------------------------------------------------------------------ */
+/* Checking the store (snapstore-fsck.c)                               */
+
+/* A snapshot's file that a blob holds: which snapshot (the name of its
+ * manifest's folder, the snapshot's id) and which member of its archive
+ * ("tree/<path>", the path as nubo's JSON names files, or
+ * "db/db.backup"). */
+struct snapstore_fsck_ref {
+	char		*snapshot;
+	char		*file;
+};
+
+/* A damaged or missing blob and what it breaks. */
+struct snapstore_fsck_blob {
+	char		 sha256[65];
+	char		*why;		/* damaged: what is wrong with it */
+	char		*quarantine;	/* where it is now under STORE/quarantine
+					 * (damaged: moved there by this run;
+					 * missing: left there by an earlier
+					 * one), NULL: not there */
+	struct snapstore_fsck_ref *refs;	/* the files it holds */
+	size_t		 nrefs;
+};
+
+/* A manifest that could not be read: its snapshot cannot be checked. */
+struct snapstore_fsck_bad {
+	char		*manifest;
+	char		*why;
+};
+
+/* What snapstore_fsck() found; snapstore_fsck_release() frees it. */
+struct snapstore_fsck {
+	long long	 blobs;		/* blobs re-hashed */
+	long long	 bytes;
+	long long	 snapshots;	/* manifests read */
+	long long	 quarantined;	/* blobs moved to quarantine now */
+	struct snapstore_fsck_blob *damaged;	/* sorted by sha256 */
+	size_t		 ndamaged;
+	struct snapstore_fsck_blob *missing;	/* named, not in blobs/ */
+	size_t		 nmissing;
+	struct snapstore_fsck_bad *bad;
+	size_t		 nbad;
+	double		 seconds;
+};
+
+/* Re-hash every blob of the store; a blob whose bytes do not hash to
+ * its name, or that cannot be read, is moved to STORE/quarantine/
+ * (durably; never deleted). Then read every manifest matching roots (as
+ * snapstore_sweep() takes it) and say which snapshots' files each
+ * damaged blob held, and which blobs they name that are not in the
+ * store (missing). Holds the store's lock shared: snapshots go on being
+ * taken meanwhile, sweeps wait. 0 with *r filled (damage or not), or -1
+ * with *cause when the check could not run. */
+int snapstore_fsck(const char *store, const char *roots,
+    struct snapstore_fsck *r, char **cause);
+void snapstore_fsck_release(struct snapstore_fsck *r);
+/* fsck(8)'s exit status for r: 0 clean, 1 damage found. */
+int snapstore_fsck_status(const struct snapstore_fsck *r);
+/* r as JSON: {blobs, bytes, snapshots, quarantined, seconds, damaged:
+ * [{sha256, why, quarantine, files: [{snapshot, file}]}], missing: […],
+ * bad_manifests: [{manifest, why}]}. */
+json_t *snapstore_fsck_json(const struct snapstore_fsck *r);
+
+/* Before restoring or downloading a snapshot: 0 when every blob the
+ * manifest names (for that kind of download) is in the store (a stat
+ * each, not a re-hash), or -1 with *cause naming the files whose blobs
+ * are not there (quarantined by fsck, or missing). */
+int snapstore_present(const char *store, const char *manifest,
+    enum snapstore_kind kind, char **cause);
 
 #endif
