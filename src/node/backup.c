@@ -91,6 +91,21 @@ snap_in_store(const char *id)
 	return in;
 }
 
+/* 0 when every blob store snapshot id's download of kind needs is in
+ * the store (a stat each), else -1 with *cause naming the files whose
+ * blobs a check of the store quarantined or that are missing: a restore
+ * or download is refused before anything is read or written. */
+static int
+store_whole(const char *id, enum snapstore_kind kind, char **cause)
+{
+	char *store = store_path(), *man = snap_file(id, "manifest.json");
+	int rc = snapstore_present(store, man, kind, cause);
+
+	free(store);
+	free(man);
+	return rc;
+}
+
 /* Free the store's blobs that no snapshot's manifest names, on the
  * sweeper thread: the sweep waits for every snapshot being written
  * (they hold the store's lock shared), which a DELETE must not. */
@@ -735,7 +750,7 @@ agent_snapshot_download(struct areq *r)
 	const char *kind = http_param(r->http, "kind");
 	struct http_body_maker mk;
 	json_t *j;
-	char *name = NULL, *path = NULL;
+	char *name = NULL, *path = NULL, *cause = NULL;
 	struct stat st;
 	long long size;
 	size_t k;
@@ -762,6 +777,11 @@ agent_snapshot_download(struct areq *r)
 	/* only the full archive counts as the backup downloaded (seed §3.3) */
 	full = kinds[k].sk == SNAPSTORE_FULL;
 	if (snap_in_store(id)) {
+		if (store_whole(id, kinds[k].sk, &cause) < 0) {
+			areply_error(r, 409, "SNAPSHOT_DAMAGED", "cannot "
+			    "download snapshot %s: %s", id, cause);
+			goto out;
+		}
 		if ((size = store_download_size(r, id, j, kinds[k].sk)) < 0)
 			goto out;
 		mk.write = store_out_write;
@@ -798,6 +818,7 @@ out:
 	json_decref(j);
 	free(name);
 	free(path);
+	free(cause);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1433,6 +1454,16 @@ restore_thread(void *arg)
 		}
 		lseek(fd, 0, SEEK_SET);
 	} else if (snap_in_store(rj->snapshot)) {
+		/* a check of the store may have quarantined a blob since
+		 * the restore was asked for */
+		if (store_whole(rj->snapshot, SNAPSTORE_FULL, &cause) < 0) {
+			char *why = cause;
+
+			cause = xasprintf("cannot restore snapshot %s: %s",
+			    rj->snapshot, why);
+			free(why);
+			goto out;
+		}
 		if ((fd = store_stream_start(&ss, rj->snapshot, &cause)) < 0)
 			goto out;
 	} else {
@@ -1644,6 +1675,15 @@ agent_restore_create(struct areq *r)
 		if (space_refuse_restore(r, sid, jsonx_bool(r->body,
 		    "database_only", 0)) == -1)
 			return;
+		/* refused before the environment is touched, naming the
+		 * files (a restore reads the full archive) */
+		if (snap_in_store(sid) && store_whole(sid, SNAPSTORE_FULL,
+		    &cause) < 0) {
+			areply_error(r, 409, "SNAPSHOT_DAMAGED", "cannot "
+			    "restore snapshot %s: %s", sid, cause);
+			free(cause);
+			return;
+		}
 	}
 	rj = xcalloc(1, sizeof *rj);
 	snprintf(rj->id, sizeof rj->id, "%s", id);

@@ -114,6 +114,8 @@ static const struct opt node_opts[] = {
 	{ "env-disk-max", "MB", 'D', 0,
 	    "the most disk an environment's data may take; a restore must fit "
 	    "(default: no limit)" },
+	{ "json", NULL, 'J', OPT_CMDLINE,
+	    "fsck: print what the check found as JSON" },
 	OPT_ROW_HELP,
 	OPT_ROW_END };
 
@@ -121,10 +123,15 @@ const struct opts_cmd node_cmd = {
 	"node",
 	"node [--config FILE] --data DIR --portal URL --token TOKEN\n"
 	"    [--listen IP:PORT] [--tls-cert FILE --tls-key FILE] [options]\n"
-	"node stop-all --data DIR",
+	"node stop-all --data DIR\n"
+	"node fsck --data DIR [--json]",
 	"run a cloud node: its agent, the apps' instances in sandboxes, its "
 	"router (nginx) and PostgreSQL; 'stop-all' stops the apps, the router "
-	"and the database a node left running",
+	"and the database a node left running; 'fsck' re-hashes the node's "
+	"snapshot store, moves damaged blobs to DIR/store/quarantine and "
+	"says which snapshots they break (safe while the node runs; exit "
+	"status 0 whole, 1 damage found, 2 it could not run; the node also "
+	"runs it weekly)",
 	"An instance gets 512 MB of memory unless scaled (nubo envs scale "
 	"--memory); a one-off run (nubo envs run) 600 s. The node runs as root: "
 	"it makes a system user for every environment.",
@@ -647,7 +654,7 @@ int
 node_main(int argc, char **argv)
 {
 	pthread_t hb;
-	int c, stop_all = 0;
+	int c, stop_all = 0, fsck = 0, json = 0;
 	long long n, lo, hi;
 	static struct opts o;	/* its values stay until the node stops */
 	char *arg;
@@ -668,6 +675,10 @@ node_main(int argc, char **argv)
 	node->app_package_quota = NUBO_PACKAGE_MAX;
 	if (argc > 1 && strcmp(argv[1], "stop-all") == 0) {
 		stop_all = 1;
+		argv++;
+		argc--;
+	} else if (argc > 1 && strcmp(argv[1], "fsck") == 0) {
+		fsck = 1;
 		argv++;
 		argc--;
 	}
@@ -792,6 +803,9 @@ node_main(int argc, char **argv)
 		case 'E':
 			node->egress = 1;
 			break;
+		case 'J':
+			json = 1;
+			break;
 		case 'h':
 			opts_help(&node_cmd, "nubod", stdout);
 			return 0;
@@ -802,6 +816,12 @@ node_main(int argc, char **argv)
 		    "that says data = DIR)");
 		goto usage;
 	}
+	if (json && !fsck) {
+		cause = xstrdup("--json goes with fsck");
+		goto usage;
+	}
+	if (fsck)	/* beside a running node too: the store's lock */
+		return fsck_main(json);
 	log_init("node");
 	if (!stop_all && (node->portal_url == NULL || node->token == NULL)) {
 		cause = xstrdup("--portal URL and --token TOKEN are needed");
@@ -865,6 +885,7 @@ node_main(int argc, char **argv)
 	    "none (instances reach their database only; --egress allows the "
 	    "outside world)");
 	supervisor_start();
+	fsck_start();
 	heal_start();
 	events_start();
 	downloads_start();

@@ -587,4 +587,11 @@ int backup_env_busy(long long env_id);
 struct http_server *agent_routes_listen(const char *listen,
     const struct http_tls *tls);
 
+/* fsck.c — the snapshot store checked (issue #16) */
+/* `nubod node fsck`: print what the check finds (JSON with json); fsck(8)'s
+ * exit status: 0 whole, 1 damage found, 2 the check could not run. */
+int fsck_main(int json);
+/* The weekly check's thread (after backup_recover()'s sweep). */
+void fsck_start(void);
+
 #endif

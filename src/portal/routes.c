@@ -94,6 +94,7 @@ void agent_register(struct preq *);
 void agent_status(struct preq *);
 void agent_downloads(struct preq *);
 void agent_snapshot_upload_refused(struct preq *);
+void agent_store_check(struct preq *);
 /* jobs.c */
 void jobs_show(struct preq *);
 /* route-packages.c */
@@ -479,6 +480,10 @@ const struct route routes[] = {
 	{ "POST", "/agent/snapshot-uploads/{snapshot}/refused",
 	  agent_snapshot_upload_refused, ACCESS_AGENT, "a node agent "
 	  "refused an upload's archive: the upload's record goes" },
+	{ "POST", "/agent/store-check", agent_store_check, ACCESS_AGENT,
+	  "a node agent reports damage its snapshot store's check found: "
+	  "kept in the activity of the node and of the apps whose "
+	  "snapshots it breaks" },
 
 
 	/* jobs (jobs.c) */
