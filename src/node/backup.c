@@ -1310,12 +1310,28 @@ fetch_url(const char *url, int fd, char **cause)
 	curl_easy_setopt(c, CURLOPT_WRITEDATA, f);
 	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 10L);
-	curl_easy_setopt(c, CURLOPT_FAILONERROR, 1L);
 	rc = curl_easy_perform(c);
 	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
 	curl_easy_cleanup(c);
 	if (fclose(f) != 0 && rc == CURLE_OK)
 		rc = CURLE_WRITE_ERROR;
+	if (rc == CURLE_OK && status >= 400) {
+		/* the source node's words (a snapshot whose blob a check
+		 * quarantined names its files), spooled instead */
+		char text[4096];
+		ssize_t n = pread(fd, text, sizeof text - 1, 0);
+		json_t *j;
+
+		text[n > 0 ? n : 0] = '\0';
+		j = json_loads(text, 0, NULL);
+		*cause = xasprintf("cannot fetch the snapshot from its node: "
+		    "it answered %ld%s%s", status, jsonx_str(json_object_get(j,
+		    "error"), "message") ? ": " : "", jsonx_str(
+		    json_object_get(j, "error"), "message") ? jsonx_str(
+		    json_object_get(j, "error"), "message") : "");
+		json_decref(j);
+		return -1;
+	}
 	if (rc != CURLE_OK) {
 		*cause = xasprintf("cannot fetch the snapshot from its node: %s "
 		    "(HTTP %ld)", curl_easy_strerror(rc), status);

@@ -13,36 +13,8 @@
 # logs the damage and reports it to the portal, which shows it in the
 # node's and the app's activity.
 . "$(dirname "$0")/lib.sh"
-
-PKG=$(ls "$NUBO_BUILD"/packages/notes-*.tar.gz 2>/dev/null | head -1)
-[ -n "$PKG" ] || { echo "t5e: the notes package is not built (make examples)" >&2; exit 1; }
-start_portal
-start_notes shop cloud3 "$PKG"
-
-D=$T/node-cloud3
-STORE=$D/store
-EID=$(env_id cloud3 Test)
-FILES=$D/envs/$EID/files
-DBURL="postgresql://env_$EID:$(jq_get db_password < "$D/envs/$EID/env.json")@127.0.0.1:$(sed -n 3p "$T/node-cloud3.ports")/env_$EID"
-sql() { psql -X -At -v ON_ERROR_STOP=1 "$DBURL" -c "$1"; }
-# a document as the app stores it (tree/xx/yy/<uuid>), the environment's
-put_doc() { # BYTES
-	local u d
-	u=$(python3 -c 'import uuid; print(uuid.uuid4())')
-	d=$FILES/${u:0:2}/${u:2:2}
-	mkdir -p "$d" && head -c "$1" /dev/urandom > "$d/$u"
-	chown --reference="$FILES" "$FILES/${u:0:2}" "$d" "$d/$u"
-	echo "$d/$u"
-}
-# the rows and every file's sha256, as one hash
-state() {
-	{ sql "SELECT id, title, body FROM notes ORDER BY id"
-	  (cd "$FILES" && find . -type f -print0 | sort -z | xargs -0 -r sha256sum); } | sha256sum | cut -c1-64
-}
-snap() { # COMMENT: take a snapshot, print its id
-	"$NUBO" backups create shop Test --comment "$1" >/dev/null &&
-		"$NUBO" backups list shop Test --json | jq_get snapshots.0.id
-}
+. "$(dirname "$0")/snapstore-lib.sh"
+start_store_notes t5e
 fsck() { "$NUBOD" node fsck --data "$D" "$@"; }
 # damage FILE: change one byte of the blob holding FILE (a path under
 # FILES); prints the blob's sha256
