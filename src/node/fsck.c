@@ -84,26 +84,39 @@ fsck_broken(const struct snapstore_fsck *r)
 	return out;
 }
 
-/* One line: what the check found (caller frees). */
+static json_t *report_body(const struct snapstore_fsck *r);
+
+/* One line: what the check found, with the snapshots and files the
+ * portal is told of (caller frees). */
 static char *
 fsck_summary(const struct snapstore_fsck *r)
 {
-	json_t *broken = fsck_broken(r), *files;
-	const char *id;
+	json_t *rep = report_body(r), *sn, *files;
+	size_t i;
 	char *s, *t, *u;
 
 	s = xasprintf("%lld blobs (%lld bytes) of %lld snapshots checked in "
 	    "%.1f s: %zu damaged (%lld quarantined), %zu missing, %zu "
 	    "manifests unreadable", r->blobs, r->bytes, r->snapshots,
 	    r->seconds, r->ndamaged, r->quarantined, r->nmissing, r->nbad);
-	json_object_foreach(broken, id, files) {
+	json_array_foreach(json_object_get(rep, "snapshots"), i, sn) {
+		files = json_object_get(sn, "files");
 		t = json_dumps(files, JSON_COMPACT);
-		u = xasprintf("%s; snapshot %s lost %s", s, id, t);
+		u = xasprintf("%s; snapshot %s lost %s%s", s, jsonx_str(sn, "id"),
+		    t, jsonx_int(sn, "files_total", 0) > (long long)
+		    json_array_size(files) ? " and more" : "");
 		free(s);
 		free(t);
 		s = u;
 	}
-	json_decref(broken);
+	i = json_array_size(json_object_get(rep, "snapshots"));
+	if (jsonx_int(rep, "snapshots_total", 0) > (long long)i) {
+		u = xasprintf("%s; and %lld more snapshots", s, jsonx_int(rep,
+		    "snapshots_total", 0) - (long long)i);
+		free(s);
+		s = u;
+	}
+	json_decref(rep);
 	return s;
 }
 
