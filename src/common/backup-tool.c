@@ -1,17 +1,21 @@
 /* `nubod archive …`: backup archives by hand — create one from a database
  * and a files folder, check one, restore one into a new database and
- * folder. Used by bench/backup and handy when debugging an upload. */
+ * folder; and the snapshot store's side as the node runs it — take a
+ * snapshot into a store, assemble a snapshot's download from it, sweep
+ * it. Used by bench/backup and handy when debugging an upload. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <jansson.h>
 
 #include "backup-archive.h"
 #include "opts.h"
+#include "snapstore.h"
 #include "util.h"
 #include "xmalloc.h"
 
@@ -34,6 +38,15 @@ static const struct opt tool_opts[] = {
 	    "small dump, more for a large one)" },
 	{ "no-pg-restore", NULL, 'n', 0,
 	    "check: do not check the dump with pg_restore --list" },
+	{ "store", "DIR", 's', 0,
+	    "snapshot, assemble, sweep: the snapshot store" },
+	{ "prev", "MANIFEST", 'p', 0,
+	    "snapshot: the previous snapshot's manifest (its unchanged files "
+	    "are not read)" },
+	{ "kind", "K", 'k', 0,
+	    "assemble: full (default), files or database" },
+	{ "roots", "GLOB", 'r', 0,
+	    "sweep: a glob(3) pattern matching every manifest to keep" },
 	OPT_ROW_HELP,
 	OPT_ROW_END };
 
@@ -42,10 +55,18 @@ const struct opts_cmd archive_cmd = {
 	"archive create --db URL [--files DIR] [--model-version V] [--tmp DIR]\n"
 	"    [--level N] [--threads N] OUT|-\n"
 	"archive check [--no-pg-restore] FILE|-\n"
-	"archive restore --db URL [--files NEWDIR] [--tmp DIR] [-j N] FILE|-",
+	"archive restore --db URL [--files NEWDIR] [--tmp DIR] [-j N] FILE|-\n"
+	"archive snapshot --store DIR --db URL [--files DIR] [--prev MANIFEST]\n"
+	"    [--model-version V] [--tmp DIR] MANIFEST\n"
+	"archive assemble --store DIR [--kind full|files|database] MANIFEST\n"
+	"    (the download, on standard output)\n"
+	"archive sweep --store DIR --roots GLOB",
 	"backup archives (Mendix Cloud's format) by hand: create one from a "
 	"database and a files folder, check one, restore one into a new "
-	"database and folder; prints what the archive holds as JSON",
+	"database and folder; prints what the archive holds as JSON. And the "
+	"snapshot store as a node keeps it: take a snapshot into a store "
+	"(prints what it did as JSON), write a snapshot's download from it, "
+	"free the blobs no manifest names",
 	NULL, tool_opts, NULL, 1,
 };
 
@@ -78,12 +99,88 @@ tool_print(const struct backup_info *info)
 	json_decref(j);
 }
 
+/* The options of the store's commands. */
+struct store_args {
+	const char	*store, *prev, *kind, *roots, *db, *files, *model, *tmp;
+};
+
+/* `archive snapshot|assemble|sweep`: 0, 1 when it failed (said), 2 on a
+ * usage error. */
+static int
+store_cmd(const char *cmd, const struct store_args *a, const char *path)
+{
+	char *cause = NULL;
+	int rc = -1;
+
+	if (a->store == NULL)
+		return tool_usage(xstrdup("--store DIR is needed"));
+	if (strcmp(cmd, "snapshot") == 0) {
+		struct snapstore_take_opts o;
+		struct snapstore_taken t;
+		json_t *j;
+
+		if (a->db == NULL)
+			return tool_usage(xstrdup("--db URL is needed"));
+		memset(&o, 0, sizeof o);
+		o.dburl = a->db;
+		o.spool_dir = a->tmp;
+		o.files_dir = a->files;
+		o.store = a->store;
+		o.prev = a->prev;
+		o.manifest = path;
+		o.model_version = a->model;
+		o.created = (long long)time(NULL);
+		if ((rc = snapstore_take(&o, &t, &cause)) == 0) {
+			j = json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}",
+			    "files", (json_int_t)t.stats.files, "hashed",
+			    (json_int_t)t.stats.hashed, "reused",
+			    (json_int_t)t.stats.reused, "blobs_added",
+			    (json_int_t)t.stats.blobs_added, "bytes_added",
+			    (json_int_t)t.stats.bytes_added, "dump_size",
+			    (json_int_t)t.dump_size, "dump_ms",
+			    (json_int_t)t.dump_ms, "archive_size",
+			    (json_int_t)t.archive_size);
+			json_dumpf(j, stdout, JSON_INDENT(2) | JSON_SORT_KEYS);
+			putchar('\n');
+			json_decref(j);
+		}
+	} else if (strcmp(cmd, "assemble") == 0) {
+		enum snapstore_kind k = SNAPSTORE_FULL;
+
+		if (a->kind && strcmp(a->kind, "files") == 0)
+			k = SNAPSTORE_FILES;
+		else if (a->kind && strcmp(a->kind, "database") == 0)
+			k = SNAPSTORE_DATABASE;
+		else if (a->kind && strcmp(a->kind, "full") != 0)
+			return tool_usage(xasprintf("--kind: full, files or "
+			    "database, not '%s'", a->kind));
+		rc = snapstore_archive_write(a->store, path, k, 1, &cause);
+	} else {
+		long long blobs, bytes;
+
+		if (a->roots == NULL)
+			return tool_usage(xstrdup("--roots GLOB is needed"));
+		if ((rc = snapstore_sweep(a->store, a->roots, &blobs, &bytes,
+		    &cause)) == 0)
+			printf("{\"freed_blobs\": %lld, \"freed_bytes\": %lld}\n",
+			    blobs, bytes);
+	}
+	if (rc < 0) {
+		fprintf(stderr, "nubod archive %s: %s\n", cmd,
+		    cause ? cause : "failed");
+		free(cause);
+		return 1;
+	}
+	return 0;
+}
+
 int backup_tool_main(int argc, char **argv);
 
 int
 backup_tool_main(int argc, char **argv)
 {
 	const char *db = NULL, *files = NULL, *model = "", *tmp = "/tmp", *cmd;
+	struct store_args sa = { NULL };
 	int level = 0, threads = 0, jobs = 0, pgr = 1, c, fd, rc;
 	char *cause = NULL, *path;
 	struct backup_info info;
@@ -96,7 +193,8 @@ backup_tool_main(int argc, char **argv)
 		return 0;
 	}
 	if (argc < 2)
-		return tool_usage(xstrdup("create, check or restore?"));
+		return tool_usage(xstrdup("create, check, restore, snapshot, "
+		    "assemble or sweep?"));
 	cmd = argv[1];
 	argc--;
 	argv++;
@@ -109,6 +207,10 @@ backup_tool_main(int argc, char **argv)
 		case 'm': model = arg; break;
 		case 't': tmp = arg; break;
 		case 'n': pgr = 0; break;
+		case 's': sa.store = arg; break;
+		case 'p': sa.prev = arg; break;
+		case 'k': sa.kind = arg; break;
+		case 'r': sa.roots = arg; break;
 		case 'l':
 		case 'T':
 		case 'j':
@@ -129,9 +231,21 @@ backup_tool_main(int argc, char **argv)
 			return 0;
 		}
 	}
+	if (strcmp(cmd, "sweep") == 0 && opt.argc == 0) {
+		return store_cmd(cmd, &sa, NULL);
+	}
 	if (opt.argc != 1)
-		return tool_usage(xstrdup("one archive file (or -) is needed"));
+		return tool_usage(xstrdup(strcmp(cmd, "snapshot") == 0 ||
+		    strcmp(cmd, "assemble") == 0 ? "one manifest file is "
+		    "needed" : "one archive file (or -) is needed"));
 	path = opt.argv[0];
+	if (strcmp(cmd, "snapshot") == 0 || strcmp(cmd, "assemble") == 0) {
+		sa.db = db;
+		sa.files = files;
+		sa.model = model;
+		sa.tmp = tmp;
+		return store_cmd(cmd, &sa, path);
+	}
 	if (strcmp(cmd, "create") == 0) {
 		struct backup_write_opts o;
 		struct backup_meta m;
@@ -195,7 +309,7 @@ backup_tool_main(int argc, char **argv)
 			tool_print(&info);
 	} else {
 		return tool_usage(xasprintf("unknown command '%s': create, "
-		    "check or restore", cmd));
+		    "check, restore, snapshot, assemble or sweep", cmd));
 	}
 	if (rc < 0) {
 		fprintf(stderr, "nubod archive %s: %s\n", cmd,

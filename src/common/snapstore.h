@@ -53,6 +53,39 @@ struct snapstore_snap_opts {
 int snapstore_snapshot(const struct snapstore_snap_opts *o,
     struct snapstore_stats *stats, char **cause);
 
+/* Taking a snapshot from a live database (snapstore-take.c). */
+struct snapstore_take_opts {
+	const char	*dburl;		/* the database to pg_dump */
+	const char	*spool_dir;	/* where the dump is spooled */
+	const char	*files_dir;	/* as snapstore_snap_opts */
+	const char	*store;
+	const char	*prev;
+	const char	*manifest;
+	const char	*model_version;	/* NULL: "" */
+	long long	 created;
+	/* the files' total, for progress (NULL: not counted) */
+	long long	(*tree_size)(const char *dir);
+	backup_progress_fn progress;
+	void		*progress_arg;
+};
+
+/* What taking it did. */
+struct snapstore_taken {
+	struct snapstore_stats stats;
+	long long	 dump_size;
+	long long	 dump_ms;	/* pg_dump's wall time */
+	long long	 database_size;	/* pg_database_size(), -1: unknown */
+	long long	 duration;	/* seconds until the dump was done */
+	long long	 archive_size;	/* the full download's bytes */
+};
+
+/* pg_dump the database into a spool, put it and the files into the
+ * store, write the manifest, then find the full download's size by a dry
+ * run of its writer (a failure there removes the manifest). 0 with *t, or
+ * -1 with *cause. */
+int snapstore_take(const struct snapstore_take_opts *o,
+    struct snapstore_taken *t, char **cause);
+
 /* Which download. */
 enum snapstore_kind {
 	SNAPSTORE_FULL,		/* db/, tree/, .metadata, .nubo/checksums */

@@ -28,7 +28,6 @@
 
 #include "agent-routes.h"
 #include "backup-archive.h"
-#include "backup-dump.h"
 #include "jsonx.h"
 #include "log.h"
 #include "restore-role.h"
@@ -329,69 +328,53 @@ prev_manifest(long long env_id, const char *except)
 	return best;
 }
 
-/* Take snapshot sj into the store: pg_dump into a spool, then the dump
- * and the files (unchanged ones unread, after the environment's last
- * manifest), then the manifest; the full download's size is found by a
- * dry run of its writer (HEAD, Content-Length, the portal's list). */
+/* Take snapshot sj into the store (snapstore_take(): pg_dump into a
+ * spool, then the dump and the files — unchanged ones unread, after the
+ * environment's last manifest —, then the manifest); the full download's
+ * size is found by a dry run of its writer (HEAD, Content-Length, the
+ * portal's list). */
 static int
 snap_store(struct snap_job *sj, json_t *j, char **cause)
 {
-	struct snapstore_snap_opts o;
-	struct snapstore_stats st;
-	struct backup_dump d;
+	struct snapstore_take_opts o;
+	struct snapstore_taken t;
 	char *dir = snap_dir(sj->id), *man = snap_file(sj->id, "manifest.json");
 	char *store = store_path(), *prev = prev_manifest(sj->env_id, sj->id);
-	double t0 = util_mono();
-	long long dbsize, tree, size;
 	int rc = -1;
 
 	memset(&o, 0, sizeof o);
-	if (backup_dump_start(&d, sj->dburl, dir, cause) < 0)
-		goto out;
-	/* while pg_dump runs: the database's size, the files' total */
-	dbsize = backup_database_size(sj->dburl);
-	tree = space_tree(sj->files);
-	if (backup_dump_finish(&d, cause) < 0)
-		goto out;
-	o.store = store;
+	o.dburl = sj->dburl;
+	o.spool_dir = dir;
 	o.files_dir = sj->files;
-	o.dump_fd = d.fd;
+	o.store = store;
 	o.prev = prev;
 	o.manifest = man;
 	o.model_version = sj->model_version;
 	o.created = jsonx_int(j, "created", 0);
-	o.database_size = dbsize;
-	o.duration = (long long)(util_mono() - t0 + 0.5);
+	o.tree_size = space_tree;
 	o.progress = task_progress;
 	o.progress_arg = sj->id;
-	o.total = d.size + tree;
-	if (snapstore_snapshot(&o, &st, cause) < 0)
+	if (snapstore_take(&o, &t, cause) < 0)
 		goto out;
-	if (snapstore_archive_size(store, man, SNAPSTORE_FULL, &size,
-	    cause) < 0) {
-		unlink(man);	/* no snapshot; the sweep frees its blobs */
-		goto out;
-	}
-	json_object_set_new(j, "dump_size", json_integer(d.size));
-	json_object_set_new(j, "dump_ms", json_integer(d.ms));
-	json_object_set_new(j, "database_size", json_integer(dbsize >= 0 ?
-	    dbsize : d.size));
-	json_object_set_new(j, "files_size", json_integer(st.files_bytes));
+	json_object_set_new(j, "dump_size", json_integer(t.dump_size));
+	json_object_set_new(j, "dump_ms", json_integer(t.dump_ms));
+	json_object_set_new(j, "database_size", json_integer(t.database_size
+	    >= 0 ? t.database_size : t.dump_size));
+	json_object_set_new(j, "files_size", json_integer(t.stats.files_bytes));
 	json_object_set_new(j, "model_version", json_string(sj->model_version));
-	json_object_set_new(j, "duration", json_integer(o.duration));
-	json_object_set_new(j, "archive_size", json_integer(size));
+	json_object_set_new(j, "duration", json_integer(t.duration));
+	json_object_set_new(j, "archive_size", json_integer(t.archive_size));
 	json_object_set_new(j, "store", json_pack("{s:I,s:I,s:I,s:I,s:I}",
-	    "files", (json_int_t)st.files, "hashed", (json_int_t)st.hashed,
-	    "reused", (json_int_t)st.reused, "blobs_added",
-	    (json_int_t)st.blobs_added, "bytes_added",
-	    (json_int_t)st.bytes_added));
+	    "files", (json_int_t)t.stats.files, "hashed",
+	    (json_int_t)t.stats.hashed, "reused", (json_int_t)t.stats.reused,
+	    "blobs_added", (json_int_t)t.stats.blobs_added, "bytes_added",
+	    (json_int_t)t.stats.bytes_added));
 	log_info("snapshot %s of environment %lld: a %lld-byte archive, %lld "
 	    "of %lld files read, %lld new blobs (%lld bytes) in the store",
-	    sj->id, sj->env_id, size, st.hashed, st.files, st.blobs_added,
-	    st.bytes_added);
+	    sj->id, sj->env_id, t.archive_size, t.stats.hashed, t.stats.files,
+	    t.stats.blobs_added, t.stats.bytes_added);
 	rc = 0;
 out:
-	backup_dump_release(&d);
 	free(dir);
 	free(man);
 	free(store);
