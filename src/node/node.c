@@ -121,10 +121,13 @@ const struct opts_cmd node_cmd = {
 	"node",
 	"node [--config FILE] --data DIR --portal URL --token TOKEN\n"
 	"    [--listen IP:PORT] [--tls-cert FILE --tls-key FILE] [options]\n"
-	"node stop-all --data DIR",
+	"node stop-all --data DIR\n"
+	"node convert-snapshots --data DIR",
 	"run a cloud node: its agent, the apps' instances in sandboxes, its "
 	"router (nginx) and PostgreSQL; 'stop-all' stops the apps, the router "
-	"and the database a node left running",
+	"and the database a node left running; 'convert-snapshots' puts the "
+	"snapshots kept as whole archives into the snapshot store (safe while "
+	"the node runs)",
 	"An instance gets 512 MB of memory unless scaled (nubo envs scale "
 	"--memory); a one-off run (nubo envs run) 600 s. The node runs as root: "
 	"it makes a system user for every environment.",
@@ -647,7 +650,7 @@ int
 node_main(int argc, char **argv)
 {
 	pthread_t hb;
-	int c, stop_all = 0;
+	int c, stop_all = 0, convert = 0;
 	long long n, lo, hi;
 	static struct opts o;	/* its values stay until the node stops */
 	char *arg;
@@ -668,6 +671,10 @@ node_main(int argc, char **argv)
 	node->app_package_quota = NUBO_PACKAGE_MAX;
 	if (argc > 1 && strcmp(argv[1], "stop-all") == 0) {
 		stop_all = 1;
+		argv++;
+		argc--;
+	} else if (argc > 1 && strcmp(argv[1], "convert-snapshots") == 0) {
+		convert = 1;
 		argv++;
 		argc--;
 	}
@@ -803,6 +810,8 @@ node_main(int argc, char **argv)
 		goto usage;
 	}
 	log_init("node");
+	if (convert)	/* the data's own folder only: no user, no daemon */
+		return snapshot_convert_main();
 	if (!stop_all && (node->portal_url == NULL || node->token == NULL)) {
 		cause = xstrdup("--portal URL and --token TOKEN are needed");
 		goto usage;
