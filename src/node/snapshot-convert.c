@@ -174,6 +174,7 @@ convert_locked(const char *id, struct snapstore_stats *st, char **cause)
 		}
 	}
 	/* 2. the blobs, then the manifest */
+	testhook_pause("snapshot-convert-start");
 	memset(&o, 0, sizeof(o));
 	o.store = store;
 	o.manifest = man;
