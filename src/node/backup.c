@@ -6,10 +6,11 @@
  * with either the old data or the new, never a mix.
  *
  * Layout: DIR/snapshots/<uuid>/{snapshot.json, manifest.json} for a
- * snapshot taken here: its contents are in the snapshot store, DIR/store
- * (snapstore.h), and every download is assembled from it. An uploaded
- * snapshot, or one taken before the store, has archive.tar.gz instead
- * (and database.backup, files.tar.gz made from it on first download).
+ * snapshot taken here or uploaded: its contents are in the snapshot
+ * store, DIR/store (snapstore.h), and every download is assembled from
+ * it. One taken before the store has archive.tar.gz instead (and
+ * database.backup, files.tar.gz made from it on first download) until
+ * it is converted (snapshot-convert.c).
  * DIR/restores/<uuid>.json (outcome of a restore); DIR/envs/<id>/restore.json
  * (the journal of a restore in progress). */
 #include <curl/curl.h>
@@ -2010,8 +2011,7 @@ backup_recover(void)
 					cmd = snap_dir(de->d_name);
 					rmdir(cmd);
 				}
-			} else if (snap_in_store(de->d_name) &&
-			    snap_has_archive(de->d_name))
+			} else
 				/* a conversion killed after its manifest:
 				 * the manifest wins, the archive goes */
 				snapshot_convert_touch(de->d_name, 0);
