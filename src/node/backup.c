@@ -171,11 +171,7 @@ load_json(const char *path)
 static int
 save_json(const char *path, json_t *j)
 {
-	char *text = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
-	int rc = util_write_file(path, text, strlen(text), 0600);
-
-	free(text);
-	return rc;
+	return jsonx_save(path, j);
 }
 
 /* Register work in progress; 0, or -1 when that id is already running. */

@@ -122,16 +122,6 @@ remove_leftovers(const char *id, char **cause)
 	return rc;
 }
 
-static int
-save(const char *path, json_t *j)
-{
-	char *text = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
-	int rc = util_write_file(path, text, strlen(text), 0600);
-
-	free(text);
-	return rc;
-}
-
 /* With the folder locked: convert, or finish what a conversion left. */
 static int
 convert_locked(const char *id, struct snapstore_stats *st, char **cause)
@@ -166,7 +156,7 @@ convert_locked(const char *id, struct snapstore_stats *st, char **cause)
 	    json_object_get(j, "files_archive_size") != NULL) {
 		json_object_del(j, "archive_size");
 		json_object_del(j, "files_archive_size");
-		if (save(state, j) < 0) {
+		if (jsonx_save(state, j) < 0) {
 			*cause = xasprintf("cannot write '%s': %s", state,
 			    strerror(errno));
 			rc = -1;
@@ -201,7 +191,7 @@ convert_locked(const char *id, struct snapstore_stats *st, char **cause)
 	    "reused", (json_int_t)0, "blobs_added",
 	    (json_int_t)st->blobs_added, "bytes_added",
 	    (json_int_t)st->bytes_added));
-	if (save(state, j) < 0)
+	if (jsonx_save(state, j) < 0)
 		log_warn("cannot write %s: %s", state, strerror(errno));
 	rc = 1;
 out:

@@ -22,24 +22,8 @@ export NUBO_TEST_PAUSE_FILE=$T/pause
 start_portal
 start_notes shop cloud3 "$PKG"
 
-D=$T/node-cloud3
-STORE=$D/store
-EID=$(env_id cloud3 Test)
-FILES=$D/envs/$EID/files
-DBURL="postgresql://env_$EID:$(jq_get db_password < "$D/envs/$EID/env.json")@127.0.0.1:$(sed -n 3p "$T/node-cloud3.ports")/env_$EID"
-sql() { psql -X -At -v ON_ERROR_STOP=1 "$DBURL" -c "$1"; }
-put_doc() { # BYTES: a document as the app stores it, the environment's
-	local u d
-	u=$(python3 -c 'import uuid; print(uuid.uuid4())')
-	d=$FILES/${u:0:2}/${u:2:2}
-	mkdir -p "$d" && head -c "$1" /dev/urandom > "$d/$u"
-	chown --reference="$FILES" "$FILES/${u:0:2}" "$d" "$d/$u"
-	echo "$d/$u"
-}
-state() { # the rows and every file's sha256, as one hash
-	{ sql "SELECT id, title, body FROM notes ORDER BY id"
-	  (cd "$FILES" && find . -type f -print0 | sort -z | xargs -0 -r sha256sum); } | sha256sum | cut -c1-64
-}
+notes_data cloud3
+state() { notes_state; }
 field() { jq_get "$2" < "$D/snapshots/$1/snapshot.json"; }
 ls_snap() { ls "$D/snapshots/$1" | tr '\n' ' '; }
 newest() { "$NUBO" backups list shop Test --json | jq_get snapshots.0.id; }

@@ -203,6 +203,32 @@ count(long long *blobs, long long *bytes)
 	free(store);
 }
 
+/* Today's archive of files/ and in.dump (backup_archive_write()), as
+ * tmp/name. */
+static void
+write_today(const char *name)
+{
+	struct backup_write_opts o;
+	char *p, *cause = NULL;
+	int fd;
+
+	memset(&o, 0, sizeof(o));
+	o.dump_path = xasprintf("%s/in.dump", tmp);
+	close(dump_fd());
+	o.files_dir = xasprintf("%s/files", tmp);
+	o.tmp_dir = tmp;
+	o.model_version = "1.2.3";
+	p = xasprintf("%s/%s", tmp, name);
+	fd = open(p, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	assert_true(fd >= 0);
+	if (backup_archive_write(&o, fd, NULL, &cause) < 0)
+		fail_msg("write: %s", cause);
+	close(fd);
+	free(p);
+	free((char *)o.dump_path);
+	free((char *)o.files_dir);
+}
+
 /* The store's download carries what today's archive carries: same member
  * list in the same order, same contents, valid for nubo's reader (every
  * checksum) and for plain tar + pg_restore; the same bytes every time,
@@ -210,7 +236,6 @@ count(long long *blobs, long long *bytes)
 static void
 test_roundtrip(void **state)
 {
-	struct backup_write_opts o;
 	struct backup_read_opts ro;
 	struct backup_info info;
 	char *p, *cause = NULL;
@@ -219,22 +244,7 @@ test_roundtrip(void **state)
 
 	(void)state;
 	make_files();
-	/* today's archive */
-	memset(&o, 0, sizeof(o));
-	o.dump_path = p = xasprintf("%s/in.dump", tmp);
-	close(dump_fd());
-	o.files_dir = xasprintf("%s/files", tmp);
-	o.tmp_dir = tmp;
-	o.model_version = "1.2.3";
-	p = xasprintf("%s/today.tar.gz", tmp);
-	fd = open(p, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-	if (backup_archive_write(&o, fd, NULL, &cause) < 0)
-		fail_msg("write: %s", cause);
-	close(fd);
-	free(p);
-	free((char *)o.dump_path);
-	free((char *)o.files_dir);
-
+	write_today("today.tar.gz");
 	snap("m1.json", NULL, NULL);
 	if (assemble("m1.json", SNAPSTORE_FULL, "store.tar.gz", &cause) < 0)
 		fail_msg("assemble: %s", cause);
@@ -573,32 +583,6 @@ test_kill_mid_snapshot(void **state)
 	    "without\n", had, missed);
 	free(roots);
 	free(store);
-}
-
-/* Today's archive of files/ and in.dump (backup_archive_write()), as
- * tmp/name. */
-static void
-write_today(const char *name)
-{
-	struct backup_write_opts o;
-	char *p, *cause = NULL;
-	int fd;
-
-	memset(&o, 0, sizeof(o));
-	o.dump_path = xasprintf("%s/in.dump", tmp);
-	close(dump_fd());
-	o.files_dir = xasprintf("%s/files", tmp);
-	o.tmp_dir = tmp;
-	o.model_version = "1.2.3";
-	p = xasprintf("%s/%s", tmp, name);
-	fd = open(p, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-	assert_true(fd >= 0);
-	if (backup_archive_write(&o, fd, NULL, &cause) < 0)
-		fail_msg("write: %s", cause);
-	close(fd);
-	free(p);
-	free((char *)o.dump_path);
-	free((char *)o.files_dir);
 }
 
 /* Import tmp/archive into store/ as manifest tmp/name: what
