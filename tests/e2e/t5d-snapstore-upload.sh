@@ -11,7 +11,9 @@
 # convert-snapshots` while the node runs; a delete during a conversion
 # is refused; kill -9 of the node after the manifest is written (the
 # archive goes at the next start) and of the command before it (the
-# archive still works) leave a snapshot that restores.
+# archive still works) leave a snapshot that restores; a damaged archive
+# is not converted, the command says which and why, and it stays as it
+# was.
 . "$(dirname "$0")/lib.sh"
 
 PKG=$(ls "$NUBO_BUILD"/packages/notes-*.tar.gz 2>/dev/null | head -1)
@@ -115,14 +117,18 @@ expect "adds no blob" "$(field "$(newest)" store.blobs_added)" 0
 
 # --- whole-archive snapshots, as before the store ----------------------------
 OLD=()
-for i in 1 2 3 4 5; do
+for i in 1 2 3 4 5 6; do
 	"$NUBO" backups upload shop Test a2.tar.gz --comment "old $i" >/dev/null
 	OLD+=("$(newest)")
 done
 OLD_T=${OLD[0]} OLD_R=${OLD[1]} OLD_K=${OLD[2]} OLD_C=${OLD[3]} OLD_X=${OLD[4]}
-expect "five snapshots" "$(printf '%s\n' "${OLD[@]}" | sort -u | wc -l)" 5
+OLD_BAD=${OLD[5]}
+expect "six snapshots" "$(printf '%s\n' "${OLD[@]}" | sort -u | wc -l)" 6
 stop_node cloud3
-for s in "${OLD[@]}"; do old_style "$s" a2.tar.gz; done
+for s in "${OLD[@]:0:5}"; do old_style "$s" a2.tar.gz; done
+# one whose archive was damaged on the node (cut in half)
+head -c $(($(stat -c %s a2.tar.gz) / 2)) a2.tar.gz > half.tar.gz
+old_style "$OLD_BAD" half.tar.gz
 restart_node
 expect "an old snapshot is a whole archive" "$(ls_snap "$OLD_T")" "archive.tar.gz snapshot.json "
 expect "the store holds only what the manifests name" "$(stored)" "$(named)"
@@ -167,25 +173,33 @@ CONV=$!
 reached && pass "the command waits before its import" || fail "the command never began a conversion"
 kill -9 "$CONV"; wait "$CONV" 2>/dev/null || true
 rm -f "$T/pause"
-for s in "$OLD_C" "$OLD_X"; do
+for s in "$OLD_C" "$OLD_X" "$OLD_BAD"; do
 	expect "killed, the command left a whole archive" "$(ls_snap "$s")" "archive.tar.gz snapshot.json "
 done
 check "which still downloads by Range" curl -sf -r 0-99 -o head100 "$(url_of "$OLD_C")"
 check "from its archive" cmp head100 <(head -c 100 a2.tar.gz)
 
 # the command, with the node running
-check "nubod node convert-snapshots" "$NUBOD" node convert-snapshots --data "$D"
-expect "it converts the two left" "$(grep -c ': converted (' "$T/last.out")" 2
-expect "and says so" "$(tail -1 "$T/last.out")" "2 snapshots converted, 0 finished, 0 failed"
+check_fails "nubod node convert-snapshots: one fails" 1 "$NUBOD" node convert-snapshots --data "$D"
+expect "it converts the two left whole" "$(grep -c ': converted (' "$T/last.out")" 2
+expect "and says so" "$(tail -1 "$T/last.out")" "2 snapshots converted, 0 finished, 1 failed"
+expect_match "naming the damaged one and why" "$(cat "$T/last.err")" "^snapshot $OLD_BAD: not converted: .*(gzip|truncated|corrupt)"
+expect "which stays as it was" "$(ls_snap "$OLD_BAD")" "archive.tar.gz snapshot.json "
+check "and still serves its bytes" curl -sf -o bad.out "$(url_of "$OLD_BAD")"
+check "as before" cmp bad.out half.tar.gz
 for s in "$OLD_C" "$OLD_X"; do
 	expect "a manifest now" "$(ls_snap "$s")" "manifest.json snapshot.json "
 done
-expect "no whole archive is left on the node" "$(find "$D/snapshots" -name archive.tar.gz | wc -l)" 0
+expect "no other whole archive is left on the node" "$(find "$D/snapshots" -name archive.tar.gz)" "$D/snapshots/$OLD_BAD/archive.tar.gz"
 check "a converted snapshot downloads" "$NUBO" backups download shop Test "$OLD_C" --output c.tar.gz
 same_archive "the command's conversion" a2.tar.gz c.tar.gz
 restore_is "$OLD_C" "$STATE2" "a snapshot the command converted"
-OUT=$("$NUBOD" node convert-snapshots --data "$D")
-expect "a second run has nothing to do" "$(echo "$OUT" | tail -1)" "0 snapshots converted, 0 finished, 0 failed"
+OUT=$("$NUBOD" node convert-snapshots --data "$D" 2>/dev/null || true)
+expect "a second run has nothing else to do" "$(echo "$OUT" | tail -1)" "0 snapshots converted, 0 finished, 1 failed"
+N=$(passes store-sweep "$NODE_PID_cloud3")
+check "the damaged snapshot deletes" "$NUBO" backups delete shop Test "$OLD_BAD"
+wait_passes store-sweep "$NODE_PID_cloud3" 1 "$N"
+expect "nothing of it is left" "$(ls "$D/snapshots/$OLD_BAD" 2>&1 | grep -c 'No such file')" 1
 expect "the store holds only what the manifests name" "$(stored)" "$(named)"
 cd - >/dev/null
 
