@@ -146,7 +146,6 @@ snapstore_import(const struct snapstore_import_opts *o,
 	if (info == NULL)
 		info = &info0;
 	memset(&ip, 0, sizeof(ip));
-	ip.created = -1;
 	if ((ip.sp = snapstore_put_open(o->store, stats, cause)) == NULL)
 		goto out;
 	sink.arg = &ip;
@@ -159,7 +158,7 @@ snapstore_import(const struct snapstore_import_opts *o,
 		rc = ip.store_failed ? -2 : -1;
 		goto out;
 	}
-	if (ip.dump == NULL || ip.created < 0) {
+	if (ip.dump == NULL) {
 		/* the reader refuses an archive without db/db.backup */
 		rc = -1;
 		if (cause != NULL && *cause == NULL)

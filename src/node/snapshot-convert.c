@@ -132,6 +132,7 @@ convert_locked(const char *id, struct snapstore_stats *st, char **cause)
 	char *arch = convert_file(id, "archive.tar.gz");
 	char *store = xasprintf("%s/store", node->data_dir);
 	json_t *j = json_load_file(state, 0, NULL);
+	char *why = NULL;
 	int rc = 0, n;
 
 	if (j == NULL || jsonx_str(j, "state") == NULL ||
@@ -180,10 +181,11 @@ convert_locked(const char *id, struct snapstore_stats *st, char **cause)
 		goto out;
 	}
 	testhook_pause("snapshot-convert");
-	/* 3. the manifest wins: what it replaces goes */
-	if (remove_leftovers(id, cause) < 0) {
-		rc = -1;
-		goto out;
+	/* 3. the manifest wins: what it replaces goes (or at the next
+	 * start or touch) */
+	if (remove_leftovers(id, &why) < 0) {
+		log_warn("snapshot %s: %s", id, why);
+		free(why);
 	}
 	json_object_set_new(j, "converted", json_integer(util_now()));
 	json_object_set_new(j, "store", json_pack("{s:I,s:I,s:I,s:I,s:I}",
