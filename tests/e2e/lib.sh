@@ -240,35 +240,6 @@ start_notes() {
 	check "start" "$NUBO" envs start "$1" Test
 }
 
-# notes_data NODE: what the tests of snapshots read of the notes app's
-# Test on NODE (start_notes): D (the node's folder), STORE (its snapshot
-# store), EID, FILES (the file store), DBURL; and the helpers below
-notes_data() {
-	D=$T/node-$1
-	STORE=$D/store
-	EID=$(env_id "$1" Test)
-	FILES=$D/envs/$EID/files
-	DBURL="postgresql://env_$EID:$(jq_get db_password < "$D/envs/$EID/env.json")@127.0.0.1:$(sed -n 3p "$T/node-$1.ports")/env_$EID"
-}
-# sql SQL: on the environment's database (notes_data)
-sql() { psql -X -At -v ON_ERROR_STOP=1 "$DBURL" -c "$1"; }
-# put_doc BYTES: a document as the app stores it (tree/xx/yy/<uuid>), the
-# environment's (the new file and its folders only: a chown moves a
-# file's ctime, and a file whose ctime moved is read again); its path
-put_doc() {
-	local u d
-	u=$(python3 -c 'import uuid; print(uuid.uuid4())')
-	d=$FILES/${u:0:2}/${u:2:2}
-	mkdir -p "$d" && head -c "$1" /dev/urandom > "$d/$u"
-	chown --reference="$FILES" "$FILES/${u:0:2}" "$d" "$d/$u"
-	echo "$d/$u"
-}
-# notes_state: the rows and every file's sha256, as one hash
-notes_state() {
-	{ sql "SELECT id, title, body FROM notes ORDER BY id"
-	  (cd "$FILES" && find . -type f -print0 | sort -z | xargs -0 -r sha256sum); } | sha256sum | cut -c1-64
-}
-
 # Start a portal in $T/portal; sets PORTAL_URL, ADMIN_KEY and logs the CLI
 # in as the admin (NUBO_URL / NUBO_API_KEY).
 start_portal() {

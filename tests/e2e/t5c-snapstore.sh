@@ -12,18 +12,8 @@
 # same bytes, restores and deletes; a manifest the node was killed before
 # it completed goes at the next start.
 . "$(dirname "$0")/lib.sh"
-
-PKG=$(ls "$NUBO_BUILD"/packages/notes-*.tar.gz 2>/dev/null | head -1)
-[ -n "$PKG" ] || { echo "t5c: the notes package is not built (make examples)" >&2; exit 1; }
-start_portal
-start_notes shop cloud3 "$PKG"
-
-notes_data cloud3
-state() { notes_state; }
-snap() { # COMMENT: take a snapshot, print its id
-	"$NUBO" backups create shop Test --comment "$1" >/dev/null &&
-		"$NUBO" backups list shop Test --json | jq_get snapshots.0.id
-}
+. "$(dirname "$0")/snapstore-lib.sh"
+start_store_notes t5c
 field() { jq_get "$2" < "$D/snapshots/$1/snapshot.json"; }
 # the blobs in the store, and those the given manifests name (sorted)
 stored() { [ -d "$STORE/blobs" ] && (cd "$STORE/blobs" && find . -type f | sed 's|^\./||; s|/||' | sort); }

@@ -15,17 +15,11 @@
 # is not converted, the command says which and why, and it stays as it
 # was.
 . "$(dirname "$0")/lib.sh"
-
-PKG=$(ls "$NUBO_BUILD"/packages/notes-*.tar.gz 2>/dev/null | head -1)
-[ -n "$PKG" ] || { echo "t5d: the notes package is not built (make examples)" >&2; exit 1; }
+. "$(dirname "$0")/snapstore-lib.sh"
 # the test hook (src/common/testhook.c): a conversion waits at the point
 # $T/pause names
 export NUBO_TEST_PAUSE_FILE=$T/pause
-start_portal
-start_notes shop cloud3 "$PKG"
-
-notes_data cloud3
-state() { notes_state; }
+start_store_notes t5d
 field() { jq_get "$2" < "$D/snapshots/$1/snapshot.json"; }
 ls_snap() { ls "$D/snapshots/$1" | tr '\n' ' '; }
 newest() { "$NUBO" backups list shop Test --json | jq_get snapshots.0.id; }
