@@ -11,7 +11,7 @@
 
 #include "backup-archive.h"
 #include "snapstore.h"
-#include "snapstore-int.h"
+#include "snapstore-put.h"
 #include "xmalloc.h"
 
 #define DUMP_NAME	"db/db.backup"
@@ -58,7 +58,7 @@ imp_start(void *arg, const char *name, int type, int mode, long long mtime,
 	}
 	/* a member under tree/ (the reader passes nothing else) */
 	e = json_object();
-	snapstore_entry_path(e, name + 5);
+	snapstore_entry_set_path(e, name + 5);
 	json_object_set_new(e, "type", json_string(type == AE_IFDIR ? "d" :
 	    "f"));
 	json_object_set_new(e, "mode", json_integer(mode));

@@ -25,7 +25,7 @@
 #include "jsonx.h"
 #include "nubo_limits.h"
 #include "snapstore.h"
-#include "snapstore-int.h"
+#include "snapstore-put.h"
 #include "util.h"
 #include "xmalloc.h"
 
@@ -1319,7 +1319,7 @@ snapstore_count(const char *store, long long *blobs, long long *bytes)
 }
 
 /* ------------------------------------------------------------------ */
-/* Shared with snapstore-import.c (snapstore-int.h)                    */
+/* Shared with snapstore-import.c (snapstore-put.h)                    */
 
 struct snapstore_put {
 	struct put		 p;
@@ -1404,7 +1404,7 @@ snapstore_manifest_new(long long created, const char *model_version,
 }
 
 void
-snapstore_entry_path(json_t *e, const char *rel)
+snapstore_entry_set_path(json_t *e, const char *rel)
 {
 	path_set(e, rel);
 }

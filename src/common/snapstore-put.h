@@ -2,8 +2,8 @@
  * into the store piece by piece, as an archive's members arrive, with
  * the blobs, the dump's chunks and the manifest exactly as
  * snapstore_snapshot() makes them. Not for other callers. */
-#ifndef NUBO_SNAPSTORE_INT_H
-#define NUBO_SNAPSTORE_INT_H
+#ifndef NUBO_SNAPSTORE_PUT_H
+#define NUBO_SNAPSTORE_PUT_H
 
 #include <jansson.h>
 
@@ -34,7 +34,7 @@ void snapstore_put_dump_end(struct snapstore_put *, json_t *dump);
 json_t *snapstore_manifest_new(long long created, const char *model_version,
     long long database_size, long long duration, json_t *dump);
 /* A tree entry's path, in the manifest's form. */
-void snapstore_entry_path(json_t *e, const char *rel);
+void snapstore_entry_set_path(json_t *e, const char *rel);
 /* The blobs made durable, then m written to path atomically. 0, or -1
  * with *cause. */
 int snapstore_put_manifest(struct snapstore_put *, json_t *m,
