@@ -368,6 +368,7 @@ struct wctx {
 	long long	 total;
 	long long	 files_size;
 	double		 last_progress;
+	time_t		 now;		/* db/, tree/, .metadata, .nubo/ */
 	const struct backup_write_opts *o;
 	char		*name;		/* "the backup archive <path>" */
 	char		**cause;
@@ -546,7 +547,7 @@ w_tree(struct wctx *w, const char *dir)
 			continue;
 		}
 		if (!started) {
-			if (w_header(w, "tree/", AE_IFDIR, 0755, 0, time(NULL)) < 0)
+			if (w_header(w, "tree/", AE_IFDIR, 0755, 0, w->now) < 0)
 				goto out;
 			started = 1;
 		}
@@ -606,6 +607,8 @@ backup_archive_write(const struct backup_write_opts *o, int out_fd,
 	memset(&w, 0, sizeof(w));
 	w.o = o;
 	w.cause = cause;
+	w.now = now;	/* one time for the members nubo makes up: the
+			 * store assembles them from its created */
 	w.spool = -1;
 	w.z.pipe = w.z.errfd = -1;
 	w.z.pid = -1;
@@ -1051,6 +1054,7 @@ struct rctx {
 	struct hset	 file_set;	/* regular members */
 	struct hset	 dir_set;	/* paths with members below them */
 	int		 seen_checksums;
+	int		 sinking;	/* this member's bytes go to o->sink */
 	long long	 next_progress;
 	char		**cause;
 };
@@ -1232,6 +1236,9 @@ r_data(struct rctx *r, const char *name, int out_fd, int pgpipe,
 			}
 			pgpipe = -1;	/* pg_restore --list has what it needs */
 		}
+		if (r->sinking && r->o->sink->data(r->o->sink->arg, r->iobuf,
+		    (size_t)n, r->cause) < 0)
+			goto out;
 		if (files != NULL && archive_write_data(files, r->iobuf,
 		    (size_t)n) != n) {
 			zout_fail(&r->fz, NULL, r->cause);
@@ -1275,6 +1282,34 @@ out:
 	buf_release(&line);
 	EVP_MD_CTX_free(mc);
 	return rc;
+}
+
+/* Tell o->sink of member name (db/db.backup or under tree/) at its
+ * header; a regular member's bytes then go to it too (r->sinking). */
+static int
+r_sink_start(struct rctx *r, const char *name, struct archive_entry *e,
+    int type)
+{
+	const struct backup_member_sink *s = r->o->sink;
+
+	if (s == NULL)
+		return 0;
+	if (s->start(s->arg, name, type, (int)(archive_entry_perm(e) & 07777),
+	    (long long)archive_entry_mtime(e), archive_entry_size_is_set(e) ?
+	    (long long)archive_entry_size(e) : 0, r->cause) < 0)
+		return -1;
+	r->sinking = type == AE_IFREG;
+	return 0;
+}
+
+/* The end of a member r_sink_start() told of. */
+static int
+r_sink_end(struct rctx *r)
+{
+	if (!r->sinking)
+		return 0;
+	r->sinking = 0;
+	return r->o->sink->end(r->o->sink->arg, r->cause);
 }
 
 /* Make the folders of tree_dir/rel (rel already checked) that are
@@ -1658,6 +1693,9 @@ backup_archive_read(backup_read_fn rd, void *ctx,
 					goto out;
 				}
 			}
+			if (strncmp(name, "tree/", 5) == 0 &&
+			    r_sink_start(&r, name, e, AE_IFDIR) < 0)
+				goto out;
 			continue;
 		}
 
@@ -1698,8 +1736,12 @@ backup_archive_read(backup_read_fn rd, void *ctx,
 			    (pgpipe = o->dump_start(o->dump_done_arg,
 			    (long long)archive_entry_size(e))) >= 0)
 				outfd = -1;	/* streamed, not spooled */
-			ret = r_data(&r, name, outfd, pgpipe, 1, 0, NULL, &bytes,
-			    md);
+			ret = r_sink_start(&r, name, e, AE_IFREG);
+			if (ret == 0)
+				ret = r_data(&r, name, outfd, pgpipe, 1, 0, NULL,
+				    &bytes, md);
+			if (ret == 0)
+				ret = r_sink_end(&r);
 			if (pglist < 0 && pgpipe >= 0) {
 				close(pgpipe);	/* EOF to the dump's reader */
 				pgpipe = -1;
@@ -1755,7 +1797,12 @@ backup_archive_read(backup_read_fn rd, void *ctx,
 				goto out;
 			}
 		}
-		ret = r_data(&r, name, outfd, -1, 0, 0, r.files, &bytes, md);
+		ret = r_sink_start(&r, name, e, AE_IFREG);
+		if (ret == 0)
+			ret = r_data(&r, name, outfd, -1, 0, 0, r.files, &bytes,
+			    md);
+		if (ret == 0)
+			ret = r_sink_end(&r);
 		if (outfd >= 0) {
 			struct timespec ts[2] = {
 				{ archive_entry_mtime(e), 0 },

@@ -49,6 +49,23 @@ int backup_archive_write(const struct backup_write_opts *o, int out_fd,
 /* Source of archive bytes: returns bytes read, 0 at end, -1 on error. */
 typedef ssize_t (*backup_read_fn)(void *ctx, void *buf, size_t len);
 
+/* The snapshot's contents as they stream through the reader
+ * (snapstore_import()): db/db.backup and every member under tree/, each
+ * once its header passed the checks. Each call returns 0, or -1 with
+ * *cause set, which stops the read (it fails). Whether the archive is
+ * valid as a whole is known only when backup_archive_read() returns. */
+struct backup_member_sink {
+	/* at the header: the name without a trailing '/', AE_IFREG or
+	 * AE_IFDIR, the mode's 07777 bits, mtime, the declared size */
+	int	(*start)(void *arg, const char *name, int type, int mode,
+		    long long mtime, long long size, char **cause);
+	/* a regular member's bytes, in order */
+	int	(*data)(void *arg, const void *buf, size_t len, char **cause);
+	/* after a regular member's last byte */
+	int	(*end)(void *arg, char **cause);
+	void	*arg;
+};
+
 struct backup_read_opts {
 	/* validation */
 	const char	*pg_restore;	/* run `pg_restore --list` on the dump
@@ -77,6 +94,7 @@ struct backup_read_opts {
 	 * can start pg_restore while tree/ is still extracting */
 	void		(*dump_done)(void *arg);
 	void		*dump_done_arg;	/* for dump_start and dump_done */
+	const struct backup_member_sink *sink;	/* NULL: none */
 	backup_progress_fn progress;
 	void		*progress_arg;
 };

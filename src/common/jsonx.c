@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "nubo_limits.h"
+#include "util.h"
 #include "xmalloc.h"
 
 int
@@ -177,4 +178,14 @@ jsonx_bool(json_t *obj, const char *key, int dflt)
 	json_t *v = json_object_get(obj, key);
 
 	return json_is_boolean(v) ? json_is_true(v) : dflt;
+}
+
+int
+jsonx_save(const char *path, json_t *j)
+{
+	char *text = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
+	int rc = util_write_file(path, text, strlen(text), 0600);
+
+	free(text);
+	return rc;
 }

@@ -35,4 +35,8 @@ const char *jsonx_str(json_t *obj, const char *key);
 long long jsonx_int(json_t *obj, const char *key, long long dflt);
 int jsonx_bool(json_t *obj, const char *key, int dflt);
 
+/* j written to path compact, keys sorted, atomically and durably
+ * (util_write_file()): a node's small state files. 0, or -1 (errno). */
+int jsonx_save(const char *path, json_t *j);
+
 #endif

@@ -25,6 +25,7 @@
 #include "jsonx.h"
 #include "nubo_limits.h"
 #include "snapstore.h"
+#include "snapstore-put.h"
 #include "util.h"
 #include "xmalloc.h"
 
@@ -126,7 +127,7 @@ static void
 put_progress(struct put *p, long long n)
 {
 	p->done += n;
-	if (p->o->progress != NULL)
+	if (p->o != NULL && p->o->progress != NULL)
 		p->o->progress(p->o->progress_arg, p->done, p->o->total);
 }
 
@@ -262,28 +263,113 @@ gear_init(void)
 	}
 }
 
-/* The dump into chunks: dump gets size, sha256 (of the whole dump, for
- * .nubo/checksums) and chunks [{sha256, size}…]. */
+/* The dump being cut into chunks as its bytes come (put_dump(), and
+ * snapstore-import.c from an archive's db/db.backup). */
+struct chunker {
+	EVP_MD_CTX	*whole;		/* the whole dump's sha256 */
+	json_t		*chunks;	/* [{size, sha256}…] */
+	struct blob_w	 b;		/* the chunk being written */
+	uint64_t	 h;		/* the rolling hash */
+	long long	 total;
+};
+
+static int
+chunk_begin(struct put *p, struct chunker *c, char **cause)
+{
+	gear_init();
+	c->whole = EVP_MD_CTX_new();
+	EVP_DigestInit_ex(c->whole, EVP_sha256(), NULL);
+	c->chunks = json_array();
+	c->h = 0;
+	c->total = 0;
+	return blob_begin(p, &c->b, cause);
+}
+
+/* The chunk written so far as the next one. */
+static int
+chunk_cut(struct put *p, struct chunker *c, char **cause)
+{
+	json_t *e = json_pack("{s:I}", "size", (json_int_t)c->b.size);
+	char hex[65];
+
+	blob_end(p, &c->b, 1, hex);
+	json_object_set_new(e, "sha256", json_string(hex));
+	json_array_append_new(c->chunks, e);
+	c->h = 0;
+	return blob_begin(p, &c->b, cause);
+}
+
+static int
+chunk_feed(struct put *p, struct chunker *c, const unsigned char *data,
+    size_t n, char **cause)
+{
+	const uint64_t mask = ~0ULL << (64 - CHUNK_BITS);
+	size_t i, start;
+
+	EVP_DigestUpdate(c->whole, data, n);
+	c->total += (long long)n;
+	for (start = 0, i = 0; i < n; i++) {
+		c->h = (c->h << 1) + gear[data[i]];
+		if (c->b.size + (long long)(i + 1 - start) < CHUNK_MIN)
+			continue;
+		if ((c->h & mask) != 0 &&
+		    c->b.size + (long long)(i + 1 - start) < CHUNK_MAX)
+			continue;
+		if (blob_add(&c->b, data + start, i + 1 - start, cause) < 0 ||
+		    chunk_cut(p, c, cause) < 0)
+			return -1;
+		start = i + 1;
+	}
+	if (start < n && blob_add(&c->b, data + start, n - start, cause) < 0)
+		return -1;
+	return 0;
+}
+
+/* The last chunk (an empty dump is one empty chunk); dump gets size,
+ * sha256 (of the whole dump, for .nubo/checksums) and chunks. */
+static void
+chunk_end(struct put *p, struct chunker *c, json_t *dump)
+{
+	unsigned char md[32];
+	char hex[65];
+
+	if (c->b.size > 0 || json_array_size(c->chunks) == 0) {
+		json_array_append_new(c->chunks, json_pack("{s:I}", "size",
+		    (json_int_t)c->b.size));
+		blob_end(p, &c->b, 1, hex);
+		json_object_set_new(json_array_get(c->chunks,
+		    json_array_size(c->chunks) - 1), "sha256",
+		    json_string(hex));
+	}
+	EVP_DigestFinal_ex(c->whole, md, NULL);
+	util_hex(md, 32, hex);
+	json_object_set_new(dump, "size", json_integer(c->total));
+	json_object_set_new(dump, "sha256", json_string(hex));
+	json_object_set(dump, "chunks", c->chunks);
+}
+
+static void
+chunk_release(struct put *p, struct chunker *c)
+{
+	if (c->b.tmp != NULL)
+		blob_end(p, &c->b, 0, NULL);
+	EVP_MD_CTX_free(c->whole);
+	json_decref(c->chunks);
+	memset(c, 0, sizeof(*c));
+	c->b.fd = -1;
+}
+
+/* The dump read from fd into chunks, into dump as chunk_end() says. */
 static int
 put_dump(struct put *p, int fd, json_t *dump, char **cause)
 {
-	const uint64_t mask = ~0ULL << (64 - CHUNK_BITS);
-	EVP_MD_CTX *whole = EVP_MD_CTX_new();
-	json_t *chunks = json_array();
-	struct blob_w b;
-	unsigned char md[32];
-	char hex[65];
-	uint64_t h = 0;
-	long long total = 0;
-	ssize_t n, i, start;
+	struct chunker c;
+	ssize_t n;
 	int rc = -1;
 
-	gear_init();
-	EVP_DigestInit_ex(whole, EVP_sha256(), NULL);
-	b.fd = -1;
-	b.tmp = NULL;
-	b.mc = NULL;
-	if (blob_begin(p, &b, cause) < 0)
+	memset(&c, 0, sizeof(c));
+	c.b.fd = -1;
+	if (chunk_begin(p, &c, cause) < 0)
 		goto out;
 	for (;;) {
 		n = read(fd, p->iobuf, NUBO_IO_CHUNK);
@@ -295,52 +381,14 @@ put_dump(struct put *p, int fd, json_t *dump, char **cause)
 		}
 		if (n == 0)
 			break;
-		EVP_DigestUpdate(whole, p->iobuf, (size_t)n);
-		total += n;
 		put_progress(p, n);
-		for (start = 0, i = 0; i < n; i++) {
-			h = (h << 1) + gear[p->iobuf[i]];
-			if (b.size + (i + 1 - start) < CHUNK_MIN)
-				continue;
-			if ((h & mask) != 0 &&
-			    b.size + (i + 1 - start) < CHUNK_MAX)
-				continue;
-			if (blob_add(&b, p->iobuf + start, (size_t)(i + 1 -
-			    start), cause) < 0)
-				goto out;
-			json_array_append_new(chunks, json_pack("{s:I}", "size",
-			    (json_int_t)b.size));
-			blob_end(p, &b, 1, hex);
-			json_object_set_new(json_array_get(chunks,
-			    json_array_size(chunks) - 1), "sha256",
-			    json_string(hex));
-			start = i + 1;
-			h = 0;
-			if (blob_begin(p, &b, cause) < 0)
-				goto out;
-		}
-		if (start < n && blob_add(&b, p->iobuf + start, (size_t)(n -
-		    start), cause) < 0)
+		if (chunk_feed(p, &c, p->iobuf, (size_t)n, cause) < 0)
 			goto out;
 	}
-	if (b.size > 0 || json_array_size(chunks) == 0) {
-		json_array_append_new(chunks, json_pack("{s:I}", "size",
-		    (json_int_t)b.size));
-		blob_end(p, &b, 1, hex);
-		json_object_set_new(json_array_get(chunks,
-		    json_array_size(chunks) - 1), "sha256", json_string(hex));
-	}
-	EVP_DigestFinal_ex(whole, md, NULL);
-	util_hex(md, 32, hex);
-	json_object_set_new(dump, "size", json_integer(total));
-	json_object_set_new(dump, "sha256", json_string(hex));
-	json_object_set(dump, "chunks", chunks);
+	chunk_end(p, &c, dump);
 	rc = 0;
 out:
-	if (b.tmp != NULL)
-		blob_end(p, &b, 0, NULL);
-	EVP_MD_CTX_free(whole);
-	json_decref(chunks);
+	chunk_release(p, &c);
 	return rc;
 }
 
@@ -653,6 +701,35 @@ out:
 	return rc;
 }
 
+/* A manifest's head; tree and files_size follow. */
+static json_t *
+manifest_new(long long created, const char *model_version,
+    long long database_size, long long duration, json_t *dump)
+{
+	return json_pack("{s:i,s:I,s:s,s:I,s:I,s:O}", "format",
+	    MANIFEST_FORMAT, "created", (json_int_t)created, "model_version",
+	    model_version ? model_version : "", "database_size",
+	    (json_int_t)database_size, "duration", (json_int_t)duration,
+	    "dump", dump);
+}
+
+/* Write manifest m to path once the blobs it names are durable (they
+ * are, before any manifest names them). */
+static int
+manifest_put(struct put *p, json_t *m, const char *path, char **cause)
+{
+	char *text;
+	int rc = 0;
+
+	if (put_sync(p, cause) < 0)
+		return -1;
+	text = json_dumps(m, JSON_COMPACT);
+	if (util_write_file(path, text, strlen(text), 0600) < 0)
+		rc = fail(cause, "cannot write '%s': %s", path, strerror(errno));
+	free(text);
+	return rc;
+}
+
 int
 snapstore_snapshot(const struct snapstore_snap_opts *o,
     struct snapstore_stats *stats, char **cause)
@@ -660,7 +737,6 @@ snapstore_snapshot(const struct snapstore_snap_opts *o,
 	struct snapstore_stats st0;
 	struct put p;
 	json_t *m = NULL, *tree = json_array(), *idx = NULL, *dump = NULL;
-	char *text = NULL;
 	const char *h;
 	json_t *pt;
 	long long dsize;
@@ -686,26 +762,16 @@ snapstore_snapshot(const struct snapstore_snap_opts *o,
 	if (put_dump(&p, o->dump_fd, dump, cause) < 0)
 		goto out;
 	dsize = jsonx_int(dump, "size", 0);
-	m = json_pack("{s:i,s:I,s:s,s:I,s:I,s:O}", "format",
-	    MANIFEST_FORMAT, "created", (json_int_t)o->created,
-	    "model_version", o->model_version ? o->model_version : "",
-	    "database_size", (json_int_t)(o->database_size >= 0 ?
-	    o->database_size : dsize), "duration", (json_int_t)o->duration,
-	    "dump", dump);
+	m = manifest_new(o->created, o->model_version, o->database_size >= 0 ?
+	    o->database_size : dsize, o->duration, dump);
 	idx = prev_index(o->prev);
 	if (o->files_dir != NULL && snap_tree(&p, o->files_dir, idx, tree,
 	    cause) < 0)
 		goto out;
 	json_object_set(m, "tree", tree);
 	json_object_set_new(m, "files_size", json_integer(p.st->files_bytes));
-	/* the blobs are durable before the manifest names them */
-	if (put_sync(&p, cause) < 0)
+	if (manifest_put(&p, m, o->manifest, cause) < 0)
 		goto out;
-	text = json_dumps(m, JSON_COMPACT);
-	if (util_write_file(o->manifest, text, strlen(text), 0600) < 0) {
-		fail(cause, "cannot write '%s': %s", o->manifest, strerror(errno));
-		goto out;
-	}
 	rc = 0;
 out:
 	if (lock >= 0)
@@ -719,7 +785,6 @@ out:
 		if (rc < 0)
 			unlink(json_string_value(pt));
 	json_decref(p.pending);
-	free(text);
 	free(p.iobuf);
 	return rc;
 }
@@ -1284,4 +1349,121 @@ char *
 snapstore_entry_path(json_t *e)
 {
 	return path_get(e);
+}
+
+/* ------------------------------------------------------------------ */
+/* Shared with snapstore-import.c (snapstore-put.h)                    */
+
+struct snapstore_put {
+	struct put		 p;
+	struct blob_w		 file;	/* the tree/ file being written */
+	struct chunker		 dump;
+	struct snapstore_stats	 st0;
+	int			 lock;
+};
+
+struct snapstore_put *
+snapstore_put_open(const char *store, struct snapstore_stats *stats,
+    char **cause)
+{
+	struct snapstore_put *sp = xcalloc(1, sizeof(*sp));
+
+	sp->p.store = store;
+	sp->p.st = stats != NULL ? stats : &sp->st0;
+	memset(sp->p.st, 0, sizeof(*sp->p.st));
+	sp->p.pending = json_object();
+	sp->file.fd = sp->dump.b.fd = sp->lock = -1;
+	if (store_prepare(store, cause) < 0 ||
+	    (sp->lock = store_lock(store, LOCK_SH, cause)) < 0) {
+		snapstore_put_close(sp, 0);
+		return NULL;
+	}
+	return sp;
+}
+
+int
+snapstore_put_file_begin(struct snapstore_put *sp, char **cause)
+{
+	return blob_begin(&sp->p, &sp->file, cause);
+}
+
+int
+snapstore_put_file_add(struct snapstore_put *sp, const void *data,
+    size_t len, char **cause)
+{
+	return blob_add(&sp->file, data, len, cause);
+}
+
+int
+snapstore_put_file_end(struct snapstore_put *sp, char *hex, long long *size,
+    char **cause)
+{
+	*size = sp->file.size;
+	blob_end(&sp->p, &sp->file, 1, hex);
+	sp->p.st->files++;
+	sp->p.st->files_bytes += *size;
+	sp->p.st->hashed++;
+	/* as snap_tree(): memory does not grow with the file count */
+	if (json_object_size(sp->p.pending) >= PENDING_MAX)
+		return put_sync(&sp->p, cause);
+	return 0;
+}
+
+int
+snapstore_put_dump_begin(struct snapstore_put *sp, char **cause)
+{
+	return chunk_begin(&sp->p, &sp->dump, cause);
+}
+
+int
+snapstore_put_dump_add(struct snapstore_put *sp, const void *data,
+    size_t len, char **cause)
+{
+	return chunk_feed(&sp->p, &sp->dump, data, len, cause);
+}
+
+void
+snapstore_put_dump_end(struct snapstore_put *sp, json_t *dump)
+{
+	chunk_end(&sp->p, &sp->dump, dump);
+}
+
+json_t *
+snapstore_manifest_new(long long created, const char *model_version,
+    long long database_size, long long duration, json_t *dump)
+{
+	return manifest_new(created, model_version, database_size, duration,
+	    dump);
+}
+
+void
+snapstore_entry_set_path(json_t *e, const char *rel)
+{
+	path_set(e, rel);
+}
+
+int
+snapstore_put_manifest(struct snapstore_put *sp, json_t *m, const char *path,
+    char **cause)
+{
+	return manifest_put(&sp->p, m, path, cause);
+}
+
+void
+snapstore_put_close(struct snapstore_put *sp, int ok)
+{
+	const char *h;
+	json_t *pt;
+
+	if (sp->file.tmp != NULL)
+		blob_end(&sp->p, &sp->file, 0, NULL);
+	chunk_release(&sp->p, &sp->dump);
+	/* blobs not moved into blobs/: gone (the sweep also empties tmp/) */
+	json_object_foreach(sp->p.pending, h, pt)
+		if (!ok)
+			unlink(json_string_value(pt));
+	json_decref(sp->p.pending);
+	if (sp->lock >= 0)
+		close(sp->lock);
+	free(sp);
 }

@@ -86,6 +86,35 @@ struct snapstore_taken {
 int snapstore_take(const struct snapstore_take_opts *o,
     struct snapstore_taken *t, char **cause);
 
+struct snapstore_import_opts {
+	const char	*store;		/* STORE (created when missing) */
+	int		 archive_fd;	/* a Mendix-layout .tar.gz, read from
+					 * where it is to its end */
+	const char	*manifest;	/* written atomically, last */
+	const char	*pg_restore;	/* backup_read_opts.pg_restore: the
+					 * dump checked with pg_restore
+					 * --list; NULL: its PGDMP magic */
+	backup_progress_fn progress;	/* compressed bytes read */
+	void		*progress_arg;
+};
+
+/* Put the snapshot an archive holds into the store and write its
+ * manifest, as snapstore_snapshot() would have for the same contents:
+ * each tree/ file a blob (modes and mtimes from its member, the manifest
+ * in the order a snapshot walks the folder), the dump cut into the same
+ * chunks; created is db/db.backup's mtime (what backup_archive_write()
+ * gives every member it makes up), model_version, duration and the
+ * sizes from .metadata. The archive is read once, through
+ * backup_archive_read() with every check it makes; the manifest is
+ * written only when all of them held.
+ * 0 with *info (may be NULL) and *stats (may be NULL) filled;
+ * -1 when the archive is refused, *cause the reader's reason;
+ * -2 when the store failed (disk full, …), *cause saying so.
+ * On failure there is no manifest; blobs already moved into the store
+ * are freed by the next sweep. */
+int snapstore_import(const struct snapstore_import_opts *o,
+    struct backup_info *info, struct snapstore_stats *stats, char **cause);
+
 /* Which download. */
 enum snapstore_kind {
 	SNAPSTORE_FULL,		/* db/, tree/, .metadata, .nubo/checksums */

@@ -6,10 +6,11 @@
  * with either the old data or the new, never a mix.
  *
  * Layout: DIR/snapshots/<uuid>/{snapshot.json, manifest.json} for a
- * snapshot taken here: its contents are in the snapshot store, DIR/store
- * (snapstore.h), and every download is assembled from it. An uploaded
- * snapshot, or one taken before the store, has archive.tar.gz instead
- * (and database.backup, files.tar.gz made from it on first download).
+ * snapshot taken here or uploaded: its contents are in the snapshot
+ * store, DIR/store (snapstore.h), and every download is assembled from
+ * it. One taken before the store has archive.tar.gz instead (and
+ * database.backup, files.tar.gz made from it on first download) until
+ * it is converted (snapshot-convert.c).
  * DIR/restores/<uuid>.json (outcome of a restore); DIR/envs/<id>/restore.json
  * (the journal of a restore in progress). */
 #include <curl/curl.h>
@@ -105,6 +106,19 @@ store_whole(const char *id, enum snapstore_kind kind, char **cause)
 	return rc;
 }
 
+/* 1 when snapshot id still has its whole archive.tar.gz: not converted
+ * into the store yet, or converted by a process killed before it
+ * removed it (snapshot-convert.c). */
+static int
+snap_has_archive(const char *id)
+{
+	char *arch = snap_file(id, "archive.tar.gz");
+	int has = access(arch, F_OK) == 0;
+
+	free(arch);
+	return has;
+}
+
 /* Free the store's blobs that no snapshot's manifest names, on the
  * sweeper thread: the sweep waits for every snapshot being written
  * (they hold the store's lock shared), which a DELETE must not. */
@@ -171,11 +185,7 @@ load_json(const char *path)
 static int
 save_json(const char *path, json_t *j)
 {
-	char *text = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
-	int rc = util_write_file(path, text, strlen(text), 0600);
-
-	free(text);
-	return rc;
+	return jsonx_save(path, j);
 }
 
 /* Register work in progress; 0, or -1 when that id is already running. */
@@ -543,6 +553,7 @@ agent_snapshot_delete(struct areq *r)
 {
 	const char *id = http_param(r->http, "snapshot");
 	char *dir, *man;
+	int lock;
 
 	if (!util_valid_uuid(id)) {
 		areply_error(r, 404, "SNAPSHOT_NOT_FOUND", "no snapshot '%s' on "
@@ -554,17 +565,29 @@ agent_snapshot_delete(struct areq *r)
 		    "running", id);
 		return;
 	}
+	/* a conversion into the store holds the folder (snapshot-convert.c) */
+	if ((lock = snapshot_lock(id, 0)) == -1 && errno == EWOULDBLOCK) {
+		areply_error(r, 409, "SNAPSHOT_RUNNING", "snapshot %s is being "
+		    "converted into the snapshot store; try again when it is "
+		    "done", id);
+		task_remove(id);
+		return;
+	}
 	dir = snap_dir(id);
 	man = snap_file(id, "manifest.json");
 	if (unlink(man) == 0 ? util_fsync_dir(man) == -1 : errno != ENOENT) {
 		areply_error(r, 500, "NODE_IO_ERROR", "cannot delete snapshot "
 		    "%s: %s", id, strerror(errno));
+		if (lock >= 0)
+			close(lock);
 		task_remove(id);
 		free(man);
 		free(dir);
 		return;
 	}
 	util_rm_rf(dir);
+	if (lock >= 0)
+		close(lock);
 	task_remove(id);
 	store_sweep_soon();
 	free(man);
@@ -754,6 +777,20 @@ agent_snapshot_download(struct areq *r)
 		areply_error(r, 404, "NOT_FOUND", "no download '%s' (full, "
 		    "database, files)", kind);
 		goto out;
+	}
+	/* first touch: a download from its start converts a whole-archive
+	 * snapshot (a Range continues the archive's own bytes) */
+	if (!snap_in_store(id) || snap_has_archive(id)) {
+		snapshot_convert_touch(id, http_header(r->http, "Range") == NULL);
+		if (snap_in_store(id)) {
+			/* as the conversion left it (no archive sizes) */
+			json_decref(j);
+			if ((j = snap_show_json(id)) == NULL) {
+				areply_error(r, 404, "SNAPSHOT_NOT_FOUND", "no "
+				    "completed snapshot '%s' on this node", id);
+				goto out;
+			}
+		}
 	}
 	json_object_del(j, "progress");
 	name = kinds[k].name(id, jsonx_int(j, "created", 0));
@@ -1031,18 +1068,22 @@ agent_snapshot_upload_sink(struct http_req *h, const char *data, size_t len)
 /* PUT /agent/v1/environments/{id}/snapshots/{snapshot}/archive (signed):
  * the archive is validated completely (structure, .metadata, the dump
  * through pg_restore --list, every path, checksums) before the snapshot
- * exists; a bad one leaves nothing behind. */
+ * exists; a bad one leaves nothing behind. It is read once, into the
+ * snapshot store as it streams (snapstore_import()): a valid one becomes
+ * a manifest, and the spool goes. */
 void
 agent_snapshot_upload(struct areq *r)
 {
 	struct upload *u = r->ctx;
 	const char *id = http_param(r->http, "snapshot");
-	struct backup_read_opts o;
+	struct snapstore_import_opts o;
+	struct snapstore_stats st;
 	struct backup_info info;
-	char *cause = NULL, *dir = NULL, *final = NULL, *state = NULL;
+	char *cause = NULL, *dir = NULL, *man = NULL, *state = NULL;
+	char *store = NULL;
 	json_t *j = NULL;
-	struct stat st;
-	int fd = -1;
+	long long size;
+	int fd = -1, n, claimed = 0;
 
 	if (upload_env_missing(r) == -1)
 		return;
@@ -1057,29 +1098,54 @@ agent_snapshot_upload(struct areq *r)
 			    "is empty");
 		return;
 	}
-	if ((j = snap_show_json(id)) != NULL) {
+	/* claimed: no delete, and no second upload of it, meanwhile */
+	if ((j = snap_show_json(id)) != NULL || task_add(id, 0) == -1) {
 		json_decref(j);
 		areply_error(r, 409, "SNAPSHOT_EXISTS", "snapshot %s exists "
 		    "already", id);
 		return;
 	}
+	claimed = 1;
+	j = NULL;
+	dir = snap_dir(id);
+	man = snap_file(id, "manifest.json");
+	state = snap_file(id, "snapshot.json");
+	store = store_path();
 	fd = open(u->tmp, O_RDONLY | O_CLOEXEC);
-	backup_read_opts_init(&o);
+	memset(&o, 0, sizeof o);
+	o.store = store;
+	o.archive_fd = fd;
+	o.manifest = man;
 	o.pg_restore = "pg_restore";
-	if (fd < 0 || fsync(u->fd) < 0 ||
-	    backup_archive_read_fd(fd, &o, &info, &cause) == -1) {
-		upload_refuse(r, id, 400, "ARCHIVE_INVALID", "%s", cause ? cause :
-		    "cannot read the upload");
+	if (fd < 0 || fsync(u->fd) < 0) {
+		upload_refuse(r, id, 400, "ARCHIVE_INVALID", "cannot read the "
+		    "upload");
 		goto out;
 	}
-	fstat(fd, &st);
-	dir = snap_dir(id);
-	final = snap_file(id, "archive.tar.gz");
-	state = snap_file(id, "snapshot.json");
+	if (util_mkdir_p(dir, 0700) == -1) {
+		upload_refuse(r, id, 500, "NODE_IO_ERROR", "cannot store "
+		    "snapshot %s: %s", id, strerror(errno));
+		goto out;
+	}
+	if ((n = snapstore_import(&o, &info, &st, &cause)) < 0) {
+		if (n == -1)
+			upload_refuse(r, id, 400, "ARCHIVE_INVALID", "%s", cause);
+		else
+			upload_refuse(r, id, 500, "NODE_IO_ERROR", "cannot store "
+			    "snapshot %s: %s", id, cause);
+		goto out_rm;
+	}
+	/* what a HEAD and the portal's list say: the store's download */
+	if (snapstore_archive_size(store, man, SNAPSTORE_FULL, &size,
+	    &cause) < 0) {
+		upload_refuse(r, id, 500, "NODE_IO_ERROR", "cannot store "
+		    "snapshot %s: %s", id, cause);
+		goto out_rm;
+	}
 	j = json_pack("{s:s,s:I,s:s,s:s,s:I,s:I}", "id", id, "environment",
 	    (json_int_t)r->env->id, "type", "uploaded", "state", "completed",
 	    "created", (json_int_t)util_now(), "archive_size",
-	    (json_int_t)st.st_size);
+	    (json_int_t)size);
 	meta_into(j, &info.meta);
 	/* what the archive holds (.metadata's filesSize is informational) */
 	json_object_set_new(j, "files_size", json_integer(info.files_bytes));
@@ -1089,24 +1155,38 @@ agent_snapshot_upload(struct areq *r)
 		json_object_set_new(j, "warning", json_string(info.warning));
 	json_object_set_new(j, "files", json_integer(info.files));
 	json_object_set_new(j, "checksums", json_boolean(info.has_checksums));
-	if (util_mkdir_p(dir, 0700) == -1 || util_rename_sync(u->tmp, final) == -1 ||
-	    save_json(state, j) == -1) {
+	json_object_set_new(j, "store", json_pack("{s:I,s:I,s:I,s:I,s:I}",
+	    "files", (json_int_t)st.files, "hashed", (json_int_t)st.hashed,
+	    "reused", (json_int_t)0, "blobs_added", (json_int_t)st.blobs_added,
+	    "bytes_added", (json_int_t)st.bytes_added));
+	/* the manifest first, then the record that makes it a snapshot (a
+	 * manifest without one goes at the next start) */
+	if (save_json(state, j) == -1) {
 		upload_refuse(r, id, 500, "NODE_IO_ERROR", "cannot store "
 		    "snapshot %s: %s", id, strerror(errno));
-		util_rm_rf(dir);
-		goto out;
+		goto out_rm;
 	}
-	free(u->tmp);
-	u->tmp = NULL;
+	log_info("uploaded snapshot %s of environment %lld: %lld files, %lld "
+	    "new blobs (%lld bytes) in the store", id, r->env->id, st.files,
+	    st.blobs_added, st.bytes_added);
 	areply(r, 201, json_incref(j));
+	goto out;
+out_rm:
+	if (unlink(man) == 0)
+		util_fsync_dir(man);
+	util_rm_rf(dir);
+	store_sweep_soon();	/* the blobs it wrote */
 out:
 	if (fd >= 0)
 		close(fd);
+	if (claimed)
+		task_remove(id);
 	json_decref(j);
 	free(cause);
 	free(dir);
-	free(final);
+	free(man);
 	free(state);
+	free(store);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1440,7 +1520,11 @@ restore_thread(void *arg)
 		cause = xasprintf("cannot write '%s': %s", jp, strerror(errno));
 		goto out;
 	}
-	/* 2. the archive: here, or fetched from the snapshot's node */
+	/* 2. the archive: here, or fetched from the snapshot's node; a
+	 * whole-archive snapshot here is converted on this first touch (it
+	 * is read as it was when that fails) */
+	if (rj->source_url == NULL)
+		snapshot_convert_touch(rj->snapshot, 1);
 	if (rj->source_url) {
 		spool = xasprintf("%s/snapshots/.fetch-%s", node->data_dir,
 		    rj->id);
@@ -1955,7 +2039,17 @@ backup_recover(void)
 				cmd = snap_file(de->d_name, "manifest.json");
 				if (unlink(cmd) == 0)
 					util_fsync_dir(cmd);
-			}
+				if (j == NULL) {
+					/* an upload killed before its record:
+					 * the folder it made, if empty */
+					free(cmd);
+					cmd = snap_dir(de->d_name);
+					rmdir(cmd);
+				}
+			} else
+				/* a conversion killed after its manifest:
+				 * the manifest wins, the archive goes */
+				snapshot_convert_touch(de->d_name, 0);
 			json_decref(j);
 		}
 		if (d)

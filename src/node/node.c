@@ -124,14 +124,16 @@ const struct opts_cmd node_cmd = {
 	"node [--config FILE] --data DIR --portal URL --token TOKEN\n"
 	"    [--listen IP:PORT] [--tls-cert FILE --tls-key FILE] [options]\n"
 	"node stop-all --data DIR\n"
-	"node fsck --data DIR [--json]",
+	"node fsck --data DIR [--json]\n"
+	"node convert-snapshots --data DIR",
 	"run a cloud node: its agent, the apps' instances in sandboxes, its "
 	"router (nginx) and PostgreSQL; 'stop-all' stops the apps, the router "
 	"and the database a node left running; 'fsck' re-hashes the node's "
 	"snapshot store, moves damaged blobs to DIR/store/quarantine and "
 	"says which snapshots they break (safe while the node runs; exit "
 	"status 0 whole, 1 damage found, 2 it could not run; the node also "
-	"runs it weekly)",
+	"runs it weekly); 'convert-snapshots' puts the snapshots kept as "
+	"whole archives into the snapshot store (safe while the node runs)",
 	"An instance gets 512 MB of memory unless scaled (nubo envs scale "
 	"--memory); a one-off run (nubo envs run) 600 s. The node runs as root: "
 	"it makes a system user for every environment.",
@@ -654,7 +656,7 @@ int
 node_main(int argc, char **argv)
 {
 	pthread_t hb;
-	int c, stop_all = 0, fsck = 0, json = 0;
+	int c, stop_all = 0, fsck = 0, json = 0, convert = 0;
 	long long n, lo, hi;
 	static struct opts o;	/* its values stay until the node stops */
 	char *arg;
@@ -679,6 +681,10 @@ node_main(int argc, char **argv)
 		argc--;
 	} else if (argc > 1 && strcmp(argv[1], "fsck") == 0) {
 		fsck = 1;
+		argv++;
+		argc--;
+	} else if (argc > 1 && strcmp(argv[1], "convert-snapshots") == 0) {
+		convert = 1;
 		argv++;
 		argc--;
 	}
@@ -823,6 +829,8 @@ node_main(int argc, char **argv)
 	if (fsck)	/* beside a running node too: the store's lock */
 		return fsck_main(json);
 	log_init("node");
+	if (convert)	/* the data's own folder only: no user, no daemon */
+		return snapshot_convert_main();
 	if (!stop_all && (node->portal_url == NULL || node->token == NULL)) {
 		cause = xstrdup("--portal URL and --token TOKEN are needed");
 		goto usage;

@@ -583,6 +583,26 @@ void backup_recover(void);
 /* 1 while a restore of this environment runs (start is refused). */
 int backup_env_busy(long long env_id);
 
+/* snapshot-convert.c: whole-archive snapshots into the store */
+struct snapstore_stats;
+/* The snapshot's folder locked (flock), waiting for it or not: the fd,
+ * or -1 (errno: ENOENT no such snapshot, EWOULDBLOCK held). A conversion
+ * holds it; a DELETE takes it without waiting. */
+int snapshot_lock(const char *id, int wait);
+/* Convert snapshot id if it is a whole archive, or remove what a
+ * conversion killed after its manifest left. 1 converted (*st filled,
+ * may be NULL), 2 leftovers removed, 0 nothing to do (in the store, not
+ * completed, gone), -1 with *cause (it stays as it was). */
+int snapshot_convert(const char *id, struct snapstore_stats *st,
+    char **cause);
+/* A snapshot touched: leftovers of a conversion removed; converted
+ * when convert is set and it is a whole archive. Failures are logged:
+ * the snapshot stays a whole archive, which still works. */
+void snapshot_convert_touch(const char *id, int convert);
+/* `nubod node convert-snapshots`: every snapshot of node->data_dir;
+ * the exit status. */
+int snapshot_convert_main(void);
+
 /* agent-routes.c */
 struct http_server *agent_routes_listen(const char *listen,
     const struct http_tls *tls);

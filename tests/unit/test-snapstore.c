@@ -18,6 +18,7 @@
 #include <fcntl.h>
 
 #include <cmocka.h>
+#include <jansson.h>
 
 #include "backup-archive.h"
 #include "snapstore.h"
@@ -202,6 +203,32 @@ count(long long *blobs, long long *bytes)
 	free(store);
 }
 
+/* Today's archive of files/ and in.dump (backup_archive_write()), as
+ * tmp/name. */
+static void
+write_today(const char *name)
+{
+	struct backup_write_opts o;
+	char *p, *cause = NULL;
+	int fd;
+
+	memset(&o, 0, sizeof(o));
+	o.dump_path = xasprintf("%s/in.dump", tmp);
+	close(dump_fd());
+	o.files_dir = xasprintf("%s/files", tmp);
+	o.tmp_dir = tmp;
+	o.model_version = "1.2.3";
+	p = xasprintf("%s/%s", tmp, name);
+	fd = open(p, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	assert_true(fd >= 0);
+	if (backup_archive_write(&o, fd, NULL, &cause) < 0)
+		fail_msg("write: %s", cause);
+	close(fd);
+	free(p);
+	free((char *)o.dump_path);
+	free((char *)o.files_dir);
+}
+
 /* The store's download carries what today's archive carries: same member
  * list in the same order, same contents, valid for nubo's reader (every
  * checksum) and for plain tar + pg_restore; the same bytes every time,
@@ -209,7 +236,6 @@ count(long long *blobs, long long *bytes)
 static void
 test_roundtrip(void **state)
 {
-	struct backup_write_opts o;
 	struct backup_read_opts ro;
 	struct backup_info info;
 	char *p, *cause = NULL;
@@ -218,22 +244,7 @@ test_roundtrip(void **state)
 
 	(void)state;
 	make_files();
-	/* today's archive */
-	memset(&o, 0, sizeof(o));
-	o.dump_path = p = xasprintf("%s/in.dump", tmp);
-	close(dump_fd());
-	o.files_dir = xasprintf("%s/files", tmp);
-	o.tmp_dir = tmp;
-	o.model_version = "1.2.3";
-	p = xasprintf("%s/today.tar.gz", tmp);
-	fd = open(p, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-	if (backup_archive_write(&o, fd, NULL, &cause) < 0)
-		fail_msg("write: %s", cause);
-	close(fd);
-	free(p);
-	free((char *)o.dump_path);
-	free((char *)o.files_dir);
-
+	write_today("today.tar.gz");
 	snap("m1.json", NULL, NULL);
 	if (assemble("m1.json", SNAPSTORE_FULL, "store.tar.gz", &cause) < 0)
 		fail_msg("assemble: %s", cause);
@@ -574,6 +585,204 @@ test_kill_mid_snapshot(void **state)
 	free(store);
 }
 
+/* Import tmp/archive into store/ as manifest tmp/name: what
+ * snapstore_import() returns, *cause on failure. */
+static int
+import(const char *archive, const char *name, const char *pg_restore,
+    struct snapstore_stats *st, char **cause)
+{
+	struct snapstore_import_opts o;
+	char *store = xasprintf("%s/store", tmp);
+	char *man = xasprintf("%s/%s", tmp, name);
+	char *ap = xasprintf("%s/%s", tmp, archive);
+	int rc;
+
+	memset(&o, 0, sizeof(o));
+	o.store = store;
+	o.manifest = man;
+	o.pg_restore = pg_restore;
+	o.archive_fd = open(ap, O_RDONLY);
+	assert_true(o.archive_fd >= 0);
+	rc = snapstore_import(&o, NULL, st, cause);
+	close(o.archive_fd);
+	free(store);
+	free(man);
+	free(ap);
+	return rc;
+}
+
+/* A manifest's dump and tree without what only a snapshot of a folder
+ * knows (the stat fields that let the next one skip unchanged files). */
+static json_t *
+contents_of(const char *name)
+{
+	char *p = xasprintf("%s/%s", tmp, name);
+	json_t *m = json_load_file(p, 0, NULL), *out, *e;
+	size_t i;
+
+	assert_non_null(m);
+	out = json_pack("{s:O,s:O}", "dump", json_object_get(m, "dump"),
+	    "tree", json_object_get(m, "tree"));
+	json_array_foreach(json_object_get(out, "tree"), i, e) {
+		json_object_del(e, "mtime_ns");
+		json_object_del(e, "ctime_ns");
+		json_object_del(e, "inode");
+		json_object_del(e, "device");
+	}
+	json_decref(m);
+	free(p);
+	return out;
+}
+
+/* An archive made by backup_archive_write() goes into the store as the
+ * snapshot of the same files and dump would: the same blobs and chunks,
+ * the same entries; the archive assembled from it is the original's tar
+ * stream byte for byte (every member's name, mode, mtime and contents);
+ * a second import adds no blob. */
+static void
+test_import(void **state)
+{
+	struct snapstore_stats st;
+	unsigned char *d;
+	size_t len = 6 << 20, i;
+	uint64_t x = 7;
+	long long blobs, bytes, again;
+	json_t *a, *b;
+	char *p, *cause = NULL;
+
+	(void)state;
+	make_files();
+	/* a dump of several chunks, with pg_dump's magic */
+	d = xmalloc(len);
+	memcpy(d, tiny_dump, tiny_dump_len);
+	for (i = tiny_dump_len; i < len; i++) {
+		x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+		d[i] = (unsigned char)(x >> 56);
+	}
+	p = xasprintf("%s/in.dump", tmp);
+	assert_int_equal(util_write_file(p, d, len, 0644), 0);
+	free(p);
+	free(d);
+	write_today("today.tar.gz");
+	if (import("today.tar.gz", "imp.json", NULL, &st, &cause) < 0)
+		fail_msg("import: %s", cause);
+	assert_int_equal(st.files, 24);
+	assert_true(st.blobs_added >= 8);
+
+	/* what snapstore_snapshot() makes of the same files and dump */
+	snap("snap.json", NULL, NULL);
+	a = contents_of("imp.json");
+	b = contents_of("snap.json");
+	if (!json_equal(a, b))
+		fail_msg("the import's manifest differs from the snapshot's");
+	assert_true(json_array_size(json_object_get(json_object_get(a, "dump"),
+	    "chunks")) >= 2);
+	json_decref(a);
+	json_decref(b);
+
+	/* back out: the same tar stream, member for member */
+	if (assemble("imp.json", SNAPSTORE_FULL, "back.tar.gz", &cause) < 0)
+		fail_msg("assemble: %s", cause);
+	assert_int_equal(sh("cd %s && zcat today.tar.gz > today.tar && "
+	    "zcat back.tar.gz > back.tar && cmp -s today.tar back.tar", tmp), 0);
+	assert_int_equal(sh("cd %s && tar --full-time -tvf today.tar > a.list && "
+	    "tar --full-time -tvf back.tar > b.list && cmp -s a.list b.list && "
+	    "grep -q ' tree/empty-dir/$' b.list", tmp), 0);
+
+	/* again: nothing new in the store, the same manifest */
+	count(&blobs, &bytes);
+	if (import("back.tar.gz", "imp2.json", NULL, &st, &cause) < 0)
+		fail_msg("import: %s", cause);
+	count(&again, &bytes);
+	assert_int_equal(again, blobs);
+	assert_int_equal(st.blobs_added, 0);
+	assert_int_equal(sh("cmp -s %s/imp.json %s/imp2.json", tmp, tmp), 0);
+}
+
+/* An archive as another tool makes it (tar czf: members in the order
+ * the folder lists them, no .nubo/checksums) imports in the order a
+ * snapshot walks, with pg_restore checking the dump; a hostile archive
+ * is refused with the reader's reason and leaves no manifest — also
+ * when what is wrong shows only at its end, after blobs were written —
+ * and the next sweep leaves the store empty. */
+static void
+test_import_hostile(void **state)
+{
+	static const struct {
+		const char	*what;
+		const char	*make;	/* shell, in tmp/m (a valid layout) */
+		const char	*want;
+	} bad[] = {
+		{ "dumpSize wrong", "sed -i 's/\"dumpSize\":\"[0-9]*\"/"
+		    "\"dumpSize\":\"1\"/' .metadata", "dumpSize is 1" },
+		{ "a link", "ln -s /etc/passwd tree/zz-link",
+		    "'tree/zz-link' is a symbolic link" },
+		{ "a stray member", "echo x > stray", "unexpected archive member "
+		    "'stray'" },
+		{ "no dump", "rm -r db", "archive has no 'db/db.backup'" },
+		{ "not a dump", "echo PGDMPxxxx > db/db.backup", "not a valid "
+		    "PostgreSQL custom-format dump" },
+	};
+	char *store = xasprintf("%s/store", tmp), *roots, *cause = NULL;
+	char *p;
+	long long blobs, bytes;
+	size_t i;
+
+	(void)state;
+	roots = xasprintf("%s/*.json", tmp);
+	p = xasprintf("%s/in.dump", tmp);
+	assert_int_equal(util_write_file(p, tiny_dump, tiny_dump_len, 0644), 0);
+	free(p);
+	/* a Mendix-style folder: .metadata, db/, tree/ in readdir order */
+	assert_int_equal(sh("cd %s && mkdir -p m/db m/tree/b/c m/tree/a && "
+	    "cp in.dump m/db/db.backup && head -c 300000 /dev/urandom > "
+	    "m/tree/b/c/big && echo one > m/tree/a/1 && echo two > m/tree/b/2 "
+	    "&& echo \"{\\\"duration\\\":\\\"3\\\",\\\"dumpSize\\\":\\\"$(stat "
+	    "-c %%s in.dump)\\\",\\\"modelVersion\\\":\\\"9.24\\\","
+	    "\\\"databaseSize\\\":\\\"9999\\\",\\\"filesSize\\\":\\\"12\\\"}\" "
+	    "> m/.metadata && tar czf good.tar.gz -C m db tree .metadata", tmp),
+	    0);
+	if (import("good.tar.gz", "good.json", "pg_restore", NULL, &cause) < 0)
+		fail_msg("import: %s", cause);
+	assert_int_equal(sh("cd %s && mkdir g && python3 -c 'import json,sys; "
+	    "print(\" \".join(e[\"path\"] for e in json.load(open(sys.argv[1]))"
+	    "[\"tree\"]))' good.json > order && test \"$(cat order)\" = "
+	    "'a a/1 b b/2 b/c b/c/big'", tmp), 0);
+	if (assemble("good.json", SNAPSTORE_FULL, "good.out.tar.gz", &cause) < 0)
+		fail_msg("assemble: %s", cause);
+	assert_int_equal(sh("cd %s && tar xzf good.out.tar.gz -C g && diff -r "
+	    "m/tree g/tree && cmp -s m/db/db.backup g/db/db.backup && grep -q "
+	    "'\"modelVersion\":\"9.24\"' g/.metadata && grep -q "
+	    "'\"filesSize\":\"12\"' g/.metadata", tmp), 0);
+	p = xasprintf("%s/good.json", tmp);
+	assert_int_equal(unlink(p), 0);
+	free(p);
+
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		assert_int_equal(sh("cd %s && rm -rf h bad.tar.gz && cp -a m h && "
+		    "cd h && %s && tar czf ../bad.tar.gz $(ls -A)", tmp,
+		    bad[i].make), 0);
+		/* the big file's blob first: the refusal comes after it */
+		assert_int_equal(import("bad.tar.gz", "bad.json", "pg_restore",
+		    NULL, &cause), -1);
+		if (strstr(cause, bad[i].want) == NULL)
+			fail_msg("%s: '%s' does not say '%s'", bad[i].what, cause,
+			    bad[i].want);
+		free(cause);
+		cause = NULL;
+		p = xasprintf("%s/bad.json", tmp);
+		if (access(p, F_OK) == 0)
+			fail_msg("%s: a manifest was written", bad[i].what);
+		free(p);
+	}
+	assert_int_equal(snapstore_sweep(store, roots, NULL, NULL, &cause), 0);
+	count(&blobs, &bytes);
+	assert_int_equal(blobs, 0);
+	assert_int_equal(sh("test -z \"$(ls -A %s/store/tmp)\"", tmp), 0);
+	free(roots);
+	free(store);
+}
+
 int
 main(void)
 {
@@ -589,6 +798,9 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_dump_chunks, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_kill_mid_snapshot, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_import, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_import_hostile, setup,
 		    teardown),
 	};
 
