@@ -178,6 +178,8 @@ repl_names(long long id, const char *key, struct repl_names *n)
 	snprintf(n->slot, sizeof n->slot, "nubo_slot_%lld_%s", id, k);
 	snprintf(n->publication, sizeof n->publication, "nubo_pub_%s", k);
 	snprintf(n->subscription, sizeof n->subscription, "nubo_sub_%s", k);
+	snprintf(n->change_slot, sizeof n->change_slot, "nubo_chg_%lld_%s", id,
+	    k);
 }
 
 /* Run sql with nparams text parameters: the result when it succeeded,
@@ -974,6 +976,20 @@ repl_source_report(PGconn *c, const struct repl_names *n,
 		json_object_update(out, slot);
 		json_decref(slot);
 	}
+	/* the cutover's change slot (changes.c), from its baseline until
+	 * its verify passes, holds WAL as well */
+	PQclear(res);
+	p[0] = n->change_slot;
+	res = repl_query(c, e, "SELECT greatest(pg_wal_lsn_diff("
+	    "pg_current_wal_lsn(), restart_lsn), 0)::bigint FROM"
+	    " pg_replication_slots WHERE slot_name = $1", 1, p);
+	if (res == NULL) {
+		json_decref(out);
+		out = NULL;
+	} else if (PQntuples(res) == 1)
+		json_object_set_new(out, "change_slot", json_pack("{s:s,s:I}",
+		    "slot", n->change_slot, "retained_wal_bytes",
+		    (json_int_t)atoll(PQgetvalue(res, 0, 0))));
 out:
 	PQclear(res);
 	json_decref(rec);

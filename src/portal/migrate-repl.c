@@ -1191,8 +1191,10 @@ migrate_repl_schema_check(struct migrate_ctx *c, char **cause)
 json_t *
 migrate_repl_status(sqlite3 *db, long long id)
 {
-	json_t *m = store_row(db, "SELECT uuid, source_node_id,"
+	json_t *m = store_row(db, "SELECT uuid, source_node_id, state,"
 	    " environments_json FROM migrations WHERE id = ?", "i", id);
+	int cutting = strcmp(jsonx_str(m, "state") ? jsonx_str(m, "state") :
+	    "", "cutting-over") == 0;
 	json_t *out = json_array(), *v;
 	size_t i;
 
@@ -1216,17 +1218,22 @@ migrate_repl_status(sqlite3 *db, long long id)
 		if (st == 200) {
 			static const char *keys[] = { "slot", "active",
 				"lag_bytes", "lag_seconds", "retained_wal_bytes",
-				"wal_status", NULL };
+				"wal_status", "change_slot", NULL };
 			int k;
 
 			for (k = 0; keys[k]; k++)
 				json_object_set(e, keys[k], json_object_get(slot,
 				    keys[k]));
+		} else if (st == 404 && cutting) {
+			/* the cutover dropped it already */
+			json_decref(e);
+			e = NULL;
 		} else {
 			json_object_set_new(e, "error", json_string(why ? why :
 			    "no replication"));
 		}
-		json_array_append_new(out, e);
+		if (e)
+			json_array_append_new(out, e);
 		json_decref(slot);
 		free(path);
 		free(why);

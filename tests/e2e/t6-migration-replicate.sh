@@ -179,6 +179,8 @@ cut=$!
 # a primary key written on the source (replicated): the downtime's
 # verify must read that table whole
 if reached maintenance:Production; then
+	expect_match "status between the baseline and the verify: the change slot and the WAL it holds" \
+		"$("$NUBO" migrate status notes)" "change slot nubo_chg_[0-9]+_[0-9a-f_]+ \(the cutover's, until its verify passes\), WAL held [0-9]+ bytes"
 	env_sql v3 Production "INSERT INTO nopk VALUES (4, 'after the baseline')" >/dev/null
 	for _ in $(seq 100); do
 		[ "$(db_sql v4 "$T_PROD" "SELECT count(*) FROM nopk WHERE k = 4")" = 1 ] && break
