@@ -112,7 +112,7 @@ print_estimates(json_t *m)
 static void
 print_replication(json_t *m)
 {
-	json_t *list = json_object_get(m, "replication"), *e, *lag;
+	json_t *list = json_object_get(m, "replication"), *e, *lag, *chg;
 	size_t i;
 
 	if (json_array_size(list) == 0)
@@ -134,6 +134,11 @@ print_replication(json_t *m)
 		printf(", WAL held %lld bytes (%s)\n", jsonx_int(e,
 		    "retained_wal_bytes", 0), jsonx_str(e, "wal_status") ?
 		    jsonx_str(e, "wal_status") : "?");
+		if ((chg = json_object_get(e, "change_slot")) != NULL)
+			printf("  %-12s change slot %s (the cutover's, until its "
+			    "verify passes), WAL held %lld bytes\n", "",
+			    jsonx_str(chg, "slot"), jsonx_int(chg,
+			    "retained_wal_bytes", 0));
 	}
 }
 

@@ -110,17 +110,6 @@ changes_env_release(long long env)
 		held_free(h);
 }
 
-/* nubo_chg_<id>_<key>, the key with '-' as '_' (as repl_names()). */
-static void
-slot_name(long long id, const char *key, char *out, size_t len)
-{
-	size_t n = (size_t)snprintf(out, len, "nubo_chg_%lld_", id);
-
-	for (; *key && n + 1 < len; key++)
-		out[n++] = *key == '-' ? '_' : *key;
-	out[n] = '\0';
-}
-
 /* Every table of d's database: {name: {key: [{name, type}] or null,
  * why}} where why says why a table has no key to compare by (no primary
  * key, partitioned, not logged: test_decoding never sees an unlogged
@@ -264,6 +253,7 @@ changes_open(struct areq *r, const char **key, long long *id, char *slot,
     size_t slotlen)
 {
 	struct repl_err e = { 0 };
+	struct repl_names n;
 	PGconn *d;
 
 	if (repl_query_key(r, 1, key) == -1)
@@ -272,7 +262,8 @@ changes_open(struct areq *r, const char **key, long long *id, char *slot,
 		repl_reply_error(r, &e);
 		return NULL;
 	}
-	slot_name(*id, *key, slot, slotlen);
+	repl_names(*id, *key, &n);
+	snprintf(slot, slotlen, "%s", n.change_slot);
 	return d;
 }
 

@@ -178,6 +178,8 @@ repl_names(long long id, const char *key, struct repl_names *n)
 	snprintf(n->slot, sizeof n->slot, "nubo_slot_%lld_%s", id, k);
 	snprintf(n->publication, sizeof n->publication, "nubo_pub_%s", k);
 	snprintf(n->subscription, sizeof n->subscription, "nubo_sub_%s", k);
+	snprintf(n->change_slot, sizeof n->change_slot, "nubo_chg_%lld_%s", id,
+	    k);
 }
 
 /* Run sql with nparams text parameters: the result when it succeeded,
@@ -974,6 +976,20 @@ repl_source_report(PGconn *c, const struct repl_names *n,
 		json_object_update(out, slot);
 		json_decref(slot);
 	}
+	/* the cutover's change slot (changes.c), from its baseline until
+	 * its verify passes, holds WAL as well */
+	PQclear(res);
+	p[0] = n->change_slot;
+	res = repl_query(c, e, "SELECT greatest(pg_wal_lsn_diff("
+	    "pg_current_wal_lsn(), restart_lsn), 0)::bigint FROM"
+	    " pg_replication_slots WHERE slot_name = $1", 1, p);
+	if (res == NULL) {
+		json_decref(out);
+		out = NULL;
+	} else if (PQntuples(res) == 1)
+		json_object_set_new(out, "change_slot", json_pack("{s:s,s:I}",
+		    "slot", n->change_slot, "retained_wal_bytes",
+		    (json_int_t)atoll(PQgetvalue(res, 0, 0))));
 out:
 	PQclear(res);
 	json_decref(rec);
@@ -1090,6 +1106,19 @@ out:
 		PQfinish(d);
 }
 
+/* The JSON array text of a query's json_agg; an empty array when it is
+ * not one. */
+static json_t *
+json_array_of(const char *text)
+{
+	json_t *a = json_loads(text, 0, NULL);
+
+	if (json_is_array(a))
+		return a;
+	json_decref(a);
+	return json_array();
+}
+
 /* GET /agent/v1/environments/{id}/replication/schema: every ordinary
  * table of the environment's database with its columns as one line
  * ("name type [not null]", in order), for the cutover to compare both
@@ -1097,8 +1126,13 @@ out:
  * carry it (`key`: "primary key", "index" — a replica identity index —,
  * or "none": replica identity full; `unlogged`: not at all); the other
  * tables whose foreign keys reference it (`referenced_by`: a resync of it
- * takes them along); and the database's large objects (not carried
- * either). */
+ * takes them along); its CHECK constraints added NOT VALID (`not_valid`:
+ * rows from before them may break them, and the replica's first copy
+ * checks every row); and the database's large objects (not carried
+ * either) and domain constraints added NOT VALID (`not_valid_domains`,
+ * "schema.domain constraint"). Foreign keys added NOT VALID are no
+ * matter: the subscription applies rows with session_replication_role =
+ * replica, which fires no foreign key trigger. */
 void
 agent_replication_schema(struct areq *r)
 {
@@ -1124,7 +1158,14 @@ agent_replication_schema(struct areq *r)
 	    " format('%I.%I', tn.nspname, tc.relname)), '[]') FROM"
 	    " pg_constraint k JOIN pg_class tc ON tc.oid = k.conrelid JOIN"
 	    " pg_namespace tn ON tn.oid = tc.relnamespace WHERE k.contype ="
-	    " 'f' AND k.confrelid = c.oid AND k.conrelid <> c.oid)"
+	    " 'f' AND k.confrelid = c.oid AND k.conrelid <> c.oid),"
+	    " (SELECT coalesce(json_agg(k.conname ORDER BY k.conname), '[]')"
+	    " FROM pg_constraint k WHERE k.conrelid = c.oid AND k.contype ="
+	    " 'c' AND NOT k.convalidated), (SELECT coalesce(json_agg(format("
+	    "'%I.%I', tn.nspname, t.typname) || ' ' || k.conname ORDER BY 1),"
+	    " '[]') FROM pg_constraint k JOIN pg_type t ON t.oid = k.contypid"
+	    " JOIN pg_namespace tn ON tn.oid = t.typnamespace WHERE"
+	    " k.contype = 'c' AND NOT k.convalidated)"
 	    " FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
 	    " LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0"
 	    " AND NOT a.attisdropped WHERE c.relkind IN ('r','p') AND"
@@ -1134,21 +1175,17 @@ agent_replication_schema(struct areq *r)
 	if (res == NULL)
 		goto out;
 	tables = json_array();
-	for (i = 0; i < PQntuples(res); i++) {
-		json_t *refs = json_loads(PQgetvalue(res, i, 5), 0, NULL);
-
-		json_array_append_new(tables, json_pack("{s:s,s:s,s:s,s:b,s:o}",
-		    "table", PQgetvalue(res, i, 0), "columns",
+	for (i = 0; i < PQntuples(res); i++)
+		json_array_append_new(tables, json_pack("{s:s,s:s,s:s,s:b,s:o,"
+		    "s:o}", "table", PQgetvalue(res, i, 0), "columns",
 		    PQgetvalue(res, i, 1), "key", PQgetvalue(res, i, 2),
 		    "unlogged", strcmp(PQgetvalue(res, i, 3), "t") == 0,
-		    "referenced_by", json_is_array(refs) ? refs :
-		    json_array()));
-		if (!json_is_array(refs))
-			json_decref(refs);
-	}
-	areply(r, 200, json_pack("{s:O,s:I}", "tables", tables,
+		    "referenced_by", json_array_of(PQgetvalue(res, i, 5)),
+		    "not_valid", json_array_of(PQgetvalue(res, i, 6))));
+	areply(r, 200, json_pack("{s:O,s:I,s:o}", "tables", tables,
 	    "large_objects", (json_int_t)(PQntuples(res) ? atoll(
-	    PQgetvalue(res, 0, 4)) : 0)));
+	    PQgetvalue(res, 0, 4)) : 0), "not_valid_domains",
+	    json_array_of(PQntuples(res) ? PQgetvalue(res, 0, 7) : "[]")));
 out:
 	if (e.code)
 		repl_reply_error(r, &e);

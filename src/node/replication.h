@@ -50,6 +50,7 @@ struct repl_names {
 	char		slot[64];
 	char		publication[64];
 	char		subscription[64];
+	char		change_slot[64];	/* changes.c's */
 };
 
 /* Why a call failed, for its reply. */

@@ -410,6 +410,10 @@ table_method(json_t *table)
 	if (jsonx_bool(table, "unlogged", 0))
 		return "not carried: an unlogged table is not replicated "
 		    "(the dump copies it)";
+	if (json_array_size(json_object_get(table, "not_valid")))
+		return "not carried as it is: a CHECK added NOT VALID, which "
+		    "the replica's first copy would hold every row to (the "
+		    "dump adds it after the rows, as the source has it)";
 	if (key && strcmp(key, "primary key") == 0)
 		return "replicated (primary key)";
 	if (key && strcmp(key, "index") == 0)
@@ -423,14 +427,24 @@ table_method(json_t *table)
 static char *
 uncarried(json_t *schema)
 {
-	json_t *v;
+	json_t *v, *c;
 	char *list = NULL;
-	size_t i;
+	size_t i, j;
 
-	json_array_foreach(json_object_get(schema, "tables"), i, v)
+	json_array_foreach(json_object_get(schema, "tables"), i, v) {
 		if (jsonx_bool(v, "unlogged", 0))
 			list_add(&list, "table %s is unlogged", jsonx_str(v,
 			    "table"));
+		json_array_foreach(json_object_get(v, "not_valid"), j, c)
+			list_add(&list, "table %s has CHECK %s added NOT VALID "
+			    "(a replica's first copy would hold the older rows "
+			    "to it, VALIDATE CONSTRAINT on the source lets it "
+			    "replicate)", jsonx_str(v, "table"),
+			    json_string_value(c));
+	}
+	json_array_foreach(json_object_get(schema, "not_valid_domains"), i, c)
+		list_add(&list, "domain constraint %s was added NOT VALID",
+		    json_string_value(c));
 	if (jsonx_int(schema, "large_objects", 0) > 0)
 		list_add(&list, "%lld large objects", jsonx_int(schema,
 		    "large_objects", 0));
@@ -783,6 +797,11 @@ migrate_repl_copy(struct migrate_ctx *c, long long s, long long t,
 	if (!first && resync(c, s, t, &resynced, cause) == -1)
 		goto out;
 	if (first) {
+		char *point = xasprintf("repl-subscribing:%s", c->env);
+
+		/* the schema is on the target, nothing subscribes yet */
+		testhook_pause(point);
+		free(point);
 		free(why);
 		why = NULL;
 		st = repl_call(c, c->target_node, "POST", t, "subscription",
@@ -1191,8 +1210,10 @@ migrate_repl_schema_check(struct migrate_ctx *c, char **cause)
 json_t *
 migrate_repl_status(sqlite3 *db, long long id)
 {
-	json_t *m = store_row(db, "SELECT uuid, source_node_id,"
+	json_t *m = store_row(db, "SELECT uuid, source_node_id, state,"
 	    " environments_json FROM migrations WHERE id = ?", "i", id);
+	int cutting = strcmp(jsonx_str(m, "state") ? jsonx_str(m, "state") :
+	    "", "cutting-over") == 0;
 	json_t *out = json_array(), *v;
 	size_t i;
 
@@ -1216,17 +1237,22 @@ migrate_repl_status(sqlite3 *db, long long id)
 		if (st == 200) {
 			static const char *keys[] = { "slot", "active",
 				"lag_bytes", "lag_seconds", "retained_wal_bytes",
-				"wal_status", NULL };
+				"wal_status", "change_slot", NULL };
 			int k;
 
 			for (k = 0; keys[k]; k++)
 				json_object_set(e, keys[k], json_object_get(slot,
 				    keys[k]));
+		} else if (st == 404 && cutting) {
+			/* the cutover dropped it already */
+			json_decref(e);
+			e = NULL;
 		} else {
 			json_object_set_new(e, "error", json_string(why ? why :
 			    "no replication"));
 		}
-		json_array_append_new(out, e);
+		if (e)
+			json_array_append_new(out, e);
 		json_decref(slot);
 		free(path);
 		free(why);

@@ -309,12 +309,14 @@ migrations_list(struct preq *r)
 }
 
 /* The states in which a replicating migration's slots exist: after the
- * first copy, until the cutover. */
+ * first copy, until the cutover drops them (a cutover that failed keeps
+ * them, with the change slots of its baseline, until it goes on or is
+ * rolled back). */
 static int
 replicating(const char *state)
 {
 	static const char *const states[] = { "copying", "copied",
-		"rehearsing", NULL };
+		"rehearsing", "cutting-over", NULL };
 	int i;
 
 	for (i = 0; state && states[i]; i++)

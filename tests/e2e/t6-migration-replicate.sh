@@ -10,9 +10,11 @@
 # slot, publication, subscription, role, pg_hba rule or record on either
 # node; after a column added on the source, a cutover is refused before
 # anything stops, naming the table, and an abort leaves nothing either;
-# a table whose first copy fails on the target (a CHECK added NOT VALID
-# on the source, a row breaking it) is given up after 5 failures, named,
-# and an abort leaves nothing;
+# a CHECK added NOT VALID on the source (a row breaking it) is not
+# replicated: the plan says so, the default takes the dump, --replicate
+# is refused; a table whose first copy fails on the target (a CHECK put
+# there, a row breaking it) is given up after 5 failures, named, and an
+# abort leaves nothing;
 # a third migration copies the schema and files, and from then on the v4
 # database follows the v3 one while a writer adds notes through the app
 # (the target is not started: a replica takes the source's writes alone);
@@ -112,13 +114,40 @@ check "migrate abort (the cutover was refused before anything was queued)" "$NUB
 expect "v3 keeps nothing of the aborted replication" "$(none v3)" "$NOTHING"
 expect "v4 keeps nothing of the aborted replication" "$(none v4)" "$NOTHING"
 
-# --- a table whose first copy fails again and again (a CHECK added NOT
-# VALID on the source, a row there breaking it: the target's copy
-# enforces it): the portal gives up after 5 failed copies, naming the
-# table; an abort leaves nothing ---
+# --- a CHECK added NOT VALID on the source, a row there breaking it: a
+# replica's first copy would enforce it on every row; the plan says so,
+# the default falls back to the dump, --replicate is refused naming it ---
 env_sql v3 Production "CREATE TABLE checked (k int PRIMARY KEY, v int); INSERT INTO checked VALUES (1, -1); ALTER TABLE checked ADD CONSTRAINT positive CHECK (v > 0) NOT VALID" >/dev/null
-out=$(timeout 180 "$NUBO" migrate start notes --to v4 2>&1) && fail "a first copy that cannot succeed was not given up" ||
-	expect_match "the first copy is given up after 5 failures, naming the table" "$out" \
+plan=$("$NUBO" migrate plan notes --to v4 --replicate)
+expect_match "the plan: a table with a CHECK added NOT VALID is not carried as it is" "$plan" "table public.checked: not carried as it is: a CHECK added NOT VALID"
+expect_match "  the environment is refused, naming the constraint" "$plan" "cannot replicate: table public.checked has CHECK positive added NOT VALID"
+expect_match "not told how, the plan copies by a dump, saying why" "$("$NUBO" migrate plan notes --to v4)" \
+	"database copied by a dump restored at every copy: replication cannot carry what environment Production holds: table public.checked has CHECK positive added NOT VALID"
+out=$("$NUBO" migrate start notes --to v4 --replicate 2>&1) && fail "a replication of a NOT VALID check started" ||
+	expect_match "migrate start --replicate refuses it, naming it" "$out" "cannot replicate 'Production': table public.checked has CHECK positive added NOT VALID"
+check "migrate abort (refused start)" "$NUBO" migrate abort notes
+expect "v3 keeps nothing of the refused replication" "$(none v3)" "$NOTHING"
+expect "v4 keeps nothing of the refused replication" "$(none v4)" "$NOTHING"
+env_sql v3 Production "ALTER TABLE checked DROP CONSTRAINT positive" >/dev/null
+
+# --- a table whose first copy fails again and again (the target refuses
+# its rows: a CHECK put on the target's table, the schema there and
+# nothing subscribed yet): the portal gives up after 5 failed copies,
+# naming the table; an abort leaves nothing ---
+pause_at repl-subscribing:Production
+timeout 180 "$NUBO" migrate start notes --to v4 > "$T/given-up.out" 2>&1 &
+given=$!
+if reached repl-subscribing:Production; then
+	tdb=env_$(api_as "$ADMIN_KEY" GET /nodes/v4 | python3 -c '
+import json, sys
+print(*[e["id"] for e in json.load(sys.stdin)["environments"] if e["name"] == "Production"])')
+	db_sql v4 "$tdb" "ALTER TABLE checked ADD CONSTRAINT positive CHECK (v > 0)"
+else
+	fail "the first copy never reached Production's subscription"
+fi
+unpause
+wait "$given" && fail "a first copy that cannot succeed was not given up" ||
+	expect_match "the first copy is given up after 5 failures, naming the table" "$(cat "$T/given-up.out")" \
 		"node 'v4': the copy of checked of 'Production' failed 5 times \(the node's PostgreSQL log says why\)"
 expect_match "  the target's PostgreSQL said why" "$(grep -a 'violates check constraint "positive"' "$T/node-v4/pg/log/postgres.log" | head -1)" "positive"
 check "migrate abort (a first copy given up)" "$NUBO" migrate abort notes
@@ -179,6 +208,8 @@ cut=$!
 # a primary key written on the source (replicated): the downtime's
 # verify must read that table whole
 if reached maintenance:Production; then
+	expect_match "status between the baseline and the verify: the change slot and the WAL it holds" \
+		"$("$NUBO" migrate status notes)" "change slot nubo_chg_[0-9]+_[0-9a-f_]+ \(the cutover's, until its verify passes\), WAL held [0-9]+ bytes"
 	env_sql v3 Production "INSERT INTO nopk VALUES (4, 'after the baseline')" >/dev/null
 	for _ in $(seq 100); do
 		[ "$(db_sql v4 "$T_PROD" "SELECT count(*) FROM nopk WHERE k = 4")" = 1 ] && break

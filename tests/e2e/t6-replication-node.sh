@@ -206,6 +206,19 @@ for s in counter notes_id_seq; do
 		"$(env_sql v3 Production "SELECT last_value, is_called FROM $s")"
 done
 
+# the cutover's change slot (changes.c) holds WAL from its mark until its
+# verify passes: the replication's report shows it beside the slot
+expect "the report has no change slot before a mark" "$(agent v3 GET "/environments/$SID/replication?migration=$KEY")/$(answer change_slot)" 200/
+expect "a mark for the migration" "$(agent v3 POST "/environments/$SID/changes?migration=$KEY" '{}')/$(answer created)" 200/true
+env_sql v3 Production "UPDATE notes SET title = title || '.' WHERE id = (SELECT min(id) FROM notes)" >/dev/null
+agent v3 GET "/environments/$SID/replication?migration=$KEY" >/dev/null
+HELD=$(answer change_slot.retained_wal_bytes)
+expect "…then the report names the change slot" "$(answer change_slot.slot)" "nubo_chg_${SID}_${KEY//-/_}"
+expect_match "…and the WAL it holds, in bytes" "$HELD" '^[0-9]+$'
+expect "…as psql reads it (at most what the WAL moved since)" "$(db_sql v3 postgres "SELECT $HELD > 0 AND $HELD <= pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn) FROM pg_replication_slots WHERE slot_name = 'nubo_chg_${SID}_${KEY//-/_}'")" t
+expect "the change slot dropped" "$(agent v3 DELETE "/environments/$SID/changes?migration=$KEY")/$(answer deleted)" 200/true
+expect "…and the report has none" "$(agent v3 GET "/environments/$SID/replication?migration=$KEY")/$(answer change_slot)" 200/
+
 # both sides dropped
 expect "the subscription dropped" "$(agent v4 DELETE "/environments/$TID/subscription?migration=$KEY")/$(answer deleted)" 200/true
 expect "…again: nothing to drop" "$(agent v4 DELETE "/environments/$TID/subscription?migration=$KEY")/$(answer deleted)" 200/false
