@@ -9,7 +9,8 @@ usage: web-trust.py PORTAL_URL NODE WAITING_PIN"""
 import sys
 
 import chromium
-from selenium.common.exceptions import TimeoutException
+from selenium.common.exceptions import (StaleElementReferenceException,
+                                        TimeoutException)
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
@@ -26,8 +27,11 @@ def ok(what, cond, detail=""):
 
 
 def wait(cond, what, secs=20):
+    # the page renders again while a condition reads it: an element
+    # found a moment before may be gone; ask again
     try:
-        return WebDriverWait(d, secs, poll_frequency=0.2).until(cond)
+        return WebDriverWait(d, secs, poll_frequency=0.2,
+                             ignored_exceptions=(StaleElementReferenceException,)).until(cond)
     except TimeoutException:
         ok("waiting for " + what, False, "timed out after %d s" % secs)
         return None
