@@ -99,6 +99,19 @@ tool_print(const struct backup_info *info)
 	json_decref(j);
 }
 
+/* How a command ended: 0, or 1 once its cause is said. */
+static int
+tool_done(const char *cmd, int rc, char *cause)
+{
+	if (rc < 0) {
+		fprintf(stderr, "nubod archive %s: %s\n", cmd,
+		    cause ? cause : "failed");
+		free(cause);
+		return 1;
+	}
+	return 0;
+}
+
 /* The options of the store's commands. */
 struct store_args {
 	const char	*store, *prev, *kind, *roots, *db, *files, *model, *tmp;
@@ -165,13 +178,7 @@ store_cmd(const char *cmd, const struct store_args *a, const char *path)
 			printf("{\"freed_blobs\": %lld, \"freed_bytes\": %lld}\n",
 			    blobs, bytes);
 	}
-	if (rc < 0) {
-		fprintf(stderr, "nubod archive %s: %s\n", cmd,
-		    cause ? cause : "failed");
-		free(cause);
-		return 1;
-	}
-	return 0;
+	return tool_done(cmd, rc, cause);
 }
 
 int backup_tool_main(int argc, char **argv);
@@ -311,11 +318,5 @@ backup_tool_main(int argc, char **argv)
 		return tool_usage(xasprintf("unknown command '%s': create, "
 		    "check, restore, snapshot, assemble or sweep", cmd));
 	}
-	if (rc < 0) {
-		fprintf(stderr, "nubod archive %s: %s\n", cmd,
-		    cause ? cause : "failed");
-		free(cause);
-		return 1;
-	}
-	return 0;
+	return tool_done(cmd, rc, cause);
 }
