@@ -45,6 +45,9 @@ static const struct opt tool_opts[] = {
 	    "are not read)" },
 	{ "kind", "K", 'k', 0,
 	    "assemble: full (default), files or database" },
+	{ "stored", NULL, 'S', 0,
+	    "assemble: gzip's stored blocks, not the download's level (what a "
+	    "node's restore from its store reads)" },
 	{ "roots", "GLOB", 'r', 0,
 	    "sweep: a glob(3) pattern matching every manifest to keep" },
 	OPT_ROW_HELP,
@@ -58,8 +61,9 @@ const struct opts_cmd archive_cmd = {
 	"archive restore --db URL [--files NEWDIR] [--tmp DIR] [-j N] FILE|-\n"
 	"archive snapshot --store DIR --db URL [--files DIR] [--prev MANIFEST]\n"
 	"    [--model-version V] [--tmp DIR] MANIFEST\n"
-	"archive assemble --store DIR [--kind full|files|database] MANIFEST\n"
-	"    (the download, on standard output)\n"
+	"archive assemble --store DIR [--kind full|files|database] [--stored]\n"
+	"    MANIFEST
+ (the download, on standard output)\n"
 	"archive sweep --store DIR --roots GLOB",
 	"backup archives (Mendix Cloud's format) by hand: create one from a "
 	"database and a files folder, check one, restore one into a new "
@@ -115,6 +119,7 @@ tool_done(const char *cmd, int rc, char *cause)
 /* The options of the store's commands. */
 struct store_args {
 	const char	*store, *prev, *kind, *roots, *db, *files, *model, *tmp;
+	int		 stored;
 };
 
 /* `archive snapshot|assemble|sweep`: 0, 1 when it failed (said), 2 on a
@@ -167,7 +172,8 @@ store_cmd(const char *cmd, const struct store_args *a, const char *path)
 		else if (a->kind && strcmp(a->kind, "full") != 0)
 			return tool_usage(xasprintf("--kind: full, files or "
 			    "database, not '%s'", a->kind));
-		rc = snapstore_archive_write(a->store, path, k, 1, &cause);
+		rc = (a->stored ? snapstore_archive_stream :
+		    snapstore_archive_write)(a->store, path, k, 1, &cause);
 	} else {
 		long long blobs, bytes;
 
@@ -218,6 +224,7 @@ backup_tool_main(int argc, char **argv)
 		case 'p': sa.prev = arg; break;
 		case 'k': sa.kind = arg; break;
 		case 'r': sa.roots = arg; break;
+		case 'S': sa.stored = 1; break;
 		case 'l':
 		case 'T':
 		case 'j':

@@ -1107,7 +1107,7 @@ copy_dump(const char *store, json_t *m, int out_fd, char **cause)
  * *written. */
 static int
 archive_out(const char *store, const char *manifest, enum snapstore_kind kind,
-    int out_fd, long long *written, char **cause)
+    int level, int out_fd, long long *written, char **cause)
 {
 	struct asm_ctx c;
 	json_t *m;
@@ -1127,7 +1127,7 @@ archive_out(const char *store, const char *manifest, enum snapstore_kind kind,
 	c.zbuf = xmalloc(NUBO_IO_CHUNK);
 	c.iobuf = xmalloc(NUBO_IO_CHUNK);
 	/* gzip with a zero header time and zlib's defaults: fixed bytes */
-	if (deflateInit2(&c.z, ARCHIVE_LEVEL, Z_DEFLATED, 15 + 16, 8,
+	if (deflateInit2(&c.z, level, Z_DEFLATED, 15 + 16, 8,
 	    Z_DEFAULT_STRATEGY) != Z_OK)
 		fatal("deflateInit2 failed");
 	c.a = archive_write_new();
@@ -1171,14 +1171,26 @@ snapstore_archive_write(const char *store, const char *manifest,
 {
 	long long written;
 
-	return archive_out(store, manifest, kind, out_fd, &written, cause);
+	return archive_out(store, manifest, kind, ARCHIVE_LEVEL, out_fd,
+	    &written, cause);
+}
+
+int
+snapstore_archive_stream(const char *store, const char *manifest,
+    enum snapstore_kind kind, int out_fd, char **cause)
+{
+	long long written;
+
+	return archive_out(store, manifest, kind, Z_NO_COMPRESSION, out_fd,
+	    &written, cause);
 }
 
 int
 snapstore_archive_size(const char *store, const char *manifest,
     enum snapstore_kind kind, long long *size, char **cause)
 {
-	return archive_out(store, manifest, kind, -1, size, cause);
+	return archive_out(store, manifest, kind, ARCHIVE_LEVEL, -1, size,
+	    cause);
 }
 
 /* ------------------------------------------------------------------ */

@@ -129,6 +129,13 @@ enum snapstore_kind {
 int snapstore_archive_write(const char *store, const char *manifest,
     enum snapstore_kind kind, int out_fd, char **cause);
 
+/* The same archive — members, headers, contents — with gzip's stored
+ * blocks (no compression) in place of the download's level: for a reader
+ * on the same host, a restore, which would otherwise pay a deflate only
+ * to inflate it again. Not the download's bytes. 0, or -1 with *cause. */
+int snapstore_archive_stream(const char *store, const char *manifest,
+    enum snapstore_kind kind, int out_fd, char **cause);
+
 /* The size of that download without writing it (a dry run of the
  * writer, blobs checked as they are read; the dump's size for
  * SNAPSTORE_DATABASE): what a HEAD or a Content-Length says. 0 with

@@ -654,6 +654,9 @@ struct store_out {
 	char			*store;
 	char			*manifest;
 	enum snapstore_kind	 kind;
+	int			 stored;	/* a restore's: gzip's stored
+						 * blocks, not the download's
+						 * bytes */
 	char			*cause;		/* why the writer failed */
 };
 
@@ -685,8 +688,8 @@ store_out_write(void *arg, int fd)
 {
 	struct store_out *so = arg;
 
-	if (snapstore_archive_write(so->store, so->manifest, so->kind, fd,
-	    &so->cause) == 0)
+	if ((so->stored ? snapstore_archive_stream : snapstore_archive_write)(
+	    so->store, so->manifest, so->kind, fd, &so->cause) == 0)
 		return 0;
 	/* a client that went away is no fault of the snapshot */
 	if (so->cause == NULL || strstr(so->cause, strerror(EPIPE)) == NULL)
@@ -1461,6 +1464,7 @@ store_stream_start(struct store_stream *ss, const char *id, char **cause)
 	}
 	(void)fcntl(p[1], F_SETPIPE_SZ, NUBO_IO_CHUNK);
 	ss->so = store_out_new(id, SNAPSTORE_FULL);
+	ss->so->stored = 1;	/* read here: a deflate would be undone */
 	ss->wfd = p[1];
 	if (pthread_create(&ss->th, NULL, store_stream_thread, ss) != 0)
 		fatal("cannot start a thread to read a snapshot");
