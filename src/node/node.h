@@ -582,6 +582,18 @@ int space_refuse_import(struct areq *r, json_t *files, long long database);
 void backup_recover(void);
 /* 1 while a restore of this environment runs (start is refused). */
 int backup_env_busy(long long env_id);
+/* Free what no snapshot or copy names, soon (the sweeper thread). */
+void backup_store_sweep_soon(void);
+
+/* snapcopy.c: off-node copies of snapshots kept on this node */
+/* The manifest of this node's completed copy of snapshot id, or NULL
+ * (caller frees). */
+char *snapcopy_manifest(const char *id);
+/* The path of the record of this node's copy of id (caller frees). */
+char *snapcopy_record_path(const char *id);
+/* At start: copies that were running are failed (the portal asks
+ * again and they resume). */
+void snapcopy_recover(void);
 
 /* agent-routes.c */
 struct http_server *agent_routes_listen(const char *listen,
