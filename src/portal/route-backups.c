@@ -488,26 +488,23 @@ backups_comment(struct preq *r)
 		reply(r, 200, snapshot_public(row));
 }
 
-/* Delete a snapshot's copies on other nodes, then the snapshot on its
- * node, then its record (also used by the offboarding purge). 0, or -1
- * with *cause. */
+/* Delete a snapshot on its node, then its copies on other nodes, then
+ * its record (also used by the offboarding purge): a copy never goes
+ * before the snapshot it stands in for. 0, or -1 with *cause. */
 int
 backups_snapshot_delete(sqlite3 *db, const char *uuid, long long node_id,
     char **cause)
 {
-	char *path;
-	int st;
-
-	if (snapcopy_delete_all(db, uuid, cause) == -1)
-		return -1;
-	path = xasprintf("/agent/v1/snapshots/%s", uuid);
-	st = node_call(db, node_id, "DELETE", path, NULL, NULL, cause);
+	char *path = xasprintf("/agent/v1/snapshots/%s", uuid);
+	int st = node_call(db, node_id, "DELETE", path, NULL, NULL, cause);
 
 	free(path);
 	if (st != 204 && st != 404)
 		return -1;
 	free(*cause);
 	*cause = NULL;
+	if (snapcopy_delete_all(db, uuid, cause) == -1)
+		return -1;
 	return store_run(db, "DELETE FROM snapshots WHERE uuid = ?", "s", uuid);
 }
 
