@@ -1309,6 +1309,10 @@ manifest_blobs(json_t *m, int (*fn)(void *, const char *, long long,
 		    size < 0 || (name = path_get(e)) == NULL)
 			return fail(cause, "the snapshot's manifest is damaged at "
 			    "entry %zu", i);
+		free(name);
+		/* named in messages and JSON as the manifest writes it (a
+		 * name that is not UTF-8 has no JSON string of its bytes) */
+		name = xasprintf("tree/%s", jsonx_str(e, "path"));
 		rc = fn(arg, h, size, name);
 		free(name);
 		if (rc < 0)

@@ -99,6 +99,8 @@ check "named again" "$NUBO" admin nodes backup-target nodea nodeb
 # durable when the target dies and the rest is not
 sql "INSERT INTO notes (title, body) SELECT 'note ' || g, repeat(md5(g::text), 9) FROM generate_series(1, 20000) g" >/dev/null
 for i in $(seq 600); do put_doc $((RANDOM % 900 + 100)); done
+# names that are not UTF-8 travel too (the manifest's %XX form)
+odd_names_write "$FILES" "$(jq_get uid < "$A/envs/$EID/env.json")"
 pause_at copy-batch
 S1=$(snap first)
 reached copy-batch
@@ -191,6 +193,7 @@ expect "psql reads the rows back" "$(psql -X -At "$CURL" -c "SELECT count(*) FRO
 expect "the same rows" "$(psql -X -At "$CURL" -c "SELECT md5(string_agg(id || title || body, ',' ORDER BY id)) FROM notes")" "$NOTESUM"
 mkdir plain && tar xzf b.tar.gz -C plain
 check "and the files" diff -r plain/tree "$T/node-nodec/envs/$CID/files"
+expect "files of any name among them" "$(odd_names_check "$T/node-nodec/envs/$CID/files")" ""
 cd - >/dev/null
 
 finish
