@@ -885,6 +885,27 @@ asm_blob(struct asm_ctx *c, const char *hex, long long size, const char *name,
 	    cause);
 }
 
+/* 0 when every chunk of the manifest's dump names a blob and a size,
+ * and the sizes add up to the dump's; else -1 with *cause. */
+static int
+dump_chunks_ok(json_t *dump, char **cause)
+{
+	json_t *chunks = json_object_get(dump, "chunks"), *ch;
+	long long sum = 0, size;
+	size_t i;
+
+	json_array_foreach(chunks, i, ch) {
+		size = jsonx_int(ch, "size", -1);
+		if (!valid_hex(jsonx_str(ch, "sha256")) || size < 0)
+			return fail(cause, "the snapshot's manifest is damaged: "
+			    "dump chunk %zu", i);
+		sum += size;
+	}
+	if (!json_is_array(chunks) || sum != jsonx_int(dump, "size", -1))
+		return fail(cause, "the snapshot's manifest is damaged: no dump");
+	return 0;
+}
+
 /* The dump's chunks in order to sink; their sizes must add up to the
  * dump's. */
 static int
@@ -892,20 +913,10 @@ dump_copy(const char *store, json_t *dump, unsigned char *iobuf,
     blob_sink sink, void *ctx, char **cause)
 {
 	json_t *chunks = json_object_get(dump, "chunks"), *ch;
-	long long sum = 0, size;
-	const char *hex;
 	size_t i;
 
-	json_array_foreach(chunks, i, ch) {
-		hex = jsonx_str(ch, "sha256");
-		size = jsonx_int(ch, "size", -1);
-		if (!valid_hex(hex) || size < 0)
-			return fail(cause, "the snapshot's manifest is damaged: "
-			    "dump chunk %zu", i);
-		sum += size;
-	}
-	if (!json_is_array(chunks) || sum != jsonx_int(dump, "size", -1))
-		return fail(cause, "the snapshot's manifest is damaged: no dump");
+	if (dump_chunks_ok(dump, cause) < 0)
+		return -1;
 	json_array_foreach(chunks, i, ch)
 		if (blob_copy(store, jsonx_str(ch, "sha256"), jsonx_int(ch,
 		    "size", 0), DUMP_NAME, iobuf, sink, ctx, cause) < 0)
@@ -1277,25 +1288,18 @@ manifest_blobs(json_t *m, int (*fn)(void *, const char *, long long,
     const char *), void *arg, char **cause)
 {
 	json_t *dump = json_object_get(m, "dump"), *e;
-	long long sum = 0, size;
+	long long size;
 	const char *h, *type;
 	char *name;
 	size_t i;
 	int rc;
 
-	json_array_foreach(json_object_get(dump, "chunks"), i, e) {
-		h = jsonx_str(e, "sha256");
-		size = jsonx_int(e, "size", -1);
-		if (!valid_hex(h) || size < 0)
-			return fail(cause, "the snapshot's manifest is damaged: "
-			    "dump chunk %zu", i);
-		sum += size;
-		if (fn(arg, h, size, DUMP_NAME) < 0)
+	if (dump_chunks_ok(dump, cause) < 0)
+		return -1;
+	json_array_foreach(json_object_get(dump, "chunks"), i, e)
+		if (fn(arg, jsonx_str(e, "sha256"), jsonx_int(e, "size", 0),
+		    DUMP_NAME) < 0)
 			return -1;
-	}
-	if (sum != jsonx_int(dump, "size", -1))
-		return fail(cause, "the snapshot's manifest is damaged: its "
-		    "dump chunks do not add up to its size");
 	json_array_foreach(json_object_get(m, "tree"), i, e) {
 		type = jsonx_str(e, "type");
 		if (type != NULL && strcmp(type, "d") == 0 &&

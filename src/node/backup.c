@@ -291,6 +291,26 @@ backup_env_busy(long long env_id)
 	return busy;
 }
 
+/* Work of snapcopy.c in the same list (a copy of another node's
+ * snapshot, by its uuid: never one of this node's own). */
+int
+backup_task_add(const char *id)
+{
+	return task_add(id, 0);
+}
+
+void
+backup_task_remove(const char *id)
+{
+	task_remove(id);
+}
+
+void
+backup_task_progress(const char *id, long long done, long long total)
+{
+	task_progress((void *)id, done, total);
+}
+
 /* The state of a snapshot or restore as the agent API shows it: the
  * record, plus progress while running. */
 static json_t *
@@ -306,6 +326,12 @@ with_progress(json_t *j, const char *id)
 			    (json_int_t)t->total));
 	pthread_mutex_unlock(&backup_lock);
 	return j;
+}
+
+json_t *
+backup_with_progress(json_t *j, const char *id)
+{
+	return with_progress(j, id);
 }
 
 static void

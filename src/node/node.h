@@ -584,6 +584,13 @@ void backup_recover(void);
 int backup_env_busy(long long env_id);
 /* Free what no snapshot or copy names, soon (the sweeper thread). */
 void backup_store_sweep_soon(void);
+/* Work in progress by uuid, shared with snapcopy.c: add (0, or -1 when
+ * that id runs already), remove, report progress; a record with its
+ * progress while it runs (a "progress" key then). */
+int backup_task_add(const char *id);
+void backup_task_remove(const char *id);
+void backup_task_progress(const char *id, long long done, long long total);
+json_t *backup_with_progress(json_t *j, const char *id);
 
 /* snapcopy.c: off-node copies of snapshots kept on this node */
 /* The manifest of this node's completed copy of snapshot id, or NULL

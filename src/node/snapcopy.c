@@ -45,16 +45,6 @@
 /* A manifest fetched from the source: as the store caps its own. */
 #define COPY_MANIFEST_MAX	(256LL * 1024 * 1024)
 
-/* Copies running here, by snapshot uuid. */
-struct copy {
-	char		 id[40];
-	long long	 done, total;
-	struct copy	*next;
-};
-
-static pthread_mutex_t copy_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct copy *copies;
-
 static char *
 copy_file(const char *id, const char *name)
 {
@@ -81,72 +71,6 @@ snapcopy_record_path(const char *id)
 }
 
 static int
-copy_add(const char *id)
-{
-	struct copy *c;
-
-	pthread_mutex_lock(&copy_lock);
-	for (c = copies; c; c = c->next)
-		if (strcmp(c->id, id) == 0) {
-			pthread_mutex_unlock(&copy_lock);
-			return -1;
-		}
-	c = xcalloc(1, sizeof *c);
-	snprintf(c->id, sizeof c->id, "%s", id);
-	c->next = copies;
-	copies = c;
-	pthread_mutex_unlock(&copy_lock);
-	return 0;
-}
-
-static void
-copy_remove(const char *id)
-{
-	struct copy **cp, *c;
-
-	pthread_mutex_lock(&copy_lock);
-	for (cp = &copies; (c = *cp) != NULL; cp = &c->next)
-		if (strcmp(c->id, id) == 0) {
-			*cp = c->next;
-			free(c);
-			break;
-		}
-	pthread_mutex_unlock(&copy_lock);
-}
-
-static void
-copy_progress(const char *id, long long done, long long total)
-{
-	struct copy *c;
-
-	pthread_mutex_lock(&copy_lock);
-	for (c = copies; c; c = c->next)
-		if (strcmp(c->id, id) == 0) {
-			c->done = done;
-			c->total = total;
-		}
-	pthread_mutex_unlock(&copy_lock);
-}
-
-/* 1 while copy id runs here; its progress into *done, *total. */
-static int
-copy_running(const char *id, long long *done, long long *total)
-{
-	struct copy *c;
-	int found = 0;
-
-	pthread_mutex_lock(&copy_lock);
-	for (c = copies; c; c = c->next)
-		if (strcmp(c->id, id) == 0) {
-			*done = c->done;
-			*total = c->total;
-			found = 1;
-		}
-	pthread_mutex_unlock(&copy_lock);
-	return found;
-}
-
-static int
 save_json(const char *path, json_t *j)
 {
 	char *text = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
@@ -163,19 +87,17 @@ copy_show_json(const char *id)
 {
 	char *path = copy_file(id, "copy.json"), *man;
 	json_t *j = json_load_file(path, 0, NULL);
-	long long done, total;
 
 	free(path);
 	if (j == NULL)
 		return NULL;
+	json_object_del(j, "progress");
 	if ((man = snapcopy_manifest(id)) != NULL) {
 		json_object_set_new(j, "state", json_string("completed"));
 		json_object_del(j, "error");
 		free(man);
-	} else if (copy_running(id, &done, &total)) {
+	} else if (json_object_get(backup_with_progress(j, id), "progress")) {
 		json_object_set_new(j, "state", json_string("running"));
-		json_object_set_new(j, "progress", json_pack("{s:I,s:I}",
-		    "done", (json_int_t)done, "total", (json_int_t)total));
 	} else if (strcmp(jsonx_str(j, "state") ? jsonx_str(j, "state") : "",
 	    "failed") != 0) {
 		json_object_set_new(j, "state", json_string("failed"));
@@ -582,7 +504,11 @@ copy_run(struct copy_job *cj, json_t *stats, char **cause)
 	n = json_array_size(missing);
 	json_array_foreach(missing, i, e)
 		total += jsonx_int(e, "size", 0);
-	copy_progress(cj->id, 0, total);
+	/* room for what will arrive, as for a snapshot of that size */
+	if (space_check(total, "a copy of another node's snapshot",
+	    cause) < 0)
+		goto out;
+	backup_task_progress(cj->id, 0, total);
 	log_info("copy of snapshot %s: %zu blobs (%lld bytes) to fetch", cj->id,
 	    n, total);
 	for (i = 0; i < n; ) {
@@ -602,7 +528,7 @@ copy_run(struct copy_job *cj, json_t *stats, char **cause)
 		nblobs += (long long)json_array_size(batch);
 		json_decref(batch);
 		batch = NULL;
-		copy_progress(cj->id, done, total);
+		backup_task_progress(cj->id, done, total);
 		json_object_set_new(stats, "blobs_fetched", json_integer(nblobs));
 		json_object_set_new(stats, "bytes_fetched", json_integer(done));
 		/* a kill -9 here leaves durable blobs partial.json keeps */
@@ -646,7 +572,7 @@ copy_thread(void *arg)
 		log_warn("copy of snapshot %s failed: %s", cj->id, cause ?
 		    cause : "?");
 	}
-	copy_remove(cj->id);
+	backup_task_remove(cj->id);
 	json_decref(stats);
 	free(cause);
 	free(cj->manifest_url);
@@ -721,7 +647,7 @@ snapcopy_create(struct areq *r)
 	type = jsonx_str(rec, "type");
 	json_object_set_new(j, "model_version", json_string(mv ? mv : ""));
 	json_object_set_new(j, "type", json_string(type ? type : "manual"));
-	if (copy_add(id) == -1) {
+	if (backup_task_add(id) == -1) {
 		json_decref(j);
 		areply(r, 202, copy_show_json(id));
 		return;
@@ -731,7 +657,7 @@ snapcopy_create(struct areq *r)
 	if (util_mkdir_p(dir, 0700) == -1 || save_json(path, j) == -1) {
 		areply_error(r, 500, "NODE_IO_ERROR", "cannot create '%s': %s",
 		    dir, strerror(errno));
-		copy_remove(id);
+		backup_task_remove(id);
 		json_decref(j);
 		free(dir);
 		free(path);
@@ -773,7 +699,6 @@ snapcopy_delete(struct areq *r)
 {
 	const char *id = http_param(r->http, "snapshot");
 	const char *roots[] = { "manifest.json", "partial.json" };
-	long long done, total;
 	char *p, *dir;
 	size_t i;
 
@@ -782,7 +707,8 @@ snapcopy_delete(struct areq *r)
 		    "on this node", id);
 		return;
 	}
-	if (copy_running(id, &done, &total)) {
+	/* claimed while it goes: no copy starts meanwhile */
+	if (backup_task_add(id) == -1) {
 		areply_error(r, 409, "COPY_RUNNING", "the copy of snapshot %s is "
 		    "still running", id);
 		return;
@@ -792,6 +718,7 @@ snapcopy_delete(struct areq *r)
 		if (unlink(p) == 0 ? util_fsync_dir(p) == -1 : errno != ENOENT) {
 			areply_error(r, 500, "NODE_IO_ERROR", "cannot delete the "
 			    "copy of snapshot %s: %s", id, strerror(errno));
+			backup_task_remove(id);
 			free(p);
 			return;
 		}
@@ -800,6 +727,7 @@ snapcopy_delete(struct areq *r)
 	dir = xasprintf("%s/copies/%s", node->data_dir, id);
 	util_rm_rf(dir);
 	free(dir);
+	backup_task_remove(id);
 	backup_store_sweep_soon();
 	http_reply_empty(r->http, 204);
 }

@@ -12,12 +12,11 @@
 # listed, downloads from the copy as the same bytes, and restores from it
 # onto a third node, where psql reads the rows back.
 . "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/migrate-lib.sh"	# pause_at, reached, unpause
 
-PKG=$(ls "$NUBO_BUILD"/packages/notes-*.tar.gz 2>/dev/null | head -1)
-[ -n "$PKG" ] || { echo "t5f: the notes package is not built (make examples)" >&2; exit 1; }
 export NUBO_TEST_PAUSE_FILE=$T/pause
 start_portal
-start_notes shop nodea "$PKG"
+start_notes shop nodea "$NOTES_PKG"
 start_node nodeb v3
 start_node nodec v3
 
@@ -63,16 +62,6 @@ wait_copy() {
 	fail "the copy of $1 did not complete: $("$NUBO" backups show shop Test "$1" --json | jq_get copies)"
 	return 1
 }
-pause_at() { rm -f "$T/pause.reached"; echo "$1" > "$T/pause.new"; mv -f "$T/pause.new" "$T/pause"; }
-reached() {
-	local i
-	for i in $(seq 1200); do
-		[ "$(cat "$T/pause.reached" 2>/dev/null)" = "$1" ] && return 0
-		sleep 0.1
-	done
-	fail "never paused at $1"
-	return 1
-}
 
 # --- the backup target, and what is refused --------------------------------
 check_fails "a target for an unknown node" 1 "$NUBO" admin nodes backup-target nowhere nodeb
@@ -109,8 +98,8 @@ NAMED1=$(named "$S1M" | wc -l)
 [ -s "$B/copies/$S1/partial.json" ] && pass "the target recorded the blobs it made durable" || fail "no partial.json on the target"
 [ ! -e "$B/copies/$S1/manifest.json" ] && pass "no manifest yet" || fail "a manifest before the copy completed"
 expect "copying" "$(copy_field "$S1" state)" copying
-kill -KILL "$NODE_PID_nodeb"; wait "$NODE_PID_nodeb" 2>/dev/null || true
-rm -f "$T/pause" "$T/pause.reached"
+kill9_node nodeb
+unpause
 expect "every blob partial.json names is in the store" "$(comm -23 <(named "$B/copies/$S1/partial.json") <(stored "$B") | wc -l)" 0
 KEPT=$(named "$B/copies/$S1/partial.json" | wc -l)
 expect_match "a batch was kept" "$KEPT" '^[1-9]'
@@ -152,7 +141,7 @@ S3=$(snap "to expire")
 wait_copy "$S3"
 [ -s "$B/copies/$S3/manifest.json" ] && pass "the third snapshot is copied" || fail "no copy of $S3"
 N=$(passes store-sweep "$NODE_PID_nodeb")
-sqlite3 "$T/portal/portal.db" "UPDATE snapshots SET expires_at = '2000-01-01T00:00:00Z' WHERE uuid = '$S3'"
+sqlite3 -cmd '.timeout 10000' "$T/portal/portal.db" "UPDATE snapshots SET expires_at = '2000-01-01T00:00:00Z' WHERE uuid = '$S3'"
 for i in $(seq 120); do
 	"$NUBO" backups show shop Test "$S3" >/dev/null 2>&1 || break
 	sleep 0.5
@@ -169,7 +158,7 @@ check "download the second snapshot from its node" "$NUBO" backups download shop
 check "its database" "$NUBO" backups download shop Test "$S2" --kind database --output a.backup
 ROWS=$(sql "SELECT count(*) FROM notes")
 NOTESUM=$(sql "SELECT md5(string_agg(id || title || body, ',' ORDER BY id)) FROM notes")
-kill -KILL "$NODE_PID_nodea"; wait "$NODE_PID_nodea" 2>/dev/null || true
+kill9_node nodea
 "$NUBOD" node stop-all --data "$A" >/dev/null 2>&1 || true
 rm -rf "$A"
 [ ! -e "$A" ] && pass "node A's folder is gone" || fail "node A's folder is still there"
