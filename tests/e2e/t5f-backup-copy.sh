@@ -129,6 +129,25 @@ expect_match "backups list shows the copies" "$("$NUBO" backups list shop Test)"
 expect "both on nodeb" "$("$NUBO" backups list shop Test | grep -cE "^(${S1:0:8}|${S2:0:8}) .* nodeb ")" 2
 expect_match "backups show too" "$("$NUBO" backups show shop Test "$S2")" "copy +nodeb"
 
+# --- the source's routes give a copier nothing else --------------------------
+URL=$(api_as "$ADMIN_KEY" POST "/apps/shop/environments/Test/snapshots/$S2/download" '{}' | jq_get url)
+H=$(named "$S2M" | sed -n 1p)	# a blob of S2 (sed reads it all: no SIGPIPE)
+code() { curl -s -o /dev/null -w '%{http_code}' "$@"; }
+expect "a download's signature does not open the snapshot's blobs" "$(code -X POST -H 'Content-Type: application/json' --data '{"blobs":["'"$H"'"]}' "${URL/\/full\?//blobs?}")" 401
+expect "nor its manifest" "$(code "${URL/\/full\?//manifest?}")" 401
+expect "copies are the portal's to ask for" "$(code -X POST -H 'Content-Type: application/json' --data '{}' "$NODE_URL_nodeb/agent/v1/copies")" 401
+SECRET=$(jq_get portal_secret < "$A/agent.json")
+blobs_as_portal() { # SNAPSHOT BODY: the status of the blobs route
+	code -X POST -H "Authorization: Bearer $SECRET" -H 'Content-Type: application/json' --data "$2" "$NODE_URL_nodea/agent/v1/snapshots/$1/blobs"
+}
+expect "a blob the snapshot does not name is refused" "$(blobs_as_portal "$S2" '{"blobs":["'"$(printf '%064d' 0)"'"]}')" 400
+expect "a name that is no sha256" "$(blobs_as_portal "$S2" '{"blobs":["../../agent.json"]}')" 400
+expect "no blobs" "$(blobs_as_portal "$S2" '{"blobs":[]}')" 400
+expect "too many at once" "$(blobs_as_portal "$S2" "{\"blobs\":[$(for i in $(seq 513); do printf '"%064d",' "$i"; done | sed 's/,$//')]}")" 400
+expect "an unknown snapshot" "$(blobs_as_portal 00000000-0000-4000-8000-000000000000 '{"blobs":["'"$H"'"]}')" 404
+curl -s -X POST -H "Authorization: Bearer $SECRET" -H 'Content-Type: application/json' --data '{"blobs":["'"$H"'"]}' "$NODE_URL_nodea/agent/v1/snapshots/$S2/blobs" -o "$T/blob.out"
+expect "a blob it names is served as it is" "$(sha256sum < "$T/blob.out" | cut -c1-64)" "$H"
+
 # --- deleting a snapshot deletes its copy ------------------------------------
 N=$(passes store-sweep "$NODE_PID_nodeb")
 check "delete the first snapshot" "$NUBO" backups delete shop Test "$S1"
