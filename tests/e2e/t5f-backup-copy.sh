@@ -202,6 +202,21 @@ expect "the same rows" "$(psql -X -At "$CURL" -c "SELECT md5(string_agg(id || ti
 mkdir plain && tar xzf b.tar.gz -C plain
 check "and the files" diff -r plain/tree "$T/node-nodec/envs/$CID/files"
 expect "files of any name among them" "$(odd_names_check "$T/node-nodec/envs/$CID/files")" ""
+# onto the node that keeps the copy: it reads its own copy, fetching
+# nothing (its agent asked as the portal would, into its idle Test)
+BID=$(env_id nodeb Test)
+RID=$(python3 -c 'import uuid; print(uuid.uuid4())')
+BSECRET=$(jq_get portal_secret < "$B/agent.json")
+agent_b() { curl -s -H "Authorization: Bearer $BSECRET" -H 'Content-Type: application/json' "$@"; }
+expect "the copy's node restores from its copy" "$(agent_b -o /dev/null -w '%{http_code}' --data "{\"restore\":\"$RID\",\"snapshot\":\"$S2\"}" "$NODE_URL_nodeb/agent/v1/environments/$BID/restores")" 202
+for i in $(seq 240); do
+	[ "$(agent_b "$NODE_URL_nodeb/agent/v1/restores/$RID" | jq_get state)" != running ] && break
+	sleep 0.5
+done
+expect "completed" "$(agent_b "$NODE_URL_nodeb/agent/v1/restores/$RID" | jq_get state)" completed
+BURL="postgresql://env_$BID:$(jq_get db_password < "$B/envs/$BID/env.json")@127.0.0.1:$(sed -n 3p "$T/node-nodeb.ports")/env_$BID"
+expect "the same rows there" "$(psql -X -At "$BURL" -c "SELECT md5(string_agg(id || title || body, ',' ORDER BY id)) FROM notes")" "$NOTESUM"
+check "and the same files" diff -r plain/tree "$B/envs/$BID/files"
 cd - >/dev/null
 
 finish
