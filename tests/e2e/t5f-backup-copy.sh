@@ -155,6 +155,21 @@ wait_passes store-sweep "$NODE_PID_nodeb" 1 "$N"
 [ ! -e "$B/copies/$S1" ] && pass "its copy is gone from the target" || fail "the copy of $S1 is still on the target"
 expect "the target's store holds what its copies left name" "$(stored "$B")" "$(named "$B/copies/$S2/manifest.json")"
 
+# --- a target that is down: the copy fails, and is tried again -------------
+stop_node nodeb
+S4=$(snap "target down")
+for i in $(seq 120); do
+	[ "$(copy_field "$S4" state)" = failed ] && break
+	sleep 0.5
+done
+expect "the copy failed" "$(copy_field "$S4" state)" failed
+expect_match "saying why" "$(copy_field "$S4" error)" "cannot reach the node"
+start_node nodeb v3
+wait_copy "$S4"
+expect_match "once the target is back, it is tried again and completes" "$(copy_field "$S4" attempts)" '^[2-9]'
+expect "no blob missing on the target" "$(comm -23 <(named "$B"/copies/*/manifest.json) <(stored "$B") | wc -l)" 0
+check "delete it" "$NUBO" backups delete shop Test "$S4"
+
 # --- retention deletes the copy too -------------------------------------------
 S3=$(snap "to expire")
 wait_copy "$S3"
