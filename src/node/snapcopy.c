@@ -491,6 +491,7 @@ copy_run(struct copy_job *cj, json_t *stats, char **cause)
 	char *man = copy_file(cj->id, "manifest.json");
 	struct snapstore_recv *r = NULL;
 	struct snapstore_stats st;
+	double t0 = util_mono();
 	json_t *missing, *batch = NULL, *e;
 	long long bytes = 0, total = 0, done = 0, nblobs = 0;
 	size_t i, n;
@@ -542,6 +543,8 @@ copy_run(struct copy_job *cj, json_t *stats, char **cause)
 	json_object_set_new(stats, "blobs_fetched", json_integer(nblobs));
 	json_object_set_new(stats, "bytes_fetched", json_integer(done));
 	json_object_set_new(stats, "blobs_missing", json_integer((json_int_t)n));
+	json_object_set_new(stats, "ms", json_integer((json_int_t)((util_mono() -
+	    t0) * 1000)));
 	rc = 0;
 out:
 	json_decref(batch);
@@ -564,8 +567,9 @@ copy_thread(void *arg)
 	if (copy_run(cj, stats, &cause) == 0) {
 		copy_record_end(cj->id, "completed", NULL, stats);
 		log_info("copy of snapshot %s complete: %lld blobs (%lld bytes) "
-		    "fetched", cj->id, jsonx_int(stats, "blobs_fetched", 0),
-		    jsonx_int(stats, "bytes_fetched", 0));
+		    "fetched in %lld ms", cj->id, jsonx_int(stats,
+		    "blobs_fetched", 0), jsonx_int(stats, "bytes_fetched", 0),
+		    jsonx_int(stats, "ms", 0));
 	} else {
 		copy_record_end(cj->id, "failed", cause ? cause : "the copy "
 		    "failed", stats);

@@ -125,6 +125,11 @@ expect "it fetched exactly the blobs the first snapshot lacks" "$(copy_field "$S
 expect_match "a few, not the whole snapshot ($NAMED1 blobs)" "$(copy_field "$S2" blobs_fetched)" '^([1-9]|[1-9][0-9])$'
 expect "the target's store grew by those alone" "$(comm -13 <(echo "$BEFORE_B") <(stored "$B"))" "$NEW"
 expect "bytes fetched: the new blobs' sizes" "$(copy_field "$S2" bytes_fetched)" "$(cd "$B/store/blobs" && for h in $NEW; do stat -c %s "${h:0:2}/${h:2}"; done | paste -sd+ | bc)"
+# what a copy of a nightly-like snapshot moves, against its full archive
+echo "# first copy: $(jq_get copy.bytes_fetched < "$B/copies/$S1/copy.json") bytes in $(jq_get copy.ms < "$B/copies/$S1/copy.json") ms (resumed);" \
+	"second: $(copy_field "$S2" bytes_fetched) bytes in $(jq_get copy.ms < "$B/copies/$S2/copy.json") ms;" \
+	"its full archive: $("$NUBO" backups show shop Test "$S2" --json | jq_get archive_size) bytes," \
+	"dump $("$NUBO" backups show shop Test "$S2" --json | jq_get dump_size) bytes"
 expect_match "backups list shows the copies" "$("$NUBO" backups list shop Test)" "COPY.*"
 expect "both on nodeb" "$("$NUBO" backups list shop Test | grep -cE "^(${S1:0:8}|${S2:0:8}) .* nodeb ")" 2
 expect_match "backups show too" "$("$NUBO" backups show shop Test "$S2")" "copy +nodeb"
