@@ -127,9 +127,11 @@ expect "the target's store grew by those alone" "$(comm -13 <(echo "$BEFORE_B") 
 expect "bytes fetched: the new blobs' sizes" "$(copy_field "$S2" bytes_fetched)" "$(cd "$B/store/blobs" && for h in $NEW; do stat -c %s "${h:0:2}/${h:2}"; done | paste -sd+ | bc)"
 # what a copy of a nightly-like snapshot moves, against its full archive
 echo "# first copy: $(jq_get copy.bytes_fetched < "$B/copies/$S1/copy.json") bytes in $(jq_get copy.ms < "$B/copies/$S1/copy.json") ms (resumed);" \
-	"second: $(copy_field "$S2" bytes_fetched) bytes in $(jq_get copy.ms < "$B/copies/$S2/copy.json") ms;" \
+	"second: $(copy_field "$S2" bytes_fetched) bytes ($(jq_get copy.wire_bytes < "$B/copies/$S2/copy.json") deflated on the wire) in $(jq_get copy.ms < "$B/copies/$S2/copy.json") ms;" \
 	"its full archive: $("$NUBO" backups show shop Test "$S2" --json | jq_get archive_size) bytes," \
 	"dump $("$NUBO" backups show shop Test "$S2" --json | jq_get dump_size) bytes"
+expect_match "the blobs travel deflated" "$(jq_get copy.wire_bytes < "$B/copies/$S2/copy.json")" '^[1-9][0-9]*$'
+[ "$(jq_get copy.wire_bytes < "$B/copies/$S2/copy.json")" -lt "$(copy_field "$S2" bytes_fetched)" ] && pass "fewer bytes than the blobs hold" || fail "the wire carried as much as the blobs"
 expect_match "backups list shows the copies" "$("$NUBO" backups list shop Test)" "COPY.*"
 expect "both on nodeb" "$("$NUBO" backups list shop Test | grep -cE "^(${S1:0:8}|${S2:0:8}) .* nodeb ")" 2
 expect_match "backups show too" "$("$NUBO" backups show shop Test "$S2")" "copy +nodeb"
