@@ -264,3 +264,26 @@ out:
 	buf_release(&x.err);
 	return ret;
 }
+
+void
+backups_copy_words(json_t *snap)
+{
+	json_t *c;
+	size_t i;
+	char *out = xstrdup(""), *next;
+	const char *state;
+
+	json_array_foreach(json_object_get(snap, "copies"), i, c) {
+		state = jsonx_str(c, "state") ? jsonx_str(c, "state") : "?";
+		if (strcmp(state, "completed") == 0)
+			next = xasprintf("%s%s%s", out, *out ? ", " : "",
+			    jsonx_str(c, "node"));
+		else
+			next = xasprintf("%s%s%s (%s)", out, *out ? ", " : "",
+			    jsonx_str(c, "node"), state);
+		free(out);
+		out = next;
+	}
+	json_object_set_new(snap, "copy", json_string(*out ? out : "-"));
+	free(out);
+}

@@ -11,5 +11,8 @@ char *backups_path(const char *app, const char *env, const char *rest);
  * HTTP status, or -1 (message printed); *body gets an error/JSON answer. */
 int backups_get(const char *url, const char *file, int resume);
 int backups_put(const char *url, const char *file, json_t **body);
+/* Where a snapshot has copies, in words, as its "copy" key: "node-b",
+ * "node-b (copying)", …; "-" when none. */
+void backups_copy_words(json_t *snap);
 
 #endif

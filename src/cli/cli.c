@@ -32,6 +32,7 @@ extern const struct cmd_entry cmd_admin_nodes_create_entry;
 extern const struct cmd_entry cmd_admin_nodes_token_entry;
 extern const struct cmd_entry cmd_admin_nodes_set_technical_contact_entry;
 extern const struct cmd_entry cmd_admin_nodes_set_address_entry;
+extern const struct cmd_entry cmd_admin_nodes_backup_target_entry;
 extern const struct cmd_entry cmd_admin_nodes_trust_entry;
 /* keys, admin, whoami */
 extern const struct cmd_entry cmd_whoami_entry;
@@ -142,6 +143,7 @@ static const struct cmd_entry *const cmd_table[] = {
 	&cmd_admin_nodes_token_entry,
 	&cmd_admin_nodes_set_technical_contact_entry,
 	&cmd_admin_nodes_set_address_entry,
+	&cmd_admin_nodes_backup_target_entry,
 	&cmd_admin_nodes_trust_entry,
 
 

@@ -23,11 +23,12 @@ cmd_backups_list_exec(struct cmd_args *a)
 			json_object_set_new(s, "short", json_string(shortid));
 			json_object_set_new(s, "size_mb", json_integer(
 			    jsonx_int(s, "archive_size", 0) >> 20));
+			backups_copy_words(s);
 			free(shortid);
 		}
 		out_table(rows, "short:ID,type:TYPE,state:STATE,"
 		    "created:CREATED,expires:EXPIRES,size_mb:MB,"
-		    "comment:COMMENT");
+		    "copy:COPY,comment:COMMENT");
 	}
 	rc = CLI_OK;
 out:

@@ -16,10 +16,12 @@ cmd_backups_show_exec(struct cmd_args *a)
 
 	if (api_ok("GET", path, NULL, &resp) == -1)
 		goto out;
-	if (out_maybe_json(a, resp) == -1)
-		out_fields(resp, "id,environment,node,type,state,comment,created,"
-		    "created_by,finished,expires,package,model_version,"
+	if (out_maybe_json(a, resp) == -1) {
+		backups_copy_words(resp);
+		out_fields(resp, "id,environment,node,copy,type,state,comment,"
+		    "created,created_by,finished,expires,package,model_version,"
 		    "database_size,dump_size,files_size,archive_size,warning,error");
+	}
 	rc = CLI_OK;
 out:
 	json_decref(resp);

@@ -950,6 +950,27 @@ asm_blob(struct asm_ctx *c, const char *hex, long long size, const char *name,
 	    cause);
 }
 
+/* 0 when every chunk of the manifest's dump names a blob and a size,
+ * and the sizes add up to the dump's; else -1 with *cause. */
+static int
+dump_chunks_ok(json_t *dump, char **cause)
+{
+	json_t *chunks = json_object_get(dump, "chunks"), *ch;
+	long long sum = 0, size;
+	size_t i;
+
+	json_array_foreach(chunks, i, ch) {
+		size = jsonx_int(ch, "size", -1);
+		if (!valid_hex(jsonx_str(ch, "sha256")) || size < 0)
+			return fail(cause, "the snapshot's manifest is damaged: "
+			    "dump chunk %zu", i);
+		sum += size;
+	}
+	if (!json_is_array(chunks) || sum != jsonx_int(dump, "size", -1))
+		return fail(cause, "the snapshot's manifest is damaged: no dump");
+	return 0;
+}
+
 /* The dump's chunks in order to sink; their sizes must add up to the
  * dump's. */
 static int
@@ -957,20 +978,10 @@ dump_copy(const char *store, json_t *dump, unsigned char *iobuf,
     blob_sink sink, void *ctx, char **cause)
 {
 	json_t *chunks = json_object_get(dump, "chunks"), *ch;
-	long long sum = 0, size;
-	const char *hex;
 	size_t i;
 
-	json_array_foreach(chunks, i, ch) {
-		hex = jsonx_str(ch, "sha256");
-		size = jsonx_int(ch, "size", -1);
-		if (!valid_hex(hex) || size < 0)
-			return fail(cause, "the snapshot's manifest is damaged: "
-			    "dump chunk %zu", i);
-		sum += size;
-	}
-	if (!json_is_array(chunks) || sum != jsonx_int(dump, "size", -1))
-		return fail(cause, "the snapshot's manifest is damaged: no dump");
+	if (dump_chunks_ok(dump, cause) < 0)
+		return -1;
 	json_array_foreach(chunks, i, ch)
 		if (blob_copy(store, jsonx_str(ch, "sha256"), jsonx_int(ch,
 		    "size", 0), DUMP_NAME, iobuf, sink, ctx, cause) < 0)
@@ -1208,7 +1219,7 @@ sweep_mark(const char *roots, char **cause)
 	size_t i, r;
 	int gr;
 
-	gr = glob(roots, GLOB_ERR, NULL, &g);
+	gr = glob(roots, GLOB_ERR | GLOB_BRACE, NULL, &g);
 	if (gr != 0 && gr != GLOB_NOMATCH) {
 		fail(cause, "cannot list the snapshot manifests '%s'", roots);
 		json_decref(live);
@@ -1478,4 +1489,267 @@ snapstore_put_close(struct snapstore_put *sp, int ok)
 	if (sp->lock >= 0)
 		close(sp->lock);
 	free(sp);
+}
+
+/* ------------------------------------------------------------------ */
+/* Receiving a copy of another store's snapshot                        */
+
+struct snapstore_recv {
+	struct put	 p;
+	struct snapstore_stats st;
+	struct snapstore_snap_opts o;	/* zero: no progress */
+	json_t		*m;		/* the manifest received */
+	json_t		*missing;	/* [{sha256, size, name}] */
+	json_t		*got;		/* blobs received and durable */
+	json_t		*batch;		/* what the bytes fed now hold */
+	size_t		 bi;		/* the blob being received */
+	struct blob_w	 b;
+	int		 in_blob;
+	int		 lock;
+};
+
+/* The blob entries of manifest m in order: (sha256, size, name) to fn;
+ * -1 with *cause at the first that is not well formed. */
+static int
+manifest_blobs(json_t *m, int (*fn)(void *, const char *, long long,
+    const char *), void *arg, char **cause)
+{
+	json_t *dump = json_object_get(m, "dump"), *e;
+	long long size;
+	const char *h, *type;
+	char *name;
+	size_t i;
+	int rc;
+
+	if (dump_chunks_ok(dump, cause) < 0)
+		return -1;
+	json_array_foreach(json_object_get(dump, "chunks"), i, e)
+		if (fn(arg, jsonx_str(e, "sha256"), jsonx_int(e, "size", 0),
+		    DUMP_NAME) < 0)
+			return -1;
+	json_array_foreach(json_object_get(m, "tree"), i, e) {
+		type = jsonx_str(e, "type");
+		if (type != NULL && strcmp(type, "d") == 0 &&
+		    (name = path_get(e)) != NULL) {
+			free(name);
+			continue;
+		}
+		h = jsonx_str(e, "sha256");
+		size = jsonx_int(e, "size", -1);
+		if (type == NULL || strcmp(type, "f") != 0 || !valid_hex(h) ||
+		    size < 0 || (name = path_get(e)) == NULL)
+			return fail(cause, "the snapshot's manifest is damaged at "
+			    "entry %zu", i);
+		free(name);
+		/* named in messages and JSON as the manifest writes it (a
+		 * name that is not UTF-8 has no JSON string of its bytes) */
+		name = xasprintf("tree/%s", jsonx_str(e, "path"));
+		rc = fn(arg, h, size, name);
+		free(name);
+		if (rc < 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* Collect a blob the store lacks, once. */
+static int
+recv_want(void *arg, const char *hex, long long size, const char *name)
+{
+	struct snapstore_recv *r = arg;
+	char *path = blob_path(r->p.store, hex);
+	int have = access(path, F_OK) == 0;
+
+	free(path);
+	if (!have && json_object_get(r->got, hex) == NULL) {
+		json_object_set_new(r->got, hex, json_false());
+		json_array_append_new(r->missing, json_pack("{s:s,s:I,s:s}",
+		    "sha256", hex, "size", (json_int_t)size, "name", name));
+	}
+	return 0;
+}
+
+struct snapstore_recv *
+snapstore_recv_begin(const char *store, const char *manifest, char **cause)
+{
+	struct snapstore_recv *r = xcalloc(1, sizeof(*r));
+
+	r->lock = -1;
+	r->p.store = store;
+	r->p.o = &r->o;
+	r->p.st = &r->st;
+	r->p.iobuf = NULL;
+	r->p.pending = json_object();
+	r->missing = json_array();
+	r->got = json_object();
+	r->b.fd = -1;
+	if (store_prepare(store, cause) < 0 ||
+	    (r->lock = store_lock(store, LOCK_SH, cause)) < 0 ||
+	    (r->m = manifest_load(manifest, cause)) == NULL ||
+	    manifest_blobs(r->m, recv_want, r, cause) < 0) {
+		snapstore_recv_free(r);
+		return NULL;
+	}
+	/* "got" holds the blobs received from here on */
+	json_object_clear(r->got);
+	return r;
+}
+
+json_t *
+snapstore_recv_missing(struct snapstore_recv *r)
+{
+	return r->missing;
+}
+
+int
+snapstore_recv_expect(struct snapstore_recv *r, json_t *batch, char **cause)
+{
+	if (r->in_blob || (r->batch != NULL && r->bi < json_array_size(
+	    r->batch)))
+		return fail(cause, "a batch of blobs is not complete");
+	json_decref(r->batch);
+	r->batch = json_incref(batch);
+	r->bi = 0;
+	return 0;
+}
+
+/* Finish the blob being received: it must be the size and sha256 the
+ * manifest names, else it is dropped and the copy fails. */
+static int
+recv_blob_end(struct snapstore_recv *r, char **cause)
+{
+	json_t *e = json_array_get(r->batch, r->bi);
+	const char *want = jsonx_str(e, "sha256");
+	long long size = r->b.size;
+	char hex[65];
+	json_t *t;
+
+	r->in_blob = 0;
+	blob_end(&r->p, &r->b, 1, hex);
+	if (strcmp(hex, want) != 0) {
+		if ((t = json_object_get(r->p.pending, hex)) != NULL) {
+			unlink(json_string_value(t));
+			json_object_del(r->p.pending, hex);
+			r->st.blobs_added--;
+			r->st.bytes_added -= size;
+		}
+		return fail(cause, "the blob for '%s' arrived damaged (sha256 "
+		    "%s, not %s)", jsonx_str(e, "name"), hex, want);
+	}
+	json_object_set_new(r->got, want, json_true());
+	r->bi++;
+	return 0;
+}
+
+int
+snapstore_recv_data(struct snapstore_recv *r, const void *data, size_t len,
+    char **cause)
+{
+	const unsigned char *d = data;
+	long long want, n;
+	json_t *e;
+
+	while (len > 0 || (!r->in_blob && r->bi < json_array_size(r->batch) &&
+	    jsonx_int(json_array_get(r->batch, r->bi), "size", 0) == 0)) {
+		if (r->bi >= json_array_size(r->batch))
+			return fail(cause, "more bytes than the blobs asked for");
+		e = json_array_get(r->batch, r->bi);
+		want = jsonx_int(e, "size", 0);
+		if (!r->in_blob) {
+			if (blob_begin(&r->p, &r->b, cause) < 0) {
+				blob_end(&r->p, &r->b, 0, NULL);
+				return -1;
+			}
+			r->in_blob = 1;
+		}
+		n = want - r->b.size < (long long)len ? want - r->b.size :
+		    (long long)len;
+		if (n > 0 && blob_add(&r->b, d, (size_t)n, cause) < 0) {
+			r->in_blob = 0;
+			blob_end(&r->p, &r->b, 0, NULL);
+			return -1;
+		}
+		d += n;
+		len -= (size_t)n;
+		if (r->b.size == want && recv_blob_end(r, cause) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+int
+snapstore_recv_sync(struct snapstore_recv *r, const char *partial,
+    char **cause)
+{
+	json_t *chunks, *pm;
+	const char *h;
+	json_t *v;
+	char *text;
+	int rc;
+
+	/* empty blobs at the end of the batch arrive with no bytes */
+	if (snapstore_recv_data(r, "", 0, cause) < 0)
+		return -1;
+	if (r->in_blob || r->bi < json_array_size(r->batch))
+		return fail(cause, "the blobs asked for did not all arrive "
+		    "(%zu of %zu)", r->bi, json_array_size(r->batch));
+	if (put_sync(&r->p, cause) < 0)
+		return -1;
+	if (partial == NULL)
+		return 0;
+	/* a root for the sweep: what arrived is kept for a resumed copy */
+	chunks = json_array();
+	json_object_foreach(r->got, h, v)
+		json_array_append_new(chunks, json_pack("{s:s}", "sha256", h));
+	pm = json_pack("{s:i,s:{s:o},s:[]}", "format", MANIFEST_FORMAT,
+	    "dump", "chunks", chunks, "tree");
+	text = json_dumps(pm, JSON_COMPACT);
+	rc = util_write_file(partial, text, strlen(text), 0600);
+	if (rc < 0)
+		fail(cause, "cannot write '%s': %s", partial, strerror(errno));
+	free(text);
+	json_decref(pm);
+	return rc;
+}
+
+int
+snapstore_recv_commit(struct snapstore_recv *r, const char *manifest,
+    struct snapstore_stats *stats, char **cause)
+{
+	char *text;
+	int rc;
+
+	if (snapstore_recv_sync(r, NULL, cause) < 0)
+		return -1;
+	text = json_dumps(r->m, JSON_COMPACT);
+	rc = util_write_file(manifest, text, strlen(text), 0600);
+	if (rc < 0)
+		fail(cause, "cannot write '%s': %s", manifest, strerror(errno));
+	free(text);
+	if (stats != NULL)
+		*stats = r->st;
+	return rc;
+}
+
+void
+snapstore_recv_free(struct snapstore_recv *r)
+{
+	const char *h;
+	json_t *t;
+
+	if (r == NULL)
+		return;
+	if (r->in_blob)
+		blob_end(&r->p, &r->b, 0, NULL);
+	/* blobs not made durable: gone (the sweep also empties tmp/) */
+	json_object_foreach(r->p.pending, h, t)
+		unlink(json_string_value(t));
+	json_decref(r->p.pending);
+	json_decref(r->missing);
+	json_decref(r->got);
+	json_decref(r->batch);
+	json_decref(r->m);
+	if (r->lock >= 0)
+		close(r->lock);
+	free(r);
 }

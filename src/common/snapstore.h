@@ -144,7 +144,8 @@ int snapstore_archive_size(const char *store, const char *manifest,
     enum snapstore_kind kind, long long *size, char **cause);
 
 /* Mark and sweep: delete the blobs that no manifest matching roots (a
- * glob(3) pattern matching every snapshot's manifest) names, and the temp
+ * glob(3) pattern matching every snapshot's manifest; braces allowed:
+ * a node's own snapshots and its copies of others') names, and the temp
  * files of interrupted snapshots. The roots are listed once the lock is
  * held, so a snapshot completed meanwhile is one. Deleting a snapshot =
  * removing its manifest durably, then sweeping. A root that cannot be
@@ -225,5 +226,41 @@ json_t *snapstore_fsck_json(const struct snapstore_fsck *r);
  * are not there (quarantined by fsck, or missing). */
 int snapstore_present(const char *store, const char *manifest,
     enum snapstore_kind kind, char **cause);
+
+/* Receiving a copy of another node's snapshot (an off-node copy):
+ * only the blobs this store lacks travel, each checked against the
+ * sha256 its manifest names; they are made durable before the manifest
+ * is written, and the store is locked shared throughout (no sweep frees
+ * a blob the copy counts on). */
+struct snapstore_recv;
+
+/* Begin receiving the snapshot whose manifest (as its node holds it) is
+ * the file manifest: checked entry by entry. NULL with *cause. */
+struct snapstore_recv *snapstore_recv_begin(const char *store,
+    const char *manifest, char **cause);
+/* The distinct blobs the manifest names that the store lacks, in the
+ * manifest's order: [{sha256, size, name}] (the receiver's). */
+json_t *snapstore_recv_missing(struct snapstore_recv *);
+/* The next bytes fed are the blobs of batch (entries of the missing
+ * list), concatenated in its order. 0, or -1 when the last batch is not
+ * complete. */
+int snapstore_recv_expect(struct snapstore_recv *, json_t *batch,
+    char **cause);
+/* Feed bytes; a blob that ends is checked (size, sha256). 0, or -1 with
+ * *cause (more bytes than asked for, a damaged blob named). */
+int snapstore_recv_data(struct snapstore_recv *, const void *data,
+    size_t len, char **cause);
+/* The batch complete: its blobs made durable and moved into the store;
+ * with partial, every blob received so far listed there in manifest
+ * form, a root for the sweep, so a copy killed later resumes without
+ * them. 0, or -1 with *cause. */
+int snapstore_recv_sync(struct snapstore_recv *, const char *partial,
+    char **cause);
+/* Every blob here: the manifest written (atomically, last). 0 with
+ * *stats (blobs_added, bytes_added; may be NULL), or -1 with *cause. */
+int snapstore_recv_commit(struct snapstore_recv *, const char *manifest,
+    struct snapstore_stats *stats, char **cause);
+/* End (the lock released; blobs not made durable dropped). */
+void snapstore_recv_free(struct snapstore_recv *);
 
 #endif

@@ -79,6 +79,12 @@ void agent_snapshot_upload(struct areq *);
 int agent_snapshot_upload_sink(struct http_req *, const char *, size_t);
 void agent_restore_create(struct areq *);
 void agent_restore_show(struct areq *);
+/* snapcopy.c */
+void snapcopy_manifest_get(struct areq *);
+void snapcopy_blobs_get(struct areq *);
+void snapcopy_create(struct areq *);
+void snapcopy_show(struct areq *);
+void snapcopy_delete(struct areq *);
 
 static const struct agent_route agent_routes[] = {
 	/* the node */
@@ -168,6 +174,21 @@ static const struct agent_route agent_routes[] = {
 	  AGENT_PORTAL, NULL, "a snapshot: state, progress, sizes" },
 	{ "DELETE", "/agent/v1/snapshots/{snapshot}", agent_snapshot_delete,
 	  AGENT_PORTAL, NULL, "delete a snapshot" },
+	/* off-node copies (snapcopy.c): the source's side, then the
+	 * target's (before {kind}: the first route matching wins) */
+	{ "GET", "/agent/v1/snapshots/{snapshot}/manifest",
+	  snapcopy_manifest_get, AGENT_SIGNED, NULL,
+	  "the manifest of a snapshot in the store, for a node copying it" },
+	{ "POST", "/agent/v1/snapshots/{snapshot}/blobs", snapcopy_blobs_get,
+	  AGENT_SIGNED, NULL, "blobs of a snapshot {blobs: [sha256…]}, "
+	  "concatenated in that order" },
+	{ "POST", "/agent/v1/copies", snapcopy_create, AGENT_PORTAL, NULL,
+	  "copy another node's snapshot here {snapshot, manifest_url, "
+	  "blobs_url, record}; only the blobs this store lacks travel" },
+	{ "GET", "/agent/v1/copies/{snapshot}", snapcopy_show, AGENT_PORTAL,
+	  NULL, "a copy: state, progress, what it fetched" },
+	{ "DELETE", "/agent/v1/copies/{snapshot}", snapcopy_delete,
+	  AGENT_PORTAL, NULL, "delete a copy (the sweep frees its blobs)" },
 	{ "GET", "/agent/v1/snapshots/{snapshot}/{kind}",
 	  agent_snapshot_download, AGENT_SIGNED, NULL,
 	  "download full, database or files (Range)" },

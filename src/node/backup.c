@@ -79,12 +79,42 @@ store_path(void)
 	return xasprintf("%s/store", node->data_dir);
 }
 
-/* 1 when snapshot id's contents are in the store (it has a manifest),
- * 0 when it is a whole archive.tar.gz (uploaded, or from before). */
+/* The manifest of snapshot id: its own, or this node's copy of another
+ * node's snapshot (snapcopy.c) when it has no snapshot of its own. */
+static char *
+snap_manifest(const char *id)
+{
+	char *man = snap_file(id, "manifest.json"), *copy;
+
+	if (access(man, F_OK) != 0 && (copy = snapcopy_manifest(id)) != NULL) {
+		free(man);
+		return copy;
+	}
+	return man;
+}
+
+/* Where snapshot id's record is: its snapshot.json, or the record of
+ * this node's copy of it. */
+static char *
+snap_record(const char *id)
+{
+	char *state = snap_file(id, "snapshot.json"), *copy;
+
+	if (access(state, F_OK) != 0 && (copy = snapcopy_manifest(id)) != NULL) {
+		free(copy);
+		free(state);
+		return snapcopy_record_path(id);
+	}
+	return state;
+}
+
+/* 1 when snapshot id's contents are in the store (it has a manifest, or
+ * this node a copy of it), 0 when it is a whole archive.tar.gz
+ * (uploaded, or from before). */
 static int
 snap_in_store(const char *id)
 {
-	char *man = snap_file(id, "manifest.json");
+	char *man = snap_manifest(id);
 	int in = access(man, F_OK) == 0;
 
 	free(man);
@@ -131,14 +161,39 @@ store_sweep_soon(void)
 	pthread_mutex_unlock(&backup_lock);
 }
 
+void
+backup_store_sweep_soon(void)
+{
+	store_sweep_soon();
+}
+
+/* 1 when dir is a folder the sweep can list: glob(3) takes one that is
+ * not for one without manifests, and every blob would go. */
+static int
+sweep_dir_ok(const char *dir)
+{
+	struct stat st;
+
+	if (stat(dir, &st) == -1 || !S_ISDIR(st.st_mode) ||
+	    access(dir, R_OK | X_OK) == -1) {
+		log_error("cannot sweep the snapshot store: '%s' is not a "
+		    "readable folder", dir);
+		return 0;
+	}
+	return 1;
+}
+
 static void *
 sweep_thread(void *arg)
 {
 	char *store = store_path(), *cause;
 	char *snaps = xasprintf("%s/snapshots", node->data_dir);
-	char *roots = xasprintf("%s/*/manifest.json", snaps);
+	char *copies = xasprintf("%s/copies", node->data_dir);
+	/* the node's snapshots, its complete copies of other nodes'
+	 * snapshots and what copies under way have received (snapcopy.c) */
+	char *roots = xasprintf("%s/{snapshots/*/manifest,copies/*/manifest,"
+	    "copies/*/partial}.json", node->data_dir);
 	long long blobs, bytes;
-	struct stat st;
 
 	(void)arg;
 	for (;;) {
@@ -148,12 +203,8 @@ sweep_thread(void *arg)
 		sweep_wanted = 0;
 		pthread_mutex_unlock(&backup_lock);
 		cause = NULL;
-		/* glob(3) takes a snapshots that is not a folder for one
-		 * without manifests: every blob would go */
-		if (stat(snaps, &st) == -1 || !S_ISDIR(st.st_mode) ||
-		    access(snaps, R_OK | X_OK) == -1)
-			log_error("cannot sweep the snapshot store: '%s' is not "
-			    "a readable folder", snaps);
+		if (!sweep_dir_ok(snaps) || !sweep_dir_ok(copies))
+			;	/* said why */
 		else if (snapstore_sweep(store, roots, &blobs, &bytes,
 		    &cause) < 0) {
 			/* the next delete or start sweeps again */
@@ -166,6 +217,7 @@ sweep_thread(void *arg)
 	}
 	free(store);
 	free(snaps);
+	free(copies);
 	free(roots);
 	return NULL;
 }
@@ -263,6 +315,26 @@ backup_env_busy(long long env_id)
 	return busy;
 }
 
+/* Work of snapcopy.c in the same list (a copy of another node's
+ * snapshot, by its uuid: never one of this node's own). */
+int
+backup_task_add(const char *id)
+{
+	return task_add(id, 0);
+}
+
+void
+backup_task_remove(const char *id)
+{
+	task_remove(id);
+}
+
+void
+backup_task_progress(const char *id, long long done, long long total)
+{
+	task_progress((void *)id, done, total);
+}
+
 /* The state of a snapshot or restore as the agent API shows it: the
  * record, plus progress while running. */
 static json_t *
@@ -278,6 +350,12 @@ with_progress(json_t *j, const char *id)
 			    (json_int_t)t->total));
 	pthread_mutex_unlock(&backup_lock);
 	return j;
+}
+
+json_t *
+backup_with_progress(json_t *j, const char *id)
+{
+	return with_progress(j, id);
 }
 
 static void
@@ -667,7 +745,7 @@ store_out_new(const char *id, enum snapstore_kind kind)
 
 	snprintf(so->id, sizeof so->id, "%s", id);
 	so->store = store_path();
-	so->manifest = snap_file(id, "manifest.json");
+	so->manifest = snap_manifest(id);
 	so->kind = kind;
 	return so;
 }
@@ -715,14 +793,14 @@ store_download_size(struct areq *r, const char *id, json_t *j,
 	if (size >= 0)
 		return size;
 	store = store_path();
-	man = snap_file(id, "manifest.json");
+	man = snap_manifest(id);
 	if (snapstore_archive_size(store, man, kind, &size, &cause) < 0) {
 		areply_error(r, 500, "SNAPSHOT_CORRUPT", "snapshot %s cannot be "
 		    "read: %s", id, cause);
 		size = -1;
 	} else {
 		/* two first requests at once write the same number */
-		state = snap_file(id, "snapshot.json");
+		state = snap_record(id);
 		json_object_set_new(j, keys[kind], json_integer(size));
 		if (save_json(state, j) == -1)
 			log_warn("cannot write %s: %s", state, strerror(errno));
@@ -768,7 +846,15 @@ agent_snapshot_download(struct areq *r)
 	if (id == NULL || kind == NULL)
 		return;
 	j = util_valid_uuid(id) ? snap_show_json(id) : NULL;
-	if (j == NULL || strcmp(jsonx_str(j, "state"), "completed") != 0) {
+	if (j == NULL && util_valid_uuid(id) && snap_in_store(id)) {
+		/* a copy of another node's snapshot kept here */
+		char *rec = snap_record(id);
+
+		j = load_json(rec);
+		free(rec);
+	}
+	if (j == NULL || jsonx_str(j, "state") == NULL ||
+	    strcmp(jsonx_str(j, "state"), "completed") != 0) {
 		areply_error(r, 404, "SNAPSHOT_NOT_FOUND", "no completed "
 		    "snapshot '%s' on this node", id);
 		goto out;
@@ -1350,7 +1436,7 @@ restore_need(const struct restore_job *rj)
 
 	if (rj->source_url != NULL)
 		return rj->size;
-	path = snap_file(rj->snapshot, "snapshot.json");
+	path = snap_record(rj->snapshot);
 	j = load_json(path);
 	free(path);
 	if (rj->database_only)
@@ -2061,6 +2147,8 @@ backup_recover(void)
 		free(cmd);
 	}
 	free(dir);
+	/* copies that were running (their partial.json stays a root) */
+	snapcopy_recover();
 	/* what a killed snapshot or sweep left in the store goes */
 	{
 		pthread_t th;

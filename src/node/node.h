@@ -582,6 +582,25 @@ int space_refuse_import(struct areq *r, json_t *files, long long database);
 void backup_recover(void);
 /* 1 while a restore of this environment runs (start is refused). */
 int backup_env_busy(long long env_id);
+/* Free what no snapshot or copy names, soon (the sweeper thread). */
+void backup_store_sweep_soon(void);
+/* Work in progress by uuid, shared with snapcopy.c: add (0, or -1 when
+ * that id runs already), remove, report progress; a record with its
+ * progress while it runs (a "progress" key then). */
+int backup_task_add(const char *id);
+void backup_task_remove(const char *id);
+void backup_task_progress(const char *id, long long done, long long total);
+json_t *backup_with_progress(json_t *j, const char *id);
+
+/* snapcopy.c: off-node copies of snapshots kept on this node */
+/* The manifest of this node's completed copy of snapshot id, or NULL
+ * (caller frees). */
+char *snapcopy_manifest(const char *id);
+/* The path of the record of this node's copy of id (caller frees). */
+char *snapcopy_record_path(const char *id);
+/* At start: copies that were running are failed (the portal asks
+ * again and they resume). */
+void snapcopy_recover(void);
 
 /* snapshot-convert.c: whole-archive snapshots into the store */
 struct snapstore_stats;

@@ -147,10 +147,18 @@ space_refuse_restore(struct areq *r, const char *snapshot, int database_only)
 {
 	char *path = xasprintf("%s/snapshots/%s/snapshot.json", node->data_dir,
 	    snapshot);
-	json_t *j = json_load_file(path, 0, NULL);
-	long long db = jsonx_int(j, "database_size", 0);
-	long long dump = jsonx_int(j, "dump_size", 0);
+	json_t *j;
+	long long db, dump;
 	int rc;
+
+	if (access(path, F_OK) != 0) {
+		/* a copy of another node's snapshot kept here (snapcopy.c) */
+		free(path);
+		path = snapcopy_record_path(snapshot);
+	}
+	j = json_load_file(path, 0, NULL);
+	db = jsonx_int(j, "database_size", 0);
+	dump = jsonx_int(j, "dump_size", 0);
 
 	/* the database as it was, as much again for its WAL, the files */
 	if (db < dump)

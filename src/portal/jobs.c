@@ -23,12 +23,15 @@ int offboarding_purge_job(struct job *, json_t **, char **);
 
 /* THE table of job kinds; add yours in your area's section. */
 int backups_job_restore(struct job *, json_t **, char **);
+/* snapcopy.c */
+int snapcopy_job(struct job *, json_t **, char **);
 /* route-packages.c */
 int packages_job_upload(struct job *, json_t **, char **);
 
 static const struct job_kind job_kinds[] = {
 	{ "snapshot.create", backups_job_create },
 	{ "snapshot.restore", backups_job_restore },
+	{ "snapshot.copy", snapcopy_job },
 	/* environments (route-envs.c) */
 	{ "env.start", envs_job_action },
 	{ "env.stop", envs_job_action },
@@ -138,7 +141,7 @@ job_what(const char *kind, const char *env)
 {
 	static const char *const names[][2] = {
 		{ "snapshot.create", "backup" }, { "snapshot.restore",
-		"restore" }, { "env.start", "start" }, { "env.stop", "stop" },
+		"restore" }, { "snapshot.copy", "off-node copy" }, { "env.start", "start" }, { "env.stop", "stop" },
 		{ "env.restart", "restart" }, { "env.clean", "clean" },
 		{ "env.transport", "transport" }, { "env.scale", "scale" },
 		{ "migration", "migration" }, { "offboarding.purge", "purge" },

@@ -55,6 +55,11 @@ json_t *job_json(sqlite3 *db, long long id);
  * of their own (the migration runs them inside its job). */
 int envs_job_action(struct job *, json_t **result, char **cause);
 int backups_job_create(struct job *, json_t **result, char **cause);
+/* Poll a node record (snapshot, restore, copy) at path until it is no
+ * longer running, as job j's progress (what: "backing up"); 0 with
+ * *last, or -1 with *cause. */
+int backups_poll(struct job *j, long long node_id, const char *path,
+    const char *what, json_t **last, char **cause);
 /* Delete a snapshot on its node, then its record. 0, or -1 with *cause. */
 int backups_snapshot_delete(sqlite3 *db, const char *uuid, long long node_id,
     char **cause);

@@ -522,8 +522,9 @@ agent_status(struct preq *r)
  * downloaded this node's full snapshot archive or package file
  * completely (the node saw its last byte go; src/node/downloads.c). Sets
  * downloaded_at, which offboarding checks (seed §3.3); only for the
- * node's own snapshots and packages. Idempotent: the same report again,
- * or an older one, changes nothing. */
+ * node's own snapshots (or those it keeps a copy of) and packages.
+ * Idempotent: the same report again, or an older one, changes
+ * nothing. */
 void
 agent_downloads(struct preq *r)
 {
@@ -564,9 +565,13 @@ agent_downloads(struct preq *r)
 		reply_store_error(r);
 		return;
 	}
+	/* a snapshot's download is served by its node, or by a node that
+	 * keeps a copy of it once its own is gone (snapcopy.c) */
 	row = snap ? store_row(r->db, "SELECT uuid AS id, app_id,"
-	    " downloaded_at FROM snapshots WHERE uuid = ? AND node_id = ? AND"
-	    " state = 'completed'", "si", id, r->node_id) :
+	    " downloaded_at FROM snapshots WHERE uuid = ?1 AND (node_id = ?2"
+	    " OR uuid IN (SELECT snapshot_uuid FROM snapshot_copies WHERE"
+	    " node_id = ?2 AND state = 'completed')) AND state = 'completed'",
+	    "si", id, r->node_id) :
 	    store_row(r->db, "SELECT p.package AS id, n.app_id,"
 	    " p.downloaded_at FROM packages p JOIN nodes n ON n.id = p.node_id"
 	    " WHERE p.package = ? AND p.node_id = ?", "si", id, r->node_id);

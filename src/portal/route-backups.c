@@ -18,6 +18,7 @@
 #include "nodeclient.h"
 #include "offboarding.h"
 #include "portal.h"
+#include "snapcopy.h"
 #include "store.h"
 #include "testhook.h"
 #include "util.h"
@@ -174,9 +175,7 @@ snapshot_finish(sqlite3 *db, const char *uuid, json_t *n)
 	    jsonx_str(n, "warning"), uuid);
 }
 
-/* Poll a node record (snapshot or restore) until it is no longer running;
- * 0 with *last, or -1 with *cause. */
-static int
+int
 backups_poll(struct job *j, long long node_id, const char *path,
     const char *what, json_t **last, char **cause)
 {
@@ -266,6 +265,9 @@ backups_job_create(struct job *j, json_t **result, char **cause)
 		    "the backup failed");
 		goto out_recorded;
 	}
+	/* a copy to the node's backup target, if it has one */
+	snapcopy_snapshot_completed(j->db, uuid, jsonx_int(row, "node_id", 0),
+	    j->app_id);
 	*result = store_row(j->db, "SELECT " SNAP_COLUMNS SNAP_FROM
 	    " WHERE s.uuid = ?", "s", uuid);
 	rc = 0;
@@ -389,6 +391,7 @@ backups_list(struct preq *r)
 		reply_store_error(r);
 		return;
 	}
+	snapcopy_attach(r->db, rows);
 	reply(r, 200, json_pack("{s:o}", "snapshots", rows));
 }
 
@@ -444,8 +447,10 @@ backups_show(struct preq *r)
 		return;
 	row = backups_snapshot(r, jsonx_int(env, "id", 0));
 	json_decref(env);
-	if (row)
+	if (row) {
+		snapcopy_attach(r->db, row);
 		reply(r, 200, snapshot_public(row));
+	}
 }
 
 /* PATCH …/snapshots/{snapshot} {comment} */
@@ -483,8 +488,9 @@ backups_comment(struct preq *r)
 		reply(r, 200, snapshot_public(row));
 }
 
-/* Delete a snapshot on its node, then its record (also used by the
- * offboarding purge). 0, or -1 with *cause. */
+/* Delete a snapshot on its node, then its copies on other nodes, then
+ * its record (also used by the offboarding purge): a copy never goes
+ * before the snapshot it stands in for. 0, or -1 with *cause. */
 int
 backups_snapshot_delete(sqlite3 *db, const char *uuid, long long node_id,
     char **cause)
@@ -497,6 +503,8 @@ backups_snapshot_delete(sqlite3 *db, const char *uuid, long long node_id,
 		return -1;
 	free(*cause);
 	*cause = NULL;
+	if (snapcopy_delete_all(db, uuid, cause) == -1)
+		return -1;
 	return store_run(db, "DELETE FROM snapshots WHERE uuid = ?", "s", uuid);
 }
 
@@ -568,7 +576,9 @@ backups_download(struct preq *r)
 	}
 	path = xasprintf("/agent/v1/snapshots/%s/%s", jsonx_str(row, "id"),
 	    kind);
-	url = node_signed_url(r->db, jsonx_int(row, "node_id", 0), "GET", path,
+	/* its node, or a copy when its node is gone */
+	url = node_signed_url(r->db, snapcopy_serving_node(r->db,
+	    jsonx_str(row, "id"), jsonx_int(row, "node_id", 0)), "GET", path,
 	    r->who.user_id, SNAP_URL_TTL, &cause);
 	if (url == NULL) {
 		reply_error(r, 502, "NODE_UNAVAILABLE", "%s", cause);
@@ -775,7 +785,7 @@ backups_job_restore(struct job *j, json_t **result, char **cause)
 	long long env_id = jsonx_int(j->params, "env_id", 0);
 	json_t *snap, *env = NULL, *n = NULL, *body;
 	char *path = NULL, *rpath = NULL, *src = NULL, *spath = NULL, now[32];
-	long long tnode;
+	long long tnode, snode;
 	int st, rc = -1;
 
 	snap = store_row(j->db, "SELECT node_id, COALESCE(dump_size, 0) +"
@@ -792,13 +802,16 @@ backups_job_restore(struct job *j, json_t **result, char **cause)
 	store_run(j->db, "UPDATE restores SET state = 'running' WHERE uuid = ?",
 	    "s", ruuid);
 	tnode = jsonx_int(env, "node_id", 0);
-	if (jsonx_int(snap, "node_id", 0) != tnode) {
+	/* the snapshot's node, or one with a copy when it is gone */
+	snode = snapcopy_serving_node(j->db, suuid, jsonx_int(snap, "node_id",
+	    0));
+	if (snode != tnode) {
 		/* the archive lives on another node: the target fetches it */
 		spath = xasprintf("/agent/v1/snapshots/%s/full", suuid);
 		/* signed for user 0, nubo itself: this copy is not a
 		 * user's download of the backup (src/node/downloads.c) */
-		src = node_signed_url(j->db, jsonx_int(snap, "node_id", 0), "GET",
-		    spath, 0, 6 * 3600, cause);
+		src = node_signed_url(j->db, snode, "GET", spath, 0, 6 * 3600,
+		    cause);
 		if (src == NULL)
 			goto out;
 	}
@@ -1073,6 +1086,8 @@ sched_main(void *arg)
 	(void)arg;
 	while (!sched_stop) {
 		backups_schedule_pass(store_db());
+		/* off-node copies that failed, tried again */
+		snapcopy_pass(store_db());
 		/* the other retention duty: offboarded nodes' data */
 		offboarding_purge_pass(store_db());
 		testhook_mark("scheduler-pass");

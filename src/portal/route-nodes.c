@@ -20,6 +20,8 @@
 	" a.subdomain AS app, n.app_id AS app_ref, n.is_sandbox AS sandbox," \
 	" n.agent_url, n.address, n.tls_pin, n.tls_pin_pending,"\
 	" n.router, n.router_tls,"\
+	" (SELECT t.name FROM nodes t WHERE t.id = n.backup_target)" \
+	" AS backup_target,"\
 	" n.last_seen_at, n.disk_json, n.egress_json, n.created_at" \
 	" FROM nodes n" \
 	" LEFT JOIN users u ON u.id = n.technical_contact" \

@@ -44,6 +44,8 @@ void nodes_list(struct preq *);
 void nodes_show(struct preq *);
 void nodes_set_technical_contact(struct preq *);
 void nodes_set_address(struct preq *);
+/* snapcopy.c */
+void nodes_set_backup_target(struct preq *);
 void nodes_token_rotate(struct preq *);
 void nodes_trust(struct preq *);
 void nodes_link(struct preq *);
@@ -259,6 +261,9 @@ const struct route routes[] = {
 	{ "PUT", "/nodes/{node}/address", nodes_set_address, ACCESS_ADMIN,
 	  "set the address the node's agent URL may name besides the one it "
 	  "registers from (\"\" clears it)" },
+	{ "PUT", "/nodes/{node}/backup-target", nodes_set_backup_target,
+	  ACCESS_ADMIN, "copy every snapshot completed on the node to another "
+	  "node {target} (\"\" : no copies)" },
 	{ "POST", "/nodes/{node}/trust", nodes_trust, ACCESS_ADMIN,
 	  "accept the certificate a node presented instead of its pinned "
 	  "one {pin?}" },

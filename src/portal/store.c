@@ -403,6 +403,28 @@ static const char *const store_schema[] = {
 	/* 29: why a migration that was not told how copies with the dump
 	 * (what replication cannot carry; route-migrations.c) */
 	"ALTER TABLE migrations ADD COLUMN method_reason TEXT;",
+	/* 30: off-node copies of snapshots (snapcopy.c): a node's backup
+	 * target, and where each snapshot has (or is getting) a copy */
+	"ALTER TABLE nodes ADD COLUMN backup_target INTEGER REFERENCES"
+	"  nodes(id) ON DELETE SET NULL;"
+	"CREATE TABLE snapshot_copies ("
+	"  snapshot_uuid TEXT NOT NULL REFERENCES snapshots(uuid)"
+	"    ON DELETE CASCADE,"
+	"  node_id INTEGER NOT NULL REFERENCES nodes(id) ON DELETE CASCADE,"
+	"  state TEXT NOT NULL DEFAULT 'pending' CHECK (state IN"
+	"    ('pending','copying','completed','failed')),"
+	"  error TEXT,"
+	"  attempts INTEGER NOT NULL DEFAULT 0,"
+	"  next_attempt_at TEXT,"
+	"  job_id INTEGER,"
+	"  blobs_fetched INTEGER,"
+	"  bytes_fetched INTEGER,"
+	"  blobs_total INTEGER,"
+	"  created_at TEXT NOT NULL,"
+	"  finished_at TEXT,"
+	"  PRIMARY KEY (snapshot_uuid, node_id));"
+	"CREATE INDEX snapshot_copies_state ON snapshot_copies"
+	"  (state, next_attempt_at);",
 };
 
 static char *store_path_global;

@@ -21,6 +21,7 @@
 #include <jansson.h>
 
 #include "backup-archive.h"
+#include "jsonx.h"
 #include "snapstore.h"
 #include "util.h"
 #include "xmalloc.h"
@@ -783,6 +784,159 @@ test_import_hostile(void **state)
 	free(store);
 }
 
+/* Feed store's blobs of batch (missing-list entries) to r, a few bytes
+ * at a time (blob boundaries fall inside a feed). */
+static int
+feed(struct snapstore_recv *r, const char *store, json_t *batch,
+    char **cause)
+{
+	json_t *e;
+	size_t i, off, n;
+	char *p, *data;
+	size_t len;
+
+	if (snapstore_recv_expect(r, batch, cause) < 0)
+		return -1;
+	json_array_foreach(batch, i, e) {
+		p = xasprintf("%s/blobs/%.2s/%s", store, jsonx_str(e, "sha256"),
+		    jsonx_str(e, "sha256") + 2);
+		data = util_read_file(p, 64 << 20, &len);
+		assert_non_null(data);
+		for (off = 0; off < len; off += n) {
+			n = len - off < 7 ? len - off : 7;
+			if (snapstore_recv_data(r, data + off, n, cause) < 0) {
+				free(data);
+				free(p);
+				return -1;
+			}
+		}
+		free(data);
+		free(p);
+	}
+	return 0;
+}
+
+/* A copy into another store (an off-node copy): only the blobs it lacks
+ * are asked for; each checked as it arrives (a damaged one, or more bytes
+ * than asked, refused and nothing kept); blobs made durable by a batch
+ * are kept by partial.json through a kill and the sweep, so a resumed
+ * copy does not ask for them again; the copy's download is the same
+ * bytes as the original's. */
+static void
+test_recv(void **state)
+{
+	char *src = xasprintf("%s/store", tmp), *dst = xasprintf("%s/store2",
+	    tmp), *m1 = xasprintf("%s/m1.json", tmp), *c1 = xasprintf(
+	    "%s/c1.json", tmp), *part = xasprintf("%s/partial.json", tmp);
+	char *roots = xasprintf("%s/{c1,partial}.json", tmp), *cause = NULL, *p;
+	struct snapstore_recv *r;
+	struct snapstore_stats st;
+	json_t *missing, *b1, *b2, *bad;
+	long long nb, nbytes;
+	size_t i, n;
+	int fd;
+
+	(void)state;
+	make_files();
+	snap("m1.json", NULL, NULL);
+	r = snapstore_recv_begin(dst, m1, &cause);
+	assert_non_null(r);
+	missing = snapstore_recv_missing(r);
+	n = json_array_size(missing);
+	assert_true(n > 3);
+	b1 = json_array();
+	b2 = json_array();
+	for (i = 0; i < n; i++)
+		json_array_append(i < n / 2 ? b1 : b2, json_array_get(missing,
+		    i));
+	if (feed(r, src, b1, &cause) < 0 ||
+	    snapstore_recv_sync(r, part, &cause) < 0)
+		fail_msg("first batch: %s", cause);
+	/* killed here: what the batch made durable stays, as partial.json
+	 * names it; the rest of the batch never arrived */
+	snapstore_recv_free(r);
+	assert_int_equal(snapstore_sweep(dst, roots, NULL, NULL, &cause), 0);
+	assert_int_equal(snapstore_count(dst, &nb, &nbytes), 0);
+	assert_int_equal(nb, (long long)json_array_size(b1));
+	r = snapstore_recv_begin(dst, m1, &cause);
+	assert_non_null(r);
+	assert_int_equal(json_array_size(snapstore_recv_missing(r)),
+	    json_array_size(b2));
+	if (feed(r, src, snapstore_recv_missing(r), &cause) < 0 ||
+	    snapstore_recv_commit(r, c1, &st, &cause) < 0)
+		fail_msg("resumed: %s", cause);
+	assert_int_equal(st.blobs_added, (long long)json_array_size(b2));
+	snapstore_recv_free(r);
+	assert_int_equal(unlink(part), 0);
+	assert_int_equal(snapstore_sweep(dst, roots, NULL, NULL, &cause), 0);
+	assert_int_equal(snapstore_count(dst, &nb, &nbytes), 0);
+	assert_int_equal(nb, (long long)n);
+	/* the copy's download is the original's, byte for byte */
+	assert_int_equal(assemble("m1.json", SNAPSTORE_FULL, "orig.tar.gz",
+	    &cause), 0);
+	p = xasprintf("%s/copy.tar.gz", tmp);
+	fd = open(p, O_WRONLY | O_CREAT, 0600);
+	free(p);
+	if (snapstore_archive_write(dst, c1, SNAPSTORE_FULL, fd, &cause) < 0)
+		fail_msg("the copy's download: %s", cause);
+	close(fd);
+	assert_int_equal(sh("cmp -s %s/orig.tar.gz %s/copy.tar.gz", tmp, tmp),
+	    0);
+	/* again: nothing is missing */
+	r = snapstore_recv_begin(dst, m1, &cause);
+	assert_int_equal(json_array_size(snapstore_recv_missing(r)), 0);
+	snapstore_recv_free(r);
+
+	/* a blob that arrives damaged, and more bytes than asked for */
+	assert_int_equal(sh("rm -rf %s/store3", tmp), 0);
+	free(dst);
+	dst = xasprintf("%s/store3", tmp);
+	r = snapstore_recv_begin(dst, m1, &cause);
+	bad = json_pack("[O]", json_array_get(snapstore_recv_missing(r), 0));
+	assert_int_equal(snapstore_recv_expect(r, bad, &cause), 0);
+	{
+		long long sz = jsonx_int(json_array_get(bad, 0), "size", 0);
+		char *junk = xcalloc(1, (size_t)sz + 1);
+
+		assert_int_equal(snapstore_recv_data(r, junk, (size_t)sz, &cause),
+		    -1);
+		assert_non_null(strstr(cause, "arrived damaged"));
+		free(cause);
+		cause = NULL;
+		free(junk);
+	}
+	snapstore_recv_free(r);
+	r = snapstore_recv_begin(dst, m1, &cause);
+	if (feed(r, src, bad, &cause) < 0)
+		fail_msg("one blob: %s", cause);
+	assert_int_equal(snapstore_recv_data(r, "x", 1, &cause), -1);
+	assert_non_null(strstr(cause, "more bytes than"));
+	free(cause);
+	cause = NULL;
+	snapstore_recv_free(r);
+	assert_int_equal(snapstore_count(dst, &nb, &nbytes), 0);
+	assert_int_equal(nb, 0);
+	assert_int_equal(sh("test -z \"$(ls %s/tmp)\"", dst), 0);
+	/* a hostile manifest is refused before anything is asked for */
+	p = xasprintf("{\"format\":1,\"dump\":{\"size\":0,\"chunks\":[]},"
+	    "\"tree\":[{\"path\":\"../x\",\"type\":\"f\",\"size\":1,"
+	    "\"sha256\":\"%064d\"}]}", 0);
+	assert_int_equal(util_write_file(c1, p, strlen(p), 0600), 0);
+	free(p);
+	assert_null(snapstore_recv_begin(dst, c1, &cause));
+	assert_non_null(strstr(cause, "damaged at entry 0"));
+	free(cause);
+	json_decref(b1);
+	json_decref(b2);
+	json_decref(bad);
+	free(src);
+	free(dst);
+	free(m1);
+	free(c1);
+	free(part);
+	free(roots);
+}
+
 int
 main(void)
 {
@@ -797,6 +951,7 @@ main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_dump_chunks, setup,
 		    teardown),
+		cmocka_unit_test_setup_teardown(test_recv, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_kill_mid_snapshot, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_import, setup, teardown),

@@ -1,0 +1,866 @@
+/* Off-node copies of snapshots (issue #16): this node keeps a copy of
+ * another node's snapshot in its own store, so that the snapshot can
+ * still be downloaded and restored when its node is gone.
+ *
+ * The target pulls (docs/ARCHITECTURE.md, "Off-node copies" says why):
+ * the portal tells it the snapshot (POST /agent/v1/copies) with two URLs
+ * it signed on the source — the manifest, and the blobs — and the record
+ * the source keeps. The target reads the manifest, works out which blobs
+ * its own store lacks, and asks the source for those only, in batches;
+ * every blob is checked against its sha256 as it arrives.
+ *
+ * Layout: DIR/copies/<uuid>/copy.json (the source's record of the
+ * snapshot, and the copy's state), partial.json (the blobs received so
+ * far, in manifest form: a root for the sweep, so a copy killed midway
+ * resumes without them), manifest.json (written last: the copy exists).
+ * The source's side: GET …/snapshots/{id}/manifest and POST
+ * …/snapshots/{id}/blobs, both signed. */
+#include <curl/curl.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <zlib.h>
+
+#include "agent-routes.h"
+#include "jsonx.h"
+#include "log.h"
+#include "nubo_limits.h"
+#include "snapstore.h"
+#include "testhook.h"
+#include "tls.h"
+#include "util.h"
+#include "xmalloc.h"
+
+/* A batch of blobs asked for in one request: at most this many, and no
+ * more bytes than COPY_BATCH_BYTES (one blob larger goes alone); each
+ * batch is made durable and recorded in partial.json, which is what a
+ * resumed copy does not fetch again. */
+#define COPY_BATCH_BLOBS	512
+#define COPY_BATCH_BYTES	(64LL * 1024 * 1024)
+/* A manifest fetched from the source: as the store caps its own. */
+#define COPY_MANIFEST_MAX	(256LL * 1024 * 1024)
+
+static char *
+copy_file(const char *id, const char *name)
+{
+	return xasprintf("%s/copies/%s/%s", node->data_dir, id, name);
+}
+
+/* The manifest of this node's completed copy of snapshot id, or NULL. */
+char *
+snapcopy_manifest(const char *id)
+{
+	char *p = copy_file(id, "manifest.json");
+
+	if (access(p, F_OK) == 0)
+		return p;
+	free(p);
+	return NULL;
+}
+
+/* The path of the record of this node's copy of id (copy.json). */
+char *
+snapcopy_record_path(const char *id)
+{
+	return copy_file(id, "copy.json");
+}
+
+static int
+save_json(const char *path, json_t *j)
+{
+	char *text = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
+	int rc = util_write_file(path, text, strlen(text), 0600);
+
+	free(text);
+	return rc;
+}
+
+/* The copy's record as the agent API shows it; NULL when there is none.
+ * Its state is the copy's: completed exactly when its manifest is here. */
+static json_t *
+copy_show_json(const char *id)
+{
+	char *path = copy_file(id, "copy.json"), *man;
+	json_t *j = json_load_file(path, 0, NULL);
+
+	free(path);
+	if (j == NULL)
+		return NULL;
+	json_object_del(j, "progress");
+	if ((man = snapcopy_manifest(id)) != NULL) {
+		json_object_set_new(j, "state", json_string("completed"));
+		json_object_del(j, "error");
+		free(man);
+	} else if (json_object_get(backup_with_progress(j, id), "progress")) {
+		json_object_set_new(j, "state", json_string("running"));
+	} else if (strcmp(jsonx_str(j, "state") ? jsonx_str(j, "state") : "",
+	    "failed") != 0) {
+		json_object_set_new(j, "state", json_string("failed"));
+		json_object_set_new(j, "error", json_string("the copy stopped "
+		    "before it was complete"));
+	}
+	return j;
+}
+
+/* ------------------------------------------------------------------ */
+/* The source's side                                                   */
+
+/* The manifest of this node's own completed snapshot id; NULL after
+ * replying 404. */
+static char *
+source_manifest(struct areq *r, const char *id)
+{
+	char *state, *man;
+	json_t *j;
+	int ok;
+
+	if (!util_valid_uuid(id)) {
+		areply_error(r, 404, "SNAPSHOT_NOT_FOUND", "no snapshot '%s' on "
+		    "this node", id ? id : "");
+		return NULL;
+	}
+	state = xasprintf("%s/snapshots/%s/snapshot.json", node->data_dir, id);
+	j = json_load_file(state, 0, NULL);
+	free(state);
+	ok = j != NULL && jsonx_str(j, "state") != NULL &&
+	    strcmp(jsonx_str(j, "state"), "completed") == 0;
+	json_decref(j);
+	man = xasprintf("%s/snapshots/%s/manifest.json", node->data_dir, id);
+	if (!ok || access(man, F_OK) != 0) {
+		areply_error(r, 404, "SNAPSHOT_NOT_FOUND", "no completed snapshot "
+		    "'%s' in this node's store", id);
+		free(man);
+		return NULL;
+	}
+	return man;
+}
+
+/* GET /agent/v1/snapshots/{snapshot}/manifest (signed): the manifest of
+ * a snapshot in this node's store, as it is, for a node copying it. */
+void
+snapcopy_manifest_get(struct areq *r)
+{
+	char *man = source_manifest(r, http_param(r->http, "snapshot"));
+	struct stat st;
+	int fd;
+
+	if (man == NULL)
+		return;
+	fd = open(man, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || fstat(fd, &st) < 0) {
+		areply_error(r, 500, "NODE_IO_ERROR", "cannot read '%s': %s", man,
+		    strerror(errno));
+		if (fd >= 0)
+			close(fd);
+	} else
+		http_reply_file(r->http, fd, (uint64_t)st.st_size,
+		    "application/json", NULL);
+	free(man);
+}
+
+/* The blob files asked for, in order: what the body is made of. */
+struct blobs_out {
+	json_t	*paths;
+};
+
+static int
+blobs_write(void *arg, int fd)
+{
+	struct blobs_out *bo = arg;
+	unsigned char *buf = xmalloc(NUBO_IO_CHUNK);
+	json_t *p;
+	size_t i;
+	ssize_t n;
+	int in, rc = 0;
+
+	json_array_foreach(bo->paths, i, p) {
+		if ((in = open(json_string_value(p), O_RDONLY | O_CLOEXEC)) < 0) {
+			log_warn("a copy's blob %s is gone: %s",
+			    json_string_value(p), strerror(errno));
+			rc = -1;
+			break;
+		}
+		posix_fadvise(in, 0, 0, POSIX_FADV_SEQUENTIAL);
+		while ((n = read(in, buf, NUBO_IO_CHUNK)) > 0)
+			if (util_write_all(fd, buf, (size_t)n) < 0) {
+				n = -1;
+				break;
+			}
+		close(in);
+		if (n < 0) {
+			rc = -1;
+			break;
+		}
+	}
+	free(buf);
+	return rc;
+}
+
+static void
+blobs_free(void *arg)
+{
+	struct blobs_out *bo = arg;
+
+	json_decref(bo->paths);
+	free(bo);
+}
+
+/* The same blobs deflated on the way (Content-Encoding: gzip), for a
+ * copier that accepts it: blobs are stored as they are, and a dump
+ * compresses several times over (ARCHITECTURE, "Off-node copies"). */
+struct blobs_gz {
+	json_t		*paths;
+	size_t		 next;
+	int		 fd;
+	int		 in_done;	/* every blob read: finish the stream */
+	int		 ended;
+	z_stream	 z;
+	unsigned char	*in;
+};
+
+static ssize_t
+blobs_gz_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+	struct blobs_gz *g = cls;
+	ssize_t n;
+	int rc;
+
+	(void)pos;
+	if (g->ended)
+		return MHD_CONTENT_READER_END_OF_STREAM;
+	g->z.next_out = (unsigned char *)buf;
+	g->z.avail_out = (uInt)(max < (1U << 30) ? max : (1U << 30));
+	while (g->z.next_out == (unsigned char *)buf) {
+		if (g->z.avail_in == 0 && !g->in_done) {
+			if (g->fd < 0 && g->next >= json_array_size(g->paths)) {
+				g->in_done = 1;
+				continue;
+			}
+			if (g->fd < 0 && (g->fd = open(json_string_value(
+			    json_array_get(g->paths, g->next++)), O_RDONLY |
+			    O_CLOEXEC)) < 0)
+				return MHD_CONTENT_READER_END_WITH_ERROR;
+			if ((n = read(g->fd, g->in, NUBO_IO_CHUNK)) < 0)
+				return MHD_CONTENT_READER_END_WITH_ERROR;
+			if (n == 0) {
+				close(g->fd);
+				g->fd = -1;
+				continue;
+			}
+			g->z.next_in = g->in;
+			g->z.avail_in = (uInt)n;
+		}
+		rc = deflate(&g->z, g->in_done ? Z_FINISH : Z_NO_FLUSH);
+		if (rc == Z_STREAM_END) {
+			g->ended = 1;
+			break;
+		}
+		if (rc != Z_OK && rc != Z_BUF_ERROR)
+			return MHD_CONTENT_READER_END_WITH_ERROR;
+	}
+	n = (ssize_t)((char *)g->z.next_out - buf);
+	return n > 0 ? n : MHD_CONTENT_READER_END_OF_STREAM;
+}
+
+static void
+blobs_gz_free(void *cls)
+{
+	struct blobs_gz *g = cls;
+
+	if (g->fd >= 0)
+		close(g->fd);
+	deflateEnd(&g->z);
+	json_decref(g->paths);
+	free(g->in);
+	free(g);
+}
+
+/* POST /agent/v1/snapshots/{snapshot}/blobs (signed) {blobs: [sha256…]}:
+ * those blobs of the snapshot, concatenated in that order (the asker
+ * knows each one's size from the manifest). Only blobs the snapshot's
+ * manifest names: the URL signed for one snapshot gives nothing else
+ * of the store. */
+void
+snapcopy_blobs_get(struct areq *r)
+{
+	static const struct jfield fields[] = {
+		{ "blobs", JT_ARRAY, 1 }, { NULL } };
+	const char *id = http_param(r->http, "snapshot"), *h;
+	char *man, *store = NULL, *path, *cause = NULL;
+	json_t *m = NULL, *named = NULL, *list, *v, *e, *paths = NULL;
+	struct http_body_maker mk;
+	struct blobs_out *bo;
+	struct blobs_gz *g;
+	const char *ae;
+	long long total = 0, size;
+	struct stat st;
+	size_t i;
+
+	if (abody_check(r, fields) == -1)
+		return;
+	list = json_object_get(r->body, "blobs");
+	if (json_array_size(list) == 0 || json_array_size(list) >
+	    COPY_BATCH_BLOBS) {
+		areply_error(r, 400, "BAD_REQUEST", "'blobs' lists 1 to %d blobs",
+		    COPY_BATCH_BLOBS);
+		return;
+	}
+	if ((man = source_manifest(r, id)) == NULL)
+		return;
+	if ((m = json_load_file(man, 0, NULL)) == NULL) {
+		areply_error(r, 500, "SNAPSHOT_CORRUPT", "cannot read the "
+		    "manifest of snapshot %s", id);
+		goto out;
+	}
+	/* what the manifest names, with the size it gives */
+	named = json_object();
+	json_array_foreach(json_object_get(json_object_get(m, "dump"),
+	    "chunks"), i, e)
+		if ((h = jsonx_str(e, "sha256")) != NULL)
+			json_object_set_new(named, h, json_integer(jsonx_int(e,
+			    "size", -1)));
+	json_array_foreach(json_object_get(m, "tree"), i, e)
+		if ((h = jsonx_str(e, "sha256")) != NULL)
+			json_object_set_new(named, h, json_integer(jsonx_int(e,
+			    "size", -1)));
+	store = xasprintf("%s/store", node->data_dir);
+	paths = json_array();
+	json_array_foreach(list, i, v) {
+		h = json_string_value(v);
+		if (h == NULL || json_object_get(named, h) == NULL) {
+			areply_error(r, 400, "BAD_REQUEST", "snapshot %s names no "
+			    "blob '%s'", id, h ? h : "(not a string)");
+			goto out;
+		}
+		size = json_integer_value(json_object_get(named, h));
+		path = xasprintf("%s/blobs/%.2s/%s", store, h, h + 2);
+		if (stat(path, &st) < 0 || st.st_size != size) {
+			areply_error(r, 409, "SNAPSHOT_CORRUPT", "the blob %s of "
+			    "snapshot %s is %s in this node's store", h, id,
+			    errno == ENOENT ? "missing" : "damaged");
+			free(path);
+			goto out;
+		}
+		total += size;
+		json_array_append_new(paths, json_string(path));
+		free(path);
+	}
+	ae = http_header(r->http, "Accept-Encoding");
+	if (ae != NULL && strstr(ae, "gzip") != NULL) {
+		g = xcalloc(1, sizeof *g);
+		g->paths = json_incref(paths);
+		g->fd = -1;
+		g->in = xmalloc(NUBO_IO_CHUNK);
+		/* the fastest level: the wire, not the store (a node's
+		 * nightly copy should cost it little) */
+		if (deflateInit2(&g->z, Z_BEST_SPEED, Z_DEFLATED, 15 + 16, 8,
+		    Z_DEFAULT_STRATEGY) != Z_OK)
+			fatal("deflateInit2 failed");
+		http_reply_stream(r->http, 200, MHD_SIZE_UNKNOWN, blobs_gz_read,
+		    g, blobs_gz_free, "application/octet-stream");
+		http_add_header(r->http, "Content-Encoding", "gzip");
+		goto out;
+	}
+	bo = xcalloc(1, sizeof *bo);
+	bo->paths = json_incref(paths);
+	mk.write = blobs_write;
+	mk.arg = bo;
+	mk.free = blobs_free;
+	http_reply_made(r->http, &mk, (uint64_t)total,
+	    "application/octet-stream", NULL, 0);
+out:
+	json_decref(m);
+	json_decref(named);
+	json_decref(paths);
+	free(store);
+	free(man);
+	free(cause);
+}
+
+/* ------------------------------------------------------------------ */
+/* The target's side                                                   */
+
+struct copy_job {
+	char	 id[40];
+	char	*manifest_url;
+	char	*blobs_url;
+};
+
+/* curl into a file, at most max bytes. */
+struct fetch_file {
+	int		 fd;
+	long long	 n, max;
+};
+
+static size_t
+fetch_file_write(char *data, size_t size, size_t nmemb, void *arg)
+{
+	struct fetch_file *f = arg;
+
+	f->n += (long long)(size * nmemb);
+	if (f->n > f->max || util_write_all(f->fd, data, size * nmemb) < 0)
+		return 0;
+	return size * nmemb;
+}
+
+static CURL *
+copy_curl(const char *url, long timeout)
+{
+	CURL *c = curl_easy_init();
+
+	/* the source node: its key as the portal pinned it */
+	tls_curl_url(c, url, node->portal_ca);
+	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 10L);
+	curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
+	curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, timeout);
+	return c;
+}
+
+/* The answer's failure in words: the source's own message, curl's, or
+ * the status. */
+static char *
+copy_curl_error(const char *what, CURLcode cc, long status, const char *errbuf)
+{
+	if (cc != CURLE_OK)
+		return xasprintf("cannot fetch %s from the snapshot's node: %s",
+		    what, *errbuf ? errbuf : curl_easy_strerror(cc));
+	return xasprintf("cannot fetch %s from the snapshot's node: it "
+	    "answered HTTP %ld", what, status);
+}
+
+static int
+fetch_manifest(const char *url, const char *path, char **cause)
+{
+	struct fetch_file f;
+	char errbuf[CURL_ERROR_SIZE] = "";
+	long status = 0;
+	CURLcode cc;
+	CURL *c;
+
+	f.fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	f.n = 0;
+	f.max = COPY_MANIFEST_MAX;
+	if (f.fd < 0) {
+		*cause = xasprintf("cannot write '%s': %s", path,
+		    strerror(errno));
+		return -1;
+	}
+	c = copy_curl(url, 60);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, fetch_file_write);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, &f);
+	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
+	cc = curl_easy_perform(c);
+	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+	curl_easy_cleanup(c);
+	close(f.fd);
+	if (f.n > f.max) {
+		*cause = xasprintf("the snapshot's manifest is larger than %lld "
+		    "bytes", COPY_MANIFEST_MAX);
+		return -1;
+	}
+	if (cc != CURLE_OK || status != 200) {
+		*cause = copy_curl_error("the manifest", cc, status, errbuf);
+		return -1;
+	}
+	return 0;
+}
+
+/* curl into the receiving store. */
+struct fetch_blobs {
+	struct snapstore_recv	*r;
+	char			*cause;
+	long			 status;
+	CURL			*c;
+	long long		 n;
+};
+
+static size_t
+fetch_blobs_write(char *data, size_t size, size_t nmemb, void *arg)
+{
+	struct fetch_blobs *f = arg;
+
+	if (f->status == 0)
+		curl_easy_getinfo(f->c, CURLINFO_RESPONSE_CODE, &f->status);
+	if (f->status != 200)
+		return size * nmemb;	/* an error's body: not blobs */
+	if (snapstore_recv_data(f->r, data, size * nmemb, &f->cause) < 0)
+		return 0;
+	f->n += (long long)(size * nmemb);
+	return size * nmemb;
+}
+
+/* Fetch batch (entries of the missing list) into the store; *wire
+ * gets the bytes that travelled (deflated). */
+static int
+fetch_batch(const char *url, struct snapstore_recv *r, json_t *batch,
+    long long *wire, char **cause)
+{
+	struct fetch_blobs f;
+	struct curl_slist *hd = NULL;
+	char errbuf[CURL_ERROR_SIZE] = "", *body;
+	json_t *want = json_array(), *e;
+	curl_off_t dl = 0;
+	CURLcode cc;
+	size_t i;
+
+	json_array_foreach(batch, i, e)
+		json_array_append(want, json_object_get(e, "sha256"));
+	want = json_pack("{s:o}", "blobs", want);
+	body = json_dumps(want, JSON_COMPACT);
+	json_decref(want);
+	if (snapstore_recv_expect(r, batch, cause) < 0) {
+		free(body);
+		return -1;
+	}
+	memset(&f, 0, sizeof f);
+	f.r = r;
+	f.c = copy_curl(url, 120);
+	hd = curl_slist_append(hd, "Content-Type: application/json");
+	curl_easy_setopt(f.c, CURLOPT_HTTPHEADER, hd);
+	curl_easy_setopt(f.c, CURLOPT_POSTFIELDS, body);
+	/* the source deflates the blobs on the way; curl inflates */
+	curl_easy_setopt(f.c, CURLOPT_ACCEPT_ENCODING, "gzip");
+	curl_easy_setopt(f.c, CURLOPT_WRITEFUNCTION, fetch_blobs_write);
+	curl_easy_setopt(f.c, CURLOPT_WRITEDATA, &f);
+	curl_easy_setopt(f.c, CURLOPT_ERRORBUFFER, errbuf);
+	cc = curl_easy_perform(f.c);
+	if (f.status == 0)
+		curl_easy_getinfo(f.c, CURLINFO_RESPONSE_CODE, &f.status);
+	curl_easy_getinfo(f.c, CURLINFO_SIZE_DOWNLOAD_T, &dl);
+	*wire += (long long)dl;
+	curl_easy_cleanup(f.c);
+	curl_slist_free_all(hd);
+	free(body);
+	if (f.cause != NULL) {
+		*cause = f.cause;
+		return -1;
+	}
+	if (cc != CURLE_OK || f.status != 200) {
+		*cause = copy_curl_error("the snapshot's blobs", cc, f.status,
+		    errbuf);
+		return -1;
+	}
+	return 0;
+}
+
+/* Record how the copy ended in copy.json (its record kept). */
+static void
+copy_record_end(const char *id, const char *state, const char *error,
+    json_t *stats)
+{
+	char *path = copy_file(id, "copy.json");
+	json_t *j = json_load_file(path, 0, NULL);
+
+	if (j == NULL)
+		j = json_pack("{s:s}", "id", id);
+	json_object_set_new(j, "state", json_string(state));
+	if (error)
+		json_object_set_new(j, "error", json_string(error));
+	else
+		json_object_del(j, "error");
+	if (stats)
+		json_object_set(j, "copy", stats);
+	json_object_set_new(j, "finished", json_integer(util_now()));
+	if (save_json(path, j) < 0)
+		log_error("cannot write %s: %s", path, strerror(errno));
+	json_decref(j);
+	free(path);
+}
+
+/* Copy snapshot cj->id here: the manifest, the blobs the store lacks in
+ * batches (each made durable and recorded in partial.json), then the
+ * manifest. */
+static int
+copy_run(struct copy_job *cj, json_t *stats, char **cause)
+{
+	char *store = xasprintf("%s/store", node->data_dir);
+	char *fetched = copy_file(cj->id, ".manifest.fetch");
+	char *partial = copy_file(cj->id, "partial.json");
+	char *man = copy_file(cj->id, "manifest.json");
+	struct snapstore_recv *r = NULL;
+	struct snapstore_stats st;
+	double t0 = util_mono();
+	json_t *missing, *batch = NULL, *e;
+	long long bytes = 0, total = 0, done = 0, nblobs = 0, wire = 0;
+	size_t i, n;
+	int rc = -1;
+
+	if (fetch_manifest(cj->manifest_url, fetched, cause) < 0)
+		goto out;
+	if ((r = snapstore_recv_begin(store, fetched, cause)) == NULL)
+		goto out;
+	missing = snapstore_recv_missing(r);
+	n = json_array_size(missing);
+	json_array_foreach(missing, i, e)
+		total += jsonx_int(e, "size", 0);
+	/* room for what will arrive, as for a snapshot of that size */
+	if (space_check(total, "a copy of another node's snapshot",
+	    cause) < 0)
+		goto out;
+	backup_task_progress(cj->id, 0, total);
+	log_info("copy of snapshot %s: %zu blobs (%lld bytes) to fetch", cj->id,
+	    n, total);
+	for (i = 0; i < n; ) {
+		batch = json_array();
+		bytes = 0;
+		while (i < n && json_array_size(batch) < COPY_BATCH_BLOBS &&
+		    (json_array_size(batch) == 0 || bytes + jsonx_int(
+		    json_array_get(missing, i), "size", 0) <= COPY_BATCH_BYTES)) {
+			e = json_array_get(missing, i++);
+			bytes += jsonx_int(e, "size", 0);
+			json_array_append(batch, e);
+		}
+		if (fetch_batch(cj->blobs_url, r, batch, &wire, cause) < 0 ||
+		    snapstore_recv_sync(r, partial, cause) < 0)
+			goto out;
+		done += bytes;
+		nblobs += (long long)json_array_size(batch);
+		json_decref(batch);
+		batch = NULL;
+		backup_task_progress(cj->id, done, total);
+		json_object_set_new(stats, "blobs_fetched", json_integer(nblobs));
+		json_object_set_new(stats, "bytes_fetched", json_integer(done));
+		/* a kill -9 here leaves durable blobs partial.json keeps */
+		testhook_pause("copy-batch");
+	}
+	if (snapstore_recv_commit(r, man, &st, cause) < 0)
+		goto out;
+	/* the manifest is the root now */
+	if (unlink(partial) == 0)
+		util_fsync_dir(partial);
+	json_object_set_new(stats, "blobs_fetched", json_integer(nblobs));
+	json_object_set_new(stats, "bytes_fetched", json_integer(done));
+	json_object_set_new(stats, "blobs_missing", json_integer((json_int_t)n));
+	json_object_set_new(stats, "wire_bytes", json_integer(wire));
+	json_object_set_new(stats, "ms", json_integer((json_int_t)((util_mono() -
+	    t0) * 1000)));
+	rc = 0;
+out:
+	json_decref(batch);
+	snapstore_recv_free(r);
+	unlink(fetched);
+	free(store);
+	free(fetched);
+	free(partial);
+	free(man);
+	return rc;
+}
+
+static void *
+copy_thread(void *arg)
+{
+	struct copy_job *cj = arg;
+	json_t *stats = json_object();
+	char *cause = NULL;
+
+	if (copy_run(cj, stats, &cause) == 0) {
+		copy_record_end(cj->id, "completed", NULL, stats);
+		log_info("copy of snapshot %s complete: %lld blobs (%lld bytes) "
+		    "fetched in %lld ms", cj->id, jsonx_int(stats,
+		    "blobs_fetched", 0), jsonx_int(stats, "bytes_fetched", 0),
+		    jsonx_int(stats, "ms", 0));
+	} else {
+		copy_record_end(cj->id, "failed", cause ? cause : "the copy "
+		    "failed", stats);
+		log_warn("copy of snapshot %s failed: %s", cj->id, cause ?
+		    cause : "?");
+	}
+	backup_task_remove(cj->id);
+	json_decref(stats);
+	free(cause);
+	free(cj->manifest_url);
+	free(cj->blobs_url);
+	free(cj);
+	return NULL;
+}
+
+/* POST /agent/v1/copies {snapshot, manifest_url, blobs_url, record}:
+ * copy another node's snapshot into this node's store (idempotent: a
+ * completed or running copy is answered as it is; a failed one is
+ * resumed). 202 while it runs; poll GET /agent/v1/copies/{snapshot}. */
+void
+snapcopy_create(struct areq *r)
+{
+	static const struct jfield fields[] = {
+		{ "snapshot", JT_STRING, 1 }, { "manifest_url", JT_STRING, 1 },
+		{ "blobs_url", JT_STRING, 1 }, { "record", JT_OBJECT, 1 },
+		{ NULL } };
+	static const char *const keys[] = { "environment", "created",
+		"archive_size", "dump_size", "files_size", "database_size",
+		"duration", "expanded_size" };
+	const char *id, *mv, *type;
+	json_t *j, *rec;
+	struct copy_job *cj;
+	char *dir, *path, *own;
+	pthread_t th;
+	size_t i;
+
+	if (abody_check(r, fields) == -1)
+		return;
+	id = jsonx_str(r->body, "snapshot");
+	if (!util_valid_uuid(id)) {
+		areply_error(r, 400, "BAD_REQUEST", "'snapshot' must be a "
+		    "lowercase uuid");
+		return;
+	}
+	/* a node never copies its own snapshot into its copies */
+	own = xasprintf("%s/snapshots/%s", node->data_dir, id);
+	if (access(own, F_OK) == 0) {
+		free(own);
+		areply_error(r, 409, "SNAPSHOT_IS_HERE", "snapshot %s is this "
+		    "node's own", id);
+		return;
+	}
+	free(own);
+	if ((j = copy_show_json(id)) != NULL &&
+	    strcmp(jsonx_str(j, "state"), "failed") != 0) {
+		areply(r, strcmp(jsonx_str(j, "state"), "running") == 0 ? 202 :
+		    200, j);
+		return;
+	}
+	json_decref(j);
+	/* the source's record, as the download of the copy serves it */
+	rec = json_object_get(r->body, "record");
+	j = json_pack("{s:s,s:s,s:I}", "id", id, "state", "running",
+	    "started", (json_int_t)util_now());
+	for (i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+		json_t *v = json_object_get(rec, keys[i]);
+
+		if (v != NULL && (!json_is_integer(v) ||
+		    json_integer_value(v) < 0)) {
+			areply_error(r, 400, "BAD_REQUEST", "'record.%s' must be "
+			    "a number of at least 0", keys[i]);
+			json_decref(j);
+			return;
+		}
+		if (v != NULL)
+			json_object_set(j, keys[i], v);
+	}
+	mv = jsonx_str(rec, "model_version");
+	type = jsonx_str(rec, "type");
+	json_object_set_new(j, "model_version", json_string(mv ? mv : ""));
+	json_object_set_new(j, "type", json_string(type ? type : "manual"));
+	if (backup_task_add(id) == -1) {
+		json_decref(j);
+		areply(r, 202, copy_show_json(id));
+		return;
+	}
+	dir = xasprintf("%s/copies/%s", node->data_dir, id);
+	path = copy_file(id, "copy.json");
+	if (util_mkdir_p(dir, 0700) == -1 || save_json(path, j) == -1) {
+		areply_error(r, 500, "NODE_IO_ERROR", "cannot create '%s': %s",
+		    dir, strerror(errno));
+		backup_task_remove(id);
+		json_decref(j);
+		free(dir);
+		free(path);
+		return;
+	}
+	json_decref(j);
+	free(dir);
+	free(path);
+	cj = xcalloc(1, sizeof *cj);
+	snprintf(cj->id, sizeof cj->id, "%s", id);
+	cj->manifest_url = xstrdup(jsonx_str(r->body, "manifest_url"));
+	cj->blobs_url = xstrdup(jsonx_str(r->body, "blobs_url"));
+	if (pthread_create(&th, NULL, copy_thread, cj) != 0)
+		fatal("cannot start a copy thread");
+	pthread_detach(th);
+	areply(r, 202, copy_show_json(id));
+}
+
+/* GET /agent/v1/copies/{snapshot} */
+void
+snapcopy_show(struct areq *r)
+{
+	const char *id = http_param(r->http, "snapshot");
+	json_t *j = util_valid_uuid(id) ? copy_show_json(id) : NULL;
+
+	if (j == NULL) {
+		areply_error(r, 404, "COPY_NOT_FOUND", "no copy of snapshot '%s' "
+		    "on this node", id);
+		return;
+	}
+	areply(r, 200, j);
+}
+
+/* DELETE /agent/v1/copies/{snapshot}: the copy goes (idempotent): its
+ * manifest and partial.json first, durably, then its folder; the sweep
+ * frees the blobs nothing else names. 409 while it runs. */
+void
+snapcopy_delete(struct areq *r)
+{
+	const char *id = http_param(r->http, "snapshot");
+	const char *roots[] = { "manifest.json", "partial.json" };
+	char *p, *dir;
+	size_t i;
+
+	if (!util_valid_uuid(id)) {
+		areply_error(r, 404, "COPY_NOT_FOUND", "no copy of snapshot '%s' "
+		    "on this node", id);
+		return;
+	}
+	/* claimed while it goes: no copy starts meanwhile */
+	if (backup_task_add(id) == -1) {
+		areply_error(r, 409, "COPY_RUNNING", "the copy of snapshot %s is "
+		    "still running", id);
+		return;
+	}
+	for (i = 0; i < sizeof roots / sizeof roots[0]; i++) {
+		p = copy_file(id, roots[i]);
+		if (unlink(p) == 0 ? util_fsync_dir(p) == -1 : errno != ENOENT) {
+			areply_error(r, 500, "NODE_IO_ERROR", "cannot delete the "
+			    "copy of snapshot %s: %s", id, strerror(errno));
+			backup_task_remove(id);
+			free(p);
+			return;
+		}
+		free(p);
+	}
+	dir = xasprintf("%s/copies/%s", node->data_dir, id);
+	util_rm_rf(dir);
+	free(dir);
+	backup_task_remove(id);
+	backup_store_sweep_soon();
+	http_reply_empty(r->http, 204);
+}
+
+/* At start: copies that were running failed with the old process (the
+ * portal asks again; what partial.json keeps is not fetched again). */
+void
+snapcopy_recover(void)
+{
+	char *dir = xasprintf("%s/copies", node->data_dir), *p;
+	struct dirent *de;
+	json_t *j;
+	DIR *d;
+
+	util_mkdir_p(dir, 0700);
+	d = opendir(dir);
+	while (d && (de = readdir(d)) != NULL) {
+		if (!util_valid_uuid(de->d_name))
+			continue;
+		p = copy_file(de->d_name, ".manifest.fetch");
+		unlink(p);
+		free(p);
+		p = copy_file(de->d_name, "copy.json");
+		j = json_load_file(p, 0, NULL);
+		free(p);
+		if (j != NULL && strcmp(jsonx_str(j, "state") ?
+		    jsonx_str(j, "state") : "", "running") == 0)
+			copy_record_end(de->d_name, "failed", "the node stopped "
+			    "during the copy", NULL);
+		json_decref(j);
+	}
+	if (d)
+		closedir(d);
+	free(dir);
+}
