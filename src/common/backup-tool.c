@@ -62,8 +62,7 @@ const struct opts_cmd archive_cmd = {
 	"archive snapshot --store DIR --db URL [--files DIR] [--prev MANIFEST]\n"
 	"    [--model-version V] [--tmp DIR] MANIFEST\n"
 	"archive assemble --store DIR [--kind full|files|database] [--stored]\n"
-	"    MANIFEST
- (the download, on standard output)\n"
+	"    MANIFEST (the download, on standard output)\n"
 	"archive sweep --store DIR --roots GLOB",
 	"backup archives (Mendix Cloud's format) by hand: create one from a "
 	"database and a files folder, check one, restore one into a new "
