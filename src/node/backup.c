@@ -128,7 +128,7 @@ snap_in_store(const char *id)
 static int
 store_whole(const char *id, enum snapstore_kind kind, char **cause)
 {
-	char *store = store_path(), *man = snap_file(id, "manifest.json");
+	char *store = store_path(), *man = snap_manifest(id);
 	int rc = snapstore_present(store, man, kind, cause);
 
 	free(store);
