@@ -244,9 +244,10 @@ backup_tool_main(int argc, char **argv)
 			return 0;
 		}
 	}
-	if (strcmp(cmd, "sweep") == 0 && opt.argc == 0) {
-		return store_cmd(cmd, &sa, NULL);
-	}
+	if (strcmp(cmd, "sweep") == 0)
+		return opt.argc == 0 ? store_cmd(cmd, &sa, NULL) :
+		    tool_usage(xstrdup("sweep takes no file: --store DIR "
+		    "--roots GLOB"));
 	if (opt.argc != 1)
 		return tool_usage(xstrdup(strcmp(cmd, "snapshot") == 0 ||
 		    strcmp(cmd, "assemble") == 0 ? "one manifest file is "
