@@ -1838,7 +1838,8 @@ backup_archive_read(backup_read_fn rd, void *ctx,
 	info->expanded_bytes = g.total_out;
 
 	/* duplicates: the same path twice, whatever its type */
-	qsort(r.paths.v, r.paths.n, sizeof(struct rec), rec_cmp_path);
+	if (r.paths.n > 0)
+		qsort(r.paths.v, r.paths.n, sizeof(struct rec), rec_cmp_path);
 	for (i = 1; i < r.paths.n; i++)
 		if (memcmp(r.paths.v[i - 1].path, r.paths.v[i].path, 16) == 0) {
 			set_cause(cause, "archive has duplicate members");
@@ -1871,8 +1872,11 @@ backup_archive_read(backup_read_fn rd, void *ctx,
 			    info->files_bytes);
 	}
 	if (r.seen_checksums) {
-		qsort(r.sums.v, r.sums.n, sizeof(struct rec), rec_cmp);
-		qsort(r.listed.v, r.listed.n, sizeof(struct rec), rec_cmp);
+		if (r.sums.n > 0)
+			qsort(r.sums.v, r.sums.n, sizeof(struct rec), rec_cmp);
+		if (r.listed.n > 0)
+			qsort(r.listed.v, r.listed.n, sizeof(struct rec),
+			    rec_cmp);
 		if (r.sums.n != r.listed.n) {
 			set_cause(cause, "'%s' lists %zu files but the archive "
 			    "holds %zu", CHECKSUMS_NAME, r.listed.n, r.sums.n);

@@ -482,8 +482,11 @@ out:
 	json_decref(f.damaged);
 	json_decref(f.missing);
 	free(f.iobuf);
-	qsort(r->damaged, r->ndamaged, sizeof *r->damaged, blob_cmp);
-	qsort(r->missing, r->nmissing, sizeof *r->missing, blob_cmp);
+	/* qsort() takes no NULL, even for no element (UBSan says so) */
+	if (r->ndamaged > 0)
+		qsort(r->damaged, r->ndamaged, sizeof *r->damaged, blob_cmp);
+	if (r->nmissing > 0)
+		qsort(r->missing, r->nmissing, sizeof *r->missing, blob_cmp);
 	r->seconds = util_mono() - t0;
 	if (rc < 0)
 		snapstore_fsck_release(r);
