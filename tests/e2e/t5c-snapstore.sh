@@ -118,7 +118,7 @@ VICTIM=$(python3 -c 'import json,sys; print(next(e["path"] + " " + e["sha256"] f
 VPATH=${VICTIM% *}; VHASH=${VICTIM#* }
 VBLOB=$STORE/blobs/${VHASH:0:2}/${VHASH:2}
 cp "$VBLOB" "$T/blob.orig"
-printf 'X' | dd of="$VBLOB" bs=1 seek=10 conv=notrunc 2>/dev/null
+flip_byte "$VBLOB"
 U2=$(api_as "$ADMIN_KEY" POST "/apps/shop/environments/Test/snapshots/$S2/download" '{}' | jq_get url)
 check_fails "the download of a damaged snapshot breaks off" 18 curl -sf -o "$T/broken.tar.gz" "$U2"
 check_fails "a restore from it fails" 1 "$NUBO" backups restore shop Test "$S2"

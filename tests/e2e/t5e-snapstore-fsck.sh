@@ -21,7 +21,7 @@ fsck() { "$NUBOD" node fsck --data "$D" "$@"; }
 damage() {
 	local h
 	h=$(sha256sum < "$1" | cut -c1-64)
-	printf 'X' | dd of="$STORE/blobs/${h:0:2}/${h:2}" bs=1 seek=10 conv=notrunc 2>/dev/null
+	flip_byte "$STORE/blobs/${h:0:2}/${h:2}"
 	echo "$h"
 }
 
