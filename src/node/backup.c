@@ -761,19 +761,28 @@ store_out_free(void *arg)
 	free(so);
 }
 
+/* The download from byte from on (a Range): segments before it are not
+ * made, a packed blob's not even read. */
 static int
-store_out_write(void *arg, int fd)
+store_out_write_from(void *arg, int fd, uint64_t from)
 {
 	struct store_out *so = arg;
 
-	if ((so->stored ? snapstore_archive_stream : snapstore_archive_write)(
-	    so->store, so->manifest, so->kind, fd, &so->cause) == 0)
+	if ((so->stored ? snapstore_archive_stream(so->store, so->manifest,
+	    so->kind, fd, &so->cause) : snapstore_archive_write_from(so->store,
+	    so->manifest, so->kind, (long long)from, fd, &so->cause)) == 0)
 		return 0;
 	/* a client that went away is no fault of the snapshot */
 	if (so->cause == NULL || strstr(so->cause, strerror(EPIPE)) == NULL)
 		log_warn("snapshot %s cannot be assembled from the store: %s",
 		    so->id, so->cause ? so->cause : "?");
 	return -1;
+}
+
+static int
+store_out_write(void *arg, int fd)
+{
+	return store_out_write_from(arg, fd, 0);
 }
 
 /* The size of store snapshot id's download of kind: kept in its
@@ -893,7 +902,9 @@ agent_snapshot_download(struct areq *r)
 		}
 		if ((size = store_download_size(r, id, j, kinds[k].sk)) < 0)
 			goto out;
+		memset(&mk, 0, sizeof mk);
 		mk.write = store_out_write;
+		mk.write_from = store_out_write_from;
 		mk.arg = store_out_new(id, kinds[k].sk);
 		mk.free = store_out_free;
 		if (full)

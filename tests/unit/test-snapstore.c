@@ -282,10 +282,9 @@ test_roundtrip(void **state)
 	assert_int_equal(sh("cd %s && cmp -s store.tar.gz again.tar.gz && "
 	    "cmp -s store.tar.gz child.tar.gz", tmp), 0);
 	/* files-only and database-only downloads */
-	assert_int_equal(assemble("m1.json", SNAPSTORE_FILES, "files.tar.gz",
-	    &cause), 0);
-	assert_int_equal(assemble("m1.json", SNAPSTORE_DATABASE, "db.backup",
-	    &cause), 0);
+	if (assemble("m1.json", SNAPSTORE_FILES, "files.tar.gz", &cause) < 0 ||
+	    assemble("m1.json", SNAPSTORE_DATABASE, "db.backup", &cause) < 0)
+		fail_msg("assemble: %s", cause);
 	assert_int_equal(sh("cd %s && mkdir c && tar xzf files.tar.gz -C c && "
 	    "diff -r files c/tree -x link >/dev/null && cmp -s in.dump "
 	    "db.backup && test \"$(ls -A c)\" = tree", tmp), 0);
