@@ -22,6 +22,7 @@
 #include <jansson.h>
 
 #include "jsonx.h"
+#include "snapstore-int.h"
 #include "snapstore.h"
 #include "util.h"
 #include "xmalloc.h"
@@ -101,8 +102,8 @@ snap(const char *id, const char *prev)
 	free(dump);
 }
 
-/* The blob of file rel (tree/rel) in snapshot id's manifest; caller
- * frees. */
+/* The blob of file rel (tree/rel) in snapshot id's manifest, in its
+ * packed form; caller frees. */
 static char *
 blob_of(const char *id, const char *rel)
 {
@@ -114,7 +115,7 @@ blob_of(const char *id, const char *rel)
 	assert_non_null(m);
 	json_array_foreach(json_object_get(m, "tree"), i, e)
 		if (strcmp(jsonx_str(e, "path"), rel) == 0)
-			out = xasprintf("%s/store/blobs/%.2s/%s", tmp,
+			out = xasprintf("%s/store/blobs/%.2s/%s.z", tmp,
 			    jsonx_str(e, "sha256"), jsonx_str(e, "sha256") + 2);
 	assert_non_null(out);
 	json_decref(m);
@@ -128,7 +129,7 @@ sha_of(const char *blob, char *hex)
 {
 	const char *r = strrchr(blob, '/');
 
-	snprintf(hex, 65, "%.2s%s", r - 2, r + 1);
+	snprintf(hex, 65, "%.2s%.62s", r - 2, r + 1);
 	return hex;
 }
 
@@ -192,14 +193,40 @@ present(const char *id, enum snapstore_kind kind, const char *want)
 	free(man);
 }
 
+/* 1 when the packed blob at path holds want (inflated). */
 static int
 file_is(const char *path, const char *want)
 {
-	char *got = util_read_file(path, 1024, NULL);
-	int same = got != NULL && strcmp(got, want) == 0;
+	struct snapstore_blob b;
+	char got[1024], *why = NULL;
+	ssize_t n = -1;
 
-	free(got);
-	return same;
+	snapstore_blob_init(&b);
+	if (snapstore_blob_open_path(&b, path, 1, &why) == 0)
+		n = snapstore_blob_read(&b, got, sizeof got - 1, &why);
+	snapstore_blob_close(&b);
+	free(why);
+	if (n < 0)
+		return 0;
+	got[n] = '\0';
+	return strcmp(got, want) == 0;
+}
+
+/* Change one byte of a packed blob's contents: its blocks are stored
+ * (a few bytes do not deflate smaller), so byte off of the contents is
+ * past the header and the stored block's 5 bytes. */
+static void
+damage(const char *path, off_t off, char c)
+{
+	unsigned char x[5];
+	int fd = open(path, O_RDWR);
+
+	assert_true(fd >= 0);
+	/* a stored block: BTYPE 00, then LEN, NLEN */
+	assert_int_equal(pread(fd, x, 5, SNAPSTORE_PACK_HEAD), 5);
+	assert_int_equal(x[0] & 6, 0);
+	assert_int_equal(pwrite(fd, &c, 1, SNAPSTORE_PACK_HEAD + 5 + off), 1);
+	close(fd);
 }
 
 static void
@@ -253,7 +280,6 @@ test_damaged_and_missing(void **state)
 	char h1[65], h2[65], *cause = NULL;
 	long long freed;
 	json_t *j;
-	int fd;
 
 	(void)state;
 	put("a/shared", "in both snapshots");
@@ -265,10 +291,7 @@ test_damaged_and_missing(void **state)
 	only2 = blob_of("s2", "b/only2");
 	sha_of(shared, h1);
 	sha_of(only2, h2);
-	fd = open(shared, O_WRONLY);
-	assert_true(fd >= 0);
-	assert_int_equal(pwrite(fd, "X", 1, 4), 1);
-	close(fd);
+	damage(shared, 4, 'X');
 	assert_int_equal(unlink(only2), 0);
 
 	fsck(&r);
@@ -344,10 +367,7 @@ test_damaged_and_missing(void **state)
 	present("s1", SNAPSTORE_FULL, NULL);
 
 	/* damaged again later: a second quarantined copy, the first kept */
-	fd = open(shared, O_WRONLY);
-	assert_true(fd >= 0);
-	assert_int_equal(pwrite(fd, "Y", 1, 4), 1);
-	close(fd);
+	damage(shared, 4, 'Y');
 	fsck(&r);
 	assert_int_equal(r.ndamaged, 1);
 	assert_string_not_equal(r.damaged[0].quarantine, q);
@@ -389,6 +409,55 @@ test_unreadable(void **state)
 	snapstore_fsck_release(&r);
 	free(man);
 	free(doc);
+}
+
+/* A packed blob whose bytes hash to its name but whose header's crc32
+ * is not theirs (a download's gzip trailer is built from it), or whose
+ * deflated bytes end in a final block (it would end a download's
+ * stream early) is damaged; a raw blob, as an older store holds it, is
+ * checked as before. */
+static void
+test_packed_header(void **state)
+{
+	struct snapstore_fsck r;
+	char *crc, *fin, *raw, *store = at("store"), h[65];
+	const unsigned char last = 1;	/* BFINAL */
+	int fd;
+
+	(void)state;
+	put("crc", "its crc32 is wrong");
+	put("final", "a final block");
+	put("raw", "kept raw");
+	snap("s1", NULL);
+	crc = blob_of("s1", "crc");
+	fin = blob_of("s1", "final");
+	/* the header's crc32 (bytes 16-19) */
+	fd = open(crc, O_RDWR);
+	assert_true(fd >= 0);
+	assert_int_equal(pwrite(fd, &last, 1, 16), 1);
+	close(fd);
+	/* the first block's BFINAL bit */
+	fd = open(fin, O_RDWR);
+	assert_true(fd >= 0);
+	assert_int_equal(pwrite(fd, &last, 1, SNAPSTORE_PACK_HEAD), 1);
+	close(fd);
+	raw = blob_of("s1", "raw");
+	assert_int_equal(unlink(raw), 0);
+	raw[strlen(raw) - 2] = '\0';
+	assert_int_equal(util_write_file(raw, "kept raw", 8, 0600), 0);
+	fsck(&r);
+	assert_int_equal(r.blobs, 4);
+	assert_int_equal(r.ndamaged, 2);
+	assert_non_null(strstr(entry(r.damaged, r.ndamaged, sha_of(crc,
+	    h))->why, "crc32"));
+	assert_non_null(strstr(entry(r.damaged, r.ndamaged, sha_of(fin,
+	    h))->why, "final deflate block"));
+	assert_int_equal(r.nmissing, 0);
+	snapstore_fsck_release(&r);
+	free(crc);
+	free(fin);
+	free(raw);
+	free(store);
 }
 
 /* A manifest damaged at one entry is reported; one check at a time. */
@@ -438,6 +507,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_clean, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_damaged_and_missing,
 		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_packed_header, setup,
+		    teardown),
 		cmocka_unit_test_setup_teardown(test_unreadable, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_bad_entry_and_busy, setup,
