@@ -148,10 +148,11 @@ snap(const char *name, const char *prev, struct snapstore_stats *st)
 	free(files);
 }
 
-/* Assemble manifest name's download of kind into out; 0 or -1 (*cause). */
+/* Assemble manifest name's download of kind (stored: the restore's
+ * stream) into out; 0 or -1 (*cause). */
 static int
-assemble(const char *name, enum snapstore_kind kind, const char *out,
-    char **cause)
+assemble_as(const char *name, enum snapstore_kind kind, const char *out,
+    int stored, char **cause)
 {
 	char *store = xasprintf("%s/store", tmp);
 	char *man = xasprintf("%s/%s", tmp, name);
@@ -159,12 +160,20 @@ assemble(const char *name, enum snapstore_kind kind, const char *out,
 	int fd = open(op, O_WRONLY | O_CREAT | O_TRUNC, 0600), rc;
 
 	assert_true(fd >= 0);
-	rc = snapstore_archive_write(store, man, kind, fd, cause);
+	rc = (stored ? snapstore_archive_stream : snapstore_archive_write)(
+	    store, man, kind, fd, cause);
 	close(fd);
 	free(store);
 	free(man);
 	free(op);
 	return rc;
+}
+
+static int
+assemble(const char *name, enum snapstore_kind kind, const char *out,
+    char **cause)
+{
+	return assemble_as(name, kind, out, 0, cause);
 }
 
 /* snapstore_archive_size() of manifest name's download of kind is the
@@ -475,18 +484,7 @@ test_sweep(void **state)
 static int
 assemble_stored(const char *name, const char *out, char **cause)
 {
-	char *store = xasprintf("%s/store", tmp);
-	char *man = xasprintf("%s/%s", tmp, name);
-	char *op = xasprintf("%s/%s", tmp, out);
-	int fd = open(op, O_WRONLY | O_CREAT | O_TRUNC, 0600), rc;
-
-	assert_true(fd >= 0);
-	rc = snapstore_archive_stream(store, man, SNAPSTORE_FULL, fd, cause);
-	close(fd);
-	free(store);
-	free(man);
-	free(op);
-	return rc;
+	return assemble_as(name, SNAPSTORE_FULL, out, 1, cause);
 }
 
 /* XOR one byte of file path at off. */
