@@ -861,7 +861,6 @@ struct asm_ctx {
 	long long	 written;	/* bytes of the download made so far */
 	int		 werr;		/* errno of a failed write */
 	int		 stored;	/* segments as stored blocks (restore) */
-	int		 verify;	/* packed blobs re-hashed (restore) */
 	uLong		 crc;		/* of the tar stream so far */
 	long long	 rawlen;
 	struct buf	 tar;		/* tar bytes waiting: headers, padding */
@@ -1090,8 +1089,8 @@ splice_out(struct asm_ctx *c, struct snapstore_blob *b, char **cause)
 	return 0;
 }
 
-/* A blob's segment: a packed blob spliced (checked first when
- * c->verify), a raw one deflated here as it is checked. */
+/* A blob's segment: a packed blob spliced, a raw one deflated here as
+ * it is checked. */
 static int
 asm_segment(struct asm_ctx *c, const char *hex, long long size,
     const char *name, char **cause)
@@ -1119,9 +1118,6 @@ asm_segment(struct asm_ctx *c, const char *hex, long long size,
 		    "%lld bytes, not %lld)", name, b.path, b.size, size);
 		goto out;
 	}
-	if (c->verify && blob_copy(c->store, hex, size, name, c->iobuf, NULL,
-	    NULL, cause) < 0)
-		goto out;
 	if (splice_out(c, &b, cause) < 0)
 		goto out;
 	c->crc = crc32_combine(c->crc, b.crc, (z_off_t)size);
@@ -1428,7 +1424,6 @@ archive_out(const char *store, const char *manifest, enum snapstore_kind kind,
 	c.from = from;
 	c.store = store;
 	c.stored = stored;
-	c.verify = stored;
 	c.capture = 1;
 	c.crc = crc32(0L, Z_NULL, 0);
 	buf_init(&c.tar, 0);
@@ -1507,6 +1502,51 @@ snapstore_archive_size(const char *store, const char *manifest,
     enum snapstore_kind kind, long long *size, char **cause)
 {
 	return archive_out(store, manifest, kind, 0, 0, -1, size, cause);
+}
+
+static int manifest_blobs(json_t *m, int (*fn)(void *, const char *,
+    long long, const char *), void *arg, char **cause);
+
+/* Re-hash one blob for snapstore_verify(). */
+struct verify_run {
+	const char	*store;
+	enum snapstore_kind kind;
+	unsigned char	*iobuf;
+	char		*cause;
+};
+
+static int
+verify_one(void *arg, const char *hex, long long size, const char *name)
+{
+	struct verify_run *v = arg;
+
+	if (v->kind == SNAPSTORE_FILES && strcmp(name, DUMP_NAME) == 0)
+		return 0;
+	if (v->kind == SNAPSTORE_DATABASE && strcmp(name, DUMP_NAME) != 0)
+		return 0;
+	return blob_copy(v->store, hex, size, name, v->iobuf, NULL, NULL,
+	    &v->cause);
+}
+
+int
+snapstore_verify(const char *store, const char *manifest,
+    enum snapstore_kind kind, char **cause)
+{
+	struct verify_run v = { store, kind, NULL, NULL };
+	json_t *m;
+	int rc;
+
+	if ((m = manifest_load(manifest, cause)) == NULL)
+		return -1;
+	v.iobuf = xmalloc(NUBO_IO_CHUNK);
+	rc = manifest_blobs(m, verify_one, &v, cause);
+	if (rc < 0 && v.cause != NULL) {
+		fail(cause, "%s", v.cause);
+		free(v.cause);
+	}
+	free(v.iobuf);
+	json_decref(m);
+	return rc;
 }
 
 /* An off-node copy's blobs on the wire (snapstore.h). */

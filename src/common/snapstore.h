@@ -1,7 +1,10 @@
 /* The snapshot store (issue #16): a node's snapshot contents kept once by
- * content. STORE/blobs/ab/cdef… holds each distinct file of tree/ and
- * each database dump under its sha256; a snapshot is a manifest (JSON)
- * naming its blobs, with what a Mendix-layout archive needs to be
+ * content. STORE/blobs/ab/cdef….z holds each distinct file of tree/ and
+ * each chunk of a database dump under its sha256, packed: deflated once,
+ * ready to be spliced into a download (stores written before packing
+ * hold raw blobs, STORE/blobs/ab/cdef…, which keep working; every reader
+ * goes through one function, snapstore-int.h); a snapshot is a
+ * manifest (JSON) naming its blobs, with what a Mendix-layout archive needs to be
  * assembled again: the same members, in the same order, as
  * backup_archive_write() writes, and the same bytes every time.
  *
@@ -140,12 +143,21 @@ int snapstore_archive_write_from(const char *store, const char *manifest,
     enum snapstore_kind kind, long long from, int out_fd, char **cause);
 
 /* The same archive — members, headers, contents — for a reader on the
- * same host, a restore: packed blobs spliced as they are, the rest as
- * gzip's stored blocks (no deflate to be undone), and every blob
- * re-hashed on the way (a damaged one fails it, named). Not the
- * download's bytes. 0, or -1 with *cause. */
+ * same host, a restore: packed blobs spliced as they are (the reader
+ * inflates them once), the rest as gzip's stored blocks (no deflate to
+ * be undone). Not the download's bytes. Blobs are not re-hashed here:
+ * the reader checks every file against .nubo/checksums and the gzip
+ * crc32; when it fails, snapstore_verify() names the file. 0, or -1
+ * with *cause. */
 int snapstore_archive_stream(const char *store, const char *manifest,
     enum snapstore_kind kind, int out_fd, char **cause);
+
+/* Re-hash every blob a download of kind reads (inflating packed
+ * ones): 0 when all are whole, or -1 with *cause naming the first file
+ * whose blob is damaged or missing (as a download would). What a
+ * restore whose reader failed asks, to say which file broke it. */
+int snapstore_verify(const char *store, const char *manifest,
+    enum snapstore_kind kind, char **cause);
 
 /* The size of that download without writing it: the segments' sizes,
  * a packed blob's from its file's size (not read), the tar headers and

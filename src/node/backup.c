@@ -1547,6 +1547,23 @@ store_stream_thread(void *arg)
 	return NULL;
 }
 
+/* Why snapshot id's full download cannot be read whole, naming the
+ * file whose blob is damaged or missing; NULL when every blob is whole
+ * (the store's blobs re-hashed: only after a restore failed). */
+static char *
+store_damage(const char *id)
+{
+	char *store = store_path(), *man = snap_manifest(id), *cause = NULL;
+
+	if (snapstore_verify(store, man, SNAPSTORE_FULL, &cause) == 0) {
+		free(cause);
+		cause = NULL;
+	}
+	free(store);
+	free(man);
+	return cause;
+}
+
 /* Start assembling snapshot id: the pipe's read end, or -1 with *cause. */
 static int
 store_stream_start(struct store_stream *ss, const char *id, char **cause)
@@ -1699,6 +1716,10 @@ restore_thread(void *arg)
 		char *why = store_stream_end(&ss, fd);
 
 		fd = -1;
+		/* packed blobs go to the reader unread: when it failed,
+		 * say which file's blob broke it, if one did */
+		if (n == -1 && why == NULL)
+			why = store_damage(rj->snapshot);
 		if (n == -1 && why != NULL) {
 			free(cause);
 			cause = why;
