@@ -4,8 +4,8 @@
  * ready to be spliced into a download (stores written before packing
  * hold raw blobs, STORE/blobs/ab/cdef…, which keep working; every reader
  * goes through one function, snapstore-int.h); a snapshot is a
- * manifest (JSON) naming its blobs, with what a Mendix-layout archive needs to be
- * assembled again: the same members, in the same order, as
+ * manifest (JSON) naming its blobs, with what a Mendix-layout archive
+ * needs to be assembled again: the same members, in the same order, as
  * backup_archive_write() writes, and the same bytes every time.
  *
  * Crash safety: a blob is durable (file and folder synced) before any
