@@ -25,6 +25,7 @@
 #define PACK_MAGIC	"nuboblz1"	/* 8 bytes, then size, crc, 0 */
 /* The level of a blob is chosen from its first bytes: */
 #define PROBE_BYTES	(64 * 1024)
+#define PROBE_MIN	(4 * 1024)	/* below this, level 1 unprobed */
 #define PACK_OUT	(64 * 1024)	/* the packer's output buffer */
 #define READ_IN		(64 * 1024)	/* the reader's input buffer */
 
@@ -213,6 +214,12 @@ pack_choose(struct snapstore_pack *pk)
 	pk->chosen = 1;
 	if (pk->stored) {
 		pk->level = 0;
+		pk->strategy = Z_DEFAULT_STRATEGY;
+	} else if (n < PROBE_MIN) {
+		/* a tar header, a small file: the probes would cost more
+		 * (a reset clears a 64 KiB hash table) than they could save;
+		 * zlib stores a block that would not shrink anyway */
+		pk->level = 1;
 		pk->strategy = Z_DEFAULT_STRATEGY;
 	} else if ((huff = probe_size(pk, 1, Z_HUFFMAN_ONLY)) * 20 >= n * 19) {
 		pk->level = 0;

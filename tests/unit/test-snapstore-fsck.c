@@ -20,6 +20,7 @@
 
 #include <cmocka.h>
 #include <jansson.h>
+#include <zlib.h>
 
 #include "jsonx.h"
 #include "snapstore-int.h"
@@ -212,20 +213,42 @@ file_is(const char *path, const char *want)
 	return strcmp(got, want) == 0;
 }
 
-/* Change one byte of a packed blob's contents: its blocks are stored
- * (a few bytes do not deflate smaller), so byte off of the contents is
- * past the header and the stored block's 5 bytes. */
+static int
+to_fd(void *arg, const void *data, size_t len)
+{
+	return util_write_all(*(int *)arg, data, len);
+}
+
+/* Change byte off of a packed blob's contents, as bit rot that still
+ * inflates would: its header (size, crc32) kept, its contents packed
+ * again with the byte changed. */
 static void
 damage(const char *path, off_t off, char c)
 {
-	unsigned char x[5];
-	int fd = open(path, O_RDWR);
+	struct snapstore_blob b;
+	struct snapstore_pack pk;
+	unsigned char head[SNAPSTORE_PACK_HEAD];
+	char raw[1024], *why = NULL;
+	ssize_t n;
+	int fd;
 
+	snapstore_blob_init(&b);
+	assert_int_equal(snapstore_blob_open_path(&b, path, 1, &why), 0);
+	n = snapstore_blob_read(&b, raw, sizeof raw, &why);
+	assert_true(n > off);
+	snapstore_blob_close(&b);
+	raw[off] = c;
+	fd = open(path, O_RDWR);
 	assert_true(fd >= 0);
-	/* a stored block: BTYPE 00, then LEN, NLEN */
-	assert_int_equal(pread(fd, x, 5, SNAPSTORE_PACK_HEAD), 5);
-	assert_int_equal(x[0] & 6, 0);
-	assert_int_equal(pwrite(fd, &c, 1, SNAPSTORE_PACK_HEAD + 5 + off), 1);
+	assert_int_equal(read(fd, head, sizeof head), (ssize_t)sizeof head);
+	assert_int_equal(ftruncate(fd, 0), 0);
+	assert_int_equal(pwrite(fd, head, sizeof head, 0), (ssize_t)sizeof head);
+	assert_int_equal(lseek(fd, 0, SEEK_END), (off_t)sizeof head);
+	snapstore_pack_init(&pk);
+	snapstore_pack_begin(&pk, 0, to_fd, &fd);
+	assert_int_equal(snapstore_pack_add(&pk, raw, (size_t)n), 0);
+	assert_int_equal(snapstore_pack_end(&pk), 0);
+	snapstore_pack_release(&pk);
 	close(fd);
 }
 
@@ -421,7 +444,9 @@ test_packed_header(void **state)
 {
 	struct snapstore_fsck r;
 	char *crc, *fin, *raw, *store = at("store"), h[65];
-	const unsigned char last = 1;	/* BFINAL */
+	const unsigned char last = 1;
+	unsigned char zout[256];
+	z_stream zs;
 	int fd;
 
 	(void)state;
@@ -436,10 +461,24 @@ test_packed_header(void **state)
 	assert_true(fd >= 0);
 	assert_int_equal(pwrite(fd, &last, 1, 16), 1);
 	close(fd);
-	/* the first block's BFINAL bit */
+	/* the same bytes deflated with Z_FINISH: a final block, valid
+	 * deflate that would end a download's stream at it */
 	fd = open(fin, O_RDWR);
 	assert_true(fd >= 0);
-	assert_int_equal(pwrite(fd, &last, 1, SNAPSTORE_PACK_HEAD), 1);
+	zs.zalloc = Z_NULL;
+	zs.zfree = Z_NULL;
+	zs.opaque = Z_NULL;
+	assert_int_equal(deflateInit2(&zs, 1, Z_DEFLATED, -15, 8,
+	    Z_DEFAULT_STRATEGY), Z_OK);
+	zs.next_in = (unsigned char *)"a final block";
+	zs.avail_in = 13;
+	zs.next_out = zout;
+	zs.avail_out = sizeof zout;
+	assert_int_equal(deflate(&zs, Z_FINISH), Z_STREAM_END);
+	assert_int_equal(ftruncate(fd, SNAPSTORE_PACK_HEAD), 0);
+	assert_int_equal(pwrite(fd, zout, sizeof zout - zs.avail_out,
+	    SNAPSTORE_PACK_HEAD), (ssize_t)(sizeof zout - zs.avail_out));
+	deflateEnd(&zs);
 	close(fd);
 	raw = blob_of("s1", "raw");
 	assert_int_equal(unlink(raw), 0);
