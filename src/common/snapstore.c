@@ -1046,19 +1046,20 @@ sink_pack(void *ctx, const void *data, size_t len, char **cause)
 static int
 splice_out(struct asm_ctx *c, struct snapstore_blob *b, char **cause)
 {
-	long long skip = c->from - c->written, off, left;
+	long long skip = c->from - c->written, left;
+	off_t off;
 	ssize_t n;
 
 	if (skip >= b->zsize || c->out_fd < 0) {
 		c->written += b->zsize;	/* not read */
 		return 0;
 	}
-	off = SNAPSTORE_PACK_HEAD + (skip > 0 ? skip : 0);
+	off = (off_t)(SNAPSTORE_PACK_HEAD + (skip > 0 ? skip : 0));
 	left = b->zsize - (skip > 0 ? skip : 0);
 	c->written += b->zsize - left;
 	while (left > 0) {
 		/* the kernel copies it (a pipe, a socket, a file) */
-		n = sendfile(c->out_fd, b->fd, (off_t *)&off, left < (1 << 30) ?
+		n = sendfile(c->out_fd, b->fd, &off, left < (1 << 30) ?
 		    (size_t)left : (1 << 30));
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -1075,7 +1076,7 @@ splice_out(struct asm_ctx *c, struct snapstore_blob *b, char **cause)
 	}
 	while (left > 0) {
 		n = pread(b->fd, c->iobuf, left < NUBO_IO_CHUNK ? (size_t)left :
-		    NUBO_IO_CHUNK, (off_t)off);
+		    NUBO_IO_CHUNK, off);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0)
