@@ -133,9 +133,11 @@ put_progress(struct put *p, long long n)
 		p->o->progress(p->o->progress_arg, p->done, p->o->total);
 }
 
-/* A new blob being written to the store's tmp/ while it is hashed, in
- * its packed form (snapstore-int.h): its header's place, then its bytes
- * deflated as they come; the header is written last. */
+/* A new blob being written to the store's tmp/ while it is hashed: its
+ * raw bytes first (most blobs a snapshot meets are in the store already
+ * — the dump's unchanged chunks are read and cut every night — and only
+ * a new one is worth deflating), packed by blob_pack() once it is known
+ * to be new. */
 struct blob_w {
 	EVP_MD_CTX	*mc;
 	int		 fd;
@@ -146,22 +148,9 @@ struct blob_w {
 };
 
 static int
-blob_out(void *arg, const void *data, size_t len)
-{
-	struct blob_w *b = arg;
-
-	if (util_write_all(b->fd, data, len) < 0) {
-		b->werr = errno;
-		return -1;
-	}
-	return 0;
-}
-
-static int
 blob_begin(struct put *p, struct blob_w *b, struct snapstore_pack *pk,
     char **cause)
 {
-	static const unsigned char nohead[SNAPSTORE_PACK_HEAD];
 	char *rnd = util_random_hex(8);
 
 	b->tmp = xasprintf("%s/tmp/%s", p->store, rnd);
@@ -171,11 +160,10 @@ blob_begin(struct put *p, struct blob_w *b, struct snapstore_pack *pk,
 	b->pk = pk;
 	b->mc = EVP_MD_CTX_new();
 	EVP_DigestInit_ex(b->mc, EVP_sha256(), NULL);
-	b->fd = open(b->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	if (b->fd < 0 || util_write_all(b->fd, nohead, sizeof nohead) < 0)
+	b->fd = open(b->tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (b->fd < 0)
 		return fail(cause, "cannot create '%s': %s", b->tmp,
 		    strerror(errno));
-	snapstore_pack_begin(pk, 0, blob_out, b);
 	return 0;
 }
 
@@ -183,27 +171,63 @@ static int
 blob_add(struct blob_w *b, const void *data, size_t len, char **cause)
 {
 	EVP_DigestUpdate(b->mc, data, len);
-	if (snapstore_pack_add(b->pk, data, len) < 0)
+	if (util_write_all(b->fd, data, len) < 0)
 		return fail(cause, "cannot write '%s': %s", b->tmp,
-		    strerror(b->werr));
+		    strerror(errno));
 	b->size += (long long)len;
 	return 0;
 }
 
-/* The packed blob's end and header; 0, or -1 with b->werr. */
 static int
-blob_seal(struct blob_w *b)
+pack_out(void *arg, const void *data, size_t len)
 {
-	unsigned char head[SNAPSTORE_PACK_HEAD];
+	return util_write_all(*(int *)arg, data, len);
+}
 
-	if (snapstore_pack_end(b->pk) < 0)
-		return -1;
-	snapstore_pack_head_put(head, b->size, (uint32_t)b->pk->crc);
-	if (pwrite(b->fd, head, sizeof head, 0) != (ssize_t)sizeof head) {
-		b->werr = errno ? errno : EIO;
-		return -1;
+/* The raw bytes written to b->tmp packed into b->tmp.z (snapstore-int.h:
+ * the header, written last, then the deflate stream); b->tmp is then
+ * the packed file. 0, or -1 with b->werr. */
+static int
+blob_pack(struct blob_w *b)
+{
+	unsigned char head[SNAPSTORE_PACK_HEAD], *buf = xmalloc(64 * 1024);
+	char *z = xasprintf("%s.z", b->tmp);
+	off_t off = 0;
+	ssize_t n = 0;
+	int fd, rc = -1;
+
+	memset(head, 0, sizeof head);
+	fd = open(z, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0 || util_write_all(fd, head, sizeof head) < 0)
+		goto out;
+	snapstore_pack_begin(b->pk, 0, pack_out, &fd);
+	while ((n = pread(b->fd, buf, 64 * 1024, off)) > 0) {
+		if (snapstore_pack_add(b->pk, buf, (size_t)n) < 0)
+			goto out;
+		off += n;
 	}
-	return 0;
+	if (n < 0 || off != b->size || snapstore_pack_end(b->pk) < 0)
+		goto out;
+	snapstore_pack_head_put(head, b->size, (uint32_t)b->pk->crc);
+	if (pwrite(fd, head, sizeof head, 0) != (ssize_t)sizeof head)
+		goto out;
+	rc = 0;
+out:
+	if (rc < 0)
+		b->werr = errno ? errno : EIO;
+	if (fd >= 0)
+		close(fd);
+	/* the raw bytes go; b->tmp names what is kept */
+	unlink(b->tmp);
+	if (rc == 0) {
+		free(b->tmp);
+		b->tmp = z;
+	} else {
+		unlink(z);
+		free(z);
+	}
+	free(buf);
+	return rc;
 }
 
 /* Finish b: with keep, its sha256 into hex (65 bytes) and the blob
@@ -223,7 +247,7 @@ blob_end(struct put *p, struct blob_w *b, int keep, char *hex)
 		    json_object_get(p->pending, hex) == NULL) {
 			/* a blob that cannot be written leaves no manifest
 			 * (manifest_put() says why) */
-			if (b->fd < 0 || blob_seal(b) < 0) {
+			if (b->fd < 0 || blob_pack(b) < 0) {
 				if (p->werr == 0)
 					p->werr = b->werr ? b->werr : EIO;
 			} else {
