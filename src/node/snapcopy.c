@@ -617,8 +617,8 @@ snapcopy_create(struct areq *r)
 		{ "blobs_url", JT_STRING, 1 }, { "record", JT_OBJECT, 1 },
 		{ NULL } };
 	static const char *const keys[] = { "environment", "created",
-		"archive_size", "dump_size", "files_size", "database_size",
-		"duration", "expanded_size" };
+		"archive_size", "archive_format", "dump_size", "files_size",
+		"database_size", "duration", "expanded_size" };
 	const char *id, *mv, *type;
 	json_t *j, *rec;
 	struct copy_job *cj;

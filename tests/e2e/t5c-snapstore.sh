@@ -95,6 +95,17 @@ expect "it holds tree/ only" "$(count -v '^tree/' tar tzf files.tar.gz)" 0
 mkdir fonly && tar xzf files.tar.gz -C fonly
 check "with the files as they are" diff -r "$FILES" fonly/tree
 expect_match "its size is kept for the next HEAD" "$(field "$S3" files_archive_size)" "^$(stat -c %s files.tar.gz)$"
+# a snapshot.json written before precompressed blobs keeps the sizes of
+# the level-6 stream then assembled: counted again, not served as sizes
+python3 - "$D/snapshots/$S3/snapshot.json" <<'EOF'
+import json, sys
+j = json.load(open(sys.argv[1]))
+j.pop("archive_format", None)
+j["archive_size"], j["files_archive_size"] = 12345, 678
+json.dump(j, open(sys.argv[1], "w"))
+EOF
+expect_match "a size kept before precompressed blobs is counted again" "$(curl -sI "$URL" | tr '\r\n' '  ')" "Content-Length: $SZ "
+expect "and kept, with its format" "$(field "$S3" archive_size),$(field "$S3" archive_format),$(field "$S3" files_archive_size)" "$SZ,2,"
 cd - >/dev/null
 
 # --- restore from the store ---------------------------------------------------
