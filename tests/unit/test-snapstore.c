@@ -643,6 +643,62 @@ ranges_hold(const char *name, const char *whole)
 	free(p);
 }
 
+/* An off-node copy's wire for every blob manifest name names, from
+ * the store as it is: as gzip (packed blobs spliced) it inflates to the
+ * blobs' raw bytes in order, the same bytes as the raw wire, and the
+ * size counted without writing is its size. */
+static void
+wire_holds(const char *name)
+{
+	char *store = xasprintf("%s/store", tmp), *p, *cause = NULL, *data;
+	json_t *m, *e, *list = json_array();
+	long long counted, size;
+	size_t i, len;
+	int fd, gz;
+	FILE *raw;
+
+	p = xasprintf("%s/%s", tmp, name);
+	m = json_load_file(p, 0, NULL);
+	free(p);
+	assert_non_null(m);
+	json_array_foreach(json_object_get(json_object_get(m, "dump"),
+	    "chunks"), i, e)
+		json_array_append(list, e);
+	json_array_foreach(json_object_get(m, "tree"), i, e)
+		if (jsonx_str(e, "sha256") != NULL)
+			json_array_append_new(list, json_pack("{s:s,s:I}",
+			    "sha256", jsonx_str(e, "sha256"), "size",
+			    (json_int_t)jsonx_int(e, "size", 0)));
+	/* what the blobs hold, through the one reader */
+	p = xasprintf("%s/wire.want", tmp);
+	raw = fopen(p, "w");
+	free(p);
+	json_array_foreach(list, i, e) {
+		data = blob_raw(store, jsonx_str(e, "sha256"), &len);
+		assert_int_equal(fwrite(data, 1, len, raw), len);
+		free(data);
+	}
+	fclose(raw);
+	for (gz = 0; gz < 2; gz++) {
+		p = xasprintf("%s/wire.%d", tmp, gz);
+		fd = open(p, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+		free(p);
+		if (snapstore_blobs_write(store, list, gz, fd, &size,
+		    &cause) < 0 || snapstore_blobs_write(store, list, gz, -1,
+		    &counted, &cause) < 0)
+			fail_msg("wire: %s", cause);
+		close(fd);
+		assert_int_equal(size, counted);
+		assert_int_equal(sh("cd %s && test $(stat -c %%s wire.%d) = %lld",
+		    tmp, gz, size), 0);
+	}
+	assert_int_equal(sh("cd %s && cmp -s wire.0 wire.want && gzip -t "
+	    "wire.1 && zcat wire.1 | cmp -s - wire.want", tmp), 0);
+	json_decref(list);
+	json_decref(m);
+	free(store);
+}
+
 /* A download from a packed store, a mixed one (half the blobs raw, as a
  * store written before packing holds them) and an all-raw one is the
  * same bytes; gzip -t, tar, Python's tarfile and libarchive read it; a
@@ -708,6 +764,7 @@ test_forms(void **state)
 		fail_msg("stream: %s", cause);
 	assert_int_equal(sh("cd %s && zcat stored2.tar.gz | cmp -s - "
 	    "packed.tar", tmp), 0);
+	wire_holds("m1.json");
 
 	unpack_store(0);
 	assert_int_equal(sh("cd %s/store/blobs && ! ls */* | grep -q '\\.z$'",
