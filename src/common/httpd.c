@@ -1020,6 +1020,7 @@ struct http_made {
 	int		 wfd;
 	pthread_t	 th;
 	uint64_t	 pos;		/* bytes of the body read so far */
+	uint64_t	 from;		/* where the maker started */
 };
 
 static void *
@@ -1028,7 +1029,10 @@ made_thread(void *arg)
 	struct http_made *b = arg;
 
 	/* a maker that fails ends the body early: the reader tells */
-	b->m.write(b->m.arg, b->wfd);
+	if (b->from > 0)
+		b->m.write_from(b->m.arg, b->wfd, b->from);
+	else
+		b->m.write(b->m.arg, b->wfd);
 	close(b->wfd);
 	return NULL;
 }
@@ -1049,6 +1053,8 @@ made_read(struct http_made *b, void *out, size_t max, uint64_t off)
 		b->wfd = p[1];
 		/* fewer wake-ups: the maker writes NUBO_IO_CHUNK pieces */
 		(void)fcntl(b->wfd, F_SETPIPE_SZ, NUBO_IO_CHUNK);
+		if (b->m.write_from != NULL)
+			b->pos = b->from = off;
 		if (pthread_create(&b->th, NULL, made_thread, b) != 0)
 			fatal("cannot start a thread for a download");
 	}

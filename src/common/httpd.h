@@ -200,13 +200,17 @@ void http_reply_file_counted(struct http_req *, int fd, uint64_t total,
  * once the reply is over (may be NULL). */
 struct http_body_maker {
 	int		(*write)(void *arg, int fd);
+	/* NULL, or the body from byte from on: a Range whose prefix need
+	 * not be made (no X-Nubo-Prefix-Sha256 to check) starts there */
+	int		(*write_from)(void *arg, int fd, uint64_t from);
 	void		*arg;
 	void		(*free)(void *arg);
 };
 /* Serve a made body of total bytes as http_reply_file() serves a file
  * (Range, X-Nubo-Prefix-Sha256, HEAD), counted as
  * http_reply_file_counted() when counted. The maker starts only when a
- * byte is wanted; bytes before a range are made and dropped. */
+ * byte is wanted; bytes before a range are made and dropped, unless the
+ * maker can start at the range (write_from). */
 void http_reply_made(struct http_req *, const struct http_body_maker *m,
     uint64_t total, const char *ctype, const char *filename, int counted);
 /* For a counted file reply, in cleanup: the range's first byte, the

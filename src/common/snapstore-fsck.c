@@ -98,50 +98,42 @@ quarantine_move(const char *store, const char *hex, const char *path,
 	return to;
 }
 
-/* Re-hash the blob hex at path: NULL when its bytes hash to its name,
- * else what is wrong (caller frees). */
+/* Re-hash the blob hex at path (packed: inflated, and its header's
+ * size and crc32 checked, which a download's gzip trailer is built
+ * from): NULL when whole, else what is wrong (caller frees). */
 static char *
-blob_check(struct fsck_run *f, const char *hex, const char *path)
+blob_check(struct fsck_run *f, const char *hex, const char *path,
+    int packed)
 {
+	struct snapstore_blob b;
 	EVP_MD_CTX *mc;
 	unsigned char md[32];
-	char got[65];
-	struct stat st;
+	char got[65], *why = NULL;
 	ssize_t n;
-	int fd, err;
 
-	if ((fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) < 0)
-		return xasprintf("cannot be read: %s", strerror(errno));
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-		close(fd);
-		return xstrdup("is not a regular file");
+	snapstore_blob_init(&b);
+	if (snapstore_blob_open_path(&b, path, packed, &why) < 0) {
+		snapstore_blob_close(&b);
+		return why;
 	}
-	posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
 	mc = EVP_MD_CTX_new();
 	EVP_DigestInit_ex(mc, EVP_sha256(), NULL);
-	for (;;) {
-		n = read(fd, f->iobuf, NUBO_IO_CHUNK);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
+	while ((n = snapstore_blob_read(&b, f->iobuf, NUBO_IO_CHUNK,
+	    &why)) > 0)
 		EVP_DigestUpdate(mc, f->iobuf, (size_t)n);
-		f->r->bytes += n;
-	}
-	err = n < 0 ? errno : 0;
 	EVP_DigestFinal_ex(mc, md, NULL);
 	EVP_MD_CTX_free(mc);
+	f->r->bytes += b.got;
 	/* a weekly check must not push the apps' data out of the page
 	 * cache for blobs nobody reads */
-	posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
-	close(fd);
-	if (err != 0)
-		return xasprintf("cannot be read: %s", strerror(err));
+	posix_fadvise(b.fd, 0, 0, POSIX_FADV_DONTNEED);
 	util_hex(md, 32, got);
-	if (strcmp(got, hex) != 0)
-		return xasprintf("its %lld bytes hash to %s", (long long)st.st_size,
-		    got);
-	return NULL;
+	if (n == 0 && strcmp(got, hex) != 0)
+		why = xasprintf("its %lld bytes hash to %s", b.got, got);
+	else if (n == 0)
+		(void)snapstore_blob_done(&b, &why);
+	snapstore_blob_close(&b);
+	return why;
 }
 
 /* A new entry of list (damaged or missing), indexed by hex in idx. */
@@ -167,6 +159,7 @@ fsck_blobs(struct fsck_run *f, char **cause)
 	char *top = xasprintf("%s/blobs", f->store), *sub, *path, *why, hex[65];
 	struct snapstore_fsck_blob *b;
 	struct dirent *de, *se;
+	int packed;
 	DIR *d, *sd;
 
 	if ((d = opendir(top)) == NULL) {
@@ -186,7 +179,11 @@ fsck_blobs(struct fsck_run *f, char **cause)
 			continue;
 		}
 		while ((se = readdir(sd)) != NULL) {
-			if (se->d_name[0] == '.' || strlen(se->d_name) != 62)
+			/* raw (62 hex digits) or packed (.z) */
+			packed = strlen(se->d_name) == 64 &&
+			    strcmp(se->d_name + 62, ".z") == 0;
+			if (se->d_name[0] == '.' || (strlen(se->d_name) != 62 &&
+			    !packed))
 				continue;
 			snprintf(hex, sizeof hex, "%.2s%.62s", de->d_name,
 			    se->d_name);
@@ -195,7 +192,7 @@ fsck_blobs(struct fsck_run *f, char **cause)
 						 * it too) */
 			path = xasprintf("%s/%s", sub, se->d_name);
 			f->r->blobs++;
-			if ((why = blob_check(f, hex, path)) != NULL) {
+			if ((why = blob_check(f, hex, path, packed)) != NULL) {
 				b = blob_add(&f->r->damaged, &f->r->ndamaged,
 				    f->damaged, hex);
 				b->why = why;
@@ -233,19 +230,14 @@ fsck_ref(struct fsck_run *f, const char *hex, const char *snapshot,
 	struct snapstore_fsck_blob *b;
 	struct snapstore_fsck_ref *ref;
 	json_t *i;
-	char *path;
 
 	if ((i = json_object_get(f->damaged, hex)) != NULL)
 		b = &f->r->damaged[json_integer_value(i)];
 	else if ((i = json_object_get(f->missing, hex)) != NULL)
 		b = &f->r->missing[json_integer_value(i)];
 	else {
-		path = snapstore_blob_path(f->store, hex);
-		if (access(path, F_OK) == 0) {
-			free(path);
+		if (snapstore_blob_exists(f->store, hex))
 			return;
-		}
-		free(path);
 		b = blob_add(&f->r->missing, &f->r->nmissing, f->missing, hex);
 		b->quarantine = quarantine_find(f->store, hex);
 	}
@@ -581,16 +573,15 @@ static void
 present_one(void *arg, const char *hex, const char *member)
 {
 	struct present *p = arg;
-	char *path = snapstore_blob_path(p->store, hex), *q;
+	char *q;
 
-	if (access(path, F_OK) != 0 && json_object_get(p->absent, member) ==
-	    NULL) {
+	if (!snapstore_blob_exists(p->store, hex) &&
+	    json_object_get(p->absent, member) == NULL) {
 		q = quarantine_find(p->store, hex);
 		json_object_set_new(p->absent, member, json_boolean(q != NULL));
 		json_array_append_new(p->order, json_string(member));
 		free(q);
 	}
-	free(path);
 }
 
 int

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/sendfile.h>
 #include <sys/stat.h>
 #include <dirent.h>
 #include <unistd.h>
@@ -25,6 +26,7 @@
 #include "jsonx.h"
 #include "nubo_limits.h"
 #include "snapstore.h"
+#include "snapstore-int.h"
 #include "snapstore-put.h"
 #include "util.h"
 #include "xmalloc.h"
@@ -33,9 +35,6 @@
 #define MANIFEST_MAX	(256LL * 1024 * 1024)	/* a manifest's size cap */
 #define DUMP_NAME	"db/db.backup"
 #define CHECKSUMS_NAME	".nubo/checksums"
-/* Downloads are gzip at this level with zlib's defaults, so the same
- * manifest always gives the same bytes (a resumed download fits). */
-#define ARCHIVE_LEVEL	6
 /* New blobs synced and moved into blobs/ together, at most. */
 #define PENDING_MAX	4096
 
@@ -121,6 +120,9 @@ struct put {
 	struct snapstore_stats *st;
 	const struct snapstore_snap_opts *o;
 	long long	 done;		/* bytes dealt with, for progress */
+	struct snapstore_pack pk;	/* put_fd()'s packer */
+	int		 werr;		/* errno of a blob that could not be
+					 * written: no manifest then */
 };
 
 static void
@@ -131,25 +133,34 @@ put_progress(struct put *p, long long n)
 		p->o->progress(p->o->progress_arg, p->done, p->o->total);
 }
 
-/* A new blob being written to the store's tmp/ while it is hashed. */
+/* A new blob being written to the store's tmp/ while it is hashed: its
+ * raw bytes first (most blobs a snapshot meets are in the store already
+ * — the dump's unchanged chunks are read and cut every night — and only
+ * a new one is worth deflating), packed by blob_pack() once it is known
+ * to be new. */
 struct blob_w {
 	EVP_MD_CTX	*mc;
 	int		 fd;
 	char		*tmp;
 	long long	 size;
+	struct snapstore_pack *pk;	/* the owner's, reused blob to blob */
+	int		 werr;
 };
 
 static int
-blob_begin(struct put *p, struct blob_w *b, char **cause)
+blob_begin(struct put *p, struct blob_w *b, struct snapstore_pack *pk,
+    char **cause)
 {
 	char *rnd = util_random_hex(8);
 
 	b->tmp = xasprintf("%s/tmp/%s", p->store, rnd);
 	free(rnd);
 	b->size = 0;
+	b->werr = 0;
+	b->pk = pk;
 	b->mc = EVP_MD_CTX_new();
 	EVP_DigestInit_ex(b->mc, EVP_sha256(), NULL);
-	b->fd = open(b->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	b->fd = open(b->tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (b->fd < 0)
 		return fail(cause, "cannot create '%s': %s", b->tmp,
 		    strerror(errno));
@@ -167,6 +178,58 @@ blob_add(struct blob_w *b, const void *data, size_t len, char **cause)
 	return 0;
 }
 
+static int
+pack_out(void *arg, const void *data, size_t len)
+{
+	return util_write_all(*(int *)arg, data, len);
+}
+
+/* The raw bytes written to b->tmp packed into b->tmp.z (snapstore-int.h:
+ * the header, written last, then the deflate stream); b->tmp is then
+ * the packed file. 0, or -1 with b->werr. */
+static int
+blob_pack(struct blob_w *b)
+{
+	unsigned char head[SNAPSTORE_PACK_HEAD], *buf = xmalloc(64 * 1024);
+	char *z = xasprintf("%s.z", b->tmp);
+	off_t off = 0;
+	ssize_t n = 0;
+	int fd, rc = -1;
+
+	memset(head, 0, sizeof head);
+	fd = open(z, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0 || util_write_all(fd, head, sizeof head) < 0)
+		goto out;
+	snapstore_pack_begin(b->pk, 0, pack_out, &fd);
+	while ((n = pread(b->fd, buf, 64 * 1024, off)) > 0) {
+		if (snapstore_pack_add(b->pk, buf, (size_t)n) < 0)
+			goto out;
+		off += n;
+	}
+	if (n < 0 || off != b->size || snapstore_pack_end(b->pk) < 0)
+		goto out;
+	snapstore_pack_head_put(head, b->size, (uint32_t)b->pk->crc);
+	if (pwrite(fd, head, sizeof head, 0) != (ssize_t)sizeof head)
+		goto out;
+	rc = 0;
+out:
+	if (rc < 0)
+		b->werr = errno ? errno : EIO;
+	if (fd >= 0)
+		close(fd);
+	/* the raw bytes go; b->tmp names what is kept */
+	unlink(b->tmp);
+	if (rc == 0) {
+		free(b->tmp);
+		b->tmp = z;
+	} else {
+		unlink(z);
+		free(z);
+	}
+	free(buf);
+	return rc;
+}
+
 /* Finish b: with keep, its sha256 into hex (65 bytes) and the blob
  * pending, unless the store or this snapshot has it already. put_sync()
  * makes pending blobs durable and moves them into blobs/ before any
@@ -176,21 +239,25 @@ static void
 blob_end(struct put *p, struct blob_w *b, int keep, char *hex)
 {
 	unsigned char md[32];
-	char *dst;
 
 	if (keep) {
 		EVP_DigestFinal_ex(b->mc, md, NULL);
 		util_hex(md, 32, hex);
-		dst = blob_path(p->store, hex);
-		if (access(dst, F_OK) != 0 &&
+		if (!snapstore_blob_exists(p->store, hex) &&
 		    json_object_get(p->pending, hex) == NULL) {
-			json_object_set_new(p->pending, hex,
-			    json_string(b->tmp));
-			p->st->blobs_added++;
-			p->st->bytes_added += b->size;
-			keep = 2;
+			/* a blob that cannot be written leaves no manifest
+			 * (manifest_put() says why) */
+			if (b->fd < 0 || blob_pack(b) < 0) {
+				if (p->werr == 0)
+					p->werr = b->werr ? b->werr : EIO;
+			} else {
+				json_object_set_new(p->pending, hex,
+				    json_string(b->tmp));
+				p->st->blobs_added++;
+				p->st->bytes_added += b->size;
+				keep = 2;
+			}
 		}
-		free(dst);
 	}
 	if (b->fd >= 0)
 		close(b->fd);
@@ -210,7 +277,7 @@ put_fd(struct put *p, int fd, const char *what, char *hex, long long *size,
 	struct blob_w b;
 	ssize_t n;
 
-	if (blob_begin(p, &b, cause) < 0) {
+	if (blob_begin(p, &b, &p->pk, cause) < 0) {
 		blob_end(p, &b, 0, NULL);
 		return -1;
 	}
@@ -269,6 +336,7 @@ struct chunker {
 	EVP_MD_CTX	*whole;		/* the whole dump's sha256 */
 	json_t		*chunks;	/* [{size, sha256}…] */
 	struct blob_w	 b;		/* the chunk being written */
+	struct snapstore_pack pk;
 	uint64_t	 h;		/* the rolling hash */
 	long long	 total;
 };
@@ -282,7 +350,8 @@ chunk_begin(struct put *p, struct chunker *c, char **cause)
 	c->chunks = json_array();
 	c->h = 0;
 	c->total = 0;
-	return blob_begin(p, &c->b, cause);
+	snapstore_pack_init(&c->pk);
+	return blob_begin(p, &c->b, &c->pk, cause);
 }
 
 /* The chunk written so far as the next one. */
@@ -296,7 +365,7 @@ chunk_cut(struct put *p, struct chunker *c, char **cause)
 	json_object_set_new(e, "sha256", json_string(hex));
 	json_array_append_new(c->chunks, e);
 	c->h = 0;
-	return blob_begin(p, &c->b, cause);
+	return blob_begin(p, &c->b, &c->pk, cause);
 }
 
 static int
@@ -355,6 +424,7 @@ chunk_release(struct put *p, struct chunker *c)
 		blob_end(p, &c->b, 0, NULL);
 	EVP_MD_CTX_free(c->whole);
 	json_decref(c->chunks);
+	snapstore_pack_release(&c->pk);
 	memset(c, 0, sizeof(*c));
 	c->b.fd = -1;
 }
@@ -437,7 +507,7 @@ put_sync(struct put *p, char **cause)
 			return -1;
 		}
 		free(d);
-		d = blob_path(p->store, hex);
+		d = snapstore_packed_path(p->store, hex);
 		if (rename(json_string_value(tmp), d) < 0) {
 			fail(cause, "cannot rename '%s': %s",
 			    json_string_value(tmp), strerror(errno));
@@ -581,10 +651,9 @@ stat_into(json_t *e, const struct stat *st)
 static json_t *
 prev_same(struct put *p, json_t *idx, const char *rel, const struct stat *st)
 {
-	char *k = util_name_encode(rel), *b;
+	char *k = util_name_encode(rel);
 	json_t *e = json_object_get(idx, k);
 	const char *h;
-	int ok;
 
 	free(k);
 	if (e == NULL || jsonx_int(e, "size", -1) != st->st_size ||
@@ -596,10 +665,7 @@ prev_same(struct put *p, json_t *idx, const char *rel, const struct stat *st)
 	    jsonx_int(e, "device", -1) != (long long)st->st_dev ||
 	    !valid_hex(h = jsonx_str(e, "sha256")))
 		return NULL;
-	b = blob_path(p->store, h);
-	ok = access(b, F_OK) == 0;
-	free(b);
-	return ok ? e : NULL;
+	return snapstore_blob_exists(p->store, h) ? e : NULL;
 }
 
 static int
@@ -721,6 +787,9 @@ manifest_put(struct put *p, json_t *m, const char *path, char **cause)
 	char *text;
 	int rc = 0;
 
+	if (p->werr != 0)
+		return fail(cause, "cannot write a blob into the snapshot "
+		    "store '%s': %s", p->store, strerror(p->werr));
 	if (put_sync(p, cause) < 0)
 		return -1;
 	text = json_dumps(m, JSON_COMPACT);
@@ -785,6 +854,7 @@ out:
 		if (rc < 0)
 			unlink(json_string_value(pt));
 	json_decref(p.pending);
+	snapstore_pack_release(&p.pk);
 	free(p.iobuf);
 	return rc;
 }
@@ -792,40 +862,104 @@ out:
 /* ------------------------------------------------------------------ */
 /* Assembling the archive                                              */
 
+/* A download is one gzip member whose deflate stream is a row of
+ * segments, each made by a fresh raw deflater and ended with
+ * Z_SYNC_FLUSH (byte aligned, no back-reference into the one before):
+ * the tar headers and padding between two files' contents, deflated
+ * here; a packed blob's stored bytes, spliced as they are (no inflate,
+ * no hash: the gzip trailer's crc32, combined from the crc32 each blob
+ * recorded when it was packed, lets the client find any damage); a raw
+ * blob (a store from before packing) deflated here by the same packer,
+ * so it gives the bytes its packed form would. Then the final empty
+ * block and the trailer. docs/ARCHITECTURE.md, "Snapshot store". */
+
+/* gzip's header: deflate, no name, no time, Unix. */
+static const unsigned char gz_head[10] = { 0x1f, 0x8b, 8, 0, 0, 0, 0, 0,
+	0, 3 };
+/* A final fixed-Huffman block holding only its end code. */
+static const unsigned char gz_last[2] = { 0x03, 0x00 };
+
 struct asm_ctx {
-	z_stream	 z;
-	int		 out_fd;
-	unsigned char	*zbuf;
-	unsigned char	*iobuf;
+	int		 out_fd;	/* -1: counted only */
+	long long	 from;		/* bytes before this are not written */
+	long long	 written;	/* bytes of the download made so far */
 	int		 werr;		/* errno of a failed write */
-	int		 failed;	/* write nothing more */
+	int		 stored;	/* segments as stored blocks (restore) */
+	uLong		 crc;		/* of the tar stream so far */
+	long long	 rawlen;
+	struct buf	 tar;		/* tar bytes waiting: headers, padding */
+	int		 capture;	/* libarchive's output kept in tar (else
+					 * it is a file's contents: dropped) */
 	struct archive	*a;
 	const char	*store;
-	long long	 written;	/* bytes out (out_fd -1: counted only) */
+	unsigned char	*iobuf;
+	struct snapstore_pack pk;
 };
 
+/* Bytes of the download: written from c->from on, counted all. */
 static int
-deflate_out(struct asm_ctx *c, const void *data, size_t len, int flush)
+emit(void *arg, const void *data, size_t len)
 {
-	int zr;
-	size_t have;
+	struct asm_ctx *c = arg;
+	const unsigned char *d = data;
+	long long skip = c->from - c->written;
 
-	c->z.next_in = (unsigned char *)data;
-	c->z.avail_in = (uInt)len;
-	do {
-		c->z.next_out = c->zbuf;
-		c->z.avail_out = NUBO_IO_CHUNK;
-		zr = deflate(&c->z, flush);
-		if (zr == Z_STREAM_ERROR)
-			return -1;
-		have = NUBO_IO_CHUNK - c->z.avail_out;
-		c->written += (long long)have;
-		if (have > 0 && c->out_fd >= 0 &&
-		    util_write_all(c->out_fd, c->zbuf, have) < 0) {
-			c->werr = errno;
-			return -1;
-		}
-	} while (c->z.avail_out == 0 || (flush == Z_FINISH && zr != Z_STREAM_END));
+	if (skip >= (long long)len) {
+		c->written += (long long)len;
+		return 0;
+	}
+	if (skip > 0) {
+		d += skip;
+		len -= (size_t)skip;
+		c->written += skip;
+	}
+	c->written += (long long)len;
+	if (c->out_fd >= 0 && util_write_all(c->out_fd, d, len) < 0) {
+		c->werr = errno;
+		return -1;
+	}
+	return 0;
+}
+
+static int
+asm_write_fail(struct asm_ctx *c, char **cause)
+{
+	return fail(cause, "cannot write the archive: %s",
+	    strerror(c->werr ? c->werr : EIO));
+}
+
+/* The tar bytes waiting, as one segment. */
+static int
+asm_flush(struct asm_ctx *c, char **cause)
+{
+	if (c->tar.len == 0)
+		return 0;
+	snapstore_pack_begin(&c->pk, c->stored, emit, c);
+	if (snapstore_pack_add(&c->pk, c->tar.data, c->tar.len) < 0 ||
+	    snapstore_pack_end(&c->pk) < 0)
+		return asm_write_fail(c, cause);
+	c->crc = crc32_combine(c->crc, c->pk.crc, (z_off_t)c->tar.len);
+	c->rawlen += (long long)c->tar.len;
+	c->tar.len = 0;
+	return 0;
+}
+
+/* The deflate stream's end and gzip's trailer: the crc32 of all the
+ * segments' bytes, combined, and their length mod 2^32. */
+static int
+asm_end(struct asm_ctx *c, char **cause)
+{
+	unsigned char trailer[8];
+	int i;
+
+	for (i = 0; i < 4; i++) {
+		trailer[i] = (unsigned char)(c->crc >> (8 * i));
+		trailer[4 + i] = (unsigned char)((unsigned long long)c->rawlen >>
+		    (8 * i));
+	}
+	if (emit(c, gz_last, sizeof gz_last) < 0 ||
+	    emit(c, trailer, sizeof trailer) < 0)
+		return asm_write_fail(c, cause);
 	return 0;
 }
 
@@ -834,13 +968,9 @@ asm_write(struct archive *a, void *vctx, const void *buf, size_t len)
 {
 	struct asm_ctx *c = vctx;
 
-	if (c->failed)
-		return (la_ssize_t)len;	/* archive_write_free()'s flush */
-	if (deflate_out(c, buf, len, Z_NO_FLUSH) < 0) {
-		archive_set_error(a, c->werr ? c->werr : EIO, "%s",
-		    c->werr ? strerror(c->werr) : "deflate failed");
-		return -1;
-	}
+	(void)a;
+	if (c->capture)
+		buf_append(&c->tar, buf, len);
 	return (la_ssize_t)len;
 }
 
@@ -875,80 +1005,186 @@ asm_data(struct asm_ctx *c, const void *data, size_t len, char **cause)
 	return 0;
 }
 
-/* Where blob bytes go: the archive's current member, or a file. */
+/* A blob's raw bytes checked: its size and sha256 as the manifest
+ * names them, and for a packed one its header's size and crc32 (see
+ * snapstore_blob_done()); each byte to sink (NULL: none). A damaged or
+ * missing blob fails, naming the file it holds. */
 typedef int (*blob_sink)(void *ctx, const void *data, size_t len,
     char **cause);
 
-/* Copy a blob to sink, checking its size and sha256: a damaged or
- * missing blob fails the download, naming the file it holds. */
 static int
 blob_copy(const char *store, const char *hex, long long size,
     const char *name, unsigned char *iobuf, blob_sink sink, void *ctx,
     char **cause)
 {
-	char *path = blob_path(store, hex), got[65];
+	struct snapstore_blob b;
 	EVP_MD_CTX *mc = EVP_MD_CTX_new();
 	unsigned char md[32];
-	long long left = size;
+	char got[65], *why = NULL;
 	ssize_t n;
-	int fd, rc = -1;
+	int rc = -1;
 
+	snapstore_blob_init(&b);
 	EVP_DigestInit_ex(mc, EVP_sha256(), NULL);
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
-		fail(cause, "the snapshot's blob for '%s' is missing from the "
-		    "store: %s", name, strerror(errno));
+	if (snapstore_blob_open(&b, store, hex, &why) < 0) {
+		if (b.missing)
+			fail(cause, "the snapshot's blob for '%s' is missing "
+			    "from the store: %s", name, strerror(ENOENT));
+		else
+			fail(cause, "the snapshot's blob for '%s' is damaged "
+			    "(%s %s)", name, b.path, why);
 		goto out;
 	}
-	posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
-	while (left > 0) {
-		n = read(fd, iobuf, left < NUBO_IO_CHUNK ? (size_t)left :
-		    NUBO_IO_CHUNK);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
+	while ((n = snapstore_blob_read(&b, iobuf, NUBO_IO_CHUNK, &why)) > 0) {
 		EVP_DigestUpdate(mc, iobuf, (size_t)n);
-		if (sink(ctx, iobuf, (size_t)n, cause) < 0)
+		if (sink != NULL && sink(ctx, iobuf, (size_t)n, cause) < 0)
 			goto out;
-		left -= n;
 	}
 	EVP_DigestFinal_ex(mc, md, NULL);
 	util_hex(md, 32, got);
-	if (left != 0 || read(fd, iobuf, 1) != 0 || strcmp(got, hex) != 0) {
-		fail(cause, "the snapshot's blob for '%s' is damaged (%s)", name,
-		    path);
+	if (n < 0 || snapstore_blob_done(&b, &why) < 0 || b.got != size ||
+	    strcmp(got, hex) != 0) {
+		fail(cause, "the snapshot's blob for '%s' is damaged (%s%s%s)",
+		    name, b.path, why ? " " : "", why ? why : "");
 		goto out;
 	}
 	rc = 0;
 out:
-	if (fd >= 0)
-		close(fd);
+	free(why);
+	snapstore_blob_close(&b);
 	EVP_MD_CTX_free(mc);
-	free(path);
 	return rc;
 }
 
 static int
-sink_archive(void *ctx, const void *data, size_t len, char **cause)
+sink_pack(void *ctx, const void *data, size_t len, char **cause)
 {
-	return asm_data(ctx, data, len, cause);
+	struct asm_ctx *c = ctx;
+
+	if (snapstore_pack_add(&c->pk, data, len) < 0)
+		return asm_write_fail(c, cause);
+	return 0;
 }
 
+/* The stored bytes of a packed blob, from where the download is. */
 static int
-sink_fd(void *ctx, const void *data, size_t len, char **cause)
+splice_out(struct asm_ctx *c, struct snapstore_blob *b, char **cause)
 {
-	if (util_write_all(*(int *)ctx, data, len) < 0)
-		return fail(cause, "cannot write the dump: %s", strerror(errno));
+	long long skip = c->from - c->written, left;
+	off_t off;
+	ssize_t n;
+
+	if (skip >= b->zsize || c->out_fd < 0) {
+		c->written += b->zsize;	/* not read */
+		return 0;
+	}
+	off = (off_t)(SNAPSTORE_PACK_HEAD + (skip > 0 ? skip : 0));
+	left = b->zsize - (skip > 0 ? skip : 0);
+	c->written += b->zsize - left;
+	while (left > 0) {
+		/* the kernel copies it (a pipe, a socket, a file) */
+		n = sendfile(c->out_fd, b->fd, &off, left < (1 << 30) ?
+		    (size_t)left : (1 << 30));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EINVAL || errno == ENOSYS))
+			break;	/* read and write it below */
+		if (n < 0) {
+			c->werr = errno;
+			return asm_write_fail(c, cause);
+		}
+		if (n == 0)
+			return fail(cause, "the blob '%s' ended early", b->path);
+		left -= n;
+		c->written += n;
+	}
+	while (left > 0) {
+		n = pread(b->fd, c->iobuf, left < NUBO_IO_CHUNK ? (size_t)left :
+		    NUBO_IO_CHUNK, off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return fail(cause, "cannot read the blob '%s': %s",
+			    b->path, n < 0 ? strerror(errno) : "it ended early");
+		if (emit(c, c->iobuf, (size_t)n) < 0)
+			return asm_write_fail(c, cause);
+		off += n;
+		left -= n;
+	}
 	return 0;
+}
+
+/* A blob's segment: a packed blob spliced, a raw one deflated here as
+ * it is checked. */
+static int
+asm_segment(struct asm_ctx *c, const char *hex, long long size,
+    const char *name, char **cause)
+{
+	struct snapstore_blob b;
+	char *why = NULL;
+	int rc = -1;
+
+	snapstore_blob_init(&b);
+	if (snapstore_blob_open(&b, c->store, hex, &why) < 0 || !b.packed) {
+		snapstore_blob_close(&b);
+		free(why);
+		snapstore_pack_begin(&c->pk, c->stored, emit, c);
+		if (blob_copy(c->store, hex, size, name, c->iobuf, sink_pack, c,
+		    cause) < 0)
+			return -1;
+		if (snapstore_pack_end(&c->pk) < 0)
+			return asm_write_fail(c, cause);
+		c->crc = crc32_combine(c->crc, c->pk.crc, (z_off_t)size);
+		c->rawlen += size;
+		return 0;
+	}
+	if (b.size != size) {
+		fail(cause, "the snapshot's blob for '%s' is damaged (%s holds "
+		    "%lld bytes, not %lld)", name, b.path, b.size, size);
+		goto out;
+	}
+	if (splice_out(c, &b, cause) < 0)
+		goto out;
+	c->crc = crc32_combine(c->crc, b.crc, (z_off_t)size);
+	c->rawlen += size;
+	rc = 0;
+out:
+	free(why);
+	snapstore_blob_close(&b);
+	return rc;
+}
+
+/* libarchive told that size bytes of the member's contents went (they
+ * went as segments of their own): its output dropped meanwhile. */
+static int
+asm_skip(struct asm_ctx *c, long long size, char **cause)
+{
+	static const unsigned char zeros[64 * 1024];
+	size_t n;
+	int rc = 0;
+
+	c->capture = 0;
+	while (size > 0 && rc == 0) {
+		n = size < (long long)sizeof zeros ? (size_t)size : sizeof zeros;
+		if (archive_write_data(c->a, zeros, n) != (la_ssize_t)n)
+			rc = fail(cause, "cannot write the archive: %s",
+			    archive_error_string(c->a));
+		size -= (long long)n;
+	}
+	c->capture = 1;
+	return rc;
 }
 
 static int
 asm_blob(struct asm_ctx *c, const char *hex, long long size, const char *name,
     char **cause)
 {
-	return blob_copy(c->store, hex, size, name, c->iobuf, sink_archive, c,
-	    cause);
+	if (asm_flush(c, cause) < 0 ||
+	    asm_segment(c, hex, size, name, cause) < 0)
+		return -1;
+	return asm_skip(c, size, cause);
 }
+
 
 /* 0 when every chunk of the manifest's dump names a blob and a size,
  * and the sizes add up to the dump's; else -1 with *cause. */
@@ -971,23 +1207,22 @@ dump_chunks_ok(json_t *dump, char **cause)
 	return 0;
 }
 
-/* The dump's chunks in order to sink; their sizes must add up to the
- * dump's. */
+/* db/db.backup's contents in the archive: a segment per chunk. */
 static int
-dump_copy(const char *store, json_t *dump, unsigned char *iobuf,
-    blob_sink sink, void *ctx, char **cause)
+asm_dump(struct asm_ctx *c, json_t *dump, char **cause)
 {
-	json_t *chunks = json_object_get(dump, "chunks"), *ch;
+	json_t *ch;
 	size_t i;
 
-	if (dump_chunks_ok(dump, cause) < 0)
+	if (dump_chunks_ok(dump, cause) < 0 || asm_flush(c, cause) < 0)
 		return -1;
-	json_array_foreach(chunks, i, ch)
-		if (blob_copy(store, jsonx_str(ch, "sha256"), jsonx_int(ch,
-		    "size", 0), DUMP_NAME, iobuf, sink, ctx, cause) < 0)
+	json_array_foreach(json_object_get(dump, "chunks"), i, ch)
+		if (asm_segment(c, jsonx_str(ch, "sha256"), jsonx_int(ch,
+		    "size", 0), DUMP_NAME, cause) < 0)
 			return -1;
-	return 0;
+	return asm_skip(c, jsonx_int(dump, "size", 0), cause);
 }
+
 
 static int
 asm_tree(struct asm_ctx *c, json_t *m, struct buf *sums, char **cause)
@@ -1084,7 +1319,7 @@ asm_full(struct asm_ctx *c, json_t *m, char **cause)
 	backup_checksum_line(&sums, md, DUMP_NAME);
 	if (asm_header(c, "db/", AE_IFDIR, 0755, 0, created, cause) < 0 ||
 	    asm_header(c, DUMP_NAME, AE_IFREG, 0644, dsize, created, cause) < 0 ||
-	    dump_copy(c->store, dump, c->iobuf, sink_archive, c, cause) < 0 ||
+	    asm_dump(c, dump, cause) < 0 ||
 	    asm_tree(c, m, &sums, cause) < 0)
 		goto out;
 	meta = metadata_text(m);
@@ -1101,54 +1336,136 @@ out:
 	return rc;
 }
 
-/* The dump itself, every chunk checked against its sha256. */
-static int
-copy_dump(const char *store, json_t *m, int out_fd, char **cause)
-{
-	unsigned char *iobuf = xmalloc(NUBO_IO_CHUNK);
-	int rc;
+/* The dump itself from byte from on: chunks wholly before it are not
+ * read; every chunk read is checked against its sha256 (the dump is
+ * not a gzip stream: nothing else would tell its reader). */
+struct dump_out {
+	int		 fd;
+	long long	 skip;		/* bytes still to drop */
+};
 
-	rc = dump_copy(store, json_object_get(m, "dump"), iobuf, sink_fd,
-	    &out_fd, cause);
+static int
+sink_dump(void *ctx, const void *data, size_t len, char **cause)
+{
+	struct dump_out *d = ctx;
+	const unsigned char *p = data;
+
+	if (d->skip >= (long long)len) {
+		d->skip -= (long long)len;
+		return 0;
+	}
+	p += d->skip;
+	len -= (size_t)d->skip;
+	d->skip = 0;
+	if (util_write_all(d->fd, p, len) < 0)
+		return fail(cause, "cannot write the dump: %s", strerror(errno));
+	return 0;
+}
+
+static int
+copy_dump(const char *store, json_t *m, long long from, int out_fd,
+    char **cause)
+{
+	json_t *dump = json_object_get(m, "dump"), *ch;
+	unsigned char *iobuf = xmalloc(NUBO_IO_CHUNK);
+	struct dump_out d = { out_fd, from };
+	long long size;
+	size_t i;
+	int rc = -1;
+
+	if (dump_chunks_ok(dump, cause) < 0)
+		goto out;
+	json_array_foreach(json_object_get(dump, "chunks"), i, ch) {
+		size = jsonx_int(ch, "size", 0);
+		if (d.skip >= size) {
+			d.skip -= size;
+			continue;
+		}
+		if (blob_copy(store, jsonx_str(ch, "sha256"), size, DUMP_NAME,
+		    iobuf, sink_dump, &d, cause) < 0)
+			goto out;
+	}
+	rc = 0;
+out:
 	free(iobuf);
 	return rc;
 }
 
-/* The download to out_fd, or with out_fd -1 only its size into
- * *written. */
+/* The manifest's entries a download of kind reads, checked before a
+ * byte is written: 0, or -1 with *cause (the messages asm_tree() and
+ * asm_full() would give midway). */
+static int
+manifest_check(json_t *m, enum snapstore_kind kind, char **cause)
+{
+	json_t *dump = json_object_get(m, "dump"), *e;
+	const char *type;
+	char *rel;
+	size_t i;
+	int ok;
+
+	if (kind == SNAPSTORE_FULL && (!valid_hex(jsonx_str(dump, "sha256")) ||
+	    jsonx_int(dump, "size", -1) < 0 || dump_chunks_ok(dump, cause) < 0))
+		return fail(cause, "the snapshot's manifest is damaged: no dump");
+	json_array_foreach(json_object_get(m, "tree"), i, e) {
+		type = jsonx_str(e, "type");
+		rel = path_get(e);
+		ok = rel != NULL && type != NULL && (strcmp(type, "d") == 0 ||
+		    (strcmp(type, "f") == 0 && valid_hex(jsonx_str(e,
+		    "sha256"))));
+		free(rel);
+		if (!ok)
+			return fail(cause, "the snapshot's manifest is damaged "
+			    "at entry %zu", i);
+	}
+	return 0;
+}
+
+/* The download from byte from on to out_fd, or with out_fd -1 only its
+ * size into *written (packed blobs not read: their segments' sizes are
+ * their files'). */
 static int
 archive_out(const char *store, const char *manifest, enum snapstore_kind kind,
-    int level, int out_fd, long long *written, char **cause)
+    int stored, long long from, int out_fd, long long *written, char **cause)
 {
 	struct asm_ctx c;
 	json_t *m;
 	int rc = -1;
 
+	*written = 0;
 	if ((m = manifest_load(manifest, cause)) == NULL)
 		return -1;
 	if (kind == SNAPSTORE_DATABASE) {
 		*written = jsonx_int(json_object_get(m, "dump"), "size", 0);
-		rc = out_fd >= 0 ? copy_dump(store, m, out_fd, cause) : 0;
+		rc = out_fd >= 0 ? copy_dump(store, m, from, out_fd, cause) : 0;
 		json_decref(m);
 		return rc;
 	}
+	if (manifest_check(m, kind, cause) < 0) {
+		json_decref(m);
+		return -1;
+	}
 	memset(&c, 0, sizeof(c));
 	c.out_fd = out_fd;
+	c.from = from;
 	c.store = store;
-	c.zbuf = xmalloc(NUBO_IO_CHUNK);
+	c.stored = stored;
+	c.capture = 1;
+	c.crc = crc32(0L, Z_NULL, 0);
+	buf_init(&c.tar, 0);
+	snapstore_pack_init(&c.pk);
 	c.iobuf = xmalloc(NUBO_IO_CHUNK);
-	/* gzip with a zero header time and zlib's defaults: fixed bytes */
-	if (deflateInit2(&c.z, level, Z_DEFLATED, 15 + 16, 8,
-	    Z_DEFAULT_STRATEGY) != Z_OK)
-		fatal("deflateInit2 failed");
 	c.a = archive_write_new();
 	archive_write_set_format_pax_restricted(c.a);
-	archive_write_set_bytes_per_block(c.a, 64 * 1024);
-	archive_write_set_bytes_in_last_block(c.a, 1);
+	/* unblocked: each header's bytes come as it is written */
+	archive_write_set_bytes_per_block(c.a, 0);
 	if (archive_write_open2(c.a, &c, NULL, asm_write, NULL, NULL) !=
 	    ARCHIVE_OK) {
 		fail(cause, "cannot write the archive: %s",
 		    archive_error_string(c.a));
+		goto out;
+	}
+	if (emit(&c, gz_head, sizeof gz_head) < 0) {
+		asm_write_fail(&c, cause);
 		goto out;
 	}
 	if ((kind == SNAPSTORE_FULL ? asm_full(&c, m, cause) :
@@ -1159,17 +1476,16 @@ archive_out(const char *store, const char *manifest, enum snapstore_kind kind,
 		    archive_error_string(c.a));
 		goto out;
 	}
-	if (deflate_out(&c, NULL, 0, Z_FINISH) < 0) {
-		fail(cause, "cannot write the archive: %s",
-		    strerror(c.werr ? c.werr : EIO));
+	if (asm_flush(&c, cause) < 0)
 		goto out;
-	}
+	if (asm_end(&c, cause) < 0)
+		goto out;
 	rc = 0;
 out:
-	c.failed = rc < 0;
+	c.capture = 0;
 	archive_write_free(c.a);
-	deflateEnd(&c.z);
-	free(c.zbuf);
+	snapstore_pack_release(&c.pk);
+	buf_release(&c.tar);
 	free(c.iobuf);
 	json_decref(m);
 	*written = c.written;
@@ -1182,8 +1498,18 @@ snapstore_archive_write(const char *store, const char *manifest,
 {
 	long long written;
 
-	return archive_out(store, manifest, kind, ARCHIVE_LEVEL, out_fd,
-	    &written, cause);
+	return archive_out(store, manifest, kind, 0, 0, out_fd, &written,
+	    cause);
+}
+
+int
+snapstore_archive_write_from(const char *store, const char *manifest,
+    enum snapstore_kind kind, long long from, int out_fd, char **cause)
+{
+	long long written;
+
+	return archive_out(store, manifest, kind, 0, from, out_fd, &written,
+	    cause);
 }
 
 int
@@ -1192,16 +1518,110 @@ snapstore_archive_stream(const char *store, const char *manifest,
 {
 	long long written;
 
-	return archive_out(store, manifest, kind, Z_NO_COMPRESSION, out_fd,
-	    &written, cause);
+	return archive_out(store, manifest, kind, 1, 0, out_fd, &written,
+	    cause);
 }
 
 int
 snapstore_archive_size(const char *store, const char *manifest,
     enum snapstore_kind kind, long long *size, char **cause)
 {
-	return archive_out(store, manifest, kind, ARCHIVE_LEVEL, -1, size,
-	    cause);
+	return archive_out(store, manifest, kind, 0, 0, -1, size, cause);
+}
+
+static int manifest_blobs(json_t *m, int (*fn)(void *, const char *,
+    long long, const char *), void *arg, char **cause);
+
+/* Re-hash one blob for snapstore_verify(). */
+struct verify_run {
+	const char	*store;
+	enum snapstore_kind kind;
+	unsigned char	*iobuf;
+	char		*cause;
+};
+
+static int
+verify_one(void *arg, const char *hex, long long size, const char *name)
+{
+	struct verify_run *v = arg;
+
+	if (v->kind == SNAPSTORE_FILES && strcmp(name, DUMP_NAME) == 0)
+		return 0;
+	if (v->kind == SNAPSTORE_DATABASE && strcmp(name, DUMP_NAME) != 0)
+		return 0;
+	return blob_copy(v->store, hex, size, name, v->iobuf, NULL, NULL,
+	    &v->cause);
+}
+
+int
+snapstore_verify(const char *store, const char *manifest,
+    enum snapstore_kind kind, char **cause)
+{
+	struct verify_run v = { store, kind, NULL, NULL };
+	json_t *m;
+	int rc;
+
+	if ((m = manifest_load(manifest, cause)) == NULL)
+		return -1;
+	v.iobuf = xmalloc(NUBO_IO_CHUNK);
+	rc = manifest_blobs(m, verify_one, &v, cause);
+	if (rc < 0 && v.cause != NULL) {
+		fail(cause, "%s", v.cause);
+		free(v.cause);
+	}
+	free(v.iobuf);
+	json_decref(m);
+	return rc;
+}
+
+/* An off-node copy's blobs on the wire (snapstore.h). */
+int
+snapstore_blobs_write(const char *store, json_t *blobs, int gzip, int out_fd,
+    long long *size, char **cause)
+{
+	struct dump_out d = { out_fd, 0 };
+	struct asm_ctx c;
+	const char *hex;
+	json_t *e;
+	size_t i;
+	int rc = -1;
+
+	memset(&c, 0, sizeof(c));
+	c.out_fd = out_fd;
+	c.store = store;
+	c.crc = crc32(0L, Z_NULL, 0);
+	snapstore_pack_init(&c.pk);
+	c.iobuf = xmalloc(NUBO_IO_CHUNK);
+	if (gzip && emit(&c, gz_head, sizeof gz_head) < 0) {
+		asm_write_fail(&c, cause);
+		goto out;
+	}
+	json_array_foreach(blobs, i, e) {
+		hex = jsonx_str(e, "sha256");
+		if (!valid_hex(hex)) {
+			fail(cause, "not a blob: '%s'", hex ? hex : "");
+			goto out;
+		}
+		if (gzip) {
+			if (asm_segment(&c, hex, jsonx_int(e, "size", 0), hex,
+			    cause) < 0)
+				goto out;
+		} else {
+			c.written += jsonx_int(e, "size", 0);
+			if (out_fd >= 0 && blob_copy(store, hex, jsonx_int(e,
+			    "size", 0), hex, c.iobuf, sink_dump, &d, cause) < 0)
+				goto out;
+		}
+	}
+	if (gzip && asm_end(&c, cause) < 0)
+		goto out;
+	rc = 0;
+out:
+	snapstore_pack_release(&c.pk);
+	free(c.iobuf);
+	if (size != NULL)
+		*size = c.written;
+	return rc;
 }
 
 /* ------------------------------------------------------------------ */
@@ -1284,7 +1704,10 @@ snapstore_sweep(const char *store, const char *roots,
 		}
 		changed = 0;
 		while ((se = readdir(sd)) != NULL) {
-			if (se->d_name[0] == '.' || strlen(se->d_name) != 62)
+			/* both forms: raw (62 hex digits) and packed (.z) */
+			if (se->d_name[0] == '.' || (strlen(se->d_name) != 62 &&
+			    (strlen(se->d_name) != 64 ||
+			    strcmp(se->d_name + 62, ".z") != 0)))
 				continue;
 			snprintf(hex, sizeof(hex), "%.2s%.62s", de->d_name, se->d_name);
 			if (json_object_get(live, hex) != NULL)
@@ -1407,7 +1830,7 @@ snapstore_put_open(const char *store, struct snapstore_stats *stats,
 int
 snapstore_put_file_begin(struct snapstore_put *sp, char **cause)
 {
-	return blob_begin(&sp->p, &sp->file, cause);
+	return blob_begin(&sp->p, &sp->file, &sp->p.pk, cause);
 }
 
 int
@@ -1423,6 +1846,9 @@ snapstore_put_file_end(struct snapstore_put *sp, char *hex, long long *size,
 {
 	*size = sp->file.size;
 	blob_end(&sp->p, &sp->file, 1, hex);
+	if (sp->p.werr != 0)
+		return fail(cause, "cannot write a blob into the snapshot "
+		    "store '%s': %s", sp->p.store, strerror(sp->p.werr));
 	sp->p.st->files++;
 	sp->p.st->files_bytes += *size;
 	sp->p.st->hashed++;
@@ -1486,6 +1912,7 @@ snapstore_put_close(struct snapstore_put *sp, int ok)
 		if (!ok)
 			unlink(json_string_value(pt));
 	json_decref(sp->p.pending);
+	snapstore_pack_release(&sp->p.pk);
 	if (sp->lock >= 0)
 		close(sp->lock);
 	free(sp);
@@ -1557,10 +1984,8 @@ static int
 recv_want(void *arg, const char *hex, long long size, const char *name)
 {
 	struct snapstore_recv *r = arg;
-	char *path = blob_path(r->p.store, hex);
-	int have = access(path, F_OK) == 0;
+	int have = snapstore_blob_exists(r->p.store, hex);
 
-	free(path);
 	if (!have && json_object_get(r->got, hex) == NULL) {
 		json_object_set_new(r->got, hex, json_false());
 		json_array_append_new(r->missing, json_pack("{s:s,s:I,s:s}",
@@ -1626,6 +2051,9 @@ recv_blob_end(struct snapstore_recv *r, char **cause)
 
 	r->in_blob = 0;
 	blob_end(&r->p, &r->b, 1, hex);
+	if (r->p.werr != 0)
+		return fail(cause, "cannot write a blob into the snapshot "
+		    "store '%s': %s", r->p.store, strerror(r->p.werr));
 	if (strcmp(hex, want) != 0) {
 		if ((t = json_object_get(r->p.pending, hex)) != NULL) {
 			unlink(json_string_value(t));
@@ -1656,7 +2084,7 @@ snapstore_recv_data(struct snapstore_recv *r, const void *data, size_t len,
 		e = json_array_get(r->batch, r->bi);
 		want = jsonx_int(e, "size", 0);
 		if (!r->in_blob) {
-			if (blob_begin(&r->p, &r->b, cause) < 0) {
+			if (blob_begin(&r->p, &r->b, &r->p.pk, cause) < 0) {
 				blob_end(&r->p, &r->b, 0, NULL);
 				return -1;
 			}
@@ -1745,6 +2173,7 @@ snapstore_recv_free(struct snapstore_recv *r)
 	json_object_foreach(r->p.pending, h, t)
 		unlink(json_string_value(t));
 	json_decref(r->p.pending);
+	snapstore_pack_release(&r->p.pk);
 	json_decref(r->missing);
 	json_decref(r->got);
 	json_decref(r->batch);

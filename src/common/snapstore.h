@@ -1,8 +1,11 @@
 /* The snapshot store (issue #16): a node's snapshot contents kept once by
- * content. STORE/blobs/ab/cdef… holds each distinct file of tree/ and
- * each database dump under its sha256; a snapshot is a manifest (JSON)
- * naming its blobs, with what a Mendix-layout archive needs to be
- * assembled again: the same members, in the same order, as
+ * content. STORE/blobs/ab/cdef….z holds each distinct file of tree/ and
+ * each chunk of a database dump under its sha256, packed: deflated once,
+ * ready to be spliced into a download (stores written before packing
+ * hold raw blobs, STORE/blobs/ab/cdef…, which keep working; every reader
+ * goes through one function, snapstore-int.h); a snapshot is a
+ * manifest (JSON) naming its blobs, with what a Mendix-layout archive
+ * needs to be assembled again: the same members, in the same order, as
  * backup_archive_write() writes, and the same bytes every time.
  *
  * Crash safety: a blob is durable (file and folder synced) before any
@@ -124,24 +127,55 @@ enum snapstore_kind {
 
 /* Write the download of the snapshot the manifest describes to out_fd,
  * from the store: the same bytes for the same manifest on every call
- * (fixed gzip settings, member order and headers). 0, or -1 with *cause
- * (a missing or damaged blob is named with the file it holds). */
+ * and whatever form its blobs are stored in (one gzip member of
+ * segments: docs/ARCHITECTURE.md, "Snapshot store"). Packed blobs are
+ * spliced unread by this process (no inflate, no re-hash): a blob
+ * damaged on disk makes bytes whose gzip crc32 fails at the client; a
+ * missing blob, one whose size is not the manifest's and a raw blob
+ * (re-hashed as it is deflated) fail the write, naming the file. 0, or
+ * -1 with *cause. */
 int snapstore_archive_write(const char *store, const char *manifest,
     enum snapstore_kind kind, int out_fd, char **cause);
 
-/* The same archive — members, headers, contents — with gzip's stored
- * blocks (no compression) in place of the download's level: for a reader
- * on the same host, a restore, which would otherwise pay a deflate only
- * to inflate it again. Not the download's bytes. 0, or -1 with *cause. */
+/* The same download from byte from on (a Range): segments wholly
+ * before it are not made — a packed blob's is not even read. */
+int snapstore_archive_write_from(const char *store, const char *manifest,
+    enum snapstore_kind kind, long long from, int out_fd, char **cause);
+
+/* The same archive — members, headers, contents — for a reader on the
+ * same host, a restore: packed blobs spliced as they are (the reader
+ * inflates them once), the rest as gzip's stored blocks (no deflate to
+ * be undone). Not the download's bytes. Blobs are not re-hashed here:
+ * the reader checks every file against .nubo/checksums and the gzip
+ * crc32; when it fails, snapstore_verify() names the file. 0, or -1
+ * with *cause. */
 int snapstore_archive_stream(const char *store, const char *manifest,
     enum snapstore_kind kind, int out_fd, char **cause);
 
-/* The size of that download without writing it (a dry run of the
- * writer, blobs checked as they are read; the dump's size for
+/* Re-hash every blob a download of kind reads (inflating packed
+ * ones): 0 when all are whole, or -1 with *cause naming the first file
+ * whose blob is damaged or missing (as a download would). What a
+ * restore whose reader failed asks, to say which file broke it. */
+int snapstore_verify(const char *store, const char *manifest,
+    enum snapstore_kind kind, char **cause);
+
+/* The size of that download without writing it: the segments' sizes,
+ * a packed blob's from its file's size (not read), the tar headers and
+ * raw blobs deflated and counted (the dump's size for
  * SNAPSTORE_DATABASE): what a HEAD or a Content-Length says. 0 with
  * *size, or -1 with *cause. */
 int snapstore_archive_size(const char *store, const char *manifest,
     enum snapstore_kind kind, long long *size, char **cause);
+
+/* An off-node copy's wire: the blobs listed ([{sha256, size}], each
+ * of that size) concatenated, their raw bytes — or with gzip as one
+ * gzip member made as a download is (packed blobs spliced unread, raw
+ * ones deflated here), which the receiver inflates and re-hashes — to
+ * out_fd; with out_fd -1 only the size is counted. *size (may be NULL)
+ * gets the bytes made. 0, or -1 with *cause (a blob missing, damaged or
+ * of another size, named by its sha256). */
+int snapstore_blobs_write(const char *store, json_t *blobs, int gzip,
+    int out_fd, long long *size, char **cause);
 
 /* Mark and sweep: delete the blobs that no manifest matching roots (a
  * glob(3) pattern matching every snapshot's manifest; braces allowed:

@@ -47,6 +47,11 @@ struct task {
 	struct task	*next;
 };
 
+/* What "archive_size" in a snapshot.json is the size of: 2, the
+ * download of precompressed segments (docs/ARCHITECTURE.md, "Snapshot
+ * store"); none, the level-6 stream assembled before, whose size is not
+ * what is served now. */
+#define ARCHIVE_FORMAT	2
 /* How often a restore journal that could not be settled, or a refused
  * upload the portal was not told of, is tried again. */
 #define SETTLE_RETRY_SECS	5
@@ -452,6 +457,7 @@ snap_store(struct snap_job *sj, json_t *j, char **cause)
 	json_object_set_new(j, "model_version", json_string(sj->model_version));
 	json_object_set_new(j, "duration", json_integer(t.duration));
 	json_object_set_new(j, "archive_size", json_integer(t.archive_size));
+	json_object_set_new(j, "archive_format", json_integer(ARCHIVE_FORMAT));
 	json_object_set_new(j, "store", json_pack("{s:I,s:I,s:I,s:I,s:I}",
 	    "files", (json_int_t)t.stats.files, "hashed",
 	    (json_int_t)t.stats.hashed, "reused", (json_int_t)t.stats.reused,
@@ -761,13 +767,16 @@ store_out_free(void *arg)
 	free(so);
 }
 
+/* The download from byte from on (a Range): segments before it are not
+ * made, a packed blob's not even read. */
 static int
-store_out_write(void *arg, int fd)
+store_out_write_from(void *arg, int fd, uint64_t from)
 {
 	struct store_out *so = arg;
 
-	if ((so->stored ? snapstore_archive_stream : snapstore_archive_write)(
-	    so->store, so->manifest, so->kind, fd, &so->cause) == 0)
+	if ((so->stored ? snapstore_archive_stream(so->store, so->manifest,
+	    so->kind, fd, &so->cause) : snapstore_archive_write_from(so->store,
+	    so->manifest, so->kind, (long long)from, fd, &so->cause)) == 0)
 		return 0;
 	/* a client that went away is no fault of the snapshot */
 	if (so->cause == NULL || strstr(so->cause, strerror(EPIPE)) == NULL)
@@ -776,10 +785,18 @@ store_out_write(void *arg, int fd)
 	return -1;
 }
 
+static int
+store_out_write(void *arg, int fd)
+{
+	return store_out_write_from(arg, fd, 0);
+}
+
 /* The size of store snapshot id's download of kind: kept in its
  * snapshot.json (j) — the full one since it was taken, the dump's size,
- * the files-only one found by a dry run on first request and kept.
- * -1 after replying. */
+ * the files-only one counted on first request and kept. Sizes kept
+ * without "archive_format" 2 are of the stream assembled before
+ * precompressed blobs (zlib level 6 over it all), another size than
+ * what is served now: counted again. -1 after replying. */
 static long long
 store_download_size(struct areq *r, const char *id, json_t *j,
     enum snapstore_kind kind)
@@ -788,7 +805,15 @@ store_download_size(struct areq *r, const char *id, json_t *j,
 		[SNAPSTORE_FILES] = "files_archive_size",
 		[SNAPSTORE_DATABASE] = "dump_size" };
 	char *store, *man, *state, *cause = NULL;
-	long long size = jsonx_int(j, keys[kind], -1);
+	long long size;
+
+	if (jsonx_int(j, "archive_format", 1) != ARCHIVE_FORMAT) {
+		json_object_del(j, keys[SNAPSTORE_FULL]);
+		json_object_del(j, keys[SNAPSTORE_FILES]);
+		json_object_set_new(j, "archive_format",
+		    json_integer(ARCHIVE_FORMAT));
+	}
+	size = jsonx_int(j, keys[kind], -1);
 
 	if (size >= 0)
 		return size;
@@ -893,7 +918,9 @@ agent_snapshot_download(struct areq *r)
 		}
 		if ((size = store_download_size(r, id, j, kinds[k].sk)) < 0)
 			goto out;
+		memset(&mk, 0, sizeof mk);
 		mk.write = store_out_write;
+		mk.write_from = store_out_write_from;
 		mk.arg = store_out_new(id, kinds[k].sk);
 		mk.free = store_out_free;
 		if (full)
@@ -1231,10 +1258,10 @@ agent_snapshot_upload(struct areq *r)
 		    "snapshot %s: %s", id, cause);
 		goto out_rm;
 	}
-	j = json_pack("{s:s,s:I,s:s,s:s,s:I,s:I}", "id", id, "environment",
+	j = json_pack("{s:s,s:I,s:s,s:s,s:I,s:I,s:i}", "id", id, "environment",
 	    (json_int_t)r->env->id, "type", "uploaded", "state", "completed",
 	    "created", (json_int_t)util_now(), "archive_size",
-	    (json_int_t)size);
+	    (json_int_t)size, "archive_format", ARCHIVE_FORMAT);
 	meta_into(j, &info.meta);
 	/* what the archive holds (.metadata's filesSize is informational) */
 	json_object_set_new(j, "files_size", json_integer(info.files_bytes));
@@ -1536,6 +1563,23 @@ store_stream_thread(void *arg)
 	return NULL;
 }
 
+/* Why snapshot id's full download cannot be read whole, naming the
+ * file whose blob is damaged or missing; NULL when every blob is whole
+ * (the store's blobs re-hashed: only after a restore failed). */
+static char *
+store_damage(const char *id)
+{
+	char *store = store_path(), *man = snap_manifest(id), *cause = NULL;
+
+	if (snapstore_verify(store, man, SNAPSTORE_FULL, &cause) == 0) {
+		free(cause);
+		cause = NULL;
+	}
+	free(store);
+	free(man);
+	return cause;
+}
+
 /* Start assembling snapshot id: the pipe's read end, or -1 with *cause. */
 static int
 store_stream_start(struct store_stream *ss, const char *id, char **cause)
@@ -1688,6 +1732,10 @@ restore_thread(void *arg)
 		char *why = store_stream_end(&ss, fd);
 
 		fd = -1;
+		/* packed blobs go to the reader unread: when it failed,
+		 * say which file's blob broke it, if one did */
+		if (n == -1 && why == NULL)
+			why = store_damage(rj->snapshot);
 		if (n == -1 && why != NULL) {
 			free(cause);
 			cause = why;

@@ -32,6 +32,7 @@
 #include "jsonx.h"
 #include "log.h"
 #include "nubo_limits.h"
+#include "snapstore-int.h"
 #include "snapstore.h"
 #include "testhook.h"
 #include "tls.h"
@@ -165,41 +166,27 @@ snapcopy_manifest_get(struct areq *r)
 	free(man);
 }
 
-/* The blob files asked for, in order: what the body is made of. */
+/* The blobs asked for, in order: what the body is made of
+ * (snapstore_blobs_write(): raw, or one gzip member with the packed
+ * blobs spliced as they are stored). */
 struct blobs_out {
-	json_t	*paths;
+	char	*store;
+	json_t	*blobs;		/* [{sha256, size}] */
+	int	 gzip;
 };
 
 static int
 blobs_write(void *arg, int fd)
 {
 	struct blobs_out *bo = arg;
-	unsigned char *buf = xmalloc(NUBO_IO_CHUNK);
-	json_t *p;
-	size_t i;
-	ssize_t n;
-	int in, rc = 0;
+	char *cause = NULL;
+	int rc;
 
-	json_array_foreach(bo->paths, i, p) {
-		if ((in = open(json_string_value(p), O_RDONLY | O_CLOEXEC)) < 0) {
-			log_warn("a copy's blob %s is gone: %s",
-			    json_string_value(p), strerror(errno));
-			rc = -1;
-			break;
-		}
-		posix_fadvise(in, 0, 0, POSIX_FADV_SEQUENTIAL);
-		while ((n = read(in, buf, NUBO_IO_CHUNK)) > 0)
-			if (util_write_all(fd, buf, (size_t)n) < 0) {
-				n = -1;
-				break;
-			}
-		close(in);
-		if (n < 0) {
-			rc = -1;
-			break;
-		}
-	}
-	free(buf);
+	rc = snapstore_blobs_write(bo->store, bo->blobs, bo->gzip, fd, NULL,
+	    &cause);
+	if (rc < 0 && strstr(cause, strerror(EPIPE)) == NULL)
+		log_warn("a copy's blobs cannot be sent: %s", cause);
+	free(cause);
 	return rc;
 }
 
@@ -208,78 +195,9 @@ blobs_free(void *arg)
 {
 	struct blobs_out *bo = arg;
 
-	json_decref(bo->paths);
+	free(bo->store);
+	json_decref(bo->blobs);
 	free(bo);
-}
-
-/* The same blobs deflated on the way (Content-Encoding: gzip), for a
- * copier that accepts it: blobs are stored as they are, and a dump
- * compresses several times over (ARCHITECTURE, "Off-node copies"). */
-struct blobs_gz {
-	json_t		*paths;
-	size_t		 next;
-	int		 fd;
-	int		 in_done;	/* every blob read: finish the stream */
-	int		 ended;
-	z_stream	 z;
-	unsigned char	*in;
-};
-
-static ssize_t
-blobs_gz_read(void *cls, uint64_t pos, char *buf, size_t max)
-{
-	struct blobs_gz *g = cls;
-	ssize_t n;
-	int rc;
-
-	(void)pos;
-	if (g->ended)
-		return MHD_CONTENT_READER_END_OF_STREAM;
-	g->z.next_out = (unsigned char *)buf;
-	g->z.avail_out = (uInt)(max < (1U << 30) ? max : (1U << 30));
-	while (g->z.next_out == (unsigned char *)buf) {
-		if (g->z.avail_in == 0 && !g->in_done) {
-			if (g->fd < 0 && g->next >= json_array_size(g->paths)) {
-				g->in_done = 1;
-				continue;
-			}
-			if (g->fd < 0 && (g->fd = open(json_string_value(
-			    json_array_get(g->paths, g->next++)), O_RDONLY |
-			    O_CLOEXEC)) < 0)
-				return MHD_CONTENT_READER_END_WITH_ERROR;
-			if ((n = read(g->fd, g->in, NUBO_IO_CHUNK)) < 0)
-				return MHD_CONTENT_READER_END_WITH_ERROR;
-			if (n == 0) {
-				close(g->fd);
-				g->fd = -1;
-				continue;
-			}
-			g->z.next_in = g->in;
-			g->z.avail_in = (uInt)n;
-		}
-		rc = deflate(&g->z, g->in_done ? Z_FINISH : Z_NO_FLUSH);
-		if (rc == Z_STREAM_END) {
-			g->ended = 1;
-			break;
-		}
-		if (rc != Z_OK && rc != Z_BUF_ERROR)
-			return MHD_CONTENT_READER_END_WITH_ERROR;
-	}
-	n = (ssize_t)((char *)g->z.next_out - buf);
-	return n > 0 ? n : MHD_CONTENT_READER_END_OF_STREAM;
-}
-
-static void
-blobs_gz_free(void *cls)
-{
-	struct blobs_gz *g = cls;
-
-	if (g->fd >= 0)
-		close(g->fd);
-	deflateEnd(&g->z);
-	json_decref(g->paths);
-	free(g->in);
-	free(g);
 }
 
 /* POST /agent/v1/snapshots/{snapshot}/blobs (signed) {blobs: [sha256…]}:
@@ -293,15 +211,15 @@ snapcopy_blobs_get(struct areq *r)
 	static const struct jfield fields[] = {
 		{ "blobs", JT_ARRAY, 1 }, { NULL } };
 	const char *id = http_param(r->http, "snapshot"), *h;
-	char *man, *store = NULL, *path, *cause = NULL;
-	json_t *m = NULL, *named = NULL, *list, *v, *e, *paths = NULL;
+	char *man, *store = NULL, *cause = NULL, *why = NULL;
+	json_t *m = NULL, *named = NULL, *list, *v, *e, *blobs = NULL;
 	struct http_body_maker mk;
+	struct snapstore_blob b;
 	struct blobs_out *bo;
-	struct blobs_gz *g;
 	const char *ae;
 	long long total = 0, size;
-	struct stat st;
 	size_t i;
+	int gzip, bad;
 
 	if (abody_check(r, fields) == -1)
 		return;
@@ -331,54 +249,59 @@ snapcopy_blobs_get(struct areq *r)
 			json_object_set_new(named, h, json_integer(jsonx_int(e,
 			    "size", -1)));
 	store = xasprintf("%s/store", node->data_dir);
-	paths = json_array();
+	blobs = json_array();
 	json_array_foreach(list, i, v) {
 		h = json_string_value(v);
-		if (h == NULL || json_object_get(named, h) == NULL) {
+		if (h == NULL || json_object_get(named, h) == NULL ||
+		    !snapstore_valid_hex(h)) {
 			areply_error(r, 400, "BAD_REQUEST", "snapshot %s names no "
 			    "blob '%s'", id, h ? h : "(not a string)");
 			goto out;
 		}
 		size = json_integer_value(json_object_get(named, h));
-		path = xasprintf("%s/blobs/%.2s/%s", store, h, h + 2);
-		if (stat(path, &st) < 0 || st.st_size != size) {
+		/* either form; a packed one's size is its header's */
+		snapstore_blob_init(&b);
+		bad = snapstore_blob_open(&b, store, h, &why) < 0 ||
+		    b.size != size;
+		if (bad)
 			areply_error(r, 409, "SNAPSHOT_CORRUPT", "the blob %s of "
 			    "snapshot %s is %s in this node's store", h, id,
-			    errno == ENOENT ? "missing" : "damaged");
-			free(path);
+			    b.missing ? "missing" : "damaged");
+		snapstore_blob_close(&b);
+		free(why);
+		why = NULL;
+		if (bad)
 			goto out;
-		}
 		total += size;
-		json_array_append_new(paths, json_string(path));
-		free(path);
+		json_array_append_new(blobs, json_pack("{s:s,s:I}", "sha256",
+		    h, "size", (json_int_t)size));
 	}
+	/* deflated on the way for a copier that accepts it: packed blobs
+	 * as they are stored, the rest by the packer */
 	ae = http_header(r->http, "Accept-Encoding");
-	if (ae != NULL && strstr(ae, "gzip") != NULL) {
-		g = xcalloc(1, sizeof *g);
-		g->paths = json_incref(paths);
-		g->fd = -1;
-		g->in = xmalloc(NUBO_IO_CHUNK);
-		/* the fastest level: the wire, not the store (a node's
-		 * nightly copy should cost it little) */
-		if (deflateInit2(&g->z, Z_BEST_SPEED, Z_DEFLATED, 15 + 16, 8,
-		    Z_DEFAULT_STRATEGY) != Z_OK)
-			fatal("deflateInit2 failed");
-		http_reply_stream(r->http, 200, MHD_SIZE_UNKNOWN, blobs_gz_read,
-		    g, blobs_gz_free, "application/octet-stream");
-		http_add_header(r->http, "Content-Encoding", "gzip");
+	gzip = ae != NULL && strstr(ae, "gzip") != NULL;
+	if (gzip && snapstore_blobs_write(store, blobs, 1, -1, &total,
+	    &cause) < 0) {
+		areply_error(r, 409, "SNAPSHOT_CORRUPT", "the blobs of snapshot "
+		    "%s cannot be read in this node's store: %s", id, cause);
 		goto out;
 	}
 	bo = xcalloc(1, sizeof *bo);
-	bo->paths = json_incref(paths);
+	bo->store = xstrdup(store);
+	bo->blobs = json_incref(blobs);
+	bo->gzip = gzip;
+	memset(&mk, 0, sizeof mk);
 	mk.write = blobs_write;
 	mk.arg = bo;
 	mk.free = blobs_free;
 	http_reply_made(r->http, &mk, (uint64_t)total,
 	    "application/octet-stream", NULL, 0);
+	if (gzip)
+		http_add_header(r->http, "Content-Encoding", "gzip");
 out:
 	json_decref(m);
 	json_decref(named);
-	json_decref(paths);
+	json_decref(blobs);
 	free(store);
 	free(man);
 	free(cause);
@@ -694,8 +617,8 @@ snapcopy_create(struct areq *r)
 		{ "blobs_url", JT_STRING, 1 }, { "record", JT_OBJECT, 1 },
 		{ NULL } };
 	static const char *const keys[] = { "environment", "created",
-		"archive_size", "dump_size", "files_size", "database_size",
-		"duration", "expanded_size" };
+		"archive_size", "archive_format", "dump_size", "files_size",
+		"database_size", "duration", "expanded_size" };
 	const char *id, *mv, *type;
 	json_t *j, *rec;
 	struct copy_job *cj;

@@ -17,16 +17,17 @@ sql() { psql -X -At -v ON_ERROR_STOP=1 "$DBURL" -c "$1"; }
 # a document as the app stores it (tree/xx/yy/<uuid>), the environment's
 # (the new file and its folders only: a chown moves a file's ctime, and
 # a file whose ctime moved is read again)
-# flip_byte FILE: the byte at offset 10 of FILE inverted — a change
-# whatever the byte was (writing a fixed byte there changed nothing when
-# the file already held it: 1 time in 256 with random contents)
+# flip_byte FILE [OFFSET]: the byte at OFFSET (10) of FILE inverted — a
+# change whatever the byte was (writing a fixed byte there changed
+# nothing when the file already held it: 1 time in 256 with random
+# contents)
 flip_byte() {
-	python3 - "$1" <<'PY'
+	python3 - "$1" "${2:-10}" <<'PY'
 import sys
 with open(sys.argv[1], "r+b") as f:
-    f.seek(10)
+    f.seek(int(sys.argv[2]))
     b = f.read(1)
-    f.seek(10)
+    f.seek(int(sys.argv[2]))
     f.write(bytes([b[0] ^ 0xFF]))
 PY
 }

@@ -70,7 +70,8 @@ for p in sys.argv[1:]:
 print("\n".join(sorted(out)))
 EOF
 }
-stored() { (cd "$STORE/blobs" && find . -type f | sed 's|^\./||; s|/||' | sort); }
+# (a blob's name in either form: raw, or packed with .z)
+stored() { (cd "$STORE/blobs" && find . -type f | sed 's|^\./||; s|/||; s|\.z$||' | sort); }
 restart_node() { # after a kill -9 or a stop; waits for the start's sweep
 	start_node cloud3 v3 --start-timeout 30 --stop-grace 3
 	wait_passes store-sweep "$NODE_PID_cloud3" 1 0

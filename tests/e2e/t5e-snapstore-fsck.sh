@@ -17,11 +17,14 @@
 start_store_notes t5e
 fsck() { "$NUBOD" node fsck --data "$D" "$@"; }
 # damage FILE: change one byte of the blob holding FILE (a path under
-# FILES); prints the blob's sha256
+# FILES), in its contents: the blob is packed (blobs/ab/cdef….z), and
+# random bytes are stored blocks, so byte 10 of the file's contents is
+# past the 24-byte header and the block's 5; prints the blob's sha256
 damage() {
 	local h
 	h=$(sha256sum < "$1" | cut -c1-64)
-	flip_byte "$STORE/blobs/${h:0:2}/${h:2}"
+	# past the packed header (24 bytes) and the stored block's own (5)
+	flip_byte "$STORE/blobs/${h:0:2}/${h:2}.z" 39
 	echo "$h"
 }
 
@@ -41,7 +44,7 @@ expect_match "and says the store is whole" "$(cat "$T/last.out")" '^the store is
 
 # --- a damaged blob ----------------------------------------------------------
 VHASH=$(damage "$VICTIM")
-VBLOB=$STORE/blobs/${VHASH:0:2}/${VHASH:2}
+VBLOB=$STORE/blobs/${VHASH:0:2}/${VHASH:2}.z
 cp "$VBLOB" "$T/damaged.blob"
 check_fails "fsck, the node running, exits 1" 1 fsck
 OUT=$(cat "$T/last.out")

@@ -20,8 +20,10 @@
 
 #include <cmocka.h>
 #include <jansson.h>
+#include <zlib.h>
 
 #include "jsonx.h"
+#include "snapstore-int.h"
 #include "snapstore.h"
 #include "util.h"
 #include "xmalloc.h"
@@ -101,8 +103,8 @@ snap(const char *id, const char *prev)
 	free(dump);
 }
 
-/* The blob of file rel (tree/rel) in snapshot id's manifest; caller
- * frees. */
+/* The blob of file rel (tree/rel) in snapshot id's manifest, in its
+ * packed form; caller frees. */
 static char *
 blob_of(const char *id, const char *rel)
 {
@@ -114,7 +116,7 @@ blob_of(const char *id, const char *rel)
 	assert_non_null(m);
 	json_array_foreach(json_object_get(m, "tree"), i, e)
 		if (strcmp(jsonx_str(e, "path"), rel) == 0)
-			out = xasprintf("%s/store/blobs/%.2s/%s", tmp,
+			out = xasprintf("%s/store/blobs/%.2s/%s.z", tmp,
 			    jsonx_str(e, "sha256"), jsonx_str(e, "sha256") + 2);
 	assert_non_null(out);
 	json_decref(m);
@@ -128,7 +130,7 @@ sha_of(const char *blob, char *hex)
 {
 	const char *r = strrchr(blob, '/');
 
-	snprintf(hex, 65, "%.2s%s", r - 2, r + 1);
+	snprintf(hex, 65, "%.2s%.62s", r - 2, r + 1);
 	return hex;
 }
 
@@ -192,14 +194,62 @@ present(const char *id, enum snapstore_kind kind, const char *want)
 	free(man);
 }
 
+/* 1 when the packed blob at path holds want (inflated). */
 static int
 file_is(const char *path, const char *want)
 {
-	char *got = util_read_file(path, 1024, NULL);
-	int same = got != NULL && strcmp(got, want) == 0;
+	struct snapstore_blob b;
+	char got[1024], *why = NULL;
+	ssize_t n = -1;
 
-	free(got);
-	return same;
+	snapstore_blob_init(&b);
+	if (snapstore_blob_open_path(&b, path, 1, &why) == 0)
+		n = snapstore_blob_read(&b, got, sizeof got - 1, &why);
+	snapstore_blob_close(&b);
+	free(why);
+	if (n < 0)
+		return 0;
+	got[n] = '\0';
+	return strcmp(got, want) == 0;
+}
+
+static int
+to_fd(void *arg, const void *data, size_t len)
+{
+	return util_write_all(*(int *)arg, data, len);
+}
+
+/* Change byte off of a packed blob's contents, as bit rot that still
+ * inflates would: its header (size, crc32) kept, its contents packed
+ * again with the byte changed. */
+static void
+damage(const char *path, off_t off, char c)
+{
+	struct snapstore_blob b;
+	struct snapstore_pack pk;
+	unsigned char head[SNAPSTORE_PACK_HEAD];
+	char raw[1024], *why = NULL;
+	ssize_t n;
+	int fd;
+
+	snapstore_blob_init(&b);
+	assert_int_equal(snapstore_blob_open_path(&b, path, 1, &why), 0);
+	n = snapstore_blob_read(&b, raw, sizeof raw, &why);
+	assert_true(n > off);
+	snapstore_blob_close(&b);
+	raw[off] = c;
+	fd = open(path, O_RDWR);
+	assert_true(fd >= 0);
+	assert_int_equal(read(fd, head, sizeof head), (ssize_t)sizeof head);
+	assert_int_equal(ftruncate(fd, 0), 0);
+	assert_int_equal(pwrite(fd, head, sizeof head, 0), (ssize_t)sizeof head);
+	assert_int_equal(lseek(fd, 0, SEEK_END), (off_t)sizeof head);
+	snapstore_pack_init(&pk);
+	snapstore_pack_begin(&pk, 0, to_fd, &fd);
+	assert_int_equal(snapstore_pack_add(&pk, raw, (size_t)n), 0);
+	assert_int_equal(snapstore_pack_end(&pk), 0);
+	snapstore_pack_release(&pk);
+	close(fd);
 }
 
 static void
@@ -253,7 +303,6 @@ test_damaged_and_missing(void **state)
 	char h1[65], h2[65], *cause = NULL;
 	long long freed;
 	json_t *j;
-	int fd;
 
 	(void)state;
 	put("a/shared", "in both snapshots");
@@ -265,10 +314,7 @@ test_damaged_and_missing(void **state)
 	only2 = blob_of("s2", "b/only2");
 	sha_of(shared, h1);
 	sha_of(only2, h2);
-	fd = open(shared, O_WRONLY);
-	assert_true(fd >= 0);
-	assert_int_equal(pwrite(fd, "X", 1, 4), 1);
-	close(fd);
+	damage(shared, 4, 'X');
 	assert_int_equal(unlink(only2), 0);
 
 	fsck(&r);
@@ -344,10 +390,7 @@ test_damaged_and_missing(void **state)
 	present("s1", SNAPSTORE_FULL, NULL);
 
 	/* damaged again later: a second quarantined copy, the first kept */
-	fd = open(shared, O_WRONLY);
-	assert_true(fd >= 0);
-	assert_int_equal(pwrite(fd, "Y", 1, 4), 1);
-	close(fd);
+	damage(shared, 4, 'Y');
 	fsck(&r);
 	assert_int_equal(r.ndamaged, 1);
 	assert_string_not_equal(r.damaged[0].quarantine, q);
@@ -389,6 +432,71 @@ test_unreadable(void **state)
 	snapstore_fsck_release(&r);
 	free(man);
 	free(doc);
+}
+
+/* A packed blob whose bytes hash to its name but whose header's crc32
+ * is not theirs (a download's gzip trailer is built from it), or whose
+ * deflated bytes end in a final block (it would end a download's
+ * stream early) is damaged; a raw blob, as an older store holds it, is
+ * checked as before. */
+static void
+test_packed_header(void **state)
+{
+	struct snapstore_fsck r;
+	char *crc, *fin, *raw, *store = at("store"), h[65];
+	const unsigned char last = 1;
+	unsigned char zout[256];
+	z_stream zs;
+	int fd;
+
+	(void)state;
+	put("crc", "its crc32 is wrong");
+	put("final", "a final block");
+	put("raw", "kept raw");
+	snap("s1", NULL);
+	crc = blob_of("s1", "crc");
+	fin = blob_of("s1", "final");
+	/* the header's crc32 (bytes 16-19) */
+	fd = open(crc, O_RDWR);
+	assert_true(fd >= 0);
+	assert_int_equal(pwrite(fd, &last, 1, 16), 1);
+	close(fd);
+	/* the same bytes deflated with Z_FINISH: a final block, valid
+	 * deflate that would end a download's stream at it */
+	fd = open(fin, O_RDWR);
+	assert_true(fd >= 0);
+	zs.zalloc = Z_NULL;
+	zs.zfree = Z_NULL;
+	zs.opaque = Z_NULL;
+	assert_int_equal(deflateInit2(&zs, 1, Z_DEFLATED, -15, 8,
+	    Z_DEFAULT_STRATEGY), Z_OK);
+	zs.next_in = (unsigned char *)"a final block";
+	zs.avail_in = 13;
+	zs.next_out = zout;
+	zs.avail_out = sizeof zout;
+	assert_int_equal(deflate(&zs, Z_FINISH), Z_STREAM_END);
+	assert_int_equal(ftruncate(fd, SNAPSTORE_PACK_HEAD), 0);
+	assert_int_equal(pwrite(fd, zout, sizeof zout - zs.avail_out,
+	    SNAPSTORE_PACK_HEAD), (ssize_t)(sizeof zout - zs.avail_out));
+	deflateEnd(&zs);
+	close(fd);
+	raw = blob_of("s1", "raw");
+	assert_int_equal(unlink(raw), 0);
+	raw[strlen(raw) - 2] = '\0';
+	assert_int_equal(util_write_file(raw, "kept raw", 8, 0600), 0);
+	fsck(&r);
+	assert_int_equal(r.blobs, 4);
+	assert_int_equal(r.ndamaged, 2);
+	assert_non_null(strstr(entry(r.damaged, r.ndamaged, sha_of(crc,
+	    h))->why, "crc32"));
+	assert_non_null(strstr(entry(r.damaged, r.ndamaged, sha_of(fin,
+	    h))->why, "final deflate block"));
+	assert_int_equal(r.nmissing, 0);
+	snapstore_fsck_release(&r);
+	free(crc);
+	free(fin);
+	free(raw);
+	free(store);
 }
 
 /* A manifest damaged at one entry is reported; one check at a time. */
@@ -438,6 +546,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_clean, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_damaged_and_missing,
 		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_packed_header, setup,
+		    teardown),
 		cmocka_unit_test_setup_teardown(test_unreadable, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_bad_entry_and_busy, setup,
