@@ -1,9 +1,10 @@
 /* A year of nightly and manual snapshots into one store, retention
  * applied every day as a node applies it (backup_retention_keep(), the
  * expired manifests removed, the store swept): after each day's sweep
- * the store holds exactly the blobs that the kept snapshots name, counted
- * independently — the test hashes every file and dump it writes, and
- * keeps its own record of what each snapshot holds; on July 1st and at
+ * the store holds exactly the blobs that the kept snapshots name (the
+ * test lists blobs/ itself), known independently — the test hashes
+ * every file and dump it writes, and keeps its own record of what each
+ * snapshot holds; on July 1st and at
  * the end, every kept snapshot's download is read
  * back with libarchive and holds what the record says (issue #16). */
 #include <setjmp.h>
@@ -17,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <fcntl.h>
+#include <dirent.h>
 
 #include <cmocka.h>
 #include <archive.h>
@@ -272,12 +274,12 @@ retention(struct model *m, long long now)
 	free(store);
 }
 
-/* The blobs the kept snapshots name, from the record: count and bytes. */
-static void
-expected(struct model *m, long long *blobs, long long *bytes)
+/* The blobs the kept snapshots name, from the record: sha256 → size. */
+static json_t *
+expected(struct model *m)
 {
 	json_t *uniq = json_object(), *s, *f;
-	const char *name, *path, *hex;
+	const char *name, *path;
 
 	json_object_foreach(m->snaps, name, s) {
 		json_object_foreach(json_object_get(s, "tree"), path, f)
@@ -287,11 +289,45 @@ expected(struct model *m, long long *blobs, long long *bytes)
 		json_object_set(uniq, jsonx_str(f, "sha256"),
 		    json_object_get(f, "size"));
 	}
-	*blobs = (long long)json_object_size(uniq);
-	*bytes = 0;
-	json_object_foreach(uniq, hex, f)
-		*bytes += json_integer_value(f);
-	json_decref(uniq);
+	return uniq;
+}
+
+/* The blobs in store/blobs/ as the test lists them (STORE/blobs/ab/
+ * cdef…, raw, or packed with ".z"): sha256 → true. */
+static json_t *
+stored(void)
+{
+	json_t *got = json_object();
+	char *top = xasprintf("%s/store/blobs", tmp), *sub, hex[600];
+	struct dirent *d, *e;
+	DIR *a, *b;
+	size_t n;
+
+	a = opendir(top);
+	assert_non_null(a);
+	while ((d = readdir(a)) != NULL) {
+		if (d->d_name[0] == '.')
+			continue;
+		sub = xasprintf("%s/%s", top, d->d_name);
+		b = opendir(sub);
+		assert_non_null(b);
+		while ((e = readdir(b)) != NULL) {
+			if (e->d_name[0] == '.')
+				continue;
+			snprintf(hex, sizeof(hex), "%s%s", d->d_name, e->d_name);
+			n = strlen(hex);
+			if (n > 2 && strcmp(hex + n - 2, ".z") == 0)
+				hex[n - 2] = '\0';
+			if (json_object_get(got, hex) != NULL)
+				fail_msg("blob %s is in the store twice", hex);
+			json_object_set_new(got, hex, json_true());
+		}
+		closedir(b);
+		free(sub);
+	}
+	closedir(a);
+	free(top);
+	return got;
 }
 
 /* Every kept snapshot's files download, read back: the same paths with
@@ -371,7 +407,9 @@ static void
 test_year(void **state)
 {
 	struct model m = { json_object(), json_object(), 0 };
-	long long blobs, bytes, want_blobs, want_bytes, now, peak = 0;
+	long long blobs, bytes, raw = 0, now, peak = 0;
+	json_t *want, *got, *v;
+	const char *hex;
 	char *store = xasprintf("%s/store", tmp), prev[32] = "", name[32];
 	struct tm tm;
 	time_t t;
@@ -397,11 +435,25 @@ test_year(void **state)
 		}
 		retention(&m, now + 1800);
 		assert_int_equal(snapstore_count(store, &blobs, &bytes), 0);
-		expected(&m, &want_blobs, &want_bytes);
-		if (blobs != want_blobs || bytes != want_bytes)
-			fail_msg("day %d: the store holds %lld blobs, %lld "
-			    "bytes; the kept snapshots name %lld blobs, %lld "
-			    "bytes", day, blobs, bytes, want_blobs, want_bytes);
+		want = expected(&m);
+		got = stored();
+		json_object_foreach(want, hex, v)
+			if (json_object_get(got, hex) == NULL)
+				fail_msg("day %d: blob %s, named by a kept "
+				    "snapshot, is not in the store", day, hex);
+		json_object_foreach(got, hex, v)
+			if (json_object_get(want, hex) == NULL)
+				fail_msg("day %d: blob %s is in the store, no "
+				    "kept snapshot names it", day, hex);
+		if (blobs != (long long)json_object_size(want))
+			fail_msg("day %d: the store counts %lld blobs; the "
+			    "kept snapshots name %zu", day, blobs,
+			    json_object_size(want));
+		raw = 0;
+		json_object_foreach(want, hex, v)
+			raw += json_integer_value(v);
+		json_decref(want);
+		json_decref(got);
 		if (bytes > peak)
 			peak = bytes;
 		if (tm.tm_mday == 1 && tm.tm_mon == 6)	/* July 1st */
@@ -423,8 +475,8 @@ test_year(void **state)
 		}
 		print_message("year: %d nightly and %d manual snapshots taken; "
 		    "kept %d nightly, %d manual; store %lld blobs, %lld bytes "
-		    "(peak %lld)\n", nightly, manual, n, mn, blobs, bytes,
-		    peak);
+		    "on disk (peak %lld) for %lld bytes of contents\n",
+		    nightly, manual, n, mn, blobs, bytes, peak, raw);
 		assert_in_range(n, 14 + 10, 14 + 13 + 12);
 		assert_in_range(mn, 9, 11);
 	}
