@@ -276,7 +276,7 @@ fsck_bad(struct fsck_run *f, const char *manifest, char *why)
 }
 
 /* Every blob a manifest names, with the archive member it holds:
- * fn(arg, hex, member); the dump's chunks (unless files only), then
+ * fn(arg, hex, member); the dump's chunks and deltas (unless files only), then
  * tree/'s files (unless database only). 0, or -1 with *cause at the
  * first entry that is damaged. */
 typedef void (*blob_fn)(void *arg, const char *hex, const char *member);
@@ -291,16 +291,17 @@ manifest_blobs(json_t *m, enum snapstore_kind kind, blob_fn fn, void *arg,
 	size_t i;
 	int ok;
 
-	if (kind != SNAPSTORE_FILES)
-		json_array_foreach(json_object_get(json_object_get(m, "dump"),
-		    "chunks"), i, e) {
-			if (!snapstore_valid_hex(hex = jsonx_str(e, "sha256"))) {
-				*cause = xasprintf("the manifest is damaged at "
-				    "dump chunk %zu", i);
-				return -1;
-			}
-			fn(arg, hex, DUMP_NAME);
-		}
+	if (kind != SNAPSTORE_FILES) {
+		json_t *dump = json_object_get(m, "dump");
+
+		if (snapstore_dump_chain_ok(dump, cause) < 0)
+			return -1;
+		/* the base's chunks, then the deltas on it */
+		json_array_foreach(json_object_get(dump, "chunks"), i, e)
+			fn(arg, jsonx_str(e, "sha256"), DUMP_NAME);
+		json_array_foreach(json_object_get(dump, "deltas"), i, e)
+			fn(arg, jsonx_str(e, "sha256"), DUMP_NAME);
+	}
 	if (kind == SNAPSTORE_DATABASE)
 		return 0;
 	json_array_foreach(json_object_get(m, "tree"), i, e) {

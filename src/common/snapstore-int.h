@@ -107,4 +107,60 @@ ssize_t snapstore_blob_read(struct snapstore_blob *, void *buf, size_t max,
 int snapstore_blob_done(struct snapstore_blob *, char **why);
 void snapstore_blob_close(struct snapstore_blob *);
 
+/* ------------------------------------------------------------------ */
+/* The dump as a chain: a base and deltas (snapstore-delta.c)          */
+
+/* Deltas on one base at most; a longer chain starts a new base. */
+#define SNAPSTORE_CHAIN_MAX	64
+/* Units (rows) of a previous dump indexed at most (about 40 bytes of
+ * memory each); a bigger dump is stored as chunks. */
+#define SNAPSTORE_UNITS_MAX	(16 * 1024 * 1024)
+/* Dumps under this are stored as chunks only: a delta would save less
+ * than its chain costs to read. */
+#define SNAPSTORE_DELTA_MIN	(4LL * 1024 * 1024)
+
+/* 0 when a manifest's dump is well formed: its base's chunks add up
+ * (to its size when there is no delta), and its deltas each name a
+ * blob, the last one making its size, with its crc32 and download
+ * size; else -1 with *cause. */
+int snapstore_dump_chain_ok(json_t *dump, char **cause);
+
+/* A dump read back, its chain applied as a stream: each blob read once,
+ * in order. Every blob's size (and a packed one's crc32) is checked as
+ * it ends; the contents are not hashed here. */
+struct snapstore_dver;
+struct snapstore_dver *snapstore_dver_open(const char *store, json_t *dump,
+    char **cause);
+/* buf NULL: the bytes dropped. */
+long long snapstore_dver_read(struct snapstore_dver *, void *buf,
+    long long n, char **cause);
+long long snapstore_dver_size(struct snapstore_dver *);
+void snapstore_dver_close(struct snapstore_dver *);
+
+/* The previous version's units, each by a keyed hash and its length:
+ * read back whole and checked against its manifest's crc32 (sha256 for
+ * a dump recorded before crc32s were). NULL with *cause. */
+struct snapstore_dindex;
+struct snapstore_dindex *snapstore_dindex_build(const char *store,
+    json_t *dump, char **cause);
+void snapstore_dindex_free(struct snapstore_dindex *);
+
+struct snapstore_delta_stats {
+	long long	 copied;	/* bytes taken from the previous */
+	long long	 inserted;	/* bytes in the delta */
+	long long	 ops;
+};
+
+/* A delta of a new version of out_size bytes, fed in pieces, against the
+ * index; the delta blob's raw bytes to out. feed and end: 0, or -1 when
+ * out failed. */
+struct snapstore_denc;
+struct snapstore_denc *snapstore_denc_begin(struct snapstore_dindex *,
+    long long out_size, snapstore_out_fn out, void *arg);
+int snapstore_denc_feed(struct snapstore_denc *, const void *data,
+    size_t len);
+int snapstore_denc_end(struct snapstore_denc *,
+    struct snapstore_delta_stats *);
+void snapstore_denc_free(struct snapstore_denc *);
+
 #endif

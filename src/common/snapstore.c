@@ -334,6 +334,7 @@ gear_init(void)
  * snapstore-import.c from an archive's db/db.backup). */
 struct chunker {
 	EVP_MD_CTX	*whole;		/* the whole dump's sha256 */
+	uLong		 crc;		/* and crc32 */
 	json_t		*chunks;	/* [{size, sha256}…] */
 	struct blob_w	 b;		/* the chunk being written */
 	struct snapstore_pack pk;
@@ -347,6 +348,7 @@ chunk_begin(struct put *p, struct chunker *c, char **cause)
 	gear_init();
 	c->whole = EVP_MD_CTX_new();
 	EVP_DigestInit_ex(c->whole, EVP_sha256(), NULL);
+	c->crc = crc32(0L, Z_NULL, 0);
 	c->chunks = json_array();
 	c->h = 0;
 	c->total = 0;
@@ -376,6 +378,7 @@ chunk_feed(struct put *p, struct chunker *c, const unsigned char *data,
 	size_t i, start;
 
 	EVP_DigestUpdate(c->whole, data, n);
+	c->crc = crc32(c->crc, data, (uInt)n);
 	c->total += (long long)n;
 	for (start = 0, i = 0; i < n; i++) {
 		c->h = (c->h << 1) + gear[data[i]];
@@ -414,6 +417,7 @@ chunk_end(struct put *p, struct chunker *c, json_t *dump)
 	util_hex(md, 32, hex);
 	json_object_set_new(dump, "size", json_integer(c->total));
 	json_object_set_new(dump, "sha256", json_string(hex));
+	json_object_set_new(dump, "crc32", json_integer((json_int_t)c->crc));
 	json_object_set(dump, "chunks", c->chunks);
 }
 
@@ -459,6 +463,160 @@ put_dump(struct put *p, int fd, json_t *dump, char **cause)
 	rc = 0;
 out:
 	chunk_release(p, &c);
+	return rc;
+}
+
+static json_t *manifest_load(const char *path, char **cause);
+
+/* A delta's bytes into the blob being written. */
+struct delta_sink {
+	struct blob_w	*b;
+	char		*cause;
+};
+
+static int
+delta_out(void *arg, const void *data, size_t len)
+{
+	struct delta_sink *ds = arg;
+
+	return blob_add(ds->b, data, len, &ds->cause);
+}
+
+static int
+count_out(void *arg, const void *data, size_t len)
+{
+	(void)data;
+	*(long long *)arg += (long long)len;
+	return 0;
+}
+
+/* The dump read from fd as a delta on the previous snapshot's dump (the
+ * rows that changed; docs/ARCHITECTURE.md, "Snapshot store", says when
+ * and why): 1 with dump filled — size, sha256, crc32, the download's
+ * deflated size (zsize: what the download's deflater makes of it, found
+ * here by a run of the same packer, so a download's size needs none of
+ * it made) and the chain; 0 when not worth one or the previous dump does
+ * not read back as its manifest says (the caller cuts the dump into
+ * chunks); -1 with *cause when the store failed. */
+static int
+put_dump_delta(struct put *p, int fd, const char *prev, json_t *dump,
+    char **cause)
+{
+	struct snapstore_dindex *x = NULL;
+	struct snapstore_denc *enc = NULL;
+	struct snapstore_delta_stats ds;
+	struct snapstore_pack dry;
+	struct delta_sink sink = { NULL, NULL };
+	struct blob_w b;
+	struct stat st;
+	json_t *pm = NULL, *pd, *deltas, *e;
+	EVP_MD_CTX *mc = NULL;
+	unsigned char md[32];
+	char hex[65], *why = NULL;
+	long long base = 0, chain = 0, total = 0, zsize = 0;
+	uLong crc = crc32(0L, Z_NULL, 0);
+	ssize_t n = 0;
+	size_t i;
+	int rc = 0;
+
+	b.fd = -1;
+	b.tmp = NULL;
+	snapstore_pack_init(&dry);
+	if (prev == NULL || fstat(fd, &st) < 0 ||
+	    st.st_size < SNAPSTORE_DELTA_MIN ||
+	    (pm = manifest_load(prev, &why)) == NULL)
+		goto out;
+	pd = json_object_get(pm, "dump");
+	if (snapstore_dump_chain_ok(pd, &why) < 0)
+		goto out;
+	json_array_foreach(json_object_get(pd, "chunks"), i, e)
+		base += jsonx_int(e, "size", 0);
+	deltas = json_object_get(pd, "deltas");
+	json_array_foreach(deltas, i, e)
+		chain += jsonx_int(e, "size", 0);
+	/* a chain read back costs its base and every delta: a new base
+	 * once the deltas weigh what it does */
+	if (json_array_size(deltas) + 1 >= SNAPSTORE_CHAIN_MAX ||
+	    chain >= base || (x = snapstore_dindex_build(p->store, pd,
+	    &why)) == NULL)
+		goto out;
+	if (lseek(fd, 0, SEEK_SET) < 0) {
+		rc = fail(cause, "cannot read the dump: %s", strerror(errno));
+		goto out;
+	}
+	if (blob_begin(p, &b, &p->pk, cause) < 0) {
+		blob_end(p, &b, 0, NULL);
+		rc = -1;
+		goto out;
+	}
+	sink.b = &b;
+	enc = snapstore_denc_begin(x, (long long)st.st_size, delta_out, &sink);
+	snapstore_pack_begin(&dry, 0, count_out, &zsize);
+	mc = EVP_MD_CTX_new();
+	EVP_DigestInit_ex(mc, EVP_sha256(), NULL);
+	for (;;) {
+		n = read(fd, p->iobuf, NUBO_IO_CHUNK);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			fail(cause, "cannot read the dump: %s", strerror(errno));
+		if (n <= 0)
+			break;
+		put_progress(p, n);
+		total += n;
+		EVP_DigestUpdate(mc, p->iobuf, (size_t)n);
+		crc = crc32(crc, p->iobuf, (uInt)n);
+		snapstore_pack_add(&dry, p->iobuf, (size_t)n);
+		if (snapstore_denc_feed(enc, p->iobuf, (size_t)n) < 0) {
+			fail(cause, "%s", sink.cause ? sink.cause : "cannot "
+			    "write the dump's delta");
+			n = -1;
+			break;
+		}
+	}
+	if (n == 0 && snapstore_denc_end(enc, &ds) < 0) {
+		fail(cause, "%s", sink.cause ? sink.cause : "cannot write the "
+		    "dump's delta");
+		n = -1;
+	}
+	snapstore_pack_end(&dry);
+	if (n < 0 || total != (long long)st.st_size) {
+		if (n == 0)
+			fail(cause, "the dump changed while it was read");
+		blob_end(p, &b, 0, NULL);
+		rc = -1;
+		goto out;
+	}
+	if (ds.inserted > total / 2) {
+		/* most of it new: chunks serve it as well */
+		blob_end(p, &b, 0, NULL);
+		goto out;
+	}
+	blob_end(p, &b, 1, hex);
+	deltas = deltas != NULL ? json_copy(deltas) : json_array();
+	json_array_append_new(deltas, json_pack("{s:s,s:I,s:I}", "sha256", hex,
+	    "size", (json_int_t)b.size, "out", (json_int_t)total));
+	EVP_DigestFinal_ex(mc, md, NULL);
+	util_hex(md, 32, hex);
+	json_object_set_new(dump, "size", json_integer(total));
+	json_object_set_new(dump, "sha256", json_string(hex));
+	json_object_set_new(dump, "crc32", json_integer((json_int_t)crc));
+	json_object_set_new(dump, "zsize", json_integer(zsize));
+	json_object_set(dump, "chunks", json_object_get(pd, "chunks"));
+	json_object_set_new(dump, "deltas", deltas);
+	p->st->dump_delta = 1;
+	p->st->dump_inserted = ds.inserted;
+	rc = 1;
+out:
+	if (rc == 0 && lseek(fd, 0, SEEK_SET) < 0)
+		rc = fail(cause, "cannot read the dump: %s", strerror(errno));
+	EVP_MD_CTX_free(mc);
+	snapstore_denc_free(enc);
+	snapstore_dindex_free(x);
+	snapstore_pack_release(&dry);
+	json_decref(pm);
+	free(sink.cause);
+	free(why);
 	return rc;
 }
 
@@ -809,7 +967,7 @@ snapstore_snapshot(const struct snapstore_snap_opts *o,
 	const char *h;
 	json_t *pt;
 	long long dsize;
-	int lock = -1, rc = -1;
+	int lock = -1, rc = -1, r;
 
 	memset(&st0, 0, sizeof(st0));
 	memset(&p, 0, sizeof(p));
@@ -822,13 +980,15 @@ snapstore_snapshot(const struct snapstore_snap_opts *o,
 	if (store_prepare(o->store, cause) < 0 ||
 	    (lock = store_lock(o->store, LOCK_SH, cause)) < 0)
 		goto out;
-	/* the dump: one blob (docs/ARCHITECTURE.md says why) */
+	/* the dump: a delta on the previous one, or chunks
+	 * (docs/ARCHITECTURE.md says why) */
 	if (lseek(o->dump_fd, 0, SEEK_SET) < 0) {
 		fail(cause, "cannot read the dump: %s", strerror(errno));
 		goto out;
 	}
 	dump = json_object();
-	if (put_dump(&p, o->dump_fd, dump, cause) < 0)
+	if ((r = put_dump_delta(&p, o->dump_fd, o->prev, dump, cause)) < 0 ||
+	    (r == 0 && put_dump(&p, o->dump_fd, dump, cause) < 0))
 		goto out;
 	dsize = jsonx_int(dump, "size", 0);
 	m = manifest_new(o->created, o->model_version, o->database_size >= 0 ?
@@ -1186,40 +1346,64 @@ asm_blob(struct asm_ctx *c, const char *hex, long long size, const char *name,
 }
 
 
-/* 0 when every chunk of the manifest's dump names a blob and a size,
- * and the sizes add up to the dump's; else -1 with *cause. */
+/* A dump that is a chain (a base and deltas): one segment, its bytes
+ * made by applying the chain and deflated here. Its deflated size and
+ * crc32 are the manifest's, so a download's size, and a Range past it,
+ * need none of it made; made, they must be what the manifest says. */
 static int
-dump_chunks_ok(json_t *dump, char **cause)
+asm_chain(struct asm_ctx *c, json_t *dump, char **cause)
 {
-	json_t *chunks = json_object_get(dump, "chunks"), *ch;
-	long long sum = 0, size;
-	size_t i;
+	long long size = jsonx_int(dump, "size", 0), zsize = jsonx_int(dump,
+	    "zsize", 0), start = c->written, r;
+	uLong crc = (uLong)jsonx_int(dump, "crc32", 0);
+	struct snapstore_dver *d;
 
-	json_array_foreach(chunks, i, ch) {
-		size = jsonx_int(ch, "size", -1);
-		if (!valid_hex(jsonx_str(ch, "sha256")) || size < 0)
-			return fail(cause, "the snapshot's manifest is damaged: "
-			    "dump chunk %zu", i);
-		sum += size;
+	if (!c->stored && (c->out_fd < 0 || c->from >= c->written + zsize)) {
+		c->written += zsize;	/* not made */
+	} else {
+		if ((d = snapstore_dver_open(c->store, dump, cause)) == NULL)
+			return -1;
+		snapstore_pack_begin(&c->pk, c->stored, emit, c);
+		while ((r = snapstore_dver_read(d, c->iobuf, NUBO_IO_CHUNK,
+		    cause)) > 0)
+			if (snapstore_pack_add(&c->pk, c->iobuf, (size_t)r) < 0) {
+				r = asm_write_fail(c, cause);
+				break;
+			}
+		snapstore_dver_close(d);
+		if (r < 0)
+			return -1;
+		if (snapstore_pack_end(&c->pk) < 0)
+			return asm_write_fail(c, cause);
+		if (c->pk.size != size || c->pk.crc != crc || (!c->stored &&
+		    c->written - start != zsize))
+			return fail(cause, "the snapshot's dump is damaged: it "
+			    "does not read back as its manifest says");
 	}
-	if (!json_is_array(chunks) || sum != jsonx_int(dump, "size", -1))
-		return fail(cause, "the snapshot's manifest is damaged: no dump");
+	c->crc = crc32_combine(c->crc, crc, (z_off_t)size);
+	c->rawlen += size;
 	return 0;
 }
 
-/* db/db.backup's contents in the archive: a segment per chunk. */
+/* db/db.backup's contents in the archive: a segment per chunk, or the
+ * chain's one. */
 static int
 asm_dump(struct asm_ctx *c, json_t *dump, char **cause)
 {
 	json_t *ch;
 	size_t i;
 
-	if (dump_chunks_ok(dump, cause) < 0 || asm_flush(c, cause) < 0)
+	if (snapstore_dump_chain_ok(dump, cause) < 0 || asm_flush(c, cause) < 0)
 		return -1;
-	json_array_foreach(json_object_get(dump, "chunks"), i, ch)
-		if (asm_segment(c, jsonx_str(ch, "sha256"), jsonx_int(ch,
-		    "size", 0), DUMP_NAME, cause) < 0)
+	if (json_object_get(dump, "deltas") != NULL) {
+		if (asm_chain(c, dump, cause) < 0)
 			return -1;
+	} else {
+		json_array_foreach(json_object_get(dump, "chunks"), i, ch)
+			if (asm_segment(c, jsonx_str(ch, "sha256"), jsonx_int(
+			    ch, "size", 0), DUMP_NAME, cause) < 0)
+				return -1;
+	}
 	return asm_skip(c, jsonx_int(dump, "size", 0), cause);
 }
 
@@ -1362,6 +1546,43 @@ sink_dump(void *ctx, const void *data, size_t len, char **cause)
 	return 0;
 }
 
+/* A chain's dump read back whole (its blobs are not hashed one by one:
+ * the whole dump's sha256 is checked at its end), to out_fd from byte
+ * from on (out_fd -1: only checked). */
+static int
+copy_chain(const char *store, json_t *dump, long long from, int out_fd,
+    char **cause)
+{
+	struct snapstore_dver *d;
+	unsigned char *iobuf, md[32];
+	struct dump_out o = { out_fd, from };
+	EVP_MD_CTX *mc;
+	char got[65];
+	long long r;
+
+	if ((d = snapstore_dver_open(store, dump, cause)) == NULL)
+		return -1;
+	iobuf = xmalloc(NUBO_IO_CHUNK);
+	mc = EVP_MD_CTX_new();
+	EVP_DigestInit_ex(mc, EVP_sha256(), NULL);
+	while ((r = snapstore_dver_read(d, iobuf, NUBO_IO_CHUNK, cause)) > 0) {
+		EVP_DigestUpdate(mc, iobuf, (size_t)r);
+		if (out_fd >= 0 && sink_dump(&o, iobuf, (size_t)r, cause) < 0) {
+			r = -1;
+			break;
+		}
+	}
+	EVP_DigestFinal_ex(mc, md, NULL);
+	util_hex(md, 32, got);
+	if (r == 0 && strcmp(got, jsonx_str(dump, "sha256")) != 0)
+		r = fail(cause, "the snapshot's dump is damaged: it does not "
+		    "read back as its manifest says");
+	EVP_MD_CTX_free(mc);
+	free(iobuf);
+	snapstore_dver_close(d);
+	return r < 0 ? -1 : 0;
+}
+
 static int
 copy_dump(const char *store, json_t *m, long long from, int out_fd,
     char **cause)
@@ -1373,8 +1594,12 @@ copy_dump(const char *store, json_t *m, long long from, int out_fd,
 	size_t i;
 	int rc = -1;
 
-	if (dump_chunks_ok(dump, cause) < 0)
+	if (snapstore_dump_chain_ok(dump, cause) < 0)
 		goto out;
+	if (json_object_get(dump, "deltas") != NULL) {
+		rc = copy_chain(store, dump, from, out_fd, cause);
+		goto out;
+	}
 	json_array_foreach(json_object_get(dump, "chunks"), i, ch) {
 		size = jsonx_int(ch, "size", 0);
 		if (d.skip >= size) {
@@ -1404,7 +1629,7 @@ manifest_check(json_t *m, enum snapstore_kind kind, char **cause)
 	int ok;
 
 	if (kind == SNAPSTORE_FULL && (!valid_hex(jsonx_str(dump, "sha256")) ||
-	    jsonx_int(dump, "size", -1) < 0 || dump_chunks_ok(dump, cause) < 0))
+	    jsonx_int(dump, "size", -1) < 0 || snapstore_dump_chain_ok(dump, cause) < 0))
 		return fail(cause, "the snapshot's manifest is damaged: no dump");
 	json_array_foreach(json_object_get(m, "tree"), i, e) {
 		type = jsonx_str(e, "type");
@@ -1569,6 +1794,10 @@ snapstore_verify(const char *store, const char *manifest,
 		fail(cause, "%s", v.cause);
 		free(v.cause);
 	}
+	/* each blob sound, and the chain they make the dump recorded */
+	if (rc == 0 && kind != SNAPSTORE_FILES && json_object_get(
+	    json_object_get(m, "dump"), "deltas") != NULL)
+		rc = copy_chain(store, json_object_get(m, "dump"), 0, -1, cause);
 	free(v.iobuf);
 	json_decref(m);
 	return rc;
@@ -1653,6 +1882,10 @@ sweep_mark(const char *roots, char **cause)
 		}
 		json_array_foreach(json_object_get(json_object_get(m, "dump"),
 		    "chunks"), i, e)
+			if (valid_hex(h = jsonx_str(e, "sha256")))
+				json_object_set_new(live, h, json_true());
+		json_array_foreach(json_object_get(json_object_get(m, "dump"),
+		    "deltas"), i, e)
 			if (valid_hex(h = jsonx_str(e, "sha256")))
 				json_object_set_new(live, h, json_true());
 		json_array_foreach(json_object_get(m, "tree"), i, e)
@@ -1948,9 +2181,13 @@ manifest_blobs(json_t *m, int (*fn)(void *, const char *, long long,
 	size_t i;
 	int rc;
 
-	if (dump_chunks_ok(dump, cause) < 0)
+	if (snapstore_dump_chain_ok(dump, cause) < 0)
 		return -1;
 	json_array_foreach(json_object_get(dump, "chunks"), i, e)
+		if (fn(arg, jsonx_str(e, "sha256"), jsonx_int(e, "size", 0),
+		    DUMP_NAME) < 0)
+			return -1;
+	json_array_foreach(json_object_get(dump, "deltas"), i, e)
 		if (fn(arg, jsonx_str(e, "sha256"), jsonx_int(e, "size", 0),
 		    DUMP_NAME) < 0)
 			return -1;

@@ -30,6 +30,9 @@ struct snapstore_stats {
 					 * unchanged) */
 	long long	 blobs_added;	/* new blobs written to the store */
 	long long	 bytes_added;
+	int		 dump_delta;	/* the dump went in as a delta on the
+					 * previous snapshot's */
+	long long	 dump_inserted;	/* the delta's new bytes */
 };
 
 struct snapstore_snap_opts {

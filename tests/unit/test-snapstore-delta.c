@@ -1,0 +1,617 @@
+/* The dump at the grain of its rows (issue #16): a snapshot after one
+ * whose dump was stored goes in as a delta — only the rows that changed
+ * — and every download of every snapshot of the chain gives the dump's
+ * exact bytes, at the size announced, from any Range; a damaged delta
+ * is found; the sweep keeps what a kept snapshot's chain needs. The
+ * dumps are made here in the shape pg_dump -Fc -Z0 writes table data
+ * (each row a block: a length, the row, a newline), with the test's own
+ * record of every version's bytes. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <fcntl.h>
+
+#include <archive.h>
+#include <archive_entry.h>
+#include <cmocka.h>
+#include <jansson.h>
+
+#include "buf.h"
+#include "jsonx.h"
+#include "snapstore-int.h"
+#include "snapstore.h"
+#include "util.h"
+#include "xmalloc.h"
+
+static char tmp[256];
+
+static int
+setup(void **state)
+{
+	(void)state;
+	snprintf(tmp, sizeof(tmp), "/tmp/nubo-snapdelta-XXXXXX");
+	return mkdtemp(tmp) == NULL ? -1 : 0;
+}
+
+static int
+teardown(void **state)
+{
+	(void)state;
+	return util_rm_rf(tmp);
+}
+
+/* A table: rows by id, each row's text and where it sits (its order in
+ * the dump: updated rows move, as PostgreSQL puts a new version where
+ * there is room). */
+#define ROWS	40000
+
+struct table {
+	int	 n;
+	int	*order;		/* position → id */
+	int	*version;	/* id → how often changed */
+	int	 night;
+};
+
+static unsigned long long rnd_state = 0x9e3779b97f4a7c15ULL;
+
+static unsigned
+rnd(void)
+{
+	rnd_state ^= rnd_state << 13;
+	rnd_state ^= rnd_state >> 7;
+	rnd_state ^= rnd_state << 17;
+	return (unsigned)(rnd_state >> 11);
+}
+
+static void
+row_text(struct buf *b, int id, int version)
+{
+	char row[512];
+	int len, i;
+
+	len = snprintf(row, sizeof row, "%d\tnote %d\tversion %d ", id, id,
+	    version);
+	for (i = 0; i < 3 + id % 5; i++)
+		len += snprintf(row + len, sizeof row - (size_t)len,
+		    "lorem ipsum %08x ", (unsigned)(id * 2654435761u + version));
+	row[len++] = '\n';
+	/* as pg_dump's custom format: a sign byte, 4 bytes of length */
+	buf_append(b, "\0", 1);
+	for (i = 0; i < 4; i++) {
+		unsigned char c = (unsigned char)(len >> (8 * i));
+
+		buf_append(b, &c, 1);
+	}
+	buf_append(b, row, (size_t)len);
+}
+
+/* The dump's bytes: a header that changes every night (a time, the
+ * table's size), the rows in their order, a trailer. */
+static void
+dump_bytes(struct table *t, struct buf *b)
+{
+	int i;
+
+	b->len = 0;
+	buf_printf(b, "PGDMP header, night %d, rows %d\n"
+	    "TOC entry: TABLE DATA public notes\n", t->night, t->n);
+	for (i = 0; i < t->n; i++)
+		row_text(b, t->order[i], t->version[t->order[i]]);
+	buf_printf(b, "\nend of data, night %d\n", t->night);
+}
+
+static void
+table_init(struct table *t)
+{
+	int i;
+
+	t->n = ROWS;
+	t->order = xcalloc(ROWS * 2, sizeof(int));
+	t->version = xcalloc(ROWS * 2, sizeof(int));
+	for (i = 0; i < ROWS; i++)
+		t->order[i] = i + 1;
+	t->night = 0;
+}
+
+/* A night's changes: pct % of rows updated all over the table (the new
+ * version moved to a random place), a few rows added at the end, a run
+ * of rows deleted. */
+static void
+table_night(struct table *t, int pct)
+{
+	int i, k, id, from, to;
+
+	t->night++;
+	for (k = 0; k < t->n * pct / 100; k++) {
+		from = (int)(rnd() % (unsigned)t->n);
+		id = t->order[from];
+		t->version[id]++;
+		to = (int)(rnd() % (unsigned)t->n);
+		if (to > from)
+			memmove(&t->order[from], &t->order[from + 1],
+			    (size_t)(to - from) * sizeof(int));
+		else
+			memmove(&t->order[to + 1], &t->order[to],
+			    (size_t)(from - to) * sizeof(int));
+		t->order[to] = id;
+	}
+	for (i = 0; i < 50; i++)
+		t->order[t->n++] = ROWS + t->night * 100 + i;
+	/* 30 rows deleted from the middle */
+	from = t->n / 2;
+	memmove(&t->order[from], &t->order[from + 30], (size_t)(t->n - from -
+	    30) * sizeof(int));
+	t->n -= 30;
+}
+
+static char *
+tpath(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static char *
+tpath(const char *fmt, ...)
+{
+	va_list ap;
+	char *rel, *p;
+
+	va_start(ap, fmt);
+	assert_true(vasprintf(&rel, fmt, ap) >= 0);
+	va_end(ap);
+	p = xasprintf("%s/%s", tmp, rel);
+	free(rel);
+	return p;
+}
+
+/* Snapshot `name` of the dump in b (after prev, may be NULL). */
+static void
+snap(const char *name, const char *prev, struct buf *b,
+    struct snapstore_stats *st)
+{
+	struct snapstore_snap_opts o;
+	char *store = tpath("store"), *man = tpath("%s.json", name);
+	char *pm = prev ? tpath("%s.json", prev) : NULL;
+	char *dump = tpath("in.dump"), *cause = NULL;
+
+	assert_int_equal(util_write_file(dump, b->data, b->len, 0600), 0);
+	memset(&o, 0, sizeof(o));
+	o.store = store;
+	o.dump_fd = open(dump, O_RDONLY);
+	assert_true(o.dump_fd >= 0);
+	o.prev = pm;
+	o.manifest = man;
+	o.model_version = "1.2.3";
+	o.created = 1700000000;
+	o.database_size = -1;
+	if (snapstore_snapshot(&o, st, &cause) < 0)
+		fail_msg("snapshot %s: %s", name, cause);
+	close(o.dump_fd);
+	free(dump);
+	free(store);
+	free(man);
+	free(pm);
+}
+
+/* The download of kind from byte from into a buffer; 0 or -1. */
+static int
+download(const char *name, enum snapstore_kind kind, long long from,
+    struct buf *out, char **cause)
+{
+	char *store = tpath("store"), *man = tpath("%s.json", name);
+	char *op = tpath("out");
+	int fd = open(op, O_RDWR | O_CREAT | O_TRUNC, 0600), rc;
+	struct stat st;
+
+	assert_true(fd >= 0);
+	rc = snapstore_archive_write_from(store, man, kind, from, fd, cause);
+	out->len = 0;
+	assert_int_equal(fstat(fd, &st), 0);
+	if (st.st_size > 0) {
+		char *data = xmalloc((size_t)st.st_size);
+
+		assert_int_equal(pread(fd, data, (size_t)st.st_size, 0),
+		    st.st_size);
+		buf_append(out, data, (size_t)st.st_size);
+		free(data);
+	}
+	close(fd);
+	free(op);
+	free(man);
+	free(store);
+	return rc;
+}
+
+/* db/db.backup of a full download, read by libarchive. */
+static void
+full_dump(struct buf *tgz, struct buf *dump)
+{
+	struct archive *a = archive_read_new();
+	struct archive_entry *e;
+	char blk[65536];
+	la_ssize_t n;
+	int found = 0;
+
+	archive_read_support_filter_gzip(a);
+	archive_read_support_format_tar(a);
+	assert_int_equal(archive_read_open_memory(a, tgz->data, tgz->len),
+	    ARCHIVE_OK);
+	dump->len = 0;
+	while (archive_read_next_header(a, &e) == ARCHIVE_OK) {
+		if (strcmp(archive_entry_pathname(e), "db/db.backup") != 0)
+			continue;
+		found = 1;
+		while ((n = archive_read_data(a, blk, sizeof blk)) > 0)
+			buf_append(dump, blk, (size_t)n);
+		assert_true(n == 0);
+	}
+	assert_true(found);
+	archive_read_free(a);
+}
+
+static json_t *
+manifest(const char *name)
+{
+	char *p = tpath("%s.json", name);
+	json_t *m = json_load_file(p, 0, NULL);
+
+	assert_non_null(m);
+	free(p);
+	return m;
+}
+
+/* Every way to download `name` gives the dump in want. */
+static void
+check_downloads(const char *name, struct buf *want)
+{
+	struct buf full, part, d;
+	char *store = tpath("store"), *man = tpath("%s.json", name);
+	char *cause = NULL;
+	long long size, from[4];
+	size_t i;
+
+	buf_init(&full, 0);
+	buf_init(&part, 0);
+	buf_init(&d, 0);
+	if (download(name, SNAPSTORE_DATABASE, 0, &d, &cause) < 0)
+		fail_msg("%s: %s", name, cause);
+	assert_int_equal(d.len, want->len);
+	assert_memory_equal(d.data, want->data, want->len);
+	/* the raw dump from the middle */
+	assert_int_equal(download(name, SNAPSTORE_DATABASE, 1000003, &d,
+	    &cause), 0);
+	assert_int_equal(d.len, want->len - 1000003);
+	assert_memory_equal(d.data, want->data + 1000003, d.len);
+
+	if (download(name, SNAPSTORE_FULL, 0, &full, &cause) < 0)
+		fail_msg("%s: %s", name, cause);
+	full_dump(&full, &d);
+	assert_int_equal(d.len, want->len);
+	assert_memory_equal(d.data, want->data, want->len);
+	/* the size announced is the size made, without making it */
+	assert_int_equal(snapstore_archive_size(store, man, SNAPSTORE_FULL,
+	    &size, &cause), 0);
+	assert_int_equal(size, (long long)full.len);
+	/* a Range anywhere (in the dump's segment, past it, the end) gives
+	 * the rest of the same bytes */
+	from[0] = 1;
+	from[1] = (long long)full.len / 3;
+	from[2] = (long long)full.len - 100;
+	from[3] = (long long)full.len;
+	for (i = 0; i < 4; i++) {
+		assert_int_equal(download(name, SNAPSTORE_FULL, from[i], &part,
+		    &cause), 0);
+		assert_int_equal(part.len, full.len - (size_t)from[i]);
+		assert_memory_equal(part.data, full.data + from[i], part.len);
+	}
+	assert_int_equal(snapstore_verify(store, man, SNAPSTORE_FULL, &cause),
+	    0);
+	buf_release(&full);
+	buf_release(&part);
+	buf_release(&d);
+	free(store);
+	free(man);
+}
+
+/* Seven nights of 2 % of rows changed: each a delta holding about what
+ * changed, every version read back exactly; then the first nights'
+ * manifests removed and the store swept: the last still reads back. */
+static void
+test_chain(void **state)
+{
+	struct table t;
+	struct buf b, *vers[8];
+	struct snapstore_stats st;
+	char name[16], prev[16], *cause = NULL;
+	char *store = tpath("store"), *roots = tpath("n*.json");
+	long long freed = 0;
+	json_t *m;
+	int night;
+
+	(void)state;
+	table_init(&t);
+	buf_init(&b, 0);
+	for (night = 0; night < 8; night++) {
+		if (night > 0)
+			table_night(&t, 2);
+		dump_bytes(&t, &b);
+		assert_true(b.len > SNAPSTORE_DELTA_MIN);
+		vers[night] = xcalloc(1, sizeof(struct buf));
+		buf_init(vers[night], 0);
+		buf_append(vers[night], b.data, b.len);
+		snprintf(name, sizeof name, "n%d", night);
+		snap(name, night ? prev : NULL, &b, &st);
+		m = manifest(name);
+		if (night == 0) {
+			assert_int_equal(st.dump_delta, 0);
+			assert_null(json_object_get(json_object_get(m, "dump"),
+			    "deltas"));
+		} else {
+			/* the rows that changed (2 % of them, 50 added) and
+			 * the header: nowhere near the dump */
+			assert_int_equal(st.dump_delta, 1);
+			assert_true(st.dump_inserted > 0);
+			assert_true(st.dump_inserted < (long long)b.len / 20);
+			assert_int_equal(json_array_size(json_object_get(
+			    json_object_get(m, "dump"), "deltas")),
+			    (size_t)night);
+		}
+		json_decref(m);
+		check_downloads(name, vers[night]);
+		snprintf(prev, sizeof prev, "%s", name);
+	}
+	/* an earlier version still reads back as it was */
+	check_downloads("n3", vers[3]);
+
+	/* retention: the first five nights go; the rest of each chain
+	 * (its base, the deltas before it) stays */
+	for (night = 0; night < 5; night++) {
+		char *p = tpath("n%d.json", night);
+
+		assert_int_equal(unlink(p), 0);
+		free(p);
+	}
+	assert_int_equal(snapstore_sweep(store, roots, &freed, NULL, &cause),
+	    0);
+	assert_int_equal(freed, 0);
+	check_downloads("n7", vers[7]);
+	/* all gone but the last: still nothing of its chain freed */
+	for (night = 5; night < 7; night++) {
+		char *p = tpath("n%d.json", night);
+
+		assert_int_equal(unlink(p), 0);
+		free(p);
+	}
+	assert_int_equal(snapstore_sweep(store, roots, &freed, NULL, &cause),
+	    0);
+	assert_int_equal(freed, 0);
+	check_downloads("n7", vers[7]);
+	/* and with no manifest, everything goes */
+	{
+		char *p = tpath("n7.json");
+		long long blobs = -1, bytes = -1;
+
+		assert_int_equal(unlink(p), 0);
+		free(p);
+		assert_int_equal(snapstore_sweep(store, roots, &freed, NULL,
+		    &cause), 0);
+		assert_true(freed > 8);
+		snapstore_count(store, &blobs, &bytes);
+		assert_int_equal(blobs, 0);
+	}
+	for (night = 0; night < 8; night++) {
+		buf_release(vers[night]);
+		free(vers[night]);
+	}
+	buf_release(&b);
+	free(t.order);
+	free(t.version);
+	free(store);
+	free(roots);
+}
+
+/* Flip one byte of the blob file named hex (packed or not). */
+static void
+flip_blob(const char *hex, long long off)
+{
+	char *store = tpath("store"), *p = snapstore_packed_path(store, hex);
+	unsigned char c;
+	int fd = open(p, O_RDWR);
+
+	if (fd < 0) {
+		free(p);
+		p = snapstore_blob_path(store, hex);
+		fd = open(p, O_RDWR);
+	}
+	assert_true(fd >= 0);
+	assert_int_equal(pread(fd, &c, 1, off), 1);
+	c ^= 0xff;
+	assert_int_equal(pwrite(fd, &c, 1, off), 1);
+	close(fd);
+	free(p);
+	free(store);
+}
+
+/* A damaged delta: the download, the raw dump and the verify fail or
+ * show it; the next snapshot does not build on it (a new base). */
+static void
+test_damaged(void **state)
+{
+	struct table t;
+	struct buf b, out;
+	struct snapstore_stats st;
+	char *store = tpath("store"), *man = tpath("n1.json"), *cause = NULL;
+	json_t *m;
+	const char *hex;
+	int rc;
+
+	(void)state;
+	table_init(&t);
+	buf_init(&b, 0);
+	buf_init(&out, 0);
+	dump_bytes(&t, &b);
+	snap("n0", NULL, &b, &st);
+	table_night(&t, 2);
+	dump_bytes(&t, &b);
+	snap("n1", "n0", &b, &st);
+	assert_int_equal(st.dump_delta, 1);
+	m = manifest("n1");
+	hex = jsonx_str(json_array_get(json_object_get(json_object_get(m,
+	    "dump"), "deltas"), 0), "sha256");
+	flip_blob(hex, SNAPSTORE_PACK_HEAD + 40);
+
+	rc = snapstore_verify(store, man, SNAPSTORE_FULL, &cause);
+	assert_int_equal(rc, -1);
+	assert_non_null(strstr(cause, "db/db.backup"));
+	free(cause);
+	cause = NULL;
+	rc = download("n1", SNAPSTORE_DATABASE, 0, &out, &cause);
+	assert_int_equal(rc, -1);
+	assert_non_null(cause);
+	free(cause);
+	cause = NULL;
+	/* the full download fails or makes bytes that are not the dump */
+	rc = download("n1", SNAPSTORE_FULL, 0, &out, &cause);
+	if (rc == 0) {
+		struct archive *a = archive_read_new();
+		struct archive_entry *e;
+		char blk[65536];
+		la_ssize_t n = 0;
+		int bad = 0;
+
+		archive_read_support_filter_gzip(a);
+		archive_read_support_format_tar(a);
+		assert_int_equal(archive_read_open_memory(a, out.data,
+		    out.len), ARCHIVE_OK);
+		while (!bad && archive_read_next_header(a, &e) == ARCHIVE_OK)
+			while ((n = archive_read_data(a, blk, sizeof blk)) > 0)
+				;
+		bad = n < 0 || archive_read_next_header(a, &e) !=
+		    ARCHIVE_EOF;
+		archive_read_free(a);
+		assert_true(bad);
+	}
+	free(cause);
+	cause = NULL;
+	/* the next night: the chain it would build on is damaged, so its
+	 * dump is cut into chunks again, whole */
+	table_night(&t, 2);
+	dump_bytes(&t, &b);
+	snap("n2", "n1", &b, &st);
+	assert_int_equal(st.dump_delta, 0);
+	check_downloads("n2", &b);
+	json_decref(m);
+	buf_release(&b);
+	buf_release(&out);
+	free(t.order);
+	free(t.version);
+	free(store);
+	free(man);
+}
+
+/* When most of the dump changed, or the chain weighs its base, the dump
+ * starts a new base; a dump with no newline, lines over the unit's
+ * length, and lines repeated are deltas that read back exactly. */
+static void
+test_shapes(void **state)
+{
+	struct buf b;
+	struct snapstore_stats st;
+	json_t *m;
+	size_t i;
+
+	(void)state;
+	buf_init(&b, 0);
+	/* binary, no newline at all: units of 64 KiB */
+	for (i = 0; i < 6 * 1024 * 1024; i++) {
+		unsigned char c = (unsigned char)(rnd() % 255 + 1);
+
+		if (c == '\n')
+			c = 'n';
+		buf_append(&b, &c, 1);
+	}
+	snap("a0", NULL, &b, &st);
+	b.data[3 * 1024 * 1024] ^= 0x55;	/* one byte changed */
+	snap("a1", "a0", &b, &st);
+	assert_int_equal(st.dump_delta, 1);
+	assert_true(st.dump_inserted <= 64 * 1024 + 100);
+	check_downloads("a1", &b);
+	/* repeated lines and a long line in the middle */
+	b.len = 0;
+	for (i = 0; i < 200000; i++)
+		buf_append(&b, i % 3 ? "same line\n" : "\n", i % 3 ? 10 : 1);
+	for (i = 0; i < 300000; i++)
+		buf_append(&b, "long", 4);
+	buf_append(&b, "\n", 1);
+	for (i = 0; i < 200000; i++)
+		buf_printf(&b, "row %zu\n", i);
+	snap("b0", NULL, &b, &st);
+	memcpy(b.data + b.len / 2, "CHANGED", 7);
+	snap("b1", "b0", &b, &st);
+	assert_int_equal(st.dump_delta, 1);
+	assert_true(st.dump_inserted < 100 * 1024);
+	check_downloads("b1", &b);
+	/* every row changed: not worth a delta */
+	for (i = 0; i < b.len; i++)
+		if (b.data[i] == 'o')
+			b.data[i] = 'O';
+	snap("b2", "b1", &b, &st);
+	assert_int_equal(st.dump_delta, 0);
+	m = manifest("b2");
+	assert_null(json_object_get(json_object_get(m, "dump"), "deltas"));
+	json_decref(m);
+	check_downloads("b2", &b);
+	buf_release(&b);
+}
+
+/* A manifest whose chain is damaged is refused before a byte. */
+static void
+test_manifest_refused(void **state)
+{
+	struct table t;
+	struct buf b, out;
+	struct snapstore_stats st;
+	char *p = tpath("n1.json"), *cause = NULL;
+	json_t *m, *d;
+
+	(void)state;
+	table_init(&t);
+	buf_init(&b, 0);
+	buf_init(&out, 0);
+	dump_bytes(&t, &b);
+	snap("n0", NULL, &b, &st);
+	table_night(&t, 2);
+	dump_bytes(&t, &b);
+	snap("n1", "n0", &b, &st);
+	m = manifest("n1");
+	d = json_object_get(json_object_get(m, "dump"), "deltas");
+	json_object_set_new(json_array_get(d, 0), "out", json_integer(5));
+	assert_int_equal(json_dump_file(m, p, 0), 0);
+	assert_int_equal(download("n1", SNAPSTORE_FULL, 0, &out, &cause), -1);
+	assert_non_null(strstr(cause, "manifest is damaged"));
+	assert_int_equal(out.len, 0);
+	free(cause);
+	json_decref(m);
+	buf_release(&b);
+	buf_release(&out);
+	free(t.order);
+	free(t.version);
+	free(p);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_chain, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_damaged, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_shapes, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_manifest_refused, setup,
+		    teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
