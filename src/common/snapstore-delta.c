@@ -68,6 +68,14 @@ dfail(char **cause, const char *fmt, ...)
 /* ------------------------------------------------------------------ */
 /* The chain's shape                                                   */
 
+static int
+crc_ok(json_t *o)
+{
+	long long v = jsonx_int(o, "crc32", -1);
+
+	return v >= 0 && v <= 0xffffffffLL;
+}
+
 int
 snapstore_dump_chain_ok(json_t *dump, char **cause)
 {
@@ -98,10 +106,20 @@ snapstore_dump_chain_ok(json_t *dump, char **cause)
 	}
 	if (!json_is_array(deltas) || json_array_size(deltas) == 0 ||
 	    json_array_size(deltas) > SNAPSTORE_CHAIN_MAX ||
-	    out != jsonx_int(dump, "size", -1) ||
-	    jsonx_int(dump, "zsize", -1) < 0 ||
-	    jsonx_int(dump, "crc32", -1) < 0 ||
-	    jsonx_int(dump, "crc32", -1) > 0xffffffffLL)
+	    out != jsonx_int(dump, "size", -1) || !crc_ok(dump))
+		return dfail(cause, "the snapshot's manifest is damaged: no "
+		    "dump");
+	/* the download's segments: the whole dump, cut */
+	sum = 0;
+	json_array_foreach(json_object_get(dump, "segments"), i, e) {
+		size = jsonx_int(e, "size", -1);
+		if (size < 0 || jsonx_int(e, "zsize", -1) < 0 || !crc_ok(e))
+			return dfail(cause, "the snapshot's manifest is "
+			    "damaged: dump segment %zu", i);
+		sum += size;
+	}
+	if (json_array_size(json_object_get(dump, "segments")) == 0 ||
+	    sum != out)
 		return dfail(cause, "the snapshot's manifest is damaged: no "
 		    "dump");
 	return 0;

@@ -121,8 +121,9 @@ void snapstore_blob_close(struct snapstore_blob *);
 
 /* 0 when a manifest's dump is well formed: its base's chunks add up
  * (to its size when there is no delta), and its deltas each name a
- * blob, the last one making its size, with its crc32 and download
- * size; else -1 with *cause. */
+ * blob, the last one making its size, with its crc32 and the segments
+ * its download is cut into (each's size, deflated size and crc32,
+ * adding up to the dump); else -1 with *cause. */
 int snapstore_dump_chain_ok(json_t *dump, char **cause);
 
 /* A dump read back, its chain applied as a stream: each blob read once,

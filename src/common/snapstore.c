@@ -330,6 +330,37 @@ gear_init(void)
 	}
 }
 
+/* Where the chunk being cut ends: the rolling hash and its length. */
+struct cdc {
+	uint64_t	 h;
+	long long	 len;
+};
+
+/* The bytes of data that belong to the chunk being cut: up to and with
+ * its boundary (*cut 1, k ready for the next chunk), or all of them. */
+static size_t
+cdc_scan(struct cdc *k, const unsigned char *data, size_t n, int *cut)
+{
+	const uint64_t mask = ~0ULL << (64 - CHUNK_BITS);
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		k->h = (k->h << 1) + gear[data[i]];
+		if (k->len + (long long)(i + 1) < CHUNK_MIN)
+			continue;
+		if ((k->h & mask) != 0 && k->len + (long long)(i + 1) <
+		    CHUNK_MAX)
+			continue;
+		k->h = 0;
+		k->len = 0;
+		*cut = 1;
+		return i + 1;
+	}
+	k->len += (long long)n;
+	*cut = 0;
+	return n;
+}
+
 /* The dump being cut into chunks as its bytes come (put_dump(), and
  * snapstore-import.c from an archive's db/db.backup). */
 struct chunker {
@@ -338,7 +369,7 @@ struct chunker {
 	json_t		*chunks;	/* [{size, sha256}…] */
 	struct blob_w	 b;		/* the chunk being written */
 	struct snapstore_pack pk;
-	uint64_t	 h;		/* the rolling hash */
+	struct cdc	 k;
 	long long	 total;
 };
 
@@ -350,7 +381,8 @@ chunk_begin(struct put *p, struct chunker *c, char **cause)
 	EVP_DigestInit_ex(c->whole, EVP_sha256(), NULL);
 	c->crc = crc32(0L, Z_NULL, 0);
 	c->chunks = json_array();
-	c->h = 0;
+	c->k.h = 0;
+	c->k.len = 0;
 	c->total = 0;
 	snapstore_pack_init(&c->pk);
 	return blob_begin(p, &c->b, &c->pk, cause);
@@ -366,7 +398,6 @@ chunk_cut(struct put *p, struct chunker *c, char **cause)
 	blob_end(p, &c->b, 1, hex);
 	json_object_set_new(e, "sha256", json_string(hex));
 	json_array_append_new(c->chunks, e);
-	c->h = 0;
 	return blob_begin(p, &c->b, &c->pk, cause);
 }
 
@@ -374,26 +405,20 @@ static int
 chunk_feed(struct put *p, struct chunker *c, const unsigned char *data,
     size_t n, char **cause)
 {
-	const uint64_t mask = ~0ULL << (64 - CHUNK_BITS);
-	size_t i, start;
+	size_t take;
+	int cut;
 
 	EVP_DigestUpdate(c->whole, data, n);
 	c->crc = crc32(c->crc, data, (uInt)n);
 	c->total += (long long)n;
-	for (start = 0, i = 0; i < n; i++) {
-		c->h = (c->h << 1) + gear[data[i]];
-		if (c->b.size + (long long)(i + 1 - start) < CHUNK_MIN)
-			continue;
-		if ((c->h & mask) != 0 &&
-		    c->b.size + (long long)(i + 1 - start) < CHUNK_MAX)
-			continue;
-		if (blob_add(&c->b, data + start, i + 1 - start, cause) < 0 ||
-		    chunk_cut(p, c, cause) < 0)
+	while (n > 0) {
+		take = cdc_scan(&c->k, data, n, &cut);
+		if (blob_add(&c->b, data, take, cause) < 0 ||
+		    (cut && chunk_cut(p, c, cause) < 0))
 			return -1;
-		start = i + 1;
+		data += take;
+		n -= take;
 	}
-	if (start < n && blob_add(&c->b, data + start, n - start, cause) < 0)
-		return -1;
 	return 0;
 }
 
@@ -490,6 +515,46 @@ count_out(void *arg, const void *data, size_t len)
 	return 0;
 }
 
+/* A chain's download cuts its dump where a base's chunks would be cut
+ * and deflates each piece as a packed chunk is: the same bytes as the
+ * download of the same dump stored in chunks (an upload of it is
+ * byte-equal). seg_* find, with a run of the packer, each piece's size,
+ * deflated size and crc32 — so a download's size, and a Range, need
+ * none of it made. */
+struct segs {
+	struct cdc	 k;
+	struct snapstore_pack pk;
+	long long	 zs;
+	json_t		*list;		/* [{size, zsize, crc32}…] */
+};
+
+static void
+seg_cut(struct segs *g)
+{
+	snapstore_pack_end(&g->pk);
+	json_array_append_new(g->list, json_pack("{s:I,s:I,s:I}", "size",
+	    (json_int_t)g->pk.size, "zsize", (json_int_t)g->zs, "crc32",
+	    (json_int_t)g->pk.crc));
+	g->zs = 0;
+	snapstore_pack_begin(&g->pk, 0, count_out, &g->zs);
+}
+
+static void
+seg_feed(struct segs *g, const unsigned char *data, size_t n)
+{
+	size_t take;
+	int cut;
+
+	while (n > 0) {
+		take = cdc_scan(&g->k, data, n, &cut);
+		snapstore_pack_add(&g->pk, data, take);
+		if (cut)
+			seg_cut(g);
+		data += take;
+		n -= take;
+	}
+}
+
 /* The dump read from fd as a delta on the previous snapshot's dump (the
  * rows that changed; docs/ARCHITECTURE.md, "Snapshot store", says when
  * and why): 1 with dump filled — size, sha256, crc32, the download's
@@ -505,7 +570,7 @@ put_dump_delta(struct put *p, int fd, const char *prev, json_t *dump,
 	struct snapstore_dindex *x = NULL;
 	struct snapstore_denc *enc = NULL;
 	struct snapstore_delta_stats ds;
-	struct snapstore_pack dry;
+	struct segs g;
 	struct delta_sink sink = { NULL, NULL };
 	struct blob_w b;
 	struct stat st;
@@ -513,7 +578,7 @@ put_dump_delta(struct put *p, int fd, const char *prev, json_t *dump,
 	EVP_MD_CTX *mc = NULL;
 	unsigned char md[32];
 	char hex[65], *why = NULL;
-	long long base = 0, chain = 0, total = 0, zsize = 0;
+	long long base = 0, chain = 0, total = 0;
 	uLong crc = crc32(0L, Z_NULL, 0);
 	ssize_t n = 0;
 	size_t i;
@@ -521,7 +586,10 @@ put_dump_delta(struct put *p, int fd, const char *prev, json_t *dump,
 
 	b.fd = -1;
 	b.tmp = NULL;
-	snapstore_pack_init(&dry);
+	memset(&g, 0, sizeof(g));
+	gear_init();
+	snapstore_pack_init(&g.pk);
+	g.list = json_array();
 	if (prev == NULL || fstat(fd, &st) < 0 ||
 	    st.st_size < SNAPSTORE_DELTA_MIN ||
 	    (pm = manifest_load(prev, &why)) == NULL)
@@ -551,7 +619,7 @@ put_dump_delta(struct put *p, int fd, const char *prev, json_t *dump,
 	}
 	sink.b = &b;
 	enc = snapstore_denc_begin(x, (long long)st.st_size, delta_out, &sink);
-	snapstore_pack_begin(&dry, 0, count_out, &zsize);
+	snapstore_pack_begin(&g.pk, 0, count_out, &g.zs);
 	mc = EVP_MD_CTX_new();
 	EVP_DigestInit_ex(mc, EVP_sha256(), NULL);
 	for (;;) {
@@ -566,7 +634,7 @@ put_dump_delta(struct put *p, int fd, const char *prev, json_t *dump,
 		total += n;
 		EVP_DigestUpdate(mc, p->iobuf, (size_t)n);
 		crc = crc32(crc, p->iobuf, (uInt)n);
-		snapstore_pack_add(&dry, p->iobuf, (size_t)n);
+		seg_feed(&g, p->iobuf, (size_t)n);
 		if (snapstore_denc_feed(enc, p->iobuf, (size_t)n) < 0) {
 			fail(cause, "%s", sink.cause ? sink.cause : "cannot "
 			    "write the dump's delta");
@@ -579,7 +647,9 @@ put_dump_delta(struct put *p, int fd, const char *prev, json_t *dump,
 		    "dump's delta");
 		n = -1;
 	}
-	snapstore_pack_end(&dry);
+	/* the last piece (an empty dump is one empty piece) */
+	if (g.pk.size > 0 || json_array_size(g.list) == 0)
+		seg_cut(&g);
 	if (n < 0 || total != (long long)st.st_size) {
 		if (n == 0)
 			fail(cause, "the dump changed while it was read");
@@ -601,7 +671,7 @@ put_dump_delta(struct put *p, int fd, const char *prev, json_t *dump,
 	json_object_set_new(dump, "size", json_integer(total));
 	json_object_set_new(dump, "sha256", json_string(hex));
 	json_object_set_new(dump, "crc32", json_integer((json_int_t)crc));
-	json_object_set_new(dump, "zsize", json_integer(zsize));
+	json_object_set(dump, "segments", g.list);
 	json_object_set(dump, "chunks", json_object_get(pd, "chunks"));
 	json_object_set_new(dump, "deltas", deltas);
 	p->st->dump_delta = 1;
@@ -613,7 +683,8 @@ out:
 	EVP_MD_CTX_free(mc);
 	snapstore_denc_free(enc);
 	snapstore_dindex_free(x);
-	snapstore_pack_release(&dry);
+	snapstore_pack_release(&g.pk);
+	json_decref(g.list);
 	json_decref(pm);
 	free(sink.cause);
 	free(why);
@@ -1346,43 +1417,79 @@ asm_blob(struct asm_ctx *c, const char *hex, long long size, const char *name,
 }
 
 
-/* A dump that is a chain (a base and deltas): one segment, its bytes
- * made by applying the chain and deflated here. Its deflated size and
- * crc32 are the manifest's, so a download's size, and a Range past it,
- * need none of it made; made, they must be what the manifest says. */
+/* A dump that is a chain (a base and deltas): its bytes made by applying
+ * the chain, cut and deflated into the segments the manifest lists (see
+ * seg_cut()). A segment's deflated size and crc32 are the manifest's,
+ * so a download's size needs none of it made and a Range none of the
+ * deflating before it; made, each must be what the manifest says. */
 static int
 asm_chain(struct asm_ctx *c, json_t *dump, char **cause)
 {
-	long long size = jsonx_int(dump, "size", 0), zsize = jsonx_int(dump,
-	    "zsize", 0), start = c->written, r;
-	uLong crc = (uLong)jsonx_int(dump, "crc32", 0);
-	struct snapstore_dver *d;
+	json_t *segs = json_object_get(dump, "segments"), *g;
+	long long size, zsize, start, total = 0, r;
+	struct snapstore_dver *d = NULL;
+	uLong crc;
+	size_t i;
+	int rc = -1;
 
-	if (!c->stored && (c->out_fd < 0 || c->from >= c->written + zsize)) {
-		c->written += zsize;	/* not made */
-	} else {
-		if ((d = snapstore_dver_open(c->store, dump, cause)) == NULL)
-			return -1;
-		snapstore_pack_begin(&c->pk, c->stored, emit, c);
-		while ((r = snapstore_dver_read(d, c->iobuf, NUBO_IO_CHUNK,
-		    cause)) > 0)
-			if (snapstore_pack_add(&c->pk, c->iobuf, (size_t)r) < 0) {
-				r = asm_write_fail(c, cause);
-				break;
+	json_array_foreach(segs, i, g)
+		total += jsonx_int(g, "zsize", 0);
+	if (!c->stored && (c->out_fd < 0 || c->from >= c->written + total))
+		d = NULL;	/* none of it made */
+	else if ((d = snapstore_dver_open(c->store, dump, cause)) == NULL)
+		return -1;
+	json_array_foreach(segs, i, g) {
+		size = jsonx_int(g, "size", 0);
+		zsize = jsonx_int(g, "zsize", 0);
+		crc = (uLong)jsonx_int(g, "crc32", 0);
+		if (d == NULL || (!c->stored && c->from >= c->written +
+		    zsize)) {
+			/* its bytes read past, not deflated */
+			if (d != NULL && snapstore_dver_read(d, NULL, size,
+			    cause) != size)
+				goto short_read;
+			c->written += zsize;
+		} else {
+			start = c->written;
+			snapstore_pack_begin(&c->pk, c->stored, emit, c);
+			for (r = 0; r < size; r += NUBO_IO_CHUNK) {
+				long long want = size - r < NUBO_IO_CHUNK ?
+				    size - r : NUBO_IO_CHUNK;
+
+				if (snapstore_dver_read(d, c->iobuf, want,
+				    cause) != want)
+					goto short_read;
+				if (snapstore_pack_add(&c->pk, c->iobuf,
+				    (size_t)want) < 0) {
+					asm_write_fail(c, cause);
+					goto out;
+				}
 			}
-		snapstore_dver_close(d);
-		if (r < 0)
-			return -1;
-		if (snapstore_pack_end(&c->pk) < 0)
-			return asm_write_fail(c, cause);
-		if (c->pk.size != size || c->pk.crc != crc || (!c->stored &&
-		    c->written - start != zsize))
-			return fail(cause, "the snapshot's dump is damaged: it "
-			    "does not read back as its manifest says");
+			if (snapstore_pack_end(&c->pk) < 0) {
+				asm_write_fail(c, cause);
+				goto out;
+			}
+			if (c->pk.crc != crc || (!c->stored && c->written -
+			    start != zsize))
+				goto damaged;
+		}
+		c->crc = crc32_combine(c->crc, crc, (z_off_t)size);
+		c->rawlen += size;
 	}
-	c->crc = crc32_combine(c->crc, crc, (z_off_t)size);
-	c->rawlen += size;
-	return 0;
+	/* and nothing past the last segment */
+	if (d != NULL && snapstore_dver_read(d, c->iobuf, 1, cause) != 0)
+		goto short_read;
+	rc = 0;
+	goto out;
+short_read:
+	if (cause != NULL && *cause != NULL)
+		goto out;
+damaged:
+	fail(cause, "the snapshot's dump is damaged: it does not read back "
+	    "as its manifest says");
+out:
+	snapstore_dver_close(d);
+	return rc;
 }
 
 /* db/db.backup's contents in the archive: a segment per chunk, or the

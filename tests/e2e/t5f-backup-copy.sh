@@ -48,6 +48,7 @@ for p in sys.argv[1:]:
     m = json.load(open(p))
     out |= {e["sha256"] for e in m["tree"] if e["type"] == "f"}
     out |= {c["sha256"] for c in m["dump"]["chunks"]}
+    out |= {c["sha256"] for c in m["dump"].get("deltas", [])}
 print("\n".join(sorted(out)))
 EOF
 }

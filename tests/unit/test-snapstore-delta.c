@@ -567,6 +567,40 @@ test_shapes(void **state)
 	buf_release(&b);
 }
 
+/* A chain's download is the download the same dump stored in chunks
+ * gives, byte for byte (an upload of it adds the same archive). */
+static void
+test_same_bytes(void **state)
+{
+	struct table t;
+	struct buf b, x, y;
+	struct snapstore_stats st;
+	char *cause = NULL;
+
+	(void)state;
+	table_init(&t);
+	buf_init(&b, 0);
+	buf_init(&x, 0);
+	buf_init(&y, 0);
+	dump_bytes(&t, &b);
+	snap("n0", NULL, &b, &st);
+	table_night(&t, 2);
+	dump_bytes(&t, &b);
+	snap("n1", "n0", &b, &st);
+	assert_int_equal(st.dump_delta, 1);
+	snap("c1", NULL, &b, &st);
+	assert_int_equal(st.dump_delta, 0);
+	assert_int_equal(download("n1", SNAPSTORE_FULL, 0, &x, &cause), 0);
+	assert_int_equal(download("c1", SNAPSTORE_FULL, 0, &y, &cause), 0);
+	assert_int_equal(x.len, y.len);
+	assert_memory_equal(x.data, y.data, x.len);
+	buf_release(&b);
+	buf_release(&x);
+	buf_release(&y);
+	free(t.order);
+	free(t.version);
+}
+
 /* A manifest whose chain is damaged is refused before a byte. */
 static void
 test_manifest_refused(void **state)
@@ -609,6 +643,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_chain, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_damaged, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_shapes, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_same_bytes, setup,
+		    teardown),
 		cmocka_unit_test_setup_teardown(test_manifest_refused, setup,
 		    teardown),
 	};
