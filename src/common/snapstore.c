@@ -1861,8 +1861,6 @@ snapstore_archive_size(const char *store, const char *manifest,
 	return archive_out(store, manifest, kind, 0, 0, -1, size, cause);
 }
 
-static int manifest_blobs(json_t *m, int (*fn)(void *, const char *,
-    long long, const char *), void *arg, char **cause);
 
 /* Re-hash one blob for snapstore_verify(). */
 struct verify_run {
@@ -1896,7 +1894,7 @@ snapstore_verify(const char *store, const char *manifest,
 	if ((m = manifest_load(manifest, cause)) == NULL)
 		return -1;
 	v.iobuf = xmalloc(NUBO_IO_CHUNK);
-	rc = manifest_blobs(m, verify_one, &v, cause);
+	rc = snapstore_manifest_blobs(m, verify_one, &v, cause);
 	if (rc < 0 && v.cause != NULL) {
 		fail(cause, "%s", v.cause);
 		free(v.cause);
@@ -2277,8 +2275,8 @@ struct snapstore_recv {
 
 /* The blob entries of manifest m in order: (sha256, size, name) to fn;
  * -1 with *cause at the first that is not well formed. */
-static int
-manifest_blobs(json_t *m, int (*fn)(void *, const char *, long long,
+int
+snapstore_manifest_blobs(json_t *m, int (*fn)(void *, const char *, long long,
     const char *), void *arg, char **cause)
 {
 	json_t *dump = json_object_get(m, "dump"), *e;
@@ -2355,7 +2353,7 @@ snapstore_recv_begin(const char *store, const char *manifest, char **cause)
 	if (store_prepare(store, cause) < 0 ||
 	    (r->lock = store_lock(store, LOCK_SH, cause)) < 0 ||
 	    (r->m = manifest_load(manifest, cause)) == NULL ||
-	    manifest_blobs(r->m, recv_want, r, cause) < 0) {
+	    snapstore_manifest_blobs(r->m, recv_want, r, cause) < 0) {
 		snapstore_recv_free(r);
 		return NULL;
 	}

@@ -155,6 +155,13 @@ int snapstore_archive_write_from(const char *store, const char *manifest,
 int snapstore_archive_stream(const char *store, const char *manifest,
     enum snapstore_kind kind, int out_fd, char **cause);
 
+/* Every blob manifest m names, in order — the dump's (its chunks, then
+ * the deltas on them) and tree/'s files — to fn(arg, sha256, size,
+ * member); -1 with *cause at the first entry that is not well formed,
+ * or when fn returns -1. */
+int snapstore_manifest_blobs(json_t *m, int (*fn)(void *, const char *,
+    long long, const char *), void *arg, char **cause);
+
 /* Re-hash every blob a download of kind reads (inflating packed
  * ones): 0 when all are whole, or -1 with *cause naming the first file
  * whose blob is damaged or missing (as a download would). What a

@@ -200,6 +200,16 @@ blobs_free(void *arg)
 	free(bo);
 }
 
+/* A blob a manifest names, with the size it gives (snapstore_manifest_
+ * blobs()'s fn). */
+static int
+name_blob(void *arg, const char *hex, long long size, const char *member)
+{
+	(void)member;
+	json_object_set_new(arg, hex, json_integer(size));
+	return 0;
+}
+
 /* POST /agent/v1/snapshots/{snapshot}/blobs (signed) {blobs: [sha256…]}:
  * those blobs of the snapshot, concatenated in that order (the asker
  * knows each one's size from the manifest). Only blobs the snapshot's
@@ -212,7 +222,7 @@ snapcopy_blobs_get(struct areq *r)
 		{ "blobs", JT_ARRAY, 1 }, { NULL } };
 	const char *id = http_param(r->http, "snapshot"), *h;
 	char *man, *store = NULL, *cause = NULL, *why = NULL;
-	json_t *m = NULL, *named = NULL, *list, *v, *e, *blobs = NULL;
+	json_t *m = NULL, *named = NULL, *list, *v, *blobs = NULL;
 	struct http_body_maker mk;
 	struct snapstore_blob b;
 	struct blobs_out *bo;
@@ -239,15 +249,11 @@ snapcopy_blobs_get(struct areq *r)
 	}
 	/* what the manifest names, with the size it gives */
 	named = json_object();
-	json_array_foreach(json_object_get(json_object_get(m, "dump"),
-	    "chunks"), i, e)
-		if ((h = jsonx_str(e, "sha256")) != NULL)
-			json_object_set_new(named, h, json_integer(jsonx_int(e,
-			    "size", -1)));
-	json_array_foreach(json_object_get(m, "tree"), i, e)
-		if ((h = jsonx_str(e, "sha256")) != NULL)
-			json_object_set_new(named, h, json_integer(jsonx_int(e,
-			    "size", -1)));
+	if (snapstore_manifest_blobs(m, name_blob, named, &why) < 0) {
+		areply_error(r, 500, "SNAPSHOT_CORRUPT", "the manifest of "
+		    "snapshot %s is damaged: %s", id, why);
+		goto out;
+	}
 	store = xasprintf("%s/store", node->data_dir);
 	blobs = json_array();
 	json_array_foreach(list, i, v) {
@@ -305,6 +311,7 @@ out:
 	free(store);
 	free(man);
 	free(cause);
+	free(why);
 }
 
 /* ------------------------------------------------------------------ */
