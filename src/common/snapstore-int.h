@@ -114,7 +114,7 @@ void snapstore_blob_close(struct snapstore_blob *);
 #define SNAPSTORE_CHAIN_MAX	64
 /* Units (rows) of a previous dump indexed at most (about 40 bytes of
  * memory each); a bigger dump is stored as chunks. */
-#define SNAPSTORE_UNITS_MAX	(16 * 1024 * 1024)
+#define SNAPSTORE_UNITS_MAX	(8 * 1024 * 1024)
 /* Dumps under this are stored as chunks only: a delta would save less
  * than its chain costs to read. */
 #define SNAPSTORE_DELTA_MIN	(4LL * 1024 * 1024)
