@@ -9,6 +9,9 @@
 #include <jansson.h>
 #include <zlib.h>
 
+/* *cause (when NULL) set to the message; -1. */
+int snapstore_fail(char **cause, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 /* 64 lowercase hex digits: a blob's name. */
 int snapstore_valid_hex(const char *s);
 /* STORE/blobs/ab/cdef… (caller frees). */

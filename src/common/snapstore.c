@@ -38,22 +38,8 @@
 /* New blobs synced and moved into blobs/ together, at most. */
 #define PENDING_MAX	4096
 
-static int
-fail(char **cause, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static int
-fail(char **cause, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (cause != NULL && *cause == NULL) {
-		va_start(ap, fmt);
-		if (vasprintf(cause, fmt, ap) < 0)
-			fatal("out of memory");
-		va_end(ap);
-	}
-	return -1;
-}
+/* the store's files share one (snapstore-int.h) */
+#define fail	snapstore_fail
 
 static int
 valid_hex(const char *s)
@@ -2104,6 +2090,20 @@ snapstore_count(const char *store, long long *blobs, long long *bytes)
 
 /* ------------------------------------------------------------------ */
 /* For the store's other files (snapstore-int.h)                       */
+
+int
+snapstore_fail(char **cause, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (cause != NULL && *cause == NULL) {
+		va_start(ap, fmt);
+		if (vasprintf(cause, fmt, ap) < 0)
+			fatal("out of memory");
+		va_end(ap);
+	}
+	return -1;
+}
 
 int
 snapstore_valid_hex(const char *s)

@@ -316,6 +316,28 @@ check_downloads(const char *name, struct buf *want)
 	free(man);
 }
 
+/* Snapshots n<from>…n<to - 1> deleted, as retention does, and the
+ * store swept: the blobs it freed. */
+static long long
+forget(int from, int to)
+{
+	char *store = tpath("store"), *roots = tpath("n*.json"), *p;
+	char *cause = NULL;
+	long long freed = -1;
+	int i;
+
+	for (i = from; i < to; i++) {
+		p = tpath("n%d.json", i);
+		assert_int_equal(unlink(p), 0);
+		free(p);
+	}
+	if (snapstore_sweep(store, roots, &freed, NULL, &cause) < 0)
+		fail_msg("sweep: %s", cause);
+	free(store);
+	free(roots);
+	return freed;
+}
+
 /* Seven nights of 2 % of rows changed: each a delta holding about what
  * changed, every version read back exactly; then the first nights'
  * manifests removed and the store swept: the last still reads back. */
@@ -325,9 +347,9 @@ test_chain(void **state)
 	struct table t;
 	struct buf b, *vers[8];
 	struct snapstore_stats st;
-	char name[16], prev[16], *cause = NULL;
-	char *store = tpath("store"), *roots = tpath("n*.json");
-	long long freed = 0;
+	char name[16], prev[16];
+	char *store = tpath("store");
+	long long blobs = -1, bytes = -1;
 	json_t *m;
 	int night;
 
@@ -368,40 +390,15 @@ test_chain(void **state)
 
 	/* retention: the first five nights go; the rest of each chain
 	 * (its base, the deltas before it) stays */
-	for (night = 0; night < 5; night++) {
-		char *p = tpath("n%d.json", night);
-
-		assert_int_equal(unlink(p), 0);
-		free(p);
-	}
-	assert_int_equal(snapstore_sweep(store, roots, &freed, NULL, &cause),
-	    0);
-	assert_int_equal(freed, 0);
+	assert_int_equal(forget(0, 5), 0);
 	check_downloads("n7", vers[7]);
 	/* all gone but the last: still nothing of its chain freed */
-	for (night = 5; night < 7; night++) {
-		char *p = tpath("n%d.json", night);
-
-		assert_int_equal(unlink(p), 0);
-		free(p);
-	}
-	assert_int_equal(snapstore_sweep(store, roots, &freed, NULL, &cause),
-	    0);
-	assert_int_equal(freed, 0);
+	assert_int_equal(forget(5, 7), 0);
 	check_downloads("n7", vers[7]);
 	/* and with no manifest, everything goes */
-	{
-		char *p = tpath("n7.json");
-		long long blobs = -1, bytes = -1;
-
-		assert_int_equal(unlink(p), 0);
-		free(p);
-		assert_int_equal(snapstore_sweep(store, roots, &freed, NULL,
-		    &cause), 0);
-		assert_true(freed > 8);
-		snapstore_count(store, &blobs, &bytes);
-		assert_int_equal(blobs, 0);
-	}
+	assert_true(forget(7, 8) > 8);
+	snapstore_count(store, &blobs, &bytes);
+	assert_int_equal(blobs, 0);
 	for (night = 0; night < 8; night++) {
 		buf_release(vers[night]);
 		free(vers[night]);
@@ -410,7 +407,6 @@ test_chain(void **state)
 	free(t.order);
 	free(t.version);
 	free(store);
-	free(roots);
 }
 
 /* Flip one byte of the blob file named hex (packed or not). */
