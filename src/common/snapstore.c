@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <fts.h>
 #include <glob.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -541,6 +542,46 @@ seg_feed(struct segs *g, const unsigned char *data, size_t n)
 	}
 }
 
+/* The segments of the dump in file fd (size bytes) found on a thread of
+ * their own, beside the delta's pass over the same file: the deflating
+ * is the biggest part of the work, and a node has more than one core. */
+struct seg_job {
+	struct segs	 g;
+	int		 fd;
+	long long	 size;
+	int		 err;		/* errno of a failed read */
+	pthread_t	 t;
+};
+
+static void *
+seg_thread(void *arg)
+{
+	struct seg_job *j = arg;
+	unsigned char *buf = xmalloc(NUBO_IO_CHUNK);
+	long long off = 0;
+	ssize_t n;
+
+	snapstore_pack_begin(&j->g.pk, 0, count_out, &j->g.zs);
+	while (off < j->size) {
+		n = pread(j->fd, buf, j->size - off < NUBO_IO_CHUNK ?
+		    (size_t)(j->size - off) : NUBO_IO_CHUNK, (off_t)off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			j->err = n < 0 ? errno : EIO;
+			break;
+		}
+		seg_feed(&j->g, buf, (size_t)n);
+		off += n;
+	}
+	/* the last piece (an empty dump is one empty piece) */
+	if (j->err == 0 && (j->g.pk.size > 0 || json_array_size(j->g.list) ==
+	    0))
+		seg_cut(&j->g);
+	free(buf);
+	return NULL;
+}
+
 /* The dump read from fd as a delta on the previous snapshot's dump (the
  * rows that changed; docs/ARCHITECTURE.md, "Snapshot store", says when
  * and why): 1 with dump filled — size, sha256, crc32, the download's
@@ -556,7 +597,7 @@ put_dump_delta(struct put *p, int fd, const char *prev, json_t *dump,
 	struct snapstore_dindex *x = NULL;
 	struct snapstore_denc *enc = NULL;
 	struct snapstore_delta_stats ds;
-	struct segs g;
+	struct seg_job sj;
 	struct delta_sink sink = { NULL, NULL };
 	struct blob_w b;
 	struct stat st;
@@ -568,14 +609,14 @@ put_dump_delta(struct put *p, int fd, const char *prev, json_t *dump,
 	uLong crc = crc32(0L, Z_NULL, 0);
 	ssize_t n = 0;
 	size_t i;
-	int rc = 0;
+	int rc = 0, started = 0;
 
 	b.fd = -1;
 	b.tmp = NULL;
-	memset(&g, 0, sizeof(g));
+	memset(&sj, 0, sizeof(sj));
 	gear_init();
-	snapstore_pack_init(&g.pk);
-	g.list = json_array();
+	snapstore_pack_init(&sj.g.pk);
+	sj.g.list = json_array();
 	if (prev == NULL || fstat(fd, &st) < 0 ||
 	    st.st_size < SNAPSTORE_DELTA_MIN ||
 	    (pm = manifest_load(prev, &why)) == NULL)
@@ -605,7 +646,14 @@ put_dump_delta(struct put *p, int fd, const char *prev, json_t *dump,
 	}
 	sink.b = &b;
 	enc = snapstore_denc_begin(x, (long long)st.st_size, delta_out, &sink);
-	snapstore_pack_begin(&g.pk, 0, count_out, &g.zs);
+	sj.fd = fd;
+	sj.size = (long long)st.st_size;
+	if ((errno = pthread_create(&sj.t, NULL, seg_thread, &sj)) != 0) {
+		rc = fail(cause, "cannot start a thread: %s", strerror(errno));
+		blob_end(p, &b, 0, NULL);
+		goto out;
+	}
+	started = 1;
 	mc = EVP_MD_CTX_new();
 	EVP_DigestInit_ex(mc, EVP_sha256(), NULL);
 	for (;;) {
@@ -620,7 +668,6 @@ put_dump_delta(struct put *p, int fd, const char *prev, json_t *dump,
 		total += n;
 		EVP_DigestUpdate(mc, p->iobuf, (size_t)n);
 		crc = crc32(crc, p->iobuf, (uInt)n);
-		seg_feed(&g, p->iobuf, (size_t)n);
 		if (snapstore_denc_feed(enc, p->iobuf, (size_t)n) < 0) {
 			fail(cause, "%s", sink.cause ? sink.cause : "cannot "
 			    "write the dump's delta");
@@ -633,9 +680,12 @@ put_dump_delta(struct put *p, int fd, const char *prev, json_t *dump,
 		    "dump's delta");
 		n = -1;
 	}
-	/* the last piece (an empty dump is one empty piece) */
-	if (g.pk.size > 0 || json_array_size(g.list) == 0)
-		seg_cut(&g);
+	pthread_join(sj.t, NULL);
+	started = 0;
+	if (n == 0 && sj.err != 0) {
+		fail(cause, "cannot read the dump: %s", strerror(sj.err));
+		n = -1;
+	}
 	if (n < 0 || total != (long long)st.st_size) {
 		if (n == 0)
 			fail(cause, "the dump changed while it was read");
@@ -657,20 +707,22 @@ put_dump_delta(struct put *p, int fd, const char *prev, json_t *dump,
 	json_object_set_new(dump, "size", json_integer(total));
 	json_object_set_new(dump, "sha256", json_string(hex));
 	json_object_set_new(dump, "crc32", json_integer((json_int_t)crc));
-	json_object_set(dump, "segments", g.list);
+	json_object_set(dump, "segments", sj.g.list);
 	json_object_set(dump, "chunks", json_object_get(pd, "chunks"));
 	json_object_set_new(dump, "deltas", deltas);
 	p->st->dump_delta = 1;
 	p->st->dump_inserted = ds.inserted;
 	rc = 1;
 out:
+	if (started)
+		pthread_join(sj.t, NULL);
 	if (rc == 0 && lseek(fd, 0, SEEK_SET) < 0)
 		rc = fail(cause, "cannot read the dump: %s", strerror(errno));
 	EVP_MD_CTX_free(mc);
 	snapstore_denc_free(enc);
 	snapstore_dindex_free(x);
-	snapstore_pack_release(&g.pk);
-	json_decref(g.list);
+	snapstore_pack_release(&sj.g.pk);
+	json_decref(sj.g.list);
 	json_decref(pm);
 	free(sink.cause);
 	free(why);
