@@ -46,6 +46,8 @@
 /* Insert data written out in pieces of at most this. */
 #define INSERT_MAX	(1024 * 1024)
 #define NONE		UINT32_MAX
+/* the store's files share one (snapstore-int.h) */
+#define fail		snapstore_fail
 
 /* ------------------------------------------------------------------ */
 /* The chain's shape                                                   */
@@ -68,41 +70,41 @@ snapstore_dump_chain_ok(json_t *dump, char **cause)
 	json_array_foreach(chunks, i, e) {
 		size = jsonx_int(e, "size", -1);
 		if (!snapstore_valid_hex(jsonx_str(e, "sha256")) || size < 0)
-			return snapstore_fail(cause, "the snapshot's manifest is damaged: "
+			return fail(cause, "the snapshot's manifest is damaged: "
 			    "dump chunk %zu", i);
 		sum += size;
 	}
 	if (!json_is_array(chunks))
-		return snapstore_fail(cause, "the snapshot's manifest is damaged: no "
+		return fail(cause, "the snapshot's manifest is damaged: no "
 		    "dump");
 	deltas = json_object_get(dump, "deltas");
 	if (deltas == NULL)
-		return sum == jsonx_int(dump, "size", -1) ? 0 : snapstore_fail(cause,
+		return sum == jsonx_int(dump, "size", -1) ? 0 : fail(cause,
 		    "the snapshot's manifest is damaged: no dump");
 	json_array_foreach(deltas, i, e) {
 		out = jsonx_int(e, "out", -1);
 		if (!snapstore_valid_hex(jsonx_str(e, "sha256")) ||
 		    jsonx_int(e, "size", -1) < 0 || out < 0)
-			return snapstore_fail(cause, "the snapshot's manifest is damaged: "
+			return fail(cause, "the snapshot's manifest is damaged: "
 			    "dump delta %zu", i);
 	}
 	if (!json_is_array(deltas) || json_array_size(deltas) == 0 ||
 	    json_array_size(deltas) > SNAPSTORE_CHAIN_MAX ||
 	    out != jsonx_int(dump, "size", -1) || !crc_ok(dump))
-		return snapstore_fail(cause, "the snapshot's manifest is damaged: no "
+		return fail(cause, "the snapshot's manifest is damaged: no "
 		    "dump");
 	/* the download's segments: the whole dump, cut */
 	sum = 0;
 	json_array_foreach(json_object_get(dump, "segments"), i, e) {
 		size = jsonx_int(e, "size", -1);
 		if (size < 0 || jsonx_int(e, "zsize", -1) < 0 || !crc_ok(e))
-			return snapstore_fail(cause, "the snapshot's manifest is "
+			return fail(cause, "the snapshot's manifest is "
 			    "damaged: dump segment %zu", i);
 		sum += size;
 	}
 	if (json_array_size(json_object_get(dump, "segments")) == 0 ||
 	    sum != out)
-		return snapstore_fail(cause, "the snapshot's manifest is damaged: no "
+		return fail(cause, "the snapshot's manifest is damaged: no "
 		    "dump");
 	return 0;
 }
@@ -146,10 +148,10 @@ lv_open(struct snapstore_dver *d, struct level *l, const char *hex,
 	snapstore_blob_init(&l->b);
 	if (snapstore_blob_open(&l->b, d->store, hex, &why) < 0) {
 		if (l->b.missing)
-			snapstore_fail(cause, "the snapshot's blob for 'db/db.backup' "
+			fail(cause, "the snapshot's blob for 'db/db.backup' "
 			    "is missing from the store: %s", strerror(ENOENT));
 		else
-			snapstore_fail(cause, "the snapshot's blob for 'db/db.backup' "
+			fail(cause, "the snapshot's blob for 'db/db.backup' "
 			    "is damaged (%s %s)", l->b.path, why);
 		free(why);
 		snapstore_blob_close(&l->b);
@@ -162,7 +164,7 @@ lv_open(struct snapstore_dver *d, struct level *l, const char *hex,
 static int
 lv_damaged(struct level *l, const char *why, char **cause)
 {
-	return snapstore_fail(cause, "the snapshot's blob for 'db/db.backup' is "
+	return fail(cause, "the snapshot's blob for 'db/db.backup' is "
 	    "damaged (%s %s)", l->b.path ? l->b.path : "?", why);
 }
 
@@ -461,7 +463,7 @@ snapstore_dver_read(struct snapstore_dver *d, void *buf, long long n,
 		return lv_damaged(top, "makes less than it says", cause);
 	if (r < n && d->n == 1 && d->lv[0].ci != json_array_size(
 	    d->lv[0].chunks))
-		return snapstore_fail(cause, "the snapshot's dump ends early");
+		return fail(cause, "the snapshot's dump ends early");
 	return r;
 }
 
@@ -599,7 +601,7 @@ snapstore_dindex_build(const char *store, json_t *dump, char **cause)
 	uint32_t u, s0;
 
 	if (sodium_init() < 0) {
-		snapstore_fail(cause, "cannot start libsodium");
+		fail(cause, "cannot start libsodium");
 		goto bad;
 	}
 	randombytes_buf(x->key, sizeof x->key);
@@ -616,7 +618,7 @@ snapstore_dindex_build(const char *store, json_t *dump, char **cause)
 		x->size += r;
 		split_feed(&s, buf, (size_t)r, index_unit, x);
 		if (x->n > SNAPSTORE_UNITS_MAX) {
-			snapstore_fail(cause, "the previous dump has over %d rows",
+			fail(cause, "the previous dump has over %d rows",
 			    SNAPSTORE_UNITS_MAX);
 			r = -1;
 			break;
@@ -634,7 +636,7 @@ snapstore_dindex_build(const char *store, json_t *dump, char **cause)
 	if (x->size != jsonx_int(dump, "size", -1) || (mc == NULL ?
 	    (long long)crc != want_crc : strcmp(hex, jsonx_str(dump,
 	    "sha256") ? jsonx_str(dump, "sha256") : "") != 0)) {
-		snapstore_fail(cause, "the previous dump does not read back as its "
+		fail(cause, "the previous dump does not read back as its "
 		    "manifest says");
 		goto bad;
 	}

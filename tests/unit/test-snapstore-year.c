@@ -102,6 +102,20 @@ content(int day, int n, size_t *len)
 	return b;
 }
 
+/* The pick-th key of tree, in its order. */
+static const char *
+nth_key(json_t *tree, size_t pick)
+{
+	const char *k, *found = NULL;
+	json_t *v;
+	size_t i = 0;
+
+	json_object_foreach(tree, k, v)
+		if (i++ == pick)
+			found = k;
+	return found;
+}
+
 /* The day's changes to files/: new files (uuid-like names in Mendix's
  * two levels), now and then a copy of another file's contents (the same
  * blob), a file removed, a file rewritten in place, an empty file. */
@@ -109,11 +123,10 @@ static void
 day_changes(struct model *m, int day)
 {
 	int i, nnew = (int)(next() % 3);
-	const char *victim = NULL, *k;
-	size_t len, count, pick;
+	const char *victim = NULL;
+	size_t len, count;
 	char name[64];
 	char *data;
-	json_t *v;
 
 	for (i = 0; i < nnew; i++) {
 		unsigned h = next();
@@ -127,11 +140,7 @@ day_changes(struct model *m, int day)
 	count = json_object_size(m->tree);
 	if (day % 5 == 3 && count > 10) {
 		/* a copy of an existing file's bytes under a new name */
-		pick = next() % count;
-		i = 0;
-		json_object_foreach(m->tree, k, v)
-			if ((size_t)i++ == pick)
-				victim = k;
+		victim = nth_key(m->tree, next() % count);
 		{
 			char *p = xasprintf("%s/files/%s", tmp, victim);
 			size_t n;
@@ -147,12 +156,7 @@ day_changes(struct model *m, int day)
 	}
 	if (day % 3 == 1 && count > 20) {
 		/* one removed (its blob stays while a kept snapshot has it) */
-		pick = next() % count;
-		i = 0;
-		victim = NULL;
-		json_object_foreach(m->tree, k, v)
-			if ((size_t)i++ == pick)
-				victim = k;
+		victim = nth_key(m->tree, next() % count);
 		{
 			char *p = xasprintf("%s/files/%s", tmp, victim);
 
