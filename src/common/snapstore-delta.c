@@ -214,8 +214,10 @@ lv_byte(struct level *l, unsigned char *c, char **cause)
 
 	if (r < 0)
 		return -1;
-	if (r == 0)
-		return lv_damaged(l, "ends early", cause);
+	if (r == 0) {
+		lv_damaged(l, "ends early", cause);
+		return -1;
+	}
 	*c = l->buf[l->pos++];
 	return 0;
 }
