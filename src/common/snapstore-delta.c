@@ -118,9 +118,8 @@ struct level {
 	size_t		 ci;
 	long long	 csize;		/* the open chunk's manifest size */
 	/* levels 1…: a delta applied to the level below */
-	const char	*hex;
 	long long	 bsize;		/* the delta blob's, as the manifest */
-	long long	 in, out, made;
+	long long	 out, made;
 	unsigned char	*buf;
 	size_t		 pos, len;
 	int		 op;		/* 0: read the next one */
@@ -136,7 +135,6 @@ struct snapstore_dver {
 	struct level	*lv;
 	size_t		 n;		/* levels */
 	unsigned char	*scratch;	/* what a skip of level 0 reads */
-	long long	 size;
 };
 
 static int
@@ -405,7 +403,6 @@ snapstore_dver_open(const char *store, json_t *dump, char **cause)
 	d->n = 1 + json_array_size(deltas);
 	d->lv = xcalloc(d->n, sizeof(*d->lv));
 	d->scratch = xmalloc(NUBO_IO_CHUNK);
-	d->size = jsonx_int(dump, "size", 0);
 	d->lv[0].chunks = json_object_get(dump, "chunks");
 	json_array_foreach(d->lv[0].chunks, i, e)
 		in += jsonx_int(e, "size", 0);
@@ -414,11 +411,10 @@ snapstore_dver_open(const char *store, json_t *dump, char **cause)
 		long long v;
 		size_t k;
 
-		l->hex = jsonx_str(e, "sha256");
 		l->bsize = jsonx_int(e, "size", 0);
 		l->out = jsonx_int(e, "out", 0);
 		l->buf = xmalloc(NUBO_IO_CHUNK);
-		if (lv_open(d, l, l->hex, cause) < 0)
+		if (lv_open(d, l, jsonx_str(e, "sha256"), cause) < 0)
 			goto bad;
 		for (k = 0; k < sizeof magic; k++)
 			if (lv_byte(l, &magic[k], cause) < 0)
@@ -433,7 +429,6 @@ snapstore_dver_open(const char *store, json_t *dump, char **cause)
 			lv_damaged(l, "applies to another version", cause);
 			goto bad;
 		}
-		l->in = v;
 		if (lv_varint(l, &v, cause) < 0)
 			goto bad;
 		if (v != l->out) {
@@ -467,12 +462,6 @@ snapstore_dver_read(struct snapstore_dver *d, void *buf, long long n,
 	    d->lv[0].chunks))
 		return fail(cause, "the snapshot's dump ends early");
 	return r;
-}
-
-long long
-snapstore_dver_size(struct snapstore_dver *d)
-{
-	return d->size;
 }
 
 /* ------------------------------------------------------------------ */

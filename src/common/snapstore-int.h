@@ -138,7 +138,6 @@ struct snapstore_dver *snapstore_dver_open(const char *store, json_t *dump,
 /* buf NULL: the bytes dropped. */
 long long snapstore_dver_read(struct snapstore_dver *, void *buf,
     long long n, char **cause);
-long long snapstore_dver_size(struct snapstore_dver *);
 void snapstore_dver_close(struct snapstore_dver *);
 
 /* The previous version's units, each by a keyed hash and its length:

@@ -2009,7 +2009,7 @@ sweep_mark(const char *roots, char **cause)
 	const char *h;
 	glob_t g;
 	size_t i, r;
-	int gr;
+	int gr, k;
 
 	gr = glob(roots, GLOB_ERR | GLOB_BRACE, NULL, &g);
 	if (gr != 0 && gr != GLOB_NOMATCH) {
@@ -2023,14 +2023,12 @@ sweep_mark(const char *roots, char **cause)
 			live = NULL;
 			break;
 		}
-		json_array_foreach(json_object_get(json_object_get(m, "dump"),
-		    "chunks"), i, e)
-			if (valid_hex(h = jsonx_str(e, "sha256")))
-				json_object_set_new(live, h, json_true());
-		json_array_foreach(json_object_get(json_object_get(m, "dump"),
-		    "deltas"), i, e)
-			if (valid_hex(h = jsonx_str(e, "sha256")))
-				json_object_set_new(live, h, json_true());
+		for (k = 0; k < 2; k++)
+			json_array_foreach(json_object_get(json_object_get(m,
+			    "dump"), k == 0 ? "chunks" : "deltas"), i, e)
+				if (valid_hex(h = jsonx_str(e, "sha256")))
+					json_object_set_new(live, h,
+					    json_true());
 		json_array_foreach(json_object_get(m, "tree"), i, e)
 			if (valid_hex(h = jsonx_str(e, "sha256")))
 				json_object_set_new(live, h, json_true());

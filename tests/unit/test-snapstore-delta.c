@@ -196,6 +196,20 @@ snap(const char *name, const char *prev, struct buf *b,
 	free(pm);
 }
 
+/* The first two nights of a table: n0 its dump cut into chunks, n1 a
+ * delta on it (st the second's). */
+static void
+two_nights(struct table *t, struct buf *b, struct snapstore_stats *st)
+{
+	table_init(t);
+	buf_init(b, 0);
+	dump_bytes(t, b);
+	snap("n0", NULL, b, st);
+	table_night(t, 2);
+	dump_bytes(t, b);
+	snap("n1", "n0", b, st);
+}
+
 /* The download of kind from byte from into a buffer; 0 or -1. */
 static int
 download(const char *name, enum snapstore_kind kind, long long from,
@@ -445,14 +459,8 @@ test_damaged(void **state)
 	int rc;
 
 	(void)state;
-	table_init(&t);
-	buf_init(&b, 0);
 	buf_init(&out, 0);
-	dump_bytes(&t, &b);
-	snap("n0", NULL, &b, &st);
-	table_night(&t, 2);
-	dump_bytes(&t, &b);
-	snap("n1", "n0", &b, &st);
+	two_nights(&t, &b, &st);
 	assert_int_equal(st.dump_delta, 1);
 	m = manifest("n1");
 	hex = jsonx_str(json_array_get(json_object_get(json_object_get(m,
@@ -574,15 +582,9 @@ test_same_bytes(void **state)
 	char *cause = NULL;
 
 	(void)state;
-	table_init(&t);
-	buf_init(&b, 0);
 	buf_init(&x, 0);
 	buf_init(&y, 0);
-	dump_bytes(&t, &b);
-	snap("n0", NULL, &b, &st);
-	table_night(&t, 2);
-	dump_bytes(&t, &b);
-	snap("n1", "n0", &b, &st);
+	two_nights(&t, &b, &st);
 	assert_int_equal(st.dump_delta, 1);
 	snap("c1", NULL, &b, &st);
 	assert_int_equal(st.dump_delta, 0);
@@ -608,14 +610,8 @@ test_manifest_refused(void **state)
 	json_t *m, *d;
 
 	(void)state;
-	table_init(&t);
-	buf_init(&b, 0);
 	buf_init(&out, 0);
-	dump_bytes(&t, &b);
-	snap("n0", NULL, &b, &st);
-	table_night(&t, 2);
-	dump_bytes(&t, &b);
-	snap("n1", "n0", &b, &st);
+	two_nights(&t, &b, &st);
 	m = manifest("n1");
 	d = json_object_get(json_object_get(m, "dump"), "deltas");
 	json_object_set_new(json_array_get(d, 0), "out", json_integer(5));
