@@ -38,6 +38,9 @@
 #define CHECKSUMS_NAME	".nubo/checksums"
 /* New blobs synced and moved into blobs/ together, at most. */
 #define PENDING_MAX	4096
+/* Up to this many new blobs are synced one file at a time; more with one
+ * syncfs() (see put_sync()). */
+#define SYNC_FILES_MAX	64
 
 /* the store's files share one (snapstore-int.h) */
 #define fail	snapstore_fail
@@ -744,10 +747,43 @@ dir_sync(const char *d, int whole_fs, char **cause)
 	return rc;
 }
 
-/* Make the new blobs durable: their data with one syncfs() (not an
- * fsync per file: a first snapshot of many small files would pay a
- * journal commit each), then renamed into blobs/ and those folders
- * synced. */
+/* The data of the new blobs in tmp/ durable: each file's, or for more
+ * than SYNC_FILES_MAX the whole file system's with one syncfs(). A
+ * syncfs() writes every other writer's dirty pages too — the app's
+ * PostgreSQL's after a day's updates: 0.17–0.19 s for 200 MB here, where
+ * 30 files of 1 MB fdatasync()ed take 0.02 s — but for thousands of
+ * small files (a first snapshot) it is the cheaper: 1000 files of 10 kB,
+ * 0.02 s against 0.07 s one at a time. 0 or -1 with *cause. */
+static int
+put_sync_data(struct put *p, char **cause)
+{
+	const char *hex;
+	json_t *tmp;
+	char *d;
+	int fd, rc;
+
+	if (json_object_size(p->pending) > SYNC_FILES_MAX) {
+		d = xasprintf("%s/tmp", p->store);
+		rc = dir_sync(d, 1, cause);
+		free(d);
+		return rc;
+	}
+	json_object_foreach(p->pending, hex, tmp) {
+		fd = open(json_string_value(tmp), O_RDONLY | O_CLOEXEC);
+		if (fd < 0 || fdatasync(fd) < 0) {
+			fail(cause, "cannot sync '%s': %s",
+			    json_string_value(tmp), strerror(errno));
+			if (fd >= 0)
+				close(fd);
+			return -1;
+		}
+		close(fd);
+	}
+	return 0;
+}
+
+/* Make the new blobs durable: their data (put_sync_data()), then renamed
+ * into blobs/ and those folders synced. */
 static int
 put_sync(struct put *p, char **cause)
 {
@@ -756,14 +792,8 @@ put_sync(struct put *p, char **cause)
 	char *d;
 	int i;
 
-	if (json_object_size(p->pending) > 0) {
-		d = xasprintf("%s/tmp", p->store);
-		if (dir_sync(d, 1, cause) < 0) {
-			free(d);
-			return -1;
-		}
-		free(d);
-	}
+	if (put_sync_data(p, cause) < 0)
+		return -1;
 	json_object_foreach(p->pending, hex, tmp) {
 		d = xasprintf("%s/blobs/%.2s", p->store, hex);
 		if (mkdir(d, 0700) == 0)
