@@ -553,6 +553,7 @@ struct seg_job {
 	int		 fd;
 	long long	 size;
 	int		 err;		/* errno of a failed read */
+	int		 stop;		/* set: the delta was given up */
 	pthread_t	 t;
 };
 
@@ -565,7 +566,8 @@ seg_thread(void *arg)
 	ssize_t n;
 
 	snapstore_pack_begin(&j->g.pk, 0, count_out, &j->g.zs);
-	while (off < j->size) {
+	while (off < j->size && !__atomic_load_n(&j->stop,
+	    __ATOMIC_RELAXED)) {
 		n = pread(j->fd, buf, j->size - off < NUBO_IO_CHUNK ?
 		    (size_t)(j->size - off) : NUBO_IO_CHUNK, (off_t)off);
 		if (n < 0 && errno == EINTR)
@@ -635,8 +637,18 @@ put_dump_delta(struct put *p, int fd, const char *prev, json_t *dump,
 	/* a chain read back costs its base and every delta: a new base
 	 * once the deltas weigh what it does */
 	if (json_array_size(deltas) + 1 >= SNAPSTORE_CHAIN_MAX ||
-	    chain >= base || (x = snapstore_dindex_build(p->store, pd,
-	    &why)) == NULL)
+	    chain >= base)
+		goto out;
+	/* the segments are found while the previous dump is read back and
+	 * indexed, not only beside the delta's pass */
+	sj.fd = fd;
+	sj.size = (long long)st.st_size;
+	if ((errno = pthread_create(&sj.t, NULL, seg_thread, &sj)) != 0) {
+		rc = fail(cause, "cannot start a thread: %s", strerror(errno));
+		goto out;
+	}
+	started = 1;
+	if ((x = snapstore_dindex_build(p->store, pd, &why)) == NULL)
 		goto out;
 	if (lseek(fd, 0, SEEK_SET) < 0) {
 		rc = fail(cause, "cannot read the dump: %s", strerror(errno));
@@ -649,14 +661,6 @@ put_dump_delta(struct put *p, int fd, const char *prev, json_t *dump,
 	}
 	sink.b = &b;
 	enc = snapstore_denc_begin(x, (long long)st.st_size, delta_out, &sink);
-	sj.fd = fd;
-	sj.size = (long long)st.st_size;
-	if ((errno = pthread_create(&sj.t, NULL, seg_thread, &sj)) != 0) {
-		rc = fail(cause, "cannot start a thread: %s", strerror(errno));
-		blob_end(p, &b, 0, NULL);
-		goto out;
-	}
-	started = 1;
 	mc = EVP_MD_CTX_new();
 	EVP_DigestInit_ex(mc, EVP_sha256(), NULL);
 	for (;;) {
@@ -717,8 +721,10 @@ put_dump_delta(struct put *p, int fd, const char *prev, json_t *dump,
 	p->st->dump_inserted = ds.inserted;
 	rc = 1;
 out:
-	if (started)
+	if (started) {
+		__atomic_store_n(&sj.stop, 1, __ATOMIC_RELAXED);
 		pthread_join(sj.t, NULL);
+	}
 	if (rc == 0 && lseek(fd, 0, SEEK_SET) < 0)
 		rc = fail(cause, "cannot read the dump: %s", strerror(errno));
 	EVP_MD_CTX_free(mc);
