@@ -148,8 +148,10 @@ store_cmd(const char *cmd, const struct store_args *a, const char *path)
 		o.model_version = a->model;
 		o.created = (long long)time(NULL);
 		if ((rc = snapstore_take(&o, &t, &cause)) == 0) {
-			j = json_pack("{s:b,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,"
-			    "s:I}", "dump_delta", t.stats.dump_delta,
+			j = json_pack("{s:b,s:b,s:I,s:I,s:I,s:I,s:I,s:I,s:I,"
+			    "s:I,s:I,s:I}", "dump_delta", t.stats.dump_delta,
+			    "dump_index_early", t.stats.dump_index_early,
+			    "index_ms", (json_int_t)t.index_ms,
 			    "dump_inserted", (json_int_t)t.stats.dump_inserted,
 			    "files", (json_int_t)t.stats.files, "hashed",
 			    (json_int_t)t.stats.hashed, "reused",

@@ -481,6 +481,7 @@ struct snapstore_dindex {
 	uint32_t	*cur;		/* slot → where a lookup starts */
 	size_t		 mask;
 	long long	 size;
+	char		 of[65];	/* the indexed dump's sha256 */
 };
 
 static void
@@ -564,6 +565,12 @@ index_unit(void *arg, const unsigned char *p, size_t len)
 	index_add(arg, p, len);
 }
 
+const char *
+snapstore_dindex_of(const struct snapstore_dindex *x)
+{
+	return x->of;
+}
+
 void
 snapstore_dindex_free(struct snapstore_dindex *x)
 {
@@ -596,6 +603,8 @@ snapstore_dindex_build(const char *store, json_t *dump, char **cause)
 		goto bad;
 	}
 	randombytes_buf(x->key, sizeof x->key);
+	snprintf(x->of, sizeof x->of, "%s", jsonx_str(dump, "sha256") ?
+	    jsonx_str(dump, "sha256") : "");
 	if ((d = snapstore_dver_open(store, dump, cause)) == NULL)
 		goto bad;
 	if (want_crc < 0) {

@@ -142,11 +142,12 @@ void snapstore_dver_close(struct snapstore_dver *);
 
 /* The previous version's units, each by a keyed hash and its length:
  * read back whole and checked against its manifest's crc32 (sha256 for
- * a dump recorded before crc32s were). NULL with *cause. */
-struct snapstore_dindex;
+ * a dump recorded before crc32s were). NULL with *cause. (Freed by
+ * snapstore_dindex_free(), snapstore.h.) */
 struct snapstore_dindex *snapstore_dindex_build(const char *store,
     json_t *dump, char **cause);
-void snapstore_dindex_free(struct snapstore_dindex *);
+/* The sha256 of the dump x indexes (as its manifest names it). */
+const char *snapstore_dindex_of(const struct snapstore_dindex *x);
 
 struct snapstore_delta_stats {
 	long long	 copied;	/* bytes taken from the previous */

@@ -19,7 +19,7 @@ snapstore_take(const struct snapstore_take_opts *o, struct snapstore_taken *t,
 {
 	struct snapstore_snap_opts so;
 	struct backup_dump d;
-	double t0 = util_mono();
+	double t0 = util_mono(), t1;
 	long long tree = 0;
 	int rc = -1;
 
@@ -31,6 +31,11 @@ snapstore_take(const struct snapstore_take_opts *o, struct snapstore_taken *t,
 	t->database_size = backup_database_size(o->dburl);
 	if (o->tree_size)
 		tree = o->tree_size(o->files_dir);
+	/* and the previous dump read back and indexed for a delta on it
+	 * (pg_dump's work is the server's, on another core) */
+	t1 = util_mono();
+	so.prev_dump_index = snapstore_prev_dump_index(o->store, o->prev);
+	t->index_ms = (long long)((util_mono() - t1) * 1000 + 0.5);
 	if (backup_dump_finish(&d, cause) < 0)
 		goto out;
 	t->dump_size = d.size;
@@ -48,8 +53,11 @@ snapstore_take(const struct snapstore_take_opts *o, struct snapstore_taken *t,
 	so.progress_arg = o->progress_arg;
 	so.total = d.size + tree;
 	t->duration = so.duration;
-	if (snapstore_snapshot(&so, &t->stats, cause) < 0)
+	rc = snapstore_snapshot(&so, &t->stats, cause);
+	so.prev_dump_index = NULL;	/* snapstore_snapshot() took it */
+	if (rc < 0)
 		goto out;
+	rc = -1;
 	if (snapstore_archive_size(o->store, o->manifest, SNAPSTORE_FULL,
 	    &t->archive_size, cause) < 0) {
 		unlink(o->manifest);	/* no snapshot; a sweep frees its
@@ -58,6 +66,7 @@ snapstore_take(const struct snapstore_take_opts *o, struct snapstore_taken *t,
 	}
 	rc = 0;
 out:
+	snapstore_dindex_free(so.prev_dump_index);
 	backup_dump_release(&d);
 	return rc;
 }

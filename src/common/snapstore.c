@@ -113,6 +113,7 @@ struct put {
 	struct snapstore_pack pk;	/* put_fd()'s packer */
 	int		 werr;		/* errno of a blob that could not be
 					 * written: no manifest then */
+	struct snapstore_dindex *early;	/* o->prev_dump_index, not yet used */
 };
 
 static void
@@ -587,6 +588,88 @@ seg_thread(void *arg)
 	return NULL;
 }
 
+/* The dump of manifest prev when a delta may build on it — the manifest
+ * well formed, the chain under its limits — with *pm holding it; else
+ * NULL. */
+static json_t *
+delta_base(const char *prev, json_t **pm)
+{
+	json_t *pd, *deltas, *e;
+	long long base = 0, chain = 0;
+	char *why = NULL;
+	size_t i;
+
+	if (prev == NULL || (*pm = manifest_load(prev, &why)) == NULL) {
+		free(why);
+		*pm = NULL;
+		return NULL;
+	}
+	pd = json_object_get(*pm, "dump");
+	if (snapstore_dump_chain_ok(pd, &why) < 0)
+		goto no;
+	json_array_foreach(json_object_get(pd, "chunks"), i, e)
+		base += jsonx_int(e, "size", 0);
+	deltas = json_object_get(pd, "deltas");
+	json_array_foreach(deltas, i, e)
+		chain += jsonx_int(e, "size", 0);
+	/* a chain read back costs its base and every delta: a new base
+	 * once the deltas weigh what it does */
+	if (json_array_size(deltas) + 1 >= SNAPSTORE_CHAIN_MAX ||
+	    chain >= base)
+		goto no;
+	return pd;
+no:
+	free(why);
+	json_decref(*pm);
+	*pm = NULL;
+	return NULL;
+}
+
+struct snapstore_dindex *
+snapstore_prev_dump_index(const char *store, const char *prev)
+{
+	struct snapstore_dindex *x = NULL;
+	json_t *pm, *pd = delta_base(prev, &pm);
+	char *why = NULL;
+
+	/* the previous dump's size stands for the new one's, not known yet */
+	if (pd != NULL && jsonx_int(pd, "size", 0) >= SNAPSTORE_DELTA_MIN)
+		x = snapstore_dindex_build(store, pd, &why);
+	free(why);
+	json_decref(pm);
+	return x;
+}
+
+/* p's early index if it is of dump pd and every blob pd names is still
+ * in the store (it was made without the store's lock: a sweep may have
+ * freed them since), else NULL; the store's lock is held. */
+static struct snapstore_dindex *
+take_early(struct put *p, json_t *pd)
+{
+	struct snapstore_dindex *x = p->early;
+	const char *key;
+	json_t *e;
+	size_t i;
+	int k;
+
+	p->early = NULL;
+	if (x == NULL || strcmp(snapstore_dindex_of(x), jsonx_str(pd,
+	    "sha256") ? jsonx_str(pd, "sha256") : "") != 0)
+		goto no;
+	for (k = 0; k < 2; k++) {
+		key = k == 0 ? "chunks" : "deltas";
+		json_array_foreach(json_object_get(pd, key), i, e)
+			if (!snapstore_blob_exists(p->store, jsonx_str(e,
+			    "sha256")))
+				goto no;
+	}
+	p->st->dump_index_early = 1;
+	return x;
+no:
+	snapstore_dindex_free(x);
+	return NULL;
+}
+
 /* The dump read from fd as a delta on the previous snapshot's dump (the
  * rows that changed; docs/ARCHITECTURE.md, "Snapshot store", says when
  * and why): 1 with dump filled — size, sha256, crc32, the download's
@@ -606,14 +689,13 @@ put_dump_delta(struct put *p, int fd, const char *prev, json_t *dump,
 	struct delta_sink sink = { NULL, NULL };
 	struct blob_w b;
 	struct stat st;
-	json_t *pm = NULL, *pd, *deltas, *e;
+	json_t *pm = NULL, *pd, *deltas;
 	EVP_MD_CTX *mc = NULL;
 	unsigned char md[32];
 	char hex[65], *why = NULL;
-	long long base = 0, chain = 0, total = 0;
+	long long total = 0;
 	uLong crc = crc32(0L, Z_NULL, 0);
 	ssize_t n = 0;
-	size_t i;
 	int rc = 0, started = 0;
 
 	b.fd = -1;
@@ -622,23 +704,10 @@ put_dump_delta(struct put *p, int fd, const char *prev, json_t *dump,
 	gear_init();
 	snapstore_pack_init(&sj.g.pk);
 	sj.g.list = json_array();
-	if (prev == NULL || fstat(fd, &st) < 0 ||
-	    st.st_size < SNAPSTORE_DELTA_MIN ||
-	    (pm = manifest_load(prev, &why)) == NULL)
+	if (fstat(fd, &st) < 0 || st.st_size < SNAPSTORE_DELTA_MIN ||
+	    (pd = delta_base(prev, &pm)) == NULL)
 		goto out;
-	pd = json_object_get(pm, "dump");
-	if (snapstore_dump_chain_ok(pd, &why) < 0)
-		goto out;
-	json_array_foreach(json_object_get(pd, "chunks"), i, e)
-		base += jsonx_int(e, "size", 0);
 	deltas = json_object_get(pd, "deltas");
-	json_array_foreach(deltas, i, e)
-		chain += jsonx_int(e, "size", 0);
-	/* a chain read back costs its base and every delta: a new base
-	 * once the deltas weigh what it does */
-	if (json_array_size(deltas) + 1 >= SNAPSTORE_CHAIN_MAX ||
-	    chain >= base)
-		goto out;
 	/* the segments are found while the previous dump is read back and
 	 * indexed, not only beside the delta's pass */
 	sj.fd = fd;
@@ -648,7 +717,8 @@ put_dump_delta(struct put *p, int fd, const char *prev, json_t *dump,
 		goto out;
 	}
 	started = 1;
-	if ((x = snapstore_dindex_build(p->store, pd, &why)) == NULL)
+	if ((x = take_early(p, pd)) == NULL &&
+	    (x = snapstore_dindex_build(p->store, pd, &why)) == NULL)
 		goto out;
 	if (lseek(fd, 0, SEEK_SET) < 0) {
 		rc = fail(cause, "cannot read the dump: %s", strerror(errno));
@@ -1118,6 +1188,7 @@ snapstore_snapshot(const struct snapstore_snap_opts *o,
 	memset(&p, 0, sizeof(p));
 	p.store = o->store;
 	p.o = o;
+	p.early = o->prev_dump_index;
 	p.st = stats != NULL ? stats : &st0;
 	memset(p.st, 0, sizeof(*p.st));
 	p.iobuf = xmalloc(NUBO_IO_CHUNK);
@@ -1160,6 +1231,7 @@ out:
 			unlink(json_string_value(pt));
 	json_decref(p.pending);
 	snapstore_pack_release(&p.pk);
+	snapstore_dindex_free(p.early);
 	free(p.iobuf);
 	return rc;
 }

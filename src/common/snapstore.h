@@ -33,7 +33,12 @@ struct snapstore_stats {
 	int		 dump_delta;	/* the dump went in as a delta on the
 					 * previous snapshot's */
 	long long	 dump_inserted;	/* the delta's new bytes */
+	int		 dump_index_early; /* on the index made while pg_dump
+					 * ran (snapstore_prev_dump_index()) */
 };
+
+/* The previous dump's rows, indexed for a delta on it. */
+struct snapstore_dindex;
 
 struct snapstore_snap_opts {
 	const char	*store;		/* STORE (created when missing) */
@@ -42,6 +47,9 @@ struct snapstore_snap_opts {
 	int		 dump_fd;	/* the pg_dump -Fc output, read from 0 */
 	const char	*prev;		/* the environment's previous manifest;
 					 * NULL or missing: hash every file */
+	/* prev's dump read back and indexed before (while pg_dump ran:
+	 * snapstore_prev_dump_index()), or NULL; taken over */
+	struct snapstore_dindex *prev_dump_index;
 	const char	*manifest;	/* written atomically, last */
 	const char	*model_version;	/* "" when unknown */
 	long long	 created;	/* the snapshot's time (archive mtimes) */
@@ -58,6 +66,15 @@ struct snapstore_snap_opts {
  * filled (may be NULL), or -1 with *cause; no manifest then. */
 int snapstore_snapshot(const struct snapstore_snap_opts *o,
     struct snapstore_stats *stats, char **cause);
+
+/* The dump of manifest prev read back from store and indexed, ahead of
+ * the snapshot that may store its own dump as a delta on it — taken
+ * without the store's lock, so the snapshot checks that what it names is
+ * still there; NULL when no delta would build on it (or it does not read
+ * back: the snapshot finds out again, and why). */
+struct snapstore_dindex *snapstore_prev_dump_index(const char *store,
+    const char *prev);
+void snapstore_dindex_free(struct snapstore_dindex *);
 
 /* Taking a snapshot from a live database (snapstore-take.c). */
 struct snapstore_take_opts {
@@ -79,7 +96,10 @@ struct snapstore_take_opts {
 struct snapstore_taken {
 	struct snapstore_stats stats;
 	long long	 dump_size;
-	long long	 dump_ms;	/* pg_dump's wall time */
+	long long	 dump_ms;	/* pg_dump's wall time (the early
+					 * index's, when that took longer) */
+	long long	 index_ms;	/* the previous dump read back and
+					 * indexed, while pg_dump ran */
 	long long	 database_size;	/* pg_database_size(), -1: unknown */
 	long long	 duration;	/* seconds until the dump was done */
 	long long	 archive_size;	/* the full download's bytes */

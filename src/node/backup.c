@@ -459,12 +459,13 @@ snap_store(struct snap_job *sj, json_t *j, char **cause)
 	json_object_set_new(j, "archive_size", json_integer(t.archive_size));
 	json_object_set_new(j, "archive_format", json_integer(ARCHIVE_FORMAT));
 	json_object_set_new(j, "store", json_pack("{s:I,s:I,s:I,s:I,s:I,s:b,"
-	    "s:I}", "files", (json_int_t)t.stats.files, "hashed",
+	    "s:I,s:b,s:I}", "files", (json_int_t)t.stats.files, "hashed",
 	    (json_int_t)t.stats.hashed, "reused", (json_int_t)t.stats.reused,
 	    "blobs_added", (json_int_t)t.stats.blobs_added, "bytes_added",
 	    (json_int_t)t.stats.bytes_added, "dump_delta",
 	    t.stats.dump_delta, "dump_inserted",
-	    (json_int_t)t.stats.dump_inserted));
+	    (json_int_t)t.stats.dump_inserted, "dump_index_early",
+	    t.stats.dump_index_early, "index_ms", (json_int_t)t.index_ms));
 	log_info("snapshot %s of environment %lld: a %lld-byte archive, %lld "
 	    "of %lld files read, %lld new blobs (%lld bytes) in the store, "
 	    "the dump %s", sj->id, sj->env_id, t.archive_size, t.stats.hashed,

@@ -67,12 +67,14 @@ expect_match "the dump's unchanged chunks are shared" "$(comm -12 <(named dump "
 # the dump (over 4 MB) went in as a delta on the first one's: its rows
 # unchanged, only the dump's header (its time, its offsets) is new
 expect "the second dump is a delta on the first" "$(field "$S2" store.dump_delta)" true
+expect "on the first one's dump read back and indexed while pg_dump ran" "$(field "$S2" store.dump_index_early)" true
 expect_match "holding a few kB" "$(field "$S2" store.dump_inserted)" '^[0-9]{1,4}$'
 expect "its chain: the first one's chunks and one delta" "$(python3 -c 'import json, sys; a, b = (json.load(open(p))["dump"] for p in sys.argv[1:]); print(len(b["deltas"]), b["chunks"] == a["chunks"])' "$(man "$S1")" "$(man "$S2")")" "1 True"
 NEW=$(put_doc 4000)
 sql "UPDATE notes SET body = 'changed ' || body WHERE id % 50 = 7" >/dev/null
 S3=$(snap "one file added, 2 % of rows changed")
 expect "the third dump is a delta too" "$(field "$S3" store.dump_delta)" true
+expect "on the index made while pg_dump ran too" "$(field "$S3" store.dump_index_early)" true
 expect "third snapshot: the new file alone read" "$(field "$S3" store.hashed)" 1
 NEWBLOB=$(sha256sum < "$NEW" | cut -c1-64)
 expect "its blob is in the store" "$(stored | grep -c "^$NEWBLOB$")" 1

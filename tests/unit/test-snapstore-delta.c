@@ -167,10 +167,11 @@ tpath(const char *fmt, ...)
 	return p;
 }
 
-/* Snapshot `name` of the dump in b (after prev, may be NULL). */
+/* Snapshot `name` of the dump in b (after prev, may be NULL), given the
+ * index x made ahead of it (may be NULL; taken over). */
 static void
-snap(const char *name, const char *prev, struct buf *b,
-    struct snapstore_stats *st)
+snap_early(const char *name, const char *prev, struct buf *b,
+    struct snapstore_stats *st, struct snapstore_dindex *x)
 {
 	struct snapstore_snap_opts o;
 	char *store = tpath("store"), *man = tpath("%s.json", name);
@@ -183,6 +184,7 @@ snap(const char *name, const char *prev, struct buf *b,
 	o.dump_fd = open(dump, O_RDONLY);
 	assert_true(o.dump_fd >= 0);
 	o.prev = pm;
+	o.prev_dump_index = x;
 	o.manifest = man;
 	o.model_version = "1.2.3";
 	o.created = 1700000000;
@@ -194,6 +196,13 @@ snap(const char *name, const char *prev, struct buf *b,
 	free(store);
 	free(man);
 	free(pm);
+}
+
+static void
+snap(const char *name, const char *prev, struct buf *b,
+    struct snapstore_stats *st)
+{
+	snap_early(name, prev, b, st, NULL);
 }
 
 /* The first two nights of a table: n0 its dump cut into chunks, n1 a
@@ -628,12 +637,83 @@ test_manifest_refused(void **state)
 	free(p);
 }
 
+/* The previous dump indexed ahead of the snapshot (while pg_dump runs)
+ * is used when it is of the previous manifest's dump and every blob of
+ * its chain is still in the store; else the snapshot indexes it again —
+ * or, the chain's blob gone, stores its dump as chunks. */
+static void
+test_early_index(void **state)
+{
+	struct table t;
+	struct buf b;
+	struct snapstore_stats st;
+	struct snapstore_dindex *x;
+	char *store = tpath("store"), *n1 = tpath("n1.json");
+	char *n3 = tpath("n3.json"), *p;
+	json_t *m, *d;
+
+	(void)state;
+	two_nights(&t, &b, &st);
+	/* of the previous dump: used */
+	x = snapstore_prev_dump_index(store, n1);
+	assert_non_null(x);
+	table_night(&t, 2);
+	dump_bytes(&t, &b);
+	snap_early("n2", "n1", &b, &st, x);
+	assert_int_equal(st.dump_delta, 1);
+	assert_int_equal(st.dump_index_early, 1);
+	check_downloads("n2", &b);
+	/* of another dump (n1's, the snapshot builds on n2's): indexed again */
+	x = snapstore_prev_dump_index(store, n1);
+	assert_non_null(x);
+	table_night(&t, 2);
+	dump_bytes(&t, &b);
+	snap_early("n3", "n2", &b, &st, x);
+	assert_int_equal(st.dump_delta, 1);
+	assert_int_equal(st.dump_index_early, 0);
+	check_downloads("n3", &b);
+	/* a blob of the chain freed after the index was made (as a sweep
+	 * would once the manifests naming it went): no delta on it */
+	x = snapstore_prev_dump_index(store, n3);
+	assert_non_null(x);
+	m = manifest("n3");
+	d = json_array_get(json_object_get(json_object_get(m, "dump"),
+	    "deltas"), 2);
+	p = snapstore_packed_path(store, jsonx_str(d, "sha256"));
+	assert_int_equal(unlink(p), 0);
+	table_night(&t, 2);
+	dump_bytes(&t, &b);
+	snap_early("n4", "n3", &b, &st, x);
+	assert_int_equal(st.dump_index_early, 0);
+	assert_int_equal(st.dump_delta, 0);
+	check_downloads("n4", &b);
+	/* none ahead of a dump under the delta's minimum, nor with no
+	 * previous snapshot */
+	b.len = 0;
+	buf_printf(&b, "PGDMP a small dump\n");
+	snap("s0", NULL, &b, &st);
+	free(p);
+	p = tpath("s0.json");
+	assert_null(snapstore_prev_dump_index(store, p));
+	assert_null(snapstore_prev_dump_index(store, NULL));
+	json_decref(m);
+	buf_release(&b);
+	free(t.order);
+	free(t.version);
+	free(p);
+	free(store);
+	free(n1);
+	free(n3);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_chain, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_damaged, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_early_index, setup,
+		    teardown),
 		cmocka_unit_test_setup_teardown(test_shapes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_same_bytes, setup,
 		    teardown),
