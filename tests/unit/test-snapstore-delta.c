@@ -637,6 +637,23 @@ test_manifest_refused(void **state)
 	free(p);
 }
 
+/* A night's snapshot `name` after prev given the index x made ahead:
+ * a delta or not, on x or not, as said; its downloads the dump. */
+static void
+early_night(struct table *t, struct buf *b, const char *name,
+    const char *prev, struct snapstore_dindex *x, int delta, int early)
+{
+	struct snapstore_stats st;
+
+	assert_non_null(x);
+	table_night(t, 2);
+	dump_bytes(t, b);
+	snap_early(name, prev, b, &st, x);
+	assert_int_equal(st.dump_delta, delta);
+	assert_int_equal(st.dump_index_early, early);
+	check_downloads(name, b);
+}
+
 /* The previous dump indexed ahead of the snapshot (while pg_dump runs)
  * is used when it is of the previous manifest's dump and every blob of
  * its chain is still in the store; else the snapshot indexes it again —
@@ -655,38 +672,20 @@ test_early_index(void **state)
 	(void)state;
 	two_nights(&t, &b, &st);
 	/* of the previous dump: used */
-	x = snapstore_prev_dump_index(store, n1);
-	assert_non_null(x);
-	table_night(&t, 2);
-	dump_bytes(&t, &b);
-	snap_early("n2", "n1", &b, &st, x);
-	assert_int_equal(st.dump_delta, 1);
-	assert_int_equal(st.dump_index_early, 1);
-	check_downloads("n2", &b);
+	early_night(&t, &b, "n2", "n1", snapstore_prev_dump_index(store, n1),
+	    1, 1);
 	/* of another dump (n1's, the snapshot builds on n2's): indexed again */
-	x = snapstore_prev_dump_index(store, n1);
-	assert_non_null(x);
-	table_night(&t, 2);
-	dump_bytes(&t, &b);
-	snap_early("n3", "n2", &b, &st, x);
-	assert_int_equal(st.dump_delta, 1);
-	assert_int_equal(st.dump_index_early, 0);
-	check_downloads("n3", &b);
+	early_night(&t, &b, "n3", "n2", snapstore_prev_dump_index(store, n1),
+	    1, 0);
 	/* a blob of the chain freed after the index was made (as a sweep
 	 * would once the manifests naming it went): no delta on it */
 	x = snapstore_prev_dump_index(store, n3);
-	assert_non_null(x);
 	m = manifest("n3");
 	d = json_array_get(json_object_get(json_object_get(m, "dump"),
 	    "deltas"), 2);
 	p = snapstore_packed_path(store, jsonx_str(d, "sha256"));
 	assert_int_equal(unlink(p), 0);
-	table_night(&t, 2);
-	dump_bytes(&t, &b);
-	snap_early("n4", "n3", &b, &st, x);
-	assert_int_equal(st.dump_index_early, 0);
-	assert_int_equal(st.dump_delta, 0);
-	check_downloads("n4", &b);
+	early_night(&t, &b, "n4", "n3", x, 0, 0);
 	/* none ahead of a dump under the delta's minimum, nor with no
 	 * previous snapshot */
 	b.len = 0;
