@@ -509,83 +509,214 @@ count_out(void *arg, const void *data, size_t len)
 /* A chain's download cuts its dump where a base's chunks would be cut
  * and deflates each piece as a packed chunk is: the same bytes as the
  * download of the same dump stored in chunks (an upload of it is
- * byte-equal). seg_* find, with a run of the packer, each piece's size,
- * deflated size and crc32 — so a download's size, and a Range, need
- * none of it made. */
-struct segs {
-	struct cdc	 k;
-	struct snapstore_pack pk;
-	long long	 zs;
-	json_t		*list;		/* [{size, zsize, crc32}…] */
+ * byte-equal). The segments' job finds, with runs of the packer, each
+ * piece's size, deflated size and crc32 — so a download's size, and a
+ * Range, need none of it made — on threads of their own beside the
+ * delta's pass over the same file: the deflating is the biggest part of
+ * a nightly's work, and each piece is deflated alone, so SEG_THREADS
+ * deflate pieces while the first of them also finds where they end. */
+#define SEG_THREADS	2
+
+struct seg {
+	long long	 off, size, zsize;
+	uLong		 crc;
 };
 
-static void
-seg_cut(struct segs *g)
-{
-	snapstore_pack_end(&g->pk);
-	json_array_append_new(g->list, json_pack("{s:I,s:I,s:I}", "size",
-	    (json_int_t)g->pk.size, "zsize", (json_int_t)g->zs, "crc32",
-	    (json_int_t)g->pk.crc));
-	g->zs = 0;
-	snapstore_pack_begin(&g->pk, 0, count_out, &g->zs);
-}
-
-static void
-seg_feed(struct segs *g, const unsigned char *data, size_t n)
-{
-	size_t take;
-	int cut;
-
-	while (n > 0) {
-		take = cdc_scan(&g->k, data, n, &cut);
-		snapstore_pack_add(&g->pk, data, take);
-		if (cut)
-			seg_cut(g);
-		data += take;
-		n -= take;
-	}
-}
-
-/* The segments of the dump in file fd (size bytes) found on a thread of
- * their own, beside the delta's pass over the same file: the deflating
- * is the biggest part of the work, and a node has more than one core. */
 struct seg_job {
-	struct segs	 g;
 	int		 fd;
 	long long	 size;
+	pthread_mutex_t	 mu;
+	pthread_cond_t	 cv;
+	struct seg	*s;		/* room for every piece there can be */
+	size_t		 n;		/* pieces found */
+	size_t		 next;		/* the next to deflate */
+	int		 scanned;	/* every piece found */
 	int		 err;		/* errno of a failed read */
 	int		 stop;		/* set: the delta was given up */
-	pthread_t	 t;
+	int		 scanner;	/* set: a thread finds the pieces */
+	pthread_t	 t[SEG_THREADS];
+	int		 nt;		/* threads started */
 };
+
+/* pread() of len bytes at off whole; 0, or an errno. */
+static int
+seg_pread(struct seg_job *j, unsigned char *buf, size_t len, long long off)
+{
+	ssize_t n;
+
+	while (len > 0) {
+		n = pread(j->fd, buf, len, (off_t)off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n < 0 ? errno : EIO;
+		buf += n;
+		len -= (size_t)n;
+		off += n;
+	}
+	return 0;
+}
+
+/* A piece found (size < 0: the last was found), the threads woken. */
+static void
+seg_found(struct seg_job *j, long long off, long long size)
+{
+	pthread_mutex_lock(&j->mu);
+	if (size >= 0) {
+		j->s[j->n].off = off;
+		j->s[j->n].size = size;
+		j->n++;
+	} else
+		j->scanned = 1;
+	pthread_cond_broadcast(&j->cv);
+	pthread_mutex_unlock(&j->mu);
+}
+
+/* Where the pieces end: the chunker's boundaries (the last piece is what
+ * is left; an empty dump is one empty piece). */
+static int
+seg_scan(struct seg_job *j, unsigned char *buf)
+{
+	struct cdc k = { 0, 0 };
+	long long off = 0, start = 0;
+	size_t take, got, len;
+	int cut, err;
+
+	while (off < j->size && !__atomic_load_n(&j->stop,
+	    __ATOMIC_RELAXED)) {
+		len = j->size - off < NUBO_IO_CHUNK ? (size_t)(j->size - off) :
+		    NUBO_IO_CHUNK;
+		if ((err = seg_pread(j, buf, len, off)) != 0)
+			return err;
+		for (got = 0; got < len; got += take) {
+			take = cdc_scan(&k, buf + got, len - got, &cut);
+			if (cut) {
+				seg_found(j, start, off + (long long)(got +
+				    take) - start);
+				start = off + (long long)(got + take);
+			}
+		}
+		off += (long long)len;
+	}
+	if (off == j->size && (start < j->size || j->n == 0))
+		seg_found(j, start, j->size - start);
+	seg_found(j, 0, -1);
+	return 0;
+}
+
+/* Piece s deflated as a packed chunk would be: its deflated size and
+ * crc32; 0, or an errno. */
+static int
+seg_pack(struct seg_job *j, struct snapstore_pack *pk, unsigned char *buf,
+    struct seg *s)
+{
+	long long done = 0, zs = 0;
+	size_t len;
+	int err;
+
+	snapstore_pack_begin(pk, 0, count_out, &zs);
+	while (done < s->size) {
+		len = s->size - done < NUBO_IO_CHUNK ? (size_t)(s->size - done) :
+		    NUBO_IO_CHUNK;
+		if ((err = seg_pread(j, buf, len, s->off + done)) != 0)
+			return err;
+		snapstore_pack_add(pk, buf, len);
+		done += (long long)len;
+	}
+	snapstore_pack_end(pk);
+	s->zsize = zs;
+	s->crc = pk->crc;
+	return 0;
+}
 
 static void *
 seg_thread(void *arg)
 {
 	struct seg_job *j = arg;
+	struct snapstore_pack pk;
 	unsigned char *buf = xmalloc(NUBO_IO_CHUNK);
-	long long off = 0;
-	ssize_t n;
+	struct seg *s;
+	int err = 0;
 
-	snapstore_pack_begin(&j->g.pk, 0, count_out, &j->g.zs);
-	while (off < j->size && !__atomic_load_n(&j->stop,
-	    __ATOMIC_RELAXED)) {
-		n = pread(j->fd, buf, j->size - off < NUBO_IO_CHUNK ?
-		    (size_t)(j->size - off) : NUBO_IO_CHUNK, (off_t)off);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			j->err = n < 0 ? errno : EIO;
+	/* the first thread to run finds the pieces, then deflates too */
+	if (!__atomic_exchange_n(&j->scanner, 1, __ATOMIC_RELAXED) &&
+	    (err = seg_scan(j, buf)) != 0)
+		seg_found(j, 0, -1);
+	snapstore_pack_init(&pk);
+	while (err == 0 && !__atomic_load_n(&j->stop, __ATOMIC_RELAXED)) {
+		pthread_mutex_lock(&j->mu);
+		while (j->next >= j->n && !j->scanned && j->err == 0)
+			pthread_cond_wait(&j->cv, &j->mu);
+		s = j->next < j->n && j->err == 0 ? &j->s[j->next++] : NULL;
+		pthread_mutex_unlock(&j->mu);
+		if (s == NULL)
 			break;
-		}
-		seg_feed(&j->g, buf, (size_t)n);
-		off += n;
+		err = seg_pack(j, &pk, buf, s);
 	}
-	/* the last piece (an empty dump is one empty piece) */
-	if (j->err == 0 && (j->g.pk.size > 0 || json_array_size(j->g.list) ==
-	    0))
-		seg_cut(&j->g);
+	if (err != 0) {
+		pthread_mutex_lock(&j->mu);
+		if (j->err == 0)
+			j->err = err;
+		pthread_cond_broadcast(&j->cv);
+		pthread_mutex_unlock(&j->mu);
+	}
+	snapstore_pack_release(&pk);
 	free(buf);
 	return NULL;
+}
+
+/* Start the segments' job on fd (size bytes); 0, or an errno. */
+static int
+seg_start(struct seg_job *j, int fd, long long size)
+{
+	int i, e;
+
+	memset(j, 0, sizeof(*j));
+	j->fd = fd;
+	j->size = size;
+	j->s = xcalloc((size_t)(size / CHUNK_MIN) + 2, sizeof(*j->s));
+	pthread_mutex_init(&j->mu, NULL);
+	pthread_cond_init(&j->cv, NULL);
+	for (i = 0; i < SEG_THREADS; i++) {
+		if ((e = pthread_create(&j->t[i], NULL, seg_thread, j)) != 0)
+			return e;
+		j->nt++;
+	}
+	return 0;
+}
+
+/* Wait for the job (stop: give it up); its segments [{size, zsize,
+ * crc32}…] and the whole file's crc32 in *crc, or NULL with errno set
+ * when a read failed or it was given up. */
+static json_t *
+seg_finish(struct seg_job *j, int stop, uLong *crc)
+{
+	json_t *list = NULL;
+	size_t i;
+	int k;
+
+	if (stop)
+		__atomic_store_n(&j->stop, 1, __ATOMIC_RELAXED);
+	for (k = 0; k < j->nt; k++)
+		pthread_join(j->t[k], NULL);
+	if (j->nt == SEG_THREADS && !stop && j->err == 0 && j->scanned &&
+	    j->next == j->n) {
+		list = json_array();
+		*crc = crc32(0L, Z_NULL, 0);
+		for (i = 0; i < j->n; i++) {
+			json_array_append_new(list, json_pack("{s:I,s:I,s:I}",
+			    "size", (json_int_t)j->s[i].size, "zsize",
+			    (json_int_t)j->s[i].zsize, "crc32",
+			    (json_int_t)j->s[i].crc));
+			*crc = crc32_combine(*crc, j->s[i].crc,
+			    (z_off_t)j->s[i].size);
+		}
+	} else
+		errno = j->err ? j->err : EINTR;
+	pthread_mutex_destroy(&j->mu);
+	pthread_cond_destroy(&j->cv);
+	free(j->s);
+	return list;
 }
 
 /* The dump of manifest prev when a delta may build on it — the manifest
@@ -693,30 +824,27 @@ put_dump_delta(struct put *p, int fd, const char *prev, json_t *dump,
 	EVP_MD_CTX *mc = NULL;
 	unsigned char md[32];
 	char hex[65], *why = NULL;
+	json_t *segs = NULL;
 	long long total = 0;
-	uLong crc = crc32(0L, Z_NULL, 0);
+	uLong crc = 0;
 	ssize_t n = 0;
-	int rc = 0, started = 0;
+	int rc = 0, started = 0, e;
 
 	b.fd = -1;
 	b.tmp = NULL;
-	memset(&sj, 0, sizeof(sj));
 	gear_init();
-	snapstore_pack_init(&sj.g.pk);
-	sj.g.list = json_array();
 	if (fstat(fd, &st) < 0 || st.st_size < SNAPSTORE_DELTA_MIN ||
 	    (pd = delta_base(prev, &pm)) == NULL)
 		goto out;
 	deltas = json_object_get(pd, "deltas");
 	/* the segments are found while the previous dump is read back and
 	 * indexed, not only beside the delta's pass */
-	sj.fd = fd;
-	sj.size = (long long)st.st_size;
-	if ((errno = pthread_create(&sj.t, NULL, seg_thread, &sj)) != 0) {
-		rc = fail(cause, "cannot start a thread: %s", strerror(errno));
+	e = seg_start(&sj, fd, (long long)st.st_size);
+	started = 1;
+	if (e != 0) {
+		rc = fail(cause, "cannot start a thread: %s", strerror(e));
 		goto out;
 	}
-	started = 1;
 	if ((x = take_early(p, pd)) == NULL &&
 	    (x = snapstore_dindex_build(p->store, pd, &why)) == NULL)
 		goto out;
@@ -744,7 +872,6 @@ put_dump_delta(struct put *p, int fd, const char *prev, json_t *dump,
 		put_progress(p, n);
 		total += n;
 		EVP_DigestUpdate(mc, p->iobuf, (size_t)n);
-		crc = crc32(crc, p->iobuf, (uInt)n);
 		if (snapstore_denc_feed(enc, p->iobuf, (size_t)n) < 0) {
 			fail(cause, "%s", sink.cause ? sink.cause : "cannot "
 			    "write the dump's delta");
@@ -757,10 +884,10 @@ put_dump_delta(struct put *p, int fd, const char *prev, json_t *dump,
 		    "dump's delta");
 		n = -1;
 	}
-	pthread_join(sj.t, NULL);
+	segs = seg_finish(&sj, n < 0, &crc);
 	started = 0;
-	if (n == 0 && sj.err != 0) {
-		fail(cause, "cannot read the dump: %s", strerror(sj.err));
+	if (n == 0 && segs == NULL) {
+		fail(cause, "cannot read the dump: %s", strerror(errno));
 		n = -1;
 	}
 	if (n < 0 || total != (long long)st.st_size) {
@@ -784,24 +911,21 @@ put_dump_delta(struct put *p, int fd, const char *prev, json_t *dump,
 	json_object_set_new(dump, "size", json_integer(total));
 	json_object_set_new(dump, "sha256", json_string(hex));
 	json_object_set_new(dump, "crc32", json_integer((json_int_t)crc));
-	json_object_set(dump, "segments", sj.g.list);
+	json_object_set(dump, "segments", segs);
 	json_object_set(dump, "chunks", json_object_get(pd, "chunks"));
 	json_object_set_new(dump, "deltas", deltas);
 	p->st->dump_delta = 1;
 	p->st->dump_inserted = ds.inserted;
 	rc = 1;
 out:
-	if (started) {
-		__atomic_store_n(&sj.stop, 1, __ATOMIC_RELAXED);
-		pthread_join(sj.t, NULL);
-	}
+	if (started)
+		seg_finish(&sj, 1, &crc);
 	if (rc == 0 && lseek(fd, 0, SEEK_SET) < 0)
 		rc = fail(cause, "cannot read the dump: %s", strerror(errno));
 	EVP_MD_CTX_free(mc);
 	snapstore_denc_free(enc);
 	snapstore_dindex_free(x);
-	snapstore_pack_release(&sj.g.pk);
-	json_decref(sj.g.list);
+	json_decref(segs);
 	json_decref(pm);
 	free(sink.cause);
 	free(why);
@@ -1565,7 +1689,7 @@ asm_blob(struct asm_ctx *c, const char *hex, long long size, const char *name,
 
 /* A dump that is a chain (a base and deltas): its bytes made by applying
  * the chain, cut and deflated into the segments the manifest lists (see
- * seg_cut()). A segment's deflated size and crc32 are the manifest's,
+ * seg_pack()). A segment's deflated size and crc32 are the manifest's,
  * so a download's size needs none of it made and a Range none of the
  * deflating before it; made, each must be what the manifest says. */
 static int
