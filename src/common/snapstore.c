@@ -39,11 +39,14 @@
 /* New blobs synced and moved into blobs/ together, at most. */
 #define PENDING_MAX	4096
 /* Up to this many new blobs are synced one file at a time; more with one
- * syncfs() (see put_sync()). */
+ * syncfs() (see put_sync_data()). */
 #define SYNC_FILES_MAX	64
 
 /* the store's files share one (snapstore-int.h) */
 #define fail	snapstore_fail
+
+/* A manifest dump's blobs: its base's chunks, then its deltas. */
+static const char *const dump_blob_keys[] = { "chunks", "deltas" };
 
 static int
 valid_hex(const char *s)
@@ -719,25 +722,20 @@ seg_finish(struct seg_job *j, int stop, uLong *crc)
 	return list;
 }
 
-/* The dump of manifest prev when a delta may build on it — the manifest
- * well formed, the chain under its limits — with *pm holding it; else
- * NULL. */
+/* The dump of the previous manifest pm (may be NULL) when a delta may
+ * build on it — well formed, the chain under its limits; else NULL. */
 static json_t *
-delta_base(const char *prev, json_t **pm)
+delta_base(json_t *pm)
 {
-	json_t *pd, *deltas, *e;
+	json_t *pd = json_object_get(pm, "dump"), *deltas, *e;
 	long long base = 0, chain = 0;
 	char *why = NULL;
 	size_t i;
 
-	if (prev == NULL || (*pm = manifest_load(prev, &why)) == NULL) {
+	if (pm == NULL || snapstore_dump_chain_ok(pd, &why) < 0) {
 		free(why);
-		*pm = NULL;
 		return NULL;
 	}
-	pd = json_object_get(*pm, "dump");
-	if (snapstore_dump_chain_ok(pd, &why) < 0)
-		goto no;
 	json_array_foreach(json_object_get(pd, "chunks"), i, e)
 		base += jsonx_int(e, "size", 0);
 	deltas = json_object_get(pd, "deltas");
@@ -747,20 +745,16 @@ delta_base(const char *prev, json_t **pm)
 	 * once the deltas weigh what it does */
 	if (json_array_size(deltas) + 1 >= SNAPSTORE_CHAIN_MAX ||
 	    chain >= base)
-		goto no;
+		return NULL;
 	return pd;
-no:
-	free(why);
-	json_decref(*pm);
-	*pm = NULL;
-	return NULL;
 }
 
 struct snapstore_dindex *
 snapstore_prev_dump_index(const char *store, const char *prev)
 {
 	struct snapstore_dindex *x = NULL;
-	json_t *pm, *pd = delta_base(prev, &pm);
+	json_t *pm = prev ? manifest_load(prev, NULL) : NULL;
+	json_t *pd = delta_base(pm);
 	char *why = NULL;
 
 	/* the previous dump's size stands for the new one's, not known yet */
@@ -778,22 +772,19 @@ static struct snapstore_dindex *
 take_early(struct put *p, json_t *pd)
 {
 	struct snapstore_dindex *x = p->early;
-	const char *key;
 	json_t *e;
-	size_t i;
-	int k;
+	size_t i, k;
 
 	p->early = NULL;
 	if (x == NULL || strcmp(snapstore_dindex_of(x), jsonx_str(pd,
 	    "sha256") ? jsonx_str(pd, "sha256") : "") != 0)
 		goto no;
-	for (k = 0; k < 2; k++) {
-		key = k == 0 ? "chunks" : "deltas";
-		json_array_foreach(json_object_get(pd, key), i, e)
+	for (k = 0; k < 2; k++)
+		json_array_foreach(json_object_get(pd, dump_blob_keys[k]), i,
+		    e)
 			if (!snapstore_blob_exists(p->store, jsonx_str(e,
 			    "sha256")))
 				goto no;
-	}
 	p->st->dump_index_early = 1;
 	return x;
 no:
@@ -810,7 +801,7 @@ no:
  * not read back as its manifest says (the caller cuts the dump into
  * chunks); -1 with *cause when the store failed. */
 static int
-put_dump_delta(struct put *p, int fd, const char *prev, json_t *dump,
+put_dump_delta(struct put *p, int fd, json_t *pm, json_t *dump,
     char **cause)
 {
 	struct snapstore_dindex *x = NULL;
@@ -820,7 +811,7 @@ put_dump_delta(struct put *p, int fd, const char *prev, json_t *dump,
 	struct delta_sink sink = { NULL, NULL };
 	struct blob_w b;
 	struct stat st;
-	json_t *pm = NULL, *pd, *deltas;
+	json_t *pd, *deltas;
 	EVP_MD_CTX *mc = NULL;
 	unsigned char md[32];
 	char hex[65], *why = NULL;
@@ -834,7 +825,7 @@ put_dump_delta(struct put *p, int fd, const char *prev, json_t *dump,
 	b.tmp = NULL;
 	gear_init();
 	if (fstat(fd, &st) < 0 || st.st_size < SNAPSTORE_DELTA_MIN ||
-	    (pd = delta_base(prev, &pm)) == NULL)
+	    (pd = delta_base(pm)) == NULL)
 		goto out;
 	deltas = json_object_get(pd, "deltas");
 	/* the segments are found while the previous dump is read back and
@@ -926,7 +917,6 @@ out:
 	snapstore_denc_free(enc);
 	snapstore_dindex_free(x);
 	json_decref(segs);
-	json_decref(pm);
 	free(sink.cause);
 	free(why);
 	return rc;
@@ -1111,22 +1101,20 @@ manifest_load(const char *path, char **cause)
 	return m;
 }
 
-/* Files of the previous manifest by path key, for reuse unread. */
+/* Files of the previous manifest m (may be NULL) by path key, for reuse
+ * unread. */
 static json_t *
-prev_index(const char *prev)
+prev_index(json_t *m)
 {
-	json_t *m, *idx = json_object(), *e;
+	json_t *idx = json_object(), *e;
 	size_t i;
 	const char *p;
 
-	if (prev == NULL || (m = manifest_load(prev, NULL)) == NULL)
-		return idx;
 	json_array_foreach(json_object_get(m, "tree"), i, e) {
 		if (strcmp(jsonx_str(e, "type") ? jsonx_str(e, "type") : "",
 		    "f") == 0 && (p = jsonx_str(e, "path")) != NULL)
 			json_object_set(idx, p, e);
 	}
-	json_decref(m);
 	return idx;
 }
 
@@ -1303,6 +1291,7 @@ snapstore_snapshot(const struct snapstore_snap_opts *o,
 	struct snapstore_stats st0;
 	struct put p;
 	json_t *m = NULL, *tree = json_array(), *idx = NULL, *dump = NULL;
+	json_t *pm = NULL;
 	const char *h;
 	json_t *pt;
 	long long dsize;
@@ -1327,13 +1316,17 @@ snapstore_snapshot(const struct snapstore_snap_opts *o,
 		goto out;
 	}
 	dump = json_object();
-	if ((r = put_dump_delta(&p, o->dump_fd, o->prev, dump, cause)) < 0 ||
+	/* the previous manifest, read once: the dump's delta builds on it,
+	 * its files are reused unread */
+	if (o->prev != NULL)
+		pm = manifest_load(o->prev, NULL);
+	if ((r = put_dump_delta(&p, o->dump_fd, pm, dump, cause)) < 0 ||
 	    (r == 0 && put_dump(&p, o->dump_fd, dump, cause) < 0))
 		goto out;
 	dsize = jsonx_int(dump, "size", 0);
 	m = manifest_new(o->created, o->model_version, o->database_size >= 0 ?
 	    o->database_size : dsize, o->duration, dump);
-	idx = prev_index(o->prev);
+	idx = prev_index(pm);
 	if (o->files_dir != NULL && snap_tree(&p, o->files_dir, idx, tree,
 	    cause) < 0)
 		goto out;
@@ -1346,6 +1339,7 @@ out:
 	if (lock >= 0)
 		close(lock);
 	json_decref(m);
+	json_decref(pm);
 	json_decref(tree);
 	json_decref(idx);
 	json_decref(dump);
@@ -2257,7 +2251,7 @@ sweep_mark(const char *roots, char **cause)
 		}
 		for (k = 0; k < 2; k++)
 			json_array_foreach(json_object_get(json_object_get(m,
-			    "dump"), k == 0 ? "chunks" : "deltas"), i, e)
+			    "dump"), dump_blob_keys[k]), i, e)
 				if (valid_hex(h = jsonx_str(e, "sha256")))
 					json_object_set_new(live, h,
 					    json_true());
@@ -2565,19 +2559,17 @@ snapstore_manifest_blobs(json_t *m, int (*fn)(void *, const char *, long long,
 	long long size;
 	const char *h, *type;
 	char *name;
-	size_t i;
+	size_t i, k;
 	int rc;
 
 	if (snapstore_dump_chain_ok(dump, cause) < 0)
 		return -1;
-	json_array_foreach(json_object_get(dump, "chunks"), i, e)
-		if (fn(arg, jsonx_str(e, "sha256"), jsonx_int(e, "size", 0),
-		    DUMP_NAME) < 0)
-			return -1;
-	json_array_foreach(json_object_get(dump, "deltas"), i, e)
-		if (fn(arg, jsonx_str(e, "sha256"), jsonx_int(e, "size", 0),
-		    DUMP_NAME) < 0)
-			return -1;
+	for (k = 0; k < 2; k++)
+		json_array_foreach(json_object_get(dump, dump_blob_keys[k]), i,
+		    e)
+			if (fn(arg, jsonx_str(e, "sha256"), jsonx_int(e, "size",
+			    0), DUMP_NAME) < 0)
+				return -1;
 	json_array_foreach(json_object_get(m, "tree"), i, e) {
 		type = jsonx_str(e, "type");
 		if (type != NULL && strcmp(type, "d") == 0 &&
