@@ -80,7 +80,15 @@ curl -s -o "$T/wait.out" -w '%{http_code}' -X POST \
 	-H "Mendix-Username: admin@nubo.localhost" -H "Mendix-ApiKey: $ADMIN_KEY" \
 	"$PORTAL_URL/api/1/apps/shop/environments/Test/stop" > "$T/wait.code" &
 cpid=$!
-sleep 1
+# the portal holds the request once its stop job is recorded (a TERM
+# before that would find no request to answer)
+queued_stops() { sqlite3 -cmd ".timeout 2000" "$T/portal/portal.db" "SELECT count(*) FROM jobs WHERE kind = 'env.stop' AND state IN ('queued', 'running')"; }
+for _ in $(seq 1 200); do
+	[ "$(queued_stops)" -gt 0 ] && break
+	sleep 0.1
+done
+expect "the v1 stop's job waits for the stopped node" "$(queued_stops)" 1
+sleep 0.2
 kill -TERM "$PORTAL_PID"
 rc=0
 wait "$PORTAL_PID" || rc=$?
