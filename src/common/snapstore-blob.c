@@ -70,8 +70,8 @@ snapstore_blob_exists(const char *store, const char *hex)
 	return ok;
 }
 
-static void
-le_put(unsigned char *p, uint64_t v, int n)
+void
+snapstore_le_put(unsigned char *p, uint64_t v, int n)
 {
 	int i;
 
@@ -79,8 +79,8 @@ le_put(unsigned char *p, uint64_t v, int n)
 		p[i] = (unsigned char)(v >> (8 * i));
 }
 
-static uint64_t
-le_get(const unsigned char *p, int n)
+uint64_t
+snapstore_le_get(const unsigned char *p, int n)
 {
 	uint64_t v = 0;
 	int i;
@@ -94,22 +94,22 @@ void
 snapstore_pack_head_put(unsigned char *out, long long size, uint32_t crc)
 {
 	memcpy(out, PACK_MAGIC, 8);
-	le_put(out + 8, (uint64_t)size, 8);
-	le_put(out + 16, crc, 4);
-	le_put(out + 20, 0, 4);
+	snapstore_le_put(out + 8, (uint64_t)size, 8);
+	snapstore_le_put(out + 16, crc, 4);
+	snapstore_le_put(out + 20, 0, 4);
 }
 
 int
 snapstore_pack_head_get(const unsigned char *in, long long *size,
     uint32_t *crc)
 {
-	uint64_t s = le_get(in + 8, 8);
+	uint64_t s = snapstore_le_get(in + 8, 8);
 
-	if (memcmp(in, PACK_MAGIC, 8) != 0 || le_get(in + 20, 4) != 0 ||
-	    s > INT64_MAX)
+	if (memcmp(in, PACK_MAGIC, 8) != 0 ||
+	    snapstore_le_get(in + 20, 4) != 0 || s > INT64_MAX)
 		return -1;
 	*size = (long long)s;
-	*crc = (uint32_t)le_get(in + 16, 4);
+	*crc = (uint32_t)snapstore_le_get(in + 16, 4);
 	return 0;
 }
 

@@ -36,6 +36,9 @@ char *snapstore_entry_path(json_t *e);
 char *snapstore_packed_path(const char *store, const char *hex);
 /* 1 when blob hex is in the store, in either form. */
 int snapstore_blob_exists(const char *store, const char *hex);
+/* n bytes of v, little-endian, and back. */
+void snapstore_le_put(unsigned char *p, uint64_t v, int n);
+uint64_t snapstore_le_get(const unsigned char *p, int n);
 void snapstore_pack_head_put(unsigned char *out, long long size,
     uint32_t crc);
 /* 0 with *size and *crc, or -1: not a packed blob's header. */

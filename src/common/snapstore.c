@@ -258,6 +258,7 @@ blob_end(struct put *p, struct blob_w *b, int keep, char *hex)
 	if (keep != 2)
 		unlink(b->tmp);
 	EVP_MD_CTX_free(b->mc);
+	b->mc = NULL;
 	free(b->tmp);
 	b->tmp = NULL;
 	b->fd = -1;
@@ -2172,10 +2173,57 @@ snapstore_verify(const char *store, const char *manifest,
 	return rc;
 }
 
+/* One blob in the PACKED wire form (snapstore.h): its length, then its
+ * packed file — as stored, or a raw blob packed here: counted first (the
+ * packer's output dropped) for the length and the header's crc32. */
+static int
+wire_packed(struct asm_ctx *c, const char *hex, long long size, char **cause)
+{
+	unsigned char len[8], head[SNAPSTORE_PACK_HEAD];
+	struct snapstore_blob b;
+	long long at = c->written, zsize;
+	char *why = NULL;
+	uint32_t crc;
+	int fd = c->out_fd, rc = -1;
+
+	snapstore_blob_init(&b);
+	if (snapstore_blob_open(&b, c->store, hex, &why) == 0 && b.packed) {
+		if (b.size != size) {
+			fail(cause, "the blob %s is damaged (%s holds %lld bytes, "
+			    "not %lld)", hex, b.path, b.size, size);
+			goto out;
+		}
+		zsize = b.zsize;
+		crc = b.crc;
+	} else {
+		c->out_fd = -1;
+		rc = asm_segment(c, hex, size, hex, cause);
+		c->out_fd = fd;
+		zsize = c->written - at;
+		c->written = at;
+		crc = (uint32_t)c->pk.crc;
+		if (rc < 0)
+			goto out;
+		rc = -1;
+	}
+	snapstore_le_put(len, (uint64_t)(SNAPSTORE_PACK_HEAD + zsize), 8);
+	snapstore_pack_head_put(head, size, crc);
+	if (emit(c, len, sizeof len) < 0 || emit(c, head, sizeof head) < 0) {
+		asm_write_fail(c, cause);
+		goto out;
+	}
+	rc = b.packed ? splice_out(c, &b, cause) : asm_segment(c, hex, size,
+	    hex, cause);
+out:
+	free(why);
+	snapstore_blob_close(&b);
+	return rc;
+}
+
 /* An off-node copy's blobs on the wire (snapstore.h). */
 int
-snapstore_blobs_write(const char *store, json_t *blobs, int gzip, int out_fd,
-    long long *size, char **cause)
+snapstore_blobs_write(const char *store, json_t *blobs,
+    enum snapstore_wire form, int out_fd, long long *size, char **cause)
 {
 	struct dump_out d = { out_fd, 0 };
 	struct asm_ctx c;
@@ -2190,7 +2238,8 @@ snapstore_blobs_write(const char *store, json_t *blobs, int gzip, int out_fd,
 	c.crc = crc32(0L, Z_NULL, 0);
 	snapstore_pack_init(&c.pk);
 	c.iobuf = xmalloc(NUBO_IO_CHUNK);
-	if (gzip && emit(&c, gz_head, sizeof gz_head) < 0) {
+	if (form == SNAPSTORE_WIRE_GZIP && emit(&c, gz_head, sizeof gz_head) <
+	    0) {
 		asm_write_fail(&c, cause);
 		goto out;
 	}
@@ -2200,7 +2249,11 @@ snapstore_blobs_write(const char *store, json_t *blobs, int gzip, int out_fd,
 			fail(cause, "not a blob: '%s'", hex ? hex : "");
 			goto out;
 		}
-		if (gzip) {
+		if (form == SNAPSTORE_WIRE_PACKED) {
+			if (wire_packed(&c, hex, jsonx_int(e, "size", 0),
+			    cause) < 0)
+				goto out;
+		} else if (form == SNAPSTORE_WIRE_GZIP) {
 			if (asm_segment(&c, hex, jsonx_int(e, "size", 0), hex,
 			    cause) < 0)
 				goto out;
@@ -2211,7 +2264,7 @@ snapstore_blobs_write(const char *store, json_t *blobs, int gzip, int out_fd,
 				goto out;
 		}
 	}
-	if (gzip && asm_end(&c, cause) < 0)
+	if (form == SNAPSTORE_WIRE_GZIP && asm_end(&c, cause) < 0)
 		goto out;
 	rc = 0;
 out:
@@ -2547,6 +2600,12 @@ struct snapstore_recv {
 	struct blob_w	 b;
 	int		 in_blob;
 	int		 lock;
+	/* the PACKED form: the blob's length being read, then its file */
+	unsigned char	 zlen[8];
+	int		 nzlen;
+	long long	 zleft;		/* of the packed file still to come */
+	int		 zfd;
+	char		*ztmp;
 };
 
 /* The blob entries of manifest m in order: (sha256, size, name) to fn;
@@ -2624,6 +2683,7 @@ snapstore_recv_begin(const char *store, const char *manifest, char **cause)
 	r->missing = json_array();
 	r->got = json_object();
 	r->b.fd = -1;
+	r->zfd = -1;
 	if (store_prepare(store, cause) < 0 ||
 	    (r->lock = store_lock(store, LOCK_SH, cause)) < 0 ||
 	    (r->m = manifest_load(manifest, cause)) == NULL ||
@@ -2721,6 +2781,140 @@ snapstore_recv_data(struct snapstore_recv *r, const void *data, size_t len,
 	return 0;
 }
 
+/* A packed blob's bytes on the wire: at most this much larger than the
+ * blob (a deflate stream of stored blocks adds 5 bytes per block of at
+ * least 16 KiB, and ends with 5 more): a length over it is refused
+ * before anything is written. */
+static long long
+packed_max(long long size)
+{
+	return SNAPSTORE_PACK_HEAD + size + size / 1024 + 64;
+}
+
+/* Open the next blob's packed file in tmp/, its length read. */
+static int
+recv_packed_begin(struct snapstore_recv *r, char **cause)
+{
+	json_t *e = json_array_get(r->batch, r->bi);
+	long long want = jsonx_int(e, "size", 0);
+	uint64_t len = snapstore_le_get(r->zlen, 8);
+	char *rnd;
+
+	if (len < SNAPSTORE_PACK_HEAD || len > (uint64_t)packed_max(want))
+		return fail(cause, "the blob for '%s' arrived damaged (%llu "
+		    "packed bytes for %lld)", jsonx_str(e, "name"),
+		    (unsigned long long)len, want);
+	rnd = util_random_hex(8);
+	r->ztmp = xasprintf("%s/tmp/%s.z", r->p.store, rnd);
+	free(rnd);
+	r->zleft = (long long)len;
+	r->zfd = open(r->ztmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (r->zfd < 0)
+		return fail(cause, "cannot create '%s': %s", r->ztmp,
+		    strerror(errno));
+	return 0;
+}
+
+/* The blob's packed file is whole: read back through the one reader
+ * (which checks its header, its stream and its crc32) and hashed; kept
+ * pending when it is the blob asked for, else dropped. */
+static int
+recv_packed_end(struct snapstore_recv *r, char **cause)
+{
+	json_t *e = json_array_get(r->batch, r->bi);
+	const char *want = jsonx_str(e, "sha256");
+	struct snapstore_blob b;
+	EVP_MD_CTX *mc = EVP_MD_CTX_new();
+	unsigned char md[32], *buf = xmalloc(NUBO_IO_CHUNK);
+	char hex[65], *why = NULL;
+	ssize_t n;
+	int rc = -1;
+
+	snapstore_blob_init(&b);
+	EVP_DigestInit_ex(mc, EVP_sha256(), NULL);
+	if (close(r->zfd) < 0) {
+		r->zfd = -1;
+		fail(cause, "cannot write '%s': %s", r->ztmp, strerror(errno));
+		goto out;
+	}
+	r->zfd = -1;
+	if (snapstore_blob_open_path(&b, r->ztmp, 1, &why) == 0)
+		while ((n = snapstore_blob_read(&b, buf, NUBO_IO_CHUNK, &why)) >
+		    0)
+			EVP_DigestUpdate(mc, buf, (size_t)n);
+	EVP_DigestFinal_ex(mc, md, NULL);
+	util_hex(md, 32, hex);
+	if (why == NULL && snapstore_blob_done(&b, &why) == 0 &&
+	    b.size != jsonx_int(e, "size", 0))
+		why = xasprintf("holds %lld bytes, not %lld", b.size,
+		    jsonx_int(e, "size", 0));
+	if (why == NULL && strcmp(hex, want) != 0)
+		why = xasprintf("sha256 %s, not %s", hex, want);
+	if (why != NULL) {
+		fail(cause, "the blob for '%s' arrived damaged (%s)",
+		    jsonx_str(e, "name"), why);
+		goto out;
+	}
+	if (!snapstore_blob_exists(r->p.store, hex) &&
+	    json_object_get(r->p.pending, hex) == NULL) {
+		json_object_set_new(r->p.pending, hex, json_string(r->ztmp));
+		r->st.blobs_added++;
+		r->st.bytes_added += b.size;
+		free(r->ztmp);
+		r->ztmp = NULL;
+	}
+	json_object_set_new(r->got, want, json_true());
+	r->bi++;
+	r->in_blob = 0;
+	r->nzlen = 0;
+	rc = 0;
+out:
+	if (r->ztmp != NULL)
+		unlink(r->ztmp);
+	free(r->ztmp);
+	r->ztmp = NULL;
+	snapstore_blob_close(&b);
+	EVP_MD_CTX_free(mc);
+	free(buf);
+	free(why);
+	return rc;
+}
+
+int
+snapstore_recv_packed(struct snapstore_recv *r, const void *data, size_t len,
+    char **cause)
+{
+	const unsigned char *d = data;
+	size_t n;
+
+	while (len > 0) {
+		if (!r->in_blob && r->bi >= json_array_size(r->batch))
+			return fail(cause, "more bytes than the blobs asked for");
+		r->in_blob = 1;
+		if (r->nzlen < 8) {
+			n = 8 - (size_t)r->nzlen < len ? 8 - (size_t)r->nzlen :
+			    len;
+			memcpy(r->zlen + r->nzlen, d, n);
+			r->nzlen += (int)n;
+			d += n;
+			len -= n;
+			if (r->nzlen == 8 && recv_packed_begin(r, cause) < 0)
+				return -1;
+			continue;
+		}
+		n = r->zleft < (long long)len ? (size_t)r->zleft : len;
+		if (util_write_all(r->zfd, d, n) < 0)
+			return fail(cause, "cannot write '%s': %s", r->ztmp,
+			    strerror(errno));
+		d += n;
+		len -= n;
+		r->zleft -= (long long)n;
+		if (r->zleft == 0 && recv_packed_end(r, cause) < 0)
+			return -1;
+	}
+	return 0;
+}
+
 int
 snapstore_recv_sync(struct snapstore_recv *r, const char *partial,
     char **cause)
@@ -2783,8 +2977,13 @@ snapstore_recv_free(struct snapstore_recv *r)
 
 	if (r == NULL)
 		return;
-	if (r->in_blob)
+	if (r->in_blob && r->b.mc != NULL)
 		blob_end(&r->p, &r->b, 0, NULL);
+	if (r->zfd >= 0)
+		close(r->zfd);
+	if (r->ztmp != NULL)
+		unlink(r->ztmp);
+	free(r->ztmp);
 	/* blobs not made durable: gone (the sweep also empties tmp/) */
 	json_object_foreach(r->p.pending, h, t)
 		unlink(json_string_value(t));

@@ -198,14 +198,28 @@ int snapstore_archive_size(const char *store, const char *manifest,
     enum snapstore_kind kind, long long *size, char **cause);
 
 /* An off-node copy's wire: the blobs listed ([{sha256, size}], each
- * of that size) concatenated, their raw bytes — or with gzip as one
- * gzip member made as a download is (packed blobs spliced unread, raw
- * ones deflated here), which the receiver inflates and re-hashes — to
- * out_fd; with out_fd -1 only the size is counted. *size (may be NULL)
- * gets the bytes made. 0, or -1 with *cause (a blob missing, damaged or
- * of another size, named by its sha256). */
-int snapstore_blobs_write(const char *store, json_t *blobs, int gzip,
-    int out_fd, long long *size, char **cause);
+ * of that size) in order, to out_fd, in one of three forms:
+ *  RAW     their raw bytes, concatenated;
+ *  GZIP    one gzip member made as a download is (packed blobs spliced
+ *          unread, raw ones deflated here), which the receiver inflates;
+ *  PACKED  each blob as a packed file (snapstore-int.h: the header, then
+ *          the deflate segment), preceded by its length in bytes (8,
+ *          little-endian): packed blobs spliced unread, raw ones packed
+ *          here (twice: counted first). The receiver keeps the bytes as
+ *          they come (snapstore_recv_packed()): nothing is deflated
+ *          again on either side.
+ * With out_fd -1 only the size is counted. *size (may be NULL) gets the
+ * bytes made. 0, or -1 with *cause (a blob missing, damaged or of
+ * another size, named by its sha256). */
+enum snapstore_wire {
+	SNAPSTORE_WIRE_RAW,
+	SNAPSTORE_WIRE_GZIP,
+	SNAPSTORE_WIRE_PACKED,
+};
+/* The PACKED form's media type (what a receiver asks for in Accept). */
+#define SNAPSTORE_WIRE_PACKED_TYPE	"application/x-nubo-packed-blobs"
+int snapstore_blobs_write(const char *store, json_t *blobs,
+    enum snapstore_wire form, int out_fd, long long *size, char **cause);
 
 /* Mark and sweep: delete the blobs that no manifest matching roots (a
  * glob(3) pattern matching every snapshot's manifest; braces allowed:
@@ -313,6 +327,13 @@ int snapstore_recv_expect(struct snapstore_recv *, json_t *batch,
 /* Feed bytes; a blob that ends is checked (size, sha256). 0, or -1 with
  * *cause (more bytes than asked for, a damaged blob named). */
 int snapstore_recv_data(struct snapstore_recv *, const void *data,
+    size_t len, char **cause);
+/* Feed bytes of the PACKED wire form (snapstore_blobs_write()): each
+ * blob's packed file is written as it comes, then inflated from there
+ * to check it (the header, the deflate stream's end, size and sha256);
+ * kept as it is when sound. 0, or -1 with *cause (more bytes than asked
+ * for, a length out of bounds, a damaged blob named). */
+int snapstore_recv_packed(struct snapstore_recv *, const void *data,
     size_t len, char **cause);
 /* The batch complete: its blobs made durable and moved into the store;
  * with partial, every blob received so far listed there in manifest

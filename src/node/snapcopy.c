@@ -166,13 +166,12 @@ snapcopy_manifest_get(struct areq *r)
 	free(man);
 }
 
-/* The blobs asked for, in order: what the body is made of
- * (snapstore_blobs_write(): raw, or one gzip member with the packed
- * blobs spliced as they are stored). */
+/* The blobs asked for, in order, and the form the body takes
+ * (snapstore_blobs_write()). */
 struct blobs_out {
 	char	*store;
 	json_t	*blobs;		/* [{sha256, size}] */
-	int	 gzip;
+	enum snapstore_wire form;
 };
 
 static int
@@ -182,7 +181,7 @@ blobs_write(void *arg, int fd)
 	char *cause = NULL;
 	int rc;
 
-	rc = snapstore_blobs_write(bo->store, bo->blobs, bo->gzip, fd, NULL,
+	rc = snapstore_blobs_write(bo->store, bo->blobs, bo->form, fd, NULL,
 	    &cause);
 	if (rc < 0 && strstr(cause, strerror(EPIPE)) == NULL)
 		log_warn("a copy's blobs cannot be sent: %s", cause);
@@ -226,10 +225,11 @@ snapcopy_blobs_get(struct areq *r)
 	struct http_body_maker mk;
 	struct snapstore_blob b;
 	struct blobs_out *bo;
+	enum snapstore_wire form = SNAPSTORE_WIRE_RAW;
 	const char *ae;
 	long long total = 0, size;
 	size_t i;
-	int gzip, bad;
+	int bad;
 
 	if (abody_check(r, fields) == -1)
 		return;
@@ -282,12 +282,17 @@ snapcopy_blobs_get(struct areq *r)
 		json_array_append_new(blobs, json_pack("{s:s,s:I}", "sha256",
 		    h, "size", (json_int_t)size));
 	}
-	/* deflated on the way for a copier that accepts it: packed blobs
-	 * as they are stored, the rest by the packer */
-	ae = http_header(r->http, "Accept-Encoding");
-	gzip = ae != NULL && strstr(ae, "gzip") != NULL;
-	if (gzip && snapstore_blobs_write(store, blobs, 1, -1, &total,
-	    &cause) < 0) {
+	/* packed for a copier that asks (it keeps them as they come), else
+	 * deflated on the way for one that accepts gzip: either way packed
+	 * blobs go as they are stored, the rest by the packer */
+	ae = http_header(r->http, "Accept");
+	if (ae != NULL && strstr(ae, SNAPSTORE_WIRE_PACKED_TYPE) != NULL)
+		form = SNAPSTORE_WIRE_PACKED;
+	else if ((ae = http_header(r->http, "Accept-Encoding")) != NULL &&
+	    strstr(ae, "gzip") != NULL)
+		form = SNAPSTORE_WIRE_GZIP;
+	if (form != SNAPSTORE_WIRE_RAW && snapstore_blobs_write(store, blobs,
+	    form, -1, &total, &cause) < 0) {
 		areply_error(r, 409, "SNAPSHOT_CORRUPT", "the blobs of snapshot "
 		    "%s cannot be read in this node's store: %s", id, cause);
 		goto out;
@@ -295,14 +300,15 @@ snapcopy_blobs_get(struct areq *r)
 	bo = xcalloc(1, sizeof *bo);
 	bo->store = xstrdup(store);
 	bo->blobs = json_incref(blobs);
-	bo->gzip = gzip;
+	bo->form = form;
 	memset(&mk, 0, sizeof mk);
 	mk.write = blobs_write;
 	mk.arg = bo;
 	mk.free = blobs_free;
-	http_reply_made(r->http, &mk, (uint64_t)total,
+	http_reply_made(r->http, &mk, (uint64_t)total, form ==
+	    SNAPSTORE_WIRE_PACKED ? SNAPSTORE_WIRE_PACKED_TYPE :
 	    "application/octet-stream", NULL, 0);
-	if (gzip)
+	if (form == SNAPSTORE_WIRE_GZIP)
 		http_add_header(r->http, "Content-Encoding", "gzip");
 out:
 	json_decref(m);
@@ -408,6 +414,7 @@ struct fetch_blobs {
 	struct snapstore_recv	*r;
 	char			*cause;
 	long			 status;
+	int			 packed;	/* the PACKED form came */
 	CURL			*c;
 	long long		 n;
 };
@@ -416,22 +423,30 @@ static size_t
 fetch_blobs_write(char *data, size_t size, size_t nmemb, void *arg)
 {
 	struct fetch_blobs *f = arg;
+	char *ct = NULL;
 
-	if (f->status == 0)
+	if (f->status == 0) {
 		curl_easy_getinfo(f->c, CURLINFO_RESPONSE_CODE, &f->status);
+		curl_easy_getinfo(f->c, CURLINFO_CONTENT_TYPE, &ct);
+		f->packed = ct != NULL && strncmp(ct,
+		    SNAPSTORE_WIRE_PACKED_TYPE,
+		    strlen(SNAPSTORE_WIRE_PACKED_TYPE)) == 0;
+	}
 	if (f->status != 200)
 		return size * nmemb;	/* an error's body: not blobs */
-	if (snapstore_recv_data(f->r, data, size * nmemb, &f->cause) < 0)
+	if ((f->packed ? snapstore_recv_packed : snapstore_recv_data)(f->r,
+	    data, size * nmemb, &f->cause) < 0)
 		return 0;
 	f->n += (long long)(size * nmemb);
 	return size * nmemb;
 }
 
 /* Fetch batch (entries of the missing list) into the store; *wire
- * gets the bytes that travelled (deflated). */
+ * gets the bytes that travelled (deflated), *packed whether they came
+ * in the PACKED form. */
 static int
 fetch_batch(const char *url, struct snapstore_recv *r, json_t *batch,
-    long long *wire, char **cause)
+    long long *wire, int *packed, char **cause)
 {
 	struct fetch_blobs f;
 	struct curl_slist *hd = NULL;
@@ -454,9 +469,12 @@ fetch_batch(const char *url, struct snapstore_recv *r, json_t *batch,
 	f.r = r;
 	f.c = copy_curl(url, 120);
 	hd = curl_slist_append(hd, "Content-Type: application/json");
+	/* the blobs as the source stores them, kept as they come; a source
+	 * that does not know that form deflates them on the way and curl
+	 * inflates */
+	hd = curl_slist_append(hd, "Accept: " SNAPSTORE_WIRE_PACKED_TYPE);
 	curl_easy_setopt(f.c, CURLOPT_HTTPHEADER, hd);
 	curl_easy_setopt(f.c, CURLOPT_POSTFIELDS, body);
-	/* the source deflates the blobs on the way; curl inflates */
 	curl_easy_setopt(f.c, CURLOPT_ACCEPT_ENCODING, "gzip");
 	curl_easy_setopt(f.c, CURLOPT_WRITEFUNCTION, fetch_blobs_write);
 	curl_easy_setopt(f.c, CURLOPT_WRITEDATA, &f);
@@ -466,6 +484,7 @@ fetch_batch(const char *url, struct snapstore_recv *r, json_t *batch,
 		curl_easy_getinfo(f.c, CURLINFO_RESPONSE_CODE, &f.status);
 	curl_easy_getinfo(f.c, CURLINFO_SIZE_DOWNLOAD_T, &dl);
 	*wire += (long long)dl;
+	*packed = f.packed;
 	curl_easy_cleanup(f.c);
 	curl_slist_free_all(hd);
 	free(body);
@@ -505,9 +524,19 @@ copy_record_end(const char *id, const char *state, const char *error,
 	free(path);
 }
 
+/* Milliseconds since *t, which moves to now. */
+static json_int_t
+lap_ms(double *t)
+{
+	double now = util_mono(), d = now - *t;
+
+	*t = now;
+	return (json_int_t)(d * 1000);
+}
+
 /* Copy snapshot cj->id here: the manifest, the blobs the store lacks in
  * batches (each made durable and recorded in partial.json), then the
- * manifest. */
+ * manifest. stats gets the counts and each phase's time. */
 static int
 copy_run(struct copy_job *cj, json_t *stats, char **cause)
 {
@@ -517,16 +546,19 @@ copy_run(struct copy_job *cj, json_t *stats, char **cause)
 	char *man = copy_file(cj->id, "manifest.json");
 	struct snapstore_recv *r = NULL;
 	struct snapstore_stats st;
-	double t0 = util_mono();
+	double t0 = util_mono(), t = t0;
 	json_t *missing, *batch = NULL, *e;
 	long long bytes = 0, total = 0, done = 0, nblobs = 0, wire = 0;
+	json_int_t fetch_ms = 0, sync_ms = 0;
 	size_t i, n;
-	int rc = -1;
+	int rc = -1, packed = 0;
 
 	if (fetch_manifest(cj->manifest_url, fetched, cause) < 0)
 		goto out;
+	json_object_set_new(stats, "manifest_ms", json_integer(lap_ms(&t)));
 	if ((r = snapstore_recv_begin(store, fetched, cause)) == NULL)
 		goto out;
+	json_object_set_new(stats, "presence_ms", json_integer(lap_ms(&t)));
 	missing = snapstore_recv_missing(r);
 	n = json_array_size(missing);
 	json_array_foreach(missing, i, e)
@@ -548,9 +580,13 @@ copy_run(struct copy_job *cj, json_t *stats, char **cause)
 			bytes += jsonx_int(e, "size", 0);
 			json_array_append(batch, e);
 		}
-		if (fetch_batch(cj->blobs_url, r, batch, &wire, cause) < 0 ||
-		    snapstore_recv_sync(r, partial, cause) < 0)
+		if (fetch_batch(cj->blobs_url, r, batch, &wire, &packed,
+		    cause) < 0)
 			goto out;
+		fetch_ms += lap_ms(&t);
+		if (snapstore_recv_sync(r, partial, cause) < 0)
+			goto out;
+		sync_ms += lap_ms(&t);
 		done += bytes;
 		nblobs += (long long)json_array_size(batch);
 		json_decref(batch);
@@ -566,6 +602,12 @@ copy_run(struct copy_job *cj, json_t *stats, char **cause)
 	/* the manifest is the root now */
 	if (unlink(partial) == 0)
 		util_fsync_dir(partial);
+	json_object_set_new(stats, "fetch_ms", json_integer(fetch_ms));
+	json_object_set_new(stats, "sync_ms", json_integer(sync_ms));
+	json_object_set_new(stats, "commit_ms", json_integer(lap_ms(&t)));
+	if (n > 0)
+		json_object_set_new(stats, "wire_form", json_string(packed ?
+		    "packed" : "stream"));
 	json_object_set_new(stats, "blobs_fetched", json_integer(nblobs));
 	json_object_set_new(stats, "bytes_fetched", json_integer(done));
 	json_object_set_new(stats, "blobs_missing", json_integer((json_int_t)n));

@@ -134,6 +134,7 @@ echo "# first copy: $(jq_get copy.bytes_fetched < "$B/copies/$S1/copy.json") byt
 	"its full archive: $("$NUBO" backups show shop Test "$S2" --json | jq_get archive_size) bytes," \
 	"dump $("$NUBO" backups show shop Test "$S2" --json | jq_get dump_size) bytes"
 expect_match "the blobs travel deflated" "$(jq_get copy.wire_bytes < "$B/copies/$S2/copy.json")" '^[1-9][0-9]*$'
+expect "as the source stores them (packed, kept as they come)" "$(jq_get copy.wire_form < "$B/copies/$S2/copy.json")" packed
 [ "$(jq_get copy.wire_bytes < "$B/copies/$S2/copy.json")" -lt "$(copy_field "$S2" bytes_fetched)" ] && pass "fewer bytes than the blobs hold" || fail "the wire carried as much as the blobs"
 expect_match "backups list shows the copies" "$("$NUBO" backups list shop Test)" "COPY.*"
 expect "both on nodeb" "$("$NUBO" backups list shop Test | grep -cE "^(${S1:0:8}|${S2:0:8}) .* nodeb ")" 2

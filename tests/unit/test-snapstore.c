@@ -645,8 +645,10 @@ ranges_hold(const char *name, const char *whole)
 
 /* An off-node copy's wire for every blob manifest name names, from
  * the store as it is: as gzip (packed blobs spliced) it inflates to the
- * blobs' raw bytes in order, the same bytes as the raw wire, and the
- * size counted without writing is its size. */
+ * blobs' raw bytes in order, the same bytes as the raw wire; the packed
+ * form's frames (read here by Python's zlib, not nubo's reader) hold
+ * each blob's header (size, crc32) and a deflate stream of its bytes;
+ * the size counted without writing is each form's size. */
 static void
 wire_holds(const char *name)
 {
@@ -679,7 +681,7 @@ wire_holds(const char *name)
 		free(data);
 	}
 	fclose(raw);
-	for (gz = 0; gz < 2; gz++) {
+	for (gz = SNAPSTORE_WIRE_RAW; gz <= SNAPSTORE_WIRE_PACKED; gz++) {
 		p = xasprintf("%s/wire.%d", tmp, gz);
 		fd = open(p, O_WRONLY | O_CREAT | O_TRUNC, 0600);
 		free(p);
@@ -694,6 +696,20 @@ wire_holds(const char *name)
 	}
 	assert_int_equal(sh("cd %s && cmp -s wire.0 wire.want && gzip -t "
 	    "wire.1 && zcat wire.1 | cmp -s - wire.want", tmp), 0);
+	assert_int_equal(sh("cd %s && python3 -c '\n"
+	    "import struct, sys, zlib\n"
+	    "w, out = open(\"wire.2\", \"rb\").read(), b\"\"\n"
+	    "while w:\n"
+	    "    n, = struct.unpack(\"<Q\", w[:8])\n"
+	    "    f, w = w[8:8 + n], w[8 + n:]\n"
+	    "    assert len(f) == n and f[:8] == b\"nuboblz1\"\n"
+	    "    size, crc = struct.unpack(\"<QI\", f[8:20])\n"
+	    "    d = zlib.decompressobj(-15)\n"
+	    "    b = d.decompress(f[24:])\n"
+	    "    assert not d.eof and not d.unconsumed_tail\n"
+	    "    assert len(b) == size and zlib.crc32(b) == crc\n"
+	    "    out += b\n"
+	    "sys.exit(out != open(\"wire.want\", \"rb\").read())'", tmp), 0);
 	json_decref(list);
 	json_decref(m);
 	free(store);
@@ -1180,6 +1196,73 @@ feed(struct snapstore_recv *r, const char *store, json_t *batch,
 	return 0;
 }
 
+/* store's blobs of batch in the PACKED wire form, whole; *len its size */
+static char *
+wire_packed(const char *store, json_t *batch, size_t *len)
+{
+	char *p = xasprintf("%s/wire.packed", tmp), *cause = NULL, *data;
+	int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+
+	if (snapstore_blobs_write(store, batch, SNAPSTORE_WIRE_PACKED, fd,
+	    NULL, &cause) < 0)
+		fail_msg("the packed wire: %s", cause);
+	close(fd);
+	if ((data = util_read_file(p, 1U << 30, len)) == NULL)
+		fail_msg("cannot read %s", p);
+	free(p);
+	return data;
+}
+
+/* Feed data (of the PACKED form) to r a few bytes at a time. */
+static int
+feed_packed_bytes(struct snapstore_recv *r, const char *data, size_t len,
+    char **cause)
+{
+	size_t off, n;
+
+	for (off = 0; off < len; off += n) {
+		n = len - off < 7 ? len - off : 7;
+		if (snapstore_recv_packed(r, data + off, n, cause) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* As feed(), in the PACKED wire form. */
+static int
+feed_packed(struct snapstore_recv *r, const char *store, json_t *batch,
+    char **cause)
+{
+	size_t len;
+	char *data = wire_packed(store, batch, &len);
+	int rc = -1;
+
+	if (snapstore_recv_expect(r, batch, cause) == 0)
+		rc = feed_packed_bytes(r, data, len, cause);
+	free(data);
+	return rc;
+}
+
+/* A packed wire that must be refused: batch expected, data fed, and
+ * *cause holding want. */
+static void
+packed_refused(const char *dst, const char *m1, json_t *batch,
+    const char *data, size_t len, const char *want)
+{
+	char *cause = NULL;
+	struct snapstore_recv *r = snapstore_recv_begin(dst, m1, &cause);
+
+	assert_non_null(r);
+	assert_int_equal(snapstore_recv_expect(r, batch, &cause), 0);
+	if (feed_packed_bytes(r, data, len, &cause) == 0 &&
+	    snapstore_recv_sync(r, NULL, &cause) == 0)
+		fail_msg("accepted: want '%s'", want);
+	if (strstr(cause, want) == NULL)
+		fail_msg("'%s' does not say '%s'", cause, want);
+	free(cause);
+	snapstore_recv_free(r);
+}
+
 /* A copy into another store (an off-node copy): only the blobs it lacks
  * are asked for; each checked as it arrives (a damaged one, or more bytes
  * than asked, refused and nothing kept); blobs made durable by a batch
@@ -1195,7 +1278,7 @@ test_recv(void **state)
 	char *roots = xasprintf("%s/{c1,partial}.json", tmp), *cause = NULL, *p;
 	struct snapstore_recv *r;
 	struct snapstore_stats st;
-	json_t *missing, *b1, *b2, *bad;
+	json_t *missing, *b1, *b2, *bad, *e;
 	long long nb, nbytes;
 	size_t i, n;
 	int fd;
@@ -1226,9 +1309,17 @@ test_recv(void **state)
 	assert_non_null(r);
 	assert_int_equal(json_array_size(snapstore_recv_missing(r)),
 	    json_array_size(b2));
-	if (feed(r, src, snapstore_recv_missing(r), &cause) < 0 ||
+	/* resumed with the packed form: its files kept as they came */
+	if (feed_packed(r, src, snapstore_recv_missing(r), &cause) < 0 ||
 	    snapstore_recv_commit(r, c1, &st, &cause) < 0)
 		fail_msg("resumed: %s", cause);
+	json_array_foreach(b2, i, e)
+		if (sh("cd %s && cmp -s store/blobs/%.2s/%s.z store2/blobs/"
+		    "%.2s/%s.z", tmp, jsonx_str(e, "sha256"), jsonx_str(e,
+		    "sha256") + 2, jsonx_str(e, "sha256"), jsonx_str(e,
+		    "sha256") + 2) != 0)
+			fail_msg("blob %s is not the source's packed file",
+			    jsonx_str(e, "sha256"));
 	assert_int_equal(st.blobs_added, (long long)json_array_size(b2));
 	snapstore_recv_free(r);
 	assert_int_equal(unlink(part), 0);
@@ -1278,8 +1369,38 @@ test_recv(void **state)
 	free(cause);
 	cause = NULL;
 	snapstore_recv_free(r);
+	/* the packed form: a length out of bounds, a flipped byte in the
+	 * stream, another blob's file, a short one, one byte more */
+	{
+		size_t len, len2;
+		char *w = wire_packed(src, bad, &len), *w2;
+		json_t *other = json_pack("[O]", json_array_get(b2, 0));
+
+		assert_true(len > 40);
+		w[7] = 1;
+		packed_refused(dst, m1, bad, w, len, "packed bytes for");
+		w[7] = 0;
+		w[len - 10] ^= 0x55;
+		packed_refused(dst, m1, bad, w, len, "arrived damaged");
+		w[len - 10] ^= 0x55;
+		packed_refused(dst, m1, bad, w, len - 1, "did not all arrive");
+		w2 = wire_packed(src, other, &len2);
+		packed_refused(dst, m1, bad, w2, len2, "arrived damaged");
+		free(w2);
+		w = xrealloc(w, len + 1);
+		w[len] = 'x';
+		packed_refused(dst, m1, bad, w, len + 1, "more bytes than");
+		r = snapstore_recv_begin(dst, m1, &cause);
+		assert_int_equal(snapstore_recv_expect(r, bad, &cause), 0);
+		assert_int_equal(feed_packed_bytes(r, w, len, &cause), 0);
+		assert_int_equal(snapstore_recv_sync(r, NULL, &cause), 0);
+		snapstore_recv_free(r);
+		json_decref(other);
+		free(w);
+	}
+	/* the sound one was kept; the rest left nothing */
 	assert_int_equal(snapstore_count(dst, &nb, &nbytes), 0);
-	assert_int_equal(nb, 0);
+	assert_int_equal(nb, 1);
 	assert_int_equal(sh("test -z \"$(ls %s/tmp)\"", dst), 0);
 	/* a hostile manifest is refused before anything is asked for */
 	p = xasprintf("{\"format\":1,\"dump\":{\"size\":0,\"chunks\":[]},"
