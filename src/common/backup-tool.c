@@ -39,7 +39,8 @@ static const struct opt tool_opts[] = {
 	{ "no-pg-restore", NULL, 'n', 0,
 	    "check: do not check the dump with pg_restore --list" },
 	{ "store", "DIR", 's', 0,
-	    "snapshot, assemble, sweep: the snapshot store" },
+	    "snapshot, assemble, sweep: the snapshot store; restore: read "
+	    "the snapshot whose manifest is given from it" },
 	{ "prev", "MANIFEST", 'p', 0,
 	    "snapshot: the previous snapshot's manifest (its unchanged files "
 	    "are not read)" },
@@ -58,7 +59,8 @@ const struct opts_cmd archive_cmd = {
 	"archive create --db URL [--files DIR] [--model-version V] [--tmp DIR]\n"
 	"    [--level N] [--threads N] OUT|-\n"
 	"archive check [--no-pg-restore] FILE|-\n"
-	"archive restore --db URL [--files NEWDIR] [--tmp DIR] [-j N] FILE|-\n"
+	"archive restore --db URL [--files NEWDIR] [--tmp DIR] [-j N]\n"
+	"    FILE|-|--store DIR MANIFEST\n"
 	"archive snapshot --store DIR --db URL [--files DIR] [--prev MANIFEST]\n"
 	"    [--model-version V] [--tmp DIR] MANIFEST\n"
 	"archive assemble --store DIR [--kind full|files|database] [--stored]\n"
@@ -293,9 +295,16 @@ backup_tool_main(int argc, char **argv)
 		if (fd != 1)
 			close(fd);
 	} else if (strcmp(cmd, "check") == 0 || strcmp(cmd, "restore") == 0) {
-		fd = strcmp(path, "-") == 0 ? 0 :
-		    open(path, O_RDONLY | O_CLOEXEC);
-		if (fd < 0) {
+		struct snapstore_pipe *sp = NULL;
+
+		/* restore --store: path is a manifest, its archive made by a
+		 * thread of this process as a node's restore reads it */
+		if (sa.store != NULL && strcmp(cmd, "restore") == 0) {
+			if ((fd = snapstore_pipe_start(sa.store, path, &sp,
+			    &cause)) < 0)
+				return tool_done(cmd, -1, cause);
+		} else if ((fd = strcmp(path, "-") == 0 ? 0 : open(path,
+		    O_RDONLY | O_CLOEXEC)) < 0) {
 			perror(path);
 			return 1;
 		}
@@ -321,7 +330,23 @@ backup_tool_main(int argc, char **argv)
 			o.gid = (gid_t)-1;
 			rc = backup_restore(fd, &o, &info, &cause);
 		}
-		if (fd != 0)
+		if (sp != NULL) {
+			/* what broke the archive, rather than how it ended */
+			char *why = snapstore_pipe_end(sp, fd);
+
+			/* packed blobs went unread: name the damaged file, as
+			 * a node's restore does */
+			if (rc < 0 && why == NULL && snapstore_verify(sa.store,
+			    path, SNAPSTORE_FULL, &why) == 0) {
+				free(why);
+				why = NULL;
+			}
+			if (rc < 0 && why != NULL) {
+				free(cause);
+				cause = why;
+			} else
+				free(why);
+		} else if (fd != 0)
 			close(fd);
 		if (rc == 0)
 			tool_print(&info);

@@ -2119,6 +2119,64 @@ snapstore_archive_stream(const char *store, const char *manifest,
 	    cause);
 }
 
+struct snapstore_pipe {
+	char		*store;
+	char		*manifest;
+	int		 wfd;
+	char		*cause;
+	pthread_t	 th;
+};
+
+static void *
+pipe_thread(void *arg)
+{
+	struct snapstore_pipe *sp = arg;
+
+	snapstore_archive_stream(sp->store, sp->manifest, SNAPSTORE_FULL,
+	    sp->wfd, &sp->cause);
+	close(sp->wfd);
+	return NULL;
+}
+
+int
+snapstore_pipe_start(const char *store, const char *manifest,
+    struct snapstore_pipe **spp, char **cause)
+{
+	struct snapstore_pipe *sp;
+	int p[2];
+
+	if (pipe2(p, O_CLOEXEC) == -1)
+		return fail(cause, "cannot read the snapshot '%s': %s", manifest,
+		    strerror(errno));
+	(void)fcntl(p[1], F_SETPIPE_SZ, NUBO_IO_CHUNK);
+	sp = xcalloc(1, sizeof *sp);
+	sp->store = xstrdup(store);
+	sp->manifest = xstrdup(manifest);
+	sp->wfd = p[1];
+	if (pthread_create(&sp->th, NULL, pipe_thread, sp) != 0)
+		fatal("cannot start a thread to read a snapshot");
+	*spp = sp;
+	return p[0];
+}
+
+char *
+snapstore_pipe_end(struct snapstore_pipe *sp, int rfd)
+{
+	char *why = NULL;
+
+	close(rfd);
+	pthread_join(sp->th, NULL);
+	/* a reader that stopped early is no fault of the snapshot */
+	if (sp->cause != NULL && strstr(sp->cause, strerror(EPIPE)) == NULL)
+		why = sp->cause;
+	else
+		free(sp->cause);
+	free(sp->store);
+	free(sp->manifest);
+	free(sp);
+	return why;
+}
+
 int
 snapstore_archive_size(const char *store, const char *manifest,
     enum snapstore_kind kind, long long *size, char **cause)

@@ -175,6 +175,17 @@ int snapstore_archive_write_from(const char *store, const char *manifest,
 int snapstore_archive_stream(const char *store, const char *manifest,
     enum snapstore_kind kind, int out_fd, char **cause);
 
+/* That stream of the full archive made into a pipe by a thread of its
+ * own, for a restore in this process to read as it reads an
+ * archive.tar.gz: the pipe's read end with *sp, or -1 with *cause.
+ * snapstore_pipe_end() closes the read end (the writer stops at its
+ * next write), waits for the thread and returns why the writer failed
+ * for a reason of its own (a blob missing or damaged, named), or NULL. */
+struct snapstore_pipe;
+int snapstore_pipe_start(const char *store, const char *manifest,
+    struct snapstore_pipe **sp, char **cause);
+char *snapstore_pipe_end(struct snapstore_pipe *sp, int rfd);
+
 /* Every blob manifest m names, in order — the dump's (its chunks, then
  * the deltas on them) and tree/'s files — to fn(arg, sha256, size,
  * member); -1 with *cause at the first entry that is not well formed,

@@ -735,16 +735,13 @@ out:
 	return fd;
 }
 
-/* A download assembled from the store (http_body_maker's arg, and the
- * restore's stream): the same bytes for the same manifest every time. */
+/* A download assembled from the store (http_body_maker's arg): the same
+ * bytes for the same manifest every time. */
 struct store_out {
 	char			 id[40];
 	char			*store;
 	char			*manifest;
 	enum snapstore_kind	 kind;
-	int			 stored;	/* a restore's: gzip's stored
-						 * blocks, not the download's
-						 * bytes */
 	char			*cause;		/* why the writer failed */
 };
 
@@ -778,9 +775,8 @@ store_out_write_from(void *arg, int fd, uint64_t from)
 {
 	struct store_out *so = arg;
 
-	if ((so->stored ? snapstore_archive_stream(so->store, so->manifest,
-	    so->kind, fd, &so->cause) : snapstore_archive_write_from(so->store,
-	    so->manifest, so->kind, (long long)from, fd, &so->cause)) == 0)
+	if (snapstore_archive_write_from(so->store, so->manifest, so->kind,
+	    (long long)from, fd, &so->cause) == 0)
 		return 0;
 	/* a client that went away is no fault of the snapshot */
 	if (so->cause == NULL || strstr(so->cause, strerror(EPIPE)) == NULL)
@@ -1548,25 +1544,6 @@ env_is_stopped(struct env *e)
 	return e->state == ENV_STOPPED || e->state == ENV_NOTDEPLOYED;
 }
 
-/* A store snapshot's full archive assembled into a pipe for a restore,
- * which reads it as it reads an archive.tar.gz (backup_archive_read()). */
-struct store_stream {
-	struct store_out *so;
-	pthread_t	 th;
-	int		 wfd;
-	int		 running;
-};
-
-static void *
-store_stream_thread(void *arg)
-{
-	struct store_stream *ss = arg;
-
-	store_out_write(ss->so, ss->wfd);
-	close(ss->wfd);
-	return NULL;
-}
-
 /* Why snapshot id's full download cannot be read whole, naming the
  * file whose blob is damaged or missing; NULL when every blob is whole
  * (the store's blobs re-hashed: only after a restore failed). */
@@ -1584,46 +1561,17 @@ store_damage(const char *id)
 	return cause;
 }
 
-/* Start assembling snapshot id: the pipe's read end, or -1 with *cause. */
+/* Start assembling snapshot id for a restore: the pipe's read end, or
+ * -1 with *cause. */
 static int
-store_stream_start(struct store_stream *ss, const char *id, char **cause)
+store_stream_start(struct snapstore_pipe **sp, const char *id, char **cause)
 {
-	int p[2];
+	char *store = store_path(), *man = snap_manifest(id);
+	int fd = snapstore_pipe_start(store, man, sp, cause);
 
-	memset(ss, 0, sizeof *ss);
-	if (pipe2(p, O_CLOEXEC) == -1) {
-		*cause = xasprintf("cannot read snapshot %s: %s", id,
-		    strerror(errno));
-		return -1;
-	}
-	(void)fcntl(p[1], F_SETPIPE_SZ, NUBO_IO_CHUNK);
-	ss->so = store_out_new(id, SNAPSTORE_FULL);
-	ss->so->stored = 1;	/* read here: a deflate would be undone */
-	ss->wfd = p[1];
-	if (pthread_create(&ss->th, NULL, store_stream_thread, ss) != 0)
-		fatal("cannot start a thread to read a snapshot");
-	ss->running = 1;
-	return p[0];
-}
-
-/* Stop it (rfd closed: the writer stops at its next write) and wait for
- * it; its cause when it failed for a reason of its own (a damaged or
- * missing blob, named), else NULL. */
-static char *
-store_stream_end(struct store_stream *ss, int rfd)
-{
-	char *why = NULL;
-
-	if (!ss->running)
-		return NULL;
-	close(rfd);
-	pthread_join(ss->th, NULL);
-	ss->running = 0;
-	if (ss->so->cause != NULL && strstr(ss->so->cause, strerror(EPIPE)) ==
-	    NULL)
-		why = xstrdup(ss->so->cause);
-	store_out_free(ss->so);
-	return why;
+	free(store);
+	free(man);
+	return fd;
 }
 
 static void *
@@ -1640,7 +1588,7 @@ restore_thread(void *arg)
 	char *newdir = xasprintf("%s/files.restore-%s", rj->envdir, rand);
 	char *spool = NULL, *arch = NULL, *sql = NULL;
 	struct restore_role role;
-	struct store_stream ss;
+	struct snapstore_pipe *sp = NULL;
 	long long room, need;
 	json_t *jn = NULL;
 	PGconn *c = NULL;
@@ -1648,7 +1596,6 @@ restore_thread(void *arg)
 	int fd = -1, rc = -1, n;
 
 	memset(&role, 0, sizeof role);
-	memset(&ss, 0, sizeof ss);
 	/* 1. journal first: whatever happens next can be undone */
 	jn = json_pack("{s:s,s:s,s:s,s:s,s:s?,s:b}", "restore", rj->id, "phase",
 	    "preparing", "newdb", newdb, "olddb", olddb, "newdir",
@@ -1685,7 +1632,7 @@ restore_thread(void *arg)
 			free(why);
 			goto out;
 		}
-		if ((fd = store_stream_start(&ss, rj->snapshot, &cause)) < 0)
+		if ((fd = store_stream_start(&sp, rj->snapshot, &cause)) < 0)
 			goto out;
 	} else {
 		arch = snap_file(rj->snapshot, "archive.tar.gz");
@@ -1730,11 +1677,12 @@ restore_thread(void *arg)
 	o.progress_arg = rj->id;
 	o.max_bytes = rj->database_only || room < 0 ? 0 : room > 0 ? room : 1;
 	n = backup_restore(fd, &o, &info, &cause);
-	if (ss.running) {
+	if (sp != NULL) {
 		/* what broke the archive it assembled, rather than how the
 		 * reader saw it end */
-		char *why = store_stream_end(&ss, fd);
+		char *why = snapstore_pipe_end(sp, fd);
 
+		sp = NULL;
 		fd = -1;
 		/* packed blobs go to the reader unread: when it failed,
 		 * say which file's blob broke it, if one did */
@@ -1820,8 +1768,8 @@ out_done:
 	}
 	if (c)
 		PQfinish(c);
-	if (ss.running) {
-		free(store_stream_end(&ss, fd));
+	if (sp != NULL) {
+		free(snapstore_pipe_end(sp, fd));
 		fd = -1;
 	}
 	if (fd >= 0)

@@ -98,6 +98,13 @@ check "is that piece of the archive" cmp mid <(tail -c +$((SZ / 3 + 1)) full.tar
 head -c $((SZ / 2)) full.tar.gz > part.tar.gz
 check "download --continue from the middle" "$NUBO" backups download shop Test "$S3" --output part.tar.gz --continue
 check "the resumed file is whole" cmp part.tar.gz full.tar.gz
+# the CLI's restore from a store reads it as a node's restore does (the
+# archive made into a pipe by a thread), into a new database and folder
+ADMURL="postgresql://nubo_admin:$(jq_get password < "$D/pg/admin.json")@127.0.0.1:$(sed -n 3p "$T/node-cloud3.ports")"
+node_sql cloud3 "CREATE DATABASE t5c_cli"
+check "nubod archive restore --store MANIFEST" "$NUBOD" archive restore --store "$STORE" --db "$ADMURL/t5c_cli" --files "$T/cli-files" --tmp "$T" "$(man "$S3")"
+check "restores the snapshot's files" diff -r plain/tree "$T/cli-files"
+expect "and its rows" "$(psql -X -At "$ADMURL/t5c_cli" -c "SELECT count(*) FROM notes WHERE title LIKE 'note %'")" 25000
 check "a database-only download" "$NUBO" backups download shop Test "$S3" --kind database --output db.backup
 check "is the archive's dump" cmp db.backup plain/db/db.backup
 check "a files-only download" "$NUBO" backups download shop Test "$S3" --kind files --output files.tar.gz
@@ -154,6 +161,9 @@ check_fails "and the bytes the client gets fail gzip's check" 1 gzip -t "$T/brok
 check_fails "a restore from it fails" 1 "$NUBO" backups restore shop Test "$S2"
 expect_match "naming the damaged file" "$(cat "$T/last.err")" "the snapshot's blob for 'tree/$VPATH' is damaged"
 expect "the environment's data is untouched" "$(state)" "$AT_S3"
+node_sql cloud3 "CREATE DATABASE t5c_cli2"
+check_fails "the CLI's restore from the store fails too" 1 "$NUBOD" archive restore --store "$STORE" --db "$ADMURL/t5c_cli2" --files "$T/cli-files2" --tmp "$T" "$(man "$S2")"
+expect_match "naming the damaged file" "$(cat "$T/last.err")" "the snapshot's blob for 'tree/$VPATH' is damaged"
 cp "$T/blob.orig" "$VBLOB"
 check "repaired, it restores" "$NUBO" backups restore shop Test "$S2"
 
