@@ -332,15 +332,8 @@ backup_tool_main(int argc, char **argv)
 		}
 		if (sp != NULL) {
 			/* what broke the archive, rather than how it ended */
-			char *why = snapstore_pipe_end(sp, fd);
+			char *why = snapstore_pipe_end(sp, fd, rc < 0);
 
-			/* packed blobs went unread: name the damaged file, as
-			 * a node's restore does */
-			if (rc < 0 && why == NULL && snapstore_verify(sa.store,
-			    path, SNAPSTORE_FULL, &why) == 0) {
-				free(why);
-				why = NULL;
-			}
 			if (rc < 0 && why != NULL) {
 				free(cause);
 				cause = why;

@@ -2160,7 +2160,7 @@ snapstore_pipe_start(const char *store, const char *manifest,
 }
 
 char *
-snapstore_pipe_end(struct snapstore_pipe *sp, int rfd)
+snapstore_pipe_end(struct snapstore_pipe *sp, int rfd, int reader_failed)
 {
 	char *why = NULL;
 
@@ -2171,6 +2171,13 @@ snapstore_pipe_end(struct snapstore_pipe *sp, int rfd)
 		why = sp->cause;
 	else
 		free(sp->cause);
+	/* packed blobs went to the reader unread: when it failed, which
+	 * file's blob broke it, if one did */
+	if (why == NULL && reader_failed && snapstore_verify(sp->store,
+	    sp->manifest, SNAPSTORE_FULL, &why) == 0) {
+		free(why);
+		why = NULL;
+	}
 	free(sp->store);
 	free(sp->manifest);
 	free(sp);

@@ -180,11 +180,14 @@ int snapstore_archive_stream(const char *store, const char *manifest,
  * archive.tar.gz: the pipe's read end with *sp, or -1 with *cause.
  * snapstore_pipe_end() closes the read end (the writer stops at its
  * next write), waits for the thread and returns why the writer failed
- * for a reason of its own (a blob missing or damaged, named), or NULL. */
+ * for a reason of its own (a blob missing or damaged, named) — or, when
+ * the reader failed (reader_failed) and the writer did not, the file
+ * whose blob is damaged (snapstore_verify()) — else NULL. */
 struct snapstore_pipe;
 int snapstore_pipe_start(const char *store, const char *manifest,
     struct snapstore_pipe **sp, char **cause);
-char *snapstore_pipe_end(struct snapstore_pipe *sp, int rfd);
+char *snapstore_pipe_end(struct snapstore_pipe *sp, int rfd,
+    int reader_failed);
 
 /* Every blob manifest m names, in order — the dump's (its chunks, then
  * the deltas on them) and tree/'s files — to fn(arg, sha256, size,

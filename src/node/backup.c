@@ -1544,23 +1544,6 @@ env_is_stopped(struct env *e)
 	return e->state == ENV_STOPPED || e->state == ENV_NOTDEPLOYED;
 }
 
-/* Why snapshot id's full download cannot be read whole, naming the
- * file whose blob is damaged or missing; NULL when every blob is whole
- * (the store's blobs re-hashed: only after a restore failed). */
-static char *
-store_damage(const char *id)
-{
-	char *store = store_path(), *man = snap_manifest(id), *cause = NULL;
-
-	if (snapstore_verify(store, man, SNAPSTORE_FULL, &cause) == 0) {
-		free(cause);
-		cause = NULL;
-	}
-	free(store);
-	free(man);
-	return cause;
-}
-
 /* Start assembling snapshot id for a restore: the pipe's read end, or
  * -1 with *cause. */
 static int
@@ -1680,14 +1663,10 @@ restore_thread(void *arg)
 	if (sp != NULL) {
 		/* what broke the archive it assembled, rather than how the
 		 * reader saw it end */
-		char *why = snapstore_pipe_end(sp, fd);
+		char *why = snapstore_pipe_end(sp, fd, n == -1);
 
 		sp = NULL;
 		fd = -1;
-		/* packed blobs go to the reader unread: when it failed,
-		 * say which file's blob broke it, if one did */
-		if (n == -1 && why == NULL)
-			why = store_damage(rj->snapshot);
 		if (n == -1 && why != NULL) {
 			free(cause);
 			cause = why;
@@ -1769,7 +1748,7 @@ out_done:
 	if (c)
 		PQfinish(c);
 	if (sp != NULL) {
-		free(snapstore_pipe_end(sp, fd));
+		free(snapstore_pipe_end(sp, fd, 0));
 		fd = -1;
 	}
 	if (fd >= 0)
