@@ -2658,6 +2658,7 @@ struct snapstore_recv {
 	struct snapstore_stats st;
 	struct snapstore_snap_opts o;	/* zero: no progress */
 	json_t		*m;		/* the manifest received */
+	char		*path;		/* its file */
 	json_t		*missing;	/* [{sha256, size, name}] */
 	json_t		*got;		/* blobs received and durable */
 	json_t		*batch;		/* what the bytes fed now hold */
@@ -2749,6 +2750,7 @@ snapstore_recv_begin(const char *store, const char *manifest, char **cause)
 	r->got = json_object();
 	r->b.fd = -1;
 	r->zfd = -1;
+	r->path = xstrdup(manifest);
 	if (store_prepare(store, cause) < 0 ||
 	    (r->lock = store_lock(store, LOCK_SH, cause)) < 0 ||
 	    (r->m = manifest_load(manifest, cause)) == NULL ||
@@ -3034,6 +3036,26 @@ snapstore_recv_commit(struct snapstore_recv *r, const char *manifest,
 	return rc;
 }
 
+int
+snapstore_recv_commit_file(struct snapstore_recv *r, const char *manifest,
+    struct snapstore_stats *stats, char **cause)
+{
+	int fd, rc;
+
+	if (snapstore_recv_sync(r, NULL, cause) < 0)
+		return -1;
+	fd = open(r->path, O_RDONLY | O_CLOEXEC);
+	rc = fd < 0 || fdatasync(fd) < 0 ? -1 : 0;
+	if (fd >= 0)
+		close(fd);
+	if (rc < 0 || util_rename_sync(r->path, manifest) < 0)
+		return fail(cause, "cannot write '%s': %s", manifest,
+		    strerror(errno));
+	if (stats != NULL)
+		*stats = r->st;
+	return 0;
+}
+
 void
 snapstore_recv_free(struct snapstore_recv *r)
 {
@@ -3058,6 +3080,7 @@ snapstore_recv_free(struct snapstore_recv *r)
 	json_decref(r->got);
 	json_decref(r->batch);
 	json_decref(r->m);
+	free(r->path);
 	if (r->lock >= 0)
 		close(r->lock);
 	free(r);

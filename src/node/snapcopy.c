@@ -11,8 +11,9 @@
  *
  * Layout: DIR/copies/<uuid>/copy.json (the source's record of the
  * snapshot, and the copy's state), partial.json (the blobs received so
- * far, in manifest form: a root for the sweep, so a copy killed midway
- * resumes without them), manifest.json (written last: the copy exists).
+ * far, after each batch but the last, in manifest form: a root for the
+ * sweep, so a copy killed midway resumes without them), manifest.json
+ * (the manifest as fetched, moved there last: the copy exists).
  * The source's side: GET …/snapshots/{id}/manifest and POST
  * …/snapshots/{id}/blobs, both signed. */
 #include <curl/curl.h>
@@ -584,7 +585,9 @@ copy_run(struct copy_job *cj, json_t *stats, char **cause)
 		    cause) < 0)
 			goto out;
 		fetch_ms += lap_ms(&t);
-		if (snapstore_recv_sync(r, partial, cause) < 0)
+		/* the last batch needs no partial.json: the manifest follows
+		 * (killed between them, that batch alone is fetched again) */
+		if (snapstore_recv_sync(r, i < n ? partial : NULL, cause) < 0)
 			goto out;
 		sync_ms += lap_ms(&t);
 		done += bytes;
@@ -597,7 +600,7 @@ copy_run(struct copy_job *cj, json_t *stats, char **cause)
 		/* a kill -9 here leaves durable blobs partial.json keeps */
 		testhook_pause("copy-batch");
 	}
-	if (snapstore_recv_commit(r, man, &st, cause) < 0)
+	if (snapstore_recv_commit_file(r, man, &st, cause) < 0)
 		goto out;
 	/* the manifest is the root now */
 	if (unlink(partial) == 0)
