@@ -85,7 +85,9 @@ save_json(const char *path, json_t *j)
 }
 
 /* The copy's record as the agent API shows it; NULL when there is none.
- * Its state is the copy's: completed exactly when its manifest is here. */
+ * Its state is the copy's: running while its thread runs (which records
+ * the copy's figures after the manifest is in place), else completed
+ * exactly when its manifest is here. */
 static json_t *
 copy_show_json(const char *id)
 {
@@ -96,12 +98,12 @@ copy_show_json(const char *id)
 	if (j == NULL)
 		return NULL;
 	json_object_del(j, "progress");
-	if ((man = snapcopy_manifest(id)) != NULL) {
+	if (json_object_get(backup_with_progress(j, id), "progress")) {
+		json_object_set_new(j, "state", json_string("running"));
+	} else if ((man = snapcopy_manifest(id)) != NULL) {
 		json_object_set_new(j, "state", json_string("completed"));
 		json_object_del(j, "error");
 		free(man);
-	} else if (json_object_get(backup_with_progress(j, id), "progress")) {
-		json_object_set_new(j, "state", json_string("running"));
 	} else if (strcmp(jsonx_str(j, "state") ? jsonx_str(j, "state") : "",
 	    "failed") != 0) {
 		json_object_set_new(j, "state", json_string("failed"));
@@ -605,6 +607,8 @@ copy_run(struct copy_job *cj, json_t *stats, char **cause)
 	/* the manifest is the root now */
 	if (unlink(partial) == 0)
 		util_fsync_dir(partial);
+	/* complete, its figures not yet recorded: still running */
+	testhook_pause("copy-committed");
 	json_object_set_new(stats, "fetch_ms", json_integer(fetch_ms));
 	json_object_set_new(stats, "sync_ms", json_integer(sync_ms));
 	json_object_set_new(stats, "commit_ms", json_integer(lap_ms(&t)));

@@ -250,11 +250,16 @@ snapcopy_job(struct job *j, json_t **result, char **cause)
 	st = json_object_get(n, "copy");
 	util_time_iso(util_now(), now, sizeof now);
 	store_run(j->db, "UPDATE snapshot_copies SET state = 'completed', error"
-	    " = NULL, finished_at = ?, next_attempt_at = NULL, blobs_fetched ="
-	    " ?, bytes_fetched = ?, blobs_total = ? WHERE snapshot_uuid = ? AND"
-	    " node_id = ?", "siiisi", now, jsonx_int(st, "blobs_fetched", 0),
-	    jsonx_int(st, "bytes_fetched", 0), jsonx_int(st, "blobs_missing", 0),
-	    uuid, target);
+	    " = NULL, finished_at = ?, next_attempt_at = NULL WHERE"
+	    " snapshot_uuid = ? AND node_id = ?", "ssi", now, uuid, target);
+	/* its figures, when the target recorded them (a target stopped
+	 * between its manifest and its record has none to give) */
+	if (json_object_get(st, "blobs_fetched") != NULL)
+		store_run(j->db, "UPDATE snapshot_copies SET blobs_fetched = ?,"
+		    " bytes_fetched = ?, blobs_total = ? WHERE snapshot_uuid = ?"
+		    " AND node_id = ?", "iiisi", jsonx_int(st, "blobs_fetched",
+		    0), jsonx_int(st, "bytes_fetched", 0), jsonx_int(st,
+		    "blobs_missing", 0), uuid, target);
 	rc = 0;
 	goto out;
 failed:

@@ -94,7 +94,7 @@ for i in $(seq 600); do put_doc $((RANDOM % 900 + 100)); done
 odd_names_write "$FILES" "$(jq_get uid < "$A/envs/$EID/env.json")"
 pause_at copy-batch
 S1=$(snap first)
-reached copy-batch
+reached copy-batch || fail "the first copy never paused after a batch"
 S1M=$A/snapshots/$S1/manifest.json
 NAMED1=$(named "$S1M" | wc -l)
 [ -s "$B/copies/$S1/partial.json" ] && pass "the target recorded the blobs it made durable" || fail "no partial.json on the target"
@@ -119,7 +119,17 @@ sql "UPDATE notes SET body = 'changed' WHERE id % 50 = 0" >/dev/null
 put_doc 5000
 put_doc 7000
 BEFORE_B=$(stored "$B")
+# held once its manifest is in place, before its figures are recorded:
+# the copy is still running (the portal records its figures once done)
+pause_at copy-committed
 S2=$(snap second)
+if reached copy-committed; then
+	sleep 1.5	# several of the portal's polls
+	expect "a copy whose figures are not yet recorded is still copying" "$(copy_field "$S2" state)" copying
+else
+	fail "the second copy never reached its end"
+fi
+unpause
 wait_copy "$S2"
 S2M=$A/snapshots/$S2/manifest.json
 NEW=$(comm -13 <(named "$S1M") <(named "$S2M"))
