@@ -225,7 +225,7 @@ fsck_blobs(struct fsck_run *f, char **cause)
  * the store. */
 static void
 fsck_ref(struct fsck_run *f, const char *hex, const char *snapshot,
-    const char *file)
+    int copy, const char *file)
 {
 	struct snapstore_fsck_blob *b;
 	struct snapstore_fsck_ref *ref;
@@ -243,11 +243,13 @@ fsck_ref(struct fsck_run *f, const char *hex, const char *snapshot,
 	}
 	/* the same chunk twice in one dump is one file */
 	if (b->nrefs > 0 && strcmp(b->refs[b->nrefs - 1].snapshot,
-	    snapshot) == 0 && strcmp(b->refs[b->nrefs - 1].file, file) == 0)
+	    snapshot) == 0 && b->refs[b->nrefs - 1].copy == copy &&
+	    strcmp(b->refs[b->nrefs - 1].file, file) == 0)
 		return;
 	b->refs = xrealloc(b->refs, (b->nrefs + 1) * sizeof *b->refs);
 	ref = &b->refs[b->nrefs++];
 	ref->snapshot = xstrdup(snapshot);
+	ref->copy = copy;
 	ref->file = xstrdup(file);
 }
 
@@ -262,6 +264,22 @@ manifest_snapshot(const char *manifest)
 	for (start = end; start > manifest && start[-1] != '/'; start--)
 		;
 	return xstrndup(start, (size_t)(end - start));
+}
+
+/* Whether the manifest is a copy: its folder is in a folder named
+ * copies. */
+static int
+manifest_is_copy(const char *manifest)
+{
+	const char *end = strrchr(manifest, '/'), *p;
+
+	if (end == NULL)
+		return 0;
+	for (p = end; p > manifest && p[-1] != '/'; p--)
+		;
+	/* p: the snapshot's folder; before it "…/copies/" */
+	return p - manifest >= 7 && strncmp(p - 7, "copies/", 7) == 0 &&
+	    (p - manifest == 7 || p[-8] == '/');
 }
 
 static void
@@ -329,6 +347,7 @@ manifest_blobs(json_t *m, enum snapstore_kind kind, blob_fn fn, void *arg,
 struct ref_arg {
 	struct fsck_run	*f;
 	const char	*snapshot;
+	int		 copy;
 };
 
 static void
@@ -336,7 +355,7 @@ ref_one(void *arg, const char *hex, const char *member)
 {
 	struct ref_arg *a = arg;
 
-	fsck_ref(a->f, hex, a->snapshot, member);
+	fsck_ref(a->f, hex, a->snapshot, a->copy, member);
 }
 
 /* A folder of the pattern that does not exist holds no manifest; any
@@ -349,26 +368,46 @@ glob_error(const char *path, int err)
 	return err != ENOENT;
 }
 
-/* The folder before roots' first wildcard: 0 when it is a readable
- * folder or does not exist (no snapshot yet), else -1 with *cause.
- * glob(3) passes over a component that is not a folder (ENOTDIR) as if
- * it held nothing, which would read as "no snapshot is damaged". */
+/* Whether folder is readable or does not exist (no snapshot yet): 0, else
+ * -1 with *cause. */
+static int
+folder_ok(const char *roots, const char *folder, char **cause)
+{
+	struct stat st;
+
+	if (stat(folder, &st) == -1 ? errno != ENOENT :
+	    !S_ISDIR(st.st_mode) || access(folder, R_OK | X_OK) == -1) {
+		*cause = xasprintf("cannot list the snapshot manifests '%s': "
+		    "'%s' is not a readable folder", roots, folder);
+		return -1;
+	}
+	return 0;
+}
+
+/* The folder before roots' first wildcard — each of a brace's folders
+ * when one comes first there ("DIR/{snapshots,copies}/…") — must be a
+ * readable folder or not exist: 0, else -1 with *cause. glob(3) passes
+ * over a component that is not a folder (ENOTDIR) as if it held nothing,
+ * which would read as "no snapshot is damaged". */
 static int
 roots_base_ok(const char *roots, char **cause)
 {
-	size_t n = strcspn(roots, "*?[");
-	char *base = xstrndup(roots, n), *slash = strrchr(base, '/');
-	struct stat st;
+	size_t n = strcspn(roots, "*?[{"), k;
+	const char *alt, *end;
+	char *base = xstrndup(roots, n), *slash = strrchr(base, '/'), *dir;
 	int rc = 0;
 
-	if (slash != NULL && slash != base) {
-		*slash = '\0';
-		if (stat(base, &st) == -1 ? errno != ENOENT :
-		    !S_ISDIR(st.st_mode) || access(base, R_OK | X_OK) == -1) {
-			*cause = xasprintf("cannot list the snapshot manifests "
-			    "'%s': '%s' is not a readable folder", roots, base);
-			rc = -1;
+	if (roots[n] == '{' && (end = strchr(roots + n, '}')) != NULL &&
+	    end[1] == '/' && n > 0 && roots[n - 1] == '/') {
+		for (alt = roots + n + 1; rc == 0 && alt < end; alt += k + 1) {
+			k = strcspn(alt, ",}");
+			dir = xasprintf("%s%.*s", base, (int)k, alt);
+			rc = folder_ok(roots, dir, cause);
+			free(dir);
 		}
+	} else if (slash != NULL && slash != base) {
+		*slash = '\0';
+		rc = folder_ok(roots, base, cause);
 	}
 	free(base);
 	return rc;
@@ -388,7 +427,7 @@ fsck_manifests(struct fsck_run *f, const char *roots, char **cause)
 
 	if (roots_base_ok(roots, cause) < 0)
 		return -1;
-	gr = glob(roots, 0, glob_error, &g);
+	gr = glob(roots, GLOB_BRACE, glob_error, &g);
 	if (gr == GLOB_NOMATCH)
 		return 0;
 	if (gr != 0) {
@@ -405,6 +444,7 @@ fsck_manifests(struct fsck_run *f, const char *roots, char **cause)
 		f->r->snapshots++;
 		a.f = f;
 		a.snapshot = manifest_snapshot(g.gl_pathv[k]);
+		a.copy = manifest_is_copy(g.gl_pathv[k]);
 		/* a damaged entry: the entries before it are checked, the
 		 * manifest is reported */
 		if (manifest_blobs(m, SNAPSTORE_FULL, ref_one, &a, &why) < 0)
@@ -533,8 +573,9 @@ blobs_json(const struct snapstore_fsck_blob *list, size_t n)
 	for (i = 0; i < n; i++) {
 		files = json_array();
 		for (k = 0; k < list[i].nrefs; k++)
-			json_array_append_new(files, json_pack("{s:s,s:s}",
-			    "snapshot", list[i].refs[k].snapshot, "file",
+			json_array_append_new(files, json_pack("{s:s,s:b,s:s}",
+			    "snapshot", list[i].refs[k].snapshot, "copy",
+			    list[i].refs[k].copy, "file",
 			    list[i].refs[k].file));
 		b = json_pack("{s:s,s:s?,s:s?,s:o}", "sha256", list[i].sha256,
 		    "why", list[i].why, "quarantine", list[i].quarantine,

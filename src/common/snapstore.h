@@ -253,11 +253,13 @@ int snapstore_count(const char *store, long long *blobs, long long *bytes);
 /* Checking the store (snapstore-fsck.c)                               */
 
 /* A snapshot's file that a blob holds: which snapshot (the name of its
- * manifest's folder, the snapshot's id) and which member of its archive
- * ("tree/<path>", the path as nubo's JSON names files, or
- * "db/db.backup"). */
+ * manifest's folder, the snapshot's id), whether that manifest is a copy
+ * of it (its folder is under a folder named copies/: another node's
+ * snapshot kept here) and which member of its archive ("tree/<path>",
+ * the path as nubo's JSON names files, or "db/db.backup"). */
 struct snapstore_fsck_ref {
 	char		*snapshot;
+	int		 copy;
 	char		*file;
 };
 

@@ -38,6 +38,7 @@
  * in what `nubod node fsck` prints. */
 #define REPORT_SNAPSHOTS	20
 #define REPORT_FILES		5
+#define BROKEN_COPY		"copy:"
 
 static char *
 fsck_store(void)
@@ -48,11 +49,21 @@ fsck_store(void)
 static char *
 fsck_roots(void)
 {
-	return xasprintf("%s/snapshots/*/manifest.json", node->data_dir);
+	/* this node's snapshots, and the copies it keeps of other nodes' */
+	return xasprintf("%s/{snapshots,copies}/*/manifest.json",
+	    node->data_dir);
+}
+
+/* A broken snapshot's key in fsck_broken(): its id, "copy:" before it
+ * for a copy (caller frees). */
+static char *
+broken_key(const struct snapstore_fsck_ref *ref)
+{
+	return xasprintf("%s%s", ref->copy ? BROKEN_COPY : "", ref->snapshot);
 }
 
 /* The snapshots r says are broken, each with the files it lost, in the
- * order found: {id: [file…]}. */
+ * order found: {key: [file…]} (broken_key()). */
 static json_t *
 fsck_broken(const struct snapstore_fsck *r)
 {
@@ -66,13 +77,14 @@ fsck_broken(const struct snapstore_fsck *r)
 			for (k = 0; k < lists[l][i].nrefs; k++) {
 				const struct snapstore_fsck_ref *ref =
 				    &lists[l][i].refs[k];
+				char *key = broken_key(ref);
 
-				if ((files = json_object_get(out,
-				    ref->snapshot)) == NULL) {
+				if ((files = json_object_get(out, key)) ==
+				    NULL) {
 					files = json_array();
-					json_object_set_new(out, ref->snapshot,
-					    files);
+					json_object_set_new(out, key, files);
 				}
+				free(key);
 				seen = 0;
 				json_array_foreach(files, n, f)
 					seen |= strcmp(json_string_value(f),
@@ -102,8 +114,10 @@ fsck_summary(const struct snapstore_fsck *r)
 	json_array_foreach(json_object_get(rep, "snapshots"), i, sn) {
 		files = json_object_get(sn, "files");
 		t = json_dumps(files, JSON_COMPACT);
-		u = xasprintf("%s; snapshot %s lost %s%s", s, jsonx_str(sn, "id"),
-		    t, jsonx_int(sn, "files_total", 0) > (long long)
+		u = xasprintf("%s; %s %s lost %s%s", s, json_is_true(
+		    json_object_get(sn, "copy")) ? "the copy of snapshot" :
+		    "snapshot", jsonx_str(sn, "id"), t, jsonx_int(sn,
+		    "files_total", 0) > (long long)
 		    json_array_size(files) ? " and more" : "");
 		free(s);
 		free(t);
@@ -141,7 +155,9 @@ text_blobs(FILE *f, const char *title, const struct snapstore_fsck_blob *b,
 		if (b[i].nrefs == 0)
 			fprintf(f, "    no snapshot names it\n");
 		for (k = 0; k < b[i].nrefs; k++)
-			fprintf(f, "    snapshot %s: %s\n", b[i].refs[k].snapshot,
+			fprintf(f, "    %s %s: %s\n", b[i].refs[k].copy ?
+			    "the copy of snapshot" : "snapshot",
+			    b[i].refs[k].snapshot,
 			    b[i].refs[k].file);
 	}
 }
@@ -258,6 +274,7 @@ report_body(const struct snapstore_fsck *r)
 	json_t *some;
 	const char *id;
 	size_t i, total = json_object_size(broken);
+	int copy;
 
 	json_object_foreach(broken, id, files) {
 		if (json_array_size(snaps) == REPORT_SNAPSHOTS)
@@ -266,9 +283,15 @@ report_body(const struct snapstore_fsck *r)
 		json_array_foreach(files, i, f)
 			if (i < REPORT_FILES)
 				json_array_append(some, f);
+		copy = strncmp(id, BROKEN_COPY, strlen(BROKEN_COPY)) == 0;
 		json_array_append_new(snaps, json_pack("{s:s,s:o,s:I}", "id",
-		    id, "files", some, "files_total",
-		    (json_int_t)json_array_size(files)));
+		    copy ? id + strlen(BROKEN_COPY) : id, "files", some,
+		    "files_total", (json_int_t)json_array_size(files)));
+		/* a copy of another node's snapshot (the portal has it
+		 * copied again) */
+		if (copy)
+			json_object_set_new(json_array_get(snaps,
+			    json_array_size(snaps) - 1), "copy", json_true());
 	}
 	json_decref(broken);
 	return json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:o}", "blobs",

@@ -661,10 +661,43 @@ copy_thread(void *arg)
 	return NULL;
 }
 
+/* A completed copy whose blobs are not all in the store (fsck moved a
+ * damaged one to quarantine): its manifest becomes its partial.json, so
+ * the blobs still there stay kept and the copy, made again, fetches only
+ * what is gone. 1 when it was done so. */
+static int
+copy_heal(const char *id, const char *state)
+{
+	char *store, *man, *partial, *cause = NULL;
+	int healed = 0;
+
+	if (strcmp(state, "completed") != 0 || (man = snapcopy_manifest(id)) ==
+	    NULL)
+		return 0;
+	store = xasprintf("%s/store", node->data_dir);
+	if (snapstore_present(store, man, SNAPSTORE_FULL, &cause) < 0) {
+		partial = copy_file(id, "partial.json");
+		if (util_rename_sync(man, partial) == 0) {
+			log_warn("copy of snapshot %s: %s; fetching it again", id,
+			    cause);
+			healed = 1;
+		} else
+			log_error("copy of snapshot %s: %s, and its manifest "
+			    "cannot be moved aside: %s", id, cause,
+			    strerror(errno));
+		free(partial);
+	}
+	free(cause);
+	free(store);
+	free(man);
+	return healed;
+}
+
 /* POST /agent/v1/copies {snapshot, manifest_url, blobs_url, record}:
  * copy another node's snapshot into this node's store (idempotent: a
  * completed or running copy is answered as it is; a failed one is
- * resumed). 202 while it runs; poll GET /agent/v1/copies/{snapshot}. */
+ * resumed, and so is a completed one whose blobs are no longer all in
+ * the store: copy_heal()). 202 while it runs; poll GET /agent/v1/copies/{snapshot}. */
 void
 snapcopy_create(struct areq *r)
 {
@@ -700,7 +733,8 @@ snapcopy_create(struct areq *r)
 	}
 	free(own);
 	if ((j = copy_show_json(id)) != NULL &&
-	    strcmp(jsonx_str(j, "state"), "failed") != 0) {
+	    strcmp(jsonx_str(j, "state"), "failed") != 0 &&
+	    !copy_heal(id, jsonx_str(j, "state"))) {
 		areply(r, strcmp(jsonx_str(j, "state"), "running") == 0 ? 202 :
 		    200, j);
 		return;

@@ -9,6 +9,7 @@
 #include "buf.h"
 #include "jsonx.h"
 #include "portal.h"
+#include "snapcopy.h"
 #include "store.h"
 #include "util.h"
 #include "xmalloc.h"
@@ -25,7 +26,8 @@ snapshots_check(struct preq *r, json_t *snaps, char **cause)
 {
 	static const struct jfield fields[] = {
 		{ "id", JT_STRING, 1 }, { "files", JT_ARRAY, 1 },
-		{ "files_total", JT_INT, 0 }, { NULL } };
+		{ "files_total", JT_INT, 0 }, { "copy", JT_BOOL, 0 },
+		{ NULL } };
 	json_t *s, *f;
 	size_t i, k;
 	char where[32];
@@ -80,8 +82,37 @@ files_text(struct buf *b, json_t *s)
 		buf_printf(b, " and %lld more", total - (long long)n);
 }
 
+/* A damaged copy s (an entry of the report) of another node's snapshot:
+ * failed and copied again (snapcopy_damaged()), said in its app's
+ * activity. */
+static void
+store_check_copy(struct preq *r, json_t *s)
+{
+	struct buf one;
+	char *why, *node;
+	long long app;
+
+	buf_init(&one, 0);
+	files_text(&one, s);
+	node = store_text(r->db, "SELECT name FROM nodes WHERE id = ?", "i",
+	    r->node_id);
+	why = xasprintf("a check of the snapshot store of node '%s' found the"
+	    " data of %.*s damaged or missing", node ? node : "?",
+	    (int)one.len, one.data);
+	app = snapcopy_damaged(r->db, jsonx_str(s, "id"), r->node_id, why);
+	if (app > 0)
+		activity_record(r->db, 0, app, r->node_id, "snapshot.damaged",
+		    "the copy of snapshot %.8s on node '%s' cannot be used: %s;"
+		    " it is copied again", jsonx_str(s, "id"), node ? node : "?",
+		    why);
+	buf_release(&one);
+	free(why);
+	free(node);
+}
+
 /* POST /agent/store-check {blobs, bytes, damaged, missing, quarantined,
- * bad_manifests, snapshots_total, snapshots: [{id, files, files_total}]} */
+ * bad_manifests, snapshots_total, snapshots: [{id, files, files_total,
+ * copy?}]} (copy: the node's copy of another node's snapshot) */
 void
 agent_store_check(struct preq *r)
 {
@@ -95,6 +126,7 @@ agent_store_check(struct preq *r)
 	struct buf b, one;
 	char *cause = NULL;
 	size_t i;
+	int copy;
 
 	if (agent_body_check(r, fields) == -1)
 		return;
@@ -117,10 +149,15 @@ agent_store_check(struct preq *r)
 		    jsonx_int(r->body, "snapshots_total",
 		    (long long)json_array_size(snaps)));
 	json_array_foreach(snaps, i, s) {
-		buf_printf(&b, "%s %.8s (", i == 0 ? "" : ";",
-		    jsonx_str(s, "id"));
+		copy = json_is_true(json_object_get(s, "copy"));
+		buf_printf(&b, "%s %s%.8s (", i == 0 ? "" : ";", copy ?
+		    "the copy of " : "", jsonx_str(s, "id"));
 		files_text(&b, s);
 		buf_printf(&b, ")");
+		if (copy) {
+			store_check_copy(r, s);
+			continue;
+		}
 		/* the app's members see their snapshot broken */
 		row = store_row(r->db, "SELECT s.app_id, e.name AS env FROM"
 		    " snapshots s LEFT JOIN environments e ON e.id ="

@@ -395,6 +395,22 @@ node_has(sqlite3 *db, long long nid, const char *uuid, const char *what)
 }
 
 long long
+snapcopy_damaged(sqlite3 *db, const char *uuid, long long node_id,
+    const char *why)
+{
+	char now[32];
+
+	util_time_iso(util_now(), now, sizeof now);
+	if (store_run(db, "UPDATE snapshot_copies SET state = 'failed', error ="
+	    " ?, finished_at = ?, next_attempt_at = ? WHERE snapshot_uuid = ?"
+	    " AND node_id = ? AND state = 'completed'", "ssssi", why, now, now,
+	    uuid, node_id) != STORE_OK || sqlite3_changes(db) == 0)
+		return 0;
+	return store_int(db, 0, "SELECT app_id FROM snapshots WHERE uuid = ?",
+	    "s", uuid);
+}
+
+long long
 snapcopy_serving_node(sqlite3 *db, const char *uuid, long long node_id)
 {
 	json_t *rows;

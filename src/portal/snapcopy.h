@@ -29,6 +29,12 @@ void snapcopy_attach(sqlite3 *db, json_t *rows);
  * -1 with *cause (a node that cannot be reached, or a copy running:
  * retention tries again). */
 int snapcopy_delete_all(sqlite3 *db, const char *uuid, char **cause);
+/* A check of node_id's store found its completed copy of snapshot uuid
+ * damaged (why): the copy is failed, so no download or restore is
+ * served from it, and due at once, so the scheduler has the node fetch
+ * again what it lost. The snapshot's app (0: no such copy). */
+long long snapcopy_damaged(sqlite3 *db, const char *uuid, long long node_id,
+    const char *why);
 /* The node that serves snapshot uuid (taken on node_id) now: node_id when
  * it answers that it has it completed, else a reachable node with a
  * completed copy of it, else node_id (its error then says why). */

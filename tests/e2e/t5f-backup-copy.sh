@@ -13,6 +13,7 @@
 # onto a third node, where psql reads the rows back.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/migrate-lib.sh"	# pause_at, reached, unpause
+. "$(dirname "$0")/snapstore-lib.sh"	# flip_byte
 
 export NUBO_TEST_PAUSE_FILE=$T/pause
 start_portal
@@ -190,6 +191,39 @@ wait_copy "$S4"
 expect_match "once the target is back, it is tried again and completes" "$(copy_field "$S4" attempts)" '^[2-9]'
 expect "no blob missing on the target" "$(comm -23 <(named "$B"/copies/*/manifest.json) <(stored "$B") | wc -l)" 0
 check "delete it" "$NUBO" backups delete shop Test "$S4"
+
+# --- a damaged blob of a copy: fsck names the copy, the portal has it
+# copied again ---------------------------------------------------------------
+# a file only the second snapshot has (one of the documents added for it)
+read -r VH VPATH < <(python3 - "$B/copies/$S2/manifest.json" "$NEW" <<'EOF'
+import json, sys
+new = set(sys.argv[2].split())
+for e in json.load(open(sys.argv[1]))["tree"]:
+    if e["type"] == "f" and e["sha256"] in new:
+        print(e["sha256"], e["path"])
+        break
+EOF
+)
+# random bytes: stored blocks, byte 39 is past the packed header and
+# the block's own
+flip_byte "$B/store/blobs/${VH:0:2}/${VH:2}.z" 39
+check_fails "fsck of the target finds it" 1 "$NUBOD" node fsck --data "$B"
+expect_match "and names the copy and the file" "$(cat "$T/last.out")" "the copy of snapshot $S2: tree/$VPATH"
+[ -f "$B/store/quarantine/$VH" ] && pass "the blob is quarantined" || fail "the damaged blob is not in quarantine"
+# the node's own check reports it to the portal, which has it copied
+# again at once
+ATTEMPTS=$(copy_field "$S2" attempts)
+stop_node nodeb
+NUBO_STORE_FSCK_EVERY=2 start_node nodeb v3
+wait_passes store-fsck-reported "$NODE_PID_nodeb" 1 0
+expect_match "the app's activity says the copy cannot be used" "$("$NUBO" apps activity shop --json | jq -r '.[] | select(.action == "snapshot.damaged") | .detail' | head -1)" "the copy of snapshot ${S2:0:8} on node 'nodeb' cannot be used: .*tree/$VPATH.*it is copied again"
+wait_copy "$S2"
+expect "copied again" "$(copy_field "$S2" attempts)" "$((ATTEMPTS + 1))"
+expect "fetching only what it lost" "$(copy_field "$S2" blobs_fetched)" 1
+check "fsck of the target: whole again" "$NUBOD" node fsck --data "$B"
+expect "no blob missing on the target" "$(comm -23 <(named "$B"/copies/*/manifest.json) <(stored "$B") | wc -l)" 0
+stop_node nodeb
+start_node nodeb v3
 
 # --- retention deletes the copy too -------------------------------------------
 S3=$(snap "to expire")

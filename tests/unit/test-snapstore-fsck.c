@@ -539,11 +539,74 @@ test_bad_entry_and_busy(void **state)
 	free(store);
 }
 
+/* A node's copies of other nodes' snapshots (copies/<id>/manifest.json)
+ * are checked too, and a damaged blob names them as copies. */
+static void
+test_copies(void **state)
+{
+	struct snapstore_fsck r;
+	const struct snapstore_fsck_blob *b;
+	char *store = at("store"), *cause = NULL, hex[65], *blob, *src, *dst;
+	char *roots = at("{snapshots,copies}/*/manifest.json"), *text;
+	json_t *j;
+	size_t n;
+	int copies = 0, own = 0;
+
+	(void)state;
+	/* copies/ that is not a folder: no check, rather than "whole" */
+	src = at("copies");
+	assert_int_equal(util_write_file(src, "x", 1, 0600), 0);
+	assert_int_equal(snapstore_fsck(store, roots, &r, &cause), -1);
+	assert_non_null(strstr(cause, "copies' is not a readable folder"));
+	free(cause);
+	cause = NULL;
+	assert_int_equal(unlink(src), 0);
+	free(src);
+	put("a/one", "the first document");
+	snap("s1", NULL);
+	src = at("snapshots/s1/manifest.json");
+	dst = at("copies/c0ffee00-0000-4000-8000-000000000001/manifest.json");
+	*strrchr(dst, '/') = '\0';
+	assert_int_equal(util_mkdir_p(dst, 0700), 0);
+	*strrchr(dst, '\0') = '/';
+	text = util_read_file(src, 1 << 20, &n);
+	assert_non_null(text);
+	assert_int_equal(util_write_file(dst, text, n, 0600), 0);
+	blob = blob_of("s1", "a/one");
+	damage(blob, 2, 'X');
+	if (snapstore_fsck(store, roots, &r, &cause) < 0)
+		fail_msg("fsck: %s", cause);
+	assert_int_equal(r.snapshots, 2);
+	assert_int_equal(r.ndamaged, 1);
+	b = entry(r.damaged, r.ndamaged, sha_of(blob, hex));
+	has_ref(b, "s1", "tree/a/one");
+	has_ref(b, "c0ffee00-0000-4000-8000-000000000001", "tree/a/one");
+	for (n = 0; n < b->nrefs; n++) {
+		copies += b->refs[n].copy;
+		own += !b->refs[n].copy;
+	}
+	assert_int_equal(copies, 1);
+	assert_int_equal(own, 1);
+	j = snapstore_fsck_json(&r);
+	assert_true(json_is_boolean(json_object_get(json_array_get(
+	    json_object_get(json_array_get(json_object_get(j, "damaged"), 0),
+	    "files"), 0), "copy")));
+	json_decref(j);
+	snapstore_fsck_release(&r);
+	free(text);
+	free(blob);
+	free(src);
+	free(dst);
+	free(store);
+	free(roots);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_clean, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_copies, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_damaged_and_missing,
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_packed_header, setup,
