@@ -3021,25 +3021,6 @@ int
 snapstore_recv_commit(struct snapstore_recv *r, const char *manifest,
     struct snapstore_stats *stats, char **cause)
 {
-	char *text;
-	int rc;
-
-	if (snapstore_recv_sync(r, NULL, cause) < 0)
-		return -1;
-	text = json_dumps(r->m, JSON_COMPACT);
-	rc = util_write_file(manifest, text, strlen(text), 0600);
-	if (rc < 0)
-		fail(cause, "cannot write '%s': %s", manifest, strerror(errno));
-	free(text);
-	if (stats != NULL)
-		*stats = r->st;
-	return rc;
-}
-
-int
-snapstore_recv_commit_file(struct snapstore_recv *r, const char *manifest,
-    struct snapstore_stats *stats, char **cause)
-{
 	int fd, rc;
 
 	if (snapstore_recv_sync(r, NULL, cause) < 0)

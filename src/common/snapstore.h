@@ -357,14 +357,11 @@ int snapstore_recv_packed(struct snapstore_recv *, const void *data,
  * them. 0, or -1 with *cause. */
 int snapstore_recv_sync(struct snapstore_recv *, const char *partial,
     char **cause);
-/* Every blob here: the manifest written (atomically, last). 0 with
- * *stats (blobs_added, bytes_added; may be NULL), or -1 with *cause. */
+/* Every blob here: the manifest file snapstore_recv_begin() read moved
+ * to manifest, last (made durable first): the source's bytes as they
+ * came, not written again. 0 with *stats (blobs_added, bytes_added; may
+ * be NULL), or -1 with *cause. */
 int snapstore_recv_commit(struct snapstore_recv *, const char *manifest,
-    struct snapstore_stats *stats, char **cause);
-/* The same, the manifest file snapstore_recv_begin() read moved to
- * manifest (made durable first): the source's bytes as they came, not
- * written again. */
-int snapstore_recv_commit_file(struct snapstore_recv *, const char *manifest,
     struct snapstore_stats *stats, char **cause);
 /* End (the lock released; blobs not made durable dropped). */
 void snapstore_recv_free(struct snapstore_recv *);

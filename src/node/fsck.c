@@ -38,7 +38,6 @@
  * in what `nubod node fsck` prints. */
 #define REPORT_SNAPSHOTS	20
 #define REPORT_FILES		5
-#define BROKEN_COPY		"copy:"
 
 static char *
 fsck_store(void)
@@ -54,22 +53,15 @@ fsck_roots(void)
 	    node->data_dir);
 }
 
-/* A broken snapshot's key in fsck_broken(): its id, "copy:" before it
- * for a copy (caller frees). */
-static char *
-broken_key(const struct snapstore_fsck_ref *ref)
-{
-	return xasprintf("%s%s", ref->copy ? BROKEN_COPY : "", ref->snapshot);
-}
-
-/* The snapshots r says are broken, each with the files it lost, in the
- * order found: {key: [file…]} (broken_key()). */
+/* The snapshots r says are broken — a copy apart from the snapshot —
+ * each with the files it lost, in the order found: {key: {id, copy?,
+ * files: [file…]}}. */
 static json_t *
 fsck_broken(const struct snapstore_fsck *r)
 {
 	const struct snapstore_fsck_blob *lists[2] = { r->damaged, r->missing };
 	size_t counts[2] = { r->ndamaged, r->nmissing }, l, i, k, n;
-	json_t *out = json_object(), *files, *f;
+	json_t *out = json_object(), *e, *files, *f;
 	int seen;
 
 	for (l = 0; l < 2; l++)
@@ -77,14 +69,19 @@ fsck_broken(const struct snapstore_fsck *r)
 			for (k = 0; k < lists[l][i].nrefs; k++) {
 				const struct snapstore_fsck_ref *ref =
 				    &lists[l][i].refs[k];
-				char *key = broken_key(ref);
+				char *key = xasprintf("%s%s", ref->copy ?
+				    "copy:" : "", ref->snapshot);
 
-				if ((files = json_object_get(out, key)) ==
-				    NULL) {
-					files = json_array();
-					json_object_set_new(out, key, files);
+				if ((e = json_object_get(out, key)) == NULL) {
+					e = json_pack("{s:s,s:[]}", "id",
+					    ref->snapshot, "files");
+					if (ref->copy)
+						json_object_set_new(e, "copy",
+						    json_true());
+					json_object_set_new(out, key, e);
 				}
 				free(key);
+				files = json_object_get(e, "files");
 				seen = 0;
 				json_array_foreach(files, n, f)
 					seen |= strcmp(json_string_value(f),
@@ -270,28 +267,25 @@ state_save(json_t *j)
 static json_t *
 report_body(const struct snapstore_fsck *r)
 {
-	json_t *broken = fsck_broken(r), *files, *f, *snaps = json_array();
+	json_t *broken = fsck_broken(r), *e, *files, *f, *snaps = json_array();
 	json_t *some;
-	const char *id;
+	const char *key;
 	size_t i, total = json_object_size(broken);
-	int copy;
 
-	json_object_foreach(broken, id, files) {
+	json_object_foreach(broken, key, e) {
 		if (json_array_size(snaps) == REPORT_SNAPSHOTS)
 			break;
+		files = json_object_get(e, "files");
 		some = json_array();
 		json_array_foreach(files, i, f)
 			if (i < REPORT_FILES)
 				json_array_append(some, f);
-		copy = strncmp(id, BROKEN_COPY, strlen(BROKEN_COPY)) == 0;
-		json_array_append_new(snaps, json_pack("{s:s,s:o,s:I}", "id",
-		    copy ? id + strlen(BROKEN_COPY) : id, "files", some,
-		    "files_total", (json_int_t)json_array_size(files)));
-		/* a copy of another node's snapshot (the portal has it
-		 * copied again) */
-		if (copy)
-			json_object_set_new(json_array_get(snaps,
-			    json_array_size(snaps) - 1), "copy", json_true());
+		/* a copy of another node's snapshot keeps "copy" (the
+		 * portal has it copied again) */
+		json_object_set_new(e, "files_total",
+		    json_integer((json_int_t)json_array_size(files)));
+		json_object_set_new(e, "files", some);
+		json_array_append(snaps, e);
 	}
 	json_decref(broken);
 	return json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:o}", "blobs",

@@ -602,7 +602,7 @@ copy_run(struct copy_job *cj, json_t *stats, char **cause)
 		/* a kill -9 here leaves durable blobs partial.json keeps */
 		testhook_pause("copy-batch");
 	}
-	if (snapstore_recv_commit_file(r, man, &st, cause) < 0)
+	if (snapstore_recv_commit(r, man, &st, cause) < 0)
 		goto out;
 	/* the manifest is the root now */
 	if (unlink(partial) == 0)
