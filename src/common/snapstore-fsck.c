@@ -293,6 +293,18 @@ fsck_bad(struct fsck_run *f, const char *manifest, char *why)
 	b->why = why;
 }
 
+static void
+fsck_dropped(struct fsck_run *f, const char *manifest, char *why)
+{
+	struct snapstore_fsck_bad *b;
+
+	f->r->dropped = xrealloc(f->r->dropped, (f->r->ndropped + 1) *
+	    sizeof *f->r->dropped);
+	b = &f->r->dropped[f->r->ndropped++];
+	b->manifest = xstrdup(manifest);
+	b->why = why;
+}
+
 /* Every blob a manifest names, with the archive member it holds:
  * fn(arg, hex, member); the dump's chunks and deltas (unless files only), then
  * tree/'s files (unless database only). 0, or -1 with *cause at the
@@ -449,6 +461,13 @@ fsck_manifests(struct fsck_run *f, const char *roots, char **cause)
 		 * manifest is reported */
 		if (manifest_blobs(m, SNAPSTORE_FULL, ref_one, &a, &why) < 0)
 			fsck_bad(f, g.gl_pathv[k], why);
+		/* a chain's download copy: derived, so a damaged one is
+		 * removed (the download makes the segments again) and
+		 * told, no snapshot broken */
+		why = NULL;
+		if (f->iobuf != NULL && snapstore_chain_check(f->store,
+		    json_object_get(m, "dump"), f->iobuf, &why) > 0)
+			fsck_dropped(f, g.gl_pathv[k], why);
 		free((char *)a.snapshot);
 		json_decref(m);
 	}
@@ -555,6 +574,11 @@ snapstore_fsck_release(struct snapstore_fsck *r)
 		free(r->bad[i].why);
 	}
 	free(r->bad);
+	for (i = 0; i < r->ndropped; i++) {
+		free(r->dropped[i].manifest);
+		free(r->dropped[i].why);
+	}
+	free(r->dropped);
 	memset(r, 0, sizeof *r);
 }
 
@@ -588,18 +612,22 @@ blobs_json(const struct snapstore_fsck_blob *list, size_t n)
 json_t *
 snapstore_fsck_json(const struct snapstore_fsck *r)
 {
-	json_t *bad = json_array();
+	json_t *bad = json_array(), *dropped = json_array();
 	size_t i;
 
 	for (i = 0; i < r->nbad; i++)
 		json_array_append_new(bad, json_pack("{s:s,s:s}", "manifest",
 		    r->bad[i].manifest, "why", r->bad[i].why));
-	return json_pack("{s:I,s:I,s:I,s:I,s:f,s:o,s:o,s:o}", "blobs",
+	for (i = 0; i < r->ndropped; i++)
+		json_array_append_new(dropped, json_pack("{s:s,s:s}",
+		    "manifest", r->dropped[i].manifest, "why",
+		    r->dropped[i].why));
+	return json_pack("{s:I,s:I,s:I,s:I,s:f,s:o,s:o,s:o,s:o}", "blobs",
 	    (json_int_t)r->blobs, "bytes", (json_int_t)r->bytes, "snapshots",
 	    (json_int_t)r->snapshots, "quarantined", (json_int_t)r->quarantined,
 	    "seconds", r->seconds, "damaged", blobs_json(r->damaged,
 	    r->ndamaged), "missing", blobs_json(r->missing, r->nmissing),
-	    "bad_manifests", bad);
+	    "bad_manifests", bad, "download_copies_removed", dropped);
 }
 
 /* ------------------------------------------------------------------ */

@@ -125,6 +125,13 @@ void snapstore_blob_close(struct snapstore_blob *);
  * than its chain costs to read. */
 #define SNAPSTORE_DELTA_MIN	(4LL * 1024 * 1024)
 
+/* The download copy of a chain's dump (snapstore.c, chain_path()), when
+ * there is one, inflated and checked against the dump's size and crc32
+ * (iobuf: NUBO_IO_CHUNK bytes): 0 when none or whole; 1 when it was not,
+ * and is removed, with *why (caller frees) saying what was wrong. */
+int snapstore_chain_check(const char *store, json_t *dump,
+    unsigned char *iobuf, char **why);
+
 /* 0 when a manifest's dump is well formed: its base's chunks add up
  * (to its size when there is no delta), and its deltas each name a
  * blob, the last one making its size, with its crc32 and the segments

@@ -117,6 +117,13 @@ struct put {
 	int		 werr;		/* errno of a blob that could not be
 					 * written: no manifest then */
 	struct snapstore_dindex *early;	/* o->prev_dump_index, not yet used */
+	/* a chain's download copy (chain_path()): in tmp/, for the dump
+	 * whose sha256 is keep_hex; the one of the dump it builds on goes
+	 * once the manifest is written */
+	char		*keep_tmp;
+	int		 keep_fd;
+	char		 keep_hex[65];
+	char		 keep_prev[65];
 };
 
 static void
@@ -540,6 +547,12 @@ struct seg_job {
 	int		 scanner;	/* set: a thread finds the pieces */
 	pthread_t	 t[SEG_THREADS];
 	int		 nt;		/* threads started */
+	/* the pieces deflated, in order, into the dump's download copy
+	 * (chain_path()); -1: not kept */
+	int		 keep_fd;
+	size_t		 wnext;		/* the next piece to go there */
+	long long	 woff;		/* where it goes */
+	int		 keep_err;	/* set: the copy was given up */
 };
 
 /* pread() of len bytes at off whole; 0, or an errno. */
@@ -608,17 +621,28 @@ seg_scan(struct seg_job *j, unsigned char *buf)
 	return 0;
 }
 
+static int
+buf_out(void *arg, const void *data, size_t len)
+{
+	return buf_append(arg, data, len);
+}
+
 /* Piece s deflated as a packed chunk would be: its deflated size and
- * crc32; 0, or an errno. */
+ * crc32, its deflated bytes in out when the job keeps them; 0, or an
+ * errno. */
 static int
 seg_pack(struct seg_job *j, struct snapstore_pack *pk, unsigned char *buf,
-    struct seg *s)
+    struct seg *s, struct buf *out)
 {
 	long long done = 0, zs = 0;
 	size_t len;
 	int err;
 
-	snapstore_pack_begin(pk, 0, count_out, &zs);
+	out->len = 0;
+	if (j->keep_fd >= 0)
+		snapstore_pack_begin(pk, 0, buf_out, out);
+	else
+		snapstore_pack_begin(pk, 0, count_out, &zs);
 	while (done < s->size) {
 		len = s->size - done < NUBO_IO_CHUNK ? (size_t)(s->size - done) :
 		    NUBO_IO_CHUNK;
@@ -628,9 +652,29 @@ seg_pack(struct seg_job *j, struct snapstore_pack *pk, unsigned char *buf,
 		done += (long long)len;
 	}
 	snapstore_pack_end(pk);
-	s->zsize = zs;
+	s->zsize = j->keep_fd >= 0 ? (long long)out->len : zs;
 	s->crc = pk->crc;
 	return 0;
+}
+
+/* Piece k's deflated bytes written where they go in the download copy,
+ * once every piece before it is there (a failed write gives the copy
+ * up, not the snapshot: it is only ever a faster way to the same bytes). */
+static void
+seg_keep(struct seg_job *j, size_t k, const struct buf *out)
+{
+	pthread_mutex_lock(&j->mu);
+	while (j->wnext != k && j->err == 0 && !j->keep_err)
+		pthread_cond_wait(&j->cv, &j->mu);
+	if (j->wnext == k && !j->keep_err) {
+		if (out->len > 0 && pwrite(j->keep_fd, out->data, out->len,
+		    (off_t)j->woff) != (ssize_t)out->len)
+			j->keep_err = 1;
+		j->woff += (long long)out->len;
+		j->wnext++;
+		pthread_cond_broadcast(&j->cv);
+	}
+	pthread_mutex_unlock(&j->mu);
 }
 
 static void *
@@ -639,8 +683,11 @@ seg_thread(void *arg)
 	struct seg_job *j = arg;
 	struct snapstore_pack pk;
 	unsigned char *buf = xmalloc(NUBO_IO_CHUNK);
+	struct buf out;
 	struct seg *s;
 	int err = 0;
+
+	buf_init(&out, 0);
 
 	/* the first thread to run finds the pieces, then deflates too */
 	if (!__atomic_exchange_n(&j->scanner, 1, __ATOMIC_RELAXED) &&
@@ -655,7 +702,9 @@ seg_thread(void *arg)
 		pthread_mutex_unlock(&j->mu);
 		if (s == NULL)
 			break;
-		err = seg_pack(j, &pk, buf, s);
+		if ((err = seg_pack(j, &pk, buf, s, &out)) == 0 &&
+		    j->keep_fd >= 0)
+			seg_keep(j, (size_t)(s - j->s), &out);
 	}
 	if (err != 0) {
 		pthread_mutex_lock(&j->mu);
@@ -665,18 +714,21 @@ seg_thread(void *arg)
 		pthread_mutex_unlock(&j->mu);
 	}
 	snapstore_pack_release(&pk);
+	buf_release(&out);
 	free(buf);
 	return NULL;
 }
 
-/* Start the segments' job on fd (size bytes); 0, or an errno. */
+/* Start the segments' job on fd (size bytes), the pieces deflated into
+ * keep_fd (-1: none); 0, or an errno. */
 static int
-seg_start(struct seg_job *j, int fd, long long size)
+seg_start(struct seg_job *j, int fd, long long size, int keep_fd)
 {
 	int i, e;
 
 	memset(j, 0, sizeof(*j));
 	j->fd = fd;
+	j->keep_fd = keep_fd;
 	j->size = size;
 	j->s = xcalloc((size_t)(size / CHUNK_MIN) + 2, sizeof(*j->s));
 	pthread_mutex_init(&j->mu, NULL);
@@ -793,6 +845,139 @@ no:
 	return NULL;
 }
 
+/* A chain's download copy: its dump cut and deflated as a download
+ * makes it (asm_chain()), the segments one after another — what a
+ * download of the chain sends instead of making them again. It is
+ * derived, never needed: kept for the latest snapshot of each chain
+ * only (a download of the night before makes its segments again), at
+ * chains/<the dump's sha256>; gone with its snapshot in the sweep; one
+ * that is not there or not its size is passed over; and fsck checks it
+ * (snapstore_chain_check()). docs/ARCHITECTURE.md, "Snapshot store". */
+static char *
+chain_path(const char *store, const char *hex)
+{
+	return xasprintf("%s/chains/%s", store, hex);
+}
+
+int
+snapstore_chain_check(const char *store, json_t *dump, unsigned char *iobuf,
+    char **why)
+{
+	const char *hex = jsonx_str(dump, "sha256");
+	long long size = jsonx_int(dump, "size", -1);
+	unsigned char *out;
+	uLong crc = crc32(0L, Z_NULL, 0);
+	z_stream z;
+	ssize_t n;
+	char *p;
+	int fd, zr = Z_OK;
+
+	if (json_object_get(dump, "deltas") == NULL || !valid_hex(hex))
+		return 0;
+	p = chain_path(store, hex);
+	if ((fd = open(p, O_RDONLY | O_CLOEXEC)) < 0) {
+		free(p);
+		return 0;
+	}
+	memset(&z, 0, sizeof z);
+	out = xmalloc(NUBO_IO_CHUNK);
+	if (inflateInit2(&z, -15) != Z_OK)
+		fatal("cannot start zlib");
+	*why = NULL;
+	while (*why == NULL && (n = read(fd, iobuf, NUBO_IO_CHUNK)) != 0) {
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			*why = xasprintf("cannot be read: %s", strerror(errno));
+			break;
+		}
+		z.next_in = iobuf;
+		z.avail_in = (uInt)n;
+		do {
+			z.next_out = out;
+			z.avail_out = NUBO_IO_CHUNK;
+			zr = inflate(&z, Z_NO_FLUSH);
+			crc = crc32(crc, out, NUBO_IO_CHUNK - z.avail_out);
+			if (zr == Z_BUF_ERROR)
+				zr = Z_OK;	/* no progress: more input */
+		} while (zr == Z_OK && (z.avail_in > 0 || z.avail_out == 0));
+		if (zr != Z_OK)
+			*why = xasprintf("does not inflate (%s)", z.msg ? z.msg :
+			    "its segments end the stream");
+	}
+	if (*why == NULL && ((long long)z.total_out != size ||
+	    crc != (uLong)jsonx_int(dump, "crc32", 0)))
+		*why = xasprintf("inflates to %lld bytes%s, not the dump's "
+		    "%lld", (long long)z.total_out, (long long)z.total_out ==
+		    size ? " of another crc32" : "", size);
+	inflateEnd(&z);
+	close(fd);
+	free(out);
+	if (*why != NULL)
+		unlink(p);
+	free(p);
+	return *why != NULL;
+}
+
+/* A temporary file for the copy the segments' job writes, if one can be
+ * made (none: the snapshot goes on without it). */
+static void
+chain_keep_begin(struct put *p)
+{
+	char *rnd = util_random_hex(8);
+
+	p->keep_tmp = xasprintf("%s/tmp/chain-%s", p->store, rnd);
+	free(rnd);
+	p->keep_fd = open(p->keep_tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC,
+	    0600);
+	if (p->keep_fd < 0) {
+		free(p->keep_tmp);
+		p->keep_tmp = NULL;
+	}
+}
+
+/* The copy made durable and moved into chains/ before the manifest that
+ * names its dump is written (never a copy whose bytes a crash lost). */
+static void
+chain_keep_commit(struct put *p)
+{
+	char *d, *to;
+
+	if (p->keep_tmp == NULL || p->keep_hex[0] == '\0')
+		return;
+	d = xasprintf("%s/chains", p->store);
+	to = chain_path(p->store, p->keep_hex);
+	if ((mkdir(d, 0700) == 0 || errno == EEXIST) &&
+	    fdatasync(p->keep_fd) == 0 && rename(p->keep_tmp, to) == 0) {
+		free(p->keep_tmp);
+		p->keep_tmp = NULL;
+	} else
+		p->keep_hex[0] = '\0';
+	free(to);
+	free(d);
+}
+
+/* After the manifest: the copy of the dump this one built on goes. */
+static void
+chain_keep_end(struct put *p)
+{
+	char *q;
+
+	if (p->keep_hex[0] != '\0' && p->keep_prev[0] != '\0' &&
+	    strcmp(p->keep_prev, p->keep_hex) != 0) {
+		q = chain_path(p->store, p->keep_prev);
+		unlink(q);
+		free(q);
+	}
+	if (p->keep_fd >= 0)
+		close(p->keep_fd);
+	p->keep_fd = -1;
+	if (p->keep_tmp != NULL)
+		unlink(p->keep_tmp);
+	free(p->keep_tmp);
+	p->keep_tmp = NULL;
+}
+
 /* The dump read from fd as a delta on the previous snapshot's dump (the
  * rows that changed; docs/ARCHITECTURE.md, "Snapshot store", says when
  * and why): 1 with dump filled — size, sha256, crc32, the download's
@@ -829,9 +1014,10 @@ put_dump_delta(struct put *p, int fd, json_t *pm, json_t *dump,
 	    (pd = delta_base(pm)) == NULL)
 		goto out;
 	deltas = json_object_get(pd, "deltas");
+	chain_keep_begin(p);
 	/* the segments are found while the previous dump is read back and
 	 * indexed, not only beside the delta's pass */
-	e = seg_start(&sj, fd, (long long)st.st_size);
+	e = seg_start(&sj, fd, (long long)st.st_size, p->keep_fd);
 	started = 1;
 	if (e != 0) {
 		rc = fail(cause, "cannot start a thread: %s", strerror(e));
@@ -906,6 +1092,13 @@ put_dump_delta(struct put *p, int fd, json_t *pm, json_t *dump,
 	json_object_set(dump, "segments", segs);
 	json_object_set(dump, "chunks", json_object_get(pd, "chunks"));
 	json_object_set_new(dump, "deltas", deltas);
+	if (!sj.keep_err && sj.wnext == json_array_size(segs)) {
+		/* the download copy whole: it is kept with the manifest */
+		snprintf(p->keep_hex, sizeof p->keep_hex, "%s", hex);
+		snprintf(p->keep_prev, sizeof p->keep_prev, "%s",
+		    valid_hex(jsonx_str(pd, "sha256")) ? jsonx_str(pd,
+		    "sha256") : "");
+	}
 	p->st->dump_delta = 1;
 	p->st->dump_inserted = ds.inserted;
 	rc = 1;
@@ -1278,6 +1471,7 @@ manifest_put(struct put *p, json_t *m, const char *path, char **cause)
 		    "store '%s': %s", p->store, strerror(p->werr));
 	if (put_sync(p, cause) < 0)
 		return -1;
+	chain_keep_commit(p);
 	text = json_dumps(m, JSON_COMPACT);
 	if (util_write_file(path, text, strlen(text), 0600) < 0)
 		rc = fail(cause, "cannot write '%s': %s", path, strerror(errno));
@@ -1307,6 +1501,7 @@ snapstore_snapshot(const struct snapstore_snap_opts *o,
 	memset(p.st, 0, sizeof(*p.st));
 	p.iobuf = xmalloc(NUBO_IO_CHUNK);
 	p.pending = json_object();
+	p.keep_fd = -1;
 	if (store_prepare(o->store, cause) < 0 ||
 	    (lock = store_lock(o->store, LOCK_SH, cause)) < 0)
 		goto out;
@@ -1337,6 +1532,9 @@ snapstore_snapshot(const struct snapstore_snap_opts *o,
 		goto out;
 	rc = 0;
 out:
+	if (rc < 0)
+		p.keep_hex[0] = '\0';
+	chain_keep_end(&p);
 	if (lock >= 0)
 		close(lock);
 	json_decref(m);
@@ -1562,24 +1760,26 @@ sink_pack(void *ctx, const void *data, size_t len, char **cause)
 	return 0;
 }
 
-/* The stored bytes of a packed blob, from where the download is. */
+/* zsize bytes of the file fd (path) from offset head on, from where the
+ * download is. */
 static int
-splice_out(struct asm_ctx *c, struct snapstore_blob *b, char **cause)
+splice_fd(struct asm_ctx *c, int fd, long long head, long long zsize,
+    const char *path, char **cause)
 {
 	long long skip = c->from - c->written, left;
 	off_t off;
 	ssize_t n;
 
-	if (skip >= b->zsize || c->out_fd < 0) {
-		c->written += b->zsize;	/* not read */
+	if (skip >= zsize || c->out_fd < 0) {
+		c->written += zsize;	/* not read */
 		return 0;
 	}
-	off = (off_t)(SNAPSTORE_PACK_HEAD + (skip > 0 ? skip : 0));
-	left = b->zsize - (skip > 0 ? skip : 0);
-	c->written += b->zsize - left;
+	off = (off_t)(head + (skip > 0 ? skip : 0));
+	left = zsize - (skip > 0 ? skip : 0);
+	c->written += zsize - left;
 	while (left > 0) {
 		/* the kernel copies it (a pipe, a socket, a file) */
-		n = sendfile(c->out_fd, b->fd, &off, left < (1 << 30) ?
+		n = sendfile(c->out_fd, fd, &off, left < (1 << 30) ?
 		    (size_t)left : (1 << 30));
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -1590,24 +1790,32 @@ splice_out(struct asm_ctx *c, struct snapstore_blob *b, char **cause)
 			return asm_write_fail(c, cause);
 		}
 		if (n == 0)
-			return fail(cause, "the blob '%s' ended early", b->path);
+			return fail(cause, "'%s' ended early", path);
 		left -= n;
 		c->written += n;
 	}
 	while (left > 0) {
-		n = pread(b->fd, c->iobuf, left < NUBO_IO_CHUNK ? (size_t)left :
+		n = pread(fd, c->iobuf, left < NUBO_IO_CHUNK ? (size_t)left :
 		    NUBO_IO_CHUNK, off);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0)
-			return fail(cause, "cannot read the blob '%s': %s",
-			    b->path, n < 0 ? strerror(errno) : "it ended early");
+			return fail(cause, "cannot read '%s': %s",
+			    path, n < 0 ? strerror(errno) : "it ended early");
 		if (emit(c, c->iobuf, (size_t)n) < 0)
 			return asm_write_fail(c, cause);
 		off += n;
 		left -= n;
 	}
 	return 0;
+}
+
+/* The stored bytes of a packed blob, from where the download is. */
+static int
+splice_out(struct asm_ctx *c, struct snapstore_blob *b, char **cause)
+{
+	return splice_fd(c, b->fd, SNAPSTORE_PACK_HEAD, b->zsize, b->path,
+	    cause);
 }
 
 /* A blob's segment: a packed blob spliced, a raw one deflated here as
@@ -1682,6 +1890,39 @@ asm_blob(struct asm_ctx *c, const char *hex, long long size, const char *name,
 }
 
 
+/* The chain's segments sent from its download copy (chain_path()) when
+ * there is one of their size: 1; 0 when there is none; -1 with *cause. */
+static int
+chain_send(struct asm_ctx *c, json_t *dump, long long total, char **cause)
+{
+	const char *hex = jsonx_str(dump, "sha256");
+	json_t *g;
+	struct stat st;
+	char *p;
+	size_t i;
+	int fd, rc;
+
+	if (!valid_hex(hex))
+		return 0;
+	p = chain_path(c->store, hex);
+	fd = open(p, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || fstat(fd, &st) < 0 || st.st_size != total) {
+		if (fd >= 0)
+			close(fd);
+		free(p);
+		return 0;
+	}
+	rc = splice_fd(c, fd, 0, total, p, cause) < 0 ? -1 : 1;
+	close(fd);
+	free(p);
+	json_array_foreach(json_object_get(dump, "segments"), i, g) {
+		c->crc = crc32_combine(c->crc, (uLong)jsonx_int(g, "crc32", 0),
+		    (z_off_t)jsonx_int(g, "size", 0));
+		c->rawlen += jsonx_int(g, "size", 0);
+	}
+	return rc;
+}
+
 /* A dump that is a chain (a base and deltas): its bytes made by applying
  * the chain, cut and deflated into the segments the manifest lists (see
  * seg_pack()). A segment's deflated size and crc32 are the manifest's,
@@ -1695,10 +1936,13 @@ asm_chain(struct asm_ctx *c, json_t *dump, char **cause)
 	struct snapstore_dver *d = NULL;
 	uLong crc;
 	size_t i;
-	int rc = -1;
+	int rc = -1, sent;
 
 	json_array_foreach(segs, i, g)
 		total += jsonx_int(g, "zsize", 0);
+	if (!c->stored && c->out_fd >= 0 && c->from < c->written + total &&
+	    (sent = chain_send(c, dump, total, cause)) != 0)
+		return sent < 0 ? -1 : 0;
 	if (!c->stored && (c->out_fd < 0 || c->from >= c->written + total))
 		d = NULL;	/* none of it made */
 	else if ((d = snapstore_dver_open(c->store, dump, cause)) == NULL)
@@ -2218,6 +2462,7 @@ snapstore_verify(const char *store, const char *manifest,
     enum snapstore_kind kind, char **cause)
 {
 	struct verify_run v = { store, kind, NULL, NULL };
+	char *why = NULL;
 	json_t *m;
 	int rc;
 
@@ -2233,6 +2478,11 @@ snapstore_verify(const char *store, const char *manifest,
 	if (rc == 0 && kind != SNAPSTORE_FILES && json_object_get(
 	    json_object_get(m, "dump"), "deltas") != NULL)
 		rc = copy_chain(store, json_object_get(m, "dump"), 0, -1, cause);
+	/* the chain's download copy too: a damaged one goes (a download
+	 * makes the segments again), the snapshot is whole */
+	if (rc == 0 && kind == SNAPSTORE_FULL && snapstore_chain_check(store,
+	    json_object_get(m, "dump"), v.iobuf, &why) > 0)
+		free(why);
 	free(v.iobuf);
 	json_decref(m);
 	return rc;
@@ -2344,10 +2594,11 @@ out:
 /* Sweep                                                               */
 
 /* Mark: every blob the manifests matching roots (a glob(3) pattern)
- * name, as keys of an object. Listed under the exclusive lock, so a
- * snapshot that completed a moment ago is a root too. */
+ * name, as keys of an object; the sha256 of each chain's dump as keys of
+ * chains. Listed under the exclusive lock, so a snapshot that completed
+ * a moment ago is a root too. */
 static json_t *
-sweep_mark(const char *roots, char **cause)
+sweep_mark(const char *roots, json_t *chains, char **cause)
 {
 	json_t *live = json_object(), *m, *e;
 	const char *h;
@@ -2367,6 +2618,10 @@ sweep_mark(const char *roots, char **cause)
 			live = NULL;
 			break;
 		}
+		e = json_object_get(m, "dump");
+		if (json_object_get(e, "deltas") != NULL &&
+		    valid_hex(h = jsonx_str(e, "sha256")))
+			json_object_set_new(chains, h, json_true());
 		for (k = 0; k < 2; k++)
 			json_array_foreach(json_object_get(json_object_get(m,
 			    "dump"), dump_blob_keys[k]), i, e)
@@ -2383,11 +2638,32 @@ sweep_mark(const char *roots, char **cause)
 	return live;
 }
 
+/* The download copies (chain_path()) of no kept chain's dump: gone. */
+static void
+sweep_chains(const char *store, json_t *chains)
+{
+	char *p = xasprintf("%s/chains", store), *f;
+	DIR *d = opendir(p);
+	struct dirent *de;
+
+	while (d != NULL && (de = readdir(d)) != NULL) {
+		if (de->d_name[0] == '.' || json_object_get(chains,
+		    de->d_name) != NULL)
+			continue;
+		f = xasprintf("%s/%s", p, de->d_name);
+		unlink(f);
+		free(f);
+	}
+	if (d != NULL)
+		closedir(d);
+	free(p);
+}
+
 int
 snapstore_sweep(const char *store, const char *roots,
     long long *freed_blobs, long long *freed_bytes, char **cause)
 {
-	json_t *live = NULL;
+	json_t *live = NULL, *chains = json_object();
 	DIR *d = NULL, *sd;
 	struct dirent *de, *se;
 	struct stat st;
@@ -2403,8 +2679,9 @@ snapstore_sweep(const char *store, const char *roots,
 	util_rm_rf(p);
 	util_mkdir_p(p, 0700);
 	free(p);
-	if ((live = sweep_mark(roots, cause)) == NULL)
+	if ((live = sweep_mark(roots, chains, cause)) == NULL)
 		goto out;
+	sweep_chains(store, chains);
 	p = xasprintf("%s/blobs", store);
 	d = opendir(p);
 	free(p);
@@ -2452,6 +2729,7 @@ out:
 		closedir(d);
 	close(lock);
 	json_decref(live);
+	json_decref(chains);
 	if (freed_blobs != NULL)
 		*freed_blobs = nb;
 	if (freed_bytes != NULL)
@@ -2550,7 +2828,7 @@ snapstore_put_open(const char *store, struct snapstore_stats *stats,
 	sp->p.st = stats != NULL ? stats : &sp->st0;
 	memset(sp->p.st, 0, sizeof(*sp->p.st));
 	sp->p.pending = json_object();
-	sp->file.fd = sp->dump.b.fd = sp->lock = -1;
+	sp->file.fd = sp->dump.b.fd = sp->lock = sp->p.keep_fd = -1;
 	if (store_prepare(store, cause) < 0 ||
 	    (sp->lock = store_lock(store, LOCK_SH, cause)) < 0) {
 		snapstore_put_close(sp, 0);
@@ -2748,7 +3026,7 @@ snapstore_recv_begin(const char *store, const char *manifest, char **cause)
 	r->p.pending = json_object();
 	r->missing = json_array();
 	r->got = json_object();
-	r->b.fd = -1;
+	r->b.fd = r->p.keep_fd = -1;
 	r->zfd = -1;
 	r->path = xstrdup(manifest);
 	if (store_prepare(store, cause) < 0 ||

@@ -293,6 +293,10 @@ struct snapstore_fsck {
 	size_t		 nmissing;
 	struct snapstore_fsck_bad *bad;
 	size_t		 nbad;
+	/* download copies of chains (snapstore_chain_check()) found
+	 * damaged and removed: no snapshot broken, not damage found */
+	struct snapstore_fsck_bad *dropped;
+	size_t		 ndropped;
 	double		 seconds;
 };
 
@@ -311,7 +315,8 @@ void snapstore_fsck_release(struct snapstore_fsck *r);
 int snapstore_fsck_status(const struct snapstore_fsck *r);
 /* r as JSON: {blobs, bytes, snapshots, quarantined, seconds, damaged:
  * [{sha256, why, quarantine, files: [{snapshot, file}]}], missing: […],
- * bad_manifests: [{manifest, why}]}. */
+ * bad_manifests: [{manifest, why}], download_copies_removed: [{manifest,
+ * why}]}. */
 json_t *snapstore_fsck_json(const struct snapstore_fsck *r);
 
 /* Before restoring or downloading a snapshot: 0 when every blob the

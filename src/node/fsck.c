@@ -106,8 +106,10 @@ fsck_summary(const struct snapstore_fsck *r)
 
 	s = xasprintf("%lld blobs (%lld bytes) of %lld snapshots checked in "
 	    "%.1f s: %zu damaged (%lld quarantined), %zu missing, %zu "
-	    "manifests unreadable", r->blobs, r->bytes, r->snapshots,
-	    r->seconds, r->ndamaged, r->quarantined, r->nmissing, r->nbad);
+	    "manifests unreadable%s", r->blobs, r->bytes, r->snapshots,
+	    r->seconds, r->ndamaged, r->quarantined, r->nmissing, r->nbad,
+	    r->ndropped > 0 ? "; a damaged download copy of a chain "
+	    "removed" : "");
 	json_array_foreach(json_object_get(rep, "snapshots"), i, sn) {
 		files = json_object_get(sn, "files");
 		t = json_dumps(files, JSON_COMPACT);
@@ -176,6 +178,13 @@ fsck_text(FILE *f, const char *store, const struct snapstore_fsck *r)
 		for (i = 0; i < r->nbad; i++)
 			fprintf(f, "  %s: %s\n", r->bad[i].manifest,
 			    r->bad[i].why);
+	}
+	if (r->ndropped > 0) {
+		fprintf(f, "download copies removed (damaged; a download "
+		    "makes the chain's dump again): %zu\n", r->ndropped);
+		for (i = 0; i < r->ndropped; i++)
+			fprintf(f, "  %s: the copy %s\n", r->dropped[i].manifest,
+			    r->dropped[i].why);
 	}
 	fprintf(f, "quarantined: %lld\n", r->quarantined);
 	fprintf(f, snapstore_fsck_status(r) ? "damage found: a restore of a "

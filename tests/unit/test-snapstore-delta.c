@@ -6,6 +6,7 @@
  * dumps are made here in the shape pg_dump -Fc -Z0 writes table data
  * (each row a block: a length, the row, a newline), with the test's own
  * record of every version's bytes. */
+#include <dirent.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -361,6 +362,98 @@ forget(int from, int to)
 	return freed;
 }
 
+/* How many download copies of chains the store holds (chains/). */
+static int
+copies_held(void)
+{
+	char *d = tpath("store/chains");
+	DIR *dir = opendir(d);
+	struct dirent *e;
+	int n = 0;
+
+	while (dir != NULL && (e = readdir(dir)) != NULL)
+		if (e->d_name[0] != '.')
+			n++;
+	if (dir != NULL)
+		closedir(dir);
+	free(d);
+	return n;
+}
+
+/* The latest snapshot of a chain, `name`, has its download copy: the
+ * segments' deflated bytes, the size the manifest gives them; the full
+ * download sends them (a byte flipped in the copy shows in the download)
+ * and is the same download as the one made without it, whole or from a
+ * Range; a copy not of its size is passed over. */
+static void
+check_copy(const char *name)
+{
+	json_t *m = manifest(name), *dump = json_object_get(m, "dump"), *g;
+	char *p = tpath("store/chains/%s", jsonx_str(dump, "sha256"));
+	char *aside = tpath("copy-aside"), *cause = NULL;
+	struct buf with, without, part, copy;
+	long long total = 0;
+	struct stat st;
+	char blk[65536];
+	ssize_t n;
+	unsigned char c;
+	size_t i;
+	int fd;
+
+	buf_init(&with, 0);
+	buf_init(&without, 0);
+	buf_init(&part, 0);
+	json_array_foreach(json_object_get(dump, "segments"), i, g)
+		total += jsonx_int(g, "zsize", 0);
+	assert_int_equal(stat(p, &st), 0);
+	assert_int_equal(st.st_size, total);
+	buf_init(&copy, 0);
+	fd = open(p, O_RDONLY);
+	assert_true(fd >= 0);
+	while ((n = read(fd, blk, sizeof blk)) > 0)
+		buf_append(&copy, blk, (size_t)n);
+	close(fd);
+	assert_int_equal(download(name, SNAPSTORE_FULL, 0, &with, &cause), 0);
+	assert_int_equal(rename(p, aside), 0);
+	assert_int_equal(download(name, SNAPSTORE_FULL, 0, &without, &cause),
+	    0);
+	assert_int_equal(with.len, without.len);
+	assert_memory_equal(with.data, without.data, with.len);
+	/* one byte flipped in the copy: the download sends the copy */
+	fd = open(aside, O_RDWR);
+	assert_true(fd >= 0);
+	assert_int_equal(pread(fd, &c, 1, total / 2), 1);
+	c ^= 0x55;
+	assert_int_equal(pwrite(fd, &c, 1, total / 2), 1);
+	assert_int_equal(rename(aside, p), 0);
+	assert_int_equal(download(name, SNAPSTORE_FULL, 0, &part, &cause), 0);
+	assert_int_equal(part.len, without.len);
+	assert_memory_not_equal(part.data, without.data, part.len);
+	c ^= 0x55;
+	assert_int_equal(pwrite(fd, &c, 1, total / 2), 1);
+	/* a Range inside the dump's segments, from the copy */
+	assert_int_equal(download(name, SNAPSTORE_FULL, (long long)
+	    without.len / 2, &part, &cause), 0);
+	assert_int_equal(part.len, without.len - without.len / 2);
+	assert_memory_equal(part.data, without.data + without.len / 2,
+	    part.len);
+	/* one byte short: not used */
+	assert_int_equal(ftruncate(fd, total - 1), 0);
+	close(fd);
+	assert_int_equal(download(name, SNAPSTORE_FULL, 0, &part, &cause), 0);
+	assert_int_equal(part.len, without.len);
+	assert_memory_equal(part.data, without.data, part.len);
+	/* back as it was */
+	assert_int_equal(util_write_file(p, copy.data, copy.len, 0600), 0);
+	buf_release(&with);
+	buf_release(&without);
+	buf_release(&part);
+	buf_release(&copy);
+	free(aside);
+	free(p);
+	json_decref(m);
+}
+
 /* Seven nights of 2 % of rows changed: each a delta holding about what
  * changed, every version read back exactly; then the first nights'
  * manifests removed and the store swept: the last still reads back. */
@@ -406,9 +499,14 @@ test_chain(void **state)
 		}
 		json_decref(m);
 		check_downloads(name, vers[night]);
+		/* the chain's latest snapshot has its download copy; the
+		 * one before it, none */
+		assert_int_equal(copies_held(), night > 0 ? 1 : 0);
+		if (night > 0)
+			check_copy(name);
 		snprintf(prev, sizeof prev, "%s", name);
 	}
-	/* an earlier version still reads back as it was */
+	/* an earlier version (no copy) still reads back as it was */
 	check_downloads("n3", vers[3]);
 
 	/* retention: the first five nights go; the rest of each chain
@@ -419,9 +517,12 @@ test_chain(void **state)
 	assert_int_equal(forget(5, 7), 0);
 	check_downloads("n7", vers[7]);
 	/* and with no manifest, everything goes */
+	assert_int_equal(copies_held(), 1);
 	assert_true(forget(7, 8) > 8);
 	snapstore_count(store, &blobs, &bytes);
 	assert_int_equal(blobs, 0);
+	/* and its copy with it */
+	assert_int_equal(copies_held(), 0);
 	for (night = 0; night < 8; night++) {
 		buf_release(vers[night]);
 		free(vers[night]);
@@ -454,6 +555,27 @@ flip_blob(const char *hex, long long off)
 	free(store);
 }
 
+/* 1 when the .tar.gz in out reads to its end, every member whole. */
+static int
+archive_whole(struct buf *out)
+{
+	struct archive *a = archive_read_new();
+	struct archive_entry *e;
+	char blk[65536];
+	la_ssize_t n = 0;
+	int r;
+
+	archive_read_support_filter_gzip(a);
+	archive_read_support_format_tar(a);
+	assert_int_equal(archive_read_open_memory(a, out->data, out->len),
+	    ARCHIVE_OK);
+	while ((r = archive_read_next_header(a, &e)) == ARCHIVE_OK && n >= 0)
+		while ((n = archive_read_data(a, blk, sizeof blk)) > 0)
+			;
+	archive_read_free(a);
+	return r == ARCHIVE_EOF && n >= 0;
+}
+
 /* A damaged delta: the download, the raw dump and the verify fail or
  * show it; the next snapshot does not build on it (a new base). */
 static void
@@ -463,6 +585,7 @@ test_damaged(void **state)
 	struct buf b, out;
 	struct snapstore_stats st;
 	char *store = tpath("store"), *man = tpath("n1.json"), *cause = NULL;
+	char *p;
 	json_t *m;
 	const char *hex;
 	int rc;
@@ -486,27 +609,20 @@ test_damaged(void **state)
 	assert_non_null(cause);
 	free(cause);
 	cause = NULL;
-	/* the full download fails or makes bytes that are not the dump */
+	/* with the chain's download copy (made while it was whole), the
+	 * full download is the dump's as it was */
+	assert_int_equal(copies_held(), 1);
 	rc = download("n1", SNAPSTORE_FULL, 0, &out, &cause);
-	if (rc == 0) {
-		struct archive *a = archive_read_new();
-		struct archive_entry *e;
-		char blk[65536];
-		la_ssize_t n = 0;
-		int bad = 0;
-
-		archive_read_support_filter_gzip(a);
-		archive_read_support_format_tar(a);
-		assert_int_equal(archive_read_open_memory(a, out.data,
-		    out.len), ARCHIVE_OK);
-		while (!bad && archive_read_next_header(a, &e) == ARCHIVE_OK)
-			while ((n = archive_read_data(a, blk, sizeof blk)) > 0)
-				;
-		bad = n < 0 || archive_read_next_header(a, &e) !=
-		    ARCHIVE_EOF;
-		archive_read_free(a);
-		assert_true(bad);
-	}
+	assert_int_equal(rc, 0);
+	assert_int_equal(archive_whole(&out), 1);
+	/* without it, the full download fails or makes bytes that are not
+	 * the dump */
+	p = tpath("store/chains/%s", jsonx_str(json_object_get(m, "dump"),
+	    "sha256"));
+	assert_int_equal(unlink(p), 0);
+	free(p);
+	rc = download("n1", SNAPSTORE_FULL, 0, &out, &cause);
+	assert_true(rc < 0 || archive_whole(&out) == 0);
 	free(cause);
 	cause = NULL;
 	/* the next night: the chain it would build on is damaged, so its
@@ -522,6 +638,86 @@ test_damaged(void **state)
 	free(t.order);
 	free(t.version);
 	free(store);
+	free(man);
+}
+
+/* Flip a byte in the middle of the download copy of `name`'s dump. */
+static void
+flip_copy(const char *name)
+{
+	json_t *m = manifest(name);
+	char *p = tpath("store/chains/%s", jsonx_str(json_object_get(m,
+	    "dump"), "sha256"));
+	struct stat st;
+	unsigned char c;
+	int fd = open(p, O_RDWR);
+
+	assert_true(fd >= 0);
+	assert_int_equal(fstat(fd, &st), 0);
+	assert_int_equal(pread(fd, &c, 1, st.st_size / 2), 1);
+	c ^= 0x21;
+	assert_int_equal(pwrite(fd, &c, 1, st.st_size / 2), 1);
+	close(fd);
+	free(p);
+	json_decref(m);
+}
+
+/* A damaged download copy of a chain: fsck finds it (inflated against
+ * the dump's size and crc32), removes it and says so, the store still
+ * whole; a verify does the same; the download is then made from the
+ * chain, right. */
+static void
+test_copy_damaged(void **state)
+{
+	struct table t;
+	struct buf b;
+	struct snapstore_stats st;
+	struct snapstore_fsck r;
+	char *store = tpath("store"), *roots = tpath("n*.json");
+	char *man = tpath("n2.json"), *cause = NULL;
+	json_t *j;
+
+	(void)state;
+	two_nights(&t, &b, &st);
+	assert_int_equal(copies_held(), 1);
+	/* whole: fsck leaves it */
+	assert_int_equal(snapstore_fsck(store, roots, &r, &cause), 0);
+	assert_int_equal(r.ndropped, 0);
+	snapstore_fsck_release(&r);
+	assert_int_equal(copies_held(), 1);
+	flip_copy("n1");
+	if (snapstore_fsck(store, roots, &r, &cause) < 0)
+		fail_msg("fsck: %s", cause);
+	assert_int_equal(r.ndropped, 1);
+	assert_non_null(strstr(r.dropped[0].manifest, "n1.json"));
+	assert_int_equal(snapstore_fsck_status(&r), 0);
+	j = snapstore_fsck_json(&r);
+	assert_int_equal(json_array_size(json_object_get(j,
+	    "download_copies_removed")), 1);
+	json_decref(j);
+	snapstore_fsck_release(&r);
+	assert_int_equal(copies_held(), 0);
+	check_downloads("n1", &b);
+
+	/* the next night's copy, damaged, found by a verify */
+	table_night(&t, 2);
+	dump_bytes(&t, &b);
+	snap("n2", "n1", &b, &st);
+	assert_int_equal(st.dump_delta, 1);
+	assert_int_equal(copies_held(), 1);
+	assert_int_equal(snapstore_verify(store, man, SNAPSTORE_FULL, &cause),
+	    0);
+	assert_int_equal(copies_held(), 1);
+	flip_copy("n2");
+	assert_int_equal(snapstore_verify(store, man, SNAPSTORE_FULL, &cause),
+	    0);
+	assert_int_equal(copies_held(), 0);
+	check_downloads("n2", &b);
+	buf_release(&b);
+	free(t.order);
+	free(t.version);
+	free(store);
+	free(roots);
 	free(man);
 }
 
@@ -711,6 +907,8 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_chain, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_damaged, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_copy_damaged, setup,
+		    teardown),
 		cmocka_unit_test_setup_teardown(test_early_index, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_shapes, setup, teardown),

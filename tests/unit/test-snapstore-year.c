@@ -175,26 +175,34 @@ day_changes(struct model *m, int day)
 		file_put(m, "empty", "", 0);
 }
 
-/* The day's database dump: a fixed part and a part that changes on
- * weekdays only, so weekend dumps are the same blob as Friday's. */
+/* The day's database dump, over SNAPSTORE_DELTA_MIN (so the store keeps
+ * it as a chain: a base and a delta a night): rows that each weekday
+ * change one in fifty of (a row's text holds the day it last changed),
+ * none on weekends, so weekend dumps are Friday's bytes. */
+#define DUMP_ROWS	70000
+
 static json_t *
 dump_make(int day, int weekday, int fd)
 {
-	static int last_change;
+	static int changed[DUMP_ROWS], last = -1;
 	char hex[65];
 	struct buf b;
 	json_t *d;
 	int i;
 
-	if (weekday != 0 && weekday != 6)
-		last_change = day;
+	if (weekday != 0 && weekday != 6 && last != day) {
+		last = day;
+		for (i = 0; i < DUMP_ROWS; i++)
+			if (((unsigned)i * 2654435761u ^ (unsigned)day *
+			    40503u) % 50 == 0)
+				changed[i] = day;
+	}
 	buf_init(&b, 0);
-	buf_append(&b, "PGDMP", 5);
-	for (i = 0; i < 400; i++)
-		buf_printf(&b, "row %d of the notes table, unchanged all "
-		    "year\n", i);
-	for (i = 0; i < 50; i++)
-		buf_printf(&b, "row %d changed on day %d\n", i, last_change);
+	buf_printf(&b, "PGDMP, the dump of day %d\n", last);
+	for (i = 0; i < DUMP_ROWS; i++)
+		buf_printf(&b, "row %d of the notes table, changed on day %d, "
+		    "lorem ipsum dolor sit amet\n", i, changed[i]);
+	assert_true(b.len > 4 * 1024 * 1024);
 	assert_int_equal(util_write_all(fd, b.data, b.len), 0);
 	sha256_hex(b.data, b.len, hex);
 	d = json_pack("{s:s, s:I}", "sha256", hex, "size", (json_int_t)b.len);
@@ -278,22 +286,71 @@ retention(struct model *m, long long now)
 	free(store);
 }
 
-/* The blobs the kept snapshots name, from the record: sha256 → size. */
+/* The blobs the kept snapshots name: sha256 → size. The files' from
+ * the record (the test hashed every file it wrote); the dump's from
+ * each kept manifest (its base's chunks and its deltas: where the
+ * chunker cuts and what a delta holds is the store's to say), each
+ * dump read back whole by check_downloads(). */
 static json_t *
 expected(struct model *m)
 {
-	json_t *uniq = json_object(), *s, *f;
+	json_t *uniq = json_object(), *s, *f, *mf, *e;
 	const char *name, *path;
+	const char *keys[] = { "chunks", "deltas" };
+	char *p;
+	size_t i, k;
 
 	json_object_foreach(m->snaps, name, s) {
 		json_object_foreach(json_object_get(s, "tree"), path, f)
 			json_object_set(uniq, jsonx_str(f, "sha256"),
 			    json_object_get(f, "size"));
-		f = json_object_get(s, "dump");
-		json_object_set(uniq, jsonx_str(f, "sha256"),
-		    json_object_get(f, "size"));
+		p = xasprintf("%s/snapshots/%s/manifest.json", tmp, name);
+		mf = json_load_file(p, 0, NULL);
+		assert_non_null(mf);
+		f = json_object_get(mf, "dump");
+		assert_string_equal(jsonx_str(f, "sha256"), jsonx_str(
+		    json_object_get(s, "dump"), "sha256"));
+		for (k = 0; k < 2; k++)
+			json_array_foreach(json_object_get(f, keys[k]), i, e)
+				json_object_set(uniq, jsonx_str(e, "sha256"),
+				    json_object_get(e, "size"));
+		json_decref(mf);
+		free(p);
 	}
 	return uniq;
+}
+
+/* The download copies in store/chains/: each is of a kept snapshot's
+ * dump (the record's sha256), at most one per kept snapshot; the number
+ * of them. */
+static int
+copies_check(struct model *m, int day)
+{
+	char *top = xasprintf("%s/store/chains", tmp);
+	DIR *a = opendir(top);
+	struct dirent *d;
+	const char *name;
+	json_t *s;
+	int n = 0, found;
+
+	while (a != NULL && (d = readdir(a)) != NULL) {
+		if (d->d_name[0] == '.')
+			continue;
+		found = 0;
+		json_object_foreach(m->snaps, name, s)
+			if (strcmp(jsonx_str(json_object_get(s, "dump"),
+			    "sha256"), d->d_name) == 0)
+				found = 1;
+		if (!found)
+			fail_msg("day %d: the download copy %s is of no kept "
+			    "snapshot's dump", day, d->d_name);
+		n++;
+	}
+	if (a != NULL)
+		closedir(a);
+	free(top);
+	assert_true(n <= (int)json_object_size(m->snaps));
+	return n;
 }
 
 /* The blobs in store/blobs/ as the test lists them (STORE/blobs/ab/
@@ -356,7 +413,7 @@ check_downloads(struct model *m, int day)
 		man = xasprintf("%s/snapshots/%s/manifest.json", tmp, name);
 		fd = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0600);
 		assert_true(fd >= 0);
-		if (snapstore_archive_write(store, man, SNAPSTORE_FILES, fd,
+		if (snapstore_archive_write(store, man, SNAPSTORE_FULL, fd,
 		    &cause) < 0)
 			fail_msg("day %d: the download of %s: %s", day, name,
 			    cause);
@@ -372,9 +429,12 @@ check_downloads(struct model *m, int day)
 			if (archive_entry_filetype(e) != AE_IFREG)
 				continue;
 			path = archive_entry_pathname(e);
-			if (strncmp(path, "tree/", 5) == 0)
-				path += 5;
-			f = json_object_get(want, path);
+			if (strcmp(path, "db/db.backup") == 0)
+				f = json_object_get(s, "dump");
+			else if (strncmp(path, "tree/", 5) == 0)
+				f = json_object_get(want, path + 5);
+			else
+				continue;	/* .metadata, .nubo/ */
 			if (f == NULL)
 				fail_msg("day %d, %s: '%s' is not in the "
 				    "snapshot", day, name, path);
@@ -397,9 +457,11 @@ check_downloads(struct model *m, int day)
 			seen++;
 		}
 		assert_int_equal(archive_read_free(a), ARCHIVE_OK);
-		if ((size_t)seen != json_object_size(want))
-			fail_msg("day %d, %s: %d files, the snapshot had %zu",
-			    day, name, seen, json_object_size(want));
+		/* every file and the dump */
+		if ((size_t)seen != json_object_size(want) + 1)
+			fail_msg("day %d, %s: %d files and dump, the snapshot "
+			    "had %zu files", day, name, seen,
+			    json_object_size(want));
 		free(man);
 		free(out);
 	}
@@ -417,7 +479,7 @@ test_year(void **state)
 	char *store = xasprintf("%s/store", tmp), prev[32] = "", name[32];
 	struct tm tm;
 	time_t t;
-	int day, nightly = 0, manual = 0;
+	int day, nightly = 0, manual = 0, copies_peak = 0;
 
 	(void)state;
 	for (day = 0; day < DAYS; day++) {
@@ -458,6 +520,8 @@ test_year(void **state)
 			raw += json_integer_value(v);
 		json_decref(want);
 		json_decref(got);
+		if (copies_check(&m, day) > copies_peak)
+			copies_peak = copies_check(&m, day);
 		if (bytes > peak)
 			peak = bytes;
 		if (tm.tm_mday == 1 && tm.tm_mon == 6)	/* July 1st */
@@ -479,8 +543,9 @@ test_year(void **state)
 		}
 		print_message("year: %d nightly and %d manual snapshots taken; "
 		    "kept %d nightly, %d manual; store %lld blobs, %lld bytes "
-		    "on disk (peak %lld) for %lld bytes of contents\n",
-		    nightly, manual, n, mn, blobs, bytes, peak, raw);
+		    "on disk (peak %lld) for %lld bytes of contents; download "
+		    "copies of chains at most %d\n", nightly, manual, n, mn,
+		    blobs, bytes, peak, raw, copies_peak);
 		assert_in_range(n, 14 + 10, 14 + 13 + 12);
 		assert_in_range(mn, 9, 11);
 	}
