@@ -670,6 +670,12 @@ seg_keep(struct seg_job *j, size_t k, const struct buf *out)
 		if (out->len > 0 && pwrite(j->keep_fd, out->data, out->len,
 		    (off_t)j->woff) != (ssize_t)out->len)
 			j->keep_err = 1;
+		/* written back from now on, beside the rest of the
+		 * snapshot: the fdatasync() before its manifest then has
+		 * little left to wait for */
+		else if (out->len > 0)
+			(void)sync_file_range(j->keep_fd, (off_t)j->woff,
+			    (off_t)out->len, SYNC_FILE_RANGE_WRITE);
 		j->woff += (long long)out->len;
 		j->wnext++;
 		pthread_cond_broadcast(&j->cv);
@@ -1588,7 +1594,126 @@ struct asm_ctx {
 	const char	*store;
 	unsigned char	*iobuf;
 	struct snapstore_pack pk;
+	struct ahead	*ahead;		/* NULL: none */
 };
+
+/* Reading ahead. A download from disk reads a file per blob, each a
+ * seek and a wait the sending cannot overlap: a thread of its own asks
+ * the kernel for the next blobs (posix_fadvise(WILLNEED): their reads
+ * queued, not waited for) while the current one is sent, up to
+ * AHEAD_BYTES of them ahead of it (so a big snapshot's blobs are not
+ * read into the page cache long before they are sent). */
+#define AHEAD_BYTES	(32LL * 1024 * 1024)
+
+struct ahead {
+	const char	*store;
+	json_t		*list;		/* [[sha256, size]…] in download order */
+	pthread_mutex_t	 mu;
+	pthread_cond_t	 cv;
+	long long	 reached;	/* of the list's bytes, the download's
+					 * blobs reached so far */
+	int		 stop;
+	pthread_t	 t;
+};
+
+static void *
+ahead_thread(void *arg)
+{
+	struct ahead *h = arg;
+	long long at = 0, size;
+	json_t *e;
+	size_t i;
+	char *p;
+	int fd;
+
+	json_array_foreach(h->list, i, e) {
+		size = json_integer_value(json_array_get(e, 1));
+		pthread_mutex_lock(&h->mu);
+		while (!h->stop && at - h->reached > AHEAD_BYTES)
+			pthread_cond_wait(&h->cv, &h->mu);
+		pthread_mutex_unlock(&h->mu);
+		if (__atomic_load_n(&h->stop, __ATOMIC_RELAXED))
+			break;
+		/* a blob the download is past (a Range) is not read */
+		if (at + size > __atomic_load_n(&h->reached,
+		    __ATOMIC_RELAXED)) {
+			p = snapstore_packed_path(h->store, json_string_value(
+			    json_array_get(e, 0)));
+			if ((fd = open(p, O_RDONLY | O_CLOEXEC)) >= 0) {
+				(void)posix_fadvise(fd, 0, 0,
+				    POSIX_FADV_WILLNEED);
+				close(fd);
+			}
+			free(p);
+		}
+		at += size;
+	}
+	return NULL;
+}
+
+/* Start reading ahead of a download of m's kind; NULL when not worth it
+ * (a blob or none). */
+static struct ahead *
+ahead_start(const char *store, json_t *m, enum snapstore_kind kind)
+{
+	json_t *list = json_array(), *dump = json_object_get(m, "dump"), *e;
+	struct ahead *h;
+	size_t i;
+
+	if (kind == SNAPSTORE_FULL && json_object_get(dump, "deltas") == NULL)
+		json_array_foreach(json_object_get(dump, "chunks"), i, e)
+			json_array_append_new(list, json_pack("[s?,I]",
+			    jsonx_str(e, "sha256"), jsonx_int(e, "size", 0)));
+	json_array_foreach(json_object_get(m, "tree"), i, e)
+		if (valid_hex(jsonx_str(e, "sha256")))
+			json_array_append_new(list, json_pack("[s,I]",
+			    jsonx_str(e, "sha256"), jsonx_int(e, "size", 0)));
+	if (json_array_size(list) < 2) {
+		json_decref(list);
+		return NULL;
+	}
+	h = xcalloc(1, sizeof *h);
+	h->store = store;
+	h->list = list;
+	pthread_mutex_init(&h->mu, NULL);
+	pthread_cond_init(&h->cv, NULL);
+	if (pthread_create(&h->t, NULL, ahead_thread, h) != 0) {
+		pthread_mutex_destroy(&h->mu);
+		pthread_cond_destroy(&h->cv);
+		json_decref(list);
+		free(h);
+		return NULL;
+	}
+	return h;
+}
+
+/* The download has reached size more bytes of the list's blobs. */
+static void
+ahead_reached(struct ahead *h, long long size)
+{
+	if (h == NULL)
+		return;
+	pthread_mutex_lock(&h->mu);
+	h->reached += size;
+	pthread_cond_signal(&h->cv);
+	pthread_mutex_unlock(&h->mu);
+}
+
+static void
+ahead_end(struct ahead *h)
+{
+	if (h == NULL)
+		return;
+	pthread_mutex_lock(&h->mu);
+	h->stop = 1;
+	pthread_cond_signal(&h->cv);
+	pthread_mutex_unlock(&h->mu);
+	pthread_join(h->t, NULL);
+	pthread_mutex_destroy(&h->mu);
+	pthread_cond_destroy(&h->cv);
+	json_decref(h->list);
+	free(h);
+}
 
 /* Bytes of the download: written from c->from on, counted all. */
 static int
@@ -1828,6 +1953,7 @@ asm_segment(struct asm_ctx *c, const char *hex, long long size,
 	char *why = NULL;
 	int rc = -1;
 
+	ahead_reached(c->ahead, size);
 	snapstore_blob_init(&b);
 	if (snapstore_blob_open(&b, c->store, hex, &why) < 0 || !b.packed) {
 		snapstore_blob_close(&b);
@@ -2309,6 +2435,8 @@ archive_out(const char *store, const char *manifest, enum snapstore_kind kind,
 		asm_write_fail(&c, cause);
 		goto out;
 	}
+	if (out_fd >= 0)
+		c.ahead = ahead_start(store, m, kind);
 	if ((kind == SNAPSTORE_FULL ? asm_full(&c, m, cause) :
 	    asm_tree(&c, m, NULL, cause)) < 0)
 		goto out;
@@ -2323,6 +2451,7 @@ archive_out(const char *store, const char *manifest, enum snapstore_kind kind,
 		goto out;
 	rc = 0;
 out:
+	ahead_end(c.ahead);
 	c.capture = 0;
 	archive_write_free(c.a);
 	snapstore_pack_release(&c.pk);

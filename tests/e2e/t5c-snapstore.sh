@@ -78,6 +78,8 @@ expect "on the index made while pg_dump ran too" "$(field "$S3" store.dump_index
 expect "third snapshot: the new file alone read" "$(field "$S3" store.hashed)" 1
 NEWBLOB=$(sha256sum < "$NEW" | cut -c1-64)
 expect "its blob is in the store" "$(stored | grep -c "^$NEWBLOB$")" 1
+dump_sha() { python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["dump"]["sha256"])' "$(man "$1")"; }
+expect "the chain's latest snapshot has a download copy of its dump's segments, the one before it none" "$(ls "$STORE/chains")" "$(dump_sha "$S3")"
 
 # --- downloads assembled from the store -------------------------------------
 cd "$T"
@@ -137,6 +139,7 @@ expect "rows and files are the snapshot's" "$(state)" "$AT_S3"
 # --- delete: unreferenced blobs freed, shared ones kept ------------------------
 delete_swept "$S3" "the third snapshot"
 expect "the blob only it named is freed" "$(stored | grep -c "^$NEWBLOB$")" 0
+expect "its download copy too" "$(ls "$STORE/chains" | wc -l)" 0
 expect "the store holds what the manifests left name" "$(stored)" "$(named all "$(man "$S1")" "$(man "$S2")")"
 delete_swept "$S1" "the first snapshot"
 expect "the files it shared with the second are kept" "$(comm -23 <(named tree "$(man "$S2")") <(stored) | wc -l)" 0
