@@ -51,6 +51,11 @@ static const struct opt tool_opts[] = {
 	    "node's restore from its store reads)" },
 	{ "roots", "GLOB", 'r', 0,
 	    "sweep: a glob(3) pattern matching every manifest to keep" },
+	{ "time", NULL, 'W', 0,
+	    "at the end, print to standard error the seconds the command took "
+	    "in this process: from its options read to its exit, without "
+	    "nubod's start (a node runs snapshots, downloads and restores in "
+	    "its own process, started once)" },
 	OPT_ROW_HELP,
 	OPT_ROW_END };
 
@@ -74,6 +79,15 @@ const struct opts_cmd archive_cmd = {
 	"free the blobs no manifest names",
 	NULL, tool_opts, NULL, 1,
 };
+
+static double tool_t0;
+
+static void
+tool_time(void)
+{
+	fprintf(stderr, "nubod archive: %.4f s in this process\n",
+	    util_mono() - tool_t0);
+}
 
 /* The usage error: what is wrong, and where to look. */
 static int
@@ -230,6 +244,10 @@ backup_tool_main(int argc, char **argv)
 		case 'k': sa.kind = arg; break;
 		case 'r': sa.roots = arg; break;
 		case 'S': sa.stored = 1; break;
+		case 'W':
+			tool_t0 = util_mono();
+			atexit(tool_time);
+			break;
 		case 'l':
 		case 'T':
 		case 'j':
