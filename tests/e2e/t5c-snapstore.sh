@@ -106,6 +106,7 @@ ADMURL="postgresql://nubo_admin:$(jq_get password < "$D/pg/admin.json")@127.0.0.
 node_sql cloud3 "CREATE DATABASE t5c_cli"
 check "nubod archive restore --store MANIFEST" "$NUBOD" archive restore --store "$STORE" --db "$ADMURL/t5c_cli" --files "$T/cli-files" --tmp "$T" "$(man "$S3")"
 check "restores the snapshot's files" diff -r plain/tree "$T/cli-files"
+expect_match "--time: the command's seconds in nubod's process, on standard error" "$("$NUBOD" archive assemble --time --store "$STORE" "$(man "$S3")" 2>&1 >/dev/null)" '^nubod archive: [0-9]+\.[0-9]{4} s in this process$'
 expect "and its rows" "$(psql -X -At "$ADMURL/t5c_cli" -c "SELECT count(*) FROM notes WHERE title LIKE 'note %'")" 25000
 check "a database-only download" "$NUBO" backups download shop Test "$S3" --kind database --output db.backup
 check "is the archive's dump" cmp db.backup plain/db/db.backup
