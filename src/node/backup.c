@@ -632,55 +632,100 @@ agent_snapshot_show(struct areq *r)
 	areply(r, 200, j);
 }
 
-/* DELETE /agent/v1/snapshots/{snapshot}: gone for good (idempotent).
- * A snapshot in the store goes when its manifest does (removed durably
- * first: no snapshot is left naming a blob the sweep then frees); the
- * sweep that frees the blobs no other snapshot names follows. */
+/* Snapshot id gone for good: its manifest removed durably first (no
+ * snapshot is left naming a blob the sweep then frees), then its folder.
+ * 0; -1 with errno EBUSY while it runs or is converted, else the errno
+ * of the manifest's removal. The caller asks for the sweep. */
+static int
+snap_delete(const char *id)
+{
+	char *dir, *man;
+	int lock, rc = 0, e = 0;
+
+	if (task_add(id, 0) == -1) {
+		errno = EBUSY;
+		return -1;
+	}
+	/* a conversion into the store holds the folder (snapshot-convert.c) */
+	if ((lock = snapshot_lock(id, 0)) == -1 && errno == EWOULDBLOCK) {
+		task_remove(id);
+		errno = EBUSY;
+		return -1;
+	}
+	dir = snap_dir(id);
+	man = snap_file(id, "manifest.json");
+	if (unlink(man) == 0 ? util_fsync_dir(man) == -1 : errno != ENOENT) {
+		e = errno;
+		rc = -1;
+	} else
+		util_rm_rf(dir);
+	if (lock >= 0)
+		close(lock);
+	task_remove(id);
+	free(man);
+	free(dir);
+	errno = e;
+	return rc;
+}
+
+/* DELETE /agent/v1/snapshots/{snapshot}: gone for good (idempotent),
+ * then the sweep that frees the blobs no other snapshot names. */
 void
 agent_snapshot_delete(struct areq *r)
 {
 	const char *id = http_param(r->http, "snapshot");
-	char *dir, *man;
-	int lock;
 
 	if (!util_valid_uuid(id)) {
 		areply_error(r, 404, "SNAPSHOT_NOT_FOUND", "no snapshot '%s' on "
 		    "this node", id);
 		return;
 	}
-	if (task_add(id, 0) == -1) {
-		areply_error(r, 409, "SNAPSHOT_RUNNING", "snapshot %s is still "
-		    "running", id);
+	if (snap_delete(id) == -1) {
+		if (errno == EBUSY)
+			areply_error(r, 409, "SNAPSHOT_RUNNING", "snapshot %s is "
+			    "still running or being converted into the "
+			    "snapshot store; try again when it is done", id);
+		else
+			areply_error(r, 500, "NODE_IO_ERROR", "cannot delete "
+			    "snapshot %s: %s", id, strerror(errno));
 		return;
 	}
-	/* a conversion into the store holds the folder (snapshot-convert.c) */
-	if ((lock = snapshot_lock(id, 0)) == -1 && errno == EWOULDBLOCK) {
-		areply_error(r, 409, "SNAPSHOT_RUNNING", "snapshot %s is being "
-		    "converted into the snapshot store; try again when it is "
-		    "done", id);
-		task_remove(id);
-		return;
-	}
-	dir = snap_dir(id);
-	man = snap_file(id, "manifest.json");
-	if (unlink(man) == 0 ? util_fsync_dir(man) == -1 : errno != ENOENT) {
-		areply_error(r, 500, "NODE_IO_ERROR", "cannot delete snapshot "
-		    "%s: %s", id, strerror(errno));
-		if (lock >= 0)
-			close(lock);
-		task_remove(id);
-		free(man);
-		free(dir);
-		return;
-	}
-	util_rm_rf(dir);
-	if (lock >= 0)
-		close(lock);
-	task_remove(id);
 	store_sweep_soon();
-	free(man);
-	free(dir);
 	http_reply_empty(r->http, 204);
+}
+
+int
+backup_env_deleted(long long env_id)
+{
+	char *dir = xasprintf("%s/snapshots", node->data_dir), *path;
+	struct dirent *de;
+	DIR *d = opendir(dir);
+	json_t *j;
+	int n = 0, mine;
+
+	while (d && (de = readdir(d)) != NULL) {
+		if (!util_valid_uuid(de->d_name))
+			continue;
+		path = snap_file(de->d_name, "snapshot.json");
+		j = load_json(path);
+		free(path);
+		mine = jsonx_int(j, "environment", 0) == env_id;
+		json_decref(j);
+		if (!mine)
+			continue;
+		if (snap_delete(de->d_name) == 0)
+			n++;
+		else
+			log_error("environment %lld: its snapshot %s stays: %s",
+			    env_id, de->d_name, errno == EBUSY ? "it is "
+			    "running" : strerror(errno));
+	}
+	if (d)
+		closedir(d);
+	free(dir);
+	if (n > 0)
+		store_sweep_soon();
+	return n;
 }
 
 /* ------------------------------------------------------------------ */

@@ -2,7 +2,8 @@
  * the portal asks for it when a sandbox is unlinked or its app deleted.
  * Order: out of the node's list (the supervisor, the heartbeat and the
  * router stop seeing it), out of the router, instances stopped, database
- * and role dropped, folder (app, files, logs, env.json) removed, the
+ * and role dropped, its snapshots deleted, folder (app, files, logs,
+ * env.json) removed, the
  * router's access log of it, and on the sandbox node the app's package
  * repository. env.json
  * goes last: a delete cut short is finished by the next one after a
@@ -161,6 +162,7 @@ agent_env_delete(struct areq *r)
 	struct tombstone *t;
 	char *cause = NULL;
 	long long id = e->id;
+	int n;
 
 	/* Nothing changes when the database server cannot be reached. */
 	if (pg_reachable(&cause) == -1) {
@@ -200,6 +202,10 @@ agent_env_delete(struct areq *r)
 		    "database of environment %lld: %s", id, cause);
 		goto undo;
 	}
+	/* its snapshots: the portal forgets them with it (before env.json
+	 * goes, so a delete cut short and asked again does it again) */
+	if ((n = backup_env_deleted(id)) > 0)
+		log_info("environment %lld: its %d snapshot(s) deleted", id, n);
 	if (env_remove_dir(e, &cause) == -1) {
 		areply_error(r, 500, "FILES_ERROR", "environment %lld: %s",
 		    id, cause);

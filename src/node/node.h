@@ -584,6 +584,10 @@ void backup_recover(void);
 int backup_env_busy(long long env_id);
 /* Free what no snapshot or copy names, soon (the sweeper thread). */
 void backup_store_sweep_soon(void);
+/* The environment was deleted: its snapshots on this node go with it
+ * (each as DELETE /agent/v1/snapshots/{id} deletes one; one that runs
+ * stays, said in the log), then the sweep. How many went. */
+int backup_env_deleted(long long env_id);
 /* Work in progress by uuid, shared with snapcopy.c: add (0, or -1 when
  * that id runs already), remove, report progress; a record with its
  * progress while it runs (a "progress" key then). */

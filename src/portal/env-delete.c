@@ -7,11 +7,32 @@
 #include "jsonx.h"
 #include "log.h"
 #include "nodeclient.h"
+#include "snapcopy.h"
 #include "store.h"
 #include "xmalloc.h"
 
 /* Stopping the instances (their grace time) and dropping the database. */
 #define ENV_DELETE_TIMEOUT	120
+
+static void
+env_copies_delete(sqlite3 *db, long long env_id)
+{
+	json_t *rows = store_rows(db, "SELECT DISTINCT s.uuid FROM snapshots s"
+	    " JOIN snapshot_copies c ON c.snapshot_uuid = s.uuid WHERE"
+	    " s.environment_id = ?", "i", env_id), *s;
+	char *why = NULL;
+	size_t i;
+
+	json_array_foreach(rows, i, s) {
+		if (snapcopy_delete_all(db, jsonx_str(s, "uuid"), &why) == -1)
+			log_error("environment %lld deleted: a copy of its "
+			    "snapshot %s stays on another node: %s", env_id,
+			    jsonx_str(s, "uuid"), why ? why : "node error");
+		free(why);
+		why = NULL;
+	}
+	json_decref(rows);
+}
 
 int
 env_delete_on_node(sqlite3 *db, long long env_id, unsigned *status,
@@ -45,6 +66,10 @@ env_delete_on_node(sqlite3 *db, long long env_id, unsigned *status,
 	    "the portal changed nothing, try again once the node works",
 	    jsonx_str(n, "name"), why ? why : "error");
 out:
+	/* its snapshots went with it on the node: their copies on other
+	 * nodes go too (one a node cannot delete now is said in the log) */
+	if (rc == 0)
+		env_copies_delete(db, env_id);
 	/* a sandbox's package repository went with it on the node */
 	if (rc == 0 && n != NULL && jsonx_int(n, "app_id", 0) != 0)
 		store_run(db, "DELETE FROM packages WHERE node_id = ? AND"

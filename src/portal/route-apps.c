@@ -396,10 +396,11 @@ out:
  * sandbox node deletes the environment for real first: instances stopped,
  * database and role dropped, files, app and logs removed, hostname out of
  * its router; when it cannot (unreachable, failing), the unlink is refused
- * and nothing changes. SPEC §2 asks to keep a backup: nubo has no snapshot
- * function yet, so the required confirmation (`--yes` or typing the app's
- * name in the CLI) is the safeguard; a final snapshot belongs right before
- * env_delete_on_node() once backups offer one. */
+ * and nothing changes. The sandbox's snapshots go with it (the node
+ * deletes them with the environment, the portal their copies on other
+ * nodes: env_delete_on_node()); SPEC §2's "keep a backup" is the user's
+ * to do first (`nubo backups download`), and the required confirmation
+ * (`--yes` or typing the app's name in the CLI) is the safeguard. */
 void
 apps_unlink_sandbox(struct preq *r)
 {

@@ -29,7 +29,11 @@ deploy() {
 	check "$app: start" "$NUBO" envs start "$app" Sandbox
 	expect "$app: a row in its database" "$(route sandbox "$host" /add/x | jq_get count)" 1
 	route sandbox "$host" /file/hello > /dev/null
+	check "$app: a snapshot of its sandbox" "$NUBO" backups create "$app" Sandbox
 }
+# snaps ID: how many snapshots of environment ID the sandbox node keeps
+snaps() { python3 -c 'import glob, json, sys; print(sum(json.load(open(p)).get("environment") == int(sys.argv[2]) for p in glob.glob(sys.argv[1] + "/snapshots/*/snapshot.json")))' "$T/node-sandbox" "$1"; }
+blobs() { find "$T/node-sandbox/store/blobs" -type f 2>/dev/null | wc -l; }
 
 # present APP ID UUID: everything of the environment is there on the node
 present() {
@@ -39,6 +43,8 @@ present() {
 	expect "$app: database env_$id exists" "$(pgq "SELECT count(*) FROM pg_database WHERE datname = 'env_$id'")" 1
 	expect "$app: role env_$id exists" "$(pgq "SELECT count(*) FROM pg_roles WHERE rolname = 'env_$id'")" 1
 	[ -s "$T/node-sandbox/envs/$id/files/f.txt" ] && pass "$app: its files are there" || fail "$app: files missing"
+	expect "$app: its snapshot on the node" "$(snaps "$id")" 1
+	expect "$app: the portal lists it" "$("$NUBO" backups list "$app" Sandbox --json | jq_get snapshots.0.state)" completed
 	expect "$app: served by the router" "$(route sandbox "$app-sandbox.nubo.localhost" /count | jq_get count)" 1
 	grep -q "$app-sandbox.nubo.localhost" "$T/node-sandbox/nginx/nginx.conf" && pass "$app: in the router config" || fail "$app: not in the router config"
 }
@@ -52,6 +58,7 @@ gone() {
 	expect "$app: database env_$id dropped" "$(pgq "SELECT count(*) FROM pg_database WHERE datname = 'env_$id'")" 0
 	expect "$app: role env_$id dropped" "$(pgq "SELECT count(*) FROM pg_roles WHERE rolname = 'env_$id'")" 0
 	[ ! -e "$T/node-sandbox/envs/$id" ] && pass "$app: files, app and logs removed" || fail "$app: $(ls -R "$T/node-sandbox/envs/$id" | head -5) left"
+	expect "$app: its snapshots deleted with it" "$(snaps "$id")" 0
 	expect "$app: the router no longer serves it" "$(route_status sandbox "$app-sandbox.nubo.localhost" /)" 404
 	if grep -qs app.py "/proc/$pid/cmdline"; then fail "$app: instance $pid still runs"; else pass "$app: instance stopped"; fi
 	grep -q "$app-sandbox.nubo.localhost" "$T/node-sandbox/nginx/nginx.conf" && fail "$app: still in the router config" || pass "$app: out of the router config"
@@ -139,6 +146,9 @@ present gone "$ID2" "$U2"
 check "delete the sandbox app (its subdomain typed on a terminal)" on_tty gone "$NUBO" apps delete gone
 expect_match "delete says so" "$(cat "$T/last.out")" "deleted app 'gone'"
 gone gone "$ID2" "$PID2" "$U2"
+# the sweep that follows frees their blobs: no snapshot names one now
+for _ in $(seq 300); do [ "$(blobs)" = 0 ] && break; sleep 0.1; done
+expect "the node's snapshot store holds nothing of them" "$(blobs)" 0
 
 # heartbeats (every 2 s) do not bring them back
 sleep 5
