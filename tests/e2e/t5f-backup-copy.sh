@@ -290,4 +290,23 @@ expect "the same rows there" "$(psql -X -At "$BURL" -c "SELECT md5(string_agg(id
 check "and the same files" diff -r plain/tree "$B/envs/$BID/files"
 cd - >/dev/null
 
+# --- an environment deleted: its snapshots go, and their copies -----------
+NODE_CREATE_ARGS=--sandbox start_node sbx v4
+check "the sandbox node's backup target: nodeb" "$NUBO" admin nodes backup-target sbx nodeb
+check "a free app with a sandbox" "$NUBO" apps create trial
+tar czf "$T/pyapp-1.0.0.tar.gz" -C "$NUBO_SRC/tests/e2e/apps/pyapp" .
+check "a package in its repository" "$NUBO" packages upload --app trial "$T/pyapp-1.0.0.tar.gz"
+check "transported to its sandbox" "$NUBO" envs transport trial Sandbox pyapp-1.0.0
+check "started" "$NUBO" envs start trial Sandbox
+check "a snapshot of its sandbox" "$NUBO" backups create trial Sandbox
+SB=$("$NUBO" backups list trial Sandbox --json | jq_get snapshots.0.id)
+for i in $(seq 360); do
+	[ "$("$NUBO" backups show trial Sandbox "$SB" --json | jq_get copies.0.state)" = completed ] && break
+	sleep 0.5
+done
+[ -s "$B/copies/$SB/manifest.json" ] && pass "its copy is on nodeb" || fail "no copy of $SB on nodeb: $("$NUBO" backups show trial Sandbox "$SB" --json | jq_get copies)"
+check "delete the app with its sandbox" "$NUBO" apps delete trial --yes
+[ ! -e "$T/node-sbx/snapshots/$SB" ] && pass "its snapshot is gone from the sandbox node" || fail "snapshot $SB is still on the sandbox node"
+[ ! -e "$B/copies/$SB" ] && pass "and its copy from nodeb" || fail "the copy of $SB is still on nodeb"
+
 finish

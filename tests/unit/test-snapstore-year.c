@@ -179,7 +179,7 @@ day_changes(struct model *m, int day)
  * it as a chain: a base and a delta a night): rows that each weekday
  * change one in fifty of (a row's text holds the day it last changed),
  * none on weekends, so weekend dumps are Friday's bytes. */
-#define DUMP_ROWS	70000
+#define DUMP_ROWS	62000
 
 static json_t *
 dump_make(int day, int weekday, int fd)
