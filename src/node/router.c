@@ -1459,8 +1459,14 @@ router_reload(void)
 		goto out;
 	}
 	if (pid > 0) {
+		int out = 0;
+
 		if (router_hup(pid) == -1)
 			goto failed;
+		for (i = 0; i < np; i++)
+			out += parts[i].left_out;
+		log_info("router: nginx serves the new configuration (%d "
+		    "part%s, %d left out)", np, np == 1 ? "" : "s", out);
 		rc = 0;
 	} else {
 		free(router_start_error);

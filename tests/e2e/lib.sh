@@ -516,6 +516,15 @@ finish() {
 		fail "sanitizer reports in logs: $logs"
 		grep -hE -A12 'ERROR: (Address|Leak)Sanitizer|runtime error:' $logs | sed -n '1,60s/^/    /p'
 	fi
+	# a failure shows what the daemons said just before (the test's
+	# folder is gone after it, and CI keeps only this output)
+	if [ "$FAILED" -gt 0 ]; then
+		for logs in "$T"/*.log; do
+			[ -f "$logs" ] || continue
+			echo "--- the last lines of $(basename "$logs"):"
+			tail -n 25 "$logs" | sed 's/^/    /'
+		done
+	fi
 	echo "$PASSED passed, $FAILED failed"
 	[ "$FAILED" -eq 0 ]
 }

@@ -81,8 +81,10 @@ HOST=notes-test.nubo.localhost
 "$NUBO" nodes link v3 notes >/dev/null
 deploy v3 notes Test
 tls_status() { # NAME CA: the status of the app by NAME over HTTPS, verified against CA
-	curl -s -m 10 --cacert "$2" --resolve "$1:$ROUTER_TLS:127.0.0.1" -o /dev/null \
-		-w '%{http_code}' "https://$1:$ROUTER_TLS/api/notes" || true
+	# (why curl got no answer goes to tls-errors.log, which a failure shows)
+	curl -sS -m 10 --cacert "$2" --resolve "$1:$ROUTER_TLS:127.0.0.1" -o /dev/null \
+		-w '%{http_code}' "https://$1:$ROUTER_TLS/api/notes" 2> >(
+		sed "s/^/$(date +%T.%N) $1: /" >> "$T/tls-errors.log") || true
 }
 https_status() { tls_status "$HOST" "$T/pebble-root.pem"; }
 until_200() { # FUNC: until it answers 200, at most 30 s
