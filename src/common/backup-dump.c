@@ -17,14 +17,16 @@
 #include "util.h"
 #include "xmalloc.h"
 
-int
-backup_dump_start(struct backup_dump *d, const char *dburl,
-    const char *tmp_dir, char **cause)
+/* pg_dump of dburl into a spool file, on the exported snapshot `snap`
+ * (NULL: its own). */
+static int
+dump_spawn(struct backup_dump *d, const char *dburl, const char *tmp_dir,
+    const char *snap, char **cause)
 {
+	char *opt = snap ? xasprintf("--snapshot=%s", snap) : NULL;
 	char *args[] = { "--no-owner", "--no-privileges", "--format=custom",
-	    "--compress=0", NULL };
+	    "--compress=0", opt, NULL };
 
-	memset(d, 0, sizeof(*d));
 	d->pid = -1;
 	d->errfd = -1;
 	d->t0 = util_mono();
@@ -32,15 +34,57 @@ backup_dump_start(struct backup_dump *d, const char *dburl,
 	if (d->fd < 0) {
 		*cause = xasprintf("cannot create a spool file in '%s': %s",
 		    tmp_dir, strerror(errno));
+		free(opt);
 		return -1;
 	}
 	d->errfd = memfd_create("pg_dump-stderr", MFD_CLOEXEC);
-	if ((d->pid = pgtool_spawn("pg_dump", dburl, args, -1, d->fd,
-	    d->errfd)) < 0) {
+	d->pid = pgtool_spawn("pg_dump", dburl, args, -1, d->fd, d->errfd);
+	free(opt);
+	if (d->pid < 0) {
 		*cause = xasprintf("cannot run pg_dump: %s", strerror(errno));
 		return -1;
 	}
 	return 0;
+}
+
+int
+backup_dump_start(struct backup_dump *d, const char *dburl,
+    const char *tmp_dir, char **cause)
+{
+	memset(d, 0, sizeof(*d));
+	return dump_spawn(d, dburl, tmp_dir, NULL, cause);
+}
+
+int
+backup_dump_start_held(struct backup_dump *d, const char *dburl,
+    const char *tmp_dir, long long *dbsize, char **cause)
+{
+	PGconn *c;
+	PGresult *res = NULL;
+	char *snap = NULL;
+	int rc;
+
+	memset(d, 0, sizeof(*d));
+	*dbsize = -1;
+	c = PQconnectdb(dburl);
+	if (PQstatus(c) == CONNECTION_OK) {
+		PQclear(PQexec(c, "BEGIN ISOLATION LEVEL REPEATABLE READ, "
+		    "READ ONLY"));
+		res = PQexec(c, "SELECT pg_export_snapshot(), "
+		    "pg_database_size(current_database())");
+	}
+	if (res && PQresultStatus(res) == PGRES_TUPLES_OK &&
+	    PQntuples(res) == 1) {
+		snap = xstrdup(PQgetvalue(res, 0, 0));
+		*dbsize = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
+		d->held = c;
+	} else {
+		PQfinish(c);
+	}
+	PQclear(res);
+	rc = dump_spawn(d, dburl, tmp_dir, snap, cause);
+	free(snap);
+	return rc;
 }
 
 int
@@ -56,6 +100,8 @@ backup_dump_finish(struct backup_dump *d, char **cause)
 			break;
 		}
 	d->pid = -1;
+	PQfinish(d->held);	/* pg_dump is done with its snapshot */
+	d->held = NULL;
 	if (status == -1 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
 		msg = util_fd_tool_error(d->errfd, -1);
 		*cause = xasprintf("pg_dump failed: %s", *msg ? msg : "killed");
@@ -81,6 +127,8 @@ backup_dump_release(struct backup_dump *d)
 			;
 	}
 	d->pid = -1;
+	PQfinish(d->held);
+	d->held = NULL;
 	if (d->errfd >= 0)
 		close(d->errfd);
 	if (d->fd >= 0)

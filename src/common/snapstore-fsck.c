@@ -282,27 +282,26 @@ manifest_is_copy(const char *manifest)
 	    (p - manifest == 7 || p[-8] == '/');
 }
 
+/* One more (manifest, why) in list v of n; takes why. */
 static void
-fsck_bad(struct fsck_run *f, const char *manifest, char *why)
+fsck_note(struct snapstore_fsck_bad **v, size_t *n, const char *manifest,
+    char *why)
 {
-	struct snapstore_fsck_bad *b;
-
-	f->r->bad = xrealloc(f->r->bad, (f->r->nbad + 1) * sizeof *f->r->bad);
-	b = &f->r->bad[f->r->nbad++];
-	b->manifest = xstrdup(manifest);
-	b->why = why;
+	*v = xrealloc(*v, (*n + 1) * sizeof **v);
+	(*v)[*n].manifest = xstrdup(manifest);
+	(*v)[(*n)++].why = why;
 }
 
 static void
-fsck_dropped(struct fsck_run *f, const char *manifest, char *why)
+fsck_notes_free(struct snapstore_fsck_bad *v, size_t n)
 {
-	struct snapstore_fsck_bad *b;
+	size_t i;
 
-	f->r->dropped = xrealloc(f->r->dropped, (f->r->ndropped + 1) *
-	    sizeof *f->r->dropped);
-	b = &f->r->dropped[f->r->ndropped++];
-	b->manifest = xstrdup(manifest);
-	b->why = why;
+	for (i = 0; i < n; i++) {
+		free(v[i].manifest);
+		free(v[i].why);
+	}
+	free(v);
 }
 
 /* Every blob a manifest names, with the archive member it holds:
@@ -450,7 +449,7 @@ fsck_manifests(struct fsck_run *f, const char *roots, char **cause)
 	for (k = 0; k < g.gl_pathc; k++) {
 		why = NULL;
 		if ((m = snapstore_manifest_load(g.gl_pathv[k], &why)) == NULL) {
-			fsck_bad(f, g.gl_pathv[k], why);
+			fsck_note(&f->r->bad, &f->r->nbad, g.gl_pathv[k], why);
 			continue;
 		}
 		f->r->snapshots++;
@@ -460,14 +459,15 @@ fsck_manifests(struct fsck_run *f, const char *roots, char **cause)
 		/* a damaged entry: the entries before it are checked, the
 		 * manifest is reported */
 		if (manifest_blobs(m, SNAPSTORE_FULL, ref_one, &a, &why) < 0)
-			fsck_bad(f, g.gl_pathv[k], why);
+			fsck_note(&f->r->bad, &f->r->nbad, g.gl_pathv[k], why);
 		/* a chain's download copy: derived, so a damaged one is
 		 * removed (the download makes the segments again) and
 		 * told, no snapshot broken */
 		why = NULL;
 		if (f->iobuf != NULL && snapstore_chain_check(f->store,
 		    json_object_get(m, "dump"), f->iobuf, &why) > 0)
-			fsck_dropped(f, g.gl_pathv[k], why);
+			fsck_note(&f->r->dropped, &f->r->ndropped,
+			    g.gl_pathv[k], why);
 		free((char *)a.snapshot);
 		json_decref(m);
 	}
@@ -565,20 +565,10 @@ blobs_free(struct snapstore_fsck_blob *list, size_t n)
 void
 snapstore_fsck_release(struct snapstore_fsck *r)
 {
-	size_t i;
-
 	blobs_free(r->damaged, r->ndamaged);
 	blobs_free(r->missing, r->nmissing);
-	for (i = 0; i < r->nbad; i++) {
-		free(r->bad[i].manifest);
-		free(r->bad[i].why);
-	}
-	free(r->bad);
-	for (i = 0; i < r->ndropped; i++) {
-		free(r->dropped[i].manifest);
-		free(r->dropped[i].why);
-	}
-	free(r->dropped);
+	fsck_notes_free(r->bad, r->nbad);
+	fsck_notes_free(r->dropped, r->ndropped);
 	memset(r, 0, sizeof *r);
 }
 

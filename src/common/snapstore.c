@@ -124,6 +124,8 @@ struct put {
 	int		 keep_fd;
 	char		 keep_hex[65];
 	char		 keep_prev[65];
+	long long	 total;		/* of progress: o->total, the dump's
+					 * size once known */
 };
 
 static void
@@ -131,7 +133,7 @@ put_progress(struct put *p, long long n)
 {
 	p->done += n;
 	if (p->o != NULL && p->o->progress != NULL)
-		p->o->progress(p->o->progress_arg, p->done, p->o->total);
+		p->o->progress(p->o->progress_arg, p->done, p->total);
 }
 
 /* A new blob being written to the store's tmp/ while it is hashed: its
@@ -1495,8 +1497,8 @@ snapstore_snapshot(const struct snapstore_snap_opts *o,
 	json_t *pm = NULL;
 	const char *h;
 	json_t *pt;
-	long long dsize;
-	int lock = -1, rc = -1, r;
+	long long dsize, duration = o->duration;
+	int lock = -1, rc = -1, r, dump_fd = o->dump_fd;
 
 	memset(&st0, 0, sizeof(st0));
 	memset(&p, 0, sizeof(p));
@@ -1508,30 +1510,43 @@ snapstore_snapshot(const struct snapstore_snap_opts *o,
 	p.iobuf = xmalloc(NUBO_IO_CHUNK);
 	p.pending = json_object();
 	p.keep_fd = -1;
+	p.total = o->total;
 	if (store_prepare(o->store, cause) < 0 ||
 	    (lock = store_lock(o->store, LOCK_SH, cause)) < 0)
 		goto out;
-	/* the dump: a delta on the previous one, or chunks
-	 * (docs/ARCHITECTURE.md says why) */
-	if (lseek(o->dump_fd, 0, SEEK_SET) < 0) {
-		fail(cause, "cannot read the dump: %s", strerror(errno));
-		goto out;
-	}
-	dump = json_object();
-	/* the previous manifest, read once: the dump's delta builds on it,
-	 * its files are reused unread */
+	/* the previous manifest, read once: its files are reused unread,
+	 * the dump's delta builds on it */
 	if (o->prev != NULL)
 		pm = manifest_load(o->prev, NULL);
-	if ((r = put_dump_delta(&p, o->dump_fd, pm, dump, cause)) < 0 ||
-	    (r == 0 && put_dump(&p, o->dump_fd, dump, cause) < 0))
-		goto out;
-	dsize = jsonx_int(dump, "size", 0);
-	m = manifest_new(o->created, o->model_version, o->database_size >= 0 ?
-	    o->database_size : dsize, o->duration, dump);
+	/* the files first: a dump still being made (dump_wait) is
+	 * waited for after them */
 	idx = prev_index(pm);
 	if (o->files_dir != NULL && snap_tree(&p, o->files_dir, idx, tree,
 	    cause) < 0)
 		goto out;
+	if (o->dump_wait != NULL) {
+		/* the files' new blobs made durable while pg_dump runs */
+		if (put_sync(&p, cause) < 0)
+			goto out;
+		if (o->dump_wait(o->dump_wait_arg, &dump_fd, &dsize, &duration,
+		    cause) < 0)
+			goto out;
+		if (p.total >= 0)
+			p.total += dsize - o->dump_estimate;
+	}
+	/* the dump: a delta on the previous one, or chunks
+	 * (docs/ARCHITECTURE.md says why) */
+	if (lseek(dump_fd, 0, SEEK_SET) < 0) {
+		fail(cause, "cannot read the dump: %s", strerror(errno));
+		goto out;
+	}
+	dump = json_object();
+	if ((r = put_dump_delta(&p, dump_fd, pm, dump, cause)) < 0 ||
+	    (r == 0 && put_dump(&p, dump_fd, dump, cause) < 0))
+		goto out;
+	dsize = jsonx_int(dump, "size", 0);
+	m = manifest_new(o->created, o->model_version, o->database_size >= 0 ?
+	    o->database_size : dsize, duration, dump);
 	json_object_set(m, "tree", tree);
 	json_object_set_new(m, "files_size", json_integer(p.st->files_bytes));
 	if (manifest_put(&p, m, o->manifest, cause) < 0)
@@ -1620,23 +1635,24 @@ static void *
 ahead_thread(void *arg)
 {
 	struct ahead *h = arg;
-	long long at = 0, size;
+	long long at = 0, size, reached;
 	json_t *e;
 	size_t i;
 	char *p;
-	int fd;
+	int fd, stop;
 
 	json_array_foreach(h->list, i, e) {
 		size = json_integer_value(json_array_get(e, 1));
 		pthread_mutex_lock(&h->mu);
 		while (!h->stop && at - h->reached > AHEAD_BYTES)
 			pthread_cond_wait(&h->cv, &h->mu);
+		stop = h->stop;
+		reached = h->reached;
 		pthread_mutex_unlock(&h->mu);
-		if (__atomic_load_n(&h->stop, __ATOMIC_RELAXED))
+		if (stop)
 			break;
 		/* a blob the download is past (a Range) is not read */
-		if (at + size > __atomic_load_n(&h->reached,
-		    __ATOMIC_RELAXED)) {
+		if (at + size > reached) {
 			p = snapstore_packed_path(h->store, json_string_value(
 			    json_array_get(e, 0)));
 			if ((fd = open(p, O_RDONLY | O_CLOEXEC)) >= 0) {

@@ -45,6 +45,15 @@ struct snapstore_snap_opts {
 	const char	*files_dir;	/* the file store; missing or empty: no
 					 * tree/ */
 	int		 dump_fd;	/* the pg_dump -Fc output, read from 0 */
+	/* When set, the dump is still being made (dump_fd unused): the
+	 * files are put first, then this waits for it and gives its fd,
+	 * its size and the seconds the snapshot took until it was done
+	 * (duration's); 0, or -1 with *cause. total counts dump_estimate
+	 * bytes for the dump until then. */
+	int		(*dump_wait)(void *arg, int *fd, long long *size,
+			    long long *duration, char **cause);
+	void		*dump_wait_arg;
+	long long	 dump_estimate;
 	const char	*prev;		/* the environment's previous manifest;
 					 * NULL or missing: hash every file */
 	/* prev's dump read back and indexed before (while pg_dump ran:

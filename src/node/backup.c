@@ -386,39 +386,62 @@ struct snap_job {
 	char		*model_version;
 };
 
+/* fn(arg, id, record) for each snapshot of environment env_id on the
+ * node but except (NULL: none), its snapshot.json read. */
+static void
+env_snapshots_each(long long env_id, const char *except,
+    void (*fn)(void *, const char *, json_t *), void *arg)
+{
+	char *dir = xasprintf("%s/snapshots", node->data_dir), *path;
+	struct dirent *de;
+	DIR *d = opendir(dir);
+	json_t *j;
+
+	while (d && (de = readdir(d)) != NULL) {
+		if (!util_valid_uuid(de->d_name) || (except != NULL &&
+		    strcmp(de->d_name, except) == 0))
+			continue;
+		path = snap_file(de->d_name, "snapshot.json");
+		j = load_json(path);
+		free(path);
+		if (j != NULL && jsonx_int(j, "environment", 0) == env_id)
+			fn(arg, de->d_name, j);
+		json_decref(j);
+	}
+	if (d)
+		closedir(d);
+	free(dir);
+}
+
+struct latest {
+	char		*manifest;
+	long long	 created;
+};
+
+static void
+latest_one(void *arg, const char *id, json_t *j)
+{
+	struct latest *l = arg;
+	long long created = jsonx_int(j, "created", -1);
+
+	if (jsonx_str(j, "state") != NULL && strcmp(jsonx_str(j, "state"),
+	    "completed") == 0 && created > l->created && snap_in_store(id)) {
+		free(l->manifest);
+		l->manifest = snap_file(id, "manifest.json");
+		l->created = created;
+	}
+}
+
 /* The manifest of environment env_id's latest completed snapshot in the
  * store, other than except: the files it lists unchanged (size, times,
  * inode) are not read again. NULL when there is none. */
 static char *
 prev_manifest(long long env_id, const char *except)
 {
-	char *dir = xasprintf("%s/snapshots", node->data_dir), *path, *best = NULL;
-	long long best_created = -1, created;
-	struct dirent *de;
-	DIR *d = opendir(dir);
-	json_t *j;
+	struct latest l = { NULL, -1 };
 
-	while (d && (de = readdir(d)) != NULL) {
-		if (!util_valid_uuid(de->d_name) || strcmp(de->d_name, except) == 0)
-			continue;
-		path = snap_file(de->d_name, "snapshot.json");
-		j = load_json(path);
-		free(path);
-		created = jsonx_int(j, "created", -1);
-		if (j != NULL && jsonx_int(j, "environment", 0) == env_id &&
-		    jsonx_str(j, "state") != NULL &&
-		    strcmp(jsonx_str(j, "state"), "completed") == 0 &&
-		    created > best_created && snap_in_store(de->d_name)) {
-			free(best);
-			best = snap_file(de->d_name, "manifest.json");
-			best_created = created;
-		}
-		json_decref(j);
-	}
-	if (d)
-		closedir(d);
-	free(dir);
-	return best;
+	env_snapshots_each(env_id, except, latest_one, &l);
+	return l.manifest;
 }
 
 /* Take snapshot sj into the store (snapstore_take(): pg_dump into a
@@ -694,38 +717,34 @@ agent_snapshot_delete(struct areq *r)
 	http_reply_empty(r->http, 204);
 }
 
+struct deleted {
+	long long	 env_id;
+	int		 n;
+};
+
+static void
+deleted_one(void *arg, const char *id, json_t *j)
+{
+	struct deleted *dl = arg;
+
+	(void)j;
+	if (snap_delete(id) == 0)
+		dl->n++;
+	else
+		log_error("environment %lld: its snapshot %s stays: %s",
+		    dl->env_id, id, errno == EBUSY ? "it is running" :
+		    strerror(errno));
+}
+
 int
 backup_env_deleted(long long env_id)
 {
-	char *dir = xasprintf("%s/snapshots", node->data_dir), *path;
-	struct dirent *de;
-	DIR *d = opendir(dir);
-	json_t *j;
-	int n = 0, mine;
+	struct deleted dl = { env_id, 0 };
 
-	while (d && (de = readdir(d)) != NULL) {
-		if (!util_valid_uuid(de->d_name))
-			continue;
-		path = snap_file(de->d_name, "snapshot.json");
-		j = load_json(path);
-		free(path);
-		mine = jsonx_int(j, "environment", 0) == env_id;
-		json_decref(j);
-		if (!mine)
-			continue;
-		if (snap_delete(de->d_name) == 0)
-			n++;
-		else
-			log_error("environment %lld: its snapshot %s stays: %s",
-			    env_id, de->d_name, errno == EBUSY ? "it is "
-			    "running" : strerror(errno));
-	}
-	if (d)
-		closedir(d);
-	free(dir);
-	if (n > 0)
+	env_snapshots_each(env_id, NULL, deleted_one, &dl);
+	if (dl.n > 0)
 		store_sweep_soon();
-	return n;
+	return dl.n;
 }
 
 /* ------------------------------------------------------------------ */

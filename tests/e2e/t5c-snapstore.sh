@@ -10,9 +10,14 @@
 # the store; a damaged blob fails the download and the restore, naming
 # the file; an uploaded archive goes into the store and downloads as the
 # same bytes, restores and deletes; a manifest the node was killed before
-# it completed goes at the next start.
+# it completed goes at the next start. The files are read after the
+# dump's snapshot of the database is taken (while pg_dump runs): a row
+# added after it is not in the dump, a file added then is in the
+# snapshot.
 . "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/migrate-lib.sh"	# pause_at, reached, unpause
 . "$(dirname "$0")/snapstore-lib.sh"
+export NUBO_TEST_PAUSE_FILE=$T/pause
 start_store_notes t5c
 field() { jq_get "$2" < "$D/snapshots/$1/snapshot.json"; }
 # the blobs in the store, and those the given manifests name (sorted)
@@ -203,5 +208,30 @@ wait_passes store-sweep "$NODE_PID_cloud3" 1 0
 expect "the half-done snapshot has no manifest" "$(ls "$D/snapshots/$S5")" "snapshot.json"
 expect "it is failed" "$(field "$S5" state)" failed
 expect "and its blobs are freed" "$(stored)" "$(named all "$(man "$S2")" "$(man "$S4")")"
+
+# --- the files are read after the database's snapshot is taken ---------------
+pause_at snapshot-held
+"$NUBO" backups create shop Test --comment "held" --no-wait >/dev/null
+if reached snapshot-held; then
+	sql "INSERT INTO notes (title, body) VALUES ('added after the snapshot', 'x')" >/dev/null
+	LATE=$(put_doc 2500)
+	unpause
+	for _ in $(seq 100); do
+		S6=$("$NUBO" backups list shop Test --json | jq -r '.snapshots[] | select(.comment == "held") | .id')
+		[ "$("$NUBO" backups show shop Test "$S6" --json 2>/dev/null | jq -r .state)" = completed ] && break
+		sleep 0.2
+	done
+	check "a snapshot paused after its database snapshot completes" "$NUBO" backups download shop Test "$S6" --output "$T/held.tar.gz"
+	rm -rf "$T/held"; mkdir -p "$T/held"; tar xzf "$T/held.tar.gz" -C "$T/held"
+	expect "  a file added after the database's snapshot is in it" \
+		"$(sha256sum < "$T/held/tree/${LATE#"$FILES"/}" | cut -c1-64)" "$(sha256sum < "$LATE" | cut -c1-64)"
+	expect "  a row added then is not in its dump" \
+		"$(pg_restore -f - "$T/held/db/db.backup" | grep -c 'added after the snapshot')" 0
+	expect "  the rows before it are" \
+		"$(pg_restore -f - "$T/held/db/db.backup" | grep -c 'note 24999')" 1
+else
+	fail "no snapshot paused after its database snapshot"
+	unpause
+fi
 
 finish
