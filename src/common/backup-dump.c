@@ -14,6 +14,7 @@
 
 #include "backup-dump.h"
 #include "pgtool.h"
+#include "testhook.h"
 #include "util.h"
 #include "xmalloc.h"
 
@@ -82,6 +83,11 @@ backup_dump_start_held(struct backup_dump *d, const char *dburl,
 		PQfinish(c);
 	}
 	PQclear(res);
+	/* t5c: a row and a file added here — the row is not in the dump
+	 * (pg_dump, started later, dumps the snapshot taken before), the
+	 * file is in the snapshot */
+	if (d->held != NULL)
+		testhook_pause("snapshot-held");
 	rc = dump_spawn(d, dburl, tmp_dir, snap, cause);
 	free(snap);
 	return rc;

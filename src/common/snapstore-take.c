@@ -16,7 +16,6 @@
 #include <unistd.h>
 
 #include "backup-dump.h"
-#include "testhook.h"
 #include "util.h"
 
 struct take_wait {
@@ -57,10 +56,6 @@ snapstore_take(const struct snapstore_take_opts *o, struct snapstore_taken *t,
 	if (backup_dump_start_held(&d, o->dburl, o->spool_dir,
 	    &t->database_size, cause) < 0)
 		goto out;
-	/* t5c: rows and files added here — the rows are not in the
-	 * dump, the files are in the snapshot */
-	if (d.held != NULL)
-		testhook_pause("snapshot-held");
 	/* while pg_dump runs: the database's size, the files' total */
 	if (d.held == NULL)
 		t->database_size = backup_database_size(o->dburl);
