@@ -14,23 +14,19 @@
 /* Stopping the instances (their grace time) and dropping the database. */
 #define ENV_DELETE_TIMEOUT	120
 
+/* The copies of environment env_id's snapshots on other nodes, before
+ * their records go with it: deleted now, or later by the scheduler when
+ * their node cannot now. */
 static void
 env_copies_delete(sqlite3 *db, long long env_id)
 {
 	json_t *rows = store_rows(db, "SELECT DISTINCT s.uuid FROM snapshots s"
 	    " JOIN snapshot_copies c ON c.snapshot_uuid = s.uuid WHERE"
 	    " s.environment_id = ?", "i", env_id), *s;
-	char *why = NULL;
 	size_t i;
 
-	json_array_foreach(rows, i, s) {
-		if (snapcopy_delete_all(db, jsonx_str(s, "uuid"), &why) == -1)
-			log_error("environment %lld deleted: a copy of its "
-			    "snapshot %s stays on another node: %s", env_id,
-			    jsonx_str(s, "uuid"), why ? why : "node error");
-		free(why);
-		why = NULL;
-	}
+	json_array_foreach(rows, i, s)
+		snapcopy_delete_all_later(db, jsonx_str(s, "uuid"));
 	json_decref(rows);
 }
 

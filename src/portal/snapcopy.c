@@ -143,6 +143,21 @@ snapcopy_snapshot_completed(sqlite3 *db, const char *uuid, long long node_id,
 		    store_errmsg(db));
 }
 
+/* When to try again after the attempts-th failure (ISO time into
+ * next[32]): COPY_RETRY_MIN seconds, doubled each failure, at most
+ * COPY_RETRY_MAX. */
+static void
+retry_at(long long attempts, char *next)
+{
+	long long delay = COPY_RETRY_MIN;
+
+	while (--attempts > 0 && delay < COPY_RETRY_MAX)
+		delay *= 2;
+	if (delay > COPY_RETRY_MAX)
+		delay = COPY_RETRY_MAX;
+	util_time_iso(util_now() + delay, next, 32);
+}
+
 /* The copy failed: say why, and when it is tried again. */
 static void
 copy_failed(sqlite3 *db, const char *uuid, long long target,
@@ -151,15 +166,10 @@ copy_failed(sqlite3 *db, const char *uuid, long long target,
 	long long attempts = store_int(db, 1, "SELECT attempts FROM"
 	    " snapshot_copies WHERE snapshot_uuid = ? AND node_id = ?", "si",
 	    uuid, target);
-	long long delay = COPY_RETRY_MIN;
 	char now[32], next[32];
 
-	while (--attempts > 0 && delay < COPY_RETRY_MAX)
-		delay *= 2;
-	if (delay > COPY_RETRY_MAX)
-		delay = COPY_RETRY_MAX;
 	util_time_iso(util_now(), now, sizeof now);
-	util_time_iso(util_now() + delay, next, sizeof next);
+	retry_at(attempts, next);
 	store_run(db, "UPDATE snapshot_copies SET state = 'failed', error = ?,"
 	    " finished_at = ?, next_attempt_at = ? WHERE snapshot_uuid = ? AND"
 	    " node_id = ?", "ssssi", why, now, next, uuid, target);
@@ -280,6 +290,46 @@ out:
 	return rc;
 }
 
+/* Copies whose deletion is due (copy_deletions): deleted on their node,
+ * or tried again later. */
+static void
+deletions_pass(sqlite3 *db)
+{
+	char now[32], next[32], *path, *why;
+	json_t *due, *c;
+	size_t i;
+	int st;
+
+	util_time_iso(util_now(), now, sizeof now);
+	due = store_rows(db, "SELECT snapshot_uuid AS uuid, node_id, attempts"
+	    " FROM copy_deletions WHERE next_attempt_at <= ? LIMIT 100", "s",
+	    now);
+	json_array_foreach(due, i, c) {
+		why = NULL;
+		path = xasprintf("/agent/v1/copies/%s", jsonx_str(c, "uuid"));
+		st = node_call(db, jsonx_int(c, "node_id", 0), "DELETE", path,
+		    NULL, NULL, &why);
+		if (st == 204 || st == 404) {
+			store_run(db, "DELETE FROM copy_deletions WHERE"
+			    " snapshot_uuid = ? AND node_id = ?", "si",
+			    jsonx_str(c, "uuid"), jsonx_int(c, "node_id", 0));
+			log_info("the copy of snapshot %s is deleted from node "
+			    "%lld", jsonx_str(c, "uuid"), jsonx_int(c,
+			    "node_id", 0));
+		} else {
+			retry_at(jsonx_int(c, "attempts", 1) + 1, next);
+			store_run(db, "UPDATE copy_deletions SET attempts ="
+			    " attempts + 1, next_attempt_at = ?, error = ? WHERE"
+			    " snapshot_uuid = ? AND node_id = ?", "sssi", next,
+			    why ? why : "node error", jsonx_str(c, "uuid"),
+			    jsonx_int(c, "node_id", 0));
+		}
+		free(why);
+		free(path);
+	}
+	json_decref(due);
+}
+
 void
 snapcopy_pass(sqlite3 *db)
 {
@@ -306,6 +356,7 @@ snapcopy_pass(sqlite3 *db)
 			    jsonx_str(c, "uuid"), jsonx_int(c, "node_id", 0));
 	}
 	json_decref(due);
+	deletions_pass(db);
 }
 
 json_t *
@@ -375,6 +426,26 @@ snapcopy_delete_all(sqlite3 *db, const char *uuid, char **cause)
 	json_decref(rows);
 	free(path);
 	return rc;
+}
+
+void
+snapcopy_delete_all_later(sqlite3 *db, const char *uuid)
+{
+	char *why = NULL, now[32], next[32];
+
+	if (snapcopy_delete_all(db, uuid, &why) == 0)
+		return;
+	/* the rows left: the copies not deleted */
+	util_time_iso(util_now(), now, sizeof now);
+	retry_at(1, next);
+	store_run(db, "INSERT OR IGNORE INTO copy_deletions (snapshot_uuid,"
+	    " node_id, next_attempt_at, error, created_at) SELECT"
+	    " snapshot_uuid, node_id, ?, ?, ? FROM snapshot_copies WHERE"
+	    " snapshot_uuid = ?", "ssss", next, why ? why : "node error", now,
+	    uuid);
+	log_warn("the copy of snapshot %s is deleted later: %s", uuid,
+	    why ? why : "node error");
+	free(why);
 }
 
 /* 1 when node nid answers that it holds snapshot uuid (kind: its own

@@ -17,7 +17,8 @@ void snapcopy_snapshot_completed(sqlite3 *db, const char *uuid,
 /* Job snapshot.copy {snapshot, node}: copy the snapshot to node. */
 int snapcopy_job(struct job *, json_t **result, char **cause);
 /* The scheduler's pass: copies that failed are tried again when due,
- * copies whose job is gone (a portal restart) are submitted again. */
+ * copies whose job is gone (a portal restart) are submitted again, the
+ * deletions of copies left by snapcopy_delete_all_later() too. */
 void snapcopy_pass(sqlite3 *db);
 /* Where snapshot uuid has copies: [{node, state, error?, finished?,
  * blobs_fetched?, bytes_fetched?}], oldest first. */
@@ -29,6 +30,11 @@ void snapcopy_attach(sqlite3 *db, json_t *rows);
  * -1 with *cause (a node that cannot be reached, or a copy running:
  * retention tries again). */
 int snapcopy_delete_all(sqlite3 *db, const char *uuid, char **cause);
+/* As snapcopy_delete_all(), for a snapshot whose record goes whatever
+ * comes of it (its environment is deleted): a copy its node does not
+ * delete now (why) is deleted by the scheduler's pass later, tried again
+ * until its node does (table copy_deletions). */
+void snapcopy_delete_all_later(sqlite3 *db, const char *uuid);
 /* A check of node_id's store found its completed copy of snapshot uuid
  * damaged (why): the copy is failed, so no download or restore is
  * served from it, and due at once, so the scheduler has the node fetch

@@ -425,6 +425,17 @@ static const char *const store_schema[] = {
 	"  PRIMARY KEY (snapshot_uuid, node_id));"
 	"CREATE INDEX snapshot_copies_state ON snapshot_copies"
 	"  (state, next_attempt_at);",
+	/* 31: copies whose snapshot's record went (its environment was
+	 * deleted) while their node could not delete them: tried again
+	 * until it does (snapcopy.c) */
+	"CREATE TABLE copy_deletions ("
+	"  snapshot_uuid TEXT NOT NULL,"
+	"  node_id INTEGER NOT NULL REFERENCES nodes(id) ON DELETE CASCADE,"
+	"  attempts INTEGER NOT NULL DEFAULT 1,"
+	"  next_attempt_at TEXT NOT NULL,"
+	"  error TEXT,"
+	"  created_at TEXT NOT NULL,"
+	"  PRIMARY KEY (snapshot_uuid, node_id));",
 };
 
 static char *store_path_global;

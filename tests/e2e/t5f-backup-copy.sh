@@ -293,20 +293,42 @@ cd - >/dev/null
 # --- an environment deleted: its snapshots go, and their copies -----------
 NODE_CREATE_ARGS=--sandbox start_node sbx v4
 check "the sandbox node's backup target: nodeb" "$NUBO" admin nodes backup-target sbx nodeb
-check "a free app with a sandbox" "$NUBO" apps create trial
 tar czf "$T/pyapp-1.0.0.tar.gz" -C "$NUBO_SRC/tests/e2e/apps/pyapp" .
-check "a package in its repository" "$NUBO" packages upload --app trial "$T/pyapp-1.0.0.tar.gz"
-check "transported to its sandbox" "$NUBO" envs transport trial Sandbox pyapp-1.0.0
-check "started" "$NUBO" envs start trial Sandbox
-check "a snapshot of its sandbox" "$NUBO" backups create trial Sandbox
-SB=$("$NUBO" backups list trial Sandbox --json | jq_get snapshots.0.id)
-for i in $(seq 360); do
-	[ "$("$NUBO" backups show trial Sandbox "$SB" --json | jq_get copies.0.state)" = completed ] && break
-	sleep 0.5
-done
-[ -s "$B/copies/$SB/manifest.json" ] && pass "its copy is on nodeb" || fail "no copy of $SB on nodeb: $("$NUBO" backups show trial Sandbox "$SB" --json | jq_get copies)"
+# sandbox_copied APP: a free app with a sandbox running pyapp, a snapshot
+# of it and that snapshot's copy on nodeb; sets SB to the snapshot's id
+sandbox_copied() {
+	check "a free app with a sandbox ($1)" "$NUBO" apps create "$1"
+	check "  a package in its repository" "$NUBO" packages upload --app "$1" "$T/pyapp-1.0.0.tar.gz"
+	check "  transported to its sandbox" "$NUBO" envs transport "$1" Sandbox pyapp-1.0.0
+	check "  started" "$NUBO" envs start "$1" Sandbox
+	check "  a snapshot of its sandbox" "$NUBO" backups create "$1" Sandbox
+	SB=$("$NUBO" backups list "$1" Sandbox --json | jq_get snapshots.0.id)
+	for _ in $(seq 360); do
+		[ "$("$NUBO" backups show "$1" Sandbox "$SB" --json | jq_get copies.0.state)" = completed ] && break
+		sleep 0.5
+	done
+	if [ -s "$B/copies/$SB/manifest.json" ]; then pass "  its copy is on nodeb"
+	else fail "no copy of $SB on nodeb: $("$NUBO" backups show "$1" Sandbox "$SB" --json | jq_get copies)"; finish; exit 1; fi
+}
+sandbox_copied trial
 check "delete the app with its sandbox" "$NUBO" apps delete trial --yes
 [ ! -e "$T/node-sbx/snapshots/$SB" ] && pass "its snapshot is gone from the sandbox node" || fail "snapshot $SB is still on the sandbox node"
 [ ! -e "$B/copies/$SB" ] && pass "and its copy from nodeb" || fail "the copy of $SB is still on nodeb"
+
+# --- a copy whose node is down then goes once it is back ---------------------
+sandbox_copied trial2
+SB2=$SB
+stop_node nodeb
+check "delete the app while nodeb is down" "$NUBO" apps delete trial2 --yes
+[ -s "$B/copies/$SB2/manifest.json" ] && pass "  the copy stays on nodeb meanwhile" || fail "the copy of $SB2 went from a stopped node"
+expect_match "  the portal says it deletes it later" "$(grep "the copy of snapshot $SB2 is deleted later" "$T/portal.log")" "deleted later"
+start_node nodeb v3
+# tried again 20 s after, on a scheduler pass (every 15 s)
+for i in $(seq 120); do
+	[ -e "$B/copies/$SB2" ] || break
+	sleep 0.5
+done
+[ ! -e "$B/copies/$SB2" ] && pass "  once nodeb is back, the copy goes" || fail "the copy of $SB2 is still on nodeb"
+expect_match "  and the portal says so" "$(grep "the copy of snapshot $SB2 is deleted from node" "$T/portal.log")" "deleted from node"
 
 finish
