@@ -21,6 +21,20 @@ nodes_show_disk(json_t *d)
 		    (long long)(jsonx_int(d, "reserve_bytes", 0) >> 20));
 }
 
+/* Copies of deleted environments' snapshots the node has yet to delete
+ * (the portal tries again until it does). */
+static void
+nodes_show_copy_deletions(json_t *d)
+{
+	if (!json_is_object(d))
+		return;
+	printf("%-20s %lld cop%s of deleted environments' snapshots, tried "
+	    "again until the node deletes them%s%s\n", "copies to delete",
+	    (long long)jsonx_int(d, "pending", 0), jsonx_int(d, "pending",
+	    0) == 1 ? "y" : "ies", jsonx_str(d, "error") ? "; last: " : "",
+	    jsonx_str(d, "error") ? jsonx_str(d, "error") : "");
+}
+
 static int
 cmd_nodes_show_exec(struct cmd_args *a)
 {
@@ -34,9 +48,11 @@ cmd_nodes_show_exec(struct cmd_args *a)
 	if (out_maybe_json(a, resp) == -1) {
 		out_fields(resp, "name,generation,status,online,app,"
 		    "technical_contact,sandbox,agent_url,router,router_tls,"
-		    "tls_pin,tls_pin_pending,egress,last_seen_at,"
-		    "created_at");
+		    "tls_pin,tls_pin_pending,egress,backup_target,"
+		    "last_seen_at,created_at");
 		nodes_show_disk(json_object_get(resp, "disk"));
+		nodes_show_copy_deletions(json_object_get(resp,
+		    "copy_deletions"));
 		if (json_array_size(json_object_get(resp, "environments"))) {
 			printf("\n");
 			out_table(json_object_get(resp, "environments"),

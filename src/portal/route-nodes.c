@@ -22,6 +22,10 @@
 	" n.router, n.router_tls,"\
 	" (SELECT t.name FROM nodes t WHERE t.id = n.backup_target)" \
 	" AS backup_target,"\
+	" (SELECT count(*) FROM copy_deletions d WHERE d.node_id = n.id)" \
+	" AS copy_deletions_pending," \
+	" (SELECT d.error FROM copy_deletions d WHERE d.node_id = n.id" \
+	" ORDER BY d.next_attempt_at DESC LIMIT 1) AS copy_deletions_error," \
 	" n.last_seen_at, n.disk_json, n.egress_json, n.created_at" \
 	" FROM nodes n" \
 	" LEFT JOIN users u ON u.id = n.technical_contact" \
@@ -43,6 +47,15 @@ nodes_fix_bools(json_t *node)
 	json_object_set_new(node, "sandbox", json_boolean(
 	    jsonx_int(node, "sandbox", 0)));
 	json_object_del(node, "app_ref");
+	/* copies of deleted environments' snapshots it has yet to delete
+	 * (snapcopy.c): how many, and why the last try failed */
+	if (jsonx_int(node, "copy_deletions_pending", 0) > 0)
+		json_object_set_new(node, "copy_deletions", json_pack(
+		    "{s:I,s:O?}", "pending", (json_int_t)jsonx_int(node,
+		    "copy_deletions_pending", 0), "error", json_object_get(
+		    node, "copy_deletions_error")));
+	json_object_del(node, "copy_deletions_pending");
+	json_object_del(node, "copy_deletions_error");
 	/* reachable: it reported lately (a node whose link is down, or
 	 * whose agent stopped, is not) */
 	json_object_set_new(node, "online", json_boolean(seen_at &&

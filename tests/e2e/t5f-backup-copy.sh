@@ -322,6 +322,8 @@ stop_node nodeb
 check "delete the app while nodeb is down" "$NUBO" apps delete trial2 --yes
 [ -s "$B/copies/$SB2/manifest.json" ] && pass "  the copy stays on nodeb meanwhile" || fail "the copy of $SB2 went from a stopped node"
 expect_match "  the portal says it deletes it later" "$(grep "the copy of snapshot $SB2 is deleted later" "$T/portal.log")" "deleted later"
+expect "  nodes show counts it" "$("$NUBO" nodes show nodeb --json | jq -c '.copy_deletions.pending')" 1
+expect_match "  and says why" "$("$NUBO" nodes show nodeb)" "^copies to delete +1 copy of deleted environments' snapshots, tried again until the node deletes them; last: .+"
 start_node nodeb v3
 # tried again 20 s after, on a scheduler pass (every 15 s)
 for i in $(seq 120); do
@@ -330,5 +332,6 @@ for i in $(seq 120); do
 done
 [ ! -e "$B/copies/$SB2" ] && pass "  once nodeb is back, the copy goes" || fail "the copy of $SB2 is still on nodeb"
 expect_match "  and the portal says so" "$(grep "the copy of snapshot $SB2 is deleted from node" "$T/portal.log")" "deleted from node"
+expect "  nodes show has none left" "$("$NUBO" nodes show nodeb --json | jq -c '.copy_deletions')" null
 
 finish
