@@ -71,8 +71,9 @@ struct snapstore_snap_opts {
 	long long	 total;
 };
 
-/* Put a snapshot into the store and write its manifest. 0 with *stats
- * filled (may be NULL), or -1 with *cause; no manifest then. */
+/* Put a snapshot into the store and write its manifest: the files, then
+ * (dump_wait'ed for, when given) the dump. 0 with *stats filled (may be
+ * NULL), or -1 with *cause; no manifest then. */
 int snapstore_snapshot(const struct snapstore_snap_opts *o,
     struct snapstore_stats *stats, char **cause);
 

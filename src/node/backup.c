@@ -445,10 +445,11 @@ prev_manifest(long long env_id, const char *except)
 }
 
 /* Take snapshot sj into the store (snapstore_take(): pg_dump into a
- * spool, then the dump and the files — unchanged ones unread, after the
- * environment's last manifest —, then the manifest); the full download's
- * size is found by a dry run of its writer (HEAD, Content-Length, the
- * portal's list). */
+ * spool on a snapshot of the database taken first, the files into the
+ * store while it runs — unchanged ones unread, after the environment's
+ * last manifest —, then the dump, then the manifest); the full
+ * download's size is found by a dry run of its writer (HEAD,
+ * Content-Length, the portal's list). */
 static int
 snap_store(struct snap_job *sj, json_t *j, char **cause)
 {
