@@ -42,6 +42,7 @@ struct http_server {
 	size_t				 ntrusted;
 	time_t				 refused_at;	/* last logged refusal */
 	unsigned			 refused;	/* since then */
+	unsigned			 begun;		/* requests not completed */
 
 	char				*tls_cert;	/* PEM files, or NULL */
 	char				*tls_key;
@@ -291,6 +292,9 @@ http_access(void *cls, struct MHD_Connection *conn, const char *url,
 		req->app = srv->app;
 		buf_init(&req->body, 0);
 		*con_cls = req;
+		pthread_mutex_lock(&srv->lock);
+		srv->begun++;
+		pthread_mutex_unlock(&srv->lock);
 		/* headers are in: now the body and the reply may each pause
 		 * up to NUBO_HTTP_IO_SECS */
 		MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT,
@@ -372,6 +376,9 @@ http_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 		req->completed_ok = toe == MHD_REQUEST_TERMINATED_COMPLETED_OK;
 		req_free(srv, req);
 		*con_cls = NULL;
+		pthread_mutex_lock(&srv->lock);
+		srv->begun--;
+		pthread_mutex_unlock(&srv->lock);
 	}
 	/* kept alive: the next request's headers come without pausing */
 	if (toe == MHD_REQUEST_TERMINATED_COMPLETED_OK)
@@ -724,13 +731,38 @@ http_server_start_tls(const char *listen, const struct http_server_ops *ops,
 	return srv;
 }
 
+/* Waits up to NUBO_HTTP_DRAIN_MS for the requests srv has begun to be
+ * answered: libmicrohttpd's stop closes every connection at once, a
+ * request its handler is still in, or one resumed a moment ago, with no
+ * answer. */
+static void
+http_server_drain(struct http_server *srv)
+{
+	double until = util_mono() + NUBO_HTTP_DRAIN_MS / 1000.0;
+	unsigned begun;
+
+	for (;;) {
+		pthread_mutex_lock(&srv->lock);
+		begun = srv->begun;
+		pthread_mutex_unlock(&srv->lock);
+		if (begun == 0 || util_mono() > until)
+			break;
+		usleep(10 * 1000);
+	}
+	if (begun > 0)
+		log_warn("http: stopping with %u request%s not answered",
+		    begun, begun == 1 ? "" : "s");
+}
+
 void
 http_server_stop(struct http_server *srv)
 {
 	if (srv == NULL)
 		return;
-	if (srv->daemon)
+	if (srv->daemon) {
+		http_server_drain(srv);
 		MHD_stop_daemon(srv->daemon);
+	}
 	pthread_mutex_destroy(&srv->lock);
 	if (srv->tls_cert) {
 		pthread_mutex_lock(&tls_lock);

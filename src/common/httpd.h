@@ -130,6 +130,9 @@ int http_server_reload_tls(struct http_server *);
 /* The pin (tls.h) of the certificate the client proved it holds the key
  * of, into out: 1, or 0 when it presented none (or over plain HTTP). */
 int http_peer_pin(struct http_req *, char *out, size_t outlen);
+/* Stops: the requests begun (in a handler, resumed, sending) are given
+ * up to NUBO_HTTP_DRAIN_MS to be answered, then every connection is
+ * closed. */
 void http_server_stop(struct http_server *);
 /* Trust connections from ip (numeric IPv4 or IPv6): they may use the
  * reserve of connections kept when untrusted addresses took the rest

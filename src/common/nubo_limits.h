@@ -20,6 +20,9 @@
 #define NUBO_HTTP_BULK_CONN_MEMORY (256 * 1024)
 #define NUBO_HTTP_HEADER_SECS   10
 #define NUBO_HTTP_IO_SECS       60
+/* a server stopping answers the requests it has begun (a held one just
+ * resumed among them) for up to this long before it closes them */
+#define NUBO_HTTP_DRAIN_MS      3000
 #define NUBO_HTTP_TRUSTED_MAX   4096                /* trusted addresses */
 #define NUBO_PATH_PARAMS_MAX    8
 #define NUBO_NAME_MAX           128                 /* display names, env names */

@@ -6,9 +6,10 @@
  * into the store while pg_dump runs (their time hidden behind its own:
  * bench/backup's first snapshot against the raw script, 10 MB 0.54 →
  * 0.49, 200 MB 0.40 → 0.32); then the dump, the manifest, and the full
- * download's size by a dry run of its writer. Without the held snapshot (the session could not export one),
- * the files are read after the dump, as the dump's snapshot is then
- * only known to be older once pg_dump is done. */
+ * download's size by a dry run of its writer. Without the held snapshot
+ * (the session could not export one), the files are read after the
+ * dump, as the dump's snapshot is then only known to be older once
+ * pg_dump is done. */
 #include "snapstore.h"
 
 #include <stdlib.h>

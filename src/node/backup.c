@@ -728,7 +728,6 @@ deleted_one(void *arg, const char *id, json_t *j)
 {
 	struct deleted *dl = arg;
 
-	(void)j;
 	if (snap_delete(id) == 0)
 		dl->n++;
 	else

@@ -15,6 +15,7 @@
 #include "mx.h"
 #include "settings.h"
 #include "store.h"
+#include "testhook.h"
 #include "util.h"
 #include "xmalloc.h"
 
@@ -346,6 +347,7 @@ mx_env_action(struct preq *r, route_handler fn, json_t *body,
 	}
 	id = mx_job_id(out);
 	json_decref(out);
+	testhook_pause("mx-action-queued");	/* its job recorded, not held */
 	if (id == 0)
 		after->then(r);		/* nothing to wait for */
 	else

@@ -290,15 +290,28 @@ out:
 	return rc;
 }
 
+/* Deletes the copy of snapshot uuid on node nid: 1 when it is gone (204,
+ * or 404: it was not there), else 0 with why it is not in *cause. */
+static int
+copy_delete_on(sqlite3 *db, const char *uuid, long long nid, char **cause)
+{
+	char *path = xasprintf("/agent/v1/copies/%s", uuid);
+	int st = node_call(db, nid, "DELETE", path, NULL, NULL, cause);
+
+	free(path);
+	return st == 204 || st == 404;
+}
+
 /* Copies whose deletion is due (copy_deletions): deleted on their node,
  * or tried again later. */
 static void
 deletions_pass(sqlite3 *db)
 {
-	char now[32], next[32], *path, *why;
+	char now[32], next[32], *why;
+	const char *uuid;
 	json_t *due, *c;
+	long long nid;
 	size_t i;
-	int st;
 
 	util_time_iso(util_now(), now, sizeof now);
 	due = store_rows(db, "SELECT snapshot_uuid AS uuid, node_id, attempts"
@@ -306,26 +319,22 @@ deletions_pass(sqlite3 *db)
 	    now);
 	json_array_foreach(due, i, c) {
 		why = NULL;
-		path = xasprintf("/agent/v1/copies/%s", jsonx_str(c, "uuid"));
-		st = node_call(db, jsonx_int(c, "node_id", 0), "DELETE", path,
-		    NULL, NULL, &why);
-		if (st == 204 || st == 404) {
+		uuid = jsonx_str(c, "uuid");
+		nid = jsonx_int(c, "node_id", 0);
+		if (copy_delete_on(db, uuid, nid, &why)) {
 			store_run(db, "DELETE FROM copy_deletions WHERE"
-			    " snapshot_uuid = ? AND node_id = ?", "si",
-			    jsonx_str(c, "uuid"), jsonx_int(c, "node_id", 0));
+			    " snapshot_uuid = ? AND node_id = ?", "si", uuid,
+			    nid);
 			log_info("the copy of snapshot %s is deleted from node "
-			    "%lld", jsonx_str(c, "uuid"), jsonx_int(c,
-			    "node_id", 0));
+			    "%lld", uuid, nid);
 		} else {
 			retry_at(jsonx_int(c, "attempts", 1) + 1, next);
 			store_run(db, "UPDATE copy_deletions SET attempts ="
 			    " attempts + 1, next_attempt_at = ?, error = ? WHERE"
 			    " snapshot_uuid = ? AND node_id = ?", "sssi", next,
-			    why ? why : "node error", jsonx_str(c, "uuid"),
-			    jsonx_int(c, "node_id", 0));
+			    why ? why : "node error", uuid, nid);
 		}
 		free(why);
-		free(path);
 	}
 	json_decref(due);
 }
@@ -406,15 +415,13 @@ snapcopy_delete_all(sqlite3 *db, const char *uuid, char **cause)
 {
 	json_t *rows = store_rows(db, "SELECT node_id FROM snapshot_copies"
 	    " WHERE snapshot_uuid = ?", "s", uuid), *c;
-	char *path = xasprintf("/agent/v1/copies/%s", uuid);
 	long long nid;
 	size_t i;
-	int st, rc = 0;
+	int rc = 0;
 
 	json_array_foreach(rows, i, c) {
 		nid = jsonx_int(c, "node_id", 0);
-		st = node_call(db, nid, "DELETE", path, NULL, NULL, cause);
-		if (st != 204 && st != 404) {
+		if (!copy_delete_on(db, uuid, nid, cause)) {
 			rc = -1;
 			break;
 		}
@@ -424,7 +431,6 @@ snapcopy_delete_all(sqlite3 *db, const char *uuid, char **cause)
 		    " AND node_id = ?", "si", uuid, nid);
 	}
 	json_decref(rows);
-	free(path);
 	return rc;
 }
 

@@ -9,6 +9,7 @@
 # nubo can produce, once. See mxapi.py for the checks.
 . "$(dirname "$0")/lib.sh"
 
+export NUBO_TEST_PAUSE_FILE=$T/pause
 PKG=$NUBO_BUILD/packages/notes-1.0.0.tar.gz
 [ -f "$PKG" ] || { echo "missing $PKG: run make examples"; exit 1; }
 
@@ -75,11 +76,27 @@ expect "no upload left in the portal's data folder" \
 
 # A portal stopping while v1 requests wait for their jobs (suspended:
 # libmicrohttpd cannot stop with one) answers them and stops cleanly.
-kill -STOP "$NODE_PID_mx"
-curl -s -o "$T/wait.out" -w '%{http_code}' -X POST \
-	-H "Mendix-Username: admin@nubo.localhost" -H "Mendix-ApiKey: $ADMIN_KEY" \
-	"$PORTAL_URL/api/1/apps/shop/environments/Test/stop" > "$T/wait.code" &
-cpid=$!
+# v1_stop_held: a v1 stop of shop's Test sent (in the background) while
+# the node is stopped, so that its job cannot end.
+v1_stop_held() {
+	kill -STOP "$NODE_PID_mx"
+	curl -s -o "$T/wait.out" -w '%{http_code}' -X POST \
+		-H "Mendix-Username: admin@nubo.localhost" -H "Mendix-ApiKey: $ADMIN_KEY" \
+		"$PORTAL_URL/api/1/apps/shop/environments/Test/stop" > "$T/wait.code" &
+	cpid=$!
+}
+# v1_stop_answered WHERE: the TERMed portal's end, and its answer to it
+v1_stop_answered() {
+	local rc=0
+	wait "$PORTAL_PID" || rc=$?
+	kill -CONT "$NODE_PID_mx"
+	wait "$cpid" || true
+	expect "the portal stops cleanly with a v1 request $1" "$rc" 0
+	expect "the v1 stop $1 is answered" "$(cat "$T/wait.code")" 500
+	expect_match "saying that its job goes on" "$(cat "$T/wait.out")" \
+		'"errorCode":"STOP_FAILED".*is still (queued|running)'
+}
+v1_stop_held
 # the portal holds the request once its stop job is recorded (a TERM
 # before that would find no request to answer)
 queued_stops() { sqlite3 -cmd ".timeout 2000" "$T/portal/portal.db" "SELECT count(*) FROM jobs WHERE kind = 'env.stop' AND state IN ('queued', 'running')"; }
@@ -90,12 +107,22 @@ done
 expect "the v1 stop's job waits for the stopped node" "$(queued_stops)" 1
 sleep 0.2
 kill -TERM "$PORTAL_PID"
-rc=0
-wait "$PORTAL_PID" || rc=$?
-kill -CONT "$NODE_PID_mx"
-wait "$cpid" || true
-expect "the portal stops cleanly with a v1 request waiting" "$rc" 0
-expect "the waiting v1 stop is answered" "$(cat "$T/wait.code")" 500
-expect_match "saying that its job goes on" "$(cat "$T/wait.out")" \
-	'"errorCode":"STOP_FAILED".*is still (queued|running)'
+v1_stop_answered waiting
+
+# The same with the TERM coming while the request is still in its
+# handler (its job recorded, not yet held): the portal answers it before
+# it closes its connections.
+start_portal
+echo mx-action-queued > "$T/pause"
+v1_stop_held
+for _ in $(seq 1 200); do
+	[ -f "$T/pause.reached" ] && break
+	sleep 0.1
+done
+expect "the v1 stop is in its handler" "$(cat "$T/pause.reached" 2>/dev/null)" \
+	mx-action-queued
+kill -TERM "$PORTAL_PID"
+sleep 0.5
+rm -f "$T/pause"
+v1_stop_answered "in its handler"
 finish
