@@ -314,16 +314,15 @@ put_fd(struct put *p, int fd, const char *what, char *hex, long long *size,
 #define CHUNK_MAX	(4 * 1024 * 1024)
 
 static uint64_t gear[256];
+static pthread_once_t gear_once = PTHREAD_ONCE_INIT;
 
 static void
-gear_init(void)
+gear_fill(void)
 {
 	uint64_t x = 0x6e75626f2d636463ULL;	/* fixed: the same boundaries
 						 * on every node and build */
 	int i;
 
-	if (gear[0] != 0)
-		return;
 	for (i = 0; i < 256; i++) {
 		/* splitmix64 */
 		uint64_t z = (x += 0x9e3779b97f4a7c15ULL);
@@ -332,6 +331,14 @@ gear_init(void)
 		z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
 		gear[i] = z ^ (z >> 31);
 	}
+}
+
+/* The table, filled once (two snapshots starting together: neither cuts
+ * with half of it). */
+static void
+gear_init(void)
+{
+	pthread_once(&gear_once, gear_fill);
 }
 
 /* Where the chunk being cut ends: the rolling hash and its length. */
@@ -734,6 +741,7 @@ seg_start(struct seg_job *j, int fd, long long size, int keep_fd)
 {
 	int i, e;
 
+	gear_init();
 	memset(j, 0, sizeof(*j));
 	j->fd = fd;
 	j->keep_fd = keep_fd;
@@ -986,6 +994,133 @@ chain_keep_end(struct put *p)
 	p->keep_tmp = NULL;
 }
 
+static int copy_chain(const char *, json_t *, long long, int, char **);
+
+/* 0 when the segments the job found are the ones the manifest gives
+ * (sizes, deflated sizes, crc32s) and every one is in the copy; else -1
+ * with *cause naming the first that differs. */
+static int
+chain_segs_match(struct seg_job *j, json_t *segs, json_t *dump, uLong crc,
+    char **cause)
+{
+	json_t *want = json_object_get(dump, "segments"), *a, *b;
+	size_t i, n = json_array_size(want);
+
+	for (i = 0; i < n || i < json_array_size(segs); i++) {
+		a = json_array_get(segs, i);
+		b = json_array_get(want, i);
+		if (a == NULL || b == NULL || !json_equal(a, b))
+			return fail(cause, "the dump does not cut as its "
+			    "manifest says: segment %zu is %lld bytes, %lld "
+			    "deflated, crc32 %lld; the manifest's %lld, %lld, "
+			    "%lld", i, jsonx_int(a, "size", -1), jsonx_int(a,
+			    "zsize", -1), jsonx_int(a, "crc32", -1),
+			    jsonx_int(b, "size", -1), jsonx_int(b, "zsize",
+			    -1), jsonx_int(b, "crc32", -1));
+	}
+	if (crc != (uLong)jsonx_int(dump, "crc32", -1))
+		return fail(cause, "the dump does not cut as its manifest "
+		    "says: its crc32");
+	if (j->keep_err || j->wnext != n)
+		return fail(cause, "cannot write the download copy");
+	return 0;
+}
+
+int
+snapstore_chain_build(const char *store, const char *manifest,
+    int (*room)(long long need, char **cause), char **cause)
+{
+	json_t *m = NULL, *dump, *segs = NULL, *last, *g;
+	char *tmpd = xasprintf("%s/tmp", store), *path = NULL, *q;
+	struct put p;
+	struct seg_job sj;
+	const char *of;
+	long long size, need;
+	uLong crc = 0;
+	size_t i;
+	int lock, fd = -1, rc = -1, e;
+
+	memset(&p, 0, sizeof p);
+	p.store = store;
+	p.keep_fd = -1;
+	if ((lock = store_lock(store, LOCK_SH, cause)) < 0) {
+		free(tmpd);
+		return -1;
+	}
+	if ((m = manifest_load(manifest, cause)) == NULL)
+		goto out;
+	dump = json_object_get(m, "dump");
+	size = jsonx_int(dump, "size", -1);
+	rc = 0;
+	if (json_object_get(dump, "deltas") == NULL ||
+	    snapstore_dump_chain_ok(dump, cause) < 0) {
+		free(*cause);	/* no chain (a damaged one: fsck's to say) */
+		*cause = NULL;
+		goto out;
+	}
+	path = chain_path(store, jsonx_str(dump, "sha256"));
+	if (access(path, F_OK) == 0)
+		goto out;
+	rc = -1;
+	need = size;
+	json_array_foreach(json_object_get(dump, "segments"), i, g)
+		need += jsonx_int(g, "zsize", 0);
+	if (room != NULL && room(need, cause) < 0)
+		goto out;
+	if ((fd = open(tmpd, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600)) < 0) {
+		fail(cause, "cannot create a spool in '%s': %s", tmpd,
+		    strerror(errno));
+		goto out;
+	}
+	if (copy_chain(store, dump, 0, fd, cause) < 0)
+		goto out;
+	chain_keep_begin(&p);
+	if (p.keep_fd < 0) {
+		fail(cause, "cannot create the download copy in '%s': %s",
+		    tmpd, strerror(errno));
+		goto out;
+	}
+	if ((e = seg_start(&sj, fd, size, p.keep_fd)) != 0) {
+		fail(cause, "cannot start a thread: %s", strerror(e));
+		seg_finish(&sj, 1, &crc);
+		goto out;
+	}
+	segs = seg_finish(&sj, 0, &crc);
+	if (segs == NULL) {
+		fail(cause, "cannot cut the dump: %s", strerror(errno));
+		goto out;
+	}
+	if (chain_segs_match(&sj, segs, dump, crc, cause) < 0)
+		goto out;
+	snprintf(p.keep_hex, sizeof p.keep_hex, "%s", jsonx_str(dump,
+	    "sha256"));
+	chain_keep_commit(&p);
+	if (p.keep_hex[0] == '\0') {
+		fail(cause, "cannot keep the download copy: %s",
+		    strerror(errno));
+		goto out;
+	}
+	last = json_array_get(json_object_get(dump, "deltas"),
+	    json_array_size(json_object_get(dump, "deltas")) - 1);
+	if (valid_hex(of = jsonx_str(last, "of")) && strcmp(of,
+	    p.keep_hex) != 0) {
+		q = chain_path(store, of);
+		unlink(q);
+		free(q);
+	}
+	rc = 1;
+out:
+	chain_keep_end(&p);
+	if (fd >= 0)
+		close(fd);
+	json_decref(segs);
+	json_decref(m);
+	free(path);
+	free(tmpd);
+	close(lock);
+	return rc;
+}
+
 /* The dump read from fd as a delta on the previous snapshot's dump (the
  * rows that changed; docs/ARCHITECTURE.md, "Snapshot store", says when
  * and why): 1 with dump filled — size, sha256, crc32, the download's
@@ -1090,8 +1225,14 @@ put_dump_delta(struct put *p, int fd, json_t *pm, json_t *dump,
 	}
 	blob_end(p, &b, 1, hex);
 	deltas = deltas != NULL ? json_copy(deltas) : json_array();
+	/* "of": the dump it applies to, whose download copy a copy's
+	 * target drops once it has this one's (snapstore_chain_build()) */
 	json_array_append_new(deltas, json_pack("{s:s,s:I,s:I}", "sha256", hex,
 	    "size", (json_int_t)b.size, "out", (json_int_t)total));
+	if (valid_hex(jsonx_str(pd, "sha256")))
+		json_object_set_new(json_array_get(deltas,
+		    json_array_size(deltas) - 1), "of",
+		    json_string(jsonx_str(pd, "sha256")));
 	EVP_DigestFinal_ex(mc, md, NULL);
 	util_hex(md, 32, hex);
 	json_object_set_new(dump, "size", json_integer(total));

@@ -380,5 +380,16 @@ int snapstore_recv_commit(struct snapstore_recv *, const char *manifest,
     struct snapstore_stats *stats, char **cause);
 /* End (the lock released; blobs not made durable dropped). */
 void snapstore_recv_free(struct snapstore_recv *);
+/* The download copy of the chain whose latest snapshot the manifest is,
+ * made where the snapshot was not taken (an off-node copy's target): its
+ * dump read back whole into a spool, cut and deflated as the snapshot
+ * did, each segment checked against the manifest's, then moved into
+ * chains/; the copy of the dump it built on (its last delta's "of")
+ * goes. room (may be NULL) is asked first for the bytes it will write
+ * (the dump, then the copy), and refuses with -1 and *cause. 1 made, 0
+ * none to make (no chain, or one there), -1 with *cause (nothing kept:
+ * it is only ever a faster way to the same bytes). */
+int snapstore_chain_build(const char *store, const char *manifest,
+    int (*room)(long long need, char **cause), char **cause);
 
 #endif

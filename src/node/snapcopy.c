@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -633,14 +634,48 @@ out:
 	return rc;
 }
 
+static int
+chain_room(long long need, char **cause)
+{
+	return space_check(need, "a copied chain's download copy", cause);
+}
+
+/* After the copy of snapshot id completed: its chain's download copy
+ * made here, as its node made it (snapstore_chain_build()), so that a
+ * download from this node sends it rather than deflating the dump
+ * again — at a lower priority, beside what the node serves. */
+static void
+copy_chain_build(const char *id)
+{
+	char *store = xasprintf("%s/store", node->data_dir);
+	char *man = snapcopy_manifest(id), *cause = NULL;
+	double t = util_mono();
+	int rc;
+
+	/* this thread's, and the segments' threads it starts */
+	(void)setpriority(PRIO_PROCESS, (id_t)gettid(), 10);
+	rc = man ? snapstore_chain_build(store, man, chain_room,
+	    &cause) : 0;
+	if (rc == 1)
+		log_info("copy of snapshot %s: its download copy made in %lld "
+		    "ms", id, (long long)((util_mono() - t) * 1000));
+	else if (rc < 0)
+		log_warn("copy of snapshot %s: no download copy (its downloads "
+		    "deflate the dump): %s", id, cause);
+	free(cause);
+	free(man);
+	free(store);
+}
+
 static void *
 copy_thread(void *arg)
 {
 	struct copy_job *cj = arg;
 	json_t *stats = json_object();
 	char *cause = NULL;
+	int ok;
 
-	if (copy_run(cj, stats, &cause) == 0) {
+	if ((ok = copy_run(cj, stats, &cause) == 0)) {
 		copy_record_end(cj->id, "completed", NULL, stats);
 		log_info("copy of snapshot %s complete: %lld blobs (%lld bytes) "
 		    "fetched in %lld ms", cj->id, jsonx_int(stats,
@@ -653,6 +688,8 @@ copy_thread(void *arg)
 		    cause : "?");
 	}
 	backup_task_remove(cj->id);
+	if (ok)
+		copy_chain_build(cj->id);
 	json_decref(stats);
 	free(cause);
 	free(cj->manifest_url);

@@ -150,6 +150,16 @@ expect "as the source stores them (packed, kept as they come)" "$(jq_get copy.wi
 expect_match "backups list shows the copies" "$("$NUBO" backups list shop Test)" "COPY.*"
 expect "both on nodeb" "$("$NUBO" backups list shop Test | grep -cE "^(${S1:0:8}|${S2:0:8}) .* nodeb ")" 2
 expect_match "backups show too" "$("$NUBO" backups show shop Test "$S2")" "copy +nodeb"
+# the second snapshot's dump is a delta on the first's (a chain): the
+# target makes the chain's download copy once the copy is complete — the
+# bytes nodea kept, which a download from the copy then sends
+expect "the second snapshot's dump is a delta on the first's" "$(jq '.dump.deltas | length' "$S2M")" 1
+D2=$(jq -r .dump.sha256 "$S2M")
+for _ in $(seq 300); do
+	[ -f "$B/store/chains/$D2" ] && break
+	sleep 0.1
+done
+check "the target made the chain's download copy" cmp "$A/store/chains/$D2" "$B/store/chains/$D2"
 
 # --- the source's routes give a copier nothing else --------------------------
 URL=$(api_as "$ADMIN_KEY" POST "/apps/shop/environments/Test/snapshots/$S2/download" '{}' | jq_get url)

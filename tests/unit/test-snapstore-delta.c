@@ -362,11 +362,11 @@ forget(int from, int to)
 	return freed;
 }
 
-/* How many download copies of chains the store holds (chains/). */
+/* How many files the test folder's rel holds. */
 static int
-copies_held(void)
+files_in(const char *rel)
 {
-	char *d = tpath("store/chains");
+	char *d = tpath("%s", rel);
 	DIR *dir = opendir(d);
 	struct dirent *e;
 	int n = 0;
@@ -378,6 +378,13 @@ copies_held(void)
 		closedir(dir);
 	free(d);
 	return n;
+}
+
+/* How many download copies of chains the store holds (chains/). */
+static int
+copies_held(void)
+{
+	return files_in("store/chains");
 }
 
 /* The latest snapshot of a chain, `name`, has its download copy: the
@@ -901,11 +908,145 @@ test_early_index(void **state)
 	free(n3);
 }
 
+/* The file at p whole into b (b emptied first); 0, or -1 when absent. */
+static int
+slurp(const char *p, struct buf *b)
+{
+	char blk[65536];
+	ssize_t n;
+	int fd = open(p, O_RDONLY);
+
+	b->len = 0;
+	if (fd < 0)
+		return -1;
+	while ((n = read(fd, blk, sizeof blk)) > 0)
+		buf_append(b, blk, (size_t)n);
+	close(fd);
+	return 0;
+}
+
+/* A disk too full for what it asks. */
+static int
+no_room(long long need, char **cause)
+{
+	*cause = xasprintf("no room for %lld bytes", need);
+	return -1;
+}
+
+static char *
+copy_of(const char *name)
+{
+	json_t *m = manifest(name);
+	char *p = tpath("store/chains/%s", jsonx_str(json_object_get(m,
+	    "dump"), "sha256"));
+
+	json_decref(m);
+	return p;
+}
+
+/* Where the snapshot was not taken (an off-node copy's target: the
+ * manifest and blobs, no download copy), snapstore_chain_build() makes
+ * the chain's download copy: byte for byte the one the snapshot made,
+ * which the download then sends; the copy of the dump it built on (its
+ * last delta's "of") goes; a base has none to make, a copy there is not
+ * made again; a manifest whose segments the dump does not cut into is
+ * refused, nothing kept. */
+static void
+test_chain_build(void **state)
+{
+	struct table t;
+	struct buf b, made, again;
+	struct snapstore_stats st;
+	char *store = tpath("store"), *man, *cause = NULL;
+	char *c1 = NULL, *c2 = NULL;
+	json_t *m, *last, *seg;
+
+	(void)state;
+	two_nights(&t, &b, &st);
+	table_night(&t, 2);
+	dump_bytes(&t, &b);
+	snap("n2", "n1", &b, &st);
+	c1 = copy_of("n1");
+	c2 = copy_of("n2");
+	/* the delta names the dump it applies to */
+	m = manifest("n2");
+	last = json_array_get(json_object_get(json_object_get(m, "dump"),
+	    "deltas"), 1);
+	assert_string_equal(jsonx_str(last, "of"), strrchr(c1, '/') + 1);
+	json_decref(m);
+	buf_init(&made, 0);
+	buf_init(&again, 0);
+	assert_int_equal(slurp(c2, &made), 0);
+	assert_int_equal(copies_held(), 1);
+	assert_int_equal(unlink(c2), 0);
+
+	/* n1's, then n2's: n1's goes with it */
+	man = tpath("n1.json");
+	assert_int_equal(snapstore_chain_build(store, man, NULL, &cause), 1);
+	free(man);
+	assert_int_equal(access(c1, F_OK), 0);
+	man = tpath("n2.json");
+	assert_int_equal(snapstore_chain_build(store, man, NULL, &cause), 1);
+	assert_int_equal(slurp(c2, &again), 0);
+	assert_int_equal(again.len, made.len);
+	assert_memory_equal(again.data, made.data, made.len);
+	assert_int_equal(access(c1, F_OK), -1);
+	assert_int_equal(copies_held(), 1);
+	check_copy("n2");
+	/* there already: nothing to make; a base: none */
+	assert_int_equal(snapstore_chain_build(store, man, NULL, &cause), 0);
+	free(man);
+	man = tpath("n0.json");
+	assert_int_equal(snapstore_chain_build(store, man, NULL, &cause), 0);
+	free(man);
+	assert_int_equal(copies_held(), 1);
+
+	/* a segment the manifest gives one byte larger than it deflates
+	 * to: refused, nothing kept */
+	assert_int_equal(unlink(c2), 0);
+	m = manifest("n2");
+	seg = json_array_get(json_object_get(json_object_get(m, "dump"),
+	    "segments"), 0);
+	json_object_set_new(seg, "zsize", json_integer(jsonx_int(seg,
+	    "zsize", 0) + 1));
+	man = tpath("bad.json");
+	assert_int_equal(json_dump_file(m, man, JSON_COMPACT), 0);
+	json_decref(m);
+	assert_int_equal(snapstore_chain_build(store, man, NULL, &cause), -1);
+	assert_non_null(strstr(cause, "does not cut as its manifest says"));
+	free(cause);
+	cause = NULL;
+	free(man);
+	assert_int_equal(copies_held(), 0);
+	assert_int_equal(files_in("store/tmp"), 0);
+	/* no room for the dump and its copy: refused before a byte */
+	man = tpath("n2.json");
+	assert_int_equal(snapstore_chain_build(store, man, no_room, &cause),
+	    -1);
+	assert_non_null(strstr(cause, "no room for"));
+	free(cause);
+	cause = NULL;
+	free(man);
+	assert_int_equal(copies_held(), 0);
+	assert_int_equal(files_in("store/tmp"), 0);
+
+	buf_release(&b);
+	buf_release(&made);
+	buf_release(&again);
+	free(t.order);
+	free(t.version);
+	free(c1);
+	free(c2);
+	free(store);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_chain, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_chain_build, setup,
+		    teardown),
 		cmocka_unit_test_setup_teardown(test_damaged, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_copy_damaged, setup,
 		    teardown),
