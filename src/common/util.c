@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -497,6 +498,23 @@ util_read_file(const char *path, size_t max, size_t *lenp)
 	if (lenp)
 		*lenp = len;
 	return data;
+}
+
+int
+util_media_listed(const char *list, const char *type)
+{
+	size_t tl = strlen(type), n;
+	const char *end;
+
+	while (list != NULL && *list != '\0') {
+		list += strspn(list, " \t,");
+		end = list + strcspn(list, ",");
+		n = strcspn(list, ";, \t");
+		if (n == tl && strncasecmp(list, type, tl) == 0)
+			return 1;
+		list = end;
+	}
+	return 0;
 }
 
 int

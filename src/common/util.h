@@ -93,6 +93,11 @@ char *util_read_file(const char *path, size_t max, size_t *lenp);
  * plain <name> (found on PATH) when there is none. Caller frees. */
 char *util_pg_tool(const char *name);
 
+/* 1 when the header value list (Content-Type, or Accept's
+ * comma-separated list) names the media type `type` itself — compared
+ * without case, its parameters (";q=…", "; boundary=…") and spaces
+ * aside — not merely a type that begins with it. */
+int util_media_listed(const char *list, const char *type);
 /* Parse a decimal integer in [min,max]; -1 on anything else. */
 int util_parse_int(const char *s, long long min, long long max, long long *out);
 /* 1 if s matches [a-z][a-z0-9-]{1,38} (SPEC §2 app subdomains). */

@@ -290,10 +290,10 @@ snapcopy_blobs_get(struct areq *r)
 	 * deflated on the way for one that accepts gzip: either way packed
 	 * blobs go as they are stored, the rest by the packer */
 	ae = http_header(r->http, "Accept");
-	if (ae != NULL && strstr(ae, SNAPSTORE_WIRE_PACKED_TYPE) != NULL)
+	if (util_media_listed(ae, SNAPSTORE_WIRE_PACKED_TYPE))
 		form = SNAPSTORE_WIRE_PACKED;
-	else if ((ae = http_header(r->http, "Accept-Encoding")) != NULL &&
-	    strstr(ae, "gzip") != NULL)
+	else if (util_media_listed(http_header(r->http, "Accept-Encoding"),
+	    "gzip"))
 		form = SNAPSTORE_WIRE_GZIP;
 	if (form != SNAPSTORE_WIRE_RAW && snapstore_blobs_write(store, blobs,
 	    form, -1, &total, &cause) < 0) {
@@ -432,9 +432,7 @@ fetch_blobs_write(char *data, size_t size, size_t nmemb, void *arg)
 	if (f->status == 0) {
 		curl_easy_getinfo(f->c, CURLINFO_RESPONSE_CODE, &f->status);
 		curl_easy_getinfo(f->c, CURLINFO_CONTENT_TYPE, &ct);
-		f->packed = ct != NULL && strncmp(ct,
-		    SNAPSTORE_WIRE_PACKED_TYPE,
-		    strlen(SNAPSTORE_WIRE_PACKED_TYPE)) == 0;
+		f->packed = util_media_listed(ct, SNAPSTORE_WIRE_PACKED_TYPE);
 	}
 	if (f->status != 200)
 		return size * nmemb;	/* an error's body: not blobs */

@@ -119,7 +119,7 @@ mx_upload_begin(struct preq *r)
 
 	u->fd = -1;
 	r->face_ctx = u;
-	if (ct == NULL || strncasecmp(ct, "multipart/form-data", 19) != 0) {
+	if (!util_media_listed(ct, "multipart/form-data")) {
 		reply_error(r, 400, "INVALID_PARAMETERS", "send the package as "
 		    "multipart/form-data with a part named 'file' (curl -F "
 		    "file=@app.mda)");

@@ -1,7 +1,8 @@
 /* util_fd_tool_error(): a child's failure in its own words — the line of
  * its stderr that says "error" with its detail lines, not a warning that
  * came first nor a bare exit status (issue #18 §4). The texts are what
- * PostgreSQL 15's pg_dump, pg_restore and psql write. */
+ * PostgreSQL 15's pg_dump, pg_restore and psql write. And
+ * util_media_listed(): a header's media type compared whole. */
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -100,6 +101,32 @@ test_long_lines_cut(void **state)
 	said(text, 1 << 8, want);
 }
 
+/* A header names a media type itself, not one that begins with it. */
+static void
+test_media_listed(void **state)
+{
+	const char *t = "application/x-nubo-packed-blobs";
+
+	(void)state;
+	assert_true(util_media_listed(t, t));
+	assert_true(util_media_listed("Application/X-Nubo-Packed-Blobs", t));
+	assert_true(util_media_listed("application/x-nubo-packed-blobs; v=1",
+	    t));
+	assert_true(util_media_listed("text/html, application/x-nubo-packed-"
+	    "blobs;q=0.9, */*", t));
+	assert_true(util_media_listed("multipart/form-data; boundary=xyz",
+	    "multipart/form-data"));
+	assert_true(util_media_listed("deflate, gzip", "gzip"));
+	assert_false(util_media_listed("application/x-nubo-packed-blobs-v2",
+	    t));
+	assert_false(util_media_listed("application/x-nubo-packed", t));
+	assert_false(util_media_listed("multipart/form-dataX",
+	    "multipart/form-data"));
+	assert_false(util_media_listed("x-gzip", "gzip"));
+	assert_false(util_media_listed("", t));
+	assert_false(util_media_listed(NULL, t));
+}
+
 int
 main(void)
 {
@@ -107,6 +134,7 @@ main(void)
 		cmocka_unit_test(test_error_line_wins),
 		cmocka_unit_test(test_without_error_line),
 		cmocka_unit_test(test_long_lines_cut),
+		cmocka_unit_test(test_media_listed),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
