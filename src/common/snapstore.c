@@ -233,6 +233,56 @@ out:
 	return rc;
 }
 
+/* b's sha256 into hex (65 bytes). */
+static void
+blob_digest(struct blob_w *b, char *hex)
+{
+	unsigned char md[32];
+
+	EVP_DigestFinal_ex(b->mc, md, NULL);
+	util_hex(md, 32, hex);
+}
+
+/* 1 when the blob hex is new: neither in the store nor pending. */
+static int
+blob_new(struct put *p, const char *hex)
+{
+	return !snapstore_blob_exists(p->store, hex) &&
+	    json_object_get(p->pending, hex) == NULL;
+}
+
+/* Finish b, whose sha256 hex is (NULL: not kept): pending when new,
+ * else its tmp goes. */
+static void
+blob_finish(struct put *p, struct blob_w *b, const char *hex)
+{
+	int kept = 0;
+
+	if (hex != NULL && blob_new(p, hex)) {
+		/* a blob that cannot be written leaves no manifest
+		 * (manifest_put() says why) */
+		if (b->fd < 0 || blob_pack(b) < 0) {
+			if (p->werr == 0)
+				p->werr = b->werr ? b->werr : EIO;
+		} else {
+			json_object_set_new(p->pending, hex,
+			    json_string(b->tmp));
+			p->st->blobs_added++;
+			p->st->bytes_added += b->size;
+			kept = 1;
+		}
+	}
+	if (b->fd >= 0)
+		close(b->fd);
+	if (!kept)
+		unlink(b->tmp);
+	EVP_MD_CTX_free(b->mc);
+	b->mc = NULL;
+	free(b->tmp);
+	b->tmp = NULL;
+	b->fd = -1;
+}
+
 /* Finish b: with keep, its sha256 into hex (65 bytes) and the blob
  * pending, unless the store or this snapshot has it already. put_sync()
  * makes pending blobs durable and moves them into blobs/ before any
@@ -241,36 +291,9 @@ out:
 static void
 blob_end(struct put *p, struct blob_w *b, int keep, char *hex)
 {
-	unsigned char md[32];
-
-	if (keep) {
-		EVP_DigestFinal_ex(b->mc, md, NULL);
-		util_hex(md, 32, hex);
-		if (!snapstore_blob_exists(p->store, hex) &&
-		    json_object_get(p->pending, hex) == NULL) {
-			/* a blob that cannot be written leaves no manifest
-			 * (manifest_put() says why) */
-			if (b->fd < 0 || blob_pack(b) < 0) {
-				if (p->werr == 0)
-					p->werr = b->werr ? b->werr : EIO;
-			} else {
-				json_object_set_new(p->pending, hex,
-				    json_string(b->tmp));
-				p->st->blobs_added++;
-				p->st->bytes_added += b->size;
-				keep = 2;
-			}
-		}
-	}
-	if (b->fd >= 0)
-		close(b->fd);
-	if (keep != 2)
-		unlink(b->tmp);
-	EVP_MD_CTX_free(b->mc);
-	b->mc = NULL;
-	free(b->tmp);
-	b->tmp = NULL;
-	b->fd = -1;
+	if (keep)
+		blob_digest(b, hex);
+	blob_finish(p, b, keep ? hex : NULL);
 }
 
 /* Read fd to its end into one blob; *size gets the bytes read. */
@@ -372,6 +395,141 @@ cdc_scan(struct cdc *k, const unsigned char *data, size_t n, int *cut)
 	return n;
 }
 
+/* A new chunk's packing (blob_pack(): its raw file deflated into its
+ * .z) on a thread beside the chunker, while the next chunk is read,
+ * hashed and cut: on a first snapshot every chunk is new, and the
+ * deflating was half of the dump's put, after pg_dump (10 MB app:
+ * docs/ARCHITECTURE.md, "Snapshot store"). At most PACKER_QUEUE chunks
+ * wait (their raw files in tmp/); the chunker waits for all of them at
+ * its end, before anything makes pending blobs durable. */
+#define PACKER_QUEUE	4
+
+struct packed_w {
+	struct blob_w	 b;
+	char		 hex[65];
+};
+
+struct packer {
+	pthread_t	 t;
+	int		 started;
+	pthread_mutex_t	 mu;
+	pthread_cond_t	 cv;
+	struct packed_w	*q[PACKER_QUEUE];
+	size_t		 head, n;
+	int		 closing;
+	struct snapstore_pack pk;
+	int		 werr;		/* the first pack that failed */
+	json_t		*failed;	/* their sha256s */
+};
+
+static void *
+packer_run(void *arg)
+{
+	struct packer *k = arg;
+	struct packed_w *w;
+
+	pthread_mutex_lock(&k->mu);
+	for (;;) {
+		while (k->n == 0 && !k->closing)
+			pthread_cond_wait(&k->cv, &k->mu);
+		if (k->n == 0)
+			break;
+		w = k->q[k->head];
+		pthread_mutex_unlock(&k->mu);
+		w->b.pk = &k->pk;
+		if (blob_pack(&w->b) < 0) {
+			pthread_mutex_lock(&k->mu);
+			if (k->werr == 0)
+				k->werr = w->b.werr ? w->b.werr : EIO;
+			json_array_append_new(k->failed, json_string(w->hex));
+			pthread_mutex_unlock(&k->mu);
+		}
+		close(w->b.fd);
+		free(w->b.tmp);
+		free(w);
+		pthread_mutex_lock(&k->mu);
+		k->head = (k->head + 1) % PACKER_QUEUE;
+		k->n--;
+		pthread_cond_broadcast(&k->cv);
+	}
+	pthread_mutex_unlock(&k->mu);
+	return NULL;
+}
+
+static void
+packer_start(struct packer *k)
+{
+	memset(k, 0, sizeof(*k));
+	pthread_mutex_init(&k->mu, NULL);
+	pthread_cond_init(&k->cv, NULL);
+	snapstore_pack_init(&k->pk);
+	k->failed = json_array();
+	k->started = pthread_create(&k->t, NULL, packer_run, k) == 0;
+}
+
+/* Hand b (new, sha256 hex) to the packer: pending under the name its
+ * packed file will have. 0, or -1 when there is no packer. */
+static int
+packer_push(struct put *p, struct packer *k, struct blob_w *b,
+    const char *hex)
+{
+	struct packed_w *w;
+	char *z;
+
+	if (!k->started || b->fd < 0)
+		return -1;
+	w = xcalloc(1, sizeof(*w));
+	w->b = *b;
+	snprintf(w->hex, sizeof w->hex, "%s", hex);
+	z = xasprintf("%s.z", b->tmp);
+	json_object_set_new(p->pending, hex, json_string(z));
+	free(z);
+	p->st->blobs_added++;
+	p->st->bytes_added += b->size;
+	EVP_MD_CTX_free(b->mc);
+	b->mc = NULL;
+	b->tmp = NULL;
+	b->fd = -1;
+	pthread_mutex_lock(&k->mu);
+	while (k->n == PACKER_QUEUE)
+		pthread_cond_wait(&k->cv, &k->mu);
+	k->q[(k->head + k->n) % PACKER_QUEUE] = w;
+	k->n++;
+	pthread_cond_broadcast(&k->cv);
+	pthread_mutex_unlock(&k->mu);
+	return 0;
+}
+
+/* Every chunk packed, the thread gone; a pack that failed is no longer
+ * pending, and leaves no manifest (p->werr). */
+static void
+packer_stop(struct put *p, struct packer *k)
+{
+	json_t *h;
+	size_t i;
+
+	if (k->failed == NULL)
+		return;		/* never started, or stopped */
+	if (k->started) {
+		pthread_mutex_lock(&k->mu);
+		k->closing = 1;
+		pthread_cond_broadcast(&k->cv);
+		pthread_mutex_unlock(&k->mu);
+		pthread_join(k->t, NULL);
+	}
+	json_array_foreach(k->failed, i, h) {
+		json_object_del(p->pending, json_string_value(h));
+		p->st->blobs_added--;
+	}
+	if (k->werr != 0 && p->werr == 0)
+		p->werr = k->werr;
+	json_decref(k->failed);
+	k->failed = NULL;
+	snapstore_pack_release(&k->pk);
+	pthread_mutex_destroy(&k->mu);
+	pthread_cond_destroy(&k->cv);
+}
+
 /* The dump being cut into chunks as its bytes come (put_dump(), and
  * snapstore-import.c from an archive's db/db.backup). */
 struct chunker {
@@ -382,6 +540,7 @@ struct chunker {
 	struct snapstore_pack pk;
 	struct cdc	 k;
 	long long	 total;
+	struct packer	 packer;
 };
 
 static int
@@ -396,19 +555,31 @@ chunk_begin(struct put *p, struct chunker *c, char **cause)
 	c->k.len = 0;
 	c->total = 0;
 	snapstore_pack_init(&c->pk);
+	packer_start(&c->packer);
 	return blob_begin(p, &c->b, &c->pk, cause);
+}
+
+/* The chunk written so far as the next one of the list, its sha256 into
+ * hex: packed by the packer when new, else dropped. */
+static void
+chunk_seal(struct put *p, struct chunker *c, char *hex)
+{
+	json_array_append_new(c->chunks, json_pack("{s:I}", "size",
+	    (json_int_t)c->b.size));
+	blob_digest(&c->b, hex);
+	if (!blob_new(p, hex) || packer_push(p, &c->packer, &c->b, hex) < 0)
+		blob_finish(p, &c->b, hex);
+	json_object_set_new(json_array_get(c->chunks,
+	    json_array_size(c->chunks) - 1), "sha256", json_string(hex));
 }
 
 /* The chunk written so far as the next one. */
 static int
 chunk_cut(struct put *p, struct chunker *c, char **cause)
 {
-	json_t *e = json_pack("{s:I}", "size", (json_int_t)c->b.size);
 	char hex[65];
 
-	blob_end(p, &c->b, 1, hex);
-	json_object_set_new(e, "sha256", json_string(hex));
-	json_array_append_new(c->chunks, e);
+	chunk_seal(p, c, hex);
 	return blob_begin(p, &c->b, &c->pk, cause);
 }
 
@@ -434,21 +605,17 @@ chunk_feed(struct put *p, struct chunker *c, const unsigned char *data,
 }
 
 /* The last chunk (an empty dump is one empty chunk); dump gets size,
- * sha256 (of the whole dump, for .nubo/checksums) and chunks. */
+ * sha256 (of the whole dump, for .nubo/checksums) and chunks, every one
+ * packed. */
 static void
 chunk_end(struct put *p, struct chunker *c, json_t *dump)
 {
 	unsigned char md[32];
 	char hex[65];
 
-	if (c->b.size > 0 || json_array_size(c->chunks) == 0) {
-		json_array_append_new(c->chunks, json_pack("{s:I}", "size",
-		    (json_int_t)c->b.size));
-		blob_end(p, &c->b, 1, hex);
-		json_object_set_new(json_array_get(c->chunks,
-		    json_array_size(c->chunks) - 1), "sha256",
-		    json_string(hex));
-	}
+	if (c->b.size > 0 || json_array_size(c->chunks) == 0)
+		chunk_seal(p, c, hex);
+	packer_stop(p, &c->packer);
 	EVP_DigestFinal_ex(c->whole, md, NULL);
 	util_hex(md, 32, hex);
 	json_object_set_new(dump, "size", json_integer(c->total));
@@ -462,6 +629,7 @@ chunk_release(struct put *p, struct chunker *c)
 {
 	if (c->b.tmp != NULL)
 		blob_end(p, &c->b, 0, NULL);
+	packer_stop(p, &c->packer);
 	EVP_MD_CTX_free(c->whole);
 	json_decref(c->chunks);
 	snapstore_pack_release(&c->pk);
@@ -3308,7 +3476,8 @@ snapstore_recv_begin(const char *store, const char *manifest, char **cause)
 	r->p.store = store;
 	r->p.o = &r->o;
 	r->p.st = &r->st;
-	r->p.iobuf = NULL;
+	/* each packed blob's read back (recv_packed_end()) */
+	r->p.iobuf = xmalloc(NUBO_IO_CHUNK);
 	r->p.pending = json_object();
 	r->missing = json_array();
 	r->got = json_object();
@@ -3456,7 +3625,7 @@ recv_packed_end(struct snapstore_recv *r, char **cause)
 	const char *want = jsonx_str(e, "sha256");
 	struct snapstore_blob b;
 	EVP_MD_CTX *mc = EVP_MD_CTX_new();
-	unsigned char md[32], *buf = xmalloc(NUBO_IO_CHUNK);
+	unsigned char md[32], *buf = r->p.iobuf;
 	char hex[65], *why = NULL;
 	ssize_t n;
 	int rc = -1;
@@ -3506,7 +3675,6 @@ out:
 	r->ztmp = NULL;
 	snapstore_blob_close(&b);
 	EVP_MD_CTX_free(mc);
-	free(buf);
 	free(why);
 	return rc;
 }
@@ -3626,6 +3794,7 @@ snapstore_recv_free(struct snapstore_recv *r)
 	json_decref(r->batch);
 	json_decref(r->m);
 	free(r->path);
+	free(r->p.iobuf);
 	if (r->lock >= 0)
 		close(r->lock);
 	free(r);

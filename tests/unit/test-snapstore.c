@@ -3,8 +3,10 @@
  * second snapshot adds only what changed; the sweep frees only what no
  * manifest names; a snapshot killed midway leaves no manifest that names
  * a missing blob. */
+#include <dirent.h>
 #include <setjmp.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -856,6 +858,27 @@ test_hostile_manifest(void **state)
  * middle of a 24 MB dump add the chunks around the change, not the dump
  * (with fixed-size pieces an insertion would shift every later one);
  * the database download is the dump, byte for byte. */
+/* len random bytes (seed x; caller frees, room for extra more) as
+ * in.dump, a document beside them, and their first snapshot m1.json. */
+static unsigned char *
+random_dump_snap(size_t len, size_t extra, uint64_t x,
+    struct snapstore_stats *st)
+{
+	char *p = xasprintf("%s/in.dump", tmp);
+	unsigned char *d = xmalloc(len + extra);
+	size_t i;
+
+	for (i = 0; i < len; i++) {
+		x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+		d[i] = (unsigned char)(x >> 56);
+	}
+	assert_int_equal(util_write_file(p, d, len, 0644), 0);
+	put("doc", "a document");
+	snap("m1.json", NULL, st);
+	free(p);
+	return d;
+}
+
 static void
 test_dump_chunks(void **state)
 {
@@ -863,19 +886,11 @@ test_dump_chunks(void **state)
 	char *p = xasprintf("%s/in.dump", tmp), *q, *cause = NULL;
 	long long bytes, first;
 	unsigned char *d;
-	size_t len = 24 << 20, i;
-	uint64_t x = 42;
+	size_t len = 24 << 20;
 	int fd;
 
 	(void)state;
-	d = xmalloc(len + 1000);
-	for (i = 0; i < len; i++) {
-		x = x * 6364136223846793005ULL + 1442695040888963407ULL;
-		d[i] = (unsigned char)(x >> 56);
-	}
-	assert_int_equal(util_write_file(p, d, len, 0644), 0);
-	put("doc", "a document");
-	snap("m1.json", NULL, &st);
+	d = random_dump_snap(len, 1000, 42, &st);
 	count(&first, &bytes);
 	/* 1 MiB on average, 256 KiB to 4 MiB each: 6 to 96 chunks + doc */
 	assert_true(first >= 7 && first <= 97);
@@ -913,6 +928,88 @@ test_dump_chunks(void **state)
 	free(q);
 	free(p);
 	free(d);
+}
+
+/* A chunk of the dump that cannot be packed (the file size limit: its
+ * packed form, a few bytes over its raw size, does not fit) while the
+ * packer packs it beside the chunker: the snapshot fails saying so, no
+ * manifest, nothing left in tmp/; without the limit the next snapshot
+ * is whole. */
+static void
+test_pack_fails(void **state)
+{
+	struct snapstore_snap_opts o;
+	struct snapstore_stats st;
+	struct rlimit was, lim;
+	char *p = xasprintf("%s/in.dump", tmp), *cause = NULL;
+	char *store = xasprintf("%s/store", tmp);
+	char *man = xasprintf("%s/m2.json", tmp);
+	char *tmpd = xasprintf("%s/store/tmp", tmp);
+	json_t *m, *c;
+	long long biggest = 0;
+	unsigned char *d;
+	size_t len = 12 << 20, i;
+	DIR *dir;
+	struct dirent *e;
+	int left = 0;
+
+	(void)state;
+	d = random_dump_snap(len, 0, 7, &st);
+	cause = xasprintf("%s/m1.json", tmp);
+	m = json_load_file(cause, 0, NULL);
+	free(cause);
+	cause = NULL;
+	assert_non_null(m);
+	json_array_foreach(json_object_get(json_object_get(m, "dump"),
+	    "chunks"), i, c)
+		if (jsonx_int(c, "size", 0) > biggest)
+			biggest = jsonx_int(c, "size", 0);
+	json_decref(m);
+	assert_true(biggest > 0);
+	assert_int_equal(util_rm_rf(store), 0);
+
+	/* the raw chunk fits, its packed form (stored blocks) does not */
+	signal(SIGXFSZ, SIG_IGN);
+	assert_int_equal(getrlimit(RLIMIT_FSIZE, &was), 0);
+	lim = was;
+	lim.rlim_cur = (rlim_t)biggest + 8;
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+	memset(&o, 0, sizeof(o));
+	o.store = store;
+	o.files_dir = NULL;
+	o.dump_fd = dump_fd();
+	o.manifest = man;
+	o.model_version = "1.2.3";
+	o.created = 1700000000;
+	o.database_size = -1;
+	assert_int_equal(snapstore_snapshot(&o, &st, &cause), -1);
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &was), 0);
+	signal(SIGXFSZ, SIG_DFL);
+	close(o.dump_fd);
+	print_message("refused: %s\n", cause);
+	assert_non_null(strstr(cause, "cannot write"));
+	free(cause);
+	cause = NULL;
+	assert_int_equal(access(man, F_OK), -1);
+	dir = opendir(tmpd);
+	while (dir != NULL && (e = readdir(dir)) != NULL)
+		left += e->d_name[0] != '.';
+	if (dir != NULL)
+		closedir(dir);
+	assert_int_equal(left, 0);
+
+	/* and without the limit, whole: its dump downloads as it was */
+	snap("m2.json", NULL, &st);
+	if (assemble("m2.json", SNAPSTORE_DATABASE, "db.out", &cause) < 0)
+		fail_msg("assemble: %s", cause);
+	free(man);
+	man = xasprintf("%s/db.out", tmp);
+	assert_int_equal(sh("cmp -s %s %s", p, man), 0);
+	free(d);
+	free(p);
+	free(store);
+	free(man);
+	free(tmpd);
 }
 
 /* kill -9 at many points of a snapshot: a manifest, when there is one,
@@ -1444,6 +1541,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_damaged_blob, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_hostile_manifest, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_pack_fails, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_dump_chunks, setup,
 		    teardown),
