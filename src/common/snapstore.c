@@ -1199,7 +1199,7 @@ snapstore_chain_build(const char *store, const char *manifest,
     int (*room)(long long need, char **cause), char **cause)
 {
 	json_t *m = NULL, *dump, *segs = NULL, *last, *g;
-	char *tmpd = xasprintf("%s/tmp", store), *path = NULL, *q;
+	char *tmpd = xasprintf("%s/tmp", store), *path = NULL;
 	struct put p;
 	struct seg_job sj;
 	const char *of;
@@ -1262,19 +1262,16 @@ snapstore_chain_build(const char *store, const char *manifest,
 		goto out;
 	snprintf(p.keep_hex, sizeof p.keep_hex, "%s", jsonx_str(dump,
 	    "sha256"));
+	/* the copy of the dump it applies to goes with chain_keep_end() */
+	last = json_array_get(json_object_get(dump, "deltas"),
+	    json_array_size(json_object_get(dump, "deltas")) - 1);
+	if (valid_hex(of = jsonx_str(last, "of")))
+		snprintf(p.keep_prev, sizeof p.keep_prev, "%s", of);
 	chain_keep_commit(&p);
 	if (p.keep_hex[0] == '\0') {
 		fail(cause, "cannot keep the download copy: %s",
 		    strerror(errno));
 		goto out;
-	}
-	last = json_array_get(json_object_get(dump, "deltas"),
-	    json_array_size(json_object_get(dump, "deltas")) - 1);
-	if (valid_hex(of = jsonx_str(last, "of")) && strcmp(of,
-	    p.keep_hex) != 0) {
-		q = chain_path(store, of);
-		unlink(q);
-		free(q);
 	}
 	rc = 1;
 out:

@@ -933,6 +933,23 @@ no_room(long long need, char **cause)
 	return -1;
 }
 
+/* snapstore_chain_build() of manifest file `file` refused, saying want:
+ * no download copy, nothing left in tmp/. */
+static void
+build_refused(const char *file, int (*room)(long long, char **),
+    const char *want)
+{
+	char *store = tpath("store"), *man = tpath("%s", file), *cause = NULL;
+
+	assert_int_equal(snapstore_chain_build(store, man, room, &cause), -1);
+	assert_non_null(strstr(cause, want));
+	assert_int_equal(copies_held(), 0);
+	assert_int_equal(files_in("store/tmp"), 0);
+	free(cause);
+	free(man);
+	free(store);
+}
+
 static char *
 copy_of(const char *name)
 {
@@ -1012,23 +1029,10 @@ test_chain_build(void **state)
 	man = tpath("bad.json");
 	assert_int_equal(json_dump_file(m, man, JSON_COMPACT), 0);
 	json_decref(m);
-	assert_int_equal(snapstore_chain_build(store, man, NULL, &cause), -1);
-	assert_non_null(strstr(cause, "does not cut as its manifest says"));
-	free(cause);
-	cause = NULL;
 	free(man);
-	assert_int_equal(copies_held(), 0);
-	assert_int_equal(files_in("store/tmp"), 0);
+	build_refused("bad.json", NULL, "does not cut as its manifest says");
 	/* no room for the dump and its copy: refused before a byte */
-	man = tpath("n2.json");
-	assert_int_equal(snapstore_chain_build(store, man, no_room, &cause),
-	    -1);
-	assert_non_null(strstr(cause, "no room for"));
-	free(cause);
-	cause = NULL;
-	free(man);
-	assert_int_equal(copies_held(), 0);
-	assert_int_equal(files_in("store/tmp"), 0);
+	build_refused("n2.json", no_room, "no room for");
 
 	buf_release(&b);
 	buf_release(&made);
