@@ -35,6 +35,7 @@
 #include "agent-routes.h"
 #include "jsonx.h"
 #include "log.h"
+#include "testhook.h"
 #include "util.h"
 #include "xmalloc.h"
 
@@ -444,40 +445,6 @@ fail:
 	run_free(ru);
 }
 
-/* The run {run} of the environment in the request: its record (a copy),
- * or NULL after a 404 or 400 reply. A `user` query, when given, must be
- * the user who started it. */
-static json_t *
-run_record(struct areq *r, char **dir)
-{
-	const char *id = http_param(r->http, "run");
-	const char *user = http_query(r->http, "user");
-	long long uid = 0;
-	json_t *rec = NULL;
-	char *path;
-
-	if (id == NULL || !util_valid_uuid(id) || (user &&
-	    util_parse_int(user, 0, 1LL << 53, &uid) == -1)) {
-		areply_error(r, 404, "RUN_NOT_FOUND", "no such run");
-		return NULL;
-	}
-	pthread_mutex_lock(&node->lock);
-	*dir = xasprintf("%s/runs", r->env->dir);
-	pthread_mutex_unlock(&node->lock);
-	path = run_path(*dir, id, "json");
-	rec = json_load_file(path, 0, NULL);
-	free(path);
-	if (!json_is_object(rec) || (user && jsonx_int(rec, "user", 0) !=
-	    uid)) {
-		json_decref(rec);
-		free(*dir);
-		*dir = NULL;
-		areply_error(r, 404, "RUN_NOT_FOUND", "no run %s here", id);
-		return NULL;
-	}
-	return rec;
-}
-
 static int
 run_live(const char *id, int stop)
 {
@@ -495,6 +462,52 @@ run_live(const char *id, int stop)
 	return live;
 }
 
+/* The run {run} of the environment in the request: its record (a copy),
+ * or NULL after a 404 or 400 reply. A `user` query, when given, must be
+ * the user who started it. *live: whether its thread is on the list of
+ * live runs. A run's thread saves its last record before it leaves the
+ * list, so the list is asked before the record is read and again after:
+ * one that ended in between is read again, not reported lost. */
+static json_t *
+run_record(struct areq *r, char **dir, int *live)
+{
+	const char *id = http_param(r->http, "run");
+	const char *user = http_query(r->http, "user");
+	long long uid = 0;
+	json_t *rec = NULL;
+	char *path;
+
+	if (id == NULL || !util_valid_uuid(id) || (user &&
+	    util_parse_int(user, 0, 1LL << 53, &uid) == -1)) {
+		areply_error(r, 404, "RUN_NOT_FOUND", "no such run");
+		return NULL;
+	}
+	pthread_mutex_lock(&node->lock);
+	*dir = xasprintf("%s/runs", r->env->dir);
+	pthread_mutex_unlock(&node->lock);
+	*live = run_live(id, 0);
+	path = run_path(*dir, id, "json");
+	rec = json_load_file(path, 0, NULL);
+	testhook_pause("run-record-read");
+	if (*live && strcmp(jsonx_str(rec, "state") ? jsonx_str(rec,
+	    "state") : "", "running") == 0 && !(*live = run_live(id, 0))) {
+		/* it ended while its record was read: its last is saved */
+		json_decref(rec);
+		rec = json_load_file(path, 0, NULL);
+	}
+	free(path);
+	if (!json_is_object(rec) || (user && jsonx_int(rec, "user", 0) !=
+	    uid)) {
+		json_decref(rec);
+		free(*dir);
+		*dir = NULL;
+		areply_error(r, 404, "RUN_NOT_FOUND", "no run %s here", id);
+		return NULL;
+	}
+	return rec;
+}
+
+
 /* GET /agent/v1/environments/{id}/runs/{run}?offset=N[&user=U]: the
  * record, and up to NUBO_LOG_CHUNK_MAX bytes of output from offset
  * (base64 in "output": output is bytes); "more" while there is more. */
@@ -508,17 +521,17 @@ agent_run_show(struct areq *r)
 	struct stat sb;
 	ssize_t got = 0;
 	size_t b64len;
-	int fd = -1;
+	int fd = -1, live;
 
 	if (os && util_parse_int(os, 0, 1LL << 50, &off) == -1) {
 		areply_error(r, 400, "BAD_REQUEST", "offset must be a byte "
 		    "offset");
 		return;
 	}
-	if ((rec = run_record(r, &dir)) == NULL)
+	if ((rec = run_record(r, &dir, &live)) == NULL)
 		return;
 	if (strcmp(jsonx_str(rec, "state") ? jsonx_str(rec, "state") : "",
-	    "running") == 0 && !run_live(jsonx_str(rec, "id"), 0))
+	    "running") == 0 && !live)
 		json_object_set_new(rec, "state", json_string("lost"));
 	path = run_path(dir, jsonx_str(rec, "id"), "log");
 	fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -556,13 +569,21 @@ void
 agent_run_stop(struct areq *r)
 {
 	char *dir = NULL;
-	json_t *rec = run_record(r, &dir);
+	int live;
+	json_t *rec = run_record(r, &dir, &live);
 
 	if (rec == NULL)
 		return;
 	if (run_live(jsonx_str(rec, "id"), 1)) {
 		json_object_set_new(rec, "state", json_string("stopping"));
 		areply(r, 202, rec);
+	} else if (live) {
+		/* it ended since its record was read: its last one is saved */
+		json_decref(rec);
+		free(dir);
+		dir = NULL;
+		if ((rec = run_record(r, &dir, &live)) != NULL)
+			areply(r, 200, rec);
 	} else {
 		areply(r, 200, rec);
 	}

@@ -10,6 +10,8 @@
 . "$(dirname "$0")/lib.sh"
 
 APPS=$NUBO_SRC/tests/e2e/apps
+# the test hook (src/common/testhook.c): a request held at a named point
+export NUBO_TEST_PAUSE_FILE=$T/pause
 start_portal
 
 put_package() { # NODE ID SRCDIR: upload to the node's repository
@@ -152,6 +154,27 @@ check "grant it" "$NUBO" members grant shop runner@example.com --transport Test 
 expect "run: another member cannot read it" "$(api_as "$RUNNER" GET "/apps/shop/environments/Test/runs/$RUN" | jq_get error.code)" RUN_NOT_FOUND
 expect "run: nor stop it" "$(status_as "$RUNNER" DELETE "/apps/shop/environments/Test/runs/$RUN")" 404
 expect "run: who started it reads it" "$(api_as "$ADMIN_KEY" GET "/apps/shop/environments/Test/runs/$RUN" | jq_get output | base64 -d)" secret-output
+# A run that ends while its record is being read is not lost: the read
+# is held after the record (still "running") came off the disk, the run
+# ends, its last record is saved and it leaves the list of live runs.
+RUN=$(api_as "$ADMIN_KEY" POST /apps/shop/environments/Test/runs '{"command":["sleep","2"]}' | jq_get id)
+echo run-record-read > "$T/pause"
+api_as "$ADMIN_KEY" GET "/apps/shop/environments/Test/runs/$RUN" > "$T/run-held.json" &
+HELD=$!
+for _ in $(seq 1 100); do
+	[ -f "$T/pause.reached" ] && break
+	sleep 0.1
+done
+expect "run: its read is held after the record" "$(cat "$T/pause.reached" 2>/dev/null)" run-record-read
+# still running now, so still running when it was read
+expect "run: the record read said running" "$(jq -r .state "$T"/node-cloud3/envs/*/runs/"$RUN".json)" running
+for _ in $(seq 1 100); do
+	[ "$(jq -r .state "$T"/node-cloud3/envs/*/runs/"$RUN".json)" = exited ] && break
+	sleep 0.1
+done
+rm -f "$T/pause" "$T/pause.reached"
+wait "$HELD"
+expect "run: one that ended while its record was read is not lost" "$(jq_get state < "$T/run-held.json")" exited
 expect "run: transport on Test does not run in Acceptance" "$(status_as "$RUNNER" POST /apps/shop/environments/Acceptance/runs '{"command":["true"]}')" 403
 expect "psql needs the settings permission" "$(status_as "$RUNNER" POST /apps/shop/environments/Test/psql '{"sql":"SELECT 1"}')" 403
 check "psql on the environment's database" "$NUBO" envs psql shop Test --command "SELECT current_user; SELECT count(*) FROM notes"
