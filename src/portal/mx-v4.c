@@ -8,6 +8,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "auth.h"
 #include "mx.h"
 #include "store.h"
 #include "util.h"
@@ -200,7 +201,12 @@ mx4_package(struct preq *r, json_t *e, const char *app_uuid)
 }
 
 /* An environment (nubo's JSON) in v4 fields, its package with
- * expand=package. */
+ * expand=package. The route is app-member level, the package nubo's
+ * transport level (packages_app_show): a face route has the level of the
+ * nubo route it runs (docs/MENDIX-API.md), so the package is expanded
+ * only for a caller with the transport permission on this environment
+ * and left out for others — the field is absent, not null (null says
+ * that nothing is deployed). */
 static json_t *
 mx4_env(struct preq *r, json_t *e)
 {
@@ -223,7 +229,8 @@ mx4_env(struct preq *r, json_t *e)
 	    "planName", jsonx_str(e, "generation") ? jsonx_str(e,
 	    "generation") : "",
 	    "index", (json_int_t)jsonx_int(row, "id", 0));
-	if (expand && strcmp(expand, "package") == 0)
+	if (expand && strcmp(expand, "package") == 0 &&
+	    auth_has(r, "transport", name))
 		json_object_set_new(out, "package", mx4_package(r, e,
 		    jsonx_str(row, "app")));
 	json_decref(row);

@@ -21,17 +21,21 @@
 #include "xmalloc.h"
 
 /* The migration {migration} names (its number), or 0 after replying 404
- * or 403. want_act: the caller must be allowed to act on it. */
+ * or 403. want_act: the caller must be allowed to act on it. A key
+ * limited to named apps is told that another app's migration is not
+ * there (SPEC §2), as jobs_show tells it of another app's job. */
 static long long
 migration_resolve(struct preq *r, int want_act)
 {
 	const char *ref = preq_param(r, "migration");
 	long long id = 0, app, user = r->who.user_id;
-	json_t *m;
+	json_t *m = NULL;
 
 	if (util_parse_int(ref, 1, 1LL << 62, &id) == -1 || (m = store_row(
 	    r->db, "SELECT app_id, source_node_id, target_node_id, created_by"
-	    " FROM migrations WHERE id = ?", "i", id)) == NULL) {
+	    " FROM migrations WHERE id = ?", "i", id)) == NULL ||
+	    !auth_key_allows_app(r, jsonx_int(m, "app_id", 0))) {
+		json_decref(m);
 		reply_error(r, 404, "MIGRATION_NOT_FOUND", "no migration '%s'",
 		    ref);
 		return 0;
@@ -277,7 +281,8 @@ out:
 	json_decref(tables);
 }
 
-/* GET /migrations[?app=APP]: the migrations the caller may see. */
+/* GET /migrations[?app=APP]: the migrations the caller may see (with a
+ * key limited to named apps, only theirs). */
 void
 migrations_list(struct preq *r)
 {
@@ -285,9 +290,9 @@ migrations_list(struct preq *r)
 	json_t *rows, *out = json_array(), *row;
 	size_t i;
 
-	rows = store_rows(r->db, "SELECT m.id FROM migrations m JOIN apps a"
-	    " ON a.id = m.app_id WHERE (?1 IS NULL OR a.subdomain = ?1 OR"
-	    " a.uuid = ?1) AND (?2 OR m.created_by = ?3 OR"
+	rows = store_rows(r->db, "SELECT m.id, m.app_id FROM migrations m"
+	    " JOIN apps a ON a.id = m.app_id WHERE (?1 IS NULL OR"
+	    " a.subdomain = ?1 OR a.uuid = ?1) AND (?2 OR m.created_by = ?3 OR"
 	    " a.technical_contact = ?3 OR EXISTS (SELECT 1 FROM members mb"
 	    " WHERE mb.app_id = a.id AND mb.user_id = ?3)) ORDER BY m.id",
 	    "sii", app, (long long)r->who.is_admin, r->who.user_id);
@@ -297,8 +302,11 @@ migrations_list(struct preq *r)
 		return;
 	}
 	json_array_foreach(rows, i, row) {
-		json_t *m = migrate_json(r->db, jsonx_int(row, "id", 0));
+		json_t *m;
 
+		if (!auth_key_allows_app(r, jsonx_int(row, "app_id", 0)))
+			continue;
+		m = migrate_json(r->db, jsonx_int(row, "id", 0));
 		if (m) {
 			json_object_del(m, "steps");
 			json_array_append_new(out, m);
@@ -702,11 +710,14 @@ offboarding_create(struct preq *r)
 }
 
 /* GET /offboarding-requests: admins see all, others the requests of
- * nodes they are Technical Contact of. */
+ * nodes they are Technical Contact of or that they filed. A key limited
+ * to named apps works only on those (SPEC §2): it sees the requests filed
+ * for one of them, as it sees only their nodes (nodes_list), and none of
+ * a node that had no app (auth_key_allows_app() of 0). */
 void
 offboarding_list(struct preq *r)
 {
-	json_t *rows = store_rows(r->db, "SELECT o.id FROM"
+	json_t *rows = store_rows(r->db, "SELECT o.id, o.app_id FROM"
 	    " offboarding_requests o JOIN nodes n ON n.id = o.node_id"
 	    " WHERE ? OR n.technical_contact = ? OR o.requested_by = ?"
 	    " ORDER BY o.id", "iii", (long long)r->who.is_admin,
@@ -715,15 +726,17 @@ offboarding_list(struct preq *r)
 	size_t i;
 
 	json_array_foreach(rows, i, row)
-		json_array_append_new(out, offboarding_json(r->db,
-		    jsonx_int(row, "id", 0)));
+		if (auth_key_allows_app(r, jsonx_int(row, "app_id", 0)))
+			json_array_append_new(out, offboarding_json(r->db,
+			    jsonx_int(row, "id", 0)));
 	json_decref(rows);
 	reply(r, 200, json_pack("{s:o}", "offboarding_requests", out));
 }
 
 /* The request {request} names, when the caller may see it (admins; the
- * node's Technical Contact; who filed it, as in the list); 0 after
- * replying 404. r->node_id becomes its node. */
+ * node's Technical Contact; who filed it; with a key whose scope has its
+ * app — as in the list); 0 after replying 404, the answer for a request
+ * that does not exist. r->node_id becomes its node. */
 static long long
 offboarding_resolve(struct preq *r)
 {
@@ -735,7 +748,8 @@ offboarding_resolve(struct preq *r)
 	    " nodes n ON n.id = o.node_id WHERE o.id = ? AND (? OR"
 	    " n.technical_contact = ? OR o.requested_by = ?)", "iiii", id,
 	    (long long)r->who.is_admin, r->who.user_id, r->who.user_id) !=
-	    1) {
+	    1 || !auth_key_allows_app(r, store_int(r->db, 0, "SELECT app_id"
+	    " FROM offboarding_requests WHERE id = ?", "i", id))) {
 		reply_error(r, 404, "OFFBOARDING_REQUEST_NOT_FOUND",
 		    "no offboarding request '%s'", ref);
 		return 0;

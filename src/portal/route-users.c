@@ -388,7 +388,43 @@ users_create(struct preq *r)
 	reply(r, 201, user);
 }
 
-/* GET /keys: the caller's keys, never their secrets. */
+/* 1 when uuid is in the JSON array scope. */
+static int
+keys_scope_has(json_t *scope, const char *uuid)
+{
+	json_t *v;
+	size_t i;
+
+	if (uuid == NULL)
+		return 0;
+	json_array_foreach(scope, i, v)
+		if (json_is_string(v) && strcmp(json_string_value(v), uuid) == 0)
+			return 1;
+	return 0;
+}
+
+/* 1 when a key limited to apps (a JSON array of uuids; else: all apps)
+ * reaches no further than the caller's key. A key limited to named apps
+ * works only on those (SPEC §2): it lists and revokes only keys limited
+ * to (some of) the same apps, never one that names or reaches another. */
+static int
+keys_within_scope(struct preq *r, json_t *apps)
+{
+	json_t *v;
+	size_t i;
+
+	if (r->who.app_scope == NULL)
+		return 1;
+	if (!json_is_array(apps))
+		return 0;
+	json_array_foreach(apps, i, v)
+		if (!keys_scope_has(r->who.app_scope, json_string_value(v)))
+			return 0;
+	return 1;
+}
+
+/* GET /keys: the caller's keys, never their secrets (with a key limited
+ * to named apps, those within its scope). */
 void
 keys_list(struct preq *r)
 {
@@ -396,16 +432,22 @@ keys_list(struct preq *r)
 	    " apps_json, expires_at, revoked_at, created_at, parent_id,"
 	    " scopes_json FROM api_keys WHERE user_id = ? AND csrf_token IS"
 	    " NULL ORDER BY id", "i", r->who.user_id);
-	json_t *k;
+	json_t *out, *k;
 	size_t i;
 
 	if (rows == NULL) {
 		reply_store_error(r);
 		return;
 	}
-	json_array_foreach(rows, i, k)
+	out = json_array();
+	json_array_foreach(rows, i, k) {
+		if (!keys_within_scope(r, json_object_get(k, "apps")))
+			continue;
 		keys_decorate(r->db, k);
-	reply(r, 200, json_pack("{s:o}", "keys", rows));
+		json_array_append(out, k);
+	}
+	json_decref(rows);
+	reply(r, 200, json_pack("{s:o}", "keys", out));
 }
 
 /* The scopes of a personal access token: mx:deployment:read, and
@@ -438,21 +480,6 @@ keys_scopes_check(struct preq *r, json_t *scopes, int *write)
 		    "access token needs mx:deployment:read");
 		return -1;
 	}
-	return 0;
-}
-
-/* 1 when uuid is in the JSON array scope. */
-static int
-keys_scope_has(json_t *scope, const char *uuid)
-{
-	json_t *v;
-	size_t i;
-
-	if (uuid == NULL)
-		return 0;
-	json_array_foreach(scope, i, v)
-		if (json_is_string(v) && strcmp(json_string_value(v), uuid) == 0)
-			return 1;
 	return 0;
 }
 
@@ -588,11 +615,10 @@ void
 keys_revoke(struct preq *r)
 {
 	const char *which = preq_param(r, "key");
-	json_t *k = NULL, *v;
+	json_t *k = NULL;
 	char *hash = NULL;
 	char now[32];
 	long long id, n;
-	size_t i;
 
 	if (strncmp(which, "nubo_", 5) == 0 && strlen(which) > 12)
 		hash = util_sha256_hex(which, strlen(which));
@@ -612,20 +638,12 @@ keys_revoke(struct preq *r)
 		goto out;
 	}
 	id = jsonx_int(k, "id", 0);
-	if (r->who.app_scope && id != r->who.key_id) {
-		json_t *apps = json_object_get(k, "apps");
-		int ok = json_is_array(apps);
-
-		json_array_foreach(apps, i, v)
-			if (!keys_scope_has(r->who.app_scope,
-			    json_string_value(v)))
-				ok = 0;
-		if (!ok) {
-			reply_error(r, 403, "KEY_SCOPE", "this API key is "
-			    "limited to named apps and cannot revoke key "
-			    "'%s', which reaches further", which);
-			goto out;
-		}
+	if (id != r->who.key_id && !keys_within_scope(r,
+	    json_object_get(k, "apps"))) {
+		reply_error(r, 403, "KEY_SCOPE", "this API key is limited to "
+		    "named apps and cannot revoke key '%s', which reaches "
+		    "further", which);
+		goto out;
 	}
 	if (jsonx_str(k, "revoked_at")) {
 		reply(r, 200, json_pack("{s:I,s:s}", "id", id, "revoked_at",

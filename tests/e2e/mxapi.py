@@ -1053,6 +1053,30 @@ check("the viewer holds nothing on Test", vw and all(
 pm = want("v4 permissions of one user", v4("GET", P4 +
                                            "?userId=viewer@mx.test"))
 check("userId picks one", len((pm or {}).get("permissions", [])) == 1, pm)
+# expand=package runs nubo's GET /apps/{app}/packages/{package}, which is
+# the transport permission's: a face route has the level of the nubo route
+# it runs (docs/MENDIX-API.md), so a member without transport on an
+# environment gets it without its package field (null would say that
+# nothing is deployed there).
+EXPAND = "/apps/%s/environments?expand=package" % puuid
+
+
+def expanded(token):
+    """{environment name: its package's id, or '-' without a field}."""
+    pg = want("v4 environments?expand=package as the viewer",
+              v4("GET", EXPAND, token=token))
+    return {x.get("name"): (x["package"] or {}).get("id") if "package" in x
+            else "-" for x in (pg or {}).get("environments", [])}
+
+
+ex = expanded(VIEWER_KEY)
+check("expand=package: no package for a member without transport",
+      ex == {"Test": "-", "Acceptance": "-", "Production": "-"}, ex)
+x = want("v4 environment?expand=package as the viewer", v4(
+    "GET", "/apps/%s/environments/%s?expand=package" % (
+        puuid, EIDS.get("Test")), token=VIEWER_KEY))
+check("expand=package of one environment: no package without transport",
+      (x or {}).get("name") == "Test" and "package" not in x, x)
 patch = {"permissions": [{"member": {"userId": "viewer@mx.test"},
                           "canDeployApp": True, "canViewLogs": True}]}
 error4("a read-only token's PATCH", v4("PATCH", P4, patch, token=PAT_RO),
@@ -1075,6 +1099,15 @@ rows = sorted(db.execute(
 check("nubo's permissions of the viewer", rows == [("logs", "Test"),
                                                    ("transport", "Test")],
       rows)
+ex = expanded(VIEWER_KEY)
+check("expand=package: the package only where the member has transport",
+      ex == {"Test": "notes-1.0.1", "Acceptance": "-", "Production": "-"},
+      ex)
+x = want("v4 environment?expand=package with transport", v4(
+    "GET", "/apps/%s/environments/%s?expand=package" % (
+        puuid, EIDS.get("Test")), token=VIEWER_KEY))
+check("expand=package of one environment with transport on it",
+      ((x or {}).get("package") or {}).get("id") == "notes-1.0.1", x)
 error4("a PATCH for a non-member", v4("PATCH", P4, {"permissions": [
     {"member": {"userId": "nobody@mx.test"}, "canDeployApp": True}]}), 404)
 error4("canAccessAPI false", v4("PATCH", P4, {"permissions": [

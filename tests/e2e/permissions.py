@@ -361,7 +361,7 @@ ALLOWED_NOT_2XX = {
     ("GET", "/apps/{app}/packages/{package}/download"):
         (503, "NODE_UNREACHABLE", None),
     ("GET", "/migrations/{migration}"):
-        (404, "MIGRATION_NOT_FOUND", {"nodetc", "nonmember"}),
+        (404, "MIGRATION_NOT_FOUND", {"nodetc", "nonmember", "scoped-other"}),
     ("GET", "/jobs/{id}"):
         (404, "JOB_NOT_FOUND", {"nodetc", "nonmember", "scoped-other"}),
     ("GET", "/offboarding-requests/{request}"):

@@ -70,6 +70,46 @@ check_fails "read-only key cannot write" 1 env NUBO_API_KEY="$R" "$NUBO" apps cr
 check_fails "read-only key cannot create keys" 1 env NUBO_API_KEY="$R" "$NUBO" keys create
 check_fails "read-only key cannot revoke" 1 env NUBO_API_KEY="$R" "$NUBO" keys revoke 1
 
+# A key limited to named apps works only on those (SPEC §2), on the
+# caller's own routes too: it lists only their migrations, offboarding
+# requests and keys, and another app's migration or request is not there
+# (404, as a missing one), also when waited for. The migrations, nodes and
+# requests go straight into the store: no node needs to run for a read.
+sql() { sqlite3 "$T/portal/portal.db" "$1"; }
+now=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+for a in bobapp bobtwo ""; do
+	n=node-${a:-none} st=linked
+	[ -n "$a" ] || st=available
+	sql "INSERT INTO nodes (name, generation, status, technical_contact, app_id, created_at) SELECT '$n', 'v4', '$st', u.id, (SELECT id FROM apps WHERE subdomain = '$a'), '$now' FROM users u WHERE u.email = 'bob@example.com'"
+	sql "INSERT INTO offboarding_requests (node_id, app_id, state, requested_by, requested_at) SELECT n.id, n.app_id, 'pending', n.technical_contact, '$now' FROM nodes n WHERE n.name = '$n'"
+	[ -z "$a" ] || sql "INSERT INTO migrations (uuid, app_id, source_node_id, target_node_id, environments_json, state, phase, created_by, created_at, updated_at) SELECT '$(cat /proc/sys/kernel/random/uuid)', n.app_id, n.id, n.id, '[]', 'completed', 'finalize', n.technical_contact, '$now', '$now' FROM nodes n WHERE n.name = '$n'"
+done
+MIG_OWN=$(sql "SELECT m.id FROM migrations m JOIN apps a ON a.id = m.app_id WHERE a.subdomain = 'bobapp'")
+MIG_TWO=$(sql "SELECT m.id FROM migrations m JOIN apps a ON a.id = m.app_id WHERE a.subdomain = 'bobtwo'")
+OFF_OWN=$(sql "SELECT o.id FROM offboarding_requests o JOIN nodes n ON n.id = o.node_id WHERE n.name = 'node-bobapp'")
+OFF_TWO=$(sql "SELECT o.id FROM offboarding_requests o JOIN nodes n ON n.id = o.node_id WHERE n.name = 'node-bobtwo'")
+OFF_NONE=$(sql "SELECT o.id FROM offboarding_requests o JOIN nodes n ON n.id = o.node_id WHERE n.name = 'node-none'")
+TWO=$(NUBO_API_KEY=$BOB "$NUBO" keys create --app bobtwo --name two 2>/dev/null)
+apps_of() { python3 -c 'import json,sys; print(",".join(sorted(str(x.get(sys.argv[1])) for x in json.load(sys.stdin)[sys.argv[2]])))' "$@"; }
+expect "bob's own key lists every migration" "$(api_as "$BOB" GET /migrations | apps_of app migrations)" bobapp,bobtwo
+expect "scoped key lists only its app's migrations" "$(api_as "$S" GET /migrations | apps_of app migrations)" bobapp
+expect "scoped key: ?app= of another app lists none" "$(api_as "$S" GET '/migrations?app=bobtwo' | apps_of app migrations)" ""
+expect "scoped key shows its app's migration" "$(status_as "$S" GET "/migrations/$MIG_OWN")" 200
+expect "scoped key: another app's migration is not there" "$(api_as "$S" GET "/migrations/$MIG_TWO" | jq_get error.code)" MIGRATION_NOT_FOUND
+rev=$(api_as "$BOB" GET "/migrations/$MIG_TWO" | jq_get revision)
+expect_match "bob's own key shows the other app's migration" "$rev" '^[0-9a-f]{16}$'
+expect "scoped key: another app's migration is not there when waited for" "$(api_as "$S" GET "/migrations/$MIG_TWO?wait=1&revision=$rev" | jq_get error.code)" MIGRATION_NOT_FOUND
+expect "bob's own key lists every offboarding request" "$(api_as "$BOB" GET /offboarding-requests | apps_of node offboarding_requests)" node-bobapp,node-bobtwo,node-none
+expect "scoped key lists only its app's offboarding requests" "$(api_as "$S" GET /offboarding-requests | apps_of node offboarding_requests)" node-bobapp
+expect "scoped key shows its app's offboarding request" "$(status_as "$S" GET "/offboarding-requests/$OFF_OWN")" 200
+expect "scoped key: another app's offboarding request is not there" "$(api_as "$S" GET "/offboarding-requests/$OFF_TWO" | jq_get error.code)" OFFBOARDING_REQUEST_NOT_FOUND
+expect "scoped key: a request of a node without an app is not there" "$(api_as "$S" GET "/offboarding-requests/$OFF_NONE" | jq_get error.code)" OFFBOARDING_REQUEST_NOT_FOUND
+expect "scoped key: the child key sees no more" "$(api_as "$CHILD" GET "/offboarding-requests/$OFF_TWO" | jq_get error.code)" OFFBOARDING_REQUEST_NOT_FOUND
+expect "bob's own key lists keys of every scope" "$(api_as "$BOB" GET /keys | python3 -c 'import json,sys; print(sorted({",".join(k["app_names"] or ["*"]) for k in json.load(sys.stdin)["keys"]}))')" "['*', 'bobapp', 'bobtwo']"
+expect "scoped key lists only keys within its scope" "$(api_as "$S" GET /keys | python3 -c 'import json,sys; print(sorted(",".join(k["app_names"] or ["*"]) for k in json.load(sys.stdin)["keys"]))')" "['bobapp', 'bobapp']"
+check_fails "scoped key cannot revoke a key of another app" 1 env NUBO_API_KEY="$S" "$NUBO" keys revoke "$TWO"
+expect "the key of another app still works" "$(status_as "$TWO" GET /apps/bobtwo)" 200
+
 # Expiry: never later than the parent key; bad times refused.
 E=$(NUBO_API_KEY=$BOB "$NUBO" keys create --expires 2099-01-01T00:00:00Z 2>/dev/null)
 expect "expiring key knows its expiry" "$(NUBO_API_KEY=$E "$NUBO" whoami --json | jq_get key_expires_at)" 2099-01-01T00:00:00Z
