@@ -68,24 +68,28 @@ activity_log_at(struct preq *r, long long app_id, long long node_id,
 	free(detail);
 }
 
+/* The node's own entries that name no app: what a platform admin or the
+ * node's Technical Contact did to the node, or what its agent said of
+ * itself — its name, Technical Contact, token, address, certificate,
+ * backup target and offboarding, all of which GET /nodes/{node} shows
+ * its viewers anyway. Not listed, so seen by platform admins only: an
+ * app's entries detached when the app was deleted (app_id NULL, any
+ * action), node.cleaned (the counts of what the previous app left) and
+ * node.store-damaged (the snapshots, copies of other nodes' among them,
+ * and their files' names). */
+#define ACTIVITY_NODE_OWN \
+	"('node.create', 'node.register', 'node.technical-contact'," \
+	" 'node.token', 'node.address', 'node.certificate-pinned'," \
+	" 'node.certificate-refused', 'node.certificate-trusted'," \
+	" 'node.backup-target', 'node.offboarding-request', 'node.offboarded'," \
+	" 'node.purge', 'node.purged', 'node.purge-failed')"
+
 void
 activity_reply_page(struct preq *r, enum activity_of of)
 {
-	/* Fixed statements, one per WHERE column: nothing is spliced in. */
-	static const char *const sql[] = {
-		[ACTIVITY_OF_APP] = "SELECT a.id, a.at, u.email AS user,"
-		    " a.action, a.detail, n.name AS node FROM activity a"
-		    " LEFT JOIN users u ON u.id = a.user_id"
-		    " LEFT JOIN nodes n ON n.id = a.node_id"
-		    " WHERE a.app_id = ? ORDER BY a.id DESC LIMIT ?",
-		[ACTIVITY_OF_NODE] = "SELECT a.id, a.at, u.email AS user,"
-		    " a.action, a.detail, p.subdomain AS app FROM activity a"
-		    " LEFT JOIN users u ON u.id = a.user_id"
-		    " LEFT JOIN apps p ON p.id = a.app_id"
-		    " WHERE a.node_id = ? ORDER BY a.id DESC LIMIT ?",
-	};
 	const char *l = preq_query(r, "limit");
 	long long limit = 100;
+	char *scope = NULL;
 	json_t *rows;
 
 	if (l && util_parse_int(l, 1, NUBO_ACTIVITY_PAGE_MAX, &limit) == -1) {
@@ -93,8 +97,35 @@ activity_reply_page(struct preq *r, enum activity_of of)
 		    "'%s'", NUBO_ACTIVITY_PAGE_MAX, l);
 		return;
 	}
-	rows = store_rows(r->db, sql[of], "ii", of == ACTIVITY_OF_APP ?
-	    r->app_id : r->node_id, limit);
+	if (of == ACTIVITY_OF_APP) {
+		rows = store_rows(r->db, "SELECT a.id, a.at, u.email AS user,"
+		    " a.action, a.detail, n.name AS node FROM activity a"
+		    " LEFT JOIN users u ON u.id = a.user_id"
+		    " LEFT JOIN nodes n ON n.id = a.node_id"
+		    " WHERE a.app_id = ? ORDER BY a.id DESC LIMIT ?", "ii",
+		    r->app_id, limit);
+	} else {
+		/* A node hosts one app after another (relinks), and a backup
+		 * target keeps other nodes' apps' copies: a non-admin sees
+		 * the entries of the apps they are a member (or Technical
+		 * Contact) of and the node's own; a key limited to named
+		 * apps, of those apps only. */
+		if (r->who.app_scope)
+			scope = json_dumps(r->who.app_scope, JSON_COMPACT);
+		rows = store_rows(r->db, "SELECT a.id, a.at, u.email AS user,"
+		    " a.action, a.detail, p.subdomain AS app FROM activity a"
+		    " LEFT JOIN users u ON u.id = a.user_id"
+		    " LEFT JOIN apps p ON p.id = a.app_id"
+		    " WHERE a.node_id = ?1 AND CASE WHEN a.app_id IS NULL"
+		    " THEN ?3 OR a.action IN " ACTIVITY_NODE_OWN
+		    " ELSE (?3 OR p.technical_contact = ?4 OR EXISTS (SELECT 1"
+		    " FROM members m WHERE m.app_id = a.app_id AND"
+		    " m.user_id = ?4)) AND (?5 IS NULL OR p.uuid IN"
+		    " (SELECT value FROM json_each(?5))) END"
+		    " ORDER BY a.id DESC LIMIT ?2", "iiiis", r->node_id, limit,
+		    (long long)r->who.is_admin, r->who.user_id, scope);
+		free(scope);
+	}
 	if (rows == NULL)
 		reply_store_error(r);
 	else

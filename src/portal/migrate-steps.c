@@ -120,10 +120,10 @@ step_temp_app(struct migrate_ctx *c, json_t **result, char **cause)
 		fail(cause, "store: %s", store_errmsg(c->db));
 		goto out;
 	}
-	if (store_run(c->db, "INSERT INTO apps (uuid, subdomain, name,"
+	if (store_run(c->db, "INSERT INTO apps (id, uuid, subdomain, name,"
 	    " technical_contact, sandbox, temporary, created_at)"
-	    " VALUES (?, ?, ?, ?, 0, 1, ?)", "sssis", uuid, sub, name,
-	    c->created_by, now) != STORE_OK) {
+	    " VALUES (" STORE_APP_NEW_ID ", ?, ?, ?, ?, 0, 1, ?)", "sssis",
+	    uuid, sub, name, c->created_by, now) != STORE_OK) {
 		store_rollback(c->db);
 		fail(cause, "cannot create the temporary app '%s': %s", sub,
 		    store_errmsg(c->db));
@@ -495,6 +495,7 @@ step_delete_temp(struct migrate_ctx *c, json_t **result, char **cause)
 	if (store_begin(c->db) == -1 ||
 	    store_run(c->db, "UPDATE migrations SET temp_app_id = NULL WHERE"
 	    " temp_app_id = ?", "i", c->temp_app) != STORE_OK ||
+	    apps_detach(c->db, c->temp_app, NULL) != STORE_OK ||
 	    store_run(c->db, "DELETE FROM apps WHERE id = ? AND temporary = 1",
 	    "i", c->temp_app) != STORE_OK ||
 	    store_run(c->db, "INSERT INTO activity (at, user_id, app_id,"

@@ -188,11 +188,16 @@ json_t *envs_row(struct preq *r);
 /* Reply 500 with the store's message; for "cannot happen" paths. */
 void reply_store_error(struct preq *);
 
-/* route-apps.c, route-nodes.c: an app / node as the API shows it (NULL
- * on a store error), and the user an email or numeric id names (0: no
- * such user). */
+/* route-apps.c, route-nodes.c: an app / node as the API shows it to the
+ * request's caller (NULL on a store error), the app a uuid or subdomain
+ * names (0: no such app; the uuid first), and the user an email or
+ * numeric id names (0: no such user). */
 json_t *apps_json(sqlite3 *db, long long app_id);
-json_t *nodes_json(sqlite3 *db, long long node_id);
+long long apps_find(sqlite3 *db, const char *ref);
+/* route-apps.c: detach what a deleted app leaves under its id (its
+ * activity, its jobs) in the caller's transaction; STORE_OK or an error. */
+int apps_detach(sqlite3 *db, long long app_id, const char *sub);
+json_t *nodes_json(struct preq *, long long node_id);
 long long nodes_user_id(sqlite3 *db, const char *ref);
 
 /* Link app_id to node_id by SPEC §2's rules, in one transaction, logged

@@ -9,6 +9,7 @@
 #include "settings.h"
 #include "store.h"
 #include "util.h"
+#include "waits.h"
 #include "xmalloc.h"
 
 /* One app as the API shows it. */
@@ -46,6 +47,17 @@ apps_json(sqlite3 *db, long long app_id)
 		    jsonx_int(app, "temporary", 0)));
 	}
 	return app;
+}
+
+/* The app a request names by its uuid or its subdomain: its id, or 0
+ * when there is none. The uuid is matched first: a subdomain never has a
+ * uuid's form (apps_create()), but a store may hold one from before, and
+ * a name must never reach two apps. */
+long long
+apps_find(sqlite3 *db, const char *ref)
+{
+	return store_int(db, 0, "SELECT id FROM apps WHERE uuid = ?1 OR"
+	    " subdomain = ?1 ORDER BY uuid = ?1 DESC LIMIT 1", "s", ref);
 }
 
 /* GET /apps: apps the caller is a member of (admins: all), narrowed to
@@ -139,6 +151,14 @@ apps_create(struct preq *r)
 		    "match [a-z][a-z0-9-]{1,38}", sub);
 		return;
 	}
+	/* {app} is a subdomain or a uuid: a subdomain shaped as a uuid
+	 * (one starting with a-f is valid) would name another app too */
+	if (util_valid_uuid(sub)) {
+		reply_error(r, 400, "INVALID_SUBDOMAIN", "subdomain '%s' has "
+		    "the form of an app id (a uuid), which names apps too; "
+		    "choose another", sub);
+		return;
+	}
 	if (name && !apps_valid_name(name)) {
 		reply_error(r, 400, "INVALID_NAME", "an app name has 1 to %d "
 		    "printable characters", NUBO_NAME_MAX);
@@ -175,19 +195,21 @@ apps_create(struct preq *r)
 	}
 	if (apps_hostname_taken(r, sub) == -1)
 		return;
-	if (id && store_int(r->db, 0, "SELECT 1 FROM apps WHERE uuid = ?", "s",
-	    id) == 1) {
+	/* nor may a new id be an app's subdomain (one from before the
+	 * check above) */
+	if (id && store_int(r->db, 0, "SELECT 1 FROM apps WHERE uuid = ?1 OR"
+	    " subdomain = ?1 LIMIT 1", "s", id) == 1) {
 		store_rollback(r->db);
-		reply_error(r, 409, "APP_ID_TAKEN", "an app with id '%s' exists "
-		    "already", id);
+		reply_error(r, 409, "APP_ID_TAKEN", "an app with id (or "
+		    "subdomain) '%s' exists already", id);
 		return;
 	}
 	uuid = id ? xstrdup(id) : util_uuid();
 	util_time_iso(util_now(), now, sizeof now);
-	rc = store_run(r->db, "INSERT INTO apps (uuid, subdomain, name,"
+	rc = store_run(r->db, "INSERT INTO apps (id, uuid, subdomain, name,"
 	    " technical_contact, sandbox, temporary, created_at)"
-	    " VALUES (?, ?, ?, ?, ?, ?, ?)", "sssiiis", uuid, sub,
-	    name ? name : sub, r->who.user_id, (long long)sandbox,
+	    " VALUES (" STORE_APP_NEW_ID ", ?, ?, ?, ?, ?, ?, ?)", "sssiiis",
+	    uuid, sub, name ? name : sub, r->who.user_id, (long long)sandbox,
 	    (long long)jsonx_bool(r->body, "temporary", 0), now);
 	if (rc == STORE_CONFLICT) {
 		store_rollback(r->db);
@@ -294,6 +316,37 @@ apps_sandbox_env(struct preq *r, char **node)
 	return id;
 }
 
+/* What a deleted app leaves under its id, detached from it inside the
+ * caller's transaction: its activity log and its jobs (no foreign key;
+ * each other table with an app_id cascades or sets NULL itself). Their
+ * creators still see their jobs. A job still queued never runs: it fails,
+ * saying why; one running ends under the id, which no app takes again
+ * (STORE_APP_NEW_ID). sub: the app's subdomain, NULL for the migration's
+ * temporary app. STORE_OK, or the store's error. */
+int
+apps_detach(sqlite3 *db, long long app_id, const char *sub)
+{
+	char now[32];
+	char *why;
+	int rc;
+
+	util_time_iso(util_now(), now, sizeof now);
+	why = sub ? xasprintf("app '%s' was deleted before the job ran",
+	    sub) : xstrdup("the migration's temporary app was deleted before "
+	    "the job ran");
+	rc = store_run(db, "UPDATE jobs SET state = 'failed', error = ?,"
+	    " finished_at = ? WHERE app_id = ? AND state = 'queued'", "ssi",
+	    why, now, app_id);
+	if (rc == STORE_OK)
+		rc = store_run(db, "UPDATE jobs SET app_id = NULL WHERE"
+		    " app_id = ?", "i", app_id);
+	if (rc == STORE_OK)
+		rc = store_run(db, "UPDATE activity SET app_id = NULL WHERE"
+		    " app_id = ?", "i", app_id);
+	free(why);
+	return rc;
+}
+
 /* The app's delete, in a transaction the caller ends: STORE_OK, or
  * -1 after replying. */
 static int
@@ -316,10 +369,7 @@ apps_delete_rows(struct preq *r, const char *app, const char *sub)
 		free(node);
 		return -1;
 	}
-	/* The log outlives the app, detached from its id: SQLite may give
-	 * the id of the newest deleted row to the next app. */
-	if (store_run(r->db, "UPDATE activity SET app_id = NULL WHERE"
-	    " app_id = ?", "i", r->app_id) != STORE_OK) {
+	if (apps_detach(r->db, r->app_id, sub) != STORE_OK) {
 		reply_store_error(r);
 		store_rollback(r->db);
 		return -1;
@@ -383,6 +433,7 @@ apps_delete(struct preq *r)
 		reply_store_error(r);
 		goto out;
 	}
+	waits_changed();	/* its queued jobs failed (apps_detach()) */
 	reply(r, 200, json_pack("{s:s,s:b}", "subdomain", sub, "deleted", 1));
 out:
 	free(cause);

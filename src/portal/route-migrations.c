@@ -198,8 +198,7 @@ migrations_create(struct preq *r)
 		    "run, not '%s'", mode);
 		return;
 	}
-	r->app_id = store_int(r->db, 0, "SELECT id FROM apps WHERE"
-	    " subdomain = ?1 OR uuid = ?1", "s", app);
+	r->app_id = apps_find(r->db, app);
 	if (r->app_id == 0 || (!r->who.is_admin && !auth_is_app_tc(r,
 	    r->app_id) && store_int(r->db, 0, "SELECT 1 FROM members WHERE"
 	    " app_id = ? AND user_id = ?", "ii", r->app_id,
@@ -290,12 +289,14 @@ migrations_list(struct preq *r)
 	json_t *rows, *out = json_array(), *row;
 	size_t i;
 
+	/* ?app= names one app, as {app} does (apps_find()); -1: all */
 	rows = store_rows(r->db, "SELECT m.id, m.app_id FROM migrations m"
-	    " JOIN apps a ON a.id = m.app_id WHERE (?1 IS NULL OR"
-	    " a.subdomain = ?1 OR a.uuid = ?1) AND (?2 OR m.created_by = ?3 OR"
-	    " a.technical_contact = ?3 OR EXISTS (SELECT 1 FROM members mb"
-	    " WHERE mb.app_id = a.id AND mb.user_id = ?3)) ORDER BY m.id",
-	    "sii", app, (long long)r->who.is_admin, r->who.user_id);
+	    " JOIN apps a ON a.id = m.app_id WHERE (?1 = -1 OR m.app_id = ?1)"
+	    " AND (?2 OR m.created_by = ?3 OR a.technical_contact = ?3 OR"
+	    " EXISTS (SELECT 1 FROM members mb WHERE mb.app_id = a.id AND"
+	    " mb.user_id = ?3))"
+	    " ORDER BY m.id", "iii", app ? apps_find(r->db, app) : -1LL,
+	    (long long)r->who.is_admin, r->who.user_id);
 	if (rows == NULL) {
 		json_decref(out);
 		reply_store_error(r);

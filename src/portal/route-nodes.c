@@ -39,7 +39,7 @@ static const char *const nodes_standard_envs[] = {
 	(sizeof nodes_standard_envs / sizeof nodes_standard_envs[0])
 
 static void
-nodes_fix_bools(json_t *node)
+nodes_fix_bools(json_t *node, int admin)
 {
 	const char *seen_at = jsonx_str(node, "last_seen_at");
 	time_t seen;
@@ -48,8 +48,11 @@ nodes_fix_bools(json_t *node)
 	    jsonx_int(node, "sandbox", 0)));
 	json_object_del(node, "app_ref");
 	/* copies of deleted environments' snapshots it has yet to delete
-	 * (snapcopy.c): how many, and why the last try failed */
-	if (jsonx_int(node, "copy_deletions_pending", 0) > 0)
+	 * (snapcopy.c): how many, and why the last try failed — platform
+	 * admins only, as those snapshots were other apps' (a backup target
+	 * keeps other nodes' apps' copies; a relinked node, its earlier
+	 * app's) */
+	if (admin && jsonx_int(node, "copy_deletions_pending", 0) > 0)
 		json_object_set_new(node, "copy_deletions", json_pack(
 		    "{s:I,s:O?}", "pending", (json_int_t)jsonx_int(node,
 		    "copy_deletions_pending", 0), "error", json_object_get(
@@ -64,13 +67,13 @@ nodes_fix_bools(json_t *node)
 }
 
 json_t *
-nodes_json(sqlite3 *db, long long node_id)
+nodes_json(struct preq *r, long long node_id)
 {
-	json_t *node = store_row(db, NODE_SELECT " WHERE n.id = ?", "i",
+	json_t *node = store_row(r->db, NODE_SELECT " WHERE n.id = ?", "i",
 	    node_id);
 
 	if (node)
-		nodes_fix_bools(node);
+		nodes_fix_bools(node, r->who.is_admin);
 	return node;
 }
 
@@ -250,7 +253,7 @@ nodes_create(struct preq *r)
 		reply_store_error(r);
 		goto out;
 	}
-	node = nodes_json(r->db, r->node_id);
+	node = nodes_json(r, r->node_id);
 	json_object_set_new(node, "environments", store_rows(r->db,
 	    "SELECT id, name, state FROM environments WHERE node_id = ?"
 	    " ORDER BY id", "i", r->node_id));
@@ -290,7 +293,7 @@ nodes_list(struct preq *r)
 		if (r->who.app_scope && !auth_key_allows_app(r,
 		    jsonx_int(node, "app_ref", 0)))
 			continue;
-		nodes_fix_bools(node);
+		nodes_fix_bools(node, r->who.is_admin);
 		json_array_append(out, node);
 	}
 	json_decref(rows);
@@ -302,7 +305,7 @@ nodes_list(struct preq *r)
 void
 nodes_show(struct preq *r)
 {
-	json_t *node = nodes_json(r->db, r->node_id);
+	json_t *node = nodes_json(r, r->node_id);
 
 	if (node == NULL) {
 		reply_store_error(r);
@@ -364,7 +367,7 @@ nodes_set_technical_contact(struct preq *r)
 		reply_store_error(r);
 		goto out;
 	}
-	reply(r, 200, nodes_json(r->db, r->node_id));
+	reply(r, 200, nodes_json(r, r->node_id));
 out:
 	free(email);
 }
@@ -433,7 +436,7 @@ nodes_set_address(struct preq *r)
 		reply_store_error(r);
 		return;
 	}
-	reply(r, 200, nodes_json(r->db, r->node_id));
+	reply(r, 200, nodes_json(r, r->node_id));
 }
 
 /* POST /nodes/{node}/trust {pin?}: accept the certificate the node
@@ -493,7 +496,7 @@ nodes_trust(struct preq *r)
 		reply_store_error(r);
 		goto out;
 	}
-	reply(r, 200, nodes_json(r->db, r->node_id));
+	reply(r, 200, nodes_json(r, r->node_id));
 out:
 	free(pending);
 	free(pinned);
@@ -676,8 +679,7 @@ nodes_link(struct preq *r)
 	if (body_check(r, fields) == -1)
 		return;
 	ref = jsonx_str(r->body, "app");
-	r->app_id = store_int(r->db, 0, "SELECT id FROM apps WHERE"
-	    " subdomain = ?1 OR uuid = ?1", "s", ref);
+	r->app_id = apps_find(r->db, ref);
 	if (r->app_id == 0) {
 		reply_error(r, 404, "APP_NOT_FOUND", "no app '%s'", ref);
 		return;
@@ -722,7 +724,7 @@ nodes_link(struct preq *r)
 	if (prev)
 		prev_sub = store_text(r->db, "SELECT subdomain FROM apps"
 		    " WHERE id = ?", "i", prev);
-	out = nodes_json(r->db, r->node_id);
+	out = nodes_json(r, r->node_id);
 	json_object_set_new(out, "unlinked_app", prev_sub ?
 	    json_string(prev_sub) : json_null());
 	reply(r, 200, out);

@@ -673,8 +673,7 @@ settings_diff_route(struct preq *r)
 		goto out;
 	/* an app or environment the caller cannot see answers as one that
 	 * does not exist: a diff must not tell who has which */
-	app_b = store_int(r->db, 0, "SELECT id FROM apps WHERE subdomain = ?"
-	    " OR uuid = ?", "ss", oapp, oapp);
+	app_b = apps_find(r->db, oapp);
 	if (app_b == 0 || !auth_can_see_app(r, app_b)) {
 		reply_error(r, 404, "APP_NOT_FOUND", "no app '%s'", oapp);
 		goto out;

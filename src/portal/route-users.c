@@ -558,11 +558,12 @@ keys_create(struct preq *r)
 				    "field 'apps' must list app names");
 				goto out;
 			}
+			/* the app {app} would name (apps_find()) */
 			uuid = store_text(r->db, "SELECT a.uuid FROM apps a"
-			    " WHERE (a.subdomain = ?1 OR a.uuid = ?1) AND (?2"
-			    " OR a.technical_contact = ?3 OR EXISTS (SELECT 1"
-			    " FROM members m WHERE m.app_id = a.id AND"
-			    " m.user_id = ?3))", "sii", json_string_value(v),
+			    " WHERE a.id = ?1 AND (?2 OR a.technical_contact ="
+			    " ?3 OR EXISTS (SELECT 1 FROM members m WHERE"
+			    " m.app_id = a.id AND m.user_id = ?3))", "iii",
+			    apps_find(r->db, json_string_value(v)),
 			    (long long)r->who.is_admin, r->who.user_id);
 			if (uuid == NULL) {
 				reply_error(r, 404, "APP_NOT_FOUND", "no app "

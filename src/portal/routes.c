@@ -740,8 +740,7 @@ resolve_path(struct preq *r)
 	const char *node = http_param(r->http, "node");
 
 	if (app) {
-		r->app_id = store_int(r->db, 0, "SELECT id FROM apps"
-		    " WHERE subdomain = ? OR uuid = ?", "ss", app, app);
+		r->app_id = apps_find(r->db, app);
 		if (r->app_id == 0) {
 			reply_error(r, 404, "APP_NOT_FOUND",
 			    "no app '%s'", app);

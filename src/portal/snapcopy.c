@@ -97,7 +97,7 @@ nodes_set_backup_target(struct preq *r)
 		reply_store_error(r);
 		goto out;
 	}
-	reply(r, 200, nodes_json(r->db, r->node_id));
+	reply(r, 200, nodes_json(r, r->node_id));
 out:
 	json_decref(t);
 	json_decref(self);

@@ -436,6 +436,32 @@ static const char *const store_schema[] = {
 	"  error TEXT,"
 	"  created_at TEXT NOT NULL,"
 	"  PRIMARY KEY (snapshot_uuid, node_id));",
+	/* 32: an app's id is never given again. SQLite gives a new row
+	 * max(id) + 1, so the next app took the id of the newest one
+	 * deleted, and what jobs and activity (no foreign key) kept under
+	 * it. app_id_high holds the highest id an app ever had (the
+	 * trigger keeps it on every insert); new apps take the next one
+	 * (STORE_APP_NEW_ID). AUTOINCREMENT would need apps rebuilt, and
+	 * its DROP, in this step's transaction with foreign keys on, would
+	 * cascade to members, environments, packages and migrations. Rows
+	 * that are not their app's — left by a deleted app, or older than
+	 * the app that took its id — are detached (app_id NULL), as a
+	 * deleted app's are from now on (apps_detach()). The node's
+	 * activity gets an index of its own. */
+	"CREATE TABLE app_id_high (id INTEGER NOT NULL);"
+	"INSERT INTO app_id_high SELECT max(IFNULL((SELECT max(id) FROM"
+	"  apps), 0), IFNULL((SELECT max(app_id) FROM jobs), 0),"
+	"  IFNULL((SELECT max(app_id) FROM activity), 0));"
+	"CREATE TRIGGER apps_id_high AFTER INSERT ON apps BEGIN"
+	"  UPDATE app_id_high SET id = max(id, NEW.id);"
+	"END;"
+	"UPDATE jobs SET app_id = NULL WHERE app_id IS NOT NULL AND NOT EXISTS"
+	"  (SELECT 1 FROM apps a WHERE a.id = jobs.app_id AND"
+	"  a.created_at <= jobs.created_at);"
+	"UPDATE activity SET app_id = NULL WHERE app_id IS NOT NULL AND"
+	"  NOT EXISTS (SELECT 1 FROM apps a WHERE a.id = activity.app_id AND"
+	"  a.created_at <= activity.at);"
+	"CREATE INDEX activity_node ON activity (node_id, id);",
 };
 
 static char *store_path_global;

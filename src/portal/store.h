@@ -14,6 +14,11 @@
 #define STORE_ERROR	-1
 #define STORE_CONFLICT	-2	/* a UNIQUE / CHECK / FK constraint said no */
 
+/* The id of a new app, for INSERT INTO apps (id, …) VALUES
+ * (STORE_APP_NEW_ID, …): one more than any app ever had (schema 32), so
+ * that no app takes a deleted one's id, nor what is still kept under it. */
+#define STORE_APP_NEW_ID "(SELECT id + 1 FROM app_id_high)"
+
 /* Open (and migrate) the store at path; used once at start. -1 on error. */
 int store_open(const char *path);
 /* This thread's connection. */

@@ -200,10 +200,16 @@ check "activity as a table" as "$OPS" apps activity shop
 expect_match "table has the transfer" "$(cat "$T/last.out")" "Technical Contact changed from tc@example.com to ops@example.com"
 check_fails "a non-member cannot read the activity" 1 as "$OUT" apps activity shop
 expect "bad limit" "$(api_as "$OPS" GET '/apps/shop/activity?limit=0' | jq_get error.code)" BAD_REQUEST
-nacts=$(as "$TC" nodes activity cloud-v4 --json | python3 -c 'import json,sys; print(" ".join(reversed([a["action"] + ":" + (a["app"] or "-") for a in json.load(sys.stdin) if a["action"].startswith(("node.", "app.link", "app.unlink"))])))')
-expect "node activity: created, token, links and the automatic unlink" "$nacts" \
+nacts() { # KEY: the node's entries of its own and of links, oldest first
+	as "$1" nodes activity cloud-v4 --json | python3 -c 'import json,sys; print(" ".join(reversed([a["action"] + ":" + (a["app"] or "-") for a in json.load(sys.stdin) if a["action"].startswith(("node.", "app.link", "app.unlink"))])))'
+}
+expect "node activity: created, token, links and the automatic unlink" "$(nacts "$ADMIN")" \
 	"node.create:- node.technical-contact:- node.token:- app.link:- app.unlink:- app.link:shop" # shop-tmp was deleted
-expect "node activity includes what happened to its app" "$(as "$TC" nodes activity cloud-v4 --json | jq_get 0.action)" member.remove
+# a non-admin reads the entries of the apps they are a member of (no more
+# than each app's own activity shows them) and the node's own
+expect "the node's Technical Contact, no member of its app any more, reads the node's own" "$(nacts "$TC")" \
+	"node.create:- node.technical-contact:- node.token:-"
+expect "node activity includes what happened to its app" "$(as "$OPS" nodes activity cloud-v4 --json | jq_get 0.action)" member.remove
 check_fails "an outsider cannot read a node's activity" 1 as "$OUT" nodes activity cloud-v4
 expect "bad node activity limit" "$(api_as "$TC" GET '/nodes/cloud-v4/activity?limit=1001' | jq_get error.message)" "limit must be 1 to 1000, not '1001'"
 expect "node activity --limit" "$(as "$TC" nodes activity cloud-v4 --limit 3 --json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')" 3

@@ -13,6 +13,10 @@
 # veth pair, addresses of 198.18.0.0/15, a TCP listener in it); the
 # licensed node (no --egress) cannot reach it, the sandbox node (--egress,
 # slirp4netns) can, and still reaches none of the host's loopback.
+# The portal keeps tenants apart too: a node's activity and pending copy
+# deletions are shown only for the caller's apps after a relink, a
+# subdomain of a uuid's form is refused and a uuid names its app, and a
+# deleted app's id is never given again, nor its jobs to another app.
 . "$(dirname "$0")/lib.sh"
 
 APPS=$NUBO_SRC/tests/e2e/apps
@@ -68,6 +72,84 @@ expect "the host reaches the outside listener" "$(heard "$OUT_ADDR" "$OUT_PORT")
 expect "the host reaches its loopback listener" "$(heard 127.0.0.1 "$HOST_PORT")" host-loopback-listener
 
 start_portal
+
+# --- the portal: what one tenant's API shows of another's -------------------
+# A node hosts one app after another (a relink), and a backup target keeps
+# copies of other nodes' apps' snapshots: its activity and its pending
+# copy deletions are not the app linked now's to read. An app is named by
+# its subdomain or its uuid, and never may one name reach two apps.
+OWNER=$(make_user owner@t7.example)
+ALICE=$(make_user alice@t7.example)
+BOB=$(make_user bob@t7.example)
+as() { local key=$1; shift; NUBO_API_KEY=$key "$NUBO" "$@"; }
+# node_log KEY NODE: the node's activity as KEY reads it, one
+# "action app user detail" line an entry
+node_log() {
+	api_as "$1" GET "/nodes/$2/activity?limit=1000" | python3 -c '
+import json, sys
+for a in json.load(sys.stdin)["activity"]:
+    print(a["action"], a["app"] or "-", a["user"] or "-", a["detail"])'
+}
+check "a node, not started: relinking it needs no agent" as "$ADMIN_KEY" admin nodes create shared --generation v4 --technical-contact owner@t7.example
+check "the previous tenant's app" as "$OWNER" apps create first --no-sandbox
+check "  linked to the node" as "$OWNER" nodes link shared first
+check "  a member of it" as "$OWNER" members add first alice@t7.example
+check "  its name changed" api_as "$OWNER" PATCH /apps/first '{"name":"First secret project"}'
+check "the app linked next (the previous one is unlinked)" as "$OWNER" apps create second --no-sandbox
+check "  linked to the node" as "$OWNER" nodes link shared second
+expect "  which unlinked the previous app" "$(as "$OWNER" apps show first --json | jq_get status)" free
+check "  a member of it without permissions" as "$OWNER" members add second bob@t7.example
+log=$(node_log "$BOB" shared) || true
+expect_match "a member of the app linked now reads the node's activity" "$log" "^member\.add second owner@t7\.example added bob@t7\.example"
+expect_match "  with the node's own entries" "$log" "^node\.create - admin@"
+expect "  and none of the previous app's" "$(grep -cE '^[^ ]+ first |alice@t7|First secret' <<< "$log")" 0
+log=$(node_log "$ADMIN_KEY" shared) || true
+expect_match "a platform admin reads them all" "$log" "^member\.add first owner@t7\.example added alice@t7\.example"
+expect_match "  the rename too" "$log" "^app\.rename first .*First secret project"
+log=$(node_log "$OWNER" shared) || true
+expect_match "the Technical Contact of both apps reads both" "$log" "^member\.add first owner@t7\.example added alice@t7\.example"
+SECOND_ONLY=$(api_as "$OWNER" POST /keys '{"name":"second only","apps":["second"]}' | jq_get key) || true
+log=$(node_log "$SECOND_ONLY" shared) || true
+expect_match "  with a key for the app linked now, that app's" "$log" "^member\.add second owner@t7\.example added bob@t7\.example"
+expect "  and not the other's" "$(grep -cE '^[^ ]+ first |alice@t7|First secret' <<< "$log")" 0
+# a deleted app's entries are detached (app_id NULL), not the node's own
+check "the previous app deleted" as "$OWNER" apps delete first --yes
+log=$(node_log "$BOB" shared) || true
+expect "a deleted app's entries stay hidden from the node's members" "$(grep -cE 'alice@t7|First secret' <<< "$log")" 0
+expect_match "  and are the platform admin's to read" "$(node_log "$ADMIN_KEY" shared)" "^member\.add - owner@t7\.example added alice@t7\.example"
+# a copy of a deleted app's snapshot its node has yet to delete
+# (snapcopy.c writes it down when the node cannot delete it at once)
+sqlite3 "$T/portal/portal.db" "INSERT INTO copy_deletions (snapshot_uuid, node_id, next_attempt_at, error, created_at) SELECT 'c0c0c0c0-0000-4000-8000-000000000001', id, '2999-01-01T00:00:00Z', 'another tenant''s copy: node busy', '2000-01-01T00:00:00Z' FROM nodes WHERE name = 'shared'"
+expect "a platform admin sees the node's pending copy deletions" "$(api_as "$ADMIN_KEY" GET /nodes/shared | jq_get copy_deletions.pending)" 1
+for who in BOB OWNER; do
+	expect "  $who does not (they were another app's)" "$(api_as "${!who}" GET /nodes/shared | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["name"], "copy_deletions" in d)')" "shared False"
+	expect "  nor in the list of nodes" "$(api_as "${!who}" GET /nodes | python3 -c 'import json,sys; print([("copy_deletions" in n) for n in json.load(sys.stdin)["nodes"]])')" "[False]"
+done
+sqlite3 "$T/portal/portal.db" "DELETE FROM copy_deletions WHERE snapshot_uuid = 'c0c0c0c0-0000-4000-8000-000000000001'"
+
+# an app's uuid starting with a-f is a valid subdomain: nobody may take it
+VICTIM_ID=e7a1c0de-0000-4000-8000-00000000a007
+check "an app with an id (uuid) that is a valid subdomain" api_as "$OWNER" POST /apps "{\"subdomain\":\"victim\",\"id\":\"$VICTIM_ID\",\"sandbox\":false}"
+expect "  made" "$(as "$OWNER" apps show "$VICTIM_ID" --json | jq_get subdomain)" victim
+out=$(api_as "$ALICE" POST /apps "{\"subdomain\":\"$VICTIM_ID\",\"sandbox\":false}")
+expect "a subdomain of a uuid's form is refused" "$(jq_get error.code <<< "$out")" INVALID_SUBDOMAIN
+expect_match "  saying why" "$(jq_get error.message <<< "$out")" "^subdomain '$VICTIM_ID' has the form of an app id \(a uuid\)"
+expect "  nothing made" "$(sqlite3 "$T/portal/portal.db" "SELECT count(*) FROM apps WHERE subdomain = '$VICTIM_ID'")" 0
+expect "  another uuid either" "$(api_as "$ALICE" POST /apps '{"subdomain":"abcdef01-2345-6789-abcd-ef0123456789","sandbox":false}' | jq_get error.code)" INVALID_SUBDOMAIN
+# a store from before that check may hold such a subdomain (alice's, made
+# here as the refused create above would have made it): a uuid names the
+# app whose id it is, always
+sqlite3 "$T/portal/portal.db" "INSERT OR IGNORE INTO apps (uuid, subdomain, name, technical_contact, created_at) SELECT 'f00dbabe-0000-4000-8000-00000000b0b0', '$VICTIM_ID', 'impostor', id, '2000-01-01T00:00:00Z' FROM users WHERE email = 'alice@t7.example'; INSERT OR IGNORE INTO members (app_id, user_id, created_at) SELECT a.id, a.technical_contact, a.created_at FROM apps a WHERE a.subdomain = '$VICTIM_ID'"
+expect "a uuid names the app whose id it is, not one with it as subdomain" "$(api_as "$OWNER" GET "/apps/$VICTIM_ID" | jq_get subdomain)" victim
+expect "  also to the other app's Technical Contact" "$(api_as "$ALICE" GET "/apps/$VICTIM_ID/activity" | jq_get error.code)" FORBIDDEN
+check "  a write by uuid" as "$OWNER" members add "$VICTIM_ID" bob@t7.example
+expect "  reaches the app whose id it is" "$(sqlite3 "$T/portal/portal.db" "SELECT a.subdomain FROM members m JOIN apps a ON a.id = m.app_id JOIN users u ON u.id = m.user_id WHERE u.email = 'bob@t7.example' AND a.subdomain != 'second'")" victim
+expect "  linking by uuid too" "$(api_as "$OWNER" POST /nodes/shared/link "{\"app\":\"$VICTIM_ID\"}" | jq_get app)" victim
+# nor may a new app's id be an app's subdomain
+expect "a new app's id may not be another app's subdomain" "$(api_as "$ALICE" POST /apps "{\"subdomain\":\"fresh\",\"id\":\"$VICTIM_ID\",\"sandbox\":false}" | jq_get error.code)" APP_ID_TAKEN
+sqlite3 "$T/portal/portal.db" "UPDATE apps SET subdomain = 'c0ffee00-0000-4000-8000-00000000c0de' WHERE subdomain = '$VICTIM_ID'"
+expect "  one from before the check (a uuid's form)" "$(api_as "$OWNER" POST /apps '{"subdomain":"fresh","id":"c0ffee00-0000-4000-8000-00000000c0de","sandbox":false}' | jq_get error.code)" APP_ID_TAKEN
+expect "  nothing made" "$(sqlite3 "$T/portal/portal.db" "SELECT count(*) FROM apps WHERE subdomain = 'fresh'")" 0
 
 put_package() { # NODE ID SRCDIR: upload to the node's repository
 	tar czf "$T/$2.tar.gz" -C "$3" .
@@ -340,5 +422,32 @@ for f in agent.json pg/admin.json "envs/$TID/env.json"; do
 done
 expect "the node's folder: others may pass, not list" "$(stat -c '%U %a' "$N")" "root 711"
 expect "B's files folder is B's user's" "$(stat -c '%u %a' "$N/envs/$PID_/files")" "$(jq_get uid < "$N/envs/$PID_/env.json") 750"
+
+# --- the portal: a deleted app's id and what was kept under it --------------
+# SQLite gives a new row the highest id + 1: the next app took the id of
+# the newest app deleted, and with it that app's jobs (no foreign key).
+CAROL=$(make_user carol@t7.example)
+DAVE=$(make_user dave@t7.example)
+check "carol's app, with a sandbox" as "$CAROL" apps create gone
+out=$(api_as "$CAROL" POST /apps/gone/environments/Sandbox/snapshots '{"comment":"carol-private-comment"}')
+JOB=$(jq_get job.id <<< "$out") || true
+expect_match "  a snapshot of it, as a job" "$JOB" '^[0-9]+$'
+for _ in $(seq 100); do
+	st=$(api_as "$CAROL" GET "/jobs/$JOB" | jq_get state) || true
+	[ "$st" = completed ] || [ "$st" = failed ] && break
+	sleep 0.2
+done
+expect_match "  the job ended" "$st" '^(completed|failed)$'
+GONE_ID=$(sqlite3 "$T/portal/portal.db" "SELECT id FROM apps WHERE subdomain = 'gone'")
+expect "  the newest app" "$(sqlite3 "$T/portal/portal.db" "SELECT max(id) FROM apps")" "$GONE_ID"
+check "carol deletes it" as "$CAROL" apps delete gone --yes
+expect "a deleted app's jobs are detached" "$(sqlite3 "$T/portal/portal.db" "SELECT count(*) FROM jobs WHERE app_id = $GONE_ID")" 0
+check "dave's app, made next" as "$DAVE" apps create next --no-sandbox
+NEXT_ID=$(sqlite3 "$T/portal/portal.db" "SELECT id FROM apps WHERE subdomain = 'next'")
+expect "a new app never takes a deleted app's id" "$([ "$NEXT_ID" -gt "$GONE_ID" ] && echo greater)" greater
+expect "dave does not see carol's job" "$(api_as "$DAVE" GET "/jobs/$JOB" | jq_get error.code)" JOB_NOT_FOUND
+expect "  nor through the Mendix Deploy API v2" "$(curl -s -H "Mendix-Username: dave@t7.example" -H "Mendix-ApiKey: $DAVE" "$PORTAL_URL/api/v2/apps/next/jobs/$JOB" | jq_get errorCode)" JOB_NOT_FOUND
+expect "  nor its activity" "$(api_as "$DAVE" GET /apps/next/activity | python3 -c 'import json,sys; print(" ".join(a["action"] for a in json.load(sys.stdin)["activity"]))')" app.create
+expect "carol still sees her job, of no app now" "$(api_as "$CAROL" GET "/jobs/$JOB" | python3 -c 'import json,sys; j=json.load(sys.stdin); print(j["id"], j["app"])')" "$JOB None"
 
 finish
