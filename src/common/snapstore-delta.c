@@ -63,10 +63,17 @@ crc_ok(json_t *o)
 int
 snapstore_dump_chain_ok(json_t *dump, char **cause)
 {
-	json_t *chunks = json_object_get(dump, "chunks"), *deltas, *e;
+	json_t *chunks = json_object_get(dump, "chunks"), *deltas, *e, *of;
 	long long sum = 0, size, out = -1;
 	size_t i;
 
+	/* its sha256 names the chain's download copy (chains/<sha256>), as
+	 * a delta's "of" names the one it replaces: a digest a manifest
+	 * gives goes into a path only as 64 lowercase hex digits, whoever
+	 * wrote the manifest (an off-node copy's source; SPEC §6) */
+	if (!snapstore_valid_hex(jsonx_str(dump, "sha256")))
+		return fail(cause, "the snapshot's manifest is damaged: the "
+		    "dump's sha256");
 	json_array_foreach(chunks, i, e) {
 		size = jsonx_int(e, "size", -1);
 		if (!snapstore_valid_hex(jsonx_str(e, "sha256")) || size < 0)
@@ -83,8 +90,10 @@ snapstore_dump_chain_ok(json_t *dump, char **cause)
 		    "the snapshot's manifest is damaged: no dump");
 	json_array_foreach(deltas, i, e) {
 		out = jsonx_int(e, "out", -1);
+		of = json_object_get(e, "of");
 		if (!snapstore_valid_hex(jsonx_str(e, "sha256")) ||
-		    jsonx_int(e, "size", -1) < 0 || out < 0)
+		    jsonx_int(e, "size", -1) < 0 || out < 0 ||
+		    (of != NULL && !snapstore_valid_hex(json_string_value(of))))
 			return fail(cause, "the snapshot's manifest is damaged: "
 			    "dump delta %zu", i);
 	}

@@ -132,11 +132,13 @@ void snapstore_blob_close(struct snapstore_blob *);
 int snapstore_chain_check(const char *store, json_t *dump,
     unsigned char *iobuf, char **why);
 
-/* 0 when a manifest's dump is well formed: its base's chunks add up
- * (to its size when there is no delta), and its deltas each name a
- * blob, the last one making its size, with its crc32 and the segments
+/* 0 when a manifest's dump is well formed: named by its sha256, its
+ * base's chunks add up (to its size when there is no delta), and its
+ * deltas each name a blob (and the dump they apply to, "of", where they
+ * do), the last one making its size, with its crc32 and the segments
  * its download is cut into (each's size, deflated size and crc32,
- * adding up to the dump); else -1 with *cause. */
+ * adding up to the dump); else -1 with *cause. Every digest is 64
+ * lowercase hex digits (they name files). */
 int snapstore_dump_chain_ok(json_t *dump, char **cause);
 
 /* A dump read back, its chain applied as a stream: each blob read once,

@@ -1202,7 +1202,7 @@ snapstore_chain_build(const char *store, const char *manifest,
 	char *tmpd = xasprintf("%s/tmp", store), *path = NULL;
 	struct put p;
 	struct seg_job sj;
-	const char *of;
+	const char *of, *hex;
 	long long size, need;
 	uLong crc = 0;
 	size_t i;
@@ -1219,14 +1219,22 @@ snapstore_chain_build(const char *store, const char *manifest,
 		goto out;
 	dump = json_object_get(m, "dump");
 	size = jsonx_int(dump, "size", -1);
-	rc = 0;
-	if (json_object_get(dump, "deltas") == NULL ||
-	    snapstore_dump_chain_ok(dump, cause) < 0) {
-		free(*cause);	/* no chain (a damaged one: fsck's to say) */
-		*cause = NULL;
+	hex = jsonx_str(dump, "sha256");
+	if (json_object_get(dump, "deltas") == NULL) {
+		rc = 0;		/* a base: no copy to make */
 		goto out;
 	}
-	path = chain_path(store, jsonx_str(dump, "sha256"));
+	/* the dump's sha256 and "of" name files in chains/: checked here
+	 * too, whatever checked the manifest before (a copy's source made
+	 * it) */
+	if (!valid_hex(hex) || snapstore_dump_chain_ok(dump, cause) < 0) {
+		if (*cause == NULL)
+			fail(cause, "the snapshot's manifest is damaged: the "
+			    "dump's sha256");
+		goto out;
+	}
+	path = chain_path(store, hex);
+	rc = 0;
 	if (access(path, F_OK) == 0)
 		goto out;
 	rc = -1;
@@ -1260,8 +1268,7 @@ snapstore_chain_build(const char *store, const char *manifest,
 	}
 	if (chain_segs_match(&sj, segs, dump, crc, cause) < 0)
 		goto out;
-	snprintf(p.keep_hex, sizeof p.keep_hex, "%s", jsonx_str(dump,
-	    "sha256"));
+	snprintf(p.keep_hex, sizeof p.keep_hex, "%s", hex);
 	/* the copy of the dump it applies to goes with chain_keep_end() */
 	last = json_array_get(json_object_get(dump, "deltas"),
 	    json_array_size(json_object_get(dump, "deltas")) - 1);

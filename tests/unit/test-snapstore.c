@@ -1510,9 +1510,9 @@ test_recv(void **state)
 	assert_int_equal(nb, 1);
 	assert_int_equal(sh("test -z \"$(ls %s/tmp)\"", dst), 0);
 	/* a hostile manifest is refused before anything is asked for */
-	p = xasprintf("{\"format\":1,\"dump\":{\"size\":0,\"chunks\":[]},"
-	    "\"tree\":[{\"path\":\"../x\",\"type\":\"f\",\"size\":1,"
-	    "\"sha256\":\"%064d\"}]}", 0);
+	p = xasprintf("{\"format\":1,\"dump\":{\"size\":0,\"sha256\":"
+	    "\"%064d\",\"chunks\":[]},\"tree\":[{\"path\":\"../x\","
+	    "\"type\":\"f\",\"size\":1,\"sha256\":\"%064d\"}]}", 0, 0);
 	assert_int_equal(util_write_file(c1, p, strlen(p), 0600), 0);
 	free(p);
 	assert_null(snapstore_recv_begin(dst, c1, &cause));
