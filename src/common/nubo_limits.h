@@ -61,6 +61,11 @@
 #define NUBO_NIGHTLY_ATTEMPTS   3                   /* a failed nightly is retried twice */
 #define NUBO_NIGHTLY_RETRY_SECS (15 * 60)
 #define NUBO_METADATA_MAX       (64 * 1024)
+/* Any one size a snapshot's manifest or record gives (a file, a blob,
+ * the dump, a segment of its download), and what a manifest's sizes add
+ * up to: at most 1 PiB, so that no sum of them wraps. An off-node copy's
+ * manifest and record come from another node (src/node/snapcopy.c). */
+#define NUBO_SNAPSHOT_SIZE_MAX  (1LL << 50)
 /* free space a restore leaves on the node's disk (PostgreSQL's WAL and
  * every other environment must never hit a full disk) */
 #define NUBO_NODE_DISK_RESERVE  (256LL * 1024 * 1024)

@@ -14,6 +14,12 @@ int snapstore_fail(char **cause, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 /* 64 lowercase hex digits: a blob's name. */
 int snapstore_valid_hex(const char *s);
+/* 1 when size is one a manifest may give: 0 to NUBO_SNAPSHOT_SIZE_MAX. */
+int snapstore_valid_size(long long size);
+/* *sum += size (a valid size) when the sum stays within
+ * NUBO_SNAPSHOT_SIZE_MAX: 0; else -1, *sum unchanged (a manifest whose
+ * sizes add up to more is damaged; nothing of it wraps). */
+int snapstore_size_add(long long *sum, long long size);
 /* STORE/blobs/ab/cdef… (caller frees). */
 char *snapstore_blob_path(const char *store, const char *hex);
 /* STORE/lock taken with flock(how): the fd, or -1 with *cause. */

@@ -563,8 +563,16 @@ copy_run(struct copy_job *cj, json_t *stats, char **cause)
 	json_object_set_new(stats, "presence_ms", json_integer(lap_ms(&t)));
 	missing = snapstore_recv_missing(r);
 	n = json_array_size(missing);
+	/* the manifest's sizes are bounded and so is their sum
+	 * (snapstore_manifest_blobs()): checked here all the same, a
+	 * wrapped sum would pass the room's check */
 	json_array_foreach(missing, i, e)
-		total += jsonx_int(e, "size", 0);
+		if (__builtin_add_overflow(total, jsonx_int(e, "size", 0),
+		    &total)) {
+			*cause = xstrdup("the snapshot's manifest is damaged: "
+			    "its sizes are too large");
+			goto out;
+		}
 	/* room for what will arrive, as for a snapshot of that size */
 	if (space_check(total, "a copy of another node's snapshot",
 	    cause) < 0)
@@ -782,10 +790,12 @@ snapcopy_create(struct areq *r)
 	for (i = 0; i < sizeof keys / sizeof keys[0]; i++) {
 		json_t *v = json_object_get(rec, keys[i]);
 
+		/* sizes a restore's room and a download's length add up */
 		if (v != NULL && (!json_is_integer(v) ||
-		    json_integer_value(v) < 0)) {
+		    !snapstore_valid_size(json_integer_value(v)))) {
 			areply_error(r, 400, "BAD_REQUEST", "'record.%s' must be "
-			    "a number of at least 0", keys[i]);
+			    "a number from 0 to %lld", keys[i],
+			    (long long)NUBO_SNAPSHOT_SIZE_MAX);
 			json_decref(j);
 			return;
 		}

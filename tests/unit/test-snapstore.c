@@ -27,6 +27,7 @@
 #include "backup-archive.h"
 #include "buf.h"
 #include "jsonx.h"
+#include "nubo_limits.h"
 #include "snapstore-int.h"
 #include "snapstore.h"
 #include "util.h"
@@ -1529,6 +1530,134 @@ test_recv(void **state)
 	free(roots);
 }
 
+/* The manifest text given (each # in it a sha256, each another) is
+ * refused by a receiving store, saying want, before anything is asked
+ * for; with want NULL it is taken, and its missing blobs add up to
+ * total. */
+static void
+recv_manifest(const char *text, const char *want, long long total)
+{
+	char *dst = xasprintf("%s/store2", tmp), *man = xasprintf("%s/m.json",
+	    tmp), *cause = NULL;
+	struct buf b;
+	struct snapstore_recv *r;
+	json_t *e;
+	long long sum = 0;
+	size_t i;
+	int n = 0;
+
+	buf_init(&b, 0);
+	for (; *text; text++)
+		if (*text == '#')
+			buf_printf(&b, "%064x", ++n);
+		else
+			buf_append(&b, text, 1);
+	assert_int_equal(util_write_file(man, b.data, b.len, 0600), 0);
+	r = snapstore_recv_begin(dst, man, &cause);
+	if (want != NULL) {
+		if (r != NULL)
+			fail_msg("accepted: %.*s", (int)b.len, b.data);
+		if (strstr(cause, want) == NULL)
+			fail_msg("'%s' does not say '%s'", cause, want);
+	} else {
+		if (r == NULL)
+			fail_msg("refused: %s", cause);
+		json_array_foreach(snapstore_recv_missing(r), i, e)
+			sum += jsonx_int(e, "size", 0);
+		assert_int_equal(sum, total);
+	}
+	snapstore_recv_free(r);
+	buf_release(&b);
+	free(cause);
+	free(man);
+	free(dst);
+}
+
+/* A copied manifest whose sizes would wrap a sum — the room a copy
+ * asks for, a download's length, the chunks or segments that must add
+ * up to the dump — is refused before a blob is asked for: any one size
+ * is at most NUBO_SNAPSHOT_SIZE_MAX, and so is what they add up to.
+ * Sizes at the limit are taken. */
+static void
+test_hostile_sizes(void **state)
+{
+	static const char chain[] = "{\"format\":1,\"dump\":{\"size\":0,"
+	    "\"sha256\":\"#\",\"crc32\":0,\"chunks\":[],\"deltas\":[{"
+	    "\"sha256\":\"#\",\"size\":1,\"out\":0}],\"segments\":%s},"
+	    "\"tree\":[]}";
+	static const char files[] = "{\"format\":1,\"dump\":{\"size\":0,"
+	    "\"sha256\":\"#\",\"chunks\":[]},\"tree\":[%s]}";
+	static const char file[] = "{\"path\":\"f%d\",\"type\":\"f\","
+	    "\"size\":%lld,\"sha256\":\"#\"}";
+	const long long big = 1LL << 62, max = NUBO_SNAPSHOT_SIZE_MAX;
+	char *a, *b, *t;
+
+	(void)state;
+	/* two files of 2^62 bytes: their sum (the copy's room) wraps */
+	a = xasprintf(file, 1, big);
+	b = xasprintf(file, 2, big);
+	t = xasprintf("%s,%s", a, b);
+	free(a);
+	free(b);
+	a = xasprintf(files, t);
+	free(t);
+	recv_manifest(a, "damaged at entry 0", 0);
+	free(a);
+	/* each at the limit, but two of them past it */
+	a = xasprintf(file, 1, max);
+	b = xasprintf(file, 2, max);
+	t = xasprintf("%s,%s", a, b);
+	free(b);
+	b = xasprintf(files, t);
+	recv_manifest(b, "sizes add up to more than 1125899906842624 bytes",
+	    0);
+	free(b);
+	free(t);
+	/* one at the limit: taken */
+	b = xasprintf(files, a);
+	recv_manifest(b, NULL, max);
+	free(a);
+	free(b);
+	/* and so many small ones that their sum would wrap: the whole is
+	 * bounded, not only each one */
+	a = xasprintf(file, 1, max / 2 + 1);
+	b = xasprintf(file, 2, max / 2 + 1);
+	t = xasprintf("%s,%s", a, b);
+	free(a);
+	free(b);
+	a = xasprintf(files, t);
+	recv_manifest(a, "sizes add up to more than", 0);
+	free(a);
+	free(t);
+	/* four chunks of 2^62 add up to 0, the dump's size */
+	recv_manifest("{\"format\":1,\"dump\":{\"size\":0,\"sha256\":\"#\","
+	    "\"chunks\":[{\"sha256\":\"#\",\"size\":4611686018427387904},"
+	    "{\"sha256\":\"#\",\"size\":4611686018427387904},{\"sha256\":"
+	    "\"#\",\"size\":4611686018427387904},{\"sha256\":\"#\","
+	    "\"size\":4611686018427387904}]},\"tree\":[]}", "dump chunk 0", 0);
+	recv_manifest("{\"format\":1,\"dump\":{\"size\":0,\"sha256\":\"#\","
+	    "\"chunks\":[{\"sha256\":\"#\",\"size\":1125899906842624},"
+	    "{\"sha256\":\"#\",\"size\":1}]},\"tree\":[]}",
+	    "chunks add up to more than", 0);
+	/* segments of a chain: 2^62 bytes each, adding up to its 0; and
+	 * deflated sizes (the room its download copy asks for) that wrap */
+	a = xasprintf(chain, "[{\"size\":4611686018427387904,\"zsize\":1,"
+	    "\"crc32\":0},{\"size\":4611686018427387904,\"zsize\":1,"
+	    "\"crc32\":0},{\"size\":4611686018427387904,\"zsize\":1,"
+	    "\"crc32\":0},{\"size\":4611686018427387904,\"zsize\":1,"
+	    "\"crc32\":0}]");
+	recv_manifest(a, "dump segment 0", 0);
+	free(a);
+	a = xasprintf(chain, "[{\"size\":0,\"zsize\":1125899906842624,"
+	    "\"crc32\":0},{\"size\":0,\"zsize\":1,\"crc32\":0}]");
+	recv_manifest(a, "segments add up to more than", 0);
+	free(a);
+	a = xasprintf(chain, "[{\"size\":0,\"zsize\":9223372036854775807,"
+	    "\"crc32\":0},{\"size\":0,\"zsize\":1,\"crc32\":0}]");
+	recv_manifest(a, "dump segment 0", 0);
+	free(a);
+}
+
 int
 main(void)
 {
@@ -1547,6 +1676,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_dump_chunks, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_recv, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_hostile_sizes, setup,
+		    teardown),
 		cmocka_unit_test_setup_teardown(test_kill_mid_snapshot, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_import, setup, teardown),
