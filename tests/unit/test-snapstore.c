@@ -1481,7 +1481,8 @@ test_recv(void **state)
 	 * stream, another blob's file, a short one, one byte more */
 	{
 		size_t len, len2;
-		char *w = wire_packed(src, bad, &len), *w2;
+		char *w = wire_packed(src, bad, &len), *w2, *why;
+		long long sz;
 		json_t *other = json_pack("[O]", json_array_get(b2, 0));
 
 		assert_true(len > 40);
@@ -1490,6 +1491,18 @@ test_recv(void **state)
 		w[7] = 0;
 		w[len - 10] ^= 0x55;
 		packed_refused(dst, m1, bad, w, len, "arrived damaged");
+		/* a header giving another size than the one asked for is
+		 * refused before a byte is inflated (a deflate bomb's header
+		 * says how much it inflates to): so the stream's damage is
+		 * never reached */
+		sz = jsonx_int(json_array_get(bad, 0), "size", 0);
+		snapstore_le_put((unsigned char *)w + 16, (uint64_t)sz + 4096,
+		    8);
+		why = xasprintf("arrived damaged (holds %lld bytes, not %lld)",
+		    sz + 4096, sz);
+		packed_refused(dst, m1, bad, w, len, why);
+		free(why);
+		snapstore_le_put((unsigned char *)w + 16, (uint64_t)sz, 8);
 		w[len - 10] ^= 0x55;
 		packed_refused(dst, m1, bad, w, len - 1, "did not all arrive");
 		w2 = wire_packed(src, other, &len2);
