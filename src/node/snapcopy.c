@@ -802,11 +802,62 @@ copy_heal(const char *id, const char *state)
 	return healed;
 }
 
+/* The copy's record (copy.json) from the request's `record` — the
+ * source's record of the snapshot, which the copy's downloads serve —
+ * or NULL after answering 400: its known fields only, of their types
+ * (as every body the portal sends a node), sizes from 0 to
+ * NUBO_SNAPSHOT_SIZE_MAX (a restore's room and a download's length add
+ * them up). */
+static json_t *
+copy_record_new(struct areq *r, const char *id)
+{
+	static const struct jfield fields[] = {
+		{ "environment", JT_INT, 0 }, { "created", JT_INT, 0 },
+		{ "archive_size", JT_INT, 0 }, { "archive_format", JT_INT, 0 },
+		{ "dump_size", JT_INT, 0 }, { "files_size", JT_INT, 0 },
+		{ "database_size", JT_INT, 0 }, { "duration", JT_INT, 0 },
+		{ "expanded_size", JT_INT, 0 },
+		{ "model_version", JT_STRING, 0 }, { "type", JT_STRING, 0 },
+		{ NULL } };
+	json_t *rec = json_object_get(r->body, "record"), *j, *v;
+	const struct jfield *f;
+	const char *mv, *type;
+	char *cause = NULL;
+
+	if (jsonx_check(rec, fields, &cause) == -1) {
+		areply_error(r, 400, "BAD_REQUEST", "record: %s", cause);
+		free(cause);
+		return NULL;
+	}
+	j = json_pack("{s:s,s:s,s:I}", "id", id, "state", "running",
+	    "started", (json_int_t)util_now());
+	for (f = fields; f->name != NULL; f++) {
+		if (f->type != JT_INT || (v = json_object_get(rec, f->name)) ==
+		    NULL)
+			continue;
+		if (!snapstore_valid_size(json_integer_value(v))) {
+			areply_error(r, 400, "BAD_REQUEST", "'record.%s' must be "
+			    "a number from 0 to %lld", f->name,
+			    (long long)NUBO_SNAPSHOT_SIZE_MAX);
+			json_decref(j);
+			return NULL;
+		}
+		json_object_set(j, f->name, v);
+	}
+	mv = jsonx_str(rec, "model_version");
+	type = jsonx_str(rec, "type");
+	json_object_set_new(j, "model_version", json_string(mv ? mv : ""));
+	json_object_set_new(j, "type", json_string(type ? type : "manual"));
+	return j;
+}
+
 /* POST /agent/v1/copies {snapshot, manifest_url, blobs_url, record}:
  * copy another node's snapshot into this node's store (idempotent: a
  * completed or running copy is answered as it is; a failed one is
  * resumed, and so is a completed one whose blobs are no longer all in
- * the store: copy_heal()). 202 while it runs; poll GET /agent/v1/copies/{snapshot}. */
+ * the store: copy_heal()). The request is checked whole before anything
+ * changes (SPEC §6). 202 while it runs; poll GET
+ * /agent/v1/copies/{snapshot}. */
 void
 snapcopy_create(struct areq *r)
 {
@@ -814,15 +865,11 @@ snapcopy_create(struct areq *r)
 		{ "snapshot", JT_STRING, 1 }, { "manifest_url", JT_STRING, 1 },
 		{ "blobs_url", JT_STRING, 1 }, { "record", JT_OBJECT, 1 },
 		{ NULL } };
-	static const char *const keys[] = { "environment", "created",
-		"archive_size", "archive_format", "dump_size", "files_size",
-		"database_size", "duration", "expanded_size" };
-	const char *id, *mv, *type;
-	json_t *j, *rec;
+	const char *id, *state;
+	json_t *j = NULL, *prev = NULL;
 	struct copy_job *cj;
-	char *dir, *path, *own;
+	char *dir = NULL, *path = NULL, *own;
 	pthread_t th;
-	size_t i;
 
 	if (abody_check(r, fields) == -1)
 		return;
@@ -832,50 +879,32 @@ snapcopy_create(struct areq *r)
 		    "lowercase uuid");
 		return;
 	}
+	if ((j = copy_record_new(r, id)) == NULL)
+		return;
 	/* a node never copies its own snapshot into its copies */
 	own = xasprintf("%s/snapshots/%s", node->data_dir, id);
 	if (access(own, F_OK) == 0) {
-		free(own);
 		areply_error(r, 409, "SNAPSHOT_IS_HERE", "snapshot %s is this "
 		    "node's own", id);
-		return;
+		free(own);
+		goto out;
 	}
 	free(own);
-	if ((j = copy_show_json(id)) != NULL &&
-	    strcmp(jsonx_str(j, "state"), "failed") != 0 &&
-	    !copy_heal(id, jsonx_str(j, "state"))) {
-		areply(r, strcmp(jsonx_str(j, "state"), "running") == 0 ? 202 :
-		    200, j);
-		return;
+	prev = copy_show_json(id);
+	state = prev != NULL ? jsonx_str(prev, "state") : "failed";
+	if (strcmp(state, "running") == 0) {
+		areply(r, 202, json_incref(prev));
+		goto out;
 	}
-	json_decref(j);
-	/* the source's record, as the download of the copy serves it */
-	rec = json_object_get(r->body, "record");
-	j = json_pack("{s:s,s:s,s:I}", "id", id, "state", "running",
-	    "started", (json_int_t)util_now());
-	for (i = 0; i < sizeof keys / sizeof keys[0]; i++) {
-		json_t *v = json_object_get(rec, keys[i]);
-
-		/* sizes a restore's room and a download's length add up */
-		if (v != NULL && (!json_is_integer(v) ||
-		    !snapstore_valid_size(json_integer_value(v)))) {
-			areply_error(r, 400, "BAD_REQUEST", "'record.%s' must be "
-			    "a number from 0 to %lld", keys[i],
-			    (long long)NUBO_SNAPSHOT_SIZE_MAX);
-			json_decref(j);
-			return;
-		}
-		if (v != NULL)
-			json_object_set(j, keys[i], v);
-	}
-	mv = jsonx_str(rec, "model_version");
-	type = jsonx_str(rec, "type");
-	json_object_set_new(j, "model_version", json_string(mv ? mv : ""));
-	json_object_set_new(j, "type", json_string(type ? type : "manual"));
+	/* claimed from here: no other copy, nor a delete, of it meanwhile */
 	if (backup_task_add(id) == -1) {
-		json_decref(j);
 		areply(r, 202, copy_show_json(id));
-		return;
+		goto out;
+	}
+	if (strcmp(state, "completed") == 0 && !copy_heal(id, state)) {
+		backup_task_remove(id);
+		areply(r, 200, json_incref(prev));
+		goto out;
 	}
 	dir = xasprintf("%s/copies/%s", node->data_dir, id);
 	path = copy_file(id, "copy.json");
@@ -883,14 +912,8 @@ snapcopy_create(struct areq *r)
 		areply_error(r, 500, "NODE_IO_ERROR", "cannot create '%s': %s",
 		    dir, strerror(errno));
 		backup_task_remove(id);
-		json_decref(j);
-		free(dir);
-		free(path);
-		return;
+		goto out;
 	}
-	json_decref(j);
-	free(dir);
-	free(path);
 	cj = xcalloc(1, sizeof *cj);
 	snprintf(cj->id, sizeof cj->id, "%s", id);
 	cj->manifest_url = xstrdup(jsonx_str(r->body, "manifest_url"));
@@ -899,6 +922,11 @@ snapcopy_create(struct areq *r)
 		fatal("cannot start a copy thread");
 	pthread_detach(th);
 	areply(r, 202, copy_show_json(id));
+out:
+	json_decref(j);
+	json_decref(prev);
+	free(dir);
+	free(path);
 }
 
 /* GET /agent/v1/copies/{snapshot} */

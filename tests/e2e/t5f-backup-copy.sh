@@ -183,7 +183,8 @@ expect "a blob it names is served as it is" "$(sha256sum < "$T/blob.out" | cut -
 # --- a hostile or broken source: the target is not held, nothing changes ---
 # nodeb's agent asked as the portal would, with URLs of a source made
 # here: an error's endless body is read up to a cap (the copy fails at
-# once, saying the status and not reading on)
+# once, saying the status and not reading on); a record or request that
+# is refused changes nothing of a copy already there
 BSECRET=$(jq_get portal_secret < "$B/agent.json")
 agent_b() { curl -s -H "Authorization: Bearer $BSECRET" -H 'Content-Type: application/json' "$@"; }
 BAD_PORT=$(free_port)
@@ -250,6 +251,28 @@ expect_match "an error's message is the source's, on one line" "$(jq_get error <
 for x in "$X1" "$X2" "$X3"; do
 	expect "  the failed copy deletes" "$(agent_b -o /dev/null -w '%{http_code}' -X DELETE "$NODE_URL_nodeb/agent/v1/copies/$x")" 204
 done
+# a completed copy whose blob is gone (as fsck would move a damaged one
+# aside) is fetched again when asked — but not by a request refused
+H=$(named "$B/copies/$S2/manifest.json" | sed -n 1p)
+HB=$(ls "$B/store/blobs/${H:0:2}/${H:2}"*)
+mv "$HB" "$T/blob-aside"
+copy_files() { (cd "$B/copies/$S2" && for f in *; do printf '%s %s\n' "$f" "$(sha256sum < "$f")"; done); }
+BEFORE=$(copy_files)
+post_s2() { agent_b -o "$T/post.out" -w '%{http_code}' --data "{\"snapshot\":\"$S2\",\"manifest_url\":\"http://127.0.0.1:$BAD_PORT/manifest\",\"blobs_url\":\"http://127.0.0.1:$BAD_PORT/blobs\",\"record\":$1}" "$NODE_URL_nodeb/agent/v1/copies"; }
+expect "a record with a negative size is refused" "$(post_s2 '{"dump_size":-1}')" 400
+expect "  and changes nothing of the copy" "$(copy_files)" "$BEFORE"
+expect "a size past the bound" "$(post_s2 '{"archive_size":1125899906842625}')" 400
+expect_match "  says the bound" "$(jq_get error.message < "$T/post.out")" "'record.archive_size' must be a number from 0 to 1125899906842624"
+expect "an unknown field in the record" "$(post_s2 '{"owner":"x"}')" 400
+expect_match "  named" "$(jq_get error.message < "$T/post.out")" "record: unknown field 'owner'"
+expect "a type that is not a string" "$(post_s2 '{"type":7}')" 400
+expect "a model version that is not a string" "$(post_s2 '{"model_version":[]}')" 400
+expect "  nothing of the copy changed" "$(copy_files)" "$BEFORE"
+[ -e "$B/copies/$S2/manifest.json" ] && [ ! -e "$B/copies/$S2/partial.json" ] && pass "  its manifest is in place" || fail "a refused request moved the copy's manifest"
+mv "$T/blob-aside" "$HB"
+expect "with the blob back, asked again: completed as it is" "$(post_s2 '{}')" 200
+expect "  nothing changed" "$(copy_files)" "$BEFORE"
+
 # --- deleting a snapshot deletes its copy ------------------------------------
 N=$(passes store-sweep "$NODE_PID_nodeb")
 check "delete the first snapshot" "$NUBO" backups delete shop Test "$S1"
