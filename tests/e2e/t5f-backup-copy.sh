@@ -6,7 +6,9 @@
 # lacks travelling (the second copy fetches exactly the blobs the first
 # snapshot did not have); the target killed -9 mid-copy keeps what it had
 # made durable, and once restarted the copy resumes and completes with no
-# blob missing for any manifest; `backups list` shows the copy; deleting a
+# blob missing for any manifest; `backups list` shows the copy; a broken
+# source (an error whose body never ends) fails the copy at once, and a
+# copy request the target refuses (its record) changes nothing; deleting a
 # snapshot deletes its copy (its blobs swept on the target); the source
 # node destroyed (killed, its folder deleted), the snapshot is still
 # listed, downloads from the copy as the same bytes, and restores from it
