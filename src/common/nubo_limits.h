@@ -61,6 +61,23 @@
 #define NUBO_NIGHTLY_ATTEMPTS   3                   /* a failed nightly is retried twice */
 #define NUBO_NIGHTLY_RETRY_SECS (15 * 60)
 #define NUBO_METADATA_MAX       (64 * 1024)
+/* Any one size a snapshot's manifest or record gives (a file, a blob,
+ * the dump, a segment of its download), and what a manifest's sizes add
+ * up to: at most 1 PiB, so that no sum of them wraps. An off-node copy's
+ * manifest and record come from another node (src/node/snapcopy.c). */
+#define NUBO_SNAPSHOT_SIZE_MAX  (1LL << 50)
+/* An off-node copy's requests to the snapshot's node (src/node/
+ * snapcopy.c): stopped once slower than SPEED_MIN bytes a second for the
+ * request's window (60 s for the manifest, 120 s for blobs: a stalled
+ * source), and once longer than GRACE_SECS plus the bytes asked for at
+ * RATE_MIN a second, whatever the speed (a source trickling just above
+ * the floor would hold the store's lock, which the sweep waits for, for
+ * days); of an answer that is an error, at most ERROR_BODY_MAX bytes are
+ * read. */
+#define NUBO_COPY_SPEED_MIN     1024
+#define NUBO_COPY_RATE_MIN      (64 * 1024)
+#define NUBO_COPY_GRACE_SECS    120
+#define NUBO_COPY_ERROR_BODY_MAX 4096
 /* free space a restore leaves on the node's disk (PostgreSQL's WAL and
  * every other environment must never hit a full disk) */
 #define NUBO_NODE_DISK_RESERVE  (256LL * 1024 * 1024)

@@ -60,19 +60,40 @@ crc_ok(json_t *o)
 	return v >= 0 && v <= 0xffffffffLL;
 }
 
+/* The manifest is damaged: what its dump's sizes add up to passes
+ * NUBO_SNAPSHOT_SIZE_MAX. */
+static int
+too_big(const char *what, char **cause)
+{
+	return fail(cause, "the snapshot's manifest is damaged: its dump's "
+	    "%s add up to more than %lld bytes", what,
+	    (long long)NUBO_SNAPSHOT_SIZE_MAX);
+}
+
 int
 snapstore_dump_chain_ok(json_t *dump, char **cause)
 {
-	json_t *chunks = json_object_get(dump, "chunks"), *deltas, *e;
-	long long sum = 0, size, out = -1;
+	json_t *chunks = json_object_get(dump, "chunks"), *deltas, *e, *of;
+	long long sum = 0, zsum = 0, size, zsize, out = -1;
 	size_t i;
 
+	/* its sha256 names the chain's download copy (chains/<sha256>), as
+	 * a delta's "of" names the one it replaces: a digest a manifest
+	 * gives goes into a path only as 64 lowercase hex digits, whoever
+	 * wrote the manifest (an off-node copy's source; SPEC §6) */
+	if (!snapstore_valid_hex(jsonx_str(dump, "sha256")))
+		return fail(cause, "the snapshot's manifest is damaged: the "
+		    "dump's sha256");
+	/* sizes bounded and their sums checked: a copy's need for room, a
+	 * download's length are sums of them */
 	json_array_foreach(chunks, i, e) {
 		size = jsonx_int(e, "size", -1);
-		if (!snapstore_valid_hex(jsonx_str(e, "sha256")) || size < 0)
+		if (!snapstore_valid_hex(jsonx_str(e, "sha256")) ||
+		    !snapstore_valid_size(size))
 			return fail(cause, "the snapshot's manifest is damaged: "
 			    "dump chunk %zu", i);
-		sum += size;
+		if (snapstore_size_add(&sum, size) < 0)
+			return too_big("chunks", cause);
 	}
 	if (!json_is_array(chunks))
 		return fail(cause, "the snapshot's manifest is damaged: no "
@@ -83,8 +104,11 @@ snapstore_dump_chain_ok(json_t *dump, char **cause)
 		    "the snapshot's manifest is damaged: no dump");
 	json_array_foreach(deltas, i, e) {
 		out = jsonx_int(e, "out", -1);
+		of = json_object_get(e, "of");
 		if (!snapstore_valid_hex(jsonx_str(e, "sha256")) ||
-		    jsonx_int(e, "size", -1) < 0 || out < 0)
+		    !snapstore_valid_size(jsonx_int(e, "size", -1)) ||
+		    !snapstore_valid_size(out) ||
+		    (of != NULL && !snapstore_valid_hex(json_string_value(of))))
 			return fail(cause, "the snapshot's manifest is damaged: "
 			    "dump delta %zu", i);
 	}
@@ -97,10 +121,14 @@ snapstore_dump_chain_ok(json_t *dump, char **cause)
 	sum = 0;
 	json_array_foreach(json_object_get(dump, "segments"), i, e) {
 		size = jsonx_int(e, "size", -1);
-		if (size < 0 || jsonx_int(e, "zsize", -1) < 0 || !crc_ok(e))
+		zsize = jsonx_int(e, "zsize", -1);
+		if (!snapstore_valid_size(size) || !snapstore_valid_size(zsize) ||
+		    !crc_ok(e))
 			return fail(cause, "the snapshot's manifest is "
 			    "damaged: dump segment %zu", i);
-		sum += size;
+		if (snapstore_size_add(&sum, size) < 0 ||
+		    snapstore_size_add(&zsum, zsize) < 0)
+			return too_big("segments", cause);
 	}
 	if (json_array_size(json_object_get(dump, "segments")) == 0 ||
 	    sum != out)

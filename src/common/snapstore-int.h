@@ -14,6 +14,12 @@ int snapstore_fail(char **cause, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 /* 64 lowercase hex digits: a blob's name. */
 int snapstore_valid_hex(const char *s);
+/* 1 when size is one a manifest may give: 0 to NUBO_SNAPSHOT_SIZE_MAX. */
+int snapstore_valid_size(long long size);
+/* *sum += size (a valid size) when the sum stays within
+ * NUBO_SNAPSHOT_SIZE_MAX: 0; else -1, *sum unchanged (a manifest whose
+ * sizes add up to more is damaged; nothing of it wraps). */
+int snapstore_size_add(long long *sum, long long size);
 /* STORE/blobs/ab/cdef… (caller frees). */
 char *snapstore_blob_path(const char *store, const char *hex);
 /* STORE/lock taken with flock(how): the fd, or -1 with *cause. */
@@ -132,11 +138,13 @@ void snapstore_blob_close(struct snapstore_blob *);
 int snapstore_chain_check(const char *store, json_t *dump,
     unsigned char *iobuf, char **why);
 
-/* 0 when a manifest's dump is well formed: its base's chunks add up
- * (to its size when there is no delta), and its deltas each name a
- * blob, the last one making its size, with its crc32 and the segments
+/* 0 when a manifest's dump is well formed: named by its sha256, its
+ * base's chunks add up (to its size when there is no delta), and its
+ * deltas each name a blob (and the dump they apply to, "of", where they
+ * do), the last one making its size, with its crc32 and the segments
  * its download is cut into (each's size, deflated size and crc32,
- * adding up to the dump); else -1 with *cause. */
+ * adding up to the dump); else -1 with *cause. Every digest is 64
+ * lowercase hex digits (they name files). */
 int snapstore_dump_chain_ok(json_t *dump, char **cause);
 
 /* A dump read back, its chain applied as a stream: each blob read once,

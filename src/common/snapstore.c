@@ -1202,7 +1202,7 @@ snapstore_chain_build(const char *store, const char *manifest,
 	char *tmpd = xasprintf("%s/tmp", store), *path = NULL;
 	struct put p;
 	struct seg_job sj;
-	const char *of;
+	const char *of, *hex;
 	long long size, need;
 	uLong crc = 0;
 	size_t i;
@@ -1219,20 +1219,35 @@ snapstore_chain_build(const char *store, const char *manifest,
 		goto out;
 	dump = json_object_get(m, "dump");
 	size = jsonx_int(dump, "size", -1);
-	rc = 0;
-	if (json_object_get(dump, "deltas") == NULL ||
-	    snapstore_dump_chain_ok(dump, cause) < 0) {
-		free(*cause);	/* no chain (a damaged one: fsck's to say) */
-		*cause = NULL;
+	hex = jsonx_str(dump, "sha256");
+	if (json_object_get(dump, "deltas") == NULL) {
+		rc = 0;		/* a base: no copy to make */
 		goto out;
 	}
-	path = chain_path(store, jsonx_str(dump, "sha256"));
+	/* the dump's sha256 and "of" name files in chains/: checked here
+	 * too, whatever checked the manifest before (a copy's source made
+	 * it) */
+	if (!valid_hex(hex) || snapstore_dump_chain_ok(dump, cause) < 0) {
+		if (*cause == NULL)
+			fail(cause, "the snapshot's manifest is damaged: the "
+			    "dump's sha256");
+		goto out;
+	}
+	path = chain_path(store, hex);
+	rc = 0;
 	if (access(path, F_OK) == 0)
 		goto out;
 	rc = -1;
+	/* the spool and the copy: each bounded (snapstore_dump_chain_ok()),
+	 * the sum checked all the same */
 	need = size;
 	json_array_foreach(json_object_get(dump, "segments"), i, g)
-		need += jsonx_int(g, "zsize", 0);
+		if (__builtin_add_overflow(need, jsonx_int(g, "zsize", 0),
+		    &need)) {
+			fail(cause, "the snapshot's manifest is damaged: its "
+			    "dump's segments are too large");
+			goto out;
+		}
 	if (room != NULL && room(need, cause) < 0)
 		goto out;
 	if ((fd = open(tmpd, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600)) < 0) {
@@ -1260,8 +1275,7 @@ snapstore_chain_build(const char *store, const char *manifest,
 	}
 	if (chain_segs_match(&sj, segs, dump, crc, cause) < 0)
 		goto out;
-	snprintf(p.keep_hex, sizeof p.keep_hex, "%s", jsonx_str(dump,
-	    "sha256"));
+	snprintf(p.keep_hex, sizeof p.keep_hex, "%s", hex);
 	/* the copy of the dump it applies to goes with chain_keep_end() */
 	last = json_array_get(json_object_get(dump, "deltas"),
 	    json_array_size(json_object_get(dump, "deltas")) - 1);
@@ -3234,6 +3248,24 @@ snapstore_valid_hex(const char *s)
 	return valid_hex(s);
 }
 
+int
+snapstore_valid_size(long long size)
+{
+	return size >= 0 && size <= NUBO_SNAPSHOT_SIZE_MAX;
+}
+
+int
+snapstore_size_add(long long *sum, long long size)
+{
+	long long s;
+
+	if (!snapstore_valid_size(size) ||
+	    __builtin_add_overflow(*sum, size, &s) || !snapstore_valid_size(s))
+		return -1;
+	*sum = s;
+	return 0;
+}
+
 char *
 snapstore_blob_path(const char *store, const char *hex)
 {
@@ -3403,14 +3435,25 @@ struct snapstore_recv {
 	char		*ztmp;
 };
 
+/* The manifest is damaged: its sizes add up to more than a snapshot
+ * may hold. */
+static int
+sizes_too_big(char **cause)
+{
+	return fail(cause, "the snapshot's manifest is damaged: its sizes "
+	    "add up to more than %lld bytes", (long long)NUBO_SNAPSHOT_SIZE_MAX);
+}
+
 /* The blob entries of manifest m in order: (sha256, size, name) to fn;
- * -1 with *cause at the first that is not well formed. */
+ * -1 with *cause at the first that is not well formed, or once the
+ * sizes they give add up to more than NUBO_SNAPSHOT_SIZE_MAX (so no sum
+ * of them wraps: a copy's room, a download's length). */
 int
 snapstore_manifest_blobs(json_t *m, int (*fn)(void *, const char *, long long,
     const char *), void *arg, char **cause)
 {
 	json_t *dump = json_object_get(m, "dump"), *e;
-	long long size;
+	long long size, total = 0;
 	const char *h, *type;
 	char *name;
 	size_t i, k;
@@ -3420,10 +3463,13 @@ snapstore_manifest_blobs(json_t *m, int (*fn)(void *, const char *, long long,
 		return -1;
 	for (k = 0; k < 2; k++)
 		json_array_foreach(json_object_get(dump, dump_blob_keys[k]), i,
-		    e)
-			if (fn(arg, jsonx_str(e, "sha256"), jsonx_int(e, "size",
-			    0), DUMP_NAME) < 0)
+		    e) {
+			size = jsonx_int(e, "size", 0);
+			if (snapstore_size_add(&total, size) < 0)
+				return sizes_too_big(cause);
+			if (fn(arg, jsonx_str(e, "sha256"), size, DUMP_NAME) < 0)
 				return -1;
+		}
 	json_array_foreach(json_object_get(m, "tree"), i, e) {
 		type = jsonx_str(e, "type");
 		if (type != NULL && strcmp(type, "d") == 0 &&
@@ -3434,10 +3480,12 @@ snapstore_manifest_blobs(json_t *m, int (*fn)(void *, const char *, long long,
 		h = jsonx_str(e, "sha256");
 		size = jsonx_int(e, "size", -1);
 		if (type == NULL || strcmp(type, "f") != 0 || !valid_hex(h) ||
-		    size < 0 || (name = path_get(e)) == NULL)
+		    !snapstore_valid_size(size) || (name = path_get(e)) == NULL)
 			return fail(cause, "the snapshot's manifest is damaged at "
 			    "entry %zu", i);
 		free(name);
+		if (snapstore_size_add(&total, size) < 0)
+			return sizes_too_big(cause);
 		/* named in messages and JSON as the manifest writes it (a
 		 * name that is not UTF-8 has no JSON string of its bytes) */
 		name = xasprintf("tree/%s", jsonx_str(e, "path"));
@@ -3597,7 +3645,9 @@ recv_packed_begin(struct snapstore_recv *r, char **cause)
 	uint64_t len = snapstore_le_get(r->zlen, 8);
 	char *rnd;
 
-	if (len < SNAPSTORE_PACK_HEAD || len > (uint64_t)packed_max(want))
+	/* want is the manifest's (checked: no sum with it wraps) */
+	if (!snapstore_valid_size(want) || len < SNAPSTORE_PACK_HEAD ||
+	    len > (uint64_t)packed_max(want))
 		return fail(cause, "the blob for '%s' arrived damaged (%llu "
 		    "packed bytes for %lld)", jsonx_str(e, "name"),
 		    (unsigned long long)len, want);
@@ -3635,16 +3685,20 @@ recv_packed_end(struct snapstore_recv *r, char **cause)
 		goto out;
 	}
 	r->zfd = -1;
-	if (snapstore_blob_open_path(&b, r->ztmp, 1, &why) == 0)
-		while ((n = snapstore_blob_read(&b, buf, NUBO_IO_CHUNK, &why)) >
-		    0)
-			EVP_DigestUpdate(mc, buf, (size_t)n);
-	EVP_DigestFinal_ex(mc, md, NULL);
-	util_hex(md, 32, hex);
-	if (why == NULL && snapstore_blob_done(&b, &why) == 0 &&
+	/* the header's size before a byte is inflated: the reader stops
+	 * at it, so a stream made to inflate to far more than the blob
+	 * asked for (a deflate bomb) costs no more than the blob */
+	if (snapstore_blob_open_path(&b, r->ztmp, 1, &why) == 0 &&
 	    b.size != jsonx_int(e, "size", 0))
 		why = xasprintf("holds %lld bytes, not %lld", b.size,
 		    jsonx_int(e, "size", 0));
+	while (why == NULL && (n = snapstore_blob_read(&b, buf, NUBO_IO_CHUNK,
+	    &why)) > 0)
+		EVP_DigestUpdate(mc, buf, (size_t)n);
+	EVP_DigestFinal_ex(mc, md, NULL);
+	util_hex(md, 32, hex);
+	if (why == NULL)
+		snapstore_blob_done(&b, &why);
 	if (why == NULL && strcmp(hex, want) != 0)
 		why = xasprintf("sha256 %s, not %s", hex, want);
 	if (why != NULL) {

@@ -387,8 +387,11 @@ void snapstore_recv_free(struct snapstore_recv *);
  * chains/; the copy of the dump it built on (its last delta's "of")
  * goes. room (may be NULL) is asked first for the bytes it will write
  * (the dump, then the copy), and refuses with -1 and *cause. 1 made, 0
- * none to make (no chain, or one there), -1 with *cause (nothing kept:
- * it is only ever a faster way to the same bytes). */
+ * none to make (no chain, or one there), -1 with *cause (a damaged
+ * manifest — a dump's sha256 or "of" that is not 64 lowercase hex
+ * digits among them —, no room, a dump that does not cut as its
+ * manifest says; nothing kept: it is only ever a faster way to the same
+ * bytes). */
 int snapstore_chain_build(const char *store, const char *manifest,
     int (*room)(long long need, char **cause), char **cause);
 

@@ -556,7 +556,8 @@ int space_of(long long *free_bytes, long long *total, long long *reserve);
  * low). */
 json_t *space_json(void);
 /* 0 when need bytes fit and leave the reserve, else -1 with *cause
- * naming the node, what, the need and the free space. */
+ * naming the node, what, the need and the free space; a negative need
+ * (a sum that wrapped) is refused, whatever the disk holds. */
 int space_check(long long need, const char *what, char **cause);
 /* space_check(), answering 507 NOT_ENOUGH_SPACE when it fails (-1). */
 int space_refuse(struct areq *r, long long need, const char *what);

@@ -333,8 +333,44 @@ struct copy_job {
 	char	*blobs_url;
 };
 
+/* What a request to the snapshot's node got back: its status, known
+ * at the body's first byte, and — when that is not 200 — the first
+ * bytes of the error's body (the source's words, read up to a cap: not
+ * a stream to follow to its end). */
+struct copy_answer {
+	CURL	*c;
+	long	 status;
+	char	 err[NUBO_COPY_ERROR_BODY_MAX];
+	size_t	 nerr;
+};
+
+/* The answer's status (0 while none came). */
+static long
+answer_status(struct copy_answer *a)
+{
+	if (a->status == 0)
+		curl_easy_getinfo(a->c, CURLINFO_RESPONSE_CODE, &a->status);
+	return a->status;
+}
+
+/* A piece of the answer's body: 1 when it is the answer asked for (200),
+ * 0 when it is an error's body (kept), -1 past the error body's cap
+ * (the transfer stops). */
+static int
+answer_piece(struct copy_answer *a, const char *data, size_t n)
+{
+	if (answer_status(a) == 200)
+		return 1;
+	if (n > sizeof a->err - a->nerr)
+		return -1;
+	memcpy(a->err + a->nerr, data, n);
+	a->nerr += n;
+	return 0;
+}
+
 /* curl into a file, at most max bytes. */
 struct fetch_file {
+	struct copy_answer a;
 	int		 fd;
 	long long	 n, max;
 };
@@ -343,37 +379,66 @@ static size_t
 fetch_file_write(char *data, size_t size, size_t nmemb, void *arg)
 {
 	struct fetch_file *f = arg;
+	int k = answer_piece(&f->a, data, size * nmemb);
 
+	if (k <= 0)
+		return k < 0 ? 0 : size * nmemb;
 	f->n += (long long)(size * nmemb);
 	if (f->n > f->max || util_write_all(f->fd, data, size * nmemb) < 0)
 		return 0;
 	return size * nmemb;
 }
 
+/* A request for about expect bytes to the snapshot's node, stopped when
+ * slower than NUBO_COPY_SPEED_MIN bytes a second for window seconds, and
+ * after NUBO_COPY_GRACE_SECS plus expect at NUBO_COPY_RATE_MIN whatever
+ * its speed (nubo_limits.h says why). */
 static CURL *
-copy_curl(const char *url, long timeout)
+copy_curl(struct copy_answer *a, const char *url, long long expect,
+    long window)
 {
 	CURL *c = curl_easy_init();
 
+	memset(a, 0, sizeof *a);
+	a->c = c;
 	/* the source node: its key as the portal pinned it */
 	tls_curl_url(c, url, node->portal_ca);
 	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 10L);
-	curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
-	curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, timeout);
+	curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, (long)NUBO_COPY_SPEED_MIN);
+	curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, window);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT, (long)(NUBO_COPY_GRACE_SECS +
+	    expect / NUBO_COPY_RATE_MIN));
 	return c;
 }
 
-/* The answer's failure in words: the source's own message, curl's, or
- * the status. */
+/* The answer's failure in words: the status and the source's own
+ * message (control characters as spaces: it goes into logs and
+ * copy.json), else curl's. */
 static char *
-copy_curl_error(const char *what, CURLcode cc, long status, const char *errbuf)
+copy_curl_error(const char *what, CURLcode cc, struct copy_answer *a,
+    const char *errbuf)
 {
-	if (cc != CURLE_OK)
+	json_t *j;
+	char *msg = NULL, *out, *p;
+
+	if (answer_status(a) == 0 || (a->status == 200 && cc != CURLE_OK))
 		return xasprintf("cannot fetch %s from the snapshot's node: %s",
 		    what, *errbuf ? errbuf : curl_easy_strerror(cc));
-	return xasprintf("cannot fetch %s from the snapshot's node: it "
-	    "answered HTTP %ld", what, status);
+	if ((j = json_loadb(a->err, a->nerr, 0, NULL)) != NULL &&
+	    jsonx_str(json_object_get(j, "error"), "message") != NULL) {
+		msg = xstrdup(jsonx_str(json_object_get(j, "error"),
+		    "message"));
+		for (p = msg; *p; p++)
+			if ((unsigned char)*p < 0x20 || *p == 0x7f)
+				*p = ' ';
+	}
+	json_decref(j);
+	out = xasprintf("cannot fetch %s from the snapshot's node: it "
+	    "answered HTTP %ld%s%s", what, a->status, msg ? ": " : "",
+	    msg ? msg : "");
+	free(msg);
+	return out;
 }
 
 static int
@@ -381,9 +446,9 @@ fetch_manifest(const char *url, const char *path, char **cause)
 {
 	struct fetch_file f;
 	char errbuf[CURL_ERROR_SIZE] = "";
-	long status = 0;
 	CURLcode cc;
 	CURL *c;
+	int rc = -1;
 
 	f.fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	f.n = 0;
@@ -393,33 +458,29 @@ fetch_manifest(const char *url, const char *path, char **cause)
 		    strerror(errno));
 		return -1;
 	}
-	c = copy_curl(url, 60);
+	c = copy_curl(&f.a, url, COPY_MANIFEST_MAX, 60);
 	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, fetch_file_write);
 	curl_easy_setopt(c, CURLOPT_WRITEDATA, &f);
 	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
 	cc = curl_easy_perform(c);
-	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-	curl_easy_cleanup(c);
 	close(f.fd);
-	if (f.n > f.max) {
+	if (f.n > f.max)
 		*cause = xasprintf("the snapshot's manifest is larger than %lld "
 		    "bytes", COPY_MANIFEST_MAX);
-		return -1;
-	}
-	if (cc != CURLE_OK || status != 200) {
-		*cause = copy_curl_error("the manifest", cc, status, errbuf);
-		return -1;
-	}
-	return 0;
+	else if (cc != CURLE_OK || answer_status(&f.a) != 200)
+		*cause = copy_curl_error("the manifest", cc, &f.a, errbuf);
+	else
+		rc = 0;
+	curl_easy_cleanup(c);
+	return rc;
 }
 
 /* curl into the receiving store. */
 struct fetch_blobs {
+	struct copy_answer	 a;
 	struct snapstore_recv	*r;
 	char			*cause;
-	long			 status;
 	int			 packed;	/* the PACKED form came */
-	CURL			*c;
 	long long		 n;
 };
 
@@ -428,14 +489,14 @@ fetch_blobs_write(char *data, size_t size, size_t nmemb, void *arg)
 {
 	struct fetch_blobs *f = arg;
 	char *ct = NULL;
+	int k;
 
-	if (f->status == 0) {
-		curl_easy_getinfo(f->c, CURLINFO_RESPONSE_CODE, &f->status);
-		curl_easy_getinfo(f->c, CURLINFO_CONTENT_TYPE, &ct);
+	if (f->a.status == 0 && answer_status(&f->a) == 200) {
+		curl_easy_getinfo(f->a.c, CURLINFO_CONTENT_TYPE, &ct);
 		f->packed = util_media_listed(ct, SNAPSTORE_WIRE_PACKED_TYPE);
 	}
-	if (f->status != 200)
-		return size * nmemb;	/* an error's body: not blobs */
+	if ((k = answer_piece(&f->a, data, size * nmemb)) <= 0)
+		return k < 0 ? 0 : size * nmemb;	/* an error's body */
 	if ((f->packed ? snapstore_recv_packed : snapstore_recv_data)(f->r,
 	    data, size * nmemb, &f->cause) < 0)
 		return 0;
@@ -455,11 +516,19 @@ fetch_batch(const char *url, struct snapstore_recv *r, json_t *batch,
 	char errbuf[CURL_ERROR_SIZE] = "", *body;
 	json_t *want = json_array(), *e;
 	curl_off_t dl = 0;
+	long long expect = 0, size;
 	CURLcode cc;
+	CURL *c;
 	size_t i;
+	int rc = -1;
 
-	json_array_foreach(batch, i, e)
+	/* what the batch takes on the wire at most: each blob packed
+	 * (its length, header and stored blocks' overhead) */
+	json_array_foreach(batch, i, e) {
 		json_array_append(want, json_object_get(e, "sha256"));
+		size = jsonx_int(e, "size", 0);
+		expect += size + size / 1024 + 96;
+	}
 	want = json_pack("{s:o}", "blobs", want);
 	body = json_dumps(want, JSON_COMPACT);
 	json_decref(want);
@@ -469,37 +538,34 @@ fetch_batch(const char *url, struct snapstore_recv *r, json_t *batch,
 	}
 	memset(&f, 0, sizeof f);
 	f.r = r;
-	f.c = copy_curl(url, 120);
+	c = copy_curl(&f.a, url, expect, 120);
 	hd = curl_slist_append(hd, "Content-Type: application/json");
 	/* the blobs as the source stores them, kept as they come; a source
 	 * that does not know that form deflates them on the way and curl
 	 * inflates */
 	hd = curl_slist_append(hd, "Accept: " SNAPSTORE_WIRE_PACKED_TYPE);
-	curl_easy_setopt(f.c, CURLOPT_HTTPHEADER, hd);
-	curl_easy_setopt(f.c, CURLOPT_POSTFIELDS, body);
-	curl_easy_setopt(f.c, CURLOPT_ACCEPT_ENCODING, "gzip");
-	curl_easy_setopt(f.c, CURLOPT_WRITEFUNCTION, fetch_blobs_write);
-	curl_easy_setopt(f.c, CURLOPT_WRITEDATA, &f);
-	curl_easy_setopt(f.c, CURLOPT_ERRORBUFFER, errbuf);
-	cc = curl_easy_perform(f.c);
-	if (f.status == 0)
-		curl_easy_getinfo(f.c, CURLINFO_RESPONSE_CODE, &f.status);
-	curl_easy_getinfo(f.c, CURLINFO_SIZE_DOWNLOAD_T, &dl);
+	curl_easy_setopt(c, CURLOPT_HTTPHEADER, hd);
+	curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+	curl_easy_setopt(c, CURLOPT_ACCEPT_ENCODING, "gzip");
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, fetch_blobs_write);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, &f);
+	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
+	cc = curl_easy_perform(c);
+	curl_easy_getinfo(c, CURLINFO_SIZE_DOWNLOAD_T, &dl);
 	*wire += (long long)dl;
 	*packed = f.packed;
-	curl_easy_cleanup(f.c);
-	curl_slist_free_all(hd);
-	free(body);
 	if (f.cause != NULL) {
 		*cause = f.cause;
-		return -1;
-	}
-	if (cc != CURLE_OK || f.status != 200) {
-		*cause = copy_curl_error("the snapshot's blobs", cc, f.status,
+		f.cause = NULL;
+	} else if (cc != CURLE_OK || answer_status(&f.a) != 200)
+		*cause = copy_curl_error("the snapshot's blobs", cc, &f.a,
 		    errbuf);
-		return -1;
-	}
-	return 0;
+	else
+		rc = 0;
+	curl_easy_cleanup(c);
+	curl_slist_free_all(hd);
+	free(body);
+	return rc;
 }
 
 /* Record how the copy ended in copy.json (its record kept). */
@@ -563,8 +629,16 @@ copy_run(struct copy_job *cj, json_t *stats, char **cause)
 	json_object_set_new(stats, "presence_ms", json_integer(lap_ms(&t)));
 	missing = snapstore_recv_missing(r);
 	n = json_array_size(missing);
+	/* the manifest's sizes are bounded and so is their sum
+	 * (snapstore_manifest_blobs()): checked here all the same, a
+	 * wrapped sum would pass the room's check */
 	json_array_foreach(missing, i, e)
-		total += jsonx_int(e, "size", 0);
+		if (__builtin_add_overflow(total, jsonx_int(e, "size", 0),
+		    &total)) {
+			*cause = xstrdup("the snapshot's manifest is damaged: "
+			    "its sizes are too large");
+			goto out;
+		}
 	/* room for what will arrive, as for a snapshot of that size */
 	if (space_check(total, "a copy of another node's snapshot",
 	    cause) < 0)
@@ -728,11 +802,62 @@ copy_heal(const char *id, const char *state)
 	return healed;
 }
 
+/* The copy's record (copy.json) from the request's `record` — the
+ * source's record of the snapshot, which the copy's downloads serve —
+ * or NULL after answering 400: its known fields only, of their types
+ * (as every body the portal sends a node), sizes from 0 to
+ * NUBO_SNAPSHOT_SIZE_MAX (a restore's room and a download's length add
+ * them up). */
+static json_t *
+copy_record_new(struct areq *r, const char *id)
+{
+	static const struct jfield fields[] = {
+		{ "environment", JT_INT, 0 }, { "created", JT_INT, 0 },
+		{ "archive_size", JT_INT, 0 }, { "archive_format", JT_INT, 0 },
+		{ "dump_size", JT_INT, 0 }, { "files_size", JT_INT, 0 },
+		{ "database_size", JT_INT, 0 }, { "duration", JT_INT, 0 },
+		{ "expanded_size", JT_INT, 0 },
+		{ "model_version", JT_STRING, 0 }, { "type", JT_STRING, 0 },
+		{ NULL } };
+	json_t *rec = json_object_get(r->body, "record"), *j, *v;
+	const struct jfield *f;
+	const char *mv, *type;
+	char *cause = NULL;
+
+	if (jsonx_check(rec, fields, &cause) == -1) {
+		areply_error(r, 400, "BAD_REQUEST", "record: %s", cause);
+		free(cause);
+		return NULL;
+	}
+	j = json_pack("{s:s,s:s,s:I}", "id", id, "state", "running",
+	    "started", (json_int_t)util_now());
+	for (f = fields; f->name != NULL; f++) {
+		if (f->type != JT_INT || (v = json_object_get(rec, f->name)) ==
+		    NULL)
+			continue;
+		if (!snapstore_valid_size(json_integer_value(v))) {
+			areply_error(r, 400, "BAD_REQUEST", "'record.%s' must be "
+			    "a number from 0 to %lld", f->name,
+			    (long long)NUBO_SNAPSHOT_SIZE_MAX);
+			json_decref(j);
+			return NULL;
+		}
+		json_object_set(j, f->name, v);
+	}
+	mv = jsonx_str(rec, "model_version");
+	type = jsonx_str(rec, "type");
+	json_object_set_new(j, "model_version", json_string(mv ? mv : ""));
+	json_object_set_new(j, "type", json_string(type ? type : "manual"));
+	return j;
+}
+
 /* POST /agent/v1/copies {snapshot, manifest_url, blobs_url, record}:
  * copy another node's snapshot into this node's store (idempotent: a
  * completed or running copy is answered as it is; a failed one is
  * resumed, and so is a completed one whose blobs are no longer all in
- * the store: copy_heal()). 202 while it runs; poll GET /agent/v1/copies/{snapshot}. */
+ * the store: copy_heal()). The request is checked whole before anything
+ * changes (SPEC §6). 202 while it runs; poll GET
+ * /agent/v1/copies/{snapshot}. */
 void
 snapcopy_create(struct areq *r)
 {
@@ -740,15 +865,11 @@ snapcopy_create(struct areq *r)
 		{ "snapshot", JT_STRING, 1 }, { "manifest_url", JT_STRING, 1 },
 		{ "blobs_url", JT_STRING, 1 }, { "record", JT_OBJECT, 1 },
 		{ NULL } };
-	static const char *const keys[] = { "environment", "created",
-		"archive_size", "archive_format", "dump_size", "files_size",
-		"database_size", "duration", "expanded_size" };
-	const char *id, *mv, *type;
-	json_t *j, *rec;
+	const char *id, *state;
+	json_t *j = NULL, *prev = NULL;
 	struct copy_job *cj;
-	char *dir, *path, *own;
+	char *dir = NULL, *path = NULL, *own;
 	pthread_t th;
-	size_t i;
 
 	if (abody_check(r, fields) == -1)
 		return;
@@ -758,48 +879,32 @@ snapcopy_create(struct areq *r)
 		    "lowercase uuid");
 		return;
 	}
+	if ((j = copy_record_new(r, id)) == NULL)
+		return;
 	/* a node never copies its own snapshot into its copies */
 	own = xasprintf("%s/snapshots/%s", node->data_dir, id);
 	if (access(own, F_OK) == 0) {
-		free(own);
 		areply_error(r, 409, "SNAPSHOT_IS_HERE", "snapshot %s is this "
 		    "node's own", id);
-		return;
+		free(own);
+		goto out;
 	}
 	free(own);
-	if ((j = copy_show_json(id)) != NULL &&
-	    strcmp(jsonx_str(j, "state"), "failed") != 0 &&
-	    !copy_heal(id, jsonx_str(j, "state"))) {
-		areply(r, strcmp(jsonx_str(j, "state"), "running") == 0 ? 202 :
-		    200, j);
-		return;
+	prev = copy_show_json(id);
+	state = prev != NULL ? jsonx_str(prev, "state") : "failed";
+	if (strcmp(state, "running") == 0) {
+		areply(r, 202, json_incref(prev));
+		goto out;
 	}
-	json_decref(j);
-	/* the source's record, as the download of the copy serves it */
-	rec = json_object_get(r->body, "record");
-	j = json_pack("{s:s,s:s,s:I}", "id", id, "state", "running",
-	    "started", (json_int_t)util_now());
-	for (i = 0; i < sizeof keys / sizeof keys[0]; i++) {
-		json_t *v = json_object_get(rec, keys[i]);
-
-		if (v != NULL && (!json_is_integer(v) ||
-		    json_integer_value(v) < 0)) {
-			areply_error(r, 400, "BAD_REQUEST", "'record.%s' must be "
-			    "a number of at least 0", keys[i]);
-			json_decref(j);
-			return;
-		}
-		if (v != NULL)
-			json_object_set(j, keys[i], v);
-	}
-	mv = jsonx_str(rec, "model_version");
-	type = jsonx_str(rec, "type");
-	json_object_set_new(j, "model_version", json_string(mv ? mv : ""));
-	json_object_set_new(j, "type", json_string(type ? type : "manual"));
+	/* claimed from here: no other copy, nor a delete, of it meanwhile */
 	if (backup_task_add(id) == -1) {
-		json_decref(j);
 		areply(r, 202, copy_show_json(id));
-		return;
+		goto out;
+	}
+	if (strcmp(state, "completed") == 0 && !copy_heal(id, state)) {
+		backup_task_remove(id);
+		areply(r, 200, json_incref(prev));
+		goto out;
 	}
 	dir = xasprintf("%s/copies/%s", node->data_dir, id);
 	path = copy_file(id, "copy.json");
@@ -807,14 +912,8 @@ snapcopy_create(struct areq *r)
 		areply_error(r, 500, "NODE_IO_ERROR", "cannot create '%s': %s",
 		    dir, strerror(errno));
 		backup_task_remove(id);
-		json_decref(j);
-		free(dir);
-		free(path);
-		return;
+		goto out;
 	}
-	json_decref(j);
-	free(dir);
-	free(path);
 	cj = xcalloc(1, sizeof *cj);
 	snprintf(cj->id, sizeof cj->id, "%s", id);
 	cj->manifest_url = xstrdup(jsonx_str(r->body, "manifest_url"));
@@ -823,6 +922,11 @@ snapcopy_create(struct areq *r)
 		fatal("cannot start a copy thread");
 	pthread_detach(th);
 	areply(r, 202, copy_show_json(id));
+out:
+	json_decref(j);
+	json_decref(prev);
+	free(dir);
+	free(path);
 }
 
 /* GET /agent/v1/copies/{snapshot} */

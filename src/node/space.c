@@ -63,15 +63,23 @@ space_check(long long need, const char *what, char **cause)
 {
 	long long free_bytes, total, reserve;
 
+	/* a need that is no size is a sum that wrapped, from sizes another
+	 * node gave (an off-node copy's manifest): never room */
+	if (need < 0) {
+		*cause = xasprintf("cannot check the space on node '%s' for "
+		    "%s: it needs %lld bytes, which is not a size",
+		    node->name ? node->name : "?", what, need);
+		return -1;
+	}
 	if (space_of(&free_bytes, &total, &reserve) == -1)
 		return 0;	/* cannot tell: the work's own errors say */
-	if (need + reserve <= free_bytes)
+	if (need <= free_bytes - reserve)
 		return 0;
 	*cause = xasprintf("not enough space on node '%s' for %s: it needs "
 	    "%lld MB and the node keeps %lld MB free for PostgreSQL and the "
 	    "other environments, but only %lld MB of %lld MB are free",
-	    node->name ? node->name : "?", what, MB(need + (1 << 20) - 1),
-	    MB(reserve), MB(free_bytes), MB(total));
+	    node->name ? node->name : "?", what, MB(need) + (need % (1 << 20) !=
+	    0), MB(reserve), MB(free_bytes), MB(total));
 	return -1;
 }
 

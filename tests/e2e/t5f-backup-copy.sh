@@ -6,7 +6,9 @@
 # lacks travelling (the second copy fetches exactly the blobs the first
 # snapshot did not have); the target killed -9 mid-copy keeps what it had
 # made durable, and once restarted the copy resumes and completes with no
-# blob missing for any manifest; `backups list` shows the copy; deleting a
+# blob missing for any manifest; `backups list` shows the copy; a broken
+# source (an error whose body never ends) fails the copy at once, and a
+# copy request the target refuses (its record) changes nothing; deleting a
 # snapshot deletes its copy (its blobs swept on the target); the source
 # node destroyed (killed, its folder deleted), the snapshot is still
 # listed, downloads from the copy as the same bytes, and restores from it
@@ -180,6 +182,99 @@ expect "an unknown snapshot" "$(blobs_as_portal 00000000-0000-4000-8000-00000000
 curl -s -X POST -H "Authorization: Bearer $SECRET" -H 'Content-Type: application/json' --data '{"blobs":["'"$H"'"]}' "$NODE_URL_nodea/agent/v1/snapshots/$S2/blobs" -o "$T/blob.out"
 expect "a blob it names is served as it is" "$(sha256sum < "$T/blob.out" | cut -c1-64)" "$H"
 
+# --- a hostile or broken source: the target is not held, nothing changes ---
+# nodeb's agent asked as the portal would, with URLs of a source made
+# here: an error's endless body is read up to a cap (the copy fails at
+# once, saying the status and not reading on); a record or request that
+# is refused changes nothing of a copy already there
+BSECRET=$(jq_get portal_secret < "$B/agent.json")
+agent_b() { curl -s -H "Authorization: Bearer $BSECRET" -H 'Content-Type: application/json' "$@"; }
+BAD_PORT=$(free_port)
+cat > "$T/bad-source.py" <<'EOF'
+import http.server, json, sys
+MANIFEST = json.dumps({"format": 1, "dump": {"size": 0, "sha256": "0" * 64,
+    "chunks": []}, "tree": [{"path": "f", "type": "f", "size": 10,
+    "sha256": "ab" * 32}]}).encode()
+class H(http.server.BaseHTTPRequestHandler):
+    def endless(self):
+        # an error whose body never ends
+        self.send_response(500)
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        try:
+            self.wfile.write(b'{"error":{"code":"X","message":"')
+            while True:
+                self.wfile.write(b"x" * 65536)
+        except OSError:
+            pass
+    def do_GET(self):
+        if self.path.startswith("/manifest-endless"):
+            return self.endless()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(MANIFEST)))
+        self.end_headers()
+        self.wfile.write(MANIFEST)
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        if self.path.startswith("/blobs-endless"):
+            return self.endless()
+        body = b'{"error":{"code":"SNAPSHOT_CORRUPT","message":"no such\\nblob"}}'
+        self.send_response(409)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *a):
+        pass
+http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
+EOF
+python3 "$T/bad-source.py" "$BAD_PORT" > "$T/bad-source.log" 2>&1 &
+PIDS+=("$!")
+wait_http "http://127.0.0.1:$BAD_PORT/manifest" 10
+bad_copy() { # ID MANIFEST-PATH BLOBS-PATH: the copy from the bad source ended: its record
+	local i
+	agent_b -o /dev/null --data "{\"snapshot\":\"$1\",\"manifest_url\":\"http://127.0.0.1:$BAD_PORT/$2\",\"blobs_url\":\"http://127.0.0.1:$BAD_PORT/$3\",\"record\":{}}" "$NODE_URL_nodeb/agent/v1/copies"
+	for i in $(seq 300); do
+		[ "$(agent_b "$NODE_URL_nodeb/agent/v1/copies/$1" | jq_get state)" != running ] && break
+		sleep 0.1
+	done
+	agent_b "$NODE_URL_nodeb/agent/v1/copies/$1"
+}
+X1=$(python3 -c 'import uuid; print(uuid.uuid4())')
+X2=$(python3 -c 'import uuid; print(uuid.uuid4())')
+X3=$(python3 -c 'import uuid; print(uuid.uuid4())')
+R=$(bad_copy "$X1" manifest-endless blobs-endless)
+expect "a manifest answered by an endless error: the copy failed" "$(jq_get state <<< "$R")" failed
+expect_match "  saying the source's status, read no further" "$(jq_get error <<< "$R")" "the manifest from the snapshot's node: it answered HTTP 500$"
+R=$(bad_copy "$X2" manifest blobs-endless)
+expect "blobs answered by an endless error: the copy failed" "$(jq_get state <<< "$R")" failed
+expect_match "  saying the status" "$(jq_get error <<< "$R")" "the snapshot's blobs from the snapshot's node: it answered HTTP 500$"
+R=$(bad_copy "$X3" manifest blobs)
+expect_match "an error's message is the source's, on one line" "$(jq_get error <<< "$R")" "it answered HTTP 409: no such blob$"
+for x in "$X1" "$X2" "$X3"; do
+	expect "  the failed copy deletes" "$(agent_b -o /dev/null -w '%{http_code}' -X DELETE "$NODE_URL_nodeb/agent/v1/copies/$x")" 204
+done
+# a completed copy whose blob is gone (as fsck would move a damaged one
+# aside) is fetched again when asked — but not by a request refused
+H=$(named "$B/copies/$S2/manifest.json" | sed -n 1p)
+HB=$(ls "$B/store/blobs/${H:0:2}/${H:2}"*)
+mv "$HB" "$T/blob-aside"
+copy_files() { (cd "$B/copies/$S2" && for f in *; do printf '%s %s\n' "$f" "$(sha256sum < "$f")"; done); }
+BEFORE=$(copy_files)
+post_s2() { agent_b -o "$T/post.out" -w '%{http_code}' --data "{\"snapshot\":\"$S2\",\"manifest_url\":\"http://127.0.0.1:$BAD_PORT/manifest\",\"blobs_url\":\"http://127.0.0.1:$BAD_PORT/blobs\",\"record\":$1}" "$NODE_URL_nodeb/agent/v1/copies"; }
+expect "a record with a negative size is refused" "$(post_s2 '{"dump_size":-1}')" 400
+expect "  and changes nothing of the copy" "$(copy_files)" "$BEFORE"
+expect "a size past the bound" "$(post_s2 '{"archive_size":1125899906842625}')" 400
+expect_match "  says the bound" "$(jq_get error.message < "$T/post.out")" "'record.archive_size' must be a number from 0 to 1125899906842624"
+expect "an unknown field in the record" "$(post_s2 '{"owner":"x"}')" 400
+expect_match "  named" "$(jq_get error.message < "$T/post.out")" "record: unknown field 'owner'"
+expect "a type that is not a string" "$(post_s2 '{"type":7}')" 400
+expect "a model version that is not a string" "$(post_s2 '{"model_version":[]}')" 400
+expect "  nothing of the copy changed" "$(copy_files)" "$BEFORE"
+[ -e "$B/copies/$S2/manifest.json" ] && [ ! -e "$B/copies/$S2/partial.json" ] && pass "  its manifest is in place" || fail "a refused request moved the copy's manifest"
+mv "$T/blob-aside" "$HB"
+expect "with the blob back, asked again: completed as it is" "$(post_s2 '{}')" 200
+expect "  nothing changed" "$(copy_files)" "$BEFORE"
+
 # --- deleting a snapshot deletes its copy ------------------------------------
 N=$(passes store-sweep "$NODE_PID_nodeb")
 check "delete the first snapshot" "$NUBO" backups delete shop Test "$S1"
@@ -287,8 +382,6 @@ expect "files of any name among them" "$(odd_names_check "$T/node-nodec/envs/$CI
 # nothing (its agent asked as the portal would, into its idle Test)
 BID=$(env_id nodeb Test)
 RID=$(python3 -c 'import uuid; print(uuid.uuid4())')
-BSECRET=$(jq_get portal_secret < "$B/agent.json")
-agent_b() { curl -s -H "Authorization: Bearer $BSECRET" -H 'Content-Type: application/json' "$@"; }
 expect "the copy's node restores from its copy" "$(agent_b -o /dev/null -w '%{http_code}' --data "{\"restore\":\"$RID\",\"snapshot\":\"$S2\"}" "$NODE_URL_nodeb/agent/v1/environments/$BID/restores")" 202
 for i in $(seq 240); do
 	[ "$(agent_b "$NODE_URL_nodeb/agent/v1/restores/$RID" | jq_get state)" != running ] && break

@@ -1044,6 +1044,128 @@ test_chain_build(void **state)
 	free(store);
 }
 
+/* Every entry under the test folder but store/chains/, with its type,
+ * size and mtime, one a line (caller frees): what a refused manifest
+ * must leave as it was. */
+static char *
+files_state(void)
+{
+	char *cmd = xasprintf("cd %s && find . -path ./store/chains -prune "
+	    "-o -printf '%%p %%y %%s %%T@\\n' | LC_ALL=C sort", tmp);
+	FILE *f = popen(cmd, "r");
+	struct buf b;
+	char blk[4096];
+	size_t n;
+
+	assert_non_null(f);
+	buf_init(&b, 0);
+	while ((n = fread(blk, 1, sizeof blk, f)) > 0)
+		buf_append(&b, blk, n);
+	assert_int_equal(pclose(f), 0);
+	buf_append(&b, "", 1);
+	free(cmd);
+	return buf_detach(&b);
+}
+
+/* A chain's manifest (as an off-node copy's source could send it) whose
+ * dump, or the dump its last delta applies to ("of"), is named by
+ * something other than 64 lowercase hex digits — a path out of chains/,
+ * nothing, upper case, a longer string, not a string — is refused by
+ * the receiving store before a blob is asked for, and by
+ * snapstore_chain_build() before a file is made: nothing outside
+ * chains/ changes, and no download copy is made. */
+static void
+test_hostile_digests(void **state)
+{
+	struct table t;
+	struct buf b;
+	struct snapstore_stats st;
+	struct snapstore_recv *r;
+	char *store = tpath("store"), *store2 = tpath("store2");
+	char *n0 = tpath("n0.json"), *bad = tpath("bad.json"), *c1;
+	char *cause = NULL, *before, *after, *v;
+	json_t *m, *dump, *last;
+	size_t i;
+
+	(void)state;
+	two_nights(&t, &b, &st);
+	c1 = copy_of("n1");
+	assert_int_equal(unlink(c1), 0);
+	/* the receiving store made once: its folders are not the change */
+	r = snapstore_recv_begin(store2, n0, &cause);
+	assert_non_null(r);
+	snapstore_recv_free(r);
+	for (i = 0; i < 7; i++) {
+		m = manifest("n1");
+		dump = json_object_get(m, "dump");
+		last = json_array_get(json_object_get(dump, "deltas"), 0);
+		v = xstrdup(jsonx_str(dump, "sha256"));
+		switch (i) {
+		case 0:
+			json_object_set_new(dump, "sha256",
+			    json_string("../../victim"));
+			break;
+		case 1:
+			json_object_del(dump, "sha256");
+			break;
+		case 2:
+			v[0] = 'A';
+			v[63] = 'F';
+			json_object_set_new(dump, "sha256", json_string(v));
+			break;
+		case 3:
+			free(v);
+			v = xasprintf("%s/../../victim", jsonx_str(dump,
+			    "sha256"));
+			json_object_set_new(dump, "sha256", json_string(v));
+			break;
+		case 4:
+			json_object_set_new(last, "of",
+			    json_string("../../victim"));
+			break;
+		case 5:
+			v[63] = '\0';
+			json_object_set_new(last, "of", json_string(v));
+			break;
+		default:
+			json_object_set_new(last, "of", json_integer(1));
+		}
+		free(v);
+		assert_int_equal(json_dump_file(m, bad, JSON_COMPACT), 0);
+		json_decref(m);
+		before = files_state();
+		assert_null(snapstore_recv_begin(store2, bad, &cause));
+		if (strstr(cause, "manifest is damaged: ") == NULL)
+			fail_msg("case %zu: '%s'", i, cause);
+		free(cause);
+		cause = NULL;
+		assert_int_equal(snapstore_chain_build(store, bad, NULL,
+		    &cause), -1);
+		if (strstr(cause, "manifest is damaged: ") == NULL)
+			fail_msg("case %zu: '%s'", i, cause);
+		free(cause);
+		cause = NULL;
+		after = files_state();
+		assert_string_equal(after, before);
+		assert_int_equal(copies_held(), 0);
+		free(before);
+		free(after);
+	}
+	/* the manifest as it was: its copy made */
+	free(bad);
+	bad = tpath("n1.json");
+	assert_int_equal(snapstore_chain_build(store, bad, NULL, &cause), 1);
+	assert_int_equal(access(c1, F_OK), 0);
+	buf_release(&b);
+	free(t.order);
+	free(t.version);
+	free(c1);
+	free(n0);
+	free(bad);
+	free(store);
+	free(store2);
+}
+
 int
 main(void)
 {
@@ -1060,6 +1182,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_same_bytes, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_manifest_refused, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_hostile_digests, setup,
 		    teardown),
 	};
 

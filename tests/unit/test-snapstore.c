@@ -27,6 +27,7 @@
 #include "backup-archive.h"
 #include "buf.h"
 #include "jsonx.h"
+#include "nubo_limits.h"
 #include "snapstore-int.h"
 #include "snapstore.h"
 #include "util.h"
@@ -1480,7 +1481,8 @@ test_recv(void **state)
 	 * stream, another blob's file, a short one, one byte more */
 	{
 		size_t len, len2;
-		char *w = wire_packed(src, bad, &len), *w2;
+		char *w = wire_packed(src, bad, &len), *w2, *why;
+		long long sz;
 		json_t *other = json_pack("[O]", json_array_get(b2, 0));
 
 		assert_true(len > 40);
@@ -1489,6 +1491,18 @@ test_recv(void **state)
 		w[7] = 0;
 		w[len - 10] ^= 0x55;
 		packed_refused(dst, m1, bad, w, len, "arrived damaged");
+		/* a header giving another size than the one asked for is
+		 * refused before a byte is inflated (a deflate bomb's header
+		 * says how much it inflates to): so the stream's damage is
+		 * never reached */
+		sz = jsonx_int(json_array_get(bad, 0), "size", 0);
+		snapstore_le_put((unsigned char *)w + 16, (uint64_t)sz + 4096,
+		    8);
+		why = xasprintf("arrived damaged (holds %lld bytes, not %lld)",
+		    sz + 4096, sz);
+		packed_refused(dst, m1, bad, w, len, why);
+		free(why);
+		snapstore_le_put((unsigned char *)w + 16, (uint64_t)sz, 8);
 		w[len - 10] ^= 0x55;
 		packed_refused(dst, m1, bad, w, len - 1, "did not all arrive");
 		w2 = wire_packed(src, other, &len2);
@@ -1510,9 +1524,9 @@ test_recv(void **state)
 	assert_int_equal(nb, 1);
 	assert_int_equal(sh("test -z \"$(ls %s/tmp)\"", dst), 0);
 	/* a hostile manifest is refused before anything is asked for */
-	p = xasprintf("{\"format\":1,\"dump\":{\"size\":0,\"chunks\":[]},"
-	    "\"tree\":[{\"path\":\"../x\",\"type\":\"f\",\"size\":1,"
-	    "\"sha256\":\"%064d\"}]}", 0);
+	p = xasprintf("{\"format\":1,\"dump\":{\"size\":0,\"sha256\":"
+	    "\"%064d\",\"chunks\":[]},\"tree\":[{\"path\":\"../x\","
+	    "\"type\":\"f\",\"size\":1,\"sha256\":\"%064d\"}]}", 0, 0);
 	assert_int_equal(util_write_file(c1, p, strlen(p), 0600), 0);
 	free(p);
 	assert_null(snapstore_recv_begin(dst, c1, &cause));
@@ -1527,6 +1541,134 @@ test_recv(void **state)
 	free(c1);
 	free(part);
 	free(roots);
+}
+
+/* The manifest text given (each # in it a sha256, each another) is
+ * refused by a receiving store, saying want, before anything is asked
+ * for; with want NULL it is taken, and its missing blobs add up to
+ * total. */
+static void
+recv_manifest(const char *text, const char *want, long long total)
+{
+	char *dst = xasprintf("%s/store2", tmp), *man = xasprintf("%s/m.json",
+	    tmp), *cause = NULL;
+	struct buf b;
+	struct snapstore_recv *r;
+	json_t *e;
+	long long sum = 0;
+	size_t i;
+	int n = 0;
+
+	buf_init(&b, 0);
+	for (; *text; text++)
+		if (*text == '#')
+			buf_printf(&b, "%064x", ++n);
+		else
+			buf_append(&b, text, 1);
+	assert_int_equal(util_write_file(man, b.data, b.len, 0600), 0);
+	r = snapstore_recv_begin(dst, man, &cause);
+	if (want != NULL) {
+		if (r != NULL)
+			fail_msg("accepted: %.*s", (int)b.len, b.data);
+		if (strstr(cause, want) == NULL)
+			fail_msg("'%s' does not say '%s'", cause, want);
+	} else {
+		if (r == NULL)
+			fail_msg("refused: %s", cause);
+		json_array_foreach(snapstore_recv_missing(r), i, e)
+			sum += jsonx_int(e, "size", 0);
+		assert_int_equal(sum, total);
+	}
+	snapstore_recv_free(r);
+	buf_release(&b);
+	free(cause);
+	free(man);
+	free(dst);
+}
+
+/* A copied manifest whose sizes would wrap a sum — the room a copy
+ * asks for, a download's length, the chunks or segments that must add
+ * up to the dump — is refused before a blob is asked for: any one size
+ * is at most NUBO_SNAPSHOT_SIZE_MAX, and so is what they add up to.
+ * Sizes at the limit are taken. */
+static void
+test_hostile_sizes(void **state)
+{
+	static const char chain[] = "{\"format\":1,\"dump\":{\"size\":0,"
+	    "\"sha256\":\"#\",\"crc32\":0,\"chunks\":[],\"deltas\":[{"
+	    "\"sha256\":\"#\",\"size\":1,\"out\":0}],\"segments\":%s},"
+	    "\"tree\":[]}";
+	static const char files[] = "{\"format\":1,\"dump\":{\"size\":0,"
+	    "\"sha256\":\"#\",\"chunks\":[]},\"tree\":[%s]}";
+	static const char file[] = "{\"path\":\"f%d\",\"type\":\"f\","
+	    "\"size\":%lld,\"sha256\":\"#\"}";
+	const long long big = 1LL << 62, max = NUBO_SNAPSHOT_SIZE_MAX;
+	char *a, *b, *t;
+
+	(void)state;
+	/* two files of 2^62 bytes: their sum (the copy's room) wraps */
+	a = xasprintf(file, 1, big);
+	b = xasprintf(file, 2, big);
+	t = xasprintf("%s,%s", a, b);
+	free(a);
+	free(b);
+	a = xasprintf(files, t);
+	free(t);
+	recv_manifest(a, "damaged at entry 0", 0);
+	free(a);
+	/* each at the limit, but two of them past it */
+	a = xasprintf(file, 1, max);
+	b = xasprintf(file, 2, max);
+	t = xasprintf("%s,%s", a, b);
+	free(b);
+	b = xasprintf(files, t);
+	recv_manifest(b, "sizes add up to more than 1125899906842624 bytes",
+	    0);
+	free(b);
+	free(t);
+	/* one at the limit: taken */
+	b = xasprintf(files, a);
+	recv_manifest(b, NULL, max);
+	free(a);
+	free(b);
+	/* and so many small ones that their sum would wrap: the whole is
+	 * bounded, not only each one */
+	a = xasprintf(file, 1, max / 2 + 1);
+	b = xasprintf(file, 2, max / 2 + 1);
+	t = xasprintf("%s,%s", a, b);
+	free(a);
+	free(b);
+	a = xasprintf(files, t);
+	recv_manifest(a, "sizes add up to more than", 0);
+	free(a);
+	free(t);
+	/* four chunks of 2^62 add up to 0, the dump's size */
+	recv_manifest("{\"format\":1,\"dump\":{\"size\":0,\"sha256\":\"#\","
+	    "\"chunks\":[{\"sha256\":\"#\",\"size\":4611686018427387904},"
+	    "{\"sha256\":\"#\",\"size\":4611686018427387904},{\"sha256\":"
+	    "\"#\",\"size\":4611686018427387904},{\"sha256\":\"#\","
+	    "\"size\":4611686018427387904}]},\"tree\":[]}", "dump chunk 0", 0);
+	recv_manifest("{\"format\":1,\"dump\":{\"size\":0,\"sha256\":\"#\","
+	    "\"chunks\":[{\"sha256\":\"#\",\"size\":1125899906842624},"
+	    "{\"sha256\":\"#\",\"size\":1}]},\"tree\":[]}",
+	    "chunks add up to more than", 0);
+	/* segments of a chain: 2^62 bytes each, adding up to its 0; and
+	 * deflated sizes (the room its download copy asks for) that wrap */
+	a = xasprintf(chain, "[{\"size\":4611686018427387904,\"zsize\":1,"
+	    "\"crc32\":0},{\"size\":4611686018427387904,\"zsize\":1,"
+	    "\"crc32\":0},{\"size\":4611686018427387904,\"zsize\":1,"
+	    "\"crc32\":0},{\"size\":4611686018427387904,\"zsize\":1,"
+	    "\"crc32\":0}]");
+	recv_manifest(a, "dump segment 0", 0);
+	free(a);
+	a = xasprintf(chain, "[{\"size\":0,\"zsize\":1125899906842624,"
+	    "\"crc32\":0},{\"size\":0,\"zsize\":1,\"crc32\":0}]");
+	recv_manifest(a, "segments add up to more than", 0);
+	free(a);
+	a = xasprintf(chain, "[{\"size\":0,\"zsize\":9223372036854775807,"
+	    "\"crc32\":0},{\"size\":0,\"zsize\":1,\"crc32\":0}]");
+	recv_manifest(a, "dump segment 0", 0);
+	free(a);
 }
 
 int
@@ -1547,6 +1689,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_dump_chunks, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_recv, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_hostile_sizes, setup,
+		    teardown),
 		cmocka_unit_test_setup_teardown(test_kill_mid_snapshot, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_import, setup, teardown),
