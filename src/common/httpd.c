@@ -858,6 +858,34 @@ http_cookie(struct http_req *req, const char *name)
 	return MHD_lookup_connection_value(req->conn, MHD_COOKIE_KIND, name);
 }
 
+struct cookie_count {
+	const char	*name;
+	int		 n;
+};
+
+static enum MHD_Result
+cookie_count_one(void *arg, enum MHD_ValueKind kind, const char *key,
+    const char *value)
+{
+	struct cookie_count *cc = arg;
+
+	(void)kind;
+	(void)value;
+	if (key && strcmp(key, cc->name) == 0)
+		cc->n++;
+	return MHD_YES;
+}
+
+int
+http_cookie_count(struct http_req *req, const char *name)
+{
+	struct cookie_count cc = { name, 0 };
+
+	MHD_get_connection_values(req->conn, MHD_COOKIE_KIND,
+	    cookie_count_one, &cc);
+	return cc.n;
+}
+
 const char *
 http_query(struct http_req *req, const char *name)
 {

@@ -154,6 +154,9 @@ void http_param_set(struct http_req *, const char *name, const char *value);
 const char *http_header(struct http_req *, const char *name);
 /* The value of the request's cookie name, or NULL. */
 const char *http_cookie(struct http_req *, const char *name);
+/* How many cookies of that name the request carries (a browser sends
+ * one per Domain/Path it was set for). */
+int http_cookie_count(struct http_req *, const char *name);
 const char *http_query(struct http_req *, const char *name);
 const char *http_param(struct http_req *, const char *name);
 /* The client's IP address as text into out. */

@@ -97,16 +97,35 @@ auth_csrf_check(struct preq *r, const char *token)
  * is hash: 0, or -1 after replying 401 (403 for a session's CSRF). */
 static int auth_hash(struct preq *r, const char *hash, int by_cookie);
 
+const char *
+auth_session_cookie(const struct preq *r)
+{
+	return r->portal->tls ? AUTH_SESSION_COOKIE_TLS : AUTH_SESSION_COOKIE;
+}
+
 int
 auth_authenticate(struct preq *r)
 {
 	const char *h = http_header(r->http, "Authorization");
-	const char *cookie = http_cookie(r->http, AUTH_SESSION_COOKIE);
+	const char *name = auth_session_cookie(r);
+	const char *cookie = http_cookie(r->http, name);
 	char *hash = NULL;
 	int rc = -1, by_cookie = 0;
 
 	/* An Authorization header wins over a cookie; node agents never
 	 * use cookies. */
+	if (h == NULL && cookie != NULL && cookie[0] != '\0' &&
+	    r->route->access != ACCESS_AGENT &&
+	    http_cookie_count(r->http, name) > 1) {
+		/* another host of the domain set one too (plain HTTP: with
+		 * TLS the cookie is __Host-): which is ours is unknown, and
+		 * taking the first would sign the browser in as whoever
+		 * that host chose */
+		reply_error(r, 401, "SESSION_COOKIE_TWICE", "the browser sent "
+		    "two %s cookies, one set by another site of this domain; "
+		    "clear this site's cookies and sign in again", name);
+		return -1;
+	}
 	if (h == NULL && cookie != NULL && cookie[0] != '\0' &&
 	    r->route->access != ACCESS_AGENT) {
 		by_cookie = 1;

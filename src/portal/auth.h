@@ -25,8 +25,13 @@ char *auth_key_create(sqlite3 *db, long long user_id, const char *name,
  * may act on every app; the user's own rights are checked separately). */
 int auth_key_allows_app(struct preq *r, long long app_id);
 
-/* The browser session's cookie (POST /session). */
+/* The browser session's cookie (POST /session): under TLS a __Host-
+ * cookie, which a browser takes only from this host itself (Secure,
+ * Path=/, no Domain) — an app on a sibling host of the same domain, whose
+ * code its tenant writes, cannot set one in its place. */
 #define AUTH_SESSION_COOKIE "nubo_session"
+#define AUTH_SESSION_COOKIE_TLS "__Host-nubo_session"
+const char *auth_session_cookie(const struct preq *r);
 
 /* Fill r->who from the Authorization header, or else from the browser
  * session cookie (then a request other than GET/HEAD needs the session's

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "auth.h"
 #include "lockout.h"
@@ -169,7 +170,7 @@ static void
 web_session_cookie(struct preq *r, const char *secret)
 {
 	char *c = xasprintf("%s=%s; Path=/; Max-Age=%d; HttpOnly; "
-	    "SameSite=Strict%s", AUTH_SESSION_COOKIE, secret ? secret : "",
+	    "SameSite=Strict%s", auth_session_cookie(r), secret ? secret : "",
 	    secret ? NUBO_WEB_SESSION_SECS : 0,
 	    r->portal->tls ? "; Secure" : "");
 
@@ -190,9 +191,26 @@ web_session_create(struct preq *r)
 	static const struct jfield fields[] = {
 		{ "email", JT_STRING, 1 }, { "password", JT_STRING, 1 },
 		{ NULL } };
+	const char *site = http_header(r->http, "Sec-Fetch-Site");
 	char *hash, *prefix, *secret = NULL, *csrf = NULL;
 	char now[32], expires[32];
 
+	/* Login CSRF: another site's page must not sign a browser in as
+	 * someone else (who then sees what the victim uploads). A form can
+	 * post a body that parses as JSON (enctype=text/plain), never with
+	 * this type; a script of another origin can set it only after a
+	 * preflight, which nubo never allows. */
+	if (!util_media_listed(http_header(r->http, "Content-Type"),
+	    "application/json")) {
+		reply_error(r, 415, "UNSUPPORTED_MEDIA_TYPE", "sign-in takes "
+		    "a JSON body (Content-Type: application/json)");
+		return;
+	}
+	if (site && strcasecmp(site, "cross-site") == 0) {
+		reply_error(r, 403, "CROSS_SITE", "a sign-in sent from another "
+		    "site is refused");
+		return;
+	}
 	if (body_check(r, fields) == -1 || session_login(r) == -1)
 		return;
 	secret = auth_key_new(&hash, &prefix);

@@ -998,8 +998,8 @@ routes_describe(void)
 	    "apiKey", "type", "http", "scheme", "bearer",
 	    "sessionCookie", "type", "apiKey", "in", "cookie", "name",
 	    AUTH_SESSION_COOKIE, "description", "a browser session (POST "
-	    "/session); requests other than GET carry its CSRF token in "
-	    "X-CSRF-Token",
+	    "/session; named " AUTH_SESSION_COOKIE_TLS " under TLS);"
+	    " requests other than GET carry its CSRF token in X-CSRF-Token",
 	    "nodeToken", "type", "http", "scheme", "bearer",
 	    "mendixUsername", "type", "apiKey", "in", "header", "name",
 	    "Mendix-Username",

@@ -5,7 +5,11 @@
 # TLS); the cookie is accepted instead of an API key, but a request other
 # than GET needs the session's CSRF token in X-CSRF-Token and changes
 # nothing without it; a session's secret is no API key nor the reverse;
-# sign-out and expiry end the session; pages are served with a strict CSP,
+# sign-out and expiry end the session; a sign-in another site's page
+# sends (a text/plain form that parses as JSON, Sec-Fetch-Site:
+# cross-site) is refused; two session cookies (one tossed by a sibling
+# host) are refused; under TLS the cookie is __Host-nubo_session, which
+# no other host can set; pages are served with a strict CSP,
 # nosniff, frame-ancestors 'none', strong ETags (304) and gzip when accepted.
 . "$(dirname "$0")/lib.sh"
 
@@ -37,6 +41,20 @@ expect "wrong password refused" "$(signin web@example.com wrongpass1)" 401
 expect "wrong password: BAD_CREDENTIALS" "$(jq_get error.code < "$T/s.json")" BAD_CREDENTIALS
 expect "no cookie for a failed sign-in" "$(header "$T/s.h" Set-Cookie)" ""
 expect "a body without password refused" "$(curl -s -o /dev/null -w '%{http_code}' -H 'Content-Type: application/json' --data-binary '{"email":"web@example.com"}' "$PORTAL_URL/api/v1/session")" 400
+# Login CSRF: another site's page posting a form whose text parses as
+# JSON (enctype=text/plain), or marked cross-site by the browser, signs
+# nobody in; refused before the password is checked (no lockout count).
+form_signin() { # CONTENT-TYPE [HEADER]: the status; headers in $T/f.h
+	curl -s -D "$T/f.h" -o "$T/f.json" -w '%{http_code}' -H "Content-Type: $1" ${2:+-H "$2"} \
+		--data-binary '{"email":"web@example.com","password":"webpass123"}' "$PORTAL_URL/api/v1/session"
+}
+expect "login CSRF: a text/plain body is refused" "$(form_signin text/plain)" 415
+expect "login CSRF: no cookie for it" "$(header "$T/f.h" Set-Cookie)" ""
+expect "login CSRF: a form's type is refused" "$(form_signin application/x-www-form-urlencoded)" 415
+expect "login CSRF: a cross-site request is refused" "$(form_signin application/json 'Sec-Fetch-Site: cross-site')" 403
+expect "login CSRF: it says why" "$(jq_get error.code < "$T/f.json")" CROSS_SITE
+expect "login CSRF: no cookie for that either" "$(header "$T/f.h" Set-Cookie)" ""
+expect "a same-origin sign-in is taken" "$(form_signin 'application/json; charset=utf-8' 'Sec-Fetch-Site: same-origin')" 201
 expect "sign in" "$(signin web@example.com webpass123)" 201
 cookie=$(header "$T/s.h" Set-Cookie)
 COOKIE=$(sed -n 's/^nubo_session=\([^;]*\);.*/\1/p' <<< "$cookie")
@@ -58,6 +76,14 @@ expect "/me: a session" "$(jq_get session < "$T/w.json")" true
 expect "/me tells the CSRF token again" "$(jq_get csrf_token < "$T/w.json")" "$CSRF"
 expect "/me with an API key: no session, no CSRF token" "$(api_as "$ADMIN_KEY" GET /me | jq_get session)/$(api_as "$ADMIN_KEY" GET /me | jq_get csrf_token)" "false/"
 expect "GET needs no CSRF token" "$(web GET /apps)" 200
+# Cookie tossing: an app on a sibling host of the domain (its tenant's
+# code) sets a second session cookie with a longer path, which the
+# browser sends first — neither is taken.
+make_user mallory@example.com mallorypass1 >/dev/null
+expect "another user signs in" "$(signin mallory@example.com mallorypass1)" 201
+THEIRS=$(header "$T/s.h" Set-Cookie | sed -n 's/^nubo_session=\([^;]*\);.*/\1/p')
+expect "two session cookies refused" "$(curl -s -o "$T/w.json" -w '%{http_code}' -H "Cookie: nubo_session=$THEIRS; nubo_session=$COOKIE" "$PORTAL_URL/api/v1/me")" 401
+expect "two session cookies: it says why" "$(wcode)" SESSION_COOKIE_TWICE
 expect "sessions are not listed as API keys" "$(web GET /keys; grep -c 'browser session' "$T/w.json")" "2000"
 
 # --- CSRF -------------------------------------------------------------------
@@ -162,5 +188,9 @@ PORTAL_ARGS=(--tls-cert "$T/tls.pem" --tls-key "$T/tls.key")
 start_portal
 expect "sign in over HTTPS" "$(signin web@example.com webpass123)" 201
 expect_match "under TLS the cookie is Secure" "$(header "$T/s.h" Set-Cookie)" '; Secure(;|$)'
+expect_match "under TLS the cookie is a __Host- cookie (no other host can set it)" "$(header "$T/s.h" Set-Cookie)" '^__Host-nubo_session=nubo_[0-9a-f]{40}; Path=/;'
+COOKIE=$(header "$T/s.h" Set-Cookie | sed -n 's/^__Host-nubo_session=\([^;]*\);.*/\1/p')
+expect "under TLS the __Host- cookie signs in" "$(curl -s "${CURL_TLS[@]}" -o /dev/null -w '%{http_code}' -H "Cookie: __Host-nubo_session=$COOKIE" "$PORTAL_URL/api/v1/me")" 200
+expect "under TLS a plain nubo_session cookie (a sibling host could set it) is not taken" "$(curl -s "${CURL_TLS[@]}" -o /dev/null -w '%{http_code}' -H "Cookie: nubo_session=$COOKIE" "$PORTAL_URL/api/v1/me")" 401
 
 finish
