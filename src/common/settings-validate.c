@@ -929,6 +929,13 @@ sv_path_prefix(const char *s, char **cause)
 			    "is not allowed", s);
 	if (strstr(s, "/..") || strstr(s, "//"))
 		return fail(cause, "path '%.64s' has '..' or '//'", s);
+	/* the router's ACME location (acme_location()): a second location
+	 * of that name is a config nginx refuses, one under it would take
+	 * challenges away; refused with ACME off too, so turning it on
+	 * later breaks no stored setting */
+	if (strncmp(s, SV_ACME_CHALLENGE, strlen(SV_ACME_CHALLENGE)) == 0)
+		return fail(cause, "path '%.64s' is the router's ACME challenge "
+		    "location (%s)", s, SV_ACME_CHALLENGE);
 	return 0;
 }
 

@@ -64,8 +64,11 @@ int sv_runtime_key(const char *s, char **cause);
 int sv_constant_name(const char *s, char **cause);
 int sv_profile_name(const char *s, char **cause);
 int sv_basic_auth_user(const char *s, char **cause);
+/* The prefix of the router's ACME HTTP-01 location (acme_location()). */
+#define SV_ACME_CHALLENGE "/.well-known/acme-challenge/"
 /* A URL path prefix for an access rule: starts with '/', no spaces,
- * quotes, '..', control characters or regex/brace characters. */
+ * quotes, '..', control characters or regex/brace characters, not at or
+ * under SV_ACME_CHALLENGE. */
 int sv_path_prefix(const char *s, char **cause);
 /* A text value with no NUL/control characters other than tab, at most
  * max bytes. */

@@ -22,6 +22,7 @@
 
 #include "jsonx.h"
 #include "log.h"
+#include "settings-validate.h"
 #include "util.h"
 #include "xmalloc.h"
 
@@ -67,9 +68,9 @@ acme_location(void)
 	if (acme_loc == NULL) {
 		char *www = acme_path("www");
 
-		acme_loc = xasprintf("    location ^~ /.well-known/"
-		    "acme-challenge/ {\n      root %s;\n      default_type "
-		    "text/plain;\n    }\n", www);
+		acme_loc = xasprintf("    location ^~ %s {\n      root %s;\n"
+		    "      default_type text/plain;\n    }\n",
+		    SV_ACME_CHALLENGE, www);
 		free(www);
 	}
 	return acme_loc;

@@ -18,6 +18,7 @@
 #include "agent-routes.h"
 #include "jsonx.h"
 #include "log.h"
+#include "router-settings.h"
 #include "util.h"
 #include "xmalloc.h"
 
@@ -211,8 +212,15 @@ agent_env_delete(struct areq *r)
 		    id, cause);
 		goto undo;
 	}
-	/* the router's access log of it (the router no longer names it) */
+	/* the router's access log of it and its settings files (keys,
+	 * htpasswd, CA bundles): the router no longer names them */
 	router_access_log_remove(id);
+	{
+		char *ngx = xasprintf("%s/nginx", node->data_dir);
+
+		router_settings_remove(ngx, id);
+		free(ngx);
+	}
 	packages_env_deleted(e);
 	pg_relay_forget(id);
 	sandbox_uid_release(e->uid, id);

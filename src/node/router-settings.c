@@ -6,6 +6,7 @@
 #include "node.h"
 #include "router-settings.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,7 +19,10 @@
 #include "util.h"
 #include "xmalloc.h"
 
-/* dir/settings/env_<id>/<stem>-<sha256[0:16]>.<ext> for content text. */
+/* dir/settings/env_<id>/<stem>-<sha256[0:16]>.<ext> for content text.
+ * The stem is cut to ROUTER_STEM_MAX characters: a domain may have 253,
+ * a file name only 255 (the content's hash keeps names apart). */
+#define ROUTER_STEM_MAX 128
 static char *
 content_path(const char *dir, long long env_id, const char *stem,
     const char *ext, const char *text)
@@ -27,8 +31,8 @@ content_path(const char *dir, long long env_id, const char *stem,
 	char *p;
 
 	h[16] = '\0';
-	p = xasprintf("%s/settings/env_%lld/%s-%s.%s", dir, env_id, stem, h,
-	    ext);
+	p = xasprintf("%s/settings/env_%lld/%.*s-%s.%s", dir, env_id,
+	    ROUTER_STEM_MAX, stem, h, ext);
 	free(h);
 	return p;
 }
@@ -177,6 +181,54 @@ router_settings_files(const char *dir, long long env_id, json_t *spec,
 out:
 	free(base);
 	return rc;
+}
+
+/* 1 when conf names path as a whole word (followed by ';', '"' or a
+ * space: one name is never taken for the start of another). */
+static int
+conf_names(const char *conf, const char *path)
+{
+	size_t n = strlen(path);
+	const char *p;
+
+	for (p = conf; (p = strstr(p, path)) != NULL; p += n)
+		if (p[n] == ';' || p[n] == '"' || p[n] == ' ' ||
+		    p[n] == '\n')
+			return 1;
+	return 0;
+}
+
+void
+router_settings_prune(const char *dir, long long env_id, const char *conf)
+{
+	char *base = xasprintf("%s/settings/env_%lld", dir, env_id);
+	DIR *d = opendir(base);
+	struct dirent *de;
+
+	while (d && (de = readdir(d)) != NULL) {
+		char *p;
+
+		if (de->d_name[0] == '.')
+			continue;
+		p = xasprintf("%s/%s", base, de->d_name);
+		if (!conf_names(conf, p) && unlink(p) == -1 && errno != ENOENT)
+			log_warn("router: cannot remove %s: %s", p,
+			    strerror(errno));
+		free(p);
+	}
+	if (d)
+		closedir(d);
+	free(base);
+}
+
+void
+router_settings_remove(const char *dir, long long env_id)
+{
+	char *base = xasprintf("%s/settings/env_%lld", dir, env_id);
+
+	if (util_rm_rf(base) == -1)
+		log_warn("router: cannot remove %s: %s", base, strerror(errno));
+	free(base);
 }
 
 void

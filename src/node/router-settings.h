@@ -27,6 +27,16 @@
 int router_settings_files(const char *dir, long long env_id, json_t *spec,
     gid_t worker_gid);
 
+/* Remove the files of dir/settings/env_<id>/ that conf (the config nginx
+ * serves now) does not name: keys, certificates, htpasswd files and CA
+ * bundles of domains, users and profiles the settings no longer hold. */
+void router_settings_prune(const char *dir, long long env_id,
+    const char *conf);
+
+/* Remove dir/settings/env_<id>/ and its files (the environment is
+ * deleted). */
+void router_settings_remove(const char *dir, long long env_id);
+
 /* add_header lines (server level, `always`) for the response headers. */
 void router_settings_headers(struct buf *b, json_t *spec);
 

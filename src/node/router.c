@@ -411,7 +411,10 @@ router_render_main(struct buf *b)
 	    "  uwsgi_temp_path %stmp/uwsgi;\n"
 	    "  scgi_temp_path %stmp/scgi;\n"
 	    "  client_max_body_size 1g;\n"
-	    "  server_names_hash_bucket_size 128;\n"
+	    /* an exact name takes its length + 2 + a pointer, aligned,
+	     * and a bucket ends in a pointer: 512 holds the 253 characters
+	     * sv_domain() allows (128 refused names over ~115) */
+	    "  server_names_hash_bucket_size 512;\n"
 	    "  proxy_http_version 1.1;\n"
 	    "  proxy_set_header Connection \"\";\n"
 	    "  proxy_set_header Host $host;\n"
@@ -1491,6 +1494,13 @@ router_reload(void)
 		router_kids_record(router_live_pid);
 report:
 	if (rc == 0) {
+		char *dir = xasprintf("%s/nginx", node->data_dir);
+
+		/* nginx has loaded router_live: what it no longer names goes
+		 * (a removed domain's key, a removed user's htpasswd) */
+		for (i = 0; i < n; i++)
+			router_settings_prune(dir, envs[i].id, router_live);
+		free(dir);
 		router_remember(parts, np, files_ok);
 		router_report(envs, n, parts, np, file_errors);
 		free(router_failed);

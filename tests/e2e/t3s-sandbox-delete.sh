@@ -27,6 +27,7 @@ deploy() {
 	check "$app: package uploaded to its repository" "$NUBO" packages upload --app "$app" "$T/pyapp-1.0.0.tar.gz"
 	check "$app: transport" "$NUBO" envs transport "$app" Sandbox pyapp-1.0.0
 	check "$app: start" "$NUBO" envs start "$app" Sandbox
+	check "$app: a basic-auth user on /private (an htpasswd file on the node)" "$NUBO" settings access-set "$app" Sandbox team --user bob:secretpw1 --path /private
 	expect "$app: a row in its database" "$(route sandbox "$host" /add/x | jq_get count)" 1
 	route sandbox "$host" /file/hello > /dev/null
 	check "$app: a snapshot of its sandbox" "$NUBO" backups create "$app" Sandbox
@@ -47,6 +48,8 @@ present() {
 	expect "$app: the portal lists it" "$("$NUBO" backups list "$app" Sandbox --json | jq_get snapshots.0.state)" completed
 	expect "$app: served by the router" "$(route sandbox "$app-sandbox.nubo.localhost" /count | jq_get count)" 1
 	grep -q "$app-sandbox.nubo.localhost" "$T/node-sandbox/nginx/nginx.conf" && pass "$app: in the router config" || fail "$app: not in the router config"
+	for _ in $(seq 40); do ls "$T/node-sandbox/nginx/settings/env_$id/"htpasswd-* >/dev/null 2>&1 && break; sleep 0.25; done
+	ls "$T/node-sandbox/nginx/settings/env_$id/"htpasswd-* >/dev/null 2>&1 && pass "$app: its htpasswd file on the node" || fail "$app: no htpasswd file"
 }
 
 # gone APP ID PID UUID: nothing of it left on the node, nor a record of
@@ -62,6 +65,7 @@ gone() {
 	expect "$app: the router no longer serves it" "$(route_status sandbox "$app-sandbox.nubo.localhost" /)" 404
 	if grep -qs app.py "/proc/$pid/cmdline"; then fail "$app: instance $pid still runs"; else pass "$app: instance stopped"; fi
 	grep -q "$app-sandbox.nubo.localhost" "$T/node-sandbox/nginx/nginx.conf" && fail "$app: still in the router config" || pass "$app: out of the router config"
+	[ ! -e "$T/node-sandbox/nginx/settings/env_$id" ] && pass "$app: its settings files removed" || fail "$app: $(ls "$T/node-sandbox/nginx/settings/env_$id") left in settings/env_$id"
 }
 
 deploy trial

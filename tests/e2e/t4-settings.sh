@@ -438,6 +438,31 @@ expect "access restrictions on the custom domain too" "$(tls shop.example.test /
 expect "certificate served is the uploaded one" \
 	"$(echo | openssl s_client -connect "127.0.0.1:$TLS3" -servername shop.example.test 2>/dev/null | openssl x509 -noout -fingerprint -sha256)" \
 	"$(openssl x509 -in "$T/tls/good.crt" -noout -fingerprint -sha256)"
+# the longest name the validator takes (253, labels of 63) loads in nginx
+# (its server_names hash refused exact names over ~115 characters)
+LONG=$(python3 -c 'print(".".join(["a" * 63, "b" * 63, "c" * 63, "d" * 48, "example", "test"]))')
+expect "a 253-character domain" "${#LONG}" 253
+openssl req -x509 -newkey rsa:2048 -nodes -days 30 -subj /CN=long.example.test \
+	-addext "subjectAltName=DNS:$LONG" -keyout "$T/tls/long.key" -out "$T/tls/long.crt" 2>/dev/null
+check "a 253-character custom domain accepted" as "$TC" settings domain-add shop Test "$LONG" --cert "$T/tls/long.crt" --key "$T/tls/long.key"
+tlslong() { curl -s --resolve "$LONG:$TLS3:127.0.0.1" --cacert "$T/tls/long.crt" "$@" "https://$LONG:$TLS3/"; }
+for _ in $(seq 80); do
+	[ "$(tlslong -o /dev/null -w '%{http_code}')" = 401 ] && break
+	sleep 0.25
+done
+expect "the 253-character domain served over TLS" "$(tlslong -u alice:wonderland1 | jq_get env.NUBO_ENV)" Test
+expect "no router error for the 253-character domain" "$(as "$TC" envs show shop Test --json | jq_get router_error)" ""
+# its files go with it once nginx no longer names them
+longkey=$(find "$T/node-cloud-v3/nginx/settings" -name "${LONG:0:128}-*.key")
+expect_match "the long domain's key written (its name cut to 128 characters)" "$longkey" '\.key$'
+check "remove the 253-character domain" as "$TC" settings domain-remove shop Test "$LONG"
+for _ in $(seq 80); do
+	[ -e "$longkey" ] || break
+	sleep 0.25
+done
+expect "a removed domain's key file is gone" "$([ -e "$longkey" ] && echo left || echo gone)" gone
+expect "a removed domain's certificate file is gone" "$(find "$T/node-cloud-v3/nginx/settings" -name "${LONG:0:128}-*" | wc -l)" 0
+expect "the other domain's key stays" "$(find "$T/node-cloud-v3/nginx/settings" -name 'shop.example.test-*.key' | wc -l)" 1
 keys=$(find "$T/node-cloud-v3/nginx/settings" -name '*.key')
 expect_match "private key written under the node's nginx prefix" "$keys" '\.key$'
 expect "private key files are 0600" "$(stat -c %a $keys | sort -u)" 600
@@ -449,6 +474,14 @@ openssl x509 -req -in "$T/tls/client.csr" -CA "$T/tls/ca.crt" -CAkey "$T/tls/ca.
 ca_json=$(python3 -c 'import json,sys; print(json.dumps(open(sys.argv[1]).read()))' "$T/tls/ca.crt")
 expect "v4 access: / open, /admin only from 127.0.0.2, /secure needs a client certificate" "$(status_as "$TC" PUT "$S4/access" \
 	"{\"profiles\":{\"open\":{\"allow\":[\"127.0.0.0/8\"]},\"admins\":{\"allow\":[\"127.0.0.2\"]},\"certs\":{\"client_ca\":$ca_json}},\"paths\":{\"/\":\"open\",\"/admin\":\"admins\",\"/secure\":\"certs\"}}")" 200
+# the router's ACME challenge location: a second location of that name
+# made nginx refuse the config (with --acme-directory); refused always
+before_acme=$(doc4)
+expect "access path at the ACME challenge location refused" "$(status_as "$TC" PUT "$S4/access" \
+	'{"profiles":{"open":{"allow":["127.0.0.0/8"]}},"paths":{"/.well-known/acme-challenge/":"open"}}')" 400
+expect_match "the ACME path named with the reason" "$(api_as "$TC" PATCH "$S4" '{"access":{"profiles":{"open":{"allow":["127.0.0.0/8"]}},"paths":{"/.well-known/acme-challenge/tok":"open"}}}')" \
+	"access.paths./.well-known/acme-challenge/tok.*ACME challenge location"
+expect "refused ACME paths changed nothing" "$(doc4)" "$before_acme"
 check "v4: a custom domain of its own" as "$TC" settings domain-add shop-v4 Test v4.example.test --cert "$T/tls/wild.crt" --key "$T/tls/wild.key"
 check "transport on v4" as "$TC" envs transport shop-v4 Test settingsapp-1.0.0
 check "start on v4" as "$TC" envs start shop-v4 Test
@@ -491,6 +524,9 @@ acc = json.loads(row[0]) if row else {}
 acc.setdefault("domains", {})["acc.example.test"] = {
     "certificate": open(sys.argv[4]).read(),
     "private_key_sealed": test["domains"]["shop.example.test"]["private_key_sealed"]}
+# an access path the portal refuses, at the router's ACME location
+acc["access"] = {"profiles": {"p": {"allow": ["127.0.0.0/8"]}},
+                 "paths": {"/.well-known/acme-challenge/": "p"}}
 db.execute("INSERT INTO environment_settings (environment_id, doc_json, version) VALUES (?, ?, 1)"
            " ON CONFLICT (environment_id) DO UPDATE SET doc_json = excluded.doc_json", (sys.argv[3], json.dumps(acc)))
 db.commit()
@@ -505,6 +541,16 @@ expect_match "and in the portal's environment status" "$(api_as "$TC" GET /apps/
 	'"router_error": *"custom domain .acc.example.test. is not served'
 expect "the node's data folder is not named" "$(e=$(router_error Acceptance); [[ $e == *"$T"* ]] && echo named || echo not)" not
 expect "Acceptance still running" "$(as "$TC" envs show shop Acceptance --json | jq_get state)" running
+expect_match "the node skips an access path at the ACME location" \
+	"$(grep -c "access path '/.well-known/acme-challenge/' skipped" "$T/node-cloud-v3.log")" '^[1-9]'
+python3 - "$T/portal/portal.db" "$(envid cloud-v3 Acceptance)" <<'PY'
+import json, sqlite3, sys
+db = sqlite3.connect(sys.argv[1])
+doc = json.loads(db.execute("SELECT doc_json FROM environment_settings WHERE environment_id = ?", (sys.argv[2],)).fetchone()[0])
+doc.pop("access", None)
+db.execute("UPDATE environment_settings SET doc_json = ? WHERE environment_id = ?", (json.dumps(doc), sys.argv[2]))
+db.commit()
+PY
 expect "Acceptance still served on its hostname" "$(code cloud-v3 "$HA" /)" 200
 check_fails "the left-out domain gets no other environment's server (handshake refused)" 35 \
 	curl -s -o /dev/null --resolve "acc.example.test:$TLS3:127.0.0.1" -k "https://acc.example.test:$TLS3/"

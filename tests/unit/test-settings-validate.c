@@ -308,6 +308,14 @@ test_names(void **state)
 	free(cause);
 	assert_int_equal(sv_path_prefix("/a;b", &cause), -1);
 	free(cause);
+	/* the router's ACME location, and under it */
+	assert_int_equal(sv_path_prefix("/.well-known/acme-challenge/", &cause),
+	    -1);
+	free(cause);
+	assert_int_equal(sv_path_prefix("/.well-known/acme-challenge/x",
+	    &cause), -1);
+	free(cause);
+	assert_int_equal(sv_path_prefix("/.well-known/", &cause), 0);
 	assert_int_equal(sv_profile_name("Office", &cause), -1);
 	free(cause);
 	assert_int_equal(sv_interval("1h"), 3600);
