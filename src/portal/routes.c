@@ -205,10 +205,11 @@ const struct route routes[] = {
 	  "too many failed logins for the email or from the address: 429 "
 	  "TOO_MANY_ATTEMPTS with Retry-After)" },
 	{ "POST", "/session", web_session_create, ACCESS_PUBLIC,
-	  "sign in a browser with email and password: a session cookie "
-	  "(HttpOnly, SameSite=Strict, Secure under TLS) and its CSRF token, "
-	  "which every request of the session but GET must carry in "
-	  "X-CSRF-Token; lockout as POST /sessions" },
+	  "sign in a browser with email and password (Content-Type: "
+	  "application/json only, never cross-site): a session cookie "
+	  "(HttpOnly, SameSite=Strict; __Host-, Secure under TLS) and its "
+	  "CSRF token, which every request of the session but GET must "
+	  "carry in X-CSRF-Token; lockout as POST /sessions" },
 	{ "DELETE", "/session", web_session_delete, ACCESS_USER,
 	  "sign out: the calling browser session ends" },
 	{ "GET", "/me", users_me, ACCESS_USER, "the calling user (a browser "
