@@ -110,13 +110,13 @@ auth_authenticate(struct preq *r)
 	const char *name = auth_session_cookie(r);
 	const char *cookie = http_cookie(r->http, name);
 	char *hash = NULL;
-	int rc = -1, by_cookie = 0;
+	int rc = -1, by_cookie;
 
 	/* An Authorization header wins over a cookie; node agents never
 	 * use cookies. */
-	if (h == NULL && cookie != NULL && cookie[0] != '\0' &&
-	    r->route->access != ACCESS_AGENT &&
-	    http_cookie_count(r->http, name) > 1) {
+	by_cookie = h == NULL && cookie != NULL && cookie[0] != '\0' &&
+	    r->route->access != ACCESS_AGENT;
+	if (by_cookie && http_cookie_count(r->http, name) > 1) {
 		/* another host of the domain set one too (plain HTTP: with
 		 * TLS the cookie is __Host-): which is ours is unknown, and
 		 * taking the first would sign the browser in as whoever
@@ -126,9 +126,7 @@ auth_authenticate(struct preq *r)
 		    "clear this site's cookies and sign in again", name);
 		return -1;
 	}
-	if (h == NULL && cookie != NULL && cookie[0] != '\0' &&
-	    r->route->access != ACCESS_AGENT) {
-		by_cookie = 1;
+	if (by_cookie) {
 		hash = util_sha256_hex(cookie, strlen(cookie));
 	} else if (h == NULL || strncmp(h, "Bearer ", 7) != 0 ||
 	    h[7] == '\0') {

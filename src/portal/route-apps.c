@@ -197,8 +197,7 @@ apps_create(struct preq *r)
 		return;
 	/* nor may a new id be an app's subdomain (one from before the
 	 * check above) */
-	if (id && store_int(r->db, 0, "SELECT 1 FROM apps WHERE uuid = ?1 OR"
-	    " subdomain = ?1 LIMIT 1", "s", id) == 1) {
+	if (id && apps_find(r->db, id) != 0) {
 		store_rollback(r->db);
 		reply_error(r, 409, "APP_ID_TAKEN", "an app with id (or "
 		    "subdomain) '%s' exists already", id);
